@@ -1,0 +1,612 @@
+// tapegrad._core: the Variable class and the op functions, bound with pybind11.
+//
+// Everything a user calls lands here first, so this is where input is
+// validated and converted: array-likes and Python scalars become Variables
+// (scalars take the other operand's dtype), NumPy dtypes are checked, and
+// core exceptions become ValueError / TypeError / RuntimeError / IndexError.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <cstring>
+
+#include "tapegrad/autograd.hpp"
+#include "tapegrad/kernels.hpp"
+#include "tapegrad/ops.hpp"
+
+namespace py = pybind11;
+using namespace tg;
+
+namespace {
+
+// ----- NumPy access -------------------------------------------------------------
+py::module_& numpy() {
+  static py::module_* np = new py::module_(py::module_::import("numpy"));  // leaked: outlives finalization
+  return *np;
+}
+
+PyTypeObject* g_var_type = nullptr;
+
+bool is_var(py::handle h) {
+  return Py_TYPE(h.ptr()) == g_var_type || PyType_IsSubtype(Py_TYPE(h.ptr()), g_var_type);
+}
+
+py::dtype np_dtype(DType d) {
+  switch (d) {
+    case DType::F32: return py::dtype::of<float>();
+    case DType::F64: return py::dtype::of<double>();
+    case DType::I64: return py::dtype::of<int64_t>();
+    case DType::Bool: return py::dtype::of<bool>();
+  }
+  return py::dtype::of<double>();
+}
+
+// Parses a user-supplied dtype (np.float32, "float64", np.dtype(...)).
+DType parse_float_dtype(py::handle obj, const char* op) {
+  py::dtype dt = py::dtype::from_args(py::reinterpret_borrow<py::object>(obj));
+  if (dt.kind() == 'f' && dt.itemsize() == 4) return DType::F32;
+  if (dt.kind() == 'f' && dt.itemsize() == 8) return DType::F64;
+  throw type_error(std::string(op) + ": dtype must be float32 or float64, got " + py::str(dt).cast<std::string>());
+}
+
+// The float dtype an array of NumPy dtype `dt` takes (NumPy promotion with
+// `like` when given, else float64 for integers and bools), or nullopt when
+// the data is not real numbers.
+std::optional<DType> float_dtype_for(const py::dtype& dt, std::optional<DType> like) {
+  char k = dt.kind();
+  if (k == 'f') return dt.itemsize() <= 4 ? DType::F32 : DType::F64;  // float16 -> float32
+  if (k == 'b' || k == 'i' || k == 'u') {
+    if (like == DType::F32 && (k == 'b' || dt.itemsize() <= 2)) return DType::F32;
+    return DType::F64;
+  }
+  return std::nullopt;
+}
+
+// Copies any array-like into a new contiguous Tensor of dtype `dt`. NumPy
+// handles strides, Fortran order, negative strides and read-only input.
+Tensor copy_to_tensor(const py::array& arr, DType dt) {
+  py::array c;
+  if (dt == DType::F32)
+    c = py::array_t<float, py::array::c_style | py::array::forcecast>::ensure(arr);
+  else
+    c = py::array_t<double, py::array::c_style | py::array::forcecast>::ensure(arr);
+  if (!c) throw py::error_already_set();
+  Shape shape(c.shape(), c.shape() + c.ndim());
+  Tensor t = Tensor::empty(shape, dt);
+  if (t.nbytes()) std::memcpy(t.raw(), c.data(), t.nbytes());
+  return t;
+}
+
+py::array as_ndarray(py::handle obj) { return numpy().attr("asarray")(obj); }
+
+// Converts an operand to a Variable; returns null when it is not numeric
+// (so operators can return NotImplemented). Python scalars take `like`'s dtype.
+Var try_to_var(py::handle h, std::optional<DType> like) {
+  if (is_var(h)) return h.cast<Var>();
+  if (PyFloat_Check(h.ptr()) || PyLong_Check(h.ptr())) {
+    double v = PyFloat_Check(h.ptr()) ? PyFloat_AS_DOUBLE(h.ptr()) : h.cast<double>();
+    return make_var(Tensor::scalar(v, like.value_or(DType::F64)));
+  }
+  if (h.is_none() || PyUnicode_Check(h.ptr()) || PyBytes_Check(h.ptr())) return nullptr;
+  py::array arr;
+  try {
+    arr = as_ndarray(h);
+  } catch (py::error_already_set&) {
+    return nullptr;
+  }
+  std::optional<DType> dt = float_dtype_for(arr.dtype(), like);
+  if (!dt) return nullptr;
+  return make_var(copy_to_tensor(arr, *dt));
+}
+
+Var to_var(py::handle h, std::optional<DType> like, const char* op) {
+  Var v = try_to_var(h, like);
+  if (!v) {
+    std::string what = py::str(py::type::of(h).attr("__name__")).cast<std::string>();
+    if (!h.is_none() && !PyUnicode_Check(h.ptr())) {
+      try {
+        what = "an array of dtype " + py::str(as_ndarray(h).dtype()).cast<std::string>();
+      } catch (py::error_already_set&) {
+      }
+    }
+    throw type_error(std::string(op) + ": expected a Variable, an array of real numbers or a Python number, got " + what);
+  }
+  return v;
+}
+
+// Two operands of a binary function: scalars take the Variable's dtype.
+std::pair<Var, Var> operands(py::handle a, py::handle b, const char* op) {
+  std::optional<DType> like;
+  if (is_var(a)) like = a.cast<Var>()->dtype();
+  else if (is_var(b)) like = b.cast<Var>()->dtype();
+  Var va = to_var(a, like, op);
+  return {va, to_var(b, like ? like : std::optional<DType>(va->dtype()), op)};
+}
+
+// A NumPy array viewing a Tensor's storage (no copy); keeps the storage alive.
+py::array to_numpy(const Tensor& t) {
+  auto* keep = new std::shared_ptr<Storage>(t.storage);
+  py::capsule base(keep, [](void* p) { delete static_cast<std::shared_ptr<Storage>*>(p); });
+  std::vector<py::ssize_t> shape(t.shape.begin(), t.shape.end());
+  std::vector<py::ssize_t> strides(t.shape.size());
+  py::ssize_t acc = static_cast<py::ssize_t>(itemsize(t.dtype));
+  for (size_t i = t.shape.size(); i-- > 0;) {
+    strides[i] = acc;
+    acc *= t.shape[i];
+  }
+  py::array arr(np_dtype(t.dtype), shape, strides, t.raw(), base);
+  if (t.storage->readonly) arr.attr("setflags")(py::arg("write") = false);
+  return arr;
+}
+
+std::optional<Axes> parse_axes(py::handle axis) {
+  if (axis.is_none()) return std::nullopt;
+  if (PyLong_Check(axis.ptr()) || py::isinstance(axis, numpy().attr("integer"))) return Axes{axis.cast<int64_t>()};
+  if (PyTuple_Check(axis.ptr()) || PyList_Check(axis.ptr())) return axis.cast<Axes>();
+  throw type_error("axis must be None, an int or a tuple of ints, got " +
+                   py::str(py::type::of(axis).attr("__name__")).cast<std::string>());
+}
+
+std::optional<Axes> normalized_axes(const Var& x, py::handle axis, const char* op) {
+  std::optional<Axes> a = parse_axes(axis);
+  if (a) a = normalize_axes(*a, x->data.ndim(), op);
+  return a;
+}
+
+Shape parse_shape(py::handle shape) {
+  if (PyLong_Check(shape.ptr()) || py::isinstance(shape, numpy().attr("integer"))) return Shape{shape.cast<int64_t>()};
+  return shape.cast<Shape>();
+}
+
+// Shape from a method's *args: v.reshape(2, 3) or v.reshape((2, 3)).
+Shape shape_from_args(const py::args& args) {
+  if (args.size() == 1) return parse_shape(args[0]);
+  Shape s;
+  for (auto a : args) s.push_back(a.cast<int64_t>());
+  return s;
+}
+
+py::object not_implemented() { return py::reinterpret_borrow<py::object>(Py_NotImplemented); }
+
+template <Var (*F)(const Var&, const Var&)>
+py::object binop(const Var& self, py::handle other) {
+  Var o = try_to_var(other, self->dtype());
+  if (!o) return not_implemented();
+  return py::cast(F(self, o));
+}
+
+template <Var (*F)(const Var&, const Var&)>
+py::object rbinop(const Var& self, py::handle other) {
+  Var o = try_to_var(other, self->dtype());
+  if (!o) return not_implemented();
+  return py::cast(F(o, self));
+}
+
+// Matmul releases the GIL when the product is large enough to be worth it.
+Var matmul_nogil(const Var& a, const Var& b) {
+  int64_t work = a->data.numel() * (b->shape().empty() ? 1 : b->shape().back());
+  if (work < (1 << 16)) return matmul(a, b);
+  py::gil_scoped_release nogil;
+  return matmul(a, b);
+}
+
+template <kern::CompareOp K>
+py::object compare_op(const Var& self, py::handle other) {
+  Var o = try_to_var(other, self->dtype());
+  if (!o) return not_implemented();
+  Tensor a = self->data, b = o->data;
+  if (a.dtype != b.dtype) {
+    a = kern::astype(a, DType::F64);
+    b = kern::astype(b, DType::F64);
+  }
+  return to_numpy(kern::compare(K, a, b, "comparison"));
+}
+
+// v += x and friends: allowed on a Variable that requires grad only under
+// no_grad; they bump the version counter so a backward that saved the old
+// value raises instead of using the new one.
+template <kern::BinaryOp K>
+py::object inplace_op(const Var& self, py::handle other, const char* sym) {
+  Var o = try_to_var(other, self->dtype());
+  if (!o) return not_implemented();
+  if (grad_enabled() && self->requires_grad)
+    throw graph_error(std::string("in-place `") + sym + "` on a Variable that requires grad (shape " +
+                      shape_str(self->shape()) + ") would change a value the graph may need: wrap updates in "
+                      "`with tapegrad.no_grad():` or write `v = v " + std::string(sym).substr(0, 1) + " x`");
+  if (grad_enabled() && o->requires_grad)
+    throw graph_error(std::string("in-place `") + sym + "` with an operand that requires grad cannot be recorded "
+                      "on the tape: write `v = v " + std::string(sym).substr(0, 1) + " x` instead");
+  if (self->data.storage->readonly)
+    throw value_error(std::string("in-place `") + sym + "`: this Variable shares a read-only NumPy array");
+  kern::binary_inplace(K, self->data, o->data, sym);
+  self->data.bump_version();
+  return py::cast(self);
+}
+
+Var make_seed(const Var& self, py::handle grad) {
+  if (grad.is_none()) {
+    if (self->data.numel() != 1)
+      throw graph_error("backward: grad can be implicitly created only for a single-element output, but this "
+                        "output has shape " + shape_str(self->shape()) + ": pass grad= an array of that shape");
+    return make_var(Tensor::full(self->shape(), self->dtype(), 1.0));
+  }
+  Var g = to_var(grad, self->dtype(), "backward");
+  if (g->shape() != self->shape())
+    throw value_error("backward: grad has shape " + shape_str(g->shape()) + " but the output has shape " +
+                      shape_str(self->shape()));
+  if (g->requires_grad) return g->dtype() == self->dtype() ? g : astype(g, self->dtype());
+  // A private copy in the output's dtype: the sweep may accumulate into it.
+  return make_var(g->dtype() == self->dtype() ? g->data.clone() : kern::astype(g->data, self->dtype()));
+}
+
+void run_backward(const std::vector<Var>& roots, const std::vector<Var>& seeds, bool retain, bool create) {
+  for (const Var& r : roots)
+    if (!r->requires_grad)
+      throw graph_error("backward: this Variable does not require grad and has no grad_fn: create its inputs with "
+                        "requires_grad=True (and outside no_grad)");
+  BackwardOptions opt{retain, create};
+  py::gil_scoped_release nogil;  // the sweep never touches Python
+  backward(roots, seeds, opt);
+}
+
+Var unary_arg(py::handle x, const char* op) { return to_var(x, std::nullopt, op); }
+
+std::optional<double> bound(py::handle b) {
+  if (b.is_none()) return std::nullopt;
+  return b.cast<double>();
+}
+
+bool is_python_or_0d_scalar(py::handle b) {
+  if (b.is_none() || PyFloat_Check(b.ptr()) || PyLong_Check(b.ptr())) return true;
+  if (is_var(b)) return false;
+  try {
+    return as_ndarray(b).ndim() == 0;
+  } catch (py::error_already_set&) {
+    return false;
+  }
+}
+
+Var clip_any(py::handle x, py::handle lo, py::handle hi) {
+  Var v = unary_arg(x, "clip");
+  if (lo.is_none() && hi.is_none()) throw value_error("clip: one of a_min and a_max must be given");
+  if (is_python_or_0d_scalar(lo) && is_python_or_0d_scalar(hi)) return clip(v, bound(lo), bound(hi));
+  // Array bounds: compose (maximum/minimum split gradients at exact ties).
+  if (!lo.is_none()) v = maximum(v, to_var(lo, v->dtype(), "clip"));
+  if (!hi.is_none()) v = minimum(v, to_var(hi, v->dtype(), "clip"));
+  return v;
+}
+
+Var getitem(const Var& self, py::handle key) {
+  // NumPy computes which flat elements the key selects (exact NumPy semantics
+  // for every kind of key); the C++ gather/scatter-add does the rest.
+  py::object idx = numpy().attr("arange")(self->data.numel(), py::arg("dtype") = "int64");
+  std::vector<py::ssize_t> shape(self->shape().begin(), self->shape().end());
+  idx = idx.attr("reshape")(py::tuple(py::cast(shape)))[key];
+  py::array_t<int64_t, py::array::c_style | py::array::forcecast> ix(idx);
+  Shape out_shape(ix.shape(), ix.shape() + ix.ndim());
+  Tensor index = Tensor::empty(out_shape, DType::I64);
+  if (index.nbytes()) std::memcpy(index.raw(), ix.data(), index.nbytes());
+  return gather(self, index);
+}
+
+std::vector<Var> var_list(py::handle seq, const char* op) {
+  std::vector<py::object> items;
+  for (auto it : seq) items.push_back(py::reinterpret_borrow<py::object>(it));
+  std::optional<DType> like;
+  for (auto& it : items)
+    if (is_var(it)) {
+      like = it.cast<Var>()->dtype();
+      break;
+    }
+  std::vector<Var> out;
+  for (auto& it : items) out.push_back(to_var(it, like, op));
+  return out;
+}
+
+void decref_numpy(void*, void* ctx) {
+  if (!Py_IsInitialized()) return;
+  py::gil_scoped_acquire gil;  // a sweep may drop the last reference without the GIL
+  Py_DECREF(static_cast<PyObject*>(ctx));
+}
+
+Var from_numpy(py::handle obj) {
+  if (!py::isinstance<py::array>(obj))
+    throw type_error("from_numpy: expected a numpy.ndarray, got " +
+                     py::str(py::type::of(obj).attr("__name__")).cast<std::string>());
+  py::array arr = py::reinterpret_borrow<py::array>(obj);
+  py::dtype dt = arr.dtype();
+  DType d;
+  if (dt.is(py::dtype::of<float>()) || (dt.kind() == 'f' && dt.itemsize() == 4 && dt.attr("isnative").cast<bool>()))
+    d = DType::F32;
+  else if (dt.kind() == 'f' && dt.itemsize() == 8 && dt.attr("isnative").cast<bool>())
+    d = DType::F64;
+  else
+    throw type_error("from_numpy: the array must have dtype float32 or float64 in native byte order, got " +
+                     py::str(dt).cast<std::string>() + " (use tapegrad.Variable(arr) to convert with a copy)");
+  auto flags = arr.flags();
+  if (!(flags & py::array::c_style))
+    throw value_error("from_numpy: the array of shape " +
+                      shape_str(Shape(arr.shape(), arr.shape() + arr.ndim())) +
+                      " is not C-contiguous, so its buffer cannot be shared; pass np.ascontiguousarray(arr) or use "
+                      "tapegrad.Variable(arr) to copy");
+  bool readonly = !arr.writeable();
+  Shape shape(arr.shape(), arr.shape() + arr.ndim());
+  PyObject* owner = arr.ptr();
+  Py_INCREF(owner);
+  auto storage = Storage::borrow(const_cast<void*>(arr.data()), static_cast<size_t>(arr.nbytes()), &decref_numpy, owner, readonly);
+  return make_var(Tensor(storage, shape, d));
+}
+
+Var construct(py::handle data, bool requires_grad, py::handle dtype) {
+  std::optional<DType> want;
+  if (!dtype.is_none()) want = parse_float_dtype(dtype, "Variable");
+  Tensor t;
+  if (is_var(data)) {
+    Var src = data.cast<Var>();
+    t = want && *want != src->dtype() ? kern::astype(src->data, *want) : src->data.clone();
+  } else {
+    py::array arr;
+    try {
+      arr = as_ndarray(data);
+    } catch (py::error_already_set& e) {
+      throw value_error(std::string("Variable: could not convert the data to an array: ") + e.what());
+    }
+    std::optional<DType> natural = float_dtype_for(arr.dtype(), std::nullopt);
+    if (!natural)
+      throw type_error("Variable: data must be real numbers (float, int or bool), got an array of dtype " +
+                       py::str(arr.dtype()).cast<std::string>());
+    t = copy_to_tensor(arr, want.value_or(*natural));
+  }
+  return make_var(std::move(t), requires_grad);
+}
+
+py::object grad_of(const Var& v) {
+  if (!v->grad) return py::none();
+  if (v->grad->requires_grad) return py::cast(v->grad);  // create_graph: a differentiable Variable
+  return to_numpy(v->grad->data);
+}
+
+void set_grad(const Var& v, py::handle g) {
+  if (g.is_none()) {
+    v->grad = nullptr;
+    return;
+  }
+  Var gv = to_var(g, v->dtype(), "grad");
+  if (gv->shape() != v->shape())
+    throw value_error("grad: assigned gradient has shape " + shape_str(gv->shape()) + " but the Variable has shape " +
+                      shape_str(v->shape()));
+  v->grad = gv->requires_grad ? gv : make_var(gv->dtype() == v->dtype() ? gv->data.clone() : kern::astype(gv->data, v->dtype()));
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_core, m) {
+  m.doc() = "tapegrad's C++ core: Variable, primitive ops and the reverse sweep";
+
+  py::register_exception_translator([](std::exception_ptr p) {
+    try {
+      if (p) std::rethrow_exception(p);
+    } catch (const value_error& e) {
+      PyErr_SetString(PyExc_ValueError, e.what());
+    } catch (const type_error& e) {
+      PyErr_SetString(PyExc_TypeError, e.what());
+    } catch (const graph_error& e) {
+      PyErr_SetString(PyExc_RuntimeError, e.what());
+    } catch (const index_error& e) {
+      PyErr_SetString(PyExc_IndexError, e.what());
+    }
+  });
+
+  py::class_<Node, std::shared_ptr<Node>>(m, "Node", "A recorded operation (the grad_fn of a Variable).")
+      .def_property_readonly("name", [](const Node& n) { return std::string(n.name()); })
+      .def_property_readonly("next_functions", [](const Node& n) { return n.next; })
+      .def("__repr__", [](const Node& n) { return std::string("<tapegrad.Node ") + n.name() + ">"; });
+
+  py::class_<VariableImpl, Var> V(m, "Variable", R"doc(
+An n-d float32/float64 array that records the operations applied to it.
+
+Variable(data, requires_grad=False, dtype=None) copies `data`; use
+tapegrad.from_numpy(arr) to share a NumPy array's buffer instead.
+)doc");
+  g_var_type = reinterpret_cast<PyTypeObject*>(V.ptr());
+
+  V.def(py::init(&construct), py::arg("data"), py::arg("requires_grad") = false, py::arg("dtype") = py::none())
+      // ----- data access
+      .def_property("data", [](const Var& v) { return to_numpy(v->data); },
+                    [](const Var& v, py::handle arr) {
+                      // Replaces the values (keeping the dtype) without recording, like torch's `.data =`.
+                      Tensor t = to_var(arr, v->dtype(), "data")->data;
+                      v->data = t.dtype == v->dtype() ? t.clone() : kern::astype(t, v->dtype());
+                    })
+      .def("numpy", [](const Var& v) { return to_numpy(v->data); }, "The values as a NumPy array sharing this Variable's buffer.")
+      .def("__array__", [](const Var& v, py::handle dtype, py::handle copy) -> py::object {
+             py::object a = to_numpy(v->data);
+             if (!dtype.is_none()) a = a.attr("astype")(dtype, py::arg("copy") = false);
+             if (!copy.is_none() && copy.cast<bool>()) a = a.attr("copy")();
+             return a;
+           }, py::arg("dtype") = py::none(), py::arg("copy") = py::none())
+      .def("item", [](const Var& v) { return v->data.item(); })
+      .def("__float__", [](const Var& v) { return v->data.item(); })
+      .def("__bool__", [](const Var& v) {
+        if (v->data.numel() != 1)
+          throw value_error("The truth value of a Variable with more than one element is ambiguous (shape " +
+                            shape_str(v->shape()) + ")");
+        return v->data.item() != 0;
+      })
+      .def("__len__", [](const Var& v) {
+        if (v->shape().empty()) throw type_error("len() of a 0-d Variable");
+        return v->shape()[0];
+      })
+      .def("__hash__", [](py::handle self) { return reinterpret_cast<intptr_t>(self.ptr()) >> 4; })
+      .def_property_readonly("shape", [](const Var& v) { return py::tuple(py::cast(v->shape())); })
+      .def_property_readonly("ndim", [](const Var& v) { return v->data.ndim(); })
+      .def_property_readonly("size", [](const Var& v) { return v->data.numel(); })
+      .def_property_readonly("dtype", [](const Var& v) { return np_dtype(v->dtype()); })
+      .def_property_readonly("_version", [](const Var& v) { return v->data.version(); })
+      // ----- autograd state
+      .def_property("requires_grad", [](const Var& v) { return v->requires_grad; },
+                    [](const Var& v, bool rg) {
+                      if (!v->is_leaf())
+                        throw graph_error("requires_grad can only be changed on leaf Variables; use .detach() on "
+                                          "the result of an op");
+                      v->requires_grad = rg;
+                    })
+      .def_property_readonly("is_leaf", [](const Var& v) { return v->is_leaf(); })
+      .def_property_readonly("grad_fn", [](const Var& v) { return v->grad_fn; })
+      .def_property("grad", &grad_of, &set_grad)
+      .def("zero_grad", [](const Var& v) { v->grad = nullptr; }, "Reset .grad to None.")
+      .def("retain_grad", [](const Var& v) {
+        if (!v->requires_grad) throw graph_error("retain_grad: this Variable does not require grad");
+        if (v->is_leaf()) return;
+        v->retains_grad = true;
+        v->grad_fn->retained = v;
+      })
+      .def_property_readonly("retains_grad", [](const Var& v) { return v->retains_grad; })
+      .def("detach", [](const Var& v) { return make_var(v->data); },
+           "A Variable sharing this one's buffer, outside the graph.")
+      .def("backward", [](const Var& self, py::handle grad, py::handle retain_graph, bool create_graph) {
+             Var seed = make_seed(self, grad);
+             bool retain = retain_graph.is_none() ? create_graph : retain_graph.cast<bool>();
+             run_backward({self}, {seed}, retain, create_graph);
+           }, py::arg("grad") = py::none(), py::arg("retain_graph") = py::none(), py::arg("create_graph") = false,
+           "Reverse sweep from this Variable; leaf gradients accumulate into .grad.")
+      .def("astype", [](const Var& v, py::handle dt) { return astype(v, parse_float_dtype(dt, "astype")); })
+      // ----- operators
+      .def("__add__", &binop<add>).def("__radd__", &rbinop<add>)
+      .def("__sub__", &binop<sub>).def("__rsub__", &rbinop<sub>)
+      .def("__mul__", &binop<mul>).def("__rmul__", &rbinop<mul>)
+      .def("__truediv__", &binop<div>).def("__rtruediv__", &rbinop<div>)
+      .def("__pow__", &binop<pow>).def("__rpow__", &rbinop<pow>)
+      .def("__matmul__", &binop<matmul_nogil>).def("__rmatmul__", &rbinop<matmul_nogil>)
+      .def("__neg__", [](const Var& v) { return neg(v); })
+      .def("__pos__", [](const Var& v) { return v; })
+      .def("__abs__", [](const Var& v) { return abs(v); })
+      .def("__iadd__", [](const Var& v, py::handle o) { return inplace_op<kern::BinaryOp::Add>(v, o, "+="); })
+      .def("__isub__", [](const Var& v, py::handle o) { return inplace_op<kern::BinaryOp::Sub>(v, o, "-="); })
+      .def("__imul__", [](const Var& v, py::handle o) { return inplace_op<kern::BinaryOp::Mul>(v, o, "*="); })
+      .def("__itruediv__", [](const Var& v, py::handle o) { return inplace_op<kern::BinaryOp::Div>(v, o, "/="); })
+      .def("__lt__", &compare_op<kern::CompareOp::Lt>)
+      .def("__le__", &compare_op<kern::CompareOp::Le>)
+      .def("__gt__", &compare_op<kern::CompareOp::Gt>)
+      .def("__ge__", &compare_op<kern::CompareOp::Ge>)
+      .def("__eq__", &compare_op<kern::CompareOp::Eq>)
+      .def("__ne__", &compare_op<kern::CompareOp::Ne>)
+      .def("__getitem__", &getitem)
+      // ----- methods mirroring the functions
+      .def("sum", [](const Var& v, py::handle axis, bool keepdims) { return sum(v, normalized_axes(v, axis, "sum"), keepdims); },
+           py::arg("axis") = py::none(), py::arg("keepdims") = false)
+      .def("mean", [](const Var& v, py::handle axis, bool keepdims) { return mean(v, normalized_axes(v, axis, "mean"), keepdims); },
+           py::arg("axis") = py::none(), py::arg("keepdims") = false)
+      .def("max", [](const Var& v, py::handle axis, bool keepdims) { return max(v, normalized_axes(v, axis, "max"), keepdims); },
+           py::arg("axis") = py::none(), py::arg("keepdims") = false)
+      .def("min", [](const Var& v, py::handle axis, bool keepdims) { return min(v, normalized_axes(v, axis, "min"), keepdims); },
+           py::arg("axis") = py::none(), py::arg("keepdims") = false)
+      .def("reshape", [](const Var& v, py::args shape) { return reshape(v, shape_from_args(shape)); })
+      .def("transpose", [](const Var& v, py::args axes) {
+        if (axes.size() == 0 || (axes.size() == 1 && axes[0].is_none())) return transpose(v, std::nullopt);
+        return transpose(v, shape_from_args(axes));
+      })
+      .def_property_readonly("T", [](const Var& v) { return transpose(v, std::nullopt); })
+      .def("exp", [](const Var& v) { return exp(v); })
+      .def("log", [](const Var& v) { return log(v); })
+      .def("sqrt", [](const Var& v) { return sqrt(v); })
+      .def("tanh", [](const Var& v) { return tanh(v); })
+      .def("sigmoid", [](const Var& v) { return sigmoid(v); })
+      .def("relu", [](const Var& v) { return relu(v); })
+      .def("abs", [](const Var& v) { return abs(v); })
+      .def("clip", [](py::handle v, py::handle lo, py::handle hi) { return clip_any(v, lo, hi); },
+           py::arg("a_min") = py::none(), py::arg("a_max") = py::none());
+
+  // ----- functions ---------------------------------------------------------------
+#define TG_UNARY_FN(PYNAME, FN, DOC) m.def(PYNAME, [](py::handle x) { return FN(unary_arg(x, PYNAME)); }, py::arg("x"), DOC)
+  TG_UNARY_FN("negative", neg, "-x");
+  TG_UNARY_FN("exp", exp, "e**x");
+  TG_UNARY_FN("log", log, "Natural logarithm.");
+  TG_UNARY_FN("log1p", log1p, "log(1 + x), accurate for small x.");
+  TG_UNARY_FN("sqrt", sqrt, "Square root.");
+  TG_UNARY_FN("sin", sin, "Sine.");
+  TG_UNARY_FN("cos", cos, "Cosine.");
+  TG_UNARY_FN("tanh", tanh, "Hyperbolic tangent.");
+  TG_UNARY_FN("sigmoid", sigmoid, "1 / (1 + exp(-x)), stable for large |x|.");
+  TG_UNARY_FN("relu", relu, "max(x, 0); relu'(0) = 0.");
+  TG_UNARY_FN("abs", abs, "|x|; abs'(0) = 0.");
+#undef TG_UNARY_FN
+
+#define TG_BINARY_FN(PYNAME, FN, DOC) \
+  m.def(PYNAME, [](py::handle a, py::handle b) { auto [x, y] = operands(a, b, PYNAME); return FN(x, y); }, py::arg("a"), py::arg("b"), DOC)
+  TG_BINARY_FN("add", add, "a + b");
+  TG_BINARY_FN("subtract", sub, "a - b");
+  TG_BINARY_FN("multiply", mul, "a * b");
+  TG_BINARY_FN("divide", div, "a / b");
+  TG_BINARY_FN("power", pow, "a ** b");
+  TG_BINARY_FN("maximum", maximum, "Elementwise max; ties split the gradient evenly.");
+  TG_BINARY_FN("minimum", minimum, "Elementwise min; ties split the gradient evenly.");
+  TG_BINARY_FN("matmul", matmul_nogil, "Matrix product with NumPy semantics.");
+#undef TG_BINARY_FN
+
+  m.def("clip", &clip_any, py::arg("x"), py::arg("a_min"), py::arg("a_max"),
+        "Clip to [a_min, a_max]; the gradient passes where a_min <= x <= a_max.");
+  m.def("where", [](py::handle cond, py::handle a, py::handle b) {
+        py::array_t<bool, py::array::c_style | py::array::forcecast> c(numpy().attr("asarray")(cond, py::arg("dtype") = "bool"));
+        Tensor ct = Tensor::empty(Shape(c.shape(), c.shape() + c.ndim()), DType::Bool);
+        if (ct.nbytes()) std::memcpy(ct.raw(), c.data(), ct.nbytes());
+        auto [x, y] = operands(a, b, "where");
+        return where(ct, x, y);
+      }, py::arg("condition"), py::arg("x"), py::arg("y"), "cond ? x : y, broadcast together.");
+
+#define TG_REDUCE_FN(PYNAME, FN)                                                                              \
+  m.def(PYNAME, [](py::handle x, py::handle axis, bool keepdims) {                                            \
+        Var v = unary_arg(x, PYNAME);                                                                         \
+        return FN(v, normalized_axes(v, axis, PYNAME), keepdims);                                             \
+      }, py::arg("x"), py::arg("axis") = py::none(), py::arg("keepdims") = false)
+  TG_REDUCE_FN("sum", sum);
+  TG_REDUCE_FN("mean", mean);
+  TG_REDUCE_FN("max", max);
+  TG_REDUCE_FN("min", min);
+  TG_REDUCE_FN("logsumexp", logsumexp);
+#undef TG_REDUCE_FN
+
+  m.def("softmax", [](py::handle x, int64_t axis) { return softmax(unary_arg(x, "softmax"), axis); }, py::arg("x"), py::arg("axis") = -1);
+  m.def("log_softmax", [](py::handle x, int64_t axis) { return log_softmax(unary_arg(x, "log_softmax"), axis); }, py::arg("x"), py::arg("axis") = -1);
+  m.def("reshape", [](py::handle x, py::handle shape) { return reshape(unary_arg(x, "reshape"), parse_shape(shape)); }, py::arg("x"), py::arg("shape"));
+  m.def("transpose", [](py::handle x, py::handle axes) {
+        Var v = unary_arg(x, "transpose");
+        return transpose(v, axes.is_none() ? std::nullopt : std::optional<Axes>(parse_shape(axes)));
+      }, py::arg("x"), py::arg("axes") = py::none());
+  m.def("broadcast_to", [](py::handle x, py::handle shape) { return broadcast_to(unary_arg(x, "broadcast_to"), parse_shape(shape)); }, py::arg("x"), py::arg("shape"));
+  m.def("concatenate", [](py::handle seq, py::handle axis) {
+        std::vector<Var> xs = var_list(seq, "concatenate");
+        if (axis.is_none()) {
+          for (Var& v : xs) v = reshape(v, Shape{-1});
+          return concatenate(xs, 0);
+        }
+        return concatenate(xs, axis.cast<int64_t>());
+      }, py::arg("arrays"), py::arg("axis") = 0);
+  m.def("stack", [](py::handle seq, int64_t axis) { return stack(var_list(seq, "stack"), axis); }, py::arg("arrays"), py::arg("axis") = 0);
+  m.def("astype", [](py::handle x, py::handle dt) { return astype(unary_arg(x, "astype"), parse_float_dtype(dt, "astype")); }, py::arg("x"), py::arg("dtype"));
+  m.def("from_numpy", &from_numpy, py::arg("array"), "A Variable sharing the NumPy array's buffer (no copy).");
+
+  m.def("is_grad_enabled", &grad_enabled);
+  m.def("_set_grad_enabled", [](bool on) { bool prev = grad_enabled(); set_grad_enabled(on); return prev; });
+  m.def("_backward", [](const std::vector<Var>& roots, py::list grads, bool retain, bool create) {
+        std::vector<Var> seeds;
+        for (size_t i = 0; i < roots.size(); ++i) seeds.push_back(make_seed(roots[i], grads[i]));
+        run_backward(roots, seeds, retain, create);
+      }, py::arg("roots"), py::arg("grads"), py::arg("retain_graph") = false, py::arg("create_graph") = false);
+  m.def("_grad", [](const std::vector<Var>& outputs, const std::vector<Var>& inputs, py::list grads, bool retain, bool create) {
+        std::vector<Var> seeds;
+        for (size_t i = 0; i < outputs.size(); ++i) {
+          if (!outputs[i]->requires_grad)
+            throw graph_error("grad: output " + std::to_string(i) + " does not require grad");
+          seeds.push_back(make_seed(outputs[i], grads[i]));
+        }
+        BackwardOptions opt{retain, create};
+        std::vector<Var> res;
+        {
+          py::gil_scoped_release nogil;
+          res = backward(outputs, seeds, opt, inputs);
+        }
+        return res;
+      }, py::arg("outputs"), py::arg("inputs"), py::arg("grads"), py::arg("retain_graph") = false, py::arg("create_graph") = false,
+      "Gradients of outputs with respect to inputs (None where unreached), without touching .grad.");
+}

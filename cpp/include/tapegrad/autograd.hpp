@@ -1,0 +1,169 @@
+// The tape: Variables, graph nodes, saved values and the reverse sweep.
+//
+// Each op that records creates a Node holding edges to the nodes of its
+// inputs (an AccumulateGrad node for a leaf). Nodes carry a global sequence
+// number in execution order, so the recorded nodes reachable from an output,
+// sorted by sequence number, are exactly its Wengert list: backward is a
+// reverse loop over them, with no recursion anywhere.
+//
+// Ownership: a Variable owns its grad_fn; a node owns its input edges and
+// the tensors it saved. Nothing owns a Variable's output back, so there are
+// no cycles and a graph is freed as soon as no Variable can reach it.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "tapegrad/tensor.hpp"
+
+namespace tg {
+
+struct Node;
+struct VariableImpl;
+using Var = std::shared_ptr<VariableImpl>;
+
+// ----- grad mode (thread-local) -------------------------------------------
+bool grad_enabled();
+void set_grad_enabled(bool on);
+struct GradModeGuard {
+  bool prev;
+  explicit GradModeGuard(bool on) : prev(grad_enabled()) { set_grad_enabled(on); }
+  ~GradModeGuard() { set_grad_enabled(prev); }
+};
+
+struct VariableImpl {
+  Tensor data;
+  bool requires_grad = false;
+  bool retains_grad = false;
+  std::shared_ptr<Node> grad_fn;  // the op that produced it; null for leaves
+  std::weak_ptr<Node> grad_acc;   // a leaf's AccumulateGrad node, while a graph uses it
+  Var grad;                       // accumulated gradient (a Variable: create_graph makes it differentiable)
+
+  explicit VariableImpl(Tensor t, bool rg = false) : data(std::move(t)), requires_grad(rg) {}
+  bool is_leaf() const { return grad_fn == nullptr; }
+  const Shape& shape() const { return data.shape; }
+  DType dtype() const { return data.dtype; }
+};
+
+inline Var make_var(Tensor t, bool requires_grad = false) { return std::make_shared<VariableImpl>(std::move(t), requires_grad); }
+inline Var scalar_like(double v, const Var& like) { return make_var(Tensor::scalar(v, like->dtype())); }
+
+// The node that receives this Variable's gradient: its grad_fn, or (for a
+// leaf that requires grad) its AccumulateGrad node, created on first use.
+std::shared_ptr<Node> grad_edge(const Var& v);
+
+// A value saved for the backward pass, with the storage version it had.
+struct Saved {
+  Tensor data;
+  uint32_t version = 0;
+  int16_t input = -1;  // index of the input it came from, or -1 for the output
+  bool used = false;
+};
+
+struct Node : std::enable_shared_from_this<Node> {
+  uint64_t seq = 0;
+  std::vector<std::shared_ptr<Node>> next;  // one edge per input; null: needs no grad
+  std::vector<Saved> saved;
+  std::weak_ptr<VariableImpl> retained;     // output Variable that called retain_grad()
+  bool released = false;
+  // Scratch space of the sweep that is visiting this node.
+  uint64_t sweep_id = 0;
+  size_t sweep_slot = 0;
+
+  Node();
+  virtual ~Node();
+  Node(const Node&) = delete;
+  Node& operator=(const Node&) = delete;
+
+  virtual const char* name() const = 0;
+  // Gradients for each input, given the gradient of the output (null = zero).
+  virtual std::vector<Var> vjp(const Var& grad) = 0;
+  virtual bool is_accumulator() const { return false; }
+
+  bool needs(size_t i) const { return i < next.size() && next[i] != nullptr; }
+  // A saved value as a Variable. Under create_graph it is reconnected to the
+  // graph (input i through edge i, the output through this node) so that
+  // the backward sweep itself is differentiable.
+  Var get(size_t slot);
+  // Throws graph_error when a saved value was modified in place.
+  void check_saved() const;
+  void release();
+};
+
+struct AccumulateGrad final : Node {
+  Var variable;
+  explicit AccumulateGrad(Var v) : variable(std::move(v)) { seq = 0; }
+  const char* name() const override { return "AccumulateGrad"; }
+  std::vector<Var> vjp(const Var&) override { return {}; }
+  bool is_accumulator() const override { return true; }
+};
+
+// The generic node of an op: the op's rule struct provides `name`, an
+// `Attrs` struct and a static `vjp(OpNode&, grad)` next to its forward.
+template <class Rule>
+struct OpNode final : Node {
+  typename Rule::Attrs attrs;
+  const char* name() const override { return Rule::name; }
+  std::vector<Var> vjp(const Var& grad) override { return Rule::vjp(*this, grad); }
+};
+
+// Creates an op's result, and its node when recording is on and an input
+// requires grad. Usage:
+//   Recorder<ExpRule> r(kern::unary(...), {x});
+//   if (r) r.save_output();
+//   return r.out;
+template <class Rule>
+struct Recorder {
+  Var out;
+  OpNode<Rule>* node = nullptr;
+
+  Recorder(Tensor value, std::initializer_list<const Var*> inputs) {
+    out = make_var(std::move(value));
+    if (!grad_enabled()) return;
+    bool any = false;
+    for (const Var* v : inputs) any = any || (*v)->requires_grad;
+    if (!any) return;
+    auto n = std::make_shared<OpNode<Rule>>();
+    n->next.reserve(inputs.size());
+    for (const Var* v : inputs) n->next.push_back((*v)->requires_grad ? grad_edge(*v) : nullptr);
+    out->requires_grad = true;
+    node = n.get();
+    out->grad_fn = std::move(n);
+  }
+  Recorder(Tensor value, const std::vector<Var>& inputs) {
+    out = make_var(std::move(value));
+    if (!grad_enabled()) return;
+    bool any = false;
+    for (const Var& v : inputs) any = any || v->requires_grad;
+    if (!any) return;
+    auto n = std::make_shared<OpNode<Rule>>();
+    n->next.reserve(inputs.size());
+    for (const Var& v : inputs) n->next.push_back(v->requires_grad ? grad_edge(v) : nullptr);
+    out->requires_grad = true;
+    node = n.get();
+    out->grad_fn = std::move(n);
+  }
+  explicit operator bool() const { return node != nullptr; }
+  typename Rule::Attrs& attrs() { return node->attrs; }
+  void save_input(const Var& v, int index) {
+    node->saved.push_back(Saved{v->data, v->data.version(), static_cast<int16_t>(index), true});
+  }
+  void save_output() { node->saved.push_back(Saved{out->data, out->data.version(), -1, true}); }
+};
+
+// ----- the reverse sweep ---------------------------------------------------
+struct BackwardOptions {
+  bool retain_graph = false;
+  bool create_graph = false;
+};
+
+// Backpropagates `seeds` (one per root, same shapes) from `roots`.
+// With `inputs` empty, leaf gradients accumulate into `.grad`; otherwise the
+// gradients reaching `inputs` are returned (null where none reached) and no
+// `.grad` changes (torch.autograd.grad semantics).
+std::vector<Var> backward(const std::vector<Var>& roots, const std::vector<Var>& seeds, const BackwardOptions& opt,
+                          const std::vector<Var>& inputs = {});
+
+}  // namespace tg

@@ -1,0 +1,65 @@
+// Kernels: tensor in, tensor out, no autograd. Differentiable ops (ops.hpp)
+// call these for their forward values; VJP rules are written in terms of
+// differentiable ops so that a backward sweep can itself be recorded.
+//
+// Every kernel takes contiguous row-major tensors and returns a new
+// contiguous tensor (except the *_inplace ones). NumPy broadcasting rules.
+#pragma once
+
+#include <vector>
+
+#include "tapegrad/tensor.hpp"
+
+namespace tg::kern {
+
+// The NumPy broadcast of two shapes; throws value_error naming `op`.
+Shape broadcast_shapes(const Shape& a, const Shape& b, const char* op);
+
+enum class UnaryOp { Neg, Exp, Log, Log1p, Sqrt, Sin, Cos, Tanh, Sigmoid, Relu, Abs, Sign, Reciprocal, Square, ReluMask };
+Tensor unary(UnaryOp op, const Tensor& x);
+
+// MaxWeight(a, b) is d max(a,b)/da with ties split: 1 if a > b, 0.5 if a == b, else 0.
+enum class BinaryOp { Add, Sub, Mul, Div, Pow, Maximum, Minimum, MaxWeight, MinWeight };
+Tensor binary(BinaryOp op, const Tensor& a, const Tensor& b, const char* opname);
+// a = a op b with b broadcast to a's shape (a's dtype kept).
+void binary_inplace(BinaryOp op, const Tensor& a, const Tensor& b, const char* opname);
+
+// Boolean masks used by VJP rules (Bool tensors).
+enum class CompareOp { Eq, Ne, Lt, Le, Gt, Ge };
+Tensor compare(CompareOp op, const Tensor& a, const Tensor& b, const char* opname);
+Tensor logical_and(const Tensor& a, const Tensor& b);
+
+// out = cond ? a : b, all three broadcast together. cond is Bool.
+Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b, const char* opname);
+// clip with scalar bounds; has_lo / has_hi false means unbounded.
+Tensor clip(const Tensor& x, bool has_lo, double lo, bool has_hi, double hi);
+// 1 where lo <= x <= hi (inclusive), else 0, in x's dtype.
+Tensor clip_mask(const Tensor& x, bool has_lo, double lo, bool has_hi, double hi);
+
+enum class ReduceOp { Sum, Max, Min };
+// Reduces the axes flagged in `axes` (size == x.ndim); the result keeps
+// them as size-1 axes (keepdims form).
+Tensor reduce(ReduceOp op, const Tensor& x, const std::vector<bool>& axes, const char* opname);
+
+Tensor broadcast_to(const Tensor& x, const Shape& shape, const char* opname);
+Tensor transpose(const Tensor& x, const std::vector<int64_t>& perm);
+Tensor astype(const Tensor& x, DType dt);
+
+// op(a) @ op(b) with NumPy batch broadcasting; a and b have ndim >= 2;
+// ta / tb transpose the last two axes of a / b without materializing them.
+Tensor matmul(const Tensor& a, const Tensor& b, bool ta, bool tb);
+
+// Flat gather / scatter-add by int64 indices into a contiguous tensor.
+Tensor gather(const Tensor& x, const Tensor& index, const Shape& out_shape);
+Tensor scatter_add(const Tensor& src, const Tensor& index, const Shape& out_shape);
+
+Tensor concat(const std::vector<Tensor>& xs, int64_t axis);
+Tensor narrow(const Tensor& x, int64_t axis, int64_t start, int64_t length);
+Tensor pad_axis(const Tensor& x, int64_t axis, int64_t start, int64_t total);
+
+// Numerically stable: shifts by the (finite part of the) max.
+Tensor logsumexp(const Tensor& x, const std::vector<bool>& axes);  // keepdims form
+Tensor softmax(const Tensor& x, int64_t axis);
+Tensor log_softmax(const Tensor& x, int64_t axis);
+
+}  // namespace tg::kern

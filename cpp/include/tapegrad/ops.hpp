@@ -1,0 +1,80 @@
+// Differentiable ops on Variables. Each records a node when grad mode is on
+// and an input requires grad. Their forward kernels and VJP rules sit side
+// by side in src/ops.cpp (one rule struct per primitive); composite ops
+// (mean, stack, sum_to, ...) are built from primitives and need no rule.
+//
+// Binary ops promote dtypes like NumPy (float32 with float64 -> float64) and
+// broadcast; every binary rule reduces its gradients to the operand shapes
+// through the one helper `sum_to`.
+#pragma once
+
+#include <optional>
+#include <vector>
+
+#include "tapegrad/autograd.hpp"
+
+namespace tg {
+
+using Axes = std::vector<int64_t>;  // empty + all_axes=true means "all axes"
+
+// ----- elementwise ----------------------------------------------------------
+Var add(const Var& a, const Var& b);
+Var sub(const Var& a, const Var& b);
+Var mul(const Var& a, const Var& b);
+Var div(const Var& a, const Var& b);
+Var pow(const Var& a, const Var& b);
+Var maximum(const Var& a, const Var& b);
+Var minimum(const Var& a, const Var& b);
+Var neg(const Var& x);
+Var exp(const Var& x);
+Var log(const Var& x);
+Var log1p(const Var& x);
+Var sqrt(const Var& x);
+Var sin(const Var& x);
+Var cos(const Var& x);
+Var tanh(const Var& x);
+Var sigmoid(const Var& x);
+Var relu(const Var& x);
+Var abs(const Var& x);
+Var clip(const Var& x, std::optional<double> lo, std::optional<double> hi);
+// cond is a Bool tensor (not differentiable).
+Var where(const Tensor& cond, const Var& a, const Var& b);
+Var astype(const Var& x, DType dt);
+// Multiplies by a constant mask/weight tensor (not differentiated).
+Var mul_const(const Var& x, const Tensor& c);
+
+// ----- reductions -------------------------------------------------------------
+// `axes` already normalised (non-negative, unique); nullopt = all axes.
+Var sum(const Var& x, const std::optional<Axes>& axes, bool keepdims);
+Var mean(const Var& x, const std::optional<Axes>& axes, bool keepdims);
+Var max(const Var& x, const std::optional<Axes>& axes, bool keepdims);
+Var min(const Var& x, const std::optional<Axes>& axes, bool keepdims);
+Var logsumexp(const Var& x, const std::optional<Axes>& axes, bool keepdims);
+Var softmax(const Var& x, int64_t axis);
+Var log_softmax(const Var& x, int64_t axis);
+// The unbroadcast helper: sums g down to `shape` (g's shape broadcasts from it).
+Var sum_to(const Var& g, const Shape& shape);
+
+// ----- shape --------------------------------------------------------------------
+Var reshape(const Var& x, const Shape& shape);  // shape may hold one -1
+Var transpose(const Var& x, const std::optional<Axes>& perm);
+Var broadcast_to(const Var& x, const Shape& shape);
+Var concatenate(const std::vector<Var>& xs, int64_t axis);
+Var stack(const std::vector<Var>& xs, int64_t axis);
+Var narrow(const Var& x, int64_t axis, int64_t start, int64_t length);
+Var pad_axis(const Var& x, int64_t axis, int64_t start, int64_t total);
+// x.flat[index] shaped like index (int64 tensor); backward scatter-adds.
+Var gather(const Var& x, const Tensor& index);
+Var scatter_add(const Var& src, const Tensor& index, const Shape& shape);
+
+// ----- linear algebra -------------------------------------------------------------
+// NumPy matmul semantics (1-D operands, broadcast batch dimensions).
+Var matmul(const Var& a, const Var& b);
+// op(a) @ op(b) for ndim >= 2 operands: the primitive.
+Var matmul_t(const Var& a, const Var& b, bool ta, bool tb);
+
+// Axis helpers shared with the bindings (throw value_error naming `op`).
+int64_t normalize_axis(int64_t axis, int64_t ndim, const char* op);
+Axes normalize_axes(const Axes& axes, int64_t ndim, const char* op);
+
+}  // namespace tg

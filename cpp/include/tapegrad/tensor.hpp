@@ -1,0 +1,98 @@
+// Tensor: a contiguous, row-major n-d array over a reference-counted Storage.
+//
+// The core never sees Python. A Storage either owns memory it allocated or
+// borrows memory from an outside owner (a NumPy array shared by
+// `tapegrad.from_numpy`), released through a deleter. Every Storage carries
+// the version counter that in-place operators bump and saved values check.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace tg {
+
+enum class DType : uint8_t { F32, F64, I64, Bool };
+
+inline size_t itemsize(DType d) {
+  switch (d) {
+    case DType::F32: return 4;
+    case DType::F64: return 8;
+    case DType::I64: return 8;
+    case DType::Bool: return 1;
+  }
+  return 0;
+}
+const char* dtype_name(DType d);
+inline bool is_float(DType d) { return d == DType::F32 || d == DType::F64; }
+
+using Shape = std::vector<int64_t>;
+int64_t numel(const Shape& s);
+std::string shape_str(const Shape& s);  // "(3, 4)", "()" for 0-d
+
+// Error kinds. The bindings translate them: ValueError, TypeError,
+// RuntimeError, IndexError, NotImplementedError.
+struct value_error : std::invalid_argument { using std::invalid_argument::invalid_argument; };
+struct type_error : std::runtime_error { using std::runtime_error::runtime_error; };
+struct graph_error : std::runtime_error { using std::runtime_error::runtime_error; };
+struct index_error : std::out_of_range { using std::out_of_range::out_of_range; };
+
+struct Storage {
+  using Deleter = void (*)(void* data, void* ctx);
+  void* data = nullptr;
+  size_t nbytes = 0;
+  Deleter deleter = nullptr;
+  void* ctx = nullptr;
+  bool readonly = false;  // borrowed from a read-only NumPy array
+  bool borrowed = false;  // memory owned by someone else (NumPy)
+  std::atomic<uint32_t> version{0};
+
+  Storage() = default;
+  Storage(const Storage&) = delete;
+  Storage& operator=(const Storage&) = delete;
+  ~Storage();
+
+  static std::shared_ptr<Storage> allocate(size_t nbytes);
+  static std::shared_ptr<Storage> borrow(void* data, size_t nbytes, Deleter d, void* ctx, bool readonly);
+};
+
+struct Tensor {
+  std::shared_ptr<Storage> storage;
+  Shape shape;
+  DType dtype = DType::F64;
+
+  Tensor() = default;
+  Tensor(std::shared_ptr<Storage> s, Shape sh, DType dt) : storage(std::move(s)), shape(std::move(sh)), dtype(dt) {}
+
+  static Tensor empty(const Shape& shape, DType dt);
+  static Tensor zeros(const Shape& shape, DType dt);
+  static Tensor full(const Shape& shape, DType dt, double value);
+  static Tensor scalar(double value, DType dt) { return full({}, dt, value); }
+
+  bool defined() const { return storage != nullptr; }
+  int64_t numel() const { return tg::numel(shape); }
+  int64_t ndim() const { return static_cast<int64_t>(shape.size()); }
+  size_t nbytes() const { return static_cast<size_t>(numel()) * itemsize(dtype); }
+  void* raw() const { return storage->data; }
+  template <class T> T* ptr() const { return static_cast<T*>(storage->data); }
+  uint32_t version() const { return storage->version.load(std::memory_order_relaxed); }
+  void bump_version() const { storage->version.fetch_add(1, std::memory_order_relaxed); }
+  // Same storage, new shape (the caller checked numel): reshape is free.
+  Tensor view(Shape new_shape) const { return Tensor(storage, std::move(new_shape), dtype); }
+  Tensor clone() const;
+  double item() const;  // numel must be 1
+};
+
+// Calls body with T bound to float or double.
+#define TG_DISPATCH_FLOAT(DT, OPNAME, ...)                                          \
+  switch (DT) {                                                                    \
+    case ::tg::DType::F32: { using T = float; __VA_ARGS__; break; }                \
+    case ::tg::DType::F64: { using T = double; __VA_ARGS__; break; }               \
+    default: throw ::tg::type_error(std::string(OPNAME) + ": expected a float32 or float64 array, got " + ::tg::dtype_name(DT)); \
+  }
+
+}  // namespace tg

@@ -1,0 +1,221 @@
+#include "tapegrad/autograd.hpp"
+
+#include <algorithm>
+#include <atomic>
+#include <mutex>
+#include <unordered_map>
+
+#include "tapegrad/kernels.hpp"
+#include "tapegrad/ops.hpp"
+
+namespace tg {
+
+// ----- grad mode ------------------------------------------------------------
+static thread_local bool t_grad_enabled = true;
+bool grad_enabled() { return t_grad_enabled; }
+void set_grad_enabled(bool on) { t_grad_enabled = on; }
+
+// ----- nodes ----------------------------------------------------------------
+static std::atomic<uint64_t> g_seq{1};
+
+Node::Node() : seq(g_seq.fetch_add(1, std::memory_order_relaxed)) {}
+
+// Destroying a long chain of nodes through nested shared_ptr destructors
+// would recurse once per node and overflow the stack at ~1e5 nodes. Each
+// node instead hands its edges to a thread-local list drained by the
+// outermost destructor.
+Node::~Node() {
+  static thread_local std::vector<std::shared_ptr<Node>> pending;
+  static thread_local bool draining = false;
+  for (auto& e : next)
+    if (e) pending.push_back(std::move(e));
+  next.clear();
+  if (draining) return;
+  draining = true;
+  while (!pending.empty()) {
+    std::shared_ptr<Node> n = std::move(pending.back());
+    pending.pop_back();
+    n.reset();  // may push that node's edges
+  }
+  draining = false;
+}
+
+static std::string released_message(const Node& n) {
+  return std::string("Trying to backward through the graph a second time: the node '") + n.name() +
+         "' already released its saved values in an earlier backward(). Pass retain_graph=True to the first "
+         "backward() if you need to backward through the graph again.";
+}
+
+void Node::check_saved() const {
+  if (released) throw graph_error(released_message(*this));
+  for (const Saved& s : saved) {
+    if (s.used && s.data.version() != s.version)
+      throw graph_error(std::string("one of the values needed for gradient computation has been modified by an "
+                                    "in-place operation: the ") +
+                        (s.input < 0 ? std::string("output") : "input " + std::to_string(s.input)) + " of shape " +
+                        shape_str(s.data.shape) + " saved by '" + name() + "' is at version " +
+                        std::to_string(s.data.version()) + "; expected version " + std::to_string(s.version) +
+                        ". Compute a new Variable instead of updating it in place (e.g. `x = x + y`).");
+  }
+}
+
+Var Node::get(size_t slot) {
+  if (released) throw graph_error(released_message(*this));
+  const Saved& s = saved.at(slot);
+  if (s.data.version() != s.version) check_saved();
+  if (!grad_enabled()) return make_var(s.data);
+  // create_graph: reconnect the saved value to the graph it came from.
+  if (s.input < 0) {
+    Var v = make_var(s.data, true);
+    v->grad_fn = shared_from_this();
+    return v;
+  }
+  const std::shared_ptr<Node>& e = next.at(s.input);
+  if (!e) return make_var(s.data);
+  if (e->is_accumulator()) return static_cast<AccumulateGrad*>(e.get())->variable;
+  Var v = make_var(s.data, true);
+  v->grad_fn = e;
+  return v;
+}
+
+void Node::release() {
+  saved.clear();
+  saved.shrink_to_fit();
+  released = true;
+}
+
+std::shared_ptr<Node> grad_edge(const Var& v) {
+  if (!v->requires_grad) return nullptr;
+  if (v->grad_fn) return v->grad_fn;
+  std::shared_ptr<Node> acc = v->grad_acc.lock();
+  if (!acc) {
+    acc = std::make_shared<AccumulateGrad>(v);
+    v->grad_acc = acc;
+  }
+  return acc;
+}
+
+// ----- the reverse sweep ------------------------------------------------------
+static std::atomic<uint64_t> g_sweep{1};
+// One sweep at a time: sweeps run without the GIL and may share nodes. The
+// bindings release the GIL before taking this lock, so a thread holding the
+// GIL never waits on it.
+static std::mutex g_engine_mutex;
+
+static bool exclusive(const Var& v) {
+  return v.use_count() == 1 && v->data.storage.use_count() == 1 && !v->data.storage->borrowed && !v->requires_grad;
+}
+
+static void check_grad_shape(const Var& g, const Shape& want, DType dt, const char* where) {
+  if (g->shape() != want || g->dtype() != dt)
+    throw graph_error(std::string("internal error: ") + where + " received a gradient of shape " +
+                      shape_str(g->shape()) + " " + dtype_name(g->dtype()) + ", expected " + shape_str(want) + " " +
+                      dtype_name(dt));
+}
+
+// Adds g into a sweep buffer slot.
+static void accumulate(Var& slot, Var g) {
+  if (!slot) {
+    slot = std::move(g);
+    return;
+  }
+  if (grad_enabled()) {  // create_graph: the sum is recorded too
+    slot = add(slot, g);
+  } else if (exclusive(slot) && slot->shape() == g->shape()) {
+    kern::binary_inplace(kern::BinaryOp::Add, slot->data, g->data, "backward");
+  } else {
+    slot = make_var(kern::binary(kern::BinaryOp::Add, slot->data, g->data, "backward"));
+  }
+}
+
+// Adds g into a Variable's .grad (leaves, and non-leaves that retain_grad()).
+static void accumulate_into_grad(VariableImpl& v, Var g) {
+  check_grad_shape(g, v.shape(), v.dtype(), "accumulate_grad");
+  if (grad_enabled()) {
+    v.grad = v.grad ? add(v.grad, g) : std::move(g);
+  } else if (!v.grad) {
+    v.grad = exclusive(g) ? std::move(g) : make_var(g->data.clone());
+  } else if (v.grad->requires_grad || v.grad->shape() != g->shape()) {
+    v.grad = make_var(kern::binary(kern::BinaryOp::Add, v.grad->data, g->data, "backward"));
+  } else {
+    // In place, like PyTorch: arrays the user took from .grad see the sum.
+    kern::binary_inplace(kern::BinaryOp::Add, v.grad->data, g->data, "backward");
+  }
+}
+
+std::vector<Var> backward(const std::vector<Var>& roots, const std::vector<Var>& seeds, const BackwardOptions& opt,
+                          const std::vector<Var>& inputs) {
+  std::lock_guard<std::mutex> lock(g_engine_mutex);
+  GradModeGuard mode(opt.create_graph);
+  const uint64_t id = g_sweep.fetch_add(1);
+
+  // 1. The recorded nodes reachable from the roots: this output's tape.
+  std::vector<Node*> nodes;
+  std::vector<Node*> stack;
+  std::vector<std::shared_ptr<Node>> root_nodes;  // keep roots' nodes alive during the sweep
+  auto visit = [&](Node* n) {
+    if (n && n->sweep_id != id) {
+      n->sweep_id = id;
+      nodes.push_back(n);
+      stack.push_back(n);
+    }
+  };
+  for (const Var& r : roots) {
+    root_nodes.push_back(grad_edge(r));
+    visit(root_nodes.back().get());
+  }
+  while (!stack.empty()) {
+    Node* n = stack.back();
+    stack.pop_back();
+    for (const auto& e : n->next) visit(e.get());
+  }
+  // 2. Fail before changing anything: released nodes, stale saved values.
+  for (Node* n : nodes) n->check_saved();
+
+  // 3. Execution order, newest first; leaves' accumulators (seq 0) come last,
+  //    so an error in any rule leaves every .grad untouched.
+  std::sort(nodes.begin(), nodes.end(), [](const Node* a, const Node* b) { return a->seq > b->seq; });
+  for (size_t i = 0; i < nodes.size(); ++i) nodes[i]->sweep_slot = i;
+
+  std::unordered_map<const Node*, std::vector<size_t>> capture;
+  std::vector<Var> captured(inputs.size());
+  for (size_t j = 0; j < inputs.size(); ++j) {
+    const Var& in = inputs[j];
+    std::shared_ptr<Node> n = in->grad_fn ? in->grad_fn : in->grad_acc.lock();
+    if (n && n->sweep_id == id) capture[n.get()].push_back(j);
+  }
+
+  std::vector<Var> buf(nodes.size());
+  for (size_t r = 0; r < roots.size(); ++r)
+    if (root_nodes[r]) accumulate(buf[root_nodes[r]->sweep_slot], seeds[r]);
+
+  // 4. The reverse loop.
+  for (size_t i = 0; i < nodes.size(); ++i) {
+    Node* n = nodes[i];
+    Var g = std::move(buf[i]);
+    if (!g) {  // no adjoint reached this node: skip it (never because it is numerically zero)
+      if (!opt.retain_graph && !n->is_accumulator()) n->release();
+      continue;
+    }
+    if (!capture.empty()) {
+      auto it = capture.find(n);
+      if (it != capture.end())
+        for (size_t j : it->second) captured[j] = g;
+    }
+    if (n->is_accumulator()) {
+      if (inputs.empty()) accumulate_into_grad(*static_cast<AccumulateGrad*>(n)->variable, std::move(g));
+      continue;
+    }
+    if (inputs.empty()) {
+      if (Var rv = n->retained.lock()) accumulate_into_grad(*rv, g);
+    }
+    std::vector<Var> grads = n->vjp(g);
+    for (size_t k = 0; k < n->next.size() && k < grads.size(); ++k) {
+      if (n->next[k] && grads[k]) accumulate(buf[n->next[k]->sweep_slot], std::move(grads[k]));
+    }
+    if (!opt.retain_graph) n->release();
+  }
+  return captured;
+}
+
+}  // namespace tg

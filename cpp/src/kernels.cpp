@@ -1,0 +1,683 @@
+#include "tapegrad/kernels.hpp"
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <cstring>
+#include <limits>
+
+namespace tg::kern {
+
+// ---------------------------------------------------------------------------
+// Broadcasting iteration
+// ---------------------------------------------------------------------------
+
+Shape broadcast_shapes(const Shape& a, const Shape& b, const char* op) {
+  if (a == b) return a;
+  size_t n = std::max(a.size(), b.size());
+  Shape out(n);
+  for (size_t i = 0; i < n; ++i) {
+    int64_t da = i < n - a.size() ? 1 : a[i - (n - a.size())];
+    int64_t db = i < n - b.size() ? 1 : b[i - (n - b.size())];
+    if (da != db && da != 1 && db != 1)
+      throw value_error(std::string(op) + ": operands could not be broadcast together with shapes " +
+                        shape_str(a) + " and " + shape_str(b));
+    out[i] = da == 1 ? db : da;
+  }
+  return out;
+}
+
+// Element strides of a contiguous `in` broadcast to `out` (0 on broadcast axes).
+static std::vector<int64_t> broadcast_strides(const Shape& in, const Shape& out) {
+  std::vector<int64_t> st(out.size(), 0);
+  int64_t acc = 1;
+  size_t off = out.size() - in.size();
+  for (size_t i = in.size(); i-- > 0;) {
+    st[i + off] = in[i] == 1 ? 0 : acc;
+    acc *= in[i];
+  }
+  return st;
+}
+
+static std::vector<int64_t> contiguous_strides(const Shape& s) {
+  std::vector<int64_t> st(s.size());
+  int64_t acc = 1;
+  for (size_t i = s.size(); i-- > 0;) {
+    st[i] = acc;
+    acc *= s[i];
+  }
+  return st;
+}
+
+// Walks `shape` with N operands given by element strides, merging axes that
+// are contiguous for every operand, and calls
+//   f(const std::array<int64_t,N>& offsets, int64_t n, const std::array<int64_t,N>& inner_strides)
+// once per innermost run.
+template <size_t N, class F>
+static void nd_loop(const Shape& shape, std::array<std::vector<int64_t>, N> strides, F&& f) {
+  if (numel(shape) == 0) return;
+  // Drop size-1 axes and merge axis d into d+1 when contiguous for all operands.
+  Shape sh;
+  std::array<std::vector<int64_t>, N> st;
+  for (size_t d = 0; d < shape.size(); ++d) {
+    if (shape[d] == 1) continue;
+    if (!sh.empty()) {
+      bool merge = true;
+      for (size_t k = 0; k < N; ++k)
+        if (st[k].back() != strides[k][d] * shape[d]) { merge = false; break; }
+      if (merge) {
+        sh.back() *= shape[d];
+        for (size_t k = 0; k < N; ++k) st[k].back() = strides[k][d];
+        continue;
+      }
+    }
+    sh.push_back(shape[d]);
+    for (size_t k = 0; k < N; ++k) st[k].push_back(strides[k][d]);
+  }
+  std::array<int64_t, N> off{};
+  std::array<int64_t, N> inner{};
+  if (sh.empty()) {
+    f(off, int64_t(1), inner);
+    return;
+  }
+  size_t nd = sh.size();
+  int64_t n = sh[nd - 1];
+  for (size_t k = 0; k < N; ++k) inner[k] = st[k][nd - 1];
+  if (nd == 1) {
+    f(off, n, inner);
+    return;
+  }
+  std::vector<int64_t> idx(nd - 1, 0);
+  int64_t outer = numel(Shape(sh.begin(), sh.end() - 1));
+  for (int64_t o = 0; o < outer; ++o) {
+    f(off, n, inner);
+    for (size_t d = nd - 1; d-- > 0;) {
+      if (++idx[d] < sh[d]) {
+        for (size_t k = 0; k < N; ++k) off[k] += st[k][d];
+        break;
+      }
+      for (size_t k = 0; k < N; ++k) off[k] -= st[k][d] * (sh[d] - 1);
+      idx[d] = 0;
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Unary elementwise
+// ---------------------------------------------------------------------------
+
+template <class T>
+static inline T sigmoid_f(T x) {
+  // Stable on both sides: never exp of a large positive number.
+  if (x >= 0) return T(1) / (T(1) + std::exp(-x));
+  T e = std::exp(x);
+  return e / (T(1) + e);
+}
+
+template <class T, class F>
+static void map1(const T* x, T* y, int64_t n, F f) {
+  for (int64_t i = 0; i < n; ++i) y[i] = f(x[i]);
+}
+
+Tensor unary(UnaryOp op, const Tensor& x) {
+  Tensor y = Tensor::empty(x.shape, x.dtype);
+  int64_t n = x.numel();
+  TG_DISPATCH_FLOAT(x.dtype, "unary", {
+    const T* a = x.ptr<T>();
+    T* o = y.ptr<T>();
+    switch (op) {
+      case UnaryOp::Neg: map1(a, o, n, [](T v) { return -v; }); break;
+      case UnaryOp::Exp: map1(a, o, n, [](T v) { return std::exp(v); }); break;
+      case UnaryOp::Log: map1(a, o, n, [](T v) { return std::log(v); }); break;
+      case UnaryOp::Log1p: map1(a, o, n, [](T v) { return std::log1p(v); }); break;
+      case UnaryOp::Sqrt: map1(a, o, n, [](T v) { return std::sqrt(v); }); break;
+      case UnaryOp::Sin: map1(a, o, n, [](T v) { return std::sin(v); }); break;
+      case UnaryOp::Cos: map1(a, o, n, [](T v) { return std::cos(v); }); break;
+      case UnaryOp::Tanh: map1(a, o, n, [](T v) { return std::tanh(v); }); break;
+      case UnaryOp::Sigmoid: map1(a, o, n, [](T v) { return sigmoid_f(v); }); break;
+      case UnaryOp::Relu: map1(a, o, n, [](T v) { return v > T(0) ? v : (v != v ? v : T(0)); }); break;
+      case UnaryOp::Abs: map1(a, o, n, [](T v) { return std::fabs(v); }); break;
+      case UnaryOp::Sign: map1(a, o, n, [](T v) { return v > T(0) ? T(1) : (v < T(0) ? T(-1) : (v != v ? v : T(0))); }); break;
+      case UnaryOp::Reciprocal: map1(a, o, n, [](T v) { return T(1) / v; }); break;
+      case UnaryOp::Square: map1(a, o, n, [](T v) { return v * v; }); break;
+      case UnaryOp::ReluMask: map1(a, o, n, [](T v) { return v > T(0) ? T(1) : T(0); }); break;
+    }
+  });
+  return y;
+}
+
+// ---------------------------------------------------------------------------
+// Binary elementwise with broadcasting
+// ---------------------------------------------------------------------------
+
+template <class T>
+struct BinFns {
+  static T add(T a, T b) { return a + b; }
+  static T sub(T a, T b) { return a - b; }
+  static T mul(T a, T b) { return a * b; }
+  static T div(T a, T b) { return a / b; }
+  static T pow(T a, T b) { return b == T(2) ? a * a : std::pow(a, b); }
+  // NaN-propagating like np.maximum / np.minimum.
+  static T maximum(T a, T b) { return (a > b || a != a) ? a : b; }
+  static T minimum(T a, T b) { return (a < b || a != a) ? a : b; }
+  static T max_weight(T a, T b) { return a > b ? T(1) : (a == b ? T(0.5) : T(0)); }
+  static T min_weight(T a, T b) { return a < b ? T(1) : (a == b ? T(0.5) : T(0)); }
+};
+
+template <class T, class F>
+static inline void bin_run(T* o, int64_t so, const T* a, int64_t sa, const T* b, int64_t sb, int64_t n, F f) {
+  // Contiguous fast paths are what the compiler vectorizes.
+  if (so == 1 && sa == 1 && sb == 1) {
+    for (int64_t i = 0; i < n; ++i) o[i] = f(a[i], b[i]);
+  } else if (so == 1 && sa == 1 && sb == 0) {
+    const T bv = *b;
+    for (int64_t i = 0; i < n; ++i) o[i] = f(a[i], bv);
+  } else if (so == 1 && sa == 0 && sb == 1) {
+    const T av = *a;
+    for (int64_t i = 0; i < n; ++i) o[i] = f(av, b[i]);
+  } else {
+    for (int64_t i = 0; i < n; ++i) o[i * so] = f(a[i * sa], b[i * sb]);
+  }
+}
+
+template <class T, class F>
+static void bin_loop(const Tensor& out, const Tensor& a, const Tensor& b, F f) {
+  T* po = out.ptr<T>();
+  const T* pa = a.ptr<T>();
+  const T* pb = b.ptr<T>();
+  if (a.shape == out.shape && b.shape == out.shape) {
+    bin_run<T>(po, 1, pa, 1, pb, 1, out.numel(), f);
+    return;
+  }
+  std::array<std::vector<int64_t>, 3> st{contiguous_strides(out.shape), broadcast_strides(a.shape, out.shape),
+                                         broadcast_strides(b.shape, out.shape)};
+  nd_loop<3>(out.shape, st, [&](const std::array<int64_t, 3>& off, int64_t n, const std::array<int64_t, 3>& in) {
+    bin_run<T>(po + off[0], in[0], pa + off[1], in[1], pb + off[2], in[2], n, f);
+  });
+}
+
+template <class T>
+static void bin_dispatch(BinaryOp op, const Tensor& out, const Tensor& a, const Tensor& b) {
+  using B = BinFns<T>;
+  switch (op) {
+    case BinaryOp::Add: bin_loop<T>(out, a, b, B::add); break;
+    case BinaryOp::Sub: bin_loop<T>(out, a, b, B::sub); break;
+    case BinaryOp::Mul: bin_loop<T>(out, a, b, B::mul); break;
+    case BinaryOp::Div: bin_loop<T>(out, a, b, B::div); break;
+    case BinaryOp::Pow: bin_loop<T>(out, a, b, B::pow); break;
+    case BinaryOp::Maximum: bin_loop<T>(out, a, b, B::maximum); break;
+    case BinaryOp::Minimum: bin_loop<T>(out, a, b, B::minimum); break;
+    case BinaryOp::MaxWeight: bin_loop<T>(out, a, b, B::max_weight); break;
+    case BinaryOp::MinWeight: bin_loop<T>(out, a, b, B::min_weight); break;
+  }
+}
+
+static void check_same_float(const Tensor& a, const Tensor& b, const char* opname) {
+  if (a.dtype != b.dtype || !is_float(a.dtype))
+    throw type_error(std::string(opname) + ": dtypes " + dtype_name(a.dtype) + " and " + dtype_name(b.dtype) +
+                     " do not match (the caller promotes first)");
+}
+
+Tensor binary(BinaryOp op, const Tensor& a, const Tensor& b, const char* opname) {
+  check_same_float(a, b, opname);
+  Tensor out = Tensor::empty(broadcast_shapes(a.shape, b.shape, opname), a.dtype);
+  TG_DISPATCH_FLOAT(a.dtype, opname, bin_dispatch<T>(op, out, a, b));
+  return out;
+}
+
+void binary_inplace(BinaryOp op, const Tensor& a, const Tensor& b, const char* opname) {
+  Tensor bb = b.dtype == a.dtype ? b : astype(b, a.dtype);
+  Shape s = broadcast_shapes(a.shape, bb.shape, opname);
+  if (s != a.shape)
+    throw value_error(std::string(opname) + ": cannot update a Variable of shape " + shape_str(a.shape) +
+                      " in place with an operand of shape " + shape_str(b.shape) + " (the result would have shape " +
+                      shape_str(s) + ")");
+  // Elementwise update is alias-safe when b is a itself (same shape); a
+  // broadcast view of a's own storage is copied first.
+  if (bb.storage == a.storage && bb.shape != a.shape) bb = bb.clone();
+  TG_DISPATCH_FLOAT(a.dtype, opname, bin_dispatch<T>(op, a, a, bb));
+}
+
+Tensor compare(CompareOp op, const Tensor& a, const Tensor& b, const char* opname) {
+  check_same_float(a, b, opname);
+  Shape s = broadcast_shapes(a.shape, b.shape, opname);
+  Tensor out = Tensor::empty(s, DType::Bool);
+  uint8_t* po = out.ptr<uint8_t>();
+  TG_DISPATCH_FLOAT(a.dtype, opname, {
+    const T* pa = a.ptr<T>();
+    const T* pb = b.ptr<T>();
+    std::array<std::vector<int64_t>, 3> st{contiguous_strides(s), broadcast_strides(a.shape, s), broadcast_strides(b.shape, s)};
+    nd_loop<3>(s, st, [&](const std::array<int64_t, 3>& off, int64_t n, const std::array<int64_t, 3>& in) {
+      for (int64_t i = 0; i < n; ++i) {
+        T x = pa[off[1] + i * in[1]], y = pb[off[2] + i * in[2]];
+        bool r = false;
+        switch (op) {
+          case CompareOp::Eq: r = x == y; break;
+          case CompareOp::Ne: r = x != y; break;
+          case CompareOp::Lt: r = x < y; break;
+          case CompareOp::Le: r = x <= y; break;
+          case CompareOp::Gt: r = x > y; break;
+          case CompareOp::Ge: r = x >= y; break;
+        }
+        po[off[0] + i * in[0]] = r;
+      }
+    });
+  });
+  return out;
+}
+
+Tensor logical_and(const Tensor& a, const Tensor& b) {
+  if (a.dtype != DType::Bool || b.dtype != DType::Bool) throw type_error("logical_and: expected bool masks");
+  Shape s = broadcast_shapes(a.shape, b.shape, "logical_and");
+  Tensor out = Tensor::empty(s, DType::Bool);
+  const uint8_t* pa = a.ptr<uint8_t>();
+  const uint8_t* pb = b.ptr<uint8_t>();
+  uint8_t* po = out.ptr<uint8_t>();
+  std::array<std::vector<int64_t>, 3> st{contiguous_strides(s), broadcast_strides(a.shape, s), broadcast_strides(b.shape, s)};
+  nd_loop<3>(s, st, [&](const std::array<int64_t, 3>& off, int64_t n, const std::array<int64_t, 3>& in) {
+    for (int64_t i = 0; i < n; ++i) po[off[0] + i * in[0]] = pa[off[1] + i * in[1]] && pb[off[2] + i * in[2]];
+  });
+  return out;
+}
+
+Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b, const char* opname) {
+  if (cond.dtype != DType::Bool) throw type_error(std::string(opname) + ": condition must be a bool array");
+  check_same_float(a, b, opname);
+  Shape s = broadcast_shapes(broadcast_shapes(cond.shape, a.shape, opname), b.shape, opname);
+  Tensor out = Tensor::empty(s, a.dtype);
+  const uint8_t* pc = cond.ptr<uint8_t>();
+  TG_DISPATCH_FLOAT(a.dtype, opname, {
+    const T* pa = a.ptr<T>();
+    const T* pb = b.ptr<T>();
+    T* po = out.ptr<T>();
+    std::array<std::vector<int64_t>, 4> st{contiguous_strides(s), broadcast_strides(cond.shape, s),
+                                           broadcast_strides(a.shape, s), broadcast_strides(b.shape, s)};
+    nd_loop<4>(s, st, [&](const std::array<int64_t, 4>& off, int64_t n, const std::array<int64_t, 4>& in) {
+      for (int64_t i = 0; i < n; ++i)
+        po[off[0] + i * in[0]] = pc[off[1] + i * in[1]] ? pa[off[2] + i * in[2]] : pb[off[3] + i * in[3]];
+    });
+  });
+  return out;
+}
+
+Tensor clip(const Tensor& x, bool has_lo, double lo, bool has_hi, double hi) {
+  Tensor y = Tensor::empty(x.shape, x.dtype);
+  int64_t n = x.numel();
+  TG_DISPATCH_FLOAT(x.dtype, "clip", {
+    const T* a = x.ptr<T>();
+    T* o = y.ptr<T>();
+    T l = has_lo ? T(lo) : -std::numeric_limits<T>::infinity();
+    T h = has_hi ? T(hi) : std::numeric_limits<T>::infinity();
+    for (int64_t i = 0; i < n; ++i) {
+      T v = a[i];
+      o[i] = v < l ? l : (v > h ? h : v);  // NaN falls through unchanged
+    }
+  });
+  return y;
+}
+
+Tensor clip_mask(const Tensor& x, bool has_lo, double lo, bool has_hi, double hi) {
+  Tensor y = Tensor::empty(x.shape, x.dtype);
+  int64_t n = x.numel();
+  TG_DISPATCH_FLOAT(x.dtype, "clip", {
+    const T* a = x.ptr<T>();
+    T* o = y.ptr<T>();
+    T l = has_lo ? T(lo) : -std::numeric_limits<T>::infinity();
+    T h = has_hi ? T(hi) : std::numeric_limits<T>::infinity();
+    for (int64_t i = 0; i < n; ++i) o[i] = (a[i] >= l && a[i] <= h) ? T(1) : T(0);
+  });
+  return y;
+}
+
+// ---------------------------------------------------------------------------
+// Reductions (keepdims form)
+// ---------------------------------------------------------------------------
+
+Tensor reduce(ReduceOp op, const Tensor& x, const std::vector<bool>& axes, const char* opname) {
+  Shape out_shape = x.shape;
+  for (size_t d = 0; d < axes.size(); ++d)
+    if (axes[d]) {
+      if (x.shape[d] == 0 && op != ReduceOp::Sum)
+        throw value_error(std::string(opname) + ": zero-size reduction along axis " + std::to_string(d) +
+                          " of shape " + shape_str(x.shape) + " has no identity");
+      out_shape[d] = 1;
+    }
+  Tensor out = Tensor::empty(out_shape, x.dtype);
+  TG_DISPATCH_FLOAT(x.dtype, opname, {
+    T* po = out.ptr<T>();
+    const T* px = x.ptr<T>();
+    int64_t on = out.numel();
+    T init = op == ReduceOp::Sum ? T(0)
+             : op == ReduceOp::Max ? -std::numeric_limits<T>::infinity()
+                                   : std::numeric_limits<T>::infinity();
+    for (int64_t i = 0; i < on; ++i) po[i] = init;
+    std::vector<int64_t> ost = broadcast_strides(out_shape, x.shape);
+    std::array<std::vector<int64_t>, 2> st{contiguous_strides(x.shape), ost};
+    // float32 sums accumulate in double along the reduced run.
+    using Acc = double;
+    nd_loop<2>(x.shape, st, [&](const std::array<int64_t, 2>& off, int64_t n, const std::array<int64_t, 2>& in) {
+      const T* a = px + off[0];
+      T* o = po + off[1];
+      int64_t sa = in[0], so = in[1];
+      if (op == ReduceOp::Sum) {
+        if (so == 0) {
+          Acc s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+          int64_t i = 0;
+          if (sa == 1) {
+            for (; i + 4 <= n; i += 4) { s0 += a[i]; s1 += a[i + 1]; s2 += a[i + 2]; s3 += a[i + 3]; }
+          }
+          for (; i < n; ++i) s0 += a[i * sa];
+          *o = T(Acc(*o) + ((s0 + s1) + (s2 + s3)));
+        } else if (sa == 1 && so == 1) {
+          for (int64_t i = 0; i < n; ++i) o[i] += a[i];
+        } else {
+          for (int64_t i = 0; i < n; ++i) o[i * so] += a[i * sa];
+        }
+      } else if (op == ReduceOp::Max) {
+        for (int64_t i = 0; i < n; ++i) {
+          T v = a[i * sa];
+          T& r = o[i * so];
+          if (v > r || v != v) r = v;  // once r is NaN nothing compares greater: NaN sticks
+        }
+      } else {
+        for (int64_t i = 0; i < n; ++i) {
+          T v = a[i * sa];
+          T& r = o[i * so];
+          if (v < r || v != v) r = v;
+        }
+      }
+    });
+  });
+  return out;
+}
+
+Tensor broadcast_to(const Tensor& x, const Shape& shape, const char* opname) {
+  Shape s = broadcast_shapes(x.shape, shape, opname);
+  if (s != shape)
+    throw value_error(std::string(opname) + ": cannot broadcast a Variable of shape " + shape_str(x.shape) +
+                      " to shape " + shape_str(shape));
+  if (x.shape == shape) return x.clone();
+  Tensor out = Tensor::empty(shape, x.dtype);
+  std::array<std::vector<int64_t>, 2> st{contiguous_strides(shape), broadcast_strides(x.shape, shape)};
+  const char* px = static_cast<const char*>(x.raw());
+  char* po = static_cast<char*>(out.raw());
+  TG_DISPATCH_FLOAT(x.dtype, opname, {
+    nd_loop<2>(shape, st, [&](const std::array<int64_t, 2>& off, int64_t n, const std::array<int64_t, 2>& in) {
+      T* o = reinterpret_cast<T*>(po) + off[0];
+      const T* a = reinterpret_cast<const T*>(px) + off[1];
+      if (in[1] == 0) {
+        T v = *a;
+        for (int64_t i = 0; i < n; ++i) o[i * in[0]] = v;
+      } else {
+        for (int64_t i = 0; i < n; ++i) o[i * in[0]] = a[i * in[1]];
+      }
+    });
+  });
+  return out;
+}
+
+Tensor transpose(const Tensor& x, const std::vector<int64_t>& perm) {
+  Shape out_shape(perm.size());
+  std::vector<int64_t> xs = contiguous_strides(x.shape);
+  std::vector<int64_t> in_st(perm.size());
+  for (size_t i = 0; i < perm.size(); ++i) {
+    out_shape[i] = x.shape[perm[i]];
+    in_st[i] = xs[perm[i]];
+  }
+  Tensor out = Tensor::empty(out_shape, x.dtype);
+  std::array<std::vector<int64_t>, 2> st{contiguous_strides(out_shape), in_st};
+  TG_DISPATCH_FLOAT(x.dtype, "transpose", {
+    const T* px = x.ptr<T>();
+    T* po = out.ptr<T>();
+    nd_loop<2>(out_shape, st, [&](const std::array<int64_t, 2>& off, int64_t n, const std::array<int64_t, 2>& in) {
+      for (int64_t i = 0; i < n; ++i) po[off[0] + i * in[0]] = px[off[1] + i * in[1]];
+    });
+  });
+  return out;
+}
+
+Tensor astype(const Tensor& x, DType dt) {
+  if (x.dtype == dt) return x.clone();
+  Tensor out = Tensor::empty(x.shape, dt);
+  int64_t n = x.numel();
+  auto conv = [&](auto* dst) {
+    using D = std::remove_pointer_t<decltype(dst)>;
+    switch (x.dtype) {
+      case DType::F32: { const float* s = x.ptr<float>(); for (int64_t i = 0; i < n; ++i) dst[i] = D(s[i]); break; }
+      case DType::F64: { const double* s = x.ptr<double>(); for (int64_t i = 0; i < n; ++i) dst[i] = D(s[i]); break; }
+      case DType::I64: { const int64_t* s = x.ptr<int64_t>(); for (int64_t i = 0; i < n; ++i) dst[i] = D(s[i]); break; }
+      case DType::Bool: { const uint8_t* s = x.ptr<uint8_t>(); for (int64_t i = 0; i < n; ++i) dst[i] = D(s[i]); break; }
+    }
+  };
+  switch (dt) {
+    case DType::F32: conv(out.ptr<float>()); break;
+    case DType::F64: conv(out.ptr<double>()); break;
+    default: throw type_error(std::string("astype: cannot convert to ") + dtype_name(dt));
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------
+// Matrix multiply (naive but cache-aware; the performance issue moves this to BLAS)
+// ---------------------------------------------------------------------------
+
+template <class T>
+static inline T dot(const T* a, const T* b, int64_t k) {
+  T s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+  int64_t p = 0;
+  for (; p + 4 <= k; p += 4) {
+    s0 += a[p] * b[p];
+    s1 += a[p + 1] * b[p + 1];
+    s2 += a[p + 2] * b[p + 2];
+    s3 += a[p + 3] * b[p + 3];
+  }
+  for (; p < k; ++p) s0 += a[p] * b[p];
+  return (s0 + s1) + (s2 + s3);
+}
+
+// C (M x N) = op(A) op(B); A is M x K (or K x M if ta), B is K x N (or N x K if tb).
+template <class T>
+static void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const T* A, const T* B, T* C) {
+  if (!tb) {
+    for (int64_t i = 0; i < M; ++i) {
+      T* c = C + i * N;
+      for (int64_t j = 0; j < N; ++j) c[j] = 0;
+      for (int64_t p = 0; p < K; ++p) {
+        T a = ta ? A[p * M + i] : A[i * K + p];
+        const T* b = B + p * N;
+        for (int64_t j = 0; j < N; ++j) c[j] += a * b[j];
+      }
+    }
+  } else {
+    std::vector<T> row(ta ? K : 0);
+    for (int64_t i = 0; i < M; ++i) {
+      const T* a = A + i * K;
+      if (ta) {
+        for (int64_t p = 0; p < K; ++p) row[p] = A[p * M + i];
+        a = row.data();
+      }
+      for (int64_t j = 0; j < N; ++j) C[i * N + j] = dot(a, B + j * K, K);
+    }
+  }
+}
+
+Tensor matmul(const Tensor& a, const Tensor& b, bool ta, bool tb) {
+  if (a.ndim() < 2 || b.ndim() < 2) throw value_error("matmul kernel: operands must have ndim >= 2");
+  check_same_float(a, b, "matmul");
+  int64_t ar = a.shape[a.ndim() - 2], ac = a.shape[a.ndim() - 1];
+  int64_t br = b.shape[b.ndim() - 2], bc = b.shape[b.ndim() - 1];
+  int64_t M = ta ? ac : ar, K = ta ? ar : ac;
+  int64_t K2 = tb ? bc : br, N = tb ? br : bc;
+  if (K != K2) {
+    throw value_error("matmul: shapes " + shape_str(a.shape) + (ta ? "ᵀ" : "") + " and " + shape_str(b.shape) +
+                      (tb ? "ᵀ" : "") + " are not aligned: " + std::to_string(K) + " (dim " +
+                      std::to_string(ta ? a.ndim() - 2 : a.ndim() - 1) + " of the first) != " + std::to_string(K2) +
+                      " (dim " + std::to_string(tb ? b.ndim() - 1 : b.ndim() - 2) + " of the second)");
+  }
+  Shape ab(a.shape.begin(), a.shape.end() - 2), bb(b.shape.begin(), b.shape.end() - 2);
+  Shape batch = broadcast_shapes(ab, bb, "matmul");
+  Shape out_shape = batch;
+  out_shape.push_back(M);
+  out_shape.push_back(N);
+  Tensor out = Tensor::empty(out_shape, a.dtype);
+  int64_t a_mat = ar * ac, b_mat = br * bc, o_mat = M * N;
+  TG_DISPATCH_FLOAT(a.dtype, "matmul", {
+    const T* pa = a.ptr<T>();
+    const T* pb = b.ptr<T>();
+    T* po = out.ptr<T>();
+    if (batch.empty()) {
+      gemm<T>(ta, tb, M, N, K, pa, pb, po);
+    } else {
+      std::array<std::vector<int64_t>, 3> st{contiguous_strides(batch), broadcast_strides(ab, batch),
+                                             broadcast_strides(bb, batch)};
+      nd_loop<3>(batch, st, [&](const std::array<int64_t, 3>& off, int64_t n, const std::array<int64_t, 3>& in) {
+        for (int64_t i = 0; i < n; ++i)
+          gemm<T>(ta, tb, M, N, K, pa + (off[1] + i * in[1]) * a_mat, pb + (off[2] + i * in[2]) * b_mat,
+                  po + (off[0] + i * in[0]) * o_mat);
+      });
+    }
+  });
+  return out;
+}
+
+// ---------------------------------------------------------------------------
+// Gather / scatter, concatenation, slicing along an axis
+// ---------------------------------------------------------------------------
+
+static void check_index(const Tensor& index, int64_t limit, const char* opname) {
+  if (index.dtype != DType::I64) throw type_error(std::string(opname) + ": index must be int64");
+  const int64_t* ix = index.ptr<int64_t>();
+  int64_t n = index.numel();
+  for (int64_t i = 0; i < n; ++i)
+    if (ix[i] < 0 || ix[i] >= limit)
+      throw index_error(std::string(opname) + ": flat index " + std::to_string(ix[i]) + " out of range for size " +
+                        std::to_string(limit));
+}
+
+Tensor gather(const Tensor& x, const Tensor& index, const Shape& out_shape) {
+  if (numel(out_shape) != index.numel()) throw value_error("gather: index size does not match the output shape");
+  check_index(index, x.numel(), "getitem");
+  Tensor out = Tensor::empty(out_shape, x.dtype);
+  const int64_t* ix = index.ptr<int64_t>();
+  int64_t n = index.numel();
+  TG_DISPATCH_FLOAT(x.dtype, "getitem", {
+    const T* px = x.ptr<T>();
+    T* po = out.ptr<T>();
+    for (int64_t i = 0; i < n; ++i) po[i] = px[ix[i]];
+  });
+  return out;
+}
+
+Tensor scatter_add(const Tensor& src, const Tensor& index, const Shape& out_shape) {
+  if (src.numel() != index.numel()) throw value_error("scatter_add: index size does not match the source size");
+  check_index(index, numel(out_shape), "getitem backward");
+  Tensor out = Tensor::zeros(out_shape, src.dtype);
+  const int64_t* ix = index.ptr<int64_t>();
+  int64_t n = index.numel();
+  TG_DISPATCH_FLOAT(src.dtype, "scatter_add", {
+    const T* ps = src.ptr<T>();
+    T* po = out.ptr<T>();
+    for (int64_t i = 0; i < n; ++i) po[ix[i]] += ps[i];  // repeated indices accumulate
+  });
+  return out;
+}
+
+static void outer_inner(const Shape& s, int64_t axis, int64_t& outer, int64_t& inner) {
+  outer = 1;
+  inner = 1;
+  for (int64_t d = 0; d < axis; ++d) outer *= s[d];
+  for (size_t d = axis + 1; d < s.size(); ++d) inner *= s[d];
+}
+
+Tensor concat(const std::vector<Tensor>& xs, int64_t axis) {
+  if (xs.empty()) throw value_error("concatenate: need at least one array to concatenate");
+  Shape out_shape = xs[0].shape;
+  int64_t total = 0;
+  for (const Tensor& t : xs) total += t.shape[axis];
+  out_shape[axis] = total;
+  Tensor out = Tensor::empty(out_shape, xs[0].dtype);
+  int64_t outer, inner;
+  outer_inner(out_shape, axis, outer, inner);
+  size_t isz = itemsize(out.dtype);
+  char* po = static_cast<char*>(out.raw());
+  for (int64_t o = 0; o < outer; ++o) {
+    for (const Tensor& t : xs) {
+      size_t chunk = static_cast<size_t>(t.shape[axis] * inner) * isz;
+      if (chunk) std::memcpy(po, static_cast<const char*>(t.raw()) + o * chunk, chunk);
+      po += chunk;
+    }
+  }
+  return out;
+}
+
+Tensor narrow(const Tensor& x, int64_t axis, int64_t start, int64_t length) {
+  Shape out_shape = x.shape;
+  out_shape[axis] = length;
+  Tensor out = Tensor::empty(out_shape, x.dtype);
+  int64_t outer, inner;
+  outer_inner(x.shape, axis, outer, inner);
+  size_t isz = itemsize(x.dtype);
+  size_t chunk = static_cast<size_t>(length * inner) * isz, row = static_cast<size_t>(x.shape[axis] * inner) * isz;
+  const char* px = static_cast<const char*>(x.raw()) + static_cast<size_t>(start * inner) * isz;
+  char* po = static_cast<char*>(out.raw());
+  for (int64_t o = 0; o < outer; ++o)
+    if (chunk) std::memcpy(po + o * chunk, px + o * row, chunk);
+  return out;
+}
+
+Tensor pad_axis(const Tensor& x, int64_t axis, int64_t start, int64_t total) {
+  Shape out_shape = x.shape;
+  out_shape[axis] = total;
+  Tensor out = Tensor::zeros(out_shape, x.dtype);
+  int64_t outer, inner;
+  outer_inner(out_shape, axis, outer, inner);
+  size_t isz = itemsize(x.dtype);
+  size_t chunk = static_cast<size_t>(x.shape[axis] * inner) * isz, row = static_cast<size_t>(total * inner) * isz;
+  char* po = static_cast<char*>(out.raw()) + static_cast<size_t>(start * inner) * isz;
+  const char* px = static_cast<const char*>(x.raw());
+  for (int64_t o = 0; o < outer; ++o)
+    if (chunk) std::memcpy(po + o * row, px + o * chunk, chunk);
+  return out;
+}
+
+// ---------------------------------------------------------------------------
+// Stable normalisers
+// ---------------------------------------------------------------------------
+
+// The max over `axes` with non-finite entries replaced by 0 (keepdims form):
+// the shift that keeps exp() from overflowing without turning inf into NaN.
+static Tensor safe_max(const Tensor& x, const std::vector<bool>& axes) {
+  Tensor m = reduce(ReduceOp::Max, x, axes, "logsumexp");
+  int64_t n = m.numel();
+  TG_DISPATCH_FLOAT(m.dtype, "logsumexp", {
+    T* p = m.ptr<T>();
+    for (int64_t i = 0; i < n; ++i)
+      if (!std::isfinite(p[i])) p[i] = 0;
+  });
+  return m;
+}
+
+Tensor logsumexp(const Tensor& x, const std::vector<bool>& axes) {
+  Tensor m = safe_max(x, axes);
+  Tensor s = reduce(ReduceOp::Sum, unary(UnaryOp::Exp, binary(BinaryOp::Sub, x, m, "logsumexp")), axes, "logsumexp");
+  return binary(BinaryOp::Add, unary(UnaryOp::Log, s), m, "logsumexp");
+}
+
+static std::vector<bool> one_axis(const Tensor& x, int64_t axis) {
+  std::vector<bool> axes(x.ndim(), false);
+  if (x.ndim()) axes[axis] = true;
+  return axes;
+}
+
+Tensor softmax(const Tensor& x, int64_t axis) {
+  std::vector<bool> axes = one_axis(x, axis);
+  Tensor e = unary(UnaryOp::Exp, binary(BinaryOp::Sub, x, safe_max(x, axes), "softmax"));
+  return binary(BinaryOp::Div, e, reduce(ReduceOp::Sum, e, axes, "softmax"), "softmax");
+}
+
+Tensor log_softmax(const Tensor& x, int64_t axis) {
+  std::vector<bool> axes = one_axis(x, axis);
+  return binary(BinaryOp::Sub, x, logsumexp(x, axes), "log_softmax");
+}
+
+}  // namespace tg::kern
