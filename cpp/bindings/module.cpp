@@ -9,6 +9,7 @@
 #include <pybind11/stl.h>
 
 #include <cstring>
+#include <utility>
 
 #include "tapegrad/autograd.hpp"
 #include "tapegrad/kernels.hpp"
@@ -29,6 +30,42 @@ PyTypeObject* g_var_type = nullptr;
 
 bool is_var(py::handle h) {
   return Py_TYPE(h.ptr()) == g_var_type || PyType_IsSubtype(Py_TYPE(h.ptr()), g_var_type);
+}
+
+// The shared_ptr inside a Python Variable, without pybind11's generic caster
+// (the hot path of every operator). The caller checked is_var.
+const Var& holder_of(py::handle h) {
+  auto vh = reinterpret_cast<py::detail::instance*>(h.ptr())->get_value_and_holder();
+  if (!vh.holder_constructed()) throw type_error("Variable.__init__ was not called on this object");
+  return vh.holder<Var>();
+}
+
+PyObject* cast_out(Var v) { return py::cast(std::move(v)).release().ptr(); }
+
+// Runs f, turning C++ exceptions into Python ones (for raw CPython slots,
+// which bypass pybind11's dispatcher).
+template <class F>
+PyObject* guarded(F&& f) {
+  try {
+    return f();
+  } catch (py::error_already_set& e) {
+    e.restore();
+  } catch (py::builtin_exception& e) {
+    e.set_error();
+  } catch (const value_error& e) {
+    PyErr_SetString(PyExc_ValueError, e.what());
+  } catch (const type_error& e) {
+    PyErr_SetString(PyExc_TypeError, e.what());
+  } catch (const graph_error& e) {
+    PyErr_SetString(PyExc_RuntimeError, e.what());
+  } catch (const index_error& e) {
+    PyErr_SetString(PyExc_IndexError, e.what());
+  } catch (const std::bad_alloc&) {
+    PyErr_NoMemory();
+  } catch (const std::exception& e) {
+    PyErr_SetString(PyExc_RuntimeError, e.what());
+  }
+  return nullptr;
 }
 
 py::dtype np_dtype(DType d) {
@@ -82,7 +119,7 @@ py::array as_ndarray(py::handle obj) { return numpy().attr("asarray")(obj); }
 // Converts an operand to a Variable; returns null when it is not numeric
 // (so operators can return NotImplemented). Python scalars take `like`'s dtype.
 Var try_to_var(py::handle h, std::optional<DType> like) {
-  if (is_var(h)) return h.cast<Var>();
+  if (is_var(h)) return holder_of(h);
   if (PyFloat_Check(h.ptr()) || PyLong_Check(h.ptr())) {
     double v = PyFloat_Check(h.ptr()) ? PyFloat_AS_DOUBLE(h.ptr()) : h.cast<double>();
     return make_var(Tensor::scalar(v, like.value_or(DType::F64)));
@@ -117,8 +154,8 @@ Var to_var(py::handle h, std::optional<DType> like, const char* op) {
 // Two operands of a binary function: scalars take the Variable's dtype.
 std::pair<Var, Var> operands(py::handle a, py::handle b, const char* op) {
   std::optional<DType> like;
-  if (is_var(a)) like = a.cast<Var>()->dtype();
-  else if (is_var(b)) like = b.cast<Var>()->dtype();
+  if (is_var(a)) like = holder_of(a)->dtype();
+  else if (is_var(b)) like = holder_of(b)->dtype();
   Var va = to_var(a, like, op);
   return {va, to_var(b, like ? like : std::optional<DType>(va->dtype()), op)};
 }
@@ -295,7 +332,7 @@ std::vector<Var> var_list(py::handle seq, const char* op) {
   std::optional<DType> like;
   for (auto& it : items)
     if (is_var(it)) {
-      like = it.cast<Var>()->dtype();
+      like = holder_of(it)->dtype();
       break;
     }
   std::vector<Var> out;
@@ -342,7 +379,7 @@ Var construct(py::handle data, bool requires_grad, py::handle dtype) {
   if (!dtype.is_none()) want = parse_float_dtype(dtype, "Variable");
   Tensor t;
   if (is_var(data)) {
-    Var src = data.cast<Var>();
+    Var src = holder_of(data);
     t = want && *want != src->dtype() ? kern::astype(src->data, *want) : src->data.clone();
   } else {
     py::array arr;
@@ -378,6 +415,70 @@ void set_grad(const Var& v, py::handle g) {
   v->grad = gv->requires_grad ? gv : make_var(gv->dtype() == v->dtype() ? gv->data.clone() : kern::astype(gv->data, v->dtype()));
 }
 
+// ----- raw CPython fast paths ----------------------------------------------------
+// Operators and one-argument functions are what a scalar-heavy program calls
+// millions of times; as raw number slots / METH_O functions they skip the
+// slot-wrapper lookup and pybind11's overload dispatcher.
+
+template <Var (*F)(const Var&, const Var&)>
+PyObject* nb_binary(PyObject* a, PyObject* b) {
+  return guarded([&]() -> PyObject* {
+    bool va = is_var(a), vb = is_var(b);
+    if (va && vb) return cast_out(F(holder_of(a), holder_of(b)));
+    if (va) {
+      Var o = try_to_var(b, holder_of(a)->dtype());
+      if (!o) Py_RETURN_NOTIMPLEMENTED;
+      return cast_out(F(holder_of(a), o));
+    }
+    Var o = try_to_var(a, holder_of(b)->dtype());
+    if (!o) Py_RETURN_NOTIMPLEMENTED;
+    return cast_out(F(o, holder_of(b)));
+  });
+}
+
+PyObject* nb_power(PyObject* a, PyObject* b, PyObject* mod) {
+  if (mod != Py_None) Py_RETURN_NOTIMPLEMENTED;
+  return nb_binary<pow>(a, b);
+}
+
+PyObject* nb_negative(PyObject* a) {
+  return guarded([&] { return cast_out(neg(holder_of(a))); });
+}
+
+struct UnaryEntry {
+  const char* name;
+  Var (*fn)(const Var&);
+  const char* doc;
+};
+const UnaryEntry kUnary[] = {
+    {"negative", neg, "-x"},
+    {"exp", exp, "e**x"},
+    {"log", log, "Natural logarithm."},
+    {"log1p", log1p, "log(1 + x), accurate for small x."},
+    {"sqrt", sqrt, "Square root; sqrt'(0) = inf, as NumPy's 1/(2*sqrt(0))."},
+    {"sin", sin, "Sine."},
+    {"cos", cos, "Cosine."},
+    {"tanh", tanh, "Hyperbolic tangent."},
+    {"sigmoid", sigmoid, "1 / (1 + exp(-x)), stable for large |x|."},
+    {"relu", relu, "max(x, 0); relu'(0) = 0."},
+    {"abs", abs, "|x|; abs'(0) = 0."},
+};
+constexpr size_t kNumUnary = sizeof(kUnary) / sizeof(kUnary[0]);
+
+template <size_t I>
+PyObject* unary_fn(PyObject*, PyObject* arg) {
+  return guarded([&] {
+    const UnaryEntry& e = kUnary[I];
+    return cast_out(e.fn(is_var(arg) ? holder_of(arg) : to_var(arg, std::nullopt, e.name)));
+  });
+}
+
+template <size_t... I>
+PyMethodDef* unary_method_table(std::index_sequence<I...>) {
+  static PyMethodDef defs[] = {{kUnary[I].name, &unary_fn<I>, METH_O, kUnary[I].doc}..., {nullptr, nullptr, 0, nullptr}};
+  return defs;
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_core, m) {
@@ -399,7 +500,7 @@ PYBIND11_MODULE(_core, m) {
 
   py::class_<Node, std::shared_ptr<Node>>(m, "Node", "A recorded operation (the grad_fn of a Variable).")
       .def_property_readonly("name", [](const Node& n) { return std::string(n.name()); })
-      .def_property_readonly("next_functions", [](const Node& n) { return n.next; })
+      .def_property_readonly("next_functions", [](const Node& n) { return n.next.to_vector(); })
       .def("__repr__", [](const Node& n) { return std::string("<tapegrad.Node ") + n.name() + ">"; });
 
   py::class_<VariableImpl, Var> V(m, "Variable", R"doc(
@@ -518,19 +619,8 @@ tapegrad.from_numpy(arr) to share a NumPy array's buffer instead.
            py::arg("a_min") = py::none(), py::arg("a_max") = py::none());
 
   // ----- functions ---------------------------------------------------------------
-#define TG_UNARY_FN(PYNAME, FN, DOC) m.def(PYNAME, [](py::handle x) { return FN(unary_arg(x, PYNAME)); }, py::arg("x"), DOC)
-  TG_UNARY_FN("negative", neg, "-x");
-  TG_UNARY_FN("exp", exp, "e**x");
-  TG_UNARY_FN("log", log, "Natural logarithm.");
-  TG_UNARY_FN("log1p", log1p, "log(1 + x), accurate for small x.");
-  TG_UNARY_FN("sqrt", sqrt, "Square root.");
-  TG_UNARY_FN("sin", sin, "Sine.");
-  TG_UNARY_FN("cos", cos, "Cosine.");
-  TG_UNARY_FN("tanh", tanh, "Hyperbolic tangent.");
-  TG_UNARY_FN("sigmoid", sigmoid, "1 / (1 + exp(-x)), stable for large |x|.");
-  TG_UNARY_FN("relu", relu, "max(x, 0); relu'(0) = 0.");
-  TG_UNARY_FN("abs", abs, "|x|; abs'(0) = 0.");
-#undef TG_UNARY_FN
+  if (PyModule_AddFunctions(m.ptr(), unary_method_table(std::make_index_sequence<kNumUnary>())) != 0)
+    throw py::error_already_set();
 
 #define TG_BINARY_FN(PYNAME, FN, DOC) \
   m.def(PYNAME, [](py::handle a, py::handle b) { auto [x, y] = operands(a, b, PYNAME); return FN(x, y); }, py::arg("a"), py::arg("b"), DOC)
@@ -609,4 +699,16 @@ tapegrad.from_numpy(arr) to share a NumPy array's buffer instead.
         return res;
       }, py::arg("outputs"), py::arg("inputs"), py::arg("grads"), py::arg("retain_graph") = false, py::arg("create_graph") = false,
       "Gradients of outputs with respect to inputs (None where unreached), without touching .grad.");
+
+  // Number slots straight to C++ (the pybind11 __add__ etc. above stay for
+  // introspection and explicit calls; they do the same thing).
+  PyNumberMethods* nb = g_var_type->tp_as_number;
+  nb->nb_add = &nb_binary<add>;
+  nb->nb_subtract = &nb_binary<sub>;
+  nb->nb_multiply = &nb_binary<mul>;
+  nb->nb_true_divide = &nb_binary<div>;
+  nb->nb_matrix_multiply = &nb_binary<matmul_nogil>;
+  nb->nb_power = &nb_power;
+  nb->nb_negative = &nb_negative;
+  PyType_Modified(g_var_type);
 }

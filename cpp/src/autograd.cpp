@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <memory>
 #include <mutex>
 #include <unordered_map>
 
@@ -11,7 +12,8 @@
 namespace tg {
 
 // ----- grad mode ------------------------------------------------------------
-static thread_local bool t_grad_enabled = true;
+// initial-exec: read on every op; see pool.cpp.
+__attribute__((tls_model("initial-exec"))) static thread_local bool t_grad_enabled = true;
 bool grad_enabled() { return t_grad_enabled; }
 void set_grad_enabled(bool on) { t_grad_enabled = on; }
 
@@ -24,9 +26,25 @@ Node::Node() : seq(g_seq.fetch_add(1, std::memory_order_relaxed)) {}
 // would recurse once per node and overflow the stack at ~1e5 nodes. Each
 // node instead hands its edges to a thread-local list drained by the
 // outermost destructor.
+namespace {
+struct DeleteQueue {
+  std::vector<std::shared_ptr<Node>> pending;
+  bool draining = false;
+};
+__attribute__((tls_model("initial-exec"))) thread_local DeleteQueue* tl_delete_queue = nullptr;
+thread_local std::unique_ptr<DeleteQueue> tl_delete_queue_owner;
+}  // namespace
+
 Node::~Node() {
-  static thread_local std::vector<std::shared_ptr<Node>> pending;
-  static thread_local bool draining = false;
+  bool any = false;
+  for (auto& e : next) any = any || (e && e.use_count() == 1);
+  if (!any) return;  // no edge dies with this node: nothing can recurse
+  if (__builtin_expect(tl_delete_queue == nullptr, 0)) {
+    tl_delete_queue_owner = std::make_unique<DeleteQueue>();
+    tl_delete_queue = tl_delete_queue_owner.get();
+  }
+  auto& pending = tl_delete_queue->pending;
+  bool& draining = tl_delete_queue->draining;
   for (auto& e : next)
     if (e) pending.push_back(std::move(e));
   next.clear();
@@ -80,7 +98,6 @@ Var Node::get(size_t slot) {
 
 void Node::release() {
   saved.clear();
-  saved.shrink_to_fit();
   released = true;
 }
 
@@ -89,7 +106,7 @@ std::shared_ptr<Node> grad_edge(const Var& v) {
   if (v->grad_fn) return v->grad_fn;
   std::shared_ptr<Node> acc = v->grad_acc.lock();
   if (!acc) {
-    acc = std::make_shared<AccumulateGrad>(v);
+    acc = make_pooled<AccumulateGrad>(v);
     v->grad_acc = acc;
   }
   return acc;
@@ -209,7 +226,7 @@ std::vector<Var> backward(const std::vector<Var>& roots, const std::vector<Var>&
     if (inputs.empty()) {
       if (Var rv = n->retained.lock()) accumulate_into_grad(*rv, g);
     }
-    std::vector<Var> grads = n->vjp(g);
+    Grads grads = n->vjp(g);
     for (size_t k = 0; k < n->next.size() && k < grads.size(); ++k) {
       if (n->next[k] && grads[k]) accumulate(buf[n->next[k]->sweep_slot], std::move(grads[k]));
     }

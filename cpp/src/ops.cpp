@@ -72,51 +72,51 @@ Var unary_op(const Var& x) {
 
 // d(-x) = -dx
 struct NegRule { TG_UNARY_RULE("negative", UnaryOp::Neg, SaveWhat::Nothing)
-  static std::vector<Var> vjp(OpNode<NegRule>&, const Var& g) { return {neg(g)}; } };
+  static Grads vjp(OpNode<NegRule>&, const Var& g) { return {neg(g)}; } };
 // d exp(x) = exp(x) dx          (reads the output)
 struct ExpRule { TG_UNARY_RULE("exp", UnaryOp::Exp, SaveWhat::Output)
-  static std::vector<Var> vjp(OpNode<ExpRule>& n, const Var& g) { return {mul(g, n.get(0))}; } };
+  static Grads vjp(OpNode<ExpRule>& n, const Var& g) { return {mul(g, n.get(0))}; } };
 // d log(x) = dx / x
 struct LogRule { TG_UNARY_RULE("log", UnaryOp::Log, SaveWhat::Input)
-  static std::vector<Var> vjp(OpNode<LogRule>& n, const Var& g) { return {div(g, n.get(0))}; } };
+  static Grads vjp(OpNode<LogRule>& n, const Var& g) { return {div(g, n.get(0))}; } };
 // d log1p(x) = dx / (1 + x)
 struct Log1pRule { TG_UNARY_RULE("log1p", UnaryOp::Log1p, SaveWhat::Input)
-  static std::vector<Var> vjp(OpNode<Log1pRule>& n, const Var& g) {
+  static Grads vjp(OpNode<Log1pRule>& n, const Var& g) {
     Var x = n.get(0);
     return {div(g, add(x, scalar(1, x)))};
   } };
 // d sqrt(x) = dx / (2 sqrt(x))  (reads the output; inf at 0, as NumPy)
 struct SqrtRule { TG_UNARY_RULE("sqrt", UnaryOp::Sqrt, SaveWhat::Output)
-  static std::vector<Var> vjp(OpNode<SqrtRule>& n, const Var& g) {
+  static Grads vjp(OpNode<SqrtRule>& n, const Var& g) {
     Var y = n.get(0);
     return {div(g, mul(y, scalar(2, y)))};
   } };
 // d sin(x) = cos(x) dx
 struct SinRule { TG_UNARY_RULE("sin", UnaryOp::Sin, SaveWhat::Input)
-  static std::vector<Var> vjp(OpNode<SinRule>& n, const Var& g) { return {mul(g, cos(n.get(0)))}; } };
+  static Grads vjp(OpNode<SinRule>& n, const Var& g) { return {mul(g, cos(n.get(0)))}; } };
 // d cos(x) = -sin(x) dx
 struct CosRule { TG_UNARY_RULE("cos", UnaryOp::Cos, SaveWhat::Input)
-  static std::vector<Var> vjp(OpNode<CosRule>& n, const Var& g) { return {neg(mul(g, sin(n.get(0))))}; } };
+  static Grads vjp(OpNode<CosRule>& n, const Var& g) { return {neg(mul(g, sin(n.get(0))))}; } };
 // d tanh(x) = (1 - tanh(x)^2) dx   (reads the output)
 struct TanhRule { TG_UNARY_RULE("tanh", UnaryOp::Tanh, SaveWhat::Output)
-  static std::vector<Var> vjp(OpNode<TanhRule>& n, const Var& g) {
+  static Grads vjp(OpNode<TanhRule>& n, const Var& g) {
     Var y = n.get(0);
     return {mul(g, sub(scalar(1, y), mul(y, y)))};
   } };
 // d sigmoid(x) = s (1 - s) dx       (reads the output)
 struct SigmoidRule { TG_UNARY_RULE("sigmoid", UnaryOp::Sigmoid, SaveWhat::Output)
-  static std::vector<Var> vjp(OpNode<SigmoidRule>& n, const Var& g) {
+  static Grads vjp(OpNode<SigmoidRule>& n, const Var& g) {
     Var s = n.get(0);
     return {mul(g, mul(s, sub(scalar(1, s), s)))};
   } };
 // d relu(x) = [x > 0] dx            (relu'(0) = 0)
 struct ReluRule { TG_UNARY_RULE("relu", UnaryOp::Relu, SaveWhat::Input)
-  static std::vector<Var> vjp(OpNode<ReluRule>& n, const Var& g) {
+  static Grads vjp(OpNode<ReluRule>& n, const Var& g) {
     return {mul(g, constant(kern::unary(UnaryOp::ReluMask, n.get(0)->data)))};
   } };
 // d |x| = sign(x) dx                (abs'(0) = 0)
 struct AbsRule { TG_UNARY_RULE("abs", UnaryOp::Abs, SaveWhat::Input)
-  static std::vector<Var> vjp(OpNode<AbsRule>& n, const Var& g) {
+  static Grads vjp(OpNode<AbsRule>& n, const Var& g) {
     return {mul(g, constant(kern::unary(UnaryOp::Sign, n.get(0)->data)))};
   } };
 
@@ -124,7 +124,7 @@ struct AbsRule { TG_UNARY_RULE("abs", UnaryOp::Abs, SaveWhat::Input)
 struct ClipRule {
   static constexpr const char* name = "clip";
   struct Attrs { bool has_lo = false, has_hi = false; double lo = 0, hi = 0; };
-  static std::vector<Var> vjp(OpNode<ClipRule>& n, const Var& g) {
+  static Grads vjp(OpNode<ClipRule>& n, const Var& g) {
     const Attrs& a = n.attrs;
     return {mul(g, constant(kern::clip_mask(n.get(0)->data, a.has_lo, a.lo, a.has_hi, a.hi)))};
   }
@@ -134,7 +134,7 @@ struct ClipRule {
 struct AstypeRule {
   static constexpr const char* name = "astype";
   struct Attrs { DType from = DType::F64; };
-  static std::vector<Var> vjp(OpNode<AstypeRule>& n, const Var& g) { return {astype(g, n.attrs.from)}; }
+  static Grads vjp(OpNode<AstypeRule>& n, const Var& g) { return {astype(g, n.attrs.from)}; }
 };
 
 // ---------------------------------------------------------------------------
@@ -144,7 +144,7 @@ struct AstypeRule {
 struct BinaryAttrs { Shape a_shape, b_shape; };
 
 template <class Rule>
-std::vector<Var> binary_vjp(OpNode<Rule>& n, const Var& g) {
+Grads binary_vjp(OpNode<Rule>& n, const Var& g) {
   auto [ga, gb] = Rule::grads(n, g);
   return {ga ? sum_to(ga, n.attrs.a_shape) : nullptr, gb ? sum_to(gb, n.attrs.b_shape) : nullptr};
 }
@@ -166,7 +166,7 @@ Var binary_op(const Var& a0, const Var& b0, BinaryOp k) {
 #define TG_BINARY_RULE(NAME)                                                              \
   static constexpr const char* name = NAME;                                             \
   using Attrs = BinaryAttrs;                                                            \
-  static std::vector<Var> vjp(OpNode<Rule>& n, const Var& g) { return binary_vjp<Rule>(n, g); }
+  static Grads vjp(OpNode<Rule>& n, const Var& g) { return binary_vjp<Rule>(n, g); }
 
 using VarPair = std::pair<Var, Var>;
 
@@ -230,7 +230,7 @@ struct MinimumRule { using Rule = MinimumRule; TG_BINARY_RULE("minimum")
 struct WhereRule {
   static constexpr const char* name = "where";
   struct Attrs { Tensor cond; Shape a_shape, b_shape; };
-  static std::vector<Var> vjp(OpNode<WhereRule>& n, const Var& g) {
+  static Grads vjp(OpNode<WhereRule>& n, const Var& g) {
     Var zero = scalar(0, g);
     return {n.needs(0) ? sum_to(where(n.attrs.cond, g, zero), n.attrs.a_shape) : nullptr,
             n.needs(1) ? sum_to(where(n.attrs.cond, zero, g), n.attrs.b_shape) : nullptr};
@@ -246,7 +246,7 @@ struct ReduceAttrs { Shape in_shape, keep_shape; std::vector<bool> mask; };
 struct SumRule {
   static constexpr const char* name = "sum";
   using Attrs = ReduceAttrs;
-  static std::vector<Var> vjp(OpNode<SumRule>& n, const Var& g) {
+  static Grads vjp(OpNode<SumRule>& n, const Var& g) {
     return {broadcast_to(reshape(g, n.attrs.keep_shape), n.attrs.in_shape)};
   }
 };
@@ -256,7 +256,7 @@ template <ReduceOp K>
 struct ExtremumRule {
   static constexpr const char* name = K == ReduceOp::Max ? "max" : "min";
   using Attrs = ReduceAttrs;
-  static std::vector<Var> vjp(OpNode<ExtremumRule>& n, const Var& g) {
+  static Grads vjp(OpNode<ExtremumRule>& n, const Var& g) {
     Tensor x = n.get(0)->data;
     Tensor best = n.get(1)->data.view(n.attrs.keep_shape);
     Tensor hit = kern::astype(kern::compare(CompareOp::Eq, x, best, name), x.dtype);
@@ -269,7 +269,7 @@ struct ExtremumRule {
 struct LogsumexpRule {
   static constexpr const char* name = "logsumexp";
   using Attrs = ReduceAttrs;
-  static std::vector<Var> vjp(OpNode<LogsumexpRule>& n, const Var& g) {
+  static Grads vjp(OpNode<LogsumexpRule>& n, const Var& g) {
     Var x = n.get(0);
     Var p = exp(sub(x, reshape(n.get(1), n.attrs.keep_shape)));
     return {mul(p, reshape(g, n.attrs.keep_shape))};
@@ -281,7 +281,7 @@ struct AxisAttrs { int64_t axis = 0; };
 struct SoftmaxRule {
   static constexpr const char* name = "softmax";
   using Attrs = AxisAttrs;
-  static std::vector<Var> vjp(OpNode<SoftmaxRule>& n, const Var& g) {
+  static Grads vjp(OpNode<SoftmaxRule>& n, const Var& g) {
     Var y = n.get(0);
     if (y->data.ndim() == 0) return {mul(g, scalar(0, g))};
     return {mul(y, sub(g, sum(mul(g, y), Axes{n.attrs.axis}, true)))};
@@ -291,7 +291,7 @@ struct SoftmaxRule {
 struct LogSoftmaxRule {
   static constexpr const char* name = "log_softmax";
   using Attrs = AxisAttrs;
-  static std::vector<Var> vjp(OpNode<LogSoftmaxRule>& n, const Var& g) {
+  static Grads vjp(OpNode<LogSoftmaxRule>& n, const Var& g) {
     Var y = n.get(0);
     if (y->data.ndim() == 0) return {mul(g, scalar(0, g))};
     return {sub(g, mul(exp(y), sum(g, Axes{n.attrs.axis}, true)))};
@@ -304,12 +304,12 @@ struct LogSoftmaxRule {
 struct ReshapeRule {
   static constexpr const char* name = "reshape";
   struct Attrs { Shape in_shape; };
-  static std::vector<Var> vjp(OpNode<ReshapeRule>& n, const Var& g) { return {reshape(g, n.attrs.in_shape)}; }
+  static Grads vjp(OpNode<ReshapeRule>& n, const Var& g) { return {reshape(g, n.attrs.in_shape)}; }
 };
 struct TransposeRule {
   static constexpr const char* name = "transpose";
   struct Attrs { Axes perm; };
-  static std::vector<Var> vjp(OpNode<TransposeRule>& n, const Var& g) {
+  static Grads vjp(OpNode<TransposeRule>& n, const Var& g) {
     Axes inv(n.attrs.perm.size());
     for (size_t i = 0; i < inv.size(); ++i) inv[n.attrs.perm[i]] = static_cast<int64_t>(i);
     return {transpose(g, inv)};
@@ -319,16 +319,16 @@ struct TransposeRule {
 struct BroadcastRule {
   static constexpr const char* name = "broadcast_to";
   struct Attrs { Shape in_shape; };
-  static std::vector<Var> vjp(OpNode<BroadcastRule>& n, const Var& g) { return {sum_to(g, n.attrs.in_shape)}; }
+  static Grads vjp(OpNode<BroadcastRule>& n, const Var& g) { return {sum_to(g, n.attrs.in_shape)}; }
 };
 struct ConcatRule {
   static constexpr const char* name = "concatenate";
   struct Attrs { int64_t axis = 0; std::vector<int64_t> sizes; };
-  static std::vector<Var> vjp(OpNode<ConcatRule>& n, const Var& g) {
-    std::vector<Var> out(n.attrs.sizes.size());
+  static Grads vjp(OpNode<ConcatRule>& n, const Var& g) {
+    Grads out;
     int64_t start = 0;
-    for (size_t i = 0; i < out.size(); ++i) {
-      if (n.needs(i)) out[i] = narrow(g, n.attrs.axis, start, n.attrs.sizes[i]);
+    for (size_t i = 0; i < n.attrs.sizes.size(); ++i) {
+      out.push_back(n.needs(i) ? narrow(g, n.attrs.axis, start, n.attrs.sizes[i]) : nullptr);
       start += n.attrs.sizes[i];
     }
     return out;
@@ -338,28 +338,28 @@ struct ConcatRule {
 struct NarrowRule {
   static constexpr const char* name = "narrow";
   struct Attrs { int64_t axis = 0, start = 0, total = 0; };
-  static std::vector<Var> vjp(OpNode<NarrowRule>& n, const Var& g) {
+  static Grads vjp(OpNode<NarrowRule>& n, const Var& g) {
     return {pad_axis(g, n.attrs.axis, n.attrs.start, n.attrs.total)};
   }
 };
 struct PadRule {
   static constexpr const char* name = "pad";
   struct Attrs { int64_t axis = 0, start = 0, length = 0; };
-  static std::vector<Var> vjp(OpNode<PadRule>& n, const Var& g) {
+  static Grads vjp(OpNode<PadRule>& n, const Var& g) {
     return {narrow(g, n.attrs.axis, n.attrs.start, n.attrs.length)};
   }
 };
 struct GatherRule {
   static constexpr const char* name = "getitem";
   struct Attrs { Tensor index; Shape in_shape; };
-  static std::vector<Var> vjp(OpNode<GatherRule>& n, const Var& g) {
+  static Grads vjp(OpNode<GatherRule>& n, const Var& g) {
     return {scatter_add(g, n.attrs.index, n.attrs.in_shape)};
   }
 };
 struct ScatterAddRule {
   static constexpr const char* name = "scatter_add";
   struct Attrs { Tensor index; };
-  static std::vector<Var> vjp(OpNode<ScatterAddRule>& n, const Var& g) { return {gather(g, n.attrs.index)}; }
+  static Grads vjp(OpNode<ScatterAddRule>& n, const Var& g) { return {gather(g, n.attrs.index)}; }
 };
 
 // ---------------------------------------------------------------------------
@@ -370,7 +370,7 @@ struct ScatterAddRule {
 struct MatmulRule {
   static constexpr const char* name = "matmul";
   struct Attrs { bool ta = false, tb = false; Shape a_shape, b_shape; };
-  static std::vector<Var> vjp(OpNode<MatmulRule>& n, const Var& g) {
+  static Grads vjp(OpNode<MatmulRule>& n, const Var& g) {
     const Attrs& t = n.attrs;
     Var ga, gb;
     if (n.needs(0)) {

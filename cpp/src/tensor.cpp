@@ -4,6 +4,8 @@
 #include <cstring>
 #include <new>
 
+#include "tapegrad/pool.hpp"
+
 namespace tg {
 
 const char* dtype_name(DType d) {
@@ -40,13 +42,19 @@ Storage::~Storage() {
 static void free_owned(void* data, void*) { std::free(data); }
 
 std::shared_ptr<Storage> Storage::allocate(size_t nbytes) {
+  if (nbytes <= kInlineBytes) {
+    auto s = make_pooled<Storage>();
+    s->data = s->inline_buf;
+    s->nbytes = nbytes;
+    return s;
+  }
   // 64-byte aligned so kernels can use aligned vector loads; aligned_alloc
   // needs a size that is a multiple of the alignment.
   size_t rounded = (nbytes + 63) / 64 * 64;
   if (rounded == 0) rounded = 64;
   void* p = std::aligned_alloc(64, rounded);
   if (!p) throw std::bad_alloc();
-  auto s = std::make_shared<Storage>();
+  auto s = make_pooled<Storage>();
   s->data = p;
   s->nbytes = nbytes;
   s->deleter = &free_owned;

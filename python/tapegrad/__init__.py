@@ -46,5 +46,6 @@ from ._core import (  # noqa: F401  (the public API)
 )
 from ._grad_mode import no_grad, enable_grad  # noqa: F401
 from . import _interop  # noqa: F401  (NumPy protocols and repr for Variable)
+from . import reference  # noqa: F401  (the pure-NumPy engine, same API)
 
 __version__ = "0.1.0"

@@ -16,6 +16,8 @@
 #include <string>
 #include <vector>
 
+#include "tapegrad/pool.hpp"
+#include "tapegrad/small_vector.hpp"
 #include "tapegrad/tensor.hpp"
 
 namespace tg {
@@ -23,6 +25,8 @@ namespace tg {
 struct Node;
 struct VariableImpl;
 using Var = std::shared_ptr<VariableImpl>;
+// One gradient per input of an op (null where the input needs none).
+using Grads = SmallVec<Var, 2>;
 
 // ----- grad mode (thread-local) -------------------------------------------
 bool grad_enabled();
@@ -47,7 +51,7 @@ struct VariableImpl {
   DType dtype() const { return data.dtype; }
 };
 
-inline Var make_var(Tensor t, bool requires_grad = false) { return std::make_shared<VariableImpl>(std::move(t), requires_grad); }
+inline Var make_var(Tensor t, bool requires_grad = false) { return make_pooled<VariableImpl>(std::move(t), requires_grad); }
 inline Var scalar_like(double v, const Var& like) { return make_var(Tensor::scalar(v, like->dtype())); }
 
 // The node that receives this Variable's gradient: its grad_fn, or (for a
@@ -64,8 +68,8 @@ struct Saved {
 
 struct Node : std::enable_shared_from_this<Node> {
   uint64_t seq = 0;
-  std::vector<std::shared_ptr<Node>> next;  // one edge per input; null: needs no grad
-  std::vector<Saved> saved;
+  SmallVec<std::shared_ptr<Node>, 2> next;  // one edge per input; null: needs no grad
+  SmallVec<Saved, 3> saved;
   std::weak_ptr<VariableImpl> retained;     // output Variable that called retain_grad()
   bool released = false;
   // Scratch space of the sweep that is visiting this node.
@@ -79,7 +83,7 @@ struct Node : std::enable_shared_from_this<Node> {
 
   virtual const char* name() const = 0;
   // Gradients for each input, given the gradient of the output (null = zero).
-  virtual std::vector<Var> vjp(const Var& grad) = 0;
+  virtual Grads vjp(const Var& grad) = 0;
   virtual bool is_accumulator() const { return false; }
 
   bool needs(size_t i) const { return i < next.size() && next[i] != nullptr; }
@@ -96,7 +100,7 @@ struct AccumulateGrad final : Node {
   Var variable;
   explicit AccumulateGrad(Var v) : variable(std::move(v)) { seq = 0; }
   const char* name() const override { return "AccumulateGrad"; }
-  std::vector<Var> vjp(const Var&) override { return {}; }
+  Grads vjp(const Var&) override { return {}; }
   bool is_accumulator() const override { return true; }
 };
 
@@ -106,7 +110,7 @@ template <class Rule>
 struct OpNode final : Node {
   typename Rule::Attrs attrs;
   const char* name() const override { return Rule::name; }
-  std::vector<Var> vjp(const Var& grad) override { return Rule::vjp(*this, grad); }
+  Grads vjp(const Var& grad) override { return Rule::vjp(*this, grad); }
 };
 
 // Creates an op's result, and its node when recording is on and an input
@@ -125,8 +129,7 @@ struct Recorder {
     bool any = false;
     for (const Var* v : inputs) any = any || (*v)->requires_grad;
     if (!any) return;
-    auto n = std::make_shared<OpNode<Rule>>();
-    n->next.reserve(inputs.size());
+    auto n = make_pooled<OpNode<Rule>>();
     for (const Var* v : inputs) n->next.push_back((*v)->requires_grad ? grad_edge(*v) : nullptr);
     out->requires_grad = true;
     node = n.get();
@@ -138,8 +141,7 @@ struct Recorder {
     bool any = false;
     for (const Var& v : inputs) any = any || v->requires_grad;
     if (!any) return;
-    auto n = std::make_shared<OpNode<Rule>>();
-    n->next.reserve(inputs.size());
+    auto n = make_pooled<OpNode<Rule>>();
     for (const Var& v : inputs) n->next.push_back(v->requires_grad ? grad_edge(v) : nullptr);
     out->requires_grad = true;
     node = n.get();

@@ -50,6 +50,10 @@ struct Storage {
   bool readonly = false;  // borrowed from a read-only NumPy array
   bool borrowed = false;  // memory owned by someone else (NumPy)
   std::atomic<uint32_t> version{0};
+  // Small arrays (scalars, short vectors) live inside the Storage itself, so
+  // one allocation serves both: scalar-op overhead is dominated by malloc.
+  static constexpr size_t kInlineBytes = 64;
+  alignas(16) unsigned char inline_buf[kInlineBytes];
 
   Storage() = default;
   Storage(const Storage&) = delete;

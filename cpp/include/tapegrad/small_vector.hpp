@@ -1,0 +1,88 @@
+// A vector that keeps its first N elements inline. Nodes hold one edge and
+// one saved value per input, almost always one or two: keeping them inline
+// saves two heap allocations per recorded op.
+#pragma once
+
+#include <cstddef>
+#include <initializer_list>
+#include <new>
+#include <utility>
+#include <vector>
+
+namespace tg {
+
+template <class T, size_t N>
+class SmallVec {
+ public:
+  SmallVec() = default;
+  SmallVec(std::initializer_list<T> init) {
+    for (const T& v : init) push_back(v);
+  }
+  SmallVec(std::vector<T>&& v) {
+    for (T& x : v) push_back(std::move(x));
+  }
+  SmallVec(const SmallVec& o) {
+    for (const T& v : o) push_back(v);
+  }
+  SmallVec(SmallVec&& o) noexcept {
+    for (T& v : o) push_back(std::move(v));
+    o.clear();
+  }
+  SmallVec& operator=(SmallVec o) {
+    clear();
+    for (T& v : o) push_back(std::move(v));
+    return *this;
+  }
+  ~SmallVec() { clear(); }
+
+  void push_back(T v) {
+    if (size_ < N) {
+      new (inline_ptr() + size_) T(std::move(v));
+    } else {
+      overflow_.push_back(std::move(v));
+    }
+    ++size_;
+  }
+  void clear() {
+    for (size_t i = 0; i < size_ && i < N; ++i) inline_ptr()[i].~T();
+    overflow_.clear();
+    overflow_.shrink_to_fit();
+    size_ = 0;
+  }
+  size_t size() const { return size_; }
+  bool empty() const { return size_ == 0; }
+  T& operator[](size_t i) { return i < N ? inline_ptr()[i] : overflow_[i - N]; }
+  const T& operator[](size_t i) const { return i < N ? inline_ptr()[i] : overflow_[i - N]; }
+  T& at(size_t i) { return (*this)[i]; }
+  const T& at(size_t i) const { return (*this)[i]; }
+
+  template <class V, class P>
+  struct Iter {
+    P* vec;
+    size_t i;
+    V& operator*() const { return (*vec)[i]; }
+    V* operator->() const { return &(*vec)[i]; }
+    Iter& operator++() { ++i; return *this; }
+    bool operator!=(const Iter& o) const { return i != o.i; }
+    bool operator==(const Iter& o) const { return i == o.i; }
+  };
+  Iter<T, SmallVec> begin() { return {this, 0}; }
+  Iter<T, SmallVec> end() { return {this, size_}; }
+  Iter<const T, const SmallVec> begin() const { return {this, 0}; }
+  Iter<const T, const SmallVec> end() const { return {this, size_}; }
+
+  std::vector<T> to_vector() const {
+    std::vector<T> out;
+    for (const T& v : *this) out.push_back(v);
+    return out;
+  }
+
+ private:
+  T* inline_ptr() { return std::launder(reinterpret_cast<T*>(storage_)); }
+  const T* inline_ptr() const { return std::launder(reinterpret_cast<const T*>(storage_)); }
+  alignas(T) unsigned char storage_[N * sizeof(T)];
+  size_t size_ = 0;
+  std::vector<T> overflow_;
+};
+
+}  // namespace tg

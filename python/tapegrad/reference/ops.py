@@ -1,0 +1,892 @@
+"""Primitive ops of the reference engine, each forward next to its VJP.
+
+Conventions used throughout:
+
+* ``forward(self, *inputs)`` gets Variables and returns a NumPy array.
+* ``vjp(self, g)`` gets the gradient of the output (a Variable) and returns
+  one gradient per input, written with Variable ops so the backward pass can
+  itself be recorded (``create_graph=True``).  Gradients of broadcast operands
+  go through the single helper ``unbroadcast``.
+* Kinks follow docs/API.md: relu'(0) = 0, abs'(0) = 0, maximum/minimum split
+  ties 0.5/0.5, max/min reductions split evenly among tied maxima, clip is
+  inclusive, and the power special cases below.
+
+NB: this module defines ``sum``, ``max``, ``min`` and ``abs``, shadowing the
+builtins; the builtins are used through ``builtins.`` where needed.
+"""
+
+import builtins
+import math
+
+import numpy as np
+
+from .engine import OUTPUT, Function, Variable, _check_float_dtype
+
+__all__ = [
+    "add", "subtract", "multiply", "divide", "power", "negative",
+    "exp", "log", "log1p", "sqrt", "sin", "cos", "tanh", "sigmoid", "relu", "abs",
+    "maximum", "minimum", "clip", "where",
+    "sum", "mean", "max", "min",
+    "reshape", "transpose", "broadcast_to", "concatenate", "stack", "getitem",
+    "matmul", "softmax", "log_softmax", "logsumexp", "astype", "unbroadcast",
+]
+
+
+# --------------------------------------------------------------------------
+# Helpers: operand conversion, shape checks, unbroadcast
+# --------------------------------------------------------------------------
+
+
+def _is_python_scalar(x):
+    # np.float64 subclasses float, hence the exact type test.
+    return type(x) in (bool, int, float)
+
+
+def as_variable(x, dtype=None):
+    """``x`` itself if it is a Variable, else a new constant Variable."""
+    return x if isinstance(x, Variable) else Variable(x, dtype=dtype)
+
+
+def _operands(*xs):
+    """Convert op operands to Variables.
+
+    Python scalars are "weak": they take the dtype of the other operands
+    (float64 if there are none).  Arrays and Variables keep their dtype and
+    promote like NumPy inside the forward computation (float32 op float64 ->
+    float64); the gradient of each input is cast back to its own dtype.
+    """
+    if builtins.all(isinstance(x, Variable) for x in xs):
+        return list(xs)
+    strong = [as_variable(x) for x in xs if not _is_python_scalar(x)]
+    dtype = np.result_type(*[v.dtype for v in strong]) if strong else np.float64
+    strong = iter(strong)
+    return [Variable(x, dtype=dtype) if _is_python_scalar(x) else next(strong) for x in xs]
+
+
+def _shapes_text(shapes):
+    shapes = [str(tuple(s)) for s in shapes]
+    return ", ".join(shapes[:-1]) + " and " + shapes[-1] if len(shapes) > 1 else shapes[0]
+
+
+def _broadcast_shapes(name, *shapes):
+    if builtins.all(s == shapes[0] for s in shapes):
+        return shapes[0]
+    try:
+        return np.broadcast_shapes(*shapes)
+    except ValueError:
+        raise ValueError(f"{name}: shapes {_shapes_text(shapes)} cannot be "
+                         f"broadcast together") from None
+
+
+def _normalize_axes(name, axis, shape):
+    """``axis`` (None, int or tuple of ints) as a sorted tuple of non-negative ints."""
+    ndim = len(shape)
+    if axis is None:
+        return tuple(range(ndim))
+    axes = (axis,) if isinstance(axis, (int, np.integer)) else axis
+    try:
+        axes = tuple(axes)
+    except TypeError:
+        raise TypeError(f"{name}: axis must be None, an int or a tuple of ints, "
+                        f"got {axis!r}") from None
+    result = []
+    for a in axes:
+        if isinstance(a, bool) or not isinstance(a, (int, np.integer)):
+            raise TypeError(f"{name}: axis must be None, an int or a tuple of ints, "
+                            f"got {axis!r}")
+        if not -ndim <= a < ndim:
+            raise ValueError(f"{name}: axis {a} is out of bounds for shape {tuple(shape)}")
+        result.append(int(a) % ndim)
+    if len(set(result)) != len(result):
+        raise ValueError(f"{name}: repeated axis in {axis!r} for shape {tuple(shape)}")
+    return tuple(sorted(result))
+
+
+def _keepdims_shape(shape, axes):
+    """``shape`` with the reduced ``axes`` set to 1."""
+    return tuple(1 if i in axes else n for i, n in enumerate(shape))
+
+
+def _mask(condition, dtype):
+    """A boolean NumPy array as 0/1 constants of the given dtype."""
+    return np.asarray(condition).astype(dtype)
+
+
+def unbroadcast(grad, shape):
+    """Sum ``grad`` down to ``shape``: the VJP of NumPy broadcasting.
+
+    Leading axes that broadcasting added are summed away, and axes where
+    ``shape`` has size 1 (but ``grad`` does not) are summed with keepdims.
+    """
+    shape = tuple(shape)
+    if grad.shape == shape:
+        return grad
+    lead = grad.ndim - len(shape)
+    axes = tuple(range(lead)) + tuple(
+        lead + i for i, n in enumerate(shape) if n == 1 and grad.shape[lead + i] != 1)
+    return sum(grad, axis=axes, keepdims=True).reshape(shape)
+
+
+class _Elementwise(Function):
+    """Base of broadcasting elementwise ops: checks the operand shapes."""
+
+    @classmethod
+    def apply(cls, *inputs, **params):
+        _broadcast_shapes(cls.name, *(v.shape for v in inputs))
+        return super().apply(*inputs, **params)
+
+
+# --------------------------------------------------------------------------
+# Binary arithmetic
+# --------------------------------------------------------------------------
+
+
+class Add(_Elementwise):
+    name = "add"
+
+    def forward(self, a, b):
+        return a.data + b.data
+
+    def vjp(self, g):
+        a_shape, b_shape = self.input_shapes
+        return unbroadcast(g, a_shape), unbroadcast(g, b_shape)
+
+
+class Subtract(_Elementwise):
+    name = "subtract"
+
+    def forward(self, a, b):
+        return a.data - b.data
+
+    def vjp(self, g):
+        a_shape, b_shape = self.input_shapes
+        return unbroadcast(g, a_shape), unbroadcast(-g, b_shape)
+
+
+class Multiply(_Elementwise):
+    name = "multiply"
+
+    def forward(self, a, b):
+        self.save_for_backward(a, b)
+        return a.data * b.data
+
+    def vjp(self, g):
+        a, b = self.saved_values()
+        return unbroadcast(g * b, a.shape), unbroadcast(g * a, b.shape)
+
+
+class Divide(_Elementwise):
+    name = "divide"
+
+    def forward(self, a, b):
+        self.save_for_backward(a, b)
+        return a.data / b.data
+
+    def vjp(self, g):
+        a, b = self.saved_values()
+        return unbroadcast(g / b, a.shape), unbroadcast(-g * a / (b * b), b.shape)
+
+
+class Power(_Elementwise):
+    """a ** b.  d/da = b a^(b-1), taken as 0 where b == 0;
+    d/db = a^b log(a), taken as 0 where a == 0 and b >= 0."""
+
+    name = "power"
+
+    def forward(self, a, b):
+        self.save_for_backward(a, b, OUTPUT)
+        return np.power(a.data, b.data)
+
+    def vjp(self, g):
+        a, b, out = self.saved_values()
+        grad_a = grad_b = None
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            if self.needs_input_grad[0]:
+                grad_a = where(b.data == 0, 0.0, g * b * a ** (b - 1))
+                grad_a = unbroadcast(grad_a, a.shape)
+            if self.needs_input_grad[1]:
+                grad_b = where((a.data == 0) & (b.data >= 0), 0.0, g * out * log(a))
+                grad_b = unbroadcast(grad_b, b.shape)
+        return grad_a, grad_b
+
+
+class Maximum(_Elementwise):
+    name = "maximum"
+    _wins = staticmethod(np.greater)
+
+    def forward(self, a, b):
+        self.save_for_backward(a, b)
+        return np.maximum(a.data, b.data)
+
+    def vjp(self, g):
+        a, b = self.saved_values()
+        # Weight of `a` in the output: 1 where it wins, 0.5 on a tie, else 0.
+        w_a = _mask(self._wins(a.data, b.data), g.dtype) + 0.5 * _mask(a.data == b.data, g.dtype)
+        return unbroadcast(g * w_a, a.shape), unbroadcast(g * (1 - w_a), b.shape)
+
+
+class Minimum(Maximum):
+    name = "minimum"
+    _wins = staticmethod(np.less)
+
+    def forward(self, a, b):
+        self.save_for_backward(a, b)
+        return np.minimum(a.data, b.data)
+
+
+def add(a, b):
+    return Add.apply(*_operands(a, b))
+
+
+def subtract(a, b):
+    return Subtract.apply(*_operands(a, b))
+
+
+def multiply(a, b):
+    return Multiply.apply(*_operands(a, b))
+
+
+def divide(a, b):
+    return Divide.apply(*_operands(a, b))
+
+
+def power(a, b):
+    return Power.apply(*_operands(a, b))
+
+
+def maximum(a, b):
+    return Maximum.apply(*_operands(a, b))
+
+
+def minimum(a, b):
+    return Minimum.apply(*_operands(a, b))
+
+
+# --------------------------------------------------------------------------
+# Unary elementwise
+# --------------------------------------------------------------------------
+
+
+class Negative(Function):
+    name = "negative"
+
+    def forward(self, x):
+        return -x.data
+
+    def vjp(self, g):
+        return -g
+
+
+class Exp(Function):
+    name = "exp"
+
+    def forward(self, x):
+        self.save_for_backward(OUTPUT)
+        return np.exp(x.data)
+
+    def vjp(self, g):
+        (y,) = self.saved_values()
+        return g * y
+
+
+class Log(Function):
+    name = "log"
+
+    def forward(self, x):
+        self.save_for_backward(x)
+        return np.log(x.data)
+
+    def vjp(self, g):
+        (x,) = self.saved_values()
+        return g / x
+
+
+class Log1p(Function):
+    name = "log1p"
+
+    def forward(self, x):
+        self.save_for_backward(x)
+        return np.log1p(x.data)
+
+    def vjp(self, g):
+        (x,) = self.saved_values()
+        return g / (1 + x)
+
+
+class Sqrt(Function):
+    name = "sqrt"
+
+    def forward(self, x):
+        self.save_for_backward(OUTPUT)
+        return np.sqrt(x.data)
+
+    def vjp(self, g):
+        (y,) = self.saved_values()
+        return g / (2 * y)
+
+
+class Sin(Function):
+    name = "sin"
+
+    def forward(self, x):
+        self.save_for_backward(x)
+        return np.sin(x.data)
+
+    def vjp(self, g):
+        (x,) = self.saved_values()
+        return g * cos(x)
+
+
+class Cos(Function):
+    name = "cos"
+
+    def forward(self, x):
+        self.save_for_backward(x)
+        return np.cos(x.data)
+
+    def vjp(self, g):
+        (x,) = self.saved_values()
+        return -g * sin(x)
+
+
+class Tanh(Function):
+    name = "tanh"
+
+    def forward(self, x):
+        self.save_for_backward(OUTPUT)
+        return np.tanh(x.data)
+
+    def vjp(self, g):
+        (y,) = self.saved_values()
+        return g * (1 - y * y)
+
+
+class Sigmoid(Function):
+    name = "sigmoid"
+
+    def forward(self, x):
+        self.save_for_backward(OUTPUT)
+        e = np.exp(-np.abs(x.data))          # in (0, 1]: never overflows
+        return np.where(x.data >= 0, 1 / (1 + e), e / (1 + e))
+
+    def vjp(self, g):
+        (y,) = self.saved_values()
+        return g * y * (1 - y)
+
+
+class Relu(Function):
+    name = "relu"
+
+    def forward(self, x):
+        self.save_for_backward(x)
+        return np.maximum(x.data, 0)
+
+    def vjp(self, g):
+        (x,) = self.saved_values()
+        return g * _mask(x.data > 0, g.dtype)           # relu'(0) = 0
+
+
+class Abs(Function):
+    name = "abs"
+
+    def forward(self, x):
+        self.save_for_backward(x)
+        return np.abs(x.data)
+
+    def vjp(self, g):
+        (x,) = self.saved_values()
+        return g * np.sign(x.data).astype(g.dtype)      # abs'(0) = sign(0) = 0
+
+
+class AsType(Function):
+    name = "astype"
+
+    def forward(self, x):
+        return x.data.astype(self.dtype)
+
+    def vjp(self, g):
+        return g.astype(self.input_dtype)
+
+
+def negative(x):
+    return Negative.apply(as_variable(x))
+
+
+def exp(x):
+    return Exp.apply(as_variable(x))
+
+
+def log(x):
+    return Log.apply(as_variable(x))
+
+
+def log1p(x):
+    return Log1p.apply(as_variable(x))
+
+
+def sqrt(x):
+    return Sqrt.apply(as_variable(x))
+
+
+def sin(x):
+    return Sin.apply(as_variable(x))
+
+
+def cos(x):
+    return Cos.apply(as_variable(x))
+
+
+def tanh(x):
+    return Tanh.apply(as_variable(x))
+
+
+def sigmoid(x):
+    return Sigmoid.apply(as_variable(x))
+
+
+def relu(x):
+    return Relu.apply(as_variable(x))
+
+
+def abs(x):
+    return Abs.apply(as_variable(x))
+
+
+def astype(x, dtype):
+    x = as_variable(x)
+    return AsType.apply(x, dtype=_check_float_dtype(dtype), input_dtype=x.dtype)
+
+
+# --------------------------------------------------------------------------
+# clip and where (non-differentiable bounds / condition)
+# --------------------------------------------------------------------------
+
+
+class Clip(Function):
+    """Bounds are constants (None = unbounded); gradient passes where
+    a_min <= x <= a_max, inclusive."""
+
+    name = "clip"
+
+    def forward(self, x):
+        self.save_for_backward(x)
+        out = x.data
+        if self.a_min is not None:
+            out = np.maximum(out, self.a_min)
+        if self.a_max is not None:
+            out = np.minimum(out, self.a_max)
+        return np.broadcast_to(out, self.out_shape)
+
+    def vjp(self, g):
+        (x,) = self.saved_values()
+        inside = np.ones(self.out_shape, dtype=bool)
+        if self.a_min is not None:
+            inside &= x.data >= self.a_min
+        if self.a_max is not None:
+            inside &= x.data <= self.a_max
+        return unbroadcast(g * _mask(inside, g.dtype), x.shape)
+
+
+def clip(x, a_min, a_max):
+    x = as_variable(x)
+
+    def bound(b):
+        if b is None:
+            return None
+        b = b.data if isinstance(b, Variable) else b
+        return np.array(b, dtype=x.dtype)      # bounds take x's dtype
+
+    a_min, a_max = bound(a_min), bound(a_max)
+    shapes = [x.shape] + [b.shape for b in (a_min, a_max) if b is not None]
+    out_shape = _broadcast_shapes("clip", *shapes)
+    return Clip.apply(x, a_min=a_min, a_max=a_max, out_shape=out_shape)
+
+
+class Where(Function):
+    name = "where"
+
+    def forward(self, x, y):
+        _broadcast_shapes(self.name, self.cond.shape, x.shape, y.shape)
+        return np.where(self.cond, x.data, y.data)
+
+    def vjp(self, g):
+        x_shape, y_shape = self.input_shapes
+        return (unbroadcast(where(self.cond, g, 0.0), x_shape),
+                unbroadcast(where(self.cond, 0.0, g), y_shape))
+
+
+def where(cond, x, y):
+    cond = cond.data if isinstance(cond, Variable) else cond
+    cond = np.array(cond, dtype=bool)          # a copy: later edits can't change it
+    return Where.apply(*_operands(x, y), cond=cond)
+
+
+# --------------------------------------------------------------------------
+# Reductions
+# --------------------------------------------------------------------------
+
+
+class Sum(Function):
+    name = "sum"
+
+    def forward(self, x):
+        return np.sum(x.data, axis=self.axes, keepdims=self.keepdims)
+
+    def vjp(self, g):
+        (shape,) = self.input_shapes
+        return broadcast_to(g.reshape(_keepdims_shape(shape, self.axes)), shape)
+
+
+class Mean(Function):
+    name = "mean"
+
+    def forward(self, x):
+        return np.mean(x.data, axis=self.axes, keepdims=self.keepdims)
+
+    def vjp(self, g):
+        (shape,) = self.input_shapes
+        count = math.prod(shape[a] for a in self.axes)
+        return broadcast_to(g.reshape(_keepdims_shape(shape, self.axes)), shape) / count
+
+
+class Max(Function):
+    """The gradient is split evenly among the elements equal to the maximum."""
+
+    name = "max"
+    _reduce = staticmethod(np.max)
+
+    def forward(self, x):
+        if builtins.any(x.shape[a] == 0 for a in self.axes):
+            raise ValueError(f"{self.name}: cannot reduce over a zero-size axis, "
+                             f"shape {x.shape}, axes {self.axes}")
+        self.save_for_backward(x, OUTPUT)
+        return self._reduce(x.data, axis=self.axes, keepdims=self.keepdims)
+
+    def vjp(self, g):
+        x, out = self.saved_values()
+        kshape = _keepdims_shape(x.shape, self.axes)
+        ties = x.data == out.data.reshape(kshape)
+        weights = ties / np.sum(ties, axis=self.axes, keepdims=True)
+        return g.reshape(kshape) * weights.astype(g.dtype)
+
+
+class Min(Max):
+    name = "min"
+    _reduce = staticmethod(np.min)
+
+
+def _reduction(cls, x, axis, keepdims):
+    x = as_variable(x)
+    return cls.apply(x, axes=_normalize_axes(cls.name, axis, x.shape), keepdims=bool(keepdims))
+
+
+def sum(x, axis=None, keepdims=False):
+    return _reduction(Sum, x, axis, keepdims)
+
+
+def mean(x, axis=None, keepdims=False):
+    return _reduction(Mean, x, axis, keepdims)
+
+
+def max(x, axis=None, keepdims=False):
+    return _reduction(Max, x, axis, keepdims)
+
+
+def min(x, axis=None, keepdims=False):
+    return _reduction(Min, x, axis, keepdims)
+
+
+# --------------------------------------------------------------------------
+# Shape ops
+# --------------------------------------------------------------------------
+
+
+class Reshape(Function):
+    name = "reshape"
+
+    def forward(self, x):
+        try:
+            return x.data.reshape(self.shape)
+        except ValueError:
+            raise ValueError(f"reshape: cannot reshape shape {x.shape} (size {x.size}) "
+                             f"into shape {self.shape}") from None
+
+    def vjp(self, g):
+        return g.reshape(self.input_shapes[0])
+
+
+class Transpose(Function):
+    name = "transpose"
+
+    def forward(self, x):
+        return np.transpose(x.data, self.axes)
+
+    def vjp(self, g):
+        return g.transpose(tuple(int(i) for i in np.argsort(self.axes)))
+
+
+class BroadcastTo(Function):
+    name = "broadcast_to"
+
+    def forward(self, x):
+        return np.broadcast_to(x.data, self.shape)
+
+    def vjp(self, g):
+        return unbroadcast(g, self.input_shapes[0])
+
+
+class Concatenate(Function):
+    name = "concatenate"
+
+    def forward(self, *xs):
+        return np.concatenate([x.data for x in xs], axis=self.axis)
+
+    def vjp(self, g):
+        edges = np.cumsum([0] + [s[self.axis] for s in self.input_shapes]).tolist()
+        before = (slice(None),) * self.axis
+        return tuple(g[before + (slice(lo, hi),)] for lo, hi in zip(edges[:-1], edges[1:]))
+
+
+class Stack(Function):
+    name = "stack"
+
+    def forward(self, *xs):
+        return np.stack([x.data for x in xs], axis=self.axis)
+
+    def vjp(self, g):
+        before = (slice(None),) * self.axis
+        return tuple(g[before + (i,)] for i in range(len(self.input_shapes)))
+
+
+class GetItem(Function):
+    """x[key] with full NumPy semantics (basic and advanced indexing)."""
+
+    name = "getitem"
+
+    def forward(self, x):
+        return x.data[self.key]
+
+    def vjp(self, g):
+        return IndexAdd.apply(g, shape=self.input_shapes[0], key=self.key)
+
+
+class IndexAdd(Function):
+    """zeros(shape) with g added at [key] (repeated indices accumulate).
+
+    The VJP of GetItem; its own VJP is GetItem again.  The positions are
+    found by indexing an array of flat indices with the same key, so every
+    kind of NumPy key (None, Ellipsis, masks, integer arrays) works.
+    """
+
+    name = "index_add"
+
+    def forward(self, g):
+        size = math.prod(self.shape)
+        positions = np.arange(size).reshape(self.shape)[self.key]
+        out = np.zeros(size, dtype=g.dtype)
+        np.add.at(out, np.ravel(positions), g.data.ravel())
+        return out.reshape(self.shape)
+
+    def vjp(self, gg):
+        return gg[self.key]
+
+
+def reshape(x, shape):
+    x = as_variable(x)
+    shape = (shape,) if isinstance(shape, (int, np.integer)) else tuple(shape)
+    return Reshape.apply(x, shape=shape)
+
+
+def transpose(x, axes=None):
+    x = as_variable(x)
+    if axes is None:
+        axes = tuple(reversed(range(x.ndim)))
+    else:
+        axes, n = tuple(axes), x.ndim
+        valid = builtins.all(isinstance(a, (int, np.integer)) and not isinstance(a, bool)
+                             and -n <= a < n for a in axes)
+        if not valid or sorted(a % n for a in axes) != list(range(n)):
+            raise ValueError(f"transpose: axes {axes} are not a permutation of the "
+                             f"axes of shape {x.shape}")
+        axes = tuple(int(a) % x.ndim for a in axes)
+    return Transpose.apply(x, axes=axes)
+
+
+def broadcast_to(x, shape):
+    x = as_variable(x)
+    shape = (shape,) if isinstance(shape, (int, np.integer)) else tuple(int(n) for n in shape)
+    try:
+        ok = np.broadcast_shapes(x.shape, shape) == shape
+    except ValueError:
+        ok = False
+    if not ok:
+        raise ValueError(f"broadcast_to: cannot broadcast shape {x.shape} to shape {shape}")
+    return BroadcastTo.apply(x, shape=shape)
+
+
+def _sequence(name, seq):
+    xs = _operands(*seq)
+    if not xs:
+        raise ValueError(f"{name}: need at least one array")
+    return xs
+
+
+def concatenate(seq, axis=0):
+    xs = _sequence("concatenate", seq)
+    shapes = [x.shape for x in xs]
+    ndim = xs[0].ndim
+    if ndim == 0 or builtins.any(x.ndim != ndim for x in xs):
+        raise ValueError(f"concatenate: shapes {_shapes_text(shapes)} must have the same, "
+                         f"non-zero number of dimensions")
+    (axis,) = _normalize_axes("concatenate", axis, xs[0].shape)
+    if builtins.any(s[:axis] + s[axis + 1:] != shapes[0][:axis] + shapes[0][axis + 1:]
+                    for s in shapes):
+        raise ValueError(f"concatenate: shapes {_shapes_text(shapes)} differ outside "
+                         f"axis {axis}")
+    return Concatenate.apply(*xs, axis=axis)
+
+
+def stack(seq, axis=0):
+    xs = _sequence("stack", seq)
+    shapes = [x.shape for x in xs]
+    if builtins.any(s != shapes[0] for s in shapes):
+        raise ValueError(f"stack: all shapes must be equal, got {_shapes_text(shapes)}")
+    ndim = len(shapes[0]) + 1                  # the result has one more axis
+    if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)):
+        raise TypeError(f"stack: axis must be an int, got {axis!r}")
+    if not -ndim <= axis < ndim:
+        raise ValueError(f"stack: axis {axis} is out of bounds for stacking arrays of "
+                         f"shape {shapes[0]}")
+    return Stack.apply(*xs, axis=int(axis) % ndim)
+
+
+def _index_key(key):
+    """Freeze an indexing key: Variables become their data, arrays are copied."""
+    if isinstance(key, tuple):
+        return tuple(_index_key(k) for k in key)
+    if isinstance(key, Variable):
+        return key.data.copy()
+    if isinstance(key, np.ndarray):
+        return key.copy()
+    return key
+
+
+def getitem(x, key):
+    return GetItem.apply(as_variable(x), key=_index_key(key))
+
+
+# --------------------------------------------------------------------------
+# Linear algebra
+# --------------------------------------------------------------------------
+
+
+def _swap_last(v):
+    """Swap the last two axes of a Variable (ndim >= 2)."""
+    return v.transpose(tuple(range(v.ndim - 2)) + (v.ndim - 1, v.ndim - 2))
+
+
+class MatMul(Function):
+    """NumPy matmul: 1-D operands are promoted (a to a row, b to a column)
+    and the promoted axis dropped from the result; batch axes broadcast."""
+
+    name = "matmul"
+
+    def forward(self, a, b):
+        self.save_for_backward(a, b)
+        return np.matmul(a.data, b.data)
+
+    def vjp(self, g):
+        a, b = self.saved_values()
+        a2 = a.reshape((1,) + a.shape) if a.ndim == 1 else a     # (k,) -> (1, k)
+        b2 = b.reshape(b.shape + (1,)) if b.ndim == 1 else b     # (k,) -> (k, 1)
+        batch = np.broadcast_shapes(a2.shape[:-2], b2.shape[:-2])
+        g2 = g.reshape(batch + (a2.shape[-2], b2.shape[-1]))
+        grad_a = grad_b = None
+        if self.needs_input_grad[0]:
+            grad_a = unbroadcast(g2 @ _swap_last(b2), a2.shape).reshape(a.shape)
+        if self.needs_input_grad[1]:
+            grad_b = unbroadcast(_swap_last(a2) @ g2, b2.shape).reshape(b.shape)
+        return grad_a, grad_b
+
+
+def matmul(a, b):
+    a, b = _operands(a, b)
+    sa, sb = a.shape, b.shape
+    if a.ndim == 0 or b.ndim == 0:
+        raise ValueError(f"matmul: operands must have at least 1 dimension, got "
+                         f"shapes {sa} and {sb}")
+    k_b = sb[0] if b.ndim == 1 else sb[-2]
+    if sa[-1] != k_b:
+        raise ValueError(f"matmul: shapes {sa} and {sb} are not aligned")
+    try:
+        np.broadcast_shapes(sa[:-2], sb[:-2])
+    except ValueError:
+        raise ValueError(f"matmul: batch dimensions of shapes {sa} and {sb} cannot be "
+                         f"broadcast together") from None
+    return MatMul.apply(a, b)
+
+
+# --------------------------------------------------------------------------
+# Normalisers (numerically stable: the max is subtracted before exp)
+# --------------------------------------------------------------------------
+
+
+def _logsumexp_keepdims(x, axes):
+    m = np.max(x, axis=axes, keepdims=True, initial=-np.inf)
+    m = np.where(np.isfinite(m), m, 0)       # all -inf (or inf) slices: no shift
+    with np.errstate(divide="ignore"):
+        return m + np.log(np.sum(np.exp(x - m), axis=axes, keepdims=True))
+
+
+class Softmax(Function):
+    name = "softmax"
+
+    def forward(self, x):
+        self.save_for_backward(OUTPUT)
+        return np.exp(x.data - _logsumexp_keepdims(x.data, self.axes))
+
+    def vjp(self, g):
+        (y,) = self.saved_values()
+        return y * (g - sum(g * y, axis=self.axes, keepdims=True))
+
+
+class LogSoftmax(Function):
+    name = "log_softmax"
+
+    def forward(self, x):
+        self.save_for_backward(OUTPUT)
+        return x.data - _logsumexp_keepdims(x.data, self.axes)
+
+    def vjp(self, g):
+        (y,) = self.saved_values()
+        return g - exp(y) * sum(g, axis=self.axes, keepdims=True)
+
+
+class LogSumExp(Function):
+    name = "logsumexp"
+
+    def forward(self, x):
+        self.save_for_backward(x, OUTPUT)
+        out = _logsumexp_keepdims(x.data, self.axes)
+        return out if self.keepdims else np.squeeze(out, axis=self.axes)
+
+    def vjp(self, g):
+        x, out = self.saved_values()
+        kshape = _keepdims_shape(x.shape, self.axes)
+        return g.reshape(kshape) * exp(x - out.reshape(kshape))   # softmax(x) * g
+
+
+def softmax(x, axis=-1):
+    x = as_variable(x)
+    return Softmax.apply(x, axes=_normalize_axes("softmax", axis, x.shape))
+
+
+def log_softmax(x, axis=-1):
+    x = as_variable(x)
+    return LogSoftmax.apply(x, axes=_normalize_axes("log_softmax", axis, x.shape))
+
+
+def logsumexp(x, axis=None, keepdims=False):
+    x = as_variable(x)
+    return LogSumExp.apply(x, axes=_normalize_axes("logsumexp", axis, x.shape),
+                           keepdims=bool(keepdims))

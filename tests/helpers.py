@@ -1,0 +1,160 @@
+"""Shared utilities for the tapegrad test suite.
+
+* ``numeric_grad``: central finite differences of a scalar NumPy function.
+* ``assert_close``: allclose with an absolute floor scaled by the magnitude
+  of the values being compared (so gradients near zero are not held to a
+  relative tolerance they cannot meet).
+* ``engines``: the engine modules to cross-check (tapegrad, and the pure
+  NumPy reference once it exists).
+* ``value_and_grads``: run one function on an engine and backpropagate a
+  random-weighted sum of its output.
+"""
+import importlib
+import importlib.util
+
+import numpy as np
+
+import tapegrad
+
+
+# ---------------------------------------------------------------------------
+# Finite differences
+# ---------------------------------------------------------------------------
+def numeric_grad(f, x, eps=1e-6):
+    """Central finite differences of the scalar function ``f`` at ``x``.
+
+    ``f`` takes a float64 array shaped like ``x`` and returns a number;
+    ``x`` is not modified. Returns a float64 array shaped like ``x``.
+    """
+    x = np.array(x, dtype=np.float64, copy=True)
+    g = np.zeros_like(x)
+    flat = x.reshape(-1)  # a view of the copy
+    gflat = g.reshape(-1)
+    for i in range(flat.size):
+        orig = flat[i]
+        flat[i] = orig + eps
+        fp = float(f(x))
+        flat[i] = orig - eps
+        fm = float(f(x))
+        flat[i] = orig
+        gflat[i] = (fp - fm) / (2.0 * eps)
+    return g
+
+
+def numeric_grads(f, arrays, eps=1e-6):
+    """Finite-difference gradients of ``f(*arrays)`` (a scalar) w.r.t. each array."""
+    arrays = [np.array(a, dtype=np.float64, copy=True) for a in arrays]
+    out = []
+    for i in range(len(arrays)):
+        def fi(xi, i=i):
+            args = list(arrays)
+            args[i] = xi
+            return f(*args)
+        out.append(numeric_grad(fi, arrays[i], eps=eps))
+    return out
+
+
+# ---------------------------------------------------------------------------
+# Comparison
+# ---------------------------------------------------------------------------
+def _as_array(x):
+    if isinstance(x, np.ndarray):
+        return x
+    if hasattr(x, "data") and hasattr(x, "requires_grad"):  # a Variable of either engine
+        return np.asarray(x.data)
+    return np.asarray(x)
+
+
+def assert_close(a, b, rtol=1e-10, atol_scale=1e-12, check_shape=True, msg=""):
+    """``a`` close to ``b`` elementwise.
+
+    The absolute tolerance is ``atol_scale * max(|a|, |b|)`` over the finite
+    values, so an entry that should be ~0 in an array whose other entries are
+    ~1e3 is compared at the right scale. NaNs must match NaNs; infinities must
+    match exactly (sign included). Shapes must match exactly unless
+    ``check_shape`` is False (then they must broadcast).
+    """
+    a = _as_array(a)
+    b = _as_array(b)
+    if check_shape:
+        assert a.shape == b.shape, f"{msg} shape mismatch: {a.shape} vs {b.shape}"
+    a64 = a.astype(np.float64)
+    b64 = b.astype(np.float64)
+    finite = np.concatenate([np.abs(a64[np.isfinite(a64)]).ravel(), np.abs(b64[np.isfinite(b64)]).ravel()])
+    scale = float(finite.max()) if finite.size else 0.0
+    np.testing.assert_allclose(a64, b64, rtol=rtol, atol=atol_scale * scale, equal_nan=True, err_msg=msg)
+
+
+# ---------------------------------------------------------------------------
+# Engines
+# ---------------------------------------------------------------------------
+REFERENCE_NAME = "tapegrad.reference"
+
+
+def reference_engine():
+    """The reference engine module. Fails (not skips) if it does not import."""
+    try:
+        return importlib.import_module(REFERENCE_NAME)
+    except Exception as exc:  # pragma: no cover - only when the reference is broken
+        raise AssertionError(
+            f"{REFERENCE_NAME} failed to import ({type(exc).__name__}: {exc}); the cross-engine "
+            "tests need it"
+        ) from exc
+
+
+def engines():
+    """The engine modules available: tapegrad always, tapegrad.reference if it imports.
+
+    If the reference package exists (``python/tapegrad/reference``) but fails
+    to import, this raises an AssertionError so that cross-engine tests FAIL
+    rather than silently testing only one engine.
+    """
+    mods = [tapegrad]
+    if importlib.util.find_spec(REFERENCE_NAME) is None:
+        return mods
+    mods.append(reference_engine())
+    return mods
+
+
+ENGINE_NAMES = ["tapegrad", "reference"]
+
+
+def engine_by_name(name):
+    if name == "tapegrad":
+        return tapegrad
+    assert name == "reference"
+    return reference_engine()
+
+
+# ---------------------------------------------------------------------------
+# Running a function on an engine
+# ---------------------------------------------------------------------------
+def weights_like(shape, rng, dtype=np.float64):
+    """Random weights for a weighted-sum loss (never tiny, mixed signs)."""
+    w = rng.uniform(0.5, 1.5, size=shape) * rng.choice([-1.0, 1.0], size=shape)
+    return np.asarray(w, dtype=dtype)
+
+
+def value_and_grads(m, fn, arrays, weights, dtype=None):
+    """Evaluate ``fn(m, *vars)`` on engine ``m`` and backprop ``sum(out * weights)``.
+
+    Returns (output values as a NumPy copy, output dtype, [grad of each input]).
+    """
+    vs = [m.Variable(a, requires_grad=True, dtype=dtype) for a in arrays]
+    out = fn(m, *vs)
+    w = m.Variable(np.asarray(weights, dtype=out.dtype))
+    loss = (out * w).sum()
+    assert loss.shape == ()
+    loss.backward()
+    grads = []
+    for v in vs:
+        g = v.grad
+        grads.append(None if g is None else np.array(g, copy=True))
+    return np.array(out.data, copy=True), out.dtype, grads
+
+
+def loss_np(np_fn, weights):
+    """The NumPy counterpart of the weighted-sum loss, for finite differences."""
+    def f(*arrays):
+        return float(np.sum(np.asarray(np_fn(*arrays), dtype=np.float64) * weights))
+    return f
