@@ -65,14 +65,16 @@ def _as_array(x):
     return np.asarray(x)
 
 
-def assert_close(a, b, rtol=1e-10, atol_scale=1e-12, check_shape=True, msg=""):
+def assert_close(a, b, rtol=1e-10, atol_scale=1e-12, check_shape=True, msg="", atol_floor=0.0):
     """``a`` close to ``b`` elementwise.
 
     The absolute tolerance is ``atol_scale * max(|a|, |b|)`` over the finite
     values, so an entry that should be ~0 in an array whose other entries are
-    ~1e3 is compared at the right scale. NaNs must match NaNs; infinities must
-    match exactly (sign included). Shapes must match exactly unless
-    ``check_shape`` is False (then they must broadcast).
+    ~1e3 is compared at the right scale (and never below ``atol_floor``, for
+    comparisons with finite differences, which cannot resolve tiny values).
+    NaNs must match NaNs; infinities must match exactly (sign included).
+    Shapes must match exactly unless ``check_shape`` is False (then they must
+    broadcast).
     """
     a = _as_array(a)
     b = _as_array(b)
@@ -82,7 +84,8 @@ def assert_close(a, b, rtol=1e-10, atol_scale=1e-12, check_shape=True, msg=""):
     b64 = b.astype(np.float64)
     finite = np.concatenate([np.abs(a64[np.isfinite(a64)]).ravel(), np.abs(b64[np.isfinite(b64)]).ravel()])
     scale = float(finite.max()) if finite.size else 0.0
-    np.testing.assert_allclose(a64, b64, rtol=rtol, atol=atol_scale * scale, equal_nan=True, err_msg=msg)
+    np.testing.assert_allclose(a64, b64, rtol=rtol, atol=max(atol_scale * scale, atol_floor), equal_nan=True,
+                               err_msg=msg)
 
 
 # ---------------------------------------------------------------------------
@@ -158,3 +161,20 @@ def loss_np(np_fn, weights):
     def f(*arrays):
         return float(np.sum(np.asarray(np_fn(*arrays), dtype=np.float64) * weights))
     return f
+
+
+# ---------------------------------------------------------------------------
+# Grad-mode hygiene for tests
+# ---------------------------------------------------------------------------
+def force_grad_enabled():
+    """Switch recording back on in this thread for both engines.
+
+    Used after each test of grad-mode behaviour so that one failing test
+    (leaving the thread in no_grad) does not make unrelated tests fail.
+    """
+    mods = [tapegrad]
+    if importlib.util.find_spec(REFERENCE_NAME) is not None:
+        mods.append(reference_engine())
+    for eng in mods:
+        if not eng.is_grad_enabled():
+            eng.enable_grad().__enter__()  # deliberately never exited

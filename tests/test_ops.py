@@ -111,7 +111,8 @@ def check_op(fn, np_fn, arrays, rng, fd=True, value_rtol=VALUE_RTOL):
     if fd:
         num = numeric_grads(loss_np(np_fn, w), arrays)
         for i, (g, n) in enumerate(zip(grads, num)):
-            assert_close(g, n, rtol=FD_RTOL, atol_scale=FD_ATOL, msg=f"grad of input {i} vs finite differences")
+            assert_close(g, n, rtol=FD_RTOL, atol_scale=FD_ATOL, atol_floor=1e-9,
+                         msg=f"grad of input {i} vs finite differences")
 
     ref = reference_engine()
     rvalue, rdtype, rgrads = value_and_grads(ref, fn, arrays, w)
@@ -345,11 +346,10 @@ NP_REDUCE = {
 
 @pytest.mark.parametrize("keepdims", [False, True])
 @pytest.mark.parametrize("shape,axis", REDUCTION_CASES, ids=_ids)
-@pytest.mark.parametrize("op", list(NP_REDUCE))
-@pytest.mark.parametrize("form", ["function", "method"])
+@pytest.mark.parametrize(
+    "form,op", [("function", op) for op in NP_REDUCE] + [("method", op) for op in NP_REDUCE if op != "logsumexp"]
+)
 def test_reduction(form, op, shape, axis, keepdims):
-    if form == "method" and op == "logsumexp":
-        pytest.skip("logsumexp has no method form in the API")
     rng = rng_for("reduce", form, op, shape, axis, keepdims)
     x = sample("distinct" if op in ("max", "min") else "normal", shape, rng)
     np_fn = NP_REDUCE[op]
@@ -443,8 +443,12 @@ RESHAPES = [
 ]
 
 
-@pytest.mark.parametrize("shape,new", RESHAPES, ids=_ids)
-@pytest.mark.parametrize("form", ["function", "method_tuple", "method_varargs"])
+@pytest.mark.parametrize(
+    "form,shape,new",
+    [(f, s, n) for f in ("function", "method_tuple", "method_varargs") for s, n in RESHAPES
+     if not (f == "method_varargs" and n == ())],  # v.reshape() with no arguments is not a reshape to ()
+    ids=_ids,
+)
 def test_reshape(form, shape, new):
     rng = rng_for("reshape", form, shape, new)
     x = rng.normal(size=shape)
@@ -455,9 +459,6 @@ def test_reshape(form, shape, new):
         def fn(m, v):
             return v.reshape(new)
     else:
-        if len(new) == 0:
-            pytest.skip("v.reshape() with no arguments is not a reshape to ()")
-
         def fn(m, v):
             return v.reshape(*new)
     check_op(fn, lambda a: np.reshape(a, new), [x], rng)
@@ -478,11 +479,12 @@ TRANSPOSES = [
 ]
 
 
-@pytest.mark.parametrize("shape,axes", TRANSPOSES, ids=_ids)
-@pytest.mark.parametrize("form", ["function", "method", "T"])
+@pytest.mark.parametrize(
+    "form,shape,axes",
+    [(f, s, a) for f in ("function", "method", "T") for s, a in TRANSPOSES if f != "T" or a is None],
+    ids=_ids,
+)
 def test_transpose(form, shape, axes):
-    if form == "T" and axes is not None:
-        pytest.skip(".T reverses the axes")
     rng = rng_for("transpose", form, shape, axes)
     x = rng.normal(size=shape)
     if form == "function":
@@ -1036,13 +1038,16 @@ def test_normalisers_stable_at_huge_logits(dtype):
     # gradient of logsumexp is the softmax
     v2 = tg.Variable(x, requires_grad=True)
     tg.logsumexp(v2, axis=1).sum().backward()
-    assert_close(v2.grad, want_sm, rtol=max(rtol, 1e-10), atol_scale=rtol)
+    # float32 cannot represent logits ~1e4 closer than ~1e-3 (ulp), so the
+    # gradient is only good to that relative accuracy there.
+    grtol = 1e-10 if dtype == np.float64 else 2e-3
+    assert_close(v2.grad, want_sm, rtol=grtol, atol_scale=grtol)
     # all-axis logsumexp at huge values
     big = tg.Variable(np.array([1e4, 1e4], dtype=dtype), requires_grad=True)
     out = tg.logsumexp(big)
     assert_close(out, 1e4 + np.log(2.0), rtol=rtol)
     out.backward()
-    assert_close(big.grad, [0.5, 0.5], rtol=rtol)
+    assert_close(big.grad, [0.5, 0.5], rtol=grtol)
 
 
 def test_sigmoid_stable_for_large_inputs():

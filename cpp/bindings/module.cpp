@@ -40,7 +40,26 @@ const Var& holder_of(py::handle h) {
   return vh.holder<Var>();
 }
 
-PyObject* cast_out(Var v) { return py::cast(std::move(v)).release().ptr(); }
+const py::detail::type_info* g_var_tinfo = nullptr;
+
+// A new Python Variable for an op's result. A result nobody else holds
+// (use_count 1) cannot have a Python object yet, so we build the instance
+// the way pybind11's init_instance does, minus its type-info lookups and
+// the search for an existing wrapper (a third of a scalar op's cost).
+PyObject* cast_out(Var v) {
+  if (v.use_count() != 1 || !g_var_tinfo) return py::cast(std::move(v)).release().ptr();
+  PyObject* self = py::detail::make_new_instance(g_var_type);
+  if (!self) throw py::error_already_set();
+  auto* inst = reinterpret_cast<py::detail::instance*>(self);
+  auto vh = inst->get_value_and_holder(g_var_tinfo);
+  vh.value_ptr() = v.get();
+  inst->owned = true;
+  py::detail::register_instance(inst, vh.value_ptr(), g_var_tinfo);
+  vh.set_instance_registered();
+  new (std::addressof(vh.holder<Var>())) Var(std::move(v));
+  vh.set_holder_constructed();
+  return self;
+}
 
 // Runs f, turning C++ exceptions into Python ones (for raw CPython slots,
 // which bypass pybind11's dispatcher).
@@ -50,6 +69,8 @@ PyObject* guarded(F&& f) {
     return f();
   } catch (py::error_already_set& e) {
     e.restore();
+  } catch (const py::cast_error& e) {
+    PyErr_SetString(PyExc_TypeError, e.what());
   } catch (py::builtin_exception& e) {
     e.set_error();
   } catch (const value_error& e) {
@@ -120,8 +141,10 @@ py::array as_ndarray(py::handle obj) { return numpy().attr("asarray")(obj); }
 // (so operators can return NotImplemented). Python scalars take `like`'s dtype.
 Var try_to_var(py::handle h, std::optional<DType> like) {
   if (is_var(h)) return holder_of(h);
-  if (PyFloat_Check(h.ptr()) || PyLong_Check(h.ptr())) {
-    double v = PyFloat_Check(h.ptr()) ? PyFloat_AS_DOUBLE(h.ptr()) : h.cast<double>();
+  // Python numbers are "weak" (NEP 50): they take the other operand's dtype.
+  // NumPy scalars (np.float64 subclasses float) are strong and go the array way.
+  if (PyFloat_CheckExact(h.ptr()) || PyLong_CheckExact(h.ptr()) || PyBool_Check(h.ptr())) {
+    double v = PyFloat_CheckExact(h.ptr()) ? PyFloat_AS_DOUBLE(h.ptr()) : h.cast<double>();
     return make_var(Tensor::scalar(v, like.value_or(DType::F64)));
   }
   if (h.is_none() || PyUnicode_Check(h.ptr()) || PyBytes_Check(h.ptr())) return nullptr;
@@ -176,12 +199,30 @@ py::array to_numpy(const Tensor& t) {
   return arr;
 }
 
+bool is_integer(py::handle h) {
+  if (PyBool_Check(h.ptr())) return false;
+  return PyLong_Check(h.ptr()) || py::isinstance(h, numpy().attr("integer"));
+}
+
+std::string type_name(py::handle h) { return py::str(py::type::of(h).attr("__name__")).cast<std::string>(); }
+
+// A tuple/list of ints (an axis tuple or a shape); TypeError otherwise.
+std::vector<int64_t> int_sequence(py::handle seq, const char* what) {
+  if (!PyTuple_Check(seq.ptr()) && !PyList_Check(seq.ptr()))
+    throw type_error(std::string(what) + " must be an int or a tuple of ints, got " + type_name(seq));
+  std::vector<int64_t> out;
+  for (auto item : seq) {
+    if (!is_integer(item))
+      throw type_error(std::string(what) + " must contain only ints, got " + type_name(item));
+    out.push_back(item.cast<int64_t>());
+  }
+  return out;
+}
+
 std::optional<Axes> parse_axes(py::handle axis) {
   if (axis.is_none()) return std::nullopt;
-  if (PyLong_Check(axis.ptr()) || py::isinstance(axis, numpy().attr("integer"))) return Axes{axis.cast<int64_t>()};
-  if (PyTuple_Check(axis.ptr()) || PyList_Check(axis.ptr())) return axis.cast<Axes>();
-  throw type_error("axis must be None, an int or a tuple of ints, got " +
-                   py::str(py::type::of(axis).attr("__name__")).cast<std::string>());
+  if (is_integer(axis)) return Axes{axis.cast<int64_t>()};
+  return int_sequence(axis, "axis");
 }
 
 std::optional<Axes> normalized_axes(const Var& x, py::handle axis, const char* op) {
@@ -191,16 +232,14 @@ std::optional<Axes> normalized_axes(const Var& x, py::handle axis, const char* o
 }
 
 Shape parse_shape(py::handle shape) {
-  if (PyLong_Check(shape.ptr()) || py::isinstance(shape, numpy().attr("integer"))) return Shape{shape.cast<int64_t>()};
-  return shape.cast<Shape>();
+  if (is_integer(shape)) return Shape{shape.cast<int64_t>()};
+  return int_sequence(shape, "shape");
 }
 
 // Shape from a method's *args: v.reshape(2, 3) or v.reshape((2, 3)).
 Shape shape_from_args(const py::args& args) {
   if (args.size() == 1) return parse_shape(args[0]);
-  Shape s;
-  for (auto a : args) s.push_back(a.cast<int64_t>());
-  return s;
+  return int_sequence(args, "shape");
 }
 
 py::object not_implemented() { return py::reinterpret_borrow<py::object>(Py_NotImplemented); }
@@ -288,29 +327,19 @@ void run_backward(const std::vector<Var>& roots, const std::vector<Var>& seeds, 
 
 Var unary_arg(py::handle x, const char* op) { return to_var(x, std::nullopt, op); }
 
-std::optional<double> bound(py::handle b) {
-  if (b.is_none()) return std::nullopt;
-  return b.cast<double>();
-}
-
-bool is_python_or_0d_scalar(py::handle b) {
-  if (b.is_none() || PyFloat_Check(b.ptr()) || PyLong_Check(b.ptr())) return true;
-  if (is_var(b)) return false;
-  try {
-    return as_ndarray(b).ndim() == 0;
-  } catch (py::error_already_set&) {
-    return false;
-  }
+// A clip bound: a constant tensor in x's dtype, or undefined for None.
+Tensor clip_bound(py::handle b, const Var& x) {
+  if (b.is_none()) return Tensor();
+  Var v = to_var(b, x->dtype(), "clip");
+  if (v->requires_grad)
+    throw value_error("clip: the bounds are constants and are not differentiated; use maximum/minimum for "
+                      "differentiable bounds");
+  return v->dtype() == x->dtype() ? v->data : kern::astype(v->data, x->dtype());
 }
 
 Var clip_any(py::handle x, py::handle lo, py::handle hi) {
   Var v = unary_arg(x, "clip");
-  if (lo.is_none() && hi.is_none()) throw value_error("clip: one of a_min and a_max must be given");
-  if (is_python_or_0d_scalar(lo) && is_python_or_0d_scalar(hi)) return clip(v, bound(lo), bound(hi));
-  // Array bounds: compose (maximum/minimum split gradients at exact ties).
-  if (!lo.is_none()) v = maximum(v, to_var(lo, v->dtype(), "clip"));
-  if (!hi.is_none()) v = minimum(v, to_var(hi, v->dtype(), "clip"));
-  return v;
+  return clip(v, clip_bound(lo, v), clip_bound(hi, v));
 }
 
 Var getitem(const Var& self, py::handle key) {
@@ -495,6 +524,9 @@ PYBIND11_MODULE(_core, m) {
       PyErr_SetString(PyExc_RuntimeError, e.what());
     } catch (const index_error& e) {
       PyErr_SetString(PyExc_IndexError, e.what());
+    } catch (const py::cast_error& e) {
+      // An argument of the wrong Python type deep in a conversion.
+      PyErr_SetString(PyExc_TypeError, e.what());
     }
   });
 
@@ -510,6 +542,7 @@ Variable(data, requires_grad=False, dtype=None) copies `data`; use
 tapegrad.from_numpy(arr) to share a NumPy array's buffer instead.
 )doc");
   g_var_type = reinterpret_cast<PyTypeObject*>(V.ptr());
+  g_var_tinfo = py::detail::get_type_info(typeid(VariableImpl));
 
   V.def(py::init(&construct), py::arg("data"), py::arg("requires_grad") = false, py::arg("dtype") = py::none())
       // ----- data access
@@ -670,6 +703,7 @@ tapegrad.from_numpy(arr) to share a NumPy array's buffer instead.
           for (Var& v : xs) v = reshape(v, Shape{-1});
           return concatenate(xs, 0);
         }
+        if (!is_integer(axis)) throw type_error("concatenate: axis must be an int or None, got " + type_name(axis));
         return concatenate(xs, axis.cast<int64_t>());
       }, py::arg("arrays"), py::arg("axis") = 0);
   m.def("stack", [](py::handle seq, int64_t axis) { return stack(var_list(seq, "stack"), axis); }, py::arg("arrays"), py::arg("axis") = 0);

@@ -77,6 +77,13 @@ void Node::check_saved() const {
   }
 }
 
+const Tensor& Node::tensor(size_t slot) {
+  if (released) throw graph_error(released_message(*this));
+  const Saved& s = saved.at(slot);
+  if (s.data.version() != s.version) check_saved();
+  return s.data;
+}
+
 Var Node::get(size_t slot) {
   if (released) throw graph_error(released_message(*this));
   const Saved& s = saved.at(slot);
@@ -101,9 +108,14 @@ void Node::release() {
   released = true;
 }
 
+// Guards the lazy creation of leaves' AccumulateGrad nodes: a create_graph
+// sweep (no GIL) and a forward op in another thread may both reach a leaf.
+static std::mutex g_acc_mutex;
+
 std::shared_ptr<Node> grad_edge(const Var& v) {
   if (!v->requires_grad) return nullptr;
   if (v->grad_fn) return v->grad_fn;
+  std::lock_guard<std::mutex> lock(g_acc_mutex);
   std::shared_ptr<Node> acc = v->grad_acc.lock();
   if (!acc) {
     acc = make_pooled<AccumulateGrad>(v);

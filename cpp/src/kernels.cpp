@@ -162,6 +162,8 @@ struct BinFns {
   static T minimum(T a, T b) { return (a < b || a != a) ? a : b; }
   static T max_weight(T a, T b) { return a > b ? T(1) : (a == b ? T(0.5) : T(0)); }
   static T min_weight(T a, T b) { return a < b ? T(1) : (a == b ? T(0.5) : T(0)); }
+  static T tanh_grad(T g, T y) { return g * (T(1) - y * y); }
+  static T sigmoid_grad(T g, T s) { return g * (s * (T(1) - s)); }
 };
 
 template <class T, class F>
@@ -209,6 +211,8 @@ static void bin_dispatch(BinaryOp op, const Tensor& out, const Tensor& a, const 
     case BinaryOp::Minimum: bin_loop<T>(out, a, b, B::minimum); break;
     case BinaryOp::MaxWeight: bin_loop<T>(out, a, b, B::max_weight); break;
     case BinaryOp::MinWeight: bin_loop<T>(out, a, b, B::min_weight); break;
+    case BinaryOp::TanhGrad: bin_loop<T>(out, a, b, B::tanh_grad); break;
+    case BinaryOp::SigmoidGrad: bin_loop<T>(out, a, b, B::sigmoid_grad); break;
   }
 }
 
@@ -298,35 +302,6 @@ Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b, const char* o
     });
   });
   return out;
-}
-
-Tensor clip(const Tensor& x, bool has_lo, double lo, bool has_hi, double hi) {
-  Tensor y = Tensor::empty(x.shape, x.dtype);
-  int64_t n = x.numel();
-  TG_DISPATCH_FLOAT(x.dtype, "clip", {
-    const T* a = x.ptr<T>();
-    T* o = y.ptr<T>();
-    T l = has_lo ? T(lo) : -std::numeric_limits<T>::infinity();
-    T h = has_hi ? T(hi) : std::numeric_limits<T>::infinity();
-    for (int64_t i = 0; i < n; ++i) {
-      T v = a[i];
-      o[i] = v < l ? l : (v > h ? h : v);  // NaN falls through unchanged
-    }
-  });
-  return y;
-}
-
-Tensor clip_mask(const Tensor& x, bool has_lo, double lo, bool has_hi, double hi) {
-  Tensor y = Tensor::empty(x.shape, x.dtype);
-  int64_t n = x.numel();
-  TG_DISPATCH_FLOAT(x.dtype, "clip", {
-    const T* a = x.ptr<T>();
-    T* o = y.ptr<T>();
-    T l = has_lo ? T(lo) : -std::numeric_limits<T>::infinity();
-    T h = has_hi ? T(hi) : std::numeric_limits<T>::infinity();
-    for (int64_t i = 0; i < n; ++i) o[i] = (a[i] >= l && a[i] <= h) ? T(1) : T(0);
-  });
-  return y;
 }
 
 // ---------------------------------------------------------------------------

@@ -97,15 +97,18 @@ struct SinRule { TG_UNARY_RULE("sin", UnaryOp::Sin, SaveWhat::Input)
 // d cos(x) = -sin(x) dx
 struct CosRule { TG_UNARY_RULE("cos", UnaryOp::Cos, SaveWhat::Input)
   static Grads vjp(OpNode<CosRule>& n, const Var& g) { return {neg(mul(g, sin(n.get(0))))}; } };
-// d tanh(x) = (1 - tanh(x)^2) dx   (reads the output)
+// d tanh(x) = (1 - tanh(x)^2) dx   (reads the output; one fused kernel
+// unless the sweep is recorded for second order)
 struct TanhRule { TG_UNARY_RULE("tanh", UnaryOp::Tanh, SaveWhat::Output)
   static Grads vjp(OpNode<TanhRule>& n, const Var& g) {
+    if (!grad_enabled()) return {constant(kern::binary(BinaryOp::TanhGrad, g->data, n.tensor(0), name))};
     Var y = n.get(0);
     return {mul(g, sub(scalar(1, y), mul(y, y)))};
   } };
-// d sigmoid(x) = s (1 - s) dx       (reads the output)
+// d sigmoid(x) = s (1 - s) dx       (reads the output; fused like tanh)
 struct SigmoidRule { TG_UNARY_RULE("sigmoid", UnaryOp::Sigmoid, SaveWhat::Output)
   static Grads vjp(OpNode<SigmoidRule>& n, const Var& g) {
+    if (!grad_enabled()) return {constant(kern::binary(BinaryOp::SigmoidGrad, g->data, n.tensor(0), name))};
     Var s = n.get(0);
     return {mul(g, mul(s, sub(scalar(1, s), s)))};
   } };
@@ -120,13 +123,20 @@ struct AbsRule { TG_UNARY_RULE("abs", UnaryOp::Abs, SaveWhat::Input)
     return {mul(g, constant(kern::unary(UnaryOp::Sign, n.get(0)->data)))};
   } };
 
-// clip(x, lo, hi): the gradient passes where lo <= x <= hi (inclusive).
+// clip(x, lo, hi) = minimum(maximum(x, lo), hi) with constant bounds (0-d
+// or broadcasting arrays): the gradient passes where lo <= x <= hi, inclusive.
 struct ClipRule {
   static constexpr const char* name = "clip";
-  struct Attrs { bool has_lo = false, has_hi = false; double lo = 0, hi = 0; };
+  struct Attrs { Tensor lo, hi; Shape x_shape; };
   static Grads vjp(OpNode<ClipRule>& n, const Var& g) {
-    const Attrs& a = n.attrs;
-    return {mul(g, constant(kern::clip_mask(n.get(0)->data, a.has_lo, a.lo, a.has_hi, a.hi)))};
+    const Tensor x = n.tensor(0);
+    Tensor inside;
+    if (n.attrs.lo.defined()) inside = kern::compare(CompareOp::Ge, x, n.attrs.lo, name);
+    if (n.attrs.hi.defined()) {
+      Tensor le = kern::compare(CompareOp::Le, x, n.attrs.hi, name);
+      inside = inside.defined() ? kern::logical_and(inside, le) : le;
+    }
+    return {sum_to(where(inside, g, scalar(0, g)), n.attrs.x_shape)};
   }
 };
 
@@ -403,10 +413,15 @@ Var sigmoid(const Var& x) { return unary_op<SigmoidRule>(x); }
 Var relu(const Var& x) { return unary_op<ReluRule>(x); }
 Var abs(const Var& x) { return unary_op<AbsRule>(x); }
 
-Var clip(const Var& x, std::optional<double> lo, std::optional<double> hi) {
-  Recorder<ClipRule> r(kern::clip(x->data, lo.has_value(), lo.value_or(0), hi.has_value(), hi.value_or(0)), {&x});
+Var clip(const Var& x, const Tensor& lo, const Tensor& hi) {
+  if (!lo.defined() && !hi.defined()) throw value_error("clip: one of a_min and a_max must be given");
+  Tensor out = x->data;
+  if (lo.defined()) out = kern::binary(BinaryOp::Maximum, out, lo, "clip");
+  if (hi.defined()) out = kern::binary(BinaryOp::Minimum, out, hi, "clip");
+  if (out.storage == x->data.storage) out = out.clone();
+  Recorder<ClipRule> r(std::move(out), {&x});
   if (r) {
-    r.attrs() = ClipRule::Attrs{lo.has_value(), hi.has_value(), lo.value_or(0), hi.value_or(0)};
+    r.attrs() = ClipRule::Attrs{lo, hi, x->shape()};
     r.save_input(x, 0);
   }
   return r.out;

@@ -1,18 +1,39 @@
 """Grad-mode switches. The flag itself lives in C++ and is thread-local."""
 import contextlib
+import threading
 
 from . import _core
 
 
 class _GradMode(contextlib.ContextDecorator):
+    """Base of no_grad / enable_grad: a context manager and a decorator.
+
+    One instance may be entered re-entrantly and from several threads (a
+    decorated function that recurses, or runs in two threads at once): the
+    previous states are kept on a per-thread stack.
+    """
+
     _enabled: bool
 
+    def __new__(cls, func=None):
+        self = super().__new__(cls)
+        self._local = threading.local()
+        if func is not None:  # used as a bare decorator: @no_grad
+            if not callable(func):
+                raise TypeError(f"{cls.__name__}() takes no arguments (or a function to decorate)")
+            return self(func)
+        return self
+
+    def __init__(self, func=None):
+        pass
+
     def __enter__(self):
-        self._prev = _core._set_grad_enabled(self._enabled)
+        stack = self._local.__dict__.setdefault("stack", [])
+        stack.append(_core._set_grad_enabled(self._enabled))
         return self
 
     def __exit__(self, *exc):
-        _core._set_grad_enabled(self._prev)
+        _core._set_grad_enabled(self._local.stack.pop())
         return False
 
 

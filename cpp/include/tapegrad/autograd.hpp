@@ -91,6 +91,8 @@ struct Node : std::enable_shared_from_this<Node> {
   // graph (input i through edge i, the output through this node) so that
   // the backward sweep itself is differentiable.
   Var get(size_t slot);
+  // The saved tensor itself (version-checked), for fused first-order rules.
+  const Tensor& tensor(size_t slot);
   // Throws graph_error when a saved value was modified in place.
   void check_saved() const;
   void release();

@@ -19,7 +19,9 @@ enum class UnaryOp { Neg, Exp, Log, Log1p, Sqrt, Sin, Cos, Tanh, Sigmoid, Relu, 
 Tensor unary(UnaryOp op, const Tensor& x);
 
 // MaxWeight(a, b) is d max(a,b)/da with ties split: 1 if a > b, 0.5 if a == b, else 0.
-enum class BinaryOp { Add, Sub, Mul, Div, Pow, Maximum, Minimum, MaxWeight, MinWeight };
+// TanhGrad(g, y) = g (1 - y^2) and SigmoidGrad(g, s) = g s (1 - s) are the
+// fused first-order VJPs of tanh and sigmoid from their saved outputs.
+enum class BinaryOp { Add, Sub, Mul, Div, Pow, Maximum, Minimum, MaxWeight, MinWeight, TanhGrad, SigmoidGrad };
 Tensor binary(BinaryOp op, const Tensor& a, const Tensor& b, const char* opname);
 // a = a op b with b broadcast to a's shape (a's dtype kept).
 void binary_inplace(BinaryOp op, const Tensor& a, const Tensor& b, const char* opname);
@@ -31,10 +33,6 @@ Tensor logical_and(const Tensor& a, const Tensor& b);
 
 // out = cond ? a : b, all three broadcast together. cond is Bool.
 Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b, const char* opname);
-// clip with scalar bounds; has_lo / has_hi false means unbounded.
-Tensor clip(const Tensor& x, bool has_lo, double lo, bool has_hi, double hi);
-// 1 where lo <= x <= hi (inclusive), else 0, in x's dtype.
-Tensor clip_mask(const Tensor& x, bool has_lo, double lo, bool has_hi, double hi);
 
 enum class ReduceOp { Sum, Max, Min };
 // Reduces the axes flagged in `axes` (size == x.ndim); the result keeps

@@ -36,7 +36,9 @@ Var tanh(const Var& x);
 Var sigmoid(const Var& x);
 Var relu(const Var& x);
 Var abs(const Var& x);
-Var clip(const Var& x, std::optional<double> lo, std::optional<double> hi);
+// Bounds are constant tensors of x's dtype (undefined = unbounded); they
+// broadcast with x. Gradient passes where lo <= x <= hi (inclusive).
+Var clip(const Var& x, const Tensor& lo, const Tensor& hi);
 // cond is a Bool tensor (not differentiable).
 Var where(const Tensor& cond, const Var& a, const Var& b);
 Var astype(const Var& x, DType dt);

@@ -493,7 +493,14 @@ def clip(x, a_min, a_max):
     def bound(b):
         if b is None:
             return None
-        b = b.data if isinstance(b, Variable) else b
+        if isinstance(b, Variable):
+            if b.requires_grad:
+                raise ValueError("clip: the bounds are constants and are not differentiated; "
+                                 "use maximum/minimum for differentiable bounds")
+            b = b.data
+        b = np.asarray(b)
+        if b.dtype.kind not in "fiub":
+            raise TypeError(f"clip: bounds must be real numbers, got an array of dtype {b.dtype}")
         return np.array(b, dtype=x.dtype)      # bounds take x's dtype
 
     a_min, a_max = bound(a_min), bound(a_max)
@@ -691,10 +698,22 @@ class IndexAdd(Function):
         return gg[self.key]
 
 
+def _int_tuple(name, what, value):
+    """An int or a sequence of ints as a tuple of ints; TypeError otherwise."""
+    items = (value,) if isinstance(value, (int, np.integer)) else value
+    try:
+        items = tuple(items)
+    except TypeError:
+        raise TypeError(f"{name}: {what} must be an int or a tuple of ints, got {value!r}") from None
+    for a in items:
+        if isinstance(a, bool) or not isinstance(a, (int, np.integer)):
+            raise TypeError(f"{name}: {what} must contain only ints, got {a!r}")
+    return tuple(int(a) for a in items)
+
+
 def reshape(x, shape):
     x = as_variable(x)
-    shape = (shape,) if isinstance(shape, (int, np.integer)) else tuple(shape)
-    return Reshape.apply(x, shape=shape)
+    return Reshape.apply(x, shape=_int_tuple("reshape", "shape", shape))
 
 
 def transpose(x, axes=None):
@@ -702,7 +721,7 @@ def transpose(x, axes=None):
     if axes is None:
         axes = tuple(reversed(range(x.ndim)))
     else:
-        axes, n = tuple(axes), x.ndim
+        axes, n = _int_tuple("transpose", "axes", axes), x.ndim
         valid = builtins.all(isinstance(a, (int, np.integer)) and not isinstance(a, bool)
                              and -n <= a < n for a in axes)
         if not valid or sorted(a % n for a in axes) != list(range(n)):
@@ -714,7 +733,7 @@ def transpose(x, axes=None):
 
 def broadcast_to(x, shape):
     x = as_variable(x)
-    shape = (shape,) if isinstance(shape, (int, np.integer)) else tuple(int(n) for n in shape)
+    shape = _int_tuple("broadcast_to", "shape", shape)
     try:
         ok = np.broadcast_shapes(x.shape, shape) == shape
     except ValueError:

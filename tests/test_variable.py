@@ -1,0 +1,968 @@
+"""The Variable class: construction, buffers, attributes, gradients state,
+NumPy interplay, in-place operators, version counters and grad mode.
+
+Most tests run on both engines (tapegrad and tapegrad.reference), since
+docs/API.md gives them the same semantics.
+"""
+import gc
+import threading
+import weakref
+
+import numpy as np
+import pytest
+
+import tapegrad as tg
+from helpers import ENGINE_NAMES, assert_close, engine_by_name, force_grad_enabled
+
+
+@pytest.fixture(params=ENGINE_NAMES)
+def m(request):
+    return engine_by_name(request.param)
+
+
+@pytest.fixture(autouse=True)
+def _restore_grad_mode():
+    """A failing grad-mode test must not leave this thread in no_grad for the next tests."""
+    yield
+    force_grad_enabled()
+
+
+# ---------------------------------------------------------------------------
+# Constructor
+# ---------------------------------------------------------------------------
+def test_constructor_copies_data(m):
+    arr = np.arange(6.0).reshape(2, 3)
+    v = m.Variable(arr)
+    assert not np.shares_memory(v.data, arr)
+    arr[0, 0] = 100.0
+    assert v.data[0, 0] == 0.0
+    v.data[1, 1] = -5.0
+    assert arr[1, 1] == 4.0
+    lst = [1.0, 2.0]
+    v = m.Variable(lst)
+    lst[0] = 9.0
+    np.testing.assert_array_equal(v.data, [1.0, 2.0])
+
+
+def test_constructor_from_variable_copies(m):
+    a = m.Variable([1.0, 2.0], requires_grad=True)
+    b = m.Variable(a)
+    assert not np.shares_memory(a.data, b.data)
+    assert b.is_leaf and not b.requires_grad
+    np.testing.assert_array_equal(b.data, [1.0, 2.0])
+    c = m.Variable(a, dtype=np.float32)
+    assert c.dtype == np.float32
+
+
+@pytest.mark.parametrize(
+    "data,shape",
+    [(3.5, ()), (7, ()), (True, ()), ([1, 2, 3], (3,)), ([[1.0], [2.0]], (2, 1)), (np.float64(2.0), ()),
+     (np.array(4.0), ()), (np.zeros((0, 3)), (0, 3)), (np.ones((2, 1, 3)), (2, 1, 3)), ((1.0, 2.0), (2,))],
+    ids=repr,
+)
+def test_constructor_shapes_and_values(m, data, shape):
+    v = m.Variable(data)
+    assert v.shape == shape
+    assert isinstance(v.shape, tuple)
+    assert v.ndim == len(shape)
+    assert v.size == int(np.prod(shape))
+    np.testing.assert_array_equal(v.data, np.asarray(data, dtype=np.float64))
+    assert v.requires_grad is False
+    assert v.is_leaf is True
+    assert v.grad is None
+    assert v.grad_fn is None
+
+
+@pytest.mark.parametrize("data", [np.arange(4), np.arange(4, dtype=np.int32), np.array([True, False]),
+                                  np.arange(3, dtype=np.uint8), [1, 2], 5, False], ids=repr)
+def test_int_and_bool_data_become_float64(m, data):
+    v = m.Variable(data, requires_grad=True)
+    assert v.dtype == np.float64
+    assert isinstance(v.dtype, np.dtype)
+    np.testing.assert_array_equal(v.data, np.asarray(data).astype(np.float64))
+
+
+def test_float_dtypes(m):
+    assert m.Variable(np.ones(3, np.float32)).dtype == np.float32
+    assert m.Variable(np.ones(3, np.float32)).data.dtype == np.float32
+    assert m.Variable(np.float32(1.0)).dtype == np.float32
+    assert m.Variable(1.0).dtype == np.float64
+    assert m.Variable([1.0, 2.0], dtype=np.float32).dtype == np.float32
+    assert m.Variable([1, 2], dtype="float32").dtype == np.float32
+    assert m.Variable(np.ones(2, np.float32), dtype=np.float64).dtype == np.float64
+    assert m.Variable([1.5], dtype=np.dtype("float64")).dtype == np.float64
+
+
+@pytest.mark.parametrize("dtype", [int, np.int64, "int32", np.bool_, bool, np.uint8, np.complex128, "float16", object],
+                         ids=repr)
+def test_explicit_non_float_dtype_raises_type_error(m, dtype):
+    with pytest.raises(TypeError):
+        m.Variable([1.0, 2.0], dtype=dtype)
+
+
+@pytest.mark.parametrize("data", ["abc", [1 + 2j], np.array(["a"]), None, {"a": 1}, object()], ids=repr)
+def test_non_numeric_data_raises_type_error(m, data):
+    with pytest.raises(TypeError):
+        m.Variable(data)
+
+
+# ---------------------------------------------------------------------------
+# from_numpy
+# ---------------------------------------------------------------------------
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_from_numpy_shares_the_buffer(m, dtype):
+    arr = np.arange(6, dtype=dtype).reshape(2, 3)
+    v = m.from_numpy(arr)
+    assert v.dtype == dtype
+    assert v.shape == (2, 3)
+    assert np.shares_memory(v.data, arr)
+    arr[0, 1] = 42.0  # numpy -> Variable
+    assert v.data[0, 1] == 42.0
+    assert (v * 1.0).data[0, 1] == 42.0
+    v.data[1, 2] = -7.0  # Variable -> numpy
+    assert arr[1, 2] == -7.0
+    np.asarray(v)[0, 0] = 3.0
+    assert arr[0, 0] == 3.0
+
+
+def test_from_numpy_keeps_the_array_alive(m):
+    arr = np.arange(1000.0)
+    ref = weakref.ref(arr) if hasattr(arr, "__weakref__") else None
+    v = m.from_numpy(arr)
+    del arr
+    gc.collect()
+    np.testing.assert_array_equal(v.data, np.arange(1000.0))
+    np.testing.assert_array_equal((v * 2).data, np.arange(1000.0) * 2)
+    del v
+    gc.collect()
+    if ref is not None:
+        assert ref() is None  # and it is released with the Variable
+
+
+def test_from_numpy_zero_d_and_gradients(m):
+    arr = np.array(3.0)
+    v = m.from_numpy(arr)
+    assert v.shape == ()
+    v.requires_grad = True
+    (v * v).backward()
+    assert v.grad == 6.0
+    arr[()] = 5.0
+    assert v.item() == 5.0
+
+
+@pytest.mark.parametrize("make", [
+    lambda: np.arange(12.0).reshape(3, 4)[:, ::2],
+    lambda: np.asfortranarray(np.arange(12.0).reshape(3, 4)),
+    lambda: np.arange(12.0).reshape(3, 4).T,
+    lambda: np.arange(5.0)[::-1],
+    lambda: np.arange(10.0)[::2],
+], ids=["strided", "fortran", "transposed", "negative_stride", "step2"])
+def test_from_numpy_non_contiguous_raises_value_error(m, make):
+    with pytest.raises(ValueError):
+        m.from_numpy(make())
+
+
+@pytest.mark.parametrize("arr", [np.arange(3), np.arange(3, dtype=np.int32), np.array([True]),
+                                 np.ones(2, np.complex128), np.ones(2, np.float16)], ids=lambda a: str(a.dtype))
+def test_from_numpy_non_float_dtype_raises_type_error(m, arr):
+    with pytest.raises(TypeError):
+        m.from_numpy(arr)
+
+
+def test_from_numpy_non_array_raises_type_error(m):
+    with pytest.raises(TypeError):
+        m.from_numpy([1.0, 2.0])
+
+
+# ---------------------------------------------------------------------------
+# Awkward inputs: read-only, non-contiguous, Fortran, negative strides
+# ---------------------------------------------------------------------------
+def _awkward_arrays():
+    base = np.arange(24.0).reshape(4, 6) * 0.1 - 1.0
+    ro = base.copy()
+    ro.setflags(write=False)
+    return {
+        "readonly": ro,
+        "fortran": np.asfortranarray(base),
+        "transposed": base.T.copy().T,  # Fortran-ordered view of a C array
+        "negative_stride": base[::-1, ::-1],
+        "strided": np.arange(48.0).reshape(4, 12)[:, ::2] * 0.1,
+        "broadcast_view": np.broadcast_to(np.arange(6.0), (4, 6)),  # zero strides, read-only
+        "float32_fortran": np.asfortranarray(base.astype(np.float32)),
+    }
+
+
+AWKWARD = _awkward_arrays()
+
+
+@pytest.mark.parametrize("name", list(AWKWARD))
+def test_awkward_inputs_to_constructor(m, name):
+    arr = AWKWARD[name]
+    v = m.Variable(arr, requires_grad=True)
+    assert v.dtype == arr.dtype
+    np.testing.assert_array_equal(v.data, arr)
+    assert v.data.flags.writeable
+    v.data[0, 0] = 123.0  # writable copy, does not touch the input
+    assert arr[0, 0] != 123.0
+    v2 = m.Variable(arr, requires_grad=True)
+    w = np.arange(24.0).reshape(4, 6)
+    (v2 * w).sum().backward()
+    np.testing.assert_array_equal(v2.grad, w.astype(arr.dtype))
+
+
+@pytest.mark.parametrize("name", list(AWKWARD))
+def test_awkward_inputs_to_ops(m, name):
+    arr = AWKWARD[name]
+    a64 = np.asarray(arr, dtype=np.float64)
+    x = m.Variable(np.ones((4, 6)) * 0.5, requires_grad=True)
+    checks = [
+        (m.add(x, arr), 0.5 + a64),
+        (arr * x, a64 * 0.5),
+        (x - arr, 0.5 - a64),
+        (m.maximum(arr, x), np.maximum(a64, 0.5)),
+        (m.exp(arr), np.exp(a64)),
+        (m.sum(arr, axis=0), a64.sum(axis=0)),
+        (m.matmul(arr, x.T), a64 @ np.full((6, 4), 0.5)),
+        (arr.T @ x, a64.T @ np.full((4, 6), 0.5)),
+        (m.where(arr > 0, x, arr), np.where(a64 > 0, 0.5, a64)),
+        (m.concatenate([arr, x]), np.concatenate([a64, np.full((4, 6), 0.5)])),
+        (m.reshape(arr, (6, 4)), a64.reshape(6, 4)),
+        (m.transpose(arr), a64.T),
+        (m.Variable(arr)[::-1, 1], a64[::-1, 1]),
+        (m.Variable(arr)[np.array([3, 0, 3])], a64[[3, 0, 3]]),
+    ]
+    for i, (got, want) in enumerate(checks):
+        assert_close(got, want, rtol=1e-6 if arr.dtype == np.float32 else 1e-12, atol_scale=1e-7, msg=f"check {i}")
+    # gradients through an awkward constant operand, and an awkward backward seed
+    y = x * arr
+    y.backward(arr)
+    assert_close(x.grad, a64 * a64, rtol=1e-6 if arr.dtype == np.float32 else 1e-12, atol_scale=1e-7)
+
+
+def test_awkward_index_and_condition_arrays(m):
+    x = m.Variable(np.arange(10.0), requires_grad=True)
+    idx = np.array([9, 0, 3, 3, 5, 1])[::-2]  # negative stride index array
+    y = x[idx]
+    np.testing.assert_array_equal(y.data, np.arange(10.0)[idx])
+    y.sum().backward()
+    expected = np.zeros(10)
+    np.add.at(expected, idx, 1.0)
+    np.testing.assert_array_equal(x.grad, expected)
+    cond = np.asfortranarray(np.arange(12).reshape(3, 4) % 3 == 0)
+    out = m.where(cond, m.Variable(np.ones((3, 4))), 0.0)
+    np.testing.assert_array_equal(out.data, cond.astype(float))
+
+
+# ---------------------------------------------------------------------------
+# .data, .numpy(), np.asarray
+# ---------------------------------------------------------------------------
+def test_data_shares_the_buffer_and_is_writable(m):
+    v = m.Variable([1.0, 2.0, 3.0])
+    d = v.data
+    assert isinstance(d, np.ndarray)
+    assert d.flags.writeable
+    d[0] = 10.0
+    assert v.data[0] == 10.0
+    assert np.shares_memory(v.data, v.data)
+    assert np.shares_memory(v.data, v.numpy())
+    assert (v + 0).data[0] == 10.0
+
+
+def test_asarray_does_not_copy(m):
+    v = m.Variable(np.arange(6.0).reshape(2, 3))
+    a = np.asarray(v)
+    assert isinstance(a, np.ndarray)
+    assert a.dtype == np.float64
+    assert np.shares_memory(a, v.data)
+    a[0, 0] = -1.0
+    assert v.data[0, 0] == -1.0
+    v32 = m.Variable(np.ones(3, np.float32))
+    assert np.shares_memory(np.asarray(v32), v32.data)
+    # np.array copies by default
+    c = np.array(v)
+    assert not np.shares_memory(c, v.data)
+    np.testing.assert_array_equal(c, v.data)
+    # dtype conversion on request
+    assert np.asarray(v, dtype=np.float32).dtype == np.float32
+
+
+def test_op_results_own_their_buffers(m):
+    x = m.Variable(np.arange(4.0))
+    y = x + 0.0
+    z = x * 1.0
+    assert not np.shares_memory(y.data, x.data)
+    assert not np.shares_memory(z.data, x.data)
+    y.data[0] = 99.0
+    assert x.data[0] == 0.0
+
+
+# ---------------------------------------------------------------------------
+# Attributes
+# ---------------------------------------------------------------------------
+def test_attributes(m):
+    v = m.Variable(np.zeros((2, 3, 4), np.float32), requires_grad=True)
+    assert v.shape == (2, 3, 4)
+    assert v.ndim == 3
+    assert v.size == 24
+    assert v.dtype == np.float32
+    assert isinstance(v.dtype, np.dtype)
+    assert len(v) == 2
+    assert v.requires_grad is True
+    assert v.is_leaf is True
+    assert v.grad_fn is None
+    y = v * 2
+    assert y.requires_grad is True
+    assert y.is_leaf is False
+    assert y.grad_fn is not None
+    assert isinstance(y.grad_fn.name, str) and y.grad_fn.name
+    z = m.Variable(np.ones(3)) * 2  # no input requires grad
+    assert z.requires_grad is False
+    assert z.is_leaf is True
+    assert z.grad_fn is None
+
+
+def test_len(m):
+    assert len(m.Variable(np.zeros((5, 2)))) == 5
+    assert len(m.Variable([1.0])) == 1
+    with pytest.raises(TypeError):
+        len(m.Variable(1.0))
+
+
+def test_item(m):
+    assert m.Variable(2.5).item() == 2.5
+    assert isinstance(m.Variable(2.5).item(), float)
+    assert m.Variable([[3.0]]).item() == 3.0
+    assert m.Variable(np.float32(0.5)).item() == 0.5
+    assert float(m.Variable([4.0])) == 4.0
+    with pytest.raises(ValueError):
+        m.Variable([1.0, 2.0]).item()
+
+
+def test_repr(m):
+    v = m.Variable([1.25, -2.5])
+    r = repr(v)
+    assert "Variable" in r
+    assert "1.25" in r and "-2.5" in r
+    r = repr(m.Variable(np.array([[7.0, 8.0]], np.float32), requires_grad=True))
+    assert "Variable" in r and "7." in r and "8." in r
+    assert "float32" in r
+    assert "requires_grad" in r or "grad" in r
+    r = repr(m.Variable(3.0, requires_grad=True) * 2)
+    assert "6." in r and "Variable" in r
+    assert "Variable" in str(m.Variable(0.5))
+
+
+def test_detach(m):
+    x = m.Variable([1.0, 2.0], requires_grad=True)
+    y = x * 3
+    d = y.detach()
+    assert d.requires_grad is False
+    assert d.is_leaf is True
+    assert d.grad_fn is None
+    np.testing.assert_array_equal(d.data, [3.0, 6.0])
+    assert np.shares_memory(d.data, y.data)  # a view of the same buffer
+    # gradient does not flow through the detached value
+    z = (y * d).sum()
+    z.backward()
+    np.testing.assert_array_equal(x.grad, [9.0, 18.0])  # d(3x * const)/dx = 3 * d
+    assert x.detach().requires_grad is False
+
+
+def test_requires_grad_setter(m):
+    x = m.Variable([1.0, 2.0])
+    x.requires_grad = True
+    (x * x).sum().backward()
+    np.testing.assert_array_equal(x.grad, [2.0, 4.0])
+    y = x * 2
+    with pytest.raises(RuntimeError):
+        y.requires_grad = False
+
+
+# ---------------------------------------------------------------------------
+# Gradients: accumulation, reset, retain_grad
+# ---------------------------------------------------------------------------
+def test_grad_is_a_numpy_array_that_accumulates(m):
+    x = m.Variable([1.0, 2.0, 3.0], requires_grad=True)
+    (x * x).sum().backward()
+    g = x.grad
+    assert isinstance(g, np.ndarray)
+    assert g.dtype == np.float64
+    np.testing.assert_array_equal(g, [2.0, 4.0, 6.0])
+    first = np.array(g, copy=True)
+    (x * 10).sum().backward()
+    np.testing.assert_array_equal(x.grad, first + 10)
+    m.sum(x).backward()
+    np.testing.assert_array_equal(x.grad, first + 11)
+
+
+def test_grad_accumulates_for_float32(m):
+    x = m.Variable(np.array([1.0, 2.0], np.float32), requires_grad=True)
+    (x * x).sum().backward()
+    (x * x).sum().backward()
+    assert x.grad.dtype == np.float32
+    np.testing.assert_array_equal(x.grad, [4.0, 8.0])
+
+
+def test_zero_grad_and_set_grad_to_none(m):
+    x = m.Variable([1.0, 2.0], requires_grad=True)
+    (x * 3).sum().backward()
+    x.zero_grad()
+    assert x.grad is None
+    (x * 5).sum().backward()
+    np.testing.assert_array_equal(x.grad, [5.0, 5.0])
+    x.grad = None
+    assert x.grad is None
+    (x * 7).sum().backward()
+    np.testing.assert_array_equal(x.grad, [7.0, 7.0])
+
+
+def test_grad_of_a_variable_used_several_times(m):
+    x = m.Variable(2.0, requires_grad=True)
+    y = x * x * x + x * 4 - x / x
+    y.backward()
+    assert_close(x.grad, 3 * 4.0 + 4.0)
+    a = m.Variable([1.0, 2.0], requires_grad=True)
+    b = a + a  # same operand twice in one op
+    (b * a).sum().backward()
+    np.testing.assert_array_equal(a.grad, [4.0, 8.0])
+
+
+def test_leaf_not_reached_keeps_grad_none(m):
+    x = m.Variable([1.0], requires_grad=True)
+    w = m.Variable([2.0], requires_grad=True)
+    (x * 3).sum().backward()
+    assert w.grad is None
+    c = m.Variable([5.0])
+    (x * c).sum().backward()
+    assert c.grad is None
+
+
+def test_retain_grad_on_non_leaf(m):
+    x = m.Variable([1.0, -2.0, 3.0], requires_grad=True)
+    h = x * 2
+    h.retain_grad()
+    k = x * 5  # no retain_grad
+    y = (h * h).sum() + k.sum()
+    y.backward()
+    np.testing.assert_array_equal(h.grad, 2 * h.data)
+    assert k.grad is None
+    np.testing.assert_array_equal(x.grad, 8 * x.data + 5)
+    # retain_grad on a leaf is a no-op; the leaf keeps accumulating as usual
+    x.retain_grad()
+
+
+def test_retain_grad_accumulates_across_backward_calls(m):
+    x = m.Variable([1.0, 2.0], requires_grad=True)
+    h = x * 3
+    h.retain_grad()
+    y = (h * h).sum()
+    y.backward(retain_graph=True)
+    y.backward()
+    np.testing.assert_array_equal(h.grad, 2 * 2 * h.data)
+
+
+def test_backward_on_a_leaf_and_explicit_grad(m):
+    x = m.Variable([[1.0, 2.0]], requires_grad=True)
+    x.backward(np.array([[3.0, 4.0]]))
+    np.testing.assert_array_equal(x.grad, [[3.0, 4.0]])
+    y = x * 2
+    y.backward(grad=[[1.0, 1.0]])
+    np.testing.assert_array_equal(x.grad, [[5.0, 6.0]])
+    s = m.Variable(3.0, requires_grad=True)
+    (s * s).backward(np.array(2.0))
+    assert s.grad == 12.0
+    one = m.Variable([[2.0]], requires_grad=True)
+    (one * one).backward()  # single element, not 0-d: implicit grad of ones
+    np.testing.assert_array_equal(one.grad, [[4.0]])
+
+
+def test_backward_seed_is_not_modified(m):
+    x = m.Variable([1.0, 2.0], requires_grad=True)
+    seed = np.array([1.0, 1.0])
+    y = x + x + x
+    y.backward(seed)
+    np.testing.assert_array_equal(seed, [1.0, 1.0])
+    np.testing.assert_array_equal(x.grad, [3.0, 3.0])
+
+
+def test_grad_array_not_aliased_to_internal_buffers(m):
+    x = m.Variable([1.0, 2.0], requires_grad=True)
+    (x * 1.0).sum().backward()
+    g = x.grad
+    g_copy = g.copy()
+    y = m.Variable([5.0, 6.0], requires_grad=True)
+    (y * 2.0).sum().backward()
+    np.testing.assert_array_equal(x.grad, g_copy)  # another backward does not scribble on it
+    assert not np.shares_memory(x.grad, y.grad)
+
+
+# ---------------------------------------------------------------------------
+# Mixing with NumPy arrays and Python scalars
+# ---------------------------------------------------------------------------
+MIXED = {
+    "2*v": lambda v, a: 2 * v,
+    "v*2": lambda v, a: v * 2,
+    "v+1.5": lambda v, a: v + 1.5,
+    "1.5+v": lambda v, a: 1.5 + v,
+    "1-v": lambda v, a: 1 - v,
+    "v-1": lambda v, a: v - 1,
+    "2/v": lambda v, a: 2 / v,
+    "v/2": lambda v, a: v / 2,
+    "2**v": lambda v, a: 2 ** v,
+    "v**2": lambda v, a: v ** 2,
+    "arr+v": lambda v, a: a + v,
+    "v+arr": lambda v, a: v + a,
+    "arr-v": lambda v, a: a - v,
+    "arr*v": lambda v, a: a * v,
+    "arr/v": lambda v, a: a / v,
+    "v/arr": lambda v, a: v / a,
+    "arr**v": lambda v, a: a ** v,
+    "arr@v": lambda v, a: a @ v,
+    "v@arr": lambda v, a: v @ a,
+    "arr0d*v": lambda v, a: np.array(2.0) * v,
+    "np.float64*v": lambda v, a: np.float64(2.0) * v,
+    "v*np.float64": lambda v, a: v * np.float64(2.0),
+    "np.int64+v": lambda v, a: np.int64(3) + v,
+    "list+v": lambda v, a: [1.0, 2.0] + v,
+    "v-list": lambda v, a: v - [1.0, 2.0],
+    "arr32*v": lambda v, a: a.astype(np.float32) * v,
+    "intarr+v": lambda v, a: np.array([1, 2]) + v,
+}
+
+
+@pytest.mark.parametrize("name", list(MIXED))
+def test_mixing_returns_a_variable(m, name):
+    fn = MIXED[name]
+    a = np.array([1.5, 2.5])
+    v = m.Variable([0.5, 2.0], requires_grad=True)
+    out = fn(v, a)
+    assert type(out) is m.Variable, type(out)
+    assert out.dtype == np.float64
+    expected = fn(np.array([0.5, 2.0]), a)
+    assert_close(out, expected)
+    assert out.requires_grad
+    out.sum().backward()
+    assert v.grad is not None and v.grad.shape == (2,)
+    assert np.all(np.isfinite(v.grad))
+
+
+def test_numpy_ufunc_on_a_variable_raises_type_error_pointing_to_tapegrad():
+    v = tg.Variable([1.0, 2.0], requires_grad=True)
+    with pytest.raises(TypeError, match=r"tapegrad\.exp"):
+        np.exp(v)
+    with pytest.raises(TypeError, match=r"tapegrad\.sin"):
+        np.sin(v)
+    with pytest.raises(TypeError, match=r"tapegrad\.tanh"):
+        np.tanh(v)
+    with pytest.raises(TypeError):
+        np.add(v, 1.0, out=np.zeros(2))
+
+
+@pytest.mark.parametrize("ufunc", [np.exp, np.log, np.sqrt, np.tanh])
+def test_numpy_ufunc_raises_type_error_on_both_engines(m, ufunc):
+    with pytest.raises(TypeError):
+        ufunc(m.Variable([1.0, 2.0], requires_grad=True))
+
+
+COMPARISONS = {
+    "<": lambda x, y: x < y,
+    "<=": lambda x, y: x <= y,
+    ">": lambda x, y: x > y,
+    ">=": lambda x, y: x >= y,
+    "==": lambda x, y: x == y,
+    "!=": lambda x, y: x != y,
+}
+
+
+@pytest.mark.parametrize("op", list(COMPARISONS))
+def test_comparisons_return_numpy_bool_arrays(m, op):
+    f = COMPARISONS[op]
+    a = np.array([[1.0, 2.0, 3.0], [3.0, 2.0, 1.0]])
+    b = np.array([2.0, 2.0, 2.0])
+    va = m.Variable(a, requires_grad=True)
+    vb = m.Variable(b)
+    for got, want in [
+        (f(va, vb), f(a, b)),
+        (f(va, 2.0), f(a, 2.0)),
+        (f(2.0, va), f(2.0, a)),
+        (f(va, b), f(a, b)),
+        (f(b, va), f(b, a)),  # reflected, NumPy array on the left
+        (f(va, va), f(a, a)),
+    ]:
+        assert isinstance(got, np.ndarray), type(got)
+        assert not isinstance(got, m.Variable)
+        assert got.dtype == np.bool_
+        np.testing.assert_array_equal(got, want)
+
+
+def test_comparisons_across_dtypes_and_with_nan(m):
+    v32 = m.Variable(np.array([0.1, 1.0], np.float32))
+    v64 = m.Variable(np.array([0.1, 1.0]))
+    np.testing.assert_array_equal(v32 == v64, np.array([0.1, 1.0], np.float32) == np.array([0.1, 1.0]))
+    n = m.Variable([np.nan, 1.0])
+    np.testing.assert_array_equal(n == n, [False, True])
+    np.testing.assert_array_equal(n != n, [True, False])
+    np.testing.assert_array_equal(n < 2.0, [False, True])
+
+
+# ---------------------------------------------------------------------------
+# In-place operators
+# ---------------------------------------------------------------------------
+INPLACE = {
+    "+=": (lambda v, o: v.__iadd__(o), np.add),
+    "-=": (lambda v, o: v.__isub__(o), np.subtract),
+    "*=": (lambda v, o: v.__imul__(o), np.multiply),
+    "/=": (lambda v, o: v.__itruediv__(o), np.divide),
+}
+
+
+def _apply_inplace(sym, v, o):
+    if sym == "+=":
+        v += o
+    elif sym == "-=":
+        v -= o
+    elif sym == "*=":
+        v *= o
+    else:
+        v /= o
+    return v
+
+
+@pytest.mark.parametrize("sym", list(INPLACE))
+@pytest.mark.parametrize("operand", ["scalar", "array", "broadcast_array", "variable"])
+def test_inplace_under_no_grad_modifies_in_place(m, sym, operand):
+    base = np.array([[1.0, 2.0, 4.0], [8.0, 16.0, 32.0]])
+    o = {"scalar": 2.0, "array": np.full((2, 3), 4.0), "broadcast_array": np.array([2.0, 4.0, 8.0]),
+         "variable": m.Variable(np.full((2, 3), 0.5))}[operand]
+    v = m.Variable(base, requires_grad=True)
+    before = v
+    view = v.data
+    with m.no_grad():
+        v = _apply_inplace(sym, v, o)
+    assert v is before
+    want = INPLACE[sym][1](base, np.asarray(o.data if isinstance(o, m.Variable) else o))
+    np.testing.assert_array_equal(v.data, want)
+    np.testing.assert_array_equal(view, want)  # the same buffer was updated
+    assert v.requires_grad and v.is_leaf
+    # still usable for gradients afterwards
+    (v * v).sum().backward()
+    np.testing.assert_array_equal(v.grad, 2 * want)
+
+
+@pytest.mark.parametrize("sym", list(INPLACE))
+def test_inplace_on_requires_grad_outside_no_grad_raises(m, sym):
+    v = m.Variable([1.0, 2.0], requires_grad=True)
+    with pytest.raises(RuntimeError):
+        _apply_inplace(sym, v, 2.0)
+    np.testing.assert_array_equal(v.data, [1.0, 2.0])  # unchanged
+    h = v * 1.0  # a non-leaf requires grad as well
+    with pytest.raises(RuntimeError):
+        _apply_inplace(sym, h, 2.0)
+    np.testing.assert_array_equal(h.data, [1.0, 2.0])
+
+
+@pytest.mark.parametrize("sym", list(INPLACE))
+def test_inplace_on_plain_variable_allowed_everywhere(m, sym):
+    v = m.Variable([1.0, 2.0])
+    before = v
+    v = _apply_inplace(sym, v, 2.0)
+    assert v is before
+    np.testing.assert_array_equal(v.data, INPLACE[sym][1](np.array([1.0, 2.0]), 2.0))
+
+
+def test_inplace_keeps_dtype_and_shape(m):
+    v = m.Variable(np.ones(3, np.float32))
+    v += np.ones(3)  # float64 operand
+    assert v.dtype == np.float32
+    np.testing.assert_array_equal(v.data, [2.0, 2.0, 2.0])
+    v *= 1.5
+    assert v.dtype == np.float32
+    with pytest.raises(ValueError):
+        v += np.ones((2, 3))  # the result would not fit
+    np.testing.assert_array_equal(v.data, [3.0, 3.0, 3.0])
+
+
+def test_inplace_with_itself(m):
+    v = m.Variable([1.0, 2.0, 3.0])
+    v += v
+    np.testing.assert_array_equal(v.data, [2.0, 4.0, 6.0])
+    v *= v
+    np.testing.assert_array_equal(v.data, [4.0, 16.0, 36.0])
+
+
+def test_inplace_sgd_step(m):
+    w = m.Variable([1.0, -1.0], requires_grad=True)
+    for _ in range(3):
+        w.zero_grad()
+        loss = (w * w).sum()
+        loss.backward()
+        with m.no_grad():
+            w -= 0.25 * w.grad
+    np.testing.assert_array_equal(w.data, [0.125, -0.125])
+
+
+# ---------------------------------------------------------------------------
+# Version counters: a saved value modified in place makes backward raise
+# ---------------------------------------------------------------------------
+def test_saved_input_modified_in_place_raises(m):
+    w = m.Variable([1.0, 2.0], requires_grad=True)
+    x = m.Variable([3.0, 4.0])
+    y = w * x
+    with m.no_grad():
+        x += 1
+    with pytest.raises(RuntimeError):
+        y.sum().backward()
+    assert w.grad is None
+
+
+def test_saved_input_modified_in_place_without_no_grad_raises(m):
+    w = m.Variable([1.0, 2.0], requires_grad=True)
+    x = m.Variable([3.0, 4.0])
+    y = m.sin(x) * w + w * x  # x saved by multiply
+    x *= 2.0  # x does not require grad: allowed outside no_grad
+    with pytest.raises(RuntimeError):
+        y.sum().backward()
+
+
+def test_saved_output_modified_in_place_raises(m):
+    x = m.Variable([0.5, 1.0], requires_grad=True)
+    y = m.exp(x)  # exp saves its output
+    with m.no_grad():
+        y += 1.0
+    with pytest.raises(RuntimeError):
+        y.sum().backward()
+    assert x.grad is None
+
+
+def test_saved_value_modified_through_a_detached_alias_raises(m):
+    x = m.Variable([0.5, 1.0], requires_grad=True)
+    y = x * x
+    d = x.detach()  # shares x's buffer
+    d += 1.0
+    with pytest.raises(RuntimeError):
+        y.sum().backward()
+
+
+def test_in_place_on_an_unsaved_value_is_fine(m):
+    w = m.Variable([1.0, 2.0], requires_grad=True)
+    x = m.Variable([3.0, 4.0])
+    y = w + x  # add saves nothing
+    with m.no_grad():
+        x += 1.0
+    y.sum().backward()
+    np.testing.assert_array_equal(w.grad, [1.0, 1.0])
+    # and a modification before the op is of course fine
+    x2 = m.Variable([1.0, 1.0])
+    x2 += 1.0
+    z = w * x2
+    z.sum().backward()
+    np.testing.assert_array_equal(w.grad, [3.0, 3.0])
+
+
+def test_version_error_leaves_graph_usable_elsewhere(m):
+    w = m.Variable([1.0, 2.0], requires_grad=True)
+    x = m.Variable([3.0, 4.0])
+    bad = w * x
+    good = w * 2.0
+    with m.no_grad():
+        x += 1.0
+    with pytest.raises(RuntimeError):
+        (bad.sum() + good.sum()).backward()
+    assert w.grad is None
+    good.sum().backward()
+    np.testing.assert_array_equal(w.grad, [2.0, 2.0])
+
+
+# ---------------------------------------------------------------------------
+# Grad mode
+# ---------------------------------------------------------------------------
+def test_no_grad_context_manager(m):
+    x = m.Variable([1.0, 2.0], requires_grad=True)
+    assert m.is_grad_enabled()
+    with m.no_grad():
+        assert not m.is_grad_enabled()
+        y = x * 2
+        assert y.requires_grad is False
+        assert y.grad_fn is None
+        assert y.is_leaf
+    assert m.is_grad_enabled()
+    z = x * 2
+    assert z.requires_grad and z.grad_fn is not None
+
+
+def test_no_grad_decorator(m):
+    x = m.Variable([1.0, 2.0], requires_grad=True)
+
+    @m.no_grad()
+    def f(v):
+        assert not m.is_grad_enabled()
+        return v * 3
+
+    y = f(x)
+    assert not y.requires_grad
+    assert m.is_grad_enabled()
+    assert f.__name__ == "f"
+
+
+def test_enable_grad_inside_no_grad(m):
+    x = m.Variable([1.0, 2.0], requires_grad=True)
+    with m.no_grad():
+        with m.enable_grad():
+            assert m.is_grad_enabled()
+            y = x * x
+        assert not m.is_grad_enabled()
+        z = x * x
+    assert y.requires_grad and not z.requires_grad
+    y.sum().backward()
+    np.testing.assert_array_equal(x.grad, [2.0, 4.0])
+
+    @m.enable_grad()
+    def g(v):
+        return v * 2
+
+    with m.no_grad():
+        w = g(x)
+        assert not m.is_grad_enabled()
+    assert w.requires_grad
+
+
+def test_grad_mode_restored_after_exception(m):
+    with pytest.raises(KeyError):
+        with m.no_grad():
+            raise KeyError("boom")
+    assert m.is_grad_enabled()
+
+    @m.no_grad()
+    def f():
+        raise ValueError("boom")
+
+    with pytest.raises(ValueError):
+        f()
+    assert m.is_grad_enabled()
+
+
+def test_nested_no_grad_restores_each_level(m):
+    with m.no_grad():
+        with m.no_grad():
+            assert not m.is_grad_enabled()
+        assert not m.is_grad_enabled()
+        with m.enable_grad():
+            with m.no_grad():
+                assert not m.is_grad_enabled()
+            assert m.is_grad_enabled()
+        assert not m.is_grad_enabled()
+    assert m.is_grad_enabled()
+
+
+def test_no_grad_decorated_function_can_recurse(m):
+    # A decorated function that calls itself (or another function decorated
+    # with the same object) must restore the mode of its caller at each level.
+    depth_modes = []
+
+    @m.no_grad()
+    def f(n):
+        depth_modes.append(m.is_grad_enabled())
+        if n:
+            f(n - 1)
+
+    f(3)
+    assert depth_modes == [False] * 4
+    assert m.is_grad_enabled(), "grad mode left disabled after a recursive @no_grad() function returned"
+
+
+def test_same_no_grad_instance_entered_twice(m):
+    ctx = m.no_grad()
+    with ctx:
+        with ctx:
+            assert not m.is_grad_enabled()
+        assert not m.is_grad_enabled()
+    assert m.is_grad_enabled()
+    ectx = m.enable_grad()
+    with m.no_grad():
+        with ectx:
+            with m.no_grad():
+                with ectx:
+                    assert m.is_grad_enabled()
+                assert not m.is_grad_enabled()
+            assert m.is_grad_enabled()
+        assert not m.is_grad_enabled()
+    assert m.is_grad_enabled()
+
+
+def test_grad_mode_is_thread_local(m):
+    entered = threading.Event()
+    checked = threading.Event()
+    results = {}
+
+    def worker_in_no_grad():
+        with m.no_grad():
+            entered.set()
+            checked.wait(10)
+            results["worker_mode"] = m.is_grad_enabled()
+            results["worker_rg"] = (m.Variable([1.0], requires_grad=True) * 2).requires_grad
+
+    t = threading.Thread(target=worker_in_no_grad)
+    t.start()
+    try:
+        assert entered.wait(10)
+        # the other thread is inside no_grad; this one is not affected
+        main_mode = m.is_grad_enabled()
+        x = m.Variable([1.0, 2.0], requires_grad=True)
+        y = x * x
+    finally:
+        checked.set()
+        t.join(10)
+    assert main_mode
+    assert y.requires_grad
+    assert results == {"worker_mode": False, "worker_rg": False}
+    y.sum().backward()
+    np.testing.assert_array_equal(x.grad, [2.0, 4.0])
+
+    # and a new thread starts with grad enabled even if this one is in no_grad
+    seen = {}
+    with m.no_grad():
+        t = threading.Thread(target=lambda: seen.setdefault("mode", m.is_grad_enabled()))
+        t.start()
+        t.join(10)
+    assert seen == {"mode": True}
+
+
+def test_shared_decorated_function_used_by_two_threads(m):
+    # Thread A runs a @no_grad() function; while it is inside, thread B (which
+    # is itself inside no_grad) calls the same function. When A's call
+    # returns, A must be back to grad enabled.
+    @m.no_grad()
+    def f(enter, leave):
+        enter.set()
+        leave.wait(10)
+
+    a_in, a_go = threading.Event(), threading.Event()
+    b_in, b_go = threading.Event(), threading.Event()
+    out = {}
+
+    def thread_a():
+        f(a_in, a_go)
+        out["a_after"] = m.is_grad_enabled()
+
+    def thread_b():
+        with m.no_grad():
+            f(b_in, b_go)
+            out["b_inside"] = m.is_grad_enabled()
+        out["b_after"] = m.is_grad_enabled()
+
+    ta = threading.Thread(target=thread_a)
+    tb = threading.Thread(target=thread_b)
+    ta.start()
+    try:
+        assert a_in.wait(10)
+        tb.start()
+        assert b_in.wait(10)
+        b_go.set()
+        tb.join(10)
+    finally:
+        b_go.set()
+        a_go.set()
+        ta.join(10)
+        if tb.is_alive():
+            tb.join(10)
+    assert out == {"a_after": True, "b_inside": False, "b_after": True}
