@@ -966,3 +966,74 @@ def test_shared_decorated_function_used_by_two_threads(m):
         if tb.is_alive():
             tb.join(10)
     assert out == {"a_after": True, "b_inside": False, "b_after": True}
+
+
+# ---------------------------------------------------------------------------
+# Lifetimes: arrays handed out outlive the Variable they came from
+# ---------------------------------------------------------------------------
+@pytest.mark.parametrize("n", [1, 3, 8, 9, 100])  # small arrays may be stored inline
+def test_data_view_outlives_its_variable(m, n):
+    vals = np.arange(n, dtype=np.float64) + 0.5
+    d = m.Variable(vals).data
+    a = np.asarray(m.Variable(vals * 2) * 1.0)
+    x = m.Variable(vals, requires_grad=True)
+    (x * 3.0).sum().backward()
+    g = x.grad
+    del x
+    gc.collect()
+    # churn: many small objects of the same sizes are created and freed
+    for _ in range(200):
+        y = m.Variable(np.full(n, -1.0), requires_grad=True)
+        (y * y + 1.0).sum().backward()
+        del y
+    np.testing.assert_array_equal(d, vals)
+    np.testing.assert_array_equal(a, vals * 2)
+    np.testing.assert_array_equal(g, np.full(n, 3.0))
+    d[0] = 7.0  # still writable, owned memory
+    assert d[0] == 7.0
+
+
+def test_operator_slots_and_methods_agree(m):
+    a = np.array([1.0, 2.0, 4.0])
+    v = m.Variable(a)
+    pairs = [
+        (v + 2, v.__add__(2)), (2 + v, v.__radd__(2)), (v - 2, v.__sub__(2)), (2 - v, v.__rsub__(2)),
+        (v * 3, v.__mul__(3)), (3 * v, v.__rmul__(3)), (v / 2, v.__truediv__(2)), (2 / v, v.__rtruediv__(2)),
+        (v ** 2, v.__pow__(2)), (2 ** v, v.__rpow__(2)), (v @ v, v.__matmul__(v)), (-v, v.__neg__()),
+    ]
+    for got, via_method in pairs:
+        assert type(got) is m.Variable and type(via_method) is m.Variable
+        np.testing.assert_array_equal(got.data, via_method.data)
+    import operator
+    np.testing.assert_array_equal(operator.add(v, v).data, a + a)
+    np.testing.assert_array_equal(operator.pow(v, 0.5).data, a ** 0.5)
+    with pytest.raises(TypeError):
+        pow(v, 2, 3)  # three-argument pow is not supported
+    np.testing.assert_array_equal(+v, a)
+    np.testing.assert_array_equal((True + v).data, a + 1)
+
+
+def test_results_are_plain_variables(m):
+    x = m.Variable([1.0, 2.0], requires_grad=True)
+    outs = [x + 1, x * x, -x, m.exp(x), m.tanh(x), m.sum(x), x[0], x.reshape(2, 1), x @ x, m.clip(x, 0, 1)]
+    for o in outs:
+        assert type(o) is m.Variable
+        assert isinstance(o, m.Variable)
+        assert o.requires_grad
+        r = weakref.ref(o) if m is not tg else None
+        assert r is None or r() is o
+    ids = {id(o) for o in outs}
+    assert len(ids) == len(outs)
+
+
+def test_iteration_like_numpy(m):
+    v = m.Variable(np.arange(6.0).reshape(3, 2), requires_grad=True)
+    rows = list(v)
+    assert len(rows) == 3
+    for i, r in enumerate(rows):
+        assert isinstance(r, m.Variable)
+        np.testing.assert_array_equal(r.data, np.arange(6.0).reshape(3, 2)[i])
+    sum(r.sum() for r in rows).backward()
+    np.testing.assert_array_equal(v.grad, np.ones((3, 2)))
+    with pytest.raises(TypeError):
+        list(m.Variable(1.0))  # a 0-d Variable is not iterable (NumPy: "iteration over a 0-d array")

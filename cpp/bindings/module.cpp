@@ -444,6 +444,35 @@ void set_grad(const Var& v, py::handle g) {
   v->grad = gv->requires_grad ? gv : make_var(gv->dtype() == v->dtype() ? gv->data.clone() : kern::astype(gv->data, v->dtype()));
 }
 
+// The counterpart of cast_out: pybind11's generic dealloc walks every
+// registered base type; a plain Variable has exactly one value and holder.
+// Subclasses and unusual layouts go to pybind11's own dealloc.
+destructor g_pybind11_dealloc = nullptr;
+
+void var_dealloc(PyObject* self) {
+  PyTypeObject* type = Py_TYPE(self);
+  auto* inst = reinterpret_cast<py::detail::instance*>(self);
+  if (type != g_var_type || !inst->simple_layout || inst->has_patients || !g_var_tinfo) {
+    g_pybind11_dealloc(self);
+    return;
+  }
+  if (PyType_HasFeature(type, Py_TPFLAGS_HAVE_GC)) PyObject_GC_UnTrack(self);
+  auto vh = inst->get_value_and_holder(g_var_tinfo, false);
+  if (vh) {
+    if (vh.instance_registered() && !py::detail::deregister_instance(inst, vh.value_ptr(), g_var_tinfo))
+      py::pybind11_fail("tapegrad: tried to deallocate an unregistered Variable instance");
+    py::error_scope keep_error;  // a freed from_numpy buffer runs Python (Py_DECREF)
+    if (vh.holder_constructed()) {
+      vh.holder<Var>().~Var();
+      vh.set_holder_constructed(false);
+    }
+    vh.value_ptr() = nullptr;
+  }
+  if (inst->weakrefs) PyObject_ClearWeakRefs(self);
+  type->tp_free(self);
+  Py_DECREF(type);
+}
+
 // ----- raw CPython fast paths ----------------------------------------------------
 // Operators and one-argument functions are what a scalar-heavy program calls
 // millions of times; as raw number slots / METH_O functions they skip the
@@ -736,6 +765,8 @@ tapegrad.from_numpy(arr) to share a NumPy array's buffer instead.
 
   // Number slots straight to C++ (the pybind11 __add__ etc. above stay for
   // introspection and explicit calls; they do the same thing).
+  g_pybind11_dealloc = g_var_type->tp_dealloc;
+  g_var_type->tp_dealloc = &var_dealloc;
   PyNumberMethods* nb = g_var_type->tp_as_number;
   nb->nb_add = &nb_binary<add>;
   nb->nb_subtract = &nb_binary<sub>;

@@ -12,8 +12,58 @@
 
 namespace tg {
 
-void* pool_allocate(size_t bytes);
-void pool_deallocate(void* p, size_t bytes) noexcept;
+namespace pool_detail {
+constexpr size_t kGranule = 16;
+constexpr size_t kClasses = 64;         // blocks up to 1 KiB are pooled
+constexpr size_t kMaxCached = 1 << 16;  // per class and thread: bounds what a freed graph keeps
+struct FreeBlock {
+  FreeBlock* next;
+};
+struct ThreadPool {
+  FreeBlock* heads[kClasses] = {};
+  size_t counts[kClasses] = {};
+  ~ThreadPool();
+};
+// initial-exec TLS: a direct fs-relative load on the hot path (the default
+// model for a shared library calls __tls_get_addr on every access).
+extern __attribute__((tls_model("initial-exec"))) thread_local ThreadPool* tl_pool;
+ThreadPool& create_pool();
+inline ThreadPool& local_pool() {
+  ThreadPool* p = tl_pool;
+  return __builtin_expect(p != nullptr, 1) ? *p : create_pool();
+}
+}  // namespace pool_detail
+
+inline void* pool_allocate(size_t bytes) {
+  using namespace pool_detail;
+  size_t c = (bytes + kGranule - 1) / kGranule;
+  if (c >= kClasses) return ::operator new(bytes);
+  ThreadPool& p = local_pool();
+  if (FreeBlock* b = p.heads[c]) {
+    p.heads[c] = b->next;
+    --p.counts[c];
+    return b;
+  }
+  return ::operator new(c * kGranule);
+}
+
+inline void pool_deallocate(void* ptr, size_t bytes) noexcept {
+  using namespace pool_detail;
+  size_t c = (bytes + kGranule - 1) / kGranule;
+  if (c >= kClasses) {
+    ::operator delete(ptr);
+    return;
+  }
+  ThreadPool& p = local_pool();
+  if (p.counts[c] >= kMaxCached) {
+    ::operator delete(ptr);
+    return;
+  }
+  auto* b = static_cast<FreeBlock*>(ptr);
+  b->next = p.heads[c];
+  p.heads[c] = b;
+  ++p.counts[c];
+}
 
 template <class T>
 struct PoolAllocator {
