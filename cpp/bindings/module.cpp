@@ -321,8 +321,12 @@ void run_backward(const std::vector<Var>& roots, const std::vector<Var>& seeds, 
       throw graph_error("backward: this Variable does not require grad and has no grad_fn: create its inputs with "
                         "requires_grad=True (and outside no_grad)");
   BackwardOptions opt{retain, create};
-  py::gil_scoped_release nogil;  // the sweep never touches Python
-  backward(roots, seeds, opt);
+  GradUpdates updates;
+  {
+    py::gil_scoped_release nogil;  // the sweep never touches Python
+    backward(roots, seeds, opt, {}, &updates);
+  }
+  accumulate_grads(updates);  // with the GIL: Python threads read and reset .grad
 }
 
 Var unary_arg(py::handle x, const char* op) { return to_var(x, std::nullopt, op); }
@@ -757,7 +761,7 @@ tapegrad.from_numpy(arr) to share a NumPy array's buffer instead.
         std::vector<Var> res;
         {
           py::gil_scoped_release nogil;
-          res = backward(outputs, seeds, opt, inputs);
+          res = backward(outputs, seeds, opt, inputs, nullptr);
         }
         return res;
       }, py::arg("outputs"), py::arg("inputs"), py::arg("grads"), py::arg("retain_graph") = false, py::arg("create_graph") = false,

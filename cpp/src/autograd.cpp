@@ -36,9 +36,9 @@ thread_local std::unique_ptr<DeleteQueue> tl_delete_queue_owner;
 }  // namespace
 
 Node::~Node() {
-  bool any = false;
-  for (auto& e : next) any = any || (e && e.use_count() == 1);
-  if (!any) return;  // no edge dies with this node: nothing can recurse
+  // Fast exit: a single edge that someone else also owns cannot die here.
+  // (Two edges to the same node each see use_count 2, so only one is judged.)
+  if (next.size() == 1 && (!next[0] || next[0].use_count() > 1)) return;
   if (__builtin_expect(tl_delete_queue == nullptr, 0)) {
     tl_delete_queue_owner = std::make_unique<DeleteQueue>();
     tl_delete_queue = tl_delete_queue_owner.get();
@@ -172,9 +172,16 @@ static void accumulate_into_grad(VariableImpl& v, Var g) {
   }
 }
 
+void accumulate_grads(GradUpdates& updates) {
+  GradModeGuard mode(updates.create_graph);
+  for (auto& [v, g] : updates.items) accumulate_into_grad(*v, std::move(g));
+  updates.items.clear();
+}
+
 std::vector<Var> backward(const std::vector<Var>& roots, const std::vector<Var>& seeds, const BackwardOptions& opt,
-                          const std::vector<Var>& inputs) {
+                          const std::vector<Var>& inputs, GradUpdates* updates) {
   std::lock_guard<std::mutex> lock(g_engine_mutex);
+  if (updates) updates->create_graph = opt.create_graph;
   GradModeGuard mode(opt.create_graph);
   const uint64_t id = g_sweep.fetch_add(1);
 
@@ -232,11 +239,11 @@ std::vector<Var> backward(const std::vector<Var>& roots, const std::vector<Var>&
         for (size_t j : it->second) captured[j] = g;
     }
     if (n->is_accumulator()) {
-      if (inputs.empty()) accumulate_into_grad(*static_cast<AccumulateGrad*>(n)->variable, std::move(g));
+      if (updates) updates->items.emplace_back(static_cast<AccumulateGrad*>(n)->variable, std::move(g));
       continue;
     }
-    if (inputs.empty()) {
-      if (Var rv = n->retained.lock()) accumulate_into_grad(*rv, g);
+    if (updates) {
+      if (Var rv = n->retained.lock()) updates->items.emplace_back(std::move(rv), g);
     }
     Grads grads = n->vjp(g);
     for (size_t k = 0; k < n->next.size() && k < grads.size(); ++k) {

@@ -163,11 +163,24 @@ struct BackwardOptions {
   bool create_graph = false;
 };
 
+// What a sweep produced for `.grad` fields: (Variable, gradient) pairs, in
+// the order the sweep reached them. They are applied by accumulate_grads,
+// apart from the sweep, because the sweep runs without the GIL while Python
+// threads may read or reset `.grad`: the bindings apply them with the GIL.
+struct GradUpdates {
+  std::vector<std::pair<Var, Var>> items;
+  bool create_graph = false;
+};
+
 // Backpropagates `seeds` (one per root, same shapes) from `roots`.
-// With `inputs` empty, leaf gradients accumulate into `.grad`; otherwise the
-// gradients reaching `inputs` are returned (null where none reached) and no
-// `.grad` changes (torch.autograd.grad semantics).
+// With `inputs` empty, the gradients of leaves (and of non-leaves that
+// called retain_grad) go to `updates`; otherwise the gradients reaching
+// `inputs` are returned (null where none reached) and no `.grad` changes
+// (torch.autograd.grad semantics).
 std::vector<Var> backward(const std::vector<Var>& roots, const std::vector<Var>& seeds, const BackwardOptions& opt,
-                          const std::vector<Var>& inputs = {});
+                          const std::vector<Var>& inputs, GradUpdates* updates);
+// Adds each update into its Variable's `.grad` (accumulating, in place when
+// possible, as PyTorch does).
+void accumulate_grads(GradUpdates& updates);
 
 }  // namespace tg
