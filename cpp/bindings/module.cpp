@@ -81,6 +81,8 @@ PyObject* guarded(F&& f) {
     PyErr_SetString(PyExc_RuntimeError, e.what());
   } catch (const index_error& e) {
     PyErr_SetString(PyExc_IndexError, e.what());
+  } catch (const not_implemented_error& e) {
+    PyErr_SetString(PyExc_NotImplementedError, e.what());
   } catch (const std::bad_alloc&) {
     PyErr_NoMemory();
   } catch (const std::exception& e) {
@@ -299,17 +301,22 @@ py::object inplace_op(const Var& self, py::handle other, const char* sym) {
   return py::cast(self);
 }
 
-Var make_seed(const Var& self, py::handle grad) {
+// A seed for a sweep from `self`: shape batch + self.shape, where batch is
+// the first `nb` axes of the given array (nb = 0: exactly self's shape).
+Var make_seed(const Var& self, py::handle grad, int nb = 0, const char* what = "backward") {
   if (grad.is_none()) {
-    if (self->data.numel() != 1)
-      throw graph_error("backward: grad can be implicitly created only for a single-element output, but this "
-                        "output has shape " + shape_str(self->shape()) + ": pass grad= an array of that shape");
+    if (self->data.numel() != 1 || nb != 0)
+      throw graph_error(std::string(what) + ": grad can be implicitly created only for a single-element output, "
+                        "but this output has shape " + shape_str(self->shape()) + ": pass grad= an array of that shape");
     return make_var(Tensor::full(self->shape(), self->dtype(), 1.0));
   }
-  Var g = to_var(grad, self->dtype(), "backward");
-  if (g->shape() != self->shape())
-    throw value_error("backward: grad has shape " + shape_str(g->shape()) + " but the output has shape " +
-                      shape_str(self->shape()));
+  Var g = to_var(grad, self->dtype(), what);
+  const Shape& gs = g->shape();
+  bool ok = static_cast<int>(gs.size()) == nb + static_cast<int>(self->shape().size()) &&
+            std::equal(self->shape().begin(), self->shape().end(), gs.begin() + nb);
+  if (!ok)
+    throw value_error(std::string(what) + ": the cotangent has shape " + shape_str(gs) + " but the output has shape " +
+                      shape_str(self->shape()) + (nb ? " (expected batch + output shape)" : ""));
   if (g->requires_grad) return g->dtype() == self->dtype() ? g : astype(g, self->dtype());
   // A private copy in the output's dtype: the sweep may accumulate into it.
   return make_var(g->dtype() == self->dtype() ? g->data.clone() : kern::astype(g->data, self->dtype()));
@@ -560,6 +567,8 @@ PYBIND11_MODULE(_core, m) {
     } catch (const py::cast_error& e) {
       // An argument of the wrong Python type deep in a conversion.
       PyErr_SetString(PyExc_TypeError, e.what());
+    } catch (const not_implemented_error& e) {
+      PyErr_SetString(PyExc_NotImplementedError, e.what());
     }
   });
 
@@ -750,12 +759,14 @@ tapegrad.from_numpy(arr) to share a NumPy array's buffer instead.
         for (size_t i = 0; i < roots.size(); ++i) seeds.push_back(make_seed(roots[i], grads[i]));
         run_backward(roots, seeds, retain, create);
       }, py::arg("roots"), py::arg("grads"), py::arg("retain_graph") = false, py::arg("create_graph") = false);
-  m.def("_grad", [](const std::vector<Var>& outputs, const std::vector<Var>& inputs, py::list grads, bool retain, bool create) {
+  m.def("_grad", [](const std::vector<Var>& outputs, const std::vector<Var>& inputs, py::list grads, bool retain,
+                    bool create, int nb) {
+        if (grads.size() != outputs.size()) throw value_error("grad: one cotangent per output is needed");
         std::vector<Var> seeds;
         for (size_t i = 0; i < outputs.size(); ++i) {
           if (!outputs[i]->requires_grad)
-            throw graph_error("grad: output " + std::to_string(i) + " does not require grad");
-          seeds.push_back(make_seed(outputs[i], grads[i]));
+            throw graph_error("grad: output " + std::to_string(i) + " does not depend on an input that requires grad");
+          seeds.push_back(make_seed(outputs[i], grads[i], nb, "vjp"));
         }
         BackwardOptions opt{retain, create};
         std::vector<Var> res;
@@ -764,8 +775,41 @@ tapegrad.from_numpy(arr) to share a NumPy array's buffer instead.
           res = backward(outputs, seeds, opt, inputs, nullptr);
         }
         return res;
-      }, py::arg("outputs"), py::arg("inputs"), py::arg("grads"), py::arg("retain_graph") = false, py::arg("create_graph") = false,
-      "Gradients of outputs with respect to inputs (None where unreached), without touching .grad.");
+      }, py::arg("outputs"), py::arg("inputs"), py::arg("grads"), py::arg("retain_graph") = false,
+      py::arg("create_graph") = false, py::arg("batch_dims") = 0,
+      "Gradients of outputs with respect to inputs (None where unreached), without touching .grad. With "
+      "batch_dims=1 each cotangent carries a leading batch axis (k cotangents in one sweep).");
+
+  m.def("_forward", [](const std::vector<Var>& outputs, const std::vector<Var>& inputs, py::list tangents, int nb,
+                       bool create) {
+        if (tangents.size() != inputs.size()) throw value_error("jvp: one tangent per input is needed");
+        if (inputs.empty()) throw value_error("jvp: no inputs");
+        std::vector<Var> ts;
+        Shape batch;
+        for (size_t i = 0; i < inputs.size(); ++i) {
+          Var t = to_var(tangents[i], inputs[i]->dtype(), "jvp");
+          const Shape& s = t->shape();
+          const Shape& want = inputs[i]->shape();
+          bool ok = static_cast<int>(s.size()) == nb + static_cast<int>(want.size()) &&
+                    std::equal(want.begin(), want.end(), s.begin() + nb);
+          if (ok && i == 0) batch = Shape(s.begin(), s.begin() + nb);
+          ok = ok && std::equal(batch.begin(), batch.end(), s.begin());
+          if (!ok)
+            throw value_error("jvp: tangent " + std::to_string(i) + " has shape " + shape_str(s) + " but its primal has shape " +
+                              shape_str(want) + (nb ? " (expected batch + primal shape)" : ""));
+          if (t->dtype() != inputs[i]->dtype()) t = make_var(kern::astype(t->data, inputs[i]->dtype()));
+          ts.push_back(t);
+        }
+        std::vector<Var> res;
+        {
+          py::gil_scoped_release nogil;
+          res = forward(outputs, inputs, ts, nb, create);
+        }
+        return res;
+      }, py::arg("outputs"), py::arg("inputs"), py::arg("tangents"), py::arg("batch_dims") = 0,
+      py::arg("create_graph") = false,
+      "Forward sweep over the recorded tape: tangents of outputs given tangents of inputs (batch_dims leading "
+      "batch axes: k directions in one sweep).");
 
   // Number slots straight to C++ (the pybind11 __add__ etc. above stay for
   // introspection and explicit calls; they do the same thing).

@@ -103,6 +103,10 @@ Var Node::get(size_t slot) {
   return v;
 }
 
+Var Node::jvp(const Grads&, int) {
+  throw not_implemented_error(std::string("forward mode: the op '") + name() + "' has no JVP rule");
+}
+
 void Node::release() {
   saved.clear();
   released = true;
@@ -252,6 +256,85 @@ std::vector<Var> backward(const std::vector<Var>& roots, const std::vector<Var>&
     if (!opt.retain_graph) n->release();
   }
   return captured;
+}
+
+// ----- the forward sweep -----------------------------------------------------
+std::vector<Var> forward(const std::vector<Var>& outputs, const std::vector<Var>& inputs,
+                         const std::vector<Var>& tangents, int nb, bool create_graph) {
+  std::lock_guard<std::mutex> lock(g_engine_mutex);
+  GradModeGuard mode(create_graph);
+  const uint64_t id = g_sweep.fetch_add(1);
+  if (tangents.size() != inputs.size()) throw value_error("forward: one tangent per input is needed");
+  if (tangents.empty()) throw value_error("forward: no inputs");
+  Shape batch(tangents[0]->shape().begin(), tangents[0]->shape().begin() + nb);
+
+  // 1. The nodes the outputs depend on, in execution order.
+  std::vector<Node*> nodes, stack;
+  std::vector<std::shared_ptr<Node>> keep;
+  auto visit = [&](Node* n) {
+    if (n && n->sweep_id != id) {
+      n->sweep_id = id;
+      nodes.push_back(n);
+      stack.push_back(n);
+    }
+  };
+  for (const Var& o : outputs) {
+    keep.push_back(o->grad_fn ? o->grad_fn : o->grad_acc.lock());
+    visit(keep.back().get());
+  }
+  while (!stack.empty()) {
+    Node* n = stack.back();
+    stack.pop_back();
+    for (const auto& e : n->next) visit(e.get());
+  }
+  for (Node* n : nodes) n->check_saved();
+  std::sort(nodes.begin(), nodes.end(), [](const Node* a, const Node* b) { return a->seq < b->seq; });
+  for (size_t i = 0; i < nodes.size(); ++i) nodes[i]->sweep_slot = i;
+
+  // 2. Seeds: an input's tangent enters at the node standing for it (its
+  //    grad_fn, or a leaf's AccumulateGrad). Inputs the outputs do not reach
+  //    contribute nothing.
+  std::vector<Var> tan(nodes.size());
+  std::vector<char> seeded(nodes.size(), 0);
+  for (size_t j = 0; j < inputs.size(); ++j) {
+    std::shared_ptr<Node> n = inputs[j]->grad_fn ? inputs[j]->grad_fn : inputs[j]->grad_acc.lock();
+    if (n && n->sweep_id == id) {
+      tan[n->sweep_slot] = tangents[j];
+      seeded[n->sweep_slot] = 1;
+    }
+  }
+
+  // 3. The forward loop: each node's JVP from its inputs' tangents.
+  for (size_t i = 0; i < nodes.size(); ++i) {
+    Node* n = nodes[i];
+    if (seeded[i] || n->is_accumulator()) continue;
+    Grads ts;
+    bool any = false;
+    for (const auto& e : n->next) {
+      Var t = e ? tan[e->sweep_slot] : nullptr;
+      any = any || t != nullptr;
+      ts.push_back(std::move(t));
+    }
+    if (!any) continue;  // no tangent reaches this node: zero, skipped
+    Var t = n->jvp(ts, nb);
+    Shape want = batch;
+    want.insert(want.end(), n->out_shape.begin(), n->out_shape.end());
+    if (t && t->shape() != want) t = broadcast_to(t, want);
+    tan[i] = std::move(t);
+  }
+
+  std::vector<Var> out;
+  for (size_t k = 0; k < outputs.size(); ++k) {
+    Node* n = keep[k].get();
+    Var t = n && n->sweep_id == id ? tan[n->sweep_slot] : nullptr;
+    if (!t) {
+      Shape want = batch;
+      want.insert(want.end(), outputs[k]->shape().begin(), outputs[k]->shape().end());
+      t = make_var(Tensor::zeros(want, outputs[k]->dtype()));
+    }
+    out.push_back(std::move(t));
+  }
+  return out;
 }
 
 }  // namespace tg

@@ -50,7 +50,70 @@ Shape squeeze_shape(const Shape& in, const std::vector<bool>& mask) {
 }
 
 // ---------------------------------------------------------------------------
-// Unary elementwise primitives
+// Batch helpers. A cotangent or tangent may carry `nb` leading batch axes (k
+// directions in one sweep). Saved values broadcast against it from the right,
+// so elementwise rules need nothing; rules that name axes or shapes shift
+// them past the batch axes with these helpers.
+// ---------------------------------------------------------------------------
+Shape batch_shape(const Var& v, int nb) { return Shape(v->shape().begin(), v->shape().begin() + nb); }
+Shape with_batch(const Var& v, int nb, const Shape& s) {
+  Shape out = batch_shape(v, nb);
+  out.insert(out.end(), s.begin(), s.end());
+  return out;
+}
+// A tangent of an input with fewer axes than the output, padded with size-1
+// axes after the batch axes so that it broadcasts like the input did.
+Var lift(const Var& t, int nb, size_t out_ndim) {
+  if (!t) return t;
+  size_t in_ndim = t->shape().size() - nb;
+  if (in_ndim >= out_ndim) return t;
+  Shape s = batch_shape(t, nb);
+  s.insert(s.end(), out_ndim - in_ndim, 1);
+  s.insert(s.end(), t->shape().begin() + nb, t->shape().end());
+  return reshape(t, s);
+}
+Axes shift_axes(const std::vector<bool>& mask, int nb) {
+  Axes a;
+  for (size_t d = 0; d < mask.size(); ++d)
+    if (mask[d]) a.push_back(static_cast<int64_t>(d) + nb);
+  return a;
+}
+// Sums two optional tangents (null = zero).
+Var add_opt(const Var& a, const Var& b) { return !a ? b : (!b ? a : add(a, b)); }
+// Flat indices of `index` repeated for each of `batch` rows of size `row`.
+Tensor batched_index(const Tensor& index, int64_t batch, int64_t row) {
+  Shape s{batch};
+  s.insert(s.end(), index.shape.begin(), index.shape.end());
+  Tensor out = Tensor::empty(s, DType::I64);
+  int64_t n = index.numel();
+  const int64_t* src = index.ptr<int64_t>();
+  int64_t* dst = out.ptr<int64_t>();
+  for (int64_t b = 0; b < batch; ++b)
+    for (int64_t i = 0; i < n; ++i) dst[b * n + i] = src[i] + b * row;
+  return out;
+}
+// gather / scatter_add over the trailing (non-batch) axes of a batched value.
+Var batched_gather(const Var& v, const Tensor& index, const Shape& in_shape, int nb) {
+  if (nb == 0) return gather(v, index);
+  Shape b = batch_shape(v, nb);
+  int64_t batch = numel(b), row = numel(in_shape);
+  Var flat = gather(reshape(v, Shape{batch * row}), batched_index(index, batch, row));
+  Shape out = b;
+  out.insert(out.end(), index.shape.begin(), index.shape.end());
+  return reshape(flat, out);
+}
+Var batched_scatter(const Var& v, const Tensor& index, const Shape& out_shape, int nb) {
+  if (nb == 0) return scatter_add(v, index, out_shape);
+  Shape b = batch_shape(v, nb);
+  int64_t batch = numel(b), row = numel(out_shape);
+  Tensor bi = batched_index(index, batch, row);
+  Var flat = scatter_add(reshape(v, Shape{numel(bi.shape)}), bi.view(Shape{numel(bi.shape)}), Shape{batch * row});
+  return reshape(flat, with_batch(v, nb, out_shape));
+}
+
+// ---------------------------------------------------------------------------
+// Unary elementwise primitives: d out = f'(x) dx, so the VJP and the JVP are
+// the same product (`deriv` gives it) and batch axes broadcast for free.
 // ---------------------------------------------------------------------------
 enum class SaveWhat { Nothing, Input, Output };
 
@@ -64,99 +127,118 @@ Var unary_op(const Var& x) {
   return r.out;
 }
 
-#define TG_UNARY_RULE(NAME, KERNEL, SAVE)          \
-  static constexpr const char* name = NAME;       \
-  static constexpr UnaryOp kernel = KERNEL;       \
-  static constexpr SaveWhat save = SAVE;          \
-  struct Attrs {};
+#define TG_UNARY_RULE(NAME, KERNEL, SAVE)                                                       \
+  static constexpr const char* name = NAME;                                                    \
+  static constexpr UnaryOp kernel = KERNEL;                                                    \
+  static constexpr SaveWhat save = SAVE;                                                       \
+  struct Attrs {};                                                                             \
+  template <class N> static Grads vjp(N& n, const Var& g) { return {deriv(n, g)}; }            \
+  template <class N> static Var jvp(N& n, const Grads& t, int) { return deriv(n, t[0]); }
 
 // d(-x) = -dx
 struct NegRule { TG_UNARY_RULE("negative", UnaryOp::Neg, SaveWhat::Nothing)
-  static Grads vjp(OpNode<NegRule>&, const Var& g) { return {neg(g)}; } };
+  template <class N> static Var deriv(N&, const Var& d) { return neg(d); } };
 // d exp(x) = exp(x) dx          (reads the output)
 struct ExpRule { TG_UNARY_RULE("exp", UnaryOp::Exp, SaveWhat::Output)
-  static Grads vjp(OpNode<ExpRule>& n, const Var& g) { return {mul(g, n.get(0))}; } };
+  template <class N> static Var deriv(N& n, const Var& d) { return mul(d, n.get(0)); } };
 // d log(x) = dx / x
 struct LogRule { TG_UNARY_RULE("log", UnaryOp::Log, SaveWhat::Input)
-  static Grads vjp(OpNode<LogRule>& n, const Var& g) { return {div(g, n.get(0))}; } };
+  template <class N> static Var deriv(N& n, const Var& d) { return div(d, n.get(0)); } };
 // d log1p(x) = dx / (1 + x)
 struct Log1pRule { TG_UNARY_RULE("log1p", UnaryOp::Log1p, SaveWhat::Input)
-  static Grads vjp(OpNode<Log1pRule>& n, const Var& g) {
+  template <class N> static Var deriv(N& n, const Var& d) {
     Var x = n.get(0);
-    return {div(g, add(x, scalar(1, x)))};
+    return div(d, add(x, scalar(1, x)));
   } };
 // d sqrt(x) = dx / (2 sqrt(x))  (reads the output; inf at 0, as NumPy)
 struct SqrtRule { TG_UNARY_RULE("sqrt", UnaryOp::Sqrt, SaveWhat::Output)
-  static Grads vjp(OpNode<SqrtRule>& n, const Var& g) {
+  template <class N> static Var deriv(N& n, const Var& d) {
     Var y = n.get(0);
-    return {div(g, mul(y, scalar(2, y)))};
+    return div(d, mul(y, scalar(2, y)));
   } };
 // d sin(x) = cos(x) dx
 struct SinRule { TG_UNARY_RULE("sin", UnaryOp::Sin, SaveWhat::Input)
-  static Grads vjp(OpNode<SinRule>& n, const Var& g) { return {mul(g, cos(n.get(0)))}; } };
+  template <class N> static Var deriv(N& n, const Var& d) { return mul(d, cos(n.get(0))); } };
 // d cos(x) = -sin(x) dx
 struct CosRule { TG_UNARY_RULE("cos", UnaryOp::Cos, SaveWhat::Input)
-  static Grads vjp(OpNode<CosRule>& n, const Var& g) { return {neg(mul(g, sin(n.get(0))))}; } };
+  template <class N> static Var deriv(N& n, const Var& d) { return neg(mul(d, sin(n.get(0)))); } };
 // d tanh(x) = (1 - tanh(x)^2) dx   (reads the output; one fused kernel
 // unless the sweep is recorded for second order)
 struct TanhRule { TG_UNARY_RULE("tanh", UnaryOp::Tanh, SaveWhat::Output)
-  static Grads vjp(OpNode<TanhRule>& n, const Var& g) {
-    if (!grad_enabled()) return {constant(kern::binary(BinaryOp::TanhGrad, g->data, n.tensor(0), name))};
+  template <class N> static Var deriv(N& n, const Var& d) {
+    if (!grad_enabled()) return constant(kern::binary(BinaryOp::TanhGrad, d->data, n.tensor(0), name));
     Var y = n.get(0);
-    return {mul(g, sub(scalar(1, y), mul(y, y)))};
+    return mul(d, sub(scalar(1, y), mul(y, y)));
   } };
 // d sigmoid(x) = s (1 - s) dx       (reads the output; fused like tanh)
 struct SigmoidRule { TG_UNARY_RULE("sigmoid", UnaryOp::Sigmoid, SaveWhat::Output)
-  static Grads vjp(OpNode<SigmoidRule>& n, const Var& g) {
-    if (!grad_enabled()) return {constant(kern::binary(BinaryOp::SigmoidGrad, g->data, n.tensor(0), name))};
+  template <class N> static Var deriv(N& n, const Var& d) {
+    if (!grad_enabled()) return constant(kern::binary(BinaryOp::SigmoidGrad, d->data, n.tensor(0), name));
     Var s = n.get(0);
-    return {mul(g, mul(s, sub(scalar(1, s), s)))};
+    return mul(d, mul(s, sub(scalar(1, s), s)));
   } };
 // d relu(x) = [x > 0] dx            (relu'(0) = 0)
 struct ReluRule { TG_UNARY_RULE("relu", UnaryOp::Relu, SaveWhat::Input)
-  static Grads vjp(OpNode<ReluRule>& n, const Var& g) {
-    return {mul(g, constant(kern::unary(UnaryOp::ReluMask, n.get(0)->data)))};
+  template <class N> static Var deriv(N& n, const Var& d) {
+    return mul(d, constant(kern::unary(UnaryOp::ReluMask, n.tensor(0))));
   } };
 // d |x| = sign(x) dx                (abs'(0) = 0)
 struct AbsRule { TG_UNARY_RULE("abs", UnaryOp::Abs, SaveWhat::Input)
-  static Grads vjp(OpNode<AbsRule>& n, const Var& g) {
-    return {mul(g, constant(kern::unary(UnaryOp::Sign, n.get(0)->data)))};
+  template <class N> static Var deriv(N& n, const Var& d) {
+    return mul(d, constant(kern::unary(UnaryOp::Sign, n.tensor(0))));
   } };
 
 // clip(x, lo, hi) = minimum(maximum(x, lo), hi) with constant bounds (0-d
-// or broadcasting arrays): the gradient passes where lo <= x <= hi, inclusive.
+// or broadcasting arrays): the derivative is 1 where lo <= x <= hi, inclusive.
 struct ClipRule {
   static constexpr const char* name = "clip";
   struct Attrs { Tensor lo, hi; Shape x_shape; };
-  static Grads vjp(OpNode<ClipRule>& n, const Var& g) {
+  static Tensor inside(OpNode<ClipRule>& n) {
     const Tensor x = n.tensor(0);
-    Tensor inside;
-    if (n.attrs.lo.defined()) inside = kern::compare(CompareOp::Ge, x, n.attrs.lo, name);
+    Tensor in;
+    if (n.attrs.lo.defined()) in = kern::compare(CompareOp::Ge, x, n.attrs.lo, name);
     if (n.attrs.hi.defined()) {
       Tensor le = kern::compare(CompareOp::Le, x, n.attrs.hi, name);
-      inside = inside.defined() ? kern::logical_and(inside, le) : le;
+      in = in.defined() ? kern::logical_and(in, le) : le;
     }
-    return {sum_to(where(inside, g, scalar(0, g)), n.attrs.x_shape)};
+    return in;
+  }
+  static Grads vjp(OpNode<ClipRule>& n, const Var& g) {
+    int nb = n.batch_dims(g);
+    return {sum_to(where(inside(n), g, scalar(0, g)), with_batch(g, nb, n.attrs.x_shape))};
+  }
+  static Var jvp(OpNode<ClipRule>& n, const Grads& t, int nb) {
+    return where(inside(n), lift(t[0], nb, n.out_shape.size()), scalar(0, t[0]));
   }
 };
 
-// astype: the gradient converts back to the input dtype.
+// astype: linear; the gradient converts back to the input dtype.
 struct AstypeRule {
   static constexpr const char* name = "astype";
-  struct Attrs { DType from = DType::F64; };
+  struct Attrs { DType from = DType::F64, to = DType::F64; };
   static Grads vjp(OpNode<AstypeRule>& n, const Var& g) { return {astype(g, n.attrs.from)}; }
+  static Var jvp(OpNode<AstypeRule>& n, const Grads& t, int) { return astype(t[0], n.attrs.to); }
 };
 
 // ---------------------------------------------------------------------------
 // Binary elementwise primitives (broadcasting). `grads` returns gradients in
 // the broadcast shape; binary_vjp reduces them with the one helper sum_to.
+// `jvp` gets both tangents lifted to the output's rank (null = zero).
 // ---------------------------------------------------------------------------
 struct BinaryAttrs { Shape a_shape, b_shape; };
 
 template <class Rule>
 Grads binary_vjp(OpNode<Rule>& n, const Var& g) {
+  int nb = n.batch_dims(g);
   auto [ga, gb] = Rule::grads(n, g);
-  return {ga ? sum_to(ga, n.attrs.a_shape) : nullptr, gb ? sum_to(gb, n.attrs.b_shape) : nullptr};
+  return {ga ? sum_to(ga, with_batch(g, nb, n.attrs.a_shape)) : nullptr,
+          gb ? sum_to(gb, with_batch(g, nb, n.attrs.b_shape)) : nullptr};
+}
+
+template <class Rule>
+Var binary_jvp(OpNode<Rule>& n, const Grads& t, int nb) {
+  size_t nd = n.out_shape.size();
+  return Rule::tangent(n, lift(t[0], nb, nd), lift(t[1], nb, nd));
 }
 
 template <class Rule>
@@ -173,26 +255,32 @@ Var binary_op(const Var& a0, const Var& b0, BinaryOp k) {
   return r.out;
 }
 
-#define TG_BINARY_RULE(NAME)                                                              \
-  static constexpr const char* name = NAME;                                             \
-  using Attrs = BinaryAttrs;                                                            \
-  static Grads vjp(OpNode<Rule>& n, const Var& g) { return binary_vjp<Rule>(n, g); }
+#define TG_BINARY_RULE(NAME)                                                                      \
+  static constexpr const char* name = NAME;                                                     \
+  using Attrs = BinaryAttrs;                                                                    \
+  static Grads vjp(OpNode<Rule>& n, const Var& g) { return binary_vjp<Rule>(n, g); }           \
+  static Var jvp(OpNode<Rule>& n, const Grads& t, int nb) { return binary_jvp<Rule>(n, t, nb); }
 
 using VarPair = std::pair<Var, Var>;
 
 // d(a + b) = da + db
 struct AddRule { using Rule = AddRule; TG_BINARY_RULE("add")
   static void save(Recorder<Rule>&, const Var&, const Var&) {}
-  static VarPair grads(OpNode<Rule>& n, const Var& g) { return {n.needs(0) ? g : nullptr, n.needs(1) ? g : nullptr}; } };
+  static VarPair grads(OpNode<Rule>& n, const Var& g) { return {n.needs(0) ? g : nullptr, n.needs(1) ? g : nullptr}; }
+  static Var tangent(OpNode<Rule>&, const Var& ta, const Var& tb) { return add_opt(ta, tb); } };
 // d(a - b) = da - db
 struct SubRule { using Rule = SubRule; TG_BINARY_RULE("subtract")
   static void save(Recorder<Rule>&, const Var&, const Var&) {}
-  static VarPair grads(OpNode<Rule>& n, const Var& g) { return {n.needs(0) ? g : nullptr, n.needs(1) ? neg(g) : nullptr}; } };
+  static VarPair grads(OpNode<Rule>& n, const Var& g) { return {n.needs(0) ? g : nullptr, n.needs(1) ? neg(g) : nullptr}; }
+  static Var tangent(OpNode<Rule>&, const Var& ta, const Var& tb) { return !tb ? ta : (!ta ? neg(tb) : sub(ta, tb)); } };
 // d(a b) = b da + a db
 struct MulRule { using Rule = MulRule; TG_BINARY_RULE("multiply")
   static void save(Recorder<Rule>& r, const Var& a, const Var& b) { r.save_input(a, 0); r.save_input(b, 1); }
   static VarPair grads(OpNode<Rule>& n, const Var& g) {
     return {n.needs(0) ? mul(g, n.get(1)) : nullptr, n.needs(1) ? mul(g, n.get(0)) : nullptr};
+  }
+  static Var tangent(OpNode<Rule>& n, const Var& ta, const Var& tb) {
+    return add_opt(ta ? mul(ta, n.get(1)) : nullptr, tb ? mul(n.get(0), tb) : nullptr);
   } };
 // d(a / b) = da / b - (a / b) db / b      (reads the output)
 struct DivRule { using Rule = DivRule; TG_BINARY_RULE("divide")
@@ -200,50 +288,66 @@ struct DivRule { using Rule = DivRule; TG_BINARY_RULE("divide")
   static VarPair grads(OpNode<Rule>& n, const Var& g) {
     Var b = n.get(0);
     return {n.needs(0) ? div(g, b) : nullptr, n.needs(1) ? neg(div(mul(g, n.get(1)), b)) : nullptr};
+  }
+  static Var tangent(OpNode<Rule>& n, const Var& ta, const Var& tb) {
+    Var b = n.get(0);
+    return add_opt(ta ? div(ta, b) : nullptr, tb ? neg(div(mul(tb, n.get(1)), b)) : nullptr);
   } };
 // d(a^b) = b a^(b-1) da + log(a) a^b db; 0 where b == 0 (for da) and where a == 0, b >= 0 (for db).
 struct PowRule { using Rule = PowRule; TG_BINARY_RULE("power")
   static void save(Recorder<Rule>& r, const Var& a, const Var& b) { r.save_input(a, 0); r.save_input(b, 1); r.save_output(); }
+  // The partial derivatives times d (d broadcasts against them).
+  static Var d_base(OpNode<Rule>& n, const Var& d) {
+    Var a = n.get(0), b = n.get(1), zero = scalar(0, a);
+    Var v = mul(d, mul(b, pow(a, sub(b, scalar(1, b)))));
+    return where(kern::compare(CompareOp::Eq, b->data, zero->data, name), zero, v);
+  }
+  static Var d_exponent(OpNode<Rule>& n, const Var& d) {
+    Var a = n.get(0), b = n.get(1), zero = scalar(0, a);
+    Var v = mul(d, mul(n.get(2), log(a)));
+    Tensor a0 = kern::logical_and(kern::compare(CompareOp::Eq, a->data, zero->data, name),
+                                  kern::compare(CompareOp::Ge, b->data, zero->data, name));
+    return where(a0, zero, v);
+  }
   static VarPair grads(OpNode<Rule>& n, const Var& g) {
-    Var a = n.get(0), b = n.get(1);
-    Var zero = scalar(0, a);
-    Var ga, gb;
-    if (n.needs(0)) {
-      Var d = mul(g, mul(b, pow(a, sub(b, scalar(1, b)))));
-      ga = where(kern::compare(CompareOp::Eq, b->data, zero->data, "power"), zero, d);
-    }
-    if (n.needs(1)) {
-      Var d = mul(g, mul(n.get(2), log(a)));
-      Tensor a0 = kern::logical_and(kern::compare(CompareOp::Eq, a->data, zero->data, "power"),
-                                    kern::compare(CompareOp::Ge, b->data, zero->data, "power"));
-      gb = where(a0, zero, d);
-    }
-    return {ga, gb};
+    return {n.needs(0) ? d_base(n, g) : nullptr, n.needs(1) ? d_exponent(n, g) : nullptr};
+  }
+  static Var tangent(OpNode<Rule>& n, const Var& ta, const Var& tb) {
+    return add_opt(ta ? d_base(n, ta) : nullptr, tb ? d_exponent(n, tb) : nullptr);
   } };
-// d max(a, b): to the larger operand; ties split evenly.
-struct MaximumRule { using Rule = MaximumRule; TG_BINARY_RULE("maximum")
+// d max(a, b): to the larger operand; ties split evenly (min alike).
+template <BinaryOp W>
+struct ExtremumPairRule { using Rule = ExtremumPairRule; TG_BINARY_RULE(W == BinaryOp::MaxWeight ? "maximum" : "minimum")
   static void save(Recorder<Rule>& r, const Var& a, const Var& b) { r.save_input(a, 0); r.save_input(b, 1); }
+  static Var weight(OpNode<Rule>& n, int i) {
+    Tensor a = n.tensor(0), b = n.tensor(1);
+    return constant(i == 0 ? kern::binary(W, a, b, name) : kern::binary(W, b, a, name));
+  }
   static VarPair grads(OpNode<Rule>& n, const Var& g) {
-    Tensor a = n.get(0)->data, b = n.get(1)->data;
-    return {n.needs(0) ? mul(g, constant(kern::binary(BinaryOp::MaxWeight, a, b, name))) : nullptr,
-            n.needs(1) ? mul(g, constant(kern::binary(BinaryOp::MaxWeight, b, a, name))) : nullptr};
+    return {n.needs(0) ? mul(g, weight(n, 0)) : nullptr, n.needs(1) ? mul(g, weight(n, 1)) : nullptr};
+  }
+  static Var tangent(OpNode<Rule>& n, const Var& ta, const Var& tb) {
+    return add_opt(ta ? mul(ta, weight(n, 0)) : nullptr, tb ? mul(tb, weight(n, 1)) : nullptr);
   } };
-struct MinimumRule { using Rule = MinimumRule; TG_BINARY_RULE("minimum")
-  static void save(Recorder<Rule>& r, const Var& a, const Var& b) { r.save_input(a, 0); r.save_input(b, 1); }
-  static VarPair grads(OpNode<Rule>& n, const Var& g) {
-    Tensor a = n.get(0)->data, b = n.get(1)->data;
-    return {n.needs(0) ? mul(g, constant(kern::binary(BinaryOp::MinWeight, a, b, name))) : nullptr,
-            n.needs(1) ? mul(g, constant(kern::binary(BinaryOp::MinWeight, b, a, name))) : nullptr};
-  } };
+using MaximumRule = ExtremumPairRule<BinaryOp::MaxWeight>;
+using MinimumRule = ExtremumPairRule<BinaryOp::MinWeight>;
 
-// where(cond, a, b): the gradient goes to the selected operand.
+// where(cond, a, b): linear in (a, b); the gradient goes to the selected operand.
 struct WhereRule {
   static constexpr const char* name = "where";
   struct Attrs { Tensor cond; Shape a_shape, b_shape; };
   static Grads vjp(OpNode<WhereRule>& n, const Var& g) {
+    int nb = n.batch_dims(g);
     Var zero = scalar(0, g);
-    return {n.needs(0) ? sum_to(where(n.attrs.cond, g, zero), n.attrs.a_shape) : nullptr,
-            n.needs(1) ? sum_to(where(n.attrs.cond, zero, g), n.attrs.b_shape) : nullptr};
+    return {n.needs(0) ? sum_to(where(n.attrs.cond, g, zero), with_batch(g, nb, n.attrs.a_shape)) : nullptr,
+            n.needs(1) ? sum_to(where(n.attrs.cond, zero, g), with_batch(g, nb, n.attrs.b_shape)) : nullptr};
+  }
+  static Var jvp(OpNode<WhereRule>& n, const Grads& t, int nb) {
+    size_t nd = n.out_shape.size();
+    Var like = t[0] ? t[0] : t[1];
+    Var zero = scalar(0, like);
+    Var ta = t[0] ? lift(t[0], nb, nd) : zero, tb = t[1] ? lift(t[1], nb, nd) : zero;
+    return where(n.attrs.cond, ta, tb);
   }
 };
 
@@ -252,13 +356,23 @@ struct WhereRule {
 // ---------------------------------------------------------------------------
 struct ReduceAttrs { Shape in_shape, keep_shape; std::vector<bool> mask; };
 
-// d sum(x) = broadcast of the output gradient
+// A cotangent of a reduction's output, reshaped to keepdims form and
+// broadcast back over the input (batch axes kept).
+Var spread(const Var& g, int nb, const ReduceAttrs& a) {
+  return broadcast_to(reshape(g, with_batch(g, nb, a.keep_shape)), with_batch(g, nb, a.in_shape));
+}
+// The reduction over the (shifted) axes of a tangent, shaped like the output.
+template <class N>
+Var reduce_tangent(N& n, const Var& t, int nb) {
+  return reshape(sum(t, shift_axes(n.attrs.mask, nb), true), with_batch(t, nb, n.out_shape));
+}
+
+// sum: linear. d sum(x) = sum(dx); its VJP broadcasts the cotangent back.
 struct SumRule {
   static constexpr const char* name = "sum";
   using Attrs = ReduceAttrs;
-  static Grads vjp(OpNode<SumRule>& n, const Var& g) {
-    return {broadcast_to(reshape(g, n.attrs.keep_shape), n.attrs.in_shape)};
-  }
+  static Grads vjp(OpNode<SumRule>& n, const Var& g) { return {spread(g, n.batch_dims(g), n.attrs)}; }
+  static Var jvp(OpNode<SumRule>& n, const Grads& t, int nb) { return reduce_tangent(n, t[0], nb); }
 };
 
 // d max(x): to the maximal elements, split evenly among ties (min alike).
@@ -266,82 +380,121 @@ template <ReduceOp K>
 struct ExtremumRule {
   static constexpr const char* name = K == ReduceOp::Max ? "max" : "min";
   using Attrs = ReduceAttrs;
-  static Grads vjp(OpNode<ExtremumRule>& n, const Var& g) {
-    Tensor x = n.get(0)->data;
-    Tensor best = n.get(1)->data.view(n.attrs.keep_shape);
+  static Var weight(OpNode<ExtremumRule>& n) {
+    Tensor x = n.tensor(0);
+    Tensor best = n.tensor(1).view(n.attrs.keep_shape);
     Tensor hit = kern::astype(kern::compare(CompareOp::Eq, x, best, name), x.dtype);
-    Tensor weight = kern::binary(BinaryOp::Div, hit, kern::reduce(ReduceOp::Sum, hit, n.attrs.mask, name), name);
-    return {mul(broadcast_to(reshape(g, n.attrs.keep_shape), n.attrs.in_shape), constant(weight))};
+    return constant(kern::binary(BinaryOp::Div, hit, kern::reduce(ReduceOp::Sum, hit, n.attrs.mask, name), name));
   }
+  static Grads vjp(OpNode<ExtremumRule>& n, const Var& g) {
+    return {mul(spread(g, n.batch_dims(g), n.attrs), weight(n))};
+  }
+  static Var jvp(OpNode<ExtremumRule>& n, const Grads& t, int nb) { return reduce_tangent(n, mul(t[0], weight(n)), nb); }
 };
 
-// d logsumexp(x) = softmax(x) * broadcast(g)   (reads the output)
+// d logsumexp(x) = softmax(x) . dx over the reduced axes   (reads the output)
 struct LogsumexpRule {
   static constexpr const char* name = "logsumexp";
   using Attrs = ReduceAttrs;
+  static Var probs(OpNode<LogsumexpRule>& n) { return exp(sub(n.get(0), reshape(n.get(1), n.attrs.keep_shape))); }
   static Grads vjp(OpNode<LogsumexpRule>& n, const Var& g) {
-    Var x = n.get(0);
-    Var p = exp(sub(x, reshape(n.get(1), n.attrs.keep_shape)));
-    return {mul(p, reshape(g, n.attrs.keep_shape))};
+    int nb = n.batch_dims(g);
+    return {mul(probs(n), reshape(g, with_batch(g, nb, n.attrs.keep_shape)))};
   }
+  static Var jvp(OpNode<LogsumexpRule>& n, const Grads& t, int nb) { return reduce_tangent(n, mul(t[0], probs(n)), nb); }
 };
 
 struct AxisAttrs { int64_t axis = 0; };
-// d softmax: y * (g - sum(g * y))        (reads the output)
+// d softmax: y * (d - sum(d * y)); the Jacobian is symmetric, so the same
+// formula is the VJP and the JVP.        (reads the output)
 struct SoftmaxRule {
   static constexpr const char* name = "softmax";
   using Attrs = AxisAttrs;
-  static Grads vjp(OpNode<SoftmaxRule>& n, const Var& g) {
+  static Var apply(OpNode<SoftmaxRule>& n, const Var& d, int nb) {
     Var y = n.get(0);
-    if (y->data.ndim() == 0) return {mul(g, scalar(0, g))};
-    return {mul(y, sub(g, sum(mul(g, y), Axes{n.attrs.axis}, true)))};
+    if (n.out_shape.empty()) return mul(d, scalar(0, d));
+    return mul(y, sub(d, sum(mul(d, y), Axes{n.attrs.axis + nb}, true)));
   }
+  static Grads vjp(OpNode<SoftmaxRule>& n, const Var& g) { return {apply(n, g, n.batch_dims(g))}; }
+  static Var jvp(OpNode<SoftmaxRule>& n, const Grads& t, int nb) { return apply(n, t[0], nb); }
 };
-// d log_softmax: g - exp(y) * sum(g)     (reads the output)
+// log_softmax: VJP g - softmax * sum(g); JVP t - sum(softmax * t).   (reads the output)
 struct LogSoftmaxRule {
   static constexpr const char* name = "log_softmax";
   using Attrs = AxisAttrs;
   static Grads vjp(OpNode<LogSoftmaxRule>& n, const Var& g) {
     Var y = n.get(0);
-    if (y->data.ndim() == 0) return {mul(g, scalar(0, g))};
-    return {sub(g, mul(exp(y), sum(g, Axes{n.attrs.axis}, true)))};
+    if (n.out_shape.empty()) return {mul(g, scalar(0, g))};
+    return {sub(g, mul(exp(y), sum(g, Axes{n.attrs.axis + n.batch_dims(g)}, true)))};
+  }
+  static Var jvp(OpNode<LogSoftmaxRule>& n, const Grads& t, int nb) {
+    Var y = n.get(0);
+    if (n.out_shape.empty()) return mul(t[0], scalar(0, t[0]));
+    return sub(t[0], sum(mul(exp(y), t[0]), Axes{n.attrs.axis + nb}, true));
   }
 };
 
 // ---------------------------------------------------------------------------
-// Shape primitives
+// Shape primitives: all linear (the JVP is the op itself on the tangent).
 // ---------------------------------------------------------------------------
 struct ReshapeRule {
   static constexpr const char* name = "reshape";
   struct Attrs { Shape in_shape; };
-  static Grads vjp(OpNode<ReshapeRule>& n, const Var& g) { return {reshape(g, n.attrs.in_shape)}; }
+  static Grads vjp(OpNode<ReshapeRule>& n, const Var& g) { return {reshape(g, with_batch(g, n.batch_dims(g), n.attrs.in_shape))}; }
+  static Var jvp(OpNode<ReshapeRule>& n, const Grads& t, int nb) { return reshape(t[0], with_batch(t[0], nb, n.out_shape)); }
 };
 struct TransposeRule {
   static constexpr const char* name = "transpose";
   struct Attrs { Axes perm; };
+  static Axes shifted(const Axes& perm, int nb) {
+    Axes p;
+    for (int i = 0; i < nb; ++i) p.push_back(i);
+    for (int64_t a : perm) p.push_back(a + nb);
+    return p;
+  }
   static Grads vjp(OpNode<TransposeRule>& n, const Var& g) {
     Axes inv(n.attrs.perm.size());
     for (size_t i = 0; i < inv.size(); ++i) inv[n.attrs.perm[i]] = static_cast<int64_t>(i);
-    return {transpose(g, inv)};
+    return {transpose(g, shifted(inv, n.batch_dims(g)))};
   }
+  static Var jvp(OpNode<TransposeRule>& n, const Grads& t, int nb) { return transpose(t[0], shifted(n.attrs.perm, nb)); }
 };
 // broadcast_to and sum_to are each other's VJP.
 struct BroadcastRule {
   static constexpr const char* name = "broadcast_to";
   struct Attrs { Shape in_shape; };
-  static Grads vjp(OpNode<BroadcastRule>& n, const Var& g) { return {sum_to(g, n.attrs.in_shape)}; }
+  static Grads vjp(OpNode<BroadcastRule>& n, const Var& g) { return {sum_to(g, with_batch(g, n.batch_dims(g), n.attrs.in_shape))}; }
+  static Var jvp(OpNode<BroadcastRule>& n, const Grads& t, int nb) {
+    return broadcast_to(lift(t[0], nb, n.out_shape.size()), with_batch(t[0], nb, n.out_shape));
+  }
 };
 struct ConcatRule {
   static constexpr const char* name = "concatenate";
   struct Attrs { int64_t axis = 0; std::vector<int64_t> sizes; };
   static Grads vjp(OpNode<ConcatRule>& n, const Var& g) {
+    int nb = n.batch_dims(g);
     Grads out;
     int64_t start = 0;
     for (size_t i = 0; i < n.attrs.sizes.size(); ++i) {
-      out.push_back(n.needs(i) ? narrow(g, n.attrs.axis, start, n.attrs.sizes[i]) : nullptr);
+      out.push_back(n.needs(i) ? narrow(g, n.attrs.axis + nb, start, n.attrs.sizes[i]) : nullptr);
       start += n.attrs.sizes[i];
     }
     return out;
+  }
+  static Var jvp(OpNode<ConcatRule>& n, const Grads& t, int nb) {
+    Var like;
+    for (const Var& v : t) if (v) like = v;
+    std::vector<Var> parts;
+    for (size_t i = 0; i < n.attrs.sizes.size(); ++i) {
+      if (t[i]) {
+        parts.push_back(t[i]);
+      } else {
+        Shape s = with_batch(like, nb, n.out_shape);
+        s[n.attrs.axis + nb] = n.attrs.sizes[i];
+        parts.push_back(make_var(Tensor::zeros(s, like->dtype())));
+      }
+    }
+    return concatenate(parts, n.attrs.axis + nb);
   }
 };
 // narrow and pad_axis are each other's VJP; so are gather and scatter_add.
@@ -349,49 +502,67 @@ struct NarrowRule {
   static constexpr const char* name = "narrow";
   struct Attrs { int64_t axis = 0, start = 0, total = 0; };
   static Grads vjp(OpNode<NarrowRule>& n, const Var& g) {
-    return {pad_axis(g, n.attrs.axis, n.attrs.start, n.attrs.total)};
+    return {pad_axis(g, n.attrs.axis + n.batch_dims(g), n.attrs.start, n.attrs.total)};
+  }
+  static Var jvp(OpNode<NarrowRule>& n, const Grads& t, int nb) {
+    return narrow(t[0], n.attrs.axis + nb, n.attrs.start, n.out_shape[n.attrs.axis]);
   }
 };
 struct PadRule {
   static constexpr const char* name = "pad";
   struct Attrs { int64_t axis = 0, start = 0, length = 0; };
   static Grads vjp(OpNode<PadRule>& n, const Var& g) {
-    return {narrow(g, n.attrs.axis, n.attrs.start, n.attrs.length)};
+    return {narrow(g, n.attrs.axis + n.batch_dims(g), n.attrs.start, n.attrs.length)};
+  }
+  static Var jvp(OpNode<PadRule>& n, const Grads& t, int nb) {
+    return pad_axis(t[0], n.attrs.axis + nb, n.attrs.start, n.out_shape[n.attrs.axis]);
   }
 };
 struct GatherRule {
   static constexpr const char* name = "getitem";
   struct Attrs { Tensor index; Shape in_shape; };
   static Grads vjp(OpNode<GatherRule>& n, const Var& g) {
-    return {scatter_add(g, n.attrs.index, n.attrs.in_shape)};
+    return {batched_scatter(g, n.attrs.index, n.attrs.in_shape, n.batch_dims(g))};
   }
+  static Var jvp(OpNode<GatherRule>& n, const Grads& t, int nb) { return batched_gather(t[0], n.attrs.index, n.attrs.in_shape, nb); }
 };
 struct ScatterAddRule {
   static constexpr const char* name = "scatter_add";
-  struct Attrs { Tensor index; };
-  static Grads vjp(OpNode<ScatterAddRule>& n, const Var& g) { return {gather(g, n.attrs.index)}; }
+  struct Attrs { Tensor index; Shape src_shape; };
+  static Grads vjp(OpNode<ScatterAddRule>& n, const Var& g) {
+    return {batched_gather(g, n.attrs.index, n.out_shape, n.batch_dims(g))};
+  }
+  static Var jvp(OpNode<ScatterAddRule>& n, const Grads& t, int nb) { return batched_scatter(t[0], n.attrs.index, n.out_shape, nb); }
 };
 
 // ---------------------------------------------------------------------------
 // Matrix product: C = op(A) op(B), op = identity or transpose of the last two axes.
 //   dA = dC op(B)^T  (or its transpose),  dB = op(A)^T dC  (or its transpose)
-// computed with transpose flags, never materialized transposes.
+// computed with transpose flags, never materialized transposes. Bilinear:
+// dC = op(dA) op(B) + op(A) op(dB). Batch axes broadcast as matmul batches.
 // ---------------------------------------------------------------------------
 struct MatmulRule {
   static constexpr const char* name = "matmul";
   struct Attrs { bool ta = false, tb = false; Shape a_shape, b_shape; };
   static Grads vjp(OpNode<MatmulRule>& n, const Var& g) {
     const Attrs& t = n.attrs;
+    int nb = n.batch_dims(g);
     Var ga, gb;
     if (n.needs(0)) {
       Var b = n.get(1);
-      ga = sum_to(t.ta ? matmul_t(b, g, t.tb, true) : matmul_t(g, b, false, !t.tb), t.a_shape);
+      ga = sum_to(t.ta ? matmul_t(b, g, t.tb, true) : matmul_t(g, b, false, !t.tb), with_batch(g, nb, t.a_shape));
     }
     if (n.needs(1)) {
       Var a = n.get(0);
-      gb = sum_to(t.tb ? matmul_t(g, a, true, t.ta) : matmul_t(a, g, !t.ta, false), t.b_shape);
+      gb = sum_to(t.tb ? matmul_t(g, a, true, t.ta) : matmul_t(a, g, !t.ta, false), with_batch(g, nb, t.b_shape));
     }
     return {ga, gb};
+  }
+  static Var jvp(OpNode<MatmulRule>& n, const Grads& t, int nb) {
+    const Attrs& a = n.attrs;
+    size_t nd = n.out_shape.size();
+    return add_opt(t[0] ? matmul_t(lift(t[0], nb, nd), n.get(1), a.ta, a.tb) : nullptr,
+                   t[1] ? matmul_t(n.get(0), lift(t[1], nb, nd), a.ta, a.tb) : nullptr);
   }
 };
 
@@ -430,7 +601,7 @@ Var clip(const Var& x, const Tensor& lo, const Tensor& hi) {
 Var astype(const Var& x, DType dt) {
   if (!is_float(dt)) throw type_error(std::string("astype: dtype must be float32 or float64, got ") + dtype_name(dt));
   Recorder<AstypeRule> r(kern::astype(x->data, dt), {&x});
-  if (r) r.attrs().from = x->dtype();
+  if (r) r.attrs() = AstypeRule::Attrs{x->dtype(), dt};
   return r.out;
 }
 
@@ -655,7 +826,7 @@ Var gather(const Var& x, const Tensor& index) {
 
 Var scatter_add(const Var& src, const Tensor& index, const Shape& shape) {
   Recorder<ScatterAddRule> r(kern::scatter_add(src->data, index, shape), {&src});
-  if (r) r.attrs().index = index;
+  if (r) r.attrs() = ScatterAddRule::Attrs{index, src->shape()};
   return r.out;
 }
 

@@ -68,6 +68,7 @@ struct Saved {
 
 struct Node : std::enable_shared_from_this<Node> {
   uint64_t seq = 0;
+  Shape out_shape;                          // shape of the op's output
   SmallVec<std::shared_ptr<Node>, 2> next;  // one edge per input; null: needs no grad
   SmallVec<Saved, 3> saved;
   std::weak_ptr<VariableImpl> retained;     // output Variable that called retain_grad()
@@ -83,7 +84,15 @@ struct Node : std::enable_shared_from_this<Node> {
 
   virtual const char* name() const = 0;
   // Gradients for each input, given the gradient of the output (null = zero).
+  // `grad` may carry leading batch axes (a batch of cotangents): its shape is
+  // batch + out_shape, and each returned gradient is batch + input shape.
   virtual Grads vjp(const Var& grad) = 0;
+  // The output's tangent given one tangent per input (null = zero; not all
+  // null), each of shape batch + input shape with `nb` leading batch axes.
+  // The result may broadcast to batch + out_shape.
+  virtual Var jvp(const Grads& tangents, int nb);
+  // Leading batch axes of a cotangent for this node's output.
+  int batch_dims(const Var& g) const { return static_cast<int>(g->shape().size() - out_shape.size()); }
   virtual bool is_accumulator() const { return false; }
 
   bool needs(size_t i) const { return i < next.size() && next[i] != nullptr; }
@@ -113,6 +122,7 @@ struct OpNode final : Node {
   typename Rule::Attrs attrs;
   const char* name() const override { return Rule::name; }
   Grads vjp(const Var& grad) override { return Rule::vjp(*this, grad); }
+  Var jvp(const Grads& tangents, int nb) override { return Rule::jvp(*this, tangents, nb); }
 };
 
 // Creates an op's result, and its node when recording is on and an input
@@ -132,6 +142,7 @@ struct Recorder {
     for (const Var* v : inputs) any = any || (*v)->requires_grad;
     if (!any) return;
     auto n = make_pooled<OpNode<Rule>>();
+    n->out_shape = out->shape();
     for (const Var* v : inputs) n->next.push_back((*v)->requires_grad ? grad_edge(*v) : nullptr);
     out->requires_grad = true;
     node = n.get();
@@ -144,6 +155,7 @@ struct Recorder {
     for (const Var& v : inputs) any = any || v->requires_grad;
     if (!any) return;
     auto n = make_pooled<OpNode<Rule>>();
+    n->out_shape = out->shape();
     for (const Var& v : inputs) n->next.push_back(v->requires_grad ? grad_edge(v) : nullptr);
     out->requires_grad = true;
     node = n.get();
@@ -182,5 +194,13 @@ std::vector<Var> backward(const std::vector<Var>& roots, const std::vector<Var>&
 // Adds each update into its Variable's `.grad` (accumulating, in place when
 // possible, as PyTorch does).
 void accumulate_grads(GradUpdates& updates);
+
+// The forward sweep: tangents of `outputs` given tangents of `inputs`
+// (Variables the outputs were computed from). Each tangent carries `nb`
+// leading batch axes (k directions in one sweep): shape batch + input
+// shape; results are batch + output shape. Under `create_graph` the sweep
+// is recorded (its results can be differentiated again).
+std::vector<Var> forward(const std::vector<Var>& outputs, const std::vector<Var>& inputs,
+                         const std::vector<Var>& tangents, int nb, bool create_graph);
 
 }  // namespace tg

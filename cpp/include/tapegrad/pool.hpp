@@ -15,7 +15,7 @@ namespace tg {
 namespace pool_detail {
 constexpr size_t kGranule = 16;
 constexpr size_t kClasses = 64;         // blocks up to 1 KiB are pooled
-constexpr size_t kMaxCached = 1 << 16;  // per class and thread: bounds what a freed graph keeps
+constexpr size_t kMaxCached = 1 << 14;  // per class and thread: bounds what a freed graph keeps (a few MB)
 struct FreeBlock {
   FreeBlock* next;
 };

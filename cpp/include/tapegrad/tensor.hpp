@@ -40,6 +40,7 @@ struct value_error : std::invalid_argument { using std::invalid_argument::invali
 struct type_error : std::runtime_error { using std::runtime_error::runtime_error; };
 struct graph_error : std::runtime_error { using std::runtime_error::runtime_error; };
 struct index_error : std::out_of_range { using std::out_of_range::out_of_range; };
+struct not_implemented_error : std::logic_error { using std::logic_error::logic_error; };
 
 struct Storage {
   using Deleter = void (*)(void* data, void* ctx);
