@@ -45,6 +45,17 @@ from ._core import (  # noqa: F401  (the public API)
     astype,
 )
 from ._grad_mode import no_grad, enable_grad  # noqa: F401
+from .functional import (  # noqa: F401
+    jvp,
+    vjp,
+    grad,
+    value_and_grad,
+    jacobian,
+    hessian,
+    hvp,
+    directional_derivative,
+)
+from .custom import custom_op  # noqa: F401
 from . import _interop  # noqa: F401  (NumPy protocols and repr for Variable)
 from . import reference  # noqa: F401  (the pure-NumPy engine, same API)
 
