@@ -6,6 +6,8 @@
 #include <cstring>
 #include <limits>
 
+#include <cblas.h>
+
 namespace tg::kern {
 
 // ---------------------------------------------------------------------------
@@ -433,47 +435,38 @@ Tensor astype(const Tensor& x, DType dt) {
 }
 
 // ---------------------------------------------------------------------------
-// Matrix multiply (naive but cache-aware; the performance issue moves this to BLAS)
+// Matrix multiply: OpenBLAS GEMM with transpose flags (no materialized
+// transposes); batches are folded into one GEMM where the layout allows.
 // ---------------------------------------------------------------------------
 
-template <class T>
-static inline T dot(const T* a, const T* b, int64_t k) {
-  T s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-  int64_t p = 0;
-  for (; p + 4 <= k; p += 4) {
-    s0 += a[p] * b[p];
-    s1 += a[p + 1] * b[p + 1];
-    s2 += a[p + 2] * b[p + 2];
-    s3 += a[p + 3] * b[p + 3];
-  }
-  for (; p < k; ++p) s0 += a[p] * b[p];
-  return (s0 + s1) + (s2 + s3);
+// C (M x N) = op(A) op(B), row-major; A is M x K (K x M if ta), B is K x N (N x K if tb).
+static void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float* A, const float* B, float* C) {
+  scipy_cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, blasint(M),
+                    blasint(N), blasint(K), 1.0f, A, blasint(ta ? M : K), B, blasint(tb ? K : N), 0.0f, C, blasint(N));
+}
+static void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const double* A, const double* B, double* C) {
+  scipy_cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, blasint(M),
+                    blasint(N), blasint(K), 1.0, A, blasint(ta ? M : K), B, blasint(tb ? K : N), 0.0, C, blasint(N));
 }
 
-// C (M x N) = op(A) op(B); A is M x K (or K x M if ta), B is K x N (or N x K if tb).
 template <class T>
-static void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const T* A, const T* B, T* C) {
-  if (!tb) {
-    for (int64_t i = 0; i < M; ++i) {
-      T* c = C + i * N;
-      for (int64_t j = 0; j < N; ++j) c[j] = 0;
-      for (int64_t p = 0; p < K; ++p) {
-        T a = ta ? A[p * M + i] : A[i * K + p];
-        const T* b = B + p * N;
-        for (int64_t j = 0; j < N; ++j) c[j] += a * b[j];
-      }
-    }
-  } else {
-    std::vector<T> row(ta ? K : 0);
-    for (int64_t i = 0; i < M; ++i) {
-      const T* a = A + i * K;
-      if (ta) {
-        for (int64_t p = 0; p < K; ++p) row[p] = A[p * M + i];
-        a = row.data();
-      }
-      for (int64_t j = 0; j < N; ++j) C[i * N + j] = dot(a, B + j * K, K);
-    }
+static void gemm_checked(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const T* A, const T* B, T* C) {
+  if (M == 0 || N == 0) return;
+  if (K == 0) {  // BLAS leaves C untouched when K = 0: the empty sum is 0
+    std::fill(C, C + M * N, T(0));
+    return;
   }
+  constexpr int64_t kMax = std::numeric_limits<blasint>::max();
+  if (M > kMax || N > kMax || K > kMax)
+    throw value_error("matmul: a dimension exceeds the BLAS's 32-bit index range (" + std::to_string(M) + ", " +
+                      std::to_string(N) + ", " + std::to_string(K) + ")");
+  gemm(ta, tb, M, N, K, A, B, C);
+}
+
+static bool all_zero(const std::vector<int64_t>& v) {
+  for (int64_t x : v)
+    if (x) return false;
+  return true;
 }
 
 Tensor matmul(const Tensor& a, const Tensor& b, bool ta, bool tb) {
@@ -495,20 +488,27 @@ Tensor matmul(const Tensor& a, const Tensor& b, bool ta, bool tb) {
   out_shape.push_back(M);
   out_shape.push_back(N);
   Tensor out = Tensor::empty(out_shape, a.dtype);
-  int64_t a_mat = ar * ac, b_mat = br * bc, o_mat = M * N;
+  int64_t a_mat = ar * ac, b_mat = br * bc, o_mat = M * N, nbatch = numel(batch);
+  std::vector<int64_t> sa = broadcast_strides(ab, batch), sb = broadcast_strides(bb, batch);
+  bool a_full = numel(ab) == nbatch, b_full = numel(bb) == nbatch;
   TG_DISPATCH_FLOAT(a.dtype, "matmul", {
     const T* pa = a.ptr<T>();
     const T* pb = b.ptr<T>();
     T* po = out.ptr<T>();
-    if (batch.empty()) {
-      gemm<T>(ta, tb, M, N, K, pa, pb, po);
+    if (nbatch <= 1) {
+      gemm_checked<T>(ta, tb, M, N, K, pa, pb, po);
+    } else if (!ta && a_full && all_zero(sb)) {
+      // A batched, B shared: the batches stack into the rows of one GEMM.
+      gemm_checked<T>(false, tb, nbatch * M, N, K, pa, pb, po);
+    } else if (N == 1 && b_full && all_zero(sa)) {
+      // A shared, B a batch of vectors: out (batch x M) = B (batch x K) op(A)^T.
+      gemm_checked<T>(false, !ta, nbatch, M, K, pb, pa, po);
     } else {
-      std::array<std::vector<int64_t>, 3> st{contiguous_strides(batch), broadcast_strides(ab, batch),
-                                             broadcast_strides(bb, batch)};
+      std::array<std::vector<int64_t>, 3> st{contiguous_strides(batch), sa, sb};
       nd_loop<3>(batch, st, [&](const std::array<int64_t, 3>& off, int64_t n, const std::array<int64_t, 3>& in) {
         for (int64_t i = 0; i < n; ++i)
-          gemm<T>(ta, tb, M, N, K, pa + (off[1] + i * in[1]) * a_mat, pb + (off[2] + i * in[2]) * b_mat,
-                  po + (off[0] + i * in[0]) * o_mat);
+          gemm_checked<T>(ta, tb, M, N, K, pa + (off[1] + i * in[1]) * a_mat, pb + (off[2] + i * in[2]) * b_mat,
+                          po + (off[0] + i * in[0]) * o_mat);
       });
     }
   });

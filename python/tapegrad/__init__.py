@@ -4,7 +4,24 @@ A C++ tape records every primitive op applied to a :class:`Variable`;
 ``backward()`` runs the reverse sweep in C++. ``tapegrad.reference`` is an
 independent pure-NumPy engine with the same API, for cross-checking.
 """
-from ._core import (  # noqa: F401  (the public API)
+def _load_openblas():
+    """Load OpenBLAS (scipy-openblas32) before the extension that links it.
+
+    The extension finds it through its RPATH in a regular install; loading it
+    here first also covers editable installs, whose extension lives in the
+    build tree."""
+    import ctypes
+    import os
+
+    import scipy_openblas32
+
+    ctypes.CDLL(os.path.join(scipy_openblas32.get_lib_dir(), scipy_openblas32.get_library(fullname=True)),
+                mode=ctypes.RTLD_GLOBAL)
+
+
+_load_openblas()
+
+from ._core import (  # noqa: E402,F401  (the public API)
     Variable,
     Node,
     from_numpy,
