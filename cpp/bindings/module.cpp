@@ -61,18 +61,11 @@ PyObject* cast_out(Var v) {
   return self;
 }
 
-// Runs f, turning C++ exceptions into Python ones (for raw CPython slots,
-// which bypass pybind11's dispatcher).
-template <class F>
-PyObject* guarded(F&& f) {
+// The one mapping of core exceptions to Python ones. Returns false for an
+// exception it does not know (pybind11's own translators take those).
+bool set_python_error(std::exception_ptr p) {
   try {
-    return f();
-  } catch (py::error_already_set& e) {
-    e.restore();
-  } catch (const py::cast_error& e) {
-    PyErr_SetString(PyExc_TypeError, e.what());
-  } catch (py::builtin_exception& e) {
-    e.set_error();
+    std::rethrow_exception(p);
   } catch (const value_error& e) {
     PyErr_SetString(PyExc_ValueError, e.what());
   } catch (const type_error& e) {
@@ -83,10 +76,36 @@ PyObject* guarded(F&& f) {
     PyErr_SetString(PyExc_IndexError, e.what());
   } catch (const not_implemented_error& e) {
     PyErr_SetString(PyExc_NotImplementedError, e.what());
+  } catch (const py::cast_error& e) {
+    PyErr_SetString(PyExc_TypeError, e.what());  // an argument of the wrong Python type deep in a conversion
+  } catch (...) {
+    return false;
+  }
+  return true;
+}
+
+// Runs f, turning C++ exceptions into Python ones (for raw CPython slots,
+// which bypass pybind11's dispatcher).
+template <class F>
+PyObject* guarded(F&& f) {
+  try {
+    return f();
+  } catch (py::error_already_set& e) {
+    e.restore();
+  } catch (py::builtin_exception& e) {
+    e.set_error();
   } catch (const std::bad_alloc&) {
     PyErr_NoMemory();
-  } catch (const std::exception& e) {
-    PyErr_SetString(PyExc_RuntimeError, e.what());
+  } catch (...) {
+    if (!set_python_error(std::current_exception())) {
+      try {
+        throw;
+      } catch (const std::exception& e) {
+        PyErr_SetString(PyExc_RuntimeError, e.what());
+      } catch (...) {
+        PyErr_SetString(PyExc_RuntimeError, "tapegrad: unknown C++ exception");
+      }
+    }
   }
   return nullptr;
 }
@@ -686,22 +705,7 @@ PYBIND11_MODULE(_core, m) {
   m.doc() = "tapegrad's C++ core: Variable, primitive ops and the reverse sweep";
 
   py::register_exception_translator([](std::exception_ptr p) {
-    try {
-      if (p) std::rethrow_exception(p);
-    } catch (const value_error& e) {
-      PyErr_SetString(PyExc_ValueError, e.what());
-    } catch (const type_error& e) {
-      PyErr_SetString(PyExc_TypeError, e.what());
-    } catch (const graph_error& e) {
-      PyErr_SetString(PyExc_RuntimeError, e.what());
-    } catch (const index_error& e) {
-      PyErr_SetString(PyExc_IndexError, e.what());
-    } catch (const py::cast_error& e) {
-      // An argument of the wrong Python type deep in a conversion.
-      PyErr_SetString(PyExc_TypeError, e.what());
-    } catch (const not_implemented_error& e) {
-      PyErr_SetString(PyExc_NotImplementedError, e.what());
-    }
+    if (p && !set_python_error(p)) std::rethrow_exception(p);
   });
 
   py::class_<Node, std::shared_ptr<Node>>(m, "Node", "A recorded operation (the grad_fn of a Variable).")

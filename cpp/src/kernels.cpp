@@ -644,11 +644,12 @@ static std::vector<bool> one_axis(const Tensor& x, int64_t axis) {
   return axes;
 }
 
-Tensor softmax(const Tensor& x, int64_t axis) {
-  std::vector<bool> axes = one_axis(x, axis);
+Tensor softmax_axes(const Tensor& x, const std::vector<bool>& axes) {
   Tensor e = unary(UnaryOp::Exp, binary(BinaryOp::Sub, x, safe_max(x, axes), "softmax"));
   return binary(BinaryOp::Div, e, reduce(ReduceOp::Sum, e, axes, "softmax"), "softmax");
 }
+
+Tensor softmax(const Tensor& x, int64_t axis) { return softmax_axes(x, one_axis(x, axis)); }
 
 Tensor log_softmax(const Tensor& x, int64_t axis) {
   std::vector<bool> axes = one_axis(x, axis);

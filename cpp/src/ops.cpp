@@ -396,7 +396,12 @@ struct ExtremumRule {
 struct LogsumexpRule {
   static constexpr const char* name = "logsumexp";
   using Attrs = ReduceAttrs;
-  static Var probs(OpNode<LogsumexpRule>& n) { return exp(sub(n.get(0), reshape(n.get(1), n.attrs.keep_shape))); }
+  // softmax over the reduced axes. First order: from x directly (exp(x - lse)
+  // would carry lse's rounding, visible in float32 at logits of 1e4).
+  static Var probs(OpNode<LogsumexpRule>& n) {
+    if (!grad_enabled()) return constant(kern::softmax_axes(n.tensor(0), n.attrs.mask));
+    return exp(sub(n.get(0), reshape(n.get(1), n.attrs.keep_shape)));
+  }
   static Grads vjp(OpNode<LogsumexpRule>& n, const Var& g) {
     int nb = n.batch_dims(g);
     return {mul(probs(n), reshape(g, with_batch(g, nb, n.attrs.keep_shape)))};

@@ -58,6 +58,7 @@ Tensor pad_axis(const Tensor& x, int64_t axis, int64_t start, int64_t total);
 // Numerically stable: shifts by the (finite part of the) max.
 Tensor logsumexp(const Tensor& x, const std::vector<bool>& axes);  // keepdims form
 Tensor softmax(const Tensor& x, int64_t axis);
+Tensor softmax_axes(const Tensor& x, const std::vector<bool>& axes);  // normalised over several axes
 Tensor log_softmax(const Tensor& x, int64_t axis);
 
 }  // namespace tg::kern
