@@ -14,6 +14,7 @@
 #include "tapegrad/autograd.hpp"
 #include "tapegrad/kernels.hpp"
 #include "tapegrad/ops.hpp"
+#include "tapegrad/optim.hpp"
 
 namespace py = pybind11;
 using namespace tg;
@@ -915,6 +916,22 @@ tapegrad.from_numpy(arr) to share a NumPy array's buffer instead.
       py::arg("create_graph") = false, py::arg("batch_dims") = 0,
       "Gradients of outputs with respect to inputs (None where unreached), without touching .grad. With "
       "batch_dims=1 each cotangent carries a leading batch axis (k cotangents in one sweep).");
+
+  // ----- fused optimizer steps (tapegrad.optim drives them) -----
+  m.def("_sgd_step", [](const Var& p, py::handle buf, double lr, double momentum, bool nesterov, double wd) {
+        if (!p->grad) throw value_error("SGD: the parameter has no gradient (call backward first)");
+        Tensor b;
+        if (!buf.is_none()) b = holder_of(buf)->data;
+        optim::sgd_step(*p, p->grad->data, buf.is_none() ? nullptr : &b, lr, momentum, nesterov, wd);
+      }, py::arg("param"), py::arg("momentum_buffer"), py::arg("lr"), py::arg("momentum"), py::arg("nesterov"),
+      py::arg("weight_decay"), "One fused SGD update of a parameter from its .grad (in place).");
+  m.def("_adam_step", [](const Var& p, const Var& m1, const Var& m2, int64_t step, double lr, double beta1,
+                         double beta2, double eps, double wd, bool decoupled) {
+        if (!p->grad) throw value_error("Adam: the parameter has no gradient (call backward first)");
+        optim::adam_step(*p, p->grad->data, m1->data, m2->data, step, lr, beta1, beta2, eps, wd, decoupled);
+      }, py::arg("param"), py::arg("exp_avg"), py::arg("exp_avg_sq"), py::arg("step"), py::arg("lr"), py::arg("beta1"),
+      py::arg("beta2"), py::arg("eps"), py::arg("weight_decay"), py::arg("decoupled"),
+      "One fused Adam/AdamW update of a parameter from its .grad (in place; exp_avg and exp_avg_sq too).");
 
   m.def("_custom_record", &custom_record, py::arg("op"), py::arg("inputs"), py::arg("output"),
         "Record a tapegrad.custom_op application (its forward already computed) on the tape.");
