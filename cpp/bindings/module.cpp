@@ -545,20 +545,24 @@ struct CustomNode final : Node {
     return args;
   }
   // A rule's result as a Variable of `dtype` summed down to `shape`.
-  Var result(py::handle r, const Shape& shape, DType dtype, const char* what, size_t i) {
+  Var result(py::handle r, const Shape& shape, DType dtype, const char* what, size_t i, int nb) {
     py::array a = as_ndarray(r);
     if (!float_dtype_for(a.dtype(), dtype))
       throw type_error("custom op '" + op_name + "': the " + what + " rule returned dtype " +
                        py::str(a.dtype()).cast<std::string>() + " for input " + std::to_string(i));
     Var v = make_var(copy_to_tensor(a, dtype));
     if (v->shape() == shape) return v;
+    // A result that broadcasts to the expected shape is broadcast; one that
+    // the expected shape broadcasts to (an un-reduced broadcast) is summed.
+    Shape common;
     try {
-      if (kern::broadcast_shapes(v->shape(), shape, "custom op") == shape) return broadcast_to(v, shape);
-      return sum_to(v, shape);
+      common = kern::broadcast_shapes(v->shape(), shape, "custom op");
     } catch (const value_error&) {
-      throw value_error("custom op '" + op_name + "': the " + what + " rule returned shape " + shape_str(v->shape()) +
-                        " for input " + std::to_string(i) + ", expected " + shape_str(shape));
     }
+    if (common == shape) return broadcast_to(v, shape);
+    if (common == v->shape() && v->shape().size() >= shape.size()) return sum_to(v, shape, nb);
+    throw value_error("custom op '" + op_name + "': the " + what + " rule returned shape " + shape_str(v->shape()) +
+                      " for input " + std::to_string(i) + ", expected " + shape_str(shape));
   }
 
   Grads vjp(const Var& g) override {
@@ -570,7 +574,11 @@ struct CustomNode final : Node {
                                   "@" + op_name + ".defvjp");
     py::object r = rule(*rule_args(rule_view(g->data)));
     size_t n = in_shapes.size();
-    py::tuple rs = (n == 1 && !py::isinstance<py::tuple>(r)) ? py::make_tuple(r) : py::tuple(r);
+    bool seq = py::isinstance<py::tuple>(r) || py::isinstance<py::list>(r);
+    if (n > 1 && !seq)
+      throw value_error("custom op '" + op_name + "': the VJP rule must return a tuple of " + std::to_string(n) +
+                        " gradients (one per input), got " + type_name(r));
+    py::tuple rs = seq ? py::tuple(r) : py::make_tuple(r);
     if (rs.size() != n)
       throw value_error("custom op '" + op_name + "': the VJP rule returned " + std::to_string(rs.size()) +
                         " gradients for " + std::to_string(n) + " inputs");
@@ -583,7 +591,7 @@ struct CustomNode final : Node {
       }
       Shape want(g->shape().begin(), g->shape().begin() + nb);
       want.insert(want.end(), in_shapes[i].begin(), in_shapes[i].end());
-      out.push_back(result(rs[i], want, in_dtypes[i], "VJP", i));
+      out.push_back(result(rs[i], want, in_dtypes[i], "VJP", i, nb));
     }
     return out;
   }
@@ -603,7 +611,7 @@ struct CustomNode final : Node {
         throw not_implemented_error("custom op '" + op_name + "' has no JVP rule for input " + std::to_string(i));
       Shape want(ts[i]->shape().begin(), ts[i]->shape().begin() + nb);
       want.insert(want.end(), out_shape.begin(), out_shape.end());
-      Var c = result(rule(*rule_args(rule_view(ts[i]->data))), want, tensor(saved.size() - 1).dtype, "JVP", i);
+      Var c = result(rule(*rule_args(rule_view(ts[i]->data))), want, tensor(saved.size() - 1).dtype, "JVP", i, nb);
       total = total ? add(total, c) : c;
     }
     return total;

@@ -279,7 +279,7 @@ std::vector<Var> forward(const std::vector<Var>& outputs, const std::vector<Var>
     }
   };
   for (const Var& o : outputs) {
-    keep.push_back(o->grad_fn ? o->grad_fn : o->grad_acc.lock());
+    keep.push_back(grad_edge(o));  // an output may be an input itself (f = identity)
     visit(keep.back().get());
   }
   while (!stack.empty()) {
@@ -297,7 +297,7 @@ std::vector<Var> forward(const std::vector<Var>& outputs, const std::vector<Var>
   std::vector<Var> tan(nodes.size());
   std::vector<char> seeded(nodes.size(), 0);
   for (size_t j = 0; j < inputs.size(); ++j) {
-    std::shared_ptr<Node> n = inputs[j]->grad_fn ? inputs[j]->grad_fn : inputs[j]->grad_acc.lock();
+    std::shared_ptr<Node> n = grad_edge(inputs[j]);
     if (n && n->sweep_id == id) {
       tan[n->sweep_slot] = tangents[j];
       seeded[n->sweep_slot] = 1;

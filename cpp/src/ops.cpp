@@ -205,7 +205,7 @@ struct ClipRule {
   }
   static Grads vjp(OpNode<ClipRule>& n, const Var& g) {
     int nb = n.batch_dims(g);
-    return {sum_to(where(inside(n), g, scalar(0, g)), with_batch(g, nb, n.attrs.x_shape))};
+    return {sum_to(where(inside(n), g, scalar(0, g)), with_batch(g, nb, n.attrs.x_shape), nb)};
   }
   static Var jvp(OpNode<ClipRule>& n, const Grads& t, int nb) {
     return where(inside(n), lift(t[0], nb, n.out_shape.size()), scalar(0, t[0]));
@@ -231,8 +231,8 @@ template <class Rule>
 Grads binary_vjp(OpNode<Rule>& n, const Var& g) {
   int nb = n.batch_dims(g);
   auto [ga, gb] = Rule::grads(n, g);
-  return {ga ? sum_to(ga, with_batch(g, nb, n.attrs.a_shape)) : nullptr,
-          gb ? sum_to(gb, with_batch(g, nb, n.attrs.b_shape)) : nullptr};
+  return {ga ? sum_to(ga, with_batch(g, nb, n.attrs.a_shape), nb) : nullptr,
+          gb ? sum_to(gb, with_batch(g, nb, n.attrs.b_shape), nb) : nullptr};
 }
 
 template <class Rule>
@@ -339,8 +339,8 @@ struct WhereRule {
   static Grads vjp(OpNode<WhereRule>& n, const Var& g) {
     int nb = n.batch_dims(g);
     Var zero = scalar(0, g);
-    return {n.needs(0) ? sum_to(where(n.attrs.cond, g, zero), with_batch(g, nb, n.attrs.a_shape)) : nullptr,
-            n.needs(1) ? sum_to(where(n.attrs.cond, zero, g), with_batch(g, nb, n.attrs.b_shape)) : nullptr};
+    return {n.needs(0) ? sum_to(where(n.attrs.cond, g, zero), with_batch(g, nb, n.attrs.a_shape), nb) : nullptr,
+            n.needs(1) ? sum_to(where(n.attrs.cond, zero, g), with_batch(g, nb, n.attrs.b_shape), nb) : nullptr};
   }
   static Var jvp(OpNode<WhereRule>& n, const Grads& t, int nb) {
     size_t nd = n.out_shape.size();
@@ -468,7 +468,10 @@ struct TransposeRule {
 struct BroadcastRule {
   static constexpr const char* name = "broadcast_to";
   struct Attrs { Shape in_shape; };
-  static Grads vjp(OpNode<BroadcastRule>& n, const Var& g) { return {sum_to(g, with_batch(g, n.batch_dims(g), n.attrs.in_shape))}; }
+  static Grads vjp(OpNode<BroadcastRule>& n, const Var& g) {
+    int nb = n.batch_dims(g);
+    return {sum_to(g, with_batch(g, nb, n.attrs.in_shape), nb)};
+  }
   static Var jvp(OpNode<BroadcastRule>& n, const Grads& t, int nb) {
     return broadcast_to(lift(t[0], nb, n.out_shape.size()), with_batch(t[0], nb, n.out_shape));
   }
@@ -555,11 +558,11 @@ struct MatmulRule {
     Var ga, gb;
     if (n.needs(0)) {
       Var b = n.get(1);
-      ga = sum_to(t.ta ? matmul_t(b, g, t.tb, true) : matmul_t(g, b, false, !t.tb), with_batch(g, nb, t.a_shape));
+      ga = sum_to(t.ta ? matmul_t(b, g, t.tb, true) : matmul_t(g, b, false, !t.tb), with_batch(g, nb, t.a_shape), nb);
     }
     if (n.needs(1)) {
       Var a = n.get(0);
-      gb = sum_to(t.tb ? matmul_t(g, a, true, t.ta) : matmul_t(a, g, !t.ta, false), with_batch(g, nb, t.b_shape));
+      gb = sum_to(t.tb ? matmul_t(g, a, true, t.ta) : matmul_t(a, g, !t.ta, false), with_batch(g, nb, t.b_shape), nb);
     }
     return {ga, gb};
   }
@@ -712,12 +715,16 @@ Var log_softmax(const Var& x, int64_t axis) {
   return r.out;
 }
 
-Var sum_to(const Var& g, const Shape& shape) {
+Var sum_to(const Var& g, const Shape& shape, int nb) {
   if (g->shape() == shape) return g;
-  size_t lead = g->shape().size() - shape.size();
+  // The first nb axes are batch axes, kept; the rest broadcast from shape's rest.
+  const Shape& gs = g->shape();
+  size_t lead = (gs.size() - nb) - (shape.size() - nb);
   Axes axes;
-  for (size_t d = 0; d < g->shape().size(); ++d)
-    if (d < lead || (shape[d - lead] == 1 && g->shape()[d] != 1)) axes.push_back(static_cast<int64_t>(d));
+  for (size_t d = nb; d < gs.size(); ++d) {
+    bool extra = d < nb + lead;
+    if (extra || (shape[d - lead] == 1 && gs[d] != 1)) axes.push_back(static_cast<int64_t>(d));
+  }
   return reshape(sum(g, axes, true), shape);
 }
 

@@ -235,13 +235,15 @@ def jacobian(f, x, *, mode="auto", chunk_size=None):
     if mode == "auto":
         mode = choose_mode(n_total, m)
 
+    # NumPy's promotion of the input and output dtypes, whichever mode runs.
+    jdtypes = [np.result_type(out.dtype, v.dtype) for v in xs]
     jacs = []
-    if not out.requires_grad:
-        for v in xs:
-            z = np.zeros(out.shape + v.shape, dtype=out.dtype)
+    if not out.requires_grad or m == 0 or n_total == 0:
+        for v, dt in zip(xs, jdtypes):
+            z = np.zeros(out.shape + v.shape, dtype=dt)
             jacs.append(Variable(z) if nested else z)
     elif mode == "forward":
-        for v in xs:
+        for v, dt in zip(xs, jdtypes):
             n = v.size
             step = chunk_size or max(n, 1)
             cols = []
@@ -249,7 +251,7 @@ def jacobian(f, x, *, mode="auto", chunk_size=None):
                 stop = min(n, start + step)
                 (t,) = _core._forward([out], [v], [_basis(n, start, stop, v.shape, v.dtype)], 1, nested)
                 cols.append(t)
-            jacs.append(_assemble(cols, n, out.shape, v.shape, nested, forward=True))
+            jacs.append(_assemble(cols, n, out.shape, v.shape, nested, forward=True, dtype=dt))
     else:
         step = chunk_size or max(m, 1)
         rows = [[] for _ in xs]
@@ -261,26 +263,29 @@ def jacobian(f, x, *, mode="auto", chunk_size=None):
                     g = np.zeros((stop - start,) + v.shape, dtype=v.dtype)
                     g = Variable(g) if nested else g
                 rows[i].append(g)
-        for r, v in zip(rows, xs):
-            jacs.append(_assemble(r, m, out.shape, v.shape, nested, forward=False))
+        for r, v, dt in zip(rows, xs, jdtypes):
+            jacs.append(_assemble(r, m, out.shape, v.shape, nested, forward=False, dtype=dt))
     return jacs[0] if single else tuple(jacs)
 
 
-def _assemble(chunks, k, out_shape, in_shape, nested, forward):
+def _assemble(chunks, k, out_shape, in_shape, nested, forward, dtype):
     """Stack per-direction results into a Jacobian of shape out_shape + in_shape.
 
     Forward chunks hold J's columns (k = input size, each of out_shape);
     reverse chunks hold J's rows (k = output size, each of in_shape).
     """
+    shape = tuple(out_shape) + tuple(in_shape)
     if nested:
         whole = chunks[0] if len(chunks) == 1 else _core.concatenate(chunks, axis=0)
         if forward:
             whole = whole.reshape(k, -1).T
-        return whole.reshape(tuple(out_shape) + tuple(in_shape))
-    whole = chunks[0].numpy() if len(chunks) == 1 else np.concatenate([c.numpy() if isinstance(c, Variable) else c for c in chunks])
+        whole = whole.reshape(shape)
+        return whole if whole.dtype == dtype else whole.astype(dtype)
+    arrays = [c.numpy() if isinstance(c, Variable) else c for c in chunks]
+    whole = arrays[0] if len(arrays) == 1 else np.concatenate(arrays)
     if forward:
-        whole = np.ascontiguousarray(whole.reshape(k, -1).T)
-    return whole.reshape(tuple(out_shape) + tuple(in_shape))
+        whole = whole.reshape(k, -1).T
+    return np.asarray(whole.reshape(shape), dtype=dtype, order="C")  # (ascontiguousarray makes 0-d 1-d)
 
 
 # ---------------------------------------------------------------------------

@@ -54,8 +54,9 @@ Var min(const Var& x, const std::optional<Axes>& axes, bool keepdims);
 Var logsumexp(const Var& x, const std::optional<Axes>& axes, bool keepdims);
 Var softmax(const Var& x, int64_t axis);
 Var log_softmax(const Var& x, int64_t axis);
-// The unbroadcast helper: sums g down to `shape` (g's shape broadcasts from it).
-Var sum_to(const Var& g, const Shape& shape);
+// The unbroadcast helper: sums g down to `shape` (g's shape broadcasts from
+// it). The first `nb` axes are batch axes, present in both and kept.
+Var sum_to(const Var& g, const Shape& shape, int nb = 0);
 
 // ----- shape --------------------------------------------------------------------
 Var reshape(const Var& x, const Shape& shape);  // shape may hold one -1

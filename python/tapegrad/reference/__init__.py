@@ -2,8 +2,11 @@
 
 It implements the public API of docs/API.md independently of the C++ engine,
 so tests can run the same function on both and compare.  ``engine.py`` holds
-Variable, grad mode and the backward sweep; ``ops.py`` holds the primitive ops
-with their forward and VJP side by side.
+Variable, grad mode and the sweeps (backward, and the reverse/forward sweeps
+of the functional API); ``ops.py`` holds the primitive ops with their
+forward, VJP and JVP side by side; ``functional.py`` holds the transforms
+(jvp, vjp, grad, value_and_grad, jacobian, hessian, hvp,
+directional_derivative) and ``custom_op``.
 """
 
 from .engine import (
@@ -13,6 +16,17 @@ from .engine import (
     from_numpy,
     is_grad_enabled,
     no_grad,
+)
+from .functional import (
+    custom_op,
+    directional_derivative,
+    grad,
+    hessian,
+    hvp,
+    jacobian,
+    jvp,
+    value_and_grad,
+    vjp,
 )
 from .ops import (
     abs,
@@ -62,4 +76,6 @@ __all__ = [
     "sum", "mean", "max", "min",
     "reshape", "transpose", "broadcast_to", "concatenate", "stack",
     "matmul", "softmax", "log_softmax", "logsumexp", "astype", "unbroadcast",
+    "jvp", "vjp", "grad", "value_and_grad", "jacobian", "hessian", "hvp",
+    "directional_derivative", "custom_op",
 ]

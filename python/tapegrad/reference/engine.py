@@ -2,9 +2,10 @@
 (a node of the graph) and the backward sweep.
 
 The primitive operations themselves live in ``ops.py``; every one is a
-``Function`` subclass whose ``forward`` (NumPy in, NumPy out) and ``vjp``
-(vector-Jacobian product, written with Variable ops so that
-``create_graph=True`` gives differentiable gradients) sit side by side.
+``Function`` subclass whose ``forward`` (NumPy in, NumPy out), ``vjp``
+(vector-Jacobian product) and ``jvp`` (Jacobian-vector product) sit side by
+side.  Both rules are written with Variable ops, so the sweeps that use them
+can themselves be recorded (``create_graph=True``) and differentiated again.
 
 Graph bookkeeping in one paragraph: an op whose inputs require grad (while
 grad mode is on) records a ``Function`` as the output's ``grad_fn``; the
@@ -14,6 +15,14 @@ needs in ``save_for_backward``.  ``backward`` sorts the graph topologically
 leaves calling each ``vjp``, and accumulates into ``.grad`` of the leaves.
 Every Variable carries a version counter bumped by in-place ops; a saved
 value whose version changed makes ``backward`` raise.
+
+The functional API (``functional.py``) uses two more sweeps over the same
+recorded graph, both between chosen *input* Variables and one output and
+neither touching ``.grad``: ``reverse_sweep`` (cotangent of the output ->
+gradients of the inputs) and ``forward_sweep`` (tangents of the inputs ->
+tangent of the output, inputs to output in topological order).  Tangents in
+the forward sweep always carry one leading batch axis: a batch of k
+directions, k = 1 for a single ``jvp``.
 """
 
 import functools
@@ -150,10 +159,14 @@ class Function:
     """Base class of primitive ops.
 
     Subclasses define ``name``, ``forward(self, *inputs)`` (receives Variables,
-    returns a NumPy array) and ``vjp(self, g)`` (receives the output gradient as
-    a Variable, returns one gradient Variable -- or None -- per input).
-    Keyword parameters given to ``apply`` (axes, shapes, keys...) become
-    attributes of the node.
+    returns a NumPy array), ``vjp(self, g)`` (receives the output gradient as
+    a Variable, returns one gradient Variable -- or None -- per input) and
+    ``jvp(self, *tangents)`` (receives one tangent Variable -- or None -- per
+    input, each of shape ``(k,) + input_shape`` with a leading batch axis of k
+    directions, and returns the output tangent, broadcastable to
+    ``(k,) + output_shape``).  Keyword parameters given to ``apply`` (axes,
+    shapes, keys...) become attributes of the node; ``apply`` also records
+    ``output_shape`` and ``output_dtype``.
     """
 
     name = "function"
@@ -163,6 +176,8 @@ class Function:
             setattr(self, key, value)
         self.inputs = ()            # differentiable inputs (None where not needed)
         self.input_shapes = ()
+        self.output_shape = ()
+        self.output_dtype = None
         self.needs_input_grad = ()
         self._to_save = ()
         self._saved = ()
@@ -188,6 +203,7 @@ class Function:
                 or any(data is v._data for v in inputs)):
             data = data.copy(order="C")
         assert data.dtype in _FLOAT_DTYPES, f"{cls.name} produced {data.dtype}"
+        fn.output_shape, fn.output_dtype = data.shape, data.dtype
         out = Variable._wrap(data)
         if is_grad_enabled() and any(fn.needs_input_grad):
             fn.inputs = tuple(v if v._requires_grad else None for v in inputs)
@@ -245,11 +261,37 @@ class Function:
             result.append(gi)
         return result
 
+    def _output_tangent(self, tangents):
+        """Call ``jvp`` and check/broadcast/cast the tangent to the output's."""
+        k = next(t for t in tangents if t is not None).shape[0]
+        t = self.jvp(*tangents)
+        shape = (k,) + self.output_shape
+        if t is None:
+            return None
+        if not isinstance(t, Variable):
+            raise RuntimeError(f"{self.name}: internal error, JVP returned "
+                               f"{type(t).__name__}, not a Variable")
+        if t.shape != shape:
+            try:
+                ok = np.broadcast_shapes(t.shape, shape) == shape
+            except ValueError:
+                ok = False
+            if not ok:
+                raise RuntimeError(f"{self.name}: internal error, JVP gave a tangent of "
+                                   f"shape {t.shape} for a batched output of shape {shape}")
+            t = ops.broadcast_to(t, shape)
+        if t.dtype != self.output_dtype:
+            t = t.astype(self.output_dtype)
+        return t
+
     def forward(self, *inputs):  # pragma: no cover - abstract
         raise NotImplementedError
 
     def vjp(self, g):  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def jvp(self, *tangents):
+        raise NotImplementedError(f"{self.name}: this op has no forward-mode (JVP) rule")
 
 
 # --------------------------------------------------------------------------
@@ -257,28 +299,30 @@ class Function:
 # --------------------------------------------------------------------------
 
 
-def _parents(var):
+def _parents(var, stop=()):
     fn = var._grad_fn
-    if fn is None:
+    if fn is None or id(var) in stop:
         return iter(())
     return iter([p for p in fn.inputs if p is not None])
 
 
-def _topological_order(root):
+def _topological_order(root, stop=()):
     """Variables reachable from ``root``, outputs before their inputs.
 
     Iterative depth-first search (an explicit stack of parent iterators), so
-    a chain of 100,000 ops does not hit Python's recursion limit.
+    a chain of 100,000 ops does not hit Python's recursion limit.  Variables
+    whose id is in ``stop`` are treated as leaves (the search does not go
+    past them): the functional API stops at the inputs it differentiates.
     """
     order = []
     visited = {id(root)}
-    stack = [(root, _parents(root))]
+    stack = [(root, _parents(root, stop))]
     while stack:
         var, parents = stack[-1]
         for parent in parents:
             if id(parent) not in visited:
                 visited.add(id(parent))
-                stack.append((parent, _parents(parent)))
+                stack.append((parent, _parents(parent, stop)))
                 break
         else:                      # all parents done: post-order position
             stack.pop()
@@ -332,6 +376,71 @@ def backward(root, grad=None, retain_graph=False, create_graph=False):
                 grads[key] = pg if key not in grads else grads[key] + pg
             if not retain_graph:
                 fn._release()
+
+
+def reverse_sweep(output, inputs, cotangent, create_graph=False):
+    """Gradients of ``output`` contracted with ``cotangent``, w.r.t. ``inputs``.
+
+    ``cotangent`` is a Variable of the output's shape.  Returns one gradient
+    Variable per input (None if the output does not depend on it).  Unlike
+    ``backward`` it leaves ``.grad`` alone, stops at ``inputs`` (they may be
+    non-leaves) and never frees the graph, so it can be repeated.  With
+    ``create_graph=True`` the sweep is recorded, so the gradients can be
+    differentiated again.
+    """
+    wanted = {id(x) for x in inputs}
+    order = _topological_order(output, stop=wanted)
+    for var in order:
+        if var._grad_fn is not None and id(var) not in wanted:
+            var._grad_fn._check_saved()
+    grads = {id(output): cotangent}        # id(Variable) -> gradient Variable
+    found = {}
+    with enable_grad() if create_graph else no_grad():
+        for var in order:
+            g = grads.pop(id(var), None)
+            if g is None:
+                continue
+            if id(var) in wanted:
+                found[id(var)] = g
+                continue
+            fn = var._grad_fn
+            if fn is None:
+                continue
+            for parent, pg in zip(fn.inputs, fn._input_grads(g)):
+                if parent is None or pg is None:
+                    continue
+                key = id(parent)
+                grads[key] = pg if key not in grads else grads[key] + pg
+    return [found.get(id(x)) for x in inputs]
+
+
+def forward_sweep(output, inputs, tangents, create_graph=False):
+    """Tangent of ``output`` given batched tangents of ``inputs`` (forward mode).
+
+    ``tangents`` holds, per input, a Variable of shape ``(k,) + input.shape``
+    (k directions at once) or None (a zero tangent).  Nodes are visited from
+    the inputs towards the output (the reverse of the topological order used
+    by ``backward``), each applying its ``jvp`` to its inputs' tangents.
+    Returns a Variable of shape ``(k,) + output.shape``, or None if the
+    output does not depend on any input with a tangent.  With
+    ``create_graph=True`` the sweep is recorded (nested transforms).
+    """
+    tangent_of = {id(x): t for x, t in zip(inputs, tangents) if t is not None}
+    stop = {id(x) for x in inputs}
+    order = _topological_order(output, stop=stop)
+    with enable_grad() if create_graph else no_grad():
+        for var in reversed(order):             # inputs first, output last
+            fn = var._grad_fn
+            if id(var) in stop or fn is None:
+                continue
+            ts = [None if p is None else tangent_of.get(id(p)) for p in fn.inputs]
+            if all(t is None for t in ts):
+                continue
+            fn._check_saved()
+            t = fn._output_tangent(ts)
+            if t is not None:
+                tangent_of[id(var)] = t
+    return tangent_of.get(id(output))
 
 
 # --------------------------------------------------------------------------

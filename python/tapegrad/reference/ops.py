@@ -1,4 +1,4 @@
-"""Primitive ops of the reference engine, each forward next to its VJP.
+"""Primitive ops of the reference engine, each forward next to its VJP and JVP.
 
 Conventions used throughout:
 
@@ -7,9 +7,23 @@ Conventions used throughout:
   one gradient per input, written with Variable ops so the backward pass can
   itself be recorded (``create_graph=True``).  Gradients of broadcast operands
   go through the single helper ``unbroadcast``.
+* ``jvp(self, *tangents)`` gets one tangent per input (a Variable, or None
+  for a zero tangent) and returns the output tangent, also written with
+  Variable ops (so forward mode nests).  Every tangent carries ONE leading
+  batch axis: shape ``(k,) + input_shape`` for k directions at once.  So
+  (1) a tangent is lifted with ``_lift`` to the output's number of
+  dimensions (size-1 axes inserted after the batch axis) before it is
+  combined with primal values, which then broadcast against it from the
+  right, and (2) reductions and other axis ops shift their axes by one
+  (``_shift``).  The engine broadcasts the result to ``(k,) + output_shape``.
+  The rules are derived from the math independently of the VJPs, with the
+  same conventions at kinks (so forward and reverse mode agree there too).
 * Kinks follow docs/API.md: relu'(0) = 0, abs'(0) = 0, maximum/minimum split
   ties 0.5/0.5, max/min reductions split evenly among tied maxima, clip is
   inclusive, and the power special cases below.
+* Two ops exist only for the engine: ``Identity`` (how a nested transform
+  makes a fresh input node out of an outer Variable) and ``IndexAdd`` (the
+  VJP of indexing).
 
 NB: this module defines ``sum``, ``max``, ``min`` and ``abs``, shadowing the
 builtins; the builtins are used through ``builtins.`` where needed.
@@ -29,6 +43,7 @@ __all__ = [
     "sum", "mean", "max", "min",
     "reshape", "transpose", "broadcast_to", "concatenate", "stack", "getitem",
     "matmul", "softmax", "log_softmax", "logsumexp", "astype", "unbroadcast",
+    "identity",
 ]
 
 
@@ -127,6 +142,42 @@ def unbroadcast(grad, shape):
     return sum(grad, axis=axes, keepdims=True).reshape(shape)
 
 
+def _lift(t, shape):
+    """Batched tangent ``t`` (k,) + s reshaped to k, 1, ..., 1, *s so that it has
+    ``1 + len(shape)`` dims: it then broadcasts with arrays of ``shape``
+    aligned from the right, with the batch axis left alone.  None stays None."""
+    if t is None or t.ndim == len(shape) + 1:
+        return t
+    return t.reshape((t.shape[0],) + (1,) * (len(shape) + 1 - t.ndim) + t.shape[1:])
+
+
+def _shift(axes):
+    """Axes of an unbatched array as axes of its batched tangent."""
+    return tuple(a + 1 for a in axes)
+
+
+def _sum_tangents(*terms):
+    """Sum of the terms that are not None (None if all are)."""
+    terms = [t for t in terms if t is not None]
+    if not terms:
+        return None
+    total = terms[0]
+    for t in terms[1:]:
+        total = total + t
+    return total
+
+
+def _batch_size(tangents):
+    return next(t for t in tangents if t is not None).shape[0]
+
+
+def _zero_tangents(tangents, shapes, dtype):
+    """``tangents`` with each None replaced by zeros of shape (k,) + shape."""
+    k = _batch_size(tangents)
+    return [Variable._wrap(np.zeros((k,) + tuple(s), dtype)) if t is None else t
+            for t, s in zip(tangents, shapes)]
+
+
 class _Elementwise(Function):
     """Base of broadcasting elementwise ops: checks the operand shapes."""
 
@@ -151,6 +202,10 @@ class Add(_Elementwise):
         a_shape, b_shape = self.input_shapes
         return unbroadcast(g, a_shape), unbroadcast(g, b_shape)
 
+    def jvp(self, ta, tb):
+        out = self.output_shape
+        return _sum_tangents(_lift(ta, out), _lift(tb, out))
+
 
 class Subtract(_Elementwise):
     name = "subtract"
@@ -161,6 +216,10 @@ class Subtract(_Elementwise):
     def vjp(self, g):
         a_shape, b_shape = self.input_shapes
         return unbroadcast(g, a_shape), unbroadcast(-g, b_shape)
+
+    def jvp(self, ta, tb):
+        out = self.output_shape
+        return _sum_tangents(_lift(ta, out), None if tb is None else -_lift(tb, out))
 
 
 class Multiply(_Elementwise):
@@ -174,6 +233,13 @@ class Multiply(_Elementwise):
         a, b = self.saved_values()
         return unbroadcast(g * b, a.shape), unbroadcast(g * a, b.shape)
 
+    def jvp(self, ta, tb):
+        # d(a b) = da b + a db
+        a, b = self.saved_values()
+        out = self.output_shape
+        return _sum_tangents(None if ta is None else _lift(ta, out) * b,
+                             None if tb is None else a * _lift(tb, out))
+
 
 class Divide(_Elementwise):
     name = "divide"
@@ -185,6 +251,13 @@ class Divide(_Elementwise):
     def vjp(self, g):
         a, b = self.saved_values()
         return unbroadcast(g / b, a.shape), unbroadcast(-g * a / (b * b), b.shape)
+
+    def jvp(self, ta, tb):
+        # d(a / b) = da / b - a db / b^2
+        a, b = self.saved_values()
+        out = self.output_shape
+        return _sum_tangents(None if ta is None else _lift(ta, out) / b,
+                             None if tb is None else -_lift(tb, out) * a / (b * b))
 
 
 class Power(_Elementwise):
@@ -209,6 +282,19 @@ class Power(_Elementwise):
                 grad_b = unbroadcast(grad_b, b.shape)
         return grad_a, grad_b
 
+    def jvp(self, ta, tb):
+        # d(a^b) = b a^(b-1) da + a^b log(a) db, with the same special cases.
+        a, b, out = self.saved_values()
+        shape = self.output_shape
+        term_a = term_b = None
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            if ta is not None:
+                term_a = where(b.data == 0, 0.0, _lift(ta, shape) * (b * a ** (b - 1)))
+            if tb is not None:
+                term_b = where((a.data == 0) & (b.data >= 0), 0.0,
+                               _lift(tb, shape) * (out * log(a)))
+        return _sum_tangents(term_a, term_b)
+
 
 class Maximum(_Elementwise):
     name = "maximum"
@@ -223,6 +309,15 @@ class Maximum(_Elementwise):
         # Weight of `a` in the output: 1 where it wins, 0.5 on a tie, else 0.
         w_a = _mask(self._wins(a.data, b.data), g.dtype) + 0.5 * _mask(a.data == b.data, g.dtype)
         return unbroadcast(g * w_a, a.shape), unbroadcast(g * (1 - w_a), b.shape)
+
+    def jvp(self, ta, tb):
+        # The output follows the winner; on a tie it moves by the average.
+        a, b = self.saved_values()
+        dtype = self.output_dtype
+        w_a = _mask(self._wins(a.data, b.data), dtype) + 0.5 * _mask(a.data == b.data, dtype)
+        out = self.output_shape
+        return _sum_tangents(None if ta is None else _lift(ta, out) * w_a,
+                             None if tb is None else _lift(tb, out) * (1 - w_a))
 
 
 class Minimum(Maximum):
@@ -276,6 +371,9 @@ class Negative(Function):
     def vjp(self, g):
         return -g
 
+    def jvp(self, t):
+        return -t
+
 
 class Exp(Function):
     name = "exp"
@@ -287,6 +385,10 @@ class Exp(Function):
     def vjp(self, g):
         (y,) = self.saved_values()
         return g * y
+
+    def jvp(self, t):
+        (y,) = self.saved_values()          # d exp(x) = exp(x) dx
+        return t * y
 
 
 class Log(Function):
@@ -300,6 +402,10 @@ class Log(Function):
         (x,) = self.saved_values()
         return g / x
 
+    def jvp(self, t):
+        (x,) = self.saved_values()          # d log(x) = dx / x
+        return t / x
+
 
 class Log1p(Function):
     name = "log1p"
@@ -311,6 +417,10 @@ class Log1p(Function):
     def vjp(self, g):
         (x,) = self.saved_values()
         return g / (1 + x)
+
+    def jvp(self, t):
+        (x,) = self.saved_values()          # d log(1 + x) = dx / (1 + x)
+        return t / (1 + x)
 
 
 class Sqrt(Function):
@@ -324,6 +434,10 @@ class Sqrt(Function):
         (y,) = self.saved_values()
         return g / (2 * y)
 
+    def jvp(self, t):
+        (y,) = self.saved_values()          # d sqrt(x) = dx / (2 sqrt(x))
+        return t / (2 * y)
+
 
 class Sin(Function):
     name = "sin"
@@ -335,6 +449,10 @@ class Sin(Function):
     def vjp(self, g):
         (x,) = self.saved_values()
         return g * cos(x)
+
+    def jvp(self, t):
+        (x,) = self.saved_values()          # d sin(x) = cos(x) dx
+        return t * cos(x)
 
 
 class Cos(Function):
@@ -348,6 +466,10 @@ class Cos(Function):
         (x,) = self.saved_values()
         return -g * sin(x)
 
+    def jvp(self, t):
+        (x,) = self.saved_values()          # d cos(x) = -sin(x) dx
+        return -t * sin(x)
+
 
 class Tanh(Function):
     name = "tanh"
@@ -359,6 +481,10 @@ class Tanh(Function):
     def vjp(self, g):
         (y,) = self.saved_values()
         return g * (1 - y * y)
+
+    def jvp(self, t):
+        (y,) = self.saved_values()          # d tanh(x) = (1 - tanh(x)^2) dx
+        return t * (1 - y * y)
 
 
 class Sigmoid(Function):
@@ -373,6 +499,10 @@ class Sigmoid(Function):
         (y,) = self.saved_values()
         return g * y * (1 - y)
 
+    def jvp(self, t):
+        (y,) = self.saved_values()          # d s(x) = s(x) (1 - s(x)) dx
+        return t * (y * (1 - y))
+
 
 class Relu(Function):
     name = "relu"
@@ -384,6 +514,10 @@ class Relu(Function):
     def vjp(self, g):
         (x,) = self.saved_values()
         return g * _mask(x.data > 0, g.dtype)           # relu'(0) = 0
+
+    def jvp(self, t):
+        (x,) = self.saved_values()
+        return t * _mask(x.data > 0, t.dtype)           # relu'(0) = 0
 
 
 class Abs(Function):
@@ -397,6 +531,10 @@ class Abs(Function):
         (x,) = self.saved_values()
         return g * np.sign(x.data).astype(g.dtype)      # abs'(0) = sign(0) = 0
 
+    def jvp(self, t):
+        (x,) = self.saved_values()
+        return t * np.sign(x.data).astype(t.dtype)      # abs'(0) = sign(0) = 0
+
 
 class AsType(Function):
     name = "astype"
@@ -406,6 +544,9 @@ class AsType(Function):
 
     def vjp(self, g):
         return g.astype(self.input_dtype)
+
+    def jvp(self, t):
+        return t.astype(self.dtype)
 
 
 def negative(x):
@@ -486,6 +627,15 @@ class Clip(Function):
             inside &= x.data <= self.a_max
         return unbroadcast(g * _mask(inside, g.dtype), x.shape)
 
+    def jvp(self, t):
+        (x,) = self.saved_values()
+        inside = np.ones(self.out_shape, dtype=bool)
+        if self.a_min is not None:
+            inside &= x.data >= self.a_min
+        if self.a_max is not None:
+            inside &= x.data <= self.a_max
+        return _lift(t, self.out_shape) * _mask(inside, t.dtype)
+
 
 def clip(x, a_min, a_max):
     x = as_variable(x)
@@ -521,6 +671,12 @@ class Where(Function):
         return (unbroadcast(where(self.cond, g, 0.0), x_shape),
                 unbroadcast(where(self.cond, 0.0, g), y_shape))
 
+    def jvp(self, tx, ty):
+        out = self.output_shape
+        tx = 0.0 if tx is None else _lift(tx, out)
+        ty = 0.0 if ty is None else _lift(ty, out)
+        return where(self.cond, tx, ty)
+
 
 def where(cond, x, y):
     cond = cond.data if isinstance(cond, Variable) else cond
@@ -543,6 +699,9 @@ class Sum(Function):
         (shape,) = self.input_shapes
         return broadcast_to(g.reshape(_keepdims_shape(shape, self.axes)), shape)
 
+    def jvp(self, t):
+        return sum(t, axis=_shift(self.axes), keepdims=self.keepdims)
+
 
 class Mean(Function):
     name = "mean"
@@ -554,6 +713,9 @@ class Mean(Function):
         (shape,) = self.input_shapes
         count = math.prod(shape[a] for a in self.axes)
         return broadcast_to(g.reshape(_keepdims_shape(shape, self.axes)), shape) / count
+
+    def jvp(self, t):
+        return mean(t, axis=_shift(self.axes), keepdims=self.keepdims)
 
 
 class Max(Function):
@@ -575,6 +737,13 @@ class Max(Function):
         ties = x.data == out.data.reshape(kshape)
         weights = ties / np.sum(ties, axis=self.axes, keepdims=True)
         return g.reshape(kshape) * weights.astype(g.dtype)
+
+    def jvp(self, t):
+        # The maximum moves with the average of its tied arguments.
+        x, out = self.saved_values()
+        ties = x.data == out.data.reshape(_keepdims_shape(x.shape, self.axes))
+        weights = (ties / np.sum(ties, axis=self.axes, keepdims=True)).astype(t.dtype)
+        return sum(t * weights, axis=_shift(self.axes), keepdims=self.keepdims)
 
 
 class Min(Max):
@@ -621,6 +790,9 @@ class Reshape(Function):
     def vjp(self, g):
         return g.reshape(self.input_shapes[0])
 
+    def jvp(self, t):
+        return t.reshape((t.shape[0],) + self.output_shape)
+
 
 class Transpose(Function):
     name = "transpose"
@@ -631,6 +803,9 @@ class Transpose(Function):
     def vjp(self, g):
         return g.transpose(tuple(int(i) for i in np.argsort(self.axes)))
 
+    def jvp(self, t):
+        return t.transpose((0,) + _shift(self.axes))
+
 
 class BroadcastTo(Function):
     name = "broadcast_to"
@@ -640,6 +815,9 @@ class BroadcastTo(Function):
 
     def vjp(self, g):
         return unbroadcast(g, self.input_shapes[0])
+
+    def jvp(self, t):
+        return broadcast_to(_lift(t, self.shape), (t.shape[0],) + self.shape)
 
 
 class Concatenate(Function):
@@ -653,6 +831,10 @@ class Concatenate(Function):
         before = (slice(None),) * self.axis
         return tuple(g[before + (slice(lo, hi),)] for lo, hi in zip(edges[:-1], edges[1:]))
 
+    def jvp(self, *ts):
+        ts = _zero_tangents(ts, self.input_shapes, self.output_dtype)
+        return concatenate(ts, axis=self.axis + 1)
+
 
 class Stack(Function):
     name = "stack"
@@ -663,6 +845,10 @@ class Stack(Function):
     def vjp(self, g):
         before = (slice(None),) * self.axis
         return tuple(g[before + (i,)] for i in range(len(self.input_shapes)))
+
+    def jvp(self, *ts):
+        ts = _zero_tangents(ts, self.input_shapes, self.output_dtype)
+        return stack(ts, axis=self.axis + 1)
 
 
 class GetItem(Function):
@@ -675,6 +861,16 @@ class GetItem(Function):
 
     def vjp(self, g):
         return IndexAdd.apply(g, shape=self.input_shapes[0], key=self.key)
+
+    def jvp(self, t):
+        # Prepending a slice to ``key`` would move the batch axis for some
+        # advanced-indexing keys, so index the flattened tangent instead with
+        # the flat positions the key selects.
+        (shape,) = self.input_shapes
+        positions = _flat_positions(shape, self.key)
+        k = t.shape[0]
+        flat = t.reshape((k, math.prod(shape)))[:, positions.ravel()]
+        return flat.reshape((k,) + positions.shape)
 
 
 class IndexAdd(Function):
@@ -696,6 +892,41 @@ class IndexAdd(Function):
 
     def vjp(self, gg):
         return gg[self.key]
+
+    def jvp(self, t):
+        # Linear in g: scatter-add each direction's tangent (flat positions,
+        # as in GetItem.jvp).
+        positions = _flat_positions(self.shape, self.key)
+        k, size = t.shape[0], math.prod(self.shape)
+        flat = IndexAdd.apply(t.reshape((k, positions.size)), shape=(k, size),
+                              key=(slice(None), positions.ravel()))
+        return flat.reshape((k,) + self.shape)
+
+
+def _flat_positions(shape, key):
+    """The flat (C-order) indices into an array of ``shape`` that ``[key]`` picks."""
+    return np.arange(math.prod(shape)).reshape(shape)[key]
+
+
+class Identity(Function):
+    """y = x as a new node: a nested transform differentiates w.r.t. such a
+    fresh node, so an outer Variable that ``f`` also captures directly is
+    held constant (no perturbation confusion)."""
+
+    name = "identity"
+
+    def forward(self, x):
+        return x.data
+
+    def vjp(self, g):
+        return g
+
+    def jvp(self, t):
+        return t
+
+
+def identity(x):
+    return Identity.apply(as_variable(x))
 
 
 def _int_tuple(name, what, value):
@@ -752,6 +983,9 @@ def _sequence(name, seq):
 
 def concatenate(seq, axis=0):
     xs = _sequence("concatenate", seq)
+    if axis is None:                           # NumPy: flatten the arrays first
+        xs = [reshape(x, (-1,)) for x in xs]
+        axis = 0
     shapes = [x.shape for x in xs]
     ndim = xs[0].ndim
     if ndim == 0 or builtins.any(x.ndim != ndim for x in xs):
@@ -827,6 +1061,25 @@ class MatMul(Function):
             grad_b = unbroadcast(_swap_last(a2) @ g2, b2.shape).reshape(b.shape)
         return grad_a, grad_b
 
+    def jvp(self, ta, tb):
+        # d(a @ b) = da @ b + a @ db.  As in the VJP, 1-D operands are promoted
+        # to matrices; the tangents are promoted the same way and lifted so
+        # their batch axis sits in front of all of matmul's batch axes.
+        a, b = self.saved_values()
+        a2 = a.reshape((1,) + a.shape) if a.ndim == 1 else a     # (k,) -> (1, k)
+        b2 = b.reshape(b.shape + (1,)) if b.ndim == 1 else b     # (k,) -> (k, 1)
+        batch = np.broadcast_shapes(a2.shape[:-2], b2.shape[:-2])
+        out2 = batch + (a2.shape[-2], b2.shape[-1])
+        terms = []
+        if ta is not None:
+            ta2 = _lift(ta.reshape((ta.shape[0],) + a2.shape), out2)
+            terms.append(ta2 @ b2)
+        if tb is not None:
+            tb2 = _lift(tb.reshape((tb.shape[0],) + b2.shape), out2)
+            terms.append(a2 @ tb2)
+        t = _sum_tangents(*terms)
+        return t.reshape((t.shape[0],) + self.output_shape)
+
 
 def matmul(a, b):
     a, b = _operands(a, b)
@@ -868,6 +1121,11 @@ class Softmax(Function):
         (y,) = self.saved_values()
         return y * (g - sum(g * y, axis=self.axes, keepdims=True))
 
+    def jvp(self, t):
+        # d softmax = y * (dx - <y, dx>) along the axes
+        (y,) = self.saved_values()
+        return y * (t - sum(y * t, axis=_shift(self.axes), keepdims=True))
+
 
 class LogSoftmax(Function):
     name = "log_softmax"
@@ -879,6 +1137,11 @@ class LogSoftmax(Function):
     def vjp(self, g):
         (y,) = self.saved_values()
         return g - exp(y) * sum(g, axis=self.axes, keepdims=True)
+
+    def jvp(self, t):
+        # d log_softmax = dx - <softmax(x), dx> along the axes
+        (y,) = self.saved_values()
+        return t - sum(exp(y) * t, axis=_shift(self.axes), keepdims=True)
 
 
 class LogSumExp(Function):
@@ -893,6 +1156,12 @@ class LogSumExp(Function):
         x, out = self.saved_values()
         kshape = _keepdims_shape(x.shape, self.axes)
         return g.reshape(kshape) * exp(x - out.reshape(kshape))   # softmax(x) * g
+
+    def jvp(self, t):
+        # d logsumexp = <softmax(x), dx> along the axes
+        x, out = self.saved_values()
+        p = exp(x - out.reshape(_keepdims_shape(x.shape, self.axes)))
+        return sum(p * t, axis=_shift(self.axes), keepdims=self.keepdims)
 
 
 def softmax(x, axis=-1):
