@@ -209,7 +209,7 @@ def choose_mode(n, m):
     mode costs ~n·C and reverse mode ~m·C·REVERSE_COST_PER_DIRECTION, where C
     is the tape's cost: pick the smaller.
     """
-    return "forward" if n <= m * REVERSE_COST_PER_DIRECTION else "reverse"
+    return "forward" if n < m * REVERSE_COST_PER_DIRECTION else "reverse"
 
 
 def jacobian(f, x, *, mode="auto", chunk_size=None):
