@@ -16,6 +16,8 @@
 #include "tapegrad/ops.hpp"
 #include "tapegrad/optim.hpp"
 
+#include <cblas.h>
+
 namespace py = pybind11;
 using namespace tg;
 
@@ -924,6 +926,13 @@ tapegrad.from_numpy(arr) to share a NumPy array's buffer instead.
       py::arg("create_graph") = false, py::arg("batch_dims") = 0,
       "Gradients of outputs with respect to inputs (None where unreached), without touching .grad. With "
       "batch_dims=1 each cotangent carries a leading batch axis (k cotangents in one sweep).");
+
+  m.def("set_num_threads", [](int n) {
+        if (n < 1) throw value_error("set_num_threads: n must be >= 1, got " + std::to_string(n));
+        scipy_openblas_set_num_threads(n);
+      }, py::arg("n"), "Threads used by tapegrad's kernels (today: its BLAS, OpenBLAS).");
+  m.def("get_num_threads", []() { return scipy_openblas_get_num_threads(); },
+        "Threads used by tapegrad's kernels (today: its BLAS, OpenBLAS).");
 
   // ----- fused optimizer steps (tapegrad.optim drives them) -----
   m.def("_sgd_step", [](const Var& p, py::handle buf, double lr, double momentum, bool nesterov, double wd) {

@@ -60,6 +60,8 @@ from ._core import (  # noqa: E402,F401  (the public API)
     stack,
     matmul,
     astype,
+    set_num_threads,
+    get_num_threads,
 )
 from ._grad_mode import no_grad, enable_grad  # noqa: F401
 from .functional import (  # noqa: F401
