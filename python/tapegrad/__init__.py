@@ -77,5 +77,7 @@ from .functional import (  # noqa: F401
 from .custom import custom_op  # noqa: F401
 from . import _interop  # noqa: F401  (NumPy protocols and repr for Variable)
 from . import reference  # noqa: F401  (the pure-NumPy engine, same API)
+from . import nn, optim, data  # noqa: F401,E402  (layers and training, optimizers, data sets)
+from .nn.init import manual_seed  # noqa: F401,E402
 
 __version__ = "0.1.0"

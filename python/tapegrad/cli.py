@@ -1,0 +1,365 @@
+"""The ``tapegrad`` command line: ``tapegrad train`` (also ``python -m tapegrad train``).
+
+``tapegrad train`` trains an MLP (by default on the scikit-learn digits, 8x8
+images of handwritten digits): it first cross-checks the gradients of one
+batch three ways (C++ engine, pure-NumPy reference engine, central finite
+differences), then trains with a progress bar and prints train/test accuracy
+and the time per epoch. Exit status: 0 on success, 1 if the gradient check
+fails, 2 on bad arguments or unreadable data (a one-line message).
+"""
+import argparse
+import os
+import sys
+import time
+
+import numpy as np
+
+ACTIVATION_CHOICES = ("relu", "leaky_relu", "tanh", "sigmoid", "gelu")
+DEFAULT_LR = {"sgd": 0.1, "adam": 0.002}
+
+
+class CLIError(Exception):
+    """A user error: printed as one line, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _positive_int(text):
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if v <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return v
+
+
+def _positive_float(text):
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not (v > 0 and np.isfinite(v)):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return v
+
+
+def _non_negative_int(text):
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
+    return v
+
+
+def parse_hidden(text):
+    """"64,64" -> [64, 64]; "" or "none" -> [] (a linear model)."""
+    text = text.strip()
+    if text == "" or text.lower() == "none":
+        return []
+    sizes = []
+    for part in text.split(","):
+        part = part.strip()
+        try:
+            v = int(part)
+        except ValueError:
+            v = 0
+        if v <= 0 or not part.isdigit():
+            raise argparse.ArgumentTypeError(
+                f"hidden sizes must be comma-separated positive integers (e.g. 64,64), got {text!r}")
+        sizes.append(v)
+    return sizes
+
+
+def build_parser():
+    parser = _Parser(prog="tapegrad", description="tapegrad: automatic differentiation on the CPU.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    t = sub.add_parser("train", help="train an MLP (default: the digits data set), after a 3-way gradient check",
+                       description=__doc__.split("\n\n")[1], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    t.add_argument("--data", default="digits",
+                   help="digits | moons | spirals | PATH.npz (arrays X and y) | PATH.csv (label: last column)")
+    t.add_argument("--label-column", default=None, help="CSV label column (header name or 0-based index)")
+    t.add_argument("--hidden", type=parse_hidden, default=[64, 64], help="hidden layer sizes, e.g. 64,64")
+    t.add_argument("--activation", choices=ACTIVATION_CHOICES, default="relu")
+    t.add_argument("--optimizer", choices=("sgd", "adam"), default="sgd",
+                   help="sgd (momentum 0.9) or adam; the learning rate follows a cosine schedule")
+    t.add_argument("--lr", type=_positive_float, default=None,
+                   help=f"learning rate (default {DEFAULT_LR['sgd']} for sgd, {DEFAULT_LR['adam']} for adam)")
+    t.add_argument("--epochs", type=_positive_int, default=40)
+    t.add_argument("--batch-size", type=_positive_int, default=32)
+    t.add_argument("--seed", type=_non_negative_int, default=0,
+                   help="seeds the train/test split, the initial weights and the batch order")
+    t.add_argument("--test-size", type=float, default=0.2, help="fraction held out (stratified)")
+    t.add_argument("--dtype", choices=("float32", "float64"), default="float32")
+    t.add_argument("--save", metavar="PATH.npz", default=None, help="save the trained parameters")
+    t.add_argument("--plot", metavar="PATH.png", default=None, help="plot loss/accuracy curves (matplotlib)")
+    t.add_argument("--no-check", action="store_true", help="skip the gradient cross-check")
+    t.add_argument("--no-progress", action="store_true", help="no progress bar (one line per epoch instead)")
+    t.add_argument("--quiet", action="store_true", help="no per-epoch output at all")
+    return parser
+
+
+# ---------------------------------------------------------------------------
+# Data
+# ---------------------------------------------------------------------------
+
+def load_data(name, label_column, seed):
+    """(X, y, description) for --data; raises CLIError for anything the user got wrong."""
+    from . import data
+
+    if label_column is not None and not name.lower().endswith(".csv"):
+        raise CLIError("--label-column applies to CSV data only")
+    if name == "digits":
+        try:
+            X, y = data.load_digits()
+        except ImportError as e:
+            raise CLIError(str(e)) from None
+        return X, y, "digits (8x8 handwritten digits from scikit-learn)"
+    if name == "moons":
+        X, y = data.make_moons(1000, noise=0.15, seed=seed)
+        return X, y, "moons (synthetic, 1000 points)"
+    if name == "spirals":
+        X, y = data.make_spirals(1000, noise=0.05, seed=seed)
+        return X, y, "spirals (synthetic, 1000 points)"
+    if not name.lower().endswith((".npz", ".csv")):
+        raise CLIError(f"unknown data set {name!r}: expected digits, moons, spirals, or a path to a .npz or .csv file")
+    try:
+        X, y = data.load_array_file(name, label_column)
+    except FileNotFoundError as e:
+        raise CLIError(f"cannot read {name}: {e}") from None
+    except (ValueError, OSError) as e:
+        raise CLIError(str(e)) from None
+    if len(X) < 5:
+        raise CLIError(f"{name}: too few samples ({len(X)}) to split into train and test sets")
+    if not np.all(np.isfinite(X)):
+        raise CLIError(f"{name}: the features contain NaN or infinite values")
+    if y.dtype.kind == "i":
+        _, y = np.unique(y, return_inverse=True)  # classes numbered 0..K-1
+        y = y.astype(np.int64)
+    return X, y, f"{name} ({len(X)} samples, {X.shape[1]} features)"
+
+
+# ---------------------------------------------------------------------------
+# Gradient check
+# ---------------------------------------------------------------------------
+
+def _max_rel_error(a, b, floor=1e-8):
+    """max |u - v| / (|u| + |v| + floor) over all entries."""
+    return max(float(np.max(np.abs(u - v) / (np.abs(u) + np.abs(v) + floor))) for u, v in zip(a, b))
+
+
+def gradient_check(model, loss_fn, xb, yb, *, n_fd=24, eps=1e-5, seed=0):
+    """Gradients of ``loss_fn(model(xb), yb)`` w.r.t. every parameter, in float64, three ways.
+
+    The model's forward is run as a function of the engine and the parameter
+    arrays (``nn.functional_call``), by the C++ engine and by the reference
+    engine; finite differences (central, step ``eps``) are taken at ``n_fd``
+    random entries of each parameter. Returns a dict of the max relative errors."""
+    import tapegrad
+    import tapegrad.reference as reference
+    from . import nn
+
+    names = [n for n, _ in model.named_parameters()]
+    arrays = {n: np.array(p.data, dtype=np.float64) for n, p in model.named_parameters()}
+    xb = np.asarray(xb, dtype=np.float64)
+
+    def loss_value(engine, params):
+        return loss_fn(nn.functional_call(model, params, engine.Variable(xb)), yb)
+
+    def engine_grads(engine):
+        params = {n: engine.Variable(arrays[n], requires_grad=True) for n in names}
+        loss = loss_value(engine, params)
+        loss.backward()
+        return loss.item(), [np.array(params[n].grad) for n in names]
+
+    was_training = model.training
+    model.eval()  # dropout off: a deterministic function of the parameters
+    try:
+        loss_cpp, g_cpp = engine_grads(tapegrad)
+        loss_ref, g_ref = engine_grads(reference)
+        rng = np.random.default_rng(seed)
+        fd, an = [], []
+        with tapegrad.no_grad():
+            for n, g in zip(names, g_cpp):
+                a = arrays[n]
+                k = min(n_fd, a.size)
+                for flat in rng.choice(a.size, size=k, replace=False):
+                    idx = np.unravel_index(flat, a.shape)
+                    vals = []
+                    for sign in (1.0, -1.0):
+                        shifted = dict(arrays)
+                        shifted[n] = a.copy()
+                        shifted[n][idx] += sign * eps
+                        vals.append(loss_value(tapegrad, {m: tapegrad.Variable(v) for m, v in shifted.items()}).item())
+                    fd.append((vals[0] - vals[1]) / (2 * eps))
+                    an.append(g[idx])
+    finally:
+        model.train(was_training)
+    return {
+        "loss_cpp": loss_cpp, "loss_ref": loss_ref,
+        "err_ref": _max_rel_error(g_cpp, g_ref),
+        # finite differences carry ~1e-10 of rounding noise: floor the denominator at 1e-6
+        "err_fd": _max_rel_error([np.array(an)], [np.array(fd)], floor=1e-6),
+        "n_params": int(sum(a.size for a in arrays.values())), "n_fd": len(fd),
+    }
+
+
+# ---------------------------------------------------------------------------
+# train
+# ---------------------------------------------------------------------------
+
+def _plot(history, path):
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise CLIError("--plot needs matplotlib: pip install matplotlib") from None
+    h = history.history
+    epochs = np.arange(1, history.epochs + 1)
+    has_acc = "accuracy" in h
+    fig, axes = plt.subplots(1, 2 if has_acc else 1, figsize=(10 if has_acc else 5, 4), squeeze=False)
+    ax = axes[0, 0]
+    ax.plot(epochs, h["loss"], label="train")
+    if "val_loss" in h:
+        ax.plot(epochs, h["val_loss"], label="test")
+    ax.set_xlabel("epoch"), ax.set_ylabel("loss"), ax.set_yscale("log"), ax.legend(), ax.set_title("loss")
+    if has_acc:
+        ax = axes[0, 1]
+        ax.plot(epochs, h["accuracy"], label="train")
+        if "val_accuracy" in h:
+            ax.plot(epochs, h["val_accuracy"], label="test")
+        ax.set_xlabel("epoch"), ax.set_ylabel("accuracy"), ax.legend(), ax.set_title("accuracy")
+    fig.tight_layout()
+    try:
+        fig.savefig(path)
+    except (OSError, ValueError) as e:
+        raise CLIError(f"cannot write the plot {path}: {e}") from None
+    finally:
+        plt.close(fig)
+
+
+def _check_writable(path, what):
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise CLIError(f"{what} {path}: directory {directory} does not exist")
+
+
+def train(args, out=None):
+    import tapegrad
+    from . import data, nn, optim
+
+    out = sys.stdout if out is None else out
+    if not 0.0 < args.test_size < 1.0:
+        raise CLIError(f"--test-size must be a fraction in (0, 1), got {args.test_size}")
+    if args.save:
+        _check_writable(args.save, "--save")
+    if args.plot:
+        _check_writable(args.plot, "--plot")
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            raise CLIError("--plot needs matplotlib: pip install matplotlib") from None
+    X, y, description = load_data(args.data, args.label_column, args.seed)
+    classification = y.dtype.kind == "i"
+    try:
+        Xtr, Xte, ytr, yte = data.train_test_split(X, y, test_size=args.test_size, seed=args.seed,
+                                                   stratify=classification)
+    except ValueError as e:
+        raise CLIError(str(e)) from None
+    if args.data not in ("digits", "moons", "spirals"):  # standardise file data with training statistics
+        mu, sd = Xtr.mean(0), Xtr.std(0)
+        sd[sd == 0] = 1.0
+        Xtr, Xte = (Xtr - mu) / sd, (Xte - mu) / sd
+    dtype = np.dtype(args.dtype)
+    Xtr, Xte = Xtr.astype(dtype), Xte.astype(dtype)
+    if classification:
+        n_out = int(y.max()) + 1
+        loss_fn = nn.cross_entropy
+    else:
+        n_out = 1
+        ytr, yte = ytr.reshape(-1, 1), yte.reshape(-1, 1)
+        loss_fn = nn.mse_loss
+    sizes = [X.shape[1], *args.hidden, n_out]
+    lr = args.lr if args.lr is not None else DEFAULT_LR[args.optimizer]
+
+    nn.manual_seed(args.seed)
+    model = nn.MLP(sizes, activation=args.activation, dtype=dtype)
+    print(f"tapegrad {tapegrad.__version__} train: {description}", file=out)
+    print(f"  {len(Xtr)} training / {len(Xte)} test samples; MLP {'-'.join(map(str, sizes))} "
+          f"({args.activation}, {model.num_parameters():,} parameters, {args.dtype}); "
+          f"{args.optimizer} lr {lr:g}, batch {args.batch_size}, {args.epochs} epochs, seed {args.seed}", file=out)
+
+    ok = True
+    if not args.no_check:
+        t0 = time.perf_counter()
+        n = min(args.batch_size, len(Xtr))
+        r = gradient_check(model, loss_fn, Xtr[:n], ytr[:n], seed=args.seed)
+        ok = abs(r["loss_cpp"] - r["loss_ref"]) <= 1e-12 * max(1.0, abs(r["loss_cpp"])) \
+            and r["err_ref"] < 1e-8 and r["err_fd"] < 1e-5
+        print(f"gradient check on one batch of {n} (float64, all {r['n_params']:,} parameters; "
+              f"finite differences at {r['n_fd']} entries), {time.perf_counter() - t0:.2f} s:", file=out)
+        print(f"  max relative error, C++ vs reference engine:   {r['err_ref']:.2e}", file=out)
+        print(f"  max relative error, C++ vs finite differences: {r['err_fd']:.2e}", file=out)
+        print(f"  {'OK' if ok else 'FAILED'}: the three gradients "
+              f"{'agree' if ok else 'disagree (tolerances 1e-8 and 1e-5)'}", file=out)
+        if not ok:
+            return 1
+
+    if args.optimizer == "sgd":
+        opt = optim.SGD(model.parameters(), lr=lr, momentum=0.9)
+    else:
+        opt = optim.Adam(model.parameters(), lr=lr)
+    sched = optim.CosineAnnealingLR(opt, T_max=args.epochs)
+    progress = not args.quiet
+    t0 = time.perf_counter()
+    history = nn.fit(model, Xtr, ytr, loss=loss_fn, optimizer=opt, epochs=args.epochs, batch_size=args.batch_size,
+                     validation_data=(Xte, yte), progress=progress, seed=args.seed, scheduler=sched,
+                     file=None if not args.no_progress else out, plain=args.no_progress)
+    elapsed = time.perf_counter() - t0
+    train_metrics = nn.evaluate(model, Xtr, ytr, loss_fn)
+    test_metrics = nn.evaluate(model, Xte, yte, loss_fn)
+    per_epoch = elapsed / max(history.epochs, 1)
+    if classification:
+        print(f"train accuracy {train_metrics['accuracy']:.2%}, test accuracy {test_metrics['accuracy']:.2%} "
+              f"(test loss {test_metrics['loss']:.4f})", file=out)
+    else:
+        print(f"train MSE {train_metrics['loss']:.4g}, test MSE {test_metrics['loss']:.4g}", file=out)
+    print(f"{history.epochs} epochs in {elapsed:.2f} s ({per_epoch * 1000:.1f} ms per epoch)", file=out)
+    if args.save:
+        try:
+            nn.save(model, args.save)
+        except OSError as e:
+            raise CLIError(f"cannot write {args.save}: {e}") from None
+        print(f"saved the parameters to {args.save}", file=out)
+    if args.plot:
+        _plot(history, args.plot)
+        print(f"saved the loss/accuracy curves to {args.plot}", file=out)
+    return 0 if ok else 1
+
+
+def main(argv=None):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        if args.command == "train":
+            return train(args)
+    except CLIError as e:
+        print(f"tapegrad {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,235 @@
+"""Data sets and batching: ``load_digits``, ``make_moons``, ``make_spirals``,
+``train_test_split``, ``DataLoader``, ``load_array_file``.
+
+Everything returns NumPy arrays: features ``X`` as float64 ``(N, D)``,
+labels ``y`` as int64 ``(N,)``. Randomness comes from explicit seeds.
+"""
+import csv
+import os
+
+import numpy as np
+
+__all__ = ["load_digits", "make_moons", "make_spirals", "train_test_split", "DataLoader", "load_array_file"]
+
+
+def load_digits(scale=True):
+    """The 8x8 handwritten digits bundled with scikit-learn (1797 samples, 64 features, 10 classes).
+
+    No download: the data ship inside scikit-learn (the optional ``data``
+    extra). Features are divided by 16 into [0, 1] when ``scale``."""
+    try:
+        from sklearn.datasets import load_digits as _load
+    except ImportError:
+        raise ImportError("tapegrad.data.load_digits needs scikit-learn: pip install 'tapegrad[data]' "
+                          "(or pip install scikit-learn)") from None
+    d = _load()
+    X = d.data.astype(np.float64)
+    if scale:
+        X /= 16.0
+    return X, d.target.astype(np.int64)
+
+
+def _check_n(n_samples, what):
+    if not isinstance(n_samples, (int, np.integer)) or isinstance(n_samples, bool) or n_samples <= 0:
+        raise ValueError(f"{what}: n_samples must be a positive integer, got {n_samples!r}")
+    return int(n_samples)
+
+
+def make_moons(n_samples=500, noise=0.1, seed=0):
+    """Two interleaving half circles (labels 0 and 1), with Gaussian noise of std ``noise``."""
+    n = _check_n(n_samples, "make_moons")
+    rng = np.random.default_rng(seed)
+    n0 = n // 2
+    n1 = n - n0
+    t0 = np.linspace(0, np.pi, n0)
+    t1 = np.linspace(0, np.pi, n1)
+    X = np.concatenate([np.stack([np.cos(t0), np.sin(t0)], 1),
+                        np.stack([1 - np.cos(t1), 0.5 - np.sin(t1)], 1)])
+    y = np.concatenate([np.zeros(n0, np.int64), np.ones(n1, np.int64)])
+    X = X + rng.normal(0.0, noise, X.shape)
+    perm = rng.permutation(n)
+    return X[perm], y[perm]
+
+
+def make_spirals(n_samples=500, noise=0.05, n_classes=2, turns=1.5, seed=0):
+    """``n_classes`` interleaved spiral arms in the plane (labels 0..n_classes-1)."""
+    n = _check_n(n_samples, "make_spirals")
+    if not isinstance(n_classes, (int, np.integer)) or n_classes < 2:
+        raise ValueError(f"make_spirals: n_classes must be an integer >= 2, got {n_classes!r}")
+    rng = np.random.default_rng(seed)
+    y = np.arange(n, dtype=np.int64) % n_classes
+    r = np.sqrt(rng.uniform(0.02, 1.0, n))
+    theta = r * turns * 2 * np.pi + y * (2 * np.pi / n_classes)
+    X = np.stack([r * np.cos(theta), r * np.sin(theta)], 1) + rng.normal(0.0, noise, (n, 2))
+    perm = rng.permutation(n)
+    return X[perm], y[perm]
+
+
+def train_test_split(X, y, test_size=0.2, seed=0, stratify=True):
+    """Shuffle and split into ``X_train, X_test, y_train, y_test``.
+
+    ``test_size``: a fraction in (0, 1) or a number of samples. ``stratify``
+    (for integer labels) keeps each class's proportion in both parts: each
+    class contributes round(test_size * its count) test samples."""
+    X, y = np.asarray(X), np.asarray(y)
+    n = len(X)
+    if len(y) != n:
+        raise ValueError(f"train_test_split: X has {n} samples but y has {len(y)}")
+    if isinstance(test_size, float):
+        if not 0.0 < test_size < 1.0:
+            raise ValueError(f"train_test_split: a fractional test_size must be in (0, 1), got {test_size}")
+        frac = test_size
+    elif isinstance(test_size, (int, np.integer)) and 0 < test_size < n:
+        frac = test_size / n
+    else:
+        raise ValueError(f"train_test_split: test_size must be a fraction in (0, 1) or a count in [1, {n}), "
+                         f"got {test_size!r}")
+    rng = np.random.default_rng(seed)
+    if stratify and y.dtype.kind in "iub":
+        test = []
+        for c in np.unique(y):
+            idx = np.flatnonzero(y == c)
+            idx = idx[rng.permutation(len(idx))]
+            test.append(idx[:int(round(frac * len(idx)))])
+        test = np.sort(np.concatenate(test))
+        mask = np.zeros(n, bool)
+        mask[test] = True
+        train = np.flatnonzero(~mask)
+        train = train[rng.permutation(len(train))]
+        test = test[rng.permutation(len(test))]
+    else:
+        perm = rng.permutation(n)
+        n_test = int(round(frac * n))
+        test, train = perm[:n_test], perm[n_test:]
+    if len(train) == 0 or len(test) == 0:
+        raise ValueError(f"train_test_split: test_size={test_size!r} leaves an empty part for {n} samples")
+    return X[train], X[test], y[train], y[test]
+
+
+class DataLoader:
+    """Iterate over ``(X_batch, y_batch)`` NumPy minibatches.
+
+    ``shuffle``: a new permutation each epoch (each ``iter()``), drawn from a
+    generator seeded once with ``seed``, so the sequence of epochs is the same
+    for the same seed. ``drop_last`` drops a final incomplete batch."""
+
+    def __init__(self, X, y=None, batch_size=32, shuffle=False, seed=0, drop_last=False):
+        self.X = np.asarray(X)
+        self.y = None if y is None else np.asarray(y)
+        if self.y is not None and len(self.y) != len(self.X):
+            raise ValueError(f"DataLoader: X has {len(self.X)} samples but y has {len(self.y)}")
+        if not isinstance(batch_size, (int, np.integer)) or isinstance(batch_size, bool) or batch_size <= 0:
+            raise ValueError(f"DataLoader: batch_size must be a positive integer, got {batch_size!r}")
+        self.batch_size, self.shuffle, self.drop_last = int(batch_size), bool(shuffle), bool(drop_last)
+        self._rng = np.random.default_rng(seed)
+
+    def __len__(self):
+        n, b = len(self.X), self.batch_size
+        return n // b if self.drop_last else -(-n // b)
+
+    def __iter__(self):
+        n = len(self.X)
+        order = self._rng.permutation(n) if self.shuffle else np.arange(n)
+        stop = (n // self.batch_size) * self.batch_size if self.drop_last else n
+        for i in range(0, stop, self.batch_size):
+            idx = order[i:i + self.batch_size]
+            if self.y is None:
+                yield self.X[idx]
+            else:
+                yield self.X[idx], self.y[idx]
+
+
+def _labels(column, what):
+    col = np.asarray(column)
+    if col.dtype.kind in "iub":
+        return col.astype(np.int64)
+    if col.dtype.kind == "f":
+        if np.all(np.isfinite(col)) and np.all(col == np.round(col)):
+            return col.astype(np.int64)
+        return col.astype(np.float64)  # a regression target
+    try:
+        return _labels(col.astype(np.float64), what)
+    except ValueError:
+        pass
+    # non-numeric strings: map sorted distinct values to 0..K-1
+    _, inv = np.unique(col, return_inverse=True)
+    return inv.astype(np.int64)
+
+
+def load_array_file(path, label_column=None):
+    """``(X, y)`` from a ``.npz`` (arrays ``X`` and ``y``) or a ``.csv``.
+
+    CSV: numeric feature columns; the label is the last column unless
+    ``label_column`` names another (by header name or 0-based index). A
+    header row is detected when its first row is not numeric. Integral
+    labels become int64 classes; string labels are numbered in sorted
+    order; other floats stay a regression target. Raises ``ValueError``
+    (or ``FileNotFoundError``) with a one-line message naming the problem."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"no such file: {path}")
+    ext = os.path.splitext(path)[1].lower()
+    if ext == ".npz":
+        if label_column is not None:
+            raise ValueError("--label-column applies to CSV files only (an .npz holds arrays X and y)")
+        from .nn.serialization import load_arrays
+        arrays = load_arrays(path)
+        for k in ("X", "y"):
+            if k not in arrays:
+                raise ValueError(f"{path}: the .npz file has no array {k!r} (it has {sorted(arrays) or 'none'})")
+        X, y = np.asarray(arrays["X"]), np.asarray(arrays["y"])
+        if X.dtype.kind not in "fiub":
+            raise ValueError(f"{path}: X must be numeric, got dtype {X.dtype}")
+        if X.ndim == 1:
+            X = X[:, None]
+        if X.ndim != 2:
+            raise ValueError(f"{path}: X must be 2-D (samples x features), got shape {X.shape}")
+        if y.ndim != 1 or len(y) != len(X):
+            raise ValueError(f"{path}: y must be 1-D with one label per row of X ({len(X)}), got shape {y.shape}")
+        return X.astype(np.float64), _labels(y, path)
+    if ext != ".csv":
+        raise ValueError(f"{path}: unsupported file type {ext or '(none)'!r}: expected .npz or .csv")
+    try:
+        with open(path, newline="") as f:
+            rows = [r for r in csv.reader(f) if r and any(c.strip() for c in r)]
+    except (OSError, UnicodeDecodeError, csv.Error) as e:
+        raise ValueError(f"{path}: cannot read the CSV file ({e})") from None
+    if not rows:
+        raise ValueError(f"{path}: the CSV file is empty")
+
+    def numeric(row):
+        try:
+            [float(c) for c in row]
+            return True
+        except ValueError:
+            return False
+
+    header = None if numeric(rows[0]) else [c.strip() for c in rows[0]]
+    body = rows[1:] if header else rows
+    if not body:
+        raise ValueError(f"{path}: the CSV file has a header but no data rows")
+    width = len(rows[0])
+    for i, r in enumerate(body):
+        if len(r) != width:
+            raise ValueError(f"{path}: row {i + (2 if header else 1)} has {len(r)} columns, expected {width}")
+    if width < 2:
+        raise ValueError(f"{path}: the CSV file needs at least one feature column and a label column")
+    if label_column is None:
+        li = width - 1
+    elif header is not None and label_column in header:
+        li = header.index(label_column)
+    else:
+        try:
+            li = int(label_column)
+        except (TypeError, ValueError):
+            li = None
+        if li is None or not -width <= li < width:
+            names = f" (columns: {', '.join(header)})" if header else f" (it has {width} columns)"
+            raise ValueError(f"{path}: label column {label_column!r} not found{names}")
+        li %= width
+    feats = [j for j in range(width) if j != li]
+    try:
+        X = np.array([[float(r[j]) for j in feats] for r in body], dtype=np.float64)
+    except ValueError as e:
+        raise ValueError(f"{path}: feature columns must be numeric ({e})") from None
+    return X, _labels(np.array([r[li].strip() for r in body]), path)

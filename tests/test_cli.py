@@ -1,0 +1,106 @@
+"""The `tapegrad train` command: short runs and every bad-argument case (exit 2, one line)."""
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from tapegrad import cli
+
+
+def run(argv, capsys):
+    code = cli.main(argv)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_default_digits_one_epoch_with_check_save_and_plot(tmp_path, capsys):
+    pytest.importorskip("sklearn")
+    pytest.importorskip("matplotlib")
+    save, plot = tmp_path / "m.npz", tmp_path / "c.png"
+    code, out, err = run(["train", "--epochs", "1", "--no-progress", "--save", str(save), "--plot", str(plot)],
+                         capsys)
+    assert code == 0, err
+    assert "MLP 64-64-64-10" in out and "OK: the three gradients agree" in out
+    assert "C++ vs reference engine" in out and "C++ vs finite differences" in out
+    assert "test accuracy" in out and "ms per epoch" in out
+    assert save.exists() and plot.stat().st_size > 1000
+    with np.load(save) as z:
+        assert z["0.weight"].shape == (64, 64)
+
+
+@pytest.mark.parametrize("extra", [["--data", "moons", "--optimizer", "adam", "--activation", "tanh"],
+                                   ["--data", "spirals", "--hidden", "16", "--dtype", "float64", "--no-check"]])
+def test_synthetic_runs(extra, capsys):
+    code, out, err = run(["train", "--epochs", "1", "--quiet", *extra], capsys)
+    assert code == 0, err
+    assert "test accuracy" in out
+
+
+def test_csv_and_npz_files(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(60, 3))
+    y = (X[:, 0] > 0).astype(int)
+    npz = tmp_path / "d.npz"
+    np.savez(npz, X=X, y=y)
+    code, out, err = run(["train", "--data", str(npz), "--epochs", "1", "--quiet", "--hidden", "8"], capsys)
+    assert code == 0, err
+    assert "60 samples, 3 features" in out
+    csv = tmp_path / "d.csv"
+    rows = ["f1,target,f2"] + [f"{a},{t},{b}" for (a, _, b), t in zip(X, y)]
+    csv.write_text("\n".join(rows) + "\n")
+    code, out, err = run(["train", "--data", str(csv), "--label-column", "target", "--epochs", "1", "--quiet"],
+                         capsys)
+    assert code == 0, err
+    reg = tmp_path / "r.csv"
+    reg.write_text("\n".join(f"{a},{b},{a * 0.37 + b:.6f}" for a, _, b in X) + "\n")
+    code, out, err = run(["train", "--data", str(reg), "--epochs", "1", "--quiet"], capsys)
+    assert code == 0, err
+    assert "test MSE" in out
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--data", "mnist"], "unknown data set 'mnist'"),
+    (["--data", "missing.npz"], "cannot read missing.npz"),
+    (["--hidden", "64,x"], "hidden sizes must be comma-separated positive integers"),
+    (["--hidden", "64,0"], "hidden sizes must be comma-separated positive integers"),
+    (["--hidden", "-3"], "hidden sizes must be comma-separated positive integers"),
+    (["--epochs", "0"], "expected a positive integer"),
+    (["--lr", "abc"], "expected a positive number"),
+    (["--optimizer", "rmsprop"], "invalid choice"),
+    (["--dtype", "float16"], "invalid choice"),
+    (["--label-column", "y"], "--label-column applies to CSV data only"),
+    (["--bogus"], "unrecognized arguments"),
+])
+def test_bad_arguments_exit_2_with_one_line(argv, message, capsys):
+    with pytest.raises(SystemExit) as e:
+        code = cli.main(["train", *argv])
+        raise SystemExit(code)
+    assert e.value.code == 2
+    out, err = capsys.readouterr()
+    assert message in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_bad_files_exit_2(tmp_path, capsys):
+    corrupt = tmp_path / "c.npz"
+    corrupt.write_bytes(b"not a zip")
+    noy = tmp_path / "noy.npz"
+    np.savez(noy, X=np.ones((10, 2)))
+    csv = tmp_path / "d.csv"
+    csv.write_text("a,b,c\n1,2,0\n3,4,1\n")
+    ragged = tmp_path / "r.csv"
+    ragged.write_text("1,2,0\n3,1\n")
+    for argv, message in [([str(corrupt)], "not a readable .npz"), ([str(noy)], "no array 'y'"),
+                          ([str(csv), "--label-column", "label"], "label column 'label' not found"),
+                          ([str(ragged)], "row 2 has 2 columns"),
+                          ([str(tmp_path)], "unknown data set")]:
+        code, out, err = run(["train", "--data", *argv, "--epochs", "1"], capsys)
+        assert code == 2 and message in err and err.count("\n") == 1, (argv, err)
+
+
+def test_python_dash_m_entry_point():
+    r = subprocess.run([sys.executable, "-m", "tapegrad", "train", "--data", "nowhere"], capture_output=True,
+                       text=True, timeout=600)
+    assert r.returncode == 2
+    assert r.stderr.strip().splitlines()[-1] == ("tapegrad train: error: unknown data set 'nowhere': expected "
+                                                 "digits, moons, spirals, or a path to a .npz or .csv file")

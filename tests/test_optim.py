@@ -1,0 +1,179 @@
+"""tapegrad.optim: updates against hand-computed ones, state round-trips, clipping, schedulers."""
+import math
+
+import numpy as np
+import pytest
+
+import tapegrad as tg
+from tapegrad import nn, optim
+
+
+def param(values, grad):
+    p = tg.Variable(np.array(values, dtype=float), requires_grad=True)
+    p.grad = np.array(grad, dtype=float)
+    return p
+
+
+def test_sgd_plain_and_weight_decay():
+    p = param([1.0, -2.0], [0.5, 0.25])
+    optim.SGD([p], lr=0.1).step()
+    np.testing.assert_allclose(p.data, [1 - 0.05, -2 - 0.025], rtol=1e-15)
+    p = param([1.0, -2.0], [0.5, 0.25])
+    optim.SGD([p], lr=0.1, weight_decay=0.01).step()
+    np.testing.assert_allclose(p.data, [1 - 0.1 * (0.5 + 0.01), -2 - 0.1 * (0.25 - 0.02)], rtol=1e-15)
+
+
+@pytest.mark.parametrize("nesterov", [False, True])
+def test_sgd_momentum_by_hand(nesterov):
+    p = param([1.0, 2.0], [0.0, 0.0])
+    opt = optim.SGD([p], lr=0.1, momentum=0.9, nesterov=nesterov)
+    w = np.array([1.0, 2.0])
+    buf = np.zeros(2)
+    for g in ([0.5, -1.0], [0.25, 0.5], [-1.0, 0.0]):
+        g = np.array(g)
+        p.grad = g.copy()
+        opt.step()
+        buf = 0.9 * buf + g
+        d = g + 0.9 * buf if nesterov else buf
+        w = w - 0.1 * d
+        np.testing.assert_allclose(p.data, w, rtol=1e-14)
+
+
+@pytest.mark.parametrize("cls,wd", [(optim.Adam, 0.0), (optim.Adam, 0.1), (optim.AdamW, 0.1)])
+def test_adam_by_hand(cls, wd):
+    p = param([1.0, -0.5, 2.0], [0.0, 0.0, 0.0])
+    opt = cls([p], lr=0.01, betas=(0.8, 0.95), eps=1e-6, weight_decay=wd)
+    w = p.data.copy()
+    m = np.zeros(3)
+    v = np.zeros(3)
+    rng = np.random.default_rng(0)
+    for t in range(1, 6):
+        g = rng.normal(size=3)
+        p.grad = g.copy()
+        opt.step()
+        if cls is optim.AdamW:
+            w = w * (1 - 0.01 * wd)
+        else:
+            g = g + wd * w
+        m = 0.8 * m + 0.2 * g
+        v = 0.95 * v + 0.05 * g * g
+        w = w - 0.01 * (m / (1 - 0.8 ** t)) / (np.sqrt(v / (1 - 0.95 ** t)) + 1e-6)
+        np.testing.assert_allclose(p.data, w, rtol=1e-13)
+    assert opt.state[0]["step"] == 5
+
+
+def test_float32_parameters_and_skipping_params_without_grad():
+    p = tg.Variable(np.ones(3, dtype=np.float32), requires_grad=True)
+    q = tg.Variable(np.ones(2), requires_grad=True)
+    p.grad = np.full(3, 0.5, dtype=np.float32)
+    for opt in (optim.SGD([p, q], lr=0.1, momentum=0.5), optim.Adam([p, q], lr=0.1)):
+        opt.step()
+        assert p.dtype == np.float32
+        np.testing.assert_array_equal(q.data, np.ones(2))  # no grad: untouched
+    assert p.data[0] < 1
+
+
+def _run(opt_factory, steps, resume_at=None):
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(64, 3)), rng.integers(0, 2, 64)
+    m = nn.MLP([3, 8, 2], rng=0)
+    opt = opt_factory(m.parameters())
+    for s in range(steps):
+        if s == resume_at:  # continue with a fresh model and optimizer restored from state dicts
+            state, ostate = m.state_dict(), opt.state_dict()
+            m = nn.MLP([3, 8, 2], rng=1)
+            m.load_state_dict(state)
+            opt = opt_factory(m.parameters())
+            opt.load_state_dict(ostate)
+        idx = slice(8 * (s % 8), 8 * (s % 8) + 8)
+        loss = nn.cross_entropy(m(tg.Variable(X[idx])), y[idx])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return m.state_dict()
+
+
+@pytest.mark.parametrize("factory", [
+    lambda ps: optim.SGD(ps, lr=0.1, momentum=0.9, nesterov=True, weight_decay=1e-3),
+    lambda ps: optim.Adam(ps, lr=0.01),
+    lambda ps: optim.AdamW(ps, lr=0.01, weight_decay=0.05),
+], ids=["sgd", "adam", "adamw"])
+def test_state_dict_resume_is_exact(factory):
+    straight = _run(factory, 12)
+    resumed = _run(factory, 12, resume_at=5)
+    assert all(np.array_equal(straight[k], resumed[k]) for k in straight)
+
+
+def test_state_dict_is_a_copy_and_mismatch_errors():
+    p = param([1.0, 2.0], [1.0, 1.0])
+    opt = optim.SGD([p], lr=0.1, momentum=0.9)
+    opt.step()
+    sd = opt.state_dict()
+    opt.step()
+    assert not np.array_equal(sd["state"][0]["momentum_buffer"], opt.state[0]["momentum_buffer"].data)
+    with pytest.raises(ValueError, match="from a 'SGD' optimizer"):
+        optim.Adam([p]).load_state_dict(sd)
+    with pytest.raises(ValueError, match="the optimizer 2"):
+        optim.SGD([p, param([1.0], [1.0])], lr=0.1).load_state_dict(sd)
+
+
+def test_optimizer_argument_errors():
+    p = param([1.0], [1.0])
+    with pytest.raises(ValueError, match="empty"):
+        optim.SGD([], lr=0.1)
+    with pytest.raises(ValueError, match="lr"):
+        optim.SGD([p], lr=-1)
+    with pytest.raises(ValueError, match="momentum"):
+        optim.SGD([p], lr=0.1, momentum=-0.5)
+    with pytest.raises(ValueError, match="nesterov"):
+        optim.SGD([p], lr=0.1, nesterov=True)
+    with pytest.raises(ValueError, match="beta1"):
+        optim.Adam([p], betas=(1.0, 0.9))
+    with pytest.raises(ValueError, match="does not require grad"):
+        optim.SGD([tg.Variable(np.ones(2))], lr=0.1)
+    with pytest.raises(TypeError, match="single Variable"):
+        optim.SGD(p, lr=0.1)
+    with pytest.raises(TypeError, match="not a tapegrad.Variable"):
+        optim.SGD([np.ones(2)], lr=0.1)
+
+
+def test_zero_grad():
+    p = param([1.0], [1.0])
+    opt = optim.Adam([p])
+    opt.zero_grad()
+    assert p.grad is None
+
+
+def test_clip_grad_norm():
+    a, b = param([0.0, 0.0], [3.0, 0.0]), param([0.0], [4.0])
+    norm = optim.clip_grad_norm([a, b], 1.0)
+    assert norm == pytest.approx(5.0)
+    total = math.sqrt(float((a.grad ** 2).sum() + (b.grad ** 2).sum()))
+    assert total == pytest.approx(1.0, rel=1e-5)
+    np.testing.assert_allclose(a.grad / b.grad[0], [0.75, 0.0])
+    c = param([0.0], [0.5])
+    assert optim.clip_grad_norm([c], 1.0) == pytest.approx(0.5)
+    assert c.grad[0] == 0.5  # below the threshold: untouched
+    with pytest.raises(ValueError):
+        optim.clip_grad_norm([c], 0)
+
+
+def test_schedulers():
+    p = param([1.0], [1.0])
+    opt = optim.SGD([p], lr=1.0)
+    s = optim.StepLR(opt, step_size=3, gamma=0.5)
+    lrs = [s.step() for _ in range(7)]
+    assert lrs == [1.0, 1.0, 0.5, 0.5, 0.5, 0.25, 0.25]
+    opt = optim.SGD([p], lr=1.0)
+    c = optim.CosineAnnealingLR(opt, T_max=4, eta_min=0.1)
+    lrs = [c.step() for _ in range(6)]
+    expected = [0.1 + 0.9 * (1 + math.cos(math.pi * e / 4)) / 2 for e in (1, 2, 3, 4, 4, 4)]
+    np.testing.assert_allclose(lrs, expected, rtol=1e-15)
+    assert c.get_last_lr() == pytest.approx(0.1)
+    c2 = optim.CosineAnnealingLR(optim.SGD([p], lr=1.0), T_max=4, eta_min=0.1)
+    c2.load_state_dict(c.state_dict())
+    assert c2.last_epoch == 6
+    with pytest.raises(ValueError):
+        optim.StepLR(opt, step_size=0)
+    with pytest.raises(TypeError):
+        optim.CosineAnnealingLR(object(), T_max=3)
