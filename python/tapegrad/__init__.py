@@ -79,5 +79,9 @@ from . import _interop  # noqa: F401  (NumPy protocols and repr for Variable)
 from . import reference  # noqa: F401  (the pure-NumPy engine, same API)
 from . import nn, optim, data  # noqa: F401,E402  (layers and training, optimizers, data sets)
 from .nn.init import manual_seed  # noqa: F401,E402
+from . import numeric  # noqa: F401,E402  (finite differences and the complex step)
+from . import symbolic  # noqa: F401,E402  (SymPy, imported only when used)
+from . import testing  # noqa: F401,E402  (crosscheck of the two engines)
+from .gradcheck import gradcheck, GradcheckError  # noqa: F401,E402
 
 __version__ = "0.1.0"
