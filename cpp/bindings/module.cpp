@@ -349,7 +349,7 @@ void run_backward(const std::vector<Var>& roots, const std::vector<Var>& seeds, 
     if (!r->requires_grad)
       throw graph_error("backward: this Variable does not require grad and has no grad_fn: create its inputs with "
                         "requires_grad=True (and outside no_grad)");
-  BackwardOptions opt{retain, create};
+  BackwardOptions opt{retain, create, {}};
   GradUpdates updates;
   {
     py::gil_scoped_release nogil;  // the sweep never touches Python
@@ -915,7 +915,7 @@ tapegrad.from_numpy(arr) to share a NumPy array's buffer instead.
             throw graph_error("grad: output " + std::to_string(i) + " does not depend on an input that requires grad");
           seeds.push_back(make_seed(outputs[i], grads[i], nb, "vjp"));
         }
-        BackwardOptions opt{retain, create};
+        BackwardOptions opt{retain, create, {}};
         std::vector<Var> res;
         {
           py::gil_scoped_release nogil;
@@ -926,6 +926,41 @@ tapegrad.from_numpy(arr) to share a NumPy array's buffer instead.
       py::arg("create_graph") = false, py::arg("batch_dims") = 0,
       "Gradients of outputs with respect to inputs (None where unreached), without touching .grad. With "
       "batch_dims=1 each cotangent carries a leading batch axis (k cotangents in one sweep).");
+
+  // jacobian()'s sweeps seeded with rows start..stop of the identity, kept
+  // structured inside the sweep (see Basis in autograd.hpp): no seed arrays.
+  auto check_rows = [](int64_t start, int64_t stop, int64_t size, const char* what) {
+    if (start < 0 || stop <= start || stop > size)
+      throw value_error(std::string(what) + ": basis rows " + std::to_string(start) + ".." + std::to_string(stop) +
+                        " out of range for size " + std::to_string(size));
+  };
+  m.def("_grad_basis", [check_rows](const Var& output, const std::vector<Var>& inputs, int64_t start, int64_t stop,
+                                    bool retain) {
+        if (!output->requires_grad)
+          throw graph_error("jacobian: the output does not depend on an input that requires grad");
+        if (inputs.empty()) throw value_error("jacobian: no inputs");
+        check_rows(start, stop, output->data.numel(), "jacobian");
+        BackwardOptions opt{retain, false, Basis{start, stop}};
+        std::vector<Var> res;
+        {
+          py::gil_scoped_release nogil;
+          res = backward({output}, {}, opt, inputs, nullptr);
+        }
+        return res;
+      }, py::arg("output"), py::arg("inputs"), py::arg("start"), py::arg("stop"), py::arg("retain_graph") = false,
+      "Rows start..stop of the Jacobian of output (flattened) with respect to each input, one reverse sweep "
+      "seeded with those rows of the identity (None where unreached).");
+  m.def("_forward_basis", [check_rows](const Var& output, const Var& input, int64_t start, int64_t stop) {
+        check_rows(start, stop, input->data.numel(), "jacobian");
+        std::vector<Var> res;
+        {
+          py::gil_scoped_release nogil;
+          res = forward({output}, {input}, {}, 1, false, Basis{start, stop});
+        }
+        return res[0];
+      }, py::arg("output"), py::arg("input"), py::arg("start"), py::arg("stop"),
+      "Columns start..stop of the Jacobian of output with respect to input (batch axis first), one forward "
+      "sweep seeded with those rows of the identity.");
 
   m.def("set_num_threads", [](int n) {
         if (n < 1) throw value_error("set_num_threads: n must be >= 1, got " + std::to_string(n));

@@ -225,9 +225,29 @@ std::vector<Var> backward(const std::vector<Var>& roots, const std::vector<Var>&
     if (n && n->sweep_id == id) capture[n.get()].push_back(j);
   }
 
+  // The sweep buffer: buf[i] is node i's accumulated cotangent; diag[i] marks
+  // a structured one (buf[i] holds d, see Node::pointwise).
   std::vector<Var> buf(nodes.size());
-  for (size_t r = 0; r < roots.size(); ++r)
-    if (root_nodes[r]) accumulate(buf[root_nodes[r]->sweep_slot], seeds[r]);
+  std::vector<char> diag(nodes.size(), 0);
+  const Basis basis = opt.basis;
+  auto densify = [&](const Var& d) { return make_var(kern::diag_rows(d->data, basis.start, basis.stop)); };
+  auto put = [&](size_t slot, Var g, bool is_diag) {
+    if (buf[slot] && diag[slot] != is_diag) {  // structured + dense: both dense
+      if (diag[slot]) buf[slot] = densify(buf[slot]);
+      else g = densify(g);
+      diag[slot] = is_diag = false;
+    }
+    if (!buf[slot]) diag[slot] = is_diag;
+    accumulate(buf[slot], std::move(g));
+  };
+  if (basis.active()) {
+    if (roots.size() != 1 || !root_nodes[0] || inputs.empty() || opt.create_graph || updates)
+      throw value_error("internal error: a basis sweep needs one root that requires grad, inputs, no create_graph");
+    put(root_nodes[0]->sweep_slot, make_var(Tensor::full(roots[0]->shape(), roots[0]->dtype(), 1.0)), true);
+  } else {
+    for (size_t r = 0; r < roots.size(); ++r)
+      if (root_nodes[r]) put(root_nodes[r]->sweep_slot, seeds[r], false);
+  }
 
   // 4. The reverse loop.
   for (size_t i = 0; i < nodes.size(); ++i) {
@@ -237,11 +257,40 @@ std::vector<Var> backward(const std::vector<Var>& roots, const std::vector<Var>&
       if (!opt.retain_graph && !n->is_accumulator()) n->release();
       continue;
     }
-    if (!capture.empty()) {
-      auto it = capture.find(n);
-      if (it != capture.end())
-        for (size_t j : it->second) captured[j] = g;
+    const bool captured_here = !capture.empty() && capture.count(n);
+    if (diag[i]) {
+      // Structured: pass d through pointwise rules, let the rule densify
+      // cheaply if it can, else densify here.
+      bool done = false;
+      if (!captured_here && !n->is_accumulator()) {
+        const int64_t size = numel(n->out_shape);
+        if (n->pointwise()) {
+          Grads grads = n->vjp(g);
+          bool ok = true;  // an input broadcast to the output's size is not pointwise
+          for (size_t k = 0; k < n->next.size() && k < grads.size(); ++k)
+            ok = ok && !(n->next[k] && grads[k] && grads[k]->data.numel() != size);
+          if (ok) {
+            for (size_t k = 0; k < n->next.size() && k < grads.size(); ++k)
+              if (n->next[k] && grads[k]) put(n->next[k]->sweep_slot, std::move(grads[k]), true);
+            done = true;
+          }
+        } else {
+          Grads grads = n->vjp_diag(g, basis.start, basis.stop);
+          if (!grads.empty()) {
+            for (size_t k = 0; k < n->next.size() && k < grads.size(); ++k)
+              if (n->next[k] && grads[k]) put(n->next[k]->sweep_slot, std::move(grads[k]), false);
+            done = true;
+          }
+        }
+      }
+      if (done) {
+        if (!opt.retain_graph) n->release();
+        continue;
+      }
+      g = densify(g);
     }
+    if (captured_here)
+      for (size_t j : capture.find(n)->second) captured[j] = g;
     if (n->is_accumulator()) {
       if (updates) updates->items.emplace_back(static_cast<AccumulateGrad*>(n)->variable, std::move(g));
       continue;
@@ -251,7 +300,7 @@ std::vector<Var> backward(const std::vector<Var>& roots, const std::vector<Var>&
     }
     Grads grads = n->vjp(g);
     for (size_t k = 0; k < n->next.size() && k < grads.size(); ++k) {
-      if (n->next[k] && grads[k]) accumulate(buf[n->next[k]->sweep_slot], std::move(grads[k]));
+      if (n->next[k] && grads[k]) put(n->next[k]->sweep_slot, std::move(grads[k]), false);
     }
     if (!opt.retain_graph) n->release();
   }
@@ -260,13 +309,20 @@ std::vector<Var> backward(const std::vector<Var>& roots, const std::vector<Var>&
 
 // ----- the forward sweep -----------------------------------------------------
 std::vector<Var> forward(const std::vector<Var>& outputs, const std::vector<Var>& inputs,
-                         const std::vector<Var>& tangents, int nb, bool create_graph) {
+                         const std::vector<Var>& tangents, int nb, bool create_graph, Basis basis) {
   std::lock_guard<std::mutex> lock(g_engine_mutex);
   GradModeGuard mode(create_graph);
   const uint64_t id = g_sweep.fetch_add(1);
-  if (tangents.size() != inputs.size()) throw value_error("forward: one tangent per input is needed");
-  if (tangents.empty()) throw value_error("forward: no inputs");
-  Shape batch(tangents[0]->shape().begin(), tangents[0]->shape().begin() + nb);
+  Shape batch;
+  if (basis.active()) {
+    if (inputs.size() != 1 || !tangents.empty() || nb != 1 || create_graph)
+      throw value_error("internal error: a basis sweep needs one input, no tangents, nb = 1, no create_graph");
+    batch = Shape{basis.stop - basis.start};
+  } else {
+    if (tangents.size() != inputs.size()) throw value_error("forward: one tangent per input is needed");
+    if (tangents.empty()) throw value_error("forward: no inputs");
+    batch = Shape(tangents[0]->shape().begin(), tangents[0]->shape().begin() + nb);
+  }
 
   // 1. The nodes the outputs depend on, in execution order.
   std::vector<Node*> nodes, stack;
@@ -294,12 +350,19 @@ std::vector<Var> forward(const std::vector<Var>& outputs, const std::vector<Var>
   // 2. Seeds: an input's tangent enters at the node standing for it (its
   //    grad_fn, or a leaf's AccumulateGrad). Inputs the outputs do not reach
   //    contribute nothing.
+  //    diag[i] marks a structured tangent (tan[i] holds d, see Node::pointwise).
   std::vector<Var> tan(nodes.size());
-  std::vector<char> seeded(nodes.size(), 0);
+  std::vector<char> seeded(nodes.size(), 0), diag(nodes.size(), 0);
+  auto densify = [&](const Var& d) { return make_var(kern::diag_rows(d->data, basis.start, basis.stop)); };
   for (size_t j = 0; j < inputs.size(); ++j) {
     std::shared_ptr<Node> n = grad_edge(inputs[j]);
     if (n && n->sweep_id == id) {
-      tan[n->sweep_slot] = tangents[j];
+      if (basis.active()) {
+        tan[n->sweep_slot] = make_var(Tensor::full(inputs[j]->shape(), inputs[j]->dtype(), 1.0));
+        diag[n->sweep_slot] = 1;
+      } else {
+        tan[n->sweep_slot] = tangents[j];
+      }
       seeded[n->sweep_slot] = 1;
     }
   }
@@ -309,13 +372,50 @@ std::vector<Var> forward(const std::vector<Var>& outputs, const std::vector<Var>
     Node* n = nodes[i];
     if (seeded[i] || n->is_accumulator()) continue;
     Grads ts;
-    bool any = false;
-    for (const auto& e : n->next) {
+    bool any = false, any_dense = false;
+    size_t n_diag = 0, diag_input = 0;
+    const int64_t size = numel(n->out_shape);
+    bool same_size = true;
+    for (size_t k = 0; k < n->next.size(); ++k) {
+      const auto& e = n->next[k];
       Var t = e ? tan[e->sweep_slot] : nullptr;
+      if (t && diag[e->sweep_slot]) {
+        ++n_diag;
+        diag_input = k;
+        same_size = same_size && t->data.numel() == size;
+      } else if (t) {
+        any_dense = true;
+      }
       any = any || t != nullptr;
       ts.push_back(std::move(t));
     }
     if (!any) continue;  // no tangent reaches this node: zero, skipped
+    if (n_diag) {
+      // Structured: pass d through pointwise rules, let the rule densify
+      // cheaply if it can, else densify here.
+      Var t;
+      if (!any_dense && same_size && n->pointwise()) {
+        t = n->jvp(ts, 0);
+        if (t && t->data.numel() == size) {
+          if (t->shape() != n->out_shape) t = reshape(t, n->out_shape);
+          tan[i] = std::move(t);
+          diag[i] = 1;
+          continue;
+        }
+      } else if (!any_dense && n_diag == 1) {
+        t = n->jvp_diag(diag_input, ts[diag_input], basis.start, basis.stop);
+      }
+      if (!t) {
+        for (size_t k = 0; k < ts.size(); ++k)
+          if (ts[k] && diag[n->next[k]->sweep_slot]) ts[k] = densify(ts[k]);
+        t = n->jvp(ts, nb);
+      }
+      Shape want = batch;
+      want.insert(want.end(), n->out_shape.begin(), n->out_shape.end());
+      if (t && t->shape() != want) t = broadcast_to(t, want);
+      tan[i] = std::move(t);
+      continue;
+    }
     Var t = n->jvp(ts, nb);
     Shape want = batch;
     want.insert(want.end(), n->out_shape.begin(), n->out_shape.end());
@@ -327,6 +427,7 @@ std::vector<Var> forward(const std::vector<Var>& outputs, const std::vector<Var>
   for (size_t k = 0; k < outputs.size(); ++k) {
     Node* n = keep[k].get();
     Var t = n && n->sweep_id == id ? tan[n->sweep_slot] : nullptr;
+    if (t && diag[n->sweep_slot]) t = densify(t);
     if (!t) {
       Shape want = batch;
       want.insert(want.end(), outputs[k]->shape().begin(), outputs[k]->shape().end());

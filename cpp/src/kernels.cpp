@@ -557,6 +557,22 @@ Tensor scatter_add(const Tensor& src, const Tensor& index, const Shape& out_shap
   return out;
 }
 
+Tensor diag_rows(const Tensor& d, int64_t start, int64_t stop) {
+  int64_t n = d.numel(), k = stop - start;
+  if (start < 0 || k < 0 || stop > n)
+    throw value_error("diag_rows: rows " + std::to_string(start) + ".." + std::to_string(stop) +
+                      " out of range for size " + std::to_string(n));
+  Shape s{k};
+  s.insert(s.end(), d.shape.begin(), d.shape.end());
+  Tensor out = Tensor::zeros(s, d.dtype);
+  TG_DISPATCH_FLOAT(d.dtype, "diag_rows", {
+    const T* pd = d.ptr<T>();
+    T* po = out.ptr<T>();
+    for (int64_t b = 0; b < k; ++b) po[b * n + start + b] = pd[start + b];
+  });
+  return out;
+}
+
 static void outer_inner(const Shape& s, int64_t axis, int64_t& outer, int64_t& inner) {
   outer = 1;
   inner = 1;

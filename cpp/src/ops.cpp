@@ -131,6 +131,7 @@ Var unary_op(const Var& x) {
   static constexpr const char* name = NAME;                                                    \
   static constexpr UnaryOp kernel = KERNEL;                                                    \
   static constexpr SaveWhat save = SAVE;                                                       \
+  static constexpr bool pointwise = true;                                                      \
   struct Attrs {};                                                                             \
   template <class N> static Grads vjp(N& n, const Var& g) { return {deriv(n, g)}; }            \
   template <class N> static Var jvp(N& n, const Grads& t, int) { return deriv(n, t[0]); }
@@ -192,6 +193,7 @@ struct AbsRule { TG_UNARY_RULE("abs", UnaryOp::Abs, SaveWhat::Input)
 // or broadcasting arrays): the derivative is 1 where lo <= x <= hi, inclusive.
 struct ClipRule {
   static constexpr const char* name = "clip";
+  static constexpr bool pointwise = true;
   struct Attrs { Tensor lo, hi; Shape x_shape; };
   static Tensor inside(OpNode<ClipRule>& n) {
     const Tensor x = n.tensor(0);
@@ -215,6 +217,7 @@ struct ClipRule {
 // astype: linear; the gradient converts back to the input dtype.
 struct AstypeRule {
   static constexpr const char* name = "astype";
+  static constexpr bool pointwise = true;
   struct Attrs { DType from = DType::F64, to = DType::F64; };
   static Grads vjp(OpNode<AstypeRule>& n, const Var& g) { return {astype(g, n.attrs.from)}; }
   static Var jvp(OpNode<AstypeRule>& n, const Grads& t, int) { return astype(t[0], n.attrs.to); }
@@ -257,6 +260,7 @@ Var binary_op(const Var& a0, const Var& b0, BinaryOp k) {
 
 #define TG_BINARY_RULE(NAME)                                                                      \
   static constexpr const char* name = NAME;                                                     \
+  static constexpr bool pointwise = true;                                                       \
   using Attrs = BinaryAttrs;                                                                    \
   static Grads vjp(OpNode<Rule>& n, const Var& g) { return binary_vjp<Rule>(n, g); }           \
   static Var jvp(OpNode<Rule>& n, const Grads& t, int nb) { return binary_jvp<Rule>(n, t, nb); }
@@ -335,6 +339,7 @@ using MinimumRule = ExtremumPairRule<BinaryOp::MinWeight>;
 // where(cond, a, b): linear in (a, b); the gradient goes to the selected operand.
 struct WhereRule {
   static constexpr const char* name = "where";
+  static constexpr bool pointwise = true;
   struct Attrs { Tensor cond; Shape a_shape, b_shape; };
   static Grads vjp(OpNode<WhereRule>& n, const Var& g) {
     int nb = n.batch_dims(g);
@@ -444,6 +449,7 @@ struct LogSoftmaxRule {
 // ---------------------------------------------------------------------------
 struct ReshapeRule {
   static constexpr const char* name = "reshape";
+  static constexpr bool pointwise = true;
   struct Attrs { Shape in_shape; };
   static Grads vjp(OpNode<ReshapeRule>& n, const Var& g) { return {reshape(g, with_batch(g, n.batch_dims(g), n.attrs.in_shape))}; }
   static Var jvp(OpNode<ReshapeRule>& n, const Grads& t, int nb) { return reshape(t[0], with_batch(t[0], nb, n.out_shape)); }
@@ -571,6 +577,39 @@ struct MatmulRule {
     size_t nd = n.out_shape.size();
     return add_opt(t[0] ? matmul_t(lift(t[0], nb, nd), n.get(1), a.ta, a.tb) : nullptr,
                    t[1] ? matmul_t(n.get(0), lift(t[1], nb, nd), a.ta, a.tb) : nullptr);
+  }
+  // Structured batches (jacobian's basis directions, see Node::pointwise):
+  // when one operand is a vector, the diagonal batch diag(d)[start:stop]
+  // times the matrix is the matrix's rows or columns scaled by d, a copy
+  // instead of a GEMM with the identity. Other cases densify.
+  static Var scaled_rows(const Var& m, const Var& d, int64_t start, int64_t stop) {
+    int64_t k = stop - start;
+    Var dk = reshape(narrow(reshape(d, Shape{d->data.numel()}), 0, start, k), Shape{k, 1});
+    return mul(narrow(m, 0, start, k), dk);
+  }
+  static Grads vjp_diag(OpNode<MatmulRule>& n, const Var& d, int64_t start, int64_t stop) {
+    const Attrs& t = n.attrs;
+    if (t.ta || t.tb || n.out_shape.size() != 2) return {};
+    int64_t M = n.out_shape[0], N = n.out_shape[1], k = stop - start;
+    if (N == 1 && !n.needs(0)) {  // y = A x: row b of the gradient of x is d_b A[b, :]
+      Var rows = scaled_rows(n.get(0), d, start, stop);
+      return {nullptr, reshape(rows, Shape{k, rows->shape()[1], 1})};
+    }
+    if (M == 1 && !n.needs(1)) {  // y = x B: row b of the gradient of x is d_b B[:, b]
+      Var rows = scaled_rows(transpose(n.get(1), std::nullopt), d, start, stop);
+      return {reshape(rows, Shape{k, 1, rows->shape()[1]}), nullptr};
+    }
+    return {};
+  }
+  static Var jvp_diag(OpNode<MatmulRule>& n, size_t i, const Var& d, int64_t start, int64_t stop) {
+    const Attrs& t = n.attrs;
+    if (t.ta || t.tb || n.out_shape.size() != 2) return nullptr;
+    int64_t M = n.out_shape[0], N = n.out_shape[1], k = stop - start;
+    if (i == 1 && N == 1)  // y = A x: tangent b is d_b A[:, b]
+      return reshape(scaled_rows(transpose(n.get(0), std::nullopt), d, start, stop), Shape{k, M, 1});
+    if (i == 0 && M == 1)  // y = x B: tangent b is d_b B[b, :]
+      return reshape(scaled_rows(n.get(1), d, start, stop), Shape{k, 1, N});
+    return nullptr;
   }
 };
 

@@ -249,7 +249,10 @@ def jacobian(f, x, *, mode="auto", chunk_size=None):
             cols = []
             for start in range(0, n, step):
                 stop = min(n, start + step)
-                (t,) = _core._forward([out], [v], [_basis(n, start, stop, v.shape, v.dtype)], 1, nested)
+                if nested:
+                    (t,) = _core._forward([out], [v], [_basis(n, start, stop, v.shape, v.dtype)], 1, True)
+                else:  # the sweep keeps the identity seed structured (no n x n array)
+                    t = _core._forward_basis(out, v, start, stop)
                 cols.append(t)
             jacs.append(_assemble(cols, n, out.shape, v.shape, nested, forward=True, dtype=dt))
     else:
@@ -257,7 +260,10 @@ def jacobian(f, x, *, mode="auto", chunk_size=None):
         rows = [[] for _ in xs]
         for start in range(0, m, step):
             stop = min(m, start + step)
-            gs = _core._grad([out], xs, [_basis(m, start, stop, out.shape, out.dtype)], True, nested, 1)
+            if nested:
+                gs = _core._grad([out], xs, [_basis(m, start, stop, out.shape, out.dtype)], True, True, 1)
+            else:  # the sweep keeps the identity seed structured (no m x m array)
+                gs = _core._grad_basis(out, xs, start, stop, True)
             for i, (g, v) in enumerate(zip(gs, xs)):
                 if g is None:
                     g = np.zeros((stop - start,) + v.shape, dtype=v.dtype)

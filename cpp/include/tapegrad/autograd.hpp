@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "tapegrad/pool.hpp"
@@ -95,6 +96,25 @@ struct Node : std::enable_shared_from_this<Node> {
   int batch_dims(const Var& g) const { return static_cast<int>(g->shape().size() - out_shape.size()); }
   virtual bool is_accumulator() const { return false; }
 
+  // Structured batches. jacobian() seeds a sweep with a chunk of the identity:
+  // batch element b is e_{start+b}. The sweep keeps such a batch as one vector
+  // d (element b is d[start+b]·e_{start+b}, a chunk of diag(d)) while it
+  // passes ops that act position by position, and makes it dense at the first
+  // op that mixes positions, where a rule may do that more cheaply than its
+  // dense form (matmul with a vector: a scaled copy instead of a GEMM with the
+  // identity). See Basis.
+  //
+  // True when output position i depends only on position i of each input of
+  // the output's size (elementwise ops, reshape, astype): vjp/jvp applied to d
+  // alone (no batch axes) then give the diagonal batch's d for each input.
+  virtual bool pointwise() const { return false; }
+  // Dense gradients (batch axis first) from the diagonal cotangent d of shape
+  // out_shape; empty when the rule has no form cheaper than densifying.
+  virtual Grads vjp_diag(const Var& d, int64_t start, int64_t stop) { return {}; }
+  // Dense output tangent when input `i` alone carries the diagonal tangent d
+  // (its shape); null when the rule has no form cheaper than densifying.
+  virtual Var jvp_diag(size_t i, const Var& d, int64_t start, int64_t stop) { return nullptr; }
+
   bool needs(size_t i) const { return i < next.size() && next[i] != nullptr; }
   // A saved value as a Variable. Under create_graph it is reconnected to the
   // graph (input i through edge i, the output through this node) so that
@@ -115,14 +135,31 @@ struct AccumulateGrad final : Node {
   bool is_accumulator() const override { return true; }
 };
 
+// Optional parts of a rule: `static constexpr bool pointwise = true`, and
+// static vjp_diag / jvp_diag (see Node).
+template <class R, class = void> struct rule_is_pointwise : std::false_type {};
+template <class R> struct rule_is_pointwise<R, std::void_t<decltype(R::pointwise)>> : std::bool_constant<R::pointwise> {};
+template <class R, class = void> struct rule_has_diag : std::false_type {};
+template <class R> struct rule_has_diag<R, std::void_t<decltype(&R::vjp_diag), decltype(&R::jvp_diag)>> : std::true_type {};
+
 // The generic node of an op: the op's rule struct provides `name`, an
-// `Attrs` struct and a static `vjp(OpNode&, grad)` next to its forward.
+// `Attrs` struct and static `vjp(OpNode&, grad)` and `jvp(OpNode&, tangents,
+// nb)` next to its forward.
 template <class Rule>
 struct OpNode final : Node {
   typename Rule::Attrs attrs;
   const char* name() const override { return Rule::name; }
   Grads vjp(const Var& grad) override { return Rule::vjp(*this, grad); }
   Var jvp(const Grads& tangents, int nb) override { return Rule::jvp(*this, tangents, nb); }
+  bool pointwise() const override { return rule_is_pointwise<Rule>::value; }
+  Grads vjp_diag(const Var& d, int64_t start, int64_t stop) override {
+    if constexpr (rule_has_diag<Rule>::value) return Rule::vjp_diag(*this, d, start, stop);
+    return {};
+  }
+  Var jvp_diag(size_t i, const Var& d, int64_t start, int64_t stop) override {
+    if constexpr (rule_has_diag<Rule>::value) return Rule::jvp_diag(*this, i, d, start, stop);
+    return nullptr;
+  }
 };
 
 // Creates an op's result, and its node when recording is on and an input
@@ -170,9 +207,17 @@ struct Recorder {
 };
 
 // ----- the reverse sweep ---------------------------------------------------
+// A sweep seeded with rows start..stop of the identity (jacobian's basis
+// directions, one batch axis), kept structured while it can (see Node).
+struct Basis {
+  int64_t start = 0, stop = -1;
+  bool active() const { return stop >= 0; }
+};
+
 struct BackwardOptions {
   bool retain_graph = false;
   bool create_graph = false;
+  Basis basis;  // when active: one root, no seeds, inputs given, no create_graph
 };
 
 // What a sweep produced for `.grad` fields: (Variable, gradient) pairs, in
@@ -200,7 +245,9 @@ void accumulate_grads(GradUpdates& updates);
 // leading batch axes (k directions in one sweep): shape batch + input
 // shape; results are batch + output shape. Under `create_graph` the sweep
 // is recorded (its results can be differentiated again).
+// With `basis` active, `inputs` holds one Variable, `tangents` is empty and
+// the tangents are rows basis.start..stop of the identity (nb = 1).
 std::vector<Var> forward(const std::vector<Var>& outputs, const std::vector<Var>& inputs,
-                         const std::vector<Var>& tangents, int nb, bool create_graph);
+                         const std::vector<Var>& tangents, int nb, bool create_graph, Basis basis = {});
 
 }  // namespace tg

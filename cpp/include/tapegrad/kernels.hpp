@@ -51,6 +51,10 @@ Tensor matmul(const Tensor& a, const Tensor& b, bool ta, bool tb);
 Tensor gather(const Tensor& x, const Tensor& index, const Shape& out_shape);
 Tensor scatter_add(const Tensor& src, const Tensor& index, const Shape& out_shape);
 
+// Rows start..stop of diag(d) over d's flat positions: shape
+// (stop - start,) + d.shape, element b holding d[start+b] at position start+b.
+Tensor diag_rows(const Tensor& d, int64_t start, int64_t stop);
+
 Tensor concat(const std::vector<Tensor>& xs, int64_t axis);
 Tensor narrow(const Tensor& x, int64_t axis, int64_t start, int64_t length);
 Tensor pad_axis(const Tensor& x, int64_t axis, int64_t start, int64_t total);
