@@ -13,6 +13,7 @@
 
 #include "tapegrad/autograd.hpp"
 #include "tapegrad/kernels.hpp"
+#include "simd/isa.hpp"
 #include "tapegrad/ops.hpp"
 #include "tapegrad/optim.hpp"
 
@@ -961,6 +962,23 @@ tapegrad.from_numpy(arr) to share a NumPy array's buffer instead.
       }, py::arg("output"), py::arg("input"), py::arg("start"), py::arg("stop"),
       "Columns start..stop of the Jacobian of output with respect to input (batch axis first), one forward "
       "sweep seeded with those rows of the identity.");
+
+  m.def("_isa", []() { return std::string(kern::isa_name()); },
+        "The instruction set of the elementwise loops in use: 'avx2' or 'baseline'.");
+  m.def("_set_isa", [](const std::string& name) {
+        if (!kern::set_isa(name.c_str()))
+          throw value_error("_set_isa: unknown instruction set or not supported by this CPU: '" + name + "'");
+      }, py::arg("name"), "Switch the elementwise loops ('baseline' or 'avx2'); for tests.");
+  m.def("_buffer_cache_stats", []() {
+        BufferCacheStats s = buffer_cache_stats();
+        py::dict d;
+        d["cached_bytes"] = s.cached_bytes;
+        d["in_use_bytes"] = s.in_use_bytes;
+        d["system_allocs"] = s.system_allocs;
+        d["reuses"] = s.reuses;
+        return d;
+      }, "Counters of the buffer cache (tensor.hpp): bytes cached and in use, buffers got from the system, reuses.");
+  m.def("_empty_buffer_cache", &empty_buffer_cache, "Return every cached free buffer to the system.");
 
   m.def("set_num_threads", [](int n) {
         if (n < 1) throw value_error("set_num_threads: n must be >= 1, got " + std::to_string(n));

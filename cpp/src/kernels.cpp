@@ -8,6 +8,8 @@
 
 #include <cblas.h>
 
+#include "simd/isa.hpp"
+
 namespace tg::kern {
 
 // ---------------------------------------------------------------------------
@@ -108,43 +110,15 @@ static void nd_loop(const Shape& shape, std::array<std::vector<int64_t>, N> stri
 // Unary elementwise
 // ---------------------------------------------------------------------------
 
-template <class T>
-static inline T sigmoid_f(T x) {
-  // Stable on both sides: never exp of a large positive number.
-  if (x >= 0) return T(1) / (T(1) + std::exp(-x));
-  T e = std::exp(x);
-  return e / (T(1) + e);
-}
-
-template <class T, class F>
-static void map1(const T* x, T* y, int64_t n, F f) {
-  for (int64_t i = 0; i < n; ++i) y[i] = f(x[i]);
-}
-
 Tensor unary(UnaryOp op, const Tensor& x) {
   Tensor y = Tensor::empty(x.shape, x.dtype);
   int64_t n = x.numel();
-  TG_DISPATCH_FLOAT(x.dtype, "unary", {
-    const T* a = x.ptr<T>();
-    T* o = y.ptr<T>();
-    switch (op) {
-      case UnaryOp::Neg: map1(a, o, n, [](T v) { return -v; }); break;
-      case UnaryOp::Exp: map1(a, o, n, [](T v) { return std::exp(v); }); break;
-      case UnaryOp::Log: map1(a, o, n, [](T v) { return std::log(v); }); break;
-      case UnaryOp::Log1p: map1(a, o, n, [](T v) { return std::log1p(v); }); break;
-      case UnaryOp::Sqrt: map1(a, o, n, [](T v) { return std::sqrt(v); }); break;
-      case UnaryOp::Sin: map1(a, o, n, [](T v) { return std::sin(v); }); break;
-      case UnaryOp::Cos: map1(a, o, n, [](T v) { return std::cos(v); }); break;
-      case UnaryOp::Tanh: map1(a, o, n, [](T v) { return std::tanh(v); }); break;
-      case UnaryOp::Sigmoid: map1(a, o, n, [](T v) { return sigmoid_f(v); }); break;
-      case UnaryOp::Relu: map1(a, o, n, [](T v) { return v > T(0) ? v : (v != v ? v : T(0)); }); break;
-      case UnaryOp::Abs: map1(a, o, n, [](T v) { return std::fabs(v); }); break;
-      case UnaryOp::Sign: map1(a, o, n, [](T v) { return v > T(0) ? T(1) : (v < T(0) ? T(-1) : (v != v ? v : T(0))); }); break;
-      case UnaryOp::Reciprocal: map1(a, o, n, [](T v) { return T(1) / v; }); break;
-      case UnaryOp::Square: map1(a, o, n, [](T v) { return v * v; }); break;
-      case UnaryOp::ReluMask: map1(a, o, n, [](T v) { return v > T(0) ? T(1) : T(0); }); break;
-    }
-  });
+  const IsaKernels& k = isa();
+  switch (x.dtype) {
+    case DType::F32: k.unary_f32(op, x.ptr<float>(), y.ptr<float>(), n); break;
+    case DType::F64: k.unary_f64(op, x.ptr<double>(), y.ptr<double>(), n); break;
+    default: throw type_error(std::string("unary: expected a float dtype, got ") + dtype_name(x.dtype));
+  }
   return y;
 }
 
@@ -152,70 +126,30 @@ Tensor unary(UnaryOp op, const Tensor& x) {
 // Binary elementwise with broadcasting
 // ---------------------------------------------------------------------------
 
-template <class T>
-struct BinFns {
-  static T add(T a, T b) { return a + b; }
-  static T sub(T a, T b) { return a - b; }
-  static T mul(T a, T b) { return a * b; }
-  static T div(T a, T b) { return a / b; }
-  static T pow(T a, T b) { return b == T(2) ? a * a : std::pow(a, b); }
-  // NaN-propagating like np.maximum / np.minimum.
-  static T maximum(T a, T b) { return (a > b || a != a) ? a : b; }
-  static T minimum(T a, T b) { return (a < b || a != a) ? a : b; }
-  static T max_weight(T a, T b) { return a > b ? T(1) : (a == b ? T(0.5) : T(0)); }
-  static T min_weight(T a, T b) { return a < b ? T(1) : (a == b ? T(0.5) : T(0)); }
-  static T tanh_grad(T g, T y) { return g * (T(1) - y * y); }
-  static T sigmoid_grad(T g, T s) { return g * (s * (T(1) - s)); }
-};
-
-template <class T, class F>
-static inline void bin_run(T* o, int64_t so, const T* a, int64_t sa, const T* b, int64_t sb, int64_t n, F f) {
-  // Contiguous fast paths are what the compiler vectorizes.
-  if (so == 1 && sa == 1 && sb == 1) {
-    for (int64_t i = 0; i < n; ++i) o[i] = f(a[i], b[i]);
-  } else if (so == 1 && sa == 1 && sb == 0) {
-    const T bv = *b;
-    for (int64_t i = 0; i < n; ++i) o[i] = f(a[i], bv);
-  } else if (so == 1 && sa == 0 && sb == 1) {
-    const T av = *a;
-    for (int64_t i = 0; i < n; ++i) o[i] = f(av, b[i]);
-  } else {
-    for (int64_t i = 0; i < n; ++i) o[i * so] = f(a[i * sa], b[i * sb]);
-  }
+// One innermost run of a broadcast binary op, through the ISA's loops.
+static inline void bin_run(BinaryOp op, float* o, int64_t so, const float* a, int64_t sa, const float* b, int64_t sb,
+                           int64_t n) {
+  isa().binary_f32(op, o, so, a, sa, b, sb, n);
+}
+static inline void bin_run(BinaryOp op, double* o, int64_t so, const double* a, int64_t sa, const double* b,
+                           int64_t sb, int64_t n) {
+  isa().binary_f64(op, o, so, a, sa, b, sb, n);
 }
 
-template <class T, class F>
-static void bin_loop(const Tensor& out, const Tensor& a, const Tensor& b, F f) {
+template <class T>
+static void bin_dispatch(BinaryOp op, const Tensor& out, const Tensor& a, const Tensor& b) {
   T* po = out.ptr<T>();
   const T* pa = a.ptr<T>();
   const T* pb = b.ptr<T>();
   if (a.shape == out.shape && b.shape == out.shape) {
-    bin_run<T>(po, 1, pa, 1, pb, 1, out.numel(), f);
+    bin_run(op, po, 1, pa, 1, pb, 1, out.numel());
     return;
   }
   std::array<std::vector<int64_t>, 3> st{contiguous_strides(out.shape), broadcast_strides(a.shape, out.shape),
                                          broadcast_strides(b.shape, out.shape)};
   nd_loop<3>(out.shape, st, [&](const std::array<int64_t, 3>& off, int64_t n, const std::array<int64_t, 3>& in) {
-    bin_run<T>(po + off[0], in[0], pa + off[1], in[1], pb + off[2], in[2], n, f);
+    bin_run(op, po + off[0], in[0], pa + off[1], in[1], pb + off[2], in[2], n);
   });
-}
-
-template <class T>
-static void bin_dispatch(BinaryOp op, const Tensor& out, const Tensor& a, const Tensor& b) {
-  using B = BinFns<T>;
-  switch (op) {
-    case BinaryOp::Add: bin_loop<T>(out, a, b, B::add); break;
-    case BinaryOp::Sub: bin_loop<T>(out, a, b, B::sub); break;
-    case BinaryOp::Mul: bin_loop<T>(out, a, b, B::mul); break;
-    case BinaryOp::Div: bin_loop<T>(out, a, b, B::div); break;
-    case BinaryOp::Pow: bin_loop<T>(out, a, b, B::pow); break;
-    case BinaryOp::Maximum: bin_loop<T>(out, a, b, B::maximum); break;
-    case BinaryOp::Minimum: bin_loop<T>(out, a, b, B::minimum); break;
-    case BinaryOp::MaxWeight: bin_loop<T>(out, a, b, B::max_weight); break;
-    case BinaryOp::MinWeight: bin_loop<T>(out, a, b, B::min_weight); break;
-    case BinaryOp::TanhGrad: bin_loop<T>(out, a, b, B::tanh_grad); break;
-    case BinaryOp::SigmoidGrad: bin_loop<T>(out, a, b, B::sigmoid_grad); break;
-  }
 }
 
 static void check_same_float(const Tensor& a, const Tensor& b, const char* opname) {
@@ -310,6 +244,9 @@ Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b, const char* o
 // Reductions (keepdims form)
 // ---------------------------------------------------------------------------
 
+static inline double isa_sum(const float* a, int64_t n) { return isa().sum_f32(a, n); }
+static inline double isa_sum(const double* a, int64_t n) { return isa().sum_f64(a, n); }
+
 Tensor reduce(ReduceOp op, const Tensor& x, const std::vector<bool>& axes, const char* opname) {
   Shape out_shape = x.shape;
   for (size_t d = 0; d < axes.size(); ++d)
@@ -337,14 +274,12 @@ Tensor reduce(ReduceOp op, const Tensor& x, const std::vector<bool>& axes, const
       T* o = po + off[1];
       int64_t sa = in[0], so = in[1];
       if (op == ReduceOp::Sum) {
-        if (so == 0) {
-          Acc s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-          int64_t i = 0;
-          if (sa == 1) {
-            for (; i + 4 <= n; i += 4) { s0 += a[i]; s1 += a[i + 1]; s2 += a[i + 2]; s3 += a[i + 3]; }
-          }
-          for (; i < n; ++i) s0 += a[i * sa];
-          *o = T(Acc(*o) + ((s0 + s1) + (s2 + s3)));
+        if (so == 0 && sa == 1) {
+          *o = T(Acc(*o) + isa_sum(a, n));
+        } else if (so == 0) {
+          Acc s0 = 0;
+          for (int64_t i = 0; i < n; ++i) s0 += a[i * sa];
+          *o = T(Acc(*o) + s0);
         } else if (sa == 1 && so == 1) {
           for (int64_t i = 0; i < n; ++i) o[i] += a[i];
         } else {

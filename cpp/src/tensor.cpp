@@ -2,7 +2,10 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <mutex>
 #include <new>
+#include <unordered_map>
+#include <vector>
 
 #include "tapegrad/pool.hpp"
 
@@ -41,6 +44,100 @@ Storage::~Storage() {
 
 static void free_owned(void* data, void*) { std::free(data); }
 
+// ----- the buffer cache (see tensor.hpp) -----------------------------------
+namespace {
+constexpr size_t kCacheMinBytes = 4096;
+
+// The size class of n bytes: n rounded up to a quarter of its power of two
+// (at most 25% waste), and to 64 bytes (aligned_alloc needs a multiple).
+size_t size_class(size_t n) {
+  size_t r = (n + 63) / 64 * 64;
+  if (r <= kCacheMinBytes) return r;
+  size_t p = size_t(1) << (63 - __builtin_clzll(r - 1));  // p < r <= 2p
+  size_t step = p / 4;
+  return (r + step - 1) / step * step;
+}
+
+struct BufferCache {
+  std::mutex mu;
+  std::unordered_map<size_t, std::vector<void*>> free_lists;
+  BufferCacheStats stats;
+  size_t limit;
+
+  BufferCache() {
+    const char* env = std::getenv("TAPEGRAD_CACHE_LIMIT_MB");
+    long long mb = env ? std::atoll(env) : 1024;
+    limit = mb < 0 ? 0 : static_cast<size_t>(mb) << 20;
+  }
+  void* take(size_t cls) {
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      stats.in_use_bytes += cls;
+      auto it = free_lists.find(cls);
+      if (it != free_lists.end() && !it->second.empty()) {
+        void* p = it->second.back();
+        it->second.pop_back();
+        stats.cached_bytes -= cls;
+        ++stats.reuses;
+        return p;
+      }
+      ++stats.system_allocs;
+    }
+    void* p = std::aligned_alloc(64, cls);
+    if (!p) {
+      // Out of memory: give the cached buffers back and try once more.
+      empty();
+      p = std::aligned_alloc(64, cls);
+      if (!p) {
+        std::lock_guard<std::mutex> lock(mu);
+        stats.in_use_bytes -= cls;
+        throw std::bad_alloc();
+      }
+    }
+    return p;
+  }
+  void give(void* p, size_t cls) {
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      stats.in_use_bytes -= cls;
+      if (stats.cached_bytes + cls <= limit) {
+        free_lists[cls].push_back(p);
+        stats.cached_bytes += cls;
+        return;
+      }
+    }
+    std::free(p);
+  }
+  void empty() {
+    std::vector<void*> all;
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      for (auto& [cls, list] : free_lists) all.insert(all.end(), list.begin(), list.end());
+      free_lists.clear();
+      stats.cached_bytes = 0;
+    }
+    for (void* p : all) std::free(p);
+  }
+};
+
+// Never destroyed: Storages may be freed during interpreter shutdown, after
+// static destructors have run.
+BufferCache& cache() {
+  static BufferCache* c = new BufferCache();
+  return *c;
+}
+
+void free_cached(void* data, void* ctx) { cache().give(data, reinterpret_cast<size_t>(ctx)); }
+}  // namespace
+
+BufferCacheStats buffer_cache_stats() {
+  BufferCache& c = cache();
+  std::lock_guard<std::mutex> lock(c.mu);
+  return c.stats;
+}
+
+void empty_buffer_cache() { cache().empty(); }
+
 std::shared_ptr<Storage> Storage::allocate(size_t nbytes) {
   if (nbytes <= kInlineBytes) {
     auto s = make_pooled<Storage>();
@@ -48,16 +145,19 @@ std::shared_ptr<Storage> Storage::allocate(size_t nbytes) {
     s->nbytes = nbytes;
     return s;
   }
-  // 64-byte aligned so kernels can use aligned vector loads; aligned_alloc
-  // needs a size that is a multiple of the alignment.
-  size_t rounded = (nbytes + 63) / 64 * 64;
-  if (rounded == 0) rounded = 64;
-  void* p = std::aligned_alloc(64, rounded);
-  if (!p) throw std::bad_alloc();
+  // 64-byte aligned so kernels can use aligned vector loads.
+  size_t cls = size_class(nbytes);
   auto s = make_pooled<Storage>();
-  s->data = p;
   s->nbytes = nbytes;
-  s->deleter = &free_owned;
+  if (cls <= kCacheMinBytes) {
+    s->data = std::aligned_alloc(64, cls);
+    if (!s->data) throw std::bad_alloc();
+    s->deleter = &free_owned;
+  } else {
+    s->data = cache().take(cls);
+    s->deleter = &free_cached;
+    s->ctx = reinterpret_cast<void*>(cls);
+  }
   return s;
 }
 

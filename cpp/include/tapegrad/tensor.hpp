@@ -61,9 +61,24 @@ struct Storage {
   Storage& operator=(const Storage&) = delete;
   ~Storage();
 
+  // Owned memory: inline for <= kInlineBytes, else from the buffer cache.
   static std::shared_ptr<Storage> allocate(size_t nbytes);
   static std::shared_ptr<Storage> borrow(void* data, size_t nbytes, Deleter d, void* ctx, bool readonly);
 };
+
+// The buffer cache. Buffers above a few KiB are not returned to the system
+// when freed but kept by size class (4 classes per power of two) for the
+// next allocation of that class: a training loop allocates the same sizes
+// every step, so after the first step it asks the OS for no new memory and
+// takes no page faults. Bounded (TAPEGRAD_CACHE_LIMIT_MB, default 1024).
+struct BufferCacheStats {
+  size_t cached_bytes = 0;     // free buffers held for reuse
+  size_t in_use_bytes = 0;     // cache-class buffers owned by live Storages
+  uint64_t system_allocs = 0;  // buffers the cache had to get from the system
+  uint64_t reuses = 0;         // allocations served from the cache
+};
+BufferCacheStats buffer_cache_stats();
+void empty_buffer_cache();  // returns every cached buffer to the system
 
 struct Tensor {
   std::shared_ptr<Storage> storage;

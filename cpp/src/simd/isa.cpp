@@ -1,0 +1,42 @@
+#include "simd/isa.hpp"
+
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
+
+namespace tg::kern {
+
+static bool cpu_has_avx2() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#else
+  return false;
+#endif
+}
+
+static const IsaKernels* initial() {
+  const char* env = std::getenv("TAPEGRAD_ISA");
+  if (env && std::strcmp(env, "baseline") == 0) return &kBaselineKernels;
+  return cpu_has_avx2() ? &kAvx2Kernels : &kBaselineKernels;
+}
+
+static std::atomic<const IsaKernels*> g_isa{initial()};
+
+const IsaKernels& isa() { return *g_isa.load(std::memory_order_relaxed); }
+
+bool set_isa(const char* name) {
+  if (std::strcmp(name, "baseline") == 0) {
+    g_isa = &kBaselineKernels;
+    return true;
+  }
+  if (std::strcmp(name, "avx2") == 0 && cpu_has_avx2()) {
+    g_isa = &kAvx2Kernels;
+    return true;
+  }
+  return false;
+}
+
+const char* isa_name() { return isa().name; }
+
+}  // namespace tg::kern

@@ -1,0 +1,44 @@
+// Run-time choice of the elementwise loops' instruction set (see loops.hpp).
+#pragma once
+
+#include <cstdint>
+
+#include "tapegrad/kernels.hpp"
+
+namespace tg::kern {
+
+struct IsaKernels {
+  const char* name;
+  void (*unary_f32)(UnaryOp, const float*, float*, int64_t);
+  void (*unary_f64)(UnaryOp, const double*, double*, int64_t);
+  void (*binary_f32)(BinaryOp, float*, int64_t, const float*, int64_t, const float*, int64_t, int64_t);
+  void (*binary_f64)(BinaryOp, double*, int64_t, const double*, int64_t, const double*, int64_t, int64_t);
+  double (*sum_f32)(const float*, int64_t);   // accumulated in double
+  double (*sum_f64)(const double*, int64_t);
+};
+
+// The table in use: AVX2+FMA when the CPU has them, else baseline x86-64;
+// TAPEGRAD_ISA=baseline in the environment forces the baseline.
+const IsaKernels& isa();
+// Switches the table ("baseline" or "avx2"); false if the CPU lacks it.
+// For tests that compare the two builds of every loop.
+bool set_isa(const char* name);
+const char* isa_name();
+
+// Defined in loops_baseline.cpp / loops_avx2.cpp.
+extern const IsaKernels kBaselineKernels;
+extern const IsaKernels kAvx2Kernels;
+
+}  // namespace tg::kern
+
+// Each loops_*.cpp instantiates the table for its TG_ISA namespace.
+#define TG_DEFINE_ISA_KERNELS(VAR, NAME)                                                        \
+  namespace tg::kern {                                                                         \
+  const IsaKernels VAR = {NAME,                                                                \
+                          &TG_ISA::unary<float>,                                               \
+                          &TG_ISA::unary<double>,                                              \
+                          &TG_ISA::binary<float>,                                              \
+                          &TG_ISA::binary<double>,                                             \
+                          &TG_ISA::sum_run<float, double>,                                     \
+                          &TG_ISA::sum_run<double, double>};                                   \
+  }

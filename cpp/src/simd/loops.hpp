@@ -1,0 +1,133 @@
+// Elementwise inner loops, compiled once per instruction set.
+//
+// This header is included by loops_baseline.cpp (plain x86-64: SSE2) and
+// loops_avx2.cpp (-mavx2 -mfma), each with TG_ISA naming its own namespace;
+// kernels.cpp picks one table at run time from what the CPU supports
+// (isa.hpp). Both builds use -ffp-contract=off and no fast-math, so they give
+// bit-identical IEEE results: only the vector width differs.
+//
+// Everything here lives in tg::kern::TG_ISA and uses compiler builtins for
+// libm, so no inline function compiled for AVX2 can be shared (ODR-merged)
+// with code that runs on a CPU without it.
+#include <cstdint>
+
+#include "tapegrad/kernels.hpp"
+
+#ifndef TG_ISA
+#error "define TG_ISA before including simd/loops.hpp"
+#endif
+
+namespace tg::kern::TG_ISA {
+
+inline float m_exp(float x) { return __builtin_expf(x); }
+inline double m_exp(double x) { return __builtin_exp(x); }
+inline float m_log(float x) { return __builtin_logf(x); }
+inline double m_log(double x) { return __builtin_log(x); }
+inline float m_log1p(float x) { return __builtin_log1pf(x); }
+inline double m_log1p(double x) { return __builtin_log1p(x); }
+inline float m_sqrt(float x) { return __builtin_sqrtf(x); }
+inline double m_sqrt(double x) { return __builtin_sqrt(x); }
+inline float m_sin(float x) { return __builtin_sinf(x); }
+inline double m_sin(double x) { return __builtin_sin(x); }
+inline float m_cos(float x) { return __builtin_cosf(x); }
+inline double m_cos(double x) { return __builtin_cos(x); }
+inline float m_tanh(float x) { return __builtin_tanhf(x); }
+inline double m_tanh(double x) { return __builtin_tanh(x); }
+inline float m_pow(float x, float y) { return __builtin_powf(x, y); }
+inline double m_pow(double x, double y) { return __builtin_pow(x, y); }
+inline float m_fabs(float x) { return __builtin_fabsf(x); }
+inline double m_fabs(double x) { return __builtin_fabs(x); }
+
+template <class T>
+inline T sigmoid(T x) {
+  // Stable on both sides: never exp of a large positive number.
+  if (x >= 0) return T(1) / (T(1) + m_exp(-x));
+  T e = m_exp(x);
+  return e / (T(1) + e);
+}
+
+template <class T, class F>
+inline void map1(const T* __restrict x, T* __restrict y, int64_t n, F f) {
+  for (int64_t i = 0; i < n; ++i) y[i] = f(x[i]);
+}
+// In place (x == y) is allowed: the same loop without __restrict.
+template <class T, class F>
+inline void map1_alias(const T* x, T* y, int64_t n, F f) {
+  for (int64_t i = 0; i < n; ++i) y[i] = f(x[i]);
+}
+
+template <class T>
+void unary(UnaryOp op, const T* a, T* o, int64_t n) {
+  auto run = [&](auto f) {
+    if (a == o) map1_alias(a, o, n, f);
+    else map1(a, o, n, f);
+  };
+  switch (op) {
+    case UnaryOp::Neg: run([](T v) { return -v; }); break;
+    case UnaryOp::Exp: run([](T v) { return m_exp(v); }); break;
+    case UnaryOp::Log: run([](T v) { return m_log(v); }); break;
+    case UnaryOp::Log1p: run([](T v) { return m_log1p(v); }); break;
+    case UnaryOp::Sqrt: run([](T v) { return m_sqrt(v); }); break;
+    case UnaryOp::Sin: run([](T v) { return m_sin(v); }); break;
+    case UnaryOp::Cos: run([](T v) { return m_cos(v); }); break;
+    case UnaryOp::Tanh: run([](T v) { return m_tanh(v); }); break;
+    case UnaryOp::Sigmoid: run([](T v) { return sigmoid(v); }); break;
+    case UnaryOp::Relu: run([](T v) { return v > T(0) ? v : (v != v ? v : T(0)); }); break;
+    case UnaryOp::Abs: run([](T v) { return m_fabs(v); }); break;
+    case UnaryOp::Sign: run([](T v) { return v > T(0) ? T(1) : (v < T(0) ? T(-1) : (v != v ? v : T(0))); }); break;
+    case UnaryOp::Reciprocal: run([](T v) { return T(1) / v; }); break;
+    case UnaryOp::Square: run([](T v) { return v * v; }); break;
+    case UnaryOp::ReluMask: run([](T v) { return v > T(0) ? T(1) : T(0); }); break;
+  }
+}
+
+// o[i*so] = f(a[i*sa], b[i*sb]); the contiguous and scalar-operand cases are
+// the loops the compiler vectorizes. o may alias a or b exactly (in place).
+template <class T, class F>
+inline void bin_run(T* o, int64_t so, const T* a, int64_t sa, const T* b, int64_t sb, int64_t n, F f) {
+  if (so == 1 && sa == 1 && sb == 1) {
+    for (int64_t i = 0; i < n; ++i) o[i] = f(a[i], b[i]);
+  } else if (so == 1 && sa == 1 && sb == 0) {
+    const T bv = *b;
+    for (int64_t i = 0; i < n; ++i) o[i] = f(a[i], bv);
+  } else if (so == 1 && sa == 0 && sb == 1) {
+    const T av = *a;
+    for (int64_t i = 0; i < n; ++i) o[i] = f(av, b[i]);
+  } else {
+    for (int64_t i = 0; i < n; ++i) o[i * so] = f(a[i * sa], b[i * sb]);
+  }
+}
+
+template <class T>
+void binary(BinaryOp op, T* o, int64_t so, const T* a, int64_t sa, const T* b, int64_t sb, int64_t n) {
+  auto run = [&](auto f) { bin_run<T>(o, so, a, sa, b, sb, n, f); };
+  switch (op) {
+    case BinaryOp::Add: run([](T x, T y) { return x + y; }); break;
+    case BinaryOp::Sub: run([](T x, T y) { return x - y; }); break;
+    case BinaryOp::Mul: run([](T x, T y) { return x * y; }); break;
+    case BinaryOp::Div: run([](T x, T y) { return x / y; }); break;
+    case BinaryOp::Pow: run([](T x, T y) { return y == T(2) ? x * x : m_pow(x, y); }); break;
+    // NaN-propagating like np.maximum / np.minimum.
+    case BinaryOp::Maximum: run([](T x, T y) { return (x > y || x != x) ? x : y; }); break;
+    case BinaryOp::Minimum: run([](T x, T y) { return (x < y || x != x) ? x : y; }); break;
+    case BinaryOp::MaxWeight: run([](T x, T y) { return x > y ? T(1) : (x == y ? T(0.5) : T(0)); }); break;
+    case BinaryOp::MinWeight: run([](T x, T y) { return x < y ? T(1) : (x == y ? T(0.5) : T(0)); }); break;
+    case BinaryOp::TanhGrad: run([](T g, T y) { return g * (T(1) - y * y); }); break;
+    case BinaryOp::SigmoidGrad: run([](T g, T s) { return g * (s * (T(1) - s)); }); break;
+  }
+}
+
+// Sum of a contiguous run, in eight interleaved partial sums (a fixed order,
+// so the result does not depend on the instruction set), accumulated in Acc.
+template <class T, class Acc>
+Acc sum_run(const T* a, int64_t n) {
+  Acc s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int k = 0; k < 8; ++k) s[k] += Acc(a[i + k]);
+  for (; i < n; ++i) s[0] += Acc(a[i]);
+  return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
+}
+
+}  // namespace tg::kern::TG_ISA
+
