@@ -149,3 +149,86 @@ def test_empty_buffer_cache_releases_cached_bytes():
     _core._empty_buffer_cache()
     assert _core._buffer_cache_stats()["cached_bytes"] == 0
     np.testing.assert_array_equal((v * 3.0).numpy(), np.full(100_000, 3.0))
+
+
+# Sizes around the thread pool's thresholds (cpp/include/tapegrad/parallel.hpp:
+# 2 x 32768 elements for cheap ops, 2 x 4096 for transcendental ones, 2 x 65536
+# for a total sum's partial chunks), with odd remainders.
+THREAD_SIZES = [8191, 8193, 65535, 65537, 131071, 131073, 200003]
+
+
+def _with_threads(n, fn):
+    before = tg.get_num_threads()
+    try:
+        tg.set_num_threads(n)
+        return fn()
+    finally:
+        tg.set_num_threads(before)
+
+
+@pytest.mark.parametrize("size", THREAD_SIZES)
+def test_threaded_elementwise_and_reductions_equal_one_thread_bitwise(size):
+    rng = np.random.default_rng(size)
+    x = rng.standard_normal(size).astype(np.float32)
+    y = rng.standard_normal(size).astype(np.float32)
+    cols = 129
+    m = rng.standard_normal((size // cols, cols))
+    bias = rng.standard_normal(cols)
+
+    def run():
+        xv, yv, mv = tg.Variable(x, requires_grad=True), tg.Variable(y), tg.Variable(m, requires_grad=True)
+        out = [tg.tanh(xv), xv * yv, tg.exp(xv) + 1.0, mv + tg.Variable(bias), mv.sum(axis=0), mv.sum(), xv.sum()]
+        (tg.tanh(xv) * yv).sum().backward()
+        (tg.relu(mv + tg.Variable(bias)) ** 2).sum().backward()
+        return [o.numpy() for o in out] + [xv.grad, mv.grad]
+
+    one = _with_threads(1, run)
+    many = _with_threads(max(2, tg.get_num_threads()), run)
+    for a, b in zip(one, many):
+        np.testing.assert_array_equal(a, b)
+    x64 = x.astype(np.float64)
+    np.testing.assert_allclose(one[0], np.tanh(x), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(one[3], m + bias, rtol=1e-15)
+    np.testing.assert_allclose(one[4], m.sum(axis=0), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(one[5], m.sum(), rtol=1e-12)
+    np.testing.assert_allclose(one[6], x64.sum(), rtol=1e-5, atol=1e-3)
+    np.testing.assert_allclose(one[7], (1 - np.tanh(x64) ** 2) * y, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(one[8], 2 * np.maximum(m + bias, 0), rtol=1e-15)
+
+
+def test_threaded_optimizer_steps_equal_one_thread_bitwise():
+    rng = np.random.default_rng(3)
+    w0 = rng.standard_normal((300, 401)).astype(np.float32)
+    g0 = rng.standard_normal((300, 401)).astype(np.float32)
+
+    def run(make_opt):
+        p = tg.Variable(w0.copy(), requires_grad=True)
+        opt = make_opt([p])
+        for _ in range(3):
+            p.grad = g0
+            opt.step()
+        return p.numpy()
+
+    for make in (lambda ps: tg.optim.SGD(ps, lr=0.1, momentum=0.9),
+                 lambda ps: tg.optim.SGD(ps, lr=0.1, weight_decay=0.01),
+                 lambda ps: tg.optim.Adam(ps, lr=0.01),
+                 lambda ps: tg.optim.AdamW(ps, lr=0.01, weight_decay=0.1)):
+        one = _with_threads(1, lambda: run(make))
+        two = _with_threads(2, lambda: run(make))
+        np.testing.assert_array_equal(one, two)
+
+
+def test_pool_survives_fork():
+    import multiprocessing as mp
+
+    ctx = mp.get_context("fork")
+    x = np.random.default_rng(0).standard_normal(300_000)
+    _with_threads(2, lambda: tg.tanh(tg.Variable(x)).numpy())  # start the workers
+    with ctx.Pool(1) as pool:
+        got = pool.apply(_child_tanh_sum, (x,))
+    np.testing.assert_allclose(got, np.tanh(x).sum(), rtol=1e-10)
+
+
+def _child_tanh_sum(x):
+    tg.set_num_threads(2)
+    return float(tg.tanh(tg.Variable(x)).sum().numpy())

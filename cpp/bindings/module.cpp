@@ -14,6 +14,7 @@
 #include "tapegrad/autograd.hpp"
 #include "tapegrad/kernels.hpp"
 #include "simd/isa.hpp"
+#include "tapegrad/parallel.hpp"
 #include "tapegrad/ops.hpp"
 #include "tapegrad/optim.hpp"
 
@@ -982,10 +983,11 @@ tapegrad.from_numpy(arr) to share a NumPy array's buffer instead.
 
   m.def("set_num_threads", [](int n) {
         if (n < 1) throw value_error("set_num_threads: n must be >= 1, got " + std::to_string(n));
+        tg::set_num_threads(n);
         scipy_openblas_set_num_threads(n);
-      }, py::arg("n"), "Threads used by tapegrad's kernels (today: its BLAS, OpenBLAS).");
-  m.def("get_num_threads", []() { return scipy_openblas_get_num_threads(); },
-        "Threads used by tapegrad's kernels (today: its BLAS, OpenBLAS).");
+      }, py::arg("n"), "Threads used by tapegrad's kernels: its elementwise/reduction pool and its BLAS (OpenBLAS).");
+  m.def("get_num_threads", []() { return tg::get_num_threads(); },
+        "Threads used by tapegrad's kernels (its pool and its BLAS).");
 
   // ----- fused optimizer steps (tapegrad.optim drives them) -----
   m.def("_sgd_step", [](const Var& p, py::handle buf, double lr, double momentum, bool nesterov, double wd) {

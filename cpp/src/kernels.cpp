@@ -9,6 +9,7 @@
 #include <cblas.h>
 
 #include "simd/isa.hpp"
+#include "tapegrad/parallel.hpp"
 
 namespace tg::kern {
 
@@ -110,15 +111,25 @@ static void nd_loop(const Shape& shape, std::array<std::vector<int64_t>, N> stri
 // Unary elementwise
 // ---------------------------------------------------------------------------
 
-Tensor unary(UnaryOp op, const Tensor& x) {
-  Tensor y = Tensor::empty(x.shape, x.dtype);
-  int64_t n = x.numel();
-  const IsaKernels& k = isa();
-  switch (x.dtype) {
-    case DType::F32: k.unary_f32(op, x.ptr<float>(), y.ptr<float>(), n); break;
-    case DType::F64: k.unary_f64(op, x.ptr<double>(), y.ptr<double>(), n); break;
-    default: throw type_error(std::string("unary: expected a float dtype, got ") + dtype_name(x.dtype));
+// Transcendental functions cost ~10x an add per element: split them sooner.
+static int64_t unary_grain(UnaryOp op) {
+  switch (op) {
+    case UnaryOp::Exp: case UnaryOp::Log: case UnaryOp::Log1p: case UnaryOp::Sin: case UnaryOp::Cos:
+    case UnaryOp::Tanh: case UnaryOp::Sigmoid:
+      return kGrainElements / 8;
+    default:
+      return kGrainElements;
   }
+}
+
+Tensor unary(UnaryOp op, const Tensor& x) {
+  if (!is_float(x.dtype)) throw type_error(std::string("unary: expected a float dtype, got ") + dtype_name(x.dtype));
+  Tensor y = Tensor::empty(x.shape, x.dtype);
+  const IsaKernels& k = isa();
+  parallel_for(x.numel(), unary_grain(op), [&](int64_t b, int64_t e) {
+    if (x.dtype == DType::F32) k.unary_f32(op, x.ptr<float>() + b, y.ptr<float>() + b, e - b);
+    else k.unary_f64(op, x.ptr<double>() + b, y.ptr<double>() + b, e - b);
+  });
   return y;
 }
 
@@ -141,15 +152,31 @@ static void bin_dispatch(BinaryOp op, const Tensor& out, const Tensor& a, const 
   T* po = out.ptr<T>();
   const T* pa = a.ptr<T>();
   const T* pb = b.ptr<T>();
+  const int64_t grain = op == BinaryOp::Pow ? kGrainElements / 8 : kGrainElements;
   if (a.shape == out.shape && b.shape == out.shape) {
-    bin_run(op, po, 1, pa, 1, pb, 1, out.numel());
+    parallel_for(out.numel(), grain, [&](int64_t s, int64_t e) { bin_run(op, po + s, 1, pa + s, 1, pb + s, 1, e - s); });
     return;
   }
   std::array<std::vector<int64_t>, 3> st{contiguous_strides(out.shape), broadcast_strides(a.shape, out.shape),
                                          broadcast_strides(b.shape, out.shape)};
-  nd_loop<3>(out.shape, st, [&](const std::array<int64_t, 3>& off, int64_t n, const std::array<int64_t, 3>& in) {
-    bin_run(op, po + off[0], in[0], pa + off[1], in[1], pb + off[2], in[2], n);
-  });
+  // Large broadcasts split along the first axis (each part is a smaller
+  // broadcast over the rest).
+  const Shape& shape = out.shape;
+  int64_t rows = shape.empty() ? 1 : shape[0], row_size = rows ? out.numel() / rows : 0;
+  auto part = [&](int64_t r0, int64_t r1) {
+    Shape sub = shape;
+    if (!sub.empty()) sub[0] = r1 - r0;
+    nd_loop<3>(sub, st, [&](const std::array<int64_t, 3>& off, int64_t n, const std::array<int64_t, 3>& in) {
+      int64_t o = r0 * (shape.empty() ? 0 : st[0][0]), ia = r0 * (shape.empty() ? 0 : st[1][0]),
+              ib = r0 * (shape.empty() ? 0 : st[2][0]);
+      bin_run(op, po + o + off[0], in[0], pa + ia + off[1], in[1], pb + ib + off[2], in[2], n);
+    });
+  };
+  if (rows > 1 && row_size > 0) {
+    parallel_for(rows, std::max<int64_t>(1, grain / row_size), part);
+  } else {
+    part(0, rows);
+  }
 }
 
 static void check_same_float(const Tensor& a, const Tensor& b, const char* opname) {
@@ -244,6 +271,8 @@ Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b, const char* o
 // Reductions (keepdims form)
 // ---------------------------------------------------------------------------
 
+// Elements per partial sum of a large total reduction.
+constexpr int64_t kSumChunk = 65536;
 static inline double isa_sum(const float* a, int64_t n) { return isa().sum_f32(a, n); }
 static inline double isa_sum(const double* a, int64_t n) { return isa().sum_f64(a, n); }
 
@@ -269,7 +298,7 @@ Tensor reduce(ReduceOp op, const Tensor& x, const std::vector<bool>& axes, const
     std::array<std::vector<int64_t>, 2> st{contiguous_strides(x.shape), ost};
     // float32 sums accumulate in double along the reduced run.
     using Acc = double;
-    nd_loop<2>(x.shape, st, [&](const std::array<int64_t, 2>& off, int64_t n, const std::array<int64_t, 2>& in) {
+    auto body = [&](const std::array<int64_t, 2>& off, int64_t n, const std::array<int64_t, 2>& in) {
       const T* a = px + off[0];
       T* o = po + off[1];
       int64_t sa = in[0], so = in[1];
@@ -298,7 +327,34 @@ Tensor reduce(ReduceOp op, const Tensor& x, const std::vector<bool>& axes, const
           if (v < r || v != v) r = v;
         }
       }
-    });
+    };
+    const int64_t nd = x.ndim(), total = x.numel();
+    const bool all_axes = std::all_of(axes.begin(), axes.end(), [](bool b) { return b; });
+    if (nd > 0 && !axes[nd - 1] && x.shape[nd - 1] > 1 && total >= 2 * kGrainElements) {
+      // The last axis is kept: threads take disjoint column ranges.
+      const int64_t cols = x.shape[nd - 1];
+      parallel_for(cols, std::max<int64_t>(1, kGrainElements * cols / total), [&](int64_t c0, int64_t c1) {
+        Shape sub = x.shape;
+        sub[nd - 1] = c1 - c0;
+        nd_loop<2>(sub, st, [&](const std::array<int64_t, 2>& off, int64_t n, const std::array<int64_t, 2>& in) {
+          body({off[0] + c0, off[1] + c0 * ost[nd - 1]}, n, in);
+        });
+      });
+    } else if (op == ReduceOp::Sum && all_axes && total >= 2 * kSumChunk) {
+      // A large total: partial sums over fixed chunks (the same rounding
+      // whatever the thread count), added in order.
+      const int64_t chunks = (total + kSumChunk - 1) / kSumChunk;
+      std::vector<Acc> partial(chunks);
+      parallel_for(chunks, 1, [&](int64_t c0, int64_t c1) {
+        for (int64_t c = c0; c < c1; ++c)
+          partial[c] = isa_sum(px + c * kSumChunk, std::min(kSumChunk, total - c * kSumChunk));
+      });
+      Acc acc = 0;
+      for (Acc p : partial) acc += p;
+      *po = T(acc);
+    } else {
+      nd_loop<2>(x.shape, st, body);
+    }
   });
   return out;
 }

@@ -3,6 +3,8 @@
 #include <cmath>
 #include <string>
 
+#include "tapegrad/parallel.hpp"
+
 namespace tg::optim {
 
 static void check(const VariableImpl& p, const Tensor& t, const char* what, const char* op) {
@@ -23,14 +25,18 @@ void sgd_step(VariableImpl& p, const Tensor& grad, Tensor* buf, double lr, doubl
     const T* g = grad.ptr<T>();
     T* b = buf ? buf->ptr<T>() : nullptr;
     const T lr_ = T(lr), mu = T(momentum), wd = T(weight_decay);
-    for (int64_t i = 0; i < n; ++i) {
-      T d = g[i] + wd * w[i];
-      if (b) {
+    parallel_for(n, kGrainElements, [&](int64_t i0, int64_t i1) {
+      if (!b) {  // plain SGD: the loop the compiler vectorizes
+        for (int64_t i = i0; i < i1; ++i) w[i] -= lr_ * (g[i] + wd * w[i]);
+        return;
+      }
+      for (int64_t i = i0; i < i1; ++i) {
+        T d = g[i] + wd * w[i];
         b[i] = mu * b[i] + d;
         d = nesterov ? d + mu * b[i] : b[i];
+        w[i] -= lr_ * d;
       }
-      w[i] -= lr_ * d;
-    }
+    });
   });
   p.data.bump_version();
 }
@@ -51,13 +57,15 @@ void adam_step(VariableImpl& p, const Tensor& grad, const Tensor& m, const Tenso
     T* vv = v.ptr<T>();
     const T b1 = T(beta1), b2 = T(beta2), wd = T(weight_decay), step_size = T(lr / c1), e = T(eps);
     const T rc2 = T(1.0 / std::sqrt(c2)), decay = T(1.0 - lr * weight_decay);
-    for (int64_t i = 0; i < n; ++i) {
-      T gi = decoupled ? g[i] : g[i] + wd * w[i];
-      if (decoupled) w[i] *= decay;
-      mm[i] = b1 * mm[i] + (T(1) - b1) * gi;
-      vv[i] = b2 * vv[i] + (T(1) - b2) * gi * gi;
-      w[i] -= step_size * mm[i] / (std::sqrt(vv[i]) * rc2 + e);
-    }
+    parallel_for(n, kGrainElements / 4, [&](int64_t i0, int64_t i1) {
+      for (int64_t i = i0; i < i1; ++i) {
+        T gi = decoupled ? g[i] : g[i] + wd * w[i];
+        if (decoupled) w[i] *= decay;
+        mm[i] = b1 * mm[i] + (T(1) - b1) * gi;
+        vv[i] = b2 * vv[i] + (T(1) - b2) * gi * gi;
+        w[i] -= step_size * mm[i] / (std::sqrt(vv[i]) * rc2 + e);
+      }
+    });
   });
   p.data.bump_version();
 }
