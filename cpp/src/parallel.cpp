@@ -19,7 +19,7 @@ thread_local bool t_in_parallel = false;
 // themselves in `users`), claim ranges with its atomic counter, and run()
 // returns only when every range is done and no worker still holds the job.
 struct Job {
-  const std::function<void(int64_t, int64_t)>* f;
+  const RangeFn* f;
   int64_t n, chunks;
   std::atomic<int64_t> next{0};
   int64_t done = 0, users = 0;  // guarded by the pool's mutex
@@ -39,7 +39,7 @@ class Pool {
     for (int i = 1; i < threads_; ++i) workers_.emplace_back([this] { work(); });
   }
 
-  void run(int64_t n, int64_t chunks, const std::function<void(int64_t, int64_t)>& f) {
+  void run(int64_t n, int64_t chunks, const RangeFn& f) {
     std::lock_guard<std::mutex> run_lock(run_mu_);  // one job at a time
     Job job;
     job.f = &f;
@@ -131,7 +131,7 @@ Pool& pool() {
 
 }  // namespace
 
-void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& f) {
+void parallel_for_impl(int64_t n, int64_t grain, RangeFn f) {
   if (n <= 0) return;
   int threads = pool().threads();
   if (threads <= 1 || t_in_parallel || n < 2 * grain) {

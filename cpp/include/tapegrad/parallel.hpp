@@ -4,7 +4,7 @@
 #pragma once
 
 #include <cstdint>
-#include <functional>
+#include <type_traits>
 
 namespace tg {
 
@@ -12,10 +12,32 @@ namespace tg {
 // 10-30 us of elementwise work; PyTorch uses 32768).
 constexpr int64_t kGrainElements = 32768;
 
+// A non-owning reference to a callable f(begin, end): no allocation, unlike
+// std::function, which matters on the per-op path of small tensors.
+struct RangeFn {
+  void* ctx;
+  void (*call)(void*, int64_t, int64_t);
+  void operator()(int64_t b, int64_t e) const { call(ctx, b, e); }
+};
+
+void parallel_for_impl(int64_t n, int64_t grain, RangeFn f);
+
 // Calls f(begin, end) over disjoint ranges covering [0, n), in parallel when
 // n >= 2 * grain and more than one thread is set; f must not throw. Ranges
-// are fixed by n and the thread count only. Nested calls run inline.
-void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& f);
+// are fixed by n and the thread count only. Nested calls run inline. Below
+// the grain this is a direct call.
+template <class F>
+inline void parallel_for(int64_t n, int64_t grain, F&& f) {
+  if (n <= 0) return;
+  if (n < 2 * grain) {
+    f(int64_t(0), n);
+    return;
+  }
+  using Fn = std::remove_reference_t<F>;
+  parallel_for_impl(n, grain, RangeFn{const_cast<void*>(static_cast<const void*>(&f)), [](void* c, int64_t b, int64_t e) {
+                                        (*static_cast<Fn*>(c))(b, e);
+                                      }});
+}
 
 // Threads for tapegrad's own kernels (the caller counts as one). The BLAS's
 // threads are set alongside, by the bindings.
