@@ -232,3 +232,28 @@ def test_pool_survives_fork():
 def _child_tanh_sum(x):
     tg.set_num_threads(2)
     return float(tg.tanh(tg.Variable(x)).sum().numpy())
+
+
+@pytest.mark.parametrize("name", ["tanh", "exp", "sigmoid"])
+def test_float32_transcendentals_are_within_one_ulp_of_float64_libm(name, restore_isa):
+    """tanh/exp/sigmoid on float32 run in vectorized double arithmetic (cpp/src/simd/loops.hpp)."""
+    rng = np.random.default_rng(11)
+    xs = np.concatenate([rng.standard_normal(20_000).astype(np.float32) * s for s in (1e-6, 1e-3, 0.06, 1, 5, 30, 90)])
+    specials = np.array([0.0, -0.0, np.inf, -np.inf, np.nan, 1e-30, -1e-30, 1e-45, 88.7, 88.8, -103.0, -104.0,
+                         -87.3, 0.0625, -0.0625, 20.0, -20.0], dtype=np.float32)
+    xs = np.concatenate([xs, specials])
+    ref = {"tanh": np.tanh, "exp": np.exp, "sigmoid": lambda v: 1.0 / (1.0 + np.exp(-v))}[name]
+    with np.errstate(all="ignore"):
+        want = ref(xs.astype(np.float64))
+        want32 = want.astype(np.float32)
+    for isa in ISAS:
+        _core._set_isa(isa)
+        got = getattr(tg, name)(tg.Variable(xs)).numpy()
+        assert got.dtype == np.float32
+        nan = np.isnan(want32)
+        np.testing.assert_array_equal(np.isnan(got), nan)
+        exact = ~nan & (~np.isfinite(want32) | (want32 == 0))  # inf, and results that underflow to 0
+        np.testing.assert_array_equal(got[exact], want32[exact])
+        rest = ~nan & ~exact
+        ulp = np.abs(got[rest].astype(np.float64) - want[rest]) / np.spacing(np.abs(want32[rest]))
+        assert ulp.max() <= 1.0, (isa, float(ulp.max()))

@@ -181,6 +181,7 @@ struct SigmoidRule { TG_UNARY_RULE("sigmoid", UnaryOp::Sigmoid, SaveWhat::Output
 // d relu(x) = [x > 0] dx            (relu'(0) = 0)
 struct ReluRule { TG_UNARY_RULE("relu", UnaryOp::Relu, SaveWhat::Input)
   template <class N> static Var deriv(N& n, const Var& d) {
+    if (!grad_enabled()) return constant(kern::binary(BinaryOp::ReluGrad, d->data, n.tensor(0), name));
     return mul(d, constant(kern::unary(UnaryOp::ReluMask, n.tensor(0))));
   } };
 // d |x| = sign(x) dx                (abs'(0) = 0)

@@ -21,7 +21,8 @@ Tensor unary(UnaryOp op, const Tensor& x);
 // MaxWeight(a, b) is d max(a,b)/da with ties split: 1 if a > b, 0.5 if a == b, else 0.
 // TanhGrad(g, y) = g (1 - y^2) and SigmoidGrad(g, s) = g s (1 - s) are the
 // fused first-order VJPs of tanh and sigmoid from their saved outputs.
-enum class BinaryOp { Add, Sub, Mul, Div, Pow, Maximum, Minimum, MaxWeight, MinWeight, TanhGrad, SigmoidGrad };
+// ReluGrad(g, x) = x > 0 ? g : 0.
+enum class BinaryOp { Add, Sub, Mul, Div, Pow, Maximum, Minimum, MaxWeight, MinWeight, TanhGrad, SigmoidGrad, ReluGrad };
 Tensor binary(BinaryOp op, const Tensor& a, const Tensor& b, const char* opname);
 // a = a op b with b broadcast to a's shape (a's dtype kept).
 void binary_inplace(BinaryOp op, const Tensor& a, const Tensor& b, const char* opname);
