@@ -75,7 +75,9 @@ def test_unary_every_isa_same_bits_and_matches_reference(name, n, dtype, restore
 
 
 # (a shape, b shape): contiguous, scalar operand either side, strided broadcast.
-LAYOUTS = [((17,), (17,)), ((33,), ()), ((), (65,)), ((5, 9), (9,)), ((7, 1), (1, 15)), ((3, 17), (3, 1))]
+LAYOUTS = [((17,), (17,)), ((33,), ()), ((), (65,)), ((7, 1), (1, 15)), ((3, 17), (3, 1)), ((5, 1), (1,)),
+           # a row repeated along leading axes (bias add): its own contiguous loop
+           ((5, 9), (9,)), ((9,), (5, 9)), ((2, 3, 5), (1, 3, 5)), ((2, 3, 5), (3, 5)), ((4, 17), (1, 17))]
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

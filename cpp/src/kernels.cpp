@@ -157,6 +157,28 @@ static void bin_dispatch(BinaryOp op, const Tensor& out, const Tensor& a, const 
     parallel_for(out.numel(), grain, [&](int64_t s, int64_t e) { bin_run(op, po + s, 1, pa + s, 1, pb + s, 1, e - s); });
     return;
   }
+  // One operand repeated along leading axes (a bias row): contiguous runs.
+  auto suffix = [&](const Shape& s) {
+    size_t lead = 0;
+    while (lead < s.size() && s[lead] == 1) ++lead;
+    size_t k = s.size() - lead;
+    return k <= out.shape.size() && std::equal(s.begin() + lead, s.end(), out.shape.end() - k);
+  };
+  // (A single-element operand is left to the scalar-stride loops below.)
+  if ((a.shape == out.shape && b.numel() > 1 && suffix(b.shape)) ||
+      (b.shape == out.shape && a.numel() > 1 && suffix(a.shape))) {
+    const bool a_full = a.shape == out.shape;
+    const int64_t inner = a_full ? b.numel() : a.numel(), rows = out.numel() / inner;
+    {
+      parallel_for(rows, std::max<int64_t>(1, grain / inner), [&](int64_t r0, int64_t r1) {
+        for (int64_t r = r0; r < r1; ++r) {
+          if (a_full) bin_run(op, po + r * inner, 1, pa + r * inner, 1, pb, 1, inner);
+          else bin_run(op, po + r * inner, 1, pa, 1, pb + r * inner, 1, inner);
+        }
+      });
+    }
+    return;
+  }
   std::array<std::vector<int64_t>, 3> st{contiguous_strides(out.shape), broadcast_strides(a.shape, out.shape),
                                          broadcast_strides(b.shape, out.shape)};
   // Large broadcasts split along the first axis (each part is a smaller
