@@ -881,6 +881,18 @@ tapegrad.from_numpy(arr) to share a NumPy array's buffer instead.
 #undef TG_REDUCE_FN
 
   m.def("softmax", [](py::handle x, int64_t axis) { return softmax(unary_arg(x, "softmax"), axis); }, py::arg("x"), py::arg("axis") = -1);
+  m.def("_cross_entropy_labels", [](py::handle logits, py::handle labels) {
+        Var z = unary_arg(logits, "cross_entropy");
+        py::array arr = py::array::ensure(labels);
+        if (!arr || (arr.dtype().kind() != 'i' && arr.dtype().kind() != 'u'))
+          throw type_error("cross_entropy: labels must be an integer array");
+        py::array_t<int64_t, py::array::c_style | py::array::forcecast> ix(arr);
+        Tensor t = Tensor::empty(Shape(ix.shape(), ix.shape() + ix.ndim()), DType::I64);
+        if (t.nbytes()) std::memcpy(t.raw(), ix.data(), t.nbytes());
+        return cross_entropy_labels(z, t);
+      }, py::arg("logits"), py::arg("labels"),
+      "Per-row softmax cross-entropy of logits (N, C) against integer labels (N,), one fused primitive "
+      "(tapegrad.nn.cross_entropy uses it).");
   m.def("log_softmax", [](py::handle x, int64_t axis) { return log_softmax(unary_arg(x, "log_softmax"), axis); }, py::arg("x"), py::arg("axis") = -1);
   m.def("reshape", [](py::handle x, py::handle shape) { return reshape(unary_arg(x, "reshape"), parse_shape(shape)); }, py::arg("x"), py::arg("shape"));
   m.def("transpose", [](py::handle x, py::handle axes) {

@@ -445,6 +445,49 @@ struct LogSoftmaxRule {
   }
 };
 
+// Softmax cross-entropy with integer labels, fused: loss_i = -log_softmax(z)_i,y_i
+// for logits z of shape (N, C). d loss_i = sum_j p_ij dz_ij - dz_i,y_i with
+// p = softmax(z), so the VJP is g_i (p_i - onehot(y_i)): one pass, instead of
+// log_softmax, an indexing op, its scatter and a negation.
+struct CrossEntropyRule {
+  static constexpr const char* name = "cross_entropy";
+  struct Attrs { Tensor labels; Tensor flat_index; };  // flat_index: i * C + y_i
+  static Grads vjp(OpNode<CrossEntropyRule>& n, const Var& g) {
+    int nb = n.batch_dims(g);
+    const Tensor& z = n.tensor(0);
+    const int64_t N = z.shape[0], C = z.shape[1];
+    if (!grad_enabled() && nb == 0) {
+      Tensor p = kern::softmax(z, 1);
+      TG_DISPATCH_FLOAT(p.dtype, name, {
+        T* pp = p.ptr<T>();
+        const T* pg = g->data.ptr<T>();
+        const int64_t* y = n.attrs.labels.ptr<int64_t>();
+        for (int64_t i = 0; i < N; ++i) {
+          T* row = pp + i * C;
+          row[y[i]] -= T(1);
+          const T gi = pg[i];
+          for (int64_t j = 0; j < C; ++j) row[j] *= gi;
+        }
+      });
+      return {constant(p)};
+    }
+    // Differentiable form (create_graph) and batched cotangents.
+    Var p = softmax(n.get(0), 1);
+    Tensor onehot = Tensor::zeros(z.shape, z.dtype);
+    TG_DISPATCH_FLOAT(z.dtype, name, {
+      const int64_t* y = n.attrs.labels.ptr<int64_t>();
+      for (int64_t i = 0; i < N; ++i) onehot.ptr<T>()[i * C + y[i]] = T(1);
+    });
+    Var gcol = reshape(g, with_batch(g, nb, Shape{N, 1}));
+    return {mul(sub(p, constant(onehot)), gcol)};
+  }
+  static Var jvp(OpNode<CrossEntropyRule>& n, const Grads& t, int nb) {
+    Var p = softmax(n.get(0), 1);
+    Var expected = sum(mul(p, t[0]), Axes{1 + nb}, false);  // batch + (N,)
+    return sub(expected, batched_gather(t[0], n.attrs.flat_index, n.tensor(0).shape, nb));
+  }
+};
+
 // ---------------------------------------------------------------------------
 // Shape primitives: all linear (the JVP is the op itself on the tangent).
 // ---------------------------------------------------------------------------
@@ -751,6 +794,37 @@ Var log_softmax(const Var& x, int64_t axis) {
   if (r) {
     r.attrs().axis = axis;
     r.save_output();
+  }
+  return r.out;
+}
+
+Var cross_entropy_labels(const Var& z, const Tensor& labels) {
+  if (!is_float(z->dtype()))
+    throw type_error(std::string("cross_entropy: logits must be float32 or float64, got ") + dtype_name(z->dtype()));
+  if (z->data.ndim() != 2)
+    throw value_error("cross_entropy: logits must have shape (N, C), got " + shape_str(z->shape()));
+  const int64_t N = z->shape()[0], C = z->shape()[1];
+  if (labels.dtype != DType::I64 || labels.shape != Shape{N})
+    throw value_error("cross_entropy: labels must be int64 of shape (" + std::to_string(N) + ",) for logits " +
+                      shape_str(z->shape()) + ", got " + dtype_name(labels.dtype) + " " + shape_str(labels.shape));
+  const int64_t* y = labels.ptr<int64_t>();
+  for (int64_t i = 0; i < N; ++i)
+    if (y[i] < 0 || y[i] >= C)
+      throw value_error("cross_entropy: label " + std::to_string(y[i]) + " at row " + std::to_string(i) +
+                        " is out of range [0, " + std::to_string(C) + ")");
+  Tensor logp = kern::log_softmax(z->data, 1);
+  Tensor loss = Tensor::empty(Shape{N}, z->dtype());
+  Tensor flat = Tensor::empty(Shape{N}, DType::I64);
+  TG_DISPATCH_FLOAT(z->dtype(), "cross_entropy", {
+    for (int64_t i = 0; i < N; ++i) {
+      flat.ptr<int64_t>()[i] = i * C + y[i];
+      loss.ptr<T>()[i] = -logp.ptr<T>()[i * C + y[i]];
+    }
+  });
+  Recorder<CrossEntropyRule> r(std::move(loss), {&z});
+  if (r) {
+    r.attrs() = CrossEntropyRule::Attrs{labels.clone(), flat};
+    r.save_input(z, 0);
   }
   return r.out;
 }

@@ -54,6 +54,8 @@ Var min(const Var& x, const std::optional<Axes>& axes, bool keepdims);
 Var logsumexp(const Var& x, const std::optional<Axes>& axes, bool keepdims);
 Var softmax(const Var& x, int64_t axis);
 Var log_softmax(const Var& x, int64_t axis);
+// Per-row softmax cross-entropy of logits (N, C) against int64 labels (N,).
+Var cross_entropy_labels(const Var& z, const Tensor& labels);
 // The unbroadcast helper: sums g down to `shape` (g's shape broadcasts from
 // it). The first `nb` axes are batch axes, present in both and kept.
 Var sum_to(const Var& g, const Shape& shape, int nb = 0);

@@ -6,6 +6,7 @@ losses). Inputs may be Variables of either engine; targets are arrays.
 """
 import numpy as np
 
+from .. import _core
 from .layers import Layer, _as_variable, engine_of
 
 __all__ = [
@@ -14,6 +15,10 @@ __all__ = [
 ]
 
 _REDUCTIONS = ("mean", "sum", "none")
+
+
+def _is_core(x):
+    return isinstance(x, _core.Variable)
 
 
 def _reduce(loss, reduction, what):
@@ -72,14 +77,20 @@ def cross_entropy(logits, target, reduction="mean"):
     if z.ndim != 2:
         raise ValueError(f"cross_entropy: logits must have shape (N, C), got {z.shape}")
     n, c = z.shape
-    logp = engine_of(z).log_softmax(z, axis=1)
+    if t.dtype.kind in "iub" and _is_core(z):
+        logp = None  # computed inside the fused primitive
+    else:
+        logp = engine_of(z).log_softmax(z, axis=1)
     if t.dtype.kind in "iub":
         if t.shape != (n,):
             raise ValueError(f"cross_entropy: integer labels must have shape ({n},) for logits {z.shape}, "
                              f"got {tuple(t.shape)}")
         if n and (t.min() < 0 or t.max() >= c):
             raise ValueError(f"cross_entropy: labels must be in [0, {c}), got values in [{t.min()}, {t.max()}]")
-        loss = -logp[np.arange(n), t.astype(np.intp)]
+        if _is_core(z):  # the C++ engine's fused primitive (one op; the reference composes it)
+            loss = _core._cross_entropy_labels(z, t)
+        else:
+            loss = -logp[np.arange(n), t.astype(np.intp)]
     elif t.dtype.kind == "f":
         if tuple(t.shape) != (n, c):
             raise ValueError(f"cross_entropy: probability targets must have the logits' shape {z.shape}, "
