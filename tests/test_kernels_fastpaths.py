@@ -154,9 +154,9 @@ def test_empty_buffer_cache_releases_cached_bytes():
 
 
 # Sizes around the thread pool's thresholds (cpp/include/tapegrad/parallel.hpp:
-# 2 x 32768 elements for cheap ops, 2 x 4096 for transcendental ones, 2 x 65536
+# 2 x 262144 elements for cheap ops, 2 x 32768 for transcendental ones, 2 x 65536
 # for a total sum's partial chunks), with odd remainders.
-THREAD_SIZES = [8191, 8193, 65535, 65537, 131071, 131073, 200003]
+THREAD_SIZES = [65535, 65537, 131071, 131073, 524287, 524289, 600001]
 
 
 def _with_threads(n, fn):

@@ -998,6 +998,10 @@ tapegrad.from_numpy(arr) to share a NumPy array's buffer instead.
         tg::set_num_threads(n);
         scipy_openblas_set_num_threads(n);
       }, py::arg("n"), "Threads used by tapegrad's kernels: its elementwise/reduction pool and its BLAS (OpenBLAS).");
+  m.def("_set_pool_threads", [](int n) {
+        if (n < 1) throw value_error("_set_pool_threads: n must be >= 1, got " + std::to_string(n));
+        tg::set_num_threads(n);
+      }, py::arg("n"), "Threads of tapegrad's own pool only (not the BLAS's); for experiments.");
   m.def("get_num_threads", []() { return tg::get_num_threads(); },
         "Threads used by tapegrad's kernels (its pool and its BLAS).");
 

@@ -112,6 +112,7 @@ static void nd_loop(const Shape& shape, std::array<std::vector<int64_t>, N> stri
 // ---------------------------------------------------------------------------
 
 // Transcendental functions cost ~10x an add per element: split them sooner.
+// (The thresholds are tested at their edges in tests/test_kernels_fastpaths.py.)
 static int64_t unary_grain(UnaryOp op) {
   switch (op) {
     case UnaryOp::Exp: case UnaryOp::Log: case UnaryOp::Log1p: case UnaryOp::Sin: case UnaryOp::Cos:
