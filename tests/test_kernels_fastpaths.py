@@ -259,3 +259,64 @@ def test_float32_transcendentals_are_within_one_ulp_of_float64_libm(name, restor
         rest = ~nan & ~exact
         ulp = np.abs(got[rest].astype(np.float64) - want[rest]) / np.spacing(np.abs(want32[rest]))
         assert ulp.max() <= 1.0, (isa, float(ulp.max()))
+
+
+def test_sizes_whose_byte_count_overflows_raise_memory_error():
+    one = tg.Variable(np.array(1.0))
+    for n in (2**61 - 2**57, 2**61, 2**62):
+        with pytest.raises(MemoryError):
+            tg.broadcast_to(one, (n,))
+    with pytest.raises(MemoryError):
+        tg.broadcast_to(one, (2**31, 2**31, 4))
+    assert tg.broadcast_to(one, (0, 2**62)).shape == (0, 2**62)  # empty: no bytes at all
+
+
+@pytest.mark.parametrize("bad", [0, 1025])
+def test_set_num_threads_rejects_out_of_range(bad):
+    with pytest.raises(ValueError, match=r"set_num_threads: n must be in \[1, 1024\]"):
+        tg.set_num_threads(bad)
+
+
+def test_fork_while_another_thread_allocates_does_not_deadlock_the_child():
+    """The buffer cache's lock is taken around fork (a sweep allocates without the GIL)."""
+    import os
+    import threading
+    import time
+
+    stop = threading.Event()
+
+    def sweeps():
+        x = tg.Variable(np.ones(600), requires_grad=True)
+        while not stop.is_set():
+            (tg.tanh(x * 2.0) * 3.0).sum().backward()
+
+    t = threading.Thread(target=sweeps)
+    t.start()
+    children = []
+    try:
+        for _ in range(60):
+            pid = os.fork()
+            if pid == 0:  # child: one allocation through the cache, then leave at once
+                try:
+                    ok = float((tg.Variable(np.ones(1000)) * 3.0).sum().numpy()) == 3000.0
+                finally:
+                    os._exit(0 if ok else 1)
+            children.append(pid)
+    finally:
+        stop.set()
+        t.join()
+    deadline = time.monotonic() + 30
+    hung = []
+    for pid in children:
+        while True:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+                break
+            if time.monotonic() > deadline:
+                hung.append(pid)
+                os.kill(pid, 9)
+                os.waitpid(pid, 0)
+                break
+            time.sleep(0.01)
+    assert not hung, f"{len(hung)} forked children hung"

@@ -884,8 +884,9 @@ tapegrad.from_numpy(arr) to share a NumPy array's buffer instead.
   m.def("_cross_entropy_labels", [](py::handle logits, py::handle labels) {
         Var z = unary_arg(logits, "cross_entropy");
         py::array arr = py::array::ensure(labels);
-        if (!arr || (arr.dtype().kind() != 'i' && arr.dtype().kind() != 'u'))
-          throw type_error("cross_entropy: labels must be an integer array");
+        const char kind = arr ? arr.dtype().kind() : '?';
+        if (kind != 'i' && kind != 'u' && kind != 'b')
+          throw type_error("cross_entropy: labels must be an integer (or bool) array");
         py::array_t<int64_t, py::array::c_style | py::array::forcecast> ix(arr);
         Tensor t = Tensor::empty(Shape(ix.shape(), ix.shape() + ix.ndim()), DType::I64);
         if (t.nbytes()) std::memcpy(t.raw(), ix.data(), t.nbytes());
@@ -994,12 +995,12 @@ tapegrad.from_numpy(arr) to share a NumPy array's buffer instead.
   m.def("_empty_buffer_cache", &empty_buffer_cache, "Return every cached free buffer to the system.");
 
   m.def("set_num_threads", [](int n) {
-        if (n < 1) throw value_error("set_num_threads: n must be >= 1, got " + std::to_string(n));
+        if (n < 1 || n > 1024) throw value_error("set_num_threads: n must be in [1, 1024], got " + std::to_string(n));
         tg::set_num_threads(n);
         scipy_openblas_set_num_threads(n);
       }, py::arg("n"), "Threads used by tapegrad's kernels: its elementwise/reduction pool and its BLAS (OpenBLAS).");
   m.def("_set_pool_threads", [](int n) {
-        if (n < 1) throw value_error("_set_pool_threads: n must be >= 1, got " + std::to_string(n));
+        if (n < 1 || n > 1024) throw value_error("_set_pool_threads: n must be in [1, 1024], got " + std::to_string(n));
         tg::set_num_threads(n);
       }, py::arg("n"), "Threads of tapegrad's own pool only (not the BLAS's); for experiments.");
   m.def("get_num_threads", []() { return tg::get_num_threads(); },

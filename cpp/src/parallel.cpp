@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
+#include <exception>
 #include <mutex>
 #include <pthread.h>
 #include <thread>
@@ -23,20 +24,28 @@ struct Job {
   int64_t n, chunks;
   std::atomic<int64_t> next{0};
   int64_t done = 0, users = 0;  // guarded by the pool's mutex
+  std::exception_ptr error;     // the first exception a range threw (guarded too)
+};
+
+// Marks the current thread as inside a parallel region (nested calls run inline).
+struct InParallel {
+  InParallel() { t_in_parallel = true; }
+  ~InParallel() { t_in_parallel = false; }
 };
 
 class Pool {
  public:
   explicit Pool(int threads) { resize(threads); }
 
-  int threads() const { return threads_; }
+  int threads() const { return threads_.load(std::memory_order_relaxed); }
 
   void resize(int threads) {
     std::lock_guard<std::mutex> run_lock(run_mu_);
     stop_workers();
-    threads_ = std::max(1, threads);
+    const int n = std::max(1, threads);
     stop_ = false;
-    for (int i = 1; i < threads_; ++i) workers_.emplace_back([this] { work(); });
+    for (int i = 1; i < n; ++i) workers_.emplace_back([this] { work(); });
+    threads_ = n;
   }
 
   void run(int64_t n, int64_t chunks, const RangeFn& f) {
@@ -55,18 +64,29 @@ class Pool {
     std::unique_lock<std::mutex> lock(mu_);
     job_ = nullptr;  // late workers find nothing to do
     done_cv_.wait(lock, [&] { return job.done == job.chunks && job.users == 0; });
+    if (job.error) std::rethrow_exception(job.error);
   }
 
  private:
+  // Runs ranges until none is left. An exception (only std::bad_alloc is
+  // possible in today's kernels) is kept for run() to rethrow on the calling
+  // thread, after every range is accounted for: the Job stays valid until then.
   void claim(Job& job) {
-    t_in_parallel = true;
     int64_t finished = 0;
-    for (int64_t c; (c = job.next.fetch_add(1)) < job.chunks;) {
-      (*job.f)(job.n * c / job.chunks, job.n * (c + 1) / job.chunks);
-      ++finished;
+    std::exception_ptr error;
+    {
+      InParallel guard;
+      for (int64_t c; (c = job.next.fetch_add(1)) < job.chunks;) {
+        try {
+          (*job.f)(job.n * c / job.chunks, job.n * (c + 1) / job.chunks);
+        } catch (...) {
+          if (!error) error = std::current_exception();
+        }
+        ++finished;
+      }
     }
-    t_in_parallel = false;
     std::lock_guard<std::mutex> lock(mu_);
+    if (error && !job.error) job.error = error;
     job.done += finished;
     if (job.done == job.chunks) done_cv_.notify_all();
   }
@@ -106,7 +126,7 @@ class Pool {
   Job* job_ = nullptr;
   uint64_t generation_ = 0;
   bool stop_ = false;
-  int threads_ = 1;
+  std::atomic<int> threads_{1};  // read without the lock by parallel_for
 };
 
 int default_threads() {

@@ -4,6 +4,7 @@
 #include <cstring>
 #include <mutex>
 #include <new>
+#include <pthread.h>
 #include <unordered_map>
 #include <vector>
 
@@ -121,9 +122,17 @@ struct BufferCache {
 };
 
 // Never destroyed: Storages may be freed during interpreter shutdown, after
-// static destructors have run.
+// static destructors have run. fork() while another thread (a backward sweep
+// runs without the GIL) holds the lock would leave the child's copy locked
+// forever: the lock is taken around fork, so the child gets it free.
+BufferCache* g_cache = nullptr;
+
 BufferCache& cache() {
-  static BufferCache* c = new BufferCache();
+  static BufferCache* c = [] {
+    g_cache = new BufferCache();
+    pthread_atfork([] { g_cache->mu.lock(); }, [] { g_cache->mu.unlock(); }, [] { g_cache->mu.unlock(); });
+    return g_cache;
+  }();
   return *c;
 }
 
@@ -139,6 +148,7 @@ BufferCacheStats buffer_cache_stats() {
 void empty_buffer_cache() { cache().empty(); }
 
 std::shared_ptr<Storage> Storage::allocate(size_t nbytes) {
+  if (nbytes > kMaxBytes) throw std::bad_alloc();  // size_class would overflow
   if (nbytes <= kInlineBytes) {
     auto s = make_pooled<Storage>();
     s->data = s->inline_buf;
@@ -173,9 +183,22 @@ std::shared_ptr<Storage> Storage::borrow(void* data, size_t nbytes, Deleter d, v
 }
 
 Tensor Tensor::empty(const Shape& shape, DType dt) {
-  for (int64_t d : shape)
+  // The byte count, refusing sizes that overflow (they would wrap to a small
+  // allocation and the kernels would write past it).
+  uint64_t bytes = itemsize(dt);
+  bool zero = false;
+  for (int64_t d : shape) {
     if (d < 0) throw value_error("negative dimension in shape " + shape_str(shape));
-  return Tensor(Storage::allocate(static_cast<size_t>(tg::numel(shape)) * itemsize(dt)), shape, dt);
+    zero = zero || d == 0;
+  }
+  if (zero) {
+    bytes = 0;
+  } else {
+    for (int64_t d : shape)
+      if (__builtin_mul_overflow(bytes, static_cast<uint64_t>(d), &bytes) || bytes > Storage::kMaxBytes)
+        throw std::bad_alloc();
+  }
+  return Tensor(Storage::allocate(static_cast<size_t>(bytes)), shape, dt);
 }
 
 Tensor Tensor::zeros(const Shape& shape, DType dt) {

@@ -54,6 +54,9 @@ struct Storage {
   // Small arrays (scalars, short vectors) live inside the Storage itself, so
   // one allocation serves both: scalar-op overhead is dominated by malloc.
   static constexpr size_t kInlineBytes = 64;
+  // Larger requests raise std::bad_alloc (MemoryError) before any arithmetic
+  // on them can overflow.
+  static constexpr uint64_t kMaxBytes = uint64_t(1) << 60;
   alignas(16) unsigned char inline_buf[kInlineBytes];
 
   Storage() = default;

@@ -60,7 +60,7 @@ inline double exp_d(double x) {
   const double log2e = 1.4426950408889634, ln2_hi = 0.6931471803691238, ln2_lo = 1.9082149292705877e-10;
   const double shifter = 6755399441055744.0;  // 1.5 * 2^52: adding it rounds to an integer in the low bits
   double kd = x * log2e + shifter;
-  int64_t kbits;
+  uint64_t kbits;  // unsigned: the shift below must wrap, not overflow
   __builtin_memcpy(&kbits, &kd, 8);
   kd -= shifter;
   double r = (x - kd * ln2_hi) - kd * ln2_lo;  // |r| <= ln2 / 2
@@ -74,7 +74,7 @@ inline double exp_d(double x) {
   p = p * r + 0.5;
   p = p * r + 1.0;
   p = p * r + 1.0;
-  int64_t scale_bits = (kbits + 1023) << 52;  // 2^k (k's bits are the low bits of kbits)
+  uint64_t scale_bits = (kbits + 1023) << 52;  // 2^k (k's bits are the low bits of kbits)
   double scale;
   __builtin_memcpy(&scale, &scale_bits, 8);
   return p * scale;
