@@ -11,6 +11,7 @@
 """
 import importlib
 import importlib.util
+import zlib
 
 import numpy as np
 
@@ -178,3 +179,71 @@ def force_grad_enabled():
     for eng in mods:
         if not eng.is_grad_enabled():
             eng.enable_grad().__enter__()  # deliberately never exited
+
+
+# ---------------------------------------------------------------------------
+# Seeded inputs and finite-difference Jacobians (test_ops, test_modes,
+# test_modes_properties)
+# ---------------------------------------------------------------------------
+def rng_for(*key):
+    """A generator seeded by the test case, so every case is reproducible."""
+    return np.random.default_rng(zlib.crc32(repr(key).encode()))
+
+
+def case_id(x):
+    """A pytest id without spaces."""
+    return repr(x).replace(" ", "")
+
+
+def sample(domain, shape, rng):
+    """Inputs away from kinks and singularities, so finite differences are exact enough."""
+    shape = tuple(shape)
+    if domain == "normal":
+        return rng.normal(size=shape)
+    if domain == "positive":
+        return rng.uniform(0.5, 2.0, size=shape)
+    if domain == "log1p":
+        return rng.uniform(-0.5, 2.0, size=shape)
+    if domain in ("nonzero", "awayzero"):
+        return rng.uniform(0.25, 2.0, size=shape) * rng.choice([-1.0, 1.0], size=shape)
+    if domain == "exponent":
+        return rng.uniform(-2.0, 2.0, size=shape)
+    if domain == "clip":  # away from the bounds -0.5 and 0.7 the tests use
+        x = rng.uniform(-1.5, 1.5, size=shape)
+        for _ in range(200):
+            bad = (np.abs(x + 0.5) < 0.05) | (np.abs(x - 0.7) < 0.05)
+            if not bad.any():
+                return x
+            x = np.where(bad, rng.uniform(-1.5, 1.5, size=shape), x)
+        raise AssertionError("could not sample away from the clip bounds")
+    if domain == "distinct":  # all entries distinct, gaps >= ~0.25 (no ties for max/min)
+        n = int(np.prod(shape, dtype=np.int64))
+        vals = (rng.permutation(n) - n / 2.0) * 0.3 + rng.uniform(-0.02, 0.02, size=n)
+        return vals.reshape(shape)
+    raise AssertionError(domain)
+
+
+def evaluate(m, fn, arrays):
+    """fn(m, *Variables) on engine module m as a float64 NumPy array, recording nothing."""
+    with m.no_grad():
+        out = fn(m, *[m.Variable(np.array(a, dtype=np.float64)) for a in arrays])
+    return np.array(out.data, dtype=np.float64)
+
+
+def fd_jacobians(fn, arrays, eps=1e-6):
+    """Central-difference Jacobians of fn(tapegrad, *arrays), one per array (out.shape + x.shape)."""
+    arrays = [np.array(a, dtype=np.float64) for a in arrays]
+    out_shape = evaluate(tapegrad, fn, arrays).shape
+    jacs = []
+    for i, a in enumerate(arrays):
+        J = np.zeros(out_shape + a.shape)
+        Jflat = J.reshape(out_shape + (a.size,))
+        for k in range(a.size):
+            args = [b.copy() for b in arrays]
+            args[i].reshape(-1)[k] += eps
+            fp = evaluate(tapegrad, fn, args)
+            args[i].reshape(-1)[k] -= 2 * eps
+            fm = evaluate(tapegrad, fn, args)
+            Jflat[..., k] = (fp - fm) / (2 * eps)
+        jacs.append(J)
+    return jacs

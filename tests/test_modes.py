@@ -15,15 +15,14 @@
 
 Everything is float64 unless a test says otherwise.
 """
-import zlib
 
 import numpy as np
 import pytest
 
 import tapegrad as tg
-from helpers import assert_close, reference_engine
+from helpers import assert_close, evaluate, fd_jacobians, reference_engine, rng_for, sample
+from helpers import case_id as _ids
 
-FD_EPS = 1e-6
 FD_RTOL = 1e-6
 FD_ATOL = 1e-6  # scaled by the magnitude of the values compared (see assert_close)
 MODE_RTOL = 1e-11  # forward vs reverse: the same numbers summed in another order
@@ -31,72 +30,9 @@ XENGINE_RTOL = 1e-9  # tapegrad vs tapegrad.reference
 MODES = ["forward", "reverse"]
 
 
-def rng_for(*key):
-    """A generator seeded by the test case, so every case is reproducible."""
-    return np.random.default_rng(zlib.crc32(repr(key).encode()))
-
-
-def _ids(x):
-    return repr(x).replace(" ", "")
-
-
-def sample(domain, shape, rng):
-    """Inputs away from kinks and singularities, so finite differences are exact enough."""
-    shape = tuple(shape)
-    if domain == "normal":
-        return rng.normal(size=shape)
-    if domain == "positive":
-        return rng.uniform(0.5, 2.0, size=shape)
-    if domain == "log1p":
-        return rng.uniform(-0.5, 2.0, size=shape)
-    if domain == "awayzero":
-        return rng.uniform(0.25, 2.0, size=shape) * rng.choice([-1.0, 1.0], size=shape)
-    if domain == "exponent":
-        return rng.uniform(-2.0, 2.0, size=shape)
-    if domain == "clip":  # away from the bounds -0.5 and 0.7 used below
-        x = rng.uniform(-1.5, 1.5, size=shape)
-        for _ in range(200):
-            bad = (np.abs(x + 0.5) < 0.05) | (np.abs(x - 0.7) < 0.05)
-            if not bad.any():
-                return x
-            x = np.where(bad, rng.uniform(-1.5, 1.5, size=shape), x)
-        raise AssertionError("could not sample away from the clip bounds")
-    if domain == "distinct":  # all entries distinct, gaps >= ~0.25 (no ties for max/min)
-        n = int(np.prod(shape, dtype=np.int64))
-        vals = (rng.permutation(n) - n / 2.0) * 0.3 + rng.uniform(-0.02, 0.02, size=n)
-        return vals.reshape(shape)
-    raise AssertionError(domain)
-
-
 # ---------------------------------------------------------------------------
 # Jacobians three ways
 # ---------------------------------------------------------------------------
-def evaluate(m, fn, arrays):
-    """fn(m, *Variables) as a float64 NumPy array, recording nothing."""
-    with m.no_grad():
-        out = fn(m, *[m.Variable(np.array(a, dtype=np.float64)) for a in arrays])
-    return np.array(out.data, dtype=np.float64)
-
-
-def fd_jacobians(fn, arrays, eps=FD_EPS):
-    """Central-difference Jacobians of fn(tapegrad, *arrays), one per array (out.shape + x.shape)."""
-    arrays = [np.array(a, dtype=np.float64) for a in arrays]
-    out_shape = evaluate(tg, fn, arrays).shape
-    jacs = []
-    for i, a in enumerate(arrays):
-        J = np.zeros(out_shape + a.shape)
-        Jflat = J.reshape(out_shape + (a.size,))
-        for k in range(a.size):
-            args = [b.copy() for b in arrays]
-            args[i].reshape(-1)[k] += eps
-            fp = evaluate(tg, fn, args)
-            args[i].reshape(-1)[k] -= 2 * eps
-            fm = evaluate(tg, fn, args)
-            Jflat[..., k] = (fp - fm) / (2 * eps)
-        jacs.append(J)
-    return jacs
-
-
 def engine_jacobians(m, fn, arrays, mode, chunk_size=None):
     def f(*vs):
         return fn(m, *vs)

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import tapegrad as tg
-from helpers import assert_close, reference_engine
+from helpers import assert_close, evaluate, fd_jacobians, reference_engine
 
 SETTINGS = settings(
     max_examples=30,
@@ -148,29 +148,6 @@ def fn_of(expr):
         return out
 
     return fn
-
-
-def evaluate(m, fn, arrays):
-    with m.no_grad():
-        out = fn(m, *[m.Variable(np.array(a, dtype=np.float64)) for a in arrays])
-    return np.array(out.data, dtype=np.float64)
-
-
-def fd_jacobians(fn, arrays, eps=1e-6):
-    out_shape = evaluate(tg, fn, arrays).shape
-    jacs = []
-    for i, a in enumerate(arrays):
-        J = np.zeros(out_shape + a.shape)
-        Jf = J.reshape(out_shape + (a.size,))
-        for k in range(a.size):
-            args = [b.copy() for b in arrays]
-            args[i].reshape(-1)[k] += eps
-            fp = evaluate(tg, fn, args)
-            args[i].reshape(-1)[k] -= 2 * eps
-            fm = evaluate(tg, fn, args)
-            Jf[..., k] = (fp - fm) / (2 * eps)
-        jacs.append(J)
-    return jacs
 
 
 def _describe(expr, arrays):

@@ -9,12 +9,13 @@ For each op and each shape case:
 Then the exact kink conventions, float32 behaviour and dtype rules,
 numerical stability of the normalisers, and NaN / inf propagation.
 """
-import zlib
 
 import numpy as np
 import pytest
 
 import tapegrad as tg
+from helpers import case_id as _ids
+from helpers import rng_for, sample
 from helpers import (
     assert_close,
     engines,
@@ -29,43 +30,6 @@ FD_RTOL = 1e-6
 FD_ATOL = 1e-6
 XENGINE_RTOL = 1e-9
 VALUE_RTOL = 1e-12
-
-
-def rng_for(*key):
-    """A generator seeded by the test case, so every case is reproducible."""
-    return np.random.default_rng(zlib.crc32(repr(key).encode()))
-
-
-def _ids(x):
-    return repr(x).replace(" ", "")
-
-
-# ---------------------------------------------------------------------------
-# Input domains (keep finite differences away from kinks and singularities)
-# ---------------------------------------------------------------------------
-def sample(domain, shape, rng):
-    shape = tuple(shape)
-    if domain == "normal":
-        return rng.normal(size=shape)
-    if domain == "positive":
-        return rng.uniform(0.5, 2.0, size=shape)
-    if domain == "log1p":
-        return rng.uniform(-0.5, 2.0, size=shape)
-    if domain in ("nonzero", "awayzero"):
-        return rng.uniform(0.25, 2.0, size=shape) * rng.choice([-1.0, 1.0], size=shape)
-    if domain == "clip":  # away from the bounds -0.5 and 0.7 used below
-        x = rng.uniform(-1.5, 1.5, size=shape)
-        for _ in range(100):
-            bad = (np.abs(x + 0.5) < 0.05) | (np.abs(x - 0.7) < 0.05)
-            if not bad.any():
-                break
-            x = np.where(bad, rng.uniform(-1.5, 1.5, size=shape), x)
-        return x
-    if domain == "distinct":  # all entries distinct, gaps >= 0.25
-        n = int(np.prod(shape, dtype=np.int64))
-        vals = (rng.permutation(n) - n / 2.0) * 0.3 + rng.uniform(-0.02, 0.02, size=n)
-        return vals.reshape(shape)
-    raise AssertionError(domain)
 
 
 def np_sigmoid(x):
