@@ -455,6 +455,10 @@ def test_messages_are_informative(m):
         (lambda: m.Variable(np.ones((2, 3))) * m.Variable(np.ones((4, 5))), "multiply", [(2, 3), (4, 5)]),
         (lambda: m.reshape(m.Variable(np.ones((2, 3))), (5,)), "reshape", [(2, 3), (5,)]),
         (lambda: m.matmul(m.Variable(np.ones((2, 3, 4))), m.Variable(np.ones((5, 6)))), "matmul", [(2, 3, 4), (5, 6)]),
+        (lambda: m.linear(m.Variable(np.ones((2, 3))), m.Variable(np.ones((4, 5)))), "linear", [(2, 3), (4, 5)]),
+        (lambda: m.linear(m.Variable(np.ones((2, 3))), m.Variable(np.ones((3, 5))), m.Variable(np.ones(4))),
+         "linear", [(2, 3), (3, 5), (4,)]),
+        (lambda: m.linear(m.Variable(np.ones((2, 3))), m.Variable(np.ones(3))), "linear", [(2, 3), (3,)]),
     ]
     for fn, name, shapes in cases:
         with pytest.raises(ValueError) as info:
@@ -481,6 +485,10 @@ BAD_ARGUMENT_CALLS = {
     "softmax_float_axis": lambda m, x: m.softmax(x, axis=0.5),
     "clip_str_bound": lambda m, x: m.clip(x, "a", 1.0),
     "clip_method_str_bound": lambda m, x: x.clip(0.0, "b"),
+    "linear_str_weight": lambda m, x: m.linear(x, "w"),
+    "linear_missing_weight": lambda m, x: m.linear(x),
+    "linear_unknown_keyword": lambda m, x: m.linear(x, x.T, bais=None),
+    "linear_too_many_arguments": lambda m, x: m.linear(x, x.T, None, None),
 }
 
 

@@ -390,6 +390,55 @@ def test_matmul_jacobian(shapes):
         check_jacobians(lambda m, p: m.matmul(p, m.transpose(p)) if p.ndim == 2 else m.matmul(p, p), [a])
 
 
+# linear(x, W, b): the C++ engine's fused primitive vs the reference's matmul + add.
+LINEAR_CASES = [  # x shape, (K, N), bias
+    ((2, 3), (3, 4), True),
+    ((2, 3), (3, 4), False),
+    ((3,), (3, 2), True),
+    ((2, 2, 3), (3, 1), True),
+    ((1, 1), (1, 1), True),
+    ((0, 3), (3, 2), True),
+]
+
+
+@pytest.mark.parametrize("case", LINEAR_CASES, ids=_ids)
+def test_linear_jacobian(case):
+    xs, ws, bias = case
+    rng = rng_for("linear", case)
+    x, w, b = rng.normal(size=xs), rng.normal(size=ws), rng.normal(size=ws[1])
+    if bias:
+        check_jacobians(lambda m, p, q, c: m.linear(p, q, c), [x, w, b])
+        check_jacobians(lambda m, c: m.linear(x, w, bias=c), [b])
+    else:
+        check_jacobians(lambda m, p, q: m.linear(p, q), [x, w])
+        check_jacobians(lambda m, p, q: m.linear(p, q, None), [x, w])
+    check_jacobians(lambda m, p: m.linear(p, w, b if bias else None), [x])
+    check_jacobians(lambda m, q: m.linear(x, q, b if bias else None), [w])
+    if xs[-1:] == ws[1:] and len(xs) == 2:  # the same Variable as input and weight
+        check_jacobians(lambda m, p: m.linear(p, m.reshape(p, ws), b if bias else None), [x])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_linear_matches_matmul_plus_bias(dtype):
+    """Values and gradients of the fused primitive equal matmul + add in both dtypes, and the
+    result's dtype follows NumPy promotion (float32 with a float64 bias -> float64)."""
+    rng = rng_for("linear-dtype", dtype)
+    x, w, b = (rng.normal(size=s).astype(dtype) for s in ((5, 7), (7, 3), (3,)))
+    tol = 1e-5 if dtype == np.float32 else 1e-13
+    vs = [tg.Variable(a, requires_grad=True) for a in (x, w, b)]
+    us = [tg.Variable(a, requires_grad=True) for a in (x, w, b)]
+    y, z = tg.linear(*vs), us[0] @ us[1] + us[2]
+    assert y.dtype == dtype and y.shape == (5, 3)
+    np.testing.assert_allclose(y.data, z.data, rtol=tol, atol=tol)
+    g = rng.normal(size=(5, 3)).astype(dtype)
+    (y * g).sum().backward()
+    (z * g).sum().backward()
+    for v, u in zip(vs, us):
+        np.testing.assert_allclose(v.grad, u.grad, rtol=tol, atol=tol)
+    assert tg.linear(vs[0], vs[1], b.astype(np.float64)).dtype == np.promote_types(dtype, np.float64)
+
+
+
 INDEX_KEYS = {
     "int": (4,), "slice": (4, 3), "neg_step": (4, 3), "int_and_slice": (4, 3),
     "ellipsis_int": (2, 3, 2), "newaxis": (4, 3), "int_array_repeats": (4, 3),
@@ -815,6 +864,8 @@ OTHER_SECOND_ORDER = {
     "matmul_2d": ((3, 3), "normal", lambda m, x: m.matmul(x, x)),
     "matmul_1d": ((3,), "normal", lambda m, x: m.matmul(x, x) * x),
     "matmul_batched": ((2, 3, 3), "normal", lambda m, x: m.matmul(x, x[0])),
+    "linear": ((3, 3), "normal", lambda m, x: m.linear(x, x, x[0])),
+    "linear_batched": ((2, 3, 3), "normal", lambda m, x: m.linear(x * x, x[0], m.tanh(x[1, 0]))),
     "index_repeats": ((4, 3), "normal", lambda m, x: (x * x)[np.array([0, 2, 2, 3])]),
     "index_mask": ((4, 3), "normal", lambda m, x: (x * x)[INDEX_MASK] * x[INDEX_MASK]),
     "index_slice": ((4, 3), "normal", lambda m, x: x[1:, ::-1] * x[:-1, :]),

@@ -37,6 +37,10 @@ class NumpyLib:
     matmul = staticmethod(np.matmul)
 
     @staticmethod
+    def linear(x, w, b=None):
+        return x @ w if b is None else x @ w + b
+
+    @staticmethod
     def sigmoid(x):
         return 1.0 / (1.0 + np.exp(-x))
 
@@ -94,6 +98,9 @@ def shape_of(node, in_shapes):
     if kind == "matmul_self":
         s = shape_of(node[1], in_shapes)
         return np.matmul(np.zeros(s), np.zeros(s[:-2] + (s[-1], s[-2]) if len(s) >= 2 else s)).shape
+    if kind == "linear_self":
+        s = shape_of(node[1], in_shapes)
+        return s[:-1] + (int(np.prod(s[:-1], dtype=np.int64)),)
     if kind == "transpose":
         return shape_of(node[1], in_shapes)[::-1]
     if kind == "flatten":
@@ -142,6 +149,10 @@ def evaluate(node, lib, xs):
             perm = tuple(range(nd - 2)) + (nd - 1, nd - 2)
             return lib.matmul(x, lib.transpose(x, perm))
         return lib.matmul(x, x)
+    if kind == "linear_self":  # x (..., K) with weight and bias made from x's rows
+        x = evaluate(node[1], lib, xs)
+        rows = lib.reshape(x, (-1, x.shape[-1]))
+        return lib.linear(x, lib.transpose(rows), lib.sum(rows, axis=1))
     if kind == "transpose":
         return lib.transpose(evaluate(node[1], lib, xs))
     if kind == "flatten":
@@ -189,7 +200,7 @@ def draw_tree(draw, in_shapes, depth):
     if depth == 0 or draw(st.integers(0, 4)) == 0:
         return draw(st.sampled_from(leaves))
     kind = draw(st.sampled_from(["unary", "unary", "binary", "binary", "reduce", "softmax", "matmul_self",
-                                 "transpose", "flatten", "reverse_last"]))
+                                 "linear_self", "transpose", "flatten", "reverse_last"]))
     child = draw_tree(draw, in_shapes, depth - 1)
     cshape = shape_of(child, in_shapes)
     if kind == "binary":
@@ -207,6 +218,8 @@ def draw_tree(draw, in_shapes, depth):
         return ("softmax", child, draw(st.integers(-len(cshape), len(cshape) - 1)))
     if kind == "matmul_self" and len(cshape) >= 1:
         return ("matmul_self", child)
+    if kind == "linear_self" and len(cshape) >= 1:
+        return ("linear_self", child)
     if kind == "transpose":
         return ("transpose", child)
     if kind == "flatten":
@@ -271,7 +284,7 @@ def _uses_input(node, i):
         return node[1] == i
     return any(_uses_input(c, i) for c in node[1:] if isinstance(c, tuple) and c and isinstance(c[0], str)
                and c[0] in ("input", "unary", "binary", "sum", "mean", "logsumexp", "softmax", "matmul_self",
-                            "transpose", "flatten", "reverse_last"))
+                            "linear_self", "transpose", "flatten", "reverse_last"))
 
 
 # ---------------------------------------------------------------------------

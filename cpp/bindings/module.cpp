@@ -712,6 +712,51 @@ PyMethodDef* unary_method_table(std::index_sequence<I...>) {
   return defs;
 }
 
+// linear(x, weight, bias=None): Linear's forward, called once per layer per
+// step, so it is a raw METH_FASTCALL function (no pybind11 dispatcher).
+// Array operands are converted to weight's dtype like the operators do.
+PyObject* linear_fn(PyObject*, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) {
+  return guarded([&]() -> PyObject* {
+    static const char* const kNames[3] = {"x", "weight", "bias"};
+    PyObject* a[3] = {nullptr, nullptr, Py_None};
+    if (nargs > 3) throw type_error("linear() takes at most 3 arguments (" + std::to_string(nargs) + " given)");
+    for (Py_ssize_t i = 0; i < nargs; ++i) a[i] = args[i];
+    const Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
+    for (Py_ssize_t k = 0; k < nkw; ++k) {
+      const char* key = PyUnicode_AsUTF8(PyTuple_GET_ITEM(kwnames, k));
+      if (!key) throw py::error_already_set();
+      int slot = -1;
+      for (int j = 0; j < 3; ++j)
+        if (std::strcmp(key, kNames[j]) == 0) slot = j;
+      if (slot < 0) throw type_error(std::string("linear() got an unexpected keyword argument '") + key + "'");
+      if (slot < nargs) throw type_error(std::string("linear() got multiple values for argument '") + key + "'");
+      a[slot] = args[nargs + k];
+    }
+    if (!a[0] || !a[1]) throw type_error("linear() missing required argument: 'x' and 'weight' are needed");
+    std::optional<DType> like;
+    for (PyObject* o : {a[1], a[0], a[2]})
+      if (!like && o != Py_None && is_var(o)) like = holder_of(o)->dtype();
+    auto arg = [&](PyObject* o) { return is_var(o) ? holder_of(o) : to_var(o, like, "linear"); };
+    Var x = arg(a[0]), w = arg(a[1]);
+    Var b = a[2] == Py_None ? nullptr : arg(a[2]);
+    const int64_t work = x->data.numel() * (w->shape().empty() ? 1 : w->shape().back());
+    if (work < (1 << 16)) return cast_out(linear(x, w, b));
+    Var y;
+    {
+      py::gil_scoped_release nogil;
+      y = linear(x, w, b);
+    }
+    return cast_out(std::move(y));
+  });
+}
+
+PyMethodDef kLinearDef[] = {
+    {"linear", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(&linear_fn)), METH_FASTCALL | METH_KEYWORDS,
+     "linear(x, weight, bias=None)\n--\n\nx @ weight + bias in one primitive (tapegrad.nn.Linear's forward): x has shape "
+     "(..., K), weight (K, N), bias (N,) or None. One GEMM accumulating onto the bias rows; the backward is "
+     "dx = g weightᵀ, dweight = xᵀ g, dbias = column sums of g."},
+    {nullptr, nullptr, 0, nullptr}};
+
 }  // namespace
 
 PYBIND11_MODULE(_core, m) {
@@ -845,6 +890,7 @@ tapegrad.from_numpy(arr) to share a NumPy array's buffer instead.
   // ----- functions ---------------------------------------------------------------
   if (PyModule_AddFunctions(m.ptr(), unary_method_table(std::make_index_sequence<kNumUnary>())) != 0)
     throw py::error_already_set();
+  if (PyModule_AddFunctions(m.ptr(), kLinearDef) != 0) throw py::error_already_set();
 
 #define TG_BINARY_FN(PYNAME, FN, DOC) \
   m.def(PYNAME, [](py::handle a, py::handle b) { auto [x, y] = operands(a, b, PYNAME); return FN(x, y); }, py::arg("a"), py::arg("b"), DOC)

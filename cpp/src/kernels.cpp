@@ -453,28 +453,32 @@ Tensor astype(const Tensor& x, DType dt) {
 // transposes); batches are folded into one GEMM where the layout allows.
 // ---------------------------------------------------------------------------
 
-// C (M x N) = op(A) op(B), row-major; A is M x K (K x M if ta), B is K x N (N x K if tb).
-static void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float* A, const float* B, float* C) {
+// C (M x N) = op(A) op(B) + beta C, row-major; A is M x K (K x M if ta), B is K x N (N x K if tb).
+static void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float* A, const float* B, float beta,
+                 float* C) {
   scipy_cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, blasint(M),
-                    blasint(N), blasint(K), 1.0f, A, blasint(ta ? M : K), B, blasint(tb ? K : N), 0.0f, C, blasint(N));
+                    blasint(N), blasint(K), 1.0f, A, blasint(ta ? M : K), B, blasint(tb ? K : N), beta, C, blasint(N));
 }
-static void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const double* A, const double* B, double* C) {
+static void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const double* A, const double* B, double beta,
+                 double* C) {
   scipy_cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, blasint(M),
-                    blasint(N), blasint(K), 1.0, A, blasint(ta ? M : K), B, blasint(tb ? K : N), 0.0, C, blasint(N));
+                    blasint(N), blasint(K), 1.0, A, blasint(ta ? M : K), B, blasint(tb ? K : N), beta, C, blasint(N));
 }
 
+// beta is 0 (C is overwritten) or 1 (the product accumulates onto C).
 template <class T>
-static void gemm_checked(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const T* A, const T* B, T* C) {
+static void gemm_checked(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const T* A, const T* B, T* C,
+                         T beta = T(0)) {
   if (M == 0 || N == 0) return;
-  if (K == 0) {  // BLAS leaves C untouched when K = 0: the empty sum is 0
-    std::fill(C, C + M * N, T(0));
+  if (K == 0) {  // the empty sum is 0 (BLAS may not touch C at all when K = 0)
+    if (beta == T(0)) std::fill(C, C + M * N, T(0));
     return;
   }
   constexpr int64_t kMax = std::numeric_limits<blasint>::max();
   if (M > kMax || N > kMax || K > kMax)
     throw value_error("matmul: a dimension exceeds the BLAS's 32-bit index range (" + std::to_string(M) + ", " +
                       std::to_string(N) + ", " + std::to_string(K) + ")");
-  gemm(ta, tb, M, N, K, A, B, C);
+  gemm(ta, tb, M, N, K, A, B, beta, C);
 }
 
 static bool all_zero(const std::vector<int64_t>& v) {
@@ -525,6 +529,31 @@ Tensor matmul(const Tensor& a, const Tensor& b, bool ta, bool tb) {
                           po + (off[0] + i * in[0]) * o_mat);
       });
     }
+  });
+  return out;
+}
+
+Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {
+  if (x.ndim() < 1 || w.ndim() != 2 || x.shape.back() != w.shape[0])
+    throw value_error("linear kernel: expected x (..., K) and w (K, N), got " + shape_str(x.shape) + " and " +
+                      shape_str(w.shape));
+  check_same_float(x, w, "linear");
+  const int64_t K = w.shape[0], N = w.shape[1];
+  if (b.defined()) {
+    check_same_float(x, b, "linear");
+    if (b.shape != Shape{N}) throw value_error("linear kernel: bias must have shape (N,)");
+  }
+  Shape out_shape(x.shape.begin(), x.shape.end() - 1);
+  const int64_t R = numel(out_shape);
+  out_shape.push_back(N);
+  Tensor out = Tensor::empty(out_shape, x.dtype);
+  TG_DISPATCH_FLOAT(x.dtype, "linear", {
+    T* po = out.ptr<T>();
+    if (b.defined()) {  // the bias rows first, then the GEMM adds onto them (one pass fewer than y = xW; y += b)
+      const T* pb = b.ptr<T>();
+      for (int64_t r = 0; r < R; ++r) std::copy(pb, pb + N, po + r * N);
+    }
+    gemm_checked<T>(false, false, R, N, K, x.ptr<T>(), w.ptr<T>(), po, b.defined() ? T(1) : T(0));
   });
   return out;
 }

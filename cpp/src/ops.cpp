@@ -657,6 +657,45 @@ struct MatmulRule {
   }
 };
 
+// ---------------------------------------------------------------------------
+// Affine map y = x W + b (a Linear layer): x (..., K), W (K, N), b (N,) or
+// none. One primitive instead of a matmul and a broadcast add: the forward
+// GEMM accumulates onto the bias rows, and the sweep passes one node.
+// x's leading axes fold into R rows:
+//   dx = g Wᵀ,  dW = x₂ᵀ g₂,  db = column sums of g₂   (g₂: g as (R, N))
+// Linear in each operand: dy = dx W + x dW + db.
+// ---------------------------------------------------------------------------
+struct LinearRule {
+  static constexpr const char* name = "linear";
+  struct Attrs { Shape x_shape; };
+  static int64_t rows(const Shape& x_shape) { return numel(Shape(x_shape.begin(), x_shape.end() - 1)); }
+  static Grads vjp(OpNode<LinearRule>& n, const Var& g) {
+    const int nb = n.batch_dims(g);
+    const Shape& xs = n.attrs.x_shape;
+    const int64_t R = rows(xs), K = xs.back(), N = n.out_shape.back();
+    Var g2 = reshape(g, with_batch(g, nb, Shape{R, N}));
+    Var gx, gw, gb;
+    if (n.needs(0)) gx = reshape(matmul_t(g2, n.get(1), false, true), with_batch(g, nb, xs));
+    if (n.needs(1)) gw = matmul_t(reshape(n.get(0), Shape{R, K}), g2, true, false);
+    if (n.needs(2)) gb = sum(g2, Axes{nb}, false);
+    return {gx, gw, gb};
+  }
+  static Var jvp(OpNode<LinearRule>& n, const Grads& t, int nb) {
+    const Shape& xs = n.attrs.x_shape;
+    const int64_t R = rows(xs), K = xs.back();
+    const Var& any = t[0] ? t[0] : (t[1] ? t[1] : t[2]);
+    const Shape out = with_batch(any, nb, n.out_shape);
+    Var dy;
+    if (t[0]) dy = reshape(matmul_t(reshape(t[0], with_batch(t[0], nb, Shape{R, K})), n.get(1), false, false), out);
+    if (t[1]) dy = add_opt(dy, reshape(matmul_t(reshape(n.get(0), Shape{R, K}), t[1], false, false), out));
+    if (t.size() > 2 && t[2]) {
+      Var db = lift(t[2], nb, n.out_shape.size());  // batch + (1, ..., 1, N)
+      dy = dy ? add(dy, db) : broadcast_to(db, out);
+    }
+    return dy;
+  }
+};
+
 }  // namespace
 
 // ===========================================================================
@@ -966,6 +1005,35 @@ Var matmul_t(const Var& a0, const Var& b0, bool ta, bool tb) {
     r.attrs() = MatmulRule::Attrs{ta, tb, a->shape(), b->shape()};
     r.save_input(a, 0);
     r.save_input(b, 1);
+  }
+  return r.out;
+}
+
+Var linear(const Var& x0, const Var& w0, const Var& b0) {
+  auto describe = [&] {
+    std::string s = "x " + shape_str(x0->shape()) + " " + dtype_name(x0->dtype()) + ", weight " +
+                    shape_str(w0->shape()) + " " + dtype_name(w0->dtype());
+    if (b0) s += ", bias " + shape_str(b0->shape()) + " " + dtype_name(b0->dtype());
+    return s;
+  };
+  for (const Var* v : {&x0, &w0, &b0})
+    if (*v && !is_float((*v)->dtype())) throw type_error("linear: expected float32 or float64 operands, got " + describe());
+  const Shape &xs = x0->shape(), &ws = w0->shape();
+  if (ws.size() != 2 || xs.empty() || xs.back() != ws[0])
+    throw value_error("linear: expected x (..., K) and weight (K, N), got " + describe());
+  if (b0 && b0->shape() != Shape{ws[1]})
+    throw value_error("linear: bias must have shape (" + std::to_string(ws[1]) + ",), got " + describe());
+  DType dt = promote(x0->dtype(), w0->dtype());
+  if (b0) dt = promote(dt, b0->dtype());
+  Var x = x0->dtype() == dt ? x0 : astype(x0, dt);
+  Var w = w0->dtype() == dt ? w0 : astype(w0, dt);
+  Var b = !b0 || b0->dtype() == dt ? b0 : astype(b0, dt);
+  Tensor y = kern::linear(x->data, w->data, b ? b->data : Tensor());
+  Recorder<LinearRule> r = b ? Recorder<LinearRule>(std::move(y), {&x, &w, &b}) : Recorder<LinearRule>(std::move(y), {&x, &w});
+  if (r) {
+    r.attrs().x_shape = xs;
+    r.save_input(x, 0);
+    r.save_input(w, 1);
   }
   return r.out;
 }

@@ -59,6 +59,7 @@ from ._core import (  # noqa: E402,F401  (the public API)
     concatenate,
     stack,
     matmul,
+    linear,
     astype,
     set_num_threads,
     get_num_threads,

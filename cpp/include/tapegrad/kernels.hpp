@@ -47,6 +47,9 @@ Tensor astype(const Tensor& x, DType dt);
 // op(a) @ op(b) with NumPy batch broadcasting; a and b have ndim >= 2;
 // ta / tb transpose the last two axes of a / b without materializing them.
 Tensor matmul(const Tensor& a, const Tensor& b, bool ta, bool tb);
+// x (..., K) @ w (K, N) + b (N,) (b undefined: no bias), the leading axes of
+// x folded into the rows of one GEMM that accumulates onto the bias rows.
+Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b);
 
 // Flat gather / scatter-add by int64 indices into a contiguous tensor.
 Tensor gather(const Tensor& x, const Tensor& index, const Shape& out_shape);

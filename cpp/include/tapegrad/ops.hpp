@@ -77,6 +77,8 @@ Var scatter_add(const Var& src, const Tensor& index, const Shape& shape);
 Var matmul(const Var& a, const Var& b);
 // op(a) @ op(b) for ndim >= 2 operands: the primitive.
 Var matmul_t(const Var& a, const Var& b, bool ta, bool tb);
+// x (..., K) @ weight (K, N) + bias (N,) in one primitive (bias may be null): Linear's forward.
+Var linear(const Var& x, const Var& weight, const Var& bias);
 
 // Axis helpers shared with the bindings (throw value_error naming `op`).
 int64_t normalize_axis(int64_t axis, int64_t ndim, const char* op);

@@ -43,6 +43,7 @@ from .ops import (
     log_softmax,
     logsumexp,
     matmul,
+    linear,
     max,
     maximum,
     mean,
@@ -75,7 +76,7 @@ __all__ = [
     "maximum", "minimum", "clip", "where",
     "sum", "mean", "max", "min",
     "reshape", "transpose", "broadcast_to", "concatenate", "stack",
-    "matmul", "softmax", "log_softmax", "logsumexp", "astype", "unbroadcast",
+    "matmul", "linear", "softmax", "log_softmax", "logsumexp", "astype", "unbroadcast",
     "jvp", "vjp", "grad", "value_and_grad", "jacobian", "hessian", "hvp",
     "directional_derivative", "custom_op",
 ]

@@ -42,7 +42,7 @@ __all__ = [
     "maximum", "minimum", "clip", "where",
     "sum", "mean", "max", "min",
     "reshape", "transpose", "broadcast_to", "concatenate", "stack", "getitem",
-    "matmul", "softmax", "log_softmax", "logsumexp", "astype", "unbroadcast",
+    "matmul", "linear", "softmax", "log_softmax", "logsumexp", "astype", "unbroadcast",
     "identity",
 ]
 
@@ -1096,6 +1096,25 @@ def matmul(a, b):
         raise ValueError(f"matmul: batch dimensions of shapes {sa} and {sb} cannot be "
                          f"broadcast together") from None
     return MatMul.apply(a, b)
+
+
+def linear(x, weight, bias=None):
+    """``x @ weight + bias`` (bias optional): x (..., K), weight (K, N), bias (N,).
+
+    Composed from matmul and add here (the C++ engine has it as one fused
+    primitive), so the two engines derive its gradients independently."""
+    operands = (x, weight) if bias is None else (x, weight, bias)
+    vs = _operands(*operands)
+    x, weight = vs[0], vs[1]
+    what = f"x {x.shape} {x.dtype}, weight {weight.shape} {weight.dtype}"
+    if bias is not None:
+        what += f", bias {vs[2].shape} {vs[2].dtype}"
+    if weight.ndim != 2 or x.ndim < 1 or x.shape[-1] != weight.shape[0]:
+        raise ValueError(f"linear: expected x (..., K) and weight (K, N), got {what}")
+    if bias is not None and vs[2].shape != (weight.shape[1],):
+        raise ValueError(f"linear: bias must have shape ({weight.shape[1]},), got {what}")
+    y = matmul(x, weight)
+    return y if bias is None else add(y, vs[2])
 
 
 # --------------------------------------------------------------------------
