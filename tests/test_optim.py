@@ -70,7 +70,29 @@ def test_float32_parameters_and_skipping_params_without_grad():
         opt.step()
         assert p.dtype == np.float32
         np.testing.assert_array_equal(q.data, np.ones(2))  # no grad: untouched
+        assert opt.state[1] == {}  # and no buffers made for it
+        assert set(opt.state[0]) == ({"momentum_buffer"} if isinstance(opt, optim.SGD)
+                                     else {"step", "exp_avg", "exp_avg_sq"})
+        assert opt.state[0].get("momentum_buffer", opt.state[0].get("exp_avg")).dtype == np.float32
     assert p.data[0] < 1
+
+
+def test_one_call_step_validates_its_lists():
+    """The C++ step over all parameters rejects malformed lists instead of reading past them."""
+    from tapegrad import _core
+    p = tg.Variable(np.ones(3), requires_grad=True)
+    p.grad = np.ones(3)
+    with pytest.raises(TypeError, match="equal length"):
+        _core._sgd_steps([p], [], 0.1, 0.0, False, 0.0)
+    with pytest.raises(TypeError, match="not a Variable"):
+        _core._sgd_steps([np.ones(3)], [{}], 0.1, 0.0, False, 0.0)
+    with pytest.raises(TypeError, match="not a dict"):
+        _core._adam_steps([p], [None], 0.1, 0.9, 0.99, 1e-8, 0.0, False)
+    with pytest.raises(TypeError, match="momentum_buffer"):
+        _core._sgd_steps([p], [{"momentum_buffer": np.zeros(3)}], 0.1, 0.9, False, 0.0)
+    with pytest.raises(ValueError, match="momentum buffer must have the parameter's shape"):
+        _core._sgd_steps([p], [{"momentum_buffer": tg.Variable(np.zeros(2))}], 0.1, 0.9, False, 0.0)
+    np.testing.assert_array_equal(p.data, np.ones(3))
 
 
 def _run(opt_factory, steps, resume_at=None):

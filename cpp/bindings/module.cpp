@@ -23,6 +23,36 @@
 namespace py = pybind11;
 using namespace tg;
 
+// tg::Shape <-> Python: a tuple of ints out (NumPy's shape type), any sequence of ints in.
+namespace pybind11::detail {
+template <>
+struct type_caster<tg::Shape> {
+  PYBIND11_TYPE_CASTER(tg::Shape, const_name("tuple[int, ...]"));
+  bool load(handle src, bool) {
+    if (!isinstance<sequence>(src) || isinstance<str>(src)) return false;
+    value.clear();
+    for (auto item : reinterpret_borrow<sequence>(src)) {
+      if (!PyIndex_Check(item.ptr())) return false;
+      value.push_back(item.cast<int64_t>());
+    }
+    return true;
+  }
+  static handle cast(const tg::Shape& s, return_value_policy, handle) {
+    PyObject* t = PyTuple_New(static_cast<Py_ssize_t>(s.size()));
+    if (!t) return nullptr;
+    for (size_t i = 0; i < s.size(); ++i) {
+      PyObject* d = PyLong_FromLongLong(s[i]);
+      if (!d) {
+        Py_DECREF(t);
+        return nullptr;
+      }
+      PyTuple_SET_ITEM(t, static_cast<Py_ssize_t>(i), d);
+    }
+    return t;
+  }
+};
+}  // namespace pybind11::detail
+
 namespace {
 
 // ----- NumPy access -------------------------------------------------------------
@@ -808,7 +838,7 @@ tapegrad.from_numpy(arr) to share a NumPy array's buffer instead.
         return v->shape()[0];
       })
       .def("__hash__", [](py::handle self) { return reinterpret_cast<intptr_t>(self.ptr()) >> 4; })
-      .def_property_readonly("shape", [](const Var& v) { return py::tuple(py::cast(v->shape())); })
+      .def_property_readonly("shape", [](const Var& v) { return py::reinterpret_steal<py::tuple>(py::cast(v->shape()).release()); })
       .def_property_readonly("ndim", [](const Var& v) { return v->data.ndim(); })
       .def_property_readonly("size", [](const Var& v) { return v->data.numel(); })
       .def_property_readonly("dtype", [](const Var& v) { return np_dtype(v->dtype()); })
@@ -1053,20 +1083,54 @@ tapegrad.from_numpy(arr) to share a NumPy array's buffer instead.
         "Threads used by tapegrad's kernels (its pool and its BLAS).");
 
   // ----- fused optimizer steps (tapegrad.optim drives them) -----
-  m.def("_sgd_step", [](const Var& p, py::handle buf, double lr, double momentum, bool nesterov, double wd) {
-        if (!p->grad) throw value_error("SGD: the parameter has no gradient (call backward first)");
-        Tensor b;
-        if (!buf.is_none()) b = holder_of(buf)->data;
-        optim::sgd_step(*p, p->grad->data, buf.is_none() ? nullptr : &b, lr, momentum, nesterov, wd);
-      }, py::arg("param"), py::arg("momentum_buffer"), py::arg("lr"), py::arg("momentum"), py::arg("nesterov"),
-      py::arg("weight_decay"), "One fused SGD update of a parameter from its .grad (in place).");
-  m.def("_adam_step", [](const Var& p, const Var& m1, const Var& m2, int64_t step, double lr, double beta1,
-                         double beta2, double eps, double wd, bool decoupled) {
-        if (!p->grad) throw value_error("Adam: the parameter has no gradient (call backward first)");
-        optim::adam_step(*p, p->grad->data, m1->data, m2->data, step, lr, beta1, beta2, eps, wd, decoupled);
-      }, py::arg("param"), py::arg("exp_avg"), py::arg("exp_avg_sq"), py::arg("step"), py::arg("lr"), py::arg("beta1"),
-      py::arg("beta2"), py::arg("eps"), py::arg("weight_decay"), py::arg("decoupled"),
-      "One fused Adam/AdamW update of a parameter from its .grad (in place; exp_avg and exp_avg_sq too).");
+  // One call per optimizer step for all parameters: each parameter with a
+  // .grad is updated in place by one fused kernel; parameters without one
+  // are skipped. states[i] is the parameter's state dict (the optimizer's
+  // own, so state_dict() sees it); buffers are created in it on first use.
+  auto param_list = [](py::handle params, py::handle states, const char* op) {
+    py::list ps = py::reinterpret_borrow<py::list>(params), ss = py::reinterpret_borrow<py::list>(states);
+    if (!py::isinstance<py::list>(params) || !py::isinstance<py::list>(states) || ps.size() != ss.size())
+      throw type_error(std::string(op) + ": expected two lists of equal length (parameters, state dicts)");
+    for (size_t i = 0; i < ps.size(); ++i) {
+      if (!is_var(ps[i])) throw type_error(std::string(op) + ": parameter " + std::to_string(i) + " is not a Variable");
+      if (!py::isinstance<py::dict>(ss[i])) throw type_error(std::string(op) + ": state " + std::to_string(i) + " is not a dict");
+    }
+    return std::make_pair(ps, ss);
+  };
+  auto buffer = [](py::dict st, const char* key, const Var& p) -> Tensor {
+    if (!st.contains(key)) st[key] = py::reinterpret_steal<py::object>(cast_out(make_var(Tensor::zeros(p->shape(), p->dtype()))));
+    py::handle b = st[key];
+    if (!is_var(b)) throw type_error(std::string("optimizer state ") + key + " is not a Variable");
+    return holder_of(b)->data;
+  };
+  m.def("_sgd_steps", [param_list, buffer](py::handle params, py::handle states, double lr, double momentum,
+                                           bool nesterov, double wd) {
+        auto [ps, ss] = param_list(params, states, "SGD");
+        for (size_t i = 0; i < ps.size(); ++i) {
+          const Var& p = holder_of(ps[i]);
+          if (!p->grad) continue;
+          Tensor b;
+          if (momentum != 0) b = buffer(ss[i].cast<py::dict>(), "momentum_buffer", p);
+          optim::sgd_step(*p, p->grad->data, momentum != 0 ? &b : nullptr, lr, momentum, nesterov, wd);
+        }
+      }, py::arg("params"), py::arg("states"), py::arg("lr"), py::arg("momentum"), py::arg("nesterov"),
+      py::arg("weight_decay"), "One fused SGD update of every parameter that has a .grad (in place).");
+  m.def("_adam_steps", [param_list, buffer](py::handle params, py::handle states, double lr, double beta1,
+                                            double beta2, double eps, double wd, bool decoupled) {
+        auto [ps, ss] = param_list(params, states, decoupled ? "AdamW" : "Adam");
+        for (size_t i = 0; i < ps.size(); ++i) {
+          const Var& p = holder_of(ps[i]);
+          if (!p->grad) continue;
+          py::dict st = ss[i].cast<py::dict>();
+          Tensor m1 = buffer(st, "exp_avg", p), m2 = buffer(st, "exp_avg_sq", p);
+          int64_t step = (st.contains("step") ? st["step"].cast<int64_t>() : 0) + 1;
+          optim::adam_step(*p, p->grad->data, m1, m2, step, lr, beta1, beta2, eps, wd, decoupled);
+          st["step"] = step;
+        }
+      }, py::arg("params"), py::arg("states"), py::arg("lr"), py::arg("beta1"), py::arg("beta2"), py::arg("eps"),
+      py::arg("weight_decay"), py::arg("decoupled"),
+      "One fused Adam/AdamW update of every parameter that has a .grad (in place; its exp_avg and exp_avg_sq "
+      "too, created in its state dict on first use, and its step count).");
 
   m.def("_custom_record", &custom_record, py::arg("op"), py::arg("inputs"), py::arg("output"),
         "Record a tapegrad.custom_op application (its forward already computed) on the tape.");

@@ -1,9 +1,10 @@
 """Optimizers (``SGD``, ``Adam``, ``AdamW``), ``clip_grad_norm`` and learning-rate schedulers.
 
-Each ``step()`` updates every parameter that has a gradient with one fused
-C++ kernel (``_core._sgd_step`` / ``_core._adam_step``): one pass over the
-parameter's memory, in place, no Python loop over elements. Parameters
-without a gradient are skipped. ``state_dict()`` / ``load_state_dict()``
+Each ``step()`` is one C++ call (``_core._sgd_steps`` / ``_core._adam_steps``)
+that updates every parameter that has a gradient with one fused kernel: one
+pass over the parameter's memory, in place, no Python loop at all.
+Parameters without a gradient are skipped. Buffers (momentum, Adam moments)
+live in ``self.state[i]``, created there on a parameter's first update. ``state_dict()`` / ``load_state_dict()``
 capture the hyper-parameters, step counts and buffers, so a run resumed
 from them continues bit for bit.
 """
@@ -114,15 +115,7 @@ class SGD(Optimizer):
             raise ValueError("SGD: nesterov=True needs momentum > 0")
 
     def step(self):
-        for p, s in zip(self.params, self.state):
-            if p.grad is None:
-                continue
-            buf = None
-            if self.momentum:
-                buf = s.get("momentum_buffer")
-                if buf is None:
-                    buf = s["momentum_buffer"] = Variable(np.zeros(p.shape, dtype=p.dtype))
-            _core._sgd_step(p, buf, self.lr, self.momentum, self.nesterov, self.weight_decay)
+        _core._sgd_steps(self.params, self.state, self.lr, self.momentum, self.nesterov, self.weight_decay)
 
 
 class Adam(Optimizer):
@@ -142,16 +135,7 @@ class Adam(Optimizer):
 
     def step(self):
         b1, b2 = self.betas
-        for p, s in zip(self.params, self.state):
-            if p.grad is None:
-                continue
-            if not s:
-                s["step"] = 0
-                s["exp_avg"] = Variable(np.zeros(p.shape, dtype=p.dtype))
-                s["exp_avg_sq"] = Variable(np.zeros(p.shape, dtype=p.dtype))
-            s["step"] += 1
-            _core._adam_step(p, s["exp_avg"], s["exp_avg_sq"], s["step"], self.lr, b1, b2, self.eps,
-                             self.weight_decay, self._decoupled)
+        _core._adam_steps(self.params, self.state, self.lr, b1, b2, self.eps, self.weight_decay, self._decoupled)
 
 
 class AdamW(Adam):

@@ -14,6 +14,8 @@
 #include <string>
 #include <vector>
 
+#include "tapegrad/shape.hpp"
+
 namespace tg {
 
 enum class DType : uint8_t { F32, F64, I64, Bool };
@@ -30,7 +32,6 @@ inline size_t itemsize(DType d) {
 const char* dtype_name(DType d);
 inline bool is_float(DType d) { return d == DType::F32 || d == DType::F64; }
 
-using Shape = std::vector<int64_t>;
 int64_t numel(const Shape& s);
 std::string shape_str(const Shape& s);  // "(3, 4)", "()" for 0-d
 
