@@ -212,6 +212,58 @@ def test_threaded_optimizer_steps_equal_one_thread_bitwise():
         np.testing.assert_array_equal(one, two)
 
 
+OPTIMIZERS = {
+    "sgd": lambda ps: tg.optim.SGD(ps, lr=0.1, weight_decay=0.01),
+    "sgd_momentum": lambda ps: tg.optim.SGD(ps, lr=0.1, momentum=0.9),
+    "sgd_nesterov": lambda ps: tg.optim.SGD(ps, lr=0.1, momentum=0.9, nesterov=True, weight_decay=0.01),
+    "adam": lambda ps: tg.optim.Adam(ps, lr=0.01, weight_decay=0.01),
+    "adamw": lambda ps: tg.optim.AdamW(ps, lr=0.01, weight_decay=0.1),
+}
+
+
+def _numpy_optimizer_steps(name, w, g, steps):
+    """The same updates written out in float64 NumPy (PyTorch's conventions)."""
+    w, buf, m, v = w.astype(np.float64), np.zeros(w.shape), np.zeros(w.shape), np.zeros(w.shape)
+    for t in range(1, steps + 1):
+        if name.startswith("sgd"):
+            wd, mu = (0.01, 0.0) if name == "sgd" else (0.01 if name == "sgd_nesterov" else 0.0, 0.9)
+            d = g + wd * w
+            if mu:
+                buf = mu * buf + d
+                d = d + mu * buf if name == "sgd_nesterov" else buf
+            w = w - 0.1 * d
+        else:
+            gi = g + 0.01 * w if name == "adam" else g
+            if name == "adamw":
+                w = w * (1 - 0.01 * 0.1)
+            m = 0.9 * m + 0.1 * gi
+            v = 0.999 * v + 0.001 * gi * gi
+            w = w - 0.01 * (m / (1 - 0.9 ** t)) / (np.sqrt(v / (1 - 0.999 ** t)) + 1e-8)
+    return w
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n", [1, 7, 9, 17, 1000, 4097])
+@pytest.mark.parametrize("name", list(OPTIMIZERS))
+def test_optimizer_loops_every_isa_same_bits_and_match_numpy(name, n, dtype, restore_isa):
+    rng = np.random.default_rng(n)
+    w0, g0 = (rng.standard_normal(n).astype(dtype) for _ in range(2))
+    results = {}
+    for isa in ISAS:
+        _core._set_isa(isa)
+        p = tg.Variable(w0.copy(), requires_grad=True)
+        opt = OPTIMIZERS[name]([p])
+        for _ in range(3):
+            p.grad = g0
+            opt.step()
+        results[isa] = p.numpy()
+    for isa in ISAS[1:]:
+        np.testing.assert_array_equal(results[ISAS[0]], results[isa])
+    tol = 2e-6 if dtype == np.float32 else 1e-13
+    np.testing.assert_allclose(results[ISAS[0]], _numpy_optimizer_steps(name, w0, g0.astype(np.float64), 3),
+                               rtol=tol, atol=tol)
+
+
 def test_pool_survives_fork():
     import multiprocessing as mp
 

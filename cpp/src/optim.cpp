@@ -3,7 +3,9 @@
 #include <cmath>
 #include <string>
 
+#include "simd/isa.hpp"
 #include "tapegrad/parallel.hpp"
+
 
 namespace tg::optim {
 
@@ -15,28 +17,39 @@ static void check(const VariableImpl& p, const Tensor& t, const char* what, cons
   if (p.data.storage->readonly) throw value_error(std::string(op) + ": the parameter is read-only");
 }
 
+// The loops themselves are in simd/loops.hpp, compiled per instruction set.
+static void sgd_loop(const kern::IsaKernels& k, float* w, const float* g, float* b, int64_t n, float lr, float wd,
+                     float mu, bool nesterov) {
+  k.sgd_f32(w, g, b, n, lr, wd, mu, nesterov);
+}
+static void sgd_loop(const kern::IsaKernels& k, double* w, const double* g, double* b, int64_t n, double lr, double wd,
+                     double mu, bool nesterov) {
+  k.sgd_f64(w, g, b, n, lr, wd, mu, nesterov);
+}
+static void adam_loop(const kern::IsaKernels& k, float* w, const float* g, float* m, float* v, int64_t n,
+                      const kern::AdamScalars<float>& c) {
+  k.adam_f32(w, g, m, v, n, c);
+}
+static void adam_loop(const kern::IsaKernels& k, double* w, const double* g, double* m, double* v, int64_t n,
+                      const kern::AdamScalars<double>& c) {
+  k.adam_f64(w, g, m, v, n, c);
+}
+
 void sgd_step(VariableImpl& p, const Tensor& grad, Tensor* buf, double lr, double momentum, bool nesterov,
               double weight_decay) {
   check(p, grad, "the gradient", "SGD");
   if (buf) check(p, *buf, "the momentum buffer", "SGD");
   int64_t n = p.data.numel();
+  const kern::IsaKernels& k = kern::isa();
   TG_DISPATCH_FLOAT(p.dtype(), "SGD", {
     T* w = p.data.ptr<T>();
     const T* g = grad.ptr<T>();
     T* b = buf ? buf->ptr<T>() : nullptr;
-    const T lr_ = T(lr), mu = T(momentum), wd = T(weight_decay);
-    parallel_for(n, kGrainElements, [&](int64_t i0, int64_t i1) {
-      if (!b) {  // plain SGD: the loop the compiler vectorizes
-        for (int64_t i = i0; i < i1; ++i) w[i] -= lr_ * (g[i] + wd * w[i]);
-        return;
-      }
-      for (int64_t i = i0; i < i1; ++i) {
-        T d = g[i] + wd * w[i];
-        b[i] = mu * b[i] + d;
-        d = nesterov ? d + mu * b[i] : b[i];
-        w[i] -= lr_ * d;
-      }
-    });
+    auto run = [&](int64_t i0, int64_t i1) {
+      T* bb = b ? b + i0 : nullptr;
+      sgd_loop(k, w + i0, g + i0, bb, i1 - i0, T(lr), T(weight_decay), T(momentum), nesterov);
+    };
+    parallel_for(n, kGrainElements, run);
   });
   p.data.bump_version();
 }
@@ -50,21 +63,16 @@ void adam_step(VariableImpl& p, const Tensor& grad, const Tensor& m, const Tenso
   if (step < 1) throw value_error(std::string(op) + ": step must be >= 1");
   int64_t n = p.data.numel();
   const double c1 = 1.0 - std::pow(beta1, double(step)), c2 = 1.0 - std::pow(beta2, double(step));
+  const kern::IsaKernels& k = kern::isa();
   TG_DISPATCH_FLOAT(p.dtype(), op, {
     T* w = p.data.ptr<T>();
     const T* g = grad.ptr<T>();
     T* mm = m.ptr<T>();
     T* vv = v.ptr<T>();
-    const T b1 = T(beta1), b2 = T(beta2), wd = T(weight_decay), step_size = T(lr / c1), e = T(eps);
-    const T rc2 = T(1.0 / std::sqrt(c2)), decay = T(1.0 - lr * weight_decay);
+    const kern::AdamScalars<T> c{T(beta1), T(beta2), T(weight_decay), T(lr / c1), T(eps), T(1.0 / std::sqrt(c2)),
+                                 T(1.0 - lr * weight_decay), decoupled};
     parallel_for(n, kGrainElements / 4, [&](int64_t i0, int64_t i1) {
-      for (int64_t i = i0; i < i1; ++i) {
-        T gi = decoupled ? g[i] : g[i] + wd * w[i];
-        if (decoupled) w[i] *= decay;
-        mm[i] = b1 * mm[i] + (T(1) - b1) * gi;
-        vv[i] = b2 * vv[i] + (T(1) - b2) * gi * gi;
-        w[i] -= step_size * mm[i] / (std::sqrt(vv[i]) * rc2 + e);
-      }
+      adam_loop(k, w + i0, g + i0, mm + i0, vv + i0, i1 - i0, c);
     });
   });
   p.data.bump_version();

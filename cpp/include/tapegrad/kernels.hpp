@@ -69,4 +69,11 @@ Tensor softmax(const Tensor& x, int64_t axis);
 Tensor softmax_axes(const Tensor& x, const std::vector<bool>& axes);  // normalised over several axes
 Tensor log_softmax(const Tensor& x, int64_t axis);
 
+// Per-step constants of an Adam update, bias corrections folded in (optim.cpp).
+template <class T>
+struct AdamScalars {
+  T b1, b2, wd, step_size, eps, rc2, decay;
+  bool decoupled;
+};
+
 }  // namespace tg::kern

@@ -15,6 +15,10 @@ struct IsaKernels {
   void (*binary_f64)(BinaryOp, double*, int64_t, const double*, int64_t, const double*, int64_t, int64_t);
   double (*sum_f32)(const float*, int64_t);   // accumulated in double
   double (*sum_f64)(const double*, int64_t);
+  void (*sgd_f32)(float*, const float*, float*, int64_t, float, float, float, bool);
+  void (*sgd_f64)(double*, const double*, double*, int64_t, double, double, double, bool);
+  void (*adam_f32)(float*, const float*, float*, float*, int64_t, const AdamScalars<float>&);
+  void (*adam_f64)(double*, const double*, double*, double*, int64_t, const AdamScalars<double>&);
 };
 
 // The table in use: AVX2+FMA when the CPU has them, else baseline x86-64;
@@ -40,5 +44,9 @@ extern const IsaKernels kAvx2Kernels;
                           &TG_ISA::binary<float>,                                              \
                           &TG_ISA::binary<double>,                                             \
                           &TG_ISA::sum_run<float, double>,                                     \
-                          &TG_ISA::sum_run<double, double>};                                   \
+                          &TG_ISA::sum_run<double, double>,                                    \
+                          &TG_ISA::sgd_run<float>,                                             \
+                          &TG_ISA::sgd_run<double>,                                            \
+                          &TG_ISA::adam_run<float>,                                            \
+                          &TG_ISA::adam_run<double>};                                          \
   }

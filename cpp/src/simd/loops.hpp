@@ -201,5 +201,38 @@ Acc sum_run(const T* a, int64_t n) {
   return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
 }
 
+// ----- optimizer updates (tapegrad.optim; cpp/src/optim.cpp splits the range) -----
+// SGD (PyTorch's convention): d = g + wd w; with momentum buf = mu buf + d,
+// d = nesterov ? d + mu buf : buf; w -= lr d.
+template <class T>
+void sgd_run(T* w, const T* g, T* buf, int64_t n, T lr, T wd, T mu, bool nesterov) {
+  if (!buf) {
+    for (int64_t i = 0; i < n; ++i) w[i] -= lr * (g[i] + wd * w[i]);
+  } else if (nesterov) {
+    for (int64_t i = 0; i < n; ++i) {
+      T d = g[i] + wd * w[i];
+      buf[i] = mu * buf[i] + d;
+      w[i] -= lr * (d + mu * buf[i]);
+    }
+  } else {
+    for (int64_t i = 0; i < n; ++i) {
+      buf[i] = mu * buf[i] + (g[i] + wd * w[i]);
+      w[i] -= lr * buf[i];
+    }
+  }
+}
+
+// Adam / AdamW; the scalars carry the bias corrections (see optim.cpp).
+template <class T>
+void adam_run(T* w, const T* g, T* m, T* v, int64_t n, const AdamScalars<T>& c) {
+  for (int64_t i = 0; i < n; ++i) {
+    T gi = c.decoupled ? g[i] : g[i] + c.wd * w[i];
+    if (c.decoupled) w[i] *= c.decay;
+    m[i] = c.b1 * m[i] + (T(1) - c.b1) * gi;
+    v[i] = c.b2 * v[i] + (T(1) - c.b2) * gi * gi;
+    w[i] -= c.step_size * m[i] / (m_sqrt(v[i]) * c.rc2 + c.eps);
+  }
+}
+
 }  // namespace tg::kern::TG_ISA
 
