@@ -708,9 +708,79 @@ Tensor softmax_axes(const Tensor& x, const std::vector<bool>& axes) {
   return binary(BinaryOp::Div, e, reduce(ReduceOp::Sum, e, axes, "softmax"), "softmax");
 }
 
-Tensor softmax(const Tensor& x, int64_t axis) { return softmax_axes(x, one_axis(x, axis)); }
+// Softmax / log-softmax over the last axis, the common case (logits (N, C)),
+// row by row in one pass each instead of seven broadcast kernels (~10 us for
+// a 64 x 10 batch). The arithmetic is the general path's: shift by the
+// row's finite max m, e = exp(x - m), s = sum e; softmax = e / s,
+// log_softmax = x - (log s + m).
+static inline void isa_exp(const float* x, float* y, int64_t n) { isa().unary_f32(UnaryOp::Exp, x, y, n); }
+static inline void isa_exp(const double* x, double* y, int64_t n) { isa().unary_f64(UnaryOp::Exp, x, y, n); }
+
+// Rows go in blocks so that exp runs over a whole block at once (one vector
+// loop, not one call per short row).
+template <class T>
+static void softmax_rows(const T* x, T* out, T* tmp, int64_t rows, int64_t C, bool log) {
+  constexpr int64_t kBlock = 256;
+  T shift[kBlock];
+  for (int64_t r0 = 0; r0 < rows; r0 += kBlock) {
+    const int64_t nr = std::min(kBlock, rows - r0);
+    const T* xb = x + r0 * C;
+    T* eb = (log ? tmp : out) + r0 * C;
+    for (int64_t r = 0; r < nr; ++r) {
+      const T* xr = xb + r * C;
+      T m = -std::numeric_limits<T>::infinity();
+      bool nan = false;
+      for (int64_t j = 0; j < C; ++j) {
+        nan = nan || xr[j] != xr[j];
+        m = xr[j] > m ? xr[j] : m;
+      }
+      if (nan || !std::isfinite(m)) m = 0;
+      shift[r] = m;
+      for (int64_t j = 0; j < C; ++j) eb[r * C + j] = xr[j] - m;
+    }
+    isa_exp(eb, eb, nr * C);
+    for (int64_t r = 0; r < nr; ++r) {
+      T* e = eb + r * C;
+      T s = 0;
+      for (int64_t j = 0; j < C; ++j) s += e[j];
+      if (log) {
+        const T lse = std::log(s) + shift[r];
+        const T* xr = xb + r * C;
+        T* o = out + (r0 + r) * C;
+        for (int64_t j = 0; j < C; ++j) o[j] = xr[j] - lse;
+      } else {
+        for (int64_t j = 0; j < C; ++j) e[j] /= s;
+      }
+    }
+  }
+}
+
+static Tensor softmax_last_axis(const Tensor& x, bool log, const char* opname) {
+  Tensor out = Tensor::empty(x.shape, x.dtype);
+  const int64_t C = x.shape.back(), rows = x.numel() / C;
+  Tensor tmp = log ? Tensor::empty(x.shape, x.dtype) : Tensor();
+  TG_DISPATCH_FLOAT(x.dtype, opname, {
+    const T* px = x.ptr<T>();
+    T* po = out.ptr<T>();
+    T* pt = log ? tmp.ptr<T>() : nullptr;
+    parallel_for(rows, std::max<int64_t>(1, kGrainElements / 8 / C), [&](int64_t r0, int64_t r1) {
+      softmax_rows<T>(px + r0 * C, po + r0 * C, pt ? pt + r0 * C : nullptr, r1 - r0, C, log);
+    });
+  });
+  return out;
+}
+
+static bool rows_on_last_axis(const Tensor& x, int64_t axis) {
+  return x.ndim() >= 1 && axis == x.ndim() - 1 && x.shape.back() > 0 && x.numel() > 0;
+}
+
+Tensor softmax(const Tensor& x, int64_t axis) {
+  if (rows_on_last_axis(x, axis)) return softmax_last_axis(x, false, "softmax");
+  return softmax_axes(x, one_axis(x, axis));
+}
 
 Tensor log_softmax(const Tensor& x, int64_t axis) {
+  if (rows_on_last_axis(x, axis)) return softmax_last_axis(x, true, "log_softmax");
   std::vector<bool> axes = one_axis(x, axis);
   return binary(BinaryOp::Sub, x, logsumexp(x, axes), "log_softmax");
 }
