@@ -49,6 +49,17 @@ def test_jacobian_both_modes_match_reference(mode, chunk_size):
     assert_close(got, want)
 
 
+@pytest.mark.parametrize("mode", ["forward", "reverse"])
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+def test_reduced_forms_are_one_node_and_their_jacobians_match_reference(mode, reduction):
+    z = tg.Variable(Z, requires_grad=True)
+    assert tg.nn.cross_entropy(z, Y, reduction=reduction).grad_fn.name == "cross_entropy"
+    f = lambda z: tg.nn.cross_entropy(z * z, Y, reduction=reduction)  # noqa: E731
+    got = tg.jacobian(f, Z, mode=mode)
+    assert got.shape == (6, 4)
+    assert_close(got, ref.jacobian(f, Z, mode=mode))
+
+
 def test_hessian_second_order_matches_reference_and_is_symmetric():
     f = lambda z: tg.nn.cross_entropy(z, Y)  # noqa: E731
     h = tg.hessian(f, Z)
@@ -78,7 +89,7 @@ def test_float32_and_large_logits_are_stable():
 
 def test_entry_point_rejects_bad_labels_with_clear_errors():
     z = tg.Variable(Z, requires_grad=True)
-    with pytest.raises(ValueError, match=r"label 4 at row 1 is out of range \[0, 4\)"):
+    with pytest.raises(ValueError, match=r"labels must be in \[0, 4\): label 4 at row 1 is out of range"):
         _core._cross_entropy_labels(z, np.array([0, 4, 1, 1, 2, 3]))
     with pytest.raises(ValueError, match=r"label -1"):
         _core._cross_entropy_labels(z, np.array([0, -1, 1, 1, 2, 3]))
@@ -86,6 +97,8 @@ def test_entry_point_rejects_bad_labels_with_clear_errors():
         _core._cross_entropy_labels(z, np.array([0, 1]))
     with pytest.raises(TypeError, match="labels must be an integer"):
         _core._cross_entropy_labels(z, np.array([0.0, 1, 1, 1, 2, 3]))
+    with pytest.raises(ValueError, match="reduction must be one of"):
+        _core._cross_entropy_labels(z, Y, "avg")
     with pytest.raises(ValueError, match=r"logits must have shape \(N, C\)"):
         _core._cross_entropy_labels(tg.Variable(np.ones(3)), np.array([0, 1, 2]))
     # nothing was recorded or modified by the failures

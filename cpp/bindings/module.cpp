@@ -191,7 +191,10 @@ Tensor copy_to_tensor(const py::array& arr, DType dt) {
   return t;
 }
 
-py::array as_ndarray(py::handle obj) { return numpy().attr("asarray")(obj); }
+py::array as_ndarray(py::handle obj) {
+  if (py::isinstance<py::array>(obj)) return py::reinterpret_borrow<py::array>(obj);  // no Python-level call
+  return numpy().attr("asarray")(obj);
+}
 
 // Converts an operand to a Variable; returns null when it is not numeric
 // (so operators can return NotImplemented). Python scalars take `like`'s dtype.
@@ -957,19 +960,31 @@ tapegrad.from_numpy(arr) to share a NumPy array's buffer instead.
 #undef TG_REDUCE_FN
 
   m.def("softmax", [](py::handle x, int64_t axis) { return softmax(unary_arg(x, "softmax"), axis); }, py::arg("x"), py::arg("axis") = -1);
-  m.def("_cross_entropy_labels", [](py::handle logits, py::handle labels) {
+  m.def("_cross_entropy_labels", [](py::handle logits, py::handle labels, const std::string& reduction) {
         Var z = unary_arg(logits, "cross_entropy");
         py::array arr = py::array::ensure(labels);
         const char kind = arr ? arr.dtype().kind() : '?';
         if (kind != 'i' && kind != 'u' && kind != 'b')
           throw type_error("cross_entropy: labels must be an integer (or bool) array");
+        CrossEntropyReduction red;
+        if (reduction == "none") red = CrossEntropyReduction::None;
+        else if (reduction == "mean") red = CrossEntropyReduction::Mean;
+        else if (reduction == "sum") red = CrossEntropyReduction::Sum;
+        else throw value_error("cross_entropy: reduction must be one of 'mean', 'sum', 'none', got '" + reduction + "'");
         py::array_t<int64_t, py::array::c_style | py::array::forcecast> ix(arr);
         Tensor t = Tensor::empty(Shape(ix.shape(), ix.shape() + ix.ndim()), DType::I64);
         if (t.nbytes()) std::memcpy(t.raw(), ix.data(), t.nbytes());
-        return cross_entropy_labels(z, t);
-      }, py::arg("logits"), py::arg("labels"),
-      "Per-row softmax cross-entropy of logits (N, C) against integer labels (N,), one fused primitive "
-      "(tapegrad.nn.cross_entropy uses it).");
+        return cross_entropy_labels(z, t, red);
+      }, py::arg("logits"), py::arg("labels"), py::arg("reduction") = "none",
+      "Softmax cross-entropy of logits (N, C) against integer labels (N,), per row or reduced ('mean', 'sum'), "
+      "one fused primitive (tapegrad.nn.cross_entropy uses it).");
+  m.def("_mse_loss", [](py::handle x, py::handle target, bool mean) {
+        Var v = unary_arg(x, "mse_loss");
+        Var t = to_var(target, v->dtype(), "mse_loss");
+        return mse_loss(v, t->data, mean);
+      }, py::arg("input"), py::arg("target"), py::arg("mean"),
+      "mean (or sum) of (input - target)^2 over all elements, target a constant: one fused primitive "
+      "(tapegrad.nn.mse_loss uses it).");
   m.def("log_softmax", [](py::handle x, int64_t axis) { return log_softmax(unary_arg(x, "log_softmax"), axis); }, py::arg("x"), py::arg("axis") = -1);
   m.def("reshape", [](py::handle x, py::handle shape) { return reshape(unary_arg(x, "reshape"), parse_shape(shape)); }, py::arg("x"), py::arg("shape"));
   m.def("transpose", [](py::handle x, py::handle axes) {

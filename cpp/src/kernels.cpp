@@ -719,7 +719,7 @@ static inline void isa_exp(const double* x, double* y, int64_t n) { isa().unary_
 // Rows go in blocks so that exp runs over a whole block at once (one vector
 // loop, not one call per short row).
 template <class T>
-static void softmax_rows(const T* x, T* out, T* tmp, int64_t rows, int64_t C, bool log) {
+static void softmax_rows(const T* x, T* out, T* tmp, int64_t rows, int64_t C, bool log, bool probs_too) {
   constexpr int64_t kBlock = 256;
   T shift[kBlock];
   for (int64_t r0 = 0; r0 < rows; r0 += kBlock) {
@@ -748,6 +748,8 @@ static void softmax_rows(const T* x, T* out, T* tmp, int64_t rows, int64_t C, bo
         const T* xr = xb + r * C;
         T* o = out + (r0 + r) * C;
         for (int64_t j = 0; j < C; ++j) o[j] = xr[j] - lse;
+        if (probs_too)
+          for (int64_t j = 0; j < C; ++j) e[j] /= s;
       } else {
         for (int64_t j = 0; j < C; ++j) e[j] /= s;
       }
@@ -755,18 +757,22 @@ static void softmax_rows(const T* x, T* out, T* tmp, int64_t rows, int64_t C, bo
   }
 }
 
-static Tensor softmax_last_axis(const Tensor& x, bool log, const char* opname) {
+// log_softmax with `probs` non-null also returns the softmax there (its
+// scratch buffer, normalized).
+static Tensor softmax_last_axis(const Tensor& x, bool log, const char* opname, Tensor* probs = nullptr) {
   Tensor out = Tensor::empty(x.shape, x.dtype);
   const int64_t C = x.shape.back(), rows = x.numel() / C;
   Tensor tmp = log ? Tensor::empty(x.shape, x.dtype) : Tensor();
+  const bool probs_too = log && probs;
   TG_DISPATCH_FLOAT(x.dtype, opname, {
     const T* px = x.ptr<T>();
     T* po = out.ptr<T>();
     T* pt = log ? tmp.ptr<T>() : nullptr;
     parallel_for(rows, std::max<int64_t>(1, kGrainElements / 8 / C), [&](int64_t r0, int64_t r1) {
-      softmax_rows<T>(px + r0 * C, po + r0 * C, pt ? pt + r0 * C : nullptr, r1 - r0, C, log);
+      softmax_rows<T>(px + r0 * C, po + r0 * C, pt ? pt + r0 * C : nullptr, r1 - r0, C, log, probs_too);
     });
   });
+  if (probs_too) *probs = tmp;
   return out;
 }
 
@@ -779,8 +785,9 @@ Tensor softmax(const Tensor& x, int64_t axis) {
   return softmax_axes(x, one_axis(x, axis));
 }
 
-Tensor log_softmax(const Tensor& x, int64_t axis) {
-  if (rows_on_last_axis(x, axis)) return softmax_last_axis(x, true, "log_softmax");
+Tensor log_softmax(const Tensor& x, int64_t axis, Tensor* probs) {
+  if (rows_on_last_axis(x, axis)) return softmax_last_axis(x, true, "log_softmax", probs);
+  if (probs) *probs = softmax(x, axis);
   std::vector<bool> axes = one_axis(x, axis);
   return binary(BinaryOp::Sub, x, logsumexp(x, axes), "log_softmax");
 }

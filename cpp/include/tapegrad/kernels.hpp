@@ -67,7 +67,8 @@ Tensor pad_axis(const Tensor& x, int64_t axis, int64_t start, int64_t total);
 Tensor logsumexp(const Tensor& x, const std::vector<bool>& axes);  // keepdims form
 Tensor softmax(const Tensor& x, int64_t axis);
 Tensor softmax_axes(const Tensor& x, const std::vector<bool>& axes);  // normalised over several axes
-Tensor log_softmax(const Tensor& x, int64_t axis);
+// With `probs` non-null the softmax is returned there too (one pass for both).
+Tensor log_softmax(const Tensor& x, int64_t axis, Tensor* probs = nullptr);
 
 // Per-step constants of an Adam update, bias corrections folded in (optim.cpp).
 template <class T>

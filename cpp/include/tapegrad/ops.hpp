@@ -54,8 +54,13 @@ Var min(const Var& x, const std::optional<Axes>& axes, bool keepdims);
 Var logsumexp(const Var& x, const std::optional<Axes>& axes, bool keepdims);
 Var softmax(const Var& x, int64_t axis);
 Var log_softmax(const Var& x, int64_t axis);
-// Per-row softmax cross-entropy of logits (N, C) against int64 labels (N,).
-Var cross_entropy_labels(const Var& z, const Tensor& labels);
+// Softmax cross-entropy of logits (N, C) against int64 labels (N,): per row
+// (None) or reduced to their mean or sum, in one primitive.
+enum class CrossEntropyReduction { None, Mean, Sum };
+Var cross_entropy_labels(const Var& z, const Tensor& labels, CrossEntropyReduction reduction);
+// mean (or sum) over all elements of (x - target)^2, target a constant of
+// x's shape: one primitive (tapegrad.nn.mse_loss uses it).
+Var mse_loss(const Var& x, const Tensor& target, bool mean);
 // The unbroadcast helper: sums g down to `shape` (g's shape broadcasts from
 // it). The first `nb` axes are batch axes, present in both and kept.
 Var sum_to(const Var& g, const Shape& shape, int nb = 0);

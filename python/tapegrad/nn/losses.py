@@ -44,11 +44,16 @@ def _check_reduction(reduction, what):
 
 def mse_loss(input, target, reduction="mean"):
     """Mean squared error, elementwise; ``input`` and ``target`` must have the same shape."""
+    if (reduction == "mean" or reduction == "sum") and type(input) is _core.Variable:
+        # the C++ engine's fused primitive (it checks shapes; the reference composes the loss)
+        return _core._mse_loss(input, _target(target, None), reduction == "mean")
     _check_reduction(reduction, "mse_loss")
     x = _as_variable(input)
     t = _target(target, x.dtype)
     if tuple(t.shape) != x.shape:
         raise ValueError(f"mse_loss: input shape {x.shape} and target shape {tuple(t.shape)} differ")
+    if reduction != "none" and _is_core(x):  # the C++ engine's fused primitive (the reference composes it)
+        return _core._mse_loss(x, t, reduction == "mean")
     d = x - t.astype(x.dtype, copy=False)
     return _reduce(d * d, reduction, "mse_loss")
 
@@ -85,12 +90,13 @@ def cross_entropy(logits, target, reduction="mean"):
         if t.shape != (n,):
             raise ValueError(f"cross_entropy: integer labels must have shape ({n},) for logits {z.shape}, "
                              f"got {tuple(t.shape)}")
+        if _is_core(z):
+            # The C++ engine's fused primitive: one op, the reduction included; it checks the labels' range.
+            # (The reference engine composes log_softmax and indexing.)
+            return _core._cross_entropy_labels(z, t, reduction)
         if n and (t.min() < 0 or t.max() >= c):
             raise ValueError(f"cross_entropy: labels must be in [0, {c}), got values in [{t.min()}, {t.max()}]")
-        if _is_core(z):  # the C++ engine's fused primitive (one op; the reference composes it)
-            loss = _core._cross_entropy_labels(z, t)
-        else:
-            loss = -logp[np.arange(n), t.astype(np.intp)]
+        loss = -logp[np.arange(n), t.astype(np.intp)]
     elif t.dtype.kind == "f":
         if tuple(t.shape) != (n, c):
             raise ValueError(f"cross_entropy: probability targets must have the logits' shape {z.shape}, "
