@@ -399,3 +399,38 @@ def test_small_buffers_are_reused_too():
     assert after["system_allocs"] == before["system_allocs"], (before, after)
     assert after["reuses"] >= before["reuses"] + 100
     np.testing.assert_allclose(y.numpy(), np.exp(2.0) + 1.0, rtol=1e-6)
+
+
+@pytest.mark.parametrize("shape,axis", [((32, 16), 0), ((7, 1, 5), 0), ((3, 4, 5), (0, 1)), ((2, 1, 3, 9), (0, 2)),
+                                        ((33, 1), 1), ((3, 4, 5), (1, 2)), ((3, 4, 5), 2), ((6, 1, 7), (1, 2))])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_row_and_column_sums_fast_path(shape, axis, dtype, restore_isa):
+    """Sums over leading axes (bias gradients) add rows in order in the input dtype; sums over
+    trailing axes add each row in double: exactly what the general path does for these layouts,
+    in every instruction set, with gradients to match."""
+    rng = np.random.default_rng(len(shape))
+    x = rng.standard_normal(shape).astype(dtype)
+    axes = (axis,) if isinstance(axis, int) else axis
+    results = []
+    for isa in ISAS:
+        _core._set_isa(isa)
+        v = tg.Variable(x, requires_grad=True)
+        s = v.sum(axis=axis)
+        (s * s).sum().backward()
+        results.append((s.numpy(), v.grad))
+    for got in results[1:]:
+        for a, b in zip(results[0], got):
+            np.testing.assert_array_equal(a, b)
+    got = results[0][0]
+    kept = [d for d in range(len(shape)) if d not in axes and shape[d] != 1]
+    reduced = [a for a in axes if shape[a] != 1]
+    leading = bool(reduced) and all(d > max(reduced) for d in kept)
+    if leading:  # rows added one after another in the input dtype: bitwise
+        moved = np.moveaxis(x, axes, tuple(range(len(axes)))).reshape((-1,) + got.shape)
+        want = moved[0].copy()
+        for row in moved[1:]:
+            want = want + row
+        np.testing.assert_array_equal(got, want)
+    np.testing.assert_allclose(got, x.astype(np.float64).sum(axis=axis), rtol=1e-5 if dtype == np.float32 else 1e-13,
+                               atol=1e-5 if dtype == np.float32 else 1e-13)
+    np.testing.assert_allclose(results[0][1], np.broadcast_to(2 * np.expand_dims(got, axes), shape), rtol=1e-6)

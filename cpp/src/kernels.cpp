@@ -299,6 +299,49 @@ constexpr int64_t kSumChunk = 65536;
 static inline double isa_sum(const float* a, int64_t n) { return isa().sum_f32(a, n); }
 static inline double isa_sum(const double* a, int64_t n) { return isa().sum_f64(a, n); }
 
+// The two sums an MLP does most, on tensors below the threading threshold:
+// over leading axes (bias gradients: column sums of a (rows, cols) view)
+// and over trailing axes (row sums). Axes of size 1 do not count. Same
+// arithmetic, in the same order, as the general path below gives for these
+// layouts (it merges such axes into one run), without its stride vectors.
+// Returns false when x is not one of these cases.
+static bool sum_rows_or_columns(const Tensor& x, const std::vector<bool>& axes, Tensor& out) {
+  const int64_t total = x.numel();
+  if (total == 0 || total >= 2 * kGrainElements) return false;
+  int64_t reduced = 1, kept = 1;
+  bool seen_kept = false, seen_reduced = false, leading = true, trailing = true;
+  for (size_t d = 0; d < axes.size(); ++d) {
+    if (x.shape[d] == 1) continue;
+    if (axes[d]) {
+      reduced *= x.shape[d];
+      leading = leading && !seen_kept;
+      seen_reduced = true;
+    } else {
+      kept *= x.shape[d];
+      trailing = trailing && !seen_reduced;
+      seen_kept = true;
+    }
+  }
+  if (!seen_reduced || !seen_kept) return false;  // nothing to add up, or a total sum (the general path)
+  TG_DISPATCH_FLOAT(x.dtype, "sum", {
+    const T* a = x.ptr<T>();
+    T* o = out.ptr<T>();
+    if (leading) {  // o[c] = sum over rows r of a[r, c], rows in order
+      const int64_t R = reduced, C = kept;
+      for (int64_t c = 0; c < C; ++c) o[c] = T(0);
+      for (int64_t r = 0; r < R; ++r)
+        for (int64_t c = 0; c < C; ++c) o[c] += a[r * C + c];
+      return true;
+    }
+    if (trailing) {  // o[r] = sum of row r, accumulated in double
+      const int64_t R = kept, C = reduced;
+      for (int64_t r = 0; r < R; ++r) o[r] = T(isa_sum(a + r * C, C));
+      return true;
+    }
+  });
+  return false;
+}
+
 Tensor reduce(ReduceOp op, const Tensor& x, const std::vector<bool>& axes, const char* opname) {
   Shape out_shape = x.shape;
   for (size_t d = 0; d < axes.size(); ++d)
@@ -309,6 +352,7 @@ Tensor reduce(ReduceOp op, const Tensor& x, const std::vector<bool>& axes, const
       out_shape[d] = 1;
     }
   Tensor out = Tensor::empty(out_shape, x.dtype);
+  if (op == ReduceOp::Sum && sum_rows_or_columns(x, axes, out)) return out;
   TG_DISPATCH_FLOAT(x.dtype, opname, {
     T* po = out.ptr<T>();
     const T* px = x.ptr<T>();
