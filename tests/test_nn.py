@@ -444,3 +444,39 @@ def test_predict_and_evaluate_restore_mode_and_use_no_grad():
     assert m[2].training
     with pytest.raises(ValueError, match="3 samples but y has 2"):
         nn.evaluate(m, np.ones((3, 2)), np.array([0, 1]), nn.cross_entropy)
+
+
+def test_calling_a_layer_calls_its_own_forward():
+    """Layer subclasses get forward as __call__ (no extra frame); overrides and explicit __call__ hold."""
+    class Double(nn.Layer):
+        def forward(self, x):
+            return x * 2.0
+
+    class Triple(Double):
+        def forward(self, x):
+            return x * 3.0
+
+    class TripleChild(Triple):
+        pass
+
+    class Logged(nn.Layer):
+        def __init__(self):
+            super().__init__()
+            self.calls = 0
+
+        def forward(self, x):
+            return x + 1.0
+
+        def __call__(self, x):
+            self.calls += 1
+            return self.forward(x)
+
+    x = tg.Variable(np.ones(2))
+    assert np.all(Double()(x).numpy() == 2) and np.all(Triple()(x).numpy() == 3)
+    assert np.all(TripleChild()(x).numpy() == 3)
+    logged = Logged()
+    assert np.all(logged(x).numpy() == 2) and logged.calls == 1
+    with pytest.raises(NotImplementedError, match="must implement forward"):
+        nn.Layer()(x)
+    seq = nn.Sequential(Double(), Triple(), logged)
+    assert np.all(seq(x).numpy() == 7) and logged.calls == 2

@@ -25,6 +25,10 @@ __all__ = [
 ]
 
 
+_Variable = _tg.Variable
+_core_linear = _tg.linear
+
+
 def engine_of(x):
     """The engine module (``tapegrad`` or ``tapegrad.reference``) that owns ``x``."""
     if isinstance(x, _tg.Variable):
@@ -185,6 +189,15 @@ class Layer:
     def __call__(self, *args, **kwargs):
         return self.forward(*args, **kwargs)
 
+    def __init_subclass__(cls, **kwargs):
+        # Calling a layer is calling its forward. A subclass that defines
+        # forward (and not __call__) gets it as __call__ too, so layer(x)
+        # costs one Python call, not two with argument packing in between
+        # (~0.4 us per layer, a tenth of a small MLP's training step).
+        super().__init_subclass__(**kwargs)
+        if "forward" in cls.__dict__ and "__call__" not in cls.__dict__:
+            cls.__call__ = cls.__dict__["forward"]
+
     # -- repr ---------------------------------------------------------------
     def extra_repr(self):
         return ""
@@ -264,6 +277,8 @@ class Linear(Layer):
     def forward(self, x):
         # One primitive (matmul + bias add fused) on the engine of the input.
         try:
+            if type(x) is _Variable:
+                return _core_linear(x, self.weight, self.bias)
             return engine_of(x).linear(x, self.weight, self.bias)
         except ValueError:
             shape = tuple(np.shape(x.data if hasattr(x, "data") else x))
@@ -278,7 +293,7 @@ class Linear(Layer):
 
 class ReLU(Layer):
     def forward(self, x):
-        return engine_of(x).relu(x)
+        return _tg.relu(x) if type(x) is _Variable else engine_of(x).relu(x)
 
 
 class LeakyReLU(Layer):
@@ -298,12 +313,12 @@ class LeakyReLU(Layer):
 
 class Tanh(Layer):
     def forward(self, x):
-        return engine_of(x).tanh(x)
+        return _tg.tanh(x) if type(x) is _Variable else engine_of(x).tanh(x)
 
 
 class Sigmoid(Layer):
     def forward(self, x):
-        return engine_of(x).sigmoid(x)
+        return _tg.sigmoid(x) if type(x) is _Variable else engine_of(x).sigmoid(x)
 
 
 class GELU(Layer):
