@@ -593,9 +593,13 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {
   Tensor out = Tensor::empty(out_shape, x.dtype);
   TG_DISPATCH_FLOAT(x.dtype, "linear", {
     T* po = out.ptr<T>();
-    if (b.defined()) {  // the bias rows first, then the GEMM adds onto them (one pass fewer than y = xW; y += b)
-      const T* pb = b.ptr<T>();
-      for (int64_t r = 0; r < R; ++r) std::copy(pb, pb + N, po + r * N);
+    if (b.defined() && R > 0) {  // the bias rows first, then the GEMM adds onto them (one pass fewer than y = xW; y += b)
+      std::memcpy(po, b.ptr<T>(), N * sizeof(T));
+      for (int64_t done = 1; done < R;) {  // doubling: log2(R) copies instead of R
+        const int64_t n = std::min(done, R - done);
+        std::memcpy(po + done * N, po, n * N * sizeof(T));
+        done += n;
+      }
     }
     gemm_checked<T>(false, false, R, N, K, x.ptr<T>(), w.ptr<T>(), po, b.defined() ? T(1) : T(0));
   });

@@ -38,10 +38,10 @@ class Shape {
   template <class It, class = std::enable_if_t<!std::is_integral_v<It>>>
   Shape(It first, It last) { assign(first, last); }
   Shape(const std::vector<int64_t>& v) { assign(v.begin(), v.end()); }  // NOLINT: implicit, like a vector copy
-  Shape(const Shape& o) { assign(o.begin(), o.end()); }
+  Shape(const Shape& o) { copy_from(o); }
   Shape(Shape&& o) noexcept { take(o); }
   Shape& operator=(const Shape& o) {
-    if (this != &o) assign(o.begin(), o.end());
+    if (this != &o) copy_from(o);
     return *this;
   }
   Shape& operator=(Shape&& o) noexcept {
@@ -157,6 +157,16 @@ class Shape {
   }
 
  private:
+  // The common copy, inline to inline, is a fixed-size block move (a loop of
+  // size() elements compiles to a call to memmove).
+  void copy_from(const Shape& o) {
+    if (o.size_ <= kInline && data_ == inline_) {
+      __builtin_memcpy(inline_, o.data_, sizeof(inline_));  // o.data_ holds >= kInline slots
+      size_ = o.size_;
+    } else {
+      assign(o.begin(), o.end());
+    }
+  }
   void release() {
     if (data_ != inline_) delete[] data_;
     data_ = inline_;
