@@ -434,3 +434,42 @@ def test_row_and_column_sums_fast_path(shape, axis, dtype, restore_isa):
     np.testing.assert_allclose(got, x.astype(np.float64).sum(axis=axis), rtol=1e-5 if dtype == np.float32 else 1e-13,
                                atol=1e-5 if dtype == np.float32 else 1e-13)
     np.testing.assert_allclose(results[0][1], np.broadcast_to(2 * np.expand_dims(got, axes), shape), rtol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(1, 1), (5, 3), (257, 7), (3, 4, 9), (300, 17), (2100, 33)])
+def test_softmax_rows_fast_path_every_isa_threads_and_reference(shape, dtype, restore_isa):
+    """softmax / log_softmax over the last axis run row by row in blocks of 256 rows (exp over a
+    block at once), split over threads above 32K elements: same bits in every instruction set and
+    at any thread count, equal to the reference (general path), including -inf / inf / NaN rows."""
+    rng = np.random.default_rng(shape[-1])
+    x = (rng.standard_normal(shape) * 5).astype(dtype)
+    if shape[0] >= 5:
+        x[1] = -np.inf          # a row of -inf: shift by 0, exp(-inf) = 0, 0/0 = NaN (as NumPy)
+        x[2, ..., 0] = np.inf   # an inf entry
+        x[3, ..., -1] = np.nan  # NaN propagates through its row only
+        x[4, ..., 0] = 80.0     # large, finite: no overflow after the shift
+    results = {}
+    for isa in ISAS:
+        _core._set_isa(isa)
+        for threads in (1, 2):
+            def run():
+                v = tg.Variable(x, requires_grad=True)
+                p, lp = tg.softmax(v, axis=-1), tg.log_softmax(v, axis=-1)
+                w = np.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0)
+                ((p * w).sum() + lp[..., :1].sum()).backward()
+                return p.numpy(), lp.numpy(), v.grad
+            results[(isa, threads)] = _with_threads(threads, run)
+    first = results[(ISAS[0], 1)]
+    for key, got in results.items():
+        for a, b in zip(first, got):
+            np.testing.assert_array_equal(a, b, err_msg=str(key))
+    R = reference_engine()
+    with np.errstate(all="ignore"):
+        want_p = np.asarray(R.softmax(R.Variable(x), axis=-1).data)
+        want_lp = np.asarray(R.log_softmax(R.Variable(x), axis=-1).data)
+    tol = 1e-6 if dtype == np.float32 else 1e-13
+    np.testing.assert_allclose(first[0], want_p, rtol=tol, atol=tol, equal_nan=True)
+    # log_softmax = x - lse cancels where p is near 1: its error is absolute, a few ulps of lse ~ |x|
+    scale = max(1.0, float(np.max(np.abs(x[np.isfinite(x)]))))
+    np.testing.assert_allclose(first[1], want_lp, rtol=tol, atol=4 * tol * scale, equal_nan=True)
