@@ -70,11 +70,12 @@ struct Storage {
   static std::shared_ptr<Storage> borrow(void* data, size_t nbytes, Deleter d, void* ctx, bool readonly);
 };
 
-// The buffer cache. Buffers above a few KiB are not returned to the system
-// when freed but kept by size class (4 classes per power of two) for the
-// next allocation of that class: a training loop allocates the same sizes
-// every step, so after the first step it asks the OS for no new memory and
-// takes no page faults. Bounded (TAPEGRAD_CACHE_LIMIT_MB, default 1024).
+// The buffer cache. Buffers above Storage::kInlineBytes are not returned to
+// the system when freed but kept by size class (64-byte steps up to 4 KiB,
+// then 4 classes per power of two) for the next allocation of that class: a
+// training loop allocates the same sizes every step, so after the first step
+// it asks the OS for no new memory and takes no page faults. Bounded
+// (TAPEGRAD_CACHE_LIMIT_MB, default 1024).
 struct BufferCacheStats {
   size_t cached_bytes = 0;     // free buffers held for reuse
   size_t in_use_bytes = 0;     // cache-class buffers owned by live Storages
