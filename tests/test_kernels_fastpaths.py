@@ -473,3 +473,37 @@ def test_softmax_rows_fast_path_every_isa_threads_and_reference(shape, dtype, re
     # log_softmax = x - lse cancels where p is near 1: its error is absolute, a few ulps of lse ~ |x|
     scale = max(1.0, float(np.max(np.abs(x[np.isfinite(x)]))))
     np.testing.assert_allclose(first[1], want_lp, rtol=tol, atol=4 * tol * scale, equal_nan=True)
+
+
+def test_fused_losses_free_their_buffers_after_backward():
+    """The fused losses keep tensors in their node (softmax probabilities, the target); a backward
+    without retain_graph frees them with the saved values, even while the loss Variable lives on."""
+    rng = np.random.default_rng(2)
+    W = tg.Variable(rng.standard_normal((64, 300)), requires_grad=True)
+    x = rng.standard_normal((128, 64))
+    y = rng.integers(0, 300, 128)
+    t = rng.standard_normal((128, 300))
+
+    def step():
+        z = tg.Variable(x) @ W
+        loss = tg.nn.cross_entropy(z, y) + tg.nn.mse_loss(z, t)
+        loss.backward()
+        W.grad = None
+        return loss
+
+    kept = [step() for _ in range(2)]
+    before = _core._buffer_cache_stats()["in_use_bytes"]
+    kept += [step() for _ in range(10)]
+    grown = _core._buffer_cache_stats()["in_use_bytes"] - before
+    assert grown < 128 * 300 * 8, grown  # less than one (128, 300) buffer for ten kept losses
+    with pytest.raises(RuntimeError, match="already released"):
+        kept[-1].backward()
+
+
+def test_mse_target_variable_is_copied():
+    x = tg.Variable(np.array([1.0, 2.0]), requires_grad=True)
+    target = tg.Variable(np.array([0.0, 0.0]))
+    loss = _core._mse_loss(x, target, False)
+    target.data[...] = 10.0  # changed after the loss was recorded
+    loss.backward()
+    np.testing.assert_array_equal(x.grad, [2.0, 4.0])

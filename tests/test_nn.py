@@ -471,7 +471,33 @@ def test_calling_a_layer_calls_its_own_forward():
             self.calls += 1
             return self.forward(x)
 
+    class Scaled(nn.Layer):  # a base class with its own __call__, and a subclass that overrides forward
+        def __call__(self, x):
+            return self.forward(x) * 2.0
+
+        def forward(self, x):
+            return x
+
+    class ScaledChild(Scaled):
+        def forward(self, x):
+            return x + 1.0
+
+    class DoubledMixin:  # a mixin whose forward wraps the layer's
+        def forward(self, x):
+            return super().forward(x) * 2.0
+
+    class DoubledReLU(DoubledMixin, nn.ReLU):
+        pass
+
     x = tg.Variable(np.ones(2))
+    assert np.all(ScaledChild()(x).numpy() == 4)
+    assert np.all(DoubledReLU()(tg.Variable(np.array([3.0, -1.0]))).numpy() == [6.0, 0.0])
+    patched = Double()
+    patched.forward = lambda v: v * 5.0  # patched on the instance
+    assert np.all(patched(x).numpy() == 5)
+    from unittest import mock
+    with mock.patch.object(Double, "forward", lambda self, v: v * 7.0):  # patched on the class
+        assert np.all(Double()(x).numpy() == 7)
     assert np.all(Double()(x).numpy() == 2) and np.all(Triple()(x).numpy() == 3)
     assert np.all(TripleChild()(x).numpy() == 3)
     logged = Logged()

@@ -980,8 +980,10 @@ tapegrad.from_numpy(arr) to share a NumPy array's buffer instead.
       "one fused primitive (tapegrad.nn.cross_entropy uses it).");
   m.def("_mse_loss", [](py::handle x, py::handle target, bool mean) {
         Var v = unary_arg(x, "mse_loss");
-        Var t = to_var(target, v->dtype(), "mse_loss");
-        return mse_loss(v, t->data, mean);
+        // A Variable target is copied: the node keeps the target, and an
+        // in-place update of the Variable must not change the gradient.
+        Tensor t = is_var(target) ? holder_of(target)->data.clone() : to_var(target, v->dtype(), "mse_loss")->data;
+        return mse_loss(v, t, mean);
       }, py::arg("input"), py::arg("target"), py::arg("mean"),
       "mean (or sum) of (input - target)^2 over all elements, target a constant: one fused primitive "
       "(tapegrad.nn.mse_loss uses it).");

@@ -109,6 +109,7 @@ Var Node::jvp(const Grads&, int) {
 
 void Node::release() {
   saved.clear();
+  release_attrs();
   released = true;
 }
 

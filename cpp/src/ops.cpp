@@ -460,6 +460,7 @@ struct CrossEntropyRule {
     bool reduced = false;
     double scale = 1;
   };
+  static void release(Attrs& a) { a.labels = a.flat_index = a.probs = Tensor(); }
   static Grads vjp(OpNode<CrossEntropyRule>& n, const Var& g) {
     int nb = n.batch_dims(g);
     const Tensor& z = n.tensor(0);
@@ -508,6 +509,7 @@ struct CrossEntropyRule {
 struct SquaredErrorRule {
   static constexpr const char* name = "mse_loss";
   struct Attrs { Tensor target; double scale = 1; };
+  static void release(Attrs& a) { a.target = Tensor(); }
   static Grads vjp(OpNode<SquaredErrorRule>& n, const Var& g) {
     const int nb = n.batch_dims(g);
     const Tensor& x = n.tensor(0);

@@ -115,6 +115,10 @@ struct Node : std::enable_shared_from_this<Node> {
   // (its shape); null when the rule has no form cheaper than densifying.
   virtual Var jvp_diag(size_t i, const Var& d, int64_t start, int64_t stop) { return nullptr; }
 
+  // Frees what a rule keeps in its attributes beyond the saved values
+  // (release() calls it; the node cannot be swept again afterwards).
+  virtual void release_attrs() {}
+
   bool needs(size_t i) const { return i < next.size() && next[i] != nullptr; }
   // A saved value as a Variable. Under create_graph it is reconnected to the
   // graph (input i through edge i, the output through this node) so that
@@ -135,10 +139,13 @@ struct AccumulateGrad final : Node {
   bool is_accumulator() const override { return true; }
 };
 
-// Optional parts of a rule: `static constexpr bool pointwise = true`, and
-// static vjp_diag / jvp_diag (see Node).
+// Optional parts of a rule: `static constexpr bool pointwise = true`,
+// static vjp_diag / jvp_diag (see Node), and static release(Attrs&) for a
+// rule whose attributes hold tensors (freed with the saved values).
 template <class R, class = void> struct rule_is_pointwise : std::false_type {};
 template <class R> struct rule_is_pointwise<R, std::void_t<decltype(R::pointwise)>> : std::bool_constant<R::pointwise> {};
+template <class R, class = void> struct rule_has_release : std::false_type {};
+template <class R> struct rule_has_release<R, std::void_t<decltype(&R::release)>> : std::true_type {};
 template <class R, class = void> struct rule_has_diag : std::false_type {};
 template <class R> struct rule_has_diag<R, std::void_t<decltype(&R::vjp_diag), decltype(&R::jvp_diag)>> : std::true_type {};
 
@@ -152,6 +159,9 @@ struct OpNode final : Node {
   Grads vjp(const Var& grad) override { return Rule::vjp(*this, grad); }
   Var jvp(const Grads& tangents, int nb) override { return Rule::jvp(*this, tangents, nb); }
   bool pointwise() const override { return rule_is_pointwise<Rule>::value; }
+  void release_attrs() override {
+    if constexpr (rule_has_release<Rule>::value) Rule::release(attrs);
+  }
   Grads vjp_diag(const Var& d, int64_t start, int64_t stop) override {
     if constexpr (rule_has_diag<Rule>::value) return Rule::vjp_diag(*this, d, start, stop);
     return {};
