@@ -97,6 +97,8 @@ def test_entry_point_rejects_bad_labels_with_clear_errors():
         _core._cross_entropy_labels(z, np.array([0, 1]))
     with pytest.raises(TypeError, match="labels must be an integer"):
         _core._cross_entropy_labels(z, np.array([0.0, 1, 1, 1, 2, 3]))
+    with pytest.raises(ValueError, match="exceeds the int64 range"):
+        _core._cross_entropy_labels(z, np.array([0, 2**63 + 5, 1, 1, 2, 3], dtype=np.uint64))
     with pytest.raises(ValueError, match="reduction must be one of"):
         _core._cross_entropy_labels(z, Y, "avg")
     with pytest.raises(ValueError, match=r"logits must have shape \(N, C\)"):

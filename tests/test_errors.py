@@ -487,6 +487,7 @@ BAD_ARGUMENT_CALLS = {
     "clip_method_str_bound": lambda m, x: x.clip(0.0, "b"),
     "linear_str_weight": lambda m, x: m.linear(x, "w"),
     "linear_missing_weight": lambda m, x: m.linear(x),
+    "linear_missing_x": lambda m, x: m.linear(weight=x),
     "linear_unknown_keyword": lambda m, x: m.linear(x, x.T, bais=None),
     "linear_too_many_arguments": lambda m, x: m.linear(x, x.T, None, None),
 }

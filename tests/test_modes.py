@@ -398,6 +398,7 @@ LINEAR_CASES = [  # x shape, (K, N), bias
     ((2, 2, 3), (3, 1), True),
     ((1, 1), (1, 1), True),
     ((0, 3), (3, 2), True),
+    ((2, 0), (0, 3), True),
 ]
 
 

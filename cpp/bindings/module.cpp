@@ -9,6 +9,7 @@
 #include <pybind11/stl.h>
 
 #include <cstring>
+#include <limits>
 #include <utility>
 
 #include "tapegrad/autograd.hpp"
@@ -757,7 +758,10 @@ PyObject* linear_fn(PyObject*, PyObject* const* args, Py_ssize_t nargs, PyObject
     const Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
     for (Py_ssize_t k = 0; k < nkw; ++k) {
       const char* key = PyUnicode_AsUTF8(PyTuple_GET_ITEM(kwnames, k));
-      if (!key) throw py::error_already_set();
+      if (!key) {  // not encodable: no such keyword
+        PyErr_Clear();
+        throw type_error("linear() got an unexpected keyword argument");
+      }
       int slot = -1;
       for (int j = 0; j < 3; ++j)
         if (std::strcmp(key, kNames[j]) == 0) slot = j;
@@ -765,7 +769,8 @@ PyObject* linear_fn(PyObject*, PyObject* const* args, Py_ssize_t nargs, PyObject
       if (slot < nargs) throw type_error(std::string("linear() got multiple values for argument '") + key + "'");
       a[slot] = args[nargs + k];
     }
-    if (!a[0] || !a[1]) throw type_error("linear() missing required argument: 'x' and 'weight' are needed");
+    if (!a[0] || !a[1])
+      throw type_error(std::string("linear() missing required argument ") + (a[0] ? "'weight' (pos 2)" : "'x' (pos 1)"));
     std::optional<DType> like;
     for (PyObject* o : {a[1], a[0], a[2]})
       if (!like && o != Py_None && is_var(o)) like = holder_of(o)->dtype();
@@ -966,6 +971,9 @@ tapegrad.from_numpy(arr) to share a NumPy array's buffer instead.
         const char kind = arr ? arr.dtype().kind() : '?';
         if (kind != 'i' && kind != 'u' && kind != 'b')
           throw type_error("cross_entropy: labels must be an integer (or bool) array");
+        if (kind == 'u' && arr.dtype().itemsize() == 8 && arr.size() > 0 &&
+            py::int_(arr.attr("max")()).cast<uint64_t>() > uint64_t(std::numeric_limits<int64_t>::max()))
+          throw value_error("cross_entropy: labels must be in [0, C): a uint64 label exceeds the int64 range");
         CrossEntropyReduction red;
         if (reduction == "none") red = CrossEntropyReduction::None;
         else if (reduction == "mean") red = CrossEntropyReduction::Mean;

@@ -245,6 +245,10 @@ def jacobian(f, x, *, mode="auto", chunk_size=None):
     elif mode == "forward":
         for v, dt in zip(xs, jdtypes):
             n = v.size
+            if n == 0:  # an empty input among non-empty ones: no columns to sweep for
+                z = np.zeros(out.shape + v.shape, dtype=dt)
+                jacs.append(Variable(z) if nested else z)
+                continue
             step = chunk_size or max(n, 1)
             cols = []
             for start in range(0, n, step):
