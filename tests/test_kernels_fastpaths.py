@@ -1,8 +1,8 @@
 """The fast paths of the elementwise kernels and of the buffer cache.
 
-The elementwise loops are compiled twice (baseline x86-64 and AVX2+FMA,
-cpp/src/simd/) and chosen at run time; both must give the same bits, and
-both must match the reference engine, at sizes whose tails do not fill a
+The elementwise loops are compiled per instruction set (baseline x86-64,
+AVX2+FMA, AVX-512; cpp/src/simd/) and chosen at run time; every build the CPU
+can run must give the same bits, and match the reference engine, at sizes whose tails do not fill a
 vector register and on every broadcasting layout (contiguous, scalar
 operand, strided). The buffer cache must make repeated training steps stop
 asking the system for memory.
@@ -14,7 +14,19 @@ import tapegrad as tg
 from tapegrad import _core
 from helpers import assert_close, reference_engine
 
-ISAS = ["baseline"] + (["avx2"] if _core._isa() == "avx2" else [])
+def _supported_isas():
+    before, names = _core._isa(), []
+    for name in ("baseline", "avx2", "avx512"):
+        try:
+            _core._set_isa(name)
+            names.append(name)
+        except ValueError:
+            pass
+    _core._set_isa(before)
+    return names
+
+
+ISAS = _supported_isas()
 SIZES = [1, 3, 7, 8, 9, 15, 16, 17, 31, 33, 63, 65, 127, 1000, 4097]
 UNARY = ["negative", "exp", "log", "log1p", "sqrt", "sin", "cos", "tanh", "sigmoid", "relu", "abs"]
 BINARY = ["add", "subtract", "multiply", "divide", "power", "maximum", "minimum"]

@@ -1083,7 +1083,7 @@ tapegrad.from_numpy(arr) to share a NumPy array's buffer instead.
   m.def("_set_isa", [](const std::string& name) {
         if (!kern::set_isa(name.c_str()))
           throw value_error("_set_isa: unknown instruction set or not supported by this CPU: '" + name + "'");
-      }, py::arg("name"), "Switch the elementwise loops ('baseline' or 'avx2'); for tests.");
+      }, py::arg("name"), "Switch the elementwise loops ('baseline', 'avx2' or 'avx512'); for tests.");
   m.def("_buffer_cache_stats", []() {
         BufferCacheStats s = buffer_cache_stats();
         py::dict d;

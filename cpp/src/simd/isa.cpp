@@ -15,9 +15,21 @@ static bool cpu_has_avx2() {
 #endif
 }
 
+static bool cpu_has_avx512() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_cpu_init();
+  return cpu_has_avx2() && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
+         __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bw");
+#else
+  return false;
+#endif
+}
+
 static const IsaKernels* initial() {
   const char* env = std::getenv("TAPEGRAD_ISA");
   if (env && std::strcmp(env, "baseline") == 0) return &kBaselineKernels;
+  if (env && std::strcmp(env, "avx2") == 0) return cpu_has_avx2() ? &kAvx2Kernels : &kBaselineKernels;
+  if (cpu_has_avx512()) return &kAvx512Kernels;
   return cpu_has_avx2() ? &kAvx2Kernels : &kBaselineKernels;
 }
 
@@ -32,6 +44,10 @@ bool set_isa(const char* name) {
   }
   if (std::strcmp(name, "avx2") == 0 && cpu_has_avx2()) {
     g_isa = &kAvx2Kernels;
+    return true;
+  }
+  if (std::strcmp(name, "avx512") == 0 && cpu_has_avx512()) {
+    g_isa = &kAvx512Kernels;
     return true;
   }
   return false;

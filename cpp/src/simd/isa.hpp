@@ -21,17 +21,19 @@ struct IsaKernels {
   void (*adam_f64)(double*, const double*, double*, double*, int64_t, const AdamScalars<double>&);
 };
 
-// The table in use: AVX2+FMA when the CPU has them, else baseline x86-64;
-// TAPEGRAD_ISA=baseline in the environment forces the baseline.
+// The table in use: AVX-512 (F/DQ/VL/BW) when the CPU has it, else AVX2+FMA,
+// else baseline x86-64; TAPEGRAD_ISA=baseline or =avx2 in the environment
+// caps the choice.
 const IsaKernels& isa();
-// Switches the table ("baseline" or "avx2"); false if the CPU lacks it.
+// Switches the table ("baseline", "avx2" or "avx512"); false if the CPU lacks it.
 // For tests that compare the two builds of every loop.
 bool set_isa(const char* name);
 const char* isa_name();
 
-// Defined in loops_baseline.cpp / loops_avx2.cpp.
+// Defined in loops_baseline.cpp / loops_avx2.cpp / loops_avx512.cpp.
 extern const IsaKernels kBaselineKernels;
 extern const IsaKernels kAvx2Kernels;
+extern const IsaKernels kAvx512Kernels;
 
 }  // namespace tg::kern
 

@@ -1,10 +1,11 @@
 // Elementwise inner loops, compiled once per instruction set.
 //
-// This header is included by loops_baseline.cpp (plain x86-64: SSE2) and
-// loops_avx2.cpp (-mavx2 -mfma), each with TG_ISA naming its own namespace;
-// kernels.cpp picks one table at run time from what the CPU supports
-// (isa.hpp). Both builds use -ffp-contract=off and no fast-math, so they give
-// bit-identical IEEE results: only the vector width differs.
+// This header is included by loops_baseline.cpp (plain x86-64: SSE2),
+// loops_avx2.cpp (-mavx2 -mfma) and loops_avx512.cpp (AVX-512, 512-bit
+// vectors), each with TG_ISA naming its own namespace; kernels.cpp picks one
+// table at run time from what the CPU supports (isa.hpp). All builds use
+// -ffp-contract=off and no fast-math, so they give bit-identical IEEE
+// results: only the vector width differs.
 //
 // Everything here lives in tg::kern::TG_ISA and uses compiler builtins for
 // libm, so no inline function compiled for AVX2 can be shared (ODR-merged)
