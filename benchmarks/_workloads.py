@@ -73,7 +73,19 @@ def make_problem(spec, dtype=np.float32, seed=SEED):
 # --------------------------------------------------------------------------- systems
 
 
-class TapegradMLP:
+class _EagerStep:
+    """The training step of a library with a PyTorch-style API (tapegrad and PyTorch eager):
+    the subclass sets model, opt, loss_fn, x and y."""
+
+    def step(self):
+        self.opt.zero_grad()
+        loss = self.loss_fn(self.model(self.x), self.y)
+        loss.backward()
+        self.opt.step()
+        return loss
+
+
+class TapegradMLP(_EagerStep):
     """tapegrad as a user's training script writes it: nn.MLP, nn losses, optim.SGD."""
 
     name = "tapegrad"
@@ -87,13 +99,6 @@ class TapegradMLP:
         self.opt = tg.optim.SGD(self.model.parameters(), lr=LR)
         self.loss_fn = tg.nn.mse_loss if spec.loss == "mse" else tg.nn.cross_entropy
         self.x, self.y = tg.Variable(x), y
-
-    def step(self):
-        self.opt.zero_grad()
-        loss = self.loss_fn(self.model(self.x), self.y)
-        loss.backward()
-        self.opt.step()
-        return loss
 
     def params(self):
         p = [np.array(v.data) for v in self.model.parameters()]
@@ -133,7 +138,7 @@ class ReferenceMLP:
         return list(zip(p[::2], p[1::2]))
 
 
-class TorchMLP:
+class TorchMLP(_EagerStep):
     """PyTorch eager, idiomatic: nn.Sequential of nn.Linear, F.mse_loss / F.cross_entropy, optim.SGD."""
 
     name = "torch eager"
@@ -156,13 +161,6 @@ class TorchMLP:
         self.loss_fn = F.mse_loss if spec.loss == "mse" else F.cross_entropy
         self.x = torch.from_numpy(x)
         self.y = torch.from_numpy(y if spec.loss == "mse" else y.astype(np.int64))
-
-    def step(self):
-        self.opt.zero_grad()
-        loss = self.loss_fn(self.model(self.x), self.y)
-        loss.backward()
-        self.opt.step()
-        return loss
 
     def params(self):
         p = [t.detach().numpy().copy() for t in self.model.parameters()]
