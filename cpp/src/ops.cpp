@@ -902,8 +902,9 @@ Var cross_entropy_labels(const Var& z, const Tensor& labels, CrossEntropyReducti
     if (y[i] < 0 || y[i] >= C)
       throw value_error("cross_entropy: labels must be in [0, " + std::to_string(C) + "): label " +
                         std::to_string(y[i]) + " at row " + std::to_string(i) + " is out of range");
-  Tensor probs;
-  Tensor logp = kern::log_softmax(z->data, 1, &probs);
+  Tensor probs;  // kept for the first-order VJP, so only when this op will be recorded
+  const bool recording = grad_enabled() && z->requires_grad;
+  Tensor logp = kern::log_softmax(z->data, 1, recording ? &probs : nullptr);
   const bool reduced = reduction != CrossEntropyReduction::None;
   const double scale = reduction == CrossEntropyReduction::Mean ? 1.0 / static_cast<double>(N) : 1.0;
   Tensor loss = Tensor::empty(reduced ? Shape{} : Shape{N}, z->dtype());
