@@ -9,6 +9,7 @@
 #include <pybind11/stl.h>
 
 #include <cstring>
+#include <new>
 #include <limits>
 #include <utility>
 
@@ -52,6 +53,22 @@ struct type_caster<tg::Shape> {
     return t;
   }
 };
+
+// Variables out: a Variable that has a live Python object is returned as that
+// object (VariableImpl::py_object), so `x.grad is x.grad` and an op that
+// returns its input returns the same object; otherwise pybind11 wraps it and
+// the new object is remembered. Hot paths make their objects in cast_out.
+template <>
+class type_caster<std::shared_ptr<tg::VariableImpl>>
+    : public copyable_holder_caster<tg::VariableImpl, std::shared_ptr<tg::VariableImpl>> {
+ public:
+  static handle cast(const std::shared_ptr<tg::VariableImpl>& src, return_value_policy policy, handle parent) {
+    if (src && src->py_object) return handle(static_cast<PyObject*>(src->py_object)).inc_ref();
+    handle h = copyable_holder_caster::cast(src, policy, parent);
+    if (src && h) src->py_object = h.ptr();
+    return h;
+  }
+};
 }  // namespace pybind11::detail
 
 namespace {
@@ -68,32 +85,44 @@ bool is_var(py::handle h) {
   return Py_TYPE(h.ptr()) == g_var_type || PyType_IsSubtype(Py_TYPE(h.ptr()), g_var_type);
 }
 
-// The shared_ptr inside a Python Variable, without pybind11's generic caster
-// (the hot path of every operator). The caller checked is_var.
+// pybind11 keeps a Variable's shared_ptr inside its instance; with one
+// bound base type and a holder of two pointers the layout is "simple": the
+// value pointer then the holder, inline. The hot paths below read and build
+// that layout directly (pybind11's generic accessors look up type info in a
+// table first: a sixth of a scalar op). Anything else goes the generic way.
+using PyInstance = py::detail::instance;
+static_assert(sizeof(Var) <= sizeof(void*) * py::detail::instance_simple_holder_in_ptrs(),
+              "a Variable's holder must fit pybind11's simple instance layout");
+
+const py::detail::type_info* g_var_tinfo = nullptr;
+
+// The shared_ptr inside a Python Variable (the caller checked is_var).
 const Var& holder_of(py::handle h) {
-  auto vh = reinterpret_cast<py::detail::instance*>(h.ptr())->get_value_and_holder();
+  auto* inst = reinterpret_cast<PyInstance*>(h.ptr());
+  if (inst->simple_layout) {
+    if (!inst->simple_holder_constructed) throw type_error("Variable.__init__ was not called on this object");
+    return *std::launder(reinterpret_cast<Var*>(&inst->simple_value_holder[1]));
+  }
+  auto vh = inst->get_value_and_holder(g_var_tinfo);
   if (!vh.holder_constructed()) throw type_error("Variable.__init__ was not called on this object");
   return vh.holder<Var>();
 }
 
-const py::detail::type_info* g_var_tinfo = nullptr;
-
 // A new Python Variable for an op's result. A result nobody else holds
 // (use_count 1) cannot have a Python object yet, so we build the instance
-// the way pybind11's init_instance does, minus its type-info lookups and
-// the search for an existing wrapper (a third of a scalar op's cost).
+// the way pybind11's init_instance does for a simple layout, minus its
+// type-info lookups and its instance registry (see the Var type_caster).
 PyObject* cast_out(Var v) {
   if (v.use_count() != 1 || !g_var_tinfo) return py::cast(std::move(v)).release().ptr();
-  PyObject* self = py::detail::make_new_instance(g_var_type);
+  PyObject* self = PyType_GenericAlloc(g_var_type, 0);  // zeroed: every flag false, no weakrefs
   if (!self) throw py::error_already_set();
-  auto* inst = reinterpret_cast<py::detail::instance*>(self);
-  auto vh = inst->get_value_and_holder(g_var_tinfo);
-  vh.value_ptr() = v.get();
+  auto* inst = reinterpret_cast<PyInstance*>(self);
+  inst->simple_layout = true;
   inst->owned = true;
-  py::detail::register_instance(inst, vh.value_ptr(), g_var_tinfo);
-  vh.set_instance_registered();
-  new (std::addressof(vh.holder<Var>())) Var(std::move(v));
-  vh.set_holder_constructed();
+  inst->simple_value_holder[0] = v.get();
+  v->py_object = self;
+  new (&inst->simple_value_holder[1]) Var(std::move(v));
+  inst->simple_holder_constructed = true;
   return self;
 }
 
@@ -520,23 +549,33 @@ destructor g_pybind11_dealloc = nullptr;
 
 void var_dealloc(PyObject* self) {
   PyTypeObject* type = Py_TYPE(self);
-  auto* inst = reinterpret_cast<py::detail::instance*>(self);
-  if (type != g_var_type || !inst->simple_layout || inst->has_patients || !g_var_tinfo) {
+  auto* inst = reinterpret_cast<PyInstance*>(self);
+  if (!g_var_tinfo) {
     g_pybind11_dealloc(self);
     return;
   }
-  if (PyType_HasFeature(type, Py_TPFLAGS_HAVE_GC)) PyObject_GC_UnTrack(self);
-  auto vh = inst->get_value_and_holder(g_var_tinfo, false);
-  if (vh) {
-    if (vh.instance_registered() && !py::detail::deregister_instance(inst, vh.value_ptr(), g_var_tinfo))
-      py::pybind11_fail("tapegrad: tried to deallocate an unregistered Variable instance");
-    py::error_scope keep_error;  // a freed from_numpy buffer runs Python (Py_DECREF)
-    if (vh.holder_constructed()) {
-      vh.holder<Var>().~Var();
-      vh.set_holder_constructed(false);
-    }
-    vh.value_ptr() = nullptr;
+  if (type != g_var_type || !inst->simple_layout || inst->has_patients) {
+    // The Variable may outlive this object as C++ only: forget the object.
+    auto vh = inst->get_value_and_holder(g_var_tinfo, false);
+    if (vh && vh.holder_constructed() && vh.holder<Var>() && vh.holder<Var>()->py_object == self)
+      vh.holder<Var>()->py_object = nullptr;
+    g_pybind11_dealloc(self);
+    return;
   }
+  if (inst->simple_holder_constructed) {
+    Var& v = *std::launder(reinterpret_cast<Var*>(&inst->simple_value_holder[1]));
+    if (inst->simple_instance_registered) {  // made by pybind11 (Variable(...), a def's result)
+      auto vh = inst->get_value_and_holder(g_var_tinfo, false);
+      if (!py::detail::deregister_instance(inst, vh.value_ptr(), g_var_tinfo))
+        py::pybind11_fail("tapegrad: tried to deallocate an unregistered Variable instance");
+      inst->simple_instance_registered = false;
+    }
+    if (v && v->py_object == self) v->py_object = nullptr;
+    py::error_scope keep_error;  // a freed from_numpy buffer runs Python (Py_DECREF)
+    v.~Var();
+    inst->simple_holder_constructed = false;
+  }
+  inst->simple_value_holder[0] = nullptr;
   if (inst->weakrefs) PyObject_ClearWeakRefs(self);
   type->tp_free(self);
   Py_DECREF(type);
@@ -687,19 +726,50 @@ Var custom_record(py::object op, const std::vector<Var>& inputs, py::handle out_
 // millions of times; as raw number slots / METH_O functions they skip the
 // slot-wrapper lookup and pybind11's overload dispatcher.
 
-template <Var (*F)(const Var&, const Var&)>
+// A Python float, or an int that a double holds exactly enough to convert as
+// NumPy does (bools and NumPy scalars take the general path).
+bool python_number(PyObject* o, double* c) {
+  if (PyFloat_CheckExact(o)) {
+    *c = PyFloat_AS_DOUBLE(o);
+    return true;
+  }
+  if (PyLong_CheckExact(o)) {
+    int overflow = 0;
+    long long v = PyLong_AsLongLongAndOverflow(o, &overflow);
+    if (overflow || (v == -1 && PyErr_Occurred())) {
+      PyErr_Clear();
+      return false;
+    }
+    *c = static_cast<double>(v);
+    return true;
+  }
+  return false;
+}
+
+constexpr ScalarOp kNoScalarOp = static_cast<ScalarOp>(-1);
+
+// F(a, b) for two operands; with one float Variable and a Python number,
+// the scalar op (XC: x op c, CX: c op x) when the operator has one.
+template <Var (*F)(const Var&, const Var&), ScalarOp XC = kNoScalarOp, ScalarOp CX = kNoScalarOp>
 PyObject* nb_binary(PyObject* a, PyObject* b) {
   return guarded([&]() -> PyObject* {
     bool va = is_var(a), vb = is_var(b);
     if (va && vb) return cast_out(F(holder_of(a), holder_of(b)));
+    double c;
     if (va) {
-      Var o = try_to_var(b, holder_of(a)->dtype());
+      const Var& x = holder_of(a);
+      if constexpr (XC != kNoScalarOp)
+        if (is_float(x->dtype()) && python_number(b, &c)) return cast_out(scalar_op(x, c, XC));
+      Var o = try_to_var(b, x->dtype());
       if (!o) Py_RETURN_NOTIMPLEMENTED;
-      return cast_out(F(holder_of(a), o));
+      return cast_out(F(x, o));
     }
-    Var o = try_to_var(a, holder_of(b)->dtype());
+    const Var& x = holder_of(b);
+    if constexpr (CX != kNoScalarOp)
+      if (is_float(x->dtype()) && python_number(a, &c)) return cast_out(scalar_op(x, c, CX));
+    Var o = try_to_var(a, x->dtype());
     if (!o) Py_RETURN_NOTIMPLEMENTED;
-    return cast_out(F(o, holder_of(b)));
+    return cast_out(F(o, x));
   });
 }
 
@@ -1195,10 +1265,10 @@ tapegrad.from_numpy(arr) to share a NumPy array's buffer instead.
   g_pybind11_dealloc = g_var_type->tp_dealloc;
   g_var_type->tp_dealloc = &var_dealloc;
   PyNumberMethods* nb = g_var_type->tp_as_number;
-  nb->nb_add = &nb_binary<add>;
-  nb->nb_subtract = &nb_binary<sub>;
-  nb->nb_multiply = &nb_binary<mul>;
-  nb->nb_true_divide = &nb_binary<div>;
+  nb->nb_add = &nb_binary<add, ScalarOp::Add, ScalarOp::Add>;
+  nb->nb_subtract = &nb_binary<sub, ScalarOp::Sub, ScalarOp::CLeftSub>;
+  nb->nb_multiply = &nb_binary<mul, ScalarOp::Mul, ScalarOp::Mul>;
+  nb->nb_true_divide = &nb_binary<div, ScalarOp::Div, ScalarOp::CLeftDiv>;
   nb->nb_matrix_multiply = &nb_binary<matmul_nogil>;
   nb->nb_power = &nb_power;
   nb->nb_negative = &nb_negative;

@@ -215,7 +215,9 @@ std::vector<Var> backward(const std::vector<Var>& roots, const std::vector<Var>&
 
   // 3. Execution order, newest first; leaves' accumulators (seq 0) come last,
   //    so an error in any rule leaves every .grad untouched.
-  std::sort(nodes.begin(), nodes.end(), [](const Node* a, const Node* b) { return a->seq > b->seq; });
+  // (A chain is found in that order already: check before sorting.)
+  auto newer = [](const Node* a, const Node* b) { return a->seq > b->seq; };
+  if (!std::is_sorted(nodes.begin(), nodes.end(), newer)) std::sort(nodes.begin(), nodes.end(), newer);
   for (size_t i = 0; i < nodes.size(); ++i) nodes[i]->sweep_slot = i;
 
   std::unordered_map<const Node*, std::vector<size_t>> capture;

@@ -224,6 +224,28 @@ struct AstypeRule {
   static Var jvp(OpNode<AstypeRule>& n, const Grads& t, int) { return astype(t[0], n.attrs.to); }
 };
 
+// x op c with a number c (c converted to x's dtype, as the binary op with
+// a 0-d constant would): the derivative is a scalar op on the tangent too.
+template <ScalarOp K>
+struct ScalarRule {
+  static constexpr const char* name = K == ScalarOp::Add ? "add"
+                                      : (K == ScalarOp::Sub || K == ScalarOp::CLeftSub) ? "subtract"
+                                      : K == ScalarOp::Mul ? "multiply" : "divide";
+  static constexpr bool pointwise = true;
+  struct Attrs { double c = 0; };
+  static Var deriv(OpNode<ScalarRule>& n, const Var& d) {
+    switch (K) {
+      case ScalarOp::Add: case ScalarOp::Sub: return d;   // d(x ± c) = dx
+      case ScalarOp::CLeftSub: return neg(d);              // d(c - x) = -dx
+      case ScalarOp::Mul: case ScalarOp::Div: return scalar_op(d, n.attrs.c, K);  // dx c, dx / c
+      case ScalarOp::CLeftDiv: return neg(div(mul(d, n.get(1)), n.get(0)));  // d(c/x) = -(c/x) dx / x
+    }
+    return nullptr;
+  }
+  static Grads vjp(OpNode<ScalarRule>& n, const Var& g) { return {deriv(n, g)}; }
+  static Var jvp(OpNode<ScalarRule>& n, const Grads& t, int) { return deriv(n, t[0]); }
+};
+
 // ---------------------------------------------------------------------------
 // Binary elementwise primitives (broadcasting). `grads` returns gradients in
 // the broadcast shape; binary_vjp reduces them with the one helper sum_to.
@@ -795,6 +817,48 @@ Var div(const Var& a, const Var& b) { return binary_op<DivRule>(a, b, BinaryOp::
 Var pow(const Var& a, const Var& b) { return binary_op<PowRule>(a, b, BinaryOp::Pow); }
 Var maximum(const Var& a, const Var& b) { return binary_op<MaximumRule>(a, b, BinaryOp::Maximum); }
 Var minimum(const Var& a, const Var& b) { return binary_op<MinimumRule>(a, b, BinaryOp::Minimum); }
+
+template <ScalarOp K>
+Var scalar_op_k(const Var& x, double c) {
+  constexpr BinaryOp k = (K == ScalarOp::Add || K == ScalarOp::Sub) ? BinaryOp::Add
+                         : K == ScalarOp::CLeftSub ? BinaryOp::Sub
+                         : K == ScalarOp::Mul ? BinaryOp::Mul : BinaryOp::Div;
+  constexpr bool c_left = K == ScalarOp::CLeftSub || K == ScalarOp::CLeftDiv;
+  // x - c is x + (-c) exactly in IEEE arithmetic, signed zeros included.
+  const double cv = K == ScalarOp::Sub ? -c : c;
+  Recorder<ScalarRule<K>> r(kern::binary_scalar(k, x->data, cv, c_left, ScalarRule<K>::name), {&x});
+  if (r) {
+    r.attrs().c = c;
+    if (K == ScalarOp::CLeftDiv) {
+      r.save_input(x, 0);
+      r.save_output();
+    }
+  }
+  return r.out;
+}
+
+const char* name_of(ScalarOp op) {
+  switch (op) {
+    case ScalarOp::Add: return ScalarRule<ScalarOp::Add>::name;
+    case ScalarOp::Sub: case ScalarOp::CLeftSub: return ScalarRule<ScalarOp::Sub>::name;
+    case ScalarOp::Mul: return ScalarRule<ScalarOp::Mul>::name;
+    default: return ScalarRule<ScalarOp::Div>::name;
+  }
+}
+
+Var scalar_op(const Var& x, double c, ScalarOp op) {
+  if (!is_float(x->dtype()))
+    throw type_error(std::string(name_of(op)) + ": expected a float32 or float64 Variable, got " + dtype_name(x->dtype()));
+  switch (op) {
+    case ScalarOp::Add: return scalar_op_k<ScalarOp::Add>(x, c);
+    case ScalarOp::Sub: return scalar_op_k<ScalarOp::Sub>(x, c);
+    case ScalarOp::CLeftSub: return scalar_op_k<ScalarOp::CLeftSub>(x, c);
+    case ScalarOp::Mul: return scalar_op_k<ScalarOp::Mul>(x, c);
+    case ScalarOp::Div: return scalar_op_k<ScalarOp::Div>(x, c);
+    case ScalarOp::CLeftDiv: return scalar_op_k<ScalarOp::CLeftDiv>(x, c);
+  }
+  throw value_error("scalar_op: unknown op");
+}
 
 Var where(const Tensor& cond, const Var& a0, const Var& b0) {
   DType dt = promote(a0->dtype(), b0->dtype());

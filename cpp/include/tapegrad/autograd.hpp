@@ -45,6 +45,10 @@ struct VariableImpl {
   std::shared_ptr<Node> grad_fn;  // the op that produced it; null for leaves
   std::weak_ptr<Node> grad_acc;   // a leaf's AccumulateGrad node, while a graph uses it
   Var grad;                       // accumulated gradient (a Variable: create_graph makes it differentiable)
+  // The bindings' Python object for this Variable while one is alive (not
+  // owned; set and cleared with the GIL held). Returning a Variable to
+  // Python finds its object here instead of in a global registry.
+  void* py_object = nullptr;
 
   explicit VariableImpl(Tensor t, bool rg = false) : data(std::move(t)), requires_grad(rg) {}
   bool is_leaf() const { return grad_fn == nullptr; }

@@ -25,6 +25,12 @@ Var div(const Var& a, const Var& b);
 Var pow(const Var& a, const Var& b);
 Var maximum(const Var& a, const Var& b);
 Var minimum(const Var& a, const Var& b);
+// x op c for a Python number c, which NumPy (NEP 50) treats as "weak": it
+// takes x's float dtype. One node holding c, no constant Variable and no
+// unbroadcast: what `y * 2.0` or `y - 1` costs. Same values and derivatives
+// as the binary op with c as a 0-d constant. CLeft: c - x, c / x.
+enum class ScalarOp { Add, Sub, CLeftSub, Mul, Div, CLeftDiv };
+Var scalar_op(const Var& x, double c, ScalarOp op);
 Var neg(const Var& x);
 Var exp(const Var& x);
 Var log(const Var& x);
