@@ -45,8 +45,7 @@ class SmallVec {
   }
   void clear() {
     for (size_t i = 0; i < size_ && i < N; ++i) inline_ptr()[i].~T();
-    overflow_.clear();
-    overflow_.shrink_to_fit();
+    if (overflow_.capacity()) std::vector<T>().swap(overflow_);  // frees the spill, if any
     size_ = 0;
   }
   size_t size() const { return size_; }

@@ -60,7 +60,7 @@ struct Storage {
   static constexpr uint64_t kMaxBytes = uint64_t(1) << 60;
   alignas(16) unsigned char inline_buf[kInlineBytes];
 
-  Storage() = default;
+  Storage() {}  // user-provided: leaves inline_buf uninitialized (a defaulted one zeroes it on every allocation)
   Storage(const Storage&) = delete;
   Storage& operator=(const Storage&) = delete;
   ~Storage();
