@@ -10,6 +10,7 @@
 
 #include <cstring>
 #include <new>
+#include <optional>
 #include <limits>
 #include <utility>
 
@@ -571,7 +572,9 @@ void var_dealloc(PyObject* self) {
       inst->simple_instance_registered = false;
     }
     if (v && v->py_object == self) v->py_object = nullptr;
-    py::error_scope keep_error;  // a freed from_numpy buffer runs Python (Py_DECREF)
+    // A freed from_numpy buffer runs Python (Py_DECREF): keep a pending error.
+    std::optional<py::error_scope> keep_error;
+    if (PyErr_Occurred()) keep_error.emplace();
     v.~Var();
     inst->simple_holder_constructed = false;
   }

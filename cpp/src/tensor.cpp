@@ -193,6 +193,7 @@ Tensor Tensor::empty(const Shape& shape, DType dt) {
   // The byte count, refusing sizes that overflow (they would wrap to a small
   // allocation and the kernels would write past it).
   uint64_t bytes = itemsize(dt);
+  if (shape.empty()) return Tensor(Storage::allocate(bytes), shape, dt);  // 0-d: one element
   bool zero = false;
   for (int64_t d : shape) {
     if (d < 0) throw value_error("negative dimension in shape " + shape_str(shape));
