@@ -219,3 +219,87 @@ def test_many_results_created_and_dropped_do_not_leak_objects():
         del y
     gc.collect()
     assert len(gc.get_objects()) - before < 50
+
+
+# ----- the reverse sweep writing a gradient into the cotangent's buffer --------
+# tanh / sigmoid / relu and multiply/divide by a number overwrite the incoming
+# cotangent when nothing else holds it. Everything that does hold one must
+# see its own values afterwards.
+CHAIN_FNS = {
+    "tanh": tg.tanh, "sigmoid": tg.sigmoid, "relu": tg.relu,
+    "mul": lambda v: v * 1.5, "div": lambda v: v / 0.75,
+}
+
+
+def _chain(x, names):
+    for name in names:
+        x = CHAIN_FNS[name](x)
+    return x
+
+
+@pytest.mark.parametrize("names", [["tanh", "mul", "sigmoid"], ["div", "relu", "tanh", "mul"], ["mul", "mul"]])
+@pytest.mark.parametrize("shape", [(), (5,), (3, 4)], ids=str)
+def test_overwriting_sweep_matches_reference_and_leaves_seed_alone(names, shape):
+    from helpers import assert_close, reference_engine
+
+    ref = reference_engine()
+    rng = np.random.default_rng(3)
+    x0 = rng.standard_normal(shape)
+    seed0 = rng.standard_normal(shape)
+    seed = tg.Variable(seed0.copy())
+    x = tg.Variable(x0, requires_grad=True)
+    _chain(x, names).backward(seed)
+    np.testing.assert_array_equal(seed.numpy(), seed0)  # the user's seed is not a scratch buffer
+    seed_np = seed0.copy()
+    x2 = tg.Variable(x0, requires_grad=True)
+    _chain(x2, names).backward(seed_np)
+    np.testing.assert_array_equal(seed_np, seed0)
+    xr = ref.Variable(x0, requires_grad=True)
+    rfns = {"tanh": ref.tanh, "sigmoid": ref.sigmoid, "relu": ref.relu,
+            "mul": lambda v: v * 1.5, "div": lambda v: v / 0.75}
+    yr = xr
+    for name in names:
+        yr = rfns[name](yr)
+    yr.backward(ref.Variable(seed0))
+    assert_close(np.asarray(x.grad), np.asarray(xr.grad))
+    np.testing.assert_array_equal(np.asarray(x.grad), np.asarray(x2.grad))
+
+
+def test_retained_and_requested_gradients_are_not_overwritten():
+    x0 = np.array([0.3, -0.7, 1.2])
+    x = tg.Variable(x0, requires_grad=True)
+    h1 = tg.tanh(x)
+    h2 = h1 * 3.0
+    h3 = tg.sigmoid(h2)
+    h2.retain_grad()
+    h3.retain_grad()
+    (h3 / 2.0).sum().backward()
+    s = 1 / (1 + np.exp(-3 * np.tanh(x0)))
+    np.testing.assert_allclose(np.asarray(h3.grad), np.full(3, 0.5), rtol=1e-15)
+    np.testing.assert_allclose(np.asarray(h2.grad), 0.5 * s * (1 - s), rtol=1e-14)
+    np.testing.assert_allclose(np.asarray(x.grad), 0.5 * s * (1 - s) * 3 * (1 - np.tanh(x0) ** 2), rtol=1e-13)
+    # tg.grad w.r.t. intermediates: each keeps its own cotangent.
+    x = tg.Variable(x0, requires_grad=True)
+    a = tg.tanh(x)
+    b = a * 2.0
+    c = tg.tanh(b)
+    from tapegrad import _core
+
+    ga, gb, gx = _core._grad([c.sum()], [a, b, x], [None], False, False, 0)
+    tb = np.tanh(2 * np.tanh(x0))
+    np.testing.assert_allclose(np.asarray(gb), 1 - tb ** 2, rtol=1e-14)
+    np.testing.assert_allclose(np.asarray(ga), 2 * (1 - tb ** 2), rtol=1e-14)
+    np.testing.assert_allclose(np.asarray(gx), 2 * (1 - tb ** 2) * (1 - np.tanh(x0) ** 2), rtol=1e-14)
+
+
+def test_branching_graph_shares_a_cotangent_without_corruption():
+    # y = tanh(x) feeds two branches whose cotangents meet again at x.
+    x0 = np.array([0.2, -1.1])
+    x = tg.Variable(x0, requires_grad=True)
+    t = tg.tanh(x)
+    y = tg.tanh(t) * 2.0 + t * 3.0 + tg.sigmoid(t)
+    y.sum().backward()
+    t0 = np.tanh(x0)
+    s = 1 / (1 + np.exp(-t0))
+    dt = 2 * (1 - np.tanh(t0) ** 2) + 3 + s * (1 - s)
+    np.testing.assert_allclose(np.asarray(x.grad), dt * (1 - t0 ** 2), rtol=1e-14)

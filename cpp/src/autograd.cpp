@@ -136,10 +136,6 @@ static std::atomic<uint64_t> g_sweep{1};
 // GIL never waits on it.
 static std::mutex g_engine_mutex;
 
-static bool exclusive(const Var& v) {
-  return v.use_count() == 1 && v->data.storage.use_count() == 1 && !v->data.storage->borrowed && !v->requires_grad;
-}
-
 static void check_grad_shape(const Var& g, const Shape& want, DType dt, const char* where) {
   if (g->shape() != want || g->dtype() != dt)
     throw graph_error(std::string("internal error: ") + where + " received a gradient of shape " +
@@ -301,7 +297,14 @@ std::vector<Var> backward(const std::vector<Var>& roots, const std::vector<Var>&
     if (updates) {
       if (Var rv = n->retained.lock()) updates->items.emplace_back(std::move(rv), g);
     }
-    Grads grads = n->vjp(g);
+    Grads grads = [&] {
+      struct Overwrite {  // reset even when a rule throws
+        Node* n;
+        ~Overwrite() { n->sweep_may_overwrite = false; }
+      } scope{n};
+      n->sweep_may_overwrite = !opt.create_graph;
+      return n->vjp(g);
+    }();
     for (size_t k = 0; k < n->next.size() && k < grads.size(); ++k) {
       if (n->next[k] && grads[k]) put(n->next[k]->sweep_slot, std::move(grads[k]), false);
     }

@@ -215,30 +215,38 @@ Tensor binary(BinaryOp op, const Tensor& a, const Tensor& b, const char* opname)
   return out;
 }
 
-Tensor binary_scalar(BinaryOp op, const Tensor& x, double c, bool c_left, const char* opname) {
-  Tensor out = Tensor::empty(x.shape, x.dtype);
+// out = x op c (c_left: c op x); out may be x itself.
+static void scalar_into(BinaryOp op, const Tensor& out, const Tensor& x, double c, bool c_left, const char* opname) {
   const int64_t grain = op == BinaryOp::Pow ? kGrainElements / 8 : kGrainElements;
   TG_DISPATCH_FLOAT(x.dtype, opname, {
     const T cv = static_cast<T>(c);
     T* po = out.ptr<T>();
     const T* px = x.ptr<T>();
-    if (out.numel() == 1 && op != BinaryOp::Pow) {  // a scalar: one IEEE operation, as the loops do it
+    const int64_t n = out.numel();
+    if (n == 1 && op != BinaryOp::Pow) {  // a scalar: one IEEE operation, as the loops do it
       const T a = c_left ? cv : px[0], b = c_left ? px[0] : cv;
       switch (op) {
-        case BinaryOp::Add: po[0] = a + b; return out;
-        case BinaryOp::Sub: po[0] = a - b; return out;
-        case BinaryOp::Mul: po[0] = a * b; return out;
-        case BinaryOp::Div: po[0] = a / b; return out;
+        case BinaryOp::Add: po[0] = a + b; return;
+        case BinaryOp::Sub: po[0] = a - b; return;
+        case BinaryOp::Mul: po[0] = a * b; return;
+        case BinaryOp::Div: po[0] = a / b; return;
         default: break;
       }
     }
-    parallel_for(out.numel(), grain, [&](int64_t s, int64_t e) {
+    parallel_for(n, grain, [&](int64_t s, int64_t e) {
       if (c_left) bin_run(op, po + s, 1, &cv, 0, px + s, 1, e - s);
       else bin_run(op, po + s, 1, px + s, 1, &cv, 0, e - s);
     });
   });
+}
+
+Tensor binary_scalar(BinaryOp op, const Tensor& x, double c, bool c_left, const char* opname) {
+  Tensor out = Tensor::empty(x.shape, x.dtype);
+  scalar_into(op, out, x, c, c_left, opname);
   return out;
 }
+
+void binary_scalar_inplace(BinaryOp op, const Tensor& x, double c) { scalar_into(op, x, x, c, false, "backward"); }
 
 void binary_inplace(BinaryOp op, const Tensor& a, const Tensor& b, const char* opname) {
   Tensor bb = b.dtype == a.dtype ? b : astype(b, a.dtype);

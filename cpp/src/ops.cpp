@@ -127,6 +127,17 @@ Var unary_op(const Var& x) {
   return r.out;
 }
 
+// A fused first-order derivative kernel op(d, saved value): into d's own
+// buffer when the sweep allows it (Node::may_overwrite), else a new one.
+template <class N>
+Var fused_deriv(N& n, BinaryOp op, const Var& d, const char* name) {
+  if (n.may_overwrite(d)) {
+    kern::binary_inplace(op, d->data, n.tensor(0), name);
+    return d;
+  }
+  return constant(kern::binary(op, d->data, n.tensor(0), name));
+}
+
 #define TG_UNARY_RULE(NAME, KERNEL, SAVE)                                                       \
   static constexpr const char* name = NAME;                                                    \
   static constexpr UnaryOp kernel = KERNEL;                                                    \
@@ -167,21 +178,21 @@ struct CosRule { TG_UNARY_RULE("cos", UnaryOp::Cos, SaveWhat::Input)
 // unless the sweep is recorded for second order)
 struct TanhRule { TG_UNARY_RULE("tanh", UnaryOp::Tanh, SaveWhat::Output)
   template <class N> static Var deriv(N& n, const Var& d) {
-    if (!grad_enabled()) return constant(kern::binary(BinaryOp::TanhGrad, d->data, n.tensor(0), name));
+    if (!grad_enabled()) return fused_deriv(n, BinaryOp::TanhGrad, d, name);
     Var y = n.get(0);
     return mul(d, sub(scalar(1, y), mul(y, y)));
   } };
 // d sigmoid(x) = s (1 - s) dx       (reads the output; fused like tanh)
 struct SigmoidRule { TG_UNARY_RULE("sigmoid", UnaryOp::Sigmoid, SaveWhat::Output)
   template <class N> static Var deriv(N& n, const Var& d) {
-    if (!grad_enabled()) return constant(kern::binary(BinaryOp::SigmoidGrad, d->data, n.tensor(0), name));
+    if (!grad_enabled()) return fused_deriv(n, BinaryOp::SigmoidGrad, d, name);
     Var s = n.get(0);
     return mul(d, mul(s, sub(scalar(1, s), s)));
   } };
 // d relu(x) = [x > 0] dx            (relu'(0) = 0)
 struct ReluRule { TG_UNARY_RULE("relu", UnaryOp::Relu, SaveWhat::Input)
   template <class N> static Var deriv(N& n, const Var& d) {
-    if (!grad_enabled()) return constant(kern::binary(BinaryOp::ReluGrad, d->data, n.tensor(0), name));
+    if (!grad_enabled()) return fused_deriv(n, BinaryOp::ReluGrad, d, name);
     return mul(d, constant(kern::unary(UnaryOp::ReluMask, n.tensor(0))));
   } };
 // d |x| = sign(x) dx                (abs'(0) = 0)
@@ -237,7 +248,12 @@ struct ScalarRule {
     switch (K) {
       case ScalarOp::Add: case ScalarOp::Sub: return d;   // d(x ± c) = dx
       case ScalarOp::CLeftSub: return neg(d);              // d(c - x) = -dx
-      case ScalarOp::Mul: case ScalarOp::Div: return scalar_op(d, n.attrs.c, K);  // dx c, dx / c
+      case ScalarOp::Mul: case ScalarOp::Div:  // dx c, dx / c
+        if (n.may_overwrite(d)) {
+          kern::binary_scalar_inplace(K == ScalarOp::Mul ? BinaryOp::Mul : BinaryOp::Div, d->data, n.attrs.c);
+          return d;
+        }
+        return scalar_op(d, n.attrs.c, K);
       case ScalarOp::CLeftDiv: return neg(div(mul(d, n.get(1)), n.get(0)));  // d(c/x) = -(c/x) dx / x
     }
     return nullptr;

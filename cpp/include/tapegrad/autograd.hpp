@@ -59,6 +59,12 @@ struct VariableImpl {
 inline Var make_var(Tensor t, bool requires_grad = false) { return make_pooled<VariableImpl>(std::move(t), requires_grad); }
 inline Var scalar_like(double v, const Var& like) { return make_var(Tensor::scalar(v, like->dtype())); }
 
+// Nothing but this reference sees v's values (no other owner, no view, no
+// outside memory, not part of a graph): they may be overwritten.
+inline bool exclusive(const Var& v) {
+  return v.use_count() == 1 && v->data.storage.use_count() == 1 && !v->data.storage->borrowed && !v->requires_grad;
+}
+
 // The node that receives this Variable's gradient: its grad_fn, or (for a
 // leaf that requires grad) its AccumulateGrad node, created on first use.
 std::shared_ptr<Node> grad_edge(const Var& v);
@@ -81,6 +87,10 @@ struct Node : std::enable_shared_from_this<Node> {
   // Scratch space of the sweep that is visiting this node.
   uint64_t sweep_id = 0;
   size_t sweep_slot = 0;
+  // Set by the reverse sweep around vjp() when the rules run unrecorded: a
+  // cotangent nothing else holds may then be overwritten with the input's
+  // gradient (a chain of scalar ops or a tanh layer allocates no gradient).
+  bool sweep_may_overwrite = false;
 
   Node();
   virtual ~Node();
@@ -124,6 +134,8 @@ struct Node : std::enable_shared_from_this<Node> {
   virtual void release_attrs() {}
 
   bool needs(size_t i) const { return i < next.size() && next[i] != nullptr; }
+  // True when this vjp may write its result into g's buffer and return g.
+  bool may_overwrite(const Var& g) const { return sweep_may_overwrite && exclusive(g); }
   // A saved value as a Variable. Under create_graph it is reconnected to the
   // graph (input i through edge i, the output through this node) so that
   // the backward sweep itself is differentiable.

@@ -27,6 +27,8 @@ Tensor binary(BinaryOp op, const Tensor& a, const Tensor& b, const char* opname)
 // x op c (c_left: c op x) for a number c, converted to x's float dtype
 // first: the same values as binary() with a 0-d c, without a tensor for c.
 Tensor binary_scalar(BinaryOp op, const Tensor& x, double c, bool c_left, const char* opname);
+// x = x op c in place (x a float tensor).
+void binary_scalar_inplace(BinaryOp op, const Tensor& x, double c);
 // a = a op b with b broadcast to a's shape (a's dtype kept).
 void binary_inplace(BinaryOp op, const Tensor& a, const Tensor& b, const char* opname);
 

@@ -28,9 +28,19 @@ class SmallVec {
     for (T& v : o) push_back(std::move(v));
     o.clear();
   }
-  SmallVec& operator=(SmallVec o) {
-    clear();
-    for (T& v : o) push_back(std::move(v));
+  SmallVec& operator=(const SmallVec& o) {
+    if (this != &o) {
+      clear();
+      for (const T& v : o) push_back(v);
+    }
+    return *this;
+  }
+  SmallVec& operator=(SmallVec&& o) noexcept {
+    if (this != &o) {
+      clear();
+      for (T& v : o) push_back(std::move(v));
+      o.clear();
+    }
     return *this;
   }
   ~SmallVec() { clear(); }
