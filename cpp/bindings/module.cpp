@@ -461,16 +461,73 @@ Var clip_any(py::handle x, py::handle lo, py::handle hi) {
   return clip(v, clip_bound(lo, v), clip_bound(hi, v));
 }
 
+// A key of basic indexing only (ints, slices, None, Ellipsis): its result is
+// a strided view, so the selected flat positions follow from the view's
+// offset and strides.
+bool basic_key_item(py::handle k) {
+  if (k.is_none() || k.ptr() == Py_Ellipsis || PySlice_Check(k.ptr())) return true;
+  return !PyBool_Check(k.ptr()) && PyLong_Check(k.ptr());
+}
+bool basic_key(py::handle key) {
+  if (!PyTuple_Check(key.ptr())) return basic_key_item(key);
+  for (auto k : py::reinterpret_borrow<py::tuple>(key))
+    if (!basic_key_item(k)) return false;
+  return true;
+}
+
 Var getitem(const Var& self, py::handle key) {
-  // NumPy computes which flat elements the key selects (exact NumPy semantics
-  // for every kind of key); the C++ gather/scatter-add does the rest.
-  py::object idx = numpy().attr("arange")(self->data.numel(), py::arg("dtype") = "int64");
-  std::vector<py::ssize_t> shape(self->shape().begin(), self->shape().end());
-  idx = idx.attr("reshape")(py::tuple(py::cast(shape)))[key];
-  py::array_t<int64_t, py::array::c_style | py::array::forcecast> ix(idx);
-  Shape out_shape(ix.shape(), ix.shape() + ix.ndim());
-  Tensor index = Tensor::empty(out_shape, DType::I64);
-  if (index.nbytes()) std::memcpy(index.raw(), ix.data(), index.nbytes());
+  const Shape& s = self->shape();
+  std::vector<py::ssize_t> shape(s.begin(), s.end());
+  Tensor index;
+  if (basic_key(key)) {
+    // NumPy applies the key to a byte-strided stand-in whose element i sits at
+    // byte i (never read: basic indexing only makes a view), so the view's
+    // byte offsets are the flat indices: O(result), not O(size).
+    std::vector<py::ssize_t> strides(shape.size());
+    py::ssize_t st = 1;
+    for (size_t d = shape.size(); d-- > 0;) {
+      strides[d] = st;
+      st *= std::max<py::ssize_t>(shape[d], 1);
+    }
+    py::array base = py::array_t<uint8_t>(1);
+    py::object probe = numpy().attr("lib").attr("stride_tricks").attr("as_strided")(
+        base, py::tuple(py::cast(shape)), py::tuple(py::cast(strides)), py::arg("writeable") = false);
+    // With an Ellipsis in the key NumPy returns a 0-d view, not a scalar copy.
+    bool has_ellipsis = key.ptr() == Py_Ellipsis;
+    if (PyTuple_Check(key.ptr()))
+      for (auto k : py::reinterpret_borrow<py::tuple>(key)) has_ellipsis = has_ellipsis || k.ptr() == Py_Ellipsis;
+    py::object full_key = py::reinterpret_borrow<py::object>(key);
+    if (!has_ellipsis)
+      full_key = PyTuple_Check(key.ptr()) ? py::object(py::reinterpret_borrow<py::tuple>(key) + py::make_tuple(py::ellipsis()))
+                                           : py::object(py::make_tuple(key, py::ellipsis()));
+    py::object viewobj = probe[full_key];
+    if (!py::isinstance<py::array>(viewobj)) throw index_error("getitem: internal error: basic indexing gave no view");
+    py::array view = py::reinterpret_borrow<py::array>(viewobj);
+    const int64_t off = static_cast<const uint8_t*>(view.data()) - static_cast<const uint8_t*>(base.data());
+    Shape out_shape(view.shape(), view.shape() + view.ndim());
+    index = Tensor::empty(out_shape, DType::I64);
+    int64_t* dst = index.ptr<int64_t>();
+    const int64_t total = index.numel();
+    std::vector<int64_t> pos(out_shape.size(), 0);
+    for (int64_t i = 0; i < total; ++i) {
+      int64_t flat = off;
+      for (size_t d = 0; d < pos.size(); ++d) flat += pos[d] * view.strides(d);
+      dst[i] = flat;
+      for (size_t d = pos.size(); d-- > 0;) {  // odometer over the result's shape
+        if (++pos[d] < out_shape[d]) break;
+        pos[d] = 0;
+      }
+    }
+  } else {
+    // Advanced indexing (arrays, lists, booleans): NumPy computes which flat
+    // elements the key selects on an arange, with exact NumPy semantics.
+    py::object idx = numpy().attr("arange")(self->data.numel(), py::arg("dtype") = "int64");
+    idx = idx.attr("reshape")(py::tuple(py::cast(shape)))[key];
+    py::array_t<int64_t, py::array::c_style | py::array::forcecast> ix(idx);
+    Shape out_shape(ix.shape(), ix.shape() + ix.ndim());
+    index = Tensor::empty(out_shape, DType::I64);
+    if (index.nbytes()) std::memcpy(index.raw(), ix.data(), index.nbytes());
+  }
   return gather(self, index);
 }
 

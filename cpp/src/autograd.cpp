@@ -1,5 +1,7 @@
 #include "tapegrad/autograd.hpp"
 
+#include <pthread.h>
+
 #include <algorithm>
 #include <atomic>
 #include <memory>
@@ -134,7 +136,35 @@ static std::atomic<uint64_t> g_sweep{1};
 // One sweep at a time: sweeps run without the GIL and may share nodes. The
 // bindings release the GIL before taking this lock, so a thread holding the
 // GIL never waits on it.
-static std::mutex g_engine_mutex;
+// One sweep at a time. A fork() while another thread sweeps would leave the
+// child's copy of the lock held forever: the child starts with a new lock
+// (the old one is leaked), unless the forking thread is the one sweeping (a
+// custom-op rule that forks), which still holds it and will release it.
+static std::mutex* g_engine_mutex = new std::mutex;
+static thread_local bool t_in_sweep = false;
+static std::once_flag g_engine_atfork_once;
+
+namespace {
+struct EngineLock {
+  std::mutex* m;
+  EngineLock() {
+    std::call_once(g_engine_atfork_once, [] {
+      pthread_atfork(nullptr, nullptr, [] {
+        if (!t_in_sweep) g_engine_mutex = new std::mutex;
+      });
+    });
+    m = g_engine_mutex;
+    m->lock();
+    t_in_sweep = true;
+  }
+  ~EngineLock() {
+    t_in_sweep = false;
+    m->unlock();
+  }
+  EngineLock(const EngineLock&) = delete;
+  EngineLock& operator=(const EngineLock&) = delete;
+};
+}  // namespace
 
 static void check_grad_shape(const Var& g, const Shape& want, DType dt, const char* where) {
   if (g->shape() != want || g->dtype() != dt)
@@ -181,7 +211,7 @@ void accumulate_grads(GradUpdates& updates) {
 
 std::vector<Var> backward(const std::vector<Var>& roots, const std::vector<Var>& seeds, const BackwardOptions& opt,
                           const std::vector<Var>& inputs, GradUpdates* updates) {
-  std::lock_guard<std::mutex> lock(g_engine_mutex);
+  EngineLock lock;
   if (updates) updates->create_graph = opt.create_graph;
   GradModeGuard mode(opt.create_graph);
   const uint64_t id = g_sweep.fetch_add(1);
@@ -316,7 +346,7 @@ std::vector<Var> backward(const std::vector<Var>& roots, const std::vector<Var>&
 // ----- the forward sweep -----------------------------------------------------
 std::vector<Var> forward(const std::vector<Var>& outputs, const std::vector<Var>& inputs,
                          const std::vector<Var>& tangents, int nb, bool create_graph, Basis basis) {
-  std::lock_guard<std::mutex> lock(g_engine_mutex);
+  EngineLock lock;
   GradModeGuard mode(create_graph);
   const uint64_t id = g_sweep.fetch_add(1);
   Shape batch;
