@@ -383,6 +383,8 @@ def timing_targets(rows):
     if ("chain", "tapegrad") in t:
         us = t["chain", "tapegrad"]["seconds"] * 1e6
         out.append(("chain: tapegrad <= 1 us/op", us <= 1.0, f"{us:.3f} us/op"))
+        # The dispatch target (instruction counts: benchmarks/callgrind_chain.py).
+        ratio_target("chain", "torch eager", 1 / 30, "chain: tapegrad <= 1/30 of torch eager per op")
     for (workload, system), r in t.items():
         if system == "tapegrad" and workload.startswith("jacobian"):
             peer = t.get((workload, "torch.func"))

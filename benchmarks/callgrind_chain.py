@@ -1,0 +1,108 @@
+"""Per-op cost of Python dispatch, counted in instructions (load-free).
+
+    python benchmarks/callgrind_chain.py [--systems tapegrad torch] [--modes fwdbwd fwd nograd]
+
+Runs benchmarks/overhead.py's chain of scalar ops (y*1.0001, y+0.01, tanh,
+y-0.001; 1,000 ops) under `valgrind --tool=callgrind`, once with 1 repetition
+and once with 11, and reports (Ir(11) - Ir(1)) / 10,000: the instructions one
+op costs with import and warm-up subtracted. Modes:
+
+  fwdbwd  the ops recorded, then backward (what the chain benchmark times)
+  fwd     the ops recorded, no backward (the graph is freed at the end)
+  nograd  the ops on Variables that do not require grad (pure dispatch)
+
+Wall-clock ratios on a shared VM move by 2-3x between runs; instruction
+counts barely do (PYTHONHASHSEED is fixed, 1 BLAS thread); what still moves
+them (an editable install's rebuild check on import, for one) is taken out by
+the median over --pairs pairs of runs (default 3 for tapegrad; PyTorch's
+20-40x larger per-op count makes one pair enough, and a pair takes minutes). They do not weigh
+atomic operations or cache misses, which cost PyTorch more than tapegrad, so
+the time ratio is usually larger than the instruction ratio.
+Needs valgrind (Debian: apt install valgrind); PyTorch is optional.
+"""
+import argparse
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+
+CHILD = r"""
+import sys
+system, mode, reps = sys.argv[1], sys.argv[2], int(sys.argv[3])
+if system == "tapegrad":
+    import tapegrad as eng
+    def leaf():
+        return eng.Variable(0.5, requires_grad=mode != "nograd")
+else:
+    import torch as eng
+    def leaf():
+        return eng.tensor(0.5, dtype=eng.float64, requires_grad=mode != "nograd")
+eng.set_num_threads(1)
+tanh = eng.tanh
+def run():
+    y = leaf()
+    for _ in range(250):
+        y = y * 1.0001
+        y = y + 0.01
+        y = tanh(y)
+        y = y - 0.001
+    if mode == "fwdbwd":
+        y.backward()
+for _ in range(reps + 1):  # one warm-up run
+    run()
+"""
+
+OPS_PER_RUN = 1000
+
+
+def instructions(system, mode, reps, script):
+    env = dict(os.environ, PYTHONHASHSEED="0", OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
+    with tempfile.TemporaryDirectory() as d:
+        out = subprocess.run(
+            ["valgrind", "--tool=callgrind", f"--callgrind-out-file={d}/cg.out", sys.executable, script, system, mode,
+             str(reps)],
+            capture_output=True, text=True, env=env)
+    m = re.search(r"I\s+refs:\s+([\d,]+)", out.stderr)
+    if out.returncode != 0 or not m:
+        raise RuntimeError(f"callgrind run of {system} {mode} failed:\n{out.stderr[-2000:]}")
+    return int(m.group(1).replace(",", ""))
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--systems", nargs="+", default=["tapegrad", "torch"], choices=["tapegrad", "torch"])
+    p.add_argument("--modes", nargs="+", default=["fwdbwd", "fwd", "nograd"], choices=["fwdbwd", "fwd", "nograd"])
+    p.add_argument("--pairs", type=int, default=0, help="pairs of runs per system and mode (median; default 3 / 1)")
+    args = p.parse_args(argv)
+    systems = []
+    for s in args.systems:
+        try:
+            __import__(s)
+            systems.append(s)
+        except ImportError:
+            print(f"({s} not installed: skipped)")
+    with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as f:
+        f.write(CHILD)
+        script = f.name
+    try:
+        per_op = {}
+        for mode in args.modes:
+            for s in systems:
+                pairs = args.pairs if args.pairs else (3 if s == "tapegrad" else 1)
+                counts = [(instructions(s, mode, 11, script) - instructions(s, mode, 1, script)) / (10 * OPS_PER_RUN)
+                          for _ in range(pairs)]
+                per_op[s, mode] = statistics.median(counts)
+                spread = f"  (pairs: {', '.join(f'{c:,.0f}' for c in counts)})" if pairs > 1 else ""
+                print(f"{s:9} {mode:7} {per_op[s, mode]:9,.0f} instructions/op{spread}", flush=True)
+        if "tapegrad" in systems and "torch" in systems:
+            for mode in args.modes:
+                r = per_op["torch", mode] / per_op["tapegrad", mode]
+                print(f"{mode:7} tapegrad / torch eager = 1/{r:.1f}")
+    finally:
+        os.unlink(script)
+
+
+if __name__ == "__main__":
+    main()
