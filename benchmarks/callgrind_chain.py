@@ -4,8 +4,9 @@
 
 Runs benchmarks/overhead.py's chain of scalar ops (y*1.0001, y+0.01, tanh,
 y-0.001; 1,000 ops) under `valgrind --tool=callgrind`, once with 1 repetition
-and once with 11, and reports (Ir(11) - Ir(1)) / 10,000: the instructions one
-op costs with import and warm-up subtracted. Modes:
+and once with R, and reports (Ir(R) - Ir(1)) / ((R - 1) * 1,000): the instructions one op
+costs with import and warm-up subtracted (R = 41 runs for tapegrad, 11 for
+PyTorch, whose runs under valgrind take minutes). Modes:
 
   fwdbwd  the ops recorded, then backward (what the chain benchmark times)
   fwd     the ops recorded, no backward (the graph is freed at the end)
@@ -91,8 +92,9 @@ def main(argv=None):
         for mode in args.modes:
             for s in systems:
                 pairs = args.pairs if args.pairs else (3 if s == "tapegrad" else 1)
-                counts = [(instructions(s, mode, 11, script) - instructions(s, mode, 1, script)) / (10 * OPS_PER_RUN)
-                          for _ in range(pairs)]
+                reps = 41 if s == "tapegrad" else 11  # more runs: fixed costs' jitter weighs less per op
+                counts = [(instructions(s, mode, reps, script) - instructions(s, mode, 1, script))
+                          / ((reps - 1) * OPS_PER_RUN) for _ in range(pairs)]
                 per_op[s, mode] = statistics.median(counts)
                 spread = f"  (pairs: {', '.join(f'{c:,.0f}' for c in counts)})" if pairs > 1 else ""
                 print(f"{s:9} {mode:7} {per_op[s, mode]:9,.0f} instructions/op{spread}", flush=True)

@@ -39,7 +39,8 @@ SHAPES = [(), (1,), (7,), (3, 5)]
 def _same(a, b):
     a, b = np.asarray(a), np.asarray(b)
     assert a.dtype == b.dtype and a.shape == b.shape
-    np.testing.assert_array_equal(a, b)  # NaNs in the same places compare equal
+    np.testing.assert_array_equal(a, b)
+    assert a.tobytes() == b.tobytes()  # the same bits: signed zeros, NaN signs
 
 
 def _x(shape, dtype, rng):
@@ -173,6 +174,24 @@ def test_subclass_objects_keep_their_type_and_attributes():
     assert type(t) is Tagged and t.tag == "kept"
     assert type(t * 2.0) is tg.Variable
     np.testing.assert_array_equal(np.asarray(t.grad), [2.0, 2.0])
+
+
+def test_second_init_on_an_op_result_is_ignored():
+    # An op result's object must stay the same Variable (and the one its
+    # holder points back to) when __init__ is called on it again.
+    x = tg.Variable([1.0], requires_grad=True)
+    w = tg.Variable([1.0], requires_grad=True)
+    y = x * 2.0
+    w.grad = y  # w's gradient is y's Variable itself
+    y.__init__([5.0])
+    assert w.grad is y
+    np.testing.assert_array_equal(y.numpy(), [2.0])
+    del y
+    gc.collect()
+    np.testing.assert_array_equal(w.grad.numpy(), [2.0])
+    v = tg.Variable([3.0])
+    v.__init__([7.0])  # the same for a constructed Variable
+    np.testing.assert_array_equal(v.numpy(), [3.0])
 
 
 def test_variable_outliving_its_python_object_gets_a_new_one():

@@ -1346,6 +1346,22 @@ tapegrad.from_numpy(arr) to share a NumPy array's buffer instead.
 
   // Number slots straight to C++ (the pybind11 __add__ etc. above stay for
   // introspection and explicit calls; they do the same thing).
+  // A second __init__ on an existing Variable is ignored. pybind11 does that
+  // only for instances in its registry; op results are not there (cast_out),
+  // and for them it would destroy the holder and build a new one while other
+  // Variables may hold the old value.
+  {
+    py::object pybind11_init = V.attr("__init__");
+    V.attr("__init__") = py::cpp_function(
+        [pybind11_init](py::handle self, py::args args, py::kwargs kwargs) {
+          if (PyObject_TypeCheck(self.ptr(), g_var_type)) {
+            auto vh = reinterpret_cast<PyInstance*>(self.ptr())->get_value_and_holder(g_var_tinfo, false);
+            if (vh && vh.holder_constructed()) return;
+          }
+          pybind11_init(self, *args, **kwargs);
+        },
+        py::name("__init__"), py::is_method(V), py::doc(py::str(pybind11_init.attr("__doc__")).cast<std::string>().c_str()));
+  }
   g_pybind11_dealloc = g_var_type->tp_dealloc;
   g_var_type->tp_dealloc = &var_dealloc;
   PyNumberMethods* nb = g_var_type->tp_as_number;

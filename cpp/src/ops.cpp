@@ -836,13 +836,12 @@ Var minimum(const Var& a, const Var& b) { return binary_op<MinimumRule>(a, b, Bi
 
 template <ScalarOp K>
 Var scalar_op_k(const Var& x, double c) {
-  constexpr BinaryOp k = (K == ScalarOp::Add || K == ScalarOp::Sub) ? BinaryOp::Add
-                         : K == ScalarOp::CLeftSub ? BinaryOp::Sub
+  constexpr BinaryOp k = K == ScalarOp::Add ? BinaryOp::Add
+                         : (K == ScalarOp::Sub || K == ScalarOp::CLeftSub) ? BinaryOp::Sub
                          : K == ScalarOp::Mul ? BinaryOp::Mul : BinaryOp::Div;
   constexpr bool c_left = K == ScalarOp::CLeftSub || K == ScalarOp::CLeftDiv;
-  // x - c is x + (-c) exactly in IEEE arithmetic, signed zeros included.
-  const double cv = K == ScalarOp::Sub ? -c : c;
-  Recorder<ScalarRule<K>> r(kern::binary_scalar(k, x->data, cv, c_left, ScalarRule<K>::name), {&x});
+  // (Not x + (-c) for x - c: negating a NaN c would flip the result's sign bit.)
+  Recorder<ScalarRule<K>> r(kern::binary_scalar(k, x->data, c, c_left, ScalarRule<K>::name), {&x});
   if (r) {
     r.attrs().c = c;
     if (K == ScalarOp::CLeftDiv) {
