@@ -1362,6 +1362,10 @@ tapegrad.from_numpy(arr) to share a NumPy array's buffer instead.
         },
         py::name("__init__"), py::is_method(V), py::doc(py::str(pybind11_init.attr("__doc__")).cast<std::string>().c_str()));
   }
+  // cast_out, var_dealloc and the object free list assume a non-GC type
+  // (no py::dynamic_attr): fail at import rather than corrupt the GC lists.
+  if (PyType_HasFeature(g_var_type, Py_TPFLAGS_HAVE_GC))
+    throw std::runtime_error("tapegrad: the Variable type is garbage-collected; cast_out/var_dealloc need updating");
   g_pybind11_dealloc = g_var_type->tp_dealloc;
   g_var_type->tp_dealloc = &var_dealloc;
   PyNumberMethods* nb = g_var_type->tp_as_number;
