@@ -468,10 +468,14 @@ bool basic_key_item(py::handle k) {
   if (k.is_none() || k.ptr() == Py_Ellipsis || PySlice_Check(k.ptr())) return true;
   return !PyBool_Check(k.ptr()) && PyLong_Check(k.ptr());
 }
-bool basic_key(py::handle key) {
+// Also reports whether the key holds an Ellipsis.
+bool basic_key(py::handle key, bool* has_ellipsis) {
+  *has_ellipsis = key.ptr() == Py_Ellipsis;
   if (!PyTuple_Check(key.ptr())) return basic_key_item(key);
-  for (auto k : py::reinterpret_borrow<py::tuple>(key))
+  for (auto k : py::reinterpret_borrow<py::tuple>(key)) {
     if (!basic_key_item(k)) return false;
+    *has_ellipsis = *has_ellipsis || k.ptr() == Py_Ellipsis;
+  }
   return true;
 }
 
@@ -479,7 +483,8 @@ Var getitem(const Var& self, py::handle key) {
   const Shape& s = self->shape();
   std::vector<py::ssize_t> shape(s.begin(), s.end());
   Tensor index;
-  if (basic_key(key)) {
+  bool has_ellipsis = false;
+  if (basic_key(key, &has_ellipsis)) {
     // NumPy applies the key to a byte-strided stand-in whose element i sits at
     // byte i (never read: basic indexing only makes a view), so the view's
     // byte offsets are the flat indices: O(result), not O(size).
@@ -493,9 +498,6 @@ Var getitem(const Var& self, py::handle key) {
     py::object probe = numpy().attr("lib").attr("stride_tricks").attr("as_strided")(
         base, py::tuple(py::cast(shape)), py::tuple(py::cast(strides)), py::arg("writeable") = false);
     // With an Ellipsis in the key NumPy returns a 0-d view, not a scalar copy.
-    bool has_ellipsis = key.ptr() == Py_Ellipsis;
-    if (PyTuple_Check(key.ptr()))
-      for (auto k : py::reinterpret_borrow<py::tuple>(key)) has_ellipsis = has_ellipsis || k.ptr() == Py_Ellipsis;
     py::object full_key = py::reinterpret_borrow<py::object>(key);
     if (!has_ellipsis)
       full_key = PyTuple_Check(key.ptr()) ? py::object(py::reinterpret_borrow<py::tuple>(key) + py::make_tuple(py::ellipsis()))

@@ -215,15 +215,14 @@ Tensor binary(BinaryOp op, const Tensor& a, const Tensor& b, const char* opname)
   return out;
 }
 
-// out = x op c (c_left: c op x); out may be x itself.
+// out = x op c (c_left: c op x) for op Add/Sub/Mul/Div; out may be x itself.
 static void scalar_into(BinaryOp op, const Tensor& out, const Tensor& x, double c, bool c_left, const char* opname) {
-  const int64_t grain = op == BinaryOp::Pow ? kGrainElements / 8 : kGrainElements;
   TG_DISPATCH_FLOAT(x.dtype, opname, {
     const T cv = static_cast<T>(c);
     T* po = out.ptr<T>();
     const T* px = x.ptr<T>();
     const int64_t n = out.numel();
-    if (n == 1 && op != BinaryOp::Pow) {  // a scalar: one IEEE operation, as the loops do it
+    if (n == 1) {  // a scalar: one IEEE operation, as the loops do it
       const T a = c_left ? cv : px[0], b = c_left ? px[0] : cv;
       switch (op) {
         case BinaryOp::Add: po[0] = a + b; return;
@@ -233,7 +232,7 @@ static void scalar_into(BinaryOp op, const Tensor& out, const Tensor& x, double 
         default: break;
       }
     }
-    parallel_for(n, grain, [&](int64_t s, int64_t e) {
+    parallel_for(n, kGrainElements, [&](int64_t s, int64_t e) {
       if (c_left) bin_run(op, po + s, 1, &cv, 0, px + s, 1, e - s);
       else bin_run(op, po + s, 1, px + s, 1, &cv, 0, e - s);
     });
