@@ -616,10 +616,12 @@ def test_backward_racing_with_grad_access_in_other_threads():
 
 
 @pytest.mark.parametrize("backprop", [True, False], ids=["after_backward", "never_backpropagated"])
-@pytest.mark.parametrize("step", ["tg.maximum(y, y)", "(y + y) * 0.5"])
+@pytest.mark.parametrize("step", ["tg.maximum(y, y)", "(y + y) * 0.5", "tg.tanh(y) * 0.0 + y"])
 def test_deep_chain_with_repeated_operands_is_freed(step, backprop):
     # Each op uses the same Variable twice, so a node holds two edges to the
     # previous one: freeing the chain must still not recurse once per node.
+    # (The last step alternates one-edge nodes, which free their chain in a
+    # loop, with two-edge ones, which use the delete queue.)
     result = run_script(
         f"""
         import json

@@ -25,9 +25,10 @@ static std::atomic<uint64_t> g_seq{1};
 Node::Node() : seq(g_seq.fetch_add(1, std::memory_order_relaxed)) {}
 
 // Destroying a long chain of nodes through nested shared_ptr destructors
-// would recurse once per node and overflow the stack at ~1e5 nodes. Each
-// node instead hands its edges to a thread-local list drained by the
-// outermost destructor.
+// would recurse once per node and overflow the stack at ~1e5 nodes. A node
+// with one edge walks the chain below it in a loop; a node with several
+// hands its edges to a thread-local list drained by the outermost
+// destructor.
 namespace {
 struct DeleteQueue {
   std::vector<std::shared_ptr<Node>> pending;
@@ -38,9 +39,18 @@ thread_local std::unique_ptr<DeleteQueue> tl_delete_queue_owner;
 }  // namespace
 
 Node::~Node() {
-  // Fast exit: a single edge that someone else also owns cannot die here.
-  // (Two edges to the same node each see use_count 2, so only one is judged.)
-  if (next.size() == 1 && (!next[0] || next[0].use_count() > 1)) return;
+  if (next.size() == 1) {
+    // A chain (the common case): walk it, taking each dying node's edge
+    // before it dies, so its own destructor finds nothing to free. Stops at
+    // a node someone else also owns (it survives) or one with several
+    // edges (its destructor uses the queue below).
+    std::shared_ptr<Node> e = std::move(next[0]);
+    while (e && e.use_count() == 1 && e->next.size() == 1) {
+      std::shared_ptr<Node> after = std::move(e->next[0]);
+      e = std::move(after);
+    }
+    return;
+  }
   if (__builtin_expect(tl_delete_queue == nullptr, 0)) {
     tl_delete_queue_owner = std::make_unique<DeleteQueue>();
     tl_delete_queue = tl_delete_queue_owner.get();
@@ -93,8 +103,9 @@ Var Node::get(size_t slot) {
   if (!grad_enabled()) return make_var(s.data);
   // create_graph: reconnect the saved value to the graph it came from.
   if (s.input < 0) {
+    if (!sweep_owner) throw graph_error(std::string("internal error: '") + name() + "' read its output outside a sweep");
     Var v = make_var(s.data, true);
-    v->grad_fn = shared_from_this();
+    v->grad_fn = *sweep_owner;
     return v;
   }
   const std::shared_ptr<Node>& e = next.at(s.input);
@@ -119,9 +130,8 @@ void Node::release() {
 // sweep (no GIL) and a forward op in another thread may both reach a leaf.
 static std::mutex g_acc_mutex;
 
-std::shared_ptr<Node> grad_edge(const Var& v) {
+std::shared_ptr<Node> grad_edge_slow(const Var& v) {
   if (!v->requires_grad) return nullptr;
-  if (v->grad_fn) return v->grad_fn;
   std::lock_guard<std::mutex> lock(g_acc_mutex);
   std::shared_ptr<Node> acc = v->grad_acc.lock();
   if (!acc) {
@@ -220,21 +230,24 @@ std::vector<Var> backward(const std::vector<Var>& roots, const std::vector<Var>&
   std::vector<Node*> nodes;
   std::vector<Node*> stack;
   std::vector<std::shared_ptr<Node>> root_nodes;  // keep roots' nodes alive during the sweep
-  auto visit = [&](Node* n) {
+  root_nodes.reserve(roots.size());                // (visit keeps pointers to its elements)
+  auto visit = [&](const std::shared_ptr<Node>& e) {
+    Node* n = e.get();
     if (n && n->sweep_id != id) {
       n->sweep_id = id;
+      n->sweep_owner = &e;
       nodes.push_back(n);
       stack.push_back(n);
     }
   };
   for (const Var& r : roots) {
     root_nodes.push_back(grad_edge(r));
-    visit(root_nodes.back().get());
+    visit(root_nodes.back());
   }
   while (!stack.empty()) {
     Node* n = stack.back();
     stack.pop_back();
-    for (const auto& e : n->next) visit(e.get());
+    for (const auto& e : n->next) visit(e);
   }
   // 2. Fail before changing anything: released nodes, stale saved values.
   for (Node* n : nodes) n->check_saved();
@@ -363,21 +376,24 @@ std::vector<Var> forward(const std::vector<Var>& outputs, const std::vector<Var>
   // 1. The nodes the outputs depend on, in execution order.
   std::vector<Node*> nodes, stack;
   std::vector<std::shared_ptr<Node>> keep;
-  auto visit = [&](Node* n) {
+  keep.reserve(outputs.size());  // (visit keeps pointers to its elements)
+  auto visit = [&](const std::shared_ptr<Node>& e) {
+    Node* n = e.get();
     if (n && n->sweep_id != id) {
       n->sweep_id = id;
+      n->sweep_owner = &e;
       nodes.push_back(n);
       stack.push_back(n);
     }
   };
   for (const Var& o : outputs) {
     keep.push_back(grad_edge(o));  // an output may be an input itself (f = identity)
-    visit(keep.back().get());
+    visit(keep.back());
   }
   while (!stack.empty()) {
     Node* n = stack.back();
     stack.pop_back();
-    for (const auto& e : n->next) visit(e.get());
+    for (const auto& e : n->next) visit(e);
   }
   for (Node* n : nodes) n->check_saved();
   std::sort(nodes.begin(), nodes.end(), [](const Node* a, const Node* b) { return a->seq < b->seq; });

@@ -124,7 +124,7 @@ Var unary_op(const Var& x) {
     if (Rule::save == SaveWhat::Input) r.save_input(x, 0);
     if (Rule::save == SaveWhat::Output) r.save_output();
   }
-  return r.out;
+  return std::move(r.out);
 }
 
 // A fused first-order derivative kernel op(d, saved value): into d's own
@@ -144,7 +144,7 @@ Var fused_deriv(N& n, BinaryOp op, const Var& d, const char* name) {
   static constexpr SaveWhat save = SAVE;                                                       \
   static constexpr bool pointwise = true;                                                      \
   struct Attrs {};                                                                             \
-  template <class N> static Grads vjp(N& n, const Var& g) { return {deriv(n, g)}; }            \
+  template <class N> static Grads vjp(N& n, const Var& g) { return Grads::of(deriv(n, g)); }   \
   template <class N> static Var jvp(N& n, const Grads& t, int) { return deriv(n, t[0]); }
 
 // d(-x) = -dx
@@ -258,7 +258,7 @@ struct ScalarRule {
     }
     return nullptr;
   }
-  static Grads vjp(OpNode<ScalarRule>& n, const Var& g) { return {deriv(n, g)}; }
+  static Grads vjp(OpNode<ScalarRule>& n, const Var& g) { return Grads::of(deriv(n, g)); }
   static Var jvp(OpNode<ScalarRule>& n, const Grads& t, int) { return deriv(n, t[0]); }
 };
 
@@ -294,7 +294,7 @@ Var binary_op(const Var& a0, const Var& b0, BinaryOp k) {
     r.attrs().b_shape = b->shape();
     Rule::save(r, a, b);
   }
-  return r.out;
+  return std::move(r.out);
 }
 
 #define TG_BINARY_RULE(NAME)                                                                      \
@@ -814,14 +814,14 @@ Var clip(const Var& x, const Tensor& lo, const Tensor& hi) {
     r.attrs() = ClipRule::Attrs{lo, hi, x->shape()};
     r.save_input(x, 0);
   }
-  return r.out;
+  return std::move(r.out);
 }
 
 Var astype(const Var& x, DType dt) {
   if (!is_float(dt)) throw type_error(std::string("astype: dtype must be float32 or float64, got ") + dtype_name(dt));
   Recorder<AstypeRule> r(kern::astype(x->data, dt), {&x});
   if (r) r.attrs() = AstypeRule::Attrs{x->dtype(), dt};
-  return r.out;
+  return std::move(r.out);
 }
 
 Var mul_const(const Var& x, const Tensor& c) { return mul(x, constant(c)); }
@@ -849,7 +849,7 @@ Var scalar_op_k(const Var& x, double c) {
       r.save_output();
     }
   }
-  return r.out;
+  return std::move(r.out);
 }
 
 const char* name_of(ScalarOp op) {
@@ -881,7 +881,7 @@ Var where(const Tensor& cond, const Var& a0, const Var& b0) {
   Var b = b0->dtype() == dt ? b0 : astype(b0, dt);
   Recorder<WhereRule> r(kern::where(cond, a->data, b->data, "where"), {&a, &b});
   if (r) r.attrs() = WhereRule::Attrs{cond, a->shape(), b->shape()};
-  return r.out;
+  return std::move(r.out);
 }
 
 // ----- axes -------------------------------------------------------------------
@@ -919,7 +919,7 @@ static Var reduce_op(const Var& x, const std::optional<Axes>& axes, bool keepdim
       r.save_output();
     }
   }
-  return r.out;
+  return std::move(r.out);
 }
 
 static Tensor sum_kernel(const Tensor& x, const std::vector<bool>& m) { return kern::reduce(ReduceOp::Sum, x, m, "sum"); }
@@ -954,7 +954,7 @@ Var softmax(const Var& x, int64_t axis) {
     r.attrs().axis = axis;
     r.save_output();
   }
-  return r.out;
+  return std::move(r.out);
 }
 
 Var log_softmax(const Var& x, int64_t axis) {
@@ -964,7 +964,7 @@ Var log_softmax(const Var& x, int64_t axis) {
     r.attrs().axis = axis;
     r.save_output();
   }
-  return r.out;
+  return std::move(r.out);
 }
 
 Var cross_entropy_labels(const Var& z, const Tensor& labels, CrossEntropyReduction reduction) {
@@ -1003,7 +1003,7 @@ Var cross_entropy_labels(const Var& z, const Tensor& labels, CrossEntropyReducti
     r.attrs() = CrossEntropyRule::Attrs{labels.clone(), flat, probs, reduced, scale};
     r.save_input(z, 0);
   }
-  return r.out;
+  return std::move(r.out);
 }
 
 Var mse_loss(const Var& x, const Tensor& target0, bool mean) {
@@ -1037,7 +1037,7 @@ Var mse_loss(const Var& x, const Tensor& target0, bool mean) {
     r.attrs() = SquaredErrorRule::Attrs{target, scale};
     r.save_input(x, 0);
   }
-  return r.out;
+  return std::move(r.out);
 }
 
 Var sum_to(const Var& g, const Shape& shape, int nb) {
@@ -1075,7 +1075,7 @@ Var reshape(const Var& x, const Shape& shape0) {
   if (shape == x->shape() && !grad_enabled()) return x;
   Recorder<ReshapeRule> r(x->data.view(shape), {&x});  // a view: shares storage and version counter
   if (r) r.attrs().in_shape = x->shape();
-  return r.out;
+  return std::move(r.out);
 }
 
 Var transpose(const Var& x, const std::optional<Axes>& perm0) {
@@ -1091,13 +1091,13 @@ Var transpose(const Var& x, const std::optional<Axes>& perm0) {
   }
   Recorder<TransposeRule> r(kern::transpose(x->data, perm), {&x});
   if (r) r.attrs().perm = perm;
-  return r.out;
+  return std::move(r.out);
 }
 
 Var broadcast_to(const Var& x, const Shape& shape) {
   Recorder<BroadcastRule> r(kern::broadcast_to(x->data, shape, "broadcast_to"), {&x});
   if (r) r.attrs().in_shape = x->shape();
-  return r.out;
+  return std::move(r.out);
 }
 
 Var concatenate(const std::vector<Var>& xs0, int64_t axis) {
@@ -1124,7 +1124,7 @@ Var concatenate(const std::vector<Var>& xs0, int64_t axis) {
   }
   Recorder<ConcatRule> r(kern::concat(ts, axis), xs);
   if (r) r.attrs() = ConcatRule::Attrs{axis, sizes};
-  return r.out;
+  return std::move(r.out);
 }
 
 Var stack(const std::vector<Var>& xs, int64_t axis) {
@@ -1146,25 +1146,25 @@ Var stack(const std::vector<Var>& xs, int64_t axis) {
 Var narrow(const Var& x, int64_t axis, int64_t start, int64_t length) {
   Recorder<NarrowRule> r(kern::narrow(x->data, axis, start, length), {&x});
   if (r) r.attrs() = NarrowRule::Attrs{axis, start, x->shape()[axis]};
-  return r.out;
+  return std::move(r.out);
 }
 
 Var pad_axis(const Var& x, int64_t axis, int64_t start, int64_t total) {
   Recorder<PadRule> r(kern::pad_axis(x->data, axis, start, total), {&x});
   if (r) r.attrs() = PadRule::Attrs{axis, start, x->shape()[axis]};
-  return r.out;
+  return std::move(r.out);
 }
 
 Var gather(const Var& x, const Tensor& index) {
   Recorder<GatherRule> r(kern::gather(x->data, index, index.shape), {&x});
   if (r) r.attrs() = GatherRule::Attrs{index, x->shape()};
-  return r.out;
+  return std::move(r.out);
 }
 
 Var scatter_add(const Var& src, const Tensor& index, const Shape& shape) {
   Recorder<ScatterAddRule> r(kern::scatter_add(src->data, index, shape), {&src});
   if (r) r.attrs() = ScatterAddRule::Attrs{index, src->shape()};
-  return r.out;
+  return std::move(r.out);
 }
 
 // ----- matmul ---------------------------------------------------------------------
@@ -1178,7 +1178,7 @@ Var matmul_t(const Var& a0, const Var& b0, bool ta, bool tb) {
     r.save_input(a, 0);
     r.save_input(b, 1);
   }
-  return r.out;
+  return std::move(r.out);
 }
 
 Var linear(const Var& x0, const Var& w0, const Var& b0) {
@@ -1207,7 +1207,7 @@ Var linear(const Var& x0, const Var& w0, const Var& b0) {
     r.save_input(x, 0);
     r.save_input(w, 1);
   }
-  return r.out;
+  return std::move(r.out);
 }
 
 Var matmul(const Var& a, const Var& b) {

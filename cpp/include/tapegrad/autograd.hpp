@@ -67,7 +67,11 @@ inline bool exclusive(const Var& v) {
 
 // The node that receives this Variable's gradient: its grad_fn, or (for a
 // leaf that requires grad) its AccumulateGrad node, created on first use.
-std::shared_ptr<Node> grad_edge(const Var& v);
+std::shared_ptr<Node> grad_edge_slow(const Var& v);
+inline std::shared_ptr<Node> grad_edge(const Var& v) {
+  if (v->grad_fn) return v->grad_fn;
+  return grad_edge_slow(v);
+}
 
 // A value saved for the backward pass, with the storage version it had.
 struct Saved {
@@ -77,16 +81,21 @@ struct Saved {
   bool used = false;
 };
 
-struct Node : std::enable_shared_from_this<Node> {
+struct Node {
   uint64_t seq = 0;
   Shape out_shape;                          // shape of the op's output
   SmallVec<std::shared_ptr<Node>, 2> next;  // one edge per input; null: needs no grad
   SmallVec<Saved, 3> saved;
   std::weak_ptr<VariableImpl> retained;     // output Variable that called retain_grad()
   bool released = false;
-  // Scratch space of the sweep that is visiting this node.
+  // Scratch space of the sweep that is visiting this node. sweep_owner is
+  // the edge (or root) the sweep reached it through: Node::get needs an
+  // owning pointer to the node itself under create_graph, and a Node keeps
+  // no weak pointer to itself (enable_shared_from_this cost ~45 instructions
+  // per op to set up and tear down).
   uint64_t sweep_id = 0;
   size_t sweep_slot = 0;
+  const std::shared_ptr<Node>* sweep_owner = nullptr;
   // Set by the reverse sweep around vjp() when the rules run unrecorded: a
   // cotangent nothing else holds may then be overwritten with the input's
   // gradient (a chain of scalar ops or a tanh layer allocates no gradient).

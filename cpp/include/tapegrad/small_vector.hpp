@@ -18,6 +18,13 @@ class SmallVec {
   SmallVec(std::initializer_list<T> init) {
     for (const T& v : init) push_back(v);
   }
+  // One element, moved in (a braced list would copy it: a reference count
+  // up and down per gradient a rule returns).
+  static SmallVec of(T&& v) {
+    SmallVec r;
+    r.push_back(std::move(v));
+    return r;
+  }
   SmallVec(std::vector<T>&& v) {
     for (T& x : v) push_back(std::move(x));
   }
