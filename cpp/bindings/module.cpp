@@ -295,8 +295,8 @@ std::pair<Var, Var> operands(py::handle a, py::handle b, const char* op) {
 
 // A NumPy array viewing a Tensor's storage (no copy); keeps the storage alive.
 py::array to_numpy(const Tensor& t) {
-  auto* keep = new std::shared_ptr<Storage>(t.storage);
-  py::capsule base(keep, [](void* p) { delete static_cast<std::shared_ptr<Storage>*>(p); });
+  auto* keep = new StorageRef(t.storage);
+  py::capsule base(keep, [](void* p) { delete static_cast<StorageRef*>(p); });
   std::vector<py::ssize_t> shape(t.shape.begin(), t.shape.end());
   std::vector<py::ssize_t> strides(t.shape.size());
   py::ssize_t acc = static_cast<py::ssize_t>(itemsize(t.dtype));

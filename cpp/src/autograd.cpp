@@ -76,7 +76,7 @@ static std::string released_message(const Node& n) {
          "backward() if you need to backward through the graph again.";
 }
 
-void Node::check_saved() const {
+void Node::check_saved_slow() const {
   if (released) throw graph_error(released_message(*this));
   for (const Saved& s : saved) {
     if (s.used && s.data.version() != s.version)
@@ -92,14 +92,14 @@ void Node::check_saved() const {
 const Tensor& Node::tensor(size_t slot) {
   if (released) throw graph_error(released_message(*this));
   const Saved& s = saved.at(slot);
-  if (s.data.version() != s.version) check_saved();
+  if (s.data.version() != s.version) check_saved_slow();
   return s.data;
 }
 
 Var Node::get(size_t slot) {
   if (released) throw graph_error(released_message(*this));
   const Saved& s = saved.at(slot);
-  if (s.data.version() != s.version) check_saved();
+  if (s.data.version() != s.version) check_saved_slow();
   if (!grad_enabled()) return make_var(s.data);
   // create_graph: reconnect the saved value to the graph it came from.
   if (s.input < 0) {

@@ -216,27 +216,39 @@ Tensor binary(BinaryOp op, const Tensor& a, const Tensor& b, const char* opname)
 }
 
 // out = x op c (c_left: c op x) for op Add/Sub/Mul/Div; out may be x itself.
-static void scalar_into(BinaryOp op, const Tensor& out, const Tensor& x, double c, bool c_left, const char* opname) {
+static void scalar_loops(BinaryOp op, const Tensor& out, const Tensor& x, double c, bool c_left, const char* opname) {
   TG_DISPATCH_FLOAT(x.dtype, opname, {
     const T cv = static_cast<T>(c);
     T* po = out.ptr<T>();
     const T* px = x.ptr<T>();
-    const int64_t n = out.numel();
-    if (n == 1) {  // a scalar: one IEEE operation, as the loops do it
-      const T a = c_left ? cv : px[0], b = c_left ? px[0] : cv;
-      switch (op) {
-        case BinaryOp::Add: po[0] = a + b; return;
-        case BinaryOp::Sub: po[0] = a - b; return;
-        case BinaryOp::Mul: po[0] = a * b; return;
-        case BinaryOp::Div: po[0] = a / b; return;
-        default: break;
-      }
-    }
-    parallel_for(n, kGrainElements, [&](int64_t s, int64_t e) {
+    parallel_for(out.numel(), kGrainElements, [&](int64_t s, int64_t e) {
       if (c_left) bin_run(op, po + s, 1, &cv, 0, px + s, 1, e - s);
       else bin_run(op, po + s, 1, px + s, 1, &cv, 0, e - s);
     });
   });
+}
+
+// One element: one IEEE operation, as the loops do it (kept apart from the
+// loops so that a scalar op pays for no stack frame of theirs).
+template <class T>
+static inline void scalar_one(BinaryOp op, T* po, const T* px, double c, bool c_left) {
+  const T cv = static_cast<T>(c);
+  const T a = c_left ? cv : px[0], b = c_left ? px[0] : cv;
+  switch (op) {
+    case BinaryOp::Add: po[0] = a + b; return;
+    case BinaryOp::Sub: po[0] = a - b; return;
+    case BinaryOp::Mul: po[0] = a * b; return;
+    default: po[0] = a / b; return;  // Div (only these four reach here)
+  }
+}
+
+static inline void scalar_into(BinaryOp op, const Tensor& out, const Tensor& x, double c, bool c_left,
+                               const char* opname) {
+  if (out.shape.empty()) {  // 0-d
+    if (x.dtype == DType::F64) return scalar_one(op, out.ptr<double>(), x.ptr<double>(), c, c_left);
+    if (x.dtype == DType::F32) return scalar_one(op, out.ptr<float>(), x.ptr<float>(), c, c_left);
+  }
+  scalar_loops(op, out, x, c, c_left, opname);
 }
 
 Tensor binary_scalar(BinaryOp op, const Tensor& x, double c, bool c_left, const char* opname) {

@@ -160,26 +160,27 @@ BufferCacheStats buffer_cache_stats() {
 
 void empty_buffer_cache() { cache().empty(); }
 
-std::shared_ptr<Storage> Storage::allocate(size_t nbytes) {
+StorageRef Storage::allocate(size_t nbytes) {
   if (nbytes > kMaxBytes) throw std::bad_alloc();  // size_class would overflow
   if (nbytes <= kInlineBytes) {
-    auto s = make_pooled<Storage>();
+    StorageRef s = create();
     s->data = s->inline_buf;
     s->nbytes = nbytes;
     return s;
   }
   // 64-byte aligned so kernels can use aligned vector loads.
   size_t cls = size_class(nbytes);
-  auto s = make_pooled<Storage>();
+  void* data = cache().take(cls);  // (may throw: before the Storage exists)
+  StorageRef s = create();
   s->nbytes = nbytes;
-  s->data = cache().take(cls);
+  s->data = data;
   s->deleter = &free_cached;
   s->ctx = reinterpret_cast<void*>(cls);
   return s;
 }
 
-std::shared_ptr<Storage> Storage::borrow(void* data, size_t nbytes, Deleter d, void* ctx, bool readonly) {
-  auto s = std::make_shared<Storage>();
+StorageRef Storage::borrow(void* data, size_t nbytes, Deleter d, void* ctx, bool readonly) {
+  StorageRef s = create();
   s->data = data;
   s->nbytes = nbytes;
   s->deleter = d;
@@ -193,7 +194,7 @@ Tensor Tensor::empty(const Shape& shape, DType dt) {
   // The byte count, refusing sizes that overflow (they would wrap to a small
   // allocation and the kernels would write past it).
   uint64_t bytes = itemsize(dt);
-  if (shape.empty()) return Tensor(Storage::allocate(bytes), shape, dt);  // 0-d: one element
+  if (shape.empty()) return Tensor(Storage::allocate(bytes), Shape(), dt);  // 0-d: one element
   bool zero = false;
   for (int64_t d : shape) {
     if (d < 0) throw value_error("negative dimension in shape " + shape_str(shape));

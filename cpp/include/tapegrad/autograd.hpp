@@ -151,8 +151,12 @@ struct Node {
   Var get(size_t slot);
   // The saved tensor itself (version-checked), for fused first-order rules.
   const Tensor& tensor(size_t slot);
-  // Throws graph_error when a saved value was modified in place.
-  void check_saved() const;
+  // Throws graph_error when a saved value was modified in place (or the
+  // node was released).
+  void check_saved() const {
+    if (released || !saved.empty()) check_saved_slow();
+  }
+  void check_saved_slow() const;
   void release();
 };
 
