@@ -260,6 +260,10 @@ Tensor binary_scalar(BinaryOp op, const Tensor& x, double c, bool c_left, const 
 void binary_scalar_inplace(BinaryOp op, const Tensor& x, double c) { scalar_into(op, x, x, c, false, "backward"); }
 
 void binary_inplace(BinaryOp op, const Tensor& a, const Tensor& b, const char* opname) {
+  if (b.dtype == a.dtype && b.shape == a.shape) {  // the common case (no conversion, no broadcast; alias-safe)
+    TG_DISPATCH_FLOAT(a.dtype, opname, bin_dispatch<T>(op, a, a, b));
+    return;
+  }
   Tensor bb = b.dtype == a.dtype ? b : astype(b, a.dtype);
   Shape s = broadcast_shapes(a.shape, bb.shape, opname);
   if (s != a.shape)

@@ -162,12 +162,7 @@ void empty_buffer_cache() { cache().empty(); }
 
 StorageRef Storage::allocate(size_t nbytes) {
   if (nbytes > kMaxBytes) throw std::bad_alloc();  // size_class would overflow
-  if (nbytes <= kInlineBytes) {
-    StorageRef s = create();
-    s->data = s->inline_buf;
-    s->nbytes = nbytes;
-    return s;
-  }
+  if (nbytes <= kInlineBytes) return allocate_inline(nbytes);
   // 64-byte aligned so kernels can use aligned vector loads.
   size_t cls = size_class(nbytes);
   void* data = cache().take(cls);  // (may throw: before the Storage exists)
@@ -190,11 +185,10 @@ StorageRef Storage::borrow(void* data, size_t nbytes, Deleter d, void* ctx, bool
   return s;
 }
 
-Tensor Tensor::empty(const Shape& shape, DType dt) {
+Tensor Tensor::empty_nd(const Shape& shape, DType dt) {
   // The byte count, refusing sizes that overflow (they would wrap to a small
   // allocation and the kernels would write past it).
   uint64_t bytes = itemsize(dt);
-  if (shape.empty()) return Tensor(Storage::allocate(bytes), Shape(), dt);  // 0-d: one element
   bool zero = false;
   for (int64_t d : shape) {
     if (d < 0) throw value_error("negative dimension in shape " + shape_str(shape));

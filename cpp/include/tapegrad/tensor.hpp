@@ -114,6 +114,12 @@ struct Storage {
   static StorageRef borrow(void* data, size_t nbytes, Deleter d, void* ctx, bool readonly);
   // Every Storage comes from the small-object pool (allocate / borrow) and
   // goes back to it when its last StorageRef is released.
+  static StorageRef allocate_inline(size_t nbytes) {  // nbytes <= kInlineBytes
+    StorageRef s = create();
+    s->data = s->inline_buf;
+    s->nbytes = nbytes;
+    return s;
+  }
   static StorageRef create() { return StorageRef(new (pool_allocate(sizeof(Storage))) Storage()); }
   static void destroy(Storage* s) noexcept {
     s->~Storage();
@@ -157,7 +163,11 @@ struct Tensor {
   Tensor() = default;
   Tensor(StorageRef s, Shape sh, DType dt) : storage(std::move(s)), shape(std::move(sh)), dtype(dt) {}
 
-  static Tensor empty(const Shape& shape, DType dt);
+  static Tensor empty(const Shape& shape, DType dt) {
+    if (shape.empty()) return Tensor(Storage::allocate_inline(itemsize(dt)), Shape(), dt);  // 0-d: inline, no call
+    return empty_nd(shape, dt);
+  }
+  static Tensor empty_nd(const Shape& shape, DType dt);
   static Tensor zeros(const Shape& shape, DType dt);
   static Tensor full(const Shape& shape, DType dt, double value);
   static Tensor scalar(double value, DType dt) { return full({}, dt, value); }
