@@ -149,15 +149,29 @@ static inline void bin_run(BinaryOp op, double* o, int64_t so, const double* a, 
 }
 
 template <class T>
-static void bin_dispatch(BinaryOp op, const Tensor& out, const Tensor& a, const Tensor& b) {
+static void bin_broadcast(BinaryOp op, const Tensor& out, const Tensor& a, const Tensor& b);
+
+// Same shapes (the common case) inline; broadcasting in its own function,
+// whose large frame a scalar op then does not pay for.
+template <class T>
+static inline void bin_dispatch(BinaryOp op, const Tensor& out, const Tensor& a, const Tensor& b) {
+  if (a.shape == out.shape && b.shape == out.shape) {
+    T* po = out.ptr<T>();
+    const T* pa = a.ptr<T>();
+    const T* pb = b.ptr<T>();
+    const int64_t grain = op == BinaryOp::Pow ? kGrainElements / 8 : kGrainElements;
+    parallel_for(out.numel(), grain, [&](int64_t s, int64_t e) { bin_run(op, po + s, 1, pa + s, 1, pb + s, 1, e - s); });
+    return;
+  }
+  bin_broadcast<T>(op, out, a, b);
+}
+
+template <class T>
+static void bin_broadcast(BinaryOp op, const Tensor& out, const Tensor& a, const Tensor& b) {
   T* po = out.ptr<T>();
   const T* pa = a.ptr<T>();
   const T* pb = b.ptr<T>();
   const int64_t grain = op == BinaryOp::Pow ? kGrainElements / 8 : kGrainElements;
-  if (a.shape == out.shape && b.shape == out.shape) {
-    parallel_for(out.numel(), grain, [&](int64_t s, int64_t e) { bin_run(op, po + s, 1, pa + s, 1, pb + s, 1, e - s); });
-    return;
-  }
   // One operand repeated along leading axes (a bias row): contiguous runs.
   auto suffix = [&](const Shape& s) {
     size_t lead = 0;
