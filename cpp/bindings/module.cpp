@@ -131,7 +131,9 @@ PyObject* cast_out(Var v) {
   PyObject* self;
   if (g_free_objects.count) {
     self = g_free_objects.slots[--g_free_objects.count];
-    std::memset(reinterpret_cast<char*>(self) + sizeof(PyObject), 0, g_var_type->tp_basicsize - sizeof(PyObject));
+    // (A constant size, so the compiler writes the zeros inline; the type's
+    // tp_basicsize is checked to be exactly this at import.)
+    std::memset(reinterpret_cast<char*>(self) + sizeof(PyObject), 0, sizeof(PyInstance) - sizeof(PyObject));
     PyObject_Init(self, g_var_type);  // refcount 1, a reference to the type
   } else {
     self = PyType_GenericAlloc(g_var_type, 0);  // zeroed: every flag false, no weakrefs
@@ -973,6 +975,8 @@ tapegrad.from_numpy(arr) to share a NumPy array's buffer instead.
 )doc");
   g_var_type = reinterpret_cast<PyTypeObject*>(V.ptr());
   g_var_tinfo = py::detail::get_type_info(typeid(VariableImpl));
+  if (g_var_type->tp_basicsize != static_cast<Py_ssize_t>(sizeof(PyInstance)))
+    throw std::runtime_error("tapegrad: the Variable type's instance size differs from pybind11's instance struct");
 
   V.def(py::init(&construct), py::arg("data"), py::arg("requires_grad") = false, py::arg("dtype") = py::none())
       // ----- data access

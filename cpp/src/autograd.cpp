@@ -15,14 +15,9 @@ namespace tg {
 
 // ----- grad mode ------------------------------------------------------------
 // initial-exec: read on every op; see pool.cpp.
-__attribute__((tls_model("initial-exec"))) static thread_local bool t_grad_enabled = true;
-bool grad_enabled() { return t_grad_enabled; }
-void set_grad_enabled(bool on) { t_grad_enabled = on; }
+__attribute__((tls_model("initial-exec"))) thread_local bool t_grad_enabled = true;
 
 // ----- nodes ----------------------------------------------------------------
-static std::atomic<uint64_t> g_seq{1};
-
-Node::Node() : seq(g_seq.fetch_add(1, std::memory_order_relaxed)) {}
 
 // Destroying a long chain of nodes through nested shared_ptr destructors
 // would recurse once per node and overflow the stack at ~1e5 nodes. A node

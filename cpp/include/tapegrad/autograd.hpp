@@ -11,6 +11,7 @@
 // no cycles and a graph is freed as soon as no Variable can reach it.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -30,8 +31,10 @@ using Var = std::shared_ptr<VariableImpl>;
 using Grads = SmallVec<Var, 2>;
 
 // ----- grad mode (thread-local) -------------------------------------------
-bool grad_enabled();
-void set_grad_enabled(bool on);
+// initial-exec TLS, inline: read by every op.
+extern __attribute__((tls_model("initial-exec"))) thread_local bool t_grad_enabled;
+inline bool grad_enabled() { return t_grad_enabled; }
+inline void set_grad_enabled(bool on) { t_grad_enabled = on; }
 struct GradModeGuard {
   bool prev;
   explicit GradModeGuard(bool on) : prev(grad_enabled()) { set_grad_enabled(on); }
@@ -81,6 +84,9 @@ struct Saved {
   bool used = false;
 };
 
+// Sequence numbers of nodes, in creation (= execution) order.
+inline std::atomic<uint64_t> g_node_seq{1};
+
 struct Node {
   uint64_t seq = 0;
   Shape out_shape;                          // shape of the op's output
@@ -101,7 +107,7 @@ struct Node {
   // gradient (a chain of scalar ops or a tanh layer allocates no gradient).
   bool sweep_may_overwrite = false;
 
-  Node();
+  Node() : seq(g_node_seq.fetch_add(1, std::memory_order_relaxed)) {}
   virtual ~Node();
   Node(const Node&) = delete;
   Node& operator=(const Node&) = delete;
