@@ -461,6 +461,29 @@ def test_retain_grad_accumulates_across_backward_calls(m):
     np.testing.assert_array_equal(h.grad, 2 * 2 * h.data)
 
 
+def test_retained_variable_that_died_before_backward(m):
+    # The graph holds a retained Variable only weakly: once it is gone, the
+    # sweep skips it, and the rest of the graph is unaffected.
+    x = m.Variable([1.0, 2.0], requires_grad=True)
+    h = x * 3
+    h.retain_grad()
+    y = (h * h).sum()
+    del h
+    gc.collect()
+    y.backward()
+    np.testing.assert_array_equal(x.grad, 18 * x.data)
+    # a retained Variable alive only through another Variable's .grad
+    a = m.Variable([1.0], requires_grad=True)
+    b = a * 2
+    b.retain_grad()
+    z = (b * b).sum()
+    z.backward()
+    g = b.grad
+    del b
+    gc.collect()
+    np.testing.assert_array_equal(g, [4.0])
+
+
 def test_backward_on_a_leaf_and_explicit_grad(m):
     x = m.Variable([[1.0, 2.0]], requires_grad=True)
     x.backward(np.array([[3.0, 4.0]]))

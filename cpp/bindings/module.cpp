@@ -27,6 +27,10 @@ namespace py = pybind11;
 using namespace tg;
 
 // tg::Shape <-> Python: a tuple of ints out (NumPy's shape type), any sequence of ints in.
+// Variables are held by tg::Ref (intrusive counts, see ref.hpp): it can be
+// built from a raw pointer to a live Variable, so pybind11 may always do so.
+PYBIND11_DECLARE_HOLDER_TYPE(T, tg::Ref<T>, true)
+
 namespace pybind11::detail {
 template <>
 struct type_caster<tg::Shape> {
@@ -60,10 +64,9 @@ struct type_caster<tg::Shape> {
 // returns its input returns the same object; otherwise pybind11 wraps it and
 // the new object is remembered. Hot paths make their objects in cast_out.
 template <>
-class type_caster<std::shared_ptr<tg::VariableImpl>>
-    : public copyable_holder_caster<tg::VariableImpl, std::shared_ptr<tg::VariableImpl>> {
+class type_caster<tg::Var> : public copyable_holder_caster<tg::VariableImpl, tg::Var> {
  public:
-  static handle cast(const std::shared_ptr<tg::VariableImpl>& src, return_value_policy policy, handle parent) {
+  static handle cast(const tg::Var& src, return_value_policy policy, handle parent) {
     if (src && src->py_object) return handle(static_cast<PyObject*>(src->py_object)).inc_ref();
     handle h = copyable_holder_caster::cast(src, policy, parent);
     if (src && h) src->py_object = h.ptr();

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "tapegrad/pool.hpp"
+#include "tapegrad/ref.hpp"
 #include "tapegrad/small_vector.hpp"
 #include "tapegrad/tensor.hpp"
 
@@ -26,7 +27,7 @@ namespace tg {
 
 struct Node;
 struct VariableImpl;
-using Var = std::shared_ptr<VariableImpl>;
+using Var = Ref<VariableImpl>;  // counted in place (ref.hpp); nodes stay shared_ptrs
 // One gradient per input of an op (null where the input needs none).
 using Grads = SmallVec<Var, 2>;
 
@@ -53,13 +54,13 @@ struct VariableImpl {
   // Python finds its object here instead of in a global registry.
   void* py_object = nullptr;
 
-  explicit VariableImpl(Tensor t, bool rg = false) : data(std::move(t)), requires_grad(rg) {}
+  explicit VariableImpl(Tensor&& t, bool rg = false) : data(std::move(t)), requires_grad(rg) {}
   bool is_leaf() const { return grad_fn == nullptr; }
   const Shape& shape() const { return data.shape; }
   DType dtype() const { return data.dtype; }
 };
 
-inline Var make_var(Tensor t, bool requires_grad = false) { return make_pooled<VariableImpl>(std::move(t), requires_grad); }
+inline Var make_var(Tensor t, bool requires_grad = false) { return make_ref<VariableImpl>(std::move(t), requires_grad); }
 inline Var scalar_like(double v, const Var& like) { return make_var(Tensor::scalar(v, like->dtype())); }
 
 // Nothing but this reference sees v's values (no other owner, no view, no
@@ -92,7 +93,7 @@ struct Node {
   Shape out_shape;                          // shape of the op's output
   SmallVec<std::shared_ptr<Node>, 2> next;  // one edge per input; null: needs no grad
   SmallVec<Saved, 3> saved;
-  std::weak_ptr<VariableImpl> retained;     // output Variable that called retain_grad()
+  WeakRef<VariableImpl> retained;           // output Variable that called retain_grad()
   bool released = false;
   // Scratch space of the sweep that is visiting this node. sweep_owner is
   // the edge (or root) the sweep reached it through: Node::get needs an

@@ -1,0 +1,166 @@
+// Ref<T>: an owning pointer whose reference counts live in the same
+// allocation as the object (make_ref), with the subset of std::shared_ptr's
+// interface the code uses, and WeakRef<T> for the one weak reference the
+// tape needs (Node::retained).
+//
+// Why not std::shared_ptr: a scalar op creates and frees a Variable, and
+// shared_ptr's separate control block (its initialization, the out-of-line
+// _M_release, the virtual dispose and destroy calls) was ~100 instructions
+// of a ~1,500-instruction op. The counts are atomic, as shared_ptr's are:
+// sweeps run without the GIL while Python threads hold the same Variables.
+// Objects come from the small-object pool (pool.hpp).
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <new>
+#include <utility>
+
+#include "tapegrad/pool.hpp"
+
+namespace tg {
+
+// The counts, in a header just before the object (make_ref allocates both
+// at once). As in shared_ptr, `weak` counts the weak references plus one for
+// all the strong ones together: the object is destroyed when `strong`
+// reaches 0 and the memory returned when `weak` does.
+struct RefCounts {
+  std::atomic<uint32_t> strong{1};
+  std::atomic<uint32_t> weak{1};
+};
+namespace ref_detail {
+constexpr size_t kHeader = 16;  // keeps the object 16-byte aligned (pool blocks are)
+static_assert(sizeof(RefCounts) <= kHeader, "the counts must fit the header");
+template <class T>
+inline RefCounts* counts(T* p) noexcept {
+  return reinterpret_cast<RefCounts*>(reinterpret_cast<char*>(p) - kHeader);
+}
+template <class T>
+inline void free_block(T* p) noexcept {
+  RefCounts* c = counts(p);
+  c->~RefCounts();
+  pool_deallocate(c, kHeader + sizeof(T));
+}
+}  // namespace ref_detail
+
+template <class T>
+class Ref {
+ public:
+  using element_type = T;
+  Ref() noexcept = default;
+  Ref(std::nullptr_t) noexcept {}  // NOLINT: implicit, like shared_ptr
+  // Shares ownership of an object another Ref already owns (pybind11
+  // builds holders from raw pointers this way); p must come from make_ref.
+  explicit Ref(T* p) noexcept : p_(p) { retain(); }
+  Ref(const Ref& o) noexcept : p_(o.p_) { retain(); }
+  Ref(Ref&& o) noexcept : p_(o.p_) { o.p_ = nullptr; }
+  Ref& operator=(const Ref& o) noexcept {
+    Ref(o).swap(*this);
+    return *this;
+  }
+  Ref& operator=(Ref&& o) noexcept {
+    Ref(std::move(o)).swap(*this);
+    return *this;
+  }
+  ~Ref() {
+    if (p_ && ref_detail::counts(p_)->strong.fetch_sub(1, std::memory_order_acq_rel) == 1) destroy(p_);
+  }
+  // Takes over the reference a new object starts with (make_ref).
+  static Ref adopt(T* p) noexcept {
+    Ref r;
+    r.p_ = p;
+    return r;
+  }
+
+  void swap(Ref& o) noexcept { std::swap(p_, o.p_); }
+  void reset() noexcept { Ref().swap(*this); }
+  T* get() const noexcept { return p_; }
+  T* operator->() const noexcept { return p_; }
+  T& operator*() const noexcept { return *p_; }
+  explicit operator bool() const noexcept { return p_ != nullptr; }
+  long use_count() const noexcept {
+    return p_ ? static_cast<long>(ref_detail::counts(p_)->strong.load(std::memory_order_relaxed)) : 0;
+  }
+
+  friend bool operator==(const Ref& a, const Ref& b) noexcept { return a.p_ == b.p_; }
+  friend bool operator!=(const Ref& a, const Ref& b) noexcept { return a.p_ != b.p_; }
+  friend bool operator==(const Ref& a, std::nullptr_t) noexcept { return a.p_ == nullptr; }
+  friend bool operator!=(const Ref& a, std::nullptr_t) noexcept { return a.p_ != nullptr; }
+  friend bool operator==(std::nullptr_t, const Ref& a) noexcept { return a.p_ == nullptr; }
+  friend bool operator!=(std::nullptr_t, const Ref& a) noexcept { return a.p_ != nullptr; }
+
+ private:
+  template <class U> friend class WeakRef;
+  void retain() const noexcept {
+    if (p_) ref_detail::counts(p_)->strong.fetch_add(1, std::memory_order_relaxed);
+  }
+  // Inline: a null check and one atomic decrement; only the last release
+  // calls out. acq_rel: the thread that destroys sees every write made
+  // through the other references (as shared_ptr does).
+  void release() noexcept {
+    if (p_) {
+      if (ref_detail::counts(p_)->strong.fetch_sub(1, std::memory_order_acq_rel) == 1) destroy(p_);
+      p_ = nullptr;
+    }
+  }
+  __attribute__((noinline)) static void destroy(T* p) noexcept {
+    p->~T();
+    RefCounts* c = ref_detail::counts(p);
+    // No weak reference (the common case): no second atomic write.
+    if (c->weak.load(std::memory_order_acquire) == 1 || c->weak.fetch_sub(1, std::memory_order_acq_rel) == 1)
+      ref_detail::free_block(p);
+  }
+  T* p_ = nullptr;
+};
+
+template <class T, class... Args>
+Ref<T> make_ref(Args&&... args) {
+  static_assert(alignof(T) <= ref_detail::kHeader, "make_ref aligns objects to 16 bytes");
+  char* mem = static_cast<char*>(pool_allocate(ref_detail::kHeader + sizeof(T)));
+  new (mem) RefCounts();
+  try {
+    return Ref<T>::adopt(new (mem + ref_detail::kHeader) T(std::forward<Args>(args)...));
+  } catch (...) {
+    pool_deallocate(mem, ref_detail::kHeader + sizeof(T));
+    throw;
+  }
+}
+
+// A reference that does not keep the object alive; lock() gives a Ref while
+// some Ref still owns it.
+template <class T>
+class WeakRef {
+ public:
+  WeakRef() noexcept = default;
+  WeakRef(const WeakRef&) = delete;
+  WeakRef& operator=(const WeakRef&) = delete;
+  ~WeakRef() { release(); }
+  WeakRef& operator=(const Ref<T>& r) noexcept {
+    if (r.p_ != p_) {
+      if (r.p_) ref_detail::counts(r.p_)->weak.fetch_add(1, std::memory_order_relaxed);
+      release();
+      p_ = r.p_;
+    }
+    return *this;
+  }
+  Ref<T> lock() const noexcept {
+    if (!p_) return nullptr;
+    std::atomic<uint32_t>& strong = ref_detail::counts(p_)->strong;
+    uint32_t n = strong.load(std::memory_order_relaxed);
+    while (n != 0) {
+      if (strong.compare_exchange_weak(n, n + 1, std::memory_order_acq_rel, std::memory_order_relaxed))
+        return Ref<T>::adopt(p_);
+    }
+    return nullptr;
+  }
+
+ private:
+  void release() noexcept {
+    if (p_ && ref_detail::counts(p_)->weak.fetch_sub(1, std::memory_order_acq_rel) == 1) ref_detail::free_block(p_);
+    p_ = nullptr;
+  }
+  T* p_ = nullptr;
+};
+
+}  // namespace tg
