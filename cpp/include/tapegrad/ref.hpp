@@ -1,14 +1,15 @@
 // Ref<T>: an owning pointer whose reference counts live in the same
 // allocation as the object (make_ref), with the subset of std::shared_ptr's
 // interface the code uses, and WeakRef<T> for the one weak reference the
-// tape needs (Node::retained).
+// tape needs (Node::retained). Variables (Var) and Storages (StorageRef)
+// are held this way; nodes stay shared_ptrs.
 //
-// Why not std::shared_ptr: a scalar op creates and frees a Variable, and
-// shared_ptr's separate control block (its initialization, the out-of-line
-// _M_release, the virtual dispose and destroy calls) was ~100 instructions
-// of a ~1,500-instruction op. The counts are atomic, as shared_ptr's are:
-// sweeps run without the GIL while Python threads hold the same Variables.
-// Objects come from the small-object pool (pool.hpp).
+// Why not std::shared_ptr: a scalar op creates and frees a Variable and a
+// Storage, and shared_ptr's separate control block (its initialization, the
+// out-of-line _M_release, the virtual dispose and destroy calls) cost ~100
+// instructions of a ~1,500-instruction op. The counts are atomic, as
+// shared_ptr's are: sweeps run without the GIL while Python threads hold the
+// same Variables. Objects come from the small-object pool (pool.hpp).
 #pragma once
 
 #include <atomic>

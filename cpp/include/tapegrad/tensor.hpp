@@ -14,7 +14,7 @@
 #include <string>
 #include <vector>
 
-#include "tapegrad/pool.hpp"
+#include "tapegrad/ref.hpp"
 #include "tapegrad/shape.hpp"
 
 namespace tg {
@@ -45,46 +45,10 @@ struct index_error : std::out_of_range { using std::out_of_range::out_of_range; 
 struct not_implemented_error : std::logic_error { using std::logic_error::logic_error; };
 
 struct Storage;
-
-// An owning reference to a Storage, counted inside the Storage itself (no
-// separate control block, no virtual dispose/destroy calls: a scalar op
-// creates and frees one Storage, and shared_ptr's bookkeeping for it was
-// ~50 instructions per op). The interface is the subset of shared_ptr's the
-// code uses.
-class StorageRef {
- public:
-  StorageRef() noexcept = default;
-  StorageRef(std::nullptr_t) noexcept {}  // NOLINT: implicit, like shared_ptr
-  explicit StorageRef(Storage* adopt) noexcept : p_(adopt) {}  // takes over one reference
-  StorageRef(const StorageRef& o) noexcept : p_(o.p_) { retain(); }
-  StorageRef(StorageRef&& o) noexcept : p_(o.p_) { o.p_ = nullptr; }
-  StorageRef& operator=(const StorageRef& o) noexcept {
-    StorageRef(o).swap(*this);
-    return *this;
-  }
-  StorageRef& operator=(StorageRef&& o) noexcept {
-    StorageRef(std::move(o)).swap(*this);
-    return *this;
-  }
-  ~StorageRef() { release(); }
-  void swap(StorageRef& o) noexcept { std::swap(p_, o.p_); }
-  void reset() noexcept { StorageRef().swap(*this); }
-
-  Storage* get() const noexcept { return p_; }
-  Storage* operator->() const noexcept { return p_; }
-  Storage& operator*() const noexcept { return *p_; }
-  explicit operator bool() const noexcept { return p_ != nullptr; }
-  long use_count() const noexcept;
-  friend bool operator==(const StorageRef& a, const StorageRef& b) noexcept { return a.p_ == b.p_; }
-  friend bool operator!=(const StorageRef& a, const StorageRef& b) noexcept { return a.p_ != b.p_; }
-  friend bool operator==(const StorageRef& a, std::nullptr_t) noexcept { return a.p_ == nullptr; }
-  friend bool operator!=(const StorageRef& a, std::nullptr_t) noexcept { return a.p_ != nullptr; }
-
- private:
-  inline void retain() const noexcept;
-  inline void release() noexcept;
-  Storage* p_ = nullptr;
-};
+// Storages are counted in place like Variables (ref.hpp): a scalar op
+// creates and frees one, and a shared_ptr control block's bookkeeping for it
+// was ~50 instructions per op.
+using StorageRef = Ref<Storage>;
 
 struct Storage {
   using Deleter = void (*)(void* data, void* ctx);
@@ -95,7 +59,6 @@ struct Storage {
   bool readonly = false;  // borrowed from a read-only NumPy array
   bool borrowed = false;  // memory owned by someone else (NumPy)
   std::atomic<uint32_t> version{0};
-  std::atomic<uint32_t> refs{1};  // StorageRefs to it (the one that creates it holds the first)
   // Small arrays (scalars, short vectors) live inside the Storage itself, so
   // one allocation serves both: scalar-op overhead is dominated by malloc.
   static constexpr size_t kInlineBytes = 64;
@@ -112,33 +75,16 @@ struct Storage {
   // Owned memory: inline for <= kInlineBytes, else from the buffer cache.
   static StorageRef allocate(size_t nbytes);
   static StorageRef borrow(void* data, size_t nbytes, Deleter d, void* ctx, bool readonly);
-  // Every Storage comes from the small-object pool (allocate / borrow) and
-  // goes back to it when its last StorageRef is released.
+  // Every Storage comes from the small-object pool (make_ref) and goes back
+  // to it when its last StorageRef is released.
+  static StorageRef create() { return make_ref<Storage>(); }
   static StorageRef allocate_inline(size_t nbytes) {  // nbytes <= kInlineBytes
     StorageRef s = create();
     s->data = s->inline_buf;
     s->nbytes = nbytes;
     return s;
   }
-  static StorageRef create() { return StorageRef(new (pool_allocate(sizeof(Storage))) Storage()); }
-  static void destroy(Storage* s) noexcept {
-    s->~Storage();
-    pool_deallocate(s, sizeof(Storage));
-  }
 };
-
-inline long StorageRef::use_count() const noexcept {
-  return p_ ? static_cast<long>(p_->refs.load(std::memory_order_relaxed)) : 0;
-}
-inline void StorageRef::retain() const noexcept {
-  if (p_) p_->refs.fetch_add(1, std::memory_order_relaxed);
-}
-inline void StorageRef::release() noexcept {
-  // acq_rel: the thread that frees sees every write made through the other
-  // references (as shared_ptr does).
-  if (p_ && p_->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) Storage::destroy(p_);
-  p_ = nullptr;
-}
 
 // The buffer cache. Buffers above Storage::kInlineBytes are not returned to
 // the system when freed but kept by size class (64-byte steps up to 4 KiB,
