@@ -92,7 +92,7 @@ bool is_var(py::handle h) {
   return PyType_IsSubtype(t, g_var_type);
 }
 
-// pybind11 keeps a Variable's shared_ptr inside its instance; with one
+// pybind11 keeps a Variable's Ref (its holder) inside its instance; with one
 // bound base type and a holder of two pointers the layout is "simple": the
 // value pointer then the holder, inline. The hot paths below read and build
 // that layout directly (pybind11's generic accessors look up type info in a
@@ -103,7 +103,7 @@ static_assert(sizeof(Var) <= sizeof(void*) * py::detail::instance_simple_holder_
 
 const py::detail::type_info* g_var_tinfo = nullptr;
 
-// The shared_ptr inside a Python Variable (the caller checked is_var).
+// The Ref inside a Python Variable (the caller checked is_var).
 const Var& holder_of(py::handle h) {
   auto* inst = reinterpret_cast<PyInstance*>(h.ptr());
   if (inst->simple_layout) {
@@ -795,7 +795,7 @@ Var custom_record(py::object op, const std::vector<Var>& inputs, py::handle out_
   bool any = false;
   for (const Var& v : inputs) any = any || v->requires_grad;
   if (!grad_enabled() || !any) return out;
-  auto n = std::make_shared<CustomNode>();
+  auto n = make_ref<CustomNode>();
   n->op = std::move(op);
   n->op_name = std::move(op_name);
   n->out_shape = out->shape();
@@ -965,7 +965,7 @@ PYBIND11_MODULE(_core, m) {
     if (p && !set_python_error(p)) std::rethrow_exception(p);
   });
 
-  py::class_<Node, std::shared_ptr<Node>>(m, "Node", "A recorded operation (the grad_fn of a Variable).")
+  py::class_<Node, NodeRef>(m, "Node", "A recorded operation (the grad_fn of a Variable).")
       .def_property_readonly("name", [](const Node& n) { return std::string(n.name()); })
       .def_property_readonly("next_functions", [](const Node& n) { return n.next.to_vector(); })
       .def("__repr__", [](const Node& n) { return std::string("<tapegrad.Node ") + n.name() + ">"; });

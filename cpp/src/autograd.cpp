@@ -19,14 +19,14 @@ __attribute__((tls_model("initial-exec"))) thread_local bool t_grad_enabled = tr
 
 // ----- nodes ----------------------------------------------------------------
 
-// Destroying a long chain of nodes through nested shared_ptr destructors
+// Destroying a long chain of nodes through nested reference destructors
 // would recurse once per node and overflow the stack at ~1e5 nodes. A node
 // with one edge walks the chain below it in a loop; a node with several
 // hands its edges to a thread-local list drained by the outermost
 // destructor.
 namespace {
 struct DeleteQueue {
-  std::vector<std::shared_ptr<Node>> pending;
+  std::vector<NodeRef> pending;
   bool draining = false;
 };
 __attribute__((tls_model("initial-exec"))) thread_local DeleteQueue* tl_delete_queue = nullptr;
@@ -39,9 +39,9 @@ Node::~Node() {
     // before it dies, so its own destructor finds nothing to free. Stops at
     // a node someone else also owns (it survives) or one with several
     // edges (its destructor uses the queue below).
-    std::shared_ptr<Node> e = std::move(next[0]);
+    NodeRef e = std::move(next[0]);
     while (e && e.use_count() == 1 && e->next.size() == 1) {
-      std::shared_ptr<Node> after = std::move(e->next[0]);
+      NodeRef after = std::move(e->next[0]);
       e = std::move(after);
     }
     return;
@@ -58,7 +58,7 @@ Node::~Node() {
   if (draining) return;
   draining = true;
   while (!pending.empty()) {
-    std::shared_ptr<Node> n = std::move(pending.back());
+    NodeRef n = std::move(pending.back());
     pending.pop_back();
     n.reset();  // may push that node's edges
   }
@@ -103,7 +103,7 @@ Var Node::get(size_t slot) {
     v->grad_fn = *sweep_owner;
     return v;
   }
-  const std::shared_ptr<Node>& e = next.at(s.input);
+  const NodeRef& e = next.at(s.input);
   if (!e) return make_var(s.data);
   if (e->is_accumulator()) return static_cast<AccumulateGrad*>(e.get())->variable;
   Var v = make_var(s.data, true);
@@ -125,12 +125,12 @@ void Node::release() {
 // sweep (no GIL) and a forward op in another thread may both reach a leaf.
 static std::mutex g_acc_mutex;
 
-std::shared_ptr<Node> grad_edge_slow(const Var& v) {
+NodeRef grad_edge_slow(const Var& v) {
   if (!v->requires_grad) return nullptr;
   std::lock_guard<std::mutex> lock(g_acc_mutex);
-  std::shared_ptr<Node> acc = v->grad_acc.lock();
+  NodeRef acc = v->grad_acc.lock();
   if (!acc) {
-    acc = make_pooled<AccumulateGrad>(v);
+    acc = make_ref<AccumulateGrad>(v);
     v->grad_acc = acc;
   }
   return acc;
@@ -224,9 +224,9 @@ std::vector<Var> backward(const std::vector<Var>& roots, const std::vector<Var>&
   // 1. The recorded nodes reachable from the roots: this output's tape.
   std::vector<Node*> nodes;
   std::vector<Node*> stack;
-  std::vector<std::shared_ptr<Node>> root_nodes;  // keep roots' nodes alive during the sweep
+  std::vector<NodeRef> root_nodes;  // keep roots' nodes alive during the sweep
   root_nodes.reserve(roots.size());                // (visit keeps pointers to its elements)
-  auto visit = [&](const std::shared_ptr<Node>& e) {
+  auto visit = [&](const NodeRef& e) {
     Node* n = e.get();
     if (n && n->sweep_id != id) {
       n->sweep_id = id;
@@ -258,7 +258,7 @@ std::vector<Var> backward(const std::vector<Var>& roots, const std::vector<Var>&
   std::vector<Var> captured(inputs.size());
   for (size_t j = 0; j < inputs.size(); ++j) {
     const Var& in = inputs[j];
-    std::shared_ptr<Node> n = in->grad_fn ? in->grad_fn : in->grad_acc.lock();
+    NodeRef n = in->grad_fn ? in->grad_fn : in->grad_acc.lock();
     if (n && n->sweep_id == id) capture[n.get()].push_back(j);
   }
 
@@ -370,9 +370,9 @@ std::vector<Var> forward(const std::vector<Var>& outputs, const std::vector<Var>
 
   // 1. The nodes the outputs depend on, in execution order.
   std::vector<Node*> nodes, stack;
-  std::vector<std::shared_ptr<Node>> keep;
+  std::vector<NodeRef> keep;
   keep.reserve(outputs.size());  // (visit keeps pointers to its elements)
-  auto visit = [&](const std::shared_ptr<Node>& e) {
+  auto visit = [&](const NodeRef& e) {
     Node* n = e.get();
     if (n && n->sweep_id != id) {
       n->sweep_id = id;
@@ -402,7 +402,7 @@ std::vector<Var> forward(const std::vector<Var>& outputs, const std::vector<Var>
   std::vector<char> seeded(nodes.size(), 0), diag(nodes.size(), 0);
   auto densify = [&](const Var& d) { return make_var(kern::diag_rows(d->data, basis.start, basis.stop)); };
   for (size_t j = 0; j < inputs.size(); ++j) {
-    std::shared_ptr<Node> n = grad_edge(inputs[j]);
+    NodeRef n = grad_edge(inputs[j]);
     if (n && n->sweep_id == id) {
       if (basis.active()) {
         tan[n->sweep_slot] = make_var(Tensor::full(inputs[j]->shape(), inputs[j]->dtype(), 1.0));

@@ -27,7 +27,8 @@ namespace tg {
 
 struct Node;
 struct VariableImpl;
-using Var = Ref<VariableImpl>;  // counted in place (ref.hpp); nodes stay shared_ptrs
+using Var = Ref<VariableImpl>;  // counted in place (ref.hpp), as nodes are
+using NodeRef = Ref<Node>;
 // One gradient per input of an op (null where the input needs none).
 using Grads = SmallVec<Var, 2>;
 
@@ -46,8 +47,8 @@ struct VariableImpl {
   Tensor data;
   bool requires_grad = false;
   bool retains_grad = false;
-  std::shared_ptr<Node> grad_fn;  // the op that produced it; null for leaves
-  std::weak_ptr<Node> grad_acc;   // a leaf's AccumulateGrad node, while a graph uses it
+  NodeRef grad_fn;  // the op that produced it; null for leaves
+  WeakRef<Node> grad_acc;   // a leaf's AccumulateGrad node, while a graph uses it
   Var grad;                       // accumulated gradient (a Variable: create_graph makes it differentiable)
   // The bindings' Python object for this Variable while one is alive (not
   // owned; set and cleared with the GIL held). Returning a Variable to
@@ -71,8 +72,8 @@ inline bool exclusive(const Var& v) {
 
 // The node that receives this Variable's gradient: its grad_fn, or (for a
 // leaf that requires grad) its AccumulateGrad node, created on first use.
-std::shared_ptr<Node> grad_edge_slow(const Var& v);
-inline std::shared_ptr<Node> grad_edge(const Var& v) {
+NodeRef grad_edge_slow(const Var& v);
+inline NodeRef grad_edge(const Var& v) {
   if (v->grad_fn) return v->grad_fn;
   return grad_edge_slow(v);
 }
@@ -91,7 +92,7 @@ inline std::atomic<uint64_t> g_node_seq{1};
 struct Node {
   uint64_t seq = 0;
   Shape out_shape;                          // shape of the op's output
-  SmallVec<std::shared_ptr<Node>, 2> next;  // one edge per input; null: needs no grad
+  SmallVec<NodeRef, 2> next;  // one edge per input; null: needs no grad
   SmallVec<Saved, 3> saved;
   WeakRef<VariableImpl> retained;           // output Variable that called retain_grad()
   bool released = false;
@@ -102,7 +103,7 @@ struct Node {
   // per op to set up and tear down).
   uint64_t sweep_id = 0;
   size_t sweep_slot = 0;
-  const std::shared_ptr<Node>* sweep_owner = nullptr;
+  const NodeRef* sweep_owner = nullptr;
   // Set by the reverse sweep around vjp() when the rules run unrecorded: a
   // cotangent nothing else holds may then be overwritten with the input's
   // gradient (a chain of scalar ops or a tanh layer allocates no gradient).
@@ -191,7 +192,7 @@ template <class R> struct rule_has_diag<R, std::void_t<decltype(&R::vjp_diag), d
 template <class Rule>
 struct OpNode final : Node {
   typename Rule::Attrs attrs;
-  // User-provided: make_pooled's value-initialization would otherwise zero
+  // User-provided: make_ref's value-initialization (new T()) would otherwise zero
   // the whole node (~540 bytes, a `rep stos` per op) before constructing
   // it. Only the attributes are value-initialized (rules may rely on that).
   OpNode() : attrs() {}
@@ -228,7 +229,7 @@ struct Recorder {
     bool any = false;
     for (const Var* v : inputs) any = any || (*v)->requires_grad;
     if (!any) return;
-    auto n = make_pooled<OpNode<Rule>>();
+    auto n = make_ref<OpNode<Rule>>();
     n->out_shape = out->shape();
     for (const Var* v : inputs) n->next.push_back((*v)->requires_grad ? grad_edge(*v) : nullptr);
     out->requires_grad = true;
@@ -241,7 +242,7 @@ struct Recorder {
     bool any = false;
     for (const Var& v : inputs) any = any || v->requires_grad;
     if (!any) return;
-    auto n = make_pooled<OpNode<Rule>>();
+    auto n = make_ref<OpNode<Rule>>();
     n->out_shape = out->shape();
     for (const Var& v : inputs) n->next.push_back(v->requires_grad ? grad_edge(v) : nullptr);
     out->requires_grad = true;

@@ -1,11 +1,11 @@
 // Ref<T>: an owning pointer whose reference counts live in the same
 // allocation as the object (make_ref), with the subset of std::shared_ptr's
 // interface the code uses, and WeakRef<T> for the one weak reference the
-// tape needs (Node::retained). Variables (Var) and Storages (StorageRef)
-// are held this way; nodes stay shared_ptrs.
+// tape needs (Node::retained, VariableImpl::grad_acc). Variables (Var),
+// Storages (StorageRef) and nodes (NodeRef) are held this way.
 //
-// Why not std::shared_ptr: a scalar op creates and frees a Variable and a
-// Storage, and shared_ptr's separate control block (its initialization, the
+// Why not std::shared_ptr: a scalar op creates and frees a Variable, a
+// Storage and a node, and shared_ptr's separate control block (its initialization, the
 // out-of-line _M_release, the virtual dispose and destroy calls) cost ~100
 // instructions of a ~1,500-instruction op. The counts are atomic, as
 // shared_ptr's are: sweeps run without the GIL while Python threads hold the
@@ -15,7 +15,9 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
 #include <new>
+#include <type_traits>
 #include <utility>
 
 #include "tapegrad/pool.hpp"
@@ -29,6 +31,7 @@ namespace tg {
 struct RefCounts {
   std::atomic<uint32_t> strong{1};
   std::atomic<uint32_t> weak{1};
+  uint32_t bytes = 0;  // the whole block (a Ref<Base> may free a derived object)
 };
 namespace ref_detail {
 constexpr size_t kHeader = 16;  // keeps the object 16-byte aligned (pool blocks are)
@@ -40,8 +43,9 @@ inline RefCounts* counts(T* p) noexcept {
 template <class T>
 inline void free_block(T* p) noexcept {
   RefCounts* c = counts(p);
+  const size_t bytes = c->bytes;
   c->~RefCounts();
-  pool_deallocate(c, kHeader + sizeof(T));
+  pool_deallocate(c, bytes);
 }
 }  // namespace ref_detail
 
@@ -56,6 +60,14 @@ class Ref {
   explicit Ref(T* p) noexcept : p_(p) { retain(); }
   Ref(const Ref& o) noexcept : p_(o.p_) { retain(); }
   Ref(Ref&& o) noexcept : p_(o.p_) { o.p_ = nullptr; }
+  // From a Ref to a derived class (an OpNode to a Node). The counts sit
+  // just before the object, so the base must start where the derived
+  // object does (single inheritance, checked).
+  template <class U, class = std::enable_if_t<std::is_convertible_v<U*, T*> && !std::is_same_v<U, T>>>
+  Ref(Ref<U>&& o) noexcept : p_(static_cast<T*>(o.p_)) {  // NOLINT: implicit, like shared_ptr
+    if (static_cast<void*>(p_) != static_cast<void*>(o.p_)) std::abort();
+    o.p_ = nullptr;
+  }
   Ref& operator=(const Ref& o) noexcept {
     Ref(o).swap(*this);
     return *this;
@@ -93,6 +105,7 @@ class Ref {
 
  private:
   template <class U> friend class WeakRef;
+  template <class U> friend class Ref;
   void retain() const noexcept {
     if (p_) ref_detail::counts(p_)->strong.fetch_add(1, std::memory_order_relaxed);
   }
@@ -118,12 +131,14 @@ class Ref {
 template <class T, class... Args>
 Ref<T> make_ref(Args&&... args) {
   static_assert(alignof(T) <= ref_detail::kHeader, "make_ref aligns objects to 16 bytes");
-  char* mem = static_cast<char*>(pool_allocate(ref_detail::kHeader + sizeof(T)));
+  constexpr size_t bytes = ref_detail::kHeader + sizeof(T);
+  char* mem = static_cast<char*>(pool_allocate(bytes));
   new (mem) RefCounts();
+  reinterpret_cast<RefCounts*>(mem)->bytes = static_cast<uint32_t>(bytes);
   try {
     return Ref<T>::adopt(new (mem + ref_detail::kHeader) T(std::forward<Args>(args)...));
   } catch (...) {
-    pool_deallocate(mem, ref_detail::kHeader + sizeof(T));
+    pool_deallocate(mem, bytes);
     throw;
   }
 }
