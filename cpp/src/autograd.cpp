@@ -117,7 +117,7 @@ Var Node::jvp(const Grads&, int) {
 
 void Node::release() {
   saved.clear();
-  release_attrs();
+  if (has_attr_release) release_attrs();
   released = true;
 }
 
@@ -179,7 +179,7 @@ static void check_grad_shape(const Var& g, const Shape& want, DType dt, const ch
 }
 
 // Adds g into a sweep buffer slot.
-static void accumulate(Var& slot, Var g) {
+static void accumulate(Var& slot, Var&& g) {
   if (!slot) {
     slot = std::move(g);
     return;
@@ -268,7 +268,7 @@ std::vector<Var> backward(const std::vector<Var>& roots, const std::vector<Var>&
   std::vector<char> diag(nodes.size(), 0);
   const Basis basis = opt.basis;
   auto densify = [&](const Var& d) { return make_var(kern::diag_rows(d->data, basis.start, basis.stop)); };
-  auto put = [&](size_t slot, Var g, bool is_diag) {
+  auto put = [&](size_t slot, Var&& g, bool is_diag) {
     if (buf[slot] && diag[slot] != is_diag) {  // structured + dense: both dense
       if (diag[slot]) buf[slot] = densify(buf[slot]);
       else g = densify(g);
@@ -283,7 +283,7 @@ std::vector<Var> backward(const std::vector<Var>& roots, const std::vector<Var>&
     put(root_nodes[0]->sweep_slot, make_var(Tensor::full(roots[0]->shape(), roots[0]->dtype(), 1.0)), true);
   } else {
     for (size_t r = 0; r < roots.size(); ++r)
-      if (root_nodes[r]) put(root_nodes[r]->sweep_slot, seeds[r], false);
+      if (root_nodes[r]) put(root_nodes[r]->sweep_slot, Var(seeds[r]), false);
   }
 
   // 4. The reverse loop.

@@ -108,6 +108,8 @@ struct Node {
   // cotangent nothing else holds may then be overwritten with the input's
   // gradient (a chain of scalar ops or a tanh layer allocates no gradient).
   bool sweep_may_overwrite = false;
+  bool accumulator = false;      // an AccumulateGrad (a leaf's)
+  bool has_attr_release = true;  // release_attrs() frees something (OpNode knows statically)
 
   Node() : seq(g_node_seq.fetch_add(1, std::memory_order_relaxed)) {}
   virtual ~Node();
@@ -125,7 +127,7 @@ struct Node {
   virtual Var jvp(const Grads& tangents, int nb);
   // Leading batch axes of a cotangent for this node's output.
   int batch_dims(const Var& g) const { return static_cast<int>(g->shape().size() - out_shape.size()); }
-  virtual bool is_accumulator() const { return false; }
+  bool is_accumulator() const { return accumulator; }  // (a field: the sweep asks at every node)
 
   // Structured batches. jacobian() seeds a sweep with a chunk of the identity:
   // batch element b is e_{start+b}. The sweep keeps such a batch as one vector
@@ -170,10 +172,12 @@ struct Node {
 
 struct AccumulateGrad final : Node {
   Var variable;
-  explicit AccumulateGrad(Var v) : variable(std::move(v)) { seq = 0; }
+  explicit AccumulateGrad(Var v) : variable(std::move(v)) {
+    seq = 0;
+    accumulator = true;
+  }
   const char* name() const override { return "AccumulateGrad"; }
   Grads vjp(const Var&) override { return {}; }
-  bool is_accumulator() const override { return true; }
 };
 
 // Optional parts of a rule: `static constexpr bool pointwise = true`,
@@ -195,7 +199,7 @@ struct OpNode final : Node {
   // User-provided: make_ref's value-initialization (new T()) would otherwise zero
   // the whole node (~540 bytes, a `rep stos` per op) before constructing
   // it. Only the attributes are value-initialized (rules may rely on that).
-  OpNode() : attrs() {}
+  OpNode() : attrs() { has_attr_release = rule_has_release<Rule>::value; }
   const char* name() const override { return Rule::name; }
   Grads vjp(const Var& grad) override { return Rule::vjp(*this, grad); }
   Var jvp(const Grads& tangents, int nb) override { return Rule::jvp(*this, tangents, nb); }
