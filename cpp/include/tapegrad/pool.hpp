@@ -33,7 +33,8 @@ inline ThreadPool& local_pool() {
 }
 }  // namespace pool_detail
 
-inline void* pool_allocate(size_t bytes) {
+// always_inline: on every op's path, and the size is a constant there.
+__attribute__((always_inline)) inline void* pool_allocate(size_t bytes) {
   using namespace pool_detail;
   size_t c = (bytes + kGranule - 1) / kGranule;
   if (c >= kClasses) return ::operator new(bytes);
@@ -46,7 +47,7 @@ inline void* pool_allocate(size_t bytes) {
   return ::operator new(c * kGranule);
 }
 
-inline void pool_deallocate(void* ptr, size_t bytes) noexcept {
+__attribute__((always_inline)) inline void pool_deallocate(void* ptr, size_t bytes) noexcept {
   using namespace pool_detail;
   size_t c = (bytes + kGranule - 1) / kGranule;
   if (c >= kClasses) {

@@ -159,14 +159,15 @@ class Shape {
  private:
   // The common copy, inline to inline, is a fixed-size block move (a loop of
   // size() elements compiles to a call to memmove).
-  void copy_from(const Shape& o) {
+  __attribute__((always_inline)) void copy_from(const Shape& o) {
     if (o.size_ <= kInline && data_ == inline_) {
       __builtin_memcpy(inline_, o.data_, sizeof(inline_));  // o.data_ holds >= kInline slots
       size_ = o.size_;
     } else {
-      assign(o.begin(), o.end());
+      copy_slow(o);
     }
   }
+  __attribute__((noinline)) void copy_slow(const Shape& o) { assign(o.begin(), o.end()); }
   void release() {
     if (data_ != inline_) delete[] data_;
     data_ = inline_;
