@@ -25,11 +25,15 @@ __attribute__((tls_model("initial-exec"))) thread_local bool t_grad_enabled = tr
 // hands its edges to a thread-local list drained by the outermost
 // destructor.
 namespace {
+struct DeleteQueue;
+__attribute__((tls_model("initial-exec"))) thread_local DeleteQueue* tl_delete_queue = nullptr;
 struct DeleteQueue {
   std::vector<NodeRef> pending;
   bool draining = false;
+  // At thread exit: a node freed later by another thread-local's destructor
+  // makes a new queue instead of using this one.
+  ~DeleteQueue() { tl_delete_queue = nullptr; }
 };
-__attribute__((tls_model("initial-exec"))) thread_local DeleteQueue* tl_delete_queue = nullptr;
 thread_local std::unique_ptr<DeleteQueue> tl_delete_queue_owner;
 }  // namespace
 
@@ -115,11 +119,6 @@ Var Node::jvp(const Grads&, int) {
   throw not_implemented_error(std::string("forward mode: the op '") + name() + "' has no JVP rule");
 }
 
-void Node::release() {
-  saved.clear();
-  if (has_attr_release) release_attrs();
-  released = true;
-}
 
 // Guards the lazy creation of leaves' AccumulateGrad nodes: a create_graph
 // sweep (no GIL) and a forward op in another thread may both reach a leaf.
@@ -268,7 +267,7 @@ std::vector<Var> backward(const std::vector<Var>& roots, const std::vector<Var>&
   std::vector<char> diag(nodes.size(), 0);
   const Basis basis = opt.basis;
   auto densify = [&](const Var& d) { return make_var(kern::diag_rows(d->data, basis.start, basis.stop)); };
-  auto put = [&](size_t slot, Var&& g, bool is_diag) {
+  auto put = [&](size_t slot, Var&& g, bool is_diag) __attribute__((always_inline)) {
     if (buf[slot] && diag[slot] != is_diag) {  // structured + dense: both dense
       if (diag[slot]) buf[slot] = densify(buf[slot]);
       else g = densify(g);

@@ -167,7 +167,13 @@ struct Node {
     if (released || !saved.empty()) check_saved_slow();
   }
   void check_saved_slow() const;
-  void release();
+  // Frees the saved values and attributes (inline: the sweep calls it at
+  // every node).
+  void release() {
+    saved.clear();
+    if (has_attr_release) release_attrs();
+    released = true;
+  }
 };
 
 struct AccumulateGrad final : Node {
