@@ -61,7 +61,10 @@ struct VariableImpl {
   DType dtype() const { return data.dtype; }
 };
 
-inline Var make_var(Tensor t, bool requires_grad = false) { return make_ref<VariableImpl>(std::move(t), requires_grad); }
+// (By reference: each by-value hop of a Tensor is a move plus a destructor,
+// on every op's path.)
+inline Var make_var(Tensor&& t, bool requires_grad = false) { return make_ref<VariableImpl>(std::move(t), requires_grad); }
+inline Var make_var(const Tensor& t, bool requires_grad = false) { return make_var(Tensor(t), requires_grad); }
 inline Var scalar_like(double v, const Var& like) { return make_var(Tensor::scalar(v, like->dtype())); }
 
 // Nothing but this reference sees v's values (no other owner, no view, no
@@ -233,7 +236,7 @@ struct Recorder {
   Var out;
   OpNode<Rule>* node = nullptr;
 
-  Recorder(Tensor value, std::initializer_list<const Var*> inputs) {
+  Recorder(Tensor&& value, std::initializer_list<const Var*> inputs) {
     out = make_var(std::move(value));
     if (!grad_enabled()) return;
     bool any = false;
@@ -246,7 +249,7 @@ struct Recorder {
     node = n.get();
     out->grad_fn = std::move(n);
   }
-  Recorder(Tensor value, const std::vector<Var>& inputs) {
+  Recorder(Tensor&& value, const std::vector<Var>& inputs) {
     out = make_var(std::move(value));
     if (!grad_enabled()) return;
     bool any = false;

@@ -34,7 +34,13 @@ inline ThreadPool& local_pool() {
 }  // namespace pool_detail
 
 // always_inline: on every op's path, and the size is a constant there.
+// Building with -DTG_NO_POOL sends every block to operator new/delete, so
+// that AddressSanitizer sees a use after free of a Variable, Storage or
+// node (the pool would recycle the block first).
 __attribute__((always_inline)) inline void* pool_allocate(size_t bytes) {
+#ifdef TG_NO_POOL
+  return ::operator new(bytes);
+#endif
   using namespace pool_detail;
   size_t c = (bytes + kGranule - 1) / kGranule;
   if (c >= kClasses) return ::operator new(bytes);
@@ -48,6 +54,10 @@ __attribute__((always_inline)) inline void* pool_allocate(size_t bytes) {
 }
 
 __attribute__((always_inline)) inline void pool_deallocate(void* ptr, size_t bytes) noexcept {
+#ifdef TG_NO_POOL
+  ::operator delete(ptr);
+  return;
+#endif
   using namespace pool_detail;
   size_t c = (bytes + kGranule - 1) / kGranule;
   if (c >= kClasses) {
