@@ -224,7 +224,9 @@ static void check_same_float(const Tensor& a, const Tensor& b, const char* opnam
 
 Tensor binary(BinaryOp op, const Tensor& a, const Tensor& b, const char* opname) {
   check_same_float(a, b, opname);
-  Tensor out = Tensor::empty(broadcast_shapes(a.shape, b.shape, opname), a.dtype);
+  // (Same shapes, the common case, need no broadcast bookkeeping.)
+  Tensor out = a.shape == b.shape ? Tensor::empty(a.shape, a.dtype)
+                                  : Tensor::empty(broadcast_shapes(a.shape, b.shape, opname), a.dtype);
   TG_DISPATCH_FLOAT(a.dtype, opname, bin_dispatch<T>(op, out, a, b));
   return out;
 }
