@@ -10,6 +10,7 @@
 
 #include "tapegrad/kernels.hpp"
 #include "tapegrad/ops.hpp"
+#include "tapegrad/spin_lock.hpp"
 
 namespace tg {
 
@@ -119,14 +120,13 @@ Var Node::jvp(const Grads&, int) {
   throw not_implemented_error(std::string("forward mode: the op '") + name() + "' has no JVP rule");
 }
 
-
 // Guards the lazy creation of leaves' AccumulateGrad nodes: a create_graph
 // sweep (no GIL) and a forward op in another thread may both reach a leaf.
-static std::mutex g_acc_mutex;
+static SpinLock g_acc_lock;  // (every op on a leaf takes it: spin_lock.hpp)
 
 NodeRef grad_edge_slow(const Var& v) {
   if (!v->requires_grad) return nullptr;
-  std::lock_guard<std::mutex> lock(g_acc_mutex);
+  std::lock_guard<SpinLock> lock(g_acc_lock);
   NodeRef acc = v->grad_acc.lock();
   if (!acc) {
     acc = make_ref<AccumulateGrad>(v);

@@ -2,15 +2,14 @@
 
 #include <cstdlib>
 #include <cstring>
-#include <atomic>
 #include <mutex>
-#include <thread>
 #include <new>
 #include <pthread.h>
 #include <unordered_map>
 #include <vector>
 
 #include "tapegrad/pool.hpp"
+#include "tapegrad/spin_lock.hpp"
 
 namespace tg {
 
@@ -65,31 +64,7 @@ size_t size_class(size_t n) {
 
 // The cache's lock guards a few loads and stores (a free-list push or pop
 // and the statistics): a pthread mutex's lock and unlock were ~50
-// instructions of every small array's allocation and release, a spin lock
-// is an exchange and a store. Waiters yield to the scheduler after a short
-// spin (the holder may be descheduled on a shared VM).
-class SpinLock {
-  static void cpu_relax() noexcept {
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#endif
-  }
-
- public:
-  void lock() noexcept {
-    for (int spins = 0; flag_.exchange(true, std::memory_order_acquire); ++spins) {
-      while (flag_.load(std::memory_order_relaxed)) {
-        if (spins++ < 64) cpu_relax();
-        else std::this_thread::yield();
-      }
-    }
-  }
-  void unlock() noexcept { flag_.store(false, std::memory_order_release); }
-
- private:
-  std::atomic<bool> flag_{false};
-};
-
+// instructions of every small array's allocation and release.
 struct BufferCache {
   SpinLock mu;
   std::unordered_map<size_t, std::vector<void*>> free_lists;  // classes above kSmallMaxBytes
