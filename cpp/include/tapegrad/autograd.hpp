@@ -200,15 +200,17 @@ template <class R, class = void> struct rule_has_diag : std::false_type {};
 template <class R> struct rule_has_diag<R, std::void_t<decltype(&R::vjp_diag), decltype(&R::jvp_diag)>> : std::true_type {};
 
 // The generic node of an op: the op's rule struct provides `name`, an
-// `Attrs` struct and static `vjp(OpNode&, grad)` and `jvp(OpNode&, tangents,
+// `Attrs` struct (scalar fields with default member initializers) and static `vjp(OpNode&, grad)` and `jvp(OpNode&, tangents,
 // nb)` next to its forward.
 template <class Rule>
 struct OpNode final : Node {
   typename Rule::Attrs attrs;
-  // User-provided: make_ref's value-initialization (new T()) would otherwise zero
-  // the whole node (~540 bytes, a `rep stos` per op) before constructing
-  // it. Only the attributes are value-initialized (rules may rely on that).
-  OpNode() : attrs() { has_attr_release = rule_has_release<Rule>::value; }
+  // User-provided: make_ref's value-initialization (new T()) would otherwise
+  // zero the whole node (~540 bytes, a `rep stos` per op) before
+  // constructing it. The attributes are default-initialized too (zeroing two
+  // Shapes cost ~27 instructions per binary op), so every scalar field of a
+  // rule's Attrs needs a default member initializer (`double c = 0;`).
+  OpNode() { has_attr_release = rule_has_release<Rule>::value; }
   const char* name() const override { return Rule::name; }
   Grads vjp(const Var& grad) override { return Rule::vjp(*this, grad); }
   Var jvp(const Grads& tangents, int nb) override { return Rule::jvp(*this, tangents, nb); }
