@@ -107,7 +107,10 @@ struct Tensor {
   DType dtype = DType::F64;
 
   Tensor() = default;
-  Tensor(StorageRef s, Shape sh, DType dt) : storage(std::move(s)), shape(std::move(sh)), dtype(dt) {}
+  // (Two overloads instead of a by-value Shape: no extra move and destructor
+  // of a 72-byte Shape per array made.)
+  Tensor(StorageRef s, const Shape& sh, DType dt) : storage(std::move(s)), shape(sh), dtype(dt) {}
+  Tensor(StorageRef s, Shape&& sh, DType dt) : storage(std::move(s)), shape(std::move(sh)), dtype(dt) {}
 
   static Tensor empty(const Shape& shape, DType dt) {
     if (shape.empty()) return Tensor(Storage::allocate_inline(itemsize(dt)), Shape(), dt);  // 0-d: inline, no call
