@@ -27,8 +27,8 @@ namespace py = pybind11;
 using namespace tg;
 
 // tg::Shape <-> Python: a tuple of ints out (NumPy's shape type), any sequence of ints in.
-// Variables are held by tg::Ref (intrusive counts, see ref.hpp): it can be
-// built from a raw pointer to a live Variable, so pybind11 may always do so.
+// Variables and nodes are held by tg::Ref (intrusive counts, see ref.hpp): it can be
+// built from a raw pointer to a live object, so pybind11 may always do so.
 PYBIND11_DECLARE_HOLDER_TYPE(T, tg::Ref<T>, true)
 
 namespace pybind11::detail {

@@ -47,9 +47,9 @@ struct VariableImpl {
   Tensor data;
   bool requires_grad = false;
   bool retains_grad = false;
-  NodeRef grad_fn;  // the op that produced it; null for leaves
-  WeakRef<Node> grad_acc;   // a leaf's AccumulateGrad node, while a graph uses it
-  Var grad;                       // accumulated gradient (a Variable: create_graph makes it differentiable)
+  NodeRef grad_fn;         // the op that produced it; null for leaves
+  WeakRef<Node> grad_acc;  // a leaf's AccumulateGrad node, while a graph uses it
+  Var grad;                // accumulated gradient (a Variable: create_graph makes it differentiable)
   // The bindings' Python object for this Variable while one is alive (not
   // owned; set and cleared with the GIL held). Returning a Variable to
   // Python finds its object here instead of in a global registry.
@@ -95,9 +95,9 @@ inline std::atomic<uint64_t> g_node_seq{1};
 struct Node {
   uint64_t seq = 0;
   Shape out_shape;                          // shape of the op's output
-  SmallVec<NodeRef, 2> next;  // one edge per input; null: needs no grad
+  SmallVec<NodeRef, 2> next;       // one edge per input; null: needs no grad
   SmallVec<Saved, 3> saved;
-  WeakRef<VariableImpl> retained;           // output Variable that called retain_grad()
+  WeakRef<VariableImpl> retained;  // output Variable that called retain_grad()
   bool released = false;
   // Scratch space of the sweep that is visiting this node. sweep_owner is
   // the edge (or root) the sweep reached it through: Node::get needs an
@@ -200,8 +200,8 @@ template <class R, class = void> struct rule_has_diag : std::false_type {};
 template <class R> struct rule_has_diag<R, std::void_t<decltype(&R::vjp_diag), decltype(&R::jvp_diag)>> : std::true_type {};
 
 // The generic node of an op: the op's rule struct provides `name`, an
-// `Attrs` struct (scalar fields with default member initializers) and static `vjp(OpNode&, grad)` and `jvp(OpNode&, tangents,
-// nb)` next to its forward.
+// `Attrs` struct (scalar fields with default member initializers) and static
+// `vjp(OpNode&, grad)` and `jvp(OpNode&, tangents, nb)` next to its forward.
 template <class Rule>
 struct OpNode final : Node {
   typename Rule::Attrs attrs;
