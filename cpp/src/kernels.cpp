@@ -148,6 +148,9 @@ static inline void bin_run(BinaryOp op, double* o, int64_t so, const double* a, 
   isa().binary_f64(op, o, so, a, sa, b, sb, n);
 }
 
+// Elements per thread chunk: pow costs ~8x an add per element.
+static inline int64_t bin_grain(BinaryOp op) { return op == BinaryOp::Pow ? kGrainElements / 8 : kGrainElements; }
+
 template <class T>
 static void bin_broadcast(BinaryOp op, const Tensor& out, const Tensor& a, const Tensor& b);
 
@@ -159,7 +162,7 @@ static inline void bin_dispatch(BinaryOp op, const Tensor& out, const Tensor& a,
     T* po = out.ptr<T>();
     const T* pa = a.ptr<T>();
     const T* pb = b.ptr<T>();
-    const int64_t grain = op == BinaryOp::Pow ? kGrainElements / 8 : kGrainElements;
+    const int64_t grain = bin_grain(op);
     parallel_for(out.numel(), grain, [&](int64_t s, int64_t e) { bin_run(op, po + s, 1, pa + s, 1, pb + s, 1, e - s); });
     return;
   }
@@ -171,7 +174,7 @@ static void bin_broadcast(BinaryOp op, const Tensor& out, const Tensor& a, const
   T* po = out.ptr<T>();
   const T* pa = a.ptr<T>();
   const T* pb = b.ptr<T>();
-  const int64_t grain = op == BinaryOp::Pow ? kGrainElements / 8 : kGrainElements;
+  const int64_t grain = bin_grain(op);
   // One operand repeated along leading axes (a bias row): contiguous runs.
   auto suffix = [&](const Shape& s) {
     size_t lead = 0;
