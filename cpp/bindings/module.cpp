@@ -137,7 +137,10 @@ PyObject* cast_out(Var v) {
     // (A constant size, so the compiler writes the zeros inline; the type's
     // tp_basicsize is checked to be exactly this at import.)
     std::memset(reinterpret_cast<char*>(self) + sizeof(PyObject), 0, sizeof(PyInstance) - sizeof(PyObject));
-    PyObject_Init(self, g_var_type);  // refcount 1, a reference to the type
+    // A free-listed object kept its type and its reference to the type
+    // (var_dealloc): only the count needs setting (PyObject_Init's job
+    // otherwise, as a call).
+    Py_SET_REFCNT(self, 1);
   } else {
     self = PyType_GenericAlloc(g_var_type, 0);  // zeroed: every flag false, no weakrefs
     if (!self) throw py::error_already_set();
@@ -632,7 +635,35 @@ void set_grad(const Var& v, py::handle g) {
 // Subclasses and unusual layouts go to pybind11's own dealloc.
 destructor g_pybind11_dealloc = nullptr;
 
+__attribute__((noinline)) void var_dealloc_general(PyObject* self);
+
+// Every scalar op frees one object, nearly always an op result (cast_out):
+// the plain type and layout, not in pybind11's registry, no weak references,
+// no pending Python error. That case is a straight line; everything else
+// goes to var_dealloc_general.
 void var_dealloc(PyObject* self) {
+  auto* inst = reinterpret_cast<PyInstance*>(self);
+  if (Py_TYPE(self) == g_var_type && inst->simple_layout && inst->simple_holder_constructed &&
+      !inst->simple_instance_registered && !inst->has_patients && !inst->weakrefs && !PyErr_Occurred()) {
+    Var& v = *std::launder(reinterpret_cast<Var*>(&inst->simple_value_holder[1]));
+    if (v && v->py_object == self) v->py_object = nullptr;
+    v.~Var();
+    inst->simple_holder_constructed = false;
+    inst->simple_value_holder[0] = nullptr;
+    // (The release may have run Python that freed other objects: count again.)
+    if (g_free_objects.count < FreeObjects::kMax && Py_REFCNT(self) == 0) {
+      // Its memory, for cast_out; it keeps its type and the reference to it.
+      g_free_objects.slots[g_free_objects.count++] = self;
+    } else {
+      g_var_type->tp_free(self);
+      Py_DECREF(g_var_type);
+    }
+    return;
+  }
+  var_dealloc_general(self);
+}
+
+void var_dealloc_general(PyObject* self) {
   PyTypeObject* type = Py_TYPE(self);
   auto* inst = reinterpret_cast<PyInstance*>(self);
   if (!g_var_tinfo) {
@@ -665,11 +696,11 @@ void var_dealloc(PyObject* self) {
   inst->simple_value_holder[0] = nullptr;
   if (inst->weakrefs) PyObject_ClearWeakRefs(self);
   if (g_free_objects.count < FreeObjects::kMax && Py_REFCNT(self) == 0) {
-    g_free_objects.slots[g_free_objects.count++] = self;  // its memory, for cast_out
+    g_free_objects.slots[g_free_objects.count++] = self;  // as in var_dealloc: keeps its type reference
   } else {
     type->tp_free(self);
+    Py_DECREF(type);
   }
-  Py_DECREF(type);
 }
 
 // ----- custom ops ----------------------------------------------------------------
