@@ -1,6 +1,10 @@
 // A vector that keeps its first N elements inline. Nodes hold one edge and
 // one saved value per input, almost always one or two: keeping them inline
-// saves two heap allocations per recorded op.
+// saves two heap allocations per recorded op. Elements past N go to a
+// separately allocated std::vector, held by a plain pointer: a null check is
+// all an inline-only SmallVec pays to make and destroy (an embedded
+// std::vector cost three stores and a capacity test for each of the three
+// SmallVecs a recorded op and its backward step create).
 #pragma once
 
 #include <cstddef>
@@ -56,19 +60,23 @@ class SmallVec {
     if (size_ < N) {
       new (inline_ptr() + size_) T(std::move(v));
     } else {
-      overflow_.push_back(std::move(v));
+      if (!overflow_) overflow_ = new std::vector<T>();
+      overflow_->push_back(std::move(v));
     }
     ++size_;
   }
   void clear() {
     for (size_t i = 0; i < size_ && i < N; ++i) inline_ptr()[i].~T();
-    if (overflow_.capacity()) std::vector<T>().swap(overflow_);  // frees the spill, if any
+    if (overflow_) {  // frees the spill, if any
+      delete overflow_;
+      overflow_ = nullptr;
+    }
     size_ = 0;
   }
   size_t size() const { return size_; }
   bool empty() const { return size_ == 0; }
-  T& operator[](size_t i) { return i < N ? inline_ptr()[i] : overflow_[i - N]; }
-  const T& operator[](size_t i) const { return i < N ? inline_ptr()[i] : overflow_[i - N]; }
+  T& operator[](size_t i) { return i < N ? inline_ptr()[i] : (*overflow_)[i - N]; }
+  const T& operator[](size_t i) const { return i < N ? inline_ptr()[i] : (*overflow_)[i - N]; }
   T& at(size_t i) { return (*this)[i]; }
   const T& at(size_t i) const { return (*this)[i]; }
 
@@ -98,7 +106,7 @@ class SmallVec {
   const T* inline_ptr() const { return std::launder(reinterpret_cast<const T*>(storage_)); }
   alignas(T) unsigned char storage_[N * sizeof(T)];
   size_t size_ = 0;
-  std::vector<T> overflow_;
+  std::vector<T>* overflow_ = nullptr;  // elements N.. (owned)
 };
 
 }  // namespace tg
