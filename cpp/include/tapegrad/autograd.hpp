@@ -267,9 +267,9 @@ struct Recorder {
   explicit operator bool() const { return node != nullptr; }
   typename Rule::Attrs& attrs() { return node->attrs; }
   void save_input(const Var& v, int index) {
-    node->saved.push_back(Saved{v->data, v->data.version(), static_cast<int16_t>(index), true});
+    node->saved.emplace_back(v->data, v->data.version(), static_cast<int16_t>(index), true);
   }
-  void save_output() { node->saved.push_back(Saved{out->data, out->data.version(), -1, true}); }
+  void save_output() { node->saved.emplace_back(out->data, out->data.version(), int16_t(-1), true); }
 };
 
 // ----- the reverse sweep ---------------------------------------------------

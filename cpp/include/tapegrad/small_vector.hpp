@@ -65,6 +65,17 @@ class SmallVec {
     }
     ++size_;
   }
+  // Built in place (an aggregate T from its members): no temporary to move and destroy.
+  template <class... Args>
+  void emplace_back(Args&&... args) {
+    if (size_ < N) {
+      new (inline_ptr() + size_) T{std::forward<Args>(args)...};
+    } else {
+      if (!overflow_) overflow_ = new std::vector<T>();
+      overflow_->push_back(T{std::forward<Args>(args)...});
+    }
+    ++size_;
+  }
   void clear() {
     for (size_t i = 0; i < size_ && i < N; ++i) inline_ptr()[i].~T();
     if (overflow_) {  // frees the spill, if any

@@ -148,7 +148,8 @@ inline void map1_alias(const T* x, T* y, int64_t n, F f) {
 template <class T>
 void unary(UnaryOp op, const T* a, T* o, int64_t n) {
   auto run = [&](auto f) {
-    if (a == o) map1_alias(a, o, n, f);
+    if (n == 1) *o = f(*a);  // a 0-d value: skip the vector loop's set-up
+    else if (a == o) map1_alias(a, o, n, f);
     else map1(a, o, n, f);
   };
   switch (op) {
@@ -183,7 +184,9 @@ void unary(UnaryOp op, const T* a, T* o, int64_t n) {
 // the loops the compiler vectorizes. o may alias a or b exactly (in place).
 template <class T, class F>
 inline void bin_run(T* o, int64_t so, const T* a, int64_t sa, const T* b, int64_t sb, int64_t n, F f) {
-  if (so == 1 && sa == 1 && sb == 1) {
+  if (n == 1) {  // a 0-d value: skip the vector loops' set-up (alias and length checks)
+    *o = f(*a, *b);
+  } else if (so == 1 && sa == 1 && sb == 1) {
     for (int64_t i = 0; i < n; ++i) o[i] = f(a[i], b[i]);
   } else if (so == 1 && sa == 1 && sb == 0) {
     const T bv = *b;
