@@ -32,7 +32,9 @@ class Shape {
   using const_reverse_iterator = std::reverse_iterator<const_iterator>;
   static constexpr size_t kInline = 6;
 
-  Shape() = default;
+  // User-provided, so that `Shape()` and `Shape{}` leave the inline slots
+  // alone (a defaulted one zeroes all 48 bytes on every value-initialization).
+  Shape() noexcept {}
   Shape(std::initializer_list<int64_t> init) { assign(init.begin(), init.end()); }
   explicit Shape(size_t n, int64_t value = 0) { assign(n, value); }
   template <class It, class = std::enable_if_t<!std::is_integral_v<It>>>

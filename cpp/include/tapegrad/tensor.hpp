@@ -111,9 +111,10 @@ struct Tensor {
   // of a 72-byte Shape per array made.)
   Tensor(StorageRef s, const Shape& sh, DType dt) : storage(std::move(s)), shape(sh), dtype(dt) {}
   Tensor(StorageRef s, Shape&& sh, DType dt) : storage(std::move(s)), shape(std::move(sh)), dtype(dt) {}
+  Tensor(StorageRef s, DType dt) : storage(std::move(s)), dtype(dt) {}  // 0-d (no Shape temporary to move)
 
   static Tensor empty(const Shape& shape, DType dt) {
-    if (shape.empty()) return Tensor(Storage::allocate_inline(itemsize(dt)), Shape(), dt);  // 0-d: inline, no call
+    if (shape.empty()) return Tensor(Storage::allocate_inline(itemsize(dt)), dt);  // 0-d: inline, no call
     return empty_nd(shape, dt);
   }
   static Tensor empty_nd(const Shape& shape, DType dt);
