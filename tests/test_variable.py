@@ -297,6 +297,17 @@ def test_op_results_own_their_buffers(m):
 
 
 
+def test_variable_whose_init_never_ran_raises_type_error_in_ops():
+    # Variable.__new__ alone leaves no value: the bindings' fast accessor
+    # (holder_of) must hand it to the general path, which raises.
+    v = tg.Variable.__new__(tg.Variable)
+    for op in (lambda: v * 2.0, lambda: 2.0 - v, lambda: tg.tanh(v), lambda: v + v, lambda: -v):
+        with pytest.raises(TypeError, match="__init__ was not called"):
+            op()
+    del v  # and it is freed without a value (var_dealloc's general path)
+    gc.collect()
+
+
 def test_object_free_list_keeps_the_type_refcount_balanced():
     # Op results' Python objects go to a free list when they die and keep
     # their reference to the Variable type there (module.cpp, var_dealloc);

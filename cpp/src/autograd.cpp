@@ -238,13 +238,14 @@ std::vector<Var> backward(const std::vector<Var>& roots, const std::vector<Var>&
     root_nodes.push_back(grad_edge(r));
     visit(root_nodes.back());
   }
+  // 2. (With the walk.) Fail before changing anything: released nodes,
+  //    stale saved values.
   while (!stack.empty()) {
     Node* n = stack.back();
     stack.pop_back();
+    n->check_saved();
     for (const auto& e : n->next) visit(e);
   }
-  // 2. Fail before changing anything: released nodes, stale saved values.
-  for (Node* n : nodes) n->check_saved();
 
   // 3. Execution order, newest first; leaves' accumulators (seq 0) come last,
   //    so an error in any rule leaves every .grad untouched.

@@ -123,14 +123,24 @@ static int64_t unary_grain(UnaryOp op) {
   }
 }
 
-Tensor unary(UnaryOp op, const Tensor& x) {
-  if (!is_float(x.dtype)) throw type_error(std::string("unary: expected a float dtype, got ") + dtype_name(x.dtype));
-  Tensor y = Tensor::empty(x.shape, x.dtype);
+// (noinline: the thread split's frame stays out of the 0-d path below)
+__attribute__((noinline)) static void unary_loops(UnaryOp op, const Tensor& y, const Tensor& x) {
   const IsaKernels& k = isa();
   parallel_for(x.numel(), unary_grain(op), [&](int64_t b, int64_t e) {
     if (x.dtype == DType::F32) k.unary_f32(op, x.ptr<float>() + b, y.ptr<float>() + b, e - b);
     else k.unary_f64(op, x.ptr<double>() + b, y.ptr<double>() + b, e - b);
   });
+}
+
+Tensor unary(UnaryOp op, const Tensor& x) {
+  if (!is_float(x.dtype)) throw type_error(std::string("unary: expected a float dtype, got ") + dtype_name(x.dtype));
+  Tensor y = Tensor::empty(x.shape, x.dtype);
+  if (y.shape.empty()) {  // 0-d: one element, the same loop
+    if (x.dtype == DType::F64) isa().unary_f64(op, x.ptr<double>(), y.ptr<double>(), 1);
+    else isa().unary_f32(op, x.ptr<float>(), y.ptr<float>(), 1);
+    return y;
+  }
+  unary_loops(op, y, x);
   return y;
 }
 
@@ -235,7 +245,8 @@ Tensor binary(BinaryOp op, const Tensor& a, const Tensor& b, const char* opname)
 }
 
 // out = x op c (c_left: c op x) for op Add/Sub/Mul/Div; out may be x itself.
-static void scalar_loops(BinaryOp op, const Tensor& out, const Tensor& x, double c, bool c_left, const char* opname) {
+// (noinline: as unary_loops)
+__attribute__((noinline)) static void scalar_loops(BinaryOp op, const Tensor& out, const Tensor& x, double c, bool c_left, const char* opname) {
   TG_DISPATCH_FLOAT(x.dtype, opname, {
     const T cv = static_cast<T>(c);
     T* po = out.ptr<T>();

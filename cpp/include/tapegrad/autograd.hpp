@@ -245,7 +245,7 @@ struct Recorder {
     for (const Var* v : inputs) any = any || (*v)->requires_grad;
     if (!any) return;
     auto n = make_ref<OpNode<Rule>>();
-    n->out_shape = out->shape();
+    n->out_shape.assign_inline(out->shape());
     for (const Var* v : inputs) n->next.push_back((*v)->requires_grad ? grad_edge(*v) : nullptr);
     out->requires_grad = true;
     node = n.get();
@@ -258,7 +258,7 @@ struct Recorder {
     for (const Var& v : inputs) any = any || v->requires_grad;
     if (!any) return;
     auto n = make_ref<OpNode<Rule>>();
-    n->out_shape = out->shape();
+    n->out_shape.assign_inline(out->shape());
     for (const Var& v : inputs) n->next.push_back(v->requires_grad ? grad_edge(v) : nullptr);
     out->requires_grad = true;
     node = n.get();

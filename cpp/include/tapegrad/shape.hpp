@@ -53,6 +53,11 @@ class Shape {
     }
     return *this;
   }
+  // operator= inline, for the one hot site (each recorded op's node copies
+  // its output's shape); inlining operator= itself everywhere was slower.
+  __attribute__((always_inline)) void assign_inline(const Shape& o) {
+    if (this != &o) copy_from(o);
+  }
   Shape& operator=(std::initializer_list<int64_t> init) {
     assign(init.begin(), init.end());
     return *this;
