@@ -85,7 +85,7 @@ py::module_& numpy() {
 
 PyTypeObject* g_var_type = nullptr;
 
-bool is_var(py::handle h) {
+__attribute__((always_inline)) inline bool is_var(py::handle h) {  // (every op asks, once per operand)
   PyTypeObject* t = Py_TYPE(h.ptr());
   if (t == g_var_type) return true;
   if (t == &PyFloat_Type || t == &PyLong_Type) return false;  // the other operand of `x * 2.0`: skip the MRO walk
@@ -886,14 +886,14 @@ PyObject* nb_binary(PyObject* a, PyObject* b) {
     if (va) {
       const Var& x = holder_of(a);
       if constexpr (XC != kNoScalarOp)
-        if (is_float(x->dtype()) && python_number(b, &c)) return cast_out(scalar_op(x, c, XC));
+        if (is_float(x->dtype()) && python_number(b, &c)) return cast_out(scalar_op_t<XC>(x, c));
       Var o = try_to_var(b, x->dtype());
       if (!o) Py_RETURN_NOTIMPLEMENTED;
       return cast_out(F(x, o));
     }
     const Var& x = holder_of(b);
     if constexpr (CX != kNoScalarOp)
-      if (is_float(x->dtype()) && python_number(a, &c)) return cast_out(scalar_op(x, c, CX));
+      if (is_float(x->dtype()) && python_number(a, &c)) return cast_out(scalar_op_t<CX>(x, c));
     Var o = try_to_var(a, x->dtype());
     if (!o) Py_RETURN_NOTIMPLEMENTED;
     return cast_out(F(o, x));

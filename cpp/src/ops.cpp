@@ -834,8 +834,14 @@ Var pow(const Var& a, const Var& b) { return binary_op<PowRule>(a, b, BinaryOp::
 Var maximum(const Var& a, const Var& b) { return binary_op<MaximumRule>(a, b, BinaryOp::Maximum); }
 Var minimum(const Var& a, const Var& b) { return binary_op<MinimumRule>(a, b, BinaryOp::Minimum); }
 
+const char* name_of(ScalarOp op);
+[[noreturn]] static void scalar_op_dtype_error(ScalarOp op, DType dt) {
+  throw type_error(std::string(name_of(op)) + ": expected a float32 or float64 Variable, got " + dtype_name(dt));
+}
+
 template <ScalarOp K>
-Var scalar_op_k(const Var& x, double c) {
+Var scalar_op_t(const Var& x, double c) {
+  if (!is_float(x->dtype())) scalar_op_dtype_error(K, x->dtype());
   constexpr BinaryOp k = K == ScalarOp::Add ? BinaryOp::Add
                          : (K == ScalarOp::Sub || K == ScalarOp::CLeftSub) ? BinaryOp::Sub
                          : K == ScalarOp::Mul ? BinaryOp::Mul : BinaryOp::Div;
@@ -861,16 +867,21 @@ const char* name_of(ScalarOp op) {
   }
 }
 
+template Var scalar_op_t<ScalarOp::Add>(const Var&, double);
+template Var scalar_op_t<ScalarOp::Sub>(const Var&, double);
+template Var scalar_op_t<ScalarOp::CLeftSub>(const Var&, double);
+template Var scalar_op_t<ScalarOp::Mul>(const Var&, double);
+template Var scalar_op_t<ScalarOp::Div>(const Var&, double);
+template Var scalar_op_t<ScalarOp::CLeftDiv>(const Var&, double);
+
 Var scalar_op(const Var& x, double c, ScalarOp op) {
-  if (!is_float(x->dtype()))
-    throw type_error(std::string(name_of(op)) + ": expected a float32 or float64 Variable, got " + dtype_name(x->dtype()));
   switch (op) {
-    case ScalarOp::Add: return scalar_op_k<ScalarOp::Add>(x, c);
-    case ScalarOp::Sub: return scalar_op_k<ScalarOp::Sub>(x, c);
-    case ScalarOp::CLeftSub: return scalar_op_k<ScalarOp::CLeftSub>(x, c);
-    case ScalarOp::Mul: return scalar_op_k<ScalarOp::Mul>(x, c);
-    case ScalarOp::Div: return scalar_op_k<ScalarOp::Div>(x, c);
-    case ScalarOp::CLeftDiv: return scalar_op_k<ScalarOp::CLeftDiv>(x, c);
+    case ScalarOp::Add: return scalar_op_t<ScalarOp::Add>(x, c);
+    case ScalarOp::Sub: return scalar_op_t<ScalarOp::Sub>(x, c);
+    case ScalarOp::CLeftSub: return scalar_op_t<ScalarOp::CLeftSub>(x, c);
+    case ScalarOp::Mul: return scalar_op_t<ScalarOp::Mul>(x, c);
+    case ScalarOp::Div: return scalar_op_t<ScalarOp::Div>(x, c);
+    case ScalarOp::CLeftDiv: return scalar_op_t<ScalarOp::CLeftDiv>(x, c);
   }
   throw value_error("scalar_op: unknown op");
 }

@@ -31,6 +31,7 @@ Var minimum(const Var& a, const Var& b);
 // as the binary op with c as a 0-d constant. CLeft: c - x, c / x.
 enum class ScalarOp { Add, Sub, CLeftSub, Mul, Div, CLeftDiv };
 Var scalar_op(const Var& x, double c, ScalarOp op);
+template <ScalarOp K> Var scalar_op_t(const Var& x, double c);  // op fixed at compile time (the operators)
 Var neg(const Var& x);
 Var exp(const Var& x);
 Var log(const Var& x);
