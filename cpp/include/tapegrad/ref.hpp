@@ -76,7 +76,7 @@ class Ref {
     Ref(std::move(o)).swap(*this);
     return *this;
   }
-  ~Ref() {
+  __attribute__((always_inline)) ~Ref() {
     if (p_ && ref_detail::counts(p_)->strong.fetch_sub(1, std::memory_order_acq_rel) == 1) destroy(p_);
   }
   // Takes over the reference a new object starts with (make_ref).
