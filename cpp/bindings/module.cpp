@@ -642,6 +642,19 @@ destructor g_pybind11_dealloc = nullptr;
 
 __attribute__((noinline)) void var_dealloc_general(PyObject* self);
 
+// A dead plain Variable's memory: onto the free list, keeping its reference
+// to the type (cast_out reuses both), or back to Python when the list is
+// full. (Python run by the holder's release may have revived it, or freed
+// other objects onto the list: both are checked here, after that release.)
+inline void free_object_memory(PyObject* self) {
+  if (g_free_objects.count < FreeObjects::kMax && Py_REFCNT(self) == 0) {
+    g_free_objects.slots[g_free_objects.count++] = self;
+  } else {
+    g_var_type->tp_free(self);
+    Py_DECREF(g_var_type);
+  }
+}
+
 // Every scalar op frees one object, nearly always an op result (cast_out):
 // the plain type and layout, not in pybind11's registry, no weak references,
 // no pending Python error. That case is a straight line; everything else
@@ -655,14 +668,7 @@ void var_dealloc(PyObject* self) {
     v.~Var();
     inst->simple_holder_constructed = false;
     inst->simple_value_holder[0] = nullptr;
-    // (The release may have run Python that freed other objects: count again.)
-    if (g_free_objects.count < FreeObjects::kMax && Py_REFCNT(self) == 0) {
-      // Its memory, for cast_out; it keeps its type and the reference to it.
-      g_free_objects.slots[g_free_objects.count++] = self;
-    } else {
-      g_var_type->tp_free(self);
-      Py_DECREF(g_var_type);
-    }
+    free_object_memory(self);
     return;
   }
   var_dealloc_general(self);
@@ -700,12 +706,7 @@ void var_dealloc_general(PyObject* self) {
   }
   inst->simple_value_holder[0] = nullptr;
   if (inst->weakrefs) PyObject_ClearWeakRefs(self);
-  if (g_free_objects.count < FreeObjects::kMax && Py_REFCNT(self) == 0) {
-    g_free_objects.slots[g_free_objects.count++] = self;  // as in var_dealloc: keeps its type reference
-  } else {
-    type->tp_free(self);
-    Py_DECREF(type);
-  }
+  free_object_memory(self);  // (type is g_var_type here: others returned above)
 }
 
 // ----- custom ops ----------------------------------------------------------------
