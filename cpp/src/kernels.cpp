@@ -635,7 +635,9 @@ Tensor matmul(const Tensor& a, const Tensor& b, bool ta, bool tb) {
     const T* pa = a.ptr<T>();
     const T* pb = b.ptr<T>();
     T* po = out.ptr<T>();
-    if (nbatch <= 1) {
+    if (nbatch == 0) {
+      // an empty batch: nothing to write (the one-GEMM path below would write M*N elements)
+    } else if (nbatch == 1) {
       gemm_checked<T>(ta, tb, M, N, K, pa, pb, po);
     } else if (!ta && a_full && all_zero(sb)) {
       // A batched, B shared: the batches stack into the rows of one GEMM.
