@@ -32,16 +32,50 @@ import time
 
 import numpy as np
 
+# ---------------------------------------------------------------------------
+# The elementwise ops: one line each
+# ---------------------------------------------------------------------------
+# Each entry becomes a module function of that name (exp(x), add(a, b)); each
+# unary op is also a SymArray method (x.exp()) unless it is in _NOT_METHODS,
+# and _OPERATORS gives ops their Python operators (-x, a + b and b + a).  A
+# rule gets the sympy module (imported lazily) and then its operands'
+# expressions.  Kinks are SymPy's: d Max(u, v) = Heaviside(u - v) with
+# Heaviside(0) = 1/2 (relu'(0) is 1/2 here, 0 in the engines), d Abs = sign.
+UNARY_OPS = {
+    "negative": lambda sp, u: -u,
+    "exp": lambda sp, u: sp.exp(u),
+    "log": lambda sp, u: sp.log(u),
+    "log1p": lambda sp, u: sp.log(1 + u),
+    "sqrt": lambda sp, u: sp.sqrt(u),
+    "sin": lambda sp, u: sp.sin(u),
+    "cos": lambda sp, u: sp.cos(u),
+    "tanh": lambda sp, u: sp.tanh(u),
+    "sigmoid": lambda sp, u: 1 / (1 + sp.exp(-u)),
+    "relu": lambda sp, u: sp.Max(u, 0),
+    "abs": lambda sp, u: sp.Abs(u),
+}
+BINARY_OPS = {
+    "add": lambda sp, u, v: u + v,
+    "subtract": lambda sp, u, v: u - v,
+    "multiply": lambda sp, u, v: u * v,
+    "divide": lambda sp, u, v: u / v,
+    "power": lambda sp, u, v: u ** v,
+    "maximum": lambda sp, u, v: sp.Max(u, v),
+    "minimum": lambda sp, u, v: sp.Min(u, v),
+}
+_NOT_METHODS = {"negative"}  # the engines' Variable spells it -x
+_OPERATORS = {"negative": "neg", "abs": "abs",  # __neg__, __abs__
+              "add": "add", "subtract": "sub", "multiply": "mul", "divide": "truediv", "power": "pow"}
+UNARY_METHODS = tuple(n for n in UNARY_OPS if n not in _NOT_METHODS)
+
 __all__ = [
     "SymArray", "to_sympy", "symbolic_gradient", "symbolic_jacobian", "swell_report",
-    "SymbolicFunction", "SymbolicDerivative", "SwellReport",
+    "SymbolicFunction", "SymbolicDerivative", "SwellReport", "UNARY_OPS", "BINARY_OPS", "UNARY_METHODS",
     # the engine names
     "Variable", "from_numpy", "no_grad", "enable_grad", "is_grad_enabled",
-    "add", "subtract", "multiply", "divide", "power", "negative",
-    "exp", "log", "log1p", "sqrt", "sin", "cos", "tanh", "sigmoid", "relu", "abs",
-    "maximum", "minimum", "clip", "where", "sum", "mean", "max", "min",
+    *UNARY_OPS, *BINARY_OPS, "clip", "where", "sum", "mean", "max", "min",
     "reshape", "transpose", "broadcast_to", "concatenate", "stack",
-    "matmul", "softmax", "log_softmax", "logsumexp", "astype",
+    "matmul", "linear", "softmax", "log_softmax", "logsumexp", "astype",
 ]
 
 
@@ -160,20 +194,9 @@ class SymArray:
             raise TypeError("tapegrad.symbolic: index with NumPy arrays, not with symbols")
         return _wrap(self.data[key])
 
-    # operators ------------------------------------------------------------
-    def __add__(self, o): return add(self, o)
-    def __radd__(self, o): return add(o, self)
-    def __sub__(self, o): return subtract(self, o)
-    def __rsub__(self, o): return subtract(o, self)
-    def __mul__(self, o): return multiply(self, o)
-    def __rmul__(self, o): return multiply(o, self)
-    def __truediv__(self, o): return divide(self, o)
-    def __rtruediv__(self, o): return divide(o, self)
-    def __pow__(self, o): return power(self, o)
-    def __rpow__(self, o): return power(o, self)
+    # operators: those of the elementwise ops are generated from _OPERATORS
     def __matmul__(self, o): return matmul(self, o)
     def __rmatmul__(self, o): return matmul(o, self)
-    def __neg__(self): return negative(self)
     def __pos__(self): return self
 
     # comparisons give SymPy relationals, usable as where's condition
@@ -183,18 +206,12 @@ class SymArray:
     def __ge__(self, o): return _binary(lambda a, b: a >= b, self, o)
     __hash__ = object.__hash__
 
-    # methods mirroring functions -------------------------------------------
+    # methods mirroring functions
     def sum(self, axis=None, keepdims=False): return sum(self, axis, keepdims)
     def mean(self, axis=None, keepdims=False): return mean(self, axis, keepdims)
     def max(self, axis=None, keepdims=False): return max(self, axis, keepdims)
     def min(self, axis=None, keepdims=False): return min(self, axis, keepdims)
-    def exp(self): return exp(self)
-    def log(self): return log(self)
-    def tanh(self): return tanh(self)
-    def sigmoid(self): return sigmoid(self)
-    def relu(self): return relu(self)
-    def sqrt(self): return sqrt(self)
-    def abs(self): return abs(self)
+    # exp, log, … are generated from UNARY_OPS (UNARY_METHODS)
     def clip(self, a_min, a_max): return clip(self, a_min, a_max)
     def astype(self, dtype): return self
 
@@ -229,25 +246,38 @@ def is_grad_enabled():
     return False
 
 
-def add(a, b): return _binary(lambda u, v: u + v, a, b)
-def subtract(a, b): return _binary(lambda u, v: u - v, a, b)
-def multiply(a, b): return _binary(lambda u, v: u * v, a, b)
-def divide(a, b): return _binary(lambda u, v: u / v, a, b)
-def power(a, b): return _binary(lambda u, v: u ** v, a, b)
-def negative(x): return _map(lambda u: -u, x)
-def exp(x): return _map(_sympy().exp, x)
-def log(x): return _map(_sympy().log, x)
-def log1p(x): return _map(lambda u: _sympy().log(1 + u), x)
-def sqrt(x): return _map(_sympy().sqrt, x)
-def sin(x): return _map(_sympy().sin, x)
-def cos(x): return _map(_sympy().cos, x)
-def tanh(x): return _map(_sympy().tanh, x)
-def sigmoid(x): return _map(lambda u: 1 / (1 + _sympy().exp(-u)), x)
-def relu(x): return _map(lambda u: _sympy().Max(u, 0), x)
-def abs(x): return _map(_sympy().Abs, x)
-def maximum(a, b): return _binary(lambda u, v: _sympy().Max(u, v), a, b)
-def minimum(a, b): return _binary(lambda u, v: _sympy().Min(u, v), a, b)
 def astype(x, dtype): return Variable(x)
+
+
+def _elementwise(name, rule, arity):
+    """The engine function of one line of UNARY_OPS (arity 1) or BINARY_OPS (arity 2)."""
+    if arity == 1:
+        def op(x):
+            sp = _sympy()
+            return _map(lambda u: rule(sp, u), x)
+    else:
+        def op(a, b):
+            sp = _sympy()
+            return _binary(lambda u, v: rule(sp, u, v), a, b)
+    op.__name__ = op.__qualname__ = name
+    op.__doc__ = (f"Elementwise {name} of SymArrays, arrays or numbers (NumPy broadcasting); "
+                  f"rule: {'UNARY' if arity == 1 else 'BINARY'}_OPS[{name!r}].")
+    return op
+
+
+def _define_elementwise_ops():
+    """The module functions, SymArray methods and operators of UNARY_OPS and BINARY_OPS."""
+    for name, rule in [*UNARY_OPS.items(), *BINARY_OPS.items()]:
+        fn = globals()[name] = _elementwise(name, rule, 1 if name in UNARY_OPS else 2)
+        if name in UNARY_METHODS:
+            setattr(SymArray, name, fn)
+        if name in _OPERATORS:
+            setattr(SymArray, f"__{_OPERATORS[name]}__", fn)
+            if name in BINARY_OPS:
+                setattr(SymArray, f"__r{_OPERATORS[name]}__", lambda self, o, fn=fn: fn(o, self))
+
+
+_define_elementwise_ops()
 
 
 def clip(x, a_min, a_max):
@@ -313,16 +343,16 @@ def min(x, axis=None, keepdims=False):
 
 
 def logsumexp(x, axis=None, keepdims=False):
-    return log(sum(exp(x), axis, keepdims))
+    return sum(Variable(x).exp(), axis, keepdims).log()
 
 
 def softmax(x, axis=-1):
-    e = exp(x)
+    e = Variable(x).exp()
     return e / sum(e, axis, keepdims=True)
 
 
 def log_softmax(x, axis=-1):
-    return subtract(x, logsumexp(x, axis, keepdims=True))
+    return Variable(x) - logsumexp(x, axis, keepdims=True)
 
 
 def reshape(x, shape):
@@ -351,6 +381,18 @@ def matmul(a, b):
     if da.ndim == 0 or db.ndim == 0:
         raise ValueError(f"matmul: operands must have at least one dimension, got shapes {da.shape} and {db.shape}")
     return _wrap(np.matmul(da, db))
+
+
+def linear(x, weight, bias=None):
+    """``x @ weight + bias`` (bias optional): x (..., K), weight (K, N), bias (N,), as in the engines."""
+    x, weight = Variable(x), Variable(weight)
+    what = f"x {x.shape}, weight {weight.shape}" + ("" if bias is None else f", bias {np.shape(bias)}")
+    if weight.ndim != 2 or x.ndim < 1 or x.shape[-1] != weight.shape[0]:
+        raise ValueError(f"linear: expected x (..., K) and weight (K, N), got {what}")
+    if bias is not None and np.shape(bias) != (weight.shape[1],):
+        raise ValueError(f"linear: bias must have shape ({weight.shape[1]},), got {what}")
+    y = matmul(x, weight)
+    return y if bias is None else y + bias
 
 
 # ---------------------------------------------------------------------------
