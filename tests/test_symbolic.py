@@ -1,11 +1,15 @@
 """tapegrad.symbolic: functions on SymPy symbols, exact derivatives, expression swell.
 
 * to_sympy gives the expected expressions; every engine op runs on symbols;
+* the op tables (UNARY_OPS, BINARY_OPS) cover the engines' elementwise ops, as
+  functions, Variable methods and operators, with the engines' values and
+  derivatives;
 * symbolic gradients and Jacobians (sympy.diff, lambdify) equal AD at random
   points, for functions written once for the three engines;
 * swell_report: the symbolic derivative grows faster than the tape;
 * SymPy is imported only when tapegrad.symbolic is used.
 """
+import operator
 import subprocess
 import sys
 import textwrap
@@ -161,6 +165,142 @@ def test_three_engines_agree_on_values():
             with engine.no_grad():
                 out = fn(engine, engine.Variable(x), engine.Variable(y))
             np.testing.assert_allclose(sym, np.asarray(out.data), rtol=1e-12, atol=1e-13)
+
+
+# ---------------------------------------------------------------------------
+# The op tables: every elementwise op as a function, a method and an operator
+# ---------------------------------------------------------------------------
+
+# the derivative operators of the engines; every other public name of both engines is an op
+TRANSFORMS = {"Node", "custom_op", "jvp", "vjp", "grad", "value_and_grad", "jacobian", "hessian", "hvp",
+              "directional_derivative"}
+
+
+def test_op_tables_cover_the_engines():
+    assert set(symbolic.UNARY_OPS) >= {"negative", "exp", "log", "log1p", "sqrt", "sin", "cos", "tanh",
+                                        "sigmoid", "relu", "abs"}
+    assert set(symbolic.BINARY_OPS) >= {"add", "subtract", "multiply", "divide", "power", "maximum", "minimum"}
+    for name in [*symbolic.UNARY_OPS, *symbolic.BINARY_OPS]:
+        fn = getattr(symbolic, name)
+        assert fn.__name__ == name and name in symbolic.__all__
+        assert callable(getattr(tg, name)) and callable(getattr(tg.reference, name))
+    # every op of tapegrad (and of the reference engine) has a symbolic version
+    for name in set(dir(tg)) & set(tg.reference.__all__) - TRANSFORMS:
+        assert name in symbolic.__all__ and callable(getattr(symbolic, name)), name
+    # the methods are those of the reference engine's Variable
+    assert set(symbolic.UNARY_METHODS) == {n for n in symbolic.UNARY_OPS if hasattr(tg.reference.Variable, n)}
+    for name in symbolic.UNARY_METHODS:
+        assert getattr(symbolic.SymArray, name) is getattr(symbolic, name)
+    assert not hasattr(symbolic.SymArray, "negative")
+
+
+def unary_input(name, seed):
+    rng = np.random.default_rng([seed, len(name)])
+    if name in ("log", "sqrt"):
+        return rng.uniform(0.2, 3.0, 4)
+    if name == "log1p":
+        return rng.uniform(-0.8, 3.0, 4)
+    return rng.uniform(0.2, 1.5, 4) * rng.choice([-1.0, 1.0], 4)  # away from the kinks of relu and abs
+
+
+@pytest.mark.parametrize("name", list(symbolic.UNARY_OPS))
+def test_unary_op_values_and_derivatives(name):
+    jac = symbolic.symbolic_jacobian(lambda engine, x: getattr(engine, name)(x), (4,))
+    ref_fn = getattr(tg.reference, name)
+    for seed in range(2):
+        x = unary_input(name, seed)
+        value, (J,) = jac.function(x), (jac(x),)
+        assert J.shape == (4, 4) and np.count_nonzero(J - np.diag(np.diag(J))) == 0  # elementwise
+        for engine in (tg, tg.reference):
+            fn = getattr(engine, name)
+            with engine.no_grad():
+                np.testing.assert_allclose(value, np.asarray(fn(engine.Variable(x)).data), rtol=1e-14, atol=1e-15)
+            np.testing.assert_allclose(J, engine.jacobian(fn, x), rtol=1e-13, atol=1e-15)
+        fd = tg.numeric.jacobian(lambda a: ref_fn(tg.reference.Variable(a)).data, x, richardson=2)
+        np.testing.assert_allclose(J, fd, rtol=1e-8, atol=1e-10)
+
+
+@pytest.mark.parametrize("name", list(symbolic.UNARY_OPS))
+def test_unary_op_method_and_operator_give_the_function(name):
+    x = symbolic.SymArray(symbolic.to_sympy(lambda x: x, (3,)).output)
+    expected = getattr(symbolic, name)(x).data.tolist()
+    spellings = [lambda v: getattr(v, name)()] if name in symbolic.UNARY_METHODS else []
+    spellings += {"negative": [operator.neg], "abs": [abs]}.get(name, [])
+    assert spellings
+    for spell in spellings:
+        got = spell(x)
+        assert isinstance(got, symbolic.SymArray) and got.data.tolist() == expected
+
+
+def binary_inputs(name, seed):
+    rng = np.random.default_rng([seed, len(name), 1])
+    a = rng.uniform(0.3, 1.5, (2, 3)) * (1.0 if name == "power" else rng.choice([-1.0, 1.0], (2, 3)))
+    b = rng.uniform(0.3, 1.5, 3) * rng.choice([-1.0, 1.0], 3)
+    return a, b
+
+
+@pytest.mark.parametrize("name", list(symbolic.BINARY_OPS))
+def test_binary_op_values_and_derivatives_with_broadcasting(name):
+    jac = symbolic.symbolic_jacobian(lambda engine, a, b: getattr(engine, name)(a, b), (2, 3), (3,))
+    for seed in range(2):
+        a, b = binary_inputs(name, seed)
+        value, (ja, jb) = jac.function(a, b), jac(a, b)
+        assert ja.shape == (2, 3, 2, 3) and jb.shape == (2, 3, 3)
+        for engine in (tg, tg.reference):
+            fn = getattr(engine, name)
+            with engine.no_grad():
+                out = fn(engine.Variable(a), engine.Variable(b))
+            np.testing.assert_allclose(value, np.asarray(out.data), rtol=1e-14, atol=1e-15)
+            ea, eb = engine.jacobian(fn, (a, b))
+            np.testing.assert_allclose(ja, ea, rtol=1e-13, atol=1e-15)
+            np.testing.assert_allclose(jb, eb, rtol=1e-13, atol=1e-15)
+        ref = getattr(tg.reference, name)
+        fa = tg.numeric.jacobian(lambda u: ref(tg.reference.Variable(u), b).data, a, richardson=2)
+        fb = tg.numeric.jacobian(lambda v: ref(a, tg.reference.Variable(v)).data, b, richardson=2)
+        np.testing.assert_allclose(ja, fa, rtol=1e-8, atol=1e-10)
+        np.testing.assert_allclose(jb, fb, rtol=1e-8, atol=1e-10)
+
+
+OPERATORS = {"add": operator.add, "subtract": operator.sub, "multiply": operator.mul,
+             "divide": operator.truediv, "power": operator.pow}
+
+
+@pytest.mark.parametrize("name", list(OPERATORS))
+def test_binary_operators_give_the_function(name):
+    a, b = symbolic.to_sympy(lambda x, y: x, (2, 3), (3,)).symbols
+    op, fn = OPERATORS[name], getattr(symbolic, name)
+    sa, sb = symbolic.SymArray(a), symbolic.SymArray(b)
+    for left, right in [(sa, sb), (sa, 2.5), (2.5, sb), (np.full(3, 0.5), sa), (sb, np.ones((2, 3)))]:
+        got = op(left, right)  # NumPy arrays on either side, Python numbers: the reflected operators
+        assert isinstance(got, symbolic.SymArray) and got.data.tolist() == fn(left, right).data.tolist()
+
+
+def test_new_methods_in_a_plain_function_match_the_reference_engine():
+    def f(x):
+        return (x.log1p() * x.sin() + x.cos().abs().sqrt() - abs(x) * 0.5).sum()
+
+    g = symbolic.symbolic_gradient(f, (5,))
+    rng = np.random.default_rng(3)
+    for _ in range(3):
+        x = rng.uniform(0.1, 2.0, 5) * rng.choice([-1.0, 1.0], 5) + 0.5
+        np.testing.assert_allclose(g(x), tg.reference.grad(f)(x), rtol=1e-12, atol=1e-14)
+
+
+def test_linear_matches_the_engines():
+    def f(engine, x, w, b):
+        return engine.linear(x, w, b) + engine.linear(x, w)
+
+    jac = symbolic.symbolic_jacobian(f, (2, 3), (3, 2), (2,))
+    rng = np.random.default_rng(5)
+    args = (rng.normal(size=(2, 3)), rng.normal(size=(3, 2)), rng.normal(size=2))
+    for engine in (tg, tg.reference):
+        np.testing.assert_allclose(jac.function(*args), np.asarray(f(engine, *args).data), rtol=1e-13)
+        for sj, ej in zip(jac(*args), engine.jacobian(lambda *a: f(engine, *a), args)):
+            np.testing.assert_allclose(sj, ej, rtol=1e-13, atol=1e-15)
+    with pytest.raises(ValueError, match=r"linear: expected x \(\.\.\., K\) and weight \(K, N\)"):
+        symbolic.linear(np.ones((2, 3)), np.ones((2, 2)))
+    with pytest.raises(ValueError, match=r"linear: bias must have shape \(2,\)"):
+        symbolic.linear(np.ones((2, 3)), np.ones((3, 2)), np.ones(3))
 
 
 # ---------------------------------------------------------------------------
