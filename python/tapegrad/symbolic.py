@@ -17,6 +17,9 @@ with ``tapegrad`` and on symbols with ``tapegrad.symbolic``:
 Functions ``f(*xs)`` that use only operators and Variable methods
 (``x @ w``, ``(x * x).sum()``, ``x.tanh()``) run on symbols directly.
 
+The elementwise ops (functions, SymArray methods, operators) are generated
+from the tables ``UNARY_OPS`` and ``BINARY_OPS``: adding one is one line there.
+
 SymPy is an optional dependency (``pip install 'tapegrad[symbolic]'``): it is
 imported when a function here is first used, not when tapegrad is imported.
 
