@@ -20,6 +20,8 @@
 #include "tapegrad/parallel.hpp"
 #include "tapegrad/ops.hpp"
 #include "tapegrad/optim.hpp"
+#include "tapegrad_gen/bindings.inc"  // generated from opspec/ops.py
+#include "tapegrad_gen/ops_json.inc"
 
 #include <cblas.h>
 
@@ -915,19 +917,8 @@ struct UnaryEntry {
   Var (*fn)(const Var&);
   const char* doc;
 };
-const UnaryEntry kUnary[] = {
-    {"negative", neg, "-x"},
-    {"exp", exp, "e**x"},
-    {"log", log, "Natural logarithm."},
-    {"log1p", log1p, "log(1 + x), accurate for small x."},
-    {"sqrt", sqrt, "Square root; sqrt'(0) = inf, as NumPy's 1/(2*sqrt(0))."},
-    {"sin", sin, "Sine."},
-    {"cos", cos, "Cosine."},
-    {"tanh", tanh, "Hyperbolic tangent."},
-    {"sigmoid", sigmoid, "1 / (1 + exp(-x)), stable for large |x|."},
-    {"relu", relu, "max(x, 0); relu'(0) = 0."},
-    {"abs", abs, "|x|; abs'(0) = 0."},
-};
+// The elementwise ops of opspec/ops.py, with their docs and text signatures.
+const UnaryEntry kUnary[] = {TG_SPEC_UNARY_FUNCTIONS};
 constexpr size_t kNumUnary = sizeof(kUnary) / sizeof(kUnary[0]);
 
 template <size_t I>
@@ -942,6 +933,26 @@ template <size_t... I>
 PyMethodDef* unary_method_table(std::index_sequence<I...>) {
   static PyMethodDef defs[] = {{kUnary[I].name, &unary_fn<I>, METH_O, kUnary[I].doc}..., {nullptr, nullptr, 0, nullptr}};
   return defs;
+}
+
+// The Variable methods of the spec's elementwise ops (v.exp()): METH_NOARGS
+// descriptors; CPython checks that self is a Variable before the call.
+const UnaryEntry kUnaryMethods[] = {TG_SPEC_UNARY_METHODS};
+constexpr size_t kNumUnaryMethods = sizeof(kUnaryMethods) / sizeof(kUnaryMethods[0]);
+
+template <size_t I>
+PyObject* unary_method(PyObject* self, PyObject*) {
+  return guarded([&] { return cast_out(kUnaryMethods[I].fn(holder_of(self))); });
+}
+
+template <size_t... I>
+void add_unary_methods(PyTypeObject* type, std::index_sequence<I...>) {
+  static PyMethodDef defs[] = {{kUnaryMethods[I].name, &unary_method<I>, METH_NOARGS, kUnaryMethods[I].doc}...};
+  for (PyMethodDef& d : defs) {
+    py::object descr = py::reinterpret_steal<py::object>(PyDescr_NewMethod(type, &d));
+    if (!descr || PyDict_SetItemString(type->tp_dict, d.ml_name, descr.ptr()) != 0) throw py::error_already_set();
+  }
+  PyType_Modified(type);
 }
 
 // linear(x, weight, bias=None): Linear's forward, called once per layer per
@@ -988,15 +999,99 @@ PyObject* linear_fn(PyObject*, PyObject* const* args, Py_ssize_t nargs, PyObject
 
 PyMethodDef kLinearDef[] = {
     {"linear", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(&linear_fn)), METH_FASTCALL | METH_KEYWORDS,
-     "linear(x, weight, bias=None)\n--\n\nx @ weight + bias in one primitive (tapegrad.nn.Linear's forward): x has shape "
-     "(..., K), weight (K, N), bias (N,) or None. One GEMM accumulating onto the bias rows; the backward is "
-     "dx = g weightᵀ, dweight = xᵀ g, dbias = column sums of g."},
+     TG_DOC(linear)},
     {nullptr, nullptr, 0, nullptr}};
 
 }  // namespace
 
+// The op spec's module functions and Variable methods (opspec/ops.py names
+// them; tapegrad_gen/bindings.inc carries their argument names, defaults and
+// docs). Called with pybind11's signature lines off.
+void bind_spec_ops(py::module_& m, py::class_<VariableImpl, Var>& V) {
+  // Variable methods: the elementwise ones are METH_NOARGS descriptors (no
+  // pybind11 dispatcher), the rest bound with the spec's names and defaults.
+  add_unary_methods(reinterpret_cast<PyTypeObject*>(V.ptr()), std::make_index_sequence<kNumUnaryMethods>());
+#define TG_REDUCE_METHOD(NAME)                                                                  \
+  V.def(#NAME, [](const Var& v, py::handle axis, bool keepdims) {                               \
+    return NAME(v, normalized_axes(v, axis, #NAME), keepdims);                                  \
+  }, TG_METHOD_SIG(NAME))
+  TG_REDUCE_METHOD(sum);
+  TG_REDUCE_METHOD(mean);
+  TG_REDUCE_METHOD(max);
+  TG_REDUCE_METHOD(min);
+#undef TG_REDUCE_METHOD
+  V.def("reshape", [](const Var& v, py::args shape) { return reshape(v, shape_from_args(shape)); }, TG_METHOD_SIG(reshape));
+  V.def("transpose", [](const Var& v, py::args axes) {
+    if (axes.size() == 0 || (axes.size() == 1 && axes[0].is_none())) return transpose(v, std::nullopt);
+    return transpose(v, shape_from_args(axes));
+  }, TG_METHOD_SIG(transpose));
+  V.def("clip", [](py::handle v, py::handle lo, py::handle hi) { return clip_any(v, lo, hi); }, TG_METHOD_SIG(clip));
+  V.def("astype", [](const Var& v, py::handle dt) { return astype(v, parse_float_dtype(dt, "astype")); },
+        TG_METHOD_SIG(astype));
+
+  // Module functions.
+  if (PyModule_AddFunctions(m.ptr(), unary_method_table(std::make_index_sequence<kNumUnary>())) != 0)
+    throw py::error_already_set();
+  if (PyModule_AddFunctions(m.ptr(), kLinearDef) != 0) throw py::error_already_set();
+
+#define TG_BINARY_FN(PYNAME, FN) \
+  m.def(#PYNAME, [](py::handle a, py::handle b) { auto [x, y] = operands(a, b, #PYNAME); return FN(x, y); }, TG_SIG(PYNAME))
+  TG_BINARY_FN(add, add);
+  TG_BINARY_FN(subtract, sub);
+  TG_BINARY_FN(multiply, mul);
+  TG_BINARY_FN(divide, div);
+  TG_BINARY_FN(power, pow);
+  TG_BINARY_FN(maximum, maximum);
+  TG_BINARY_FN(minimum, minimum);
+  TG_BINARY_FN(matmul, matmul_nogil);
+#undef TG_BINARY_FN
+
+  m.def("clip", &clip_any, TG_SIG(clip));
+  m.def("where", [](py::handle cond, py::handle a, py::handle b) {
+        py::array_t<bool, py::array::c_style | py::array::forcecast> c(numpy().attr("asarray")(cond, py::arg("dtype") = "bool"));
+        Tensor ct = Tensor::empty(Shape(c.shape(), c.shape() + c.ndim()), DType::Bool);
+        if (ct.nbytes()) std::memcpy(ct.raw(), c.data(), ct.nbytes());
+        auto [x, y] = operands(a, b, "where");
+        return where(ct, x, y);
+      }, TG_SIG(where));
+
+#define TG_REDUCE_FN(NAME)                                                                      \
+  m.def(#NAME, [](py::handle x, py::handle axis, bool keepdims) {                               \
+        Var v = unary_arg(x, #NAME);                                                            \
+        return NAME(v, normalized_axes(v, axis, #NAME), keepdims);                              \
+      }, TG_SIG(NAME))
+  TG_REDUCE_FN(sum);
+  TG_REDUCE_FN(mean);
+  TG_REDUCE_FN(max);
+  TG_REDUCE_FN(min);
+  TG_REDUCE_FN(logsumexp);
+#undef TG_REDUCE_FN
+
+  m.def("softmax", [](py::handle x, int64_t axis) { return softmax(unary_arg(x, "softmax"), axis); }, TG_SIG(softmax));
+  m.def("log_softmax", [](py::handle x, int64_t axis) { return log_softmax(unary_arg(x, "log_softmax"), axis); }, TG_SIG(log_softmax));
+  m.def("reshape", [](py::handle x, py::handle shape) { return reshape(unary_arg(x, "reshape"), parse_shape(shape)); }, TG_SIG(reshape));
+  m.def("transpose", [](py::handle x, py::handle axes) {
+        Var v = unary_arg(x, "transpose");
+        return transpose(v, axes.is_none() ? std::nullopt : std::optional<Axes>(parse_shape(axes)));
+      }, TG_SIG(transpose));
+  m.def("broadcast_to", [](py::handle x, py::handle shape) { return broadcast_to(unary_arg(x, "broadcast_to"), parse_shape(shape)); }, TG_SIG(broadcast_to));
+  m.def("concatenate", [](py::handle seq, py::handle axis) {
+        std::vector<Var> xs = var_list(seq, "concatenate");
+        if (axis.is_none()) {
+          for (Var& v : xs) v = reshape(v, Shape{-1});
+          return concatenate(xs, 0);
+        }
+        if (!is_integer(axis)) throw type_error("concatenate: axis must be an int or None, got " + type_name(axis));
+        return concatenate(xs, axis.cast<int64_t>());
+      }, TG_SIG(concatenate));
+  m.def("stack", [](py::handle seq, int64_t axis) { return stack(var_list(seq, "stack"), axis); }, TG_SIG(stack));
+  m.def("astype", [](py::handle x, py::handle dt) { return astype(unary_arg(x, "astype"), parse_float_dtype(dt, "astype")); }, TG_SIG(astype));
+}
+
 PYBIND11_MODULE(_core, m) {
   m.doc() = "tapegrad's C++ core: Variable, primitive ops and the reverse sweep";
+  // The op spec (opspec/ops.py) as data: tapegrad re-exports its ops from it.
+  m.attr("__ops__") = py::module_::import("json").attr("loads")(kOpsJson);
 
   py::register_exception_translator([](std::exception_ptr p) {
     if (p && !set_python_error(p)) std::rethrow_exception(p);
@@ -1078,7 +1173,6 @@ tapegrad.from_numpy(arr) to share a NumPy array's buffer instead.
              run_backward({self}, {seed}, retain, create_graph);
            }, py::arg("grad") = py::none(), py::arg("retain_graph") = py::none(), py::arg("create_graph") = false,
            "Reverse sweep from this Variable; leaf gradients accumulate into .grad.")
-      .def("astype", [](const Var& v, py::handle dt) { return astype(v, parse_float_dtype(dt, "astype")); })
       // ----- operators
       .def("__add__", &binop<add>).def("__radd__", &rbinop<add>)
       .def("__sub__", &binop<sub>).def("__rsub__", &rbinop<sub>)
@@ -1099,72 +1193,19 @@ tapegrad.from_numpy(arr) to share a NumPy array's buffer instead.
       .def("__ge__", &compare_op<kern::CompareOp::Ge>)
       .def("__eq__", &compare_op<kern::CompareOp::Eq>)
       .def("__ne__", &compare_op<kern::CompareOp::Ne>)
-      .def("__getitem__", &getitem)
-      // ----- methods mirroring the functions
-      .def("sum", [](const Var& v, py::handle axis, bool keepdims) { return sum(v, normalized_axes(v, axis, "sum"), keepdims); },
-           py::arg("axis") = py::none(), py::arg("keepdims") = false)
-      .def("mean", [](const Var& v, py::handle axis, bool keepdims) { return mean(v, normalized_axes(v, axis, "mean"), keepdims); },
-           py::arg("axis") = py::none(), py::arg("keepdims") = false)
-      .def("max", [](const Var& v, py::handle axis, bool keepdims) { return max(v, normalized_axes(v, axis, "max"), keepdims); },
-           py::arg("axis") = py::none(), py::arg("keepdims") = false)
-      .def("min", [](const Var& v, py::handle axis, bool keepdims) { return min(v, normalized_axes(v, axis, "min"), keepdims); },
-           py::arg("axis") = py::none(), py::arg("keepdims") = false)
-      .def("reshape", [](const Var& v, py::args shape) { return reshape(v, shape_from_args(shape)); })
-      .def("transpose", [](const Var& v, py::args axes) {
-        if (axes.size() == 0 || (axes.size() == 1 && axes[0].is_none())) return transpose(v, std::nullopt);
-        return transpose(v, shape_from_args(axes));
-      })
-      .def_property_readonly("T", [](const Var& v) { return transpose(v, std::nullopt); })
-      .def("exp", [](const Var& v) { return exp(v); })
-      .def("log", [](const Var& v) { return log(v); })
-      .def("sqrt", [](const Var& v) { return sqrt(v); })
-      .def("tanh", [](const Var& v) { return tanh(v); })
-      .def("sigmoid", [](const Var& v) { return sigmoid(v); })
-      .def("relu", [](const Var& v) { return relu(v); })
-      .def("abs", [](const Var& v) { return abs(v); })
-      .def("clip", [](py::handle v, py::handle lo, py::handle hi) { return clip_any(v, lo, hi); },
-           py::arg("a_min") = py::none(), py::arg("a_max") = py::none());
+      .def("__getitem__", &getitem);
+  // The astype method was bound above; T is a property, not in the spec.
+  V.def_property_readonly("T", [](const Var& v) { return transpose(v, std::nullopt); });
 
-  // ----- functions ---------------------------------------------------------------
-  if (PyModule_AddFunctions(m.ptr(), unary_method_table(std::make_index_sequence<kNumUnary>())) != 0)
-    throw py::error_already_set();
-  if (PyModule_AddFunctions(m.ptr(), kLinearDef) != 0) throw py::error_already_set();
+  // ----- the op spec's functions and methods, with its names, defaults and docs ------------
+  // pybind11's own signature lines are off here: each doc starts with CPython's
+  // text signature (name(x, axis=None)\n--\n\n), so inspect.signature works.
+  {
+    py::options spec_docs;
+    spec_docs.disable_function_signatures();
+    bind_spec_ops(m, V);
+  }
 
-#define TG_BINARY_FN(PYNAME, FN, DOC) \
-  m.def(PYNAME, [](py::handle a, py::handle b) { auto [x, y] = operands(a, b, PYNAME); return FN(x, y); }, py::arg("a"), py::arg("b"), DOC)
-  TG_BINARY_FN("add", add, "a + b");
-  TG_BINARY_FN("subtract", sub, "a - b");
-  TG_BINARY_FN("multiply", mul, "a * b");
-  TG_BINARY_FN("divide", div, "a / b");
-  TG_BINARY_FN("power", pow, "a ** b");
-  TG_BINARY_FN("maximum", maximum, "Elementwise max; ties split the gradient evenly.");
-  TG_BINARY_FN("minimum", minimum, "Elementwise min; ties split the gradient evenly.");
-  TG_BINARY_FN("matmul", matmul_nogil, "Matrix product with NumPy semantics.");
-#undef TG_BINARY_FN
-
-  m.def("clip", &clip_any, py::arg("x"), py::arg("a_min"), py::arg("a_max"),
-        "Clip to [a_min, a_max]; the gradient passes where a_min <= x <= a_max.");
-  m.def("where", [](py::handle cond, py::handle a, py::handle b) {
-        py::array_t<bool, py::array::c_style | py::array::forcecast> c(numpy().attr("asarray")(cond, py::arg("dtype") = "bool"));
-        Tensor ct = Tensor::empty(Shape(c.shape(), c.shape() + c.ndim()), DType::Bool);
-        if (ct.nbytes()) std::memcpy(ct.raw(), c.data(), ct.nbytes());
-        auto [x, y] = operands(a, b, "where");
-        return where(ct, x, y);
-      }, py::arg("condition"), py::arg("x"), py::arg("y"), "cond ? x : y, broadcast together.");
-
-#define TG_REDUCE_FN(PYNAME, FN)                                                                              \
-  m.def(PYNAME, [](py::handle x, py::handle axis, bool keepdims) {                                            \
-        Var v = unary_arg(x, PYNAME);                                                                         \
-        return FN(v, normalized_axes(v, axis, PYNAME), keepdims);                                             \
-      }, py::arg("x"), py::arg("axis") = py::none(), py::arg("keepdims") = false)
-  TG_REDUCE_FN("sum", sum);
-  TG_REDUCE_FN("mean", mean);
-  TG_REDUCE_FN("max", max);
-  TG_REDUCE_FN("min", min);
-  TG_REDUCE_FN("logsumexp", logsumexp);
-#undef TG_REDUCE_FN
-
-  m.def("softmax", [](py::handle x, int64_t axis) { return softmax(unary_arg(x, "softmax"), axis); }, py::arg("x"), py::arg("axis") = -1);
   m.def("_cross_entropy_labels", [](py::handle logits, py::handle labels, const std::string& reduction) {
         Var z = unary_arg(logits, "cross_entropy");
         py::array arr = py::array::ensure(labels);
@@ -1195,24 +1236,6 @@ tapegrad.from_numpy(arr) to share a NumPy array's buffer instead.
       }, py::arg("input"), py::arg("target"), py::arg("mean"),
       "mean (or sum) of (input - target)^2 over all elements, target a constant: one fused primitive "
       "(tapegrad.nn.mse_loss uses it).");
-  m.def("log_softmax", [](py::handle x, int64_t axis) { return log_softmax(unary_arg(x, "log_softmax"), axis); }, py::arg("x"), py::arg("axis") = -1);
-  m.def("reshape", [](py::handle x, py::handle shape) { return reshape(unary_arg(x, "reshape"), parse_shape(shape)); }, py::arg("x"), py::arg("shape"));
-  m.def("transpose", [](py::handle x, py::handle axes) {
-        Var v = unary_arg(x, "transpose");
-        return transpose(v, axes.is_none() ? std::nullopt : std::optional<Axes>(parse_shape(axes)));
-      }, py::arg("x"), py::arg("axes") = py::none());
-  m.def("broadcast_to", [](py::handle x, py::handle shape) { return broadcast_to(unary_arg(x, "broadcast_to"), parse_shape(shape)); }, py::arg("x"), py::arg("shape"));
-  m.def("concatenate", [](py::handle seq, py::handle axis) {
-        std::vector<Var> xs = var_list(seq, "concatenate");
-        if (axis.is_none()) {
-          for (Var& v : xs) v = reshape(v, Shape{-1});
-          return concatenate(xs, 0);
-        }
-        if (!is_integer(axis)) throw type_error("concatenate: axis must be an int or None, got " + type_name(axis));
-        return concatenate(xs, axis.cast<int64_t>());
-      }, py::arg("arrays"), py::arg("axis") = 0);
-  m.def("stack", [](py::handle seq, int64_t axis) { return stack(var_list(seq, "stack"), axis); }, py::arg("arrays"), py::arg("axis") = 0);
-  m.def("astype", [](py::handle x, py::handle dt) { return astype(unary_arg(x, "astype"), parse_float_dtype(dt, "astype")); }, py::arg("x"), py::arg("dtype"));
   m.def("from_numpy", &from_numpy, py::arg("array"), "A Variable sharing the NumPy array's buffer (no copy).");
 
   m.def("is_grad_enabled", &grad_enabled);

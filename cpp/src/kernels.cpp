@@ -112,11 +112,11 @@ static void nd_loop(const Shape& shape, std::array<std::vector<int64_t>, N> stri
 // ---------------------------------------------------------------------------
 
 // Transcendental functions cost ~10x an add per element: split them sooner.
-// (The thresholds are tested at their edges in tests/test_kernels_fastpaths.py.)
+// (The spec's `cost` field; the thresholds are tested at their edges in
+// tests/test_kernels_fastpaths.py.)
 static int64_t unary_grain(UnaryOp op) {
   switch (op) {
-    case UnaryOp::Exp: case UnaryOp::Log: case UnaryOp::Log1p: case UnaryOp::Sin: case UnaryOp::Cos:
-    case UnaryOp::Tanh: case UnaryOp::Sigmoid:
+    TG_SPEC_UNARY_COSTLY_CASES
       return kGrainElements / 8;
     default:
       return kGrainElements;
@@ -158,8 +158,17 @@ static inline void bin_run(BinaryOp op, double* o, int64_t so, const double* a, 
   isa().binary_f64(op, o, so, a, sa, b, sb, n);
 }
 
-// Elements per thread chunk: pow costs ~8x an add per element.
-static inline int64_t bin_grain(BinaryOp op) { return op == BinaryOp::Pow ? kGrainElements / 8 : kGrainElements; }
+// Elements per thread chunk: pow, and a derivative kernel that calls libm
+// (sin's g * cos(x)), cost ~8x an add per element.
+static inline int64_t bin_grain(BinaryOp op) {
+  switch (op) {
+    case BinaryOp::Pow:
+    TG_SPEC_DERIV_COSTLY_CASES
+      return kGrainElements / 8;
+    default:
+      return kGrainElements;
+  }
+}
 
 template <class T>
 static void bin_broadcast(BinaryOp op, const Tensor& out, const Tensor& a, const Tensor& b);

@@ -138,68 +138,32 @@ Var fused_deriv(N& n, BinaryOp op, const Var& d, const char* name) {
   return constant(kern::binary(op, d->data, n.tensor(0), name));
 }
 
-#define TG_UNARY_RULE(NAME, KERNEL, SAVE)                                                       \
-  static constexpr const char* name = NAME;                                                    \
-  static constexpr UnaryOp kernel = KERNEL;                                                    \
-  static constexpr SaveWhat save = SAVE;                                                       \
-  static constexpr bool pointwise = true;                                                      \
-  struct Attrs {};                                                                             \
-  template <class N> static Grads vjp(N& n, const Var& g) { return Grads::of(deriv(n, g)); }   \
+// The elementwise ops of opspec/ops.py get their rule structs from the spec
+// (tapegrad_gen/elementwise_rules.inc, included below): `composite` is d * f'
+// in differentiable ops; the first-order sweep runs the fused kernel instead
+// (fast path), a recorded one (create_graph) the composite (second order).
+#define TG_UNARY_RULE(NAME, KERNEL, SAVE, DERIV_KERNEL)                                       \
+  static constexpr const char* name = NAME;                                                  \
+  static constexpr UnaryOp kernel = KERNEL;                                                  \
+  static constexpr SaveWhat save = SAVE;                                                     \
+  static constexpr bool pointwise = true;                                                    \
+  struct Attrs {};                                                                           \
+  template <class N> static Var deriv(N& n, const Var& d) {                                  \
+    if (!grad_enabled()) return fused_deriv(n, DERIV_KERNEL, d, name);                       \
+    return composite(n, d);                                                                  \
+  }                                                                                          \
+  template <class N> static Grads vjp(N& n, const Var& g) { return Grads::of(deriv(n, g)); } \
   template <class N> static Var jvp(N& n, const Grads& t, int) { return deriv(n, t[0]); }
 
-// d(-x) = -dx
-struct NegRule { TG_UNARY_RULE("negative", UnaryOp::Neg, SaveWhat::Nothing)
-  template <class N> static Var deriv(N&, const Var& d) { return neg(d); } };
-// d exp(x) = exp(x) dx          (reads the output)
-struct ExpRule { TG_UNARY_RULE("exp", UnaryOp::Exp, SaveWhat::Output)
-  template <class N> static Var deriv(N& n, const Var& d) { return mul(d, n.get(0)); } };
-// d log(x) = dx / x
-struct LogRule { TG_UNARY_RULE("log", UnaryOp::Log, SaveWhat::Input)
-  template <class N> static Var deriv(N& n, const Var& d) { return div(d, n.get(0)); } };
-// d log1p(x) = dx / (1 + x)
-struct Log1pRule { TG_UNARY_RULE("log1p", UnaryOp::Log1p, SaveWhat::Input)
-  template <class N> static Var deriv(N& n, const Var& d) {
-    Var x = n.get(0);
-    return div(d, add(x, scalar(1, x)));
-  } };
-// d sqrt(x) = dx / (2 sqrt(x))  (reads the output; inf at 0, as NumPy)
-struct SqrtRule { TG_UNARY_RULE("sqrt", UnaryOp::Sqrt, SaveWhat::Output)
-  template <class N> static Var deriv(N& n, const Var& d) {
-    Var y = n.get(0);
-    return div(d, mul(y, scalar(2, y)));
-  } };
-// d sin(x) = cos(x) dx
-struct SinRule { TG_UNARY_RULE("sin", UnaryOp::Sin, SaveWhat::Input)
-  template <class N> static Var deriv(N& n, const Var& d) { return mul(d, cos(n.get(0))); } };
-// d cos(x) = -sin(x) dx
-struct CosRule { TG_UNARY_RULE("cos", UnaryOp::Cos, SaveWhat::Input)
-  template <class N> static Var deriv(N& n, const Var& d) { return neg(mul(d, sin(n.get(0)))); } };
-// d tanh(x) = (1 - tanh(x)^2) dx   (reads the output; one fused kernel
-// unless the sweep is recorded for second order)
-struct TanhRule { TG_UNARY_RULE("tanh", UnaryOp::Tanh, SaveWhat::Output)
-  template <class N> static Var deriv(N& n, const Var& d) {
-    if (!grad_enabled()) return fused_deriv(n, BinaryOp::TanhGrad, d, name);
-    Var y = n.get(0);
-    return mul(d, sub(scalar(1, y), mul(y, y)));
-  } };
-// d sigmoid(x) = s (1 - s) dx       (reads the output; fused like tanh)
-struct SigmoidRule { TG_UNARY_RULE("sigmoid", UnaryOp::Sigmoid, SaveWhat::Output)
-  template <class N> static Var deriv(N& n, const Var& d) {
-    if (!grad_enabled()) return fused_deriv(n, BinaryOp::SigmoidGrad, d, name);
-    Var s = n.get(0);
-    return mul(d, mul(s, sub(scalar(1, s), s)));
-  } };
-// d relu(x) = [x > 0] dx            (relu'(0) = 0)
-struct ReluRule { TG_UNARY_RULE("relu", UnaryOp::Relu, SaveWhat::Input)
-  template <class N> static Var deriv(N& n, const Var& d) {
-    if (!grad_enabled()) return fused_deriv(n, BinaryOp::ReluGrad, d, name);
-    return mul(d, constant(kern::unary(UnaryOp::ReluMask, n.tensor(0))));
-  } };
-// d |x| = sign(x) dx                (abs'(0) = 0)
-struct AbsRule { TG_UNARY_RULE("abs", UnaryOp::Abs, SaveWhat::Input)
-  template <class N> static Var deriv(N& n, const Var& d) {
-    return mul(d, constant(kern::unary(UnaryOp::Sign, n.tensor(0))));
-  } };
+// A linear elementwise op is its own derivative map: JVP = op(t), VJP = op(g).
+#define TG_LINEAR_UNARY_RULE(NAME, KERNEL)                                                                \
+  static constexpr const char* name = NAME;                                                              \
+  static constexpr UnaryOp kernel = KERNEL;                                                              \
+  static constexpr SaveWhat save = SaveWhat::Nothing;                                                    \
+  static constexpr bool pointwise = true;                                                                \
+  struct Attrs {};                                                                                       \
+  template <class N> static Grads vjp(N& n, const Var& g) { return Grads::of(composite(n, g)); }        \
+  template <class N> static Var jvp(N& n, const Grads& t, int) { return composite(n, t[0]); }
 
 // clip(x, lo, hi) = minimum(maximum(x, lo), hi) with constant bounds (0-d
 // or broadcasting arrays): the derivative is 1 where lo <= x <= hi, inclusive.
@@ -791,17 +755,7 @@ struct LinearRule {
 // Public differentiable ops
 // ===========================================================================
 
-Var neg(const Var& x) { return unary_op<NegRule>(x); }
-Var exp(const Var& x) { return unary_op<ExpRule>(x); }
-Var log(const Var& x) { return unary_op<LogRule>(x); }
-Var log1p(const Var& x) { return unary_op<Log1pRule>(x); }
-Var sqrt(const Var& x) { return unary_op<SqrtRule>(x); }
-Var sin(const Var& x) { return unary_op<SinRule>(x); }
-Var cos(const Var& x) { return unary_op<CosRule>(x); }
-Var tanh(const Var& x) { return unary_op<TanhRule>(x); }
-Var sigmoid(const Var& x) { return unary_op<SigmoidRule>(x); }
-Var relu(const Var& x) { return unary_op<ReluRule>(x); }
-Var abs(const Var& x) { return unary_op<AbsRule>(x); }
+#include "tapegrad_gen/elementwise_rules.inc"  // the rules and functions of the spec's elementwise ops
 
 Var clip(const Var& x, const Tensor& lo, const Tensor& hi) {
   if (!lo.defined() && !hi.defined()) throw value_error("clip: one of a_min and a_max must be given");

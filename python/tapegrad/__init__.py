@@ -21,49 +21,18 @@ def _load_openblas():
 
 _load_openblas()
 
-from ._core import (  # noqa: E402,F401  (the public API)
+from . import _core  # noqa: E402
+from ._core import (  # noqa: E402,F401  (the public API besides the ops)
     Variable,
     Node,
     from_numpy,
     is_grad_enabled,
-    add,
-    subtract,
-    multiply,
-    divide,
-    power,
-    negative,
-    exp,
-    log,
-    log1p,
-    sqrt,
-    sin,
-    cos,
-    tanh,
-    sigmoid,
-    relu,
-    abs,
-    maximum,
-    minimum,
-    clip,
-    where,
-    sum,
-    mean,
-    max,
-    min,
-    logsumexp,
-    softmax,
-    log_softmax,
-    reshape,
-    transpose,
-    broadcast_to,
-    concatenate,
-    stack,
-    matmul,
-    linear,
-    astype,
     set_num_threads,
     get_num_threads,
 )
+
+# Every op of the spec (opspec/ops.py), as the core declares it in __ops__.
+globals().update({_name: getattr(_core, _name) for _name in _core.__ops__})
 from ._grad_mode import no_grad, enable_grad  # noqa: F401
 from .functional import (  # noqa: F401
     jvp,

@@ -9,20 +9,23 @@
 #include <vector>
 
 #include "tapegrad/tensor.hpp"
+#include "tapegrad_gen/kernels_enum.inc"  // generated from opspec/ops.py
 
 namespace tg::kern {
 
 // The NumPy broadcast of two shapes; throws value_error naming `op`.
 Shape broadcast_shapes(const Shape& a, const Shape& b, const char* op);
 
-enum class UnaryOp { Neg, Exp, Log, Log1p, Sqrt, Sin, Cos, Tanh, Sigmoid, Relu, Abs, Sign, Reciprocal, Square, ReluMask };
+// The spec's elementwise ops (UnaryOp::Exp, ...), then kernel-only helpers:
+// Sign(x) and ReluMask(x) = [x > 0], the spec's piecewise-constant sign/step.
+enum class UnaryOp { TG_SPEC_UNARY_OPS Sign, ReluMask };
 Tensor unary(UnaryOp op, const Tensor& x);
 
 // MaxWeight(a, b) is d max(a,b)/da with ties split: 1 if a > b, 0.5 if a == b, else 0.
-// TanhGrad(g, y) = g (1 - y^2) and SigmoidGrad(g, s) = g s (1 - s) are the
-// fused first-order VJPs of tanh and sigmoid from their saved outputs.
-// ReluGrad(g, x) = x > 0 ? g : 0.
-enum class BinaryOp { Add, Sub, Mul, Div, Pow, Maximum, Minimum, MaxWeight, MinWeight, TanhGrad, SigmoidGrad, ReluGrad };
+// <Op>Deriv(g, s) = g * f'(s), generated from the spec's `deriv` for each
+// non-linear elementwise op: its fused first-order VJP and JVP from the saved
+// input or output s (TanhDeriv(g, y) = g (1 - y^2)).
+enum class BinaryOp { Add, Sub, Mul, Div, Pow, Maximum, Minimum, MaxWeight, MinWeight, TG_SPEC_DERIV_OPS };
 Tensor binary(BinaryOp op, const Tensor& a, const Tensor& b, const char* opname);
 // x op c (c_left: c op x) for a number c, converted to x's float dtype
 // first: the same values as binary() with a 0-d c, without a tensor for c.

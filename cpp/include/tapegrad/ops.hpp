@@ -32,17 +32,8 @@ Var minimum(const Var& a, const Var& b);
 enum class ScalarOp { Add, Sub, CLeftSub, Mul, Div, CLeftDiv };
 Var scalar_op(const Var& x, double c, ScalarOp op);
 template <ScalarOp K> Var scalar_op_t(const Var& x, double c);  // op fixed at compile time (the operators)
-Var neg(const Var& x);
-Var exp(const Var& x);
-Var log(const Var& x);
-Var log1p(const Var& x);
-Var sqrt(const Var& x);
-Var sin(const Var& x);
-Var cos(const Var& x);
-Var tanh(const Var& x);
-Var sigmoid(const Var& x);
-Var relu(const Var& x);
-Var abs(const Var& x);
+// The elementwise ops of opspec/ops.py: Var exp(const Var& x), ...
+#include "tapegrad_gen/ops_decls.inc"
 // Bounds are constant tensors of x's dtype (undefined = unbounded); they
 // broadcast with x. Gradient passes where lo <= x <= hi (inclusive).
 Var clip(const Var& x, const Tensor& lo, const Tensor& hi);

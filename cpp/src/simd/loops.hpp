@@ -13,6 +13,7 @@
 #include <cstdint>
 
 #include "tapegrad/kernels.hpp"
+#include "tapegrad_gen/loop_cases.inc"  // generated from opspec/ops.py
 
 #ifndef TG_ISA
 #error "define TG_ISA before including simd/loops.hpp"
@@ -145,6 +146,34 @@ inline void map1_alias(const T* x, T* y, int64_t n, F f) {
   for (int64_t i = 0; i < n; ++i) y[i] = f(x[i]);
 }
 
+// ----- The scalar function of each elementwise op in the spec ------------------
+// y = k_<name>(x), named by opspec/ops.py; the generated switch cases
+// (TG_SPEC_UNARY_CASES, TG_SPEC_DERIV_CASES) call them. Adding an op to the
+// spec means adding its function here.
+template <class T> inline T k_negative(T v) { return -v; }
+template <class T> inline T k_exp(T v) {
+  if constexpr (sizeof(T) == 4) return expf_fast(v);
+  else return m_exp(v);
+}
+template <class T> inline T k_log(T v) { return m_log(v); }
+template <class T> inline T k_log1p(T v) { return m_log1p(v); }
+template <class T> inline T k_sqrt(T v) { return m_sqrt(v); }
+template <class T> inline T k_sin(T v) { return m_sin(v); }
+template <class T> inline T k_cos(T v) { return m_cos(v); }
+template <class T> inline T k_tanh(T v) {
+  if constexpr (sizeof(T) == 4) return tanhf_fast(v);
+  else return m_tanh(v);
+}
+template <class T> inline T k_sigmoid(T v) {
+  if constexpr (sizeof(T) == 4) return sigmoidf_fast(v);
+  else return sigmoid(v);
+}
+template <class T> inline T k_relu(T v) { return v > T(0) ? v : (v != v ? v : T(0)); }
+template <class T> inline T k_abs(T v) { return m_fabs(v); }
+// The piecewise-constant helpers a spec derivative may use (derivative 0).
+template <class T> inline T k_step(T v) { return v > T(0) ? T(1) : T(0); }  // relu'(0) = 0
+template <class T> inline T k_sign(T v) { return v > T(0) ? T(1) : (v < T(0) ? T(-1) : (v != v ? v : T(0))); }
+
 template <class T>
 void unary(UnaryOp op, const T* a, T* o, int64_t n) {
   auto run = [&](auto f) {
@@ -153,30 +182,9 @@ void unary(UnaryOp op, const T* a, T* o, int64_t n) {
     else map1(a, o, n, f);
   };
   switch (op) {
-    case UnaryOp::Neg: run([](T v) { return -v; }); break;
-    case UnaryOp::Exp:
-      if constexpr (sizeof(T) == 4) run([](T v) { return expf_fast(v); });
-      else run([](T v) { return m_exp(v); });
-      break;
-    case UnaryOp::Log: run([](T v) { return m_log(v); }); break;
-    case UnaryOp::Log1p: run([](T v) { return m_log1p(v); }); break;
-    case UnaryOp::Sqrt: run([](T v) { return m_sqrt(v); }); break;
-    case UnaryOp::Sin: run([](T v) { return m_sin(v); }); break;
-    case UnaryOp::Cos: run([](T v) { return m_cos(v); }); break;
-    case UnaryOp::Tanh:
-      if constexpr (sizeof(T) == 4) run([](T v) { return tanhf_fast(v); });
-      else run([](T v) { return m_tanh(v); });
-      break;
-    case UnaryOp::Sigmoid:
-      if constexpr (sizeof(T) == 4) run([](T v) { return sigmoidf_fast(v); });
-      else run([](T v) { return sigmoid(v); });
-      break;
-    case UnaryOp::Relu: run([](T v) { return v > T(0) ? v : (v != v ? v : T(0)); }); break;
-    case UnaryOp::Abs: run([](T v) { return m_fabs(v); }); break;
-    case UnaryOp::Sign: run([](T v) { return v > T(0) ? T(1) : (v < T(0) ? T(-1) : (v != v ? v : T(0))); }); break;
-    case UnaryOp::Reciprocal: run([](T v) { return T(1) / v; }); break;
-    case UnaryOp::Square: run([](T v) { return v * v; }); break;
-    case UnaryOp::ReluMask: run([](T v) { return v > T(0) ? T(1) : T(0); }); break;
+    TG_SPEC_UNARY_CASES
+    case UnaryOp::Sign: run([](T v) { return k_sign(v); }); break;
+    case UnaryOp::ReluMask: run([](T v) { return k_step(v); }); break;
   }
 }
 
@@ -213,10 +221,7 @@ void binary(BinaryOp op, T* o, int64_t so, const T* a, int64_t sa, const T* b, i
     case BinaryOp::Minimum: run([](T x, T y) { return (x < y || x != x) ? x : y; }); break;
     case BinaryOp::MaxWeight: run([](T x, T y) { return x > y ? T(1) : (x == y ? T(0.5) : T(0)); }); break;
     case BinaryOp::MinWeight: run([](T x, T y) { return x < y ? T(1) : (x == y ? T(0.5) : T(0)); }); break;
-    case BinaryOp::TanhGrad: run([](T g, T y) { return g * (T(1) - y * y); }); break;
-    case BinaryOp::SigmoidGrad: run([](T g, T s) { return g * (s * (T(1) - s)); }); break;
-    // NaN in x passes NaN on, like the unfused g * mask(x) would not: keep g * 0 semantics.
-    case BinaryOp::ReluGrad: run([](T g, T x) { return x > T(0) ? g : g * T(0); }); break;
+    TG_SPEC_DERIV_CASES
   }
 }
 

@@ -1,0 +1,89 @@
+"""What an op-spec entry is, and the checks every entry must pass."""
+import ast
+from dataclasses import dataclass, field
+
+FAMILIES = ("elementwise", "binary", "reduction", "shape", "linalg", "loss")
+SAVES = ("input", "output", "nothing")
+COSTS = ("cheap", "transcendental")
+NAMED_DOMAINS = ("real", "positive", "nonzero")
+
+
+@dataclass
+class Arg:
+    name: str
+    default: object = None
+    required: bool = True
+    positional_only: bool = False
+
+
+@dataclass
+class Op:
+    name: str
+    sig: str
+    family: str
+    doc: str
+    saves: str = "nothing"
+    deriv: str = None
+    numpy: list = field(default_factory=list)
+    method: bool = False
+    domain: object = "real"
+    cost: str = "cheap"
+    operator: str = None
+    cpp: str = None  # the C++ function's name, when it is not `name`
+    method_sig: str = None  # the method's signature when it is not the function's with x as self
+
+    def __post_init__(self):
+        where = f"op spec entry {self.name!r}"
+        if self.family not in FAMILIES:
+            raise ValueError(f"{where}: family {self.family!r} is not one of {FAMILIES}")
+        if self.saves not in SAVES:
+            raise ValueError(f"{where}: saves {self.saves!r} is not one of {SAVES}")
+        if self.cost not in COSTS:
+            raise ValueError(f"{where}: cost {self.cost!r} is not one of {COSTS}")
+        if not (self.domain in NAMED_DOMAINS or (isinstance(self.domain, tuple) and len(self.domain) == 2)):
+            raise ValueError(f"{where}: domain {self.domain!r} is neither one of {NAMED_DOMAINS} nor (lo, hi)")
+        if (self.family == "elementwise") != (self.deriv is not None):
+            raise ValueError(f"{where}: exactly the elementwise family declares `deriv`")
+        if self.cpp is None:
+            self.cpp = self.name
+        self.args = parse_signature(self.sig, where)
+        if self.method and self.method_sig is None:
+            first = self.args[0].name
+            inner = self.sig.strip()[1:-1].split(",", 1)
+            if inner[0].strip() != first:
+                raise ValueError(f"{where}: cannot derive the method signature from {self.sig!r}")
+            rest = inner[1].strip() if len(inner) > 1 else ""
+            rest = rest[1:].strip(" ,") if rest.startswith("/") else rest  # self is positional anyway
+            self.method_sig = "(self" + (", " + rest if rest else "") + ")"
+        if self.method_sig is not None:
+            self.method_args = parse_signature(self.method_sig, where, allow_varargs=True)[1:]
+        elif self.method:
+            raise ValueError(f"{where}: method without a signature")
+
+    @property
+    def camel(self):
+        """The C++ enum / struct stem: log_softmax -> LogSoftmax."""
+        return "".join(part.capitalize() for part in self.name.split("_"))
+
+
+def parse_signature(sig, where, allow_varargs=False):
+    """'(x, axis=None, keepdims=False)' -> [Arg, ...]; defaults must be literals.
+    A method may take *args (v.reshape(2, 3)): that Arg has name '*shape'."""
+    try:
+        fn = ast.parse(f"def f{sig}: pass").body[0]
+    except SyntaxError as e:
+        raise ValueError(f"{where}: signature {sig!r} does not parse: {e}") from None
+    a = fn.args
+    if (a.vararg and not allow_varargs) or a.kwarg or a.kwonlyargs:
+        raise ValueError(f"{where}: *args, **kwargs and keyword-only arguments are not supported in {sig!r}")
+    params = [(p, True) for p in a.posonlyargs] + [(p, False) for p in a.args]
+    defaults = [None] * (len(params) - len(a.defaults)) + list(a.defaults)
+    out = []
+    for (p, posonly), d in zip(params, defaults):
+        if d is None:
+            out.append(Arg(p.arg, positional_only=posonly))
+        else:
+            out.append(Arg(p.arg, ast.literal_eval(d), required=False, positional_only=posonly))
+    if a.vararg:
+        out.append(Arg("*" + a.vararg.arg))
+    return out

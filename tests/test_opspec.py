@@ -1,0 +1,157 @@
+"""The op spec (opspec/ops.py, exposed as tapegrad._core.__ops__) drives the
+op surface: every op is checked here on both engines and against finite
+differences, and the parity test fails when any place that must know an op
+(Variable methods, the reference engine, the symbolic engine, the docs, the
+tests' cases) is missing one."""
+import inspect
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import tapegrad as tg
+from tapegrad import symbolic
+
+from op_cases import CASES, SPEC, case, draw
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DOCS = os.path.join(ROOT, "docs", "API.md")
+
+
+# ----- parity: every place that must know an op knows it ---------------------------------
+
+def parity_problems(spec, *, tapegrad=tg, reference=tg.reference, sym=symbolic, docs_text=None, cases=None):
+    """(op, place) pairs where an op of `spec` is missing."""
+    if docs_text is None:
+        with open(DOCS, encoding="utf-8") as f:
+            docs_text = f.read()
+    cases = CASES if cases is None else cases
+    missing = []
+    for name, op in spec.items():
+        places = {
+            "tapegrad function": hasattr(tapegrad, name),
+            "reference function": hasattr(reference, name),
+            "symbolic function": hasattr(sym, name),
+            "docs/API.md op table": f"| `{name}(" in docs_text,
+            "tests/op_cases.py": name in cases or op["family"] == "elementwise",
+        }
+        if op["method"]:
+            places["Variable method"] = hasattr(tapegrad.Variable, name)
+            places["reference Variable method"] = hasattr(reference.Variable, name)
+            places["symbolic SymArray method"] = hasattr(sym.SymArray, name)
+        missing += [(name, place) for place, ok in places.items() if not ok]
+    return missing
+
+
+def test_every_place_knows_every_op():
+    assert parity_problems(SPEC) == []
+
+
+def test_parity_check_fails_for_an_op_missing_anywhere():
+    # A test of the test: an op the spec declares but nothing implements is
+    # reported in every place, and one place missing alone is reported alone.
+    fake = dict(SPEC)
+    fake["softplus_missing"] = dict(SPEC["tanh"], name="softplus_missing")
+    problems = parity_problems(fake)
+    assert {place for op, place in problems if op == "softplus_missing"} == {
+        "tapegrad function", "reference function", "symbolic function", "docs/API.md op table",
+        "Variable method", "reference Variable method", "symbolic SymArray method"}
+    assert all(op == "softplus_missing" for op, _ in problems)
+
+    class NoSum:  # the reference engine without `sum`
+        Variable = tg.reference.Variable
+
+        def __getattr__(self, name):
+            if name == "sum":
+                raise AttributeError(name)
+            return getattr(tg.reference, name)
+    assert parity_problems(SPEC, reference=NoSum()) == [("sum", "reference function")]
+    assert parity_problems(SPEC, cases={k: v for k, v in CASES.items() if k != "matmul"}) == [
+        ("matmul", "tests/op_cases.py")]
+
+
+def test_docs_op_tables_are_current():
+    r = subprocess.run([sys.executable, os.path.join(ROOT, "opspec", "generate.py"), "--check-docs"],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+
+
+def test_python_face_exports_every_spec_op_from_core():
+    for name in SPEC:
+        assert getattr(tg, name) is getattr(tg._core, name), name
+
+
+# ----- signatures come from the spec ------------------------------------------------------
+
+def _spec_params(args):
+    out = []
+    for a in args:
+        kind = inspect.Parameter.POSITIONAL_OR_KEYWORD
+        name = a["name"] if isinstance(a, dict) else a
+        out.append((name, a["default"] if isinstance(a, dict) and not a["required"] else inspect.Parameter.empty))
+    return out
+
+
+@pytest.mark.parametrize("name", sorted(SPEC))
+def test_function_signature_matches_spec(name):
+    sig = inspect.signature(getattr(tg, name))
+    got = [(p.name, p.default) for p in sig.parameters.values()]
+    assert got == _spec_params(SPEC[name]["args"])
+    assert getattr(tg, name).__doc__.strip().endswith(SPEC[name]["doc"])
+
+
+@pytest.mark.parametrize("name", sorted(n for n in SPEC if SPEC[n]["method"]))
+def test_method_signature_matches_spec(name):
+    method = getattr(tg.Variable(np.ones(3)), name)
+    got = [("*" + p.name if p.kind == p.VAR_POSITIONAL else p.name, p.default)
+           for p in inspect.signature(method).parameters.values()]
+    want = inspect.signature(eval("lambda " + SPEC[name]["method"][1:-1] + ": 0"))  # noqa: S307 (the spec's own text)
+    want = [("*" + p.name if p.kind == p.VAR_POSITIONAL else p.name, p.default)
+            for p in list(want.parameters.values())[1:]]
+    assert got == want
+
+
+# ----- every op: C++ engine vs reference vs finite differences -----------------------------
+
+def _inputs(name, seed, dtype=np.float64):
+    shapes, domains, call = case(name)
+    rng = np.random.default_rng(seed)
+    return [draw(rng, s, d, dtype) for s, d in zip(shapes, domains)], call
+
+
+def _run(m, call, arrays, weights):
+    xs = [m.Variable(a, requires_grad=True) for a in arrays]
+    out = call(m, *xs)
+    (out * weights).sum().backward() if weights.shape else (out * weights).backward()
+    return out.numpy() if hasattr(out, "numpy") else np.asarray(out.data), [x.grad for x in xs]
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("name", sorted(SPEC))
+def test_op_matches_reference(name, dtype):
+    arrays, call = _inputs(name, 1, dtype)
+    probe = call(tg, *[tg.Variable(a) for a in arrays])
+    weights = np.random.default_rng(2).uniform(0.5, 1.5, probe.shape).astype(dtype)
+    y, grads = _run(tg, call, arrays, weights)
+    ry, rgrads = _run(tg.reference, call, arrays, weights)
+    rtol = 1e-12 if dtype == np.float64 else 2e-6
+    assert y.dtype == ry.dtype == probe.dtype
+    np.testing.assert_allclose(y, ry, rtol=rtol, atol=rtol)
+    for g, rg in zip(grads, rgrads):
+        assert g.dtype == rg.dtype
+        np.testing.assert_allclose(g, rg, rtol=rtol * 10, atol=rtol * 10)
+    # forward mode: the JVP along random tangents, both engines
+    rng = np.random.default_rng(3)
+    tangents = tuple(rng.standard_normal(a.shape).astype(dtype) for a in arrays)
+    _, t = tg.jvp(lambda *xs: call(tg, *xs), tuple(arrays), tangents)
+    _, rt = tg.reference.jvp(lambda *xs: call(tg.reference, *xs), tuple(arrays), tangents)
+    np.testing.assert_allclose(np.asarray(t), np.asarray(rt), rtol=rtol * 10, atol=rtol * 10)
+
+
+@pytest.mark.parametrize("name", sorted(SPEC))
+def test_op_matches_finite_differences(name):
+    arrays, call = _inputs(name, 4)
+    order = 1 if SPEC[name]["family"] in ("shape",) or SPEC[name]["deriv"] == "linear" else 2
+    tg.gradcheck(lambda *xs: call(tg, *xs), tuple(arrays), order=order)
