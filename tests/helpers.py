@@ -247,3 +247,74 @@ def fd_jacobians(fn, arrays, eps=1e-6):
             Jflat[..., k] = (fp - fm) / (2 * eps)
         jacs.append(J)
     return jacs
+
+
+# ---------------------------------------------------------------------------
+# Jacobians three ways, Hessians by differences of gradients (test_modes,
+# test_modes_primitives, test_custom_op, test_modes_errors)
+# ---------------------------------------------------------------------------
+FD_RTOL = 1e-6
+FD_ATOL = 1e-6  # scaled by the magnitude of the values compared (see assert_close)
+MODE_RTOL = 1e-11  # forward vs reverse: the same numbers summed in another order
+XENGINE_RTOL = 1e-9  # tapegrad vs tapegrad.reference
+MODES = ["forward", "reverse"]
+
+
+def engine_jacobians(m, fn, arrays, mode, chunk_size=None):
+    def f(*vs):
+        return fn(m, *vs)
+
+    jac = m.jacobian(f, tuple(arrays), mode=mode, chunk_size=chunk_size)
+    assert isinstance(jac, tuple) and len(jac) == len(arrays)
+    return list(jac)
+
+
+def reference_with_jacobian():
+    """The reference engine; fails (does not skip) if it lacks the functional API."""
+    ref = reference_engine()
+    assert hasattr(ref, "jacobian"), "tapegrad.reference has no jacobian: the cross-engine comparison needs it"
+    return ref
+
+
+def check_jacobians(fn, arrays, fd=True, expected=None):
+    """forward == reverse == finite differences (or `expected`) == reference, for fn(m, *vars)."""
+    arrays = [np.asarray(a, dtype=np.float64) for a in arrays]
+    out_shape = evaluate(tapegrad, fn, arrays).shape
+    fwd = engine_jacobians(tapegrad, fn, arrays, "forward")
+    rev = engine_jacobians(tapegrad, fn, arrays, "reverse")
+    for i, (a, jf, jr) in enumerate(zip(arrays, fwd, rev)):
+        for name, j in (("forward", jf), ("reverse", jr)):
+            assert isinstance(j, np.ndarray), f"{name} jacobian of input {i} is a {type(j).__name__}"
+            assert j.shape == out_shape + a.shape, f"{name} jacobian of input {i}: shape {j.shape}"
+            assert j.dtype == np.float64, f"{name} jacobian of input {i}: dtype {j.dtype}"
+        assert_close(jf, jr, rtol=MODE_RTOL, atol_scale=1e-13, msg=f"input {i}: forward vs reverse")
+    if fd:
+        for i, (jr, jn) in enumerate(zip(rev, fd_jacobians(fn, arrays))):
+            assert_close(jr, jn, rtol=FD_RTOL, atol_scale=FD_ATOL, atol_floor=1e-8,
+                         msg=f"input {i}: jacobian vs finite differences")
+    if expected is not None:
+        for i, (jr, je) in enumerate(zip(rev, expected)):
+            assert_close(jr, je, rtol=1e-12, atol_scale=1e-14, msg=f"input {i}: jacobian vs expected")
+    ref = reference_with_jacobian()
+    for mode in MODES:
+        rj = engine_jacobians(ref, fn, arrays, mode)
+        for i, (j, r) in enumerate(zip(fwd, rj)):
+            assert_close(np.asarray(r), j, rtol=XENGINE_RTOL, atol_scale=1e-12,
+                         msg=f"input {i}: reference jacobian ({mode}) vs tapegrad")
+    return fwd
+
+
+def grad_np(fn, x):
+    return tapegrad.grad(lambda v: fn(tapegrad, v))(x)
+
+
+def fd_hessian(fn, x, eps=1e-5):
+    """Central differences of the (engine's) gradient."""
+    H = np.zeros(x.shape + x.shape)
+    Hf = H.reshape(x.shape + (x.size,))
+    for k in range(x.size):
+        xp, xm = x.copy(), x.copy()
+        xp.reshape(-1)[k] += eps
+        xm.reshape(-1)[k] -= eps
+        Hf[..., k] = (grad_np(fn, xp) - grad_np(fn, xm)) / (2 * eps)
+    return H
