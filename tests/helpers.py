@@ -318,3 +318,62 @@ def fd_hessian(fn, x, eps=1e-5):
         xm.reshape(-1)[k] -= eps
         Hf[..., k] = (grad_np(fn, xp) - grad_np(fn, xm)) / (2 * eps)
     return H
+
+
+# ---------------------------------------------------------------------------
+# NumPy versions of the normalisers, and the generic op check: value vs NumPy,
+# grad vs finite differences and reference (test_ops, test_indexing, ...)
+# ---------------------------------------------------------------------------
+VALUE_RTOL = 1e-12
+
+
+def np_sigmoid(x):
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def np_logsumexp(x, axis=None, keepdims=False):
+    x = np.asarray(x, dtype=np.float64)
+    m = np.max(x, axis=axis, keepdims=True)
+    m = np.where(np.isfinite(m), m, 0.0)
+    out = np.log(np.sum(np.exp(x - m), axis=axis, keepdims=True)) + m
+    if not keepdims:
+        out = np.squeeze(out, axis=axis if axis is not None else tuple(range(x.ndim)))
+    return out
+
+
+def np_softmax(x, axis=-1):
+    e = np.exp(x - np.max(x, axis=axis, keepdims=True))
+    return e / np.sum(e, axis=axis, keepdims=True)
+
+
+def np_log_softmax(x, axis=-1):
+    return x - np_logsumexp(x, axis=axis, keepdims=True)
+
+
+def check_op(fn, np_fn, arrays, rng, fd=True, value_rtol=VALUE_RTOL):
+    arrays = [np.asarray(a, dtype=np.float64) for a in arrays]
+    expected = np.asarray(np_fn(*arrays), dtype=np.float64)
+    w = weights_like(expected.shape, rng)
+
+    value, dtype, grads = value_and_grads(tapegrad, fn, arrays, w)
+    assert dtype == np.float64
+    assert_close(value, expected, rtol=value_rtol, atol_scale=1e-14, msg="value vs NumPy")
+    for a, g in zip(arrays, grads):
+        assert g is not None, "an input that requires grad got no gradient"
+        assert isinstance(g, np.ndarray)
+        assert g.shape == a.shape
+        assert g.dtype == np.float64
+
+    if fd:
+        num = numeric_grads(loss_np(np_fn, w), arrays)
+        for i, (g, n) in enumerate(zip(grads, num)):
+            assert_close(g, n, rtol=FD_RTOL, atol_scale=FD_ATOL, atol_floor=1e-9,
+                         msg=f"grad of input {i} vs finite differences")
+
+    ref = reference_engine()
+    rvalue, rdtype, rgrads = value_and_grads(ref, fn, arrays, w)
+    assert rdtype == np.float64
+    assert_close(rvalue, value, rtol=XENGINE_RTOL, atol_scale=1e-14, msg="value vs reference")
+    for i, (g, r) in enumerate(zip(grads, rgrads)):
+        assert_close(g, r, rtol=XENGINE_RTOL, atol_scale=1e-12, msg=f"grad of input {i} vs reference")
+    return value, grads
