@@ -8,6 +8,14 @@
   NumPy reference once it exists).
 * ``value_and_grads``: run one function on an engine and backpropagate a
   random-weighted sum of its output.
+* ``rng_for`` / ``sample`` / ``fd_jacobians``: seeded inputs away from kinks,
+  central-difference Jacobians.
+* ``check_jacobians`` (forward == reverse == finite differences == the
+  reference engine) and ``fd_hessian``: the derivative-mode test files.
+* ``check_op`` (value vs NumPy, gradient vs finite differences and the
+  reference) and NumPy normalisers: test_ops, test_indexing and others.
+
+Fixtures (the engine fixture ``m``, ``restore_grad_mode``) are in conftest.py.
 """
 import importlib
 import importlib.util
@@ -182,8 +190,8 @@ def force_grad_enabled():
 
 
 # ---------------------------------------------------------------------------
-# Seeded inputs and finite-difference Jacobians (test_ops, test_modes,
-# test_modes_properties)
+# Seeded inputs and finite-difference Jacobians (test_ops, test_modes*,
+# test_indexing, ...)
 # ---------------------------------------------------------------------------
 def rng_for(*key):
     """A generator seeded by the test case, so every case is reproducible."""
