@@ -8,6 +8,14 @@
   NumPy reference once it exists).
 * ``value_and_grads``: run one function on an engine and backpropagate a
   random-weighted sum of its output.
+* ``rng_for`` / ``sample`` / ``fd_jacobians``: seeded inputs away from kinks,
+  central-difference Jacobians.
+* ``check_jacobians`` (forward == reverse == finite differences == the
+  reference engine) and ``fd_hessian``: the derivative-mode test files.
+* ``check_op`` (value vs NumPy, gradient vs finite differences and the
+  reference) and NumPy normalisers: test_ops, test_indexing and others.
+
+Fixtures (the engine fixture ``m``, ``restore_grad_mode``) are in conftest.py.
 """
 import importlib
 import importlib.util
@@ -182,8 +190,8 @@ def force_grad_enabled():
 
 
 # ---------------------------------------------------------------------------
-# Seeded inputs and finite-difference Jacobians (test_ops, test_modes,
-# test_modes_properties)
+# Seeded inputs and finite-difference Jacobians (test_ops, test_modes*,
+# test_indexing, ...)
 # ---------------------------------------------------------------------------
 def rng_for(*key):
     """A generator seeded by the test case, so every case is reproducible."""
@@ -247,3 +255,133 @@ def fd_jacobians(fn, arrays, eps=1e-6):
             Jflat[..., k] = (fp - fm) / (2 * eps)
         jacs.append(J)
     return jacs
+
+
+# ---------------------------------------------------------------------------
+# Jacobians three ways, Hessians by differences of gradients (test_modes,
+# test_modes_primitives, test_custom_op, test_modes_errors)
+# ---------------------------------------------------------------------------
+FD_RTOL = 1e-6
+FD_ATOL = 1e-6  # scaled by the magnitude of the values compared (see assert_close)
+MODE_RTOL = 1e-11  # forward vs reverse: the same numbers summed in another order
+XENGINE_RTOL = 1e-9  # tapegrad vs tapegrad.reference
+MODES = ["forward", "reverse"]
+
+
+def engine_jacobians(m, fn, arrays, mode, chunk_size=None):
+    def f(*vs):
+        return fn(m, *vs)
+
+    jac = m.jacobian(f, tuple(arrays), mode=mode, chunk_size=chunk_size)
+    assert isinstance(jac, tuple) and len(jac) == len(arrays)
+    return list(jac)
+
+
+def reference_with_jacobian():
+    """The reference engine; fails (does not skip) if it lacks the functional API."""
+    ref = reference_engine()
+    assert hasattr(ref, "jacobian"), "tapegrad.reference has no jacobian: the cross-engine comparison needs it"
+    return ref
+
+
+def check_jacobians(fn, arrays, fd=True, expected=None):
+    """forward == reverse == finite differences (or `expected`) == reference, for fn(m, *vars)."""
+    arrays = [np.asarray(a, dtype=np.float64) for a in arrays]
+    out_shape = evaluate(tapegrad, fn, arrays).shape
+    fwd = engine_jacobians(tapegrad, fn, arrays, "forward")
+    rev = engine_jacobians(tapegrad, fn, arrays, "reverse")
+    for i, (a, jf, jr) in enumerate(zip(arrays, fwd, rev)):
+        for name, j in (("forward", jf), ("reverse", jr)):
+            assert isinstance(j, np.ndarray), f"{name} jacobian of input {i} is a {type(j).__name__}"
+            assert j.shape == out_shape + a.shape, f"{name} jacobian of input {i}: shape {j.shape}"
+            assert j.dtype == np.float64, f"{name} jacobian of input {i}: dtype {j.dtype}"
+        assert_close(jf, jr, rtol=MODE_RTOL, atol_scale=1e-13, msg=f"input {i}: forward vs reverse")
+    if fd:
+        for i, (jr, jn) in enumerate(zip(rev, fd_jacobians(fn, arrays))):
+            assert_close(jr, jn, rtol=FD_RTOL, atol_scale=FD_ATOL, atol_floor=1e-8,
+                         msg=f"input {i}: jacobian vs finite differences")
+    if expected is not None:
+        for i, (jr, je) in enumerate(zip(rev, expected)):
+            assert_close(jr, je, rtol=1e-12, atol_scale=1e-14, msg=f"input {i}: jacobian vs expected")
+    ref = reference_with_jacobian()
+    for mode in MODES:
+        rj = engine_jacobians(ref, fn, arrays, mode)
+        for i, (j, r) in enumerate(zip(fwd, rj)):
+            assert_close(np.asarray(r), j, rtol=XENGINE_RTOL, atol_scale=1e-12,
+                         msg=f"input {i}: reference jacobian ({mode}) vs tapegrad")
+    return fwd
+
+
+def grad_np(fn, x):
+    return tapegrad.grad(lambda v: fn(tapegrad, v))(x)
+
+
+def fd_hessian(fn, x, eps=1e-5):
+    """Central differences of the (engine's) gradient."""
+    H = np.zeros(x.shape + x.shape)
+    Hf = H.reshape(x.shape + (x.size,))
+    for k in range(x.size):
+        xp, xm = x.copy(), x.copy()
+        xp.reshape(-1)[k] += eps
+        xm.reshape(-1)[k] -= eps
+        Hf[..., k] = (grad_np(fn, xp) - grad_np(fn, xm)) / (2 * eps)
+    return H
+
+
+# ---------------------------------------------------------------------------
+# NumPy versions of the normalisers, and the generic op check: value vs NumPy,
+# grad vs finite differences and reference (test_ops, test_indexing, ...)
+# ---------------------------------------------------------------------------
+VALUE_RTOL = 1e-12
+
+
+def np_sigmoid(x):
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def np_logsumexp(x, axis=None, keepdims=False):
+    x = np.asarray(x, dtype=np.float64)
+    m = np.max(x, axis=axis, keepdims=True)
+    m = np.where(np.isfinite(m), m, 0.0)
+    out = np.log(np.sum(np.exp(x - m), axis=axis, keepdims=True)) + m
+    if not keepdims:
+        out = np.squeeze(out, axis=axis if axis is not None else tuple(range(x.ndim)))
+    return out
+
+
+def np_softmax(x, axis=-1):
+    e = np.exp(x - np.max(x, axis=axis, keepdims=True))
+    return e / np.sum(e, axis=axis, keepdims=True)
+
+
+def np_log_softmax(x, axis=-1):
+    return x - np_logsumexp(x, axis=axis, keepdims=True)
+
+
+def check_op(fn, np_fn, arrays, rng, fd=True, value_rtol=VALUE_RTOL):
+    arrays = [np.asarray(a, dtype=np.float64) for a in arrays]
+    expected = np.asarray(np_fn(*arrays), dtype=np.float64)
+    w = weights_like(expected.shape, rng)
+
+    value, dtype, grads = value_and_grads(tapegrad, fn, arrays, w)
+    assert dtype == np.float64
+    assert_close(value, expected, rtol=value_rtol, atol_scale=1e-14, msg="value vs NumPy")
+    for a, g in zip(arrays, grads):
+        assert g is not None, "an input that requires grad got no gradient"
+        assert isinstance(g, np.ndarray)
+        assert g.shape == a.shape
+        assert g.dtype == np.float64
+
+    if fd:
+        num = numeric_grads(loss_np(np_fn, w), arrays)
+        for i, (g, n) in enumerate(zip(grads, num)):
+            assert_close(g, n, rtol=FD_RTOL, atol_scale=FD_ATOL, atol_floor=1e-9,
+                         msg=f"grad of input {i} vs finite differences")
+
+    ref = reference_engine()
+    rvalue, rdtype, rgrads = value_and_grads(ref, fn, arrays, w)
+    assert rdtype == np.float64
+    assert_close(rvalue, value, rtol=XENGINE_RTOL, atol_scale=1e-14, msg="value vs reference")
+    for i, (g, r) in enumerate(zip(grads, rgrads)):
+        assert_close(g, r, rtol=XENGINE_RTOL, atol_scale=1e-12, msg=f"grad of input {i} vs reference")
+    return value, grads

@@ -9,18 +9,7 @@ import re
 import numpy as np
 import pytest
 
-from helpers import ENGINE_NAMES, engine_by_name, force_grad_enabled
-
-
-@pytest.fixture(params=ENGINE_NAMES)
-def m(request):
-    return engine_by_name(request.param)
-
-
-@pytest.fixture(autouse=True)
-def _restore_grad_mode():
-    yield
-    force_grad_enabled()
+pytestmark = pytest.mark.usefixtures("restore_grad_mode")  # fixtures m and restore_grad_mode: conftest.py
 
 
 def _names_shapes(msg, *shapes):

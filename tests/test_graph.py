@@ -14,16 +14,12 @@ import numpy as np
 import pytest
 
 import tapegrad as tg
-from helpers import assert_close, force_grad_enabled, numeric_grad, reference_engine
+from helpers import assert_close, numeric_grad, reference_engine
 
 PYTHON = sys.executable
 MAIN = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-
-@pytest.fixture(autouse=True)
-def _restore_grad_mode():
-    yield
-    force_grad_enabled()
+pytestmark = pytest.mark.usefixtures("restore_grad_mode")  # conftest.py
 
 
 def run_script(code, timeout=300):

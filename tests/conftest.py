@@ -1,0 +1,20 @@
+"""Fixtures shared by several test modules (plain helper functions are in helpers.py)."""
+import pytest
+
+from helpers import ENGINE_NAMES, engine_by_name, force_grad_enabled
+
+
+@pytest.fixture(params=ENGINE_NAMES)
+def m(request):
+    """Each engine module in turn: tapegrad, then tapegrad.reference."""
+    return engine_by_name(request.param)
+
+
+@pytest.fixture
+def restore_grad_mode():
+    """A failing grad-mode test must not leave this thread in no_grad for the next tests.
+
+    Modules opt in with ``pytestmark = pytest.mark.usefixtures("restore_grad_mode")``.
+    """
+    yield
+    force_grad_enabled()

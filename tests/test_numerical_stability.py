@@ -1,0 +1,154 @@
+"""Numerical stability (softmax / log_softmax / logsumexp at logits of 1e4,
+sigmoid at large inputs) and NaN / inf propagating as in NumPy, through
+values and gradients.
+"""
+import numpy as np
+import pytest
+
+import tapegrad as tg
+from helpers import assert_close, np_sigmoid, np_softmax
+
+
+# ---------------------------------------------------------------------------
+# Numerical stability
+# ---------------------------------------------------------------------------
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_normalisers_stable_at_huge_logits(dtype):
+    x = np.array([[1e4, 1e4 - 1.0, -1e4], [-1e4, -1e4, -1e4 + 2.0]], dtype=dtype)
+    shifted = x.astype(np.float64) - x.astype(np.float64).max(axis=1, keepdims=True)
+    e = np.exp(shifted)
+    want_sm = e / e.sum(axis=1, keepdims=True)
+    want_lse = x.astype(np.float64).max(axis=1) + np.log(e.sum(axis=1))
+
+    v = tg.Variable(x, requires_grad=True)
+    sm = tg.softmax(v, axis=1)
+    lsm = tg.log_softmax(v, axis=1)
+    lse = tg.logsumexp(v, axis=1)
+    for out in (sm, lsm, lse):
+        assert np.all(np.isfinite(out.data)), out
+        assert out.dtype == dtype
+    rtol = 1e-12 if dtype == np.float64 else 1e-6
+    assert_close(sm, want_sm, rtol=rtol, atol_scale=rtol)
+    assert_close(lsm, shifted - np.log(e.sum(axis=1, keepdims=True)), rtol=rtol, atol_scale=rtol)
+    assert_close(lse, want_lse, rtol=rtol, atol_scale=rtol)
+    (sm[:, 0].sum() + lsm[:, 1].sum() + lse.sum()).backward()
+    assert np.all(np.isfinite(v.grad))
+    # gradient of logsumexp is the softmax
+    v2 = tg.Variable(x, requires_grad=True)
+    tg.logsumexp(v2, axis=1).sum().backward()
+    # float32 cannot represent logits ~1e4 closer than ~1e-3 (ulp), so the
+    # gradient is only good to that relative accuracy there.
+    grtol = 1e-10 if dtype == np.float64 else 2e-3
+    assert_close(v2.grad, want_sm, rtol=grtol, atol_scale=grtol)
+    # all-axis logsumexp at huge values
+    big = tg.Variable(np.array([1e4, 1e4], dtype=dtype), requires_grad=True)
+    out = tg.logsumexp(big)
+    assert_close(out, 1e4 + np.log(2.0), rtol=rtol)
+    out.backward()
+    assert_close(big.grad, [0.5, 0.5], rtol=grtol)
+
+
+def test_sigmoid_stable_for_large_inputs():
+    x = np.array([-800.0, -50.0, 0.0, 50.0, 800.0])
+    v = tg.Variable(x, requires_grad=True)
+    y = tg.sigmoid(v)
+    with np.errstate(over="ignore"):
+        assert_close(y, np_sigmoid(x))
+    y.sum().backward()
+    assert np.all(np.isfinite(v.grad))
+    assert v.grad[0] == 0.0 and v.grad[-1] == 0.0
+
+
+# ---------------------------------------------------------------------------
+# NaN and inf propagate as in NumPy
+# ---------------------------------------------------------------------------
+SPECIAL = np.array([np.nan, np.inf, -np.inf, 0.0, -0.0, 1.0, -1.0])
+NONFINITE_UNARY = {
+    "exp": (tg.exp, np.exp),
+    "log": (tg.log, np.log),
+    "log1p": (tg.log1p, np.log1p),
+    "sqrt": (tg.sqrt, np.sqrt),
+    "sin": (tg.sin, np.sin),
+    "cos": (tg.cos, np.cos),
+    "tanh": (tg.tanh, np.tanh),
+    "sigmoid": (tg.sigmoid, np_sigmoid),
+    "relu": (tg.relu, lambda x: np.maximum(x, 0.0)),
+    "abs": (tg.abs, np.abs),
+    "negative": (tg.negative, np.negative),
+    "clip": (lambda v: tg.clip(v, -0.5, 0.5), lambda x: np.clip(x, -0.5, 0.5)),
+}
+
+
+@pytest.mark.parametrize("name", list(NONFINITE_UNARY))
+def test_nan_inf_propagate_unary(name):
+    fn, np_fn = NONFINITE_UNARY[name]
+    with np.errstate(all="ignore"):
+        want = np_fn(SPECIAL)
+    got = fn(tg.Variable(SPECIAL)).data
+    np.testing.assert_array_equal(got, want)  # NaN == NaN here; checks the sign of inf
+    np.testing.assert_array_equal(np.signbit(got[~np.isnan(got)]), np.signbit(want[~np.isnan(want)]))
+
+
+NONFINITE_BINARY = {
+    "add": np.add,
+    "subtract": np.subtract,
+    "multiply": np.multiply,
+    "divide": np.divide,
+    "power": np.power,
+    "maximum": np.maximum,
+    "minimum": np.minimum,
+}
+
+
+@pytest.mark.parametrize("name", list(NONFINITE_BINARY))
+def test_nan_inf_propagate_binary(name):
+    a = np.repeat(SPECIAL, SPECIAL.size)
+    b = np.tile(SPECIAL, SPECIAL.size)
+    with np.errstate(all="ignore"):
+        want = NONFINITE_BINARY[name](a, b)
+    got = getattr(tg, name)(tg.Variable(a), tg.Variable(b)).data
+    np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("op", ["sum", "mean", "max", "min"])
+def test_nan_inf_propagate_reductions(op):
+    x = np.array([[1.0, np.nan, 3.0], [np.inf, 1.0, 2.0], [-np.inf, np.inf, 0.0], [-np.inf, -np.inf, 5.0]])
+    for axis in (None, 0, 1):
+        with np.errstate(all="ignore"):
+            want = getattr(np, op)(x, axis=axis)
+        np.testing.assert_array_equal(getattr(tg, op)(tg.Variable(x), axis=axis).data, want, err_msg=f"axis={axis}")
+    # NaN in the first position too (max must not skip it)
+    x = np.array([np.nan, 1.0, 2.0])
+    assert np.isnan(getattr(tg, op)(tg.Variable(x)).item())
+
+
+def test_nan_inf_normalisers_and_matmul():
+    x = np.array([[-np.inf, 0.0, 1.0], [-np.inf, -np.inf, -np.inf], [np.inf, 0.0, 1.0], [np.nan, 0.0, 1.0]])
+    lse = tg.logsumexp(tg.Variable(x), axis=1).data
+    assert_close(lse[0], np.log(1.0 + np.e))
+    assert lse[1] == -np.inf
+    assert lse[2] == np.inf
+    assert np.isnan(lse[3])
+    sm = tg.softmax(tg.Variable(x[:1]), axis=1).data
+    assert_close(sm, np_softmax(np.array([[-np.inf, 0.0, 1.0]])))
+    assert sm[0, 0] == 0.0
+    lsm = tg.log_softmax(tg.Variable(x[:1]), axis=1).data
+    assert lsm[0, 0] == -np.inf
+    assert np.all(np.isnan(tg.softmax(tg.Variable(x[3]), axis=0).data))
+    a = np.array([[1.0, np.nan], [1.0, 2.0]])
+    np.testing.assert_array_equal((tg.Variable(a) @ tg.Variable(np.eye(2))).data, a @ np.eye(2))
+    b = np.array([[np.inf, 1.0], [1.0, 1.0]])
+    with np.errstate(all="ignore"):
+        np.testing.assert_array_equal((tg.Variable(b) @ tg.Variable(b)).data, b @ b)
+
+
+def test_nan_propagates_through_gradients():
+    v = tg.Variable([np.nan, 1.0], requires_grad=True)
+    (v * 2.0).sum().backward()
+    np.testing.assert_array_equal(v.grad, [2.0, 2.0])
+    v = tg.Variable([np.nan, 1.0], requires_grad=True)
+    (v * v).sum().backward()
+    np.testing.assert_array_equal(v.grad, [np.nan, 2.0])
+    v = tg.Variable([0.0, 1.0], requires_grad=True)
+    tg.log(v).sum().backward()
+    np.testing.assert_array_equal(v.grad, [np.inf, 1.0])
