@@ -152,3 +152,29 @@ def test_nan_propagates_through_gradients():
     v = tg.Variable([0.0, 1.0], requires_grad=True)
     tg.log(v).sum().backward()
     np.testing.assert_array_equal(v.grad, [np.inf, 1.0])
+
+
+def _exact_log_softmax(x, axis):
+    s = np.asarray(x, np.float64)
+    s = s - s.max(axis=axis, keepdims=True)
+    return s - np.log(np.exp(s).sum(axis=axis, keepdims=True))
+
+
+# (dtype, the largest logit, the second one): each pair is exact in its dtype.
+HUGE_LOGITS = [(np.float32, 1e7, 1e7 - 1), (np.float32, 3e38, 3e38), (np.float64, 1e17, 1e17),
+               (np.float64, 1e300, np.nextafter(1e300, 0))]
+
+
+@pytest.mark.parametrize("engine", ["tapegrad"])
+@pytest.mark.parametrize("dtype, big, second", HUGE_LOGITS)
+def test_log_softmax_and_cross_entropy_keep_the_answer_at_huge_logits(engine, dtype, big, second):
+    # Issue 15: x - (m + log s) loses log s when m + log s rounds to m; (x - m) - log s does not.
+    m = tg if engine == "tapegrad" else tg.reference
+    rtol = 2e-7 if dtype == np.float32 else 1e-15
+    x = np.array([big, second, 0.0], dtype)
+    for axis, data in [(-1, x), (0, x[:, None])]:
+        got = m.log_softmax(m.Variable(data), axis=axis).numpy()
+        np.testing.assert_allclose(got.astype(np.float64), _exact_log_softmax(data, axis), rtol=rtol)
+    if engine == "tapegrad":  # the fused primitive (the reference composes it from log_softmax)
+        loss = tg.nn.cross_entropy(tg.Variable(np.full((1, 3), big, dtype)), np.array([0]))
+        np.testing.assert_allclose(float(loss.item()), np.log(3.0), rtol=rtol)

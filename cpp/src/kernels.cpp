@@ -849,7 +849,8 @@ Tensor softmax_axes(const Tensor& x, const std::vector<bool>& axes) {
 // row by row in one pass each instead of seven broadcast kernels (~10 us for
 // a 64 x 10 batch). The arithmetic is the general path's: shift by the
 // row's finite max m, e = exp(x - m), s = sum e; softmax = e / s,
-// log_softmax = x - (log s + m).
+// log_softmax = (x - m) - log s. (Not x - (m + log s): at logits of 1e7 in
+// float32, m + log s rounds to m and the answer is lost.)
 static inline void isa_exp(const float* x, float* y, int64_t n) { isa().unary_f32(UnaryOp::Exp, x, y, n); }
 static inline void isa_exp(const double* x, double* y, int64_t n) { isa().unary_f64(UnaryOp::Exp, x, y, n); }
 
@@ -881,10 +882,10 @@ static void softmax_rows(const T* x, T* out, T* tmp, int64_t rows, int64_t C, bo
       T s = 0;
       for (int64_t j = 0; j < C; ++j) s += e[j];
       if (log) {
-        const T lse = std::log(s) + shift[r];
+        const T log_s = std::log(s), m = shift[r];
         const T* xr = xb + r * C;
         T* o = out + (r0 + r) * C;
-        for (int64_t j = 0; j < C; ++j) o[j] = xr[j] - lse;
+        for (int64_t j = 0; j < C; ++j) o[j] = (xr[j] - m) - log_s;
         if (probs_too)
           for (int64_t j = 0; j < C; ++j) e[j] /= s;
       } else {
@@ -926,7 +927,10 @@ Tensor log_softmax(const Tensor& x, int64_t axis, Tensor* probs) {
   if (rows_on_last_axis(x, axis)) return softmax_last_axis(x, true, "log_softmax", probs);
   if (probs) *probs = softmax(x, axis);
   std::vector<bool> axes = one_axis(x, axis);
-  return binary(BinaryOp::Sub, x, logsumexp(x, axes), "log_softmax");
+  // (x - m) - log sum exp(x - m): see softmax_rows on why not x - logsumexp(x).
+  Tensor shifted = binary(BinaryOp::Sub, x, safe_max(x, axes), "log_softmax");
+  Tensor log_s = unary(UnaryOp::Log, reduce(ReduceOp::Sum, unary(UnaryOp::Exp, shifted), axes, "log_softmax"));
+  return binary(BinaryOp::Sub, shifted, log_s, "log_softmax");
 }
 
 }  // namespace tg::kern
