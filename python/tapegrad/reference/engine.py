@@ -1,19 +1,16 @@
-"""The core of the reference engine: grad mode, ``Function`` (a graph node),
-the three sweeps and ``Variable``.  The ops themselves are in ``ops.py``.
+"""Grad mode, ``Function`` (a graph node), the sweeps and ``Variable``.
 
-An op whose inputs require grad (in grad mode) records a ``Function`` as the
-output's ``grad_fn``; it keeps its differentiable inputs in ``inputs`` and
-what its rules need via ``save_for_backward`` (version-checked, so a saved
-value changed in place makes the sweep raise).  The sweeps walk the graph in
-an iteratively computed topological order (chains of 100,000 ops are fine):
+An op whose inputs require grad records a ``Function`` as the output's
+``grad_fn``, holding its differentiable ``inputs`` and what its rules saved
+(version-checked against in-place edits).  The sweeps walk an iteratively
+computed topological order (no recursion, so 100,000-op chains are fine):
 ``backward`` (into the leaves' ``.grad``), ``reverse_sweep`` (cotangent ->
-gradients of chosen inputs) and ``forward_sweep`` (batched tangents of chosen
-inputs -> tangent of the output; every tangent has one leading axis of k
-directions).  Rules are written with Variable ops, so a sweep run in grad
-mode is itself recorded (``create_graph``) and can be differentiated again.
+gradients of chosen inputs) and ``forward_sweep`` (tangents with a leading
+batch axis of k directions -> the output's).  Rules use Variable ops, so a
+sweep run in grad mode is recorded (``create_graph``) and differentiable.
 """
 
-import functools
+import contextlib
 import operator
 import threading
 
@@ -31,36 +28,22 @@ def is_grad_enabled():
     return getattr(_grad_mode, "enabled", True)
 
 
-class _GradModeContext:
+class _GradModeContext(contextlib.ContextDecorator):
     """``with no_grad():``, ``@no_grad()`` or ``@no_grad``; nests, per thread."""
 
-    enabled = True
-
     def __new__(cls, func=None):
-        self = super().__new__(cls)
-        if func is None:
-            return self
-        if not callable(func):
+        if func is not None and not callable(func):
             raise TypeError(f"{cls.__name__}() takes no arguments or a function")
-        return self(func)
+        self = super().__new__(cls)
+        return self if func is None else self(func)
 
     def __enter__(self):
-        if not hasattr(_grad_mode, "stack"):
-            _grad_mode.stack = []
-        _grad_mode.stack.append(is_grad_enabled())
+        _grad_mode.__dict__.setdefault("stack", []).append(is_grad_enabled())
         _grad_mode.enabled = self.enabled
         return self
 
     def __exit__(self, *exc_info):
         _grad_mode.enabled = _grad_mode.stack.pop()
-        return False
-
-    def __call__(self, func):
-        @functools.wraps(func)
-        def wrapper(*args, **kwargs):
-            with type(self)():
-                return func(*args, **kwargs)
-        return wrapper
 
 
 class no_grad(_GradModeContext):
@@ -73,8 +56,7 @@ class enable_grad(_GradModeContext):
     enabled = True
 
 
-def _sweep_mode(create_graph):
-    return enable_grad() if create_graph else no_grad()
+def _sweep_mode(create_graph): return enable_grad() if create_graph else no_grad()
 
 
 # -- dtypes -------------------------------------------------------------------
@@ -103,14 +85,6 @@ def _to_array(data, dtype=None, name="Variable"):
     return np.array(arr, dtype=dtype, copy=True, order="C")
 
 
-class _Version:
-    """A counter shared by Variables that share a buffer (``detach``)."""
-    __slots__ = ("value",)
-
-    def __init__(self):
-        self.value = 0
-
-
 # -- Function: a node of the graph ---------------------------------------------
 
 OUTPUT = object()   # for save_for_backward: "the output of this op"
@@ -122,14 +96,10 @@ _RELEASED = (
 
 
 class Function:
-    """Base of the primitive ops.
-
-    ``forward(*inputs)`` gets Variables and returns a NumPy array; ``vjp(g)``
-    returns one gradient Variable (or None) per input; ``jvp(*tangents)`` gets
-    one batched tangent (k,) + input_shape (or None) per input and returns one
-    broadcastable to (k,) + output_shape.  Keyword parameters of ``apply``
-    become attributes (and ``params``).
-    """
+    """Base of the ops: ``forward(*inputs)`` (Variables in, array out), ``vjp(g)``
+    (one gradient or None per input) and ``jvp(*tangents)`` (tangents (k,) +
+    input shape or None, out: broadcastable to (k,) + output shape).  Keyword
+    parameters of ``apply`` become attributes (and ``params``)."""
 
     name = "function"
 
@@ -139,8 +109,7 @@ class Function:
         self.inputs, self._saved, self._saved_versions = (), (), ()
         self._to_save, self._released = (), False
 
-    def __repr__(self):
-        return f"<{self.name}>"
+    def __repr__(self): return f"<{self.name}>"
 
     @classmethod
     def apply(cls, *inputs, **params):
@@ -159,7 +128,7 @@ class Function:
         if is_grad_enabled() and any(fn.needs_input_grad):
             fn.inputs = tuple(v if v._requires_grad else None for v in inputs)
             fn._saved = tuple(out if v is OUTPUT else v for v in fn._to_save)
-            fn._saved_versions = tuple(v._version.value for v in fn._saved)
+            fn._saved_versions = tuple(v._version[0] for v in fn._saved)
             out._requires_grad, out._grad_fn = True, fn
         fn._to_save = ()
         return out
@@ -176,57 +145,38 @@ class Function:
         if self._released:
             raise RuntimeError(_RELEASED.format(name=self.name))
         for i, (v, version) in enumerate(zip(self._saved, self._saved_versions)):
-            if v._version.value != version:
+            if v._version[0] != version:
                 raise RuntimeError(
                     f"{self.name}: a value saved for backward (saved value {i}, shape "
                     f"{v.shape}) was modified by an in-place operation: it is at version "
-                    f"{v._version.value}, expected version {version}")
+                    f"{v._version[0]}, expected version {version}")
 
-    def _release(self):
-        self._saved, self._saved_versions, self._released = (), (), True
+    def _release(self): self._saved, self._saved_versions, self._released = (), (), True
 
     def _input_grads(self, g):
-        """``vjp(g)``, checked against and cast to the inputs' shapes and dtypes."""
+        """``vjp(g)`` cast to the inputs' dtypes (None for inputs not needing one)."""
         grads = self.vjp(g)
-        grads = (grads,) if isinstance(grads, Variable) else tuple(grads)
-        if len(grads) != len(self.inputs):
-            raise RuntimeError(f"{self.name}: VJP returned {len(grads)} gradients "
-                               f"for {len(self.inputs)} inputs")
-        result = []
-        for inp, shape, gi in zip(self.inputs, self.input_shapes, grads):
-            if inp is not None and gi is not None:
-                if gi.shape != shape:
-                    raise RuntimeError(f"{self.name}: internal error, VJP gave a gradient "
-                                       f"of shape {gi.shape} for an input of shape {shape}")
-                gi = gi if gi.dtype == inp.dtype else gi.astype(inp.dtype)
-            result.append(None if inp is None else gi)
-        return result
+        grads = (grads,) if isinstance(grads, Variable) else grads
+        assert len(grads) == len(self.inputs), self.name
+        return [None if x is None or gi is None else _cast(gi, x.dtype, x.shape, self.name)
+                for x, gi in zip(self.inputs, grads)]
 
     def _output_tangent(self, tangents):
-        """``jvp(*tangents)``, broadcast and cast to the batched output's shape/dtype."""
+        """``jvp(*tangents)`` broadcast and cast to the batched output's shape and dtype."""
         shape = (next(t for t in tangents if t is not None).shape[0],) + self.output_shape
         t = self.jvp(*tangents)
         if t is None:
             return None
-        if not isinstance(t, Variable):
-            raise RuntimeError(f"{self.name}: internal error, JVP returned "
-                               f"{type(t).__name__}, not a Variable")
-        if t.shape != shape:
-            try:
-                ok = np.broadcast_shapes(t.shape, shape) == shape
-            except ValueError:
-                ok = False
-            if not ok:
-                raise RuntimeError(f"{self.name}: internal error, JVP gave a tangent of "
-                                   f"shape {t.shape} for a batched output of shape {shape}")
-            t = ops.broadcast_to(t, shape)
-        return t if t.dtype == self.output_dtype else t.astype(self.output_dtype)
-
-    def vjp(self, g):  # pragma: no cover - abstract
-        raise NotImplementedError
+        return _cast(t if t.shape == shape else ops.broadcast_to(t, shape),
+                     self.output_dtype, shape, self.name)
 
     def jvp(self, *tangents):
         raise NotImplementedError(f"{self.name}: this op has no forward-mode (JVP) rule")
+
+
+def _cast(v, dtype, shape, name):
+    assert v.shape == shape, f"{name}: internal error, derivative of shape {v.shape}, not {shape}"
+    return v if v.dtype == dtype else v.astype(dtype)
 
 
 # -- the sweeps -----------------------------------------------------------------
@@ -363,9 +313,8 @@ class Variable:
         return self
 
     def _setup(self, requires_grad, version=None):
-        self._requires_grad, self._grad, self._grad_fn = requires_grad, None, None
-        self._retains_grad = False
-        self._version = version if version is not None else _Version()
+        self._requires_grad, self._grad, self._grad_fn, self._retains_grad = requires_grad, None, None, False
+        self._version = version if version is not None else [0]   # shared by detach()
 
     data = property(lambda self: self._data, doc="The NumPy array (shared memory).")
     shape = property(lambda self: self._data.shape)
@@ -375,8 +324,7 @@ class Variable:
     is_leaf = property(lambda self: self._grad_fn is None)
     grad_fn = property(lambda self: self._grad_fn)
 
-    def numpy(self):
-        return self._data
+    def numpy(self): return self._data
 
     def __array__(self, dtype=None, copy=None):
         arr = self._data
@@ -392,11 +340,11 @@ class Variable:
                              f"got shape {self.shape}")
         return self._data.item()
 
-    def __float__(self):
-        return float(self.item())
+    def __float__(self): return float(self.item())
 
-    def __bool__(self):
-        return bool(self._data)
+    def __bool__(self): return bool(self._data)
+
+    def __pos__(self): return self
 
     def __len__(self):
         if self.ndim == 0:
@@ -443,8 +391,7 @@ class Variable:
                              f"Variable of shape {self.shape}")
         self._grad = value
 
-    def zero_grad(self):
-        self._grad = None
+    def zero_grad(self): self._grad = None
 
     def retain_grad(self):
         """Make a non-leaf Variable keep its ``.grad`` during backward."""
@@ -491,26 +438,14 @@ class Variable:
         if not ok:
             raise ValueError(f"in-place '{symbol}': shapes {self.shape} and {value.shape} "
                              f"cannot be broadcast to {self.shape}")
-        ufunc(self._data, value, out=self._data)
-        self._version.value += 1
-        return self
-
-    def __iadd__(self, other):
-        return self._inplace("+=", np.add, other)
-
-    def __isub__(self, other):
-        return self._inplace("-=", np.subtract, other)
-
-    def __imul__(self, other):
-        return self._inplace("*=", np.multiply, other)
-
-    def __itruediv__(self, other):
-        return self._inplace("/=", np.true_divide, other)
-
-    def __pos__(self):
+        self._data[...] = ufunc(self._data, value)
+        self._version[0] += 1
         return self
 
 
+for _sym, _name in (("+=", "add"), ("-=", "sub"), ("*=", "mul"), ("/=", "truediv")):
+    setattr(Variable, f"__i{_name}__", lambda self, other, _sym=_sym, _uf=getattr(operator, _name):
+            self._inplace(_sym, _uf, other))
 # Comparisons give plain NumPy bool arrays (not differentiable).
 for _name in ("lt", "le", "gt", "ge", "eq", "ne"):
     setattr(Variable, f"__{_name}__", lambda self, other, _op=getattr(operator, _name):

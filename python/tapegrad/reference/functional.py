@@ -21,6 +21,7 @@ import math
 import numpy as np
 
 from . import ops
+from .ops import _zeros
 from .engine import (OUTPUT, _FLOAT_DTYPES, Function, Variable, _to_array, enable_grad,
                      forward_sweep, is_grad_enabled, no_grad, reverse_sweep)
 
@@ -35,10 +36,6 @@ def _requires_grad(x):
 def _as_tuple(x):
     """A tuple is several arguments; anything else (a list too) is one."""
     return x if isinstance(x, tuple) else (x,)
-
-
-def _zeros(shape, dtype):
-    return Variable._wrap(np.zeros(shape, dtype))
 
 
 def _primal(fname, argname, x):

@@ -1,23 +1,22 @@
-"""The primitive ops of the reference engine, written from the math.
+"""The ops of the reference engine, written from the math: each derivative is
+stated once and used by both sweeps.
 
-Each op's derivative is stated once and used by both sweeps:
-
-* Elementwise ops are table lines (``UNARY``, ``BINARY``): the forward on
-  NumPy arrays and the partial derivatives.  A partial is a function whose
-  parameter *names* say what it needs -- the inputs (``x``; ``a``, ``b``) and
-  / or the output ``y`` -- and exactly those are saved for backward.  It
-  returns a Variable (written with this engine's ops, so it can be
-  differentiated again), a NumPy array of constants or a number.  One class,
-  ``Elementwise``, gives VJP ``unbroadcast(g * d)`` and JVP ``t * d``.
-* Linear ops (``_Linear``) accept extra leading (batch) axes, so their JVP
-  is the op itself applied to the tangents; only the VJP (the transpose) is
+* Elementwise ops are lines of ``UNARY`` / ``BINARY``: the forward on arrays
+  and the partial derivatives.  A partial's parameter *names* say what it
+  needs (inputs ``x`` or ``a``, ``b``; output ``y``), and exactly those are
+  saved for backward.  It returns a Variable (built with this engine's ops, so
+  it can be differentiated again), an array of constants or a number.  One
+  class, ``Elementwise``, makes the VJP ``unbroadcast(g * d)`` and the JVP
+  ``t * d`` from them, and the public function and Variable method are generated.
+* Linear ops (``_Linear``) accept extra leading (batch) axes, so their JVP is
+  the op itself applied to the tangents; only the VJP (the transpose) is
   written.  Axes are stored negative (counted from the end) for that reason.
-* The other ops state their derivative once in a helper both rules use.
+* The other ops state their derivative once, in a method both rules call.
 
 Tangents carry one leading batch axis (k directions).  Kinks (docs/API.md):
-relu'(0) = abs'(0) = 0, maximum/minimum and max/min split ties evenly, clip
-is inclusive, d(a**b)/da = 0 where b == 0 and d(a**b)/db = 0 where a == 0,
-b >= 0.  NB: ``sum``, ``max``, ``min`` and ``abs`` shadow the builtins here.
+relu'(0) = abs'(0) = 0, maximum/minimum and max/min split ties evenly, clip is
+inclusive, d(a**b)/da = 0 where b == 0, d(a**b)/db = 0 where a == 0, b >= 0.
+NB: ``sum``, ``max``, ``min`` and ``abs`` shadow the builtins here.
 """
 
 import builtins
@@ -28,11 +27,7 @@ import numpy as np
 
 from .engine import OUTPUT, Function, Variable, _check_float_dtype
 
-# -- helpers ----------------------------------------------------------------------
-
-
-def _is_python_scalar(x):
-    return type(x) in (bool, int, float)      # np.float64 subclasses float
+# -- helpers ------------------------------------------------------------------------
 
 
 def as_variable(x, dtype=None):
@@ -41,12 +36,11 @@ def as_variable(x, dtype=None):
 
 def _operands(*xs):
     """Operands as Variables; Python scalars are weak (take the others' dtype)."""
-    if builtins.all(isinstance(x, Variable) for x in xs):
-        return list(xs)
-    strong = [as_variable(x) for x in xs if not _is_python_scalar(x)]
+    weak = [type(x) in (bool, int, float) for x in xs]     # np.float64 subclasses float
+    strong = [as_variable(x) for x, w in zip(xs, weak) if not w]
     dtype = np.result_type(*[v.dtype for v in strong]) if strong else np.float64
     strong = iter(strong)
-    return [Variable(x, dtype=dtype) if _is_python_scalar(x) else next(strong) for x in xs]
+    return [Variable(x, dtype=dtype) if w else next(strong) for x, w in zip(xs, weak)]
 
 
 def _shapes_text(shapes):
@@ -62,17 +56,31 @@ def _broadcast_shapes(name, *shapes):
                          f"broadcast together") from None
 
 
+def _is_int(a):
+    return isinstance(a, (int, np.integer)) and not isinstance(a, bool)
+
+
+def _int_tuple(name, what, value):
+    try:
+        items = (value,) if isinstance(value, (int, np.integer)) else tuple(value)
+    except TypeError:
+        raise TypeError(f"{name}: {what} must be an int or a tuple of ints, got {value!r}") from None
+    for a in items:
+        if not _is_int(a):
+            raise TypeError(f"{name}: {what} must contain only ints, got {a!r}")
+    return tuple(int(a) for a in items)
+
+
 def _normalize_axes(name, axis, shape):
     """``axis`` (None, int or tuple) as a sorted tuple of NEGATIVE axes of ``shape``."""
     ndim = len(shape)
-    axes = range(ndim) if axis is None else (axis,) if isinstance(axis, (int, np.integer)) else axis
     try:
-        axes = tuple(axes)
+        axes = range(ndim) if axis is None else (axis,) if _is_int(axis) else tuple(axis)
     except TypeError:
         axes = (None,)
     result = set()
     for a in axes:
-        if isinstance(a, bool) or not isinstance(a, (int, np.integer)):
+        if not _is_int(a):
             raise TypeError(f"{name}: axis must be None, an int or a tuple of ints, got {axis!r}")
         if not -ndim <= a < ndim:
             raise ValueError(f"{name}: axis {a} is out of bounds for shape {tuple(shape)}")
@@ -84,8 +92,7 @@ def _normalize_axes(name, axis, shape):
 
 def _keepdims_shape(shape, axes):
     """``shape`` with the (negative) ``axes`` set to 1."""
-    n = len(shape)
-    return tuple(1 if i - n in axes else s for i, s in enumerate(shape))
+    return tuple(1 if i - len(shape) in axes else s for i, s in enumerate(shape))
 
 
 def _mask(condition, like):
@@ -112,16 +119,11 @@ def _lift(t, shape):
     return t.reshape((t.shape[0],) + (1,) * (len(shape) + 1 - t.ndim) + t.shape[1:])
 
 
-def _sum_tangents(terms):
-    terms = [t for t in terms if t is not None]
-    return None if not terms else builtins.sum(terms[1:], terms[0])
+def _zeros(shape, dtype):
+    return Variable._wrap(np.zeros(shape, dtype))
 
 
-def _times(g, d):
-    return g if isinstance(d, int) and d == 1 else g * d
-
-
-# -- elementwise ops: one table line each -------------------------------------------
+# -- elementwise ops: one table line each ---------------------------------------------
 
 
 def _sigmoid(x):
@@ -130,7 +132,7 @@ def _sigmoid(x):
 
 
 def _tie_weight(wins, a, b):
-    """Weight of ``a`` in max/min(a, b): 1 where it wins, 0.5 on a tie, else 0."""
+    """d max(a, b) / da: 1 where ``a`` wins, 0.5 on a tie, else 0."""
     return _mask(wins(a.data, b.data), a) + 0.5 * _mask(a.data == b.data, a)
 
 
@@ -165,7 +167,7 @@ BINARY = {
 
 
 class Elementwise(Function):
-    """out = f(*inputs) with broadcasting; ``partials[i]`` is d out / d input i."""
+    """out = f(*inputs) with broadcasting; ``partial(i)`` is d out / d input i."""
 
     def forward(self, *xs):
         _broadcast_shapes(self.name, *(x.shape for x in xs))
@@ -179,28 +181,33 @@ class Elementwise(Function):
             return self.partials[i](*(saved[n] for n in self.partial_args[i]))
 
     def vjp(self, g):
-        return tuple(None if x is None else unbroadcast(_times(g, self.partial(i)), shape)
-                     for i, (x, shape) in enumerate(zip(self.inputs, self.input_shapes)))
+        return [None if x is None else unbroadcast(_times(g, self.partial(i)), x.shape)
+                for i, x in enumerate(self.inputs)]
 
     def jvp(self, *ts):
-        return _sum_tangents(None if t is None else _times(_lift(t, self.output_shape), self.partial(i))
-                             for i, t in enumerate(ts))
+        terms = [_times(_lift(t, self.output_shape), self.partial(i))
+                 for i, t in enumerate(ts) if t is not None]
+        return builtins.sum(terms[1:], terms[0])
+
+
+def _times(g, d):
+    return g if isinstance(d, int) and d == 1 else g * d
 
 
 def _elementwise_op(name, f, *partials):
+    """The node class and public function of a table line."""
     args = [tuple(inspect.signature(d).parameters) for d in partials]
     cls = type(name.capitalize(), (Elementwise,), dict(
         name=name, f=staticmethod(f), partials=partials, partial_args=args,
-        uses=sorted({n for a in args for n in a}),
-        arg_names=("x",) if len(partials) == 1 else ("a", "b")))
-    if len(partials) == 1:
-        def op(x):
-            return cls.apply(as_variable(x))
-    else:
-        def op(a, b):
-            return cls.apply(*_operands(a, b))
+        uses=sorted({n for a in args for n in a}), arg_names=("x",) if len(args) == 1 else ("a", "b")))
+
+    def unary(x):
+        return cls.apply(as_variable(x))
+
+    def binary(a, b):
+        return cls.apply(*_operands(a, b))
+    op = unary if len(args) == 1 else binary
     op.__name__ = op.__qualname__ = name
-    op.__doc__ = f"Elementwise {name} (differentiable; see ops.UNARY / ops.BINARY)."
     return cls, op
 
 
@@ -210,15 +217,15 @@ for _name, (_f, *_partials) in {**UNARY, **BINARY}.items():
 
 
 class Clip(Elementwise):
-    """Constant bounds (None = unbounded); the gradient passes where
-    a_min <= x <= a_max (inclusive)."""
+    """Constant bounds (None = unbounded); the derivative is 1 where
+    a_min <= x <= a_max (inclusive), else 0."""
 
     name, uses, arg_names = "clip", ("x",), ("x",)
 
     def f(self, x):
         out = x if self.a_min is None else np.maximum(x, self.a_min)
-        out = out if self.a_max is None else np.minimum(out, self.a_max)
-        return np.broadcast_to(out, self.out_shape)
+        return np.broadcast_to(out if self.a_max is None else np.minimum(out, self.a_max),
+                               self.out_shape)
 
     def partial(self, i):
         (x,) = self.saved_values()
@@ -234,35 +241,33 @@ def clip(x, a_min, a_max):
     x = as_variable(x)
 
     def bound(b):
-        if b is None:
-            return None
         if isinstance(b, Variable):
             if b.requires_grad:
                 raise ValueError("clip: the bounds are constants and are not differentiated; "
                                  "use maximum/minimum for differentiable bounds")
             b = b.data
-        b = np.asarray(b)
-        if b.dtype.kind not in "fiub":
-            raise TypeError(f"clip: bounds must be real numbers, got an array of dtype {b.dtype}")
-        return np.array(b, dtype=x.dtype)      # bounds take x's dtype
+        if b is not None and np.asarray(b).dtype.kind not in "fiub":
+            raise TypeError(f"clip: bounds must be real numbers, got an array of dtype "
+                            f"{np.asarray(b).dtype}")
+        return None if b is None else np.array(b, dtype=x.dtype)      # x's dtype
 
     a_min, a_max = bound(a_min), bound(a_max)
     shapes = [x.shape] + [b.shape for b in (a_min, a_max) if b is not None]
     return Clip.apply(x, a_min=a_min, a_max=a_max, out_shape=_broadcast_shapes("clip", *shapes))
 
 
-# -- linear ops: JVP = the op applied to the tangents; VJP = its transpose ----------
+# -- linear ops: JVP = the op applied to the tangents; VJP = its transpose ----------------
 
 
 class _Linear(Function):
     """A linear op.  ``forward`` acts on the last ``ndim`` axes of its inputs and
     treats any axes in front (``lead``) as a batch, so the JVP is the op itself."""
 
-    broadcasts = False
+    broadcasts = False       # inputs of different ranks (their batch axes must be aligned)
 
     @classmethod
     def apply(cls, *xs, **params):
-        params.setdefault("ndim", xs[0].ndim if xs else 0)
+        params.setdefault("ndim", xs[0].ndim)
         return super().apply(*xs, **params)
 
     def lead(self, x):
@@ -270,11 +275,9 @@ class _Linear(Function):
 
     def jvp(self, *ts):
         k = next(t for t in ts if t is not None).shape[0]
-        out = self.output_shape
-        ts = [Variable._wrap(np.zeros((k,) + s, self.output_dtype)) if t is None else t
+        ts = [_zeros((k,) + s, self.output_dtype) if t is None else t
               for t, s in zip(ts, self.input_shapes)]
-        if self.broadcasts:   # inputs of different ranks: align their batch axes
-            ts = [_lift(t, out) for t in ts]
+        ts = [_lift(t, self.output_shape) for t in ts] if self.broadcasts else ts
         return type(self).apply(*ts, **self.params)
 
 
@@ -300,10 +303,10 @@ class AsType(_Linear):
 
 
 class Sum(_Linear):
-    name = "sum"
+    name, reduce = "sum", staticmethod(np.sum)
 
     def forward(self, x):
-        return np.sum(x.data, axis=self.axes, keepdims=self.keepdims)
+        return self.reduce(x.data, axis=self.axes, keepdims=self.keepdims)
 
     def vjp(self, g):
         shape = self.input_shapes[0]
@@ -311,14 +314,10 @@ class Sum(_Linear):
 
 
 class Mean(Sum):
-    name = "mean"
-
-    def forward(self, x):
-        return np.mean(x.data, axis=self.axes, keepdims=self.keepdims)
+    name, reduce = "mean", staticmethod(np.mean)
 
     def vjp(self, g):
-        shape = self.input_shapes[0]
-        return super().vjp(g) / math.prod(shape[a] for a in self.axes)
+        return super().vjp(g) / math.prod(self.input_shapes[0][a] for a in self.axes)
 
 
 class Reshape(_Linear):
@@ -352,7 +351,7 @@ class Transpose(_Linear):
 class BroadcastTo(_Linear):
     name = "broadcast_to"
 
-    def lifted(self, shape):     # the input shape with size-1 axes where broadcast adds them
+    def lifted(self, shape):     # the input's shape with 1s where broadcasting adds axes
         n = len(shape) - self.ndim
         return shape[:n] + (1,) * (len(self.shape) - self.ndim) + shape[n:]
 
@@ -373,7 +372,7 @@ class Concatenate(_Linear):
     def vjp(self, g):
         edges = np.cumsum([0] + [s[self.axis] for s in self.input_shapes]).tolist()
         after = (slice(None),) * (-1 - self.axis)
-        return tuple(g[(Ellipsis, slice(lo, hi)) + after] for lo, hi in zip(edges, edges[1:]))
+        return [g[(Ellipsis, slice(lo, hi)) + after] for lo, hi in zip(edges, edges[1:])]
 
 
 class Stack(_Linear):
@@ -384,11 +383,11 @@ class Stack(_Linear):
 
     def vjp(self, g):
         after = (slice(None),) * (-1 - self.axis)
-        return tuple(g[(Ellipsis, i) + after] for i in range(len(self.input_shapes)))
+        return [g[(Ellipsis, i) + after] for i in range(len(self.input_shapes))]
 
 
 class Where(_Linear):
-    """np.where(cond, x, y) with a constant condition; linear in (x, y)."""
+    """np.where(cond, x, y) with a constant condition: linear in (x, y)."""
     name, broadcasts = "where", True
 
     def forward(self, x, y):
@@ -396,13 +395,12 @@ class Where(_Linear):
         return np.where(self.cond, x.data, y.data)
 
     def vjp(self, g):
-        x_shape, y_shape = self.input_shapes
-        return (unbroadcast(where(self.cond, g, 0.0), x_shape),
-                unbroadcast(where(self.cond, 0.0, g), y_shape))
+        return [unbroadcast(where(self.cond, g, 0.0), self.input_shapes[0]),
+                unbroadcast(where(self.cond, 0.0, g), self.input_shapes[1])]
 
 
 class GetItem(_Linear):
-    """x[key], as x.flat[positions] with ``positions`` the flat indices the key
+    """x[key] as x.flat[positions], ``positions`` being the flat indices the key
     picks (so every NumPy key works, with batch axes in front)."""
     name = "getitem"
 
@@ -411,13 +409,14 @@ class GetItem(_Linear):
         return x.data.reshape(lead + (math.prod(x.shape[len(lead):]),))[..., self.positions]
 
     def vjp(self, g):
-        return IndexAdd.apply(g, positions=self.positions, shape=self.input_shapes[0][-self.ndim:]
-                              if self.ndim else (), ndim=self.positions.ndim)
+        shape = self.input_shapes[0]
+        return IndexAdd.apply(g, positions=self.positions, shape=shape[len(shape) - self.ndim:],
+                              ndim=self.positions.ndim)
 
 
 class IndexAdd(_Linear):
-    """zeros(shape) with g added at ``positions`` (repeats accumulate): GetItem's
-    transpose, whose own transpose is GetItem."""
+    """zeros(shape) with g added at ``positions`` (repeats accumulate): the
+    transpose of GetItem, and GetItem is its transpose."""
     name = "index_add"
 
     def forward(self, g):
@@ -439,31 +438,6 @@ def astype(x, dtype):
     return AsType.apply(x, dtype=_check_float_dtype(dtype), input_dtype=x.dtype)
 
 
-def _reduction(cls, x, axis, keepdims):
-    x = as_variable(x)
-    return cls.apply(x, axes=_normalize_axes(cls.name, axis, x.shape), keepdims=bool(keepdims))
-
-
-def sum(x, axis=None, keepdims=False):
-    return _reduction(Sum, x, axis, keepdims)
-
-
-def mean(x, axis=None, keepdims=False):
-    return _reduction(Mean, x, axis, keepdims)
-
-
-def _int_tuple(name, what, value):
-    items = (value,) if isinstance(value, (int, np.integer)) else value
-    try:
-        items = tuple(items)
-    except TypeError:
-        raise TypeError(f"{name}: {what} must be an int or a tuple of ints, got {value!r}") from None
-    for a in items:
-        if isinstance(a, bool) or not isinstance(a, (int, np.integer)):
-            raise TypeError(f"{name}: {what} must contain only ints, got {a!r}")
-    return tuple(int(a) for a in items)
-
-
 def reshape(x, shape):
     return Reshape.apply(as_variable(x), shape=_int_tuple("reshape", "shape", shape))
 
@@ -478,8 +452,7 @@ def transpose(x, axes=None):
         if not builtins.all(-n <= a < n for a in axes) or sorted(a % n for a in axes) != list(range(n)):
             raise ValueError(f"transpose: axes {axes} are not a permutation of the "
                              f"axes of shape {x.shape}")
-        axes = tuple(a % n for a in axes)
-    return Transpose.apply(x, axes=axes)
+    return Transpose.apply(x, axes=tuple(a % n for a in axes))
 
 
 def broadcast_to(x, shape):
@@ -498,32 +471,31 @@ def _sequence(name, seq):
     xs = _operands(*seq)
     if not xs:
         raise ValueError(f"{name}: need at least one array")
-    return xs
+    return xs, [x.shape for x in xs]
 
 
 def concatenate(seq, axis=0):
-    xs = _sequence("concatenate", seq)
+    xs, shapes = _sequence("concatenate", seq)
     if axis is None:                           # NumPy: flatten the arrays first
         xs, axis = [reshape(x, (-1,)) for x in xs], 0
-    shapes, ndim = [x.shape for x in xs], xs[0].ndim
-    if ndim == 0 or builtins.any(x.ndim != ndim for x in xs):
+        shapes = [x.shape for x in xs]
+    ndim = len(shapes[0])
+    if ndim == 0 or builtins.any(len(s) != ndim for s in shapes):
         raise ValueError(f"concatenate: shapes {_shapes_text(shapes)} must have the same, "
                          f"non-zero number of dimensions")
     (axis,) = _normalize_axes("concatenate", axis, shapes[0])
-    if builtins.any(s[:axis] + s[axis:][1:] != shapes[0][:axis] + shapes[0][axis:][1:]
-                    for s in shapes):
+    if len({s[:axis] + s[axis:][1:] for s in shapes}) > 1:
         raise ValueError(f"concatenate: shapes {_shapes_text(shapes)} differ outside "
                          f"axis {axis + ndim}")
     return Concatenate.apply(*xs, axis=axis)
 
 
 def stack(seq, axis=0):
-    xs = _sequence("stack", seq)
-    shapes = [x.shape for x in xs]
+    xs, shapes = _sequence("stack", seq)
     if builtins.any(s != shapes[0] for s in shapes):
         raise ValueError(f"stack: all shapes must be equal, got {_shapes_text(shapes)}")
     ndim = len(shapes[0]) + 1                  # the result has one more axis
-    if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)):
+    if not _is_int(axis):
         raise TypeError(f"stack: axis must be an int, got {axis!r}")
     if not -ndim <= axis < ndim:
         raise ValueError(f"stack: axis {axis} is out of bounds for stacking arrays of "
@@ -538,17 +510,17 @@ def where(cond, x, y):
 
 def _index_key(key):
     if isinstance(key, tuple):
-        return tuple(_index_key(k) for k in key)
+        return tuple(map(_index_key, key))
     return key.data if isinstance(key, Variable) else key
 
 
 def getitem(x, key):
     x = as_variable(x)
-    positions = np.arange(x.size).reshape(x.shape)[_index_key(key)]
-    return GetItem.apply(x, positions=np.asarray(positions))
+    positions = np.asarray(np.arange(x.size).reshape(x.shape)[_index_key(key)])
+    return GetItem.apply(x, positions=positions)
 
 
-# -- matmul (bilinear: d(a @ b) = da @ b + a @ db) ------------------------------------
+# -- matmul (bilinear: d(a @ b) = da @ b + a @ db) ----------------------------------------
 
 
 def _swap_last(v):
@@ -573,15 +545,16 @@ class MatMul(Function):
 
     def vjp(self, g):
         (sa, sb), (a2, b2, out2) = self.input_shapes, self.matrices()
+        ga, gb = self.inputs
         g2 = g.reshape(out2)
-        return (unbroadcast(g2 @ _swap_last(b2), a2.shape).reshape(sa) if self.inputs[0] is not None else None,
-                unbroadcast(_swap_last(a2) @ g2, b2.shape).reshape(sb) if self.inputs[1] is not None else None)
+        return (None if ga is None else unbroadcast(g2 @ _swap_last(b2), a2.shape).reshape(sa),
+                None if gb is None else unbroadcast(_swap_last(a2) @ g2, b2.shape).reshape(sb))
 
     def jvp(self, ta, tb):
-        (sa, sb), (a2, b2, out2) = self.input_shapes, self.matrices()
-        t = _sum_tangents([
-            None if ta is None else _lift(ta.reshape((ta.shape[0],) + a2.shape), out2) @ b2,
-            None if tb is None else a2 @ _lift(tb.reshape((tb.shape[0],) + b2.shape), out2)])
+        a2, b2, out2 = self.matrices()
+        terms = [] if ta is None else [_lift(ta.reshape((ta.shape[0],) + a2.shape), out2) @ b2]
+        terms += [] if tb is None else [a2 @ _lift(tb.reshape((tb.shape[0],) + b2.shape), out2)]
+        t = builtins.sum(terms[1:], terms[0])
         return t.reshape((t.shape[0],) + self.output_shape)
 
 
@@ -617,11 +590,11 @@ def linear(x, weight, bias=None):
     return y if bias is None else add(y, vs[2])
 
 
-# -- reductions and normalisers with nonlinear derivatives ----------------------------
+# -- reductions and normalisers with nonlinear derivatives -------------------------------
 
 
 class _Reduce(Function):
-    """A reduction whose derivative is ``weights()`` (d out / d x, one per
+    """A reduction whose derivative d out / d x is ``weights()`` (one per
     element): VJP g * weights, JVP sum(t * weights)."""
 
     def vjp(self, g):
@@ -695,26 +668,22 @@ class LogSoftmax(Function):
         self.save_for_backward(OUTPUT)
         return x.data - _logsumexp_keepdims(x.data, self.axes)
 
-    def p(self):
-        return exp(self.saved_values()[0])
-
     def vjp(self, g):
-        return g - self.p() * sum(g, axis=self.axes, keepdims=True)
+        return g - exp(self.saved_values()[0]) * sum(g, axis=self.axes, keepdims=True)
 
     def jvp(self, t):
-        return t - sum(self.p() * t, axis=self.axes, keepdims=True)
+        return t - sum(exp(self.saved_values()[0]) * t, axis=self.axes, keepdims=True)
 
 
-def max(x, axis=None, keepdims=False):
-    return _reduction(Max, x, axis, keepdims)
+def _reduction(cls):
+    def op(x, axis=None, keepdims=False):
+        x = as_variable(x)
+        return cls.apply(x, axes=_normalize_axes(cls.name, axis, x.shape), keepdims=bool(keepdims))
+    op.__name__ = op.__qualname__ = cls.name
+    return op
 
 
-def min(x, axis=None, keepdims=False):
-    return _reduction(Min, x, axis, keepdims)
-
-
-def logsumexp(x, axis=None, keepdims=False):
-    return _reduction(LogSumExp, x, axis, keepdims)
+sum, mean, max, min, logsumexp = map(_reduction, (Sum, Mean, Max, Min, LogSumExp))
 
 
 def softmax(x, axis=-1):
@@ -727,38 +696,24 @@ def log_softmax(x, axis=-1):
     return LogSoftmax.apply(x, axes=_normalize_axes("log_softmax", axis, x.shape))
 
 
-# -- Variable's operators and methods, and the op list ---------------------------------
+# -- Variable's operators and methods; the op list -----------------------------------------
 
 for _sym, _op in dict(add=add, sub=subtract, mul=multiply, truediv=divide, pow=power,
                       matmul=matmul).items():
     setattr(Variable, f"__{_sym}__", lambda a, b, _op=_op: _op(a, b))
     setattr(Variable, f"__r{_sym}__", lambda a, b, _op=_op: _op(b, a))
-for _name in UNARY:
-    if _name != "negative":                   # -v is __neg__
-        setattr(Variable, _name, globals()[_name])
+for _name in UNARY.keys() - {"negative"}:      # -v is __neg__
+    setattr(Variable, _name, globals()[_name])
 Variable.__neg__, Variable.__abs__, Variable.__getitem__ = negative, abs, getitem
-Variable.astype, Variable.clip = astype, clip
+Variable.astype, Variable.clip, Variable.T = astype, clip, property(transpose)
 Variable.sum, Variable.mean, Variable.max, Variable.min = sum, mean, max, min
-Variable.T = property(transpose)
-
-
-def _reshape_method(self, *shape):
-    return reshape(self, shape[0] if len(shape) == 1 and not isinstance(shape[0], (int, np.integer))
-                   else shape)
-
-
-def _transpose_method(self, *axes):
-    if len(axes) == 1 and (axes[0] is None or not isinstance(axes[0], (int, np.integer))):
-        axes = axes[0]
-    return transpose(self, axes if axes != () else None)
-
-
-Variable.reshape, Variable.transpose = _reshape_method, _transpose_method
+Variable.reshape = lambda self, *shape: reshape(
+    self, shape[0] if len(shape) == 1 and not isinstance(shape[0], (int, np.integer)) else shape)
+Variable.transpose = lambda self, *axes: transpose(
+    self, axes[0] if len(axes) == 1 and not _is_int(axes[0]) else axes or None)
 
 #: The public op names of the reference engine (for a parity check against the spec).
 OPS = tuple(UNARY) + tuple(BINARY) + (
     "clip", "where", "sum", "mean", "max", "min", "reshape", "transpose", "broadcast_to",
     "concatenate", "stack", "matmul", "linear", "softmax", "log_softmax", "logsumexp", "astype")
-
-assert builtins.all(callable(globals().get(name)) for name in OPS)
-__all__ = list(OPS) + ["unbroadcast", "getitem", "identity", "OPS", "UNARY", "BINARY"]
+__all__ = [*OPS, "unbroadcast", "getitem", "identity", "OPS", "UNARY", "BINARY"]
