@@ -1,81 +1,46 @@
-"""Primitive ops of the reference engine, each forward next to its VJP and JVP.
+"""The ops of the reference engine, written from the math: each derivative is
+stated once and used by both sweeps.
 
-Conventions used throughout:
+* Elementwise ops are lines of ``UNARY`` / ``BINARY``: the forward on arrays
+  and the partial derivatives.  A partial's parameter *names* say what it
+  needs (inputs ``x`` or ``a``, ``b``; output ``y``), and exactly those are
+  saved for backward.  It returns a Variable (built with this engine's ops, so
+  it can be differentiated again), an array of constants or a number.  One
+  class, ``Elementwise``, makes the VJP ``unbroadcast(g * d)`` and the JVP
+  ``t * d`` from them, and the public function and Variable method are generated.
+* Linear ops (``_Linear``) accept extra leading (batch) axes, so their JVP is
+  the op itself applied to the tangents; only the VJP (the transpose) is
+  written.  Axes are stored negative (counted from the end) for that reason.
+* The other ops state their derivative once, in a method both rules call.
 
-* ``forward(self, *inputs)`` gets Variables and returns a NumPy array.
-* ``vjp(self, g)`` gets the gradient of the output (a Variable) and returns
-  one gradient per input, written with Variable ops so the backward pass can
-  itself be recorded (``create_graph=True``).  Gradients of broadcast operands
-  go through the single helper ``unbroadcast``.
-* ``jvp(self, *tangents)`` gets one tangent per input (a Variable, or None
-  for a zero tangent) and returns the output tangent, also written with
-  Variable ops (so forward mode nests).  Every tangent carries ONE leading
-  batch axis: shape ``(k,) + input_shape`` for k directions at once.  So
-  (1) a tangent is lifted with ``_lift`` to the output's number of
-  dimensions (size-1 axes inserted after the batch axis) before it is
-  combined with primal values, which then broadcast against it from the
-  right, and (2) reductions and other axis ops shift their axes by one
-  (``_shift``).  The engine broadcasts the result to ``(k,) + output_shape``.
-  The rules are derived from the math independently of the VJPs, with the
-  same conventions at kinks (so forward and reverse mode agree there too).
-* Kinks follow docs/API.md: relu'(0) = 0, abs'(0) = 0, maximum/minimum split
-  ties 0.5/0.5, max/min reductions split evenly among tied maxima, clip is
-  inclusive, and the power special cases below.
-* Two ops exist only for the engine: ``Identity`` (how a nested transform
-  makes a fresh input node out of an outer Variable) and ``IndexAdd`` (the
-  VJP of indexing).
-
-NB: this module defines ``sum``, ``max``, ``min`` and ``abs``, shadowing the
-builtins; the builtins are used through ``builtins.`` where needed.
+Tangents carry one leading batch axis (k directions).  Kinks (docs/API.md):
+relu'(0) = abs'(0) = 0, maximum/minimum and max/min split ties evenly, clip is
+inclusive, d(a**b)/da = 0 where b == 0, d(a**b)/db = 0 where a == 0, b >= 0.
+NB: ``sum``, ``max``, ``min`` and ``abs`` shadow the builtins here.
 """
 
 import builtins
+import inspect
 import math
 
 import numpy as np
 
 from .engine import OUTPUT, Function, Variable, _check_float_dtype
 
-__all__ = [
-    "add", "subtract", "multiply", "divide", "power", "negative",
-    "exp", "log", "log1p", "sqrt", "sin", "cos", "tanh", "sigmoid", "relu", "abs",
-    "maximum", "minimum", "clip", "where",
-    "sum", "mean", "max", "min",
-    "reshape", "transpose", "broadcast_to", "concatenate", "stack", "getitem",
-    "matmul", "linear", "softmax", "log_softmax", "logsumexp", "astype", "unbroadcast",
-    "identity",
-]
-
-
-# --------------------------------------------------------------------------
-# Helpers: operand conversion, shape checks, unbroadcast
-# --------------------------------------------------------------------------
-
-
-def _is_python_scalar(x):
-    # np.float64 subclasses float, hence the exact type test.
-    return type(x) in (bool, int, float)
+# -- helpers ------------------------------------------------------------------------
 
 
 def as_variable(x, dtype=None):
-    """``x`` itself if it is a Variable, else a new constant Variable."""
     return x if isinstance(x, Variable) else Variable(x, dtype=dtype)
 
 
 def _operands(*xs):
-    """Convert op operands to Variables.
-
-    Python scalars are "weak": they take the dtype of the other operands
-    (float64 if there are none).  Arrays and Variables keep their dtype and
-    promote like NumPy inside the forward computation (float32 op float64 ->
-    float64); the gradient of each input is cast back to its own dtype.
-    """
-    if builtins.all(isinstance(x, Variable) for x in xs):
-        return list(xs)
-    strong = [as_variable(x) for x in xs if not _is_python_scalar(x)]
+    """Operands as Variables; Python scalars are weak (take the others' dtype)."""
+    weak = [type(x) in (bool, int, float) for x in xs]     # np.float64 subclasses float
+    strong = [as_variable(x) for x, w in zip(xs, weak) if not w]
     dtype = np.result_type(*[v.dtype for v in strong]) if strong else np.float64
     strong = iter(strong)
-    return [Variable(x, dtype=dtype) if _is_python_scalar(x) else next(strong) for x in xs]
+    return [Variable(x, dtype=dtype) if w else next(strong) for x, w in zip(xs, weak)]
 
 
 def _shapes_text(shapes):
@@ -84,8 +49,6 @@ def _shapes_text(shapes):
 
 
 def _broadcast_shapes(name, *shapes):
-    if builtins.all(s == shapes[0] for s in shapes):
-        return shapes[0]
     try:
         return np.broadcast_shapes(*shapes)
     except ValueError:
@@ -93,46 +56,52 @@ def _broadcast_shapes(name, *shapes):
                          f"broadcast together") from None
 
 
-def _normalize_axes(name, axis, shape):
-    """``axis`` (None, int or tuple of ints) as a sorted tuple of non-negative ints."""
-    ndim = len(shape)
-    if axis is None:
-        return tuple(range(ndim))
-    axes = (axis,) if isinstance(axis, (int, np.integer)) else axis
+def _is_int(a):
+    return isinstance(a, (int, np.integer)) and not isinstance(a, bool)
+
+
+def _int_tuple(name, what, value):
     try:
-        axes = tuple(axes)
+        items = (value,) if isinstance(value, (int, np.integer)) else tuple(value)
     except TypeError:
-        raise TypeError(f"{name}: axis must be None, an int or a tuple of ints, "
-                        f"got {axis!r}") from None
-    result = []
+        raise TypeError(f"{name}: {what} must be an int or a tuple of ints, got {value!r}") from None
+    for a in items:
+        if not _is_int(a):
+            raise TypeError(f"{name}: {what} must contain only ints, got {a!r}")
+    return tuple(int(a) for a in items)
+
+
+def _normalize_axes(name, axis, shape):
+    """``axis`` (None, int or tuple) as a sorted tuple of NEGATIVE axes of ``shape``."""
+    ndim = len(shape)
+    try:
+        axes = range(ndim) if axis is None else (axis,) if _is_int(axis) else tuple(axis)
+    except TypeError:
+        axes = (None,)
+    result = set()
     for a in axes:
-        if isinstance(a, bool) or not isinstance(a, (int, np.integer)):
-            raise TypeError(f"{name}: axis must be None, an int or a tuple of ints, "
-                            f"got {axis!r}")
+        if not _is_int(a):
+            raise TypeError(f"{name}: axis must be None, an int or a tuple of ints, got {axis!r}")
         if not -ndim <= a < ndim:
             raise ValueError(f"{name}: axis {a} is out of bounds for shape {tuple(shape)}")
-        result.append(int(a) % ndim)
-    if len(set(result)) != len(result):
-        raise ValueError(f"{name}: repeated axis in {axis!r} for shape {tuple(shape)}")
+        if int(a) % ndim - ndim in result:
+            raise ValueError(f"{name}: repeated axis in {axis!r} for shape {tuple(shape)}")
+        result.add(int(a) % ndim - ndim)
     return tuple(sorted(result))
 
 
 def _keepdims_shape(shape, axes):
-    """``shape`` with the reduced ``axes`` set to 1."""
-    return tuple(1 if i in axes else n for i, n in enumerate(shape))
+    """``shape`` with the (negative) ``axes`` set to 1."""
+    return tuple(1 if i - len(shape) in axes else s for i, s in enumerate(shape))
 
 
-def _mask(condition, dtype):
-    """A boolean NumPy array as 0/1 constants of the given dtype."""
-    return np.asarray(condition).astype(dtype)
+def _mask(condition, like):
+    """A boolean array as 0/1 constants of ``like``'s dtype."""
+    return np.asarray(condition).astype(like.dtype)
 
 
 def unbroadcast(grad, shape):
-    """Sum ``grad`` down to ``shape``: the VJP of NumPy broadcasting.
-
-    Leading axes that broadcasting added are summed away, and axes where
-    ``shape`` has size 1 (but ``grad`` does not) are summed with keepdims.
-    """
+    """Sum ``grad`` down to ``shape``: the transpose of NumPy broadcasting."""
     shape = tuple(shape)
     if grad.shape == shape:
         return grad
@@ -143,776 +112,177 @@ def unbroadcast(grad, shape):
 
 
 def _lift(t, shape):
-    """Batched tangent ``t`` (k,) + s reshaped to k, 1, ..., 1, *s so that it has
-    ``1 + len(shape)`` dims: it then broadcasts with arrays of ``shape``
-    aligned from the right, with the batch axis left alone.  None stays None."""
-    if t is None or t.ndim == len(shape) + 1:
+    """Batched tangent (k,) + s as (k, 1, ..., 1) + s with 1 + len(shape) dims, so
+    it broadcasts against arrays of ``shape`` with the batch axis left alone."""
+    if t.ndim == len(shape) + 1:
         return t
     return t.reshape((t.shape[0],) + (1,) * (len(shape) + 1 - t.ndim) + t.shape[1:])
 
 
-def _shift(axes):
-    """Axes of an unbatched array as axes of its batched tangent."""
-    return tuple(a + 1 for a in axes)
+def _zeros(shape, dtype):
+    return Variable._wrap(np.zeros(shape, dtype))
 
 
-def _sum_tangents(*terms):
-    """Sum of the terms that are not None (None if all are)."""
-    terms = [t for t in terms if t is not None]
-    if not terms:
-        return None
-    total = terms[0]
-    for t in terms[1:]:
-        total = total + t
-    return total
+# -- elementwise ops: one table line each ---------------------------------------------
 
 
-def _batch_size(tangents):
-    return next(t for t in tangents if t is not None).shape[0]
+def _sigmoid(x):
+    e = np.exp(-np.abs(x))                    # in (0, 1]: never overflows
+    return np.where(x >= 0, 1 / (1 + e), e / (1 + e))
 
 
-def _zero_tangents(tangents, shapes, dtype):
-    """``tangents`` with each None replaced by zeros of shape (k,) + shape."""
-    k = _batch_size(tangents)
-    return [Variable._wrap(np.zeros((k,) + tuple(s), dtype)) if t is None else t
-            for t, s in zip(tangents, shapes)]
+def _tie_weight(wins, a, b):
+    """d max(a, b) / da: 1 where ``a`` wins, 0.5 on a tie, else 0."""
+    return _mask(wins(a.data, b.data), a) + 0.5 * _mask(a.data == b.data, a)
 
 
-class _Elementwise(Function):
-    """Base of broadcasting elementwise ops: checks the operand shapes."""
+#: name: (f(x) on arrays, f'(x) from x and/or y = f(x))
+UNARY = {
+    "negative": (np.negative, lambda: -1),
+    "exp":      (np.exp,      lambda y: y),
+    "log":      (np.log,      lambda x: 1 / x),
+    "log1p":    (np.log1p,    lambda x: 1 / (1 + x)),
+    "sqrt":     (np.sqrt,     lambda y: 0.5 / y),
+    "sin":      (np.sin,      lambda x: cos(x)),
+    "cos":      (np.cos,      lambda x: -sin(x)),
+    "tanh":     (np.tanh,     lambda y: 1 - y * y),
+    "sigmoid":  (_sigmoid,    lambda y: y * (1 - y)),
+    "relu":     (lambda x: np.maximum(x, 0), lambda x: _mask(x.data > 0, x)),
+    "abs":      (np.abs,      lambda x: _mask(np.sign(x.data), x)),
+}
 
-    @classmethod
-    def apply(cls, *inputs, **params):
-        _broadcast_shapes(cls.name, *(v.shape for v in inputs))
-        return super().apply(*inputs, **params)
-
-
-# --------------------------------------------------------------------------
-# Binary arithmetic
-# --------------------------------------------------------------------------
-
-
-class Add(_Elementwise):
-    name = "add"
-
-    def forward(self, a, b):
-        return a.data + b.data
-
-    def vjp(self, g):
-        a_shape, b_shape = self.input_shapes
-        return unbroadcast(g, a_shape), unbroadcast(g, b_shape)
-
-    def jvp(self, ta, tb):
-        out = self.output_shape
-        return _sum_tangents(_lift(ta, out), _lift(tb, out))
-
-
-class Subtract(_Elementwise):
-    name = "subtract"
-
-    def forward(self, a, b):
-        return a.data - b.data
-
-    def vjp(self, g):
-        a_shape, b_shape = self.input_shapes
-        return unbroadcast(g, a_shape), unbroadcast(-g, b_shape)
-
-    def jvp(self, ta, tb):
-        out = self.output_shape
-        return _sum_tangents(_lift(ta, out), None if tb is None else -_lift(tb, out))
+#: name: (f(a, b) on arrays, df/da, df/db from a, b and/or y = f(a, b))
+BINARY = {
+    "add":      (np.add,      lambda: 1, lambda: 1),
+    "subtract": (np.subtract, lambda: 1, lambda: -1),
+    "multiply": (np.multiply, lambda b: b, lambda a: a),
+    "divide":   (np.divide,   lambda b: 1 / b, lambda a, b: -a / (b * b)),
+    "power":    (np.power,    lambda a, b: where(b.data == 0, 0.0, b * a ** (b - 1)),
+                 lambda a, b, y: where((a.data == 0) & (b.data >= 0), 0.0, y * log(a))),
+    "maximum":  (np.maximum,  lambda a, b: _tie_weight(np.greater, a, b),
+                 lambda a, b: _tie_weight(np.greater, b, a)),
+    "minimum":  (np.minimum,  lambda a, b: _tie_weight(np.less, a, b),
+                 lambda a, b: _tie_weight(np.less, b, a)),
+}
 
 
-class Multiply(_Elementwise):
-    name = "multiply"
+class Elementwise(Function):
+    """out = f(*inputs) with broadcasting; ``partial(i)`` is d out / d input i."""
 
-    def forward(self, a, b):
-        self.save_for_backward(a, b)
-        return a.data * b.data
+    def forward(self, *xs):
+        _broadcast_shapes(self.name, *(x.shape for x in xs))
+        named = dict(zip(self.arg_names, xs))
+        self.save_for_backward(*(named.get(n, OUTPUT) for n in self.uses))
+        return self.f(*(x.data for x in xs))
 
-    def vjp(self, g):
-        a, b = self.saved_values()
-        return unbroadcast(g * b, a.shape), unbroadcast(g * a, b.shape)
-
-    def jvp(self, ta, tb):
-        # d(a b) = da b + a db
-        a, b = self.saved_values()
-        out = self.output_shape
-        return _sum_tangents(None if ta is None else _lift(ta, out) * b,
-                             None if tb is None else a * _lift(tb, out))
-
-
-class Divide(_Elementwise):
-    name = "divide"
-
-    def forward(self, a, b):
-        self.save_for_backward(a, b)
-        return a.data / b.data
-
-    def vjp(self, g):
-        a, b = self.saved_values()
-        return unbroadcast(g / b, a.shape), unbroadcast(-g * a / (b * b), b.shape)
-
-    def jvp(self, ta, tb):
-        # d(a / b) = da / b - a db / b^2
-        a, b = self.saved_values()
-        out = self.output_shape
-        return _sum_tangents(None if ta is None else _lift(ta, out) / b,
-                             None if tb is None else -_lift(tb, out) * a / (b * b))
-
-
-class Power(_Elementwise):
-    """a ** b.  d/da = b a^(b-1), taken as 0 where b == 0;
-    d/db = a^b log(a), taken as 0 where a == 0 and b >= 0."""
-
-    name = "power"
-
-    def forward(self, a, b):
-        self.save_for_backward(a, b, OUTPUT)
-        return np.power(a.data, b.data)
-
-    def vjp(self, g):
-        a, b, out = self.saved_values()
-        grad_a = grad_b = None
+    def partial(self, i):
+        saved = dict(zip(self.uses, self.saved_values()))
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            if self.needs_input_grad[0]:
-                grad_a = where(b.data == 0, 0.0, g * b * a ** (b - 1))
-                grad_a = unbroadcast(grad_a, a.shape)
-            if self.needs_input_grad[1]:
-                grad_b = where((a.data == 0) & (b.data >= 0), 0.0, g * out * log(a))
-                grad_b = unbroadcast(grad_b, b.shape)
-        return grad_a, grad_b
-
-    def jvp(self, ta, tb):
-        # d(a^b) = b a^(b-1) da + a^b log(a) db, with the same special cases.
-        a, b, out = self.saved_values()
-        shape = self.output_shape
-        term_a = term_b = None
-        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            if ta is not None:
-                term_a = where(b.data == 0, 0.0, _lift(ta, shape) * (b * a ** (b - 1)))
-            if tb is not None:
-                term_b = where((a.data == 0) & (b.data >= 0), 0.0,
-                               _lift(tb, shape) * (out * log(a)))
-        return _sum_tangents(term_a, term_b)
-
-
-class Maximum(_Elementwise):
-    name = "maximum"
-    _wins = staticmethod(np.greater)
-
-    def forward(self, a, b):
-        self.save_for_backward(a, b)
-        return np.maximum(a.data, b.data)
+            return self.partials[i](*(saved[n] for n in self.partial_args[i]))
 
     def vjp(self, g):
-        a, b = self.saved_values()
-        # Weight of `a` in the output: 1 where it wins, 0.5 on a tie, else 0.
-        w_a = _mask(self._wins(a.data, b.data), g.dtype) + 0.5 * _mask(a.data == b.data, g.dtype)
-        return unbroadcast(g * w_a, a.shape), unbroadcast(g * (1 - w_a), b.shape)
+        return [None if x is None else unbroadcast(_times(g, self.partial(i)), x.shape)
+                for i, x in enumerate(self.inputs)]
 
-    def jvp(self, ta, tb):
-        # The output follows the winner; on a tie it moves by the average.
-        a, b = self.saved_values()
-        dtype = self.output_dtype
-        w_a = _mask(self._wins(a.data, b.data), dtype) + 0.5 * _mask(a.data == b.data, dtype)
-        out = self.output_shape
-        return _sum_tangents(None if ta is None else _lift(ta, out) * w_a,
-                             None if tb is None else _lift(tb, out) * (1 - w_a))
+    def jvp(self, *ts):
+        terms = [_times(_lift(t, self.output_shape), self.partial(i))
+                 for i, t in enumerate(ts) if t is not None]
+        return builtins.sum(terms[1:], terms[0])
 
 
-class Minimum(Maximum):
-    name = "minimum"
-    _wins = staticmethod(np.less)
+def _times(g, d):
+    return g if isinstance(d, int) and d == 1 else g * d
 
-    def forward(self, a, b):
-        self.save_for_backward(a, b)
-        return np.minimum(a.data, b.data)
 
+def _elementwise_op(name, f, *partials):
+    """The node class and public function of a table line."""
+    args = [tuple(inspect.signature(d).parameters) for d in partials]
+    cls = type(name.capitalize(), (Elementwise,), dict(
+        name=name, f=staticmethod(f), partials=partials, partial_args=args,
+        uses=sorted({n for a in args for n in a}), arg_names=("x",) if len(args) == 1 else ("a", "b")))
 
-def add(a, b):
-    return Add.apply(*_operands(a, b))
+    def unary(x):
+        return cls.apply(as_variable(x))
 
+    def binary(a, b):
+        return cls.apply(*_operands(a, b))
+    op = unary if len(args) == 1 else binary
+    op.__name__ = op.__qualname__ = name
+    return cls, op
 
-def subtract(a, b):
-    return Subtract.apply(*_operands(a, b))
 
+for _name, (_f, *_partials) in {**UNARY, **BINARY}.items():
+    _cls, globals()[_name] = _elementwise_op(_name, _f, *_partials)
+    globals()[_cls.__name__] = _cls
 
-def multiply(a, b):
-    return Multiply.apply(*_operands(a, b))
 
+class Clip(Elementwise):
+    """Constant bounds (None = unbounded); the derivative is 1 where
+    a_min <= x <= a_max (inclusive), else 0."""
 
-def divide(a, b):
-    return Divide.apply(*_operands(a, b))
+    name, uses, arg_names = "clip", ("x",), ("x",)
 
+    def f(self, x):
+        out = x if self.a_min is None else np.maximum(x, self.a_min)
+        return np.broadcast_to(out if self.a_max is None else np.minimum(out, self.a_max),
+                               self.out_shape)
 
-def power(a, b):
-    return Power.apply(*_operands(a, b))
-
-
-def maximum(a, b):
-    return Maximum.apply(*_operands(a, b))
-
-
-def minimum(a, b):
-    return Minimum.apply(*_operands(a, b))
-
-
-# --------------------------------------------------------------------------
-# Unary elementwise
-# --------------------------------------------------------------------------
-
-
-class Negative(Function):
-    name = "negative"
-
-    def forward(self, x):
-        return -x.data
-
-    def vjp(self, g):
-        return -g
-
-    def jvp(self, t):
-        return -t
-
-
-class Exp(Function):
-    name = "exp"
-
-    def forward(self, x):
-        self.save_for_backward(OUTPUT)
-        return np.exp(x.data)
-
-    def vjp(self, g):
-        (y,) = self.saved_values()
-        return g * y
-
-    def jvp(self, t):
-        (y,) = self.saved_values()          # d exp(x) = exp(x) dx
-        return t * y
-
-
-class Log(Function):
-    name = "log"
-
-    def forward(self, x):
-        self.save_for_backward(x)
-        return np.log(x.data)
-
-    def vjp(self, g):
-        (x,) = self.saved_values()
-        return g / x
-
-    def jvp(self, t):
-        (x,) = self.saved_values()          # d log(x) = dx / x
-        return t / x
-
-
-class Log1p(Function):
-    name = "log1p"
-
-    def forward(self, x):
-        self.save_for_backward(x)
-        return np.log1p(x.data)
-
-    def vjp(self, g):
-        (x,) = self.saved_values()
-        return g / (1 + x)
-
-    def jvp(self, t):
-        (x,) = self.saved_values()          # d log(1 + x) = dx / (1 + x)
-        return t / (1 + x)
-
-
-class Sqrt(Function):
-    name = "sqrt"
-
-    def forward(self, x):
-        self.save_for_backward(OUTPUT)
-        return np.sqrt(x.data)
-
-    def vjp(self, g):
-        (y,) = self.saved_values()
-        return g / (2 * y)
-
-    def jvp(self, t):
-        (y,) = self.saved_values()          # d sqrt(x) = dx / (2 sqrt(x))
-        return t / (2 * y)
-
-
-class Sin(Function):
-    name = "sin"
-
-    def forward(self, x):
-        self.save_for_backward(x)
-        return np.sin(x.data)
-
-    def vjp(self, g):
-        (x,) = self.saved_values()
-        return g * cos(x)
-
-    def jvp(self, t):
-        (x,) = self.saved_values()          # d sin(x) = cos(x) dx
-        return t * cos(x)
-
-
-class Cos(Function):
-    name = "cos"
-
-    def forward(self, x):
-        self.save_for_backward(x)
-        return np.cos(x.data)
-
-    def vjp(self, g):
-        (x,) = self.saved_values()
-        return -g * sin(x)
-
-    def jvp(self, t):
-        (x,) = self.saved_values()          # d cos(x) = -sin(x) dx
-        return -t * sin(x)
-
-
-class Tanh(Function):
-    name = "tanh"
-
-    def forward(self, x):
-        self.save_for_backward(OUTPUT)
-        return np.tanh(x.data)
-
-    def vjp(self, g):
-        (y,) = self.saved_values()
-        return g * (1 - y * y)
-
-    def jvp(self, t):
-        (y,) = self.saved_values()          # d tanh(x) = (1 - tanh(x)^2) dx
-        return t * (1 - y * y)
-
-
-class Sigmoid(Function):
-    name = "sigmoid"
-
-    def forward(self, x):
-        self.save_for_backward(OUTPUT)
-        e = np.exp(-np.abs(x.data))          # in (0, 1]: never overflows
-        return np.where(x.data >= 0, 1 / (1 + e), e / (1 + e))
-
-    def vjp(self, g):
-        (y,) = self.saved_values()
-        return g * y * (1 - y)
-
-    def jvp(self, t):
-        (y,) = self.saved_values()          # d s(x) = s(x) (1 - s(x)) dx
-        return t * (y * (1 - y))
-
-
-class Relu(Function):
-    name = "relu"
-
-    def forward(self, x):
-        self.save_for_backward(x)
-        return np.maximum(x.data, 0)
-
-    def vjp(self, g):
-        (x,) = self.saved_values()
-        return g * _mask(x.data > 0, g.dtype)           # relu'(0) = 0
-
-    def jvp(self, t):
-        (x,) = self.saved_values()
-        return t * _mask(x.data > 0, t.dtype)           # relu'(0) = 0
-
-
-class Abs(Function):
-    name = "abs"
-
-    def forward(self, x):
-        self.save_for_backward(x)
-        return np.abs(x.data)
-
-    def vjp(self, g):
-        (x,) = self.saved_values()
-        return g * np.sign(x.data).astype(g.dtype)      # abs'(0) = sign(0) = 0
-
-    def jvp(self, t):
-        (x,) = self.saved_values()
-        return t * np.sign(x.data).astype(t.dtype)      # abs'(0) = sign(0) = 0
-
-
-class AsType(Function):
-    name = "astype"
-
-    def forward(self, x):
-        return x.data.astype(self.dtype)
-
-    def vjp(self, g):
-        return g.astype(self.input_dtype)
-
-    def jvp(self, t):
-        return t.astype(self.dtype)
-
-
-def negative(x):
-    return Negative.apply(as_variable(x))
-
-
-def exp(x):
-    return Exp.apply(as_variable(x))
-
-
-def log(x):
-    return Log.apply(as_variable(x))
-
-
-def log1p(x):
-    return Log1p.apply(as_variable(x))
-
-
-def sqrt(x):
-    return Sqrt.apply(as_variable(x))
-
-
-def sin(x):
-    return Sin.apply(as_variable(x))
-
-
-def cos(x):
-    return Cos.apply(as_variable(x))
-
-
-def tanh(x):
-    return Tanh.apply(as_variable(x))
-
-
-def sigmoid(x):
-    return Sigmoid.apply(as_variable(x))
-
-
-def relu(x):
-    return Relu.apply(as_variable(x))
-
-
-def abs(x):
-    return Abs.apply(as_variable(x))
-
-
-def astype(x, dtype):
-    x = as_variable(x)
-    return AsType.apply(x, dtype=_check_float_dtype(dtype), input_dtype=x.dtype)
-
-
-# --------------------------------------------------------------------------
-# clip and where (non-differentiable bounds / condition)
-# --------------------------------------------------------------------------
-
-
-class Clip(Function):
-    """Bounds are constants (None = unbounded); gradient passes where
-    a_min <= x <= a_max, inclusive."""
-
-    name = "clip"
-
-    def forward(self, x):
-        self.save_for_backward(x)
-        out = x.data
-        if self.a_min is not None:
-            out = np.maximum(out, self.a_min)
-        if self.a_max is not None:
-            out = np.minimum(out, self.a_max)
-        return np.broadcast_to(out, self.out_shape)
-
-    def vjp(self, g):
+    def partial(self, i):
         (x,) = self.saved_values()
         inside = np.ones(self.out_shape, dtype=bool)
         if self.a_min is not None:
             inside &= x.data >= self.a_min
         if self.a_max is not None:
             inside &= x.data <= self.a_max
-        return unbroadcast(g * _mask(inside, g.dtype), x.shape)
-
-    def jvp(self, t):
-        (x,) = self.saved_values()
-        inside = np.ones(self.out_shape, dtype=bool)
-        if self.a_min is not None:
-            inside &= x.data >= self.a_min
-        if self.a_max is not None:
-            inside &= x.data <= self.a_max
-        return _lift(t, self.out_shape) * _mask(inside, t.dtype)
+        return _mask(inside, x)
 
 
 def clip(x, a_min, a_max):
     x = as_variable(x)
 
     def bound(b):
-        if b is None:
-            return None
         if isinstance(b, Variable):
             if b.requires_grad:
                 raise ValueError("clip: the bounds are constants and are not differentiated; "
                                  "use maximum/minimum for differentiable bounds")
             b = b.data
-        b = np.asarray(b)
-        if b.dtype.kind not in "fiub":
-            raise TypeError(f"clip: bounds must be real numbers, got an array of dtype {b.dtype}")
-        return np.array(b, dtype=x.dtype)      # bounds take x's dtype
+        if b is not None and np.asarray(b).dtype.kind not in "fiub":
+            raise TypeError(f"clip: bounds must be real numbers, got an array of dtype "
+                            f"{np.asarray(b).dtype}")
+        return None if b is None else np.array(b, dtype=x.dtype)      # x's dtype
 
     a_min, a_max = bound(a_min), bound(a_max)
     shapes = [x.shape] + [b.shape for b in (a_min, a_max) if b is not None]
-    out_shape = _broadcast_shapes("clip", *shapes)
-    return Clip.apply(x, a_min=a_min, a_max=a_max, out_shape=out_shape)
+    return Clip.apply(x, a_min=a_min, a_max=a_max, out_shape=_broadcast_shapes("clip", *shapes))
 
 
-class Where(Function):
-    name = "where"
-
-    def forward(self, x, y):
-        _broadcast_shapes(self.name, self.cond.shape, x.shape, y.shape)
-        return np.where(self.cond, x.data, y.data)
-
-    def vjp(self, g):
-        x_shape, y_shape = self.input_shapes
-        return (unbroadcast(where(self.cond, g, 0.0), x_shape),
-                unbroadcast(where(self.cond, 0.0, g), y_shape))
-
-    def jvp(self, tx, ty):
-        out = self.output_shape
-        tx = 0.0 if tx is None else _lift(tx, out)
-        ty = 0.0 if ty is None else _lift(ty, out)
-        return where(self.cond, tx, ty)
+# -- linear ops: JVP = the op applied to the tangents; VJP = its transpose ----------------
 
 
-def where(cond, x, y):
-    cond = cond.data if isinstance(cond, Variable) else cond
-    cond = np.array(cond, dtype=bool)          # a copy: later edits can't change it
-    return Where.apply(*_operands(x, y), cond=cond)
+class _Linear(Function):
+    """A linear op.  ``forward`` acts on the last ``ndim`` axes of its inputs and
+    treats any axes in front (``lead``) as a batch, so the JVP is the op itself."""
 
+    broadcasts = False       # inputs of different ranks (their batch axes must be aligned)
 
-# --------------------------------------------------------------------------
-# Reductions
-# --------------------------------------------------------------------------
+    @classmethod
+    def apply(cls, *xs, **params):
+        params.setdefault("ndim", xs[0].ndim)
+        return super().apply(*xs, **params)
 
-
-class Sum(Function):
-    name = "sum"
-
-    def forward(self, x):
-        return np.sum(x.data, axis=self.axes, keepdims=self.keepdims)
-
-    def vjp(self, g):
-        (shape,) = self.input_shapes
-        return broadcast_to(g.reshape(_keepdims_shape(shape, self.axes)), shape)
-
-    def jvp(self, t):
-        return sum(t, axis=_shift(self.axes), keepdims=self.keepdims)
-
-
-class Mean(Function):
-    name = "mean"
-
-    def forward(self, x):
-        return np.mean(x.data, axis=self.axes, keepdims=self.keepdims)
-
-    def vjp(self, g):
-        (shape,) = self.input_shapes
-        count = math.prod(shape[a] for a in self.axes)
-        return broadcast_to(g.reshape(_keepdims_shape(shape, self.axes)), shape) / count
-
-    def jvp(self, t):
-        return mean(t, axis=_shift(self.axes), keepdims=self.keepdims)
-
-
-class Max(Function):
-    """The gradient is split evenly among the elements equal to the maximum."""
-
-    name = "max"
-    _reduce = staticmethod(np.max)
-
-    def forward(self, x):
-        if builtins.any(x.shape[a] == 0 for a in self.axes):
-            raise ValueError(f"{self.name}: cannot reduce over a zero-size axis, "
-                             f"shape {x.shape}, axes {self.axes}")
-        self.save_for_backward(x, OUTPUT)
-        return self._reduce(x.data, axis=self.axes, keepdims=self.keepdims)
-
-    def vjp(self, g):
-        x, out = self.saved_values()
-        kshape = _keepdims_shape(x.shape, self.axes)
-        ties = x.data == out.data.reshape(kshape)
-        weights = ties / np.sum(ties, axis=self.axes, keepdims=True)
-        return g.reshape(kshape) * weights.astype(g.dtype)
-
-    def jvp(self, t):
-        # The maximum moves with the average of its tied arguments.
-        x, out = self.saved_values()
-        ties = x.data == out.data.reshape(_keepdims_shape(x.shape, self.axes))
-        weights = (ties / np.sum(ties, axis=self.axes, keepdims=True)).astype(t.dtype)
-        return sum(t * weights, axis=_shift(self.axes), keepdims=self.keepdims)
-
-
-class Min(Max):
-    name = "min"
-    _reduce = staticmethod(np.min)
-
-
-def _reduction(cls, x, axis, keepdims):
-    x = as_variable(x)
-    return cls.apply(x, axes=_normalize_axes(cls.name, axis, x.shape), keepdims=bool(keepdims))
-
-
-def sum(x, axis=None, keepdims=False):
-    return _reduction(Sum, x, axis, keepdims)
-
-
-def mean(x, axis=None, keepdims=False):
-    return _reduction(Mean, x, axis, keepdims)
-
-
-def max(x, axis=None, keepdims=False):
-    return _reduction(Max, x, axis, keepdims)
-
-
-def min(x, axis=None, keepdims=False):
-    return _reduction(Min, x, axis, keepdims)
-
-
-# --------------------------------------------------------------------------
-# Shape ops
-# --------------------------------------------------------------------------
-
-
-class Reshape(Function):
-    name = "reshape"
-
-    def forward(self, x):
-        try:
-            return x.data.reshape(self.shape)
-        except ValueError:
-            raise ValueError(f"reshape: cannot reshape shape {x.shape} (size {x.size}) "
-                             f"into shape {self.shape}") from None
-
-    def vjp(self, g):
-        return g.reshape(self.input_shapes[0])
-
-    def jvp(self, t):
-        return t.reshape((t.shape[0],) + self.output_shape)
-
-
-class Transpose(Function):
-    name = "transpose"
-
-    def forward(self, x):
-        return np.transpose(x.data, self.axes)
-
-    def vjp(self, g):
-        return g.transpose(tuple(int(i) for i in np.argsort(self.axes)))
-
-    def jvp(self, t):
-        return t.transpose((0,) + _shift(self.axes))
-
-
-class BroadcastTo(Function):
-    name = "broadcast_to"
-
-    def forward(self, x):
-        return np.broadcast_to(x.data, self.shape)
-
-    def vjp(self, g):
-        return unbroadcast(g, self.input_shapes[0])
-
-    def jvp(self, t):
-        return broadcast_to(_lift(t, self.shape), (t.shape[0],) + self.shape)
-
-
-class Concatenate(Function):
-    name = "concatenate"
-
-    def forward(self, *xs):
-        return np.concatenate([x.data for x in xs], axis=self.axis)
-
-    def vjp(self, g):
-        edges = np.cumsum([0] + [s[self.axis] for s in self.input_shapes]).tolist()
-        before = (slice(None),) * self.axis
-        return tuple(g[before + (slice(lo, hi),)] for lo, hi in zip(edges[:-1], edges[1:]))
+    def lead(self, x):
+        return x.shape[:x.ndim - self.ndim]
 
     def jvp(self, *ts):
-        ts = _zero_tangents(ts, self.input_shapes, self.output_dtype)
-        return concatenate(ts, axis=self.axis + 1)
+        k = next(t for t in ts if t is not None).shape[0]
+        ts = [_zeros((k,) + s, self.output_dtype) if t is None else t
+              for t, s in zip(ts, self.input_shapes)]
+        ts = [_lift(t, self.output_shape) for t in ts] if self.broadcasts else ts
+        return type(self).apply(*ts, **self.params)
 
 
-class Stack(Function):
-    name = "stack"
-
-    def forward(self, *xs):
-        return np.stack([x.data for x in xs], axis=self.axis)
-
-    def vjp(self, g):
-        before = (slice(None),) * self.axis
-        return tuple(g[before + (i,)] for i in range(len(self.input_shapes)))
-
-    def jvp(self, *ts):
-        ts = _zero_tangents(ts, self.input_shapes, self.output_dtype)
-        return stack(ts, axis=self.axis + 1)
-
-
-class GetItem(Function):
-    """x[key] with full NumPy semantics (basic and advanced indexing)."""
-
-    name = "getitem"
-
-    def forward(self, x):
-        return x.data[self.key]
-
-    def vjp(self, g):
-        return IndexAdd.apply(g, shape=self.input_shapes[0], key=self.key)
-
-    def jvp(self, t):
-        # Prepending a slice to ``key`` would move the batch axis for some
-        # advanced-indexing keys, so index the flattened tangent instead with
-        # the flat positions the key selects.
-        (shape,) = self.input_shapes
-        positions = _flat_positions(shape, self.key)
-        k = t.shape[0]
-        flat = t.reshape((k, math.prod(shape)))[:, positions.ravel()]
-        return flat.reshape((k,) + positions.shape)
-
-
-class IndexAdd(Function):
-    """zeros(shape) with g added at [key] (repeated indices accumulate).
-
-    The VJP of GetItem; its own VJP is GetItem again.  The positions are
-    found by indexing an array of flat indices with the same key, so every
-    kind of NumPy key (None, Ellipsis, masks, integer arrays) works.
-    """
-
-    name = "index_add"
-
-    def forward(self, g):
-        size = math.prod(self.shape)
-        positions = np.arange(size).reshape(self.shape)[self.key]
-        out = np.zeros(size, dtype=g.dtype)
-        np.add.at(out, np.ravel(positions), g.data.ravel())
-        return out.reshape(self.shape)
-
-    def vjp(self, gg):
-        return gg[self.key]
-
-    def jvp(self, t):
-        # Linear in g: scatter-add each direction's tangent (flat positions,
-        # as in GetItem.jvp).
-        positions = _flat_positions(self.shape, self.key)
-        k, size = t.shape[0], math.prod(self.shape)
-        flat = IndexAdd.apply(t.reshape((k, positions.size)), shape=(k, size),
-                              key=(slice(None), positions.ravel()))
-        return flat.reshape((k,) + self.shape)
-
-
-def _flat_positions(shape, key):
-    """The flat (C-order) indices into an array of ``shape`` that ``[key]`` picks."""
-    return np.arange(math.prod(shape)).reshape(shape)[key]
-
-
-class Identity(Function):
-    """y = x as a new node: a nested transform differentiates w.r.t. such a
-    fresh node, so an outer Variable that ``f`` also captures directly is
-    held constant (no perturbation confusion)."""
-
+class Identity(_Linear):
+    """y = x as a new node (how nested transforms make a fresh input)."""
     name = "identity"
 
     def forward(self, x):
@@ -921,45 +291,168 @@ class Identity(Function):
     def vjp(self, g):
         return g
 
-    def jvp(self, t):
-        return t
+
+class AsType(_Linear):
+    name = "astype"
+
+    def forward(self, x):
+        return x.data.astype(self.dtype)
+
+    def vjp(self, g):
+        return g.astype(self.input_dtype)
+
+
+class Sum(_Linear):
+    name, reduce = "sum", staticmethod(np.sum)
+
+    def forward(self, x):
+        return self.reduce(x.data, axis=self.axes, keepdims=self.keepdims)
+
+    def vjp(self, g):
+        shape = self.input_shapes[0]
+        return broadcast_to(g.reshape(_keepdims_shape(shape, self.axes)), shape)
+
+
+class Mean(Sum):
+    name, reduce = "mean", staticmethod(np.mean)
+
+    def vjp(self, g):
+        return super().vjp(g) / math.prod(self.input_shapes[0][a] for a in self.axes)
+
+
+class Reshape(_Linear):
+    name = "reshape"
+
+    def forward(self, x):
+        try:
+            return x.data.reshape(self.lead(x) + self.shape)
+        except ValueError:
+            raise ValueError(f"reshape: cannot reshape shape {x.shape} (size {x.size}) "
+                             f"into shape {self.shape}") from None
+
+    def vjp(self, g):
+        return g.reshape(self.input_shapes[0])
+
+
+class Transpose(_Linear):
+    name = "transpose"
+
+    def perm(self, x):
+        n = len(self.lead(x))
+        return tuple(range(n)) + tuple(n + a for a in self.axes)
+
+    def forward(self, x):
+        return np.transpose(x.data, self.perm(x))
+
+    def vjp(self, g):
+        return g.transpose(tuple(int(i) for i in np.argsort(self.perm(g))))
+
+
+class BroadcastTo(_Linear):
+    name = "broadcast_to"
+
+    def lifted(self, shape):     # the input's shape with 1s where broadcasting adds axes
+        n = len(shape) - self.ndim
+        return shape[:n] + (1,) * (len(self.shape) - self.ndim) + shape[n:]
+
+    def forward(self, x):
+        return np.broadcast_to(x.data.reshape(self.lifted(x.shape)), self.lead(x) + self.shape)
+
+    def vjp(self, g):
+        shape = self.input_shapes[0]
+        return unbroadcast(g, self.lifted(shape)).reshape(shape)
+
+
+class Concatenate(_Linear):
+    name = "concatenate"
+
+    def forward(self, *xs):
+        return np.concatenate([x.data for x in xs], axis=self.axis)
+
+    def vjp(self, g):
+        edges = np.cumsum([0] + [s[self.axis] for s in self.input_shapes]).tolist()
+        after = (slice(None),) * (-1 - self.axis)
+        return [g[(Ellipsis, slice(lo, hi)) + after] for lo, hi in zip(edges, edges[1:])]
+
+
+class Stack(_Linear):
+    name = "stack"
+
+    def forward(self, *xs):
+        return np.stack([x.data for x in xs], axis=self.axis)
+
+    def vjp(self, g):
+        after = (slice(None),) * (-1 - self.axis)
+        return [g[(Ellipsis, i) + after] for i in range(len(self.input_shapes))]
+
+
+class Where(_Linear):
+    """np.where(cond, x, y) with a constant condition: linear in (x, y)."""
+    name, broadcasts = "where", True
+
+    def forward(self, x, y):
+        _broadcast_shapes(self.name, self.cond.shape, x.shape, y.shape)
+        return np.where(self.cond, x.data, y.data)
+
+    def vjp(self, g):
+        return [unbroadcast(where(self.cond, g, 0.0), self.input_shapes[0]),
+                unbroadcast(where(self.cond, 0.0, g), self.input_shapes[1])]
+
+
+class GetItem(_Linear):
+    """x[key] as x.flat[positions], ``positions`` being the flat indices the key
+    picks (so every NumPy key works, with batch axes in front)."""
+    name = "getitem"
+
+    def forward(self, x):
+        lead = self.lead(x)
+        return x.data.reshape(lead + (math.prod(x.shape[len(lead):]),))[..., self.positions]
+
+    def vjp(self, g):
+        shape = self.input_shapes[0]
+        return IndexAdd.apply(g, positions=self.positions, shape=shape[len(shape) - self.ndim:],
+                              ndim=self.positions.ndim)
+
+
+class IndexAdd(_Linear):
+    """zeros(shape) with g added at ``positions`` (repeats accumulate): the
+    transpose of GetItem, and GetItem is its transpose."""
+    name = "index_add"
+
+    def forward(self, g):
+        lead = self.lead(g)
+        out = np.zeros(lead + (math.prod(self.shape),), g.dtype)
+        np.add.at(out, (Ellipsis, self.positions), g.data)
+        return out.reshape(lead + self.shape)
+
+    def vjp(self, gg):
+        return GetItem.apply(gg, positions=self.positions, ndim=len(self.shape))
 
 
 def identity(x):
     return Identity.apply(as_variable(x))
 
 
-def _int_tuple(name, what, value):
-    """An int or a sequence of ints as a tuple of ints; TypeError otherwise."""
-    items = (value,) if isinstance(value, (int, np.integer)) else value
-    try:
-        items = tuple(items)
-    except TypeError:
-        raise TypeError(f"{name}: {what} must be an int or a tuple of ints, got {value!r}") from None
-    for a in items:
-        if isinstance(a, bool) or not isinstance(a, (int, np.integer)):
-            raise TypeError(f"{name}: {what} must contain only ints, got {a!r}")
-    return tuple(int(a) for a in items)
+def astype(x, dtype):
+    x = as_variable(x)
+    return AsType.apply(x, dtype=_check_float_dtype(dtype), input_dtype=x.dtype)
 
 
 def reshape(x, shape):
-    x = as_variable(x)
-    return Reshape.apply(x, shape=_int_tuple("reshape", "shape", shape))
+    return Reshape.apply(as_variable(x), shape=_int_tuple("reshape", "shape", shape))
 
 
 def transpose(x, axes=None):
     x = as_variable(x)
+    n = x.ndim
     if axes is None:
-        axes = tuple(reversed(range(x.ndim)))
+        axes = tuple(reversed(range(n)))
     else:
-        axes, n = _int_tuple("transpose", "axes", axes), x.ndim
-        valid = builtins.all(isinstance(a, (int, np.integer)) and not isinstance(a, bool)
-                             and -n <= a < n for a in axes)
-        if not valid or sorted(a % n for a in axes) != list(range(n)):
+        axes = _int_tuple("transpose", "axes", axes)
+        if not builtins.all(-n <= a < n for a in axes) or sorted(a % n for a in axes) != list(range(n)):
             raise ValueError(f"transpose: axes {axes} are not a permutation of the "
                              f"axes of shape {x.shape}")
-        axes = tuple(int(a) % x.ndim for a in axes)
-    return Transpose.apply(x, axes=axes)
+    return Transpose.apply(x, axes=tuple(a % n for a in axes))
 
 
 def broadcast_to(x, shape):
@@ -978,69 +471,65 @@ def _sequence(name, seq):
     xs = _operands(*seq)
     if not xs:
         raise ValueError(f"{name}: need at least one array")
-    return xs
+    return xs, [x.shape for x in xs]
 
 
 def concatenate(seq, axis=0):
-    xs = _sequence("concatenate", seq)
+    xs, shapes = _sequence("concatenate", seq)
     if axis is None:                           # NumPy: flatten the arrays first
-        xs = [reshape(x, (-1,)) for x in xs]
-        axis = 0
-    shapes = [x.shape for x in xs]
-    ndim = xs[0].ndim
-    if ndim == 0 or builtins.any(x.ndim != ndim for x in xs):
+        xs, axis = [reshape(x, (-1,)) for x in xs], 0
+        shapes = [x.shape for x in xs]
+    ndim = len(shapes[0])
+    if ndim == 0 or builtins.any(len(s) != ndim for s in shapes):
         raise ValueError(f"concatenate: shapes {_shapes_text(shapes)} must have the same, "
                          f"non-zero number of dimensions")
-    (axis,) = _normalize_axes("concatenate", axis, xs[0].shape)
-    if builtins.any(s[:axis] + s[axis + 1:] != shapes[0][:axis] + shapes[0][axis + 1:]
-                    for s in shapes):
+    (axis,) = _normalize_axes("concatenate", axis, shapes[0])
+    if len({s[:axis] + s[axis:][1:] for s in shapes}) > 1:
         raise ValueError(f"concatenate: shapes {_shapes_text(shapes)} differ outside "
-                         f"axis {axis}")
+                         f"axis {axis + ndim}")
     return Concatenate.apply(*xs, axis=axis)
 
 
 def stack(seq, axis=0):
-    xs = _sequence("stack", seq)
-    shapes = [x.shape for x in xs]
+    xs, shapes = _sequence("stack", seq)
     if builtins.any(s != shapes[0] for s in shapes):
         raise ValueError(f"stack: all shapes must be equal, got {_shapes_text(shapes)}")
     ndim = len(shapes[0]) + 1                  # the result has one more axis
-    if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)):
+    if not _is_int(axis):
         raise TypeError(f"stack: axis must be an int, got {axis!r}")
     if not -ndim <= axis < ndim:
         raise ValueError(f"stack: axis {axis} is out of bounds for stacking arrays of "
                          f"shape {shapes[0]}")
-    return Stack.apply(*xs, axis=int(axis) % ndim)
+    return Stack.apply(*xs, axis=int(axis) % ndim - ndim)
+
+
+def where(cond, x, y):
+    cond = np.array(cond.data if isinstance(cond, Variable) else cond, dtype=bool)  # a copy
+    return Where.apply(*_operands(x, y), cond=cond)
 
 
 def _index_key(key):
-    """Freeze an indexing key: Variables become their data, arrays are copied."""
     if isinstance(key, tuple):
-        return tuple(_index_key(k) for k in key)
-    if isinstance(key, Variable):
-        return key.data.copy()
-    if isinstance(key, np.ndarray):
-        return key.copy()
-    return key
+        return tuple(map(_index_key, key))
+    return key.data if isinstance(key, Variable) else key
 
 
 def getitem(x, key):
-    return GetItem.apply(as_variable(x), key=_index_key(key))
+    x = as_variable(x)
+    positions = np.asarray(np.arange(x.size).reshape(x.shape)[_index_key(key)])
+    return GetItem.apply(x, positions=positions)
 
 
-# --------------------------------------------------------------------------
-# Linear algebra
-# --------------------------------------------------------------------------
+# -- matmul (bilinear: d(a @ b) = da @ b + a @ db) ----------------------------------------
 
 
 def _swap_last(v):
-    """Swap the last two axes of a Variable (ndim >= 2)."""
     return v.transpose(tuple(range(v.ndim - 2)) + (v.ndim - 1, v.ndim - 2))
 
 
 class MatMul(Function):
-    """NumPy matmul: 1-D operands are promoted (a to a row, b to a column)
-    and the promoted axis dropped from the result; batch axes broadcast."""
+    """NumPy matmul: a 1-D ``a`` is a row, a 1-D ``b`` a column (the promoted
+    axis is dropped from the result); batch axes broadcast."""
 
     name = "matmul"
 
@@ -1048,36 +537,24 @@ class MatMul(Function):
         self.save_for_backward(a, b)
         return np.matmul(a.data, b.data)
 
-    def vjp(self, g):
+    def matrices(self):
         a, b = self.saved_values()
-        a2 = a.reshape((1,) + a.shape) if a.ndim == 1 else a     # (k,) -> (1, k)
-        b2 = b.reshape(b.shape + (1,)) if b.ndim == 1 else b     # (k,) -> (k, 1)
-        batch = np.broadcast_shapes(a2.shape[:-2], b2.shape[:-2])
-        g2 = g.reshape(batch + (a2.shape[-2], b2.shape[-1]))
-        grad_a = grad_b = None
-        if self.needs_input_grad[0]:
-            grad_a = unbroadcast(g2 @ _swap_last(b2), a2.shape).reshape(a.shape)
-        if self.needs_input_grad[1]:
-            grad_b = unbroadcast(_swap_last(a2) @ g2, b2.shape).reshape(b.shape)
-        return grad_a, grad_b
+        a2 = a.reshape((1,) + a.shape) if a.ndim == 1 else a
+        b2 = b.reshape(b.shape + (1,)) if b.ndim == 1 else b
+        return a2, b2, np.broadcast_shapes(a2.shape[:-2], b2.shape[:-2]) + (a2.shape[-2], b2.shape[-1])
+
+    def vjp(self, g):
+        (sa, sb), (a2, b2, out2) = self.input_shapes, self.matrices()
+        ga, gb = self.inputs
+        g2 = g.reshape(out2)
+        return (None if ga is None else unbroadcast(g2 @ _swap_last(b2), a2.shape).reshape(sa),
+                None if gb is None else unbroadcast(_swap_last(a2) @ g2, b2.shape).reshape(sb))
 
     def jvp(self, ta, tb):
-        # d(a @ b) = da @ b + a @ db.  As in the VJP, 1-D operands are promoted
-        # to matrices; the tangents are promoted the same way and lifted so
-        # their batch axis sits in front of all of matmul's batch axes.
-        a, b = self.saved_values()
-        a2 = a.reshape((1,) + a.shape) if a.ndim == 1 else a     # (k,) -> (1, k)
-        b2 = b.reshape(b.shape + (1,)) if b.ndim == 1 else b     # (k,) -> (k, 1)
-        batch = np.broadcast_shapes(a2.shape[:-2], b2.shape[:-2])
-        out2 = batch + (a2.shape[-2], b2.shape[-1])
-        terms = []
-        if ta is not None:
-            ta2 = _lift(ta.reshape((ta.shape[0],) + a2.shape), out2)
-            terms.append(ta2 @ b2)
-        if tb is not None:
-            tb2 = _lift(tb.reshape((tb.shape[0],) + b2.shape), out2)
-            terms.append(a2 @ tb2)
-        t = _sum_tangents(*terms)
+        a2, b2, out2 = self.matrices()
+        terms = [] if ta is None else [_lift(ta.reshape((ta.shape[0],) + a2.shape), out2) @ b2]
+        terms += [] if tb is None else [a2 @ _lift(tb.reshape((tb.shape[0],) + b2.shape), out2)]
+        t = builtins.sum(terms[1:], terms[0])
         return t.reshape((t.shape[0],) + self.output_shape)
 
 
@@ -1087,8 +564,7 @@ def matmul(a, b):
     if a.ndim == 0 or b.ndim == 0:
         raise ValueError(f"matmul: operands must have at least 1 dimension, got "
                          f"shapes {sa} and {sb}")
-    k_b = sb[0] if b.ndim == 1 else sb[-2]
-    if sa[-1] != k_b:
+    if sa[-1] != (sb[0] if b.ndim == 1 else sb[-2]):
         raise ValueError(f"matmul: shapes {sa} and {sb} are not aligned")
     try:
         np.broadcast_shapes(sa[:-2], sb[:-2])
@@ -1099,12 +575,9 @@ def matmul(a, b):
 
 
 def linear(x, weight, bias=None):
-    """``x @ weight + bias`` (bias optional): x (..., K), weight (K, N), bias (N,).
-
-    Composed from matmul and add here (the C++ engine has it as one fused
-    primitive), so the two engines derive its gradients independently."""
-    operands = (x, weight) if bias is None else (x, weight, bias)
-    vs = _operands(*operands)
+    """``x @ weight + bias``: x (..., K), weight (K, N), bias (N,) or None.  Composed
+    of matmul and add (the C++ engine fuses it), so its derivative is independent."""
+    vs = _operands(*((x, weight) if bias is None else (x, weight, bias)))
     x, weight = vs[0], vs[1]
     what = f"x {x.shape} {x.dtype}, weight {weight.shape} {weight.dtype}"
     if bias is not None:
@@ -1117,9 +590,39 @@ def linear(x, weight, bias=None):
     return y if bias is None else add(y, vs[2])
 
 
-# --------------------------------------------------------------------------
-# Normalisers (numerically stable: the max is subtracted before exp)
-# --------------------------------------------------------------------------
+# -- reductions and normalisers with nonlinear derivatives -------------------------------
+
+
+class _Reduce(Function):
+    """A reduction whose derivative d out / d x is ``weights()`` (one per
+    element): VJP g * weights, JVP sum(t * weights)."""
+
+    def vjp(self, g):
+        return g.reshape(_keepdims_shape(self.input_shapes[0], self.axes)) * self.weights()
+
+    def jvp(self, t):
+        return sum(t * self.weights(), axis=self.axes, keepdims=self.keepdims)
+
+
+class Max(_Reduce):
+    """The derivative is split evenly among the elements equal to the maximum."""
+    name, reduce = "max", staticmethod(np.max)
+
+    def forward(self, x):
+        if builtins.any(x.shape[a] == 0 for a in self.axes):
+            raise ValueError(f"{self.name}: cannot reduce over a zero-size axis, shape "
+                             f"{x.shape}, axes {tuple(a + x.ndim for a in self.axes)}")
+        self.save_for_backward(x, OUTPUT)
+        return self.reduce(x.data, axis=self.axes, keepdims=self.keepdims)
+
+    def weights(self):
+        x, out = self.saved_values()
+        ties = x.data == out.data.reshape(_keepdims_shape(x.shape, self.axes))
+        return _mask(ties / np.sum(ties, axis=self.axes, keepdims=True), x)
+
+
+class Min(Max):
+    name, reduce = "min", staticmethod(np.min)
 
 
 def _logsumexp_keepdims(x, axes):
@@ -1129,41 +632,7 @@ def _logsumexp_keepdims(x, axes):
         return m + np.log(np.sum(np.exp(x - m), axis=axes, keepdims=True))
 
 
-class Softmax(Function):
-    name = "softmax"
-
-    def forward(self, x):
-        self.save_for_backward(OUTPUT)
-        return np.exp(x.data - _logsumexp_keepdims(x.data, self.axes))
-
-    def vjp(self, g):
-        (y,) = self.saved_values()
-        return y * (g - sum(g * y, axis=self.axes, keepdims=True))
-
-    def jvp(self, t):
-        # d softmax = y * (dx - <y, dx>) along the axes
-        (y,) = self.saved_values()
-        return y * (t - sum(y * t, axis=_shift(self.axes), keepdims=True))
-
-
-class LogSoftmax(Function):
-    name = "log_softmax"
-
-    def forward(self, x):
-        self.save_for_backward(OUTPUT)
-        return x.data - _logsumexp_keepdims(x.data, self.axes)
-
-    def vjp(self, g):
-        (y,) = self.saved_values()
-        return g - exp(y) * sum(g, axis=self.axes, keepdims=True)
-
-    def jvp(self, t):
-        # d log_softmax = dx - <softmax(x), dx> along the axes
-        (y,) = self.saved_values()
-        return t - sum(exp(y) * t, axis=_shift(self.axes), keepdims=True)
-
-
-class LogSumExp(Function):
+class LogSumExp(_Reduce):
     name = "logsumexp"
 
     def forward(self, x):
@@ -1171,16 +640,50 @@ class LogSumExp(Function):
         out = _logsumexp_keepdims(x.data, self.axes)
         return out if self.keepdims else np.squeeze(out, axis=self.axes)
 
-    def vjp(self, g):
+    def weights(self):                        # softmax(x)
         x, out = self.saved_values()
-        kshape = _keepdims_shape(x.shape, self.axes)
-        return g.reshape(kshape) * exp(x - out.reshape(kshape))   # softmax(x) * g
+        return exp(x - out.reshape(_keepdims_shape(x.shape, self.axes)))
+
+
+class Softmax(Function):
+    """y = softmax(x); its Jacobian diag(y) - y y^T is symmetric: one rule."""
+    name = "softmax"
+
+    def forward(self, x):
+        self.save_for_backward(OUTPUT)
+        return np.exp(x.data - _logsumexp_keepdims(x.data, self.axes))
+
+    def jvp(self, v):
+        (y,) = self.saved_values()
+        return y * (v - sum(y * v, axis=self.axes, keepdims=True))
+
+    vjp = jvp
+
+
+class LogSoftmax(Function):
+    """y = x - logsumexp(x): Jacobian I - 1 p^T with p = softmax(x) = exp(y)."""
+    name = "log_softmax"
+
+    def forward(self, x):
+        self.save_for_backward(OUTPUT)
+        return x.data - _logsumexp_keepdims(x.data, self.axes)
+
+    def vjp(self, g):
+        return g - exp(self.saved_values()[0]) * sum(g, axis=self.axes, keepdims=True)
 
     def jvp(self, t):
-        # d logsumexp = <softmax(x), dx> along the axes
-        x, out = self.saved_values()
-        p = exp(x - out.reshape(_keepdims_shape(x.shape, self.axes)))
-        return sum(p * t, axis=_shift(self.axes), keepdims=self.keepdims)
+        return t - sum(exp(self.saved_values()[0]) * t, axis=self.axes, keepdims=True)
+
+
+def _reduction(cls):
+    def op(x, axis=None, keepdims=False):
+        x = as_variable(x)
+        return cls.apply(x, axes=_normalize_axes(cls.name, axis, x.shape), keepdims=bool(keepdims))
+    op.__name__ = op.__qualname__ = cls.name
+    return op
+
+
+sum, mean, max, min, logsumexp = map(_reduction, (Sum, Mean, Max, Min, LogSumExp))
 
 
 def softmax(x, axis=-1):
@@ -1193,7 +696,24 @@ def log_softmax(x, axis=-1):
     return LogSoftmax.apply(x, axes=_normalize_axes("log_softmax", axis, x.shape))
 
 
-def logsumexp(x, axis=None, keepdims=False):
-    x = as_variable(x)
-    return LogSumExp.apply(x, axes=_normalize_axes("logsumexp", axis, x.shape),
-                           keepdims=bool(keepdims))
+# -- Variable's operators and methods; the op list -----------------------------------------
+
+for _sym, _op in dict(add=add, sub=subtract, mul=multiply, truediv=divide, pow=power,
+                      matmul=matmul).items():
+    setattr(Variable, f"__{_sym}__", lambda a, b, _op=_op: _op(a, b))
+    setattr(Variable, f"__r{_sym}__", lambda a, b, _op=_op: _op(b, a))
+for _name in UNARY.keys() - {"negative"}:      # -v is __neg__
+    setattr(Variable, _name, globals()[_name])
+Variable.__neg__, Variable.__abs__, Variable.__getitem__ = negative, abs, getitem
+Variable.astype, Variable.clip, Variable.T = astype, clip, property(transpose)
+Variable.sum, Variable.mean, Variable.max, Variable.min = sum, mean, max, min
+Variable.reshape = lambda self, *shape: reshape(
+    self, shape[0] if len(shape) == 1 and not isinstance(shape[0], (int, np.integer)) else shape)
+Variable.transpose = lambda self, *axes: transpose(
+    self, axes[0] if len(axes) == 1 and not _is_int(axes[0]) else axes or None)
+
+#: The public op names of the reference engine (for a parity check against the spec).
+OPS = tuple(UNARY) + tuple(BINARY) + (
+    "clip", "where", "sum", "mean", "max", "min", "reshape", "transpose", "broadcast_to",
+    "concatenate", "stack", "matmul", "linear", "softmax", "log_softmax", "logsumexp", "astype")
+__all__ = [*OPS, "unbroadcast", "getitem", "identity", "OPS", "UNARY", "BINARY"]
