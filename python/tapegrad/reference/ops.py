@@ -625,11 +625,17 @@ class Min(Max):
     name, reduce = "min", staticmethod(np.min)
 
 
-def _logsumexp_keepdims(x, axes):
+def _shift_and_log_sum(x, axes):
+    """(m, log sum exp(x - m)); m the slice's finite max (0 for all -inf or inf)."""
     m = np.max(x, axis=axes, keepdims=True, initial=-np.inf)
-    m = np.where(np.isfinite(m), m, 0)       # all -inf (or inf) slices: no shift
+    m = np.where(np.isfinite(m), m, 0)
     with np.errstate(divide="ignore"):
-        return m + np.log(np.sum(np.exp(x - m), axis=axes, keepdims=True))
+        return m, np.log(np.sum(np.exp(x - m), axis=axes, keepdims=True))
+
+
+def _logsumexp_keepdims(x, axes):
+    m, log_sum = _shift_and_log_sum(x, axes)
+    return m + log_sum
 
 
 class LogSumExp(_Reduce):
@@ -666,7 +672,8 @@ class LogSoftmax(Function):
 
     def forward(self, x):
         self.save_for_backward(OUTPUT)
-        return x.data - _logsumexp_keepdims(x.data, self.axes)
+        m, log_sum = _shift_and_log_sum(x.data, self.axes)
+        return (x.data - m) - log_sum         # not x - logsumexp(x): m + log_sum may round to m
 
     def vjp(self, g):
         return g - exp(self.saved_values()[0]) * sum(g, axis=self.axes, keepdims=True)
