@@ -1,4 +1,5 @@
 """The `tapegrad train` command: short runs and every bad-argument case (exit 2, one line)."""
+import os
 import subprocess
 import sys
 
@@ -104,3 +105,21 @@ def test_python_dash_m_entry_point():
     assert r.returncode == 2
     assert r.stderr.strip().splitlines()[-1] == ("tapegrad train: error: unknown data set 'nowhere': expected "
                                                  "digits, moons, spirals, or a path to a .npz or .csv file")
+
+
+def test_outputs_and_model_size_fail_up_front(tmp_path, capsys):
+    # Issue 15: these failed after training (an unwritable --save) or with a
+    # NumPy MemoryError traceback (a huge --hidden); now one line, exit 2, no training.
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    cases = [(["--hidden", "10000000000"], "parameters, which need about"),
+             (["--save", str(tmp_path)], "is a directory"),
+             (["--save", str(tmp_path / "no" / "w.npz")], "does not exist"),
+             (["--plot", str(tmp_path / "no" / "c.png")], "does not exist")]
+    if os.geteuid() != 0:  # root writes anywhere
+        cases.append((["--save", str(locked / "w.npz")], "not writable"))
+    for argv, message in cases:
+        code, out, err = run(["train", *argv, "--epochs", "1", "--quiet", "--no-check"], capsys)
+        assert code == 2 and message in err and err.count("\n") == 1, (argv, err)
+        assert "epoch" not in out, argv

@@ -247,9 +247,29 @@ def _plot(history, path):
 
 
 def _check_writable(path, what):
-    directory = os.path.dirname(os.path.abspath(path))
+    """Fail before training, not after it, when the output cannot be written."""
+    full = os.path.abspath(path)
+    directory = os.path.dirname(full)
     if not os.path.isdir(directory):
         raise CLIError(f"{what} {path}: directory {directory} does not exist")
+    if os.path.isdir(full):
+        raise CLIError(f"{what} {path}: is a directory, expected a file path")
+    if not os.access(directory, os.W_OK | os.X_OK) or (os.path.exists(full) and not os.access(full, os.W_OK)):
+        raise CLIError(f"{what} {path}: not writable (permission denied)")
+
+
+def _check_model_fits(sizes, dtype):
+    """Refuse a model whose parameters alone exceed the machine's memory (before allocating them)."""
+    n_params = sum((a + 1) * b for a, b in zip(sizes[:-1], sizes[1:]))
+    need = n_params * np.dtype(dtype).itemsize * 4  # weights, gradients and the optimizer's state
+    try:
+        have = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        have = None
+    if have and need > have:
+        raise CLIError(f"the model {'-'.join(map(str, sizes))} has {n_params:,} parameters, which need about "
+                       f"{need / 2**30:,.1f} GiB with their gradients and optimizer state; this machine has "
+                       f"{have / 2**30:,.1f} GiB (choose smaller --hidden sizes)")
 
 
 def train(args, out=None):
@@ -288,6 +308,7 @@ def train(args, out=None):
         ytr, yte = ytr.reshape(-1, 1), yte.reshape(-1, 1)
         loss_fn = nn.mse_loss
     sizes = [X.shape[1], *args.hidden, n_out]
+    _check_model_fits(sizes, dtype)
     lr = args.lr if args.lr is not None else DEFAULT_LR[args.optimizer]
 
     nn.manual_seed(args.seed)
