@@ -15,6 +15,7 @@
 #include <utility>
 
 #include "tapegrad/autograd.hpp"
+#include "tapegrad/config.hpp"
 #include "tapegrad/kernels.hpp"
 #include "simd/isa.hpp"
 #include "tapegrad/parallel.hpp"
@@ -1092,6 +1093,9 @@ PYBIND11_MODULE(_core, m) {
   m.doc() = "tapegrad's C++ core: Variable, primitive ops and the reverse sweep";
   // The op spec (opspec/ops.py) as data: tapegrad re-exports its ops from it.
   m.attr("__ops__") = py::module_::import("json").attr("loads")(kOpsJson);
+  buffer_cache_stats();  // builds the buffer cache now, so that its setting is read (and checked) at import
+  for (const std::string& w : take_config_warnings())
+    if (PyErr_WarnEx(PyExc_RuntimeWarning, w.c_str(), 1) != 0) throw py::error_already_set();
 
   py::register_exception_translator([](std::exception_ptr p) {
     if (p && !set_python_error(p)) std::rethrow_exception(p);

@@ -1,13 +1,16 @@
 #include "tapegrad/tensor.hpp"
 
+#include <cerrno>
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
 #include <new>
 #include <pthread.h>
+#include <string>
 #include <unordered_map>
 #include <vector>
 
+#include "tapegrad/config.hpp"
 #include "tapegrad/pool.hpp"
 #include "tapegrad/spin_lock.hpp"
 
@@ -73,9 +76,22 @@ struct BufferCache {
   size_t limit;
 
   BufferCache() {
+    constexpr long long kDefaultMb = 1024;
     const char* env = std::getenv("TAPEGRAD_CACHE_LIMIT_MB");
-    long long mb = env ? std::atoll(env) : 1024;
-    limit = mb < 0 ? 0 : static_cast<size_t>(mb) << 20;
+    long long mb = kDefaultMb;
+    if (env && *env) {
+      char* end = nullptr;
+      errno = 0;
+      const long long v = std::strtoll(env, &end, 10);
+      if (errno || *end || v < 0 || v > (1LL << 40)) {  // 2^40 MB: far past any machine
+        note_config_warning(std::string("TAPEGRAD_CACHE_LIMIT_MB='") + env +
+                            "' is not a whole number of megabytes >= 0 (0 turns the cache off); using " +
+                            std::to_string(kDefaultMb));
+      } else {
+        mb = v;
+      }
+    }
+    limit = static_cast<size_t>(mb) << 20;
   }
   void* take(size_t cls) {
     {

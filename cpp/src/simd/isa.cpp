@@ -3,6 +3,9 @@
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
+#include <string>
+
+#include "tapegrad/config.hpp"
 
 namespace tg::kern {
 
@@ -25,12 +28,21 @@ static bool cpu_has_avx512() {
 #endif
 }
 
-static const IsaKernels* initial() {
-  const char* env = std::getenv("TAPEGRAD_ISA");
-  if (env && std::strcmp(env, "baseline") == 0) return &kBaselineKernels;
-  if (env && std::strcmp(env, "avx2") == 0) return cpu_has_avx2() ? &kAvx2Kernels : &kBaselineKernels;
+static const IsaKernels* best() {
   if (cpu_has_avx512()) return &kAvx512Kernels;
   return cpu_has_avx2() ? &kAvx2Kernels : &kBaselineKernels;
+}
+
+// TAPEGRAD_ISA caps the choice: baseline, avx2 or avx512 (the CPU's best at most).
+static const IsaKernels* initial() {
+  const char* env = std::getenv("TAPEGRAD_ISA");
+  if (!env || !*env) return best();
+  if (std::strcmp(env, "baseline") == 0) return &kBaselineKernels;
+  if (std::strcmp(env, "avx2") == 0) return cpu_has_avx2() ? &kAvx2Kernels : &kBaselineKernels;
+  if (std::strcmp(env, "avx512") == 0) return best();
+  note_config_warning(std::string("TAPEGRAD_ISA='") + env +
+                      "' is not one of baseline, avx2, avx512; using the CPU's best (" + best()->name + ")");
+  return best();
 }
 
 static std::atomic<const IsaKernels*> g_isa{initial()};
