@@ -25,7 +25,6 @@ from helpers import (
     loss_np,
     np_log_softmax,
     np_logsumexp,
-    np_sigmoid,
     np_softmax,
     numeric_grads,
     reference_engine,
