@@ -206,6 +206,9 @@ def case_id(x):
 def sample(domain, shape, rng):
     """Inputs away from kinks and singularities, so finite differences are exact enough."""
     shape = tuple(shape)
+    if isinstance(domain, (tuple, list)):  # an op spec's (lo, hi) domain
+        lo, hi = domain
+        return rng.uniform(lo, hi, size=shape)
     if domain == "normal":
         return rng.normal(size=shape)
     if domain == "positive":

@@ -1,10 +1,19 @@
-"""How the tests call every op of the spec (`tapegrad._core.__ops__`).
+"""How the tests call every op of the spec (`tapegrad._core.__ops__`), and
+the op lists the tests parametrize over, all derived from the spec.
 
 Elementwise ops of one operand need nothing here: the spec's `domain` says
-where to draw their input. Every other op has one entry in CASES: the
-shapes of its differentiable inputs, where to draw each, and how to call
-it on an engine `m` (tapegrad or tapegrad.reference). tests/test_opspec.py
-fails when a spec op has no way to be called here.
+where to draw their input, `deriv` whether they have a kink (`step`/`sign`)
+or are linear, `numpy` the NumPy function to compare with, `method` whether
+`x.name()` exists, `operator` the Python spelling, `cost` the thread-split
+class. Every other op has one entry in CASES: the shapes of its
+differentiable inputs, where to draw each, and how to call it on an engine
+`m` (tapegrad or tapegrad.reference). tests/test_opspec.py fails when a spec
+op has no way to be called here.
+
+Per-op data the spec cannot give lives in ONE table, EXTRA, keyed by op name
+and optional for every op: an elementwise op without a NumPy function and
+without an EXTRA entry is compared with the reference engine instead, so a
+new elementwise op in opspec/ops.py is tested everywhere with no edit here.
 """
 import numpy as np
 
@@ -12,6 +21,151 @@ import tapegrad as tg
 
 SPEC = tg._core.__ops__
 ELEMENTWISE = [name for name, op in SPEC.items() if op["family"] == "elementwise"]
+# elementwise ops of two operands (a, b), broadcast together
+BINARY = [name for name, op in SPEC.items()
+          if op["family"] == "binary" and [a["name"] for a in op["args"]] == ["a", "b"]]
+# the elementwise ops that are also Variable methods
+METHODS = [name for name in ELEMENTWISE if SPEC[name]["method"]]
+
+
+def _np_sigmoid(x):
+    with np.errstate(over="ignore"):
+        return 1.0 / (1.0 + np.exp(-x))
+
+
+# Per-op data the spec cannot provide; every entry optional (see the docstring).
+#   numpy   a NumPy oracle where NumPy has no function of that name
+#   ties    a two-operand op with a kink where a == b (maximum, minimum): tests draw
+#           operands without ties
+#   f32_ulp the float32 kernel's error bound in ulps of the float64 result, where
+#           it is tighter than F32_ULP (tests/test_kernels_fastpaths.py)
+EXTRA = {
+    "sigmoid": {"numpy": _np_sigmoid, "f32_ulp": 1},
+    "relu": {"numpy": lambda x: np.maximum(x, 0.0)},
+    "maximum": {"ties": True},
+    "minimum": {"ties": True},
+    "exp": {"f32_ulp": 1},
+    "tanh": {"f32_ulp": 1},
+}
+F32_ULP = 4
+
+
+def domain(name):
+    """The spec's test domain: 'real' | 'positive' | 'nonzero' | (lo, hi)."""
+    d = SPEC[name]["domain"]
+    return tuple(d) if isinstance(d, list) else d
+
+
+def kinked(name):
+    """An elementwise op whose derivative jumps at 0 (relu, abs): draw inputs away from 0."""
+    deriv = SPEC[name]["deriv"] or ""
+    return "step(" in deriv or "sign(" in deriv
+
+
+def linear(name):
+    """An elementwise op that is its own derivative map (negative): second derivative 0."""
+    return SPEC[name]["deriv"] == "linear"
+
+
+def smooth(name):
+    """An elementwise op with a non-trivial, continuous second derivative."""
+    return SPEC[name]["family"] == "elementwise" and not linear(name) and not kinked(name)
+
+
+# elementwise ops with a non-trivial second derivative
+SMOOTH = [name for name in ELEMENTWISE if smooth(name)]
+
+
+def sample_domain(name):
+    """The domain key of helpers.sample for an elementwise op: normal | awayzero | positive | (lo, hi)."""
+    d = domain(name)
+    if d == "real":
+        return "awayzero" if kinked(name) else "normal"
+    if d == "nonzero":
+        return "awayzero"
+    return d
+
+
+def pair_domain(name):
+    """How tests draw the operands (a, b) of a two-operand op: normal | divide | power | distinct."""
+    d = domain(name)
+    if EXTRA.get(name, {}).get("ties"):
+        return "distinct"
+    return {"nonzero": "divide", "positive": "power"}.get(d, "normal")
+
+
+def bounds(name, real=(-2.0, 2.0), positive=(0.2, 3.0)):
+    """(lo, hi, away_from_zero) to draw an elementwise op's input uniformly."""
+    d = domain(name)
+    if d == "positive":
+        return positive[0], positive[1], False
+    if isinstance(d, tuple):
+        return d[0], d[1], False
+    return real[0], real[1], d == "nonzero" or kinked(name)
+
+
+def call(name):
+    """The op as a function of an engine and its operands: call(name)(m, *xs)."""
+    return lambda m, *xs: getattr(m, name)(*xs)
+
+
+def method(name):
+    """The op spelled as a Variable method: x.name()."""
+    return lambda m, x: getattr(x, name)()
+
+
+def operator(name):
+    """The op spelled with its Python operator (a function of the operands), or None."""
+    spelling = SPEC[name]["operator"]
+    if not spelling or SPEC[name]["family"] != "elementwise":
+        return None
+    return eval("lambda x: " + spelling)  # noqa: S307 (the spec's own text: "-x", "abs(x)")
+
+
+def numpy_oracle(name):
+    """The NumPy function of an op (from the spec's `numpy`, or EXTRA), or None."""
+    if "numpy" in EXTRA.get(name, {}):
+        return EXTRA[name]["numpy"]
+    for np_name in SPEC[name]["numpy"]:
+        if hasattr(np, np_name):
+            return getattr(np, np_name)
+    return None
+
+
+def reference_function(name):
+    """The op evaluated by the reference engine, as a function of NumPy arrays."""
+    import tapegrad.reference as ref
+
+    def f(*arrays):
+        with ref.no_grad():
+            return np.asarray(getattr(ref, name)(*[ref.Variable(np.asarray(a)) for a in arrays]).data)
+    f.__name__ = f"reference_{name}"
+    return f
+
+
+def oracle(name):
+    """What an op's values are checked against: NumPy where it has the op, else the reference engine."""
+    return numpy_oracle(name) or reference_function(name)
+
+
+def f32_ulp(name):
+    """The float32 kernel's error bound (ulps of the float64 result) the tests hold an op to."""
+    return EXTRA.get(name, {}).get("f32_ulp", F32_ULP)
+
+
+def spec_derivative(name):
+    """f'(x) of an elementwise op as a NumPy function, evaluated from the spec's `deriv` text."""
+    expr = SPEC[name]["deriv"]
+    f = oracle(name)
+    if expr == "linear":  # f(x) = c * x
+        return lambda x: np.full(np.shape(x), float(f(np.ones(1))[0]))
+    env = {n: oracle(n) for n in ELEMENTWISE}
+    env.update(step=lambda v: (np.asarray(v) > 0).astype(np.float64), sign=np.sign)
+
+    def df(x):
+        x = np.asarray(x, dtype=np.float64)
+        return np.asarray(eval(expr, {"__builtins__": {}}, dict(env, x=x, y=f(x))), dtype=np.float64)  # noqa: S307
+    return df
 
 
 def draw(rng, shape, domain, dtype=np.float64):

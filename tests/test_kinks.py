@@ -6,6 +6,7 @@ the special cases of d(a**b), and the reference engine agrees.
 import numpy as np
 import pytest
 
+import op_cases
 import tapegrad as tg
 from helpers import assert_close, reference_engine
 
@@ -30,6 +31,19 @@ def test_kink_abs_at_zero():
     g = _grad(tg.abs, np.array([-2.0, 0.0, 3.0, -0.0]))
     np.testing.assert_array_equal(g, [-1.0, 0.0, 1.0, 0.0])
     assert _grad(abs, np.array(0.0)) == 0.0
+
+
+@pytest.mark.parametrize("name", [n for n in op_cases.ELEMENTWISE if op_cases.kinked(n)])
+def test_kink_at_zero_is_the_spec_derivative(name):
+    """Every elementwise op whose spec `deriv` has step(x) or sign(x): its gradient at +-0 is that
+    expression there (step(0) = sign(0) = 0), on both engines."""
+    x = np.array([-1.0, 0.0, 1.0, -0.0, 2.5])
+    want = op_cases.spec_derivative(name)(x)
+    assert want[1] == 0.0 and want[3] == 0.0
+    for m in (tg, reference_engine()):
+        v = m.Variable(x, requires_grad=True)
+        getattr(m, name)(v).sum().backward()
+        np.testing.assert_array_equal(v.grad, want, err_msg=m.__name__)
 
 
 @pytest.mark.parametrize("op", ["maximum", "minimum"])

@@ -15,6 +15,7 @@ unless a test says otherwise.
 import numpy as np
 import pytest
 
+import op_cases
 import tapegrad as tg
 from helpers import (FD_ATOL, FD_RTOL, MODE_RTOL, MODES, XENGINE_RTOL, assert_close, fd_jacobians,
                      reference_with_jacobian, rng_for, sample)
@@ -201,6 +202,23 @@ def test_grad_of_grad_scalar(name):
         assert_close(np.asarray(gg), d2(x0), rtol=1e-12, atol_scale=1e-14)
     # the third derivative by differences of the second
     eps = 1e-5
+    d3 = (tg.grad(tg.grad(f))(x0 + eps) - tg.grad(tg.grad(f))(x0 - eps)) / (2 * eps)
+    assert_close(np.asarray(tg.grad(tg.grad(tg.grad(f)))(x0)), d3, rtol=1e-6, atol_scale=1e-6, atol_floor=1e-8)
+
+
+@pytest.mark.parametrize("name", op_cases.SMOOTH)
+def test_grad_of_grad_of_every_smooth_elementwise_op(name):
+    """grad is the spec's f' (opspec/ops.py `deriv`, evaluated in NumPy), grad of grad its differences,
+    and the third derivative the differences of the second, at a point of the op's domain."""
+    f = getattr(tg, name)
+    df = op_cases.spec_derivative(name)
+    x0 = float(sample(op_cases.sample_domain(name), (), rng_for("grad-of-grad", name)))
+    eps = 1e-5
+    assert_close(np.asarray(tg.grad(f)(x0)), df(x0), rtol=1e-13, atol_scale=1e-15)
+    gg = tg.grad(tg.grad(f))(x0)
+    assert np.shape(gg) == ()
+    assert_close(np.asarray(gg), (df(x0 + eps) - df(x0 - eps)) / (2 * eps), rtol=1e-7, atol_scale=1e-7,
+                 atol_floor=1e-9)
     d3 = (tg.grad(tg.grad(f))(x0 + eps) - tg.grad(tg.grad(f))(x0 - eps)) / (2 * eps)
     assert_close(np.asarray(tg.grad(tg.grad(tg.grad(f)))(x0)), d3, rtol=1e-6, atol_scale=1e-6, atol_floor=1e-8)
 

@@ -14,6 +14,7 @@ import pytest
 import tapegrad as tg
 from tapegrad import symbolic
 
+import op_cases
 from op_cases import CASES, SPEC, case, draw
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -70,6 +71,37 @@ def test_parity_check_fails_for_an_op_missing_anywhere():
     assert parity_problems(SPEC, reference=NoSum()) == [("sum", "reference function")]
     assert parity_problems(SPEC, cases={k: v for k, v in CASES.items() if k != "matmul"}) == [
         ("matmul", "tests/op_cases.py")]
+
+
+def test_op_cases_extra_table_names_only_spec_ops():
+    # EXTRA (tests/op_cases.py) is optional per op: an op needs an entry only for data the spec
+    # cannot give. A stale entry (an op no longer in the spec, an unknown field) fails here.
+    assert set(op_cases.EXTRA) <= set(SPEC)
+    for name, entry in op_cases.EXTRA.items():
+        assert set(entry) <= {"numpy", "ties", "f32_ulp"}, name
+        assert "ties" not in entry or name in op_cases.BINARY, name
+
+
+def test_op_lists_come_from_the_spec():
+    assert op_cases.ELEMENTWISE == [n for n, op in SPEC.items() if op["family"] == "elementwise"]
+    assert set(op_cases.BINARY) <= {n for n, op in SPEC.items() if op["family"] == "binary"}
+    assert set(op_cases.SMOOTH) <= set(op_cases.ELEMENTWISE)
+    assert set(op_cases.METHODS) == {n for n in op_cases.ELEMENTWISE if SPEC[n]["method"]}
+    for name in op_cases.ELEMENTWISE:
+        assert op_cases.sample_domain(name) in ("normal", "awayzero", "positive") or \
+            isinstance(op_cases.sample_domain(name), tuple), name
+
+
+@pytest.mark.parametrize("name", op_cases.ELEMENTWISE)
+def test_spec_derivative_matches_finite_differences_of_the_oracle(name):
+    # What the tests compare elementwise ops with: the oracle (NumPy, EXTRA, else the reference
+    # engine) and the spec's `deriv` evaluated in NumPy, which must agree with each other.
+    x = draw(np.random.default_rng(5), (7,), op_cases.domain(name))
+    if op_cases.kinked(name):
+        x = np.where(np.abs(x) < 0.2, 0.5, x)
+    f, df = op_cases.oracle(name), op_cases.spec_derivative(name)
+    eps = 1e-6
+    np.testing.assert_allclose(df(x), (f(x + eps) - f(x - eps)) / (2 * eps), rtol=1e-6, atol=1e-8)
 
 
 def test_docs_op_tables_are_current():

@@ -10,6 +10,7 @@ products, nested transforms, custom ops, and the error cases of docs/API.md
 import numpy as np
 import pytest
 
+import op_cases
 import tapegrad.reference as tg
 from tapegrad.reference import ops as ref_ops
 from tapegrad.reference.engine import Function
@@ -92,12 +93,17 @@ def case(name, f, *arrays):
     CASES[name] = (f, [np.array(a, dtype=np.float64) for a in arrays])
 
 
-# unary
+def _spec_input(name):
+    """Uniform on the op's spec domain (away from 0 where it has a kink)."""
+    lo, hi, away = op_cases.bounds(name, positive=(0.5, 2.0))
+    if away:
+        return away_from_zero
+    return lambda shape, seed: rand(shape, seed, lo, hi)
+
+
+# unary: every elementwise op of the spec, then astype
 for _name, _f, _gen in [
-    ("negative", tg.negative, rand), ("exp", tg.exp, rand), ("log", tg.log, positive),
-    ("log1p", tg.log1p, positive), ("sqrt", tg.sqrt, positive), ("sin", tg.sin, rand),
-    ("cos", tg.cos, rand), ("tanh", tg.tanh, rand), ("sigmoid", tg.sigmoid, rand),
-    ("relu", tg.relu, away_from_zero), ("abs", tg.abs, away_from_zero),
+    *[(_n, getattr(tg, _n), _spec_input(_n)) for _n in op_cases.ELEMENTWISE],
     ("astype_f64", lambda x: x.astype(np.float64) * 2, rand),
 ]:
     case(f"{_name}_0d", _f, _gen((), 1))
@@ -106,13 +112,10 @@ for _name, _f, _gen in [
 # binary, with broadcasting
 for _sa, _sb in PAIRS:
     _tag = f"{_sa}_{_sb}".replace(" ", "")
-    case(f"add{_tag}", tg.add, rand(_sa, 3), rand(_sb, 4))
-    case(f"subtract{_tag}", tg.subtract, rand(_sa, 3), rand(_sb, 4))
-    case(f"multiply{_tag}", tg.multiply, rand(_sa, 3), rand(_sb, 4))
-    case(f"divide{_tag}", tg.divide, rand(_sa, 3), away_from_zero(_sb, 4))
-    case(f"power{_tag}", tg.power, positive(_sa, 3), rand(_sb, 4))
-    case(f"maximum{_tag}", tg.maximum, distinct(_sa, 3), distinct(_sb, 4) + 0.05)
-    case(f"minimum{_tag}", tg.minimum, distinct(_sa, 3), distinct(_sb, 4) + 0.05)
+    for _name in op_cases.BINARY:  # every two-operand elementwise op of the spec
+        _a, _b = {"normal": (rand, rand), "divide": (rand, away_from_zero), "power": (positive, rand),
+                  "distinct": (distinct, lambda shape, seed: distinct(shape, seed) + 0.05)}[op_cases.pair_domain(_name)]
+        case(f"{_name}{_tag}", getattr(tg, _name), _a(_sa, 3), _b(_sb, 4))
 case("where_broadcast",
      lambda x, y: tg.where(np.array([[True], [False]]), x, y), rand((3,), 5), rand((2, 1), 6))
 case("where_one_side", lambda x: tg.where(np.array([True, False, True]), x, 2.0), rand((3,), 5))

@@ -16,6 +16,7 @@ import weakref
 import numpy as np
 import pytest
 
+import op_cases
 import tapegrad as tg
 
 # operator form (scalar node) vs function form (general op, 0-d constant)
@@ -282,6 +283,31 @@ def test_overwriting_sweep_matches_reference_and_leaves_seed_alone(names, shape)
     yr.backward(ref.Variable(seed0))
     assert_close(np.asarray(x.grad), np.asarray(xr.grad))
     np.testing.assert_array_equal(np.asarray(x.grad), np.asarray(x2.grad))
+
+
+@pytest.mark.parametrize("name", op_cases.ELEMENTWISE)
+def test_overwriting_sweep_of_every_elementwise_op_matches_reference_and_leaves_seed_alone(name):
+    """Each elementwise op of the spec last (its cotangent the user's seed), then inside a chain."""
+    from helpers import assert_close, reference_engine, rng_for, sample
+
+    ref = reference_engine()
+    rng = rng_for("overwrite", name)
+    x0 = sample(op_cases.sample_domain(name), (3, 4), rng)
+    seed0 = rng.standard_normal((3, 4))
+    chains = [lambda m, v: getattr(m, name)(v), lambda m, v: getattr(m, name)(v * 1.0) * 1.5 / 0.75]
+    for chain in chains:
+        seed = tg.Variable(seed0.copy())
+        x = tg.Variable(x0, requires_grad=True)
+        chain(tg, x).backward(seed)
+        np.testing.assert_array_equal(seed.numpy(), seed0)
+        seed_np = seed0.copy()
+        x2 = tg.Variable(x0, requires_grad=True)
+        chain(tg, x2).backward(seed_np)
+        np.testing.assert_array_equal(seed_np, seed0)
+        xr = ref.Variable(x0, requires_grad=True)
+        chain(ref, xr).backward(ref.Variable(seed0))
+        assert_close(np.asarray(x.grad), np.asarray(xr.grad))
+        np.testing.assert_array_equal(np.asarray(x.grad), np.asarray(x2.grad))
 
 
 def test_retained_and_requested_gradients_are_not_overwritten():
