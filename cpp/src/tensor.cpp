@@ -8,8 +8,8 @@
 #include <unordered_map>
 #include <vector>
 
-#include "tapegrad/pool.hpp"
-#include "tapegrad/spin_lock.hpp"
+#include "tapegrad/support/pool.hpp"
+#include "tapegrad/support/spin_lock.hpp"
 
 namespace tg {
 
