@@ -26,9 +26,9 @@ using kern::CompareOp;
 using kern::ReduceOp;
 using kern::UnaryOp;
 
-// Internal linkage and no `inline`: each file's copies get the inlining
-// decisions they had when all families were one file. Not every family uses
-// every helper, hence [[maybe_unused]].
+// Internal linkage and no `inline`, as when the families were one file (they
+// still compile as one unit: see CMakeLists.txt). Not every family uses every
+// helper, hence [[maybe_unused]].
 namespace {
 
 [[maybe_unused]] Var constant(const Tensor& t) { return make_var(t); }
