@@ -10,7 +10,7 @@
 
 #include "tapegrad/kernels.hpp"
 #include "tapegrad/ops.hpp"
-#include "tapegrad/spin_lock.hpp"
+#include "tapegrad/support/spin_lock.hpp"
 
 namespace tg {
 

@@ -1,4 +1,4 @@
-#include "tapegrad/pool.hpp"
+#include "tapegrad/support/pool.hpp"
 
 #include <memory>
 

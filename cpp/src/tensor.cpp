@@ -11,8 +11,8 @@
 #include <vector>
 
 #include "tapegrad/config.hpp"
-#include "tapegrad/pool.hpp"
-#include "tapegrad/spin_lock.hpp"
+#include "tapegrad/support/pool.hpp"
+#include "tapegrad/support/spin_lock.hpp"
 
 namespace tg {
 

@@ -18,9 +18,9 @@
 #include <type_traits>
 #include <vector>
 
-#include "tapegrad/pool.hpp"
-#include "tapegrad/ref.hpp"
-#include "tapegrad/small_vector.hpp"
+#include "tapegrad/support/pool.hpp"
+#include "tapegrad/support/ref.hpp"
+#include "tapegrad/support/small_vector.hpp"
 #include "tapegrad/tensor.hpp"
 
 namespace tg {

@@ -14,8 +14,8 @@
 #include <string>
 #include <vector>
 
-#include "tapegrad/ref.hpp"
-#include "tapegrad/shape.hpp"
+#include "tapegrad/support/ref.hpp"
+#include "tapegrad/support/shape.hpp"
 
 namespace tg {
 

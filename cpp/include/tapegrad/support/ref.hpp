@@ -20,7 +20,7 @@
 #include <type_traits>
 #include <utility>
 
-#include "tapegrad/pool.hpp"
+#include "tapegrad/support/pool.hpp"
 
 namespace tg {
 

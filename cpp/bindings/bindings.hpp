@@ -1,0 +1,34 @@
+// The pieces of tapegrad._core, one bind_* function per file; module.cpp
+// calls them in this order. Also the few helpers one file lends another.
+// Internal to the bindings (argument conversion: convert.hpp; the Python
+// object's life: object.hpp).
+#pragma once
+
+#include <pybind11/pybind11.h>
+
+#include <vector>
+
+#include "tapegrad/autograd.hpp"
+
+namespace tgpy {
+using namespace tg;
+namespace py = pybind11;
+
+void bind_errors(py::module_& m);     // object.cpp: C++ exceptions -> Python ones
+void bind_variable(py::module_& m);   // variable.cpp: the Node and Variable classes
+void bind_functions(py::module_& m);  // functions.cpp: the op functions
+void bind_sweeps(py::module_& m);     // sweeps.cpp: grad mode, _backward, _grad, _forward, ...
+void bind_runtime(py::module_& m);    // functions.cpp: ISA, buffer cache, threads
+void bind_optim(py::module_& m);      // optim.cpp: fused optimizer steps
+void bind_custom(py::module_& m);     // custom.cpp: tapegrad.custom_op's recording
+void install_fast_paths();            // variable.cpp: raw number slots, dealloc, __init__ guard (last)
+
+// functions.cpp
+Var matmul_nogil(const Var& a, const Var& b);  // releases the GIL for large products
+Var clip_any(py::handle x, py::handle lo, py::handle hi);
+
+// sweeps.cpp
+Var make_seed(const Var& self, py::handle grad, int nb = 0, const char* what = "backward");
+void run_backward(const std::vector<Var>& roots, const std::vector<Var>& seeds, bool retain, bool create);
+
+}  // namespace tgpy

@@ -1,0 +1,51 @@
+// Argument conversion for the bindings: array-likes and Python scalars to
+// Variables (scalars take the other operand's dtype), NumPy dtypes, shapes
+// and axes, and Tensors out as NumPy views. Internal to the bindings.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "object.hpp"
+#include "tapegrad/ops.hpp"
+
+namespace tgpy {
+
+py::module_& numpy();  // the numpy module
+py::dtype np_dtype(DType d);
+// Parses a user-supplied dtype (np.float32, "float64", np.dtype(...)).
+DType parse_float_dtype(py::handle obj, const char* op);
+// The float dtype an array of NumPy dtype `dt` takes (NumPy promotion with
+// `like` when given, else float64 for integers and bools), or nullopt when
+// the data is not real numbers.
+std::optional<DType> float_dtype_for(const py::dtype& dt, std::optional<DType> like);
+// Copies any array-like into a new contiguous Tensor of dtype `dt`.
+Tensor copy_to_tensor(const py::array& arr, DType dt);
+py::array as_ndarray(py::handle obj);
+// Converts an operand to a Variable; returns null when it is not numeric
+// (so operators can return NotImplemented). Python scalars take `like`'s dtype.
+Var try_to_var(py::handle h, std::optional<DType> like);
+// The same, raising TypeError naming `op` instead of returning null.
+Var to_var(py::handle h, std::optional<DType> like, const char* op);
+// Two operands of a binary function: scalars take the Variable's dtype.
+std::pair<Var, Var> operands(py::handle a, py::handle b, const char* op);
+// The one operand of a one-argument function.
+Var unary_arg(py::handle x, const char* op);
+// A sequence of operands (concatenate, stack): scalars take the first Variable's dtype.
+std::vector<Var> var_list(py::handle seq, const char* op);
+// A NumPy array viewing a Tensor's storage (no copy); keeps the storage alive.
+py::array to_numpy(const Tensor& t);
+
+bool is_integer(py::handle h);
+std::string type_name(py::handle h);
+// A tuple/list of ints (an axis tuple or a shape); TypeError otherwise.
+std::vector<int64_t> int_sequence(py::handle seq, const char* what);
+std::optional<Axes> parse_axes(py::handle axis);
+std::optional<Axes> normalized_axes(const Var& x, py::handle axis, const char* op);
+Shape parse_shape(py::handle shape);
+// Shape from a method's *args: v.reshape(2, 3) or v.reshape((2, 3)).
+Shape shape_from_args(const py::args& args);
+
+}  // namespace tgpy

@@ -1,0 +1,287 @@
+// The module-level op functions (tapegrad.exp, tapegrad.sum, ...): the
+// one-argument ones and linear as raw METH_O / METH_FASTCALL functions, the
+// rest through pybind11; and the runtime knobs (ISA, buffer cache, threads).
+#include <cstring>
+#include <limits>
+#include <utility>
+
+#include "bindings.hpp"
+#include "convert.hpp"
+#include "simd/isa.hpp"
+#include "tapegrad/kernels.hpp"
+#include "tapegrad/config.hpp"
+#include "tapegrad/parallel.hpp"
+#include "tapegrad_gen/bindings.inc"  // generated from opspec/ops.py
+#include "tapegrad_gen/ops_json.inc"
+
+#include <cblas.h>
+
+namespace tgpy {
+
+// Matmul releases the GIL when the product is large enough to be worth it.
+Var matmul_nogil(const Var& a, const Var& b) {
+  int64_t work = a->data.numel() * (b->shape().empty() ? 1 : b->shape().back());
+  if (work < (1 << 16)) return matmul(a, b);
+  py::gil_scoped_release nogil;
+  return matmul(a, b);
+}
+
+namespace {
+// A clip bound: a constant tensor in x's dtype, or undefined for None.
+Tensor clip_bound(py::handle b, const Var& x) {
+  if (b.is_none()) return Tensor();
+  Var v = to_var(b, x->dtype(), "clip");
+  if (v->requires_grad)
+    throw value_error("clip: the bounds are constants and are not differentiated; use maximum/minimum for "
+                      "differentiable bounds");
+  return v->dtype() == x->dtype() ? v->data : kern::astype(v->data, x->dtype());
+}
+}  // namespace
+
+Var clip_any(py::handle x, py::handle lo, py::handle hi) {
+  Var v = unary_arg(x, "clip");
+  return clip(v, clip_bound(lo, v), clip_bound(hi, v));
+}
+
+namespace {
+
+void decref_numpy(void*, void* ctx) {
+  if (!Py_IsInitialized()) return;
+  py::gil_scoped_acquire gil;  // a sweep may drop the last reference without the GIL
+  Py_DECREF(static_cast<PyObject*>(ctx));
+}
+
+Var from_numpy(py::handle obj) {
+  if (!py::isinstance<py::array>(obj))
+    throw type_error("from_numpy: expected a numpy.ndarray, got " +
+                     py::str(py::type::of(obj).attr("__name__")).cast<std::string>());
+  py::array arr = py::reinterpret_borrow<py::array>(obj);
+  py::dtype dt = arr.dtype();
+  DType d;
+  if (dt.is(py::dtype::of<float>()) || (dt.kind() == 'f' && dt.itemsize() == 4 && dt.attr("isnative").cast<bool>()))
+    d = DType::F32;
+  else if (dt.kind() == 'f' && dt.itemsize() == 8 && dt.attr("isnative").cast<bool>())
+    d = DType::F64;
+  else
+    throw type_error("from_numpy: the array must have dtype float32 or float64 in native byte order, got " +
+                     py::str(dt).cast<std::string>() + " (use tapegrad.Variable(arr) to convert with a copy)");
+  auto flags = arr.flags();
+  if (!(flags & py::array::c_style))
+    throw value_error("from_numpy: the array of shape " +
+                      shape_str(Shape(arr.shape(), arr.shape() + arr.ndim())) +
+                      " is not C-contiguous, so its buffer cannot be shared; pass np.ascontiguousarray(arr) or use "
+                      "tapegrad.Variable(arr) to copy");
+  bool readonly = !arr.writeable();
+  Shape shape(arr.shape(), arr.shape() + arr.ndim());
+  PyObject* owner = arr.ptr();
+  Py_INCREF(owner);
+  auto storage = Storage::borrow(const_cast<void*>(arr.data()), static_cast<size_t>(arr.nbytes()), &decref_numpy, owner, readonly);
+  return make_var(Tensor(storage, shape, d));
+}
+
+// ----- raw CPython fast paths (see also variable.cpp's number slots) -------------
+struct UnaryEntry {
+  const char* name;
+  Var (*fn)(const Var&);
+  const char* doc;
+};
+// The elementwise ops of opspec/ops.py, with their docs and text signatures.
+const UnaryEntry kUnary[] = {TG_SPEC_UNARY_FUNCTIONS};
+constexpr size_t kNumUnary = sizeof(kUnary) / sizeof(kUnary[0]);
+
+template <size_t I>
+PyObject* unary_fn(PyObject*, PyObject* arg) {
+  return guarded([&] {
+    const UnaryEntry& e = kUnary[I];
+    return cast_out(e.fn(is_var(arg) ? holder_of(arg) : to_var(arg, std::nullopt, e.name)));
+  });
+}
+
+template <size_t... I>
+PyMethodDef* unary_method_table(std::index_sequence<I...>) {
+  static PyMethodDef defs[] = {{kUnary[I].name, &unary_fn<I>, METH_O, kUnary[I].doc}..., {nullptr, nullptr, 0, nullptr}};
+  return defs;
+}
+
+// linear(x, weight, bias=None): Linear's forward, called once per layer per
+// step, so it is a raw METH_FASTCALL function (no pybind11 dispatcher).
+// Array operands are converted to weight's dtype like the operators do.
+PyObject* linear_fn(PyObject*, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) {
+  return guarded([&]() -> PyObject* {
+    static const char* const kNames[3] = {"x", "weight", "bias"};
+    PyObject* a[3] = {nullptr, nullptr, Py_None};
+    if (nargs > 3) throw type_error("linear() takes at most 3 arguments (" + std::to_string(nargs) + " given)");
+    for (Py_ssize_t i = 0; i < nargs; ++i) a[i] = args[i];
+    const Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
+    for (Py_ssize_t k = 0; k < nkw; ++k) {
+      const char* key = PyUnicode_AsUTF8(PyTuple_GET_ITEM(kwnames, k));
+      if (!key) {  // not encodable: no such keyword
+        PyErr_Clear();
+        throw type_error("linear() got an unexpected keyword argument");
+      }
+      int slot = -1;
+      for (int j = 0; j < 3; ++j)
+        if (std::strcmp(key, kNames[j]) == 0) slot = j;
+      if (slot < 0) throw type_error(std::string("linear() got an unexpected keyword argument '") + key + "'");
+      if (slot < nargs) throw type_error(std::string("linear() got multiple values for argument '") + key + "'");
+      a[slot] = args[nargs + k];
+    }
+    if (!a[0] || !a[1])
+      throw type_error(std::string("linear() missing required argument ") + (a[0] ? "'weight' (pos 2)" : "'x' (pos 1)"));
+    std::optional<DType> like;
+    for (PyObject* o : {a[1], a[0], a[2]})
+      if (!like && o != Py_None && is_var(o)) like = holder_of(o)->dtype();
+    auto arg = [&](PyObject* o) { return is_var(o) ? holder_of(o) : to_var(o, like, "linear"); };
+    Var x = arg(a[0]), w = arg(a[1]);
+    Var b = a[2] == Py_None ? nullptr : arg(a[2]);
+    const int64_t work = x->data.numel() * (w->shape().empty() ? 1 : w->shape().back());
+    if (work < (1 << 16)) return cast_out(linear(x, w, b));
+    Var y;
+    {
+      py::gil_scoped_release nogil;
+      y = linear(x, w, b);
+    }
+    return cast_out(std::move(y));
+  });
+}
+
+PyMethodDef kLinearDef[] = {
+    {"linear", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(&linear_fn)), METH_FASTCALL | METH_KEYWORDS,
+     TG_DOC(linear)},
+    {nullptr, nullptr, 0, nullptr}};
+
+}  // namespace
+
+void bind_functions(py::module_& m) {
+  // The op spec (opspec/ops.py) as data: tapegrad re-exports its ops from it.
+  m.attr("__ops__") = py::module_::import("json").attr("loads")(kOpsJson);
+  m.def("_cross_entropy_labels", [](py::handle logits, py::handle labels, const std::string& reduction) {
+        Var z = unary_arg(logits, "cross_entropy");
+        py::array arr = py::array::ensure(labels);
+        const char kind = arr ? arr.dtype().kind() : '?';
+        if (kind != 'i' && kind != 'u' && kind != 'b')
+          throw type_error("cross_entropy: labels must be an integer (or bool) array");
+        if (kind == 'u' && arr.dtype().itemsize() == 8 && arr.size() > 0 &&
+            py::int_(arr.attr("max")()).cast<uint64_t>() > uint64_t(std::numeric_limits<int64_t>::max()))
+          throw value_error("cross_entropy: labels must be in [0, C): a uint64 label exceeds the int64 range");
+        CrossEntropyReduction red;
+        if (reduction == "none") red = CrossEntropyReduction::None;
+        else if (reduction == "mean") red = CrossEntropyReduction::Mean;
+        else if (reduction == "sum") red = CrossEntropyReduction::Sum;
+        else throw value_error("cross_entropy: reduction must be one of 'mean', 'sum', 'none', got '" + reduction + "'");
+        py::array_t<int64_t, py::array::c_style | py::array::forcecast> ix(arr);
+        Tensor t = Tensor::empty(Shape(ix.shape(), ix.shape() + ix.ndim()), DType::I64);
+        if (t.nbytes()) std::memcpy(t.raw(), ix.data(), t.nbytes());
+        return cross_entropy_labels(z, t, red);
+      }, py::arg("logits"), py::arg("labels"), py::arg("reduction") = "none",
+      "Softmax cross-entropy of logits (N, C) against integer labels (N,), per row or reduced ('mean', 'sum'), "
+      "one fused primitive (tapegrad.nn.cross_entropy uses it).");
+  m.def("_mse_loss", [](py::handle x, py::handle target, bool mean) {
+        Var v = unary_arg(x, "mse_loss");
+        // A Variable target is copied: the node keeps the target, and an
+        // in-place update of the Variable must not change the gradient.
+        Tensor t = is_var(target) ? holder_of(target)->data.clone() : to_var(target, v->dtype(), "mse_loss")->data;
+        return mse_loss(v, t, mean);
+      }, py::arg("input"), py::arg("target"), py::arg("mean"),
+      "mean (or sum) of (input - target)^2 over all elements, target a constant: one fused primitive "
+      "(tapegrad.nn.mse_loss uses it).");
+  m.def("from_numpy", &from_numpy, py::arg("array"), "A Variable sharing the NumPy array's buffer (no copy).");
+  // The op spec's functions, with its argument names, defaults and docs.
+  // pybind11's own signature lines are off: each doc starts with CPython's
+  // text signature (sum(x, axis=None)\n--\n\n), so inspect.signature works.
+  py::options spec_docs;
+  spec_docs.disable_function_signatures();
+  if (PyModule_AddFunctions(m.ptr(), unary_method_table(std::make_index_sequence<kNumUnary>())) != 0)
+    throw py::error_already_set();
+  if (PyModule_AddFunctions(m.ptr(), kLinearDef) != 0) throw py::error_already_set();
+
+#define TG_BINARY_FN(PYNAME, FN) \
+  m.def(#PYNAME, [](py::handle a, py::handle b) { auto [x, y] = operands(a, b, #PYNAME); return FN(x, y); }, TG_SIG(PYNAME))
+  TG_BINARY_FN(add, add);
+  TG_BINARY_FN(subtract, sub);
+  TG_BINARY_FN(multiply, mul);
+  TG_BINARY_FN(divide, div);
+  TG_BINARY_FN(power, pow);
+  TG_BINARY_FN(maximum, maximum);
+  TG_BINARY_FN(minimum, minimum);
+  TG_BINARY_FN(matmul, matmul_nogil);
+#undef TG_BINARY_FN
+
+  m.def("clip", &clip_any, TG_SIG(clip));
+  m.def("where", [](py::handle cond, py::handle a, py::handle b) {
+        py::array_t<bool, py::array::c_style | py::array::forcecast> c(numpy().attr("asarray")(cond, py::arg("dtype") = "bool"));
+        Tensor ct = Tensor::empty(Shape(c.shape(), c.shape() + c.ndim()), DType::Bool);
+        if (ct.nbytes()) std::memcpy(ct.raw(), c.data(), ct.nbytes());
+        auto [x, y] = operands(a, b, "where");
+        return where(ct, x, y);
+      }, TG_SIG(where));
+
+#define TG_REDUCE_FN(NAME)                                                                      \
+  m.def(#NAME, [](py::handle x, py::handle axis, bool keepdims) {                               \
+        Var v = unary_arg(x, #NAME);                                                            \
+        return NAME(v, normalized_axes(v, axis, #NAME), keepdims);                              \
+      }, TG_SIG(NAME))
+  TG_REDUCE_FN(sum);
+  TG_REDUCE_FN(mean);
+  TG_REDUCE_FN(max);
+  TG_REDUCE_FN(min);
+  TG_REDUCE_FN(logsumexp);
+#undef TG_REDUCE_FN
+
+  m.def("softmax", [](py::handle x, int64_t axis) { return softmax(unary_arg(x, "softmax"), axis); }, TG_SIG(softmax));
+  m.def("log_softmax", [](py::handle x, int64_t axis) { return log_softmax(unary_arg(x, "log_softmax"), axis); }, TG_SIG(log_softmax));
+  m.def("reshape", [](py::handle x, py::handle shape) { return reshape(unary_arg(x, "reshape"), parse_shape(shape)); }, TG_SIG(reshape));
+  m.def("transpose", [](py::handle x, py::handle axes) {
+        Var v = unary_arg(x, "transpose");
+        return transpose(v, axes.is_none() ? std::nullopt : std::optional<Axes>(parse_shape(axes)));
+      }, TG_SIG(transpose));
+  m.def("broadcast_to", [](py::handle x, py::handle shape) { return broadcast_to(unary_arg(x, "broadcast_to"), parse_shape(shape)); }, TG_SIG(broadcast_to));
+  m.def("concatenate", [](py::handle seq, py::handle axis) {
+        std::vector<Var> xs = var_list(seq, "concatenate");
+        if (axis.is_none()) {
+          for (Var& v : xs) v = reshape(v, Shape{-1});
+          return concatenate(xs, 0);
+        }
+        if (!is_integer(axis)) throw type_error("concatenate: axis must be an int or None, got " + type_name(axis));
+        return concatenate(xs, axis.cast<int64_t>());
+      }, TG_SIG(concatenate));
+  m.def("stack", [](py::handle seq, int64_t axis) { return stack(var_list(seq, "stack"), axis); }, TG_SIG(stack));
+  m.def("astype", [](py::handle x, py::handle dt) { return astype(unary_arg(x, "astype"), parse_float_dtype(dt, "astype")); }, TG_SIG(astype));
+}
+
+void bind_runtime(py::module_& m) {
+  m.def("_isa", []() { return std::string(kern::isa_name()); },
+        "The instruction set of the elementwise loops in use: 'avx2' or 'baseline'.");
+  m.def("_set_isa", [](const std::string& name) {
+        if (!kern::set_isa(name.c_str()))
+          throw value_error("_set_isa: unknown instruction set or not supported by this CPU: '" + name + "'");
+      }, py::arg("name"), "Switch the elementwise loops ('baseline', 'avx2' or 'avx512'); for tests.");
+  m.def("_buffer_cache_stats", []() {
+        BufferCacheStats s = buffer_cache_stats();
+        py::dict d;
+        d["cached_bytes"] = s.cached_bytes;
+        d["in_use_bytes"] = s.in_use_bytes;
+        d["system_allocs"] = s.system_allocs;
+        d["reuses"] = s.reuses;
+        return d;
+      }, "Counters of the buffer cache (tensor.hpp): bytes cached and in use, buffers got from the system, reuses.");
+  m.def("_empty_buffer_cache", &empty_buffer_cache, "Return every cached free buffer to the system.");
+
+  m.def("set_num_threads", [](int n) {
+        if (n < 1 || n > 1024) throw value_error("set_num_threads: n must be in [1, 1024], got " + std::to_string(n));
+        tg::set_num_threads(n);
+        scipy_openblas_set_num_threads(n);
+      }, py::arg("n"), "Threads used by tapegrad's kernels: its elementwise/reduction pool and its BLAS (OpenBLAS).");
+  m.def("_set_pool_threads", [](int n) {
+        if (n < 1 || n > 1024) throw value_error("_set_pool_threads: n must be in [1, 1024], got " + std::to_string(n));
+        tg::set_num_threads(n);
+      }, py::arg("n"), "Threads of tapegrad's own pool only (not the BLAS's); for experiments.");
+  m.def("get_num_threads", []() { return tg::get_num_threads(); },
+        "Threads used by tapegrad's kernels (its pool and its BLAS).");
+
+  buffer_cache_stats();  // builds the buffer cache now, so that its setting is read (and checked) at import
+  for (const std::string& w : take_config_warnings())
+    if (PyErr_WarnEx(PyExc_RuntimeWarning, w.c_str(), 1) != 0) throw py::error_already_set();
+}
+
+}  // namespace tgpy

@@ -1,0 +1,153 @@
+// The Python Variable object's life (see object.hpp): the generic holder
+// lookup, the error mapping, and the dealloc that puts a dead plain
+// Variable's memory on the free list cast_out takes it from.
+#include "object.hpp"
+
+#include <optional>
+
+#include "bindings.hpp"
+
+namespace tgpy {
+
+// Any other layout, or a Variable whose __init__ never ran.
+const Var& holder_of_general(PyInstance* inst) {
+  if (inst->simple_layout) throw type_error("Variable.__init__ was not called on this object");
+  auto vh = inst->get_value_and_holder(g_var_tinfo);
+  if (!vh.holder_constructed()) throw type_error("Variable.__init__ was not called on this object");
+  return vh.holder<Var>();
+}
+
+// The one mapping of core exceptions to Python ones. Returns false for an
+// exception it does not know (pybind11's own translators take those).
+bool set_python_error(std::exception_ptr p) {
+  try {
+    std::rethrow_exception(p);
+  } catch (const value_error& e) {
+    PyErr_SetString(PyExc_ValueError, e.what());
+  } catch (const type_error& e) {
+    PyErr_SetString(PyExc_TypeError, e.what());
+  } catch (const graph_error& e) {
+    PyErr_SetString(PyExc_RuntimeError, e.what());
+  } catch (const index_error& e) {
+    PyErr_SetString(PyExc_IndexError, e.what());
+  } catch (const not_implemented_error& e) {
+    PyErr_SetString(PyExc_NotImplementedError, e.what());
+  } catch (const py::cast_error& e) {
+    PyErr_SetString(PyExc_TypeError, e.what());  // an argument of the wrong Python type deep in a conversion
+  } catch (...) {
+    return false;
+  }
+  return true;
+}
+
+namespace {
+
+// The counterpart of cast_out: pybind11's generic dealloc walks every
+// registered base type; a plain Variable has exactly one value and holder.
+// Subclasses and unusual layouts go to pybind11's own dealloc.
+destructor g_pybind11_dealloc = nullptr;
+
+__attribute__((noinline)) void var_dealloc_general(PyObject* self);
+
+// A dead plain Variable's memory: onto the free list, keeping its reference
+// to the type (cast_out reuses both), or back to Python when the list is
+// full. (Python run by the holder's release may have revived it, or freed
+// other objects onto the list: both are checked here, after that release.)
+inline void free_object_memory(PyObject* self) {
+  if (g_free_objects.count < FreeObjects::kMax && Py_REFCNT(self) == 0) {
+    g_free_objects.slots[g_free_objects.count++] = self;
+  } else {
+    g_var_type->tp_free(self);
+    Py_DECREF(g_var_type);
+  }
+}
+
+// Every scalar op frees one object, nearly always an op result (cast_out):
+// the plain type and layout, not in pybind11's registry, no weak references,
+// no pending Python error. That case is a straight line; everything else
+// goes to var_dealloc_general.
+void var_dealloc(PyObject* self) {
+  auto* inst = reinterpret_cast<PyInstance*>(self);
+  if (Py_TYPE(self) == g_var_type && inst->simple_layout && inst->simple_holder_constructed &&
+      !inst->simple_instance_registered && !inst->has_patients && !inst->weakrefs && !PyErr_Occurred()) {
+    Var& v = *std::launder(reinterpret_cast<Var*>(&inst->simple_value_holder[1]));
+    if (v && v->py_object == self) v->py_object = nullptr;
+    v.~Var();
+    inst->simple_holder_constructed = false;
+    inst->simple_value_holder[0] = nullptr;
+    free_object_memory(self);
+    return;
+  }
+  var_dealloc_general(self);
+}
+
+void var_dealloc_general(PyObject* self) {
+  PyTypeObject* type = Py_TYPE(self);
+  auto* inst = reinterpret_cast<PyInstance*>(self);
+  if (!g_var_tinfo) {
+    g_pybind11_dealloc(self);
+    return;
+  }
+  if (type != g_var_type || !inst->simple_layout || inst->has_patients) {
+    // The Variable may outlive this object as C++ only: forget the object.
+    auto vh = inst->get_value_and_holder(g_var_tinfo, false);
+    if (vh && vh.holder_constructed() && vh.holder<Var>() && vh.holder<Var>()->py_object == self)
+      vh.holder<Var>()->py_object = nullptr;
+    g_pybind11_dealloc(self);
+    return;
+  }
+  if (inst->simple_holder_constructed) {
+    Var& v = *std::launder(reinterpret_cast<Var*>(&inst->simple_value_holder[1]));
+    if (inst->simple_instance_registered) {  // made by pybind11 (Variable(...), a def's result)
+      auto vh = inst->get_value_and_holder(g_var_tinfo, false);
+      if (!py::detail::deregister_instance(inst, vh.value_ptr(), g_var_tinfo))
+        py::pybind11_fail("tapegrad: tried to deallocate an unregistered Variable instance");
+      inst->simple_instance_registered = false;
+    }
+    if (v && v->py_object == self) v->py_object = nullptr;
+    // A freed from_numpy buffer runs Python (Py_DECREF): keep a pending error.
+    std::optional<py::error_scope> keep_error;
+    if (PyErr_Occurred()) keep_error.emplace();
+    v.~Var();
+    inst->simple_holder_constructed = false;
+  }
+  inst->simple_value_holder[0] = nullptr;
+  if (inst->weakrefs) PyObject_ClearWeakRefs(self);
+  free_object_memory(self);  // (type is g_var_type here: others returned above)
+}
+
+}  // namespace
+
+void install_object_hooks() {
+  py::handle V(reinterpret_cast<PyObject*>(g_var_type));
+  // A second __init__ on an existing Variable is ignored. pybind11 does that
+  // only for instances in its registry; op results are not there (cast_out),
+  // and for them it would destroy the holder and build a new one while other
+  // Variables may hold the old value.
+  {
+    py::object pybind11_init = V.attr("__init__");
+    V.attr("__init__") = py::cpp_function(
+        [pybind11_init](py::handle self, py::args args, py::kwargs kwargs) {
+          if (PyObject_TypeCheck(self.ptr(), g_var_type)) {
+            auto vh = reinterpret_cast<PyInstance*>(self.ptr())->get_value_and_holder(g_var_tinfo, false);
+            if (vh && vh.holder_constructed()) return;
+          }
+          pybind11_init(self, *args, **kwargs);
+        },
+        py::name("__init__"), py::is_method(V), py::doc(py::str(pybind11_init.attr("__doc__")).cast<std::string>().c_str()));
+  }
+  // cast_out, var_dealloc and the object free list assume a non-GC type
+  // (no py::dynamic_attr): fail at import rather than corrupt the GC lists.
+  if (PyType_HasFeature(g_var_type, Py_TPFLAGS_HAVE_GC))
+    throw std::runtime_error("tapegrad: the Variable type is garbage-collected; cast_out/var_dealloc need updating");
+  g_pybind11_dealloc = g_var_type->tp_dealloc;
+  g_var_type->tp_dealloc = &var_dealloc;
+}
+
+void bind_errors(py::module_& m) {
+  py::register_exception_translator([](std::exception_ptr p) {
+    if (p && !set_python_error(p)) std::rethrow_exception(p);
+  });
+}
+
+}  // namespace tgpy

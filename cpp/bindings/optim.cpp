@@ -1,0 +1,64 @@
+// Fused optimizer steps (tapegrad.optim drives them): one call per step
+// updates every parameter with one fused kernel (cpp/src/optim.cpp).
+#include <string>
+#include <utility>
+
+#include "bindings.hpp"
+#include "convert.hpp"
+#include "tapegrad/optim.hpp"
+
+namespace tgpy {
+
+void bind_optim(py::module_& m) {
+  // ----- fused optimizer steps (tapegrad.optim drives them) -----
+  // One call per optimizer step for all parameters: each parameter with a
+  // .grad is updated in place by one fused kernel; parameters without one
+  // are skipped. states[i] is the parameter's state dict (the optimizer's
+  // own, so state_dict() sees it); buffers are created in it on first use.
+  auto param_list = [](py::handle params, py::handle states, const char* op) {
+    py::list ps = py::reinterpret_borrow<py::list>(params), ss = py::reinterpret_borrow<py::list>(states);
+    if (!py::isinstance<py::list>(params) || !py::isinstance<py::list>(states) || ps.size() != ss.size())
+      throw type_error(std::string(op) + ": expected two lists of equal length (parameters, state dicts)");
+    for (size_t i = 0; i < ps.size(); ++i) {
+      if (!is_var(ps[i])) throw type_error(std::string(op) + ": parameter " + std::to_string(i) + " is not a Variable");
+      if (!py::isinstance<py::dict>(ss[i])) throw type_error(std::string(op) + ": state " + std::to_string(i) + " is not a dict");
+    }
+    return std::make_pair(ps, ss);
+  };
+  auto buffer = [](py::dict st, const char* key, const Var& p) -> Tensor {
+    if (!st.contains(key)) st[key] = py::reinterpret_steal<py::object>(cast_out(make_var(Tensor::zeros(p->shape(), p->dtype()))));
+    py::handle b = st[key];
+    if (!is_var(b)) throw type_error(std::string("optimizer state ") + key + " is not a Variable");
+    return holder_of(b)->data;
+  };
+  m.def("_sgd_steps", [param_list, buffer](py::handle params, py::handle states, double lr, double momentum,
+                                           bool nesterov, double wd) {
+        auto [ps, ss] = param_list(params, states, "SGD");
+        for (size_t i = 0; i < ps.size(); ++i) {
+          const Var& p = holder_of(ps[i]);
+          if (!p->grad) continue;
+          Tensor b;
+          if (momentum != 0) b = buffer(ss[i].cast<py::dict>(), "momentum_buffer", p);
+          optim::sgd_step(*p, p->grad->data, momentum != 0 ? &b : nullptr, lr, momentum, nesterov, wd);
+        }
+      }, py::arg("params"), py::arg("states"), py::arg("lr"), py::arg("momentum"), py::arg("nesterov"),
+      py::arg("weight_decay"), "One fused SGD update of every parameter that has a .grad (in place).");
+  m.def("_adam_steps", [param_list, buffer](py::handle params, py::handle states, double lr, double beta1,
+                                            double beta2, double eps, double wd, bool decoupled) {
+        auto [ps, ss] = param_list(params, states, decoupled ? "AdamW" : "Adam");
+        for (size_t i = 0; i < ps.size(); ++i) {
+          const Var& p = holder_of(ps[i]);
+          if (!p->grad) continue;
+          py::dict st = ss[i].cast<py::dict>();
+          Tensor m1 = buffer(st, "exp_avg", p), m2 = buffer(st, "exp_avg_sq", p);
+          int64_t step = (st.contains("step") ? st["step"].cast<int64_t>() : 0) + 1;
+          optim::adam_step(*p, p->grad->data, m1, m2, step, lr, beta1, beta2, eps, wd, decoupled);
+          st["step"] = step;
+        }
+      }, py::arg("params"), py::arg("states"), py::arg("lr"), py::arg("beta1"), py::arg("beta2"), py::arg("eps"),
+      py::arg("weight_decay"), py::arg("decoupled"),
+      "One fused Adam/AdamW update of every parameter that has a .grad (in place; its exp_avg and exp_avg_sq "
+      "too, created in its state dict on first use, and its step count).");
+}
+
+}  // namespace tgpy

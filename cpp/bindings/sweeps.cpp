@@ -1,0 +1,143 @@
+// The sweeps and modes behind backward(), grad/vjp, jvp and jacobian: seeds
+// checked and converted here, then the C++ sweep runs without the GIL.
+#include <algorithm>
+#include <string>
+
+#include "bindings.hpp"
+#include "convert.hpp"
+#include "tapegrad/kernels.hpp"
+
+namespace tgpy {
+
+// A seed for a sweep from `self`: shape batch + self.shape, where batch is
+// the first `nb` axes of the given array (nb = 0: exactly self's shape).
+Var make_seed(const Var& self, py::handle grad, int nb, const char* what) {
+  if (grad.is_none()) {
+    if (self->data.numel() != 1 || nb != 0)
+      throw graph_error(std::string(what) + ": grad can be implicitly created only for a single-element output, "
+                        "but this output has shape " + shape_str(self->shape()) + ": pass grad= an array of that shape");
+    return make_var(Tensor::full(self->shape(), self->dtype(), 1.0));
+  }
+  Var g = to_var(grad, self->dtype(), what);
+  const Shape& gs = g->shape();
+  bool ok = static_cast<int>(gs.size()) == nb + static_cast<int>(self->shape().size()) &&
+            std::equal(self->shape().begin(), self->shape().end(), gs.begin() + nb);
+  if (!ok)
+    throw value_error(std::string(what) + ": the cotangent has shape " + shape_str(gs) + " but the output has shape " +
+                      shape_str(self->shape()) + (nb ? " (expected batch + output shape)" : ""));
+  if (g->requires_grad) return g->dtype() == self->dtype() ? g : astype(g, self->dtype());
+  // A private copy in the output's dtype: the sweep may accumulate into it.
+  return make_var(g->dtype() == self->dtype() ? g->data.clone() : kern::astype(g->data, self->dtype()));
+}
+
+void run_backward(const std::vector<Var>& roots, const std::vector<Var>& seeds, bool retain, bool create) {
+  for (const Var& r : roots)
+    if (!r->requires_grad)
+      throw graph_error("backward: this Variable does not require grad and has no grad_fn: create its inputs with "
+                        "requires_grad=True (and outside no_grad)");
+  BackwardOptions opt{retain, create, {}};
+  GradUpdates updates;
+  {
+    py::gil_scoped_release nogil;  // the sweep never touches Python
+    backward(roots, seeds, opt, {}, &updates);
+  }
+  accumulate_grads(updates);  // with the GIL: Python threads read and reset .grad
+}
+
+void bind_sweeps(py::module_& m) {
+  m.def("is_grad_enabled", &grad_enabled);
+  m.def("_set_grad_enabled", [](bool on) { bool prev = grad_enabled(); set_grad_enabled(on); return prev; });
+  m.def("_backward", [](const std::vector<Var>& roots, py::list grads, bool retain, bool create) {
+        std::vector<Var> seeds;
+        for (size_t i = 0; i < roots.size(); ++i) seeds.push_back(make_seed(roots[i], grads[i]));
+        run_backward(roots, seeds, retain, create);
+      }, py::arg("roots"), py::arg("grads"), py::arg("retain_graph") = false, py::arg("create_graph") = false);
+  m.def("_grad", [](const std::vector<Var>& outputs, const std::vector<Var>& inputs, py::list grads, bool retain,
+                    bool create, int nb) {
+        if (grads.size() != outputs.size()) throw value_error("grad: one cotangent per output is needed");
+        std::vector<Var> seeds;
+        for (size_t i = 0; i < outputs.size(); ++i) {
+          if (!outputs[i]->requires_grad)
+            throw graph_error("grad: output " + std::to_string(i) + " does not depend on an input that requires grad");
+          seeds.push_back(make_seed(outputs[i], grads[i], nb, "vjp"));
+        }
+        BackwardOptions opt{retain, create, {}};
+        std::vector<Var> res;
+        {
+          py::gil_scoped_release nogil;
+          res = backward(outputs, seeds, opt, inputs, nullptr);
+        }
+        return res;
+      }, py::arg("outputs"), py::arg("inputs"), py::arg("grads"), py::arg("retain_graph") = false,
+      py::arg("create_graph") = false, py::arg("batch_dims") = 0,
+      "Gradients of outputs with respect to inputs (None where unreached), without touching .grad. With "
+      "batch_dims=1 each cotangent carries a leading batch axis (k cotangents in one sweep).");
+
+  // jacobian()'s sweeps seeded with rows start..stop of the identity, kept
+  // structured inside the sweep (see Basis in autograd.hpp): no seed arrays.
+  auto check_rows = [](int64_t start, int64_t stop, int64_t size, const char* what) {
+    if (start < 0 || stop <= start || stop > size)
+      throw value_error(std::string(what) + ": basis rows " + std::to_string(start) + ".." + std::to_string(stop) +
+                        " out of range for size " + std::to_string(size));
+  };
+  m.def("_grad_basis", [check_rows](const Var& output, const std::vector<Var>& inputs, int64_t start, int64_t stop,
+                                    bool retain) {
+        if (!output->requires_grad)
+          throw graph_error("jacobian: the output does not depend on an input that requires grad");
+        if (inputs.empty()) throw value_error("jacobian: no inputs");
+        check_rows(start, stop, output->data.numel(), "jacobian");
+        BackwardOptions opt{retain, false, Basis{start, stop}};
+        std::vector<Var> res;
+        {
+          py::gil_scoped_release nogil;
+          res = backward({output}, {}, opt, inputs, nullptr);
+        }
+        return res;
+      }, py::arg("output"), py::arg("inputs"), py::arg("start"), py::arg("stop"), py::arg("retain_graph") = false,
+      "Rows start..stop of the Jacobian of output (flattened) with respect to each input, one reverse sweep "
+      "seeded with those rows of the identity (None where unreached).");
+  m.def("_forward_basis", [check_rows](const Var& output, const Var& input, int64_t start, int64_t stop) {
+        check_rows(start, stop, input->data.numel(), "jacobian");
+        std::vector<Var> res;
+        {
+          py::gil_scoped_release nogil;
+          res = forward({output}, {input}, {}, 1, false, Basis{start, stop});
+        }
+        return res[0];
+      }, py::arg("output"), py::arg("input"), py::arg("start"), py::arg("stop"),
+      "Columns start..stop of the Jacobian of output with respect to input (batch axis first), one forward "
+      "sweep seeded with those rows of the identity.");
+
+  m.def("_forward", [](const std::vector<Var>& outputs, const std::vector<Var>& inputs, py::list tangents, int nb,
+                       bool create) {
+        if (tangents.size() != inputs.size()) throw value_error("jvp: one tangent per input is needed");
+        if (inputs.empty()) throw value_error("jvp: no inputs");
+        std::vector<Var> ts;
+        Shape batch;
+        for (size_t i = 0; i < inputs.size(); ++i) {
+          Var t = to_var(tangents[i], inputs[i]->dtype(), "jvp");
+          const Shape& s = t->shape();
+          const Shape& want = inputs[i]->shape();
+          bool ok = static_cast<int>(s.size()) == nb + static_cast<int>(want.size()) &&
+                    std::equal(want.begin(), want.end(), s.begin() + nb);
+          if (ok && i == 0) batch = Shape(s.begin(), s.begin() + nb);
+          ok = ok && std::equal(batch.begin(), batch.end(), s.begin());
+          if (!ok)
+            throw value_error("jvp: tangent " + std::to_string(i) + " has shape " + shape_str(s) + " but its primal has shape " +
+                              shape_str(want) + (nb ? " (expected batch + primal shape)" : ""));
+          if (t->dtype() != inputs[i]->dtype()) t = make_var(kern::astype(t->data, inputs[i]->dtype()));
+          ts.push_back(t);
+        }
+        std::vector<Var> res;
+        {
+          py::gil_scoped_release nogil;
+          res = forward(outputs, inputs, ts, nb, create);
+        }
+        return res;
+      }, py::arg("outputs"), py::arg("inputs"), py::arg("tangents"), py::arg("batch_dims") = 0,
+      py::arg("create_graph") = false,
+      "Forward sweep over the recorded tape: tangents of outputs given tangents of inputs (batch_dims leading "
+      "batch axes: k directions in one sweep).");
+}
+
+}  // namespace tgpy

@@ -1,0 +1,405 @@
+// The Variable class: its constructor, properties, methods and operators,
+// the Node class (grad_fn), and the raw number slots that operators take
+// (nb_binary: the scalar op path of `y * 2.0`).
+#include <algorithm>
+#include <cstring>
+
+#include "bindings.hpp"
+#include "convert.hpp"
+#include "tapegrad/kernels.hpp"
+#include "tapegrad_gen/bindings.inc"  // generated from opspec/ops.py
+
+namespace tgpy {
+namespace {
+
+Var construct(py::handle data, bool requires_grad, py::handle dtype) {
+  std::optional<DType> want;
+  if (!dtype.is_none()) want = parse_float_dtype(dtype, "Variable");
+  Tensor t;
+  if (is_var(data)) {
+    Var src = holder_of(data);
+    t = want && *want != src->dtype() ? kern::astype(src->data, *want) : src->data.clone();
+  } else {
+    py::array arr;
+    try {
+      arr = as_ndarray(data);
+    } catch (py::error_already_set& e) {
+      throw value_error(std::string("Variable: could not convert the data to an array: ") + e.what());
+    }
+    std::optional<DType> natural = float_dtype_for(arr.dtype(), std::nullopt);
+    if (!natural)
+      throw type_error("Variable: data must be real numbers (float, int or bool), got an array of dtype " +
+                       py::str(arr.dtype()).cast<std::string>());
+    t = copy_to_tensor(arr, want.value_or(*natural));
+  }
+  return make_var(std::move(t), requires_grad);
+}
+
+py::object grad_of(const Var& v) {
+  if (!v->grad) return py::none();
+  if (v->grad->requires_grad) return py::cast(v->grad);  // create_graph: a differentiable Variable
+  return to_numpy(v->grad->data);
+}
+
+void set_grad(const Var& v, py::handle g) {
+  if (g.is_none()) {
+    v->grad = nullptr;
+    return;
+  }
+  Var gv = to_var(g, v->dtype(), "grad");
+  if (gv->shape() != v->shape())
+    throw value_error("grad: assigned gradient has shape " + shape_str(gv->shape()) + " but the Variable has shape " +
+                      shape_str(v->shape()));
+  v->grad = gv->requires_grad ? gv : make_var(gv->dtype() == v->dtype() ? gv->data.clone() : kern::astype(gv->data, v->dtype()));
+}
+
+py::object not_implemented() { return py::reinterpret_borrow<py::object>(Py_NotImplemented); }
+
+template <Var (*F)(const Var&, const Var&)>
+py::object binop(const Var& self, py::handle other) {
+  Var o = try_to_var(other, self->dtype());
+  if (!o) return not_implemented();
+  return py::cast(F(self, o));
+}
+
+template <Var (*F)(const Var&, const Var&)>
+py::object rbinop(const Var& self, py::handle other) {
+  Var o = try_to_var(other, self->dtype());
+  if (!o) return not_implemented();
+  return py::cast(F(o, self));
+}
+
+template <kern::CompareOp K>
+py::object compare_op(const Var& self, py::handle other) {
+  Var o = try_to_var(other, self->dtype());
+  if (!o) return not_implemented();
+  Tensor a = self->data, b = o->data;
+  if (a.dtype != b.dtype) {
+    a = kern::astype(a, DType::F64);
+    b = kern::astype(b, DType::F64);
+  }
+  return to_numpy(kern::compare(K, a, b, "comparison"));
+}
+
+// v += x and friends: allowed on a Variable that requires grad only under
+// no_grad; they bump the version counter so a backward that saved the old
+// value raises instead of using the new one.
+template <kern::BinaryOp K>
+py::object inplace_op(const Var& self, py::handle other, const char* sym) {
+  Var o = try_to_var(other, self->dtype());
+  if (!o) return not_implemented();
+  if (grad_enabled() && self->requires_grad)
+    throw graph_error(std::string("in-place `") + sym + "` on a Variable that requires grad (shape " +
+                      shape_str(self->shape()) + ") would change a value the graph may need: wrap updates in "
+                      "`with tapegrad.no_grad():` or write `v = v " + std::string(sym).substr(0, 1) + " x`");
+  if (grad_enabled() && o->requires_grad)
+    throw graph_error(std::string("in-place `") + sym + "` with an operand that requires grad cannot be recorded "
+                      "on the tape: write `v = v " + std::string(sym).substr(0, 1) + " x` instead");
+  if (self->data.storage->readonly)
+    throw value_error(std::string("in-place `") + sym + "`: this Variable shares a read-only NumPy array");
+  kern::binary_inplace(K, self->data, o->data, sym);
+  self->data.bump_version();
+  return py::cast(self);
+}
+
+// A key of basic indexing only (ints, slices, None, Ellipsis): its result is
+// a strided view, so the selected flat positions follow from the view's
+// offset and strides.
+bool basic_key_item(py::handle k) {
+  if (k.is_none() || k.ptr() == Py_Ellipsis || PySlice_Check(k.ptr())) return true;
+  return !PyBool_Check(k.ptr()) && PyLong_Check(k.ptr());
+}
+// Also reports whether the key holds an Ellipsis.
+bool basic_key(py::handle key, bool* has_ellipsis) {
+  *has_ellipsis = key.ptr() == Py_Ellipsis;
+  if (!PyTuple_Check(key.ptr())) return basic_key_item(key);
+  for (auto k : py::reinterpret_borrow<py::tuple>(key)) {
+    if (!basic_key_item(k)) return false;
+    *has_ellipsis = *has_ellipsis || k.ptr() == Py_Ellipsis;
+  }
+  return true;
+}
+
+Var getitem(const Var& self, py::handle key) {
+  const Shape& s = self->shape();
+  std::vector<py::ssize_t> shape(s.begin(), s.end());
+  Tensor index;
+  bool has_ellipsis = false;
+  if (basic_key(key, &has_ellipsis)) {
+    // NumPy applies the key to a byte-strided stand-in whose element i sits at
+    // byte i (never read: basic indexing only makes a view), so the view's
+    // byte offsets are the flat indices: O(result), not O(size).
+    std::vector<py::ssize_t> strides(shape.size());
+    py::ssize_t st = 1;
+    for (size_t d = shape.size(); d-- > 0;) {
+      strides[d] = st;
+      st *= std::max<py::ssize_t>(shape[d], 1);
+    }
+    py::array base = py::array_t<uint8_t>(1);
+    py::object probe = numpy().attr("lib").attr("stride_tricks").attr("as_strided")(
+        base, py::tuple(py::cast(shape)), py::tuple(py::cast(strides)), py::arg("writeable") = false);
+    // With an Ellipsis in the key NumPy returns a 0-d view, not a scalar copy.
+    py::object full_key = py::reinterpret_borrow<py::object>(key);
+    if (!has_ellipsis)
+      full_key = PyTuple_Check(key.ptr()) ? py::object(py::reinterpret_borrow<py::tuple>(key) + py::make_tuple(py::ellipsis()))
+                                           : py::object(py::make_tuple(key, py::ellipsis()));
+    py::object viewobj = probe[full_key];
+    if (!py::isinstance<py::array>(viewobj)) throw index_error("getitem: internal error: basic indexing gave no view");
+    py::array view = py::reinterpret_borrow<py::array>(viewobj);
+    const int64_t off = static_cast<const uint8_t*>(view.data()) - static_cast<const uint8_t*>(base.data());
+    Shape out_shape(view.shape(), view.shape() + view.ndim());
+    index = Tensor::empty(out_shape, DType::I64);
+    int64_t* dst = index.ptr<int64_t>();
+    const int64_t total = index.numel();
+    std::vector<int64_t> pos(out_shape.size(), 0);
+    for (int64_t i = 0; i < total; ++i) {
+      int64_t flat = off;
+      for (size_t d = 0; d < pos.size(); ++d) flat += pos[d] * view.strides(d);
+      dst[i] = flat;
+      for (size_t d = pos.size(); d-- > 0;) {  // odometer over the result's shape
+        if (++pos[d] < out_shape[d]) break;
+        pos[d] = 0;
+      }
+    }
+  } else {
+    // Advanced indexing (arrays, lists, booleans): NumPy computes which flat
+    // elements the key selects on an arange, with exact NumPy semantics.
+    py::object idx = numpy().attr("arange")(self->data.numel(), py::arg("dtype") = "int64");
+    idx = idx.attr("reshape")(py::tuple(py::cast(shape)))[key];
+    py::array_t<int64_t, py::array::c_style | py::array::forcecast> ix(idx);
+    Shape out_shape(ix.shape(), ix.shape() + ix.ndim());
+    index = Tensor::empty(out_shape, DType::I64);
+    if (index.nbytes()) std::memcpy(index.raw(), ix.data(), index.nbytes());
+  }
+  return gather(self, index);
+}
+
+// ----- raw CPython fast paths ----------------------------------------------------
+// Operators and one-argument functions are what a scalar-heavy program calls
+// millions of times; as raw number slots / METH_O functions they skip the
+// slot-wrapper lookup and pybind11's overload dispatcher.
+
+// A Python float, or an int that a double holds exactly enough to convert as
+// NumPy does (bools and NumPy scalars take the general path).
+bool python_number(PyObject* o, double* c) {
+  if (PyFloat_CheckExact(o)) {
+    *c = PyFloat_AS_DOUBLE(o);
+    return true;
+  }
+  if (PyLong_CheckExact(o)) {
+    int overflow = 0;
+    long long v = PyLong_AsLongLongAndOverflow(o, &overflow);
+    if (overflow || (v == -1 && PyErr_Occurred())) {
+      PyErr_Clear();
+      return false;
+    }
+    *c = static_cast<double>(v);
+    return true;
+  }
+  return false;
+}
+
+constexpr ScalarOp kNoScalarOp = static_cast<ScalarOp>(-1);
+
+// F(a, b) for two operands; with one float Variable and a Python number,
+// the scalar op (XC: x op c, CX: c op x) when the operator has one.
+template <Var (*F)(const Var&, const Var&), ScalarOp XC = kNoScalarOp, ScalarOp CX = kNoScalarOp>
+PyObject* nb_binary(PyObject* a, PyObject* b) {
+  return guarded([&]() -> PyObject* {
+    bool va = is_var(a), vb = is_var(b);
+    if (va && vb) return cast_out(F(holder_of(a), holder_of(b)));
+    double c;
+    if (va) {
+      const Var& x = holder_of(a);
+      if constexpr (XC != kNoScalarOp)
+        if (is_float(x->dtype()) && python_number(b, &c)) return cast_out(scalar_op_t<XC>(x, c));
+      Var o = try_to_var(b, x->dtype());
+      if (!o) Py_RETURN_NOTIMPLEMENTED;
+      return cast_out(F(x, o));
+    }
+    const Var& x = holder_of(b);
+    if constexpr (CX != kNoScalarOp)
+      if (is_float(x->dtype()) && python_number(a, &c)) return cast_out(scalar_op_t<CX>(x, c));
+    Var o = try_to_var(a, x->dtype());
+    if (!o) Py_RETURN_NOTIMPLEMENTED;
+    return cast_out(F(o, x));
+  });
+}
+
+PyObject* nb_power(PyObject* a, PyObject* b, PyObject* mod) {
+  if (mod != Py_None) Py_RETURN_NOTIMPLEMENTED;
+  return nb_binary<pow>(a, b);
+}
+
+PyObject* nb_negative(PyObject* a) {
+  return guarded([&] { return cast_out(neg(holder_of(a))); });
+}
+
+}  // namespace
+
+// The Variable methods of the spec's elementwise ops (v.exp()): METH_NOARGS
+// descriptors; CPython checks that self is a Variable before the call.
+struct UnaryMethod {
+  const char* name;
+  Var (*fn)(const Var&);
+  const char* doc;
+};
+const UnaryMethod kUnaryMethods[] = {TG_SPEC_UNARY_METHODS};
+constexpr size_t kNumUnaryMethods = sizeof(kUnaryMethods) / sizeof(kUnaryMethods[0]);
+
+template <size_t I>
+PyObject* unary_method(PyObject* self, PyObject*) {
+  return guarded([&] { return cast_out(kUnaryMethods[I].fn(holder_of(self))); });
+}
+
+template <size_t... I>
+void add_unary_methods(PyTypeObject* type, std::index_sequence<I...>) {
+  static PyMethodDef defs[] = {{kUnaryMethods[I].name, &unary_method<I>, METH_NOARGS, kUnaryMethods[I].doc}...};
+  for (PyMethodDef& d : defs) {
+    py::object descr = py::reinterpret_steal<py::object>(PyDescr_NewMethod(type, &d));
+    if (!descr || PyDict_SetItemString(type->tp_dict, d.ml_name, descr.ptr()) != 0) throw py::error_already_set();
+  }
+  PyType_Modified(type);
+}
+
+void bind_variable(py::module_& m) {
+  py::class_<Node, NodeRef>(m, "Node", "A recorded operation (the grad_fn of a Variable).")
+      .def_property_readonly("name", [](const Node& n) { return std::string(n.name()); })
+      .def_property_readonly("next_functions", [](const Node& n) { return n.next.to_vector(); })
+      .def("__repr__", [](const Node& n) { return std::string("<tapegrad.Node ") + n.name() + ">"; });
+
+  py::class_<VariableImpl, Var> V(m, "Variable", R"doc(
+An n-d float32/float64 array that records the operations applied to it.
+
+Variable(data, requires_grad=False, dtype=None) copies `data`; use
+tapegrad.from_numpy(arr) to share a NumPy array's buffer instead.
+)doc");
+  g_var_type = reinterpret_cast<PyTypeObject*>(V.ptr());
+  g_var_tinfo = py::detail::get_type_info(typeid(VariableImpl));
+  if (g_var_type->tp_basicsize != static_cast<Py_ssize_t>(sizeof(PyInstance)))
+    throw std::runtime_error("tapegrad: the Variable type's instance size differs from pybind11's instance struct");
+
+  V.def(py::init(&construct), py::arg("data"), py::arg("requires_grad") = false, py::arg("dtype") = py::none())
+      // ----- data access
+      .def_property("data", [](const Var& v) { return to_numpy(v->data); },
+                    [](const Var& v, py::handle arr) {
+                      // Replaces the values (keeping the dtype) without recording, like torch's `.data =`.
+                      Tensor t = to_var(arr, v->dtype(), "data")->data;
+                      v->data = t.dtype == v->dtype() ? t.clone() : kern::astype(t, v->dtype());
+                    })
+      .def("numpy", [](const Var& v) { return to_numpy(v->data); }, "The values as a NumPy array sharing this Variable's buffer.")
+      .def("__array__", [](const Var& v, py::handle dtype, py::handle copy) -> py::object {
+             py::object a = to_numpy(v->data);
+             if (!dtype.is_none()) a = a.attr("astype")(dtype, py::arg("copy") = false);
+             if (!copy.is_none() && copy.cast<bool>()) a = a.attr("copy")();
+             return a;
+           }, py::arg("dtype") = py::none(), py::arg("copy") = py::none())
+      .def("item", [](const Var& v) { return v->data.item(); })
+      .def("__float__", [](const Var& v) { return v->data.item(); })
+      .def("__bool__", [](const Var& v) {
+        if (v->data.numel() != 1)
+          throw value_error("The truth value of a Variable with more than one element is ambiguous (shape " +
+                            shape_str(v->shape()) + ")");
+        return v->data.item() != 0;
+      })
+      .def("__len__", [](const Var& v) {
+        if (v->shape().empty()) throw type_error("len() of a 0-d Variable");
+        return v->shape()[0];
+      })
+      .def("__hash__", [](py::handle self) { return reinterpret_cast<intptr_t>(self.ptr()) >> 4; })
+      .def_property_readonly("shape", [](const Var& v) { return py::reinterpret_steal<py::tuple>(py::cast(v->shape()).release()); })
+      .def_property_readonly("ndim", [](const Var& v) { return v->data.ndim(); })
+      .def_property_readonly("size", [](const Var& v) { return v->data.numel(); })
+      .def_property_readonly("dtype", [](const Var& v) { return np_dtype(v->dtype()); })
+      .def_property_readonly("_version", [](const Var& v) { return v->data.version(); })
+      // ----- autograd state
+      .def_property("requires_grad", [](const Var& v) { return v->requires_grad; },
+                    [](const Var& v, bool rg) {
+                      if (!v->is_leaf())
+                        throw graph_error("requires_grad can only be changed on leaf Variables; use .detach() on "
+                                          "the result of an op");
+                      v->requires_grad = rg;
+                    })
+      .def_property_readonly("is_leaf", [](const Var& v) { return v->is_leaf(); })
+      .def_property_readonly("grad_fn", [](const Var& v) { return v->grad_fn; })
+      .def_property("grad", &grad_of, &set_grad)
+      .def("zero_grad", [](const Var& v) { v->grad = nullptr; }, "Reset .grad to None.")
+      .def("retain_grad", [](const Var& v) {
+        if (!v->requires_grad) throw graph_error("retain_grad: this Variable does not require grad");
+        if (v->is_leaf()) return;
+        v->retains_grad = true;
+        v->grad_fn->retained = v;
+      })
+      .def_property_readonly("retains_grad", [](const Var& v) { return v->retains_grad; })
+      .def("detach", [](const Var& v) { return make_var(v->data); },
+           "A Variable sharing this one's buffer, outside the graph.")
+      .def("backward", [](const Var& self, py::handle grad, py::handle retain_graph, bool create_graph) {
+             Var seed = make_seed(self, grad);
+             bool retain = retain_graph.is_none() ? create_graph : retain_graph.cast<bool>();
+             run_backward({self}, {seed}, retain, create_graph);
+           }, py::arg("grad") = py::none(), py::arg("retain_graph") = py::none(), py::arg("create_graph") = false,
+           "Reverse sweep from this Variable; leaf gradients accumulate into .grad.")
+      // ----- operators
+      .def("__add__", &binop<add>).def("__radd__", &rbinop<add>)
+      .def("__sub__", &binop<sub>).def("__rsub__", &rbinop<sub>)
+      .def("__mul__", &binop<mul>).def("__rmul__", &rbinop<mul>)
+      .def("__truediv__", &binop<div>).def("__rtruediv__", &rbinop<div>)
+      .def("__pow__", &binop<pow>).def("__rpow__", &rbinop<pow>)
+      .def("__matmul__", &binop<matmul_nogil>).def("__rmatmul__", &rbinop<matmul_nogil>)
+      .def("__neg__", [](const Var& v) { return neg(v); })
+      .def("__pos__", [](const Var& v) { return v; })
+      .def("__abs__", [](const Var& v) { return abs(v); })
+      .def("__iadd__", [](const Var& v, py::handle o) { return inplace_op<kern::BinaryOp::Add>(v, o, "+="); })
+      .def("__isub__", [](const Var& v, py::handle o) { return inplace_op<kern::BinaryOp::Sub>(v, o, "-="); })
+      .def("__imul__", [](const Var& v, py::handle o) { return inplace_op<kern::BinaryOp::Mul>(v, o, "*="); })
+      .def("__itruediv__", [](const Var& v, py::handle o) { return inplace_op<kern::BinaryOp::Div>(v, o, "/="); })
+      .def("__lt__", &compare_op<kern::CompareOp::Lt>)
+      .def("__le__", &compare_op<kern::CompareOp::Le>)
+      .def("__gt__", &compare_op<kern::CompareOp::Gt>)
+      .def("__ge__", &compare_op<kern::CompareOp::Ge>)
+      .def("__eq__", &compare_op<kern::CompareOp::Eq>)
+      .def("__ne__", &compare_op<kern::CompareOp::Ne>)
+      .def("__getitem__", &getitem);
+  V.def_property_readonly("T", [](const Var& v) { return transpose(v, std::nullopt); });
+
+  // ----- methods of the op spec, with its argument names, defaults and docs
+  // pybind11's own signature lines are off here: each doc starts with CPython's
+  // text signature (sum(self, axis=None)\n--\n\n), so inspect.signature works.
+  py::options spec_docs;
+  spec_docs.disable_function_signatures();
+  add_unary_methods(g_var_type, std::make_index_sequence<kNumUnaryMethods>());
+#define TG_REDUCE_METHOD(NAME)                                                                  \
+  V.def(#NAME, [](const Var& v, py::handle axis, bool keepdims) {                               \
+    return NAME(v, normalized_axes(v, axis, #NAME), keepdims);                                  \
+  }, TG_METHOD_SIG(NAME))
+  TG_REDUCE_METHOD(sum);
+  TG_REDUCE_METHOD(mean);
+  TG_REDUCE_METHOD(max);
+  TG_REDUCE_METHOD(min);
+#undef TG_REDUCE_METHOD
+  V.def("reshape", [](const Var& v, py::args shape) { return reshape(v, shape_from_args(shape)); }, TG_METHOD_SIG(reshape));
+  V.def("transpose", [](const Var& v, py::args axes) {
+    if (axes.size() == 0 || (axes.size() == 1 && axes[0].is_none())) return transpose(v, std::nullopt);
+    return transpose(v, shape_from_args(axes));
+  }, TG_METHOD_SIG(transpose));
+  V.def("clip", [](py::handle v, py::handle lo, py::handle hi) { return clip_any(v, lo, hi); }, TG_METHOD_SIG(clip));
+  V.def("astype", [](const Var& v, py::handle dt) { return astype(v, parse_float_dtype(dt, "astype")); },
+        TG_METHOD_SIG(astype));
+}
+
+void install_fast_paths() {
+  install_object_hooks();  // dealloc and the __init__ guard (object.cpp)
+  // Number slots straight to C++ (the pybind11 __add__ etc. above stay for
+  // introspection and explicit calls; they do the same thing).
+  PyNumberMethods* nb = g_var_type->tp_as_number;
+  nb->nb_add = &nb_binary<add, ScalarOp::Add, ScalarOp::Add>;
+  nb->nb_subtract = &nb_binary<sub, ScalarOp::Sub, ScalarOp::CLeftSub>;
+  nb->nb_multiply = &nb_binary<mul, ScalarOp::Mul, ScalarOp::Mul>;
+  nb->nb_true_divide = &nb_binary<div, ScalarOp::Div, ScalarOp::CLeftDiv>;
+  nb->nb_matrix_multiply = &nb_binary<matmul_nogil>;
+  nb->nb_power = &nb_power;
+  nb->nb_negative = &nb_negative;
+  PyType_Modified(g_var_type);
+}
+
+}  // namespace tgpy

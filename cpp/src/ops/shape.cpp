@@ -1,0 +1,270 @@
+// Shape primitives (all linear: the JVP is the op itself on the tangent):
+// reshape, transpose, broadcast_to, concatenate / stack, narrow / pad, and
+// gather / scatter_add (indexing); and the axis helpers. Each rule struct
+// sits beside its public forward function.
+#include "ops/common.hpp"
+
+namespace tg {
+
+// ----- axes -------------------------------------------------------------------
+int64_t normalize_axis(int64_t axis, int64_t ndim, const char* op) {
+  if (axis < -ndim || axis >= ndim)
+    throw value_error(std::string(op) + ": axis " + std::to_string(axis) + " is out of bounds for an array of dimension " +
+                      std::to_string(ndim));
+  return axis < 0 ? axis + ndim : axis;
+}
+
+Axes normalize_axes(const Axes& axes, int64_t ndim, const char* op) {
+  Axes out;
+  for (int64_t a : axes) {
+    int64_t n = normalize_axis(a, ndim, op);
+    if (std::find(out.begin(), out.end(), n) != out.end())
+      throw value_error(std::string(op) + ": repeated axis " + std::to_string(a));
+    out.push_back(n);
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------
+// Shape primitives: all linear (the JVP is the op itself on the tangent).
+// ---------------------------------------------------------------------------
+
+namespace {
+struct ReshapeRule {
+  static constexpr const char* name = "reshape";
+  static constexpr bool pointwise = true;
+  struct Attrs { Shape in_shape; };
+  static Grads vjp(OpNode<ReshapeRule>& n, const Var& g) { return {reshape(g, with_batch(g, n.batch_dims(g), n.attrs.in_shape))}; }
+  static Var jvp(OpNode<ReshapeRule>& n, const Grads& t, int nb) { return reshape(t[0], with_batch(t[0], nb, n.out_shape)); }
+};
+}  // namespace
+
+Var reshape(const Var& x, const Shape& shape0) {
+  Shape shape = shape0;
+  int64_t known = 1, infer = -1;
+  for (size_t i = 0; i < shape.size(); ++i) {
+    if (shape[i] == -1) {
+      if (infer >= 0) throw value_error("reshape: can only specify one unknown dimension (-1), got " + shape_str(shape0));
+      infer = static_cast<int64_t>(i);
+    } else if (shape[i] < 0) {
+      throw value_error("reshape: negative dimension in " + shape_str(shape0));
+    } else {
+      known *= shape[i];
+    }
+  }
+  int64_t n = x->data.numel();
+  if (infer >= 0 && known != 0 && n % known == 0) shape[infer] = n / known;
+  if (numel(shape) != n || (infer >= 0 && known == 0))
+    throw value_error("reshape: cannot reshape a Variable of shape " + shape_str(x->shape()) + " (size " +
+                      std::to_string(n) + ") into shape " + shape_str(shape0));
+  if (shape == x->shape() && !grad_enabled()) return x;
+  Recorder<ReshapeRule> r(x->data.view(shape), {&x});  // a view: shares storage and version counter
+  if (r) r.attrs().in_shape = x->shape();
+  return std::move(r.out);
+}
+
+namespace {
+struct TransposeRule {
+  static constexpr const char* name = "transpose";
+  struct Attrs { Axes perm; };
+  static Axes shifted(const Axes& perm, int nb) {
+    Axes p;
+    for (int i = 0; i < nb; ++i) p.push_back(i);
+    for (int64_t a : perm) p.push_back(a + nb);
+    return p;
+  }
+  static Grads vjp(OpNode<TransposeRule>& n, const Var& g) {
+    Axes inv(n.attrs.perm.size());
+    for (size_t i = 0; i < inv.size(); ++i) inv[n.attrs.perm[i]] = static_cast<int64_t>(i);
+    return {transpose(g, shifted(inv, n.batch_dims(g)))};
+  }
+  static Var jvp(OpNode<TransposeRule>& n, const Grads& t, int nb) { return transpose(t[0], shifted(n.attrs.perm, nb)); }
+};
+}  // namespace
+
+Var transpose(const Var& x, const std::optional<Axes>& perm0) {
+  int64_t nd = x->data.ndim();
+  Axes perm;
+  if (!perm0) {
+    for (int64_t i = nd - 1; i >= 0; --i) perm.push_back(i);
+  } else {
+    if (static_cast<int64_t>(perm0->size()) != nd)
+      throw value_error("transpose: axes don't match array: got " + std::to_string(perm0->size()) +
+                        " axes for a Variable of shape " + shape_str(x->shape()));
+    perm = normalize_axes(*perm0, nd, "transpose");
+  }
+  Recorder<TransposeRule> r(kern::transpose(x->data, perm), {&x});
+  if (r) r.attrs().perm = perm;
+  return std::move(r.out);
+}
+
+namespace {
+// broadcast_to and sum_to are each other's VJP.
+struct BroadcastRule {
+  static constexpr const char* name = "broadcast_to";
+  struct Attrs { Shape in_shape; };
+  static Grads vjp(OpNode<BroadcastRule>& n, const Var& g) {
+    int nb = n.batch_dims(g);
+    return {sum_to(g, with_batch(g, nb, n.attrs.in_shape), nb)};
+  }
+  static Var jvp(OpNode<BroadcastRule>& n, const Grads& t, int nb) {
+    return broadcast_to(lift(t[0], nb, n.out_shape.size()), with_batch(t[0], nb, n.out_shape));
+  }
+};
+}  // namespace
+
+Var broadcast_to(const Var& x, const Shape& shape) {
+  Recorder<BroadcastRule> r(kern::broadcast_to(x->data, shape, "broadcast_to"), {&x});
+  if (r) r.attrs().in_shape = x->shape();
+  return std::move(r.out);
+}
+
+namespace {
+struct ConcatRule {
+  static constexpr const char* name = "concatenate";
+  struct Attrs { int64_t axis = 0; std::vector<int64_t> sizes; };
+  static Grads vjp(OpNode<ConcatRule>& n, const Var& g) {
+    int nb = n.batch_dims(g);
+    Grads out;
+    int64_t start = 0;
+    for (size_t i = 0; i < n.attrs.sizes.size(); ++i) {
+      out.push_back(n.needs(i) ? narrow(g, n.attrs.axis + nb, start, n.attrs.sizes[i]) : nullptr);
+      start += n.attrs.sizes[i];
+    }
+    return out;
+  }
+  static Var jvp(OpNode<ConcatRule>& n, const Grads& t, int nb) {
+    Var like;
+    for (const Var& v : t) if (v) like = v;
+    std::vector<Var> parts;
+    for (size_t i = 0; i < n.attrs.sizes.size(); ++i) {
+      if (t[i]) {
+        parts.push_back(t[i]);
+      } else {
+        Shape s = with_batch(like, nb, n.out_shape);
+        s[n.attrs.axis + nb] = n.attrs.sizes[i];
+        parts.push_back(make_var(Tensor::zeros(s, like->dtype())));
+      }
+    }
+    return concatenate(parts, n.attrs.axis + nb);
+  }
+};
+}  // namespace
+
+Var concatenate(const std::vector<Var>& xs0, int64_t axis) {
+  if (xs0.empty()) throw value_error("concatenate: need at least one array to concatenate");
+  const Shape& s0 = xs0[0]->shape();
+  if (s0.empty()) throw value_error("concatenate: zero-dimensional arrays cannot be concatenated");
+  axis = normalize_axis(axis, static_cast<int64_t>(s0.size()), "concatenate");
+  DType dt = xs0[0]->dtype();
+  for (const Var& v : xs0) dt = promote(dt, v->dtype());
+  std::vector<Var> xs;
+  std::vector<Tensor> ts;
+  std::vector<int64_t> sizes;
+  for (size_t i = 0; i < xs0.size(); ++i) {
+    const Shape& s = xs0[i]->shape();
+    bool ok = s.size() == s0.size();
+    for (size_t d = 0; ok && d < s.size(); ++d) ok = (static_cast<int64_t>(d) == axis) || s[d] == s0[d];
+    if (!ok)
+      throw value_error("concatenate: all the input array dimensions except for the concatenation axis " +
+                        std::to_string(axis) + " must match exactly, but input 0 has shape " + shape_str(s0) +
+                        " and input " + std::to_string(i) + " has shape " + shape_str(s));
+    xs.push_back(xs0[i]->dtype() == dt ? xs0[i] : astype(xs0[i], dt));
+    ts.push_back(xs.back()->data);
+    sizes.push_back(s[axis]);
+  }
+  Recorder<ConcatRule> r(kern::concat(ts, axis), xs);
+  if (r) r.attrs() = ConcatRule::Attrs{axis, sizes};
+  return std::move(r.out);
+}
+
+Var stack(const std::vector<Var>& xs, int64_t axis) {
+  if (xs.empty()) throw value_error("stack: need at least one array to stack");
+  const Shape& s0 = xs[0]->shape();
+  axis = normalize_axis(axis, static_cast<int64_t>(s0.size()) + 1, "stack");
+  std::vector<Var> parts;
+  for (size_t i = 0; i < xs.size(); ++i) {
+    if (xs[i]->shape() != s0)
+      throw value_error("stack: all input arrays must have the same shape, but input 0 has shape " + shape_str(s0) +
+                        " and input " + std::to_string(i) + " has shape " + shape_str(xs[i]->shape()));
+    Shape s = s0;
+    s.insert(s.begin() + axis, 1);
+    parts.push_back(reshape(xs[i], s));
+  }
+  return concatenate(parts, axis);
+}
+
+namespace {
+// narrow and pad_axis are each other's VJP; so are gather and scatter_add.
+struct NarrowRule {
+  static constexpr const char* name = "narrow";
+  struct Attrs { int64_t axis = 0, start = 0, total = 0; };
+  static Grads vjp(OpNode<NarrowRule>& n, const Var& g) {
+    return {pad_axis(g, n.attrs.axis + n.batch_dims(g), n.attrs.start, n.attrs.total)};
+  }
+  static Var jvp(OpNode<NarrowRule>& n, const Grads& t, int nb) {
+    return narrow(t[0], n.attrs.axis + nb, n.attrs.start, n.out_shape[n.attrs.axis]);
+  }
+};
+}  // namespace
+
+Var narrow(const Var& x, int64_t axis, int64_t start, int64_t length) {
+  Recorder<NarrowRule> r(kern::narrow(x->data, axis, start, length), {&x});
+  if (r) r.attrs() = NarrowRule::Attrs{axis, start, x->shape()[axis]};
+  return std::move(r.out);
+}
+
+namespace {
+struct PadRule {
+  static constexpr const char* name = "pad";
+  struct Attrs { int64_t axis = 0, start = 0, length = 0; };
+  static Grads vjp(OpNode<PadRule>& n, const Var& g) {
+    return {narrow(g, n.attrs.axis + n.batch_dims(g), n.attrs.start, n.attrs.length)};
+  }
+  static Var jvp(OpNode<PadRule>& n, const Grads& t, int nb) {
+    return pad_axis(t[0], n.attrs.axis + nb, n.attrs.start, n.out_shape[n.attrs.axis]);
+  }
+};
+}  // namespace
+
+Var pad_axis(const Var& x, int64_t axis, int64_t start, int64_t total) {
+  Recorder<PadRule> r(kern::pad_axis(x->data, axis, start, total), {&x});
+  if (r) r.attrs() = PadRule::Attrs{axis, start, x->shape()[axis]};
+  return std::move(r.out);
+}
+
+namespace {
+struct GatherRule {
+  static constexpr const char* name = "getitem";
+  struct Attrs { Tensor index; Shape in_shape; };
+  static Grads vjp(OpNode<GatherRule>& n, const Var& g) {
+    return {batched_scatter(g, n.attrs.index, n.attrs.in_shape, n.batch_dims(g))};
+  }
+  static Var jvp(OpNode<GatherRule>& n, const Grads& t, int nb) { return batched_gather(t[0], n.attrs.index, n.attrs.in_shape, nb); }
+};
+}  // namespace
+
+Var gather(const Var& x, const Tensor& index) {
+  Recorder<GatherRule> r(kern::gather(x->data, index, index.shape), {&x});
+  if (r) r.attrs() = GatherRule::Attrs{index, x->shape()};
+  return std::move(r.out);
+}
+
+namespace {
+struct ScatterAddRule {
+  static constexpr const char* name = "scatter_add";
+  struct Attrs { Tensor index; Shape src_shape; };
+  static Grads vjp(OpNode<ScatterAddRule>& n, const Var& g) {
+    return {batched_gather(g, n.attrs.index, n.out_shape, n.batch_dims(g))};
+  }
+  static Var jvp(OpNode<ScatterAddRule>& n, const Grads& t, int nb) { return batched_scatter(t[0], n.attrs.index, n.out_shape, nb); }
+};
+}  // namespace
+
+Var scatter_add(const Var& src, const Tensor& index, const Shape& shape) {
+  Recorder<ScatterAddRule> r(kern::scatter_add(src->data, index, shape), {&src});
+  if (r) r.attrs() = ScatterAddRule::Attrs{index, src->shape()};
+  return std::move(r.out);
+}
+
+}  // namespace tg
