@@ -354,6 +354,19 @@ std::optional<Axes> normalized_axes(const Var& x, py::handle axis, const char* o
   return a;
 }
 
+// mean over no element: the op gives NumPy's nan; the binding adds NumPy's
+// RuntimeWarning "Mean of empty slice." (the reference engine's np.mean warns).
+static Var mean_warn(const Var& x, const std::optional<Axes>& axes, bool keepdims) {
+  int64_t count = 1;
+  if (axes) {
+    for (int64_t a : *axes) count *= x->shape()[a];
+  } else {
+    count = x->data.numel();
+  }
+  if (count == 0 && PyErr_WarnEx(PyExc_RuntimeWarning, "Mean of empty slice.", 1) < 0) throw py::error_already_set();
+  return mean(x, axes, keepdims);
+}
+
 Shape parse_shape(py::handle shape) {
   if (is_integer(shape)) return Shape{shape.cast<int64_t>()};
   return int_sequence(shape, "shape");
@@ -1103,7 +1116,7 @@ tapegrad.from_numpy(arr) to share a NumPy array's buffer instead.
       // ----- methods mirroring the functions
       .def("sum", [](const Var& v, py::handle axis, bool keepdims) { return sum(v, normalized_axes(v, axis, "sum"), keepdims); },
            py::arg("axis") = py::none(), py::arg("keepdims") = false)
-      .def("mean", [](const Var& v, py::handle axis, bool keepdims) { return mean(v, normalized_axes(v, axis, "mean"), keepdims); },
+      .def("mean", [](const Var& v, py::handle axis, bool keepdims) { return mean_warn(v, normalized_axes(v, axis, "mean"), keepdims); },
            py::arg("axis") = py::none(), py::arg("keepdims") = false)
       .def("max", [](const Var& v, py::handle axis, bool keepdims) { return max(v, normalized_axes(v, axis, "max"), keepdims); },
            py::arg("axis") = py::none(), py::arg("keepdims") = false)
@@ -1158,7 +1171,7 @@ tapegrad.from_numpy(arr) to share a NumPy array's buffer instead.
         return FN(v, normalized_axes(v, axis, PYNAME), keepdims);                                             \
       }, py::arg("x"), py::arg("axis") = py::none(), py::arg("keepdims") = false)
   TG_REDUCE_FN("sum", sum);
-  TG_REDUCE_FN("mean", mean);
+  TG_REDUCE_FN("mean", mean_warn);
   TG_REDUCE_FN("max", max);
   TG_REDUCE_FN("min", min);
   TG_REDUCE_FN("logsumexp", logsumexp);
