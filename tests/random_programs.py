@@ -901,6 +901,10 @@ def check(prog, modes=("value", "grad", "jvp", "jacobian"), tol=None):
                     return Outcome("fail", f"jacobian wrt x{k}: shape {J.shape}, expected {want}")
                 if J.dtype != np.result_type(c_val.dtype, a.dtype):
                     return Outcome("fail", f"jacobian wrt x{k}: dtype {J.dtype}")
+            # An empty Jacobian contracts to 0s, where a sweep may carry 0 * nan (a nan upstream of an empty
+            # output or downstream of empty inputs): nothing to compare then.
+            if sum(J.size for J in jac) == 0:
+                mode = "empty"
             if mode == "forward" and ref_jvp is not None and not prog.mean_of_empty:
                 jt = sum(np.tensordot(J.astype(np.float64), t.astype(np.float64), axes=t.ndim) if t.ndim
                          else J.astype(np.float64) * float(t) for J, t in zip(jac, prog.tangents))
