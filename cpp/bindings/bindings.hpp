@@ -6,9 +6,11 @@
 
 #include <pybind11/pybind11.h>
 
+#include <optional>
 #include <vector>
 
 #include "tapegrad/autograd.hpp"
+#include "tapegrad/ops.hpp"
 
 namespace tgpy {
 using namespace tg;
@@ -26,6 +28,8 @@ void install_fast_paths();            // variable.cpp: raw number slots, dealloc
 // functions.cpp
 Var matmul_nogil(const Var& a, const Var& b);  // releases the GIL for large products
 Var clip_any(py::handle x, py::handle lo, py::handle hi);
+// mean, plus NumPy's RuntimeWarning "Mean of empty slice." when no element is averaged.
+Var mean_warn(const Var& x, const std::optional<Axes>& axes, bool keepdims);
 
 // sweeps.cpp
 Var make_seed(const Var& self, py::handle grad, int nb = 0, const char* what = "backward");

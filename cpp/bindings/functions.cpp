@@ -152,6 +152,18 @@ PyMethodDef kLinearDef[] = {
 
 }  // namespace
 
+// The op gives NumPy's nan; the binding adds NumPy's warning (the reference engine's np.mean warns).
+Var mean_warn(const Var& x, const std::optional<Axes>& axes, bool keepdims) {
+  int64_t count = 1;
+  if (axes) {
+    for (int64_t a : *axes) count *= x->shape()[a];
+  } else {
+    count = x->data.numel();
+  }
+  if (count == 0 && PyErr_WarnEx(PyExc_RuntimeWarning, "Mean of empty slice.", 1) < 0) throw py::error_already_set();
+  return mean(x, axes, keepdims);
+}
+
 void bind_functions(py::module_& m) {
   // The op spec (opspec/ops.py) as data: tapegrad re-exports its ops from it.
   m.attr("__ops__") = py::module_::import("json").attr("loads")(kOpsJson);
@@ -216,16 +228,16 @@ void bind_functions(py::module_& m) {
         return where(ct, x, y);
       }, TG_SIG(where));
 
-#define TG_REDUCE_FN(NAME)                                                                      \
+#define TG_REDUCE_FN(NAME, FN)                                                                  \
   m.def(#NAME, [](py::handle x, py::handle axis, bool keepdims) {                               \
         Var v = unary_arg(x, #NAME);                                                            \
-        return NAME(v, normalized_axes(v, axis, #NAME), keepdims);                              \
+        return FN(v, normalized_axes(v, axis, #NAME), keepdims);                                \
       }, TG_SIG(NAME))
-  TG_REDUCE_FN(sum);
-  TG_REDUCE_FN(mean);
-  TG_REDUCE_FN(max);
-  TG_REDUCE_FN(min);
-  TG_REDUCE_FN(logsumexp);
+  TG_REDUCE_FN(sum, sum);
+  TG_REDUCE_FN(mean, mean_warn);
+  TG_REDUCE_FN(max, max);
+  TG_REDUCE_FN(min, min);
+  TG_REDUCE_FN(logsumexp, logsumexp);
 #undef TG_REDUCE_FN
 
   m.def("softmax", [](py::handle x, int64_t axis) { return softmax(unary_arg(x, "softmax"), axis); }, TG_SIG(softmax));

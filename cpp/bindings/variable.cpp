@@ -368,14 +368,14 @@ tapegrad.from_numpy(arr) to share a NumPy array's buffer instead.
   py::options spec_docs;
   spec_docs.disable_function_signatures();
   add_unary_methods(g_var_type, std::make_index_sequence<kNumUnaryMethods>());
-#define TG_REDUCE_METHOD(NAME)                                                                  \
+#define TG_REDUCE_METHOD(NAME, FN)                                                              \
   V.def(#NAME, [](const Var& v, py::handle axis, bool keepdims) {                               \
-    return NAME(v, normalized_axes(v, axis, #NAME), keepdims);                                  \
+    return FN(v, normalized_axes(v, axis, #NAME), keepdims);                                    \
   }, TG_METHOD_SIG(NAME))
-  TG_REDUCE_METHOD(sum);
-  TG_REDUCE_METHOD(mean);
-  TG_REDUCE_METHOD(max);
-  TG_REDUCE_METHOD(min);
+  TG_REDUCE_METHOD(sum, sum);
+  TG_REDUCE_METHOD(mean, mean_warn);
+  TG_REDUCE_METHOD(max, max);
+  TG_REDUCE_METHOD(min, min);
 #undef TG_REDUCE_METHOD
   V.def("reshape", [](const Var& v, py::args shape) { return reshape(v, shape_from_args(shape)); }, TG_METHOD_SIG(reshape));
   V.def("transpose", [](const Var& v, py::args axes) {

@@ -817,7 +817,16 @@ Tensor pad_axis(const Tensor& x, int64_t axis, int64_t start, int64_t total) {
 
 // The max over `axes` with non-finite entries replaced by 0 (keepdims form):
 // the shift that keeps exp() from overflowing without turning inf into NaN.
+// An empty x (a reduced axis of size 0, whose max does not exist) shifts by
+// 0: logsumexp of an empty axis is then log(0) = -inf, and softmax /
+// log_softmax of an empty array are empty, as in NumPy/SciPy and PyTorch.
 static Tensor safe_max(const Tensor& x, const std::vector<bool>& axes) {
+  if (x.numel() == 0) {
+    Shape keep = x.shape;
+    for (size_t d = 0; d < axes.size(); ++d)
+      if (axes[d]) keep[d] = 1;
+    return Tensor::zeros(keep, x.dtype);
+  }
   Tensor m = reduce(ReduceOp::Max, x, axes, "logsumexp");
   int64_t n = m.numel();
   TG_DISPATCH_FLOAT(m.dtype, "logsumexp", {

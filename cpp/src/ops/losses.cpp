@@ -82,7 +82,8 @@ Var cross_entropy_labels(const Var& z, const Tensor& labels, CrossEntropyReducti
   const bool recording = grad_enabled() && z->requires_grad;
   Tensor logp = kern::log_softmax(z->data, 1, recording ? &probs : nullptr);
   const bool reduced = reduction != CrossEntropyReduction::None;
-  const double scale = reduction == CrossEntropyReduction::Mean ? 1.0 / static_cast<double>(N) : 1.0;
+  // The mean of no row is nan (below), a constant: the rules get scale 0 (1/0 made the JVP 0 * inf = nan).
+  const double scale = reduction == CrossEntropyReduction::Mean ? (N ? 1.0 / static_cast<double>(N) : 0.0) : 1.0;
   Tensor loss = Tensor::empty(reduced ? Shape{} : Shape{N}, z->dtype());
   Tensor flat = Tensor::empty(Shape{N}, DType::I64);
   TG_DISPATCH_FLOAT(z->dtype(), "cross_entropy", {
@@ -150,7 +151,8 @@ Var mse_loss(const Var& x, const Tensor& target0, bool mean) {
                       shape_str(target0.shape) + " differ");
   Tensor target = target0.dtype == x->dtype() ? target0 : kern::astype(target0, x->dtype());
   const int64_t n = x->data.numel();
-  const double scale = mean ? 1.0 / static_cast<double>(n) : 1.0;  // mean of nothing: NaN, as NumPy
+  // mean of nothing: NaN, as NumPy (below), a constant: the rules get scale 0 (1/0 made the JVP nan)
+  const double scale = mean ? (n ? 1.0 / static_cast<double>(n) : 0.0) : 1.0;
   Tensor loss = Tensor::empty(Shape{}, x->dtype());
   TG_DISPATCH_FLOAT(x->dtype(), "mse_loss", {
     const T* px = x->data.ptr<T>();

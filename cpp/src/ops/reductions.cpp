@@ -113,6 +113,9 @@ Var mean(const Var& x, const std::optional<Axes>& axes, bool keepdims) {
   std::vector<bool> mask = axes_mask(axes, x->data.ndim());
   for (size_t d = 0; d < mask.size(); ++d)
     if (mask[d]) count *= x->shape()[d];
+  // No element: NumPy's nan, a constant, so its derivative is 0 in every mode
+  // (sum * (1/0) gave a JVP of 0 * inf = nan but a VJP and Jacobians of 0).
+  if (count == 0) return add(sum(x, axes, keepdims), scalar(std::nan(""), x));
   return mul(sum(x, axes, keepdims), scalar(1.0 / static_cast<double>(count), x));
 }
 
