@@ -216,6 +216,10 @@ DOMAINS = {
                 [("tanh", ())]),
     "positive": (lambda v: np.all(np.isfinite(v)) and (v.size == 0 or (np.min(v) >= 0.05 and np.max(v) <= 1e4)),
                  [("sigmoid", ()), ("Variable.__add__", (0.25,))]),
+    "bounded_unit": (lambda v: np.all(np.isfinite(v)) and (v.size == 0 or np.max(np.abs(v)) < 1),
+                     [("tanh", ())]),
+    "unit": (lambda v: np.all(np.isfinite(v)) and (v.size == 0 or (np.min(v) > 0 and np.max(v) < 1)),
+             [("sigmoid", ())]),
     "gt_m1": (lambda v: np.all(np.isfinite(v)) and (v.size == 0 or (np.min(v) >= -0.9 and np.max(v) <= 1e4)),
               [("sigmoid", ())]),
     "nonzero": (lambda v: np.all(np.isfinite(v)) and (v.size == 0 or (np.min(np.abs(v)) >= 0.05
@@ -671,11 +675,25 @@ def _add(spec):
 
 
 # functions of the module (tapegrad.X / tapegrad.reference.X)
-for _name, _dom, _kink in [("exp", "bounded", None), ("log", "positive", None), ("log1p", "gt_m1", None),
-                           ("sqrt", "positive", None), ("sin", "finite", None), ("cos", "finite", None),
-                           ("tanh", "finite", None), ("sigmoid", "finite", None), ("relu", "finite", _sign),
-                           ("abs", "finite", _sign), ("negative", "finite", None)]:
-    _add(OpSpec(_name, _fn(_name), b_unary, _dom, _kink))
+# The spec's elementwise ops (tapegrad._core.__ops__): a new one is drawn with no edit here.
+# Its test domain maps onto DOMAINS; exp overflows past |x| ~ 700, so it stays bounded.
+def _spec_domain(name, domain):
+    if name == "exp":
+        return "bounded"
+    if domain in ("real", "positive", "nonzero"):
+        return {"real": "finite"}.get(domain, domain)
+    lo, hi = domain
+    if lo <= -1 and hi >= 1:
+        return "bounded_unit"        # tanh's range fits
+    if lo < 0 and hi >= 1:
+        return "gt_m1" if lo <= -0.9 else "unit"
+    raise ValueError(f"random_programs: no DOMAINS entry for {name}'s test domain {domain}")
+
+
+ELEMENTWISE_SPEC = {n: op for n, op in tg._core.__ops__.items() if op["family"] == "elementwise"}
+for _name, _entry in ELEMENTWISE_SPEC.items():
+    _kink = _sign if ("step(" in _entry["deriv"] or "sign(" in _entry["deriv"]) else None
+    _add(OpSpec(_name, _fn(_name), b_unary, _spec_domain(_name, _entry["domain"]), _kink))
 for _name in ["add", "subtract", "multiply"]:
     _add(OpSpec(_name, _fn(_name), b_binary))
 _add(OpSpec("divide", _fn("divide"), b_divide))
@@ -705,13 +723,14 @@ for _name, _b, _dom, _kink in [("sum", b_reduce, "finite", None), ("mean", b_red
                                ("min", b_extremum, "finite", _ext_sig("min")),
                                ("reshape", b_method_reshape, "finite", None),
                                ("transpose", b_method_transpose, "finite", None),
-                               ("exp", b_unary, "bounded", None), ("log", b_unary, "positive", None),
-                               ("tanh", b_unary, "finite", None), ("sigmoid", b_unary, "finite", None),
-                               ("relu", b_unary, "finite", _sign), ("sqrt", b_unary, "positive", None),
-                               ("abs", b_unary, "finite", _sign), ("clip", b_clip, "finite", _clip_sig),
+                               ("clip", b_clip, "finite", _clip_sig),
                                ("astype", b_astype, "finite", None)]:
     _add(OpSpec("Variable." + _name, _method(_name), _b, _dom, _kink, form="{a}.{name}({rest})",
                 weight=0.5))
+for _name, _entry in ELEMENTWISE_SPEC.items():
+    if _entry["method"]:
+        _add(OpSpec("Variable." + _name, _method(_name), b_unary, OPS[_name].domain, OPS[_name].kink,
+                    form="{a}.{name}({rest})", weight=0.5))
 _add(OpSpec("Variable.T", _T, b_unary, form="{a}.T", weight=0.5))
 # operators
 for _name, _sym, _b, _dom, _kink in [
