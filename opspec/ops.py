@@ -55,6 +55,10 @@ OPS = [
        doc="1 / (1 + exp(-x)), stable for large |x|.", method=True, cost="transcendental"),
     Op("relu", "(x, /)", family="elementwise", deriv="step(x)", saves="input", numpy=[],
        doc="max(x, 0); relu'(0) = 0.", method=True),
+    Op("softplus", "(x, /)", family="elementwise", deriv="sigmoid(x)", saves="input", numpy=[],
+       doc="log(1 + exp(x)), stable: max(x, 0) + log1p(exp(-|x|)).", method=True, cost="transcendental"),
+    Op("tan", "(x, /)", family="elementwise", deriv="1 + y * y", saves="output", numpy=["tan"],
+       doc="Tangent.", method=True, domain=(-1.3, 1.3), cost="transcendental"),
     Op("abs", "(x, /)", family="elementwise", deriv="sign(x)", saves="input", numpy=["absolute", "abs"],
        doc="|x|; abs'(0) = 0.", method=True, operator="abs(x)"),
 

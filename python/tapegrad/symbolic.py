@@ -56,6 +56,8 @@ UNARY_OPS = {
     "sigmoid": lambda sp, u: 1 / (1 + sp.exp(-u)),
     "relu": lambda sp, u: sp.Max(u, 0),
     "abs": lambda sp, u: sp.Abs(u),
+    "softplus": lambda sp, u: sp.log(1 + sp.exp(u)),
+    "tan": lambda sp, u: sp.tan(u),
 }
 BINARY_OPS = {
     "add": lambda sp, u, v: u + v,

@@ -170,6 +170,11 @@ template <class T> inline T k_sigmoid(T v) {
 }
 template <class T> inline T k_relu(T v) { return v > T(0) ? v : (v != v ? v : T(0)); }
 template <class T> inline T k_abs(T v) { return m_fabs(v); }
+template <class T> inline T k_softplus(T v) { return (v > T(0) ? v : T(0)) + m_log1p(k_exp(-m_fabs(v))); }
+template <class T> inline T k_tan(T v) {
+  if constexpr (sizeof(T) == 4) return __builtin_tanf(v);
+  else return __builtin_tan(v);
+}
 // The piecewise-constant helpers a spec derivative may use (derivative 0).
 template <class T> inline T k_step(T v) { return v > T(0) ? T(1) : T(0); }  // relu'(0) = 0
 template <class T> inline T k_sign(T v) { return v > T(0) ? T(1) : (v < T(0) ? T(-1) : (v != v ? v : T(0))); }

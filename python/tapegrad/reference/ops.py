@@ -149,6 +149,8 @@ UNARY = {
     "sigmoid":  (_sigmoid,    lambda y: y * (1 - y)),
     "relu":     (lambda x: np.maximum(x, 0), lambda x: _mask(x.data > 0, x)),
     "abs":      (np.abs,      lambda x: _mask(np.sign(x.data), x)),
+    "softplus": (lambda x: np.logaddexp(0, x), lambda x: sigmoid(x)),
+    "tan":      (np.tan,      lambda y: 1 + y * y),
 }
 
 #: name: (f(a, b) on arrays, df/da, df/db from a, b and/or y = f(a, b))
