@@ -1,0 +1,124 @@
+// Matrix multiply through OpenBLAS (GEMM with transpose flags) and linear.
+#include <cblas.h>
+
+#include "kernels/common.hpp"
+
+namespace tg::kern {
+
+// ---------------------------------------------------------------------------
+// Matrix multiply: OpenBLAS GEMM with transpose flags (no materialized
+// transposes); batches are folded into one GEMM where the layout allows.
+// ---------------------------------------------------------------------------
+
+// C (M x N) = op(A) op(B) + beta C, row-major; A is M x K (K x M if ta), B is K x N (N x K if tb).
+static void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float* A, const float* B, float beta,
+                 float* C) {
+  scipy_cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, blasint(M),
+                    blasint(N), blasint(K), 1.0f, A, blasint(ta ? M : K), B, blasint(tb ? K : N), beta, C, blasint(N));
+}
+static void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const double* A, const double* B, double beta,
+                 double* C) {
+  scipy_cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, blasint(M),
+                    blasint(N), blasint(K), 1.0, A, blasint(ta ? M : K), B, blasint(tb ? K : N), beta, C, blasint(N));
+}
+
+// beta is 0 (C is overwritten) or 1 (the product accumulates onto C).
+template <class T>
+static void gemm_checked(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const T* A, const T* B, T* C,
+                         T beta = T(0)) {
+  if (M == 0 || N == 0) return;
+  if (K == 0) {  // the empty sum is 0 (BLAS may not touch C at all when K = 0)
+    if (beta == T(0)) std::fill(C, C + M * N, T(0));
+    return;
+  }
+  constexpr int64_t kMax = std::numeric_limits<blasint>::max();
+  if (M > kMax || N > kMax || K > kMax)
+    throw value_error("matmul: a dimension exceeds the BLAS's 32-bit index range (" + std::to_string(M) + ", " +
+                      std::to_string(N) + ", " + std::to_string(K) + ")");
+  gemm(ta, tb, M, N, K, A, B, beta, C);
+}
+
+static bool all_zero(const std::vector<int64_t>& v) {
+  for (int64_t x : v)
+    if (x) return false;
+  return true;
+}
+
+Tensor matmul(const Tensor& a, const Tensor& b, bool ta, bool tb) {
+  if (a.ndim() < 2 || b.ndim() < 2) throw value_error("matmul kernel: operands must have ndim >= 2");
+  check_same_float(a, b, "matmul");
+  int64_t ar = a.shape[a.ndim() - 2], ac = a.shape[a.ndim() - 1];
+  int64_t br = b.shape[b.ndim() - 2], bc = b.shape[b.ndim() - 1];
+  int64_t M = ta ? ac : ar, K = ta ? ar : ac;
+  int64_t K2 = tb ? bc : br, N = tb ? br : bc;
+  if (K != K2) {
+    throw value_error("matmul: shapes " + shape_str(a.shape) + (ta ? "ᵀ" : "") + " and " + shape_str(b.shape) +
+                      (tb ? "ᵀ" : "") + " are not aligned: " + std::to_string(K) + " (dim " +
+                      std::to_string(ta ? a.ndim() - 2 : a.ndim() - 1) + " of the first) != " + std::to_string(K2) +
+                      " (dim " + std::to_string(tb ? b.ndim() - 1 : b.ndim() - 2) + " of the second)");
+  }
+  Shape ab(a.shape.begin(), a.shape.end() - 2), bb(b.shape.begin(), b.shape.end() - 2);
+  Shape batch = broadcast_shapes(ab, bb, "matmul");
+  Shape out_shape = batch;
+  out_shape.push_back(M);
+  out_shape.push_back(N);
+  Tensor out = Tensor::empty(out_shape, a.dtype);
+  int64_t a_mat = ar * ac, b_mat = br * bc, o_mat = M * N, nbatch = numel(batch);
+  std::vector<int64_t> sa = broadcast_strides(ab, batch), sb = broadcast_strides(bb, batch);
+  bool a_full = numel(ab) == nbatch, b_full = numel(bb) == nbatch;
+  TG_DISPATCH_FLOAT(a.dtype, "matmul", {
+    const T* pa = a.ptr<T>();
+    const T* pb = b.ptr<T>();
+    T* po = out.ptr<T>();
+    if (nbatch == 0) {
+      // an empty batch: nothing to write (the one-GEMM path below would write M*N elements)
+    } else if (nbatch == 1) {
+      gemm_checked<T>(ta, tb, M, N, K, pa, pb, po);
+    } else if (!ta && a_full && all_zero(sb)) {
+      // A batched, B shared: the batches stack into the rows of one GEMM.
+      gemm_checked<T>(false, tb, nbatch * M, N, K, pa, pb, po);
+    } else if (N == 1 && b_full && all_zero(sa)) {
+      // A shared, B a batch of vectors: out (batch x M) = B (batch x K) op(A)^T.
+      gemm_checked<T>(false, !ta, nbatch, M, K, pb, pa, po);
+    } else {
+      std::array<std::vector<int64_t>, 3> st{contiguous_strides(batch), sa, sb};
+      nd_loop<3>(batch, st, [&](const std::array<int64_t, 3>& off, int64_t n, const std::array<int64_t, 3>& in) {
+        for (int64_t i = 0; i < n; ++i)
+          gemm_checked<T>(ta, tb, M, N, K, pa + (off[1] + i * in[1]) * a_mat, pb + (off[2] + i * in[2]) * b_mat,
+                          po + (off[0] + i * in[0]) * o_mat);
+      });
+    }
+  });
+  return out;
+}
+
+Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {
+  if (x.ndim() < 1 || w.ndim() != 2 || x.shape.back() != w.shape[0])
+    throw value_error("linear kernel: expected x (..., K) and w (K, N), got " + shape_str(x.shape) + " and " +
+                      shape_str(w.shape));
+  check_same_float(x, w, "linear");
+  const int64_t K = w.shape[0], N = w.shape[1];
+  if (b.defined()) {
+    check_same_float(x, b, "linear");
+    if (b.shape != Shape{N}) throw value_error("linear kernel: bias must have shape (N,)");
+  }
+  Shape out_shape(x.shape.begin(), x.shape.end() - 1);
+  const int64_t R = numel(out_shape);
+  out_shape.push_back(N);
+  Tensor out = Tensor::empty(out_shape, x.dtype);
+  TG_DISPATCH_FLOAT(x.dtype, "linear", {
+    T* po = out.ptr<T>();
+    if (b.defined() && R > 0) {  // the bias rows first, then the GEMM adds onto them (one pass fewer than y = xW; y += b)
+      std::memcpy(po, b.ptr<T>(), N * sizeof(T));
+      for (int64_t done = 1; done < R;) {  // doubling: log2(R) copies instead of R
+        const int64_t n = std::min(done, R - done);
+        std::memcpy(po + done * N, po, n * N * sizeof(T));
+        done += n;
+      }
+    }
+    gemm_checked<T>(false, false, R, N, K, x.ptr<T>(), w.ptr<T>(), po, b.defined() ? T(1) : T(0));
+  });
+  return out;
+}
+
+}  // namespace tg::kern
