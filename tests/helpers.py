@@ -21,7 +21,10 @@ import importlib
 import importlib.util
 import zlib
 
+import os
+
 import numpy as np
+import pytest
 
 import tapegrad
 
@@ -388,3 +391,9 @@ def check_op(fn, np_fn, arrays, rng, fd=True, value_rtol=VALUE_RTOL):
     for i, (g, r) in enumerate(zip(grads, rgrads)):
         assert_close(g, r, rtol=XENGINE_RTOL, atol_scale=1e-12, msg=f"grad of input {i} vs reference")
     return value, grads
+
+
+# The sanitizer job (.ci/sanitizers) turns the small-object pool and the
+# buffer cache off, so tests that measure memory or the cache's reuse skip there.
+measures_memory = pytest.mark.skipif(os.environ.get("TAPEGRAD_SANITIZED") == "1",
+                                     reason="measures memory or the buffer cache, which the sanitizer build turns off")

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import tapegrad as tg
-from helpers import assert_close, numeric_grad, reference_engine
+from helpers import assert_close, numeric_grad, reference_engine, measures_memory
 
 PYTHON = sys.executable
 MAIN = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -203,6 +203,7 @@ def _data(seed, n=32, n_in=8):
     return X, Y
 
 
+@measures_memory
 def test_training_loop_memory_is_flat():
     X, Y = _data(0)
     model = MLP(tg, 0)
@@ -222,6 +223,7 @@ def test_training_loop_memory_is_flat():
     assert growth_mb < 4.0, f"RSS grew by {growth_mb:.1f} MB over 10,000 training iterations"
 
 
+@measures_memory
 def test_forward_without_backward_memory_is_flat():
     X, _ = _data(1)
     model = MLP(tg, 1)
@@ -246,6 +248,7 @@ def test_forward_without_backward_memory_is_flat():
     assert growth_mb < 4.0, f"RSS grew by {growth_mb:.1f} MB over 10,000 forwards without backward"
 
 
+@measures_memory
 def test_retain_graph_and_create_graph_loops_memory_is_flat():
     x = tg.Variable(np.linspace(-1, 1, 64), requires_grad=True)
     for _ in range(300):

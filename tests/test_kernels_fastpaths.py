@@ -13,7 +13,7 @@ import pytest
 import op_cases
 import tapegrad as tg
 from tapegrad import _core
-from helpers import assert_close, reference_engine
+from helpers import assert_close, reference_engine, measures_memory
 
 def _supported_isas():
     before, names = _core._isa(), []
@@ -125,6 +125,7 @@ def test_set_isa_rejects_unknown_name(restore_isa):
         _core._set_isa("sse9")
 
 
+@measures_memory
 def test_buffer_cache_training_steps_stop_asking_the_system_for_memory():
     rng = np.random.default_rng(0)
     model = tg.nn.MLP([64, 128, 128, 10], activation="relu", dtype=np.float32, rng=0)
@@ -148,6 +149,7 @@ def test_buffer_cache_training_steps_stop_asking_the_system_for_memory():
     assert after["reuses"] > before["reuses"]
 
 
+@measures_memory
 def test_buffer_cache_is_consistent_under_concurrent_sweeps():
     # Backward sweeps run without the GIL, so threads take and return cached
     # buffers (here 65 B - 4 KiB, the small classes) at the same time; the
@@ -184,6 +186,7 @@ def test_buffer_cache_is_consistent_under_concurrent_sweeps():
     assert after["cached_bytes"] > 0
 
 
+@measures_memory
 def test_empty_buffer_cache_releases_cached_bytes():
     v = tg.Variable(np.ones(100_000))
     w = v * 2.0
@@ -467,6 +470,7 @@ def test_shapes_with_more_dimensions_than_kept_inline():
         assert_close(got, want, rtol=1e-12, atol_scale=1e-13)
 
 
+@measures_memory
 def test_small_buffers_are_reused_too():
     """Buffers from 65 bytes to 4 KiB go through the cache as well (glibc's aligned_alloc was a
     fifth of a small MLP step); bytes up to 64 live inside the Storage."""
