@@ -318,8 +318,18 @@ class Sum(_Linear):
 class Mean(Sum):
     name, reduce = "mean", staticmethod(np.mean)
 
+    def count(self):
+        return math.prod(self.input_shapes[0][a] for a in self.axes)
+
     def vjp(self, g):
-        return super().vjp(g) / math.prod(self.input_shapes[0][a] for a in self.axes)
+        return super().vjp(g) / self.count()
+
+    def jvp(self, *ts):
+        # The mean of no element is nan whatever the input: a constant, derivative 0
+        # (the op applied to the tangent would give nan).
+        if self.count() == 0:
+            return _zeros((ts[0].shape[0],) + self.output_shape, self.output_dtype)
+        return super().jvp(*ts)
 
 
 class Reshape(_Linear):
