@@ -11,10 +11,9 @@ namespace tg {
 // Elements per task below which splitting costs more than it saves. PyTorch
 // uses 32768, but here the pool shares the cores with OpenBLAS's workers,
 // which spin for a while after every GEMM: in a training loop a worker of
-// ours often waits for a core. Measured on mlp_mnist / mlp_large at 2
-// threads (benchmarks/run.py), splitting 100K-260K-element ops made steps
-// 5-15% slower than not splitting them; 256K elements per task (about
-// 0.1-0.3 ms of work) is where the split pays for that wait.
+// ours often waits for a core, so a split pays only for tasks long enough
+// to cover that wait (benchmarks/run.py's mlp_mnist and mlp_large at 2
+// threads place it near 256K elements per task).
 constexpr int64_t kGrainElements = 262144;
 
 // A non-owning reference to a callable f(begin, end): no allocation, unlike

@@ -6,8 +6,8 @@
 //
 // Why not std::shared_ptr: a scalar op creates and frees a Variable, a
 // Storage and a node, and shared_ptr's separate control block (its initialization, the
-// out-of-line _M_release, the virtual dispose and destroy calls) cost ~100
-// instructions of a ~1,500-instruction op. The counts are atomic, as
+// out-of-line _M_release, the virtual dispose and destroy calls) were a
+// noticeable share of a scalar op. The counts are atomic, as
 // shared_ptr's are: sweeps run without the GIL while Python threads hold the
 // same Variables. Objects come from the small-object pool (pool.hpp).
 #pragma once

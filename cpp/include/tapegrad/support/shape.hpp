@@ -155,8 +155,8 @@ class Shape {
   }
   iterator erase(const_iterator pos) { return erase(pos, pos + 1); }
 
-  // An element loop: std::equal on int64 calls memcmp, ~20 instructions for
-  // a shape of a few dimensions, and ops compare shapes several times each.
+  // An element loop: std::equal on int64 calls memcmp, which costs more than
+  // the loop for a shape of a few dimensions, and ops compare shapes often.
   friend bool operator==(const Shape& a, const Shape& b) {
     if (a.size_ != b.size_) return false;
     for (size_t i = 0; i < a.size_; ++i)

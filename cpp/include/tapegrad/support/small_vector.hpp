@@ -67,7 +67,7 @@ class SmallVec {
   }
   // Built in place (an aggregate T from its members): no temporary to move and
   // destroy. (Not shared with push_back: routing push_back through this
-  // changed the sweep's inlining, +40 instructions per scalar op.)
+  // changed the sweep's inlining and made every scalar op dearer.)
   template <class... Args>
   void emplace_back(Args&&... args) {
     if (size_ < N) {

@@ -1,6 +1,6 @@
 // SpinLock: a lock for critical sections of a few loads and stores, taken
 // on every op's path (the buffer cache's free lists, a leaf's accumulator
-// lookup). A pthread mutex's lock and unlock cost ~50 instructions; this is
+// lookup). A pthread mutex's lock and unlock are calls into libc; this is
 // an exchange and a store. Waiters yield to the scheduler after a short spin
 // (the holder may be descheduled on a shared VM). BasicLockable: use it with
 // std::lock_guard.
