@@ -87,9 +87,11 @@ template <class T>
 static void bin_broadcast(BinaryOp op, const Tensor& out, const Tensor& a, const Tensor& b);
 
 // Same shapes (the common case) inline; broadcasting in its own function,
-// whose large frame a scalar op then does not pay for.
+// whose large frame a scalar op then does not pay for. always_inline: GCC's
+// unit-wide inlining budget otherwise decides, and unrelated changes to the
+// unit (a header's constructor) flip it.
 template <class T>
-static inline void bin_dispatch(BinaryOp op, const Tensor& out, const Tensor& a, const Tensor& b) {
+__attribute__((always_inline)) static inline void bin_dispatch(BinaryOp op, const Tensor& out, const Tensor& a, const Tensor& b) {
   if (a.shape == out.shape && b.shape == out.shape) {
     T* po = out.ptr<T>();
     const T* pa = a.ptr<T>();
