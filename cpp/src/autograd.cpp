@@ -6,7 +6,9 @@
 #include <atomic>
 #include <memory>
 #include <mutex>
+#include <tuple>
 #include <unordered_map>
+#include <utility>
 
 #include "tapegrad/kernels.hpp"
 #include "tapegrad/ops.hpp"
@@ -135,12 +137,11 @@ NodeRef grad_edge_slow(const Var& v) {
   return acc;
 }
 
-// ----- the reverse sweep ------------------------------------------------------
+// ----- the sweeps -------------------------------------------------------------
 static std::atomic<uint64_t> g_sweep{1};
 // One sweep at a time: sweeps run without the GIL and may share nodes. The
 // bindings release the GIL before taking this lock, so a thread holding the
-// GIL never waits on it.
-// One sweep at a time. A fork() while another thread sweeps would leave the
+// GIL never waits on it. A fork() while another thread sweeps would leave the
 // child's copy of the lock held forever: the child starts with a new lock
 // (the old one is leaked), unless the forking thread is the one sweeping (a
 // custom-op rule that forks), which still holds it and will release it.
@@ -177,7 +178,7 @@ static void check_grad_shape(const Var& g, const Shape& want, DType dt, const ch
                       dtype_name(dt));
 }
 
-// Adds g into a sweep buffer slot.
+// Adds g into a sweep's value for a node.
 static void accumulate(Var& slot, Var&& g) {
   if (!slot) {
     slot = std::move(g);
@@ -213,118 +214,225 @@ void accumulate_grads(GradUpdates& updates) {
   updates.items.clear();
 }
 
+namespace {
+
+// The recorded nodes reachable from `roots` (the outputs a sweep starts or
+// ends at), in execution order: the roots' Wengert list, which the reverse
+// sweep runs backwards and the forward sweep runs forwards. Building it
+// stamps each node with the sweep's id and its position (sweep_slot), and
+// checks each node's saved values, so a sweep fails before changing
+// anything (released nodes, values modified in place).
+class Tape {
+ public:
+  static constexpr size_t npos = static_cast<size_t>(-1);
+
+  explicit Tape(const std::vector<Var>& roots) : id_(g_sweep.fetch_add(1)) {
+    roots_.reserve(roots.size());
+    // A root may be a leaf, or one of the inputs itself (f = identity).
+    for (const Var& r : roots) roots_.push_back(grad_edge(r));
+    // roots_ is complete and never changes again: nodes may point into it
+    // (sweep_owner).
+    std::vector<Node*> stack;
+    auto visit = [&](const NodeRef& e) {
+      Node* n = e.get();
+      if (n && n->sweep_id != id_) {
+        n->sweep_id = id_;
+        n->sweep_owner = &e;
+        nodes_.push_back(n);
+        stack.push_back(n);
+      }
+    };
+    for (const NodeRef& e : roots_) visit(e);
+    while (!stack.empty()) {
+      Node* n = stack.back();
+      stack.pop_back();
+      n->check_saved();
+      for (const auto& e : n->next) visit(e);
+    }
+    // Execution order. Leaves' accumulators (seq 0) come first, so the
+    // reverse sweep reaches them last: an error in any rule leaves every
+    // .grad untouched. The walk finds nodes roughly newest first (a chain
+    // exactly so), so they are sorted newest first, where there is least to
+    // do, then reversed.
+    auto newer = [](const Node* a, const Node* b) { return a->seq > b->seq; };
+    if (!std::is_sorted(nodes_.begin(), nodes_.end(), newer)) std::sort(nodes_.begin(), nodes_.end(), newer);
+    std::reverse(nodes_.begin(), nodes_.end());
+    for (size_t i = 0; i < nodes_.size(); ++i) nodes_[i]->sweep_slot = i;
+  }
+  Tape(const Tape&) = delete;
+  Tape& operator=(const Tape&) = delete;
+
+  size_t size() const { return nodes_.size(); }
+  Node* operator[](size_t i) const { return nodes_[i]; }
+  // Root r's node (null when it requires no grad).
+  Node* root(size_t r) const { return roots_[r].get(); }
+  // The position of the node standing for v (its grad_fn, or a leaf's
+  // AccumulateGrad) when the walk reached it, else npos. Creates no node:
+  // one that does not exist yet is not on the tape.
+  size_t slot_of(const Var& v) const {
+    Node* n = v->grad_fn.get();
+    NodeRef acc;
+    if (!n) {
+      std::lock_guard<SpinLock> lock(g_acc_lock);
+      acc = v->grad_acc.lock();
+      n = acc.get();
+    }
+    return n && n->sweep_id == id_ ? n->sweep_slot : npos;
+  }
+
+ private:
+  const uint64_t id_;
+  std::vector<NodeRef> roots_;  // keeps the roots' nodes alive during the sweep
+  std::vector<Node*> nodes_;
+};
+
+// One value per tape position: the cotangents of the reverse sweep or the
+// tangents of the forward sweep. In a basis sweep (jacobian's identity seed)
+// a value may be structured: a vector d shaped like the node's output
+// standing for the batch of rows basis.start..stop of diag(d) (see
+// Node::pointwise). Everything the sweeps do with that form is here:
+// seeding it, passing it through rules that keep it, the rules' cheaper
+// dense forms, and making it dense everywhere else.
+class SweepValues {
+ public:
+  SweepValues(size_t n, Basis basis) : v_(n), structured_(n, 0), basis_(basis) {}
+
+  bool structured(size_t i) const { return structured_[i]; }
+  const Var& operator[](size_t i) const { return v_[i]; }
+  Var take(size_t i) { return std::move(v_[i]); }
+
+  // The identity seed at position i: d = 1, shaped like `like`.
+  void seed_identity(size_t i, const Var& like) {
+    v_[i] = make_var(Tensor::full(like->shape(), like->dtype(), 1.0));
+    structured_[i] = 1;
+  }
+  void set(size_t i, Var&& v, bool structured) {
+    v_[i] = std::move(v);
+    structured_[i] = structured;
+  }
+  // Adds g into position i. A structured and a dense value add up dense.
+  __attribute__((always_inline)) void add(size_t i, Var&& g, bool structured) {
+    if (v_[i] && structured_[i] != structured) {
+      if (structured_[i]) v_[i] = densify(v_[i]);
+      else g = densify(g);
+      structured_[i] = structured = false;
+    }
+    if (!v_[i]) structured_[i] = structured;
+    accumulate(v_[i], std::move(g));
+  }
+  // The dense batch a structured d stands for.
+  Var densify(const Var& d) const { return make_var(kern::diag_rows(d->data, basis_.start, basis_.stop)); }
+  // Position i's value, dense.
+  Var dense(size_t i) const { return v_[i] && structured_[i] ? densify(v_[i]) : v_[i]; }
+
+  // Reverse sweep: passes n's structured cotangent d on to n's inputs
+  // without densifying it where it can: through a pointwise rule (still
+  // structured), or through the rule's own cheaper dense form. False when
+  // neither applies (nothing was passed on): the caller densifies d.
+  bool vjp_structured(Node& n, const Var& d) {
+    if (n.pointwise()) {
+      Grads grads = n.vjp(d);
+      const int64_t size = numel(n.out_shape);
+      // An input broadcast to the output's size is not pointwise.
+      for (size_t k = 0; k < n.next.size() && k < grads.size(); ++k)
+        if (n.next[k] && grads[k] && grads[k]->data.numel() != size) return false;
+      for (size_t k = 0; k < n.next.size() && k < grads.size(); ++k)
+        if (n.next[k] && grads[k]) add(n.next[k]->sweep_slot, std::move(grads[k]), true);
+      return true;
+    }
+    Grads grads = n.vjp_diag(d, basis_.start, basis_.stop);
+    if (grads.empty()) return false;
+    for (size_t k = 0; k < n.next.size() && k < grads.size(); ++k)
+      if (n.next[k] && grads[k]) add(n.next[k]->sweep_slot, std::move(grads[k]), false);
+    return true;
+  }
+
+  // Forward sweep: n's output tangent when some of its input tangents `ts`
+  // are structured, and whether it is structured itself: through a
+  // pointwise rule it stays structured; else the rule's cheaper dense form
+  // or, failing that, its dense rule on densified tangents gives a dense one
+  // (batch + output shape, or broadcastable to it).
+  std::pair<Var, bool> jvp_structured(Node& n, Grads& ts, int nb) {
+    const int64_t size = numel(n.out_shape);
+    size_t n_structured = 0, structured_input = 0;
+    bool any_dense = false, same_size = true;
+    for (size_t k = 0; k < ts.size(); ++k) {
+      if (!ts[k]) continue;
+      if (structured_[n.next[k]->sweep_slot]) {
+        ++n_structured;
+        structured_input = k;
+        same_size = same_size && ts[k]->data.numel() == size;
+      } else {
+        any_dense = true;
+      }
+    }
+    Var t;
+    if (!any_dense && same_size && n.pointwise()) {
+      t = n.jvp(ts, 0);
+      if (t && t->data.numel() == size) {
+        if (t->shape() != n.out_shape) t = reshape(t, n.out_shape);
+        return {std::move(t), true};
+      }
+    } else if (!any_dense && n_structured == 1) {
+      t = n.jvp_diag(structured_input, ts[structured_input], basis_.start, basis_.stop);
+    }
+    if (!t) {
+      for (size_t k = 0; k < ts.size(); ++k)
+        if (ts[k] && structured_[n.next[k]->sweep_slot]) ts[k] = densify(ts[k]);
+      t = n.jvp(ts, nb);
+    }
+    return {std::move(t), false};
+  }
+
+ private:
+  std::vector<Var> v_;
+  std::vector<char> structured_;
+  const Basis basis_;
+};
+
+}  // namespace
+
 std::vector<Var> backward(const std::vector<Var>& roots, const std::vector<Var>& seeds, const BackwardOptions& opt,
                           const std::vector<Var>& inputs, GradUpdates* updates) {
   EngineLock lock;
   if (updates) updates->create_graph = opt.create_graph;
   GradModeGuard mode(opt.create_graph);
-  const uint64_t id = g_sweep.fetch_add(1);
+  const Tape tape(roots);
 
-  // 1. The recorded nodes reachable from the roots: this output's tape.
-  std::vector<Node*> nodes;
-  std::vector<Node*> stack;
-  std::vector<NodeRef> root_nodes;  // keep roots' nodes alive during the sweep
-  root_nodes.reserve(roots.size());                // (visit keeps pointers to its elements)
-  auto visit = [&](const NodeRef& e) {
-    Node* n = e.get();
-    if (n && n->sweep_id != id) {
-      n->sweep_id = id;
-      n->sweep_owner = &e;
-      nodes.push_back(n);
-      stack.push_back(n);
-    }
-  };
-  for (const Var& r : roots) {
-    root_nodes.push_back(grad_edge(r));
-    visit(root_nodes.back());
-  }
-  // 2. (With the walk.) Fail before changing anything: released nodes,
-  //    stale saved values.
-  while (!stack.empty()) {
-    Node* n = stack.back();
-    stack.pop_back();
-    n->check_saved();
-    for (const auto& e : n->next) visit(e);
-  }
-
-  // 3. Execution order, newest first; leaves' accumulators (seq 0) come last,
-  //    so an error in any rule leaves every .grad untouched.
-  // (A chain is found in that order already: check before sorting.)
-  auto newer = [](const Node* a, const Node* b) { return a->seq > b->seq; };
-  if (!std::is_sorted(nodes.begin(), nodes.end(), newer)) std::sort(nodes.begin(), nodes.end(), newer);
-  for (size_t i = 0; i < nodes.size(); ++i) nodes[i]->sweep_slot = i;
-
+  // The gradients requested for `inputs` are read at their nodes.
   std::unordered_map<const Node*, std::vector<size_t>> capture;
   std::vector<Var> captured(inputs.size());
   for (size_t j = 0; j < inputs.size(); ++j) {
-    const Var& in = inputs[j];
-    NodeRef n = in->grad_fn ? in->grad_fn : in->grad_acc.lock();
-    if (n && n->sweep_id == id) capture[n.get()].push_back(j);
+    const size_t slot = tape.slot_of(inputs[j]);
+    if (slot != Tape::npos) capture[tape[slot]].push_back(j);
   }
 
-  // The sweep buffer: buf[i] is node i's accumulated cotangent; diag[i] marks
-  // a structured one (buf[i] holds d, see Node::pointwise).
-  std::vector<Var> buf(nodes.size());
-  std::vector<char> diag(nodes.size(), 0);
-  const Basis basis = opt.basis;
-  auto densify = [&](const Var& d) { return make_var(kern::diag_rows(d->data, basis.start, basis.stop)); };
-  auto put = [&](size_t slot, Var&& g, bool is_diag) __attribute__((always_inline)) {
-    if (buf[slot] && diag[slot] != is_diag) {  // structured + dense: both dense
-      if (diag[slot]) buf[slot] = densify(buf[slot]);
-      else g = densify(g);
-      diag[slot] = is_diag = false;
-    }
-    if (!buf[slot]) diag[slot] = is_diag;
-    accumulate(buf[slot], std::move(g));
-  };
-  if (basis.active()) {
-    if (roots.size() != 1 || !root_nodes[0] || inputs.empty() || opt.create_graph || updates)
+  // cot[i]: node i's accumulated cotangent.
+  SweepValues cot(tape.size(), opt.basis);
+  if (opt.basis.active()) {
+    if (roots.size() != 1 || !tape.root(0) || inputs.empty() || opt.create_graph || updates)
       throw value_error("internal error: a basis sweep needs one root that requires grad, inputs, no create_graph");
-    put(root_nodes[0]->sweep_slot, make_var(Tensor::full(roots[0]->shape(), roots[0]->dtype(), 1.0)), true);
+    cot.seed_identity(tape.root(0)->sweep_slot, roots[0]);
   } else {
     for (size_t r = 0; r < roots.size(); ++r)
-      if (root_nodes[r]) put(root_nodes[r]->sweep_slot, Var(seeds[r]), false);
+      if (Node* n = tape.root(r)) cot.add(n->sweep_slot, Var(seeds[r]), false);
   }
 
-  // 4. The reverse loop.
-  for (size_t i = 0; i < nodes.size(); ++i) {
-    Node* n = nodes[i];
-    Var g = std::move(buf[i]);
+  // The reverse loop, newest node first.
+  for (size_t i = tape.size(); i-- > 0;) {
+    Node* n = tape[i];
+    Var g = cot.take(i);
     if (!g) {  // no adjoint reached this node: skip it (never because it is numerically zero)
       if (!opt.retain_graph && !n->is_accumulator()) n->release();
       continue;
     }
     const bool captured_here = !capture.empty() && capture.count(n);
-    if (diag[i]) {
-      // Structured: pass d through pointwise rules, let the rule densify
-      // cheaply if it can, else densify here.
-      bool done = false;
-      if (!captured_here && !n->is_accumulator()) {
-        const int64_t size = numel(n->out_shape);
-        if (n->pointwise()) {
-          Grads grads = n->vjp(g);
-          bool ok = true;  // an input broadcast to the output's size is not pointwise
-          for (size_t k = 0; k < n->next.size() && k < grads.size(); ++k)
-            ok = ok && !(n->next[k] && grads[k] && grads[k]->data.numel() != size);
-          if (ok) {
-            for (size_t k = 0; k < n->next.size() && k < grads.size(); ++k)
-              if (n->next[k] && grads[k]) put(n->next[k]->sweep_slot, std::move(grads[k]), true);
-            done = true;
-          }
-        } else {
-          Grads grads = n->vjp_diag(g, basis.start, basis.stop);
-          if (!grads.empty()) {
-            for (size_t k = 0; k < n->next.size() && k < grads.size(); ++k)
-              if (n->next[k] && grads[k]) put(n->next[k]->sweep_slot, std::move(grads[k]), false);
-            done = true;
-          }
-        }
-      }
-      if (done) {
+    if (cot.structured(i)) {
+      if (!captured_here && !n->is_accumulator() && cot.vjp_structured(*n, g)) {
         if (!opt.retain_graph) n->release();
         continue;
       }
-      g = densify(g);
+      g = cot.densify(g);
     }
     if (captured_here)
       for (size_t j : capture.find(n)->second) captured[j] = g;
@@ -344,19 +452,17 @@ std::vector<Var> backward(const std::vector<Var>& roots, const std::vector<Var>&
       return n->vjp(g);
     }();
     for (size_t k = 0; k < n->next.size() && k < grads.size(); ++k) {
-      if (n->next[k] && grads[k]) put(n->next[k]->sweep_slot, std::move(grads[k]), false);
+      if (n->next[k] && grads[k]) cot.add(n->next[k]->sweep_slot, std::move(grads[k]), false);
     }
     if (!opt.retain_graph) n->release();
   }
   return captured;
 }
 
-// ----- the forward sweep -----------------------------------------------------
 std::vector<Var> forward(const std::vector<Var>& outputs, const std::vector<Var>& inputs,
                          const std::vector<Var>& tangents, int nb, bool create_graph, Basis basis) {
   EngineLock lock;
   GradModeGuard mode(create_graph);
-  const uint64_t id = g_sweep.fetch_add(1);
   Shape batch;
   if (basis.active()) {
     if (inputs.size() != 1 || !tangents.empty() || nb != 1 || create_graph)
@@ -367,119 +473,58 @@ std::vector<Var> forward(const std::vector<Var>& outputs, const std::vector<Var>
     if (tangents.empty()) throw value_error("forward: no inputs");
     batch = Shape(tangents[0]->shape().begin(), tangents[0]->shape().begin() + nb);
   }
-
-  // 1. The nodes the outputs depend on, in execution order.
-  std::vector<Node*> nodes, stack;
-  std::vector<NodeRef> keep;
-  keep.reserve(outputs.size());  // (visit keeps pointers to its elements)
-  auto visit = [&](const NodeRef& e) {
-    Node* n = e.get();
-    if (n && n->sweep_id != id) {
-      n->sweep_id = id;
-      n->sweep_owner = &e;
-      nodes.push_back(n);
-      stack.push_back(n);
-    }
+  const Tape tape(outputs);
+  // A dense tangent of a value of shape s is batch + s.
+  auto batched = [&](const Shape& s) {
+    Shape want = batch;
+    want.insert(want.end(), s.begin(), s.end());
+    return want;
   };
-  for (const Var& o : outputs) {
-    keep.push_back(grad_edge(o));  // an output may be an input itself (f = identity)
-    visit(keep.back());
-  }
-  while (!stack.empty()) {
-    Node* n = stack.back();
-    stack.pop_back();
-    for (const auto& e : n->next) visit(e);
-  }
-  for (Node* n : nodes) n->check_saved();
-  std::sort(nodes.begin(), nodes.end(), [](const Node* a, const Node* b) { return a->seq < b->seq; });
-  for (size_t i = 0; i < nodes.size(); ++i) nodes[i]->sweep_slot = i;
 
-  // 2. Seeds: an input's tangent enters at the node standing for it (its
-  //    grad_fn, or a leaf's AccumulateGrad). Inputs the outputs do not reach
-  //    contribute nothing.
-  //    diag[i] marks a structured tangent (tan[i] holds d, see Node::pointwise).
-  std::vector<Var> tan(nodes.size());
-  std::vector<char> seeded(nodes.size(), 0), diag(nodes.size(), 0);
-  auto densify = [&](const Var& d) { return make_var(kern::diag_rows(d->data, basis.start, basis.stop)); };
+  // Seeds: an input's tangent enters at the node standing for it. Inputs the
+  // outputs do not reach contribute nothing.
+  SweepValues tan(tape.size(), basis);
+  std::vector<char> seeded(tape.size(), 0);
   for (size_t j = 0; j < inputs.size(); ++j) {
-    NodeRef n = grad_edge(inputs[j]);
-    if (n && n->sweep_id == id) {
-      if (basis.active()) {
-        tan[n->sweep_slot] = make_var(Tensor::full(inputs[j]->shape(), inputs[j]->dtype(), 1.0));
-        diag[n->sweep_slot] = 1;
-      } else {
-        tan[n->sweep_slot] = tangents[j];
-      }
-      seeded[n->sweep_slot] = 1;
-    }
+    const size_t slot = tape.slot_of(inputs[j]);
+    if (slot == Tape::npos) continue;
+    if (basis.active()) tan.seed_identity(slot, inputs[j]);
+    else tan.set(slot, Var(tangents[j]), false);
+    seeded[slot] = 1;
   }
 
-  // 3. The forward loop: each node's JVP from its inputs' tangents.
-  for (size_t i = 0; i < nodes.size(); ++i) {
-    Node* n = nodes[i];
+  // The forward loop, oldest node first: each node's JVP from its inputs'
+  // tangents.
+  for (size_t i = 0; i < tape.size(); ++i) {
+    Node* n = tape[i];
     if (seeded[i] || n->is_accumulator()) continue;
     Grads ts;
-    bool any = false, any_dense = false;
-    size_t n_diag = 0, diag_input = 0;
-    const int64_t size = numel(n->out_shape);
-    bool same_size = true;
-    for (size_t k = 0; k < n->next.size(); ++k) {
-      const auto& e = n->next[k];
+    bool any = false, any_structured = false;
+    for (const auto& e : n->next) {
       Var t = e ? tan[e->sweep_slot] : nullptr;
-      if (t && diag[e->sweep_slot]) {
-        ++n_diag;
-        diag_input = k;
-        same_size = same_size && t->data.numel() == size;
-      } else if (t) {
-        any_dense = true;
+      if (t) {
+        any = true;
+        any_structured = any_structured || tan.structured(e->sweep_slot);
       }
-      any = any || t != nullptr;
       ts.push_back(std::move(t));
     }
     if (!any) continue;  // no tangent reaches this node: zero, skipped
-    if (n_diag) {
-      // Structured: pass d through pointwise rules, let the rule densify
-      // cheaply if it can, else densify here.
-      Var t;
-      if (!any_dense && same_size && n->pointwise()) {
-        t = n->jvp(ts, 0);
-        if (t && t->data.numel() == size) {
-          if (t->shape() != n->out_shape) t = reshape(t, n->out_shape);
-          tan[i] = std::move(t);
-          diag[i] = 1;
-          continue;
-        }
-      } else if (!any_dense && n_diag == 1) {
-        t = n->jvp_diag(diag_input, ts[diag_input], basis.start, basis.stop);
-      }
-      if (!t) {
-        for (size_t k = 0; k < ts.size(); ++k)
-          if (ts[k] && diag[n->next[k]->sweep_slot]) ts[k] = densify(ts[k]);
-        t = n->jvp(ts, nb);
-      }
-      Shape want = batch;
-      want.insert(want.end(), n->out_shape.begin(), n->out_shape.end());
-      if (t && t->shape() != want) t = broadcast_to(t, want);
-      tan[i] = std::move(t);
-      continue;
+    Var t;
+    bool structured = false;
+    if (any_structured) std::tie(t, structured) = tan.jvp_structured(*n, ts, nb);
+    else t = n->jvp(ts, nb);
+    if (!structured && t) {
+      Shape want = batched(n->out_shape);
+      if (t->shape() != want) t = broadcast_to(t, want);
     }
-    Var t = n->jvp(ts, nb);
-    Shape want = batch;
-    want.insert(want.end(), n->out_shape.begin(), n->out_shape.end());
-    if (t && t->shape() != want) t = broadcast_to(t, want);
-    tan[i] = std::move(t);
+    tan.set(i, std::move(t), structured);
   }
 
   std::vector<Var> out;
   for (size_t k = 0; k < outputs.size(); ++k) {
-    Node* n = keep[k].get();
-    Var t = n && n->sweep_id == id ? tan[n->sweep_slot] : nullptr;
-    if (t && diag[n->sweep_slot]) t = densify(t);
-    if (!t) {
-      Shape want = batch;
-      want.insert(want.end(), outputs[k]->shape().begin(), outputs[k]->shape().end());
-      t = make_var(Tensor::zeros(want, outputs[k]->dtype()));
-    }
+    Node* n = tape.root(k);
+    Var t = n ? tan.dense(n->sweep_slot) : nullptr;
+    if (!t) t = make_var(Tensor::zeros(batched(outputs[k]->shape()), outputs[k]->dtype()));
     out.push_back(std::move(t));
   }
   return out;

@@ -1,10 +1,11 @@
-// The tape: Variables, graph nodes, saved values and the reverse sweep.
+// The tape: Variables, graph nodes, saved values and the two sweeps.
 //
 // Each op that records creates a Node holding edges to the nodes of its
 // inputs (an AccumulateGrad node for a leaf). Nodes carry a global sequence
 // number in execution order, so the recorded nodes reachable from an output,
 // sorted by sequence number, are exactly its Wengert list: backward is a
-// reverse loop over them, with no recursion anywhere.
+// reverse loop over that list and forward a loop over it in order, with no
+// recursion anywhere.
 //
 // Ownership: a Variable owns its grad_fn; a node owns its input edges and
 // the tensors it saved. Nothing owns a Variable's output back, so there are
@@ -99,11 +100,11 @@ struct Node {
   SmallVec<Saved, 3> saved;
   WeakRef<VariableImpl> retained;  // output Variable that called retain_grad()
   bool released = false;
-  // Scratch space of the sweep that is visiting this node. sweep_owner is
-  // the edge (or root) the sweep reached it through: Node::get needs an
-  // owning pointer to the node itself under create_graph, and a Node keeps
-  // no weak pointer to itself (enable_shared_from_this cost ~45 instructions
-  // per op to set up and tear down).
+  // Scratch space of the sweep that is visiting this node: its position in
+  // the sweep's tape, and the edge (or root) the sweep reached it through.
+  // Node::get needs an owning pointer to the node itself under create_graph,
+  // and a Node keeps no weak pointer to itself (enable_shared_from_this would
+  // set one up and tear it down on every op).
   uint64_t sweep_id = 0;
   size_t sweep_slot = 0;
   const NodeRef* sweep_owner = nullptr;
@@ -272,7 +273,7 @@ struct Recorder {
   void save_output() { node->saved.emplace_back(out->data, out->data.version(), int16_t(-1), true); }
 };
 
-// ----- the reverse sweep ---------------------------------------------------
+// ----- the sweeps ----------------------------------------------------------
 // A sweep seeded with rows start..stop of the identity (jacobian's basis
 // directions, one batch axis), kept structured while it can (see Node).
 struct Basis {
