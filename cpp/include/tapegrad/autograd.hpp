@@ -201,16 +201,19 @@ template <class R, class = void> struct rule_has_diag : std::false_type {};
 template <class R> struct rule_has_diag<R, std::void_t<decltype(&R::vjp_diag), decltype(&R::jvp_diag)>> : std::true_type {};
 
 // The generic node of an op: the op's rule struct provides `name`, an
-// `Attrs` struct (scalar fields with default member initializers) and static
-// `vjp(OpNode&, grad)` and `jvp(OpNode&, tangents, nb)` next to its forward.
+// `Attrs` struct and static `vjp(OpNode&, grad)` and `jvp(OpNode&, tangents,
+// nb)` next to its forward.
 template <class Rule>
 struct OpNode final : Node {
-  typename Rule::Attrs attrs;
+  // `{}` on an aggregate: each field gets its default member initializer if
+  // it has one, zero if it is a scalar, its default constructor otherwise,
+  // so none is left indeterminate. Nothing is zero-filled, as `attrs()`
+  // would do to the whole struct first (Shape's and Tensor's constructors
+  // are user-provided, so their inline slots are left alone).
+  static_assert(std::is_aggregate_v<typename Rule::Attrs>, "a rule's Attrs is a plain struct");
+  typename Rule::Attrs attrs{};
   // User-provided: make_ref's value-initialization (new T()) would otherwise
-  // zero the whole node (~540 bytes, a `rep stos` per op) before
-  // constructing it. The attributes are default-initialized too (zeroing two
-  // Shapes cost ~27 instructions per binary op), so every scalar field of a
-  // rule's Attrs needs a default member initializer (`double c = 0;`).
+  // zero the whole node before constructing it.
   OpNode() { has_attr_release = rule_has_release<Rule>::value; }
   const char* name() const override { return Rule::name; }
   Grads vjp(const Var& grad) override { return Rule::vjp(*this, grad); }

@@ -106,7 +106,9 @@ struct Tensor {
   Shape shape;
   DType dtype = DType::F64;
 
-  Tensor() = default;
+  // User-provided, as Shape's is: `Tensor()` and `Tensor{}` (a rule's Attrs{})
+  // then leave the Shape's inline slots alone instead of zeroing them.
+  Tensor() noexcept {}
   // (Two overloads instead of a by-value Shape: no extra move and destructor
   // of a 72-byte Shape per array made.)
   Tensor(StorageRef s, const Shape& sh, DType dt) : storage(std::move(s)), shape(sh), dtype(dt) {}
