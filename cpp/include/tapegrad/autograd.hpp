@@ -197,14 +197,20 @@ template <class R, class = void> struct rule_is_pointwise : std::false_type {};
 template <class R> struct rule_is_pointwise<R, std::void_t<decltype(R::pointwise)>> : std::bool_constant<R::pointwise> {};
 template <class R, class = void> struct rule_has_release : std::false_type {};
 template <class R> struct rule_has_release<R, std::void_t<decltype(&R::release)>> : std::true_type {};
-template <class R, class = void> struct rule_has_diag : std::false_type {};
-template <class R> struct rule_has_diag<R, std::void_t<decltype(&R::vjp_diag), decltype(&R::jvp_diag)>> : std::true_type {};
+template <class R, class = void> struct rule_has_vjp_diag : std::false_type {};
+template <class R> struct rule_has_vjp_diag<R, std::void_t<decltype(&R::vjp_diag)>> : std::true_type {};
+template <class R, class = void> struct rule_has_jvp_diag : std::false_type {};
+template <class R> struct rule_has_jvp_diag<R, std::void_t<decltype(&R::jvp_diag)>> : std::true_type {};
 
 // The generic node of an op: the op's rule struct provides `name`, an
 // `Attrs` struct and static `vjp(OpNode&, grad)` and `jvp(OpNode&, tangents,
 // nb)` next to its forward.
 template <class Rule>
 struct OpNode final : Node {
+  static constexpr bool has_diag = rule_has_vjp_diag<Rule>::value;
+  static_assert(has_diag == rule_has_jvp_diag<Rule>::value,
+                "a rule defines both vjp_diag and jvp_diag or neither (the sweeps would ignore one alone)");
+
   // `{}` on an aggregate: each field gets its default member initializer if
   // it has one, zero if it is a scalar, its default constructor otherwise,
   // so none is left indeterminate. Nothing is zero-filled, as `attrs()`
@@ -223,11 +229,11 @@ struct OpNode final : Node {
     if constexpr (rule_has_release<Rule>::value) Rule::release(attrs);
   }
   Grads vjp_diag(const Var& d, int64_t start, int64_t stop) override {
-    if constexpr (rule_has_diag<Rule>::value) return Rule::vjp_diag(*this, d, start, stop);
+    if constexpr (has_diag) return Rule::vjp_diag(*this, d, start, stop);
     return {};
   }
   Var jvp_diag(size_t i, const Var& d, int64_t start, int64_t stop) override {
-    if constexpr (rule_has_diag<Rule>::value) return Rule::jvp_diag(*this, i, d, start, stop);
+    if constexpr (has_diag) return Rule::jvp_diag(*this, i, d, start, stop);
     return nullptr;
   }
 };
