@@ -47,7 +47,7 @@ struct not_implemented_error : std::logic_error { using std::logic_error::logic_
 struct Storage;
 // Storages are counted in place like Variables (ref.hpp): a scalar op
 // creates and frees one, and a shared_ptr control block's bookkeeping for it
-// was ~50 instructions per op.
+// was a large part of such an op's cost.
 using StorageRef = Ref<Storage>;
 
 struct Storage {
