@@ -21,6 +21,23 @@ py::array rule_view(const Tensor& t) {
   return a;
 }
 
+// Calls a rule (with the GIL) with the engine lock released, so that it may
+// run sweeps itself or wait for another thread's (see SweepPause).
+py::object call_rule(py::handle rule, const py::tuple& args) {
+  SweepPause pause;
+  py::object r;
+  try {
+    r = rule(*args);
+  } catch (...) {
+    py::gil_scoped_release nogil;
+    pause.resume();
+    throw;
+  }
+  py::gil_scoped_release nogil;
+  pause.resume();
+  return r;
+}
+
 struct CustomNode final : Node {
   py::object op;  // the tapegrad.custom_op
   std::string op_name;
@@ -77,7 +94,7 @@ struct CustomNode final : Node {
     if (rule.is_none())
       throw not_implemented_error("custom op '" + op_name + "' has no VJP rule (reverse mode): define one with "
                                   "@" + op_name + ".defvjp");
-    py::object r = rule(*rule_args(rule_view(g->data)));
+    py::object r = call_rule(rule, rule_args(rule_view(g->data)));
     size_t n = in_shapes.size();
     bool seq = py::isinstance<py::tuple>(r) || py::isinstance<py::list>(r);
     if (n > 1 && !seq)
@@ -116,7 +133,7 @@ struct CustomNode final : Node {
         throw not_implemented_error("custom op '" + op_name + "' has no JVP rule for input " + std::to_string(i));
       Shape want(ts[i]->shape().begin(), ts[i]->shape().begin() + nb);
       want.insert(want.end(), out_shape.begin(), out_shape.end());
-      Var c = result(rule(*rule_args(rule_view(ts[i]->data))), want, tensor(saved.size() - 1).dtype, "JVP", i, nb);
+      Var c = result(call_rule(rule, rule_args(rule_view(ts[i]->data))), want, tensor(saved.size() - 1).dtype, "JVP", i, nb);
       total = total ? add(total, c) : c;
     }
     return total;

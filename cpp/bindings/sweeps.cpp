@@ -45,6 +45,12 @@ void run_backward(const std::vector<Var>& roots, const std::vector<Var>& seeds, 
 }
 
 void bind_sweeps(py::module_& m) {
+  // A thread waiting for another thread's sweep can be interrupted (Ctrl-C).
+  set_engine_wait_check([] {
+    if (!Py_IsInitialized()) return;
+    py::gil_scoped_acquire gil;
+    if (PyErr_CheckSignals() != 0) throw py::error_already_set();
+  });
   m.def("is_grad_enabled", &grad_enabled);
   m.def("_set_grad_enabled", [](bool on) { bool prev = grad_enabled(); set_grad_enabled(on); return prev; });
   m.def("_backward", [](const std::vector<Var>& roots, py::list grads, bool retain, bool create) {

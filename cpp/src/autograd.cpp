@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <memory>
 #include <mutex>
 #include <tuple>
@@ -143,28 +144,64 @@ static std::atomic<uint64_t> g_sweep{1};
 // bindings release the GIL before taking this lock, so a thread holding the
 // GIL never waits on it. A fork() while another thread sweeps would leave the
 // child's copy of the lock held forever: the child starts with a new lock
-// (the old one is leaked), unless the forking thread is the one sweeping (a
-// custom-op rule that forks), which still holds it and will release it.
-static std::mutex* g_engine_mutex = new std::mutex;
-static thread_local bool t_in_sweep = false;
+// (the old one is leaked), unless the forking thread is the one sweeping,
+// which still holds it and will release it.
+//
+// A Python rule (custom op) runs with the lock released (SweepPause): a rule
+// may then start a sweep itself (a nested sweep, on this thread) or wait for
+// one on another thread, and that sweep simply takes the lock. The paused
+// sweep's state is its own (its Tape and values, on its stack) except the
+// scratch fields it stamped on the nodes (Node::sweep_*), which another
+// sweep over shared nodes overwrites: every Tape and every re-stamp bumps
+// g_sweep, and a sweep that sees g_sweep moved while it was paused stamps
+// its nodes again. A sweep cannot be entered in any other way from inside a
+// sweep (the lock is not re-entrant): that raises instead of hanging.
+static std::timed_mutex* g_engine_mutex = new std::timed_mutex;
+static thread_local bool t_in_sweep = false;  // this thread holds the engine lock
 static std::once_flag g_engine_atfork_once;
+static std::atomic<void (*)()> g_engine_wait_check{nullptr};
+
+void set_engine_wait_check(void (*check)()) { g_engine_wait_check.store(check); }
+
+namespace {
+class Tape;
+}  // namespace
+
+// A running sweep, on its thread's stack (innermost first).
+struct EngineFrame {
+  std::timed_mutex* m = nullptr;
+  const Tape* tape = nullptr;  // set once the sweep has built its tape
+  EngineFrame* outer = nullptr;
+};
+static thread_local EngineFrame* t_frame = nullptr;
 
 namespace {
 struct EngineLock {
-  std::mutex* m;
+  EngineFrame frame;
   EngineLock() {
     std::call_once(g_engine_atfork_once, [] {
       pthread_atfork(nullptr, nullptr, [] {
-        if (!t_in_sweep) g_engine_mutex = new std::mutex;
+        if (!t_in_sweep) g_engine_mutex = new std::timed_mutex;
       });
     });
-    m = g_engine_mutex;
-    m->lock();
+    if (t_in_sweep)
+      throw graph_error("a sweep (backward, grad, jvp, jacobian...) cannot be started from inside a sweep except "
+                        "from a custom-op rule");
+    std::timed_mutex* m = g_engine_mutex;
+    if (!m->try_lock()) {
+      // Wait, checking for Ctrl-C now and then (the check may throw).
+      while (!m->try_lock_for(std::chrono::milliseconds(100)))
+        if (auto check = g_engine_wait_check.load()) check();
+    }
+    frame.m = m;
+    frame.outer = t_frame;
+    t_frame = &frame;
     t_in_sweep = true;
   }
   ~EngineLock() {
     t_in_sweep = false;
-    m->unlock();
+    t_frame = frame.outer;
+    frame.m->unlock();
   }
   EngineLock(const EngineLock&) = delete;
   EngineLock& operator=(const EngineLock&) = delete;
@@ -261,6 +298,21 @@ class Tape {
   }
   Tape(const Tape&) = delete;
   Tape& operator=(const Tape&) = delete;
+
+  // Stamps the nodes again after another sweep (run while this one was
+  // paused in a Python rule) overwrote their scratch fields.
+  void restamp() const {
+    g_sweep.fetch_add(1);
+    for (size_t i = 0; i < nodes_.size(); ++i) {
+      nodes_[i]->sweep_id = id_;
+      nodes_[i]->sweep_slot = i;
+    }
+    for (Node* n : nodes_)
+      for (const auto& e : n->next)
+        if (e && e->sweep_id == id_) e->sweep_owner = &e;
+    for (const NodeRef& e : roots_)
+      if (e) e->sweep_owner = &e;
+  }
 
   size_t size() const { return nodes_.size(); }
   Node* operator[](size_t i) const { return nodes_[i]; }
@@ -392,12 +444,35 @@ class SweepValues {
 
 }  // namespace
 
+SweepPause::SweepPause() {
+  if (!t_in_sweep || !t_frame) return;
+  frame_ = t_frame;
+  sweeps_seen_ = g_sweep.load();
+  t_in_sweep = false;
+  frame_->m->unlock();
+}
+
+void SweepPause::resume() {
+  if (!frame_) return;
+  // Not interruptible: the paused sweep must hold the lock again to unwind.
+  // The current lock: a fork() in the rule gives the child a new one.
+  std::timed_mutex* m = g_engine_mutex;
+  m->lock();
+  frame_->m = m;
+  t_in_sweep = true;
+  if (g_sweep.load() != sweeps_seen_ && frame_->tape) frame_->tape->restamp();
+  frame_ = nullptr;
+}
+
+SweepPause::~SweepPause() { resume(); }
+
 std::vector<Var> backward(const std::vector<Var>& roots, const std::vector<Var>& seeds, const BackwardOptions& opt,
                           const std::vector<Var>& inputs, GradUpdates* updates) {
   EngineLock lock;
   if (updates) updates->create_graph = opt.create_graph;
   GradModeGuard mode(opt.create_graph);
   const Tape tape(roots);
+  lock.frame.tape = &tape;
 
   // The gradients requested for `inputs` are read at their nodes.
   std::unordered_map<const Node*, std::vector<size_t>> capture;
@@ -474,6 +549,7 @@ std::vector<Var> forward(const std::vector<Var>& outputs, const std::vector<Var>
     batch = Shape(tangents[0]->shape().begin(), tangents[0]->shape().begin() + nb);
   }
   const Tape tape(outputs);
+  lock.frame.tape = &tape;
   // A dense tangent of a value of shape s is batch + s.
   auto batched = [&](const Shape& s) {
     Shape want = batch;

@@ -326,4 +326,30 @@ void accumulate_grads(GradUpdates& updates);
 std::vector<Var> forward(const std::vector<Var>& outputs, const std::vector<Var>& inputs,
                          const std::vector<Var>& tangents, int nb, bool create_graph, Basis basis = {});
 
+
+// Python rules inside a sweep (custom ops) run with the engine lock released,
+// so that a rule may start sweeps of its own (nested backward/grad/jvp, as in
+// PyTorch) or wait for another thread's sweep. Construct a SweepPause (with
+// the GIL) just before the rule; call resume() after it, WITHOUT the GIL (it
+// waits for the engine lock, which a thread holding the GIL must never do),
+// also when the rule raised. If another sweep ran meanwhile, resume()
+// re-stamps the paused sweep's per-node scratch state (Node::sweep_*).
+// Outside a sweep both do nothing.
+class SweepPause {
+ public:
+  SweepPause();
+  void resume();
+  ~SweepPause();  // resumes if resume() was not called (only on a path that cannot hold the GIL)
+  SweepPause(const SweepPause&) = delete;
+  SweepPause& operator=(const SweepPause&) = delete;
+
+ private:
+  struct EngineFrame* frame_ = nullptr;
+  uint64_t sweeps_seen_ = 0;
+};
+
+// Called about every 100 ms by a thread waiting for the engine lock (without
+// the GIL): the bindings check for Ctrl-C there (it may throw).
+void set_engine_wait_check(void (*check)());
+
 }  // namespace tg
