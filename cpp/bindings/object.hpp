@@ -174,6 +174,39 @@ PyObject* guarded(F&& f) {
   return nullptr;
 }
 
+// Runs f under the name of the op the user called: an error of the
+// allocator, which does not know it (shape_error, memory_error; see
+// tensor.hpp), gets that name. Nothing runs unless one is thrown.
+template <class F>
+decltype(auto) with_op(const char* op, F&& f) {
+  try {
+    return f();
+  } catch (const shape_error& e) {
+    if (e.named) throw;
+    throw shape_error(std::string(op) + ": " + e.what(), true);
+  } catch (const memory_error& e) {
+    if (e.named) throw;
+    throw memory_error(std::string(op) + ": " + e.what(), true);
+  }
+}
+
+// A pybind11 function body (a captureless lambda, given as a function
+// pointer) run under with_op(op).
+template <class R, class... A>
+auto named(const char* op, R (*f)(A...)) {
+  return [op, f](A... a) -> R { return with_op(op, [&]() -> R { return f(std::forward<A>(a)...); }); };
+}
+
+// Gives every pybind11 function of the module and method of its classes a
+// last overload that takes any arguments, so that a call no overload takes
+// raises a TypeError like CPython's ("sum(): got an unexpected keyword
+// argument 'axes'") instead of pybind11's dump of C++ signatures (object.cpp).
+void install_call_errors(py::module_& m);
+// That TypeError's message: CPython's words when the arguments do not fit the
+// signature `sig` (an inspect.Signature, or None), else their types.
+std::string bad_call_message(const std::string& qualname, py::handle sig, bool method, const py::args& args,
+                             const py::kwargs& kwargs);
+
 // Installs the Variable type's dealloc and its __init__ guard (object.cpp).
 void install_object_hooks();
 
