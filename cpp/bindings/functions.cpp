@@ -93,8 +93,8 @@ template <size_t I>
 PyObject* unary_fn(PyObject*, PyObject* arg) {
   return guarded([&] {
     const UnaryEntry& e = kUnary[I];
-    return with_op(e.name, [&] { return cast_out(e.fn(is_var(arg) ? holder_of(arg) : to_var(arg, std::nullopt, e.name))); });
-  });
+    return cast_out(e.fn(is_var(arg) ? holder_of(arg) : to_var(arg, std::nullopt, e.name)));
+  }, kUnary[I].name);
 }
 
 template <size_t... I>
@@ -107,7 +107,7 @@ PyMethodDef* unary_method_table(std::index_sequence<I...>) {
 // step, so it is a raw METH_FASTCALL function (no pybind11 dispatcher).
 // Array operands are converted to weight's dtype like the operators do.
 PyObject* linear_fn(PyObject*, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) {
-  return guarded([&]() -> PyObject* { return with_op("linear", [&]() -> PyObject* {
+  return guarded([&]() -> PyObject* {
     static const char* const kNames[3] = {"x", "weight", "bias"};
     PyObject* a[3] = {nullptr, nullptr, Py_None};
     if (nargs > 3) throw type_error("linear() takes at most 3 arguments (" + std::to_string(nargs) + " given)");
@@ -142,7 +142,7 @@ PyObject* linear_fn(PyObject*, PyObject* const* args, Py_ssize_t nargs, PyObject
       y = linear(x, w, b);
     }
     return cast_out(std::move(y));
-  }); });
+  }, "linear");
 }
 
 PyMethodDef kLinearDef[] = {

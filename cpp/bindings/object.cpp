@@ -23,13 +23,14 @@ const Var& holder_of_general(PyInstance* inst) {
 
 // The one mapping of core exceptions to Python ones. Returns false for an
 // exception it does not know (pybind11's own translators take those).
-bool set_python_error(std::exception_ptr p) {
+bool set_python_error(std::exception_ptr p, const char* op) {
+  const std::string prefix = std::string(op ? op : "tapegrad") + ": ";
   try {
     std::rethrow_exception(p);
   } catch (const memory_error& e) {
-    PyErr_SetString(PyExc_MemoryError, e.named ? e.what() : (std::string("tapegrad: ") + e.what()).c_str());
+    PyErr_SetString(PyExc_MemoryError, e.named ? e.what() : (prefix + e.what()).c_str());
   } catch (const shape_error& e) {
-    PyErr_SetString(PyExc_ValueError, e.named ? e.what() : (std::string("tapegrad: ") + e.what()).c_str());
+    PyErr_SetString(PyExc_ValueError, e.named ? e.what() : (prefix + e.what()).c_str());
   } catch (const value_error& e) {
     PyErr_SetString(PyExc_ValueError, e.what());
   } catch (const type_error& e) {
@@ -148,12 +149,20 @@ void install_object_hooks() {
             if (vh && vh.holder_constructed()) return;
           }
           try {
-            sig.attr("bind")(*args, **kwargs);
+            pybind11_init(self, *args, **kwargs);
           } catch (py::error_already_set& e) {
-            if (!e.matches(PyExc_TypeError)) throw;
-            throw type_error("Variable(): " + py::str(e.value()).cast<std::string>());
+            // Only on failure (binding in Python costs more than the construction).
+            if (!e.matches(PyExc_TypeError) ||
+                py::str(e.value()).cast<std::string>().find("incompatible constructor arguments") == std::string::npos)
+              throw;
+            try {
+              sig.attr("bind")(*args, **kwargs);
+            } catch (py::error_already_set& e2) {
+              if (!e2.matches(PyExc_TypeError)) throw;
+              throw type_error("Variable(): " + py::str(e2.value()).cast<std::string>());
+            }
+            throw type_error("Variable(): unsupported arguments; expected Variable" + py::str(sig).cast<std::string>());
           }
-          pybind11_init(self, *args, **kwargs);
         },
         py::name("__init__"), py::is_method(V), py::doc(py::str(pybind11_init.attr("__doc__")).cast<std::string>().c_str()));
   }

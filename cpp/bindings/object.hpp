@@ -146,12 +146,15 @@ inline PyObject* cast_out(Var v) {
 
 // The one mapping of core exceptions to Python ones. Returns false for an
 // exception it does not know (pybind11's own translators take those).
-bool set_python_error(std::exception_ptr p);  // (object.cpp)
+// `op` names an allocator error that no op has named yet (see with_op).
+bool set_python_error(std::exception_ptr p, const char* op = nullptr);  // (object.cpp)
 
 // Runs f, turning C++ exceptions into Python ones (for raw CPython slots,
-// which bypass pybind11's dispatcher).
+// which bypass pybind11's dispatcher); `op` names allocator errors, as
+// with_op does, but inside the catch that is there anyway (the hot paths
+// take no second handler).
 template <class F>
-PyObject* guarded(F&& f) {
+PyObject* guarded(F&& f, const char* op = nullptr) {
   try {
     return f();
   } catch (py::error_already_set& e) {
@@ -161,7 +164,7 @@ PyObject* guarded(F&& f) {
   } catch (const std::bad_alloc&) {
     PyErr_NoMemory();
   } catch (...) {
-    if (!set_python_error(std::current_exception())) {
+    if (!set_python_error(std::current_exception(), op)) {
       try {
         throw;
       } catch (const std::exception& e) {

@@ -229,7 +229,7 @@ constexpr ScalarOp kNoScalarOp = static_cast<ScalarOp>(-1);
 // the scalar op (XC: x op c, CX: c op x) when the operator has one.
 template <Var (*F)(const Var&, const Var&), ScalarOp XC = kNoScalarOp, ScalarOp CX = kNoScalarOp>
 PyObject* nb_binary(PyObject* a, PyObject* b) {
-  return guarded([&]() -> PyObject* { return with_op(op_name<F>(), [&]() -> PyObject* {
+  return guarded([&]() -> PyObject* {
     bool va = is_var(a), vb = is_var(b);
     if (va && vb) return cast_out(F(holder_of(a), holder_of(b)));
     double c;
@@ -247,7 +247,7 @@ PyObject* nb_binary(PyObject* a, PyObject* b) {
     Var o = try_to_var(a, x->dtype());
     if (!o) Py_RETURN_NOTIMPLEMENTED;
     return cast_out(F(o, x));
-  }); });
+  }, op_name<F>());
 }
 
 PyObject* nb_power(PyObject* a, PyObject* b, PyObject* mod) {
@@ -256,7 +256,7 @@ PyObject* nb_power(PyObject* a, PyObject* b, PyObject* mod) {
 }
 
 PyObject* nb_negative(PyObject* a) {
-  return guarded([&] { return with_op("negative", [&] { return cast_out(neg(holder_of(a))); }); });
+  return guarded([&] { return cast_out(neg(holder_of(a))); }, "negative");
 }
 
 }  // namespace
@@ -273,7 +273,7 @@ constexpr size_t kNumUnaryMethods = sizeof(kUnaryMethods) / sizeof(kUnaryMethods
 
 template <size_t I>
 PyObject* unary_method(PyObject* self, PyObject*) {
-  return guarded([&] { return with_op(kUnaryMethods[I].name, [&] { return cast_out(kUnaryMethods[I].fn(holder_of(self))); }); });
+  return guarded([&] { return cast_out(kUnaryMethods[I].fn(holder_of(self))); }, kUnaryMethods[I].name);
 }
 
 template <size_t... I>
