@@ -315,6 +315,38 @@ def test_custom_vjp_rule_wrong_shape_is_a_value_error():
     assert_close(tg.grad(lambda v: tg.sum(v * v))(x), 2 * x)
 
 
+@pytest.mark.parametrize("engine", ["tapegrad", "reference"])
+@pytest.mark.parametrize("bad", [(1,), ()], ids=_ids)
+def test_custom_rule_shape_that_merely_broadcasts_is_refused(engine, bad):
+    """A rule result of shape (1,) or () for an input of shape (3,) broadcasts
+    to it, but it is a rule that lost an axis: refused like any other wrong
+    shape (an un-reduced VJP result, which sums down, stays accepted)."""
+    lib = tg if engine == "tapegrad" else tg.reference
+
+    @lib.custom_op
+    def lossy(x):
+        return x * 2.0
+
+    lossy.defvjp(lambda g, ans, x: np.ones(bad))
+    lossy.defjvp(lambda t, ans, x: np.ones(bad))
+    x = np.arange(3.0)
+    with pytest.raises(ValueError, match="lossy.*shape"):
+        lib.grad(lambda v: lib.sum(lossy(v)))(x)
+    with pytest.raises(ValueError, match="lossy.*shape"):
+        lib.jvp(lossy, (x,), (np.ones(3),))
+    with pytest.raises(ValueError, match="lossy.*shape"):
+        lib.jacobian(lossy, x, mode="forward")
+    with pytest.raises(ValueError, match="lossy.*shape"):
+        lib.jacobian(lossy, x, mode="reverse")
+
+    @lib.custom_op
+    def unreduced(x):
+        return x * 2.0
+
+    unreduced.defvjp(lambda g, ans, x: np.broadcast_to(2.0 * g, (2,) + g.shape) / 2)  # sums back to 2 g
+    np.testing.assert_allclose(lib.grad(lambda v: lib.sum(unreduced(v)))(x), 2.0 * np.ones(3))
+
+
 @pytest.mark.parametrize("n", [2, 3])
 def test_custom_vjp_rule_returning_one_array_for_several_inputs_is_a_value_error(n):
     """A rule of a two-input op must return a tuple of two gradients; a bare array (here of

@@ -24,6 +24,7 @@ void bind_runtime(py::module_& m);    // functions.cpp: ISA, buffer cache, threa
 void bind_optim(py::module_& m);      // optim.cpp: fused optimizer steps
 void bind_custom(py::module_& m);     // custom.cpp: tapegrad.custom_op's recording
 void install_fast_paths();            // variable.cpp: raw number slots, dealloc, __init__ guard (last)
+void install_call_errors(py::module_& m);  // object.cpp: a readable TypeError for calls no overload takes
 
 // functions.cpp
 Var matmul_nogil(const Var& a, const Var& b);  // releases the GIL for large products

@@ -21,7 +21,13 @@ py::dtype np_dtype(DType d) {
 
 // Parses a user-supplied dtype (np.float32, "float64", np.dtype(...)).
 DType parse_float_dtype(py::handle obj, const char* op) {
-  py::dtype dt = py::dtype::from_args(py::reinterpret_borrow<py::object>(obj));
+  py::dtype dt;
+  try {
+    dt = py::dtype::from_args(py::reinterpret_borrow<py::object>(obj));
+  } catch (py::error_already_set&) {
+    throw type_error(std::string(op) + ": dtype must be float32 or float64, got " + type_name(obj) + " " +
+                     py::repr(obj).cast<std::string>().substr(0, 80));
+  }
   if (dt.kind() == 'f' && dt.itemsize() == 4) return DType::F32;
   if (dt.kind() == 'f' && dt.itemsize() == 8) return DType::F64;
   throw type_error(std::string(op) + ": dtype must be float32 or float64, got " + py::str(dt).cast<std::string>());
@@ -67,7 +73,11 @@ Var try_to_var(py::handle h, std::optional<DType> like) {
   // Python numbers are "weak" (NEP 50): they take the other operand's dtype.
   // NumPy scalars (np.float64 subclasses float) are strong and go the array way.
   if (PyFloat_CheckExact(h.ptr()) || PyLong_CheckExact(h.ptr()) || PyBool_Check(h.ptr())) {
-    double v = PyFloat_CheckExact(h.ptr()) ? PyFloat_AS_DOUBLE(h.ptr()) : h.cast<double>();
+    double v = PyFloat_CheckExact(h.ptr()) ? PyFloat_AS_DOUBLE(h.ptr()) : PyLong_AsDouble(h.ptr());
+    if (v == -1.0 && PyErr_Occurred()) {  // an int beyond float64's range: not a number we take
+      PyErr_Clear();
+      return nullptr;
+    }
     return make_var(Tensor::scalar(v, like.value_or(DType::F64)));
   }
   if (h.is_none() || PyUnicode_Check(h.ptr()) || PyBytes_Check(h.ptr())) return nullptr;
@@ -129,47 +139,88 @@ bool is_integer(py::handle h) {
 
 std::string type_name(py::handle h) { return py::str(py::type::of(h).attr("__name__")).cast<std::string>(); }
 
+int64_t int_arg(py::handle h, const char* op, const char* arg) {
+  if (!is_integer(h))
+    throw type_error(std::string(op) + ": " + arg + " must be an int, got " + type_name(h));
+  py::object i = py::reinterpret_steal<py::object>(PyNumber_Index(h.ptr()));
+  if (!i) throw py::error_already_set();
+  int overflow = 0;
+  long long v = PyLong_AsLongLongAndOverflow(i.ptr(), &overflow);
+  if (v == -1 && PyErr_Occurred()) throw py::error_already_set();
+  if (overflow)
+    throw value_error(std::string(op) + ": " + arg + " " + py::str(i).cast<std::string>() +
+                      " is out of range (it does not fit a 64-bit integer)");
+  return v;
+}
+
+bool bool_arg(py::handle h, const char* op, const char* arg) {
+  if (h.ptr() == Py_True) return true;
+  if (h.ptr() == Py_False) return false;
+  if (PyLong_Check(h.ptr()) || py::isinstance(h, numpy().attr("bool_")) || py::isinstance(h, numpy().attr("integer"))) {
+    int r = PyObject_IsTrue(h.ptr());
+    if (r < 0) throw py::error_already_set();
+    return r != 0;
+  }
+  throw type_error(std::string(op) + ": " + arg + " must be a bool, got " + type_name(h));
+}
+
 // A tuple/list of ints (an axis tuple or a shape); TypeError otherwise.
-std::vector<int64_t> int_sequence(py::handle seq, const char* what) {
+std::vector<int64_t> int_sequence(py::handle seq, const char* op, const char* what) {
   if (!PyTuple_Check(seq.ptr()) && !PyList_Check(seq.ptr()))
-    throw type_error(std::string(what) + " must be an int or a tuple of ints, got " + type_name(seq));
+    throw type_error(std::string(op) + ": " + what + " must be an int or a tuple of ints, got " + type_name(seq));
   std::vector<int64_t> out;
   for (auto item : seq) {
     if (!is_integer(item))
-      throw type_error(std::string(what) + " must contain only ints, got " + type_name(item));
-    out.push_back(item.cast<int64_t>());
+      throw type_error(std::string(op) + ": " + what + " must contain only ints, got " + type_name(item));
+    out.push_back(int_arg(item, op, what));
   }
   return out;
 }
 
-std::optional<Axes> parse_axes(py::handle axis) {
+std::optional<Axes> parse_axes(py::handle axis, const char* op) {
   if (axis.is_none()) return std::nullopt;
-  if (is_integer(axis)) return Axes{axis.cast<int64_t>()};
-  return int_sequence(axis, "axis");
+  if (is_integer(axis)) return Axes{int_arg(axis, op, "axis")};
+  return int_sequence(axis, op, "axis");
 }
 
 std::optional<Axes> normalized_axes(const Var& x, py::handle axis, const char* op) {
-  std::optional<Axes> a = parse_axes(axis);
+  std::optional<Axes> a = parse_axes(axis, op);
   if (a) a = normalize_axes(*a, x->data.ndim(), op);
   return a;
 }
 
-Shape parse_shape(py::handle shape) {
-  if (is_integer(shape)) return Shape{shape.cast<int64_t>()};
-  return int_sequence(shape, "shape");
+Shape parse_shape(py::handle shape, const char* op, const char* what) {
+  if (is_integer(shape)) return Shape{int_arg(shape, op, what)};
+  return int_sequence(shape, op, what);
 }
 
 // Shape from a method's *args: v.reshape(2, 3) or v.reshape((2, 3)).
-Shape shape_from_args(const py::args& args) {
-  if (args.size() == 1) return parse_shape(args[0]);
-  return int_sequence(args, "shape");
+Shape shape_from_args(const py::args& args, const char* op, const char* what) {
+  if (args.size() == 1) return parse_shape(args[0], op, what);
+  return int_sequence(args, op, what);
+}
+
+void reraise_prefixed(py::error_already_set& e, const std::string& prefix) {
+  PyObject* base = PyExc_TypeError;
+  for (PyObject* t : {PyExc_IndexError, PyExc_ValueError, PyExc_TypeError, PyExc_MemoryError, PyExc_OverflowError})
+    if (e.matches(t)) {
+      base = t == PyExc_OverflowError ? PyExc_ValueError : t;
+      break;
+    }
+  std::string msg = prefix + ": " + py::str(e.value()).cast<std::string>();
+  PyErr_SetString(base, msg.c_str());
+  throw py::error_already_set();
 }
 
 Var unary_arg(py::handle x, const char* op) { return to_var(x, std::nullopt, op); }
 
 std::vector<Var> var_list(py::handle seq, const char* op) {
   std::vector<py::object> items;
-  for (auto it : seq) items.push_back(py::reinterpret_borrow<py::object>(it));
+  try {
+    for (auto it : seq) items.push_back(py::reinterpret_borrow<py::object>(it));
+  } catch (py::error_already_set& e) {  // not iterable
+    reraise_prefixed(e, std::string(op) + ": arrays must be a sequence of arrays");
+  }
   std::optional<DType> like;
   for (auto& it : items)
     if (is_var(it)) {

@@ -40,12 +40,22 @@ py::array to_numpy(const Tensor& t);
 
 bool is_integer(py::handle h);
 std::string type_name(py::handle h);
+// Scalar arguments, converted here rather than by pybind11 (whose failures
+// are a dump of C++ signatures): an int (a Python or NumPy integer, not a
+// bool) that fits int64, else TypeError / ValueError naming `op` and `arg`.
+int64_t int_arg(py::handle h, const char* op, const char* arg);
+// A flag (keepdims, requires_grad, ...): a bool, a NumPy bool or an int; TypeError otherwise.
+bool bool_arg(py::handle h, const char* op, const char* arg);
 // A tuple/list of ints (an axis tuple or a shape); TypeError otherwise.
-std::vector<int64_t> int_sequence(py::handle seq, const char* what);
-std::optional<Axes> parse_axes(py::handle axis);
+std::vector<int64_t> int_sequence(py::handle seq, const char* op, const char* what);
+std::optional<Axes> parse_axes(py::handle axis, const char* op);
 std::optional<Axes> normalized_axes(const Var& x, py::handle axis, const char* op);
-Shape parse_shape(py::handle shape);
+// An int or a sequence of ints (a shape; what = "axes" for transpose's).
+Shape parse_shape(py::handle shape, const char* op, const char* what = "shape");
 // Shape from a method's *args: v.reshape(2, 3) or v.reshape((2, 3)).
-Shape shape_from_args(const py::args& args);
+Shape shape_from_args(const py::args& args, const char* op, const char* what = "shape");
+// Re-raises the Python error in `e` (NumPy's, from a conversion) as the
+// builtin type it derives from, its message prefixed with "op: ".
+[[noreturn]] void reraise_prefixed(py::error_already_set& e, const std::string& prefix);
 
 }  // namespace tgpy

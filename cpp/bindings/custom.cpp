@@ -1,5 +1,6 @@
 // Custom ops (tapegrad.custom_op): a node whose VJP and JVP rules are Python
 // functions on NumPy arrays.
+#include <cstring>
 #include <optional>
 #include <string>
 
@@ -66,7 +67,11 @@ struct CustomNode final : Node {
     for (size_t i = 0; i + 1 < saved.size(); ++i) args[2 + i] = rule_view(tensor(i));
     return args;
   }
-  // A rule's result as a Variable of `dtype` summed down to `shape`.
+  // A rule's result as a Variable of `dtype` and shape `shape`. A VJP result
+  // that `shape` broadcasts to (an un-reduced broadcast, as the reference
+  // engine allows) is summed down to it; any other shape is refused, including
+  // one that merely broadcasts to `shape` ((1,) or () for (3,)): that is a rule
+  // that lost an axis, not a gradient.
   Var result(py::handle r, const Shape& shape, DType dtype, const char* what, size_t i, int nb) {
     py::array a = as_ndarray(r);
     if (!float_dtype_for(a.dtype(), dtype))
@@ -74,17 +79,17 @@ struct CustomNode final : Node {
                        py::str(a.dtype()).cast<std::string>() + " for input " + std::to_string(i));
     Var v = make_var(copy_to_tensor(a, dtype));
     if (v->shape() == shape) return v;
-    // A result that broadcasts to the expected shape is broadcast; one that
-    // the expected shape broadcasts to (an un-reduced broadcast) is summed.
-    Shape common;
-    try {
-      common = kern::broadcast_shapes(v->shape(), shape, "custom op");
-    } catch (const value_error&) {
+    if (std::strcmp(what, "VJP") == 0 && v->shape().size() >= shape.size()) {
+      Shape common;
+      try {
+        common = kern::broadcast_shapes(v->shape(), shape, "custom op");
+      } catch (const value_error&) {
+      }
+      if (common == v->shape()) return sum_to(v, shape, nb);
     }
-    if (common == shape) return broadcast_to(v, shape);
-    if (common == v->shape() && v->shape().size() >= shape.size()) return sum_to(v, shape, nb);
     throw value_error("custom op '" + op_name + "': the " + what + " rule returned shape " + shape_str(v->shape()) +
-                      " for input " + std::to_string(i) + ", expected " + shape_str(shape));
+                      " for input " + std::to_string(i) + ", expected " + shape_str(shape) +
+                      (nb ? " (the batch axes of its cotangent or tangent, then the shape)" : ""));
   }
 
   Grads vjp(const Var& g) override {

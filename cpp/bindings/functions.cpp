@@ -94,7 +94,7 @@ PyObject* unary_fn(PyObject*, PyObject* arg) {
   return guarded([&] {
     const UnaryEntry& e = kUnary[I];
     return cast_out(e.fn(is_var(arg) ? holder_of(arg) : to_var(arg, std::nullopt, e.name)));
-  });
+  }, kUnary[I].name);
 }
 
 template <size_t... I>
@@ -142,7 +142,7 @@ PyObject* linear_fn(PyObject*, PyObject* const* args, Py_ssize_t nargs, PyObject
       y = linear(x, w, b);
     }
     return cast_out(std::move(y));
-  });
+  }, "linear");
 }
 
 PyMethodDef kLinearDef[] = {
@@ -167,8 +167,11 @@ Var mean_warn(const Var& x, const std::optional<Axes>& axes, bool keepdims) {
 void bind_functions(py::module_& m) {
   // The op spec (opspec/ops.py) as data: tapegrad re-exports its ops from it.
   m.attr("__ops__") = py::module_::import("json").attr("loads")(kOpsJson);
-  m.def("_cross_entropy_labels", [](py::handle logits, py::handle labels, const std::string& reduction) {
+  m.def("_cross_entropy_labels", named("cross_entropy", +[](py::handle logits, py::handle labels, py::handle reduction_) {
         Var z = unary_arg(logits, "cross_entropy");
+        if (!PyUnicode_Check(reduction_.ptr()))
+          throw type_error("cross_entropy: reduction must be one of 'mean', 'sum', 'none', got " + type_name(reduction_));
+        const std::string reduction = reduction_.cast<std::string>();
         py::array arr = py::array::ensure(labels);
         const char kind = arr ? arr.dtype().kind() : '?';
         if (kind != 'i' && kind != 'u' && kind != 'b')
@@ -185,19 +188,20 @@ void bind_functions(py::module_& m) {
         Tensor t = Tensor::empty(Shape(ix.shape(), ix.shape() + ix.ndim()), DType::I64);
         if (t.nbytes()) std::memcpy(t.raw(), ix.data(), t.nbytes());
         return cross_entropy_labels(z, t, red);
-      }, py::arg("logits"), py::arg("labels"), py::arg("reduction") = "none",
+      }), py::arg("logits"), py::arg("labels"), py::arg("reduction") = "none",
       "Softmax cross-entropy of logits (N, C) against integer labels (N,), per row or reduced ('mean', 'sum'), "
       "one fused primitive (tapegrad.nn.cross_entropy uses it).");
-  m.def("_mse_loss", [](py::handle x, py::handle target, bool mean) {
+  m.def("_mse_loss", named("mse_loss", +[](py::handle x, py::handle target, py::handle mean_) {
+        const bool mean = bool_arg(mean_, "mse_loss", "mean");
         Var v = unary_arg(x, "mse_loss");
         // A Variable target is copied: the node keeps the target, and an
         // in-place update of the Variable must not change the gradient.
         Tensor t = is_var(target) ? holder_of(target)->data.clone() : to_var(target, v->dtype(), "mse_loss")->data;
         return mse_loss(v, t, mean);
-      }, py::arg("input"), py::arg("target"), py::arg("mean"),
+      }), py::arg("input"), py::arg("target"), py::arg("mean"),
       "mean (or sum) of (input - target)^2 over all elements, target a constant: one fused primitive "
       "(tapegrad.nn.mse_loss uses it).");
-  m.def("from_numpy", &from_numpy, py::arg("array"), "A Variable sharing the NumPy array's buffer (no copy).");
+  m.def("from_numpy", named("from_numpy", &from_numpy), py::arg("array"), "A Variable sharing the NumPy array's buffer (no copy).");
   // The op spec's functions, with its argument names, defaults and docs.
   // pybind11's own signature lines are off: each doc starts with CPython's
   // text signature (sum(x, axis=None)\n--\n\n), so inspect.signature works.
@@ -208,7 +212,7 @@ void bind_functions(py::module_& m) {
   if (PyModule_AddFunctions(m.ptr(), kLinearDef) != 0) throw py::error_already_set();
 
 #define TG_BINARY_FN(PYNAME, FN) \
-  m.def(#PYNAME, [](py::handle a, py::handle b) { auto [x, y] = operands(a, b, #PYNAME); return FN(x, y); }, TG_SIG(PYNAME))
+  m.def(#PYNAME, named(#PYNAME, +[](py::handle a, py::handle b) { auto [x, y] = operands(a, b, #PYNAME); return FN(x, y); }), TG_SIG(PYNAME))
   TG_BINARY_FN(add, add);
   TG_BINARY_FN(subtract, sub);
   TG_BINARY_FN(multiply, mul);
@@ -219,20 +223,27 @@ void bind_functions(py::module_& m) {
   TG_BINARY_FN(matmul, matmul_nogil);
 #undef TG_BINARY_FN
 
-  m.def("clip", &clip_any, TG_SIG(clip));
-  m.def("where", [](py::handle cond, py::handle a, py::handle b) {
-        py::array_t<bool, py::array::c_style | py::array::forcecast> c(numpy().attr("asarray")(cond, py::arg("dtype") = "bool"));
+  m.def("clip", named("clip", &clip_any), TG_SIG(clip));
+  m.def("where", named("where", +[](py::handle cond, py::handle a, py::handle b) {
+        py::object carr;
+        try {
+          carr = numpy().attr("asarray")(cond, py::arg("dtype") = "bool");
+        } catch (py::error_already_set& e) {
+          reraise_prefixed(e, "where: condition");
+        }
+        py::array_t<bool, py::array::c_style | py::array::forcecast> c(carr);
         Tensor ct = Tensor::empty(Shape(c.shape(), c.shape() + c.ndim()), DType::Bool);
         if (ct.nbytes()) std::memcpy(ct.raw(), c.data(), ct.nbytes());
         auto [x, y] = operands(a, b, "where");
         return where(ct, x, y);
-      }, TG_SIG(where));
+      }), TG_SIG(where));
 
 #define TG_REDUCE_FN(NAME, FN)                                                                  \
-  m.def(#NAME, [](py::handle x, py::handle axis, bool keepdims) {                               \
+  m.def(#NAME, named(#NAME, +[](py::handle x, py::handle axis, py::handle keepdims) {           \
         Var v = unary_arg(x, #NAME);                                                            \
-        return FN(v, normalized_axes(v, axis, #NAME), keepdims);                                \
-      }, TG_SIG(NAME))
+        std::optional<Axes> axes = normalized_axes(v, axis, #NAME);                             \
+        return FN(v, axes, bool_arg(keepdims, #NAME, "keepdims"));                              \
+      }), TG_SIG(NAME))
   TG_REDUCE_FN(sum, sum);
   TG_REDUCE_FN(mean, mean_warn);
   TG_REDUCE_FN(max, max);
@@ -240,25 +251,44 @@ void bind_functions(py::module_& m) {
   TG_REDUCE_FN(logsumexp, logsumexp);
 #undef TG_REDUCE_FN
 
-  m.def("softmax", [](py::handle x, int64_t axis) { return softmax(unary_arg(x, "softmax"), axis); }, TG_SIG(softmax));
-  m.def("log_softmax", [](py::handle x, int64_t axis) { return log_softmax(unary_arg(x, "log_softmax"), axis); }, TG_SIG(log_softmax));
-  m.def("reshape", [](py::handle x, py::handle shape) { return reshape(unary_arg(x, "reshape"), parse_shape(shape)); }, TG_SIG(reshape));
-  m.def("transpose", [](py::handle x, py::handle axes) {
+  m.def("softmax", named("softmax", +[](py::handle x, py::handle axis) {
+        Var v = unary_arg(x, "softmax");
+        return softmax(v, int_arg(axis, "softmax", "axis"));
+      }), TG_SIG(softmax));
+  m.def("log_softmax", named("log_softmax", +[](py::handle x, py::handle axis) {
+        Var v = unary_arg(x, "log_softmax");
+        return log_softmax(v, int_arg(axis, "log_softmax", "axis"));
+      }), TG_SIG(log_softmax));
+  m.def("reshape", named("reshape", +[](py::handle x, py::handle shape) {
+        Var v = unary_arg(x, "reshape");
+        return reshape(v, parse_shape(shape, "reshape"));
+      }), TG_SIG(reshape));
+  m.def("transpose", named("transpose", +[](py::handle x, py::handle axes) {
         Var v = unary_arg(x, "transpose");
-        return transpose(v, axes.is_none() ? std::nullopt : std::optional<Axes>(parse_shape(axes)));
-      }, TG_SIG(transpose));
-  m.def("broadcast_to", [](py::handle x, py::handle shape) { return broadcast_to(unary_arg(x, "broadcast_to"), parse_shape(shape)); }, TG_SIG(broadcast_to));
-  m.def("concatenate", [](py::handle seq, py::handle axis) {
+        return transpose(v, axes.is_none() ? std::nullopt : std::optional<Axes>(parse_shape(axes, "transpose", "axes")));
+      }), TG_SIG(transpose));
+  m.def("broadcast_to", named("broadcast_to", +[](py::handle x, py::handle shape) {
+        Var v = unary_arg(x, "broadcast_to");
+        return broadcast_to(v, parse_shape(shape, "broadcast_to"));
+      }), TG_SIG(broadcast_to));
+  m.def("concatenate", named("concatenate", +[](py::handle seq, py::handle axis) {
+        if (!axis.is_none() && !is_integer(axis))
+          throw type_error("concatenate: axis must be an int or None, got " + type_name(axis));
         std::vector<Var> xs = var_list(seq, "concatenate");
         if (axis.is_none()) {
           for (Var& v : xs) v = reshape(v, Shape{-1});
           return concatenate(xs, 0);
         }
-        if (!is_integer(axis)) throw type_error("concatenate: axis must be an int or None, got " + type_name(axis));
-        return concatenate(xs, axis.cast<int64_t>());
-      }, TG_SIG(concatenate));
-  m.def("stack", [](py::handle seq, int64_t axis) { return stack(var_list(seq, "stack"), axis); }, TG_SIG(stack));
-  m.def("astype", [](py::handle x, py::handle dt) { return astype(unary_arg(x, "astype"), parse_float_dtype(dt, "astype")); }, TG_SIG(astype));
+        return concatenate(xs, int_arg(axis, "concatenate", "axis"));
+      }), TG_SIG(concatenate));
+  m.def("stack", named("stack", +[](py::handle seq, py::handle axis) {
+        const int64_t ax = int_arg(axis, "stack", "axis");
+        return stack(var_list(seq, "stack"), ax);
+      }), TG_SIG(stack));
+  m.def("astype", named("astype", +[](py::handle x, py::handle dt) {
+        Var v = unary_arg(x, "astype");
+        return astype(v, parse_float_dtype(dt, "astype"));
+      }), TG_SIG(astype));
 }
 
 void bind_runtime(py::module_& m) {
@@ -279,10 +309,12 @@ void bind_runtime(py::module_& m) {
       }, "Counters of the buffer cache (tensor.hpp): bytes cached and in use, buffers got from the system, reuses.");
   m.def("_empty_buffer_cache", &empty_buffer_cache, "Return every cached free buffer to the system.");
 
-  m.def("set_num_threads", [](int n) {
+  m.def("set_num_threads", [](py::handle n_) {
+        if (!is_integer(n_)) throw type_error("set_num_threads: n must be an int, got " + type_name(n_));
+        const int64_t n = int_arg(n_, "set_num_threads", "n");
         if (n < 1 || n > 1024) throw value_error("set_num_threads: n must be in [1, 1024], got " + std::to_string(n));
-        tg::set_num_threads(n);
-        scipy_openblas_set_num_threads(n);
+        tg::set_num_threads(static_cast<int>(n));
+        scipy_openblas_set_num_threads(static_cast<int>(n));
       }, py::arg("n"), "Threads used by tapegrad's kernels: its elementwise/reduction pool and its BLAS (OpenBLAS).");
   m.def("_set_pool_threads", [](int n) {
         if (n < 1 || n > 1024) throw value_error("_set_pool_threads: n must be in [1, 1024], got " + std::to_string(n));
@@ -291,6 +323,16 @@ void bind_runtime(py::module_& m) {
   m.def("get_num_threads", []() { return tg::get_num_threads(); },
         "Threads used by tapegrad's kernels (its pool and its BLAS).");
 
+  // NumPy's NPY_MAXDIMS (32 in NumPy 1.x, 64 in 2.x): the most axes a
+  // shape may have (tg::check_shape), read from the installed NumPy.
+  for (int k : {64, 32}) {
+    try {
+      numpy().attr("empty")(py::tuple(py::cast(std::vector<int>(k, 1))), py::arg("dtype") = "uint8");
+      tg::set_max_dims(k);
+      break;
+    } catch (py::error_already_set&) {
+    }
+  }
   buffer_cache_stats();  // builds the buffer cache now, so that its setting is read (and checked) at import
   for (const std::string& w : take_config_warnings())
     if (PyErr_WarnEx(PyExc_RuntimeWarning, w.c_str(), 1) != 0) throw py::error_already_set();

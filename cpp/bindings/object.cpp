@@ -3,7 +3,11 @@
 // Variable's memory on the free list cast_out takes it from.
 #include "object.hpp"
 
+#include <cstdlib>
+#include <cstring>
 #include <optional>
+#include <string>
+#include <vector>
 
 #include "bindings.hpp"
 
@@ -19,9 +23,14 @@ const Var& holder_of_general(PyInstance* inst) {
 
 // The one mapping of core exceptions to Python ones. Returns false for an
 // exception it does not know (pybind11's own translators take those).
-bool set_python_error(std::exception_ptr p) {
+bool set_python_error(std::exception_ptr p, const char* op) {
+  const std::string prefix = std::string(op ? op : "tapegrad") + ": ";
   try {
     std::rethrow_exception(p);
+  } catch (const memory_error& e) {
+    PyErr_SetString(PyExc_MemoryError, e.named ? e.what() : (prefix + e.what()).c_str());
+  } catch (const shape_error& e) {
+    PyErr_SetString(PyExc_ValueError, e.named ? e.what() : (prefix + e.what()).c_str());
   } catch (const value_error& e) {
     PyErr_SetString(PyExc_ValueError, e.what());
   } catch (const type_error& e) {
@@ -126,13 +135,34 @@ void install_object_hooks() {
   // Variables may hold the old value.
   {
     py::object pybind11_init = V.attr("__init__");
+    // The constructor's parameters: a call they do not take raises CPython's
+    // kind of TypeError rather than pybind11's dump of C++ signatures.
+    py::object P = py::module_::import("inspect").attr("Parameter");
+    py::object kind = P.attr("POSITIONAL_OR_KEYWORD");
+    py::object sig = py::module_::import("inspect").attr("Signature")(py::make_tuple(
+        P("data", kind), P("requires_grad", kind, py::arg("default") = false),
+        P("dtype", kind, py::arg("default") = py::none())));
     V.attr("__init__") = py::cpp_function(
-        [pybind11_init](py::handle self, py::args args, py::kwargs kwargs) {
+        [pybind11_init, sig](py::handle self, py::args args, py::kwargs kwargs) {
           if (PyObject_TypeCheck(self.ptr(), g_var_type)) {
             auto vh = reinterpret_cast<PyInstance*>(self.ptr())->get_value_and_holder(g_var_tinfo, false);
             if (vh && vh.holder_constructed()) return;
           }
-          pybind11_init(self, *args, **kwargs);
+          try {
+            pybind11_init(self, *args, **kwargs);
+          } catch (py::error_already_set& e) {
+            // Only on failure (binding in Python costs more than the construction).
+            if (!e.matches(PyExc_TypeError) ||
+                py::str(e.value()).cast<std::string>().find("incompatible constructor arguments") == std::string::npos)
+              throw;
+            try {
+              sig.attr("bind")(*args, **kwargs);
+            } catch (py::error_already_set& e2) {
+              if (!e2.matches(PyExc_TypeError)) throw;
+              throw type_error("Variable(): " + py::str(e2.value()).cast<std::string>());
+            }
+            throw type_error("Variable(): unsupported arguments; expected Variable" + py::str(sig).cast<std::string>());
+          }
         },
         py::name("__init__"), py::is_method(V), py::doc(py::str(pybind11_init.attr("__doc__")).cast<std::string>().c_str()));
   }
@@ -142,6 +172,104 @@ void install_object_hooks() {
     throw std::runtime_error("tapegrad: the Variable type is garbage-collected; cast_out/var_dealloc need updating");
   g_pybind11_dealloc = g_var_type->tp_dealloc;
   g_var_type->tp_dealloc = &var_dealloc;
+}
+
+// ----- calls that no overload takes --------------------------------------------
+namespace {
+
+// The pybind11 record behind a function object (or an instance method's), or null.
+const py::detail::function_record* record_of(py::handle f) {
+  if (PyInstanceMethod_Check(f.ptr())) f = PyInstanceMethod_GET_FUNCTION(f.ptr());
+  if (!PyCFunction_Check(f.ptr())) return nullptr;
+  PyObject* self = PyCFunction_GET_SELF(f.ptr());
+  return self ? py::detail::function_record_ptr_from_PyObject(self) : nullptr;
+}
+
+// The record's parameters as an inspect.Signature (None if they do not make one).
+py::object signature_of(const py::detail::function_record* rec) {
+  py::module_ inspect = py::module_::import("inspect");
+  py::object P = inspect.attr("Parameter");
+  py::list params;
+  for (size_t i = 0; i < rec->nargs_pos; ++i) {
+    const char* name = i < rec->args.size() ? rec->args[i].name : nullptr;
+    std::string n = name ? name : (rec->is_method && i == 0 ? "self" : "arg" + std::to_string(i));
+    py::object kind = P.attr(name || (rec->is_method && i == 0) ? "POSITIONAL_OR_KEYWORD" : "POSITIONAL_ONLY");
+    if (i < rec->args.size() && rec->args[i].value)
+      params.append(P(n, kind, py::arg("default") = rec->args[i].value));
+    else
+      params.append(P(n, kind));
+  }
+  if (rec->has_args) params.append(P("args", P.attr("VAR_POSITIONAL")));
+  if (rec->has_kwargs) params.append(P("kwargs", P.attr("VAR_KEYWORD")));
+  try {
+    return inspect.attr("Signature")(params);
+  } catch (py::error_already_set&) {
+    return py::none();
+  }
+}
+
+}  // namespace
+
+std::string bad_call_message(const std::string& qualname, py::handle sig, bool method, const py::args& args,
+                             const py::kwargs& kwargs) {
+  if (!sig.is_none()) {
+    try {
+      sig.attr("bind")(*args, **kwargs);
+    } catch (py::error_already_set& e) {
+      if (!e.matches(PyExc_TypeError)) throw;
+      return qualname + "(): " + py::str(e.value()).cast<std::string>();
+    }
+  }
+  if (method && (args.empty() || !is_var(args[0])))
+    return qualname + "(): self must be a tapegrad.Variable, got " +
+           (args.empty() ? std::string("nothing") : py::str(py::type::of(args[0]).attr("__name__")).cast<std::string>());
+  std::string types;
+  for (auto a : args) types += (types.empty() ? "" : ", ") + py::str(py::type::of(a).attr("__name__")).cast<std::string>();
+  for (auto kv : kwargs)
+    types += (types.empty() ? "" : ", ") + py::str(kv.first).cast<std::string>() + "=" +
+             py::str(py::type::of(kv.second).attr("__name__")).cast<std::string>();
+  return qualname + "(): unsupported argument types (" + types + ")" +
+         (sig.is_none() ? std::string() : "; expected " + qualname + py::str(sig).cast<std::string>());
+}
+
+namespace {
+void add_fallback(py::handle scope, const std::string& name, bool in_class) {
+  py::object f = scope.attr(name.c_str());
+  const py::detail::function_record* rec = record_of(f);
+  if (!rec || rec->is_constructor) return;
+  for (auto* r = rec; r; r = r->next)
+    if (r->has_args && r->has_kwargs && r->nargs_pos == 0 && !r->doc) return;  // (already there)
+  std::string qualname = in_class ? py::str(scope.attr("__name__")).cast<std::string>() + "." + name : name;
+  py::object sig = rec->next ? py::none() : signature_of(rec);  // (several overloads: no one signature)
+  const bool method = rec->is_method;
+  py::handle fn = PyInstanceMethod_Check(f.ptr()) ? PyInstanceMethod_GET_FUNCTION(f.ptr()) : f.ptr();
+  PyMethodDef* def = reinterpret_cast<PyCFunctionObject*>(fn.ptr())->m_ml;
+  std::string doc = def->ml_doc ? def->ml_doc : "";
+  auto fallback = [qualname, sig, method](py::args args, py::kwargs kwargs) -> py::object {
+    throw type_error(bad_call_message(qualname, sig, method, args, kwargs));
+  };
+  py::cpp_function cf = in_class ? py::cpp_function(fallback, py::name(name.c_str()), py::is_method(scope), py::sibling(f))
+                                 : py::cpp_function(fallback, py::name(name.c_str()), py::scope(scope), py::sibling(f));
+  scope.attr(name.c_str()) = cf;
+  // pybind11 rebuilt the doc from both overloads: keep the original one.
+  std::free(const_cast<char*>(def->ml_doc));
+  def->ml_doc = strdup(doc.c_str());
+}
+}  // namespace
+
+void install_call_errors(py::module_& m) {
+  auto add_all = [](py::handle scope, bool in_class) {
+    std::vector<std::string> names;
+    for (auto item : scope.attr("__dict__").attr("items")()) {
+      std::string n = py::str(item[py::int_(0)]).cast<std::string>();
+      if (n.rfind("_pybind11", 0) == 0) continue;
+      if (record_of(item[py::int_(1)])) names.push_back(n);
+    }
+    for (const std::string& n : names) add_fallback(scope, n, in_class);
+  };
+  add_all(m, false);
+  add_all(m.attr("Variable"), true);
+  add_all(m.attr("Node"), true);
 }
 
 void bind_errors(py::module_& m) {

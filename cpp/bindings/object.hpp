@@ -146,12 +146,15 @@ inline PyObject* cast_out(Var v) {
 
 // The one mapping of core exceptions to Python ones. Returns false for an
 // exception it does not know (pybind11's own translators take those).
-bool set_python_error(std::exception_ptr p);  // (object.cpp)
+// `op` names an allocator error that no op has named yet (see with_op).
+bool set_python_error(std::exception_ptr p, const char* op = nullptr);  // (object.cpp)
 
 // Runs f, turning C++ exceptions into Python ones (for raw CPython slots,
-// which bypass pybind11's dispatcher).
+// which bypass pybind11's dispatcher); `op` names allocator errors, as
+// with_op does, but inside the catch that is there anyway (the hot paths
+// take no second handler).
 template <class F>
-PyObject* guarded(F&& f) {
+PyObject* guarded(F&& f, const char* op = nullptr) {
   try {
     return f();
   } catch (py::error_already_set& e) {
@@ -161,7 +164,7 @@ PyObject* guarded(F&& f) {
   } catch (const std::bad_alloc&) {
     PyErr_NoMemory();
   } catch (...) {
-    if (!set_python_error(std::current_exception())) {
+    if (!set_python_error(std::current_exception(), op)) {
       try {
         throw;
       } catch (const std::exception& e) {
@@ -173,6 +176,39 @@ PyObject* guarded(F&& f) {
   }
   return nullptr;
 }
+
+// Runs f under the name of the op the user called: an error of the
+// allocator, which does not know it (shape_error, memory_error; see
+// tensor.hpp), gets that name. Nothing runs unless one is thrown.
+template <class F>
+decltype(auto) with_op(const char* op, F&& f) {
+  try {
+    return f();
+  } catch (const shape_error& e) {
+    if (e.named) throw;
+    throw shape_error(std::string(op) + ": " + e.what(), true);
+  } catch (const memory_error& e) {
+    if (e.named) throw;
+    throw memory_error(std::string(op) + ": " + e.what(), true);
+  }
+}
+
+// A pybind11 function body (a captureless lambda, given as a function
+// pointer) run under with_op(op).
+template <class R, class... A>
+auto named(const char* op, R (*f)(A...)) {
+  return [op, f](A... a) -> R { return with_op(op, [&]() -> R { return f(std::forward<A>(a)...); }); };
+}
+
+// Gives every pybind11 function of the module and method of its classes a
+// last overload that takes any arguments, so that a call no overload takes
+// raises a TypeError like CPython's ("sum(): got an unexpected keyword
+// argument 'axes'") instead of pybind11's dump of C++ signatures (object.cpp).
+void install_call_errors(py::module_& m);
+// That TypeError's message: CPython's words when the arguments do not fit the
+// signature `sig` (an inspect.Signature, or None), else their types.
+std::string bad_call_message(const std::string& qualname, py::handle sig, bool method, const py::args& args,
+                             const py::kwargs& kwargs);
 
 // Installs the Variable type's dealloc and its __init__ guard (object.cpp).
 void install_object_hooks();

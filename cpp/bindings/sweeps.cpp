@@ -39,7 +39,7 @@ void run_backward(const std::vector<Var>& roots, const std::vector<Var>& seeds, 
   GradUpdates updates;
   {
     py::gil_scoped_release nogil;  // the sweep never touches Python
-    backward(roots, seeds, opt, {}, &updates);
+    with_op("backward", [&] { backward(roots, seeds, opt, {}, &updates); });
   }
   accumulate_grads(updates);  // with the GIL: Python threads read and reset .grad
 }
@@ -71,7 +71,7 @@ void bind_sweeps(py::module_& m) {
         std::vector<Var> res;
         {
           py::gil_scoped_release nogil;
-          res = backward(outputs, seeds, opt, inputs, nullptr);
+          res = with_op("grad", [&] { return backward(outputs, seeds, opt, inputs, nullptr); });
         }
         return res;
       }, py::arg("outputs"), py::arg("inputs"), py::arg("grads"), py::arg("retain_graph") = false,
@@ -96,7 +96,7 @@ void bind_sweeps(py::module_& m) {
         std::vector<Var> res;
         {
           py::gil_scoped_release nogil;
-          res = backward({output}, {}, opt, inputs, nullptr);
+          res = with_op("jacobian", [&] { return backward({output}, {}, opt, inputs, nullptr); });
         }
         return res;
       }, py::arg("output"), py::arg("inputs"), py::arg("start"), py::arg("stop"), py::arg("retain_graph") = false,
@@ -107,7 +107,7 @@ void bind_sweeps(py::module_& m) {
         std::vector<Var> res;
         {
           py::gil_scoped_release nogil;
-          res = forward({output}, {input}, {}, 1, false, Basis{start, stop});
+          res = with_op("jacobian", [&] { return forward({output}, {input}, {}, 1, false, Basis{start, stop}); });
         }
         return res[0];
       }, py::arg("output"), py::arg("input"), py::arg("start"), py::arg("stop"),
@@ -137,7 +137,7 @@ void bind_sweeps(py::module_& m) {
         std::vector<Var> res;
         {
           py::gil_scoped_release nogil;
-          res = forward(outputs, inputs, ts, nb, create);
+          res = with_op("jvp", [&] { return forward(outputs, inputs, ts, nb, create); });
         }
         return res;
       }, py::arg("outputs"), py::arg("inputs"), py::arg("tangents"), py::arg("batch_dims") = 0,

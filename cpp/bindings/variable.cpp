@@ -12,7 +12,9 @@
 namespace tgpy {
 namespace {
 
-Var construct(py::handle data, bool requires_grad, py::handle dtype) {
+Var construct(py::handle data, py::handle requires_grad_, py::handle dtype) {
+  return with_op("Variable", [&] {
+  const bool requires_grad = bool_arg(requires_grad_, "Variable", "requires_grad");
   std::optional<DType> want;
   if (!dtype.is_none()) want = parse_float_dtype(dtype, "Variable");
   Tensor t;
@@ -33,6 +35,7 @@ Var construct(py::handle data, bool requires_grad, py::handle dtype) {
     t = copy_to_tensor(arr, want.value_or(*natural));
   }
   return make_var(std::move(t), requires_grad);
+  });
 }
 
 py::object grad_of(const Var& v) {
@@ -55,18 +58,29 @@ void set_grad(const Var& v, py::handle g) {
 
 py::object not_implemented() { return py::reinterpret_borrow<py::object>(Py_NotImplemented); }
 
+// The name an operator's errors give.
+template <Var (*F)(const Var&, const Var&)>
+const char* op_name() {
+  if constexpr (F == static_cast<Var (*)(const Var&, const Var&)>(&tg::add)) return "add";
+  else if constexpr (F == static_cast<Var (*)(const Var&, const Var&)>(&tg::sub)) return "subtract";
+  else if constexpr (F == static_cast<Var (*)(const Var&, const Var&)>(&tg::mul)) return "multiply";
+  else if constexpr (F == static_cast<Var (*)(const Var&, const Var&)>(&tg::div)) return "divide";
+  else if constexpr (F == static_cast<Var (*)(const Var&, const Var&)>(&tg::pow)) return "power";
+  else return "matmul";
+}
+
 template <Var (*F)(const Var&, const Var&)>
 py::object binop(const Var& self, py::handle other) {
   Var o = try_to_var(other, self->dtype());
   if (!o) return not_implemented();
-  return py::cast(F(self, o));
+  return with_op(op_name<F>(), [&] { return py::cast(F(self, o)); });
 }
 
 template <Var (*F)(const Var&, const Var&)>
 py::object rbinop(const Var& self, py::handle other) {
   Var o = try_to_var(other, self->dtype());
   if (!o) return not_implemented();
-  return py::cast(F(o, self));
+  return with_op(op_name<F>(), [&] { return py::cast(F(o, self)); });
 }
 
 template <kern::CompareOp K>
@@ -143,7 +157,12 @@ Var getitem(const Var& self, py::handle key) {
     if (!has_ellipsis)
       full_key = PyTuple_Check(key.ptr()) ? py::object(py::reinterpret_borrow<py::tuple>(key) + py::make_tuple(py::ellipsis()))
                                            : py::object(py::make_tuple(key, py::ellipsis()));
-    py::object viewobj = probe[full_key];
+    py::object viewobj;
+    try {
+      viewobj = probe[full_key];
+    } catch (py::error_already_set& e) {
+      reraise_prefixed(e, "getitem");
+    }
     if (!py::isinstance<py::array>(viewobj)) throw index_error("getitem: internal error: basic indexing gave no view");
     py::array view = py::reinterpret_borrow<py::array>(viewobj);
     const int64_t off = static_cast<const uint8_t*>(view.data()) - static_cast<const uint8_t*>(base.data());
@@ -165,13 +184,17 @@ Var getitem(const Var& self, py::handle key) {
     // Advanced indexing (arrays, lists, booleans): NumPy computes which flat
     // elements the key selects on an arange, with exact NumPy semantics.
     py::object idx = numpy().attr("arange")(self->data.numel(), py::arg("dtype") = "int64");
-    idx = idx.attr("reshape")(py::tuple(py::cast(shape)))[key];
+    try {
+      idx = idx.attr("reshape")(py::tuple(py::cast(shape)))[key];
+    } catch (py::error_already_set& e) {
+      reraise_prefixed(e, "getitem");
+    }
     py::array_t<int64_t, py::array::c_style | py::array::forcecast> ix(idx);
     Shape out_shape(ix.shape(), ix.shape() + ix.ndim());
     index = Tensor::empty(out_shape, DType::I64);
     if (index.nbytes()) std::memcpy(index.raw(), ix.data(), index.nbytes());
   }
-  return gather(self, index);
+  return with_op("getitem", [&] { return gather(self, index); });
 }
 
 // ----- raw CPython fast paths ----------------------------------------------------
@@ -201,6 +224,7 @@ bool python_number(PyObject* o, double* c) {
 
 constexpr ScalarOp kNoScalarOp = static_cast<ScalarOp>(-1);
 
+
 // F(a, b) for two operands; with one float Variable and a Python number,
 // the scalar op (XC: x op c, CX: c op x) when the operator has one.
 template <Var (*F)(const Var&, const Var&), ScalarOp XC = kNoScalarOp, ScalarOp CX = kNoScalarOp>
@@ -223,7 +247,7 @@ PyObject* nb_binary(PyObject* a, PyObject* b) {
     Var o = try_to_var(a, x->dtype());
     if (!o) Py_RETURN_NOTIMPLEMENTED;
     return cast_out(F(o, x));
-  });
+  }, op_name<F>());
 }
 
 PyObject* nb_power(PyObject* a, PyObject* b, PyObject* mod) {
@@ -232,7 +256,7 @@ PyObject* nb_power(PyObject* a, PyObject* b, PyObject* mod) {
 }
 
 PyObject* nb_negative(PyObject* a) {
-  return guarded([&] { return cast_out(neg(holder_of(a))); });
+  return guarded([&] { return cast_out(neg(holder_of(a))); }, "negative");
 }
 
 }  // namespace
@@ -249,7 +273,7 @@ constexpr size_t kNumUnaryMethods = sizeof(kUnaryMethods) / sizeof(kUnaryMethods
 
 template <size_t I>
 PyObject* unary_method(PyObject* self, PyObject*) {
-  return guarded([&] { return cast_out(kUnaryMethods[I].fn(holder_of(self))); });
+  return guarded([&] { return cast_out(kUnaryMethods[I].fn(holder_of(self))); }, kUnaryMethods[I].name);
 }
 
 template <size_t... I>
@@ -291,7 +315,7 @@ tapegrad.from_numpy(arr) to share a NumPy array's buffer instead.
       .def("__array__", [](const Var& v, py::handle dtype, py::handle copy) -> py::object {
              py::object a = to_numpy(v->data);
              if (!dtype.is_none()) a = a.attr("astype")(dtype, py::arg("copy") = false);
-             if (!copy.is_none() && copy.cast<bool>()) a = a.attr("copy")();
+             if (!copy.is_none() && bool_arg(copy, "__array__", "copy")) a = a.attr("copy")();
              return a;
            }, py::arg("dtype") = py::none(), py::arg("copy") = py::none())
       .def("item", [](const Var& v) { return v->data.item(); })
@@ -314,7 +338,8 @@ tapegrad.from_numpy(arr) to share a NumPy array's buffer instead.
       .def_property_readonly("_version", [](const Var& v) { return v->data.version(); })
       // ----- autograd state
       .def_property("requires_grad", [](const Var& v) { return v->requires_grad; },
-                    [](const Var& v, bool rg) {
+                    [](const Var& v, py::handle rg_) {
+                      const bool rg = bool_arg(rg_, "requires_grad", "the value");
                       if (!v->is_leaf())
                         throw graph_error("requires_grad can only be changed on leaf Variables; use .detach() on "
                                           "the result of an op");
@@ -333,11 +358,12 @@ tapegrad.from_numpy(arr) to share a NumPy array's buffer instead.
       .def_property_readonly("retains_grad", [](const Var& v) { return v->retains_grad; })
       .def("detach", [](const Var& v) { return make_var(v->data); },
            "A Variable sharing this one's buffer, outside the graph.")
-      .def("backward", [](const Var& self, py::handle grad, py::handle retain_graph, bool create_graph) {
+      .def("backward", named("backward", +[](const Var& self, py::handle grad, py::handle retain_graph, py::handle create_graph_) {
+             const bool create_graph = bool_arg(create_graph_, "backward", "create_graph");
+             bool retain = retain_graph.is_none() ? create_graph : bool_arg(retain_graph, "backward", "retain_graph");
              Var seed = make_seed(self, grad);
-             bool retain = retain_graph.is_none() ? create_graph : retain_graph.cast<bool>();
              run_backward({self}, {seed}, retain, create_graph);
-           }, py::arg("grad") = py::none(), py::arg("retain_graph") = py::none(), py::arg("create_graph") = false,
+           }), py::arg("grad") = py::none(), py::arg("retain_graph") = py::none(), py::arg("create_graph") = false,
            "Reverse sweep from this Variable; leaf gradients accumulate into .grad.")
       // ----- operators
       .def("__add__", &binop<add>).def("__radd__", &rbinop<add>)
@@ -369,21 +395,23 @@ tapegrad.from_numpy(arr) to share a NumPy array's buffer instead.
   spec_docs.disable_function_signatures();
   add_unary_methods(g_var_type, std::make_index_sequence<kNumUnaryMethods>());
 #define TG_REDUCE_METHOD(NAME, FN)                                                              \
-  V.def(#NAME, [](const Var& v, py::handle axis, bool keepdims) {                               \
-    return FN(v, normalized_axes(v, axis, #NAME), keepdims);                                    \
-  }, TG_METHOD_SIG(NAME))
+  V.def(#NAME, named(#NAME, +[](const Var& v, py::handle axis, py::handle keepdims) {           \
+    std::optional<Axes> axes = normalized_axes(v, axis, #NAME);                                 \
+    return FN(v, axes, bool_arg(keepdims, #NAME, "keepdims"));                                  \
+  }), TG_METHOD_SIG(NAME))
   TG_REDUCE_METHOD(sum, sum);
   TG_REDUCE_METHOD(mean, mean_warn);
   TG_REDUCE_METHOD(max, max);
   TG_REDUCE_METHOD(min, min);
 #undef TG_REDUCE_METHOD
-  V.def("reshape", [](const Var& v, py::args shape) { return reshape(v, shape_from_args(shape)); }, TG_METHOD_SIG(reshape));
-  V.def("transpose", [](const Var& v, py::args axes) {
+  V.def("reshape", named("reshape", +[](const Var& v, py::args shape) { return reshape(v, shape_from_args(shape, "reshape")); }),
+        TG_METHOD_SIG(reshape));
+  V.def("transpose", named("transpose", +[](const Var& v, py::args axes) {
     if (axes.size() == 0 || (axes.size() == 1 && axes[0].is_none())) return transpose(v, std::nullopt);
-    return transpose(v, shape_from_args(axes));
-  }, TG_METHOD_SIG(transpose));
-  V.def("clip", [](py::handle v, py::handle lo, py::handle hi) { return clip_any(v, lo, hi); }, TG_METHOD_SIG(clip));
-  V.def("astype", [](const Var& v, py::handle dt) { return astype(v, parse_float_dtype(dt, "astype")); },
+    return transpose(v, shape_from_args(axes, "transpose", "axes"));
+  }), TG_METHOD_SIG(transpose));
+  V.def("clip", named("clip", +[](py::handle v, py::handle lo, py::handle hi) { return clip_any(v, lo, hi); }), TG_METHOD_SIG(clip));
+  V.def("astype", named("astype", +[](const Var& v, py::handle dt) { return astype(v, parse_float_dtype(dt, "astype")); }),
         TG_METHOD_SIG(astype));
 }
 

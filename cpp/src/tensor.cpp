@@ -32,6 +32,33 @@ int64_t numel(const Shape& s) {
   return n;
 }
 
+namespace {
+int g_max_dims = 64;  // NumPy 2.x's; set from the installed NumPy at import
+}  // namespace
+
+int max_dims() { return g_max_dims; }
+void set_max_dims(int n) { g_max_dims = n; }
+
+namespace {
+[[noreturn]] __attribute__((noinline)) void refuse_shape(const Shape& s, const char* op, const std::string& why) {
+  std::string msg = why + " (shape " + shape_str(s) + ")";
+  if (op) throw value_error(std::string(op) + ": " + msg);
+  throw shape_error(msg);
+}
+}  // namespace
+
+void check_shape(const Shape& s, const char* op) {
+  if (static_cast<int64_t>(s.size()) > g_max_dims)
+    refuse_shape(s, op, "a shape may have at most " + std::to_string(g_max_dims) + " axes (NumPy's limit), got " +
+                            std::to_string(s.size()));
+  int64_t n = 1;
+  for (int64_t d : s) {
+    if (d < 0) refuse_shape(s, op, "negative dimension " + std::to_string(d));
+    if (d != 0 && __builtin_mul_overflow(n, d, &n))
+      refuse_shape(s, op, "the array is too big: its element count does not fit a 64-bit integer");
+  }
+}
+
 std::string shape_str(const Shape& s) {
   std::string out = "(";
   for (size_t i = 0; i < s.size(); ++i) {
@@ -180,6 +207,22 @@ BufferCacheStats buffer_cache_stats() {
 
 void empty_buffer_cache() { cache().empty(); }
 
+namespace {
+std::string u128_str(unsigned __int128 v) {
+  std::string out;
+  do {
+    out.insert(out.begin(), static_cast<char>('0' + static_cast<int>(v % 10)));
+    v /= 10;
+  } while (v);
+  return out;
+}
+
+[[noreturn]] __attribute__((noinline)) void throw_cannot_allocate(unsigned __int128 bytes, const Shape& shape, DType dt) {
+  throw memory_error("cannot allocate " + u128_str(bytes) + " bytes for shape " + shape_str(shape) + " of dtype " +
+                     dtype_name(dt));
+}
+}  // namespace
+
 StorageRef Storage::allocate(size_t nbytes) {
   if (nbytes > kMaxBytes) throw std::bad_alloc();  // size_class would overflow
   if (nbytes <= kInlineBytes) return allocate_inline(nbytes);
@@ -206,22 +249,18 @@ StorageRef Storage::borrow(void* data, size_t nbytes, Deleter d, void* ctx, bool
 }
 
 Tensor Tensor::empty_nd(const Shape& shape, DType dt) {
-  // The byte count, refusing sizes that overflow (they would wrap to a small
+  // Every allocated array's shape is checked here (check_shape), then its
+  // byte count, refusing sizes that overflow (they would wrap to a small
   // allocation and the kernels would write past it).
-  uint64_t bytes = itemsize(dt);
-  bool zero = false;
-  for (int64_t d : shape) {
-    if (d < 0) throw value_error("negative dimension in shape " + shape_str(shape));
-    zero = zero || d == 0;
+  check_shape(shape, nullptr);
+  unsigned __int128 bytes = itemsize(dt);
+  for (int64_t d : shape) bytes *= static_cast<uint64_t>(d);  // < 2^63 * 8: no overflow in 128 bits
+  if (bytes > Storage::kMaxBytes) throw_cannot_allocate(bytes, shape, dt);
+  try {
+    return Tensor(Storage::allocate(static_cast<size_t>(bytes)), shape, dt);
+  } catch (const std::bad_alloc&) {
+    throw_cannot_allocate(bytes, shape, dt);
   }
-  if (zero) {
-    bytes = 0;
-  } else {
-    for (int64_t d : shape)
-      if (__builtin_mul_overflow(bytes, static_cast<uint64_t>(d), &bytes) || bytes > Storage::kMaxBytes)
-        throw std::bad_alloc();
-  }
-  return Tensor(Storage::allocate(static_cast<size_t>(bytes)), shape, dt);
 }
 
 Tensor Tensor::zeros(const Shape& shape, DType dt) {

@@ -15,7 +15,10 @@ class _GradMode(contextlib.ContextDecorator):
 
     _enabled: bool
 
-    def __new__(cls, func=None):
+    def __new__(cls, *args, **kwargs):
+        if kwargs or len(args) > 1:
+            raise TypeError(f"{cls.__name__}() takes no arguments (or a function to decorate)")
+        func = args[0] if args else None
         self = super().__new__(cls)
         self._local = threading.local()
         if func is not None:  # used as a bare decorator: @no_grad
@@ -24,7 +27,7 @@ class _GradMode(contextlib.ContextDecorator):
             return self(func)
         return self
 
-    def __init__(self, func=None):
+    def __init__(self, *args, **kwargs):
         pass
 
     def __enter__(self):

@@ -37,6 +37,19 @@ def _as_tuple(x):
     return tuple(x) if isinstance(x, (tuple, list)) else (x,)
 
 
+def _check_f(f, what):
+    if not callable(f):
+        raise TypeError(f"{what}: f must be a function, got {type(f).__name__}")
+
+
+def _asarray(x, what, role):
+    """np.asarray(x), its errors naming the operator (a ragged list, ...)."""
+    try:
+        return np.asarray(x)
+    except (TypeError, ValueError) as e:
+        raise type(e)(f"{what}: {role} must be an array of real numbers: {e}") from None
+
+
 def _input(x, what):
     """(leaf to differentiate at, nested?) for a primal value."""
     if isinstance(x, Variable):
@@ -45,7 +58,7 @@ def _input(x, what):
         v = x.detach()
         v.requires_grad = True
         return v, False
-    arr = np.asarray(x)
+    arr = _asarray(x, what, "primal")
     if arr.dtype.kind not in "fiub":
         raise TypeError(f"{what}: primal must be an array of real numbers, got dtype {arr.dtype}")
     return Variable(arr, requires_grad=True), False
@@ -73,7 +86,7 @@ def _tangent(t, primal, what, i):
     if isinstance(t, Variable):
         t = t if t.requires_grad else t.data
     else:
-        t = np.asarray(t)
+        t = _asarray(t, what, f"tangent {i}")
     dt = np.dtype(t.dtype)
     if dt.kind not in "fiub":
         raise TypeError(f"{what}: tangent {i} must be real numbers, got dtype {dt}")
@@ -94,19 +107,24 @@ def jvp(f, primals, tangents):
     ``primals`` and ``tangents`` are tuples of arrays of equal shapes (a
     single array is taken as a 1-tuple).
     """
+    return _jvp(f, primals, tangents, "jvp")
+
+
+def _jvp(f, primals, tangents, what):
+    _check_f(f, what)
     primals, tangents = _as_tuple(primals), _as_tuple(tangents)
     if len(primals) != len(tangents):
-        raise ValueError(f"jvp: got {len(primals)} primals but {len(tangents)} tangents")
-    leaves = [_input(p, "jvp") for p in primals]
+        raise ValueError(f"{what}: got {len(primals)} primals but {len(tangents)} tangents")
+    leaves = [_input(p, what) for p in primals]
     xs = [v for v, _ in leaves]
     nested = any(n for _, n in leaves)
     ts = []
     for i, (t, x) in enumerate(zip(tangents, xs)):
-        t = _tangent(t, x, "jvp", i)
+        t = _tangent(t, x, what, i)
         if tuple(np.shape(t)) != x.shape:
-            raise ValueError(f"jvp: tangent {i} has shape {tuple(np.shape(t))} but its primal has shape {x.shape}")
+            raise ValueError(f"{what}: tangent {i} has shape {tuple(np.shape(t))} but its primal has shape {x.shape}")
         ts.append(t)
-    out = _call(f, xs, "jvp")
+    out = _call(f, xs, what)
     if not out.requires_grad:
         return _value(out, nested), _zeros_like(out, nested)
     (out_t,) = _core._forward([out], xs, ts, 0, nested)
@@ -115,11 +133,12 @@ def jvp(f, primals, tangents):
 
 def directional_derivative(f, x, u):
     """J(x)·u = d/dα f(x + αu) at α = 0, by one forward sweep."""
-    return jvp(f, (x,), (u,))[1]
+    return _jvp(f, (x,), (u,), "directional_derivative")[1]
 
 
 def vjp(f, *primals):
     """Reverse mode: ``(f(*primals), vjp_fn)``; ``vjp_fn(w)`` gives wᵀ·J, one array per primal."""
+    _check_f(f, "vjp")
     leaves = [_input(p, "vjp") for p in primals]
     xs = [v for v, _ in leaves]
     nested = any(n for _, n in leaves)
@@ -129,7 +148,7 @@ def vjp(f, *primals):
         if not out.requires_grad:
             return tuple(_zeros_like(x, nested) for x in xs)
         if not isinstance(cotangent, Variable):
-            cotangent = np.asarray(cotangent)
+            cotangent = _asarray(cotangent, "vjp", "the cotangent")
             if cotangent.dtype.kind not in "fiub":
                 raise TypeError(f"vjp: the cotangent must be real numbers, got dtype {cotangent.dtype}")
         grads = _core._grad([out], xs, [cotangent], True, nested, 0)
@@ -152,20 +171,25 @@ def _argnums(argnums, nargs, what):
 
 def value_and_grad(f, argnums=0):
     """A function returning ``(f(*args), ∇f)`` for a scalar (single-element) ``f``."""
+    return _value_and_grad(f, argnums, "value_and_grad")
+
+
+def _value_and_grad(f, argnums, what):
+    _check_f(f, what)
 
     def wrapped(*args):
-        nums, many = _argnums(argnums, len(args), "grad")
+        nums, many = _argnums(argnums, len(args), what)
         args = list(args)
         nested = False
         xs = []
         for a in nums:
-            v, n = _input(args[a], "grad")
+            v, n = _input(args[a], what)
             args[a] = v
             xs.append(v)
             nested = nested or n
-        out = _call(f, args, "grad")
+        out = _call(f, args, what)
         if out.size != 1:
-            raise ValueError(f"grad: the function must return a scalar (single-element) Variable, "
+            raise ValueError(f"{what}: the function must return a scalar (single-element) Variable, "
                              f"got shape {out.shape}; use jacobian or vjp for non-scalar functions")
         if out.requires_grad:
             gs = _core._grad([out], xs, [None], nested, nested, 0)
@@ -181,7 +205,7 @@ def value_and_grad(f, argnums=0):
 
 def grad(f, argnums=0):
     """The gradient function of a scalar ``f`` (``argnums`` an int or a tuple of ints)."""
-    vg = value_and_grad(f, argnums)
+    vg = _value_and_grad(f, argnums, "grad")
 
     def wrapped(*args):
         return vg(*args)[1]
@@ -221,15 +245,21 @@ def jacobian(f, x, *, mode="auto", chunk_size=None):
     or ``"auto"`` (see :func:`choose_mode`). ``chunk_size`` bounds how many
     basis directions go through one sweep (memory: chunk × tape).
     """
-    if mode not in ("auto", "forward", "reverse"):
-        raise ValueError(f"jacobian: mode must be 'auto', 'forward' or 'reverse', got {mode!r}")
-    if chunk_size is not None and (not isinstance(chunk_size, numbers.Integral) or chunk_size < 1):
-        raise ValueError(f"jacobian: chunk_size must be a positive int or None, got {chunk_size!r}")
+    return _jacobian(f, x, mode, chunk_size, "jacobian")
+
+
+def _jacobian(f, x, mode, chunk_size, what):
+    _check_f(f, what)
+    if not isinstance(mode, str) or mode not in ("auto", "forward", "reverse"):
+        raise ValueError(f"{what}: mode must be 'auto', 'forward' or 'reverse', got {mode!r}")
+    if chunk_size is not None and (not isinstance(chunk_size, numbers.Integral) or isinstance(chunk_size, bool)
+                                   or chunk_size < 1):
+        raise ValueError(f"{what}: chunk_size must be a positive int or None, got {chunk_size!r}")
     single = not isinstance(x, (tuple, list))
-    leaves = [_input(p, "jacobian") for p in _as_tuple(x)]
+    leaves = [_input(p, what) for p in _as_tuple(x)]
     xs = [v for v, _ in leaves]
     nested = any(n for _, n in leaves)
-    out = _call(f, xs, "jacobian")
+    out = _call(f, xs, what)
     m = out.size
     n_total = sum(v.size for v in xs)
     if mode == "auto":
@@ -306,12 +336,15 @@ def hessian(f, x):
     """The Hessian of a scalar ``f`` at ``x`` (shape ``x.shape + x.shape``), forward-over-reverse:
     the gradient's graph is recorded, then one batched forward sweep pushes the
     input basis through it."""
-    return jacobian(grad(f), x, mode="forward")
+    _check_f(f, "hessian")
+    vg = _value_and_grad(f, 0, "hessian")
+    return _jacobian(lambda *a: vg(*a)[1], x, "forward", None, "hessian")
 
 
 def hvp(f, x, v):
     """H(x)·v for a scalar ``f`` without forming H: one recorded gradient, then one
     forward sweep through it (forward-over-reverse); a small multiple of a gradient's cost."""
+    _check_f(f, "hvp")
     xv, nested = _input(x, "hvp")
     out = _call(f, [xv], "hvp")
     if out.size != 1:

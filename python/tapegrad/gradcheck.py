@@ -221,7 +221,12 @@ def gradcheck(f, inputs, *, atol=None, rtol=None, modes=("reverse", "forward"), 
     Returns True; on failure raises :class:`GradcheckError` (or returns False
     when ``raise_exception=False``).
     """
-    modes = (modes,) if isinstance(modes, str) else tuple(modes)
+    if not callable(f):
+        raise TypeError(f"gradcheck: f must be a function, got {type(f).__name__}")
+    try:
+        modes = (modes,) if isinstance(modes, str) else tuple(modes)
+    except TypeError:
+        raise TypeError(f"gradcheck: modes must be a tuple of 'reverse' and 'forward', got {modes!r}") from None
     if not modes or any(m not in ("reverse", "forward") for m in modes):
         raise ValueError(f"gradcheck: modes must be a non-empty tuple of 'reverse' and 'forward', got {modes!r}")
     if order not in (1, 2):

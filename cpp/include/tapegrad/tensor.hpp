@@ -36,6 +36,18 @@ inline bool is_float(DType d) { return d == DType::F32 || d == DType::F64; }
 int64_t numel(const Shape& s);
 std::string shape_str(const Shape& s);  // "(3, 4)", "()" for 0-d
 
+// The most axes a shape may have: NumPy's NPY_MAXDIMS (32 in NumPy 1.x, 64
+// in 2.x), which the bindings read from the installed NumPy at import.
+int max_dims();
+void set_max_dims(int n);
+// The one check of a shape, where a shape is made (Tensor::empty_nd for every
+// allocated result, reshape for views): refuses what NumPy refuses, i.e. more
+// than max_dims() axes, a negative dimension, or an element count that does
+// not fit int64 (like NumPy, the product of the non-zero dimensions, so that
+// (2**62, 2**62, 0) is refused too). Throws value_error naming `op`, or a
+// shape_error without an op name when op is null (the bindings add it).
+void check_shape(const Shape& s, const char* op);
+
 // Error kinds. The bindings translate them: ValueError, TypeError,
 // RuntimeError, IndexError, NotImplementedError.
 struct value_error : std::invalid_argument { using std::invalid_argument::invalid_argument; };
@@ -43,6 +55,18 @@ struct type_error : std::runtime_error { using std::runtime_error::runtime_error
 struct graph_error : std::runtime_error { using std::runtime_error::runtime_error; };
 struct index_error : std::out_of_range { using std::out_of_range::out_of_range; };
 struct not_implemented_error : std::logic_error { using std::logic_error::logic_error; };
+// Errors of the allocator (Tensor::empty), which does not know which op it
+// serves: `named` is false until the bindings prefix the op they were called
+// as ("broadcast_to: cannot allocate ..."). shape_error is a ValueError
+// (check_shape), memory_error a MemoryError (the buffer could not be had).
+struct shape_error : value_error {
+  bool named;
+  explicit shape_error(const std::string& msg, bool named_ = false) : value_error(msg), named(named_) {}
+};
+struct memory_error : std::runtime_error {
+  bool named;
+  explicit memory_error(const std::string& msg, bool named_ = false) : std::runtime_error(msg), named(named_) {}
+};
 
 struct Storage;
 // Storages are counted in place like Variables (ref.hpp): a scalar op
@@ -62,8 +86,8 @@ struct Storage {
   // Small arrays (scalars, short vectors) live inside the Storage itself, so
   // one allocation serves both: scalar-op overhead is dominated by malloc.
   static constexpr size_t kInlineBytes = 64;
-  // Larger requests raise std::bad_alloc (MemoryError) before any arithmetic
-  // on them can overflow.
+  // Larger requests raise std::bad_alloc (Tensor::empty_nd: memory_error)
+  // before any arithmetic on them can overflow.
   static constexpr uint64_t kMaxBytes = uint64_t(1) << 60;
   alignas(16) unsigned char inline_buf[kInlineBytes];
 

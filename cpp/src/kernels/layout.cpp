@@ -118,7 +118,10 @@ Tensor concat(const std::vector<Tensor>& xs, int64_t axis) {
   if (xs.empty()) throw value_error("concatenate: need at least one array to concatenate");
   Shape out_shape = xs[0].shape;
   int64_t total = 0;
-  for (const Tensor& t : xs) total += t.shape[axis];
+  for (const Tensor& t : xs)
+    if (__builtin_add_overflow(total, t.shape[axis], &total))
+      throw value_error("concatenate: the array is too big: the length of axis " + std::to_string(axis) +
+                        " does not fit a 64-bit integer");
   out_shape[axis] = total;
   Tensor out = Tensor::empty(out_shape, xs[0].dtype);
   int64_t outer, inner;

@@ -41,18 +41,16 @@ struct ReshapeRule {
 
 Var reshape(const Var& x, const Shape& shape0) {
   Shape shape = shape0;
-  int64_t known = 1, infer = -1;
+  int64_t infer = -1;
   for (size_t i = 0; i < shape.size(); ++i) {
-    if (shape[i] == -1) {
-      if (infer >= 0) throw value_error("reshape: can only specify one unknown dimension (-1), got " + shape_str(shape0));
-      infer = static_cast<int64_t>(i);
-    } else if (shape[i] < 0) {
-      throw value_error("reshape: negative dimension in " + shape_str(shape0));
-    } else {
-      known *= shape[i];
-    }
+    if (shape[i] != -1) continue;
+    if (infer >= 0) throw value_error("reshape: can only specify one unknown dimension (-1), got " + shape_str(shape0));
+    infer = static_cast<int64_t>(i);
+    shape[i] = 1;  // (for the check: the known dimensions' product)
   }
-  int64_t n = x->data.numel();
+  check_shape(shape, "reshape");  // axes, negative dimensions, a product that overflows
+  const int64_t known = numel(shape);  // (fits: its non-zero factors' product does)
+  const int64_t n = x->data.numel();
   if (infer >= 0 && known != 0 && n % known == 0) shape[infer] = n / known;
   if (numel(shape) != n || (infer >= 0 && known == 0))
     throw value_error("reshape: cannot reshape a Variable of shape " + shape_str(x->shape()) + " (size " +
@@ -189,6 +187,7 @@ Var stack(const std::vector<Var>& xs, int64_t axis) {
                         " and input " + std::to_string(i) + " has shape " + shape_str(xs[i]->shape()));
     Shape s = s0;
     s.insert(s.begin() + axis, 1);
+    if (i == 0) check_shape(s, "stack");  // one axis more than the inputs
     parts.push_back(reshape(xs[i], s));
   }
   return concatenate(parts, axis);
