@@ -61,12 +61,15 @@ py::object not_implemented() { return py::reinterpret_borrow<py::object>(Py_NotI
 // The name an operator's errors give.
 template <Var (*F)(const Var&, const Var&)>
 const char* op_name() {
-  if constexpr (F == static_cast<Var (*)(const Var&, const Var&)>(&tg::add)) return "add";
-  else if constexpr (F == static_cast<Var (*)(const Var&, const Var&)>(&tg::sub)) return "subtract";
-  else if constexpr (F == static_cast<Var (*)(const Var&, const Var&)>(&tg::mul)) return "multiply";
-  else if constexpr (F == static_cast<Var (*)(const Var&, const Var&)>(&tg::div)) return "divide";
-  else if constexpr (F == static_cast<Var (*)(const Var&, const Var&)>(&tg::pow)) return "power";
-  else return "matmul";
+  // Plain ifs: comparing two functions' addresses is not a constant expression
+  // for every compiler and flag set (GCC refuses it under the sanitizers).
+  using Fn = Var (*)(const Var&, const Var&);
+  if (F == static_cast<Fn>(&tg::add)) return "add";
+  if (F == static_cast<Fn>(&tg::sub)) return "subtract";
+  if (F == static_cast<Fn>(&tg::mul)) return "multiply";
+  if (F == static_cast<Fn>(&tg::div)) return "divide";
+  if (F == static_cast<Fn>(&tg::pow)) return "power";
+  return "matmul";
 }
 
 template <Var (*F)(const Var&, const Var&)>
