@@ -191,7 +191,7 @@ def test_schedulers():
     lrs = [c.step() for _ in range(6)]
     expected = [0.1 + 0.9 * (1 + math.cos(math.pi * e / 4)) / 2 for e in (1, 2, 3, 4, 4, 4)]
     np.testing.assert_allclose(lrs, expected, rtol=1e-15)
-    assert c.get_last_lr() == pytest.approx(0.1)
+    assert c.get_last_lr() == [pytest.approx(0.1)]  # one lr per group, as PyTorch
     c2 = optim.CosineAnnealingLR(optim.SGD([p], lr=1.0), T_max=4, eta_min=0.1)
     c2.load_state_dict(c.state_dict())
     assert c2.last_epoch == 6
