@@ -14,5 +14,5 @@ from .losses import (  # noqa: F401
     nll_loss, binary_cross_entropy, huber_loss, NLLLoss, BCELoss, HuberLoss,
 )
 from .training import History, fit, evaluate, predict, accuracy  # noqa: F401
-from .serialization import save, load  # noqa: F401
+from .serialization import save, load, save_checkpoint, load_checkpoint  # noqa: F401
 from . import init  # noqa: F401
