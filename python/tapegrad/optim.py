@@ -151,6 +151,7 @@ class Optimizer:
                 p.grad[...] = 0
 
     def step(self) -> None:
+        """Update every parameter that has a gradient (subclasses implement it)."""
         raise NotImplementedError
 
     def state_dict(self) -> Dict[str, Any]:

@@ -380,7 +380,8 @@ class Layer:
         return {"missing": missing, "unexpected": unexpected}
 
     # -- calling ------------------------------------------------------------
-    def forward(self, *args, **kwargs):
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        """The layer's computation (subclasses implement it); ``layer(*args)`` calls it."""
         raise NotImplementedError(f"{type(self).__name__} must implement forward()")
 
     # Calling a layer is calling its forward. As a property, layer(x) finds
@@ -392,10 +393,11 @@ class Layer:
     __call__ = property(lambda self: self.forward, doc="layer(*args) calls layer.forward(*args)")
 
     # -- repr ---------------------------------------------------------------
-    def extra_repr(self):
+    def extra_repr(self) -> str:
+        """The text inside the parentheses of ``repr(layer)`` (settings such as sizes); override it."""
         return ""
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         head = f"{type(self).__name__}({self.extra_repr()}"
         if not self._layers:
             n = self.num_parameters()
@@ -437,6 +439,8 @@ def functional_call(layer, params, *args, **kwargs):
 
 
 class Identity(Layer):
+    """Returns its input unchanged (a placeholder layer)."""
+
     def forward(self, x):
         return x
 
@@ -485,6 +489,8 @@ class Linear(Layer):
 
 
 class ReLU(Layer):
+    """``max(x, 0)``, elementwise (gradient 0 at 0)."""
+
     def forward(self, x):
         return _tg.relu(x) if type(x) is _Variable else engine_of(x).relu(x)
 
@@ -505,11 +511,15 @@ class LeakyReLU(Layer):
 
 
 class Tanh(Layer):
+    """``tanh(x)``, elementwise."""
+
     def forward(self, x):
         return _tg.tanh(x) if type(x) is _Variable else engine_of(x).tanh(x)
 
 
 class Sigmoid(Layer):
+    """``1 / (1 + exp(-x))``, elementwise."""
+
     def forward(self, x):
         return _tg.sigmoid(x) if type(x) is _Variable else engine_of(x).sigmoid(x)
 
@@ -524,6 +534,8 @@ class GELU(Layer):
 
 
 class Softmax(Layer):
+    """``exp(x) / sum(exp(x))`` along ``axis`` (default the last)."""
+
     def __init__(self, axis=-1):
         super().__init__()
         self.axis = axis
