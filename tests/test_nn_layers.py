@@ -151,6 +151,9 @@ def test_modules_apply_requires_grad_and_to():
     out.sum().backward()
     assert m[0].weight.grad is None and m[3].weight.grad is not None
     assert m.requires_grad_() is m and m[0].weight.requires_grad
+    assert all(p.dtype == np.float32 for p in m.parameters())  # the default, as PyTorch's
+    m.to(np.float64)
+    assert all(p.dtype == np.float64 for p in m.parameters()) and m[1].running_var.dtype == np.float64
     m.to(np.float32)
     assert all(p.dtype == np.float32 for p in m.parameters())
     assert m[1].running_mean.dtype == np.float32 and m[1].num_batches_tracked.dtype == np.int64
@@ -175,7 +178,7 @@ def test_new_layer_gradients_three_ways(layer):
 
 def test_batchnorm_closed_form_and_errors():
     x = np.random.default_rng(0).normal(loc=3, scale=2, size=(8, 3))
-    bn = nn.BatchNorm1d(3, momentum=0.5)
+    bn = nn.BatchNorm1d(3, momentum=0.5, dtype=np.float64)
     bn.weight.data[...] = [1.0, 2.0, -1.0]
     bn.bias.data[...] = [0.0, 0.5, 1.0]
     y = bn(tg.Variable(x)).numpy()
@@ -360,3 +363,13 @@ def test_fit_steps_one_cycle_per_batch():
     for _ in range(12):
         alone.step()
     assert sched.last_epoch == 12 and opt.lr == alone.optimizer.lr and opt.momentum == alone.optimizer.momentum
+
+
+def test_layers_default_to_float32_like_pytorch():
+    for layer in (nn.Linear(2, 3), nn.MLP([2, 3, 1]), nn.LayerNorm(3), nn.BatchNorm1d(3), nn.Embedding(4, 2)):
+        assert {p.dtype for p in layer.parameters()} == {np.dtype(np.float32)}, layer
+    assert nn.MLP([2, 3, 1], dtype=np.float64)[0].weight.dtype == np.float64
+    X, y = data.make_moons(64, seed=0)  # float64 data is cast to the model's dtype by fit and predict
+    m = nn.MLP([2, 8, 2], rng=0)
+    nn.fit(m, X, y, loss="cross_entropy", optimizer=optim.SGD(m.parameters(), lr=0.1), epochs=1, progress=False)
+    assert nn.predict(m, X).dtype == np.float32

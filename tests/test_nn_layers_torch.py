@@ -35,7 +35,7 @@ rng = np.random.default_rng(0)
 
 
 def test_linear_non_default_weights():
-    lin = nn.Linear(4, 3, rng=1)
+    lin = nn.Linear(4, 3, rng=1, dtype=np.float64)
     x, W, b = rng.normal(size=(5, 4)), rng.normal(size=(4, 3)), rng.normal(size=3)
     compare(lambda x, W, b: nn.functional_call(lin, {"weight": W, "bias": b}, x),
             lambda x, W, b: F.linear(x, W.T, b), [x, W, b])
@@ -53,7 +53,7 @@ def test_activations(layer, tf):
 
 
 def test_layernorm_affine_non_default():
-    ln = nn.LayerNorm(4, eps=1e-3)
+    ln = nn.LayerNorm(4, eps=1e-3, dtype=np.float64)
     x, w, b = rng.normal(size=(5, 4)), rng.normal(size=4), rng.normal(size=4)
     compare(lambda x, w, b: nn.functional_call(ln, {"weight": w, "bias": b}, x),
             lambda x, w, b: F.layer_norm(x, (4,), w, b, eps=1e-3), [x, w, b])
@@ -62,7 +62,7 @@ def test_layernorm_affine_non_default():
 @pytest.mark.parametrize("shape", [(6, 3), (4, 3, 5)])
 @pytest.mark.parametrize("momentum", [0.3, None])
 def test_batchnorm1d_train_eval_and_running_statistics(shape, momentum):
-    bn = nn.BatchNorm1d(3, eps=1e-3, momentum=momentum)
+    bn = nn.BatchNorm1d(3, eps=1e-3, momentum=momentum, dtype=np.float64)
     tbn = torch.nn.BatchNorm1d(3, eps=1e-3, momentum=momentum).double()
     w, b = rng.normal(size=3), rng.normal(size=3)
     bn.weight.data[...] = w
@@ -94,7 +94,7 @@ def test_batchnorm1d_train_eval_and_running_statistics(shape, momentum):
 
 def test_batchnorm1d_without_affine_or_running_stats():
     for kw in ({"affine": False}, {"track_running_stats": False}):
-        bn, tbn = nn.BatchNorm1d(3, **kw), torch.nn.BatchNorm1d(3, **kw).double()
+        bn, tbn = nn.BatchNorm1d(3, **kw, dtype=np.float64), torch.nn.BatchNorm1d(3, **kw).double()
         bn.eval()
         tbn.eval()
         x = rng.normal(loc=2, size=(6, 3))
@@ -103,7 +103,7 @@ def test_batchnorm1d_without_affine_or_running_stats():
 
 @pytest.mark.parametrize("padding_idx", [None, 2])
 def test_embedding(padding_idx):
-    emb = nn.Embedding(6, 3, padding_idx=padding_idx, rng=0)
+    emb = nn.Embedding(6, 3, padding_idx=padding_idx, rng=0, dtype=np.float64)
     temb = torch.nn.Embedding(6, 3, padding_idx=padding_idx).double()
     with torch.no_grad():
         temb.weight.copy_(t(emb.weight.data))

@@ -16,7 +16,7 @@ Y = rng.integers(0, 3, 96)
 
 
 def models():
-    model = nn.MLP([5, 8, 3], activation="tanh", rng=0)
+    model = nn.MLP([5, 8, 3], activation="tanh", rng=0, dtype=np.float64)
     tmodel = torch.nn.Sequential(torch.nn.Linear(5, 8), torch.nn.Tanh(), torch.nn.Linear(8, 3)).double()
     with torch.no_grad():
         for lin, tlin in zip([model[0], model[2]], [tmodel[0], tmodel[2]]):

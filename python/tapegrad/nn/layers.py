@@ -452,9 +452,10 @@ class Linear(Layer):
     ``"xavier"`` (uniform, for tanh/sigmoid); the bias starts at zero. The
     random numbers come from ``rng`` (a Generator or an int seed) or, by
     default, the global generator reset by ``tapegrad.manual_seed``.
+    Parameters are float32 unless ``dtype=np.float64`` (as in PyTorch).
     """
 
-    def __init__(self, in_features, out_features, bias=True, *, init="he", rng=None, dtype=np.float64):
+    def __init__(self, in_features, out_features, bias=True, *, init="he", rng=None, dtype=np.float32):
         super().__init__()
         for what, v in (("in_features", in_features), ("out_features", out_features)):
             if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v <= 0:
@@ -576,7 +577,7 @@ class Dropout(Layer):
 class LayerNorm(Layer):
     """Normalises over the last axis: (x - mean) / sqrt(var + eps) * weight + bias."""
 
-    def __init__(self, normalized_shape, eps=1e-5, elementwise_affine=True, dtype=np.float64):
+    def __init__(self, normalized_shape, eps=1e-5, elementwise_affine=True, dtype=np.float32):
         super().__init__()
         if not isinstance(normalized_shape, (int, np.integer)) or normalized_shape <= 0:
             raise ValueError(f"LayerNorm: normalized_shape must be a positive integer, got {normalized_shape!r}")
@@ -654,11 +655,11 @@ class MLP(Sequential):
     ``output_activation`` (default None: raw outputs, e.g. logits) is applied
     after the last Linear. ``dropout`` > 0 adds ``Dropout`` after each hidden
     activation. ``init`` defaults to "he" for ReLU-like activations and
-    "xavier" for tanh/sigmoid.
+    "xavier" for tanh/sigmoid. ``dtype``: float32 (default, as PyTorch and the CLI) or float64.
     """
 
     def __init__(self, sizes, activation="relu", output_activation=None, dropout=0.0, *, init=None, rng=None,
-                 dtype=np.float64):
+                 dtype=np.float32):
         sizes = list(sizes)
         if len(sizes) < 2:
             raise ValueError(f"MLP: sizes needs at least an input and an output size, got {sizes}")
@@ -836,7 +837,7 @@ class Embedding(Layer):
     repeated indices accumulate their gradients."""
 
     def __init__(self, num_embeddings: int, embedding_dim: int, padding_idx: Optional[int] = None, *,
-                 rng: Any = None, dtype: Any = np.float64) -> None:
+                 rng: Any = None, dtype: Any = np.float32) -> None:
         super().__init__()
         for what, v in (("num_embeddings", num_embeddings), ("embedding_dim", embedding_dim)):
             if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v <= 0:
@@ -886,7 +887,7 @@ class BatchNorm1d(Layer):
     PyTorch's definition, checked against it in ``tests/test_nn_layers_torch.py``."""
 
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: Optional[float] = 0.1, affine: bool = True,
-                 track_running_stats: bool = True, *, dtype: Any = np.float64) -> None:
+                 track_running_stats: bool = True, *, dtype: Any = np.float32) -> None:
         super().__init__()
         if not isinstance(num_features, (int, np.integer)) or isinstance(num_features, bool) or num_features <= 0:
             raise ValueError(f"BatchNorm1d: num_features must be a positive integer, got {num_features!r}")
