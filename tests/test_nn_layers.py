@@ -64,6 +64,33 @@ def test_a_plain_list_filled_after_assignment_is_caught_at_traversal():
         m.parameters()
 
 
+def test_private_attributes_may_hold_unregistered_layers():
+    class Student(nn.Layer):
+        def __init__(self, teacher):
+            super().__init__()
+            self._teacher = [teacher]  # deliberately not a sub-layer
+            self.lin = nn.Linear(2, 2)
+
+    s = Student(nn.Linear(2, 2))
+    assert [n for n, _ in s.named_parameters()] == ["lin.weight", "lin.bias"]
+
+
+def test_layernorm_and_linear_closed_forms_with_non_default_parameters():
+    """The cross-engine test runs the same composition on both engines; these check the composition itself."""
+    rng = np.random.default_rng(0)
+    x, w, b = rng.normal(size=(5, 4)), rng.normal(size=4), rng.normal(size=4)
+    ln = nn.LayerNorm(4, eps=1e-3, dtype=np.float64)
+    ln.weight.data[...] = w
+    ln.bias.data[...] = b
+    ref = (x - x.mean(1, keepdims=True)) / np.sqrt(x.var(1, keepdims=True) + 1e-3) * w + b
+    np.testing.assert_allclose(ln(tg.Variable(x)).numpy(), ref, rtol=1e-12)
+    lin = nn.Linear(4, 3, dtype=np.float64)
+    W, c = rng.normal(size=(4, 3)), rng.normal(size=3)
+    lin.weight.data[...] = W
+    lin.bias.data[...] = c
+    np.testing.assert_allclose(lin(tg.Variable(x)).numpy(), x @ W + c, rtol=1e-13)
+
+
 def test_module_list_and_dict_operations():
     ml = nn.ModuleList([nn.Linear(2, 3), nn.ReLU()])
     ml.append(nn.Linear(3, 1)).extend([nn.Tanh()])

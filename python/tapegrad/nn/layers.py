@@ -141,7 +141,8 @@ class Layer:
     ``parameters()`` does not list. Layers kept in a plain list, tuple or dict
     are refused with a ``TypeError`` (they would not be registered, as in
     PyTorch, where the optimizer then silently never trains them): use
-    :class:`ModuleList` / :class:`ModuleDict`. Subclasses implement
+    :class:`ModuleList` / :class:`ModuleDict` (an attribute whose name starts
+    with ``_`` may hold them unregistered on purpose). Subclasses implement
     ``forward``; calling the layer calls ``forward``.
     """
 
@@ -173,7 +174,7 @@ class Layer:
             params[name] = value
         elif isinstance(value, Layer):
             layers[name] = value
-        else:
+        elif not name.startswith("_"):  # a private attribute may hold unregistered layers on purpose
             _refuse_container(self, name, value)
         object.__setattr__(self, name, value)
 
