@@ -223,6 +223,11 @@ class SGD(Optimizer):
 
     def step(self) -> None:
         """One update of every parameter that has a gradient."""
+        groups = self.param_groups
+        if len(groups) == 1:  # the common case without the generator (0.4 us a step, not 1 us)
+            g = groups[0]
+            _core._sgd_steps(self.params, self.state, g["lr"], g["momentum"], g["nesterov"], g["weight_decay"])
+            return
         for g, params, states in self._groups():
             _core._sgd_steps(params, states, g["lr"], g["momentum"], g["nesterov"], g["weight_decay"])
 
@@ -248,6 +253,12 @@ class Adam(Optimizer):
 
     def step(self) -> None:
         """One update of every parameter that has a gradient."""
+        groups = self.param_groups
+        if len(groups) == 1:  # the common case without the generator
+            g = groups[0]
+            b1, b2 = g["betas"]
+            _core._adam_steps(self.params, self.state, g["lr"], b1, b2, g["eps"], g["weight_decay"], self._decoupled)
+            return
         for g, params, states in self._groups():
             b1, b2 = g["betas"]
             _core._adam_steps(params, states, g["lr"], b1, b2, g["eps"], g["weight_decay"], self._decoupled)
