@@ -203,14 +203,15 @@ class DataLoader:
         n = self._n
         order = self._rng.permutation(n) if self.shuffle else np.arange(n)
         stop = (n // self.batch_size) * self.batch_size if self.drop_last else n
+        X, y = self.X, self.y
         for i in range(0, stop, self.batch_size):
             idx = order[i:i + self.batch_size]
-            if self.dataset is not None:
+            if X is None:
                 yield _fetch_batch(self.dataset, idx)
-            elif self.y is None:
-                yield self.X[idx]
+            elif y is None:
+                yield X[idx]
             else:
-                yield self.X[idx], self.y[idx]
+                yield X[idx], y[idx]
 
 
 def _labels(column, what):

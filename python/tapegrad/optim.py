@@ -22,7 +22,7 @@ import bisect
 import copy
 import math
 import numbers
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Union
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -40,12 +40,13 @@ def _check_number(name: str, value: Any, low: float = 0.0, low_inclusive: bool =
                   high_inclusive: bool = False, owner: str = "") -> float:
     if not isinstance(value, numbers.Real) or isinstance(value, bool) or not math.isfinite(value):
         raise ValueError(f"{owner}: {name} must be a finite number, got {value!r}")
+    value = float(value)
     ok_low = value >= low if low_inclusive else value > low
     ok_high = True if high is None else (value <= high if high_inclusive else value < high)
     if not (ok_low and ok_high):
         rng = f"{'[' if low_inclusive else '('}{low}, {'' if high is None else high}{']' if high_inclusive else ')'}"
         raise ValueError(f"{owner}: {name} must be in {rng}, got {value!r}")
-    return float(value)
+    return value
 
 
 def _check_positive_int(name: str, value: Any, owner: str) -> int:
@@ -596,13 +597,14 @@ class OneCycleLR(LRScheduler):
         self.min_lrs = [m / div / final_div for m in self.max_lrs]
         t = self.total_steps
         # (end step, start, end) with "initial"/"max"/"min" lrs and "max"/"base" momenta, as PyTorch
+        self.phases: List[Tuple[float, str, str, str, str]]
         if three_phase:
-            self.phases = [[float(pct * t) - 1, "initial", "max", "max_m", "base_m"],
-                           [float(2 * pct * t) - 2, "max", "initial", "base_m", "max_m"],
-                           [t - 1.0, "initial", "min", "max_m", "max_m"]]
+            self.phases = [(float(pct * t) - 1, "initial", "max", "max_m", "base_m"),
+                           (float(2 * pct * t) - 2, "max", "initial", "base_m", "max_m"),
+                           (t - 1.0, "initial", "min", "max_m", "max_m")]
         else:
-            self.phases = [[float(pct * t) - 1, "initial", "max", "max_m", "base_m"],
-                           [t - 1.0, "max", "min", "base_m", "max_m"]]
+            self.phases = [(float(pct * t) - 1, "initial", "max", "max_m", "base_m"),
+                           (t - 1.0, "max", "min", "base_m", "max_m")]
         self.cycle_momentum = bool(cycle_momentum)
         if self.cycle_momentum:
             if "betas" not in type(optimizer)._hyper and "momentum" not in type(optimizer)._hyper:

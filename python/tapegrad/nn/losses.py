@@ -105,6 +105,7 @@ def cross_entropy(logits: Any, target: Any, reduction: str = "mean", label_smoot
         raise ValueError(f"cross_entropy: logits must have shape (N, C), got {z.shape}")
     n, c = z.shape
     smooth = float(label_smoothing)
+    logp: Any
     if t.dtype.kind in "iub" and _is_core(z) and not smooth:
         logp = None  # computed inside the fused primitive
     else:

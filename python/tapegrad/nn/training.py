@@ -236,10 +236,11 @@ def fit(model: Any, X: Any, y: Any = None, *, loss: Any, optimizer: Any, epochs:
     if epochs:
         _check_output_shape(model, loss_fn, *_first_samples(X, y, dataset), dtype)
     callbacks = list(callbacks or [])
-    tqdm = None
+    tqdm: Any = None
     if progress and not plain:
         try:
-            from tqdm.auto import tqdm
+            from tqdm.auto import tqdm as _tqdm
+            tqdm = _tqdm
         except ImportError:
             tqdm = None
     out_file = file if file is not None else sys.stderr
