@@ -400,3 +400,33 @@ def test_layers_default_to_float32_like_pytorch():
     m = nn.MLP([2, 8, 2], rng=0)
     nn.fit(m, X, y, loss="cross_entropy", optimizer=optim.SGD(m.parameters(), lr=0.1), epochs=1, progress=False)
     assert nn.predict(m, X).dtype == np.float32
+
+
+def test_embedding_runs_on_both_engines_with_the_same_gradient():
+    import tapegrad.reference as R
+    emb = nn.Embedding(5, 3, padding_idx=1, rng=0, dtype=np.float64)
+    idx = np.array([[0, 1], [1, 4], [4, 4]])
+    w = np.random.default_rng(0).normal(size=(5, 3))
+    proj = np.random.default_rng(1).normal(size=(3, 2, 3))
+    grads = []
+    for E in (tg, R):
+        W = E.Variable(w, requires_grad=True)
+        out = nn.functional_call(emb, {"weight": W}, idx)
+        pad = (idx == 1)[..., None]
+        np.testing.assert_array_equal(np.asarray(out.data), np.where(pad, w[1], w[idx]))
+        (out * proj).sum().backward()
+        grads.append(np.asarray(W.grad))
+    np.testing.assert_allclose(grads[0], grads[1], rtol=1e-13)
+    expected = np.zeros((5, 3))
+    np.add.at(expected, idx[idx != 1], proj[idx != 1])
+    np.testing.assert_allclose(grads[0], expected, rtol=1e-13)
+
+
+def test_save_and_load_include_buffers(tmp_path):
+    m = nn.Sequential(nn.Linear(2, 3, rng=0), nn.BatchNorm1d(3))
+    m(tg.Variable(np.random.default_rng(0).normal(size=(6, 2)).astype(np.float32)))
+    nn.save(m, tmp_path / "m.npz")
+    m2 = nn.Sequential(nn.Linear(2, 3, rng=1), nn.BatchNorm1d(3))
+    nn.load(m2, tmp_path / "m.npz")
+    np.testing.assert_array_equal(m2[1].running_mean, m[1].running_mean)
+    assert int(m2[1].num_batches_tracked) == 1
