@@ -1,50 +1,8 @@
-"""NumPy interplay for the C++ ``Variable``: repr and ``__array_ufunc__``.
-
-With ``__array_ufunc__`` defined, ``ndarray + Variable`` does not turn the
-Variable into an object array: NumPy hands the operation to us and we run
-the tapegrad op. Any other ufunc (``np.exp(v)``) would silently drop the
-graph, so it raises a TypeError that names the tapegrad function to use.
-"""
+"""Python-facing parts of the C++ ``Variable`` written in Python: repr, iteration.
+NumPy's protocols are in _numpy_dispatch.py."""
 import numpy as np
 
 from . import _core
-
-_OPERATOR_UFUNCS = {
-    np.add: _core.add,
-    np.subtract: _core.subtract,
-    np.multiply: _core.multiply,
-    np.true_divide: _core.divide,
-    np.power: _core.power,
-    np.matmul: _core.matmul,
-    np.negative: _core.negative,
-    np.maximum: _core.maximum,
-    np.minimum: _core.minimum,
-}
-_COMPARISONS = {
-    np.less: lambda a, b: np.asarray(a) < np.asarray(b),
-    np.less_equal: lambda a, b: np.asarray(a) <= np.asarray(b),
-    np.greater: lambda a, b: np.asarray(a) > np.asarray(b),
-    np.greater_equal: lambda a, b: np.asarray(a) >= np.asarray(b),
-    np.equal: lambda a, b: np.asarray(a) == np.asarray(b),
-    np.not_equal: lambda a, b: np.asarray(a) != np.asarray(b),
-}
-
-
-def _array_ufunc(self, ufunc, method, *inputs, **kwargs):
-    if method == "__call__" and not kwargs:
-        fn = _OPERATOR_UFUNCS.get(ufunc)
-        if fn is not None:
-            return fn(*inputs)
-        cmp = _COMPARISONS.get(ufunc)
-        if cmp is not None:
-            return cmp(*inputs)
-    name = ufunc.__name__
-    hint = f"tapegrad.{name}(...)" if hasattr(_core, name) else "a tapegrad function"
-    raise TypeError(
-        f"np.{name} was applied to a tapegrad.Variable (method={method!r}); NumPy ufuncs do not "
-        f"record on the tape, so the gradient would be lost. Use {hint} instead, or np.{name}(v.data) "
-        "for a plain array without gradients."
-    )
 
 
 def _repr(self):
@@ -63,7 +21,6 @@ def _iter(self):
     return (self[i] for i in range(len(self)))
 
 
-_core.Variable.__array_ufunc__ = _array_ufunc
 _core.Variable.__iter__ = _iter
 _core.Variable.__repr__ = _repr
 _core.Variable.__str__ = _repr

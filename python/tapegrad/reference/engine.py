@@ -297,7 +297,7 @@ class Variable:
 
     __slots__ = ("_data", "_requires_grad", "_grad", "_grad_fn", "_retains_grad",
                  "_version", "__weakref__")
-    __array_ufunc__ = None   # `ndarray + Variable` dispatches to Variable.__radd__
+    # __array_ufunc__ / __array_function__: numpy_protocol.py
     __hash__ = object.__hash__
 
     def __init__(self, data, requires_grad=False, dtype=None):
@@ -327,6 +327,10 @@ class Variable:
     def numpy(self): return self._data
 
     def __array__(self, dtype=None, copy=None):
+        if self._requires_grad:  # an array made from a graph would silently lose the gradient
+            raise TypeError("__array__: this Variable requires grad and a NumPy array of it would drop "
+                            "the graph; use v.data or v.numpy() for its values, v.detach() for a Variable "
+                            "outside the graph, or the np.* function on the Variable itself")
         arr = self._data
         if dtype is not None and np.dtype(dtype) != arr.dtype:
             if copy is False:
@@ -410,7 +414,8 @@ class Variable:
             self._grad = g if old is None else (
                 old if isinstance(old, Variable) else Variable(old)) + g
         else:
-            self._grad = g._data.copy() if old is None else np.asarray(old) + g._data
+            self._grad = g._data.copy() if old is None else (
+                old._data if isinstance(old, Variable) else old) + g._data
 
     def backward(self, grad=None, retain_graph=False, create_graph=False):
         """Accumulate gradients of this Variable into the leaves' ``.grad``
