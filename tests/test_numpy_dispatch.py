@@ -526,3 +526,20 @@ def test_copy_is_a_new_buffer_on_the_graph():
     c = np.copy(v)
     assert c.requires_grad and not np.shares_memory(c.data, v.data)
     assert copy is not None
+
+
+@pytest.mark.parametrize("engine", list(ENGINES))
+def test_zero_d_variables_work_where_python_wants_a_number(engine):
+    m = ENGINES[engine]
+    loss = m.Variable(2.34567, requires_grad=True)
+    assert f"{loss:.2f}" == "2.35" and f"{loss}" == str(loss)
+    assert int(m.Variable(3.7)) == 3 and round(m.Variable(2.5)) == 2 and isinstance(round(loss), int)
+    r = round(loss, 2)
+    assert isinstance(r, m.Variable) and r.item() == 2.35
+    assert loss.tolist() == 2.34567 and m.Variable([[1.0, 2.0]]).tolist() == [[1.0, 2.0]]
+    v = m.Variable([1.0, 2.0])
+    with pytest.raises(TypeError):
+        f"{v:.2f}"
+    with pytest.raises(TypeError):
+        int(v)
+    assert [x.item() for x in v] == [1.0, 2.0] and len(v) == 2

@@ -21,6 +21,38 @@ def _iter(self):
     return (self[i] for i in range(len(self)))
 
 
+def _format(self, spec):
+    # f"{loss:.4f}": a 0-d Variable formats as its number (as a 0-d ndarray does)
+    if not spec:
+        return str(self)
+    if self.ndim != 0:
+        raise TypeError(f"unsupported format string {spec!r} for a Variable of shape {self.shape} "
+                        "(only 0-d Variables format as numbers)")
+    return format(self.item(), spec)
+
+
+def _int(self):
+    if self.ndim != 0:
+        raise TypeError(f"int(): only 0-d Variables convert to Python ints, got shape {self.shape}")
+    return int(self.item())
+
+
+def _round(self, ndigits=None):
+    if ndigits is None:  # round(v): a Python int, as round(np.float64(x))
+        return round(_core.Variable.__float__(self)) if self.ndim == 0 else _int(self)
+    from . import round as round_
+    return round_(self, ndigits)
+
+
+def _tolist(self):
+    """The values as nested Python lists (a number for a 0-d Variable)."""
+    return self.data.tolist()
+
+
 _core.Variable.__iter__ = _iter
+_core.Variable.__format__ = _format
+_core.Variable.__int__ = _int
+_core.Variable.__round__ = _round
+_core.Variable.tolist = _tolist
 _core.Variable.__repr__ = _repr
 _core.Variable.__str__ = _repr

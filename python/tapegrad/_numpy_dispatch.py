@@ -205,16 +205,16 @@ def array_ufunc(self, ufunc, method, *inputs, **kwargs):
 
 def array_function(self, func, types, args, kwargs):
     impl = _FUNCTIONS.get(func)
-    if impl is None:
-        name = getattr(func, "__name__", str(func))
-        raise TypeError(
-            f"np.{name} is not implemented for tapegrad Variables (it would drop the graph, so it raises); "
-            f"the nearest is {_nearest(name, _public_names())}, or np.{name} on v.data / v.detach() for "
-            "values without gradients.")
-    for t in types:
-        if t is not _Variable and not issubclass(t, np.ndarray):
-            return NotImplemented
-    return impl(*args, **kwargs)
+    if impl is not None:
+        for t in types:
+            if t is not _Variable and not issubclass(t, np.ndarray):
+                return NotImplemented
+        return impl(*args, **kwargs) if kwargs else impl(*args)
+    name = getattr(func, "__name__", str(func))
+    raise TypeError(
+        f"np.{name} is not implemented for tapegrad Variables (it would drop the graph, so it raises); "
+        f"the nearest is {_nearest(name, _public_names())}, or np.{name} on v.data / v.detach() for "
+        "values without gradients.")
 
 
 def install(functions):

@@ -346,6 +346,21 @@ class Variable:
 
     def __float__(self): return float(self.item())
 
+    def __int__(self): return int(np.asarray(self._data).item()) if self.ndim == 0 else self._not_scalar("int()")
+
+    def __format__(self, spec):  # f"{loss:.4f}" on a 0-d Variable
+        return format(self._data.item(), spec) if spec and self.ndim == 0 else (
+            str(self) if not spec else self._not_scalar(f"format {spec!r}"))
+
+    def __round__(self, ndigits=None):
+        from . import round as round_   # the composition (reference/__init__.py)
+        return round(self._data.item()) if ndigits is None and self.ndim == 0 else round_(self, ndigits or 0)
+
+    def tolist(self): return self._data.tolist()
+
+    def _not_scalar(self, what):
+        raise TypeError(f"{what}: only 0-d Variables convert to Python numbers, got shape {self.shape}")
+
     def __bool__(self): return bool(self._data)
 
     def __pos__(self): return self
