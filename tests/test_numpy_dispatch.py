@@ -543,3 +543,25 @@ def test_zero_d_variables_work_where_python_wants_a_number(engine):
     with pytest.raises(TypeError):
         int(v)
     assert [x.item() for x in v] == [1.0, 2.0] and len(v) == 2
+
+
+@pytest.mark.parametrize("engine", list(ENGINES))
+def test_copy_deepcopy_and_pickle_keep_values_and_flag_but_never_the_graph(engine):
+    import pickle
+    m = ENGINES[engine]
+    x = m.Variable(np.array([1.0, 2.0], np.float32), requires_grad=True)
+    y = x * 2
+    for clone in (copy.copy, copy.deepcopy, lambda v: pickle.loads(pickle.dumps(v))):
+        for v in (x, y):
+            c = clone(v)
+            assert type(c) is m.Variable and c.dtype == np.float32 and c.requires_grad
+            assert c.is_leaf and c.grad_fn is None and c.grad is None
+            np.testing.assert_array_equal(c.data, v.data)
+            assert not np.shares_memory(c.data, v.data)
+    model = tg.nn.Linear(3, 2) if engine == "tapegrad" else None
+    if model is not None:
+        twin = copy.deepcopy(model)
+        for (n, p), (n2, p2) in zip(model.named_parameters(), twin.named_parameters()):
+            assert n == n2 and p is not p2 and p2.requires_grad
+            np.testing.assert_array_equal(p.data, p2.data)
+        pickle.loads(pickle.dumps(model))

@@ -46,9 +46,19 @@ def _round(self, ndigits=None):
 
 def _tolist(self):
     """The values as nested Python lists (a number for a 0-d Variable)."""
+    if not isinstance(self, _core.Variable):
+        raise TypeError(f"tolist: expected a tapegrad.Variable, got {type(self).__name__}")
     return self.data.tolist()
 
 
+def _reduce(self):
+    # copy, deepcopy and pickle: (class, (a copy of the data, requires_grad)); never the graph,
+    # the gradient or a shared buffer. For in-process use: pickle is unsafe on untrusted
+    # files, and nn.save (.npz, allow_pickle=False) stays the file format.
+    return _core.Variable, (self.data.copy(), self.requires_grad)
+
+
+_core.Variable.__reduce__ = _reduce
 _core.Variable.__iter__ = _iter
 _core.Variable.__format__ = _format
 _core.Variable.__int__ = _int

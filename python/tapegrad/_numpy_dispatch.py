@@ -142,6 +142,7 @@ def _clip(a, a_min=np._NoValue, a_max=np._NoValue, out=None, *, min=np._NoValue,
 
 
 _MANUAL = {"clip": _clip}
+_SLOT_OPERANDS = (_Variable, float, int)
 _OPERATORS = {"+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.truediv,
               "**": operator.pow, "@": operator.matmul, "-x": operator.neg}
 
@@ -184,9 +185,11 @@ def array_ufunc(self, ufunc, method, *inputs, **kwargs):
     if method == "__call__" and not kwargs:
         hit = _UFUNCS.get(ufunc)
         if hit is not None:
-            # With a Variable first, an operator ufunc takes the type's number slot (as `v + w`),
-            # which skips pybind11's argument parsing; an ndarray first would come back here.
-            if hit[1] is not None and inputs[0].__class__ is _Variable:
+            # Variables (or a Python number second) take the type's number slot, as `v + w` does,
+            # skipping pybind11's argument parsing. Not with an ndarray: when the slot declines
+            # it (NotImplemented), Python asks ndarray.__radd__, which would come back here.
+            if hit[1] is not None and inputs[0].__class__ is _Variable and (
+                    len(inputs) == 1 or inputs[1].__class__ in _SLOT_OPERANDS):
                 return hit[1](*inputs)
             return hit[0](*inputs)
     name = ufunc.__name__

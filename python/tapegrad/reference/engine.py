@@ -358,6 +358,9 @@ class Variable:
 
     def tolist(self): return self._data.tolist()
 
+    def __reduce__(self):  # copy / deepcopy / pickle: the values and the flag, never the graph
+        return Variable, (self._data.copy(), self._requires_grad)
+
     def _not_scalar(self, what):
         raise TypeError(f"{what}: only 0-d Variables convert to Python numbers, got shape {self.shape}")
 
