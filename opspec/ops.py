@@ -30,8 +30,18 @@ Fields of an entry (see `Op` in opspec/schema.py):
   cost     thread-split class: cheap (an add per element) | transcendental
            (a libm call, ~10x an add: the loop is split across threads sooner)
   operator the Python operator it backs, if any
+
+COMPOSITIONS (below OPS) are public functions built in Python from these
+primitives (python/tapegrad/_compose.py, one body for both engines): NumPy's
+aliases and helpers. Each declares its signature, the NumPy names it
+implements (`np.<name>` dispatches to it through `__array_ufunc__` /
+`__array_function__`), whether it is a Variable method, and `deriv`: smooth,
+zero (piecewise constant: derivative 0 everywhere it exists) or none (a bool
+or integer result, outside the graph). The NumPy-name -> tapegrad table of
+python/tapegrad/_numpy_dispatch.py, docs/API.md's NumPy coverage table and
+the tests' lists come from both lists.
 """
-from opspec.schema import Op
+from opspec.schema import Composition as C, Op
 
 OPS = [
     # ----- elementwise unary: rules generated from `deriv` -----------------------------
@@ -117,4 +127,119 @@ OPS = [
        doc="Matrix product with NumPy semantics."),
     Op("linear", "(x, weight, bias=None)", family="linalg", saves="input", numpy=[],
        doc="x @ weight + bias in one primitive (tapegrad.nn.Linear's forward)."),
+]
+
+COMPOSITIONS = [
+    # ----- ufuncs: aliases and elementwise helpers --------------------------------------
+    C("positive", "(x, /)", "ufunc", "+x (a copy on the graph).", numpy=["positive"]),
+    C("fabs", "(x, /)", "ufunc", "|x| (abs).", numpy=["fabs"]),
+    C("square", "(x, /)", "ufunc", "x * x.", numpy=["square"]),
+    C("reciprocal", "(x, /)", "ufunc", "1 / x.", numpy=["reciprocal"], domain="nonzero"),
+    C("float_power", "(a, b)", "ufunc", "a ** b in float64.", numpy=["float_power"], domain="positive"),
+    C("exp2", "(x, /)", "ufunc", "2 ** x.", numpy=["exp2"]),
+    C("expm1", "(x, /)", "ufunc", "exp(x) - 1, accurate for small x (from tanh(x/2)).", numpy=["expm1"]),
+    C("log2", "(x, /)", "ufunc", "Base-2 logarithm.", numpy=["log2"], domain="positive"),
+    C("log10", "(x, /)", "ufunc", "Base-10 logarithm.", numpy=["log10"], domain="positive"),
+    C("cbrt", "(x, /)", "ufunc", "Real cube root; cbrt'(0) = inf.", numpy=["cbrt"], domain="nonzero"),
+    C("sinh", "(x, /)", "ufunc", "Hyperbolic sine (accurate near 0).", numpy=["sinh"]),
+    C("cosh", "(x, /)", "ufunc", "Hyperbolic cosine.", numpy=["cosh"]),
+    C("arcsinh", "(x, /)", "ufunc", "Inverse hyperbolic sine.", numpy=["arcsinh"]),
+    C("arccosh", "(x, /)", "ufunc", "Inverse hyperbolic cosine (x >= 1).", numpy=["arccosh"], domain=(1.1, 4.0)),
+    C("arctanh", "(x, /)", "ufunc", "Inverse hyperbolic tangent (|x| < 1).", numpy=["arctanh"], domain=(-0.9, 0.9)),
+    C("hypot", "(a, b)", "ufunc", "sqrt(a**2 + b**2).", numpy=["hypot"], domain="nonzero"),
+    C("logaddexp", "(a, b)", "ufunc", "log(exp(a) + exp(b)), stable (logsumexp).", numpy=["logaddexp"]),
+    C("logaddexp2", "(a, b)", "ufunc", "log2(2**a + 2**b), stable.", numpy=["logaddexp2"]),
+    C("fmax", "(a, b)", "ufunc", "maximum, ignoring NaN.", numpy=["fmax"]),
+    C("fmin", "(a, b)", "ufunc", "minimum, ignoring NaN.", numpy=["fmin"]),
+    C("deg2rad", "(x, /)", "ufunc", "Degrees to radians.", numpy=["deg2rad", "radians"]),
+    C("rad2deg", "(x, /)", "ufunc", "Radians to degrees.", numpy=["rad2deg", "degrees"]),
+    C("sign", "(x, /)", "ufunc", "-1, 0 or 1; derivative 0.", numpy=["sign"], deriv="zero"),
+    C("floor", "(x, /)", "ufunc", "Round down; derivative 0.", numpy=["floor"], deriv="zero"),
+    C("ceil", "(x, /)", "ufunc", "Round up; derivative 0.", numpy=["ceil"], deriv="zero"),
+    C("rint", "(x, /)", "ufunc", "Round to the nearest even integer; derivative 0.", numpy=["rint"], deriv="zero"),
+    C("trunc", "(x, /)", "ufunc", "Round toward 0; derivative 0.", numpy=["trunc", "fix"], deriv="zero"),
+    C("round", "(x, decimals=0)", "ufunc", "Round to decimals (half to even); derivative 0.",
+      numpy=["round", "around"], deriv="zero", method=True),
+    # ----- predicates: NumPy bool arrays, outside the graph ------------------------------
+    C("less", "(a, b)", "predicate", "a < b", numpy=["less"], deriv="none"),
+    C("less_equal", "(a, b)", "predicate", "a <= b", numpy=["less_equal"], deriv="none"),
+    C("greater", "(a, b)", "predicate", "a > b", numpy=["greater"], deriv="none"),
+    C("greater_equal", "(a, b)", "predicate", "a >= b", numpy=["greater_equal"], deriv="none"),
+    C("equal", "(a, b)", "predicate", "a == b", numpy=["equal"], deriv="none"),
+    C("not_equal", "(a, b)", "predicate", "a != b", numpy=["not_equal"], deriv="none"),
+    C("isnan", "(x, /)", "predicate", "x is NaN.", numpy=["isnan"], deriv="none"),
+    C("isfinite", "(x, /)", "predicate", "x is finite.", numpy=["isfinite"], deriv="none"),
+    C("isinf", "(x, /)", "predicate", "x is +-inf.", numpy=["isinf"], deriv="none"),
+    C("signbit", "(x, /)", "predicate", "The sign bit is set.", numpy=["signbit"], deriv="none"),
+    # ----- reductions -------------------------------------------------------------------
+    C("prod", "(x, axis=None, keepdims=False)", "reduction",
+      "Product over axes (a chain of multiplies: exact derivatives at zeros).", numpy=["prod"], method=True),
+    C("var", "(x, axis=None, ddof=0, keepdims=False)", "reduction", "Variance, divided by N - ddof.",
+      numpy=["var"], method=True),
+    C("std", "(x, axis=None, ddof=0, keepdims=False)", "reduction", "Standard deviation, sqrt(var).",
+      numpy=["std"], method=True),
+    C("cumsum", "(x, axis=None)", "reduction", "Cumulative sum (flattened when axis is None).",
+      numpy=["cumsum"], method=True),
+    C("cumprod", "(x, axis=None)", "reduction", "Cumulative product (flattened when axis is None).",
+      numpy=["cumprod"], method=True),
+    C("argmax", "(x, axis=None, keepdims=False)", "reduction", "Index of the maximum (int64, no derivative).",
+      numpy=["argmax"], method=True, deriv="none"),
+    C("argmin", "(x, axis=None, keepdims=False)", "reduction", "Index of the minimum (int64, no derivative).",
+      numpy=["argmin"], method=True, deriv="none"),
+    C("average", "(x, axis=None, weights=None, keepdims=False)", "reduction",
+      "Weighted mean: sum(x * w) / sum(w) (weights may be Variables).", numpy=["average"]),
+    C("norm", "(x, ord=None, axis=None, keepdims=False)", "reduction",
+      "Vector 1, 2, inf, -inf norms and the matrix Frobenius norm; the 2-norm's subgradient at 0 is 0.",
+      numpy=["linalg.norm"]),
+    # ----- shape ------------------------------------------------------------------------
+    C("ravel", "(x)", "shape", "The elements as 1-d.", numpy=["ravel"], method=True),
+    C("flatten", "(x)", "shape", "The elements as 1-d (a Variable method in NumPy only).", method=True),
+    C("copy", "(x)", "shape", "A copy on the graph.", numpy=["copy"], method=True),
+    C("swapaxes", "(x, axis1, axis2)", "shape", "Exchange two axes.", numpy=["swapaxes"], method=True),
+    C("moveaxis", "(x, source, destination)", "shape", "Move axes to new positions.", numpy=["moveaxis"]),
+    C("squeeze", "(x, axis=None)", "shape", "Remove axes of length 1.", numpy=["squeeze"], method=True),
+    C("expand_dims", "(x, axis)", "shape", "Insert axes of length 1.", numpy=["expand_dims"]),
+    C("atleast_1d", "(*arys)", "shape", "Views with at least 1 axis.", numpy=["atleast_1d"]),
+    C("atleast_2d", "(*arys)", "shape", "Views with at least 2 axes.", numpy=["atleast_2d"]),
+    C("atleast_3d", "(*arys)", "shape", "Views with at least 3 axes.", numpy=["atleast_3d"]),
+    C("hstack", "(arrays)", "shape", "Concatenate along axis 1 (axis 0 for 1-d).", numpy=["hstack"]),
+    C("vstack", "(arrays)", "shape", "Concatenate 2-d views along axis 0.", numpy=["vstack"]),
+    C("split", "(x, indices_or_sections, axis=0)", "shape", "Split into equal sections or at indices.",
+      numpy=["split"]),
+    C("array_split", "(x, indices_or_sections, axis=0)", "shape", "Split, allowing unequal sections.",
+      numpy=["array_split"]),
+    C("flip", "(x, axis=None)", "shape", "Reverse the order along axes.", numpy=["flip"]),
+    C("roll", "(x, shift, axis=None)", "shape", "Rotate elements along axes.", numpy=["roll"]),
+    C("tile", "(x, reps)", "shape", "Repeat the whole array.", numpy=["tile"]),
+    C("repeat", "(x, repeats, axis=None)", "shape", "Repeat each element.", numpy=["repeat"], method=True),
+    C("pad", "(x, pad_width, mode='constant', constant_values=0)", "shape",
+      "Pad with a constant (mode='constant' only).", numpy=["pad"]),
+    C("take", "(x, indices, axis=None)", "shape", "Elements at integer indices.", numpy=["take"], method=True),
+    C("take_along_axis", "(x, indices, axis)", "shape", "Elements at indices along an axis.",
+      numpy=["take_along_axis"]),
+    C("diagonal", "(x, offset=0, axis1=0, axis2=1)", "shape", "A diagonal.", numpy=["diagonal"], method=True),
+    C("diag", "(x, k=0)", "shape", "The k-th diagonal of a matrix, or the matrix of a vector.", numpy=["diag"]),
+    C("trace", "(x, offset=0, axis1=0, axis2=1)", "shape", "Sum of a diagonal.", numpy=["trace"], method=True),
+    C("tril", "(x, k=0)", "shape", "Lower triangle (zeros above the k-th diagonal).", numpy=["tril"]),
+    C("triu", "(x, k=0)", "shape", "Upper triangle (zeros below the k-th diagonal).", numpy=["triu"]),
+    C("shape", "(x)", "shape", "The shape (a tuple; no derivative).", numpy=["shape"], deriv="none"),
+    C("ndim", "(x)", "shape", "The number of axes (no derivative).", numpy=["ndim"], deriv="none"),
+    C("size", "(x, axis=None)", "shape", "The number of elements (no derivative).", numpy=["size"], deriv="none"),
+    # ----- linear algebra ---------------------------------------------------------------
+    C("dot", "(a, b)", "linalg", "NumPy's dot: matmul, scalars multiply, N-d x M-d over the last / second-to-last axes.",
+      numpy=["dot"], method=True),
+    C("vdot", "(a, b)", "linalg", "Dot product of the flattened arrays.", numpy=["vdot"]),
+    C("inner", "(a, b)", "linalg", "Sum over the last axes.", numpy=["inner"]),
+    C("outer", "(a, b)", "linalg", "Outer product of the flattened arrays.", numpy=["outer"]),
+    C("tensordot", "(a, b, axes=2)", "linalg", "Sum over the given axes (a reshape and one matmul).",
+      numpy=["tensordot"]),
+    C("einsum", "(subscripts, *operands)", "linalg",
+      "Einstein summation (any subscripts NumPy accepts, '...' included), contracted pairwise left to right.",
+      numpy=["einsum"]),
+    # ----- activations (no NumPy names) -------------------------------------------------
+    C("silu", "(x, /)", "activation", "x * sigmoid(x).", method=False),
+    C("gelu", "(x, /)", "activation", "x * sigmoid(1.5957691216057308 * (x + 0.044715 x^3)) (the tanh form)."),
+    C("elu", "(x, alpha=1.0)", "activation", "x if x > 0 else alpha * expm1(x); elu'(0) = alpha."),
+    C("leaky_relu", "(x, negative_slope=0.01)", "activation", "x if x > 0 else slope * x; the slope at 0."),
+    C("log_sigmoid", "(x, /)", "activation", "log(sigmoid(x)) = -softplus(-x), stable."),
 ]

@@ -87,3 +87,34 @@ def parse_signature(sig, where, allow_varargs=False):
     if a.vararg:
         out.append(Arg("*" + a.vararg.arg))
     return out
+
+
+COMPOSITION_FAMILIES = ("ufunc", "predicate", "reduction", "shape", "linalg", "activation")
+DERIVS = ("smooth", "zero", "none")
+
+
+@dataclass
+class Composition:
+    """A public function built in Python from the primitives above (no C++ kernel, no rule
+    of its own: its derivatives are those of the primitives it calls). NumPy's aliases and
+    helpers (`fabs`, `hstack`, `var`, `linalg.norm`) are compositions, so the primitive set
+    stays small. The body lives in python/tapegrad/_compose.py, written once over an
+    engine's primitives and instantiated for both engines."""
+    name: str
+    sig: str
+    family: str
+    doc: str
+    numpy: list = field(default_factory=list)  # dotted for submodules: "linalg.norm"
+    method: bool = False
+    deriv: str = "smooth"  # smooth | zero (piecewise constant) | none (bool or int result)
+    domain: object = "real"
+
+    def __post_init__(self):
+        where = f"op spec composition {self.name!r}"
+        if self.family not in COMPOSITION_FAMILIES:
+            raise ValueError(f"{where}: family {self.family!r} is not one of {COMPOSITION_FAMILIES}")
+        if self.deriv not in DERIVS:
+            raise ValueError(f"{where}: deriv {self.deriv!r} is not one of {DERIVS}")
+        if not (self.domain in NAMED_DOMAINS or (isinstance(self.domain, tuple) and len(self.domain) == 2)):
+            raise ValueError(f"{where}: domain {self.domain!r} is neither one of {NAMED_DOMAINS} nor (lo, hi)")
+        self.args = parse_signature(self.sig, where, allow_varargs=True)

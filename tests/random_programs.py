@@ -748,6 +748,50 @@ _add(OpSpec("nn.cross_entropy", _nn("cross_entropy"), b_cross_entropy, form="tg.
 _add(OpSpec("nn.binary_cross_entropy_with_logits", _nn("binary_cross_entropy_with_logits"), b_bce,
             form="tg.nn.binary_cross_entropy_with_logits({args})", weight=0.5))
 
+# NumPy-written programs: np.<name>(v, ...) dispatches to the engine of its Variable arguments
+# (__array_ufunc__ / __array_function__), the same call on both engines.
+def _np(name):
+    fn = np
+    for part in name.split("."):
+        fn = getattr(fn, part)
+    return lambda E, *a, **k: fn(*a, **k)
+
+
+def b_scan(G, x):
+    nd = len(G.shape(x))
+    return (Ref(x),), ({} if nd == 0 or G.rng.random() < 0.3 else {"axis": int(G.rng.integers(-nd, nd))})
+
+
+def b_var(G, x):
+    args, kw = b_reduce(G, x)
+    kw.pop("axis", None)  # one axis or all: var's N - ddof stays positive for ddof 0
+    return args, kw
+
+
+_NP_NAMED = {n for e in tg._core.__ops__.values() for n in e["numpy"]}
+for _name in sorted(_NP_NAMED & set(ELEMENTWISE_SPEC)):
+    _add(OpSpec("np." + _name, _np(_name), b_unary, OPS[_name].domain, OPS[_name].kink, form="np.{name}({args})",
+                weight=0.5))
+for _name, _b, _dom, _kink in [
+        ("add", b_binary, "finite", None), ("subtract", b_binary, "finite", None),
+        ("multiply", b_binary, "finite", None), ("divide", b_divide, "finite", None),
+        ("maximum", b_binary, "finite", _ties), ("minimum", b_binary, "finite", _ties),
+        ("fmax", b_binary, "finite", _ties), ("logaddexp", b_binary, "finite", None),
+        ("clip", b_clip, "finite", _clip_sig), ("sum", b_reduce, "finite", None),
+        ("mean", b_reduce, "finite", None), ("prod", b_reduce, "bounded", None), ("var", b_var, "finite", None),
+        ("max", b_extremum, "finite", _ext_sig("max")), ("amin", b_extremum, "finite", _ext_sig("min")),
+        ("reshape", b_reshape, "finite", None), ("transpose", b_transpose, "finite", None),
+        ("broadcast_to", b_broadcast_to, "finite", None), ("concatenate", b_concatenate, "finite", None),
+        ("stack", b_stack, "finite", None), ("matmul", b_matmul, "finite", None), ("dot", b_matmul, "finite", None),
+        ("cumsum", b_scan, "finite", None), ("cumprod", b_scan, "bounded_unit", None),
+        ("square", b_unary, "finite", None), ("positive", b_unary, "finite", None),
+        ("reciprocal", b_unary, "nonzero", None), ("log2", b_unary, "positive", None),
+        ("expm1", b_unary, "bounded", None), ("sinh", b_unary, "bounded", None),
+        ("cosh", b_unary, "bounded", None), ("arcsinh", b_unary, "finite", None),
+        ("fabs", b_unary, "finite", _sign), ("ravel", b_unary, "finite", None),
+        ("floor", b_unary, "finite", None)]:
+    _add(OpSpec("np." + _name, _np(_name), _b, _dom, _kink, form="np.{name}({args})", weight=0.5))
+
 
 def _show(self, step):
     args = []
@@ -1167,7 +1211,7 @@ def _generate(rng, seed, n_ops, shapes, dtype_mode, ops):
 
 
 def _averages_nothing(name, args, kwargs, G):
-    if name not in ("mean", "Variable.mean") and not (name.startswith("nn.") and
+    if name not in ("mean", "Variable.mean", "np.mean", "np.var") and not (name.startswith("nn.") and
                                                      kwargs.get("reduction", "mean") == "mean"):
         return False
     shape = G.shape_of(args[0])

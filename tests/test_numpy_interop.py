@@ -1,5 +1,5 @@
 """Mixing Variables with NumPy arrays and Python scalars (operators return
-Variables; other NumPy ufuncs raise TypeError pointing to tapegrad) and
+Variables; NumPy ufuncs tapegrad lacks raise TypeError pointing to tapegrad) and
 comparisons returning NumPy bool arrays.
 
 Most tests run on both engines (tapegrad and tapegrad.reference), since
@@ -64,22 +64,19 @@ def test_mixing_returns_a_variable(m, name):
     assert np.all(np.isfinite(v.grad))
 
 
-def test_numpy_ufunc_on_a_variable_raises_type_error_pointing_to_tapegrad():
+def test_numpy_ufunc_on_a_variable_dispatches_or_points_to_tapegrad():
     v = tg.Variable([1.0, 2.0], requires_grad=True)
-    with pytest.raises(TypeError, match=r"tapegrad\.exp"):
-        np.exp(v)
-    with pytest.raises(TypeError, match=r"tapegrad\.sin"):
-        np.sin(v)
-    with pytest.raises(TypeError, match=r"tapegrad\.tanh"):
-        np.tanh(v)
-    with pytest.raises(TypeError):
+    assert isinstance(np.exp(v), tg.Variable) and np.exp(v).requires_grad  # dispatched (test_numpy_dispatch.py)
+    with pytest.raises(TypeError, match=r"np\.arctan is not implemented"):
+        np.arctan(v)
+    with pytest.raises(TypeError, match="out"):
         np.add(v, 1.0, out=np.zeros(2))
 
 
-@pytest.mark.parametrize("ufunc", [np.exp, np.log, np.sqrt, np.tanh])
-def test_numpy_ufunc_raises_type_error_on_both_engines(m, ufunc):
+@pytest.mark.parametrize("ufunc", [np.arcsin, np.arccos, np.arctan, np.bitwise_and])
+def test_unimplemented_numpy_ufunc_raises_type_error_on_both_engines(m, ufunc):
     with pytest.raises(TypeError):
-        ufunc(m.Variable([1.0, 2.0], requires_grad=True))
+        ufunc(*[m.Variable([1.0, 2.0], requires_grad=True)] * ufunc.nin)
 
 
 COMPARISONS = {

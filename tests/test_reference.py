@@ -540,7 +540,7 @@ def test_variable_attributes():
     arr[0, 0] = 100.0
     assert v.data[0, 0] == 0.0                          # constructor copies
     v.data[0, 0] = 7.0                                  # .data is the live buffer
-    assert v.numpy()[0, 0] == 7.0 and np.asarray(v)[0, 0] == 7.0
+    assert v.numpy()[0, 0] == 7.0 and np.asarray(v.detach())[0, 0] == 7.0  # (np.asarray(v) raises: grad)
     assert v.shape == (2, 3) and v.ndim == 2 and v.size == 6 and len(v) == 2
     assert v.dtype == np.float64 and isinstance(v.dtype, np.dtype)
     assert v.is_leaf and v.grad_fn is None and v.grad is None

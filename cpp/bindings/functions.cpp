@@ -167,6 +167,7 @@ Var mean_warn(const Var& x, const std::optional<Axes>& axes, bool keepdims) {
 void bind_functions(py::module_& m) {
   // The op spec (opspec/ops.py) as data: tapegrad re-exports its ops from it.
   m.attr("__ops__") = py::module_::import("json").attr("loads")(kOpsJson);
+  m.attr("__compositions__") = py::module_::import("json").attr("loads")(kCompositionsJson);
   m.def("_cross_entropy_labels", named("cross_entropy", +[](py::handle logits, py::handle labels, py::handle reduction_) {
         Var z = unary_arg(logits, "cross_entropy");
         if (!PyUnicode_Check(reduction_.ptr()))

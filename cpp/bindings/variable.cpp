@@ -316,6 +316,15 @@ tapegrad.from_numpy(arr) to share a NumPy array's buffer instead.
                     })
       .def("numpy", [](const Var& v) { return to_numpy(v->data); }, "The values as a NumPy array sharing this Variable's buffer.")
       .def("__array__", [](const Var& v, py::handle dtype, py::handle copy) -> py::object {
+             // np.asarray(v), np.array([v, w]) and every NumPy function that is not dispatched
+             // to tapegrad reach here: an array computed from a graph would silently lose the
+             // gradient, so (as PyTorch) only a Variable outside the graph converts.
+             if (v->requires_grad)
+               throw type_error(
+                   "__array__: this Variable requires grad, and a NumPy array made from it would drop the "
+                   "graph (a silent wrong gradient). Use v.data or v.numpy() for its values, v.detach() for "
+                   "a Variable outside the graph, or call the np.* function on the Variable itself (it "
+                   "dispatches to tapegrad).");
              py::object a = to_numpy(v->data);
              if (!dtype.is_none()) a = a.attr("astype")(dtype, py::arg("copy") = false);
              if (!copy.is_none() && bool_arg(copy, "__array__", "copy")) a = a.attr("copy")();

@@ -45,7 +45,17 @@ from .functional import (  # noqa: F401
     directional_derivative,
 )
 from .custom import custom_op  # noqa: F401
-from . import _interop  # noqa: F401  (NumPy protocols and repr for Variable)
+from . import _interop  # noqa: F401  (repr and iteration for Variable)
+from . import _compose as _compose_mod  # noqa: E402
+# The spec's compositions (opspec/ops.py COMPOSITIONS) over the C++ primitives.
+_compositions = _compose_mod.build(_core)
+globals().update(_compositions)
+for _name, _entry in _core.__compositions__.items():
+    if _entry["method"]:
+        setattr(Variable, _name, _compositions[_name])
+from . import linalg  # noqa: E402,F401
+from . import _numpy_dispatch  # noqa: E402
+_numpy_dispatch.install({**{_n: getattr(_core, _n) for _n in _core.__ops__}, **_compositions})
 from . import reference  # noqa: F401  (the pure-NumPy engine, same API)
 from . import nn, optim, data  # noqa: F401,E402  (layers and training, optimizers, data sets)
 from .nn.init import manual_seed  # noqa: F401,E402

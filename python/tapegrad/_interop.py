@@ -1,50 +1,8 @@
-"""NumPy interplay for the C++ ``Variable``: repr and ``__array_ufunc__``.
-
-With ``__array_ufunc__`` defined, ``ndarray + Variable`` does not turn the
-Variable into an object array: NumPy hands the operation to us and we run
-the tapegrad op. Any other ufunc (``np.exp(v)``) would silently drop the
-graph, so it raises a TypeError that names the tapegrad function to use.
-"""
+"""Python-facing parts of the C++ ``Variable`` written in Python: repr, iteration.
+NumPy's protocols are in _numpy_dispatch.py."""
 import numpy as np
 
 from . import _core
-
-_OPERATOR_UFUNCS = {
-    np.add: _core.add,
-    np.subtract: _core.subtract,
-    np.multiply: _core.multiply,
-    np.true_divide: _core.divide,
-    np.power: _core.power,
-    np.matmul: _core.matmul,
-    np.negative: _core.negative,
-    np.maximum: _core.maximum,
-    np.minimum: _core.minimum,
-}
-_COMPARISONS = {
-    np.less: lambda a, b: np.asarray(a) < np.asarray(b),
-    np.less_equal: lambda a, b: np.asarray(a) <= np.asarray(b),
-    np.greater: lambda a, b: np.asarray(a) > np.asarray(b),
-    np.greater_equal: lambda a, b: np.asarray(a) >= np.asarray(b),
-    np.equal: lambda a, b: np.asarray(a) == np.asarray(b),
-    np.not_equal: lambda a, b: np.asarray(a) != np.asarray(b),
-}
-
-
-def _array_ufunc(self, ufunc, method, *inputs, **kwargs):
-    if method == "__call__" and not kwargs:
-        fn = _OPERATOR_UFUNCS.get(ufunc)
-        if fn is not None:
-            return fn(*inputs)
-        cmp = _COMPARISONS.get(ufunc)
-        if cmp is not None:
-            return cmp(*inputs)
-    name = ufunc.__name__
-    hint = f"tapegrad.{name}(...)" if hasattr(_core, name) else "a tapegrad function"
-    raise TypeError(
-        f"np.{name} was applied to a tapegrad.Variable (method={method!r}); NumPy ufuncs do not "
-        f"record on the tape, so the gradient would be lost. Use {hint} instead, or np.{name}(v.data) "
-        "for a plain array without gradients."
-    )
 
 
 def _repr(self):
@@ -63,7 +21,48 @@ def _iter(self):
     return (self[i] for i in range(len(self)))
 
 
-_core.Variable.__array_ufunc__ = _array_ufunc
+def _format(self, spec):
+    # f"{loss:.4f}": a 0-d Variable formats as its number (as a 0-d ndarray does)
+    if not spec:
+        return str(self)
+    if self.ndim != 0:
+        raise TypeError(f"unsupported format string {spec!r} for a Variable of shape {self.shape} "
+                        "(only 0-d Variables format as numbers)")
+    return format(self.item(), spec)
+
+
+def _int(self):
+    if self.ndim != 0:
+        raise TypeError(f"int(): only 0-d Variables convert to Python ints, got shape {self.shape}")
+    return int(self.item())
+
+
+def _round(self, ndigits=None):
+    if ndigits is None:  # round(v): a Python int, as round(np.float64(x))
+        return round(_core.Variable.__float__(self)) if self.ndim == 0 else _int(self)
+    from . import round as round_
+    return round_(self, ndigits)
+
+
+def _tolist(self):
+    """The values as nested Python lists (a number for a 0-d Variable)."""
+    if not isinstance(self, _core.Variable):
+        raise TypeError(f"tolist: expected a tapegrad.Variable, got {type(self).__name__}")
+    return self.data.tolist()
+
+
+def _reduce(self):
+    # copy, deepcopy and pickle: (class, (a copy of the data, requires_grad)); never the graph,
+    # the gradient or a shared buffer. For in-process use: pickle is unsafe on untrusted
+    # files, and nn.save (.npz, allow_pickle=False) stays the file format.
+    return _core.Variable, (self.data.copy(), self.requires_grad)
+
+
+_core.Variable.__reduce__ = _reduce
 _core.Variable.__iter__ = _iter
+_core.Variable.__format__ = _format
+_core.Variable.__int__ = _int
+_core.Variable.__round__ = _round
+_core.Variable.tolist = _tolist
 _core.Variable.__repr__ = _repr
 _core.Variable.__str__ = _repr

@@ -14,9 +14,21 @@ from .ops import BINARY, OPS, UNARY, unbroadcast
 
 globals().update({name: getattr(ops, name) for name in OPS})
 
+# The spec's compositions over this engine's primitives, and NumPy's protocols.
+from .._compose import build as _build  # noqa: E402
+from . import numpy_protocol as _numpy_protocol  # noqa: E402
+
+COMPOSITIONS = _build(ops)
+globals().update(COMPOSITIONS)
+for _name, _fn in COMPOSITIONS.items():
+    if _name in ("prod", "var", "std", "cumsum", "cumprod", "argmax", "argmin", "ravel", "flatten", "copy",
+                 "swapaxes", "squeeze", "repeat", "take", "diagonal", "trace", "dot", "round"):
+        setattr(Variable, _name, _fn)
+_numpy_protocol.install({**{name: getattr(ops, name) for name in OPS}, **COMPOSITIONS})
+
 Node = Function   # the C++ engine calls its graph-node type Node
 
 __all__ = ["Variable", "Function", "Node", "from_numpy", "no_grad", "enable_grad",
            "is_grad_enabled", *OPS, "unbroadcast", "OPS", "UNARY", "BINARY",
            "jvp", "vjp", "grad", "value_and_grad", "jacobian", "hessian", "hvp",
-           "directional_derivative", "custom_op"]
+           "directional_derivative", "custom_op", *COMPOSITIONS, "COMPOSITIONS"]

@@ -342,7 +342,7 @@ class Variable:
 
     __slots__ = ("_data", "_requires_grad", "_grad", "_grad_fn", "_retains_grad",
                  "_version", "_hooks", "_post_hooks", "__weakref__")
-    __array_ufunc__ = None   # `ndarray + Variable` dispatches to Variable.__radd__
+    # __array_ufunc__ / __array_function__: numpy_protocol.py
     __hash__ = object.__hash__
 
     def __init__(self, data, requires_grad=False, dtype=None):
@@ -373,6 +373,10 @@ class Variable:
     def numpy(self): return self._data
 
     def __array__(self, dtype=None, copy=None):
+        if self._requires_grad:  # an array made from a graph would silently lose the gradient
+            raise TypeError("__array__: this Variable requires grad and a NumPy array of it would drop "
+                            "the graph; use v.data or v.numpy() for its values, v.detach() for a Variable "
+                            "outside the graph, or the np.* function on the Variable itself")
         arr = self._data
         if dtype is not None and np.dtype(dtype) != arr.dtype:
             if copy is False:
@@ -387,6 +391,24 @@ class Variable:
         return self._data.item()
 
     def __float__(self): return float(self.item())
+
+    def __int__(self): return int(np.asarray(self._data).item()) if self.ndim == 0 else self._not_scalar("int()")
+
+    def __format__(self, spec):  # f"{loss:.4f}" on a 0-d Variable
+        return format(self._data.item(), spec) if spec and self.ndim == 0 else (
+            str(self) if not spec else self._not_scalar(f"format {spec!r}"))
+
+    def __round__(self, ndigits=None):
+        from . import round as round_   # the composition (reference/__init__.py)
+        return round(self._data.item()) if ndigits is None and self.ndim == 0 else round_(self, ndigits or 0)
+
+    def tolist(self): return self._data.tolist()
+
+    def __reduce__(self):  # copy / deepcopy / pickle: the values and the flag, never the graph
+        return Variable, (self._data.copy(), self._requires_grad)
+
+    def _not_scalar(self, what):
+        raise TypeError(f"{what}: only 0-d Variables convert to Python numbers, got shape {self.shape}")
 
     def __bool__(self): return bool(self._data)
 
@@ -486,7 +508,8 @@ class Variable:
             self._grad = g if old is None else (
                 old if isinstance(old, Variable) else Variable(old)) + g
         else:
-            self._grad = g._data.copy() if old is None else np.asarray(old) + g._data
+            self._grad = g._data.copy() if old is None else (
+                old._data if isinstance(old, Variable) else old) + g._data
 
     def backward(self, grad=None, retain_graph=False, create_graph=False):
         """Accumulate gradients of this Variable into the leaves' ``.grad``

@@ -1,0 +1,797 @@
+"""The spec's compositions (opspec/ops.py, ``COMPOSITIONS``): NumPy's aliases and
+helpers built from an engine's primitives, with no rule of their own.
+
+``build(ns)`` writes them over one engine's namespace ``ns`` (the C++ core, or
+the reference engine's ops), so each engine runs them on its own primitives and
+rules: a composition's derivatives are its primitives', which the two engines
+state independently. Values are checked against NumPy's own functions and
+derivatives against finite differences (tests/test_numpy_dispatch.py).
+
+Conventions: Python scalars keep the Variable's dtype; a composition whose
+derivative is zero (floor, sign, round) returns a Variable still on the graph
+(``where(False, x, value)``), so Jacobians keep their shape; predicates and
+argmax return NumPy arrays, outside the graph.
+"""
+import functools
+import math
+
+import numpy as np
+
+LN2 = math.log(2.0)
+LN10 = math.log(10.0)
+
+
+def _norm_axis(axis, ndim, name):
+    a = int(axis)
+    if not -ndim <= a < ndim:
+        raise ValueError(f"{name}: axis {axis} is out of bounds for an array of dimension {ndim}")
+    return a % ndim
+
+
+def _norm_axes(axis, ndim, name):
+    if axis is None:
+        return tuple(range(ndim))
+    if isinstance(axis, (tuple, list)):
+        axes = tuple(_norm_axis(a, ndim, name) for a in axis)
+        if len(set(axes)) != len(axes):
+            raise ValueError(f"{name}: repeated axis in {axis}")
+        return axes
+    return (_norm_axis(axis, ndim, name),)
+
+
+def build(ns):
+    """{name: function} for every composition, over the engine namespace ``ns``."""
+    Variable = ns.Variable
+    out = {}
+
+    def composition(fn):
+        name = fn.__name__.rstrip("_")
+
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            try:
+                return fn(*args, **kwargs)
+            except (TypeError, ValueError, IndexError, OverflowError, np.exceptions.ComplexWarning) as e:
+                # errors of the primitives inside (or NumPy's) name this function, as the project's do
+                kind = IndexError if isinstance(e, IndexError) else \
+                    TypeError if isinstance(e, (TypeError, Warning)) else ValueError
+                if type(e) is kind and str(e).startswith(name + ":"):
+                    raise
+                raise kind(str(e) if str(e).startswith(name + ":") else f"{name}: {e}") from None
+
+        wrapper.__name__ = wrapper.__qualname__ = name
+        out[name] = wrapper
+        return wrapper
+
+    def V(x, like=None):
+        """x as a Variable; a Python number takes `like`'s dtype (weak, as the operators)."""
+        if isinstance(x, Variable):
+            return x
+        if like is not None and type(x) in (bool, int, float):
+            return Variable(np.asarray(x, dtype=like.dtype))
+        return Variable(x)
+
+    def pair(a, b):
+        if isinstance(a, Variable):
+            return a, V(b, a)
+        b = V(b)
+        return V(a, b), b
+
+    def values(x):
+        return x.data if isinstance(x, Variable) else np.asarray(x)
+
+    def constant(x, vals):
+        """vals (derivative 0) as a Variable still on x's graph."""
+        return ns.where(np.zeros(np.shape(vals), dtype=bool), x, np.asarray(vals, dtype=x.dtype))
+
+    def where_(cond, a, b):
+        return ns.where(cond, a, b)
+
+    # ----- ufuncs ----------------------------------------------------------------
+    @composition
+    def positive(x):
+        return ns.multiply(V(x), 1.0)
+
+    @composition
+    def fabs(x):
+        return ns.abs(V(x))
+
+    @composition
+    def square(x):
+        x = V(x)
+        return ns.multiply(x, x)
+
+    @composition
+    def reciprocal(x):
+        return ns.divide(1.0, V(x))
+
+    @composition
+    def float_power(a, b):
+        return ns.power(ns.astype(V(a), np.float64), ns.astype(V(b), np.float64))
+
+    @composition
+    def exp2(x):
+        return ns.exp(ns.multiply(V(x), LN2))
+
+    @composition
+    def expm1(x):
+        # exp(x) - 1 cancels for small |x|; 2t / (1 - t) with t = tanh(x/2) does not, and
+        # stays finite where it is used (x < 1); the masked input keeps its gradient finite.
+        x = V(x)
+        small = values(x) < 1
+        t = ns.tanh(ns.multiply(where_(small, x, 0.0), 0.5))
+        return where_(small, ns.divide(ns.multiply(t, 2.0), ns.subtract(1.0, t)), ns.subtract(ns.exp(x), 1.0))
+
+    @composition
+    def log2(x):
+        return ns.multiply(ns.log(V(x)), 1 / LN2)
+
+    @composition
+    def log10(x):
+        return ns.multiply(ns.log(V(x)), 1 / LN10)
+
+    @composition
+    def cbrt(x):
+        x = V(x)
+        pos = values(x) >= 0
+        root = lambda u: ns.power(u, 1.0 / 3.0)  # noqa: E731
+        return where_(pos, root(where_(pos, x, 1.0)), ns.negative(root(where_(pos, 1.0, ns.negative(x)))))
+
+    @composition
+    def sinh(x):
+        # (e^x - e^-x)/2 cancels near 0: there 2t / (1 - t^2), t = tanh(x/2).
+        x = V(x)
+        small = np.abs(values(x)) < 1
+        t = ns.tanh(ns.multiply(where_(small, x, 0.0), 0.5))
+        near0 = ns.divide(ns.multiply(t, 2.0), ns.subtract(1.0, ns.multiply(t, t)))
+        return where_(small, near0, ns.multiply(ns.subtract(ns.exp(x), ns.exp(ns.negative(x))), 0.5))
+
+    @composition
+    def cosh(x):
+        x = V(x)
+        return ns.multiply(ns.add(ns.exp(x), ns.exp(ns.negative(x))), 0.5)
+
+    @composition
+    def arcsinh(x):
+        # log1p(u + u^2 / (1 + sqrt(1 + u^2))) for u >= 0 is accurate; odd symmetry for u < 0.
+        x = V(x)
+        pos = values(x) >= 0
+
+        def g(u):
+            uu = ns.multiply(u, u)
+            return ns.log1p(ns.add(u, ns.divide(uu, ns.add(1.0, ns.sqrt(ns.add(1.0, uu))))))
+        return where_(pos, g(where_(pos, x, 0.0)), ns.negative(g(where_(pos, 0.0, ns.negative(x)))))
+
+    @composition
+    def arccosh(x):
+        t = ns.subtract(V(x), 1.0)  # log1p(t + sqrt(t (t + 2))): accurate near x = 1
+        return ns.log1p(ns.add(t, ns.sqrt(ns.multiply(t, ns.add(t, 2.0)))))
+
+    @composition
+    def arctanh(x):
+        x = V(x)
+        return ns.multiply(ns.log1p(ns.divide(ns.multiply(x, 2.0), ns.subtract(1.0, x))), 0.5)
+
+    @composition
+    def hypot(a, b):
+        a, b = pair(a, b)
+        return ns.sqrt(ns.add(ns.multiply(a, a), ns.multiply(b, b)))
+
+    @composition
+    def logaddexp(a, b):
+        a, b = pair(a, b)
+        shape = np.broadcast_shapes(a.shape, b.shape)
+        return ns.logsumexp(ns.stack([ns.broadcast_to(a, shape), ns.broadcast_to(b, shape)]), axis=0)
+
+    @composition
+    def logaddexp2(a, b):
+        a, b = pair(a, b)
+        return ns.multiply(logaddexp(ns.multiply(a, LN2), ns.multiply(b, LN2)), 1 / LN2)
+
+    @composition
+    def fmax(a, b):
+        a, b = pair(a, b)
+        return where_(np.isnan(values(b)), a, where_(np.isnan(values(a)), b, ns.maximum(a, b)))
+
+    @composition
+    def fmin(a, b):
+        a, b = pair(a, b)
+        return where_(np.isnan(values(b)), a, where_(np.isnan(values(a)), b, ns.minimum(a, b)))
+
+    @composition
+    def deg2rad(x):
+        return ns.multiply(V(x), math.pi / 180)
+
+    @composition
+    def rad2deg(x):
+        return ns.multiply(V(x), 180 / math.pi)
+
+    def piecewise_constant(np_fn):
+        def f(x):
+            x = V(x)
+            return constant(x, np_fn(x.data))
+        f.__name__ = np_fn.__name__
+        return composition(f)
+
+    for _f in (np.sign, np.floor, np.ceil, np.rint, np.trunc):
+        piecewise_constant(_f)
+
+    @composition
+    def round_(x, decimals=0):
+        x = V(x)
+        return constant(x, np.round(x.data, decimals))
+
+    # ----- predicates ------------------------------------------------------------------
+    def predicate(np_fn, name=None):
+        f = (lambda a, b: np_fn(values(a), values(b))) if np_fn.nin == 2 else (lambda x: np_fn(values(x)))
+        f.__name__ = name or np_fn.__name__
+        return composition(f)
+
+    for _f in (np.less, np.less_equal, np.greater, np.greater_equal, np.equal, np.not_equal,
+               np.isnan, np.isfinite, np.isinf, np.signbit):
+        predicate(_f)
+
+    # ----- reductions --------------------------------------------------------------------
+    def to_front(x, axes):
+        """x with `axes` flattened into one leading axis: (n, *rest)."""
+        rest = [a for a in range(x.ndim) if a not in axes]
+        xt = ns.transpose(x, tuple(axes) + tuple(rest))
+        n = int(np.prod([x.shape[a] for a in axes], dtype=np.int64))
+        return ns.reshape(xt, (n,) + tuple(x.shape[a] for a in rest))
+
+    def keep(y, x, axes, keepdims):
+        return ns.reshape(y, tuple(1 if a in axes else n for a, n in enumerate(x.shape))) if keepdims else y
+
+    @composition
+    def prod(x, axis=None, keepdims=False):
+        x = V(x)
+        axes = _norm_axes(axis, x.ndim, "prod")
+        y = to_front(x, axes)
+        if y.shape[0] == 0:  # the empty product: 1, on the graph
+            y = ns.add(ns.multiply(ns.sum(y, axis=0), 0.0), 1.0)
+        else:
+            while y.shape[0] > 1:  # pairwise: log2(n) multiplies, exact derivatives at zeros
+                h = y.shape[0] // 2
+                prod2 = ns.multiply(y[:h], y[h:2 * h])
+                y = ns.concatenate([prod2, y[2 * h:]], axis=0) if y.shape[0] % 2 else prod2
+            y = y[0]
+        return keep(y, x, axes, keepdims)
+
+    def count(x, axes):
+        return int(np.prod([x.shape[a] for a in axes], dtype=np.int64))
+
+    @composition
+    def var(x, axis=None, ddof=0, keepdims=False):
+        x = V(x)
+        axes = _norm_axes(axis, x.ndim, "var")
+        d = ns.subtract(x, ns.mean(x, axis=axes, keepdims=True))
+        return ns.divide(ns.sum(ns.multiply(d, d), axis=axes, keepdims=bool(keepdims)),
+                         float(max(count(x, axes) - ddof, 0)))
+
+    @composition
+    def std(x, axis=None, ddof=0, keepdims=False):
+        return ns.sqrt(var(x, axis=axis, ddof=ddof, keepdims=keepdims))
+
+    def scan(x, axis, op, fill, name):
+        """Inclusive scan along `axis` in log2(n) steps (Hillis-Steele)."""
+        x = V(x)
+        if axis is None:
+            x, axis = ns.reshape(x, (-1,)), 0
+        axis = _norm_axis(axis, x.ndim, name)
+        n, k = x.shape[axis], 1
+        lead = (slice(None),) * axis
+        while k < n:
+            pad = np.full(x.shape[:axis] + (k,) + x.shape[axis + 1:], fill, dtype=x.dtype)
+            x = op(x, ns.concatenate([pad, x[lead + (slice(0, n - k),)]], axis=axis))
+            k *= 2
+        return x
+
+    @composition
+    def cumsum(x, axis=None):
+        return scan(x, axis, ns.add, 0, "cumsum")
+
+    @composition
+    def cumprod(x, axis=None):
+        return scan(x, axis, ns.multiply, 1, "cumprod")
+
+    @composition
+    def argmax(x, axis=None, keepdims=False):
+        return np.argmax(values(x), axis=axis, keepdims=bool(keepdims))
+
+    @composition
+    def argmin(x, axis=None, keepdims=False):
+        return np.argmin(values(x), axis=axis, keepdims=bool(keepdims))
+
+    @composition
+    def average(x, axis=None, weights=None, keepdims=False):
+        x = V(x)
+        if weights is None:
+            return ns.mean(x, axis=axis, keepdims=keepdims)
+        w = V(weights, x)
+        if w.shape != x.shape:
+            if axis is None or isinstance(axis, (tuple, list)) or w.ndim != 1 or w.shape[0] != x.shape[
+                    _norm_axis(axis, x.ndim, "average")]:
+                raise ValueError(f"average: weights of shape {w.shape} differ from x's {x.shape}; 1-d weights "
+                                 "need an int axis of their length")
+            w = ns.reshape(w, tuple(n if a == _norm_axis(axis, x.ndim, "average") else 1
+                                    for a, n in enumerate(x.shape)))
+        w = ns.broadcast_to(w, x.shape)
+        return ns.divide(ns.sum(ns.multiply(x, w), axis=axis, keepdims=keepdims),
+                         ns.sum(w, axis=axis, keepdims=keepdims))
+
+    def l2(x, axes, keepdims):
+        s = ns.sum(ns.multiply(x, x), axis=axes, keepdims=keepdims)
+        pos = values(s) > 0  # sqrt'(0) is inf: the subgradient 0 there instead of NaN
+        return where_(pos, ns.sqrt(where_(pos, s, 1.0)), 0.0)
+
+    @composition
+    def norm(x, ord=None, axis=None, keepdims=False):
+        x = V(x)
+        if axis is None and (ord is None or x.ndim == 1):
+            axes = tuple(range(x.ndim)) if ord is None else (0,)
+        else:
+            axes = _norm_axes(x.ndim - 1 if axis is None and x.ndim == 1 else axis,
+                              x.ndim, "norm") if axis is not None else (0, 1) if x.ndim == 2 else None
+            if axes is None:
+                raise ValueError(f"norm: ord={ord!r} without axis needs a 1-d or 2-d array, got shape {x.shape}")
+        if len(axes) == 2 and (axis is not None or x.ndim == 2) and ord is not None:
+            if ord != "fro":
+                raise ValueError(f"norm: matrix ord={ord!r} is not implemented (only None and 'fro')")
+            return l2(x, axes, keepdims)
+        if len(axes) > 2 or (len(axes) == 2 and axis is not None and ord is not None):
+            raise ValueError(f"norm: improper axis {axis!r} for ord={ord!r}")
+        if ord is None or ord == 2 or (ord == "fro" and len(axes) == 2):
+            return l2(x, axes, keepdims)
+        if isinstance(ord, str):
+            raise ValueError(f"norm: ord={ord!r} is not a vector norm")
+        ax = ns.abs(x)
+        if ord == np.inf:
+            return ns.max(ax, axis=axes, keepdims=keepdims)
+        if ord == -np.inf:
+            return ns.min(ax, axis=axes, keepdims=keepdims)
+        if ord == 0:
+            return constant(x, np.sum(values(x) != 0, axis=axes, keepdims=keepdims).astype(x.dtype))
+        if ord == 1:
+            return ns.sum(ax, axis=axes, keepdims=keepdims)
+        return ns.power(ns.sum(ns.power(ax, float(ord)), axis=axes, keepdims=keepdims), 1.0 / ord)
+
+    # ----- shape -------------------------------------------------------------------------
+    @composition
+    def ravel(x):
+        return ns.reshape(V(x), (-1,))
+
+    @composition
+    def flatten(x):
+        return ns.reshape(V(x), (-1,))
+
+    @composition
+    def copy(x):
+        return ns.multiply(V(x), 1.0)
+
+    @composition
+    def swapaxes(x, axis1, axis2):
+        x = V(x)
+        perm = list(range(x.ndim))
+        i, j = _norm_axis(axis1, x.ndim, "swapaxes"), _norm_axis(axis2, x.ndim, "swapaxes")
+        perm[i], perm[j] = perm[j], perm[i]
+        return ns.transpose(x, tuple(perm))
+
+    @composition
+    def moveaxis(x, source, destination):
+        x = V(x)
+        src = _norm_axes(source, x.ndim, "moveaxis")
+        dst = _norm_axes(destination, x.ndim, "moveaxis")
+        if len(src) != len(dst):
+            raise ValueError("moveaxis: source and destination must have the same number of elements")
+        order = [n for n in range(x.ndim) if n not in src]
+        for d, s in sorted(zip(dst, src)):
+            order.insert(d, s)
+        return ns.transpose(x, tuple(order))
+
+    @composition
+    def squeeze(x, axis=None):
+        x = V(x)
+        axes = tuple(a for a, n in enumerate(x.shape) if n == 1) if axis is None else \
+            _norm_axes(axis, x.ndim, "squeeze")
+        for a in axes:
+            if x.shape[a] != 1:
+                raise ValueError(f"squeeze: cannot select an axis to squeeze out which has size not equal to "
+                                 f"one (axis {a} of shape {x.shape})")
+        return ns.reshape(x, tuple(n for a, n in enumerate(x.shape) if a not in axes))
+
+    @composition
+    def expand_dims(x, axis):
+        x = V(x)
+        nd = x.ndim + (len(axis) if isinstance(axis, (tuple, list)) else 1)
+        axes = _norm_axes(axis, nd, "expand_dims")
+        it = iter(x.shape)
+        return ns.reshape(x, tuple(1 if a in axes else next(it) for a in range(nd)))
+
+    def atleast(n, arys, name):
+        res = []
+        for a in arys:
+            a = V(a)
+            shape = a.shape
+            if a.ndim < n:
+                shape = {0: {1: (1,), 2: (1, 1), 3: (1, 1, 1)}[n],
+                         1: {2: (1,) + shape, 3: (1,) + shape + (1,)}.get(n),
+                         2: shape + (1,)}[a.ndim]
+                a = ns.reshape(a, shape)
+            res.append(a)
+        return res[0] if len(res) == 1 else tuple(res)
+
+    @composition
+    def atleast_1d(*arys):
+        return atleast(1, arys, "atleast_1d")
+
+    @composition
+    def atleast_2d(*arys):
+        return atleast(2, arys, "atleast_2d")
+
+    @composition
+    def atleast_3d(*arys):
+        return atleast(3, arys, "atleast_3d")
+
+    def as_list(arrays, name):
+        if isinstance(arrays, (Variable, np.ndarray)) or not hasattr(arrays, "__iter__"):
+            raise TypeError(f"{name}: arrays must be a sequence of arrays, got {type(arrays).__name__}")
+        return list(arrays)
+
+    @composition
+    def hstack(arrays):
+        arrs = [atleast(1, [a], "hstack") for a in as_list(arrays, "hstack")]
+        return ns.concatenate(arrs, axis=0 if arrs and arrs[0].ndim == 1 else 1)
+
+    @composition
+    def vstack(arrays):
+        return ns.concatenate([atleast(2, [a], "vstack") for a in as_list(arrays, "vstack")], axis=0)
+
+    def along(x, axis, key):
+        return x[(slice(None),) * axis + (key,)]
+
+    def splits(x, indices_or_sections, axis, name, equal):
+        x = V(x)
+        axis = _norm_axis(axis, x.ndim, name)
+        n = x.shape[axis]
+        if isinstance(indices_or_sections, (int, np.integer)) and not isinstance(indices_or_sections, bool):
+            k = int(indices_or_sections)
+            if k <= 0:
+                raise ValueError(f"{name}: number of sections must be larger than 0")
+            if equal and n % k:
+                raise ValueError(f"{name}: array split does not result in an equal division ({n} into {k})")
+            each, extra = divmod(n, k)
+            points = np.cumsum([0] + extra * [each + 1] + (k - extra) * [each]).tolist()
+        else:
+            points = [0] + [int(i) for i in indices_or_sections] + [n]
+        return [along(x, axis, slice(a, max(a, b))) for a, b in zip(points[:-1], points[1:])]
+
+    @composition
+    def split(x, indices_or_sections, axis=0):
+        return splits(x, indices_or_sections, axis, "split", True)
+
+    @composition
+    def array_split(x, indices_or_sections, axis=0):
+        return splits(x, indices_or_sections, axis, "array_split", False)
+
+    @composition
+    def flip(x, axis=None):
+        x = V(x)
+        axes = _norm_axes(axis, x.ndim, "flip")
+        return x[tuple(slice(None, None, -1) if a in axes else slice(None) for a in range(x.ndim))]
+
+    @composition
+    def roll(x, shift, axis=None):
+        x = V(x)
+        if axis is None:
+            return ns.reshape(roll(ns.reshape(x, (-1,)), shift, 0), x.shape)
+        axes = _norm_axes(axis, x.ndim, "roll")
+        shifts = np.broadcast_to(np.asarray(shift, dtype=np.int64), (len(axes),)) if not isinstance(
+            shift, (tuple, list)) or len(shift) == len(axes) else None
+        if shifts is None:
+            raise ValueError(f"roll: shift {shift!r} and axis {axis!r} differ in length")
+        for s, a in zip(shifts.tolist(), axes):
+            n = x.shape[a]
+            if n and s % n:
+                s = s % n
+                x = ns.concatenate([along(x, a, slice(n - s, n)), along(x, a, slice(0, n - s))], axis=a)
+        return x
+
+    @composition
+    def tile(x, reps):
+        x = V(x)
+        reps = tuple(int(r) for r in reps) if isinstance(reps, (tuple, list)) else (int(reps),)
+        d = max(len(reps), x.ndim)
+        reps = (1,) * (d - len(reps)) + reps
+        shape = (1,) * (d - x.ndim) + x.shape
+        y = ns.reshape(x, tuple(v for n in shape for v in (1, n)))
+        y = ns.broadcast_to(y, tuple(v for r, n in zip(reps, shape) for v in (r, n)))
+        return ns.reshape(y, tuple(r * n for r, n in zip(reps, shape)))
+
+    @composition
+    def repeat(x, repeats, axis=None):
+        x = V(x)
+        if axis is None:
+            x, axis = ns.reshape(x, (-1,)), 0
+        axis = _norm_axis(axis, x.ndim, "repeat")
+        idx = np.repeat(np.arange(x.shape[axis]), repeats)
+        return along(x, axis, idx)
+
+    @composition
+    def pad(x, pad_width, mode="constant", constant_values=0):
+        x = V(x)
+        if mode != "constant":
+            raise ValueError(f"pad: mode={mode!r} is not implemented (only 'constant')")
+        if np.ndim(constant_values) != 0:
+            raise ValueError("pad: only a scalar constant_values is implemented")
+        widths = np.broadcast_to(np.asarray(pad_width, dtype=np.int64), (x.ndim, 2))
+        if (widths < 0).any():
+            raise ValueError(f"pad: negative pad_width {pad_width!r}")
+        for a, (before, after) in enumerate(widths.tolist()):
+            if before or after:
+                fill = lambda k: np.full(x.shape[:a] + (k,) + x.shape[a + 1:], constant_values, x.dtype)  # noqa
+                x = ns.concatenate([fill(before), x, fill(after)], axis=a)
+        return x
+
+    @composition
+    def take(x, indices, axis=None):
+        x = V(x)
+        if axis is None:
+            x, axis = ns.reshape(x, (-1,)), 0
+        idx = np.asarray(indices)
+        if idx.dtype.kind not in "iu":
+            raise TypeError(f"take: indices must be integers, got dtype {idx.dtype}")
+        return along(x, _norm_axis(axis, x.ndim, "take"), idx if idx.ndim else int(idx))
+
+    @composition
+    def take_along_axis(x, indices, axis):
+        x = V(x)
+        idx = np.asarray(indices)
+        if axis is None:
+            x, axis = ns.reshape(x, (-1,)), 0
+        axis = _norm_axis(axis, x.ndim, "take_along_axis")
+        if idx.dtype.kind not in "iu" or idx.ndim != x.ndim:
+            raise ValueError(f"take_along_axis: indices must be integers with x's {x.ndim} axes, "
+                             f"got dtype {idx.dtype} and shape {idx.shape}")
+        key = tuple(idx if a == axis else np.arange(n).reshape((-1,) + (1,) * (x.ndim - a - 1))
+                    for a, n in enumerate(x.shape))
+        return x[key]
+
+    @composition
+    def diagonal(x, offset=0, axis1=0, axis2=1):
+        x = V(x)
+        if x.ndim < 2:
+            raise ValueError(f"diagonal: needs at least 2 axes, got shape {x.shape}")
+        a1, a2 = _norm_axis(axis1, x.ndim, "diagonal"), _norm_axis(axis2, x.ndim, "diagonal")
+        if a1 == a2:
+            raise ValueError("diagonal: axis1 and axis2 cannot be the same")
+        xt = moveaxis(x, (a1, a2), (-2, -1))
+        n1, n2 = xt.shape[-2:]
+        k = max(0, min(n1, n2 - offset) if offset >= 0 else min(n1 + offset, n2))
+        i = np.arange(k)
+        rows, cols = (i, i + offset) if offset >= 0 else (i - offset, i)
+        return xt[(Ellipsis, rows, cols)]
+
+    @composition
+    def diag(x, k=0):
+        x = V(x)
+        if x.ndim == 2:
+            return diagonal(x, k)
+        if x.ndim != 1:
+            raise ValueError(f"diag: input must be 1-d or 2-d, got shape {x.shape}")
+        n = x.shape[0]
+        m = n + abs(k)
+        idx = np.full((m, m), n)  # position n is the appended zero
+        i = np.arange(n)
+        idx[(i, i + k) if k >= 0 else (i - k, i)] = i
+        return ns.concatenate([x, np.zeros(1, x.dtype)], axis=0)[idx]
+
+    @composition
+    def trace(x, offset=0, axis1=0, axis2=1):
+        return ns.sum(diagonal(x, offset, axis1, axis2), axis=-1)
+
+    def triangle(x, k, lower, name):
+        x = V(x)
+        if x.ndim < 2:
+            raise ValueError(f"{name}: needs at least 2 axes, got shape {x.shape}")
+        n, m = x.shape[-2:]
+        mask = np.tri(n, m, k, dtype=bool) if lower else ~np.tri(n, m, k - 1, dtype=bool)
+        return where_(mask, x, 0.0)
+
+    @composition
+    def tril(x, k=0):
+        return triangle(x, k, True, "tril")
+
+    @composition
+    def triu(x, k=0):
+        return triangle(x, k, False, "triu")
+
+    @composition
+    def shape(x):
+        return tuple(V(x).shape) if isinstance(x, Variable) else np.shape(x)
+
+    @composition
+    def ndim(x):
+        return x.ndim if isinstance(x, Variable) else np.ndim(x)
+
+    @composition
+    def size(x, axis=None):
+        s = x.shape if isinstance(x, Variable) else np.shape(x)
+        return int(np.prod(s, dtype=np.int64)) if axis is None else s[_norm_axis(axis, len(s), "size")]
+
+    # ----- linear algebra ----------------------------------------------------------------
+    @composition
+    def tensordot(a, b, axes=2):
+        a, b = pair(a, b)
+        if isinstance(axes, (int, np.integer)):
+            n = int(axes)
+            if n < 0 or n > min(a.ndim, b.ndim):
+                raise ValueError(f"tensordot: axes={n} out of range for shapes {a.shape} and {b.shape}")
+            ax_a, ax_b = list(range(a.ndim - n, a.ndim)), list(range(n))
+        else:
+            ax_a, ax_b = axes
+            ax_a = list(ax_a) if isinstance(ax_a, (tuple, list)) else [ax_a]
+            ax_b = list(ax_b) if isinstance(ax_b, (tuple, list)) else [ax_b]
+            ax_a = [_norm_axis(i, a.ndim, "tensordot") for i in ax_a]
+            ax_b = [_norm_axis(i, b.ndim, "tensordot") for i in ax_b]
+        if len(ax_a) != len(ax_b) or any(a.shape[i] != b.shape[j] for i, j in zip(ax_a, ax_b)):
+            raise ValueError(f"tensordot: shape-mismatch for sum: shapes {a.shape} and {b.shape}, "
+                             f"axes {ax_a} and {ax_b}")
+        free_a = [i for i in range(a.ndim) if i not in ax_a]
+        free_b = [j for j in range(b.ndim) if j not in ax_b]
+        k = int(np.prod([a.shape[i] for i in ax_a], dtype=np.int64))
+        fa = tuple(a.shape[i] for i in free_a)
+        fb = tuple(b.shape[j] for j in free_b)
+        am = ns.reshape(ns.transpose(a, tuple(free_a + ax_a)), (int(np.prod(fa, dtype=np.int64)), k))
+        bm = ns.reshape(ns.transpose(b, tuple(ax_b + free_b)), (k, int(np.prod(fb, dtype=np.int64))))
+        return ns.reshape(ns.matmul(am, bm), fa + fb)
+
+    @composition
+    def dot(a, b):
+        a, b = pair(a, b)
+        if a.ndim == 0 or b.ndim == 0:
+            return ns.multiply(a, b)
+        if b.ndim <= 2 and a.ndim <= 2:
+            return ns.matmul(a, b)
+        return tensordot(a, b, ([a.ndim - 1], [max(b.ndim - 2, 0)]))
+
+    @composition
+    def vdot(a, b):
+        a, b = pair(a, b)
+        return ns.matmul(ns.reshape(a, (-1,)), ns.reshape(b, (-1,)))
+
+    @composition
+    def inner(a, b):
+        a, b = pair(a, b)
+        if a.ndim == 0 or b.ndim == 0:
+            return ns.multiply(a, b)
+        return tensordot(a, b, ([a.ndim - 1], [b.ndim - 1]))
+
+    @composition
+    def outer(a, b):
+        a, b = pair(a, b)
+        return ns.multiply(ns.reshape(a, (-1, 1)), ns.reshape(b, (1, -1)))
+
+    out["einsum"] = composition(_einsum_over(ns, V, diagonal))
+
+    # ----- activations ---------------------------------------------------------------------
+    @composition
+    def silu(x):
+        x = V(x)
+        return ns.multiply(x, ns.sigmoid(x))
+
+    @composition
+    def gelu(x):
+        x = V(x)
+        inner_ = ns.add(x, ns.multiply(ns.multiply(ns.multiply(x, x), x), 0.044715))
+        return ns.multiply(x, ns.sigmoid(ns.multiply(inner_, 2 * math.sqrt(2 / math.pi))))
+
+    @composition
+    def elu(x, alpha=1.0):
+        x = V(x)
+        pos = values(x) > 0
+        return where_(pos, x, ns.multiply(expm1(where_(pos, 0.0, x)), float(alpha)))
+
+    @composition
+    def leaky_relu(x, negative_slope=0.01):
+        x = V(x)
+        return where_(values(x) > 0, x, ns.multiply(x, float(negative_slope)))
+
+    @composition
+    def log_sigmoid(x):
+        return ns.negative(ns.softplus(ns.negative(V(x))))
+
+    return out
+
+
+def _einsum_over(ns, V, diagonal):
+    def einsum(subscripts, *operands):
+        if not isinstance(subscripts, str):
+            raise TypeError(f"einsum: subscripts must be a string, got {type(subscripts).__name__} "
+                            "(the sublist form is not implemented)")
+        if not operands:
+            raise ValueError("einsum: no operands")
+        ops = [V(o) for o in operands]
+        spec = subscripts.replace(" ", "")
+        ins, arrow, outs = spec.partition("->")
+        ins = ins.split(",")
+        if len(ins) != len(ops):
+            raise ValueError(f"einsum: {len(ins)} subscripts for {len(ops)} operands")
+        n_ell = 0
+        for s, o in zip(ins, ops):
+            if "..." in s:
+                n_ell = max(n_ell, o.ndim - (len(s) - 3))
+        ell = [chr(0x10000 + i) for i in range(n_ell)]  # labels of the broadcast axes, right-aligned
+        terms = []
+        for s, o in zip(ins, ops):
+            if "..." in s:
+                head, tail = s.split("...")
+                k = o.ndim - len(head) - len(tail)
+                if k < 0:
+                    raise ValueError(f"einsum: operand of shape {o.shape} has too few axes for {s!r}")
+                labels = list(head) + ell[n_ell - k:] + list(tail)
+            else:
+                labels = list(s)
+            if len(labels) != o.ndim or not all(c.isalpha() or c in ell for c in labels):
+                raise ValueError(f"einsum: subscripts {s!r} do not match an operand of shape {o.shape}")
+            while len(set(labels)) < len(labels):  # a repeated label: its diagonal
+                c = next(c for c in labels if labels.count(c) > 1)
+                i = labels.index(c)
+                j = labels.index(c, i + 1)
+                o = diagonal(o, 0, i, j)
+                labels = [lab for t, lab in enumerate(labels) if t not in (i, j)] + [c]
+            terms.append((o, labels))
+        if arrow:
+            out = list(outs.replace("...", "\0"))
+            out = [x for c in out for x in (ell if c == "\0" else [c])]
+        else:
+            counts = {}  # NumPy's implicit output: the labels written once, in order
+            for c in "".join(ins).replace(".", ""):
+                counts[c] = counts.get(c, 0) + 1
+            out = ell + sorted(c for c, n in counts.items() if n == 1 and c not in ell)
+        seen = {c for _, labels in terms for c in labels}
+        if any(c not in seen for c in out) or len(set(out)) != len(out):
+            raise ValueError(f"einsum: output subscripts {outs!r} name an unknown or repeated label")
+
+        def sum_unneeded(o, labels, later):
+            drop = [i for i, c in enumerate(labels) if c not in out and c not in later]
+            if drop:
+                o = ns.sum(o, axis=tuple(drop))
+                labels = [c for i, c in enumerate(labels) if i not in drop]
+            return o, labels
+
+        def size_of(c):
+            return max(o.shape[labels.index(c)] for o, labels in terms if c in labels)
+
+        o, labels = terms[0]
+        for t in range(1, len(terms)):
+            later = {c for _, lab in terms[t + 1:] for c in lab}
+            o, labels = sum_unneeded(o, labels, later | set(terms[t][1]))
+            p, plabels = sum_unneeded(*terms[t], later | set(labels))
+            keep = out + sorted(later)
+            batch = [c for c in labels if c in plabels and c in keep]
+            contract = [c for c in labels if c in plabels and c not in keep]
+            fa = [c for c in labels if c not in plabels]
+            fb = [c for c in plabels if c not in labels]
+
+            def arrange(x, xl, order, shape_tail):
+                x = ns.transpose(x, tuple(xl.index(c) for c in order)) if order else x
+                sizes = [x.shape[i] for i in range(len(batch))]
+                return ns.reshape(x, tuple(sizes) + shape_tail)
+            k = int(np.prod([size_of(c) for c in contract], dtype=np.int64))
+            for c in contract:  # a broadcast (size-1) contracted axis: expand it first
+                if o.shape[labels.index(c)] != p.shape[plabels.index(c)]:
+                    o = ns.broadcast_to(o, tuple(size_of(d) if d == c else n for d, n in zip(labels, o.shape)))
+                    p = ns.broadcast_to(p, tuple(size_of(d) if d == c else n for d, n in zip(plabels, p.shape)))
+            sa = int(np.prod([o.shape[labels.index(c)] for c in fa], dtype=np.int64))
+            sb = int(np.prod([p.shape[plabels.index(c)] for c in fb], dtype=np.int64))
+            am = arrange(o, labels, batch + fa + contract, (sa, k))
+            bm = arrange(p, plabels, batch + contract + fb, (k, sb))
+            r = ns.matmul(am, bm)
+            shape = r.shape[:len(batch)] + tuple(o.shape[labels.index(c)] for c in fa) + \
+                tuple(p.shape[plabels.index(c)] for c in fb)
+            o, labels = ns.reshape(r, shape), batch + fa + fb
+        o, labels = sum_unneeded(o, labels, set())
+        if labels != out:
+            o = ns.transpose(o, tuple(labels.index(c) for c in out))
+        return o
+    return einsum
