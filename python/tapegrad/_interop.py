@@ -57,13 +57,6 @@ def _repr(self):
     return f"Variable({body}{extra})"
 
 
-def _iter(self):
-    if self.ndim == 0:
-        raise TypeError("iteration over a 0-d Variable")
-    return (self[i] for i in range(len(self)))
-
-
 _core.Variable.__array_ufunc__ = _array_ufunc
-_core.Variable.__iter__ = _iter
 _core.Variable.__repr__ = _repr
 _core.Variable.__str__ = _repr
