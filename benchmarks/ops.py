@@ -509,6 +509,7 @@ def run(case_list, sizes, dtypes, modes, thread_counts, min_seconds, repeats, pr
     for threads in thread_counts:
         limiter = W.set_threads(threads)  # noqa: F841  (keep the BLAS limit in force)
         for case in case_list:
+            gc.collect()  # (once per row: a collection with PyTorch loaded takes ~50 ms)
             for n in case.sizes:
                 if n not in sizes:
                     continue
@@ -522,7 +523,6 @@ def run(case_list, sizes, dtypes, modes, thread_counts, min_seconds, repeats, pr
                                 times[lib] = None
                                 continue
                             fn = prepare(case, lib, n, dtype, mode == "grad")
-                            gc.collect()
                             times[lib] = None if fn is None else best_time(fn, min_seconds, repeats)
                         row = {"name": case.name, "op": case.op, "kind": case.kind, "n": n,
                                "shapes": shapes_of(case, n), "dtype": dtype, "mode": mode, "threads": threads,
@@ -616,7 +616,13 @@ def main(argv=None):
     p.add_argument("--repeat", type=int, help="timing loops per system, best reported (default 5; --quick 3)")
     p.add_argument("--json", metavar="FILE", help="write the rows to FILE")
     p.add_argument("--write-readme", action="store_true", help="rewrite benchmarks/README.md's op table")
+    p.add_argument("--from-json", metavar="FILE", help="with --write-readme: the table of an earlier --json run")
     args = p.parse_args(argv)
+    if args.from_json:
+        with open(args.from_json) as f:
+            saved = json.load(f)
+        write_readme(saved["rows"], saved["header"])
+        return
 
     import tapegrad
     import torch
@@ -643,7 +649,7 @@ def main(argv=None):
               f">= {min_seconds * 1e3:.0f} ms.")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump(rows, f, indent=1)
+            json.dump({"header": header, "rows": rows}, f, indent=1)
     if args.write_readme:
         write_readme(rows, header)
 

@@ -269,12 +269,13 @@ def count_nodes(f, name):
     p0, data = draw(name, np.random.default_rng(0))
     p = tapegrad.Variable(p0, requires_grad=True)
     y = f(TapeNS(tapegrad), p, data)
-    seen, stack = set(), [y.grad_fn]
+    seen, keep, stack = set(), [], [y.grad_fn]  # (keep: a Node's Python object is made per access)
     while stack:
         node = stack.pop()
         if node is None or id(node) in seen:
             continue
         seen.add(id(node))
+        keep.append(node)
         stack.extend(node.next_functions)
     return len(seen)
 
