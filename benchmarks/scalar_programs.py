@@ -251,12 +251,16 @@ def rate(run, f, name, min_seconds, repeats, seed=1):
     return best
 
 
+def evals(rate):
+    return f"{rate:,.0f}" if rate >= 100 else f"{rate:.3g}"
+
+
 def table(results, systems):
-    head = ["program", "scalar ops (tapegrad nodes)"] + [f"{s} evals/s" for s in systems]
+    head = ["program", "tapegrad nodes per evaluation"] + [f"{s} evals/s" for s in systems]
     head += [f"tapegrad / {s}" for s in systems if s != "tapegrad"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name, r in results.items():
-        cells = [name, str(r.get("nodes", ""))] + [f"{r[s]:,.0f}" if s in r else "n/a" for s in systems]
+        cells = [name, str(r.get("nodes", ""))] + [evals(r[s]) if s in r else "n/a" for s in systems]
         cells += [f"{r['tapegrad'] / r[s]:.1f}x" if s in r else "n/a" for s in systems if s != "tapegrad"]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
