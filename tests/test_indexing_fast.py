@@ -169,3 +169,12 @@ def test_indexed_elements_match_reference_engine(n):
         outs.append((acc.item(), np.asarray(v.grad)))
     assert outs[0][0] == outs[1][0]
     np.testing.assert_array_equal(outs[0][1], outs[1][1])
+
+
+def test_item_is_a_float_and_names_itself_in_errors():
+    v = tg.Variable(np.array([[2.5]], dtype=np.float32))
+    assert v.item() == 2.5 and type(v.item()) is float
+    with pytest.raises(ValueError, match="item: only a Variable with one element"):
+        tg.Variable(np.zeros(3)).item()
+    with pytest.raises(TypeError, match="item"):
+        v.item(0)

@@ -369,6 +369,12 @@ PyObject* nb_float(PyObject* self) {
   return guarded([&] { return PyFloat_FromDouble(holder_of(self)->data.item()); }, "float");
 }
 
+// v.item() as a METH_NOARGS method (pybind11's dispatcher was most of its cost).
+PyObject* item_method(PyObject* self, PyObject*) {
+  return guarded([&] { return PyFloat_FromDouble(holder_of(self)->data.item()); }, "item");
+}
+PyMethodDef g_item_def = {"item", &item_method, METH_NOARGS, "item(self)\n--\n\nThe one element as a Python float."};
+
 // iter(v): the rows v[0], v[1], ... made one at a time (`next(iter(v))` on a
 // long Variable makes one row, not all), each its own recorded getitem, so
 // each element is differentiable on its own; its index is computed here, not
@@ -401,7 +407,9 @@ PyObject* var_iter_next(PyObject* o) {
 }
 
 PyTypeObject g_var_iter_type = [] {
-  PyTypeObject t{PyVarObject_HEAD_INIT(nullptr, 0)};
+  PyTypeObject t;
+  std::memset(&t, 0, sizeof t);  // (PyType_Ready fills ob_type from the base)
+  Py_SET_REFCNT(reinterpret_cast<PyObject*>(&t), 1);
   t.tp_name = "tapegrad.VariableIterator";
   t.tp_basicsize = sizeof(VarIter);
   t.tp_flags = Py_TPFLAGS_DEFAULT;
@@ -596,6 +604,8 @@ void install_fast_paths() {
   nb->nb_power = &nb_power;
   nb->nb_negative = &nb_negative;
   nb->nb_float = &nb_float;
+  py::object item = py::reinterpret_steal<py::object>(PyDescr_NewMethod(g_var_type, &g_item_def));
+  if (!item || PyDict_SetItemString(g_var_type->tp_dict, "item", item.ptr()) != 0) throw py::error_already_set();
   g_var_type->tp_as_mapping->mp_subscript = &mp_subscript;
   if (PyType_Ready(&g_var_iter_type) < 0) throw py::error_already_set();
   g_var_type->tp_iter = &tp_iter;
