@@ -137,10 +137,108 @@ bool basic_key(py::handle key, bool* has_ellipsis) {
   return true;
 }
 
+// The common keys (ints, slices, None, Ellipsis and tuples of them, the ints
+// plain Python ints in range) parsed in C++: the flat indices they select,
+// with no NumPy call. Returns false, having done nothing, for anything else,
+// including every key that is an error: the NumPy path below then raises
+// exactly NumPy's error.
+constexpr int kMaxFastKey = 16;
+bool fast_basic_index(const Shape& shape, PyObject* key, Tensor* index) {
+  PyObject* one[1] = {key};
+  PyObject* const* items = one;
+  Py_ssize_t nk = 1;
+  if (PyTuple_Check(key)) {
+    nk = PyTuple_GET_SIZE(key);
+    items = &PyTuple_GET_ITEM(key, 0);
+  }
+  if (nk > kMaxFastKey) return false;
+  const int64_t ndim = static_cast<int64_t>(shape.size());
+  int64_t consumed = 0;
+  int ellipsis = -1;
+  for (Py_ssize_t k = 0; k < nk; ++k) {
+    PyObject* it = items[k];
+    if (it == Py_Ellipsis) {
+      if (ellipsis >= 0) return false;
+      ellipsis = static_cast<int>(k);
+    } else if (it != Py_None) {
+      if (!PySlice_Check(it) && !(PyLong_CheckExact(it))) return false;
+      ++consumed;
+    }
+  }
+  if (consumed > ndim) return false;
+  // The result's shape and the element strides into x, and the offset.
+  Shape out_shape;
+  Shape out_strides;
+  int64_t offset = 0, dim = 0, stride = 1;
+  Shape cstride(shape.size());
+  for (int64_t d = ndim; d-- > 0;) {
+    cstride[d] = stride;
+    stride *= std::max<int64_t>(shape[d], 1);
+  }
+  auto full_axes = [&](int64_t n) {
+    for (int64_t j = 0; j < n; ++j, ++dim) {
+      out_shape.push_back(shape[dim]);
+      out_strides.push_back(cstride[dim]);
+    }
+  };
+  for (Py_ssize_t k = 0; k < nk; ++k) {
+    PyObject* it = items[k];
+    if (it == Py_Ellipsis) {
+      full_axes(ndim - consumed);
+    } else if (it == Py_None) {
+      out_shape.push_back(1);
+      out_strides.push_back(0);
+    } else if (PyLong_CheckExact(it)) {
+      int overflow = 0;
+      long long i = PyLong_AsLongLongAndOverflow(it, &overflow);
+      if (overflow) return false;
+      const int64_t n = shape[dim];
+      if (i < -n || i >= n) return false;
+      offset += (i < 0 ? i + n : i) * cstride[dim];
+      ++dim;
+    } else {
+      Py_ssize_t start, stop, step;
+      if (PySlice_Unpack(it, &start, &stop, &step) < 0) {
+        PyErr_Clear();
+        return false;
+      }
+      const Py_ssize_t len = PySlice_AdjustIndices(shape[dim], &start, &stop, step);
+      out_shape.push_back(len);
+      out_strides.push_back(step * cstride[dim]);
+      if (len) offset += start * cstride[dim];
+      ++dim;
+    }
+  }
+  if (ellipsis < 0) full_axes(ndim - dim);
+  *index = Tensor::empty(out_shape, DType::I64);
+  int64_t* dst = index->ptr<int64_t>();
+  const int64_t total = index->numel();
+  const size_t nd = out_shape.size();
+  if (nd == 0) {
+    if (total) dst[0] = offset;
+    return true;
+  }
+  // Odometer over the result's leading axes; the last axis runs inline.
+  const int64_t inner = out_shape[nd - 1], inner_st = out_strides[nd - 1];
+  Shape pos(nd, 0);
+  for (int64_t i = 0; i < total; i += inner) {
+    int64_t base = offset;
+    for (size_t d = 0; d + 1 < nd; ++d) base += pos[d] * out_strides[d];
+    for (int64_t j = 0; j < inner; ++j) dst[i + j] = base + j * inner_st;
+    for (size_t d = nd - 1; d-- > 0;) {
+      if (++pos[d] < out_shape[d]) break;
+      pos[d] = 0;
+    }
+  }
+  return true;
+}
+
 Var getitem(const Var& self, py::handle key) {
   const Shape& s = self->shape();
-  std::vector<py::ssize_t> shape(s.begin(), s.end());
   Tensor index;
+  if (with_op("getitem", [&] { return fast_basic_index(s, key.ptr(), &index); }))
+    return with_op("getitem", [&] { return gather(self, index); });
+  std::vector<py::ssize_t> shape(s.begin(), s.end());
   bool has_ellipsis = false;
   if (basic_key(key, &has_ellipsis)) {
     // NumPy applies the key to a byte-strided stand-in whose element i sits at
@@ -260,6 +358,81 @@ PyObject* nb_power(PyObject* a, PyObject* b, PyObject* mod) {
 
 PyObject* nb_negative(PyObject* a) {
   return guarded([&] { return cast_out(neg(holder_of(a))); }, "negative");
+}
+
+// v[key] as the mapping slot: no pybind11 dispatcher in between.
+PyObject* mp_subscript(PyObject* self, PyObject* key) {
+  return guarded([&] { return cast_out(getitem(holder_of(self), key)); }, "getitem");
+}
+
+PyObject* nb_float(PyObject* self) {
+  return guarded([&] { return PyFloat_FromDouble(holder_of(self)->data.item()); }, "float");
+}
+
+// v.item() as a METH_NOARGS method (pybind11's dispatcher was most of its cost).
+PyObject* item_method(PyObject* self, PyObject*) {
+  return guarded([&] { return PyFloat_FromDouble(holder_of(self)->data.item()); }, "item");
+}
+PyMethodDef g_item_def = {"item", &item_method, METH_NOARGS, "item(self)\n--\n\nThe one element as a Python float."};
+
+// iter(v): the rows v[0], v[1], ... made one at a time (`next(iter(v))` on a
+// long Variable makes one row, not all), each its own recorded getitem, so
+// each element is differentiable on its own; its index is computed here, not
+// parsed from a Python key. (An unbind-like op with one node for all rows
+// would need nodes with several outputs, which the tape does not have.)
+struct VarIter {
+  PyObject_HEAD
+  PyObject* var;
+  int64_t i, n, row;  // next row, rows, elements per row
+};
+
+void var_iter_dealloc(PyObject* o) {
+  Py_XDECREF(reinterpret_cast<VarIter*>(o)->var);
+  PyObject_Free(o);
+}
+
+PyObject* var_iter_next(PyObject* o) {
+  auto* it = reinterpret_cast<VarIter*>(o);
+  if (it->i >= it->n) return nullptr;  // (StopIteration, without an exception object)
+  return guarded([&] {
+    const Var& v = holder_of(it->var);
+    const Shape& s = v->shape();
+    Tensor index = Tensor::empty(Shape(s.begin() + 1, s.end()), DType::I64);
+    int64_t* ix = index.ptr<int64_t>();
+    const int64_t start = it->i * it->row;
+    for (int64_t j = 0; j < it->row; ++j) ix[j] = start + j;
+    ++it->i;
+    return cast_out(gather(v, index));
+  }, "iter");
+}
+
+PyTypeObject g_var_iter_type = [] {
+  PyTypeObject t;
+  std::memset(&t, 0, sizeof t);  // (PyType_Ready fills ob_type from the base)
+  Py_SET_REFCNT(reinterpret_cast<PyObject*>(&t), 1);
+  t.tp_name = "tapegrad.VariableIterator";
+  t.tp_basicsize = sizeof(VarIter);
+  t.tp_flags = Py_TPFLAGS_DEFAULT;
+  t.tp_dealloc = &var_iter_dealloc;
+  t.tp_iter = &PyObject_SelfIter;
+  t.tp_iternext = &var_iter_next;
+  return t;
+}();
+
+PyObject* tp_iter(PyObject* self) {
+  return guarded([&]() -> PyObject* {
+    const Shape& s = holder_of(self)->shape();
+    if (s.empty()) throw type_error("iteration over a 0-d Variable");
+    auto* it = PyObject_New(VarIter, &g_var_iter_type);
+    if (!it) throw py::error_already_set();
+    Py_INCREF(self);
+    it->var = self;
+    it->i = 0;
+    it->n = s[0];
+    it->row = 1;
+    for (size_t d = 1; d < s.size(); ++d) it->row *= s[d];
+    return reinterpret_cast<PyObject*>(it);
+  }, "iter");
 }
 
 }  // namespace
@@ -439,6 +612,12 @@ void install_fast_paths() {
   nb->nb_matrix_multiply = &nb_binary<matmul_nogil>;
   nb->nb_power = &nb_power;
   nb->nb_negative = &nb_negative;
+  nb->nb_float = &nb_float;
+  py::object item = py::reinterpret_steal<py::object>(PyDescr_NewMethod(g_var_type, &g_item_def));
+  if (!item || PyDict_SetItemString(g_var_type->tp_dict, "item", item.ptr()) != 0) throw py::error_already_set();
+  g_var_type->tp_as_mapping->mp_subscript = &mp_subscript;
+  if (PyType_Ready(&g_var_iter_type) < 0) throw py::error_already_set();
+  g_var_type->tp_iter = &tp_iter;
   PyType_Modified(g_var_type);
 }
 

@@ -15,12 +15,6 @@ def _repr(self):
     return f"Variable({body}{extra})"
 
 
-def _iter(self):
-    if self.ndim == 0:
-        raise TypeError("iteration over a 0-d Variable")
-    return (self[i] for i in range(len(self)))
-
-
 def _format(self, spec):
     # f"{loss:.4f}": a 0-d Variable formats as its number (as a 0-d ndarray does)
     if not spec:
@@ -59,7 +53,6 @@ def _reduce(self):
 
 
 _core.Variable.__reduce__ = _reduce
-_core.Variable.__iter__ = _iter
 _core.Variable.__format__ = _format
 _core.Variable.__int__ = _int
 _core.Variable.__round__ = _round

@@ -2,7 +2,7 @@
 // and an input requires grad. Their forward kernels and VJP rules sit side
 // by side in src/ops/, one file per section below (one rule struct per
 // primitive, beside its forward function); composite ops
-// (mean, stack, sum_to, ...) are built from primitives and need no rule.
+// (mean, sum_to, ...) are built from primitives and need no rule.
 //
 // Binary ops promote dtypes like NumPy (float32 with float64 -> float64) and
 // broadcast; every binary rule reduces its gradients to the operand shapes

@@ -1,0 +1,80 @@
+"""benchmarks/ops.py has a row for every spec op and Variable method (the row
+list only: timings are never asserted), and its rows run on each library."""
+import importlib.util
+import json
+import os
+
+import numpy as np
+import pytest
+
+import tapegrad
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+torch = pytest.importorskip("torch")  # the rows name PyTorch's twins
+
+
+def load(name):
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", os.path.join(ROOT, "benchmarks", f"{name}.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+OPS = json.loads(tapegrad._core.__ops__) if isinstance(tapegrad._core.__ops__, str) else tapegrad._core.__ops__
+bench = load("ops")
+CASES = bench.cases()
+
+
+def test_every_spec_op_has_a_row():
+    assert set(OPS) - bench.covered_ops(CASES) == set()
+
+
+def test_every_spec_method_has_a_method_row():
+    methods = {name for name, e in OPS.items() if e["method"]}
+    assert methods - bench.covered_methods(CASES) == set()
+
+
+def test_every_operator_has_a_row():
+    ops_with_operator = {name for name, e in OPS.items() if e["operator"]}
+    assert ops_with_operator <= {c.op for c in CASES if c.kind == "operator"}
+
+
+def test_indexing_and_conversion_rows():
+    names = {c.name for c in CASES}
+    for want in ("v[3]", "v[-2]", "v[2:5]", "v[::2]", "M[1, 2]", "v[None, ...]", "v[ints]", "v[mask]", "M[ints]",
+                 "M[mask]", "list(v)", "next(iter(v))", "float(v)", "v.item()", "Variable(ndarray)",
+                 "from_numpy(ndarray)", "np.asarray(v)"):
+        assert want in names
+
+
+def test_an_op_without_arguments_is_refused():
+    fake = dict(OPS, frobnicate=dict(OPS["sum"], name="frobnicate", family="reduction"))
+    with pytest.raises(KeyError, match="frobnicate"):
+        bench.op_cases(fake)
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: f"{c.kind}:{c.name}")
+def test_row_runs_and_agrees(case):
+    """Each row at its smallest size: tapegrad, PyTorch and NumPy compute the same values."""
+    n = case.sizes[0] if case.sizes[0] else 0
+    outs = {}
+    for lib in ("tapegrad", "torch", "numpy"):
+        fn = bench.prepare(case, lib, n, "float64", grad=False)
+        out = fn()
+        if case.name == "next(iter(v))" or case.name == "list(v)":
+            out = [np.asarray(o.detach() if lib == "torch" else o) for o in (out if isinstance(out, list) else [out])]
+        elif lib == "torch" and hasattr(out, "detach"):
+            out = out.detach().numpy()
+        outs[lib] = out
+        for mode_grad in ((True,) if "grad" in case.modes else ()):
+            g = bench.prepare(case, lib, n, "float64", grad=mode_grad) if lib != "numpy" else None
+            if g is not None:
+                g()
+    if case.kind in ("convert",) and case.name in ("Variable(ndarray)", "from_numpy(ndarray)"):
+        return
+    for lib in ("torch", "numpy"):
+        a, b = outs["tapegrad"], outs[lib]
+        if isinstance(a, list):
+            assert len(a) == len(b) and all(np.allclose(x, y) for x, y in zip(a, b))
+        else:
+            assert np.allclose(np.asarray(a, dtype=float), np.asarray(b, dtype=float), rtol=1e-12, atol=1e-12), lib
