@@ -132,7 +132,8 @@ def evaluate(model, X, y, loss, batch_size=None):
 
 
 def fit(model, X, y, *, loss, optimizer, epochs, batch_size=32, validation_data=None, progress=True,
-        callbacks=None, shuffle=True, seed=0, drop_last=False, scheduler=None, file=None, plain=False):
+        callbacks=None, shuffle=True, seed=0, drop_last=False, scheduler=None, file=None, plain=False,
+        distributed=False):
     """Train ``model`` on ``(X, y)`` with minibatches; returns a :class:`History`.
 
     ``loss``: a loss function/layer or name; ``optimizer``: a
@@ -144,6 +145,15 @@ def fit(model, X, y, *, loss, optimizer, epochs, batch_size=32, validation_data=
     ``scheduler`` (optional) is stepped once per epoch. ``callbacks``: callables
     ``cb(epoch, logs)`` called after each epoch with that epoch's metrics;
     one returning ``True`` stops training.
+
+    ``distributed=True`` (under ``tapegrad.distributed.init()``): each rank
+    trains on its ``DistributedSampler`` share of global batches of
+    ``size() * batch_size`` samples, with ``optimizer`` a
+    ``DistributedOptimizer``; rank 0's parameters and optimizer state are
+    broadcast first, the logged metrics are over all ranks, only rank 0
+    prints, and training stops when a callback on any rank says so. The loss
+    must be a per-sample mean (every ``nn`` loss is) for the ranks' average
+    to be the global batch's gradient.
     """
     from ..data import DataLoader
 
@@ -155,7 +165,12 @@ def fit(model, X, y, *, loss, optimizer, epochs, batch_size=32, validation_data=
     dtype = _model_dtype(model)
     if dtype is not None and X.dtype != dtype:
         X = X.astype(dtype)
-    loader = DataLoader(X, y, batch_size=batch_size, shuffle=shuffle, seed=seed, drop_last=drop_last)
+    dist = _distributed_setup(model, optimizer) if distributed else None
+    if dist is None:
+        loader = DataLoader(X, y, batch_size=batch_size, shuffle=shuffle, seed=seed, drop_last=drop_last)
+    else:
+        loader = _ShardLoader(X, y, batch_size, shuffle, seed, drop_last)
+        progress = progress and dist.rank() == 0
     callbacks = list(callbacks or [])
     tqdm = None
     if progress and not plain:
@@ -175,13 +190,16 @@ def fit(model, X, y, *, loss, optimizer, epochs, batch_size=32, validation_data=
             bar = tqdm(loader, desc=f"epoch {epoch + 1}/{epochs}", leave=True, file=out_file,
                        dynamic_ncols=True, mininterval=0.2)
             batches = bar
-        for xb, yb in batches:
+        for xb, yb, *weight in batches:
+            optimizer.zero_grad()
+            nb = len(xb)
+            if nb == 0:  # this rank's share of a short last batch is empty: it still joins the reduction
+                optimizer.step()
+                continue
             out = model(_tg.Variable(xb))
             value = loss_fn(out, yb)
-            optimizer.zero_grad()
-            value.backward()
+            (value * weight[0] if weight and weight[0] != 1.0 else value).backward()
             optimizer.step()
-            nb = len(xb)
             total_loss += float(value.item()) * nb
             seen += nb
             if counted:
@@ -195,6 +213,10 @@ def fit(model, X, y, *, loss, optimizer, epochs, batch_size=32, validation_data=
                 if counted:
                     post["acc"] = f"{total_correct / seen:.3f}"
                 bar.set_postfix(post, refresh=False)
+        if dist is not None:  # the epoch's metrics over every rank's samples
+            total_loss, total_correct, seen, counted = dist.allreduce(
+                np.array([total_loss, total_correct, seen, counted], np.float64), op="sum").tolist()
+            total_correct, seen, counted = int(total_correct), int(seen), counted == dist.size()
         logs = {"loss": total_loss / max(seen, 1)}
         if counted:
             logs["accuracy"] = total_correct / max(seen, 1)
@@ -215,6 +237,38 @@ def fit(model, X, y, *, loss, optimizer, epochs, batch_size=32, validation_data=
         for cb in callbacks:
             if cb(epoch, logs) is True:
                 stop = True
+        if dist is not None:
+            stop = bool(dist.allreduce(int(stop), op="max"))
         if stop:
             break
     return history
+
+
+def _distributed_setup(model, optimizer):
+    from .. import distributed as dist
+
+    if not dist.is_initialized():
+        raise RuntimeError("fit(distributed=True): call tapegrad.distributed.init() first")
+    if dist.size() > 1 and not isinstance(optimizer, dist.DistributedOptimizer):
+        raise TypeError("fit(distributed=True): the optimizer must be a tapegrad.distributed.DistributedOptimizer "
+                        f"(got {type(optimizer).__name__}), or the ranks' parameters would drift apart")
+    dist.broadcast_parameters(model, root=0)
+    dist.broadcast_optimizer_state(optimizer, root=0)
+    return dist
+
+
+class _ShardLoader:
+    """``(X, y, weight)`` batches of this rank's share (``tapegrad.data.DistributedSampler``)."""
+
+    def __init__(self, X, y, batch_size, shuffle, seed, drop_last):
+        from ..data import DistributedSampler
+
+        self.X, self.y = X, y
+        self.sampler = DistributedSampler(len(X), batch_size, shuffle=shuffle, seed=seed, drop_last=drop_last)
+
+    def __len__(self):
+        return len(self.sampler)
+
+    def __iter__(self):
+        for idx, weight in self.sampler:
+            yield self.X[idx], self.y[idx], weight
