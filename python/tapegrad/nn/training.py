@@ -133,7 +133,7 @@ def evaluate(model, X, y, loss, batch_size=None):
 
 def fit(model, X, y, *, loss, optimizer, epochs, batch_size=32, validation_data=None, progress=True,
         callbacks=None, shuffle=True, seed=0, drop_last=False, scheduler=None, file=None, plain=False,
-        distributed=False):
+        distributed=False, initial_epoch=0):
     """Train ``model`` on ``(X, y)`` with minibatches; returns a :class:`History`.
 
     ``loss``: a loss function/layer or name; ``optimizer``: a
@@ -145,6 +145,9 @@ def fit(model, X, y, *, loss, optimizer, epochs, batch_size=32, validation_data=
     ``scheduler`` (optional) is stepped once per epoch. ``callbacks``: callables
     ``cb(epoch, logs)`` called after each epoch with that epoch's metrics;
     one returning ``True`` stops training.
+
+    ``initial_epoch``: start at that epoch (0-based; e.g. resuming from a
+    checkpoint): the batch order is that epoch's, as if the earlier epochs had run.
 
     ``distributed=True`` (under ``tapegrad.distributed.init()``): each rank
     trains on its ``DistributedSampler`` share of global batches of
@@ -160,17 +163,19 @@ def fit(model, X, y, *, loss, optimizer, epochs, batch_size=32, validation_data=
     X, y = _check_xy(X, y, "fit")
     if not isinstance(epochs, (int, np.integer)) or epochs < 0:
         raise ValueError(f"fit: epochs must be a non-negative integer, got {epochs!r}")
+    if not isinstance(initial_epoch, (int, np.integer)) or not 0 <= initial_epoch <= epochs:
+        raise ValueError(f"fit: initial_epoch must be an integer in [0, epochs={epochs}], got {initial_epoch!r}")
     loss_fn = get_loss(loss)
     binary = _counts_as_classification(loss_fn)
     dtype = _model_dtype(model)
     if dtype is not None and X.dtype != dtype:
         X = X.astype(dtype)
     dist = _distributed_setup(model, optimizer) if distributed else None
-    if dist is None:
+    if dist is None and initial_epoch == 0:
         loader = DataLoader(X, y, batch_size=batch_size, shuffle=shuffle, seed=seed, drop_last=drop_last)
-    else:
-        loader = _ShardLoader(X, y, batch_size, shuffle, seed, drop_last)
-        progress = progress and dist.rank() == 0
+    else:  # the sampler's order on one rank is DataLoader's, and it can start at any epoch
+        loader = _ShardLoader(X, y, batch_size, shuffle, seed, drop_last, initial_epoch, dist)
+        progress = progress and (dist is None or dist.rank() == 0)
     callbacks = list(callbacks or [])
     tqdm = None
     if progress and not plain:
@@ -180,7 +185,7 @@ def fit(model, X, y, *, loss, optimizer, epochs, batch_size=32, validation_data=
             tqdm = None
     out_file = file if file is not None else sys.stderr
     history = History()
-    for epoch in range(int(epochs)):
+    for epoch in range(int(initial_epoch), int(epochs)):
         t0 = time.perf_counter()
         model.train()
         total_loss, total_correct, seen, counted = 0.0, 0, 0, True
@@ -260,11 +265,14 @@ def _distributed_setup(model, optimizer):
 class _ShardLoader:
     """``(X, y, weight)`` batches of this rank's share (``tapegrad.data.DistributedSampler``)."""
 
-    def __init__(self, X, y, batch_size, shuffle, seed, drop_last):
+    def __init__(self, X, y, batch_size, shuffle, seed, drop_last, initial_epoch, dist):
         from ..data import DistributedSampler
 
         self.X, self.y = X, y
-        self.sampler = DistributedSampler(len(X), batch_size, shuffle=shuffle, seed=seed, drop_last=drop_last)
+        n, r = (1, 0) if dist is None else (dist.size(), dist.rank())
+        self.sampler = DistributedSampler(len(X), batch_size, num_replicas=n, rank=r, shuffle=shuffle, seed=seed,
+                                          drop_last=drop_last)
+        self.sampler.set_epoch(initial_epoch)
 
     def __len__(self):
         return len(self.sampler)
