@@ -123,3 +123,11 @@ def test_cli_train_distributed_on_4_ranks_prints_one_log(tmp_path):
     epochs = [ln.split("(")[0] for ln in lines if ln.startswith("epoch")]
     assert epochs == [ln.split("(")[0] for ln in single.stdout.splitlines() if ln.startswith("epoch")]
     assert (tmp_path / "m.npz").exists()
+
+
+def test_cli_error_on_rank_0_stops_every_rank_with_status_2(tmp_path):
+    p = mpirun(2, sys.executable, "-m", "tapegrad", "train", "--distributed", "--epochs", "1", "--no-check",
+               "--save", str(tmp_path / "missing" / "m.npz"), timeout=120)
+    assert p.returncode == 2, p.stderr[-3000:]
+    assert p.stderr.count("does not exist") == 2  # each rank says why it stops; no traceback, no abort
+    assert "Traceback" not in p.stderr and "MPI_Abort" not in p.stderr

@@ -290,6 +290,23 @@ def _distributed_start(args, out):
     return r, n, (out if r == 0 else open(os.devnull, "w"))
 
 
+def _check_outputs(args):
+    if args.resume and not os.path.isfile(args.resume):
+        raise CLIError(f"--resume {args.resume}: no such file")
+    if args.checkpoint:
+        _check_writable(args.checkpoint, "--checkpoint")
+    if not 0.0 < args.test_size < 1.0:
+        raise CLIError(f"--test-size must be a fraction in (0, 1), got {args.test_size}")
+    if args.save:
+        _check_writable(args.save, "--save")
+    if args.plot:
+        _check_writable(args.plot, "--plot")
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            raise CLIError("--plot needs matplotlib: pip install matplotlib") from None
+
+
 def train(args, out=None):
     import tapegrad
     from . import data, nn, optim
@@ -298,20 +315,18 @@ def train(args, out=None):
     rank, n_ranks = 0, 1
     if args.distributed:
         rank, n_ranks, out = _distributed_start(args, out)
-    if args.resume and not os.path.isfile(args.resume) and rank == 0:
-        raise CLIError(f"--resume {args.resume}: no such file")
-    if args.checkpoint and rank == 0:
-        _check_writable(args.checkpoint, "--checkpoint")
-    if not 0.0 < args.test_size < 1.0:
-        raise CLIError(f"--test-size must be a fraction in (0, 1), got {args.test_size}")
-    if args.save and rank == 0:
-        _check_writable(args.save, "--save")
-    if args.plot and rank == 0:
-        _check_writable(args.plot, "--plot")
+    # files are rank 0's business; its verdict is every rank's, so all stop together
+    error = None
+    if rank == 0:
         try:
-            import matplotlib  # noqa: F401
-        except ImportError:
-            raise CLIError("--plot needs matplotlib: pip install matplotlib") from None
+            _check_outputs(args)
+        except CLIError as e:
+            error = str(e)
+    if args.distributed:
+        from . import distributed as dist
+        error = dist.broadcast_object(error)
+    if error:
+        raise CLIError(error)
     X, y, description = load_data(args.data, args.label_column, args.seed)
     classification = y.dtype.kind == "i"
     try:
@@ -359,7 +374,6 @@ def train(args, out=None):
         print(f"  {'OK' if ok else 'FAILED'}: the three gradients "
               f"{'agree' if ok else 'disagree (tolerances 1e-8 and 1e-5)'}", file=out)
     if args.distributed:
-        from . import distributed as dist
         ok = dist.broadcast_object(ok)  # every rank stops, not only rank 0
     if not ok:
         return 1
