@@ -4,9 +4,11 @@ Each scenario asserts on every rank; a failed assertion is an uncaught
 exception, which (under ``tapegrad.distributed.init()``) aborts the job with
 a non-zero status.
 """
+import gc
 import os
 import signal
 import sys
+import weakref
 
 import numpy as np
 
@@ -103,6 +105,16 @@ def basics():
     if opt2.overlap:
         expect(RuntimeError, lambda: [a.sum().backward(), opt2.zero_grad()], "before step()")
         opt2.step()
+    opt2.remove_hooks()
+    # a dropped optimizer goes with its hooks: later backward passes start no collective of its
+    opt3 = dist.DistributedOptimizer(optim.SGD([a], lr=1.0))
+    reducer = weakref.ref(opt3._reducer)
+    del opt3
+    gc.collect()
+    assert reducer() is None
+    a.grad = None
+    a.sum().backward()
+    assert dist.allreduce(float(r), "max") == n - 1  # the ranks' collectives are still in step
     print(f"OK basics rank {r}", flush=True)
 
 
@@ -133,6 +145,36 @@ def fit(batch, out, dtype="float64", epochs="3", bucket="512"):
 
     nn.fit(model, X, y, loss="cross_entropy", optimizer=opt, epochs=int(epochs), batch_size=int(batch), seed=0,
            progress=False, distributed=True, callbacks=[every_step])
+    if r == 0:
+        np.savez(out, **model.state_dict())
+
+
+def resume(batch, out, ckpt, start):
+    """Train 4 epochs with fit(distributed=True); rank 0 checkpoints after epoch 2. With ``start`` = 2,
+    resume from that checkpoint instead (rank 0 reads it, fit broadcasts it)."""
+    r, n = dist.init()
+    X, y = data.make_spirals(203, n_classes=3, seed=1)
+    nn.manual_seed(0)
+    model = nn.MLP([2, 16, 16, 3], dtype=np.float64)
+    opt = optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    sched = optim.StepLR(opt, step_size=1, gamma=0.7)
+    if n > 1:
+        opt = dist.DistributedOptimizer(opt)
+    start = int(start)
+    if start and r == 0:
+        meta = nn.load_checkpoint(ckpt, model, opt, sched)
+        assert meta["epoch"] == start, meta
+    if start:
+        state = dist.broadcast_object(sched.state_dict())
+        sched.load_state_dict(state)
+
+    def save(epoch, logs):
+        if epoch + 1 == 2 and r == 0 and not start:
+            nn.save_checkpoint(ckpt, model, opt, sched, epoch=epoch + 1)
+
+    nn.fit(model, X, y, loss="cross_entropy", optimizer=opt, epochs=4, batch_size=int(batch), seed=0,
+           progress=False, distributed=True, scheduler=sched, callbacks=[save], initial_epoch=start)
+    dist.check_consistent(model)
     if r == 0:
         np.savez(out, **model.state_dict())
 
