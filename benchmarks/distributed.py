@@ -31,7 +31,7 @@ sys.path.insert(0, HERE)
 from _workloads import MLP_WORKLOADS  # noqa: E402
 
 
-def worker(name, steps, bucket):
+def worker(name, steps, bucket, interval):
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     import tapegrad as tg
     import tapegrad.distributed as dist
@@ -66,7 +66,7 @@ def worker(name, steps, bucket):
 
     out = {"workload": name, "ranks": n, "batch": spec.batch}
     inner = optim.SGD(model.parameters(), lr=1e-3)
-    overlapped = dist.DistributedOptimizer(inner, bucket_size=bucket)
+    overlapped = dist.DistributedOptimizer(inner, bucket_size=bucket, progress_interval=interval)
     run(overlapped, 3)
     t, marks = run(overlapped, steps)
     out["step_ms"] = 1e3 * float(np.median(t))
@@ -122,7 +122,8 @@ def drive(args):
     for name in args.workloads:
         for n in counts:
             p = subprocess.run([mpiexec, "-n", str(n), sys.executable, __file__, "--worker", name,
-                                "--steps", str(args.steps), "--bucket", str(args.bucket)],
+                                "--steps", str(args.steps), "--bucket", str(args.bucket)]
+                               + (["--progress-interval", str(args.progress_interval)] if args.progress_interval else []),
                                capture_output=True, text=True, timeout=900)
             line = [ln for ln in p.stdout.splitlines() if ln.startswith("RESULT ")]
             if p.returncode or not line:
@@ -158,10 +159,12 @@ def main():
     ap.add_argument("--workloads", nargs="+", default=["mlp_large", "mlp_mnist"])
     ap.add_argument("--steps", type=int, default=30)
     ap.add_argument("--bucket", type=int, default=1 << 20, help="bucket size in bytes")
+    ap.add_argument("--progress-interval", type=float, default=None,
+                    help="DistributedOptimizer(progress_interval=): seconds between the progress thread's tests")
     ap.add_argument("--four", action="store_true", help="also 4 ranks (oversubscribed on 2 cores)")
     args = ap.parse_args()
     if args.worker:
-        worker(args.worker, args.steps, args.bucket)
+        worker(args.worker, args.steps, args.bucket, args.progress_interval)
     else:
         drive(args)
 

@@ -179,12 +179,13 @@ def resume(batch, out, ckpt, start):
         np.savez(out, **model.state_dict())
 
 
-def consistent_steps():
-    """check_consistent after every single step, with overlap and several buckets."""
+def consistent_steps(interval=None):
+    """check_consistent after every single step, with overlap and several buckets (and a progress thread)."""
     r, n = dist.init()
     nn.manual_seed(0)
     model = nn.MLP([4, 32, 32, 3])
-    opt = dist.DistributedOptimizer(optim.Adam(model.parameters(), lr=1e-2), bucket_size=1024)
+    opt = dist.DistributedOptimizer(optim.Adam(model.parameters(), lr=1e-2), bucket_size=1024,
+                                    progress_interval=None if interval is None else float(interval))
     assert len(opt.buckets) >= 3, opt.buckets
     rng = np.random.default_rng(r)
     for _ in range(5):

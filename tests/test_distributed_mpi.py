@@ -56,6 +56,11 @@ def test_every_step_leaves_identical_parameters_on_3_ranks():
     assert p.stdout.count("OK consistent") == 3
 
 
+def test_progress_thread_gives_the_same_steps():
+    p = ok(worker(2, "consistent_steps", "0.0001"))
+    assert p.stdout.count("OK consistent") == 2
+
+
 def test_a_different_model_fails_at_broadcast_naming_the_shapes():
     p = ok(worker(2, "shape_mismatch"))
     for r in (0, 1):
@@ -131,3 +136,4 @@ def test_cli_error_on_rank_0_stops_every_rank_with_status_2(tmp_path):
     assert p.returncode == 2, p.stderr[-3000:]
     assert p.stderr.count("does not exist") == 2  # each rank says why it stops; no traceback, no abort
     assert "Traceback" not in p.stderr and "MPI_Abort" not in p.stderr
+

@@ -34,6 +34,7 @@ import numbers
 import os
 import pickle
 import sys
+import threading
 import time
 import weakref
 
@@ -388,8 +389,11 @@ class _Bucket:
 class _Reducer:
     """Averages the gradients of ``params`` over the ranks of ``world``, bucket by bucket."""
 
-    def __init__(self, world, params, bucket_size, passes):
+    def __init__(self, world, params, bucket_size, passes, progress_interval=None):
         self.w, self.params, self.passes = world, params, passes
+        multiple = world.mpi.Query_thread() >= world.mpi.THREAD_MULTIPLE
+        self.interval = progress_interval if multiple else None
+        self._lock, self._thread, self._stop = threading.Lock(), None, False
         order = list(range(len(params)))[::-1]  # the last layer's gradients are final first
         self.buckets, self.where = [], {}
         cur, cur_bytes = [], 0
@@ -469,9 +473,23 @@ class _Reducer:
         if self.counts[i] != self.passes:
             return
         b, pos = self.where[i]
-        self._take(i, b, pos)
-        self._launch()
-        self._poke()
+        with self._lock:
+            self._take(i, b, pos)
+            self._launch()
+            self._poke()
+        if self.inflight and self.interval is not None and self._thread is None:
+            self._stop = False
+            self._thread = threading.Thread(target=self._progress, name="tapegrad-mpi-progress", daemon=True)
+            self._thread.start()
+
+    def _progress(self):
+        """Test the in-flight buckets every ``interval`` s while the sweep computes (it releases the GIL)."""
+        while not self._stop:
+            time.sleep(self.interval)
+            with self._lock:
+                if self._stop:
+                    break
+                self._poke()
 
     def _launch(self):
         MPI = self.w.mpi
@@ -499,6 +517,11 @@ class _Reducer:
     def synchronize(self):
         """Start what the hooks did not, wait for every bucket, and write the averages into ``.grad``."""
         self.t_sync = time.perf_counter()
+        if self._thread is not None:
+            with self._lock:
+                self._stop = True
+            self._thread.join()
+            self._thread = None
         for b in self.buckets:
             for pos, i in enumerate(b.params):
                 if self.counts[i] < self.passes:
@@ -577,7 +600,8 @@ class DistributedOptimizer(Optimizer):
 
     _own = ("optimizer", "_reducer", "_hooks", "_world", "_synced", "timeline", "overlap")
 
-    def __init__(self, optimizer, *, bucket_size=1 << 20, overlap=True, backward_passes_per_step=1):
+    def __init__(self, optimizer, *, bucket_size=1 << 20, overlap=True, backward_passes_per_step=1,
+                 progress_interval=None):
         if isinstance(optimizer, DistributedOptimizer):
             raise TypeError("DistributedOptimizer: the optimizer is already a DistributedOptimizer")
         if not isinstance(optimizer, Optimizer):
@@ -596,7 +620,11 @@ class DistributedOptimizer(Optimizer):
         set_(self, "overlap", False)
         if w.size == 1:
             return
-        reducer = _Reducer(w, optimizer.params, int(bucket_size), int(backward_passes_per_step))
+        if progress_interval is not None and not (isinstance(progress_interval, numbers.Real)
+                                                  and 0 < progress_interval < 1):
+            raise ValueError(f"DistributedOptimizer: progress_interval must be None or seconds in (0, 1), "
+                             f"got {progress_interval!r}")
+        reducer = _Reducer(w, optimizer.params, int(bucket_size), int(backward_passes_per_step), progress_interval)
         set_(self, "_reducer", reducer)
         layout = reducer.layout()
         flat = [len(layout)] + [x for b in layout for (i, s, d) in b for x in [i] + _signature(np.empty(s, d))]
