@@ -593,6 +593,10 @@ class DistributedOptimizer(Optimizer):
     sweep runs (needs the core's ``register_post_accumulate_grad_hook``;
     without it the buckets start in ``step()``). ``backward_passes_per_step``:
     gradients accumulated over that many ``backward()`` calls per step.
+    ``progress_interval``: seconds between a helper thread's tests of the
+    in-flight buckets during the backward (MPI moves a non-blocking
+    collective only inside MPI calls); None (default) tests them only from
+    the hooks. Worth it where a core is idle during the backward.
     ``synchronize()`` waits for the averages without stepping (e.g. before
     ``clip_grad_norm``); ``step()`` then does not reduce again.
     ``timeline`` holds the last step's per-bucket times (seconds from the
