@@ -41,7 +41,10 @@ def timed(sweep, delay):
     except KeyboardInterrupt:
         t1 = time.perf_counter()
         return full, {"interrupted": True, "length": length, "latency": t1 - sent["t"], "elapsed": t1 - t0}
-    time.sleep(1.0)  # (the signal arrives late: let it land outside the sweep)
+    try:
+        time.sleep(1.0)  # (the signal arrives late: let it land outside the sweep)
+    except KeyboardInterrupt:
+        pass
     return full, {"interrupted": False, "length": length}
 
 out = {}
@@ -67,8 +70,12 @@ try:
         W = rng.standard_normal((n, n)) / np.sqrt(n)
         def f(v):
             h = tg.Variable(W) @ v if mode == "forward" else v
-            for _ in range(600):
-                h = tg.tanh(h) * 1.5
+            # reverse: 400 directions share each node, so it needs more nodes
+            # for a sweep of seconds; h + 0.001 tanh(h) keeps the cotangents
+            # near 1 (tanh(h) * 1.5 halves them per layer: denormals by 1,000
+            # layers, and a sweep 20x slower than its length predicts)
+            for _ in range(600 if mode == "forward" else 2400):
+                h = tg.tanh(h) * 1.5 if mode == "forward" else h + 0.001 * tg.tanh(h)
             return h if mode == "forward" else tg.Variable(W) @ h
         x0 = rng.standard_normal(n) * 0.1
         def sweep():
