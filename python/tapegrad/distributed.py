@@ -394,19 +394,25 @@ class _Reducer:
         multiple = world.mpi.Query_thread() >= world.mpi.THREAD_MULTIPLE
         self.interval = progress_interval if multiple else None
         self._lock, self._thread, self._stop = threading.Lock(), None, False
-        order = list(range(len(params)))[::-1]  # the last layer's gradients are final first
+        self.bucket_size = bucket_size
+        self.hooked, self.rebuilt, self.observed = False, False, []
+        self._build(list(range(len(params)))[::-1])  # the last layer's gradients are final first
+
+    def _build(self, order):
+        """Buckets over the parameters taken in ``order``: consecutive ones of one dtype up to
+        ``bucket_size`` bytes; a parameter at least that large alone (reduced in place)."""
+        params, cap = self.params, self.bucket_size
         self.buckets, self.where = [], {}
         cur, cur_bytes = [], 0
         for i in order:
             p = params[i]
             nbytes = p.size * p.dtype.itemsize
-            if cur and (cur_bytes + nbytes > bucket_size or params[cur[0]].dtype != p.dtype
-                        or nbytes >= bucket_size):
+            if cur and (cur_bytes + nbytes > cap or params[cur[0]].dtype != p.dtype or nbytes >= cap):
                 self._close(cur)
                 cur, cur_bytes = [], 0
             cur.append(i)
             cur_bytes += nbytes
-            if nbytes >= bucket_size:
+            if nbytes >= cap:
                 self._close(cur)
                 cur, cur_bytes = [], 0
         if cur:
@@ -472,6 +478,8 @@ class _Reducer:
                                f"backward_passes_per_step={self.passes}")
         if self.counts[i] != self.passes:
             return
+        if not self.rebuilt:
+            self.observed.append(i)
         b, pos = self.where[i]
         with self._lock:
             self._take(i, b, pos)
@@ -557,7 +565,19 @@ class _Reducer:
                         np.divide(src, src.dtype.type(n), out=g)
         self.t_done = time.perf_counter()
         self.timeline = self._timeline()
+        if self.hooked and not self.rebuilt:
+            self._rebuild()
         self.reset()
+
+    def _rebuild(self):
+        """After the first step, order the buckets as the hooks fired (PyTorch DDP's rebuild): a layer's
+        weight and bias may be final in either order, and a bucket waits for every one before it.
+        Rank 0's order is every rank's, so the layouts stay equal."""
+        seen = set(self.observed)
+        order = np.array(self.observed + [i for i in reversed(range(len(self.params))) if i not in seen], np.int64)
+        self.w.wait([self.w.comm.Ibcast(order, root=0)], "DistributedOptimizer.synchronize()")
+        self._build(order.tolist())
+        self.rebuilt, self.observed = True, []
 
     def _timeline(self):
         t0 = self.t_sync
@@ -644,6 +664,7 @@ class DistributedOptimizer(Optimizer):
             for i, p in enumerate(optimizer.params):
                 self._hooks.append(p.register_post_accumulate_grad_hook(functools.partial(_grad_ready, ref, i)))
             weakref.finalize(self, _remove_all, list(self._hooks))
+            reducer.hooked = True
             set_(self, "overlap", True)
 
     # -- delegation -------------------------------------------------------------
