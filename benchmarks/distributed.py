@@ -74,14 +74,7 @@ def worker(name, steps, bucket, interval):
     if n > 1:
         grads = sum(p.size for p in model.parameters())
         buf = np.ones(grads, np.float32)
-        plain = []
-        for _ in range(steps):
-            comm.Barrier()
-            t0 = time.perf_counter()
-            comm.Allreduce(MPI.IN_PLACE, buf)
-            plain.append(time.perf_counter() - t0)
         out["bytes"] = 4 * grads
-        out["allreduce_ms"] = 1e3 * float(np.median(plain))
         # exposed communication with overlap: step() = synchronize + SGD update; time the synchronize part
         t0, t1 = marks[-1]
         tl = overlapped.timeline
@@ -100,8 +93,12 @@ def worker(name, steps, bucket, interval):
         out["timeline"] = overlapped.timeline
         overlapped.remove_hooks()
         blocking = dist.DistributedOptimizer(inner, bucket_size=bucket, overlap=False)
-        sync = []
-        for _ in range(steps):  # the same bytes as the plain Allreduce, from the same starting line
+        sync, plain = [], []
+        for _ in range(steps):  # the same bytes, from the same starting line, alternating (the load drifts)
+            comm.Barrier()
+            t0 = time.perf_counter()
+            comm.Allreduce(MPI.IN_PLACE, buf)
+            plain.append(time.perf_counter() - t0)
             for p in model.parameters():
                 p.grad = np.ones(p.shape, np.float32)
             comm.Barrier()
@@ -109,6 +106,7 @@ def worker(name, steps, bucket, interval):
             blocking.synchronize()
             sync.append(time.perf_counter() - ts)
             blocking.zero_grad()
+        out["allreduce_ms"] = 1e3 * float(np.median(plain))
         out["bucketed_ms"] = 1e3 * float(np.median(sync))
         out["buckets"] = len(blocking.buckets)
     if r == 0:

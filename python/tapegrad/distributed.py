@@ -14,9 +14,10 @@ the process runs under ``mpiexec`` (or when given a communicator); the core
 never imports it. Outside ``mpiexec`` everything works on one rank.
 
 Gradients are packed, in reverse parameter order (the order a backward sweep
-finishes them), into buckets of ``bucket_size`` bytes; a parameter at least
-that large is its own bucket, reduced in place in its gradient buffer (no
-copy). With ``Variable.register_post_accumulate_grad_hook`` in the core, a
+finishes them), into buckets of ``bucket_size`` bytes; a parameter of at
+least a quarter of that is its own bucket, reduced in place in its gradient
+buffer (no copy). After the first step the buckets are rebuilt in the order
+the hooks fired. With ``Variable.register_post_accumulate_grad_hook`` in the core, a
 bucket's non-blocking ``Iallreduce`` starts as soon as its last gradient is
 final, while the sweep goes on with earlier layers; without it (or with
 ``overlap=False``) all buckets start in ``step()``. Buckets start in a fixed
@@ -400,19 +401,22 @@ class _Reducer:
 
     def _build(self, order):
         """Buckets over the parameters taken in ``order``: consecutive ones of one dtype up to
-        ``bucket_size`` bytes; a parameter at least that large alone (reduced in place)."""
+        ``bucket_size`` bytes; a parameter of at least a quarter of that alone, reduced in place in its
+        own gradient buffer (copying it into a fused buffer and back would cost more than the at most
+        three calls' latency that fusing it saves)."""
         params, cap = self.params, self.bucket_size
+        alone = max(cap // 4, 1)
         self.buckets, self.where = [], {}
         cur, cur_bytes = [], 0
         for i in order:
             p = params[i]
             nbytes = p.size * p.dtype.itemsize
-            if cur and (cur_bytes + nbytes > cap or params[cur[0]].dtype != p.dtype or nbytes >= cap):
+            if cur and (cur_bytes + nbytes > cap or params[cur[0]].dtype != p.dtype or nbytes >= alone):
                 self._close(cur)
                 cur, cur_bytes = [], 0
             cur.append(i)
             cur_bytes += nbytes
-            if nbytes >= cap:
+            if nbytes >= alone:
                 self._close(cur)
                 cur, cur_bytes = [], 0
         if cur:
@@ -607,8 +611,8 @@ class DistributedOptimizer(Optimizer):
     ``lr`` and every other attribute are the wrapped optimizer's (so a
     scheduler built on either drives the same learning rate).
 
-    ``bucket_size``: bytes per fused reduction (default 1 MiB; a gradient at
-    least this large is reduced alone, in place). ``overlap``: start each
+    ``bucket_size``: bytes per fused reduction (default 1 MiB; a gradient of
+    at least a quarter of it is reduced alone, in place). ``overlap``: start each
     bucket's reduction from the post-accumulate-grad hooks while the backward
     sweep runs (needs the core's ``register_post_accumulate_grad_hook``;
     without it the buckets start in ``step()``). ``backward_passes_per_step``:
