@@ -11,7 +11,7 @@ import numpy as np
 import tapegrad as tg
 from tapegrad import nn
 
-model = nn.MLP([4, 6, 5, 3], activation="tanh", rng=0)
+model = nn.MLP([4, 6, 5, 3], activation="tanh", rng=0, dtype=np.float64)
 x = np.random.default_rng(1).normal(size=4)
 
 product = np.eye(4)

@@ -11,11 +11,12 @@ def _import_with(env):
             "with warnings.catch_warnings(record=True) as w:\n"
             "    warnings.simplefilter('always')\n"
             "    import tapegrad as tg\n"
-            "print(tg._core._isa())\n"
-            "for x in w: print(x.category.__name__, '|', x.message)\n")
+            "print('@@', tg._core._isa())\n"
+            "for x in w: print('@@', x.category.__name__, '|', x.message)\n")
     r = subprocess.run([sys.executable, "-c", code], env={**os.environ, **env}, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
-    lines = r.stdout.splitlines()
+    # (an editable install with editable.rebuild=true prints its cmake run to stdout on import)
+    lines = [line[3:] for line in r.stdout.splitlines() if line.startswith("@@ ")]
     return lines[0], lines[1:]
 
 

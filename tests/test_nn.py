@@ -25,7 +25,9 @@ def fd_grad(f, arrays, eps=1e-6):
 
 
 def check_layer(layer, x, atol=1e-6):
-    """Gradient of a random projection of layer(x) w.r.t. x and every parameter: C++ vs reference vs FD."""
+    """Gradient of a random projection of layer(x) w.r.t. x and every parameter: C++ vs reference vs FD
+    (in float64: the layer is converted, as layers default to float32)."""
+    layer.to(np.float64)
     names = [n for n, _ in layer.named_parameters()]
     arrays = [x] + [np.array(p.data) for _, p in layer.named_parameters()]
     rng = np.random.default_rng(1)
@@ -417,7 +419,8 @@ def test_fit_learns_and_history(capsys):
     assert set(r) == {"loss", "accuracy"} and r["accuracy"] > 0.95
     p = nn.predict(m, X)
     assert p.shape == (300, 2) and isinstance(p, np.ndarray)
-    np.testing.assert_allclose(nn.predict(m, X, batch_size=7), p, rtol=1e-12, atol=1e-14)
+    assert p.dtype == np.float32  # the layers' default dtype, as PyTorch's
+    np.testing.assert_allclose(nn.predict(m, X, batch_size=7), p, rtol=1e-5, atol=1e-6)
     assert nn.accuracy(p, y) == r["accuracy"]
 
 

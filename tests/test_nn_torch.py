@@ -12,7 +12,7 @@ def test_mlp_10_32_16_3_tanh_sgd_matches_torch_over_100_steps():
     rng = np.random.default_rng(0)
     X = rng.normal(size=(256, 10))
     y = rng.integers(0, 3, 256)
-    model = nn.MLP([10, 32, 16, 3], activation="tanh", rng=0)
+    model = nn.MLP([10, 32, 16, 3], activation="tanh", rng=0, dtype=np.float64)
     tmodel = torch.nn.Sequential(torch.nn.Linear(10, 32), torch.nn.Tanh(), torch.nn.Linear(32, 16),
                                  torch.nn.Tanh(), torch.nn.Linear(16, 3)).double()
     with torch.no_grad():

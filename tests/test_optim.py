@@ -191,7 +191,7 @@ def test_schedulers():
     lrs = [c.step() for _ in range(6)]
     expected = [0.1 + 0.9 * (1 + math.cos(math.pi * e / 4)) / 2 for e in (1, 2, 3, 4, 4, 4)]
     np.testing.assert_allclose(lrs, expected, rtol=1e-15)
-    assert c.get_last_lr() == pytest.approx(0.1)
+    assert c.get_last_lr() == [pytest.approx(0.1)]  # one lr per group, as PyTorch
     c2 = optim.CosineAnnealingLR(optim.SGD([p], lr=1.0), T_max=4, eta_min=0.1)
     c2.load_state_dict(c.state_dict())
     assert c2.last_epoch == 6
@@ -199,3 +199,89 @@ def test_schedulers():
         optim.StepLR(opt, step_size=0)
     with pytest.raises(TypeError):
         optim.CosineAnnealingLR(object(), T_max=3)
+
+
+def test_rmsprop_and_adagrad_by_hand():
+    rng = np.random.default_rng(0)
+    p = param([1.0, -0.5], [0.0, 0.0])
+    opt = optim.RMSprop([p], lr=0.01, alpha=0.9, eps=1e-6, weight_decay=0.1, momentum=0.5, centered=True)
+    w, v, ga, buf = p.data.copy(), np.zeros(2), np.zeros(2), np.zeros(2)
+    for _ in range(4):
+        g = rng.normal(size=2)
+        p.grad = g.copy()
+        opt.step()
+        g = g + 0.1 * w
+        v = 0.9 * v + 0.1 * g * g
+        ga = 0.9 * ga + 0.1 * g
+        buf = 0.5 * buf + g / (np.sqrt(v - ga * ga) + 1e-6)
+        w = w - 0.01 * buf
+        np.testing.assert_allclose(p.data, w, rtol=1e-13)
+    q = param([2.0, 1.0], [0.0, 0.0])
+    opt = optim.Adagrad([q], lr=0.1, lr_decay=0.5, initial_accumulator_value=0.3, eps=1e-9)
+    w, acc = q.data.copy(), np.full(2, 0.3)
+    for t in range(1, 4):
+        g = rng.normal(size=2)
+        q.grad = g.copy()
+        opt.step()
+        acc = acc + g * g
+        w = w - 0.1 / (1 + (t - 1) * 0.5) * g / (np.sqrt(acc) + 1e-9)
+        np.testing.assert_allclose(q.data, w, rtol=1e-13)
+    assert opt.state[0]["step"] == 3
+
+
+def test_param_groups_options_and_errors():
+    a, b = param([1.0], [1.0]), param([1.0], [1.0])
+    opt = optim.SGD([{"params": [a]}, {"params": [b], "lr": 0.5, "weight_decay": 1.0}], lr=0.1)
+    opt.step()
+    assert a.data[0] == pytest.approx(0.9) and b.data[0] == pytest.approx(1 - 0.5 * 2)
+    assert opt.lr == 0.1 and opt.param_groups[1]["initial_lr"] == 0.5
+    opt.lr = 0.01  # the attribute sets every group
+    assert [g["lr"] for g in opt.param_groups] == [0.01, 0.01]
+    with pytest.raises(ValueError, match="appears twice"):
+        optim.SGD([{"params": [a]}, {"params": [a]}], lr=0.1)
+    with pytest.raises(ValueError, match="unknown option"):
+        optim.Adam([{"params": [a], "momentum": 0.9}])
+    with pytest.raises(ValueError, match="group 1 is empty"):
+        optim.SGD([{"params": [a]}, {"params": []}], lr=0.1)
+    with pytest.raises(ValueError, match="lr"):
+        optim.SGD([{"params": [a], "lr": -1}], lr=0.1)
+    sd = opt.state_dict()
+    with pytest.raises(ValueError, match="groups have sizes"):
+        optim.SGD([a, b], lr=0.1).load_state_dict(sd)
+
+
+def test_clip_grad_value_and_zero_grad_to_zeros():
+    a = param([0.0, 0.0, 0.0], [3.0, -0.2, -5.0])
+    optim.clip_grad_value([a, tg.Variable(np.ones(1), requires_grad=True)], 1.0)
+    np.testing.assert_array_equal(a.grad, [1.0, -0.2, -1.0])
+    with pytest.raises(ValueError, match="clip_value"):
+        optim.clip_grad_value([a], 0)
+    opt = optim.SGD([a], lr=0.1)
+    opt.zero_grad(set_to_none=False)
+    np.testing.assert_array_equal(a.grad, [0.0, 0.0, 0.0])
+
+
+def test_new_schedulers_closed_forms():
+    p = param([1.0], [1.0])
+    opt = optim.SGD([p], lr=1.0)
+    s = optim.ExponentialLR(opt, 0.5)
+    assert [s.step() for _ in range(3)] == [0.5, 0.25, 0.125]
+    opt = optim.SGD([p], lr=1.0)
+    s = optim.LinearLR(opt, start_factor=0.25, total_iters=3)
+    assert opt.lr == 0.25  # applied at creation, as in PyTorch
+    assert [s.step() for _ in range(4)] == [0.5, 0.75, 1.0, 1.0]
+    opt = optim.SGD([p], lr=1.0, momentum=0.9)
+    s = optim.OneCycleLR(opt, max_lr=2.0, total_steps=10, anneal_strategy="linear", pct_start=0.5)
+    assert opt.lr == pytest.approx(2.0 / 25) and opt.momentum == pytest.approx(0.95)
+    lrs = [s.step() for _ in range(4)]
+    assert lrs[-1] == pytest.approx(2.0) and opt.momentum == pytest.approx(0.85)  # the peak at step 4
+    opt = optim.SGD([p], lr=1.0)
+    r = optim.ReduceLROnPlateau(opt, patience=1, factor=0.5, cooldown=1)
+    lrs = [r.step(m) for m in (1.0, 1.0, 1.0, 1.0, 1.0, 1.0)]
+    assert lrs == [1.0, 1.0, 0.5, 0.5, 0.5, 0.25]
+    with pytest.raises(ValueError, match="NaN"):
+        r.step(float("nan"))
+    with pytest.raises(ValueError, match="milestones"):
+        optim.SequentialLR(opt, [optim.LinearLR(opt), optim.ExponentialLR(opt, 0.5)], milestones=[])
+    with pytest.raises(ValueError, match="from a 'StepLR' scheduler"):
+        optim.ExponentialLR(opt, 0.5).load_state_dict(optim.StepLR(opt, 2).state_dict())

@@ -1,16 +1,17 @@
 """Data sets and batching: ``load_digits``, ``make_moons``, ``make_spirals``,
-``train_test_split``, ``DataLoader``, ``load_array_file``.
+``train_test_split``, ``Dataset``, ``TensorDataset``, ``DataLoader``, ``load_array_file``.
 
 Everything returns NumPy arrays: features ``X`` as float64 ``(N, D)``,
 labels ``y`` as int64 ``(N,)``. Randomness comes from explicit seeds.
 """
 import csv
 import os
+from typing import Any, Iterator, Optional, Sequence, Tuple
 
 import numpy as np
 
-__all__ = ["load_digits", "make_moons", "make_spirals", "train_test_split", "DataLoader", "load_array_file",
-           "DistributedSampler"]
+__all__ = ["load_digits", "make_moons", "make_spirals", "train_test_split", "Dataset", "TensorDataset",
+           "DataLoader", "load_array_file", "DistributedSampler"]
 
 
 def load_digits(scale=True):
@@ -107,37 +108,110 @@ def train_test_split(X, y, test_size=0.2, seed=0, stratify=True):
     return X[train], X[test], y[train], y[test]
 
 
+class Dataset:
+    """Base class of map-style data sets (PyTorch's ``Dataset``): implement ``__len__`` and
+    ``__getitem__(i)`` returning one sample, e.g. an ``(x, y)`` tuple of arrays or numbers.
+
+    ``DataLoader`` batches samples by stacking each field; ``nn.fit`` takes a
+    Dataset whose samples are ``(x, y)`` pairs in place of ``X, y``."""
+
+    def __len__(self) -> int:
+        raise NotImplementedError(f"{type(self).__name__} must implement __len__")
+
+    def __getitem__(self, index: int) -> Any:
+        raise NotImplementedError(f"{type(self).__name__} must implement __getitem__")
+
+
+class TensorDataset(Dataset):
+    """Arrays with the same first dimension, indexed together: ``ds[i]`` is ``(a[i], b[i], ...)``.
+
+    Batches are taken with one fancy-indexing per array (no per-sample loop)."""
+
+    def __init__(self, *arrays: Any) -> None:
+        if not arrays:
+            raise ValueError("TensorDataset: give at least one array")
+        self.arrays = tuple(np.asarray(a.data if hasattr(a, "data") and not isinstance(a, np.ndarray) else a)
+                            for a in arrays)
+        n = len(self.arrays[0]) if self.arrays[0].ndim else -1
+        for i, a in enumerate(self.arrays):
+            if a.ndim == 0 or len(a) != n:
+                raise ValueError(f"TensorDataset: every array needs the same first dimension; array 0 has "
+                                 f"shape {self.arrays[0].shape}, array {i} {a.shape}")
+
+    def __len__(self) -> int:
+        return len(self.arrays[0])
+
+    def __getitem__(self, index: Any) -> Tuple[Any, ...]:
+        return tuple(a[index] for a in self.arrays)
+
+
+def _is_dataset(obj: Any) -> bool:
+    return isinstance(obj, Dataset) or (hasattr(obj, "__getitem__") and hasattr(obj, "__len__")
+                                        and not isinstance(obj, (np.ndarray, list, tuple, str, bytes))
+                                        and not hasattr(obj, "__array__"))
+
+
+def _collate(samples: Sequence[Any]) -> Any:
+    """Stack a list of samples field by field (tuples stay tuples)."""
+    first = samples[0]
+    if isinstance(first, (tuple, list)):
+        return tuple(np.stack([np.asarray(s[j]) for s in samples]) for j in range(len(first)))
+    return np.stack([np.asarray(s) for s in samples])
+
+
+def _fetch_batch(dataset: Any, idx: np.ndarray) -> Any:
+    """The samples ``idx`` of ``dataset`` as stacked arrays (one indexing for a TensorDataset)."""
+    if isinstance(dataset, TensorDataset):
+        return dataset[idx]
+    return _collate([dataset[int(i)] for i in idx])
+
+
 class DataLoader:
-    """Iterate over ``(X_batch, y_batch)`` NumPy minibatches.
+    """Iterate over ``(X_batch, y_batch)`` NumPy minibatches of arrays ``X, y``, or over batches of a
+    :class:`Dataset` (each field stacked: ``(x_batch, y_batch)`` for ``(x, y)`` samples).
 
     ``shuffle``: a new permutation each epoch (each ``iter()``), drawn from a
     generator seeded once with ``seed``, so the sequence of epochs is the same
     for the same seed. ``drop_last`` drops a final incomplete batch."""
 
-    def __init__(self, X, y=None, batch_size=32, shuffle=False, seed=0, drop_last=False):
-        self.X = np.asarray(X)
-        self.y = None if y is None else np.asarray(y)
-        if self.y is not None and len(self.y) != len(self.X):
-            raise ValueError(f"DataLoader: X has {len(self.X)} samples but y has {len(self.y)}")
+    def __init__(self, X: Any, y: Any = None, batch_size: int = 32, shuffle: bool = False, seed: Any = 0,
+                 drop_last: bool = False) -> None:
+        self.dataset: Optional[Any] = None
+        if _is_dataset(X):
+            if y is not None:
+                raise ValueError("DataLoader: give a Dataset alone (its samples hold the targets), not with y")
+            self.dataset = X
+            self.X = None
+            self.y = None
+            self._n = len(X)
+        else:
+            self.X = np.asarray(X)
+            self.y = None if y is None else np.asarray(y)
+            self._n = len(self.X)
+            if self.y is not None and len(self.y) != len(self.X):
+                raise ValueError(f"DataLoader: X has {len(self.X)} samples but y has {len(self.y)}")
         if not isinstance(batch_size, (int, np.integer)) or isinstance(batch_size, bool) or batch_size <= 0:
             raise ValueError(f"DataLoader: batch_size must be a positive integer, got {batch_size!r}")
         self.batch_size, self.shuffle, self.drop_last = int(batch_size), bool(shuffle), bool(drop_last)
         self._rng = np.random.default_rng(seed)
 
-    def __len__(self):
-        n, b = len(self.X), self.batch_size
+    def __len__(self) -> int:
+        n, b = self._n, self.batch_size
         return n // b if self.drop_last else -(-n // b)
 
-    def __iter__(self):
-        n = len(self.X)
+    def __iter__(self) -> Iterator[Any]:
+        n = self._n
         order = self._rng.permutation(n) if self.shuffle else np.arange(n)
         stop = (n // self.batch_size) * self.batch_size if self.drop_last else n
+        X, y = self.X, self.y
         for i in range(0, stop, self.batch_size):
             idx = order[i:i + self.batch_size]
-            if self.y is None:
-                yield self.X[idx]
+            if X is None:
+                yield _fetch_batch(self.dataset, idx)
+            elif y is None:
+                yield X[idx]
             else:
-                yield self.X[idx], self.y[idx]
+                yield X[idx], y[idx]
 
 
 def _labels(column, what):

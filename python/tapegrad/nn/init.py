@@ -53,6 +53,8 @@ INITS = ("he", "xavier")
 
 
 def initialize(init, shape, fan_in, fan_out, rng=None, dtype=np.float64):
+    """An array of ``shape`` drawn by the named scheme: ``"he"`` (:func:`he_normal`) or ``"xavier"``
+    (:func:`xavier_uniform`)."""
     if init == "he":
         return he_normal(shape, fan_in, rng, dtype)
     if init == "xavier":

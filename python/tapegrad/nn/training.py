@@ -1,6 +1,7 @@
 """``fit``, ``evaluate`` and ``predict``: the training loop."""
 import sys
 import time
+from typing import Any, Callable, List, Optional, Tuple
 
 import numpy as np
 
@@ -12,14 +13,19 @@ __all__ = ["History", "fit", "evaluate", "predict", "accuracy"]
 
 
 class History:
-    """Per-epoch metrics: ``history.history["loss"]``, ``["accuracy"]``,
-    ``["val_loss"]``, ``["val_accuracy"]``, ``["time"]`` (seconds), one entry per epoch."""
+    """What :func:`fit` returns: per-epoch metrics, ``history["loss"]`` (also
+    ``history.history["loss"]``), ``["accuracy"]``, ``["val_loss"]``,
+    ``["val_accuracy"]``, ``["time"]`` (seconds), one entry per epoch;
+    ``epochs`` run, ``best_epoch`` and ``stopped_epoch`` (early stopping)."""
 
-    def __init__(self):
-        self.history = {}
+    def __init__(self) -> None:
+        self.history: dict = {}
         self.epochs = 0
+        self.best_epoch: Optional[int] = None  # the epoch (0-based) with the best monitored metric, when tracked
+        self.stopped_epoch: Optional[int] = None  # the epoch after which training stopped early, if it did
 
-    def append(self, logs):
+    def append(self, logs: dict) -> None:
+        """Add one epoch's metrics."""
         for k, v in logs.items():
             self.history.setdefault(k, []).append(v)
         self.epochs += 1
@@ -30,7 +36,8 @@ class History:
     def __contains__(self, key):
         return key in self.history
 
-    def last(self, key):
+    def last(self, key: str) -> Any:
+        """The last epoch's value of metric ``key``."""
         return self.history[key][-1]
 
     def __repr__(self):
@@ -131,20 +138,60 @@ def evaluate(model, X, y, loss, batch_size=None):
     return result
 
 
-def fit(model, X, y, *, loss, optimizer, epochs, batch_size=32, validation_data=None, progress=True,
-        callbacks=None, shuffle=True, seed=0, drop_last=False, scheduler=None, file=None, plain=False,
-        distributed=False, initial_epoch=0):
+def _monitor_mode(monitor: str) -> str:
+    return "max" if "acc" in monitor else "min"
+
+
+def _first_samples(X: Any, y: Any, dataset: Any, k: int = 2) -> Tuple[Any, Any]:
+    from ..data import _fetch_batch
+    if dataset is not None:
+        batch = _fetch_batch(dataset, np.arange(min(k, len(dataset))))
+        if not isinstance(batch, tuple) or len(batch) != 2:
+            raise ValueError("fit: the Dataset's samples must be (x, y) pairs")
+        return batch
+    return X[:k], y[:k]
+
+
+def _check_output_shape(model: Any, loss_fn: Any, xb: Any, yb: Any, dtype: Any) -> None:
+    """Run the loss on two samples (eval mode, no_grad) so a shape mismatch between the model's outputs
+    and the targets raises before training, with the loss's own message, not inside the first batch."""
+    with _Mode(model, False), _tg.no_grad():
+        loss_fn(model(_as_input(xb, dtype)), yb)
+
+
+def fit(model: Any, X: Any, y: Any = None, *, loss: Any, optimizer: Any, epochs: int, batch_size: int = 32,
+        validation_data: Any = None, progress: bool = True, callbacks: Optional[List[Callable[..., Any]]] = None,
+        shuffle: bool = True, seed: int = 0, drop_last: bool = False, scheduler: Any = None, file: Any = None,
+        plain: bool = False, monitor: Optional[str] = None, patience: Optional[int] = None, min_delta: float = 0.0,
+        restore_best: bool = False, checkpoint: Any = None, scheduler_step: Optional[str] = None,
+        distributed: bool = False, initial_epoch: int = 0) -> History:
     """Train ``model`` on ``(X, y)`` with minibatches; returns a :class:`History`.
 
-    ``loss``: a loss function/layer or name; ``optimizer``: a
-    ``tapegrad.optim`` optimizer over the model's parameters. Each epoch
-    shuffles with a generator seeded by ``seed`` (same seed, same order).
-    ``progress=True`` shows a tqdm bar per epoch with the running loss and
-    accuracy; ``plain=True`` (or tqdm not installed) prints one summary line
-    per epoch instead. Output goes to ``file`` (default stderr).
-    ``scheduler`` (optional) is stepped once per epoch. ``callbacks``: callables
-    ``cb(epoch, logs)`` called after each epoch with that epoch's metrics;
-    one returning ``True`` stops training.
+    ``X, y``: arrays, or ``X`` a ``tapegrad.data.Dataset`` of ``(x, y)``
+    samples (``y`` omitted). ``loss``: a loss function/layer or name;
+    ``optimizer``: a ``tapegrad.optim`` optimizer over the model's
+    parameters. Each epoch shuffles with a generator seeded by ``seed`` (same
+    seed, same order). Before the first batch, the loss runs on two samples
+    so that a mismatch between the outputs' and the targets' shapes raises
+    at once. ``progress=True`` shows a tqdm bar per epoch with the running
+    loss and accuracy; ``plain=True`` (or tqdm not installed) prints one
+    summary line per epoch instead. Output goes to ``file`` (default stderr).
+
+    ``scheduler`` (optional) is stepped once per epoch (``scheduler_step=
+    "epoch"``) or once per batch (``"batch"``, the default for
+    ``OneCycleLR``); a ``ReduceLROnPlateau`` is stepped with the monitored
+    metric. ``callbacks``: callables ``cb(epoch, logs)`` called after each
+    epoch with that epoch's metrics; one returning ``True`` stops training.
+
+    Early stopping and best-model checkpointing watch ``monitor`` (default
+    ``"val_loss"`` with validation data, else ``"loss"``; metrics with "acc"
+    in their name are maximised, others minimised), improved when it beats
+    the best so far by more than ``min_delta``: ``patience`` stops after
+    that many epochs without improvement; ``restore_best`` loads the best
+    epoch's weights into the model at the end; ``checkpoint`` (a path) is
+    written with :func:`save_checkpoint` (model, optimizer, scheduler, and
+    ``epoch``/``monitor``/``best`` metadata) at each improvement. The
+    history records ``best_epoch`` (0-based) and ``stopped_epoch``.
 
     ``initial_epoch``: start at that epoch (0-based; e.g. resuming from a
     checkpoint): the batch order is that epoch's, as if the earlier epochs had run.
@@ -154,37 +201,70 @@ def fit(model, X, y, *, loss, optimizer, epochs, batch_size=32, validation_data=
     ``size() * batch_size`` samples, with ``optimizer`` a
     ``DistributedOptimizer``; rank 0's parameters and optimizer state are
     broadcast first, the logged metrics are over all ranks, only rank 0
-    prints, and training stops when a callback on any rank says so. The loss
-    must be a per-sample mean (every ``nn`` loss is) for the ranks' average
-    to be the global batch's gradient.
+    prints and writes ``checkpoint``, and training stops when a callback on
+    any rank says so. The loss must be a per-sample mean (every ``nn`` loss
+    is) for the ranks' average to be the global batch's gradient.
     """
-    from ..data import DataLoader
+    from ..data import DataLoader, _is_dataset
+    from ..optim import OneCycleLR, ReduceLROnPlateau
+    from .serialization import save_checkpoint
 
-    X, y = _check_xy(X, y, "fit")
+    dataset = None
+    if _is_dataset(X):
+        if y is not None:
+            raise ValueError("fit: give a Dataset alone (its samples are (x, y) pairs), not with y")
+        dataset = X
+        if len(dataset) == 0:
+            raise ValueError("fit: no samples")
+    else:
+        if y is None:
+            raise ValueError("fit: y is missing (give X and y, or a Dataset of (x, y) samples)")
+        X, y = _check_xy(X, y, "fit")
     if not isinstance(epochs, (int, np.integer)) or epochs < 0:
         raise ValueError(f"fit: epochs must be a non-negative integer, got {epochs!r}")
+    if scheduler_step is None:
+        scheduler_step = "batch" if isinstance(scheduler, OneCycleLR) else "epoch"
+    if scheduler_step not in ("epoch", "batch"):
+        raise ValueError(f"fit: scheduler_step must be 'epoch' or 'batch', got {scheduler_step!r}")
+    if isinstance(scheduler, ReduceLROnPlateau) and scheduler_step == "batch":
+        raise ValueError("fit: ReduceLROnPlateau steps once per epoch on the monitored metric")
+    track = patience is not None or restore_best or checkpoint is not None or isinstance(scheduler, ReduceLROnPlateau)
+    if monitor is None:
+        monitor = "val_loss" if validation_data is not None else "loss"
+    if track and monitor.startswith("val_") and validation_data is None:
+        raise ValueError(f"fit: monitor={monitor!r} needs validation_data")
     if not isinstance(initial_epoch, (int, np.integer)) or not 0 <= initial_epoch <= epochs:
         raise ValueError(f"fit: initial_epoch must be an integer in [0, epochs={epochs}], got {initial_epoch!r}")
+    if patience is not None and (not isinstance(patience, (int, np.integer)) or patience < 0):
+        raise ValueError(f"fit: patience must be a non-negative integer, got {patience!r}")
     loss_fn = get_loss(loss)
     binary = _counts_as_classification(loss_fn)
     dtype = _model_dtype(model)
-    if dtype is not None and X.dtype != dtype:
+    if dataset is None and dtype is not None and X.dtype != dtype:
         X = X.astype(dtype)
     dist = _distributed_setup(model, optimizer) if distributed else None
     if dist is None and initial_epoch == 0:
-        loader = DataLoader(X, y, batch_size=batch_size, shuffle=shuffle, seed=seed, drop_last=drop_last)
+        loader = DataLoader(X if dataset is None else dataset, y, batch_size=batch_size, shuffle=shuffle, seed=seed,
+                            drop_last=drop_last)
     else:  # the sampler's order on one rank is DataLoader's, and it can start at any epoch
-        loader = _ShardLoader(X, y, batch_size, shuffle, seed, drop_last, initial_epoch, dist)
+        loader = _ShardLoader(X, y, dataset, batch_size, shuffle, seed, drop_last, initial_epoch, dist)
         progress = progress and (dist is None or dist.rank() == 0)
+    if validation_data is not None and _is_dataset(validation_data):
+        validation_data = _first_samples(None, None, validation_data, len(validation_data))
+    if epochs:
+        _check_output_shape(model, loss_fn, *_first_samples(X, y, dataset), dtype)
     callbacks = list(callbacks or [])
-    tqdm = None
+    tqdm: Any = None
     if progress and not plain:
         try:
-            from tqdm.auto import tqdm
+            from tqdm.auto import tqdm as _tqdm
+            tqdm = _tqdm
         except ImportError:
             tqdm = None
     out_file = file if file is not None else sys.stderr
     history = History()
+    mode = _monitor_mode(monitor)
+    best, best_state, bad_epochs = None, None, 0
     for epoch in range(int(initial_epoch), int(epochs)):
         t0 = time.perf_counter()
         model.train()
@@ -201,10 +281,12 @@ def fit(model, X, y, *, loss, optimizer, epochs, batch_size=32, validation_data=
             if nb == 0:  # this rank's share of a short last batch is empty: it still joins the reduction
                 optimizer.step()
                 continue
-            out = model(_tg.Variable(xb))
+            out = model(_tg.Variable(xb) if dataset is None else _as_input(xb, dtype))
             value = loss_fn(out, yb)
             (value * weight[0] if weight and weight[0] != 1.0 else value).backward()
             optimizer.step()
+            if scheduler is not None and scheduler_step == "batch":
+                scheduler.step()
             total_loss += float(value.item()) * nb
             seen += nb
             if counted:
@@ -228,8 +310,13 @@ def fit(model, X, y, *, loss, optimizer, epochs, batch_size=32, validation_data=
         if validation_data is not None:
             val = evaluate(model, validation_data[0], validation_data[1], loss_fn)
             logs.update({"val_" + k: v for k, v in val.items()})
-        if scheduler is not None:
-            scheduler.step()
+        if track and monitor not in logs:
+            raise ValueError(f"fit: monitor={monitor!r} is not a metric of this run (it has {', '.join(logs)})")
+        if scheduler is not None and scheduler_step == "epoch":
+            if isinstance(scheduler, ReduceLROnPlateau):
+                scheduler.step(logs[monitor])
+            else:
+                scheduler.step()
         logs["time"] = time.perf_counter() - t0
         if bar is not None:
             bar.set_postfix({k: f"{v:.4f}" for k, v in logs.items() if k != "time"}, refresh=True)
@@ -239,13 +326,31 @@ def fit(model, X, y, *, loss, optimizer, epochs, batch_size=32, validation_data=
             print(f"epoch {epoch + 1}/{epochs}  {summary}  ({logs['time']:.2f} s)", file=out_file)
         history.append(logs)
         stop = False
+        if track:
+            current = logs[monitor]
+            improved = best is None or (current < best - min_delta if mode == "min" else current > best + min_delta)
+            if improved:
+                best, bad_epochs = current, 0
+                history.best_epoch = epoch
+                if restore_best:
+                    best_state = model.state_dict()
+                if checkpoint is not None and (dist is None or dist.rank() == 0):
+                    save_checkpoint(checkpoint, model, optimizer, scheduler, epoch=epoch + 1, monitor=monitor,
+                                    best=current)
+            else:
+                bad_epochs += 1
+                if patience is not None and bad_epochs > patience:
+                    stop = True
         for cb in callbacks:
             if cb(epoch, logs) is True:
                 stop = True
         if dist is not None:
             stop = bool(dist.allreduce(int(stop), op="max"))
         if stop:
+            history.stopped_epoch = epoch
             break
+    if best_state is not None:
+        model.load_state_dict(best_state)
     return history
 
 
@@ -265,12 +370,13 @@ def _distributed_setup(model, optimizer):
 class _ShardLoader:
     """``(X, y, weight)`` batches of this rank's share (``tapegrad.data.DistributedSampler``)."""
 
-    def __init__(self, X, y, batch_size, shuffle, seed, drop_last, initial_epoch, dist):
+    def __init__(self, X, y, dataset, batch_size, shuffle, seed, drop_last, initial_epoch, dist):
         from ..data import DistributedSampler
 
-        self.X, self.y = X, y
+        self.X, self.y, self.dataset = X, y, dataset
         n, r = (1, 0) if dist is None else (dist.size(), dist.rank())
-        self.sampler = DistributedSampler(len(X), batch_size, num_replicas=n, rank=r, shuffle=shuffle, seed=seed,
+        size = len(X) if dataset is None else len(dataset)
+        self.sampler = DistributedSampler(size, batch_size, num_replicas=n, rank=r, shuffle=shuffle, seed=seed,
                                           drop_last=drop_last)
         self.sampler.set_epoch(initial_epoch)
 
@@ -278,5 +384,11 @@ class _ShardLoader:
         return len(self.sampler)
 
     def __iter__(self):
+        from ..data import _fetch_batch
+
         for idx, weight in self.sampler:
-            yield self.X[idx], self.y[idx], weight
+            if self.dataset is None:
+                yield self.X[idx], self.y[idx], weight
+            else:
+                xb, yb = _fetch_batch(self.dataset, idx)
+                yield xb, yb, weight
