@@ -139,12 +139,6 @@ def test_cli_error_on_rank_0_stops_every_rank_with_status_2(tmp_path):
 
 
 
-# nn.save_checkpoint / load_checkpoint come with issue 18 (branch h13-nn); these two passed on a trial merge of it
-needs_checkpoints = pytest.mark.skipif(not hasattr(__import__("tapegrad").nn, "save_checkpoint"),
-                                       reason="nn.save_checkpoint is not in this tree yet (issue 18)")
-
-
-@needs_checkpoints
 def test_checkpoint_resumes_on_another_number_of_ranks(tmp_path):
     """2 ranks x 16 checkpoint after epoch 2 of 4; 1 process x 32 and 3 ranks x 11 resume from it."""
     ckpt, full = tmp_path / "ck.npz", tmp_path / "full.npz"
@@ -160,7 +154,6 @@ def test_checkpoint_resumes_on_another_number_of_ranks(tmp_path):
     assert all(np.all(np.isfinite(c[k])) for k in c) and any(not np.array_equal(c[k], a[k]) for k in c)
 
 
-@needs_checkpoints
 def test_cli_checkpoint_and_resume_on_2_ranks(tmp_path):
     ck = str(tmp_path / "run.npz")
     base = [sys.executable, "-m", "tapegrad", "train", "--distributed", "--no-check", "--no-progress",
