@@ -101,6 +101,13 @@ def build_parser():
     t.add_argument("--no-check", action="store_true", help="skip the gradient cross-check")
     t.add_argument("--no-progress", action="store_true", help="no progress bar (one line per epoch instead)")
     t.add_argument("--quiet", action="store_true", help="no per-epoch output at all")
+    t.add_argument("--distributed", action="store_true",
+                   help="data-parallel on MPI (run under mpiexec -n N; needs mpi4py): each rank trains on its share "
+                        "of global batches of N x --batch-size, rank 0 prints the log and writes the files")
+    t.add_argument("--checkpoint", metavar="PATH.npz", default=None,
+                   help="write model, optimizer, schedule and epoch after every epoch (rank 0)")
+    t.add_argument("--resume", metavar="PATH.npz", default=None,
+                   help="continue from a --checkpoint file (on any number of ranks)")
     return parser
 
 
@@ -272,11 +279,22 @@ def _check_model_fits(sizes, dtype):
                        f"{have / 2**30:,.1f} GiB (choose smaller --hidden sizes)")
 
 
-def train(args, out=None):
-    import tapegrad
-    from . import data, nn, optim
+def _distributed_start(args, out):
+    """(rank, size, out) for --distributed: only rank 0 writes the log."""
+    from . import distributed as dist
 
-    out = sys.stdout if out is None else out
+    try:
+        r, n = dist.init()
+    except ImportError as e:
+        raise CLIError(str(e)) from None
+    return r, n, (out if r == 0 else open(os.devnull, "w"))
+
+
+def _check_outputs(args):
+    if args.resume and not os.path.isfile(args.resume):
+        raise CLIError(f"--resume {args.resume}: no such file")
+    if args.checkpoint:
+        _check_writable(args.checkpoint, "--checkpoint")
     if not 0.0 < args.test_size < 1.0:
         raise CLIError(f"--test-size must be a fraction in (0, 1), got {args.test_size}")
     if args.save:
@@ -287,6 +305,28 @@ def train(args, out=None):
             import matplotlib  # noqa: F401
         except ImportError:
             raise CLIError("--plot needs matplotlib: pip install matplotlib") from None
+
+
+def train(args, out=None):
+    import tapegrad
+    from . import data, nn, optim
+
+    out = sys.stdout if out is None else out
+    rank, n_ranks = 0, 1
+    if args.distributed:
+        rank, n_ranks, out = _distributed_start(args, out)
+    # files are rank 0's business; its verdict is every rank's, so all stop together
+    error = None
+    if rank == 0:
+        try:
+            _check_outputs(args)
+        except CLIError as e:
+            error = str(e)
+    if args.distributed:
+        from . import distributed as dist
+        error = dist.broadcast_object(error)
+    if error:
+        raise CLIError(error)
     X, y, description = load_data(args.data, args.label_column, args.seed)
     classification = y.dtype.kind == "i"
     try:
@@ -317,9 +357,11 @@ def train(args, out=None):
     print(f"  {len(Xtr)} training / {len(Xte)} test samples; MLP {'-'.join(map(str, sizes))} "
           f"({args.activation}, {model.num_parameters():,} parameters, {args.dtype}); "
           f"{args.optimizer} lr {lr:g}, batch {args.batch_size}, {args.epochs} epochs, seed {args.seed}", file=out)
+    if args.distributed:
+        print(f"  data-parallel on {n_ranks} rank(s): global batch {n_ranks * args.batch_size}", file=out)
 
     ok = True
-    if not args.no_check:
+    if not args.no_check and rank == 0:
         t0 = time.perf_counter()
         n = min(args.batch_size, len(Xtr))
         r = gradient_check(model, loss_fn, Xtr[:n], ytr[:n], seed=args.seed)
@@ -331,20 +373,33 @@ def train(args, out=None):
         print(f"  max relative error, C++ vs finite differences: {r['err_fd']:.2e}", file=out)
         print(f"  {'OK' if ok else 'FAILED'}: the three gradients "
               f"{'agree' if ok else 'disagree (tolerances 1e-8 and 1e-5)'}", file=out)
-        if not ok:
-            return 1
+    if args.distributed:
+        ok = dist.broadcast_object(ok)  # every rank stops, not only rank 0
+    if not ok:
+        return 1
 
     if args.optimizer == "sgd":
         opt = optim.SGD(model.parameters(), lr=lr, momentum=0.9)
     else:
         opt = optim.Adam(model.parameters(), lr=lr)
     sched = optim.CosineAnnealingLR(opt, T_max=args.epochs)
+    if args.distributed:
+        opt = dist.DistributedOptimizer(opt)
+    start = _resume(args, model, opt, sched, rank, out) if args.resume else 0
+    callbacks = []
+    if args.checkpoint and rank == 0:
+        def checkpoint(epoch, logs):
+            nn.save_checkpoint(args.checkpoint, model, opt, sched, epoch=epoch + 1, seed=args.seed)
+        callbacks.append(checkpoint)
     progress = not args.quiet
     t0 = time.perf_counter()
     history = nn.fit(model, Xtr, ytr, loss=loss_fn, optimizer=opt, epochs=args.epochs, batch_size=args.batch_size,
                      validation_data=(Xte, yte), progress=progress, seed=args.seed, scheduler=sched,
-                     file=None if not args.no_progress else out, plain=args.no_progress)
+                     file=None if not args.no_progress else out, plain=args.no_progress,
+                     distributed=args.distributed, initial_epoch=start, callbacks=callbacks)
     elapsed = time.perf_counter() - t0
+    if rank != 0:
+        return 0
     train_metrics = nn.evaluate(model, Xtr, ytr, loss_fn)
     test_metrics = nn.evaluate(model, Xte, yte, loss_fn)
     per_epoch = elapsed / max(history.epochs, 1)
@@ -364,6 +419,31 @@ def train(args, out=None):
         _plot(history, args.plot)
         print(f"saved the loss/accuracy curves to {args.plot}", file=out)
     return 0 if ok else 1
+
+
+def _resume(args, model, opt, sched, rank, out):
+    """Rank 0 reads the checkpoint; fit(distributed=True) hands its model and optimizer to the others."""
+    from . import nn
+
+    meta = None
+    if rank == 0:
+        try:
+            meta = nn.load_checkpoint(args.resume, model, opt, sched)
+        except (ValueError, KeyError, TypeError, OSError) as e:
+            meta = {"error": f"--resume {args.resume}: {e}"}
+    if args.distributed:
+        from . import distributed as dist
+        meta = dist.broadcast_object(meta)
+        state = dist.broadcast_object(sched.state_dict())
+        if rank != 0 and "error" not in meta:
+            sched.load_state_dict(state)
+    if "error" in meta:
+        raise CLIError(meta["error"])
+    epoch = int(meta.get("epoch", 0))
+    if not 0 <= epoch <= args.epochs:
+        raise CLIError(f"--resume {args.resume}: the checkpoint is at epoch {epoch}, beyond --epochs {args.epochs}")
+    print(f"resumed from {args.resume} at epoch {epoch}", file=out)
+    return epoch
 
 
 def main(argv=None):

@@ -11,7 +11,7 @@ from typing import Any, Iterator, Optional, Sequence, Tuple
 import numpy as np
 
 __all__ = ["load_digits", "make_moons", "make_spirals", "train_test_split", "Dataset", "TensorDataset",
-           "DataLoader", "load_array_file"]
+           "DataLoader", "load_array_file", "DistributedSampler"]
 
 
 def load_digits(scale=True):
@@ -308,3 +308,64 @@ def load_array_file(path, label_column=None):
     except ValueError as e:
         raise ValueError(f"{path}: feature columns must be numeric ({e})") from None
     return X, _labels(np.array([r[li].strip() for r in body]), path)
+
+
+class DistributedSampler:
+    """This rank's share of each global batch, for data-parallel training (``tapegrad.distributed``).
+
+    Each epoch permutes the ``n_samples`` indices (a generator seeded once
+    with ``seed``, one permutation per epoch: with one rank the order is
+    exactly ``DataLoader(shuffle=True, seed=seed)``'s) and cuts them into
+    global batches of ``num_replicas * batch_size``; rank ``r`` gets the
+    ``r``-th contiguous block of ``batch_size`` of each. The ranks' parts are
+    disjoint and cover the epoch. A last, partial global batch of ``m``
+    samples is split as evenly as possible (a rank may get none), or dropped
+    with ``drop_last``. Iterating yields ``(indices, weight)`` per step:
+    ``weight`` (1.0 except on an uneven last batch) is ``num_replicas * k / m``
+    for a rank holding ``k`` of the ``m`` samples, so that averaging the ranks'
+    ``weight * mean loss`` gradients gives the gradient of the global batch's
+    mean loss. Each ``iter()`` is the next epoch; ``set_epoch(e)`` jumps to
+    epoch ``e`` (0-based, e.g. when resuming). ``num_replicas`` and ``rank``
+    default to ``tapegrad.distributed.size()`` and ``rank()``."""
+
+    def __init__(self, n_samples, batch_size, num_replicas=None, rank=None, shuffle=True, seed=0, drop_last=False):
+        for name, v in (("n_samples", n_samples), ("batch_size", batch_size)):
+            if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v <= 0:
+                raise ValueError(f"DistributedSampler: {name} must be a positive integer, got {v!r}")
+        if num_replicas is None or rank is None:
+            from . import distributed
+            num_replicas = distributed.size() if num_replicas is None else num_replicas
+            rank = distributed.rank() if rank is None else rank
+        if not isinstance(num_replicas, (int, np.integer)) or isinstance(num_replicas, bool) or num_replicas <= 0:
+            raise ValueError(f"DistributedSampler: num_replicas must be a positive integer, got {num_replicas!r}")
+        if not isinstance(rank, (int, np.integer)) or isinstance(rank, bool) or not 0 <= rank < num_replicas:
+            raise ValueError(f"DistributedSampler: rank must be in [0, {num_replicas}), got {rank!r}")
+        self.n, self.batch_size = int(n_samples), int(batch_size)
+        self.num_replicas, self.rank = int(num_replicas), int(rank)
+        self.shuffle, self.seed, self.drop_last = bool(shuffle), seed, bool(drop_last)
+        self.set_epoch(0)
+
+    def set_epoch(self, epoch):
+        if not isinstance(epoch, (int, np.integer)) or isinstance(epoch, bool) or epoch < 0:
+            raise ValueError(f"DistributedSampler.set_epoch: epoch must be a non-negative integer, got {epoch!r}")
+        self.epoch = int(epoch)
+        self._rng = np.random.default_rng(self.seed)
+        if self.shuffle:
+            for _ in range(self.epoch):  # the same stream as DataLoader: one permutation per epoch
+                self._rng.permutation(self.n)
+
+    def __len__(self):
+        g = self.num_replicas * self.batch_size
+        return self.n // g if self.drop_last else -(-self.n // g)
+
+    def __iter__(self):
+        order = self._rng.permutation(self.n) if self.shuffle else np.arange(self.n)
+        self.epoch += 1
+        g = self.num_replicas * self.batch_size
+        for step in range(len(self)):
+            batch = order[step * g:(step + 1) * g]
+            if len(batch) == g:
+                yield batch[self.rank * self.batch_size:(self.rank + 1) * self.batch_size], 1.0
+            else:
+                part = np.array_split(batch, self.num_replicas)[self.rank]
+                yield part, self.num_replicas * len(part) / len(batch)

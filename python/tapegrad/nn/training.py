@@ -163,7 +163,8 @@ def fit(model: Any, X: Any, y: Any = None, *, loss: Any, optimizer: Any, epochs:
         validation_data: Any = None, progress: bool = True, callbacks: Optional[List[Callable[..., Any]]] = None,
         shuffle: bool = True, seed: int = 0, drop_last: bool = False, scheduler: Any = None, file: Any = None,
         plain: bool = False, monitor: Optional[str] = None, patience: Optional[int] = None, min_delta: float = 0.0,
-        restore_best: bool = False, checkpoint: Any = None, scheduler_step: Optional[str] = None) -> History:
+        restore_best: bool = False, checkpoint: Any = None, scheduler_step: Optional[str] = None,
+        distributed: bool = False, initial_epoch: int = 0) -> History:
     """Train ``model`` on ``(X, y)`` with minibatches; returns a :class:`History`.
 
     ``X, y``: arrays, or ``X`` a ``tapegrad.data.Dataset`` of ``(x, y)``
@@ -191,6 +192,18 @@ def fit(model: Any, X: Any, y: Any = None, *, loss: Any, optimizer: Any, epochs:
     written with :func:`save_checkpoint` (model, optimizer, scheduler, and
     ``epoch``/``monitor``/``best`` metadata) at each improvement. The
     history records ``best_epoch`` (0-based) and ``stopped_epoch``.
+
+    ``initial_epoch``: start at that epoch (0-based; e.g. resuming from a
+    checkpoint): the batch order is that epoch's, as if the earlier epochs had run.
+
+    ``distributed=True`` (under ``tapegrad.distributed.init()``): each rank
+    trains on its ``DistributedSampler`` share of global batches of
+    ``size() * batch_size`` samples, with ``optimizer`` a
+    ``DistributedOptimizer``; rank 0's parameters and optimizer state are
+    broadcast first, the logged metrics are over all ranks, only rank 0
+    prints and writes ``checkpoint``, and training stops when a callback on
+    any rank says so. The loss must be a per-sample mean (every ``nn`` loss
+    is) for the ranks' average to be the global batch's gradient.
     """
     from ..data import DataLoader, _is_dataset
     from ..optim import OneCycleLR, ReduceLROnPlateau
@@ -220,17 +233,22 @@ def fit(model: Any, X: Any, y: Any = None, *, loss: Any, optimizer: Any, epochs:
         monitor = "val_loss" if validation_data is not None else "loss"
     if track and monitor.startswith("val_") and validation_data is None:
         raise ValueError(f"fit: monitor={monitor!r} needs validation_data")
+    if not isinstance(initial_epoch, (int, np.integer)) or not 0 <= initial_epoch <= epochs:
+        raise ValueError(f"fit: initial_epoch must be an integer in [0, epochs={epochs}], got {initial_epoch!r}")
     if patience is not None and (not isinstance(patience, (int, np.integer)) or patience < 0):
         raise ValueError(f"fit: patience must be a non-negative integer, got {patience!r}")
     loss_fn = get_loss(loss)
     binary = _counts_as_classification(loss_fn)
     dtype = _model_dtype(model)
-    if dataset is None:
-        if dtype is not None and X.dtype != dtype:
-            X = X.astype(dtype)
-        loader = DataLoader(X, y, batch_size=batch_size, shuffle=shuffle, seed=seed, drop_last=drop_last)
-    else:
-        loader = DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, seed=seed, drop_last=drop_last)
+    if dataset is None and dtype is not None and X.dtype != dtype:
+        X = X.astype(dtype)
+    dist = _distributed_setup(model, optimizer) if distributed else None
+    if dist is None and initial_epoch == 0:
+        loader = DataLoader(X if dataset is None else dataset, y, batch_size=batch_size, shuffle=shuffle, seed=seed,
+                            drop_last=drop_last)
+    else:  # the sampler's order on one rank is DataLoader's, and it can start at any epoch
+        loader = _ShardLoader(X, y, dataset, batch_size, shuffle, seed, drop_last, initial_epoch, dist)
+        progress = progress and (dist is None or dist.rank() == 0)
     if validation_data is not None and _is_dataset(validation_data):
         validation_data = _first_samples(None, None, validation_data, len(validation_data))
     if epochs:
@@ -247,7 +265,7 @@ def fit(model: Any, X: Any, y: Any = None, *, loss: Any, optimizer: Any, epochs:
     history = History()
     mode = _monitor_mode(monitor)
     best, best_state, bad_epochs = None, None, 0
-    for epoch in range(int(epochs)):
+    for epoch in range(int(initial_epoch), int(epochs)):
         t0 = time.perf_counter()
         model.train()
         total_loss, total_correct, seen, counted = 0.0, 0, 0, True
@@ -257,15 +275,18 @@ def fit(model: Any, X: Any, y: Any = None, *, loss: Any, optimizer: Any, epochs:
             bar = tqdm(loader, desc=f"epoch {epoch + 1}/{epochs}", leave=True, file=out_file,
                        dynamic_ncols=True, mininterval=0.2)
             batches = bar
-        for xb, yb in batches:
+        for xb, yb, *weight in batches:
+            optimizer.zero_grad()
+            nb = len(xb)
+            if nb == 0:  # this rank's share of a short last batch is empty: it still joins the reduction
+                optimizer.step()
+                continue
             out = model(_tg.Variable(xb) if dataset is None else _as_input(xb, dtype))
             value = loss_fn(out, yb)
-            optimizer.zero_grad()
-            value.backward()
+            (value * weight[0] if weight and weight[0] != 1.0 else value).backward()
             optimizer.step()
             if scheduler is not None and scheduler_step == "batch":
                 scheduler.step()
-            nb = len(xb)
             total_loss += float(value.item()) * nb
             seen += nb
             if counted:
@@ -279,6 +300,10 @@ def fit(model: Any, X: Any, y: Any = None, *, loss: Any, optimizer: Any, epochs:
                 if counted:
                     post["acc"] = f"{total_correct / seen:.3f}"
                 bar.set_postfix(post, refresh=False)
+        if dist is not None:  # the epoch's metrics over every rank's samples
+            total_loss, total_correct, seen, counted = dist.allreduce(
+                np.array([total_loss, total_correct, seen, counted], np.float64), op="sum").tolist()
+            total_correct, seen, counted = int(total_correct), int(seen), counted == dist.size()
         logs = {"loss": total_loss / max(seen, 1)}
         if counted:
             logs["accuracy"] = total_correct / max(seen, 1)
@@ -309,7 +334,7 @@ def fit(model: Any, X: Any, y: Any = None, *, loss: Any, optimizer: Any, epochs:
                 history.best_epoch = epoch
                 if restore_best:
                     best_state = model.state_dict()
-                if checkpoint is not None:
+                if checkpoint is not None and (dist is None or dist.rank() == 0):
                     save_checkpoint(checkpoint, model, optimizer, scheduler, epoch=epoch + 1, monitor=monitor,
                                     best=current)
             else:
@@ -319,9 +344,51 @@ def fit(model: Any, X: Any, y: Any = None, *, loss: Any, optimizer: Any, epochs:
         for cb in callbacks:
             if cb(epoch, logs) is True:
                 stop = True
+        if dist is not None:
+            stop = bool(dist.allreduce(int(stop), op="max"))
         if stop:
             history.stopped_epoch = epoch
             break
     if best_state is not None:
         model.load_state_dict(best_state)
     return history
+
+
+def _distributed_setup(model, optimizer):
+    from .. import distributed as dist
+
+    if not dist.is_initialized():
+        raise RuntimeError("fit(distributed=True): call tapegrad.distributed.init() first")
+    if dist.size() > 1 and not isinstance(optimizer, dist.DistributedOptimizer):
+        raise TypeError("fit(distributed=True): the optimizer must be a tapegrad.distributed.DistributedOptimizer "
+                        f"(got {type(optimizer).__name__}), or the ranks' parameters would drift apart")
+    dist.broadcast_parameters(model, root=0)
+    dist.broadcast_optimizer_state(optimizer, root=0)
+    return dist
+
+
+class _ShardLoader:
+    """``(X, y, weight)`` batches of this rank's share (``tapegrad.data.DistributedSampler``)."""
+
+    def __init__(self, X, y, dataset, batch_size, shuffle, seed, drop_last, initial_epoch, dist):
+        from ..data import DistributedSampler
+
+        self.X, self.y, self.dataset = X, y, dataset
+        n, r = (1, 0) if dist is None else (dist.size(), dist.rank())
+        size = len(X) if dataset is None else len(dataset)
+        self.sampler = DistributedSampler(size, batch_size, num_replicas=n, rank=r, shuffle=shuffle, seed=seed,
+                                          drop_last=drop_last)
+        self.sampler.set_epoch(initial_epoch)
+
+    def __len__(self):
+        return len(self.sampler)
+
+    def __iter__(self):
+        from ..data import _fetch_batch
+
+        for idx, weight in self.sampler:
+            if self.dataset is None:
+                yield self.X[idx], self.y[idx], weight
+            else:
+                xb, yb = _fetch_batch(self.dataset, idx)
+                yield xb, yb, weight

@@ -1,0 +1,725 @@
+"""Data-parallel training on MPI through mpi4py: ``tapegrad.distributed``.
+
+Every rank holds a replica of the model, trains on its shard of each global
+batch, and the gradients are averaged across ranks before each update::
+
+    import tapegrad.distributed as dist
+    dist.init()                                     # no-op outside mpiexec
+    dist.broadcast_parameters(model, root=0)        # every replica starts equal
+    opt = dist.DistributedOptimizer(optim.SGD(model.parameters(), lr=0.1))
+    ...  loss.backward(); opt.step()                # step() waits for the averages
+
+``mpi4py`` (the ``distributed`` extra) is imported by :func:`init` only when
+the process runs under ``mpiexec`` (or when given a communicator); the core
+never imports it. Outside ``mpiexec`` everything works on one rank.
+
+Gradients are packed, in reverse parameter order (the order a backward sweep
+finishes them), into buckets of ``bucket_size`` bytes; a parameter of at
+least a quarter of that is its own bucket, reduced in place in its gradient
+buffer (no copy). After the first step the buckets are rebuilt in the order
+the hooks fired. With ``Variable.register_post_accumulate_grad_hook`` in the core, a
+bucket's non-blocking ``Iallreduce`` starts as soon as its last gradient is
+final, while the sweep goes on with earlier layers; without it (or with
+``overlap=False``) all buckets start in ``step()``. Buckets start in a fixed
+order on every rank, so the same program gives the same bits run to run.
+
+Failure: under ``init()`` an uncaught exception on one rank prints its
+traceback and calls ``MPI_Abort`` (mpiexec then ends every rank), and a rank
+that exits while the others wait in one of this module's collectives makes
+them raise ``RuntimeError`` naming it, instead of hanging.
+"""
+import atexit
+import functools
+import hashlib
+import numbers
+import os
+import pickle
+import sys
+import threading
+import time
+import weakref
+
+import numpy as np
+
+from ._core import Variable, is_grad_enabled
+from .optim import Optimizer
+
+__all__ = ["init", "is_initialized", "rank", "size", "barrier", "allreduce", "broadcast_parameters",
+           "broadcast_optimizer_state", "broadcast_object", "check_consistent", "DistributedOptimizer"]
+
+_OPS = ("mean", "sum", "max", "min")
+_ENV = ("PMI_RANK", "PMI_SIZE", "PMIX_RANK", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE", "MPI_LOCALNRANKS")
+_DEPART = 4242  # tag of the "this rank is exiting" notice on the control communicator
+EXIT_GRACE_S = 5.0  # how long a collective may still finish after a peer announced its exit
+
+_state = None
+
+
+def under_mpiexec():
+    """True when an MPI launcher started this process (its environment says so)."""
+    return any(k in os.environ for k in _ENV)
+
+
+class _Local:
+    """One rank, no MPI: every collective is the identity."""
+    rank, size, mpi = 0, 1, None
+
+
+class _World:
+    """The communicators and the bookkeeping for failure detection."""
+
+    def __init__(self, comm):
+        from mpi4py import MPI
+        self.mpi = MPI
+        self.comm = comm.Dup()  # our collectives never match a user's messages
+        self.ctl = comm.Dup()   # exit notices only
+        self.rank, self.size = self.comm.Get_rank(), self.comm.Get_size()
+        self.departed = {}
+        self._notice = np.zeros(1, np.int64)
+        self._ctl_req = self.ctl.Irecv(self._notice, source=MPI.ANY_SOURCE, tag=_DEPART)
+        self.closed = False
+
+    # -- exit notices ---------------------------------------------------------
+    def _take_notice(self):
+        self.departed.setdefault(int(self._notice[0]), time.monotonic())
+        self._ctl_req = self.ctl.Irecv(self._notice, source=self.mpi.ANY_SOURCE, tag=_DEPART)
+
+    def check_peers(self, what):
+        if self._ctl_req.Test():
+            self._take_notice()
+        if self.departed:
+            ranks = ", ".join(str(r) for r in sorted(self.departed))
+            raise RuntimeError(f"tapegrad.distributed.{what}: rank(s) {ranks} of {self.size} exited; "
+                               f"this rank ({self.rank}) cannot complete the collective")
+
+    def wait(self, reqs, what):
+        """Wait for ``reqs``; raise instead of hanging when a peer has exited.
+
+        A polling loop, not MPI_Waitany with the notice receive: MPICH's Waitany
+        on a pending any-source receive yields the CPU and lost whole
+        scheduler slices (~30 ms) per wait on a loaded machine. A peer's exit notice
+        alone is no error: the peer may have finished this very collective (a
+        broadcast's receivers can finish before the root waits), so the
+        requests get a grace period to complete with what it sent."""
+        MPI = self.mpi
+        t0, spins = time.monotonic(), 0
+        while not MPI.Request.Testall(reqs):
+            spins += 1
+            if spins & 63:
+                continue
+            if self._ctl_req.Test():
+                self._take_notice()
+            # a peer that left may still have completed our requests with what it sent: give it a grace period
+            if self.departed and time.monotonic() - min(self.departed.values()) > EXIT_GRACE_S:
+                self.check_peers(what)
+            if time.monotonic() - t0 > 2e-3:  # a long wait (a slower peer): poll, do not burn the core
+                time.sleep(2e-5)
+
+    def at_exit(self):
+        """Tell the peers this rank is leaving, then wait until every rank has said so."""
+        if self.closed:
+            return
+        self.closed = True
+        MPI = self.mpi
+        me = np.array([self.rank], np.int64)
+        sends = [self.ctl.Isend(me, dest=r, tag=_DEPART) for r in range(self.size) if r != self.rank]
+        bar = self.ctl.Ibarrier()
+        MPI.Request.Waitall(sends + [bar])
+        # every peer sent one notice to every rank before the barrier: receive them all
+        got = len(self.departed)
+        if self._ctl_req.Test():
+            got += 1
+        else:
+            self._ctl_req.Cancel()
+            self._ctl_req.Wait()
+        buf = np.zeros(1, np.int64)
+        for _ in range(self.size - 1 - got):
+            self.ctl.Recv(buf, source=MPI.ANY_SOURCE, tag=_DEPART)
+        self.ctl.Free()
+        self.comm.Free()
+
+
+def _excepthook_for(world, previous):
+    def hook(tp, value, tb):
+        previous(tp, value, tb)
+        sys.stderr.write(f"tapegrad.distributed: rank {world.rank} of {world.size} failed ({tp.__name__}); "
+                         f"aborting all ranks (MPI_Abort)\n")
+        sys.stderr.flush()
+        world.mpi.COMM_WORLD.Abort(1)
+    return hook
+
+
+def init(comm=None):
+    """Start data-parallel mode; returns ``(rank, size)``. Idempotent.
+
+    Outside ``mpiexec`` (and without ``comm``) this is a no-op: one rank, no
+    MPI import. Under ``mpiexec`` it imports mpi4py (``pip install
+    'tapegrad[distributed]'``) and works on ``comm`` (default
+    ``MPI.COMM_WORLD``), installing the failure handling described in the
+    module docstring."""
+    global _state
+    if _state is not None:
+        return _state.rank, _state.size
+    if comm is None and not under_mpiexec():
+        _state = _Local()
+        return 0, 1
+    try:
+        from mpi4py import MPI
+    except ImportError:
+        raise ImportError("tapegrad.distributed.init: running under mpiexec but mpi4py is not installed: "
+                          "pip install 'tapegrad[distributed]' (or pip install mpi4py mpich)") from None
+    world = _World(MPI.COMM_WORLD if comm is None else comm)
+    _state = world
+    if world.size > 1:
+        sys.excepthook = _excepthook_for(world, sys.excepthook)
+    atexit.register(world.at_exit)
+    return world.rank, world.size
+
+
+def is_initialized():
+    return _state is not None
+
+
+def _world(what):
+    if _state is None:
+        raise RuntimeError(f"tapegrad.distributed.{what}: call tapegrad.distributed.init() first")
+    return _state
+
+
+def rank():
+    """This process's rank (0 outside mpiexec)."""
+    return _world("rank()").rank
+
+
+def size():
+    """The number of ranks (1 outside mpiexec)."""
+    return _world("size()").size
+
+
+def barrier():
+    w = _world("barrier()")
+    if w.size > 1:
+        w.wait([w.comm.Ibarrier()], "barrier()")
+
+
+# ---------------------------------------------------------------------------
+# collectives on values
+# ---------------------------------------------------------------------------
+
+def _check_op(op, what):
+    if op not in _OPS:
+        raise ValueError(f"tapegrad.distributed.{what}: op must be one of {', '.join(map(repr, _OPS))}, got {op!r}")
+
+
+def _agree(w, signature, what):
+    """Raise on every rank unless all ranks passed the same small int64 signature."""
+    sig = np.asarray(signature, np.int64)
+    both = np.concatenate([sig, -sig])
+    w.wait([w.comm.Iallreduce(w.mpi.IN_PLACE, both, op=w.mpi.MIN)], what)
+    return bool(np.array_equal(both[:sig.size], -both[sig.size:]))
+
+
+def _gather_objects(w, obj, what):
+    """Every rank's ``obj`` (small, picklable), in rank order."""
+    data = np.frombuffer(pickle.dumps(obj), np.uint8)
+    counts = np.zeros(w.size, np.int64)
+    counts[w.rank] = data.size
+    w.wait([w.comm.Iallreduce(w.mpi.IN_PLACE, counts, op=w.mpi.SUM)], what)
+    out = np.empty(int(counts.sum()), np.uint8)
+    w.wait([w.comm.Iallgatherv(data, [out, counts.tolist()])], what)
+    offs = np.concatenate([[0], np.cumsum(counts)])
+    return [pickle.loads(out[offs[i]:offs[i + 1]].tobytes()) for i in range(w.size)]
+
+
+def _signature(arr):
+    shape = list(arr.shape) + [-1] * (64 - arr.ndim)
+    return [arr.dtype.num, arr.ndim] + shape
+
+
+def allreduce(value, op="mean"):
+    """Reduce ``value`` over all ranks: ``op`` is ``"mean"``, ``"sum"``, ``"max"`` or ``"min"``.
+
+    ``value``: a NumPy array (or anything ``np.asarray`` takes, a Python
+    number gives a float/int back) or a Variable outside the graph (under
+    ``no_grad`` or not requiring grad; the result is a new Variable that does
+    not require grad). This is not a tape op: it has no derivative. Every
+    rank must pass the same shape and dtype (checked: a ``ValueError`` names
+    them). ``"mean"`` of integers gives float64."""
+    _check_op(op, "allreduce")
+    w = _world("allreduce()")
+    as_variable = isinstance(value, Variable)
+    scalar = isinstance(value, numbers.Number) and not isinstance(value, np.ndarray)
+    if as_variable:
+        if value.requires_grad and is_grad_enabled():
+            raise RuntimeError("tapegrad.distributed.allreduce: the Variable requires grad, and allreduce is not a "
+                               "tape op (its result would have no gradient); call it under tapegrad.no_grad() or "
+                               "on v.detach()")
+        arr = np.array(value.data, copy=True)
+    else:
+        arr = np.array(value, copy=True, order="C")
+        if arr.dtype.kind not in "biuf":
+            raise TypeError(f"tapegrad.distributed.allreduce: expected a numeric array, a number or a Variable, "
+                            f"got {type(value).__name__} of dtype {arr.dtype}")
+        if arr.dtype.kind == "b":
+            arr = arr.astype(np.int64)
+    if w.size > 1:
+        if not _agree(w, _signature(arr), "allreduce()"):
+            sigs = _gather_objects(w, (arr.shape, str(arr.dtype)), "allreduce()")
+            listing = "; ".join(f"rank {i}: shape {s} {d}" for i, (s, d) in enumerate(sigs))
+            raise ValueError(f"tapegrad.distributed.allreduce: the ranks passed different arrays ({listing})")
+        mop = {"mean": w.mpi.SUM, "sum": w.mpi.SUM, "max": w.mpi.MAX, "min": w.mpi.MIN}[op]
+        if arr.size:
+            w.wait([w.comm.Iallreduce(w.mpi.IN_PLACE, arr, op=mop)], "allreduce()")
+    if op == "mean":
+        arr = arr / arr.dtype.type(w.size) if arr.dtype.kind == "f" else arr / np.float64(w.size)
+    if as_variable:
+        return Variable(arr)
+    if scalar:
+        return arr.item()
+    return arr
+
+
+def _named(params, what):
+    """(name, Variable) pairs from a Layer, a dict or an iterable of Variables / pairs."""
+    if hasattr(params, "named_parameters"):
+        return list(params.named_parameters())
+    if isinstance(params, dict):
+        items = list(params.items())
+    elif isinstance(params, Variable):
+        raise TypeError(f"tapegrad.distributed.{what}: expected a model, a dict or a list of Variables, "
+                        f"not a single Variable")
+    else:
+        items = [p if isinstance(p, tuple) else (str(i), p) for i, p in enumerate(params)]
+    for name, p in items:
+        if not isinstance(p, Variable):
+            raise TypeError(f"tapegrad.distributed.{what}: parameter {name!r} is a {type(p).__name__}, "
+                            f"not a tapegrad.Variable")
+    return items
+
+
+def _check_root(w, root, what):
+    if not isinstance(root, numbers.Integral) or isinstance(root, bool) or not 0 <= root < w.size:
+        raise ValueError(f"tapegrad.distributed.{what}: root must be a rank in [0, {w.size}), got {root!r}")
+    return int(root)
+
+
+def _describe_mismatch(mine, theirs, r, root):
+    names_a, names_b = [n for n, *_ in theirs], [n for n, *_ in mine]
+    if len(mine) != len(theirs):
+        return f"rank {r} has {len(mine)} parameters, rank {root} has {len(theirs)}"
+    for (n1, s1, d1), (n0, s0, d0) in zip(mine, theirs):
+        if (s1, d1) != (s0, d0):
+            return (f"parameter {n0!r} has shape {s0} {d0} on rank {root} but parameter {n1!r} has shape {s1} {d1} "
+                    f"on rank {r}")
+    return f"the parameter names differ: {names_b} on rank {r}, {names_a} on rank {root}"
+
+
+def broadcast_parameters(model, root=0):
+    """Copy ``root``'s parameter values into every rank's parameters (in place).
+
+    ``model``: a ``Layer``, a dict name -> Variable, or a list of Variables.
+    Every rank must have the same parameter shapes and dtypes in the same
+    order; otherwise every rank raises ``ValueError`` naming the first
+    parameter that differs and its shapes, and nothing is written."""
+    w = _world("broadcast_parameters()")
+    root = _check_root(w, root, "broadcast_parameters()")
+    items = _named(model, "broadcast_parameters()")
+    if w.size == 1:
+        return
+    sig = [(n, tuple(p.shape), str(p.dtype)) for n, p in items]
+    flat = [len(sig)] + [x for _, s, d in sig for x in _signature(np.empty(s, d))]
+    if not _agree(w, [len(flat)], "broadcast_parameters()") or not _agree(w, flat, "broadcast_parameters()"):
+        sigs = _gather_objects(w, sig, "broadcast_parameters()")
+        bad = [r for r in range(w.size) if [tuple(x[1:]) for x in sigs[r]] != [tuple(x[1:]) for x in sigs[root]]]
+        raise ValueError("tapegrad.distributed.broadcast_parameters: the models differ across ranks: "
+                         + _describe_mismatch(sigs[bad[0]], sigs[root], bad[0], root))
+    reqs = [w.comm.Ibcast(np.asarray(p.data), root=root) for _, p in items if p.size]
+    w.wait(reqs, "broadcast_parameters()")
+
+
+def broadcast_object(obj, root=0):
+    """``root``'s ``obj`` on every rank (pickled in memory between the ranks of this job, never to a file)."""
+    w = _world("broadcast_object()")
+    root = _check_root(w, root, "broadcast_object()")
+    if w.size == 1:
+        return obj
+    data = np.frombuffer(pickle.dumps(obj), np.uint8) if w.rank == root else None
+    n = np.array([0 if data is None else data.size], np.int64)
+    w.wait([w.comm.Ibcast(n, root=root)], "broadcast_object()")
+    buf = np.array(data) if w.rank == root else np.empty(int(n[0]), np.uint8)
+    w.wait([w.comm.Ibcast(buf, root=root)], "broadcast_object()")
+    return obj if w.rank == root else pickle.loads(buf.tobytes())
+
+
+def broadcast_optimizer_state(optimizer, root=0):
+    """Load ``root``'s optimizer state (``state_dict()``) into every rank's optimizer."""
+    state = broadcast_object(optimizer.state_dict(), root)
+    if _world("broadcast_optimizer_state()").rank != root:
+        optimizer.load_state_dict(state)
+
+
+def check_consistent(model, what="check_consistent()"):
+    """Raise ``RuntimeError`` unless every rank's parameters are bitwise identical (names the first that differs)."""
+    w = _world(what)
+    items = _named(model, what)
+    if w.size == 1:
+        return
+    digests = [hashlib.blake2b(np.ascontiguousarray(p.data).tobytes(), digest_size=8).digest() for _, p in items]
+    allsigs = _gather_objects(w, digests, what)
+    for i, (name, p) in enumerate(items):
+        differing = [r for r in range(w.size) if allsigs[r][i] != allsigs[0][i]]
+        if differing:
+            raise RuntimeError(f"tapegrad.distributed.{what}: parameter {name!r} (shape {p.shape}) differs between "
+                               f"rank 0 and rank(s) {differing}")
+
+
+# ---------------------------------------------------------------------------
+# gradient reduction in buckets
+# ---------------------------------------------------------------------------
+
+class _Bucket:
+    __slots__ = ("index", "params", "offsets", "buffer", "inplace", "ready", "request", "views",
+                 "t_ready", "t_start", "t_end")
+
+    def __init__(self, index, params):
+        self.index, self.params = index, params  # params: parameter indices, in order
+        self.inplace = len(params) == 1
+        self.offsets, self.buffer, self.views = None, None, {}
+        self.ready, self.request = 0, None
+        self.t_ready = self.t_start = self.t_end = None
+
+
+class _Reducer:
+    """Averages the gradients of ``params`` over the ranks of ``world``, bucket by bucket."""
+
+    def __init__(self, world, params, bucket_size, passes, progress_interval=None):
+        self.w, self.params, self.passes = world, params, passes
+        multiple = world.mpi.Query_thread() >= world.mpi.THREAD_MULTIPLE
+        self.interval = progress_interval if multiple else None
+        self._lock, self._thread, self._stop = threading.Lock(), None, False
+        self.bucket_size = bucket_size
+        self.hooked, self.rebuilt, self.observed = False, False, []
+        self._build(list(range(len(params)))[::-1])  # the last layer's gradients are final first
+
+    def _build(self, order):
+        """Buckets over the parameters taken in ``order``: consecutive ones of one dtype up to
+        ``bucket_size`` bytes; a parameter of at least a quarter of that alone, reduced in place in its
+        own gradient buffer (copying it into a fused buffer and back would cost more than the at most
+        three calls' latency that fusing it saves)."""
+        params, cap = self.params, self.bucket_size
+        alone = max(cap // 4, 1)
+        self.buckets, self.where = [], {}
+        cur, cur_bytes = [], 0
+        for i in order:
+            p = params[i]
+            nbytes = p.size * p.dtype.itemsize
+            if cur and (cur_bytes + nbytes > cap or params[cur[0]].dtype != p.dtype or nbytes >= alone):
+                self._close(cur)
+                cur, cur_bytes = [], 0
+            cur.append(i)
+            cur_bytes += nbytes
+            if nbytes >= alone:
+                self._close(cur)
+                cur, cur_bytes = [], 0
+        if cur:
+            self._close(cur)
+        for b in self.buckets:
+            if not b.inplace:
+                sizes = [params[i].size for i in b.params]
+                b.offsets = np.concatenate([[0], np.cumsum(sizes)]).tolist()
+                b.buffer = np.empty(b.offsets[-1], params[b.params[0]].dtype)
+        self.present = np.zeros(len(params), np.int32)
+        self.reset()
+
+    def _close(self, members):
+        b = _Bucket(len(self.buckets), list(members))
+        for pos, i in enumerate(members):
+            self.where[i] = (b, pos)
+        self.buckets.append(b)
+
+    def layout(self):
+        return [[(i, tuple(self.params[i].shape), str(self.params[i].dtype)) for i in b.params] for b in self.buckets]
+
+    def reset(self):
+        self.counts = [0] * len(self.params)
+        self.next = 0
+        self.inflight = []
+        self.t_sync = self.t_done = None
+        self.present[:] = 0
+        self.flags_req = None
+        for b in self.buckets:
+            b.ready, b.request, b.views = 0, None, {}
+            b.t_ready = b.t_start = b.t_end = None
+
+    @property
+    def pending(self):
+        return self.next > 0 or any(self.counts)
+
+    def _take(self, i, b, pos):
+        """Record parameter ``i``'s final gradient into its bucket (pack it, or keep its buffer for in place)."""
+        p = self.params[i]
+        g = p.grad
+        if g is not None and not isinstance(g, np.ndarray):
+            raise RuntimeError("DistributedOptimizer: gradients recorded with create_graph=True cannot be reduced "
+                               "across ranks")
+        self.present[i] = g is not None
+        if b.inplace:
+            if g is None:
+                g = np.zeros(p.shape, p.dtype)
+            b.views[i] = g
+        elif g is None:
+            b.buffer[b.offsets[pos]:b.offsets[pos + 1]] = 0
+        else:
+            b.buffer[b.offsets[pos]:b.offsets[pos + 1]] = g.reshape(-1)
+        b.ready += 1
+        if b.ready == len(b.params):
+            b.t_ready = time.perf_counter()
+
+    def grad_ready(self, i):
+        """Parameter ``i``'s gradient is final for this step: pack it and start every bucket that can start."""
+        self.counts[i] += 1
+        if self.counts[i] > self.passes:
+            raise RuntimeError(f"DistributedOptimizer: parameter {i} (shape {self.params[i].shape}) got a gradient "
+                               f"from {self.counts[i]} backward passes before step(), but "
+                               f"backward_passes_per_step={self.passes}")
+        if self.counts[i] != self.passes:
+            return
+        if not self.rebuilt:
+            self.observed.append(i)
+        b, pos = self.where[i]
+        with self._lock:
+            self._take(i, b, pos)
+            self._launch()
+            self._poke()
+        if self.inflight and self.interval is not None and self._thread is None:
+            self._stop = False
+            self._thread = threading.Thread(target=self._progress, name="tapegrad-mpi-progress", daemon=True)
+            self._thread.start()
+
+    def _progress(self):
+        """Test the in-flight buckets every ``interval`` s while the sweep computes (it releases the GIL)."""
+        while not self._stop:
+            time.sleep(self.interval)
+            with self._lock:
+                if self._stop:
+                    break
+                self._poke()
+
+    def _launch(self):
+        MPI = self.w.mpi
+        while self.next < len(self.buckets) and self.buckets[self.next].t_ready is not None:
+            b = self.buckets[self.next]
+            buf = b.views[b.params[0]] if b.inplace else b.buffer
+            b.t_start = time.perf_counter()
+            if buf.size:
+                b.request = self.w.comm.Iallreduce(MPI.IN_PLACE, buf, op=MPI.SUM)
+                self.inflight.append(b)
+            else:
+                b.t_end = b.t_start
+            self.next += 1
+
+    def _poke(self):
+        """Drive MPI's progress (it moves only inside MPI calls) and note which buckets finished."""
+        still = []
+        for b in self.inflight:
+            if b.request.Test():
+                b.t_end = time.perf_counter()
+            else:
+                still.append(b)
+        self.inflight = still
+
+    def synchronize(self):
+        """Start what the hooks did not, wait for every bucket, and write the averages into ``.grad``."""
+        self.t_sync = time.perf_counter()
+        if self._thread is not None:
+            with self._lock:
+                self._stop = True
+            self._thread.join()
+            self._thread = None
+        for b in self.buckets:
+            for pos, i in enumerate(b.params):
+                if self.counts[i] < self.passes:
+                    self.counts[i] = self.passes
+                    self._take(i, b, pos)
+        self._launch()
+        # which parameters had a gradient on any rank: one with none anywhere keeps .grad None
+        MPI = self.w.mpi
+        reqs = [b.request for b in self.inflight]
+        flags = self.w.comm.Iallreduce(MPI.IN_PLACE, self.present, op=MPI.SUM)
+        self.w.wait(reqs + [flags], "DistributedOptimizer.synchronize()")
+        now = time.perf_counter()
+        for b in self.inflight:
+            b.t_end = now
+        n = self.w.size
+        for b in self.buckets:
+            for pos, i in enumerate(b.params):
+                p = self.params[i]
+                if self.present[i] == 0:
+                    p.grad = None
+                    continue
+                if b.inplace:
+                    g = b.views[i]
+                    np.divide(g, g.dtype.type(n), out=g)
+                    if p.grad is None or not np.shares_memory(p.grad, g):
+                        p.grad = g
+                else:
+                    g = p.grad
+                    src = b.buffer[b.offsets[pos]:b.offsets[pos + 1]].reshape(p.shape)
+                    if g is None:
+                        p.grad = src / src.dtype.type(n)
+                    else:
+                        np.divide(src, src.dtype.type(n), out=g)
+        self.t_done = time.perf_counter()
+        self.timeline = self._timeline()
+        if self.hooked and not self.rebuilt:
+            self._rebuild()
+        self.reset()
+
+    def _rebuild(self):
+        """After the first step, order the buckets as the hooks fired (PyTorch DDP's rebuild): a layer's
+        weight and bias may be final in either order, and a bucket waits for every one before it.
+        Rank 0's order is every rank's, so the layouts stay equal."""
+        seen = set(self.observed)
+        order = np.array(self.observed + [i for i in reversed(range(len(self.params))) if i not in seen], np.int64)
+        self.w.wait([self.w.comm.Ibcast(order, root=0)], "DistributedOptimizer.synchronize()")
+        self._build(order.tolist())
+        self.rebuilt, self.observed = True, []
+
+    def _timeline(self):
+        t0 = self.t_sync
+        rows = []
+        for b in self.buckets:
+            nbytes = sum(self.params[i].size * self.params[i].dtype.itemsize for i in b.params)
+            rows.append({"bucket": b.index, "params": list(b.params), "bytes": int(nbytes),
+                         "ready": b.t_ready - t0, "start": b.t_start - t0, "end": b.t_end - t0})
+        return {"buckets": rows, "synchronize_start": 0.0, "synchronize_end": self.t_done - t0}
+
+
+def _grad_ready(reducer_ref, i, _param):
+    reducer = reducer_ref()
+    if reducer is not None:
+        reducer.grad_ready(i)
+
+
+def _remove_all(handles):
+    for h in handles:
+        h.remove()
+
+
+class DistributedOptimizer(Optimizer):
+    """Wraps a ``tapegrad.optim`` optimizer: ``step()`` first averages the gradients over all ranks.
+
+    Horovod's shape: ``zero_grad``, ``state_dict``, ``load_state_dict``,
+    ``lr`` and every other attribute are the wrapped optimizer's (so a
+    scheduler built on either drives the same learning rate).
+
+    ``bucket_size``: bytes per fused reduction (default 1 MiB; a gradient of
+    at least a quarter of it is reduced alone, in place). ``overlap``: start each
+    bucket's reduction from the post-accumulate-grad hooks while the backward
+    sweep runs (needs the core's ``register_post_accumulate_grad_hook``;
+    without it the buckets start in ``step()``). ``backward_passes_per_step``:
+    gradients accumulated over that many ``backward()`` calls per step.
+    ``progress_interval``: seconds between a helper thread's tests of the
+    in-flight buckets during the backward (MPI moves a non-blocking
+    collective only inside MPI calls); None (default) tests them only from
+    the hooks. Worth it where a core is idle during the backward.
+    ``synchronize()`` waits for the averages without stepping (e.g. before
+    ``clip_grad_norm``); ``step()`` then does not reduce again.
+    ``timeline`` holds the last step's per-bucket times (seconds from the
+    start of ``synchronize``: negative = before it, during the backward)."""
+
+    _own = ("optimizer", "_reducer", "_hooks", "_world", "_synced", "timeline", "overlap")
+
+    def __init__(self, optimizer, *, bucket_size=1 << 20, overlap=True, backward_passes_per_step=1,
+                 progress_interval=None):
+        if isinstance(optimizer, DistributedOptimizer):
+            raise TypeError("DistributedOptimizer: the optimizer is already a DistributedOptimizer")
+        if not isinstance(optimizer, Optimizer):
+            raise TypeError(f"DistributedOptimizer: expected a tapegrad.optim optimizer, got {type(optimizer).__name__}")
+        for name, v in (("bucket_size", bucket_size), ("backward_passes_per_step", backward_passes_per_step)):
+            if not isinstance(v, numbers.Integral) or isinstance(v, bool) or v <= 0:
+                raise ValueError(f"DistributedOptimizer: {name} must be a positive integer, got {v!r}")
+        w = _world("DistributedOptimizer()")
+        set_ = object.__setattr__
+        set_(self, "optimizer", optimizer)
+        set_(self, "_world", w)
+        set_(self, "_synced", False)
+        set_(self, "timeline", None)
+        set_(self, "_hooks", [])
+        set_(self, "_reducer", None)
+        set_(self, "overlap", False)
+        if w.size == 1:
+            return
+        if progress_interval is not None and not (isinstance(progress_interval, numbers.Real)
+                                                  and 0 < progress_interval < 1):
+            raise ValueError(f"DistributedOptimizer: progress_interval must be None or seconds in (0, 1), "
+                             f"got {progress_interval!r}")
+        reducer = _Reducer(w, optimizer.params, int(bucket_size), int(backward_passes_per_step), progress_interval)
+        set_(self, "_reducer", reducer)
+        layout = reducer.layout()
+        flat = [len(layout)] + [x for b in layout for (i, s, d) in b for x in [i] + _signature(np.empty(s, d))]
+        if not _agree(w, [len(flat)], "DistributedOptimizer()") or not _agree(w, flat, "DistributedOptimizer()"):
+            sigs = _gather_objects(w, [(str(i), s, d) for b in layout for (i, s, d) in b], "DistributedOptimizer()")
+            bad = next(r for r in range(w.size) if sigs[r] != sigs[0])
+            raise ValueError("DistributedOptimizer: the parameters differ across ranks: "
+                             + _describe_mismatch(sigs[bad], sigs[0], bad, 0))
+        register = getattr(Variable, "register_post_accumulate_grad_hook", None)
+        if overlap and register is not None:
+            # the hooks hold the reducer weakly: a dropped optimizer stops reducing, it does not leak collectives
+            ref = weakref.ref(reducer)
+            for i, p in enumerate(optimizer.params):
+                self._hooks.append(p.register_post_accumulate_grad_hook(functools.partial(_grad_ready, ref, i)))
+            weakref.finalize(self, _remove_all, list(self._hooks))
+            reducer.hooked = True
+            set_(self, "overlap", True)
+
+    # -- delegation -------------------------------------------------------------
+    def __getattr__(self, name):
+        return getattr(object.__getattribute__(self, "optimizer"), name)
+
+    def __setattr__(self, name, value):
+        if name in self._own:
+            object.__setattr__(self, name, value)
+        else:
+            setattr(self.optimizer, name, value)
+
+    def zero_grad(self, *args, **kwargs):
+        if self._reducer is not None and self._reducer.pending:
+            raise RuntimeError("DistributedOptimizer.zero_grad() was called after backward() but before step() or "
+                               "synchronize(): the gradients' reduction is under way; call step() first")
+        object.__setattr__(self, "_synced", False)
+        self.optimizer.zero_grad(*args, **kwargs)
+
+    def state_dict(self):
+        return self.optimizer.state_dict()
+
+    def load_state_dict(self, state_dict):
+        return self.optimizer.load_state_dict(state_dict)
+
+    def synchronize(self):
+        """Average the gradients over all ranks now (``step()`` calls it unless it already ran)."""
+        if self._reducer is not None:
+            self._reducer.synchronize()
+            object.__setattr__(self, "timeline", self._reducer.timeline)
+        object.__setattr__(self, "_synced", True)
+
+    def step(self):
+        if not self._synced:
+            self.synchronize()
+        object.__setattr__(self, "_synced", False)
+        return self.optimizer.step()
+
+    def remove_hooks(self):
+        """Detach from the parameters (the hooks stop feeding this optimizer)."""
+        for h in self._hooks:
+            h.remove()
+        self._hooks.clear()
+        object.__setattr__(self, "overlap", False)
+
+    @property
+    def buckets(self):
+        """The bucket layout: a list of lists of parameter indices, in reduction order."""
+        return [] if self._reducer is None else [list(b.params) for b in self._reducer.buckets]
+
+    def __repr__(self):
+        return f"DistributedOptimizer({self.optimizer!r}, ranks={self._world.size}, overlap={self.overlap})"

@@ -1,0 +1,226 @@
+"""Scenarios that tests/test_distributed_mpi.py runs under ``mpiexec -n N python tests/distributed_worker.py NAME ...``.
+
+Each scenario asserts on every rank; a failed assertion is an uncaught
+exception, which (under ``tapegrad.distributed.init()``) aborts the job with
+a non-zero status.
+"""
+import gc
+import os
+import signal
+import sys
+import weakref
+
+import numpy as np
+
+import tapegrad as tg
+import tapegrad.distributed as dist
+from tapegrad import data, nn, optim
+
+
+def expect(exc, fn, *words):
+    try:
+        fn()
+    except exc as e:
+        for w in words:
+            assert w in str(e), (w, str(e))
+        return str(e)
+    raise AssertionError(f"expected {exc.__name__}")
+
+
+def basics():
+    r, n = dist.init()
+    assert (dist.rank(), dist.size()) == (r, n) and n > 1
+    ranks = np.arange(n, dtype=np.float64)
+    for dtype in (np.float32, np.float64):
+        x = np.array([r, -r, 1.5], dtype)
+        assert np.array_equal(dist.allreduce(x, "sum"), np.array([ranks.sum(), -ranks.sum(), 1.5 * n], dtype))
+        assert dist.allreduce(x, "sum").dtype == dtype
+        assert np.array_equal(dist.allreduce(x, "mean"), (np.array([ranks.sum(), -ranks.sum(), 1.5 * n]) / n).astype(dtype))
+        assert np.array_equal(dist.allreduce(x, "max"), np.array([n - 1, 0, 1.5], dtype))
+        assert np.array_equal(dist.allreduce(x, "min"), np.array([0, -(n - 1), 1.5], dtype))
+        assert x[0] == r  # not modified in place
+    assert dist.allreduce(r, "sum") == ranks.sum() and isinstance(dist.allreduce(r, "sum"), int)
+    assert dist.allreduce(np.array([r]), "mean").dtype == np.float64
+    assert dist.allreduce(np.zeros((0, 3)), "sum").shape == (0, 3)
+    v = tg.Variable(np.full(3, float(r)), requires_grad=True)
+    expect(RuntimeError, lambda: dist.allreduce(v * 2), "not a tape op", "no_grad")
+    with tg.no_grad():
+        out = dist.allreduce(v * 2, "sum")
+    assert isinstance(out, tg.Variable) and not out.requires_grad and np.allclose(out.data, 2 * ranks.sum())
+    assert np.allclose(dist.allreduce(v.detach(), "max").data, n - 1)
+    # every rank raises, naming the shapes, when they disagree
+    msg = expect(ValueError, lambda: dist.allreduce(np.zeros(3 + (r == 1))), "different arrays", "rank 1: shape (4,)")
+    assert "rank 0: shape (3,)" in msg
+    expect(ValueError, lambda: dist.allreduce(np.zeros(3, np.float32 if r else np.float64)), "float32", "float64")
+    assert dist.allreduce(1.0) == 1.0  # still in step after the errors
+
+    # broadcast_parameters: root's values everywhere, in place
+    nn.manual_seed(r)
+    model = nn.MLP([3, 5, 2])
+    w0 = model.parameters()[0]
+    expect(RuntimeError, lambda: dist.check_consistent(model), "differs", "0.weight")
+    dist.broadcast_parameters(model, root=n - 1)
+    assert model.parameters()[0] is w0
+    nn.manual_seed(n - 1)
+    ref = nn.MLP([3, 5, 2])
+    for a, b in zip(model.parameters(), ref.parameters()):
+        assert np.array_equal(a.data, b.data)
+    dist.check_consistent(model)
+    expect(ValueError, lambda: dist.broadcast_parameters(model, root=n), "root must be a rank")
+    assert dist.broadcast_object({"a": [r]}, root=1) == {"a": [1]}
+
+    # DistributedOptimizer: unused parameters, a rank without a gradient, synchronize before clipping
+    a = tg.Variable(np.ones(4), requires_grad=True)
+    b = tg.Variable(np.ones(2, np.float32), requires_grad=True)
+    unused = tg.Variable(np.ones(3), requires_grad=True)
+    inner = optim.SGD([a, b, unused], lr=0.5, weight_decay=0.1)
+    opt = dist.DistributedOptimizer(inner, bucket_size=16)
+    assert isinstance(opt, optim.Optimizer) and opt.lr == 0.5
+    sched = optim.StepLR(opt, step_size=1, gamma=0.5)
+    if r != 0:  # rank 0 computes no gradient for `a`
+        ((a * (r + 1.0)).sum()).backward()
+    (b * float(r)).sum().backward()
+    opt.synchronize()
+    expect_a = sum(k + 1.0 for k in range(1, n)) / n
+    assert np.array_equal(a.grad, np.full(4, expect_a)), a.grad
+    assert b.grad.dtype == np.float32 and np.allclose(b.grad, ranks.mean())
+    assert unused.grad is None
+    optim.clip_grad_norm([a, b], 1e9)
+    opt.step()
+    assert np.allclose(a.data, 1 - 0.5 * (expect_a + 0.1)) and np.array_equal(unused.data, np.ones(3))
+    sched.step()
+    assert inner.lr == 0.25 and opt.state_dict()["type"] == "SGD"
+    opt.zero_grad()
+    assert a.grad is None
+
+    # backward_passes_per_step: gradients of two backward calls are averaged once
+    opt.remove_hooks()
+    opt2 = dist.DistributedOptimizer(optim.SGD([a], lr=1.0), backward_passes_per_step=2)
+    opt2.zero_grad()
+    a.sum().backward()
+    (a * float(r)).sum().backward()
+    opt2.synchronize()
+    assert np.allclose(a.grad, 1 + ranks.mean())
+    opt2.step()
+    if opt2.overlap:
+        expect(RuntimeError, lambda: [a.sum().backward(), opt2.zero_grad()], "before step()")
+        opt2.step()
+    opt2.remove_hooks()
+    # a dropped optimizer goes with its hooks: later backward passes start no collective of its
+    opt3 = dist.DistributedOptimizer(optim.SGD([a], lr=1.0))
+    reducer = weakref.ref(opt3._reducer)
+    del opt3
+    gc.collect()
+    assert reducer() is None
+    a.grad = None
+    a.sum().backward()
+    assert dist.allreduce(float(r), "max") == n - 1  # the ranks' collectives are still in step
+    print(f"OK basics rank {r}", flush=True)
+
+
+def shape_mismatch():
+    r, n = dist.init()
+    model = nn.MLP([3, 8 if r == 0 else 9, 2])
+    msg = expect(ValueError, lambda: dist.broadcast_parameters(model), "models differ", "(3, 8)", "(3, 9)", "0.weight")
+    expect(ValueError, lambda: dist.DistributedOptimizer(optim.SGD(model.parameters(), lr=0.1)),
+           "parameters differ", "(8, 2)", "(9, 2)")
+    print(f"rank {r}: {msg}", flush=True)
+
+
+def fit(batch, out, dtype="float64", epochs="3", bucket="512"):
+    """Train with fit(distributed=True); rank 0 writes the final parameters."""
+    r, n = dist.init()
+    tg.set_num_threads(1)
+    X, y = data.make_spirals(203, n_classes=3, seed=1)
+    nn.manual_seed(0)
+    model = nn.MLP([2, 16, 16, 3], dtype=np.dtype(dtype))
+    opt = optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    if n > 1:
+        opt = dist.DistributedOptimizer(opt, bucket_size=int(bucket))
+    steps = []
+
+    def every_step(epoch, logs):
+        dist.check_consistent(model)  # every rank holds the same bits
+        steps.append(epoch)
+
+    nn.fit(model, X, y, loss="cross_entropy", optimizer=opt, epochs=int(epochs), batch_size=int(batch), seed=0,
+           progress=False, distributed=True, callbacks=[every_step])
+    if r == 0:
+        np.savez(out, **model.state_dict())
+
+
+def resume(batch, out, ckpt, start):
+    """Train 4 epochs with fit(distributed=True); rank 0 checkpoints after epoch 2. With ``start`` = 2,
+    resume from that checkpoint instead (rank 0 reads it, fit broadcasts it)."""
+    r, n = dist.init()
+    X, y = data.make_spirals(203, n_classes=3, seed=1)
+    nn.manual_seed(0)
+    model = nn.MLP([2, 16, 16, 3], dtype=np.float64)
+    opt = optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    sched = optim.StepLR(opt, step_size=1, gamma=0.7)
+    if n > 1:
+        opt = dist.DistributedOptimizer(opt)
+    start = int(start)
+    if start and r == 0:
+        meta = nn.load_checkpoint(ckpt, model, opt, sched)
+        assert meta["epoch"] == start, meta
+    if start:
+        state = dist.broadcast_object(sched.state_dict())
+        sched.load_state_dict(state)
+
+    def save(epoch, logs):
+        if epoch + 1 == 2 and r == 0 and not start:
+            nn.save_checkpoint(ckpt, model, opt, sched, epoch=epoch + 1)
+
+    nn.fit(model, X, y, loss="cross_entropy", optimizer=opt, epochs=4, batch_size=int(batch), seed=0,
+           progress=False, distributed=True, scheduler=sched, callbacks=[save], initial_epoch=start)
+    dist.check_consistent(model)
+    if r == 0:
+        np.savez(out, **model.state_dict())
+
+
+def consistent_steps(interval=None):
+    """check_consistent after every single step, with overlap and several buckets (and a progress thread)."""
+    r, n = dist.init()
+    nn.manual_seed(0)
+    model = nn.MLP([4, 32, 32, 3])
+    opt = dist.DistributedOptimizer(optim.Adam(model.parameters(), lr=1e-2), bucket_size=1024,
+                                    progress_interval=None if interval is None else float(interval))
+    assert len(opt.buckets) >= 3, opt.buckets
+    rng = np.random.default_rng(r)
+    for _ in range(5):
+        opt.zero_grad()
+        nn.cross_entropy(model(tg.Variable(rng.normal(size=(7, 4)))), rng.integers(0, 3, 7)).backward()
+        opt.step()
+        dist.check_consistent(model)
+    tl = opt.timeline["buckets"]
+    assert [row["bucket"] for row in tl] == list(range(len(opt.buckets)))
+    assert all(row["start"] <= row["end"] for row in tl)
+    if opt.overlap:  # the hooks started the buckets during the backward, before step()
+        assert all(row["start"] < 0 for row in tl), tl
+    print(f"OK consistent rank {r} overlap={opt.overlap}", flush=True)
+
+
+def fail(how):
+    """Rank 1 fails in the middle of training; the others must not hang."""
+    r, n = dist.init()
+    nn.manual_seed(0)
+    model = nn.MLP([4, 8, 3])
+    opt = dist.DistributedOptimizer(optim.SGD(model.parameters(), lr=0.1))
+    rng = np.random.default_rng(r)
+    for step in range(1000):
+        if r == 1 and step == 3:
+            if how == "raise":
+                raise ValueError("rank 1 fails on purpose")
+            if how == "exit":
+                sys.exit(3)
+            if how == "kill":
+                os.kill(os.getpid(), signal.SIGKILL)
+        opt.zero_grad()
+        nn.cross_entropy(model(tg.Variable(rng.normal(size=(5, 4)))), rng.integers(0, 3, 5)).backward()
+        opt.step()
+    print("unreachable: training went on without rank 1", flush=True)
+
+
+if __name__ == "__main__":
+    globals()[sys.argv[1]](*sys.argv[2:])
