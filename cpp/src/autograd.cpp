@@ -576,7 +576,7 @@ class InterruptPoll {
   static constexpr uint32_t kEvery = 32;
   static constexpr auto kInterval = std::chrono::milliseconds(20);
   void slow();
-  uint32_t countdown_ = kEvery;
+  uint32_t countdown_ = 1;  // the clock at the first node: a slow first node must not delay the check kEvery times
   Clock::time_point last_read_{}, last_check_{};
 };
 }  // namespace
