@@ -7,7 +7,8 @@
 // Both return a RemovableHandle. The sweep calls them (VariableHooks in
 // autograd.hpp) without the GIL and with the engine lock held; they take the
 // GIL and release the lock while Python runs (call_in_sweep), as custom-op
-// rules do.
+// rules do. Registering a hook on a Variable while another thread sweeps its
+// graph is a data race (like concurrent in-place updates): register first.
 #include <atomic>
 #include <memory>
 #include <string>

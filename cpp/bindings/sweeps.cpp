@@ -62,16 +62,24 @@ static void check_signals_in_sweep() {
 }
 
 // Anomaly mode: where the op being recorded was called from. The innermost
-// frame outside the tapegrad package ("train.py:40 (in step)"), followed by
-// the innermost frame when that one is inside the package (a layer's call).
+// frame of the caller's own code, outside the tapegrad package and Python's
+// frozen modules ("train.py:40 (in step)"), followed by the innermost frame
+// when that one is inside the package (a layer's forward).
 static std::string python_location() {
   if (!Py_IsInitialized()) return "";
   py::gil_scoped_acquire gil;  // large matmuls record without the GIL
-  static std::string package_dir;
-  if (package_dir.empty()) {
+  static std::vector<std::string> package_dirs;  // (an editable install has two)
+  if (package_dirs.empty()) {
     py::object pkg = py::module_::import("sys").attr("modules").attr("get")("tapegrad");
-    if (!pkg.is_none()) package_dir = py::str(py::list(pkg.attr("__path__"))[0]).cast<std::string>() + "/";
+    if (!pkg.is_none())
+      for (py::handle d : pkg.attr("__path__")) package_dirs.push_back(py::str(d).cast<std::string>() + "/");
   }
+  auto ours = [](const std::string& file) {
+    if (file.empty() || file[0] == '<') return true;
+    for (const std::string& d : package_dirs)
+      if (file.compare(0, d.size(), d) == 0) return true;
+    return false;
+  };
   std::string first, outside;
   PyFrameObject* f = PyEval_GetFrame();  // borrowed
   Py_XINCREF(f);
@@ -81,9 +89,8 @@ static std::string python_location() {
     std::string here = file + ":" + std::to_string(PyFrame_GetLineNumber(f)) + " (in " +
                        py::str(reinterpret_cast<PyObject*>(code->co_name)).cast<std::string>() + ")";
     Py_DECREF(code);
-    const bool inside = !package_dir.empty() && file.compare(0, package_dir.size(), package_dir) == 0;
     if (first.empty()) first = here;
-    if (!inside) outside = here;
+    if (!ours(file)) outside = here;
     PyFrameObject* back = PyFrame_GetBack(f);
     Py_DECREF(f);
     f = back;

@@ -27,13 +27,14 @@ from ._core import (  # noqa: E402,F401  (the public API besides the ops)
     Node,
     from_numpy,
     is_grad_enabled,
+    is_anomaly_enabled,
     set_num_threads,
     get_num_threads,
 )
 
 # Every op of the spec (opspec/ops.py), as the core declares it in __ops__.
 globals().update({_name: getattr(_core, _name) for _name in _core.__ops__})
-from ._grad_mode import no_grad, enable_grad  # noqa: F401
+from ._grad_mode import no_grad, enable_grad, detect_anomaly  # noqa: F401
 from .functional import (  # noqa: F401
     jvp,
     vjp,

@@ -1,4 +1,4 @@
-"""Grad-mode switches. The flag itself lives in C++ and is thread-local."""
+"""Grad mode and anomaly mode switches. The flags live in C++ and are thread-local."""
 import contextlib
 import threading
 
@@ -14,6 +14,7 @@ class _GradMode(contextlib.ContextDecorator):
     """
 
     _enabled: bool
+    _set = staticmethod(_core._set_grad_enabled)  # sets the flag, returns the previous state
 
     def __new__(cls, *args, **kwargs):
         if kwargs or len(args) > 1:
@@ -32,11 +33,11 @@ class _GradMode(contextlib.ContextDecorator):
 
     def __enter__(self):
         stack = self._local.__dict__.setdefault("stack", [])
-        stack.append(_core._set_grad_enabled(self._enabled))
+        stack.append(self._set(self._enabled))
         return self
 
     def __exit__(self, *exc):
-        _core._set_grad_enabled(self._local.stack.pop())
+        self._set(self._local.stack.pop())
         return False
 
 
@@ -50,3 +51,15 @@ class enable_grad(_GradMode):
     """Context manager and decorator: re-enables recording inside ``no_grad``."""
 
     _enabled = True
+
+
+class detect_anomaly(_GradMode):
+    """Context manager and decorator: the first op whose forward, backward
+    (VJP) or forward-mode (JVP) rule produces NaN or inf raises RuntimeError,
+    naming the op, its inputs' shapes and dtypes, and the Python line that
+    recorded it. Ops recorded inside keep that line (which costs a little
+    per op, so it is kept only in this mode); a backward run inside is
+    checked. Per thread, like no_grad."""
+
+    _enabled = True
+    _set = staticmethod(_core._set_anomaly_enabled)

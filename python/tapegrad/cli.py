@@ -8,6 +8,7 @@ and the time per epoch. Exit status: 0 on success, 1 if the gradient check
 fails, 2 on bad arguments or unreadable data (a one-line message).
 """
 import argparse
+import contextlib
 import os
 import sys
 import time
@@ -99,6 +100,8 @@ def build_parser():
     t.add_argument("--save", metavar="PATH.npz", default=None, help="save the trained parameters")
     t.add_argument("--plot", metavar="PATH.png", default=None, help="plot loss/accuracy curves (matplotlib)")
     t.add_argument("--no-check", action="store_true", help="skip the gradient cross-check")
+    t.add_argument("--detect-anomaly", action="store_true",
+                   help="stop at the first op whose forward or backward gives NaN or inf, naming it and its line")
     t.add_argument("--no-progress", action="store_true", help="no progress bar (one line per epoch instead)")
     t.add_argument("--quiet", action="store_true", help="no per-epoch output at all")
     t.add_argument("--distributed", action="store_true",
@@ -393,10 +396,18 @@ def train(args, out=None):
         callbacks.append(checkpoint)
     progress = not args.quiet
     t0 = time.perf_counter()
-    history = nn.fit(model, Xtr, ytr, loss=loss_fn, optimizer=opt, epochs=args.epochs, batch_size=args.batch_size,
-                     validation_data=(Xte, yte), progress=progress, seed=args.seed, scheduler=sched,
-                     file=None if not args.no_progress else out, plain=args.no_progress,
-                     distributed=args.distributed, initial_epoch=start, callbacks=callbacks)
+    try:
+        with tapegrad.detect_anomaly() if args.detect_anomaly else contextlib.nullcontext():
+            history = nn.fit(model, Xtr, ytr, loss=loss_fn, optimizer=opt, epochs=args.epochs,
+                             batch_size=args.batch_size, validation_data=(Xte, yte), progress=progress,
+                             seed=args.seed, scheduler=sched, file=None if not args.no_progress else out,
+                             plain=args.no_progress, distributed=args.distributed, initial_epoch=start,
+                             callbacks=callbacks)
+    except RuntimeError as e:
+        if not (args.detect_anomaly and str(e).startswith("detect_anomaly")):
+            raise
+        print(f"tapegrad train: {e}", file=sys.stderr)
+        return 1
     elapsed = time.perf_counter() - t0
     if rank != 0:
         return 0

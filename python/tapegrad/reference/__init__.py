@@ -7,7 +7,8 @@ value_and_grad, jacobian, hessian, hvp, directional_derivative, custom_op.
 """
 
 from . import ops
-from .engine import Function, Variable, enable_grad, from_numpy, is_grad_enabled, no_grad
+from .engine import (Function, Variable, detect_anomaly, enable_grad, from_numpy, is_anomaly_enabled,
+                     is_grad_enabled, no_grad)
 from .functional import (custom_op, directional_derivative, grad, hessian, hvp, jacobian,
                          jvp, value_and_grad, vjp)
 from .ops import BINARY, OPS, UNARY, unbroadcast
@@ -29,6 +30,6 @@ _numpy_protocol.install({**{name: getattr(ops, name) for name in OPS}, **COMPOSI
 Node = Function   # the C++ engine calls its graph-node type Node
 
 __all__ = ["Variable", "Function", "Node", "from_numpy", "no_grad", "enable_grad",
-           "is_grad_enabled", *OPS, "unbroadcast", "OPS", "UNARY", "BINARY",
+           "is_grad_enabled", "detect_anomaly", "is_anomaly_enabled", *OPS, "unbroadcast", "OPS", "UNARY", "BINARY",
            "jvp", "vjp", "grad", "value_and_grad", "jacobian", "hessian", "hvp",
            "directional_derivative", "custom_op", *COMPOSITIONS, "COMPOSITIONS"]

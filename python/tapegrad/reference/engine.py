@@ -12,6 +12,8 @@ sweep run in grad mode is recorded (``create_graph``) and differentiable.
 
 import contextlib
 import operator
+import os
+import sys
 import threading
 
 import numpy as np
@@ -57,6 +59,62 @@ class enable_grad(_GradModeContext):
 
 
 def _sweep_mode(create_graph): return enable_grad() if create_graph else no_grad()
+
+
+# -- anomaly mode (thread-local) ----------------------------------------------
+
+
+def is_anomaly_enabled():
+    """True inside ``detect_anomaly()`` (per thread)."""
+    return getattr(_grad_mode, "anomaly", False)
+
+
+class detect_anomaly(_GradModeContext):
+    """The first op whose forward, VJP or JVP produces NaN or inf raises
+    RuntimeError naming it and the line that recorded it."""
+
+    def __enter__(self):
+        _grad_mode.__dict__.setdefault("anomaly_stack", []).append(is_anomaly_enabled())
+        _grad_mode.anomaly = True
+        return self
+
+    def __exit__(self, *exc_info):
+        _grad_mode.anomaly = _grad_mode.anomaly_stack.pop()
+
+
+@contextlib.contextmanager
+def _in_rule():
+    """Inside a rule the ops it runs are not checked one by one: its result is."""
+    prev, _grad_mode.in_rule = getattr(_grad_mode, "in_rule", False), True
+    try:
+        yield
+    finally:
+        _grad_mode.in_rule = prev
+
+
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+
+
+def _recorded_at():
+    """``file:line (in function)`` of the innermost caller outside tapegrad
+    (and outside Python's frozen modules)."""
+    frame = sys._getframe(1)
+    while frame is not None and frame.f_code.co_filename.startswith((_PACKAGE_DIR, "<")):
+        frame = frame.f_back
+    if frame is None:
+        return "tapegrad's own code"
+    return f"{frame.f_code.co_filename}:{frame.f_lineno} (in {frame.f_code.co_name})"
+
+
+def _check_finite(fn, value, what):
+    bad = ~np.isfinite(value)
+    if bad.any():
+        dtypes = getattr(fn, "input_dtypes", ("",) * len(fn.input_shapes))  # (recorded before the mode)
+        inputs = ", ".join(f"{s} {d}".strip() for s, d in zip(fn.input_shapes, dtypes))
+        raise RuntimeError(
+            f"detect_anomaly: the {what} of '{fn.name}' produced {int(np.isnan(value).sum())} nan and "
+            f"{int(bad.sum() - np.isnan(value).sum())} inf of {value.size} values; the op's inputs: "
+            f"{inputs}; recorded at {getattr(fn, 'recorded_at', 'an unknown place (before detect_anomaly)')}")
 
 
 # -- dtypes -------------------------------------------------------------------
@@ -118,6 +176,10 @@ class Function:
         fn.input_shapes = tuple(v.shape for v in inputs)
         fn.needs_input_grad = tuple(v._requires_grad for v in inputs)
         data = np.asarray(fn.forward(*inputs))
+        if is_anomaly_enabled() and not getattr(_grad_mode, "in_rule", False):
+            fn.input_dtypes = tuple(v.dtype for v in inputs)
+            fn.recorded_at = _recorded_at()
+            _check_finite(fn, data, "forward")
         # Outputs own a fresh writable C-contiguous buffer (in-place ops are safe).
         if (data.base is not None or not data.flags.c_contiguous or not data.flags.writeable
                 or any(data is v._data for v in inputs)):
@@ -155,18 +217,26 @@ class Function:
 
     def _input_grads(self, g):
         """``vjp(g)`` cast to the inputs' dtypes (None for inputs not needing one)."""
-        grads = self.vjp(g)
+        with _in_rule():
+            grads = self.vjp(g)
         grads = (grads,) if isinstance(grads, Variable) else grads
         assert len(grads) == len(self.inputs), self.name
+        if is_anomaly_enabled():
+            for gi in grads:
+                if gi is not None:
+                    _check_finite(self, gi._data, "backward")
         return [None if x is None or gi is None else _cast(gi, x.dtype, x.shape, self.name)
                 for x, gi in zip(self.inputs, grads)]
 
     def _output_tangent(self, tangents):
         """``jvp(*tangents)`` broadcast and cast to the batched output's shape and dtype."""
         shape = (next(t for t in tangents if t is not None).shape[0],) + self.output_shape
-        t = self.jvp(*tangents)
+        with _in_rule():
+            t = self.jvp(*tangents)
         if t is None:
             return None
+        if is_anomaly_enabled():
+            _check_finite(self, t._data, "forward-mode JVP")
         return _cast(t if t.shape == shape else ops.broadcast_to(t, shape),
                      self.output_dtype, shape, self.name)
 
