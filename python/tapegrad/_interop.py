@@ -5,11 +5,13 @@ Variable into an object array: NumPy hands the operation to us and we run
 the tapegrad op. Any other ufunc (``np.exp(v)``) would silently drop the
 graph, so it raises a TypeError that names the tapegrad function to use.
 """
+from typing import Any, Callable, Dict, Iterator
+
 import numpy as np
 
 from . import _core
 
-_OPERATOR_UFUNCS = {
+_OPERATOR_UFUNCS: Dict[np.ufunc, Callable[..., _core.Variable]] = {
     np.add: _core.add,
     np.subtract: _core.subtract,
     np.multiply: _core.multiply,
@@ -20,7 +22,7 @@ _OPERATOR_UFUNCS = {
     np.maximum: _core.maximum,
     np.minimum: _core.minimum,
 }
-_COMPARISONS = {
+_COMPARISONS: Dict[np.ufunc, Callable[[Any, Any], Any]] = {
     np.less: lambda a, b: np.asarray(a) < np.asarray(b),
     np.less_equal: lambda a, b: np.asarray(a) <= np.asarray(b),
     np.greater: lambda a, b: np.asarray(a) > np.asarray(b),
@@ -30,7 +32,7 @@ _COMPARISONS = {
 }
 
 
-def _array_ufunc(self, ufunc, method, *inputs, **kwargs):
+def _array_ufunc(self: _core.Variable, ufunc: np.ufunc, method: str, *inputs: Any, **kwargs: Any) -> Any:
     if method == "__call__" and not kwargs:
         fn = _OPERATOR_UFUNCS.get(ufunc)
         if fn is not None:
@@ -47,7 +49,7 @@ def _array_ufunc(self, ufunc, method, *inputs, **kwargs):
     )
 
 
-def _repr(self):
+def _repr(self: _core.Variable) -> str:
     body = np.array2string(self.data, separator=", ", prefix="Variable(")
     extra = f", dtype={self.dtype}"
     if self.grad_fn is not None:
@@ -57,13 +59,11 @@ def _repr(self):
     return f"Variable({body}{extra})"
 
 
-def _iter(self):
+def _iter(self: _core.Variable) -> Iterator[_core.Variable]:
     if self.ndim == 0:
         raise TypeError("iteration over a 0-d Variable")
     return (self[i] for i in range(len(self)))
 
 
-_core.Variable.__array_ufunc__ = _array_ufunc
-_core.Variable.__iter__ = _iter
-_core.Variable.__repr__ = _repr
-_core.Variable.__str__ = _repr
+for _name, _fn in {"__array_ufunc__": _array_ufunc, "__iter__": _iter, "__repr__": _repr, "__str__": _repr}.items():
+    setattr(_core.Variable, _name, _fn)  # (_core.pyi declares them on Variable)
