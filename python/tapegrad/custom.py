@@ -28,6 +28,8 @@ from . import _core
 from ._core import Variable
 from ._typing import Operand
 
+__all__ = ["custom_op"]
+
 #: A rule: NumPy arrays in (the cotangent or tangent, the output, then the inputs), arrays out.
 Rule = Callable[..., Any]
 _R = TypeVar("_R", bound=Rule)
