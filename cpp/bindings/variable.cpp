@@ -317,7 +317,13 @@ tapegrad.from_numpy(arr) to share a NumPy array's buffer instead.
       .def("numpy", [](const Var& v) { return to_numpy(v->data); }, "The values as a NumPy array sharing this Variable's buffer.")
       .def("__array__", [](const Var& v, py::handle dtype, py::handle copy) -> py::object {
              py::object a = to_numpy(v->data);
-             if (!dtype.is_none()) a = a.attr("astype")(dtype, py::arg("copy") = false);
+             if (!dtype.is_none()) {
+               try {
+                 a = a.attr("astype")(dtype, py::arg("copy") = false);
+               } catch (py::error_already_set& e) {
+                 reraise_prefixed(e, "__array__: dtype");
+               }
+             }
              if (!copy.is_none() && bool_arg(copy, "__array__", "copy")) a = a.attr("copy")();
              return a;
            }, py::arg("dtype") = py::none(), py::arg("copy") = py::none())

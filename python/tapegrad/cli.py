@@ -7,12 +7,15 @@ differences), then trains with a progress bar and prints train/test accuracy
 and the time per epoch. Exit status: 0 on success, 1 if the gradient check
 fails, 2 on bad arguments or unreadable data (a one-line message).
 """
+from __future__ import annotations
+
 import argparse
 import os
 import sys
 import time
 
 import numpy as np
+from typing import IO, Any, Optional, Sequence
 
 ACTIVATION_CHOICES = ("relu", "leaky_relu", "tanh", "sigmoid", "gelu")
 DEFAULT_LR = {"sgd": 0.1, "adam": 0.002}
@@ -23,11 +26,11 @@ class CLIError(Exception):
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message):
+    def error(self, message: str) -> Any:
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
-def _positive_int(text):
+def _positive_int(text: str) -> int:
     try:
         v = int(text)
     except ValueError:
@@ -37,7 +40,7 @@ def _positive_int(text):
     return v
 
 
-def _positive_float(text):
+def _positive_float(text: str) -> float:
     try:
         v = float(text)
     except ValueError:
@@ -47,7 +50,7 @@ def _positive_float(text):
     return v
 
 
-def _non_negative_int(text):
+def _non_negative_int(text: str) -> int:
     try:
         v = int(text)
     except ValueError:
@@ -57,7 +60,7 @@ def _non_negative_int(text):
     return v
 
 
-def parse_hidden(text):
+def parse_hidden(text: str) -> list[int]:
     """"64,64" -> [64, 64]; "" or "none" -> [] (a linear model)."""
     text = text.strip()
     if text == "" or text.lower() == "none":
@@ -76,7 +79,7 @@ def parse_hidden(text):
     return sizes
 
 
-def build_parser():
+def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="tapegrad", description="tapegrad: automatic differentiation on the CPU.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     t = sub.add_parser("train", help="train an MLP (default: the digits data set), after a 3-way gradient check",
@@ -272,7 +275,7 @@ def _check_model_fits(sizes, dtype):
                        f"{have / 2**30:,.1f} GiB (choose smaller --hidden sizes)")
 
 
-def train(args, out=None):
+def train(args: argparse.Namespace, out: Optional[IO[str]] = None) -> int:
     import tapegrad
     from . import data, nn, optim
 
@@ -334,6 +337,7 @@ def train(args, out=None):
         if not ok:
             return 1
 
+    opt: optim.Optimizer
     if args.optimizer == "sgd":
         opt = optim.SGD(model.parameters(), lr=lr, momentum=0.9)
     else:
@@ -366,7 +370,7 @@ def train(args, out=None):
     return 0 if ok else 1
 
 
-def main(argv=None):
+def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:

@@ -2,11 +2,10 @@
 this file, and each assert_type fails there if a type is wrong or has become
 Any (assert_type is exact). pytest runs the same code, so every line is also
 a call that works."""
-from typing import Any
+from typing import Any, assert_type
 
 import numpy as np
 from numpy.typing import NDArray
-from typing_extensions import assert_type
 
 import tapegrad as tg
 from tapegrad import Variable
