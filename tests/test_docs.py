@@ -88,3 +88,30 @@ def test_every_public_name_is_documented(modname):
     code = code_in_docs()
     missing = [n for n in public_names(modname) if not re.search(rf"\b{re.escape(n)}\b", code)]
     assert not missing, f"{modname}: public names in no docs/*.md code: {missing}"
+
+
+# Docstrings: every public function, class, method and property of these
+# modules (tapegrad.symbolic and tapegrad.reference mirror tapegrad's op names).
+DOCSTRING_MODULES = ["tapegrad", "tapegrad.functional", "tapegrad.numeric", "tapegrad.gradcheck",
+                     "tapegrad.testing", "tapegrad.custom"]
+
+
+def undocumented(modname):
+    mod = importlib.import_module(modname)
+    for name in public_names(modname):
+        obj = getattr(mod, name)
+        if not callable(obj):
+            continue
+        if not (obj.__doc__ or "").strip():
+            yield name
+        if isinstance(obj, type) and (obj.__module__ or "").startswith("tapegrad"):
+            for attr, member in vars(obj).items():
+                if not attr.startswith("_") and (callable(member) or isinstance(member, property)) \
+                        and not (member.__doc__ or "").strip():
+                    yield f"{name}.{attr}"
+
+
+@pytest.mark.parametrize("modname", DOCSTRING_MODULES)
+def test_every_public_callable_has_a_docstring(modname):
+    missing = list(undocumented(modname))
+    assert not missing, f"{modname}: no docstring: {missing}"

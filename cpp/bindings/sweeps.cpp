@@ -51,7 +51,7 @@ void bind_sweeps(py::module_& m) {
     py::gil_scoped_acquire gil;
     if (PyErr_CheckSignals() != 0) throw py::error_already_set();
   });
-  m.def("is_grad_enabled", &grad_enabled);
+  m.def("is_grad_enabled", &grad_enabled, "Whether ops are recorded on this thread (see no_grad / enable_grad).");
   m.def("_set_grad_enabled", [](bool on) { bool prev = grad_enabled(); set_grad_enabled(on); return prev; });
   m.def("_backward", [](const std::vector<Var>& roots, py::list grads, bool retain, bool create) {
         std::vector<Var> seeds;

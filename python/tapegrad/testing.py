@@ -60,6 +60,7 @@ class CrosscheckReport:
 
     @property
     def ok(self) -> bool:
+        """True when every comparison is within tolerance."""
         return all(c.ok for c in self.comparisons)
 
     def __bool__(self) -> bool:
@@ -83,9 +84,11 @@ class CrosscheckReport:
 
     @property
     def failures(self) -> list[Comparison]:
+        """The comparisons out of tolerance."""
         return [c for c in self.comparisons if not c.ok]
 
     def raise_if_failed(self) -> CrosscheckReport:
+        """Raise :class:`CrosscheckError` on a mismatch, else return the report."""
         if not self.ok:
             raise CrosscheckError(self)
         return self
