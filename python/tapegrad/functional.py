@@ -12,7 +12,7 @@ and Variables connected to the outer graph come back.
 from __future__ import annotations
 
 import numbers
-from typing import Any, Callable, Sequence, Tuple, Union, overload
+from typing import Any, Callable, Sequence, overload
 
 import numpy as np
 
