@@ -32,10 +32,12 @@ def test_stub_is_current():
     assert r.returncode == 0, r.stderr
 
 
-def test_py_typed_and_stub_are_package_files():
-    # wheel.packages ships every file of python/tapegrad (a wheel built from this tree lists both).
-    assert os.path.isfile(os.path.join(PACKAGE, "py.typed"))
-    assert os.path.isfile(os.path.join(PACKAGE, "_core.pyi"))
+@pytest.mark.parametrize("where", [PACKAGE, os.path.dirname(tg.__file__)], ids=["source", "installed"])
+def test_py_typed_and_stub_are_package_files(where):
+    # wheel.packages ships every file of python/tapegrad: the installed package (a wheel's
+    # contents under .ci/run's `pip install ".[test]"`) has both.
+    assert os.path.isfile(os.path.join(where, "py.typed"))
+    assert os.path.isfile(os.path.join(where, "_core.pyi"))
 
 
 def _public_callables():
