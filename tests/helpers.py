@@ -342,7 +342,10 @@ VALUE_RTOL = 1e-12
 
 
 def np_sigmoid(x):
-    return 1.0 / (1.0 + np.exp(-x))
+    # exp of a non-positive number only: no overflow warning at |x| > 709
+    x = np.asarray(x)
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
 
 
 def np_logsumexp(x, axis=None, keepdims=False):

@@ -167,3 +167,25 @@ def test_log_softmax_and_cross_entropy_keep_the_answer_at_huge_logits(engine, dt
     if engine == "tapegrad":  # the fused primitive (the reference composes it from log_softmax)
         loss = tg.nn.cross_entropy(tg.Variable(np.full((1, 3), big, dtype)), np.array([0]))
         np.testing.assert_allclose(float(loss.item()), np.log(3.0), rtol=rtol)
+
+
+# BCE-with-logits is max(z, 0) - z*y + log1p(exp(-|z|)): at |z| of 1e7..1e30
+# the loss is |z| on the wrong side and 0 on the right one, gradients
+# sigmoid(z) - y exactly; a naive log(sigmoid(z)) gives inf or 0 there.
+@pytest.mark.parametrize("engine", ["tapegrad", "reference"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("big", [1e7, 1e17, 1e30])
+def test_bce_with_logits_keeps_the_answer_at_huge_logits(engine, dtype, big):
+    m = tg if engine == "tapegrad" else tg.reference
+    z = np.array([big, -big, big, -big, 0.5], dtype=dtype)
+    y = np.array([0.0, 1.0, 1.0, 0.0, 1.0], dtype=dtype)
+    z64, y64 = z.astype(np.float64), y.astype(np.float64)
+    want_terms = np.logaddexp(0.0, z64) - z64 * y64          # exact in float64 here
+    want_grad = (np_sigmoid(z64) - y64) / z.size
+    v = m.Variable(z, requires_grad=True)
+    loss = tg.nn.binary_cross_entropy_with_logits(v, m.Variable(y))
+    assert loss.dtype == dtype
+    loss.backward()
+    rtol = 1e-12 if dtype == np.float64 else 1e-6
+    np.testing.assert_allclose(float(np.asarray(loss.data)), want_terms.mean(), rtol=rtol)
+    np.testing.assert_allclose(np.asarray(v.grad, dtype=np.float64), want_grad, rtol=rtol, atol=1e-7)

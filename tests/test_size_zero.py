@@ -164,3 +164,26 @@ def test_fused_loss_mean_of_no_row_has_derivative_zero(loss):
     v = tg.Variable(x, requires_grad=True)
     loss(v).backward()
     assert v.grad.shape == (0, 3)
+
+
+# 0-d inputs to softmax/log_softmax follow PyTorch (axis 0 or -1 normalises
+# over the one element); both engines agree, derivative 0 in every mode.
+@pytest.mark.parametrize("m", [tg, R], ids=["tapegrad", "reference"])
+@pytest.mark.parametrize("op, value", [("softmax", 1.0), ("log_softmax", 0.0)])
+@pytest.mark.parametrize("axis", [0, -1])
+def test_normaliser_of_0d_is_one_element(m, op, value, axis):
+    x = m.Variable(np.array(2.5), requires_grad=True)
+    y = getattr(m, op)(x, axis=axis)
+    assert y.shape == () and float(y.data) == value
+    y.backward()
+    assert float(np.asarray(x.grad)) == 0.0
+    _, t = m.jvp(lambda v: getattr(m, op)(v, axis=axis), (np.array(2.5),), (np.array(1.0),))
+    assert float(np.asarray(t)) == 0.0
+
+
+@pytest.mark.parametrize("m", [tg, R], ids=["tapegrad", "reference"])
+@pytest.mark.parametrize("op", ["softmax", "log_softmax"])
+@pytest.mark.parametrize("axis", [1, -2, 5])
+def test_normaliser_of_0d_refuses_other_axes(m, op, axis):
+    with pytest.raises(ValueError, match=rf"{op}: axis {axis} is out of bounds for a 0-d array"):
+        getattr(m, op)(m.Variable(np.array(2.5)), axis=axis)

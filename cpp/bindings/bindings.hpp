@@ -23,6 +23,7 @@ void bind_sweeps(py::module_& m);     // sweeps.cpp: grad mode, _backward, _grad
 void bind_runtime(py::module_& m);    // functions.cpp: ISA, buffer cache, threads
 void bind_optim(py::module_& m);      // optim.cpp: fused optimizer steps
 void bind_custom(py::module_& m);     // custom.cpp: tapegrad.custom_op's recording
+void bind_hooks(py::module_& m);      // hooks.cpp: Variable.register_hook and friends
 void install_fast_paths();            // variable.cpp: raw number slots, dealloc, __init__ guard (last)
 void install_call_errors(py::module_& m);  // object.cpp: a readable TypeError for calls no overload takes
 
@@ -35,5 +36,9 @@ Var mean_warn(const Var& x, const std::optional<Axes>& axes, bool keepdims);
 // sweeps.cpp
 Var make_seed(const Var& self, py::handle grad, int nb = 0, const char* what = "backward");
 void run_backward(const std::vector<Var>& roots, const std::vector<Var>& seeds, bool retain, bool create);
+// Calls fn(*args) from inside a sweep (with the GIL; the sweep's engine lock
+// released meanwhile, so that fn may run sweeps itself or wait for another
+// thread's: see SweepPause). Custom-op rules and hooks run this way.
+py::object call_in_sweep(py::handle fn, const py::tuple& args);
 
 }  // namespace tgpy

@@ -12,31 +12,14 @@ namespace tgpy {
 namespace {
 
 // A node whose rules are Python functions (tapegrad.custom_op). The sweep
-// runs without the GIL and takes it back here: the only Python that runs
-// inside a sweep.
+// runs without the GIL and takes it back here (call_in_sweep), as it does for
+// hooks (hooks.cpp): the only Python that runs inside a sweep.
 
 // A read-only NumPy view for a rule (rules must not change saved values).
 py::array rule_view(const Tensor& t) {
   py::array a = to_numpy(t);
   a.attr("setflags")(py::arg("write") = false);
   return a;
-}
-
-// Calls a rule (with the GIL) with the engine lock released, so that it may
-// run sweeps itself or wait for another thread's (see SweepPause).
-py::object call_rule(py::handle rule, const py::tuple& args) {
-  SweepPause pause;
-  py::object r;
-  try {
-    r = rule(*args);
-  } catch (...) {
-    py::gil_scoped_release nogil;
-    pause.resume();
-    throw;
-  }
-  py::gil_scoped_release nogil;
-  pause.resume();
-  return r;
 }
 
 struct CustomNode final : Node {
@@ -99,7 +82,7 @@ struct CustomNode final : Node {
     if (rule.is_none())
       throw not_implemented_error("custom op '" + op_name + "' has no VJP rule (reverse mode): define one with "
                                   "@" + op_name + ".defvjp");
-    py::object r = call_rule(rule, rule_args(rule_view(g->data)));
+    py::object r = call_in_sweep(rule, rule_args(rule_view(g->data)));
     size_t n = in_shapes.size();
     bool seq = py::isinstance<py::tuple>(r) || py::isinstance<py::list>(r);
     if (n > 1 && !seq)
@@ -138,7 +121,7 @@ struct CustomNode final : Node {
         throw not_implemented_error("custom op '" + op_name + "' has no JVP rule for input " + std::to_string(i));
       Shape want(ts[i]->shape().begin(), ts[i]->shape().begin() + nb);
       want.insert(want.end(), out_shape.begin(), out_shape.end());
-      Var c = result(call_rule(rule, rule_args(rule_view(ts[i]->data))), want, tensor(saved.size() - 1).dtype, "JVP", i, nb);
+      Var c = result(call_in_sweep(rule, rule_args(rule_view(ts[i]->data))), want, tensor(saved.size() - 1).dtype, "JVP", i, nb);
       total = total ? add(total, c) : c;
     }
     return total;
@@ -151,6 +134,13 @@ Var custom_record(py::object op, const std::vector<Var>& inputs, py::handle out_
   std::optional<DType> dt = float_dtype_for(arr.dtype(), std::nullopt);
   if (!dt) throw type_error("custom op '" + op_name + "': the forward function must return real numbers");
   Var out = make_var(copy_to_tensor(arr, *dt));
+  std::string where;
+  std::vector<const VariableImpl*> ins;
+  if (anomaly_enabled()) {  // the same checks as the built-in ops' (Recorder)
+    for (const Var& v : inputs) ins.push_back(v.get());
+    where = anomaly_location();
+    anomaly_check_forward(op_name.c_str(), *out, ins, where);
+  }
   bool any = false;
   for (const Var& v : inputs) any = any || v->requires_grad;
   if (!grad_enabled() || !any) return out;
@@ -166,6 +156,7 @@ Var custom_record(py::object op, const std::vector<Var>& inputs, py::handle out_
   for (size_t i = 0; i < inputs.size(); ++i)
     n->saved.push_back(Saved{inputs[i]->data, inputs[i]->data.version(), static_cast<int16_t>(i), true});
   n->saved.push_back(Saved{out->data, out->data.version(), -1, true});
+  if (anomaly_enabled()) anomaly_annotate(*n, ins, where);
   out->requires_grad = true;
   out->grad_fn = std::move(n);
   return out;

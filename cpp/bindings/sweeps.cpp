@@ -30,6 +30,69 @@ Var make_seed(const Var& self, py::handle grad, int nb, const char* what) {
   return make_var(g->dtype() == self->dtype() ? g->data.clone() : kern::astype(g->data, self->dtype()));
 }
 
+py::object call_in_sweep(py::handle fn, const py::tuple& args) {
+  SweepPause pause;
+  py::object r;
+  try {
+    r = fn(*args);
+  } catch (...) {
+    py::gil_scoped_release nogil;
+    pause.resume();
+    throw;
+  }
+  py::gil_scoped_release nogil;
+  pause.resume();
+  return r;
+}
+
+// Python's signal handlers run only on the main thread: a sweep there checks
+// for them between nodes (Ctrl-C -> KeyboardInterrupt), one elsewhere need not.
+static unsigned long g_main_thread = 0;
+
+static void check_signals_in_sweep() {
+  if (PyThread_get_thread_ident() != g_main_thread || !Py_IsInitialized()) return;
+  py::gil_scoped_acquire gil;
+  SweepPause pause;  // a handler may be any Python code
+  const int rc = PyErr_CheckSignals();
+  {
+    py::gil_scoped_release nogil;
+    pause.resume();
+  }
+  if (rc != 0) throw py::error_already_set();
+}
+
+// Anomaly mode: where the op being recorded was called from. The innermost
+// frame outside the tapegrad package ("train.py:40 (in step)"), followed by
+// the innermost frame when that one is inside the package (a layer's call).
+static std::string python_location() {
+  if (!Py_IsInitialized()) return "";
+  py::gil_scoped_acquire gil;  // large matmuls record without the GIL
+  static std::string package_dir;
+  if (package_dir.empty()) {
+    py::object pkg = py::module_::import("sys").attr("modules").attr("get")("tapegrad");
+    if (!pkg.is_none()) package_dir = py::str(py::list(pkg.attr("__path__"))[0]).cast<std::string>() + "/";
+  }
+  std::string first, outside;
+  PyFrameObject* f = PyEval_GetFrame();  // borrowed
+  Py_XINCREF(f);
+  while (f && outside.empty()) {
+    PyCodeObject* code = PyFrame_GetCode(f);
+    std::string file = py::str(reinterpret_cast<PyObject*>(code->co_filename)).cast<std::string>();
+    std::string here = file + ":" + std::to_string(PyFrame_GetLineNumber(f)) + " (in " +
+                       py::str(reinterpret_cast<PyObject*>(code->co_name)).cast<std::string>() + ")";
+    Py_DECREF(code);
+    const bool inside = !package_dir.empty() && file.compare(0, package_dir.size(), package_dir) == 0;
+    if (first.empty()) first = here;
+    if (!inside) outside = here;
+    PyFrameObject* back = PyFrame_GetBack(f);
+    Py_DECREF(f);
+    f = back;
+  }
+  Py_XDECREF(f);
+  if (outside.empty()) return first;
+  return outside == first ? outside : outside + ", via " + first;
+}
+
 void run_backward(const std::vector<Var>& roots, const std::vector<Var>& seeds, bool retain, bool create) {
   for (const Var& r : roots)
     if (!r->requires_grad)
@@ -51,6 +114,11 @@ void bind_sweeps(py::module_& m) {
     py::gil_scoped_acquire gil;
     if (PyErr_CheckSignals() != 0) throw py::error_already_set();
   });
+  g_main_thread = py::module_::import("threading").attr("main_thread")().attr("ident").cast<unsigned long>();
+  set_sweep_interrupt_check(&check_signals_in_sweep);
+  set_anomaly_location_source(&python_location);
+  m.def("is_anomaly_enabled", &anomaly_enabled, "True inside tapegrad.detect_anomaly() (per thread).");
+  m.def("_set_anomaly_enabled", [](bool on) { bool prev = anomaly_enabled(); set_anomaly_enabled(on); return prev; });
   m.def("is_grad_enabled", &grad_enabled, "Whether ops are recorded on this thread (see no_grad / enable_grad).");
   m.def("_set_grad_enabled", [](bool on) { bool prev = grad_enabled(); set_grad_enabled(on); return prev; });
   m.def("_backward", [](const std::vector<Var>& roots, py::list grads, bool retain, bool create) {

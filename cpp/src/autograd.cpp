@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cmath>
+#include <cstring>
 #include <memory>
 #include <mutex>
 #include <tuple>
@@ -20,6 +22,83 @@ namespace tg {
 // ----- grad mode ------------------------------------------------------------
 // initial-exec: read on every op; see pool.cpp.
 __attribute__((tls_model("initial-exec"))) thread_local bool t_grad_enabled = true;
+__attribute__((tls_model("initial-exec"))) thread_local bool t_anomaly = false;
+
+// ----- anomaly mode -----------------------------------------------------------
+static std::atomic<std::string (*)()> g_anomaly_location{nullptr};
+void set_anomaly_location_source(std::string (*source)()) { g_anomaly_location.store(source); }
+std::string anomaly_location() {
+  auto source = g_anomaly_location.load();
+  return source ? source() : std::string();
+}
+
+// "" when every value is finite, else what is wrong ("2 nan, 1 inf").
+static std::string non_finite(const Tensor& t) {
+  int64_t nan = 0, inf = 0;
+  auto scan = [&](const auto* p) {
+    for (int64_t i = 0, n = t.numel(); i < n; ++i)
+      if (!std::isfinite(p[i])) ++(std::isnan(p[i]) ? nan : inf);
+  };
+  if (t.dtype == DType::F32) scan(t.ptr<float>());
+  else if (t.dtype == DType::F64) scan(t.ptr<double>());
+  else return "";
+  if (!nan && !inf) return "";
+  std::string r;
+  if (nan) r = std::to_string(nan) + " nan";
+  if (inf) r += (r.empty() ? "" : ", ") + std::to_string(inf) + " inf";
+  return r + " of " + std::to_string(t.numel()) + " values";
+}
+
+static std::string describe(const std::vector<const VariableImpl*>& inputs) {
+  std::string r;
+  for (const VariableImpl* v : inputs) {
+    if (!r.empty()) r += ", ";
+    r += shape_str(v->shape()) + " " + dtype_name(v->dtype());
+    if (!non_finite(v->data).empty()) r += " (already not finite)";
+  }
+  return r.empty() ? "none" : r;
+}
+
+void anomaly_check_forward(const char* op, const VariableImpl& out, const std::vector<const VariableImpl*>& inputs,
+                           const std::string& where) {
+  const std::string bad = non_finite(out.data);
+  if (bad.empty()) return;
+  throw graph_error(std::string("detect_anomaly: the forward of '") + op + "' produced " + bad + " (output " +
+                      shape_str(out.shape()) + " " + dtype_name(out.dtype()) + "; inputs: " + describe(inputs) +
+                      ")" + (where.empty() ? "" : ", recorded at " + where));
+}
+
+void anomaly_annotate(Node& n, const std::vector<const VariableImpl*>& inputs, const std::string& where) {
+  if (!n.extra) n.extra = std::make_unique<NodeExtra>();
+  n.extra->recorded_at = where;
+  for (const VariableImpl* v : inputs) {
+    if (!n.extra->inputs.empty()) n.extra->inputs += ", ";
+    n.extra->inputs += shape_str(v->shape()) + " " + dtype_name(v->dtype());
+  }
+}
+
+// The sweeps' check: the gradients a VJP rule returned (reverse) or the
+// tangent a JVP rule returned (forward), each given the incoming ones.
+static void anomaly_check_rule(const Node& n, const Grads& incoming, const Grads& results, bool reverse) {
+  for (size_t k = 0; k < results.size(); ++k) {
+    if (!results[k]) continue;
+    const std::string bad = non_finite(results[k]->data);
+    if (bad.empty()) continue;
+    std::string msg = std::string("detect_anomaly: the ") + (reverse ? "backward" : "forward-mode JVP") + " of '" +
+                      n.name() + "' produced " + bad + " in " +
+                      (reverse ? "the gradient for input " + std::to_string(k) : std::string("its output tangent")) +
+                      " (" + shape_str(results[k]->shape()) + " " + dtype_name(results[k]->dtype()) + ")";
+    if (n.extra && !n.extra->inputs.empty()) msg += "; the op's inputs: " + n.extra->inputs;
+    for (const Var& g : incoming)
+      if (g && !non_finite(g->data).empty()) {
+        msg += std::string("; the incoming ") + (reverse ? "gradient" : "tangent") + " already had " + non_finite(g->data);
+        break;
+      }
+    if (n.extra && !n.extra->recorded_at.empty()) msg += "; recorded at " + n.extra->recorded_at;
+    else msg += "; recorded before detect_anomaly() was entered (no location kept)";
+    throw graph_error(msg);
+  }
+}
 
 // ----- nodes ----------------------------------------------------------------
 
@@ -147,7 +226,9 @@ static std::atomic<uint64_t> g_sweep{1};
 // (the old one is leaked), unless the forking thread is the one sweeping,
 // which still holds it and will release it.
 //
-// A Python rule (custom op) runs with the lock released (SweepPause): a rule
+// Python code inside a sweep (a custom-op rule, a hook registered on a
+// Variable, a signal handler run by the Ctrl-C check) runs with the lock
+// released (SweepPause): it
 // may then start a sweep itself (a nested sweep, on this thread) or wait for
 // one on another thread, and that sweep simply takes the lock. The paused
 // sweep's state is its own (its Tape and values, on its stack) except the
@@ -466,6 +547,47 @@ void SweepPause::resume() {
 
 SweepPause::~SweepPause() { resume(); }
 
+// Checks for Ctrl-C between the nodes of a sweep: counting nodes costs a
+// decrement; the clock is read every kEvery nodes (every node while nodes
+// are slow, so one long node delays the check by itself alone), and the
+// bindings' check (which takes the GIL) runs at most every kInterval.
+namespace {
+class InterruptPoll {
+ public:
+  __attribute__((always_inline)) void operator()() {
+    if (__builtin_expect(--countdown_ == 0, 0)) slow();
+  }
+
+ private:
+  using Clock = std::chrono::steady_clock;
+  static constexpr uint32_t kEvery = 32;
+  static constexpr auto kInterval = std::chrono::milliseconds(20);
+  void slow();
+  uint32_t countdown_ = kEvery;
+  Clock::time_point last_read_{}, last_check_{};
+};
+}  // namespace
+
+static std::atomic<void (*)()> g_sweep_interrupt_check{nullptr};
+void set_sweep_interrupt_check(void (*check)()) { g_sweep_interrupt_check.store(check); }
+
+void InterruptPoll::slow() {
+  const Clock::time_point now = Clock::now();
+  if (last_check_ == Clock::time_point{}) last_check_ = now;  // the sweep's first read
+  countdown_ = now - last_read_ < std::chrono::milliseconds(1) ? kEvery : 1;
+  last_read_ = now;
+  if (now - last_check_ < kInterval) return;
+  last_check_ = now;
+  if (auto check = g_sweep_interrupt_check.load(std::memory_order_relaxed)) check();
+}
+
+// The hooks of the node standing for a Variable in the reverse sweep: a
+// leaf's (on the leaf) or a non-leaf's (on its grad_fn); null when none.
+static VariableHooks* hooks_at(const Node* n) {
+  if (n->is_accumulator()) return static_cast<const AccumulateGrad*>(n)->variable->hooks.get();
+  return n->extra ? n->extra->hooks.get() : nullptr;
+}
+
 std::vector<Var> backward(const std::vector<Var>& roots, const std::vector<Var>& seeds, const BackwardOptions& opt,
                           const std::vector<Var>& inputs, GradUpdates* updates) {
   EngineLock lock;
@@ -493,28 +615,68 @@ std::vector<Var> backward(const std::vector<Var>& roots, const std::vector<Var>&
       if (Node* n = tape.root(r)) cot.add(n->sweep_slot, Var(seeds[r]), false);
   }
 
+  // Hooks (only when some exist anywhere). A leaf with hooks is handled as
+  // soon as its gradient is final, when the last node with an edge to it has
+  // passed (pending[slot] edges to go), not with the other leaves at the end
+  // of the sweep: its post-accumulate hooks may start work (an allreduce)
+  // while the sweep goes on.
+  const bool hooked = g_live_hooks.load(std::memory_order_relaxed) != 0;
+  std::vector<uint32_t> pending;
+  if (hooked) {
+    pending.assign(tape.size(), 0);
+    for (size_t i = 0; i < tape.size(); ++i)
+      for (const auto& e : tape[i]->next)
+        if (e && e->is_accumulator() && hooks_at(e.get())) ++pending[e->sweep_slot];
+  }
+
+  // A gradient reaching the Variable node n stands for: its hooks, then the
+  // gradients `inputs` asked for.
+  auto reached = [&](Node* n, Var& g) {
+    if (hooked)
+      if (VariableHooks* h = hooks_at(n); h && h->has_grad_hooks()) h->on_grad(g);
+    if (!capture.empty())
+      if (auto it = capture.find(n); it != capture.end())
+        for (size_t j : it->second) captured[j] = g;
+  };
+  auto accumulate_leaf = [&](Node* n, Var g) {
+    reached(n, g);
+    if (!updates) return;
+    const Var& leaf = static_cast<AccumulateGrad*>(n)->variable;
+    if (hooked)
+      if (VariableHooks* h = leaf->hooks.get(); h && h->has_post_hooks())
+        return h->accumulate_and_notify(leaf, std::move(g), opt.create_graph);
+    updates->items.emplace_back(leaf, std::move(g));
+  };
+  // After node n: the hooked leaves it was the last to feed.
+  auto passed = [&](const Node* n) {
+    for (const auto& e : n->next) {
+      if (!e || !pending[e->sweep_slot] || --pending[e->sweep_slot]) continue;
+      const size_t slot = e->sweep_slot;
+      const bool structured = cot.structured(slot);
+      if (Var g = cot.take(slot)) accumulate_leaf(e.get(), structured ? cot.densify(g) : std::move(g));
+    }
+  };
+
   // The reverse loop, newest node first.
-  for (size_t i = tape.size(); i-- > 0;) {
+  InterruptPoll poll;
+  const bool anomaly = anomaly_enabled();
+  auto step = [&](size_t i) {
     Node* n = tape[i];
     Var g = cot.take(i);
     if (!g) {  // no adjoint reached this node: skip it (never because it is numerically zero)
       if (!opt.retain_graph && !n->is_accumulator()) n->release();
-      continue;
+      return;
     }
-    const bool captured_here = !capture.empty() && capture.count(n);
+    const bool in_capture = !capture.empty() && capture.count(n);
     if (cot.structured(i)) {
-      if (!captured_here && !n->is_accumulator() && cot.vjp_structured(*n, g)) {
+      if (!in_capture && !n->is_accumulator() && !(hooked && hooks_at(n)) && !anomaly && cot.vjp_structured(*n, g)) {
         if (!opt.retain_graph) n->release();
-        continue;
+        return;
       }
       g = cot.densify(g);
     }
-    if (captured_here)
-      for (size_t j : capture.find(n)->second) captured[j] = g;
-    if (n->is_accumulator()) {
-      if (updates) updates->items.emplace_back(static_cast<AccumulateGrad*>(n)->variable, std::move(g));
-      continue;
-    }
+    if (n->is_accumulator()) return accumulate_leaf(n, std::move(g));
+    if (hooked || in_capture) reached(n, g);
     if (updates) {
       if (Var rv = n->retained.lock()) updates->items.emplace_back(std::move(rv), g);
     }
@@ -526,10 +688,16 @@ std::vector<Var> backward(const std::vector<Var>& roots, const std::vector<Var>&
       n->sweep_may_overwrite = !opt.create_graph;
       return n->vjp(g);
     }();
+    if (anomaly) anomaly_check_rule(*n, Grads::of(Var(g)), grads, true);
     for (size_t k = 0; k < n->next.size() && k < grads.size(); ++k) {
       if (n->next[k] && grads[k]) cot.add(n->next[k]->sweep_slot, std::move(grads[k]), false);
     }
     if (!opt.retain_graph) n->release();
+  };
+  for (size_t i = tape.size(); i-- > 0;) {
+    poll();
+    step(i);
+    if (hooked) passed(tape[i]);
   }
   return captured;
 }
@@ -571,7 +739,10 @@ std::vector<Var> forward(const std::vector<Var>& outputs, const std::vector<Var>
 
   // The forward loop, oldest node first: each node's JVP from its inputs'
   // tangents.
+  InterruptPoll poll;
+  const bool anomaly = anomaly_enabled();
   for (size_t i = 0; i < tape.size(); ++i) {
+    poll();
     Node* n = tape[i];
     if (seeded[i] || n->is_accumulator()) continue;
     Grads ts;
@@ -589,6 +760,7 @@ std::vector<Var> forward(const std::vector<Var>& outputs, const std::vector<Var>
     bool structured = false;
     if (any_structured) std::tie(t, structured) = tan.jvp_structured(*n, ts, nb);
     else t = n->jvp(ts, nb);
+    if (anomaly && t) anomaly_check_rule(*n, ts, Grads::of(Var(t)), false);
     if (!structured && t) {
       Shape want = batched(n->out_shape);
       if (t->shape() != want) t = broadcast_to(t, want);

@@ -38,11 +38,42 @@ using Grads = SmallVec<Var, 2>;
 extern __attribute__((tls_model("initial-exec"))) thread_local bool t_grad_enabled;
 inline bool grad_enabled() { return t_grad_enabled; }
 inline void set_grad_enabled(bool on) { t_grad_enabled = on; }
+// Anomaly mode (tapegrad.detect_anomaly, thread-local like grad mode): every
+// op's forward result and every rule's gradients are checked for NaN/inf and
+// the first bad one raises, naming the op, its inputs and the Python line
+// that recorded it (which nodes keep only in this mode: fetching it per op
+// would cost too much otherwise).
+extern __attribute__((tls_model("initial-exec"))) thread_local bool t_anomaly;
+inline bool anomaly_enabled() { return t_anomaly; }
+inline void set_anomaly_enabled(bool on) { t_anomaly = on; }
+
 struct GradModeGuard {
   bool prev;
   explicit GradModeGuard(bool on) : prev(grad_enabled()) { set_grad_enabled(on); }
   ~GradModeGuard() { set_grad_enabled(prev); }
 };
+
+// Hooks a user registered on a Variable (Variable.register_hook and
+// register_post_accumulate_grad_hook). The bindings implement them (they call
+// Python); the reverse sweep calls them with the engine lock held and without
+// the GIL, at the node standing for the Variable: a leaf's hooks live on the
+// leaf, a non-leaf's on its grad_fn (so they fire while the graph lives, as
+// PyTorch's do, even when the Variable object is gone).
+struct VariableHooks {
+  virtual ~VariableHooks() = default;
+  // g: the Variable's whole gradient in this sweep; a hook may replace it
+  // (same shape and dtype, which the implementation checks).
+  virtual void on_grad(Var& g) = 0;
+  // Adds g into leaf's .grad, then calls the post-accumulate hooks: the
+  // sweep calls it as soon as g is final, before the nodes older than the
+  // leaf's last consumer.
+  virtual void accumulate_and_notify(const Var& leaf, Var g, bool create_graph) = 0;
+  virtual bool has_grad_hooks() const = 0;
+  virtual bool has_post_hooks() const = 0;
+};
+// Hooks registered and not removed, in the whole process: while zero, a sweep
+// skips every hook check (hooks must cost nothing to sweeps that have none).
+inline std::atomic<int64_t> g_live_hooks{0};
 
 struct VariableImpl {
   Tensor data;
@@ -55,6 +86,7 @@ struct VariableImpl {
   // owned; set and cleared with the GIL held). Returning a Variable to
   // Python finds its object here instead of in a global registry.
   void* py_object = nullptr;
+  std::shared_ptr<VariableHooks> hooks;  // a leaf's hooks (a non-leaf's are on its grad_fn)
 
   explicit VariableImpl(Tensor&& t, bool rg = false) : data(std::move(t)), requires_grad(rg) {}
   bool is_leaf() const { return grad_fn == nullptr; }
@@ -90,6 +122,14 @@ struct Saved {
   bool used = false;
 };
 
+// What few nodes carry (null for nearly all): hooks registered on the op's
+// output Variable, and in anomaly mode where the op was recorded.
+struct NodeExtra {
+  std::shared_ptr<VariableHooks> hooks;
+  std::string recorded_at;  // "file.py:12 (in f)"
+  std::string inputs;       // "(3,) float64, () float32"
+};
+
 // Sequence numbers of nodes, in creation (= execution) order.
 inline std::atomic<uint64_t> g_node_seq{1};
 
@@ -99,6 +139,7 @@ struct Node {
   SmallVec<NodeRef, 2> next;       // one edge per input; null: needs no grad
   SmallVec<Saved, 3> saved;
   WeakRef<VariableImpl> retained;  // output Variable that called retain_grad()
+  std::unique_ptr<NodeExtra> extra;
   bool released = false;
   // Scratch space of the sweep that is visiting this node: its position in
   // the sweep's tape, and the edge (or root) the sweep reached it through.
@@ -202,6 +243,15 @@ template <class R> struct rule_has_vjp_diag<R, std::void_t<decltype(&R::vjp_diag
 template <class R, class = void> struct rule_has_jvp_diag : std::false_type {};
 template <class R> struct rule_has_jvp_diag<R, std::void_t<decltype(&R::jvp_diag)>> : std::true_type {};
 
+// Anomaly mode's pieces (autograd.cpp): the Python location of the op being
+// recorded (from the bindings), the forward check (throws), and the notes a
+// node keeps for its backward check.
+std::string anomaly_location();
+void set_anomaly_location_source(std::string (*source)());
+void anomaly_check_forward(const char* op, const VariableImpl& out, const std::vector<const VariableImpl*>& inputs,
+                           const std::string& where);
+void anomaly_annotate(Node& n, const std::vector<const VariableImpl*>& inputs, const std::string& where);
+
 // The generic node of an op: the op's rule struct provides `name`, an
 // `Attrs` struct and static `vjp(OpNode&, grad)` and `jvp(OpNode&, tangents,
 // nb)` next to its forward.
@@ -248,34 +298,46 @@ struct Recorder {
   Var out;
   OpNode<Rule>* node = nullptr;
 
-  Recorder(Tensor&& value, std::initializer_list<const Var*> inputs) {
-    out = make_var(std::move(value));
-    if (!grad_enabled()) return;
-    bool any = false;
-    for (const Var* v : inputs) any = any || (*v)->requires_grad;
-    if (!any) return;
-    auto n = make_ref<OpNode<Rule>>();
-    n->out_shape.assign_inline(out->shape());
-    for (const Var* v : inputs) n->next.push_back((*v)->requires_grad ? grad_edge(*v) : nullptr);
-    out->requires_grad = true;
-    node = n.get();
-    out->grad_fn = std::move(n);
-  }
-  Recorder(Tensor&& value, const std::vector<Var>& inputs) {
-    out = make_var(std::move(value));
-    if (!grad_enabled()) return;
-    bool any = false;
-    for (const Var& v : inputs) any = any || v->requires_grad;
-    if (!any) return;
-    auto n = make_ref<OpNode<Rule>>();
-    n->out_shape.assign_inline(out->shape());
-    for (const Var& v : inputs) n->next.push_back(v->requires_grad ? grad_edge(v) : nullptr);
-    out->requires_grad = true;
-    node = n.get();
-    out->grad_fn = std::move(n);
-  }
+  Recorder(Tensor&& value, std::initializer_list<const Var*> inputs) { init(std::move(value), inputs); }
+  Recorder(Tensor&& value, const std::vector<Var>& inputs) { init(std::move(value), inputs); }
   explicit operator bool() const { return node != nullptr; }
   typename Rule::Attrs& attrs() { return node->attrs; }
+
+ private:
+  template <class Inputs>
+  __attribute__((always_inline)) void init(Tensor&& value, const Inputs& inputs) {
+    out = make_var(std::move(value));
+    if (__builtin_expect(anomaly_enabled(), 0)) return anomaly_record(inputs);
+    if (grad_enabled()) record(inputs);
+  }
+  // The node, when an input requires grad.
+  template <class Inputs>
+  __attribute__((always_inline)) void record(const Inputs& inputs) {
+    bool any = false;
+    for (const auto& v : inputs) any = any || deref(v)->requires_grad;
+    if (!any) return;
+    auto n = make_ref<OpNode<Rule>>();
+    n->out_shape.assign_inline(out->shape());
+    for (const auto& v : inputs) n->next.push_back(deref(v)->requires_grad ? grad_edge(deref(v)) : nullptr);
+    out->requires_grad = true;
+    node = n.get();
+    out->grad_fn = std::move(n);
+  }
+  // Anomaly mode: the same, with the forward check and the node's notes.
+  template <class Inputs>
+  __attribute__((noinline, cold)) void anomaly_record(const Inputs& inputs) {
+    std::vector<const VariableImpl*> ins;
+    for (const auto& v : inputs) ins.push_back(deref(v).get());
+    const std::string where = anomaly_location();
+    anomaly_check_forward(Rule::name, *out, ins, where);
+    if (!grad_enabled()) return;
+    record(inputs);
+    if (node) anomaly_annotate(*node, ins, where);
+  }
+  static const Var& deref(const Var* v) { return *v; }
+  static const Var& deref(const Var& v) { return v; }
+
+ public:
   void save_input(const Var& v, int index) {
     node->saved.emplace_back(v->data, v->data.version(), static_cast<int16_t>(index), true);
   }
@@ -327,7 +389,8 @@ std::vector<Var> forward(const std::vector<Var>& outputs, const std::vector<Var>
                          const std::vector<Var>& tangents, int nb, bool create_graph, Basis basis = {});
 
 
-// Python rules inside a sweep (custom ops) run with the engine lock released,
+// Python inside a sweep (custom-op rules, hooks, signal handlers) runs with
+// the engine lock released,
 // so that a rule may start sweeps of its own (nested backward/grad/jvp, as in
 // PyTorch) or wait for another thread's sweep. Construct a SweepPause (with
 // the GIL) just before the rule; call resume() after it, WITHOUT the GIL (it
@@ -351,5 +414,10 @@ class SweepPause {
 // Called about every 100 ms by a thread waiting for the engine lock (without
 // the GIL): the bindings check for Ctrl-C there (it may throw).
 void set_engine_wait_check(void (*check)());
+// Called by the sweeps between nodes, about every 20 ms while a sweep runs
+// (a node in progress, such as one long GEMM, finishes first): the bindings
+// run Python's signal handlers there, so Ctrl-C raises KeyboardInterrupt out
+// of the sweep (it may throw; .grad is then untouched, as for any error).
+void set_sweep_interrupt_check(void (*check)());
 
 }  // namespace tg

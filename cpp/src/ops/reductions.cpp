@@ -121,6 +121,16 @@ Var mean(const Var& x, const std::optional<Axes>& axes, bool keepdims) {
 
 namespace {
 struct AxisAttrs { int64_t axis = 0; };
+// softmax and log_softmax follow PyTorch on a 0-d input: axis 0 or -1 treats
+// it as one element (softmax 1, log_softmax 0); any other axis is refused.
+static int64_t normalize_normaliser_axis(int64_t axis, int64_t ndim, const char* op) {
+  if (ndim) return normalize_axis(axis, ndim, op);
+  if (axis != 0 && axis != -1)
+    throw value_error(std::string(op) + ": axis " + std::to_string(axis) +
+                      " is out of bounds for a 0-d array (only 0 and -1 are accepted)");
+  return 0;
+}
+
 // d softmax: y * (d - sum(d * y)); the Jacobian is symmetric, so the same
 // formula is the VJP and the JVP.        (reads the output)
 struct SoftmaxRule {
@@ -137,7 +147,7 @@ struct SoftmaxRule {
 }  // namespace
 
 Var softmax(const Var& x, int64_t axis) {
-  if (x->data.ndim()) axis = normalize_axis(axis, x->data.ndim(), "softmax");
+  axis = normalize_normaliser_axis(axis, x->data.ndim(), "softmax");
   Recorder<SoftmaxRule> r(kern::softmax(x->data, axis), {&x});
   if (r) {
     r.attrs().axis = axis;
@@ -165,7 +175,7 @@ struct LogSoftmaxRule {
 }  // namespace
 
 Var log_softmax(const Var& x, int64_t axis) {
-  if (x->data.ndim()) axis = normalize_axis(axis, x->data.ndim(), "log_softmax");
+  axis = normalize_normaliser_axis(axis, x->data.ndim(), "log_softmax");
   Recorder<LogSoftmaxRule> r(kern::log_softmax(x->data, axis), {&x});
   if (r) {
     r.attrs().axis = axis;

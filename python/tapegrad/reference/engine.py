@@ -206,12 +206,14 @@ def _topological_order(root, stop=()):
 
 def _pull_back(order, root, seed, stop=(), release=False):
     """Yield ``(var, its total gradient)`` along ``order``, passing each gradient
-    on through the var's node (unless its id is in ``stop``)."""
+    (after the var's hooks) on through the var's node (unless its id is in ``stop``)."""
     grads = {id(root): seed}
     for var in order:
         g = grads.pop(id(var), None)
         if g is None:
             continue
+        if var._hooks:
+            g = _run_hooks(var, g)
         yield var, g
         fn = var._grad_fn
         if fn is None or id(var) in stop:
@@ -252,6 +254,49 @@ def backward(root, grad=None, retain_graph=False, create_graph=False):
         for var, g in _pull_back(order, root, seed, release=release):
             if var._grad_fn is None or var._retains_grad:
                 var._accumulate_grad(g, create_graph)
+            if var._post_hooks:
+                for hook in list(var._post_hooks.values()):
+                    if hook(var) is not None:
+                        raise TypeError(f"register_post_accumulate_grad_hook: the hook {hook!r} "
+                                        "returned a value; these hooks must return None")
+
+
+# -- hooks ----------------------------------------------------------------------
+
+
+class RemovableHandle:
+    """What ``register_hook`` returns: ``remove()`` (idempotent); a context manager."""
+
+    _next_id = 0
+
+    def __init__(self, hooks):
+        RemovableHandle._next_id += 1
+        self.id, self._hooks = RemovableHandle._next_id, hooks
+
+    def remove(self): self._hooks.pop(self.id, None)
+
+    def __enter__(self): return self
+
+    def __exit__(self, *exc_info): self.remove()
+
+
+def _run_hooks(var, g):
+    """``var``'s gradient after its hooks: each gets the current one and may
+    return a replacement of the same shape and dtype."""
+    for hook in list(var._hooks.values()):
+        new = hook(g)
+        if new is None:
+            continue
+        if not isinstance(new, (Variable, np.ndarray)):
+            raise TypeError(f"register_hook: the hook {hook!r} returned {type(new).__name__}, "
+                            "not a Variable, an array or None")
+        if new.shape != g.shape or new.dtype != g.dtype:
+            err = ValueError if new.shape != g.shape else TypeError
+            raise err(f"register_hook: the hook {hook!r} on a Variable of shape {var.shape} "
+                      f"returned a gradient of shape {new.shape} {new.dtype}, expected "
+                      f"{g.shape} {g.dtype}")
+        g = new if isinstance(new, Variable) else Variable._wrap(new.copy())
+    return g
 
 
 def reverse_sweep(output, inputs, cotangent, create_graph=False):
@@ -296,7 +341,7 @@ class Variable:
     operators and op methods are attached by ``ops.py``."""
 
     __slots__ = ("_data", "_requires_grad", "_grad", "_grad_fn", "_retains_grad",
-                 "_version", "__weakref__")
+                 "_version", "_hooks", "_post_hooks", "__weakref__")
     __array_ufunc__ = None   # `ndarray + Variable` dispatches to Variable.__radd__
     __hash__ = object.__hash__
 
@@ -314,6 +359,7 @@ class Variable:
 
     def _setup(self, requires_grad, version=None):
         self._requires_grad, self._grad, self._grad_fn, self._retains_grad = requires_grad, None, None, False
+        self._hooks = self._post_hooks = None   # {handle id: fn}, created on first use
         self._version = version if version is not None else [0]   # shared by detach()
 
     data = property(lambda self: self._data, doc="The NumPy array (shared memory).")
@@ -399,6 +445,36 @@ class Variable:
             raise RuntimeError("retain_grad: Variable does not require grad")
         if self._grad_fn is not None:
             self._retains_grad = True
+
+    def register_hook(self, hook):
+        """``hook(grad)`` runs when this Variable's gradient is computed in a
+        sweep; it may return a replacement (same shape and dtype) or None."""
+        if not callable(hook):
+            raise TypeError(f"register_hook: the hook must be callable, got {type(hook).__name__}")
+        if not self._requires_grad:
+            raise RuntimeError("register_hook: cannot register a hook on a Variable that does not require grad")
+        if self._hooks is None:
+            self._hooks = {}
+        handle = RemovableHandle(self._hooks)
+        self._hooks[handle.id] = hook
+        return handle
+
+    def register_post_accumulate_grad_hook(self, hook):
+        """``hook(self)`` runs in each backward() once this leaf's ``.grad`` is final."""
+        if not callable(hook):
+            raise TypeError(f"register_post_accumulate_grad_hook: the hook must be callable, "
+                            f"got {type(hook).__name__}")
+        if not self._requires_grad:
+            raise RuntimeError("register_post_accumulate_grad_hook: cannot register a hook on a "
+                               "Variable that does not require grad")
+        if self._grad_fn is not None:
+            raise RuntimeError("register_post_accumulate_grad_hook: post accumulate grad hooks "
+                               "cannot be registered on non-leaf Variables")
+        if self._post_hooks is None:
+            self._post_hooks = {}
+        handle = RemovableHandle(self._post_hooks)
+        self._post_hooks[handle.id] = hook
+        return handle
 
     def detach(self):
         """A new leaf sharing this Variable's buffer (and version counter)."""

@@ -705,14 +705,25 @@ def _reduction(cls):
 sum, mean, max, min, logsumexp = map(_reduction, (Sum, Mean, Max, Min, LogSumExp))
 
 
+def _normaliser_axes(name, axis, shape):
+    # PyTorch's rule on a 0-d input: axis 0 or -1 normalises over nothing
+    # (softmax 1, log_softmax 0); any other axis is refused.
+    if len(shape) == 0:
+        if axis not in (0, -1):
+            raise ValueError(f"{name}: axis {axis!r} is out of bounds for a 0-d array "
+                             "(only 0 and -1 are accepted)")
+        return ()
+    return _normalize_axes(name, axis, shape)
+
+
 def softmax(x, axis=-1):
     x = as_variable(x)
-    return Softmax.apply(x, axes=_normalize_axes("softmax", axis, x.shape))
+    return Softmax.apply(x, axes=_normaliser_axes("softmax", axis, x.shape))
 
 
 def log_softmax(x, axis=-1):
     x = as_variable(x)
-    return LogSoftmax.apply(x, axes=_normalize_axes("log_softmax", axis, x.shape))
+    return LogSoftmax.apply(x, axes=_normaliser_axes("log_softmax", axis, x.shape))
 
 
 # -- Variable's operators and methods; the op list -----------------------------------------
