@@ -299,8 +299,10 @@ void install_call_errors(py::module_& m) {
     for (const std::string& n : names) add_fallback(scope, n, in_class);
   };
   add_all(m, false);
-  add_all(m.attr("Variable"), true);
-  add_all(m.attr("Node"), true);
+  std::vector<py::object> classes;  // Variable, Node, RemovableHandle, ...: every class the module binds
+  for (auto item : m.attr("__dict__").attr("items")())
+    if (PyType_Check(item[py::int_(1)].ptr())) classes.push_back(py::reinterpret_borrow<py::object>(item[py::int_(1)]));
+  for (const py::object& cls : classes) add_all(cls, true);
 }
 
 void bind_errors(py::module_& m) {
