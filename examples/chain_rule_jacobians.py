@@ -17,7 +17,7 @@ x = np.random.default_rng(1).normal(size=4)
 product = np.eye(4)
 h = x
 for i, layer in enumerate(model):
-    J = tg.jacobian(lambda v, layer=layer: layer(v), h)  # shape (out, in)
+    J = np.asarray(tg.jacobian(lambda v, layer=layer: layer(v), h))  # shape (out, in)
     print(f"layer {i} {type(layer).__name__:6s} Jacobian {J.shape}")
     product = J @ product
     with tg.no_grad():

@@ -142,6 +142,11 @@ void install_object_hooks() {
     py::object sig = py::module_::import("inspect").attr("Signature")(py::make_tuple(
         P("data", kind), P("requires_grad", kind, py::arg("default") = false),
         P("dtype", kind, py::arg("default") = py::none())));
+    // CPython's text signature, so that inspect.signature(Variable) works.
+    const std::string init_doc = "__init__(self, " + py::str(sig).cast<std::string>().substr(1) + "\n--\n\n" +
+                                 py::str(V.attr("__doc__")).cast<std::string>();
+    py::options text_signature_only;
+    text_signature_only.disable_function_signatures();
     V.attr("__init__") = py::cpp_function(
         [pybind11_init, sig](py::handle self, py::args args, py::kwargs kwargs) {
           if (PyObject_TypeCheck(self.ptr(), g_var_type)) {
@@ -164,7 +169,7 @@ void install_object_hooks() {
             throw type_error("Variable(): unsupported arguments; expected Variable" + py::str(sig).cast<std::string>());
           }
         },
-        py::name("__init__"), py::is_method(V), py::doc(py::str(pybind11_init.attr("__doc__")).cast<std::string>().c_str()));
+        py::name("__init__"), py::is_method(V), py::doc(init_doc.c_str()));
   }
   // cast_out, var_dealloc and the object free list assume a non-GC type
   // (no py::dynamic_attr): fail at import rather than corrupt the GC lists.
@@ -190,10 +195,14 @@ py::object signature_of(const py::detail::function_record* rec) {
   py::module_ inspect = py::module_::import("inspect");
   py::object P = inspect.attr("Parameter");
   py::list params;
+  // self is positional-only when an unnamed argument follows it (operators: `__add__(self, arg1, /)`).
+  bool unnamed_after_self = false;
+  for (size_t i = 1; i < rec->nargs_pos; ++i) unnamed_after_self |= i >= rec->args.size() || !rec->args[i].name;
   for (size_t i = 0; i < rec->nargs_pos; ++i) {
     const char* name = i < rec->args.size() ? rec->args[i].name : nullptr;
-    std::string n = name ? name : (rec->is_method && i == 0 ? "self" : "arg" + std::to_string(i));
-    py::object kind = P.attr(name || (rec->is_method && i == 0) ? "POSITIONAL_OR_KEYWORD" : "POSITIONAL_ONLY");
+    const bool self = rec->is_method && i == 0;
+    std::string n = name ? name : (self ? "self" : "arg" + std::to_string(i));
+    py::object kind = P.attr((name || self) && !(self && unnamed_after_self) ? "POSITIONAL_OR_KEYWORD" : "POSITIONAL_ONLY");
     if (i < rec->args.size() && rec->args[i].value)
       params.append(P(n, kind, py::arg("default") = rec->args[i].value));
     else
@@ -233,6 +242,20 @@ std::string bad_call_message(const std::string& qualname, py::handle sig, bool m
 }
 
 namespace {
+// `doc` starting with CPython's text signature `name(a, b=1)\n--\n\n` built
+// from `sig` (an inspect.Signature, or None: doc unchanged), in place of the
+// `name(a: T, b: U = 1) -> R` line pybind11 writes.
+std::string with_text_signature(const std::string& name, const std::string& doc, py::handle sig) {
+  if (sig.is_none() || doc.find(")\n--\n\n") != std::string::npos) return doc;
+  std::string body = doc;
+  if (body.rfind(name + "(", 0) == 0) {
+    size_t eol = body.find('\n');
+    body = eol == std::string::npos ? "" : body.substr(eol);
+    body.erase(0, body.find_first_not_of('\n') == std::string::npos ? body.size() : body.find_first_not_of('\n'));
+  }
+  return name + py::str(sig).cast<std::string>() + "\n--\n\n" + body;
+}
+
 void add_fallback(py::handle scope, const std::string& name, bool in_class) {
   py::object f = scope.attr(name.c_str());
   const py::detail::function_record* rec = record_of(f);
@@ -251,9 +274,17 @@ void add_fallback(py::handle scope, const std::string& name, bool in_class) {
   py::cpp_function cf = in_class ? py::cpp_function(fallback, py::name(name.c_str()), py::is_method(scope), py::sibling(f))
                                  : py::cpp_function(fallback, py::name(name.c_str()), py::scope(scope), py::sibling(f));
   scope.attr(name.c_str()) = cf;
-  // pybind11 rebuilt the doc from both overloads: keep the original one.
+  // pybind11 rebuilt the doc from both overloads: keep the original one, with
+  // CPython's text signature in place of pybind11's signature line so that
+  // inspect.signature works (the spec's ops carry theirs already).
   std::free(const_cast<char*>(def->ml_doc));
-  def->ml_doc = strdup(doc.c_str());
+  def->ml_doc = strdup(with_text_signature(name, doc, sig).c_str());
+  try {
+    py::module_::import("inspect").attr("signature")(scope.attr(name.c_str()));
+  } catch (py::error_already_set&) {  // a default inspect cannot read back: no signature rather than a wrong one
+    std::free(const_cast<char*>(def->ml_doc));
+    def->ml_doc = strdup(doc.c_str());
+  }
 }
 }  // namespace
 
@@ -268,8 +299,10 @@ void install_call_errors(py::module_& m) {
     for (const std::string& n : names) add_fallback(scope, n, in_class);
   };
   add_all(m, false);
-  add_all(m.attr("Variable"), true);
-  add_all(m.attr("Node"), true);
+  std::vector<py::object> classes;  // Variable, Node, RemovableHandle, ...: every class the module binds
+  for (auto item : m.attr("__dict__").attr("items")())
+    if (PyType_Check(item[py::int_(1)].ptr())) classes.push_back(py::reinterpret_borrow<py::object>(item[py::int_(1)]));
+  for (const py::object& cls : classes) add_all(cls, true);
 }
 
 void bind_errors(py::module_& m) {

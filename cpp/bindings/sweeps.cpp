@@ -126,7 +126,7 @@ void bind_sweeps(py::module_& m) {
   set_anomaly_location_source(&python_location);
   m.def("is_anomaly_enabled", &anomaly_enabled, "True inside tapegrad.detect_anomaly() (per thread).");
   m.def("_set_anomaly_enabled", [](bool on) { bool prev = anomaly_enabled(); set_anomaly_enabled(on); return prev; });
-  m.def("is_grad_enabled", &grad_enabled);
+  m.def("is_grad_enabled", &grad_enabled, "Whether ops are recorded on this thread (see no_grad / enable_grad).");
   m.def("_set_grad_enabled", [](bool on) { bool prev = grad_enabled(); set_grad_enabled(on); return prev; });
   m.def("_backward", [](const std::vector<Var>& roots, py::list grads, bool retain, bool create) {
         std::vector<Var> seeds;

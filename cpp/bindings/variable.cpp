@@ -464,8 +464,9 @@ void add_unary_methods(PyTypeObject* type, std::index_sequence<I...>) {
 
 void bind_variable(py::module_& m) {
   py::class_<Node, NodeRef>(m, "Node", "A recorded operation (the grad_fn of a Variable).")
-      .def_property_readonly("name", [](const Node& n) { return std::string(n.name()); })
-      .def_property_readonly("next_functions", [](const Node& n) { return n.next.to_vector(); })
+      .def_property_readonly("name", [](const Node& n) { return std::string(n.name()); }, "The op's name (\"tanh\").")
+      .def_property_readonly("next_functions", [](const Node& n) { return n.next.to_vector(); },
+                             "The Nodes of the op's inputs that are not leaves.")
       .def("__repr__", [](const Node& n) { return std::string("<tapegrad.Node ") + n.name() + ">"; });
 
   py::class_<VariableImpl, Var> V(m, "Variable", R"doc(
@@ -486,7 +487,8 @@ tapegrad.from_numpy(arr) to share a NumPy array's buffer instead.
                       // Replaces the values (keeping the dtype) without recording, like torch's `.data =`.
                       Tensor t = to_var(arr, v->dtype(), "data")->data;
                       v->data = t.dtype == v->dtype() ? t.clone() : kern::astype(t, v->dtype());
-                    })
+                    }, "The values as a NumPy array sharing this Variable's buffer; assigning replaces them "
+                       "without recording.")
       .def("numpy", [](const Var& v) { return to_numpy(v->data); }, "The values as a NumPy array sharing this Variable's buffer.")
       .def("__array__", [](const Var& v, py::handle dtype, py::handle copy) -> py::object {
              // np.asarray(v), np.array([v, w]) and every NumPy function that is not dispatched
@@ -499,11 +501,17 @@ tapegrad.from_numpy(arr) to share a NumPy array's buffer instead.
                    "a Variable outside the graph, or call the np.* function on the Variable itself (it "
                    "dispatches to tapegrad).");
              py::object a = to_numpy(v->data);
-             if (!dtype.is_none()) a = a.attr("astype")(dtype, py::arg("copy") = false);
+             if (!dtype.is_none()) {
+               try {
+                 a = a.attr("astype")(dtype, py::arg("copy") = false);
+               } catch (py::error_already_set& e) {
+                 reraise_prefixed(e, "__array__: dtype");
+               }
+             }
              if (!copy.is_none() && bool_arg(copy, "__array__", "copy")) a = a.attr("copy")();
              return a;
            }, py::arg("dtype") = py::none(), py::arg("copy") = py::none())
-      .def("item", [](const Var& v) { return v->data.item(); })
+      .def("item", [](const Var& v) { return v->data.item(); }, "The value of a one-element Variable as a Python float.")
       .def("__float__", [](const Var& v) { return v->data.item(); })
       .def("__bool__", [](const Var& v) {
         if (v->data.numel() != 1)
@@ -516,10 +524,12 @@ tapegrad.from_numpy(arr) to share a NumPy array's buffer instead.
         return v->shape()[0];
       })
       .def("__hash__", [](py::handle self) { return reinterpret_cast<intptr_t>(self.ptr()) >> 4; })
-      .def_property_readonly("shape", [](const Var& v) { return py::reinterpret_steal<py::tuple>(py::cast(v->shape()).release()); })
-      .def_property_readonly("ndim", [](const Var& v) { return v->data.ndim(); })
-      .def_property_readonly("size", [](const Var& v) { return v->data.numel(); })
-      .def_property_readonly("dtype", [](const Var& v) { return np_dtype(v->dtype()); })
+      .def_property_readonly("shape", [](const Var& v) { return py::reinterpret_steal<py::tuple>(py::cast(v->shape()).release()); },
+                             "The shape, a tuple of ints.")
+      .def_property_readonly("ndim", [](const Var& v) { return v->data.ndim(); }, "The number of axes.")
+      .def_property_readonly("size", [](const Var& v) { return v->data.numel(); }, "The number of elements.")
+      .def_property_readonly("dtype", [](const Var& v) { return np_dtype(v->dtype()); },
+                             "The NumPy dtype: float32 or float64.")
       .def_property_readonly("_version", [](const Var& v) { return v->data.version(); })
       // ----- autograd state
       .def_property("requires_grad", [](const Var& v) { return v->requires_grad; },
@@ -529,18 +539,23 @@ tapegrad.from_numpy(arr) to share a NumPy array's buffer instead.
                         throw graph_error("requires_grad can only be changed on leaf Variables; use .detach() on "
                                           "the result of an op");
                       v->requires_grad = rg;
-                    })
-      .def_property_readonly("is_leaf", [](const Var& v) { return v->is_leaf(); })
-      .def_property_readonly("grad_fn", [](const Var& v) { return v->grad_fn; })
-      .def_property("grad", &grad_of, &set_grad)
+                    }, "Whether ops record this Variable on the tape (settable on leaves).")
+      .def_property_readonly("is_leaf", [](const Var& v) { return v->is_leaf(); },
+                             "True for a Variable no recorded op made (its .grad accumulates in backward).")
+      .def_property_readonly("grad_fn", [](const Var& v) { return v->grad_fn; },
+                             "The Node of the op that made this Variable, or None for a leaf.")
+      .def_property("grad", &grad_of, &set_grad,
+                    "The accumulated gradient: a NumPy array, a Variable after backward(create_graph=True), "
+                    "or None; settable.")
       .def("zero_grad", [](const Var& v) { v->grad = nullptr; }, "Reset .grad to None.")
       .def("retain_grad", [](const Var& v) {
         if (!v->requires_grad) throw graph_error("retain_grad: this Variable does not require grad");
         if (v->is_leaf()) return;
         v->retains_grad = true;
         v->grad_fn->retained = v;
-      })
-      .def_property_readonly("retains_grad", [](const Var& v) { return v->retains_grad; })
+      }, "Keep this non-leaf Variable's gradient in .grad during backward (as leaves do).")
+      .def_property_readonly("retains_grad", [](const Var& v) { return v->retains_grad; },
+                             "Whether retain_grad() was called (always False for a leaf).")
       .def("detach", [](const Var& v) { return make_var(v->data); },
            "A Variable sharing this one's buffer, outside the graph.")
       .def("backward", named("backward", +[](const Var& self, py::handle grad, py::handle retain_graph, py::handle create_graph_) {
@@ -571,7 +586,7 @@ tapegrad.from_numpy(arr) to share a NumPy array's buffer instead.
       .def("__eq__", &compare_op<kern::CompareOp::Eq>)
       .def("__ne__", &compare_op<kern::CompareOp::Ne>)
       .def("__getitem__", &getitem);
-  V.def_property_readonly("T", [](const Var& v) { return transpose(v, std::nullopt); });
+  V.def_property_readonly("T", [](const Var& v) { return transpose(v, std::nullopt); }, "The axes reversed (transpose()).");
 
   // ----- methods of the op spec, with its argument names, defaults and docs
   // pybind11's own signature lines are off here: each doc starts with CPython's

@@ -4,7 +4,10 @@ A C++ tape records every primitive op applied to a :class:`Variable`;
 ``backward()`` runs the reverse sweep in C++. ``tapegrad.reference`` is an
 independent pure-NumPy engine with the same API, for cross-checking.
 """
-def _load_openblas():
+from typing import TYPE_CHECKING as _TYPE_CHECKING
+
+
+def _load_openblas() -> None:
     """Load OpenBLAS (scipy-openblas32) before the extension that links it.
 
     The extension finds it through its RPATH in a regular install; loading it
@@ -34,6 +37,8 @@ from ._core import (  # noqa: E402,F401  (the public API besides the ops)
 
 # Every op of the spec (opspec/ops.py), as the core declares it in __ops__.
 globals().update({_name: getattr(_core, _name) for _name in _core.__ops__})
+if _TYPE_CHECKING:  # the same names for type checkers, from _core.pyi (opspec/stubs.py writes it from the spec)
+    from ._core import *  # noqa: F401,F403
 from ._grad_mode import no_grad, enable_grad, detect_anomaly  # noqa: F401
 from .functional import (  # noqa: F401
     jvp,

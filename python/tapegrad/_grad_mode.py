@@ -1,6 +1,14 @@
 """Grad mode and anomaly mode switches. The flags live in C++ and are thread-local."""
+from __future__ import annotations
+
 import contextlib
 import threading
+from typing import TYPE_CHECKING, Any, Callable, Literal, TypeVar, overload
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
+
+_F = TypeVar("_F", bound=Callable[..., Any])
 
 from . import _core
 
@@ -15,8 +23,14 @@ class _GradMode(contextlib.ContextDecorator):
 
     _enabled: bool
     _set = staticmethod(_core._set_grad_enabled)  # sets the flag, returns the previous state
+    _local: threading.local
 
-    def __new__(cls, *args, **kwargs):
+    @overload
+    def __new__(cls) -> Self: ...
+    @overload
+    def __new__(cls, func: Callable[..., Any], /) -> Self: ...
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Any:
         if kwargs or len(args) > 1:
             raise TypeError(f"{cls.__name__}() takes no arguments (or a function to decorate)")
         func = args[0] if args else None
@@ -28,15 +42,26 @@ class _GradMode(contextlib.ContextDecorator):
             return self(func)
         return self
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args: Callable[..., Any]) -> None:
         pass
 
-    def __enter__(self):
+    if TYPE_CHECKING:
+        # @no_grad() gives the function back with its type. A bare @no_grad
+        # also gives the decorated function at run time (see __new__), but mypy
+        # cannot spell a __new__ that returns a non-instance: it sees the
+        # instance, whose calls (the function's) are the second overload's.
+        @overload
+        def __call__(self, func: _F, /) -> _F: ...
+        @overload
+        def __call__(self, *args: Any, **kwargs: Any) -> Any: ...
+        def __call__(self, *args: Any, **kwargs: Any) -> Any: ...
+
+    def __enter__(self) -> Self:
         stack = self._local.__dict__.setdefault("stack", [])
         stack.append(self._set(self._enabled))
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> Literal[False]:
         self._set(self._local.stack.pop())
         return False
 

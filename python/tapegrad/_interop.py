@@ -5,7 +5,7 @@ import numpy as np
 from . import _core
 
 
-def _repr(self):
+def _repr(self: _core.Variable) -> str:
     body = np.array2string(self.data, separator=", ", prefix="Variable(")
     extra = f", dtype={self.dtype}"
     if self.grad_fn is not None:

@@ -7,6 +7,8 @@ differences), then trains with a progress bar and prints train/test accuracy
 and the time per epoch. Exit status: 0 on success, 1 if the gradient check
 fails, 2 on bad arguments or unreadable data (a one-line message).
 """
+from __future__ import annotations
+
 import argparse
 import contextlib
 import os
@@ -14,6 +16,7 @@ import sys
 import time
 
 import numpy as np
+from typing import IO, Any, Optional, Sequence
 
 ACTIVATION_CHOICES = ("relu", "leaky_relu", "tanh", "sigmoid", "gelu")
 DEFAULT_LR = {"sgd": 0.1, "adam": 0.002}
@@ -24,11 +27,11 @@ class CLIError(Exception):
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message):
+    def error(self, message: str) -> Any:
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
-def _positive_int(text):
+def _positive_int(text: str) -> int:
     try:
         v = int(text)
     except ValueError:
@@ -38,7 +41,7 @@ def _positive_int(text):
     return v
 
 
-def _positive_float(text):
+def _positive_float(text: str) -> float:
     try:
         v = float(text)
     except ValueError:
@@ -48,7 +51,7 @@ def _positive_float(text):
     return v
 
 
-def _non_negative_int(text):
+def _non_negative_int(text: str) -> int:
     try:
         v = int(text)
     except ValueError:
@@ -58,7 +61,7 @@ def _non_negative_int(text):
     return v
 
 
-def parse_hidden(text):
+def parse_hidden(text: str) -> list[int]:
     """"64,64" -> [64, 64]; "" or "none" -> [] (a linear model)."""
     text = text.strip()
     if text == "" or text.lower() == "none":
@@ -77,7 +80,7 @@ def parse_hidden(text):
     return sizes
 
 
-def build_parser():
+def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="tapegrad", description="tapegrad: automatic differentiation on the CPU.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     t = sub.add_parser("train", help="train an MLP (default: the digits data set), after a 3-way gradient check",
@@ -310,7 +313,7 @@ def _check_outputs(args):
             raise CLIError("--plot needs matplotlib: pip install matplotlib") from None
 
 
-def train(args, out=None):
+def train(args: argparse.Namespace, out: Optional[IO[str]] = None) -> int:
     import tapegrad
     from . import data, nn, optim
 
@@ -381,6 +384,7 @@ def train(args, out=None):
     if not ok:
         return 1
 
+    opt: optim.Optimizer
     if args.optimizer == "sgd":
         opt = optim.SGD(model.parameters(), lr=lr, momentum=0.9)
     else:
@@ -457,7 +461,7 @@ def _resume(args, model, opt, sched, rank, out):
     return epoch
 
 
-def main(argv=None):
+def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:

@@ -9,13 +9,17 @@ requires grad: then the call is nested inside another transform (for
 example `jacobian(grad(f), x)`), the sweeps are recorded (`create_graph`)
 and Variables connected to the outer graph come back.
 """
+from __future__ import annotations
+
 import numbers
+from typing import Any, Callable, Sequence, overload
 
 import numpy as np
 
 from . import _core
 from ._core import Variable
 from ._grad_mode import enable_grad
+from ._typing import Array, Function, Operand, Primals, Result, Results
 
 __all__ = [
     "jvp", "vjp", "grad", "value_and_grad", "jacobian", "hessian", "hvp",
@@ -33,16 +37,16 @@ REVERSE_COST_PER_DIRECTION = 1.0
 # Inputs and outputs
 # ---------------------------------------------------------------------------
 
-def _as_tuple(x):
+def _as_tuple(x: Any) -> tuple[Any, ...]:
     return tuple(x) if isinstance(x, (tuple, list)) else (x,)
 
 
-def _check_f(f, what):
+def _check_f(f: object, what: str) -> None:
     if not callable(f):
         raise TypeError(f"{what}: f must be a function, got {type(f).__name__}")
 
 
-def _asarray(x, what, role):
+def _asarray(x: Any, what: str, role: str) -> np.ndarray[Any, Any]:
     """np.asarray(x), its errors naming the operator (a ragged list, ...)."""
     try:
         return np.asarray(x)
@@ -50,7 +54,7 @@ def _asarray(x, what, role):
         raise type(e)(f"{what}: {role} must be an array of real numbers: {e}") from None
 
 
-def _input(x, what):
+def _input(x: Operand, what: str) -> tuple[Variable, bool]:
     """(leaf to differentiate at, nested?) for a primal value."""
     if isinstance(x, Variable):
         if x.requires_grad:
@@ -64,7 +68,7 @@ def _input(x, what):
     return Variable(arr, requires_grad=True), False
 
 
-def _call(f, args, what):
+def _call(f: Function, args: Sequence[Any], what: str) -> Variable:
     with enable_grad():
         out = f(*args)
     if not isinstance(out, Variable):
@@ -72,16 +76,16 @@ def _call(f, args, what):
     return out
 
 
-def _value(v, nested):
+def _value(v: Variable, nested: bool) -> Result:
     return v if nested else v.numpy()
 
 
-def _zeros_like(x, nested):
+def _zeros_like(x: Variable, nested: bool) -> Result:
     z = np.zeros(x.shape, dtype=x.dtype)
     return Variable(z) if nested else z
 
 
-def _tangent(t, primal, what, i):
+def _tangent(t: Operand, primal: Variable, what: str, i: int) -> Any:
     """A tangent as an array of the primal's dtype and shape (batch axes allowed before)."""
     if isinstance(t, Variable):
         t = t if t.requires_grad else t.data
@@ -101,7 +105,7 @@ def _tangent(t, primal, what, i):
 # First order
 # ---------------------------------------------------------------------------
 
-def jvp(f, primals, tangents):
+def jvp(f: Function, primals: Primals, tangents: Primals) -> tuple[Result, Result]:
     """Forward mode: ``(f(*primals), J·tangents)``.
 
     ``primals`` and ``tangents`` are tuples of arrays of equal shapes (a
@@ -110,7 +114,7 @@ def jvp(f, primals, tangents):
     return _jvp(f, primals, tangents, "jvp")
 
 
-def _jvp(f, primals, tangents, what):
+def _jvp(f: Function, primals: Primals, tangents: Primals, what: str) -> tuple[Result, Result]:
     _check_f(f, what)
     primals, tangents = _as_tuple(primals), _as_tuple(tangents)
     if len(primals) != len(tangents):
@@ -131,12 +135,12 @@ def _jvp(f, primals, tangents, what):
     return _value(out, nested), _value(out_t, nested)
 
 
-def directional_derivative(f, x, u):
+def directional_derivative(f: Function, x: Operand, u: Operand) -> Result:
     """J(x)·u = d/dα f(x + αu) at α = 0, by one forward sweep."""
     return _jvp(f, (x,), (u,), "directional_derivative")[1]
 
 
-def vjp(f, *primals):
+def vjp(f: Function, *primals: Operand) -> tuple[Result, Callable[[Operand], tuple[Result, ...]]]:
     """Reverse mode: ``(f(*primals), vjp_fn)``; ``vjp_fn(w)`` gives wᵀ·J, one array per primal."""
     _check_f(f, "vjp")
     leaves = [_input(p, "vjp") for p in primals]
@@ -144,7 +148,7 @@ def vjp(f, *primals):
     nested = any(n for _, n in leaves)
     out = _call(f, xs, "vjp")
 
-    def vjp_fn(cotangent):
+    def vjp_fn(cotangent: Operand) -> tuple[Result, ...]:
         if not out.requires_grad:
             return tuple(_zeros_like(x, nested) for x in xs)
         if not isinstance(cotangent, Variable):
@@ -157,45 +161,49 @@ def vjp(f, *primals):
     return _value(out, nested), vjp_fn
 
 
-def _argnums(argnums, nargs, what):
+def _argnums(argnums: int | Sequence[int], nargs: int, what: str) -> tuple[tuple[int, ...], bool]:
     many = isinstance(argnums, (tuple, list))
-    nums = tuple(argnums) if many else (argnums,)
+    nums: tuple[Any, ...] = tuple(argnums) if isinstance(argnums, (tuple, list)) else (argnums,)
     for a in nums:
         if not isinstance(a, numbers.Integral) or isinstance(a, bool):
             raise TypeError(f"{what}: argnums must be an int or a tuple of ints, got {a!r}")
-        if not -nargs <= a < nargs:
+        if not -nargs <= int(a) < nargs:
             raise ValueError(f"{what}: argnums {a} is out of range for a function called with {nargs} "
                              f"positional argument{'s' if nargs != 1 else ''}")
     return tuple(a % nargs for a in nums), many
 
 
-def value_and_grad(f, argnums=0):
+@overload
+def value_and_grad(f: Function, argnums: int = 0) -> Callable[..., tuple[float | Variable, Result]]: ...
+@overload
+def value_and_grad(f: Function, argnums: Sequence[int]) -> Callable[..., tuple[float | Variable, tuple[Result, ...]]]: ...
+def value_and_grad(f: Function, argnums: int | Sequence[int] = 0) -> Callable[..., tuple[float | Variable, Any]]:
     """A function returning ``(f(*args), ∇f)`` for a scalar (single-element) ``f``."""
     return _value_and_grad(f, argnums, "value_and_grad")
 
 
-def _value_and_grad(f, argnums, what):
+def _value_and_grad(f: Function, argnums: int | Sequence[int], what: str) -> Callable[..., tuple[Any, Any]]:
     _check_f(f, what)
 
-    def wrapped(*args):
+    def wrapped(*args: Any) -> tuple[Any, Any]:
         nums, many = _argnums(argnums, len(args), what)
-        args = list(args)
+        arglist = list(args)
         nested = False
         xs = []
         for a in nums:
-            v, n = _input(args[a], what)
-            args[a] = v
+            v, n = _input(arglist[a], what)
+            arglist[a] = v
             xs.append(v)
             nested = nested or n
-        out = _call(f, args, what)
+        out = _call(f, arglist, what)
         if out.size != 1:
             raise ValueError(f"{what}: the function must return a scalar (single-element) Variable, "
                              f"got shape {out.shape}; use jacobian or vjp for non-scalar functions")
         if out.requires_grad:
-            gs = _core._grad([out], xs, [None], nested, nested, 0)
+            raw = _core._grad([out], xs, [None], nested, nested, 0)
         else:
-            gs = [None] * len(xs)
-        gs = tuple(_zeros_like(x, nested) if g is None else _value(g, nested) for g, x in zip(gs, xs))
+            raw = [None] * len(xs)
+        gs = tuple(_zeros_like(x, nested) if g is None else _value(g, nested) for g, x in zip(raw, xs))
         value = out if nested else out.item()
         return value, (gs if many else gs[0])
 
@@ -203,11 +211,15 @@ def _value_and_grad(f, argnums, what):
     return wrapped
 
 
-def grad(f, argnums=0):
+@overload
+def grad(f: Function, argnums: int = 0) -> Callable[..., Result]: ...
+@overload
+def grad(f: Function, argnums: Sequence[int]) -> Callable[..., tuple[Result, ...]]: ...
+def grad(f: Function, argnums: int | Sequence[int] = 0) -> Callable[..., Any]:
     """The gradient function of a scalar ``f`` (``argnums`` an int or a tuple of ints)."""
     vg = _value_and_grad(f, argnums, "grad")
 
-    def wrapped(*args):
+    def wrapped(*args: Any) -> Any:
         return vg(*args)[1]
 
     wrapped.__name__ = f"grad({getattr(f, '__name__', 'f')})"
@@ -218,14 +230,14 @@ def grad(f, argnums=0):
 # Jacobians
 # ---------------------------------------------------------------------------
 
-def _basis(n, start, stop, shape, dtype):
+def _basis(n: int, start: int, stop: int, shape: Sequence[int], dtype: Any) -> Array:
     """Rows start..stop of the n×n identity, each shaped like the input/output."""
     e = np.zeros((stop - start, n), dtype=dtype)
     e[np.arange(stop - start), np.arange(start, stop)] = 1
     return e.reshape((stop - start,) + tuple(shape))
 
 
-def choose_mode(n, m):
+def choose_mode(n: int, m: int) -> str:
     """The auto mode's choice for a Jacobian of an n-input, m-output tape.
 
     Both sweeps cost about the same per direction over a given tape (each
@@ -236,7 +248,12 @@ def choose_mode(n, m):
     return "forward" if n < m * REVERSE_COST_PER_DIRECTION else "reverse"
 
 
-def jacobian(f, x, *, mode="auto", chunk_size=None):
+@overload
+def jacobian(f: Function, x: tuple[Operand, ...] | list[Operand], *, mode: str = "auto",
+             chunk_size: int | None = None) -> tuple[Result, ...]: ...
+@overload
+def jacobian(f: Function, x: Operand, *, mode: str = "auto", chunk_size: int | None = None) -> Result: ...
+def jacobian(f: Function, x: Primals, *, mode: str = "auto", chunk_size: int | None = None) -> Results:
     """The Jacobian of ``f`` at ``x``, shape ``out.shape + x.shape``.
 
     ``x`` a tuple of arrays gives a tuple of Jacobians. ``mode``:
@@ -248,7 +265,7 @@ def jacobian(f, x, *, mode="auto", chunk_size=None):
     return _jacobian(f, x, mode, chunk_size, "jacobian")
 
 
-def _jacobian(f, x, mode, chunk_size, what):
+def _jacobian(f: Function, x: Primals, mode: str, chunk_size: int | None, what: str) -> Results:
     _check_f(f, what)
     if not isinstance(mode, str) or mode not in ("auto", "forward", "reverse"):
         raise ValueError(f"{what}: mode must be 'auto', 'forward' or 'reverse', got {mode!r}")
@@ -291,7 +308,7 @@ def _jacobian(f, x, mode, chunk_size, what):
             jacs.append(_assemble(cols, n, out.shape, v.shape, nested, forward=True, dtype=dt))
     else:
         step = chunk_size or max(m, 1)
-        rows = [[] for _ in xs]
+        rows: list[list[Any]] = [[] for _ in xs]
         for start in range(0, m, step):
             stop = min(m, start + step)
             if nested:
@@ -300,15 +317,17 @@ def _jacobian(f, x, mode, chunk_size, what):
                 gs = _core._grad_basis(out, xs, start, stop, True)
             for i, (g, v) in enumerate(zip(gs, xs)):
                 if g is None:
-                    g = np.zeros((stop - start,) + v.shape, dtype=v.dtype)
-                    g = Variable(g) if nested else g
-                rows[i].append(g)
+                    z = np.zeros((stop - start,) + v.shape, dtype=v.dtype)
+                    rows[i].append(Variable(z) if nested else z)
+                else:
+                    rows[i].append(g)
         for r, v, dt in zip(rows, xs, jdtypes):
             jacs.append(_assemble(r, m, out.shape, v.shape, nested, forward=False, dtype=dt))
     return jacs[0] if single else tuple(jacs)
 
 
-def _assemble(chunks, k, out_shape, in_shape, nested, forward, dtype):
+def _assemble(chunks: list[Any], k: int, out_shape: Sequence[int], in_shape: Sequence[int], nested: bool,
+              forward: bool, dtype: Any) -> Result:
     """Stack per-direction results into a Jacobian of shape out_shape + in_shape.
 
     Forward chunks hold J's columns (k = input size, each of out_shape);
@@ -332,7 +351,11 @@ def _assemble(chunks, k, out_shape, in_shape, nested, forward, dtype):
 # Second order
 # ---------------------------------------------------------------------------
 
-def hessian(f, x):
+@overload
+def hessian(f: Function, x: tuple[Operand, ...] | list[Operand]) -> tuple[Result, ...]: ...
+@overload
+def hessian(f: Function, x: Operand) -> Result: ...
+def hessian(f: Function, x: Primals) -> Results:
     """The Hessian of a scalar ``f`` at ``x`` (shape ``x.shape + x.shape``), forward-over-reverse:
     the gradient's graph is recorded, then one batched forward sweep pushes the
     input basis through it."""
@@ -341,7 +364,7 @@ def hessian(f, x):
     return _jacobian(lambda *a: vg(*a)[1], x, "forward", None, "hessian")
 
 
-def hvp(f, x, v):
+def hvp(f: Function, x: Operand, v: Operand) -> Result:
     """H(x)·v for a scalar ``f`` without forming H: one recorded gradient, then one
     forward sweep through it (forward-over-reverse); a small multiple of a gradient's cost."""
     _check_f(f, "hvp")

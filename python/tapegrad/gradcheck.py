@@ -38,8 +38,11 @@ derivatives are float32 central differences with steps sized for float32's
 ε, the tolerances widen (atol=1e-3, rtol=1e-2, plus the float32 error
 estimate) and gradcheck says so with a GradcheckWarning.
 """
+from __future__ import annotations
+
 import inspect
 import warnings
+from typing import Any, Callable, Iterable, Sequence, Union
 
 import numpy as np
 
@@ -48,6 +51,7 @@ from . import functional as F
 from . import numeric
 from ._core import Variable
 from ._grad_mode import no_grad
+from ._typing import Operand
 
 __all__ = ["gradcheck", "GradcheckError", "GradcheckWarning", "DEFAULT_TOLERANCES"]
 
@@ -71,6 +75,9 @@ _WIDENED = " (default atol={:g}, rtol={:g})".format(*DEFAULT_TOLERANCES["float32
 class GradcheckWarning(UserWarning):
     """The check was weaker than asked: f cannot be differenced in float64."""
 
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+
 
 class GradcheckError(AssertionError):
     """A derivative disagreed with its numeric value.
@@ -80,7 +87,7 @@ class GradcheckError(AssertionError):
     or which shortcuts were taken.  The message is a table of the rows.
     """
 
-    def __init__(self, rows, notes=(), header="gradcheck failed"):
+    def __init__(self, rows: Iterable[dict[str, Any]], notes: Iterable[str] = (), header: str = "gradcheck failed") -> None:
         self.rows = list(rows)
         self.notes = list(notes)
         super().__init__(_format(header, self.rows, self.notes))
@@ -201,8 +208,9 @@ def _row(check, inp, out, idx, ad, num, err, allowed):
 # The checks
 # ---------------------------------------------------------------------------
 
-def gradcheck(f, inputs, *, atol=None, rtol=None, modes=("reverse", "forward"), order=1, fast="auto",
-              n_directions=3, seed=0, raise_exception=True):
+def gradcheck(f: Callable[..., Variable], inputs: Union[Operand, Sequence[Operand]], *, atol: float | None = None,
+              rtol: float | None = None, modes: Sequence[str] = ("reverse", "forward"), order: int = 1,
+              fast: bool | str = "auto", n_directions: int = 3, seed: int = 0, raise_exception: bool = True) -> bool:
     """Check tapegrad's derivatives of ``f`` at ``inputs`` against numeric ones.
 
     f:        ``f(*variables) -> Variable`` (any output shape).
@@ -237,7 +245,7 @@ def gradcheck(f, inputs, *, atol=None, rtol=None, modes=("reverse", "forward"), 
         raise ValueError(f"gradcheck: n_directions must be a positive int, got {n_directions!r}")
     arrays = _as_arrays(inputs)
     names = _input_names(f, len(arrays))
-    notes = []
+    notes: list[str] = []
     out = _evaluate(f, arrays)
     num_dtype = _numeric_dtype(f, arrays, out, notes)
     if num_dtype == np.float32:

@@ -33,9 +33,13 @@ float32 whatever it is given, so its steps are sized for float32's ε.
 ``NumericResult.eval_dtype`` and ``.note`` say which precision was used.
 Returned derivatives are float64 (the differencing is done in float64).
 """
+from __future__ import annotations
+
 import dataclasses
+from typing import Any, Callable, Literal, Optional, Union, overload
 
 import numpy as np
+from numpy.typing import ArrayLike, DTypeLike, NDArray
 
 __all__ = [
     "METHODS", "NumericResult", "derivative", "gradient", "jacobian", "hessian",
@@ -43,6 +47,9 @@ __all__ = [
 ]
 
 METHODS = ("central", "forward", "backward", "complex")
+#: f of the numeric derivatives: NumPy array (or scalar) in, array or number out.
+NumFn = Callable[[Any], Any]
+Float64Array = NDArray[np.float64]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,7 +97,7 @@ class NumericResult:
     n_evals: int
     note: str = ""
 
-    def __array__(self, dtype=None, copy=None):
+    def __array__(self, dtype: Optional[DTypeLike] = None, copy: Optional[bool] = None) -> np.ndarray[Any, Any]:
         return np.asarray(self.value, dtype=dtype)
 
 
@@ -150,7 +157,7 @@ class _Setup:
         return p
 
 
-def _prepare(f, x, method, eval_dtype, fname):
+def _prepare(f: NumFn, x: ArrayLike, method: str, eval_dtype: Optional[DTypeLike], fname: str) -> _Setup:
     """Choose the evaluation dtype and evaluate f once at x."""
     if method not in METHODS:
         raise ValueError(f"{fname}: method must be one of {METHODS}, got {method!r}")
@@ -344,8 +351,14 @@ def _finish(setup, value, error, method, richardson, step, full_output):
                          eval_dtype=setup.precision, n_evals=setup.ev.n, note=setup.note)
 
 
-def derivative(f, x, *, method="central", richardson=0, step=None, scale=None, eval_dtype=None,
-               full_output=False):
+@overload
+def derivative(f: NumFn, x: ArrayLike, *, method: str = "central", richardson: int = 0, step: Optional[ArrayLike] = None, scale: Optional[ArrayLike] = None, eval_dtype: Optional[DTypeLike] = None,
+        full_output: Literal[False] = False) -> Float64Array: ...
+@overload
+def derivative(f: NumFn, x: ArrayLike, *, method: str = "central", richardson: int = 0, step: Optional[ArrayLike] = None, scale: Optional[ArrayLike] = None, eval_dtype: Optional[DTypeLike] = None,
+        full_output: Literal[True]) -> NumericResult: ...
+def derivative(f: NumFn, x: ArrayLike, *, method: str = "central", richardson: int = 0, step: Optional[ArrayLike] = None, scale: Optional[ArrayLike] = None, eval_dtype: Optional[DTypeLike] = None,
+        full_output: bool = False) -> Union[Float64Array, NumericResult]:
     """f'(x) by finite differences (or the complex step).
 
     ``x`` a scalar: the derivative of f (of any output shape) with respect to
@@ -371,8 +384,14 @@ def derivative(f, x, *, method="central", richardson=0, step=None, scale=None, e
     return _finish(setup, value, error, method, richardson, h, full_output)
 
 
-def directional_derivative(f, x, u, *, method="central", richardson=0, step=None, eval_dtype=None,
-                           full_output=False):
+@overload
+def directional_derivative(f: NumFn, x: ArrayLike, u: ArrayLike, *, method: str = "central", richardson: int = 0, step: Optional[ArrayLike] = None, eval_dtype: Optional[DTypeLike] = None,
+        full_output: Literal[False] = False) -> Float64Array: ...
+@overload
+def directional_derivative(f: NumFn, x: ArrayLike, u: ArrayLike, *, method: str = "central", richardson: int = 0, step: Optional[ArrayLike] = None, eval_dtype: Optional[DTypeLike] = None,
+        full_output: Literal[True]) -> NumericResult: ...
+def directional_derivative(f: NumFn, x: ArrayLike, u: ArrayLike, *, method: str = "central", richardson: int = 0, step: Optional[ArrayLike] = None, eval_dtype: Optional[DTypeLike] = None,
+        full_output: bool = False) -> Union[Float64Array, NumericResult]:
     """J(x)·u = d/dα f(x + αu) at α = 0, shape f(x).shape (2 calls per level for central).
 
     The step in α is relative to max|x| / max|u| (1 / max|u| where x = 0), so
@@ -402,8 +421,14 @@ def directional_derivative(f, x, u, *, method="central", richardson=0, step=None
     return _finish(setup, value, error, method, richardson, h, full_output)
 
 
-def jacobian(f, x, *, method="central", richardson=0, step=None, scale=None, eval_dtype=None,
-             full_output=False):
+@overload
+def jacobian(f: NumFn, x: ArrayLike, *, method: str = "central", richardson: int = 0, step: Optional[ArrayLike] = None, scale: Optional[ArrayLike] = None, eval_dtype: Optional[DTypeLike] = None,
+        full_output: Literal[False] = False) -> Float64Array: ...
+@overload
+def jacobian(f: NumFn, x: ArrayLike, *, method: str = "central", richardson: int = 0, step: Optional[ArrayLike] = None, scale: Optional[ArrayLike] = None, eval_dtype: Optional[DTypeLike] = None,
+        full_output: Literal[True]) -> NumericResult: ...
+def jacobian(f: NumFn, x: ArrayLike, *, method: str = "central", richardson: int = 0, step: Optional[ArrayLike] = None, scale: Optional[ArrayLike] = None, eval_dtype: Optional[DTypeLike] = None,
+        full_output: bool = False) -> Union[Float64Array, NumericResult]:
     """The Jacobian of f at x, shape f(x).shape + x.shape, one column per input element.
 
     Calls of f per Richardson level: n (forward, backward, complex) or 2n
@@ -412,8 +437,14 @@ def jacobian(f, x, *, method="central", richardson=0, step=None, scale=None, eva
     return _jacobian(f, x, "jacobian", method, richardson, step, scale, eval_dtype, full_output)
 
 
-def gradient(f, x, *, method="central", richardson=0, step=None, scale=None, eval_dtype=None,
-             full_output=False):
+@overload
+def gradient(f: NumFn, x: ArrayLike, *, method: str = "central", richardson: int = 0, step: Optional[ArrayLike] = None, scale: Optional[ArrayLike] = None, eval_dtype: Optional[DTypeLike] = None,
+        full_output: Literal[False] = False) -> Float64Array: ...
+@overload
+def gradient(f: NumFn, x: ArrayLike, *, method: str = "central", richardson: int = 0, step: Optional[ArrayLike] = None, scale: Optional[ArrayLike] = None, eval_dtype: Optional[DTypeLike] = None,
+        full_output: Literal[True]) -> NumericResult: ...
+def gradient(f: NumFn, x: ArrayLike, *, method: str = "central", richardson: int = 0, step: Optional[ArrayLike] = None, scale: Optional[ArrayLike] = None, eval_dtype: Optional[DTypeLike] = None,
+        full_output: bool = False) -> Union[Float64Array, NumericResult]:
     """∇f(x) of a scalar (single-element) f, shape x.shape."""
     return _jacobian(f, x, "gradient", method, richardson, step, scale, eval_dtype, full_output)
 
@@ -449,8 +480,14 @@ def _jacobian(f, x, fname, method, richardson, step, scale, eval_dtype, full_out
 # Second derivatives
 # ---------------------------------------------------------------------------
 
-def hessian(f, x, *, method="central", richardson=0, step=None, scale=None, eval_dtype=None,
-            full_output=False):
+@overload
+def hessian(f: NumFn, x: ArrayLike, *, method: str = "central", richardson: int = 0, step: Optional[ArrayLike] = None, scale: Optional[ArrayLike] = None, eval_dtype: Optional[DTypeLike] = None,
+        full_output: Literal[False] = False) -> Float64Array: ...
+@overload
+def hessian(f: NumFn, x: ArrayLike, *, method: str = "central", richardson: int = 0, step: Optional[ArrayLike] = None, scale: Optional[ArrayLike] = None, eval_dtype: Optional[DTypeLike] = None,
+        full_output: Literal[True]) -> NumericResult: ...
+def hessian(f: NumFn, x: ArrayLike, *, method: str = "central", richardson: int = 0, step: Optional[ArrayLike] = None, scale: Optional[ArrayLike] = None, eval_dtype: Optional[DTypeLike] = None,
+        full_output: bool = False) -> Union[Float64Array, NumericResult]:
     """The Hessian of a scalar f at x, shape x.shape + x.shape (symmetric by construction).
 
     central:  (f(x+hᵢ+hⱼ) − f(x+hᵢ−hⱼ) − f(x−hᵢ+hⱼ) + f(x−hᵢ−hⱼ)) / 4hᵢhⱼ off the
@@ -535,7 +572,7 @@ def hessian(f, x, *, method="central", richardson=0, step=None, scale=None, eval
 # ---------------------------------------------------------------------------
 
 # Smooth scalar functions with known derivatives, at points of very different size.
-_SURVEY = [
+_SURVEY: list[tuple[str, NumFn, NumFn, tuple[float, ...]]] = [
     ("exp(x)", np.exp, np.exp, (-3.0, 0.5, 2.0)),
     ("sin(x)", np.sin, np.cos, (0.3, 1.0, 2.5)),
     ("log(x)", np.log, lambda x: 1 / x, (1e-6, 1e-3, 1.0, 1e3, 1e6)),
@@ -571,7 +608,7 @@ class _Counter:
         return self.f(x)
 
 
-def accuracy_report(richardson_levels=(0, 1, 2), eval_dtype=None):
+def accuracy_report(richardson_levels: tuple[int, ...] = (0, 1, 2), eval_dtype: Optional[DTypeLike] = None) -> list[dict[str, Any]]:
     """Measure the worst relative error of each method on smooth functions.
 
     First derivatives: the functions and points of ``_SURVEY`` (|x| from 1e-6
@@ -602,11 +639,11 @@ def accuracy_report(richardson_levels=(0, 1, 2), eval_dtype=None):
     for k in richardson_levels:
         for method in METHODS:
             errs, evals = [], []
-            for p in ([0.3, 1.1, 0.8], [-1.2, 0.4, 2.5], [2.0, -0.7, 0.05]):
-                p = np.array(p)
+            for point in ([0.3, 1.1, 0.8], [-1.2, 0.4, 2.5], [2.0, -0.7, 0.05]):
+                pa = np.array(point)
                 counted = _Counter(_hessian_survey_function)
-                value = hessian(counted, p, method=method, richardson=k, eval_dtype=eval_dtype)
-                exact = _hessian_survey_exact(p)
+                value = hessian(counted, pa, method=method, richardson=k, eval_dtype=eval_dtype)
+                exact = _hessian_survey_exact(pa)
                 errs.append(float(np.max(np.abs(value - exact)) / np.max(np.abs(exact))))
                 evals.append(counted.n)
             rows.append(dict(kind="hessian (n=3)", method=method, richardson=k, max_rel_error=max(errs),
@@ -614,7 +651,7 @@ def accuracy_report(richardson_levels=(0, 1, 2), eval_dtype=None):
     return rows
 
 
-def format_accuracy_report(rows=None):
+def format_accuracy_report(rows: Optional[list[dict[str, Any]]] = None) -> str:
     """The accuracy survey as a Markdown table (runs :func:`accuracy_report` if no rows are given)."""
     rows = accuracy_report() if rows is None else rows
     lines = ["| quantity | method | richardson | max rel. error | median rel. error | calls of f |",

@@ -26,6 +26,8 @@ imported when a function here is first used, not when tapegrad is imported.
 NB: like the engines, this module defines ``sum``, ``max``, ``min`` and
 ``abs``; the builtins are used through ``builtins.`` here.
 """
+from __future__ import annotations
+
 import builtins
 import contextlib
 import dataclasses
@@ -34,6 +36,9 @@ import sys
 import time
 
 import numpy as np
+from typing import Any, Callable, Optional, Sequence, Union
+
+Shape = Union[int, Sequence[int]]
 
 # ---------------------------------------------------------------------------
 # The elementwise ops: one line each
@@ -256,14 +261,15 @@ def astype(x, dtype): return Variable(x)
 
 def _elementwise(name, rule, arity):
     """The engine function of one line of UNARY_OPS (arity 1) or BINARY_OPS (arity 2)."""
-    if arity == 1:
-        def op(x):
-            sp = _sympy()
-            return _map(lambda u: rule(sp, u), x)
-    else:
-        def op(a, b):
-            sp = _sympy()
-            return _binary(lambda u, v: rule(sp, u, v), a, b)
+    def unary(x):
+        sp = _sympy()
+        return _map(lambda u: rule(sp, u), x)
+
+    def binary(a, b):
+        sp = _sympy()
+        return _binary(lambda u, v: rule(sp, u, v), a, b)
+
+    op = unary if arity == 1 else binary
     op.__name__ = op.__qualname__ = name
     op.__doc__ = (f"Elementwise {name} of SymArrays, arrays or numbers (NumPy broadcasting); "
                   f"rule: {'UNARY' if arity == 1 else 'BINARY'}_OPS[{name!r}].")
@@ -542,7 +548,8 @@ def _evaluate(symbols, exprs, arrays):
     return out
 
 
-def to_sympy(f, *shapes, names=None, takes_engine=None):
+def to_sympy(f: Callable[..., Any], *shapes: Shape, names: Optional[Sequence[str]] = None,
+             takes_engine: Optional[bool] = None) -> SymbolicFunction:
     """Run f on symbols and return its outputs as SymPy expressions (a :class:`SymbolicFunction`).
 
     ``shapes``: one shape per input (an int n means (n,); () a scalar).
@@ -553,8 +560,7 @@ def to_sympy(f, *shapes, names=None, takes_engine=None):
     """
     if not shapes:
         raise ValueError("to_sympy: give one shape per input of f")
-    shapes = [_shape(s) for s in shapes]
-    syms = _symbols(shapes, names)
+    syms = _symbols([_shape(s) for s in shapes], names)
     out = _run(f, syms, takes_engine, "to_sympy")
     return SymbolicFunction(symbols=tuple(syms), output=out)
 
@@ -572,7 +578,8 @@ def _differentiate(sf, simplify):
     return tuple(jacs)
 
 
-def symbolic_jacobian(f, *shapes, names=None, takes_engine=None, simplify=False):
+def symbolic_jacobian(f: Callable[..., Any], *shapes: Shape, names: Optional[Sequence[str]] = None,
+                      takes_engine: Optional[bool] = None, simplify: bool = False) -> SymbolicDerivative:
     """Exact Jacobians by ``sympy.diff``: ``exprs[i]`` has shape output + input i.
 
     ``simplify=True`` runs ``sympy.simplify`` on every entry (slow on large
@@ -582,7 +589,8 @@ def symbolic_jacobian(f, *shapes, names=None, takes_engine=None, simplify=False)
     return SymbolicDerivative(function=sf, exprs=_differentiate(sf, simplify))
 
 
-def symbolic_gradient(f, *shapes, names=None, takes_engine=None, simplify=False):
+def symbolic_gradient(f: Callable[..., Any], *shapes: Shape, names: Optional[Sequence[str]] = None,
+                      takes_engine: Optional[bool] = None, simplify: bool = False) -> SymbolicDerivative:
     """Exact gradients of a scalar (one-element) f: ``exprs[i]`` has input i's shape."""
     sf = to_sympy(f, *shapes, names=names, takes_engine=takes_engine)
     if sf.output.size != 1:
@@ -678,7 +686,8 @@ class SwellReport:
     __repr__ = __str__
 
 
-def swell_report(f, depth, *, shape=None, x=None, repeats=5):
+def swell_report(f: Union[str, Callable[..., Any]], depth: int, *, shape: Optional[Shape] = None, x: Any = None,
+                 repeats: int = 5) -> SwellReport:
     """Sizes and times of symbolic vs algorithmic derivatives of f∘f∘…∘f (1 … depth times).
 
     ``f``: a layer ``f(engine, x)`` (or ``f(x)`` with operators only), or a

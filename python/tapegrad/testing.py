@@ -13,8 +13,11 @@ differences' own).
     print(report)                 # a table: max abs / rel error per input
     report.raise_if_failed()      # or crosscheck(..., raise_on_mismatch=True)
 """
+from __future__ import annotations
+
 import dataclasses
 import inspect
+from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 
@@ -29,7 +32,7 @@ DEFAULT_TOLERANCES = {"float64": (1e-12, 1e-9), "float32": (1e-5, 1e-4)}
 class CrosscheckError(AssertionError):
     """The engines disagreed; the message is the report's table, ``.report`` the report."""
 
-    def __init__(self, report):
+    def __init__(self, report: CrosscheckReport) -> None:
         self.report = report
         super().__init__(str(report))
 
@@ -41,7 +44,7 @@ class Comparison:
     input: str         # input name, or "-" for the value
     max_abs: float
     max_rel: float
-    worst_index: tuple
+    worst_index: tuple[int, ...]
     tapegrad_value: float
     reference_value: float
     ok: bool
@@ -50,44 +53,47 @@ class Comparison:
 @dataclasses.dataclass
 class CrosscheckReport:
     """What :func:`crosscheck` found: one :class:`Comparison` per quantity and input."""
-    comparisons: list
+    comparisons: list[Comparison]
     atol: float
     rtol: float
     seed: int
 
     @property
-    def ok(self):
+    def ok(self) -> bool:
+        """True when every comparison is within tolerance."""
         return all(c.ok for c in self.comparisons)
 
-    def __bool__(self):
+    def __bool__(self) -> bool:
         return self.ok
 
     @property
-    def max_abs(self):
+    def max_abs(self) -> dict[str, float]:
         """Worst absolute difference per input (over value, gradient and JVP)."""
         return self._worst("max_abs")
 
     @property
-    def max_rel(self):
+    def max_rel(self) -> dict[str, float]:
         """Worst relative difference per input (over value, gradient and JVP)."""
         return self._worst("max_rel")
 
-    def _worst(self, attr):
-        out = {}
+    def _worst(self, attr: str) -> dict[str, float]:
+        out: dict[str, float] = {}
         for c in self.comparisons:
             out[c.input] = max(out.get(c.input, 0.0), getattr(c, attr))
         return out
 
     @property
-    def failures(self):
+    def failures(self) -> list[Comparison]:
+        """The comparisons out of tolerance."""
         return [c for c in self.comparisons if not c.ok]
 
-    def raise_if_failed(self):
+    def raise_if_failed(self) -> CrosscheckReport:
+        """Raise :class:`CrosscheckError` on a mismatch, else return the report."""
         if not self.ok:
             raise CrosscheckError(self)
         return self
 
-    def __str__(self):
+    def __str__(self) -> str:
         head = ["quantity", "input", "max abs", "max rel", "worst index", "tapegrad", "reference", ""]
         rows = [head]
         for c in self.comparisons:
@@ -141,7 +147,8 @@ def _engines():
     return (("tapegrad", tapegrad), ("reference", tapegrad.reference))
 
 
-def crosscheck(fn, *inputs, atol=None, rtol=None, seed=0, names=None, raise_on_mismatch=False):
+def crosscheck(fn: Callable[..., Any], *inputs: Any, atol: Optional[float] = None, rtol: Optional[float] = None,
+               seed: int = 0, names: Optional[Sequence[str]] = None, raise_on_mismatch: bool = False) -> CrosscheckReport:
     """Run ``fn(engine, *inputs)`` on tapegrad and tapegrad.reference and compare.
 
     fn:      ``fn(engine, *variables) -> Variable``, using the engine's names.

@@ -15,8 +15,11 @@ reverse mode pulls cotangents back one row at a time.  ``.grad`` is never
 touched.
 """
 
+from __future__ import annotations
+
 import functools
 import math
+from typing import Any, Callable, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -142,7 +145,7 @@ def _jvp(fname, f, primals, tangents, names):
         return trace.value(), trace.finish(out_t.reshape(trace.output.shape))
 
 
-def jvp(f, primals, tangents):
+def jvp(f: Callable[..., Variable], primals: Any, tangents: Any) -> Tuple[Any, Any]:
     """Forward mode: ``(f(*primals), J(primals) @ tangents)``.  A tuple is several
     arguments; tangents match the primals' shapes and dtypes."""
     several = isinstance(primals, tuple)
@@ -150,13 +153,13 @@ def jvp(f, primals, tangents):
                 (_names("primals", several), _names("tangents", several)))
 
 
-def directional_derivative(f, x, u):
+def directional_derivative(f: Callable[..., Variable], x: Any, u: Any) -> Any:
     """J(x) @ u (forward mode); ``x`` and ``u`` as in ``jvp``."""
     several = isinstance(x, tuple)
     return _jvp("directional_derivative", f, x, u, (_names("x", several), _names("u", several)))[1]
 
 
-def vjp(f, *primals):
+def vjp(f: Callable[..., Variable], *primals: Any) -> Tuple[Any, Callable[[Any], Tuple[Any, ...]]]:
     """Reverse mode: ``(f(*primals), vjp_fn)``; ``vjp_fn(cotangent)`` returns one
     gradient per primal and may be called any number of times."""
     primals = [_primal("vjp", f"primals[{i}]", p) for i, p in enumerate(primals)]
@@ -210,12 +213,12 @@ def _value_and_grad(fname, f, argnums):
     return wrapper
 
 
-def value_and_grad(f, argnums=0):
+def value_and_grad(f: Callable[..., Variable], argnums: Union[int, Sequence[int]] = 0) -> Callable[..., Tuple[Any, Any]]:
     """Like ``grad``, but the function returns ``(f(*args), gradient)``."""
     return _value_and_grad("value_and_grad", f, argnums)
 
 
-def grad(f, argnums=0):
+def grad(f: Callable[..., Variable], argnums: Union[int, Sequence[int]] = 0) -> Callable[..., Any]:
     """The gradient of a single-element ``f`` w.r.t. the positional argument(s)
     ``argnums`` (an int gives one gradient, a tuple a tuple), as a function."""
     vg = _value_and_grad("grad", f, argnums)
@@ -270,7 +273,7 @@ def _jacobian(trace, mode, chunk_size):
     return [j if j.dtype == dt else j.astype(dt) for j, dt in zip(jacs, dtypes)]
 
 
-def jacobian(f, x, *, mode="auto", chunk_size=None):
+def jacobian(f: Callable[..., Variable], x: Any, *, mode: str = "auto", chunk_size: Optional[int] = None) -> Any:
     """The Jacobian of ``f`` at ``x`` (shape out.shape + x.shape; a tuple ``x``
     gives a tuple).  ``mode="auto"`` is forward when the input size n <= the
     output size m, else reverse; ``chunk_size`` bounds the directions per
@@ -302,7 +305,7 @@ def _grad_of(fname, f, argnum):
     return lambda *args: vg(*args)[1]
 
 
-def hessian(f, x):
+def hessian(f: Callable[..., Variable], x: Any) -> Any:
     """The Hessian of a scalar ``f`` (x.shape + x.shape): forward over reverse,
     ``jacobian(grad(f), x, mode="forward")``; a tuple ``x`` gives H[i][j]."""
     if isinstance(x, tuple):
@@ -311,7 +314,7 @@ def hessian(f, x):
     return jacobian(_grad_of("hessian", f, 0), x, mode="forward")
 
 
-def hvp(f, x, v):
+def hvp(f: Callable[..., Variable], x: Any, v: Any) -> Any:
     """H(x) @ v of a scalar ``f`` without forming H: one forward sweep of ``v``
     over the recorded gradient (tuples for several inputs)."""
     several = isinstance(x, tuple)
