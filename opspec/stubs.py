@@ -22,7 +22,7 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from opspec.ops import OPS  # noqa: E402
+from opspec.ops import COMPOSITIONS, OPS  # noqa: E402
 
 STUB = os.path.join(ROOT, "python", "tapegrad", "_core.pyi")
 OPERAND = "Variable | ArrayLike"
@@ -36,6 +36,8 @@ ARG_TYPES = {
     "axis": "int | Sequence[int] | None", "keepdims": "bool",
     "shape": "int | Sequence[int]", "axes": "Sequence[int] | None",
     "arrays": f"Sequence[{OPERAND}]", "dtype": "DTypeLike",
+    "decimals": "int", "ddof": "float", "axis1": "int", "axis2": "int", "offset": "int",
+    "repeats": "int | Sequence[int]", "indices": "ArrayLike",
 }
 OP_ARG_TYPES = {
     ("softmax", "axis"): "int", ("log_softmax", "axis"): "int",
@@ -62,6 +64,7 @@ from numpy.typing import ArrayLike, DTypeLike, NDArray
 _Index = int | slice | None | ellipsis | ArrayLike | tuple[int | slice | None | ellipsis | ArrayLike, ...]
 
 __ops__: dict[str, dict[str, Any]]
+__compositions__: dict[str, dict[str, Any]]
 '''
 
 # Everything of `_core` the spec does not declare.
@@ -147,8 +150,13 @@ class Variable:
     def __ge__(self, other: Variable | ArrayLike, /) -> NDArray[np.bool_]: ...
     def __eq__(self, other: object, /) -> NDArray[np.bool_]: ...  # type: ignore[override]
     def __ne__(self, other: object, /) -> NDArray[np.bool_]: ...  # type: ignore[override]
-    # NumPy interplay (tapegrad/_interop.py)
+    # NumPy interplay (tapegrad/_numpy_dispatch.py) and Python conversions (tapegrad/_interop.py)
     def __array_ufunc__(self, ufunc: np.ufunc, method: str, *inputs: Any, **kwargs: Any) -> Any: ...
+    def __array_function__(self, func: Callable[..., Any], types: Any, args: Any, kwargs: Any) -> Any: ...
+    def __int__(self) -> int: ...
+    def __round__(self, ndigits: int | None = None) -> Any: ...
+    def tolist(self) -> Any:
+        """The values as nested Python lists (a number for a 0-d Variable)."""
 @SPEC_METHODS@
 
 def from_numpy(array: ArrayLike) -> Variable:
@@ -251,10 +259,19 @@ def operators(op):
     return ""
 
 
+def composition_method(c):
+    """A composition's Variable method: the function itself, attached by tapegrad/_compose.py, so its
+    first parameter (the Variable) keeps the function's name (x), as stubtest checks."""
+    result = "NDArray[Any]" if c.deriv == "none" else "Variable"  # argmax: indices, not a Variable
+    return f"    def {c.name}({params(c, c.args[1:], [c.args[0].name])}) -> {result}:\n{docstring(c.doc, '    ')}\n"
+
+
 def stub_text():
     spec_methods = ("    # ----- the spec's ops as methods and operators (opspec/ops.py)\n"
                     + "".join(methods(op) for op in OPS if op.method)
-                    + "".join(operators(op) for op in OPS))
+                    + "".join(operators(op) for op in OPS)
+                    + "    # ----- the spec's compositions that are methods (opspec/ops.py COMPOSITIONS)\n"
+                    + "".join(composition_method(c) for c in COMPOSITIONS if c.method))
     ops = "# ----- the spec's ops (opspec/ops.py)\n" + "".join(function(op) for op in OPS)
     return HEADER + "\n" + HAND_WRITTEN.replace("@SPEC_METHODS@\n", spec_methods) + "\n" + ops
 

@@ -9,6 +9,7 @@ from numpy.typing import ArrayLike, DTypeLike, NDArray
 _Index = int | slice | None | ellipsis | ArrayLike | tuple[int | slice | None | ellipsis | ArrayLike, ...]
 
 __ops__: dict[str, dict[str, Any]]
+__compositions__: dict[str, dict[str, Any]]
 
 class Node:
     """A recorded operation (the grad_fn of a Variable)."""
@@ -91,8 +92,13 @@ class Variable:
     def __ge__(self, other: Variable | ArrayLike, /) -> NDArray[np.bool_]: ...
     def __eq__(self, other: object, /) -> NDArray[np.bool_]: ...  # type: ignore[override]
     def __ne__(self, other: object, /) -> NDArray[np.bool_]: ...  # type: ignore[override]
-    # NumPy interplay (tapegrad/_interop.py)
+    # NumPy interplay (tapegrad/_numpy_dispatch.py) and Python conversions (tapegrad/_interop.py)
     def __array_ufunc__(self, ufunc: np.ufunc, method: str, *inputs: Any, **kwargs: Any) -> Any: ...
+    def __array_function__(self, func: Callable[..., Any], types: Any, args: Any, kwargs: Any) -> Any: ...
+    def __int__(self) -> int: ...
+    def __round__(self, ndigits: int | None = None) -> Any: ...
+    def tolist(self) -> Any:
+        """The values as nested Python lists (a number for a 0-d Variable)."""
     # ----- the spec's ops as methods and operators (opspec/ops.py)
     def exp(self) -> Variable:
         """e**x"""
@@ -154,6 +160,43 @@ class Variable:
     def __rpow__(self, other: Variable | ArrayLike, /) -> Variable: ...  # power
     def __matmul__(self, other: Variable | ArrayLike, /) -> Variable: ...  # matmul
     def __rmatmul__(self, other: Variable | ArrayLike, /) -> Variable: ...  # matmul
+    # ----- the spec's compositions that are methods (opspec/ops.py COMPOSITIONS)
+    def round(x, decimals: int = 0) -> Variable:
+        """Round to decimals (half to even); derivative 0."""
+    def prod(x, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Variable:
+        """Product over axes (a chain of multiplies: exact derivatives at zeros)."""
+    def var(x, axis: int | Sequence[int] | None = None, ddof: float = 0, keepdims: bool = False) -> Variable:
+        """Variance, divided by N - ddof."""
+    def std(x, axis: int | Sequence[int] | None = None, ddof: float = 0, keepdims: bool = False) -> Variable:
+        """Standard deviation, sqrt(var)."""
+    def cumsum(x, axis: int | Sequence[int] | None = None) -> Variable:
+        """Cumulative sum (flattened when axis is None)."""
+    def cumprod(x, axis: int | Sequence[int] | None = None) -> Variable:
+        """Cumulative product (flattened when axis is None)."""
+    def argmax(x, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> NDArray[Any]:
+        """Index of the maximum (int64, no derivative)."""
+    def argmin(x, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> NDArray[Any]:
+        """Index of the minimum (int64, no derivative)."""
+    def ravel(x) -> Variable:
+        """The elements as 1-d."""
+    def flatten(x) -> Variable:
+        """The elements as 1-d (a Variable method in NumPy only)."""
+    def copy(x) -> Variable:
+        """A copy on the graph."""
+    def swapaxes(x, axis1: int, axis2: int) -> Variable:
+        """Exchange two axes."""
+    def squeeze(x, axis: int | Sequence[int] | None = None) -> Variable:
+        """Remove axes of length 1."""
+    def repeat(x, repeats: int | Sequence[int], axis: int | Sequence[int] | None = None) -> Variable:
+        """Repeat each element."""
+    def take(x, indices: ArrayLike, axis: int | Sequence[int] | None = None) -> Variable:
+        """Elements at integer indices."""
+    def diagonal(x, offset: int = 0, axis1: int = 0, axis2: int = 1) -> Variable:
+        """A diagonal."""
+    def trace(x, offset: int = 0, axis1: int = 0, axis2: int = 1) -> Variable:
+        """Sum of a diagonal."""
+    def dot(a, b: Variable | ArrayLike) -> Variable:
+        """NumPy's dot: matmul, scalars multiply, N-d x M-d over the last / second-to-last axes."""
 
 def from_numpy(array: ArrayLike) -> Variable:
     """A Variable sharing the NumPy array's buffer (no copy)."""

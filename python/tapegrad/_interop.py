@@ -52,10 +52,6 @@ def _reduce(self):
     return _core.Variable, (self.data.copy(), self.requires_grad)
 
 
-_core.Variable.__reduce__ = _reduce
-_core.Variable.__format__ = _format
-_core.Variable.__int__ = _int
-_core.Variable.__round__ = _round
-_core.Variable.tolist = _tolist
-_core.Variable.__repr__ = _repr
-_core.Variable.__str__ = _repr
+for _name, _fn in {"__reduce__": _reduce, "__format__": _format, "__int__": _int, "__round__": _round,
+                  "tolist": _tolist, "__repr__": _repr, "__str__": _repr}.items():
+    setattr(_core.Variable, _name, _fn)  # (_core.pyi declares them on Variable)

@@ -16,7 +16,7 @@ import sys
 import time
 
 import numpy as np
-from typing import IO, Any, Optional, Sequence
+from typing import IO, Any, Callable, Optional, Sequence
 
 ACTIVATION_CHOICES = ("relu", "leaky_relu", "tanh", "sigmoid", "gelu")
 DEFAULT_LR = {"sgd": 0.1, "adam": 0.002}
@@ -346,6 +346,7 @@ def train(args: argparse.Namespace, out: Optional[IO[str]] = None) -> int:
         Xtr, Xte = (Xtr - mu) / sd, (Xte - mu) / sd
     dtype = np.dtype(args.dtype)
     Xtr, Xte = Xtr.astype(dtype), Xte.astype(dtype)
+    loss_fn: Callable[..., Any]
     if classification:
         n_out = int(y.max()) + 1
         loss_fn = nn.cross_entropy
