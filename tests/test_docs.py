@@ -9,6 +9,7 @@
 """
 import glob
 import importlib
+import inspect
 import os
 import re
 import types
@@ -24,7 +25,9 @@ FENCE = re.compile(r"^( *)```python[^\n]*\n(.*?)^\1```", re.S | re.M)
 # with "_", modules excluded) must be in docs/*.md. tapegrad.nn, tapegrad.optim
 # and tapegrad.data are documented in docs/NN.md: add them here with it.
 DOCUMENTED_MODULES = ["tapegrad", "tapegrad.functional", "tapegrad.numeric", "tapegrad.gradcheck",
-                      "tapegrad.testing", "tapegrad.custom", "tapegrad.symbolic", "tapegrad.reference"]
+                      "tapegrad.testing", "tapegrad.custom", "tapegrad.symbolic", "tapegrad.reference",
+                      "tapegrad.linalg", "tapegrad.nn", "tapegrad.nn.init", "tapegrad.optim", "tapegrad.data",
+                      "tapegrad.distributed"]
 
 
 def read(path):
@@ -93,7 +96,8 @@ def test_every_public_name_is_documented(modname):
 # Docstrings: every public function, class, method and property of these
 # modules (tapegrad.symbolic and tapegrad.reference mirror tapegrad's op names).
 DOCSTRING_MODULES = ["tapegrad", "tapegrad.functional", "tapegrad.numeric", "tapegrad.gradcheck",
-                     "tapegrad.testing", "tapegrad.custom"]
+                     "tapegrad.testing", "tapegrad.custom", "tapegrad.linalg", "tapegrad.nn", "tapegrad.nn.init",
+                     "tapegrad.optim", "tapegrad.data", "tapegrad.distributed"]
 
 
 def undocumented(modname):
@@ -106,8 +110,9 @@ def undocumented(modname):
             yield name
         if isinstance(obj, type) and (obj.__module__ or "").startswith("tapegrad"):
             for attr, member in vars(obj).items():
+                # inspect.getdoc: an override (Linear.forward) inherits its base's docstring (Layer.forward)
                 if not attr.startswith("_") and (callable(member) or isinstance(member, property)) \
-                        and not (member.__doc__ or "").strip():
+                        and not (inspect.getdoc(getattr(obj, attr)) or "").strip():
                     yield f"{name}.{attr}"
 
 

@@ -700,6 +700,11 @@ def build(ns):
     def log_sigmoid(x):
         return ns.negative(ns.softplus(ns.negative(V(x))))
 
+    # Each function's docstring is its spec entry's (opspec/ops.py COMPOSITIONS: declared once)
+    from ._core import __compositions__ as spec
+    for name, fn in out.items():
+        if not (fn.__doc__ or "").strip():
+            fn.__doc__ = f"{name}{spec[name]['signature']}\n\n{spec[name]['doc']}"
     return out
 
 

@@ -346,6 +346,7 @@ class DistributedSampler:
         self.set_epoch(0)
 
     def set_epoch(self, epoch):
+        """Use epoch's shuffle (every rank must set the same epoch before iterating)."""
         if not isinstance(epoch, (int, np.integer)) or isinstance(epoch, bool) or epoch < 0:
             raise ValueError(f"DistributedSampler.set_epoch: epoch must be a non-negative integer, got {epoch!r}")
         self.epoch = int(epoch)

@@ -177,6 +177,7 @@ def init(comm=None):
 
 
 def is_initialized():
+    """Whether init() has run in this process."""
     return _state is not None
 
 
@@ -197,6 +198,7 @@ def size():
 
 
 def barrier():
+    """Wait until every rank reaches this call (a no-op on one process)."""
     w = _world("barrier()")
     if w.size > 1:
         w.wait([w.comm.Ibarrier()], "barrier()")
