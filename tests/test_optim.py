@@ -285,3 +285,15 @@ def test_new_schedulers_closed_forms():
         optim.SequentialLR(opt, [optim.LinearLR(opt), optim.ExponentialLR(opt, 0.5)], milestones=[])
     with pytest.raises(ValueError, match="from a 'StepLR' scheduler"):
         optim.ExponentialLR(opt, 0.5).load_state_dict(optim.StepLR(opt, 2).state_dict())
+
+
+def test_zero_grad_and_clip_grad_value_with_a_graph_gradient():
+    # backward(create_graph=True) leaves Variables in .grad: zero_grad(set_to_none=False)
+    # replaces them with zeros; clip_grad_value refuses (clipping in place would cut the graph)
+    w = tg.Variable(np.array([1.0, -2.0]), requires_grad=True)
+    (w * w * w).sum().backward(create_graph=True)
+    assert isinstance(w.grad, tg.Variable)
+    with pytest.raises(TypeError, match=r"clip_grad_value: a gradient of shape \(2,\) is a Variable"):
+        optim.clip_grad_value([w], 1.0)
+    optim.SGD([w], lr=0.1).zero_grad(set_to_none=False)
+    assert isinstance(w.grad, np.ndarray) and np.array_equal(w.grad, [0.0, 0.0])

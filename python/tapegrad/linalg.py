@@ -3,6 +3,6 @@
 ``norm`` is a composition of the op spec (opspec/ops.py), ``matmul`` a primitive;
 both are also ``tapegrad.norm`` / ``tapegrad.matmul``.
 """
-from . import matmul, norm  # noqa: F401  (set by tapegrad/__init__.py before this import)
+from . import matmul, norm  # type: ignore[attr-defined]  # noqa: F401  (norm: set by tapegrad/__init__.py before this import)
 
 __all__ = ["matmul", "norm"]

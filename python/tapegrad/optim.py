@@ -148,8 +148,10 @@ class Optimizer:
         for p in self.params:
             if set_to_none:
                 p.grad = None
-            elif p.grad is not None:
+            elif isinstance(p.grad, np.ndarray):
                 p.grad[...] = 0
+            elif p.grad is not None:  # a Variable (backward(create_graph=True)): zeros, outside the graph
+                p.grad = np.zeros(p.grad.shape, p.grad.dtype)
 
     def step(self) -> None:
         """Update every parameter that has a gradient (subclasses implement it)."""
@@ -390,8 +392,12 @@ def clip_grad_value(params: Iterable[Variable], clip_value: float) -> None:
     c = _check_number("clip_value", clip_value, 0.0, low_inclusive=False, owner="clip_grad_value")
     for p in params:
         g = p.grad
-        if g is not None:
+        if isinstance(g, np.ndarray):
             np.clip(g, -c, c, out=g)
+        elif g is not None:
+            raise TypeError(f"clip_grad_value: a gradient of shape {g.shape} is a Variable (from "
+                            "backward(create_graph=True)); clipping it in place would cut its graph: "
+                            "clip p.grad.data, or use tapegrad.clip on the Variable")
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -122,7 +122,7 @@ class Parameter(metaclass=_ParameterMeta):
     ``Layer`` attribute, it is registered as a parameter.
     """
 
-    def __new__(cls, data: Any, requires_grad: bool = True, dtype: Any = None) -> Any:  # type: ignore[misc]
+    def __new__(cls, data: Any, requires_grad: bool = True, dtype: Any = None) -> Any:
         if isinstance(data, _tg.Variable):
             data = data.data
         arr = np.array(data, dtype=dtype, copy=True)
@@ -900,6 +900,8 @@ class BatchNorm1d(Layer):
         self.num_features, self.eps = int(num_features), float(eps)
         self.momentum = None if momentum is None else float(momentum)
         self.affine, self.track_running_stats = bool(affine), bool(track_running_stats)
+        self.weight: Optional[_Variable]
+        self.bias: Optional[_Variable]
         if self.affine:
             self.weight = _tg.Variable(np.ones(self.num_features, dtype=dt), requires_grad=True)
             self.bias = _tg.Variable(np.zeros(self.num_features, dtype=dt), requires_grad=True)

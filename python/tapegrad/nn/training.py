@@ -243,6 +243,7 @@ def fit(model: Any, X: Any, y: Any = None, *, loss: Any, optimizer: Any, epochs:
     if dataset is None and dtype is not None and X.dtype != dtype:
         X = X.astype(dtype)
     dist = _distributed_setup(model, optimizer) if distributed else None
+    loader: DataLoader | _ShardLoader
     if dist is None and initial_epoch == 0:
         loader = DataLoader(X if dataset is None else dataset, y, batch_size=batch_size, shuffle=shuffle, seed=seed,
                             drop_last=drop_last)
