@@ -3,7 +3,7 @@
 Every candidate runs ``tapegrad train --validate 0.2``: the test split is set
 aside untouched and 20% of the training split is held out as the validation
 set. A candidate's score is its worst validation accuracy over seeds 0-4 (then
-the mean); candidates whose training time, scaled to the full training set,
+the mean); candidates whose median training time, scaled to the full training set,
 exceeds the budget are refused. ``--report`` then prints the test accuracy and
 training time of the CLI's defaults on seeds 0-19 (the table in
 benchmarks/README.md).
@@ -62,7 +62,8 @@ def search(n, budget, seeds, validate):
         argv = candidate_argv(dict(zip(GRID, combo)))
         results = [run([*argv, "--no-check", "--seed", str(s), "--validate", str(validate)]) for s in seeds]
         accs = [a for a, _ in results]
-        full_time = max(t for _, t in results) / (1 - validate)  # the full training set is 1/(1-v) larger
+        # the median resists other jobs on a shared machine; the full training set is 1/(1-v) larger
+        full_time = sorted(t for _, t in results)[len(results) // 2] / (1 - validate)
         rows.append((min(accs), sum(accs) / len(accs), full_time, " ".join(argv)))
         print(f"min {min(accs):.4f} mean {rows[-1][1]:.4f} time~{full_time:.2f}s  {rows[-1][3]}", flush=True)
     ok = sorted((r for r in rows if r[2] <= budget), reverse=True)
@@ -84,7 +85,7 @@ def report(seeds):
 if __name__ == "__main__":
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--report", action="store_true", help="test accuracy of the defaults, seeds 0-19")
-    p.add_argument("--candidates", type=int, default=120, help="random candidates from the grid")
+    p.add_argument("--candidates", type=int, default=60, help="random candidates from the grid")
     p.add_argument("--budget", type=float, default=0.8, help="seconds of training allowed (margin below 1 s)")
     a = p.parse_args()
     if a.report:

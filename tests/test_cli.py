@@ -1,5 +1,6 @@
 """The `tapegrad train` command: short runs and every bad-argument case (exit 2, one line)."""
 import os
+import re
 import subprocess
 import sys
 
@@ -182,3 +183,14 @@ def test_validate_holds_out_part_of_the_training_set(capsys):
     # 1000 points: 800 train / 200 test; the validation quarter comes out of the 800, the test set is not used
     assert "600 training / 200 validation samples" in out and "validation accuracy" in out
     assert "test" not in out.split("samples;")[1]
+
+
+def test_default_config_reaches_97_5_percent_on_digits_seeds_0_to_4(capsys):
+    """Issue 18's target for the defaults (chosen on a validation split by benchmarks/tune_train.py)."""
+    pytest.importorskip("sklearn")
+    accuracies = []
+    for seed in range(5):
+        code, out, err = run(["train", "--quiet", "--no-check", "--seed", str(seed)], capsys)
+        assert code == 0, err
+        accuracies.append(float(re.search(r"test accuracy ([\d.]+)%", out).group(1)))
+    assert min(accuracies) >= 97.5, accuracies

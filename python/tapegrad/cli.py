@@ -20,9 +20,9 @@ import numpy as np
 from typing import IO, Any, Callable, Optional, Sequence
 
 ACTIVATION_CHOICES = ("relu", "leaky_relu", "tanh", "sigmoid", "gelu")
-# The defaults (--hidden, --optimizer, --lr, --epochs, --batch-size, --label-smoothing) were chosen on a validation
-# split of the digits training set by benchmarks/tune_train.py; its table is in benchmarks/README.md.
-DEFAULT_LR = {"sgd": 0.1, "adam": 0.005}
+# The defaults (--hidden, --optimizer, --lr, --epochs, --batch-size, --weight-decay, --label-smoothing) were
+# chosen on a validation split of the digits training set by benchmarks/tune_train.py (benchmarks/README.md).
+DEFAULT_LR = {"sgd": 0.1, "adam": 0.002}
 
 
 class CLIError(Exception):
@@ -123,16 +123,16 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--label-column", default=None, help="CSV label column (header name or 0-based index)")
     t.add_argument("--hidden", type=parse_hidden, default="128,64", help="hidden layer sizes, comma-separated ('none': a linear model)")
     t.add_argument("--activation", choices=ACTIVATION_CHOICES, default="relu", help="hidden-layer activation")
-    t.add_argument("--optimizer", choices=("sgd", "adam"), default="adam",
+    t.add_argument("--optimizer", choices=("sgd", "adam"), default="sgd",
                    help="sgd (momentum 0.9) or adam; the learning rate follows a cosine schedule")
     t.add_argument("--lr", type=_positive_float, default=None,
                    help=f"learning rate (default {DEFAULT_LR['sgd']} for sgd, {DEFAULT_LR['adam']} for adam)")
-    t.add_argument("--epochs", type=_positive_int, default=15, help="passes over the training set")
+    t.add_argument("--epochs", type=_positive_int, default=25, help="passes over the training set")
     t.add_argument("--batch-size", type=_positive_int, default=32, help="samples per optimizer step")
     t.add_argument("--seed", type=_non_negative_int, default=0,
                    help="seeds the train/test split, the initial weights and the batch order")
     t.add_argument("--test-size", type=float, default=0.2, help="fraction held out (stratified)")
-    t.add_argument("--weight-decay", type=_non_negative_float, default=0.0, help="L2 weight decay")
+    t.add_argument("--weight-decay", type=_non_negative_float, default=1e-4, help="L2 weight decay")
     t.add_argument("--label-smoothing", type=_fraction, default=0.1, help="cross-entropy label smoothing")
     t.add_argument("--standardize", action=argparse.BooleanOptionalAction, default=None,
                    help="scale each feature to mean 0, std 1 with the training set's statistics (default: file "
