@@ -1,5 +1,6 @@
 """The `tapegrad train` command: short runs and every bad-argument case (exit 2, one line)."""
 import os
+import re
 import subprocess
 import sys
 
@@ -22,12 +23,13 @@ def test_default_digits_one_epoch_with_check_save_and_plot(tmp_path, capsys):
     code, out, err = run(["train", "--epochs", "1", "--no-progress", "--save", str(save), "--plot", str(plot)],
                          capsys)
     assert code == 0, err
-    assert "MLP 64-64-64-10" in out and "OK: the three gradients agree" in out
+    hidden = cli.build_parser().parse_args(["train"]).hidden  # the default --hidden, parsed
+    assert f"MLP {'-'.join(map(str, [64, *hidden, 10]))}" in out and "OK: the three gradients agree" in out
     assert "C++ vs reference engine" in out and "C++ vs finite differences" in out
     assert "test accuracy" in out and "ms per epoch" in out
     assert save.exists() and plot.stat().st_size > 1000
     with np.load(save) as z:
-        assert z["0.weight"].shape == (64, 64)
+        assert z["0.weight"].shape == (64, hidden[0])
 
 
 @pytest.mark.parametrize("extra", [["--data", "moons", "--optimizer", "adam", "--activation", "tanh"],
@@ -123,3 +125,72 @@ def test_outputs_and_model_size_fail_up_front(tmp_path, capsys):
         code, out, err = run(["train", *argv, "--epochs", "1", "--quiet", "--no-check"], capsys)
         assert code == 2 and message in err and err.count("\n") == 1, (argv, err)
         assert "epoch" not in out, argv
+
+
+def test_help_shows_every_default(capsys):
+    with pytest.raises(SystemExit) as e:
+        cli.main(["train", "--help"])
+    assert e.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())  # undo argparse's line wrapping
+    assert "(default: None)" not in text and "[64, 64]" not in text
+    train = next(a for a in cli.build_parser()._actions if a.dest == "command").choices["train"]
+    shown = {a.option_strings[0]: a.default for a in train._actions
+             if a.default is not None and a.default is not False and a.dest != "help"}
+    assert {"--epochs", "--batch-size", "--activation", "--dtype", "--hidden", "--optimizer"} <= set(shown)
+    for option, default in shown.items():
+        assert isinstance(default, (str, int, float)), (option, default)  # never a Python list
+        assert f"{option}" in text and f"(default: {default})" in text, (option, default)
+    assert "default 0.1 for sgd" in text and "a bar only when stderr is a terminal" in text
+
+
+def test_version_is_the_package_version(capsys):
+    import tapegrad
+    with pytest.raises(SystemExit) as e:
+        cli.main(["--version"])
+    assert e.value.code == 0
+    assert capsys.readouterr().out.strip() == f"tapegrad {tapegrad.__version__}"
+
+
+def _bar_in(err):
+    return "it/s" in err or "%|" in err
+
+
+def test_progress_bar_only_on_a_terminal_unless_asked(capsys, monkeypatch):
+    base = ["train", "--data", "moons", "--epochs", "2", "--no-check"]
+    # capsys: stderr is not a terminal -> one plain line per epoch on stdout, no bar
+    code, out, err = run(base, capsys)
+    assert code == 0 and not _bar_in(err) and "epoch 2/2" in out
+    code, out, err = run([*base, "--progress"], capsys)  # forced
+    assert code == 0 and _bar_in(err)
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)  # a terminal: a bar by default, off when asked
+    code, out, err = run(base, capsys)
+    assert code == 0 and _bar_in(err) and "epoch 2/2 " not in out
+    code, out, err = run([*base, "--no-progress"], capsys)
+    assert code == 0 and not _bar_in(err) and "epoch 2/2" in out
+
+
+def test_progress_not_on_a_pipe():
+    r = subprocess.run([sys.executable, "-m", "tapegrad", "train", "--data", "moons", "--epochs", "2", "--no-check"],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert not _bar_in(r.stderr) and "epoch 2/2" in r.stdout
+
+
+def test_validate_holds_out_part_of_the_training_set(capsys):
+    code, out, err = run(["train", "--data", "moons", "--epochs", "1", "--no-check", "--quiet", "--validate", "0.25"],
+                         capsys)
+    assert code == 0, err
+    # 1000 points: 800 train / 200 test; the validation quarter comes out of the 800, the test set is not used
+    assert "600 training / 200 validation samples" in out and "validation accuracy" in out
+    assert "test" not in out.split("samples;")[1]
+
+
+def test_default_config_reaches_97_5_percent_on_digits_seeds_0_to_4(capsys):
+    """Issue 18's target for the defaults (chosen on a validation split by benchmarks/tune_train.py)."""
+    pytest.importorskip("sklearn")
+    accuracies = []
+    for seed in range(5):
+        code, out, err = run(["train", "--quiet", "--no-check", "--seed", str(seed)], capsys)
+        assert code == 0, err
+        accuracies.append(float(re.search(r"test accuracy ([\d.]+)%", out).group(1)))
+    assert min(accuracies) >= 97.5, accuracies

@@ -71,3 +71,11 @@ from . import testing  # noqa: F401,E402  (crosscheck of the two engines)
 from .gradcheck import gradcheck, GradcheckError  # noqa: F401,E402
 
 __version__ = "0.1.0"
+
+# ``from tapegrad import *``: the spec's ops and compositions and every other public name, minus those that would
+# shadow a Python builtin (sum, max, min, abs, round, ...): after a star import ``max(3, 5)`` stays Python's.
+# Derived, not listed, so a new op or builtin is handled without editing this line.
+import builtins as _builtins  # noqa: E402
+
+__all__ = sorted({*_core.__ops__, *_core.__compositions__, *(n for n in list(globals()) if not n.startswith("_"))}
+                 - set(dir(_builtins)))

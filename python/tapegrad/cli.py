@@ -3,14 +3,15 @@
 ``tapegrad train`` trains an MLP (by default on the scikit-learn digits, 8x8
 images of handwritten digits): it first cross-checks the gradients of one
 batch three ways (C++ engine, pure-NumPy reference engine, central finite
-differences), then trains with a progress bar and prints train/test accuracy
-and the time per epoch. Exit status: 0 on success, 1 if the gradient check
+differences), then trains (with a progress bar on a terminal) and prints
+train/test accuracy and the time per epoch. Exit status: 0 on success, 1 if the gradient check
 fails, 2 on bad arguments or unreadable data (a one-line message).
 """
 from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import os
 import sys
 import time
@@ -19,6 +20,8 @@ import numpy as np
 from typing import IO, Any, Callable, Optional, Sequence
 
 ACTIVATION_CHOICES = ("relu", "leaky_relu", "tanh", "sigmoid", "gelu")
+# The defaults (--hidden, --optimizer, --lr, --epochs, --batch-size, --weight-decay, --label-smoothing) were
+# chosen on a validation split of the digits training set by benchmarks/tune_train.py (benchmarks/README.md).
 DEFAULT_LR = {"sgd": 0.1, "adam": 0.002}
 
 
@@ -29,6 +32,16 @@ class CLIError(Exception):
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> Any:
         self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+class _DefaultsFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Appends "(default: X)" where there is a value to show: not for None (an off option or a default that the
+    help text explains) nor for flags that are off unless given."""
+
+    def _get_help_string(self, action: argparse.Action) -> Optional[str]:
+        if action.default is None or action.default is False:
+            return action.help
+        return super()._get_help_string(action)
 
 
 def _positive_int(text: str) -> int:
@@ -61,6 +74,23 @@ def _non_negative_int(text: str) -> int:
     return v
 
 
+def _non_negative_float(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a non-negative number, got {text!r}") from None
+    if not (v >= 0 and np.isfinite(v)):
+        raise argparse.ArgumentTypeError(f"expected a non-negative number, got {text!r}")
+    return v
+
+
+def _fraction(text: str) -> float:
+    v = _non_negative_float(text)
+    if v >= 1:
+        raise argparse.ArgumentTypeError(f"expected a fraction in [0, 1), got {text!r}")
+    return v
+
+
 def parse_hidden(text: str) -> list[int]:
     """"64,64" -> [64, 64]; "" or "none" -> [] (a linear model)."""
     text = text.strip()
@@ -81,31 +111,45 @@ def parse_hidden(text: str) -> list[int]:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
     parser = _Parser(prog="tapegrad", description="tapegrad: automatic differentiation on the CPU.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     t = sub.add_parser("train", help="train an MLP (default: the digits data set), after a 3-way gradient check",
-                       description=__doc__.split("\n\n")[1], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                       description=__doc__.split("\n\n")[1], formatter_class=_DefaultsFormatter)
     t.add_argument("--data", default="digits",
                    help="digits | moons | spirals | PATH.npz (arrays X and y) | PATH.csv (label: last column)")
     t.add_argument("--label-column", default=None, help="CSV label column (header name or 0-based index)")
-    t.add_argument("--hidden", type=parse_hidden, default=[64, 64], help="hidden layer sizes, e.g. 64,64")
-    t.add_argument("--activation", choices=ACTIVATION_CHOICES, default="relu")
+    t.add_argument("--hidden", type=parse_hidden, default="128,64", help="hidden layer sizes, comma-separated ('none': a linear model)")
+    t.add_argument("--activation", choices=ACTIVATION_CHOICES, default="relu", help="hidden-layer activation")
     t.add_argument("--optimizer", choices=("sgd", "adam"), default="sgd",
                    help="sgd (momentum 0.9) or adam; the learning rate follows a cosine schedule")
     t.add_argument("--lr", type=_positive_float, default=None,
                    help=f"learning rate (default {DEFAULT_LR['sgd']} for sgd, {DEFAULT_LR['adam']} for adam)")
-    t.add_argument("--epochs", type=_positive_int, default=40)
-    t.add_argument("--batch-size", type=_positive_int, default=32)
+    t.add_argument("--epochs", type=_positive_int, default=25, help="passes over the training set")
+    t.add_argument("--batch-size", type=_positive_int, default=32, help="samples per optimizer step")
     t.add_argument("--seed", type=_non_negative_int, default=0,
                    help="seeds the train/test split, the initial weights and the batch order")
     t.add_argument("--test-size", type=float, default=0.2, help="fraction held out (stratified)")
-    t.add_argument("--dtype", choices=("float32", "float64"), default="float32")
+    t.add_argument("--weight-decay", type=_non_negative_float, default=1e-4, help="L2 weight decay")
+    t.add_argument("--label-smoothing", type=_fraction, default=0.1, help="cross-entropy label smoothing")
+    t.add_argument("--standardize", action=argparse.BooleanOptionalAction, default=None,
+                   help="scale each feature to mean 0, std 1 with the training set's statistics (default: file "
+                        "data only; digits, moons and spirals come scaled)")
+    t.add_argument("--validate", metavar="FRACTION", type=_fraction, default=0.0,
+                   help="hold out this fraction of the TRAINING set and report accuracy on it instead of the "
+                        "test set (for choosing hyper-parameters; 0: evaluate on the test set)")
+    t.add_argument("--dtype", choices=("float32", "float64"), default="float32",
+                   help="training precision (the gradient check always runs in float64)")
     t.add_argument("--save", metavar="PATH.npz", default=None, help="save the trained parameters")
     t.add_argument("--plot", metavar="PATH.png", default=None, help="plot loss/accuracy curves (matplotlib)")
     t.add_argument("--no-check", action="store_true", help="skip the gradient cross-check")
     t.add_argument("--detect-anomaly", action="store_true",
                    help="stop at the first op whose forward or backward gives NaN or inf, naming it and its line")
-    t.add_argument("--no-progress", action="store_true", help="no progress bar (one line per epoch instead)")
+    t.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                   help="a progress bar per epoch (on stderr); --no-progress: one line per epoch instead "
+                        "(default: a bar only when stderr is a terminal)")
     t.add_argument("--quiet", action="store_true", help="no per-epoch output at all")
     t.add_argument("--distributed", action="store_true",
                    help="data-parallel on MPI (run under mpiexec -n N; needs mpi4py): each rank trains on its share "
@@ -338,9 +382,17 @@ def train(args: argparse.Namespace, out: Optional[IO[str]] = None) -> int:
     try:
         Xtr, Xte, ytr, yte = data.train_test_split(X, y, test_size=args.test_size, seed=args.seed,
                                                    stratify=classification)
+        held_out = "test"
+        if args.validate:  # the test set is set aside untouched; the validation set comes from the training set
+            Xtr, Xte, ytr, yte = data.train_test_split(Xtr, ytr, test_size=args.validate, seed=args.seed,
+                                                       stratify=classification)
+            held_out = "validation"
     except ValueError as e:
         raise CLIError(str(e)) from None
-    if args.data not in ("digits", "moons", "spirals"):  # standardise file data with training statistics
+    standardize = args.standardize
+    if standardize is None:  # the built-in sets come scaled; files are standardised
+        standardize = args.data not in ("digits", "moons", "spirals")
+    if standardize:  # with the training set's statistics only
         mu, sd = Xtr.mean(0), Xtr.std(0)
         sd[sd == 0] = 1.0
         Xtr, Xte = (Xtr - mu) / sd, (Xte - mu) / sd
@@ -349,7 +401,8 @@ def train(args: argparse.Namespace, out: Optional[IO[str]] = None) -> int:
     loss_fn: Callable[..., Any]
     if classification:
         n_out = int(y.max()) + 1
-        loss_fn = nn.cross_entropy
+        loss_fn = functools.partial(nn.cross_entropy, label_smoothing=args.label_smoothing) \
+            if args.label_smoothing else nn.cross_entropy
     else:
         n_out = 1
         ytr, yte = ytr.reshape(-1, 1), yte.reshape(-1, 1)
@@ -361,9 +414,10 @@ def train(args: argparse.Namespace, out: Optional[IO[str]] = None) -> int:
     nn.manual_seed(args.seed)
     model = nn.MLP(sizes, activation=args.activation, dtype=dtype)
     print(f"tapegrad {tapegrad.__version__} train: {description}", file=out)
-    print(f"  {len(Xtr)} training / {len(Xte)} test samples; MLP {'-'.join(map(str, sizes))} "
+    print(f"  {len(Xtr)} training / {len(Xte)} {held_out} samples; MLP {'-'.join(map(str, sizes))} "
           f"({args.activation}, {model.num_parameters():,} parameters, {args.dtype}); "
-          f"{args.optimizer} lr {lr:g}, batch {args.batch_size}, {args.epochs} epochs, seed {args.seed}", file=out)
+          f"{args.optimizer} lr {lr:g}, weight decay {args.weight_decay:g}, label smoothing {args.label_smoothing:g}, "
+          f"{'standardized' if standardize else 'raw'} inputs, batch {args.batch_size}, {args.epochs} epochs, seed {args.seed}", file=out)
     if args.distributed:
         print(f"  data-parallel on {n_ranks} rank(s): global batch {n_ranks * args.batch_size}", file=out)
 
@@ -387,9 +441,9 @@ def train(args: argparse.Namespace, out: Optional[IO[str]] = None) -> int:
 
     opt: optim.Optimizer
     if args.optimizer == "sgd":
-        opt = optim.SGD(model.parameters(), lr=lr, momentum=0.9)
+        opt = optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=args.weight_decay)
     else:
-        opt = optim.Adam(model.parameters(), lr=lr)
+        opt = optim.Adam(model.parameters(), lr=lr, weight_decay=args.weight_decay)
     sched = optim.CosineAnnealingLR(opt, T_max=args.epochs)
     if args.distributed:
         opt = dist.DistributedOptimizer(opt)
@@ -399,14 +453,14 @@ def train(args: argparse.Namespace, out: Optional[IO[str]] = None) -> int:
         def checkpoint(epoch, logs):
             nn.save_checkpoint(args.checkpoint, model, opt, sched, epoch=epoch + 1, seed=args.seed)
         callbacks.append(checkpoint)
-    progress = not args.quiet
+    # a bar only where someone watches it: on a terminal, unless --progress / --no-progress says otherwise
+    bar = sys.stderr.isatty() if args.progress is None else args.progress
     t0 = time.perf_counter()
     try:
         with tapegrad.detect_anomaly() if args.detect_anomaly else contextlib.nullcontext():
             history = nn.fit(model, Xtr, ytr, loss=loss_fn, optimizer=opt, epochs=args.epochs,
-                             batch_size=args.batch_size, validation_data=(Xte, yte), progress=progress,
-                             seed=args.seed, scheduler=sched, file=None if not args.no_progress else out,
-                             plain=args.no_progress, distributed=args.distributed, initial_epoch=start,
+                             batch_size=args.batch_size, validation_data=(Xte, yte), progress=not args.quiet,
+                             seed=args.seed, scheduler=sched, file=None if bar else out, plain=not bar, distributed=args.distributed, initial_epoch=start,
                              callbacks=callbacks)
     except RuntimeError as e:
         if not (args.detect_anomaly and str(e).startswith("detect_anomaly")):
@@ -420,10 +474,10 @@ def train(args: argparse.Namespace, out: Optional[IO[str]] = None) -> int:
     test_metrics = nn.evaluate(model, Xte, yte, loss_fn)
     per_epoch = elapsed / max(history.epochs, 1)
     if classification:
-        print(f"train accuracy {train_metrics['accuracy']:.2%}, test accuracy {test_metrics['accuracy']:.2%} "
-              f"(test loss {test_metrics['loss']:.4f})", file=out)
+        print(f"train accuracy {train_metrics['accuracy']:.2%}, {held_out} accuracy {test_metrics['accuracy']:.2%} "
+              f"({held_out} loss {test_metrics['loss']:.4f})", file=out)
     else:
-        print(f"train MSE {train_metrics['loss']:.4g}, test MSE {test_metrics['loss']:.4g}", file=out)
+        print(f"train MSE {train_metrics['loss']:.4g}, {held_out} MSE {test_metrics['loss']:.4g}", file=out)
     print(f"{history.epochs} epochs in {elapsed:.2f} s ({per_epoch * 1000:.1f} ms per epoch)", file=out)
     if args.save:
         try:
