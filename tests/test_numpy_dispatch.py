@@ -518,7 +518,8 @@ def test_methods_follow_numpy():
 def test_signatures_are_numpy_s():
     for name in ("sum", "var", "linalg.norm", "concatenate", "take"):
         fn = tg._numpy_dispatch._FUNCTIONS[np_object(name)]
-        assert inspect.signature(fn) == inspect.signature(np_object(name)), name
+        want = tg._numpy_dispatch._numpy_signature(name, np_object(name))  # (NumPy < 2.1: concatenate has none)
+        assert inspect.signature(fn) == want, name
 
 
 def test_copy_is_a_new_buffer_on_the_graph():
@@ -565,3 +566,15 @@ def test_copy_deepcopy_and_pickle_keep_values_and_flag_but_never_the_graph(engin
             assert n == n2 and p is not p2 and p2.requires_grad
             np.testing.assert_array_equal(p.data, p2.data)
         pickle.loads(pickle.dumps(model))
+
+
+def test_signatures_older_numpy_lacks_match_numpy_where_it_has_them():
+    # NumPy < 2.1 gives no signature for these C functions; the table stands in for it there
+    import inspect
+    from tapegrad import _numpy_dispatch as nd
+    for name, text in nd._NO_TEXT_SIGNATURE.items():
+        try:
+            sig = inspect.signature(getattr(np, name))
+        except ValueError:
+            continue  # an older NumPy: nothing to compare with
+        assert str(sig) == text, (name, str(sig), text)

@@ -13,6 +13,7 @@ derivative is zero (floor, sign, round) returns a Variable still on the graph
 argmax return NumPy arrays, outside the graph.
 """
 import functools
+import operator
 import math
 
 import numpy as np
@@ -51,7 +52,8 @@ def build(ns):
         def wrapper(*args, **kwargs):
             try:
                 return fn(*args, **kwargs)
-            except (TypeError, ValueError, IndexError, OverflowError, np.exceptions.ComplexWarning) as e:
+            except (TypeError, ValueError, IndexError, OverflowError, np.exceptions.ComplexWarning,
+                    DeprecationWarning) as e:  # (NumPy < 2.3 warns where later ones raise: int() of an array)
                 # errors of the primitives inside (or NumPy's) name this function, as the project's do
                 kind = IndexError if isinstance(e, IndexError) else \
                     TypeError if isinstance(e, (TypeError, Warning)) else ValueError
@@ -462,7 +464,7 @@ def build(ns):
             each, extra = divmod(n, k)
             points = np.cumsum([0] + extra * [each + 1] + (k - extra) * [each]).tolist()
         else:
-            points = [0] + [int(i) for i in indices_or_sections] + [n]
+            points = [0] + [operator.index(i) for i in indices_or_sections] + [n]  # (int() of an array row warns on NumPy < 2.1)
         return [along(x, axis, slice(a, max(a, b))) for a, b in zip(points[:-1], points[1:])]
 
     @composition

@@ -46,9 +46,31 @@ def _cast(x, dtype, np_name):
     return _core.astype(x if isinstance(x, _Variable) else _Variable(x), dt)
 
 
+# NumPy's C functions that had no text signature before NumPy 2.1 (inspect.signature raises
+# there): their signatures as NumPy 2.4 reports them.
+_NO_TEXT_SIGNATURE = {
+    "where": "(condition, x=None, y=None, /)",
+    "concatenate": "(arrays, /, axis=0, out=None, *, dtype=None, casting='same_kind')",
+    "dot": "(a, b, out=None)",
+    "vdot": "(a, b, /)",
+    "inner": "(a, b, /)",
+}
+
+
+def _numpy_signature(np_name, np_fn):
+    try:
+        return inspect.signature(np_fn)
+    except ValueError:
+        if np_name not in _NO_TEXT_SIGNATURE:
+            raise
+        ns = {}
+        exec(f"def f{_NO_TEXT_SIGNATURE[np_name]}: pass", ns)
+        return inspect.signature(ns["f"])
+
+
 def _adapter(np_name, np_fn, tg_fn):
     """A function with np_fn's signature that calls tg_fn (compiled with exec)."""
-    np_sig = inspect.signature(np_fn)
+    np_sig = _numpy_signature(np_name, np_fn)
     tg_params = list(inspect.signature(tg_fn).parameters.values())
     env = {"_g": tg_fn, "_bad": lambda what: _unsupported(np_name, what), "_cast": _cast, "_n": np_name}
     header, checks, arg_of = [], [], {}
@@ -86,6 +108,9 @@ def _adapter(np_name, np_fn, tg_fn):
                 tp = next(q for q in tg_params if q.name == target)
                 env[d + "t"] = None if tp.default is tp.empty else tp.default
                 arg_of[target] = f"({d}t if {p.name} is {d} else {p.name})"
+            elif target in arg_of and p.default is None:
+                # two NumPy names for one argument (reshape's shape and newshape, NumPy 2.1-2.3)
+                arg_of[target] = f"({p.name} if {p.name} is not None else {arg_of[target]})"
             else:
                 arg_of[target] = p.name
         elif p.name == "dtype" and tg_params[0].name not in ("arrays", "subscripts") and \

@@ -40,6 +40,18 @@ def _refuse(name, what):
     raise TypeError(f"np.{name}: {what} is not supported on tapegrad Variables")
 
 
+
+# NumPy's signatures for the C functions that NumPy < 2.1 leaves without one (as NumPy 2.4 states them).
+def _where_signature(condition, x=None, y=None, /): ...
+def _concatenate_signature(arrays, /, axis=0, out=None, *, dtype=None, casting="same_kind"): ...
+def _dot_signature(a, b, out=None): ...
+def _vdot_signature(a, b, /): ...
+def _inner_signature(a, b, /): ...
+
+
+_SIGNATURE_STANDINS = {"where": _where_signature, "concatenate": _concatenate_signature, "dot": _dot_signature,
+                       "vdot": _vdot_signature, "inner": _inner_signature}
+
 class _Protocol:
     def __init__(self, functions):
         self.by_object = {}
@@ -71,7 +83,10 @@ class _Protocol:
             for alias, name in (("min", "a_min"), ("max", "a_max")):
                 if alias in kwargs:
                     kwargs[name] = kwargs.pop(alias)
-        sig = inspect.signature(func)
+        try:
+            sig = inspect.signature(func)
+        except ValueError:  # NumPy < 2.1: some C functions carry no text signature
+            sig = inspect.signature(_SIGNATURE_STANDINS[func.__name__])
         bound = sig.bind(*args, **kwargs)
         ours = inspect.signature(fn).parameters
         first = next(iter(ours))
