@@ -38,3 +38,18 @@ def test_valid_setting_is_silent(env):
     assert warnings == []
     if env.get("TAPEGRAD_ISA") == "baseline":
         assert isa == "baseline"
+
+
+def test_the_version_is_written_in_one_place():
+    # pyproject.toml reads it from __init__.py at build time (scikit-build-core's regex provider);
+    # the installed metadata and tapegrad.__version__ must agree.
+    import importlib.metadata
+    import pathlib
+    import tomllib
+
+    import tapegrad
+
+    root = pathlib.Path(__file__).resolve().parents[1]
+    project = tomllib.loads((root / "pyproject.toml").read_text())["project"]
+    assert "version" not in project and "version" in project["dynamic"]
+    assert importlib.metadata.version("tapegrad") == tapegrad.__version__
