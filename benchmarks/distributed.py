@@ -2,6 +2,7 @@
 
     python benchmarks/distributed.py                  # 1 rank, 2 ranks and the hardware ceiling, 3 repeats
     python benchmarks/distributed.py --repeats 5 --steps 60 --four
+    python benchmarks/distributed.py --bind          # every rank pinned to its own core
     mpiexec -n 2 python benchmarks/distributed.py --worker mlp_mnist   # one configuration, JSON out
 
 Each rank runs 1 thread (tapegrad and OpenBLAS) on its own batch of the
@@ -53,7 +54,10 @@ BLOCK = 10  # steps per block when step variants alternate
 def _gate(path, count):
     """Wait until ``count`` jobs have reached this point (files in ``path``): the ceiling's jobs time together."""
     open(os.path.join(path, str(os.getpid())), "w").close()
+    deadline = time.monotonic() + 300
     while len(os.listdir(path)) < count:
+        if time.monotonic() > deadline:  # the other job died before the gate: fail, do not hang
+            sys.exit(f"benchmarks/distributed.py: only {len(os.listdir(path))} of {count} ceiling jobs reached the gate")
         time.sleep(1e-3)
 
 
@@ -189,9 +193,12 @@ def worker(args):
         print("RESULT " + json.dumps(res), flush=True)
 
 
-def _launch(mpiexec, n, name, args, gate=None):
-    cmd = [mpiexec, "-n", str(n), sys.executable, __file__, "--worker", name, "--steps", str(args.steps),
-           "--bucket", str(args.bucket)]
+def _launch(mpiexec, n, name, args, gate=None, core=None):
+    cmd = [mpiexec] + (["-bind-to", "core"] if args.bind and core is None else []) + [
+        "-n", str(n), sys.executable, __file__, "--worker", name, "--steps", str(args.steps),
+        "--bucket", str(args.bucket)]
+    if args.bind and core is not None:  # a ceiling job: pinned to its own core, as the 2 ranks are
+        cmd = ["taskset", "-c", str(core)] + cmd
     if args.progress_interval:
         cmd += ["--progress-interval", str(args.progress_interval)]
     if gate:
@@ -221,7 +228,7 @@ def drive(args):
             for config in configs[rep % 3:] + configs[:rep % 3]:  # rotate: no configuration always runs first
                 if config == "ceiling":
                     with tempfile.TemporaryDirectory() as gate:
-                        jobs = [_launch(mpiexec, 1, name, args, gate) for _ in range(2)]
+                        jobs = [_launch(mpiexec, 1, name, args, gate, core) for core in range(2)]
                         a, b = (_result(j, f"{name}: ceiling job") for j in jobs)
                     res = dict(a, ranks=2, samples_per_s=a["samples_per_s"] + b["samples_per_s"],
                                jobs_step_ms=[a["step"]["step"], b["step"]["step"]])
@@ -287,6 +294,9 @@ def main():
     ap.add_argument("--progress-interval", type=float, default=None,
                     help="DistributedOptimizer(progress_interval=): seconds between the progress thread's tests")
     ap.add_argument("--four", action="store_true", help="also 4 ranks (oversubscribed on 2 cores)")
+    ap.add_argument("--bind", action="store_true",
+                    help="pin each rank to a core (mpiexec -bind-to core; the ceiling's jobs with taskset): "
+                         "tells a scheduler that stacks both ranks on one core apart from the rest")
     args = ap.parse_args()
     if args.worker:
         worker(args)
