@@ -21,7 +21,7 @@ Per configuration (rank 0, medians over the timed steps): one training step
 (forward, backward, ``DistributedOptimizer.step``) and samples/s over all
 ranks; the step's phases in wall and thread-CPU time (forward, backward with
 the hooks inside it, the hooks alone, ``synchronize``, the SGD update) and
-the involuntary context switches per step (wall >> CPU with switches: the
+the involuntary context switches and minor page faults per step (wall >> CPU with switches: the
 rank was descheduled; CPU grown: more work or a slower core). On 2 ranks
 also: the same step with ``overlap=False`` and with a plain mpi4py loop (pack
 every gradient into one buffer, ``Allreduce``, unpack / N), run in
@@ -49,6 +49,7 @@ from _workloads import MLP_WORKLOADS  # noqa: E402
 
 PHASES = ("forward", "backward", "hooks", "synchronize", "update")
 BLOCK = 10  # steps per block when step variants alternate
+COUNTS = ("switches", "faults")  # per step, from getrusage: involuntary context switches, minor page faults
 
 
 def _gate(path, count):
@@ -117,7 +118,7 @@ def worker(args):
             opt.zero_grad()
             if hook is not None:
                 hook["wall"] = hook["cpu"] = 0.0
-            sw0 = resource.getrusage(resource.RUSAGE_THREAD).ru_nivcsw
+            ru0 = resource.getrusage(resource.RUSAGE_THREAD)
             t, c = [time.perf_counter()], [time.thread_time()]
             loss = nn.cross_entropy(model(x), y)
             t.append(time.perf_counter()), c.append(time.thread_time())
@@ -131,8 +132,9 @@ def worker(args):
             t.append(time.perf_counter()), c.append(time.thread_time())
             opt.step()
             t.append(time.perf_counter()), c.append(time.thread_time())
-            row = {"step": t[-1] - t[0], "step_cpu": c[-1] - c[0],
-                   "switches": resource.getrusage(resource.RUSAGE_THREAD).ru_nivcsw - sw0}
+            ru = resource.getrusage(resource.RUSAGE_THREAD)
+            row = {"step": t[-1] - t[0], "step_cpu": c[-1] - c[0], "switches": ru.ru_nivcsw - ru0.ru_nivcsw,
+                   "faults": ru.ru_minflt - ru0.ru_minflt}
             for j, ph in enumerate(("forward", "backward", "synchronize", "update")):
                 row[ph], row[ph + "_cpu"] = t[j + 1] - t[j], c[j + 1] - c[j]
             row["hooks"], row["hooks_cpu"] = (hook["wall"], hook["cpu"]) if hook else (0.0, 0.0)
@@ -140,8 +142,8 @@ def worker(args):
         return rows
 
     def summary(rows):
-        out = {k: 1e3 * float(np.median([row[k] for row in rows])) for k in rows[0] if k != "switches"}
-        out["switches"] = float(np.mean([row["switches"] for row in rows]))
+        out = {k: 1e3 * float(np.median([row[k] for row in rows])) for k in rows[0] if k not in COUNTS}
+        out.update({k: float(np.mean([row[k] for row in rows])) for k in COUNTS})
         return out
 
     overlapped = optimizer(True)
@@ -248,8 +250,9 @@ def drive(args):
         print(f"| {name} | {config} | {step:.2f} | {med([x['samples_per_s'] for x in rs]):,.0f} | "
               f"{med(ratios):.2f} ({min(ratios):.2f}-{max(ratios):.2f}) |")
     print("\nphases, ms per step, wall / thread CPU (rank 0; ceiling: one of its jobs); medians over the repeats:")
-    print("| workload | configuration | " + " | ".join(PHASES) + " | step | involuntary switches / step |")
-    print("|---|---|" + "---|" * (len(PHASES) + 2))
+    print("| workload | configuration | " + " | ".join(PHASES) + " | step | involuntary switches / step | "
+          "page faults / step |")
+    print("|---|---|" + "---|" * (len(PHASES) + 3))
     for (name, config), rs in runs.items():
         variants = [(config, [x["step"] for x in rs])]
         if "variants" in rs[0]:
@@ -257,7 +260,8 @@ def drive(args):
         for label, ss in variants:
             cells = [f"{med([s[p] for s in ss]):.2f} / {med([s[p + '_cpu'] for s in ss]):.2f}"
                      for p in PHASES + ("step",)]
-            print(f"| {name} | {label} | " + " | ".join(cells) + f" | {med([s['switches'] for s in ss]):.1f} |")
+            print(f"| {name} | {label} | " + " | ".join(cells) + f" | {med([s['switches'] for s in ss]):.1f} | "
+                  f"{med([s['faults'] for s in ss]):.0f} |")
     print("\n| workload | ranks | plain Allreduce ms | bucketed ms | bandwidth ratio | exposed after backward ms | "
           "exposed / plain | buckets |")
     print("|---|---|---|---|---|---|---|---|")
