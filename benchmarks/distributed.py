@@ -1,26 +1,43 @@
 """Data-parallel training on MPI: weak scaling, reduction bandwidth and overlap (tapegrad.distributed).
 
-    python benchmarks/distributed.py                  # runs mpiexec -n 1 and -n 2 (and -n 4 with --four)
-    mpiexec -n 2 python benchmarks/distributed.py --worker mlp_mnist   # one configuration
+    python benchmarks/distributed.py                  # 1 rank, 2 ranks and the hardware ceiling, 3 repeats
+    python benchmarks/distributed.py --repeats 5 --steps 60 --four
+    python benchmarks/distributed.py --bind          # every rank pinned to its own core
+    mpiexec -n 2 python benchmarks/distributed.py --worker mlp_mnist   # one configuration, JSON out
 
 Each rank runs 1 thread (tapegrad and OpenBLAS) on its own batch of the
 workload's size (weak scaling: the global batch grows with the ranks). Per
-workload and rank count it reports (rank 0, medians over the timed steps):
+workload, the configurations run interleaved, ``--repeats`` times (the load of
+a shared machine drifts; the table gives the median over the repeats and the
+range of the ratios):
 
-* step: one training step (forward, backward, DistributedOptimizer.step),
-  and the throughput in samples/s over all ranks;
-* allreduce: a plain mpi4py ``Allreduce`` of the gradients' bytes in one
-  buffer, vs the bucketed path alone (``synchronize()`` without hooks on
-  gradients already there: pack, ``Iallreduce``, wait, unpack and divide),
-  both timed from a barrier;
-* exposed: with overlap (hooks), the time ``step()`` still waits after the
-  backward ends, and the per-bucket timeline of the last step.
+* ``1 rank``: ``mpiexec -n 1``; ``2 ranks``: ``mpiexec -n 2``;
+* ``ceiling``: two independent ``mpiexec -n 1`` jobs of the same worker at the
+  same time (they start timing together through a file gate): the throughput
+  two busy cores give with no communication at all, the bound of the scaling
+  ratio on this machine, measured next to it.
+
+Per configuration (rank 0, medians over the timed steps): one training step
+(forward, backward, ``DistributedOptimizer.step``) and samples/s over all
+ranks; the step's phases in wall and thread-CPU time (forward, backward with
+the hooks inside it, the hooks alone, ``synchronize``, the SGD update) and
+the involuntary context switches and minor page faults per step (wall >> CPU with switches: the
+rank was descheduled; CPU grown: more work or a slower core). On 2 ranks
+also: the same step with ``overlap=False`` and with a plain mpi4py loop (pack
+every gradient into one buffer, ``Allreduce``, unpack / N), run in
+alternating blocks with the overlapped one; a plain ``Allreduce`` of the
+gradients' bytes vs the bucketed path alone (``synchronize()`` without hooks
+on gradients already there), alternately from a barrier; the communication
+left exposed after the backward with overlap, and the last step's per-bucket
+timeline.
 """
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
+import tempfile
 import time
 
 import numpy as np
@@ -30,8 +47,22 @@ sys.path.insert(0, HERE)
 
 from _workloads import MLP_WORKLOADS  # noqa: E402
 
+PHASES = ("forward", "backward", "hooks", "synchronize", "update")
+BLOCK = 10  # steps per block when step variants alternate
+COUNTS = ("switches", "faults")  # per step, from getrusage: involuntary context switches, minor page faults
 
-def worker(name, steps, bucket, interval):
+
+def _gate(path, count):
+    """Wait until ``count`` jobs have reached this point (files in ``path``): the ceiling's jobs time together."""
+    open(os.path.join(path, str(os.getpid())), "w").close()
+    deadline = time.monotonic() + 300
+    while len(os.listdir(path)) < count:
+        if time.monotonic() > deadline:  # the other job died before the gate: fail, do not hang
+            sys.exit(f"benchmarks/distributed.py: only {len(os.listdir(path))} of {count} ceiling jobs reached the gate")
+        time.sleep(1e-3)
+
+
+def worker(args):
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     import tapegrad as tg
     import tapegrad.distributed as dist
@@ -40,129 +71,239 @@ def worker(name, steps, bucket, interval):
 
     tg.set_num_threads(1)
     r, n = dist.init()
-    spec = MLP_WORKLOADS[name]
+    spec = MLP_WORKLOADS[args.worker]
     nn.manual_seed(0)
     model = nn.MLP(list(spec.sizes), activation=spec.activation, dtype=np.float32)
+    params = model.parameters()
     rng = np.random.default_rng(r)
     x = tg.Variable(rng.standard_normal((spec.batch, spec.sizes[0])).astype(np.float32))
     y = rng.integers(0, spec.sizes[-1], spec.batch)
     comm = MPI.COMM_WORLD
+    inner = optim.SGD(params, lr=1e-3)
+    flat = np.empty(sum(p.size for p in params), np.float32)
 
-    def run(opt, k, only_sync=False):
-        times, marks = [], []
+    def plain_reduce():
+        """What a user would write with mpi4py alone: one buffer, one blocking Allreduce."""
+        o = 0
+        for p in params:
+            flat[o:o + p.size] = p.grad.reshape(-1)
+            o += p.size
+        comm.Allreduce(MPI.IN_PLACE, flat)
+        o = 0
+        for p in params:
+            np.multiply(flat[o:o + p.size].reshape(p.shape), np.float32(1 / n), out=p.grad)
+            o += p.size
+
+    def optimizer(overlap):
+        opt = dist.DistributedOptimizer(inner, bucket_size=args.bucket, overlap=overlap,
+                                        progress_interval=args.progress_interval)
+        hook = {"wall": 0.0, "cpu": 0.0}
+        if opt._reducer is not None and opt.overlap:  # time the hooks' work (pack, Iallreduce, Test) from outside
+            ready = opt._reducer.grad_ready
+
+            def timed(i):
+                t, c = time.perf_counter(), time.thread_time()
+                ready(i)
+                hook["wall"] += time.perf_counter() - t
+                hook["cpu"] += time.thread_time() - c
+            opt._reducer.grad_ready = timed
+        return opt, hook
+
+    def steps(variant, k):
+        """``k`` timed steps of ``variant``: ``(opt, hook)`` of a DistributedOptimizer, or "plain"."""
+        rows = []
+        opt, hook = (inner, None) if variant == "plain" else variant
         for _ in range(k):
             comm.Barrier()
             opt.zero_grad()
-            t0 = time.perf_counter()
-            nn.cross_entropy(model(x), y).backward()
-            t1 = time.perf_counter()
-            if only_sync:
+            if hook is not None:
+                hook["wall"] = hook["cpu"] = 0.0
+            ru0 = resource.getrusage(resource.RUSAGE_THREAD)
+            t, c = [time.perf_counter()], [time.thread_time()]
+            loss = nn.cross_entropy(model(x), y)
+            t.append(time.perf_counter()), c.append(time.thread_time())
+            loss.backward()
+            t.append(time.perf_counter()), c.append(time.thread_time())
+            if variant == "plain":
+                if n > 1:
+                    plain_reduce()
+            else:
                 opt.synchronize()
+            t.append(time.perf_counter()), c.append(time.thread_time())
             opt.step()
-            t2 = time.perf_counter()
-            times.append(t2 - (t1 if only_sync else t0))
-            marks.append((t0, t1))
-        return times, marks
+            t.append(time.perf_counter()), c.append(time.thread_time())
+            ru = resource.getrusage(resource.RUSAGE_THREAD)
+            row = {"step": t[-1] - t[0], "step_cpu": c[-1] - c[0], "switches": ru.ru_nivcsw - ru0.ru_nivcsw,
+                   "faults": ru.ru_minflt - ru0.ru_minflt}
+            for j, ph in enumerate(("forward", "backward", "synchronize", "update")):
+                row[ph], row[ph + "_cpu"] = t[j + 1] - t[j], c[j + 1] - c[j]
+            row["hooks"], row["hooks_cpu"] = (hook["wall"], hook["cpu"]) if hook else (0.0, 0.0)
+            rows.append(row)
+        return rows
 
-    out = {"workload": name, "ranks": n, "batch": spec.batch}
-    inner = optim.SGD(model.parameters(), lr=1e-3)
-    overlapped = dist.DistributedOptimizer(inner, bucket_size=bucket, progress_interval=interval)
-    run(overlapped, 3)
-    t, marks = run(overlapped, steps)
-    out["step_ms"] = 1e3 * float(np.median(t))
-    out["samples_per_s"] = n * spec.batch / float(np.median(t))
-    if n > 1:
-        grads = sum(p.size for p in model.parameters())
-        buf = np.ones(grads, np.float32)
-        out["bytes"] = 4 * grads
-        # exposed communication with overlap: step() = synchronize + SGD update; time the synchronize part
-        t0, t1 = marks[-1]
-        tl = overlapped.timeline
-        out["timeline"] = tl
-        out["backward_ms"] = 1e3 * (t1 - t0)
-        exposed = []
-        for _ in range(steps):
-            comm.Barrier()
-            overlapped.zero_grad()
-            nn.cross_entropy(model(x), y).backward()
-            ts = time.perf_counter()
-            overlapped.synchronize()
-            exposed.append(time.perf_counter() - ts)
-            overlapped.step()
-        out["exposed_ms"] = 1e3 * float(np.median(exposed))
-        out["timeline"] = overlapped.timeline
-        overlapped.remove_hooks()
-        blocking = dist.DistributedOptimizer(inner, bucket_size=bucket, overlap=False)
+    def summary(rows):
+        out = {k: 1e3 * float(np.median([row[k] for row in rows])) for k in rows[0] if k not in COUNTS}
+        out.update({k: float(np.mean([row[k] for row in rows])) for k in COUNTS})
+        return out
+
+    overlapped = optimizer(True)
+    steps(overlapped, 3)  # warm-up; the first step also rebuilds the buckets in hook order
+    if args.gate:
+        _gate(args.gate, args.gate_count)
+    res = {"workload": args.worker, "ranks": n, "batch": spec.batch}
+    if n == 1:
+        res["step"] = summary(steps(overlapped, args.steps))
+    else:
+        overlapped[0].remove_hooks()  # the hooks of the overlapped optimizer would fire in the other variants' steps
+        blocking = optimizer(False)
+        steps(blocking, 1)
+        rows = {"overlap": [], "no overlap": [], "plain Allreduce loop": []}
+        for _ in range(max(1, args.steps // BLOCK)):  # alternating blocks: the load drifts
+            overlapped = optimizer(True)
+            steps(overlapped, 1)  # rebuilds the buckets in hook order
+            rows["overlap"] += steps(overlapped, BLOCK)
+            overlapped[0].remove_hooks()
+            rows["no overlap"] += steps(blocking, BLOCK)
+            rows["plain Allreduce loop"] += steps("plain", BLOCK)
+        res["step"] = summary(rows["overlap"])
+        res["variants"] = {k: summary(v) for k, v in rows.items()}
+        # the communication left exposed after the backward with overlap, and the last step's timeline
+        res["exposed_ms"] = res["step"]["synchronize"]
+        res["backward_ms"] = 1e3 * rows["overlap"][-1]["backward"]
+        res["timeline"] = overlapped[0].timeline
+        # bandwidth: the same bytes, from the same starting line, alternating
+        buf = np.ones(flat.size, np.float32)
+        res["bytes"] = 4 * int(flat.size)
         sync, plain = [], []
-        for _ in range(steps):  # the same bytes, from the same starting line, alternating (the load drifts)
+        for _ in range(args.steps):
             comm.Barrier()
             t0 = time.perf_counter()
             comm.Allreduce(MPI.IN_PLACE, buf)
             plain.append(time.perf_counter() - t0)
-            for p in model.parameters():
+            for p in params:
                 p.grad = np.ones(p.shape, np.float32)
             comm.Barrier()
-            ts = time.perf_counter()
-            blocking.synchronize()
-            sync.append(time.perf_counter() - ts)
-            blocking.zero_grad()
-        out["allreduce_ms"] = 1e3 * float(np.median(plain))
-        out["bucketed_ms"] = 1e3 * float(np.median(sync))
-        out["buckets"] = len(blocking.buckets)
+            t0 = time.perf_counter()
+            blocking[0].synchronize()
+            sync.append(time.perf_counter() - t0)
+            blocking[0].zero_grad()
+        res["allreduce_ms"] = 1e3 * float(np.median(plain))
+        res["bucketed_ms"] = 1e3 * float(np.median(sync))
+        res["buckets"] = len(blocking[0].buckets)
+    res["samples_per_s"] = n * spec.batch / (res["step"]["step"] / 1e3)
     if r == 0:
-        print("RESULT " + json.dumps(out), flush=True)
+        print("RESULT " + json.dumps(res), flush=True)
+
+
+def _launch(mpiexec, n, name, args, gate=None, core=None):
+    cmd = [mpiexec] + (["-bind-to", "core"] if args.bind and core is None else []) + [
+        "-n", str(n), sys.executable, __file__, "--worker", name, "--steps", str(args.steps),
+        "--bucket", str(args.bucket)]
+    if args.bind and core is not None:  # a ceiling job: pinned to its own core, as the 2 ranks are
+        cmd = ["taskset", "-c", str(core)] + cmd
+    if args.progress_interval:
+        cmd += ["--progress-interval", str(args.progress_interval)]
+    if gate:
+        cmd += ["--gate", gate, "--gate-count", "2"]
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _result(p, what):
+    out, err = p.communicate(timeout=900)
+    line = [ln for ln in out.splitlines() if ln.startswith("RESULT ")]
+    if p.returncode or not line:
+        sys.exit(f"{what} failed:\n{out}\n{err[-3000:]}")
+    return json.loads(line[0][7:])
+
+
+def _load():
+    return "/".join(f"{v:.1f}" for v in os.getloadavg())
 
 
 def drive(args):
-    rows = []
     mpiexec = os.path.join(os.path.dirname(sys.executable), "mpiexec")
-    counts = [1, 2] + ([4] if args.four else [])
-    for name in args.workloads:
-        for n in counts:
-            p = subprocess.run([mpiexec, "-n", str(n), sys.executable, __file__, "--worker", name,
-                                "--steps", str(args.steps), "--bucket", str(args.bucket)]
-                               + (["--progress-interval", str(args.progress_interval)] if args.progress_interval else []),
-                               capture_output=True, text=True, timeout=900)
-            line = [ln for ln in p.stdout.splitlines() if ln.startswith("RESULT ")]
-            if p.returncode or not line:
-                sys.exit(f"{name} on {n} ranks failed:\n{p.stdout}\n{p.stderr[-3000:]}")
-            rows.append(json.loads(line[0][7:]))
-    base = {r["workload"]: r["samples_per_s"] for r in rows if r["ranks"] == 1}
-    print("| workload | ranks | step ms | samples/s | vs 1 rank | plain Allreduce ms | bucketed ms | "
-          "bandwidth ratio | exposed after backward ms | exposed / plain |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
-    for r in rows:
-        speed = r["samples_per_s"] / base[r["workload"]]
-        if r["ranks"] == 1:
-            print(f"| {r['workload']} | 1 | {r['step_ms']:.2f} | {r['samples_per_s']:,.0f} | 1.00 | | | | | |")
+    runs = {}  # (workload, config) -> [result per repeat]
+    print(f"load average at start: {_load()}")
+    for rep in range(args.repeats):
+        for name in args.workloads:
+            configs = ["1 rank", "2 ranks", "ceiling"] + (["4 ranks"] if args.four else [])
+            for config in configs[rep % 3:] + configs[:rep % 3]:  # rotate: no configuration always runs first
+                if config == "ceiling":
+                    with tempfile.TemporaryDirectory() as gate:
+                        jobs = [_launch(mpiexec, 1, name, args, gate, core) for core in range(2)]
+                        a, b = (_result(j, f"{name}: ceiling job") for j in jobs)
+                    res = dict(a, ranks=2, samples_per_s=a["samples_per_s"] + b["samples_per_s"],
+                               jobs_step_ms=[a["step"]["step"], b["step"]["step"]])
+                else:
+                    res = _result(_launch(mpiexec, int(config[0]), name, args), f"{name} on {config}")
+                runs.setdefault((name, config), []).append(res)
+    print(f"load average at end: {_load()}\n")
+    med = lambda xs: float(np.median(xs))  # noqa: E731
+    print(f"| workload | configuration | step ms | samples/s | vs 1 rank: median (range over {args.repeats} repeats) |")
+    print("|---|---|---|---|---|")
+    for (name, config), rs in runs.items():
+        base = runs[(name, "1 rank")]
+        ratios = [x["samples_per_s"] / b["samples_per_s"] for x, b in zip(rs, base)]
+        step = med([x["step"]["step"] for x in rs])
+        if config == "ceiling":
+            step = med([s for x in rs for s in x["jobs_step_ms"]])
+        print(f"| {name} | {config} | {step:.2f} | {med([x['samples_per_s'] for x in rs]):,.0f} | "
+              f"{med(ratios):.2f} ({min(ratios):.2f}-{max(ratios):.2f}) |")
+    print("\nphases, ms per step, wall / thread CPU (rank 0; ceiling: one of its jobs); medians over the repeats:")
+    print("| workload | configuration | " + " | ".join(PHASES) + " | step | involuntary switches / step | "
+          "page faults / step |")
+    print("|---|---|" + "---|" * (len(PHASES) + 3))
+    for (name, config), rs in runs.items():
+        variants = [(config, [x["step"] for x in rs])]
+        if "variants" in rs[0]:
+            variants = [(f"{config}, {v}", [x["variants"][v] for x in rs]) for v in rs[0]["variants"]]
+        for label, ss in variants:
+            cells = [f"{med([s[p] for s in ss]):.2f} / {med([s[p + '_cpu'] for s in ss]):.2f}"
+                     for p in PHASES + ("step",)]
+            print(f"| {name} | {label} | " + " | ".join(cells) + f" | {med([s['switches'] for s in ss]):.1f} | "
+                  f"{med([s['faults'] for s in ss]):.0f} |")
+    print("\n| workload | ranks | plain Allreduce ms | bucketed ms | bandwidth ratio | exposed after backward ms | "
+          "exposed / plain | buckets |")
+    print("|---|---|---|---|---|---|---|---|")
+    for (name, config), rs in runs.items():
+        if "allreduce_ms" not in rs[0]:
             continue
-        print(f"| {r['workload']} | {r['ranks']} | {r['step_ms']:.2f} | {r['samples_per_s']:,.0f} | {speed:.2f} | "
-              f"{r['allreduce_ms']:.3f} | {r['bucketed_ms']:.3f} | {r['allreduce_ms'] / r['bucketed_ms']:.2f} | "
-              f"{r['exposed_ms']:.3f} | {r['exposed_ms'] / r['allreduce_ms']:.2f} |")
-    for r in rows:
-        if r["ranks"] == 2:
-            print(f"\ntimeline, {r['workload']} on 2 ranks, last step, ms from the start of synchronize "
-                  f"(the backward took {r['backward_ms']:.2f} ms and ended at ~0):")
-            print("| bucket | params | KiB | ready | start | end |")
-            print("|---|---|---|---|---|---|")
-            for b in r["timeline"]["buckets"]:
-                print(f"| {b['bucket']} | {b['params']} | {b['bytes'] / 1024:,.1f} | {1e3 * b['ready']:.3f} | "
-                      f"{1e3 * b['start']:.3f} | {1e3 * b['end']:.3f} |")
-            print(f"synchronize returns at {1e3 * r['timeline']['synchronize_end']:.3f} ms")
+        plain, bucketed, exposed = (med([x[k] for x in rs]) for k in ("allreduce_ms", "bucketed_ms", "exposed_ms"))
+        ratio = [x["allreduce_ms"] / x["bucketed_ms"] for x in rs]
+        print(f"| {name} | {rs[0]['ranks']} | {plain:.3f} | {bucketed:.3f} | {med(ratio):.2f} "
+              f"({min(ratio):.2f}-{max(ratio):.2f}) | {exposed:.3f} | {exposed / plain:.2f} | {rs[0]['buckets']} |")
+    for (name, config), rs in runs.items():
+        if config != "2 ranks":
+            continue
+        r = rs[-1]
+        print(f"\ntimeline, {name} on 2 ranks, last step of the last repeat, ms from the start of synchronize "
+              f"(the backward took {r['backward_ms']:.2f} ms and ended at ~0):")
+        print("| bucket | params | KiB | ready | start | end |")
+        print("|---|---|---|---|---|---|")
+        for b in r["timeline"]["buckets"]:
+            print(f"| {b['bucket']} | {b['params']} | {b['bytes'] / 1024:,.1f} | {1e3 * b['ready']:.3f} | "
+                  f"{1e3 * b['start']:.3f} | {1e3 * b['end']:.3f} |")
+        print(f"synchronize returns at {1e3 * r['timeline']['synchronize_end']:.3f} ms")
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--worker", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--gate", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--gate-count", type=int, default=2, help=argparse.SUPPRESS)
     ap.add_argument("--workloads", nargs="+", default=["mlp_large", "mlp_mnist"])
-    ap.add_argument("--steps", type=int, default=30)
+    ap.add_argument("--steps", type=int, default=30, help="timed steps per configuration (and per variant)")
+    ap.add_argument("--repeats", type=int, default=3, help="interleaved repeats of every configuration")
     ap.add_argument("--bucket", type=int, default=1 << 20, help="bucket size in bytes")
     ap.add_argument("--progress-interval", type=float, default=None,
                     help="DistributedOptimizer(progress_interval=): seconds between the progress thread's tests")
     ap.add_argument("--four", action="store_true", help="also 4 ranks (oversubscribed on 2 cores)")
+    ap.add_argument("--bind", action="store_true",
+                    help="pin each rank to a core (mpiexec -bind-to core; the ceiling's jobs with taskset): "
+                         "tells a scheduler that stacks both ranks on one core apart from the rest")
     args = ap.parse_args()
     if args.worker:
-        worker(args.worker, args.steps, args.bucket, args.progress_interval)
+        worker(args)
     else:
         drive(args)
 

@@ -27,6 +27,15 @@ def expect(exc, fn, *words):
     raise AssertionError(f"expected {exc.__name__}")
 
 
+def same_mean(got, expect, n, magnitude=None):
+    """The reducer's averages are the sum of g * (1/N): bitwise the sum / N for N a power of two, else within
+    rounding of the terms' ``magnitude`` (the mean of |g|; default |expect|: no cancellation)."""
+    if n & (n - 1) == 0:
+        return np.array_equal(got, expect)
+    magnitude = np.abs(expect) if magnitude is None else magnitude
+    return bool(np.all(np.abs(got - expect) <= 4 * np.finfo(np.asarray(got).dtype).eps * magnitude))
+
+
 def basics():
     r, n = dist.init()
     assert (dist.rank(), dist.size()) == (r, n) and n > 1
@@ -82,7 +91,7 @@ def basics():
     (b * float(r)).sum().backward()
     opt.synchronize()
     expect_a = sum(k + 1.0 for k in range(1, n)) / n
-    assert np.array_equal(a.grad, np.full(4, expect_a)), a.grad
+    assert same_mean(a.grad, np.full(4, expect_a), n), a.grad
     assert b.grad.dtype == np.float32 and np.allclose(b.grad, ranks.mean())
     assert unused.grad is None
     optim.clip_grad_norm([a, b], 1e9)
@@ -106,6 +115,21 @@ def basics():
         expect(RuntimeError, lambda: [a.sum().backward(), opt2.zero_grad()], "before step()")
         opt2.step()
     opt2.remove_hooks()
+    # the average is the sum of g / N (scaled before the reduction, in the hook): for N a power of two
+    # bitwise the sum / N, else within rounding; fused (c, d) and in-place (e) buckets alike
+    rng = np.random.default_rng(100 + r)
+    c, d, e = (tg.Variable(rng.standard_normal(k).astype(np.float32), requires_grad=True) for k in (3, 5, 64))
+    mine = {id(v): rng.standard_normal(v.shape).astype(np.float32) for v in (c, d, e)}
+    opt4 = dist.DistributedOptimizer(optim.SGD([c, d, e], lr=1.0), bucket_size=128)
+    assert opt4.buckets == [[2], [1, 0]], opt4.buckets
+    sum(((v * tg.Variable(mine[id(v)])).sum() for v in (c, d, e)), tg.Variable(np.float32(0))).backward()
+    opt4.synchronize()
+    for v in (c, d, e):
+        total = dist.allreduce(mine[id(v)], "sum")
+        magnitude = dist.allreduce(np.abs(mine[id(v)]), "mean")
+        assert v.grad.dtype == np.float32 and same_mean(v.grad, total / np.float32(n), n, magnitude), \
+            (v.grad, total / n)
+    opt4.remove_hooks()
     # a dropped optimizer goes with its hooks: later backward passes start no collective of its
     opt3 = dist.DistributedOptimizer(optim.SGD([a], lr=1.0))
     reducer = weakref.ref(opt3._reducer)
