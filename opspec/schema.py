@@ -89,6 +89,24 @@ def parse_signature(sig, where, allow_varargs=False):
     return out
 
 
+def format_params(args, fmt, first=()):
+    """The parameters of a signature as strings: `first` (e.g. self), then fmt(arg) for each
+    Arg with a '/' after the positional-only ones. The one place for that rule: the bindings'
+    text signatures (generate.py) and the stubs (stubs.py) both use it."""
+    parts = list(first)
+    posonly = False
+    for a in args:
+        if a.positional_only:
+            posonly = True
+        elif posonly:
+            parts.append("/")
+            posonly = False
+        parts.append(fmt(a))
+    if posonly:
+        parts.append("/")
+    return parts
+
+
 COMPOSITION_FAMILIES = ("ufunc", "predicate", "reduction", "shape", "linalg", "activation")
 DERIVS = ("smooth", "zero", "none")
 

@@ -23,6 +23,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from opspec.ops import COMPOSITIONS, OPS  # noqa: E402
+from opspec.schema import format_params  # noqa: E402
 
 STUB = os.path.join(ROOT, "python", "tapegrad", "_core.pyi")
 OPERAND = "Variable | ArrayLike"
@@ -209,19 +210,10 @@ def arg_type(op, name):
 
 def params(op, args, first=()):
     """'x: T, /, axis: T = None' for the spec's Args (after `first`, e.g. self)."""
-    parts = list(first)
-    posonly = False
-    for a in args:
-        if a.positional_only:
-            posonly = True
-        elif posonly:
-            parts.append("/")
-            posonly = False
+    def param(a):
         p = f"{a.name}: {arg_type(op, a.name)}"
-        parts.append(p if a.required else f"{p} = {a.default!r}")
-    if posonly:
-        parts.append("/")
-    return ", ".join(parts)
+        return p if a.required else f"{p} = {a.default!r}"
+    return ", ".join(format_params(args, param, first))
 
 
 def docstring(doc, indent):

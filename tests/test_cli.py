@@ -194,3 +194,14 @@ def test_default_config_reaches_97_5_percent_on_digits_seeds_0_to_4(capsys):
         assert code == 0, err
         accuracies.append(float(re.search(r"test accuracy ([\d.]+)%", out).group(1)))
     assert min(accuracies) >= 97.5, accuracies
+
+
+def test_distributed_start_closes_the_devnull_of_other_ranks(monkeypatch):
+    # ranks other than 0 write their log to os.devnull: it is closed when training ends (no ResourceWarning)
+    import contextlib
+    from tapegrad import distributed
+    monkeypatch.setattr(distributed, "init", lambda: (1, 2))
+    with contextlib.ExitStack() as closing:
+        rank, size, out = cli._distributed_start(None, sys.stdout, closing)
+        assert (rank, size) == (1, 2) and out is not sys.stdout and not out.closed
+    assert out.closed

@@ -185,11 +185,10 @@ def test_op_tables_cover_the_engines():
         fn = getattr(symbolic, name)
         assert fn.__name__ == name and name in symbolic.__all__
         assert callable(getattr(tg, name)) and callable(getattr(tg.reference, name))
-    # every op of tapegrad (and of the reference engine) has a symbolic version; the spec's
-    # compositions (built from these ops, several with masks computed from values) have none yet
-    for name in set(dir(tg)) & set(tg.reference.__all__) - TRANSFORMS - set(tg._core.__compositions__) - {
-            "COMPOSITIONS"}:
+    # every op and composition of tapegrad (and of the reference engine) has a symbolic version
+    for name in set(dir(tg)) & set(tg.reference.__all__) - TRANSFORMS - {"COMPOSITIONS"}:
         assert name in symbolic.__all__ and callable(getattr(symbolic, name)), name
+    assert sorted(symbolic.COMPOSITIONS) == sorted(tg._core.__compositions__) == sorted(tg.reference.COMPOSITIONS)
     # the methods are those of the reference engine's Variable
     assert set(symbolic.UNARY_METHODS) == {n for n in symbolic.UNARY_OPS if hasattr(tg.reference.Variable, n)}
     for name in symbolic.UNARY_METHODS:
@@ -362,3 +361,130 @@ def test_sympy_is_imported_lazily():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().endswith("ok")
+
+
+# ---------------------------------------------------------------------------
+# The spec's compositions: _compose.py's bodies on symbols
+# ---------------------------------------------------------------------------
+import test_numpy_dispatch as numpy_cases  # noqa: E402  (how to call each NumPy name of the spec)
+
+SPEC_COMPOSITIONS = tg._core.__compositions__
+# compositions without a NumPy name: call, input shapes
+OWN_CASES = {
+    "flatten": numpy_cases.U, "silu": numpy_cases.U, "gelu": numpy_cases.U, "log_sigmoid": numpy_cases.U,
+    "elu": (lambda f, x: f(x, 0.7), [(2, 3)]),
+    "leaky_relu": (lambda f, x: f(x, 0.1), [(2, 3)]),
+}
+
+
+def composition_case(name):
+    """(call, shapes, NumPy name or None) for a composition: the NumPy dispatch tests' case of its first
+    NumPy name (the same calls, shapes and domains), else OWN_CASES."""
+    numpy_names = [n for n in SPEC_COMPOSITIONS[name]["numpy"] if n in numpy_cases.CASES]
+    if numpy_names:
+        return (*numpy_cases.CASES[numpy_names[0]], numpy_names[0])
+    return (*OWN_CASES[name], None)
+
+
+def composition_inputs(name, seed):
+    call, shapes, np_name = composition_case(name)
+    rng = np.random.default_rng([seed, len(name)])
+    if np_name is not None:
+        return numpy_cases.draw(np_name, shapes, rng=rng)
+    return [rng.uniform(-1.5, 1.5, s) for s in shapes]
+
+
+def as_one_array(engine, out):
+    """A composition's result as one array: the parts of a list result (split) flattened and joined."""
+    if isinstance(out, (list, tuple)):
+        return engine.concatenate([engine.reshape(o, (-1,)) for o in out])
+    return out
+
+
+def test_every_composition_has_a_case_and_the_unsupported_ones_are_compositions():
+    assert set(OWN_CASES) <= set(SPEC_COMPOSITIONS)
+    for name in SPEC_COMPOSITIONS:
+        composition_case(name)
+    assert set(symbolic.SYMBOLIC_UNSUPPORTED) < set(SPEC_COMPOSITIONS)
+    assert all(SPEC_COMPOSITIONS[n]["deriv"] == "none" or n in ("fmax", "fmin")
+               for n in symbolic.SYMBOLIC_UNSUPPORTED)
+
+
+RUNS = sorted(set(SPEC_COMPOSITIONS) - set(symbolic.SYMBOLIC_UNSUPPORTED))
+NUMBERS = [n for n in RUNS if SPEC_COMPOSITIONS[n]["deriv"] == "none"]  # shape, ndim, size
+
+
+@pytest.mark.parametrize("name", sorted(set(RUNS) - set(NUMBERS)))
+def test_composition_values_and_jacobians_match_both_engines(name):
+    call, shapes, _ = composition_case(name)
+
+    def f(engine, *xs):
+        return as_one_array(engine, call(getattr(engine, name), *xs))
+
+    jac = symbolic.symbolic_jacobian(f, *shapes, takes_engine=True)
+    for seed in range(2):
+        arrays = composition_inputs(name, seed)
+        value = jac.function(*arrays)
+        sym = jac(*arrays)
+        sym = sym if isinstance(sym, tuple) else (sym,)
+        for engine in (tg, tg.reference):
+            with engine.no_grad():
+                out = f(engine, *[engine.Variable(a) for a in arrays])
+            np.testing.assert_allclose(value, np.asarray(out.data), rtol=1e-12, atol=1e-13)
+            ad = engine.jacobian(lambda *vs: f(engine, *vs), tuple(arrays))
+            ad = ad if isinstance(ad, tuple) else (ad,)
+            assert len(ad) == len(sym)
+            for s_j, a_j in zip(sym, ad):
+                np.testing.assert_allclose(s_j, a_j, rtol=1e-10, atol=1e-12)
+        if SPEC_COMPOSITIONS[name]["deriv"] == "zero":
+            assert all(not np.any(s_j) for s_j in sym)
+
+
+@pytest.mark.parametrize("name", NUMBERS)
+def test_shape_ndim_size_give_the_engines_numbers(name):
+    call, shapes, _ = composition_case(name)
+    syms = [symbolic.SymArray(s) for s in symbolic.to_sympy(lambda *xs: xs[0], *shapes).symbols]
+    arrays = composition_inputs(name, 0)
+    assert call(getattr(symbolic, name), *syms) == call(getattr(tg, name), *[tg.Variable(a) for a in arrays])
+
+
+@pytest.mark.parametrize("name", sorted(n for n in RUNS if SPEC_COMPOSITIONS[n]["method"]))
+def test_composition_methods_give_the_function(name):
+    call, shapes, _ = composition_case(name)
+    syms = [symbolic.SymArray(s) for s in symbolic.to_sympy(lambda *xs: xs[0], *shapes).symbols]
+    as_function = as_one_array(symbolic, call(getattr(symbolic, name), *syms))
+    as_method = as_one_array(symbolic, call(lambda x, *rest, **kw: getattr(x, name)(*rest, **kw), *syms))
+    assert getattr(symbolic.SymArray, name) is getattr(symbolic, name)
+    assert as_method.data.tolist() == as_function.data.tolist()
+
+
+@pytest.mark.parametrize("name", sorted(symbolic.SYMBOLIC_UNSUPPORTED))
+def test_compositions_that_need_numbers_raise_naming_the_op(name):
+    call, shapes, _ = composition_case(name)
+    syms = [symbolic.SymArray(s) for s in symbolic.to_sympy(lambda *xs: xs[0], *shapes).symbols]
+    with pytest.raises(NotImplementedError, match=f"^{name}: not implemented on tapegrad.symbolic"):
+        call(getattr(symbolic, name), *syms)
+    # the list is exactly the bodies that cannot run: _compose.py's own body raises on symbols too
+    with pytest.raises(NotImplementedError, match=f"^{name}: NumPy's .* needs numbers"):
+        call(getattr(symbolic, name).__wrapped__, *syms)
+    # and on the engines they run
+    call(getattr(tg, name), *[tg.Variable(a) for a in composition_inputs(name, 0)])
+
+
+def test_masks_become_piecewise_and_the_norm_of_zero_keeps_its_subgradient():
+    x0 = sympy.Symbol("x_0", real=True)
+    sf = symbolic.to_sympy(lambda engine, x: engine.expm1(x), (1,))
+    assert sf.output[0].has(sympy.Piecewise) and sf.output[0].subs(x0, 2) == sympy.exp(2) - 1
+    g = symbolic.symbolic_gradient(lambda engine, x: engine.norm(x), (3,))
+    np.testing.assert_array_equal(g(np.zeros(3)), tg.grad(tg.norm)(np.zeros(3)))  # 0, not NaN
+    np.testing.assert_allclose(g(np.array([3.0, 0.0, -4.0])), [0.6, 0.0, -0.8], rtol=1e-15)
+
+
+def test_values_that_need_numbers_raise_not_implemented():
+    x = symbolic.SymArray(symbolic.to_sympy(lambda x: x, (3,)).output)
+    with pytest.raises(NotImplementedError, match="^norm: comparing values with != needs numbers"):
+        symbolic.norm(x, ord=0)
+    assert symbolic.norm(x, ord=1).item() == sum(sympy.Abs(e) for e in x.data)
+    with pytest.raises(NotImplementedError, match="^less: not implemented on tapegrad.symbolic"):
+        symbolic.less(x, 1.0)
+

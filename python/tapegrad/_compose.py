@@ -1,10 +1,11 @@
 """The spec's compositions (opspec/ops.py, ``COMPOSITIONS``): NumPy's aliases and
 helpers built from an engine's primitives, with no rule of their own.
 
-``build(ns)`` writes them over one engine's namespace ``ns`` (the C++ core, or
-the reference engine's ops), so each engine runs them on its own primitives and
-rules: a composition's derivatives are its primitives', which the two engines
-state independently. Values are checked against NumPy's own functions and
+``build(ns)`` writes them over one engine's namespace ``ns`` (the C++ core, the
+reference engine's ops, or tapegrad.symbolic's on SymPy expressions, where a
+body that needs numbers raises NotImplementedError), so each engine runs them
+on its own primitives and rules: a composition's derivatives are its
+primitives', which the engines state independently. Values are checked against NumPy's own functions and
 derivatives against finite differences (tests/test_numpy_dispatch.py).
 
 Conventions: Python scalars keep the Variable's dtype; a composition whose
@@ -52,6 +53,10 @@ def build(ns):
         def wrapper(*args, **kwargs):
             try:
                 return fn(*args, **kwargs)
+            except NotImplementedError as e:  # a body the engine cannot run (on symbols: one that needs numbers)
+                if str(e).startswith(name + ":"):
+                    raise
+                raise NotImplementedError(f"{name}: {e}") from None
             except (TypeError, ValueError, IndexError, OverflowError, np.exceptions.ComplexWarning,
                     DeprecationWarning) as e:  # (NumPy < 2.3 warns where later ones raise: int() of an array)
                 # errors of the primitives inside (or NumPy's) name this function, as the project's do
@@ -81,6 +86,8 @@ def build(ns):
 
     def values(x):
         return x.data if isinstance(x, Variable) else np.asarray(x)
+    # tapegrad.symbolic reads symbols instead: masks become conditions of its where (Piecewise)
+    values = getattr(ns, "compose_values", values)
 
     def constant(x, vals):
         """vals (derivative 0) as a Variable still on x's graph."""
@@ -211,7 +218,7 @@ def build(ns):
     def piecewise_constant(np_fn):
         def f(x):
             x = V(x)
-            return constant(x, np_fn(x.data))
+            return constant(x, np_fn(values(x)))
         f.__name__ = np_fn.__name__
         return composition(f)
 
@@ -221,7 +228,7 @@ def build(ns):
     @composition
     def round_(x, decimals=0):
         x = V(x)
-        return constant(x, np.round(x.data, decimals))
+        return constant(x, np.round(values(x), decimals))
 
     # ----- predicates ------------------------------------------------------------------
     def predicate(np_fn, name=None):

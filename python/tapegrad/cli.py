@@ -329,15 +329,16 @@ def _check_model_fits(sizes, dtype):
                        f"{have / 2**30:,.1f} GiB (choose smaller --hidden sizes)")
 
 
-def _distributed_start(args, out):
-    """(rank, size, out) for --distributed: only rank 0 writes the log."""
+def _distributed_start(args, out, closing):
+    """(rank, size, out) for --distributed: only rank 0 writes the log; the other ranks'
+    os.devnull is closed by `closing` (an ExitStack) when training ends."""
     from . import distributed as dist
 
     try:
         r, n = dist.init()
     except ImportError as e:
         raise CLIError(str(e)) from None
-    return r, n, (out if r == 0 else open(os.devnull, "w"))
+    return r, n, (out if r == 0 else closing.enter_context(open(os.devnull, "w")))
 
 
 def _check_outputs(args):
@@ -358,13 +359,17 @@ def _check_outputs(args):
 
 
 def train(args: argparse.Namespace, out: Optional[IO[str]] = None) -> int:
+    with contextlib.ExitStack() as closing:
+        return _train(args, sys.stdout if out is None else out, closing)
+
+
+def _train(args: argparse.Namespace, out: IO[str], closing: contextlib.ExitStack) -> int:
     import tapegrad
     from . import data, nn, optim
 
-    out = sys.stdout if out is None else out
     rank, n_ranks = 0, 1
     if args.distributed:
-        rank, n_ranks, out = _distributed_start(args, out)
+        rank, n_ranks, out = _distributed_start(args, out, closing)
     # files are rank 0's business; its verdict is every rank's, so all stop together
     error = None
     if rank == 0:

@@ -31,7 +31,9 @@ from __future__ import annotations
 import builtins
 import contextlib
 import dataclasses
+import functools
 import inspect
+import operator
 import sys
 import time
 
@@ -517,12 +519,15 @@ _NUMERIC_FUNCTIONS = {"heaviside_": _heaviside, "maxof_": _maxof, "minof_": _min
 
 def _plain_functions(expr):
     """Max, Min and Heaviside as opaque functions for lambdify: SymPy's NumPy printer
-    rewrites nested ones into select() calls whose conditions NumPy 2 rejects."""
+    rewrites nested ones into select() calls whose conditions NumPy 2 rejects. For the same
+    reason a condition ITE(c, a, b) (SymPy's form of a comparison of a Piecewise) becomes
+    (c & a) | (~c & b)."""
     sp = _sympy()
     if not isinstance(expr, sp.Basic):
         return expr
     return expr.replace(sp.Heaviside, sp.Function("heaviside_")).replace(
-        sp.Max, sp.Function("maxof_")).replace(sp.Min, sp.Function("minof_"))
+        sp.Max, sp.Function("maxof_")).replace(sp.Min, sp.Function("minof_")).replace(
+        sp.ITE, lambda c, a, b: sp.Or(sp.And(c, a), sp.And(sp.Not(c), b)))
 
 
 def _evaluate(symbols, exprs, arrays):
@@ -540,7 +545,8 @@ def _evaluate(symbols, exprs, arrays):
         values.extend(np.array([v]) for v in a.reshape(-1))
     flat_exprs = [_plain_functions(e) for arr in exprs for e in arr.reshape(-1)]
     fn = sp.lambdify(flat_syms, flat_exprs, modules=[_NUMERIC_FUNCTIONS, "numpy"], cse=True)
-    flat = [float(np.asarray(v, dtype=np.float64).reshape(-1)[0]) for v in fn(*values)] if flat_exprs else []
+    with np.errstate(all="ignore"):  # lambdify computes every branch of a Piecewise, the ruled-out ones too
+        flat = [float(np.asarray(v, dtype=np.float64).reshape(-1)[0]) for v in fn(*values)] if flat_exprs else []
     out, k = [], 0
     for arr in exprs:
         out.append(np.array(flat[k:k + arr.size], dtype=np.float64).reshape(arr.shape))
@@ -743,3 +749,121 @@ def swell_report(f: Union[str, Callable[..., Any]], depth: int, *, shape: Option
         rows.append(dict(depth=d, f_tree=tree_size(list(sf.output.reshape(-1))), df_tree=tree_size(df),
                          df_cse=df_cse, tape=tape, sym_ms=sym_ms, ad_ms=best * 1e3))
     return SwellReport(title=f"{title}, nested 1…{depth} times", rows=rows)
+
+
+# ---------------------------------------------------------------------------
+# The spec's compositions (opspec/ops.py COMPOSITIONS): _compose.py's bodies, run on symbols
+# ---------------------------------------------------------------------------
+# _compose.build writes each composition once over an engine's primitives; here the engine is
+# this module (SymArray as its Variable class). Where a body reads values to build a mask
+# (expm1's x < 1, the 2-norm's s > 0), the mask becomes a condition and where() a Piecewise,
+# so the expressions hold at every point, as the engines' results do. A body that needs numbers
+# (NaN tests, counting, argmax, bool results) raises NotImplementedError naming it:
+# SYMBOLIC_UNSUPPORTED lists those, with the reason.
+SYMBOLIC_UNSUPPORTED = {
+    **{name: "a bool array of values: symbols have no truth value"
+       for name in ("less", "less_equal", "greater", "greater_equal", "equal", "not_equal",
+                    "isnan", "isfinite", "isinf", "signbit")},
+    "fmax": "NaN is ignored where a value is NaN: symbols are real, never NaN (use maximum)",
+    "fmin": "NaN is ignored where a value is NaN: symbols are real, never NaN (use minimum)",
+    "argmax": "an integer index that depends on the values",
+    "argmin": "an integer index that depends on the values",
+}
+# and norm(x, ord=0), the count of nonzero values (norm's other orders run)
+
+# piecewise-constant ufuncs: a SymPy function of that name whose derivative is 0 (as in the
+# engines, jumps included), evaluated by NumPy's function
+_ZERO_DERIVATIVE_UFUNCS = {np.sign: "sign_", np.floor: "floor_", np.ceil: "ceil_", np.rint: "rint_",
+                           np.trunc: "trunc_"}
+_NUMERIC_FUNCTIONS.update({name: fn for fn, name in _ZERO_DERIVATIVE_UFUNCS.items()}, round_=np.round)
+_zero_derivative_classes: dict[str, Any] = {}
+
+
+def _zero_derivative(name):
+    if name not in _zero_derivative_classes:
+        sp = _sympy()
+        _zero_derivative_classes[name] = type(name, (sp.Function,), {"fdiff": lambda self, argindex=1: sp.S.Zero})
+    return _zero_derivative_classes[name]
+
+
+class _Values:
+    """What a composition's body reads as its input's values (`values(x)` in _compose.py): the
+    expressions. Comparisons give conditions for where(); abs and the piecewise-constant
+    ufuncs give expressions; any other use needs numbers and raises NotImplementedError."""
+
+    def __init__(self, data):
+        self.data = data
+
+    shape = property(lambda self: self.data.shape)
+    ndim = property(lambda self: self.data.ndim)
+
+    def _objects(self, other):
+        return other.data if isinstance(other, _Values) else _objects(other)
+
+    def __lt__(self, o): return _binary(lambda a, b: a < b, self.data, self._objects(o))
+    def __le__(self, o): return _binary(lambda a, b: a <= b, self.data, self._objects(o))
+    def __gt__(self, o): return _binary(lambda a, b: a > b, self.data, self._objects(o))
+    def __ge__(self, o): return _binary(lambda a, b: a >= b, self.data, self._objects(o))
+    def __abs__(self): return _Values(abs(SymArray(self.data)).data)
+
+    def _needs_numbers(self, what):
+        raise NotImplementedError(f"{what} needs numbers, and tapegrad.symbolic has symbols")
+
+    def __eq__(self, o): self._needs_numbers("comparing values with ==")
+    def __ne__(self, o): self._needs_numbers("comparing values with !=")
+    def __bool__(self): self._needs_numbers("the truth value of an array")
+
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        if method == "__call__" and len(inputs) == 1 and not kwargs:
+            if ufunc is np.absolute:
+                return self.__abs__()  # (abs is this module's op here)
+            if ufunc in _ZERO_DERIVATIVE_UFUNCS:
+                return _map(_zero_derivative(_ZERO_DERIVATIVE_UFUNCS[ufunc]), self.data).data
+        self._needs_numbers(f"NumPy's {ufunc.__name__}")
+
+    def __array_function__(self, func, types, args, kwargs):
+        if func is np.round and len(args) + len(kwargs) <= 2:
+            decimals = _number(operator.index(kwargs.get("decimals", args[1] if len(args) > 1 else 0)))
+            return _map(lambda u: _zero_derivative("round_")(u, decimals), self.data).data
+        self._needs_numbers(f"NumPy's {func.__name__}")
+
+
+def _compose_values(x):
+    return _Values(x.data) if isinstance(x, SymArray) else np.asarray(x)
+
+
+class _ComposeEngine:
+    """This module as _compose.build's engine namespace: its ops, SymArray as the Variable class."""
+    Variable = SymArray
+    compose_values = staticmethod(_compose_values)
+
+    def __getattr__(self, name):
+        try:
+            return globals()[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+
+def _unsupported(name, reason):
+    def fn(*args, **kwargs):
+        raise NotImplementedError(f"{name}: not implemented on tapegrad.symbolic ({reason})")
+    return fn
+
+
+def _define_compositions():
+    """The module functions and SymArray methods of the spec's compositions."""
+    from . import _compose
+    from ._core import __compositions__ as spec
+
+    built = _compose.build(_ComposeEngine())
+    for name, fn in built.items():
+        if name in SYMBOLIC_UNSUPPORTED:
+            fn = functools.update_wrapper(_unsupported(name, SYMBOLIC_UNSUPPORTED[name]), fn)
+        globals()[name] = fn
+        if spec[name]["method"]:
+            setattr(SymArray, name, fn)
+    return list(built)
+
+
+COMPOSITIONS = _define_compositions()
+__all__ += ["COMPOSITIONS", "SYMBOLIC_UNSUPPORTED", *COMPOSITIONS]
