@@ -180,3 +180,22 @@ def test_protocols_called_directly_and_with_keywords():
         pass
     assert v.__array_function__(np.concatenate, (V, Other), ([v, Other()],), {}) is NotImplemented
     assert v.__array_function__(np.sum, [V], (v,), {}).item() == 3.0  # (a list: the Python protocol)
+
+
+def test_plan_of_reordered_and_renamed_arguments():
+    # NumPy's order differs from tapegrad's after the first argument: only `a` is positional in
+    # the plan; keywords map by name; what NumPy requires is np._NoValue (the adapter decides).
+    def f(a, keepdims=False, axis=None, *, out=None, shape=NO):
+        """np.f stand-in."""
+
+    def g(x, axis=None, keepdims=False, shape=(1,)):
+        return (x, axis, keepdims, shape)
+
+    adapter, plan = nd._adapter("f", f, g)
+    assert plan == (1, (NO, None, False, (1,)), {"keepdims": 2, "axis": 1, "shape": 3})
+    assert adapter(1, True, 0) == g(1, 0, True) and adapter(1, shape=(2,)) == g(1, shape=(2,))
+
+    def h(a, b, c=0):
+        """np.h stand-in."""
+    assert nd._adapter("h", h, lambda x, c=0, b=1: None)[1] == (1, (NO, 0, NO), {"c": 1, "b": 2})
+    assert nd._adapter("h", h, lambda x, b, *, c=0: None)[1] is None  # keyword-only: the adapter only
