@@ -104,7 +104,7 @@ FUNCTION_CALLS = [
     ("transpose", (0, (0, 0)), {}),
     ("take", (0, [1, 0]), {"axis": 1}), ("take", (0, [5]), {}), ("take", (0, [0], 0, None, "raise"), {}),
     ("take", (0, [0]), {"mode": "clip"}),
-    ("clip", (0, -1, 1), {}), ("clip", (0,), {"min": -1}), ("stack", ([0, 0],), {"axis": 1}),
+    ("clip", (0, -1, 1), {}), ("clip", (0,), {"a_min": -1, "a_max": None}), ("stack", ([0, 0],), {"axis": 1}),
     ("einsum", ("ij,ij->", 0, 0), {}), ("atleast_2d", (0, 0), {}), ("moveaxis", (0, 0, 1), {}),
     ("squeeze", (0,), {}), ("where", (x23 > 0, 0, 1.0), {}), ("linalg.norm", (0,), {"ord": 2}),
 ]
