@@ -24,6 +24,7 @@ void bind_runtime(py::module_& m);    // functions.cpp: ISA, buffer cache, threa
 void bind_optim(py::module_& m);      // optim.cpp: fused optimizer steps
 void bind_custom(py::module_& m);     // custom.cpp: tapegrad.custom_op's recording
 void bind_hooks(py::module_& m);      // hooks.cpp: Variable.register_hook and friends
+void bind_numpy_protocol(py::module_& m);  // numpy_protocol.cpp: Variable.__array_ufunc__ / __array_function__
 void install_fast_paths();            // variable.cpp: raw number slots, dealloc, __init__ guard (last)
 void install_call_errors(py::module_& m);  // object.cpp: a readable TypeError for calls no overload takes
 

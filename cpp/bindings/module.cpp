@@ -17,6 +17,7 @@ PYBIND11_MODULE(_core, m) {
   tgpy::bind_optim(m);
   tgpy::bind_custom(m);
   tgpy::bind_hooks(m);
+  tgpy::bind_numpy_protocol(m);
   tgpy::install_call_errors(m);  // a last overload each: calls that fit none raise a readable TypeError
   tgpy::install_fast_paths();  // last: replaces pybind11's dealloc, __init__ and number slots
 }

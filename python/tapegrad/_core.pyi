@@ -237,6 +237,11 @@ def _set_pool_threads(n: int) -> None: ...
 def _buffer_cache_stats() -> dict[str, int]: ...
 def _empty_buffer_cache() -> None: ...
 
+# ----- NumPy's protocols (tapegrad._numpy_dispatch builds the tables)
+def _install_numpy_protocols(ufuncs: dict[Any, Any], functions: dict[Any, Any], ufunc_fallback: Callable[..., Any],
+                             function_fallback: Callable[..., Any]) -> None:
+    """Installs Variable.__array_ufunc__ / __array_function__ over these tables (tapegrad._numpy_dispatch)."""
+
 # ----- the spec's ops (opspec/ops.py)
 def negative(x: Variable | ArrayLike, /) -> Variable:
     """-x"""

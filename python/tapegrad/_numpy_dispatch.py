@@ -13,6 +13,11 @@ order; any other argument given a non-default value (``out=``, ``where=``,
 ``initial=``) raises TypeError naming it. Everything NumPy has that is not in
 the table raises TypeError naming the function and the nearest tapegrad
 function: a NumPy entry point never returns an array computed from a graph.
+
+The protocols themselves are C methods (cpp/bindings/numpy_protocol.cpp) over these
+tables: a ufunc call, or a function call the adapter would only pass on renamed (its
+*call plan*, below), goes straight to the tapegrad function; every other call comes to
+``array_ufunc`` / ``array_function`` here, which stay the definition of what a call does.
 """
 import difflib
 import inspect
@@ -69,11 +74,19 @@ def _numpy_signature(np_name, np_fn):
 
 
 def _adapter(np_name, np_fn, tg_fn):
-    """A function with np_fn's signature that calls tg_fn (compiled with exec)."""
+    """A function with np_fn's signature that calls tg_fn (compiled with exec), and its call plan.
+
+    The plan, (npos, fill, keywords) or None, says when the adapter only renames: NumPy's first
+    npos positional arguments are tg_fn's first npos, `keywords` maps each keyword both share to
+    tg_fn's argument index, and fill[j] is what the adapter passes for argument j when the call
+    gives none (np._NoValue where NumPy requires the argument). A call within the plan (no other
+    argument, no np._NoValue given) is tg_fn(*the same values), which the C protocol makes itself.
+    """
     np_sig = _numpy_signature(np_name, np_fn)
     tg_params = list(inspect.signature(tg_fn).parameters.values())
     env = {"_g": tg_fn, "_bad": lambda what: _unsupported(np_name, what), "_cast": _cast, "_n": np_name}
     header, checks, arg_of = [], [], {}
+    src = {}  # tg argument -> the NumPy parameter passed on unchanged (when not np._NoValue)
     first = True
     posonly_done = False
     kw_only = False
@@ -108,11 +121,14 @@ def _adapter(np_name, np_fn, tg_fn):
                 tp = next(q for q in tg_params if q.name == target)
                 env[d + "t"] = None if tp.default is tp.empty else tp.default
                 arg_of[target] = f"({d}t if {p.name} is {d} else {p.name})"
+                src[target] = (p, env[d + "t"])
             elif target in arg_of and p.default is None:
-                # two NumPy names for one argument (reshape's shape and newshape, NumPy 2.1-2.3)
+                # two NumPy names for one argument (reshape's shape and newshape, NumPy 2.1-2.3);
+                # the plan passes the first one on while the second is not given
                 arg_of[target] = f"({p.name} if {p.name} is not None else {arg_of[target]})"
             else:
                 arg_of[target] = p.name
+                src[target] = (p, np._NoValue if p.default is p.empty else p.default)
         elif p.name == "dtype" and tg_params[0].name not in ("arrays", "subscripts") and \
                 tg_params[0].kind != tg_params[0].VAR_POSITIONAL:
             checks.append(f"    if dtype is not None: {arg_of[tg_params[0].name]} = "
@@ -150,11 +166,30 @@ def _adapter(np_name, np_fn, tg_fn):
         body.append("    return _r")
     else:
         body.append(f"    return {ret}")
-    src = f"def {np_fn.__name__}({', '.join(header)}):\n" + "\n".join(body) + "\n"
-    exec(compile(src, f"<np.{np_name} adapter>", "exec"), env)
+    code = f"def {np_fn.__name__}({', '.join(header)}):\n" + "\n".join(body) + "\n"
+    exec(compile(code, f"<np.{np_name} adapter>", "exec"), env)
     fn = env[np_fn.__name__]
     fn.__doc__ = f"np.{np_name} on tapegrad Variables: tapegrad.{tg_fn.__name__}."
-    return fn
+    return fn, _plan(np_sig, tg_params, src, var_kw or "*" in arg_of)
+
+
+def _plan(np_sig, tg_params, src, passes_rest):
+    """The adapter's call plan (see _adapter), or None when its call is more than a renaming."""
+    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    if passes_rest or any(q.kind not in positional for q in tg_params):
+        return None
+    index = {q.name: j for j, q in enumerate(tg_params)}
+    mapped = {p.name: (target, j) for target, (p, _) in src.items() for j in [index[target]]}
+    npos = 0
+    for i, p in enumerate(np_sig.parameters.values()):
+        if p.kind not in positional or p.name not in mapped or mapped[p.name][1] != i:
+            break
+        npos += 1
+    fill = tuple(src[q.name][1] if q.name in src else q.default for q in tg_params)
+    keywords = {p.name: mapped[p.name][1] for p in np_sig.parameters.values()
+                if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name in mapped
+                and mapped[p.name][0] == p.name}
+    return npos, fill, keywords
 
 
 def _clip(a, a_min=np._NoValue, a_max=np._NoValue, out=None, *, min=np._NoValue, max=np._NoValue, **kwargs):
@@ -173,8 +208,9 @@ _OPERATORS = {"+": operator.add, "-": operator.sub, "*": operator.mul, "/": oper
 
 
 def build_tables(entries, functions):
-    """({ufunc: fn}, {np function: adapter}, {np object: np name}) from spec entries."""
-    ufuncs, funcs, names = {}, {}, {}
+    """({ufunc: (fn, operator)}, {np function: adapter}, {np object: np name},
+    {np function: (tapegrad function, call plan)}) from spec entries."""
+    ufuncs, funcs, names, plans = {}, {}, {}, {}
     for entry in entries:
         fn = functions[entry["name"]]
         for np_name in entry["numpy"]:
@@ -183,14 +219,18 @@ def build_tables(entries, functions):
                 continue
             names[obj] = np_name
             if isinstance(obj, np.ufunc):
-                ufuncs[obj] = (fn, _OPERATORS.get(entry.get("operator")) if obj.nin == 2 or
-                               entry.get("operator") == "-x" else None)
+                symbol = entry.get("operator") if obj.nin == 2 or entry.get("operator") == "-x" else None
+                ufuncs[obj] = (fn, _OPERATORS.get(symbol), symbol)
+            elif np_name in _MANUAL:
+                funcs[obj] = _MANUAL[np_name]
             else:
-                funcs[obj] = _MANUAL[np_name] if np_name in _MANUAL else _adapter(np_name, obj, fn)
-    return ufuncs, funcs, names
+                funcs[obj], plan = _adapter(np_name, obj, fn)
+                if plan is not None:
+                    plans[obj] = (fn, plan)
+    return ufuncs, funcs, names, plans
 
 
-_UFUNCS = _FUNCTIONS = _NAMES = None
+_UFUNCS = _FUNCTIONS = _NAMES = _PLANS = None
 _REDUCE_HINTS = {"add": "sum", "multiply": "prod", "maximum": "max", "minimum": "min"}
 
 
@@ -209,7 +249,7 @@ def _public_names():
 def array_ufunc(self, ufunc, method, *inputs, **kwargs):
     if method == "__call__" and not kwargs:
         hit = _UFUNCS.get(ufunc)
-        if hit is not None:
+        if hit is not None:  # (the C protocol makes these calls itself: here when called from Python)
             # Variables (or a Python number second) take the type's number slot, as `v + w` does,
             # skipping pybind11's argument parsing. Not with an ndarray: when the slot declines
             # it (NotImplemented), Python asks ndarray.__radd__, which would come back here.
@@ -246,9 +286,11 @@ def array_function(self, func, types, args, kwargs):
 
 
 def install(functions):
-    """Build the tables from the spec and attach the protocols to the C++ Variable."""
-    global _UFUNCS, _FUNCTIONS, _NAMES
+    """Build the tables from the spec and attach the protocols (C methods over them) to the C++ Variable."""
+    global _UFUNCS, _FUNCTIONS, _NAMES, _PLANS
     entries = list(_core.__ops__.values()) + list(_core.__compositions__.values())
-    _UFUNCS, _FUNCTIONS, _NAMES = build_tables(entries, functions)
-    _Variable.__array_ufunc__ = array_ufunc
-    _Variable.__array_function__ = array_function
+    _UFUNCS, _FUNCTIONS, _NAMES, _PLANS = build_tables(entries, functions)
+    functions = {obj: (adapter, *((_PLANS[obj][0], *_PLANS[obj][1]) if obj in _PLANS else (None, 0, (), {})))
+                 for obj, adapter in _FUNCTIONS.items()}
+    _core._install_numpy_protocols({u: (fn, symbol) for u, (fn, _, symbol) in _UFUNCS.items()}, functions,
+                                   array_ufunc, array_function)

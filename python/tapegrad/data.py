@@ -130,6 +130,10 @@ class TensorDataset(Dataset):
     def __init__(self, *arrays: Any) -> None:
         if not arrays:
             raise ValueError("TensorDataset: give at least one array")
+        for a in arrays:  # a dataset holds values: the graph of a Variable would be lost
+            if getattr(a, "requires_grad", False) is True:
+                raise TypeError("TensorDataset: an array is a Variable that requires grad; batches are plain "
+                                "arrays, so no gradient would reach it: pass v.detach() or v.data")
         self.arrays = tuple(np.asarray(a.data if hasattr(a, "data") and not isinstance(a, np.ndarray) else a)
                             for a in arrays)
         n = len(self.arrays[0]) if self.arrays[0].ndim else -1

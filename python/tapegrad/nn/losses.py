@@ -3,7 +3,8 @@
 ``binary_cross_entropy_with_logits``) and their layer forms.
 
 ``reduction`` is ``"mean"`` (default), ``"sum"`` or ``"none"`` (per-sample
-losses). Inputs may be Variables of either engine; targets are arrays.
+losses). Inputs may be Variables of either engine; targets are arrays (a target
+Variable that requires grad raises TypeError: a loss reads it as a constant).
 """
 from typing import Any, Callable, Union
 
@@ -35,8 +36,13 @@ def _reduce(loss, reduction, what):
     raise ValueError(f"{what}: reduction must be one of 'mean', 'sum', 'none', got {reduction!r}")
 
 
-def _target(target, dtype):
+def _target(target, dtype, what):
     if hasattr(target, "data") and not isinstance(target, np.ndarray):  # a Variable: a constant here
+        if getattr(target, "requires_grad", False) and engine_of(target).is_grad_enabled():
+            # its values are read as a constant: the gradient with respect to it would be lost
+            raise TypeError(f"{what}: the target requires grad, and a loss takes its target as a constant "
+                            "(no gradient reaches it); pass target.detach(), or compute the loss from "
+                            "the ops (e.g. ((input - target) ** 2).mean()) to differentiate it")
         target = np.asarray(target.data)
     return np.asarray(target)
 
@@ -63,13 +69,13 @@ def mse_loss(input: Any, target: Any, reduction: str = "mean") -> Any:
     (no broadcasting: ``(N, 1)`` against ``(N,)`` raises, naming the reshape)."""
     if (reduction == "mean" or reduction == "sum") and type(input) is _core.Variable:
         # the C++ engine's fused primitive (the reference composes the loss)
-        t = _target(target, None)
+        t = _target(target, None, "mse_loss")
         if t.shape != input.shape:
             _check_same_shape("mse_loss", input.shape, tuple(t.shape))
         return _core._mse_loss(input, t, reduction == "mean")
     _check_reduction(reduction, "mse_loss")
     x = _as_variable(input)
-    t = _target(target, x.dtype)
+    t = _target(target, x.dtype, "mse_loss")
     _check_same_shape("mse_loss", x.shape, tuple(t.shape))
     if reduction != "none" and _is_core(x):  # the C++ engine's fused primitive (the reference composes it)
         return _core._mse_loss(x, t, reduction == "mean")
@@ -81,7 +87,7 @@ def l1_loss(input, target, reduction="mean"):
     """Mean absolute error, elementwise; same shapes required."""
     _check_reduction(reduction, "l1_loss")
     x = _as_variable(input)
-    t = _target(target, x.dtype)
+    t = _target(target, x.dtype, "l1_loss")
     _check_same_shape("l1_loss", x.shape, tuple(t.shape))
     return _reduce(engine_of(x).abs(x - t.astype(x.dtype, copy=False)), reduction, "l1_loss")
 
@@ -100,7 +106,7 @@ def cross_entropy(logits: Any, target: Any, reduction: str = "mean", label_smoot
     if not (isinstance(label_smoothing, (int, float, np.floating)) and 0.0 <= label_smoothing <= 1.0):
         raise ValueError(f"cross_entropy: label_smoothing must be in [0, 1], got {label_smoothing!r}")
     z = _as_variable(logits)
-    t = _target(target, z.dtype)
+    t = _target(target, z.dtype, "cross_entropy")
     if z.ndim != 2:
         raise ValueError(f"cross_entropy: logits must have shape (N, C), got {z.shape}")
     n, c = z.shape
@@ -141,7 +147,7 @@ def nll_loss(input: Any, target: Any, reduction: str = "mean") -> Any:
     (e.g. from ``log_softmax``): ``-input[i, target_i]``."""
     _check_reduction(reduction, "nll_loss")
     x = _as_variable(input)
-    t = _target(target, x.dtype)
+    t = _target(target, x.dtype, "nll_loss")
     if x.ndim != 2:
         raise ValueError(f"nll_loss: input must have shape (N, C) (log-probabilities), got {x.shape}")
     n, c = x.shape
@@ -159,7 +165,7 @@ def binary_cross_entropy(input: Any, target: Any, reduction: str = "mean") -> An
     gives a finite loss). Prefer :func:`binary_cross_entropy_with_logits` on raw scores: it is stable."""
     _check_reduction(reduction, "binary_cross_entropy")
     x = _as_variable(input)
-    t = _target(target, x.dtype)
+    t = _target(target, x.dtype, "binary_cross_entropy")
     _check_same_shape("binary_cross_entropy", x.shape, tuple(t.shape))
     data = np.asarray(x.data)
     if data.size and (np.nanmin(data) < 0 or np.nanmax(data) > 1):
@@ -181,7 +187,7 @@ def huber_loss(input: Any, target: Any, reduction: str = "mean", delta: float = 
     if not (isinstance(delta, (int, float, np.floating)) and delta > 0):
         raise ValueError(f"huber_loss: delta must be a positive number, got {delta!r}")
     x = _as_variable(input)
-    t = _target(target, x.dtype)
+    t = _target(target, x.dtype, "huber_loss")
     _check_same_shape("huber_loss", x.shape, tuple(t.shape))
     E = engine_of(x)
     d = x - t.astype(x.dtype, copy=False)
@@ -198,7 +204,7 @@ def binary_cross_entropy_with_logits(logits, target, reduction="mean"):
     (exact gradient ``sigmoid(z) - y`` everywhere, including z = 0)."""
     _check_reduction(reduction, "binary_cross_entropy_with_logits")
     z = _as_variable(logits)
-    t = _target(target, z.dtype)
+    t = _target(target, z.dtype, "binary_cross_entropy_with_logits")
     _check_same_shape("binary_cross_entropy_with_logits", z.shape, tuple(t.shape), "logits")
     E = engine_of(z)
     zeros = E.Variable(np.zeros(z.shape, dtype=z.dtype))
