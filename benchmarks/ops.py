@@ -318,8 +318,31 @@ def _linear(name, e):
     return [Case("linear(X, W, b)", name, "op", inp, _calls(name, e))]
 
 
+def _linalg(name, e):
+    """inv, solve, slogdet, cholesky on a square matrix of n elements made well conditioned (A + k I)
+    or positive definite (A A^T + k I); slogdet's row times its differentiable part, log|det|."""
+    import tapegrad
+    import torch
+
+    def matrix(n, rng):
+        a = rng.standard_normal(square(n))
+        k = a.shape[0]
+        return a @ a.T + k * np.eye(k) if name == "cholesky" else a + 2 * math.sqrt(k) * np.eye(k)
+    if name == "solve":
+        return [Case("solve(A, b)", name, "op", lambda n, rng: [matrix(n, rng), rng.standard_normal(square(n)[:1])],
+                     {"tapegrad": tapegrad.solve, "torch": torch.linalg.solve, "numpy": np.linalg.solve})]
+    if name == "slogdet":
+        return [Case("slogdet(A)[1]", name, "op", lambda n, rng: [matrix(n, rng)],
+                     {"tapegrad": lambda a: tapegrad.slogdet(a)[1], "torch": lambda a: torch.linalg.slogdet(a)[1],
+                      "numpy": lambda a: np.linalg.slogdet(a)[1]})]
+    return [Case(f"{name}(A)", name, "op", lambda n, rng: [matrix(n, rng)],
+                 {"tapegrad": getattr(tapegrad, name), "torch": getattr(torch.linalg, name),
+                  "numpy": getattr(np.linalg, name)})]
+
+
 BUILDERS = {
-    **{k: _binary for k in ("add", "subtract", "multiply", "divide", "power", "maximum", "minimum")},
+    **{k: _binary for k in ("add", "subtract", "multiply", "divide", "power", "maximum", "minimum", "arctan2")},
+    **{k: _linalg for k in ("inv", "solve", "slogdet", "cholesky")},
     "clip": _clip, "where": _where, "astype": _astype,
     **{k: _reduction for k in ("sum", "mean", "max", "min", "logsumexp", "softmax", "log_softmax")},
     "reshape": _reshape, "transpose": _transpose, "broadcast_to": _broadcast_to,

@@ -69,6 +69,13 @@ OPS = [
        doc="log(1 + exp(x)), stable: max(x, 0) + log1p(exp(-|x|)).", method=True, cost="transcendental"),
     Op("tan", "(x, /)", family="elementwise", deriv="1 + y * y", saves="output", numpy=["tan"],
        doc="Tangent.", method=True, domain=(-1.3, 1.3), cost="transcendental"),
+    Op("arcsin", "(x, /)", family="elementwise", deriv="1 / sqrt(1 - x * x)", saves="input", numpy=["arcsin"],
+       doc="Inverse sine; arcsin'(+-1) = inf, as NumPy's 1/sqrt(0).", method=True, domain=(-0.9, 0.9),
+       cost="transcendental"),
+    Op("arccos", "(x, /)", family="elementwise", deriv="-1 / sqrt(1 - x * x)", saves="input", numpy=["arccos"],
+       doc="Inverse cosine; arccos'(+-1) = -inf.", method=True, domain=(-0.9, 0.9), cost="transcendental"),
+    Op("arctan", "(x, /)", family="elementwise", deriv="1 / (1 + x * x)", saves="input", numpy=["arctan"],
+       doc="Inverse tangent.", method=True, cost="transcendental"),
     Op("abs", "(x, /)", family="elementwise", deriv="sign(x)", saves="input", numpy=["absolute", "abs"],
        doc="|x|; abs'(0) = 0.", method=True, operator="abs(x)"),
 
@@ -80,6 +87,9 @@ OPS = [
        operator="/", domain="nonzero"),
     Op("power", "(a, b)", family="binary", saves="input", numpy=["power"], doc="a ** b", operator="**",
        domain="positive", cost="transcendental"),
+    Op("arctan2", "(a, b)", family="binary", saves="input", numpy=["arctan2"], kernel=True,
+       doc="The angle of the point (b, a) in [-pi, pi]; the gradient at (0, 0) is 0, as PyTorch's.",
+       cost="transcendental"),
     Op("maximum", "(a, b)", family="binary", saves="input", numpy=["maximum"],
        doc="Elementwise max; ties split the gradient evenly."),
     Op("minimum", "(a, b)", family="binary", saves="input", numpy=["minimum"],
@@ -127,6 +137,14 @@ OPS = [
        doc="Matrix product with NumPy semantics."),
     Op("linear", "(x, weight, bias=None)", family="linalg", saves="input", numpy=[],
        doc="x @ weight + bias in one primitive (tapegrad.nn.Linear's forward)."),
+    Op("inv", "(a)", family="linalg", saves="output", numpy=["linalg.inv"],
+       doc="Inverse of each matrix of a (..., n, n); numpy.linalg.LinAlgError when one is singular."),
+    Op("solve", "(a, b)", family="linalg", saves="input", numpy=["linalg.solve"],
+       doc="x with a @ x = b (NumPy 2: b a vector when 1-d, else (..., n, k)); batches broadcast."),
+    Op("slogdet", "(a)", family="linalg", saves="input", numpy=["linalg.slogdet"],
+       doc="(sign, log(abs(det(a)))) of each matrix: the sign a constant, the log differentiable."),
+    Op("cholesky", "(a)", family="linalg", saves="output", numpy=["linalg.cholesky"],
+       doc="The lower factor L of a = L L^T (reads a's lower triangle); the gradient is symmetric."),
 ]
 
 COMPOSITIONS = [
@@ -236,6 +254,8 @@ COMPOSITIONS = [
     C("einsum", "(subscripts, *operands)", "linalg",
       "Einstein summation (any subscripts NumPy accepts, '...' included), contracted pairwise left to right.",
       numpy=["einsum"]),
+    C("det", "(a)", "linalg", "Determinant of each matrix: sign * exp(logabsdet) from slogdet.",
+      numpy=["linalg.det"]),
     # ----- activations (no NumPy names) -------------------------------------------------
     C("silu", "(x, /)", "activation", "x * sigmoid(x).", method=False),
     C("gelu", "(x, /)", "activation", "x * sigmoid(1.5957691216057308 * (x + 0.044715 x^3)) (the tanh form)."),

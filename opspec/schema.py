@@ -31,6 +31,9 @@ class Op:
     operator: str = None
     cpp: str = None  # the C++ function's name, when it is not `name`
     method_sig: str = None  # the method's signature when it is not the function's with x as self
+    # binary only: the forward is k_<name>(a, b) in simd/loops.hpp, its BinaryOp case generated
+    # (the rules stay hand-written in elementwise.cpp)
+    kernel: bool = False
 
     def __post_init__(self):
         where = f"op spec entry {self.name!r}"
@@ -44,6 +47,8 @@ class Op:
             raise ValueError(f"{where}: domain {self.domain!r} is neither one of {NAMED_DOMAINS} nor (lo, hi)")
         if (self.family == "elementwise") != (self.deriv is not None):
             raise ValueError(f"{where}: exactly the elementwise family declares `deriv`")
+        if self.kernel and self.family != "binary":
+            raise ValueError(f"{where}: only the binary family declares `kernel`")
         if self.cpp is None:
             self.cpp = self.name
         self.args = parse_signature(self.sig, where)

@@ -225,8 +225,11 @@ def docstring(doc, indent):
     return f"{indent}    {'r' if chr(92) in doc else ''}\"\"\"{doc}\"\"\""
 
 
+RESULT_TYPES = {"slogdet": "tuple[Variable, Variable]"}  # ops whose result is not one Variable
+
+
 def function(op):
-    return f"def {op.name}({params(op, op.args)}) -> Variable:\n{docstring(op.doc, '')}\n"
+    return f"def {op.name}({params(op, op.args)}) -> {RESULT_TYPES.get(op.name, 'Variable')}:\n{docstring(op.doc, '')}\n"
 
 
 def methods(op):

@@ -184,6 +184,21 @@ def draw(rng, shape, domain, dtype=np.float64):
 
 _COND = np.array([[True, False, True, False], [False, True, True, False], [True, True, False, False]])
 
+def _dominant(a):
+    """a (|entries| <= 1.5) + 6 I in a's dtype: diagonally dominant, well conditioned."""
+    return a + (6.0 * np.eye(a.shape[-1])).astype(a.dtype)
+
+
+def _slogdet_case(m, a):
+    sign, logdet = m.slogdet(_dominant(a))
+    return sign * logdet
+
+
+def _spd(m, a):
+    """a a^T + 3 I: symmetric positive definite, differentiable in every entry of a."""
+    return m.matmul(a, m.transpose(a, (0, 2, 1))) + (3.0 * np.eye(a.shape[-1])).astype(a.dtype)
+
+
 # name -> (input shapes, input domains, call(m, *inputs), finite differences apply)
 CASES = {
     "add": ([(3, 4), (4,)], ["real", "real"], lambda m, a, b: m.add(a, b)),
@@ -210,6 +225,11 @@ CASES = {
     "stack": ([(3, 4), (3, 4)], ["real", "real"], lambda m, a, b: m.stack([a, b], axis=1)),
     "matmul": ([(2, 3, 4), (4, 5)], ["real", "real"], lambda m, a, b: m.matmul(a, b)),
     "linear": ([(3, 4), (4, 5), (5,)], ["real", "real", "real"], lambda m, x, w, b: m.linear(x, w, b)),
+    "inv": ([(2, 3, 3)], ["real"], lambda m, a: m.inv(_dominant(a))),
+    "solve": ([(3, 3), (2, 3, 2)], ["real", "real"], lambda m, a, b: m.solve(_dominant(a), b)),
+    "slogdet": ([(2, 3, 3)], ["real"], _slogdet_case),
+    "cholesky": ([(2, 3, 3)], ["real"], lambda m, a: m.cholesky(_spd(m, a))),
+    "arctan2": ([(3, 4), (4,)], ["real", "nonzero"], lambda m, a, b: m.arctan2(a, b)),
 }
 
 

@@ -212,6 +212,9 @@ DOMAINS = {
                  [("sigmoid", ()), ("Variable.__add__", (0.25,))]),
     "bounded_unit": (lambda v: np.all(np.isfinite(v)) and (v.size == 0 or np.max(np.abs(v)) < 1),
                      [("tanh", ())]),
+    # 0.9 tanh: float32 tanh rounds to +-1 from |x| ~ 9, where arcsin' is infinite
+    "inside_unit": (lambda v: np.all(np.isfinite(v)) and (v.size == 0 or np.max(np.abs(v)) <= 0.9),
+                    [("tanh", ()), ("Variable.__mul__", (0.9,))]),
     "unit": (lambda v: np.all(np.isfinite(v)) and (v.size == 0 or (np.min(v) > 0 and np.max(v) < 1)),
              [("sigmoid", ())]),
     "gt_m1": (lambda v: np.all(np.isfinite(v)) and (v.size == 0 or (np.min(v) >= -0.9 and np.max(v) <= 1e4)),
@@ -243,6 +246,11 @@ def _sign(arrs, kw):
 def _ties(arrs, kw):
     a, b = np.broadcast_arrays(*[np.asarray(x, dtype=np.float64) for x in arrs[:2]])
     return [np.sign(a - b)]
+
+
+def _origin(arrs, kw):
+    a, b = np.broadcast_arrays(*[np.asarray(x, dtype=np.float64) for x in arrs[:2]])
+    return [(a == 0) & (b == 0)]     # arctan2's gradient is a convention (0) there
 
 
 def _clip_sig(arrs, kw):
@@ -549,6 +557,30 @@ def b_linear(G, x):
     return (Ref(x), w, b), {}
 
 
+def _conditioned(E, x, symmetric=False):
+    """4 I + x / 20 for x with entries in [-8, 8] ("bounded"): diagonally dominant up to n = 10,
+    so inv, solve, slogdet compare well-conditioned matrices; symmetric: positive definite."""
+    if symmetric:
+        x = x + E.swapaxes(x, -1, -2)
+    return x * 0.05 + (4.0 * np.eye(x.shape[-1])).astype(x.dtype)
+
+
+def b_square(G, x):
+    shape = G.shape(x)
+    if len(shape) < 2 or shape[-1] != shape[-2] or shape[-1] > 10:
+        return None
+    return (Ref(x),), {}
+
+
+def b_solve(G, x):
+    a = b_square(G, x)
+    if a is None:
+        return None
+    n = G.shape(x)[-1]
+    rhs = (n,) if G.rng.random() < 0.4 else G.shape(x)[:-1] + (int(G.rng.choice([0, 1, 2])),)
+    return (Ref(x), G.operand(rhs, "finite", exact=True, allow_scalar=False)), {}
+
+
 def b_astype(G, x):
     dt = G.dtype(x)
     to = F64 if dt == F32 else F32
@@ -679,6 +711,8 @@ def _spec_domain(name, domain):
     lo, hi = domain
     if lo <= -1 and hi >= 1:
         return "bounded_unit"        # tanh's range fits
+    if -1 <= lo < 0 < hi <= 1:
+        return "inside_unit"         # arcsin, arccos: away from +-1, where the derivative is infinite
     if lo < 0 and hi >= 1:
         return "gt_m1" if lo <= -0.9 else "unit"
     raise ValueError(f"random_programs: no DOMAINS entry for {name}'s test domain {domain}")
@@ -711,6 +745,15 @@ _add(OpSpec("stack", _fn("stack"), b_stack))
 _add(OpSpec("matmul", _fn("matmul"), b_matmul, weight=1.5))
 _add(OpSpec("linear", _fn("linear"), b_linear))
 _add(OpSpec("astype", _fn("astype"), b_astype, weight=0.5))
+_add(OpSpec("arctan2", _fn("arctan2"), b_binary, "finite", _origin))
+_add(OpSpec("inv", lambda E, x: E.inv(_conditioned(E, x)), b_square, "bounded",
+            form="E.inv(_conditioned(E, {a}))"))
+_add(OpSpec("solve", lambda E, x, b: E.solve(_conditioned(E, x), b), b_solve, "bounded",
+            form="E.solve(_conditioned(E, {a}), {b})"))
+_add(OpSpec("slogdet", lambda E, x: E.slogdet(_conditioned(E, x))[1], b_square, "bounded",
+            form="E.slogdet(_conditioned(E, {a}))[1]"))
+_add(OpSpec("cholesky", lambda E, x: E.cholesky(_conditioned(E, x, symmetric=True)), b_square, "bounded",
+            form="E.cholesky(_conditioned(E, {a}, symmetric=True))"))
 # Variable methods
 for _name, _b, _dom, _kink in [("sum", b_reduce, "finite", None), ("mean", b_reduce, "finite", None),
                                ("max", b_extremum, "finite", _ext_sig("max")),

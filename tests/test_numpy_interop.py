@@ -67,13 +67,13 @@ def test_mixing_returns_a_variable(m, name):
 def test_numpy_ufunc_on_a_variable_dispatches_or_points_to_tapegrad():
     v = tg.Variable([1.0, 2.0], requires_grad=True)
     assert isinstance(np.exp(v), tg.Variable) and np.exp(v).requires_grad  # dispatched (test_numpy_dispatch.py)
-    with pytest.raises(TypeError, match=r"np\.arctan is not implemented"):
-        np.arctan(v)
+    with pytest.raises(TypeError, match=r"np\.bitwise_and is not implemented"):
+        np.bitwise_and(v, v)
     with pytest.raises(TypeError, match="out"):
         np.add(v, 1.0, out=np.zeros(2))
 
 
-@pytest.mark.parametrize("ufunc", [np.arcsin, np.arccos, np.arctan, np.bitwise_and])
+@pytest.mark.parametrize("ufunc", [np.spacing, np.nextafter, np.bitwise_and])
 def test_unimplemented_numpy_ufunc_raises_type_error_on_both_engines(m, ufunc):
     with pytest.raises(TypeError):
         ufunc(*[m.Variable([1.0, 2.0], requires_grad=True)] * ufunc.nin)

@@ -221,9 +221,21 @@ void bind_functions(py::module_& m) {
   TG_BINARY_FN(power, pow);
   TG_BINARY_FN(maximum, maximum);
   TG_BINARY_FN(minimum, minimum);
+  TG_BINARY_FN(arctan2, arctan2);
   TG_BINARY_FN(matmul, matmul_nogil);
 #undef TG_BINARY_FN
 
+  m.def("inv", named("inv", +[](py::handle a) { return inv(unary_arg(a, "inv")); }), TG_SIG(inv));
+  m.def("solve", named("solve", +[](py::handle a, py::handle b) {
+        auto [x, y] = operands(a, b, "solve");
+        return solve(x, y);
+      }), TG_SIG(solve));
+  m.def("slogdet", named("slogdet", +[](py::handle a) {
+        auto [sign, logdet] = slogdet(unary_arg(a, "slogdet"));
+        return py::make_tuple(sign, logdet);
+      }), TG_SIG(slogdet));
+  m.def("cholesky", named("cholesky", +[](py::handle a) { return cholesky(unary_arg(a, "cholesky")); }),
+        TG_SIG(cholesky));
   m.def("clip", named("clip", &clip_any), TG_SIG(clip));
   m.def("where", named("where", +[](py::handle cond, py::handle a, py::handle b) {
         py::object carr;

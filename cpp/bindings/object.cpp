@@ -29,6 +29,8 @@ bool set_python_error(std::exception_ptr p, const char* op) {
     std::rethrow_exception(p);
   } catch (const memory_error& e) {
     PyErr_SetString(PyExc_MemoryError, e.named ? e.what() : (prefix + e.what()).c_str());
+  } catch (const linalg_error& e) {
+    PyErr_SetString(py::module_::import("numpy.linalg").attr("LinAlgError").ptr(), e.what());
   } catch (const shape_error& e) {
     PyErr_SetString(PyExc_ValueError, e.named ? e.what() : (prefix + e.what()).c_str());
   } catch (const value_error& e) {

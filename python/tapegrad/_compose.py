@@ -60,7 +60,8 @@ def build(ns):
             except (TypeError, ValueError, IndexError, OverflowError, np.exceptions.ComplexWarning,
                     DeprecationWarning) as e:  # (NumPy < 2.3 warns where later ones raise: int() of an array)
                 # errors of the primitives inside (or NumPy's) name this function, as the project's do
-                kind = IndexError if isinstance(e, IndexError) else \
+                kind = type(e) if isinstance(e, np.linalg.LinAlgError) else \
+                    IndexError if isinstance(e, IndexError) else \
                     TypeError if isinstance(e, (TypeError, Warning)) else ValueError
                 if type(e) is kind and str(e).startswith(name + ":"):
                     raise
@@ -679,6 +680,11 @@ def build(ns):
     def outer(a, b):
         a, b = pair(a, b)
         return ns.multiply(ns.reshape(a, (-1, 1)), ns.reshape(b, (1, -1)))
+
+    @composition
+    def det(a):
+        sign, logdet = ns.slogdet(V(a))  # a singular matrix: 0 * exp(-inf) = 0, as NumPy
+        return ns.multiply(sign, ns.exp(logdet))
 
     out["einsum"] = composition(_einsum_over(ns, V, diagonal))
 

@@ -122,6 +122,12 @@ class Variable:
         """log(1 + exp(x)), stable: max(x, 0) + log1p(exp(-|x|))."""
     def tan(self) -> Variable:
         """Tangent."""
+    def arcsin(self) -> Variable:
+        """Inverse sine; arcsin'(+-1) = inf, as NumPy's 1/sqrt(0)."""
+    def arccos(self) -> Variable:
+        """Inverse cosine; arccos'(+-1) = -inf."""
+    def arctan(self) -> Variable:
+        """Inverse tangent."""
     def abs(self) -> Variable:
         """|x|; abs'(0) = 0."""
     def clip(self, a_min: Variable | ArrayLike | None = None, a_max: Variable | ArrayLike | None = None) -> Variable:
@@ -267,6 +273,12 @@ def softplus(x: Variable | ArrayLike, /) -> Variable:
     """log(1 + exp(x)), stable: max(x, 0) + log1p(exp(-|x|))."""
 def tan(x: Variable | ArrayLike, /) -> Variable:
     """Tangent."""
+def arcsin(x: Variable | ArrayLike, /) -> Variable:
+    """Inverse sine; arcsin'(+-1) = inf, as NumPy's 1/sqrt(0)."""
+def arccos(x: Variable | ArrayLike, /) -> Variable:
+    """Inverse cosine; arccos'(+-1) = -inf."""
+def arctan(x: Variable | ArrayLike, /) -> Variable:
+    """Inverse tangent."""
 def abs(x: Variable | ArrayLike, /) -> Variable:
     """|x|; abs'(0) = 0."""
 def add(a: Variable | ArrayLike, b: Variable | ArrayLike) -> Variable:
@@ -279,6 +291,8 @@ def divide(a: Variable | ArrayLike, b: Variable | ArrayLike) -> Variable:
     """a / b"""
 def power(a: Variable | ArrayLike, b: Variable | ArrayLike) -> Variable:
     """a ** b"""
+def arctan2(a: Variable | ArrayLike, b: Variable | ArrayLike) -> Variable:
+    """The angle of the point (b, a) in [-pi, pi]; the gradient at (0, 0) is 0, as PyTorch's."""
 def maximum(a: Variable | ArrayLike, b: Variable | ArrayLike) -> Variable:
     """Elementwise max; ties split the gradient evenly."""
 def minimum(a: Variable | ArrayLike, b: Variable | ArrayLike) -> Variable:
@@ -317,3 +331,11 @@ def matmul(a: Variable | ArrayLike, b: Variable | ArrayLike) -> Variable:
     """Matrix product with NumPy semantics."""
 def linear(x: Variable | ArrayLike, weight: Variable | ArrayLike, bias: Variable | ArrayLike | None = None) -> Variable:
     """x @ weight + bias in one primitive (tapegrad.nn.Linear's forward)."""
+def inv(a: Variable | ArrayLike) -> Variable:
+    """Inverse of each matrix of a (..., n, n); numpy.linalg.LinAlgError when one is singular."""
+def solve(a: Variable | ArrayLike, b: Variable | ArrayLike) -> Variable:
+    """x with a @ x = b (NumPy 2: b a vector when 1-d, else (..., n, k)); batches broadcast."""
+def slogdet(a: Variable | ArrayLike) -> tuple[Variable, Variable]:
+    """(sign, log(abs(det(a)))) of each matrix: the sign a constant, the log differentiable."""
+def cholesky(a: Variable | ArrayLike) -> Variable:
+    """The lower factor L of a = L L^T (reads a's lower triangle); the gradient is symmetric."""

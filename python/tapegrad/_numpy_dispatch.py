@@ -101,13 +101,13 @@ def _adapter(np_name, np_fn, tg_fn):
         if p.kind == p.VAR_KEYWORD:
             var_kw = p.name
             continue
+        if p.kind != p.POSITIONAL_ONLY and not posonly_done and any(
+                q.kind == q.POSITIONAL_ONLY for q in np_sig.parameters.values()):
+            header.append("/")  # before a "*": np.linalg.cholesky(a, /, *, upper=False)
+            posonly_done = True
         if p.kind == p.KEYWORD_ONLY and not kw_only:
             header.append("*")
             kw_only = True
-        if p.kind != p.POSITIONAL_ONLY and not posonly_done and any(
-                q.kind == q.POSITIONAL_ONLY for q in np_sig.parameters.values()):
-            header.append("/")
-            posonly_done = True
         d = f"_d{i}"
         if p.default is p.empty:
             header.append(p.name)

@@ -1,8 +1,9 @@
 """tapegrad.linalg: linear algebra on Variables (``np.linalg.<name>`` dispatches here).
 
-``norm`` is a composition of the op spec (opspec/ops.py), ``matmul`` a primitive;
-both are also ``tapegrad.norm`` / ``tapegrad.matmul``.
+``inv``, ``solve``, ``slogdet``, ``cholesky`` and ``matmul`` are primitives of the op
+spec (opspec/ops.py, LAPACK kernels in C++), ``det`` and ``norm`` compositions; all are
+also ``tapegrad.<name>``. Batches: every function works on (..., n, n) stacks as NumPy's.
 """
-from . import matmul, norm  # type: ignore[attr-defined]  # noqa: F401  (norm: set by tapegrad/__init__.py before this import)
+from . import cholesky, det, inv, matmul, norm, slogdet, solve  # type: ignore[attr-defined]  # noqa: F401  (det, norm: set by tapegrad/__init__.py before this import)
 
-__all__ = ["matmul", "norm"]
+__all__ = ["cholesky", "det", "inv", "matmul", "norm", "slogdet", "solve"]

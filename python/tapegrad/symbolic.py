@@ -65,6 +65,9 @@ UNARY_OPS = {
     "abs": lambda sp, u: sp.Abs(u),
     "softplus": lambda sp, u: sp.log(1 + sp.exp(u)),
     "tan": lambda sp, u: sp.tan(u),
+    "arcsin": lambda sp, u: sp.asin(u),
+    "arccos": lambda sp, u: sp.acos(u),
+    "arctan": lambda sp, u: sp.atan(u),
 }
 BINARY_OPS = {
     "add": lambda sp, u, v: u + v,
@@ -72,6 +75,7 @@ BINARY_OPS = {
     "multiply": lambda sp, u, v: u * v,
     "divide": lambda sp, u, v: u / v,
     "power": lambda sp, u, v: u ** v,
+    "arctan2": lambda sp, u, v: sp.atan2(u, v),
     "maximum": lambda sp, u, v: sp.Max(u, v),
     "minimum": lambda sp, u, v: sp.Min(u, v),
 }
@@ -88,6 +92,7 @@ __all__ = [
     *UNARY_OPS, *BINARY_OPS, "clip", "where", "sum", "mean", "max", "min",
     "reshape", "transpose", "broadcast_to", "concatenate", "stack",
     "matmul", "linear", "softmax", "log_softmax", "logsumexp", "astype",
+    "inv", "solve", "slogdet", "cholesky",
 ]
 
 
@@ -406,6 +411,50 @@ def linear(x, weight, bias=None):
         raise ValueError(f"linear: bias must have shape ({weight.shape[1]},), got {what}")
     y = matmul(x, weight)
     return y if bias is None else y + bias
+
+
+def _per_matrix(name, fn, a, *, out_tail):
+    """fn(sympy.Matrix) over the last two axes of a; out_tail: the result's per-matrix shape."""
+    sp = _sympy()
+    da = _objects(a)
+    if da.ndim < 2 or da.shape[-1] != da.shape[-2]:
+        raise np.linalg.LinAlgError(f"{name}: the last 2 dimensions must be square, got shape {da.shape}")
+    out = np.empty(da.shape[:-2] + out_tail, dtype=object)
+    for idx in np.ndindex(da.shape[:-2]):
+        r = fn(sp.Matrix(da[idx]))
+        out[idx] = np.array(r.tolist(), dtype=object).reshape(out_tail) if out_tail else r
+    return SymArray(out)
+
+
+def inv(a):
+    """SymPy's Matrix.inv over the last two axes (an expression of every entry: swells fast)."""
+    n = np.shape(_objects(a))[-1:]
+    return _per_matrix("inv", lambda m: m.inv(), a, out_tail=n + n)
+
+
+def solve(a, b):
+    """inv(a) @ b, NumPy 2's rule (b a vector when 1-d)."""
+    b = Variable(b)
+    if b.ndim == 1:
+        return matmul(inv(a), b.reshape((-1, 1))).reshape(np.shape(_objects(a))[:-2] + (b.shape[0],))
+    return matmul(inv(a), b)
+
+
+def slogdet(a):
+    """(sign, log|det a|): SymPy's det, its sign and log of its absolute value."""
+    sp = _sympy()
+    det_ = _per_matrix("slogdet", lambda m: m.det(), a, out_tail=())
+    return _map(sp.sign, det_), _map(lambda d: sp.log(sp.Abs(d)), det_)
+
+
+def cholesky(a):
+    """SymPy's Matrix.cholesky (lower factor) of the symmetric matrix a's lower triangle defines, as NumPy reads it."""
+    sp = _sympy()
+    n = np.shape(_objects(a))[-1:]
+
+    def lower_symmetric(m):
+        return sp.Matrix(m.rows, m.cols, lambda i, j: m[builtins.max(i, j), builtins.min(i, j)])
+    return _per_matrix("cholesky", lambda m: lower_symmetric(m).cholesky(hermitian=False), a, out_tail=n + n)
 
 
 # ---------------------------------------------------------------------------

@@ -59,6 +59,19 @@ Tensor matmul(const Tensor& a, const Tensor& b, bool ta, bool tb);
 // x folded into the rows of one GEMM that accumulates onto the bias rows.
 Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b);
 
+// LAPACK (scipy-openblas32's LU and Cholesky) over the last two axes; the
+// leading axes are a batch. Throw linalg_error naming `op` and the shape for
+// a singular (inv, solve) or non-positive-definite (cholesky) matrix.
+// solve: a (..., n, n), b (..., n, k) with the same batch.
+Tensor inv(const Tensor& a, const char* op);
+Tensor solve(const Tensor& a, const Tensor& b, const char* op);
+// (sign, log|det|) of each matrix, shaped like the batch; a singular one gives (0, -inf) as NumPy.
+std::pair<Tensor, Tensor> slogdet(const Tensor& a, const char* op);
+// The lower factor L of A = L L^T, reading A's lower triangle (NumPy's default).
+Tensor cholesky(const Tensor& a, const char* op);
+// Refuses ndim < 2 or non-square last axes with linalg_error, as NumPy does.
+void check_square(const Shape& s, const char* op);
+
 // Flat gather / scatter-add by int64 indices into a contiguous tensor.
 Tensor gather(const Tensor& x, const Tensor& index, const Shape& out_shape);
 Tensor scatter_add(const Tensor& src, const Tensor& index, const Shape& out_shape);

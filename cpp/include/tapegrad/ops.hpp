@@ -26,6 +26,7 @@ Var div(const Var& a, const Var& b);
 Var pow(const Var& a, const Var& b);
 Var maximum(const Var& a, const Var& b);
 Var minimum(const Var& a, const Var& b);
+Var arctan2(const Var& a, const Var& b);
 // x op c for a Python number c, which NumPy (NEP 50) treats as "weak": it
 // takes x's float dtype. One node holding c, no constant Variable and no
 // unbroadcast: what `y * 2.0` or `y - 1` costs. Same values and derivatives
@@ -83,6 +84,14 @@ Var matmul(const Var& a, const Var& b);
 Var matmul_t(const Var& a, const Var& b, bool ta, bool tb);
 // x (..., K) @ weight (K, N) + bias (N,) in one primitive (bias may be null): Linear's forward.
 Var linear(const Var& x, const Var& weight, const Var& bias);
+// Over the last two axes, leading axes a batch (LAPACK: cpp/src/kernels/linalg.cpp);
+// a singular / non-positive-definite / non-square matrix raises linalg_error.
+Var inv(const Var& a);
+// NumPy 2's solve: b is a vector when 1-d, else (..., n, k); batches broadcast.
+Var solve(const Var& a, const Var& b);
+// (sign, log|det a|): the sign a constant, the log differentiable.
+std::pair<Var, Var> slogdet(const Var& a);
+Var cholesky(const Var& a);  // the lower factor
 
 // Axis helpers shared with the bindings (throw value_error naming `op`).
 int64_t normalize_axis(int64_t axis, int64_t ndim, const char* op);

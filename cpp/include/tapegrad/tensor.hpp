@@ -55,6 +55,8 @@ struct type_error : std::runtime_error { using std::runtime_error::runtime_error
 struct graph_error : std::runtime_error { using std::runtime_error::runtime_error; };
 struct index_error : std::out_of_range { using std::out_of_range::out_of_range; };
 struct not_implemented_error : std::logic_error { using std::logic_error::logic_error; };
+// numpy.linalg.LinAlgError (a ValueError): a singular or non-positive-definite matrix, a non-square one.
+struct linalg_error : value_error { using value_error::value_error; };
 // Errors of the allocator (Tensor::empty), which does not know which op it
 // serves: `named` is false until the bindings prefix the op they were called
 // as ("broadcast_to: cannot allocate ..."). shape_error is a ValueError

@@ -3,6 +3,23 @@
 
 #include "kernels/common.hpp"
 
+// ---------------------------------------------------------------------------
+// LAPACK through scipy-openblas32: its symbols carry a scipy_ prefix and the
+// Fortran ABI (arguments by pointer, 32-bit ints, one hidden length per
+// character argument). LAPACK is column-major: a row-major buffer is the
+// transpose, so A's buffer is factored as A^T and solved with TRANS = 'T'.
+// ---------------------------------------------------------------------------
+extern "C" {
+void scipy_dgetrf_(const int* m, const int* n, double* a, const int* lda, int* ipiv, int* info);
+void scipy_sgetrf_(const int* m, const int* n, float* a, const int* lda, int* ipiv, int* info);
+void scipy_dgetrs_(const char* trans, const int* n, const int* nrhs, const double* a, const int* lda, const int* ipiv,
+                   double* b, const int* ldb, int* info, size_t trans_len);
+void scipy_sgetrs_(const char* trans, const int* n, const int* nrhs, const float* a, const int* lda, const int* ipiv,
+                   float* b, const int* ldb, int* info, size_t trans_len);
+void scipy_dpotrf_(const char* uplo, const int* n, double* a, const int* lda, int* info, size_t uplo_len);
+void scipy_spotrf_(const char* uplo, const int* n, float* a, const int* lda, int* info, size_t uplo_len);
+}
+
 namespace tg::kern {
 
 // ---------------------------------------------------------------------------
@@ -117,6 +134,143 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {
       }
     }
     gemm_checked<T>(false, false, R, N, K, x.ptr<T>(), w.ptr<T>(), po, b.defined() ? T(1) : T(0));
+  });
+  return out;
+}
+
+
+
+namespace {
+void getrf(int n, double* a, int* ipiv, int* info) { scipy_dgetrf_(&n, &n, a, &n, ipiv, info); }
+void getrf(int n, float* a, int* ipiv, int* info) { scipy_sgetrf_(&n, &n, a, &n, ipiv, info); }
+void getrs(int n, int k, const double* a, const int* ipiv, double* b, int* info) {
+  scipy_dgetrs_("T", &n, &k, a, &n, ipiv, b, &n, info, 1);
+}
+void getrs(int n, int k, const float* a, const int* ipiv, float* b, int* info) {
+  scipy_sgetrs_("T", &n, &k, a, &n, ipiv, b, &n, info, 1);
+}
+// Row-major lower triangle = column-major upper: 'U' on the buffer factors A's lower triangle.
+void potrf(int n, double* a, int* info) { scipy_dpotrf_("U", &n, a, &n, info, 1); }
+void potrf(int n, float* a, int* info) { scipy_spotrf_("U", &n, a, &n, info, 1); }
+
+int lapack_dim(int64_t n, const char* op) {
+  if (n > std::numeric_limits<int>::max())
+    throw value_error(std::string(op) + ": dimension " + std::to_string(n) + " exceeds LAPACK's 32-bit index range");
+  return int(n);
+}
+
+std::string batch_where(const Shape& s, int64_t i, int64_t nbatch) {
+  return "matrix of shape " + shape_str(s) + (nbatch > 1 ? " (batch element " + std::to_string(i) + ")" : "");
+}
+}  // namespace
+
+void check_square(const Shape& s, const char* op) {
+  if (s.size() < 2)
+    throw linalg_error(std::string(op) + ": " + std::to_string(s.size()) +
+                       "-dimensional array given; the array must be at least two-dimensional");
+  if (s[s.size() - 1] != s[s.size() - 2])
+    throw linalg_error(std::string(op) + ": the last 2 dimensions of the array must be square, got shape " +
+                       shape_str(s));
+}
+
+// A^-1 = solve(A, I), as NumPy's inv (gesv): one code path with solve; with getri the
+// 32 x 32 inverse timed 3.5x PyTorch's in one (loaded) run, see benchmarks/README.md.
+Tensor inv(const Tensor& a, const char* op) {
+  check_square(a.shape, op);
+  const int64_t n = a.shape.back();
+  Tensor eye = Tensor::empty(a.shape, a.dtype);
+  TG_DISPATCH_FLOAT(a.dtype, op, {
+    T* p = eye.ptr<T>();
+    std::fill(p, p + eye.numel(), T(0));
+    for (int64_t i = 0; n && i < eye.numel() / (n * n); ++i)
+      for (int64_t d = 0; d < n; ++d) p[i * n * n + d * n + d] = T(1);
+  });
+  return solve(a, eye, op);
+}
+
+Tensor solve(const Tensor& a, const Tensor& b, const char* op) {
+  check_square(a.shape, op);
+  const int64_t n = a.shape.back();
+  if (b.ndim() != a.ndim() || b.shape[b.ndim() - 2] != n ||
+      !std::equal(a.shape.begin(), a.shape.end() - 2, b.shape.begin()))
+    throw value_error(std::string(op) + ": kernel expects b (..., n, k) with a's batch, got " + shape_str(a.shape) +
+                      " and " + shape_str(b.shape));
+  check_same_float(a, b, op);
+  const int64_t k = b.shape.back(), nbatch = n ? a.numel() / (n * n) : numel(Shape(a.shape.begin(), a.shape.end() - 2));
+  Tensor out = Tensor::empty(b.shape, b.dtype);
+  if (n == 0 || k == 0 || nbatch == 0) return out;
+  const int ni = lapack_dim(n, op), ki = lapack_dim(k, op);
+  std::vector<int> ipiv(n);
+  TG_DISPATCH_FLOAT(a.dtype, op, {
+    std::vector<T> lu(n * n), rhs(n * k);
+    for (int64_t i = 0; i < nbatch; ++i) {
+      std::memcpy(lu.data(), a.ptr<T>() + i * n * n, n * n * sizeof(T));
+      const T* pb = b.ptr<T>() + i * n * k;
+      for (int64_t r = 0; r < n; ++r)  // row-major (n, k) -> column-major n x k
+        for (int64_t c = 0; c < k; ++c) rhs[c * n + r] = pb[r * k + c];
+      int info = 0;
+      getrf(ni, lu.data(), ipiv.data(), &info);
+      if (info > 0) throw linalg_error(std::string(op) + ": singular " + batch_where(a.shape, i, nbatch));
+      getrs(ni, ki, lu.data(), ipiv.data(), rhs.data(), &info);
+      T* po = out.ptr<T>() + i * n * k;
+      for (int64_t r = 0; r < n; ++r)
+        for (int64_t c = 0; c < k; ++c) po[r * k + c] = rhs[c * n + r];
+    }
+  });
+  return out;
+}
+
+std::pair<Tensor, Tensor> slogdet(const Tensor& a, const char* op) {
+  check_square(a.shape, op);
+  const int64_t n = a.shape.back();
+  Shape batch(a.shape.begin(), a.shape.end() - 2);
+  const int64_t nbatch = numel(batch);
+  Tensor sign = Tensor::empty(batch, a.dtype), logdet = Tensor::empty(batch, a.dtype);
+  const int ni = lapack_dim(n, op);
+  std::vector<int> ipiv(n);
+  TG_DISPATCH_FLOAT(a.dtype, op, {
+    std::vector<T> lu(n * n);
+    for (int64_t i = 0; i < nbatch; ++i) {
+      T s = T(1), l = T(0);  // the empty product: det of a 0 x 0 matrix is 1
+      if (n > 0) {
+        std::memcpy(lu.data(), a.ptr<T>() + i * n * n, n * n * sizeof(T));
+        int info = 0;
+        getrf(ni, lu.data(), ipiv.data(), &info);
+        if (info > 0) {
+          s = T(0);
+          l = -std::numeric_limits<T>::infinity();
+        } else {
+          for (int64_t d = 0; d < n; ++d) {
+            const T u = lu[d * n + d];
+            if (u < T(0)) s = -s;
+            if (ipiv[d] != d + 1) s = -s;  // a row swap (1-based pivots)
+            l += std::log(std::abs(u));
+          }
+        }
+      }
+      sign.ptr<T>()[i] = s;
+      logdet.ptr<T>()[i] = l;
+    }
+  });
+  return {sign, logdet};
+}
+
+Tensor cholesky(const Tensor& a, const char* op) {
+  check_square(a.shape, op);
+  const int64_t n = a.shape.back(), nbatch = n ? a.numel() / (n * n) : 0;
+  Tensor out = a.clone();
+  if (n == 0) return out;
+  const int ni = lapack_dim(n, op);
+  TG_DISPATCH_FLOAT(a.dtype, op, {
+    for (int64_t i = 0; i < nbatch; ++i) {
+      T* m = out.ptr<T>() + i * n * n;
+      int info = 0;
+      potrf(ni, m, &info);
+      if (info > 0)
+        throw linalg_error(std::string(op) + ": " + batch_where(a.shape, i, nbatch) + " is not positive definite");
+      for (int64_t r = 0; r < n; ++r)  // LAPACK leaves the other triangle as it was
+        for (int64_t c = r + 1; c < n; ++c) m[r * n + c] = T(0);
+    }
   });
   return out;
 }

@@ -352,6 +352,29 @@ Var maximum(const Var& a, const Var& b) { return binary_op<MaximumRule>(a, b, Bi
 Var minimum(const Var& a, const Var& b) { return binary_op<MinimumRule>(a, b, BinaryOp::Minimum); }
 
 namespace {
+// d atan2(a, b) = (b da - a db) / (a^2 + b^2). At the origin (0/0) the gradient is 0, as PyTorch's
+// backward gives: a^2 + b^2 is replaced by 1 there, where b da - a db is 0 (also in the JVP).
+struct Arctan2Rule { using Rule = Arctan2Rule; TG_BINARY_RULE("arctan2")
+  static void save(Recorder<Rule>& r, const Var& a, const Var& b) { r.save_input(a, 0); r.save_input(b, 1); }
+  static Var r2(OpNode<Rule>& n) {
+    Var a = n.get(0), b = n.get(1), zero = scalar(0, a);
+    Tensor origin = kern::logical_and(kern::compare(CompareOp::Eq, a->data, zero->data, name),
+                                      kern::compare(CompareOp::Eq, b->data, zero->data, name));
+    return where(origin, scalar(1, a), add(mul(a, a), mul(b, b)));
+  }
+  static VarPair grads(OpNode<Rule>& n, const Var& g) {
+    Var r = r2(n);
+    return {n.needs(0) ? div(mul(g, n.get(1)), r) : nullptr, n.needs(1) ? neg(div(mul(g, n.get(0)), r)) : nullptr};
+  }
+  static Var tangent(OpNode<Rule>& n, const Var& ta, const Var& tb) {
+    Var r = r2(n);
+    return add_opt(ta ? div(mul(ta, n.get(1)), r) : nullptr, tb ? neg(div(mul(tb, n.get(0)), r)) : nullptr);
+  } };
+}  // namespace
+
+Var arctan2(const Var& a, const Var& b) { return binary_op<Arctan2Rule>(a, b, BinaryOp::Arctan2); }
+
+namespace {
 // where(cond, a, b): linear in (a, b); the gradient goes to the selected operand.
 struct WhereRule {
   static constexpr const char* name = "where";

@@ -1,6 +1,7 @@
-// Linear algebra: matmul (NumPy semantics over the primitive matmul_t)
-// and linear (a Linear layer's x W + b in one primitive). Each rule struct
-// sits beside its public forward function.
+// Linear algebra: matmul (NumPy semantics over the primitive matmul_t),
+// linear (a Linear layer's x W + b in one primitive), and inv, solve,
+// slogdet, cholesky (LAPACK kernels). Each rule struct sits beside its
+// public forward function.
 #include "ops/common.hpp"
 
 namespace tg {
@@ -181,6 +182,171 @@ Var linear(const Var& x0, const Var& w0, const Var& b0) {
     r.save_input(x, 0);
     r.save_input(w, 1);
   }
+  return std::move(r.out);
+}
+
+namespace {
+// The matrix transpose of the last two axes (any batch axes in front stay).
+Var mT(const Var& x) {
+  const int64_t nd = int64_t(x->shape().size());
+  Axes perm(nd);
+  for (int64_t i = 0; i < nd; ++i) perm[i] = i;
+  std::swap(perm[nd - 1], perm[nd - 2]);
+  return transpose(x, perm);
+}
+
+Var float_operand(const Var& x, DType dt) { return x->dtype() == dt ? x : astype(x, dt); }
+
+// ---------------------------------------------------------------------------
+// Inverse Y = A^-1:  dY = -Y dA Y,  gA = -Y^T g Y^T  (reads the output).
+// ---------------------------------------------------------------------------
+struct InvRule {
+  static constexpr const char* name = "inv";
+  struct Attrs {};
+  static Grads vjp(OpNode<InvRule>& n, const Var& g) {
+    Var y = n.get(0);
+    return {neg(matmul_t(matmul_t(y, g, true, false), y, false, true))};
+  }
+  static Var jvp(OpNode<InvRule>& n, const Grads& t, int) {
+    Var y = n.get(0);
+    return neg(matmul_t(matmul_t(y, t[0], false, false), y, false, false));
+  }
+};
+
+// ---------------------------------------------------------------------------
+// X = A^-1 B for a (..., n, n), b (..., n, k) of one batch (solve() broadcasts
+// first):  dX = A^-1 (dB - dA X),  gB = A^-T g,  gA = -gB X^T.
+// Saves A and the output X.
+// ---------------------------------------------------------------------------
+struct SolveRule {
+  static constexpr const char* name = "solve";
+  struct Attrs {};
+  static Grads vjp(OpNode<SolveRule>& n, const Var& g) {
+    Var gb = solve(mT(n.get(0)), g);
+    return {n.needs(0) ? neg(matmul_t(gb, n.get(1), false, true)) : nullptr, n.needs(1) ? gb : nullptr};
+  }
+  static Var jvp(OpNode<SolveRule>& n, const Grads& t, int) {
+    Var rhs = t[1];
+    if (t[0]) {
+      Var dax = matmul_t(t[0], n.get(1), false, false);
+      rhs = rhs ? sub(rhs, dax) : neg(dax);
+    }
+    return solve(n.get(0), rhs);
+  }
+};
+
+Var solve_same_batch(const Var& a, const Var& b) {
+  Recorder<SolveRule> r(kern::solve(a->data, b->data, "solve"), {&a, &b});
+  if (r) {
+    r.save_input(a, 0);
+    r.save_output();
+  }
+  return std::move(r.out);
+}
+
+// ---------------------------------------------------------------------------
+// log|det A|:  d = tr(A^-1 dA),  gA = g A^-T  (through inv, so it is
+// differentiable again; at a singular A inv raises LinAlgError). The sign is
+// piecewise constant: no derivative.
+// ---------------------------------------------------------------------------
+struct SlogdetRule {
+  static constexpr const char* name = "slogdet";
+  struct Attrs {};
+  static Grads vjp(OpNode<SlogdetRule>& n, const Var& g) {
+    Shape gs = g->shape();
+    gs.push_back(1);
+    gs.push_back(1);
+    return {mul(reshape(g, gs), mT(inv(n.get(0))))};
+  }
+  static Var jvp(OpNode<SlogdetRule>& n, const Grads& t, int) {
+    const int64_t nd = int64_t(t[0]->shape().size());
+    return sum(mul(mT(inv(n.get(0))), t[0]), Axes{nd - 2, nd - 1}, false);
+  }
+};
+
+// ---------------------------------------------------------------------------
+// Cholesky A = L L^T (PyTorch's and Murray's formula, for symmetric A: the
+// gradient is symmetric, as A's perturbations are):
+//   dL = L Phi(L^-1 sym(dA) L^-T),   gA = sym(L^-T Phi(L^T g) L^-1),
+// Phi = the lower triangle with the diagonal halved, sym(X) = (X + X^T) / 2.
+// Saves the output L.
+// ---------------------------------------------------------------------------
+struct CholeskyRule {
+  static constexpr const char* name = "cholesky";
+  struct Attrs {};
+  static Var phi(const Var& x, const Var& l) {
+    const int64_t n = l->shape().back();
+    Tensor mask = Tensor::empty(Shape{n, n}, l->dtype());
+    TG_DISPATCH_FLOAT(l->dtype(), "cholesky", {
+      T* m = mask.ptr<T>();
+      for (int64_t r = 0; r < n; ++r)
+        for (int64_t c = 0; c < n; ++c) m[r * n + c] = c < r ? T(1) : (c == r ? T(0.5) : T(0));
+    });
+    return mul_const(x, mask);
+  }
+  static Var sym(const Var& x) { return scalar_op(add(x, mT(x)), 0.5, ScalarOp::Mul); }
+  static Grads vjp(OpNode<CholeskyRule>& n, const Var& g) {
+    Var l = n.get(0), lt = mT(l);
+    Var p = solve(lt, phi(matmul_t(l, g, true, false), l));  // L^-T Phi
+    return {sym(mT(solve(lt, mT(p))))};                        // (L^-T (L^-T Phi)^T)^T = L^-T Phi L^-1
+  }
+  static Var jvp(OpNode<CholeskyRule>& n, const Grads& t, int) {
+    Var l = n.get(0);
+    Var q = solve(l, sym(t[0]));                               // L^-1 S
+    return matmul_t(l, phi(solve(l, mT(q)), l), false, false);  // L Phi(L^-1 S L^-T)
+  }
+};
+}  // namespace
+
+Var inv(const Var& a) {
+  Recorder<InvRule> r(kern::inv(a->data, "inv"), {&a});
+  if (r) r.save_output();
+  return std::move(r.out);
+}
+
+Var solve(const Var& a0, const Var& b0) {
+  kern::check_square(a0->shape(), "solve");
+  DType dt = promote(a0->dtype(), b0->dtype());
+  Var a = float_operand(a0, dt), b = float_operand(b0, dt);
+  const Shape &sa = a->shape(), &sb = b->shape();
+  const int64_t n = sa.back();
+  // NumPy 2: b is a vector exactly when it is 1-d, else (..., n, k).
+  const bool vec = sb.size() == 1;
+  if (sb.empty() || (vec ? sb[0] : sb[sb.size() - 2]) != n)
+    throw value_error("solve: a " + shape_str(sa) + " and b " + shape_str(sb) + " do not match: b needs " +
+                      std::to_string(n) + " rows (b is a vector when 1-d, else (..., n, k))");
+  Var b2 = vec ? reshape(b, Shape{n, 1}) : b;
+  Shape ba(sa.begin(), sa.end() - 2), bb(b2->shape().begin(), b2->shape().end() - 2);
+  Shape batch;
+  try {
+    batch = kern::broadcast_shapes(ba, bb, "solve");
+  } catch (const value_error&) {
+    throw value_error("solve: batch dimensions of a " + shape_str(sa) + " and b " + shape_str(sb) +
+                      " cannot be broadcast together");
+  }
+  auto full = [&](const Var& v, int64_t cols) {
+    Shape s = batch;
+    s.push_back(n);
+    s.push_back(cols);
+    return v->shape() == s ? v : broadcast_to(v, s);
+  };
+  Var x = solve_same_batch(full(a, n), full(b2, b2->shape().back()));
+  if (!vec) return x;
+  Shape out = batch;
+  out.push_back(n);
+  return reshape(x, out);
+}
+
+std::pair<Var, Var> slogdet(const Var& a) {
+  auto [sign, logdet] = kern::slogdet(a->data, "slogdet");
+  Recorder<SlogdetRule> r(std::move(logdet), {&a});
+  if (r) r.save_input(a, 0);
+  return {constant(sign), std::move(r.out)};
+}
+
+Var cholesky(const Var& a) {
+  Recorder<CholeskyRule> r(kern::cholesky(a->data, "cholesky"), {&a});
+  if (r) r.save_output();
   return std::move(r.out);
 }
 

@@ -175,6 +175,22 @@ template <class T> inline T k_tan(T v) {
   if constexpr (sizeof(T) == 4) return __builtin_tanf(v);
   else return __builtin_tan(v);
 }
+template <class T> inline T k_arcsin(T v) {
+  if constexpr (sizeof(T) == 4) return __builtin_asinf(v);
+  else return __builtin_asin(v);
+}
+template <class T> inline T k_arccos(T v) {
+  if constexpr (sizeof(T) == 4) return __builtin_acosf(v);
+  else return __builtin_acos(v);
+}
+template <class T> inline T k_arctan(T v) {
+  if constexpr (sizeof(T) == 4) return __builtin_atanf(v);
+  else return __builtin_atan(v);
+}
+template <class T> inline T k_arctan2(T a, T b) {
+  if constexpr (sizeof(T) == 4) return __builtin_atan2f(a, b);
+  else return __builtin_atan2(a, b);
+}
 // The piecewise-constant helpers a spec derivative may use (derivative 0).
 template <class T> inline T k_step(T v) { return v > T(0) ? T(1) : T(0); }  // relu'(0) = 0
 template <class T> inline T k_sign(T v) { return v > T(0) ? T(1) : (v < T(0) ? T(-1) : (v != v ? v : T(0))); }

@@ -25,6 +25,7 @@ for _name, _fn in COMPOSITIONS.items():
     if _name in ("prod", "var", "std", "cumsum", "cumprod", "argmax", "argmin", "ravel", "flatten", "copy",
                  "swapaxes", "squeeze", "repeat", "take", "diagonal", "trace", "dot", "round"):
         setattr(Variable, _name, _fn)
+from . import linalg  # noqa: E402,F401  (tapegrad.linalg's names, as in the C++ engine)
 _numpy_protocol.install({**{name: getattr(ops, name) for name in OPS}, **COMPOSITIONS})
 
 Node = Function   # the C++ engine calls its graph-node type Node

@@ -24,7 +24,8 @@ around:round less less_equal greater greater_equal equal not_equal isnan isfinit
 prod var std cumsum cumprod argmax argmin average linalg.norm:norm ravel copy swapaxes moveaxis
 squeeze expand_dims atleast_1d atleast_2d atleast_3d hstack vstack split
 array_split flip roll tile repeat pad take take_along_axis diagonal diag trace tril triu shape
-ndim size dot vdot inner outer tensordot einsum
+ndim size dot vdot inner outer tensordot einsum arcsin arccos arctan arctan2 linalg.inv:inv
+linalg.solve:solve linalg.slogdet:slogdet linalg.cholesky:cholesky linalg.det:det
 """.split()
 _RENAMED = {"newshape": "shape", "min": "a_min", "max": "a_max"}
 

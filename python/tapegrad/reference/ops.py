@@ -136,6 +136,11 @@ def _tie_weight(wins, a, b):
     return _mask(wins(a.data, b.data), a) + 0.5 * _mask(a.data == b.data, a)
 
 
+def _radius2(a, b):
+    """a^2 + b^2, or 1 at the origin: atan2's gradient there is 0 (PyTorch's backward)."""
+    return where((a.data == 0) & (b.data == 0), 1.0, a * a + b * b)
+
+
 #: name: (f(x) on arrays, f'(x) from x and/or y = f(x))
 UNARY = {
     "negative": (np.negative, lambda: -1),
@@ -151,6 +156,9 @@ UNARY = {
     "abs":      (np.abs,      lambda x: _mask(np.sign(x.data), x)),
     "softplus": (lambda x: np.logaddexp(0, x), lambda x: sigmoid(x)),
     "tan":      (np.tan,      lambda y: 1 + y * y),
+    "arcsin":   (np.arcsin,   lambda x: 1 / sqrt(1 - x * x)),
+    "arccos":   (np.arccos,   lambda x: -1 / sqrt(1 - x * x)),
+    "arctan":   (np.arctan,   lambda x: 1 / (1 + x * x)),
 }
 
 #: name: (f(a, b) on arrays, df/da, df/db from a, b and/or y = f(a, b))
@@ -161,6 +169,7 @@ BINARY = {
     "divide":   (np.divide,   lambda b: 1 / b, lambda a, b: -a / (b * b)),
     "power":    (np.power,    lambda a, b: where(b.data == 0, 0.0, b * a ** (b - 1)),
                  lambda a, b, y: where((a.data == 0) & (b.data >= 0), 0.0, y * log(a))),
+    "arctan2":  (np.arctan2,  lambda a, b: b / _radius2(a, b), lambda a, b: -a / _radius2(a, b)),
     "maximum":  (np.maximum,  lambda a, b: _tie_weight(np.greater, a, b),
                  lambda a, b: _tie_weight(np.greater, b, a)),
     "minimum":  (np.minimum,  lambda a, b: _tie_weight(np.less, a, b),
@@ -602,6 +611,147 @@ def linear(x, weight, bias=None):
     return y if bias is None else add(y, vs[2])
 
 
+# -- inv, solve, slogdet, cholesky: NumPy's LAPACK forward, rules from the matrix calculus --
+# (d A^-1 = -A^-1 dA A^-1; d log|det A| = tr(A^-1 dA); Cholesky: Murray 2016, eq. 10/11.)
+
+
+def _square(name, a):
+    if a.ndim < 2:
+        raise np.linalg.LinAlgError(f"{name}: {a.ndim}-dimensional array given; the array must be "
+                                    f"at least two-dimensional")
+    if a.shape[-1] != a.shape[-2]:
+        raise np.linalg.LinAlgError(f"{name}: the last 2 dimensions of the array must be square, "
+                                    f"got shape {a.shape}")
+
+
+def _lapack(name, fn, *arrays):
+    try:
+        return fn(*arrays)
+    except np.linalg.LinAlgError as e:
+        raise np.linalg.LinAlgError(f"{name}: {str(e).lower()} (matrix of shape {arrays[0].shape})") from None
+
+
+class Inv(Function):
+    name = "inv"
+
+    def forward(self, a):
+        self.save_for_backward(OUTPUT)
+        return _lapack("inv", np.linalg.inv, a.data)
+
+    def vjp(self, g):
+        (y,) = self.saved_values()
+        yt = _swap_last(y)
+        return [-(yt @ g @ yt)]
+
+    def jvp(self, t):
+        (y,) = self.saved_values()
+        return -(y @ t @ y)
+
+
+def inv(a):
+    a = as_variable(a)
+    _square("inv", a)
+    return Inv.apply(a)
+
+
+class Solve(Function):
+    """x = A^-1 b for a (..., n, n) and b (..., n, k) of one batch."""
+    name = "solve"
+
+    def forward(self, a, b):
+        self.save_for_backward(a, OUTPUT)
+        return _lapack("solve", np.linalg.solve, a.data, b.data)
+
+    def vjp(self, g):
+        a, x = self.saved_values()
+        gb = _swap_last(inv(a)) @ g               # A^-T g
+        return [None if self.inputs[0] is None else -(gb @ _swap_last(x)), gb]
+
+    def jvp(self, ta, tb):
+        a, x = self.saved_values()
+        rhs = -(ta @ x) if tb is None else tb if ta is None else tb - ta @ x
+        return inv(a) @ rhs
+
+
+def solve(a, b):
+    """NumPy 2's rule: b is a vector when 1-d, else a stack of (n, k) matrices."""
+    a, b = _operands(a, b)
+    _square("solve", a)
+    n, vec = a.shape[-1], b.ndim == 1
+    if b.ndim == 0 or (b.shape[0] if vec else b.shape[-2]) != n:
+        raise ValueError(f"solve: a {a.shape} and b {b.shape} do not match: b needs {n} rows")
+    b2 = b.reshape((n, 1)) if vec else b
+    try:
+        batch = np.broadcast_shapes(a.shape[:-2], b2.shape[:-2])
+    except ValueError:
+        raise ValueError(f"solve: batch dimensions of a {a.shape} and b {b.shape} cannot be "
+                         f"broadcast together") from None
+    a2 = a if a.shape[:-2] == batch else broadcast_to(a, batch + a.shape[-2:])
+    b2 = b2 if b2.shape[:-2] == batch else broadcast_to(b2, batch + b2.shape[-2:])
+    x = Solve.apply(a2, b2)
+    return x.reshape(batch + (n,)) if vec else x
+
+
+class LogAbsDet(Function):
+    name = "slogdet"
+
+    def forward(self, a):
+        self.save_for_backward(a)
+        return np.linalg.slogdet(a.data)[1]
+
+    def vjp(self, g):
+        (a,) = self.saved_values()
+        return [g.reshape(g.shape + (1, 1)) * _swap_last(inv(a))]
+
+    def jvp(self, t):
+        (a,) = self.saved_values()
+        return (_swap_last(inv(a)) * t).sum(axis=(-2, -1))
+
+
+def slogdet(a):
+    """(sign, log|det a|): the sign is a constant Variable (piecewise constant)."""
+    a = as_variable(a)
+    _square("slogdet", a)
+    return Variable._wrap(np.asarray(np.linalg.slogdet(a.data)[0], dtype=a.dtype)), LogAbsDet.apply(a)
+
+
+def _phi(x, n):
+    """The lower triangle with the diagonal halved."""
+    return x * (np.tril(np.ones((n, n)), -1) + 0.5 * np.eye(n)).astype(x.dtype)
+
+
+def _symmetric(x):
+    return 0.5 * (x + _swap_last(x))
+
+
+class Cholesky(Function):
+    name = "cholesky"
+
+    def forward(self, a):
+        self.save_for_backward(OUTPUT)
+        try:
+            return np.linalg.cholesky(a.data)
+        except np.linalg.LinAlgError:
+            raise np.linalg.LinAlgError(f"cholesky: matrix of shape {a.shape} is not positive "
+                                        f"definite") from None
+
+    def vjp(self, g):
+        (lo,) = self.saved_values()
+        li = inv(lo)
+        return [_symmetric(_swap_last(li) @ _phi(_swap_last(lo) @ g, lo.shape[-1]) @ li)]
+
+    def jvp(self, t):
+        (lo,) = self.saved_values()
+        li = inv(lo)
+        return lo @ _phi(li @ _symmetric(t) @ _swap_last(li), lo.shape[-1])
+
+
+def cholesky(a):
+    a = as_variable(a)
+    _square("cholesky", a)
+    return Cholesky.apply(a)
+
+
 # -- reductions and normalisers with nonlinear derivatives -------------------------------
 
 
@@ -745,5 +895,6 @@ Variable.transpose = lambda self, *axes: transpose(
 #: The public op names of the reference engine (for a parity check against the spec).
 OPS = tuple(UNARY) + tuple(BINARY) + (
     "clip", "where", "sum", "mean", "max", "min", "reshape", "transpose", "broadcast_to",
-    "concatenate", "stack", "matmul", "linear", "softmax", "log_softmax", "logsumexp", "astype")
+    "concatenate", "stack", "matmul", "linear", "softmax", "log_softmax", "logsumexp", "astype",
+    "inv", "solve", "slogdet", "cholesky")
 __all__ = [*OPS, "unbroadcast", "getitem", "identity", "OPS", "UNARY", "BINARY"]
