@@ -482,23 +482,27 @@ def jacobian(f: Callable[..., Any], x: Any, *, mode: str = "auto", chunk_size: O
     sweep.  dtype: the promotion of the output's and the input's.  Pytrees: a
     dict ``x`` gives a dict; a pytree output gives its structure, each leaf
     holding the Jacobians of that leaf.  ``has_aux=True``: ``(jacobian, aux)``."""
+    return _jacobian_of("jacobian", f, x, mode, chunk_size, has_aux)
+
+
+def _jacobian_of(fname, f, x, mode, chunk_size, has_aux=False):
     if mode not in _MODES:
-        raise ValueError(f"jacobian: mode must be one of {', '.join(map(repr, _MODES))}, "
+        raise ValueError(f"{fname}: mode must be one of {', '.join(map(repr, _MODES))}, "
                          f"got {mode!r}")
     if chunk_size is not None:
         if isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer)):
-            raise TypeError(f"jacobian: chunk_size must be a positive int or None, "
+            raise TypeError(f"{fname}: chunk_size must be a positive int or None, "
                             f"got {chunk_size!r}")
         if chunk_size < 1:
-            raise ValueError(f"jacobian: chunk_size must be a positive int or None, "
+            raise ValueError(f"{fname}: chunk_size must be a positive int or None, "
                              f"got {chunk_size}")
         chunk_size = int(chunk_size)
-    _aux_flag("jacobian", has_aux)
+    _aux_flag(fname, has_aux)
     several = isinstance(x, tuple)
     args = _as_tuple(x)
-    tree = _Tree("jacobian", f, args, range(len(args)), has_aux, _names("x", several))
-    xs = [_primal("jacobian", path, leaf) for path, leaf in zip(tree.paths, tree.leaves)]
-    trace = _Trace("jacobian", tree, xs, range(len(xs)), any(map(_requires_grad, xs)))
+    tree = _Tree(fname, f, args, range(len(args)), has_aux, _names("x", several))
+    xs = [_primal(fname, path, leaf) for path, leaf in zip(tree.paths, tree.leaves)]
+    trace = _Trace(fname, tree, xs, range(len(xs)), any(map(_requires_grad, xs)))
     if mode == "auto":
         mode = "forward" if sum(xi.size for xi in xs) <= trace.output.size else "reverse"
     with trace.grad_mode():
@@ -522,9 +526,9 @@ def hessian(f: Callable[..., Variable], x: Any) -> Any:
     ``jacobian(grad(f), x, mode="forward")``; a tuple ``x`` gives H[i][j], a
     dict ``x`` a dict of dicts."""
     if isinstance(x, tuple):
-        return tuple(jacobian(_grad_of("hessian", f, i), x, mode="forward")
+        return tuple(_jacobian_of("hessian", _grad_of("hessian", f, i), x, "forward", None)
                      for i in range(len(x)))
-    return jacobian(_grad_of("hessian", f, 0), x, mode="forward")
+    return _jacobian_of("hessian", _grad_of("hessian", f, 0), x, "forward", None)
 
 
 def hvp(f: Callable[..., Variable], x: Any, v: Any) -> Any:
