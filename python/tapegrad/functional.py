@@ -340,7 +340,7 @@ def _jvp(f: Callable[..., Any], primals: Primals, tangents: Primals, what: str,
 
 def directional_derivative(f: Function, x: Operand, u: Operand) -> Result:
     """J(x)·u = d/dα f(x + αu) at α = 0, by one forward sweep."""
-    return _jvp(f, (x,), (u,), "directional_derivative")[1]  # type: ignore[no-any-return]
+    return _jvp(f, (x,), (u,), "directional_derivative")[1]
 
 
 @overload
@@ -669,9 +669,9 @@ def hvp(f: Function, x: Operand, v: Operand) -> Result:
     hv: list[Any] = [_zeros_like(xv, nested) for xv in xs]
     if out.requires_grad and xs:
         gs = _core._grad([out], xs, [None], True, True, 0)
-        live = [i for i, g in enumerate(gs) if g is not None and g.requires_grad]
+        live = [(i, g) for i, g in enumerate(gs) if g is not None and g.requires_grad]
         if live:
-            for i, h in zip(live, _core._forward([gs[i] for i in live], xs, ts, 0, nested)):
+            for (i, _), h in zip(live, _core._forward([g for _, g in live], xs, ts, 0, nested)):
                 if h is not None:
                     hv[i] = _value(h, nested)
-    return _unflatten(spec, hv)  # type: ignore[no-any-return]
+    return _unflatten(spec, hv)
