@@ -63,6 +63,9 @@ for _name, _fn in {"__reduce__": _reduce, "__format__": _format, "__int__": _int
 # over the buffer .data already shares, so the C++ side needs nothing.
 
 _KDLCPU = 1  # DLPack's device type for host memory
+# NumPy 2.1 added versioned capsules (max_version, dl_device, copy), which carry a read-only flag;
+# NumPy 2.0 exports and imports only unversioned ones, and marks every array it imports read-only.
+_VERSIONED = "max_version" in (np.ndarray.__dlpack__.__doc__ or "")
 
 
 def _dlpack(self, *, stream=None, max_version=None, dl_device=None, copy=None):
@@ -79,7 +82,7 @@ def _dlpack(self, *, stream=None, max_version=None, dl_device=None, copy=None):
     if copy is not None and not isinstance(copy, (bool, np.bool_)):
         raise TypeError(f"__dlpack__: copy must be True, False or None, got {type(copy).__name__}")
     arr = self.data.copy() if copy else self.data
-    if max_version is None:  # a consumer of unversioned capsules (NumPy refuses a read-only buffer there)
+    if max_version is None or not _VERSIONED:  # an unversioned capsule (NumPy refuses a read-only buffer there)
         return arr.__dlpack__()
     return arr.__dlpack__(max_version=max_version)
 
@@ -101,7 +104,7 @@ def from_dlpack(x: Any, /, *, copy: Optional[bool] = None) -> _core.Variable:
     PyTorch tensor, a JAX array, another Variable): writes through one show in the other.
 
     ``x`` must be a float32 or float64 C-contiguous array on the CPU (a read-only buffer stays
-    read-only). ``copy=True`` copies; ``copy=None`` (default) shares, copying only a
+    read-only; with NumPy 2.0, which imports through unversioned capsules, every import is read-only). ``copy=True`` copies; ``copy=None`` (default) shares, copying only a
     non-contiguous array; ``copy=False`` never copies (a non-contiguous array is then a ValueError).
     """
     if not hasattr(x, "__dlpack__") or not hasattr(x, "__dlpack_device__"):
