@@ -51,7 +51,8 @@ from .functional import (  # noqa: F401
     directional_derivative,
 )
 from .custom import custom_op  # noqa: F401
-from . import _interop  # noqa: F401  (repr and iteration for Variable)
+from . import _interop  # noqa: F401  (repr, formatting, pickling and DLPack for Variable)
+from ._interop import from_dlpack  # noqa: F401,E402
 from . import _compose as _compose_mod  # noqa: E402
 # The spec's compositions (opspec/ops.py COMPOSITIONS) over the C++ primitives.
 _compositions = _compose_mod.build(_core)

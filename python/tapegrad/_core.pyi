@@ -99,6 +99,13 @@ class Variable:
     def __round__(self, ndigits: int | None = None) -> Any: ...
     def tolist(self) -> Any:
         """The values as nested Python lists (a number for a 0-d Variable)."""
+    def __dlpack__(self, *, stream: None = None, max_version: tuple[int, int] | None = None,
+                   dl_device: tuple[int, int] | None = None, copy: bool | None = None) -> Any:
+        """A DLPack capsule sharing this Variable's buffer (no copy unless copy=True), for
+        np.from_dlpack, torch.from_dlpack and other consumers. Refused (TypeError) for a Variable that
+        requires grad; use v.detach(), which shares the buffer outside the graph."""
+    def __dlpack_device__(self) -> tuple[int, int]:
+        """(device type, device id) of the buffer, as DLPack names it: (kDLCPU, 0)."""
     # ----- the spec's ops as methods and operators (opspec/ops.py)
     def exp(self) -> Variable:
         """e**x"""

@@ -99,6 +99,39 @@ def test_derivative_operators() -> None:
     assert_type(tg.gradcheck(loss, x), bool)
 
 
+def loss_and_metrics(w: Variable) -> tuple[Variable, dict[str, float]]:
+    value = tg.sum(tg.tanh(w) ** 2)
+    return value, {"loss": value.item()}
+
+
+def test_has_aux() -> None:
+    x: NDArray[np.float64] = np.array([0.5, -1.0])
+    g, aux = tg.grad(loss_and_metrics, has_aux=True)(x)
+    assert_type(g, Result)
+    assert_type(aux, dict[str, float])
+    assert_type(tg.grad(loss_and_metrics, argnums=(0,), has_aux=True)(x), tuple[tuple[Result, ...], dict[str, float]])
+    (value, aux2), g2 = tg.value_and_grad(loss_and_metrics, has_aux=True)(x)
+    assert_type(value, float | Variable)
+    assert_type(aux2, dict[str, float])
+    assert_type(g2, Result)
+    out, tangent, aux3 = tg.jvp(loss_and_metrics, (x,), (x,), has_aux=True)
+    assert_type(aux3, dict[str, float])
+    out, vjp_fn, aux4 = tg.vjp(loss_and_metrics, x, has_aux=True)
+    assert_type(vjp_fn(1.0), tuple[Result, ...])
+    assert_type(tg.jacobian(loss_and_metrics, x, has_aux=True), tuple[Result, dict[str, float]])
+    # a pytree argument: the gradient has its structure (typed as the arrays' Result union)
+    params = {"w": x}
+    assert_type(tg.grad(lambda p: tg.sum(p["w"] ** 2))(params), Result)
+    assert aux["loss"] == aux2["loss"]
+
+
+def test_dlpack() -> None:
+    v = tg.Variable(np.zeros(3))
+    assert_type(tg.from_dlpack(np.ones(2)), Variable)
+    assert_type(v.__dlpack_device__(), tuple[int, int])
+    assert np.from_dlpack(v).shape == (3,)  # (NumPy types the result by its own stubs)
+
+
 def test_custom_op_and_checks() -> None:
     @tg.custom_op
     def cube(a: NDArray[np.float64]) -> NDArray[np.float64]:

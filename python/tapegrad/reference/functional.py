@@ -10,6 +10,12 @@ Variable that requires grad, never because of what ``f`` captures.  Then each
 input node is an ``identity`` of the outer Variable (so the inner derivative
 holds everything else constant) and the sweeps are recorded, so the results
 can be differentiated again (``grad(grad(f))``, ``jacobian(grad(f), x)``).
+
+Pytrees (dicts, lists, tuples, namedtuples, None around array leaves) go
+through ``_Tree``: ``f`` is seen as a function of its arguments' leaves
+returning one Variable (a pytree output raveled and concatenated), so the
+transforms below stay single-output; results are cut back into the
+arguments' and the output's structures.
 Forward mode pushes k directions through ONE sweep (a leading batch axis);
 reverse mode pulls cotangents back one row at a time.  ``.grad`` is never
 touched.
@@ -39,6 +45,169 @@ def _requires_grad(x):
 def _as_tuple(x):
     """A tuple is several arguments; anything else (a list too) is one."""
     return x if isinstance(x, tuple) else (x,)
+
+
+# -- pytrees -----------------------------------------------------------------------------
+
+_NUMBER = (bool, int, float, np.generic)
+
+
+def _plain_numbers(seq):
+    """A list/tuple of numbers (nested): one array, as NumPy reads it."""
+    for e in seq:
+        if type(e) in (list, tuple):
+            if not _plain_numbers(e):
+                return False
+        elif not isinstance(e, _NUMBER):
+            return False
+    return True
+
+
+def _is_container(x):
+    if x is None or isinstance(x, dict):
+        return True
+    return isinstance(x, (list, tuple)) and (hasattr(x, "_fields") or not _plain_numbers(x))
+
+
+def _children(x, path):
+    """(path, child) pairs of a container, in order; dicts by insertion order."""
+    if x is None:
+        return []
+    if isinstance(x, dict):
+        return [(f"{path}[{k!r}]", v) for k, v in x.items()]
+    return [(f"{path}[{i}]", v) for i, v in enumerate(x)]
+
+
+def _tree_leaves(fname, x, path, check=True):
+    """[(path, leaf)], depth first; with ``check``, anything but an array, Variable or number is refused."""
+    if _is_container(x):
+        return [pl for p, c in _children(x, path) for pl in _tree_leaves(fname, c, p, check)]
+    if check and not isinstance(x, (Variable, np.ndarray, list, tuple) + _NUMBER):
+        raise TypeError(f"{fname}: {path} must be an array-like of numbers, a Variable or a dict/list/tuple "
+                        f"of them, got {type(x).__name__}")
+    return [(path, x)]
+
+
+def _tree_like(template, leaves):
+    """``template``'s structure with its leaves taken in order from the iterator ``leaves``."""
+    if not _is_container(template):
+        return next(leaves)
+    if template is None:
+        return None
+    if isinstance(template, dict):
+        return type(template)((k, _tree_like(v, leaves)) for k, v in template.items())
+    values = [_tree_like(v, leaves) for v in template]
+    return type(template)(*values) if hasattr(template, "_fields") else type(template)(values)
+
+
+def _leaves_like(fname, template, x, path):
+    """[(path, leaf)] of ``x``, which must have ``template``'s structure (a tangent, a cotangent)."""
+    if not _is_container(template):
+        return [(path, x)]
+    if template is None:
+        if x is not None:
+            raise ValueError(f"{fname}: {path} must be None like its primal, got {type(x).__name__}")
+        return []
+    if isinstance(template, dict):
+        if not isinstance(x, dict) or set(x) != set(template):
+            raise ValueError(f"{fname}: {path} must be a dict with the keys {sorted(map(repr, template))} "
+                             f"of its primal, got {sorted(map(repr, x)) if isinstance(x, dict) else type(x).__name__}")
+        return [pl for k in template for pl in _leaves_like(fname, template[k], x[k], f"{path}[{k!r}]")]
+    if not isinstance(x, (list, tuple)) or len(x) != len(template):
+        raise ValueError(f"{fname}: {path} must be a {type(template).__name__} of {len(template)} like "
+                         f"its primal, got {type(x).__name__}"
+                         + (f" of {len(x)}" if isinstance(x, (list, tuple)) else ""))
+    return [pl for i, (t, e) in enumerate(zip(template, x))
+            for pl in _leaves_like(fname, t, e, f"{path}[{i}]")]
+
+
+def _pair(fname, f, res):
+    if isinstance(res, tuple) and len(res) == 2:
+        return res
+    what = f"a tuple of {len(res)}" if isinstance(res, tuple) else type(res).__name__
+    raise TypeError(f"{fname}: has_aux=True, so {getattr(f, '__name__', 'the function')} must "
+                    f"return (output, aux); it returned {what}")
+
+
+def _detached(aux, nested):
+    """aux with its Variables as arrays unless nested (no graph kept alive); other leaves as they are."""
+    leaves = [leaf for _, leaf in _tree_leaves("aux", aux, "aux", check=False)]
+    return _tree_like(aux, iter(np.array(v.data) if isinstance(v, Variable) and not nested else v for v in leaves))
+
+
+def _aux_flag(fname, has_aux):
+    if not isinstance(has_aux, (bool, np.bool_)):
+        raise TypeError(f"{fname}: has_aux must be a bool, got {type(has_aux).__name__}")
+
+
+class _Tree:
+    """``f`` as a function of the leaves of its arguments at ``positions``, returning one
+    Variable: the output itself, or its leaves raveled and concatenated."""
+
+    def __init__(self, fname, f, args, positions, has_aux=False, name=lambda p: f"argument {p}"):
+        self.fname, self.f, self.args, self.positions, self.has_aux = fname, f, list(args), positions, has_aux
+        self.paths, self.leaves = [], []
+        for p in positions:
+            if args[p] is None:
+                raise TypeError(f"{fname}: {name(p)} is None; expected an array, a number or "
+                                f"a dict/list/tuple of them")
+            pairs = _tree_leaves(fname, args[p], name(p))
+            self.paths += [path for path, _ in pairs]
+            self.leaves += [leaf for _, leaf in pairs]
+        self.aux = self.out_template = self.outs = None
+
+    def __call__(self, *leaves, **kwargs):
+        it, args = iter(leaves), list(self.args)
+        for p in self.positions:
+            args[p] = _tree_like(self.args[p], it)
+        res = self.f(*args, **kwargs)
+        if self.has_aux:
+            res, self.aux = _pair(self.fname, self.f, res)
+        self.out_template = res
+        if isinstance(res, Variable):
+            self.outs = [res]
+            return res
+        outs = [leaf for _, leaf in _tree_leaves(self.fname, res, "output")] if _is_container(res) else [res]
+        if not outs or not all(isinstance(o, Variable) for o in outs):
+            bad = next((type(o).__name__ for o in outs if not isinstance(o, Variable)), None)
+            shape = getattr(res, "shape", None)
+            raise TypeError(f"{self.fname}: the function must return a tapegrad.reference Variable, "
+                            f"got {type(res).__name__}" + ("" if shape is None else f" of shape {shape}")
+                            + (f" holding a {bad}" if bad and _is_container(res) else "")
+                            + "; build the result with Variable ops (a dict/list/tuple of them is a pytree output)")
+        self.outs = outs
+        return outs[0] if len(outs) == 1 else ops.concatenate([o.reshape((-1,)) for o in outs])
+
+    def rows(self, v, dtype_with=None):
+        """``v`` (the concatenated output's axis first, then any trailing axes) cut into one piece
+        per output leaf, of that leaf's shape + the trailing axes; ``dtype_with``: a dtype each
+        piece is promoted with (a Jacobian's input's), else the leaf's own."""
+        if len(self.outs) == 1:
+            pieces = [v]
+        else:
+            pieces, lo = [], 0
+            for o in self.outs:
+                pieces.append(v[lo:lo + o.size].reshape(o.shape + tuple(v.shape[1:])))
+                lo += o.size
+        dts = [o.dtype if dtype_with is None else np.result_type(o.dtype, dtype_with) for o in self.outs]
+        return [pc if pc.dtype == dt else pc.astype(dt) for pc, dt in zip(pieces, dts)]
+
+    def per_output(self, v):
+        """``v`` cut per output leaf and put back in the output's structure."""
+        return _tree_like(self.out_template, iter(self.rows(v)))
+
+    def per_argument(self, flat):
+        """Per-leaf results regrouped into each differentiated argument's structure."""
+        it = iter(flat)
+        return [_tree_like(self.args[p], it) for p in self.positions]
+
+    def cotangent(self, fname, ct):
+        """A cotangent of the output's structure as one Variable (concatenated like the output)."""
+        if len(self.outs) == 1 and isinstance(self.out_template, Variable):
+            return _direction(fname, "cotangent", ct, self.outs[0], "the output")
+        pairs = _leaves_like(fname, self.out_template, ct, "cotangent")
+        cts = [_direction(fname, path, c, o, "its output") for (path, c), o in zip(pairs, self.outs)]
+        return cts[0] if len(cts) == 1 else ops.concatenate([c.reshape((-1,)) for c in cts])
 
 
 def _primal(fname, argname, x):
@@ -129,28 +298,39 @@ def _names(base, several):
     return (lambda i: f"{base}[{i}]") if several else (lambda i: base)
 
 
-def _jvp(fname, f, primals, tangents, names):
+def _jvp(fname, f, primals, tangents, names, has_aux=False):
     primal_names, tangent_names = names
+    _aux_flag(fname, has_aux)
     primals, tangents = _as_tuple(primals), _as_tuple(tangents)
     if len(primals) != len(tangents):
         raise ValueError(f"{fname}: got {len(primals)} primals but {len(tangents)} "
                          f"tangents; pass one tangent per primal")
-    primals = [_primal(fname, primal_names(i), p) for i, p in enumerate(primals)]
-    tangents = [_direction(fname, tangent_names(i), t, p, primal_names(i))
-                for i, (t, p) in enumerate(zip(tangents, primals))]
-    trace = _Trace(fname, f, primals, range(len(primals)),
-                   any(_requires_grad(v) for v in primals + tangents))
+    tree = _Tree(fname, f, primals, range(len(primals)), has_aux, primal_names)
+    leaves = [_primal(fname, path, leaf) for path, leaf in zip(tree.paths, tree.leaves)]
+    pairs = [pl for i, (p, t) in enumerate(zip(primals, tangents))
+             for pl in _leaves_like(fname, p, t, tangent_names(i))]
+    tangents = [_direction(fname, path, t, x, xpath)
+                for (path, t), x, xpath in zip(pairs, leaves, tree.paths)]
+    trace = _Trace(fname, tree, leaves, range(len(leaves)),
+                   any(_requires_grad(v) for v in leaves + tangents))
     with trace.grad_mode():
-        out_t = trace.push_forward([t.reshape((1,) + t.shape) for t in tangents])   # k = 1
-        return trace.value(), trace.finish(out_t.reshape(trace.output.shape))
+        if leaves:
+            out_t = trace.push_forward([t.reshape((1,) + t.shape) for t in tangents])   # k = 1
+            out_t = trace.finish(out_t.reshape(trace.output.shape))
+        else:
+            out_t = trace.finish(_zeros(trace.output.shape, trace.output.dtype))
+        res = (tree.per_output(trace.value()), tree.per_output(out_t))
+    return res + (_detached(tree.aux, trace.nested),) if has_aux else res
 
 
-def jvp(f: Callable[..., Variable], primals: Any, tangents: Any) -> Tuple[Any, Any]:
+def jvp(f: Callable[..., Any], primals: Any, tangents: Any, *, has_aux: bool = False) -> Tuple[Any, ...]:
     """Forward mode: ``(f(*primals), J(primals) @ tangents)``.  A tuple is several
-    arguments; tangents match the primals' shapes and dtypes."""
+    arguments, each a pytree; tangents match the primals' structures, shapes and
+    dtypes; ``f`` may return a pytree.  ``has_aux=True``: ``f`` returns
+    ``(output, aux)`` and ``(out, tangent, aux)`` comes back."""
     several = isinstance(primals, tuple)
     return _jvp("jvp", f, primals, tangents,
-                (_names("primals", several), _names("tangents", several)))
+                (_names("primals", several), _names("tangents", several)), has_aux)
 
 
 def directional_derivative(f: Callable[..., Variable], x: Any, u: Any) -> Any:
@@ -159,25 +339,32 @@ def directional_derivative(f: Callable[..., Variable], x: Any, u: Any) -> Any:
     return _jvp("directional_derivative", f, x, u, (_names("x", several), _names("u", several)))[1]
 
 
-def vjp(f: Callable[..., Variable], *primals: Any) -> Tuple[Any, Callable[[Any], Tuple[Any, ...]]]:
+def vjp(f: Callable[..., Any], *primals: Any, has_aux: bool = False) -> Tuple[Any, ...]:
     """Reverse mode: ``(f(*primals), vjp_fn)``; ``vjp_fn(cotangent)`` returns one
-    gradient per primal and may be called any number of times."""
-    primals = [_primal("vjp", f"primals[{i}]", p) for i, p in enumerate(primals)]
-    trace = _Trace("vjp", f, primals, range(len(primals)), any(map(_requires_grad, primals)))
+    gradient per primal (each in its primal's structure) and may be called any
+    number of times; the cotangent has the output's structure.  ``has_aux=True``:
+    ``(out, vjp_fn, aux)``."""
+    _aux_flag("vjp", has_aux)
+    tree = _Tree("vjp", f, primals, range(len(primals)), has_aux, lambda i: f"primals[{i}]")
+    leaves = [_primal("vjp", path, leaf) for path, leaf in zip(tree.paths, tree.leaves)]
+    trace = _Trace("vjp", tree, leaves, range(len(leaves)), any(map(_requires_grad, leaves)))
 
     def vjp_fn(cotangent):
-        ct = _direction("vjp", "cotangent", cotangent, trace.output, "the output")
+        ct = tree.cotangent("vjp", cotangent)
         nested = trace.nested or _requires_grad(ct)
         with trace.grad_mode(nested):
-            return tuple(trace.finish(g, nested) for g in trace.pull_back(ct, nested))
+            grads = [trace.finish(g, nested) for g in trace.pull_back(ct, nested)] if leaves else []
+            return tuple(tree.per_argument(grads))
 
-    return trace.value(), vjp_fn
+    value = tree.per_output(trace.value())
+    return (value, vjp_fn, _detached(tree.aux, trace.nested)) if has_aux else (value, vjp_fn)
 
 
 # -- grad, value_and_grad --------------------------------------------------------------
 
 
-def _value_and_grad(fname, f, argnums):
+def _value_and_grad(fname, f, argnums, has_aux=False):
+    _aux_flag(fname, has_aux)
     single = isinstance(argnums, (int, np.integer)) and not isinstance(argnums, bool)
     nums = (argnums,) if single else argnums
     if not isinstance(nums, (tuple, list)) or not all(
@@ -194,34 +381,48 @@ def _value_and_grad(fname, f, argnums):
                 f"{fname}: argnums {argnums!r} is out of range for a call with {n} "
                 f"positional argument{'s' if n != 1 else ''}{valid}")
         positions = sorted({a % n for a in nums})
-        args = [_primal(fname, f"argument {i}", a) if i in positions else a
-                for i, a in enumerate(args)]
-        nested = any(map(_requires_grad, args + list(kwargs.values())))
-        trace = _Trace(fname, f, args, positions, nested, kwargs)
+        tree = _Tree(fname, f, args, positions, has_aux)
+        leaves = [_primal(fname, path, leaf) for path, leaf in zip(tree.paths, tree.leaves)]
+        others = [a for i, a in enumerate(args) if i not in positions] + list(kwargs.values())
+        nested = any(map(_requires_grad, leaves + others))
+        trace = _Trace(fname, tree, leaves, range(len(leaves)), nested, kwargs)
         out = trace.output
+        if not isinstance(tree.out_template, Variable):
+            raise TypeError(f"{fname}: the function must return a tapegrad.reference Variable (a scalar), "
+                            f"got {type(tree.out_template).__name__}")
         if out.size != 1:
             raise ValueError(
                 f"{fname}: the function must return a single-element Variable (a scalar), "
                 f"but it returned shape {out.shape}; use jacobian, vjp or jvp for "
                 f"non-scalar outputs")
         with trace.grad_mode():
-            grads = trace.pull_back(Variable._wrap(np.ones(out.shape, out.dtype)))
-        by_position = {i: trace.finish(g) for i, g in zip(positions, grads)}
+            grads = trace.pull_back(Variable._wrap(np.ones(out.shape, out.dtype))) if leaves else []
+        by_position = dict(zip(positions, tree.per_argument([trace.finish(g) for g in grads])))
         result = tuple(by_position[a % n] for a in nums)
-        return trace.value(), (result[0] if single else result)
+        value = (trace.value(), _detached(tree.aux, nested)) if has_aux else trace.value()
+        return value, (result[0] if single else result)
 
     return wrapper
 
 
-def value_and_grad(f: Callable[..., Variable], argnums: Union[int, Sequence[int]] = 0) -> Callable[..., Tuple[Any, Any]]:
-    """Like ``grad``, but the function returns ``(f(*args), gradient)``."""
-    return _value_and_grad("value_and_grad", f, argnums)
+def value_and_grad(f: Callable[..., Any], argnums: Union[int, Sequence[int]] = 0,
+                   has_aux: bool = False) -> Callable[..., Tuple[Any, Any]]:
+    """Like ``grad``, but the function returns ``(f(*args), gradient)``; with
+    ``has_aux=True`` ``((value, aux), gradient)``."""
+    return _value_and_grad("value_and_grad", f, argnums, has_aux)
 
 
-def grad(f: Callable[..., Variable], argnums: Union[int, Sequence[int]] = 0) -> Callable[..., Any]:
+def grad(f: Callable[..., Any], argnums: Union[int, Sequence[int]] = 0, has_aux: bool = False) -> Callable[..., Any]:
     """The gradient of a single-element ``f`` w.r.t. the positional argument(s)
-    ``argnums`` (an int gives one gradient, a tuple a tuple), as a function."""
-    vg = _value_and_grad("grad", f, argnums)
+    ``argnums`` (an int gives one gradient, a tuple a tuple), as a function.
+    An argument may be a pytree (the gradient has its structure); with
+    ``has_aux=True`` ``f`` returns ``(scalar, aux)`` and so does the result: ``(gradient, aux)``."""
+    vg = _value_and_grad("grad", f, argnums, has_aux)
+    if has_aux:
+        def with_aux(*args, **kwargs):
+            (_, aux), g = vg(*args, **kwargs)
+            return g, aux
+        return functools.wraps(f)(with_aux)
     return functools.wraps(f)(lambda *args, **kwargs: vg(*args, **kwargs)[1])
 
 
@@ -273,31 +474,46 @@ def _jacobian(trace, mode, chunk_size):
     return [j if j.dtype == dt else j.astype(dt) for j, dt in zip(jacs, dtypes)]
 
 
-def jacobian(f: Callable[..., Variable], x: Any, *, mode: str = "auto", chunk_size: Optional[int] = None) -> Any:
+def jacobian(f: Callable[..., Any], x: Any, *, mode: str = "auto", chunk_size: Optional[int] = None,
+             has_aux: bool = False) -> Any:
     """The Jacobian of ``f`` at ``x`` (shape out.shape + x.shape; a tuple ``x``
     gives a tuple).  ``mode="auto"`` is forward when the input size n <= the
     output size m, else reverse; ``chunk_size`` bounds the directions per
-    sweep.  dtype: the promotion of the output's and the input's."""
+    sweep.  dtype: the promotion of the output's and the input's.  Pytrees: a
+    dict ``x`` gives a dict; a pytree output gives its structure, each leaf
+    holding the Jacobians of that leaf.  ``has_aux=True``: ``(jacobian, aux)``."""
+    return _jacobian_of("jacobian", f, x, mode, chunk_size, has_aux)
+
+
+def _jacobian_of(fname, f, x, mode, chunk_size, has_aux=False):
     if mode not in _MODES:
-        raise ValueError(f"jacobian: mode must be one of {', '.join(map(repr, _MODES))}, "
+        raise ValueError(f"{fname}: mode must be one of {', '.join(map(repr, _MODES))}, "
                          f"got {mode!r}")
     if chunk_size is not None:
         if isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer)):
-            raise TypeError(f"jacobian: chunk_size must be a positive int or None, "
+            raise TypeError(f"{fname}: chunk_size must be a positive int or None, "
                             f"got {chunk_size!r}")
         if chunk_size < 1:
-            raise ValueError(f"jacobian: chunk_size must be a positive int or None, "
+            raise ValueError(f"{fname}: chunk_size must be a positive int or None, "
                              f"got {chunk_size}")
         chunk_size = int(chunk_size)
+    _aux_flag(fname, has_aux)
     several = isinstance(x, tuple)
-    xs = [_primal("jacobian", f"x[{i}]" if several else "x", xi)
-          for i, xi in enumerate(_as_tuple(x))]
-    trace = _Trace("jacobian", f, xs, range(len(xs)), any(map(_requires_grad, xs)))
+    args = _as_tuple(x)
+    tree = _Tree(fname, f, args, range(len(args)), has_aux, _names("x", several))
+    xs = [_primal(fname, path, leaf) for path, leaf in zip(tree.paths, tree.leaves)]
+    trace = _Trace(fname, tree, xs, range(len(xs)), any(map(_requires_grad, xs)))
     if mode == "auto":
         mode = "forward" if sum(xi.size for xi in xs) <= trace.output.size else "reverse"
     with trace.grad_mode():
-        jacs = tuple(trace.finish(j) for j in _jacobian(trace, mode, chunk_size))
-    return jacs if several else jacs[0]
+        # per input leaf, its Jacobian cut per output leaf; then per output leaf, the arguments' structures
+        cut = [tree.rows(trace.finish(j), xi.dtype) for j, xi in zip(_jacobian(trace, mode, chunk_size), xs)]
+        per_out = []
+        for i in range(len(tree.outs)):
+            per_arg = tree.per_argument([pieces[i] for pieces in cut])
+            per_out.append(tuple(per_arg) if several else per_arg[0])
+        jac = _tree_like(tree.out_template, iter(per_out))
+    return (jac, _detached(tree.aux, trace.nested)) if has_aux else jac
 
 
 def _grad_of(fname, f, argnum):
@@ -307,17 +523,21 @@ def _grad_of(fname, f, argnum):
 
 def hessian(f: Callable[..., Variable], x: Any) -> Any:
     """The Hessian of a scalar ``f`` (x.shape + x.shape): forward over reverse,
-    ``jacobian(grad(f), x, mode="forward")``; a tuple ``x`` gives H[i][j]."""
+    ``jacobian(grad(f), x, mode="forward")``; a tuple ``x`` gives H[i][j], a
+    dict ``x`` a dict of dicts."""
     if isinstance(x, tuple):
-        return tuple(jacobian(_grad_of("hessian", f, i), x, mode="forward")
+        return tuple(_jacobian_of("hessian", _grad_of("hessian", f, i), x, "forward", None)
                      for i in range(len(x)))
-    return jacobian(_grad_of("hessian", f, 0), x, mode="forward")
+    return _jacobian_of("hessian", _grad_of("hessian", f, 0), x, "forward", None)
 
 
 def hvp(f: Callable[..., Variable], x: Any, v: Any) -> Any:
     """H(x) @ v of a scalar ``f`` without forming H: one forward sweep of ``v``
-    over the recorded gradient (tuples for several inputs)."""
+    over the recorded gradient (tuples for several inputs; a pytree ``x`` with
+    ``v`` of its structure gives H·v in it)."""
     several = isinstance(x, tuple)
+    if not several:      # x may be a pytree (v of its structure): jvp of the gradient checks both
+        return _jvp("hvp", _grad_of("hvp", f, 0), (x,), (v,), (_names("x", False), _names("v", False)))[1]
     xs = [_primal("hvp", f"x[{i}]" if several else "x", xi) for i, xi in enumerate(_as_tuple(x))]
     vs = _as_tuple(v)
     if len(vs) != len(xs):
