@@ -441,10 +441,12 @@ def solve(a, b):
 
 
 def slogdet(a):
-    """(sign, log|det a|): SymPy's det, its sign and log of its absolute value."""
+    """(sign, log|det a|): SymPy's det, its sign and log of its absolute value. The sign is
+    constant (derivative 0, as in both engines), not SymPy's sign, whose derivative is a
+    DiracDelta that lambdify cannot evaluate."""
     sp = _sympy()
     det_ = _per_matrix("slogdet", lambda m: m.det(), a, out_tail=())
-    return _map(sp.sign, det_), _map(lambda d: sp.log(sp.Abs(d)), det_)
+    return _map(_zero_derivative("sign_"), det_), _map(lambda d: sp.log(sp.Abs(d)), det_)
 
 
 def cholesky(a):
