@@ -101,12 +101,19 @@ finally:
 @pytest.mark.parametrize("mode", ["backward", "reverse", "forward"])
 def test_ctrl_c_interrupts_a_long_sweep(mode):
     env = dict(os.environ, OPENBLAS_NUM_THREADS="1")
-    proc = subprocess.run([sys.executable, "-c", SCRIPT, mode], capture_output=True, text=True, timeout=300,
-                          env=env)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    out = json.loads(proc.stdout.strip().splitlines()[-1])
-    print(mode, out)
-    assert out["usable"]
+    # Up to 3 attempts: on a machine whose load drops between the calibrating sweep and the
+    # timed one (the full suite beside other jobs), the timed sweep can end before the
+    # signal is sent; that attempt proves nothing either way. Every attempt must leave the
+    # engine usable; an interrupted one must leave .grad as it was.
+    for _attempt in range(3):
+        proc = subprocess.run([sys.executable, "-c", SCRIPT, mode], capture_output=True, text=True, timeout=300,
+                              env=env)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        out = json.loads(proc.stdout.strip().splitlines()[-1])
+        print(mode, out)
+        assert out["usable"]
+        if out["interrupted"]:
+            break
     if mode == "backward":
         assert out["grad_as_before"]
     # Interrupted, and between nodes: well before the rest of the sweep would have run.

@@ -157,6 +157,10 @@ def _excepthook_for(world, previous):
         sys.stderr.write(f"tapegrad.distributed: rank {world.rank} of {world.size} failed ({tp.__name__}); "
                          f"aborting all ranks (MPI_Abort)\n")
         sys.stderr.flush()
+        # mpiexec's proxy forwards output asynchronously and MPI_Abort tears the job down at
+        # once: under load the traceback was cut after its first line (seen in the suite at
+        # load 20). A moment's grace lets it through; the job is ending anyway.
+        time.sleep(0.5)
         world.mpi.COMM_WORLD.Abort(1)
     return hook
 
