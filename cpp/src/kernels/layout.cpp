@@ -58,9 +58,11 @@ void copy_elems(const Shape& shape0, const Shape& dst_st0, const Shape& src_st0,
         k = d;
       }
   }
-  // Odometer over every axis except `last` (and `k` when tiling).
+  // Odometer over every axis except `last` (and `k` when tiling). The
+  // strides the inner loops use are locals: E may be uint64_t, which may
+  // alias the Shapes' int64_t, and the compiler would reload them per element.
   Shape idx(nd, 0);
-  const int64_t n = sh[last];
+  const int64_t n = sh[last], dl = ds[last], sl = ss[last], dk = ds[k], sk = ss[k], m = sh[k];
   for (;;) {
     int64_t od = 0, os = 0;
     for (size_t d = 0; d < last; ++d) {
@@ -68,21 +70,24 @@ void copy_elems(const Shape& shape0, const Shape& dst_st0, const Shape& src_st0,
       os += idx[d] * ss[d];
     }
     if (k == last) {
-      if (ds[last] == 1 && ss[last] == 1) {
+      if (dl == 1 && sl == 1) {
         std::memcpy(dst + od, src + os, static_cast<size_t>(n) * sizeof(E));
       } else {
-        for (int64_t j = 0; j < n; ++j) dst[od + j * ds[last]] = src[os + j * ss[last]];
+        for (int64_t j = 0; j < n; ++j) dst[od + j * dl] = src[os + j * sl];
       }
     } else {
       constexpr int64_t B = 32;
-      const int64_t m = sh[k];
       for (int64_t i0 = 0; i0 < m; i0 += B)
         for (int64_t j0 = 0; j0 < n; j0 += B) {
-          const int64_t i1 = std::min(m, i0 + B), j1 = std::min(n, j0 + B);
+          const int64_t i1 = std::min(m, i0 + B), jn = std::min(n, j0 + B) - j0;
           for (int64_t i = i0; i < i1; ++i) {
-            E* o = dst + od + i * ds[k] + j0 * ds[last];
-            const E* a = src + os + i * ss[k] + j0 * ss[last];
-            for (int64_t j = 0; j < j1 - j0; ++j) o[j * ds[last]] = a[j * ss[last]];
+            E* o = dst + od + i * dk + j0 * dl;
+            const E* a = src + os + i * sk + j0 * sl;
+            if (dl == 1) {
+              for (int64_t j = 0; j < jn; ++j) o[j] = a[j * sl];
+            } else {
+              for (int64_t j = 0; j < jn; ++j) o[j * dl] = a[j * sl];
+            }
           }
         }
     }
