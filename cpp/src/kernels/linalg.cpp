@@ -190,7 +190,8 @@ Tensor inv(const Tensor& a, const char* op) {
   return solve(a, eye, op);
 }
 
-Tensor solve(const Tensor& a, const Tensor& b, const char* op) {
+Tensor solve(const Tensor& a0, const Tensor& b0, const char* op) {
+  TG_CONTIGUOUS(a, a0); TG_CONTIGUOUS(b, b0);
   check_square(a.shape, op);
   const int64_t n = a.shape.back();
   if (b.ndim() != a.ndim() || b.shape[b.ndim() - 2] != n ||
@@ -222,7 +223,8 @@ Tensor solve(const Tensor& a, const Tensor& b, const char* op) {
   return out;
 }
 
-std::pair<Tensor, Tensor> slogdet(const Tensor& a, const char* op) {
+std::pair<Tensor, Tensor> slogdet(const Tensor& a0, const char* op) {
+  TG_CONTIGUOUS(a, a0);
   check_square(a.shape, op);
   const int64_t n = a.shape.back();
   Shape batch(a.shape.begin(), a.shape.end() - 2);
