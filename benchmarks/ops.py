@@ -379,6 +379,17 @@ def index_cases():
             f = lambda v, k: v[k]  # noqa: E731
             out.append(Case(label, "getitem", "index", inp, {"tapegrad": f, "torch": f, "numpy": f},
                             sizes=INDEX_SIZES))
+    # Writing: v[key] = a Python number (outside the graph, so no grad mode).
+    writes = {"v[3]", "v[2:5]", "v[::2]", "v[ints]", "v[mask]", "M[3]", "M[::2, 1:-1]", "M[1, 2]", "M[mask]"}
+    for keys, shape in ((keys_1d, vec), (keys_2d, square)):
+        for label, key in keys:
+            if label not in writes:
+                continue
+            def winp(n, rng, key=key, shape=shape, label=label):
+                return next(c for c in out if c.name == label).inputs(n, rng) + [Other(("key", 0.5))]
+            w = lambda v, k, c: (v.__setitem__(k, c), v)[1]  # noqa: E731  (v, for the agreement test)
+            out.append(Case(label + " = c", "setitem", "index", winp, {"tapegrad": w, "torch": w, "numpy": w},
+                            sizes=INDEX_SIZES, modes=("eval",), backward=False))
     return out
 
 

@@ -43,7 +43,7 @@ def test_indexing_and_conversion_rows():
     names = {c.name for c in CASES}
     for want in ("v[3]", "v[-2]", "v[2:5]", "v[::2]", "M[1, 2]", "v[None, ...]", "v[ints]", "v[mask]", "M[ints]",
                  "M[mask]", "list(v)", "next(iter(v))", "float(v)", "v.item()", "Variable(ndarray)",
-                 "from_numpy(ndarray)", "np.asarray(v)"):
+                 "from_numpy(ndarray)", "np.asarray(v)", "v[3] = c", "v[::2] = c", "M[::2, 1:-1] = c", "v[mask] = c"):
         assert want in names
 
 

@@ -392,8 +392,9 @@ def test_float32_transcendentals_are_within_one_ulp_of_float64_libm(name, restor
 def test_sizes_whose_byte_count_overflows_raise_memory_error():
     one = tg.Variable(np.array(1.0))
     for n in (2**61 - 2**57, 2**61, 2**62):
-        with pytest.raises(MemoryError, match=rf"broadcast_to: cannot allocate {n * 8} bytes for shape \({n},\)"):
-            tg.broadcast_to(one, (n,))
+        view = tg.broadcast_to(one, (n,))  # a stride-0 view: no bytes
+        with pytest.raises(MemoryError, match=rf"multiply: cannot allocate {n * 8} bytes for shape \({n},\)"):
+            view * 2.0
     # An element count beyond int64 is a shape NumPy refuses: ValueError.
     with pytest.raises(ValueError, match="broadcast_to: the array is too big"):
         tg.broadcast_to(one, (2**31, 2**31, 4))

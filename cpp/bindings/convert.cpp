@@ -116,19 +116,31 @@ std::pair<Var, Var> operands(py::handle a, py::handle b, const char* op) {
   return {va, to_var(b, like ? like : std::optional<DType>(va->dtype()), op)};
 }
 
-// A NumPy array viewing a Tensor's storage (no copy); keeps the storage alive.
+// A NumPy array viewing a Tensor's storage (no copy, the view's strides in
+// bytes); keeps the storage alive. A broadcast view is read-only, as
+// np.broadcast_to's result: its elements share memory.
 py::array to_numpy(const Tensor& t) {
   auto* keep = new StorageRef(t.storage);
   py::capsule base(keep, [](void* p) { delete static_cast<StorageRef*>(p); });
   std::vector<py::ssize_t> shape(t.shape.begin(), t.shape.end());
   std::vector<py::ssize_t> strides(t.shape.size());
-  py::ssize_t acc = static_cast<py::ssize_t>(itemsize(t.dtype));
-  for (size_t i = t.shape.size(); i-- > 0;) {
-    strides[i] = acc;
-    acc *= t.shape[i];
+  const py::ssize_t isz = static_cast<py::ssize_t>(itemsize(t.dtype));
+  bool overlapping = false;
+  if (t.is_contiguous()) {
+    py::ssize_t acc = isz;
+    for (size_t i = t.shape.size(); i-- > 0;) {
+      strides[i] = acc;
+      acc *= t.shape[i];
+    }
+  } else {
+    const Shape st = t.strides();
+    for (size_t i = 0; i < st.size(); ++i) {
+      strides[i] = st[i] * isz;
+      overlapping = overlapping || (st[i] == 0 && t.shape[i] > 1);
+    }
   }
-  py::array arr(np_dtype(t.dtype), shape, strides, t.raw(), base);
-  if (t.storage->readonly) arr.attr("setflags")(py::arg("write") = false);
+  py::array arr(np_dtype(t.dtype), shape, strides, t.data_ptr(), base);
+  if (t.storage->readonly || overlapping) arr.attr("setflags")(py::arg("write") = false);
   return arr;
 }
 

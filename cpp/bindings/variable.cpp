@@ -137,13 +137,12 @@ bool basic_key(py::handle key, bool* has_ellipsis) {
   return true;
 }
 
-// The common keys (ints, slices, None, Ellipsis and tuples of them, the ints
-// plain Python ints in range) parsed in C++: the flat indices they select,
-// with no NumPy call. Returns false, having done nothing, for anything else,
-// including every key that is an error: the NumPy path below then raises
+// Basic-indexing keys (ints, slices, None, Ellipsis and tuples of them, the
+// ints Python ints in range) parsed in C++ into the view they make, with no
+// NumPy call. Returns false, having done nothing, for anything else,
+// including every key that is an error: getitem then lets NumPy raise
 // exactly NumPy's error.
-constexpr int kMaxFastKey = 16;
-bool fast_basic_index(const Shape& shape, PyObject* key, Tensor* index) {
+bool parse_basic_index(const Shape& shape, PyObject* key, BasicIndex* ix) {
   PyObject* one[1] = {key};
   PyObject* const* items = one;
   Py_ssize_t nk = 1;
@@ -151,7 +150,6 @@ bool fast_basic_index(const Shape& shape, PyObject* key, Tensor* index) {
     nk = PyTuple_GET_SIZE(key);
     items = &PyTuple_GET_ITEM(key, 0);
   }
-  if (nk > kMaxFastKey) return false;
   const int64_t ndim = static_cast<int64_t>(shape.size());
   int64_t consumed = 0;
   int ellipsis = -1;
@@ -161,24 +159,19 @@ bool fast_basic_index(const Shape& shape, PyObject* key, Tensor* index) {
       if (ellipsis >= 0) return false;
       ellipsis = static_cast<int>(k);
     } else if (it != Py_None) {
-      if (!PySlice_Check(it) && !(PyLong_CheckExact(it))) return false;
+      if (!PySlice_Check(it) && !(PyLong_Check(it) && !PyBool_Check(it))) return false;
       ++consumed;
     }
   }
   if (consumed > ndim) return false;
-  // The result's shape and the element strides into x, and the offset.
-  Shape out_shape;
-  Shape out_strides;
-  int64_t offset = 0, dim = 0, stride = 1;
-  Shape cstride(shape.size());
-  for (int64_t d = ndim; d-- > 0;) {
-    cstride[d] = stride;
-    stride *= std::max<int64_t>(shape[d], 1);
-  }
+  BasicIndex r;
+  r.start = Shape(shape.size(), 0);
+  int64_t dim = 0;
   auto full_axes = [&](int64_t n) {
     for (int64_t j = 0; j < n; ++j, ++dim) {
-      out_shape.push_back(shape[dim]);
-      out_strides.push_back(cstride[dim]);
+      r.out_shape.push_back(shape[dim]);
+      r.in_axis.push_back(dim);
+      r.step.push_back(1);
     }
   };
   for (Py_ssize_t k = 0; k < nk; ++k) {
@@ -186,15 +179,19 @@ bool fast_basic_index(const Shape& shape, PyObject* key, Tensor* index) {
     if (it == Py_Ellipsis) {
       full_axes(ndim - consumed);
     } else if (it == Py_None) {
-      out_shape.push_back(1);
-      out_strides.push_back(0);
-    } else if (PyLong_CheckExact(it)) {
+      r.out_shape.push_back(1);
+      r.in_axis.push_back(-1);
+      r.step.push_back(0);
+    } else if (PyLong_Check(it)) {
       int overflow = 0;
       long long i = PyLong_AsLongLongAndOverflow(it, &overflow);
-      if (overflow) return false;
+      if (overflow || (i == -1 && PyErr_Occurred())) {
+        PyErr_Clear();
+        return false;
+      }
       const int64_t n = shape[dim];
       if (i < -n || i >= n) return false;
-      offset += (i < 0 ? i + n : i) * cstride[dim];
+      r.start[dim] = i < 0 ? i + n : i;
       ++dim;
     } else {
       Py_ssize_t start, stop, step;
@@ -203,98 +200,52 @@ bool fast_basic_index(const Shape& shape, PyObject* key, Tensor* index) {
         return false;
       }
       const Py_ssize_t len = PySlice_AdjustIndices(shape[dim], &start, &stop, step);
-      out_shape.push_back(len);
-      out_strides.push_back(step * cstride[dim]);
-      if (len) offset += start * cstride[dim];
+      r.out_shape.push_back(len);
+      r.in_axis.push_back(dim);
+      r.step.push_back(step);
+      if (len) r.start[dim] = start;
       ++dim;
     }
   }
   if (ellipsis < 0) full_axes(ndim - dim);
-  *index = Tensor::empty(out_shape, DType::I64);
-  int64_t* dst = index->ptr<int64_t>();
-  const int64_t total = index->numel();
-  const size_t nd = out_shape.size();
-  if (nd == 0) {
-    if (total) dst[0] = offset;
-    return true;
-  }
-  // Odometer over the result's leading axes; the last axis runs inline.
-  const int64_t inner = out_shape[nd - 1], inner_st = out_strides[nd - 1];
-  Shape pos(nd, 0);
-  for (int64_t i = 0; i < total; i += inner) {
-    int64_t base = offset;
-    for (size_t d = 0; d + 1 < nd; ++d) base += pos[d] * out_strides[d];
-    for (int64_t j = 0; j < inner; ++j) dst[i + j] = base + j * inner_st;
-    for (size_t d = nd - 1; d-- > 0;) {
-      if (++pos[d] < out_shape[d]) break;
-      pos[d] = 0;
-    }
-  }
+  *ix = std::move(r);
   return true;
 }
 
 Var getitem(const Var& self, py::handle key) {
   const Shape& s = self->shape();
-  Tensor index;
-  if (with_op("getitem", [&] { return fast_basic_index(s, key.ptr(), &index); }))
-    return with_op("getitem", [&] { return gather(self, index); });
+  BasicIndex bix;
+  if (parse_basic_index(s, key.ptr(), &bix)) return with_op("getitem", [&] { return basic_index(self, bix); });
   std::vector<py::ssize_t> shape(s.begin(), s.end());
   bool has_ellipsis = false;
   if (basic_key(key, &has_ellipsis)) {
-    // NumPy applies the key to a byte-strided stand-in whose element i sits at
-    // byte i (never read: basic indexing only makes a view), so the view's
-    // byte offsets are the flat indices: O(result), not O(size).
-    std::vector<py::ssize_t> strides(shape.size());
-    py::ssize_t st = 1;
-    for (size_t d = shape.size(); d-- > 0;) {
-      strides[d] = st;
-      st *= std::max<py::ssize_t>(shape[d], 1);
-    }
+    // A basic key the parser refused is an error (an index out of range, two
+    // Ellipses, too many indices, a bad slice): NumPy, given the key on a
+    // zero-size stand-in of the same shape (never read), raises its own.
     py::array base = py::array_t<uint8_t>(1);
     py::object probe = numpy().attr("lib").attr("stride_tricks").attr("as_strided")(
-        base, py::tuple(py::cast(shape)), py::tuple(py::cast(strides)), py::arg("writeable") = false);
-    // With an Ellipsis in the key NumPy returns a 0-d view, not a scalar copy.
-    py::object full_key = py::reinterpret_borrow<py::object>(key);
-    if (!has_ellipsis)
-      full_key = PyTuple_Check(key.ptr()) ? py::object(py::reinterpret_borrow<py::tuple>(key) + py::make_tuple(py::ellipsis()))
-                                           : py::object(py::make_tuple(key, py::ellipsis()));
-    py::object viewobj;
+        base, py::tuple(py::cast(shape)), py::tuple(py::cast(std::vector<py::ssize_t>(shape.size(), 0))),
+        py::arg("writeable") = false);
     try {
-      viewobj = probe[full_key];
+      py::object view = probe[key];  // (an accessor: evaluated when converted)
     } catch (py::error_already_set& e) {
       reraise_prefixed(e, "getitem");
     }
-    if (!py::isinstance<py::array>(viewobj)) throw index_error("getitem: internal error: basic indexing gave no view");
-    py::array view = py::reinterpret_borrow<py::array>(viewobj);
-    const int64_t off = static_cast<const uint8_t*>(view.data()) - static_cast<const uint8_t*>(base.data());
-    Shape out_shape(view.shape(), view.shape() + view.ndim());
-    index = Tensor::empty(out_shape, DType::I64);
-    int64_t* dst = index.ptr<int64_t>();
-    const int64_t total = index.numel();
-    std::vector<int64_t> pos(out_shape.size(), 0);
-    for (int64_t i = 0; i < total; ++i) {
-      int64_t flat = off;
-      for (size_t d = 0; d < pos.size(); ++d) flat += pos[d] * view.strides(d);
-      dst[i] = flat;
-      for (size_t d = pos.size(); d-- > 0;) {  // odometer over the result's shape
-        if (++pos[d] < out_shape[d]) break;
-        pos[d] = 0;
-      }
-    }
-  } else {
-    // Advanced indexing (arrays, lists, booleans): NumPy computes which flat
-    // elements the key selects on an arange, with exact NumPy semantics.
-    py::object idx = numpy().attr("arange")(self->data.numel(), py::arg("dtype") = "int64");
-    try {
-      idx = idx.attr("reshape")(py::tuple(py::cast(shape)))[key];
-    } catch (py::error_already_set& e) {
-      reraise_prefixed(e, "getitem");
-    }
-    py::array_t<int64_t, py::array::c_style | py::array::forcecast> ix(idx);
-    Shape out_shape(ix.shape(), ix.shape() + ix.ndim());
-    index = Tensor::empty(out_shape, DType::I64);
-    if (index.nbytes()) std::memcpy(index.raw(), ix.data(), index.nbytes());
+    throw index_error("getitem: internal error: NumPy accepts the key " + py::repr(key).cast<std::string>() +
+                      " that the basic-index parser refused");
   }
+  // Advanced indexing (arrays, lists, booleans): NumPy computes which flat
+  // elements the key selects on an arange, with exact NumPy semantics.
+  py::object idx = numpy().attr("arange")(self->data.numel(), py::arg("dtype") = "int64");
+  try {
+    idx = idx.attr("reshape")(py::tuple(py::cast(shape)))[key];
+  } catch (py::error_already_set& e) {
+    reraise_prefixed(e, "getitem");
+  }
+  py::array_t<int64_t, py::array::c_style | py::array::forcecast> ix(idx);
+  Shape out_shape(ix.shape(), ix.shape() + ix.ndim());
+  Tensor index = Tensor::empty(out_shape, DType::I64);
+  if (index.nbytes()) std::memcpy(index.raw(), ix.data(), index.nbytes());
   return with_op("getitem", [&] { return gather(self, index); });
 }
 
@@ -321,6 +272,38 @@ bool python_number(PyObject* o, double* c) {
     return true;
   }
   return false;
+}
+
+// v[key] = value (issue 16): NumPy's semantics for every key and value NumPy
+// takes, outside the graph only (as the in-place operators), version-counted
+// so that a backward that saved the old values raises. It writes through a
+// view to its base, as NumPy and PyTorch do.
+void setitem(const Var& self, py::handle key, py::handle value) {
+  if (grad_enabled() && self->requires_grad)
+    throw graph_error("setitem: `v[key] = value` on a Variable that requires grad (shape " + shape_str(self->shape()) +
+                      ") would change a value the graph may need: write under `with tapegrad.no_grad():` or into "
+                      "`v.detach()`");
+  const bool value_var = is_var(value);
+  if (value_var && grad_enabled() && holder_of(value)->requires_grad)
+    throw graph_error("setitem: a value that requires grad cannot be recorded by `v[key] = value`: write "
+                      "`value.detach()`, or build the result out of place (tapegrad.where, concatenate)");
+  if (self->data.storage->readonly) throw value_error("setitem: this Variable shares a read-only NumPy array");
+  BasicIndex ix;
+  double c;
+  if (python_number(value.ptr(), &c) && is_float(self->dtype()) && parse_basic_index(self->shape(), key.ptr(), &ix)) {
+    // The common `v[i] = 0.5`, `v[2:5] = 0`: no NumPy call.
+    Tensor view = ix.apply(self->data);
+    kern::write_through(view, kern::broadcast_to(Tensor::scalar(c, self->dtype()), view.shape, "setitem"), "setitem");
+  } else {
+    py::object val = value_var ? py::object(to_numpy(holder_of(value)->data)) : py::reinterpret_borrow<py::object>(value);
+    py::array dst = to_numpy(self->data);
+    try {
+      dst[key] = val;
+    } catch (py::error_already_set& e) {
+      reraise_prefixed(e, "setitem");
+    }
+  }
+  self->data.bump_version();
 }
 
 constexpr ScalarOp kNoScalarOp = static_cast<ScalarOp>(-1);
@@ -397,12 +380,16 @@ PyObject* var_iter_next(PyObject* o) {
   return guarded([&] {
     const Var& v = holder_of(it->var);
     const Shape& s = v->shape();
-    Tensor index = Tensor::empty(Shape(s.begin() + 1, s.end()), DType::I64);
-    int64_t* ix = index.ptr<int64_t>();
-    const int64_t start = it->i * it->row;
-    for (int64_t j = 0; j < it->row; ++j) ix[j] = start + j;
+    BasicIndex ix;  // v[i]: a view of row i
+    ix.start = Shape(s.size(), 0);
+    ix.start[0] = it->i;
+    ix.out_shape.assign(s.begin() + 1, s.end());
+    for (size_t d = 1; d < s.size(); ++d) {
+      ix.in_axis.push_back(static_cast<int64_t>(d));
+      ix.step.push_back(1);
+    }
     ++it->i;
-    return cast_out(gather(v, index));
+    return cast_out(basic_index(v, ix));
   }, "iter");
 }
 
@@ -585,7 +572,9 @@ tapegrad.from_numpy(arr) to share a NumPy array's buffer instead.
       .def("__ge__", &compare_op<kern::CompareOp::Ge>)
       .def("__eq__", &compare_op<kern::CompareOp::Eq>)
       .def("__ne__", &compare_op<kern::CompareOp::Ne>)
-      .def("__getitem__", &getitem);
+      .def("__getitem__", &getitem)
+      .def("__setitem__", &setitem, "v[key] = value with NumPy's semantics, outside the graph (under no_grad or on "
+           "a Variable that requires no grad); bumps the version counter and writes through views.");
   V.def_property_readonly("T", [](const Var& v) { return transpose(v, std::nullopt); }, "The axes reversed (transpose()).");
 
   // ----- methods of the op spec, with its argument names, defaults and docs

@@ -34,7 +34,8 @@ std::string anomaly_location() {
 }
 
 // "" when every value is finite, else what is wrong ("2 nan, 1 inf").
-static std::string non_finite(const Tensor& t) {
+static std::string non_finite(const Tensor& t0) {
+  TG_CONTIGUOUS(t, t0);
   int64_t nan = 0, inf = 0;
   auto scan = [&](const auto* p) {
     // x - x is 0 for finite x, NaN otherwise: a sum of those vectorizes, and

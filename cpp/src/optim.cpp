@@ -15,6 +15,13 @@ static void check(const VariableImpl& p, const Tensor& t, const char* what, cons
                       " and dtype " + dtype_name(p.dtype()) +
                       (t.defined() ? ", got shape " + shape_str(t.shape) + " " + dtype_name(t.dtype) : ", got none"));
   if (p.data.storage->readonly) throw value_error(std::string(op) + ": the parameter is read-only");
+  // The fused loops write flat arrays: a parameter or buffer that is a view
+  // (a transpose, a strided slice, a broadcast) is refused, never updated in
+  // a copy. (A gradient is only read: the steps take its contiguous().)
+  const bool written = std::string(what) != "the gradient";
+  if (!p.data.is_contiguous() || (written && !t.is_contiguous()))
+    throw value_error(std::string(op) + ": the parameter (shape " + shape_str(p.shape()) + ") or " + what +
+                      " is a non-contiguous view: optimize a contiguous Variable");
 }
 
 // The loops themselves are in simd/loops.hpp, compiled per instruction set.
@@ -41,9 +48,10 @@ void sgd_step(VariableImpl& p, const Tensor& grad, Tensor* buf, double lr, doubl
   if (buf) check(p, *buf, "the momentum buffer", "SGD");
   int64_t n = p.data.numel();
   const kern::IsaKernels& k = kern::isa();
+  TG_CONTIGUOUS(gc, grad);
   TG_DISPATCH_FLOAT(p.dtype(), "SGD", {
     T* w = p.data.ptr<T>();
-    const T* g = grad.ptr<T>();
+    const T* g = gc.ptr<T>();
     T* b = buf ? buf->ptr<T>() : nullptr;
     auto run = [&](int64_t i0, int64_t i1) {
       T* bb = b ? b + i0 : nullptr;
@@ -64,9 +72,10 @@ void adam_step(VariableImpl& p, const Tensor& grad, const Tensor& m, const Tenso
   int64_t n = p.data.numel();
   const double c1 = 1.0 - std::pow(beta1, double(step)), c2 = 1.0 - std::pow(beta2, double(step));
   const kern::IsaKernels& k = kern::isa();
+  TG_CONTIGUOUS(gc, grad);
   TG_DISPATCH_FLOAT(p.dtype(), op, {
     T* w = p.data.ptr<T>();
-    const T* g = grad.ptr<T>();
+    const T* g = gc.ptr<T>();
     T* mm = m.ptr<T>();
     T* vv = v.ptr<T>();
     const kern::AdamScalars<T> c{T(beta1), T(beta2), T(weight_decay), T(lr / c1), T(eps), T(1.0 / std::sqrt(c2)),

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "tapegrad/config.hpp"
+#include "tapegrad/kernels.hpp"
 #include "tapegrad/support/pool.hpp"
 #include "tapegrad/support/spin_lock.hpp"
 
@@ -282,9 +283,95 @@ Tensor Tensor::full(const Shape& shape, DType dt, double value) {
 }
 
 Tensor Tensor::clone() const {
+  if (strides_) return contiguous_copy();
   Tensor t = empty(shape, dtype);
   if (nbytes()) std::memcpy(t.raw(), raw(), nbytes());
   return t;
+}
+
+void Tensor::throw_not_contiguous() {
+  throw std::logic_error("internal error: a kernel read a non-contiguous view without contiguous()");
+}
+
+Tensor Tensor::strided(StorageRef s, const Shape& shape, const Shape& strides, int64_t offset, DType dt) {
+  check_shape(shape, nullptr);  // (None adds axes: the one check of a shape where it is made)
+  Tensor t(std::move(s), shape, dt);
+  t.offset = offset;
+  // Contiguous unless some axis of length > 1 has a stride other than the
+  // row-major one (an empty tensor is contiguous: it has no element to read).
+  int64_t expect = 1;
+  bool contiguous = true;
+  for (size_t d = shape.size(); d-- > 0;) {
+    if (shape[d] == 0) return t;
+    if (shape[d] != 1 && strides[d] != expect) contiguous = false;
+    expect *= shape[d];
+  }
+  if (!contiguous) t.strides_ = std::make_shared<const Shape>(strides);
+  return t;
+}
+
+Shape Tensor::strides() const {
+  if (strides_) return *strides_;
+  Shape st(shape.size());
+  int64_t acc = 1;
+  for (size_t d = shape.size(); d-- > 0;) {
+    st[d] = acc;
+    acc *= shape[d];
+  }
+  return st;
+}
+
+Tensor Tensor::contiguous_copy() const {
+  Tensor t = empty(shape, dtype);
+  kern::copy_strided(t, *this);
+  return t;
+}
+
+Tensor Tensor::permuted(const std::vector<int64_t>& perm) const {
+  const Shape st = strides();
+  Shape sh(perm.size()), ps(perm.size());
+  for (size_t i = 0; i < perm.size(); ++i) {
+    sh[i] = shape[perm[i]];
+    ps[i] = st[perm[i]];
+  }
+  return strided(storage, sh, ps, offset, dtype);
+}
+
+// NumPy's _attempt_nocopy_reshape: groups of old axes whose elements are
+// evenly spaced map onto groups of new axes with the same element count.
+Tensor Tensor::view_strided(const Shape& new_shape) const {
+  Shape os, ost;  // the old shape and strides without size-1 axes
+  const Shape st = strides();
+  for (size_t d = 0; d < shape.size(); ++d)
+    if (shape[d] != 1) {
+      os.push_back(shape[d]);
+      ost.push_back(st[d]);
+    }
+  Shape nst(new_shape.size(), 0);
+  size_t oi = 0, oj = 1, ni = 0, nj = 1;
+  const size_t on = os.size(), nn = new_shape.size();
+  bool ok = numel() != 0;
+  while (ok && ni < nn && oi < on) {
+    int64_t np = new_shape[ni], op = os[oi];
+    while (np != op) {
+      if (np < op) np *= new_shape[nj++];
+      else op *= os[oj++];
+    }
+    for (size_t k = oi; k + 1 < oj; ++k)
+      if (ost[k] != os[k + 1] * ost[k + 1]) ok = false;  // the old group is not evenly spaced
+    if (!ok) break;
+    nst[nj - 1] = ost[oj - 1];
+    for (size_t k = nj - 1; k > ni; --k) nst[k - 1] = nst[k] * new_shape[k];
+    ni = nj++;
+    oi = oj++;
+  }
+  if (ok) {
+    // Trailing size-1 axes of the new shape.
+    for (size_t k = ni; k < nn; ++k) nst[k] = 1;
+    return strided(storage, new_shape, nst, offset, dtype);
+  }
+  Tensor c = contiguous_copy();
+  return c.view(new_shape);
 }
 
 double Tensor::item() const {

@@ -103,7 +103,8 @@ inline Var scalar_like(double v, const Var& like) { return make_var(Tensor::scal
 // Nothing but this reference sees v's values (no other owner, no view, no
 // outside memory, not part of a graph): they may be overwritten.
 inline bool exclusive(const Var& v) {
-  return v.use_count() == 1 && v->data.storage.use_count() == 1 && !v->data.storage->borrowed && !v->requires_grad;
+  return v.use_count() == 1 && v->data.storage.use_count() == 1 && !v->data.storage->borrowed && !v->requires_grad &&
+         v->data.is_contiguous();
 }
 
 // The node that receives this Variable's gradient: its grad_fn, or (for a

@@ -2,8 +2,10 @@
 // call these for their forward values; VJP rules are written in terms of
 // differentiable ops so that a backward sweep can itself be recorded.
 //
-// Every kernel takes contiguous row-major tensors and returns a new
-// contiguous tensor (except the *_inplace ones). NumPy broadcasting rules.
+// Every kernel reads contiguous row-major data (it takes contiguous() of a
+// view at entry: Tensor::ptr() refuses a non-contiguous one) and returns a
+// new contiguous tensor (except the *_inplace ones and the views
+// broadcast_to and transpose). NumPy broadcasting rules.
 #pragma once
 
 #include <vector>
@@ -48,8 +50,16 @@ enum class ReduceOp { Sum, Max, Min };
 // them as size-1 axes (keepdims form).
 Tensor reduce(ReduceOp op, const Tensor& x, const std::vector<bool>& axes, const char* opname);
 
+// Views (no copy): stride 0 on broadcast axes; permuted strides.
 Tensor broadcast_to(const Tensor& x, const Shape& shape, const char* opname);
 Tensor transpose(const Tensor& x, const std::vector<int64_t>& perm);
+// dst = src elementwise, both any strides (same shape and dtype): memcpy
+// when both are contiguous, else tiled (Tensor::contiguous() and writes
+// through views use it).
+void copy_strided(const Tensor& dst, const Tensor& src);
+// copy_strided into a view that an in-place op updates (the same elements
+// its base sees), refusing a broadcast view, whose elements overlap.
+void write_through(const Tensor& view, const Tensor& values, const char* opname);
 Tensor astype(const Tensor& x, DType dt);
 
 // op(a) @ op(b) with NumPy batch broadcasting; a and b have ndim >= 2;

@@ -73,6 +73,22 @@ Var concatenate(const std::vector<Var>& xs, int64_t axis);
 Var stack(const std::vector<Var>& xs, int64_t axis);
 Var narrow(const Var& x, int64_t axis, int64_t start, int64_t length);
 Var pad_axis(const Var& x, int64_t axis, int64_t start, int64_t total);
+// NumPy's basic indexing (ints, slices with any step, None, Ellipsis), parsed:
+// the view it makes of any tensor of the input's shape. Per input axis, the
+// first index taken (an int's index, a slice's start; 0 for an empty slice);
+// per output axis, its length, the input axis it walks (-1: a new axis) and
+// the step.
+struct BasicIndex {
+  Shape start;
+  Shape out_shape, in_axis, step;
+  Tensor apply(const Tensor& x) const;  // O(1): a view sharing x's storage
+  // The same selection after `batch` leading axes taken whole.
+  BasicIndex with_batch(const Shape& batch) const;
+};
+// The view x[ix] (no copy); its VJP embeds the gradient into zeros of x's shape.
+Var basic_index(const Var& x, const BasicIndex& ix);
+// zeros(shape) with g written at the positions ix selects (ix's adjoint).
+Var basic_index_embed(const Var& g, const BasicIndex& ix, const Shape& shape);
 // x.flat[index] shaped like index (int64 tensor); backward scatter-adds.
 Var gather(const Var& x, const Tensor& index);
 Var scatter_add(const Var& src, const Tensor& index, const Shape& shape);

@@ -1,4 +1,10 @@
-// Tensor: a contiguous, row-major n-d array over a reference-counted Storage.
+// Tensor: a strided n-d array over a reference-counted Storage (PyTorch's
+// model): an element offset into the storage and element strides, so that
+// transpose, basic indexing and broadcast_to are O(1) views sharing the
+// storage and its version counter. Kernels read contiguous row-major data
+// only: they take `contiguous()` of their inputs, and the checked accessors
+// (raw(), ptr<T>()) throw on a non-contiguous tensor, so a kernel that
+// forgot cannot silently read a view as if it were dense.
 //
 // The core never sees Python. A Storage either owns memory it allocated or
 // borrows memory from an outside owner (a NumPy array shared by
@@ -131,6 +137,11 @@ struct Tensor {
   StorageRef storage;
   Shape shape;
   DType dtype = DType::F64;
+  int64_t offset = 0;  // in elements, into storage->data
+  // Element strides of a non-contiguous view; null for a contiguous row-major
+  // tensor (every op's result), so a dense tensor pays one null pointer and
+  // its copies no atomic. Never holds the contiguous strides (see strided()).
+  std::shared_ptr<const Shape> strides_;
 
   // User-provided, as Shape's is: `Tensor()` and `Tensor{}` (a rule's Attrs{})
   // then leave the Shape's inline slots alone instead of zeroing them.
@@ -149,20 +160,56 @@ struct Tensor {
   static Tensor zeros(const Shape& shape, DType dt);
   static Tensor full(const Shape& shape, DType dt, double value);
   static Tensor scalar(double value, DType dt) { return full({}, dt, value); }
+  // A view of `storage` with the given shape, element strides and offset;
+  // contiguous strides (size-1 and empty axes ignored) are stored as none.
+  static Tensor strided(StorageRef s, const Shape& shape, const Shape& strides, int64_t offset, DType dt);
 
   bool defined() const { return storage != nullptr; }
   int64_t numel() const { return tg::numel(shape); }
   int64_t ndim() const { return static_cast<int64_t>(shape.size()); }
   size_t nbytes() const { return static_cast<size_t>(numel()) * itemsize(dtype); }
-  void* raw() const { return storage->data; }
-  template <class T> T* ptr() const { return static_cast<T*>(storage->data); }
+  bool is_contiguous() const { return !strides_; }
+  // The element strides (the contiguous ones when is_contiguous()).
+  Shape strides() const;
+  // Itself when contiguous, else a contiguous copy (a new storage).
+  Tensor contiguous() const { return strides_ ? contiguous_copy() : *this; }
+  Tensor contiguous_copy() const;
+  // The checked accessors: the first element of a contiguous tensor.
+  void* raw() const {
+    if (strides_) [[unlikely]] throw_not_contiguous();
+    return data_ptr();
+  }
+  template <class T> T* ptr() const { return static_cast<T*>(raw()); }
+  // Unchecked: the address of element (0, ..., 0) of any view, for the few
+  // kernels that walk strides themselves (copies, NumPy views).
+  void* data_ptr() const { return static_cast<char*>(storage->data) + offset * static_cast<int64_t>(itemsize(dtype)); }
+  [[noreturn]] static void throw_not_contiguous();
+  // The view of the same elements with axes permuted (perm: a permutation).
+  Tensor permuted(const std::vector<int64_t>& perm) const;
   uint32_t version() const { return storage->version.load(std::memory_order_relaxed); }
   void bump_version() const { storage->version.fetch_add(1, std::memory_order_relaxed); }
-  // Same storage, new shape (the caller checked numel): reshape is free.
-  Tensor view(Shape new_shape) const { return Tensor(storage, std::move(new_shape), dtype); }
-  Tensor clone() const;
+  // Same elements, new shape (the caller checked numel): a view when the
+  // strides allow one (always for a contiguous tensor, NumPy's rule
+  // otherwise), else a view of a contiguous copy.
+  Tensor view(Shape new_shape) const {
+    if (!strides_) {
+      Tensor t(storage, std::move(new_shape), dtype);
+      t.offset = offset;
+      return t;
+    }
+    return view_strided(new_shape);
+  }
+  Tensor view_strided(const Shape& new_shape) const;
+  Tensor clone() const;  // always a new contiguous storage
   double item() const;  // numel must be 1
 };
+
+// A kernel's input as contiguous data: `name` refers to x0 itself when it is
+// contiguous (no Tensor copy on the scalar path), else to a contiguous copy
+// that lives to the end of the scope.
+#define TG_CONTIGUOUS(name, x0)   \
+  ::tg::Tensor name##_copy_;       \
+  const ::tg::Tensor& name = (x0).is_contiguous() ? (x0) : (name##_copy_ = (x0).contiguous_copy())
 
 // Calls body with T bound to float or double.
 #define TG_DISPATCH_FLOAT(DT, OPNAME, ...)                                          \

@@ -45,7 +45,8 @@ __attribute__((noinline)) static void unary_loops(UnaryOp op, const Tensor& y, c
   });
 }
 
-Tensor unary(UnaryOp op, const Tensor& x) {
+Tensor unary(UnaryOp op, const Tensor& x0) {
+  TG_CONTIGUOUS(x, x0);
   if (!is_float(x.dtype)) throw type_error(std::string("unary: expected a float dtype, got ") + dtype_name(x.dtype));
   Tensor y = Tensor::empty(x.shape, x.dtype);
   if (y.shape.empty()) {  // 0-d: one element, the same loop
@@ -154,7 +155,8 @@ static void bin_broadcast(BinaryOp op, const Tensor& out, const Tensor& a, const
 }
 
 
-Tensor binary(BinaryOp op, const Tensor& a, const Tensor& b, const char* opname) {
+Tensor binary(BinaryOp op, const Tensor& a0, const Tensor& b0, const char* opname) {
+  TG_CONTIGUOUS(a, a0); TG_CONTIGUOUS(b, b0);
   check_same_float(a, b, opname);
   // (Same shapes, the common case, need no broadcast bookkeeping.)
   Tensor out = a.shape == b.shape ? Tensor::empty(a.shape, a.dtype)
@@ -200,15 +202,25 @@ static inline void scalar_into(BinaryOp op, const Tensor& out, const Tensor& x, 
   scalar_loops(op, out, x, c, c_left, opname);
 }
 
-Tensor binary_scalar(BinaryOp op, const Tensor& x, double c, bool c_left, const char* opname) {
+Tensor binary_scalar(BinaryOp op, const Tensor& x0, double c, bool c_left, const char* opname) {
+  TG_CONTIGUOUS(x, x0);
   Tensor out = Tensor::empty(x.shape, x.dtype);
   scalar_into(op, out, x, c, c_left, opname);
   return out;
 }
 
-void binary_scalar_inplace(BinaryOp op, const Tensor& x, double c) { scalar_into(op, x, x, c, false, "backward"); }
+void binary_scalar_inplace(BinaryOp op, const Tensor& x, double c) {
+  if (!x.is_contiguous()) return write_through(x, binary_scalar(op, x, c, false, "backward"), "backward");
+  scalar_into(op, x, x, c, false, "backward");
+}
 
-void binary_inplace(BinaryOp op, const Tensor& a, const Tensor& b, const char* opname) {
+void binary_inplace(BinaryOp op, const Tensor& a, const Tensor& b0, const char* opname) {
+  if (!a.is_contiguous()) {  // a view: updated in a dense copy, then written through
+    Tensor t = a.contiguous_copy();
+    binary_inplace(op, t, b0, opname);
+    return write_through(a, t, opname);
+  }
+  const Tensor b = b0.storage == a.storage && (b0.offset != a.offset || !b0.is_contiguous()) ? b0.clone() : b0.contiguous();
   if (b.dtype == a.dtype && b.shape == a.shape) {  // the common case (no conversion, no broadcast; alias-safe)
     TG_DISPATCH_FLOAT(a.dtype, opname, bin_dispatch<T>(op, a, a, b));
     return;
@@ -225,7 +237,8 @@ void binary_inplace(BinaryOp op, const Tensor& a, const Tensor& b, const char* o
   TG_DISPATCH_FLOAT(a.dtype, opname, bin_dispatch<T>(op, a, a, bb));
 }
 
-Tensor compare(CompareOp op, const Tensor& a, const Tensor& b, const char* opname) {
+Tensor compare(CompareOp op, const Tensor& a0, const Tensor& b0, const char* opname) {
+  TG_CONTIGUOUS(a, a0); TG_CONTIGUOUS(b, b0);
   check_same_float(a, b, opname);
   Shape s = broadcast_shapes(a.shape, b.shape, opname);
   Tensor out = Tensor::empty(s, DType::Bool);
@@ -253,7 +266,8 @@ Tensor compare(CompareOp op, const Tensor& a, const Tensor& b, const char* opnam
   return out;
 }
 
-Tensor logical_and(const Tensor& a, const Tensor& b) {
+Tensor logical_and(const Tensor& a0, const Tensor& b0) {
+  TG_CONTIGUOUS(a, a0); TG_CONTIGUOUS(b, b0);
   if (a.dtype != DType::Bool || b.dtype != DType::Bool) throw type_error("logical_and: expected bool masks");
   Shape s = broadcast_shapes(a.shape, b.shape, "logical_and");
   Tensor out = Tensor::empty(s, DType::Bool);
@@ -267,7 +281,8 @@ Tensor logical_and(const Tensor& a, const Tensor& b) {
   return out;
 }
 
-Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b, const char* opname) {
+Tensor where(const Tensor& cond0, const Tensor& a0, const Tensor& b0, const char* opname) {
+  TG_CONTIGUOUS(cond, cond0); TG_CONTIGUOUS(a, a0); TG_CONTIGUOUS(b, b0);
   if (cond.dtype != DType::Bool) throw type_error(std::string(opname) + ": condition must be a bool array");
   check_same_float(a, b, opname);
   Shape s = broadcast_shapes(broadcast_shapes(cond.shape, a.shape, opname), b.shape, opname);
@@ -287,7 +302,8 @@ Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b, const char* o
   return out;
 }
 
-Tensor astype(const Tensor& x, DType dt) {
+Tensor astype(const Tensor& x0, DType dt) {
+  TG_CONTIGUOUS(x, x0);
   if (x.dtype == dt) return x.clone();
   Tensor out = Tensor::empty(x.shape, dt);
   int64_t n = x.numel();

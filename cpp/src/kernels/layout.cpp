@@ -4,49 +4,130 @@
 
 namespace tg::kern {
 
+// A stride-0 view (PyTorch's expand): O(1), whatever the size.
 Tensor broadcast_to(const Tensor& x, const Shape& shape, const char* opname) {
+  check_shape(shape, opname);  // a view allocates nothing, but its shape is one NumPy accepts
   Shape s = broadcast_shapes(x.shape, shape, opname);
   if (s != shape)
     throw value_error(std::string(opname) + ": cannot broadcast a Variable of shape " + shape_str(x.shape) +
                       " to shape " + shape_str(shape));
-  if (x.shape == shape) return x.clone();
-  Tensor out = Tensor::empty(shape, x.dtype);
-  std::array<std::vector<int64_t>, 2> st{contiguous_strides(shape), broadcast_strides(x.shape, shape)};
-  const char* px = static_cast<const char*>(x.raw());
-  char* po = static_cast<char*>(out.raw());
-  TG_DISPATCH_FLOAT(x.dtype, opname, {
-    nd_loop<2>(shape, st, [&](const std::array<int64_t, 2>& off, int64_t n, const std::array<int64_t, 2>& in) {
-      T* o = reinterpret_cast<T*>(po) + off[0];
-      const T* a = reinterpret_cast<const T*>(px) + off[1];
-      if (in[1] == 0) {
-        T v = *a;
-        for (int64_t i = 0; i < n; ++i) o[i * in[0]] = v;
-      } else {
-        for (int64_t i = 0; i < n; ++i) o[i * in[0]] = a[i * in[1]];
-      }
-    });
-  });
-  return out;
+  const Shape xs = x.strides();
+  Shape st(shape.size(), 0);
+  const size_t lead = shape.size() - x.shape.size();
+  for (size_t d = 0; d < x.shape.size(); ++d) st[d + lead] = x.shape[d] == 1 ? 0 : xs[d];
+  return Tensor::strided(x.storage, shape, st, x.offset, x.dtype);
 }
 
-Tensor transpose(const Tensor& x, const std::vector<int64_t>& perm) {
-  Shape out_shape(perm.size());
-  std::vector<int64_t> xs = contiguous_strides(x.shape);
-  std::vector<int64_t> in_st(perm.size());
-  for (size_t i = 0; i < perm.size(); ++i) {
-    out_shape[i] = x.shape[perm[i]];
-    in_st[i] = xs[perm[i]];
+Tensor transpose(const Tensor& x, const std::vector<int64_t>& perm) { return x.permuted(perm); }
+
+namespace {
+// dst[i] = src[i] over `shape` for element types of size sizeof(E), the
+// operands given by element strides. Axes are merged where both are
+// contiguous; a run whose source is strided (a transpose) is copied in
+// square tiles so that both the rows read and the rows written stay in L1,
+// instead of one cache line per element read.
+template <class E>
+void copy_elems(const Shape& shape0, const Shape& dst_st0, const Shape& src_st0, E* dst, const E* src) {
+  // Drop size-1 axes, merge axis d into d-1 when contiguous for both.
+  Shape sh, ds, ss;
+  for (size_t d = 0; d < shape0.size(); ++d) {
+    if (shape0[d] == 1) continue;
+    if (!sh.empty() && ds.back() == dst_st0[d] * shape0[d] && ss.back() == src_st0[d] * shape0[d]) {
+      sh.back() *= shape0[d];
+      ds.back() = dst_st0[d];
+      ss.back() = src_st0[d];
+      continue;
+    }
+    sh.push_back(shape0[d]);
+    ds.push_back(dst_st0[d]);
+    ss.push_back(src_st0[d]);
   }
-  Tensor out = Tensor::empty(out_shape, x.dtype);
-  std::array<std::vector<int64_t>, 2> st{contiguous_strides(out_shape), in_st};
-  TG_DISPATCH_FLOAT(x.dtype, "transpose", {
-    const T* px = x.ptr<T>();
-    T* po = out.ptr<T>();
-    nd_loop<2>(out_shape, st, [&](const std::array<int64_t, 2>& off, int64_t n, const std::array<int64_t, 2>& in) {
-      for (int64_t i = 0; i < n; ++i) po[off[0] + i * in[0]] = px[off[1] + i * in[1]];
-    });
-  });
-  return out;
+  if (sh.empty()) {
+    *dst = *src;
+    return;
+  }
+  const size_t nd = sh.size();
+  const size_t last = nd - 1;
+  // The tiled axis: the one (not the last) the source walks most densely.
+  size_t k = last;
+  if (ss[last] != 1 && nd >= 2) {
+    int64_t best = std::llabs(ss[last]);
+    for (size_t d = 0; d < last; ++d)
+      if (std::llabs(ss[d]) < best) {
+        best = std::llabs(ss[d]);
+        k = d;
+      }
+  }
+  // Odometer over every axis except `last` (and `k` when tiling). The
+  // strides the inner loops use are locals: E may be uint64_t, which may
+  // alias the Shapes' int64_t, and the compiler would reload them per element.
+  Shape idx(nd, 0);
+  const int64_t n = sh[last], dl = ds[last], sl = ss[last], dk = ds[k], sk = ss[k], m = sh[k];
+  for (;;) {
+    int64_t od = 0, os = 0;
+    for (size_t d = 0; d < last; ++d) {
+      od += idx[d] * ds[d];
+      os += idx[d] * ss[d];
+    }
+    if (k == last) {
+      if (dl == 1 && sl == 1) {
+        std::memcpy(dst + od, src + os, static_cast<size_t>(n) * sizeof(E));
+      } else {
+        for (int64_t j = 0; j < n; ++j) dst[od + j * dl] = src[os + j * sl];
+      }
+    } else {
+      constexpr int64_t B = 32;
+      for (int64_t i0 = 0; i0 < m; i0 += B)
+        for (int64_t j0 = 0; j0 < n; j0 += B) {
+          const int64_t i1 = std::min(m, i0 + B), jn = std::min(n, j0 + B) - j0;
+          for (int64_t i = i0; i < i1; ++i) {
+            E* o = dst + od + i * dk + j0 * dl;
+            const E* a = src + os + i * sk + j0 * sl;
+            if (dl == 1) {
+              for (int64_t j = 0; j < jn; ++j) o[j] = a[j * sl];
+            } else {
+              for (int64_t j = 0; j < jn; ++j) o[j * dl] = a[j * sl];
+            }
+          }
+        }
+    }
+    size_t d = last;
+    for (;;) {
+      if (d == 0) return;
+      --d;
+      if (d == k) continue;
+      if (++idx[d] < sh[d]) break;
+      idx[d] = 0;
+    }
+  }
+}
+}  // namespace
+
+void write_through(const Tensor& view, const Tensor& values, const char* opname) {
+  const Shape st = view.strides();
+  for (size_t d = 0; d < st.size(); ++d)
+    if (st[d] == 0 && view.shape[d] > 1)
+      throw value_error(std::string(opname) + ": cannot write in place into a broadcast view (shape " +
+                        shape_str(view.shape) + ", stride 0 on axis " + std::to_string(d) +
+                        "): its elements share memory; copy it first");
+  copy_strided(view, values);
+}
+
+void copy_strided(const Tensor& dst, const Tensor& src) {
+  if (dst.shape != src.shape || dst.dtype != src.dtype)
+    throw value_error("copy: shapes or dtypes differ: " + shape_str(dst.shape) + " " + dtype_name(dst.dtype) + " and " +
+                      shape_str(src.shape) + " " + dtype_name(src.dtype));
+  if (dst.numel() == 0) return;
+  if (dst.is_contiguous() && src.is_contiguous()) {
+    std::memcpy(dst.raw(), src.raw(), dst.nbytes());
+    return;
+  }
+  const Shape ds = dst.strides(), ss = src.strides();
+  switch (itemsize(dst.dtype)) {
+    case 8: copy_elems(dst.shape, ds, ss, static_cast<uint64_t*>(dst.data_ptr()), static_cast<const uint64_t*>(src.data_ptr())); break;
+    case 4: copy_elems(dst.shape, ds, ss, static_cast<uint32_t*>(dst.data_ptr()), static_cast<const uint32_t*>(src.data_ptr())); break;
+    default: copy_elems(dst.shape, ds, ss, static_cast<uint8_t*>(dst.data_ptr()), static_cast<const uint8_t*>(src.data_ptr())); break;
+  }
 }
 
 // ---------------------------------------------------------------------------
@@ -63,7 +144,8 @@ static void check_index(const Tensor& index, int64_t limit, const char* opname) 
                         std::to_string(limit));
 }
 
-Tensor gather(const Tensor& x, const Tensor& index, const Shape& out_shape) {
+Tensor gather(const Tensor& x0, const Tensor& index, const Shape& out_shape) {
+  TG_CONTIGUOUS(x, x0);
   if (numel(out_shape) != index.numel()) throw value_error("gather: index size does not match the output shape");
   check_index(index, x.numel(), "getitem");
   Tensor out = Tensor::empty(out_shape, x.dtype);
@@ -77,7 +159,8 @@ Tensor gather(const Tensor& x, const Tensor& index, const Shape& out_shape) {
   return out;
 }
 
-Tensor scatter_add(const Tensor& src, const Tensor& index, const Shape& out_shape) {
+Tensor scatter_add(const Tensor& src0, const Tensor& index, const Shape& out_shape) {
+  TG_CONTIGUOUS(src, src0);
   if (src.numel() != index.numel()) throw value_error("scatter_add: index size does not match the source size");
   check_index(index, numel(out_shape), "getitem backward");
   Tensor out = Tensor::zeros(out_shape, src.dtype);
@@ -91,7 +174,8 @@ Tensor scatter_add(const Tensor& src, const Tensor& index, const Shape& out_shap
   return out;
 }
 
-Tensor diag_rows(const Tensor& d, int64_t start, int64_t stop) {
+Tensor diag_rows(const Tensor& d0, int64_t start, int64_t stop) {
+  TG_CONTIGUOUS(d, d0);
   int64_t n = d.numel(), k = stop - start;
   if (start < 0 || k < 0 || stop > n)
     throw value_error("diag_rows: rows " + std::to_string(start) + ".." + std::to_string(stop) +
@@ -114,7 +198,10 @@ static void outer_inner(const Shape& s, int64_t axis, int64_t& outer, int64_t& i
   for (size_t d = axis + 1; d < s.size(); ++d) inner *= s[d];
 }
 
-Tensor concat(const std::vector<Tensor>& xs, int64_t axis) {
+Tensor concat(const std::vector<Tensor>& xs0, int64_t axis) {
+  std::vector<Tensor> xs;
+  xs.reserve(xs0.size());
+  for (const Tensor& t : xs0) xs.push_back(t.contiguous());
   if (xs.empty()) throw value_error("concatenate: need at least one array to concatenate");
   Shape out_shape = xs[0].shape;
   int64_t total = 0;
@@ -138,7 +225,8 @@ Tensor concat(const std::vector<Tensor>& xs, int64_t axis) {
   return out;
 }
 
-Tensor narrow(const Tensor& x, int64_t axis, int64_t start, int64_t length) {
+Tensor narrow(const Tensor& x0, int64_t axis, int64_t start, int64_t length) {
+  TG_CONTIGUOUS(x, x0);
   Shape out_shape = x.shape;
   out_shape[axis] = length;
   Tensor out = Tensor::empty(out_shape, x.dtype);
@@ -153,7 +241,8 @@ Tensor narrow(const Tensor& x, int64_t axis, int64_t start, int64_t length) {
   return out;
 }
 
-Tensor pad_axis(const Tensor& x, int64_t axis, int64_t start, int64_t total) {
+Tensor pad_axis(const Tensor& x0, int64_t axis, int64_t start, int64_t total) {
+  TG_CONTIGUOUS(x, x0);
   Shape out_shape = x.shape;
   out_shape[axis] = total;
   Tensor out = Tensor::zeros(out_shape, x.dtype);

@@ -61,7 +61,8 @@ static bool all_zero(const std::vector<int64_t>& v) {
   return true;
 }
 
-Tensor matmul(const Tensor& a, const Tensor& b, bool ta, bool tb) {
+Tensor matmul(const Tensor& a0, const Tensor& b0, bool ta, bool tb) {
+  TG_CONTIGUOUS(a, a0); TG_CONTIGUOUS(b, b0);
   if (a.ndim() < 2 || b.ndim() < 2) throw value_error("matmul kernel: operands must have ndim >= 2");
   check_same_float(a, b, "matmul");
   int64_t ar = a.shape[a.ndim() - 2], ac = a.shape[a.ndim() - 1];
@@ -109,7 +110,8 @@ Tensor matmul(const Tensor& a, const Tensor& b, bool ta, bool tb) {
   return out;
 }
 
-Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {
+Tensor linear(const Tensor& x0, const Tensor& w0, const Tensor& b0) {
+  TG_CONTIGUOUS(x, x0); TG_CONTIGUOUS(w, w0); TG_CONTIGUOUS(b, b0);
   if (x.ndim() < 1 || w.ndim() != 2 || x.shape.back() != w.shape[0])
     throw value_error("linear kernel: expected x (..., K) and w (K, N), got " + shape_str(x.shape) + " and " +
                       shape_str(w.shape));
@@ -188,7 +190,8 @@ Tensor inv(const Tensor& a, const char* op) {
   return solve(a, eye, op);
 }
 
-Tensor solve(const Tensor& a, const Tensor& b, const char* op) {
+Tensor solve(const Tensor& a0, const Tensor& b0, const char* op) {
+  TG_CONTIGUOUS(a, a0); TG_CONTIGUOUS(b, b0);
   check_square(a.shape, op);
   const int64_t n = a.shape.back();
   if (b.ndim() != a.ndim() || b.shape[b.ndim() - 2] != n ||
@@ -220,7 +223,8 @@ Tensor solve(const Tensor& a, const Tensor& b, const char* op) {
   return out;
 }
 
-std::pair<Tensor, Tensor> slogdet(const Tensor& a, const char* op) {
+std::pair<Tensor, Tensor> slogdet(const Tensor& a0, const char* op) {
+  TG_CONTIGUOUS(a, a0);
   check_square(a.shape, op);
   const int64_t n = a.shape.back();
   Shape batch(a.shape.begin(), a.shape.end() - 2);

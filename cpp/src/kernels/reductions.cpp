@@ -56,7 +56,8 @@ static bool sum_rows_or_columns(const Tensor& x, const std::vector<bool>& axes, 
   return false;
 }
 
-Tensor reduce(ReduceOp op, const Tensor& x, const std::vector<bool>& axes, const char* opname) {
+Tensor reduce(ReduceOp op, const Tensor& x0, const std::vector<bool>& axes, const char* opname) {
+  TG_CONTIGUOUS(x, x0);
   Shape out_shape = x.shape;
   for (size_t d = 0; d < axes.size(); ++d)
     if (axes[d]) {
@@ -166,7 +167,8 @@ static Tensor safe_max(const Tensor& x, const std::vector<bool>& axes) {
   return m;
 }
 
-Tensor logsumexp(const Tensor& x, const std::vector<bool>& axes) {
+Tensor logsumexp(const Tensor& x0, const std::vector<bool>& axes) {
+  TG_CONTIGUOUS(x, x0);
   Tensor m = safe_max(x, axes);
   Tensor s = reduce(ReduceOp::Sum, unary(UnaryOp::Exp, binary(BinaryOp::Sub, x, m, "logsumexp")), axes, "logsumexp");
   return binary(BinaryOp::Add, unary(UnaryOp::Log, s), m, "logsumexp");
@@ -178,7 +180,8 @@ static std::vector<bool> one_axis(const Tensor& x, int64_t axis) {
   return axes;
 }
 
-Tensor softmax_axes(const Tensor& x, const std::vector<bool>& axes) {
+Tensor softmax_axes(const Tensor& x0, const std::vector<bool>& axes) {
+  TG_CONTIGUOUS(x, x0);
   Tensor e = unary(UnaryOp::Exp, binary(BinaryOp::Sub, x, safe_max(x, axes), "softmax"));
   return binary(BinaryOp::Div, e, reduce(ReduceOp::Sum, e, axes, "softmax"), "softmax");
 }
@@ -256,12 +259,14 @@ static bool rows_on_last_axis(const Tensor& x, int64_t axis) {
   return x.ndim() >= 1 && axis == x.ndim() - 1 && x.shape.back() > 0 && x.numel() > 0;
 }
 
-Tensor softmax(const Tensor& x, int64_t axis) {
+Tensor softmax(const Tensor& x0, int64_t axis) {
+  TG_CONTIGUOUS(x, x0);
   if (rows_on_last_axis(x, axis)) return softmax_last_axis(x, false, "softmax");
   return softmax_axes(x, one_axis(x, axis));
 }
 
-Tensor log_softmax(const Tensor& x, int64_t axis, Tensor* probs) {
+Tensor log_softmax(const Tensor& x0, int64_t axis, Tensor* probs) {
+  TG_CONTIGUOUS(x, x0);
   if (rows_on_last_axis(x, axis)) return softmax_last_axis(x, true, "log_softmax", probs);
   if (probs) *probs = softmax(x, axis);
   std::vector<bool> axes = one_axis(x, axis);

@@ -29,10 +29,11 @@ struct CrossEntropyRule {
     const Attrs& a = n.attrs;
     if (!grad_enabled() && nb == 0) {
       Tensor out = Tensor::empty(z.shape, z.dtype);
+      TG_CONTIGUOUS(gd, g->data);
       TG_DISPATCH_FLOAT(z.dtype, name, {
         const T* p = a.probs.ptr<T>();
         T* o = out.ptr<T>();
-        const T* pg = g->data.ptr<T>();
+        const T* pg = gd.ptr<T>();
         const int64_t* y = a.labels.ptr<int64_t>();
         const T g_all = a.reduced ? T(a.scale * double(pg[0])) : T(0);
         for (int64_t i = 0; i < N; ++i) {
@@ -115,7 +116,7 @@ struct SquaredErrorRule {
   static void release(Attrs& a) { a.target = Tensor(); }
   static Grads vjp(OpNode<SquaredErrorRule>& n, const Var& g) {
     const int nb = n.batch_dims(g);
-    const Tensor& x = n.tensor(0);
+    TG_CONTIGUOUS(x, n.tensor(0));
     const Tensor& t = n.attrs.target;
     if (!grad_enabled() && nb == 0) {  // first order: one pass
       Tensor gx = Tensor::empty(x.shape, x.dtype);
@@ -149,13 +150,14 @@ Var mse_loss(const Var& x, const Tensor& target0, bool mean) {
   if (target0.shape != x->shape())
     throw value_error("mse_loss: input shape " + shape_str(x->shape()) + " and target shape " +
                       shape_str(target0.shape) + " differ");
-  Tensor target = target0.dtype == x->dtype() ? target0 : kern::astype(target0, x->dtype());
+  Tensor target = (target0.dtype == x->dtype() ? target0 : kern::astype(target0, x->dtype())).contiguous();
   const int64_t n = x->data.numel();
   // mean of nothing: NaN, as NumPy (below), a constant: the rules get scale 0 (1/0 made the JVP nan)
   const double scale = mean ? (n ? 1.0 / static_cast<double>(n) : 0.0) : 1.0;
   Tensor loss = Tensor::empty(Shape{}, x->dtype());
+  TG_CONTIGUOUS(xd, x->data);
   TG_DISPATCH_FLOAT(x->dtype(), "mse_loss", {
-    const T* px = x->data.ptr<T>();
+    const T* px = xd.ptr<T>();
     const T* pt = target.ptr<T>();
     double s[4] = {0, 0, 0, 0};  // accumulated in double, four interleaved sums
     int64_t i = 0;

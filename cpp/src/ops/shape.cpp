@@ -285,6 +285,73 @@ Var pad_axis(const Var& x, int64_t axis, int64_t start, int64_t total) {
   return std::move(r.out);
 }
 
+Tensor BasicIndex::apply(const Tensor& x) const {
+  const Shape st = x.strides();
+  int64_t off = x.offset;
+  for (size_t d = 0; d < start.size(); ++d) off += start[d] * st[d];
+  Shape ost(out_shape.size());
+  for (size_t i = 0; i < out_shape.size(); ++i) ost[i] = in_axis[i] < 0 ? 0 : step[i] * st[in_axis[i]];
+  return Tensor::strided(x.storage, out_shape, ost, off, x.dtype);
+}
+
+BasicIndex BasicIndex::with_batch(const Shape& batch) const {
+  if (batch.empty()) return *this;
+  const int64_t nb = static_cast<int64_t>(batch.size());
+  BasicIndex r;
+  r.start = Shape(batch.size(), 0);
+  r.start.insert(r.start.end(), start.begin(), start.end());
+  r.out_shape = batch;
+  r.out_shape.insert(r.out_shape.end(), out_shape.begin(), out_shape.end());
+  for (int64_t d = 0; d < nb; ++d) {
+    r.in_axis.push_back(d);
+    r.step.push_back(1);
+  }
+  for (size_t i = 0; i < in_axis.size(); ++i) {
+    r.in_axis.push_back(in_axis[i] < 0 ? -1 : in_axis[i] + nb);
+    r.step.push_back(step[i]);
+  }
+  return r;
+}
+
+namespace {
+// basic_index and basic_index_embed are each other's VJP.
+struct BasicIndexRule {
+  static constexpr const char* name = "getitem";
+  struct Attrs { BasicIndex ix; Shape in_shape; };
+  static Grads vjp(OpNode<BasicIndexRule>& n, const Var& g) {
+    const Shape b = batch_shape(g, n.batch_dims(g));
+    return {basic_index_embed(g, n.attrs.ix.with_batch(b), with_batch(g, static_cast<int>(b.size()), n.attrs.in_shape))};
+  }
+  static Var jvp(OpNode<BasicIndexRule>& n, const Grads& t, int nb) {
+    return basic_index(t[0], n.attrs.ix.with_batch(batch_shape(t[0], nb)));
+  }
+};
+struct BasicEmbedRule {
+  static constexpr const char* name = "getitem backward";
+  struct Attrs { BasicIndex ix; };
+  static Grads vjp(OpNode<BasicEmbedRule>& n, const Var& g) {
+    return {basic_index(g, n.attrs.ix.with_batch(batch_shape(g, n.batch_dims(g))))};
+  }
+  static Var jvp(OpNode<BasicEmbedRule>& n, const Grads& t, int nb) {
+    return basic_index_embed(t[0], n.attrs.ix.with_batch(batch_shape(t[0], nb)), with_batch(t[0], nb, n.out_shape));
+  }
+};
+}  // namespace
+
+Var basic_index(const Var& x, const BasicIndex& ix) {
+  Recorder<BasicIndexRule> r(ix.apply(x->data), {&x});
+  if (r) r.attrs() = BasicIndexRule::Attrs{ix, x->shape()};
+  return std::move(r.out);
+}
+
+Var basic_index_embed(const Var& g, const BasicIndex& ix, const Shape& shape) {
+  Tensor out = Tensor::zeros(shape, g->dtype());
+  kern::copy_strided(ix.apply(out), g->data);  // basic indexing selects each position at most once
+  Recorder<BasicEmbedRule> r(std::move(out), {&g});
+  if (r) r.attrs().ix = ix;
+  return std::move(r.out);
+}
+
 namespace {
 struct GatherRule {
   static constexpr const char* name = "getitem";

@@ -611,6 +611,22 @@ class Variable:
         self._version[0] += 1
         return self
 
+    def __setitem__(self, key, value):
+        """``v[key] = value`` with NumPy's semantics, outside the graph only (under
+        no_grad, or on a Variable that requires no grad); bumps the version."""
+        if is_grad_enabled():
+            if self._requires_grad:
+                raise RuntimeError(f"setitem: `v[key] = value` on a Variable that requires grad (shape "
+                                   f"{self.shape}) would change a value the graph may need: write under "
+                                   f"`with no_grad():` or into `v.detach()`")
+            if isinstance(value, Variable) and value._requires_grad:
+                raise RuntimeError("setitem: a value that requires grad cannot be recorded by "
+                                   "`v[key] = value`: write `value.detach()`")
+        if not self._data.flags.writeable:
+            raise ValueError("setitem: this Variable shares a read-only NumPy array")
+        self._data[key] = value._data if isinstance(value, Variable) else value
+        self._version[0] += 1
+
 
 for _sym, _name in (("+=", "add"), ("-=", "sub"), ("*=", "mul"), ("/=", "truediv")):
     setattr(Variable, f"__i{_name}__", lambda self, other, _sym=_sym, _uf=getattr(operator, _name):
