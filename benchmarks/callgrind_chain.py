@@ -1,6 +1,7 @@
 """Per-op cost of Python dispatch, counted in instructions (load-free).
 
     python benchmarks/callgrind_chain.py [--systems tapegrad torch] [--modes fwdbwd fwd nograd]
+                                     [--pairs N] [--by-object]
 
 Runs benchmarks/overhead.py's chain of scalar ops (y*1.0001, y+0.01, tanh,
 y-0.001; 1,000 ops) under `valgrind --tool=callgrind`, once with 1 repetition
@@ -19,9 +20,15 @@ the median over --pairs pairs of runs (default 3 for tapegrad; PyTorch's
 20-40x larger per-op count makes one pair enough, and a pair takes minutes). They do not weigh
 atomic operations or cache misses, which cost PyTorch more than tapegrad, so
 the time ratio is usually larger than the instruction ratio.
+With --by-object each count is also split by where the instructions ran
+(callgrind_annotate's self cost per function): tapegrad's C++ (functions in
+tg::, tgpy::, pybind11::), then the other shared objects. tapegrad's share
+moves far less between runs than the interpreter's does, so a change to the
+C++ engine is resolved to a few instructions per op there.
 Needs valgrind (Debian: apt install valgrind); PyTorch is optional.
 """
 import argparse
+import collections
 import os
 import re
 import statistics
@@ -58,17 +65,37 @@ for _ in range(reps + 1):  # one warm-up run
 OPS_PER_RUN = 1000
 
 
-def instructions(system, mode, reps, script):
+def instructions(system, mode, reps, script, by_object=False):
+    """The run's instruction count; with by_object, also {object file name: count}."""
     env = dict(os.environ, PYTHONHASHSEED="0", OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
     with tempfile.TemporaryDirectory() as d:
         out = subprocess.run(
             ["valgrind", "--tool=callgrind", f"--callgrind-out-file={d}/cg.out", sys.executable, script, system, mode,
              str(reps)],
             capture_output=True, text=True, env=env)
-    m = re.search(r"I\s+refs:\s+([\d,]+)", out.stderr)
-    if out.returncode != 0 or not m:
-        raise RuntimeError(f"callgrind run of {system} {mode} failed:\n{out.stderr[-2000:]}")
-    return int(m.group(1).replace(",", ""))
+        m = re.search(r"I\s+refs:\s+([\d,]+)", out.stderr)
+        if out.returncode != 0 or not m:
+            raise RuntimeError(f"callgrind run of {system} {mode} failed:\n{out.stderr[-2000:]}")
+        total = int(m.group(1).replace(",", ""))
+        if not by_object:
+            return total
+        ann = subprocess.run(["callgrind_annotate", "--inclusive=no", "--auto=no", "--threshold=100", f"{d}/cg.out"],
+                             capture_output=True, text=True, check=True).stdout
+    objects = collections.Counter()
+    for line in ann.splitlines():  # "  1,234 ( 0.10%)  file.c:function [/path/to/object.so]"
+        m = re.match(r"\s*([\d,]+)\s+\([^)]*\)\s+(\S+?):(.*)$", line)
+        if not m or "PROGRAM TOTALS" in line:
+            continue
+        # callgrind_annotate leaves out the [object] of many lines: tapegrad's
+        # own code is told by its namespaces (the engine, the bindings and
+        # the pybind11 code they instantiate), the rest by object when shown.
+        if re.search(r"\btg(py)?::|pybind11::", m.group(3)):
+            name = "tapegrad C++ (tg::, tgpy::, pybind11::)"
+        else:
+            obj = re.search(r"\[(/[^\]]+)\]\s*$", m.group(3))
+            name = os.path.basename(obj.group(1)) if obj else "other"
+        objects[name] += int(m.group(1).replace(",", ""))
+    return total, objects
 
 
 def main(argv=None):
@@ -76,6 +103,8 @@ def main(argv=None):
     p.add_argument("--systems", nargs="+", default=["tapegrad", "torch"], choices=["tapegrad", "torch"])
     p.add_argument("--modes", nargs="+", default=["fwdbwd", "fwd", "nograd"], choices=["fwdbwd", "fwd", "nograd"])
     p.add_argument("--pairs", type=int, default=0, help="pairs of runs per system and mode (median; default 3 / 1)")
+    p.add_argument("--by-object", action="store_true",
+                   help="also split each count by shared object (tapegrad's _core, libpython, libc, ...)")
     args = p.parse_args(argv)
     systems = []
     for s in args.systems:
@@ -93,11 +122,22 @@ def main(argv=None):
             for s in systems:
                 pairs = args.pairs if args.pairs else (3 if s == "tapegrad" else 1)
                 reps = 41 if s == "tapegrad" else 11  # more runs: fixed costs' jitter weighs less per op
-                counts = [(instructions(s, mode, reps, script) - instructions(s, mode, 1, script))
-                          / ((reps - 1) * OPS_PER_RUN) for _ in range(pairs)]
+                counts, objects = [], collections.defaultdict(list)
+                for _ in range(pairs):
+                    if args.by_object:
+                        (big, big_obj), (small, small_obj) = (instructions(s, mode, r, script, True) for r in (reps, 1))
+                        for name in big_obj.keys() | small_obj.keys():
+                            objects[name].append((big_obj[name] - small_obj[name]) / ((reps - 1) * OPS_PER_RUN))
+                    else:
+                        big, small = (instructions(s, mode, r, script) for r in (reps, 1))
+                    counts.append((big - small) / ((reps - 1) * OPS_PER_RUN))
                 per_op[s, mode] = statistics.median(counts)
                 spread = f"  (pairs: {', '.join(f'{c:,.0f}' for c in counts)})" if pairs > 1 else ""
                 print(f"{s:9} {mode:7} {per_op[s, mode]:9,.0f} instructions/op{spread}", flush=True)
+                for name, per in sorted(objects.items(), key=lambda kv: -statistics.median(kv[1])):
+                    if abs(statistics.median(per)) >= 1:
+                        print(f"{'':17} {statistics.median(per):9,.1f}  in {name}"
+                              f"  (pairs: {', '.join(f'{c:,.1f}' for c in per)})", flush=True)
         if "tapegrad" in systems and "torch" in systems:
             for mode in args.modes:
                 r = per_op["torch", mode] / per_op["tapegrad", mode]
