@@ -42,7 +42,7 @@ inline double m_fabs(double x) { return __builtin_fabs(x); }
 // = 0, exp(inf) = inf, tanh(+-inf) = +-1, sigmoid(+-inf) = 1, 0.
 
 // e^x for x in [-160, 100] (beyond that float32 over/underflows anyway).
-inline double exp_d(double x) {
+TG_MATH_INLINE double exp_d(double x) {
   const double log2e = 1.4426950408889634, ln2_hi = 0.6931471803691238, ln2_lo = 1.9082149292705877e-10;
   const double shifter = 6755399441055744.0;  // 1.5 * 2^52: adding it rounds to an integer in the low bits
   double kd = x * log2e + shifter;
@@ -66,7 +66,7 @@ inline double exp_d(double x) {
   return p * scale;
 }
 
-inline float expf_fast(float x) {
+TG_MATH_INLINE float expf_fast(float x) {
   double xd = x;
   double c = xd < -160.0 ? -160.0 : (xd > 100.0 ? 100.0 : xd);
   float r = float(exp_d(c));
@@ -75,7 +75,7 @@ inline float expf_fast(float x) {
 
 // e^x in float for x in [0, 20] (tanhf_fast's range): Cody-Waite reduction
 // x = k ln2 + r, Cephes' expf polynomial on |r| <= ln2/2 (error < 0.6 ulp).
-inline float expf_poly(float x) {
+TG_MATH_INLINE float expf_poly(float x) {
   const float log2e = 1.44269504088896341f, ln2_hi = 0.693359375f, ln2_lo = -2.12194440e-4f;
   const float shifter = 12582912.0f;  // 1.5 * 2^23: adding it rounds to an integer
   float k = (x * log2e + shifter) - shifter;
@@ -100,7 +100,7 @@ inline float expf_poly(float x) {
 // step in double (float there would add up to 1.5 ulp). Checked exhaustively
 // over every float in [1e-30, 12] against double tanh: max error 0.82 ulp
 // (tests/test_kernels_fastpaths.py samples 10^6 points in every build).
-inline float tanhf_fast(float x) {
+TG_MATH_INLINE float tanhf_fast(float x) {
   float a = x < 0 ? -x : x;
   a = a > 10.0f ? 10.0f : a;  // tanh(10) is 1 in float32
   float z = a * a;
@@ -113,7 +113,7 @@ inline float tanhf_fast(float x) {
   return x != x ? x : r;
 }
 
-inline float sigmoidf_fast(float x) {
+TG_MATH_INLINE float sigmoidf_fast(float x) {
   double xd = x;
   double c = xd < -120.0 ? -120.0 : (xd > 120.0 ? 120.0 : xd);
   float r = float(1.0 / (1.0 + exp_d(-c)));
@@ -134,35 +134,35 @@ inline void map1_alias(const T* x, T* y, int64_t n, F f) {
 // y = k_<name>(x), named by opspec/ops.py; the generated switch cases
 // (TG_SPEC_UNARY_CASES, TG_SPEC_DERIV_CASES) call them. Adding an op to the
 // spec means adding its function here.
-template <class T> inline T k_negative(T v) { return -v; }
+template <class T> TG_MATH_INLINE T k_negative(T v) { return -v; }
 // float32 through the float64 kernels where no float version exists: their
 // error (< 1 ulp of float64) leaves the float32 result within 1 ulp.
-template <class T> inline T k_exp(T v) {
+template <class T> TG_MATH_INLINE T k_exp(T v) {
   if constexpr (sizeof(T) == 4) return expf_fast(v);
   else return exp_f64(v);
 }
-template <class T> inline T k_log(T v) { return T(log_f64(double(v))); }
-template <class T> inline T k_log1p(T v) { return T(log1p_f64(double(v))); }
-template <class T> inline T k_sqrt(T v) { return m_sqrt(v); }
+template <class T> TG_MATH_INLINE T k_log(T v) { return T(log_f64(double(v))); }
+template <class T> TG_MATH_INLINE T k_log1p(T v) { return T(log1p_f64(double(v))); }
+template <class T> TG_MATH_INLINE T k_sqrt(T v) { return m_sqrt(v); }
 // sin, cos, tan: valid for |v| <= kTrigBound; unary() and binary() redo the
 // other lanes (and inf, NaN) with libm (trig_lane / map1_fixup below).
-template <class T> inline T k_sin(T v) { return T(sin_f64(double(v))); }
-template <class T> inline T k_cos(T v) { return T(cos_f64(double(v))); }
-template <class T> inline T k_tanh(T v) {
+template <class T> TG_MATH_INLINE T k_sin(T v) { return T(sin_f64(double(v))); }
+template <class T> TG_MATH_INLINE T k_cos(T v) { return T(cos_f64(double(v))); }
+template <class T> TG_MATH_INLINE T k_tanh(T v) {
   if constexpr (sizeof(T) == 4) return tanhf_fast(v);
   else return tanh_f64(v);
 }
-template <class T> inline T k_sigmoid(T v) {
+template <class T> TG_MATH_INLINE T k_sigmoid(T v) {
   if constexpr (sizeof(T) == 4) return sigmoidf_fast(v);
   else return sigmoid_f64(v);
 }
-template <class T> inline T k_relu(T v) { return v > T(0) ? v : (v != v ? v : T(0)); }
-template <class T> inline T k_abs(T v) { return m_fabs(v); }
-template <class T> inline T k_softplus(T v) { return T(softplus_f64(double(v))); }
-template <class T> inline T k_tan(T v) { return T(tan_f64(double(v))); }
+template <class T> TG_MATH_INLINE T k_relu(T v) { return v > T(0) ? v : (v != v ? v : T(0)); }
+template <class T> TG_MATH_INLINE T k_abs(T v) { return m_fabs(v); }
+template <class T> TG_MATH_INLINE T k_softplus(T v) { return T(softplus_f64(double(v))); }
+template <class T> TG_MATH_INLINE T k_tan(T v) { return T(tan_f64(double(v))); }
 // The piecewise-constant helpers a spec derivative may use (derivative 0).
-template <class T> inline T k_step(T v) { return v > T(0) ? T(1) : T(0); }  // relu'(0) = 0
-template <class T> inline T k_sign(T v) { return v > T(0) ? T(1) : (v < T(0) ? T(-1) : (v != v ? v : T(0))); }
+template <class T> TG_MATH_INLINE T k_step(T v) { return v > T(0) ? T(1) : T(0); }  // relu'(0) = 0
+template <class T> TG_MATH_INLINE T k_sign(T v) { return v > T(0) ? T(1) : (v < T(0) ? T(-1) : (v != v ? v : T(0))); }
 
 // ----- Scalar fix-up passes ------------------------------------------------------
 // The lanes a vector kernel cannot do (sin/cos/tan beyond kTrigBound, inf and
@@ -275,7 +275,7 @@ inline void bin_run_fixup(T* o, int64_t so, const T* a, int64_t sa, const T* b, 
 // float32's ulp) where x > 0 and both are finite, libm's powf elsewhere (signs,
 // zeros, infinities, NaN). float64 keeps libm's pow: exp(y log x) in float64
 // would need a double-double log to stay within 2 ulp.
-template <class T> inline T k_pow(T x, T y) {
+template <class T> TG_MATH_INLINE T k_pow(T x, T y) {
   if constexpr (sizeof(T) == 4) return y == T(2) ? x * x : T(exp_f64(double(y) * log_f64(double(x))));
   else return y == T(2) ? x * x : m_pow(x, y);
 }

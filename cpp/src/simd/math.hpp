@@ -11,12 +11,16 @@
 // measures every one (bars: 2 ulp float64, 1 ulp float32) on >= 10^6 points
 // against a long double oracle.
 
-inline double tg_bits_to_f64(uint64_t b) {
+// Always inlined: a call left out of line (GCC's budget gives out when one
+// loop body holds several of these) stops the loop from vectorizing.
+#define TG_MATH_INLINE inline __attribute__((always_inline))
+
+TG_MATH_INLINE double tg_bits_to_f64(uint64_t b) {
   double d;
   __builtin_memcpy(&d, &b, 8);
   return d;
 }
-inline uint64_t tg_f64_to_bits(double d) {
+TG_MATH_INLINE uint64_t tg_f64_to_bits(double d) {
   uint64_t b;
   __builtin_memcpy(&b, &d, 8);
   return b;
@@ -27,7 +31,7 @@ constexpr double kTgInf = __builtin_inf();
 constexpr double kTgNaN = __builtin_nan("");
 
 // 2^k for an integer-valued kd in [-1022, 1023], from the exponent bits.
-inline double tg_pow2i(double kd) {
+TG_MATH_INLINE double tg_pow2i(double kd) {
   uint64_t b = tg_f64_to_bits(kd + kTgShifter);  // k's two's complement bits are the low bits
   return tg_bits_to_f64((b + 1023) << 52);
 }
@@ -37,7 +41,7 @@ inline double tg_pow2i(double kd) {
 // (2^(k/2) twice) so subnormal and near-overflow results round only once.
 // *lo gets the last rounding's error (e^x ~ hi + lo to ~2^-60 relative):
 // sigmoid, softplus and tanh use it so that exp's error does not add to theirs.
-inline double exp_dd(double x, double* lo) {
+TG_MATH_INLINE double exp_dd(double x, double* lo) {
   const double ln2_hi = 6.93147180369123816490e-01, ln2_lo = 1.90821492927058770002e-10,
                inv_ln2 = 1.44269504088896338700e+00;
   const double P1 = 1.66666666666666019037e-01, P2 = -2.77777777770155933842e-03, P3 = 6.61375632143793436117e-05,
@@ -59,7 +63,7 @@ inline double exp_dd(double x, double* lo) {
   return y * s1 * s2;
 }
 
-inline double exp_f64(double x) {
+TG_MATH_INLINE double exp_f64(double x) {
   const double o_threshold = 7.09782712893383973096e+02, u_threshold = -7.45133219101941108420e+02;
   double lo;
   double res = exp_dd(x, &lo);
@@ -70,7 +74,7 @@ inline double exp_f64(double x) {
 // fdlibm's log(1 + f) for f = m - 1, m in [sqrt(2)/2, sqrt(2)): s = f/(2+f),
 // log(1+f) = f - hfsq + s (hfsq + R(s^2)), R a degree-7 minimax (error <
 // 2^-58.45); returns k ln2 + that + c, c a correction below f's ulp.
-inline double log_kernel(double f, double kd, double c) {
+TG_MATH_INLINE double log_kernel(double f, double kd, double c) {
   const double ln2_hi = 6.93147180369123816490e-01, ln2_lo = 1.90821492927058770002e-10;
   const double Lg1 = 6.666666666666735130e-01, Lg2 = 3.999999999940941908e-01, Lg3 = 2.857142874366239149e-01,
                Lg4 = 2.222219843214978396e-01, Lg5 = 1.818357216161805012e-01, Lg6 = 1.531383769920937332e-01,
@@ -86,7 +90,7 @@ inline double log_kernel(double f, double kd, double c) {
 
 // Splits a positive normal x into 2^k * m, m in [sqrt(2)/2, sqrt(2)) (fdlibm's
 // bit manipulation on the whole 64-bit word); k as an exact double.
-inline double split_exponent(double x, double* kd) {
+TG_MATH_INLINE double split_exponent(double x, double* kd) {
   uint64_t b = tg_f64_to_bits(x) + ((uint64_t(0x3ff00000) - 0x3fe6a09e) << 32);
   uint64_t e = (b >> 52) & 0x7ff;
   *kd = tg_bits_to_f64(0x4330000000000000ULL | e) - (4503599627370496.0 + 1023.0);
@@ -94,7 +98,7 @@ inline double split_exponent(double x, double* kd) {
 }
 
 // Natural log, fdlibm e_log.c; subnormal x scaled by 2^54 first.
-inline double log_f64(double x) {
+TG_MATH_INLINE double log_f64(double x) {
   bool sub = x < 0x1p-1022;
   double xs = sub ? x * 0x1p54 : x;
   double kd;
@@ -110,7 +114,7 @@ inline double log_f64(double x) {
 // log(1 + x), fdlibm s_log1p.c: u = 1 + x split as in log; where k = 0 the
 // kernel takes x itself, else u's rounding error, c = ((1 + x) - u) / u, is
 // added back.
-inline double log1p_f64(double x) {
+TG_MATH_INLINE double log1p_f64(double x) {
   double u = 1.0 + x;
   double kd;
   double m = split_exponent(u, &kd);
@@ -132,7 +136,7 @@ constexpr double kTrigBound = 1647099.0;  // 2^20 * pi/2
 
 // x = n pi/2 + (y0 + y1), |y0 + y1| <= pi/4 (about), for |x| <= kTrigBound;
 // returns n mod 4.
-inline uint64_t rem_pio2(double x, double* y0, double* y1) {
+TG_MATH_INLINE uint64_t rem_pio2(double x, double* y0, double* y1) {
   const double invpio2 = 6.36619772367581382433e-01;
   const double pio2_1 = 1.57079632673412561417e+00;
   const double pio2_2 = 6.07710050630396597660e-11;
@@ -160,7 +164,7 @@ inline uint64_t rem_pio2(double x, double* y0, double* y1) {
 }
 
 // fdlibm k_sin.c: sin(x + y) on |x| <= pi/4, y the tail of x.
-inline double ksin(double x, double y) {
+TG_MATH_INLINE double ksin(double x, double y) {
   const double S1 = -1.66666666666666324348e-01, S2 = 8.33333333332248946124e-03, S3 = -1.98412698298579493134e-04,
                S4 = 2.75573137070700676789e-06, S5 = -2.50507602534068634195e-08, S6 = 1.58969099521155010221e-10;
   double z = x * x, w = z * z;
@@ -170,7 +174,7 @@ inline double ksin(double x, double y) {
 }
 
 // FreeBSD k_cos.c: cos(x + y) on |x| <= pi/4.
-inline double kcos(double x, double y) {
+TG_MATH_INLINE double kcos(double x, double y) {
   const double C1 = 4.16666666666666019037e-02, C2 = -1.38888888888741095749e-03, C3 = 2.48015872894767294178e-05,
                C4 = -2.75573143513906633035e-07, C5 = 2.08757232129817482790e-09, C6 = -1.13596475577881948265e-11;
   double z = x * x, w = z * z;
@@ -181,7 +185,7 @@ inline double kcos(double x, double y) {
 }
 
 // sin/cos/tan for |x| <= kTrigBound (other lanes: see trig_fixup in loops.hpp).
-inline double sin_f64(double x) {
+TG_MATH_INLINE double sin_f64(double x) {
   double y0, y1;
   uint64_t q = rem_pio2(x, &y0, &y1);
   double s = ksin(y0, y1), c = kcos(y0, y1);
@@ -189,7 +193,7 @@ inline double sin_f64(double x) {
   r = (q & 2) ? -r : r;
   return x == 0.0 ? x : r;  // keeps -0
 }
-inline double cos_f64(double x) {
+TG_MATH_INLINE double cos_f64(double x) {
   double y0, y1;
   uint64_t q = rem_pio2(x, &y0, &y1);
   double s = ksin(y0, y1), c = kcos(y0, y1);
@@ -198,7 +202,7 @@ inline double cos_f64(double x) {
 }
 // fdlibm k_tan.c: tan(x + y) (odd: -1 / tan(x + y)) on |x| <= pi/4; above
 // 0.6744 it works on pi/4 - |x|. Both of its branches computed, one selected.
-inline double ktan(double x, double y, double iy) {  // iy = 1, or -1 for -1/tan
+TG_MATH_INLINE double ktan(double x, double y, double iy) {  // iy = 1, or -1 for -1/tan
   const double T0 = 3.33333333333334091986e-01, T1 = 1.33333333333201242699e-01, T2 = 5.39682539762260521377e-02,
                T3 = 2.18694882948595424599e-02, T4 = 8.86323982359930005737e-03, T5 = 3.59207910759131235356e-03,
                T6 = 1.45620945432529025516e-03, T7 = 5.88041240820264096874e-04, T8 = 2.46463134818469906812e-04,
@@ -229,7 +233,7 @@ inline double ktan(double x, double y, double iy) {  // iy = 1, or -1 for -1/tan
   return big ? big_r : small_r;
 }
 
-inline double tan_f64(double x) {
+TG_MATH_INLINE double tan_f64(double x) {
   double y0, y1;
   uint64_t q = rem_pio2(x, &y0, &y1);
   // (+-1 from q's low bit as a sign: a bool from q & 1 here keeps GCC from vectorizing)
@@ -240,7 +244,7 @@ inline double tan_f64(double x) {
 // tanh: Cephes tanh.c's rational function below |x| = 0.625, else
 // 1 - 2 / (E + 1), E = e^(2|x|) as hi + lo and E + 1 as a double-double;
 // 1 beyond 22 (1 - tanh(22) < 2^-62).
-inline double tanh_f64(double x) {
+TG_MATH_INLINE double tanh_f64(double x) {
   const double P0 = -9.64399179425052238628e-1, P1 = -9.92877231001918586564e1, P2 = -1.61468768441708447952e3;
   const double Q0 = 1.12811678491632931402e2, Q1 = 2.23548839060100448583e3, Q2 = 4.84406305325125486048e3;
   double a = x < 0 ? -x : x;
@@ -262,7 +266,7 @@ inline double tanh_f64(double x) {
 
 // 1 / (1 + e^-x), stable on both sides (e = e^-|x| <= 1): e as hi + lo and
 // 1 + e as a double-double, so only the division's rounding remains.
-inline double sigmoid_f64(double x) {
+TG_MATH_INLINE double sigmoid_f64(double x) {
   double e_lo;
   double e = exp_dd(x < 0 ? x : -x, &e_lo);
   e = x < -746.0 ? 0.0 : e;  // (exp_dd clamps its argument)
@@ -277,7 +281,7 @@ inline double sigmoid_f64(double x) {
 
 // log(1 + e^x) = max(x, 0) + log1p(e^-|x|), e^-|x| = e + e_lo: log1p(e + e_lo)
 // ~ log1p(e) + e_lo / (1 + e).
-inline double softplus_f64(double x) {
+TG_MATH_INLINE double softplus_f64(double x) {
   double a = x < 0 ? -x : x;
   double e_lo;
   double e = exp_dd(-a, &e_lo);
