@@ -271,6 +271,22 @@ inline void bin_run_fixup(T* o, int64_t so, const T* a, int64_t sa, const T* b, 
   }
 }
 
+// o = g * h(x) for the sin/cos derivatives: x gathered into a block, h(x)
+// by map1_fixup (the forward's vectorized loop and fix-up), then the
+// product. (The fused loop g * k_cos(x) through bin_run took ~36 ns per
+// element: 1M float32, sin forward + backward 40 ms against 3.8 ms for the
+// forward.) o may alias g or x exactly.
+template <class T, class H, class Slow>
+inline void deriv_fixup(T* o, int64_t so, const T* g, int64_t sg, const T* x, int64_t sx, int64_t n, H h, Slow slow) {
+  T xb[kFixupBlock], hb[kFixupBlock];
+  for (int64_t i0 = 0; i0 < n; i0 += kFixupBlock) {
+    const int64_t m = n - i0 < kFixupBlock ? n - i0 : kFixupBlock;
+    for (int64_t i = 0; i < m; ++i) xb[i] = x[(i0 + i) * sx];
+    map1_fixup(xb, hb, m, h, slow);
+    for (int64_t i = 0; i < m; ++i) o[(i0 + i) * so] = g[(i0 + i) * sg] * hb[i];
+  }
+}
+
 // x ** y: float32 as e^(y log x) in float64 (error ~1e-14 relative, far below
 // float32's ulp) where x > 0 and both are finite, libm's powf elsewhere (signs,
 // zeros, infinities, NaN). float64 keeps libm's pow: exp(y log x) in float64
@@ -286,16 +302,13 @@ template <class T> inline bool pow_slow(T x, T y) {
 template <class T>
 void binary(BinaryOp op, T* o, int64_t so, const T* a, int64_t sa, const T* b, int64_t sb, int64_t n) {
   auto run = [&](auto f) { bin_run<T>(o, so, a, sa, b, sb, n, f); };
-  auto trig_slow2 = [](T, T x) { return trig_slow(x); };
   // (The derivatives of sin and cos take the fix-up pass; their generated
   // cases below are not reached.)
   switch (op) {
     case BinaryOp::SinDeriv:
-      return bin_run_fixup(o, so, a, sa, b, sb, n, [](T g, T x) { return g * k_cos(x); }, trig_slow2,
-                           [](T g, T x) { return g * cos_libm(x); });
+      return deriv_fixup(o, so, a, sa, b, sb, n, [](T x) { return k_cos(x); }, [](T x) { return cos_libm(x); });
     case BinaryOp::CosDeriv:
-      return bin_run_fixup(o, so, a, sa, b, sb, n, [](T g, T x) { return g * (-k_sin(x)); }, trig_slow2,
-                           [](T g, T x) { return g * (-sin_libm(x)); });
+      return deriv_fixup(o, so, a, sa, b, sb, n, [](T x) { return -k_sin(x); }, [](T x) { return -sin_libm(x); });
     case BinaryOp::Pow:
       if constexpr (sizeof(T) == 4)
         return bin_run_fixup(o, so, a, sa, b, sb, n, [](T x, T y) { return k_pow(x, y); },
