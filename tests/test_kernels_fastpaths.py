@@ -594,3 +594,193 @@ def test_mse_target_variable_is_copied():
     target.data[...] = 10.0  # changed after the loss was recorded
     loss.backward()
     np.testing.assert_array_equal(x.grad, [2.0, 4.0])
+
+
+# ----- Vectorized transcendental kernels (cpp/src/simd/math.hpp): accuracy against a long double oracle -----
+# Bars (issue 17): within 2 ulp (float64) and 1 ulp (float32) of the correctly rounded value, the same bits in
+# every ISA build and at 1 and 2 threads. The oracle is NumPy's long double (x87 extended: 64-bit significand,
+# so rounding it to float64 is correct to ~2^-11 ulp).
+LONG_DOUBLE_OK = np.finfo(np.longdouble).nmant >= 63
+needs_long_double = pytest.mark.skipif(not LONG_DOUBLE_OK, reason="the oracle needs an 80-bit long double (x86)")
+
+_LD = np.longdouble
+_PIO2 = _LD("1.57079632679489661923132169163975144")
+
+
+def _ld_sigmoid(x):
+    return _LD(1) / (_LD(1) + np.exp(-x))
+
+
+def _ld_softplus(x):
+    return np.where(x > 0, x + np.log1p(np.exp(-np.abs(x))), np.log1p(np.exp(-np.abs(x))))
+
+
+LD_ORACLE = {"exp": np.exp, "log": np.log, "log1p": np.log1p, "sin": np.sin, "cos": np.cos, "tan": np.tan,
+             "tanh": np.tanh, "sigmoid": _ld_sigmoid, "softplus": _ld_softplus}
+
+SPECIALS = [0.0, -0.0, np.inf, -np.inf, np.nan, 5e-324, -5e-324, 2.2250738585072014e-308, -2.2250738585072014e-308,
+            1.0, -1.0, 0.5, 2.0, 1e-300, -1e-300, 1e300, -1e300, 1.7976931348623157e308, -1.7976931348623157e308]
+
+
+def _f64_points(name, n=1_000_000, seed=5):
+    """n float64 points over the whole domain of `name`: every binade of both signs, the function's own
+    edge ranges (overflow/underflow thresholds, near 1 or -1, near multiples of pi/2, the Cody-Waite bound,
+    the rational/exp switch of tanh), and the special values."""
+    rng = np.random.default_rng(seed)
+    k = n // 4
+    every_binade = np.exp2(rng.uniform(-1074, 1024, k)) * rng.choice([-1.0, 1.0], k)
+    main = {"exp": (-746, 710), "log": (0, 4), "log1p": (-1, 3), "sin": (-20, 20), "cos": (-20, 20),
+            "tan": (-20, 20), "tanh": (-25, 25), "sigmoid": (-746, 746), "softplus": (-746, 746)}[name]
+    uniform = rng.uniform(*main, k)
+    moderate = np.exp2(rng.uniform(-60, 12, k)) * rng.choice([-1.0, 1.0], k)
+    m = n - 3 * k
+    if name == "exp":
+        centers = [709.782712893384, -745.1332191019411, -708.3964185322641, 0.0]
+    elif name == "log":
+        centers = [1.0, 2.2250738585072014e-308, 0.7071067811865476, 1.4142135623730951]
+    elif name == "log1p":
+        centers = [-1.0, 0.0, 0.41421356237309503, -0.2928932188134524, 1.0]
+    elif name in ("sin", "cos", "tan"):
+        # near multiples of pi/2 (where the reduction cancels) up to the bound, and either side of it
+        j = rng.integers(-(2**20), 2**20, m // 2)
+        near = (j * _PIO2).astype(np.float64)
+        near = near + near * rng.uniform(-1e-14, 1e-14, near.size)
+        edge = 1647099.0 + rng.uniform(-2, 2, m - m // 2) * rng.choice([-1.0, 1.0], m - m // 2)
+        return np.concatenate([every_binade, uniform, moderate, near, edge, SPECIALS])
+    elif name == "tanh":
+        centers = [0.625, -0.625, 22.0, -22.0, 0.0]
+    else:  # sigmoid, softplus
+        centers = [0.0, -745.1332191019411, -708.4, 36.7, 709.78]
+    c = np.array(centers)[rng.integers(0, len(centers), m)]
+    edges = c + np.abs(c + 1e-300) * rng.uniform(-1e-3, 1e-3, m) + rng.uniform(-1e-6, 1e-6, m)
+    return np.concatenate([every_binade, uniform, moderate, edges, SPECIALS])
+
+
+def _ulp_error(got, want_ld, dtype):
+    """|got - want| in ulps of the correctly rounded result; inf and NaN results must match exactly."""
+    with np.errstate(all="ignore"):
+        want = want_ld.astype(dtype)
+    nan = np.isnan(want)
+    np.testing.assert_array_equal(np.isnan(got), nan)
+    exact = ~nan & ~np.isfinite(want)
+    np.testing.assert_array_equal(got[exact], want[exact])
+    rest = ~nan & ~exact
+    w = np.abs(want[rest])
+    with np.errstate(over="ignore"):
+        ulp = np.spacing(w)
+    ulp = np.where(np.isinf(ulp), np.spacing(np.nextafter(w, 0)), ulp)  # the largest finite value
+    err = np.abs(got[rest].astype(np.longdouble) - want_ld[rest]) / ulp.astype(np.longdouble)
+    return err.astype(np.float64), rest
+
+
+def _run_every_isa_and_thread_count(fn, x):
+    """fn(Variable(x)) (a Variable or an array) in every ISA at 1 and 2 threads: asserts identical bits,
+    returns the result."""
+    results = []
+    for isa in ISAS:
+        _core._set_isa(isa)
+        for threads in (1, 2):
+            r = _with_threads(threads, lambda: fn(tg.Variable(x)))
+            results.append(np.asarray(r.numpy() if hasattr(r, "numpy") else r))
+    for r in results[1:]:
+        np.testing.assert_array_equal(r.view(np.uint8), results[0].view(np.uint8))
+    return results[0]
+
+
+@needs_long_double
+@pytest.mark.parametrize("name", list(LD_ORACLE))
+def test_float64_transcendentals_within_two_ulp_same_bits_everywhere(name, restore_isa):
+    x = _f64_points(name)
+    assert x.size >= 1_000_000
+    got = _run_every_isa_and_thread_count(getattr(tg, name), x)
+    with np.errstate(all="ignore"):
+        want = LD_ORACLE[name](x.astype(np.longdouble))
+    err, rest = _ulp_error(got, want, np.float64)
+    worst = int(np.argmax(err))
+    assert err.max() <= 2.0, (name, float(err.max()), float(x[rest][worst]))
+    # Signed zeros as IEEE: sin, tan, tanh and log1p keep the sign of a zero.
+    if name in ("sin", "tan", "tanh", "log1p"):
+        zero = x == 0
+        np.testing.assert_array_equal(np.signbit(got[zero]), np.signbit(x[zero]))
+        assert not got[zero].any()
+
+
+@needs_long_double
+@pytest.mark.parametrize("name", list(LD_ORACLE))
+def test_float32_transcendentals_within_one_ulp_same_bits_everywhere(name, restore_isa):
+    x64 = _f64_points(name, seed=6)
+    with np.errstate(all="ignore"):
+        x = x64.astype(np.float32)
+    got = _run_every_isa_and_thread_count(getattr(tg, name), x)
+    assert got.dtype == np.float32
+    with np.errstate(all="ignore"):
+        want = LD_ORACLE[name](x.astype(np.longdouble))
+    err, rest = _ulp_error(got, want, np.float32)
+    assert err.max() <= 1.0, (name, float(err.max()), float(x[rest][int(np.argmax(err))]))
+
+
+@needs_long_double
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("name", ["sin", "cos", "tan"])
+def test_trig_beyond_the_reduction_bound_takes_libm_at_every_block_position(name, dtype, restore_isa):
+    # Lanes beyond kTrigBound (and inf, NaN) are redone with libm after the vector pass, per block of 256:
+    # put them at block edges, in runs and alone, in place of the fast lanes around them.
+    rng = np.random.default_rng(8)
+    x = rng.uniform(-3, 3, 1000).astype(dtype)
+    slow = [0, 1, 255, 256, 257, 511, 512, 700, 701, 702, 999]
+    x[slow] = np.array([1e300 if dtype == np.float64 else 3e38, -2e6, np.inf, -np.inf, np.nan, 1647100.0,
+                        -1647100.0, 1e22, 5e15, -7e9, 1e6 * np.pi], dtype=np.float64).astype(dtype)
+    got = _run_every_isa_and_thread_count(getattr(tg, name), x)
+    with np.errstate(all="ignore"):
+        want = getattr(np, name)(x.astype(np.float64)).astype(dtype)  # libm in float64
+        ld = getattr(np, name)(x.astype(np.longdouble))
+    np.testing.assert_array_equal(got[slow], want[slow])
+    err, _ = _ulp_error(got, ld, dtype)
+    assert err.max() <= (1.0 if dtype == np.float32 else 2.0)
+
+
+@needs_long_double
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("name, deriv", [("sin", np.cos), ("cos", lambda v: -np.sin(v))])
+def test_sin_cos_gradients_use_the_fast_kernels_and_the_fixup(name, deriv, dtype, restore_isa):
+    # The backward kernels g * cos(x) and g * -sin(x) (TG_SPEC_DERIV_CASES): the same kernels and fix-up as the
+    # forward, so the gradient of sum(sin(x)) is cos(x) to within the same bars, huge lanes included.
+    rng = np.random.default_rng(9)
+    x = np.concatenate([rng.uniform(-50, 50, 300_000), np.exp2(rng.uniform(-40, 60, 100_000)),
+                        [1e30, -3e7, np.inf, np.nan, 0.0, -0.0]]).astype(dtype)
+
+    def grad(v):
+        v.requires_grad = True
+        getattr(tg, name)(v).sum().backward()
+        return v.grad
+
+    got = _run_every_isa_and_thread_count(grad, x)
+    with np.errstate(all="ignore"):
+        ld = deriv(x.astype(np.longdouble))
+    err, _ = _ulp_error(got, ld, dtype)
+    assert err.max() <= (1.0 if dtype == np.float32 else 2.0)
+
+
+@needs_long_double
+def test_float32_power_within_one_ulp_and_libm_special_cases(restore_isa):
+    # float32 x ** y runs as e^(y log x) in float64 where x > 0 and both are finite; libm's powf elsewhere.
+    rng = np.random.default_rng(10)
+    n = 1_000_000
+    x = np.concatenate([np.exp2(rng.uniform(-149, 128, n // 2)), rng.uniform(0, 4, n // 2)]).astype(np.float32)
+    y = np.concatenate([rng.uniform(-40, 40, n // 2), rng.uniform(-60, 60, n // 2)]).astype(np.float32)
+    sx = np.array([0.0, -0.0, -2.0, -2.0, -2.0, np.inf, -np.inf, np.nan, 1.0, 1.0, 2.0, 0.5, -1.0, 3.0, 0.0],
+                  dtype=np.float32)
+    sy = np.array([-1.0, 3.0, 3.0, 0.5, 2.0, -1.0, 3.0, 0.0, np.nan, np.inf, np.inf, -np.inf, np.inf, 2.0, 0.0],
+                  dtype=np.float32)
+    x, y = np.concatenate([x, sx]), np.concatenate([y, sy])
+    got = _run_every_isa_and_thread_count(lambda v: v ** tg.Variable(y), x)
+    with np.errstate(all="ignore"):
+        ld = np.power(x.astype(np.longdouble), y.astype(np.longdouble))
+        want64 = np.power(x.astype(np.float64), y.astype(np.float64)).astype(np.float32)
+    special = slice(n, None)
+    np.testing.assert_array_equal(got[special], want64[special])
+    err, _ = _ulp_error(got[:n], ld[:n], np.float32)
+    assert err.max() <= 1.0
+    # A scalar exponent (the `**` operator with a number) takes the same kernel.
+    v = tg.Variable(x[:1000])
+    np.testing.assert_array_equal((v ** 3.5).numpy(), (v ** tg.Variable(np.full(1000, 3.5, np.float32))).numpy())

@@ -75,11 +75,12 @@ def test_nan_inf_propagate_unary(name):
     with np.errstate(all="ignore"):
         want = np_fn(SPECIAL)
     got = fn(tg.Variable(SPECIAL)).data
-    if name in op_cases.ELEMENTWISE and op_cases.numpy_oracle(name) is None:
-        # another implementation (the reference engine): non-finite results exactly, the rest to a few ulp
+    if name in op_cases.ELEMENTWISE:
+        # another implementation (the reference engine, or tapegrad's vectorized kernels against NumPy's libm,
+        # each within 2 ulp: tests/test_kernels_fastpaths.py): non-finite results exactly, the rest to 2 ulp
         finite = np.isfinite(want)
         np.testing.assert_array_equal(got[~finite], want[~finite])
-        np.testing.assert_allclose(got[finite], want[finite], rtol=4e-16, atol=0)
+        np.testing.assert_allclose(got[finite], want[finite], rtol=4.5e-16, atol=0)
     else:
         np.testing.assert_array_equal(got, want)  # NaN == NaN here; checks the sign of inf
     np.testing.assert_array_equal(np.signbit(got[~np.isnan(got)]), np.signbit(want[~np.isnan(want)]))

@@ -72,8 +72,8 @@ static inline void bin_run(BinaryOp op, double* o, int64_t so, const double* a, 
   isa().binary_f64(op, o, so, a, sa, b, sb, n);
 }
 
-// Elements per thread chunk: pow, and a derivative kernel that calls libm
-// (sin's g * cos(x)), cost ~8x an add per element.
+// Elements per thread chunk: pow, and a derivative kernel with a
+// transcendental function (sin's g * cos(x)), cost ~8x an add per element.
 static inline int64_t bin_grain(BinaryOp op) {
   switch (op) {
     case BinaryOp::Pow:

@@ -9,7 +9,9 @@
 //
 // Everything here lives in tg::kern::TG_ISA and uses compiler builtins for
 // libm, so no inline function compiled for AVX2 can be shared (ODR-merged)
-// with code that runs on a CPU without it.
+// with code that runs on a CPU without it. The transcendental functions are
+// simd/math.hpp's vectorizable ones; libm is left for the lanes they cannot
+// do (the fix-up passes below) and for float64 pow.
 #include <cstdint>
 
 #include "tapegrad/kernels.hpp"
@@ -21,32 +23,14 @@
 
 namespace tg::kern::TG_ISA {
 
-inline float m_exp(float x) { return __builtin_expf(x); }
-inline double m_exp(double x) { return __builtin_exp(x); }
-inline float m_log(float x) { return __builtin_logf(x); }
-inline double m_log(double x) { return __builtin_log(x); }
-inline float m_log1p(float x) { return __builtin_log1pf(x); }
-inline double m_log1p(double x) { return __builtin_log1p(x); }
+#include "simd/math.hpp"  // vectorizable float64 exp, log, log1p, sin, cos, tan, tanh, sigmoid, softplus
+
 inline float m_sqrt(float x) { return __builtin_sqrtf(x); }
 inline double m_sqrt(double x) { return __builtin_sqrt(x); }
-inline float m_sin(float x) { return __builtin_sinf(x); }
-inline double m_sin(double x) { return __builtin_sin(x); }
-inline float m_cos(float x) { return __builtin_cosf(x); }
-inline double m_cos(double x) { return __builtin_cos(x); }
-inline float m_tanh(float x) { return __builtin_tanhf(x); }
-inline double m_tanh(double x) { return __builtin_tanh(x); }
 inline float m_pow(float x, float y) { return __builtin_powf(x, y); }
 inline double m_pow(double x, double y) { return __builtin_pow(x, y); }
 inline float m_fabs(float x) { return __builtin_fabsf(x); }
 inline double m_fabs(double x) { return __builtin_fabs(x); }
-
-template <class T>
-inline T sigmoid(T x) {
-  // Stable on both sides: never exp of a large positive number.
-  if (x >= 0) return T(1) / (T(1) + m_exp(-x));
-  T e = m_exp(x);
-  return e / (T(1) + e);
-}
 
 // ----- float32 exp, tanh, sigmoid ---------------------------------------------
 // glibc's scalar expf/tanhf do not vectorize (NumPy's SIMD versions are an
@@ -58,7 +42,7 @@ inline T sigmoid(T x) {
 // = 0, exp(inf) = inf, tanh(+-inf) = +-1, sigmoid(+-inf) = 1, 0.
 
 // e^x for x in [-160, 100] (beyond that float32 over/underflows anyway).
-inline double exp_d(double x) {
+TG_MATH_INLINE double exp_d(double x) {
   const double log2e = 1.4426950408889634, ln2_hi = 0.6931471803691238, ln2_lo = 1.9082149292705877e-10;
   const double shifter = 6755399441055744.0;  // 1.5 * 2^52: adding it rounds to an integer in the low bits
   double kd = x * log2e + shifter;
@@ -82,7 +66,7 @@ inline double exp_d(double x) {
   return p * scale;
 }
 
-inline float expf_fast(float x) {
+TG_MATH_INLINE float expf_fast(float x) {
   double xd = x;
   double c = xd < -160.0 ? -160.0 : (xd > 100.0 ? 100.0 : xd);
   float r = float(exp_d(c));
@@ -91,7 +75,7 @@ inline float expf_fast(float x) {
 
 // e^x in float for x in [0, 20] (tanhf_fast's range): Cody-Waite reduction
 // x = k ln2 + r, Cephes' expf polynomial on |r| <= ln2/2 (error < 0.6 ulp).
-inline float expf_poly(float x) {
+TG_MATH_INLINE float expf_poly(float x) {
   const float log2e = 1.44269504088896341f, ln2_hi = 0.693359375f, ln2_lo = -2.12194440e-4f;
   const float shifter = 12582912.0f;  // 1.5 * 2^23: adding it rounds to an integer
   float k = (x * log2e + shifter) - shifter;
@@ -116,7 +100,7 @@ inline float expf_poly(float x) {
 // step in double (float there would add up to 1.5 ulp). Checked exhaustively
 // over every float in [1e-30, 12] against double tanh: max error 0.82 ulp
 // (tests/test_kernels_fastpaths.py samples 10^6 points in every build).
-inline float tanhf_fast(float x) {
+TG_MATH_INLINE float tanhf_fast(float x) {
   float a = x < 0 ? -x : x;
   a = a > 10.0f ? 10.0f : a;  // tanh(10) is 1 in float32
   float z = a * a;
@@ -129,7 +113,7 @@ inline float tanhf_fast(float x) {
   return x != x ? x : r;
 }
 
-inline float sigmoidf_fast(float x) {
+TG_MATH_INLINE float sigmoidf_fast(float x) {
   double xd = x;
   double c = xd < -120.0 ? -120.0 : (xd > 120.0 ? 120.0 : xd);
   float r = float(1.0 / (1.0 + exp_d(-c)));
@@ -150,31 +134,32 @@ inline void map1_alias(const T* x, T* y, int64_t n, F f) {
 // y = k_<name>(x), named by opspec/ops.py; the generated switch cases
 // (TG_SPEC_UNARY_CASES, TG_SPEC_DERIV_CASES) call them. Adding an op to the
 // spec means adding its function here.
-template <class T> inline T k_negative(T v) { return -v; }
-template <class T> inline T k_exp(T v) {
+template <class T> TG_MATH_INLINE T k_negative(T v) { return -v; }
+// float32 through the float64 kernels where no float version exists: their
+// error (< 1 ulp of float64) leaves the float32 result within 1 ulp.
+template <class T> TG_MATH_INLINE T k_exp(T v) {
   if constexpr (sizeof(T) == 4) return expf_fast(v);
-  else return m_exp(v);
+  else return exp_f64(v);
 }
-template <class T> inline T k_log(T v) { return m_log(v); }
-template <class T> inline T k_log1p(T v) { return m_log1p(v); }
-template <class T> inline T k_sqrt(T v) { return m_sqrt(v); }
-template <class T> inline T k_sin(T v) { return m_sin(v); }
-template <class T> inline T k_cos(T v) { return m_cos(v); }
-template <class T> inline T k_tanh(T v) {
+template <class T> TG_MATH_INLINE T k_log(T v) { return T(log_f64(double(v))); }
+template <class T> TG_MATH_INLINE T k_log1p(T v) { return T(log1p_f64(double(v))); }
+template <class T> TG_MATH_INLINE T k_sqrt(T v) { return m_sqrt(v); }
+// sin, cos, tan: valid for |v| <= kTrigBound; unary() and binary() redo the
+// other lanes (and inf, NaN) with libm (trig_lane / map1_fixup below).
+template <class T> TG_MATH_INLINE T k_sin(T v) { return T(sin_f64(double(v))); }
+template <class T> TG_MATH_INLINE T k_cos(T v) { return T(cos_f64(double(v))); }
+template <class T> TG_MATH_INLINE T k_tanh(T v) {
   if constexpr (sizeof(T) == 4) return tanhf_fast(v);
-  else return m_tanh(v);
+  else return tanh_f64(v);
 }
-template <class T> inline T k_sigmoid(T v) {
+template <class T> TG_MATH_INLINE T k_sigmoid(T v) {
   if constexpr (sizeof(T) == 4) return sigmoidf_fast(v);
-  else return sigmoid(v);
+  else return sigmoid_f64(v);
 }
-template <class T> inline T k_relu(T v) { return v > T(0) ? v : (v != v ? v : T(0)); }
-template <class T> inline T k_abs(T v) { return m_fabs(v); }
-template <class T> inline T k_softplus(T v) { return (v > T(0) ? v : T(0)) + m_log1p(k_exp(-m_fabs(v))); }
-template <class T> inline T k_tan(T v) {
-  if constexpr (sizeof(T) == 4) return __builtin_tanf(v);
-  else return __builtin_tan(v);
-}
+template <class T> TG_MATH_INLINE T k_relu(T v) { return v > T(0) ? v : (v != v ? v : T(0)); }
+template <class T> TG_MATH_INLINE T k_abs(T v) { return m_fabs(v); }
+template <class T> TG_MATH_INLINE T k_softplus(T v) { return T(softplus_f64(double(v))); }
+template <class T> TG_MATH_INLINE T k_tan(T v) { return T(tan_f64(double(v))); }
 template <class T> inline T k_arcsin(T v) {
   if constexpr (sizeof(T) == 4) return __builtin_asinf(v);
   else return __builtin_asin(v);
@@ -192,8 +177,46 @@ template <class T> inline T k_arctan2(T a, T b) {
   else return __builtin_atan2(a, b);
 }
 // The piecewise-constant helpers a spec derivative may use (derivative 0).
-template <class T> inline T k_step(T v) { return v > T(0) ? T(1) : T(0); }  // relu'(0) = 0
-template <class T> inline T k_sign(T v) { return v > T(0) ? T(1) : (v < T(0) ? T(-1) : (v != v ? v : T(0))); }
+template <class T> TG_MATH_INLINE T k_step(T v) { return v > T(0) ? T(1) : T(0); }  // relu'(0) = 0
+template <class T> TG_MATH_INLINE T k_sign(T v) { return v > T(0) ? T(1) : (v < T(0) ? T(-1) : (v != v ? v : T(0))); }
+
+// ----- Scalar fix-up passes ------------------------------------------------------
+// The lanes a vector kernel cannot do (sin/cos/tan beyond kTrigBound, inf and
+// NaN there; pow outside x > 0 with finite operands) are redone with scalar
+// libm after the vector pass, in blocks whose slow lanes' inputs are saved
+// first (the output may overwrite an input). Libm's bits, the same in every
+// build and at any thread split.
+constexpr int64_t kFixupBlock = 256;
+
+template <class T> inline bool trig_slow(T v) { return !(m_fabs(v) <= T(kTrigBound)); }
+template <class T> inline T sin_libm(T v) { return T(__builtin_sin(double(v))); }
+template <class T> inline T cos_libm(T v) { return T(__builtin_cos(double(v))); }
+template <class T> inline T tan_libm(T v) { return T(__builtin_tan(double(v))); }
+
+template <class T, class F, class Slow>
+inline void map1_fixup(const T* a, T* o, int64_t n, F f, Slow slow) {
+  if (n == 1) {
+    *o = trig_slow(*a) ? slow(*a) : f(*a);
+    return;
+  }
+  for (int64_t i0 = 0; i0 < n; i0 += kFixupBlock) {
+    const int64_t m = n - i0 < kFixupBlock ? n - i0 : kFixupBlock;
+    const T* x = a + i0;
+    int any = 0;
+    for (int64_t i = 0; i < m; ++i) any |= int(trig_slow(x[i]));
+    int32_t idx[kFixupBlock];
+    T saved[kFixupBlock];
+    int32_t cnt = 0;
+    if (any)
+      for (int64_t i = 0; i < m; ++i)
+        if (trig_slow(x[i])) {
+          idx[cnt] = int32_t(i);
+          saved[cnt++] = x[i];
+        }
+    map1_alias(x, o + i0, m, f);
+    for (int32_t c = 0; c < cnt; ++c) o[i0 + idx[c]] = slow(saved[c]);
+  }
+}
 
 template <class T>
 void unary(UnaryOp op, const T* a, T* o, int64_t n) {
@@ -202,6 +225,13 @@ void unary(UnaryOp op, const T* a, T* o, int64_t n) {
     else if (a == o) map1_alias(a, o, n, f);
     else map1(a, o, n, f);
   };
+  // (These take the fix-up pass; their generated cases below are not reached.)
+  switch (op) {
+    case UnaryOp::Sin: return map1_fixup(a, o, n, [](T v) { return k_sin(v); }, [](T v) { return sin_libm(v); });
+    case UnaryOp::Cos: return map1_fixup(a, o, n, [](T v) { return k_cos(v); }, [](T v) { return cos_libm(v); });
+    case UnaryOp::Tan: return map1_fixup(a, o, n, [](T v) { return k_tan(v); }, [](T v) { return tan_libm(v); });
+    default: break;
+  }
   switch (op) {
     TG_SPEC_UNARY_CASES
     case UnaryOp::Sign: run([](T v) { return k_sign(v); }); break;
@@ -228,15 +258,88 @@ inline void bin_run(T* o, int64_t so, const T* a, int64_t sa, const T* b, int64_
   }
 }
 
+// bin_run with the fix-up pass: slow(x, y) replaces f where is_slow(x, y).
+template <class T, class F, class IsSlow, class Slow>
+inline void bin_run_fixup(T* o, int64_t so, const T* a, int64_t sa, const T* b, int64_t sb, int64_t n, F f,
+                          IsSlow is_slow, Slow slow) {
+  if (n == 1) {
+    *o = is_slow(*a, *b) ? slow(*a, *b) : f(*a, *b);
+    return;
+  }
+  for (int64_t i0 = 0; i0 < n; i0 += kFixupBlock) {
+    const int64_t m = n - i0 < kFixupBlock ? n - i0 : kFixupBlock;
+    const T* x = a + i0 * sa;
+    const T* y = b + i0 * sb;
+    int any = 0;
+    for (int64_t i = 0; i < m; ++i) any |= int(is_slow(x[i * sa], y[i * sb]));
+    int32_t idx[kFixupBlock];
+    T sx[kFixupBlock], sy[kFixupBlock];
+    int32_t cnt = 0;
+    if (any)
+      for (int64_t i = 0; i < m; ++i)
+        if (is_slow(x[i * sa], y[i * sb])) {
+          idx[cnt] = int32_t(i);
+          sx[cnt] = x[i * sa];
+          sy[cnt++] = y[i * sb];
+        }
+    bin_run<T>(o + i0 * so, so, x, sa, y, sb, m, f);
+    for (int32_t c = 0; c < cnt; ++c) o[(i0 + idx[c]) * so] = slow(sx[c], sy[c]);
+  }
+}
+
+// o = g * h(x) for the sin/cos derivatives: x gathered into a block, h(x)
+// by map1_fixup (the forward's vectorized loop and fix-up), then the
+// product. (The fused loop g * k_cos(x) through bin_run took ~36 ns per
+// element: 1M float32, sin forward + backward 40 ms against 3.8 ms for the
+// forward.) o may alias g or x exactly.
+template <class T, class H, class Slow>
+inline void deriv_fixup(T* o, int64_t so, const T* g, int64_t sg, const T* x, int64_t sx, int64_t n, H h, Slow slow) {
+  T xb[kFixupBlock], hb[kFixupBlock];
+  for (int64_t i0 = 0; i0 < n; i0 += kFixupBlock) {
+    const int64_t m = n - i0 < kFixupBlock ? n - i0 : kFixupBlock;
+    for (int64_t i = 0; i < m; ++i) xb[i] = x[(i0 + i) * sx];
+    map1_fixup(xb, hb, m, h, slow);
+    for (int64_t i = 0; i < m; ++i) o[(i0 + i) * so] = g[(i0 + i) * sg] * hb[i];
+  }
+}
+
+// x ** y: float32 as e^(y log x) in float64 (error ~1e-14 relative, far below
+// float32's ulp) where x > 0 and both are finite, libm's powf elsewhere (signs,
+// zeros, infinities, NaN). float64 keeps libm's pow: exp(y log x) in float64
+// would need a double-double log to stay within 2 ulp.
+template <class T> TG_MATH_INLINE T k_pow(T x, T y) {
+  if constexpr (sizeof(T) == 4) return y == T(2) ? x * x : T(exp_f64(double(y) * log_f64(double(x))));
+  else return y == T(2) ? x * x : m_pow(x, y);
+}
+template <class T> inline bool pow_slow(T x, T y) {
+  return !(x > T(0) && x < T(__builtin_inf()) && m_fabs(y) < T(__builtin_inf()));
+}
+
 template <class T>
 void binary(BinaryOp op, T* o, int64_t so, const T* a, int64_t sa, const T* b, int64_t sb, int64_t n) {
   auto run = [&](auto f) { bin_run<T>(o, so, a, sa, b, sb, n, f); };
+  // (The derivatives of sin and cos take the fix-up pass; their generated
+  // cases below are not reached.)
+  switch (op) {
+    case BinaryOp::SinDeriv:
+      return deriv_fixup(o, so, a, sa, b, sb, n, [](T x) { return k_cos(x); }, [](T x) { return cos_libm(x); });
+    case BinaryOp::CosDeriv:
+      return deriv_fixup(o, so, a, sa, b, sb, n, [](T x) { return -k_sin(x); }, [](T x) { return -sin_libm(x); });
+    case BinaryOp::Pow:
+      if constexpr (sizeof(T) == 4)
+        return bin_run_fixup(o, so, a, sa, b, sb, n, [](T x, T y) { return k_pow(x, y); },
+                             [](T x, T y) { return pow_slow(x, y); },
+                             [](T x, T y) { return y == T(2) ? x * x : m_pow(x, y); });
+      else
+        return run([](T x, T y) { return k_pow(x, y); });
+    default: break;
+  }
   switch (op) {
     case BinaryOp::Add: run([](T x, T y) { return x + y; }); break;
     case BinaryOp::Sub: run([](T x, T y) { return x - y; }); break;
     case BinaryOp::Mul: run([](T x, T y) { return x * y; }); break;
     case BinaryOp::Div: run([](T x, T y) { return x / y; }); break;
-    case BinaryOp::Pow: run([](T x, T y) { return y == T(2) ? x * x : m_pow(x, y); }); break;
+    case BinaryOp::Pow: break;  // above
     // NaN-propagating like np.maximum / np.minimum.
     case BinaryOp::Maximum: run([](T x, T y) { return (x > y || x != x) ? x : y; }); break;
     case BinaryOp::Minimum: run([](T x, T y) { return (x < y || x != x) ? x : y; }); break;

@@ -1,0 +1,292 @@
+// Vectorizable float64 transcendental functions (included by simd/loops.hpp
+// inside its per-ISA namespace; no namespace of its own).
+//
+// glibc's scalar exp/log/sin/... do not vectorize. These are plain
+// arithmetic with selects instead of branches, so the compiler vectorizes a
+// loop over them, and with -ffp-contract=off every build (SSE2, AVX2,
+// AVX-512) gives the same bits. Polynomials and reductions are FreeBSD msun's
+// (fdlibm: e_exp.c, e_log.c, s_log1p.c, k_sin.c, k_cos.c, e_rem_pio2.c) and
+// Cephes' tanh.c, made branch-free; each is within 1 ulp of the correctly
+// rounded value in its source's analysis, and tests/test_kernels_fastpaths.py
+// measures every one (bars: 2 ulp float64, 1 ulp float32) on >= 10^6 points
+// against a long double oracle.
+
+// Always inlined: a call left out of line (GCC's budget gives out when one
+// loop body holds several of these) stops the loop from vectorizing.
+#define TG_MATH_INLINE inline __attribute__((always_inline))
+
+TG_MATH_INLINE double tg_bits_to_f64(uint64_t b) {
+  double d;
+  __builtin_memcpy(&d, &b, 8);
+  return d;
+}
+TG_MATH_INLINE uint64_t tg_f64_to_bits(double d) {
+  uint64_t b;
+  __builtin_memcpy(&b, &d, 8);
+  return b;
+}
+
+constexpr double kTgShifter = 6755399441055744.0;  // 1.5 * 2^52: x + it rounds x to an integer in the low bits
+constexpr double kTgInf = __builtin_inf();
+constexpr double kTgNaN = __builtin_nan("");
+
+// 2^k for an integer-valued kd in [-1022, 1023], from the exponent bits.
+TG_MATH_INLINE double tg_pow2i(double kd) {
+  uint64_t b = tg_f64_to_bits(kd + kTgShifter);  // k's two's complement bits are the low bits
+  return tg_bits_to_f64((b + 1023) << 52);
+}
+
+// e^x, fdlibm e_exp.c: x = k ln2 + r (|r| <= ln2/2), e^r from a degree-5
+// minimax in r^2 (Remez, error < 2^-59), e^x = 2^k e^r scaled in two steps
+// (2^(k/2) twice) so subnormal and near-overflow results round only once.
+// *lo gets the last rounding's error (e^x ~ hi + lo to ~2^-60 relative):
+// sigmoid, softplus and tanh use it so that exp's error does not add to theirs.
+TG_MATH_INLINE double exp_dd(double x, double* lo) {
+  const double ln2_hi = 6.93147180369123816490e-01, ln2_lo = 1.90821492927058770002e-10,
+               inv_ln2 = 1.44269504088896338700e+00;
+  const double P1 = 1.66666666666666019037e-01, P2 = -2.77777777770155933842e-03, P3 = 6.61375632143793436117e-05,
+               P4 = -1.65339022054652515390e-06, P5 = 4.13813679705723846039e-08;
+  double c = x < -746.0 ? -746.0 : (x > 710.0 ? 710.0 : x);
+  c = x != x ? 0.0 : c;
+  double kd = (c * inv_ln2 + kTgShifter) - kTgShifter;  // round to nearest
+  double hi = c - kd * ln2_hi;  // exact: ln2_hi has 32 low zero bits
+  double lo_r = kd * ln2_lo;
+  double r = hi - lo_r;
+  double t = r * r;
+  double cc = r - t * (P1 + t * (P2 + t * (P3 + t * (P4 + t * P5))));
+  double u = (lo_r - (r * cc) / (2.0 - cc)) - hi;  // e^r = 1 - u, |u| < 0.42
+  double y = 1.0 - u;
+  double y_lo = (1.0 - y) - u;  // Fast2Sum: exact
+  double k1 = (kd * 0.5 + kTgShifter) - kTgShifter;
+  double s1 = tg_pow2i(k1), s2 = tg_pow2i(kd - k1);
+  *lo = y_lo * s1 * s2;
+  return y * s1 * s2;
+}
+
+TG_MATH_INLINE double exp_f64(double x) {
+  const double o_threshold = 7.09782712893383973096e+02, u_threshold = -7.45133219101941108420e+02;
+  double lo;
+  double res = exp_dd(x, &lo);
+  res = x > o_threshold ? kTgInf : (x < u_threshold ? 0.0 : res);
+  return x != x ? x : res;
+}
+
+// fdlibm's log(1 + f) for f = m - 1, m in [sqrt(2)/2, sqrt(2)): s = f/(2+f),
+// log(1+f) = f - hfsq + s (hfsq + R(s^2)), R a degree-7 minimax (error <
+// 2^-58.45); returns k ln2 + that + c, c a correction below f's ulp.
+TG_MATH_INLINE double log_kernel(double f, double kd, double c) {
+  const double ln2_hi = 6.93147180369123816490e-01, ln2_lo = 1.90821492927058770002e-10;
+  const double Lg1 = 6.666666666666735130e-01, Lg2 = 3.999999999940941908e-01, Lg3 = 2.857142874366239149e-01,
+               Lg4 = 2.222219843214978396e-01, Lg5 = 1.818357216161805012e-01, Lg6 = 1.531383769920937332e-01,
+               Lg7 = 1.479819860511658591e-01;
+  double hfsq = 0.5 * f * f;
+  double s = f / (2.0 + f);
+  double z = s * s, w = z * z;
+  double t1 = w * (Lg2 + w * (Lg4 + w * Lg6));
+  double t2 = z * (Lg1 + w * (Lg3 + w * (Lg5 + w * Lg7)));
+  double R = t2 + t1;
+  return kd * ln2_hi - ((hfsq - (s * (hfsq + R) + (kd * ln2_lo + c))) - f);
+}
+
+// Splits a positive normal x into 2^k * m, m in [sqrt(2)/2, sqrt(2)) (fdlibm's
+// bit manipulation on the whole 64-bit word); k as an exact double.
+TG_MATH_INLINE double split_exponent(double x, double* kd) {
+  uint64_t b = tg_f64_to_bits(x) + ((uint64_t(0x3ff00000) - 0x3fe6a09e) << 32);
+  uint64_t e = (b >> 52) & 0x7ff;
+  *kd = tg_bits_to_f64(0x4330000000000000ULL | e) - (4503599627370496.0 + 1023.0);
+  return tg_bits_to_f64((b & 0x000fffffffffffffULL) + (uint64_t(0x3fe6a09e) << 32));
+}
+
+// Natural log, fdlibm e_log.c; subnormal x scaled by 2^54 first.
+TG_MATH_INLINE double log_f64(double x) {
+  bool sub = x < 0x1p-1022;
+  double xs = sub ? x * 0x1p54 : x;
+  double kd;
+  double m = split_exponent(xs, &kd);
+  kd = sub ? kd - 54.0 : kd;
+  double res = log_kernel(m - 1.0, kd, 0.0);
+  res = x == kTgInf ? x : res;
+  res = x == 0.0 ? -kTgInf : res;
+  res = x < 0.0 ? kTgNaN : res;
+  return x != x ? x : res;
+}
+
+// log(1 + x), fdlibm s_log1p.c: u = 1 + x split as in log; where k = 0 the
+// kernel takes x itself, else u's rounding error, c = ((1 + x) - u) / u, is
+// added back.
+TG_MATH_INLINE double log1p_f64(double x) {
+  double u = 1.0 + x;
+  double kd;
+  double m = split_exponent(u, &kd);
+  // (u >= 2: u - x is exact; below, u - 1 is)
+  double c = (u >= 2.0 ? 1.0 - (u - x) : x - (u - 1.0)) / u;
+  bool k0 = kd == 0.0;
+  double res = log_kernel(k0 ? x : m - 1.0, kd, k0 ? 0.0 : c);
+  res = x == kTgInf ? x : res;
+  res = x == -1.0 ? -kTgInf : res;
+  res = x < -1.0 ? kTgNaN : res;
+  res = x == 0.0 ? x : res;  // keeps -0
+  return x != x ? x : res;
+}
+
+// |x| beyond this, sin/cos/tan take the scalar libm fix-up pass (the
+// Cody-Waite reduction below with pi/2 in four parts is accurate only for
+// |n| < 2^20, as in e_rem_pio2.c's medium case).
+constexpr double kTrigBound = 1647099.0;  // 2^20 * pi/2
+
+// x = n pi/2 + (y0 + y1), |y0 + y1| <= pi/4 (about), for |x| <= kTrigBound;
+// returns n mod 4.
+TG_MATH_INLINE uint64_t rem_pio2(double x, double* y0, double* y1) {
+  const double invpio2 = 6.36619772367581382433e-01;
+  const double pio2_1 = 1.57079632673412561417e+00;
+  const double pio2_2 = 6.07710050630396597660e-11;
+  const double pio2_3 = 2.02226624871116645580e-21, pio2_3t = 8.47842766036889956997e-32;
+  double xc = x > kTrigBound ? kTrigBound : (x < -kTrigBound ? -kTrigBound : x);
+  xc = xc != xc ? 0.0 : xc;
+  double nsh = xc * invpio2 + kTgShifter;
+  uint64_t q = tg_f64_to_bits(nsh) & 3;
+  double fn = nsh - kTgShifter;
+  // pi/2 in four parts, the first three of 33 bits or fewer: fn * each is
+  // exact (|fn| < 2^20); the differences are carried with TwoSum (no
+  // assumption on which term is larger, unlike e_rem_pio2.c, which runs its
+  // later iterations only where the earlier ones cancelled).
+  double a = xc - fn * pio2_1;  // exact (Sterbenz)
+  double p2 = fn * pio2_2, p3 = fn * pio2_3;
+  double s1 = a - p2, bb = s1 - a;
+  double e1 = (a - (s1 - bb)) + (-p2 - bb);
+  double s2 = s1 - p3;
+  bb = s2 - s1;
+  double e2 = (s1 - (s2 - bb)) + (-p3 - bb);
+  double tail = (e1 + e2) - fn * pio2_3t;
+  *y0 = s2 + tail;
+  *y1 = (s2 - *y0) + tail;
+  return q;
+}
+
+// fdlibm k_sin.c: sin(x + y) on |x| <= pi/4, y the tail of x.
+TG_MATH_INLINE double ksin(double x, double y) {
+  const double S1 = -1.66666666666666324348e-01, S2 = 8.33333333332248946124e-03, S3 = -1.98412698298579493134e-04,
+               S4 = 2.75573137070700676789e-06, S5 = -2.50507602534068634195e-08, S6 = 1.58969099521155010221e-10;
+  double z = x * x, w = z * z;
+  double r = S2 + z * (S3 + z * S4) + z * w * (S5 + z * S6);
+  double v = z * x;
+  return x - ((z * (0.5 * y - v * r) - y) - v * S1);
+}
+
+// FreeBSD k_cos.c: cos(x + y) on |x| <= pi/4.
+TG_MATH_INLINE double kcos(double x, double y) {
+  const double C1 = 4.16666666666666019037e-02, C2 = -1.38888888888741095749e-03, C3 = 2.48015872894767294178e-05,
+               C4 = -2.75573143513906633035e-07, C5 = 2.08757232129817482790e-09, C6 = -1.13596475577881948265e-11;
+  double z = x * x, w = z * z;
+  double r = z * (C1 + z * (C2 + z * C3)) + w * w * (C4 + z * (C5 + z * C6));
+  double hz = 0.5 * z;
+  w = 1.0 - hz;
+  return w + (((1.0 - w) - hz) + (z * r - x * y));
+}
+
+// sin/cos/tan for |x| <= kTrigBound (other lanes: see trig_fixup in loops.hpp).
+TG_MATH_INLINE double sin_f64(double x) {
+  double y0, y1;
+  uint64_t q = rem_pio2(x, &y0, &y1);
+  double s = ksin(y0, y1), c = kcos(y0, y1);
+  double r = (q & 1) ? c : s;
+  r = (q & 2) ? -r : r;
+  return x == 0.0 ? x : r;  // keeps -0
+}
+TG_MATH_INLINE double cos_f64(double x) {
+  double y0, y1;
+  uint64_t q = rem_pio2(x, &y0, &y1);
+  double s = ksin(y0, y1), c = kcos(y0, y1);
+  double r = (q & 1) ? -s : c;
+  return (q & 2) ? -r : r;
+}
+// fdlibm k_tan.c: tan(x + y) (odd: -1 / tan(x + y)) on |x| <= pi/4; above
+// 0.6744 it works on pi/4 - |x|. Both of its branches computed, one selected.
+TG_MATH_INLINE double ktan(double x, double y, double iy) {  // iy = 1, or -1 for -1/tan
+  const double T0 = 3.33333333333334091986e-01, T1 = 1.33333333333201242699e-01, T2 = 5.39682539762260521377e-02,
+               T3 = 2.18694882948595424599e-02, T4 = 8.86323982359930005737e-03, T5 = 3.59207910759131235356e-03,
+               T6 = 1.45620945432529025516e-03, T7 = 5.88041240820264096874e-04, T8 = 2.46463134818469906812e-04,
+               T9 = 7.81794442939557092300e-05, T10 = 7.14072491382608190305e-05, T11 = -1.85586374855275456654e-05,
+               T12 = 2.59073051863633712884e-05;
+  const double pio4 = 7.85398163397448278999e-01, pio4lo = 3.06161699786838301793e-17;
+  bool neg = x < 0;
+  bool big = (neg ? -x : x) >= 0.6744;  // fdlibm's high word >= 0x3FE59428
+  double ax = neg ? -x : x, ay = neg ? -y : y;
+  x = big ? (pio4 - ax) + (pio4lo - ay) : x;
+  y = big ? 0.0 : y;
+  double z = x * x, w = z * z;
+  double r = T1 + w * (T3 + w * (T5 + w * (T7 + w * (T9 + w * T11))));
+  double v = z * (T2 + w * (T4 + w * (T6 + w * (T8 + w * (T10 + w * T12)))));
+  double s = z * x;
+  r = y + z * (s * (r + v) + y);
+  r += T0 * s;
+  w = x + r;
+  double big_r = iy - 2.0 * (x - (w * w / (w + iy) - r));
+  big_r = neg ? -big_r : big_r;
+  // -1 / w to within an ulp: w split into a 21-bit head and the rest.
+  double zh = tg_bits_to_f64(tg_f64_to_bits(w) & 0xffffffff00000000ULL);
+  double vv = r - (zh - x);
+  double a = -1.0 / w;
+  double t = tg_bits_to_f64(tg_f64_to_bits(a) & 0xffffffff00000000ULL);
+  double ss = 1.0 + t * zh;
+  double small_r = iy < 0 ? t + a * (ss + t * vv) : w;
+  return big ? big_r : small_r;
+}
+
+TG_MATH_INLINE double tan_f64(double x) {
+  double y0, y1;
+  uint64_t q = rem_pio2(x, &y0, &y1);
+  // (+-1 from q's low bit as a sign: a bool from q & 1 here keeps GCC from vectorizing)
+  double r = ktan(y0, y1, tg_bits_to_f64((q << 63) | 0x3ff0000000000000ULL));
+  return x == 0.0 ? x : r;
+}
+
+// tanh: Cephes tanh.c's rational function below |x| = 0.625, else
+// 1 - 2 / (E + 1), E = e^(2|x|) as hi + lo and E + 1 as a double-double;
+// 1 beyond 22 (1 - tanh(22) < 2^-62).
+TG_MATH_INLINE double tanh_f64(double x) {
+  const double P0 = -9.64399179425052238628e-1, P1 = -9.92877231001918586564e1, P2 = -1.61468768441708447952e3;
+  const double Q0 = 1.12811678491632931402e2, Q1 = 2.23548839060100448583e3, Q2 = 4.84406305325125486048e3;
+  double a = x < 0 ? -x : x;
+  a = a > 22.0 ? 22.0 : a;
+  double z = a * a;
+  double small = a + a * (z * ((P0 * z + P1) * z + P2) / (((z + Q0) * z + Q1) * z + Q2));
+  double e_lo;
+  double e = exp_dd(2.0 * a, &e_lo);
+  double s = e + 1.0;
+  double s_lo = ((e - s) + 1.0) + e_lo;  // Fast2Sum (e >= 1) plus exp's tail
+  double q = 2.0 / s;
+  q = q - q * (s_lo / s);
+  double big = 1.0 - q;
+  double t = a < 0.625 ? small : big;
+  double r = x < 0 ? -t : t;
+  r = x == 0.0 ? x : r;  // keeps -0
+  return x != x ? x : r;
+}
+
+// 1 / (1 + e^-x), stable on both sides (e = e^-|x| <= 1): e as hi + lo and
+// 1 + e as a double-double, so only the division's rounding remains.
+TG_MATH_INLINE double sigmoid_f64(double x) {
+  double e_lo;
+  double e = exp_dd(x < 0 ? x : -x, &e_lo);
+  e = x < -746.0 ? 0.0 : e;  // (exp_dd clamps its argument)
+  e_lo = x < -746.0 ? 0.0 : e_lo;
+  double s = 1.0 + e;
+  double s_lo = ((1.0 - s) + e) + e_lo;  // Fast2Sum: 1 >= e
+  double num = x < 0 ? e : 1.0, num_lo = x < 0 ? e_lo : 0.0;
+  double q = num / s;
+  double r = q + (num_lo - q * s_lo) / s;
+  return x != x ? x : r;
+}
+
+// log(1 + e^x) = max(x, 0) + log1p(e^-|x|), e^-|x| = e + e_lo: log1p(e + e_lo)
+// ~ log1p(e) + e_lo / (1 + e).
+TG_MATH_INLINE double softplus_f64(double x) {
+  double a = x < 0 ? -x : x;
+  double e_lo;
+  double e = exp_dd(-a, &e_lo);
+  e = a > 746.0 ? 0.0 : e;
+  e_lo = a > 746.0 ? 0.0 : e_lo;
+  double r = (x > 0.0 ? x : 0.0) + (log1p_f64(e) + e_lo / (1.0 + e));
+  return x != x ? x : r;
+}
