@@ -18,6 +18,11 @@ import json, signal, sys, threading, time
 import numpy as np
 import tapegrad as tg
 
+# A suite started in the background of a non-interactive shell (`cmd &`) inherits SIGINT
+# ignored, and Python then installs no KeyboardInterrupt handler: every attempt would end
+# uninterrupted. Ctrl-C at a terminal is what this tests, so install Python's handler.
+signal.signal(signal.SIGINT, signal.default_int_handler)
+
 mode = sys.argv[1]
 rng = np.random.default_rng(0)
 sent = {}
