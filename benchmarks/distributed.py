@@ -25,9 +25,11 @@ the involuntary context switches and minor page faults per step (wall >> CPU wit
 rank was descheduled; CPU grown: more work or a slower core). On 2 ranks
 also: the same step with ``overlap=False`` and with a plain mpi4py loop (pack
 every gradient into one buffer, ``Allreduce``, unpack / N), run in
-alternating blocks with the overlapped one; a plain ``Allreduce`` of the
-gradients' bytes vs the bucketed path alone (``synchronize()`` without hooks
-on gradients already there), alternately from a barrier; the communication
+alternating blocks with the overlapped one (and the overlapped one with
+``zero_grad(set_to_none=False)``, which keeps the ``.grad`` bucket views); a
+plain ``Allreduce`` of the gradients' bytes vs the bucketed path alone
+(``synchronize()`` without hooks, on gradients already in the bucket views and
+on new gradient arrays) and the 1/N pass alone, alternately from a barrier; the communication
 left exposed after the backward with overlap, and the last step's per-bucket
 timeline.
 """
@@ -109,13 +111,14 @@ def worker(args):
             opt._reducer.grad_ready = timed
         return opt, hook
 
-    def steps(variant, k):
-        """``k`` timed steps of ``variant``: ``(opt, hook)`` of a DistributedOptimizer, or "plain"."""
+    def steps(variant, k, set_to_none=True):
+        """``k`` timed steps of ``variant``: ``(opt, hook)`` of a DistributedOptimizer, or "plain";
+        ``set_to_none``: the steps' ``zero_grad`` (False keeps the bucket views, zeroed in place)."""
         rows = []
         opt, hook = (inner, None) if variant == "plain" else variant
         for _ in range(k):
             comm.Barrier()
-            opt.zero_grad()
+            opt.zero_grad(set_to_none=set_to_none)
             if hook is not None:
                 hook["wall"] = hook["cpu"] = 0.0
             ru0 = resource.getrusage(resource.RUSAGE_THREAD)
@@ -157,11 +160,13 @@ def worker(args):
         overlapped[0].remove_hooks()  # the hooks of the overlapped optimizer would fire in the other variants' steps
         blocking = optimizer(False)
         steps(blocking, 1)
-        rows = {"overlap": [], "no overlap": [], "plain Allreduce loop": []}
+        rows = {"overlap": [], "overlap, zero_grad(set_to_none=False)": [], "no overlap": [],
+                "plain Allreduce loop": []}
         for _ in range(max(1, args.steps // BLOCK)):  # alternating blocks: the load drifts
             overlapped = optimizer(True)
             steps(overlapped, 1)  # rebuilds the buckets in hook order
             rows["overlap"] += steps(overlapped, BLOCK)
+            rows["overlap, zero_grad(set_to_none=False)"] += steps(overlapped, BLOCK, set_to_none=False)
             overlapped[0].remove_hooks()
             rows["no overlap"] += steps(blocking, BLOCK)
             rows["plain Allreduce loop"] += steps("plain", BLOCK)
@@ -171,24 +176,43 @@ def worker(args):
         res["exposed_ms"] = res["step"]["synchronize"]
         res["backward_ms"] = 1e3 * rows["overlap"][-1]["backward"]
         res["timeline"] = overlapped[0].timeline
-        # bandwidth: the same bytes, from the same starting line, alternating
+        # bandwidth: the same bytes, from the same starting line, alternating: a plain Allreduce; the bucketed
+        # path (synchronize() without hooks) on gradients already in the bucket views (what a backward after
+        # zero_grad(set_to_none=False) leaves: scaled in place, reduced in place) and on new gradient arrays
+        # (after zero_grad(): copied into the buckets, scaled); the 1/N pass over the same bytes alone
         buf = np.ones(flat.size, np.float32)
         res["bytes"] = 4 * int(flat.size)
-        sync, plain = [], []
+        ones = [np.ones(p.shape, np.float32) for p in params]
+        inv = np.float32(1 / n)
+        for p, o in zip(params, ones):
+            p.grad = o
+        blocking[0].synchronize()  # every .grad is a bucket view from here on
+        plain, inview, fresh, scale = [], [], [], []
         for _ in range(args.steps):
             comm.Barrier()
             t0 = time.perf_counter()
             comm.Allreduce(MPI.IN_PLACE, buf)
             plain.append(time.perf_counter() - t0)
             for p in params:
-                p.grad = np.ones(p.shape, np.float32)
+                p.grad[...] = 1
             comm.Barrier()
             t0 = time.perf_counter()
             blocking[0].synchronize()
-            sync.append(time.perf_counter() - t0)
-            blocking[0].zero_grad()
+            inview.append(time.perf_counter() - t0)
+            for p, o in zip(params, ones):
+                p.grad = o  # an assignment copies: a new array, as a backward after zero_grad() makes
+            comm.Barrier()
+            t0 = time.perf_counter()
+            blocking[0].synchronize()
+            fresh.append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            np.multiply(buf, inv, out=buf)
+            scale.append(time.perf_counter() - t0)
+            buf[...] = 1
         res["allreduce_ms"] = 1e3 * float(np.median(plain))
-        res["bucketed_ms"] = 1e3 * float(np.median(sync))
+        res["bucketed_ms"] = 1e3 * float(np.median(inview))
+        res["bucketed_new_ms"] = 1e3 * float(np.median(fresh))
+        res["scale_ms"] = 1e3 * float(np.median(scale))
         res["buckets"] = len(blocking[0].buckets)
     res["samples_per_s"] = n * spec.batch / (res["step"]["step"] / 1e3)
     if r == 0:
@@ -262,16 +286,23 @@ def drive(args):
                      for p in PHASES + ("step",)]
             print(f"| {name} | {label} | " + " | ".join(cells) + f" | {med([s['switches'] for s in ss]):.1f} | "
                   f"{med([s['faults'] for s in ss]):.0f} |")
-    print("\n| workload | ranks | plain Allreduce ms | bucketed ms | bandwidth ratio | exposed after backward ms | "
-          "exposed / plain | buckets |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("\nbucketed: synchronize() on gradients already in the bucket views (scaled and reduced in place); "
+          "new arrays: on gradients assigned as new arrays (copied into the buckets, scaled); 1/N pass: "
+          "np.multiply over the same bytes; ratios: plain / bucketed per repeat, median (range)")
+    print("| workload | ranks | plain Allreduce ms | bucketed ms | bandwidth ratio | bucketed, new arrays ms | ratio | "
+          "1/N pass ms | exposed after backward ms | exposed / plain | buckets |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for (name, config), rs in runs.items():
         if "allreduce_ms" not in rs[0]:
             continue
-        plain, bucketed, exposed = (med([x[k] for x in rs]) for k in ("allreduce_ms", "bucketed_ms", "exposed_ms"))
+        plain, bucketed, fresh, scale, exposed = (med([x[k] for x in rs]) for k in (
+            "allreduce_ms", "bucketed_ms", "bucketed_new_ms", "scale_ms", "exposed_ms"))
         ratio = [x["allreduce_ms"] / x["bucketed_ms"] for x in rs]
+        ratio_new = [x["allreduce_ms"] / x["bucketed_new_ms"] for x in rs]
         print(f"| {name} | {rs[0]['ranks']} | {plain:.3f} | {bucketed:.3f} | {med(ratio):.2f} "
-              f"({min(ratio):.2f}-{max(ratio):.2f}) | {exposed:.3f} | {exposed / plain:.2f} | {rs[0]['buckets']} |")
+              f"({min(ratio):.2f}-{max(ratio):.2f}) | {fresh:.3f} | {med(ratio_new):.2f} "
+              f"({min(ratio_new):.2f}-{max(ratio_new):.2f}) | {scale:.3f} | {exposed:.3f} | {exposed / plain:.2f} | "
+              f"{rs[0]['buckets']} |")
     for (name, config), rs in runs.items():
         if config != "2 ranks":
             continue

@@ -225,6 +225,73 @@ def consistent_steps(interval=None):
     print(f"OK consistent rank {r} overlap={opt.overlap}", flush=True)
 
 
+def views():
+    """Gradient-as-bucket-view: after every reduction each .grad is a view of its bucket and holds the
+    average; zero_grad() in both modes, a replaced .grad and clipping keep it so."""
+    r, n = dist.init()
+    tg.set_num_threads(1)
+    nn.manual_seed(0)
+    model = nn.MLP([3, 8, 8, 2])
+    params = model.parameters()
+    opt = dist.DistributedOptimizer(optim.SGD(params, lr=0.1), bucket_size=256)
+    rng = np.random.default_rng(r)
+    nn.manual_seed(0)
+    twin = nn.MLP([3, 8, 8, 2])
+
+    def check_views():
+        red = opt._reducer
+        for i, p in enumerate(params):
+            bucket = red.where[i][0].buffer
+            assert isinstance(p.grad, np.ndarray) and np.shares_memory(p.grad, bucket), (i, red.layout())
+            assert sum(np.shares_memory(p.grad, q.grad) for q in params) == 1, i  # disjoint slices
+
+    modes = ["none", "none", "zeros", "zeros", "none", "replace", "zeros", "clip", "none"]
+    for step, mode in enumerate(modes):
+        linked = step > 0 and modes[step - 1] != "replace"  # .grad are the views when this step starts
+        x, y = tg.Variable(rng.normal(size=(5, 3))), rng.integers(0, 2, 5)
+        for a, b in zip(twin.parameters(), params):  # this rank's own gradient, on a copy
+            a.data[...] = b.data
+            a.grad = None
+        nn.cross_entropy(twin(x), y).backward()
+        mine = [a.grad.copy() for a in twin.parameters()]
+        expect = [dist.allreduce(g, "sum") / n for g in mine]
+        magnitude = [dist.allreduce(np.abs(g), "mean") for g in mine]
+        if mode == "zeros":
+            opt.zero_grad(set_to_none=False)
+            if linked:  # the views survive and are zeroed in place
+                check_views()
+                assert not any(p.grad.any() for p in params)
+        else:
+            opt.zero_grad()
+            assert all(p.grad is None for p in params)
+        nn.cross_entropy(model(x), y).backward()
+        if mode == "zeros" and linked:  # the backward added into the bucket (the hooks' reductions run there)
+            check_views()
+        opt.synchronize()
+        check_views()
+        for i, p in enumerate(params):
+            assert same_mean(p.grad, expect[i], n, magnitude[i]), (step, i)
+        if mode == "replace":  # an optimizer or a user that assigns .grad: used as given, re-linked next step
+            for p in params:
+                p.grad = p.grad * 0.5
+        if mode == "clip":
+            total = optim.clip_grad_norm(params, 1e-3)
+            assert total > 1e-3
+            check_views()
+        grads = [p.grad.copy() for p in params]
+        before = [p.data.copy() for p in params]
+        opt.step()
+        for p, g, w in zip(params, grads, before):
+            assert np.allclose(p.data, w - 0.1 * g, rtol=1e-14, atol=1e-15)
+            assert np.array_equal(p.grad, g)  # read after step: the average the update used
+        if mode != "replace":
+            check_views()
+        else:  # the assigned arrays stay .grad until the next reduction copies them into the buckets
+            assert not any(np.shares_memory(p.grad, opt._reducer.where[i][0].buffer) for i, p in enumerate(params))
+        dist.check_consistent(model)
+    print(f"OK views rank {r}", flush=True)
+
+
 def fail(how):
     """Rank 1 fails in the middle of training; the others must not hang."""
     r, n = dist.init()

@@ -196,3 +196,61 @@ def test_sampler_drop_last_and_errors():
             data.DistributedSampler(**kwargs)
     with pytest.raises(ValueError, match="epoch"):
         data.DistributedSampler(5, 1, num_replicas=1, rank=0).set_epoch(-1)
+
+
+def test_set_grad_view_shares_the_bucket_and_the_backward_adds_into_it():
+    """The core entry point DistributedOptimizer uses for gradient-as-bucket-view."""
+    from tapegrad import _core
+    bucket = np.zeros(10, np.float32)
+    w = tg.Variable(np.arange(6, dtype=np.float32).reshape(2, 3), requires_grad=True)
+    view = bucket[2:8].reshape(2, 3)
+    _core._set_grad_view(w, view, "w")
+    assert np.shares_memory(w.grad, bucket) and np.array_equal(w.grad, np.zeros((2, 3)))
+    (w * 3.0).sum().backward()
+    (w * w).sum().backward()  # accumulates in place, into the bucket
+    expect = np.full((2, 3), 3, np.float32) + 2 * w.data
+    assert np.array_equal(bucket[2:8].reshape(2, 3), expect) and bucket[:2].tolist() == [0, 0] == bucket[8:].tolist()
+    assert np.shares_memory(w.grad, bucket)
+    opt = optim.SGD([w], lr=0.5)
+    before = w.data.copy()
+    opt.step()  # the fused update reads the view
+    assert np.array_equal(w.data, before - np.float32(0.5) * expect)
+    opt.zero_grad(set_to_none=False)
+    assert np.shares_memory(w.grad, bucket) and not bucket.any()
+    w.grad = np.ones((2, 3), np.float32)  # an assignment copies: the view is gone, the bucket untouched
+    assert not np.shares_memory(w.grad, bucket) and not bucket.any()
+    del view, bucket
+    import gc
+    gc.collect()
+    _core._set_grad_view(w, np.full((2, 3), 7, np.float32), "w")  # .grad keeps its memory alive
+    gc.collect()
+    assert np.array_equal(w.grad, np.full((2, 3), 7))
+
+
+@pytest.mark.parametrize("view, bad, words", [
+    (np.zeros((3, 2), np.float32), ValueError, ["parameter w", "shape (2, 3)", "shape (3, 2)"]),
+    (np.zeros((2, 3), np.float64), ValueError, ["parameter w", "float32", "float64"]),
+    (np.zeros((3, 2), np.float32).T, ValueError, ["parameter w", "C-contiguous"]),
+    ("read-only", ValueError, ["parameter w", "writeable"]),
+    ([[0.0] * 3] * 2, TypeError, ["parameter w", "numpy.ndarray", "list"]),
+])
+def test_set_grad_view_refuses_a_view_that_cannot_hold_the_gradient(view, bad, words):
+    from tapegrad import _core
+    w = tg.Variable(np.zeros((2, 3), np.float32), requires_grad=True)
+    if isinstance(view, str):
+        view = np.zeros((2, 3), np.float32)
+        view.setflags(write=False)
+    with pytest.raises(bad) as e:
+        _core._set_grad_view(w, view, "w")
+    for word in words:
+        assert word in str(e.value)
+    assert w.grad is None
+
+
+def test_set_grad_view_needs_a_leaf_that_requires_grad():
+    from tapegrad import _core
+    for v in (tg.Variable(np.zeros(3)), tg.Variable(np.zeros(3), requires_grad=True) * 2):
+        with pytest.raises(ValueError, match="parameter p .*leaf that requires grad"):
+            _core._set_grad_view(v, np.zeros(3), "p")
+    with pytest.raises(TypeError, match="parameter p is not a Variable"):
+        _core._set_grad_view(np.zeros(3), np.zeros(3), "p")

@@ -52,6 +52,12 @@ def test_collectives_broadcast_and_optimizer(n):
     assert all(f"OK basics rank {r}" in p.stdout for r in range(n))
 
 
+@pytest.mark.parametrize("n", [2, 3])
+def test_gradients_are_views_of_the_buckets(n):
+    p = ok(worker(n, "views"))
+    assert all(f"OK views rank {r}" in p.stdout for r in range(n))
+
+
 def test_every_step_leaves_identical_parameters_on_3_ranks():
     p = ok(worker(3, "consistent_steps"))
     assert p.stdout.count("OK consistent") == 3

@@ -13,11 +13,13 @@ batch, and the gradients are averaged across ranks before each update::
 the process runs under ``mpiexec`` (or when given a communicator); the core
 never imports it. Outside ``mpiexec`` everything works on one rank.
 
-Gradients are packed, in reverse parameter order (the order a backward sweep
-finishes them), into buckets of ``bucket_size`` bytes; a parameter of at
-least a quarter of that is its own bucket, reduced in place in its gradient
-buffer (no copy). After the first step the buckets are rebuilt in the order
-the hooks fired. With ``Variable.register_post_accumulate_grad_hook`` in the core, a
+Gradients live, in reverse parameter order (the order a backward sweep
+finishes them), in buckets of ``bucket_size`` bytes: one flat buffer per
+bucket, of which each parameter's ``.grad`` is a view (PyTorch DDP's
+``gradient_as_bucket_view``), so the reduction runs in place and leaves the
+averages in ``.grad``; a parameter of at least a quarter of that is its own
+bucket. After the first step the buckets are rebuilt in the order the hooks
+fired. With ``Variable.register_post_accumulate_grad_hook`` in the core, a
 bucket's non-blocking ``Iallreduce`` starts as soon as its last gradient is
 final, while the sweep goes on with earlier layers; without it (or with
 ``overlap=False``) all buckets start in ``step()``. Buckets start in a fixed
@@ -41,6 +43,7 @@ import weakref
 
 import numpy as np
 
+from . import _core
 from ._core import Variable, is_grad_enabled
 from .optim import Optimizer
 
@@ -396,19 +399,23 @@ def check_consistent(model, what="check_consistent()"):
 # ---------------------------------------------------------------------------
 
 class _Bucket:
-    __slots__ = ("index", "params", "offsets", "buffer", "inplace", "ready", "request", "views",
-                 "t_ready", "t_start", "t_end")
+    __slots__ = ("index", "params", "offsets", "buffer", "ready", "request", "t_ready", "t_start", "t_end")
 
     def __init__(self, index, params):
         self.index, self.params = index, params  # params: parameter indices, in order
-        self.inplace = len(params) == 1
-        self.offsets, self.buffer, self.views = None, None, {}
+        self.offsets, self.buffer = None, None
         self.ready, self.request = 0, None
         self.t_ready = self.t_start = self.t_end = None
 
 
 class _Reducer:
-    """Averages the gradients of ``params`` over the ranks of ``world``, bucket by bucket."""
+    """Averages the gradients of ``params`` over the ranks of ``world``, bucket by bucket.
+
+    Each bucket is one flat buffer that the reducer owns, and each parameter's
+    ``.grad`` is made a view of its slice (PyTorch DDP's
+    ``gradient_as_bucket_view``): the reduction runs in place in the bucket
+    and the averages are already in ``.grad`` when it ends, with nothing to
+    copy back."""
 
     def __init__(self, world, params, bucket_size, passes, progress_interval=None):
         self.w, self.params, self.passes = world, params, passes
@@ -417,15 +424,16 @@ class _Reducer:
         self._lock, self._thread, self._stop = threading.Lock(), None, False
         self.bucket_size = bucket_size
         self.scale = [p.dtype.type(1) / p.dtype.type(world.size) for p in params]  # 1/N in each gradient's dtype
+        self.names = [f"{i} (shape {tuple(p.shape)}, {p.dtype})" for i, p in enumerate(params)]
         self.hooked, self.rebuilt, self.observed = False, False, []
         self._times = None
         self._build(list(range(len(params)))[::-1])  # the last layer's gradients are final first
 
     def _build(self, order):
         """Buckets over the parameters taken in ``order``: consecutive ones of one dtype up to
-        ``bucket_size`` bytes; a parameter of at least a quarter of that alone, reduced in place in its
-        own gradient buffer (copying it into a fused buffer and back would cost more than the at most
-        three calls' latency that fusing it saves)."""
+        ``bucket_size`` bytes; a parameter of at least a quarter of that alone (its reduction can start
+        as soon as it is final, without waiting for smaller neighbours). Each bucket gets a flat buffer
+        and each parameter a view of its slice (``self.views``)."""
         params, cap = self.params, self.bucket_size
         alone = max(cap // 4, 1)
         self.buckets, self.where = [], {}
@@ -443,11 +451,15 @@ class _Reducer:
                 cur, cur_bytes = [], 0
         if cur:
             self._close(cur)
+        self.views = [None] * len(params)
         for b in self.buckets:
-            if not b.inplace:
-                sizes = [params[i].size for i in b.params]
-                b.offsets = np.concatenate([[0], np.cumsum(sizes)]).tolist()
-                b.buffer = np.empty(b.offsets[-1], params[b.params[0]].dtype)
+            sizes = [params[i].size for i in b.params]
+            b.offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64).tolist()
+            b.buffer = np.zeros(b.offsets[-1], params[b.params[0]].dtype)
+            for pos, i in enumerate(b.params):
+                self.views[i] = b.buffer[b.offsets[pos]:b.offsets[pos + 1]].reshape(params[i].shape)
+        # where each view starts: .grad is the view when its array starts there (same shape and dtype)
+        self.addr = [v.ctypes.data for v in self.views]
         self.present = np.zeros(len(params), np.int32)
         self.reset()
 
@@ -464,38 +476,47 @@ class _Reducer:
         self.counts = [0] * len(self.params)
         self.next = 0
         self.inflight = []
+        self.absent = []
         self.t_sync = self.t_done = None
         self.present[:] = 0
-        self.flags_req = None
         for b in self.buckets:
-            b.ready, b.request, b.views = 0, None, {}
+            b.ready, b.request = 0, None
             b.t_ready = b.t_start = b.t_end = None
 
     @property
     def pending(self):
         return self.next > 0 or any(self.counts)
 
+    def is_view(self, i):
+        """Whether parameter ``i``'s ``.grad`` is its bucket view."""
+        g = self.params[i].grad
+        return isinstance(g, np.ndarray) and g.ctypes.data == self.addr[i]
+
+    def _link(self, i):
+        _core._set_grad_view(self.params[i], self.views[i], self.names[i])
+
     def _take(self, i, b, pos):
-        """Record parameter ``i``'s final gradient into its bucket, scaled by 1/N: packed, or scaled in its
-        own buffer for in place. Scaling before the sum, while the gradient is still in cache (the hook
-        runs right after it is computed), leaves nothing to do after the wait but the fused buckets'
-        copy back; for N a power of two it is bitwise the sum / N."""
+        """Parameter ``i``'s final gradient, scaled by 1/N, into its bucket view, and ``.grad`` that view.
+        When ``.grad`` is already the view (the backward added into it) the scaling is in place; when it
+        is a new array (after ``zero_grad()`` set it to None, or an assignment) the scaling is the copy
+        into the bucket, and ``.grad`` is pointed at the view. Either way one pass, right after the
+        gradient was computed (the hook), while it is in cache; for N a power of two the average is
+        bitwise the sum / N."""
         p = self.params[i]
         g = p.grad
-        if g is not None and not isinstance(g, np.ndarray):
+        if g is None:
+            self.views[i].fill(0)  # counts as zero in the peers' sum; .grad set after the reduction
+            self.absent.append(i)
+        elif not isinstance(g, np.ndarray):
             raise RuntimeError("DistributedOptimizer: gradients recorded with create_graph=True cannot be reduced "
                                "across ranks")
-        self.present[i] = g is not None
-        if b.inplace:
-            if g is None:
-                g = np.zeros(p.shape, p.dtype)
-            else:
-                np.multiply(g, self.scale[i], out=g)
-            b.views[i] = g
-        elif g is None:
-            b.buffer[b.offsets[pos]:b.offsets[pos + 1]] = 0
         else:
-            np.multiply(g.reshape(-1), self.scale[i], out=b.buffer[b.offsets[pos]:b.offsets[pos + 1]])
+            self.present[i] = 1
+            if g.ctypes.data == self.addr[i]:
+                np.multiply(g, self.scale[i], out=g)
+            else:
+                np.multiply(g, self.scale[i], out=self.views[i])
+                self._link(i)
         b.ready += 1
         if b.ready == len(b.params):
             b.t_ready = time.perf_counter()
@@ -534,39 +555,36 @@ class _Reducer:
         MPI = self.w.mpi
         while self.next < len(self.buckets) and self.buckets[self.next].t_ready is not None:
             b = self.buckets[self.next]
-            buf = b.views[b.params[0]] if b.inplace else b.buffer
             b.t_start = time.perf_counter()
-            if buf.size:
-                b.request = self.w.comm.Iallreduce(MPI.IN_PLACE, buf, op=MPI.SUM)
+            if b.buffer.size:
+                b.request = self.w.comm.Iallreduce(MPI.IN_PLACE, b.buffer, op=MPI.SUM)
                 self.inflight.append(b)
             else:
                 b.t_end = b.t_start
             self.next += 1
 
     def _poke(self):
-        """Drive MPI's progress (it moves only inside MPI calls) and note which buckets finished."""
-        still = []
-        for b in self.inflight:
-            if b.request.Test():
-                b.t_end = time.perf_counter()
-            else:
-                still.append(b)
-        self.inflight = still
+        """Drive MPI's progress (it moves only inside MPI calls) and note which buckets finished. One
+        Test of the oldest bucket runs the progress engine for all of them; later ones are tested only
+        once it is done (each Test is a full progress poll, and the buckets finish in order anyway)."""
+        inflight = self.inflight
+        while inflight and inflight[0].request.Test():
+            inflight.pop(0).t_end = time.perf_counter()
 
     def synchronize(self):
-        """Start what the hooks did not, wait for every bucket, and write the averages into ``.grad``."""
+        """Start what the hooks did not, wait for every bucket: the averages are then in ``.grad``."""
         self.t_sync = time.perf_counter()
         if self._thread is not None:
             with self._lock:
                 self._stop = True
             self._thread.join()
             self._thread = None
-        for b in self.buckets:
+        for b in self.buckets[self.next:]:  # each bucket starts as soon as it is packed
             for pos, i in enumerate(b.params):
                 if self.counts[i] < self.passes:
                     self.counts[i] = self.passes
                     self._take(i, b, pos)
-        self._launch()
+            self._launch()
         # which parameters had a gradient on any rank: one with none anywhere keeps .grad None
         MPI = self.w.mpi
         reqs = [b.request for b in self.inflight]
@@ -575,23 +593,9 @@ class _Reducer:
         now = time.perf_counter()
         for b in self.inflight:
             b.t_end = now
-        for b in self.buckets:
-            for pos, i in enumerate(b.params):
-                p = self.params[i]
-                if self.present[i] == 0:
-                    p.grad = None
-                    continue
-                if b.inplace:
-                    g = b.views[i]
-                    if p.grad is None or not np.shares_memory(p.grad, g):
-                        p.grad = g
-                else:
-                    g = p.grad
-                    src = b.buffer[b.offsets[pos]:b.offsets[pos + 1]].reshape(p.shape)
-                    if g is None:
-                        p.grad = src.copy()
-                    else:
-                        np.copyto(g, src)
+        for i in self.absent:  # no gradient here: the others' average, or None if no rank had one
+            if self.present[i]:
+                self._link(i)
         self.t_done = time.perf_counter()
         # the raw times only: the dicts are built when someone reads the timeline (~10 us a step otherwise)
         self._times = (self.t_sync, self.t_done, [(b.index, b.params, b.t_ready, b.t_start, b.t_end)
@@ -607,7 +611,12 @@ class _Reducer:
         seen = set(self.observed)
         order = np.array(self.observed + [i for i in reversed(range(len(self.params))) if i not in seen], np.int64)
         self.w.wait([self.w.comm.Ibcast(order, root=0)], "DistributedOptimizer.synchronize()")
+        grads = [p.grad for p in self.params]  # the averages, in the old buckets
         self._build(order.tolist())
+        for i, g in enumerate(grads):
+            if g is not None:
+                self.views[i][...] = g
+                self._link(i)
         self.rebuilt, self.observed = True, []
 
     @property
@@ -654,6 +663,14 @@ class DistributedOptimizer(Optimizer):
     the hooks. Worth it where a core is idle during the backward.
     ``synchronize()`` waits for the averages without stepping (e.g. before
     ``clip_grad_norm``); ``step()`` then does not reduce again.
+
+    Each parameter's ``.grad`` is a view of its slice of a bucket buffer once
+    its gradient has been reduced (and stays one: ``zero_grad(set_to_none=False)``
+    zeroes it in place and the next backward adds into it); after
+    ``zero_grad()`` (``set_to_none=True``, the default) or an assignment to
+    ``.grad``, the next reduction copies the new gradient into the bucket and
+    points ``.grad`` at the view again. After ``synchronize()`` or ``step()``,
+    ``.grad`` holds the average over the ranks.
     ``timeline`` holds the last step's per-bucket times (seconds from the
     start of ``synchronize``: negative = before it, during the backward)."""
 
