@@ -233,16 +233,19 @@ def views():
     nn.manual_seed(0)
     model = nn.MLP([3, 8, 8, 2])
     params = model.parameters()
-    opt = dist.DistributedOptimizer(optim.SGD(params, lr=0.1), bucket_size=256)
+    opt = dist.DistributedOptimizer(optim.SGD(params, lr=0.1), bucket_size=1024)
     rng = np.random.default_rng(r)
     nn.manual_seed(0)
     twin = nn.MLP([3, 8, 8, 2])
+    fused = [b for b in opt._reducer.buckets if len(b.params) > 1]
+    assert fused and len(fused) < len(opt._reducer.buckets), opt.buckets  # both kinds of bucket
 
     def check_views():
         red = opt._reducer
         for i, p in enumerate(params):
-            bucket = red.where[i][0].buffer
-            assert isinstance(p.grad, np.ndarray) and np.shares_memory(p.grad, bucket), (i, red.layout())
+            b = red.where[i][0]  # fused: .grad is a view of the bucket; alone: .grad is the bucket
+            assert len(b.params) == 1 or np.shares_memory(b.target, b.buffer), i
+            assert isinstance(p.grad, np.ndarray) and np.shares_memory(p.grad, b.target), (i, red.layout())
             assert sum(np.shares_memory(p.grad, q.grad) for q in params) == 1, i  # disjoint slices
 
     modes = ["none", "none", "zeros", "zeros", "none", "replace", "zeros", "clip", "none"]
@@ -287,7 +290,7 @@ def views():
         if mode != "replace":
             check_views()
         else:  # the assigned arrays stay .grad until the next reduction copies them into the buckets
-            assert not any(np.shares_memory(p.grad, opt._reducer.where[i][0].buffer) for i, p in enumerate(params))
+            assert not any(np.shares_memory(p.grad, opt._reducer.where[i][0].target) for i, p in enumerate(params))
         dist.check_consistent(model)
     print(f"OK views rank {r}", flush=True)
 

@@ -64,24 +64,30 @@ void bind_optim(py::module_& m) {
   // into the bucket and the reduction runs in place there, with no copy back.
   // Assigning .grad copies (a user's array must not alias it by accident);
   // this shares the array's memory, after checking it can hold the gradient.
-  m.def("_set_grad_view", [m](py::handle param, py::handle array, const std::string& name) {
-        const std::string what = "_set_grad_view: parameter " + name;
-        if (!is_var(param)) throw type_error(what + " is not a Variable");
+  m.def("_set_grad_view", [m](py::handle param, py::handle array, py::handle name) {
+        // (the messages are built only on failure: the reducer calls this once per parameter per step)
+        auto what = [&] { return "_set_grad_view: parameter " + py::str(name).cast<std::string>(); };
+        if (!is_var(param)) throw type_error(what() + " is not a Variable");
         const Var& p = holder_of(param);
         if (!p->is_leaf() || !p->requires_grad)
-          throw value_error(what + " (shape " + shape_str(p->shape()) + ") must be a leaf that requires grad");
+          throw value_error(what() + " (shape " + shape_str(p->shape()) + ") must be a leaf that requires grad");
         if (!py::isinstance<py::array>(array))
-          throw type_error(what + ": the view must be a numpy.ndarray, got " + type_name(array));
+          throw type_error(what() + ": the view must be a numpy.ndarray, got " + type_name(array));
         py::array arr = py::reinterpret_borrow<py::array>(array);
-        Shape shape(arr.shape(), arr.shape() + arr.ndim());
-        const std::string got = "a view of shape " + shape_str(shape) + " and dtype " + py::str(arr.dtype()).cast<std::string>();
-        if (shape != p->shape() || !arr.dtype().equal(np_dtype(p->dtype())))
-          throw value_error(what + " has shape " + shape_str(p->shape()) + " and dtype " +
-                            py::str(np_dtype(p->dtype())).cast<std::string>() + ", got " + got);
-        if (!(arr.flags() & py::array::c_style) || !arr.writeable())
-          throw value_error(what + ": " + got + " must be C-contiguous and writeable");
-        Var g = holder_of(m.attr("from_numpy")(arr));  // shares arr's memory and keeps it alive
-        p->grad = g;
+        const bool same_shape = static_cast<size_t>(arr.ndim()) == p->shape().size() &&
+                                std::equal(p->shape().begin(), p->shape().end(), arr.shape());
+        const bool contiguous = (arr.flags() & py::array::c_style) && arr.writeable();
+        if (!same_shape || !contiguous || !arr.dtype().is(np_dtype(p->dtype()))) {
+          Shape shape(arr.shape(), arr.shape() + arr.ndim());
+          const std::string got = "a view of shape " + shape_str(shape) + " and dtype " +
+                                  py::str(arr.dtype()).cast<std::string>();
+          if (!same_shape || !arr.dtype().equal(np_dtype(p->dtype())))
+            throw value_error(what() + " has shape " + shape_str(p->shape()) + " and dtype " +
+                              py::str(np_dtype(p->dtype())).cast<std::string>() + ", got " + got);
+          if (!contiguous) throw value_error(what() + ": " + got + " must be C-contiguous and writeable");
+        }
+        static py::handle from_numpy = py::object(m.attr("from_numpy")).release();  // shares arr's memory, keeps it alive
+        p->grad = holder_of(from_numpy(arr));
       }, py::arg("param"), py::arg("array"), py::arg("name"),
       "Make param.grad share the memory of array (same shape and dtype, C-contiguous, writeable): no copy.");
 }

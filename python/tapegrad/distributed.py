@@ -15,10 +15,10 @@ never imports it. Outside ``mpiexec`` everything works on one rank.
 
 Gradients live, in reverse parameter order (the order a backward sweep
 finishes them), in buckets of ``bucket_size`` bytes: one flat buffer per
-bucket, of which each parameter's ``.grad`` is a view (PyTorch DDP's
+bucket, of which each member's ``.grad`` is a view (PyTorch DDP's
 ``gradient_as_bucket_view``), so the reduction runs in place and leaves the
-averages in ``.grad``; a parameter of at least a quarter of that is its own
-bucket. After the first step the buckets are rebuilt in the order the hooks
+averages in ``.grad``; a parameter of at least a quarter of that is a bucket
+of its own, reduced in place in its ``.grad`` array. After the first step the buckets are rebuilt in the order the hooks
 fired. With ``Variable.register_post_accumulate_grad_hook`` in the core, a
 bucket's non-blocking ``Iallreduce`` starts as soon as its last gradient is
 final, while the sweep goes on with earlier layers; without it (or with
@@ -399,11 +399,12 @@ def check_consistent(model, what="check_consistent()"):
 # ---------------------------------------------------------------------------
 
 class _Bucket:
-    __slots__ = ("index", "params", "offsets", "buffer", "ready", "request", "t_ready", "t_start", "t_end")
+    __slots__ = ("index", "params", "offsets", "buffer", "target", "ready", "request", "t_ready", "t_start", "t_end")
 
     def __init__(self, index, params):
         self.index, self.params = index, params  # params: parameter indices, in order
         self.offsets, self.buffer = None, None
+        self.target = None  # the memory the last reduction ran in: the buffer, or a lone gradient's own array
         self.ready, self.request = 0, None
         self.t_ready = self.t_start = self.t_end = None
 
@@ -411,11 +412,12 @@ class _Bucket:
 class _Reducer:
     """Averages the gradients of ``params`` over the ranks of ``world``, bucket by bucket.
 
-    Each bucket is one flat buffer that the reducer owns, and each parameter's
-    ``.grad`` is made a view of its slice (PyTorch DDP's
-    ``gradient_as_bucket_view``): the reduction runs in place in the bucket
-    and the averages are already in ``.grad`` when it ends, with nothing to
-    copy back."""
+    A bucket of several parameters is one flat buffer that the reducer owns,
+    and each member's ``.grad`` is made a view of its slice (PyTorch DDP's
+    ``gradient_as_bucket_view``); a parameter alone in its bucket is reduced
+    in its own ``.grad`` array, which is then its bucket. Either way the
+    reduction runs in place and the averages are in ``.grad`` when it ends,
+    with nothing to copy back."""
 
     def __init__(self, world, params, bucket_size, passes, progress_interval=None):
         self.w, self.params, self.passes = world, params, passes
@@ -453,15 +455,19 @@ class _Reducer:
             self._close(cur)
         self.views = [None] * len(params)
         for b in self.buckets:
-            sizes = [params[i].size for i in b.params]
-            b.offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64).tolist()
-            b.buffer = np.zeros(b.offsets[-1], params[b.params[0]].dtype)
-            for pos, i in enumerate(b.params):
-                self.views[i] = b.buffer[b.offsets[pos]:b.offsets[pos + 1]].reshape(params[i].shape)
-        # where each view starts: .grad is the view when its array starts there (same shape and dtype)
-        self.addr = [v.ctypes.data for v in self.views]
+            if len(b.params) > 1:  # a lone parameter's buffer is made only if its .grad cannot serve
+                self._own(b)
         self.present = np.zeros(len(params), np.int32)
         self.reset()
+
+    def _own(self, b):
+        """Give bucket ``b`` its flat buffer and its members their views of it."""
+        params = self.params
+        sizes = [params[i].size for i in b.params]
+        b.offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64).tolist()
+        b.buffer = b.target = np.zeros(b.offsets[-1], params[b.params[0]].dtype)
+        for pos, i in enumerate(b.params):
+            self.views[i] = b.buffer[b.offsets[pos]:b.offsets[pos + 1]].reshape(params[i].shape)
 
     def _close(self, members):
         b = _Bucket(len(self.buckets), list(members))
@@ -487,36 +493,42 @@ class _Reducer:
     def pending(self):
         return self.next > 0 or any(self.counts)
 
-    def is_view(self, i):
-        """Whether parameter ``i``'s ``.grad`` is its bucket view."""
-        g = self.params[i].grad
-        return isinstance(g, np.ndarray) and g.ctypes.data == self.addr[i]
-
     def _link(self, i):
         _core._set_grad_view(self.params[i], self.views[i], self.names[i])
 
     def _take(self, i, b, pos):
-        """Parameter ``i``'s final gradient, scaled by 1/N, into its bucket view, and ``.grad`` that view.
-        When ``.grad`` is already the view (the backward added into it) the scaling is in place; when it
-        is a new array (after ``zero_grad()`` set it to None, or an assignment) the scaling is the copy
-        into the bucket, and ``.grad`` is pointed at the view. Either way one pass, right after the
-        gradient was computed (the hook), while it is in cache; for N a power of two the average is
-        bitwise the sum / N."""
+        """Parameter ``i``'s final gradient, scaled by 1/N, into its bucket. One pass over it, right after
+        the backward computed it (the hook), while it is in cache; for N a power of two the average is
+        bitwise the sum / N. In a bucket of several, ``.grad`` is the member's view: the scaling is in
+        place when it already was (``zero_grad(set_to_none=False)``: the backward added into it), else
+        (a new array after ``zero_grad()``, or an assignment) it is the copy into the bucket, and ``.grad``
+        is pointed at the view. Alone, the gradient's own array is the bucket, scaled in place: the
+        backward's new array is reduced where the engine wrote it, with no copy in either mode."""
         p = self.params[i]
         g = p.grad
+        alone = len(b.params) == 1
         if g is None:
+            if b.buffer is None:
+                self._own(b)
             self.views[i].fill(0)  # counts as zero in the peers' sum; .grad set after the reduction
             self.absent.append(i)
+            b.target = b.buffer
         elif not isinstance(g, np.ndarray):
             raise RuntimeError("DistributedOptimizer: gradients recorded with create_graph=True cannot be reduced "
                                "across ranks")
         else:
             self.present[i] = 1
-            if g.ctypes.data == self.addr[i]:
+            if alone and g.flags.c_contiguous and g.flags.writeable:
                 np.multiply(g, self.scale[i], out=g)
+                b.target = g
             else:
+                if b.buffer is None:
+                    self._own(b)
+                # in place when .grad is the view already (NumPy sees the exact overlap); linking again
+                # costs less than asking whether it is (~1 us)
                 np.multiply(g, self.scale[i], out=self.views[i])
                 self._link(i)
+                b.target = b.buffer
         b.ready += 1
         if b.ready == len(b.params):
             b.t_ready = time.perf_counter()
@@ -556,8 +568,8 @@ class _Reducer:
         while self.next < len(self.buckets) and self.buckets[self.next].t_ready is not None:
             b = self.buckets[self.next]
             b.t_start = time.perf_counter()
-            if b.buffer.size:
-                b.request = self.w.comm.Iallreduce(MPI.IN_PLACE, b.buffer, op=MPI.SUM)
+            if b.target.size:
+                b.request = self.w.comm.Iallreduce(MPI.IN_PLACE, b.target, op=MPI.SUM)
                 self.inflight.append(b)
             else:
                 b.t_end = b.t_start
@@ -614,9 +626,14 @@ class _Reducer:
         grads = [p.grad for p in self.params]  # the averages, in the old buckets
         self._build(order.tolist())
         for i, g in enumerate(grads):
-            if g is not None:
+            b = self.where[i][0]
+            if g is None:
+                continue
+            if len(b.params) > 1:
                 self.views[i][...] = g
                 self._link(i)
+            else:
+                b.target = g
         self.rebuilt, self.observed = True, []
 
     @property
@@ -664,13 +681,15 @@ class DistributedOptimizer(Optimizer):
     ``synchronize()`` waits for the averages without stepping (e.g. before
     ``clip_grad_norm``); ``step()`` then does not reduce again.
 
-    Each parameter's ``.grad`` is a view of its slice of a bucket buffer once
-    its gradient has been reduced (and stays one: ``zero_grad(set_to_none=False)``
-    zeroes it in place and the next backward adds into it); after
-    ``zero_grad()`` (``set_to_none=True``, the default) or an assignment to
-    ``.grad``, the next reduction copies the new gradient into the bucket and
-    points ``.grad`` at the view again. After ``synchronize()`` or ``step()``,
-    ``.grad`` holds the average over the ranks.
+    In a bucket of several parameters, each one's ``.grad`` is a view of its
+    slice of the bucket's buffer once its gradient has been reduced (and
+    stays one: ``zero_grad(set_to_none=False)`` zeroes it in place and the
+    next backward adds into it); after ``zero_grad()`` (``set_to_none=True``,
+    the default) or an assignment to ``.grad``, the next reduction copies the
+    new gradient into the bucket and points ``.grad`` at the view again. A
+    parameter alone in its bucket is reduced in place in its ``.grad`` array,
+    whatever it is (no copy). After ``synchronize()`` or ``step()``, ``.grad``
+    holds the average over the ranks.
     ``timeline`` holds the last step's per-bucket times (seconds from the
     start of ``synchronize``: negative = before it, during the backward)."""
 
