@@ -47,9 +47,18 @@ IDS = [n for n, _ in VIEWS]
 
 
 def seeds_for(shape):
-    """(name, the seed to pass, its values): a Variable the caller keeps, a NumPy array, a shared buffer."""
+    """(name, the seed to pass, its values, the writable array behind it): a Variable the caller
+    keeps, a NumPy array, a shared buffer, a transposed view, a broadcast (stride-0) view."""
     w = RNG.standard_normal(shape)
-    return [("Variable", tg.Variable(w.copy()), w), ("ndarray", w.copy(), w), ("from_numpy", tg.from_numpy(w.copy()), w)]
+    t = tg.Variable(np.ascontiguousarray(w.T))
+    half = tg.Variable(np.float64(0.5))
+    out = []
+    for kind, seed, vals in [("Variable", tg.Variable(w.copy()), w), ("ndarray", w.copy(), w),
+                             ("from_numpy", tg.from_numpy(w.copy()), w), ("transposed view", t.T, w),
+                             ("broadcast view", tg.broadcast_to(half, shape), np.full(shape, 0.5))]:
+        base = {"transposed view": t, "broadcast view": half}.get(kind, seed)
+        out.append((kind, seed, vals, np.asarray(base.data if isinstance(base, tg.Variable) else base)))
+    return out
 
 
 def reference_grad(f, seed_values):
@@ -73,7 +82,7 @@ def numeric_grad(f, seed_values, eps=1e-6):
 @pytest.mark.parametrize("name,f", VIEWS, ids=IDS)
 def test_view_grad_values_three_ways_and_independent_of_the_seed(name, f):
     shape = f(X).shape
-    for kind, seed, w in seeds_for(shape):
+    for kind, seed, w, seed_arr in seeds_for(shape):
         x = tg.Variable(X, requires_grad=True)
         f(x).backward(seed)
         want = reference_grad(f, w)
@@ -81,14 +90,13 @@ def test_view_grad_values_three_ways_and_independent_of_the_seed(name, f):
         np.testing.assert_allclose(g, want, rtol=0, atol=0)
         np.testing.assert_allclose(g, numeric_grad(f, w), rtol=1e-8, atol=1e-8)
         assert g.flags.c_contiguous and g.flags.writeable and g.shape == X.shape
-        seed_arr = np.asarray(seed.data if isinstance(seed, tg.Variable) else seed)
         assert not np.shares_memory(g, seed_arr), kind
         assert not np.shares_memory(g, x.data), kind
         # Writes on either side stay on that side.
         seed_arr[...] = 123.0
         np.testing.assert_array_equal(x.grad, want)
         g[...] = -1.0
-        np.testing.assert_array_equal(seed_arr, np.full(shape, 123.0))
+        np.testing.assert_array_equal(seed_arr, np.full(seed_arr.shape, 123.0))
 
 
 @pytest.mark.parametrize("name,f", VIEWS, ids=IDS)
@@ -279,3 +287,35 @@ def test_large_copies_and_zeros_at_every_thread_count(threads):
         np.testing.assert_array_equal(s.data, want)
     finally:
         tg.set_num_threads(prev)
+
+
+# Ops whose rules read the seed directly: a strided or broadcast seed (no longer copied) must give
+# the reference engine's gradients.
+OPS = [
+    ("tanh", lambda e, x: e.tanh(x)),
+    ("relu", lambda e, x: e.relu(x)),
+    ("times a number", lambda e, x: x * 2.5),
+    ("divide", lambda e, x: x / 1.5),
+    ("exp", lambda e, x: e.exp(x)),
+    ("x * x", lambda e, x: x * x),
+    ("matmul", lambda e, x: x @ e.Variable(np.arange(16.0).reshape(4, 4) / 10)),
+    ("softmax", lambda e, x: e.softmax(x, axis=-1)),
+    ("log_softmax", lambda e, x: e.log_softmax(x, axis=0)),
+    ("sum keepdims", lambda e, x: e.sum(x, axis=1, keepdims=True) * x),
+    ("maximum", lambda e, x: e.maximum(x, 0.1)),
+    ("identity", lambda e, x: x),
+]
+
+
+@pytest.mark.parametrize("name,op", OPS, ids=[n for n, _ in OPS])
+def test_ops_read_a_strided_or_broadcast_seed(name, op):
+    for kind, seed, w, seed_arr in seeds_for(X.shape):
+        x = tg.Variable(X, requires_grad=True)
+        op(tg, x).backward(seed)
+        xr = ref.Variable(X, requires_grad=True)
+        op(ref, xr).backward(ref.Variable(w))
+        np.testing.assert_allclose(x.grad, xr.grad, rtol=1e-12, atol=1e-12, err_msg=kind)
+        before = seed_arr.copy()
+        op(tg, x).backward(seed)      # accumulates; the seed is only read
+        np.testing.assert_array_equal(seed_arr, before)
+        np.testing.assert_allclose(x.grad, 2 * xr.grad, rtol=1e-12, atol=1e-12, err_msg=kind)
