@@ -35,8 +35,12 @@ Var clip_any(py::handle x, py::handle lo, py::handle hi);
 Var mean_warn(const Var& x, const std::optional<Axes>& axes, bool keepdims);
 
 // sweeps.cpp
-Var make_seed(const Var& self, py::handle grad, int nb = 0, const char* what = "backward");
-void run_backward(const std::vector<Var>& roots, const std::vector<Var>& seeds, bool retain, bool create);
+// share: use a given gradient's buffer as is instead of a private copy
+// (share_seed: when no hook could write into it and no graph keep it).
+Var make_seed(const Var& self, py::handle grad, int nb = 0, const char* what = "backward", bool share = false);
+bool share_seed(bool create_graph);
+// Takes the seeds over (move them in: a seed only the sweep holds is one it owns).
+void run_backward(const std::vector<Var>& roots, std::vector<Var> seeds, bool retain, bool create);
 // Calls fn(*args) from inside a sweep (with the GIL; the sweep's engine lock
 // released meanwhile, so that fn may run sweeps itself or wait for another
 // thread's: see SweepPause). Custom-op rules and hooks run this way.

@@ -11,7 +11,7 @@ namespace tgpy {
 
 // A seed for a sweep from `self`: shape batch + self.shape, where batch is
 // the first `nb` axes of the given array (nb = 0: exactly self's shape).
-Var make_seed(const Var& self, py::handle grad, int nb, const char* what) {
+Var make_seed(const Var& self, py::handle grad, int nb, const char* what, bool share) {
   if (grad.is_none()) {
     if (self->data.numel() != 1 || nb != 0)
       throw graph_error(std::string(what) + ": grad can be implicitly created only for a single-element output, "
@@ -26,6 +26,10 @@ Var make_seed(const Var& self, py::handle grad, int nb, const char* what) {
     throw value_error(std::string(what) + ": the cotangent has shape " + shape_str(gs) + " but the output has shape " +
                       shape_str(self->shape()) + (nb ? " (expected batch + output shape)" : ""));
   if (g->requires_grad) return g->dtype() == self->dtype() ? g : astype(g, self->dtype());
+  // Shared: the caller's array itself. The sweep never writes into a
+  // gradient someone else holds (exclusive()) and .grad copies one, so the
+  // one copy is made where it is needed (none when a rule makes a new array).
+  if (share && g->dtype() == self->dtype()) return make_var(g->data);
   // A private copy in the output's dtype: the sweep may accumulate into it.
   return make_var(g->dtype() == self->dtype() ? g->data.clone() : kern::astype(g->data, self->dtype()));
 }
@@ -100,7 +104,9 @@ static std::string python_location() {
   return outside == first ? outside : outside + ", via " + first;
 }
 
-void run_backward(const std::vector<Var>& roots, const std::vector<Var>& seeds, bool retain, bool create) {
+bool share_seed(bool create_graph) { return !create_graph && g_live_hooks.load(std::memory_order_relaxed) == 0; }
+
+void run_backward(const std::vector<Var>& roots, std::vector<Var> seeds, bool retain, bool create) {
   for (const Var& r : roots)
     if (!r->requires_grad)
       throw graph_error("backward: this Variable does not require grad and has no grad_fn: create its inputs with "
@@ -109,7 +115,7 @@ void run_backward(const std::vector<Var>& roots, const std::vector<Var>& seeds, 
   GradUpdates updates;
   {
     py::gil_scoped_release nogil;  // the sweep never touches Python
-    with_op("backward", [&] { backward(roots, seeds, opt, {}, &updates); });
+    with_op("backward", [&] { backward(roots, std::move(seeds), opt, {}, &updates); });
   }
   accumulate_grads(updates);  // with the GIL: Python threads read and reset .grad
 }
@@ -130,8 +136,8 @@ void bind_sweeps(py::module_& m) {
   m.def("_set_grad_enabled", [](bool on) { bool prev = grad_enabled(); set_grad_enabled(on); return prev; });
   m.def("_backward", [](const std::vector<Var>& roots, py::list grads, bool retain, bool create) {
         std::vector<Var> seeds;
-        for (size_t i = 0; i < roots.size(); ++i) seeds.push_back(make_seed(roots[i], grads[i]));
-        run_backward(roots, seeds, retain, create);
+        for (size_t i = 0; i < roots.size(); ++i) seeds.push_back(make_seed(roots[i], grads[i], 0, "backward", share_seed(create)));
+        run_backward(roots, std::move(seeds), retain, create);
       }, py::arg("roots"), py::arg("grads"), py::arg("retain_graph") = false, py::arg("create_graph") = false);
   m.def("_grad", [](const std::vector<Var>& outputs, const std::vector<Var>& inputs, py::list grads, bool retain,
                     bool create, int nb) {

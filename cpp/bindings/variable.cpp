@@ -548,8 +548,9 @@ tapegrad.from_numpy(arr) to share a NumPy array's buffer instead.
       .def("backward", named("backward", +[](const Var& self, py::handle grad, py::handle retain_graph, py::handle create_graph_) {
              const bool create_graph = bool_arg(create_graph_, "backward", "create_graph");
              bool retain = retain_graph.is_none() ? create_graph : bool_arg(retain_graph, "backward", "retain_graph");
-             Var seed = make_seed(self, grad);
-             run_backward({self}, {seed}, retain, create_graph);
+             std::vector<Var> seeds;
+             seeds.push_back(make_seed(self, grad, 0, "backward", share_seed(create_graph)));
+             run_backward({self}, std::move(seeds), retain, create_graph);
            }), py::arg("grad") = py::none(), py::arg("retain_graph") = py::none(), py::arg("create_graph") = false,
            "Reverse sweep from this Variable; leaf gradients accumulate into .grad.")
       // ----- operators

@@ -602,7 +602,7 @@ static VariableHooks* hooks_at(const Node* n) {
   return n->extra ? n->extra->hooks.get() : nullptr;
 }
 
-std::vector<Var> backward(const std::vector<Var>& roots, const std::vector<Var>& seeds, const BackwardOptions& opt,
+std::vector<Var> backward(const std::vector<Var>& roots, std::vector<Var> seeds, const BackwardOptions& opt,
                           const std::vector<Var>& inputs, GradUpdates* updates) {
   EngineLock lock;
   if (updates) updates->create_graph = opt.create_graph;
@@ -626,7 +626,7 @@ std::vector<Var> backward(const std::vector<Var>& roots, const std::vector<Var>&
     cot.seed_identity(tape.root(0)->sweep_slot, roots[0]);
   } else {
     for (size_t r = 0; r < roots.size(); ++r)
-      if (Node* n = tape.root(r)) cot.add(n->sweep_slot, Var(seeds[r]), false);
+      if (Node* n = tape.root(r)) cot.add(n->sweep_slot, std::move(seeds[r]), false);
   }
 
   // Hooks (only when some exist anywhere). A leaf with hooks is handled as

@@ -266,7 +266,7 @@ Tensor Tensor::empty_nd(const Shape& shape, DType dt) {
 
 Tensor Tensor::zeros(const Shape& shape, DType dt) {
   Tensor t = empty(shape, dt);
-  std::memset(t.raw(), 0, t.nbytes());
+  kern::zero_bytes(t.raw(), t.nbytes());
   return t;
 }
 
@@ -285,7 +285,7 @@ Tensor Tensor::full(const Shape& shape, DType dt, double value) {
 Tensor Tensor::clone() const {
   if (strides_) return contiguous_copy();
   Tensor t = empty(shape, dtype);
-  if (nbytes()) std::memcpy(t.raw(), raw(), nbytes());
+  if (nbytes()) kern::copy_bytes(t.raw(), raw(), nbytes());
   return t;
 }
 

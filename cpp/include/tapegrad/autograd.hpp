@@ -368,12 +368,14 @@ struct GradUpdates {
   bool create_graph = false;
 };
 
-// Backpropagates `seeds` (one per root, same shapes) from `roots`.
-// With `inputs` empty, the gradients of leaves (and of non-leaves that
+// Backpropagates `seeds` (one per root, same shapes) from `roots`. The
+// sweep takes the seeds over: a seed nothing else holds (moved in) is a
+// gradient the sweep owns, which rules may overwrite and a leaf's .grad may
+// adopt without a copy. With `inputs` empty, the gradients of leaves (and of non-leaves that
 // called retain_grad) go to `updates`; otherwise the gradients reaching
 // `inputs` are returned (null where none reached) and no `.grad` changes
 // (torch.autograd.grad semantics).
-std::vector<Var> backward(const std::vector<Var>& roots, const std::vector<Var>& seeds, const BackwardOptions& opt,
+std::vector<Var> backward(const std::vector<Var>& roots, std::vector<Var> seeds, const BackwardOptions& opt,
                           const std::vector<Var>& inputs, GradUpdates* updates);
 // Adds each update into its Variable's `.grad` (accumulating, in place when
 // possible, as PyTorch does).

@@ -57,6 +57,11 @@ Tensor transpose(const Tensor& x, const std::vector<int64_t>& perm);
 // when both are contiguous, else tiled (Tensor::contiguous() and writes
 // through views use it).
 void copy_strided(const Tensor& dst, const Tensor& src);
+// memcpy / memset(0) of n bytes, split across tapegrad's threads when large:
+// one core does not reach the memory bandwidth (PyTorch's copies and zeros
+// are threaded too), and a backward of large arrays is mostly such passes.
+void copy_bytes(void* dst, const void* src, size_t n);
+void zero_bytes(void* dst, size_t n);
 // copy_strided into a view that an in-place op updates (the same elements
 // its base sees), refusing a broadcast view, whose elements overlap.
 void write_through(const Tensor& view, const Tensor& values, const char* opname);

@@ -113,21 +113,59 @@ void write_through(const Tensor& view, const Tensor& values, const char* opname)
   copy_strided(view, values);
 }
 
+// Bytes per task of a threaded copy or fill: the elementwise grain's bytes
+// in float64 (a copy costs less per byte than arithmetic, but the same wait
+// for a worker must be covered).
+constexpr int64_t kGrainBytes = kGrainElements * 8;
+
+void copy_bytes(void* dst, const void* src, size_t n) {
+  parallel_for(static_cast<int64_t>(n), kGrainBytes, [&](int64_t b, int64_t e) {
+    std::memcpy(static_cast<char*>(dst) + b, static_cast<const char*>(src) + b, static_cast<size_t>(e - b));
+  });
+}
+
+void zero_bytes(void* dst, size_t n) {
+  parallel_for(static_cast<int64_t>(n), kGrainBytes,
+               [&](int64_t b, int64_t e) { std::memset(static_cast<char*>(dst) + b, 0, static_cast<size_t>(e - b)); });
+}
+
 void copy_strided(const Tensor& dst, const Tensor& src) {
   if (dst.shape != src.shape || dst.dtype != src.dtype)
     throw value_error("copy: shapes or dtypes differ: " + shape_str(dst.shape) + " " + dtype_name(dst.dtype) + " and " +
                       shape_str(src.shape) + " " + dtype_name(src.dtype));
-  if (dst.numel() == 0) return;
+  const int64_t n = dst.numel();
+  if (n == 0) return;
+  // Threads only between distinct buffers: an overlapping copy (x[1:] = x[:-1])
+  // keeps the one order it always had.
+  const bool split = dst.storage != src.storage;
   if (dst.is_contiguous() && src.is_contiguous()) {
-    std::memcpy(dst.raw(), src.raw(), dst.nbytes());
+    if (split) copy_bytes(dst.raw(), src.raw(), dst.nbytes());
+    else std::memcpy(dst.raw(), src.raw(), dst.nbytes());
     return;
   }
   const Shape ds = dst.strides(), ss = src.strides();
-  switch (itemsize(dst.dtype)) {
-    case 8: copy_elems(dst.shape, ds, ss, static_cast<uint64_t*>(dst.data_ptr()), static_cast<const uint64_t*>(src.data_ptr())); break;
-    case 4: copy_elems(dst.shape, ds, ss, static_cast<uint32_t*>(dst.data_ptr()), static_cast<const uint32_t*>(src.data_ptr())); break;
-    default: copy_elems(dst.shape, ds, ss, static_cast<uint8_t*>(dst.data_ptr()), static_cast<const uint8_t*>(src.data_ptr())); break;
-  }
+  const size_t isz = itemsize(dst.dtype);
+  auto run = [&](const Shape& shape, int64_t dst_off, int64_t src_off) {
+    char* d = static_cast<char*>(dst.data_ptr()) + dst_off * static_cast<int64_t>(isz);
+    const char* s = static_cast<const char*>(src.data_ptr()) + src_off * static_cast<int64_t>(isz);
+    switch (isz) {
+      case 8: copy_elems(shape, ds, ss, reinterpret_cast<uint64_t*>(d), reinterpret_cast<const uint64_t*>(s)); break;
+      case 4: copy_elems(shape, ds, ss, reinterpret_cast<uint32_t*>(d), reinterpret_cast<const uint32_t*>(s)); break;
+      default: copy_elems(shape, ds, ss, reinterpret_cast<uint8_t*>(d), reinterpret_cast<const uint8_t*>(s)); break;
+    }
+  };
+  if (!split || n < 2 * kGrainElements) return run(dst.shape, 0, 0);
+  // Large: each thread copies a block of the longest axis (the tiles of a
+  // transpose stay whole within a block).
+  size_t ax = 0;
+  for (size_t d = 1; d < dst.shape.size(); ++d)
+    if (dst.shape[d] > dst.shape[ax]) ax = d;
+  const int64_t len = dst.shape[ax];
+  parallel_for(len, std::max<int64_t>(1, kGrainElements / (n / len)), [&](int64_t b, int64_t e) {
+    Shape part = dst.shape;
+    part[ax] = e - b;
+    run(part, b * ds[ax], b * ss[ax]);
+  });
 }
 
 // ---------------------------------------------------------------------------

@@ -314,13 +314,25 @@ BasicIndex BasicIndex::with_batch(const Shape& batch) const {
 }
 
 namespace {
+// True when ix selects every element of an array of shape `in` in order
+// (None, `...`, full slices, ints on length-1 axes): then its adjoint is a
+// reshape, a view of the gradient instead of zeros and a copy.
+bool selects_all(const BasicIndex& ix, const Shape& in) {
+  if (numel(ix.out_shape) != numel(in)) return false;
+  for (size_t i = 0; i < ix.out_shape.size(); ++i)
+    if (ix.in_axis[i] >= 0 && ix.out_shape[i] > 1 && ix.step[i] != 1) return false;
+  return true;  // (equal counts with unit steps leave no room for a start other than 0)
+}
+
 // basic_index and basic_index_embed are each other's VJP.
 struct BasicIndexRule {
   static constexpr const char* name = "getitem";
   struct Attrs { BasicIndex ix; Shape in_shape; };
   static Grads vjp(OpNode<BasicIndexRule>& n, const Var& g) {
     const Shape b = batch_shape(g, n.batch_dims(g));
-    return {basic_index_embed(g, n.attrs.ix.with_batch(b), with_batch(g, static_cast<int>(b.size()), n.attrs.in_shape))};
+    const Shape in = with_batch(g, static_cast<int>(b.size()), n.attrs.in_shape);
+    if (selects_all(n.attrs.ix, n.attrs.in_shape)) return {reshape(g, in)};
+    return {basic_index_embed(g, n.attrs.ix.with_batch(b), in)};
   }
   static Var jvp(OpNode<BasicIndexRule>& n, const Grads& t, int nb) {
     return basic_index(t[0], n.attrs.ix.with_batch(batch_shape(t[0], nb)));
@@ -345,8 +357,18 @@ Var basic_index(const Var& x, const BasicIndex& ix) {
 }
 
 Var basic_index_embed(const Var& g, const BasicIndex& ix, const Shape& shape) {
-  Tensor out = Tensor::zeros(shape, g->dtype());
-  kern::copy_strided(ix.apply(out), g->data);  // basic indexing selects each position at most once
+  Tensor out = Tensor::empty(shape, g->dtype());
+  const Tensor at = ix.apply(out);
+  const size_t isz = itemsize(out.dtype);
+  char* base = static_cast<char*>(out.data_ptr());
+  if (at.is_contiguous() && at.numel() > 0) {  // one block (M[3], v[1:-1]): zero only around it
+    const size_t lo = static_cast<size_t>(at.offset) * isz, len = at.nbytes();
+    kern::zero_bytes(base, lo);
+    kern::zero_bytes(base + lo + len, out.nbytes() - lo - len);
+  } else {
+    kern::zero_bytes(base, out.nbytes());
+  }
+  kern::copy_strided(at, g->data);  // basic indexing selects each position at most once
   Recorder<BasicEmbedRule> r(std::move(out), {&g});
   if (r) r.attrs().ix = ix;
   return std::move(r.out);
