@@ -27,7 +27,10 @@ gradients cleared (its share of a training step). Conversion rows
 that cannot record (`float(v)`, `np.asarray(v)`, ...) have only `eval`.
 Each time is the best of R repeats of a loop that runs >= T seconds
 (`--quick`: shorter); tapegrad, PyTorch and NumPy run one after another on
-the same row so a load change hits all three. NumPy has no `grad` mode.
+the same row so a load change hits all three. NumPy has no `grad` mode,
+except on the BLAS/LAPACK-bound rows (BLAS_BOUND below): there its column
+runs the forward and the VJP's products and solves written by hand, and the
+line shows tg/np.
 
 Threads: tapegrad.set_num_threads, torch.set_num_threads and threadpoolctl
 (NumPy's BLAS), at 1 and at os.cpu_count().
@@ -340,6 +343,61 @@ def _linalg(name, e):
                   "numpy": getattr(np.linalg, name)})]
 
 
+# --------------------------------------------------------------------------- BLAS/LAPACK-bound rows
+
+# Rows whose time at >= BLAS_MIN_SIZE elements is BLAS/LAPACK calls (issue 17): each maps to
+# its `grad` mode written by hand in NumPy, the forward and the VJP's products/solves with the
+# ones seed the other libraries get, so that both modes have a NumPy column and a tg/np ratio.
+# HELD_TO_NUMPY rows are held to NumPy's same calls (<= 1.05x) instead of PyTorch; the linalg
+# rows stay held to PyTorch (its solves reuse the LU, and its inverse is MKL's) and show tg/np.
+# NumPy has neither LU reuse nor a triangular solve: its solve/slogdet columns factor again
+# and its cholesky column solves with np.linalg.solve, so they are upper bounds.
+BLAS_MIN_SIZE = 1024
+
+
+def _np_matmul_grad(g, a, b):
+    c = a @ b
+    return c, g @ b.T, a.T @ g
+
+
+def _np_linear_grad(g, x, w, b):
+    y = x @ w + b
+    return y, g @ w.T, x.T @ g, g.sum(axis=0)
+
+
+def _np_solve_grad(g, a, b):
+    x = np.linalg.solve(a, b)
+    gb = np.linalg.solve(a.T, g)
+    return x, -np.multiply.outer(gb, x), gb
+
+
+def _np_inv_grad(g, a):
+    y = np.linalg.inv(a)
+    return y, -(y.T @ g @ y.T)
+
+
+def _np_slogdet_grad(g, a):
+    s, logdet = np.linalg.slogdet(a)
+    return logdet, g * np.linalg.inv(a).T
+
+
+def _np_cholesky_grad(g, a):
+    lo = np.linalg.cholesky(a)
+    p = np.tril(lo.T @ g)
+    p[np.diag_indices_from(p)] *= 0.5
+    x = np.linalg.solve(lo.T, p)  # L^-T Phi
+    y = np.linalg.solve(lo.T, x.T).T  # (L^-T Phi) L^-1
+    return lo, 0.5 * (y + y.T)
+
+
+BLAS_BOUND = {
+    "matmul(A, B)": _np_matmul_grad, "a @ b": _np_matmul_grad, "linear(X, W, b)": _np_linear_grad,
+    "solve(A, b)": _np_solve_grad, "inv(A)": _np_inv_grad, "slogdet(A)[1]": _np_slogdet_grad,
+    "cholesky(A)": _np_cholesky_grad,
+}
+HELD_TO_NUMPY = {"matmul(A, B)", "a @ b", "linear(X, W, b)"}
+
+
 BUILDERS = {
     **{k: _binary for k in ("add", "subtract", "multiply", "divide", "power", "maximum", "minimum", "arctan2")},
     **{k: _linalg for k in ("inv", "solve", "slogdet", "cholesky")},
@@ -469,6 +527,13 @@ def prepare(case, lib, n, dtype, grad, rng_seed=0):
         if grad:
             diff.append(args[-1])
     f = case.calls[lib]
+    if lib == "numpy" and grad:
+        f = BLAS_BOUND.get(case.name)  # NumPy has no grad mode but the VJP's calls written by hand
+        if f is None:
+            return None
+        out0 = case.calls["numpy"](*args)
+        seed = np.ones(np.shape(out0), np_dt)
+        return lambda: f(seed, *args)
     if f is None:
         return None
     if not (grad and case.backward):
@@ -515,7 +580,7 @@ def shapes_of(case, n):
 
 def target_for(case, n, mode):
     """(label, limit on tapegrad/torch, or None) and absolute limits where the issue sets them."""
-    if case.op in ("matmul", "linear") and n >= 1024:
+    if case.name in HELD_TO_NUMPY and n >= BLAS_MIN_SIZE:
         return "BLAS: <= 1.05x NumPy"
     if case.kind == "index" and case.name[2:4] in ("3]", "-2", "2:", "1:", ":3") and n <= 1024 and mode == "grad":
         pass
@@ -553,9 +618,6 @@ def run(case_list, sizes, dtypes, modes, thread_counts, min_seconds, repeats, pr
                             continue
                         times = {}
                         for lib in ("tapegrad", "torch", "numpy"):
-                            if lib == "numpy" and mode == "grad":
-                                times[lib] = None
-                                continue
                             fn = prepare(case, lib, n, dtype, mode == "grad")
                             times[lib] = None if fn is None else best_time(fn, min_seconds, repeats)
                         row = {"name": case.name, "op": case.op, "kind": case.kind, "n": n,
@@ -580,8 +642,11 @@ def us(t):
 
 def fmt_line(r):
     ratio = "n/a" if r["ratio"] is None else f"{r['ratio']:.2f}"
-    return (f"{r['name']:<24} {str(r['n']) if r['n'] else '0-d':>8} {r['dtype']:<8} {r['mode']:<5} {r['threads']}t  "
+    line = (f"{r['name']:<24} {str(r['n']) if r['n'] else '0-d':>8} {r['dtype']:<8} {r['mode']:<5} {r['threads']}t  "
             f"tg {us(r['tapegrad']):>8}  torch {us(r['torch']):>8}  np {us(r['numpy']):>8}  tg/torch {ratio:>6}")
+    if r["name"] in BLAS_BOUND and r["ratio_np"] is not None:
+        line += f"  tg/np {r['ratio_np']:.2f}"
+    return line
 
 
 # Why a row misses its target, where measured (see benchmarks/README.md).
@@ -613,6 +678,8 @@ def table(rows):
                 cells += ["", "", "", ""]
                 continue
             ratio = "n/a" if r["ratio"] is None else f"{r['ratio']:.2f}"
+            if name in BLAS_BOUND and r["ratio_np"] is not None:
+                ratio += f" (tg/np {r['ratio_np']:.2f})"
             cells += [us(r["tapegrad"]), us(r["torch"]), us(r["numpy"]), ratio]
         met = all(r["pass"] for r in g.values())
         cells += [any_r["target"], "yes" if met else "**no**"]

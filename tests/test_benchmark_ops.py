@@ -78,3 +78,30 @@ def test_row_runs_and_agrees(case):
             assert len(a) == len(b) and all(np.allclose(x, y) for x, y in zip(a, b))
         else:
             assert np.allclose(np.asarray(a, dtype=float), np.asarray(b, dtype=float), rtol=1e-12, atol=1e-12), lib
+
+
+def test_blas_bound_rows_exist_and_are_held_to_numpy():
+    names = {c.name for c in CASES}
+    assert set(bench.BLAS_BOUND) <= names and bench.HELD_TO_NUMPY <= set(bench.BLAS_BOUND)
+    for c in CASES:
+        if c.name in bench.HELD_TO_NUMPY:
+            assert bench.target_for(c, 1 << 20, "grad").startswith("BLAS")
+            assert not bench.target_for(c, 16, "grad").startswith("BLAS")
+
+
+@pytest.mark.parametrize("name", sorted(bench.BLAS_BOUND))
+def test_numpy_grad_column_computes_the_same_gradients(name):
+    """The NumPy `grad` twin of a BLAS-bound row runs the forward and the VJP's calls by hand:
+    its forward value and gradients are tapegrad's (ones seed), so it times the same work."""
+    case = next(c for c in CASES if c.name == name)
+    raw = case.inputs(16, np.random.default_rng(3))
+    fwd, *grads = bench.BLAS_BOUND[name](np.ones(np.shape(case.calls["numpy"](*raw))), *raw)
+    vs = [tapegrad.Variable(a, requires_grad=True) for a in raw]
+    out = case.calls["tapegrad"](*vs)
+    out.backward(tapegrad.Variable(np.ones(out.shape)))
+    np.testing.assert_allclose(out.data, fwd, rtol=1e-12, atol=1e-12)
+    assert len(grads) == len(vs)
+    for v, g in zip(vs, grads):
+        np.testing.assert_allclose(v.grad.data, g, rtol=1e-10, atol=1e-12)
+    fn = bench.prepare(case, "numpy", 16, "float32", grad=True)  # the runner times it
+    assert fn is not None and fn()[0].dtype == np.float32

@@ -305,3 +305,59 @@ def test_symbolic_engine_agrees_with_the_tape():
     ga, gb = S.symbolic_gradient(lambda p, q: S.arctan2(p, q).sum(), (2,), (2,))(u, v)
     np.testing.assert_allclose(ga, tg.grad(lambda p: tg.arctan2(p, v).sum())(u), rtol=1e-13)
     np.testing.assert_allclose(gb, tg.grad(lambda q: tg.arctan2(u, q).sum())(v), rtol=1e-13)
+
+
+# ----- first-order backward from the forward's factors (LU, trsm) vs the differentiable rules ------
+FIRST_ORDER = {  # f(m, a) -> scalar; the input maker
+    "solve": (lambda m, a: (m.linalg.solve(a, np.arange(a.shape[-1] * 2.0).reshape(a.shape[-1], 2)) ** 2).sum(),
+              well_conditioned),
+    "slogdet": (lambda m, a: (m.linalg.slogdet(a)[1] * np.arange(1.0, 1.0 + np.prod(a.shape[:-2]))
+                              .reshape(a.shape[:-2])).sum(), well_conditioned),
+    "det": (lambda m, a: m.linalg.det(a).sum(), well_conditioned),
+    "cholesky": (lambda m, a: (m.linalg.cholesky(a) * np.tril(np.ones(a.shape[-2:])) * 1.5).sum(), spd),
+    "inv": (lambda m, a: (m.linalg.inv(a) ** 2).sum(), well_conditioned),
+}
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("shape", [(5, 5), (3, 4, 4), (2, 1, 6, 6)])
+@pytest.mark.parametrize("name", sorted(FIRST_ORDER))
+def test_first_order_gradient_equals_the_create_graph_one(name, shape, dtype):
+    """backward() (first order: LU reuse, trsm) and backward(create_graph=True) (the rules made of
+    differentiable ops, refactoring) give the same gradient, and so does the reference engine."""
+    f, make = FIRST_ORDER[name]
+    a = make(shape, 21, dtype)
+    grads = []
+    for m, cg in ((tg, False), (tg, True), (ref, False)):
+        v = m.Variable(a, requires_grad=True)
+        f(m, v).backward(create_graph=cg)
+        assert v.grad.dtype == dtype
+        grads.append(np.asarray(v.grad.data, dtype=np.float64))
+    tol = 1e-10 if dtype == np.float64 else 2e-4
+    for g in grads[1:]:
+        np.testing.assert_allclose(grads[0], g, rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("op", ["solve", "slogdet"])
+def test_a_factored_input_modified_in_place_makes_backward_raise(op):
+    # the saved LU factors came from A: a first-order backward must refuse an A changed since
+    y = tg.Variable(well_conditioned((3, 3), 22), requires_grad=True)
+    out = tg.linalg.solve(y, np.ones(3)) if op == "solve" else tg.linalg.slogdet(y)[1]
+    with tg.no_grad():
+        y += 1.0
+    with pytest.raises(RuntimeError, match=f"modified by an in-place operation.*saved by '{op}'"):
+        out.sum().backward()
+
+
+def test_solve_first_order_gradient_for_b_alone_matches_torch():
+    torch = pytest.importorskip("torch")
+    a, b = well_conditioned((2, 4, 4), 24), np.random.default_rng(25).normal(size=(2, 4, 3))
+    ta, tb = torch.tensor(a, requires_grad=True), torch.tensor(b, requires_grad=True)
+    (torch.linalg.solve(ta, tb) ** 3).sum().backward()
+    va, vb = tg.Variable(a, requires_grad=True), tg.Variable(b, requires_grad=True)
+    (tg.linalg.solve(va, vb) ** 3).sum().backward()
+    np.testing.assert_allclose(va.grad.data, ta.grad.numpy(), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(vb.grad.data, tb.grad.numpy(), rtol=1e-10, atol=1e-12)
+    vb2 = tg.Variable(b, requires_grad=True)  # only b requires grad: A's factors are still kept
+    (tg.linalg.solve(tg.Variable(a), vb2) ** 3).sum().backward()
+    np.testing.assert_allclose(vb2.grad.data, tb.grad.numpy(), rtol=1e-10, atol=1e-12)

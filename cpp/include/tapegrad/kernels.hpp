@@ -78,10 +78,24 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b);
 // leading axes are a batch. Throw linalg_error naming `op` and the shape for
 // a singular (inv, solve) or non-positive-definite (cholesky) matrix.
 // solve: a (..., n, n), b (..., n, k) with the same batch.
+// LU factors of each matrix (getrf), which solve and slogdet hand back through
+// `keep` so that their backward solves with them instead of factoring again.
+struct LU {
+  Tensor lu;                  // getrf of each A^T (LAPACK is column-major; the row-major buffer is A^T)
+  std::vector<int> piv;       // its pivots, n per matrix (1-based)
+  std::vector<bool> singular;  // per matrix: a zero pivot (lu_solve refuses it)
+};
+LU lu_factor(const Tensor& a, const char* op, bool throw_singular);
+// A^-1 b, or A^-T b when with_at, from the factors; b (..., n, k) with a's batch.
+Tensor lu_solve(const LU& f, const Tensor& b, bool with_at, const char* op);
 Tensor inv(const Tensor& a, const char* op);
-Tensor solve(const Tensor& a, const Tensor& b, const char* op);
+Tensor eye_like(const Tensor& a);  // identity matrices of a's (..., n, n) shape and dtype
+Tensor solve(const Tensor& a, const Tensor& b, const char* op, LU* keep = nullptr);
 // (sign, log|det|) of each matrix, shaped like the batch; a singular one gives (0, -inf) as NumPy.
-std::pair<Tensor, Tensor> slogdet(const Tensor& a, const char* op);
+std::pair<Tensor, Tensor> slogdet(const Tensor& a, const char* op, LU* keep = nullptr);
+// For lower-triangular L (..., n, n) and B of L's shape (trsm):
+// op(L)^-1 B when left, B op(L)^-1 otherwise; op = transpose when trans.
+Tensor tri_solve(const Tensor& l, const Tensor& b, bool left, bool trans);
 // The lower factor L of A = L L^T, reading A's lower triangle (NumPy's default).
 Tensor cholesky(const Tensor& a, const char* op);
 // Refuses ndim < 2 or non-square last axes with linalg_error, as NumPy does.

@@ -27,32 +27,54 @@ namespace tg::kern {
 // transposes); batches are folded into one GEMM where the layout allows.
 // ---------------------------------------------------------------------------
 
-// C (M x N) = op(A) op(B) + beta C, row-major; A is M x K (K x M if ta), B is K x N (N x K if tb).
-static void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float* A, const float* B, float beta,
-                 float* C) {
+// C (M x N) = op(A) op(B) + beta C, row-major; A is M x K (K x M if ta), B is K x N (N x K if tb),
+// with leading dimensions lda, ldb (a row's stride: >= the stored row length).
+static void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B,
+                 int64_t ldb, float beta, float* C) {
   scipy_cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, blasint(M),
-                    blasint(N), blasint(K), 1.0f, A, blasint(ta ? M : K), B, blasint(tb ? K : N), beta, C, blasint(N));
+                    blasint(N), blasint(K), 1.0f, A, blasint(lda), B, blasint(ldb), beta, C, blasint(N));
 }
-static void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const double* A, const double* B, double beta,
-                 double* C) {
+static void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const double* A, int64_t lda, const double* B,
+                 int64_t ldb, double beta, double* C) {
   scipy_cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, blasint(M),
-                    blasint(N), blasint(K), 1.0, A, blasint(ta ? M : K), B, blasint(tb ? K : N), beta, C, blasint(N));
+                    blasint(N), blasint(K), 1.0, A, blasint(lda), B, blasint(ldb), beta, C, blasint(N));
 }
 
-// beta is 0 (C is overwritten) or 1 (the product accumulates onto C).
+// beta is 0 (C is overwritten) or 1 (the product accumulates onto C). lda/ldb 0: the packed row length.
 template <class T>
 static void gemm_checked(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const T* A, const T* B, T* C,
-                         T beta = T(0)) {
+                         T beta = T(0), int64_t lda = 0, int64_t ldb = 0) {
   if (M == 0 || N == 0) return;
   if (K == 0) {  // the empty sum is 0 (BLAS may not touch C at all when K = 0)
     if (beta == T(0)) std::fill(C, C + M * N, T(0));
     return;
   }
+  if (!lda) lda = ta ? M : K;
+  if (!ldb) ldb = tb ? K : N;
   constexpr int64_t kMax = std::numeric_limits<blasint>::max();
-  if (M > kMax || N > kMax || K > kMax)
+  if (M > kMax || N > kMax || K > kMax || lda > kMax || ldb > kMax)
     throw value_error("matmul: a dimension exceeds the BLAS's 32-bit index range (" + std::to_string(M) + ", " +
                       std::to_string(N) + ", " + std::to_string(K) + ")");
-  gemm(ta, tb, M, N, K, A, B, beta, C);
+  gemm(ta, tb, M, N, K, A, lda, B, ldb, beta, C);
+}
+
+// How GEMM reads the last two axes of a view without copying it: row-major
+// with a leading dimension (unit column stride: a column slice), or
+// column-major (a transpose's view: read with the transpose flag flipped).
+// Other views (negative, zero or two non-unit strides) are copied first.
+struct BlasMat {
+  bool ok = false, trans = false;
+  int64_t ld = 0;
+};
+static BlasMat blas_mat(const Tensor& t) {
+  const size_t nd = t.ndim();
+  const int64_t R = t.shape[nd - 2], C = t.shape[nd - 1];
+  if (t.is_contiguous()) return {true, false, std::max<int64_t>(C, 1)};
+  const Shape st = t.strides();
+  const int64_t r = st[nd - 2], c = st[nd - 1];
+  if ((c == 1 || C <= 1) && r >= std::max<int64_t>(C, 1)) return {true, false, r};
+  if ((r == 1 || R <= 1) && c >= std::max<int64_t>(R, 1)) return {true, true, c};
+  return {};
 }
 
 static bool all_zero(const std::vector<int64_t>& v) {
@@ -61,10 +83,24 @@ static bool all_zero(const std::vector<int64_t>& v) {
   return true;
 }
 
+// Batch strides (in elements) of t's leading axes aligned to `batch`, 0 where t broadcasts.
+static std::vector<int64_t> batch_strides(const Tensor& t, const Shape& batch) {
+  const size_t nb = t.ndim() - 2, off = batch.size() - nb;
+  const Shape st = t.strides();
+  std::vector<int64_t> out(batch.size(), 0);
+  for (size_t i = 0; i < nb; ++i) out[i + off] = t.shape[i] == 1 ? 0 : st[i];
+  return out;
+}
+
 Tensor matmul(const Tensor& a0, const Tensor& b0, bool ta, bool tb) {
-  TG_CONTIGUOUS(a, a0); TG_CONTIGUOUS(b, b0);
-  if (a.ndim() < 2 || b.ndim() < 2) throw value_error("matmul kernel: operands must have ndim >= 2");
-  check_same_float(a, b, "matmul");
+  if (a0.ndim() < 2 || b0.ndim() < 2) throw value_error("matmul kernel: operands must have ndim >= 2");
+  check_same_float(a0, b0, "matmul");
+  // A view GEMM can read (a transpose, a column slice) passes as it is, with
+  // its leading dimension and the flag flipped for a transpose; others are copied.
+  BlasMat va = blas_mat(a0), vb = blas_mat(b0);
+  const Tensor a = va.ok ? a0 : a0.contiguous_copy(), b = vb.ok ? b0 : b0.contiguous_copy();
+  if (!va.ok) va = blas_mat(a);
+  if (!vb.ok) vb = blas_mat(b);
   int64_t ar = a.shape[a.ndim() - 2], ac = a.shape[a.ndim() - 1];
   int64_t br = b.shape[b.ndim() - 2], bc = b.shape[b.ndim() - 1];
   int64_t M = ta ? ac : ar, K = ta ? ar : ac;
@@ -81,29 +117,30 @@ Tensor matmul(const Tensor& a0, const Tensor& b0, bool ta, bool tb) {
   out_shape.push_back(M);
   out_shape.push_back(N);
   Tensor out = Tensor::empty(out_shape, a.dtype);
-  int64_t a_mat = ar * ac, b_mat = br * bc, o_mat = M * N, nbatch = numel(batch);
-  std::vector<int64_t> sa = broadcast_strides(ab, batch), sb = broadcast_strides(bb, batch);
+  const bool ta2 = ta != va.trans, tb2 = tb != vb.trans;  // the flags on the stored matrices
+  int64_t o_mat = M * N, nbatch = numel(batch);
+  std::vector<int64_t> sa = batch_strides(a, batch), sb = batch_strides(b, batch);
   bool a_full = numel(ab) == nbatch, b_full = numel(bb) == nbatch;
   TG_DISPATCH_FLOAT(a.dtype, "matmul", {
-    const T* pa = a.ptr<T>();
-    const T* pb = b.ptr<T>();
+    const T* pa = static_cast<const T*>(a.data_ptr());
+    const T* pb = static_cast<const T*>(b.data_ptr());
     T* po = out.ptr<T>();
     if (nbatch == 0) {
       // an empty batch: nothing to write (the one-GEMM path below would write M*N elements)
     } else if (nbatch == 1) {
-      gemm_checked<T>(ta, tb, M, N, K, pa, pb, po);
-    } else if (!ta && a_full && all_zero(sb)) {
+      gemm_checked<T>(ta2, tb2, M, N, K, pa, pb, po, T(0), va.ld, vb.ld);
+    } else if (!ta && a_full && a.is_contiguous() && all_zero(sb)) {
       // A batched, B shared: the batches stack into the rows of one GEMM.
-      gemm_checked<T>(false, tb, nbatch * M, N, K, pa, pb, po);
-    } else if (N == 1 && b_full && all_zero(sa)) {
+      gemm_checked<T>(false, tb2, nbatch * M, N, K, pa, pb, po, T(0), 0, vb.ld);
+    } else if (N == 1 && b_full && b.is_contiguous() && all_zero(sa)) {
       // A shared, B a batch of vectors: out (batch x M) = B (batch x K) op(A)^T.
-      gemm_checked<T>(false, !ta, nbatch, M, K, pb, pa, po);
+      gemm_checked<T>(false, !ta2, nbatch, M, K, pb, pa, po, T(0), 0, va.ld);
     } else {
       std::array<std::vector<int64_t>, 3> st{contiguous_strides(batch), sa, sb};
       nd_loop<3>(batch, st, [&](const std::array<int64_t, 3>& off, int64_t n, const std::array<int64_t, 3>& in) {
         for (int64_t i = 0; i < n; ++i)
-          gemm_checked<T>(ta, tb, M, N, K, pa + (off[1] + i * in[1]) * a_mat, pb + (off[2] + i * in[2]) * b_mat,
-                          po + (off[0] + i * in[0]) * o_mat);
+          gemm_checked<T>(ta2, tb2, M, N, K, pa + off[1] + i * in[1], pb + off[2] + i * in[2],
+                          po + (off[0] + i * in[0]) * o_mat, T(0), va.ld, vb.ld);
       });
     }
   });
@@ -111,10 +148,15 @@ Tensor matmul(const Tensor& a0, const Tensor& b0, bool ta, bool tb) {
 }
 
 Tensor linear(const Tensor& x0, const Tensor& w0, const Tensor& b0) {
-  TG_CONTIGUOUS(x, x0); TG_CONTIGUOUS(w, w0); TG_CONTIGUOUS(b, b0);
-  if (x.ndim() < 1 || w.ndim() != 2 || x.shape.back() != w.shape[0])
-    throw value_error("linear kernel: expected x (..., K) and w (K, N), got " + shape_str(x.shape) + " and " +
-                      shape_str(w.shape));
+  if (x0.ndim() < 1 || w0.ndim() != 2 || x0.shape.back() != w0.shape[0])
+    throw value_error("linear kernel: expected x (..., K) and w (K, N), got " + shape_str(x0.shape) + " and " +
+                      shape_str(w0.shape));
+  // A 2-d x and w that GEMM can read as they are (a transpose, a column slice) are not copied.
+  BlasMat vx = x0.ndim() == 2 ? blas_mat(x0) : BlasMat{}, vw = blas_mat(w0);
+  const Tensor x = vx.ok ? x0 : x0.contiguous(), w = vw.ok ? w0 : w0.contiguous();
+  if (!vx.ok) vx = BlasMat{true, false, std::max<int64_t>(x.shape.back(), 1)};
+  if (!vw.ok) vw = blas_mat(w);
+  TG_CONTIGUOUS(b, b0);
   check_same_float(x, w, "linear");
   const int64_t K = w.shape[0], N = w.shape[1];
   if (b.defined()) {
@@ -135,7 +177,8 @@ Tensor linear(const Tensor& x0, const Tensor& w0, const Tensor& b0) {
         done += n;
       }
     }
-    gemm_checked<T>(false, false, R, N, K, x.ptr<T>(), w.ptr<T>(), po, b.defined() ? T(1) : T(0));
+    gemm_checked<T>(vx.trans, vw.trans, R, N, K, static_cast<const T*>(x.data_ptr()),
+                    static_cast<const T*>(w.data_ptr()), po, b.defined() ? T(1) : T(0), vx.ld, vw.ld);
   });
   return out;
 }
@@ -145,15 +188,22 @@ Tensor linear(const Tensor& x0, const Tensor& w0, const Tensor& b0) {
 namespace {
 void getrf(int n, double* a, int* ipiv, int* info) { scipy_dgetrf_(&n, &n, a, &n, ipiv, info); }
 void getrf(int n, float* a, int* ipiv, int* info) { scipy_sgetrf_(&n, &n, a, &n, ipiv, info); }
-void getrs(int n, int k, const double* a, const int* ipiv, double* b, int* info) {
-  scipy_dgetrs_("T", &n, &k, a, &n, ipiv, b, &n, info, 1);
+// The row-major buffer factored is A^T, so TRANS = 'T' solves with A and 'N' with A^T.
+void getrs(bool with_at, int n, int k, const double* a, const int* ipiv, double* b, int* info) {
+  scipy_dgetrs_(with_at ? "N" : "T", &n, &k, a, &n, ipiv, b, &n, info, 1);
 }
-void getrs(int n, int k, const float* a, const int* ipiv, float* b, int* info) {
-  scipy_sgetrs_("T", &n, &k, a, &n, ipiv, b, &n, info, 1);
+void getrs(bool with_at, int n, int k, const float* a, const int* ipiv, float* b, int* info) {
+  scipy_sgetrs_(with_at ? "N" : "T", &n, &k, a, &n, ipiv, b, &n, info, 1);
 }
 // Row-major lower triangle = column-major upper: 'U' on the buffer factors A's lower triangle.
 void potrf(int n, double* a, int* info) { scipy_dpotrf_("U", &n, a, &n, info, 1); }
 void potrf(int n, float* a, int* info) { scipy_spotrf_("U", &n, a, &n, info, 1); }
+void trsm(CBLAS_SIDE side, CBLAS_TRANSPOSE t, int m, int n, const double* l, double* b) {
+  scipy_cblas_dtrsm(CblasRowMajor, side, CblasLower, t, CblasNonUnit, m, n, 1.0, l, side == CblasLeft ? m : n, b, n);
+}
+void trsm(CBLAS_SIDE side, CBLAS_TRANSPOSE t, int m, int n, const float* l, float* b) {
+  scipy_cblas_strsm(CblasRowMajor, side, CblasLower, t, CblasNonUnit, m, n, 1.0f, l, side == CblasLeft ? m : n, b, n);
+}
 
 int lapack_dim(int64_t n, const char* op) {
   if (n > std::numeric_limits<int>::max())
@@ -164,6 +214,8 @@ int lapack_dim(int64_t n, const char* op) {
 std::string batch_where(const Shape& s, int64_t i, int64_t nbatch) {
   return "matrix of shape " + shape_str(s) + (nbatch > 1 ? " (batch element " + std::to_string(i) + ")" : "");
 }
+
+int64_t batch_count(const Shape& s) { return numel(Shape(s.begin(), s.end() - 2)); }
 }  // namespace
 
 void check_square(const Shape& s, const char* op) {
@@ -175,46 +227,49 @@ void check_square(const Shape& s, const char* op) {
                        shape_str(s));
 }
 
-// A^-1 = solve(A, I), as NumPy's inv (gesv): one code path with solve; with getri the
-// 32 x 32 inverse timed 3.5x PyTorch's in one (loaded) run, see benchmarks/README.md.
-Tensor inv(const Tensor& a, const char* op) {
-  check_square(a.shape, op);
-  const int64_t n = a.shape.back();
-  Tensor eye = Tensor::empty(a.shape, a.dtype);
-  TG_DISPATCH_FLOAT(a.dtype, op, {
-    T* p = eye.ptr<T>();
-    std::fill(p, p + eye.numel(), T(0));
-    for (int64_t i = 0; n && i < eye.numel() / (n * n); ++i)
-      for (int64_t d = 0; d < n; ++d) p[i * n * n + d * n + d] = T(1);
+LU lu_factor(const Tensor& a0, const char* op, bool throw_singular) {
+  check_square(a0.shape, op);
+  LU f;
+  f.lu = a0.clone();  // (contiguous)
+  const int64_t n = a0.shape.back(), nbatch = batch_count(a0.shape);
+  f.piv.resize(size_t(n * nbatch));
+  f.singular.assign(size_t(nbatch), false);
+  if (n == 0) return f;
+  const int ni = lapack_dim(n, op);
+  TG_DISPATCH_FLOAT(a0.dtype, op, {
+    for (int64_t i = 0; i < nbatch; ++i) {
+      int info = 0;
+      getrf(ni, f.lu.ptr<T>() + i * n * n, f.piv.data() + i * n, &info);
+      if (info > 0) {
+        if (throw_singular) throw linalg_error(std::string(op) + ": singular " + batch_where(a0.shape, i, nbatch));
+        f.singular[size_t(i)] = true;
+      }
+    }
   });
-  return solve(a, eye, op);
+  return f;
 }
 
-Tensor solve(const Tensor& a0, const Tensor& b0, const char* op) {
-  TG_CONTIGUOUS(a, a0); TG_CONTIGUOUS(b, b0);
-  check_square(a.shape, op);
-  const int64_t n = a.shape.back();
-  if (b.ndim() != a.ndim() || b.shape[b.ndim() - 2] != n ||
-      !std::equal(a.shape.begin(), a.shape.end() - 2, b.shape.begin()))
-    throw value_error(std::string(op) + ": kernel expects b (..., n, k) with a's batch, got " + shape_str(a.shape) +
+Tensor lu_solve(const LU& f, const Tensor& b0, bool with_at, const char* op) {
+  TG_CONTIGUOUS(b, b0);
+  const Shape& as = f.lu.shape;
+  const int64_t n = as.back();
+  if (size_t(b.ndim()) != as.size() || b.shape[b.ndim() - 2] != n || !std::equal(as.begin(), as.end() - 2, b.shape.begin()))
+    throw value_error(std::string(op) + ": kernel expects b (..., n, k) with a's batch, got " + shape_str(as) +
                       " and " + shape_str(b.shape));
-  check_same_float(a, b, op);
-  const int64_t k = b.shape.back(), nbatch = n ? a.numel() / (n * n) : numel(Shape(a.shape.begin(), a.shape.end() - 2));
+  check_same_float(f.lu, b, op);
+  const int64_t k = b.shape.back(), nbatch = batch_count(as);
   Tensor out = Tensor::empty(b.shape, b.dtype);
   if (n == 0 || k == 0 || nbatch == 0) return out;
   const int ni = lapack_dim(n, op), ki = lapack_dim(k, op);
-  std::vector<int> ipiv(n);
-  TG_DISPATCH_FLOAT(a.dtype, op, {
-    std::vector<T> lu(n * n), rhs(n * k);
+  TG_DISPATCH_FLOAT(b.dtype, op, {
+    std::vector<T> rhs(n * k);
     for (int64_t i = 0; i < nbatch; ++i) {
-      std::memcpy(lu.data(), a.ptr<T>() + i * n * n, n * n * sizeof(T));
+      if (f.singular[size_t(i)]) throw linalg_error(std::string(op) + ": singular " + batch_where(as, i, nbatch));
       const T* pb = b.ptr<T>() + i * n * k;
       for (int64_t r = 0; r < n; ++r)  // row-major (n, k) -> column-major n x k
         for (int64_t c = 0; c < k; ++c) rhs[c * n + r] = pb[r * k + c];
       int info = 0;
-      getrf(ni, lu.data(), ipiv.data(), &info);
-      if (info > 0) throw linalg_error(std::string(op) + ": singular " + batch_where(a.shape, i, nbatch));
-      getrs(ni, ki, lu.data(), ipiv.data(), rhs.data(), &info);
+      getrs(with_at, ni, ki, f.lu.ptr<T>() + i * n * n, f.piv.data() + i * n, rhs.data(), &info);
       T* po = out.ptr<T>() + i * n * k;
       for (int64_t r = 0; r < n; ++r)
         for (int64_t c = 0; c < k; ++c) po[r * k + c] = rhs[c * n + r];
@@ -223,40 +278,78 @@ Tensor solve(const Tensor& a0, const Tensor& b0, const char* op) {
   return out;
 }
 
-std::pair<Tensor, Tensor> slogdet(const Tensor& a0, const char* op) {
-  TG_CONTIGUOUS(a, a0);
+Tensor eye_like(const Tensor& a) {
+  const int64_t n = a.shape.back();
+  Tensor eye = Tensor::empty(a.shape, a.dtype);
+  TG_DISPATCH_FLOAT(a.dtype, "eye", {
+    T* p = eye.ptr<T>();
+    std::fill(p, p + eye.numel(), T(0));
+    for (int64_t i = 0; n && i < eye.numel() / (n * n); ++i)
+      for (int64_t d = 0; d < n; ++d) p[i * n * n + d * n + d] = T(1);
+  });
+  return eye;
+}
+
+// A^-1 = solve(A, I), as NumPy's inv (gesv): one code path with solve; with getri the
+// 32 x 32 inverse timed 3.5x PyTorch's in one (loaded) run, see benchmarks/README.md.
+Tensor inv(const Tensor& a, const char* op) {
   check_square(a.shape, op);
+  return solve(a, eye_like(a), op);
+}
+
+Tensor solve(const Tensor& a, const Tensor& b, const char* op, LU* keep) {
+  check_square(a.shape, op);
+  check_same_float(a, b, op);
+  LU f = lu_factor(a, op, true);
+  Tensor x = lu_solve(f, b, false, op);
+  if (keep) *keep = std::move(f);
+  return x;
+}
+
+std::pair<Tensor, Tensor> slogdet(const Tensor& a, const char* op, LU* keep) {
+  LU f = lu_factor(a, op, false);
   const int64_t n = a.shape.back();
   Shape batch(a.shape.begin(), a.shape.end() - 2);
   const int64_t nbatch = numel(batch);
   Tensor sign = Tensor::empty(batch, a.dtype), logdet = Tensor::empty(batch, a.dtype);
-  const int ni = lapack_dim(n, op);
-  std::vector<int> ipiv(n);
   TG_DISPATCH_FLOAT(a.dtype, op, {
-    std::vector<T> lu(n * n);
     for (int64_t i = 0; i < nbatch; ++i) {
       T s = T(1), l = T(0);  // the empty product: det of a 0 x 0 matrix is 1
-      if (n > 0) {
-        std::memcpy(lu.data(), a.ptr<T>() + i * n * n, n * n * sizeof(T));
-        int info = 0;
-        getrf(ni, lu.data(), ipiv.data(), &info);
-        if (info > 0) {
-          s = T(0);
-          l = -std::numeric_limits<T>::infinity();
-        } else {
-          for (int64_t d = 0; d < n; ++d) {
-            const T u = lu[d * n + d];
-            if (u < T(0)) s = -s;
-            if (ipiv[d] != d + 1) s = -s;  // a row swap (1-based pivots)
-            l += std::log(std::abs(u));
-          }
+      if (f.singular[size_t(i)]) {
+        s = T(0);
+        l = -std::numeric_limits<T>::infinity();
+      } else {
+        const T* lu = f.lu.ptr<T>() + i * n * n;
+        const int* ipiv = f.piv.data() + i * n;
+        for (int64_t d = 0; d < n; ++d) {
+          const T u = lu[d * n + d];
+          if (u < T(0)) s = -s;
+          if (ipiv[d] != d + 1) s = -s;  // a row swap (1-based pivots)
+          l += std::log(std::abs(u));
         }
       }
       sign.ptr<T>()[i] = s;
       logdet.ptr<T>()[i] = l;
     }
   });
+  if (keep) *keep = std::move(f);
   return {sign, logdet};
+}
+
+Tensor tri_solve(const Tensor& l0, const Tensor& b0, bool left, bool trans) {
+  TG_CONTIGUOUS(l, l0);
+  const int64_t n = l.shape.back(), nbatch = batch_count(l.shape);
+  Tensor out = b0.clone();
+  if (l.shape != b0.shape) throw value_error("tri_solve kernel: expected equal shapes, got " + shape_str(l.shape) +
+                                             " and " + shape_str(b0.shape));
+  if (n == 0) return out;
+  const int ni = lapack_dim(n, "cholesky");
+  TG_DISPATCH_FLOAT(l.dtype, "cholesky", {
+    for (int64_t i = 0; i < nbatch; ++i)
+      trsm(left ? CblasLeft : CblasRight, trans ? CblasTrans : CblasNoTrans, ni, ni, l.ptr<T>() + i * n * n,
+           out.ptr<T>() + i * n * n);
+  });
+  return out;
 }
 
 Tensor cholesky(const Tensor& a, const char* op) {

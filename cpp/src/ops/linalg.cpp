@@ -216,13 +216,23 @@ struct InvRule {
 // ---------------------------------------------------------------------------
 // X = A^-1 B for a (..., n, n), b (..., n, k) of one batch (solve() broadcasts
 // first):  dX = A^-1 (dB - dA X),  gB = A^-T g,  gA = -gB X^T.
-// Saves A and the output X.
+// Saves A and the output X, and the forward's LU factors: a first-order
+// backward solves with A^T from them (getrs with the transpose, as PyTorch)
+// instead of factoring A^T again; under create_graph the rule stays made of
+// differentiable ops.
 // ---------------------------------------------------------------------------
 struct SolveRule {
   static constexpr const char* name = "solve";
-  struct Attrs {};
+  struct Attrs { kern::LU lu; };
+  static void release(Attrs& a) { a.lu = {}; }
   static Grads vjp(OpNode<SolveRule>& n, const Var& g) {
-    Var gb = solve(mT(n.get(0)), g);
+    Var gb;
+    if (!grad_enabled() && n.batch_dims(g) == 0 && n.attrs.lu.lu.defined()) {
+      n.check_saved();  // (the factors came from A: refuse an A modified since, as get() would)
+      gb = constant(kern::lu_solve(n.attrs.lu, g->data, true, "solve"));
+    } else {
+      gb = solve(mT(n.get(0)), g);
+    }
     return {n.needs(0) ? neg(matmul_t(gb, n.get(1), false, true)) : nullptr, n.needs(1) ? gb : nullptr};
   }
   static Var jvp(OpNode<SolveRule>& n, const Grads& t, int) {
@@ -236,26 +246,38 @@ struct SolveRule {
 };
 
 Var solve_same_batch(const Var& a, const Var& b) {
-  Recorder<SolveRule> r(kern::solve(a->data, b->data, "solve"), {&a, &b});
+  const bool rec = grad_enabled() && (a->requires_grad || b->requires_grad);
+  kern::LU lu;
+  Recorder<SolveRule> r(kern::solve(a->data, b->data, "solve", rec ? &lu : nullptr), {&a, &b});
   if (r) {
+    r.attrs().lu = std::move(lu);
     r.save_input(a, 0);
     r.save_output();
   }
   return std::move(r.out);
 }
 
-// ---------------------------------------------------------------------------
-// log|det A|:  d = tr(A^-1 dA),  gA = g A^-T  (through inv, so it is
-// differentiable again; at a singular A inv raises LinAlgError). The sign is
+// log|det A|:  d = tr(A^-1 dA),  gA = g A^-T. First order: A^-T from the
+// forward's LU factors (getrs with the transpose on I, no new factorization);
+// under create_graph (or at a singular A) through inv, so it is
+// differentiable again (at a singular A inv raises LinAlgError). The sign is
 // piecewise constant: no derivative.
 // ---------------------------------------------------------------------------
 struct SlogdetRule {
   static constexpr const char* name = "slogdet";
-  struct Attrs {};
+  struct Attrs { kern::LU lu; };
+  static void release(Attrs& a) { a.lu = {}; }
   static Grads vjp(OpNode<SlogdetRule>& n, const Var& g) {
     Shape gs = g->shape();
     gs.push_back(1);
     gs.push_back(1);
+    const kern::LU& f = n.attrs.lu;
+    const bool fast = !grad_enabled() && f.lu.defined() &&
+                      std::find(f.singular.begin(), f.singular.end(), true) == f.singular.end();
+    if (fast) {
+      n.check_saved();
+      return {mul(reshape(g, gs), constant(kern::lu_solve(f, kern::eye_like(f.lu), true, "slogdet")))};
+    }
     return {mul(reshape(g, gs), mT(inv(n.get(0))))};
   }
   static Var jvp(OpNode<SlogdetRule>& n, const Grads& t, int) {
@@ -264,7 +286,6 @@ struct SlogdetRule {
   }
 };
 
-// ---------------------------------------------------------------------------
 // Cholesky A = L L^T (PyTorch's and Murray's formula, for symmetric A: the
 // gradient is symmetric, as A's perturbations are):
 //   dL = L Phi(L^-1 sym(dA) L^-T),   gA = sym(L^-T Phi(L^T g) L^-1),
@@ -286,6 +307,12 @@ struct CholeskyRule {
   }
   static Var sym(const Var& x) { return scalar_op(add(x, mT(x)), 0.5, ScalarOp::Mul); }
   static Grads vjp(OpNode<CholeskyRule>& n, const Var& g) {
+    if (!grad_enabled() && n.batch_dims(g) == 0) {  // first order: two triangular solves (trsm), as PyTorch
+      const Var l = n.get(0);
+      const Var p = phi(matmul_t(l, g, true, false), l);
+      const Tensor x = kern::tri_solve(l->data, p->data, true, true);  // L^-T Phi
+      return {sym(constant(kern::tri_solve(l->data, x, false, false)))};  // L^-T Phi L^-1
+    }
     Var l = n.get(0), lt = mT(l);
     Var p = solve(lt, phi(matmul_t(l, g, true, false), l));  // L^-T Phi
     return {sym(mT(solve(lt, mT(p))))};                        // (L^-T (L^-T Phi)^T)^T = L^-T Phi L^-1
@@ -338,9 +365,13 @@ Var solve(const Var& a0, const Var& b0) {
 }
 
 std::pair<Var, Var> slogdet(const Var& a) {
-  auto [sign, logdet] = kern::slogdet(a->data, "slogdet");
+  kern::LU lu;
+  auto [sign, logdet] = kern::slogdet(a->data, "slogdet", grad_enabled() && a->requires_grad ? &lu : nullptr);
   Recorder<SlogdetRule> r(std::move(logdet), {&a});
-  if (r) r.save_input(a, 0);
+  if (r) {
+    r.attrs().lu = std::move(lu);
+    r.save_input(a, 0);
+  }
   return {constant(sign), std::move(r.out)};
 }
 
