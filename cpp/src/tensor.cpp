@@ -1,4 +1,5 @@
 #include "tapegrad/tensor.hpp"
+#include "tapegrad/parallel.hpp"
 
 #include <cerrno>
 #include <cstdlib>
@@ -266,7 +267,13 @@ Tensor Tensor::empty_nd(const Shape& shape, DType dt) {
 
 Tensor Tensor::zeros(const Shape& shape, DType dt) {
   Tensor t = empty(shape, dt);
-  std::memset(t.raw(), 0, t.nbytes());
+  // Split among the pool's threads when large: the zeros of a large
+  // gradient (the backward of v[i] or of a gather) are memory-bound.
+  char* p = static_cast<char*>(t.raw());
+  const int64_t isz = static_cast<int64_t>(itemsize(dt));
+  parallel_for(t.numel(), kGrainElements, [&](int64_t b, int64_t e) {
+    std::memset(p + b * isz, 0, static_cast<size_t>((e - b) * isz));
+  });
   return t;
 }
 
