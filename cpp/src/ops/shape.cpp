@@ -160,6 +160,9 @@ Var concatenate(const std::vector<Var>& xs0, int64_t axis) {
   std::vector<Var> xs;
   std::vector<Tensor> ts;
   std::vector<int64_t> sizes;
+  xs.reserve(xs0.size());  // (one allocation each, not a regrowth per part)
+  ts.reserve(xs0.size());
+  sizes.reserve(xs0.size());
   for (size_t i = 0; i < xs0.size(); ++i) {
     const Shape& s = xs0[i]->shape();
     bool ok = s.size() == s0.size();
@@ -173,7 +176,7 @@ Var concatenate(const std::vector<Var>& xs0, int64_t axis) {
     sizes.push_back(s[axis]);
   }
   Recorder<ConcatRule> r(kern::concat(ts, axis), xs);
-  if (r) r.attrs() = ConcatRule::Attrs{axis, sizes};
+  if (r) r.attrs() = ConcatRule::Attrs{axis, std::move(sizes)};
   return std::move(r.out);
 }
 
