@@ -3,6 +3,7 @@
 // (nb_binary: the scalar op path of `y * 2.0`).
 #include <algorithm>
 #include <cstring>
+#include <type_traits>
 
 #include "bindings.hpp"
 #include "convert.hpp"
@@ -212,10 +213,99 @@ bool parse_basic_index(const Shape& shape, PyObject* key, BasicIndex* ix) {
   return true;
 }
 
+// An advanced key taken whole in C++ (no NumPy indexing call): a 1-d
+// integer array or a list of Python ints (rows of axis 0; negative ones
+// wrapped), or a C-contiguous boolean array shaped like the leading axes
+// (the rows where it is true). Returns false, having done nothing, for any
+// other key and for every key that is an error (an index out of range, a
+// mask of the wrong shape): the NumPy path then raises NumPy's error.
+struct RowKey {
+  Tensor index;                   // the rows, int64 (ints)
+  const uint8_t* mask = nullptr;  // the mask's bytes (masks)
+  int64_t lead = 1;               // the axes the key covers
+  int64_t rows = 0;               // rows of those axes (mask length)
+};
+
+template <class I>
+bool copy_rows(const char* p, int64_t stride, int64_t k, int64_t n, int64_t* out) {
+  bool ok = true;
+  for (int64_t i = 0; i < k; ++i) {
+    int64_t r = static_cast<int64_t>(*reinterpret_cast<const I*>(p + i * stride));
+    if constexpr (std::is_signed_v<I>) r += r < 0 ? n : 0;
+    ok &= r >= 0 && r < n;
+    out[i] = r;
+  }
+  return ok;
+}
+
+bool parse_row_key(const Shape& shape, PyObject* key, RowKey* out) {
+  if (shape.empty()) return false;
+  const int64_t n = shape[0];
+  if (PyList_CheckExact(key)) {
+    const Py_ssize_t k = PyList_GET_SIZE(key);
+    Tensor index = Tensor::empty(Shape{static_cast<int64_t>(k)}, DType::I64);
+    int64_t* p = index.ptr<int64_t>();
+    for (Py_ssize_t i = 0; i < k; ++i) {
+      PyObject* it = PyList_GET_ITEM(key, i);
+      if (!PyLong_CheckExact(it)) return false;  // (bools, NumPy ints, nested lists: NumPy's path)
+      int overflow = 0;
+      long long r = PyLong_AsLongLongAndOverflow(it, &overflow);
+      if (overflow || (r == -1 && PyErr_Occurred())) {
+        PyErr_Clear();
+        return false;
+      }
+      if (r < 0) r += n;
+      if (r < 0 || r >= n) return false;
+      p[i] = r;
+    }
+    out->index = std::move(index);
+    out->rows = n;
+    return true;
+  }
+  if (Py_TYPE(key) != py::detail::npy_api::get().PyArray_Type_) return false;  // (subclasses: NumPy's path)
+  auto arr = py::reinterpret_borrow<py::array>(py::handle(key));
+  const py::ssize_t nd = arr.ndim();
+  const char kind = arr.dtype().kind();
+  if (kind == 'b') {
+    if (nd < 1 || nd > static_cast<py::ssize_t>(shape.size()) || !(arr.flags() & py::array::c_style)) return false;
+    int64_t rows = 1;
+    for (py::ssize_t d = 0; d < nd; ++d) {
+      if (arr.shape(d) != shape[d]) return false;
+      rows *= shape[d];
+    }
+    out->mask = static_cast<const uint8_t*>(arr.data());
+    out->lead = nd;
+    out->rows = rows;
+    return true;
+  }
+  if (nd != 1 || (kind != 'i' && kind != 'u')) return false;
+  const int64_t k = arr.shape(0), stride = arr.strides(0);
+  Tensor index = Tensor::empty(Shape{k}, DType::I64);
+  const char* p = static_cast<const char*>(arr.data());
+  int64_t* o = index.ptr<int64_t>();
+  bool ok;
+  switch (arr.itemsize() * (kind == 'u' ? -1 : 1)) {
+    case 8: ok = copy_rows<int64_t>(p, stride, k, n, o); break;
+    case 4: ok = copy_rows<int32_t>(p, stride, k, n, o); break;
+    case -8: ok = copy_rows<uint64_t>(p, stride, k, n, o); break;
+    case -4: ok = copy_rows<uint32_t>(p, stride, k, n, o); break;
+    default: return false;
+  }
+  if (!ok) return false;
+  out->index = std::move(index);
+  out->rows = n;
+  return true;
+}
+
 Var getitem(const Var& self, py::handle key) {
   const Shape& s = self->shape();
   BasicIndex bix;
   if (parse_basic_index(s, key.ptr(), &bix)) return with_op("getitem", [&] { return basic_index(self, bix); });
+  RowKey rk;
+  if (parse_row_key(s, key.ptr(), &rk))
+    return with_op("getitem", [&] {
+      return gather(self, rk.mask ? kern::mask_rows(rk.mask, rk.rows) : std::move(rk.index), rk.lead);
+    });
   std::vector<py::ssize_t> shape(s.begin(), s.end());
   bool has_ellipsis = false;
   if (basic_key(key, &has_ellipsis)) {
@@ -294,6 +384,13 @@ void setitem(const Var& self, py::handle key, py::handle value) {
     // The common `v[i] = 0.5`, `v[2:5] = 0`: no NumPy call.
     Tensor view = ix.apply(self->data);
     kern::write_through(view, kern::broadcast_to(Tensor::scalar(c, self->dtype()), view.shape, "setitem"), "setitem");
+  } else if (RowKey rk; python_number(value.ptr(), &c) && is_float(self->dtype()) && self->data.is_contiguous() &&
+                        parse_row_key(self->shape(), key.ptr(), &rk)) {
+    // `v[mask] = 0`, `v[ints] = c`: one pass over the selected rows.
+    const Shape& s = self->shape();
+    const int64_t inner = numel(Shape(s.begin() + rk.lead, s.end()));
+    if (rk.mask) kern::fill_rows(self->data, nullptr, rk.mask, rk.rows, inner, c);
+    else kern::fill_rows(self->data, &rk.index, nullptr, rk.index.numel(), inner, c);
   } else {
     py::object val = value_var ? py::object(to_numpy(holder_of(value)->data)) : py::reinterpret_borrow<py::object>(value);
     py::array dst = to_numpy(self->data);

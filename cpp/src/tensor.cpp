@@ -1,4 +1,5 @@
 #include "tapegrad/tensor.hpp"
+#include "tapegrad/parallel.hpp"
 
 #include <cerrno>
 #include <cstdlib>

@@ -101,9 +101,17 @@ Tensor cholesky(const Tensor& a, const char* op);
 // Refuses ndim < 2 or non-square last axes with linalg_error, as NumPy does.
 void check_square(const Shape& s, const char* op);
 
-// Flat gather / scatter-add by int64 indices into a contiguous tensor.
-Tensor gather(const Tensor& x, const Tensor& index, const Shape& out_shape);
-Tensor scatter_add(const Tensor& src, const Tensor& index, const Shape& out_shape);
+// Gather / scatter-add of rows by int64 row indices: x (or the result) is
+// `rows` rows of `inner` elements; row i of the gathered result is row
+// index[i] of x. Threaded at large sizes; a repeated index accumulates in
+// index order at any thread count.
+Tensor gather(const Tensor& x, const Tensor& index, int64_t rows, int64_t inner, const Shape& out_shape);
+Tensor scatter_add(const Tensor& src, const Tensor& index, int64_t rows, int64_t inner, const Shape& out_shape);
+// The positions of the non-zero bytes of mask[0..n), as an int64 vector.
+Tensor mask_rows(const uint8_t* mask, int64_t n);
+// Sets to c the rows (of `inner` elements) of contiguous x that index[0..n)
+// names, or (index null) those where mask[0..n) is non-zero.
+void fill_rows(const Tensor& x, const Tensor* index, const uint8_t* mask, int64_t n, int64_t inner, double c);
 
 // Rows start..stop of diag(d) over d's flat positions: shape
 // (stop - start,) + d.shape, element b holding d[start+b] at position start+b.

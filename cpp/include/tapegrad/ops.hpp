@@ -82,6 +82,9 @@ struct BasicIndex {
   Shape start;
   Shape out_shape, in_axis, step;
   Tensor apply(const Tensor& x) const;  // O(1): a view sharing x's storage
+  // On `axis` of `shape`, the other axes whole: x[..., start:start+length]
+  // or, without a length, x[..., start] (the axis dropped).
+  static BasicIndex on_axis(const Shape& shape, int64_t axis, int64_t start, std::optional<int64_t> length);
   // The same selection after `batch` leading axes taken whole.
   BasicIndex with_batch(const Shape& batch) const;
 };
@@ -89,9 +92,11 @@ struct BasicIndex {
 Var basic_index(const Var& x, const BasicIndex& ix);
 // zeros(shape) with g written at the positions ix selects (ix's adjoint).
 Var basic_index_embed(const Var& g, const BasicIndex& ix, const Shape& shape);
-// x.flat[index] shaped like index (int64 tensor); backward scatter-adds.
-Var gather(const Var& x, const Tensor& index);
-Var scatter_add(const Var& src, const Tensor& index, const Shape& shape);
+// Rows of x by an int64 index of flat positions over x's first `lead` axes
+// (-1: all of them, x.flat[index]): shape index.shape + x.shape[lead:];
+// backward scatter-adds. scatter_add is its adjoint, into zeros of `shape`.
+Var gather(const Var& x, const Tensor& index, int64_t lead = -1);
+Var scatter_add(const Var& src, const Tensor& index, const Shape& shape, int64_t lead = -1);
 
 // ----- linear algebra -------------------------------------------------------------
 // NumPy matmul semantics (1-D operands, broadcast batch dimensions).

@@ -72,6 +72,13 @@ void copy_elems(const Shape& shape0, const Shape& dst_st0, const Shape& src_st0,
     if (k == last) {
       if (dl == 1 && sl == 1) {
         std::memcpy(dst + od, src + os, static_cast<size_t>(n) * sizeof(E));
+      } else if (sl == 0) {  // a broadcast value (v[::2] = c): a fill, vectorizable
+        const E c = src[os];
+        if (dl == 1) {
+          for (int64_t j = 0; j < n; ++j) dst[od + j] = c;
+        } else {
+          for (int64_t j = 0; j < n; ++j) dst[od + j * dl] = c;
+        }
       } else {
         for (int64_t j = 0; j < n; ++j) dst[od + j * dl] = src[os + j * sl];
       }
@@ -172,44 +179,125 @@ void copy_strided(const Tensor& dst, const Tensor& src) {
 // Gather / scatter, concatenation, slicing along an axis
 // ---------------------------------------------------------------------------
 
+// Index values must lie in [0, limit): one min/max pass (vectorizable),
+// then a search for the first bad one only when there is one.
 static void check_index(const Tensor& index, int64_t limit, const char* opname) {
   if (index.dtype != DType::I64) throw type_error(std::string(opname) + ": index must be int64");
   const int64_t* ix = index.ptr<int64_t>();
-  int64_t n = index.numel();
-  for (int64_t i = 0; i < n; ++i)
-    if (ix[i] < 0 || ix[i] >= limit)
-      throw index_error(std::string(opname) + ": flat index " + std::to_string(ix[i]) + " out of range for size " +
-                        std::to_string(limit));
+  const int64_t n = index.numel();
+  int64_t lo = 0, hi = 0;
+  if (n) lo = hi = ix[0];
+  for (int64_t i = 0; i < n; ++i) {
+    lo = std::min(lo, ix[i]);
+    hi = std::max(hi, ix[i]);
+  }
+  if (n == 0 || (lo >= 0 && hi < limit)) return;
+  const int64_t bad = lo < 0 ? lo : hi;
+  throw index_error(std::string(opname) + ": flat index " + std::to_string(bad) + " out of range for size " +
+                    std::to_string(limit));
 }
 
-Tensor gather(const Tensor& x0, const Tensor& index, const Shape& out_shape) {
-  TG_CONTIGUOUS(x, x0);
-  if (numel(out_shape) != index.numel()) throw value_error("gather: index size does not match the output shape");
-  check_index(index, x.numel(), "getitem");
-  Tensor out = Tensor::empty(out_shape, x.dtype);
-  const int64_t* ix = index.ptr<int64_t>();
-  int64_t n = index.numel();
-  TG_DISPATCH_FLOAT(x.dtype, "getitem", {
-    const T* px = x.ptr<T>();
-    T* po = out.ptr<T>();
-    for (int64_t i = 0; i < n; ++i) po[i] = px[ix[i]];
+namespace {
+// Elements moved per task of a gather or scatter; memory-bound, so the
+// pool's grain in elements applies.
+int64_t row_grain(int64_t inner) { return std::max<int64_t>(1, kGrainElements / std::max<int64_t>(1, inner)); }
+
+template <class E>
+void gather_rows(const E* px, const int64_t* ix, E* po, int64_t n, int64_t inner) {
+  parallel_for(n, row_grain(inner), [&](int64_t b, int64_t e) {
+    if (inner == 1) {
+      for (int64_t i = b; i < e; ++i) po[i] = px[ix[i]];
+    } else {
+      for (int64_t i = b; i < e; ++i)
+        std::memcpy(po + i * inner, px + ix[i] * inner, static_cast<size_t>(inner) * sizeof(E));
+    }
   });
+}
+}  // namespace
+
+Tensor gather(const Tensor& x0, const Tensor& index, int64_t rows, int64_t inner, const Shape& out_shape) {
+  TG_CONTIGUOUS(x, x0);
+  if (numel(out_shape) != index.numel() * inner || x.numel() != rows * inner)
+    throw value_error("gather: index size does not match the output shape");
+  check_index(index, rows, "getitem");
+  Tensor out = Tensor::empty(out_shape, x.dtype);
+  if (out.numel() == 0) return out;
+  const int64_t* ix = index.ptr<int64_t>();
+  const int64_t n = index.numel();
+  switch (itemsize(x.dtype)) {
+    case 8: gather_rows(static_cast<const uint64_t*>(x.raw()), ix, static_cast<uint64_t*>(out.raw()), n, inner); break;
+    case 4: gather_rows(static_cast<const uint32_t*>(x.raw()), ix, static_cast<uint32_t*>(out.raw()), n, inner); break;
+    default: throw type_error(std::string("getitem: unsupported dtype ") + dtype_name(x.dtype));
+  }
   return out;
 }
 
-Tensor scatter_add(const Tensor& src0, const Tensor& index, const Shape& out_shape) {
+Tensor scatter_add(const Tensor& src0, const Tensor& index, int64_t rows, int64_t inner, const Shape& out_shape) {
   TG_CONTIGUOUS(src, src0);
-  if (src.numel() != index.numel()) throw value_error("scatter_add: index size does not match the source size");
-  check_index(index, numel(out_shape), "getitem backward");
+  if (src.numel() != index.numel() * inner || numel(out_shape) != rows * inner)
+    throw value_error("scatter_add: index size does not match the source size");
+  check_index(index, rows, "getitem backward");
   Tensor out = Tensor::zeros(out_shape, src.dtype);
   const int64_t* ix = index.ptr<int64_t>();
-  int64_t n = index.numel();
+  const int64_t n = index.numel();
+  if (out.numel() == 0 || n == 0) return out;
   TG_DISPATCH_FLOAT(src.dtype, "scatter_add", {
     const T* ps = src.ptr<T>();
     T* po = out.ptr<T>();
-    for (int64_t i = 0; i < n; ++i) po[ix[i]] += ps[i];  // repeated indices accumulate
+    // Each task owns a range of output rows and walks the whole index in
+    // order, adding the entries that land in its range: a repeated index
+    // accumulates in index order at any thread count (the same bits).
+    parallel_for(rows, row_grain(inner), [&](int64_t rb, int64_t re) {
+      const bool all = rb == 0 && re == rows;
+      for (int64_t i = 0; i < n; ++i) {
+        const int64_t r = ix[i];
+        if (!all && (r < rb || r >= re)) continue;
+        T* o = po + r * inner;
+        const T* s = ps + i * inner;
+        for (int64_t j = 0; j < inner; ++j) o[j] += s[j];
+      }
+    });
   });
   return out;
+}
+
+Tensor mask_rows(const uint8_t* mask, int64_t n) {
+  int64_t count = 0;
+  for (int64_t i = 0; i < n; ++i) count += mask[i] != 0;
+  // One slot more than the count: the branch-free loop below stores every
+  // position and advances only past selected ones (a random mask would
+  // mispredict a branch half the time).
+  Tensor buf = Tensor::empty(Shape{count + 1}, DType::I64);
+  int64_t* po = buf.ptr<int64_t>();
+  for (int64_t i = 0, k = 0; i < n; ++i) {
+    po[k] = i;
+    k += mask[i] != 0;
+  }
+  return buf.view(Shape{count});
+}
+
+namespace {
+template <class T>
+void fill_selected(T* p, const int64_t* ix, const uint8_t* mask, int64_t n, int64_t inner, T c) {
+  parallel_for(n, row_grain(inner), [&](int64_t b, int64_t e) {
+    if (mask && inner == 1) {
+      for (int64_t i = b; i < e; ++i) p[i] = mask[i] ? c : p[i];  // a blend, vectorizable
+      return;
+    }
+    for (int64_t i = b; i < e; ++i) {
+      if (mask && !mask[i]) continue;
+      T* o = p + (mask ? i : ix[i]) * inner;
+      for (int64_t j = 0; j < inner; ++j) o[j] = c;
+    }
+  });
+}
+}  // namespace
+
+void fill_rows(const Tensor& x, const Tensor* index, const uint8_t* mask, int64_t n, int64_t inner, double c) {
+  if (!x.is_contiguous()) throw value_error("setitem: internal error: fill_rows needs a contiguous tensor");
+  TG_DISPATCH_FLOAT(x.dtype, "setitem", {
+    fill_selected(x.ptr<T>(), index ? index->ptr<int64_t>() : nullptr, mask, n, inner, static_cast<T>(c));
+  });
 }
 
 Tensor diag_rows(const Tensor& d0, int64_t start, int64_t stop) {
@@ -236,29 +324,40 @@ static void outer_inner(const Shape& s, int64_t axis, int64_t& outer, int64_t& i
   for (size_t d = axis + 1; d < s.size(); ++d) inner *= s[d];
 }
 
-Tensor concat(const std::vector<Tensor>& xs0, int64_t axis) {
-  std::vector<Tensor> xs;
-  xs.reserve(xs0.size());
-  for (const Tensor& t : xs0) xs.push_back(t.contiguous());
+Tensor concat(const std::vector<Tensor>& xs, int64_t axis) {
   if (xs.empty()) throw value_error("concatenate: need at least one array to concatenate");
   Shape out_shape = xs[0].shape;
   int64_t total = 0;
-  for (const Tensor& t : xs)
+  bool contiguous = true;
+  for (const Tensor& t : xs) {
     if (__builtin_add_overflow(total, t.shape[axis], &total))
       throw value_error("concatenate: the array is too big: the length of axis " + std::to_string(axis) +
                         " does not fit a 64-bit integer");
+    contiguous = contiguous && t.is_contiguous();
+  }
   out_shape[axis] = total;
   Tensor out = Tensor::empty(out_shape, xs[0].dtype);
-  int64_t outer, inner;
-  outer_inner(out_shape, axis, outer, inner);
-  size_t isz = itemsize(out.dtype);
-  char* po = static_cast<char*>(out.raw());
-  for (int64_t o = 0; o < outer; ++o) {
-    for (const Tensor& t : xs) {
-      size_t chunk = static_cast<size_t>(t.shape[axis] * inner) * isz;
-      if (chunk) std::memcpy(po, static_cast<const char*>(t.raw()) + o * chunk, chunk);
-      po += chunk;
+  if (contiguous && out.numel() < 2 * kGrainElements) {  // small: one memcpy per part and outer index
+    int64_t outer, inner;
+    outer_inner(out_shape, axis, outer, inner);
+    size_t isz = itemsize(out.dtype);
+    char* po = static_cast<char*>(out.raw());
+    for (int64_t o = 0; o < outer; ++o) {
+      for (const Tensor& t : xs) {
+        size_t chunk = static_cast<size_t>(t.shape[axis] * inner) * isz;
+        if (chunk) std::memcpy(po, static_cast<const char*>(t.raw()) + o * chunk, chunk);
+        po += chunk;
+      }
     }
+    return out;
+  }
+  // Each part copied straight into its block of the result (a strided view
+  // of it): no contiguous copy of a strided part, threaded when large.
+  const Shape ost = out.strides();
+  int64_t start = 0;
+  for (const Tensor& t : xs) {
+    if (t.numel()) copy_strided(Tensor::strided(out.storage, t.shape, ost, start * ost[axis], out.dtype), t);
+    start += t.shape[axis];
   }
   return out;
 }

@@ -101,22 +101,34 @@ namespace {
     for (int64_t i = 0; i < n; ++i) dst[b * n + i] = src[i] + b * row;
   return out;
 }
-// gather / scatter_add over the trailing (non-batch) axes of a batched value.
-[[maybe_unused]] Var batched_gather(const Var& v, const Tensor& index, const Shape& in_shape, int nb) {
-  if (nb == 0) return gather(v, index);
+// gather / scatter_add over the trailing (non-batch) axes of a batched
+// value; the index selects rows of the first `lead` of them (-1: all).
+[[maybe_unused]] Var batched_gather(const Var& v, const Tensor& index, const Shape& in_shape, int nb, int64_t lead = -1) {
+  if (nb == 0) return gather(v, index, lead);
+  if (lead < 0) lead = static_cast<int64_t>(in_shape.size());
   Shape b = batch_shape(v, nb);
-  int64_t batch = numel(b), row = numel(in_shape);
-  Var flat = gather(reshape(v, Shape{batch * row}), batched_index(index, batch, row));
+  const Shape tail(in_shape.begin() + lead, in_shape.end());
+  const int64_t batch = numel(b), rows = numel(Shape(in_shape.begin(), in_shape.begin() + lead));
+  Shape flat_shape{batch * rows};
+  flat_shape.insert(flat_shape.end(), tail.begin(), tail.end());
+  Var flat = gather(reshape(v, flat_shape), batched_index(index, batch, rows), 1);
   Shape out = b;
   out.insert(out.end(), index.shape.begin(), index.shape.end());
+  out.insert(out.end(), tail.begin(), tail.end());
   return reshape(flat, out);
 }
-[[maybe_unused]] Var batched_scatter(const Var& v, const Tensor& index, const Shape& out_shape, int nb) {
-  if (nb == 0) return scatter_add(v, index, out_shape);
+[[maybe_unused]] Var batched_scatter(const Var& v, const Tensor& index, const Shape& out_shape, int nb, int64_t lead = -1) {
+  if (nb == 0) return scatter_add(v, index, out_shape, lead);
+  if (lead < 0) lead = static_cast<int64_t>(out_shape.size());
   Shape b = batch_shape(v, nb);
-  int64_t batch = numel(b), row = numel(out_shape);
-  Tensor bi = batched_index(index, batch, row);
-  Var flat = scatter_add(reshape(v, Shape{numel(bi.shape)}), bi.view(Shape{numel(bi.shape)}), Shape{batch * row});
+  const Shape tail(out_shape.begin() + lead, out_shape.end());
+  const int64_t batch = numel(b), rows = numel(Shape(out_shape.begin(), out_shape.begin() + lead));
+  Tensor bi = batched_index(index, batch, rows);
+  const int64_t k = numel(bi.shape);
+  Shape src_shape{k}, dst_shape{batch * rows};
+  src_shape.insert(src_shape.end(), tail.begin(), tail.end());
+  dst_shape.insert(dst_shape.end(), tail.begin(), tail.end());
+  Var flat = scatter_add(reshape(v, src_shape), bi.view(Shape{k}), dst_shape, 1);
   return reshape(flat, with_batch(v, nb, out_shape));
 }
 

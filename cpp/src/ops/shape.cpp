@@ -126,7 +126,8 @@ struct ConcatRule {
     Grads out;
     int64_t start = 0;
     for (size_t i = 0; i < n.attrs.sizes.size(); ++i) {
-      out.push_back(n.needs(i) ? narrow(g, n.attrs.axis + nb, start, n.attrs.sizes[i]) : nullptr);
+      out.push_back(n.needs(i) ? basic_index(g, BasicIndex::on_axis(g->shape(), n.attrs.axis + nb, start, n.attrs.sizes[i]))
+                               : nullptr);
       start += n.attrs.sizes[i];
     }
     return out;
@@ -159,6 +160,9 @@ Var concatenate(const std::vector<Var>& xs0, int64_t axis) {
   std::vector<Var> xs;
   std::vector<Tensor> ts;
   std::vector<int64_t> sizes;
+  xs.reserve(xs0.size());  // (one allocation each, not a regrowth per part)
+  ts.reserve(xs0.size());
+  sizes.reserve(xs0.size());
   for (size_t i = 0; i < xs0.size(); ++i) {
     const Shape& s = xs0[i]->shape();
     bool ok = s.size() == s0.size();
@@ -172,39 +176,24 @@ Var concatenate(const std::vector<Var>& xs0, int64_t axis) {
     sizes.push_back(s[axis]);
   }
   Recorder<ConcatRule> r(kern::concat(ts, axis), xs);
-  if (r) r.attrs() = ConcatRule::Attrs{axis, sizes};
+  if (r) r.attrs() = ConcatRule::Attrs{axis, std::move(sizes)};
   return std::move(r.out);
 }
 
 namespace {
 // stack as one node: the parts, viewed with the new axis (no copy), are
-// concatenated; part i's gradient is slice i of the new axis, taken by one
-// gather (a reshape node per part and a narrow and a reshape per part in
-// the backward, as stack = concatenate of reshapes had, cost three times
-// the nodes in programs that stack scalars: an RK4 right-hand side).
+// concatenated; part i's gradient is the view g[..., i, ...] of the
+// incoming gradient (a reshape node per part and a narrow and a reshape per
+// part in the backward, as stack = concatenate of reshapes had, cost three
+// times the nodes in programs that stack scalars: an RK4 right-hand side).
 struct StackRule {
   static constexpr const char* name = "stack";
   struct Attrs { int64_t axis = 0; };
-  // The flat positions of part i in a result of shape out (outer, k, inner).
-  static Tensor part_index(const Shape& out, int64_t axis, int64_t i) {
-    Shape part = out;
-    part.erase(part.begin() + axis);
-    Tensor ix = Tensor::empty(part, DType::I64);
-    const int64_t k = out[axis], n = ix.numel();
-    int64_t inner = 1;
-    for (size_t d = axis + 1; d < out.size(); ++d) inner *= out[d];
-    int64_t* p = ix.ptr<int64_t>();
-    for (int64_t o = 0, pos = 0; pos < n; ++o)
-      for (int64_t j = 0; j < inner; ++j, ++pos) p[pos] = (o * k + i) * inner + j;
-    return ix;
-  }
   static Grads vjp(OpNode<StackRule>& n, const Var& g) {
-    const int nb = n.batch_dims(g);
+    const int64_t axis = n.attrs.axis + n.batch_dims(g);
     Grads out;
     for (size_t i = 0; i < n.next.size(); ++i)
-      out.push_back(n.needs(i) ? batched_gather(g, part_index(n.out_shape, n.attrs.axis, static_cast<int64_t>(i)),
-                                                n.out_shape, nb)
-                               : nullptr);
+      out.push_back(n.needs(i) ? basic_index(g, BasicIndex::on_axis(g->shape(), axis, static_cast<int64_t>(i), std::nullopt)) : nullptr);
     return out;
   }
   static Var jvp(OpNode<StackRule>& n, const Grads& t, int nb) {
@@ -294,6 +283,20 @@ Tensor BasicIndex::apply(const Tensor& x) const {
   return Tensor::strided(x.storage, out_shape, ost, off, x.dtype);
 }
 
+BasicIndex BasicIndex::on_axis(const Shape& shape, int64_t axis, int64_t start, std::optional<int64_t> length) {
+  BasicIndex r;
+  r.start = Shape(shape.size(), 0);
+  r.start[axis] = start;
+  for (size_t d = 0; d < shape.size(); ++d) {
+    const bool here = static_cast<int64_t>(d) == axis;
+    if (here && !length) continue;
+    r.out_shape.push_back(here ? *length : shape[d]);
+    r.in_axis.push_back(static_cast<int64_t>(d));
+    r.step.push_back(1);
+  }
+  return r;
+}
+
 BasicIndex BasicIndex::with_batch(const Shape& batch) const {
   if (batch.empty()) return *this;
   const int64_t nb = static_cast<int64_t>(batch.size());
@@ -375,36 +378,55 @@ Var basic_index_embed(const Var& g, const BasicIndex& ix, const Shape& shape) {
 }
 
 namespace {
+// The rows (of the trailing axes) an index over the first `lead` axes of
+// `shape` selects: (number of rows, elements per row).
+std::pair<int64_t, int64_t> rows_inner(const Shape& shape, int64_t lead) {
+  return {numel(Shape(shape.begin(), shape.begin() + lead)), numel(Shape(shape.begin() + lead, shape.end()))};
+}
+Shape gathered_shape(const Tensor& index, const Shape& in_shape, int64_t lead) {
+  Shape out = index.shape;
+  out.insert(out.end(), in_shape.begin() + lead, in_shape.end());
+  return out;
+}
+
 struct GatherRule {
   static constexpr const char* name = "getitem";
-  struct Attrs { Tensor index; Shape in_shape; };
+  struct Attrs { Tensor index; Shape in_shape; int64_t lead = 0; };
   static Grads vjp(OpNode<GatherRule>& n, const Var& g) {
-    return {batched_scatter(g, n.attrs.index, n.attrs.in_shape, n.batch_dims(g))};
+    return {batched_scatter(g, n.attrs.index, n.attrs.in_shape, n.batch_dims(g), n.attrs.lead)};
   }
-  static Var jvp(OpNode<GatherRule>& n, const Grads& t, int nb) { return batched_gather(t[0], n.attrs.index, n.attrs.in_shape, nb); }
+  static Var jvp(OpNode<GatherRule>& n, const Grads& t, int nb) {
+    return batched_gather(t[0], n.attrs.index, n.attrs.in_shape, nb, n.attrs.lead);
+  }
 };
 }  // namespace
 
-Var gather(const Var& x, const Tensor& index) {
-  Recorder<GatherRule> r(kern::gather(x->data, index, index.shape), {&x});
-  if (r) r.attrs() = GatherRule::Attrs{index, x->shape()};
+Var gather(const Var& x, const Tensor& index, int64_t lead) {
+  if (lead < 0) lead = x->data.ndim();
+  const auto [rows, inner] = rows_inner(x->shape(), lead);
+  Recorder<GatherRule> r(kern::gather(x->data, index, rows, inner, gathered_shape(index, x->shape(), lead)), {&x});
+  if (r) r.attrs() = GatherRule::Attrs{index, x->shape(), lead};
   return std::move(r.out);
 }
 
 namespace {
 struct ScatterAddRule {
   static constexpr const char* name = "scatter_add";
-  struct Attrs { Tensor index; Shape src_shape; };
+  struct Attrs { Tensor index; int64_t lead = 0; };
   static Grads vjp(OpNode<ScatterAddRule>& n, const Var& g) {
-    return {batched_gather(g, n.attrs.index, n.out_shape, n.batch_dims(g))};
+    return {batched_gather(g, n.attrs.index, n.out_shape, n.batch_dims(g), n.attrs.lead)};
   }
-  static Var jvp(OpNode<ScatterAddRule>& n, const Grads& t, int nb) { return batched_scatter(t[0], n.attrs.index, n.out_shape, nb); }
+  static Var jvp(OpNode<ScatterAddRule>& n, const Grads& t, int nb) {
+    return batched_scatter(t[0], n.attrs.index, n.out_shape, nb, n.attrs.lead);
+  }
 };
 }  // namespace
 
-Var scatter_add(const Var& src, const Tensor& index, const Shape& shape) {
-  Recorder<ScatterAddRule> r(kern::scatter_add(src->data, index, shape), {&src});
-  if (r) r.attrs() = ScatterAddRule::Attrs{index, src->shape()};
+Var scatter_add(const Var& src, const Tensor& index, const Shape& shape, int64_t lead) {
+  if (lead < 0) lead = static_cast<int64_t>(shape.size());
+  const auto [rows, inner] = rows_inner(shape, lead);
+  Recorder<ScatterAddRule> r(kern::scatter_add(src->data, index, rows, inner, shape), {&src});
+  if (r) r.attrs() = ScatterAddRule::Attrs{index, lead};
   return std::move(r.out);
 }
 
