@@ -526,7 +526,7 @@ def test_row_and_column_sums_fast_path(shape, axis, dtype, restore_isa):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("shape", [(1, 1), (5, 3), (257, 7), (3, 4, 9), (300, 17), (2100, 33)])
 def test_softmax_rows_fast_path_every_isa_threads_and_reference(shape, dtype, restore_isa):
-    """softmax / log_softmax over the last axis run row by row in blocks of 256 rows (exp over a
+    """softmax / log_softmax over the last axis run row by row in blocks of 2048 elements (exp over a
     block at once), split over threads above 32K elements: same bits in every instruction set and
     at any thread count, equal to the reference (general path), including -inf / inf / NaN rows."""
     rng = np.random.default_rng(shape[-1])

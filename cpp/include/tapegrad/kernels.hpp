@@ -127,6 +127,13 @@ Tensor softmax(const Tensor& x, int64_t axis);
 Tensor softmax_axes(const Tensor& x, const std::vector<bool>& axes);  // normalised over several axes
 // With `probs` non-null the softmax is returned there too (one pass for both).
 Tensor log_softmax(const Tensor& x, int64_t axis, Tensor* probs = nullptr);
+// First-order VJPs fused into one kernel where the reduced axes are trailing
+// (an undefined Tensor otherwise: the rule's composite form runs instead).
+// max/min: g split evenly among the extremal elements of x (`best` holds the
+// extremum, `g` the cotangent, one per output element).
+Tensor extremum_vjp(const Tensor& x, const Tensor& best, const Tensor& g, const std::vector<bool>& axes);
+// softmax / log_softmax from their output y and a cotangent g of y's shape.
+Tensor normaliser_vjp(const Tensor& y, const Tensor& g, int64_t axis, bool log);
 
 // Per-step constants of an Adam update, bias corrections folded in (optim.cpp).
 template <class T>

@@ -2,6 +2,10 @@
 // normalisers (logsumexp, softmax, log_softmax).
 #include "kernels/common.hpp"
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 namespace tg::kern {
 
 // ---------------------------------------------------------------------------
@@ -13,17 +17,160 @@ constexpr int64_t kSumChunk = 65536;
 static inline double isa_sum(const float* a, int64_t n) { return isa().sum_f32(a, n); }
 static inline double isa_sum(const double* a, int64_t n) { return isa().sum_f64(a, n); }
 
-// The two sums an MLP does most, on tensors below the threading threshold:
-// over leading axes (bias gradients: column sums of a (rows, cols) view)
-// and over trailing axes (row sums). Axes of size 1 do not count. Same
-// arithmetic, in the same order, as the general path below gives for these
-// layouts (it merges such axes into one run), without its stride vectors.
-// Returns false when x is not one of these cases.
-static bool sum_rows_or_columns(const Tensor& x, const std::vector<bool>& axes, Tensor& out) {
+// max/min of one contiguous run, NaN if the run holds one (NumPy's rule).
+// Vectorized with SSE2, which every x86-64 build has: max and min are
+// exact, so the result is the same at every instruction set. NaN is
+// tracked apart (an OR of x != x) so the compare loop stays branch-free.
+template <bool Max, class T>
+static inline T extremum_scalar(const T* a, int64_t n, T r, bool nan) {
+  for (int64_t i = 0; i < n; ++i) {
+    const T v = a[i];
+    nan |= v != v;
+    r = Max ? (v > r ? v : r) : (v < r ? v : r);
+  }
+  return nan ? std::numeric_limits<T>::quiet_NaN() : r;
+}
+
+#if defined(__SSE2__)
+struct SseF32 {
+  using V = __m128;
+  static constexpr int L = 4;
+  static V load(const float* p) { return _mm_loadu_ps(p); }
+  static V set1(float x) { return _mm_set1_ps(x); }
+  static V zero() { return _mm_setzero_ps(); }
+  static V max(V a, V b) { return _mm_max_ps(a, b); }
+  static V min(V a, V b) { return _mm_min_ps(a, b); }
+  static V unord(V a) { return _mm_cmpunord_ps(a, a); }
+  static V bor(V a, V b) { return _mm_or_ps(a, b); }
+  static bool any(V m) { return _mm_movemask_ps(m) != 0; }
+  static void store(float* p, V v) { _mm_storeu_ps(p, v); }
+};
+struct SseF64 {
+  using V = __m128d;
+  static constexpr int L = 2;
+  static V load(const double* p) { return _mm_loadu_pd(p); }
+  static V set1(double x) { return _mm_set1_pd(x); }
+  static V zero() { return _mm_setzero_pd(); }
+  static V max(V a, V b) { return _mm_max_pd(a, b); }
+  static V min(V a, V b) { return _mm_min_pd(a, b); }
+  static V unord(V a) { return _mm_cmpunord_pd(a, a); }
+  static V bor(V a, V b) { return _mm_or_pd(a, b); }
+  static bool any(V m) { return _mm_movemask_pd(m) != 0; }
+  static void store(double* p, V v) { _mm_storeu_pd(p, v); }
+};
+template <class T> struct Sse;
+template <> struct Sse<float> : SseF32 {};
+template <> struct Sse<double> : SseF64 {};
+#endif
+
+template <bool Max, class T>
+static T extremum_run(const T* a, int64_t n) {
+  T r = Max ? -std::numeric_limits<T>::infinity() : std::numeric_limits<T>::infinity();
+  int64_t i = 0;
+  bool nan = false;
+#if defined(__SSE2__)
+  using S = Sse<T>;
+  constexpr int64_t step = 4 * S::L;  // four accumulators hide the max's latency
+  if (n >= step) {
+    // _mm_max(x, m) returns m when x is NaN: the NaN goes to `bad` instead.
+    auto pick = [](typename S::V x, typename S::V m) { return Max ? S::max(x, m) : S::min(x, m); };
+    typename S::V m0 = S::set1(r), m1 = m0, m2 = m0, m3 = m0, bad = S::zero();
+    for (; i + step <= n; i += step) {
+      const auto x0 = S::load(a + i), x1 = S::load(a + i + S::L), x2 = S::load(a + i + 2 * S::L),
+                 x3 = S::load(a + i + 3 * S::L);
+      m0 = pick(x0, m0);
+      m1 = pick(x1, m1);
+      m2 = pick(x2, m2);
+      m3 = pick(x3, m3);
+      bad = S::bor(bad, S::bor(S::bor(S::unord(x0), S::unord(x1)), S::bor(S::unord(x2), S::unord(x3))));
+    }
+    nan = S::any(bad);
+    T lanes[S::L];
+    S::store(lanes, pick(pick(m0, m1), pick(m2, m3)));
+    for (int k = 0; k < S::L; ++k) r = Max ? (lanes[k] > r ? lanes[k] : r) : (lanes[k] < r ? lanes[k] : r);
+  }
+#endif
+  return extremum_scalar<Max>(a + i, n - i, r, nan);
+}
+
+// Folds v into the running extremum r; a NaN sticks (nothing compares with it).
+template <bool Max, class T>
+static inline T extremum_fold(T r, T v) {
+  return ((Max ? v > r : v < r) || v != v) ? v : r;
+}
+
+// One reduced value of a contiguous run: a float32 sum accumulates in double.
+template <class T>
+static inline T reduce_run(ReduceOp op, const T* a, int64_t n) {
+  switch (op) {
+    case ReduceOp::Sum: return T(isa_sum(a, n));
+    case ReduceOp::Max: return extremum_run<true>(a, n);
+    default: return extremum_run<false>(a, n);
+  }
+}
+
+// When the reduced axes (size-1 axes aside) all come after the kept ones,
+// x is `rows` contiguous runs of `run` elements, one per output element
+// (a total reduction is one run). Returns false otherwise.
+static bool trailing_runs(const Tensor& x, const std::vector<bool>& axes, int64_t& rows, int64_t& run) {
+  rows = run = 1;
+  bool seen_reduced = false;
+  for (size_t d = 0; d < axes.size(); ++d) {
+    if (x.shape[d] == 1) continue;
+    if (axes[d]) {
+      run *= x.shape[d];
+      seen_reduced = true;
+    } else {
+      if (seen_reduced) return false;
+      rows *= x.shape[d];
+    }
+  }
+  return true;
+}
+
+// Reduces `rows` runs of `run` elements, threaded over rows when the size
+// pays. A single run of 2 * kSumChunk elements or more is cut into chunks
+// of kSumChunk (fixed by the size, so the same bits at any thread count),
+// whose partial results are combined in order.
+template <class T>
+static void reduce_runs(ReduceOp op, const T* a, T* o, int64_t rows, int64_t run) {
+  if (rows == 1 && run >= 2 * kSumChunk) {
+    const int64_t chunks = (run + kSumChunk - 1) / kSumChunk;
+    std::vector<double> partial(chunks);
+    parallel_for(chunks, 1, [&](int64_t c0, int64_t c1) {
+      for (int64_t c = c0; c < c1; ++c) {
+        const T* p = a + c * kSumChunk;
+        const int64_t n = std::min(kSumChunk, run - c * kSumChunk);
+        partial[c] = op == ReduceOp::Sum ? isa_sum(p, n) : double(reduce_run(op, p, n));
+      }
+    });
+    if (op == ReduceOp::Sum) {
+      double acc = 0;
+      for (double p : partial) acc += p;
+      *o = T(acc);
+    } else {
+      T r = T(partial[0]);
+      for (int64_t c = 1; c < chunks; ++c)
+        r = op == ReduceOp::Max ? extremum_fold<true>(r, T(partial[c])) : extremum_fold<false>(r, T(partial[c]));
+      *o = r;
+    }
+    return;
+  }
+  parallel_for(rows, std::max<int64_t>(1, kGrainElements / run), [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) o[r] = reduce_run(op, a + r * run, run);
+  });
+}
+
+// Sums over leading axes (bias gradients: column sums of a (rows, cols)
+// view) below the threading threshold. Axes of size 1 do not count. Same
+// arithmetic, in the same order, as the general path below gives for this
+// layout (it merges such axes into one run), without its stride vectors.
+// Returns false when x is not this case.
+static bool sum_columns(const Tensor& x, const std::vector<bool>& axes, Tensor& out) {
   const int64_t total = x.numel();
   if (total == 0 || total >= 2 * kGrainElements) return false;
   int64_t reduced = 1, kept = 1;
-  bool seen_kept = false, seen_reduced = false, leading = true, trailing = true;
+  bool seen_kept = false, seen_reduced = false, leading = true;
   for (size_t d = 0; d < axes.size(); ++d) {
     if (x.shape[d] == 1) continue;
     if (axes[d]) {
@@ -32,28 +179,19 @@ static bool sum_rows_or_columns(const Tensor& x, const std::vector<bool>& axes, 
       seen_reduced = true;
     } else {
       kept *= x.shape[d];
-      trailing = trailing && !seen_reduced;
       seen_kept = true;
     }
   }
-  if (!seen_reduced || !seen_kept) return false;  // nothing to add up, or a total sum (the general path)
+  if (!seen_reduced || !seen_kept || !leading) return false;
   TG_DISPATCH_FLOAT(x.dtype, "sum", {
     const T* a = x.ptr<T>();
     T* o = out.ptr<T>();
-    if (leading) {  // o[c] = sum over rows r of a[r, c], rows in order
-      const int64_t R = reduced, C = kept;
-      for (int64_t c = 0; c < C; ++c) o[c] = T(0);
-      for (int64_t r = 0; r < R; ++r)
-        for (int64_t c = 0; c < C; ++c) o[c] += a[r * C + c];
-      return true;
-    }
-    if (trailing) {  // o[r] = sum of row r, accumulated in double
-      const int64_t R = kept, C = reduced;
-      for (int64_t r = 0; r < R; ++r) o[r] = T(isa_sum(a + r * C, C));
-      return true;
-    }
+    const int64_t R = reduced, C = kept;  // o[c] = sum over rows r of a[r, c], rows in order
+    for (int64_t c = 0; c < C; ++c) o[c] = T(0);
+    for (int64_t r = 0; r < R; ++r)
+      for (int64_t c = 0; c < C; ++c) o[c] += a[r * C + c];
   });
-  return false;
+  return true;
 }
 
 Tensor reduce(ReduceOp op, const Tensor& x0, const std::vector<bool>& axes, const char* opname) {
@@ -67,7 +205,12 @@ Tensor reduce(ReduceOp op, const Tensor& x0, const std::vector<bool>& axes, cons
       out_shape[d] = 1;
     }
   Tensor out = Tensor::empty(out_shape, x.dtype);
-  if (op == ReduceOp::Sum && sum_rows_or_columns(x, axes, out)) return out;
+  int64_t rows, run;
+  if (x.numel() > 0 && trailing_runs(x, axes, rows, run)) {
+    TG_DISPATCH_FLOAT(x.dtype, opname, { reduce_runs<T>(op, x.ptr<T>(), out.ptr<T>(), rows, run); });
+    return out;
+  }
+  if (op == ReduceOp::Sum && sum_columns(x, axes, out)) return out;
   TG_DISPATCH_FLOAT(x.dtype, opname, {
     T* po = out.ptr<T>();
     const T* px = x.ptr<T>();
@@ -97,21 +240,16 @@ Tensor reduce(ReduceOp op, const Tensor& x0, const std::vector<bool>& axes, cons
           for (int64_t i = 0; i < n; ++i) o[i * so] += a[i * sa];
         }
       } else if (op == ReduceOp::Max) {
-        for (int64_t i = 0; i < n; ++i) {
-          T v = a[i * sa];
-          T& r = o[i * so];
-          if (v > r || v != v) r = v;  // once r is NaN nothing compares greater: NaN sticks
-        }
+        if (so == 0 && sa == 1) *o = extremum_fold<true>(*o, extremum_run<true>(a, n));
+        else
+          for (int64_t i = 0; i < n; ++i) o[i * so] = extremum_fold<true>(o[i * so], a[i * sa]);
       } else {
-        for (int64_t i = 0; i < n; ++i) {
-          T v = a[i * sa];
-          T& r = o[i * so];
-          if (v < r || v != v) r = v;
-        }
+        if (so == 0 && sa == 1) *o = extremum_fold<false>(*o, extremum_run<false>(a, n));
+        else
+          for (int64_t i = 0; i < n; ++i) o[i * so] = extremum_fold<false>(o[i * so], a[i * sa]);
       }
     };
     const int64_t nd = x.ndim(), total = x.numel();
-    const bool all_axes = std::all_of(axes.begin(), axes.end(), [](bool b) { return b; });
     if (nd > 0 && !axes[nd - 1] && x.shape[nd - 1] > 1 && total >= 2 * kGrainElements) {
       // The last axis is kept: threads take disjoint column ranges.
       const int64_t cols = x.shape[nd - 1];
@@ -122,18 +260,6 @@ Tensor reduce(ReduceOp op, const Tensor& x0, const std::vector<bool>& axes, cons
           body({off[0] + c0, off[1] + c0 * ost[nd - 1]}, n, in);
         });
       });
-    } else if (op == ReduceOp::Sum && all_axes && total >= 2 * kSumChunk) {
-      // A large total: partial sums over fixed chunks (the same rounding
-      // whatever the thread count), added in order.
-      const int64_t chunks = (total + kSumChunk - 1) / kSumChunk;
-      std::vector<Acc> partial(chunks);
-      parallel_for(chunks, 1, [&](int64_t c0, int64_t c1) {
-        for (int64_t c = c0; c < c1; ++c)
-          partial[c] = isa_sum(px + c * kSumChunk, std::min(kSumChunk, total - c * kSumChunk));
-      });
-      Acc acc = 0;
-      for (Acc p : partial) acc += p;
-      *po = T(acc);
     } else {
       nd_loop<2>(x.shape, st, body);
     }
@@ -144,9 +270,125 @@ Tensor reduce(ReduceOp op, const Tensor& x0, const std::vector<bool>& axes, cons
 // ---------------------------------------------------------------------------
 // Stable normalisers
 // ---------------------------------------------------------------------------
+//
+// All three shift by the finite max m of their run (NaN or +-inf give m = 0:
+// the shift keeps exp() from overflowing without turning inf into NaN) and
+// add e = exp(x - m) up in pieces of kExpChunk elements (isa_sum each, the
+// pieces in order: fixed by the size). Over trailing axes (softmax's last
+// axis, a total logsumexp, logits (N, C)) that is three passes over each
+// run, threaded over runs: the max, exp and its sum, the write. Other axes
+// go through the broadcast kernels (the general path below).
 
-// The max over `axes` with non-finite entries replaced by 0 (keepdims form):
-// the shift that keeps exp() from overflowing without turning inf into NaN.
+constexpr int64_t kExpChunk = 2048;
+
+static inline void isa_exp(const float* x, float* y, int64_t n) { isa().unary_f32(UnaryOp::Exp, x, y, n); }
+static inline void isa_exp(const double* x, double* y, int64_t n) { isa().unary_f64(UnaryOp::Exp, x, y, n); }
+
+template <class T>
+static inline T safe_shift(const T* x, int64_t n) {
+  const T m = extremum_run<true>(x, n);
+  return std::isfinite(m) ? m : T(0);
+}
+
+// e = exp(x - m) over one run; returns the sum of e. `e` has room for the
+// whole run, or, with `scratch`, for kExpChunk elements (reused per piece).
+template <class T>
+static double exp_sum(const T* x, int64_t n, T m, T* e, bool scratch) {
+  double s = 0;
+  for (int64_t j = 0; j < n; j += kExpChunk) {
+    const int64_t k = std::min(kExpChunk, n - j);
+    T* ej = scratch ? e : e + j;
+    for (int64_t i = 0; i < k; ++i) ej[i] = x[j + i] - m;
+    isa_exp(ej, ej, k);
+    s += isa_sum(ej, k);
+  }
+  return s;
+}
+
+enum class Norm { Softmax, LogSoftmax, Logsumexp };
+
+// `rows` runs of C elements from x. Softmax writes e / s to out (rows x C);
+// log_softmax writes (x - m) - log s (not x - (m + log s): at logits of 1e7
+// in float32, m + log s rounds to m and the answer is lost), and with
+// `probs` e / s there too; logsumexp writes log s + m to out (rows).
+// Runs shorter than kExpChunk go in blocks, so that exp runs over a whole
+// block at once (one vector loop, not one call per short run): the same
+// arithmetic as one run at a time.
+template <class T>
+static void normalise_runs(Norm kind, const T* x, T* out, T* probs, int64_t rows, int64_t C) {
+  const int64_t block = C < kExpChunk ? kExpChunk / C : 1;
+  T buf[kExpChunk];
+  T shift[kExpChunk];
+  double sums[kExpChunk];
+  for (int64_t r0 = 0; r0 < rows; r0 += block) {
+    const int64_t nr = std::min(block, rows - r0);
+    const T* xb = x + r0 * C;
+    // Where e goes: softmax's output, log_softmax's probs, else scratch.
+    T* eb = kind == Norm::Softmax ? out + r0 * C : probs ? probs + r0 * C : nullptr;
+    const bool scratch = eb == nullptr;
+    if (C < kExpChunk) {
+      T* e = scratch ? buf : eb;
+      for (int64_t r = 0; r < nr; ++r) {
+        const T* xr = xb + r * C;
+        const T m = shift[r] = safe_shift(xr, C);
+        for (int64_t j = 0; j < C; ++j) e[r * C + j] = xr[j] - m;
+      }
+      isa_exp(e, e, nr * C);
+      for (int64_t r = 0; r < nr; ++r) sums[r] = isa_sum(e + r * C, C);
+    } else {
+      shift[0] = safe_shift(xb, C);
+      sums[0] = exp_sum(xb, C, shift[0], scratch ? buf : eb, scratch);
+    }
+    for (int64_t r = 0; r < nr; ++r) {
+      const T s = T(sums[r]), m = shift[r];
+      const T* xr = xb + r * C;
+      if (kind == Norm::Logsumexp) {
+        out[r0 + r] = std::log(s) + m;
+        continue;
+      }
+      if (kind == Norm::LogSoftmax) {
+        const T log_s = std::log(s);
+        T* o = out + (r0 + r) * C;
+        for (int64_t j = 0; j < C; ++j) o[j] = (xr[j] - m) - log_s;
+      }
+      if (eb) {
+        T* e = eb + r * C;
+        for (int64_t j = 0; j < C; ++j) e[j] /= s;
+      }
+    }
+  }
+}
+
+// logsumexp of one long run, threaded: the max over kSumChunk chunks, then
+// exp_sum over kExpChunk pieces; both partitions are fixed by the size.
+template <class T>
+static T logsumexp_run(const T* x, int64_t n) {
+  const int64_t chunks = (n + kSumChunk - 1) / kSumChunk;
+  std::vector<double> part(chunks);
+  parallel_for(chunks, 1, [&](int64_t c0, int64_t c1) {
+    for (int64_t c = c0; c < c1; ++c)
+      part[c] = extremum_run<true>(x + c * kSumChunk, std::min(kSumChunk, n - c * kSumChunk));
+  });
+  T m = T(part[0]);
+  for (int64_t c = 1; c < chunks; ++c) m = extremum_fold<true>(m, T(part[c]));
+  if (!std::isfinite(m)) m = 0;
+  // kSumChunk is a multiple of kExpChunk: each chunk is whole pieces.
+  parallel_for(chunks, 1, [&](int64_t c0, int64_t c1) {
+    T buf[kExpChunk];
+    for (int64_t c = c0; c < c1; ++c) {
+      const T* p = x + c * kSumChunk;
+      const int64_t k = std::min(kSumChunk, n - c * kSumChunk);
+      part[c] = 0;
+      for (int64_t j = 0; j < k; j += kExpChunk) part[c] += exp_sum(p + j, std::min(kExpChunk, k - j), m, buf, true);
+    }
+  });
+  double s = 0;
+  for (double p : part) s += p;
+  return std::log(T(s)) + m;
+}
+
+// The general path (the normalised axes are not trailing).
+// The max over `axes` with non-finite entries replaced by 0 (keepdims form).
 // An empty x (a reduced axis of size 0, whose max does not exist) shifts by
 // 0: logsumexp of an empty axis is then log(0) = -inf, and softmax /
 // log_softmax of an empty array are empty, as in NumPy/SciPy and PyTorch.
@@ -167,8 +409,34 @@ static Tensor safe_max(const Tensor& x, const std::vector<bool>& axes) {
   return m;
 }
 
+// Runs `rows` x `run` of a non-empty x when `axes` are trailing (see trailing_runs).
+static bool normalised_runs(const Tensor& x, const std::vector<bool>& axes, int64_t& rows, int64_t& run) {
+  return x.numel() > 0 && trailing_runs(x, axes, rows, run);
+}
+
+// Threads over runs, at the elementwise ops' grain for exp.
+template <class T>
+static void normalise(Norm kind, const T* x, T* out, T* probs, int64_t rows, int64_t C) {
+  parallel_for(rows, std::max<int64_t>(1, kGrainElements / 8 / C), [&](int64_t r0, int64_t r1) {
+    normalise_runs<T>(kind, x + r0 * C, out + (kind == Norm::Logsumexp ? r0 : r0 * C), probs ? probs + r0 * C : nullptr,
+                      r1 - r0, C);
+  });
+}
+
 Tensor logsumexp(const Tensor& x0, const std::vector<bool>& axes) {
   TG_CONTIGUOUS(x, x0);
+  int64_t rows, run;
+  if (normalised_runs(x, axes, rows, run)) {
+    Shape keep = x.shape;
+    for (size_t d = 0; d < axes.size(); ++d)
+      if (axes[d]) keep[d] = 1;
+    Tensor out = Tensor::empty(keep, x.dtype);
+    TG_DISPATCH_FLOAT(x.dtype, "logsumexp", {
+      if (rows == 1 && run >= 2 * kSumChunk) *out.ptr<T>() = logsumexp_run(x.ptr<T>(), run);
+      else normalise<T>(Norm::Logsumexp, x.ptr<T>(), out.ptr<T>(), nullptr, rows, run);
+    });
+    return out;
+  }
   Tensor m = safe_max(x, axes);
   Tensor s = reduce(ReduceOp::Sum, unary(UnaryOp::Exp, binary(BinaryOp::Sub, x, m, "logsumexp")), axes, "logsumexp");
   return binary(BinaryOp::Add, unary(UnaryOp::Log, s), m, "logsumexp");
@@ -180,100 +448,131 @@ static std::vector<bool> one_axis(const Tensor& x, int64_t axis) {
   return axes;
 }
 
-Tensor softmax_axes(const Tensor& x0, const std::vector<bool>& axes) {
+// log_softmax with `probs` non-null also returns the softmax there.
+static Tensor normalise_axes(const Tensor& x0, const std::vector<bool>& axes, bool log, Tensor* probs) {
   TG_CONTIGUOUS(x, x0);
-  Tensor e = unary(UnaryOp::Exp, binary(BinaryOp::Sub, x, safe_max(x, axes), "softmax"));
-  return binary(BinaryOp::Div, e, reduce(ReduceOp::Sum, e, axes, "softmax"), "softmax");
-}
-
-// Softmax / log-softmax over the last axis, the common case (logits (N, C)),
-// row by row in one pass each instead of seven broadcast kernels (~10 us for
-// a 64 x 10 batch). The arithmetic is the general path's: shift by the
-// row's finite max m, e = exp(x - m), s = sum e; softmax = e / s,
-// log_softmax = (x - m) - log s. (Not x - (m + log s): at logits of 1e7 in
-// float32, m + log s rounds to m and the answer is lost.)
-static inline void isa_exp(const float* x, float* y, int64_t n) { isa().unary_f32(UnaryOp::Exp, x, y, n); }
-static inline void isa_exp(const double* x, double* y, int64_t n) { isa().unary_f64(UnaryOp::Exp, x, y, n); }
-
-// Rows go in blocks so that exp runs over a whole block at once (one vector
-// loop, not one call per short row).
-template <class T>
-static void softmax_rows(const T* x, T* out, T* tmp, int64_t rows, int64_t C, bool log, bool probs_too) {
-  constexpr int64_t kBlock = 256;
-  T shift[kBlock];
-  for (int64_t r0 = 0; r0 < rows; r0 += kBlock) {
-    const int64_t nr = std::min(kBlock, rows - r0);
-    const T* xb = x + r0 * C;
-    T* eb = (log ? tmp : out) + r0 * C;
-    for (int64_t r = 0; r < nr; ++r) {
-      const T* xr = xb + r * C;
-      T m = -std::numeric_limits<T>::infinity();
-      bool nan = false;
-      for (int64_t j = 0; j < C; ++j) {
-        nan = nan || xr[j] != xr[j];
-        m = xr[j] > m ? xr[j] : m;
-      }
-      if (nan || !std::isfinite(m)) m = 0;
-      shift[r] = m;
-      for (int64_t j = 0; j < C; ++j) eb[r * C + j] = xr[j] - m;
-    }
-    isa_exp(eb, eb, nr * C);
-    for (int64_t r = 0; r < nr; ++r) {
-      T* e = eb + r * C;
-      T s = 0;
-      for (int64_t j = 0; j < C; ++j) s += e[j];
-      if (log) {
-        const T log_s = std::log(s), m = shift[r];
-        const T* xr = xb + r * C;
-        T* o = out + (r0 + r) * C;
-        for (int64_t j = 0; j < C; ++j) o[j] = (xr[j] - m) - log_s;
-        if (probs_too)
-          for (int64_t j = 0; j < C; ++j) e[j] /= s;
-      } else {
-        for (int64_t j = 0; j < C; ++j) e[j] /= s;
-      }
-    }
-  }
-}
-
-// log_softmax with `probs` non-null also returns the softmax there (its
-// scratch buffer, normalized).
-static Tensor softmax_last_axis(const Tensor& x, bool log, const char* opname, Tensor* probs = nullptr) {
-  Tensor out = Tensor::empty(x.shape, x.dtype);
-  const int64_t C = x.shape.back(), rows = x.numel() / C;
-  Tensor tmp = log ? Tensor::empty(x.shape, x.dtype) : Tensor();
-  const bool probs_too = log && probs;
-  TG_DISPATCH_FLOAT(x.dtype, opname, {
-    const T* px = x.ptr<T>();
-    T* po = out.ptr<T>();
-    T* pt = log ? tmp.ptr<T>() : nullptr;
-    parallel_for(rows, std::max<int64_t>(1, kGrainElements / 8 / C), [&](int64_t r0, int64_t r1) {
-      softmax_rows<T>(px + r0 * C, po + r0 * C, pt ? pt + r0 * C : nullptr, r1 - r0, C, log, probs_too);
+  const char* opname = log ? "log_softmax" : "softmax";
+  int64_t rows, run;
+  if (normalised_runs(x, axes, rows, run)) {
+    Tensor out = Tensor::empty(x.shape, x.dtype);
+    Tensor p = log && probs ? Tensor::empty(x.shape, x.dtype) : Tensor();
+    TG_DISPATCH_FLOAT(x.dtype, opname, {
+      normalise<T>(log ? Norm::LogSoftmax : Norm::Softmax, x.ptr<T>(), out.ptr<T>(), p.defined() ? p.ptr<T>() : nullptr,
+                   rows, run);
     });
+    if (probs) *probs = log ? p : out;
+    return out;
+  }
+  Tensor shifted = binary(BinaryOp::Sub, x, safe_max(x, axes), opname);
+  if (!log) {
+    Tensor e = unary(UnaryOp::Exp, shifted);
+    return binary(BinaryOp::Div, e, reduce(ReduceOp::Sum, e, axes, opname), opname);
+  }
+  if (probs) *probs = normalise_axes(x, axes, false, nullptr);
+  // (x - m) - log sum exp(x - m): see normalise_runs on why not x - logsumexp(x).
+  Tensor log_s = unary(UnaryOp::Log, reduce(ReduceOp::Sum, unary(UnaryOp::Exp, shifted), axes, opname));
+  return binary(BinaryOp::Sub, shifted, log_s, opname);
+}
+
+Tensor softmax_axes(const Tensor& x, const std::vector<bool>& axes) { return normalise_axes(x, axes, false, nullptr); }
+
+Tensor softmax(const Tensor& x, int64_t axis) { return normalise_axes(x, one_axis(x, axis), false, nullptr); }
+
+Tensor log_softmax(const Tensor& x, int64_t axis, Tensor* probs) {
+  return normalise_axes(x, one_axis(x, axis), true, probs);
+}
+
+// ---------------------------------------------------------------------------
+// First-order VJPs over trailing axes (the rules' composite arithmetic, fused)
+// ---------------------------------------------------------------------------
+
+// The sum of a run as reduce() adds it up (fixed chunks from 2 * kSumChunk), on one thread.
+template <class T>
+static double sum_as_reduce(const T* a, int64_t n) {
+  if (n < 2 * kSumChunk) return isa_sum(a, n);
+  double acc = 0;
+  for (int64_t j = 0; j < n; j += kSumChunk) acc += isa_sum(a + j, std::min(kSumChunk, n - j));
+  return acc;
+}
+
+Tensor extremum_vjp(const Tensor& x0, const Tensor& best0, const Tensor& g0, const std::vector<bool>& axes) {
+  int64_t rows, run;
+  if (x0.numel() == 0 || g0.dtype != x0.dtype || !trailing_runs(x0, axes, rows, run)) return Tensor();
+  TG_CONTIGUOUS(x, x0);
+  TG_CONTIGUOUS(best, best0);
+  TG_CONTIGUOUS(g, g0);
+  Tensor out = Tensor::empty(x.shape, x.dtype);
+  TG_DISPATCH_FLOAT(x.dtype, "max", {
+    const T* px = x.ptr<T>();
+    const T* pb = best.ptr<T>();
+    const T* pg = g.ptr<T>();
+    T* po = out.ptr<T>();
+    // g * (hit / count) per element, hit 0 or 1: NaN everywhere when the
+    // extremum is NaN (count 0), as the composite rule gives.
+    auto write = [&](int64_t r, int64_t cnt, int64_t j0, int64_t j1) {
+      const T b = pb[r], w1 = pg[r] * (T(1) / T(cnt)), w0 = pg[r] * (T(0) / T(cnt));
+      const T* a = px + r * run;
+      T* o = po + r * run;
+      for (int64_t j = j0; j < j1; ++j) o[j] = a[j] == b ? w1 : w0;
+    };
+    auto count = [&](int64_t r, int64_t j0, int64_t j1) {
+      const T b = pb[r];
+      const T* a = px + r * run;
+      int64_t c = 0;
+      for (int64_t j = j0; j < j1; ++j) c += a[j] == b;
+      return c;
+    };
+    if (rows == 1 && run >= 2 * kGrainElements) {  // one long run: count, then write, in chunks
+      const int64_t chunks = (run + kSumChunk - 1) / kSumChunk;
+      std::vector<int64_t> part(chunks);
+      parallel_for(chunks, 1, [&](int64_t c0, int64_t c1) {
+        for (int64_t c = c0; c < c1; ++c) part[c] = count(0, c * kSumChunk, std::min(run, (c + 1) * kSumChunk));
+      });
+      int64_t cnt = 0;
+      for (int64_t p : part) cnt += p;
+      parallel_for(run, kGrainElements, [&](int64_t j0, int64_t j1) { write(0, cnt, j0, j1); });
+    } else {
+      parallel_for(rows, std::max<int64_t>(1, kGrainElements / run), [&](int64_t r0, int64_t r1) {
+        for (int64_t r = r0; r < r1; ++r) write(r, count(r, 0, run), 0, run);
+      });
+    }
   });
-  if (probs_too) *probs = tmp;
   return out;
 }
 
-static bool rows_on_last_axis(const Tensor& x, int64_t axis) {
-  return x.ndim() >= 1 && axis == x.ndim() - 1 && x.shape.back() > 0 && x.numel() > 0;
-}
-
-Tensor softmax(const Tensor& x0, int64_t axis) {
-  TG_CONTIGUOUS(x, x0);
-  if (rows_on_last_axis(x, axis)) return softmax_last_axis(x, false, "softmax");
-  return softmax_axes(x, one_axis(x, axis));
-}
-
-Tensor log_softmax(const Tensor& x0, int64_t axis, Tensor* probs) {
-  TG_CONTIGUOUS(x, x0);
-  if (rows_on_last_axis(x, axis)) return softmax_last_axis(x, true, "log_softmax", probs);
-  if (probs) *probs = softmax(x, axis);
-  std::vector<bool> axes = one_axis(x, axis);
-  // (x - m) - log sum exp(x - m): see softmax_rows on why not x - logsumexp(x).
-  Tensor shifted = binary(BinaryOp::Sub, x, safe_max(x, axes), "log_softmax");
-  Tensor log_s = unary(UnaryOp::Log, reduce(ReduceOp::Sum, unary(UnaryOp::Exp, shifted), axes, "log_softmax"));
-  return binary(BinaryOp::Sub, shifted, log_s, "log_softmax");
+Tensor normaliser_vjp(const Tensor& y0, const Tensor& g0, int64_t axis, bool log) {
+  int64_t rows, C;
+  if (y0.ndim() == 0 || y0.numel() == 0 || g0.dtype != y0.dtype || g0.shape != y0.shape ||
+      !trailing_runs(y0, one_axis(y0, axis), rows, C))
+    return Tensor();
+  TG_CONTIGUOUS(y, y0);
+  TG_CONTIGUOUS(g, g0);
+  Tensor out = Tensor::empty(y.shape, y.dtype);
+  TG_DISPATCH_FLOAT(y.dtype, log ? "log_softmax" : "softmax", {
+    const T* py = y.ptr<T>();
+    const T* pg = g.ptr<T>();
+    T* po = out.ptr<T>();
+    parallel_for(rows, std::max<int64_t>(1, kGrainElements / 8 / C), [&](int64_t r0, int64_t r1) {
+      T stack[kExpChunk];
+      std::vector<T> heap(C > kExpChunk ? C : 0);
+      T* t = C > kExpChunk ? heap.data() : stack;
+      for (int64_t r = r0; r < r1; ++r) {
+        const T* yr = py + r * C;
+        const T* gr = pg + r * C;
+        T* o = po + r * C;
+        if (log) {  // g - exp(y) * sum(g)
+          const T s = T(sum_as_reduce(gr, C));
+          isa_exp(yr, t, C);
+          for (int64_t j = 0; j < C; ++j) o[j] = gr[j] - t[j] * s;
+        } else {  // y * (g - sum(g * y))
+          for (int64_t j = 0; j < C; ++j) t[j] = gr[j] * yr[j];
+          const T s = T(sum_as_reduce(t, C));
+          for (int64_t j = 0; j < C; ++j) o[j] = yr[j] * (gr[j] - s);
+        }
+      }
+    });
+  });
+  return out;
 }
 
 }  // namespace tg::kern

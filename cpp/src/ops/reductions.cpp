@@ -72,6 +72,10 @@ struct ExtremumRule {
     return constant(kern::binary(BinaryOp::Div, hit, kern::reduce(ReduceOp::Sum, hit, n.attrs.mask, name), name));
   }
   static Grads vjp(OpNode<ExtremumRule>& n, const Var& g) {
+    if (!grad_enabled() && n.batch_dims(g) == 0) {  // first order: one count pass, one write pass
+      Tensor d = kern::extremum_vjp(n.tensor(0), n.tensor(1), g->data, n.attrs.mask);
+      if (d.defined()) return {constant(d)};
+    }
     return {mul(spread(g, n.batch_dims(g), n.attrs), weight(n))};
   }
   static Var jvp(OpNode<ExtremumRule>& n, const Grads& t, int nb) { return reduce_tangent(n, mul(t[0], weight(n)), nb); }
@@ -141,7 +145,13 @@ struct SoftmaxRule {
     if (n.out_shape.empty()) return mul(d, scalar(0, d));
     return mul(y, sub(d, sum(mul(d, y), Axes{n.attrs.axis + nb}, true)));
   }
-  static Grads vjp(OpNode<SoftmaxRule>& n, const Var& g) { return {apply(n, g, n.batch_dims(g))}; }
+  static Grads vjp(OpNode<SoftmaxRule>& n, const Var& g) {
+    if (!grad_enabled() && n.batch_dims(g) == 0) {  // first order: the same arithmetic, one kernel
+      Tensor d = kern::normaliser_vjp(n.tensor(0), g->data, n.attrs.axis, false);
+      if (d.defined()) return {constant(d)};
+    }
+    return {apply(n, g, n.batch_dims(g))};
+  }
   static Var jvp(OpNode<SoftmaxRule>& n, const Grads& t, int nb) { return apply(n, t[0], nb); }
 };
 }  // namespace
@@ -162,6 +172,10 @@ struct LogSoftmaxRule {
   static constexpr const char* name = "log_softmax";
   using Attrs = AxisAttrs;
   static Grads vjp(OpNode<LogSoftmaxRule>& n, const Var& g) {
+    if (!grad_enabled() && n.batch_dims(g) == 0) {  // first order: the same arithmetic, one kernel
+      Tensor d = kern::normaliser_vjp(n.tensor(0), g->data, n.attrs.axis, true);
+      if (d.defined()) return {constant(d)};
+    }
     Var y = n.get(0);
     if (n.out_shape.empty()) return {mul(g, scalar(0, g))};
     return {sub(g, mul(exp(y), sum(g, Axes{n.attrs.axis + n.batch_dims(g)}, true)))};
