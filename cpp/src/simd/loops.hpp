@@ -23,7 +23,8 @@
 
 namespace tg::kern::TG_ISA {
 
-#include "simd/math.hpp"  // vectorizable float64 exp, log, log1p, sin, cos, tan, tanh, sigmoid, softplus
+#include "simd/math.hpp"  // vectorizable float64 exp, log, log1p, sin, cos, tan, tanh, sigmoid, softplus,
+                          // arcsin, arccos, arctan, arctan2
 
 inline float m_sqrt(float x) { return __builtin_sqrtf(x); }
 inline double m_sqrt(double x) { return __builtin_sqrt(x); }
@@ -160,22 +161,11 @@ template <class T> TG_MATH_INLINE T k_relu(T v) { return v > T(0) ? v : (v != v 
 template <class T> TG_MATH_INLINE T k_abs(T v) { return m_fabs(v); }
 template <class T> TG_MATH_INLINE T k_softplus(T v) { return T(softplus_f64(double(v))); }
 template <class T> TG_MATH_INLINE T k_tan(T v) { return T(tan_f64(double(v))); }
-template <class T> inline T k_arcsin(T v) {
-  if constexpr (sizeof(T) == 4) return __builtin_asinf(v);
-  else return __builtin_asin(v);
-}
-template <class T> inline T k_arccos(T v) {
-  if constexpr (sizeof(T) == 4) return __builtin_acosf(v);
-  else return __builtin_acos(v);
-}
-template <class T> inline T k_arctan(T v) {
-  if constexpr (sizeof(T) == 4) return __builtin_atanf(v);
-  else return __builtin_atan(v);
-}
-template <class T> inline T k_arctan2(T a, T b) {
-  if constexpr (sizeof(T) == 4) return __builtin_atan2f(a, b);
-  else return __builtin_atan2(a, b);
-}
+// float32 through float64 as above.
+template <class T> TG_MATH_INLINE T k_arcsin(T v) { return T(asin_f64(double(v))); }
+template <class T> TG_MATH_INLINE T k_arccos(T v) { return T(acos_f64(double(v))); }
+template <class T> TG_MATH_INLINE T k_arctan(T v) { return T(atan_f64(double(v))); }
+template <class T> TG_MATH_INLINE T k_arctan2(T a, T b) { return T(atan2_f64(double(a), double(b))); }
 // The piecewise-constant helpers a spec derivative may use (derivative 0).
 template <class T> TG_MATH_INLINE T k_step(T v) { return v > T(0) ? T(1) : T(0); }  // relu'(0) = 0
 template <class T> TG_MATH_INLINE T k_sign(T v) { return v > T(0) ? T(1) : (v < T(0) ? T(-1) : (v != v ? v : T(0))); }
