@@ -392,19 +392,19 @@ TG_MATH_INLINE double atan_f64(double x) {
 // (pi - (z - pi_lo) for x < 0), with C99's special cases: zeros (by sign),
 // infinities, |y/x| beyond 2^60 (+-pi/2) or, for x < 0, below 2^-60 (+-pi).
 TG_MATH_INLINE double atan2_f64(double y, double x) {
-  double ay = __builtin_fabs(y), ax = __builtin_fabs(x);  // (x < 0 ? -x : x keeps -0's sign)
-  // (the sign bit as a double compare: a bool from integer bits keeps GCC from vectorizing)
-  bool xneg = __builtin_copysign(1.0, x) < 0;
-  bool both_inf = ay == kTgInf && ax == kTgInf;
+  // (No bool variables: in the loops' context GCC then leaves the loop
+  // scalar. fabs, not x < 0 ? -x : x, which keeps -0's sign; x's sign bit
+  // read by a double compare of copysign.)
+  double ay = __builtin_fabs(y), ax = __builtin_fabs(x);
+  double sx = __builtin_copysign(1.0, x);
   double q = ay / ax;
-  q = ay == 0.0 ? 0.0 : q;  // (0/0 and 0/inf)
-  q = both_inf ? 1.0 : q;
+  q = ay == 0.0 ? 0.0 : q;                            // (0/0 and 0/inf)
+  q = ay == kTgInf ? (ax == kTgInf ? 1.0 : q) : q;  // both infinite: pi/4 by quadrant
   double z = atan_f64(q);
-  // (no select on a bool combined with &: GCC then leaves the loop scalar)
   double zx = q < 0x1p-60 ? 0.0 : z;
-  double r = xneg ? kPiHi - (zx - kPiLo) : z;
-  r = both_inf ? (xneg ? 3.0 * kPio4Hi : r) : r;
+  double r = sx < 0 ? kPiHi - (zx - kPiLo) : z;
+  r = ay == kTgInf ? (ax == kTgInf ? (sx < 0 ? 3.0 * kPio4Hi : r) : r) : r;
   r = q > 0x1p60 ? kPio2Hi + 0.5 * kPiLo : r;  // (q = inf where x = 0)
   r = __builtin_copysign(r, y);
-  return ((x != x) | (y != y)) ? x + y : r;
+  return x != x ? x + y : (y != y ? x + y : r);
 }
