@@ -616,7 +616,8 @@ def _ld_softplus(x):
 
 
 LD_ORACLE = {"exp": np.exp, "log": np.log, "log1p": np.log1p, "sin": np.sin, "cos": np.cos, "tan": np.tan,
-             "tanh": np.tanh, "sigmoid": _ld_sigmoid, "softplus": _ld_softplus}
+             "tanh": np.tanh, "sigmoid": _ld_sigmoid, "softplus": _ld_softplus, "arcsin": np.arcsin,
+             "arccos": np.arccos, "arctan": np.arctan, "sqrt": np.sqrt}
 
 SPECIALS = [0.0, -0.0, np.inf, -np.inf, np.nan, 5e-324, -5e-324, 2.2250738585072014e-308, -2.2250738585072014e-308,
             1.0, -1.0, 0.5, 2.0, 1e-300, -1e-300, 1e300, -1e300, 1.7976931348623157e308, -1.7976931348623157e308]
@@ -630,7 +631,8 @@ def _f64_points(name, n=1_000_000, seed=5):
     k = n // 4
     every_binade = np.exp2(rng.uniform(-1074, 1024, k)) * rng.choice([-1.0, 1.0], k)
     main = {"exp": (-746, 710), "log": (0, 4), "log1p": (-1, 3), "sin": (-20, 20), "cos": (-20, 20),
-            "tan": (-20, 20), "tanh": (-25, 25), "sigmoid": (-746, 746), "softplus": (-746, 746)}[name]
+            "tan": (-20, 20), "tanh": (-25, 25), "sigmoid": (-746, 746), "softplus": (-746, 746),
+            "arcsin": (-1, 1), "arccos": (-1, 1), "arctan": (-10, 10), "sqrt": (0, 4)}[name]
     uniform = rng.uniform(*main, k)
     moderate = np.exp2(rng.uniform(-60, 12, k)) * rng.choice([-1.0, 1.0], k)
     m = n - 3 * k
@@ -649,6 +651,12 @@ def _f64_points(name, n=1_000_000, seed=5):
         return np.concatenate([every_binade, uniform, moderate, near, edge, SPECIALS])
     elif name == "tanh":
         centers = [0.625, -0.625, 22.0, -22.0, 0.0]
+    elif name in ("arcsin", "arccos"):  # the branch switches of e_asin.c / e_acos.c, and +-1
+        centers = [0.5, -0.5, 0.975, -0.975, 1.0, -1.0, 0.0]
+    elif name == "arctan":  # s_atan.c's reduction intervals' edges, and where it returns pi/2
+        centers = [0.4375, 0.6875, 1.1875, 2.4375, -0.4375, -0.6875, -1.1875, -2.4375, 2.0**66, 0.0]
+    elif name == "sqrt":
+        centers = [0.0, 1.0, 2.2250738585072014e-308]
     else:  # sigmoid, softplus
         centers = [0.0, -745.1332191019411, -708.4, 36.7, 709.78]
     c = np.array(centers)[rng.integers(0, len(centers), m)]
@@ -698,8 +706,8 @@ def test_float64_transcendentals_within_two_ulp_same_bits_everywhere(name, resto
     err, rest = _ulp_error(got, want, np.float64)
     worst = int(np.argmax(err))
     assert err.max() <= 2.0, (name, float(err.max()), float(x[rest][worst]))
-    # Signed zeros as IEEE: sin, tan, tanh and log1p keep the sign of a zero.
-    if name in ("sin", "tan", "tanh", "log1p"):
+    # Signed zeros as IEEE: sin, tan, tanh, log1p, arcsin, arctan and sqrt keep the sign of a zero.
+    if name in ("sin", "tan", "tanh", "log1p", "arcsin", "arctan", "sqrt"):
         zero = x == 0
         np.testing.assert_array_equal(np.signbit(got[zero]), np.signbit(x[zero]))
         assert not got[zero].any()
@@ -784,3 +792,64 @@ def test_float32_power_within_one_ulp_and_libm_special_cases(restore_isa):
     # A scalar exponent (the `**` operator with a number) takes the same kernel.
     v = tg.Variable(x[:1000])
     np.testing.assert_array_equal((v ** 3.5).numpy(), (v ** tg.Variable(np.full(1000, 3.5, np.float32))).numpy())
+
+
+def _atan2_points(dtype, n=1_000_000, seed=11):
+    """(y, x) pairs: normal, every binade of both signs (the ratio over- and underflows), x near +-1 and
+    y/x near s_atan.c's interval edges, and every pair of special values."""
+    rng = np.random.default_rng(seed)
+    k = n // 3
+    sign = lambda m: rng.choice([-1.0, 1.0], m)
+    y = np.concatenate([rng.normal(size=k), np.exp2(rng.uniform(-1074, 1024, k)) * sign(k)])
+    x = np.concatenate([rng.normal(size=k), np.exp2(rng.uniform(-1074, 1024, k)) * sign(k)])
+    m = n - 2 * k
+    xe = sign(m) * np.exp2(rng.uniform(-3, 3, m))
+    ratio = np.array([0.4375, 0.6875, 1.1875, 2.4375, 2.0**60, 2.0**-60])[rng.integers(0, 6, m)]
+    ye = xe * ratio * (1 + rng.uniform(-1e-3, 1e-3, m)) * sign(m)
+    sp = np.array(SPECIALS)
+    sy, sx = np.meshgrid(sp, sp)
+    with np.errstate(all="ignore"):
+        return (np.concatenate([y, ye, sy.ravel()]).astype(dtype), np.concatenate([x, xe, sx.ravel()]).astype(dtype))
+
+
+@needs_long_double
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_arctan2_within_bars_c99_special_cases_same_bits_everywhere(dtype, restore_isa):
+    # e_atan2.c made branch-free: atan(|y/x|) by quadrant, and C99's special cases (signed zeros, infinities,
+    # NaN) against long double atan2l, whose special cases are C99's.
+    y, x = _atan2_points(dtype)
+    got = _run_every_isa_and_thread_count(lambda v: tg.arctan2(tg.Variable(y), v), x)
+    with np.errstate(all="ignore"):
+        want = np.arctan2(y.astype(np.longdouble), x.astype(np.longdouble))
+    err, rest = _ulp_error(got, want, dtype)
+    assert err.max() <= (1.0 if dtype == np.float32 else 2.0), (float(err.max()), int(np.argmax(err)))
+    zero = want == 0
+    np.testing.assert_array_equal(np.signbit(got[zero]), np.signbit(want[zero]))
+    assert not got[zero].any()
+
+
+@needs_long_double
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("name, deriv", [("arcsin", lambda v: 1 / np.sqrt(1 - v * v)),
+                                         ("arccos", lambda v: -1 / np.sqrt(1 - v * v)),
+                                         ("arctan", lambda v: 1 / (1 + v * v))])
+def test_inverse_trig_gradients_every_isa_and_thread_count(name, deriv, dtype, restore_isa):
+    # The fused derivative kernels (g / sqrt(1 - x x) vectorizes only without errno: CMakeLists.txt's
+    # -fno-math-errno): same bits everywhere and close to the long double derivative; +-1 give +-inf.
+    rng = np.random.default_rng(12)
+    x = np.concatenate([rng.uniform(-1, 1, 200_000), [1.0, -1.0, 0.0, -0.0, np.nan, 2.0]]).astype(dtype)
+
+    def grad(v):
+        v.requires_grad = True
+        getattr(tg, name)(v).sum().backward()
+        return v.grad
+
+    with np.errstate(all="ignore"):
+        got = _run_every_isa_and_thread_count(grad, x)
+        want = deriv(x.astype(np.longdouble))
+    # (1 - x x rounds in the working precision: a few ulp near +-1, as NumPy's own formula)
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+    fin = np.isfinite(want)
+    np.testing.assert_array_equal(got[~fin & ~np.isnan(want)], want[~fin & ~np.isnan(want)].astype(dtype))
+    with np.errstate(all="ignore"):
+        np.testing.assert_allclose(got[fin], want[fin].astype(dtype), rtol=1e-3 if dtype == np.float32 else 1e-9)

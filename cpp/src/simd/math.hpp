@@ -6,7 +6,7 @@
 // loop over them, and with -ffp-contract=off every build (SSE2, AVX2,
 // AVX-512) gives the same bits. Polynomials and reductions are FreeBSD msun's
 // (fdlibm: e_exp.c, e_log.c, s_log1p.c, k_sin.c, k_cos.c, e_rem_pio2.c) and
-// Cephes' tanh.c, made branch-free; each is within 1 ulp of the correctly
+// Cephes' tanh.c, made branch-free (asin, acos, atan, atan2: at the end); each is within 1 ulp of the correctly
 // rounded value in its source's analysis, and tests/test_kernels_fastpaths.py
 // measures every one (bars: 2 ulp float64, 1 ulp float32) on >= 10^6 points
 // against a long double oracle.
@@ -289,4 +289,122 @@ TG_MATH_INLINE double softplus_f64(double x) {
   e_lo = a > 746.0 ? 0.0 : e_lo;
   double r = (x > 0.0 ? x : 0.0) + (log1p_f64(e) + e_lo / (1.0 + e));
   return x != x ? x : r;
+}
+
+// ----- Inverse trigonometric functions --------------------------------------
+// FreeBSD msun's e_asin.c, e_acos.c, s_atan.c, e_atan2.c (fdlibm; each < 1 ulp
+// in its source's analysis), their branches all computed and one selected.
+
+// fdlibm's asin/acos rational R(t) = p(t)/q(t) on t in [0, 0.25] (Remez,
+// error < 2^-58.75): asin(x) = x + x R(x^2) for |x| < 0.5.
+TG_MATH_INLINE double asin_r(double t) {
+  const double pS0 = 1.66666666666666657415e-01, pS1 = -3.25565818622400915405e-01,
+               pS2 = 2.01212532134862925881e-01, pS3 = -4.00555345006794114027e-02,
+               pS4 = 7.91534994289814532176e-04, pS5 = 3.47933107596021167570e-05;
+  const double qS1 = -2.40339491173441421878e+00, qS2 = 2.02094576023350569471e+00,
+               qS3 = -6.88283971605453293030e-01, qS4 = 7.70381505559019352791e-02;
+  double p = t * (pS0 + t * (pS1 + t * (pS2 + t * (pS3 + t * (pS4 + t * pS5)))));
+  double q = 1.0 + t * (qS1 + t * (qS2 + t * (qS3 + t * qS4)));
+  return p / q;
+}
+constexpr double kPio2Hi = 1.57079632679489655800e+00, kPio2Lo = 6.12323399573676603587e-17;
+constexpr double kPio4Hi = 7.85398163397448278999e-01;
+constexpr double kPiHi = 3.14159265358979311600e+00, kPiLo = 1.2246467991473531772e-16;
+
+// The reduction e_asin.c and e_acos.c share: t = x^2 below |x| = 0.5, else
+// (1 - |x|)/2 with s = sqrt(t) as head w (low 32 bits cleared: w^2 exact)
+// plus tail c; r = R(t).
+struct AsinParts {
+  double a, t, r, s, w, c;
+  bool small;
+};
+TG_MATH_INLINE AsinParts asin_parts(double x) {
+  AsinParts p;
+  p.a = __builtin_fabs(x);
+  p.small = p.a < 0.5;
+  p.t = p.small ? x * x : (1.0 - p.a) * 0.5;
+  p.r = asin_r(p.t);
+  p.s = __builtin_sqrt(p.t);
+  p.w = tg_bits_to_f64(tg_f64_to_bits(p.s) & 0xffffffff00000000ULL);
+  p.c = (p.t - p.w * p.w) / (p.s + p.w);
+  return p;
+}
+
+// e_asin.c: |x| < 0.5: x + x R(x^2); else asin|x| = pi/2 - 2 (s + s R(t)),
+// for |x| < 0.975 with s's head w so that pi/4 - 2w is exact.
+TG_MATH_INLINE double asin_f64(double x) {
+  AsinParts p = asin_parts(x);
+  double near1 = kPio2Hi - (2.0 * (p.s + p.s * p.r) - kPio2Lo);
+  double mid = kPio4Hi - ((2.0 * p.s * p.r - (kPio2Lo - 2.0 * p.c)) - (kPio4Hi - 2.0 * p.w));
+  double big = p.a >= 0.975 ? near1 : mid;
+  big = x < 0 ? -big : big;
+  double res = p.small ? x + x * p.r : big;
+  res = p.a > 1.0 ? kTgNaN : res;
+  return x != x ? x : res;
+}
+
+// e_acos.c: |x| < 0.5: pi/2 - (x - (pio2_lo - x R(x^2))); x <= -0.5:
+// pi - 2 (s + (s R(t) - pio2_lo)); x >= 0.5: 2 (w + (s R(t) + c)), w the
+// head of s = sqrt((1 - x)/2) and c its tail.
+TG_MATH_INLINE double acos_f64(double x) {
+  AsinParts p = asin_parts(x);
+  double mid = kPio2Hi - (x - (kPio2Lo - x * p.r));
+  double neg = kPiHi - 2.0 * (p.s + (p.r * p.s - kPio2Lo));
+  double pos = 2.0 * (p.w + (p.r * p.s + p.c));
+  double res = p.small ? mid : (x < 0 ? neg : pos);
+  res = x == 1.0 ? 0.0 : res;  // (c is 0/0 there)
+  res = p.a > 1.0 ? kTgNaN : res;
+  return x != x ? x : res;
+}
+
+// s_atan.c: |x| reduced to |t| <= 7/16 by atan(x) = atan(c) + atan((x - c) /
+// (1 + c x)) for c = 1/2, 1, 3/2, inf (the intervals' edges 7/16, 11/16,
+// 19/16, 39/16), then an odd degree-21 polynomial (error < 2^-57.4) and
+// atan(c) in two parts. One division per element: t = num / den.
+TG_MATH_INLINE double atan_f64(double x) {
+  const double aT0 = 3.33333333333329318027e-01, aT1 = -1.99999999998764832476e-01,
+               aT2 = 1.42857142725034663711e-01, aT3 = -1.11111104054623557880e-01,
+               aT4 = 9.09088713343650656196e-02, aT5 = -7.69187620504482999495e-02,
+               aT6 = 6.66107313738753120669e-02, aT7 = -5.83357013379057348645e-02,
+               aT8 = 4.97687799461593236017e-02, aT9 = -3.65315727442169155270e-02,
+               aT10 = 1.62858201153657823623e-02;
+  double a = x < 0 ? -x : x;
+  // fdlibm's id: -1 (no reduction), 0..3; atanhi/atanlo[id] as selects.
+  bool r0 = a >= 0.4375, r1 = a >= 0.6875, r2 = a >= 1.1875, r3 = a >= 2.4375;
+  double num = r3 ? -1.0 : (r2 ? a - 1.5 : (r1 ? a - 1.0 : (r0 ? 2.0 * a - 1.0 : x)));
+  double den = r3 ? a : (r2 ? 1.0 + 1.5 * a : (r1 ? a + 1.0 : (r0 ? 2.0 + a : 1.0)));
+  double hi = r3 ? 1.57079632679489655800e+00
+                 : (r2 ? 9.82793723247329054082e-01 : (r1 ? 7.85398163397448278999e-01 : 4.63647609000806093515e-01));
+  double lo = r3 ? 6.12323399573676603587e-17
+                 : (r2 ? 1.39033110312309984516e-17 : (r1 ? 3.06161699786838301793e-17 : 2.26987774529616870924e-17));
+  double t = num / den;
+  double z = t * t, w = z * z;
+  double s1 = z * (aT0 + w * (aT2 + w * (aT4 + w * (aT6 + w * (aT8 + w * aT10)))));
+  double s2 = w * (aT1 + w * (aT3 + w * (aT5 + w * (aT7 + w * aT9))));
+  double reduced = hi - ((t * (s1 + s2) - lo) - t);
+  reduced = x < 0 ? -reduced : reduced;
+  double res = r0 ? reduced : t - t * (s1 + s2);
+  res = x == 0.0 ? x : res;  // keeps -0
+  return x != x ? x : res;
+}
+
+// e_atan2.c: atan(|y/x|) placed in its quadrant by the signs of y and x
+// (pi - (z - pi_lo) for x < 0), with C99's special cases: zeros (by sign),
+// infinities, |y/x| beyond 2^60 (+-pi/2) or, for x < 0, below 2^-60 (+-pi).
+TG_MATH_INLINE double atan2_f64(double y, double x) {
+  // (No bool variables: in the loops' context GCC then leaves the loop
+  // scalar. fabs, not x < 0 ? -x : x, which keeps -0's sign; x's sign bit
+  // read by a double compare of copysign.)
+  double ay = __builtin_fabs(y), ax = __builtin_fabs(x);
+  double sx = __builtin_copysign(1.0, x);
+  double q = ay / ax;
+  q = ay == 0.0 ? 0.0 : q;                            // (0/0 and 0/inf)
+  q = ay == kTgInf ? (ax == kTgInf ? 1.0 : q) : q;  // both infinite: pi/4 by quadrant
+  double z = atan_f64(q);
+  double zx = q < 0x1p-60 ? 0.0 : z;
+  double r = sx < 0 ? kPiHi - (zx - kPiLo) : z;
+  r = ay == kTgInf ? (ax == kTgInf ? (sx < 0 ? 3.0 * kPio4Hi : r) : r) : r;
+  r = q > 0x1p60 ? kPio2Hi + 0.5 * kPiLo : r;  // (q = inf where x = 0)
+  r = __builtin_copysign(r, y);
+  return x != x ? x + y : (y != y ? x + y : r);
 }
