@@ -1,6 +1,8 @@
 // Argument conversion for the bindings (see convert.hpp).
 #include "convert.hpp"
 
+#include "tapegrad/kernels.hpp"
+
 namespace tgpy {
 
 // ----- NumPy access -------------------------------------------------------------
@@ -46,9 +48,43 @@ std::optional<DType> float_dtype_for(const py::dtype& dt, std::optional<DType> l
   return std::nullopt;
 }
 
+bool array_fields(py::handle h, ArrayFields* f) {
+  const auto& api = py::detail::npy_api::get();
+  if (!api.PyArray_Check_(h.ptr())) return false;
+  const auto* a = py::detail::array_proxy(h.ptr());
+  const auto* d = py::detail::array_descriptor_proxy(a->descr);
+  f->data = a->data;
+  f->shape.assign(a->dimensions, a->dimensions + a->nd);
+  f->type_num = d->type_num;
+  // NumPy spells the native order '=' ('|' for one-byte types); '<' or '>' only when it is not native.
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+  f->native = d->byteorder != '>';
+#else
+  f->native = d->byteorder != '<';
+#endif
+  f->c_contiguous = (a->flags & py::detail::npy_api::NPY_ARRAY_C_CONTIGUOUS_) != 0;
+  f->writeable = (a->flags & py::detail::npy_api::NPY_ARRAY_WRITEABLE_) != 0;
+  return true;
+}
+
+std::optional<DType> native_float(const ArrayFields& f) {
+  if (!f.native) return std::nullopt;
+  if (f.type_num == kNpyFloat) return DType::F32;
+  if (f.type_num == kNpyDouble) return DType::F64;
+  return std::nullopt;
+}
+
 // Copies any array-like into a new contiguous Tensor of dtype `dt`. NumPy
-// handles strides, Fortran order, negative strides and read-only input.
+// handles strides, Fortran order, negative strides and read-only input; a
+// C-contiguous array of dtype `dt` is copied here directly (threads split a
+// large one).
 Tensor copy_to_tensor(const py::array& arr, DType dt) {
+  ArrayFields f;
+  if (array_fields(arr, &f) && f.c_contiguous && native_float(f) == dt) {
+    Tensor t = Tensor::empty(f.shape, dt);
+    kern::copy_bytes(t.raw(), f.data, t.nbytes());
+    return t;
+  }
   py::array c;
   if (dt == DType::F32)
     c = py::array_t<float, py::array::c_style | py::array::forcecast>::ensure(arr);
@@ -57,7 +93,7 @@ Tensor copy_to_tensor(const py::array& arr, DType dt) {
   if (!c) throw py::error_already_set();
   Shape shape(c.shape(), c.shape() + c.ndim());
   Tensor t = Tensor::empty(shape, dt);
-  if (t.nbytes()) std::memcpy(t.raw(), c.data(), t.nbytes());
+  if (t.nbytes()) kern::copy_bytes(t.raw(), c.data(), t.nbytes());
   return t;
 }
 
@@ -117,30 +153,46 @@ std::pair<Var, Var> operands(py::handle a, py::handle b, const char* op) {
 }
 
 // A NumPy array viewing a Tensor's storage (no copy, the view's strides in
-// bytes); keeps the storage alive. A broadcast view is read-only, as
-// np.broadcast_to's result: its elements share memory.
+// bytes); a capsule holding a reference to the storage is its base. A
+// broadcast view is read-only, as np.broadcast_to's result: its elements
+// share memory. Made with NumPy's C API directly (pybind11's py::array
+// constructor takes heap vectors, and marks read-only through a Python call).
 py::array to_numpy(const Tensor& t) {
-  auto* keep = new StorageRef(t.storage);
-  py::capsule base(keep, [](void* p) { delete static_cast<StorageRef*>(p); });
-  std::vector<py::ssize_t> shape(t.shape.begin(), t.shape.end());
-  std::vector<py::ssize_t> strides(t.shape.size());
-  const py::ssize_t isz = static_cast<py::ssize_t>(itemsize(t.dtype));
+  const auto& api = py::detail::npy_api::get();
+  const int nd = static_cast<int>(t.shape.size());
+  Py_intptr_t dims[64], strides[64];  // (max_dims() <= 64)
+  const Py_intptr_t isz = static_cast<Py_intptr_t>(itemsize(t.dtype));
   bool overlapping = false;
-  if (t.is_contiguous()) {
-    py::ssize_t acc = isz;
-    for (size_t i = t.shape.size(); i-- > 0;) {
-      strides[i] = acc;
-      acc *= t.shape[i];
-    }
-  } else {
-    const Shape st = t.strides();
-    for (size_t i = 0; i < st.size(); ++i) {
+  const bool contiguous = t.is_contiguous();
+  Shape st;
+  if (!contiguous) st = t.strides();
+  for (int i = 0; i < nd; ++i) {
+    dims[i] = t.shape[i];
+    if (!contiguous) {
       strides[i] = st[i] * isz;
       overlapping = overlapping || (st[i] == 0 && t.shape[i] > 1);
     }
   }
-  py::array arr(np_dtype(t.dtype), shape, strides, t.data_ptr(), base);
-  if (t.storage->readonly || overlapping) arr.attr("setflags")(py::arg("write") = false);
+  int type_num = kNpyDouble;
+  switch (t.dtype) {
+    case DType::F32: type_num = kNpyFloat; break;
+    case DType::F64: type_num = kNpyDouble; break;
+    case DType::I64: type_num = py::dtype::of<int64_t>().num(); break;
+    case DType::Bool: type_num = kNpyBool; break;
+  }
+  const int flags = t.storage->readonly || overlapping ? 0 : py::detail::npy_api::NPY_ARRAY_WRITEABLE_;
+  auto capsule = py::reinterpret_steal<py::object>(PyCapsule_New(new StorageRef(t.storage), nullptr, [](PyObject* c) {
+    delete static_cast<StorageRef*>(PyCapsule_GetPointer(c, nullptr));
+  }));
+  if (!capsule) throw py::error_already_set();
+  PyObject* descr = api.PyArray_DescrFromType_(type_num);
+  if (!descr) throw py::error_already_set();
+  auto arr = py::reinterpret_steal<py::array>(api.PyArray_NewFromDescr_(  // (steals descr)
+      api.PyArray_Type_, descr, nd, dims, contiguous ? nullptr : strides, t.data_ptr(), flags, nullptr));
+  if (!arr) throw py::error_already_set();
+  // (NumPy allocated a zero-size array's data itself when the storage had none.)
+  if (t.data_ptr() && api.PyArray_SetBaseObject_(arr.ptr(), capsule.release().ptr()) != 0)
+    throw py::error_already_set();  // (SetBaseObject steals the capsule)
   return arr;
 }
 
@@ -210,6 +262,33 @@ Shape parse_shape(py::handle shape, const char* op, const char* what) {
 Shape shape_from_args(const py::args& args, const char* op, const char* what) {
   if (args.size() == 1) return parse_shape(args[0], op, what);
   return int_sequence(args, op, what);
+}
+
+void fastcall_args(const char* fname, const char* const* names, int n, int required, PyObject* const* args,
+                   Py_ssize_t nargs, PyObject* kwnames, PyObject** out) {
+  const std::string f = fname;
+  if (nargs > n)
+    throw type_error(f + "() takes at most " + std::to_string(n) + " arguments (" + std::to_string(nargs) + " given)");
+  for (Py_ssize_t i = 0; i < nargs; ++i) out[i] = args[i];
+  const Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
+  uint64_t given = (uint64_t(1) << nargs) - 1;
+  for (Py_ssize_t k = 0; k < nkw; ++k) {
+    const char* key = PyUnicode_AsUTF8(PyTuple_GET_ITEM(kwnames, k));
+    if (!key) {  // not encodable: no such keyword
+      PyErr_Clear();
+      throw type_error(f + "() got an unexpected keyword argument");
+    }
+    int slot = -1;
+    for (int j = 0; j < n; ++j)
+      if (std::strcmp(key, names[j]) == 0) slot = j;
+    if (slot < 0) throw type_error(f + "() got an unexpected keyword argument '" + key + "'");
+    if (given >> slot & 1) throw type_error(f + "() got multiple values for argument '" + key + "'");
+    given |= uint64_t(1) << slot;
+    out[slot] = args[nargs + k];
+  }
+  for (int j = 0; j < required; ++j)
+    if (!(given >> j & 1))
+      throw type_error(f + "() missing required argument '" + names[j] + "' (pos " + std::to_string(j + 1) + ")");
 }
 
 void reraise_prefixed(py::error_already_set& e, const std::string& prefix) {

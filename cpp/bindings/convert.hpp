@@ -23,6 +23,20 @@ DType parse_float_dtype(py::handle obj, const char* op);
 std::optional<DType> float_dtype_for(const py::dtype& dt, std::optional<DType> like);
 // Copies any array-like into a new contiguous Tensor of dtype `dt`.
 Tensor copy_to_tensor(const py::array& arr, DType dt);
+// A NumPy array's fields, read from its struct (no Python call).
+struct ArrayFields {
+  void* data;
+  Shape shape;
+  int type_num;       // NumPy's: NPY_BOOL 0, NPY_FLOAT 11, NPY_DOUBLE 12
+  bool native;        // native byte order
+  bool c_contiguous;
+  bool writeable;
+};
+// True (and `f` filled) when h is a numpy.ndarray (or a subclass).
+bool array_fields(py::handle h, ArrayFields* f);
+constexpr int kNpyBool = 0, kNpyFloat = 11, kNpyDouble = 12;
+// The float dtype of native float32 / float64 fields, or nullopt.
+std::optional<DType> native_float(const ArrayFields& f);
 py::array as_ndarray(py::handle obj);
 // Converts an operand to a Variable; returns null when it is not numeric
 // (so operators can return NotImplemented). Python scalars take `like`'s dtype.
@@ -54,6 +68,12 @@ std::optional<Axes> normalized_axes(const Var& x, py::handle axis, const char* o
 Shape parse_shape(py::handle shape, const char* op, const char* what = "shape");
 // Shape from a method's *args: v.reshape(2, 3) or v.reshape((2, 3)).
 Shape shape_from_args(const py::args& args, const char* op, const char* what = "shape");
+// The arguments of a raw METH_FASTCALL | METH_KEYWORDS function `fname`
+// whose parameters are `names` (the first `required` of them required):
+// out[i] is set for each one given (the caller presets the defaults).
+// TypeError as CPython's for too many, unknown, repeated or missing ones.
+void fastcall_args(const char* fname, const char* const* names, int n, int required, PyObject* const* args,
+                   Py_ssize_t nargs, PyObject* kwnames, PyObject** out);
 // Re-raises the Python error in `e` (NumPy's, from a conversion) as the
 // builtin type it derives from, its message prefixed with "op: ".
 [[noreturn]] void reraise_prefixed(py::error_already_set& e, const std::string& prefix);

@@ -38,6 +38,28 @@ Tensor clip_bound(py::handle b, const Var& x) {
 }
 }  // namespace
 
+// where's condition as a Bool tensor (a copy: the node keeps it). A
+// C-contiguous NumPy bool array is copied directly; anything else goes
+// through np.asarray(cond, dtype=bool), as NumPy's where converts it.
+Tensor condition_arg(py::handle cond) {
+  ArrayFields f;
+  if (array_fields(cond, &f) && f.type_num == kNpyBool && f.c_contiguous) {
+    Tensor ct = Tensor::empty(f.shape, DType::Bool);
+    kern::copy_bytes(ct.raw(), f.data, ct.nbytes());
+    return ct;
+  }
+  py::object carr;
+  try {
+    carr = numpy().attr("asarray")(cond, py::arg("dtype") = "bool");
+  } catch (py::error_already_set& e) {
+    reraise_prefixed(e, "where: condition");
+  }
+  py::array_t<bool, py::array::c_style | py::array::forcecast> c(carr);
+  Tensor ct = Tensor::empty(Shape(c.shape(), c.shape() + c.ndim()), DType::Bool);
+  if (ct.nbytes()) std::memcpy(ct.raw(), c.data(), ct.nbytes());
+  return ct;
+}
+
 Var clip_any(py::handle x, py::handle lo, py::handle hi) {
   Var v = unary_arg(x, "clip");
   return clip(v, clip_bound(lo, v), clip_bound(hi, v));
@@ -52,31 +74,24 @@ void decref_numpy(void*, void* ctx) {
 }
 
 Var from_numpy(py::handle obj) {
-  if (!py::isinstance<py::array>(obj))
+  ArrayFields f;
+  if (!array_fields(obj, &f))
     throw type_error("from_numpy: expected a numpy.ndarray, got " +
                      py::str(py::type::of(obj).attr("__name__")).cast<std::string>());
-  py::array arr = py::reinterpret_borrow<py::array>(obj);
-  py::dtype dt = arr.dtype();
-  DType d;
-  if (dt.is(py::dtype::of<float>()) || (dt.kind() == 'f' && dt.itemsize() == 4 && dt.attr("isnative").cast<bool>()))
-    d = DType::F32;
-  else if (dt.kind() == 'f' && dt.itemsize() == 8 && dt.attr("isnative").cast<bool>())
-    d = DType::F64;
-  else
+  std::optional<DType> d = native_float(f);
+  if (!d)
     throw type_error("from_numpy: the array must have dtype float32 or float64 in native byte order, got " +
-                     py::str(dt).cast<std::string>() + " (use tapegrad.Variable(arr) to convert with a copy)");
-  auto flags = arr.flags();
-  if (!(flags & py::array::c_style))
-    throw value_error("from_numpy: the array of shape " +
-                      shape_str(Shape(arr.shape(), arr.shape() + arr.ndim())) +
+                     py::str(py::reinterpret_borrow<py::array>(obj).dtype()).cast<std::string>() +
+                     " (use tapegrad.Variable(arr) to convert with a copy)");
+  if (!f.c_contiguous)
+    throw value_error("from_numpy: the array of shape " + shape_str(f.shape) +
                       " is not C-contiguous, so its buffer cannot be shared; pass np.ascontiguousarray(arr) or use "
                       "tapegrad.Variable(arr) to copy");
-  bool readonly = !arr.writeable();
-  Shape shape(arr.shape(), arr.shape() + arr.ndim());
-  PyObject* owner = arr.ptr();
+  PyObject* owner = obj.ptr();
   Py_INCREF(owner);
-  auto storage = Storage::borrow(const_cast<void*>(arr.data()), static_cast<size_t>(arr.nbytes()), &decref_numpy, owner, readonly);
-  return make_var(Tensor(storage, shape, d));
+  const size_t nbytes = static_cast<size_t>(numel(f.shape)) * itemsize(*d);
+  auto storage = Storage::borrow(f.data, nbytes, &decref_numpy, owner, !f.writeable);
+  return make_var(Tensor(storage, std::move(f.shape), *d));
 }
 
 // ----- raw CPython fast paths (see also variable.cpp's number slots) -------------
@@ -110,24 +125,7 @@ PyObject* linear_fn(PyObject*, PyObject* const* args, Py_ssize_t nargs, PyObject
   return guarded([&]() -> PyObject* {
     static const char* const kNames[3] = {"x", "weight", "bias"};
     PyObject* a[3] = {nullptr, nullptr, Py_None};
-    if (nargs > 3) throw type_error("linear() takes at most 3 arguments (" + std::to_string(nargs) + " given)");
-    for (Py_ssize_t i = 0; i < nargs; ++i) a[i] = args[i];
-    const Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
-    for (Py_ssize_t k = 0; k < nkw; ++k) {
-      const char* key = PyUnicode_AsUTF8(PyTuple_GET_ITEM(kwnames, k));
-      if (!key) {  // not encodable: no such keyword
-        PyErr_Clear();
-        throw type_error("linear() got an unexpected keyword argument");
-      }
-      int slot = -1;
-      for (int j = 0; j < 3; ++j)
-        if (std::strcmp(key, kNames[j]) == 0) slot = j;
-      if (slot < 0) throw type_error(std::string("linear() got an unexpected keyword argument '") + key + "'");
-      if (slot < nargs) throw type_error(std::string("linear() got multiple values for argument '") + key + "'");
-      a[slot] = args[nargs + k];
-    }
-    if (!a[0] || !a[1])
-      throw type_error(std::string("linear() missing required argument ") + (a[0] ? "'weight' (pos 2)" : "'x' (pos 1)"));
+    fastcall_args("linear", kNames, 3, 2, args, nargs, kwnames, a);
     std::optional<DType> like;
     for (PyObject* o : {a[1], a[0], a[2]})
       if (!like && o != Py_None && is_var(o)) like = holder_of(o)->dtype();
@@ -145,10 +143,56 @@ PyObject* linear_fn(PyObject*, PyObject* const* args, Py_ssize_t nargs, PyObject
   }, "linear");
 }
 
-PyMethodDef kLinearDef[] = {
-    {"linear", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(&linear_fn)), METH_FASTCALL | METH_KEYWORDS,
-     TG_DOC(linear)},
-    {nullptr, nullptr, 0, nullptr}};
+// where, clip, astype, reshape and broadcast_to: raw METH_FASTCALL
+// functions too (pybind11's dispatcher was about half their time on small
+// arrays). F(a) gets the arguments by the spec's parameter names.
+template <size_t N, PyObject* (*F)(PyObject* const*)>
+PyObject* fastcall_fn(const char* name, const char* const (&names)[N], PyObject* const* args, Py_ssize_t nargs,
+                      PyObject* kwnames) {
+  return guarded([&]() -> PyObject* {
+    PyObject* a[N] = {};
+    fastcall_args(name, names, static_cast<int>(N), static_cast<int>(N), args, nargs, kwnames, a);
+    return F(a);
+  }, name);
+}
+
+PyObject* where_body(PyObject* const* a) {
+  Tensor c = condition_arg(a[0]);
+  auto [x, y] = operands(a[1], a[2], "where");
+  return cast_out(where(c, x, y));
+}
+PyObject* clip_body(PyObject* const* a) { return cast_out(clip_any(a[0], a[1], a[2])); }
+PyObject* astype_body(PyObject* const* a) {
+  Var v = unary_arg(a[0], "astype");
+  return cast_out(astype(v, parse_float_dtype(a[1], "astype")));
+}
+PyObject* reshape_body(PyObject* const* a) {
+  Var v = unary_arg(a[0], "reshape");
+  return cast_out(reshape(v, parse_shape(a[1], "reshape")));
+}
+PyObject* broadcast_to_body(PyObject* const* a) {
+  Var v = unary_arg(a[0], "broadcast_to");
+  return cast_out(broadcast_to(v, parse_shape(a[1], "broadcast_to")));
+}
+
+#define TG_FASTCALL_FN(NAME, ...)                                                              \
+  PyObject* NAME##_fn(PyObject*, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) { \
+    static const char* const names[] = {__VA_ARGS__};                                          \
+    return fastcall_fn<sizeof(names) / sizeof(names[0]), &NAME##_body>(#NAME, names, args, nargs, kwnames); \
+  }
+TG_FASTCALL_FN(where, "condition", "x", "y")
+TG_FASTCALL_FN(clip, "x", "a_min", "a_max")
+TG_FASTCALL_FN(astype, "x", "dtype")
+TG_FASTCALL_FN(reshape, "x", "shape")
+TG_FASTCALL_FN(broadcast_to, "x", "shape")
+#undef TG_FASTCALL_FN
+
+#define TG_FASTCALL_DEF(NAME) \
+  {#NAME, reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(&NAME##_fn)), METH_FASTCALL | METH_KEYWORDS, TG_DOC(NAME)}
+PyMethodDef kFastcallDefs[] = {TG_FASTCALL_DEF(linear), TG_FASTCALL_DEF(where), TG_FASTCALL_DEF(clip),
+                            TG_FASTCALL_DEF(astype), TG_FASTCALL_DEF(reshape), TG_FASTCALL_DEF(broadcast_to),
+                            {nullptr, nullptr, 0, nullptr}};
+#undef TG_FASTCALL_DEF
 
 }  // namespace
 
@@ -210,7 +254,7 @@ void bind_functions(py::module_& m) {
   spec_docs.disable_function_signatures();
   if (PyModule_AddFunctions(m.ptr(), unary_method_table(std::make_index_sequence<kNumUnary>())) != 0)
     throw py::error_already_set();
-  if (PyModule_AddFunctions(m.ptr(), kLinearDef) != 0) throw py::error_already_set();
+  if (PyModule_AddFunctions(m.ptr(), kFastcallDefs) != 0) throw py::error_already_set();
 
 #define TG_BINARY_FN(PYNAME, FN) \
   m.def(#PYNAME, named(#PYNAME, +[](py::handle a, py::handle b) { auto [x, y] = operands(a, b, #PYNAME); return FN(x, y); }), TG_SIG(PYNAME))
@@ -236,20 +280,6 @@ void bind_functions(py::module_& m) {
       }), TG_SIG(slogdet));
   m.def("cholesky", named("cholesky", +[](py::handle a) { return cholesky(unary_arg(a, "cholesky")); }),
         TG_SIG(cholesky));
-  m.def("clip", named("clip", &clip_any), TG_SIG(clip));
-  m.def("where", named("where", +[](py::handle cond, py::handle a, py::handle b) {
-        py::object carr;
-        try {
-          carr = numpy().attr("asarray")(cond, py::arg("dtype") = "bool");
-        } catch (py::error_already_set& e) {
-          reraise_prefixed(e, "where: condition");
-        }
-        py::array_t<bool, py::array::c_style | py::array::forcecast> c(carr);
-        Tensor ct = Tensor::empty(Shape(c.shape(), c.shape() + c.ndim()), DType::Bool);
-        if (ct.nbytes()) std::memcpy(ct.raw(), c.data(), ct.nbytes());
-        auto [x, y] = operands(a, b, "where");
-        return where(ct, x, y);
-      }), TG_SIG(where));
 
 #define TG_REDUCE_FN(NAME, FN)                                                                  \
   m.def(#NAME, named(#NAME, +[](py::handle x, py::handle axis, py::handle keepdims) {           \
@@ -272,18 +302,10 @@ void bind_functions(py::module_& m) {
         Var v = unary_arg(x, "log_softmax");
         return log_softmax(v, int_arg(axis, "log_softmax", "axis"));
       }), TG_SIG(log_softmax));
-  m.def("reshape", named("reshape", +[](py::handle x, py::handle shape) {
-        Var v = unary_arg(x, "reshape");
-        return reshape(v, parse_shape(shape, "reshape"));
-      }), TG_SIG(reshape));
   m.def("transpose", named("transpose", +[](py::handle x, py::handle axes) {
         Var v = unary_arg(x, "transpose");
         return transpose(v, axes.is_none() ? std::nullopt : std::optional<Axes>(parse_shape(axes, "transpose", "axes")));
       }), TG_SIG(transpose));
-  m.def("broadcast_to", named("broadcast_to", +[](py::handle x, py::handle shape) {
-        Var v = unary_arg(x, "broadcast_to");
-        return broadcast_to(v, parse_shape(shape, "broadcast_to"));
-      }), TG_SIG(broadcast_to));
   m.def("concatenate", named("concatenate", +[](py::handle seq, py::handle axis) {
         if (!axis.is_none() && !is_integer(axis))
           throw type_error("concatenate: axis must be an int or None, got " + type_name(axis));
@@ -298,10 +320,6 @@ void bind_functions(py::module_& m) {
         const int64_t ax = int_arg(axis, "stack", "axis");
         return stack(var_list(seq, "stack"), ax);
       }), TG_SIG(stack));
-  m.def("astype", named("astype", +[](py::handle x, py::handle dt) {
-        Var v = unary_arg(x, "astype");
-        return astype(v, parse_float_dtype(dt, "astype"));
-      }), TG_SIG(astype));
 }
 
 void bind_runtime(py::module_& m) {

@@ -127,6 +127,46 @@ void var_dealloc_general(PyObject* self) {
   free_object_memory(self);  // (type is g_var_type here: others returned above)
 }
 
+// Variable(...) reaches tp_init straight from type.__call__: for a plain
+// Variable with arguments it takes (no unknown or repeated keywords), the
+// holder is built here the way cast_out builds one, without pybind11's two
+// dispatches (the __init__ guard, then its constructor overloads). Anything
+// else goes the general way (slot_tp_init: __init__ by name), which raises
+// the readable errors.
+initproc g_general_init = nullptr;
+
+int var_init(PyObject* self, PyObject* args, PyObject* kwargs) {
+  auto* inst = reinterpret_cast<PyInstance*>(self);
+  if (Py_TYPE(self) != g_var_type || !inst->simple_layout || inst->simple_holder_constructed)
+    return g_general_init(self, args, kwargs);
+  static const char* const kNames[3] = {"data", "requires_grad", "dtype"};
+  PyObject* a[3] = {nullptr, Py_False, Py_None};
+  const Py_ssize_t nargs = PyTuple_GET_SIZE(args);
+  if (nargs > 3) return g_general_init(self, args, kwargs);
+  for (Py_ssize_t i = 0; i < nargs; ++i) a[i] = PyTuple_GET_ITEM(args, i);
+  if (kwargs) {
+    Py_ssize_t pos = 0;
+    PyObject *key, *value;
+    while (PyDict_Next(kwargs, &pos, &key, &value)) {
+      int slot = -1;
+      for (int j = 0; j < 3; ++j)
+        if (PyUnicode_Check(key) && PyUnicode_CompareWithASCIIString(key, kNames[j]) == 0) slot = j;
+      if (slot < nargs) return g_general_init(self, args, kwargs);  // unknown (-1) or repeated
+      a[slot] = value;
+    }
+  }
+  if (!a[0]) return g_general_init(self, args, kwargs);
+  PyObject* ok = guarded([&]() -> PyObject* {
+    Var v = construct_variable(a[0], a[1], a[2]);
+    inst->simple_value_holder[0] = v.get();
+    v->py_object = self;
+    new (&inst->simple_value_holder[1]) Var(std::move(v));
+    inst->simple_holder_constructed = true;
+    return self;
+  }, "Variable");
+  return ok ? 0 : -1;
+}
+
 }  // namespace
 
 void install_object_hooks() {
@@ -179,6 +219,8 @@ void install_object_hooks() {
     throw std::runtime_error("tapegrad: the Variable type is garbage-collected; cast_out/var_dealloc need updating");
   g_pybind11_dealloc = g_var_type->tp_dealloc;
   g_var_type->tp_dealloc = &var_dealloc;
+  g_general_init = g_var_type->tp_init;
+  g_var_type->tp_init = &var_init;
 }
 
 // ----- calls that no overload takes --------------------------------------------

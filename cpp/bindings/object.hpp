@@ -210,7 +210,10 @@ void install_call_errors(py::module_& m);
 std::string bad_call_message(const std::string& qualname, py::handle sig, bool method, const py::args& args,
                              const py::kwargs& kwargs);
 
-// Installs the Variable type's dealloc and its __init__ guard (object.cpp).
+// Variable(data, requires_grad, dtype): the constructor's body (variable.cpp).
+Var construct_variable(py::handle data, py::handle requires_grad, py::handle dtype);
+
+// Installs the Variable type's dealloc, its __init__ guard and its tp_init (object.cpp).
 void install_object_hooks();
 
 }  // namespace tgpy

@@ -11,9 +11,8 @@
 #include "tapegrad_gen/bindings.inc"  // generated from opspec/ops.py
 
 namespace tgpy {
-namespace {
 
-Var construct(py::handle data, py::handle requires_grad_, py::handle dtype) {
+Var construct_variable(py::handle data, py::handle requires_grad_, py::handle dtype) {
   return with_op("Variable", [&] {
   const bool requires_grad = bool_arg(requires_grad_, "Variable", "requires_grad");
   std::optional<DType> want;
@@ -38,6 +37,8 @@ Var construct(py::handle data, py::handle requires_grad_, py::handle dtype) {
   return make_var(std::move(t), requires_grad);
   });
 }
+
+namespace {
 
 py::object grad_of(const Var& v) {
   if (!v->grad) return py::none();
@@ -445,14 +446,58 @@ PyObject* mp_subscript(PyObject* self, PyObject* key) {
   return guarded([&] { return cast_out(getitem(holder_of(self), key)); }, "getitem");
 }
 
+// The one element of a dense float tensor read in place; Tensor::item()
+// (its checks and errors) for anything else.
+inline double item_of(const Tensor& t) {
+  if (t.is_contiguous() && t.numel() == 1) {
+    if (t.dtype == DType::F64) return *t.ptr<double>();
+    if (t.dtype == DType::F32) return *t.ptr<float>();
+  }
+  return t.item();
+}
+
 PyObject* nb_float(PyObject* self) {
-  return guarded([&] { return PyFloat_FromDouble(holder_of(self)->data.item()); }, "float");
+  return guarded([&] { return PyFloat_FromDouble(item_of(holder_of(self)->data)); }, "float");
 }
 
 // v.item() as a METH_NOARGS method (pybind11's dispatcher was most of its cost).
 PyObject* item_method(PyObject* self, PyObject*) {
-  return guarded([&] { return PyFloat_FromDouble(holder_of(self)->data.item()); }, "item");
+  return guarded([&] { return PyFloat_FromDouble(item_of(holder_of(self)->data)); }, "item");
 }
+
+// np.asarray(v), np.array([v, w]) and every NumPy function that is not
+// dispatched to tapegrad call v.__array__(dtype=None, copy=None): a raw
+// METH_FASTCALL method (pybind11's dispatcher was most of its cost). An
+// array computed from a graph would silently lose the gradient, so (as
+// PyTorch) only a Variable outside the graph converts.
+PyObject* array_method(PyObject* self, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) {
+  return guarded([&]() -> PyObject* {
+    static const char* const kNames[2] = {"dtype", "copy"};
+    PyObject* a[2] = {Py_None, Py_None};
+    fastcall_args("__array__", kNames, 2, 0, args, nargs, kwnames, a);
+    const Var& v = holder_of(self);
+    if (v->requires_grad)
+      throw type_error(
+          "__array__: this Variable requires grad, and a NumPy array made from it would drop the "
+          "graph (a silent wrong gradient). Use v.data or v.numpy() for its values, v.detach() for "
+          "a Variable outside the graph, or call the np.* function on the Variable itself (it "
+          "dispatches to tapegrad).");
+    py::object arr = to_numpy(v->data);
+    if (a[0] != Py_None) {
+      try {
+        arr = arr.attr("astype")(py::handle(a[0]), py::arg("copy") = false);
+      } catch (py::error_already_set& e) {
+        reraise_prefixed(e, "__array__: dtype");
+      }
+    }
+    if (a[1] != Py_None && bool_arg(a[1], "__array__", "copy")) arr = arr.attr("copy")();
+    return arr.release().ptr();
+  }, "__array__");
+}
+PyMethodDef g_array_def = {"__array__", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(&array_method)),
+                           METH_FASTCALL | METH_KEYWORDS,
+                           "__array__($self, dtype=None, copy=None)\n--\n\nThe values as a NumPy array sharing this "
+                           "Variable's buffer (np.asarray(v)); refused for a Variable that requires grad."};
 PyMethodDef g_item_def = {"item", &item_method, METH_NOARGS, "item(self)\n--\n\nThe one element as a Python float."};
 
 // iter(v): the rows v[0], v[1], ... made one at a time (`next(iter(v))` on a
@@ -519,6 +564,48 @@ PyObject* tp_iter(PyObject* self) {
   }, "iter");
 }
 
+// v.clip(a_min=None, a_max=None), v.astype(dtype) and v.reshape(*shape) as
+// raw METH_FASTCALL methods (pybind11's dispatcher was about half their
+// time on small arrays); their docs are the pybind11 methods' (bind_variable).
+PyObject* clip_method(PyObject* self, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) {
+  return guarded([&] {
+    static const char* const kNames[2] = {"a_min", "a_max"};
+    PyObject* a[2] = {Py_None, Py_None};
+    fastcall_args("clip", kNames, 2, 0, args, nargs, kwnames, a);
+    return cast_out(clip_any(self, a[0], a[1]));
+  }, "clip");
+}
+PyObject* astype_method(PyObject* self, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) {
+  return guarded([&] {
+    static const char* const kNames[1] = {"dtype"};
+    PyObject* a[1] = {nullptr};
+    fastcall_args("astype", kNames, 1, 1, args, nargs, kwnames, a);
+    return cast_out(astype(holder_of(self), parse_float_dtype(a[0], "astype")));
+  }, "astype");
+}
+PyObject* reshape_method(PyObject* self, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) {
+  return guarded([&] {
+    if (kwnames && PyTuple_GET_SIZE(kwnames))
+      throw type_error("reshape() got an unexpected keyword argument '" +
+                       py::str(PyTuple_GET_ITEM(kwnames, 0)).cast<std::string>() + "'");
+    Shape shape;
+    if (nargs == 1) {
+      shape = parse_shape(args[0], "reshape");
+    } else {  // v.reshape(2, 3), or v.reshape() for ()
+      py::tuple t(nargs);
+      for (Py_ssize_t i = 0; i < nargs; ++i) t[i] = py::reinterpret_borrow<py::object>(args[i]);
+      shape = int_sequence(t, "reshape", "shape");
+    }
+    return cast_out(reshape(holder_of(self), shape));
+  }, "reshape");
+}
+
+PyMethodDef g_fastcall_methods[] = {
+    {"clip", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(&clip_method)), METH_FASTCALL | METH_KEYWORDS, nullptr},
+    {"astype", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(&astype_method)), METH_FASTCALL | METH_KEYWORDS, nullptr},
+    {"reshape", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(&reshape_method)), METH_FASTCALL | METH_KEYWORDS, nullptr},
+};
+
 }  // namespace
 
 // The Variable methods of the spec's elementwise ops (v.exp()): METH_NOARGS
@@ -564,7 +651,7 @@ tapegrad.from_numpy(arr) to share a NumPy array's buffer instead.
   if (g_var_type->tp_basicsize != static_cast<Py_ssize_t>(sizeof(PyInstance)))
     throw std::runtime_error("tapegrad: the Variable type's instance size differs from pybind11's instance struct");
 
-  V.def(py::init(&construct), py::arg("data"), py::arg("requires_grad") = false, py::arg("dtype") = py::none())
+  V.def(py::init(&construct_variable), py::arg("data"), py::arg("requires_grad") = false, py::arg("dtype") = py::none())
       // ----- data access
       .def_property("data", [](const Var& v) { return to_numpy(v->data); },
                     [](const Var& v, py::handle arr) {
@@ -574,27 +661,6 @@ tapegrad.from_numpy(arr) to share a NumPy array's buffer instead.
                     }, "The values as a NumPy array sharing this Variable's buffer; assigning replaces them "
                        "without recording.")
       .def("numpy", [](const Var& v) { return to_numpy(v->data); }, "The values as a NumPy array sharing this Variable's buffer.")
-      .def("__array__", [](const Var& v, py::handle dtype, py::handle copy) -> py::object {
-             // np.asarray(v), np.array([v, w]) and every NumPy function that is not dispatched
-             // to tapegrad reach here: an array computed from a graph would silently lose the
-             // gradient, so (as PyTorch) only a Variable outside the graph converts.
-             if (v->requires_grad)
-               throw type_error(
-                   "__array__: this Variable requires grad, and a NumPy array made from it would drop the "
-                   "graph (a silent wrong gradient). Use v.data or v.numpy() for its values, v.detach() for "
-                   "a Variable outside the graph, or call the np.* function on the Variable itself (it "
-                   "dispatches to tapegrad).");
-             py::object a = to_numpy(v->data);
-             if (!dtype.is_none()) {
-               try {
-                 a = a.attr("astype")(dtype, py::arg("copy") = false);
-               } catch (py::error_already_set& e) {
-                 reraise_prefixed(e, "__array__: dtype");
-               }
-             }
-             if (!copy.is_none() && bool_arg(copy, "__array__", "copy")) a = a.attr("copy")();
-             return a;
-           }, py::arg("dtype") = py::none(), py::arg("copy") = py::none())
       .def("item", [](const Var& v) { return v->data.item(); }, "The value of a one-element Variable as a Python float.")
       .def("__float__", [](const Var& v) { return v->data.item(); })
       .def("__bool__", [](const Var& v) {
@@ -717,6 +783,23 @@ void install_fast_paths() {
   nb->nb_float = &nb_float;
   py::object item = py::reinterpret_steal<py::object>(PyDescr_NewMethod(g_var_type, &g_item_def));
   if (!item || PyDict_SetItemString(g_var_type->tp_dict, "item", item.ptr()) != 0) throw py::error_already_set();
+  for (PyMethodDef& d : g_fastcall_methods) {
+    // The doc (with its text signature) of the pybind11 method this replaces; kept for the process's life.
+    // (Its raw ml_doc: __doc__ would drop the text signature.)
+    py::object f = py::handle(reinterpret_cast<PyObject*>(g_var_type)).attr(d.ml_name);
+    if (PyInstanceMethod_Check(f.ptr())) f = py::reinterpret_borrow<py::object>(PyInstanceMethod_GET_FUNCTION(f.ptr()));
+    if (!PyCFunction_Check(f.ptr())) throw std::runtime_error(std::string("tapegrad: Variable.") + d.ml_name + " is not a builtin");
+    const char* doc = reinterpret_cast<PyCFunctionObject*>(f.ptr())->m_ml->ml_doc;
+    std::string text = doc ? doc : "";
+    // A method descriptor marks its bound argument `$self` (inspect then drops it from v.clip's signature).
+    const std::string head = std::string(d.ml_name) + "(self";
+    if (text.rfind(head, 0) == 0) text.insert(head.size() - 4, "$");
+    d.ml_doc = strdup(text.c_str());
+    py::object m = py::reinterpret_steal<py::object>(PyDescr_NewMethod(g_var_type, &d));
+    if (!m || PyDict_SetItemString(g_var_type->tp_dict, d.ml_name, m.ptr()) != 0) throw py::error_already_set();
+  }
+  py::object array = py::reinterpret_steal<py::object>(PyDescr_NewMethod(g_var_type, &g_array_def));
+  if (!array || PyDict_SetItemString(g_var_type->tp_dict, "__array__", array.ptr()) != 0) throw py::error_already_set();
   g_var_type->tp_as_mapping->mp_subscript = &mp_subscript;
   if (PyType_Ready(&g_var_iter_type) < 0) throw py::error_already_set();
   g_var_type->tp_iter = &tp_iter;

@@ -44,6 +44,15 @@ Tensor logical_and(const Tensor& a, const Tensor& b);
 
 // out = cond ? a : b, all three broadcast together. cond is Bool.
 Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b, const char* opname);
+// minimum(maximum(x, lo), hi) in one pass (lo / hi undefined: no bound),
+// the bounds already in x's dtype; array bounds broadcast.
+Tensor clip(const Tensor& x, const Tensor& lo, const Tensor& hi, const char* opname);
+// g where lo <= x <= hi, else 0 (clip's derivative), into `into` when it is
+// defined (g's own buffer); only where clip_mask_is_fast (g shaped as x,
+// bounds of one element).
+bool clip_mask_is_fast(const Tensor& g, const Tensor& x, const Tensor& lo, const Tensor& hi);
+Tensor clip_mask(const Tensor& g, const Tensor& x, const Tensor& lo, const Tensor& hi, const Tensor& into,
+                 const char* opname);
 
 enum class ReduceOp { Sum, Max, Min };
 // Reduces the axes flagged in `axes` (size == x.ndim); the result keeps
@@ -66,6 +75,8 @@ void zero_bytes(void* dst, size_t n);
 // its base sees), refusing a broadcast view, whose elements overlap.
 void write_through(const Tensor& view, const Tensor& values, const char* opname);
 Tensor astype(const Tensor& x, DType dt);
+// memcpy, split across the thread pool when large.
+void copy_bytes(void* dst, const void* src, size_t nbytes);
 
 // op(a) @ op(b) with NumPy batch broadcasting; a and b have ndim >= 2;
 // ta / tb transpose the last two axes of a / b without materializing them.

@@ -1,6 +1,6 @@
 // Elementwise kernels: unary (the spec's ops, through the ISA's loops), binary with
-// broadcasting, number operands, comparisons, where, dtype conversion; and
-// broadcast_shapes, the NumPy broadcast rule.
+// broadcasting, number operands, comparisons; and broadcast_shapes, the NumPy
+// broadcast rule. (where, clip and dtype conversion: select.cpp.)
 #include "kernels/common.hpp"
 
 namespace tg::kern {
@@ -278,49 +278,6 @@ Tensor logical_and(const Tensor& a0, const Tensor& b0) {
   nd_loop<3>(s, st, [&](const std::array<int64_t, 3>& off, int64_t n, const std::array<int64_t, 3>& in) {
     for (int64_t i = 0; i < n; ++i) po[off[0] + i * in[0]] = pa[off[1] + i * in[1]] && pb[off[2] + i * in[2]];
   });
-  return out;
-}
-
-Tensor where(const Tensor& cond0, const Tensor& a0, const Tensor& b0, const char* opname) {
-  TG_CONTIGUOUS(cond, cond0); TG_CONTIGUOUS(a, a0); TG_CONTIGUOUS(b, b0);
-  if (cond.dtype != DType::Bool) throw type_error(std::string(opname) + ": condition must be a bool array");
-  check_same_float(a, b, opname);
-  Shape s = broadcast_shapes(broadcast_shapes(cond.shape, a.shape, opname), b.shape, opname);
-  Tensor out = Tensor::empty(s, a.dtype);
-  const uint8_t* pc = cond.ptr<uint8_t>();
-  TG_DISPATCH_FLOAT(a.dtype, opname, {
-    const T* pa = a.ptr<T>();
-    const T* pb = b.ptr<T>();
-    T* po = out.ptr<T>();
-    std::array<std::vector<int64_t>, 4> st{contiguous_strides(s), broadcast_strides(cond.shape, s),
-                                           broadcast_strides(a.shape, s), broadcast_strides(b.shape, s)};
-    nd_loop<4>(s, st, [&](const std::array<int64_t, 4>& off, int64_t n, const std::array<int64_t, 4>& in) {
-      for (int64_t i = 0; i < n; ++i)
-        po[off[0] + i * in[0]] = pc[off[1] + i * in[1]] ? pa[off[2] + i * in[2]] : pb[off[3] + i * in[3]];
-    });
-  });
-  return out;
-}
-
-Tensor astype(const Tensor& x0, DType dt) {
-  TG_CONTIGUOUS(x, x0);
-  if (x.dtype == dt) return x.clone();
-  Tensor out = Tensor::empty(x.shape, dt);
-  int64_t n = x.numel();
-  auto conv = [&](auto* dst) {
-    using D = std::remove_pointer_t<decltype(dst)>;
-    switch (x.dtype) {
-      case DType::F32: { const float* s = x.ptr<float>(); for (int64_t i = 0; i < n; ++i) dst[i] = D(s[i]); break; }
-      case DType::F64: { const double* s = x.ptr<double>(); for (int64_t i = 0; i < n; ++i) dst[i] = D(s[i]); break; }
-      case DType::I64: { const int64_t* s = x.ptr<int64_t>(); for (int64_t i = 0; i < n; ++i) dst[i] = D(s[i]); break; }
-      case DType::Bool: { const uint8_t* s = x.ptr<uint8_t>(); for (int64_t i = 0; i < n; ++i) dst[i] = D(s[i]); break; }
-    }
-  };
-  switch (dt) {
-    case DType::F32: conv(out.ptr<float>()); break;
-    case DType::F64: conv(out.ptr<double>()); break;
-    default: throw type_error(std::string("astype: cannot convert to ") + dtype_name(dt));
-  }
   return out;
 }
 

@@ -81,11 +81,21 @@ struct ClipRule {
     }
     return in;
   }
+  // d masked in one pass (into d's buffer when the sweep allows), when
+  // unrecorded and d is shaped as x with bounds of one element; else null.
+  static Var fused(OpNode<ClipRule>& n, const Var& d) {
+    if (grad_enabled() || !kern::clip_mask_is_fast(d->data, n.tensor(0), n.attrs.lo, n.attrs.hi)) return nullptr;
+    const bool reuse = n.may_overwrite(d) && d->data.is_contiguous();
+    Tensor out = kern::clip_mask(d->data, n.tensor(0), n.attrs.lo, n.attrs.hi, reuse ? d->data : Tensor(), name);
+    return reuse ? d : constant(std::move(out));
+  }
   static Grads vjp(OpNode<ClipRule>& n, const Var& g) {
+    if (Var f = fused(n, g)) return Grads::of(std::move(f));
     int nb = n.batch_dims(g);
     return {sum_to(where(inside(n), g, scalar(0, g)), with_batch(g, nb, n.attrs.x_shape), nb)};
   }
   static Var jvp(OpNode<ClipRule>& n, const Grads& t, int nb) {
+    if (Var f = fused(n, t[0])) return f;
     return where(inside(n), lift(t[0], nb, n.out_shape.size()), scalar(0, t[0]));
   }
 };
@@ -93,11 +103,7 @@ struct ClipRule {
 
 Var clip(const Var& x, const Tensor& lo, const Tensor& hi) {
   if (!lo.defined() && !hi.defined()) throw value_error("clip: one of a_min and a_max must be given");
-  Tensor out = x->data;
-  if (lo.defined()) out = kern::binary(BinaryOp::Maximum, out, lo, "clip");
-  if (hi.defined()) out = kern::binary(BinaryOp::Minimum, out, hi, "clip");
-  if (out.storage == x->data.storage) out = out.clone();
-  Recorder<ClipRule> r(std::move(out), {&x});
+  Recorder<ClipRule> r(kern::clip(x->data, lo, hi, "clip"), {&x});
   if (r) {
     r.attrs() = ClipRule::Attrs{lo, hi, x->shape()};
     r.save_input(x, 0);
