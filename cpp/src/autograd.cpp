@@ -22,8 +22,7 @@ namespace tg {
 
 // ----- grad mode ------------------------------------------------------------
 // initial-exec: read on every op; see pool.cpp.
-__attribute__((tls_model("initial-exec"))) thread_local bool t_grad_enabled = true;
-__attribute__((tls_model("initial-exec"))) thread_local bool t_anomaly = false;
+__attribute__((tls_model("initial-exec"))) thread_local uint8_t t_modes = kGradMode;
 
 // ----- anomaly mode -----------------------------------------------------------
 static std::atomic<std::string (*)()> g_anomaly_location{nullptr};
@@ -89,6 +88,24 @@ void anomaly_annotate(Node& n, const std::vector<const VariableImpl*>& inputs, c
     if (!n.extra->inputs.empty()) n.extra->inputs += ", ";
     n.extra->inputs += shape_str(v->shape()) + " " + dtype_name(v->dtype());
   }
+}
+
+template <class In>
+static void anomaly_recorded_impl(const char* op, const VariableImpl& out, Node* node, const In* inputs, size_t n) {
+  std::vector<const VariableImpl*> ins;
+  for (size_t i = 0; i < n; ++i) {
+    if constexpr (std::is_pointer_v<In>) ins.push_back(inputs[i]->get());
+    else ins.push_back(inputs[i].get());
+  }
+  const std::string where = anomaly_location();
+  anomaly_check_forward(op, out, ins, where);
+  if (node) anomaly_annotate(*node, ins, where);
+}
+void anomaly_recorded(const char* op, const VariableImpl& out, Node* node, const Var* const* inputs, size_t n) {
+  anomaly_recorded_impl(op, out, node, inputs, n);
+}
+void anomaly_recorded(const char* op, const VariableImpl& out, Node* node, const Var* inputs, size_t n) {
+  anomaly_recorded_impl(op, out, node, inputs, n);
 }
 
 // The sweeps' check: the gradients a VJP rule returned (reverse) or the
@@ -671,10 +688,14 @@ std::vector<Var> backward(const std::vector<Var>& roots, std::vector<Var> seeds,
     }
   };
 
-  // The reverse loop, newest node first.
+  // The reverse loop, newest node first. Compiled twice: `Unusual` (hooks
+  // exist somewhere, or anomaly mode is on) tests for them at every node;
+  // without them the loop tests nothing more than before they existed.
   InterruptPoll poll;
   const bool anomaly = anomaly_enabled();
-  auto step = [&](size_t i) {
+  const bool may_overwrite = !opt.create_graph && !anomaly;  // (anomaly mode reads g afterwards)
+  auto step = [&](size_t i, auto unusual) {
+    constexpr bool Unusual = decltype(unusual)::value;
     Node* n = tape[i];
     Var g = cot.take(i);
     if (!g) {  // no adjoint reached this node: skip it (never because it is numerically zero)
@@ -683,14 +704,20 @@ std::vector<Var> backward(const std::vector<Var>& roots, std::vector<Var> seeds,
     }
     const bool in_capture = !capture.empty() && capture.count(n);
     if (cot.structured(i)) {
-      if (!in_capture && !n->is_accumulator() && !(hooked && hooks_at(n)) && !anomaly && cot.vjp_structured(*n, g)) {
+      if (!in_capture && !n->is_accumulator() && !(Unusual && ((hooked && hooks_at(n)) || anomaly)) &&
+          cot.vjp_structured(*n, g)) {
         if (!opt.retain_graph) n->release();
         return;
       }
       g = cot.densify(g);
     }
-    if (n->is_accumulator()) return accumulate_leaf(n, std::move(g));
-    if (hooked || in_capture) reached(n, g);
+    if (n->is_accumulator()) {
+      if constexpr (Unusual) return accumulate_leaf(n, std::move(g));
+      if (in_capture) reached(n, g);
+      if (updates) updates->items.emplace_back(static_cast<AccumulateGrad*>(n)->variable, std::move(g));
+      return;
+    }
+    if ((Unusual && hooked) || in_capture) reached(n, g);
     if (updates) {
       if (Var rv = n->retained.lock()) updates->items.emplace_back(std::move(rv), g);
     }
@@ -699,19 +726,26 @@ std::vector<Var> backward(const std::vector<Var>& roots, std::vector<Var> seeds,
         Node* n;
         ~Overwrite() { n->sweep_may_overwrite = false; }
       } scope{n};
-      n->sweep_may_overwrite = !opt.create_graph && !anomaly;  // (anomaly mode reads g afterwards)
+      n->sweep_may_overwrite = may_overwrite;
       return n->vjp(g);
     }();
-    if (anomaly) anomaly_check_rule(*n, Grads::of(Var(g)), grads, true);
+    if (Unusual && anomaly) anomaly_check_rule(*n, Grads::of(Var(g)), grads, true);
     for (size_t k = 0; k < n->next.size() && k < grads.size(); ++k) {
       if (n->next[k] && grads[k]) cot.add(n->next[k]->sweep_slot, std::move(grads[k]), false);
     }
     if (!opt.retain_graph) n->release();
   };
-  for (size_t i = tape.size(); i-- > 0;) {
-    poll();
-    step(i);
-    if (hooked) passed(tape[i]);
+  if (hooked || anomaly) {
+    for (size_t i = tape.size(); i-- > 0;) {
+      poll();
+      step(i, std::true_type{});
+      if (hooked) passed(tape[i]);
+    }
+  } else {
+    for (size_t i = tape.size(); i-- > 0;) {
+      poll();
+      step(i, std::false_type{});
+    }
   }
   return captured;
 }

@@ -14,6 +14,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <iterator>
 #include <memory>
 #include <string>
 #include <type_traits>
@@ -33,19 +34,22 @@ using NodeRef = Ref<Node>;
 // One gradient per input of an op (null where the input needs none).
 using Grads = SmallVec<Var, 2>;
 
-// ----- grad mode (thread-local) -------------------------------------------
-// initial-exec TLS, inline: read by every op.
-extern __attribute__((tls_model("initial-exec"))) thread_local bool t_grad_enabled;
-inline bool grad_enabled() { return t_grad_enabled; }
-inline void set_grad_enabled(bool on) { t_grad_enabled = on; }
-// Anomaly mode (tapegrad.detect_anomaly, thread-local like grad mode): every
-// op's forward result and every rule's gradients are checked for NaN/inf and
-// the first bad one raises, naming the op, its inputs and the Python line
-// that recorded it (which nodes keep only in this mode: fetching it per op
-// would cost too much otherwise).
-extern __attribute__((tls_model("initial-exec"))) thread_local bool t_anomaly;
-inline bool anomaly_enabled() { return t_anomaly; }
-inline void set_anomaly_enabled(bool on) { t_anomaly = on; }
+// ----- grad mode and anomaly mode (thread-local) ---------------------------
+// One initial-exec TLS byte, inline, read by every op: bit 0 grad mode, bit 1
+// anomaly mode (tapegrad.detect_anomaly: every op's forward result and every
+// rule's gradients are checked for NaN/inf and the first bad one raises,
+// naming the op, its inputs and the Python line that recorded it, which
+// nodes keep only in this mode: fetching it per op would cost too much
+// otherwise). One byte: an op tests it once when nothing records and once
+// more when recording, whether or not anomaly mode exists.
+enum : uint8_t { kGradMode = 1, kAnomalyMode = 2 };
+extern __attribute__((tls_model("initial-exec"))) thread_local uint8_t t_modes;
+inline bool grad_enabled() { return t_modes & kGradMode; }
+inline void set_grad_enabled(bool on) { t_modes = static_cast<uint8_t>((t_modes & ~kGradMode) | (on ? kGradMode : 0)); }
+inline bool anomaly_enabled() { return t_modes & kAnomalyMode; }
+inline void set_anomaly_enabled(bool on) {
+  t_modes = static_cast<uint8_t>((t_modes & ~kAnomalyMode) | (on ? kAnomalyMode : 0));
+}
 
 struct GradModeGuard {
   bool prev;
@@ -252,6 +256,11 @@ void set_anomaly_location_source(std::string (*source)());
 void anomaly_check_forward(const char* op, const VariableImpl& out, const std::vector<const VariableImpl*>& inputs,
                            const std::string& where);
 void anomaly_annotate(Node& n, const std::vector<const VariableImpl*>& inputs, const std::string& where);
+// Recorder's anomaly step, after the op's node (null when none) was made:
+// the forward check, then the node's notes. Out of line and given no
+// Recorder, so that the op's own code keeps one path.
+void anomaly_recorded(const char* op, const VariableImpl& out, Node* node, const Var* const* inputs, size_t n);
+void anomaly_recorded(const char* op, const VariableImpl& out, Node* node, const Var* inputs, size_t n);
 
 // The generic node of an op: the op's rule struct provides `name`, an
 // `Attrs` struct and static `vjp(OpNode&, grad)` and `jvp(OpNode&, tangents,
@@ -308,10 +317,13 @@ struct Recorder {
   template <class Inputs>
   __attribute__((always_inline)) void init(Tensor&& value, const Inputs& inputs) {
     out = make_var(std::move(value));
-    if (__builtin_expect(anomaly_enabled(), 0)) return anomaly_record(inputs);
-    if (grad_enabled()) record(inputs);
+    if (const uint8_t m = t_modes) {  // (not recording: this one test, as before anomaly mode existed)
+      if (m & kGradMode) record(inputs);
+      if (__builtin_expect(m & kAnomalyMode, 0)) anomaly_recorded(Rule::name, *out, node, std::data(inputs), inputs.size());
+    }
   }
-  // The node, when an input requires grad.
+  // The node, when an input requires grad (one call site: make_ref's
+  // allocation and the node's construction stay inlined into each op).
   template <class Inputs>
   __attribute__((always_inline)) void record(const Inputs& inputs) {
     bool any = false;
@@ -323,17 +335,6 @@ struct Recorder {
     out->requires_grad = true;
     node = n.get();
     out->grad_fn = std::move(n);
-  }
-  // Anomaly mode: the same, with the forward check and the node's notes.
-  template <class Inputs>
-  __attribute__((noinline, cold)) void anomaly_record(const Inputs& inputs) {
-    std::vector<const VariableImpl*> ins;
-    for (const auto& v : inputs) ins.push_back(deref(v).get());
-    const std::string where = anomaly_location();
-    anomaly_check_forward(Rule::name, *out, ins, where);
-    if (!grad_enabled()) return;
-    record(inputs);
-    if (node) anomaly_annotate(*node, ins, where);
   }
   static const Var& deref(const Var* v) { return *v; }
   static const Var& deref(const Var& v) { return v; }
