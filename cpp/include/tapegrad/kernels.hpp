@@ -75,8 +75,6 @@ void zero_bytes(void* dst, size_t n);
 // its base sees), refusing a broadcast view, whose elements overlap.
 void write_through(const Tensor& view, const Tensor& values, const char* opname);
 Tensor astype(const Tensor& x, DType dt);
-// memcpy, split across the thread pool when large.
-void copy_bytes(void* dst, const void* src, size_t nbytes);
 
 // op(a) @ op(b) with NumPy batch broadcasting; a and b have ndim >= 2;
 // ta / tb transpose the last two axes of a / b without materializing them.

@@ -187,12 +187,4 @@ Tensor astype(const Tensor& x0, DType dt) {
   return out;
 }
 
-void copy_bytes(void* dst, const void* src, size_t nbytes) {
-  if (!nbytes) return;
-  // (Grain in bytes: a float32 binary kernel's, 1 MiB.)
-  parallel_for(static_cast<int64_t>(nbytes), kGrainElements * 4, [&](int64_t b, int64_t e) {
-    std::memcpy(static_cast<char*>(dst) + b, static_cast<const char*>(src) + b, static_cast<size_t>(e - b));
-  });
-}
-
 }  // namespace tg::kern
