@@ -110,16 +110,16 @@ def gen_kernels_enum():
 def gen_loop_cases():
     out = [HEADER, "// Forward: y = k_<name>(x), the scalar functions in simd/loops.hpp.\n#define TG_SPEC_UNARY_CASES \\\n"]
     for op in ELEMENTWISE:
-        out.append(f"  case UnaryOp::{op.camel}: run([](T v) {{ return k_{op.name}(v); }}); break; \\\n")
+        out.append(f"  case UnaryOp::{op.camel}: run([](T v) TG_INLINE_LAMBDA {{ return k_{op.name}(v); }}); break; \\\n")
     out.append("\n// The spec's binary kernels o = k_<name>(a, b), then the fused first-order derivatives\n"
                "// g * f' from the spec's `deriv`.\n#define TG_SPEC_DERIV_CASES \\\n")
     for op in BINARY_KERNELS:
-        out.append(f"  case BinaryOp::{op.camel}: run([](T a, T b) {{ return k_{op.name}(a, b); }}); break; \\\n")
+        out.append(f"  case BinaryOp::{op.camel}: run([](T a, T b) TG_INLINE_LAMBDA {{ return k_{op.name}(a, b); }}); break; \\\n")
     for op in NONLINEAR:
         tree = expr.parse(op, BY_NAME)
         saved = "x" if op.saves == "input" else "y"
         body = expr.fused(tree, None)
-        out.append(f"  case BinaryOp::{op.camel}Deriv: run([](T g, T {saved}) {{ return {body}; }}); break; \\\n")
+        out.append(f"  case BinaryOp::{op.camel}Deriv: run([](T g, T {saved}) TG_INLINE_LAMBDA {{ return {body}; }}); break; \\\n")
     out.append("\n")
     return "".join(out)
 

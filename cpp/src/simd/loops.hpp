@@ -308,17 +308,13 @@ template <class T> inline bool pow_slow(T x, T y) {
 template <class T>
 void binary(BinaryOp op, T* o, int64_t so, const T* a, int64_t sa, const T* b, int64_t sb, int64_t n) {
   auto run = [&](auto f) { bin_run<T>(o, so, a, sa, b, sb, n, f); };
-  // (The derivatives of sin and cos take the fix-up pass, arctan2 is forced
-  // inline; their generated cases below are not reached.)
+  // (The derivatives of sin and cos take the fix-up pass; their generated
+  // cases below are not reached.)
   switch (op) {
     case BinaryOp::SinDeriv:
       return deriv_fixup(o, so, a, sa, b, sb, n, [](T x) { return k_cos(x); }, [](T x) { return cos_libm(x); });
     case BinaryOp::CosDeriv:
       return deriv_fixup(o, so, a, sa, b, sb, n, [](T x) { return -k_sin(x); }, [](T x) { return -sin_libm(x); });
-    // (always_inline: GCC's inliner otherwise leaves the generated case's
-    // lambda out of line, one call per element, no vectorizing: 135 ns per element)
-    case BinaryOp::Arctan2:
-      return run([](T x, T y) __attribute__((always_inline)) { return k_arctan2(x, y); });
     case BinaryOp::Pow:
       if constexpr (sizeof(T) == 4)
         return bin_run_fixup(o, so, a, sa, b, sb, n, [](T x, T y) { return k_pow(x, y); },
