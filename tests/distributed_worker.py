@@ -295,6 +295,79 @@ def views():
     print(f"OK views rank {r}", flush=True)
 
 
+def fused_average():
+    """step() folds 1/N into the fused update (grad_scale): the same bits as synchronize() (the 1/N pass)
+    then step(), and .grad read after step() holds the average; optimizers without a fused step (RMSprop,
+    a subclass with its own step) and clipping after synchronize() see the averages before the update."""
+    r, n = dist.init()
+    tg.set_num_threads(1)
+    rng = np.random.default_rng(7 + r)
+    data_x = [rng.normal(size=(6, 5)) for _ in range(4)]
+    data_y = [rng.integers(0, 3, 6) for _ in range(4)]
+
+    class Peeking(optim.SGD):
+        """A subclass whose step() reads .grad: it must see the averages."""
+        def step(self):
+            self.seen = [p.grad.copy() for p in self.params]
+            super().step()
+
+    makers = {
+        "sgd": lambda ps: optim.SGD(ps, lr=0.1, momentum=0.9, nesterov=True, weight_decay=0.01),
+        "adam": lambda ps: optim.Adam(ps, lr=0.01, weight_decay=0.01),
+        "adamw": lambda ps: optim.AdamW(ps, lr=0.01),
+        "groups": lambda ps: optim.SGD([{"params": ps[:2]}, {"params": ps[2:], "lr": 0.05}], lr=0.1, momentum=0.5),
+        "rmsprop": lambda ps: optim.RMSprop(ps, lr=0.01),
+        "peeking": lambda ps: Peeking(ps, lr=0.1),
+    }
+    for dtype in (np.float64, np.float32):
+        for name, make in makers.items():
+            nn.manual_seed(0)
+            a = nn.MLP([5, 16, 16, 3], dtype=dtype)  # step() alone: 1/N folded into the update
+            nn.manual_seed(0)
+            b = nn.MLP([5, 16, 16, 3], dtype=dtype)  # synchronize() (the 1/N pass), then step()
+            nn.manual_seed(0)
+            twin = nn.MLP([5, 16, 16, 3], dtype=dtype)  # this rank's own gradient
+            oa = dist.DistributedOptimizer(make(a.parameters()), bucket_size=4096)
+            ob = dist.DistributedOptimizer(make(b.parameters()), bucket_size=4096)
+            kinds = {len(k) > 1 for k in oa.buckets}
+            assert kinds == {True, False}, oa.buckets  # fused buckets and lone ones
+            scales = []
+            if name not in ("rmsprop", "peeking"):  # step() must take the fused path, with 1/N
+                fused = oa.optimizer._fused_step
+                oa.optimizer._fused_step = lambda s, fused=fused: (scales.append(s), fused(s))[1]
+            for step, (x, y) in enumerate(zip(data_x, data_y)):
+                x = tg.Variable(x.astype(dtype))
+                for t, q in zip(twin.parameters(), a.parameters()):
+                    t.data[...] = q.data
+                    t.grad = None
+                nn.cross_entropy(twin(x), y).backward()
+                mine = [t.grad.copy() for t in twin.parameters()]
+                expect = [dist.allreduce(g, "sum") / dtype(n) for g in mine]
+                magnitude = [dist.allreduce(np.abs(g), "mean") for g in mine]
+                for m, o in ((a, oa), (b, ob)):
+                    o.zero_grad(set_to_none=step % 2 == 0)
+                    nn.cross_entropy(m(x), y).backward()
+                ob.synchronize()
+                for i, q in enumerate(b.parameters()):  # what clipping or a user sees: the averages
+                    assert same_mean(q.grad, expect[i], n, magnitude[i]), (name, dtype, step, i)
+                norm = optim.clip_grad_norm(b.parameters(), 1e9)
+                want = np.sqrt(sum(float(np.sum(e.astype(np.float64) ** 2)) for e in expect))
+                assert abs(norm - want) <= 1e-5 * want, (norm, want)
+                oa.step()
+                ob.step()
+                for i, (qa, qb) in enumerate(zip(a.parameters(), b.parameters())):
+                    assert np.array_equal(qa.data, qb.data), (name, dtype, step, i)
+                    assert np.array_equal(qa.grad, qb.grad), (name, dtype, step, i)  # .grad after step: the average
+                if name == "peeking":
+                    for i, g in enumerate(oa.optimizer.seen):
+                        assert same_mean(g, expect[i], n, magnitude[i]), (step, i)
+                dist.check_consistent(a)
+            assert scales == ([] if name in ("rmsprop", "peeking") else [1.0 / n] * len(data_x)), (name, scales)
+            oa.remove_hooks()
+            ob.remove_hooks()
+    print(f"OK fused_average rank {r}", flush=True)
+
+
 def fail(how):
     """Rank 1 fails in the middle of training; the others must not hang."""
     r, n = dist.init()

@@ -58,6 +58,12 @@ def test_gradients_are_views_of_the_buckets(n):
     assert all(f"OK views rank {r}" in p.stdout for r in range(n))
 
 
+@pytest.mark.parametrize("n", [2, 3])
+def test_the_average_folded_into_the_update_gives_the_averaging_pass_bits(n):
+    p = ok(worker(n, "fused_average"))
+    assert all(f"OK fused_average rank {r}" in p.stdout for r in range(n))
+
+
 def test_every_step_leaves_identical_parameters_on_3_ranks():
     p = ok(worker(3, "consistent_steps"))
     assert p.stdout.count("OK consistent") == 3

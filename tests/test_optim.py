@@ -297,3 +297,58 @@ def test_zero_grad_and_clip_grad_value_with_a_graph_gradient():
         optim.clip_grad_value([w], 1.0)
     optim.SGD([w], lr=0.1).zero_grad(set_to_none=False)
     assert isinstance(w.grad, np.ndarray) and np.array_equal(w.grad, [0.0, 0.0])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("make", [
+    lambda ps: optim.SGD(ps, lr=0.1),
+    lambda ps: optim.SGD(ps, lr=0.1, momentum=0.9, weight_decay=0.01),
+    lambda ps: optim.SGD(ps, lr=0.1, momentum=0.9, nesterov=True),
+    lambda ps: optim.Adam(ps, lr=0.01, weight_decay=0.01),
+    lambda ps: optim.AdamW(ps, lr=0.01),
+    lambda ps: optim.SGD([{"params": ps[:1]}, {"params": ps[1:], "lr": 0.5}], lr=0.1, momentum=0.5),
+], ids=["sgd", "momentum", "nesterov", "adam", "adamw", "groups"])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_grad_scale_in_the_fused_step_equals_a_scaling_pass_then_the_step(dtype, make, threads):
+    """tapegrad.distributed's 1/N folded into the update: the same bits as g * s then the plain step, the
+    scaled gradient written back into .grad (sizes past the scaling blocks, split across threads)."""
+    rng = np.random.default_rng(3)
+    shapes = [(3,), (77, 131), (5000,)]
+    init = [rng.normal(size=s).astype(dtype) for s in shapes]
+    grads = [[rng.normal(size=s).astype(dtype) for s in shapes] for _ in range(3)]
+    scale = 1.0 / 3
+    ps_a = [tg.Variable(w, requires_grad=True) for w in init]
+    ps_b = [tg.Variable(w, requires_grad=True) for w in init]
+    opt_a, opt_b = make(ps_a), make(ps_b)
+    old = tg.get_num_threads()
+    tg.set_num_threads(threads)
+    try:
+        for gs in grads:
+            for p, q, g in zip(ps_a, ps_b, gs):
+                p.grad, q.grad = g, g * dtype(scale)
+            opt_a._fused_step(scale)
+            opt_b.step()
+            for p, q in zip(ps_a, ps_b):
+                assert p.grad.dtype == dtype
+                np.testing.assert_array_equal(p.grad, q.grad)
+                np.testing.assert_array_equal(p.data, q.data)
+    finally:
+        tg.set_num_threads(old)
+    p = tg.Variable(np.ones(4, dtype), requires_grad=True)
+    p.grad = np.full(4, 3, dtype)
+    before = p.grad.copy()
+    optim.SGD([p], lr=0.1)._fused_step(1.0)  # no scale: .grad untouched
+    np.testing.assert_array_equal(p.grad, before)
+
+
+def test_grad_scale_must_be_finite():
+    from tapegrad import _core
+    p = tg.Variable(np.ones(3), requires_grad=True)
+    p.grad = np.ones(3)
+    for bad in (math.inf, math.nan):
+        with pytest.raises(ValueError, match="SGD: grad_scale must be finite"):
+            _core._sgd_steps([p], [{}], 0.1, 0.0, False, 0.0, bad)
+        with pytest.raises(ValueError, match="AdamW: grad_scale must be finite"):
+            _core._adam_steps([p], [{}], 0.1, 0.9, 0.99, 1e-8, 0.0, True, bad)
+    np.testing.assert_array_equal(p.data, np.ones(3))
+    np.testing.assert_array_equal(p.grad, np.ones(3))

@@ -15,6 +15,8 @@ void bind_optim(py::module_& m) {
   // .grad is updated in place by one fused kernel; parameters without one
   // are skipped. states[i] is the parameter's state dict (the optimizer's
   // own, so state_dict() sees it); buffers are created in it on first use.
+  // grad_scale (tapegrad.distributed's 1/N) multiplies each gradient in the
+  // same pass and is written back, so .grad holds what the update used.
   auto param_list = [](py::handle params, py::handle states, const char* op) {
     py::list ps = py::reinterpret_borrow<py::list>(params), ss = py::reinterpret_borrow<py::list>(states);
     if (!py::isinstance<py::list>(params) || !py::isinstance<py::list>(states) || ps.size() != ss.size())
@@ -32,19 +34,22 @@ void bind_optim(py::module_& m) {
     return holder_of(b)->data;
   };
   m.def("_sgd_steps", [param_list, buffer](py::handle params, py::handle states, double lr, double momentum,
-                                           bool nesterov, double wd) {
+                                           bool nesterov, double wd, double grad_scale) {
         auto [ps, ss] = param_list(params, states, "SGD");
         for (size_t i = 0; i < ps.size(); ++i) {
           const Var& p = holder_of(ps[i]);
           if (!p->grad) continue;
           Tensor b;
           if (momentum != 0) b = buffer(ss[i].cast<py::dict>(), "momentum_buffer", p);
-          optim::sgd_step(*p, p->grad->data, momentum != 0 ? &b : nullptr, lr, momentum, nesterov, wd);
+          optim::sgd_step(*p, p->grad->data, momentum != 0 ? &b : nullptr, lr, momentum, nesterov, wd, grad_scale);
         }
       }, py::arg("params"), py::arg("states"), py::arg("lr"), py::arg("momentum"), py::arg("nesterov"),
-      py::arg("weight_decay"), "One fused SGD update of every parameter that has a .grad (in place).");
+      py::arg("weight_decay"), py::arg("grad_scale") = 1.0,
+      "One fused SGD update of every parameter that has a .grad (in place; with grad_scale != 1 each .grad is "
+      "first multiplied by it, in place, in the same pass).");
   m.def("_adam_steps", [param_list, buffer](py::handle params, py::handle states, double lr, double beta1,
-                                            double beta2, double eps, double wd, bool decoupled) {
+                                            double beta2, double eps, double wd, bool decoupled,
+                                            double grad_scale) {
         auto [ps, ss] = param_list(params, states, decoupled ? "AdamW" : "Adam");
         for (size_t i = 0; i < ps.size(); ++i) {
           const Var& p = holder_of(ps[i]);
@@ -52,13 +57,14 @@ void bind_optim(py::module_& m) {
           py::dict st = ss[i].cast<py::dict>();
           Tensor m1 = buffer(st, "exp_avg", p), m2 = buffer(st, "exp_avg_sq", p);
           int64_t step = (st.contains("step") ? st["step"].cast<int64_t>() : 0) + 1;
-          optim::adam_step(*p, p->grad->data, m1, m2, step, lr, beta1, beta2, eps, wd, decoupled);
+          optim::adam_step(*p, p->grad->data, m1, m2, step, lr, beta1, beta2, eps, wd, decoupled, grad_scale);
           st["step"] = step;
         }
       }, py::arg("params"), py::arg("states"), py::arg("lr"), py::arg("beta1"), py::arg("beta2"), py::arg("eps"),
-      py::arg("weight_decay"), py::arg("decoupled"),
+      py::arg("weight_decay"), py::arg("decoupled"), py::arg("grad_scale") = 1.0,
       "One fused Adam/AdamW update of every parameter that has a .grad (in place; its exp_avg and exp_avg_sq "
-      "too, created in its state dict on first use, and its step count).");
+      "too, created in its state dict on first use, and its step count; with grad_scale != 1 each .grad is "
+      "first multiplied by it, in place, in the same pass).");
   // tapegrad.distributed makes each parameter's .grad a view of its flat
   // bucket (PyTorch DDP's gradient_as_bucket_view): a backward then adds
   // into the bucket and the reduction runs in place there, with no copy back.

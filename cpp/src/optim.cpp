@@ -1,5 +1,6 @@
 #include "tapegrad/optim.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <string>
 
@@ -42,30 +43,66 @@ static void adam_loop(const kern::IsaKernels& k, double* w, const double* g, dou
   k.adam_f64(w, g, m, v, n, c);
 }
 
+// A grad_scale s != 1 (tapegrad.distributed's 1/N, folded into the update
+// so the average costs no pass of its own) is applied to the gradient in
+// place, g = g * s, a cache-sized block at a time right before the update
+// reads that block: .grad then holds the scaled gradient after the step,
+// with the bits a separate g * s pass would give, and the gradient crosses
+// memory once. The gradient must then be writeable and contiguous.
+static void check_scaled(const Tensor& grad, double grad_scale, const char* op) {
+  if (grad_scale == 1.0) return;
+  if (!std::isfinite(grad_scale))
+    throw value_error(std::string(op) + ": grad_scale must be finite, got " + std::to_string(grad_scale));
+  if (grad.storage->readonly || !grad.is_contiguous())
+    throw value_error(std::string(op) + ": grad_scale needs a writeable, contiguous gradient (shape " +
+                      shape_str(grad.shape) + "): the scaled gradient is written back into it");
+}
+
+constexpr int64_t kScaleBlock = 2048;  // elements: 8-16 KB, in L1 when the update reads them
+
+// update(j0, j1) runs the step over [j0, j1) after g[j0, j1) has been scaled.
+template <class T, class F>
+static void scaled_blocks(const kern::IsaKernels& k, T* g, T s, int64_t i0, int64_t i1, F update) {
+  if (s == T(1)) return update(i0, i1);
+  for (int64_t j0 = i0; j0 < i1; j0 += kScaleBlock) {
+    const int64_t j1 = std::min(i1, j0 + kScaleBlock);
+    if constexpr (sizeof(T) == 4)
+      k.binary_f32(kern::BinaryOp::Mul, g + j0, 1, g + j0, 1, &s, 0, j1 - j0);
+    else
+      k.binary_f64(kern::BinaryOp::Mul, g + j0, 1, g + j0, 1, &s, 0, j1 - j0);
+    update(j0, j1);
+  }
+}
+
 void sgd_step(VariableImpl& p, const Tensor& grad, Tensor* buf, double lr, double momentum, bool nesterov,
-              double weight_decay) {
+              double weight_decay, double grad_scale) {
   check(p, grad, "the gradient", "SGD");
+  check_scaled(grad, grad_scale, "SGD");
   if (buf) check(p, *buf, "the momentum buffer", "SGD");
   int64_t n = p.data.numel();
   const kern::IsaKernels& k = kern::isa();
   TG_CONTIGUOUS(gc, grad);
   TG_DISPATCH_FLOAT(p.dtype(), "SGD", {
     T* w = p.data.ptr<T>();
-    const T* g = gc.ptr<T>();
+    T* g = const_cast<T*>(gc.ptr<T>());  // written only when scaled: then gc is grad itself (checked)
     T* b = buf ? buf->ptr<T>() : nullptr;
     auto run = [&](int64_t i0, int64_t i1) {
-      T* bb = b ? b + i0 : nullptr;
-      sgd_loop(k, w + i0, g + i0, bb, i1 - i0, T(lr), T(weight_decay), T(momentum), nesterov);
+      scaled_blocks(k, g, T(grad_scale), i0, i1, [&](int64_t j0, int64_t j1) {
+        T* bb = b ? b + j0 : nullptr;
+        sgd_loop(k, w + j0, g + j0, bb, j1 - j0, T(lr), T(weight_decay), T(momentum), nesterov);
+      });
     };
     parallel_for(n, kGrainElements, run);
   });
   p.data.bump_version();
+  if (grad_scale != 1.0) grad.bump_version();
 }
 
 void adam_step(VariableImpl& p, const Tensor& grad, const Tensor& m, const Tensor& v, int64_t step, double lr,
-               double beta1, double beta2, double eps, double weight_decay, bool decoupled) {
+               double beta1, double beta2, double eps, double weight_decay, bool decoupled, double grad_scale) {
   const char* op = decoupled ? "AdamW" : "Adam";
   check(p, grad, "the gradient", op);
+  check_scaled(grad, grad_scale, op);
   check(p, m, "the first-moment buffer", op);
   check(p, v, "the second-moment buffer", op);
   if (step < 1) throw value_error(std::string(op) + ": step must be >= 1");
@@ -75,16 +112,19 @@ void adam_step(VariableImpl& p, const Tensor& grad, const Tensor& m, const Tenso
   TG_CONTIGUOUS(gc, grad);
   TG_DISPATCH_FLOAT(p.dtype(), op, {
     T* w = p.data.ptr<T>();
-    const T* g = gc.ptr<T>();
+    T* g = const_cast<T*>(gc.ptr<T>());  // written only when scaled: then gc is grad itself (checked)
     T* mm = m.ptr<T>();
     T* vv = v.ptr<T>();
     const kern::AdamScalars<T> c{T(beta1), T(beta2), T(weight_decay), T(lr / c1), T(eps), T(1.0 / std::sqrt(c2)),
                                  T(1.0 - lr * weight_decay), decoupled};
     parallel_for(n, kGrainElements / 4, [&](int64_t i0, int64_t i1) {
-      adam_loop(k, w + i0, g + i0, mm + i0, vv + i0, i1 - i0, c);
+      scaled_blocks(k, g, T(grad_scale), i0, i1, [&](int64_t j0, int64_t j1) {
+        adam_loop(k, w + j0, g + j0, mm + j0, vv + j0, j1 - j0, c);
+      });
     });
   });
   p.data.bump_version();
+  if (grad_scale != 1.0) grad.bump_version();
 }
 
 }  // namespace tg::optim

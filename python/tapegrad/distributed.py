@@ -45,7 +45,7 @@ import numpy as np
 
 from . import _core
 from ._core import Variable, is_grad_enabled
-from .optim import Optimizer
+from .optim import SGD, Adam, Optimizer
 
 __all__ = ["init", "is_initialized", "rank", "size", "barrier", "allreduce", "broadcast_parameters",
            "broadcast_optimizer_state", "broadcast_object", "check_consistent", "DistributedOptimizer"]
@@ -57,6 +57,7 @@ EXIT_GRACE_S = 5.0  # how long a collective may still finish after a peer announ
 SLEEP_AFTER_S = 0.05  # a wait longer than this is for a slow peer, not for the transfer: poll with sleeps
 
 _state = None
+_FUSED_STEPS = (SGD.step, Adam.step)  # take the average as a grad_scale (AdamW inherits Adam's)
 _yield = getattr(os, "sched_yield", lambda: time.sleep(0))  # not on Windows
 
 
@@ -425,7 +426,9 @@ class _Reducer:
         self.interval = progress_interval if multiple else None
         self._lock, self._thread, self._stop = threading.Lock(), None, False
         self.bucket_size = bucket_size
-        self.scale = [p.dtype.type(1) / p.dtype.type(world.size) for p in params]  # 1/N in each gradient's dtype
+        # 1/N, as the fused update converts it (a double to the gradient's dtype): both ways give the same bits
+        self.inv = 1.0 / world.size
+        self.scale = [p.dtype.type(self.inv) for p in params]
         self.names = [f"{i} (shape {tuple(p.shape)}, {p.dtype})" for i, p in enumerate(params)]
         self.hooked, self.rebuilt, self.observed = False, False, []
         self._times = None
@@ -497,12 +500,11 @@ class _Reducer:
         _core._set_grad_view(self.params[i], self.views[i], self.names[i])
 
     def _take(self, i, b, pos):
-        """Parameter ``i``'s final gradient, scaled by 1/N, into its bucket. One pass over it, right after
-        the backward computed it (the hook), while it is in cache; for N a power of two the average is
-        bitwise the sum / N. In a bucket of several, ``.grad`` is the member's view: the scaling is in
-        place when it already was (``zero_grad(set_to_none=False)``: the backward added into it), else
-        (a new array after ``zero_grad()``, or an assignment) it is the copy into the bucket, and ``.grad``
-        is pointed at the view. Alone, the gradient's own array is the bucket, scaled in place: the
+        """Parameter ``i``'s final gradient into its bucket (the reduction sums; the 1/N comes after it,
+        folded into the optimizer's update or in ``average()``). In a bucket of several, ``.grad`` is the
+        member's view: nothing to do when it already was (``zero_grad(set_to_none=False)``: the backward
+        added into it), else (a new array after ``zero_grad()``, or an assignment) it is copied into the
+        bucket and ``.grad`` is pointed at the view. Alone, the gradient's own array is the bucket: the
         backward's new array is reduced where the engine wrote it, with no copy in either mode."""
         p = self.params[i]
         g = p.grad
@@ -519,15 +521,14 @@ class _Reducer:
         else:
             self.present[i] = 1
             if alone and g.flags.c_contiguous and g.flags.writeable:
-                np.multiply(g, self.scale[i], out=g)
                 b.target = g
             else:
                 if b.buffer is None:
                     self._own(b)
-                # in place when .grad is the view already (NumPy sees the exact overlap); linking again
-                # costs less than asking whether it is (~1 us)
-                np.multiply(g, self.scale[i], out=self.views[i])
-                self._link(i)
+                view = self.views[i]
+                if g.__array_interface__["data"][0] != view.__array_interface__["data"][0]:
+                    np.copyto(view, g)
+                    self._link(i)
                 b.target = b.buffer
         b.ready += 1
         if b.ready == len(b.params):
@@ -584,7 +585,8 @@ class _Reducer:
             inflight.pop(0).t_end = time.perf_counter()
 
     def synchronize(self):
-        """Start what the hooks did not, wait for every bucket: the averages are then in ``.grad``."""
+        """Start what the hooks did not, wait for every bucket: the sums over the ranks are then in
+        ``.grad`` (``average()``, or the update's ``grad_scale``, makes them the averages)."""
         self.t_sync = time.perf_counter()
         if self._thread is not None:
             with self._lock:
@@ -615,6 +617,15 @@ class _Reducer:
         if self.hooked and not self.rebuilt:
             self._rebuild()
         self.reset()
+
+    def average(self):
+        """The sums in ``.grad`` times 1/N, in place: what the fused updates do in their own pass with
+        ``grad_scale`` (the same bits), for a caller that reads ``.grad`` before the update, or an
+        optimizer without a fused step."""
+        for p, s in zip(self.params, self.scale):
+            g = p.grad
+            if g is not None:
+                np.multiply(g, s, out=g)
 
     def _rebuild(self):
         """After the first step, order the buckets as the hooks fired (PyTorch DDP's rebuild): a layer's
@@ -761,15 +772,25 @@ class DistributedOptimizer(Optimizer):
         return self.optimizer.load_state_dict(state_dict)
 
     def synchronize(self):
-        """Average the gradients over all ranks now (``step()`` calls it unless it already ran)."""
+        """Average the gradients over all ranks now: ``.grad`` then holds the averages (e.g. for
+        ``clip_grad_norm``); ``step()`` then updates without reducing again."""
         if self._reducer is not None:
             self._reducer.synchronize()
+            self._reducer.average()
         object.__setattr__(self, "_synced", True)
 
     def step(self):
-        if not self._synced:
-            self.synchronize()
+        """Average the gradients (unless ``synchronize()`` did), then the wrapped optimizer's update. With
+        SGD, Adam or AdamW the 1/N is folded into the fused update (``grad_scale``: each ``.grad`` is
+        scaled in the update's own pass and written back), so averaging costs no pass of its own."""
+        reducer, synced = self._reducer, self._synced
         object.__setattr__(self, "_synced", False)
+        if reducer is None or synced:
+            return self.optimizer.step()
+        reducer.synchronize()
+        if type(self.optimizer).step in _FUSED_STEPS:  # a subclass's own step() may read .grad first
+            return self.optimizer._fused_step(reducer.inv)
+        reducer.average()
         return self.optimizer.step()
 
     def remove_hooks(self):
