@@ -26,12 +26,14 @@ rank was descheduled; CPU grown: more work or a slower core). On 2 ranks
 also: the same step with ``overlap=False`` and with a plain mpi4py loop (pack
 every gradient into one buffer, ``Allreduce``, unpack / N), run in
 alternating blocks with the overlapped one (and the overlapped one with
-``zero_grad(set_to_none=False)``, which keeps the ``.grad`` bucket views); a
-plain ``Allreduce`` of the gradients' bytes vs the bucketed path alone
-(``synchronize()`` without hooks, on gradients already in the bucket views and
-on new gradient arrays) and the 1/N pass alone, alternately from a barrier; the communication
-left exposed after the backward with overlap, and the last step's per-bucket
-timeline.
+``zero_grad(set_to_none=False)``, which keeps the ``.grad`` bucket views); the
+bandwidth: a plain ``Allreduce`` of the gradients' bytes, the same as one
+blocking ``Allreduce`` per bucket, and the reduction path a training step runs
+(the reducer's ``synchronize()`` without hooks, in place, with the 1/N folded
+into the update; on gradients already in the bucket views and on new gradient
+arrays), the same number of times each, alternately from a barrier, with the
+update's time with and without the 1/N; the communication left exposed after
+the backward with overlap, and the last step's per-bucket timeline.
 """
 import argparse
 import json
@@ -127,13 +129,17 @@ def worker(args):
             t.append(time.perf_counter()), c.append(time.thread_time())
             loss.backward()
             t.append(time.perf_counter()), c.append(time.thread_time())
+            red = getattr(opt, "_reducer", None)
             if variant == "plain":
                 if n > 1:
                     plain_reduce()
-            else:
-                opt.synchronize()
+            elif red is not None:  # DistributedOptimizer.step(), its two parts timed apart
+                red.synchronize()
             t.append(time.perf_counter()), c.append(time.thread_time())
-            opt.step()
+            if red is not None:
+                inner._fused_step(red.inv)  # the update with the 1/N folded in, as step() runs it
+            else:
+                opt.step()
             t.append(time.perf_counter()), c.append(time.thread_time())
             ru = resource.getrusage(resource.RUSAGE_THREAD)
             row = {"step": t[-1] - t[0], "step_cpu": c[-1] - c[0], "switches": ru.ru_nivcsw - ru0.ru_nivcsw,
@@ -176,44 +182,59 @@ def worker(args):
         res["exposed_ms"] = res["step"]["synchronize"]
         res["backward_ms"] = 1e3 * rows["overlap"][-1]["backward"]
         res["timeline"] = overlapped[0].timeline
-        # bandwidth: the same bytes, from the same starting line, alternating: a plain Allreduce; the bucketed
-        # path (synchronize() without hooks) on gradients already in the bucket views (what a backward after
-        # zero_grad(set_to_none=False) leaves: scaled in place, reduced in place) and on new gradient arrays
-        # (after zero_grad(): copied into the buckets, scaled); the 1/N pass over the same bytes alone
+        # bandwidth: the same bytes from the same starting line, every variant the same number of times,
+        # alternating (the load drifts): a plain Allreduce of all the bytes; the same blocking Allreduce once
+        # per bucket (the same bytes in the same calls); the reduction path a training step runs
+        # (the reducer's synchronize() without hooks: in place, the 1/N left to the update) on gradients
+        # already in the bucket views (what a backward after zero_grad(set_to_none=False) leaves) and on new
+        # gradient arrays (after zero_grad(): a lone gradient reduced where it is, a fused one copied into
+        # its bucket); and the update with and without the 1/N folded in (its cost in the step)
+        red = blocking[0]._reducer
         buf = np.ones(flat.size, np.float32)
         res["bytes"] = 4 * int(flat.size)
         ones = [np.ones(p.shape, np.float32) for p in params]
-        inv = np.float32(1 / n)
         for p, o in zip(params, ones):
             p.grad = o
-        blocking[0].synchronize()  # every .grad is a bucket view from here on
-        plain, inview, fresh, scale = [], [], [], []
-        for _ in range(args.steps):
-            comm.Barrier()
-            t0 = time.perf_counter()
-            comm.Allreduce(MPI.IN_PLACE, buf)
-            plain.append(time.perf_counter() - t0)
+        red.synchronize()  # every .grad is a bucket view (or a lone bucket) from here on
+        sizes = [sum(params[i].size for i in b.params) for b in red.buckets]
+        pieces = [buf[o:o + k] for o, k in zip(np.cumsum([0] + sizes[:-1]), sizes)]
+        times = {k: [] for k in ("plain", "per_bucket", "inview", "fresh", "update", "update_scaled")}
+
+        def timed(key, fn, barrier=True):
+            """Wall time of a communication; thread CPU time of local work (``barrier=False``: the update,
+            whose wall time on a loaded machine is mostly the rank waiting for a core)."""
+            clock = time.perf_counter if barrier else time.thread_time
+            if barrier:
+                comm.Barrier()
+            t0 = clock()
+            fn()
+            times[key].append(clock() - t0)
+
+        def refill():
             for p in params:
                 p.grad[...] = 1
-            comm.Barrier()
-            t0 = time.perf_counter()
-            blocking[0].synchronize()
-            inview.append(time.perf_counter() - t0)
+
+        for _ in range(args.steps):
+            timed("plain", lambda: comm.Allreduce(MPI.IN_PLACE, buf))
+            buf[...] = 1
+            timed("per_bucket", lambda: [comm.Allreduce(MPI.IN_PLACE, piece) for piece in pieces])
+            buf[...] = 1
+            refill()
+            timed("inview", red.synchronize)
             for p, o in zip(params, ones):
                 p.grad = o  # an assignment copies: a new array, as a backward after zero_grad() makes
-            comm.Barrier()
-            t0 = time.perf_counter()
-            blocking[0].synchronize()
-            fresh.append(time.perf_counter() - t0)
-            t0 = time.perf_counter()
-            np.multiply(buf, inv, out=buf)
-            scale.append(time.perf_counter() - t0)
-            buf[...] = 1
-        res["allreduce_ms"] = 1e3 * float(np.median(plain))
-        res["bucketed_ms"] = 1e3 * float(np.median(inview))
-        res["bucketed_new_ms"] = 1e3 * float(np.median(fresh))
-        res["scale_ms"] = 1e3 * float(np.median(scale))
-        res["buckets"] = len(blocking[0].buckets)
+            timed("fresh", red.synchronize)
+            refill()
+            timed("update", lambda: inner._fused_step(1.0), barrier=False)
+            refill()
+            timed("update_scaled", lambda: inner._fused_step(1.0 / n), barrier=False)
+        for k, v in times.items():
+            res[k + "_ms"] = 1e3 * float(np.median(v))
+        # per-pair ratios plain / bucketed: their spread within the job
+        for k in ("inview", "fresh"):
+            pairs = np.array(times["plain"]) / np.array(times[k])
+            res[k + "_ratio_q"] = [float(q) for q in np.percentile(pairs, [10, 50, 90])]
+        res["buckets"] = len(red.buckets)
     res["samples_per_s"] = n * spec.batch / (res["step"]["step"] / 1e3)
     if r == 0:
         print("RESULT " + json.dumps(res), flush=True)
@@ -286,23 +307,30 @@ def drive(args):
                      for p in PHASES + ("step",)]
             print(f"| {name} | {label} | " + " | ".join(cells) + f" | {med([s['switches'] for s in ss]):.1f} | "
                   f"{med([s['faults'] for s in ss]):.0f} |")
-    print("\nbucketed: synchronize() on gradients already in the bucket views (scaled and reduced in place); "
-          "new arrays: on gradients assigned as new arrays (copied into the buckets, scaled); 1/N pass: "
-          "np.multiply over the same bytes; ratios: plain / bucketed per repeat, median (range)")
-    print("| workload | ranks | plain Allreduce ms | bucketed ms | bandwidth ratio | bucketed, new arrays ms | ratio | "
-          "1/N pass ms | exposed after backward ms | exposed / plain | buckets |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print("\nbandwidth, 2 ranks, the same bytes, alternating from a barrier, medians: plain = one Allreduce of "
+          "all the bytes; per bucket = one blocking Allreduce per bucket; bucketed = the reducer's synchronize() "
+          "without hooks (the path a training step runs: in place, 1/N folded into the update) on gradients in "
+          "the bucket views / on new arrays; ratio = plain / bucketed, median over the repeats (range of the "
+          "repeats' ratios; last repeat's per-pair p10-p90); update = SGD's fused step, without / with the 1/N "
+          "(thread CPU time)")
+    print("| workload | MB | buckets | plain ms | per bucket ms | bucketed ms | ratio | bucketed, new arrays ms | ratio | "
+          "update CPU ms | update with 1/N CPU ms | exposed after backward ms | exposed / plain |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for (name, config), rs in runs.items():
-        if "allreduce_ms" not in rs[0]:
+        if "plain_ms" not in rs[0]:
             continue
-        plain, bucketed, fresh, scale, exposed = (med([x[k] for x in rs]) for k in (
-            "allreduce_ms", "bucketed_ms", "bucketed_new_ms", "scale_ms", "exposed_ms"))
-        ratio = [x["allreduce_ms"] / x["bucketed_ms"] for x in rs]
-        ratio_new = [x["allreduce_ms"] / x["bucketed_new_ms"] for x in rs]
-        print(f"| {name} | {rs[0]['ranks']} | {plain:.3f} | {bucketed:.3f} | {med(ratio):.2f} "
-              f"({min(ratio):.2f}-{max(ratio):.2f}) | {fresh:.3f} | {med(ratio_new):.2f} "
-              f"({min(ratio_new):.2f}-{max(ratio_new):.2f}) | {scale:.3f} | {exposed:.3f} | {exposed / plain:.2f} | "
-              f"{rs[0]['buckets']} |")
+        m = {k: med([x[k + "_ms"] for x in rs]) for k in ("plain", "per_bucket", "inview", "fresh", "update",
+                                                           "update_scaled")}
+        exposed = med([x["exposed_ms"] for x in rs])
+        cells = []
+        for k in ("inview", "fresh"):
+            ratio = [x["plain_ms"] / x[k + "_ms"] for x in rs]
+            q = rs[-1][k + "_ratio_q"]
+            cells.append(f"{m[k]:.3f} | {med(ratio):.2f} ({min(ratio):.2f}-{max(ratio):.2f}; "
+                         f"{q[0]:.2f}-{q[2]:.2f})")
+        print(f"| {name} | {rs[0]['bytes'] / 1e6:.2f} | {rs[0]['buckets']} | {m['plain']:.3f} | "
+              f"{m['per_bucket']:.3f} | " + " | ".join(cells) + f" | {m['update']:.3f} | {m['update_scaled']:.3f} | "
+              f"{exposed:.3f} | {exposed / m['plain']:.2f} |")
     for (name, config), rs in runs.items():
         if config != "2 ranks":
             continue
