@@ -362,11 +362,11 @@ def test_array_method_arguments():
     assert np.shares_memory(x.__array__(None, False), x.data)
     assert np.shares_memory(np.asarray(x, copy=False), x.data)
     assert not np.shares_memory(np.array(x), x.data)
-    with pytest.raises(TypeError, match=r"__array__\(\) got an unexpected keyword argument 'order'"):
+    with pytest.raises(TypeError, match=r"__array__\(\): got an unexpected keyword argument 'order'"):
         x.__array__(order="C")
-    with pytest.raises(TypeError, match=r"__array__\(\) takes at most 2 arguments"):
+    with pytest.raises(TypeError, match=r"__array__\(\): too many positional arguments"):
         x.__array__(None, None, None)
-    with pytest.raises(TypeError, match=r"__array__\(\) got multiple values for argument 'dtype'"):
+    with pytest.raises(TypeError, match=r"__array__\(\): multiple values for argument 'dtype'"):
         x.__array__(None, dtype=None)
     with pytest.raises(TypeError, match="__array__: copy must be a bool"):
         x.__array__(copy="no")

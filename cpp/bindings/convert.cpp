@@ -266,9 +266,9 @@ Shape shape_from_args(const py::args& args, const char* op, const char* what) {
 
 void fastcall_args(const char* fname, const char* const* names, int n, int required, PyObject* const* args,
                    Py_ssize_t nargs, PyObject* kwnames, PyObject** out) {
-  const std::string f = fname;
-  if (nargs > n)
-    throw type_error(f + "() takes at most " + std::to_string(n) + " arguments (" + std::to_string(nargs) + " given)");
+  // (The words of inspect.Signature.bind, as the pybind11 functions' bad_call_message.)
+  const std::string f = std::string(fname) + "(): ";
+  if (nargs > n) throw type_error(f + "too many positional arguments");
   for (Py_ssize_t i = 0; i < nargs; ++i) out[i] = args[i];
   const Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
   uint64_t given = (uint64_t(1) << nargs) - 1;
@@ -276,19 +276,18 @@ void fastcall_args(const char* fname, const char* const* names, int n, int requi
     const char* key = PyUnicode_AsUTF8(PyTuple_GET_ITEM(kwnames, k));
     if (!key) {  // not encodable: no such keyword
       PyErr_Clear();
-      throw type_error(f + "() got an unexpected keyword argument");
+      throw type_error(f + "got an unexpected keyword argument");
     }
     int slot = -1;
     for (int j = 0; j < n; ++j)
       if (std::strcmp(key, names[j]) == 0) slot = j;
-    if (slot < 0) throw type_error(f + "() got an unexpected keyword argument '" + key + "'");
-    if (given >> slot & 1) throw type_error(f + "() got multiple values for argument '" + key + "'");
+    if (slot < 0) throw type_error(f + "got an unexpected keyword argument '" + key + "'");
+    if (given >> slot & 1) throw type_error(f + "multiple values for argument '" + key + "'");
     given |= uint64_t(1) << slot;
     out[slot] = args[nargs + k];
   }
   for (int j = 0; j < required; ++j)
-    if (!(given >> j & 1))
-      throw type_error(f + "() missing required argument '" + names[j] + "' (pos " + std::to_string(j + 1) + ")");
+    if (!(given >> j & 1)) throw type_error(f + "missing a required argument: '" + names[j] + "'");
 }
 
 void reraise_prefixed(py::error_already_set& e, const std::string& prefix) {

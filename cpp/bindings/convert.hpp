@@ -71,7 +71,8 @@ Shape shape_from_args(const py::args& args, const char* op, const char* what = "
 // The arguments of a raw METH_FASTCALL | METH_KEYWORDS function `fname`
 // whose parameters are `names` (the first `required` of them required):
 // out[i] is set for each one given (the caller presets the defaults).
-// TypeError as CPython's for too many, unknown, repeated or missing ones.
+// TypeError in inspect.Signature.bind's words (as the pybind11 functions')
+// for too many, unknown, repeated or missing ones.
 void fastcall_args(const char* fname, const char* const* names, int n, int required, PyObject* const* args,
                    Py_ssize_t nargs, PyObject* kwnames, PyObject** out);
 // Re-raises the Python error in `e` (NumPy's, from a conversion) as the

@@ -1,6 +1,7 @@
 // The module-level op functions (tapegrad.exp, tapegrad.sum, ...): the
-// one-argument ones and linear as raw METH_O / METH_FASTCALL functions, the
-// rest through pybind11; and the runtime knobs (ISA, buffer cache, threads).
+// one-argument ones as raw METH_O functions, the others but the linalg ones
+// as raw METH_FASTCALL functions, the linalg ones and the fused losses
+// through pybind11; and the runtime knobs (ISA, buffer cache, threads).
 #include <cstring>
 #include <limits>
 #include <utility>
@@ -143,15 +144,18 @@ PyObject* linear_fn(PyObject*, PyObject* const* args, Py_ssize_t nargs, PyObject
   }, "linear");
 }
 
-// where, clip, astype, reshape and broadcast_to: raw METH_FASTCALL
-// functions too (pybind11's dispatcher was about half their time on small
-// arrays). F(a) gets the arguments by the spec's parameter names.
-template <size_t N, PyObject* (*F)(PyObject* const*)>
+// The other spec functions (and from_numpy) as raw METH_FASTCALL functions
+// too: pybind11's dispatcher (overload matching, kwargs re-parsed into a
+// dict, a function record walk) was a third to a half of their time on small
+// arrays. F(a) gets the arguments by the spec's parameter names; an optional
+// one not given is null and F supplies the spec's default.
+template <size_t N, int Required, PyObject* (*F)(PyObject* const*)>
 PyObject* fastcall_fn(const char* name, const char* const (&names)[N], PyObject* const* args, Py_ssize_t nargs,
                       PyObject* kwnames) {
   return guarded([&]() -> PyObject* {
     PyObject* a[N] = {};
-    fastcall_args(name, names, static_cast<int>(N), static_cast<int>(N), args, nargs, kwnames, a);
+    fastcall_args(name, names, static_cast<int>(N), Required < 0 ? static_cast<int>(N) : Required, args, nargs,
+                  kwnames, a);
     return F(a);
   }, name);
 }
@@ -174,24 +178,122 @@ PyObject* broadcast_to_body(PyObject* const* a) {
   Var v = unary_arg(a[0], "broadcast_to");
   return cast_out(broadcast_to(v, parse_shape(a[1], "broadcast_to")));
 }
+PyObject* from_numpy_body(PyObject* const* a) { return cast_out(from_numpy(a[0])); }
 
-#define TG_FASTCALL_FN(NAME, ...)                                                              \
+// The binary functions (add(a, b), ..., matmul(a, b)).
+template <Var (*F)(const Var&, const Var&)>
+PyObject* binary_body(const char* name, PyObject* const* a) {
+  auto [x, y] = operands(a[0], a[1], name);
+  return cast_out(F(x, y));
+}
+
+// sum/mean/max/min/logsumexp(x, axis=None, keepdims=False).
+template <Var (*F)(const Var&, const std::optional<Axes>&, bool)>
+PyObject* reduce_body(const char* name, PyObject* const* a) {
+  Var v = unary_arg(a[0], name);
+  std::optional<Axes> axes;
+  if (a[1] && a[1] != Py_None) axes = normalized_axes(v, a[1], name);
+  const bool keepdims = a[2] && bool_arg(a[2], name, "keepdims");
+  return cast_out(F(v, axes, keepdims));
+}
+
+// softmax/log_softmax(x, axis=-1).
+template <Var (*F)(const Var&, int64_t)>
+PyObject* softmax_body(const char* name, PyObject* const* a) {
+  Var v = unary_arg(a[0], name);
+  return cast_out(F(v, a[1] ? int_arg(a[1], name, "axis") : -1));
+}
+
+PyObject* transpose_body(PyObject* const* a) {
+  Var v = unary_arg(a[0], "transpose");
+  if (!a[1] || a[1] == Py_None) return cast_out(transpose(v, std::nullopt));
+  return cast_out(transpose(v, std::optional<Axes>(parse_shape(a[1], "transpose", "axes"))));
+}
+
+PyObject* concatenate_body(PyObject* const* a) {
+  PyObject* axis = a[1];  // (null: the default, 0)
+  if (axis && axis != Py_None && !is_integer(axis))
+    throw type_error("concatenate: axis must be an int or None, got " + type_name(axis));
+  std::vector<Var> xs = var_list(a[0], "concatenate");
+  if (axis == Py_None) {
+    for (Var& v : xs) v = reshape(v, Shape{-1});
+    return cast_out(concatenate(xs, 0));
+  }
+  return cast_out(concatenate(xs, axis ? int_arg(axis, "concatenate", "axis") : 0));
+}
+
+PyObject* stack_body(PyObject* const* a) {
+  const int64_t ax = a[1] ? int_arg(a[1], "stack", "axis") : 0;
+  return cast_out(stack(var_list(a[0], "stack"), ax));
+}
+
+#define TG_FASTCALL_FN_REQ(NAME, REQ, ...)                                                     \
   PyObject* NAME##_fn(PyObject*, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) { \
     static const char* const names[] = {__VA_ARGS__};                                          \
-    return fastcall_fn<sizeof(names) / sizeof(names[0]), &NAME##_body>(#NAME, names, args, nargs, kwnames); \
+    return fastcall_fn<sizeof(names) / sizeof(names[0]), REQ, &NAME##_body>(#NAME, names, args, nargs, kwnames); \
   }
+#define TG_FASTCALL_FN(NAME, ...) TG_FASTCALL_FN_REQ(NAME, -1, __VA_ARGS__)  // every argument required
 TG_FASTCALL_FN(where, "condition", "x", "y")
 TG_FASTCALL_FN(clip, "x", "a_min", "a_max")
 TG_FASTCALL_FN(astype, "x", "dtype")
 TG_FASTCALL_FN(reshape, "x", "shape")
 TG_FASTCALL_FN(broadcast_to, "x", "shape")
+TG_FASTCALL_FN(from_numpy, "array")
+TG_FASTCALL_FN_REQ(transpose, 1, "x", "axes")
+TG_FASTCALL_FN_REQ(concatenate, 1, "arrays", "axis")
+TG_FASTCALL_FN_REQ(stack, 1, "arrays", "axis")
+
+// The families: one body template, the op's function and name as arguments.
+#define TG_BINARY_BODY(NAME, FN) \
+  PyObject* NAME##_body(PyObject* const* a) { return binary_body<FN>(#NAME, a); }
+#define TG_REDUCE_BODY(NAME, FN) \
+  PyObject* NAME##_body(PyObject* const* a) { return reduce_body<FN>(#NAME, a); }
+#define TG_SOFTMAX_BODY(NAME, FN) \
+  PyObject* NAME##_body(PyObject* const* a) { return softmax_body<FN>(#NAME, a); }
+TG_BINARY_BODY(add, add)
+TG_BINARY_BODY(subtract, sub)
+TG_BINARY_BODY(multiply, mul)
+TG_BINARY_BODY(divide, div)
+TG_BINARY_BODY(power, pow)
+TG_BINARY_BODY(maximum, maximum)
+TG_BINARY_BODY(minimum, minimum)
+TG_BINARY_BODY(arctan2, arctan2)
+TG_BINARY_BODY(matmul, matmul_nogil)
+TG_REDUCE_BODY(sum, sum)
+TG_REDUCE_BODY(mean, mean_warn)
+TG_REDUCE_BODY(max, max)
+TG_REDUCE_BODY(min, min)
+TG_REDUCE_BODY(logsumexp, logsumexp)
+TG_SOFTMAX_BODY(softmax, softmax)
+TG_SOFTMAX_BODY(log_softmax, log_softmax)
+#undef TG_BINARY_BODY
+#undef TG_REDUCE_BODY
+#undef TG_SOFTMAX_BODY
+#define TG_BINARY_FN(NAME) TG_FASTCALL_FN(NAME, "a", "b")
+TG_BINARY_FN(add) TG_BINARY_FN(subtract) TG_BINARY_FN(multiply) TG_BINARY_FN(divide) TG_BINARY_FN(power)
+TG_BINARY_FN(maximum) TG_BINARY_FN(minimum) TG_BINARY_FN(arctan2) TG_BINARY_FN(matmul)
+#undef TG_BINARY_FN
+#define TG_REDUCE_FN(NAME) TG_FASTCALL_FN_REQ(NAME, 1, "x", "axis", "keepdims")
+TG_REDUCE_FN(sum) TG_REDUCE_FN(mean) TG_REDUCE_FN(max) TG_REDUCE_FN(min) TG_REDUCE_FN(logsumexp)
+#undef TG_REDUCE_FN
+TG_FASTCALL_FN_REQ(softmax, 1, "x", "axis")
+TG_FASTCALL_FN_REQ(log_softmax, 1, "x", "axis")
 #undef TG_FASTCALL_FN
+#undef TG_FASTCALL_FN_REQ
 
 #define TG_FASTCALL_DEF(NAME) \
   {#NAME, reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(&NAME##_fn)), METH_FASTCALL | METH_KEYWORDS, TG_DOC(NAME)}
-PyMethodDef kFastcallDefs[] = {TG_FASTCALL_DEF(linear), TG_FASTCALL_DEF(where), TG_FASTCALL_DEF(clip),
-                            TG_FASTCALL_DEF(astype), TG_FASTCALL_DEF(reshape), TG_FASTCALL_DEF(broadcast_to),
-                            {nullptr, nullptr, 0, nullptr}};
+PyMethodDef kFastcallDefs[] = {
+    TG_FASTCALL_DEF(linear), TG_FASTCALL_DEF(where), TG_FASTCALL_DEF(clip), TG_FASTCALL_DEF(astype),
+    TG_FASTCALL_DEF(reshape), TG_FASTCALL_DEF(broadcast_to), TG_FASTCALL_DEF(add), TG_FASTCALL_DEF(subtract),
+    TG_FASTCALL_DEF(multiply), TG_FASTCALL_DEF(divide), TG_FASTCALL_DEF(power), TG_FASTCALL_DEF(maximum),
+    TG_FASTCALL_DEF(minimum), TG_FASTCALL_DEF(arctan2), TG_FASTCALL_DEF(matmul), TG_FASTCALL_DEF(sum),
+    TG_FASTCALL_DEF(mean), TG_FASTCALL_DEF(max), TG_FASTCALL_DEF(min), TG_FASTCALL_DEF(logsumexp),
+    TG_FASTCALL_DEF(softmax), TG_FASTCALL_DEF(log_softmax), TG_FASTCALL_DEF(transpose),
+    TG_FASTCALL_DEF(concatenate), TG_FASTCALL_DEF(stack),
+    {"from_numpy", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(&from_numpy_fn)),
+     METH_FASTCALL | METH_KEYWORDS, "from_numpy(array)\n--\n\nA Variable sharing the NumPy array's buffer (no copy)."},
+    {nullptr, nullptr, 0, nullptr}};
 #undef TG_FASTCALL_DEF
 
 }  // namespace
@@ -246,7 +348,6 @@ void bind_functions(py::module_& m) {
       }), py::arg("input"), py::arg("target"), py::arg("mean"),
       "mean (or sum) of (input - target)^2 over all elements, target a constant: one fused primitive "
       "(tapegrad.nn.mse_loss uses it).");
-  m.def("from_numpy", named("from_numpy", &from_numpy), py::arg("array"), "A Variable sharing the NumPy array's buffer (no copy).");
   // The op spec's functions, with its argument names, defaults and docs.
   // pybind11's own signature lines are off: each doc starts with CPython's
   // text signature (sum(x, axis=None)\n--\n\n), so inspect.signature works.
@@ -255,19 +356,6 @@ void bind_functions(py::module_& m) {
   if (PyModule_AddFunctions(m.ptr(), unary_method_table(std::make_index_sequence<kNumUnary>())) != 0)
     throw py::error_already_set();
   if (PyModule_AddFunctions(m.ptr(), kFastcallDefs) != 0) throw py::error_already_set();
-
-#define TG_BINARY_FN(PYNAME, FN) \
-  m.def(#PYNAME, named(#PYNAME, +[](py::handle a, py::handle b) { auto [x, y] = operands(a, b, #PYNAME); return FN(x, y); }), TG_SIG(PYNAME))
-  TG_BINARY_FN(add, add);
-  TG_BINARY_FN(subtract, sub);
-  TG_BINARY_FN(multiply, mul);
-  TG_BINARY_FN(divide, div);
-  TG_BINARY_FN(power, pow);
-  TG_BINARY_FN(maximum, maximum);
-  TG_BINARY_FN(minimum, minimum);
-  TG_BINARY_FN(arctan2, arctan2);
-  TG_BINARY_FN(matmul, matmul_nogil);
-#undef TG_BINARY_FN
 
   m.def("inv", named("inv", +[](py::handle a) { return inv(unary_arg(a, "inv")); }), TG_SIG(inv));
   m.def("solve", named("solve", +[](py::handle a, py::handle b) {
@@ -280,46 +368,6 @@ void bind_functions(py::module_& m) {
       }), TG_SIG(slogdet));
   m.def("cholesky", named("cholesky", +[](py::handle a) { return cholesky(unary_arg(a, "cholesky")); }),
         TG_SIG(cholesky));
-
-#define TG_REDUCE_FN(NAME, FN)                                                                  \
-  m.def(#NAME, named(#NAME, +[](py::handle x, py::handle axis, py::handle keepdims) {           \
-        Var v = unary_arg(x, #NAME);                                                            \
-        std::optional<Axes> axes = normalized_axes(v, axis, #NAME);                             \
-        return FN(v, axes, bool_arg(keepdims, #NAME, "keepdims"));                              \
-      }), TG_SIG(NAME))
-  TG_REDUCE_FN(sum, sum);
-  TG_REDUCE_FN(mean, mean_warn);
-  TG_REDUCE_FN(max, max);
-  TG_REDUCE_FN(min, min);
-  TG_REDUCE_FN(logsumexp, logsumexp);
-#undef TG_REDUCE_FN
-
-  m.def("softmax", named("softmax", +[](py::handle x, py::handle axis) {
-        Var v = unary_arg(x, "softmax");
-        return softmax(v, int_arg(axis, "softmax", "axis"));
-      }), TG_SIG(softmax));
-  m.def("log_softmax", named("log_softmax", +[](py::handle x, py::handle axis) {
-        Var v = unary_arg(x, "log_softmax");
-        return log_softmax(v, int_arg(axis, "log_softmax", "axis"));
-      }), TG_SIG(log_softmax));
-  m.def("transpose", named("transpose", +[](py::handle x, py::handle axes) {
-        Var v = unary_arg(x, "transpose");
-        return transpose(v, axes.is_none() ? std::nullopt : std::optional<Axes>(parse_shape(axes, "transpose", "axes")));
-      }), TG_SIG(transpose));
-  m.def("concatenate", named("concatenate", +[](py::handle seq, py::handle axis) {
-        if (!axis.is_none() && !is_integer(axis))
-          throw type_error("concatenate: axis must be an int or None, got " + type_name(axis));
-        std::vector<Var> xs = var_list(seq, "concatenate");
-        if (axis.is_none()) {
-          for (Var& v : xs) v = reshape(v, Shape{-1});
-          return concatenate(xs, 0);
-        }
-        return concatenate(xs, int_arg(axis, "concatenate", "axis"));
-      }), TG_SIG(concatenate));
-  m.def("stack", named("stack", +[](py::handle seq, py::handle axis) {
-        const int64_t ax = int_arg(axis, "stack", "axis");
-        return stack(var_list(seq, "stack"), ax);
-      }), TG_SIG(stack));
 }
 
 void bind_runtime(py::module_& m) {

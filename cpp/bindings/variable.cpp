@@ -441,6 +441,26 @@ PyObject* nb_negative(PyObject* a) {
   return guarded([&] { return cast_out(neg(holder_of(a))); }, "negative");
 }
 
+// abs(v) as the number slot (pybind11's __abs__ stays for explicit calls).
+PyObject* nb_absolute(PyObject* a) {
+  return guarded([&] { return cast_out(abs(holder_of(a))); }, "abs");
+}
+
+// v[key] = value as the mapping slot, and del v[key] refused as CPython
+// refuses it for a type without deletion (pybind11's slot took
+// __setitem__'s dispatcher and a lookup of __delitem__).
+int mp_ass_subscript(PyObject* self, PyObject* key, PyObject* value) {
+  if (!value) {
+    PyErr_SetString(PyExc_TypeError, "'Variable' object does not support item deletion");
+    return -1;
+  }
+  PyObject* r = guarded([&] {
+    setitem(holder_of(self), key, value);
+    return Py_None;  // (borrowed: only tested for null)
+  }, "setitem");
+  return r ? 0 : -1;
+}
+
 // v[key] as the mapping slot: no pybind11 dispatcher in between.
 PyObject* mp_subscript(PyObject* self, PyObject* key) {
   return guarded([&] { return cast_out(getitem(holder_of(self), key)); }, "getitem");
@@ -564,6 +584,20 @@ PyObject* tp_iter(PyObject* self) {
   }, "iter");
 }
 
+// Shape-like *args: one argument (an int, a sequence) or several ints.
+Shape shape_from_fastcall(PyObject* const* args, Py_ssize_t nargs, const char* op, const char* what) {
+  if (nargs == 1) return parse_shape(args[0], op, what);
+  py::tuple t(nargs);
+  for (Py_ssize_t i = 0; i < nargs; ++i) t[i] = py::reinterpret_borrow<py::object>(args[i]);
+  return int_sequence(t, op, what);
+}
+
+void no_keywords(const char* name, PyObject* kwnames) {
+  if (kwnames && PyTuple_GET_SIZE(kwnames))
+    throw type_error(std::string(name) + "(): got an unexpected keyword argument '" +
+                     py::str(PyTuple_GET_ITEM(kwnames, 0)).cast<std::string>() + "'");
+}
+
 // v.clip(a_min=None, a_max=None), v.astype(dtype) and v.reshape(*shape) as
 // raw METH_FASTCALL methods (pybind11's dispatcher was about half their
 // time on small arrays); their docs are the pybind11 methods' (bind_variable).
@@ -585,25 +619,53 @@ PyObject* astype_method(PyObject* self, PyObject* const* args, Py_ssize_t nargs,
 }
 PyObject* reshape_method(PyObject* self, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) {
   return guarded([&] {
-    if (kwnames && PyTuple_GET_SIZE(kwnames))
-      throw type_error("reshape() got an unexpected keyword argument '" +
-                       py::str(PyTuple_GET_ITEM(kwnames, 0)).cast<std::string>() + "'");
-    Shape shape;
-    if (nargs == 1) {
-      shape = parse_shape(args[0], "reshape");
-    } else {  // v.reshape(2, 3), or v.reshape() for ()
-      py::tuple t(nargs);
-      for (Py_ssize_t i = 0; i < nargs; ++i) t[i] = py::reinterpret_borrow<py::object>(args[i]);
-      shape = int_sequence(t, "reshape", "shape");
-    }
-    return cast_out(reshape(holder_of(self), shape));
+    no_keywords("reshape", kwnames);
+    // (v.reshape(2, 3), v.reshape((2, 3)), or v.reshape() for ())
+    return cast_out(reshape(holder_of(self), shape_from_fastcall(args, nargs, "reshape", "shape")));
   }, "reshape");
+}
+
+// v.sum/mean/max/min(axis=None, keepdims=False) and v.transpose(*axes) too.
+template <Var (*F)(const Var&, const std::optional<Axes>&, bool)>
+PyObject* reduce_method(const char* name, PyObject* self, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) {
+  return guarded([&] {
+    static const char* const kNames[2] = {"axis", "keepdims"};
+    PyObject* a[2] = {nullptr, nullptr};
+    fastcall_args(name, kNames, 2, 0, args, nargs, kwnames, a);
+    const Var& v = holder_of(self);
+    std::optional<Axes> axes;
+    if (a[0] && a[0] != Py_None) axes = normalized_axes(v, a[0], name);
+    return cast_out(F(v, axes, a[1] && bool_arg(a[1], name, "keepdims")));
+  }, name);
+}
+#define TG_REDUCE_METHOD(NAME, FN)                                                                      \
+  PyObject* NAME##_method(PyObject* self, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) { \
+    return reduce_method<FN>(#NAME, self, args, nargs, kwnames);                                        \
+  }
+TG_REDUCE_METHOD(sum, sum)
+TG_REDUCE_METHOD(mean, mean_warn)
+TG_REDUCE_METHOD(max, max)
+TG_REDUCE_METHOD(min, min)
+#undef TG_REDUCE_METHOD
+
+PyObject* transpose_method(PyObject* self, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) {
+  return guarded([&] {
+    no_keywords("transpose", kwnames);
+    const Var& v = holder_of(self);
+    if (nargs == 0 || (nargs == 1 && args[0] == Py_None)) return cast_out(transpose(v, std::nullopt));
+    return cast_out(transpose(v, std::optional<Axes>(shape_from_fastcall(args, nargs, "transpose", "axes"))));
+  }, "transpose");
 }
 
 PyMethodDef g_fastcall_methods[] = {
     {"clip", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(&clip_method)), METH_FASTCALL | METH_KEYWORDS, nullptr},
     {"astype", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(&astype_method)), METH_FASTCALL | METH_KEYWORDS, nullptr},
     {"reshape", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(&reshape_method)), METH_FASTCALL | METH_KEYWORDS, nullptr},
+    {"sum", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(&sum_method)), METH_FASTCALL | METH_KEYWORDS, nullptr},
+    {"mean", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(&mean_method)), METH_FASTCALL | METH_KEYWORDS, nullptr},
+    {"max", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(&max_method)), METH_FASTCALL | METH_KEYWORDS, nullptr},
+    {"min", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(&min_method)), METH_FASTCALL | METH_KEYWORDS, nullptr},
+    {"transpose", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(&transpose_method)), METH_FASTCALL | METH_KEYWORDS, nullptr},
 };
 
 }  // namespace
@@ -780,6 +842,7 @@ void install_fast_paths() {
   nb->nb_matrix_multiply = &nb_binary<matmul_nogil>;
   nb->nb_power = &nb_power;
   nb->nb_negative = &nb_negative;
+  nb->nb_absolute = &nb_absolute;
   nb->nb_float = &nb_float;
   py::object item = py::reinterpret_steal<py::object>(PyDescr_NewMethod(g_var_type, &g_item_def));
   if (!item || PyDict_SetItemString(g_var_type->tp_dict, "item", item.ptr()) != 0) throw py::error_already_set();
@@ -801,6 +864,7 @@ void install_fast_paths() {
   py::object array = py::reinterpret_steal<py::object>(PyDescr_NewMethod(g_var_type, &g_array_def));
   if (!array || PyDict_SetItemString(g_var_type->tp_dict, "__array__", array.ptr()) != 0) throw py::error_already_set();
   g_var_type->tp_as_mapping->mp_subscript = &mp_subscript;
+  g_var_type->tp_as_mapping->mp_ass_subscript = &mp_ass_subscript;
   if (PyType_Ready(&g_var_iter_type) < 0) throw py::error_already_set();
   g_var_type->tp_iter = &tp_iter;
   PyType_Modified(g_var_type);
