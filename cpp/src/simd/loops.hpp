@@ -33,14 +33,16 @@ inline double m_pow(double x, double y) { return __builtin_pow(x, y); }
 inline float m_fabs(float x) { return __builtin_fabsf(x); }
 inline double m_fabs(double x) { return __builtin_fabs(x); }
 
-// ----- float32 exp, tanh, sigmoid ---------------------------------------------
+// ----- float32 exp, log, log1p, tanh, sigmoid ----------------------------------
 // glibc's scalar expf/tanhf do not vectorize (NumPy's SIMD versions are an
-// order of magnitude faster). These are plain arithmetic the
-// compiler vectorizes, each within one ulp of the correctly rounded value:
-// exp and sigmoid evaluate in double (relative error below 1e-9), tanh in
-// float with a double last step (below). tests/test_kernels_fastpaths.py
-// measures the ulp error against float64 libm on 10^6 points. Special values follow IEEE: NaN propagates, exp(-inf)
-// = 0, exp(inf) = inf, tanh(+-inf) = +-1, sigmoid(+-inf) = 1, 0.
+// order of magnitude faster). These are plain arithmetic the compiler
+// vectorizes, each within one ulp of the correctly rounded value: exp, log
+// and log1p in float at the full float vector width (checked over all 2^32
+// inputs by cpp/tools/exhaustive_f32.cpp), sigmoid in double, tanh in float
+// with a double last step (below). tests/test_kernels_fastpaths.py measures
+// the ulp error on 10^6 points in every build. Special values follow IEEE:
+// NaN propagates, exp(-inf) = 0, exp(inf) = inf, log(0) = -inf, log(x < 0) =
+// NaN, tanh(+-inf) = +-1, sigmoid(+-inf) = 1, 0.
 
 // e^x for x in [-160, 100] (beyond that float32 over/underflows anyway).
 TG_MATH_INLINE double exp_d(double x) {
@@ -67,11 +69,110 @@ TG_MATH_INLINE double exp_d(double x) {
   return p * scale;
 }
 
+// 2^k in float for an integer-valued k in [-126, 127].
+TG_MATH_INLINE float tg_pow2f(float k) {
+  uint32_t bits = uint32_t(int32_t(k) + 127) << 23;
+  float s;
+  __builtin_memcpy(&s, &bits, 4);
+  return s;
+}
+
+// e^x in float arithmetic at the full float vector width (SLEEF's xexpf and
+// Cephes' expf): x = k ln2 + r, ln2 in two parts (k * ln2_hi is exact for
+// |k| <= 2^9, and x - k ln2_hi exact by Sterbenz); r's rounding error `re`
+// is carried into the small terms, so e^r = 1 + (r + (re + r^2 P(r))) rounds
+// once at 1's scale; 2^k applied in two steps so that a subnormal result
+// rounds once. Exhaustively within 1 ulp of the correctly rounded value
+// (cpp/tools/exhaustive_f32.cpp).
 TG_MATH_INLINE float expf_fast(float x) {
-  double xd = x;
-  double c = xd < -160.0 ? -160.0 : (xd > 100.0 ? 100.0 : xd);
-  float r = float(exp_d(c));
-  return x != x ? x : r;  // NaN (clamping would hide it)
+  const float log2e = 1.44269504088896341f, ln2_hi = 0.693145751953125f, ln2_lo = 1.428606765330187045e-06f;
+  const float shifter = 12582912.0f;  // 1.5 * 2^23: adding it rounds to an integer
+  float c = x < -104.0f ? -104.0f : (x > 89.0f ? 89.0f : x);
+  float k = (c * log2e + shifter) - shifter;
+  float rh = c - k * ln2_hi;  // exact
+  float rl = k * ln2_lo;
+  float r = rh - rl;
+  float re = (rh - r) - rl;  // r's rounding error (exact where |rh| >= |rl|; else r is tiny)
+  float p = 1.98527617612853646278381e-4f;
+  p = p * r + 1.39304355252534151077271e-3f;
+  p = p * r + 8.33336077630519866943359e-3f;
+  p = p * r + 4.16664853692054748535156e-2f;
+  p = p * r + 1.66666671633720397949219e-1f;
+  p = p * r + 0.5f;
+  float u = (r + (re + p * (r * r))) + 1.0f;
+  float k1 = (k * 0.5f + shifter) - shifter;
+  float res = u * tg_pow2f(k1) * tg_pow2f(k - k1);
+  return x != x ? x : res;
+}
+
+// log(2^k (1 + f)) + tail in float, f in [sqrt(1/2) - 1, sqrt(2) - 1) exact and
+// k integer-valued (Cephes' logf: log(1 + f) = f - f^2/2 + f^3 P(f), P of
+// degree 8, no division); k ln2_hi + f summed exactly (Fast2Sum: |k ln2_hi| >=
+// |f| unless k = 0), so the last addition is the only rounding at the
+// result's scale.
+TG_MATH_INLINE float logf_kernel(float f, float k, float tail) {
+  const float ln2_hi = 0.693359375f, ln2_lo = -2.12194440e-4f;
+  float z = f * f;
+  float p = 7.0376836292e-2f;
+  p = p * f - 1.1514610310e-1f;
+  p = p * f + 1.1676998740e-1f;
+  p = p * f - 1.2420140846e-1f;
+  p = p * f + 1.4249322787e-1f;
+  p = p * f - 1.6668057665e-1f;
+  p = p * f + 2.0000714765e-1f;
+  p = p * f - 2.4999993993e-1f;
+  p = p * f + 3.3333331174e-1f;
+  float small = ((p * f) * z + (k * ln2_lo + tail)) - 0.5f * z;
+  float hi = k * ln2_hi;  // exact: ln2_hi has 9 significant bits
+  float s = hi + f;
+  float e = (hi - s) + f;
+  return s + (e + small);
+}
+
+// Splits a positive normal x into 2^k m, m in [sqrt(2)/2, sqrt(2)); k as a float.
+TG_MATH_INLINE float split_exponentf(float x, float* k) {
+  uint32_t b;
+  __builtin_memcpy(&b, &x, 4);
+  b += 0x3f800000u - 0x3f3504f3u;
+  *k = float(int32_t(b >> 23) - 127);
+  uint32_t mb = (b & 0x007fffffu) + 0x3f3504f3u;
+  float m;
+  __builtin_memcpy(&m, &mb, 4);
+  return m;
+}
+
+// Natural log in float at full vector width; subnormal x scaled by 2^23 first.
+TG_MATH_INLINE float logf_fast(float x) {
+  bool sub = x < 0x1p-126f;
+  float k;
+  float m = split_exponentf(sub ? x * 0x1p23f : x, &k);
+  k = sub ? k - 23.0f : k;
+  float res = logf_kernel(m - 1.0f, k, 0.0f);
+  res = x == __builtin_inff() ? x : res;
+  res = x == 0.0f ? -__builtin_inff() : res;
+  res = x < 0.0f ? __builtin_nanf("") : res;
+  return x != x ? x : res;
+}
+
+// log(1 + x) in float (fdlibm's s_log1p.c scheme): u = 1 + x split as in
+// log; where k = 0 the kernel takes x itself (exact), else f = m - 1 and u's
+// rounding error c (exact) enters as c / u ~ c 2^-k (1 - f + f^2), well
+// within the 2^-8 relative accuracy this term needs (no division).
+TG_MATH_INLINE float log1pf_fast(float x) {
+  float u = 1.0f + x;
+  float k;
+  float m = split_exponentf(u, &k);
+  float f = m - 1.0f;
+  float c = u >= 2.0f ? 1.0f - (u - x) : x - (u - 1.0f);
+  float kc = k > 64.0f ? 64.0f : k;  // (beyond, c / u is far below the result's ulp)
+  float tail = c * tg_pow2f(-kc) * (1.0f - f + f * f);
+  bool k0 = k == 0.0f;
+  float res = logf_kernel(k0 ? x : f, k, k0 ? 0.0f : tail);
+  res = x == __builtin_inff() ? x : res;
+  res = x == -1.0f ? -__builtin_inff() : res;
+  res = x < -1.0f ? __builtin_nanf("") : res;
+  res = x == 0.0f ? x : res;  // keeps -0
+  return x != x ? x : res;
 }
 
 // e^x in float for x in [0, 20] (tanhf_fast's range): Cody-Waite reduction
@@ -142,8 +243,14 @@ template <class T> TG_MATH_INLINE T k_exp(T v) {
   if constexpr (sizeof(T) == 4) return expf_fast(v);
   else return exp_f64(v);
 }
-template <class T> TG_MATH_INLINE T k_log(T v) { return T(log_f64(double(v))); }
-template <class T> TG_MATH_INLINE T k_log1p(T v) { return T(log1p_f64(double(v))); }
+template <class T> TG_MATH_INLINE T k_log(T v) {
+  if constexpr (sizeof(T) == 4) return logf_fast(v);
+  else return log_f64(v);
+}
+template <class T> TG_MATH_INLINE T k_log1p(T v) {
+  if constexpr (sizeof(T) == 4) return log1pf_fast(v);
+  else return log1p_f64(v);
+}
 template <class T> TG_MATH_INLINE T k_sqrt(T v) { return m_sqrt(v); }
 // sin, cos, tan: valid for |v| <= kTrigBound; unary() and binary() redo the
 // other lanes (and inf, NaN) with libm (trig_lane / map1_fixup below).
