@@ -853,3 +853,119 @@ def test_inverse_trig_gradients_every_isa_and_thread_count(name, deriv, dtype, r
     np.testing.assert_array_equal(got[~fin & ~np.isnan(want)], want[~fin & ~np.isnan(want)].astype(dtype))
     with np.errstate(all="ignore"):
         np.testing.assert_allclose(got[fin], want[fin].astype(dtype), rtol=1e-3 if dtype == np.float32 else 1e-9)
+
+
+def _pow_points(n=1_000_000, seed=13):
+    """(x, y) float64 pairs for x ** y: x over every binade (subnormal too) with y keeping the result in range,
+    results near overflow, underflow and the subnormal range, x within 2^-20 of 1 with large y (fdlibm's
+    series range), x near the reduction's interval edges (sqrt(3/2), sqrt(3)), negative x with integer y
+    (odd and even), integer powers of integers (exact results), and every pair of special values."""
+    rng = np.random.default_rng(seed)
+    k = n // 8
+    sign = lambda m: rng.choice([-1.0, 1.0], m)
+    lx = rng.uniform(-1074, 1024, k)  # log2 x
+    xs = [np.exp2(lx)]
+    ys = [rng.uniform(-1, 1, k) * np.minimum(1070.0 / np.maximum(np.abs(lx), 1e-3), 1e6)]
+    # the result's exponent near 1024 (overflow), -1022 (subnormal) and -1075 (underflow)
+    lx = rng.uniform(-60, 60, k)
+    target = np.array([1023.9, 1024.0, -1022.0, -1050.0, -1074.5, -1075.0])[rng.integers(0, 6, k)]
+    xs.append(np.exp2(lx))
+    ys.append((target + rng.uniform(-0.2, 0.2, k)) / np.where(np.abs(lx) < 1e-3, 1e-3, lx))
+    # x near 1, |y| up to 2^31
+    xs.append(1 + rng.uniform(-2.0**-20, 2.0**-20, k))
+    ys.append(sign(k) * np.exp2(rng.uniform(0, 31, k)))
+    # the interval edges of the log reduction, and moderate values
+    edge = np.array([1.0, 1.2247448713915890, 1.7320508075688772, 1.5, 2.0])[rng.integers(0, 5, k)]
+    xs.append(edge * (1 + rng.uniform(-1e-6, 1e-6, k)) * np.exp2(rng.integers(-20, 20, k)))
+    ys.append(rng.uniform(-30, 30, k))
+    xs.append(np.exp2(rng.uniform(-10, 10, k)))
+    ys.append(rng.uniform(-50, 50, k))
+    # negative x, integer y
+    xs.append(-np.exp2(rng.uniform(-8, 8, k)))
+    ys.append(np.round(rng.uniform(-100, 100, k)))
+    # integers to integer powers (exact when representable)
+    xs.append(rng.integers(-30, 31, k).astype(np.float64))
+    ys.append(rng.integers(-12, 13, k).astype(np.float64))
+    m = n - 7 * k
+    xs.append(np.exp2(rng.uniform(-3, 3, m)) * sign(m))
+    ys.append(rng.uniform(-5, 5, m))
+    sp = np.array(SPECIALS + [3.0, -3.0, 0.25, 2.0**31, -(2.0**31), 2.0**53, 1.5, -1.5])
+    sy, sx = np.meshgrid(sp, sp)
+    return np.concatenate(xs + [sx.ravel()]), np.concatenate(ys + [sy.ravel()]), sx.size
+
+
+@needs_long_double
+def test_float64_power_within_two_ulp_c99_special_cases_same_bits_everywhere(restore_isa):
+    # simd/pow.hpp (fdlibm's e_pow.c, branch-free) where x is finite and nonzero and |y| < 2^31; libm's pow on
+    # the other lanes. Special cases as C99 (against NumPy's pow, which is libm's).
+    x, y, n_special = _pow_points()
+    assert x.size >= 1_000_000
+    yv = tg.Variable(y)
+    got = _run_every_isa_and_thread_count(lambda v: v ** yv, x)
+    with np.errstate(all="ignore"):
+        want = np.power(x.astype(np.longdouble), y.astype(np.longdouble))
+        libm = np.power(x, y)
+    # long double pow of a negative base and a huge integer y is NaN in NumPy's longdouble: take libm's there
+    bad = np.isnan(want) & ~np.isnan(libm)
+    want[bad] = libm[bad]
+    err, rest = _ulp_error(got, want, np.float64)
+    worst = int(np.argmax(err))
+    assert err.max() <= 2.0, (float(err.max()), float(x[rest][worst]), float(y[rest][worst]))
+    # The special values: libm's results where libm takes the lane (zeros, infinities, NaN, |y| >= 2^31), and
+    # C99's zeros and infinities (with their signs) where the vector kernel does.
+    sp = slice(x.size - n_special, None)
+    gs, ls, xs, ys = got[sp], libm[sp], x[sp], y[sp]
+    libm_lanes = ~(np.isfinite(xs) & (xs != 0) & (np.abs(ys) < 2.0**31))
+    np.testing.assert_array_equal(gs[libm_lanes], ls[libm_lanes])
+    exact = (ls == 0) | np.isinf(ls)
+    np.testing.assert_array_equal(gs[exact], ls[exact])
+    zero = want == 0
+    np.testing.assert_array_equal(np.signbit(got[zero]), np.signbit(libm[zero]))
+    # integer powers of integers are exact where the result is representable
+    ints = (x == np.round(x)) & (y == np.round(y)) & (np.abs(want) < 2.0**53) & (want == np.round(want))
+    np.testing.assert_array_equal(got[ints], want[ints].astype(np.float64))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("c", [2.0, 0.5, -1.0, 1.0, 0.0, 1.5, 3.0, -0.5])
+def test_power_by_a_number_matches_the_elementwise_kernel_and_c99(c, dtype, restore_isa):
+    # `a ** 2`, `a ** 0.5`, `a ** -1`, `a ** 1`, `a ** 0` take one IEEE operation (x * x, sqrt, 1 / x); those are
+    # correctly rounded, so they give libm's pow's bits (C99's -0 ** 0.5 = +0, -inf ** 0.5 = +inf, NaN ** 0 = 1);
+    # the other exponents the elementwise kernel. (An array of 0.5 or -1 takes the kernel, within the ulp bars
+    # but not always correctly rounded; 2, 1, 0 give the same bits either way.)
+    rng = np.random.default_rng(14)
+    x = np.concatenate([rng.uniform(-4, 4, 5000), np.exp2(rng.uniform(-140, 120, 5000)),
+                        [0.0, -0.0, np.inf, -np.inf, np.nan, 1.0, -1.0, 5e-324]]).astype(dtype)
+    got = _run_every_isa_and_thread_count(lambda v: v ** c, x)
+    full = _run_every_isa_and_thread_count(lambda v: v ** tg.Variable(np.full(x.size, c, dtype)), x)
+    with np.errstate(all="ignore"):
+        want = np.power(x.astype(np.float64), np.float64(c)).astype(dtype)
+    if c not in (0.5, -1.0):
+        np.testing.assert_array_equal(got.view(np.uint8), full.view(np.uint8))
+    # zeros, infinities and NaN take libm's pow in the array path: C99's values (NumPy's own `a ** 0.5` is
+    # sqrt's -0 and NaN for -0 and -inf)
+    special = ~np.isfinite(x) | (x == 0)
+    np.testing.assert_array_equal(got[special].view(np.uint8), full[special].view(np.uint8))
+    if c in (2.0, 0.5, -1.0, 1.0, 0.0):
+        np.testing.assert_array_equal(got[~special].view(np.uint8), want[~special].view(np.uint8))
+    # and the gradient's a ** (c - 1)
+    v = tg.Variable(np.abs(x[:1000]) + 1)
+    v.requires_grad = True
+    (v ** c).sum().backward()
+    with np.errstate(all="ignore"):
+        np.testing.assert_allclose(np.asarray(v.grad), c * np.power(np.abs(x[:1000]).astype(np.float64) + 1, c - 1),
+                                   rtol=1e-6 if dtype == np.float32 else 1e-14)
+
+
+def test_float32_power_exhaustive_over_one_binade_and_a_grid_of_exponents():
+    # Every float32 in [1, 2) (2^23 values: the log reduction's whole range; other binades only add an integer
+    # to log2 x) against a grid of exponents (small, fractional, negative, and large enough to reach float32's
+    # overflow). The oracle is float64 libm pow (error < 1 float64 ulp: ~2^-29 of a float32 ulp).
+    x = (np.arange(2**23, dtype=np.uint32) | np.uint32(0x3F800000)).view(np.float32)
+    v = tg.Variable(x)
+    for c in (-2.5, 1.0 / 3, 7.25, 127.5):
+        got = (v ** tg.Variable(np.full(x.size, c, np.float32))).numpy()
+        with np.errstate(all="ignore"):
+            want = np.power(x.astype(np.float64), np.float64(np.float32(c)))
+        err, _ = _ulp_error(got, want, np.float32)
+        assert err.max() <= 1.0, (c, float(err.max()))

@@ -10,8 +10,8 @@
 // Everything here lives in tg::kern::TG_ISA and uses compiler builtins for
 // libm, so no inline function compiled for AVX2 can be shared (ODR-merged)
 // with code that runs on a CPU without it. The transcendental functions are
-// simd/math.hpp's vectorizable ones; libm is left for the lanes they cannot
-// do (the fix-up passes below) and for float64 pow.
+// simd/math.hpp's and simd/pow.hpp's vectorizable ones; libm is left for the
+// lanes they cannot do (the fix-up passes below).
 #include <cstdint>
 
 #include "tapegrad/kernels.hpp"
@@ -32,6 +32,8 @@ inline float m_pow(float x, float y) { return __builtin_powf(x, y); }
 inline double m_pow(double x, double y) { return __builtin_pow(x, y); }
 inline float m_fabs(float x) { return __builtin_fabsf(x); }
 inline double m_fabs(double x) { return __builtin_fabs(x); }
+
+#include "simd/pow.hpp"  // vectorizable float64 pow
 
 // ----- float32 exp, log, log1p, tanh, sigmoid ----------------------------------
 // glibc's scalar expf/tanhf do not vectorize (NumPy's SIMD versions are an
@@ -400,16 +402,52 @@ inline void deriv_fixup(T* o, int64_t so, const T* g, int64_t sg, const T* x, in
   }
 }
 
-// x ** y: float32 as e^(y log x) in float64 (error ~1e-14 relative, far below
-// float32's ulp) where x > 0 and both are finite, libm's powf elsewhere (signs,
-// zeros, infinities, NaN). float64 keeps libm's pow: exp(y log x) in float64
-// would need a double-double log to stay within 2 ulp.
+// x ** y where x > 0 and both are finite (float64: also x < 0; |y| < 2^31):
+// float32 as e^(y log x) in float64 (error ~1e-14 relative, far below
+// float32's ulp), float64 by simd/pow.hpp. libm's pow/powf takes the other
+// lanes (signs, zeros, infinities, NaN) in the fix-up pass.
 template <class T> TG_MATH_INLINE T k_pow(T x, T y) {
   if constexpr (sizeof(T) == 4) return y == T(2) ? x * x : T(exp_f64(double(y) * log_f64(double(x))));
-  else return y == T(2) ? x * x : m_pow(x, y);
+  else return pow_f64_fast(x, y);
 }
 template <class T> inline bool pow_slow(T x, T y) {
-  return !(x > T(0) && x < T(__builtin_inf()) && m_fabs(y) < T(__builtin_inf()));
+  if constexpr (sizeof(T) == 4) return !(x > T(0) && x < T(__builtin_inf()) && m_fabs(y) < T(__builtin_inf()));
+  else return pow_f64_slow(x, y);
+}
+template <class T> inline T pow_libm(T x, T y) { return y == T(2) ? x * x : m_pow(x, y); }
+
+// x ** c for one exponent c (`a ** 2`, `a ** 0.5`, the derivative's
+// a ** (c - 1)): the exponents whose power is one correctly rounded IEEE
+// operation take it, as NumPy does (libm's pow is correctly rounded there
+// too, so the bits are pow's). false: c is not one of them.
+template <class T>
+inline bool pow_by_scalar(T* o, int64_t so, const T* a, int64_t sa, T c, int64_t n) {
+  const T inf = T(__builtin_inf());
+  auto run = [&](auto f) { bin_run<T>(o, so, a, sa, &c, 0, n, [&](T x, T) { return f(x); }); };
+  if (c == T(2)) run([](T x) { return x * x; });
+  else if (c == T(1)) run([](T x) { return x; });
+  else if (c == T(-1)) run([](T x) { return T(1) / x; });
+  else if (c == T(0)) run([](T) { return T(1); });  // also for NaN x (C99)
+  // pow(-0, 0.5) = +0 and pow(-inf, 0.5) = +inf, where sqrt gives -0, NaN.
+  else if (c == T(0.5)) run([inf](T x) { return x == -inf ? inf : m_sqrt(x) + T(0); });
+  else return false;
+  return true;
+}
+
+template <class T>
+inline void pow_run(T* o, int64_t so, const T* a, int64_t sa, const T* b, int64_t sb, int64_t n) {
+  bin_run_fixup(o, so, a, sa, b, sb, n, [](T x, T y) { return k_pow(x, y); },
+                [](T x, T y) { return pow_slow(x, y); }, [](T x, T y) { return pow_libm(x, y); });
+}
+// One exponent c for all elements: GCC does not vectorize the kernel with y
+// loop-invariant (it hoists y's tests out as branches: ~5x slower), so c is
+// given as a block of copies.
+template <class T>
+inline void pow_by_block(T* o, int64_t so, const T* a, int64_t sa, T c, int64_t n) {
+  T cb[kFixupBlock];
+  for (int64_t i = 0; i < kFixupBlock; ++i) cb[i] = c;
+  for (int64_t i0 = 0; i0 < n; i0 += kFixupBlock)
+    pow_run(o + i0 * so, so, a + i0 * sa, sa, cb, 1, n - i0 < kFixupBlock ? n - i0 : kFixupBlock);
 }
 
 template <class T>
@@ -423,12 +461,9 @@ void binary(BinaryOp op, T* o, int64_t so, const T* a, int64_t sa, const T* b, i
     case BinaryOp::CosDeriv:
       return deriv_fixup(o, so, a, sa, b, sb, n, [](T x) { return -k_sin(x); }, [](T x) { return -sin_libm(x); });
     case BinaryOp::Pow:
-      if constexpr (sizeof(T) == 4)
-        return bin_run_fixup(o, so, a, sa, b, sb, n, [](T x, T y) { return k_pow(x, y); },
-                             [](T x, T y) { return pow_slow(x, y); },
-                             [](T x, T y) { return y == T(2) ? x * x : m_pow(x, y); });
-      else
-        return run([](T x, T y) { return k_pow(x, y); });
+      if (sb != 0 || n == 1) return pow_run(o, so, a, sa, b, sb, n);
+      if (pow_by_scalar(o, so, a, sa, *b, n)) return;
+      return pow_by_block(o, so, a, sa, *b, n);
     default: break;
   }
   switch (op) {
