@@ -398,6 +398,13 @@ def test_inverse_of_a_batch_with_one_singular_matrix_names_it():
         logdet.sum().backward()
 
 
+def test_inverse_of_a_matrix_with_nan_is_all_nan_as_before_getri():
+    # getri alone left -1 and 1 in the inverse of this matrix; the getrs-on-I fallback gives NaN throughout
+    a = np.array([[np.nan, 1.0], [1.0, 2.0]])
+    assert np.isnan(tg.linalg.inv(tg.Variable(a)).data).all()
+    assert np.isnan(tg.linalg.inv(tg.Variable(np.stack([well_conditioned((2, 2), 37), a]))).data[1]).all()
+
+
 def test_large_inverse_and_cholesky_gradients_match_torch():
     torch = pytest.importorskip("torch")
     n = 130

@@ -310,9 +310,22 @@ void invert_factors(Tensor& lu, const std::vector<int>& piv, const char* op) {
     getri(ni, lu.ptr<T>(), piv.data(), &query, -1, &info);  // workspace query: n x the block size
     const int lwork = std::max(ni, int(query));
     std::vector<T> work(static_cast<size_t>(lwork));
+    std::vector<T> eye;
     for (int64_t i = 0; i < nbatch; ++i) {
-      getri(ni, lu.ptr<T>() + i * n * n, piv.data() + i * n, work.data(), lwork, &info);
-      if (info > 0) throw linalg_error(std::string(op) + ": singular " + batch_where(lu.shape, i, nbatch));
+      T* p = lu.ptr<T>() + i * n * n;
+      const int* ip = piv.data() + i * n;
+      if (std::all_of(p, p + n * n, [](T v) { return std::isfinite(v); })) {
+        getri(ni, p, ip, work.data(), lwork, &info);
+        if (info > 0) throw linalg_error(std::string(op) + ": singular " + batch_where(lu.shape, i, nbatch));
+        continue;
+      }
+      // A NaN or inf in the factors: getrs on I as before getri (and NumPy's gesv), which spreads
+      // it to every entry it reaches; getri leaves some entries finite (a NaN input gave -1 and 1).
+      eye.assign(size_t(n * n), T(0));
+      for (int64_t d = 0; d < n; ++d) eye[size_t(d * n + d)] = T(1);
+      getrs(false, ni, ni, p, ip, eye.data(), &info);
+      for (int64_t r = 0; r < n; ++r)  // column-major A^-1 -> row-major
+        for (int64_t c = 0; c < n; ++c) p[r * n + c] = eye[size_t(c * n + r)];
     }
   });
 }
