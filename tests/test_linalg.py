@@ -361,3 +361,62 @@ def test_solve_first_order_gradient_for_b_alone_matches_torch():
     vb2 = tg.Variable(b, requires_grad=True)  # only b requires grad: A's factors are still kept
     (tg.linalg.solve(tg.Variable(a), vb2) ** 3).sum().backward()
     np.testing.assert_allclose(vb2.grad.data, tb.grad.numpy(), rtol=1e-10, atol=1e-12)
+
+
+# ----- past LAPACK's block size: getri (inv, slogdet's backward), the cholesky backward's tiles ------
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_inverse_and_first_order_gradients_past_the_block_size(dtype):
+    """n = 150: getri's blocked path (block 64) and sym's 64 x 64 tiles with a partial one; inv
+    against NumPy, the first-order gradients (getri, trmm + trsm) against the create_graph rules,
+    cholesky's with a full (not lower-triangular, not symmetric) cotangent."""
+    n = 150
+    a, s = well_conditioned((n, n), 30, dtype), spd((n, n), 31, dtype)
+    w = np.random.default_rng(32).normal(size=(n, n)).astype(dtype)
+    tol = 1e-10 if dtype == np.float64 else 5e-4
+    np.testing.assert_allclose(tg.linalg.inv(tg.Variable(a)).data, np.linalg.inv(a), rtol=tol, atol=tol)
+    for f, x in [(lambda m, v: (m.linalg.inv(v) * w).sum(), a), (lambda m, v: m.linalg.slogdet(v)[1] * 3.0, a),
+                 (lambda m, v: (m.linalg.cholesky(v) * w).sum(), s)]:
+        grads = []
+        for cg in (False, True):
+            v = tg.Variable(x, requires_grad=True)
+            f(tg, v).backward(create_graph=cg)
+            grads.append(np.asarray(v.grad.data, np.float64))
+        np.testing.assert_allclose(grads[0], grads[1], rtol=tol, atol=tol * np.abs(grads[1]).max())
+    a64 = a.astype(np.float64)  # d log|det A| / dA = A^-T: getri's inverse, transposed
+    np.testing.assert_allclose(tg.grad(lambda v: tg.linalg.slogdet(v)[1])(a64), np.linalg.inv(a64).T,
+                               rtol=1e-10, atol=1e-13)
+
+
+def test_inverse_of_a_batch_with_one_singular_matrix_names_it():
+    a = np.stack([well_conditioned((3, 3), 33), [[1.0, 2, 3], [2, 4, 6], [0, 1, 1]]])
+    with pytest.raises(np.linalg.LinAlgError, match=r"inv: singular matrix of shape \(2, 3, 3\) \(batch element 1\)"):
+        tg.linalg.inv(tg.Variable(a))
+    v = tg.Variable(a, requires_grad=True)  # slogdet: (0, -inf) forward, its gradient raises
+    sign, logdet = tg.linalg.slogdet(v)
+    np.testing.assert_array_equal(sign.data[1], 0.0)
+    with pytest.raises(np.linalg.LinAlgError, match="singular"):
+        logdet.sum().backward()
+
+
+def test_inverse_of_a_matrix_with_nan_is_all_nan_as_before_getri():
+    # getri alone left -1 and 1 in the inverse of this matrix; the getrs-on-I fallback gives NaN throughout
+    a = np.array([[np.nan, 1.0], [1.0, 2.0]])
+    assert np.isnan(tg.linalg.inv(tg.Variable(a)).data).all()
+    assert np.isnan(tg.linalg.inv(tg.Variable(np.stack([well_conditioned((2, 2), 37), a]))).data[1]).all()
+
+
+def test_large_inverse_and_cholesky_gradients_match_torch():
+    torch = pytest.importorskip("torch")
+    n = 130
+    a, s = well_conditioned((n, n), 34), spd((n, n), 35)
+    w = np.random.default_rng(36).normal(size=(n, n))
+    for ours, theirs, x in [
+            (lambda v: (tg.linalg.inv(v) * w).sum(), lambda t: (torch.linalg.inv(t) * torch.tensor(w)).sum(), a),
+            (lambda v: tg.linalg.slogdet(v)[1], lambda t: torch.linalg.slogdet(t)[1], a),
+            (lambda v: (tg.linalg.cholesky(v) * w).sum(), lambda t: (torch.linalg.cholesky(t) * torch.tensor(w)).sum(),
+             s)]:
+        t = torch.tensor(x, requires_grad=True)
+        theirs(t).backward()
+        v = tg.Variable(x, requires_grad=True)
+        ours(v).backward()
+        np.testing.assert_allclose(v.grad.data, t.grad.numpy(), rtol=1e-9, atol=1e-12 * np.abs(t.grad.numpy()).max())

@@ -98,15 +98,16 @@ LU lu_factor(const Tensor& a, const char* op, bool throw_singular);
 // A^-1 b, or A^-T b when with_at, from the factors; b (..., n, k) with a's batch.
 Tensor lu_solve(const LU& f, const Tensor& b, bool with_at, const char* op);
 Tensor inv(const Tensor& a, const char* op);
-Tensor eye_like(const Tensor& a);  // identity matrices of a's (..., n, n) shape and dtype
+// A^-1 (A^-T when transpose) of each matrix from its factors (getri on a copy); raises at a singular one.
+Tensor lu_inverse(const LU& f, bool transpose, const char* op);
 Tensor solve(const Tensor& a, const Tensor& b, const char* op, LU* keep = nullptr);
 // (sign, log|det|) of each matrix, shaped like the batch; a singular one gives (0, -inf) as NumPy.
 std::pair<Tensor, Tensor> slogdet(const Tensor& a, const char* op, LU* keep = nullptr);
-// For lower-triangular L (..., n, n) and B of L's shape (trsm):
-// op(L)^-1 B when left, B op(L)^-1 otherwise; op = transpose when trans.
-Tensor tri_solve(const Tensor& l, const Tensor& b, bool left, bool trans);
 // The lower factor L of A = L L^T, reading A's lower triangle (NumPy's default).
 Tensor cholesky(const Tensor& a, const char* op);
+// cholesky's first-order VJP from L (..., n, n) and the cotangent g of L's shape:
+// sym(L^-T Phi(L^T g) L^-1), Phi = the lower triangle with the diagonal halved.
+Tensor cholesky_backward(const Tensor& l, const Tensor& g);
 // Refuses ndim < 2 or non-square last axes with linalg_error, as NumPy does.
 void check_square(const Shape& s, const char* op);
 
