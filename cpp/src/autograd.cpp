@@ -81,12 +81,55 @@ void anomaly_check_forward(const char* op, const VariableImpl& out, const std::v
                       ")" + (where.empty() ? "" : ", recorded at " + where));
 }
 
+// ----- the side table of Extra -------------------------------------------------
+// Entries are made with the GIL (hooks) or by the recording thread (anomaly
+// mode), read by sweeps and dropped by destructors on any thread: a lock,
+// taken only for flagged objects. unordered_map's elements do not move.
+namespace {
+struct ExtraTable {
+  std::mutex lock;
+  std::unordered_map<const void*, Extra> map;
+};
+ExtraTable& extra_table() {
+  static ExtraTable* t = new ExtraTable;  // never destroyed: objects may die after static destructors ran
+  return *t;
+}
+}  // namespace
+
+Extra& extra_make(const void* key, bool& flag) {
+  ExtraTable& t = extra_table();
+  std::lock_guard<std::mutex> g(t.lock);
+  flag = true;
+  return t.map[key];
+}
+
+Extra* extra_find(const void* key) {
+  ExtraTable& t = extra_table();
+  std::lock_guard<std::mutex> g(t.lock);
+  auto it = t.map.find(key);
+  return it == t.map.end() ? nullptr : &it->second;
+}
+
+void extra_drop(const void* key) noexcept {
+  ExtraTable& t = extra_table();
+  Extra gone;  // destroyed after the lock is released (PyHooks' destructor takes the GIL)
+  {
+    std::lock_guard<std::mutex> g(t.lock);
+    auto it = t.map.find(key);
+    if (it == t.map.end()) return;
+    gone = std::move(it->second);
+    t.map.erase(it);
+  }
+}
+
+static const Extra* extra_of(const Node& n) { return n.has_extra ? extra_find(&n) : nullptr; }
+
 void anomaly_annotate(Node& n, const std::vector<const VariableImpl*>& inputs, const std::string& where) {
-  if (!n.extra) n.extra = std::make_unique<NodeExtra>();
-  n.extra->recorded_at = where;
+  Extra& e = extra_make(&n, n.has_extra);
+  e.recorded_at = where;
   for (const VariableImpl* v : inputs) {
-    if (!n.extra->inputs.empty()) n.extra->inputs += ", ";
-    n.extra->inputs += shape_str(v->shape()) + " " + dtype_name(v->dtype());
+    if (!e.inputs.empty()) e.inputs += ", ";
+    e.inputs += shape_str(v->shape()) + " " + dtype_name(v->dtype());
   }
 }
 
@@ -119,13 +162,14 @@ static void anomaly_check_rule(const Node& n, const Grads& incoming, const Grads
                       n.name() + "' produced " + bad + " in " +
                       (reverse ? "the gradient for input " + std::to_string(k) : std::string("its output tangent")) +
                       " (" + shape_str(results[k]->shape()) + " " + dtype_name(results[k]->dtype()) + ")";
-    if (n.extra && !n.extra->inputs.empty()) msg += "; the op's inputs: " + n.extra->inputs;
+    const Extra* extra = extra_of(n);
+    if (extra && !extra->inputs.empty()) msg += "; the op's inputs: " + extra->inputs;
     for (const Var& g : incoming)
       if (g && !non_finite(g->data).empty()) {
         msg += std::string("; the incoming ") + (reverse ? "gradient" : "tangent") + " already had " + non_finite(g->data);
         break;
       }
-    if (n.extra && !n.extra->recorded_at.empty()) msg += "; recorded at " + n.extra->recorded_at;
+    if (extra && !extra->recorded_at.empty()) msg += "; recorded at " + extra->recorded_at;
     else msg += "; recorded before detect_anomaly() was entered (no location kept)";
     throw graph_error(msg);
   }
@@ -152,6 +196,7 @@ thread_local std::unique_ptr<DeleteQueue> tl_delete_queue_owner;
 }  // namespace
 
 Node::~Node() {
+  if (__builtin_expect(has_extra, 0)) extra_drop(this);
   if (next.size() == 1) {
     // A chain (the common case): walk it, taking each dying node's edge
     // before it dies, so its own destructor finds nothing to free. Stops at
@@ -578,23 +623,23 @@ void SweepPause::resume() {
 
 SweepPause::~SweepPause() { resume(); }
 
-// Checks for Ctrl-C between the nodes of a sweep: counting nodes costs a
-// decrement; the clock is read every kEvery nodes (every node while nodes
-// are slow, so one long node delays the check by itself alone), and the
-// bindings' check (which takes the GIL) runs at most every kInterval.
+// Checks for Ctrl-C between the nodes of a sweep. The loops compare their
+// node index with the index of the next check (a register compare, no
+// counter of its own); the clock is read every kEvery nodes (every node
+// while nodes are slow, so one long node delays the check by itself alone),
+// and the bindings' check (which takes the GIL) runs at most every
+// kInterval. The first node reads the clock: a slow first node must not
+// delay the check kEvery times.
 namespace {
 class InterruptPoll {
  public:
-  __attribute__((always_inline)) void operator()() {
-    if (__builtin_expect(--countdown_ == 0, 0)) slow();
-  }
+  // Reads the clock (and maybe checks); returns how many nodes to pass before the next read.
+  size_t slow();
 
  private:
   using Clock = std::chrono::steady_clock;
-  static constexpr uint32_t kEvery = 32;
+  static constexpr size_t kEvery = 32;
   static constexpr auto kInterval = std::chrono::milliseconds(20);
-  void slow();
-  uint32_t countdown_ = 1;  // the clock at the first node: a slow first node must not delay the check kEvery times
   Clock::time_point last_read_{}, last_check_{};
 };
 }  // namespace
@@ -602,21 +647,31 @@ class InterruptPoll {
 static std::atomic<void (*)()> g_sweep_interrupt_check{nullptr};
 void set_sweep_interrupt_check(void (*check)()) { g_sweep_interrupt_check.store(check); }
 
-void InterruptPoll::slow() {
+size_t InterruptPoll::slow() {
   const Clock::time_point now = Clock::now();
   if (last_check_ == Clock::time_point{}) last_check_ = now;  // the sweep's first read
-  countdown_ = now - last_read_ < std::chrono::milliseconds(1) ? kEvery : 1;
+  const size_t next = now - last_read_ < std::chrono::milliseconds(1) ? kEvery : 1;
   last_read_ = now;
-  if (now - last_check_ < kInterval) return;
-  last_check_ = now;
-  if (auto check = g_sweep_interrupt_check.load(std::memory_order_relaxed)) check();
+  if (now - last_check_ >= kInterval) {
+    last_check_ = now;
+    if (auto check = g_sweep_interrupt_check.load(std::memory_order_relaxed)) check();
+  }
+  return next;
 }
 
 // The hooks of the node standing for a Variable in the reverse sweep: a
 // leaf's (on the leaf) or a non-leaf's (on its grad_fn); null when none.
+static VariableHooks* hooks_of(const void* key, bool flag) {
+  if (!flag) return nullptr;
+  Extra* e = extra_find(key);
+  return e ? e->hooks.get() : nullptr;
+}
 static VariableHooks* hooks_at(const Node* n) {
-  if (n->is_accumulator()) return static_cast<const AccumulateGrad*>(n)->variable->hooks.get();
-  return n->extra ? n->extra->hooks.get() : nullptr;
+  if (n->is_accumulator()) {
+    const VariableImpl* v = static_cast<const AccumulateGrad*>(n)->variable.get();
+    return hooks_of(v, v->has_extra);
+  }
+  return hooks_of(n, n->has_extra);
 }
 
 std::vector<Var> backward(const std::vector<Var>& roots, std::vector<Var> seeds, const BackwardOptions& opt,
@@ -674,7 +729,7 @@ std::vector<Var> backward(const std::vector<Var>& roots, std::vector<Var> seeds,
     if (!updates) return;
     const Var& leaf = static_cast<AccumulateGrad*>(n)->variable;
     if (hooked)
-      if (VariableHooks* h = leaf->hooks.get(); h && h->has_post_hooks())
+      if (VariableHooks* h = hooks_at(n); h && h->has_post_hooks())
         return h->accumulate_and_notify(leaf, std::move(g), opt.create_graph);
     updates->items.emplace_back(leaf, std::move(g));
   };
@@ -688,14 +743,15 @@ std::vector<Var> backward(const std::vector<Var>& roots, std::vector<Var> seeds,
     }
   };
 
-  // The reverse loop, newest node first. Compiled twice: `Unusual` (hooks
-  // exist somewhere, or anomaly mode is on) tests for them at every node;
-  // without them the loop tests nothing more than before they existed.
+  // The reverse loop, newest node first. `unusual` (hooks exist somewhere,
+  // or anomaly mode is on) is one test per node; the loop is compiled once:
+  // two copies made GCC outline the Grads destructor (SmallVec::clear, +27
+  // instructions per node in the callgrind chain, more than the tests).
   InterruptPoll poll;
   const bool anomaly = anomaly_enabled();
+  const bool unusual = hooked || anomaly;
   const bool may_overwrite = !opt.create_graph && !anomaly;  // (anomaly mode reads g afterwards)
-  auto step = [&](size_t i, auto unusual) {
-    constexpr bool Unusual = decltype(unusual)::value;
+  auto step = [&](size_t i) {
     Node* n = tape[i];
     Var g = cot.take(i);
     if (!g) {  // no adjoint reached this node: skip it (never because it is numerically zero)
@@ -704,7 +760,7 @@ std::vector<Var> backward(const std::vector<Var>& roots, std::vector<Var> seeds,
     }
     const bool in_capture = !capture.empty() && capture.count(n);
     if (cot.structured(i)) {
-      if (!in_capture && !n->is_accumulator() && !(Unusual && ((hooked && hooks_at(n)) || anomaly)) &&
+      if (!in_capture && !n->is_accumulator() && !(unusual && ((hooked && hooks_at(n)) || anomaly)) &&
           cot.vjp_structured(*n, g)) {
         if (!opt.retain_graph) n->release();
         return;
@@ -712,12 +768,12 @@ std::vector<Var> backward(const std::vector<Var>& roots, std::vector<Var> seeds,
       g = cot.densify(g);
     }
     if (n->is_accumulator()) {
-      if constexpr (Unusual) return accumulate_leaf(n, std::move(g));
+      if (unusual) return accumulate_leaf(n, std::move(g));
       if (in_capture) reached(n, g);
       if (updates) updates->items.emplace_back(static_cast<AccumulateGrad*>(n)->variable, std::move(g));
       return;
     }
-    if ((Unusual && hooked) || in_capture) reached(n, g);
+    if (hooked || in_capture) reached(n, g);
     if (updates) {
       if (Var rv = n->retained.lock()) updates->items.emplace_back(std::move(rv), g);
     }
@@ -729,23 +785,17 @@ std::vector<Var> backward(const std::vector<Var>& roots, std::vector<Var> seeds,
       n->sweep_may_overwrite = may_overwrite;
       return n->vjp(g);
     }();
-    if (Unusual && anomaly) anomaly_check_rule(*n, Grads::of(Var(g)), grads, true);
+    if (anomaly) anomaly_check_rule(*n, Grads::of(Var(g)), grads, true);
     for (size_t k = 0; k < n->next.size() && k < grads.size(); ++k) {
       if (n->next[k] && grads[k]) cot.add(n->next[k]->sweep_slot, std::move(grads[k]), false);
     }
     if (!opt.retain_graph) n->release();
   };
-  if (hooked || anomaly) {
-    for (size_t i = tape.size(); i-- > 0;) {
-      poll();
-      step(i, std::true_type{});
-      if (hooked) passed(tape[i]);
-    }
-  } else {
-    for (size_t i = tape.size(); i-- > 0;) {
-      poll();
-      step(i, std::false_type{});
-    }
+  // (poll_at: the index of the next clock read; signed: it may fall below 0)
+  for (ptrdiff_t i = static_cast<ptrdiff_t>(tape.size()) - 1, poll_at = i; i >= 0; --i) {
+    if (__builtin_expect(i == poll_at, 0)) poll_at = i - static_cast<ptrdiff_t>(poll.slow());
+    step(static_cast<size_t>(i));
+    if (hooked) passed(tape[i]);
   }
   return captured;
 }
@@ -789,8 +839,8 @@ std::vector<Var> forward(const std::vector<Var>& outputs, const std::vector<Var>
   // tangents.
   InterruptPoll poll;
   const bool anomaly = anomaly_enabled();
-  for (size_t i = 0; i < tape.size(); ++i) {
-    poll();
+  for (size_t i = 0, poll_at = 0; i < tape.size(); ++i) {
+    if (__builtin_expect(i == poll_at, 0)) poll_at = i + poll.slow();
     Node* n = tape[i];
     if (seeded[i] || n->is_accumulator()) continue;
     Grads ts;

@@ -83,6 +83,7 @@ struct VariableImpl {
   Tensor data;
   bool requires_grad = false;
   bool retains_grad = false;
+  bool has_extra = false;  // has an entry in the side table of Extra (a leaf's hooks)
   NodeRef grad_fn;         // the op that produced it; null for leaves
   WeakRef<Node> grad_acc;  // a leaf's AccumulateGrad node, while a graph uses it
   Var grad;                // accumulated gradient (a Variable: create_graph makes it differentiable)
@@ -90,9 +91,11 @@ struct VariableImpl {
   // owned; set and cleared with the GIL held). Returning a Variable to
   // Python finds its object here instead of in a global registry.
   void* py_object = nullptr;
-  std::shared_ptr<VariableHooks> hooks;  // a leaf's hooks (a non-leaf's are on its grad_fn)
 
   explicit VariableImpl(Tensor&& t, bool rg = false) : data(std::move(t)), requires_grad(rg) {}
+  inline ~VariableImpl();
+  VariableImpl(const VariableImpl&) = delete;
+  VariableImpl& operator=(const VariableImpl&) = delete;
   bool is_leaf() const { return grad_fn == nullptr; }
   const Shape& shape() const { return data.shape; }
   DType dtype() const { return data.dtype; }
@@ -127,13 +130,25 @@ struct Saved {
   bool used = false;
 };
 
-// What few nodes carry (null for nearly all): hooks registered on the op's
-// output Variable, and in anomaly mode where the op was recorded.
-struct NodeExtra {
+// What few Variables and nodes carry (none for nearly all): hooks (a leaf's
+// on the Variable, a non-leaf's on its grad_fn) and, for a node recorded in
+// anomaly mode, where and on what. Kept apart, in a table keyed by the
+// object's address (autograd.cpp) and flagged by a byte the object has
+// room for: an unused member costs every node and Variable its
+// initialization, its destructor's test and call, and 8-16 bytes.
+struct Extra {
   std::shared_ptr<VariableHooks> hooks;
   std::string recorded_at;  // "file.py:12 (in f)"
   std::string inputs;       // "(3,) float64, () float32"
 };
+// The entry of the object at `key` (made and flagged when missing), or null
+// when none; stable while the object lives. The destructors drop it.
+Extra& extra_make(const void* key, bool& flag);
+Extra* extra_find(const void* key);
+void extra_drop(const void* key) noexcept;
+inline VariableImpl::~VariableImpl() {
+  if (__builtin_expect(has_extra, 0)) extra_drop(this);
+}
 
 // Sequence numbers of nodes, in creation (= execution) order.
 inline std::atomic<uint64_t> g_node_seq{1};
@@ -144,8 +159,8 @@ struct Node {
   SmallVec<NodeRef, 2> next;       // one edge per input; null: needs no grad
   SmallVec<Saved, 3> saved;
   WeakRef<VariableImpl> retained;  // output Variable that called retain_grad()
-  std::unique_ptr<NodeExtra> extra;
   bool released = false;
+  bool has_extra = false;  // has an entry in the side table of Extra
   // Scratch space of the sweep that is visiting this node: its position in
   // the sweep's tape, and the edge (or root) the sweep reached it through.
   // Node::get needs an owning pointer to the node itself under create_graph,
@@ -161,7 +176,9 @@ struct Node {
   bool accumulator = false;      // an AccumulateGrad (a leaf's)
   bool has_attr_release = true;  // release_attrs() frees something (OpNode knows statically)
 
-  Node() : seq(g_node_seq.fetch_add(1, std::memory_order_relaxed)) {}
+  // always_inline: each op's recording path constructs one; GCC outlined it
+  // (+22 instructions per op) as soon as the node grew by one member.
+  __attribute__((always_inline)) Node() : seq(g_node_seq.fetch_add(1, std::memory_order_relaxed)) {}
   virtual ~Node();
   Node(const Node&) = delete;
   Node& operator=(const Node&) = delete;
