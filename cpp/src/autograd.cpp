@@ -91,7 +91,15 @@ struct ExtraTable {
   std::unordered_map<const void*, Extra> map;
 };
 ExtraTable& extra_table() {
-  static ExtraTable* t = new ExtraTable;  // never destroyed: objects may die after static destructors ran
+  // Never destroyed: objects may die after static destructors ran. fork()
+  // takes the lock first, so a child never inherits it held by a thread it
+  // does not have (the lock is never held across a call out).
+  static ExtraTable* t = [] {
+    auto* table = new ExtraTable;
+    pthread_atfork([] { extra_table().lock.lock(); }, [] { extra_table().lock.unlock(); },
+                   [] { extra_table().lock.unlock(); });
+    return table;
+  }();
   return *t;
 }
 }  // namespace
