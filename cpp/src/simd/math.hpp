@@ -245,6 +245,102 @@ TG_MATH_INLINE double tan_f64(double x) {
   return x == 0.0 ? x : r;
 }
 
+// ----- float32 sin, cos, tan at full vector width -------------------------------
+// Float arithmetic throughout (twice the lanes of the float64 kernels), as
+// SLEEF's sinf_u10/cosf_u10: x = n pi/2 + (y0 + y1) with pi/2 in three 13-14
+// bit parts and a float tail (fn * each part exact for |n| <= 1023; the
+// reduced argument to ~2^-63 absolute), then fdlibm's k_sin/k_cos forms on
+// the float pair with Taylor polynomials (truncation < 2^-28 relative).
+// Checked exhaustively over every float with |x| <= kTrigBoundF
+// (cpp/tools/f32_trig_exhaustive.cpp): sin at most 0.78 ulp.
+// Beyond the bound, and inf/NaN, the lanes take the scalar libm fix-up.
+constexpr float kTrigBoundF = 1600.0f;
+
+TG_MATH_INLINE float tg_bits_to_f32(uint32_t b) {
+  float f;
+  __builtin_memcpy(&f, &b, 4);
+  return f;
+}
+TG_MATH_INLINE uint32_t tg_f32_to_bits(float f) {
+  uint32_t b;
+  __builtin_memcpy(&b, &f, 4);
+  return b;
+}
+
+TG_MATH_INLINE uint32_t rem_pio2f(float x, float* y0, float* y1) {
+  const float invpio2 = 6.36619772e-01f, shifter = 12582912.0f;  // 1.5 * 2^23
+  const float p1 = 0x1.922p+0f, p2 = -0x1.2afp-18f, p3 = 0x1.0b48p-34f, p4 = -0x1.ee59dap-50f;
+  float xc = x > kTrigBoundF ? kTrigBoundF : (x < -kTrigBoundF ? -kTrigBoundF : x);
+  xc = xc != xc ? 0.0f : xc;
+  float nsh = xc * invpio2 + shifter;
+  uint32_t q = tg_f32_to_bits(nsh) & 3;
+  float fn = nsh - shifter;
+  float a = xc - fn * p1;  // exact (Sterbenz)
+  float b2 = fn * p2, b3 = fn * p3;
+  float s1 = a - b2, bb = s1 - a;  // TwoSum, as rem_pio2
+  float e1 = (a - (s1 - bb)) + (-b2 - bb);
+  float s2 = s1 - b3;
+  bb = s2 - s1;
+  float e2 = (s1 - (s2 - bb)) + (-b3 - bb);
+  float tail = (e1 + e2) - fn * p4;
+  *y0 = s2 + tail;
+  *y1 = (s2 - *y0) + tail;
+  return q;
+}
+
+// sin(x + y) - x and cos(x + y) - w (w returned in *w) on |x| <= pi/4 (about):
+// the small corrections apart, so tan can divide the pairs in double.
+TG_MATH_INLINE float ksinf_corr(float x, float y) {
+  const float S1 = -1.0f / 6, S2 = 1.0f / 120, S3 = -1.0f / 5040, S4 = 1.0f / 362880;
+  float z = x * x, v = z * x;
+  float r = S2 + z * (S3 + z * S4);
+  return -((z * (0.5f * y - v * r) - y) - v * S1);
+}
+TG_MATH_INLINE float kcosf_corr(float x, float y, float* w) {
+  const float C1 = 1.0f / 24, C2 = -1.0f / 720, C3 = 1.0f / 40320, C4 = -1.0f / 3628800;
+  float z = x * x;
+  float r = z * z * (C1 + z * (C2 + z * (C3 + z * C4)));
+  float hz = 0.5f * z;
+  *w = 1.0f - hz;
+  return ((1.0f - *w) - hz) + (r - x * y);
+}
+
+TG_MATH_INLINE float sin_f32(float x) {
+  float y0, y1, w;
+  uint32_t q = rem_pio2f(x, &y0, &y1);
+  float s = y0 + ksinf_corr(y0, y1);
+  float c = kcosf_corr(y0, y1, &w);
+  c = w + c;
+  float r = (q & 1) ? c : s;
+  r = (q & 2) ? -r : r;
+  return x == 0.0f ? x : r;  // keeps -0
+}
+TG_MATH_INLINE float cos_f32(float x) {
+  float y0, y1, w;
+  uint32_t q = rem_pio2f(x, &y0, &y1);
+  float s = y0 + ksinf_corr(y0, y1);
+  float c = kcosf_corr(y0, y1, &w);
+  c = w + c;
+  float r = (q & 1) ? -s : c;
+  return (q & 2) ? -r : r;
+}
+// tan = sin / cos (odd n: -cos / sin), both polynomials and the division in
+// double on the reduced pair (float's rounding of z = y0^2 alone would cost
+// tan up to 0.3 ulp): the one half-width step.
+TG_MATH_INLINE float tan_f32(float x) {
+  const double S1 = -1.0 / 6, S2 = 1.0 / 120, S3 = -1.0 / 5040, S4 = 1.0 / 362880;
+  const double C1 = 1.0 / 24, C2 = -1.0 / 720, C3 = 1.0 / 40320, C4 = -1.0 / 3628800;
+  float y0, y1;
+  uint32_t q = rem_pio2f(x, &y0, &y1);
+  double y = double(y0) + double(y1);
+  double z = y * y;
+  double s = y + y * z * (S1 + z * (S2 + z * (S3 + z * S4)));
+  double c = (1.0 - 0.5 * z) + z * z * (C1 + z * (C2 + z * (C3 + z * C4)));
+  double num = (q & 1) ? -c : s, den = (q & 1) ? s : c;
+  float r = float(num / den);
+  return x == 0.0f ? x : r;
+}
+
 // tanh: Cephes tanh.c's rational function below |x| = 0.625, else
 // 1 - 2 / (E + 1), E = e^(2|x|) as hi + lo and E + 1 as a double-double;
 // 1 beyond 22 (1 - tanh(22) < 2^-62).
