@@ -24,8 +24,11 @@ static float ulp_of(double want) {
 }
 
 // F32, F64: the kernels as functors (inlined, so the block loops vectorize).
+static const char* g_only = nullptr;
+
 template <class F32, class F64>
 static void check(const char* name, F32 f32, F64 f64, double (*libm)(double), float bound, int64_t stride) {
+  if (g_only && !std::strstr(g_only, name)) return;
   double worst = 0;
   float worst_x = 0;
   long over_half = 0, checked = 0;
@@ -82,6 +85,8 @@ static void check(const char* name, F32 f32, F64 f64, double (*libm)(double), fl
 }
 
 int main(int argc, char** argv) {
+  // (a second argument: the functions to check, e.g. cos,tan; all by default)
+  g_only = argc > 2 ? argv[2] : nullptr;
   // (an optional argument: check every k-th block of 4,096 floats only, for a quick look)
   const int64_t stride = argc > 1 ? std::atoll(argv[1]) : 1;
   check("sin", [](float x) { return k::sin_f32(x); }, [](double x) { return k::sin_f64(x); }, ::sin,
@@ -90,4 +95,6 @@ int main(int argc, char** argv) {
         k::kTrigBoundF, stride);
   check("tan", [](float x) { return k::tan_f32(x); }, [](double x) { return k::tan_f64(x); }, ::tan,
         k::kTrigBoundF, stride);
+  check("arctan", [](float x) { return k::atan_f32(x); }, [](double x) { return k::atan_f64(x); }, ::atan,
+        __builtin_inff(), stride);
 }

@@ -170,11 +170,17 @@ template <class T> TG_MATH_INLINE T k_tan(T v) {
   if constexpr (sizeof(T) == 4) return tan_f32(v);
   else return tan_f64(v);
 }
-// float32 through float64 as above.
+// arcsin, arccos: float32 through float64 as above.
 template <class T> TG_MATH_INLINE T k_arcsin(T v) { return T(asin_f64(double(v))); }
 template <class T> TG_MATH_INLINE T k_arccos(T v) { return T(acos_f64(double(v))); }
-template <class T> TG_MATH_INLINE T k_arctan(T v) { return T(atan_f64(double(v))); }
-template <class T> TG_MATH_INLINE T k_arctan2(T a, T b) { return T(atan2_f64(double(a), double(b))); }
+template <class T> TG_MATH_INLINE T k_arctan(T v) {
+  if constexpr (sizeof(T) == 4) return atan_f32(v);
+  else return atan_f64(v);
+}
+template <class T> TG_MATH_INLINE T k_arctan2(T a, T b) {
+  if constexpr (sizeof(T) == 4) return atan2_f32(a, b);
+  else return atan2_f64(a, b);
+}
 // The piecewise-constant helpers a spec derivative may use (derivative 0).
 template <class T> TG_MATH_INLINE T k_step(T v) { return v > T(0) ? T(1) : T(0); }  // relu'(0) = 0
 template <class T> TG_MATH_INLINE T k_sign(T v) { return v > T(0) ? T(1) : (v < T(0) ? T(-1) : (v != v ? v : T(0))); }

@@ -508,3 +508,60 @@ TG_MATH_INLINE double atan2_f64(double y, double x) {
   r = __builtin_copysign(r, y);
   return x != x ? x + y : (y != y ? x + y : r);
 }
+
+// ----- float32 arctan, arctan2 ----------------------------------------------
+// s_atan.c's reduction on the ratio n/d (n, d >= 0, exact in double: the
+// float inputs): t = (n - c d)/(d + c n) for c = 1/2, 1, 3/2 (numerator and
+// denominator exact in double), -d/n beyond 39/16; the division in double
+// (one rounding), the degree-21 polynomial in float on t rounded to float
+// (its term is below 0.03 of the result), atan(c) + t - t P(t^2) summed in
+// double and rounded once. Returns that double.
+TG_MATH_INLINE double atanf_ratio(double n, double d) {
+  const float aT0 = 3.33333333333329318027e-01f, aT1 = -1.99999999998764832476e-01f,
+              aT2 = 1.42857142725034663711e-01f, aT3 = -1.11111104054623557880e-01f,
+              aT4 = 9.09088713343650656196e-02f, aT5 = -7.69187620504482999495e-02f,
+              aT6 = 6.66107313738753120669e-02f, aT7 = -5.83357013379057348645e-02f,
+              aT8 = 4.97687799461593236017e-02f, aT9 = -3.65315727442169155270e-02f,
+              aT10 = 1.62858201153657823623e-02f;
+  // (Selects on compares written out, no bool variables: with them GCC left
+  // the loop scalar, "control flow in loop".)
+  double num = n >= 0.4375 * d ? 2.0 * n - d : n, den = n >= 0.4375 * d ? 2.0 * d + n : d;
+  double c = n >= 0.4375 * d ? 4.63647609000806093515e-01 : 0.0;
+  num = n >= 0.6875 * d ? n - d : num;
+  den = n >= 0.6875 * d ? n + d : den;
+  c = n >= 0.6875 * d ? kPio4Hi : c;
+  num = n >= 1.1875 * d ? 2.0 * n - 3.0 * d : num;
+  den = n >= 1.1875 * d ? 2.0 * d + 3.0 * n : den;
+  c = n >= 1.1875 * d ? 9.82793723247329054082e-01 : c;
+  num = n >= 2.4375 * d ? -d : num;
+  den = n >= 2.4375 * d ? n : den;
+  c = n >= 2.4375 * d ? kPio2Hi : c;
+  double td = num / den;
+  float t = float(td);
+  float z = t * t, w = z * z;
+  float s1 = z * (aT0 + w * (aT2 + w * (aT4 + w * (aT6 + w * (aT8 + w * aT10)))));
+  float s2 = w * (aT1 + w * (aT3 + w * (aT5 + w * (aT7 + w * aT9))));
+  return c + (td - double(t * (s1 + s2)));
+}
+
+TG_MATH_INLINE float atan_f32(float x) {
+  float a = __builtin_fabsf(x);
+  float r = float(atanf_ratio(double(a), 1.0));
+  r = __builtin_copysignf(r, x);  // (keeps -0)
+  return x != x ? x : r;
+}
+
+// e_atan2.c's quadrants and C99's special cases as atan2_f64, on the exact
+// ratio |y|/|x| (no float rounding of the quotient: it would cost 0.5 ulp).
+TG_MATH_INLINE float atan2_f32(float y, float x) {
+  float ay = __builtin_fabsf(y), ax = __builtin_fabsf(x);
+  float sx = __builtin_copysignf(1.0f, x);
+  double n = ay, d = ax;
+  d = ay == 0.0f ? 1.0 : d;  // (0/0 and 0/inf: atan 0)
+  n = ay == __builtin_inff() ? (ax == __builtin_inff() ? 1.0 : n) : n;  // both infinite: pi/4 by quadrant
+  d = ay == __builtin_inff() ? (ax == __builtin_inff() ? 1.0 : d) : d;
+  double z = atanf_ratio(n, d);
+  double r = sx < 0 ? kPiHi - (z - kPiLo) : z;
+  float rf = __builtin_copysignf(float(r), y);
+  return x != x ? x + y : (y != y ? x + y : rf);
+}
