@@ -738,6 +738,9 @@ def test_trig_beyond_the_reduction_bound_takes_libm_at_every_block_position(name
     slow = [0, 1, 255, 256, 257, 511, 512, 700, 701, 702, 999]
     x[slow] = np.array([1e300 if dtype == np.float64 else 3e38, -2e6, np.inf, -np.inf, np.nan, 1647100.0,
                         -1647100.0, 1e22, 5e15, -7e9, 1e6 * np.pi], dtype=np.float64).astype(dtype)
+    if dtype == np.float32:  # (float32's bound is 1600: these are slow lanes there too)
+        x[[3, 600, 998]] = [1600.0001, -2000.0, 1e5]
+        slow = slow + [3, 600, 998]
     got = _run_every_isa_and_thread_count(getattr(tg, name), x)
     with np.errstate(all="ignore"):
         want = getattr(np, name)(x.astype(np.float64)).astype(dtype)  # libm in float64
@@ -745,6 +748,34 @@ def test_trig_beyond_the_reduction_bound_takes_libm_at_every_block_position(name
     np.testing.assert_array_equal(got[slow], want[slow])
     err, _ = _ulp_error(got, ld, dtype)
     assert err.max() <= (1.0 if dtype == np.float32 else 2.0)
+
+
+@needs_long_double
+@pytest.mark.parametrize("name", ["sin", "cos", "tan"])
+def test_float32_trig_near_multiples_of_half_pi_and_the_float_bound(name, restore_isa):
+    # The float32 kernels reduce in float (pi/2 in four parts, exact products for |n| <= 1023): every float
+    # within 200 ulps of each n pi/2 up to the float bound (1600, where the reduction cancels most), the
+    # floats either side of the bound (beyond it: libm's lanes), and tiny and subnormal x.
+    n = np.arange(-1019, 1020)
+    centers = (n * _PIO2).astype(np.float32)
+    steps = np.arange(-200, 201)
+    bits = centers.view(np.int32)[:, None] + np.sign(centers.view(np.int32))[:, None] * steps[None, :]
+    near = bits.astype(np.int32).view(np.float32).ravel()
+    bound = np.float32(1600.0).view(np.int32) + np.arange(-3000, 3000, dtype=np.int32)
+    edge = np.concatenate([bound.view(np.float32), -bound.view(np.float32)])
+    tiny = np.array([1e-45, -1e-45, 1.1754942e-38, 1e-20, -3e-8, 2.4414062e-4, 0.0, -0.0], dtype=np.float32)
+    x = np.concatenate([near[np.isfinite(near)], edge, tiny])
+    got = _run_every_isa_and_thread_count(getattr(tg, name), x)
+    with np.errstate(all="ignore"):
+        ld = getattr(np, name)(x.astype(np.longdouble))
+        libm = getattr(np, name)(x.astype(np.float64)).astype(np.float32)
+    err, rest = _ulp_error(got, ld, np.float32)
+    assert err.max() <= 1.0, (name, float(err.max()), float(x[rest][int(np.argmax(err))]))
+    beyond = np.abs(x) > 1600
+    assert beyond.sum() > 5000
+    np.testing.assert_array_equal(got[beyond], libm[beyond])
+    if name != "cos":
+        np.testing.assert_array_equal(np.signbit(got[x == 0]), np.signbit(x[x == 0]))
 
 
 @needs_long_double

@@ -254,10 +254,16 @@ template <class T> TG_MATH_INLINE T k_log1p(T v) {
   else return log1p_f64(v);
 }
 template <class T> TG_MATH_INLINE T k_sqrt(T v) { return m_sqrt(v); }
-// sin, cos, tan: valid for |v| <= kTrigBound; unary() and binary() redo the
-// other lanes (and inf, NaN) with libm (trig_lane / map1_fixup below).
-template <class T> TG_MATH_INLINE T k_sin(T v) { return T(sin_f64(double(v))); }
-template <class T> TG_MATH_INLINE T k_cos(T v) { return T(cos_f64(double(v))); }
+// sin, cos, tan: valid for |v| <= kTrigBound (float32: kTrigBoundF); unary()
+// and binary() redo the other lanes (and inf, NaN) with libm (map1_fixup below).
+template <class T> TG_MATH_INLINE T k_sin(T v) {
+  if constexpr (sizeof(T) == 4) return sin_f32(v);
+  else return sin_f64(v);
+}
+template <class T> TG_MATH_INLINE T k_cos(T v) {
+  if constexpr (sizeof(T) == 4) return cos_f32(v);
+  else return cos_f64(v);
+}
 template <class T> TG_MATH_INLINE T k_tanh(T v) {
   if constexpr (sizeof(T) == 4) return tanhf_fast(v);
   else return tanh_f64(v);
@@ -269,12 +275,21 @@ template <class T> TG_MATH_INLINE T k_sigmoid(T v) {
 template <class T> TG_MATH_INLINE T k_relu(T v) { return v > T(0) ? v : (v != v ? v : T(0)); }
 template <class T> TG_MATH_INLINE T k_abs(T v) { return m_fabs(v); }
 template <class T> TG_MATH_INLINE T k_softplus(T v) { return T(softplus_f64(double(v))); }
-template <class T> TG_MATH_INLINE T k_tan(T v) { return T(tan_f64(double(v))); }
-// float32 through float64 as above.
+template <class T> TG_MATH_INLINE T k_tan(T v) {
+  if constexpr (sizeof(T) == 4) return tan_f32(v);
+  else return tan_f64(v);
+}
+// arcsin, arccos: float32 through float64 as above.
 template <class T> TG_MATH_INLINE T k_arcsin(T v) { return T(asin_f64(double(v))); }
 template <class T> TG_MATH_INLINE T k_arccos(T v) { return T(acos_f64(double(v))); }
-template <class T> TG_MATH_INLINE T k_arctan(T v) { return T(atan_f64(double(v))); }
-template <class T> TG_MATH_INLINE T k_arctan2(T a, T b) { return T(atan2_f64(double(a), double(b))); }
+template <class T> TG_MATH_INLINE T k_arctan(T v) {
+  if constexpr (sizeof(T) == 4) return atan_f32(v);
+  else return atan_f64(v);
+}
+template <class T> TG_MATH_INLINE T k_arctan2(T a, T b) {
+  if constexpr (sizeof(T) == 4) return atan2_f32(a, b);
+  else return atan2_f64(a, b);
+}
 // The piecewise-constant helpers a spec derivative may use (derivative 0).
 template <class T> TG_MATH_INLINE T k_step(T v) { return v > T(0) ? T(1) : T(0); }  // relu'(0) = 0
 template <class T> TG_MATH_INLINE T k_sign(T v) { return v > T(0) ? T(1) : (v < T(0) ? T(-1) : (v != v ? v : T(0))); }
@@ -287,7 +302,9 @@ template <class T> TG_MATH_INLINE T k_sign(T v) { return v > T(0) ? T(1) : (v < 
 // build and at any thread split.
 constexpr int64_t kFixupBlock = 256;
 
-template <class T> inline bool trig_slow(T v) { return !(m_fabs(v) <= T(kTrigBound)); }
+template <class T> inline bool trig_slow(T v) {
+  return !(m_fabs(v) <= (sizeof(T) == 4 ? T(kTrigBoundF) : T(kTrigBound)));
+}
 template <class T> inline T sin_libm(T v) { return T(__builtin_sin(double(v))); }
 template <class T> inline T cos_libm(T v) { return T(__builtin_cos(double(v))); }
 template <class T> inline T tan_libm(T v) { return T(__builtin_tan(double(v))); }

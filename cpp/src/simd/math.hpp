@@ -245,6 +245,103 @@ TG_MATH_INLINE double tan_f64(double x) {
   return x == 0.0 ? x : r;
 }
 
+// ----- float32 sin, cos, tan at full vector width -------------------------------
+// Float arithmetic throughout (twice the lanes of the float64 kernels), as
+// SLEEF's sinf_u10/cosf_u10: x = n pi/2 + (y0 + y1) with pi/2 in three 13-14
+// bit parts and a float tail (fn * each part exact for |n| <= 1023; the
+// reduced argument to ~2^-63 absolute), then fdlibm's k_sin/k_cos forms on
+// the float pair with Taylor polynomials (truncation < 2^-28 relative).
+// Checked exhaustively over every float with |x| <= kTrigBoundF
+// (cpp/tools/f32_trig_exhaustive.cpp): at most 0.78 (sin), 0.79 (cos), 0.55
+// (tan) ulp; arctan over all floats: 0.68 ulp.
+// Beyond the bound, and inf/NaN, the lanes take the scalar libm fix-up.
+constexpr float kTrigBoundF = 1600.0f;
+
+TG_MATH_INLINE float tg_bits_to_f32(uint32_t b) {
+  float f;
+  __builtin_memcpy(&f, &b, 4);
+  return f;
+}
+TG_MATH_INLINE uint32_t tg_f32_to_bits(float f) {
+  uint32_t b;
+  __builtin_memcpy(&b, &f, 4);
+  return b;
+}
+
+TG_MATH_INLINE uint32_t rem_pio2f(float x, float* y0, float* y1) {
+  const float invpio2 = 6.36619772e-01f, shifter = 12582912.0f;  // 1.5 * 2^23
+  const float p1 = 0x1.922p+0f, p2 = -0x1.2afp-18f, p3 = 0x1.0b48p-34f, p4 = -0x1.ee59dap-50f;
+  float xc = x > kTrigBoundF ? kTrigBoundF : (x < -kTrigBoundF ? -kTrigBoundF : x);
+  xc = xc != xc ? 0.0f : xc;
+  float nsh = xc * invpio2 + shifter;
+  uint32_t q = tg_f32_to_bits(nsh) & 3;
+  float fn = nsh - shifter;
+  float a = xc - fn * p1;  // exact (Sterbenz)
+  float b2 = fn * p2, b3 = fn * p3;
+  float s1 = a - b2, bb = s1 - a;  // TwoSum, as rem_pio2
+  float e1 = (a - (s1 - bb)) + (-b2 - bb);
+  float s2 = s1 - b3;
+  bb = s2 - s1;
+  float e2 = (s1 - (s2 - bb)) + (-b3 - bb);
+  float tail = (e1 + e2) - fn * p4;
+  *y0 = s2 + tail;
+  *y1 = (s2 - *y0) + tail;
+  return q;
+}
+
+// sin(x + y) - x and cos(x + y) - w (w returned in *w) on |x| <= pi/4 (about):
+// the small corrections apart, so tan can divide the pairs in double.
+TG_MATH_INLINE float ksinf_corr(float x, float y) {
+  const float S1 = -1.0f / 6, S2 = 1.0f / 120, S3 = -1.0f / 5040, S4 = 1.0f / 362880;
+  float z = x * x, v = z * x;
+  float r = S2 + z * (S3 + z * S4);
+  return -((z * (0.5f * y - v * r) - y) - v * S1);
+}
+TG_MATH_INLINE float kcosf_corr(float x, float y, float* w) {
+  const float C1 = 1.0f / 24, C2 = -1.0f / 720, C3 = 1.0f / 40320, C4 = -1.0f / 3628800;
+  float z = x * x;
+  float r = z * z * (C1 + z * (C2 + z * (C3 + z * C4)));
+  float hz = 0.5f * z;
+  *w = 1.0f - hz;
+  return ((1.0f - *w) - hz) + (r - x * y);
+}
+
+TG_MATH_INLINE float sin_f32(float x) {
+  float y0, y1, w;
+  uint32_t q = rem_pio2f(x, &y0, &y1);
+  float s = y0 + ksinf_corr(y0, y1);
+  float c = kcosf_corr(y0, y1, &w);
+  c = w + c;
+  float r = (q & 1) ? c : s;
+  r = (q & 2) ? -r : r;
+  return x == 0.0f ? x : r;  // keeps -0
+}
+TG_MATH_INLINE float cos_f32(float x) {
+  float y0, y1, w;
+  uint32_t q = rem_pio2f(x, &y0, &y1);
+  float s = y0 + ksinf_corr(y0, y1);
+  float c = kcosf_corr(y0, y1, &w);
+  c = w + c;
+  float r = (q & 1) ? -s : c;
+  return (q & 2) ? -r : r;
+}
+// tan = sin / cos (odd n: -cos / sin), both polynomials and the division in
+// double on the reduced pair (float's rounding of z = y0^2 alone would cost
+// tan up to 0.3 ulp): the one half-width step.
+TG_MATH_INLINE float tan_f32(float x) {
+  const double S1 = -1.0 / 6, S2 = 1.0 / 120, S3 = -1.0 / 5040, S4 = 1.0 / 362880;
+  const double C1 = 1.0 / 24, C2 = -1.0 / 720, C3 = 1.0 / 40320, C4 = -1.0 / 3628800;
+  float y0, y1;
+  uint32_t q = rem_pio2f(x, &y0, &y1);
+  double y = double(y0) + double(y1);
+  double z = y * y;
+  double s = y + y * z * (S1 + z * (S2 + z * (S3 + z * S4)));
+  double c = (1.0 - 0.5 * z) + z * z * (C1 + z * (C2 + z * (C3 + z * C4)));
+  double num = (q & 1) ? -c : s, den = (q & 1) ? s : c;
+  float r = float(num / den);
+  return x == 0.0f ? x : r;
+}
+
 // tanh: Cephes tanh.c's rational function below |x| = 0.625, else
 // 1 - 2 / (E + 1), E = e^(2|x|) as hi + lo and E + 1 as a double-double;
 // 1 beyond 22 (1 - tanh(22) < 2^-62).
@@ -411,4 +508,61 @@ TG_MATH_INLINE double atan2_f64(double y, double x) {
   r = q > 0x1p60 ? kPio2Hi + 0.5 * kPiLo : r;  // (q = inf where x = 0)
   r = __builtin_copysign(r, y);
   return x != x ? x + y : (y != y ? x + y : r);
+}
+
+// ----- float32 arctan, arctan2 ----------------------------------------------
+// s_atan.c's reduction on the ratio n/d (n, d >= 0, exact in double: the
+// float inputs): t = (n - c d)/(d + c n) for c = 1/2, 1, 3/2 (numerator and
+// denominator exact in double), -d/n beyond 39/16; the division in double
+// (one rounding), the degree-21 polynomial in float on t rounded to float
+// (its term is below 0.03 of the result), atan(c) + t - t P(t^2) summed in
+// double and rounded once. Returns that double.
+TG_MATH_INLINE double atanf_ratio(double n, double d) {
+  const float aT0 = 3.33333333333329318027e-01f, aT1 = -1.99999999998764832476e-01f,
+              aT2 = 1.42857142725034663711e-01f, aT3 = -1.11111104054623557880e-01f,
+              aT4 = 9.09088713343650656196e-02f, aT5 = -7.69187620504482999495e-02f,
+              aT6 = 6.66107313738753120669e-02f, aT7 = -5.83357013379057348645e-02f,
+              aT8 = 4.97687799461593236017e-02f, aT9 = -3.65315727442169155270e-02f,
+              aT10 = 1.62858201153657823623e-02f;
+  // (Selects on compares written out, no bool variables: with them GCC left
+  // the loop scalar, "control flow in loop".)
+  double num = n >= 0.4375 * d ? 2.0 * n - d : n, den = n >= 0.4375 * d ? 2.0 * d + n : d;
+  double c = n >= 0.4375 * d ? 4.63647609000806093515e-01 : 0.0;
+  num = n >= 0.6875 * d ? n - d : num;
+  den = n >= 0.6875 * d ? n + d : den;
+  c = n >= 0.6875 * d ? kPio4Hi : c;
+  num = n >= 1.1875 * d ? 2.0 * n - 3.0 * d : num;
+  den = n >= 1.1875 * d ? 2.0 * d + 3.0 * n : den;
+  c = n >= 1.1875 * d ? 9.82793723247329054082e-01 : c;
+  num = n >= 2.4375 * d ? -d : num;
+  den = n >= 2.4375 * d ? n : den;
+  c = n >= 2.4375 * d ? kPio2Hi : c;
+  double td = num / den;
+  float t = float(td);
+  float z = t * t, w = z * z;
+  float s1 = z * (aT0 + w * (aT2 + w * (aT4 + w * (aT6 + w * (aT8 + w * aT10)))));
+  float s2 = w * (aT1 + w * (aT3 + w * (aT5 + w * (aT7 + w * aT9))));
+  return c + (td - double(t * (s1 + s2)));
+}
+
+TG_MATH_INLINE float atan_f32(float x) {
+  float a = __builtin_fabsf(x);
+  float r = float(atanf_ratio(double(a), 1.0));
+  r = __builtin_copysignf(r, x);  // (keeps -0)
+  return x != x ? x : r;
+}
+
+// e_atan2.c's quadrants and C99's special cases as atan2_f64, on the exact
+// ratio |y|/|x| (no float rounding of the quotient: it would cost 0.5 ulp).
+TG_MATH_INLINE float atan2_f32(float y, float x) {
+  float ay = __builtin_fabsf(y), ax = __builtin_fabsf(x);
+  float sx = __builtin_copysignf(1.0f, x);
+  double n = ay, d = ax;
+  d = ay == 0.0f ? 1.0 : d;  // (0/0 and 0/inf: atan 0)
+  n = ay == __builtin_inff() ? (ax == __builtin_inff() ? 1.0 : n) : n;  // both infinite: pi/4 by quadrant
+  d = ay == __builtin_inff() ? (ax == __builtin_inff() ? 1.0 : d) : d;
+  double z = atanf_ratio(n, d);
+  double r = sx < 0 ? kPiHi - (z - kPiLo) : z;
+  float rf = __builtin_copysignf(float(r), y);
+  return x != x ? x + y : (y != y ? x + y : rf);
 }
