@@ -2,6 +2,11 @@
 // concatenation, slicing and padding along an axis.
 #include "kernels/common.hpp"
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#include <xmmintrin.h>
+#endif
+
 namespace tg::kern {
 
 // A stride-0 view (PyTorch's expand): O(1), whatever the size.
@@ -21,13 +26,99 @@ Tensor broadcast_to(const Tensor& x, const Shape& shape, const char* opname) {
 Tensor transpose(const Tensor& x, const std::vector<int64_t>& perm) { return x.permuted(perm); }
 
 namespace {
+// o[i * ldo + j] = a[j * lda + i] for i < m, j < n: a 2-D transposed copy.
+// Cut into blocks of one cache line per row (8 float64 or 16 float32), so
+// that each source line read and each destination line written is whole
+// within one block, and blocks into tiles of kTransposeTile for page and
+// prefetch locality; inside a block, 2x2 (float64) or 4x4 (float32)
+// in-register transposes (SSE2, every x86-64 has it; a copy, so the bits
+// are the same at every ISA). `stream`: write with non-temporal stores, so
+// each destination line is written without first being read (the
+// read-for-ownership of lines 8 KB apart is what a transposed copy of a
+// large array waits for; memcpy avoids it the same way); only for a large
+// copy, whose result would not stay in cache anyway.
+constexpr int64_t kTransposeTile = 128;
+
+#if defined(__SSE2__)
+template <bool Stream>
+inline void transpose_micro(double* o, int64_t ldo, const double* a, int64_t lda) {
+  const __m128d x = _mm_loadu_pd(a), y = _mm_loadu_pd(a + lda);
+  if (Stream) {
+    _mm_stream_pd(o, _mm_unpacklo_pd(x, y));
+    _mm_stream_pd(o + ldo, _mm_unpackhi_pd(x, y));
+  } else {
+    _mm_storeu_pd(o, _mm_unpacklo_pd(x, y));
+    _mm_storeu_pd(o + ldo, _mm_unpackhi_pd(x, y));
+  }
+}
+template <bool Stream>
+inline void transpose_micro(float* o, int64_t ldo, const float* a, int64_t lda) {
+  __m128 r0 = _mm_loadu_ps(a), r1 = _mm_loadu_ps(a + lda), r2 = _mm_loadu_ps(a + 2 * lda),
+         r3 = _mm_loadu_ps(a + 3 * lda);
+  _MM_TRANSPOSE4_PS(r0, r1, r2, r3);
+  if (Stream) {
+    _mm_stream_ps(o, r0);
+    _mm_stream_ps(o + ldo, r1);
+    _mm_stream_ps(o + 2 * ldo, r2);
+    _mm_stream_ps(o + 3 * ldo, r3);
+  } else {
+    _mm_storeu_ps(o, r0);
+    _mm_storeu_ps(o + ldo, r1);
+    _mm_storeu_ps(o + 2 * ldo, r2);
+    _mm_storeu_ps(o + 3 * ldo, r3);
+  }
+}
+
+template <bool Stream, class F>
+void transpose_blocks(F* o, int64_t ldo, const F* a, int64_t lda, int64_t m, int64_t n) {
+  constexpr int64_t mb = 16 / sizeof(F), blk = 64 / sizeof(F);
+  for (int64_t i0 = 0; i0 < m; i0 += kTransposeTile)
+    for (int64_t j0 = 0; j0 < n; j0 += kTransposeTile) {
+      const int64_t i1 = std::min(m, i0 + kTransposeTile), j1 = std::min(n, j0 + kTransposeTile);
+      for (int64_t jb = j0; jb < j1; jb += blk)
+        for (int64_t ib = i0; ib < i1; ib += blk) {
+          const int64_t ie = std::min(i1, ib + blk), je = std::min(j1, jb + blk);
+          if (ie - ib == blk && je - jb == blk) {
+            for (int64_t i = ib; i < ie; i += mb)
+              for (int64_t j = jb; j < je; j += mb) transpose_micro<Stream>(o + i * ldo + j, ldo, a + j * lda + i, lda);
+          } else {
+            for (int64_t i = ib; i < ie; ++i)
+              for (int64_t j = jb; j < je; ++j) o[i * ldo + j] = a[j * lda + i];
+          }
+        }
+    }
+  if (Stream) _mm_sfence();  // the streamed lines are visible before the threads join
+}
+#endif
+
+// E is the element's bit pattern (uint32_t / uint64_t); the SSE2 blocks
+// move it as float / double, which loads and stores copy bit for bit.
+template <class E>
+bool transpose_copy(E* o, int64_t ldo, const E* a, int64_t lda, int64_t m, int64_t n, bool stream) {
+#if defined(__SSE2__)
+  if constexpr (sizeof(E) == 4 || sizeof(E) == 8) {
+    using F = std::conditional_t<sizeof(E) == 4, float, double>;
+    F* fo = reinterpret_cast<F*>(o);
+    const F* fa = reinterpret_cast<const F*>(a);
+    // Streaming stores need 16-byte aligned addresses in every row.
+    if (stream && reinterpret_cast<uintptr_t>(o) % 16 == 0 && (ldo * int64_t(sizeof(F))) % 16 == 0)
+      transpose_blocks<true>(fo, ldo, fa, lda, m, n);
+    else
+      transpose_blocks<false>(fo, ldo, fa, lda, m, n);
+    return true;
+  }
+#endif
+  (void)o, (void)ldo, (void)a, (void)lda, (void)m, (void)n, (void)stream;
+  return false;
+}
+
 // dst[i] = src[i] over `shape` for element types of size sizeof(E), the
 // operands given by element strides. Axes are merged where both are
 // contiguous; a run whose source is strided (a transpose) is copied in
 // square tiles so that both the rows read and the rows written stay in L1,
 // instead of one cache line per element read.
 template <class E>
-void copy_elems(const Shape& shape0, const Shape& dst_st0, const Shape& src_st0, E* dst, const E* src) {
+void copy_elems(const Shape& shape0, const Shape& dst_st0, const Shape& src_st0, E* dst, const E* src, bool stream) {
   // Drop size-1 axes, merge axis d into d-1 when contiguous for both.
   Shape sh, ds, ss;
   for (size_t d = 0; d < shape0.size(); ++d) {
@@ -82,6 +173,7 @@ void copy_elems(const Shape& shape0, const Shape& dst_st0, const Shape& src_st0,
       } else {
         for (int64_t j = 0; j < n; ++j) dst[od + j * dl] = src[os + j * sl];
       }
+    } else if (dl == 1 && sk == 1 && transpose_copy(dst + od, dk, src + os, sl, m, n, stream)) {
     } else {
       constexpr int64_t B = 32;
       for (int64_t i0 = 0; i0 < m; i0 += B)
@@ -124,6 +216,9 @@ void write_through(const Tensor& view, const Tensor& values, const char* opname)
 // in float64 (a copy costs less per byte than arithmetic, but the same wait
 // for a worker must be covered).
 constexpr int64_t kGrainBytes = kGrainElements * 8;
+// A strided copy this large writes its destination with non-temporal
+// stores (see transpose_copy): 4 MB, past the private L2.
+constexpr int64_t kStreamBytes = 4 << 20;
 
 void copy_bytes(void* dst, const void* src, size_t n) {
   parallel_for(static_cast<int64_t>(n), kGrainBytes, [&](int64_t b, int64_t e) {
@@ -152,13 +247,14 @@ void copy_strided(const Tensor& dst, const Tensor& src) {
   }
   const Shape ds = dst.strides(), ss = src.strides();
   const size_t isz = itemsize(dst.dtype);
+  const bool stream = split && static_cast<int64_t>(dst.nbytes()) >= kStreamBytes;
   auto run = [&](const Shape& shape, int64_t dst_off, int64_t src_off) {
     char* d = static_cast<char*>(dst.data_ptr()) + dst_off * static_cast<int64_t>(isz);
     const char* s = static_cast<const char*>(src.data_ptr()) + src_off * static_cast<int64_t>(isz);
     switch (isz) {
-      case 8: copy_elems(shape, ds, ss, reinterpret_cast<uint64_t*>(d), reinterpret_cast<const uint64_t*>(s)); break;
-      case 4: copy_elems(shape, ds, ss, reinterpret_cast<uint32_t*>(d), reinterpret_cast<const uint32_t*>(s)); break;
-      default: copy_elems(shape, ds, ss, reinterpret_cast<uint8_t*>(d), reinterpret_cast<const uint8_t*>(s)); break;
+      case 8: copy_elems(shape, ds, ss, reinterpret_cast<uint64_t*>(d), reinterpret_cast<const uint64_t*>(s), stream); break;
+      case 4: copy_elems(shape, ds, ss, reinterpret_cast<uint32_t*>(d), reinterpret_cast<const uint32_t*>(s), stream); break;
+      default: copy_elems(shape, ds, ss, reinterpret_cast<uint8_t*>(d), reinterpret_cast<const uint8_t*>(s), stream); break;
     }
   };
   if (!split || n < 2 * kGrainElements) return run(dst.shape, 0, 0);

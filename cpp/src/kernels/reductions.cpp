@@ -2,10 +2,6 @@
 // normalisers (logsumexp, softmax, log_softmax).
 #include "kernels/common.hpp"
 
-#if defined(__SSE2__)
-#include <emmintrin.h>
-#endif
-
 namespace tg::kern {
 
 // ---------------------------------------------------------------------------
@@ -17,80 +13,15 @@ constexpr int64_t kSumChunk = 65536;
 static inline double isa_sum(const float* a, int64_t n) { return isa().sum_f32(a, n); }
 static inline double isa_sum(const double* a, int64_t n) { return isa().sum_f64(a, n); }
 
-// max/min of one contiguous run, NaN if the run holds one (NumPy's rule).
-// Vectorized with SSE2, which every x86-64 build has: max and min are
-// exact, so the result is the same at every instruction set. NaN is
-// tracked apart (an OR of x != x) so the compare loop stays branch-free.
-template <bool Max, class T>
-static inline T extremum_scalar(const T* a, int64_t n, T r, bool nan) {
-  for (int64_t i = 0; i < n; ++i) {
-    const T v = a[i];
-    nan |= v != v;
-    r = Max ? (v > r ? v : r) : (v < r ? v : r);
-  }
-  return nan ? std::numeric_limits<T>::quiet_NaN() : r;
+// max/min of one contiguous run, NaN if the run holds one (NumPy's rule):
+// simd/reduce.hpp, compiled per ISA (exact, so the same at every ISA).
+template <bool Max>
+static inline float extremum_run(const float* a, int64_t n) {
+  return Max ? isa().max_f32(a, n) : isa().min_f32(a, n);
 }
-
-#if defined(__SSE2__)
-struct SseF32 {
-  using V = __m128;
-  static constexpr int L = 4;
-  static V load(const float* p) { return _mm_loadu_ps(p); }
-  static V set1(float x) { return _mm_set1_ps(x); }
-  static V zero() { return _mm_setzero_ps(); }
-  static V max(V a, V b) { return _mm_max_ps(a, b); }
-  static V min(V a, V b) { return _mm_min_ps(a, b); }
-  static V unord(V a) { return _mm_cmpunord_ps(a, a); }
-  static V bor(V a, V b) { return _mm_or_ps(a, b); }
-  static bool any(V m) { return _mm_movemask_ps(m) != 0; }
-  static void store(float* p, V v) { _mm_storeu_ps(p, v); }
-};
-struct SseF64 {
-  using V = __m128d;
-  static constexpr int L = 2;
-  static V load(const double* p) { return _mm_loadu_pd(p); }
-  static V set1(double x) { return _mm_set1_pd(x); }
-  static V zero() { return _mm_setzero_pd(); }
-  static V max(V a, V b) { return _mm_max_pd(a, b); }
-  static V min(V a, V b) { return _mm_min_pd(a, b); }
-  static V unord(V a) { return _mm_cmpunord_pd(a, a); }
-  static V bor(V a, V b) { return _mm_or_pd(a, b); }
-  static bool any(V m) { return _mm_movemask_pd(m) != 0; }
-  static void store(double* p, V v) { _mm_storeu_pd(p, v); }
-};
-template <class T> struct Sse;
-template <> struct Sse<float> : SseF32 {};
-template <> struct Sse<double> : SseF64 {};
-#endif
-
-template <bool Max, class T>
-static T extremum_run(const T* a, int64_t n) {
-  T r = Max ? -std::numeric_limits<T>::infinity() : std::numeric_limits<T>::infinity();
-  int64_t i = 0;
-  bool nan = false;
-#if defined(__SSE2__)
-  using S = Sse<T>;
-  constexpr int64_t step = 4 * S::L;  // four accumulators hide the max's latency
-  if (n >= step) {
-    // _mm_max(x, m) returns m when x is NaN: the NaN goes to `bad` instead.
-    auto pick = [](typename S::V x, typename S::V m) { return Max ? S::max(x, m) : S::min(x, m); };
-    typename S::V m0 = S::set1(r), m1 = m0, m2 = m0, m3 = m0, bad = S::zero();
-    for (; i + step <= n; i += step) {
-      const auto x0 = S::load(a + i), x1 = S::load(a + i + S::L), x2 = S::load(a + i + 2 * S::L),
-                 x3 = S::load(a + i + 3 * S::L);
-      m0 = pick(x0, m0);
-      m1 = pick(x1, m1);
-      m2 = pick(x2, m2);
-      m3 = pick(x3, m3);
-      bad = S::bor(bad, S::bor(S::bor(S::unord(x0), S::unord(x1)), S::bor(S::unord(x2), S::unord(x3))));
-    }
-    nan = S::any(bad);
-    T lanes[S::L];
-    S::store(lanes, pick(pick(m0, m1), pick(m2, m3)));
-    for (int k = 0; k < S::L; ++k) r = Max ? (lanes[k] > r ? lanes[k] : r) : (lanes[k] < r ? lanes[k] : r);
-  }
-#endif
-  return extremum_scalar<Max>(a + i, n - i, r, nan);
+template <bool Max>
+static inline double extremum_run(const double* a, int64_t n) {
+  return Max ? isa().max_f64(a, n) : isa().min_f64(a, n);
 }
 
 // Folds v into the running extremum r; a NaN sticks (nothing compares with it).

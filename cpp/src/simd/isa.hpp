@@ -15,6 +15,10 @@ struct IsaKernels {
   void (*binary_f64)(BinaryOp, double*, int64_t, const double*, int64_t, const double*, int64_t, int64_t);
   double (*sum_f32)(const float*, int64_t);   // accumulated in double
   double (*sum_f64)(const double*, int64_t);
+  float (*max_f32)(const float*, int64_t);  // NaN if the run holds one
+  double (*max_f64)(const double*, int64_t);
+  float (*min_f32)(const float*, int64_t);
+  double (*min_f64)(const double*, int64_t);
   void (*sgd_f32)(float*, const float*, float*, int64_t, float, float, float, bool);
   void (*sgd_f64)(double*, const double*, double*, int64_t, double, double, double, bool);
   void (*adam_f32)(float*, const float*, float*, float*, int64_t, const AdamScalars<float>&);
@@ -47,6 +51,10 @@ extern const IsaKernels kAvx512Kernels;
                           &TG_ISA::binary<double>,                                             \
                           &TG_ISA::sum_run<float, double>,                                     \
                           &TG_ISA::sum_run<double, double>,                                    \
+                          &TG_ISA::extremum_run<true, float>,                                  \
+                          &TG_ISA::extremum_run<true, double>,                                 \
+                          &TG_ISA::extremum_run<false, float>,                                 \
+                          &TG_ISA::extremum_run<false, double>,                                \
                           &TG_ISA::sgd_run<float>,                                             \
                           &TG_ISA::sgd_run<double>,                                            \
                           &TG_ISA::adam_run<float>,                                            \

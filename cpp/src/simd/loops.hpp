@@ -498,17 +498,7 @@ void binary(BinaryOp op, T* o, int64_t so, const T* a, int64_t sa, const T* b, i
   }
 }
 
-// Sum of a contiguous run, in eight interleaved partial sums (a fixed order,
-// so the result does not depend on the instruction set), accumulated in Acc.
-template <class T, class Acc>
-Acc sum_run(const T* a, int64_t n) {
-  Acc s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-  int64_t i = 0;
-  for (; i + 8 <= n; i += 8)
-    for (int k = 0; k < 8; ++k) s[k] += Acc(a[i + k]);
-  for (; i < n; ++i) s[0] += Acc(a[i]);
-  return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
-}
+#include "simd/reduce.hpp"  // sum_run, extremum_run
 
 // ----- optimizer updates (tapegrad.optim; cpp/src/optim.cpp splits the range) -----
 // SGD (PyTorch's convention): d = g + wd w; with momentum buf = mu buf + d,
