@@ -252,7 +252,7 @@ TG_MATH_INLINE double tan_f64(double x) {
 // reduced argument to ~2^-63 absolute), then fdlibm's k_sin/k_cos forms on
 // the float pair with Taylor polynomials (truncation < 2^-28 relative).
 // Checked exhaustively over every float with |x| <= kTrigBoundF
-// (cpp/tools/f32_trig_exhaustive.cpp): at most 0.78 (sin), 0.79 (cos), 0.55
+// (cpp/tools/exhaustive_f32.cpp): at most 0.78 (sin), 0.79 (cos), 0.55
 // (tan) ulp; arctan over all floats: 0.68 ulp.
 // Beyond the bound, and inf/NaN, the lanes take the scalar libm fix-up.
 constexpr float kTrigBoundF = 1600.0f;
