@@ -138,6 +138,23 @@ TG_MATH_INLINE double log1p_f64(double x) {
 // |n| < 2^20, as in e_rem_pio2.c's medium case).
 constexpr double kTrigBound = 1647099.0;  // 2^20 * pi/2
 
+// The end of a Cody-Waite reduction a - p2 - p3 - p4 (a = x - n c1 exact,
+// p2, p3 the exact products n c2, n c3, p4 = n c4 rounded) as the pair
+// y0 + y1, for rem_pio2 (double) and rem_pio2f (float). The differences are
+// carried with TwoSum (no assumption on which term is larger, unlike
+// e_rem_pio2.c, which runs its later iterations only where the earlier ones
+// cancelled).
+template <class T> TG_MATH_INLINE void cody_waite_tail(T a, T p2, T p3, T p4, T* y0, T* y1) {
+  T s1 = a - p2, bb = s1 - a;
+  T e1 = (a - (s1 - bb)) + (-p2 - bb);
+  T s2 = s1 - p3;
+  bb = s2 - s1;
+  T e2 = (s1 - (s2 - bb)) + (-p3 - bb);
+  T tail = (e1 + e2) - p4;
+  *y0 = s2 + tail;
+  *y1 = (s2 - *y0) + tail;
+}
+
 // x = n pi/2 + (y0 + y1), |y0 + y1| <= pi/4 (about), for |x| <= kTrigBound;
 // returns n mod 4.
 TG_MATH_INLINE uint64_t rem_pio2(double x, double* y0, double* y1) {
@@ -151,19 +168,9 @@ TG_MATH_INLINE uint64_t rem_pio2(double x, double* y0, double* y1) {
   uint64_t q = tg_f64_to_bits(nsh) & 3;
   double fn = nsh - kTgShifter;
   // pi/2 in four parts, the first three of 33 bits or fewer: fn * each is
-  // exact (|fn| < 2^20); the differences are carried with TwoSum (no
-  // assumption on which term is larger, unlike e_rem_pio2.c, which runs its
-  // later iterations only where the earlier ones cancelled).
-  double a = xc - fn * pio2_1;  // exact (Sterbenz)
-  double p2 = fn * pio2_2, p3 = fn * pio2_3;
-  double s1 = a - p2, bb = s1 - a;
-  double e1 = (a - (s1 - bb)) + (-p2 - bb);
-  double s2 = s1 - p3;
-  bb = s2 - s1;
-  double e2 = (s1 - (s2 - bb)) + (-p3 - bb);
-  double tail = (e1 + e2) - fn * pio2_3t;
-  *y0 = s2 + tail;
-  *y1 = (s2 - *y0) + tail;
+  // exact (|fn| < 2^20).
+  // (xc - fn * pio2_1: exact, Sterbenz)
+  cody_waite_tail(xc - fn * pio2_1, fn * pio2_2, fn * pio2_3, fn * pio2_3t, y0, y1);
   return q;
 }
 
@@ -225,12 +232,15 @@ TG_MATH_INLINE double ktan(double x, double y, double iy) {  // iy = 1, or -1 fo
   r = y + z * (s * (r + v) + y);
   r += T0 * s;
   w = x + r;
-  double big_r = iy - 2.0 * (x - (w * w / (w + iy) - r));
+  // One division serves both branches (a lane needs only its own quotient):
+  // big, w^2 / (w + iy); small with iy = -1, -1 / w.
+  double quot = (big ? w * w : -1.0) / (big ? w + iy : w);
+  double big_r = iy - 2.0 * (x - (quot - r));
   big_r = neg ? -big_r : big_r;
   // -1 / w to within an ulp: w split into a 21-bit head and the rest.
   double zh = tg_bits_to_f64(tg_f64_to_bits(w) & 0xffffffff00000000ULL);
   double vv = r - (zh - x);
-  double a = -1.0 / w;
+  double a = quot;
   double t = tg_bits_to_f64(tg_f64_to_bits(a) & 0xffffffff00000000ULL);
   double ss = 1.0 + t * zh;
   double small_r = iy < 0 ? t + a * (ss + t * vv) : w;
@@ -276,16 +286,7 @@ TG_MATH_INLINE uint32_t rem_pio2f(float x, float* y0, float* y1) {
   float nsh = xc * invpio2 + shifter;
   uint32_t q = tg_f32_to_bits(nsh) & 3;
   float fn = nsh - shifter;
-  float a = xc - fn * p1;  // exact (Sterbenz)
-  float b2 = fn * p2, b3 = fn * p3;
-  float s1 = a - b2, bb = s1 - a;  // TwoSum, as rem_pio2
-  float e1 = (a - (s1 - bb)) + (-b2 - bb);
-  float s2 = s1 - b3;
-  bb = s2 - s1;
-  float e2 = (s1 - (s2 - bb)) + (-b3 - bb);
-  float tail = (e1 + e2) - fn * p4;
-  *y0 = s2 + tail;
-  *y1 = (s2 - *y0) + tail;
+  cody_waite_tail(xc - fn * p1, fn * p2, fn * p3, fn * p4, y0, y1);  // (xc - fn * p1: exact, Sterbenz)
   return q;
 }
 
