@@ -155,22 +155,23 @@ template <class T> TG_MATH_INLINE void cody_waite_tail(T a, T p2, T p3, T p4, T*
   *y1 = (s2 - *y0) + tail;
 }
 
-// x = n pi/2 + (y0 + y1), |y0 + y1| <= pi/4 (about), for |x| <= kTrigBound;
-// returns n mod 4.
+// x = n pi/2 + (y0 + y1), |y0 + y1| <= pi/4 (about), for |x| <= kTrigBound
+// (other x: meaningless results, see below); returns n mod 4.
 TG_MATH_INLINE uint64_t rem_pio2(double x, double* y0, double* y1) {
   const double invpio2 = 6.36619772367581382433e-01;
   const double pio2_1 = 1.57079632673412561417e+00;
   const double pio2_2 = 6.07710050630396597660e-11;
   const double pio2_3 = 2.02226624871116645580e-21, pio2_3t = 8.47842766036889956997e-32;
-  double xc = x > kTrigBound ? kTrigBound : (x < -kTrigBound ? -kTrigBound : x);
-  xc = xc != xc ? 0.0 : xc;
-  double nsh = xc * invpio2 + kTgShifter;
+  // (No clamp to the bound: lanes beyond it, inf and NaN compute garbage
+  // here, harmlessly, and map1_fixup overwrites them; clamping them was 16%
+  // of sin's instructions.)
+  double nsh = x * invpio2 + kTgShifter;
   uint64_t q = tg_f64_to_bits(nsh) & 3;
   double fn = nsh - kTgShifter;
   // pi/2 in four parts, the first three of 33 bits or fewer: fn * each is
   // exact (|fn| < 2^20).
-  // (xc - fn * pio2_1: exact, Sterbenz)
-  cody_waite_tail(xc - fn * pio2_1, fn * pio2_2, fn * pio2_3, fn * pio2_3t, y0, y1);
+  // (x - fn * pio2_1: exact, Sterbenz)
+  cody_waite_tail(x - fn * pio2_1, fn * pio2_2, fn * pio2_3, fn * pio2_3t, y0, y1);
   return q;
 }
 
@@ -281,12 +282,10 @@ TG_MATH_INLINE uint32_t tg_f32_to_bits(float f) {
 TG_MATH_INLINE uint32_t rem_pio2f(float x, float* y0, float* y1) {
   const float invpio2 = 6.36619772e-01f, shifter = 12582912.0f;  // 1.5 * 2^23
   const float p1 = 0x1.922p+0f, p2 = -0x1.2afp-18f, p3 = 0x1.0b48p-34f, p4 = -0x1.ee59dap-50f;
-  float xc = x > kTrigBoundF ? kTrigBoundF : (x < -kTrigBoundF ? -kTrigBoundF : x);
-  xc = xc != xc ? 0.0f : xc;
-  float nsh = xc * invpio2 + shifter;
+  float nsh = x * invpio2 + shifter;  // (no clamp: as rem_pio2)
   uint32_t q = tg_f32_to_bits(nsh) & 3;
   float fn = nsh - shifter;
-  cody_waite_tail(xc - fn * p1, fn * p2, fn * p3, fn * p4, y0, y1);  // (xc - fn * p1: exact, Sterbenz)
+  cody_waite_tail(x - fn * p1, fn * p2, fn * p3, fn * p4, y0, y1);  // (x - fn * p1: exact, Sterbenz)
   return q;
 }
 
