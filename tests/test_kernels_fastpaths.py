@@ -779,6 +779,43 @@ def test_float32_trig_near_multiples_of_half_pi_and_the_float_bound(name, restor
 
 
 @needs_long_double
+@pytest.mark.parametrize("name", ["sin", "cos", "tan"])
+def test_float64_trig_at_the_doubles_nearest_multiples_of_half_pi(name, restore_isa):
+    # Where x - n pi/2 cancels most: the 41 doubles around the one nearest n pi/2, for every n up to 2,000 and
+    # 2,000 random n up to the bound 2^20 (a reduction with pi/2 in too few parts fails here first: the
+    # random points of _f64_points are rarely this close).
+    rng = np.random.default_rng(10)
+    n = np.concatenate([np.arange(-2000, 2001), rng.integers(-(2**20) + 1, 2**20, 2000)])
+    centers = (n * _PIO2).astype(np.float64)
+    steps = np.arange(-20, 21)
+    bits = centers.view(np.int64)[:, None] + np.where(centers < 0, -1, 1)[:, None] * steps[None, :]
+    x = np.concatenate([bits.ravel().view(np.float64), [0.0, -0.0]])
+    x = x[np.abs(x) <= 1647099.0]
+    got = _run_every_isa_and_thread_count(getattr(tg, name), x)
+    with np.errstate(all="ignore"):
+        ld = getattr(np, name)(x.astype(np.longdouble))
+    err, rest = _ulp_error(got, ld, np.float64)
+    assert err.max() <= 2.0, (name, float(err.max()), float(x[rest][int(np.argmax(err))]))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("name", ["sin", "cos", "tan"])
+def test_trig_zero_d_gives_the_bits_of_the_same_element_in_an_array(name, dtype, restore_isa):
+    # A 0-d value skips the vector loop (map1_fixup's n == 1 case): its bits must be those of the vector
+    # lanes, in every ISA, for fast lanes, libm lanes (beyond the bound, inf, NaN) and signed zeros.
+    rng = np.random.default_rng(11)
+    bound = 1600.0 if dtype == np.float32 else 1647099.0
+    x = np.concatenate([rng.uniform(-3, 3, 40), rng.uniform(-bound, bound, 40), np.exp2(rng.uniform(-30, 0, 20)),
+                        [0.0, -0.0, bound, -bound, bound * 1.01, 1e30, -np.inf, np.inf, np.nan]]).astype(dtype)
+    f = getattr(tg, name)
+    for isa in ISAS:
+        _core._set_isa(isa)
+        vec = f(tg.Variable(x)).numpy()
+        one = np.array([f(tg.Variable(np.asarray(v, dtype=dtype))).numpy() for v in x], dtype=dtype)
+        np.testing.assert_array_equal(one.view(np.uint8), vec.view(np.uint8), err_msg=f"{name} {isa}")
+
+
+@needs_long_double
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("name, deriv", [("sin", np.cos), ("cos", lambda v: -np.sin(v))])
 def test_sin_cos_gradients_use_the_fast_kernels_and_the_fixup(name, deriv, dtype, restore_isa):
