@@ -3,8 +3,8 @@
 # cpp/CMakeLists.txt's loop files) and runs it on the functions named.
 set -e
 G=${TG_GENERATED:-build/dev/core/generated}
-O=${TMPDIR:-/tmp}/tg_exhaustive_f32
-mkdir -p "$O"
+# (a directory of its own: several checkouts may run this at once)
+O=$(mktemp -d "${TMPDIR:-/tmp}/tg_exhaustive_f32.XXXXXX")
 F="-O3 -std=c++17 -ffp-contract=off -fno-trapping-math -fno-math-errno -Icpp/include -Icpp/src -I$G"
 S=cpp/tools/exhaustive_f32.cpp
 g++ $F -DTG_ISA=baseline -c $S -o "$O/b.o"
