@@ -108,3 +108,22 @@ def test_join_takes_lists_tuples_and_iterables(join):
         getattr(tg, join)([tg.Variable(a), "no"])
     with pytest.raises(ValueError, match=join):
         getattr(tg, join)([])
+
+
+@pytest.mark.parametrize("shape", [(), (16,), (3, 4)])
+def test_asarray_keeps_the_buffer_alive_after_the_variable_goes(shape):
+    """np.asarray(v)'s base holds the Variable's buffer itself (a capsule over the storage)."""
+    import gc
+
+    x0 = RNG.standard_normal(shape)
+    v = tg.Variable(x0)
+    a, b = np.asarray(v), v.numpy()
+    assert np.shares_memory(a, b)
+    v.data = np.zeros(shape)  # the Variable moves to a new buffer: the arrays keep the old one
+    del v, b
+    gc.collect()
+    tg._core._empty_buffer_cache()
+    np.testing.assert_array_equal(a, x0)
+    w = tg.Variable(np.ones(shape))
+    np.testing.assert_array_equal(a, x0)  # not recycled for w
+    assert not np.shares_memory(a, np.asarray(w))
