@@ -39,6 +39,19 @@ ROWS = [
     ("list(v) 25", "list(v)", "v = V(r(25))"),
     ("v[3] recorded 1024", "v[3]", "v = V(r(1024), requires_grad=True)"),
     ("v[2:5] recorded 1024", "v[2:5]", "v = V(r(1024), requires_grad=True)"),
+    # issue 17's 0-d rows as benchmarks/ops.py builds them (h57)
+    ("concatenate([a, b]) 0-d f32", "tg.concatenate([a, b])",
+     "a = V(r((1,)), dtype='float32'); b = V(r((1,)), dtype='float32')"),
+    ("reshape(x, square) 0-d f32", "tg.reshape(x, ())", "x = V(r((1,)), dtype='float32')"),
+    ("sum(X, axis=-1) 0-d f32", "tg.sum(X, axis=-1)", "X = V(r((1, 1)), dtype='float32')"),
+    ("v.sigmoid() 0-d", "v.sigmoid()", "v = V(r(()))"),
+    ("v.tan() 0-d", "v.tan()", "v = V(r(()))"),
+    ("np.asarray(v) 0-d", "np.asarray(v)", "v = V(r(()))"),
+    ("float(v)", "float(v)", "v = V(r(()))"),
+    # what benchmarks/ops.py's timing loop adds around a row: `run()` = `lambda: f(*args)` (here `call`)
+    ("(loop alone)", "pass", ""),
+    ("ops.py's call of f(x) = x", "call()", "f = lambda x: x; args = [1.0]; call = lambda: f(*args)"),
+    ("numpy a.item()", "a.item()", "a = r(())"),
 ]
 
 CHILD = r'''

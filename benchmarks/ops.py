@@ -539,10 +539,12 @@ def prepare(case, lib, n, dtype, grad, rng_seed=0):
     if not (grad and case.backward):
         return lambda: f(*args)
     out0 = f(*args)
+    # Both seeds contiguous, of the output's shape: torch.ones_like would keep
+    # a transposed output's strides and hand PyTorch a free transpose.
     if lib == "tapegrad":
         seed = tapegrad.Variable(np.ones(out0.shape, np_dt))
     else:
-        seed = torch.ones_like(out0)
+        seed = torch.ones(tuple(out0.shape), dtype=out0.dtype)
 
     def run():
         out = f(*args)

@@ -57,10 +57,11 @@ def test_transpose_grad_is_the_seed_transposed_not_aliased(dtype, threads):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("n", [255, 257, 70_001, 131_072, 1_048_576 + 77])
+@pytest.mark.parametrize("n", [1, 2, 31, 32, 33, 95, 255, 257, 70_001, 131_072, 1_048_576 + 77])
 def test_whole_array_reductions_same_bits_every_isa_and_thread_count(n, dtype):
     """sum, max and min (simd/reduce.hpp, compiled per ISA; fixed 65,536-element
-    chunks): one result at every ISA and thread count."""
+    chunks; the sum's 32 lanes and its path for runs shorter than 32): one
+    result at every ISA and thread count."""
     from tapegrad import _core
 
     x = np.random.default_rng(n).standard_normal(n).astype(dtype) + dtype(0.25)

@@ -181,18 +181,24 @@ py::array to_numpy(const Tensor& t) {
     case DType::Bool: type_num = kNpyBool; break;
   }
   const int flags = t.storage->readonly || overlapping ? 0 : py::detail::npy_api::NPY_ARRAY_WRITEABLE_;
-  auto capsule = py::reinterpret_steal<py::object>(PyCapsule_New(new StorageRef(t.storage), nullptr, [](PyObject* c) {
-    delete static_cast<StorageRef*>(PyCapsule_GetPointer(c, nullptr));
-  }));
-  if (!capsule) throw py::error_already_set();
   PyObject* descr = api.PyArray_DescrFromType_(type_num);
   if (!descr) throw py::error_already_set();
   auto arr = py::reinterpret_steal<py::array>(api.PyArray_NewFromDescr_(  // (steals descr)
       api.PyArray_Type_, descr, nd, dims, contiguous ? nullptr : strides, t.data_ptr(), flags, nullptr));
   if (!arr) throw py::error_already_set();
   // (NumPy allocated a zero-size array's data itself when the storage had none.)
-  if (t.data_ptr() && api.PyArray_SetBaseObject_(arr.ptr(), capsule.release().ptr()) != 0)
-    throw py::error_already_set();  // (SetBaseObject steals the capsule)
+  if (!t.data_ptr()) return arr;
+  // The capsule's pointer is the Storage itself, holding one reference (no
+  // heap cell for a StorageRef: np.asarray(v) of a small Variable is mostly
+  // allocations); its destructor adopts that reference back and drops it.
+  auto capsule = py::reinterpret_steal<py::object>(PyCapsule_New(t.storage.get(), nullptr, [](PyObject* c) {
+    StorageRef::adopt(static_cast<Storage*>(PyCapsule_GetPointer(c, nullptr)));
+  }));
+  if (!capsule) throw py::error_already_set();
+  alignas(StorageRef) unsigned char held[sizeof(StorageRef)];
+  new (held) StorageRef(t.storage);  // the capsule's reference (never destroyed here: the capsule owns it)
+  if (api.PyArray_SetBaseObject_(arr.ptr(), capsule.release().ptr()) != 0)
+    throw py::error_already_set();  // (SetBaseObject steals the capsule, and frees it on failure)
   return arr;
 }
 
@@ -266,9 +272,10 @@ Shape shape_from_args(const py::args& args, const char* op, const char* what) {
 
 void fastcall_args(const char* fname, const char* const* names, int n, int required, PyObject* const* args,
                    Py_ssize_t nargs, PyObject* kwnames, PyObject** out) {
-  // (The words of inspect.Signature.bind, as the pybind11 functions' bad_call_message.)
-  const std::string f = std::string(fname) + "(): ";
-  if (nargs > n) throw type_error(f + "too many positional arguments");
+  // (The words of inspect.Signature.bind, as the pybind11 functions' bad_call_message;
+  // made only for an error: a string per call was a measurable part of a 0-d op.)
+  auto f = [fname] { return std::string(fname) + "(): "; };
+  if (nargs > n) throw type_error(f() + "too many positional arguments");
   for (Py_ssize_t i = 0; i < nargs; ++i) out[i] = args[i];
   const Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
   uint64_t given = (uint64_t(1) << nargs) - 1;
@@ -276,18 +283,18 @@ void fastcall_args(const char* fname, const char* const* names, int n, int requi
     const char* key = PyUnicode_AsUTF8(PyTuple_GET_ITEM(kwnames, k));
     if (!key) {  // not encodable: no such keyword
       PyErr_Clear();
-      throw type_error(f + "got an unexpected keyword argument");
+      throw type_error(f() + "got an unexpected keyword argument");
     }
     int slot = -1;
     for (int j = 0; j < n; ++j)
       if (std::strcmp(key, names[j]) == 0) slot = j;
-    if (slot < 0) throw type_error(f + "got an unexpected keyword argument '" + key + "'");
-    if (given >> slot & 1) throw type_error(f + "multiple values for argument '" + key + "'");
+    if (slot < 0) throw type_error(f() + "got an unexpected keyword argument '" + key + "'");
+    if (given >> slot & 1) throw type_error(f() + "multiple values for argument '" + key + "'");
     given |= uint64_t(1) << slot;
     out[slot] = args[nargs + k];
   }
   for (int j = 0; j < required; ++j)
-    if (!(given >> j & 1)) throw type_error(f + "missing a required argument: '" + names[j] + "'");
+    if (!(given >> j & 1)) throw type_error(f() + "missing a required argument: '" + names[j] + "'");
 }
 
 void reraise_prefixed(py::error_already_set& e, const std::string& prefix) {
@@ -305,6 +312,19 @@ void reraise_prefixed(py::error_already_set& e, const std::string& prefix) {
 Var unary_arg(py::handle x, const char* op) { return to_var(x, std::nullopt, op); }
 
 std::vector<Var> var_list(py::handle seq, const char* op) {
+  if (PyList_Check(seq.ptr()) || PyTuple_Check(seq.ptr())) {  // the usual call: no iterator, no copy of the items
+    PyObject* s = seq.ptr();
+    std::optional<DType> like;
+    for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(s) && !like; ++i)
+      if (is_var(PySequence_Fast_GET_ITEM(s, i))) like = holder_of(PySequence_Fast_GET_ITEM(s, i))->dtype();
+    std::vector<Var> out;
+    out.reserve(static_cast<size_t>(PySequence_Fast_GET_SIZE(s)));
+    // (Size and item re-read, the item held, per step: converting an
+    // array-like runs its Python code, which may change the list.)
+    for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(s); ++i)
+      out.push_back(to_var(py::reinterpret_borrow<py::object>(PySequence_Fast_GET_ITEM(s, i)), like, op));
+    return out;
+  }
   std::vector<py::object> items;
   try {
     for (auto it : seq) items.push_back(py::reinterpret_borrow<py::object>(it));

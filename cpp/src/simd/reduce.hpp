@@ -4,18 +4,31 @@
 // every build gives the same bits and only the vector width differs:
 // 32 lanes fill four AVX2 or two AVX-512 registers.
 
-// Sum of a contiguous run, in eight interleaved partial sums accumulated
-// in Acc (double for float32 too: float32 partial sums over blocks of 256
+// Sum of a contiguous run, in 32 interleaved partial sums accumulated in
+// Acc (double for float32 too: float32 partial sums over blocks of 256
 // were 1.4x faster but up to 28 float32 ulp off the exact sum of zero-mean
-// data, benchmarks/README.md h46-bigviews).
+// data, benchmarks/README.md h46-bigviews). 32 lanes, not 8: with 8 double
+// lanes (one AVX-512 register) each add waited for the previous one (the
+// add's latency bound it at ~2 elements per cycle); 32 are four independent
+// chains at any width, combined pairwise in a fixed order (same bits on
+// every ISA).
 template <class T, class Acc>
 Acc sum_run(const T* a, int64_t n) {
-  Acc s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  constexpr int L = 32;
+  if (n < L) {  // (a short run: one chain, no lanes to set up and combine)
+    Acc r = 0;
+    for (int64_t i = 0; i < n; ++i) r += Acc(a[i]);
+    return r;
+  }
+  Acc s[L];
+  for (int k = 0; k < L; ++k) s[k] = 0;
   int64_t i = 0;
-  for (; i + 8 <= n; i += 8)
-    for (int k = 0; k < 8; ++k) s[k] += Acc(a[i + k]);
+  for (; i + L <= n; i += L)
+    for (int k = 0; k < L; ++k) s[k] += Acc(a[i + k]);
   for (; i < n; ++i) s[0] += Acc(a[i]);
-  return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
+  for (int w = L / 2; w >= 1; w /= 2)
+    for (int k = 0; k < w; ++k) s[k] += s[k + w];
+  return s[0];
 }
 
 // max (Max) or min of a contiguous run; NaN if the run holds one (NumPy's
