@@ -55,6 +55,7 @@ _ENV = ("PMI_RANK", "PMI_SIZE", "PMIX_RANK", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_W
 _DEPART = 4242  # tag of the "this rank is exiting" notice on the control communicator
 EXIT_GRACE_S = 5.0  # how long a collective may still finish after a peer announced its exit
 SLEEP_AFTER_S = 0.05  # a wait longer than this is for a slow peer, not for the transfer: poll with sleeps
+YIELD_AFTER_S = 2e-3  # from then on the polling loop offers its core to other runnable work (sched_yield)
 
 _state = None
 _FUSED_STEPS = (SGD.step, Adam.step)  # take the average as a grad_scale (AdamW inherits Adam's)
@@ -128,7 +129,7 @@ class _World:
             waited = time.monotonic() - t0
             if waited > SLEEP_AFTER_S:
                 time.sleep(2e-5)
-            elif waited > 2e-3:
+            elif waited > YIELD_AFTER_S:
                 _yield()
 
     def at_exit(self):
