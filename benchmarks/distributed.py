@@ -21,7 +21,8 @@ Per configuration (rank 0, medians over the timed steps): one training step
 (forward, backward, ``DistributedOptimizer.step``) and samples/s over all
 ranks; the step's phases in wall and thread-CPU time (forward, backward with
 the hooks inside it, the hooks alone, ``synchronize``, the SGD update) and
-the involuntary context switches and minor page faults per step (wall >> CPU with switches: the
+the involuntary context switches and minor page faults per step (median, and the mean, which the first
+steps of a block after the variants alternate dominate: heap growth) (wall >> CPU with switches: the
 rank was descheduled; CPU grown: more work or a slower core). On 2 ranks
 also: the same step with ``overlap=False`` and with a plain mpi4py loop (pack
 every gradient into one buffer, ``Allreduce``, unpack / N), run in
@@ -152,7 +153,10 @@ def worker(args):
 
     def summary(rows):
         out = {k: 1e3 * float(np.median([row[k] for row in rows])) for k in rows[0] if k not in COUNTS}
-        out.update({k: float(np.mean([row[k] for row in rows])) for k in COUNTS})
+        out.update({k: float(np.median([row[k] for row in rows])) for k in COUNTS})
+        # the mean too: a block's first steps after the variants alternate (a new optimizer's buffers, the
+        # rebuild's) grow the heap and fault fresh pages (~1,000-3,000 in a block, then 0 a step)
+        out.update({k + "_mean": float(np.mean([row[k] for row in rows])) for k in COUNTS})
         return out
 
     overlapped = optimizer(True)
@@ -296,7 +300,7 @@ def drive(args):
               f"{med(ratios):.2f} ({min(ratios):.2f}-{max(ratios):.2f}) |")
     print("\nphases, ms per step, wall / thread CPU (rank 0; ceiling: one of its jobs); medians over the repeats:")
     print("| workload | configuration | " + " | ".join(PHASES) + " | step | involuntary switches / step | "
-          "page faults / step |")
+          "page faults / step: median (mean) |")
     print("|---|---|" + "---|" * (len(PHASES) + 3))
     for (name, config), rs in runs.items():
         variants = [(config, [x["step"] for x in rs])]
@@ -306,7 +310,7 @@ def drive(args):
             cells = [f"{med([s[p] for s in ss]):.2f} / {med([s[p + '_cpu'] for s in ss]):.2f}"
                      for p in PHASES + ("step",)]
             print(f"| {name} | {label} | " + " | ".join(cells) + f" | {med([s['switches'] for s in ss]):.1f} | "
-                  f"{med([s['faults'] for s in ss]):.0f} |")
+                  f"{med([s['faults'] for s in ss]):.0f} ({med([s.get('faults_mean', 0) for s in ss]):.0f}) |")
     print("\nbandwidth, 2 ranks, the same bytes, alternating from a barrier, medians: plain = one Allreduce of "
           "all the bytes; per bucket = one blocking Allreduce per bucket; bucketed = the reducer's synchronize() "
           "without hooks (the path a training step runs: in place, 1/N folded into the update) on gradients in "

@@ -368,6 +368,87 @@ def fused_average():
     print(f"OK fused_average rank {r}", flush=True)
 
 
+class _CountingComm:
+    """The reducer's communicator, counting the collectives it starts (everything else passes through)."""
+
+    def __init__(self, comm):
+        self.comm, self.calls = comm, []
+
+    def Iallreduce(self, send, recv, op):
+        self.calls.append(np.asarray(recv).size)
+        return self.comm.Iallreduce(send, recv, op=op)
+
+    def __getattr__(self, name):
+        return getattr(self.comm, name)
+
+
+def presence():
+    """One non-blocking call per bucket and none per step besides: the presence counts (how many ranks had a
+    gradient for each parameter) ride in the last bucket. Checked with and without overlap, lone and fused
+    last buckets, gradients missing on rank 0 only, on every rank, on every rank but the last, in every
+    zero_grad mode and across the first step's rebuild."""
+    r, n = dist.init()
+    tg.set_num_threads(1)
+    for overlap in (True, False):
+        for big_last in (False, True):
+            rng = np.random.default_rng(3)
+            # a, c, unused small float64 (fused in reverse order when adjacent), big float32 alone (>= 256 bytes)
+            a = tg.Variable(rng.normal(size=4), requires_grad=True)
+            big = tg.Variable(rng.normal(size=100).astype(np.float32), requires_grad=True)
+            c = tg.Variable(rng.normal(size=3), requires_grad=True)
+            unused = tg.Variable(np.ones(3), requires_grad=True)
+            params = [big, a, c, unused] if big_last else [a, big, c, unused]
+            opt = dist.DistributedOptimizer(optim.SGD(params, lr=0.1), bucket_size=1024, overlap=overlap)
+            red = opt._reducer
+            counting = _CountingComm(red.w.comm)
+            red.w.comm = counting
+            try:
+                for step, mode in enumerate(["none", "zeros", "none", "zeros", "none"]):
+                    opt.zero_grad(set_to_none=mode == "none")
+                    del counting.calls[:]
+                    # rank 0 has no gradient for a; the last rank none for big at step 2; nobody for unused
+                    ga = np.full(4, r + 1.0)
+                    gbig = np.arange(100, dtype=np.float32) * (r + 1)
+                    gc_ = np.full(3, 2.0 * r)
+                    terms = [(c * tg.Variable(gc_)).sum()]
+                    if r != 0:
+                        terms.append((a * tg.Variable(ga)).sum())
+                    if not (step == 2 and r == n - 1):
+                        terms.append((big * tg.Variable(gbig)).sum())
+                    sum(terms[1:], terms[0]).backward()
+                    grads_before = {id(p): p.grad for p in params}
+                    layout = opt.buckets  # the first synchronize() may rebuild it in hook order
+                    opt.synchronize()
+                    assert len(counting.calls) == len(layout), (counting.calls, layout)
+                    # the last call is the last bucket with one presence slot per parameter after its gradients
+                    assert counting.calls[-1] == sum(params[i].size for i in layout[-1]) + len(params), \
+                        (counting.calls, layout)
+                    expect_a = sum(k + 1.0 for k in range(1, n)) / n
+                    assert same_mean(a.grad, np.full(4, expect_a), n), (overlap, step, a.grad)
+                    ranks_big = range(n - 1) if step == 2 else range(n)
+                    want_big = np.arange(100, dtype=np.float32) * np.float32(sum(k + 1 for k in ranks_big)) / np.float32(n)
+                    assert np.allclose(big.grad, want_big, rtol=1e-6), (overlap, step)
+                    assert np.allclose(c.grad, 2.0 * sum(range(n)) / n), (overlap, step, c.grad)
+                    assert unused.grad is None, (overlap, step)
+                    assert grads_before[id(unused)] is None
+                    opt.step()
+                    assert unused.grad is None and np.array_equal(unused.data, np.ones(3))
+                    dist.check_consistent(params)
+                if not overlap:  # order free: the smallest bucket last, so no large gradient is copied
+                    sizes = [sum(params[i].size for i in b) for b in opt.buckets]
+                    assert sizes[-1] == min(sizes), opt.buckets
+            finally:
+                red.w.comm = counting.comm
+            opt.remove_hooks()
+    # nobody has any gradient: everything stays None
+    x = tg.Variable(np.ones(5), requires_grad=True)
+    opt = dist.DistributedOptimizer(optim.SGD([x], lr=0.1))
+    opt.step()
+    assert x.grad is None and np.array_equal(x.data, np.ones(5))
+    opt.remove_hooks()
+    print(f"OK presence rank {r}", flush=True)
+
+
 def fail(how):
     """Rank 1 fails in the middle of training; the others must not hang."""
     r, n = dist.init()

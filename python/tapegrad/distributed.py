@@ -55,6 +55,7 @@ _ENV = ("PMI_RANK", "PMI_SIZE", "PMIX_RANK", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_W
 _DEPART = 4242  # tag of the "this rank is exiting" notice on the control communicator
 EXIT_GRACE_S = 5.0  # how long a collective may still finish after a peer announced its exit
 SLEEP_AFTER_S = 0.05  # a wait longer than this is for a slow peer, not for the transfer: poll with sleeps
+YIELD_AFTER_S = 2e-3  # from then on the polling loop offers its core to other runnable work (sched_yield)
 
 _state = None
 _FUSED_STEPS = (SGD.step, Adam.step)  # take the average as a grad_scale (AdamW inherits Adam's)
@@ -128,7 +129,7 @@ class _World:
             waited = time.monotonic() - t0
             if waited > SLEEP_AFTER_S:
                 time.sleep(2e-5)
-            elif waited > 2e-3:
+            elif waited > YIELD_AFTER_S:
                 _yield()
 
     def at_exit(self):
@@ -400,11 +401,13 @@ def check_consistent(model, what="check_consistent()"):
 # ---------------------------------------------------------------------------
 
 class _Bucket:
-    __slots__ = ("index", "params", "offsets", "buffer", "target", "ready", "request", "t_ready", "t_start", "t_end")
+    __slots__ = ("index", "params", "offsets", "buffer", "target", "ready", "request", "t_ready", "t_start", "t_end",
+                 "tail")
 
     def __init__(self, index, params):
         self.index, self.params = index, params  # params: parameter indices, in order
         self.offsets, self.buffer = None, None
+        self.tail = 0  # slots after the gradients for the presence counts (the last bucket only)
         self.target = None  # the memory the last reduction ran in: the buffer, or a lone gradient's own array
         self.ready, self.request = 0, None
         self.t_ready = self.t_start = self.t_end = None
@@ -420,7 +423,7 @@ class _Reducer:
     reduction runs in place and the averages are in ``.grad`` when it ends,
     with nothing to copy back."""
 
-    def __init__(self, world, params, bucket_size, passes, progress_interval=None):
+    def __init__(self, world, params, bucket_size, passes, progress_interval=None, hooked=False):
         self.w, self.params, self.passes = world, params, passes
         multiple = world.mpi.Query_thread() >= world.mpi.THREAD_MULTIPLE
         self.interval = progress_interval if multiple else None
@@ -430,7 +433,7 @@ class _Reducer:
         self.inv = 1.0 / world.size
         self.scale = [p.dtype.type(self.inv) for p in params]
         self.names = [f"{i} (shape {tuple(p.shape)}, {p.dtype})" for i, p in enumerate(params)]
-        self.hooked, self.rebuilt, self.observed = False, False, []
+        self.hooked, self.rebuilt, self.observed = hooked, False, []
         self._times = None
         self._build(list(range(len(params)))[::-1])  # the last layer's gradients are final first
 
@@ -456,11 +459,25 @@ class _Reducer:
                 cur, cur_bytes = [], 0
         if cur:
             self._close(cur)
+        if not self.hooked and len(self.buckets) > 1:
+            # every bucket starts in synchronize(), so their order is free: the smallest goes last, where
+            # it carries the presence counts without a large lone gradient being copied into a buffer
+            small = min(self.buckets, key=lambda b: sum(params[i].size * params[i].dtype.itemsize
+                                                         for i in b.params))
+            self.buckets.remove(small)
+            self.buckets.append(small)
+            for k, b in enumerate(self.buckets):
+                b.index = k
         self.views = [None] * len(params)
+        self.present = np.zeros(0, np.int8)
+        if self.buckets:
+            # which parameters had a gradient on how many ranks, summed in the last bucket's own reduction
+            # (slots after its gradients, in its dtype: small integers are exact) rather than in a call of
+            # their own: every parameter's presence is known when the last bucket starts
+            self.buckets[-1].tail = len(params)
         for b in self.buckets:
-            if len(b.params) > 1:  # a lone parameter's buffer is made only if its .grad cannot serve
+            if len(b.params) > 1 or b.tail:  # a lone parameter's buffer is made only if its .grad cannot serve
                 self._own(b)
-        self.present = np.zeros(len(params), np.int32)
         self.reset()
 
     def _own(self, b):
@@ -468,9 +485,11 @@ class _Reducer:
         params = self.params
         sizes = [params[i].size for i in b.params]
         b.offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64).tolist()
-        b.buffer = b.target = np.zeros(b.offsets[-1], params[b.params[0]].dtype)
+        b.buffer = b.target = np.zeros(b.offsets[-1] + b.tail, params[b.params[0]].dtype)
         for pos, i in enumerate(b.params):
             self.views[i] = b.buffer[b.offsets[pos]:b.offsets[pos + 1]].reshape(params[i].shape)
+        if b.tail:
+            self.present = b.buffer[b.offsets[-1]:]
 
     def _close(self, members):
         b = _Bucket(len(self.buckets), list(members))
@@ -508,7 +527,7 @@ class _Reducer:
         backward's new array is reduced where the engine wrote it, with no copy in either mode."""
         p = self.params[i]
         g = p.grad
-        alone = len(b.params) == 1
+        alone = len(b.params) == 1 and not b.tail
         if g is None:
             if b.buffer is None:
                 self._own(b)
@@ -601,14 +620,11 @@ class _Reducer:
                     self.counts[i] = self.passes
                     self._take(i, b, pos)
             self._launch()
-        # which parameters had a gradient on any rank: one with none anywhere keeps .grad None
-        MPI = self.w.mpi
-        reqs = [b.request for b in self.inflight]
-        flags = self.w.comm.Iallreduce(MPI.IN_PLACE, self.present, op=MPI.SUM)
-        self.w.wait(reqs + [flags], "DistributedOptimizer.synchronize()")
+        self.w.wait([b.request for b in self.inflight], "DistributedOptimizer.synchronize()")
         now = time.perf_counter()
         for b in self.inflight:
             b.t_end = now
+        # the presence counts came with the last bucket: a parameter with no gradient anywhere keeps .grad None
         for i in self.absent:  # no gradient here: the others' average, or None if no rank had one
             if self.present[i]:
                 self._link(i)
@@ -642,7 +658,7 @@ class _Reducer:
             b = self.where[i][0]
             if g is None:
                 continue
-            if len(b.params) > 1:
+            if b.buffer is not None:
                 self.views[i][...] = g
                 self._link(i)
             else:
@@ -701,7 +717,8 @@ class DistributedOptimizer(Optimizer):
     the default) or an assignment to ``.grad``, the next reduction copies the
     new gradient into the bucket and points ``.grad`` at the view again. A
     parameter alone in its bucket is reduced in place in its ``.grad`` array,
-    whatever it is (no copy). After ``synchronize()`` or ``step()``, ``.grad``
+    whatever it is (no copy), except in the last bucket, which also carries
+    how many ranks had each gradient and so has a buffer. After ``synchronize()`` or ``step()``, ``.grad``
     holds the average over the ranks.
     ``timeline`` holds the last step's per-bucket times (seconds from the
     start of ``synchronize``: negative = before it, during the backward)."""
@@ -731,7 +748,10 @@ class DistributedOptimizer(Optimizer):
                                                   and 0 < progress_interval < 1):
             raise ValueError(f"DistributedOptimizer: progress_interval must be None or seconds in (0, 1), "
                              f"got {progress_interval!r}")
-        reducer = _Reducer(w, optimizer.params, int(bucket_size), int(backward_passes_per_step), progress_interval)
+        register = getattr(Variable, "register_post_accumulate_grad_hook", None)
+        hooked = bool(overlap) and register is not None
+        reducer = _Reducer(w, optimizer.params, int(bucket_size), int(backward_passes_per_step), progress_interval,
+                           hooked)
         set_(self, "_reducer", reducer)
         layout = reducer.layout()
         flat = [len(layout)] + [x for b in layout for (i, s, d) in b for x in [i] + _signature(np.empty(s, d))]
@@ -740,14 +760,12 @@ class DistributedOptimizer(Optimizer):
             bad = next(r for r in range(w.size) if sigs[r] != sigs[0])
             raise ValueError("DistributedOptimizer: the parameters differ across ranks: "
                              + _describe_mismatch(sigs[bad], sigs[0], bad, 0))
-        register = getattr(Variable, "register_post_accumulate_grad_hook", None)
-        if overlap and register is not None:
+        if hooked:
             # the hooks hold the reducer weakly: a dropped optimizer stops reducing, it does not leak collectives
             ref = weakref.ref(reducer)
             for i, p in enumerate(optimizer.params):
                 self._hooks.append(p.register_post_accumulate_grad_hook(functools.partial(_grad_ready, ref, i)))
             weakref.finalize(self, _remove_all, list(self._hooks))
-            reducer.hooked = True
             set_(self, "overlap", True)
 
     # -- delegation -------------------------------------------------------------
