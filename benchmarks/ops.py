@@ -540,7 +540,8 @@ def prepare(case, lib, n, dtype, grad, rng_seed=0):
         return lambda: f(*args)
     out0 = f(*args)
     if lib == "tapegrad":
-        seed = tapegrad.Variable(np.ones(out0.shape, np_dt))
+        # (out0's dtype, as ones_like gives PyTorch: a seed of the input's dtype made astype's backward convert it too.)
+        seed = tapegrad.Variable(np.ones(out0.shape, out0.dtype))
     else:
         seed = torch.ones_like(out0)
 
