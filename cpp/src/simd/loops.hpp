@@ -424,10 +424,10 @@ inline void deriv_fixup(T* o, int64_t so, const T* g, int64_t sg, const T* x, in
 // exponent k and m in [sqrt(1/2), sqrt(2)) are split in float (exact);
 // ln m = 2 atanh(s), s = (m - 1) / (m + 1) in [-0.172, 0.172], by its series
 // to s^13 (truncation < 1.3e-12 relative); |y ln x| is clamped to exp_d's
-// range (beyond it float32 over/underflows anyway). Relative error of
-// y ln x: < 1.4e-10 for |y ln x| <= 104, so with exp_d's 2.1e-10 the double
-// result is within 0.01 ulp of float's and one rounding leaves it within
-// 0.51 ulp. Plain IEEE operations and one division: the same bits in every
+// range (beyond it float32 over/underflows anyway). y ln x is off by
+// < 1.4e-10 (1.3e-12 relative, |y ln x| <= 104), so with exp_d's 2.1e-10 the
+// double result is within 0.01 ulp of float's and one rounding leaves it
+// within 0.51 ulp. Plain IEEE operations and one division: the same bits in every
 // build. The loop runs at the ISA's full double width (GCC splits each
 // float vector into two double halves).
 TG_MATH_INLINE float powf_fast(float x, float y) {
