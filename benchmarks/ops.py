@@ -542,7 +542,8 @@ def prepare(case, lib, n, dtype, grad, rng_seed=0):
     # Both seeds contiguous, of the output's shape: torch.ones_like would keep
     # a transposed output's strides and hand PyTorch a free transpose.
     if lib == "tapegrad":
-        seed = tapegrad.Variable(np.ones(out0.shape, np_dt))
+        # (out0's dtype, as ones_like gives PyTorch: a seed of the input's dtype made astype's backward convert it too.)
+        seed = tapegrad.Variable(np.ones(out0.shape, out0.dtype))
     else:
         seed = torch.ones(tuple(out0.shape), dtype=out0.dtype)
 

@@ -159,7 +159,8 @@ def test_clip_result_is_a_new_buffer():
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("lo,hi", [(-0.5, 0.5), (-0.5, None), (None, 0.5)])
+@pytest.mark.parametrize("lo,hi", [(-0.5, 0.5), (-0.5, None), (None, 0.5), (np.nan, 0.5), (-0.5, np.nan),
+                                   (-np.inf, np.inf), (0.0, -0.0), (0.5, -0.5)])
 def test_clip_gradient_fused_matches_reference_and_composite(threads, dtype, lo, hi):
     """The one-pass gradient (first order), the recorded composite (create_graph) and the
     reference engine agree, at the bounds too (inclusive), above the thread split."""

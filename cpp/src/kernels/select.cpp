@@ -81,13 +81,20 @@ inline T clip_one(T x, T lo, T hi, bool has_lo, bool has_hi) {
 
 template <class T>
 void clip_run(T* o, const T* x, T lo, T hi, bool has_lo, bool has_hi, int64_t n) {
-  // (Separate loops: each compiles to a branch-free vector loop.)
-  if (has_lo && has_hi) {
-    for (int64_t i = 0; i < n; ++i) o[i] = clip_one(x[i], lo, hi, true, true);
-  } else if (has_lo) {
-    for (int64_t i = 0; i < n; ++i) o[i] = clip_one(x[i], lo, hi, true, false);
-  } else {
-    for (int64_t i = 0; i < n; ++i) o[i] = clip_one(x[i], lo, hi, false, true);
+  if (lo != lo || hi != hi) {  // a NaN bound (rare): clip_one's NaN rules as they stand
+    for (int64_t i = 0; i < n; ++i) o[i] = clip_one(x[i], lo, hi, has_lo, has_hi);
+    return;
+  }
+  // With bounds that are numbers, clip_one is x <= lo ? lo : x then x >= hi ?
+  // hi : x (a NaN x compares false and stays; a missing bound is an infinity,
+  // which changes no x): two compares and selects with no ||, which GCC makes
+  // a vector loop (clip_one's loop stayed scalar: 1M float32 1.6x PyTorch).
+  const T inf = T(__builtin_inf());
+  const T l = has_lo ? lo : -inf, h = has_hi ? hi : inf;
+  for (int64_t i = 0; i < n; ++i) {
+    T v = x[i];
+    v = v <= l ? l : v;
+    o[i] = v >= h ? h : v;
   }
 }
 
@@ -142,12 +149,17 @@ Tensor clip_mask(const Tensor& g0, const Tensor& x0, const Tensor& lo, const Ten
     const T* pg = g.ptr<T>();
     const T* px = x.ptr<T>();
     T* po = out.ptr<T>();
+    // The comparisons the two-kernel mask made (x >= lo, x <= hi; false for a
+    // NaN x or bound); a missing bound is an infinity, true for every x but
+    // NaN, which the other bound's test rejects anyway. & not &&, so that the
+    // loop is branch-free and vectorizes: with && it branched on random data
+    // (1M float32: 1.4x PyTorch's clip grad).
+    const T inf = T(__builtin_inf());
+    const T lo_v = has_lo ? l : -inf, hi_v = has_hi ? h : inf;
     parallel_for(x.numel(), kGrainElements, [&](int64_t i0, int64_t i1) {
       for (int64_t i = i0; i < i1; ++i) {
-        // The comparisons the two-kernel mask made (x >= lo, x <= hi; false for a NaN x or bound).
-        const bool in = (!has_lo || px[i] >= l) && (!has_hi || px[i] <= h);
-        const T v = pg[i];
-        po[i] = in ? v : T(0);
+        const T xi = px[i], v = pg[i];
+        po[i] = (xi >= lo_v) & (xi <= hi_v) ? v : T(0);
       }
     });
   });
