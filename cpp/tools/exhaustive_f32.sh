@@ -5,8 +5,9 @@
 set -e
 G=${TG_GENERATED:-build/dev/core/generated}
 S=${TG_TOOL:-cpp/tools/exhaustive_f32.cpp}
+B=$(basename "$S" .cpp)
 # (a directory of its own: several checkouts may run this at once)
-O=$(mktemp -d "${TMPDIR:-/tmp}/tg_$(basename "$S" .cpp).XXXXXX")
+O=$(mktemp -d "${TMPDIR:-/tmp}/tg_$B.XXXXXX")
 F="-O3 -std=c++17 -ffp-contract=off -fno-trapping-math -fno-math-errno -Icpp/include -Icpp/src -I$G"
 g++ $F -DTG_ISA=baseline -c $S -o "$O/b.o"
 g++ $F -DTG_ISA=avx2 -mavx2 -mfma -c $S -o "$O/a2.o"
