@@ -46,6 +46,7 @@ EXTRA = {
     "minimum": {"ties": True},
     "exp": {"f32_ulp": 1},
     "tanh": {"f32_ulp": 1},
+    "softplus": {"f32_ulp": 1},
 }
 F32_ULP = 4
 

@@ -35,41 +35,17 @@ inline double m_fabs(double x) { return __builtin_fabs(x); }
 
 #include "simd/pow.hpp"  // vectorizable float64 pow
 
-// ----- float32 exp, log, log1p, tanh, sigmoid ----------------------------------
+// ----- float32 exp, log, log1p, tanh, sigmoid, softplus -------------------------
 // glibc's scalar expf/tanhf do not vectorize (NumPy's SIMD versions are an
 // order of magnitude faster). These are plain arithmetic the compiler
-// vectorizes, each within one ulp of the correctly rounded value: exp, log
-// and log1p in float at the full float vector width (checked over all 2^32
-// inputs by cpp/tools/exhaustive_f32.cpp), sigmoid in double, tanh in float
-// with a double last step (below). tests/test_kernels_fastpaths.py measures
-// the ulp error on 10^6 points in every build. Special values follow IEEE:
-// NaN propagates, exp(-inf) = 0, exp(inf) = inf, log(0) = -inf, log(x < 0) =
-// NaN, tanh(+-inf) = +-1, sigmoid(+-inf) = 1, 0.
-
-// e^x for x in [-160, 100] (beyond that float32 over/underflows anyway).
-TG_MATH_INLINE double exp_d(double x) {
-  const double log2e = 1.4426950408889634, ln2_hi = 0.6931471803691238, ln2_lo = 1.9082149292705877e-10;
-  const double shifter = 6755399441055744.0;  // 1.5 * 2^52: adding it rounds to an integer in the low bits
-  double kd = x * log2e + shifter;
-  uint64_t kbits;  // unsigned: the shift below must wrap, not overflow
-  __builtin_memcpy(&kbits, &kd, 8);
-  kd -= shifter;
-  double r = (x - kd * ln2_hi) - kd * ln2_lo;  // |r| <= ln2 / 2
-  // Taylor to degree 8: relative error < 2.1e-10 on |r| <= 0.347.
-  double p = 1.0 / 40320;
-  p = p * r + 1.0 / 5040;
-  p = p * r + 1.0 / 720;
-  p = p * r + 1.0 / 120;
-  p = p * r + 1.0 / 24;
-  p = p * r + 1.0 / 6;
-  p = p * r + 0.5;
-  p = p * r + 1.0;
-  p = p * r + 1.0;
-  uint64_t scale_bits = (kbits + 1023) << 52;  // 2^k (k's bits are the low bits of kbits)
-  double scale;
-  __builtin_memcpy(&scale, &scale_bits, 8);
-  return p * scale;
-}
+// vectorizes at the full float vector width, each within one ulp of the
+// correctly rounded value (checked over all 2^32 inputs by
+// cpp/tools/exhaustive_f32.cpp): exp, log, log1p and softplus in float, tanh
+// and sigmoid in float with a double last step (below).
+// tests/test_kernels_fastpaths.py measures the ulp error on 10^6 points in
+// every build. Special values follow IEEE: NaN propagates, exp(-inf) = 0,
+// exp(inf) = inf, log(0) = -inf, log(x < 0) = NaN, tanh(+-inf) = +-1,
+// sigmoid(+-inf) = 1, 0, softplus(inf) = inf, softplus(-inf) = 0.
 
 // 2^k in float for an integer-valued k in [-126, 127].
 TG_MATH_INLINE float tg_pow2f(float k) {
@@ -79,31 +55,46 @@ TG_MATH_INLINE float tg_pow2f(float k) {
   return s;
 }
 
-// e^x in float arithmetic at the full float vector width (SLEEF's xexpf and
-// Cephes' expf): x = k ln2 + r, ln2 in two parts (k * ln2_hi is exact for
-// |k| <= 2^9, and x - k ln2_hi exact by Sterbenz); r's rounding error `re`
-// is carried into the small terms, so e^r = 1 + (r + (re + r^2 P(r))) rounds
-// once at 1's scale; 2^k applied in two steps so that a subnormal result
-// rounds once. Exhaustively within 1 ulp of the correctly rounded value
-// (cpp/tools/exhaustive_f32.cpp).
-TG_MATH_INLINE float expf_fast(float x) {
+// e^c = 2^k (1 + (r + X)) for c in [-104, 89], in float arithmetic at the full
+// float vector width (SLEEF's xexpf and Cephes' expf): c = k ln2 + r, ln2 in
+// two parts (k * ln2_hi is exact for |k| <= 2^9, and c - k ln2_hi exact by
+// Sterbenz); r's rounding error `re` is carried into X = re + r^2 P(r), so
+// 1 + (r + X) is accurate to ~2^-28 before any rounding at 1's scale. k is
+// integer-valued; r and X stay apart so that callers can finish in double.
+TG_MATH_INLINE void expf_reduce(float c, float* k, float* r, float* X) {
   const float log2e = 1.44269504088896341f, ln2_hi = 0.693145751953125f, ln2_lo = 1.428606765330187045e-06f;
   const float shifter = 12582912.0f;  // 1.5 * 2^23: adding it rounds to an integer
-  float c = x < -104.0f ? -104.0f : (x > 89.0f ? 89.0f : x);
-  float k = (c * log2e + shifter) - shifter;
-  float rh = c - k * ln2_hi;  // exact
-  float rl = k * ln2_lo;
-  float r = rh - rl;
-  float re = (rh - r) - rl;  // r's rounding error (exact where |rh| >= |rl|; else r is tiny)
+  float kk = (c * log2e + shifter) - shifter;
+  float rh = c - kk * ln2_hi;  // exact
+  float rl = kk * ln2_lo;
+  float rr = rh - rl;
+  float re = (rh - rr) - rl;  // rr's rounding error (exact where |rh| >= |rl|; else rr is tiny)
   float p = 1.98527617612853646278381e-4f;
-  p = p * r + 1.39304355252534151077271e-3f;
-  p = p * r + 8.33336077630519866943359e-3f;
-  p = p * r + 4.16664853692054748535156e-2f;
-  p = p * r + 1.66666671633720397949219e-1f;
-  p = p * r + 0.5f;
-  float u = (r + (re + p * (r * r))) + 1.0f;
+  p = p * rr + 1.39304355252534151077271e-3f;
+  p = p * rr + 8.33336077630519866943359e-3f;
+  p = p * rr + 4.16664853692054748535156e-2f;
+  p = p * rr + 1.66666671633720397949219e-1f;
+  p = p * rr + 0.5f;
+  *k = kk;
+  *r = rr;
+  *X = re + p * (rr * rr);
+}
+
+// 2^k u for k in [-150, 128], applied in two steps so that a subnormal result
+// rounds once.
+TG_MATH_INLINE float scale_pow2f(float u, float k) {
+  const float shifter = 12582912.0f;
   float k1 = (k * 0.5f + shifter) - shifter;
-  float res = u * tg_pow2f(k1) * tg_pow2f(k - k1);
+  return u * tg_pow2f(k1) * tg_pow2f(k - k1);
+}
+
+// e^x in float: 1 + (r + X) rounds once at 1's scale, then 2^k. Exhaustively
+// within 1 ulp of the correctly rounded value (cpp/tools/exhaustive_f32.cpp).
+TG_MATH_INLINE float expf_fast(float x) {
+  float c = x < -104.0f ? -104.0f : (x > 89.0f ? 89.0f : x);
+  float k, r, X;
+  expf_reduce(c, &k, &r, &X);
+  float res = scale_pow2f((r + X) + 1.0f, k);
   return x != x ? x : res;
 }
 
@@ -112,7 +103,9 @@ TG_MATH_INLINE float expf_fast(float x) {
 // degree 8, no division); k ln2_hi + f summed exactly (Fast2Sum: |k ln2_hi| >=
 // |f| unless k = 0), so the last addition is the only rounding at the
 // result's scale.
-TG_MATH_INLINE float logf_kernel(float f, float k, float tail) {
+// The result unrounded: returns s, with *lo the rest (s + *lo rounds to the
+// result; softplus adds x to the pair before that one rounding).
+TG_MATH_INLINE float logf_kernel2(float f, float k, float tail, float* lo) {
   const float ln2_hi = 0.693359375f, ln2_lo = -2.12194440e-4f;
   float z = f * f;
   float p = 7.0376836292e-2f;
@@ -128,7 +121,13 @@ TG_MATH_INLINE float logf_kernel(float f, float k, float tail) {
   float hi = k * ln2_hi;  // exact: ln2_hi has 9 significant bits
   float s = hi + f;
   float e = (hi - s) + f;
-  return s + (e + small);
+  *lo = e + small;
+  return s;
+}
+TG_MATH_INLINE float logf_kernel(float f, float k, float tail) {
+  float lo;
+  float s = logf_kernel2(f, k, tail, &lo);
+  return s + lo;
 }
 
 // Splits a positive normal x into 2^k m, m in [sqrt(2)/2, sqrt(2)); k as a float.
@@ -177,51 +176,84 @@ TG_MATH_INLINE float log1pf_fast(float x) {
   return x != x ? x : res;
 }
 
-// e^x in float for x in [0, 20] (tanhf_fast's range): Cody-Waite reduction
-// x = k ln2 + r, Cephes' expf polynomial on |r| <= ln2/2 (error < 0.6 ulp).
-TG_MATH_INLINE float expf_poly(float x) {
-  const float log2e = 1.44269504088896341f, ln2_hi = 0.693359375f, ln2_lo = -2.12194440e-4f;
-  const float shifter = 12582912.0f;  // 1.5 * 2^23: adding it rounds to an integer
-  float k = (x * log2e + shifter) - shifter;
-  float r = x - k * ln2_hi;
-  r = r - k * ln2_lo;
-  float z = r * r;
-  float p = 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  p = p * z + r + 1.0f;
-  uint32_t bits = uint32_t(int32_t(k) + 127) << 23;  // 2^k
-  float scale;
-  __builtin_memcpy(&scale, &bits, 4);
-  return p * scale;
+// tanh, sigmoid, softplus: e = e^-|x| from expf_reduce at the full float
+// vector width; tanh and sigmoid finish in double (one division, rounded
+// once to float), softplus in float pairs.
+
+// 2^k (1 + (r + X)) - 1 = (2^k - 1) + 2^k (r + X) in double for k in [-29, 0]:
+// exact 2^k - 1, and r + X is exact or nearly (X ~ r^2/2), so e^c - 1 keeps its
+// relative accuracy as c -> 0 (expm1 without a separate polynomial).
+TG_MATH_INLINE double expm1_d(float c) {
+  float k, r, X;
+  expf_reduce(c, &k, &r, &X);
+  double s = tg_pow2f(k);
+  return (s - 1.0) + s * (double(r) + double(X));
 }
 
-// tanh in float arithmetic (twice the lanes of the double version): Cephes'
-// odd polynomial below 0.625, else 1 - 2/(e^(2|x|) + 1) with only that last
-// step in double (float there would add up to 1.5 ulp). Checked exhaustively
-// over every float in [1e-30, 12] against double tanh: max error 0.82 ulp
-// (tests/test_kernels_fastpaths.py samples 10^6 points in every build).
+// tanh |x| = -m / (2 + m), m = e^(-2|x|) - 1 (no cancellation anywhere: 2 + m >=
+// 1); |x| capped at 10, where tanh is 1 in float32. Sign copied from x (+-0).
 TG_MATH_INLINE float tanhf_fast(float x) {
-  float a = x < 0 ? -x : x;
-  a = a > 10.0f ? 10.0f : a;  // tanh(10) is 1 in float32
-  float z = a * a;
-  float small = ((((-5.70498872745e-3f * z + 2.06390887954e-2f) * z - 5.37397155531e-2f) * z + 1.33314422036e-1f) * z -
-                 3.33332819422e-1f) * z * a + a;
-  double e = expf_poly(2.0f * a);
-  float big = float(1.0 - 2.0 / (e + 1.0));
-  float t = a < 0.625f ? small : big;
-  float r = x < 0 ? -t : t;
-  return x != x ? x : r;
+  float a = __builtin_fabsf(x);
+  a = a > 10.0f ? 10.0f : a;
+  double m = expm1_d(-2.0f * a);
+  float t = float(-m / (2.0 + m));
+  float res = __builtin_copysignf(t, x);
+  return x != x ? x : res;
 }
 
+// sigmoid x = 1 / (1 + e) for x >= 0, e / (1 + e) for x < 0, e = e^-|x| in
+// double (2^k (1 + (r + X)), k down to -150: 2^k as two float factors); |x|
+// capped at 104, where sigmoid(-x) rounds to 0 in float32.
 TG_MATH_INLINE float sigmoidf_fast(float x) {
-  double xd = x;
-  double c = xd < -120.0 ? -120.0 : (xd > 120.0 ? 120.0 : xd);
-  float r = float(1.0 / (1.0 + exp_d(-c)));
-  return x != x ? x : r;
+  const float shifter = 12582912.0f;
+  float a = __builtin_fabsf(x);
+  a = a > 104.0f ? 104.0f : a;
+  float k, r, X;
+  expf_reduce(-a, &k, &r, &X);
+  float k1 = (k * 0.5f + shifter) - shifter;
+  double e = (1.0 + (double(r) + double(X))) * double(tg_pow2f(k1)) * double(tg_pow2f(k - k1));
+  float res = float((x < 0.0f ? e : 1.0) / (1.0 + e));
+  return x != x ? x : res;
+}
+
+// softplus x = max(x, 0) + log1p(e), e = e^-|x|, all in float: e as a float
+// pair eh + el, log1p of the pair by logf_kernel2 (as log1pf_fast, with el in
+// the tail), and x added to the unrounded log (TwoSum), so the sum rounds once.
+// Where e < 2^-23 (|x| > 16): x itself for x > 0 (e is below half its ulp),
+// else e (1 - e/2) = 2^k (1 + r + (X - eh v/2)), v = 1 + r + X, rounded once
+// before the scaling by 2^k (in two steps, as expf_fast).
+TG_MATH_INLINE float softplusf_fast(float x) {
+  float a = __builtin_fabsf(x);
+  a = a > 104.0f ? 104.0f : a;
+  float k, r, X;
+  expf_reduce(-a, &k, &r, &X);
+  float t = r + X;
+  float te = X - (t - r);  // exact: |r| >= |X|
+  float vh = 1.0f + t;
+  float vl = ((1.0f - vh) + t) + te;
+  float pk = tg_pow2f(k < -126.0f ? -126.0f : k);
+  float eh = vh * pk, el = vl * pk;  // exact where it matters (|x| <= 16: e normal)
+  float h = 1.0f + r;  // Fast2Sum: 1 + r + X' rounds once (no second rounding of r + X' first)
+  float tiny = scale_pow2f(h + (((1.0f - h) + r) + (X - 0.5f * (eh * vh))), k);
+  // log1p(eh + el): u = 1 + eh = 2^j m, m in [sqrt(1/2), sqrt(2)), j in {0, 1}.
+  float u = 1.0f + eh;
+  float ue = (eh - (u - 1.0f)) + el;  // u's rounding error, plus el
+  float j;
+  float mm = split_exponentf(u, &j);
+  bool j0 = j == 0.0f;
+  float f = j0 ? eh : mm - 1.0f;
+  float w = j0 ? el : ue * 0.5f;  // divided by u: 1 - f + f^2 - f^3 is 1/(1+f) to f^4 < 0.03
+  float tail = w * (((1.0f - f) + f * f) - f * f * f);
+  float lo;
+  float lh = logf_kernel2(f, j, tail, &lo);
+  float xp = x > 0.0f ? x : 0.0f;
+  float sh = xp + lh;  // TwoSum(xp, lh)
+  float bp = sh - xp;
+  float se = (xp - (sh - bp)) + (lh - bp);
+  float res = sh + (se + lo);
+  res = x < -16.0f ? tiny : res;
+  res = x > 16.0f ? x : res;
+  return x != x ? x : res;
 }
 
 template <class T, class F>
@@ -274,7 +306,10 @@ template <class T> TG_MATH_INLINE T k_sigmoid(T v) {
 }
 template <class T> TG_MATH_INLINE T k_relu(T v) { return v > T(0) ? v : (v != v ? v : T(0)); }
 template <class T> TG_MATH_INLINE T k_abs(T v) { return m_fabs(v); }
-template <class T> TG_MATH_INLINE T k_softplus(T v) { return T(softplus_f64(double(v))); }
+template <class T> TG_MATH_INLINE T k_softplus(T v) {
+  if constexpr (sizeof(T) == 4) return softplusf_fast(v);
+  else return softplus_f64(v);
+}
 template <class T> TG_MATH_INLINE T k_tan(T v) {
   if constexpr (sizeof(T) == 4) return tan_f32(v);
   else return tan_f64(v);
