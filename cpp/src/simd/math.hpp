@@ -578,13 +578,20 @@ TG_MATH_INLINE float atan_f32(float x) {
   float a = __builtin_fabsf(x);
   // (Selects on compares written out, no bool variables: with them GCC left
   // the loop scalar, "control flow in loop".)
-  float num = a >= 2.4375f ? -1.0f : (a >= 1.1875f ? a - 1.5f : (a >= 0.6875f ? a - 1.0f : (a >= 0.4375f ? 2.0f * a - 1.0f : a)));
-  float den = a >= 2.4375f ? a : (a >= 1.1875f ? 1.0f + 1.5f * a : (a >= 0.6875f ? a + 1.0f : (a >= 0.4375f ? 2.0f + a : 1.0f)));
-  float hi = a >= 2.4375f ? kPio2HiF
-                          : (a >= 1.1875f ? 0x1.f730bep-1f : (a >= 0.6875f ? kPio4HiF : (a >= 0.4375f ? 0x1.dac67p-2f : 0.0f)));
-  float lo = a >= 2.4375f ? kPio2LoF
-                          : (a >= 1.1875f ? -0x1.afc12cp-26f
-                                          : (a >= 0.6875f ? -0x1.777a5cp-26f : (a >= 0.4375f ? 0x1.586ed4p-28f : 0.0f)));
+  float num = a >= 0.4375f ? 2.0f * a - 1.0f : a, den = a >= 0.4375f ? 2.0f + a : 1.0f;
+  float hi = a >= 0.4375f ? 0x1.dac67p-2f : 0.0f, lo = a >= 0.4375f ? 0x1.586ed4p-28f : 0.0f;
+  num = a >= 0.6875f ? a - 1.0f : num;
+  den = a >= 0.6875f ? a + 1.0f : den;
+  hi = a >= 0.6875f ? kPio4HiF : hi;
+  lo = a >= 0.6875f ? -0x1.777a5cp-26f : lo;
+  num = a >= 1.1875f ? a - 1.5f : num;
+  den = a >= 1.1875f ? 1.0f + 1.5f * a : den;
+  hi = a >= 1.1875f ? 0x1.f730bep-1f : hi;
+  lo = a >= 1.1875f ? -0x1.afc12cp-26f : lo;
+  num = a >= 2.4375f ? -1.0f : num;
+  den = a >= 2.4375f ? a : den;
+  hi = a >= 2.4375f ? kPio2HiF : hi;
+  lo = a >= 2.4375f ? kPio2LoF : lo;
   float t = num / den;
   float r = hi + (t + (atanf_poly(t) + lo));
   r = __builtin_copysignf(r, x);  // (keeps -0)
