@@ -896,6 +896,62 @@ def test_arctan2_within_bars_c99_special_cases_same_bits_everywhere(dtype, resto
     assert not got[zero].any()
 
 
+def _floats_around(centers, k):
+    """Every float32 within k ulps of each center (both signs), as float32."""
+    c = np.abs(np.array(centers, dtype=np.float32)).view(np.int32)
+    b = (c[:, None] + np.arange(-k, k + 1, dtype=np.int32)[None, :]).ravel()
+    b = b[(b >= 0) & (b <= 0x7F800000)]
+    v = b.view(np.float32)
+    return np.concatenate([v, -v])
+
+
+@needs_long_double
+@pytest.mark.parametrize("name, edges", [
+    ("arcsin", [0.5, 0.975, 1.0, 2.0**-12, 2.0**-126]),  # the float kernel's branch switches, +-1, tiny
+    ("arccos", [0.5, 0.975, 1.0, 2.0**-12, 2.0**-126]),
+    ("arctan", [0.4375, 0.6875, 1.1875, 2.4375, 2.0**12, 2.0**24, 2.0**-12, 2.0**-126])])
+def test_float32_inverse_trig_every_float_near_the_branch_switches(name, edges, restore_isa):
+    # The float32 kernels compute in float (h54): every float within 20,000 ulps of each reduction edge,
+    # both signs, within 1 ulp of long double, the same bits in every ISA and at 1 and 2 threads; beyond
+    # +-1 arcsin and arccos give NaN.
+    x = _floats_around(edges, 20_000)
+    got = _run_every_isa_and_thread_count(getattr(tg, name), x)
+    with np.errstate(all="ignore"):
+        want = LD_ORACLE[name](x.astype(np.longdouble))
+    err, rest = _ulp_error(got, want, np.float32)
+    assert err.max() <= 1.0, (name, float(err.max()), float(x[rest][int(np.argmax(err))]))
+    if name != "arctan":
+        assert np.isnan(got[np.abs(x) > 1]).all() and (np.abs(x) > 1).sum() > 10_000
+
+
+@needs_long_double
+def test_float32_arctan2_near_the_fold_and_the_residual_scaling(restore_isa):
+    # float32 arctan2 folds y/x to q = min/max in [0, 1] and adds q's division error back from the exact
+    # residual on operands scaled by 2^-64 (max > 2^64) or 2^100 (max < 2^-20), dropped below q = 2^-30:
+    # |y| ~ |x| in every quadrant, the interval edges of q, and the larger operand either side of the
+    # scaling thresholds and near the float range's ends.
+    rng = np.random.default_rng(13)
+    m = 200_000
+    big = np.float32(2.0) ** rng.integers(-149, 128, m).astype(np.float32) * rng.uniform(1, 2, m).astype(np.float32)
+    big = np.concatenate([big, _floats_around([2.0**64, 2.0**-20, 3.4028235e38, 2.0**-126, 2.0**-149], 2_000)])
+    big = big[np.isfinite(big)]
+    q = np.concatenate([np.array([1.0, 0.4375, 0.6875, 2.0**-30])[rng.integers(0, 4, big.size // 2)]
+                        * rng.uniform(0.99, 1.01, big.size // 2), 2.0 ** rng.uniform(-40, 0, big.size - big.size // 2)])
+    with np.errstate(all="ignore"):
+        small = (big * q).astype(np.float32)
+    s = rng.integers(0, 2, (3, big.size)).astype(bool)
+    x = np.where(s[0], big, small)
+    y = np.where(s[0], small, big)
+    x = np.where(s[1], -x, x).astype(np.float32)
+    y = np.where(s[2], -y, y).astype(np.float32)
+    got = _run_every_isa_and_thread_count(lambda v: tg.arctan2(tg.Variable(y), v), x)
+    with np.errstate(all="ignore"):
+        want = np.arctan2(y.astype(np.longdouble), x.astype(np.longdouble))
+    err, rest = _ulp_error(got, want, np.float32)
+    worst = int(np.argmax(err))
+    assert err.max() <= 1.0, (float(err.max()), float(y[rest][worst]), float(x[rest][worst]))
+
+
 @needs_long_double
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("name, deriv", [("arcsin", lambda v: 1 / np.sqrt(1 - v * v)),

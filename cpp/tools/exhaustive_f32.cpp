@@ -61,6 +61,8 @@ static const Function kFunctions[] = {
     {"cos", UnaryOp::Cos, [](double x) { return std::cos(x); }},
     {"tan", UnaryOp::Tan, [](double x) { return std::tan(x); }},
     {"arctan", UnaryOp::Arctan, [](double x) { return std::atan(x); }},
+    {"arcsin", UnaryOp::Arcsin, [](double x) { return std::asin(x); }},
+    {"arccos", UnaryOp::Arccos, [](double x) { return std::acos(x); }},
 };
 
 struct Result {

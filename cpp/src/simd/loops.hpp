@@ -314,9 +314,14 @@ template <class T> TG_MATH_INLINE T k_tan(T v) {
   if constexpr (sizeof(T) == 4) return tan_f32(v);
   else return tan_f64(v);
 }
-// arcsin, arccos: float32 through float64 as above.
-template <class T> TG_MATH_INLINE T k_arcsin(T v) { return T(asin_f64(double(v))); }
-template <class T> TG_MATH_INLINE T k_arccos(T v) { return T(acos_f64(double(v))); }
+template <class T> TG_MATH_INLINE T k_arcsin(T v) {
+  if constexpr (sizeof(T) == 4) return asin_f32(v);
+  else return asin_f64(v);
+}
+template <class T> TG_MATH_INLINE T k_arccos(T v) {
+  if constexpr (sizeof(T) == 4) return acos_f32(v);
+  else return acos_f64(v);
+}
 template <class T> TG_MATH_INLINE T k_arctan(T v) {
   if constexpr (sizeof(T) == 4) return atan_f32(v);
   else return atan_f64(v);

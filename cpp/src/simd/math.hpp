@@ -510,59 +510,140 @@ TG_MATH_INLINE double atan2_f64(double y, double x) {
   return x != x ? x + y : (y != y ? x + y : r);
 }
 
-// ----- float32 arctan, arctan2 ----------------------------------------------
-// s_atan.c's reduction on the ratio n/d (n, d >= 0, exact in double: the
-// float inputs): t = (n - c d)/(d + c n) for c = 1/2, 1, 3/2 (numerator and
-// denominator exact in double), -d/n beyond 39/16; the division in double
-// (one rounding), the degree-21 polynomial in float on t rounded to float
-// (its term is below 0.03 of the result), atan(c) + t - t P(t^2) summed in
-// double and rounded once. Returns that double.
-TG_MATH_INLINE double atanf_ratio(double n, double d) {
-  const float aT0 = 3.33333333333329318027e-01f, aT1 = -1.99999999998764832476e-01f,
-              aT2 = 1.42857142725034663711e-01f, aT3 = -1.11111104054623557880e-01f,
-              aT4 = 9.09088713343650656196e-02f, aT5 = -7.69187620504482999495e-02f,
-              aT6 = 6.66107313738753120669e-02f, aT7 = -5.83357013379057348645e-02f,
-              aT8 = 4.97687799461593236017e-02f, aT9 = -3.65315727442169155270e-02f,
-              aT10 = 1.62858201153657823623e-02f;
-  // (Selects on compares written out, no bool variables: with them GCC left
-  // the loop scalar, "control flow in loop".)
-  double num = n >= 0.4375 * d ? 2.0 * n - d : n, den = n >= 0.4375 * d ? 2.0 * d + n : d;
-  double c = n >= 0.4375 * d ? 4.63647609000806093515e-01 : 0.0;
-  num = n >= 0.6875 * d ? n - d : num;
-  den = n >= 0.6875 * d ? n + d : den;
-  c = n >= 0.6875 * d ? kPio4Hi : c;
-  num = n >= 1.1875 * d ? 2.0 * n - 3.0 * d : num;
-  den = n >= 1.1875 * d ? 2.0 * d + 3.0 * n : den;
-  c = n >= 1.1875 * d ? 9.82793723247329054082e-01 : c;
-  num = n >= 2.4375 * d ? -d : num;
-  den = n >= 2.4375 * d ? n : den;
-  c = n >= 2.4375 * d ? kPio2Hi : c;
-  double td = num / den;
-  float t = float(td);
-  float z = t * t, w = z * z;
-  float s1 = z * (aT0 + w * (aT2 + w * (aT4 + w * (aT6 + w * (aT8 + w * aT10)))));
-  float s2 = w * (aT1 + w * (aT3 + w * (aT5 + w * (aT7 + w * aT9))));
-  return c + (td - double(t * (s1 + s2)));
+// ----- float32 arcsin, arccos, arctan, arctan2 -------------------------------
+// In float, at the full float vector width (no float64 anywhere): fdlibm's
+// reductions and compensated sums as the float64 versions above, with
+// polynomials refitted for float (near-minimax, relative error of the
+// polynomial term < 2^-28.5 on each range). Each is within 1 ulp of the
+// correctly rounded result on all 2^32 inputs (cpp/tools/f32_trig_exhaustive.cpp;
+// arctan2 on a dense 2-d sample).
+// pi/2, pi/4, pi as float head (round to nearest) + tail.
+constexpr float kPio2HiF = 0x1.921fb6p+0f, kPio2LoF = -0x1.777a5cp-25f, kPio4HiF = 0x1.921fb6p-1f,
+                kPiHiF = 0x1.921fb6p+1f;
+
+// asin_parts in float: z = x^2 below |x| = 0.5, else (1 - |x|)/2 (exact);
+// r = z P(z) (asin(x) = x + x r for |x| < 0.5); s = sqrt(z) as head w (12
+// bits: w^2 exact) + tail c.
+struct AsinPartsF {
+  float a, z, r, s, w, c;
+};
+TG_MATH_INLINE AsinPartsF asinf_parts(float x) {
+  const float Q0 = 1.6666753590e-01f, Q1 = 7.4952416122e-02f, Q2 = 4.5477103442e-02f, Q3 = 2.4147571996e-02f,
+              Q4 = 4.2218618095e-02f;
+  AsinPartsF p;
+  p.a = __builtin_fabsf(x);
+  p.z = p.a < 0.5f ? x * x : (1.0f - p.a) * 0.5f;
+  p.r = p.z * (Q0 + p.z * (Q1 + p.z * (Q2 + p.z * (Q3 + p.z * Q4))));
+  p.s = __builtin_sqrtf(p.z);
+  p.w = tg_bits_to_f32(tg_f32_to_bits(p.s) & 0xfffff000u);
+  p.c = (p.z - p.w * p.w) / (p.s + p.w);
+  return p;
 }
 
+// asin_f64's three branches in float.
+TG_MATH_INLINE float asin_f32(float x) {
+  AsinPartsF p = asinf_parts(x);
+  float near1 = kPio2HiF - (2.0f * (p.s + p.s * p.r) - kPio2LoF);
+  float mid = kPio4HiF - ((2.0f * p.s * p.r - (kPio2LoF - 2.0f * p.c)) - (kPio4HiF - 2.0f * p.w));
+  float big = p.a >= 0.975f ? near1 : mid;
+  big = __builtin_copysignf(big, x);
+  float res = p.a < 0.5f ? x + x * p.r : big;
+  res = p.a > 1.0f ? __builtin_nanf("") : res;
+  return x != x ? x : res;
+}
+
+// acos_f64's three branches in float.
+TG_MATH_INLINE float acos_f32(float x) {
+  AsinPartsF p = asinf_parts(x);
+  float mid = kPio2HiF - (x - (kPio2LoF - x * p.r));
+  float neg = kPiHiF - 2.0f * (p.s + (p.r * p.s - kPio2LoF));
+  float pos = 2.0f * (p.w + (p.r * p.s + p.c));
+  float res = p.a < 0.5f ? mid : (x < 0 ? neg : pos);
+  res = x == 1.0f ? 0.0f : res;  // (c is 0/0 there)
+  res = p.a > 1.0f ? __builtin_nanf("") : res;
+  return x != x ? x : res;
+}
+
+// atan(t) - t = t z P(z), z = t^2, |t| <= 7/16.
+TG_MATH_INLINE float atanf_poly(float t) {
+  const float P0 = -3.3333304524e-01f, P1 = 1.9997766614e-01f, P2 = -1.4230041206e-01f, P3 = 1.0493666679e-01f,
+              P4 = -5.8252315968e-02f;
+  float z = t * t;
+  return t * z * (P0 + z * (P1 + z * (P2 + z * (P3 + z * P4))));
+}
+
+// atan_f64's reduction in float (2a - 1, a - 1, a - 1.5 exact), atan(c) as
+// head + tail summed last.
 TG_MATH_INLINE float atan_f32(float x) {
   float a = __builtin_fabsf(x);
-  float r = float(atanf_ratio(double(a), 1.0));
+  // (Selects on compares written out, no bool variables: with them GCC left
+  // the loop scalar, "control flow in loop".)
+  float num = a >= 0.4375f ? 2.0f * a - 1.0f : a, den = a >= 0.4375f ? 2.0f + a : 1.0f;
+  float hi = a >= 0.4375f ? 0x1.dac67p-2f : 0.0f, lo = a >= 0.4375f ? 0x1.586ed4p-28f : 0.0f;
+  num = a >= 0.6875f ? a - 1.0f : num;
+  den = a >= 0.6875f ? a + 1.0f : den;
+  hi = a >= 0.6875f ? kPio4HiF : hi;
+  lo = a >= 0.6875f ? -0x1.777a5cp-26f : lo;
+  num = a >= 1.1875f ? a - 1.5f : num;
+  den = a >= 1.1875f ? 1.0f + 1.5f * a : den;
+  hi = a >= 1.1875f ? 0x1.f730bep-1f : hi;
+  lo = a >= 1.1875f ? -0x1.afc12cp-26f : lo;
+  num = a >= 2.4375f ? -1.0f : num;
+  den = a >= 2.4375f ? a : den;
+  hi = a >= 2.4375f ? kPio2HiF : hi;
+  lo = a >= 2.4375f ? kPio2LoF : lo;
+  float t = num / den;
+  float r = hi + (t + (atanf_poly(t) + lo));
   r = __builtin_copysignf(r, x);  // (keeps -0)
   return x != x ? x : r;
 }
 
-// e_atan2.c's quadrants and C99's special cases as atan2_f64, on the exact
-// ratio |y|/|x| (no float rounding of the quotient: it would cost 0.5 ulp).
+// atan2 in float: y/x folded to q = small/large in [0, 1] (|y| <= |x|: angle
+// K pi/2 + atan q, else K pi/2 - atan q; K from the quadrant), q's division
+// error added back as the exact residual (n - q d, Dekker's product on the
+// operands scaled into range) over d (1 + q^2), atan q as head + tail and
+// K pi/2 added by TwoSum: one rounding at the end. C99's special cases as
+// atan2_f64: zeros by sign, both infinite: odd multiples of pi/4.
 TG_MATH_INLINE float atan2_f32(float y, float x) {
   float ay = __builtin_fabsf(y), ax = __builtin_fabsf(x);
   float sx = __builtin_copysignf(1.0f, x);
-  double n = ay, d = ax;
-  d = ay == 0.0f ? 1.0 : d;  // (0/0 and 0/inf: atan 0)
-  n = ay == __builtin_inff() ? (ax == __builtin_inff() ? 1.0 : n) : n;  // both infinite: pi/4 by quadrant
-  d = ay == __builtin_inff() ? (ax == __builtin_inff() ? 1.0 : d) : d;
-  double z = atanf_ratio(n, d);
-  double r = sx < 0 ? kPiHi - (z - kPiLo) : z;
-  float rf = __builtin_copysignf(float(r), y);
-  return x != x ? x + y : (y != y ? x + y : rf);
+  float n = ay <= ax ? ay : ax, d = ay <= ax ? ax : ay;
+  n = ay == __builtin_inff() ? (ax == __builtin_inff() ? 1.0f : n) : n;  // both infinite: pi/4 by quadrant
+  d = ay == __builtin_inff() ? (ax == __builtin_inff() ? 1.0f : d) : d;
+  d = d == 0.0f ? 1.0f : d;  // (0/0: atan 0)
+  float q = n / d;
+  // Residual n - q d, exact: n and d scaled by a power of 2 so that 4097 d
+  // cannot overflow and the products' low bits stay normal.
+  float sc = d > 0x1p64f ? 0x1p-64f : (d < 0x1p-20f ? 0x1p100f : 1.0f);
+  float ns = n * sc, ds = d * sc;
+  float qh = q * 4097.0f, dh = ds * 4097.0f;
+  qh = qh - (qh - q);
+  dh = dh - (dh - ds);
+  float ql = q - qh, dl = ds - dh;
+  float p = q * ds;
+  float p_lo = ((qh * dh - p) + qh * dl + ql * dh) + ql * dl;
+  float corr = ((ns - p) - p_lo) / (ds + q * ns);  // (atan' = 1/(1 + q^2))
+  corr = q < 0x1p-30f ? 0.0f : corr;  // (there atan q = q: the residual is not needed, and may underflow)
+  // atan q, q in [0, 1]: atan_f32's first three intervals, head zh + tail zl.
+  float num = q >= 0.6875f ? q - 1.0f : (q >= 0.4375f ? 2.0f * q - 1.0f : q);
+  float den = q >= 0.6875f ? q + 1.0f : (q >= 0.4375f ? 2.0f + q : 1.0f);
+  float hi = q >= 0.6875f ? kPio4HiF : (q >= 0.4375f ? 0x1.dac67p-2f : 0.0f);
+  float lo = q >= 0.6875f ? -0x1.777a5cp-26f : (q >= 0.4375f ? 0x1.586ed4p-28f : 0.0f);
+  float t = num / den;
+  float tail = t + (atanf_poly(t) + (lo + corr));
+  float zh = hi + tail;
+  float zl = (hi - zh) + tail;  // Fast2Sum: |hi| > |tail| or hi = 0
+  // Quadrant: x > 0: atan q (|y| <= |x|) or pi/2 - atan q; x < 0: pi -
+  // atan q or pi/2 + atan q. K pi/2 + sign atan q, then y's sign.
+  float k = sx < 0 ? (ay <= ax ? 2.0f : 1.0f) : (ay <= ax ? 0.0f : 1.0f);
+  float neg = sx < 0 ? (ay <= ax ? 1.0f : 0.0f) : (ay <= ax ? 0.0f : 1.0f);
+  zh = neg > 0 ? -zh : zh;
+  zl = neg > 0 ? -zl : zl;
+  float A = k * kPio2HiF;
+  float S = A + zh;
+  float bb = S - A;
+  float err = (A - (S - bb)) + (zh - bb);  // TwoSum: A + zh = S + err exactly
+  float r = S + (err + (zl + k * kPio2LoF));
+  r = __builtin_copysignf(r, y);
+  return x != x ? x + y : (y != y ? x + y : r);
 }
