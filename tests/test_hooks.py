@@ -199,6 +199,43 @@ def test_remove_is_idempotent_and_handles_are_context_managers(e):
     assert calls == ["a", "b", "post"]
 
 
+def test_hooks_go_with_their_variable_and_node():
+    # The C++ engine keeps hooks apart from the Variable and node (a side
+    # table keyed by address, released with the object's last reference):
+    # the hooks are freed with them, and a new object at the same address
+    # starts with none.
+    import weakref
+
+    class Hook:
+        def __init__(self, calls, tag):
+            self.calls, self.tag = calls, tag
+
+        def __call__(self, arg):
+            self.calls.append(self.tag)
+
+    calls = []
+    x = tg.Variable(np.array([1.0, 2.0]), requires_grad=True)
+    h = x * 3.0
+    leaf_hook, post_hook, node_hook = Hook(calls, "leaf"), Hook(calls, "post"), Hook(calls, "node")
+    x.register_hook(leaf_hook)
+    x.register_post_accumulate_grad_hook(post_hook)
+    h.register_hook(node_hook)
+    h.retain_grad()  # (a weak reference to h from its node)
+    tg.tanh(h).sum().backward()
+    assert sorted(calls) == ["leaf", "node", "post"]
+    alive = [weakref.ref(f) for f in (leaf_hook, post_hook, node_hook)]
+    del leaf_hook, post_hook, node_hook, h, x
+    gc.collect()
+    assert [r() for r in alive] == [None, None, None]
+    calls.clear()
+    for _ in range(200):  # new Variables and nodes, some at the freed addresses
+        y = tg.Variable(np.array([1.0, 2.0]), requires_grad=True)
+        z = y * 3.0
+        z.retain_grad()
+        tg.tanh(z).sum().backward()
+    assert calls == []
+
+
 @pytest.mark.parametrize("e", ENGINES)
 def test_registration_errors(e):
     x = e.Variable(np.ones(2))
