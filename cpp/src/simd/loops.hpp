@@ -271,62 +271,32 @@ inline void map1_alias(const T* x, T* y, int64_t n, F f) {
 // (TG_SPEC_UNARY_CASES, TG_SPEC_DERIV_CASES) call them. Adding an op to the
 // spec means adding its function here.
 template <class T> TG_MATH_INLINE T k_negative(T v) { return -v; }
-// float32 through the float64 kernels where no float version exists: their
-// error (< 1 ulp of float64) leaves the float32 result within 1 ulp.
-template <class T> TG_MATH_INLINE T k_exp(T v) {
-  if constexpr (sizeof(T) == 4) return expf_fast(v);
-  else return exp_f64(v);
-}
-template <class T> TG_MATH_INLINE T k_log(T v) {
-  if constexpr (sizeof(T) == 4) return logf_fast(v);
-  else return log_f64(v);
-}
-template <class T> TG_MATH_INLINE T k_log1p(T v) {
-  if constexpr (sizeof(T) == 4) return log1pf_fast(v);
-  else return log1p_f64(v);
-}
+// k_NAME<T>: one op's kernel pair, the float32 function for float and the
+// float64 one for double (a macro, not a template taking the functions:
+// the expansion is the plain call GCC vectorizes, as before).
+#define TG_BY_WIDTH(name, f32, f64)                                      \
+  template <class T> TG_MATH_INLINE T name(T v) {                        \
+    if constexpr (sizeof(T) == 4) return f32(v);                         \
+    else return f64(v);                                                  \
+  }
+TG_BY_WIDTH(k_exp, expf_fast, exp_f64)
+TG_BY_WIDTH(k_log, logf_fast, log_f64)
+TG_BY_WIDTH(k_log1p, log1pf_fast, log1p_f64)
 template <class T> TG_MATH_INLINE T k_sqrt(T v) { return m_sqrt(v); }
 // sin, cos, tan: valid for |v| <= kTrigBound (float32: kTrigBoundF); unary()
 // and binary() redo the other lanes (and inf, NaN) with libm (map1_fixup below).
-template <class T> TG_MATH_INLINE T k_sin(T v) {
-  if constexpr (sizeof(T) == 4) return sin_f32(v);
-  else return sin_f64(v);
-}
-template <class T> TG_MATH_INLINE T k_cos(T v) {
-  if constexpr (sizeof(T) == 4) return cos_f32(v);
-  else return cos_f64(v);
-}
-template <class T> TG_MATH_INLINE T k_tanh(T v) {
-  if constexpr (sizeof(T) == 4) return tanhf_fast(v);
-  else return tanh_f64(v);
-}
-template <class T> TG_MATH_INLINE T k_sigmoid(T v) {
-  if constexpr (sizeof(T) == 4) return sigmoidf_fast(v);
-  else return sigmoid_f64(v);
-}
+TG_BY_WIDTH(k_sin, sin_f32, sin_f64)
+TG_BY_WIDTH(k_cos, cos_f32, cos_f64)
+TG_BY_WIDTH(k_tanh, tanhf_fast, tanh_f64)
+TG_BY_WIDTH(k_sigmoid, sigmoidf_fast, sigmoid_f64)
 template <class T> TG_MATH_INLINE T k_relu(T v) { return v > T(0) ? v : (v != v ? v : T(0)); }
 template <class T> TG_MATH_INLINE T k_abs(T v) { return m_fabs(v); }
-template <class T> TG_MATH_INLINE T k_softplus(T v) {
-  if constexpr (sizeof(T) == 4) return softplusf_fast(v);
-  else return softplus_f64(v);
-}
-template <class T> TG_MATH_INLINE T k_tan(T v) {
-  if constexpr (sizeof(T) == 4) return tan_f32(v);
-  else return tan_f64(v);
-}
-template <class T> TG_MATH_INLINE T k_arcsin(T v) {
-  if constexpr (sizeof(T) == 4) return asin_f32(v);
-  else return asin_f64(v);
-}
-template <class T> TG_MATH_INLINE T k_arccos(T v) {
-  if constexpr (sizeof(T) == 4) return acos_f32(v);
-  else return acos_f64(v);
-}
-template <class T> TG_MATH_INLINE T k_arctan(T v) {
-  if constexpr (sizeof(T) == 4) return atan_f32(v);
-  else return atan_f64(v);
-}
-template <class T> TG_MATH_INLINE T k_arctan2(T a, T b) {
+TG_BY_WIDTH(k_softplus, softplusf_fast, softplus_f64)
+TG_BY_WIDTH(k_tan, tan_f32, tan_f64)
+TG_BY_WIDTH(k_arcsin, asin_f32, asin_f64)
+TG_BY_WIDTH(k_arccos, acos_f32, acos_f64)
+TG_BY_WIDTH(k_arctan, atan_f32, atan_f64)
+template <class T> TG_MATH_INLINE T k_arctan2(T a, T b) {  // (two operands: not TG_BY_WIDTH)
   if constexpr (sizeof(T) == 4) return atan2_f32(a, b);
   else return atan2_f64(a, b);
 }
