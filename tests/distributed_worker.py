@@ -233,7 +233,7 @@ def views():
     nn.manual_seed(0)
     model = nn.MLP([3, 8, 8, 2])
     params = model.parameters()
-    opt = dist.DistributedOptimizer(optim.SGD(params, lr=0.1), bucket_size=1024)
+    opt = dist.DistributedOptimizer(optim.SGD(params, lr=0.1), bucket_size=384)  # < the 488 bytes: several
     rng = np.random.default_rng(r)
     nn.manual_seed(0)
     twin = nn.MLP([3, 8, 8, 2])
@@ -327,8 +327,9 @@ def fused_average():
             b = nn.MLP([5, 16, 16, 3], dtype=dtype)  # synchronize() (the 1/N pass), then step()
             nn.manual_seed(0)
             twin = nn.MLP([5, 16, 16, 3], dtype=dtype)  # this rank's own gradient
-            oa = dist.DistributedOptimizer(make(a.parameters()), bucket_size=4096)
-            ob = dist.DistributedOptimizer(make(b.parameters()), bucket_size=4096)
+            # 2048 bytes: under the gradients' 3,352 (float64), so not all in one bucket
+            oa = dist.DistributedOptimizer(make(a.parameters()), bucket_size=2048 * np.dtype(dtype).itemsize // 8)
+            ob = dist.DistributedOptimizer(make(b.parameters()), bucket_size=2048 * np.dtype(dtype).itemsize // 8)
             kinds = {len(k) > 1 for k in oa.buckets}
             assert kinds == {True, False}, oa.buckets  # fused buckets and lone ones
             scales = []
@@ -447,6 +448,67 @@ def presence():
     assert x.grad is None and np.array_equal(x.data, np.ones(5))
     opt.remove_hooks()
     print(f"OK presence rank {r}", flush=True)
+
+
+def one_bucket():
+    """All gradients within bucket_size: one bucket, one call per step, even for a parameter of more than a
+    quarter of it (alone otherwise), with overlap on and off, in both zero_grad modes, a gradient missing on
+    one rank, an assigned .grad; every .grad a view of the one buffer after each reduction."""
+    r, n = dist.init()
+    tg.set_num_threads(1)
+    for overlap in (True, False):
+        nn.manual_seed(0)
+        model = nn.MLP([6, 12, 3], dtype=np.float32)  # W1 288 bytes: >= 1024 / 4, yet the total (492) fits
+        params = model.parameters()
+        nn.manual_seed(0)
+        twin = nn.MLP([6, 12, 3], dtype=np.float32)
+        opt = dist.DistributedOptimizer(optim.SGD(params, lr=0.1), bucket_size=1024, overlap=overlap)
+        assert opt.buckets == [[3, 2, 1, 0]], opt.buckets
+        small = dist.DistributedOptimizer(optim.SGD(twin.parameters(), lr=0.1), bucket_size=256, overlap=overlap)
+        assert len(small.buckets) > 1 and [0] in small.buckets, small.buckets  # 492 > 256: W1 (>= 64) alone
+        small.remove_hooks()
+        red = opt._reducer
+        counting = _CountingComm(red.w.comm)
+        red.w.comm = counting
+        rng = np.random.default_rng(r)
+        try:
+            for step, mode in enumerate(["none", "zeros", "zeros", "none", "assign", "zeros", "skip_b2", "zeros"]):
+                x, y = tg.Variable(rng.normal(size=(4, 6)).astype(np.float32)), rng.integers(0, 3, 4)
+                coef = [tg.Variable(rng.normal(size=p.shape).astype(np.float32)) for p in params]
+
+                def loss(m):
+                    if mode != "skip_b2":
+                        return nn.cross_entropy(m(x), y)
+                    # rank 0 has no gradient for b2 (parameter 3): it counts as zero in the sum
+                    used = range(3) if r == 0 else range(4)
+                    return sum(((m.parameters()[i] * coef[i]).sum() for i in used), tg.Variable(np.float32(0)))
+
+                for a, b in zip(twin.parameters(), params):
+                    a.data[...] = b.data
+                    a.grad = None
+                loss(twin).backward()
+                mine = [np.zeros(p.shape, np.float32) if a.grad is None else a.grad.copy()
+                        for p, a in zip(params, twin.parameters())]
+                expect = [dist.allreduce(g, "sum") / np.float32(n) for g in mine]
+                magnitude = [dist.allreduce(np.abs(g), "mean") for g in mine]
+                opt.zero_grad(set_to_none=mode != "zeros")
+                if mode == "assign":  # arrays of their own (as an optimizer may assign): the backward adds into them
+                    for p in params:
+                        p.grad = np.zeros(p.shape, np.float32)
+                del counting.calls[:]
+                loss(model).backward()
+                opt.synchronize()
+                assert counting.calls == [sum(p.size for p in params) + len(params)], counting.calls  # + presence
+                buffer = red.buckets[0].buffer
+                for i, p in enumerate(params):
+                    assert np.shares_memory(p.grad, buffer), (step, i)
+                    assert same_mean(p.grad, expect[i], n, magnitude[i]), (overlap, step, i)
+                opt.step()
+                dist.check_consistent(model)
+        finally:
+            red.w.comm = counting.comm
+        opt.remove_hooks()
+    print(f"OK one_bucket rank {r}", flush=True)
 
 
 def fail(how):

@@ -254,3 +254,27 @@ def test_set_grad_view_needs_a_leaf_that_requires_grad():
             _core._set_grad_view(v, np.zeros(3), "p")
     with pytest.raises(TypeError, match="parameter p is not a Variable"):
         _core._set_grad_view(np.zeros(3), np.zeros(3), "p")
+
+
+def test_grad_address_tells_a_bucket_view_from_an_array_of_its_own():
+    """The reducer's per-step test of whether .grad is still its bucket view: the address of the first element."""
+    from tapegrad import _core
+    bucket = np.zeros(12, np.float64)
+    view = bucket[4:10].reshape(2, 3)
+    w = tg.Variable(np.ones((2, 3)), requires_grad=True)
+    assert _core._grad_address(w) == 0  # no gradient
+    _core._set_grad_view(w, view, "w")
+    assert _core._grad_address(w) == view.ctypes.data != bucket.ctypes.data
+    (w * 2.0).sum().backward()  # accumulates into the view: still it
+    assert _core._grad_address(w) == view.ctypes.data
+    w.grad = np.ones((2, 3))  # an assignment copies: memory of its own
+    assert _core._grad_address(w) not in (0, -1, -2, view.ctypes.data)
+    assert _core._grad_address(w) == w.grad.ctypes.data
+    w.grad = None
+    (w * w).sum().backward(create_graph=True)  # a differentiable gradient: not an array
+    assert _core._grad_address(w) == -1
+    empty = tg.Variable(np.ones((0, 3)), requires_grad=True)
+    (empty * 2.0).sum().backward()
+    assert _core._grad_address(empty) == -2  # empty: never compared with a view's address
+    with pytest.raises(TypeError, match="_grad_address: expected a Variable"):
+        _core._grad_address(np.ones(3))

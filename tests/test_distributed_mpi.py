@@ -69,6 +69,12 @@ def test_presence_counts_ride_in_the_last_bucket(n):
     p = ok(worker(n, "presence"))  # one call per bucket; a gradient missing on some or all ranks as before
     assert all(f"OK presence rank {r}" in p.stdout for r in range(n))
 
+@pytest.mark.parametrize("n", [2, 3])
+def test_gradients_that_fit_one_bucket_are_reduced_in_one_call(n):
+    p = ok(worker(n, "one_bucket"))
+    assert all(f"OK one_bucket rank {r}" in p.stdout for r in range(n))
+
+
 def test_every_step_leaves_identical_parameters_on_3_ranks():
     p = ok(worker(3, "consistent_steps"))
     assert p.stdout.count("OK consistent") == 3

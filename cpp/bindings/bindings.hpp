@@ -22,6 +22,7 @@ void bind_functions(py::module_& m);  // functions.cpp: the op functions
 void bind_sweeps(py::module_& m);     // sweeps.cpp: grad mode, _backward, _grad, _forward, ...
 void bind_runtime(py::module_& m);    // functions.cpp: ISA, buffer cache, threads
 void bind_optim(py::module_& m);      // optim.cpp: fused optimizer steps
+void bind_distributed(py::module_& m);  // distributed.cpp: tapegrad.distributed's gradient-address test
 void bind_custom(py::module_& m);     // custom.cpp: tapegrad.custom_op's recording
 void bind_hooks(py::module_& m);      // hooks.cpp: Variable.register_hook and friends
 void bind_numpy_protocol(py::module_& m);  // numpy_protocol.cpp: Variable.__array_ufunc__ / __array_function__

@@ -15,6 +15,7 @@ PYBIND11_MODULE(_core, m) {
   tgpy::bind_sweeps(m);
   tgpy::bind_runtime(m);
   tgpy::bind_optim(m);
+  tgpy::bind_distributed(m);
   tgpy::bind_custom(m);
   tgpy::bind_hooks(m);
   tgpy::bind_numpy_protocol(m);

@@ -115,9 +115,10 @@ class _World:
         this very collective (a broadcast's receivers can finish before the
         root waits), so the requests get a grace period to complete with
         what it sent."""
-        MPI = self.mpi
+        # one request (a step's last bucket, most collectives): its own Test, without Testall's list handling
+        test = reqs[0].Test if len(reqs) == 1 else functools.partial(self.mpi.Request.Testall, reqs)
         t0, spins = time.monotonic(), 0
-        while not MPI.Request.Testall(reqs):
+        while not test():
             spins += 1
             if spins & 63:
                 continue
@@ -440,10 +441,14 @@ class _Reducer:
     def _build(self, order):
         """Buckets over the parameters taken in ``order``: consecutive ones of one dtype up to
         ``bucket_size`` bytes; a parameter of at least a quarter of that alone (its reduction can start
-        as soon as it is final, without waiting for smaller neighbours). Each bucket gets a flat buffer
-        and each parameter a view of its slice (``self.views``)."""
+        as soon as it is final, without waiting for smaller neighbours), unless every gradient fits in
+        one bucket: then one bucket, one call (a small model's reduction is latency-bound: a second
+        call cost mlp_mnist more than the overlap of its 5 KB could give). Each bucket gets a flat
+        buffer and each parameter a view of its slice (``self.views``)."""
         params, cap = self.params, self.bucket_size
-        alone = max(cap // 4, 1)
+        dtypes = {params[i].dtype for i in order}
+        total = sum(params[i].size * params[i].dtype.itemsize for i in order)
+        alone = max(cap // 4, 1) if total > cap or len(dtypes) > 1 else cap + 1
         self.buckets, self.where = [], {}
         cur, cur_bytes = [], 0
         for i in order:
@@ -469,6 +474,7 @@ class _Reducer:
             for k, b in enumerate(self.buckets):
                 b.index = k
         self.views = [None] * len(params)
+        self.addr = [None] * len(params)  # each view's address (_core._grad_address of .grad equals it: in the view)
         self.present = np.zeros(0, np.int8)
         if self.buckets:
             # which parameters had a gradient on how many ranks, summed in the last bucket's own reduction
@@ -488,6 +494,7 @@ class _Reducer:
         b.buffer = b.target = np.zeros(b.offsets[-1] + b.tail, params[b.params[0]].dtype)
         for pos, i in enumerate(b.params):
             self.views[i] = b.buffer[b.offsets[pos]:b.offsets[pos + 1]].reshape(params[i].shape)
+            self.addr[i] = self.views[i].ctypes.data if params[i].size else None
         if b.tail:
             self.present = b.buffer[b.offsets[-1]:]
 
@@ -526,30 +533,30 @@ class _Reducer:
         bucket and ``.grad`` is pointed at the view. Alone, the gradient's own array is the bucket: the
         backward's new array is reduced where the engine wrote it, with no copy in either mode."""
         p = self.params[i]
-        g = p.grad
-        alone = len(b.params) == 1 and not b.tail
-        if g is None:
+        # the address alone answers "is .grad this member's view?" (reading .grad builds an ndarray, 1.6 us)
+        addr = _core._grad_address(p)
+        if addr == self.addr[i]:  # the backward added into the view (zero_grad(set_to_none=False))
+            self.present[i] = 1
+            b.target = b.buffer
+        elif addr == 0:
             if b.buffer is None:
                 self._own(b)
             self.views[i].fill(0)  # counts as zero in the peers' sum; .grad set after the reduction
             self.absent.append(i)
             b.target = b.buffer
-        elif not isinstance(g, np.ndarray):
+        elif addr == -1:
             raise RuntimeError("DistributedOptimizer: gradients recorded with create_graph=True cannot be reduced "
                                "across ranks")
-        else:
+        else:  # an array of its own: the backward's new one after zero_grad(), or an assignment's copy
             self.present[i] = 1
-            if alone and g.flags.c_contiguous and g.flags.writeable:
+            g = p.grad
+            if len(b.params) == 1 and not b.tail and g.flags.c_contiguous and g.flags.writeable:
                 b.target = g
             else:
                 if b.buffer is None:
                     self._own(b)
-                view = self.views[i]
-                # .grad is either this view or memory of its own (an assignment copies): a bounds test tells
-                # them apart, 10x cheaper than comparing __array_interface__ pointers
-                if not np.may_share_memory(g, view):
-                    np.copyto(view, g)
-                    self._link(i)
+                np.copyto(self.views[i], g)
+                self._link(i)
                 b.target = b.buffer
         b.ready += 1
         if b.ready == len(b.params):
