@@ -18,7 +18,8 @@ finishes them), in buckets of ``bucket_size`` bytes: one flat buffer per
 bucket, of which each member's ``.grad`` is a view (PyTorch DDP's
 ``gradient_as_bucket_view``), so the reduction runs in place and leaves the
 averages in ``.grad``; a parameter of at least a quarter of that is a bucket
-of its own, reduced in place in its ``.grad`` array. After the first step the buckets are rebuilt in the order the hooks
+of its own, reduced in place in its ``.grad`` array (unless every gradient
+fits in one bucket: then one bucket, one call). After the first step the buckets are rebuilt in the order the hooks
 fired. With ``Variable.register_post_accumulate_grad_hook`` in the core, a
 bucket's non-blocking ``Iallreduce`` starts as soon as its last gradient is
 final, while the sweep goes on with earlier layers; without it (or with
@@ -705,7 +706,8 @@ class DistributedOptimizer(Optimizer):
     scheduler built on either drives the same learning rate).
 
     ``bucket_size``: bytes per fused reduction (default 1 MiB; a gradient of
-    at least a quarter of it is reduced alone, in place). ``overlap``: start each
+    at least a quarter of it is reduced alone, in place, unless all of them
+    fit in one bucket). ``overlap``: start each
     bucket's reduction from the post-accumulate-grad hooks while the backward
     sweep runs (needs the core's ``register_post_accumulate_grad_hook``;
     without it the buckets start in ``step()``). ``backward_passes_per_step``:
