@@ -8,11 +8,22 @@
 // extension; run by hand after changing a float32 kernel (the pytest bars
 // sample 10^6 points per run).
 //
+// Two-argument functions (arctan2) cannot be exhaustive (2^64 pairs): they
+// get a seeded sample through binary<float> instead, 2^27 pairs by default
+// (--pairs N): half with both bit patterns uniformly random (every sign,
+// exponent, subnormal, inf and NaN), half with |y/x| spread over [2^-26,
+// 2^26] (x a random finite float, y = x m 2^e, random signs: every
+// reduction interval and the quadrant fold), plus every pair of a grid of
+// special values (zeros, subnormals, min/max normal, 1, the reduction
+// edges, inf, NaN; both signs). (This was cpp/tools/atan2_f32_sample.cpp.)
+//
 // One driver, one table (kFunctions below): adding a function is one line.
 // Build and run from the repository root (after a build that generated
 // build/dev/core/generated/tapegrad_gen/*.inc):
-//   sh cpp/tools/exhaustive_f32.sh exp log log1p sin cos tan arctan
+//   sh cpp/tools/exhaustive_f32.sh exp log log1p sin cos tan arctan arcsin arccos
 //   sh cpp/tools/exhaustive_f32.sh --stride 64 sin    (every 64th block: a quick look)
+//   sh cpp/tools/exhaustive_f32.sh arctan2            (2^27 sampled pairs + the special grid)
+//   sh cpp/tools/exhaustive_f32.sh --pairs 1000000000 arctan2
 //   sh cpp/tools/exhaustive_f32.sh all
 #include <atomic>
 #include <cmath>
@@ -32,13 +43,22 @@ namespace tg::kern {
 #define TG_TOOL_NAME2(a) unary_f32_##a
 #define TG_TOOL_NAME(a) TG_TOOL_NAME2(a)
 void TG_TOOL_NAME(TG_ISA)(UnaryOp op, const float* x, float* y, int64_t n) { TG_ISA::unary<float>(op, x, y, n); }
+#define TG_TOOL_BNAME2(a) binary_f32_##a
+#define TG_TOOL_BNAME(a) TG_TOOL_BNAME2(a)
+void TG_TOOL_BNAME(TG_ISA)(BinaryOp op, const float* a, const float* b, float* o, int64_t n) {
+  TG_ISA::binary<float>(op, o, 1, a, 1, b, 1, n);
+}
 }  // namespace tg::kern
 #else
 namespace tg::kern {
 void unary_f32_baseline(UnaryOp, const float*, float*, int64_t);
 void unary_f32_avx2(UnaryOp, const float*, float*, int64_t);
 void unary_f32_avx512(UnaryOp, const float*, float*, int64_t);
+void binary_f32_baseline(BinaryOp, const float*, const float*, float*, int64_t);
+void binary_f32_avx2(BinaryOp, const float*, const float*, float*, int64_t);
+void binary_f32_avx512(BinaryOp, const float*, const float*, float*, int64_t);
 }  // namespace tg::kern
+using tg::kern::BinaryOp;
 using tg::kern::UnaryOp;
 
 // Oracles: float64 functions whose error is far below a float ulp.
@@ -49,6 +69,8 @@ struct Function {
   const char* name;  // the command-line name (the op's name in the spec)
   UnaryOp op;
   double (*oracle)(double);
+  BinaryOp op2 = BinaryOp::Add;              // two-argument functions: the op, sampled
+  double (*oracle2)(double, double) = nullptr;  // (set: a sampled pair function)
 };
 static const Function kFunctions[] = {
     {"exp", UnaryOp::Exp, [](double x) { return std::exp(x); }},
@@ -63,11 +85,12 @@ static const Function kFunctions[] = {
     {"arctan", UnaryOp::Arctan, [](double x) { return std::atan(x); }},
     {"arcsin", UnaryOp::Arcsin, [](double x) { return std::asin(x); }},
     {"arccos", UnaryOp::Arccos, [](double x) { return std::acos(x); }},
+    {"arctan2", UnaryOp::Arctan, nullptr, BinaryOp::Arctan2, [](double y, double x) { return std::atan2(y, x); }},
 };
 
 struct Result {
   double max_err = 0;
-  uint32_t worst = 0;
+  uint32_t worst = 0, worst_x = 0;  // (worst_x: a pair function's second argument)
   uint64_t bad_special = 0, isa_mismatch = 0, over_half = 0, checked = 0;
   uint32_t first_bad = 0;
 };
@@ -96,6 +119,18 @@ static bool check_one(float x, float got, double want, Result& r) {
   return true;
 }
 
+static std::string hexf(float v) {
+  char b[32];
+  std::snprintf(b, sizeof b, "%a", double(v));
+  return b;
+}
+static std::string dec(float v) {
+  char b[32];
+  std::snprintf(b, sizeof b, "%.9g", double(v));
+  return b;
+}
+static void report(const Function& f, const std::vector<Result>& res, const std::string& scope, bool pairs);
+
 static void run(const Function& f, int64_t stride, int nthreads) {
   constexpr int64_t kChunk = 1 << 16, kChunks = (int64_t(1) << 32) / kChunk;
   std::atomic<int64_t> next{0};
@@ -122,11 +157,22 @@ static void run(const Function& f, int64_t stride, int nthreads) {
   std::vector<std::thread> th;
   for (int t = 0; t < nthreads; ++t) th.emplace_back(work, t);
   for (auto& t : th) t.join();
+  std::string scope = stride == 1 ? std::string("all 2^32 inputs")
+                                  : std::to_string([&] {
+                                      uint64_t c = 0;
+                                      for (const Result& r : res) c += r.checked;
+                                      return c;
+                                    }()) + " inputs (every " + std::to_string(stride) + "th block)";
+  report(f, res, scope, false);
+}
+
+static void report(const Function& f, const std::vector<Result>& res, const std::string& scope, bool pairs) {
   Result tot;
   for (const Result& r : res) {
     if (r.max_err > tot.max_err) {
       tot.max_err = r.max_err;
       tot.worst = r.worst;
+      tot.worst_x = r.worst_x;
     }
     if (r.bad_special && !tot.bad_special) tot.first_bad = r.first_bad;
     tot.bad_special += r.bad_special;
@@ -134,28 +180,110 @@ static void run(const Function& f, int64_t stride, int nthreads) {
     tot.over_half += r.over_half;
     tot.checked += r.checked;
   }
-  float w, fb;
+  float w, wx, fb;
   std::memcpy(&w, &tot.worst, 4);
+  std::memcpy(&wx, &tot.worst_x, 4);
   std::memcpy(&fb, &tot.first_bad, 4);
-  std::string scope = stride == 1 ? "all 2^32 inputs" : std::to_string(tot.checked) + " inputs (every " +
-                                                            std::to_string(stride) + "th block)";
-  std::printf("%-8s %s: max error %.4f ulp at x = %a (%.9g); %llu results above 0.5 ulp; "
-              "%llu NaN/inf/zero results wrong%s; %llu inputs whose bits differ between ISA builds\n",
-              f.name, scope.c_str(), tot.max_err, double(w), double(w), (unsigned long long)tot.over_half,
+  std::string at = pairs ? "(y, x) = (" + hexf(w) + ", " + hexf(wx) + ")" : "x = " + hexf(w) + " (" + dec(w) + ")";
+  std::printf("%-8s %s: max error %.4f ulp at %s; %llu results above 0.5 ulp; "
+              "%llu NaN/inf/zero results wrong%s; %llu %s whose bits differ between ISA builds\n",
+              f.name, scope.c_str(), tot.max_err, at.c_str(), (unsigned long long)tot.over_half,
               (unsigned long long)tot.bad_special,
-              tot.bad_special ? (" (first at x = " + std::to_string(fb) + ")").c_str() : "",
-              (unsigned long long)tot.isa_mismatch);
+              tot.bad_special ? (" (first at " + std::string(pairs ? "y" : "x") + " = " + dec(fb) + ")").c_str() : "",
+              (unsigned long long)tot.isa_mismatch, pairs ? "pairs" : "inputs");
   std::fflush(stdout);
+}
+
+// The sample for two-argument functions (see the top): chunk c of 2^16 pairs
+// from a splitmix64 stream seeded by c, so a run is reproducible at any
+// thread count.
+static uint64_t splitmix(uint64_t& s) {
+  uint64_t z = (s += 0x9e3779b97f4a7c15ULL);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  return z ^ (z >> 31);
+}
+static float bits_f(uint32_t b) {
+  float f;
+  std::memcpy(&f, &b, 4);
+  return f;
+}
+static void fill_pairs(int64_t c, float* y, float* x, int64_t n) {
+  uint64_t s = uint64_t(c) * 0x2545f4914f6cdd1dULL + 1;
+  for (int64_t i = 0; i < n; ++i) {
+    uint64_t r = splitmix(s);
+    if (c % 2 == 0) {  // both bit patterns uniform
+      y[i] = bits_f(uint32_t(r));
+      x[i] = bits_f(uint32_t(r >> 32));
+    } else {  // x finite, y = x m 2^e: |y/x| over [2^-26, 2^26]
+      float xi = bits_f(uint32_t(r) & 0x7effffffu);  // (exponent < 254: finite)
+      float m = 1.0f + float((r >> 32) & 0xffffff) * 0x1p-24f;
+      int e = int((r >> 56) % 53) - 26;
+      float yi = xi * std::ldexp(m, e);
+      x[i] = (r >> 31) & 1 ? -xi : xi;
+      y[i] = (r >> 30) & 1 ? -yi : yi;
+    }
+  }
+}
+
+static void run_pairs(const Function& f, int64_t npairs, int64_t stride, int nthreads) {
+  constexpr int64_t kChunk = 1 << 16;
+  const int64_t chunks = (npairs + kChunk - 1) / kChunk;
+  std::atomic<int64_t> next{0};
+  std::vector<Result> res(nthreads);
+  auto check = [&](const float* y, const float* x, int64_t n, Result& r, float* o0, float* o1, float* o2) {
+    tg::kern::binary_f32_baseline(f.op2, y, x, o0, n);
+    tg::kern::binary_f32_avx2(f.op2, y, x, o1, n);
+    tg::kern::binary_f32_avx512(f.op2, y, x, o2, n);
+    for (int64_t i = 0; i < n; ++i) {
+      if (std::memcmp(&o0[i], &o1[i], 4) != 0 || std::memcmp(&o0[i], &o2[i], 4) != 0) ++r.isa_mismatch;
+      double before = r.max_err;
+      check_one(y[i], o0[i], f.oracle2(double(y[i]), double(x[i])), r);
+      if (r.max_err > before) std::memcpy(&r.worst_x, &x[i], 4);
+    }
+  };
+  auto work = [&](int t) {
+    std::vector<float> y(kChunk), x(kChunk), o0(kChunk), o1(kChunk), o2(kChunk);
+    for (;;) {
+      int64_t c = next.fetch_add(1) * stride;
+      if (c >= chunks) break;
+      fill_pairs(c, y.data(), x.data(), kChunk);
+      check(y.data(), x.data(), kChunk, res[t], o0.data(), o1.data(), o2.data());
+    }
+  };
+  std::vector<std::thread> th;
+  for (int t = 0; t < nthreads; ++t) th.emplace_back(work, t);
+  for (auto& t : th) t.join();
+  const float sp[] = {0.0f,    0x1p-149f, 0x1p-130f, 0x1p-126f, 1e-30f,   0x1p-30f, 0.4375f,
+                      0.5f,    0.6875f,   1.0f,      1.1875f,   1.5f,     2.4375f,  0x1p30f,
+                      1e30f,   0x1p64f,   0x1p100f,  3.4028235e38f, __builtin_inff(), __builtin_nanf("")};
+  std::vector<float> gy, gx;
+  for (float a : sp)
+    for (float b : sp)
+      for (int s = 0; s < 4; ++s) {
+        gy.push_back(s & 1 ? -a : a);
+        gx.push_back(s & 2 ? -b : b);
+      }
+  int64_t ng = int64_t(gy.size());
+  std::vector<float> o0(ng), o1(ng), o2(ng);
+  check(gy.data(), gx.data(), ng, res[0], o0.data(), o1.data(), o2.data());
+  int64_t sampled = 0;
+  for (const Result& r : res) sampled += int64_t(r.checked);
+  report(f, res, std::to_string(sampled - ng) + " sampled pairs" + (stride > 1 ? " (every " + std::to_string(stride) + "th chunk)" : std::string()) + " + " + std::to_string(ng) + " special pairs", true);
 }
 
 int main(int argc, char** argv) {
   int nthreads = std::thread::hardware_concurrency();
-  int64_t stride = 1;
+  int64_t stride = 1, npairs = int64_t(1) << 27;
   std::vector<const Function*> todo;
   for (int a = 1; a < argc; ++a) {
     if (std::strcmp(argv[a], "--stride") == 0 && a + 1 < argc) {
       stride = std::atoll(argv[++a]);
       if (stride < 1) stride = 1;
+      continue;
+    }
+    if (std::strcmp(argv[a], "--pairs") == 0 && a + 1 < argc) {
+      npairs = std::atoll(argv[++a]);
       continue;
     }
     if (std::strcmp(argv[a], "all") == 0) {
@@ -173,7 +301,7 @@ int main(int argc, char** argv) {
     }
     todo.push_back(f);
   }
-  for (const Function* f : todo) run(*f, stride, nthreads);
+  for (const Function* f : todo) f->oracle2 ? run_pairs(*f, npairs, stride, nthreads) : run(*f, stride, nthreads);
   return 0;
 }
 #endif

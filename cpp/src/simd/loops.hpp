@@ -5,7 +5,9 @@
 // vectors), each with TG_ISA naming its own namespace; kernels.cpp picks one
 // table at run time from what the CPU supports (isa.hpp). All builds use
 // -ffp-contract=off and no fast-math, so they give bit-identical IEEE
-// results: only the vector width differs.
+// results: only the vector width differs. (A kernel fuses a multiply-add
+// only where it calls tg_fma, simd/math.hpp: one rounding in every build;
+// arcsin, arccos, arctan and arctan2 do.)
 //
 // Everything here lives in tg::kern::TG_ISA and uses compiler builtins for
 // libm, so no inline function compiled for AVX2 can be shared (ODR-merged)

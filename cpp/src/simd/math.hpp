@@ -6,7 +6,7 @@
 // loop over them, and with -ffp-contract=off every build (SSE2, AVX2,
 // AVX-512) gives the same bits. Polynomials and reductions are FreeBSD msun's
 // (fdlibm: e_exp.c, e_log.c, s_log1p.c, k_sin.c, k_cos.c, e_rem_pio2.c) and
-// Cephes' tanh.c, made branch-free (asin, acos, atan, atan2: at the end); each is within 1 ulp of the correctly
+// Cephes' tanh.c, made branch-free (asin, acos, atan, atan2: at the end, with fma); each is within 1 ulp of the correctly
 // rounded value in its source's analysis, and tests/test_kernels_fastpaths.py
 // measures every one (bars: 2 ulp float64, 1 ulp float32) on >= 10^6 points
 // against a long double oracle.
@@ -403,75 +403,145 @@ TG_MATH_INLINE double softplus_f64(double x) {
 }
 
 // ----- Inverse trigonometric functions --------------------------------------
-// FreeBSD msun's e_asin.c, e_acos.c, s_atan.c, e_atan2.c (fdlibm; each < 1 ulp
-// in its source's analysis), their branches all computed and one selected.
+// FMA-era algorithms (SLEEF's xasin_u1/xacos_u1, ARM optimized-routines'
+// asin/acos structure; fdlibm's s_atan.c/e_atan2.c reduction for arctan),
+// polynomials by tg_fma Horner, branches all computed and one selected.
+// Measured max error against long double (tests/test_kernels_fastpaths.py
+// holds arcsin, arccos, arctan to 1 ulp): arcsin 0.80, arccos 0.70, arctan
+// 0.75, arctan2 1.24 ulp (its q = y/x rounding, e_atan2.c's).
 
-// fdlibm's asin/acos rational R(t) = p(t)/q(t) on t in [0, 0.25] (Remez,
-// error < 2^-58.75): asin(x) = x + x R(x^2) for |x| < 0.5.
-TG_MATH_INLINE double asin_r(double t) {
-  const double pS0 = 1.66666666666666657415e-01, pS1 = -3.25565818622400915405e-01,
-               pS2 = 2.01212532134862925881e-01, pS3 = -4.00555345006794114027e-02,
-               pS4 = 7.91534994289814532176e-04, pS5 = 3.47933107596021167570e-05;
-  const double qS1 = -2.40339491173441421878e+00, qS2 = 2.02094576023350569471e+00,
-               qS3 = -6.88283971605453293030e-01, qS4 = 7.70381505559019352791e-02;
-  double p = t * (pS0 + t * (pS1 + t * (pS2 + t * (pS3 + t * (pS4 + t * pS5)))));
-  double q = 1.0 + t * (qS1 + t * (qS2 + t * (qS3 + t * qS4)));
-  return p / q;
-}
 constexpr double kPio2Hi = 1.57079632679489655800e+00, kPio2Lo = 6.12323399573676603587e-17;
 constexpr double kPio4Hi = 7.85398163397448278999e-01;
 constexpr double kPiHi = 3.14159265358979311600e+00, kPiLo = 1.2246467991473531772e-16;
+// float32's pi/2, pi/4, pi as float head (round to nearest) + tail.
+constexpr float kPio2HiF = 0x1.921fb6p+0f, kPio2LoF = -0x1.777a5cp-25f, kPio4HiF = 0x1.921fb6p-1f,
+                kPio4LoF = -0x1.777a5cp-26f, kPiHiF = 0x1.921fb6p+1f, kPiLoF = -0x1.777a5cp-24f;
 
-// The reduction e_asin.c and e_acos.c share: t = x^2 below |x| = 0.5, else
-// (1 - |x|)/2 with s = sqrt(t) as head w (low 32 bits cleared: w^2 exact)
-// plus tail c; r = R(t).
-struct AsinParts {
-  double a, t, r, s, w, c;
-  bool small;
+// SLEEF's asin polynomial: asin(s) = s + s z P(z), z = s^2 <= 1/4 (degree 11,
+// Horner by fma).
+TG_MATH_INLINE double asin_r(double z) {
+  double p = tg_fma(z, 0.3161587650653934628e-1, -0.1581918243329996643e-1);
+  p = tg_fma(z, p, 0.1929045477267910674e-1);
+  p = tg_fma(z, p, 0.6606077476277170610e-2);
+  p = tg_fma(z, p, 0.1215360525577377331e-1);
+  p = tg_fma(z, p, 0.1388715184501609218e-1);
+  p = tg_fma(z, p, 0.1735956991223614604e-1);
+  p = tg_fma(z, p, 0.2237176181932048341e-1);
+  p = tg_fma(z, p, 0.3038195928038132237e-1);
+  p = tg_fma(z, p, 0.4464285681377102438e-1);
+  p = tg_fma(z, p, 0.7500000000378581611e-1);
+  return tg_fma(z, p, 0.1666666666666497543e+0);
+}
+
+// fma and copysign for float and double alike (asin_reduce, asin_from, acos_from).
+template <class T> TG_MATH_INLINE T asin_fma(T a, T b, T c) {
+  if constexpr (sizeof(T) == 4) return tg_fmaf(a, b, c);
+  else return tg_fma(a, b, c);
+}
+template <class T> TG_MATH_INLINE T asin_copysign(T a, T b) {
+  if constexpr (sizeof(T) == 4) return __builtin_copysignf(a, b);
+  else return __builtin_copysign(a, b);
+}
+template <class T> struct AsinPartsT {
+  T a, z, s, c, m, p;
 };
+using AsinParts = AsinPartsT<double>;
+using AsinPartsF = AsinPartsT<float>;
+// The reduction asin and acos share: |x| < 0.5: z = x^2, v = |x|; else
+// asin|x| = pi/2 - 2 asin(s), s = sqrt(z), z = (1 - |x|)/2 (exact), v = s,
+// with s's rounding error c (s + c = sqrt(z) to ~2^-100: z - s^2 exact by
+// fma, over 2s; 1/s from a bit-trick seed (3.5%), no divide: |c| <=
+// ulp(s)/2, so the seed's error costs <= 0.035 ulp). m = v z: asin(v) = v +
+// m P(z).
+// (p = P(z) is left to the caller: float and double differ.)
+template <class T> TG_MATH_INLINE AsinPartsT<T> asin_reduce(T x) {
+  AsinPartsT<T> q;
+  T y;
+  if constexpr (sizeof(T) == 4) {
+    q.a = __builtin_fabsf(x);
+    q.z = q.a < 0.5f ? x * x : (1.0f - q.a) * 0.5f;
+    q.s = __builtin_sqrtf(q.z);
+    y = tg_bits_to_f32(0x5f375a86u - (tg_f32_to_bits(q.z) >> 1));  // ~1/sqrt(z), 3.5%
+  } else {
+    q.a = __builtin_fabs(x);
+    q.z = q.a < 0.5 ? x * x : (1.0 - q.a) * 0.5;
+    q.s = __builtin_sqrt(q.z);
+    y = tg_bits_to_f64(0x5fe6eb50c7b537a9ULL - (tg_f64_to_bits(q.z) >> 1));
+  }
+  q.c = asin_fma(-q.s, q.s, q.z) * (T(0.5) * y);
+  q.m = (q.a < T(0.5) ? q.a : q.s) * q.z;
+  return q;
+}
 TG_MATH_INLINE AsinParts asin_parts(double x) {
-  AsinParts p;
-  p.a = __builtin_fabs(x);
-  p.small = p.a < 0.5;
-  p.t = p.small ? x * x : (1.0 - p.a) * 0.5;
-  p.r = asin_r(p.t);
-  p.s = __builtin_sqrt(p.t);
-  p.w = tg_bits_to_f64(tg_f64_to_bits(p.s) & 0xffffffff00000000ULL);
-  p.c = (p.t - p.w * p.w) / (p.s + p.w);
-  return p;
+  AsinParts q = asin_reduce(x);
+  q.p = asin_r(q.z);
+  return q;
 }
 
-// e_asin.c: |x| < 0.5: x + x R(x^2); else asin|x| = pi/2 - 2 (s + s R(t)),
-// for |x| < 0.975 with s's head w so that pi/4 - 2w is exact.
-TG_MATH_INLINE double asin_f64(double x) {
-  AsinParts p = asin_parts(x);
-  double near1 = kPio2Hi - (2.0 * (p.s + p.s * p.r) - kPio2Lo);
-  double mid = kPio4Hi - ((2.0 * p.s * p.r - (kPio2Lo - 2.0 * p.c)) - (kPio4Hi - 2.0 * p.w));
-  double big = p.a >= 0.975 ? near1 : mid;
-  big = x < 0 ? -big : big;
-  double res = p.small ? x + x * p.r : big;
-  res = p.a > 1.0 ? kTgNaN : res;
+// asin and acos from the parts (float64 and float32 alike; P is AsinParts or
+// AsinPartsF): each ends as A + B + (alo + bc + bm P), A + B by Fast2Sum
+// (A = 0 or |A| > |B|), the rest its tail, rounded once at the end.
+template <class T, class P> TG_MATH_INLINE T asin_sum(const P& q, T A, T alo, T B, T bc, T bm) {
+  T h = A + B;
+  return h + asin_fma(bm, q.p, ((B - (h - A)) + alo) + bc);
+}
+// |x| < 0.5: |x| + m P; else pi/2 - 2 (s + c + m P); then x's sign. (The
+// terms selected first, one sum for both branches.)
+template <class T, class P> TG_MATH_INLINE T asin_from(T x, const P& q, T pio2, T pio2lo) {
+  bool small = q.a < T(0.5);
+  T res = asin_sum<T>(q, small ? T(0) : pio2, small ? T(0) : pio2lo, small ? q.a : T(-2) * q.s,
+                      small ? T(0) : T(-2) * q.c, small ? q.m : T(-2) * q.m);
+  res = asin_copysign(res, x);  // (|x| > 1: sqrt(z < 0) is NaN, and so is res)
   return x != x ? x : res;
 }
+// |x| < 0.5: pi/2 - (x + x z P); x >= 0.5: 2 (s + c + m P); x <= -0.5:
+// pi - 2 (s + c + m P).
+template <class T, class P> TG_MATH_INLINE T acos_from(T x, const P& q, T pio2, T pio2lo, T pi, T pilo) {
+  bool small = q.a < T(0.5);
+  T A = small ? pio2 : (x < 0 ? pi : T(0)), alo = small ? pio2lo : (x < 0 ? pilo : T(0));
+  T s2 = asin_copysign(T(2), x);
+  T res = asin_sum<T>(q, A, alo, small ? -x : s2 * q.s, small ? T(0) : s2 * q.c, small ? -(x * q.z) : s2 * q.m);
+  return x != x ? x : res;  // (|x| > 1: NaN from sqrt(z < 0))
+}
+TG_MATH_INLINE double asin_f64(double x) { return asin_from(x, asin_parts(x), kPio2Hi, kPio2Lo); }
+TG_MATH_INLINE double acos_f64(double x) { return acos_from(x, asin_parts(x), kPio2Hi, kPio2Lo, kPiHi, kPiLo); }
 
-// e_acos.c: |x| < 0.5: pi/2 - (x - (pio2_lo - x R(x^2))); x <= -0.5:
-// pi - 2 (s + (s R(t) - pio2_lo)); x >= 0.5: 2 (w + (s R(t) + c)), w the
-// head of s = sqrt((1 - x)/2) and c its tail.
-TG_MATH_INLINE double acos_f64(double x) {
-  AsinParts p = asin_parts(x);
-  double mid = kPio2Hi - (x - (kPio2Lo - x * p.r));
-  double neg = kPiHi - 2.0 * (p.s + (p.r * p.s - kPio2Lo));
-  double pos = 2.0 * (p.w + (p.r * p.s + p.c));
-  double res = p.small ? mid : (x < 0 ? neg : pos);
-  res = x == 1.0 ? 0.0 : res;  // (c is 0/0 there)
-  res = p.a > 1.0 ? kTgNaN : res;
-  return x != x ? x : res;
+// s_atan.c's reduction of a = |x| >= 0 (float and double alike): t = (a -
+// c) / (1 + c a) for c = 1/2, 1, 3/2 (a - c exact by Sterbenz on each
+// interval, 1 + c a rounded once by fma; fdlibm's (2a - 1) / (2 + a) is the
+// same quotient), t = -1/a beyond 39/16, t = a below 7/16; atan(c) = hi + lo.
+// The selects pick c, hi and lo; one division.
+template <class T> TG_MATH_INLINE T atan_reduce(T a, T& hi, T& lo) {
+  T h1, l1, h2, l2, h3, l3, h4, l4;  // atan(1/2), atan(1), atan(3/2), atan(inf) as head + tail
+  if constexpr (sizeof(T) == 4) {
+    h1 = 0x1.dac67p-2f, l1 = 0x1.586ed4p-28f, h2 = kPio4HiF, l2 = kPio4LoF;
+    h3 = 0x1.f730bep-1f, l3 = -0x1.afc12cp-26f, h4 = kPio2HiF, l4 = kPio2LoF;
+  } else {
+    h1 = 4.63647609000806093515e-01, l1 = 2.26987774529616870924e-17, h2 = kPio4Hi, l2 = 3.06161699786838301793e-17;
+    h3 = 9.82793723247329054082e-01, l3 = 1.39033110312309984516e-17, h4 = kPio2Hi, l4 = kPio2Lo;
+  }
+  // (Selects on compares written out, no bool variables: with them GCC left
+  // the loop scalar, "control flow in loop".)
+  T c = a >= T(0.4375) ? T(0.5) : T(0);
+  hi = a >= T(0.4375) ? h1 : T(0);
+  lo = a >= T(0.4375) ? l1 : T(0);
+  c = a >= T(0.6875) ? T(1) : c;
+  hi = a >= T(0.6875) ? h2 : hi;
+  lo = a >= T(0.6875) ? l2 : lo;
+  c = a >= T(1.1875) ? T(1.5) : c;
+  hi = a >= T(1.1875) ? h3 : hi;
+  lo = a >= T(1.1875) ? l3 : lo;
+  T num = a >= T(2.4375) ? T(-1) : a - c, den = a >= T(2.4375) ? a : asin_fma(c, a, T(1));
+  hi = a >= T(2.4375) ? h4 : hi;
+  lo = a >= T(2.4375) ? l4 : lo;
+  return num / den;
 }
 
-// s_atan.c: |x| reduced to |t| <= 7/16 by atan(x) = atan(c) + atan((x - c) /
-// (1 + c x)) for c = 1/2, 1, 3/2, inf (the intervals' edges 7/16, 11/16,
-// 19/16, 39/16), then an odd degree-21 polynomial (error < 2^-57.4) and
-// atan(c) in two parts. One division per element: t = num / den.
+// s_atan.c: |x| reduced to |t| <= 7/16 (atan_reduce), then an odd degree-21
+// polynomial (error < 2^-57.4, two fma Horner chains in z^2) and atan(c) in
+// two parts. The one division stays: a division-free reciprocal to 2^-53
+// would take a seed and ~4 Newton steps (8 fma), more than the ~45
+// operations' worth the divider runs beside (not tried).
 TG_MATH_INLINE double atan_f64(double x) {
   const double aT0 = 3.33333333333329318027e-01, aT1 = -1.99999999998764832476e-01,
                aT2 = 1.42857142725034663711e-01, aT3 = -1.11111104054623557880e-01,
@@ -479,24 +549,15 @@ TG_MATH_INLINE double atan_f64(double x) {
                aT6 = 6.66107313738753120669e-02, aT7 = -5.83357013379057348645e-02,
                aT8 = 4.97687799461593236017e-02, aT9 = -3.65315727442169155270e-02,
                aT10 = 1.62858201153657823623e-02;
-  double a = x < 0 ? -x : x;
-  // fdlibm's id: -1 (no reduction), 0..3; atanhi/atanlo[id] as selects.
-  bool r0 = a >= 0.4375, r1 = a >= 0.6875, r2 = a >= 1.1875, r3 = a >= 2.4375;
-  double num = r3 ? -1.0 : (r2 ? a - 1.5 : (r1 ? a - 1.0 : (r0 ? 2.0 * a - 1.0 : x)));
-  double den = r3 ? a : (r2 ? 1.0 + 1.5 * a : (r1 ? a + 1.0 : (r0 ? 2.0 + a : 1.0)));
-  double hi = r3 ? 1.57079632679489655800e+00
-                 : (r2 ? 9.82793723247329054082e-01 : (r1 ? 7.85398163397448278999e-01 : 4.63647609000806093515e-01));
-  double lo = r3 ? 6.12323399573676603587e-17
-                 : (r2 ? 1.39033110312309984516e-17 : (r1 ? 3.06161699786838301793e-17 : 2.26987774529616870924e-17));
-  double t = num / den;
+  double hi, lo;
+  double t = atan_reduce(__builtin_fabs(x), hi, lo);
   double z = t * t, w = z * z;
-  double s1 = z * (aT0 + w * (aT2 + w * (aT4 + w * (aT6 + w * (aT8 + w * aT10)))));
-  double s2 = w * (aT1 + w * (aT3 + w * (aT5 + w * (aT7 + w * aT9))));
-  double reduced = hi - ((t * (s1 + s2) - lo) - t);
-  reduced = x < 0 ? -reduced : reduced;
-  double res = r0 ? reduced : t - t * (s1 + s2);
-  res = x == 0.0 ? x : res;  // keeps -0
-  return x != x ? x : res;
+  double s1 = z * tg_fma(w, tg_fma(w, tg_fma(w, tg_fma(w, tg_fma(w, aT10, aT8), aT6), aT4), aT2), aT0);
+  double s2 = w * tg_fma(w, tg_fma(w, tg_fma(w, tg_fma(w, aT9, aT7), aT5), aT3), aT1);
+  // hi + (t - (t (s1 + s2) - lo)): t (s1 + s2) - lo rounded once by fma.
+  double r = hi + (t - tg_fma(t, s1 + s2, -lo));
+  r = __builtin_copysign(r, x);  // (keeps -0)
+  return x != x ? x : r;
 }
 
 // e_atan2.c: atan(|y/x|) placed in its quadrant by the signs of y and x
@@ -521,97 +582,49 @@ TG_MATH_INLINE double atan2_f64(double y, double x) {
 }
 
 // ----- float32 arcsin, arccos, arctan, arctan2 -------------------------------
-// In float, at the full float vector width (no float64 anywhere): fdlibm's
-// reductions and compensated sums as the float64 versions above, with
-// polynomials refitted for float (near-minimax, relative error of the
-// polynomial term < 2^-28.5 on each range). Each is within 1 ulp of the
-// correctly rounded result on all 2^32 inputs (cpp/tools/f32_trig_exhaustive.cpp;
-// arctan2 on a dense 2-d sample).
-// pi/2, pi/4, pi as float head (round to nearest) + tail.
-constexpr float kPio2HiF = 0x1.921fb6p+0f, kPio2LoF = -0x1.777a5cp-25f, kPio4HiF = 0x1.921fb6p-1f,
-                kPiHiF = 0x1.921fb6p+1f;
+// In float, at the full float vector width (no float64 anywhere): the float64
+// versions' reductions and compensated sums, fma Horner polynomials refitted
+// for float (near-minimax, relative error of the polynomial term < 2^-28.5 on
+// each range). Each is within 1 ulp of the correctly rounded result
+// (cpp/tools/exhaustive_f32.cpp, every 7th block of all 2^32 floats: arcsin
+// 0.694, arccos 0.648, arctan 0.857 ulp; arctan2 0.844 ulp on 1.3 10^8
+// sampled pairs).
 
-// asin_parts in float: z = x^2 below |x| = 0.5, else (1 - |x|)/2 (exact);
-// r = z P(z) (asin(x) = x + x r for |x| < 0.5); s = sqrt(z) as head w (12
-// bits: w^2 exact) + tail c.
-struct AsinPartsF {
-  float a, z, r, s, w, c;
-};
+// asin_parts in float (asin_reduce with float's seed; SLEEF's degree-4 P refitted).
 TG_MATH_INLINE AsinPartsF asinf_parts(float x) {
   const float Q0 = 1.6666753590e-01f, Q1 = 7.4952416122e-02f, Q2 = 4.5477103442e-02f, Q3 = 2.4147571996e-02f,
               Q4 = 4.2218618095e-02f;
-  AsinPartsF p;
-  p.a = __builtin_fabsf(x);
-  p.z = p.a < 0.5f ? x * x : (1.0f - p.a) * 0.5f;
-  p.r = p.z * (Q0 + p.z * (Q1 + p.z * (Q2 + p.z * (Q3 + p.z * Q4))));
-  p.s = __builtin_sqrtf(p.z);
-  p.w = tg_bits_to_f32(tg_f32_to_bits(p.s) & 0xfffff000u);
-  p.c = (p.z - p.w * p.w) / (p.s + p.w);
-  return p;
+  AsinPartsF q = asin_reduce(x);
+  q.p = tg_fmaf(q.z, tg_fmaf(q.z, tg_fmaf(q.z, tg_fmaf(q.z, Q4, Q3), Q2), Q1), Q0);
+  return q;
 }
 
-// asin_f64's three branches in float.
-TG_MATH_INLINE float asin_f32(float x) {
-  AsinPartsF p = asinf_parts(x);
-  float near1 = kPio2HiF - (2.0f * (p.s + p.s * p.r) - kPio2LoF);
-  float mid = kPio4HiF - ((2.0f * p.s * p.r - (kPio2LoF - 2.0f * p.c)) - (kPio4HiF - 2.0f * p.w));
-  float big = p.a >= 0.975f ? near1 : mid;
-  big = __builtin_copysignf(big, x);
-  float res = p.a < 0.5f ? x + x * p.r : big;
-  res = p.a > 1.0f ? __builtin_nanf("") : res;
-  return x != x ? x : res;
-}
-
-// acos_f64's three branches in float.
+TG_MATH_INLINE float asin_f32(float x) { return asin_from(x, asinf_parts(x), kPio2HiF, kPio2LoF); }
 TG_MATH_INLINE float acos_f32(float x) {
-  AsinPartsF p = asinf_parts(x);
-  float mid = kPio2HiF - (x - (kPio2LoF - x * p.r));
-  float neg = kPiHiF - 2.0f * (p.s + (p.r * p.s - kPio2LoF));
-  float pos = 2.0f * (p.w + (p.r * p.s + p.c));
-  float res = p.a < 0.5f ? mid : (x < 0 ? neg : pos);
-  res = x == 1.0f ? 0.0f : res;  // (c is 0/0 there)
-  res = p.a > 1.0f ? __builtin_nanf("") : res;
-  return x != x ? x : res;
+  return acos_from(x, asinf_parts(x), kPio2HiF, kPio2LoF, kPiHiF, kPiLoF);
 }
 
-// atan(t) - t = t z P(z), z = t^2, |t| <= 7/16.
-TG_MATH_INLINE float atanf_poly(float t) {
+// atan(t) - t = t z P(z), z = t^2, |t| <= 7/16; + lo by the last fma.
+TG_MATH_INLINE float atanf_poly(float t, float lo) {
   const float P0 = -3.3333304524e-01f, P1 = 1.9997766614e-01f, P2 = -1.4230041206e-01f, P3 = 1.0493666679e-01f,
               P4 = -5.8252315968e-02f;
   float z = t * t;
-  return t * z * (P0 + z * (P1 + z * (P2 + z * (P3 + z * P4))));
+  return tg_fmaf(t * z, tg_fmaf(z, tg_fmaf(z, tg_fmaf(z, tg_fmaf(z, P4, P3), P2), P1), P0), lo);
 }
 
-// atan_f64's reduction in float (2a - 1, a - 1, a - 1.5 exact), atan(c) as
-// head + tail summed last.
+// atan_f64 in float: atan_reduce, atan(c) as head + tail summed last.
 TG_MATH_INLINE float atan_f32(float x) {
-  float a = __builtin_fabsf(x);
-  // (Selects on compares written out, no bool variables: with them GCC left
-  // the loop scalar, "control flow in loop".)
-  float num = a >= 0.4375f ? 2.0f * a - 1.0f : a, den = a >= 0.4375f ? 2.0f + a : 1.0f;
-  float hi = a >= 0.4375f ? 0x1.dac67p-2f : 0.0f, lo = a >= 0.4375f ? 0x1.586ed4p-28f : 0.0f;
-  num = a >= 0.6875f ? a - 1.0f : num;
-  den = a >= 0.6875f ? a + 1.0f : den;
-  hi = a >= 0.6875f ? kPio4HiF : hi;
-  lo = a >= 0.6875f ? -0x1.777a5cp-26f : lo;
-  num = a >= 1.1875f ? a - 1.5f : num;
-  den = a >= 1.1875f ? 1.0f + 1.5f * a : den;
-  hi = a >= 1.1875f ? 0x1.f730bep-1f : hi;
-  lo = a >= 1.1875f ? -0x1.afc12cp-26f : lo;
-  num = a >= 2.4375f ? -1.0f : num;
-  den = a >= 2.4375f ? a : den;
-  hi = a >= 2.4375f ? kPio2HiF : hi;
-  lo = a >= 2.4375f ? kPio2LoF : lo;
-  float t = num / den;
-  float r = hi + (t + (atanf_poly(t) + lo));
+  float hi, lo;
+  float t = atan_reduce(__builtin_fabsf(x), hi, lo);
+  float r = hi + (t + atanf_poly(t, lo));
   r = __builtin_copysignf(r, x);  // (keeps -0)
   return x != x ? x : r;
 }
 
 // atan2 in float: y/x folded to q = small/large in [0, 1] (|y| <= |x|: angle
 // K pi/2 + atan q, else K pi/2 - atan q; K from the quadrant), q's division
-// error added back as the exact residual (n - q d, Dekker's product on the
-// operands scaled into range) over d (1 + q^2), atan q as head + tail and
+// error added back as the exact residual n - q d (one fma, on the operands
+// scaled so that it stays normal) over d (1 + q^2), atan q as head + tail and
 // K pi/2 added by TwoSum: one rounding at the end. C99's special cases as
 // atan2_f64: zeros by sign, both infinite: odd multiples of pi/4.
 TG_MATH_INLINE float atan2_f32(float y, float x) {
@@ -622,25 +635,14 @@ TG_MATH_INLINE float atan2_f32(float y, float x) {
   d = ay == __builtin_inff() ? (ax == __builtin_inff() ? 1.0f : d) : d;
   d = d == 0.0f ? 1.0f : d;  // (0/0: atan 0)
   float q = n / d;
-  // Residual n - q d, exact: n and d scaled by a power of 2 so that 4097 d
-  // cannot overflow and the products' low bits stay normal.
   float sc = d > 0x1p64f ? 0x1p-64f : (d < 0x1p-20f ? 0x1p100f : 1.0f);
   float ns = n * sc, ds = d * sc;
-  float qh = q * 4097.0f, dh = ds * 4097.0f;
-  qh = qh - (qh - q);
-  dh = dh - (dh - ds);
-  float ql = q - qh, dl = ds - dh;
-  float p = q * ds;
-  float p_lo = ((qh * dh - p) + qh * dl + ql * dh) + ql * dl;
-  float corr = ((ns - p) - p_lo) / (ds + q * ns);  // (atan' = 1/(1 + q^2))
+  float corr = tg_fmaf(-q, ds, ns) / tg_fmaf(q, ns, ds);  // (atan' = 1/(1 + q^2))
   corr = q < 0x1p-30f ? 0.0f : corr;  // (there atan q = q: the residual is not needed, and may underflow)
-  // atan q, q in [0, 1]: atan_f32's first three intervals, head zh + tail zl.
-  float num = q >= 0.6875f ? q - 1.0f : (q >= 0.4375f ? 2.0f * q - 1.0f : q);
-  float den = q >= 0.6875f ? q + 1.0f : (q >= 0.4375f ? 2.0f + q : 1.0f);
-  float hi = q >= 0.6875f ? kPio4HiF : (q >= 0.4375f ? 0x1.dac67p-2f : 0.0f);
-  float lo = q >= 0.6875f ? -0x1.777a5cp-26f : (q >= 0.4375f ? 0x1.586ed4p-28f : 0.0f);
-  float t = num / den;
-  float tail = t + (atanf_poly(t) + (lo + corr));
+  // atan q, q in [0, 1] (atan_reduce's first three intervals), head zh + tail zl.
+  float hi, lo;
+  float t = atan_reduce(q, hi, lo);
+  float tail = t + atanf_poly(t, lo + corr);
   float zh = hi + tail;
   float zl = (hi - zh) + tail;  // Fast2Sum: |hi| > |tail| or hi = 0
   // Quadrant: x > 0: atan q (|y| <= |x|) or pi/2 - atan q; x < 0: pi -
@@ -653,7 +655,7 @@ TG_MATH_INLINE float atan2_f32(float y, float x) {
   float S = A + zh;
   float bb = S - A;
   float err = (A - (S - bb)) + (zh - bb);  // TwoSum: A + zh = S + err exactly
-  float r = S + (err + (zl + k * kPio2LoF));
+  float r = S + (err + tg_fmaf(k, kPio2LoF, zl));
   r = __builtin_copysignf(r, y);
   return x != x ? x + y : (y != y ? x + y : r);
 }
