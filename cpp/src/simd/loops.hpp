@@ -46,6 +46,9 @@ inline double m_fabs(double x) { return __builtin_fabs(x); }
 // every build. Special values follow IEEE: NaN propagates, exp(-inf) = 0,
 // exp(inf) = inf, log(0) = -inf, log(x < 0) = NaN, tanh(+-inf) = +-1,
 // sigmoid(+-inf) = 1, 0, softplus(inf) = inf, softplus(-inf) = 0.
+// FMA (tg_fmaf/tg_fma, the same bits in every build): logf_kernel2 (log,
+// log1p, softplus; exhaustive max 0.63 ulp log, 0.82 log1p, 0.75 softplus at
+// --stride 17) and powf_fast's log series (0.5032 ulp over 10^8 sampled pairs).
 
 // 2^k in float for an integer-valued k in [-126, 127].
 TG_MATH_INLINE float tg_pow2f(float k) {

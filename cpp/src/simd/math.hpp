@@ -10,6 +10,10 @@
 // rounded value in its source's analysis, and tests/test_kernels_fastpaths.py
 // measures every one (bars: 2 ulp float64, 1 ulp float32) on >= 10^6 points
 // against a long double oracle.
+// FMA: only where a kernel writes tg_fma (below), one rounding and the same
+// bits in every build. log_kernel (log, log1p, softplus) fuses its
+// polynomial and tail (measured max 0.83 ulp log, 0.83 log1p, 1.43 softplus
+// on 10^6 points).
 
 // Always inlined: a call left out of line (GCC's budget gives out when one
 // loop body holds several of these) stops the loop from vectorizing.
