@@ -10,6 +10,10 @@
 // rounded value in its source's analysis, and tests/test_kernels_fastpaths.py
 // measures every one (bars: 2 ulp float64, 1 ulp float32) on >= 10^6 points
 // against a long double oracle.
+// FMA: only where a kernel writes tg_fma (below), one rounding and the same
+// bits in every build. log_kernel (log, log1p, softplus) fuses its
+// polynomial and tail (measured max 0.83 ulp log, 0.83 log1p, 1.43 softplus
+// on 10^6 points).
 
 // Always inlined: a call left out of line (GCC's budget gives out when one
 // loop body holds several of these) stops the loop from vectorizing.
@@ -87,7 +91,9 @@ TG_MATH_INLINE double exp_f64(double x) {
 
 // fdlibm's log(1 + f) for f = m - 1, m in [sqrt(2)/2, sqrt(2)): s = f/(2+f),
 // log(1+f) = f - hfsq + s (hfsq + R(s^2)), R a degree-7 minimax (error <
-// 2^-58.45); returns k ln2 + that + c, c a correction below f's ulp.
+// 2^-58.45); returns k ln2 + that + c, c a correction below f's ulp. With
+// FMA: R by Estrin in fused steps, s (hfsq + R) + (k ln2_lo + c) rounded
+// once (fewer roundings than fdlibm's; the bound holds).
 TG_MATH_INLINE double log_kernel(double f, double kd, double c) {
   const double ln2_hi = 6.93147180369123816490e-01, ln2_lo = 1.90821492927058770002e-10;
   const double Lg1 = 6.666666666666735130e-01, Lg2 = 3.999999999940941908e-01, Lg3 = 2.857142874366239149e-01,
@@ -96,10 +102,9 @@ TG_MATH_INLINE double log_kernel(double f, double kd, double c) {
   double hfsq = 0.5 * f * f;
   double s = f / (2.0 + f);
   double z = s * s, w = z * z;
-  double t1 = w * (Lg2 + w * (Lg4 + w * Lg6));
-  double t2 = z * (Lg1 + w * (Lg3 + w * (Lg5 + w * Lg7)));
-  double R = t2 + t1;
-  return kd * ln2_hi - ((hfsq - (s * (hfsq + R) + (kd * ln2_lo + c))) - f);
+  double t1 = w * tg_fma(w, tg_fma(w, Lg6, Lg4), Lg2);
+  double R = tg_fma(z, tg_fma(w, tg_fma(w, tg_fma(w, Lg7, Lg5), Lg3), Lg1), t1);
+  return kd * ln2_hi - ((hfsq - tg_fma(s, hfsq + R, tg_fma(kd, ln2_lo, c))) - f);
 }
 
 // Splits a positive normal x into 2^k * m, m in [sqrt(2)/2, sqrt(2)) (fdlibm's
