@@ -206,18 +206,55 @@ Tensor reduce(ReduceOp op, const Tensor& x0, const std::vector<bool>& axes, cons
 // the shift keeps exp() from overflowing without turning inf into NaN) and
 // add e = exp(x - m) up in pieces of kExpChunk elements (isa_sum each, the
 // pieces in order: fixed by the size). Over trailing axes (softmax's last
-// axis, a total logsumexp, logits (N, C)) that is three passes over each
-// run, threaded over runs: the max, exp and its sum, the write. Other axes
+// axis, a total logsumexp, logits (N, C)) that is, per run or per L2-sized
+// chunk of a long run, the max, then exp and its sum while the run is still
+// in cache, then the write; threaded over runs (a long run: over chunks).
+// The arithmetic between those passes (x - m, e / s) goes through the ISA's
+// binary loops: the same IEEE operations at full vector width. Other axes
 // go through the broadcast kernels (the general path below).
 
 constexpr int64_t kExpChunk = 2048;
 
 static inline void isa_exp(const float* x, float* y, int64_t n) { isa().unary_f32(UnaryOp::Exp, x, y, n); }
 static inline void isa_exp(const double* x, double* y, int64_t n) { isa().unary_f64(UnaryOp::Exp, x, y, n); }
+// o = a - b or a / b over n elements with b one number (o may be a): a short
+// run inline (a call through the ISA table costs more than its few lanes),
+// a long one in the ISA's loop. The same IEEE operation either way.
+template <class T>
+static inline void by_scalar(BinaryOp op, T* o, const T* a, T b, int64_t n) {
+  if (n >= 64) {
+    if constexpr (std::is_same_v<T, float>) isa().binary_f32(op, o, 1, a, 1, &b, 0, n);
+    else isa().binary_f64(op, o, 1, a, 1, &b, 0, n);
+  } else if (op == BinaryOp::Sub) {
+    for (int64_t i = 0; i < n; ++i) o[i] = a[i] - b;
+  } else {
+    for (int64_t i = 0; i < n; ++i) o[i] = a[i] / b;
+  }
+}
+
+// Runs shorter than the ISA loops' 32 lanes (logits rows of a few classes)
+// are added up and maxed inline: the loops' own order for such a run (one
+// chain from the start, simd/reduce.hpp), so the same bits, without a call
+// through the ISA table and the set-up of 32 lanes per row.
+constexpr int64_t kShortRun = 32;
+
+template <class T>
+static inline double run_sum(const T* a, int64_t n) {
+  if (n >= kShortRun) return isa_sum(a, n);
+  double r = 0;
+  for (int64_t i = 0; i < n; ++i) r += double(a[i]);
+  return r;
+}
 
 template <class T>
 static inline T safe_shift(const T* x, int64_t n) {
-  const T m = extremum_run<true>(x, n);
+  T m;
+  if (n >= kShortRun) {
+    m = extremum_run<true>(x, n);
+  } else {
+    m = -std::numeric_limits<T>::infinity();
+    for (int64_t i = 0; i < n; ++i) m = x[i] > m || x[i] != x[i] ? x[i] : m;
+  }
   return std::isfinite(m) ? m : T(0);
 }
 
@@ -229,7 +266,7 @@ static double exp_sum(const T* x, int64_t n, T m, T* e, bool scratch) {
   for (int64_t j = 0; j < n; j += kExpChunk) {
     const int64_t k = std::min(kExpChunk, n - j);
     T* ej = scratch ? e : e + j;
-    for (int64_t i = 0; i < k; ++i) ej[i] = x[j + i] - m;
+    by_scalar(BinaryOp::Sub, ej, x + j, m, k);
     isa_exp(ej, ej, k);
     s += isa_sum(ej, k);
   }
@@ -261,11 +298,11 @@ static void normalise_runs(Norm kind, const T* x, T* out, T* probs, int64_t rows
       T* e = scratch ? buf : eb;
       for (int64_t r = 0; r < nr; ++r) {
         const T* xr = xb + r * C;
-        const T m = shift[r] = safe_shift(xr, C);
-        for (int64_t j = 0; j < C; ++j) e[r * C + j] = xr[j] - m;
+        shift[r] = safe_shift(xr, C);
+        by_scalar(BinaryOp::Sub, e + r * C, xr, shift[r], C);
       }
       isa_exp(e, e, nr * C);
-      for (int64_t r = 0; r < nr; ++r) sums[r] = isa_sum(e + r * C, C);
+      for (int64_t r = 0; r < nr; ++r) sums[r] = run_sum(e + r * C, C);
     } else {
       shift[0] = safe_shift(xb, C);
       sums[0] = exp_sum(xb, C, shift[0], scratch ? buf : eb, scratch);
@@ -278,14 +315,11 @@ static void normalise_runs(Norm kind, const T* x, T* out, T* probs, int64_t rows
         continue;
       }
       if (kind == Norm::LogSoftmax) {
-        const T log_s = std::log(s);
         T* o = out + (r0 + r) * C;
-        for (int64_t j = 0; j < C; ++j) o[j] = (xr[j] - m) - log_s;
+        by_scalar(BinaryOp::Sub, o, xr, m, C);
+        by_scalar(BinaryOp::Sub, o, o, std::log(s), C);
       }
-      if (eb) {
-        T* e = eb + r * C;
-        for (int64_t j = 0; j < C; ++j) e[j] /= s;
-      }
+      if (eb) by_scalar(BinaryOp::Div, eb + r * C, eb + r * C, s, C);
     }
   }
 }
