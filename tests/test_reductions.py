@@ -235,3 +235,31 @@ def test_second_order_still_goes_through_the_composite_rules(name):
     got = tg.hessian(f(tg), x)
     ref = reference_engine().hessian(f(reference_engine()), x)
     np.testing.assert_allclose(np.asarray(got), np.asarray(ref), rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_logsumexp_of_a_long_run_combines_its_chunks(dtype):
+    """A whole-array logsumexp of >= 2 x 65536 elements shifts each 65536-element chunk by its own max
+    and combines the chunks' sums rescaled to the largest max: chunks of -inf only, chunks whose maxima
+    lie far apart (their sums underflow when rescaled), NaN, +inf and all -inf give the two-pass answer,
+    with the same bits at 1 and 2 threads."""
+    rng = np.random.default_rng(5)
+    n = 300001
+    cases = []
+    x = rng.standard_normal(n).astype(dtype)
+    x[:65536] = -np.inf                      # a first chunk that adds nothing
+    x[65536:131072] -= 1000                  # far below the largest max: its rescaled sum underflows
+    x[-5:] += 80                             # the largest max sits in the last, partial chunk
+    cases.append(x)
+    cases.append(rng.uniform(-30, 30, n).astype(dtype))
+    for bad in (np.nan, np.inf):
+        y = rng.standard_normal(n).astype(dtype)
+        y[200000] = bad
+        cases.append(y)
+    cases.append(np.full(n, -np.inf, dtype))
+    for x in cases:
+        got = [_with_threads(t, lambda: tg.logsumexp(tg.Variable(x)).item()) for t in (1, 2)]
+        assert got[0] == got[1] or (np.isnan(got[0]) and np.isnan(got[1]))
+        with np.errstate(all="ignore"):
+            want = _np_logsumexp(x, None)
+        np.testing.assert_allclose(got[0], want, rtol=1e-6 if dtype == np.float32 else 1e-13)

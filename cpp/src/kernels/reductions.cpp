@@ -324,31 +324,36 @@ static void normalise_runs(Norm kind, const T* x, T* out, T* probs, int64_t rows
   }
 }
 
-// logsumexp of one long run, threaded: the max over kSumChunk chunks, then
-// exp_sum over kExpChunk pieces; both partitions are fixed by the size.
+// logsumexp of one long run, threaded, reading x from memory once: each
+// kSumChunk chunk takes its own max m_c and then, while the chunk is still
+// in L2, s_c = sum exp(x - m_c) over kExpChunk pieces; the chunks combine in
+// order as sum_c s_c exp(m_c - m) in double, m the largest m_c (a chunk of
+// -inf only adds nothing). The partition is fixed by the size: the same bits
+// at any thread count. A NaN or +inf anywhere makes the answer that max
+// itself (the shifted sum would be NaN or inf), and a run of -inf only gives -inf.
 template <class T>
 static T logsumexp_run(const T* x, int64_t n) {
   const int64_t chunks = (n + kSumChunk - 1) / kSumChunk;
   std::vector<double> part(chunks);
-  parallel_for(chunks, 1, [&](int64_t c0, int64_t c1) {
-    for (int64_t c = c0; c < c1; ++c)
-      part[c] = extremum_run<true>(x + c * kSumChunk, std::min(kSumChunk, n - c * kSumChunk));
-  });
-  T m = T(part[0]);
-  for (int64_t c = 1; c < chunks; ++c) m = extremum_fold<true>(m, T(part[c]));
-  if (!std::isfinite(m)) m = 0;
-  // kSumChunk is a multiple of kExpChunk: each chunk is whole pieces.
+  std::vector<T> top(chunks);
   parallel_for(chunks, 1, [&](int64_t c0, int64_t c1) {
     T buf[kExpChunk];
     for (int64_t c = c0; c < c1; ++c) {
       const T* p = x + c * kSumChunk;
       const int64_t k = std::min(kSumChunk, n - c * kSumChunk);
+      const T mc = top[c] = extremum_run<true>(p, k);
       part[c] = 0;
-      for (int64_t j = 0; j < k; j += kExpChunk) part[c] += exp_sum(p + j, std::min(kExpChunk, k - j), m, buf, true);
+      if (!std::isfinite(mc)) continue;  // (combined below)
+      // kSumChunk is a multiple of kExpChunk: each chunk is whole pieces.
+      for (int64_t j = 0; j < k; j += kExpChunk) part[c] += exp_sum(p + j, std::min(kExpChunk, k - j), mc, buf, true);
     }
   });
+  T m = top[0];
+  for (int64_t c = 1; c < chunks; ++c) m = extremum_fold<true>(m, top[c]);
+  if (!std::isfinite(m)) return m;
   double s = 0;
-  for (double p : part) s += p;
+  for (int64_t c = 0; c < chunks; ++c)
+    if (std::isfinite(top[c])) s += part[c] * std::exp(double(top[c]) - double(m));
   return std::log(T(s)) + m;
 }
 
