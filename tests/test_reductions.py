@@ -263,3 +263,30 @@ def test_logsumexp_of_a_long_run_combines_its_chunks(dtype):
         with np.errstate(all="ignore"):
             want = _np_logsumexp(x, None)
         np.testing.assert_allclose(got[0], want, rtol=1e-6 if dtype == np.float32 else 1e-13)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_softmax_of_one_long_run_is_threaded_over_chunks(dtype):
+    """softmax / log_softmax of a 1-d array of >= 2 x 65536 elements run over fixed 65536-element chunks
+    on the pool: the same bits at 1 and 2 threads, the two-pass answer, including NaN, +inf and all -inf."""
+    rng = np.random.default_rng(6)
+    n = 300001
+    cases = [rng.uniform(-30, 30, n).astype(dtype)]
+    for bad in (np.nan, np.inf):
+        y = rng.standard_normal(n).astype(dtype)
+        y[200000] = bad
+        cases.append(y)
+    cases.append(np.full(n, -np.inf, dtype))
+    for x in cases:
+        got = [_with_threads(t, lambda: (tg.softmax(tg.Variable(x)).numpy(), tg.log_softmax(tg.Variable(x)).numpy()))
+               for t in (1, 2)]
+        for a, b in zip(got[0], got[1]):
+            np.testing.assert_array_equal(a, b)
+        with np.errstate(all="ignore"):
+            want = _np_softmax(x, -1)
+            m = np.max(x.astype(np.float64))
+            m = m if np.isfinite(m) else 0.0
+            want_lp = (x.astype(np.float64) - m) - np.log(np.sum(np.exp(x.astype(np.float64) - m)))
+        tol = 1e-6 if dtype == np.float32 else 1e-13
+        np.testing.assert_allclose(got[0][0], want, rtol=tol, atol=tol * 1e-3, equal_nan=True)
+        np.testing.assert_allclose(got[0][1], want_lp, rtol=tol, atol=4 * tol * 30, equal_nan=True)

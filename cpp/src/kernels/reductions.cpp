@@ -384,9 +384,45 @@ static bool normalised_runs(const Tensor& x, const std::vector<bool>& axes, int6
   return x.numel() > 0 && trailing_runs(x, axes, rows, run);
 }
 
-// Threads over runs, at the elementwise ops' grain for exp.
+// softmax / log_softmax of one long run (a 1-d array), threaded over fixed
+// kSumChunk chunks: each chunk's max, then e = exp(x - m) with each chunk's
+// sum (added in chunk order), then the write. Fixed by the size: the same
+// bits at any thread count.
+template <class T>
+static void normalise_long(Norm kind, const T* x, T* out, T* probs, int64_t C) {
+  const int64_t chunks = (C + kSumChunk - 1) / kSumChunk;
+  auto each_chunk = [&](auto f) {
+    parallel_for(chunks, 1, [&](int64_t c0, int64_t c1) {
+      for (int64_t c = c0; c < c1; ++c) f(c, c * kSumChunk, std::min(kSumChunk, C - c * kSumChunk));
+    });
+  };
+  std::vector<T> top(chunks);
+  each_chunk([&](int64_t c, int64_t j, int64_t k) { top[c] = extremum_run<true>(x + j, k); });
+  T m = top[0];
+  for (int64_t c = 1; c < chunks; ++c) m = extremum_fold<true>(m, top[c]);
+  if (!std::isfinite(m)) m = 0;
+  T* e = kind == Norm::Softmax ? out : probs;  // null: log_softmax alone, e in scratch
+  std::vector<double> part(chunks);
+  each_chunk([&](int64_t c, int64_t j, int64_t k) {
+    T buf[kExpChunk];
+    part[c] = exp_sum(x + j, k, m, e ? e + j : buf, e == nullptr);
+  });
+  double sum = 0;
+  for (double p : part) sum += p;
+  const T s = T(sum);
+  each_chunk([&](int64_t, int64_t j, int64_t k) {
+    if (kind == Norm::LogSoftmax) {
+      by_scalar(BinaryOp::Sub, out + j, x + j, m, k);
+      by_scalar(BinaryOp::Sub, out + j, out + j, std::log(s), k);
+    }
+    if (e) by_scalar(BinaryOp::Div, e + j, e + j, s, k);
+  });
+}
+
+// Threads over runs, at the elementwise ops' grain for exp (one long run: over its chunks).
 template <class T>
 static void normalise(Norm kind, const T* x, T* out, T* probs, int64_t rows, int64_t C) {
+  if (rows == 1 && C >= 2 * kSumChunk && kind != Norm::Logsumexp) return normalise_long(kind, x, out, probs, C);
   parallel_for(rows, std::max<int64_t>(1, kGrainElements / 8 / C), [&](int64_t r0, int64_t r1) {
     normalise_runs<T>(kind, x + r0 * C, out + (kind == Norm::Logsumexp ? r0 : r0 * C), probs ? probs + r0 * C : nullptr,
                       r1 - r0, C);
