@@ -356,8 +356,9 @@ def run_memory(workloads, ctx, threads):
 # --------------------------------------------------------------------------- targets
 
 
-def timing_targets(rows):
-    """The issue's speed targets as (label, True/False/None, detail); None when a needed system did not run."""
+def timing_targets(rows, threads):
+    """The issue's speed targets at ``threads`` as (label, True/False/None, detail); None when a needed
+    system did not run."""
     t = {(r["workload"], r["system"]): r for r in rows if r["seconds"] is not None}
     out = []
 
@@ -372,7 +373,9 @@ def timing_targets(rows):
     if ("mlp_tiny", "tapegrad") in t:
         ratio_target("mlp_tiny", "torch eager", 0.1, "mlp_tiny: tapegrad <= 0.1x torch eager")
     if ("mlp_mnist", "tapegrad") in t:
-        ratio_target("mlp_mnist", "torch eager", 0.45, "mlp_mnist: tapegrad <= 0.45x torch eager")
+        # Issue 17: 0.40x at 1 thread, 0.50x at 2 (its first layer's two GEMMs bound it there).
+        limit = 0.40 if threads == 1 else 0.50
+        ratio_target("mlp_mnist", "torch eager", limit, f"mlp_mnist: tapegrad <= {limit:.2f}x torch eager")
         ratio_target("mlp_mnist", "numpy by hand", 1.0, "mlp_mnist: tapegrad faster than NumPy by hand")
     if ("mlp_large", "tapegrad") in t:
         r = t["mlp_large", "tapegrad"]
@@ -568,7 +571,7 @@ def main(argv=None):
                 rows += run_jacobian(ctx)
         add_ratios(rows)
         print_times(threads, rows)
-        results["runs"].append({"threads": threads, "rows": rows, "targets": as_dicts(timing_targets(rows))})
+        results["runs"].append({"threads": threads, "rows": rows, "targets": as_dicts(timing_targets(rows, threads))})
 
     mlp = [w for w in workloads if w in W.MLP_WORKLOADS]
     memory_rows = []

@@ -235,3 +235,54 @@ def test_second_order_still_goes_through_the_composite_rules(name):
     got = tg.hessian(f(tg), x)
     ref = reference_engine().hessian(f(reference_engine()), x)
     np.testing.assert_allclose(np.asarray(got), np.asarray(ref), rtol=1e-10, atol=1e-12)
+
+
+def _long_runs(rng, n, dtype):
+    """Runs of n elements for the long-run paths: uniform in [-30, 30], a NaN, a +inf, all -inf."""
+    cases = [rng.uniform(-30, 30, n).astype(dtype)]
+    for bad in (np.nan, np.inf):
+        y = rng.standard_normal(n).astype(dtype)
+        y[200000] = bad
+        cases.append(y)
+    return cases + [np.full(n, -np.inf, dtype)]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_logsumexp_of_a_long_run_combines_its_chunks(dtype):
+    """A whole-array logsumexp of >= 2 x 65536 elements shifts each 65536-element chunk by its own max
+    and combines the chunks' sums rescaled to the largest max: chunks of -inf only, chunks whose maxima
+    lie far apart (their sums underflow when rescaled), NaN, +inf and all -inf give the two-pass answer,
+    with the same bits at 1 and 2 threads."""
+    rng = np.random.default_rng(5)
+    n = 300001
+    cases = []
+    x = rng.standard_normal(n).astype(dtype)
+    x[:65536] = -np.inf                      # a first chunk that adds nothing
+    x[65536:131072] -= 1000                  # far below the largest max: its rescaled sum underflows
+    x[-5:] += 80                             # the largest max sits in the last, partial chunk
+    cases.append(x)
+    for x in cases + _long_runs(rng, n, dtype):
+        got = [_with_threads(t, lambda: tg.logsumexp(tg.Variable(x)).item()) for t in (1, 2)]
+        assert got[0] == got[1] or (np.isnan(got[0]) and np.isnan(got[1]))
+        with np.errstate(all="ignore"):
+            want = _np_logsumexp(x, None)
+        np.testing.assert_allclose(got[0], want, rtol=1e-6 if dtype == np.float32 else 1e-13)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_softmax_of_one_long_run_is_threaded_over_chunks(dtype):
+    """softmax / log_softmax of a 1-d array of >= 2 x 65536 elements run over fixed 65536-element chunks
+    on the pool: the same bits at 1 and 2 threads, the two-pass answer, including NaN, +inf and all -inf."""
+    for x in _long_runs(np.random.default_rng(6), 300001, dtype):
+        got = [_with_threads(t, lambda: (tg.softmax(tg.Variable(x)).numpy(), tg.log_softmax(tg.Variable(x)).numpy()))
+               for t in (1, 2)]
+        for a, b in zip(got[0], got[1]):
+            np.testing.assert_array_equal(a, b)
+        with np.errstate(all="ignore"):
+            want = _np_softmax(x, -1)
+            m = np.max(x.astype(np.float64))
+            m = m if np.isfinite(m) else 0.0
+            want_lp = (x.astype(np.float64) - m) - np.log(np.sum(np.exp(x.astype(np.float64) - m)))
+        tol = 1e-6 if dtype == np.float32 else 1e-13
+        np.testing.assert_allclose(got[0][0], want, rtol=tol, atol=tol * 1e-3, equal_nan=True)
+        np.testing.assert_allclose(got[0][1], want_lp, rtol=tol, atol=4 * tol * 30, equal_nan=True)

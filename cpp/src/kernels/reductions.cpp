@@ -206,18 +206,55 @@ Tensor reduce(ReduceOp op, const Tensor& x0, const std::vector<bool>& axes, cons
 // the shift keeps exp() from overflowing without turning inf into NaN) and
 // add e = exp(x - m) up in pieces of kExpChunk elements (isa_sum each, the
 // pieces in order: fixed by the size). Over trailing axes (softmax's last
-// axis, a total logsumexp, logits (N, C)) that is three passes over each
-// run, threaded over runs: the max, exp and its sum, the write. Other axes
+// axis, a total logsumexp, logits (N, C)) that is, per run or per L2-sized
+// chunk of a long run, the max, then exp and its sum while the run is still
+// in cache, then the write; threaded over runs (a long run: over chunks).
+// The arithmetic between those passes (x - m, e / s) goes through the ISA's
+// binary loops: the same IEEE operations at full vector width. Other axes
 // go through the broadcast kernels (the general path below).
 
 constexpr int64_t kExpChunk = 2048;
 
 static inline void isa_exp(const float* x, float* y, int64_t n) { isa().unary_f32(UnaryOp::Exp, x, y, n); }
 static inline void isa_exp(const double* x, double* y, int64_t n) { isa().unary_f64(UnaryOp::Exp, x, y, n); }
+// o = a - b or a / b over n elements with b one number (o may be a): a short
+// run inline (a call through the ISA table costs more than its few lanes),
+// a long one in the ISA's loop. The same IEEE operation either way.
+template <class T>
+static inline void by_scalar(BinaryOp op, T* o, const T* a, T b, int64_t n) {
+  if (n >= 64) {
+    if constexpr (std::is_same_v<T, float>) isa().binary_f32(op, o, 1, a, 1, &b, 0, n);
+    else isa().binary_f64(op, o, 1, a, 1, &b, 0, n);
+  } else if (op == BinaryOp::Sub) {
+    for (int64_t i = 0; i < n; ++i) o[i] = a[i] - b;
+  } else {
+    for (int64_t i = 0; i < n; ++i) o[i] = a[i] / b;
+  }
+}
+
+// Runs shorter than the ISA loops' 32 lanes (logits rows of a few classes)
+// are added up and maxed inline: the loops' own order for such a run (one
+// chain from the start, simd/reduce.hpp), so the same bits, without a call
+// through the ISA table and the set-up of 32 lanes per row.
+constexpr int64_t kShortRun = 32;
+
+template <class T>
+static inline double run_sum(const T* a, int64_t n) {
+  if (n >= kShortRun) return isa_sum(a, n);
+  double r = 0;
+  for (int64_t i = 0; i < n; ++i) r += double(a[i]);
+  return r;
+}
 
 template <class T>
 static inline T safe_shift(const T* x, int64_t n) {
-  const T m = extremum_run<true>(x, n);
+  T m;
+  if (n >= kShortRun) {
+    m = extremum_run<true>(x, n);
+  } else {
+    m = -std::numeric_limits<T>::infinity();
+    for (int64_t i = 0; i < n; ++i) m = x[i] > m || x[i] != x[i] ? x[i] : m;
+  }
   return std::isfinite(m) ? m : T(0);
 }
 
@@ -229,7 +266,7 @@ static double exp_sum(const T* x, int64_t n, T m, T* e, bool scratch) {
   for (int64_t j = 0; j < n; j += kExpChunk) {
     const int64_t k = std::min(kExpChunk, n - j);
     T* ej = scratch ? e : e + j;
-    for (int64_t i = 0; i < k; ++i) ej[i] = x[j + i] - m;
+    by_scalar(BinaryOp::Sub, ej, x + j, m, k);
     isa_exp(ej, ej, k);
     s += isa_sum(ej, k);
   }
@@ -261,11 +298,11 @@ static void normalise_runs(Norm kind, const T* x, T* out, T* probs, int64_t rows
       T* e = scratch ? buf : eb;
       for (int64_t r = 0; r < nr; ++r) {
         const T* xr = xb + r * C;
-        const T m = shift[r] = safe_shift(xr, C);
-        for (int64_t j = 0; j < C; ++j) e[r * C + j] = xr[j] - m;
+        shift[r] = safe_shift(xr, C);
+        by_scalar(BinaryOp::Sub, e + r * C, xr, shift[r], C);
       }
       isa_exp(e, e, nr * C);
-      for (int64_t r = 0; r < nr; ++r) sums[r] = isa_sum(e + r * C, C);
+      for (int64_t r = 0; r < nr; ++r) sums[r] = run_sum(e + r * C, C);
     } else {
       shift[0] = safe_shift(xb, C);
       sums[0] = exp_sum(xb, C, shift[0], scratch ? buf : eb, scratch);
@@ -278,43 +315,45 @@ static void normalise_runs(Norm kind, const T* x, T* out, T* probs, int64_t rows
         continue;
       }
       if (kind == Norm::LogSoftmax) {
-        const T log_s = std::log(s);
         T* o = out + (r0 + r) * C;
-        for (int64_t j = 0; j < C; ++j) o[j] = (xr[j] - m) - log_s;
+        by_scalar(BinaryOp::Sub, o, xr, m, C);
+        by_scalar(BinaryOp::Sub, o, o, std::log(s), C);
       }
-      if (eb) {
-        T* e = eb + r * C;
-        for (int64_t j = 0; j < C; ++j) e[j] /= s;
-      }
+      if (eb) by_scalar(BinaryOp::Div, eb + r * C, eb + r * C, s, C);
     }
   }
 }
 
-// logsumexp of one long run, threaded: the max over kSumChunk chunks, then
-// exp_sum over kExpChunk pieces; both partitions are fixed by the size.
+// logsumexp of one long run, threaded, reading x from memory once: each
+// kSumChunk chunk takes its own max m_c and then, while the chunk is still
+// in L2, s_c = sum exp(x - m_c) over kExpChunk pieces; the chunks combine in
+// order as sum_c s_c exp(m_c - m) in double, m the largest m_c (a chunk of
+// -inf only adds nothing). The partition is fixed by the size: the same bits
+// at any thread count. A NaN or +inf anywhere makes the answer that max
+// itself (the shifted sum would be NaN or inf), and a run of -inf only gives -inf.
 template <class T>
 static T logsumexp_run(const T* x, int64_t n) {
   const int64_t chunks = (n + kSumChunk - 1) / kSumChunk;
   std::vector<double> part(chunks);
-  parallel_for(chunks, 1, [&](int64_t c0, int64_t c1) {
-    for (int64_t c = c0; c < c1; ++c)
-      part[c] = extremum_run<true>(x + c * kSumChunk, std::min(kSumChunk, n - c * kSumChunk));
-  });
-  T m = T(part[0]);
-  for (int64_t c = 1; c < chunks; ++c) m = extremum_fold<true>(m, T(part[c]));
-  if (!std::isfinite(m)) m = 0;
-  // kSumChunk is a multiple of kExpChunk: each chunk is whole pieces.
+  std::vector<T> top(chunks);
   parallel_for(chunks, 1, [&](int64_t c0, int64_t c1) {
     T buf[kExpChunk];
     for (int64_t c = c0; c < c1; ++c) {
       const T* p = x + c * kSumChunk;
       const int64_t k = std::min(kSumChunk, n - c * kSumChunk);
+      const T mc = top[c] = extremum_run<true>(p, k);
       part[c] = 0;
-      for (int64_t j = 0; j < k; j += kExpChunk) part[c] += exp_sum(p + j, std::min(kExpChunk, k - j), m, buf, true);
+      if (!std::isfinite(mc)) continue;  // (combined below)
+      // kSumChunk is a multiple of kExpChunk: each chunk is whole pieces.
+      for (int64_t j = 0; j < k; j += kExpChunk) part[c] += exp_sum(p + j, std::min(kExpChunk, k - j), mc, buf, true);
     }
   });
+  T m = top[0];
+  for (int64_t c = 1; c < chunks; ++c) m = extremum_fold<true>(m, top[c]);
+  if (!std::isfinite(m)) return m;
   double s = 0;
-  for (double p : part) s += p;
+  for (int64_t c = 0; c < chunks; ++c)
+    if (std::isfinite(top[c])) s += part[c] * std::exp(double(top[c]) - double(m));
   return std::log(T(s)) + m;
 }
 
@@ -345,9 +384,45 @@ static bool normalised_runs(const Tensor& x, const std::vector<bool>& axes, int6
   return x.numel() > 0 && trailing_runs(x, axes, rows, run);
 }
 
-// Threads over runs, at the elementwise ops' grain for exp.
+// softmax / log_softmax of one long run (a 1-d array), threaded over fixed
+// kSumChunk chunks: each chunk's max, then e = exp(x - m) with each chunk's
+// sum (added in chunk order), then the write. Fixed by the size: the same
+// bits at any thread count.
+template <class T>
+static void normalise_long(Norm kind, const T* x, T* out, T* probs, int64_t C) {
+  const int64_t chunks = (C + kSumChunk - 1) / kSumChunk;
+  auto each_chunk = [&](auto f) {
+    parallel_for(chunks, 1, [&](int64_t c0, int64_t c1) {
+      for (int64_t c = c0; c < c1; ++c) f(c, c * kSumChunk, std::min(kSumChunk, C - c * kSumChunk));
+    });
+  };
+  std::vector<T> top(chunks);
+  each_chunk([&](int64_t c, int64_t j, int64_t k) { top[c] = extremum_run<true>(x + j, k); });
+  T m = top[0];
+  for (int64_t c = 1; c < chunks; ++c) m = extremum_fold<true>(m, top[c]);
+  if (!std::isfinite(m)) m = 0;
+  T* e = kind == Norm::Softmax ? out : probs;  // null: log_softmax alone, e in scratch
+  std::vector<double> part(chunks);
+  each_chunk([&](int64_t c, int64_t j, int64_t k) {
+    T buf[kExpChunk];
+    part[c] = exp_sum(x + j, k, m, e ? e + j : buf, e == nullptr);
+  });
+  double sum = 0;
+  for (double p : part) sum += p;
+  const T s = T(sum);
+  each_chunk([&](int64_t, int64_t j, int64_t k) {
+    if (kind == Norm::LogSoftmax) {
+      by_scalar(BinaryOp::Sub, out + j, x + j, m, k);
+      by_scalar(BinaryOp::Sub, out + j, out + j, std::log(s), k);
+    }
+    if (e) by_scalar(BinaryOp::Div, e + j, e + j, s, k);
+  });
+}
+
+// Threads over runs, at the elementwise ops' grain for exp (one long run: over its chunks).
 template <class T>
 static void normalise(Norm kind, const T* x, T* out, T* probs, int64_t rows, int64_t C) {
+  if (rows == 1 && C >= 2 * kSumChunk && kind != Norm::Logsumexp) return normalise_long(kind, x, out, probs, C);
   parallel_for(rows, std::max<int64_t>(1, kGrainElements / 8 / C), [&](int64_t r0, int64_t r1) {
     normalise_runs<T>(kind, x + r0 * C, out + (kind == Norm::Logsumexp ? r0 : r0 * C), probs ? probs + r0 * C : nullptr,
                       r1 - r0, C);
