@@ -24,7 +24,7 @@ class SmallVec {
   }
   // One element, moved in (a braced list would copy it: a reference count
   // up and down per gradient a rule returns).
-  static SmallVec of(T&& v) {
+  __attribute__((always_inline)) static SmallVec of(T&& v) {  // (outlined once the destructor was inlined: +7 per call)
     SmallVec r;
     r.push_back(std::move(v));
     return r;
