@@ -145,12 +145,16 @@ template <class In>
 static void anomaly_recorded_impl(const char* op, const VariableImpl& out, Node* node, const In* inputs, size_t n) {
   std::vector<const VariableImpl*> ins;
   for (size_t i = 0; i < n; ++i) {
-    if constexpr (std::is_pointer_v<In>) ins.push_back(inputs[i]->get());
+    if constexpr (std::is_same_v<In, const VariableImpl*>) ins.push_back(inputs[i]);
+    else if constexpr (std::is_pointer_v<In>) ins.push_back(inputs[i]->get());
     else ins.push_back(inputs[i].get());
   }
   const std::string where = anomaly_location();
   anomaly_check_forward(op, out, ins, where);
   if (node) anomaly_annotate(*node, ins, where);
+}
+void anomaly_recorded(const char* op, const VariableImpl& out, Node* node, const VariableImpl* const* inputs, size_t n) {
+  anomaly_recorded_impl(op, out, node, inputs, n);
 }
 void anomaly_recorded(const char* op, const VariableImpl& out, Node* node, const Var* const* inputs, size_t n) {
   anomaly_recorded_impl(op, out, node, inputs, n);

@@ -276,6 +276,7 @@ void anomaly_annotate(Node& n, const std::vector<const VariableImpl*>& inputs, c
 // Recorder's anomaly step, after the op's node (null when none) was made:
 // the forward check, then the node's notes. Out of line and given no
 // Recorder, so that the op's own code keeps one path.
+void anomaly_recorded(const char* op, const VariableImpl& out, Node* node, const VariableImpl* const* inputs, size_t n);
 void anomaly_recorded(const char* op, const VariableImpl& out, Node* node, const Var* const* inputs, size_t n);
 void anomaly_recorded(const char* op, const VariableImpl& out, Node* node, const Var* inputs, size_t n);
 
@@ -336,9 +337,26 @@ struct Recorder {
     out = make_var(std::move(value));
     if (const uint8_t m = t_modes) {  // (not recording: this one test, as before anomaly mode existed)
       if (m & kGradMode) record(inputs);
-      if (__builtin_expect(m & kAnomalyMode, 0)) anomaly_recorded(Rule::name, *out, node, std::data(inputs), inputs.size());
+      if (__builtin_expect(m & kAnomalyMode, 0)) anomaly_step(inputs);
     }
   }
+  // The inputs' addresses are copied here, in the cold branch: handing the
+  // op's braced list itself to a function made it live in memory on every
+  // op's path (a store, and loads instead of a register). Inline, so that
+  // the list stays the op's own.
+  __attribute__((always_inline)) void anomaly_step(std::initializer_list<const Var*> inputs) {
+    const VariableImpl* ins[kListed];
+    size_t n = 0;
+    for (const Var* v : inputs) {
+      if (n == kListed) return anomaly_recorded(Rule::name, *out, node, std::data(inputs), inputs.size());
+      ins[n++] = v->get();
+    }
+    anomaly_recorded(Rule::name, *out, node, ins, n);
+  }
+  __attribute__((always_inline)) void anomaly_step(const std::vector<Var>& inputs) {
+    anomaly_recorded(Rule::name, *out, node, inputs.data(), inputs.size());
+  }
+  static constexpr size_t kListed = 4;  // (ops list 1-3 inputs)
   // The node, when an input requires grad (one call site: make_ref's
   // allocation and the node's construction stay inlined into each op).
   template <class Inputs>
@@ -351,7 +369,8 @@ struct Recorder {
     for (const auto& v : inputs) n->next.push_back(deref(v)->requires_grad ? grad_edge(deref(v)) : nullptr);
     out->requires_grad = true;
     node = n.get();
-    out->grad_fn = std::move(n);
+    NodeRef as_node(std::move(n));
+    out->grad_fn.swap(as_node);  // (out is new: nothing to release; a move-assignment was an outlined call)
   }
   static const Var& deref(const Var* v) { return *v; }
   static const Var& deref(const Var& v) { return v; }
