@@ -213,18 +213,23 @@ TG_MATH_INLINE float tanhf_fast(float x) {
   return x != x ? x : res;
 }
 
-// sigmoid x = 1 / (1 + e) for x >= 0, e / (1 + e) for x < 0, e = e^-|x| in
-// double (2^k (1 + (r + X)), k down to -150: 2^k as two float factors); |x|
-// capped at 104, where sigmoid(-x) rounds to 0 in float32.
+// sigmoid x = 1 / (1 + e) for x >= 0, e / (1 + e) for x < 0, e = e^-|x|, all
+// in float with FMA: e as a float pair eh + el (2^k (1 + (r + X)), k down to
+// -150: 2^k as two factors, so a subnormal eh rounds once), 1 + e as a pair,
+// and one float reciprocal whose error the exact fma residual removes. |x|
+// capped at 104, where sigmoid(-x) rounds to 0 in float32. (Was one double
+// division: half as many lanes per vector.)
 TG_MATH_INLINE float sigmoidf_fast(float x) {
-  const float shifter = 12582912.0f;
   float a = __builtin_fabsf(x);
   a = a > 104.0f ? 104.0f : a;
   float k, r, X;
   expf_reduce(-a, &k, &r, &X);
-  float k1 = (k * 0.5f + shifter) - shifter;
-  double e = (1.0 + (double(r) + double(X))) * double(tg_pow2f(k1)) * double(tg_pow2f(k - k1));
-  float res = float((x < 0.0f ? e : 1.0) / (1.0 + e));
+  float t = r + X;
+  float te = X - (t - r);  // exact: |r| >= |X|
+  float vh = 1.0f + t;
+  float vl = ((1.0f - vh) + t) + te;
+  float eh = scale_pow2f(vh, k), el = scale_pow2f(vl, k);
+  float res = exp_sigmoid_finish(eh, el, x < 0.0f);
   return x != x ? x : res;
 }
 

@@ -394,6 +394,20 @@ TG_MATH_INLINE double tanh_f64(double x) {
   return x != x ? x : r;
 }
 
+// sigmoid from e = e^-|x| as the pair e + e_lo (float or double): 1 / (1 + e),
+// or e / (1 + e) where neg; 1 + e as a pair (Fast2Sum: 1 >= e), one
+// reciprocal, its error removed by the exact fma residual.
+TG_MATH_INLINE double exp_fma(double a, double b, double c) { return tg_fma(a, b, c); }
+TG_MATH_INLINE float exp_fma(float a, float b, float c) { return tg_fmaf(a, b, c); }
+template <class T> TG_MATH_INLINE T exp_sigmoid_finish(T e, T e_lo, bool neg) {
+  T s = T(1) + e;
+  T s_lo = ((T(1) - s) + e) + e_lo;
+  T num = neg ? e : T(1), num_lo = neg ? e_lo : T(0);
+  T inv = T(1) / s;
+  T q = num * inv;
+  return exp_fma((exp_fma(-q, s, num) + num_lo) - q * s_lo, inv, q);
+}
+
 // 1 / (1 + e^-x), stable on both sides (e = e^-|x| <= 1): e as hi + lo and
 // 1 + e as a double-double; one reciprocal, its error removed by the exact
 // fma residual, so only the last rounding remains.
@@ -402,12 +416,7 @@ TG_MATH_INLINE double sigmoid_f64(double x) {
   double e = exp_dd(m, &e_lo);
   e = m < -746.0 ? 0.0 : e;  // (exp_dd is valid down to -746)
   e_lo = m < -746.0 ? 0.0 : e_lo;
-  double s = 1.0 + e;
-  double s_lo = ((1.0 - s) + e) + e_lo;  // Fast2Sum: 1 >= e
-  double num = x < 0 ? e : 1.0, num_lo = x < 0 ? e_lo : 0.0;
-  double inv = 1.0 / s;
-  double q = num * inv;
-  double r = tg_fma((tg_fma(-q, s, num) + num_lo) - q * s_lo, inv, q);
+  double r = exp_sigmoid_finish(e, e_lo, x < 0);
   return x != x ? x : r;
 }
 
