@@ -43,7 +43,8 @@ inline double m_fabs(double x) { return __builtin_fabs(x); }
 // vectorizes at the full float vector width, each within one ulp of the
 // correctly rounded value (checked over all 2^32 inputs by
 // cpp/tools/exhaustive_f32.cpp): exp, log, log1p and softplus in float, tanh
-// and sigmoid in float with a double last step (below).
+// and sigmoid in float with a double last step (below). The exp reduction
+// (expf_reduce) uses FMA (tg_fmaf: the same bits in every build).
 // tests/test_kernels_fastpaths.py measures the ulp error on 10^6 points in
 // every build. Special values follow IEEE: NaN propagates, exp(-inf) = 0,
 // exp(inf) = inf, log(0) = -inf, log(x < 0) = NaN, tanh(+-inf) = +-1,
@@ -60,47 +61,58 @@ TG_MATH_INLINE float tg_pow2f(float k) {
   return s;
 }
 
-// e^c = 2^k (1 + (r + X)) for c in [-104, 89], in float arithmetic at the full
-// float vector width (SLEEF's xexpf and Cephes' expf): c = k ln2 + r, ln2 in
-// two parts (k * ln2_hi is exact for |k| <= 2^9, and c - k ln2_hi exact by
-// Sterbenz); r's rounding error `re` is carried into X = re + r^2 P(r), so
+// e^c = 2^k (1 + (r + X)) for c in [-104, 89], in float arithmetic with FMA at
+// the full float vector width (SLEEF's xexpf u10 reduction and polynomial):
+// c = k ln2 + r, ln2 in two parts (c - k ln2_hi exact: k ln2_hi has <= 17
+// bits, Sterbenz); r = that - k ln2_lo rounded, its rounding error `re`
+// recovered by one more fma and carried into X = re + r^2 P(r), so
 // 1 + (r + X) is accurate to ~2^-28 before any rounding at 1's scale. k is
 // integer-valued; r and X stay apart so that callers can finish in double.
 TG_MATH_INLINE void expf_reduce(float c, float* k, float* r, float* X) {
   const float log2e = 1.44269504088896341f, ln2_hi = 0.693145751953125f, ln2_lo = 1.428606765330187045e-06f;
   const float shifter = 12582912.0f;  // 1.5 * 2^23: adding it rounds to an integer
-  float kk = (c * log2e + shifter) - shifter;
-  float rh = c - kk * ln2_hi;  // exact
-  float rl = kk * ln2_lo;
-  float rr = rh - rl;
-  float re = (rh - rr) - rl;  // rr's rounding error (exact where |rh| >= |rl|; else rr is tiny)
+  float kk = tg_fmaf(c, log2e, shifter) - shifter;
+  float rh = tg_fmaf(kk, -ln2_hi, c);  // exact
+  float rr = tg_fmaf(kk, -ln2_lo, rh);
+  float re = tg_fmaf(kk, -ln2_lo, rh - rr);  // rr's rounding error (rh - rr exact)
   float p = 1.98527617612853646278381e-4f;
-  p = p * rr + 1.39304355252534151077271e-3f;
-  p = p * rr + 8.33336077630519866943359e-3f;
-  p = p * rr + 4.16664853692054748535156e-2f;
-  p = p * rr + 1.66666671633720397949219e-1f;
-  p = p * rr + 0.5f;
+  p = tg_fmaf(p, rr, 1.39304355252534151077271e-3f);
+  p = tg_fmaf(p, rr, 8.33336077630519866943359e-3f);
+  p = tg_fmaf(p, rr, 4.16664853692054748535156e-2f);
+  p = tg_fmaf(p, rr, 1.66666671633720397949219e-1f);
+  p = tg_fmaf(p, rr, 0.5f);
   *k = kk;
   *r = rr;
-  *X = re + p * (rr * rr);
+  *X = tg_fmaf(p, rr * rr, re);
 }
 
 // 2^k u for k in [-150, 128], applied in two steps so that a subnormal result
 // rounds once.
+// (k split as floor(k/2) + the rest in integers: 7 vector instructions
+// against 12 for the float split; the product is exact until the last
+// multiplication either way, so the bits are the same.)
 TG_MATH_INLINE float scale_pow2f(float u, float k) {
-  const float shifter = 12582912.0f;
-  float k1 = (k * 0.5f + shifter) - shifter;
-  return u * tg_pow2f(k1) * tg_pow2f(k - k1);
+  int32_t ki = int32_t(k);
+  int32_t k1 = ki >> 1;  // (arithmetic shift: floor)
+  uint32_t b1 = uint32_t(k1 + 127) << 23, b2 = uint32_t(ki - k1 + 127) << 23;
+  float s1, s2;
+  __builtin_memcpy(&s1, &b1, 4);
+  __builtin_memcpy(&s2, &b2, 4);
+  return u * s1 * s2;
 }
 
 // e^x in float: 1 + (r + X) rounds once at 1's scale, then 2^k. Exhaustively
 // within 1 ulp of the correctly rounded value (cpp/tools/exhaustive_f32.cpp).
+// Outside [-104, 89] the result is selected (0, inf) rather than the argument
+// clamped (the clamp's compares and blends were a fifth of the loop); between
+// those bounds and the true thresholds, the scaling over- or underflows itself.
 TG_MATH_INLINE float expf_fast(float x) {
-  float c = x < -104.0f ? -104.0f : (x > 89.0f ? 89.0f : x);
   float k, r, X;
-  expf_reduce(c, &k, &r, &X);
+  expf_reduce(x, &k, &r, &X);
   float res = scale_pow2f((r + X) + 1.0f, k);
-  return x != x ? x : res;
+  // Two compares and blends: NaN fails both and gets x + inf = x (quiet).
+  res = x >= -104.0f ? res : 0.0f;
+  return x <= 89.0f ? res : x + __builtin_inff();
 }
 
 // log(2^k (1 + f)) + tail in float, f in [sqrt(1/2) - 1, sqrt(2) - 1) exact and
@@ -207,18 +219,23 @@ TG_MATH_INLINE float tanhf_fast(float x) {
   return x != x ? x : res;
 }
 
-// sigmoid x = 1 / (1 + e) for x >= 0, e / (1 + e) for x < 0, e = e^-|x| in
-// double (2^k (1 + (r + X)), k down to -150: 2^k as two float factors); |x|
-// capped at 104, where sigmoid(-x) rounds to 0 in float32.
+// sigmoid x = 1 / (1 + e) for x >= 0, e / (1 + e) for x < 0, e = e^-|x|, all
+// in float with FMA: e as a float pair eh + el (2^k (1 + (r + X)), k down to
+// -150: 2^k as two factors, so a subnormal eh rounds once), 1 + e as a pair,
+// and one float reciprocal whose error the exact fma residual removes. |x|
+// capped at 104, where sigmoid(-x) rounds to 0 in float32. (Was one double
+// division: half as many lanes per vector.)
 TG_MATH_INLINE float sigmoidf_fast(float x) {
-  const float shifter = 12582912.0f;
   float a = __builtin_fabsf(x);
   a = a > 104.0f ? 104.0f : a;
   float k, r, X;
   expf_reduce(-a, &k, &r, &X);
-  float k1 = (k * 0.5f + shifter) - shifter;
-  double e = (1.0 + (double(r) + double(X))) * double(tg_pow2f(k1)) * double(tg_pow2f(k - k1));
-  float res = float((x < 0.0f ? e : 1.0) / (1.0 + e));
+  float t = r + X;
+  float te = X - (t - r);  // exact: |r| >= |X|
+  float vh = 1.0f + t;
+  float vl = ((1.0f - vh) + t) + te;
+  float eh = scale_pow2f(vh, k), el = scale_pow2f(vl, k);
+  float res = exp_sigmoid_finish(eh, el, x < 0.0f);
   return x != x ? x : res;
 }
 

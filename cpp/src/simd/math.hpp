@@ -11,9 +11,11 @@
 // measures every one (bars: 2 ulp float64, 1 ulp float32) on >= 10^6 points
 // against a long double oracle.
 // FMA: only where a kernel writes tg_fma (below), one rounding and the same
-// bits in every build. log_kernel (log, log1p, softplus) fuses its
-// polynomial and tail (measured max 0.83 ulp log, 0.83 log1p, 1.43 softplus
-// on 10^6 points).
+// bits in every build. exp (SLEEF's xexp u10 polynomial, no division; 0.75
+// ulp max measured on 4M points), tanh (0.78 ulp) and sigmoid (0.76 ulp),
+// each down to one division; log_kernel (log, log1p, softplus) fuses its
+// polynomial and tail (0.83 ulp log, 0.83 log1p on 10^6 points); softplus
+// takes both (1.26-1.43 ulp); sin/cos/tan and the inverse trig: below.
 
 // Always inlined: a call left out of line (GCC's budget gives out when one
 // loop body holds several of these) stops the loop from vectorizing.
@@ -54,39 +56,50 @@ TG_MATH_INLINE double tg_pow2i(double kd) {
   return tg_bits_to_f64((b + 1023) << 52);
 }
 
-// e^x, fdlibm e_exp.c: x = k ln2 + r (|r| <= ln2/2), e^r from a degree-5
-// minimax in r^2 (Remez, error < 2^-59), e^x = 2^k e^r scaled in two steps
-// (2^(k/2) twice) so subnormal and near-overflow results round only once.
-// *lo gets the last rounding's error (e^x ~ hi + lo to ~2^-60 relative):
+// e^x with FMA, SLEEF's xexp (u10) reduction and polynomial, no division:
+// x = k ln2 + s (|s| <= ln2/2; ln2 in two parts, the first short enough that
+// x - k ln2_hi is exact, s's rounding error s_err kept by one more fma),
+// e^s = 1 + s + s^2 P(s), P of degree 10 by Estrin (error < 2^-58 relative);
+// 1 + s summed exactly (Fast2Sum) and the rest added once, so hi + lo is
+// e^s to ~2^-56. e^x = 2^k e^s scaled in two steps (2^(k/2) twice) so
+// subnormal and near-overflow results round only once. Valid for x in
+// [-746, 710] (callers clamp, or select their result elsewhere: no clamp here,
+// it cost 10 instructions per vector, GCC not using vmaxpd/vminpd for it).
+// *lo gets the last rounding's error (e^x ~ hi + lo to ~2^-56 relative):
 // sigmoid, softplus and tanh use it so that exp's error does not add to theirs.
 TG_MATH_INLINE double exp_dd(double x, double* lo) {
-  const double ln2_hi = 6.93147180369123816490e-01, ln2_lo = 1.90821492927058770002e-10,
-               inv_ln2 = 1.44269504088896338700e+00;
-  const double P1 = 1.66666666666666019037e-01, P2 = -2.77777777770155933842e-03, P3 = 6.61375632143793436117e-05,
-               P4 = -1.65339022054652515390e-06, P5 = 4.13813679705723846039e-08;
-  double c = x < -746.0 ? -746.0 : (x > 710.0 ? 710.0 : x);
-  c = x != x ? 0.0 : c;
-  double kd = (c * inv_ln2 + kTgShifter) - kTgShifter;  // round to nearest
-  double hi = c - kd * ln2_hi;  // exact: ln2_hi has 32 low zero bits
-  double lo_r = kd * ln2_lo;
-  double r = hi - lo_r;
-  double t = r * r;
-  double cc = r - t * (P1 + t * (P2 + t * (P3 + t * (P4 + t * P5))));
-  double u = (lo_r - (r * cc) / (2.0 - cc)) - hi;  // e^r = 1 - u, |u| < 0.42
-  double y = 1.0 - u;
-  double y_lo = (1.0 - y) - u;  // Fast2Sum: exact
+  const double inv_ln2 = 1.442695040888963407359924681001892137426645954152985934135449406931;
+  const double ln2_hi = .69314718055966295651160180568695068359375, ln2_lo = .28235290563031577122588448175013436025525412068e-12;
+  double kd = tg_fma(x, inv_ln2, kTgShifter) - kTgShifter;  // round to nearest
+  double sh = tg_fma(kd, -ln2_hi, x);                          // exact: k ln2_hi has 43 bits, Sterbenz
+  double s = tg_fma(kd, -ln2_lo, sh);
+  double s_err = tg_fma(kd, -ln2_lo, sh - s);  // (sh - s exact)
+  double s2 = s * s, s4 = s2 * s2, s8 = s4 * s4;
+  double p = tg_fma(s8, tg_fma(s, 0.2081276378237164457e-8, 0.2511210703042288022e-7),
+                    tg_fma(s4,
+                           tg_fma(s2, tg_fma(s, 0.2755762628169491192e-6, 0.2755723402025388239e-5),
+                                  tg_fma(s, 0.2480158687479686264e-4, 0.1984126989855865850e-3)),
+                           tg_fma(s2, tg_fma(s, 0.1388888888914497797e-2, 0.8333333333314938210e-2),
+                                  tg_fma(s, 0.4166666666666602598e-1, 0.1666666666666669072e+0))));
+  p = tg_fma(p, s, 0.5);
+  double q = tg_fma(s2, p, s_err);  // e^s - 1 - s, |q| < 0.07
+  double h = 1.0 + s;
+  double l = ((1.0 - h) + s) + q;  // Fast2Sum (1 >= |s|) plus q
+  double y = h + l;
+  double y_lo = (h - y) + l;  // Fast2Sum: exact
   double k1 = (kd * 0.5 + kTgShifter) - kTgShifter;
-  double s1 = tg_pow2i(k1), s2 = tg_pow2i(kd - k1);
-  *lo = y_lo * s1 * s2;
-  return y * s1 * s2;
+  double s1 = tg_pow2i(k1), s2k = tg_pow2i(kd - k1);
+  *lo = y_lo * s1 * s2k;
+  return y * s1 * s2k;
 }
 
 TG_MATH_INLINE double exp_f64(double x) {
   const double o_threshold = 7.09782712893383973096e+02, u_threshold = -7.45133219101941108420e+02;
   double lo;
   double res = exp_dd(x, &lo);
-  res = x > o_threshold ? kTgInf : (x < u_threshold ? 0.0 : res);
-  return x != x ? x : res;
+  // Two compares and blends: NaN fails both and gets x + inf = x (quiet).
+  res = x >= u_threshold ? res : 0.0;
+  return x <= o_threshold ? res : x + kTgInf;
 }
 
 // fdlibm's log(1 + f) for f = m - 1, m in [sqrt(2)/2, sqrt(2)): s = f/(2+f),
@@ -359,39 +372,55 @@ TG_MATH_INLINE float tan_f32(float x) {
 
 // tanh: Cephes tanh.c's rational function below |x| = 0.625, else
 // 1 - 2 / (E + 1), E = e^(2|x|) as hi + lo and E + 1 as a double-double;
-// 1 beyond 22 (1 - tanh(22) < 2^-62).
+// 1 beyond 22 (1 - tanh(22) < 2^-62). One division for both branches: the
+// lane's numerator and denominator are selected first, then divided by a
+// reciprocal whose error the exact fma residual removes (was three divisions).
 TG_MATH_INLINE double tanh_f64(double x) {
   const double P0 = -9.64399179425052238628e-1, P1 = -9.92877231001918586564e1, P2 = -1.61468768441708447952e3;
   const double Q0 = 1.12811678491632931402e2, Q1 = 2.23548839060100448583e3, Q2 = 4.84406305325125486048e3;
   double a = x < 0 ? -x : x;
   a = a > 22.0 ? 22.0 : a;
   double z = a * a;
-  double small = a + a * (z * ((P0 * z + P1) * z + P2) / (((z + Q0) * z + Q1) * z + Q2));
   double e_lo;
   double e = exp_dd(2.0 * a, &e_lo);
   double s = e + 1.0;
   double s_lo = ((e - s) + 1.0) + e_lo;  // Fast2Sum (e >= 1) plus exp's tail
-  double q = 2.0 / s;
-  q = q - q * (s_lo / s);
-  double big = 1.0 - q;
-  double t = a < 0.625 ? small : big;
+  bool small = a < 0.625;
+  double num = small ? z * tg_fma(tg_fma(P0, z, P1), z, P2) : 2.0;
+  double den = small ? tg_fma(tg_fma(z + Q0, z, Q1), z, Q2) : s;
+  double den_lo = small ? 0.0 : s_lo;
+  double inv = 1.0 / den;
+  double q0 = num * inv;
+  double q = tg_fma(tg_fma(-q0, den, num) - q0 * den_lo, inv, q0);  // num / (den + den_lo)
+  double t = small ? tg_fma(a, q, a) : 1.0 - q;
   double r = x < 0 ? -t : t;
   r = x == 0.0 ? x : r;  // keeps -0
   return x != x ? x : r;
 }
 
+// sigmoid from e = e^-|x| as the pair e + e_lo (float or double): 1 / (1 + e),
+// or e / (1 + e) where neg; 1 + e as a pair (Fast2Sum: 1 >= e), one
+// reciprocal, its error removed by the exact fma residual.
+TG_MATH_INLINE double exp_fma(double a, double b, double c) { return tg_fma(a, b, c); }
+TG_MATH_INLINE float exp_fma(float a, float b, float c) { return tg_fmaf(a, b, c); }
+template <class T> TG_MATH_INLINE T exp_sigmoid_finish(T e, T e_lo, bool neg) {
+  T s = T(1) + e;
+  T s_lo = ((T(1) - s) + e) + e_lo;
+  T num = neg ? e : T(1), num_lo = neg ? e_lo : T(0);
+  T inv = T(1) / s;
+  T q = num * inv;
+  return exp_fma((exp_fma(-q, s, num) + num_lo) - q * s_lo, inv, q);
+}
+
 // 1 / (1 + e^-x), stable on both sides (e = e^-|x| <= 1): e as hi + lo and
-// 1 + e as a double-double, so only the division's rounding remains.
+// 1 + e as a double-double; one reciprocal, its error removed by the exact
+// fma residual, so only the last rounding remains.
 TG_MATH_INLINE double sigmoid_f64(double x) {
-  double e_lo;
-  double e = exp_dd(x < 0 ? x : -x, &e_lo);
-  e = x < -746.0 ? 0.0 : e;  // (exp_dd clamps its argument)
-  e_lo = x < -746.0 ? 0.0 : e_lo;
-  double s = 1.0 + e;
-  double s_lo = ((1.0 - s) + e) + e_lo;  // Fast2Sum: 1 >= e
-  double num = x < 0 ? e : 1.0, num_lo = x < 0 ? e_lo : 0.0;
-  double q = num / s;
-  double r = q + (num_lo - q * s_lo) / s;
+  double e_lo, m = x < 0 ? x : -x;
+  double e = exp_dd(m, &e_lo);
+  e = m < -746.0 ? 0.0 : e;  // (exp_dd is valid down to -746)
+  e_lo = m < -746.0 ? 0.0 : e_lo;
+  double r = exp_sigmoid_finish(e, e_lo, x < 0);
   return x != x ? x : r;
 }
 
