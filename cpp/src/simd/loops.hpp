@@ -7,7 +7,7 @@
 // -ffp-contract=off and no fast-math, so they give bit-identical IEEE
 // results: only the vector width differs. (A kernel fuses a multiply-add
 // only where it calls tg_fma, simd/math.hpp: one rounding in every build;
-// arcsin, arccos, arctan and arctan2 do.)
+// exp, log, log1p, pow, sin, cos, tan and the inverse trig do.)
 //
 // Everything here lives in tg::kern::TG_ISA and uses compiler builtins for
 // libm, so no inline function compiled for AVX2 can be shared (ODR-merged)
@@ -342,6 +342,26 @@ template <class T> inline T sin_libm(T v) { return T(__builtin_sin(double(v))); 
 template <class T> inline T cos_libm(T v) { return T(__builtin_cos(double(v))); }
 template <class T> inline T tan_libm(T v) { return T(__builtin_tan(double(v))); }
 
+// Whether x[0, m) holds a lane for libm: the bits of |x| order as the
+// magnitudes do (NaN's above inf's), so bound - |x|'s bits is negative
+// exactly there; OR-ing those is a reduction with a one-cycle dependency that
+// vectorizes (an any-of over trig_slow's bools compiled to mask conversions
+// and shuffles, ~30% of float64 sin's time; a max, to a compare-and-blend
+// chain on AVX2).
+template <class T> inline bool trig_block_slow(const T* x, int64_t m) {
+  if constexpr (sizeof(T) == 4) {
+    const int32_t bound = int32_t(tg_f32_to_bits(kTrigBoundF));
+    int32_t acc = 0;
+    for (int64_t i = 0; i < m; ++i) acc |= bound - int32_t(tg_f32_to_bits(x[i]) & 0x7fffffffu);
+    return acc < 0;
+  } else {
+    const int64_t bound = int64_t(tg_f64_to_bits(kTrigBound));
+    int64_t acc = 0;
+    for (int64_t i = 0; i < m; ++i) acc |= bound - int64_t(tg_f64_to_bits(x[i]) & 0x7fffffffffffffffULL);
+    return acc < 0;
+  }
+}
+
 template <class T, class F, class Slow>
 inline void map1_fixup(const T* a, T* o, int64_t n, F f, Slow slow) {
   if (n == 1) {
@@ -351,12 +371,10 @@ inline void map1_fixup(const T* a, T* o, int64_t n, F f, Slow slow) {
   for (int64_t i0 = 0; i0 < n; i0 += kFixupBlock) {
     const int64_t m = n - i0 < kFixupBlock ? n - i0 : kFixupBlock;
     const T* x = a + i0;
-    int any = 0;
-    for (int64_t i = 0; i < m; ++i) any |= int(trig_slow(x[i]));
     int32_t idx[kFixupBlock];
     T saved[kFixupBlock];
     int32_t cnt = 0;
-    if (any)
+    if (trig_block_slow(x, m))
       for (int64_t i = 0; i < m; ++i)
         if (trig_slow(x[i])) {
           idx[cnt] = int32_t(i);
@@ -446,8 +464,12 @@ inline void deriv_fixup(T* o, int64_t so, const T* g, int64_t sg, const T* x, in
   T xb[kFixupBlock], hb[kFixupBlock];
   for (int64_t i0 = 0; i0 < n; i0 += kFixupBlock) {
     const int64_t m = n - i0 < kFixupBlock ? n - i0 : kFixupBlock;
-    for (int64_t i = 0; i < m; ++i) xb[i] = x[(i0 + i) * sx];
-    map1_fixup(xb, hb, m, h, slow);
+    const T* xs = x + i0 * sx;
+    if (sx != 1) {  // (contiguous x is read in place)
+      for (int64_t i = 0; i < m; ++i) xb[i] = x[(i0 + i) * sx];
+      xs = xb;
+    }
+    map1_fixup(xs, hb, m, h, slow);
     for (int64_t i = 0; i < m; ++i) o[(i0 + i) * so] = g[(i0 + i) * sg] * hb[i];
   }
 }

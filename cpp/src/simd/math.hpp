@@ -15,7 +15,8 @@
 // ulp max measured on 4M points), tanh (0.78 ulp) and sigmoid (0.76 ulp),
 // each down to one division; log_kernel (log, log1p, softplus) fuses its
 // polynomial and tail (0.83 ulp log, 0.83 log1p on 10^6 points); softplus
-// takes both (1.26-1.43 ulp); sin/cos/tan and the inverse trig: below.
+// takes both (1.26-1.43 ulp); sin, cos, tan and the inverse trig: their own
+// sections say how, and their accuracy.
 
 // Always inlined: a call left out of line (GCC's budget gives out when one
 // loop body holds several of these) stops the loop from vectorizing.
@@ -161,139 +162,20 @@ TG_MATH_INLINE double log1p_f64(double x) {
   return x != x ? x : res;
 }
 
-// |x| beyond this, sin/cos/tan take the scalar libm fix-up pass (the
-// Cody-Waite reduction below with pi/2 in four parts is accurate only for
-// |n| < 2^20, as in e_rem_pio2.c's medium case).
+// ----- sin, cos, tan, float64 and float32 (FMA) ---------------------------------
+// One template for both widths (float arithmetic at the full float vector
+// width for float32): x = n pi/2 + (h + l) by a three-part Cody-Waite
+// reduction with fma (trig_reduce), sin and cos of h + l on |h| <= pi/4 as
+// head + tail pairs (trig_sincos: fdlibm k_sin/k_cos forms, Horner with fma),
+// the quadrant selecting the pair per lane; tan divides the two pairs once
+// and corrects the quotient with fma. Branch-free, so the loops vectorize.
+// Measured (tests/test_kernels_fastpaths.py, benchmarks/README "sin, cos,
+// tan on FMA (h64)"): float64 at most 0.69 (sin, cos), 0.79 (tan) ulp on
+// 8x10^5 points; float32 0.711, 0.718, 0.856 ulp on every 17th block of all
+// floats (cpp/tools/exhaustive_f32.sh --stride 17; the full sweep: not yet).
+// Beyond the bounds, and inf/NaN, the lanes take the scalar libm fix-up
+// (trig_slow in simd/loops.hpp): the reduction holds only for |n| < 2^20.
 constexpr double kTrigBound = 1647099.0;  // 2^20 * pi/2
-
-// The end of a Cody-Waite reduction a - p2 - p3 - p4 (a = x - n c1 exact,
-// p2, p3 the exact products n c2, n c3, p4 = n c4 rounded) as the pair
-// y0 + y1, for rem_pio2 (double) and rem_pio2f (float). The differences are
-// carried with TwoSum (no assumption on which term is larger, unlike
-// e_rem_pio2.c, which runs its later iterations only where the earlier ones
-// cancelled).
-template <class T> TG_MATH_INLINE void cody_waite_tail(T a, T p2, T p3, T p4, T* y0, T* y1) {
-  T s1 = a - p2, bb = s1 - a;
-  T e1 = (a - (s1 - bb)) + (-p2 - bb);
-  T s2 = s1 - p3;
-  bb = s2 - s1;
-  T e2 = (s1 - (s2 - bb)) + (-p3 - bb);
-  T tail = (e1 + e2) - p4;
-  *y0 = s2 + tail;
-  *y1 = (s2 - *y0) + tail;
-}
-
-// x = n pi/2 + (y0 + y1), |y0 + y1| <= pi/4 (about), for |x| <= kTrigBound
-// (other x: meaningless results, see below); returns n mod 4.
-TG_MATH_INLINE uint64_t rem_pio2(double x, double* y0, double* y1) {
-  const double invpio2 = 6.36619772367581382433e-01;
-  const double pio2_1 = 1.57079632673412561417e+00;
-  const double pio2_2 = 6.07710050630396597660e-11;
-  const double pio2_3 = 2.02226624871116645580e-21, pio2_3t = 8.47842766036889956997e-32;
-  // (No clamp to the bound: lanes beyond it, inf and NaN compute garbage
-  // here, harmlessly, and map1_fixup overwrites them; clamping them was 16%
-  // of sin's instructions.)
-  double nsh = x * invpio2 + kTgShifter;
-  uint64_t q = tg_f64_to_bits(nsh) & 3;
-  double fn = nsh - kTgShifter;
-  // pi/2 in four parts, the first three of 33 bits or fewer: fn * each is
-  // exact (|fn| < 2^20).
-  // (x - fn * pio2_1: exact, Sterbenz)
-  cody_waite_tail(x - fn * pio2_1, fn * pio2_2, fn * pio2_3, fn * pio2_3t, y0, y1);
-  return q;
-}
-
-// fdlibm k_sin.c: sin(x + y) on |x| <= pi/4, y the tail of x.
-TG_MATH_INLINE double ksin(double x, double y) {
-  const double S1 = -1.66666666666666324348e-01, S2 = 8.33333333332248946124e-03, S3 = -1.98412698298579493134e-04,
-               S4 = 2.75573137070700676789e-06, S5 = -2.50507602534068634195e-08, S6 = 1.58969099521155010221e-10;
-  double z = x * x, w = z * z;
-  double r = S2 + z * (S3 + z * S4) + z * w * (S5 + z * S6);
-  double v = z * x;
-  return x - ((z * (0.5 * y - v * r) - y) - v * S1);
-}
-
-// FreeBSD k_cos.c: cos(x + y) on |x| <= pi/4.
-TG_MATH_INLINE double kcos(double x, double y) {
-  const double C1 = 4.16666666666666019037e-02, C2 = -1.38888888888741095749e-03, C3 = 2.48015872894767294178e-05,
-               C4 = -2.75573143513906633035e-07, C5 = 2.08757232129817482790e-09, C6 = -1.13596475577881948265e-11;
-  double z = x * x, w = z * z;
-  double r = z * (C1 + z * (C2 + z * C3)) + w * w * (C4 + z * (C5 + z * C6));
-  double hz = 0.5 * z;
-  w = 1.0 - hz;
-  return w + (((1.0 - w) - hz) + (z * r - x * y));
-}
-
-// sin/cos/tan for |x| <= kTrigBound (other lanes: see trig_fixup in loops.hpp).
-TG_MATH_INLINE double sin_f64(double x) {
-  double y0, y1;
-  uint64_t q = rem_pio2(x, &y0, &y1);
-  double s = ksin(y0, y1), c = kcos(y0, y1);
-  double r = (q & 1) ? c : s;
-  r = (q & 2) ? -r : r;
-  return x == 0.0 ? x : r;  // keeps -0
-}
-TG_MATH_INLINE double cos_f64(double x) {
-  double y0, y1;
-  uint64_t q = rem_pio2(x, &y0, &y1);
-  double s = ksin(y0, y1), c = kcos(y0, y1);
-  double r = (q & 1) ? -s : c;
-  return (q & 2) ? -r : r;
-}
-// fdlibm k_tan.c: tan(x + y) (odd: -1 / tan(x + y)) on |x| <= pi/4; above
-// 0.6744 it works on pi/4 - |x|. Both of its branches computed, one selected.
-TG_MATH_INLINE double ktan(double x, double y, double iy) {  // iy = 1, or -1 for -1/tan
-  const double T0 = 3.33333333333334091986e-01, T1 = 1.33333333333201242699e-01, T2 = 5.39682539762260521377e-02,
-               T3 = 2.18694882948595424599e-02, T4 = 8.86323982359930005737e-03, T5 = 3.59207910759131235356e-03,
-               T6 = 1.45620945432529025516e-03, T7 = 5.88041240820264096874e-04, T8 = 2.46463134818469906812e-04,
-               T9 = 7.81794442939557092300e-05, T10 = 7.14072491382608190305e-05, T11 = -1.85586374855275456654e-05,
-               T12 = 2.59073051863633712884e-05;
-  const double pio4 = 7.85398163397448278999e-01, pio4lo = 3.06161699786838301793e-17;
-  bool neg = x < 0;
-  bool big = (neg ? -x : x) >= 0.6744;  // fdlibm's high word >= 0x3FE59428
-  double ax = neg ? -x : x, ay = neg ? -y : y;
-  x = big ? (pio4 - ax) + (pio4lo - ay) : x;
-  y = big ? 0.0 : y;
-  double z = x * x, w = z * z;
-  double r = T1 + w * (T3 + w * (T5 + w * (T7 + w * (T9 + w * T11))));
-  double v = z * (T2 + w * (T4 + w * (T6 + w * (T8 + w * (T10 + w * T12)))));
-  double s = z * x;
-  r = y + z * (s * (r + v) + y);
-  r += T0 * s;
-  w = x + r;
-  // One division serves both branches (a lane needs only its own quotient):
-  // big, w^2 / (w + iy); small with iy = -1, -1 / w.
-  double quot = (big ? w * w : -1.0) / (big ? w + iy : w);
-  double big_r = iy - 2.0 * (x - (quot - r));
-  big_r = neg ? -big_r : big_r;
-  // -1 / w to within an ulp: w split into a 21-bit head and the rest.
-  double zh = tg_bits_to_f64(tg_f64_to_bits(w) & 0xffffffff00000000ULL);
-  double vv = r - (zh - x);
-  double a = quot;
-  double t = tg_bits_to_f64(tg_f64_to_bits(a) & 0xffffffff00000000ULL);
-  double ss = 1.0 + t * zh;
-  double small_r = iy < 0 ? t + a * (ss + t * vv) : w;
-  return big ? big_r : small_r;
-}
-
-TG_MATH_INLINE double tan_f64(double x) {
-  double y0, y1;
-  uint64_t q = rem_pio2(x, &y0, &y1);
-  // (+-1 from q's low bit as a sign: a bool from q & 1 here keeps GCC from vectorizing)
-  double r = ktan(y0, y1, tg_bits_to_f64((q << 63) | 0x3ff0000000000000ULL));
-  return x == 0.0 ? x : r;
-}
-
-// ----- float32 sin, cos, tan at full vector width -------------------------------
-// Float arithmetic throughout (twice the lanes of the float64 kernels), as
-// SLEEF's sinf_u10/cosf_u10: x = n pi/2 + (y0 + y1) with pi/2 in three 13-14
-// bit parts and a float tail (fn * each part exact for |n| <= 1023; the
-// reduced argument to ~2^-63 absolute), then fdlibm's k_sin/k_cos forms on
-// the float pair with Taylor polynomials (truncation < 2^-28 relative).
-// Checked exhaustively over every float with |x| <= kTrigBoundF
-// (cpp/tools/exhaustive_f32.cpp): at most 0.78 (sin), 0.79 (cos), 0.55
-// (tan) ulp; arctan over all floats: 0.68 ulp.
-// Beyond the bound, and inf/NaN, the lanes take the scalar libm fix-up.
 constexpr float kTrigBoundF = 1600.0f;
 
 TG_MATH_INLINE float tg_bits_to_f32(uint32_t b) {
@@ -307,68 +189,127 @@ TG_MATH_INLINE uint32_t tg_f32_to_bits(float f) {
   return b;
 }
 
-TG_MATH_INLINE uint32_t rem_pio2f(float x, float* y0, float* y1) {
-  const float invpio2 = 6.36619772e-01f, shifter = 12582912.0f;  // 1.5 * 2^23
-  const float p1 = 0x1.922p+0f, p2 = -0x1.2afp-18f, p3 = 0x1.0b48p-34f, p4 = -0x1.ee59dap-50f;
-  float nsh = x * invpio2 + shifter;  // (no clamp: as rem_pio2)
-  uint32_t q = tg_f32_to_bits(nsh) & 3;
-  float fn = nsh - shifter;
-  cody_waite_tail(x - fn * p1, fn * p2, fn * p3, fn * p4, y0, y1);  // (x - fn * p1: exact, Sterbenz)
+template <class T> TG_MATH_INLINE T trig_fma(T a, T b, T c) {
+  if constexpr (sizeof(T) == 4) return tg_fmaf(a, b, c);
+  else return tg_fma(a, b, c);
+}
+TG_MATH_INLINE uint64_t trig_bits(double x) { return tg_f64_to_bits(x); }
+TG_MATH_INLINE uint32_t trig_bits(float x) { return tg_f32_to_bits(x); }
+
+// x = n pi/2 + (h + l), |h + l| <= pi/4 (about), for |x| <= the bound (other
+// lanes, inf and NaN: garbage, overwritten by the fix-up); returns n's bits
+// (n mod 4 in the low two). pi/2 = P1 + P2 + P3 (53-bit parts; float: 24):
+// a = x - n P1 is exact (one fma: for n != 0, x and n P1 are multiples of
+// ulp(P1)/2 and the difference is below 1); h = a - p, p = n P2 rounded, and
+// a - h is exact (Fast2Sum's first step, valid also where |a| < |p|: a is
+// then a multiple of ulp(p)); (a - h) - n P2 is below ulp(h) and takes one
+// rounding in its fma, so h + l carries n P2 to ~2^-53 ulp(h); n P3 rounded:
+// its error and pi/2's truncation are below 2^-140 (float: 2^-63) absolute:
+// 2^-60 relative even for an x 2^-80 from a multiple of pi/2 (float32:
+// every float checked, cpp/tools/exhaustive_f32.cpp; float64: the tests at
+// the doubles nearest n pi/2).
+template <class T> TG_MATH_INLINE auto trig_reduce(T x, T* h, T* l) {
+  const bool f = sizeof(T) == 4;
+  const T inv_pio2 = f ? T(0x1.45f306p-1f) : T(0x1.45f306dc9c883p-1);
+  const T shifter = f ? T(12582912.0f) : T(kTgShifter);  // 1.5 * 2^23, 1.5 * 2^52
+  const T p1 = f ? T(0x1.921fb6p+0f) : T(0x1.921fb54442d18p+0);
+  const T p2 = f ? T(-0x1.777a5cp-25f) : T(0x1.1a62633145c07p-54);
+  const T p3 = f ? T(-0x1.ee59dap-50f) : T(-0x1.f1976b7ed8fbcp-110);
+  T nsh = trig_fma(x, inv_pio2, shifter);
+  auto q = trig_bits(nsh);
+  T fn = nsh - shifter;
+  T a = trig_fma(-fn, p1, x);
+  T s = a - fn * p2;
+  *l = trig_fma(-fn, p3, trig_fma(-fn, p2, a - s));
+  *h = s;
   return q;
 }
 
-// sin(x + y) - x and cos(x + y) - w (w returned in *w) on |x| <= pi/4 (about):
-// the small corrections apart, so tan can divide the pairs in double.
-TG_MATH_INLINE float ksinf_corr(float x, float y) {
-  const float S1 = -1.0f / 6, S2 = 1.0f / 120, S3 = -1.0f / 5040, S4 = 1.0f / 362880;
-  float z = x * x, v = z * x;
-  float r = S2 + z * (S3 + z * S4);
-  return -((z * (0.5f * y - v * r) - y) - v * S1);
-}
-TG_MATH_INLINE float kcosf_corr(float x, float y, float* w) {
-  const float C1 = 1.0f / 24, C2 = -1.0f / 720, C3 = 1.0f / 40320, C4 = -1.0f / 3628800;
-  float z = x * x;
-  float r = z * z * (C1 + z * (C2 + z * (C3 + z * C4)));
-  float hz = 0.5f * z;
-  *w = 1.0f - hz;
-  return ((1.0f - *w) - hz) + (r - x * y);
+// sin(h + l) ~ *sh + *sl and cos(h + l) ~ *ch + *cl for |h| <= pi/4 (about),
+// |l| <= ulp(h): sin = h + (h z S(z) + l (1 - z/2)), z = h^2; cos = w + (e +
+// z^2 C(z) - h l), w = 1 - h^2/2 rounded once (fma) and e its rounding error,
+// again one fma (1 - w is exact, the result below ulp(w)). fdlibm's
+// minimax S, C (float: Taylor, truncation below 2^-28 relative). The tails
+// are at most 0.11 of the heads, so their rounding errors count a tenth.
+template <class T> TG_MATH_INLINE void trig_sincos(T h, T l, T* sh, T* sl, T* ch, T* cl) {
+  const bool f = sizeof(T) == 4;
+  const T S1 = f ? T(-1.0f / 6) : T(-1.66666666666666324348e-01);
+  const T S2 = f ? T(1.0f / 120) : T(8.33333333332248946124e-03);
+  const T S3 = f ? T(-1.0f / 5040) : T(-1.98412698298579493134e-04);
+  const T S4 = f ? T(1.0f / 362880) : T(2.75573137070700676789e-06);
+  const T C1 = f ? T(1.0f / 24) : T(4.16666666666666019037e-02);
+  const T C2 = f ? T(-1.0f / 720) : T(-1.38888888888741095749e-03);
+  const T C3 = f ? T(1.0f / 40320) : T(2.48015872894767294178e-05);
+  const T C4 = f ? T(-1.0f / 3628800) : T(-2.75573143513906633035e-07);
+  T z = h * h;
+  T ps, pc;
+  if constexpr (sizeof(T) == 4) {
+    ps = trig_fma(z, trig_fma(z, trig_fma(z, S4, S3), S2), S1);
+    pc = trig_fma(z, trig_fma(z, trig_fma(z, C4, C3), C2), C1);
+  } else {
+    const T S5 = -2.50507602534068634195e-08, S6 = 1.58969099521155010221e-10;
+    const T C5 = 2.08757232129817482790e-09, C6 = -1.13596475577881948265e-11;
+    ps = trig_fma(z, trig_fma(z, trig_fma(z, trig_fma(z, trig_fma(z, S6, S5), S4), S3), S2), S1);
+    pc = trig_fma(z, trig_fma(z, trig_fma(z, trig_fma(z, trig_fma(z, C6, C5), C4), C3), C2), C1);
+  }
+  T hz = T(0.5) * z;
+  *sh = h;
+  *sl = trig_fma(h * z, ps, trig_fma(-hz, l, l));
+  T mh = T(-0.5) * h;
+  T w = trig_fma(mh, h, T(1));
+  *ch = w;
+  *cl = trig_fma(z * z, pc, trig_fma(-h, l, trig_fma(mh, h, T(1) - w)));
 }
 
-TG_MATH_INLINE float sin_f32(float x) {
-  float y0, y1, w;
-  uint32_t q = rem_pio2f(x, &y0, &y1);
-  float s = y0 + ksinf_corr(y0, y1);
-  float c = kcosf_corr(y0, y1, &w);
-  c = w + c;
-  float r = (q & 1) ? c : s;
-  r = (q & 2) ? -r : r;
-  return x == 0.0f ? x : r;  // keeps -0
+// -r where q & 2 (q's bit 1 moved to the sign bit: no mask, no select).
+template <class T, class U> TG_MATH_INLINE T trig_flip(T r, U q) {
+  constexpr int k = 8 * sizeof(T) - 2;
+  U b = trig_bits(r) ^ ((q << k) & (U(1) << (k + 1)));
+  if constexpr (sizeof(T) == 4) return tg_bits_to_f32(b);
+  else return tg_bits_to_f64(b);
 }
-TG_MATH_INLINE float cos_f32(float x) {
-  float y0, y1, w;
-  uint32_t q = rem_pio2f(x, &y0, &y1);
-  float s = y0 + ksinf_corr(y0, y1);
-  float c = kcosf_corr(y0, y1, &w);
-  c = w + c;
-  float r = (q & 1) ? -s : c;
-  return (q & 2) ? -r : r;
+
+// sin(x + k pi/2) (k = 0: sin, 1: cos): sin(r + n pi/2) is +-sin r for even
+// n, +-cos r for odd, negative where n & 2.
+template <class T, int k> TG_MATH_INLINE T trig_sin_k(T x) {
+  T h, l, sh, sl, ch, cl;
+  auto q = trig_reduce(x, &h, &l) + k;
+  trig_sincos(h, l, &sh, &sl, &ch, &cl);
+  bool odd = q & 1;
+  T r = odd ? ch : sh;
+  r += odd ? cl : sl;
+  r = trig_flip(r, q);
+  if constexpr (k == 0) r = x == T(0) ? x : r;  // keeps -0
+  return r;
 }
-// tan = sin / cos (odd n: -cos / sin), both polynomials and the division in
-// double on the reduced pair (float's rounding of z = y0^2 alone would cost
-// tan up to 0.3 ulp): the one half-width step.
-TG_MATH_INLINE float tan_f32(float x) {
-  const double S1 = -1.0 / 6, S2 = 1.0 / 120, S3 = -1.0 / 5040, S4 = 1.0 / 362880;
-  const double C1 = 1.0 / 24, C2 = -1.0 / 720, C3 = 1.0 / 40320, C4 = -1.0 / 3628800;
-  float y0, y1;
-  uint32_t q = rem_pio2f(x, &y0, &y1);
-  double y = double(y0) + double(y1);
-  double z = y * y;
-  double s = y + y * z * (S1 + z * (S2 + z * (S3 + z * S4)));
-  double c = (1.0 - 0.5 * z) + z * z * (C1 + z * (C2 + z * (C3 + z * C4)));
-  double num = (q & 1) ? -c : s, den = (q & 1) ? s : c;
-  float r = float(num / den);
-  return x == 0.0f ? x : r;
+// tan = sin / cos (odd n: -cos / sin) from the pairs: each pair summed to
+// head + tail (Fast2Sum), one division for the reciprocal of the
+// denominator's head, the quotient corrected once with the fma residual.
+template <class T> TG_MATH_INLINE T trig_tan(T x) {
+  T h, l, sh, sl, ch, cl;
+  auto q = trig_reduce(x, &h, &l);
+  trig_sincos(h, l, &sh, &sl, &ch, &cl);
+  bool odd = q & 1;
+  T nh = odd ? -ch : sh, nl = odd ? -cl : sl;
+  T dh = odd ? sh : ch, dl = odd ? sl : cl;
+  T n = nh + nl, d = dh + dl;
+  nl = (nh - n) + nl;
+  dl = (dh - d) + dl;
+  T rcp = T(1) / d;
+  T q0 = n * rcp;
+  T e = trig_fma(-q0, dl, trig_fma(-q0, d, n) + nl);
+  T r = trig_fma(e, rcp, q0);
+  return x == T(0) ? x : r;  // keeps -0
 }
+
+// sin/cos/tan for |x| <= kTrigBound (float32: kTrigBoundF; other lanes: see
+// trig_fixup in loops.hpp).
+TG_MATH_INLINE double sin_f64(double x) { return trig_sin_k<double, 0>(x); }
+TG_MATH_INLINE double cos_f64(double x) { return trig_sin_k<double, 1>(x); }
+TG_MATH_INLINE double tan_f64(double x) { return trig_tan(x); }
+TG_MATH_INLINE float sin_f32(float x) { return trig_sin_k<float, 0>(x); }
+TG_MATH_INLINE float cos_f32(float x) { return trig_sin_k<float, 1>(x); }
+TG_MATH_INLINE float tan_f32(float x) { return trig_tan(x); }
 
 // tanh: Cephes tanh.c's rational function below |x| = 0.625, else
 // 1 - 2 / (E + 1), E = e^(2|x|) as hi + lo and E + 1 as a double-double;
