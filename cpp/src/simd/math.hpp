@@ -35,6 +35,8 @@
 // where it says tg_fma, so every build rounds at the same places.
 TG_MATH_INLINE double tg_fma(double a, double b, double c) { return __builtin_fma(a, b, c); }
 TG_MATH_INLINE float tg_fmaf(float a, float b, float c) { return __builtin_fmaf(a, b, c); }
+// (The float overload lets code templated on the width write tg_fma for both.)
+TG_MATH_INLINE float tg_fma(float a, float b, float c) { return __builtin_fmaf(a, b, c); }
 
 TG_MATH_INLINE double tg_bits_to_f64(uint64_t b) {
   double d;
@@ -189,10 +191,6 @@ TG_MATH_INLINE uint32_t tg_f32_to_bits(float f) {
   return b;
 }
 
-template <class T> TG_MATH_INLINE T trig_fma(T a, T b, T c) {
-  if constexpr (sizeof(T) == 4) return tg_fmaf(a, b, c);
-  else return tg_fma(a, b, c);
-}
 TG_MATH_INLINE uint64_t trig_bits(double x) { return tg_f64_to_bits(x); }
 TG_MATH_INLINE uint32_t trig_bits(float x) { return tg_f32_to_bits(x); }
 
@@ -215,12 +213,12 @@ template <class T> TG_MATH_INLINE auto trig_reduce(T x, T* h, T* l) {
   const T p1 = f ? T(0x1.921fb6p+0f) : T(0x1.921fb54442d18p+0);
   const T p2 = f ? T(-0x1.777a5cp-25f) : T(0x1.1a62633145c07p-54);
   const T p3 = f ? T(-0x1.ee59dap-50f) : T(-0x1.f1976b7ed8fbcp-110);
-  T nsh = trig_fma(x, inv_pio2, shifter);
+  T nsh = tg_fma(x, inv_pio2, shifter);
   auto q = trig_bits(nsh);
   T fn = nsh - shifter;
-  T a = trig_fma(-fn, p1, x);
+  T a = tg_fma(-fn, p1, x);
   T s = a - fn * p2;
-  *l = trig_fma(-fn, p3, trig_fma(-fn, p2, a - s));
+  *l = tg_fma(-fn, p3, tg_fma(-fn, p2, a - s));
   *h = s;
   return q;
 }
@@ -244,21 +242,21 @@ template <class T> TG_MATH_INLINE void trig_sincos(T h, T l, T* sh, T* sl, T* ch
   T z = h * h;
   T ps, pc;
   if constexpr (sizeof(T) == 4) {
-    ps = trig_fma(z, trig_fma(z, trig_fma(z, S4, S3), S2), S1);
-    pc = trig_fma(z, trig_fma(z, trig_fma(z, C4, C3), C2), C1);
+    ps = tg_fma(z, tg_fma(z, tg_fma(z, S4, S3), S2), S1);
+    pc = tg_fma(z, tg_fma(z, tg_fma(z, C4, C3), C2), C1);
   } else {
     const T S5 = -2.50507602534068634195e-08, S6 = 1.58969099521155010221e-10;
     const T C5 = 2.08757232129817482790e-09, C6 = -1.13596475577881948265e-11;
-    ps = trig_fma(z, trig_fma(z, trig_fma(z, trig_fma(z, trig_fma(z, S6, S5), S4), S3), S2), S1);
-    pc = trig_fma(z, trig_fma(z, trig_fma(z, trig_fma(z, trig_fma(z, C6, C5), C4), C3), C2), C1);
+    ps = tg_fma(z, tg_fma(z, tg_fma(z, tg_fma(z, tg_fma(z, S6, S5), S4), S3), S2), S1);
+    pc = tg_fma(z, tg_fma(z, tg_fma(z, tg_fma(z, tg_fma(z, C6, C5), C4), C3), C2), C1);
   }
   T hz = T(0.5) * z;
   *sh = h;
-  *sl = trig_fma(h * z, ps, trig_fma(-hz, l, l));
+  *sl = tg_fma(h * z, ps, tg_fma(-hz, l, l));
   T mh = T(-0.5) * h;
-  T w = trig_fma(mh, h, T(1));
+  T w = tg_fma(mh, h, T(1));
   *ch = w;
-  *cl = trig_fma(z * z, pc, trig_fma(-h, l, trig_fma(mh, h, T(1) - w)));
+  *cl = tg_fma(z * z, pc, tg_fma(-h, l, tg_fma(mh, h, T(1) - w)));
 }
 
 // -r where q & 2 (q's bit 1 moved to the sign bit: no mask, no select).
@@ -297,8 +295,8 @@ template <class T> TG_MATH_INLINE T trig_tan(T x) {
   dl = (dh - d) + dl;
   T rcp = T(1) / d;
   T q0 = n * rcp;
-  T e = trig_fma(-q0, dl, trig_fma(-q0, d, n) + nl);
-  T r = trig_fma(e, rcp, q0);
+  T e = tg_fma(-q0, dl, tg_fma(-q0, d, n) + nl);
+  T r = tg_fma(e, rcp, q0);
   return x == T(0) ? x : r;  // keeps -0
 }
 
@@ -342,15 +340,13 @@ TG_MATH_INLINE double tanh_f64(double x) {
 // sigmoid from e = e^-|x| as the pair e + e_lo (float or double): 1 / (1 + e),
 // or e / (1 + e) where neg; 1 + e as a pair (Fast2Sum: 1 >= e), one
 // reciprocal, its error removed by the exact fma residual.
-TG_MATH_INLINE double exp_fma(double a, double b, double c) { return tg_fma(a, b, c); }
-TG_MATH_INLINE float exp_fma(float a, float b, float c) { return tg_fmaf(a, b, c); }
 template <class T> TG_MATH_INLINE T exp_sigmoid_finish(T e, T e_lo, bool neg) {
   T s = T(1) + e;
   T s_lo = ((T(1) - s) + e) + e_lo;
   T num = neg ? e : T(1), num_lo = neg ? e_lo : T(0);
   T inv = T(1) / s;
   T q = num * inv;
-  return exp_fma((exp_fma(-q, s, num) + num_lo) - q * s_lo, inv, q);
+  return tg_fma((tg_fma(-q, s, num) + num_lo) - q * s_lo, inv, q);
 }
 
 // 1 / (1 + e^-x), stable on both sides (e = e^-|x| <= 1): e as hi + lo and
@@ -408,11 +404,7 @@ TG_MATH_INLINE double asin_r(double z) {
   return tg_fma(z, p, 0.1666666666666497543e+0);
 }
 
-// fma and copysign for float and double alike (asin_reduce, asin_from, acos_from).
-template <class T> TG_MATH_INLINE T asin_fma(T a, T b, T c) {
-  if constexpr (sizeof(T) == 4) return tg_fmaf(a, b, c);
-  else return tg_fma(a, b, c);
-}
+// copysign for float and double alike (asin_reduce, asin_from, acos_from).
 template <class T> TG_MATH_INLINE T asin_copysign(T a, T b) {
   if constexpr (sizeof(T) == 4) return __builtin_copysignf(a, b);
   else return __builtin_copysign(a, b);
@@ -443,7 +435,7 @@ template <class T> TG_MATH_INLINE AsinPartsT<T> asin_reduce(T x) {
     q.s = __builtin_sqrt(q.z);
     y = tg_bits_to_f64(0x5fe6eb50c7b537a9ULL - (tg_f64_to_bits(q.z) >> 1));
   }
-  q.c = asin_fma(-q.s, q.s, q.z) * (T(0.5) * y);
+  q.c = tg_fma(-q.s, q.s, q.z) * (T(0.5) * y);
   q.m = (q.a < T(0.5) ? q.a : q.s) * q.z;
   return q;
 }
@@ -458,7 +450,7 @@ TG_MATH_INLINE AsinParts asin_parts(double x) {
 // (A = 0 or |A| > |B|), the rest its tail, rounded once at the end.
 template <class T, class P> TG_MATH_INLINE T asin_sum(const P& q, T A, T alo, T B, T bc, T bm) {
   T h = A + B;
-  return h + asin_fma(bm, q.p, ((B - (h - A)) + alo) + bc);
+  return h + tg_fma(bm, q.p, ((B - (h - A)) + alo) + bc);
 }
 // |x| < 0.5: |x| + m P; else pi/2 - 2 (s + c + m P); then x's sign. (The
 // terms selected first, one sum for both branches.)
@@ -506,7 +498,7 @@ template <class T> TG_MATH_INLINE T atan_reduce(T a, T& hi, T& lo) {
   c = a >= T(1.1875) ? T(1.5) : c;
   hi = a >= T(1.1875) ? h3 : hi;
   lo = a >= T(1.1875) ? l3 : lo;
-  T num = a >= T(2.4375) ? T(-1) : a - c, den = a >= T(2.4375) ? a : asin_fma(c, a, T(1));
+  T num = a >= T(2.4375) ? T(-1) : a - c, den = a >= T(2.4375) ? a : tg_fma(c, a, T(1));
   hi = a >= T(2.4375) ? h4 : hi;
   lo = a >= T(2.4375) ? l4 : lo;
   return num / den;
