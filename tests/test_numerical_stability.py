@@ -60,6 +60,40 @@ def test_sigmoid_stable_for_large_inputs():
     assert v.grad[0] == 0.0 and v.grad[-1] == 0.0
 
 
+@pytest.mark.parametrize("engine", ["tapegrad", "reference"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_softplus_log1p_logaddexp_keep_the_answer_at_huge_inputs(engine, dtype):
+    # softplus(x) = x + log1p(e^-x) for large x, not log(1 + e^x) (inf beyond ~88 / ~709); log1p of a
+    # huge value stays finite and exact; logaddexp(a, a) = a + log 2. Gradients: sigmoid(x) -> 1, 1/(1+x), 1/2.
+    E = tg if engine == "tapegrad" else __import__("tapegrad.reference", fromlist=["x"])
+    big = np.array([1e4, 1e7, 1e30, float(np.finfo(dtype).max) / 4], dtype=dtype)
+    v = E.Variable(big, requires_grad=True)
+    y = E.softplus(v)
+    np.testing.assert_array_equal(y.data, big)  # x + log1p(e^-x) rounds to x here
+    y.sum().backward()
+    np.testing.assert_array_equal(v.grad, np.ones_like(big))
+    neg = E.Variable(-big, requires_grad=True)
+    z = E.softplus(neg)
+    assert np.all(z.data >= 0) and np.all(z.data < np.finfo(dtype).tiny)  # e^-1e4 underflows to 0, never < 0
+    z.sum().backward()
+    assert np.all(neg.grad >= 0) and np.all(neg.grad < np.finfo(dtype).tiny)
+    w = E.Variable(big, requires_grad=True)
+    lp = E.log1p(w)
+    np.testing.assert_allclose(lp.data, np.log1p(big.astype(np.float64)), rtol=np.finfo(dtype).eps)
+    lp.sum().backward()
+    np.testing.assert_allclose(w.grad, 1.0 / (1.0 + big.astype(np.float64)), rtol=4 * np.finfo(dtype).eps)
+    a = E.Variable(big, requires_grad=True)
+    la = E.logaddexp(a, a)
+    np.testing.assert_allclose(la.data, big.astype(np.float64) + np.log(2.0), rtol=np.finfo(dtype).eps)
+    la.sum().backward()
+    np.testing.assert_array_equal(a.grad, np.ones_like(big))  # 1/2 from each operand
+    # (the reference engine's softmax and logsumexp gradient were exp(x - lse(x)): 1 for each of a tie at 1e30)
+    tie = E.Variable(np.array([big[2], big[2], 0.0], dtype=dtype), requires_grad=True)
+    np.testing.assert_array_equal(E.softmax(tie).data, [0.5, 0.5, 0.0])
+    E.logsumexp(tie).backward()
+    np.testing.assert_array_equal(tie.grad, [0.5, 0.5, 0.0])
+
+
 # ---------------------------------------------------------------------------
 # NaN and inf propagate as in NumPy
 # ---------------------------------------------------------------------------

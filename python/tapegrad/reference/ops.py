@@ -809,8 +809,13 @@ class LogSumExp(_Reduce):
         return out if self.keepdims else np.squeeze(out, axis=self.axes)
 
     def weights(self):                        # softmax(x)
-        x, out = self.saved_values()
-        return exp(x - out.reshape(_keepdims_shape(x.shape, self.axes)))
+        # Not exp(x - out): out = m + log_sum rounds to m at huge x (1e30 + log 2 == 1e30), and every weight
+        # of a tie became 1. Shifted by m, a constant (softmax does not change under a constant shift, so the
+        # derivatives of these weights are exact too).
+        x, _ = self.saved_values()
+        m, _ = _shift_and_log_sum(x.data, self.axes)
+        shifted = x - m
+        return exp(shifted - logsumexp(shifted, axis=self.axes, keepdims=True))
 
 
 class Softmax(Function):
@@ -819,7 +824,8 @@ class Softmax(Function):
 
     def forward(self, x):
         self.save_for_backward(OUTPUT)
-        return np.exp(x.data - _logsumexp_keepdims(x.data, self.axes))
+        m, log_sum = _shift_and_log_sum(x.data, self.axes)
+        return np.exp((x.data - m) - log_sum)  # not x - logsumexp(x): m + log_sum may round to m
 
     def jvp(self, v):
         (y,) = self.saved_values()
