@@ -122,8 +122,15 @@ def params_of(fn, name, method=False):
     return out
 
 
-def check(call, name):
-    """Runs call(); an error must be readable and name `name`."""
+OUT_OF_INT64 = {"int_2_64", "int_below_int64", "int_2_70", "int_2_2000"}
+# What Python and NumPy say when an int does not fit: such an error must say which argument held it.
+INT_CONVERSION_PHRASES = ("too large to convert", "too big to convert", "cannot fit 'int'", "Maximum allowed dimension",
+                          "does not fit", "out of range")
+
+
+def check(call, name, arg=None):
+    """Runs call(); an error must be readable and name `name` (and `arg`, the argument given an int that
+    does not fit 64 bits, when it is known: "an int that does not fit is an error naming the argument")."""
     try:
         out = call()
         if callable(out) and not isinstance(out, (tg.Variable, type)) and name in ("grad", "value_and_grad"):
@@ -133,6 +140,8 @@ def check(call, name):
         for bad in FORBIDDEN:
             assert bad not in msg, f"{name}: pybind11's message leaked: {msg[:300]}"
         assert name.strip("_") in msg or name in msg, f"{name}: the message does not name it: {type(e).__name__}: {msg[:300]}"
+        if arg is not None and any(phrase in msg for phrase in INT_CONVERSION_PHRASES):
+            assert arg in msg, f"{name}: the message does not name the argument {arg}: {type(e).__name__}: {msg[:300]}"
     except (NotImplementedError, RuntimeError) as e:  # graph misuse is a RuntimeError; still readable
         msg = str(e)
         for bad in FORBIDDEN:
@@ -219,6 +228,6 @@ def test_bad_argument_error_is_readable(kind, name, slot, bad):
                 args[slot] = BAD[bad]
             else:
                 args.append(BAD[bad])
-            check(lambda: fn(*args), name)
+            check(lambda: fn(*args), name, positional[slot] if bad in OUT_OF_INT64 and slot < len(positional) else None)
     finally:
         tg.set_num_threads(threads)

@@ -67,6 +67,14 @@ def test_allocation_failure_is_a_memory_error_naming_the_op_and_the_bytes():
     (lambda v: tg.softmax(v, axis=2**64), "axis"),
     (lambda v: tg.stack([v], axis=-2**63 - 5), "axis"),
     (lambda v: tg.broadcast_to(v, (2**64,)), "shape"),
+    # compositions (NumPy computes with the argument and says only "Python int too large to convert to C long")
+    (lambda v: tg.argmax(v, axis=2**64), "argmax: axis 18446744073709551616 is out of range"),
+    (lambda v: tg.roll(v, 2**64), "roll: shift 18446744073709551616 is out of range"),
+    (lambda v: tg.round(v, 2**64), "round: decimals"),
+    (lambda v: tg.repeat(v, 2**64), "repeat: repeats"),
+    (lambda v: tg.pad(v, ((0, 2**64),)), "pad: pad_width 18446744073709551616"),
+    (lambda v: tg.tril(tg.reshape(tg.tile(v, 3), (3, 3)), 2**64), "tril: k"),
+    (lambda v: tg.elu(v, 2**2000), r"elu: alpha 114813069527\.\.\. \(603 digits\) is out of range \(it does not fit a float64\)"),
 ])
 def test_an_int_that_does_not_fit_is_a_value_error_naming_the_argument(call, arg):
     with pytest.raises(ValueError, match=arg) as e:
@@ -90,3 +98,22 @@ def test_no_pybind11_signature_dump(call, match):
     with pytest.raises(TypeError, match=match) as e:
         call(tg.Variable(np.ones(3)))
     assert "incompatible function arguments" not in str(e.value)
+
+
+@pytest.mark.parametrize("make,match", [
+    (lambda: tg.nn.Linear(2**64, 2), r"Linear: a parameter of shape \(18446744073709551616, 2\) float32 is too big"),
+    (lambda: tg.nn.Embedding(2**40, 2**30), r"Embedding: a parameter of shape \(1099511627776, 1073741824\)"),
+    (lambda: tg.nn.LayerNorm(2**64), r"LayerNorm: a parameter of shape \(18446744073709551616,\)"),
+    (lambda: tg.nn.BatchNorm1d(2**62), r"BatchNorm1d: a parameter of shape \(4611686018427387904,\)"),
+    (lambda: tg.nn.MLP([2**64, 2]), r"Linear: a parameter of shape"),
+])
+def test_a_layer_too_big_to_exist_is_a_value_error_naming_the_layer_and_shape(make, match):
+    with pytest.raises(ValueError, match=match):
+        make()
+
+
+def test_a_layer_that_cannot_be_allocated_is_a_memory_error_naming_the_layer_and_bytes():
+    # 4 TB of float32: representable, not allocatable on any machine this runs on
+    with pytest.raises(MemoryError, match=r"Linear: cannot allocate a parameter of shape \(1000000, 1000000\) float32 "
+                                          r"\(4000000000000 bytes\)"):
+        tg.nn.Linear(10**6, 10**6)

@@ -41,6 +41,36 @@ def _norm_axes(axis, ndim, name):
     return (_norm_axis(axis, ndim, name),)
 
 
+# What Python and NumPy say when an int does not fit (a C long, an index, a float); _compose names the argument.
+_INT_CONVERSION = ("too large to convert", "too big to convert", "cannot fit 'int'", "Maximum allowed dimension",
+                   "does not fit", "out of range")
+
+
+def _oversized_int_argument(fn, args, kwargs, to_float):
+    """'<argument> <value> is out of range ...' for the first argument of ``fn(*args, **kwargs)`` holding an int
+    outside int64 (``to_float``: outside float64's range), searched through tuples and lists; or None."""
+    import inspect
+    try:
+        bound = inspect.signature(fn).bind(*args, **kwargs)
+    except TypeError:
+        return None
+
+    def oversized(v):
+        if isinstance(v, (tuple, list)):
+            return next((o for o in map(oversized, v) if o is not None), None)
+        if isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_)) and (
+                abs(v) >= 2**1024 if to_float else not -2**63 <= v < 2**63):
+            return int(v)
+        return None
+
+    for arg, value in bound.arguments.items():
+        v = oversized(value)
+        if v is not None:
+            text = str(v) if len(str(v)) <= 40 else f"{str(v)[:12]}... ({len(str(abs(v)))} digits)"
+            return f"{arg} {text} is out of range (it does not fit a {'float64' if to_float else '64-bit integer'})"
+    return None
+
+
 def build(ns):
     """{name: function} for every composition, over the engine namespace ``ns``."""
     Variable = ns.Variable
@@ -63,6 +93,10 @@ def build(ns):
                 kind = type(e) if isinstance(e, np.linalg.LinAlgError) else \
                     IndexError if isinstance(e, IndexError) else \
                     TypeError if isinstance(e, (TypeError, Warning)) else ValueError
+                if any(phrase in str(e) for phrase in _INT_CONVERSION):
+                    which = _oversized_int_argument(fn, args, kwargs, "to float" in str(e))
+                    if which is not None:
+                        raise ValueError(f"{name}: {which}") from None
                 if type(e) is kind and str(e).startswith(name + ":"):
                     raise
                 raise kind(str(e) if str(e).startswith(name + ":") else f"{name}: {e}") from None

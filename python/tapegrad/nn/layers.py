@@ -57,6 +57,24 @@ def _dtype(dtype):
     return dt
 
 
+def _allocate(layer, make, shape, dt):
+    """``make(shape, dt)``, the array of a parameter or buffer of ``shape`` and dtype ``dt``, with errors that name the
+    layer, the shape and the bytes: a size that does not fit a 64-bit integer is a ValueError (NumPy would say
+    only "Maximum allowed dimension exceeded"), a failed allocation a MemoryError."""
+    dt = np.dtype(dt)
+    nbytes = dt.itemsize
+    for n in shape:
+        nbytes *= int(n)
+    if nbytes >= 2**63:
+        raise ValueError(f"{layer}: a parameter of shape {tuple(shape)} {dt} is too big "
+                         f"({nbytes} bytes do not fit a 64-bit size)")
+    try:
+        return make(shape, dt)
+    except MemoryError:
+        raise MemoryError(f"{layer}: cannot allocate a parameter of shape {tuple(shape)} {dt} "
+                          f"({nbytes} bytes)") from None
+
+
 def _buffer_array(value: Any, name: str) -> Optional[np.ndarray]:
     if value is None:
         return None
@@ -465,8 +483,8 @@ class Linear(Layer):
             raise ValueError(f"Linear: unknown init {init!r}: expected one of {', '.join(map(repr, INITS))}")
         dt = _dtype(dtype)
         self.in_features, self.out_features = int(in_features), int(out_features)
-        w = initialize(init, (self.in_features, self.out_features), self.in_features, self.out_features,
-                       get_rng(rng), dt)
+        shape = (self.in_features, self.out_features)
+        w = _allocate("Linear", lambda shape, dt: initialize(init, shape, *shape, get_rng(rng), dt), shape, dt)
         self.weight = _tg.Variable(w, requires_grad=True)
         if bias:
             self.bias = _tg.Variable(np.zeros(self.out_features, dtype=dt), requires_grad=True)
@@ -585,8 +603,9 @@ class LayerNorm(Layer):
         dt = _dtype(dtype)
         self.normalized_shape, self.eps = int(normalized_shape), float(eps)
         if elementwise_affine:
-            self.weight = _tg.Variable(np.ones(self.normalized_shape, dtype=dt), requires_grad=True)
-            self.bias = _tg.Variable(np.zeros(self.normalized_shape, dtype=dt), requires_grad=True)
+            n = (self.normalized_shape,)
+            self.weight = _tg.Variable(_allocate("LayerNorm", np.ones, n, dt), requires_grad=True)
+            self.bias = _tg.Variable(_allocate("LayerNorm", np.zeros, n, dt), requires_grad=True)
         else:
             self.weight = self.bias = None
 
@@ -850,7 +869,9 @@ class Embedding(Layer):
                                  f"got {padding_idx}")
             padding_idx = int(padding_idx) % self.num_embeddings
         self.padding_idx = padding_idx
-        w = get_rng(rng).normal(0.0, 1.0, (self.num_embeddings, self.embedding_dim)).astype(_dtype(dtype))
+        shape = (self.num_embeddings, self.embedding_dim)
+        w = _allocate("Embedding", lambda shape, dt: get_rng(rng).normal(0.0, 1.0, shape).astype(dt), shape,
+                      _dtype(dtype))
         if padding_idx is not None:
             w[padding_idx] = 0
         self.weight = _tg.Variable(w, requires_grad=True)
@@ -903,8 +924,8 @@ class BatchNorm1d(Layer):
         self.weight: Optional[_Variable]
         self.bias: Optional[_Variable]
         if self.affine:
-            self.weight = _tg.Variable(np.ones(self.num_features, dtype=dt), requires_grad=True)
-            self.bias = _tg.Variable(np.zeros(self.num_features, dtype=dt), requires_grad=True)
+            self.weight = _tg.Variable(_allocate("BatchNorm1d", np.ones, (self.num_features,), dt), requires_grad=True)
+            self.bias = _tg.Variable(_allocate("BatchNorm1d", np.zeros, (self.num_features,), dt), requires_grad=True)
         else:
             self.weight = self.bias = None
         if self.track_running_stats:
