@@ -119,12 +119,30 @@ def test_outputs_and_model_size_fail_up_front(tmp_path, capsys):
              (["--save", str(tmp_path)], "is a directory"),
              (["--save", str(tmp_path / "no" / "w.npz")], "does not exist"),
              (["--plot", str(tmp_path / "no" / "c.png")], "does not exist")]
-    if os.geteuid() != 0:  # root writes anywhere
+    if os.geteuid() != 0:  # (root may write into a directory of mode 0o500)
         cases.append((["--save", str(locked / "w.npz")], "not writable"))
+    if os.path.isdir("/proc/self"):  # a place no one may create a file, root included (CI runs as root)
+        cases.append((["--save", "/proc/tapegrad-w.npz"], "not writable"))
     for argv, message in cases:
         code, out, err = run(["train", *argv, "--epochs", "1", "--quiet", "--no-check"], capsys)
         assert code == 2 and message in err and err.count("\n") == 1, (argv, err)
         assert "epoch" not in out, argv
+
+
+def test_resume_with_more_epochs_keeps_training(tmp_path, capsys):
+    # The checkpoint's cosine schedule ended at its --epochs with lr 0: resumed as it was, epochs 3-5 did not
+    # train at all (the same loss printed three times). The schedule now stretches to the new --epochs.
+    ck = str(tmp_path / "run.npz")
+    base = ["train", "--data", "moons", "--hidden", "16", "--no-check", "--no-progress"]
+    code, _, err = run([*base, "--epochs", "2", "--checkpoint", ck], capsys)
+    assert code == 0, err
+    code, out, err = run([*base, "--epochs", "5", "--resume", ck], capsys)
+    assert code == 0, err
+    assert "the learning-rate schedule now ends at epoch 5 (the checkpoint's ended at 2): lr 0 -> 0.06545" in out
+    losses = [ln.split()[3] for ln in out.splitlines() if ln.startswith("epoch ")]
+    assert len(losses) == 3 and len(set(losses)) == 3, out
+    code, out, err = run([*base, "--epochs", "2", "--resume", ck], capsys)  # same --epochs: nothing to stretch
+    assert code == 0 and "schedule now ends" not in out, (out, err)
 
 
 def test_help_shows_every_default(capsys):

@@ -185,6 +185,7 @@ def test_cli_checkpoint_and_resume_on_2_ranks(tmp_path):
     ok(mpirun(2, *base, "--epochs", "2", "--checkpoint", ck, timeout=180))
     p = ok(mpirun(2, *base, "--epochs", "3", "--resume", ck, timeout=180))
     assert f"resumed from {ck} at epoch 2" in p.stdout
+    assert p.stdout.count("the learning-rate schedule now ends at epoch 3 (the checkpoint's ended at 2)") == 1
     assert [ln.split()[1] for ln in p.stdout.splitlines() if ln.startswith("epoch ")] == ["3/3"]
     bad = mpirun(2, *base, "--epochs", "3", "--resume", str(tmp_path / "nope.npz"), timeout=120)
     assert bad.returncode == 2 and bad.stderr.count("no such file") == 2

@@ -311,8 +311,16 @@ def _check_writable(path, what):
         raise CLIError(f"{what} {path}: directory {directory} does not exist")
     if os.path.isdir(full):
         raise CLIError(f"{what} {path}: is a directory, expected a file path")
-    if not os.access(directory, os.W_OK | os.X_OK) or (os.path.exists(full) and not os.access(full, os.W_OK)):
-        raise CLIError(f"{what} {path}: not writable (permission denied)")
+    # A real open, not os.access: that says yes to root everywhere, also where the filesystem refuses
+    # (a read-only mount, /proc, /sys). Append mode leaves an existing file as it is.
+    existed = os.path.exists(full)
+    try:
+        with open(full, "ab"):
+            pass
+    except OSError as e:
+        raise CLIError(f"{what} {path}: not writable ({e.strerror.lower() if e.strerror else e})") from None
+    if not existed:
+        os.remove(full)
 
 
 def _check_model_fits(sizes, dtype):
@@ -518,6 +526,14 @@ def _resume(args, model, opt, sched, rank, out):
     if not 0 <= epoch <= args.epochs:
         raise CLIError(f"--resume {args.resume}: the checkpoint is at epoch {epoch}, beyond --epochs {args.epochs}")
     print(f"resumed from {args.resume} at epoch {epoch}", file=out)
+    if sched.T_max != args.epochs:
+        # The checkpoint's cosine schedule ends at its own --epochs (lr 0 there): left as it is, more epochs
+        # would train at lr 0. The schedule is stretched to this run's --epochs, from the epoch reached.
+        print(f"the learning-rate schedule now ends at epoch {args.epochs} (the checkpoint's ended at "
+              f"{sched.T_max}): lr {sched.get_last_lr()[0]:.4g} -> ", end="", file=out)
+        sched.T_max = args.epochs
+        sched._apply()
+        print(f"{sched.get_last_lr()[0]:.4g}", file=out)
     return epoch
 
 
@@ -536,6 +552,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `tapegrad train | head`: the reader left; no traceback (Python's documented idiom)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     return 2
 
 
