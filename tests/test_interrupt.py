@@ -4,8 +4,8 @@ end of the sweep), leaf .grad values as they were, the engine usable after.
 Each case runs in a subprocess (a SIGINT must reach a main thread that sits
 in a sweep without the GIL); a thread of that process sends SIGINT to the
 main thread while it sweeps. Latencies are printed (pytest -s) for
-benchmarks/README.md; the tests only check that the interrupt arrived well
-before the sweep would have ended."""
+benchmarks/README.md; the tests check that the interrupt arrived within half
+a second of the signal, the issue's bound."""
 import json
 import os
 import subprocess
@@ -121,6 +121,7 @@ def test_ctrl_c_interrupts_a_long_sweep(mode):
             break
     if mode == "backward":
         assert out["grad_as_before"]
-    # Interrupted, and between nodes: well before the rest of the sweep would have run.
+    # Interrupted between nodes, within the issue's half second (measured 1-28 ms) and well before the
+    # rest of the sweep (>= 2 s) would have run.
     assert out["interrupted"], out
-    assert out["latency"] < 0.5 * out["length"], out
+    assert out["latency"] < 0.5, out
