@@ -400,14 +400,10 @@ def b_extremum(G, x):
 def b_softmax(G, x):
     shape = G.shape(x)
     nd = len(shape)
-    if nd == 0:
-        # KNOWN DIVERGENCE (reported, issue 15): the C++ engine gives softmax of a
-        # 0-d Variable (1.0, as PyTorch), the reference refuses every axis of a 0-d
-        # array (ValueError, NumPy's axis rule). Not drawn until the engines agree.
-        return None
     if G.rng.random() < 0.4:
         return (Ref(x),), {}
-    a = int(G.rng.integers(-nd, nd))
+    # a 0-d array takes axis 0 or -1 (PyTorch's rule; both engines give softmax 1, log_softmax 0)
+    a = int(G.rng.integers(-max(nd, 1), max(nd, 1)))
     return (Ref(x),), {"axis": a}
 
 
