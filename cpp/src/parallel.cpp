@@ -2,12 +2,17 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <exception>
 #include <mutex>
 #include <pthread.h>
 #include <thread>
 #include <vector>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#endif
 
 namespace tg {
 
@@ -19,13 +24,47 @@ thread_local bool t_in_parallel = false;
 // calling thread's stack; workers pick it up under the lock (counting
 // themselves in `users`), claim ranges with its atomic counter, and run()
 // returns only when every range is done and no worker still holds the job.
+//
+// Waking a sleeping worker costs a futex wake and, on an idle (or virtual)
+// CPU, tens of microseconds before it runs, and the caller that finished its
+// range first sleeps and is woken the same way: at 1M elements that was what
+// the 2-thread rows lost to PyTorch, whose OpenMP workers spin between ops.
+// So a worker spins for a short while after a job before it sleeps (back-to-
+// back ops find it awake), and the caller spins briefly for the workers'
+// ranges before it sleeps. The ranges stay one per thread, the caller's
+// always the first: consecutive ops then touch the same half of an array on
+// the same core (its L2); ranges claimed in any order made exp's recorded
+// forward + backward slower (benchmarks/README.md, h72-bigops).
 struct Job {
   const RangeFn* f;
   int64_t n, chunks;
-  std::atomic<int64_t> next{0};
-  int64_t done = 0, users = 0;  // guarded by the pool's mutex
-  std::exception_ptr error;     // the first exception a range threw (guarded too)
+  std::atomic<int64_t> next{1};  // range 0 is the caller's
+  // Written under the pool's mutex; read without it only to end a spin.
+  std::atomic<int64_t> done{0}, users{0};
+  std::exception_ptr error;  // the first exception a range threw (guarded by the mutex)
 };
+
+constexpr auto kCallerSpin = std::chrono::microseconds(50);
+constexpr auto kWorkerSpin = std::chrono::microseconds(50);
+
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  _mm_pause();
+#endif
+}
+
+// Polls ready() until it holds (true) or `limit` passes (false).
+template <class Ready>
+bool spin_until(Ready ready, std::chrono::microseconds limit) {
+  const auto end = std::chrono::steady_clock::now() + limit;
+  for (;;) {
+    for (int i = 0; i < 16; ++i) {
+      if (ready()) return true;
+      cpu_relax();
+    }
+    if (std::chrono::steady_clock::now() >= end) return ready();
+  }
+}
 
 // Marks the current thread as inside a parallel region (nested calls run inline).
 struct InParallel {
@@ -57,13 +96,17 @@ class Pool {
     {
       std::lock_guard<std::mutex> lock(mu_);
       job_ = &job;
-      ++generation_;
+      generation_.fetch_add(1, std::memory_order_release);
     }
-    cv_.notify_all();
+    cv_.notify_all();  // (no system call when every worker is spinning)
     claim(job);
-    std::unique_lock<std::mutex> lock(mu_);
+    spin_until([&] { return job.done.load(std::memory_order_acquire) == job.chunks &&
+                            job.users.load(std::memory_order_acquire) == 0; },
+               kCallerSpin);
+    std::unique_lock<std::mutex> lock(mu_);  // (also: a worker's last touch of the job is over)
     job_ = nullptr;  // late workers find nothing to do
-    done_cv_.wait(lock, [&] { return job.done == job.chunks && job.users == 0; });
+    done_cv_.wait(lock, [&] { return job.done.load(std::memory_order_relaxed) == job.chunks &&
+                                     job.users.load(std::memory_order_relaxed) == 0; });
     if (job.error) std::rethrow_exception(job.error);
   }
 
@@ -71,42 +114,54 @@ class Pool {
   // Runs ranges until none is left. An exception (only std::bad_alloc is
   // possible in today's kernels) is kept for run() to rethrow on the calling
   // thread, after every range is accounted for: the Job stays valid until then.
-  void claim(Job& job) {
+  // Returns the number of ranges run, which the thread then adds to `done`
+  // under the mutex. Range 0 is run()'s caller's (`first`), so that it works
+  // on the same part of the arrays in consecutive ops; workers take the rest.
+  int64_t claim(Job& job, std::exception_ptr& error, bool first) {
     int64_t finished = 0;
-    std::exception_ptr error;
-    {
-      InParallel guard;
-      for (int64_t c; (c = job.next.fetch_add(1)) < job.chunks;) {
-        try {
-          (*job.f)(job.n * c / job.chunks, job.n * (c + 1) / job.chunks);
-        } catch (...) {
-          if (!error) error = std::current_exception();
-        }
-        ++finished;
+    InParallel guard;
+    for (int64_t c = first ? 0 : job.next.fetch_add(1); c < job.chunks; c = job.next.fetch_add(1)) {
+      try {
+        (*job.f)(job.n * c / job.chunks, job.n * (c + 1) / job.chunks);
+      } catch (...) {
+        if (!error) error = std::current_exception();
       }
+      ++finished;
     }
+    return finished;
+  }
+
+  void claim(Job& job) {
+    std::exception_ptr error;
+    const int64_t finished = claim(job, error, true);
     std::lock_guard<std::mutex> lock(mu_);
     if (error && !job.error) job.error = error;
-    job.done += finished;
-    if (job.done == job.chunks) done_cv_.notify_all();
+    job.done.fetch_add(finished, std::memory_order_release);
   }
 
   void work() {
     uint64_t seen = 0;
     for (;;) {
+      spin_until([&] { return generation_.load(std::memory_order_acquire) != seen; }, kWorkerSpin);
       Job* job;
       {
         std::unique_lock<std::mutex> lock(mu_);
-        cv_.wait(lock, [&] { return stop_ || generation_ != seen; });
+        cv_.wait(lock, [&] { return stop_ || generation_.load(std::memory_order_relaxed) != seen; });
         if (stop_) return;
-        seen = generation_;
+        seen = generation_.load(std::memory_order_relaxed);
         job = job_;
         if (!job) continue;
-        ++job->users;
+        job->users.fetch_add(1, std::memory_order_relaxed);
       }
-      claim(*job);
+      std::exception_ptr error;
+      const int64_t finished = claim(*job, error, false);
+      // The last touch of the job, under the mutex: run() takes it before
+      // its stack frame (the job) goes away.
       std::lock_guard<std::mutex> lock(mu_);
-      if (--job->users == 0) done_cv_.notify_all();
+      if (error && !job->error) job->error = error;
+      job->done.fetch_add(finished, std::memory_order_release);
+      if (job->users.fetch_sub(1, std::memory_order_release) == 1 && job->done.load(std::memory_order_relaxed) == job->chunks)
+        done_cv_.notify_all();
     }
   }
 
@@ -124,7 +179,7 @@ class Pool {
   std::condition_variable cv_, done_cv_;
   std::vector<std::thread> workers_;
   Job* job_ = nullptr;
-  uint64_t generation_ = 0;
+  std::atomic<uint64_t> generation_{0};  // changed under mu_; a spinning worker reads it without
   bool stop_ = false;
   std::atomic<int> threads_{1};  // read without the lock by parallel_for
 };
