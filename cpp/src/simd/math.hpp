@@ -169,12 +169,14 @@ TG_MATH_INLINE double log1p_f64(double x) {
 // width for float32): x = n pi/2 + (h + l) by a three-part Cody-Waite
 // reduction with fma (trig_reduce), sin and cos of h + l on |h| <= pi/4 as
 // head + tail pairs (trig_sincos: fdlibm k_sin/k_cos forms, Horner with fma),
-// the quadrant selecting the pair per lane; tan divides the two pairs once
-// and corrects the quotient with fma. Branch-free, so the loops vectorize.
-// Measured (tests/test_kernels_fastpaths.py, benchmarks/README "sin, cos,
-// tan on FMA (h64)"): float64 at most 0.69 (sin, cos), 0.79 (tan) ulp on
-// 8x10^5 points; float32 0.711, 0.718, 0.856 ulp on every 17th block of all
-// floats (cpp/tools/exhaustive_f32.sh --stride 17; the full sweep: not yet).
+// the quadrant selecting the pair per lane (cos); tan divides the two pairs
+// once and corrects the quotient with fma. sin reduces by pi instead and
+// evaluates one odd polynomial per lane (trig_sin_pi). Branch-free, so the
+// loops vectorize. Measured (tests/test_kernels_fastpaths.py, benchmarks/README
+// "sin, cos, tan on FMA (h64)" and "h73-sincos"): float64 at most 0.74 (sin),
+// 0.69 (cos), 0.79 (tan) ulp; float32 0.807, 0.718, 0.856 ulp on every 17th
+// block of all floats (cpp/tools/exhaustive_f32.sh --stride 17; the full
+// sweep: not yet).
 // Beyond the bounds, and inf/NaN, the lanes take the scalar libm fix-up
 // (trig_slow in simd/loops.hpp): the reduction holds only for |n| < 2^20.
 constexpr double kTrigBound = 1647099.0;  // 2^20 * pi/2
@@ -206,13 +208,16 @@ TG_MATH_INLINE uint32_t trig_bits(float x) { return tg_f32_to_bits(x); }
 // 2^-60 relative even for an x 2^-80 from a multiple of pi/2 (float32:
 // every float checked, cpp/tools/exhaustive_f32.cpp; float64: the tests at
 // the doubles nearest n pi/2).
-template <class T> TG_MATH_INLINE auto trig_reduce(T x, T* h, T* l) {
+// K = 2: the same by pi (x = n pi + (h + l), |h + l| <= pi/2; every part
+// scaled by 2 exactly, so the products are those of 2n: the same accuracy; a
+// stays exact: for n != 0, |x| >= pi/2 is a multiple of ulp(2 P1)/2 and |a| < 2).
+template <class T, int K = 1> TG_MATH_INLINE auto trig_reduce(T x, T* h, T* l) {
   const bool f = sizeof(T) == 4;
-  const T inv_pio2 = f ? T(0x1.45f306p-1f) : T(0x1.45f306dc9c883p-1);
+  const T inv_pio2 = (f ? T(0x1.45f306p-1f) : T(0x1.45f306dc9c883p-1)) / T(K);
   const T shifter = f ? T(12582912.0f) : T(kTgShifter);  // 1.5 * 2^23, 1.5 * 2^52
-  const T p1 = f ? T(0x1.921fb6p+0f) : T(0x1.921fb54442d18p+0);
-  const T p2 = f ? T(-0x1.777a5cp-25f) : T(0x1.1a62633145c07p-54);
-  const T p3 = f ? T(-0x1.ee59dap-50f) : T(-0x1.f1976b7ed8fbcp-110);
+  const T p1 = (f ? T(0x1.921fb6p+0f) : T(0x1.921fb54442d18p+0)) * T(K);
+  const T p2 = (f ? T(-0x1.777a5cp-25f) : T(0x1.1a62633145c07p-54)) * T(K);
+  const T p3 = (f ? T(-0x1.ee59dap-50f) : T(-0x1.f1976b7ed8fbcp-110)) * T(K);
   T nsh = tg_fma(x, inv_pio2, shifter);
   auto q = trig_bits(nsh);
   T fn = nsh - shifter;
@@ -267,18 +272,54 @@ template <class T, class U> TG_MATH_INLINE T trig_flip(T r, U q) {
   else return tg_bits_to_f64(b);
 }
 
-// sin(x + k pi/2) (k = 0: sin, 1: cos): sin(r + n pi/2) is +-sin r for even
-// n, +-cos r for odd, negative where n & 2.
-template <class T, int k> TG_MATH_INLINE T trig_sin_k(T x) {
+// cos x = sin(x + pi/2): sin(r + n pi/2) is +-sin r for even n, +-cos r for
+// odd, negative where n & 2.
+template <class T> TG_MATH_INLINE T trig_cos(T x) {
   T h, l, sh, sl, ch, cl;
-  auto q = trig_reduce(x, &h, &l) + k;
+  auto q = trig_reduce(x, &h, &l) + 1;
   trig_sincos(h, l, &sh, &sl, &ch, &cl);
   bool odd = q & 1;
   T r = odd ? ch : sh;
   r += odd ? cl : sl;
-  r = trig_flip(r, q);
-  if constexpr (k == 0) r = x == T(0) ? x : r;  // keeps -0
-  return r;
+  return trig_flip(r, q);
+}
+
+// sin x = (-1)^n sin(h + l), x = n pi + (h + l), |h| <= pi/2 (SLEEF's xsin_u1
+// form with fma): one odd polynomial per lane instead of trig_cos's two and
+// the select (trig_reduce<T, 2>: |n| < 2^19 within the bound). sin(h + l) = (h + l) X, X = 1 + m, m = Z (c6 + Z
+// u(Z)), Z = (h + l)^2 = sx + sy (sx = h^2, sy its rounding error plus 2 h
+// l, both by fma); m's head c6 sx with its rounding error (fma), the rest a
+// tail below 0.13 of it (to first order in sy: c6 sy + 2 u sx sy); 1 + m by
+// Fast2Sum, then (h + l) X with one rounding at the end. SLEEF's u1
+// coefficients (u: degree 6 in Z, float: 2). The parity of n in the
+// shifter's low bit becomes the sign bit.
+template <class T> TG_MATH_INLINE T trig_sin_pi(T x) {
+  T h, l;
+  auto q = trig_reduce<T, 2>(x, &h, &l);
+  T sx = h * h;
+  T sy = tg_fma(h + h, l, tg_fma(h, h, -sx));
+  T u, c6;
+  if constexpr (sizeof(T) == 4) {
+    u = tg_fma(tg_fma(T(2.6083159809786593541503e-06f), sx, T(-0.0001981069071916863322258f)), sx,
+               T(0.00833307858556509017944336f));
+    c6 = -0.166666597127914428710938f;
+  } else {
+    u = tg_fma(2.72052416138529567917983e-15, sx, -7.64292594113954471900203e-13);
+    u = tg_fma(u, sx, 1.60589370117277896211623e-10);
+    u = tg_fma(u, sx, -2.5052106814843123359368e-08);
+    u = tg_fma(u, sx, 2.75573192104428224777379e-06);
+    u = tg_fma(u, sx, -0.000198412698412046454654947);
+    u = tg_fma(u, sx, 0.00833333333333318056201922);
+    c6 = -0.166666666666666657414808;
+  }
+  T mx = c6 * sx;
+  T w = u * sx;
+  T my = tg_fma(w, sx, tg_fma(tg_fma(w, T(2), c6), sy, tg_fma(c6, sx, -mx)));
+  T X = T(1) + mx;
+  T Xl = ((T(1) - X) + mx) + my;
+  T r = tg_fma(h, X, tg_fma(h, Xl, l * X));
+  r = trig_flip(r, q << 1);
+  return x == T(0) ? x : r;  // keeps -0
 }
 // tan = sin / cos (odd n: -cos / sin) from the pairs: each pair summed to
 // head + tail (Fast2Sum), one division for the reciprocal of the
@@ -302,11 +343,11 @@ template <class T> TG_MATH_INLINE T trig_tan(T x) {
 
 // sin/cos/tan for |x| <= kTrigBound (float32: kTrigBoundF; other lanes: see
 // trig_fixup in loops.hpp).
-TG_MATH_INLINE double sin_f64(double x) { return trig_sin_k<double, 0>(x); }
-TG_MATH_INLINE double cos_f64(double x) { return trig_sin_k<double, 1>(x); }
+TG_MATH_INLINE double sin_f64(double x) { return trig_sin_pi(x); }
+TG_MATH_INLINE double cos_f64(double x) { return trig_cos(x); }
 TG_MATH_INLINE double tan_f64(double x) { return trig_tan(x); }
-TG_MATH_INLINE float sin_f32(float x) { return trig_sin_k<float, 0>(x); }
-TG_MATH_INLINE float cos_f32(float x) { return trig_sin_k<float, 1>(x); }
+TG_MATH_INLINE float sin_f32(float x) { return trig_sin_pi(x); }
+TG_MATH_INLINE float cos_f32(float x) { return trig_cos(x); }
 TG_MATH_INLINE float tan_f32(float x) { return trig_tan(x); }
 
 // tanh: Cephes tanh.c's rational function below |x| = 0.625, else
