@@ -142,9 +142,11 @@ struct RemovableHandle {
   }
 };
 
-// The hooks of the object at `key` (v itself, or v's grad_fn), made on first use.
-std::shared_ptr<PyHooks> hooks_for(const void* key, bool& flag, const Var& v) {
-  std::shared_ptr<VariableHooks>& slot = extra_make(key, flag).hooks;
+// The hooks of `obj` (v itself, or v's grad_fn), made on first use.
+template <class Obj>
+std::shared_ptr<PyHooks> hooks_for(Obj& obj, const Var& v) {
+  std::shared_ptr<VariableHooks>& slot = extra_make(&obj).hooks;
+  obj.has_extra = true;
   if (!slot) {
     auto h = std::make_shared<PyHooks>();
     h->what = "a Variable of shape " + shape_str(v->shape()) + " " + dtype_name(v->dtype());
@@ -165,10 +167,10 @@ RemovableHandle register_hook(const Var& v, py::handle fn) {
                       shape_str(v->shape()) + ")");
   std::shared_ptr<PyHooks> h;
   if (v->is_leaf()) {
-    h = hooks_for(v.get(), v->has_extra, v);
+    h = hooks_for(*v, v);
   } else {
     Node& n = *v->grad_fn;
-    h = hooks_for(&n, n.has_extra, v);
+    h = hooks_for(n, v);
   }
   return RemovableHandle{h, h->add(fn, false)};
 }
@@ -182,7 +184,7 @@ RemovableHandle register_post_accumulate_grad_hook(const Var& v, py::handle fn) 
     throw graph_error("register_post_accumulate_grad_hook: post accumulate grad hooks cannot be registered on "
                       "non-leaf Variables (this one has shape " + shape_str(v->shape()) + " and grad_fn '" +
                       v->grad_fn->name() + "'); register_hook sees a non-leaf's gradient");
-  std::shared_ptr<PyHooks> h = hooks_for(v.get(), v->has_extra, v);
+  std::shared_ptr<PyHooks> h = hooks_for(*v, v);
   return RemovableHandle{h, h->add(fn, true)};
 }
 

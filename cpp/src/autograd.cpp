@@ -104,10 +104,9 @@ ExtraTable& extra_table() {
 }
 }  // namespace
 
-Extra& extra_make(const void* key, bool& flag) {
+Extra& extra_make(const void* key) {
   ExtraTable& t = extra_table();
   std::lock_guard<std::mutex> g(t.lock);
-  flag = true;
   return t.map[key];
 }
 
@@ -133,7 +132,8 @@ void extra_drop(const void* key) noexcept {
 static const Extra* extra_of(const Node& n) { return n.has_extra ? extra_find(&n) : nullptr; }
 
 void anomaly_annotate(Node& n, const std::vector<const VariableImpl*>& inputs, const std::string& where) {
-  Extra& e = extra_make(&n, n.has_extra);
+  Extra& e = extra_make(&n);
+  n.has_extra = true;
   e.recorded_at = where;
   for (const VariableImpl* v : inputs) {
     if (!e.inputs.empty()) e.inputs += ", ";
@@ -686,8 +686,14 @@ static VariableHooks* hooks_at(const Node* n) {
   return hooks_of(n, n->has_extra);
 }
 
-std::vector<Var> backward(const std::vector<Var>& roots, std::vector<Var> seeds, const BackwardOptions& opt,
-                          const std::vector<Var>& inputs, GradUpdates* updates) {
+// The reverse sweep, compiled twice: kMayHook false is the sweep of nearly
+// every call (no hook anywhere, anomaly mode off), with no hook or anomaly
+// test at all; true tests both per node. (One copy testing a runtime flag
+// cost +14 instructions per node in the callgrind chain.)
+template <bool kMayHook>
+static std::vector<Var> backward_sweep(const std::vector<Var>& roots, std::vector<Var>& seeds,
+                                       const BackwardOptions& opt, const std::vector<Var>& inputs,
+                                       GradUpdates* updates) {
   EngineLock lock;
   if (updates) updates->create_graph = opt.create_graph;
   GradModeGuard mode(opt.create_graph);
@@ -718,7 +724,7 @@ std::vector<Var> backward(const std::vector<Var>& roots, std::vector<Var> seeds,
   // passed (pending[slot] edges to go), not with the other leaves at the end
   // of the sweep: its post-accumulate hooks may start work (an allreduce)
   // while the sweep goes on.
-  const bool hooked = g_live_hooks.load(std::memory_order_relaxed) != 0;
+  const bool hooked = kMayHook && g_live_hooks.load(std::memory_order_relaxed) != 0;
   std::vector<uint32_t> pending;
   if (hooked) {
     pending.assign(tape.size(), 0);
@@ -755,12 +761,10 @@ std::vector<Var> backward(const std::vector<Var>& roots, std::vector<Var> seeds,
     }
   };
 
-  // The reverse loop, newest node first. `unusual` (hooks exist somewhere,
-  // or anomaly mode is on) is one test per node; the loop is compiled once:
-  // two copies made GCC outline the Grads destructor (SmallVec::clear, +27
-  // instructions per node in the callgrind chain, more than the tests).
+  // The reverse loop, newest node first. (The loop is not a generic lambda
+  // compiled twice within this function: GCC outlined it, +24 per node.)
   InterruptPoll poll;
-  const bool anomaly = anomaly_enabled();
+  const bool anomaly = kMayHook && anomaly_enabled();
   const bool unusual = hooked || anomaly;
   const bool may_overwrite = !opt.create_graph && !anomaly;  // (anomaly mode reads g afterwards)
   auto step = [&](size_t i) {
@@ -810,6 +814,23 @@ std::vector<Var> backward(const std::vector<Var>& roots, std::vector<Var> seeds,
     if (hooked) passed(tape[i]);
   }
   return captured;
+}
+
+__attribute__((noinline)) static std::vector<Var> backward_hooked(const std::vector<Var>& roots,
+                                                                  std::vector<Var>& seeds,
+                                                                  const BackwardOptions& opt,
+                                                                  const std::vector<Var>& inputs,
+                                                                  GradUpdates* updates) {
+  return backward_sweep<true>(roots, seeds, opt, inputs, updates);
+}
+
+std::vector<Var> backward(const std::vector<Var>& roots, std::vector<Var> seeds, const BackwardOptions& opt,
+                          const std::vector<Var>& inputs, GradUpdates* updates) {
+  // (Hooks registered by another thread while this one starts its sweep are
+  // a data race anyway: see hooks.cpp.)
+  if (__builtin_expect(g_live_hooks.load(std::memory_order_relaxed) != 0 || anomaly_enabled(), 0))
+    return backward_hooked(roots, seeds, opt, inputs, updates);
+  return backward_sweep<false>(roots, seeds, opt, inputs, updates);
 }
 
 std::vector<Var> forward(const std::vector<Var>& outputs, const std::vector<Var>& inputs,

@@ -82,8 +82,11 @@ inline std::atomic<int64_t> g_live_hooks{0};
 struct VariableImpl {
   Tensor data;
   bool requires_grad = false;
-  bool retains_grad = false;
-  bool has_extra = false;  // has an entry in the side table of Extra (a leaf's hooks)
+  // Bits of one byte: make_ref stores one zero byte for both, as it did for
+  // retains_grad alone (two zero bytes were a 16-bit store and an xor more
+  // per Variable).
+  bool retains_grad : 1;
+  bool has_extra : 1;  // has an entry in the side table of Extra (a leaf's hooks)
   NodeRef grad_fn;         // the op that produced it; null for leaves
   WeakRef<Node> grad_acc;  // a leaf's AccumulateGrad node, while a graph uses it
   Var grad;                // accumulated gradient (a Variable: create_graph makes it differentiable)
@@ -92,7 +95,8 @@ struct VariableImpl {
   // Python finds its object here instead of in a global registry.
   void* py_object = nullptr;
 
-  explicit VariableImpl(Tensor&& t, bool rg = false) : data(std::move(t)), requires_grad(rg) {}
+  explicit VariableImpl(Tensor&& t, bool rg = false)
+      : data(std::move(t)), requires_grad(rg), retains_grad(false), has_extra(false) {}
   inline ~VariableImpl();
   VariableImpl(const VariableImpl&) = delete;
   VariableImpl& operator=(const VariableImpl&) = delete;
@@ -141,9 +145,10 @@ struct Extra {
   std::string recorded_at;  // "file.py:12 (in f)"
   std::string inputs;       // "(3,) float64, () float32"
 };
-// The entry of the object at `key` (made and flagged when missing), or null
-// when none; stable while the object lives. The destructors drop it.
-Extra& extra_make(const void* key, bool& flag);
+// The entry of the object at `key` (made when missing; the caller sets the
+// object's has_extra), or null when none; stable while the object lives. The
+// destructors drop it.
+Extra& extra_make(const void* key);
 Extra* extra_find(const void* key);
 void extra_drop(const void* key) noexcept;
 inline VariableImpl::~VariableImpl() {
