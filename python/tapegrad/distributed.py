@@ -25,6 +25,10 @@ bucket's non-blocking ``Iallreduce`` starts as soon as its last gradient is
 final, while the sweep goes on with earlier layers; without it (or with
 ``overlap=False``) all buckets start in ``step()``. Buckets start in a fixed
 order on every rank, so the same program gives the same bits run to run.
+When every rank is on one node the buckets are summed in an MPI-3
+shared-memory window instead of with ``Iallreduce`` (``_SharedWindow``: each
+rank adds its 1/N of every bucket straight from the others' segments, in
+rank order; ``DistributedOptimizer(shared_memory=False)`` opts out).
 
 Failure: under ``init()`` an uncaught exception on one rank prints its
 traceback and calls ``MPI_Abort`` (mpiexec then ends every rank), and a rank
