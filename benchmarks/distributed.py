@@ -24,7 +24,8 @@ the hooks inside it, the hooks alone, ``synchronize``, the SGD update) and
 the involuntary context switches and minor page faults per step (median, and the mean, which the first
 steps of a block after the variants alternate dominate: heap growth) (wall >> CPU with switches: the
 rank was descheduled; CPU grown: more work or a slower core). On 2 ranks
-also: the same step with ``overlap=False`` and with a plain mpi4py loop (pack
+also: the same step with ``overlap=False``, both through MPI's ``Iallreduce``
+(``shared_memory=False``; the default on one node is the shared-memory window), and with a plain mpi4py loop (pack
 every gradient into one buffer, ``Allreduce``, unpack / N), run in
 alternating blocks with the overlapped one (and the overlapped one with
 ``zero_grad(set_to_none=False)``, which keeps the ``.grad`` bucket views); the
@@ -99,9 +100,9 @@ def worker(args):
             np.multiply(flat[o:o + p.size].reshape(p.shape), np.float32(1 / n), out=p.grad)
             o += p.size
 
-    def optimizer(overlap):
+    def optimizer(overlap, shared=None):
         opt = dist.DistributedOptimizer(inner, bucket_size=args.bucket, overlap=overlap,
-                                        progress_interval=args.progress_interval)
+                                        progress_interval=args.progress_interval, shared_memory=shared)
         hook = {"wall": 0.0, "cpu": 0.0}
         if opt._reducer is not None and opt.overlap:  # time the hooks' work (pack, Iallreduce, Test) from outside
             ready = opt._reducer.grad_ready
@@ -170,8 +171,12 @@ def worker(args):
         overlapped[0].remove_hooks()  # the hooks of the overlapped optimizer would fire in the other variants' steps
         blocking = optimizer(False)
         steps(blocking, 1)
+        # the reducer through MPI's Iallreduce (shared_memory=False): the path before the shared window,
+        # and the one a multi-node job takes
+        blocking_mpi = optimizer(False, shared=False)
+        steps(blocking_mpi, 1)
         rows = {"overlap": [], "overlap, zero_grad(set_to_none=False)": [], "no overlap": [],
-                "plain Allreduce loop": []}
+                "overlap, Iallreduce": [], "no overlap, Iallreduce": [], "plain Allreduce loop": []}
         for _ in range(max(1, args.steps // BLOCK)):  # alternating blocks: the load drifts
             overlapped = optimizer(True)
             steps(overlapped, 1)  # rebuilds the buckets in hook order
@@ -179,6 +184,11 @@ def worker(args):
             rows["overlap, zero_grad(set_to_none=False)"] += steps(overlapped, BLOCK, set_to_none=False)
             overlapped[0].remove_hooks()
             rows["no overlap"] += steps(blocking, BLOCK)
+            over_mpi = optimizer(True, shared=False)
+            steps(over_mpi, 1)
+            rows["overlap, Iallreduce"] += steps(over_mpi, BLOCK)
+            over_mpi[0].remove_hooks()
+            rows["no overlap, Iallreduce"] += steps(blocking_mpi, BLOCK)
             rows["plain Allreduce loop"] += steps("plain", BLOCK)
         res["step"] = summary(rows["overlap"])
         res["variants"] = {k: summary(v) for k, v in rows.items()}
@@ -194,6 +204,7 @@ def worker(args):
         # gradient arrays (after zero_grad(): a lone gradient reduced where it is, a fused one copied into
         # its bucket); and the update with and without the 1/N folded in (its cost in the step)
         red = blocking[0]._reducer
+        reducers = {"": red, "_mpi": blocking_mpi[0]._reducer}  # the shared window (one node), Iallreduce
         buf = np.ones(flat.size, np.float32)
         res["bytes"] = 4 * int(flat.size)
         ones = [np.ones(p.shape, np.float32) for p in params]
@@ -202,7 +213,8 @@ def worker(args):
         red.synchronize()  # every .grad is a bucket view (or a lone bucket) from here on
         sizes = [sum(params[i].size for i in b.params) for b in red.buckets]
         pieces = [buf[o:o + k] for o, k in zip(np.cumsum([0] + sizes[:-1]), sizes)]
-        times = {k: [] for k in ("plain", "per_bucket", "inview", "fresh", "update", "update_scaled")}
+        times = {k: [] for k in ("plain", "per_bucket", "inview", "fresh", "inview_mpi", "fresh_mpi", "update",
+                                 "update_scaled")}
 
         def timed(key, fn, barrier=True):
             """Wall time of a communication; thread CPU time of local work (``barrier=False``: the update,
@@ -223,11 +235,15 @@ def worker(args):
             buf[...] = 1
             timed("per_bucket", lambda: [comm.Allreduce(MPI.IN_PLACE, piece) for piece in pieces])
             buf[...] = 1
-            refill()
-            timed("inview", red.synchronize)
-            for p, o in zip(params, ones):
-                p.grad = o  # an assignment copies: a new array, as a backward after zero_grad() makes
-            timed("fresh", red.synchronize)
+            for suffix, rd in reducers.items():
+                for p, o in zip(params, ones):
+                    p.grad = o
+                rd.synchronize()  # .grad becomes this reducer's bucket views
+                refill()
+                timed("inview" + suffix, rd.synchronize)
+                for p, o in zip(params, ones):
+                    p.grad = o  # an assignment copies: a new array, as a backward after zero_grad() makes
+                timed("fresh" + suffix, rd.synchronize)
             refill()
             timed("update", lambda: inner._fused_step(1.0), barrier=False)
             refill()
@@ -235,7 +251,7 @@ def worker(args):
         for k, v in times.items():
             res[k + "_ms"] = 1e3 * float(np.median(v))
         # per-pair ratios plain / bucketed: their spread within the job
-        for k in ("inview", "fresh"):
+        for k in ("inview", "fresh", "inview_mpi", "fresh_mpi"):
             pairs = np.array(times["plain"]) / np.array(times[k])
             res[k + "_ratio_q"] = [float(q) for q in np.percentile(pairs, [10, 50, 90])]
         res["buckets"] = len(red.buckets)
@@ -323,18 +339,18 @@ def drive(args):
     for (name, config), rs in runs.items():
         if "plain_ms" not in rs[0]:
             continue
-        m = {k: med([x[k + "_ms"] for x in rs]) for k in ("plain", "per_bucket", "inview", "fresh", "update",
-                                                           "update_scaled")}
+        m = {k: med([x[k + "_ms"] for x in rs]) for k in ("plain", "per_bucket", "update", "update_scaled")}
         exposed = med([x["exposed_ms"] for x in rs])
-        cells = []
-        for k in ("inview", "fresh"):
-            ratio = [x["plain_ms"] / x[k + "_ms"] for x in rs]
-            q = rs[-1][k + "_ratio_q"]
-            cells.append(f"{m[k]:.3f} | {med(ratio):.2f} ({min(ratio):.2f}-{max(ratio):.2f}; "
-                         f"{q[0]:.2f}-{q[2]:.2f})")
-        print(f"| {name} | {rs[0]['bytes'] / 1e6:.2f} | {rs[0]['buckets']} | {m['plain']:.3f} | "
-              f"{m['per_bucket']:.3f} | " + " | ".join(cells) + f" | {m['update']:.3f} | {m['update_scaled']:.3f} | "
-              f"{exposed:.3f} | {exposed / m['plain']:.2f} |")
+        for suffix, label in (("", "shared window"), ("_mpi", "Iallreduce")):
+            cells = []
+            for k in ("inview" + suffix, "fresh" + suffix):
+                ratio = [x["plain_ms"] / x[k + "_ms"] for x in rs]
+                q = rs[-1][k + "_ratio_q"]
+                cells.append(f"{med([x[k + '_ms'] for x in rs]):.3f} | {med(ratio):.2f} "
+                             f"({min(ratio):.2f}-{max(ratio):.2f}; {q[0]:.2f}-{q[2]:.2f})")
+            print(f"| {name} ({label}) | {rs[0]['bytes'] / 1e6:.2f} | {rs[0]['buckets']} | {m['plain']:.3f} | "
+                  f"{m['per_bucket']:.3f} | " + " | ".join(cells) + f" | {m['update']:.3f} | "
+                  f"{m['update_scaled']:.3f} | {exposed:.3f} | {exposed / m['plain']:.2f} |")
     for (name, config), rs in runs.items():
         if config != "2 ranks":
             continue

@@ -16,6 +16,9 @@ import tapegrad as tg
 import tapegrad.distributed as dist
 from tapegrad import data, nn, optim
 
+if os.environ.get("TG_TEST_SHARED_MEMORY") == "0":  # the scenario through MPI's Iallreduce, not the shared window
+    dist.DistributedOptimizer.__init__.__kwdefaults__["shared_memory"] = False
+
 
 def expect(exc, fn, *words):
     try:
@@ -383,6 +386,17 @@ class _CountingComm:
         return getattr(self.comm, name)
 
 
+def _count_starts(red):
+    """The reductions ``red`` starts (their sizes), through MPI or in the shared-memory window; and the undo."""
+    if red.shm is None:
+        counting = _CountingComm(red.w.comm)
+        red.w.comm = counting
+        return counting.calls, lambda: setattr(red.w, "comm", counting.comm)
+    calls, start = [], red._start_shared
+    red._start_shared = lambda b: (calls.append(b.target.size), start(b))[1]
+    return calls, lambda: red.__dict__.pop("_start_shared")
+
+
 def presence():
     """One non-blocking call per bucket and none per step besides: the presence counts (how many ranks had a
     gradient for each parameter) ride in the last bucket. Checked with and without overlap, lone and fused
@@ -390,7 +404,7 @@ def presence():
     zero_grad mode and across the first step's rebuild."""
     r, n = dist.init()
     tg.set_num_threads(1)
-    for overlap in (True, False):
+    for overlap, shared in ((True, False), (False, False), (True, True), (False, True)):
         for big_last in (False, True):
             rng = np.random.default_rng(3)
             # a, c, unused small float64 (fused in reverse order when adjacent), big float32 alone (>= 256 bytes)
@@ -399,14 +413,15 @@ def presence():
             c = tg.Variable(rng.normal(size=3), requires_grad=True)
             unused = tg.Variable(np.ones(3), requires_grad=True)
             params = [big, a, c, unused] if big_last else [a, big, c, unused]
-            opt = dist.DistributedOptimizer(optim.SGD(params, lr=0.1), bucket_size=1024, overlap=overlap)
+            opt = dist.DistributedOptimizer(optim.SGD(params, lr=0.1), bucket_size=1024, overlap=overlap,
+                                            shared_memory=shared)
             red = opt._reducer
-            counting = _CountingComm(red.w.comm)
-            red.w.comm = counting
+            assert (red.shm is not None) == shared
+            calls, undo = _count_starts(red)
             try:
                 for step, mode in enumerate(["none", "zeros", "none", "zeros", "none"]):
                     opt.zero_grad(set_to_none=mode == "none")
-                    del counting.calls[:]
+                    del calls[:]
                     # rank 0 has no gradient for a; the last rank none for big at step 2; nobody for unused
                     ga = np.full(4, r + 1.0)
                     gbig = np.arange(100, dtype=np.float32) * (r + 1)
@@ -420,12 +435,11 @@ def presence():
                     grads_before = {id(p): p.grad for p in params}
                     layout = opt.buckets  # the first synchronize() may rebuild it in hook order
                     opt.synchronize()
-                    assert len(counting.calls) == len(layout), (counting.calls, layout)
+                    assert len(calls) == len(layout), (calls, layout)
                     # the last call is the last bucket with one presence slot per parameter after its gradients
-                    assert counting.calls[-1] == sum(params[i].size for i in layout[-1]) + len(params), \
-                        (counting.calls, layout)
+                    assert calls[-1] == sum(params[i].size for i in layout[-1]) + len(params), (calls, layout)
                     expect_a = sum(k + 1.0 for k in range(1, n)) / n
-                    assert same_mean(a.grad, np.full(4, expect_a), n), (overlap, step, a.grad)
+                    assert same_mean(a.grad, np.full(4, expect_a), n), (overlap, shared, step, a.grad)
                     ranks_big = range(n - 1) if step == 2 else range(n)
                     want_big = np.arange(100, dtype=np.float32) * np.float32(sum(k + 1 for k in ranks_big)) / np.float32(n)
                     assert np.allclose(big.grad, want_big, rtol=1e-6), (overlap, step)
@@ -439,7 +453,7 @@ def presence():
                     sizes = [sum(params[i].size for i in b) for b in opt.buckets]
                     assert sizes[-1] == min(sizes), opt.buckets
             finally:
-                red.w.comm = counting.comm
+                undo()
             opt.remove_hooks()
     # nobody has any gradient: everything stays None
     x = tg.Variable(np.ones(5), requires_grad=True)
@@ -456,20 +470,20 @@ def one_bucket():
     one rank, an assigned .grad; every .grad a view of the one buffer after each reduction."""
     r, n = dist.init()
     tg.set_num_threads(1)
-    for overlap in (True, False):
+    for overlap, shared in ((True, False), (False, False), (True, True), (False, True)):
         nn.manual_seed(0)
         model = nn.MLP([6, 12, 3], dtype=np.float32)  # W1 288 bytes: >= 1024 / 4, yet the total (492) fits
         params = model.parameters()
         nn.manual_seed(0)
         twin = nn.MLP([6, 12, 3], dtype=np.float32)
-        opt = dist.DistributedOptimizer(optim.SGD(params, lr=0.1), bucket_size=1024, overlap=overlap)
+        opt = dist.DistributedOptimizer(optim.SGD(params, lr=0.1), bucket_size=1024, overlap=overlap,
+                                        shared_memory=shared)
         assert opt.buckets == [[3, 2, 1, 0]], opt.buckets
         small = dist.DistributedOptimizer(optim.SGD(twin.parameters(), lr=0.1), bucket_size=256, overlap=overlap)
         assert len(small.buckets) > 1 and [0] in small.buckets, small.buckets  # 492 > 256: W1 (>= 64) alone
         small.remove_hooks()
         red = opt._reducer
-        counting = _CountingComm(red.w.comm)
-        red.w.comm = counting
+        calls, undo = _count_starts(red)
         rng = np.random.default_rng(r)
         try:
             for step, mode in enumerate(["none", "zeros", "zeros", "none", "assign", "zeros", "skip_b2", "zeros"]):
@@ -495,10 +509,10 @@ def one_bucket():
                 if mode == "assign":  # arrays of their own (as an optimizer may assign): the backward adds into them
                     for p in params:
                         p.grad = np.zeros(p.shape, np.float32)
-                del counting.calls[:]
+                del calls[:]
                 loss(model).backward()
                 opt.synchronize()
-                assert counting.calls == [sum(p.size for p in params) + len(params)], counting.calls  # + presence
+                assert calls == [sum(p.size for p in params) + len(params)], calls  # + presence
                 buffer = red.buckets[0].buffer
                 for i, p in enumerate(params):
                     assert np.shares_memory(p.grad, buffer), (step, i)
@@ -506,9 +520,63 @@ def one_bucket():
                 opt.step()
                 dist.check_consistent(model)
         finally:
-            red.w.comm = counting.comm
+            undo()
         opt.remove_hooks()
     print(f"OK one_bucket rank {r}", flush=True)
+
+
+def shared_window():
+    """On one node the default reduction is the shared-memory window: each bucket summed in rank order, chunk by
+    chunk, bitwise ((g0 + g1) + g2) on every rank, run after run; lone and fused buckets, new arrays and views,
+    overlap on and off, float32 and float64, a window reused by a later optimizer; MPI's Iallreduce path when
+    asked (shared_memory=False)."""
+    r, n = dist.init()
+    tg.set_num_threads(1)
+    for dtype in (np.float64, np.float32):
+        for overlap in (True, False):
+            nn.manual_seed(0)
+            model = nn.MLP([7, 40, 33, 5], dtype=dtype)  # W1 and W2 alone (>= bucket / 4), the rest fused
+            params = model.parameters()
+            opt = dist.DistributedOptimizer(optim.SGD(params, lr=0.05), bucket_size=1024 * np.dtype(dtype).itemsize,
+                                            overlap=overlap)
+            red = opt._reducer
+            assert red.shm is not None, "every rank is on this node: the shared window is the default"
+            assert any(len(b) == 1 for b in opt.buckets) and any(len(b) > 1 for b in opt.buckets), opt.buckets
+            nn.manual_seed(0)
+            twin = nn.MLP([7, 40, 33, 5], dtype=dtype)
+            rng = np.random.default_rng(11 + r)
+            for step, mode in enumerate(["none", "none", "zeros", "zeros", "none", "zeros"]):
+                x, y = tg.Variable(rng.normal(size=(9, 7)).astype(dtype)), rng.integers(0, 5, 9)
+                for a, b in zip(twin.parameters(), params):  # this rank's own gradients, on a copy
+                    a.data[...] = b.data
+                    a.grad = None
+                nn.cross_entropy(twin(x), y).backward()
+                every = dist._gather_objects(dist._state, [a.grad for a in twin.parameters()], "test")
+                opt.zero_grad(set_to_none=mode == "none")
+                nn.cross_entropy(model(x), y).backward()  # with overlap the hooks sum buckets during it
+                opt.synchronize()
+                for i, p in enumerate(params):
+                    want = every[0][i]
+                    for q in range(1, n):
+                        want = want + every[q][i]  # rank order
+                    want = want * dtype(1.0 / n)
+                    assert np.array_equal(p.grad, want), (dtype, overlap, step, i)
+                    b = red.where[i][0]
+                    assert np.shares_memory(p.grad, b.buffer) and np.shares_memory(b.buffer, red.shm.segs[r]), i
+                opt.step()
+                dist.check_consistent(model)
+            opt.remove_hooks()
+    del opt, red
+    gc.collect()
+    windows = list(dist._state.windows)
+    nn.manual_seed(0)
+    again = dist.DistributedOptimizer(optim.SGD(nn.MLP([7, 40, 33, 5]).parameters(), lr=0.05), bucket_size=4096)
+    assert dist._state.windows == windows and again._reducer.shm in windows, "a released window is reused"
+    again.remove_hooks()
+    mpi = dist.DistributedOptimizer(optim.SGD(model.parameters(), lr=0.05), shared_memory=False)
+    assert mpi._reducer.shm is None
+    mpi.remove_hooks()
+    print(f"OK shared_window rank {r}", flush=True)
 
 
 def fail(how):

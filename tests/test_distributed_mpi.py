@@ -41,6 +41,12 @@ def worker(n, *args, **kw):
     return mpirun(n, sys.executable, WORKER, *args, **kw)
 
 
+def mpi_worker(n, *args, **kw):
+    """The scenario with DistributedOptimizer's reduction through Iallreduce (one node's default is the shared
+    window, which the plain ``worker`` runs)."""
+    return mpirun(n, "-env", "TG_TEST_SHARED_MEMORY", "0", sys.executable, WORKER, *args, **kw)
+
+
 def ok(p):
     assert p.returncode == 0, f"exit {p.returncode}\n--- stdout\n{p.stdout}\n--- stderr\n{p.stderr[-4000:]}"
     return p
@@ -58,10 +64,26 @@ def test_gradients_are_views_of_the_buckets(n):
     assert all(f"OK views rank {r}" in p.stdout for r in range(n))
 
 
+def test_gradients_are_views_of_the_buckets_through_iallreduce():
+    p = ok(mpi_worker(2, "views"))
+    assert all(f"OK views rank {r}" in p.stdout for r in range(2))
+
+
+@pytest.mark.parametrize("n", [2, 3])
+def test_the_shared_window_sums_in_rank_order_on_every_rank(n):
+    p = ok(worker(n, "shared_window"))
+    assert all(f"OK shared_window rank {r}" in p.stdout for r in range(n))
+
+
 @pytest.mark.parametrize("n", [2, 3])
 def test_the_average_folded_into_the_update_gives_the_averaging_pass_bits(n):
     p = ok(worker(n, "fused_average"))
     assert all(f"OK fused_average rank {r}" in p.stdout for r in range(n))
+
+
+def test_the_average_folded_into_the_update_through_iallreduce():
+    p = ok(mpi_worker(3, "fused_average"))
+    assert all(f"OK fused_average rank {r}" in p.stdout for r in range(3))
 
 
 @pytest.mark.parametrize("n", [2, 3])
@@ -75,8 +97,9 @@ def test_gradients_that_fit_one_bucket_are_reduced_in_one_call(n):
     assert all(f"OK one_bucket rank {r}" in p.stdout for r in range(n))
 
 
-def test_every_step_leaves_identical_parameters_on_3_ranks():
-    p = ok(worker(3, "consistent_steps"))
+@pytest.mark.parametrize("run", [worker, mpi_worker], ids=["shared_window", "iallreduce"])
+def test_every_step_leaves_identical_parameters_on_3_ranks(run):
+    p = ok(run(3, "consistent_steps"))
     assert p.stdout.count("OK consistent") == 3
 
 
@@ -127,8 +150,9 @@ def test_float32_and_one_bucket_per_parameter(tmp_path):
 
 
 @pytest.mark.parametrize("how", ["raise", "exit", "kill"])
-def test_a_failing_rank_ends_the_job_within_30_s(how):
-    p = worker(2, "fail", how, timeout=90)
+@pytest.mark.parametrize("run", [worker, mpi_worker], ids=["shared_window", "iallreduce"])
+def test_a_failing_rank_ends_the_job_within_30_s(how, run):
+    p = run(2, "fail", how, timeout=90)
     assert p.returncode != 0
     assert p.elapsed < 30, p.elapsed
     assert "unreachable" not in p.stdout

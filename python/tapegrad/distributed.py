@@ -25,6 +25,10 @@ bucket's non-blocking ``Iallreduce`` starts as soon as its last gradient is
 final, while the sweep goes on with earlier layers; without it (or with
 ``overlap=False``) all buckets start in ``step()``. Buckets start in a fixed
 order on every rank, so the same program gives the same bits run to run.
+When every rank is on one node the buckets are summed in an MPI-3
+shared-memory window instead of with ``Iallreduce`` (``_SharedWindow``: each
+rank adds its 1/N of every bucket straight from the others' segments, in
+rank order; ``DistributedOptimizer(shared_memory=False)`` opts out).
 
 Failure: under ``init()`` an uncaught exception on one rank prints its
 traceback and calls ``MPI_Abort`` (mpiexec then ends every rank), and a rank
@@ -86,6 +90,14 @@ class _World:
         self._notice = np.zeros(1, np.int64)
         self._ctl_req = self.ctl.Irecv(self._notice, source=MPI.ANY_SOURCE, tag=_DEPART)
         self.closed = False
+        self._node = None
+        self.windows = []  # _SharedWindow's of this job (kept to the end: freeing one is collective)
+
+    def node_size(self):
+        """How many ranks of this job share this rank's node (its MPI-3 shared-memory communicator)."""
+        if self._node is None:
+            self._node = self.comm.Split_type(self.mpi.COMM_TYPE_SHARED, key=self.rank)
+        return self._node.Get_size()
 
     # -- exit notices ---------------------------------------------------------
     def _take_notice(self):
@@ -117,7 +129,10 @@ class _World:
         root waits), so the requests get a grace period to complete with
         what it sent."""
         # one request (a step's last bucket, most collectives): its own Test, without Testall's list handling
-        test = reqs[0].Test if len(reqs) == 1 else functools.partial(self.mpi.Request.Testall, reqs)
+        self.poll(reqs[0].Test if len(reqs) == 1 else functools.partial(self.mpi.Request.Testall, reqs), what)
+
+    def poll(self, test, what):
+        """Call ``test()`` until it returns true, with ``wait()``'s failure checks, yields and sleeps."""
         t0, spins = time.monotonic(), 0
         while not test():
             spins += 1
@@ -154,6 +169,9 @@ class _World:
         buf = np.zeros(1, np.int64)
         for _ in range(self.size - 1 - got):
             self.ctl.Recv(buf, source=MPI.ANY_SOURCE, tag=_DEPART)
+        for win in self.windows:  # collective over the node, as the allocations were
+            win.win.Unlock_all()
+            win.win.Free()
         self.ctl.Free()
         self.comm.Free()
 
@@ -402,9 +420,55 @@ def check_consistent(model, what="check_consistent()"):
 # gradient reduction in buckets
 # ---------------------------------------------------------------------------
 
+class _SharedWindow:
+    """An MPI-3 shared-memory window over the ranks of one node: each rank's segment holds its buckets
+    (its ``.grad`` views live there) and two flags per bucket, and every rank can read and write every
+    segment. ``_Reducer`` sums bucket ``k`` with it as MPICH cannot on shared memory: rank ``r`` alone
+    adds chunk ``r`` of the bucket over all the segments, in rank order (the same bits on every rank,
+    run to run), and writes the sum into every segment; no message, no copy into MPICH's cells, and each
+    rank adds ``1/N`` of the bytes. Free windows of an earlier reducer are reused (every rank must agree:
+    allocating is collective)."""
+
+    ALIGN = 64  # bytes: buckets and chunks start on their own cache lines (ranks write neighbouring chunks)
+
+    def __init__(self, world, nbytes, nslots):
+        MPI = world.mpi
+        self.nbytes, self.nslots, self.used = nbytes, nslots, True
+        self.head = -(-2 * nslots * 8 // self.ALIGN) * self.ALIGN
+        self.win = MPI.Win.Allocate_shared(self.head + nbytes, 1, comm=world._node)
+        segs = [np.frombuffer(self.win.Shared_query(q)[0], np.uint8) for q in range(world.size)]
+        self.segs = [seg[self.head:self.head + nbytes] for seg in segs]
+        # flags[q][0, k]: the step rank q published bucket k in; flags[q][1, k]: the step it summed its chunk
+        self.flags = [seg[:2 * nslots * 8].view(np.int64).reshape(2, nslots) for seg in segs]
+        self.win.Lock_all(MPI.MODE_NOCHECK)  # passive target for the whole life: Sync() orders the accesses
+
+    def claim(self, world):
+        """Zero this rank's flags (a reused window holds an earlier reducer's steps) before any rank reads them."""
+        self.used = True
+        self.flags[world.rank][...] = 0
+        self.win.Sync()
+        world.wait([world._node.Ibarrier()], "DistributedOptimizer()")
+        return self
+
+    @staticmethod
+    def get(world, nbytes, nslots):
+        """A window of at least ``nbytes`` and ``nslots`` for a new reducer: a free one if every rank has
+        the same free one, else a new one."""
+        free = [k for k, win in enumerate(world.windows)
+                if not win.used and win.nbytes >= nbytes and win.nslots >= nslots]
+        pick = free[0] if free else -1
+        if _agree(world, [pick], "DistributedOptimizer()") and pick >= 0:
+            return world.windows[pick].claim(world)
+        world.windows.append(_SharedWindow(world, nbytes, nslots))
+        return world.windows[-1].claim(world)
+
+    def release(self):
+        self.used = False
+
+
 class _Bucket:
     __slots__ = ("index", "params", "offsets", "buffer", "target", "ready", "request", "t_ready", "t_start", "t_end",
-                 "tail")
+                 "tail", "seg", "peers", "chunks", "src", "stage")
 
     def __init__(self, index, params):
         self.index, self.params = index, params  # params: parameter indices, in order
@@ -413,6 +477,9 @@ class _Bucket:
         self.target = None  # the memory the last reduction ran in: the buffer, or a lone gradient's own array
         self.ready, self.request = 0, None
         self.t_ready = self.t_start = self.t_end = None
+        # shared memory: byte offset in the segments, every rank's copy, the chunks' element ranges,
+        # a lone member's own array (its chunk is read from there), the stage (1: published, 2: chunk summed)
+        self.seg, self.peers, self.chunks, self.src, self.stage = 0, None, None, None, 0
 
 
 class _Reducer:
@@ -423,9 +490,13 @@ class _Reducer:
     ``gradient_as_bucket_view``); a parameter alone in its bucket is reduced
     in its own ``.grad`` array, which is then its bucket. Either way the
     reduction runs in place and the averages are in ``.grad`` when it ends,
-    with nothing to copy back."""
+    with nothing to copy back. With a shared-memory window (every rank on
+    one node) every bucket is a buffer in this rank's segment: a lone
+    gradient in an array of its own is read from there for this rank's
+    chunk, the peers' chunks are copied into the segment, and ``.grad``
+    becomes the view once the sum is in it."""
 
-    def __init__(self, world, params, bucket_size, passes, progress_interval=None, hooked=False):
+    def __init__(self, world, params, bucket_size, passes, progress_interval=None, hooked=False, shared=None):
         self.w, self.params, self.passes = world, params, passes
         multiple = world.mpi.Query_thread() >= world.mpi.THREAD_MULTIPLE
         self.interval = progress_interval if multiple else None
@@ -437,6 +508,16 @@ class _Reducer:
         self.names = [f"{i} (shape {tuple(p.shape)}, {p.dtype})" for i, p in enumerate(params)]
         self.hooked, self.rebuilt, self.observed = hooked, False, []
         self._times = None
+        self.epoch = 0  # steps so far: what the shared window's flags of this step say
+        self.shm = None
+        if shared is not False and world.node_size() == world.size:  # every rank on this node
+            A = _SharedWindow.ALIGN
+            nbytes = sum(-(-(p.size * p.dtype.itemsize + A) // A) * A for p in params) + len(params) * 16 + A
+            self.shm = _SharedWindow.get(world, nbytes, max(len(params), 1))
+            weakref.finalize(self, self.shm.release)
+        elif shared:
+            raise ValueError("DistributedOptimizer: shared_memory=True needs every rank on one node "
+                             f"({world.node_size()} of {world.size} ranks share this one)")
         self._build(list(range(len(params)))[::-1])  # the last layer's gradients are final first
 
     def _build(self, order):
@@ -482,8 +563,14 @@ class _Reducer:
             # (slots after its gradients, in its dtype: small integers are exact) rather than in a call of
             # their own: every parameter's presence is known when the last bucket starts
             self.buckets[-1].tail = len(params)
+        seg = 0
+        for b in self.buckets:  # where each bucket lives in the shared window's segments
+            b.seg = seg
+            seg += -(-(sum(params[i].size for i in b.params) + b.tail) * params[b.params[0]].dtype.itemsize
+                     // _SharedWindow.ALIGN) * _SharedWindow.ALIGN
         for b in self.buckets:
-            if len(b.params) > 1 or b.tail:  # a lone parameter's buffer is made only if its .grad cannot serve
+            # a lone parameter's buffer is made only if its .grad cannot serve (always in shared memory)
+            if len(b.params) > 1 or b.tail or self.shm is not None:
                 self._own(b)
         self.reset()
 
@@ -492,7 +579,18 @@ class _Reducer:
         params = self.params
         sizes = [params[i].size for i in b.params]
         b.offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64).tolist()
-        b.buffer = b.target = np.zeros(b.offsets[-1] + b.tail, params[b.params[0]].dtype)
+        dtype, count = params[b.params[0]].dtype, b.offsets[-1] + b.tail
+        if self.shm is None:
+            b.buffer = b.target = np.zeros(count, dtype)
+        else:
+            nb = count * dtype.itemsize
+            b.peers = [seg[b.seg:b.seg + nb].view(dtype) for seg in self.shm.segs]
+            b.buffer = b.target = b.peers[self.w.rank]
+            b.buffer[...] = 0
+            # rank q sums elements chunks[q]:chunks[q + 1], whole cache lines
+            line = max(_SharedWindow.ALIGN // dtype.itemsize, 1)
+            per = -(-count // self.w.size // line) * line if count else 0
+            b.chunks = [min(q * per, count) for q in range(self.w.size + 1)]
         for pos, i in enumerate(b.params):
             self.views[i] = b.buffer[b.offsets[pos]:b.offsets[pos + 1]].reshape(params[i].shape)
             self.addr[i] = self.views[i].ctypes.data if params[i].size else None
@@ -515,8 +613,9 @@ class _Reducer:
         self.absent = []
         self.t_sync = self.t_done = None
         self.present[:] = 0
+        self.epoch += 1
         for b in self.buckets:
-            b.ready, b.request = 0, None
+            b.ready, b.request, b.src, b.stage = 0, None, None, 0
             b.t_ready = b.t_start = b.t_end = None
 
     @property
@@ -552,7 +651,14 @@ class _Reducer:
             self.present[i] = 1
             g = p.grad
             if len(b.params) == 1 and not b.tail and g.flags.c_contiguous and g.flags.writeable:
-                b.target = g
+                if self.shm is None:
+                    b.target = g
+                else:  # the peers read their chunks from this rank's segment, this rank its own from g
+                    b.src = g.reshape(-1)
+                    for q in range(self.w.size):
+                        if q != self.w.rank:
+                            lo, hi = b.chunks[q], b.chunks[q + 1]
+                            b.buffer[lo:hi] = b.src[lo:hi]
             else:
                 if b.buffer is None:
                     self._own(b)
@@ -594,24 +700,69 @@ class _Reducer:
                 self._poke()
 
     def _launch(self):
-        MPI = self.w.mpi
         while self.next < len(self.buckets) and self.buckets[self.next].t_ready is not None:
             b = self.buckets[self.next]
             b.t_start = time.perf_counter()
             if b.target.size:
-                b.request = self.w.comm.Iallreduce(MPI.IN_PLACE, b.target, op=MPI.SUM)
+                (self._start_mpi if self.shm is None else self._start_shared)(b)  # no bound method kept: no cycle
                 self.inflight.append(b)
             else:
                 b.t_end = b.t_start
             self.next += 1
 
+    def _start_mpi(self, b):
+        MPI = self.w.mpi
+        b.request = self.w.comm.Iallreduce(MPI.IN_PLACE, b.target, op=MPI.SUM)
+
+    def _start_shared(self, b):
+        """Publish bucket ``b`` in this rank's segment: the peers may read it and add into it from now on."""
+        self.shm.win.Sync()  # the bucket's bytes before the flag, for any rank that sees the flag
+        self.shm.flags[self.w.rank][0, b.index] = self.epoch
+        b.stage = 1
+
     def _poke(self):
         """Drive MPI's progress (it moves only inside MPI calls) and note which buckets finished. One
         Test of the oldest bucket runs the progress engine for all of them; later ones are tested only
-        once it is done (each Test is a full progress poll, and the buckets finish in order anyway)."""
+        once it is done (each Test is a full progress poll, and the buckets finish in order anyway).
+        In shared memory: sum this rank's chunk of every bucket that all ranks have published."""
         inflight = self.inflight
+        if self.shm is not None:
+            self._poke_shared()
+            return
         while inflight and inflight[0].request.Test():
             inflight.pop(0).t_end = time.perf_counter()
+
+    def _poke_shared(self):
+        shm, e, r, k = self.shm, self.epoch, self.w.rank, 0
+        shm.win.Sync()  # see the peers' flags, and the bytes written before them
+        flags = shm.flags
+        while k < len(self.inflight):
+            b = self.inflight[k]
+            if b.stage == 1 and all(f[0, b.index] >= e for f in flags):
+                lo, hi = b.chunks[r], b.chunks[r + 1]
+                if hi > lo:
+                    # chunk r in rank order, accumulated where rank 0's term is (rank r alone touches chunk r
+                    # anywhere while the bucket is in flight), then the sum into every other segment
+                    terms = [b.src[lo:hi] if q == r and b.src is not None else peer[lo:hi]
+                             for q, peer in enumerate(b.peers)]
+                    out = b.peers[0][lo:hi]
+                    np.add(terms[0], terms[1], out=out)
+                    for t in terms[2:]:
+                        np.add(out, t, out=out)
+                    for peer in b.peers[1:]:
+                        peer[lo:hi] = out
+                shm.win.Sync()
+                flags[r][1, b.index] = e
+                b.stage = 2
+                shm.win.Sync()
+            if b.stage == 2 and all(f[1, b.index] >= e for f in flags):
+                b.t_end = time.perf_counter()
+                if b.src is not None:  # a lone gradient's sum is in its view now: .grad becomes the view
+                    self._link(b.params[0])
+                    b.src = None
+                del self.inflight[k]
+            else:
+                k += 1
 
     def synchronize(self):
         """Start what the hooks did not, wait for every bucket: the sums over the ranks are then in
@@ -628,7 +779,10 @@ class _Reducer:
                     self.counts[i] = self.passes
                     self._take(i, b, pos)
             self._launch()
-        self.w.wait([b.request for b in self.inflight], "DistributedOptimizer.synchronize()")
+        if self.shm is None:
+            self.w.wait([b.request for b in self.inflight], "DistributedOptimizer.synchronize()")
+        else:
+            self.w.poll(self._drained, "DistributedOptimizer.synchronize()")
         now = time.perf_counter()
         for b in self.inflight:
             b.t_end = now
@@ -643,6 +797,10 @@ class _Reducer:
         if self.hooked and not self.rebuilt:
             self._rebuild()
         self.reset()
+
+    def _drained(self):
+        self._poke_shared()
+        return not self.inflight
 
     def average(self):
         """The sums in ``.grad`` times 1/N, in place: what the fused updates do in their own pass with
@@ -661,6 +819,8 @@ class _Reducer:
         order = np.array(self.observed + [i for i in reversed(range(len(self.params))) if i not in seen], np.int64)
         self.w.wait([self.w.comm.Ibcast(order, root=0)], "DistributedOptimizer.synchronize()")
         grads = [p.grad for p in self.params]  # the averages, in the old buckets
+        if self.shm is not None:  # the new buckets reuse the segment: keep the averages apart first
+            grads = [None if g is None else np.array(g) for g in grads]
         self._build(order.tolist())
         for i, g in enumerate(grads):
             b = self.where[i][0]
@@ -716,6 +876,10 @@ class DistributedOptimizer(Optimizer):
     in-flight buckets during the backward (MPI moves a non-blocking
     collective only inside MPI calls); None (default) tests them only from
     the hooks. Worth it where a core is idle during the backward.
+    ``shared_memory``: sum the buckets through an MPI-3 shared-memory window
+    (each rank adds its 1/N of every bucket straight from the others'
+    memory, in rank order) instead of ``Iallreduce``; None (default) does
+    when every rank is on one node, True requires it, False never.
     ``synchronize()`` waits for the averages without stepping (e.g. before
     ``clip_grad_norm``); ``step()`` then does not reduce again.
 
@@ -727,15 +891,16 @@ class DistributedOptimizer(Optimizer):
     new gradient into the bucket and points ``.grad`` at the view again. A
     parameter alone in its bucket is reduced in place in its ``.grad`` array,
     whatever it is (no copy), except in the last bucket, which also carries
-    how many ranks had each gradient and so has a buffer. After ``synchronize()`` or ``step()``, ``.grad``
-    holds the average over the ranks.
+    how many ranks had each gradient and so has a buffer (with shared memory
+    every parameter's ``.grad`` ends as a view of its bucket, in the window).
+    After ``synchronize()`` or ``step()``, ``.grad`` holds the average over the ranks.
     ``timeline`` holds the last step's per-bucket times (seconds from the
     start of ``synchronize``: negative = before it, during the backward)."""
 
     _own = ("optimizer", "_reducer", "_hooks", "_world", "_synced", "overlap")
 
     def __init__(self, optimizer, *, bucket_size=1 << 20, overlap=True, backward_passes_per_step=1,
-                 progress_interval=None):
+                 progress_interval=None, shared_memory=None):
         if isinstance(optimizer, DistributedOptimizer):
             raise TypeError("DistributedOptimizer: the optimizer is already a DistributedOptimizer")
         if not isinstance(optimizer, Optimizer):
@@ -759,8 +924,10 @@ class DistributedOptimizer(Optimizer):
                              f"got {progress_interval!r}")
         register = getattr(Variable, "register_post_accumulate_grad_hook", None)
         hooked = bool(overlap) and register is not None
+        if shared_memory not in (None, True, False):
+            raise ValueError(f"DistributedOptimizer: shared_memory must be None, True or False, got {shared_memory!r}")
         reducer = _Reducer(w, optimizer.params, int(bucket_size), int(backward_passes_per_step), progress_interval,
-                           hooked)
+                           hooked, shared_memory)
         set_(self, "_reducer", reducer)
         layout = reducer.layout()
         flat = [len(layout)] + [x for b in layout for (i, s, d) in b for x in [i] + _signature(np.empty(s, d))]
