@@ -728,6 +728,22 @@ def test_float32_transcendentals_within_one_ulp_same_bits_everywhere(name, resto
 
 
 @needs_long_double
+def test_float32_tanh_every_float_where_the_exp_scale_minus_one_rounds(restore_isa):
+    # tanhf_fast's m = 2^k (1 + r + X) - 1: 2^k - 1 is inexact in float for k < -24 (|x| > ~8.3), where tanh
+    # is still below 1 until ~9.01; its rounding error must go into the pair's tail (it did not at first: 1.41
+    # ulp). Every float in [8, 9.5] of both signs, and around the first reduction switch (|x| ~ ln2 / 4).
+    lo, hi = np.array([8.0, 9.5], np.float32).view(np.int32)
+    band = np.arange(lo, hi, dtype=np.int32).view(np.float32)
+    lo, hi = np.array([0.16, 0.19], np.float32).view(np.int32)
+    switch = np.arange(lo, hi, 3, dtype=np.int32).view(np.float32)
+    x = np.concatenate([band, -band, switch, -switch])
+    got = _run_every_isa_and_thread_count(tg.tanh, x)
+    want = np.tanh(x.astype(np.longdouble))
+    err, rest = _ulp_error(got, want, np.float32)
+    assert err.max() <= 1.0, (float(err.max()), float(x[rest][int(np.argmax(err))]))
+
+
+@needs_long_double
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("name", ["sin", "cos", "tan"])
 def test_trig_beyond_the_reduction_bound_takes_libm_at_every_block_position(name, dtype, restore_isa):

@@ -42,8 +42,8 @@ inline double m_fabs(double x) { return __builtin_fabs(x); }
 // order of magnitude faster). These are plain arithmetic the compiler
 // vectorizes at the full float vector width, each within one ulp of the
 // correctly rounded value (checked over all 2^32 inputs by
-// cpp/tools/exhaustive_f32.cpp): exp, log, log1p and softplus in float, tanh
-// and sigmoid in float with a double last step (below). The exp reduction
+// cpp/tools/exhaustive_f32.cpp), all in float (tanh and sigmoid with one float
+// reciprocal, below; float64 only in powf_fast). The exp reduction
 // (expf_reduce) uses FMA (tg_fmaf: the same bits in every build).
 // tests/test_kernels_fastpaths.py measures the ulp error on 10^6 points in
 // every build. Special values follow IEEE: NaN propagates, exp(-inf) = 0,
@@ -195,26 +195,36 @@ TG_MATH_INLINE float log1pf_fast(float x) {
 }
 
 // tanh, sigmoid, softplus: e = e^-|x| from expf_reduce at the full float
-// vector width; tanh and sigmoid finish in double (one division, rounded
-// once to float), softplus in float pairs.
-
-// 2^k (1 + (r + X)) - 1 = (2^k - 1) + 2^k (r + X) in double for k in [-29, 0]:
-// exact 2^k - 1, and r + X is exact or nearly (X ~ r^2/2), so e^c - 1 keeps its
-// relative accuracy as c -> 0 (expm1 without a separate polynomial).
-TG_MATH_INLINE double expm1_d(float c) {
-  float k, r, X;
-  expf_reduce(c, &k, &r, &X);
-  double s = tg_pow2f(k);
-  return (s - 1.0) + s * (double(r) + double(X));
-}
+// vector width, all in float: tanh and sigmoid finish with one float
+// reciprocal whose error the exact fma residual removes, softplus in float
+// pairs.
 
 // tanh |x| = -m / (2 + m), m = e^(-2|x|) - 1 (no cancellation anywhere: 2 + m >=
 // 1); |x| capped at 10, where tanh is 1 in float32. Sign copied from x (+-0).
+// m = 2^k (1 + r + X) - 1 as a float pair mh + ml: r + X = u + ue (Fast2Sum),
+// then (2^k - 1) + 2^k u by Fast2Sum (2^k - 1 is 0 or at least 1/2 in
+// magnitude, |2^k u| < 1/4), plus 2^k ue and 2^k - 1's rounding error (k < -24,
+// tanh within 2^-23 of 1) in the tail; 2 + m as a
+// pair by Fast2Sum (2 > |m|). The quotient of the pairs: one float
+// reciprocal, its error removed by the fma residual, so only the last rounding
+// and X's are left. (Was one double division: half the lanes per vector.)
 TG_MATH_INLINE float tanhf_fast(float x) {
   float a = __builtin_fabsf(x);
   a = a > 10.0f ? 10.0f : a;
-  double m = expm1_d(-2.0f * a);
-  float t = float(-m / (2.0 + m));
+  float k, r, X;
+  expf_reduce(-2.0f * a, &k, &r, &X);
+  float u = r + X;
+  float ue = X - (u - r);  // exact: |r| >= |X|
+  float s = tg_pow2f(k);
+  float sm1 = s - 1.0f, su = s * u;
+  float sm1e = (-1.0f - sm1) + s;  // exact (Fast2Sum); nonzero for k < -24
+  float mh = sm1 + su;
+  float ml = ((sm1 - mh) + su) + (s * ue + sm1e);
+  float dh = 2.0f + mh;
+  float dl = ((2.0f - dh) + mh) + ml;
+  float inv = 1.0f / dh;
+  float q = -mh * inv;
+  float t = tg_fmaf((tg_fmaf(q, dh, mh) + ml) + q * dl, -inv, q);  // -(mh + ml) / (dh + dl)
   float res = __builtin_copysignf(t, x);
   return x != x ? x : res;
 }
