@@ -574,7 +574,9 @@ inline bool pow_by_scalar(T* o, int64_t so, const T* a, int64_t sa, T c, int64_t
 
 template <class T>
 inline void pow_run(T* o, int64_t so, const T* a, int64_t sa, const T* b, int64_t sb, int64_t n) {
-  bin_run_fixup(o, so, a, sa, b, sb, n, [](T x, T y) { return k_pow(x, y); },
+  // (always inlined: the FMA float64 kernel is past GCC's inlining budget, and a
+  // call per element does not vectorize)
+  bin_run_fixup(o, so, a, sa, b, sb, n, [](T x, T y) TG_INLINE_LAMBDA { return k_pow(x, y); },
                 [](T x, T y) { return pow_slow(x, y); }, [](T x, T y) { return pow_libm(x, y); });
 }
 // One exponent c for all elements: GCC does not vectorize the kernel with y

@@ -70,13 +70,9 @@ TG_MATH_INLINE double tg_pow2i(double kd) {
 // it cost 10 instructions per vector, GCC not using vmaxpd/vminpd for it).
 // *lo gets the last rounding's error (e^x ~ hi + lo to ~2^-56 relative):
 // sigmoid, softplus and tanh use it so that exp's error does not add to theirs.
-TG_MATH_INLINE double exp_dd(double x, double* lo) {
-  const double inv_ln2 = 1.442695040888963407359924681001892137426645954152985934135449406931;
-  const double ln2_hi = .69314718055966295651160180568695068359375, ln2_lo = .28235290563031577122588448175013436025525412068e-12;
-  double kd = tg_fma(x, inv_ln2, kTgShifter) - kTgShifter;  // round to nearest
-  double sh = tg_fma(kd, -ln2_hi, x);                          // exact: k ln2_hi has 43 bits, Sterbenz
-  double s = tg_fma(kd, -ln2_lo, sh);
-  double s_err = tg_fma(kd, -ln2_lo, sh - s);  // (sh - s exact)
+// e^s - 1 - s - s_err... to 2^-58 relative for |s| <= ln2/2 (no reduction):
+// s^2 P(s) + s_err, P of degree 10 by Estrin (exp_dd's core; float64 pow's too).
+TG_MATH_INLINE double exp_poly(double s, double s_err) {
   double s2 = s * s, s4 = s2 * s2, s8 = s4 * s4;
   double p = tg_fma(s8, tg_fma(s, 0.2081276378237164457e-8, 0.2511210703042288022e-7),
                     tg_fma(s4,
@@ -85,7 +81,17 @@ TG_MATH_INLINE double exp_dd(double x, double* lo) {
                            tg_fma(s2, tg_fma(s, 0.1388888888914497797e-2, 0.8333333333314938210e-2),
                                   tg_fma(s, 0.4166666666666602598e-1, 0.1666666666666669072e+0))));
   p = tg_fma(p, s, 0.5);
-  double q = tg_fma(s2, p, s_err);  // e^s - 1 - s, |q| < 0.07
+  return tg_fma(s2, p, s_err);
+}
+
+TG_MATH_INLINE double exp_dd(double x, double* lo) {
+  const double inv_ln2 = 1.442695040888963407359924681001892137426645954152985934135449406931;
+  const double ln2_hi = .69314718055966295651160180568695068359375, ln2_lo = .28235290563031577122588448175013436025525412068e-12;
+  double kd = tg_fma(x, inv_ln2, kTgShifter) - kTgShifter;  // round to nearest
+  double sh = tg_fma(kd, -ln2_hi, x);                          // exact: k ln2_hi has 43 bits, Sterbenz
+  double s = tg_fma(kd, -ln2_lo, sh);
+  double s_err = tg_fma(kd, -ln2_lo, sh - s);  // (sh - s exact)
+  double q = exp_poly(s, s_err);  // e^s - 1 - s, |q| < 0.07
   double h = 1.0 + s;
   double l = ((1.0 - h) + s) + q;  // Fast2Sum (1 >= |s|) plus q
   double y = h + l;
