@@ -52,9 +52,10 @@ TG_MATH_INLINE void pow_log2(double ax, double* t1, double* t2) {
   n = n + (up ? 1.0 : 0.0) - (sub ? 53.0 : 0.0);
   const double bp = k1 ? 1.5 : 1.0;
   // s = (m - bp) / (m + bp): m - bp exact (Sterbenz), m + bp = d_h + d_l
+  // (Fast2Sum: m's exponent is at most bp's, 0)
   const double u = m - bp;
-  double d_l;
-  const double d_h = pow_two_sum(m, bp, &d_l);
+  const double d_h = bp + m;
+  const double d_l = (bp - d_h) + m;
   const double inv = 1.0 / d_h;
   const double s_h = u * inv;
   const double s_l = (tg_fma(-s_h, d_h, u) - s_h * d_l) * inv;
