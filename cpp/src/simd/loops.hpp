@@ -199,32 +199,18 @@ TG_MATH_INLINE float log1pf_fast(float x) {
 // reciprocal whose error the exact fma residual removes, softplus in float
 // pairs.
 
-// tanh |x| = -m / (2 + m), m = e^(-2|x|) - 1 (no cancellation anywhere: 2 + m >=
-// 1); |x| capped at 10, where tanh is 1 in float32. Sign copied from x (+-0).
-// m = 2^k (1 + r + X) - 1 as a float pair mh + ml: r + X = u + ue (Fast2Sum),
-// then (2^k - 1) + 2^k u by Fast2Sum (2^k - 1 is 0 or at least 1/2 in
-// magnitude, |2^k u| < 1/4), plus 2^k ue and 2^k - 1's rounding error (k < -24,
-// tanh within 2^-23 of 1) in the tail; 2 + m as a
-// pair by Fast2Sum (2 > |m|). The quotient of the pairs: one float
-// reciprocal, its error removed by the fma residual, so only the last rounding
-// and X's are left. (Was one double division: half the lanes per vector.)
+// tanh in float: tanh_finish (simd/math.hpp) with expf_reduce: e^r - 1 = r + X
+// as a float pair. |x| capped at 10, where tanh is 1 in float32 (2^k - 1 is
+// inexact for k < -24, |x| in ~[8.3, 9.01], where tanh is not yet 1: hence
+// its error term). Sign copied from x (+-0). (Was m in double and one double
+// division: half the lanes per vector.)
 TG_MATH_INLINE float tanhf_fast(float x) {
   float a = __builtin_fabsf(x);
   a = a > 10.0f ? 10.0f : a;
   float k, r, X;
   expf_reduce(-2.0f * a, &k, &r, &X);
   float u = r + X;
-  float ue = X - (u - r);  // exact: |r| >= |X|
-  float s = tg_pow2f(k);
-  float sm1 = s - 1.0f, su = s * u;
-  float sm1e = (-1.0f - sm1) + s;  // exact (Fast2Sum); nonzero for k < -24
-  float mh = sm1 + su;
-  float ml = ((sm1 - mh) + su) + (s * ue + sm1e);
-  float dh = 2.0f + mh;
-  float dl = ((2.0f - dh) + mh) + ml;
-  float inv = 1.0f / dh;
-  float q = -mh * inv;
-  float t = tg_fmaf((tg_fmaf(q, dh, mh) + ml) + q * dl, -inv, q);  // -(mh + ml) / (dh + dl)
+  float t = tanh_finish(tg_pow2f(k), u, X - (u - r));  // (Fast2Sum: |r| >= |X|)
   float res = __builtin_copysignf(t, x);
   return x != x ? x : res;
 }
