@@ -728,6 +728,22 @@ def test_float32_transcendentals_within_one_ulp_same_bits_everywhere(name, resto
 
 
 @needs_long_double
+def test_float32_tanh_every_float_where_the_exp_scale_minus_one_rounds(restore_isa):
+    # tanhf_fast's m = 2^k (1 + r + X) - 1: 2^k - 1 is inexact in float for k < -24 (|x| > ~8.3), where tanh
+    # is still below 1 until ~9.01; its rounding error must go into the pair's tail (it did not at first: 1.41
+    # ulp). Every float in [8, 9.5] of both signs, and around the first reduction switch (|x| ~ ln2 / 4).
+    lo, hi = np.array([8.0, 9.5], np.float32).view(np.int32)
+    band = np.arange(lo, hi, dtype=np.int32).view(np.float32)
+    lo, hi = np.array([0.16, 0.19], np.float32).view(np.int32)
+    switch = np.arange(lo, hi, 3, dtype=np.int32).view(np.float32)
+    x = np.concatenate([band, -band, switch, -switch])
+    got = _run_every_isa_and_thread_count(tg.tanh, x)
+    want = np.tanh(x.astype(np.longdouble))
+    err, rest = _ulp_error(got, want, np.float32)
+    assert err.max() <= 1.0, (float(err.max()), float(x[rest][int(np.argmax(err))]))
+
+
+@needs_long_double
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("name", ["sin", "cos", "tan"])
 def test_trig_beyond_the_reduction_bound_takes_libm_at_every_block_position(name, dtype, restore_isa):
@@ -1049,6 +1065,28 @@ def _pow_points(n=1_000_000, seed=13):
     sp = np.array(SPECIALS + [3.0, -3.0, 0.25, 2.0**31, -(2.0**31), 2.0**53, 1.5, -1.5])
     sy, sx = np.meshgrid(sp, sp)
     return np.concatenate(xs + [sx.ravel()]), np.concatenate(ys + [sy.ravel()]), sx.size
+
+
+@needs_long_double
+def test_float64_power_rounds_from_a_double_double_log(restore_isa):
+    # simd/pow.hpp's log2|x| and y log2|x| are double-doubles with FMA (~2^-68 relative), and e^r keeps its
+    # tail: half-integer powers of 2 and 1.5 ** (1 + 2^-52) round correctly (fdlibm's form, before FMA, gave
+    # 0x1.6a09e667f3bccp+0 for 2 ** 0.5, 1 ulp low, and 1.5 for the last), and under 0.8 ulp overall.
+    x = np.array([2.0, 0.5, 2.0, 0.5, 2.0, 1.5, 8.0], np.float64)
+    y = np.array([0.5, 0.5, -0.5, 1.5, -1.5, 1.0000000000000002, 0.5])
+    got = _run_every_isa_and_thread_count(lambda v: v ** tg.Variable(y), x)
+    want = np.array([np.sqrt(2.0), np.sqrt(0.5), np.sqrt(0.5), 0.5 * np.sqrt(0.5), 0.5 * np.sqrt(0.5),
+                     np.nextafter(1.5, 2.0), 2.0 * np.sqrt(2.0)])
+    np.testing.assert_array_equal(got, want)
+    xs, ys, _ = _pow_points()
+    with np.errstate(all="ignore"):
+        got = (tg.Variable(xs) ** tg.Variable(ys)).numpy()
+        want = np.power(xs.astype(np.longdouble), ys.astype(np.longdouble))
+        libm = np.power(xs, ys)
+    bad = np.isnan(want) & ~np.isnan(libm)
+    want[bad] = libm[bad]
+    err, rest = _ulp_error(got, want, np.float64)
+    assert err.max() <= 0.8, (float(err.max()), float(xs[rest][int(np.argmax(err))]), float(ys[rest][int(np.argmax(err))]))
 
 
 @needs_long_double

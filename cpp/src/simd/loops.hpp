@@ -42,8 +42,8 @@ inline double m_fabs(double x) { return __builtin_fabs(x); }
 // order of magnitude faster). These are plain arithmetic the compiler
 // vectorizes at the full float vector width, each within one ulp of the
 // correctly rounded value (checked over all 2^32 inputs by
-// cpp/tools/exhaustive_f32.cpp): exp, log, log1p and softplus in float, tanh
-// and sigmoid in float with a double last step (below). The exp reduction
+// cpp/tools/exhaustive_f32.cpp), all in float (tanh and sigmoid with one float
+// reciprocal, below; float64 only in powf_fast). The exp reduction
 // (expf_reduce) uses FMA (tg_fmaf: the same bits in every build).
 // tests/test_kernels_fastpaths.py measures the ulp error on 10^6 points in
 // every build. Special values follow IEEE: NaN propagates, exp(-inf) = 0,
@@ -195,26 +195,22 @@ TG_MATH_INLINE float log1pf_fast(float x) {
 }
 
 // tanh, sigmoid, softplus: e = e^-|x| from expf_reduce at the full float
-// vector width; tanh and sigmoid finish in double (one division, rounded
-// once to float), softplus in float pairs.
+// vector width, all in float: tanh and sigmoid finish with one float
+// reciprocal whose error the exact fma residual removes, softplus in float
+// pairs.
 
-// 2^k (1 + (r + X)) - 1 = (2^k - 1) + 2^k (r + X) in double for k in [-29, 0]:
-// exact 2^k - 1, and r + X is exact or nearly (X ~ r^2/2), so e^c - 1 keeps its
-// relative accuracy as c -> 0 (expm1 without a separate polynomial).
-TG_MATH_INLINE double expm1_d(float c) {
-  float k, r, X;
-  expf_reduce(c, &k, &r, &X);
-  double s = tg_pow2f(k);
-  return (s - 1.0) + s * (double(r) + double(X));
-}
-
-// tanh |x| = -m / (2 + m), m = e^(-2|x|) - 1 (no cancellation anywhere: 2 + m >=
-// 1); |x| capped at 10, where tanh is 1 in float32. Sign copied from x (+-0).
+// tanh in float: tanh_finish (simd/math.hpp) with expf_reduce: e^r - 1 = r + X
+// as a float pair. |x| capped at 10, where tanh is 1 in float32 (2^k - 1 is
+// inexact for k < -24, |x| in ~[8.3, 9.01], where tanh is not yet 1: hence
+// its error term). Sign copied from x (+-0). (Was m in double and one double
+// division: half the lanes per vector.)
 TG_MATH_INLINE float tanhf_fast(float x) {
   float a = __builtin_fabsf(x);
   a = a > 10.0f ? 10.0f : a;
-  double m = expm1_d(-2.0f * a);
-  float t = float(-m / (2.0 + m));
+  float k, r, X;
+  expf_reduce(-2.0f * a, &k, &r, &X);
+  float u = r + X;
+  float t = tanh_finish(tg_pow2f(k), u, X - (u - r));  // (Fast2Sum: |r| >= |X|)
   float res = __builtin_copysignf(t, x);
   return x != x ? x : res;
 }
@@ -564,7 +560,9 @@ inline bool pow_by_scalar(T* o, int64_t so, const T* a, int64_t sa, T c, int64_t
 
 template <class T>
 inline void pow_run(T* o, int64_t so, const T* a, int64_t sa, const T* b, int64_t sb, int64_t n) {
-  bin_run_fixup(o, so, a, sa, b, sb, n, [](T x, T y) { return k_pow(x, y); },
+  // (always inlined: the FMA float64 kernel is past GCC's inlining budget, and a
+  // call per element does not vectorize)
+  bin_run_fixup(o, so, a, sa, b, sb, n, [](T x, T y) TG_INLINE_LAMBDA { return k_pow(x, y); },
                 [](T x, T y) { return pow_slow(x, y); }, [](T x, T y) { return pow_libm(x, y); });
 }
 // One exponent c for all elements: GCC does not vectorize the kernel with y

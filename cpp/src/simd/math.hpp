@@ -5,14 +5,14 @@
 // arithmetic with selects instead of branches, so the compiler vectorizes a
 // loop over them, and with -ffp-contract=off every build (SSE2, AVX2,
 // AVX-512) gives the same bits. Polynomials and reductions are FreeBSD msun's
-// (fdlibm: e_exp.c, e_log.c, s_log1p.c, k_sin.c, k_cos.c, e_rem_pio2.c) and
-// Cephes' tanh.c, made branch-free (asin, acos, atan, atan2: at the end, with fma); each is within 1 ulp of the correctly
+// (fdlibm: e_exp.c, e_log.c, s_log1p.c, k_sin.c, k_cos.c, e_rem_pio2.c),
+// made branch-free (asin, acos, atan, atan2: at the end, with fma); each is within 1 ulp of the correctly
 // rounded value in its source's analysis, and tests/test_kernels_fastpaths.py
 // measures every one (bars: 2 ulp float64, 1 ulp float32) on >= 10^6 points
 // against a long double oracle.
 // FMA: only where a kernel writes tg_fma (below), one rounding and the same
 // bits in every build. exp (SLEEF's xexp u10 polynomial, no division; 0.75
-// ulp max measured on 4M points), tanh (0.78 ulp) and sigmoid (0.76 ulp),
+// ulp max measured on 4M points), tanh (0.76 ulp) and sigmoid (0.76 ulp),
 // each down to one division; log_kernel (log, log1p, softplus) fuses its
 // polynomial and tail (0.83 ulp log, 0.83 log1p on 10^6 points); softplus
 // takes both (1.26-1.43 ulp); sin, cos, tan and the inverse trig: their own
@@ -70,13 +70,9 @@ TG_MATH_INLINE double tg_pow2i(double kd) {
 // it cost 10 instructions per vector, GCC not using vmaxpd/vminpd for it).
 // *lo gets the last rounding's error (e^x ~ hi + lo to ~2^-56 relative):
 // sigmoid, softplus and tanh use it so that exp's error does not add to theirs.
-TG_MATH_INLINE double exp_dd(double x, double* lo) {
-  const double inv_ln2 = 1.442695040888963407359924681001892137426645954152985934135449406931;
-  const double ln2_hi = .69314718055966295651160180568695068359375, ln2_lo = .28235290563031577122588448175013436025525412068e-12;
-  double kd = tg_fma(x, inv_ln2, kTgShifter) - kTgShifter;  // round to nearest
-  double sh = tg_fma(kd, -ln2_hi, x);                          // exact: k ln2_hi has 43 bits, Sterbenz
-  double s = tg_fma(kd, -ln2_lo, sh);
-  double s_err = tg_fma(kd, -ln2_lo, sh - s);  // (sh - s exact)
+// e^s - 1 - s - s_err... to 2^-58 relative for |s| <= ln2/2 (no reduction):
+// s^2 P(s) + s_err, P of degree 10 by Estrin (exp_dd's core; float64 pow's too).
+TG_MATH_INLINE double exp_poly(double s, double s_err) {
   double s2 = s * s, s4 = s2 * s2, s8 = s4 * s4;
   double p = tg_fma(s8, tg_fma(s, 0.2081276378237164457e-8, 0.2511210703042288022e-7),
                     tg_fma(s4,
@@ -85,7 +81,17 @@ TG_MATH_INLINE double exp_dd(double x, double* lo) {
                            tg_fma(s2, tg_fma(s, 0.1388888888914497797e-2, 0.8333333333314938210e-2),
                                   tg_fma(s, 0.4166666666666602598e-1, 0.1666666666666669072e+0))));
   p = tg_fma(p, s, 0.5);
-  double q = tg_fma(s2, p, s_err);  // e^s - 1 - s, |q| < 0.07
+  return tg_fma(s2, p, s_err);
+}
+
+TG_MATH_INLINE double exp_dd(double x, double* lo) {
+  const double inv_ln2 = 1.442695040888963407359924681001892137426645954152985934135449406931;
+  const double ln2_hi = .69314718055966295651160180568695068359375, ln2_lo = .28235290563031577122588448175013436025525412068e-12;
+  double kd = tg_fma(x, inv_ln2, kTgShifter) - kTgShifter;  // round to nearest
+  double sh = tg_fma(kd, -ln2_hi, x);                          // exact: k ln2_hi has 43 bits, Sterbenz
+  double s = tg_fma(kd, -ln2_lo, sh);
+  double s_err = tg_fma(kd, -ln2_lo, sh - s);  // (sh - s exact)
+  double q = exp_poly(s, s_err);  // e^s - 1 - s, |q| < 0.07
   double h = 1.0 + s;
   double l = ((1.0 - h) + s) + q;  // Fast2Sum (1 >= |s|) plus q
   double y = h + l;
@@ -350,29 +356,40 @@ TG_MATH_INLINE float sin_f32(float x) { return trig_sin_pi(x); }
 TG_MATH_INLINE float cos_f32(float x) { return trig_cos(x); }
 TG_MATH_INLINE float tan_f32(float x) { return trig_tan(x); }
 
-// tanh: Cephes tanh.c's rational function below |x| = 0.625, else
-// 1 - 2 / (E + 1), E = e^(2|x|) as hi + lo and E + 1 as a double-double;
-// 1 beyond 22 (1 - tanh(22) < 2^-62). One division for both branches: the
-// lane's numerator and denominator are selected first, then divided by a
-// reciprocal whose error the exact fma residual removes (was three divisions).
+// tanh |x| = -m / (2 + m) (float or double; no cancellation anywhere: 2 + m >=
+// 1) from m = e^(-2|x|) - 1 = 2^k (1 + u + ue) - 1, u + ue = e^s - 1 from the
+// caller's exp reduction and polynomial, sc = 2^k (k <= 0): m = (2^k - 1) +
+// 2^k u as a pair mh + ml (Fast2Sum: 2^k - 1 is 0 or at least 1/2 in
+// magnitude, |2^k u| < 1/4; 2^k ue and 2^k - 1's own rounding error, nonzero
+// where k is below -(significand bits), in the tail); 2 + m likewise; the
+// quotient by one reciprocal whose error the exact fma residual removes.
+template <class T> TG_MATH_INLINE T tanh_finish(T sc, T u, T ue) {
+  T sm1 = sc - T(1), su = sc * u;
+  T sm1e = (T(-1) - sm1) + sc;  // exact (Fast2Sum)
+  T mh = sm1 + su;
+  T ml = ((sm1 - mh) + su) + (sc * ue + sm1e);
+  T dh = T(2) + mh;
+  T dl = ((T(2) - dh) + mh) + ml;
+  T inv = T(1) / dh;
+  T q = -mh * inv;
+  return tg_fma((tg_fma(q, dh, mh) + ml) + q * dl, -inv, q);  // -(mh + ml) / (dh + dl)
+}
+
+// tanh in double: tanh_finish with exp_dd's reduction and polynomial (no
+// separate rational function near 0: Cephes' below 0.625, plus exp_dd's whole
+// scaling, was the form before). |x| capped at 19.5, where tanh rounds to 1.
 TG_MATH_INLINE double tanh_f64(double x) {
-  const double P0 = -9.64399179425052238628e-1, P1 = -9.92877231001918586564e1, P2 = -1.61468768441708447952e3;
-  const double Q0 = 1.12811678491632931402e2, Q1 = 2.23548839060100448583e3, Q2 = 4.84406305325125486048e3;
+  const double inv_ln2 = 1.442695040888963407359924681001892137426645954152985934135449406931;
+  const double ln2_hi = .69314718055966295651160180568695068359375, ln2_lo = .28235290563031577122588448175013436025525412068e-12;
   double a = x < 0 ? -x : x;
-  a = a > 22.0 ? 22.0 : a;
-  double z = a * a;
-  double e_lo;
-  double e = exp_dd(2.0 * a, &e_lo);
-  double s = e + 1.0;
-  double s_lo = ((e - s) + 1.0) + e_lo;  // Fast2Sum (e >= 1) plus exp's tail
-  bool small = a < 0.625;
-  double num = small ? z * tg_fma(tg_fma(P0, z, P1), z, P2) : 2.0;
-  double den = small ? tg_fma(tg_fma(z + Q0, z, Q1), z, Q2) : s;
-  double den_lo = small ? 0.0 : s_lo;
-  double inv = 1.0 / den;
-  double q0 = num * inv;
-  double q = tg_fma(tg_fma(-q0, den, num) - q0 * den_lo, inv, q0);  // num / (den + den_lo)
-  double t = small ? tg_fma(a, q, a) : 1.0 - q;
+  a = a > 19.5 ? 19.5 : a;
+  double c = -2.0 * a;
+  double kd = tg_fma(c, inv_ln2, kTgShifter) - kTgShifter;
+  double sh = tg_fma(kd, -ln2_hi, c);  // exact (exp_dd)
+  double s = tg_fma(kd, -ln2_lo, sh);
+  double q = exp_poly(s, tg_fma(kd, -ln2_lo, sh - s));  // e^s - 1 - s
+  double u = s + q;
+  double t = tanh_finish(tg_pow2i(kd), u, (s - u) + q);  // (Fast2Sum: |s| >= |q|)
   double r = x < 0 ? -t : t;
   r = x == 0.0 ? x : r;  // keeps -0
   return x != x ? x : r;
