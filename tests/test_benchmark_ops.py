@@ -139,3 +139,11 @@ def test_rows_keep_the_measured_times_and_report_the_floor():
     (row,) = bench.run([case], (0,), ["float64"], ["eval"], [1], 1e-4, 1, progress=False)
     assert row["floor"] > 0 and row["tapegrad"] > 0 and row["torch"] > 0
     assert row["ratio"] == row["tapegrad"] / row["torch"]
+
+
+def test_method_rows_call_the_method_as_written():
+    """`v.exp()`'s row is `lambda x: x.exp()` on each side (no getattr call in the timed loop)."""
+    for c in CASES:
+        if c.kind == "method" and c.name == f"v.{c.op}()":
+            for lib in ("tapegrad", "numpy") if c.op in ("sum", "mean", "max", "min") else ("tapegrad",):
+                assert c.calls[lib].__code__.co_names == (c.op,), (c.name, lib)
