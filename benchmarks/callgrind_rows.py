@@ -52,6 +52,17 @@ ROWS = [
     ("(loop alone)", "pass", ""),
     ("ops.py's call of f(x) = x", "call()", "f = lambda x: x; args = [1.0]; call = lambda: f(*args)"),
     ("numpy a.item()", "a.item()", "a = r(())"),
+    # benchmarks/ops.py's loop since h75: the row's call written in the loop, `f(x)` (CPython 3.11
+    # inlines the Python frame of a lambda called with exact arguments; a star-call it does not)
+    ("ops.py's loop: f(x) = x", "f(x)", "f = lambda x: x; x = 1.0"),
+    ("ops.py's loop: v.item()", "f(v)", "f = lambda x: x.item(); v = V(r(()))"),
+    ("ops.py's loop: float(v)", "f(v)", "f = float; v = V(r(()))"),
+    ("ops.py's loop: np.asarray(v) 16", "f(v)", "f = np.asarray; v = V(r(16))"),
+    # PyTorch's side of the same rows (skipped when torch is not installed)
+    ("torch t.item()", "t.item()", "import torch; torch.set_num_threads(1); t = torch.tensor(r(()))"),
+    ("torch float(t)", "float(t)", "import torch; t = torch.tensor(r(()))"),
+    ("torch np.asarray(t) 16", "np.asarray(t)", "import torch; t = torch.tensor(r(16))"),
+    ("torch ops.py's loop: t.item()", "f(t)", "import torch; f = lambda x: x.item(); t = torch.tensor(r(()))"),
 ]
 
 CHILD = r'''
@@ -66,7 +77,10 @@ rows = json.loads(sys.argv[1])
 fns = []
 for name, stmt, setup in rows:
     ns = dict(tg=tg, np=np, V=V, r=r)
-    exec(setup, ns)
+    try:
+        exec(setup, ns)
+    except ImportError:  # (a PyTorch row without torch: counted as the loop alone)
+        ns, stmt = dict(), "pass"
     exec("def run(n):\n    for _ in range(n):\n        " + stmt + "\n", ns)
     ns["run"](100)  # warm-up
     fns.append(ns["run"])
@@ -98,8 +112,9 @@ def main():
                 txt = f.read()
             m = re.search(r"^(?:summary|totals):\s+(\d+)", txt, re.M)
             totals.append(int(m.group(1)) if m else 0)
-    # dump 1: before the first row (import etc.); then per row: 1,000 loop, 10,000 loop.
-    per = totals[1:]
+    # the last two dumps per row: its 1,000 loop, its 10,000 loop (counted from the end: whatever
+    # the imports dump before the first row does not shift them)
+    per = totals[-2 * len(ROWS):]
     res = {}
     for i, (name, stmt, _) in enumerate(ROWS):
         a, b = per[2 * i], per[2 * i + 1]

@@ -27,7 +27,14 @@ gradients cleared (its share of a training step). Conversion rows
 that cannot record (`float(v)`, `np.asarray(v)`, ...) have only `eval`.
 Each time is the best of R repeats of a loop that runs >= T seconds
 (`--quick`: shorter); tapegrad, PyTorch and NumPy run one after another on
-the same row so a load change hits all three. NumPy has no `grad` mode,
+the same row so a load change hits all three. A row that is one call is
+timed as that call written in the loop (`for _ in repeat(None, n): f(a, b)`,
+no wrapper function in between); a grad row as its closure (op, backward,
+gradients cleared). No harness floor is subtracted: the JSON keeps what the
+loop measured, and each row's `floor` field (also in the header) is the
+same loop around an identity Python function, what a row written as
+`lambda x: x.item()` pays besides its body, at 0-d a large part of both
+libraries' times. NumPy has no `grad` mode,
 except on the BLAS/LAPACK-bound rows (BLAS_BOUND below): there its column
 runs the forward and the VJP's products and solves written by hand, and the
 line shows tg/np.
@@ -36,7 +43,9 @@ Threads: tapegrad.set_num_threads, torch.set_num_threads and threadpoolctl
 (NumPy's BLAS), at 1 and at os.cpu_count().
 """
 import argparse
+import functools
 import gc
+import itertools
 import json
 import math
 import os
@@ -158,6 +167,13 @@ def numpy_fn(name, entry):
     return getattr(np, entry["numpy"][0]) if entry["numpy"] else None
 
 
+def _method(name):
+    """`lambda x: x.name()`, written out: the call a user writes (`getattr(x, name)()` added a
+    builtin call and a bound-method object, ~40 ns a call on both sides)."""
+    assert name.isidentifier()
+    return eval(f"lambda x: x.{name}()")
+
+
 def _calls(name, entry, method=None):
     """tapegrad's function (or method), PyTorch's and NumPy's twins."""
     import tapegrad
@@ -180,9 +196,8 @@ def op_cases(ops):
             out.append(Case(name, name, "op", inp, _calls(name, e)))
             if e["method"]:
                 out.append(Case(f"v.{name}()", name, "method", inp,
-                                dict(_calls(name, e), tapegrad=(lambda nm: lambda x: getattr(x, nm)())(name),
-                                     torch=(lambda nm: lambda x: getattr(x, nm)() if nm != "softplus" else
-                                            torch_fn(nm)(x))(name))))
+                                dict(_calls(name, e), tapegrad=_method(name),
+                                     torch=_method(name) if name != "softplus" else torch_fn(name))))
             continue
         if name in BUILDERS:
             for case in BUILDERS[name](name, e):
@@ -262,10 +277,10 @@ def _reduction(name, e):
     out.append(Case(f"{name}(X, axis=-1)", name, "op", lambda n, rng: [draw(square(n), "real", rng)],
                     {k: (lambda f: lambda x: f(x, axis=-1))(f) for k, f in c.items()}))
     if e["method"]:
-        tm = {"tapegrad": (lambda nm: lambda x: getattr(x, nm)())(name),
-              "torch": (lambda nm: lambda x: getattr(x, nm)() if nm in ("sum", "mean") else
-                        getattr(x, "a" + nm)(dim=tuple(range(x.dim()))))(name),
-              "numpy": (lambda nm: lambda x: getattr(x, nm)())(name)}
+        tm = {"tapegrad": _method(name),
+              "torch": _method(name) if name in ("sum", "mean") else
+              (lambda nm: lambda x: getattr(x, "a" + nm)(dim=tuple(range(x.dim()))))(name),
+              "numpy": _method(name)}
         out.append(Case(f"v.{name}()", name, "method", lambda n, rng: [draw(vec(n), "real", rng)], tm))
     return out
 
@@ -464,7 +479,7 @@ def conversion_cases():
         Case("next(iter(v))", "", "convert", v1, {k: lambda x: next(iter(x)) for k in ident}, sizes=small,
              backward=False),
         Case("float(v)", "", "convert", one, {k: float for k in ident}, sizes=(0,), modes=("eval",)),
-        Case("v.item()", "", "convert", one, {k: lambda x: x.item() for k in ident}, sizes=(0,), modes=("eval",)),
+        Case("v.item()", "", "convert", one, {k: _method("item") for k in ident}, sizes=(0,), modes=("eval",)),
         Case("np.asarray(v)", "", "convert", v1, {k: np.asarray for k in ident}, sizes=(0, 16, 1024, 1 << 20),
              modes=("eval",)),
         Case("Variable(ndarray)", "", "convert", lambda n, rng: [Other(draw(vec(n), "real", rng))],
@@ -533,11 +548,11 @@ def prepare(case, lib, n, dtype, grad, rng_seed=0):
             return None
         out0 = case.calls["numpy"](*args)
         seed = np.ones(np.shape(out0), np_dt)
-        return lambda: f(seed, *args)
+        return functools.partial(f, seed, *args)
     if f is None:
         return None
     if not (grad and case.backward):
-        return lambda: f(*args)
+        return functools.partial(f, *args)  # (best_time calls f(*args) from its loop, no wrapper: see there)
     out0 = f(*args)
     # Both seeds contiguous, of the output's shape: torch.ones_like would keep
     # a transposed output's strides and hand PyTorch a free transpose.
@@ -555,20 +570,55 @@ def prepare(case, lib, n, dtype, grad, rng_seed=0):
     return run
 
 
+# The timing loops. A row that is one call (a functools.partial from
+# prepare) is timed as `f(a, b)` written in the loop itself, with the row's
+# arity: a wrapper `lambda: f(*args)` cost ~1,070 instructions a call (a
+# star-call, which CPython 3.11 does not inline, then a second frame), more
+# than `v.item()` or `float(v)` themselves and the same for every library,
+# so it pushed the 0-d ratios towards 1. Nothing is subtracted: the times
+# are what the loop measures. Other callables (the grad rows' op, backward
+# and clearing) are called as `fn()`.
+_LOOPS = {}
+for _k in range(6):
+    _a = ", ".join(f"a{i}" for i in range(_k))
+    exec(f"def _loop{_k}(n, f{', ' if _k else ''}{_a}):\n"
+         f"    for _ in itertools.repeat(None, n):\n"
+         f"        f({_a})\n", globals())
+    _LOOPS[_k] = globals()[f"_loop{_k}"]
+del _k, _a
+
+
+def timing_loop(fn):
+    """(loop, its arguments after the count): `loop(n, *rest)` calls the row n times."""
+    if isinstance(fn, functools.partial) and not fn.keywords and len(fn.args) in _LOOPS:
+        return _LOOPS[len(fn.args)], (fn.func, *fn.args)
+    return _LOOPS[0], (fn,)
+
+
 def best_time(fn, min_seconds, repeats):
     """Best over `repeats` of the per-call time of a loop lasting >= min_seconds."""
-    fn()
+    loop, rest = timing_loop(fn)
+    loop(1, *rest)
     t0 = time.perf_counter()
-    fn()
+    loop(1, *rest)
     one = time.perf_counter() - t0
     loops = max(1, int(min_seconds / max(one, 1e-8)))
     best = math.inf
     for _ in range(repeats):
         t0 = time.perf_counter()
-        for _ in range(loops):
-            fn()
+        loop(loops, *rest)
         best = min(best, (time.perf_counter() - t0) / loops)
     return best
+
+
+def harness_floor(min_seconds, repeats):
+    """The loop's time around an identity Python function of one argument (rows such as
+    `lambda x: x.item()` pay this plus their body): reported beside the table, not subtracted."""
+    return best_time(functools.partial(_identity, 1.0), min_seconds, repeats)
+
+
+def _identity(x):
+    return x
 
 
 def shapes_of(case, n):
@@ -610,6 +660,9 @@ def run(case_list, sizes, dtypes, modes, thread_counts, min_seconds, repeats, pr
     rows = []
     for threads in thread_counts:
         limiter = W.set_threads(threads)  # noqa: F841  (keep the BLAS limit in force)
+        floor = harness_floor(min_seconds, repeats)
+        if progress:
+            print(f"harness floor {threads}t: {us(floor)} µs (identity function through the timing loop)", flush=True)
         for case in case_list:
             gc.collect()  # (once per row: a collection with PyTorch loaded takes ~50 ms)
             for n in case.sizes:
@@ -625,7 +678,7 @@ def run(case_list, sizes, dtypes, modes, thread_counts, min_seconds, repeats, pr
                             times[lib] = None if fn is None else best_time(fn, min_seconds, repeats)
                         row = {"name": case.name, "op": case.op, "kind": case.kind, "n": n,
                                "shapes": shapes_of(case, n), "dtype": dtype, "mode": mode, "threads": threads,
-                               **times}
+                               **times, "floor": floor}
                         row["target"] = target_for(case, n, mode)
                         row["ratio"] = times["tapegrad"] / times["torch"] if times["torch"] else None
                         row["ratio_np"] = times["tapegrad"] / times["numpy"] if times["numpy"] else None
@@ -745,12 +798,15 @@ def main(argv=None):
     rows = run(case_list, sizes, dtypes, modes, thread_counts, min_seconds, repeats)
     elapsed = time.perf_counter() - started
     met = sum(r["pass"] for r in rows)
+    floors = {r["threads"]: r["floor"] for r in rows}
     print(f"\n{met} of {len(rows)} rows meet their target; {elapsed:.0f} s")
     header = (f"{len(rows)} timings ({met} meet their target) from `python benchmarks/ops.py"
               f"{' ' + ' '.join(argv if argv is not None else sys.argv[1:])}`, {time.strftime('%Y-%m-%d %H:%M')}, "
               f"load average at the end {os.getloadavg()[0]:.1f}; tapegrad {tapegrad.__version__}, PyTorch "
               f"{torch.__version__}, NumPy {np.__version__}. Times in µs, best of {repeats} loops of "
-              f">= {min_seconds * 1e3:.0f} ms.")
+              f">= {min_seconds * 1e3:.0f} ms, each row's call written in the loop (no wrapper; nothing subtracted); "
+              f"the loop around an identity Python function: "
+              f"{', '.join(f'{us(f)} µs at {t}t' for t, f in sorted(floors.items()))}.")
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"header": header, "rows": rows}, f, indent=1)

@@ -1,8 +1,10 @@
 """benchmarks/ops.py has a row for every spec op and Variable method (the row
 list only: timings are never asserted), and its rows run on each library."""
+import functools
 import importlib.util
 import json
 import os
+import sys
 
 import numpy as np
 import pytest
@@ -105,3 +107,43 @@ def test_numpy_grad_column_computes_the_same_gradients(name):
         np.testing.assert_allclose(v.grad.data, g, rtol=1e-10, atol=1e-12)
     fn = bench.prepare(case, "numpy", 16, "float32", grad=True)  # the runner times it
     assert fn is not None and fn()[0].dtype == np.float32
+
+
+def test_a_one_call_row_is_timed_as_the_call_itself():
+    """The timing loop calls the row's function with its arguments directly (no wrapper frame:
+    a `lambda: f(*args)` around it cost more than `v.item()` itself), once per iteration."""
+    callers = []
+
+    def f(a, b):
+        callers.append((sys._getframe(1).f_code.co_name, a, b))
+    loop, rest = bench.timing_loop(functools.partial(f, 1, 2))
+    loop(3, *rest)
+    assert callers == [("_loop2", 1, 2)] * 3
+    assert bench.best_time(functools.partial(f, 1, 2), 1e-4, 2) > 0
+    case = next(c for c in CASES if c.name == "v.item()")
+    for lib in ("tapegrad", "torch", "numpy"):
+        fn = bench.prepare(case, lib, 0, "float64", grad=False)
+        assert isinstance(fn, functools.partial) and fn.func is case.calls[lib] and len(fn.args) == 1
+
+
+def test_a_grad_row_is_timed_as_its_closure():
+    case = next(c for c in CASES if c.name == "exp")
+    fn = bench.prepare(case, "tapegrad", 16, "float64", grad=True)
+    loop, rest = bench.timing_loop(fn)
+    assert loop is bench._LOOPS[0] and rest == (fn,)
+
+
+def test_rows_keep_the_measured_times_and_report_the_floor():
+    """No floor is subtracted: the ratio is the two measured times; the floor is reported beside them."""
+    case = next(c for c in CASES if c.name == "v.item()")
+    (row,) = bench.run([case], (0,), ["float64"], ["eval"], [1], 1e-4, 1, progress=False)
+    assert row["floor"] > 0 and row["tapegrad"] > 0 and row["torch"] > 0
+    assert row["ratio"] == row["tapegrad"] / row["torch"]
+
+
+def test_method_rows_call_the_method_as_written():
+    """`v.exp()`'s row is `lambda x: x.exp()` on each side (no getattr call in the timed loop)."""
+    for c in CASES:
+        if c.kind == "method" and c.name == f"v.{c.op}()":
+            for lib in ("tapegrad", "numpy") if c.op in ("sum", "mean", "max", "min") else ("tapegrad",):
+                assert c.calls[lib].__code__.co_names == (c.op,), (c.name, lib)

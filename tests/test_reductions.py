@@ -286,3 +286,20 @@ def test_softmax_of_one_long_run_is_threaded_over_chunks(dtype):
         tol = 1e-6 if dtype == np.float32 else 1e-13
         np.testing.assert_allclose(got[0][0], want, rtol=tol, atol=tol * 1e-3, equal_nan=True)
         np.testing.assert_allclose(got[0][1], want_lp, rtol=tol, atol=4 * tol * 30, equal_nan=True)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_max_min_zero_ties_keep_the_first_lane(dtype, restore_isa):
+    """A tie of +0 and -0 gives the zero of the first of extremum_run's 32 lanes holding it (the lanes were
+    folded from lane 0; they are now combined pairwise, which alone would give lane 2's zero here), on
+    every ISA, as a row of softmax's shift and as a whole-array max/min."""
+    for isa in ISAS:
+        _core._set_isa(isa)
+        for first, second in ((0.0, -0.0), (-0.0, 0.0)):
+            for fill, fn in ((-1.0, tg.max), (1.0, tg.min)):
+                x = np.full(40, fill, dtype)
+                x[1], x[2] = first, second
+                got = fn(tg.Variable(x)).numpy()
+                assert got == 0 and np.signbit(got) == np.signbit(first), (isa, fn.__name__, first)
+                rows = fn(tg.Variable(np.stack([x, x])), axis=-1).numpy()
+                assert np.array_equal(np.signbit(rows), [np.signbit(first)] * 2), (isa, fn.__name__, first)

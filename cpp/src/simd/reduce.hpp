@@ -52,11 +52,25 @@ T extremum_run(const T* a, int64_t n) {
       m[k] = (Max ? x > m[k] : x < m[k]) ? x : m[k];
       u[k] = x != x ? T(1) : u[k];
     }
-  T r = init, nan = 0;
-  for (int k = 0; k < L; ++k) {
-    r = (Max ? m[k] > r : m[k] < r) ? m[k] : r;
-    nan += u[k];
-  }
+  // The lanes combined pairwise (a fold from lane 0 was a chain of 32
+  // dependent selects and adds: most of the time of a 32-element row, as
+  // in softmax over 32 classes). The value is order-free; only a tie of
+  // +0 and -0 can differ in bits, and then the fold's answer, the first
+  // lane holding the extremum, is looked up.
+  T t[L];
+  for (int k = 0; k < L; ++k) t[k] = m[k];
+  for (int w = L / 2; w >= 1; w /= 2)
+    for (int k = 0; k < w; ++k) {
+      t[k] = (Max ? t[k + w] > t[k] : t[k + w] < t[k]) ? t[k + w] : t[k];
+      u[k] += u[k + w];
+    }
+  T r = t[0], nan = u[0];
+  if (r == 0)
+    for (int k = 0; k < L; ++k)
+      if (m[k] == r) {
+        r = m[k];
+        break;
+      }
   for (; i < n; ++i) {
     const T x = a[i];
     r = (Max ? x > r : x < r) ? x : r;
