@@ -104,6 +104,31 @@ def test_binary_every_isa_same_bits_and_matches_reference(name, shapes, dtype, r
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("n", SIZES)
+@pytest.mark.parametrize("bounds", [(-0.5, 0.5), (None, 0.25), (-0.25, None), (0.0, 0.0), (-np.inf, np.inf)],
+                         ids=str)
+def test_clip_every_isa_and_thread_count_equals_numpy(n, dtype, bounds, restore_isa):
+    # the one-pass clip runs in the ISA loops (simd/loops.hpp clip_run): NumPy's values on each, NaN kept,
+    # infinities as np.clip gives them; the same bits on every ISA and thread count (where x == bound == +-0,
+    # the bound's zero, as the maximum/minimum kernels give, where NumPy keeps x's)
+    specials = np.array([np.nan, np.inf, -np.inf, 0.0, -0.0, 0.5, -0.5, 0.25], dtype=dtype)
+    x = np.concatenate([specials, np.random.default_rng(n).standard_normal(n).astype(dtype)])
+    want = np.clip(x, *bounds)
+    threads, first = tg.get_num_threads(), None
+    try:
+        for isa in ISAS:
+            _core._set_isa(isa)
+            for t in (1, 2):
+                tg.set_num_threads(t)
+                got = tg.clip(tg.Variable(x), *bounds).data
+                np.testing.assert_array_equal(got, want, err_msg=f"{isa}, {t} threads")
+                first = got if first is None else first
+                assert got.tobytes() == first.tobytes(), f"{isa}, {t} threads"
+    finally:
+        tg.set_num_threads(threads)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n", SIZES)
 def test_sum_every_isa_same_bits_and_close_to_numpy(n, dtype, restore_isa):
     x = np.random.default_rng(n).standard_normal((3, n)).astype(dtype)
     sums = {}

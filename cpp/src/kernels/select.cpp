@@ -3,8 +3,13 @@
 // bounds) are one pass over contiguous data, split across the thread pool
 // like the binary kernels; other broadcasts walk strides (nd_loop). Not in
 // simd/: these loops are selects and conversions, whose results do not
-// depend on the instruction set, so one compilation serves every ISA.
+// depend on the instruction set, so one compilation serves every ISA; the
+// one-pass clip is the exception (simd/loops.hpp clip_run: at SSE2's width
+// without a blend it was compute-bound).
+#include <type_traits>
+
 #include "kernels/common.hpp"
+#include "simd/isa.hpp"
 
 namespace tg::kern {
 
@@ -87,15 +92,11 @@ void clip_run(T* o, const T* x, T lo, T hi, bool has_lo, bool has_hi, int64_t n)
   }
   // With bounds that are numbers, clip_one is x <= lo ? lo : x then x >= hi ?
   // hi : x (a NaN x compares false and stays; a missing bound is an infinity,
-  // which changes no x): two compares and selects with no ||, which GCC makes
-  // a vector loop (clip_one's loop stayed scalar: 1M float32 1.6x PyTorch).
+  // which changes no x): two compares and selects, the ISA loops' clip_run.
   const T inf = T(__builtin_inf());
   const T l = has_lo ? lo : -inf, h = has_hi ? hi : inf;
-  for (int64_t i = 0; i < n; ++i) {
-    T v = x[i];
-    v = v <= l ? l : v;
-    o[i] = v >= h ? h : v;
-  }
+  if constexpr (std::is_same_v<T, float>) isa().clip_f32(o, x, n, l, h);
+  else isa().clip_f64(o, x, n, l, h);
 }
 
 // The bounds are single elements (0-d, or any shape of one element that

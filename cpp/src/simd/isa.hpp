@@ -23,6 +23,8 @@ struct IsaKernels {
   void (*sgd_f64)(double*, const double*, double*, int64_t, double, double, double, bool);
   void (*adam_f32)(float*, const float*, float*, float*, int64_t, const AdamScalars<float>&);
   void (*adam_f64)(double*, const double*, double*, double*, int64_t, const AdamScalars<double>&);
+  void (*clip_f32)(float*, const float*, int64_t, float, float);  // bounds: numbers (+-inf if absent)
+  void (*clip_f64)(double*, const double*, int64_t, double, double);
 };
 
 // The table in use: AVX-512 (F/DQ/VL/BW) when the CPU has it, else AVX2+FMA,
@@ -58,5 +60,7 @@ extern const IsaKernels kAvx512Kernels;
                           &TG_ISA::sgd_run<float>,                                             \
                           &TG_ISA::sgd_run<double>,                                            \
                           &TG_ISA::adam_run<float>,                                            \
-                          &TG_ISA::adam_run<double>};                                          \
+                          &TG_ISA::adam_run<double>,                                           \
+                          &TG_ISA::clip_run<float>,                                            \
+                          &TG_ISA::clip_run<double>};                                          \
   }
