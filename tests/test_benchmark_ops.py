@@ -85,10 +85,15 @@ def test_row_runs_and_agrees(case):
 def test_blas_bound_rows_exist_and_are_held_to_numpy():
     names = {c.name for c in CASES}
     assert set(bench.BLAS_BOUND) <= names and bench.HELD_TO_NUMPY <= set(bench.BLAS_BOUND)
+    assert bench.HELD_TO_NUMPY_EVAL <= set(bench.BLAS_BOUND) and not bench.HELD_TO_NUMPY_EVAL & bench.HELD_TO_NUMPY
     for c in CASES:
         if c.name in bench.HELD_TO_NUMPY:
             assert bench.target_for(c, 1 << 20, "grad").startswith("BLAS")
             assert not bench.target_for(c, 16, "grad").startswith("BLAS")
+        if c.name in bench.HELD_TO_NUMPY_EVAL:  # one LAPACK call when not recording; several with the VJP
+            assert bench.target_for(c, 1 << 20, "eval").startswith("BLAS")
+            assert not bench.target_for(c, 1 << 20, "grad").startswith("BLAS")
+            assert not bench.target_for(c, 16, "eval").startswith("BLAS")
 
 
 @pytest.mark.parametrize("name", sorted(bench.BLAS_BOUND))
