@@ -36,19 +36,15 @@ import subprocess
 import sys
 import tempfile
 
-CHILD = r"""
-import sys
-system, mode, reps = sys.argv[1], sys.argv[2], int(sys.argv[3])
-if system == "tapegrad":
-    import tapegrad as eng
-    def leaf():
-        return eng.Variable(0.5, requires_grad=mode != "nograd")
-else:
-    import torch as eng
-    def leaf():
-        return eng.tensor(0.5, dtype=eng.float64, requires_grad=mode != "nograd")
-eng.set_num_threads(1)
-tanh = eng.tanh
+# One run of the chain (OPS_PER_RUN ops), given the globals `leaf` (makes
+# the start value: LEAF's expression), `tanh` and `mode`.
+# benchmarks/hooks_ab/ab.py runs the same text, so its A/B measures the
+# chain reported here.
+LEAF = {
+    "tapegrad": 'eng.Variable(0.5, requires_grad=mode != "nograd")',
+    "torch": 'eng.tensor(0.5, dtype=eng.float64, requires_grad=mode != "nograd")',
+}
+CHAIN_RUN = r"""
 def run():
     y = leaf()
     for _ in range(250):
@@ -58,6 +54,21 @@ def run():
         y = y - 0.001
     if mode == "fwdbwd":
         y.backward()
+"""
+
+CHILD = r"""
+import sys
+system, mode, reps = sys.argv[1], sys.argv[2], int(sys.argv[3])
+if system == "tapegrad":
+    import tapegrad as eng
+    def leaf():
+        return """ + LEAF["tapegrad"] + r"""
+else:
+    import torch as eng
+    def leaf():
+        return """ + LEAF["torch"] + r"""
+eng.set_num_threads(1)
+tanh = eng.tanh""" + CHAIN_RUN.rstrip("\n") + r"""
 for _ in range(reps + 1):  # one warm-up run
     run()
 """

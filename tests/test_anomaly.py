@@ -141,3 +141,34 @@ def test_engines_raise_for_the_same_op():
                 program(e).backward()
         msgs.append(str(info.value).split(" produced")[0])
     assert msgs[0] == msgs[1] == "detect_anomaly: the backward of 'sqrt'"
+
+
+@pytest.mark.parametrize("e", ENGINES)
+@pytest.mark.parametrize("setting", ["no_grad", "no input requires grad", "listed inputs", "a list of inputs"])
+def test_forward_is_checked_whatever_records(e, setting):
+    # Recording (grad mode on, anomaly mode off) is the C++ ops' one-compare
+    # path; every other mode byte takes the out-of-line path, which must
+    # still record the node and check the forward result, for ops listing
+    # their inputs and ops given a list (concatenate).
+    x = e.Variable(np.array([1.0, 0.0]), requires_grad=setting != "no input requires grad")
+    with e.detect_anomaly():
+        if setting == "no_grad":
+            with e.no_grad():
+                with pytest.raises(RuntimeError, match="forward of 'log'"):
+                    e.log(x)
+                assert not e.log(x + 1.0).requires_grad
+        elif setting == "a list of inputs":
+            y = e.concatenate([x, x * 2.0])
+            assert y.requires_grad  # the node was recorded on the out-of-line path
+            y.sum().backward()
+            np.testing.assert_allclose(x.grad, [3.0, 3.0])
+            with pytest.raises(RuntimeError, match="forward of 'concat"):
+                e.concatenate([x, e.Variable(np.array([np.nan]))])
+        else:
+            with pytest.raises(RuntimeError, match="forward of 'log'"):
+                e.log(x)
+            y = e.log(x + 1.0)
+            assert y.requires_grad == (setting == "listed inputs")
+            if y.requires_grad:
+                y.sum().backward()
+                np.testing.assert_allclose(x.grad, [0.5, 1.0])

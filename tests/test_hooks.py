@@ -337,3 +337,41 @@ def test_hooks_agree_with_pytorch():
     assert sorted(o1) == sorted(o2)
     np.testing.assert_allclose(ga1, ga2, rtol=1e-12)
     np.testing.assert_allclose(gb1, gb2, rtol=1e-12)
+
+
+def test_hook_flags_survive_new_graphs_and_retain_grad():
+    # The C++ engine keeps a leaf's "has hooks" flag in the word of its weak
+    # reference to its AccumulateGrad node, and a node's in the word of its
+    # weak reference to a retained output: a hook registered before the leaf
+    # is used, then used by graph after graph (each with a new AccumulateGrad
+    # node), and a non-leaf hooked before and after retain_grad(), must keep
+    # firing; the Variables must free their hooks when they go.
+    import weakref
+
+    calls = []
+
+    class Hook:
+        def __init__(self, tag):
+            self.tag = tag
+
+        def __call__(self, g):
+            calls.append(self.tag)
+
+    x = tg.Variable(np.array([1.0, 2.0]), requires_grad=True)
+    leaf_hook = Hook("leaf")
+    x.register_hook(leaf_hook)
+    for step in range(3):
+        h = x * 3.0
+        h.register_hook(Hook("before retain"))
+        h.retain_grad()
+        h.register_hook(Hook("after retain"))
+        tg.tanh(h).sum().backward()
+        assert h.grad is not None
+        assert calls == ["before retain", "after retain", "leaf"], (step, calls)
+        calls.clear()
+        del h
+        gc.collect()
+    alive = weakref.ref(leaf_hook)
+    del leaf_hook, x
+    gc.collect()
+    assert alive() is None

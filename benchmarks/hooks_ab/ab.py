@@ -8,16 +8,18 @@ both Release -O3 as the editable install builds them:
   as built      this work tree (uncommitted edits included), built in build/dev
                 (the editable install's build directory, brought up to date here);
   compiled out  a copy of this work tree with nohooks.patch applied (no has_extra
-                flags, the Recorder testing the grad bit alone, the sweeps without
+                flag bits in the weak references, the Recorder testing the grad
+                bit alone, the sweeps without
                 hook and anomaly tests, registration raising; the Ctrl-C check
                 kept), built in --work (kept between runs: only what changed is
                 recompiled).
 
 Each build's unstripped _core is imported in one process that runs the chain of
-benchmarks/callgrind_chain.py (y*1.0001, y+0.01, tanh, y-0.001; 1,000 ops a run)
-under `valgrind --tool=callgrind --dump-before=getppid` (PYTHONHASHSEED=0, 1
-thread, TAPEGRAD_ISA=avx2): import and two warm-up runs of each mode, a dump, N
-fwdbwd runs, a dump, N nograd runs, a dump. Per op = a part's count / (N x
+benchmarks/callgrind_chain.py (its CHAIN_RUN text: y*1.0001, y+0.01, tanh,
+y-0.001; 1,000 ops a run) under `valgrind --tool=callgrind --dump-before=getppid`
+(PYTHONHASHSEED=0, 1 thread, TAPEGRAD_ISA=avx2): import and two warm-up runs of
+each mode, a dump, N fwdbwd runs, a dump, N nograd runs, a dump, N nograd runs
+inside no_grad() (grad mode off: nothing records), a dump. Per op = a part's count / (N x
 1,000), nothing subtracted. tapegrad's C++ = self cost in tg::, tgpy::,
 pybind11:: (callgrind_annotate --inclusive=no); whole process = every
 instruction of the part.
@@ -42,8 +44,11 @@ ROOT = subprocess.run(["git", "-C", HERE, "rev-parse", "--show-toplevel"], captu
                       check=True).stdout.strip()
 PATCH = os.path.join(HERE, "nohooks.patch")
 
-# The chain is callgrind_chain.py's (keep the two in step), run in one process
-# with dumps between the phases instead of two processes subtracted.
+sys.path.insert(0, os.path.dirname(HERE))
+from callgrind_chain import CHAIN_RUN, LEAF, OPS_PER_RUN  # noqa: E402  (the chain callgrind_chain.py reports)
+
+# That chain, run in one process with dumps between the phases instead of two
+# processes subtracted.
 CHILD = r"""
 import os, sys
 stage, runs = sys.argv[1], int(sys.argv[2])
@@ -56,24 +61,25 @@ import tapegrad as eng
 assert eng.__file__.startswith(stage), eng.__file__
 eng.set_num_threads(1)
 tanh = eng.tanh
-def run(mode):
-    y = eng.Variable(0.5, requires_grad=mode != "nograd")
-    for _ in range(250):
-        y = y * 1.0001
-        y = y + 0.01
-        y = tanh(y)
-        y = y - 0.001
-    if mode == "fwdbwd":
-        y.backward()
+def leaf():
+    return """ + LEAF["tapegrad"] + CHAIN_RUN + r"""
 for _ in range(2):
-    run("fwdbwd"); run("nograd")
+    for mode in ("fwdbwd", "nograd"):
+        run()
+    with eng.no_grad():
+        run()
 os.getppid()  # dump: import and warm-up
-for _ in range(runs): run("fwdbwd")
+mode = "fwdbwd"
+for _ in range(runs): run()
 os.getppid()  # dump: fwdbwd
-for _ in range(runs): run("nograd")
+mode = "nograd"
+for _ in range(runs): run()
 os.getppid()  # dump: nograd
+with eng.no_grad():
+    for _ in range(runs): run()
+os.getppid()  # dump: nograd inside no_grad()
 """
-OPS_PER_RUN = 1000
+MODES = ("fwdbwd", "nograd", "no_grad()")  # the dumps after the warm-up's, in order
 
 
 def sh(cmd, **kw):
@@ -173,11 +179,11 @@ def measure(stage_dir, runs, out_dir):
     if r.returncode != 0:
         sys.exit(f"callgrind run failed:\n{r.stderr[-3000:]}")
     parts = sorted(glob.glob(out + ".*"), key=lambda p: int(p.rsplit(".", 1)[1]))
-    if len(parts) < 3:
-        sys.exit(f"expected 3 dumps, got {parts}")
+    if len(parts) < 1 + len(MODES):
+        sys.exit(f"expected {1 + len(MODES)} dumps, got {parts}")
     per_op = OPS_PER_RUN * runs
     res = {}
-    for mode, path in (("fwdbwd", parts[1]), ("nograd", parts[2])):
+    for mode, path in zip(MODES, parts[1:]):
         total, tg = self_cost(path)
         res[mode, "tapegrad's C++"] = tg / per_op
         res[mode, "whole process"] = total / per_op
@@ -207,7 +213,7 @@ def main():
     print(f"\nInstructions per op ({head}; callgrind, {args.runs} runs of {OPS_PER_RUN:,} ops per mode):\n")
     print("| per op | compiled out | as built | cost |")
     print("|---|---|---|---|")
-    for mode in ("fwdbwd", "nograd"):
+    for mode in MODES:
         for part in ("tapegrad's C++", "whole process"):
             a, b = results["compiled out"][mode, part], results["as built"][mode, part]
             print(f"| {mode}, {part} | {a:,.1f} | {b:,.1f} | {b - a:+,.1f} ({(b - a) / a * 100:+.2f}%) |")

@@ -146,7 +146,7 @@ struct RemovableHandle {
 template <class Obj>
 std::shared_ptr<PyHooks> hooks_for(Obj& obj, const Var& v) {
   std::shared_ptr<VariableHooks>& slot = extra_make(&obj).hooks;
-  obj.has_extra = true;
+  set_has_extra(obj);
   if (!slot) {
     auto h = std::make_shared<PyHooks>();
     h->what = "a Variable of shape " + shape_str(v->shape()) + " " + dtype_name(v->dtype());

@@ -129,11 +129,11 @@ void extra_drop(const void* key) noexcept {
   }
 }
 
-static const Extra* extra_of(const Node& n) { return n.has_extra ? extra_find(&n) : nullptr; }
+static const Extra* extra_of(const Node& n) { return has_extra(n) ? extra_find(&n) : nullptr; }
 
 void anomaly_annotate(Node& n, const std::vector<const VariableImpl*>& inputs, const std::string& where) {
   Extra& e = extra_make(&n);
-  n.has_extra = true;
+  set_has_extra(n);
   e.recorded_at = where;
   for (const VariableImpl* v : inputs) {
     if (!e.inputs.empty()) e.inputs += ", ";
@@ -145,16 +145,12 @@ template <class In>
 static void anomaly_recorded_impl(const char* op, const VariableImpl& out, Node* node, const In* inputs, size_t n) {
   std::vector<const VariableImpl*> ins;
   for (size_t i = 0; i < n; ++i) {
-    if constexpr (std::is_same_v<In, const VariableImpl*>) ins.push_back(inputs[i]);
-    else if constexpr (std::is_pointer_v<In>) ins.push_back(inputs[i]->get());
+    if constexpr (std::is_pointer_v<In>) ins.push_back(inputs[i]->get());
     else ins.push_back(inputs[i].get());
   }
   const std::string where = anomaly_location();
   anomaly_check_forward(op, out, ins, where);
   if (node) anomaly_annotate(*node, ins, where);
-}
-void anomaly_recorded(const char* op, const VariableImpl& out, Node* node, const VariableImpl* const* inputs, size_t n) {
-  anomaly_recorded_impl(op, out, node, inputs, n);
 }
 void anomaly_recorded(const char* op, const VariableImpl& out, Node* node, const Var* const* inputs, size_t n) {
   anomaly_recorded_impl(op, out, node, inputs, n);
@@ -208,7 +204,7 @@ thread_local std::unique_ptr<DeleteQueue> tl_delete_queue_owner;
 }  // namespace
 
 Node::~Node() {
-  if (__builtin_expect(has_extra, 0)) extra_drop(this);
+  if (__builtin_expect(retained.word() != 0, 0) && retained.drop()) extra_drop(this);
   if (next.size() == 1) {
     // A chain (the common case): walk it, taking each dying node's edge
     // before it dies, so its own destructor finds nothing to free. Stops at
@@ -293,6 +289,13 @@ Var Node::jvp(const Grads&, int) {
 // Guards the lazy creation of leaves' AccumulateGrad nodes: a create_graph
 // sweep (no GIL) and a forward op in another thread may both reach a leaf.
 static SpinLock g_acc_lock;  // (every op on a leaf takes it: spin_lock.hpp)
+
+// (grad_edge_slow writes grad_acc, whose word holds the flag, under the lock
+// and without the GIL.)
+void set_has_extra(VariableImpl& v) {
+  std::lock_guard<SpinLock> lock(g_acc_lock);
+  v.grad_acc.set_flag();
+}
 
 NodeRef grad_edge_slow(const Var& v) {
   if (!v->requires_grad) return nullptr;
@@ -681,9 +684,9 @@ static VariableHooks* hooks_of(const void* key, bool flag) {
 static VariableHooks* hooks_at(const Node* n) {
   if (n->is_accumulator()) {
     const VariableImpl* v = static_cast<const AccumulateGrad*>(n)->variable.get();
-    return hooks_of(v, v->has_extra);
+    return hooks_of(v, has_extra(*v));
   }
-  return hooks_of(n, n->has_extra);
+  return hooks_of(n, has_extra(*n));
 }
 
 // The reverse sweep, compiled twice: kMayHook false is the sweep of nearly

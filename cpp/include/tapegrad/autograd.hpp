@@ -82,21 +82,19 @@ inline std::atomic<int64_t> g_live_hooks{0};
 struct VariableImpl {
   Tensor data;
   bool requires_grad = false;
-  // Bits of one byte: make_ref stores one zero byte for both, as it did for
-  // retains_grad alone (two zero bytes were a 16-bit store and an xor more
-  // per Variable).
-  bool retains_grad : 1;
-  bool has_extra : 1;  // has an entry in the side table of Extra (a leaf's hooks)
-  NodeRef grad_fn;         // the op that produced it; null for leaves
-  WeakRef<Node> grad_acc;  // a leaf's AccumulateGrad node, while a graph uses it
+  bool retains_grad = false;
+  NodeRef grad_fn;  // the op that produced it; null for leaves
+  // A leaf's AccumulateGrad node, while a graph uses it; its flag bit is
+  // has_extra (an entry in the side table of Extra: a leaf's hooks), so the
+  // destructor's one test of this word covers both.
+  WeakRef<Node> grad_acc;
   Var grad;                // accumulated gradient (a Variable: create_graph makes it differentiable)
   // The bindings' Python object for this Variable while one is alive (not
   // owned; set and cleared with the GIL held). Returning a Variable to
   // Python finds its object here instead of in a global registry.
   void* py_object = nullptr;
 
-  explicit VariableImpl(Tensor&& t, bool rg = false)
-      : data(std::move(t)), requires_grad(rg), retains_grad(false), has_extra(false) {}
+  explicit VariableImpl(Tensor&& t, bool rg = false) : data(std::move(t)), requires_grad(rg) {}
   inline ~VariableImpl();
   VariableImpl(const VariableImpl&) = delete;
   VariableImpl& operator=(const VariableImpl&) = delete;
@@ -152,7 +150,7 @@ Extra& extra_make(const void* key);
 Extra* extra_find(const void* key);
 void extra_drop(const void* key) noexcept;
 inline VariableImpl::~VariableImpl() {
-  if (__builtin_expect(has_extra, 0)) extra_drop(this);
+  if (__builtin_expect(grad_acc.word() != 0, 0) && grad_acc.drop()) extra_drop(this);
 }
 
 // Sequence numbers of nodes, in creation (= execution) order.
@@ -163,9 +161,10 @@ struct Node {
   Shape out_shape;                          // shape of the op's output
   SmallVec<NodeRef, 2> next;       // one edge per input; null: needs no grad
   SmallVec<Saved, 3> saved;
-  WeakRef<VariableImpl> retained;  // output Variable that called retain_grad()
+  // The output Variable that called retain_grad(); its flag bit is has_extra
+  // (an entry in the side table of Extra), tested with the word by ~Node.
+  WeakRef<VariableImpl> retained;
   bool released = false;
-  bool has_extra = false;  // has an entry in the side table of Extra
   // Scratch space of the sweep that is visiting this node: its position in
   // the sweep's tape, and the edge (or root) the sweep reached it through.
   // Node::get needs an owning pointer to the node itself under create_graph,
@@ -248,6 +247,14 @@ struct Node {
   }
 };
 
+// has_extra: the object has an entry in the side table of Extra (kept in a
+// flag bit of grad_acc / retained, see there). Set once, never cleared
+// while the object lives.
+inline bool has_extra(const VariableImpl& v) { return v.grad_acc.flag(); }
+inline bool has_extra(const Node& n) { return n.retained.flag(); }
+void set_has_extra(VariableImpl& v);  // (under the lock that guards grad_acc)
+inline void set_has_extra(Node& n) { n.retained.set_flag(); }
+
 struct AccumulateGrad final : Node {
   Var variable;
   explicit AccumulateGrad(Var v) : variable(std::move(v)) {
@@ -279,9 +286,7 @@ void anomaly_check_forward(const char* op, const VariableImpl& out, const std::v
                            const std::string& where);
 void anomaly_annotate(Node& n, const std::vector<const VariableImpl*>& inputs, const std::string& where);
 // Recorder's anomaly step, after the op's node (null when none) was made:
-// the forward check, then the node's notes. Out of line and given no
-// Recorder, so that the op's own code keeps one path.
-void anomaly_recorded(const char* op, const VariableImpl& out, Node* node, const VariableImpl* const* inputs, size_t n);
+// the forward check, then the node's notes.
 void anomaly_recorded(const char* op, const VariableImpl& out, Node* node, const Var* const* inputs, size_t n);
 void anomaly_recorded(const char* op, const VariableImpl& out, Node* node, const Var* inputs, size_t n);
 
@@ -303,7 +308,8 @@ struct OpNode final : Node {
   typename Rule::Attrs attrs{};
   // User-provided: make_ref's value-initialization (new T()) would otherwise
   // zero the whole node before constructing it.
-  OpNode() { has_attr_release = rule_has_release<Rule>::value; }
+  // (always_inline: Recorder::record makes it at two sites.)
+  __attribute__((always_inline)) OpNode() { has_attr_release = rule_has_release<Rule>::value; }
   const char* name() const override { return Rule::name; }
   Grads vjp(const Var& grad) override { return Rule::vjp(*this, grad); }
   Var jvp(const Grads& tangents, int nb) override { return Rule::jvp(*this, tangents, nb); }
@@ -340,42 +346,73 @@ struct Recorder {
   template <class Inputs>
   __attribute__((always_inline)) void init(Tensor&& value, const Inputs& inputs) {
     out = make_var(std::move(value));
-    if (const uint8_t m = t_modes) {  // (not recording: this one test, as before anomaly mode existed)
-      if (m & kGradMode) record(inputs);
-      if (__builtin_expect(m & kAnomalyMode, 0)) anomaly_step(inputs);
-    }
+    // Recording without anomaly mode (nearly every op) is one compare of the
+    // byte, as it is with anomaly mode compiled out; no_grad tests it once
+    // more, anomaly mode goes out of line.
+    const uint8_t m = t_modes;
+    if (__builtin_expect(m == kGradMode, 1))
+      node = record(out.get(), inputs);
+    else if (__builtin_expect(m != 0, 0))
+      node = unusual(out.get(), inputs, m);
   }
   // The inputs' addresses are copied here, in the cold branch: handing the
   // op's braced list itself to a function made it live in memory on every
   // op's path (a store, and loads instead of a register). Inline, so that
   // the list stays the op's own.
-  __attribute__((always_inline)) void anomaly_step(std::initializer_list<const Var*> inputs) {
-    const VariableImpl* ins[kListed];
+  // (The cold functions are given the output's raw pointer, not the
+  // Recorder: its address escaping kept the Recorder in memory on the
+  // op's path.)
+  static __attribute__((always_inline)) OpNode<Rule>* unusual(VariableImpl* o, std::initializer_list<const Var*> inputs,
+                                                             uint8_t m) {
+    const Var* ins[kListed];
     size_t n = 0;
     for (const Var* v : inputs) {
-      if (n == kListed) return anomaly_recorded(Rule::name, *out, node, std::data(inputs), inputs.size());
-      ins[n++] = v->get();
+      if (n == kListed) return unusual_listed(o, std::data(inputs), inputs.size(), m);
+      ins[n++] = v;
     }
-    anomaly_recorded(Rule::name, *out, node, ins, n);
+    return unusual_listed(o, ins, n, m);
   }
-  __attribute__((always_inline)) void anomaly_step(const std::vector<Var>& inputs) {
-    anomaly_recorded(Rule::name, *out, node, inputs.data(), inputs.size());
+  static __attribute__((always_inline)) OpNode<Rule>* unusual(VariableImpl* o, const std::vector<Var>& inputs,
+                                                             uint8_t m) {
+    return unusual_vector(o, inputs, m);
+  }
+  struct Listed {  // (record's view of the copied addresses)
+    const Var* const* p;
+    size_t n;
+    const Var* const* begin() const { return p; }
+    const Var* const* end() const { return p + n; }
+  };
+  // Anomaly mode, grad mode on or off: the node as usual, then the forward
+  // check and the node's notes.
+  static __attribute__((noinline, cold)) OpNode<Rule>* unusual_listed(VariableImpl* o, const Var* const* ins,
+                                                                      size_t n, uint8_t m) {
+    OpNode<Rule>* made = (m & kGradMode) ? record(o, Listed{ins, n}) : nullptr;
+    anomaly_recorded(Rule::name, *o, made, ins, n);
+    return made;
+  }
+  static __attribute__((noinline, cold)) OpNode<Rule>* unusual_vector(VariableImpl* o, const std::vector<Var>& inputs,
+                                                                      uint8_t m) {
+    OpNode<Rule>* made = (m & kGradMode) ? record(o, inputs) : nullptr;
+    anomaly_recorded(Rule::name, *o, made, inputs.data(), inputs.size());
+    return made;
   }
   static constexpr size_t kListed = 4;  // (ops list 1-3 inputs)
-  // The node, when an input requires grad (one call site: make_ref's
-  // allocation and the node's construction stay inlined into each op).
+  // The node of output o, when an input requires grad, else null
+  // (make_ref_inline: the cold path above repeats it, and the op's own copy
+  // must stay inlined).
   template <class Inputs>
-  __attribute__((always_inline)) void record(const Inputs& inputs) {
+  static __attribute__((always_inline)) OpNode<Rule>* record(VariableImpl* o, const Inputs& inputs) {
     bool any = false;
     for (const auto& v : inputs) any = any || deref(v)->requires_grad;
-    if (!any) return;
-    auto n = make_ref<OpNode<Rule>>();
-    n->out_shape.assign_inline(out->shape());
+    if (!any) return nullptr;
+    auto n = make_ref_inline<OpNode<Rule>>();
+    n->out_shape.assign_inline(o->shape());
     for (const auto& v : inputs) n->next.push_back(deref(v)->requires_grad ? grad_edge(deref(v)) : nullptr);
-    out->requires_grad = true;
-    node = n.get();
+    o->requires_grad = true;
+    OpNode<Rule>* made = n.get();
     NodeRef as_node(std::move(n));
-    out->grad_fn.swap(as_node);  // (out is new: nothing to release; a move-assignment was an outlined call)
+    o->grad_fn.swap(as_node);  // (o is new: nothing to release; a move-assignment was an outlined call)
+    return made;
   }
   static const Var& deref(const Var* v) { return *v; }
   static const Var& deref(const Var& v) { return v; }

@@ -128,8 +128,11 @@ class Ref {
   T* p_ = nullptr;
 };
 
+// make_ref, always inlined: for a call site that must keep it inlined when
+// the same T is also made elsewhere (Recorder::record, which a cold path
+// repeats: GCC outlined make_ref<OpNode<...>> once it had two callers).
 template <class T, class... Args>
-Ref<T> make_ref(Args&&... args) {
+__attribute__((always_inline)) inline Ref<T> make_ref_inline(Args&&... args) {
   static_assert(alignof(T) <= ref_detail::kHeader, "make_ref aligns objects to 16 bytes");
   constexpr size_t bytes = ref_detail::kHeader + sizeof(T);
   char* mem = static_cast<char*>(pool_allocate(bytes));
@@ -143,40 +146,62 @@ Ref<T> make_ref(Args&&... args) {
   }
 }
 
+template <class T, class... Args>
+Ref<T> make_ref(Args&&... args) {
+  return make_ref_inline<T>(std::forward<Args>(args)...);
+}
+
 // A reference that does not keep the object alive; lock() gives a Ref while
-// some Ref still owns it.
+// some Ref still owns it. Bit 0 of its word is a flag of the object holding
+// it (VariableImpl::grad_acc and Node::retained carry their owner's
+// has_extra): the owner's destructor tests the word for null anyway, so the
+// flag adds no test to it. The owner releases it (drop(), from its
+// destructor, when word() is not 0): WeakRef's own destructor does nothing.
 template <class T>
 class WeakRef {
  public:
   WeakRef() noexcept = default;
   WeakRef(const WeakRef&) = delete;
   WeakRef& operator=(const WeakRef&) = delete;
-  ~WeakRef() { release(); }
+  ~WeakRef() = default;
   WeakRef& operator=(const Ref<T>& r) noexcept {
-    if (r.p_ != p_) {
+    if (r.p_ != ptr()) {
       if (r.p_) ref_detail::counts(r.p_)->weak.fetch_add(1, std::memory_order_relaxed);
-      release();
-      p_ = r.p_;
+      release_ptr();
+      w_ = reinterpret_cast<uintptr_t>(r.p_) | (w_ & kFlag);
     }
     return *this;
   }
   Ref<T> lock() const noexcept {
-    if (!p_) return nullptr;
-    std::atomic<uint32_t>& strong = ref_detail::counts(p_)->strong;
+    T* p = ptr();
+    if (!p) return nullptr;
+    std::atomic<uint32_t>& strong = ref_detail::counts(p)->strong;
     uint32_t n = strong.load(std::memory_order_relaxed);
     while (n != 0) {
       if (strong.compare_exchange_weak(n, n + 1, std::memory_order_acq_rel, std::memory_order_relaxed))
-        return Ref<T>::adopt(p_);
+        return Ref<T>::adopt(p);
     }
     return nullptr;
   }
+  uintptr_t word() const noexcept { return w_; }
+  bool flag() const noexcept { return w_ & kFlag; }
+  void set_flag() noexcept { w_ |= kFlag; }
+  // Releases the reference and clears the word; returns the flag it had.
+  __attribute__((noinline)) bool drop() noexcept {
+    const bool flagged = w_ & kFlag;
+    release_ptr();
+    w_ = 0;
+    return flagged;
+  }
 
  private:
-  void release() noexcept {
-    if (p_ && ref_detail::counts(p_)->weak.fetch_sub(1, std::memory_order_acq_rel) == 1) ref_detail::free_block(p_);
-    p_ = nullptr;
+  static constexpr uintptr_t kFlag = 1;  // (objects are 16-byte aligned)
+  T* ptr() const noexcept { return reinterpret_cast<T*>(w_ & ~kFlag); }
+  void release_ptr() noexcept {
+    T* p = ptr();
+    if (p && ref_detail::counts(p)->weak.fetch_sub(1, std::memory_order_acq_rel) == 1) ref_detail::free_block(p);
   }
-  T* p_ = nullptr;
+  uintptr_t w_ = 0;
 };
 
 }  // namespace tg
