@@ -25,6 +25,8 @@ struct IsaKernels {
   void (*adam_f64)(double*, const double*, double*, double*, int64_t, const AdamScalars<double>&);
   void (*clip_f32)(float*, const float*, int64_t, float, float);  // bounds: numbers (+-inf if absent)
   void (*clip_f64)(double*, const double*, int64_t, double, double);
+  void (*fill_u32)(uint32_t*, int64_t, uint32_t);  // o[i] = c: float32 bits
+  void (*fill_u64)(uint64_t*, int64_t, uint64_t);  // float64 bits
 };
 
 // The table in use: AVX-512 (F/DQ/VL/BW) when the CPU has it, else AVX2+FMA,
@@ -62,5 +64,7 @@ extern const IsaKernels kAvx512Kernels;
                           &TG_ISA::adam_run<float>,                                            \
                           &TG_ISA::adam_run<double>,                                           \
                           &TG_ISA::clip_run<float>,                                            \
-                          &TG_ISA::clip_run<double>};                                          \
+                          &TG_ISA::clip_run<double>,                                           \
+                          &TG_ISA::fill_run<uint32_t>,                                         \
+                          &TG_ISA::fill_run<uint64_t>};                                        \
   }
