@@ -379,3 +379,26 @@ def test_sum_of_exact_values_is_exact_on_every_isa_and_thread_count(dtype, resto
         for threads in (1, 2):
             got = _with_threads(threads, lambda: tg.sum(tg.Variable(x)).numpy())
             assert got == dtype(exact), f"{isa}, {threads} threads"
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_max_min_lanes_in_registers_keep_nan_and_the_first_lanes_zero(dtype, restore_isa):
+    """extremum_run's lanes combined in registers (AVX2 / AVX-512 builds) as the plain loop does:
+    a NaN at any position of the vector body or the tail gives NaN; a tie of +0 and -0 at any two
+    positions gives the zero of the lower lane (position mod 32; the same lane: the earlier one)."""
+    n = 64 + 5
+    pairs = [(p, q) for p in range(64) for q in range(p + 1, 64)]
+    for fill, fn in ((-1.0, tg.max), (1.0, tg.min)):
+        x = np.full((len(pairs), n), fill, dtype)
+        want = np.empty(len(pairs), bool)
+        for r, (p, q) in enumerate(pairs):
+            x[r, p], x[r, q] = (0.0, -0.0) if r % 2 else (-0.0, 0.0)
+            first = p if (p % 32, p) < (q % 32, q) else q
+            want[r] = np.signbit(x[r, first])
+        nan = np.full((n, n), fill, dtype)
+        nan[np.arange(n), np.arange(n)] = np.nan
+        for isa in ISAS:
+            _core._set_isa(isa)
+            got = fn(tg.Variable(x), axis=-1).numpy()
+            assert (got == 0).all() and np.array_equal(np.signbit(got), want), (isa, fn.__name__)
+            assert np.isnan(fn(tg.Variable(nan), axis=-1).numpy()).all(), (isa, fn.__name__)
