@@ -108,6 +108,24 @@ static inline V ext_fold_lanes(V t) {
   }
 }
 #endif
+// The end of a run after its 32 lanes: r their combined value, a tie of
+// +0 and -0 resolved to the fold's answer (the first lane holding it), then
+// the tail; NaN if a lane or the tail saw one.
+template <bool Max, class T>
+static inline T extremum_finish(const T* lanes, T r, bool nan, const T* a, int64_t i, int64_t n) {
+  if (r == 0)
+    for (int k = 0; k < 32; ++k)
+      if (lanes[k] == r) {
+        r = lanes[k];
+        break;
+      }
+  for (; i < n; ++i) {
+    const T x = a[i];
+    r = (Max ? x > r : x < r) ? x : r;
+    nan = nan || x != x;
+  }
+  return nan ? T(__builtin_nan("")) : r;
+}
 template <bool Max, class T>
 T extremum_run(const T* a, int64_t n) {
   constexpr int L = 32;
@@ -136,24 +154,11 @@ T extremum_run(const T* a, int64_t n) {
         t[k] = (Max ? t[k + w] > t[k] : t[k + w] < t[k]) ? t[k + w] : t[k];
         u[k] += u[k + w];
       }
-    T r = ext_fold_lanes<Max, N / 2>(t[0])[0];
     bool nan = false;
     for (int j = 0; j < N; ++j) nan = nan || u[0][j] != 0;
-    if (r == 0) {
-      T ms[L];
-      __builtin_memcpy(ms, m, sizeof ms);
-      for (int k = 0; k < L; ++k)
-        if (ms[k] == r) {
-          r = ms[k];
-          break;
-        }
-    }
-    for (; i < n; ++i) {
-      const T x = a[i];
-      r = (Max ? x > r : x < r) ? x : r;
-      nan = nan || x != x;
-    }
-    return nan ? T(__builtin_nan("")) : r;
+    T lanes[L];
+    __builtin_memcpy(lanes, m, sizeof lanes);
+    return extremum_finish<Max>(lanes, ext_fold_lanes<Max, N / 2>(t[0])[0], nan, a, i, n);
   }
 #endif
 #if !defined(__AVX2__)
@@ -181,18 +186,6 @@ T extremum_run(const T* a, int64_t n) {
       t[k] = (Max ? t[k + w] > t[k] : t[k + w] < t[k]) ? t[k + w] : t[k];
       u[k] += u[k + w];
     }
-  T r = t[0], nan = u[0];
-  if (r == 0)
-    for (int k = 0; k < L; ++k)
-      if (m[k] == r) {
-        r = m[k];
-        break;
-      }
-  for (; i < n; ++i) {
-    const T x = a[i];
-    r = (Max ? x > r : x < r) ? x : r;
-    nan += x != x ? T(1) : T(0);
-  }
-  return nan != 0 ? T(__builtin_nan("")) : r;
+  return extremum_finish<Max>(m, t[0], u[0] != 0, a, i, n);
 #endif
 }
