@@ -303,3 +303,102 @@ def test_max_min_zero_ties_keep_the_first_lane(dtype, restore_isa):
                 assert got == 0 and np.signbit(got) == np.signbit(first), (isa, fn.__name__, first)
                 rows = fn(tg.Variable(np.stack([x, x])), axis=-1).numpy()
                 assert np.array_equal(np.signbit(rows), [np.signbit(first)] * 2), (isa, fn.__name__, first)
+
+
+def _model_sum_run(x):
+    """sum_run's order (simd/reduce.hpp) in NumPy: 32 interleaved double partial sums, the tail
+    into lane 0, the lanes combined pairwise (lane k += lane k + w, w = 16, 8, 4, 2, 1)."""
+    x = np.asarray(x, dtype=np.float64)
+    if x.size < 32:
+        r = 0.0
+        for v in x:
+            r += v
+        return r
+    m = x.size // 32
+    s = np.zeros(32)
+    for row in x[: m * 32].reshape(m, 32):
+        s += row
+    for v in x[m * 32:]:
+        s[0] += v
+    w = 16
+    while w >= 1:
+        s[:w] = s[:w] + s[w:2 * w]
+        w //= 2
+    return s[0]
+
+
+def _model_sum(x):
+    """reduce()'s sum of one run: from 2 * 65,536 elements, chunks of 65,536 added in order."""
+    if x.size < 2 * 65536:
+        return _model_sum_run(x)
+    acc = 0.0
+    for j in range(0, x.size, 65536):
+        acc += _model_sum_run(x[j:j + 65536])
+    return acc
+
+
+# Around the 32 lanes and the 65,536-element chunks (one chunk, the first split at 2 chunks, a tail chunk).
+SUM_LENGTHS = [31, 32, 33, 63, 64, 65, 95, 1023, 1024, 1025, 1055, 131071, 131072, 131073, 131104, 196639]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n", SUM_LENGTHS)
+def test_sum_is_the_lane_order_on_every_isa_and_thread_count(n, dtype, restore_isa):
+    # Zero-mean data with a large offset on some elements, so that any other order of the adds
+    # (other lanes, a float32 partial sum, chunks split otherwise) changes the bits.
+    rng = np.random.default_rng(n)
+    x = rng.standard_normal(n).astype(dtype)
+    x[::7] *= dtype(1e4)
+    want = _model_sum(x)
+    rows = np.stack([x, x[::-1]])
+    want_rows = np.array([_model_sum_run(rows[0]), _model_sum_run(rows[1])])
+    for isa in ISAS:
+        _core._set_isa(isa)
+        for threads in (1, 2):
+            got = _with_threads(threads, lambda: (tg.sum(tg.Variable(x)).numpy(),
+                                                  tg.sum(tg.Variable(rows), axis=-1).numpy(),
+                                                  tg.mean(tg.Variable(x)).numpy()))
+            key = f"{isa}, {threads} threads"
+            assert got[0].tobytes() == np.asarray(want, dtype).tobytes(), key
+            assert got[1].tobytes() == want_rows.astype(dtype).tobytes(), key
+            mean = np.asarray(want, dtype) * np.asarray(1.0 / n, dtype)
+            assert got[2].tobytes() == mean.tobytes(), key
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_sum_of_exact_values_is_exact_on_every_isa_and_thread_count(dtype, restore_isa):
+    # Multiples of 1/8 below 2**10, with a tail after the lanes and chunks: every partial sum is
+    # exact in double, so the sum is the exact one (rounded once to float32) in any order.
+    n = 3 * 65536 + 37
+    rng = np.random.default_rng(5)
+    k = rng.integers(-8192, 8192, n)
+    x = (k / 8).astype(dtype)
+    exact = int(k.sum()) / 8
+    for isa in ISAS:
+        _core._set_isa(isa)
+        for threads in (1, 2):
+            got = _with_threads(threads, lambda: tg.sum(tg.Variable(x)).numpy())
+            assert got == dtype(exact), f"{isa}, {threads} threads"
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_max_min_lanes_in_registers_keep_nan_and_the_first_lanes_zero(dtype, restore_isa):
+    """extremum_run's lanes combined in registers (AVX2 / AVX-512 builds) as the plain loop does:
+    a NaN at any position of the vector body or the tail gives NaN; a tie of +0 and -0 at any two
+    positions gives the zero of the lower lane (position mod 32; the same lane: the earlier one)."""
+    n = 64 + 5
+    pairs = [(p, q) for p in range(64) for q in range(p + 1, 64)]
+    for fill, fn in ((-1.0, tg.max), (1.0, tg.min)):
+        x = np.full((len(pairs), n), fill, dtype)
+        want = np.empty(len(pairs), bool)
+        for r, (p, q) in enumerate(pairs):
+            x[r, p], x[r, q] = (0.0, -0.0) if r % 2 else (-0.0, 0.0)
+            first = p if (p % 32, p) < (q % 32, q) else q
+            want[r] = np.signbit(x[r, first])
+        nan = np.full((n, n), fill, dtype)
+        nan[np.arange(n), np.arange(n)] = np.nan
+        for isa in ISAS:
+            _core._set_isa(isa)
+            got = fn(tg.Variable(x), axis=-1).numpy()
+            assert (got == 0).all() and np.array_equal(np.signbit(got), want), (isa, fn.__name__)
+            assert np.isnan(fn(tg.Variable(nan), axis=-1).numpy()).all(), (isa, fn.__name__)

@@ -12,6 +12,26 @@
 // add's latency bound it at ~2 elements per cycle); 32 are four independent
 // chains at any width, combined pairwise in a fixed order (same bits on
 // every ISA).
+//
+// With AVX2 and FMA (the avx2 and avx512 builds) the same 32 lanes are 8
+// vectors of 4 doubles, each step s = fma(x, 1, s), which rounds x * 1 + s
+// = x + s once: the plain loop's bits. Why: on Zen 4 the float32 -> double
+// conversions and the adds both issue to the two FP add pipes (AVX-512
+// splits each zmm op in two), so the plain loop ran at ~12 float32 per ns
+// (87 us per 1M); with the adds on the FMA pipes, 24 per ns (46 us;
+// benchmarks/README.md h78-reduce). 256-bit, not 512: the zmm conversion
+// was slower there. The lanes are then combined in registers in the plain
+// loop's order (through memory it cost ~45 ns per run: most of a
+// 1,024-element row's time).
+#if defined(__AVX2__) && defined(__FMA__)
+typedef float sum_f4_load __attribute__((vector_size(16), aligned(4), may_alias));
+typedef double sum_d4_load __attribute__((vector_size(32), aligned(8), may_alias));
+typedef float sum_f4 __attribute__((vector_size(16)));
+typedef double sum_d4 __attribute__((vector_size(32)));
+static inline sum_d4 sum_load4(const float* p) { return __builtin_ia32_cvtps2pd256(sum_f4(*(const sum_f4_load*)p)); }
+static inline sum_d4 sum_load4(const double* p) { return *(const sum_d4_load*)p; }
+#endif
+
 template <class T, class Acc>
 Acc sum_run(const T* a, int64_t n) {
   constexpr int L = 32;
@@ -20,15 +40,39 @@ Acc sum_run(const T* a, int64_t n) {
     for (int64_t i = 0; i < n; ++i) r += Acc(a[i]);
     return r;
   }
-  Acc s[L];
-  for (int k = 0; k < L; ++k) s[k] = 0;
   int64_t i = 0;
-  for (; i + L <= n; i += L)
-    for (int k = 0; k < L; ++k) s[k] += Acc(a[i + k]);
-  for (; i < n; ++i) s[0] += Acc(a[i]);
-  for (int w = L / 2; w >= 1; w /= 2)
-    for (int k = 0; k < w; ++k) s[k] += s[k + w];
-  return s[0];
+#if defined(__AVX2__) && defined(__FMA__)
+  if constexpr (sizeof(Acc) == 8) {
+    sum_d4 one = {1.0, 1.0, 1.0, 1.0};
+    asm("" : "+x"(one));  // (hidden, so that the compiler keeps the FMA rather than fold it to an add)
+    sum_d4 v[L / 4];
+    for (int k = 0; k < L / 4; ++k) v[k] = sum_d4{0, 0, 0, 0};
+    for (; i + L <= n; i += L)
+#pragma GCC unroll 8
+      for (int k = 0; k < L / 4; ++k) v[k] = __builtin_ia32_vfmaddpd256(sum_load4(a + i + 4 * k), one, v[k]);
+    if (i < n) {  // the tail into lane 0 (a blend: a store of the lane, loaded back as a vector, stalled)
+      Acc t = v[0][0];
+      for (; i < n; ++i) t += Acc(a[i]);
+      v[0] = __builtin_ia32_blendpd256(v[0], sum_d4{t, t, t, t}, 1);
+    }
+    // Lane k is v[k / 4][k % 4]: the steps w = 16, 8, 4 below add whole vectors.
+    for (int k = 0; k < 4; ++k) v[k] += v[k + 4];
+    v[0] += v[2];
+    v[1] += v[3];
+    v[0] += v[1];
+    return (v[0][0] + v[0][2]) + (v[0][1] + v[0][3]);
+  } else
+#endif
+  {
+    Acc s[L];
+    for (int k = 0; k < L; ++k) s[k] = 0;
+    for (; i + L <= n; i += L)
+      for (int k = 0; k < L; ++k) s[k] += Acc(a[i + k]);
+    for (; i < n; ++i) s[0] += Acc(a[i]);
+    for (int w = L / 2; w >= 1; w /= 2)
+      for (int k = 0; k < w; ++k) s[k] += s[k + w];
+    return s[0];
+  }
 }
 
 // max (Max) or min of a contiguous run; NaN if the run holds one (NumPy's
@@ -36,10 +80,88 @@ Acc sum_run(const T* a, int64_t n) {
 // flag set where x != x), so the compare loop stays a branch-free select
 // the compiler turns into vector max/min. Exact: any lane order gives the
 // same value (the sign of a zero tie follows the fixed lanes).
+//
+// With AVX2 the same 32 lanes are 256-bit vectors, the NaN flags an OR of
+// the x != x masks, and the lanes are combined in registers in the same
+// pairwise order (the generic code combined them through memory: about a
+// third of the time of a 1,024-element row; benchmarks/README.md h78-reduce).
+#if defined(__AVX2__)
+template <class T>
+using ext_vec __attribute__((vector_size(32))) = T;
+// Lane j of the result is lane j + W of t (mod the lane count).
+template <int W, class V>
+static inline V ext_lanes_from(V t) {
+  using U = decltype(t != t);
+  if constexpr (sizeof(V) / sizeof(t[0]) == 8)
+    return __builtin_shuffle(t, U{W, W + 1, W + 2, W + 3, (W + 4) % 8, (W + 5) % 8, (W + 6) % 8, (W + 7) % 8});
+  else
+    return __builtin_shuffle(t, U{W, W + 1, (W + 2) % 4, (W + 3) % 4});
+}
+// The pairwise steps w = W, W / 2, ..., 1 inside one vector: lane 0 ends with them all.
+template <bool Max, int W, class V>
+static inline V ext_fold_lanes(V t) {
+  if constexpr (W == 0) {
+    return t;
+  } else {
+    const V s = ext_lanes_from<W>(t);
+    return ext_fold_lanes<Max, W / 2>((Max ? s > t : s < t) ? s : t);
+  }
+}
+#endif
+// The end of a run after its 32 lanes: r their combined value, a tie of
+// +0 and -0 resolved to the fold's answer (the first lane holding it), then
+// the tail; NaN if a lane or the tail saw one.
+template <bool Max, class T>
+static inline T extremum_finish(const T* lanes, T r, bool nan, const T* a, int64_t i, int64_t n) {
+  if (r == 0)
+    for (int k = 0; k < 32; ++k)
+      if (lanes[k] == r) {
+        r = lanes[k];
+        break;
+      }
+  for (; i < n; ++i) {
+    const T x = a[i];
+    r = (Max ? x > r : x < r) ? x : r;
+    nan = nan || x != x;
+  }
+  return nan ? T(__builtin_nan("")) : r;
+}
 template <bool Max, class T>
 T extremum_run(const T* a, int64_t n) {
   constexpr int L = 32;
   constexpr T init = Max ? -__builtin_inf() : __builtin_inf();
+#if defined(__AVX2__)
+  {
+    using V = ext_vec<T>;
+    typedef T V_load __attribute__((vector_size(32), aligned(sizeof(T)), may_alias));
+    constexpr int N = 32 / sizeof(T), NV = L / N;
+    V m[NV], u[NV];
+    for (int k = 0; k < NV; ++k) {
+      m[k] = V{} + init;
+      u[k] = V{};
+    }
+    int64_t i = 0;
+    for (; i + L <= n; i += L)
+      for (int k = 0; k < NV; ++k) {
+        const V x = *(const V_load*)(a + i + N * k);
+        m[k] = (Max ? x > m[k] : x < m[k]) ? x : m[k];
+        u[k] = x != x ? V{} + 1 : u[k];
+      }
+    V t[NV];
+    for (int k = 0; k < NV; ++k) t[k] = m[k];
+    for (int w = NV / 2; w >= 1; w /= 2)
+      for (int k = 0; k < w; ++k) {
+        t[k] = (Max ? t[k + w] > t[k] : t[k + w] < t[k]) ? t[k + w] : t[k];
+        u[k] += u[k + w];
+      }
+    bool nan = false;
+    for (int j = 0; j < N; ++j) nan = nan || u[0][j] != 0;
+    T lanes[L];
+    __builtin_memcpy(lanes, m, sizeof lanes);
+    return extremum_finish<Max>(lanes, ext_fold_lanes<Max, N / 2>(t[0])[0], nan, a, i, n);
+  }
+#endif
+#if !defined(__AVX2__)
   T m[L], u[L];
   for (int k = 0; k < L; ++k) {
     m[k] = init;
@@ -64,17 +186,6 @@ T extremum_run(const T* a, int64_t n) {
       t[k] = (Max ? t[k + w] > t[k] : t[k + w] < t[k]) ? t[k + w] : t[k];
       u[k] += u[k + w];
     }
-  T r = t[0], nan = u[0];
-  if (r == 0)
-    for (int k = 0; k < L; ++k)
-      if (m[k] == r) {
-        r = m[k];
-        break;
-      }
-  for (; i < n; ++i) {
-    const T x = a[i];
-    r = (Max ? x > r : x < r) ? x : r;
-    nan += x != x ? T(1) : T(0);
-  }
-  return nan != 0 ? T(__builtin_nan("")) : r;
+  return extremum_finish<Max>(m, t[0], u[0] != 0, a, i, n);
+#endif
 }
