@@ -247,3 +247,28 @@ def test_large_joined_gradients_at_every_thread_count(join, dtype, threads):
     finally:
         tg.set_num_threads(prev)
 
+
+
+@pytest.mark.parametrize("name,f", OPS, ids=IDS)
+def test_vjp_and_grad_results_are_arrays_of_their_own(name, f):
+    """The functional API: a write into one returned gradient changes neither another one (a + b hands
+    both inputs the same gradient) nor the cotangent passed."""
+    w = RNG.standard_normal(f(np, A, B).shape)
+    c = w.copy()
+    _, pullback = tg.vjp(lambda a, b: f(tg, a, b), A, B)
+    ga, gb = pullback(c)
+    want = reference_grads(f, w)
+    np.testing.assert_array_equal(ga, want[0])
+    np.testing.assert_array_equal(gb, want[1])
+    assert not np.shares_memory(ga, c) and not np.shares_memory(gb, c)
+    if ga.flags.writeable:          # (a broadcast result, sum's, is a read-only view)
+        ga[...] = -7.0
+        np.testing.assert_array_equal(gb, want[1])
+        if gb.flags.writeable:
+            gb[...] = -9.0
+            np.testing.assert_array_equal(ga, np.full(A.shape, -7.0))
+    np.testing.assert_array_equal(c, w)
+    ga, gb = tg.grad(lambda a, b: (f(tg, a, b) * tg.Variable(w)).sum(), argnums=(0, 1))(A, B)
+    if ga.flags.writeable:
+        ga[...] = -7.0
+        np.testing.assert_array_equal(gb, want[1])
