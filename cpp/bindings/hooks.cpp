@@ -87,6 +87,11 @@ struct PyHooks final : VariableHooks {
 
   void on_grad(Var& g) override {
     py::gil_scoped_acquire gil;
+    // A hook may write into its argument in place: one that anything else
+    // holds (the same gradient going to another input of an add, a view of
+    // a sibling's) is copied first, so the write reaches this edge only.
+    if (!g->requires_grad && (g.use_count() != 1 || g->data.storage.use_count() != 1 || g->data.storage->borrowed))
+      g = make_var(g->data.clone());
     const std::vector<Entry> hooks = grad_hooks;  // a hook may remove hooks
     for (const Entry& e : hooks) {
       py::object r = call(e, py::cast(g), "register_hook");

@@ -34,6 +34,36 @@ Var make_seed(const Var& self, py::handle grad, int nb, const char* what, bool s
   return make_var(g->dtype() == self->dtype() ? g->data.clone() : kern::astype(g->data, self->dtype()));
 }
 
+// The elements of t's storage it can reach: [lo, hi) in elements.
+static std::pair<int64_t, int64_t> extent(const Tensor& t) {
+  int64_t lo = t.offset, hi = t.offset + 1;
+  const Shape st = t.strides();
+  for (size_t d = 0; d < st.size(); ++d) {
+    const int64_t span = (t.shape[d] - 1) * st[d];
+    (span < 0 ? lo : hi) += span;
+  }
+  return {lo, hi};
+}
+
+// grad()/vjp() hand back arrays of their own: a result that shares elements
+// with an earlier one (a + b gives both inputs the same gradient) is copied,
+// so that a write into one result never changes another. Disjoint blocks of
+// one buffer (a stack's parts) stay as they are.
+static void unshare_results(std::vector<Var>& res) {
+  for (size_t i = 1; i < res.size(); ++i) {
+    if (!res[i] || res[i]->requires_grad || res[i]->data.numel() == 0) continue;
+    const auto [lo, hi] = extent(res[i]->data);
+    for (size_t j = 0; j < i; ++j) {
+      if (!res[j] || res[j]->data.storage.get() != res[i]->data.storage.get() || res[j]->data.numel() == 0) continue;
+      const auto [lo2, hi2] = extent(res[j]->data);
+      if (lo < hi2 && lo2 < hi) {
+        res[i] = make_var(res[i]->data.clone());
+        break;
+      }
+    }
+  }
+}
+
 py::object call_in_sweep(py::handle fn, const py::tuple& args) {
   SweepPause pause;
   py::object r;
@@ -154,6 +184,7 @@ void bind_sweeps(py::module_& m) {
           py::gil_scoped_release nogil;
           res = with_op("grad", [&] { return backward(outputs, seeds, opt, inputs, nullptr); });
         }
+        unshare_results(res);
         return res;
       }, py::arg("outputs"), py::arg("inputs"), py::arg("grads"), py::arg("retain_graph") = false,
       py::arg("create_graph") = false, py::arg("batch_dims") = 0,

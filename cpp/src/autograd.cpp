@@ -403,12 +403,15 @@ static void accumulate(Var& slot, Var&& g) {
 }
 
 // Adds g into a Variable's .grad (leaves, and non-leaves that retain_grad()).
-static void accumulate_into_grad(VariableImpl& v, Var g) {
+// `owned`: g is a contiguous block of a buffer that only this update list's
+// gradients hold, in disjoint blocks (disjoint_blocks): adopted like an
+// exclusive gradient.
+static void accumulate_into_grad(VariableImpl& v, Var g, bool owned = false) {
   check_grad_shape(g, v.shape(), v.dtype(), "accumulate_grad");
   if (grad_enabled()) {
     v.grad = v.grad ? add(v.grad, g) : std::move(g);
   } else if (!v.grad) {
-    v.grad = exclusive(g) ? std::move(g) : make_var(g->data.clone());
+    v.grad = owned || exclusive(g) ? std::move(g) : make_var(g->data.clone());
   } else if (v.grad->requires_grad || v.grad->shape() != g->shape()) {
     v.grad = make_var(kern::binary(kern::BinaryOp::Add, v.grad->data, g->data, "backward"));
   } else {
@@ -417,9 +420,45 @@ static void accumulate_into_grad(VariableImpl& v, Var g) {
   }
 }
 
+// Which updates' gradients are blocks of one buffer that nothing but these
+// gradients holds, pairwise disjoint (a stack's or concatenate's parts, a
+// split, of a gradient the sweep computed or copied): each .grad may adopt
+// its block, as the one copy (or none) the buffer already cost suffices.
+// A buffer held by anything else (the caller's seed, a hook, a retained
+// .grad, a saved value) is not adopted from: those gradients are copied.
+static std::vector<char> disjoint_blocks(const GradUpdates& updates) {
+  struct Block { const Storage* s; int64_t begin, end; size_t i; };
+  std::vector<Block> c;
+  for (size_t i = 0; i < updates.items.size(); ++i) {
+    const auto& [v, g] = updates.items[i];
+    const Tensor& t = g->data;
+    if (v->grad || g.use_count() != 1 || g->requires_grad || !t.is_contiguous() || t.numel() == 0 ||
+        t.storage.use_count() == 1 || t.storage->borrowed)
+      continue;
+    const int64_t b = t.offset * static_cast<int64_t>(itemsize(t.dtype));
+    c.push_back({t.storage.get(), b, b + static_cast<int64_t>(t.nbytes()), i});
+  }
+  std::vector<char> owned(updates.items.size(), 0);
+  if (c.size() < 2) return owned;
+  std::sort(c.begin(), c.end(), [](const Block& x, const Block& y) { return x.s != y.s ? x.s < y.s : x.begin < y.begin; });
+  for (size_t lo = 0, hi; lo < c.size(); lo = hi) {
+    bool disjoint = true;
+    for (hi = lo + 1; hi < c.size() && c[hi].s == c[lo].s; ++hi) disjoint = disjoint && c[hi - 1].end <= c[hi].begin;
+    const Tensor& t = updates.items[c[lo].i].second->data;
+    if (!disjoint || t.storage.use_count() != static_cast<long>(hi - lo)) continue;
+    for (size_t k = lo; k < hi; ++k) owned[c[k].i] = 1;
+  }
+  return owned;
+}
+
 void accumulate_grads(GradUpdates& updates) {
   GradModeGuard mode(updates.create_graph);
-  for (auto& [v, g] : updates.items) accumulate_into_grad(*v, std::move(g));
+  const std::vector<char> owned = updates.create_graph || updates.items.size() < 2 ? std::vector<char>()
+                                                                                      : disjoint_blocks(updates);
+  for (size_t i = 0; i < updates.items.size(); ++i) {
+    auto& [v, g] = updates.items[i];
+    accumulate_into_grad(*v, std::move(g), !owned.empty() && owned[i]);
+  }
   updates.items.clear();
 }
 
