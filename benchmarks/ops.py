@@ -1,6 +1,6 @@
 """Every public op and Variable method, timed against PyTorch eager and NumPy.
 
-    python benchmarks/ops.py                  # the whole table (~30 min on 2 cores)
+    python benchmarks/ops.py                  # the whole table (~7,000 timings; 3,428 took ~10 min)
     python benchmarks/ops.py --quick          # 0-d, 16 and 1,024 elements, float64, 1 thread, short timing
     python benchmarks/ops.py --only exp 'v[3]' --sizes 16 --threads 1
     python benchmarks/ops.py --write-readme   # also rewrite benchmarks/README.md's op table
