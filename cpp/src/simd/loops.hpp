@@ -599,6 +599,23 @@ inline void pow_by_block(T* o, int64_t so, const T* a, int64_t sa, T c, int64_t 
     pow_run(o + i0 * so, so, a + i0 * sa, sa, cb, 1, n - i0 < kFixupBlock ? n - i0 : kFixupBlock);
 }
 
+// power's derivative factors (the first-order sweep; ops/elementwise.cpp PowRule):
+// PowBase(a, b) = b == 0 ? 0 : b a^(b-1), a^(b-1) by the Pow case's own dispatch
+// on the exponent b - 1, so the bits are those of the composite where(b == 0,
+// 0, b * pow(a, b - 1)); in blocks, b saved first (o may alias it).
+template <class T>
+inline void pow_base_run(T* o, int64_t so, const T* a, int64_t sa, const T* b, int64_t sb, int64_t n);
+// PowExp(a, y = a^b) = a == 0 && |y| <= 1 ? 0 : y log(a): where a is +-0,
+// |y| <= 1 exactly when b >= 0 (0^b is 0 or 1; inf for b < 0, NaN for NaN b),
+// the composite's where(a == 0 & b >= 0, 0, y * log(a)) without b.
+// (Where both are NaN the product's NaN would be either operand's, by the
+// compiler's operand order: log's is taken, the Mul kernel's choice.)
+template <class T> TG_MATH_INLINE T k_pow_exp(T x, T y) {
+  const T l = k_log(x);
+  const T v = l != l ? l : y * l;
+  return (x == T(0)) & (m_fabs(y) <= T(1)) ? T(0) : v;
+}
+
 template <class T>
 void binary(BinaryOp op, T* o, int64_t so, const T* a, int64_t sa, const T* b, int64_t sb, int64_t n) {
   auto run = [&](auto f) { bin_run<T>(o, so, a, sa, b, sb, n, f); };
@@ -614,6 +631,8 @@ void binary(BinaryOp op, T* o, int64_t so, const T* a, int64_t sa, const T* b, i
       if (pow_by_scalar(o, so, a, sa, *b, n)) return;  // (also at n = 1: the same bits as any other run)
       if (n == 1) return pow_run(o, so, a, sa, b, sb, n);
       return pow_by_block(o, so, a, sa, *b, n);
+    case BinaryOp::PowBase: return pow_base_run(o, so, a, sa, b, sb, n);
+    case BinaryOp::PowExp: return bin_run<T>(o, so, a, sa, b, sb, n, [](T x, T y) TG_INLINE_LAMBDA { return k_pow_exp(x, y); });
     default: break;
   }
   switch (op) {
@@ -621,13 +640,31 @@ void binary(BinaryOp op, T* o, int64_t so, const T* a, int64_t sa, const T* b, i
     case BinaryOp::Sub: run([](T x, T y) { return x - y; }); break;
     case BinaryOp::Mul: run([](T x, T y) { return x * y; }); break;
     case BinaryOp::Div: run([](T x, T y) { return x / y; }); break;
-    case BinaryOp::Pow: break;  // above
+    case BinaryOp::Pow: case BinaryOp::PowBase: case BinaryOp::PowExp: break;  // above
     // NaN-propagating like np.maximum / np.minimum.
     case BinaryOp::Maximum: run([](T x, T y) { return (x > y || x != x) ? x : y; }); break;
     case BinaryOp::Minimum: run([](T x, T y) { return (x < y || x != x) ? x : y; }); break;
     case BinaryOp::MaxWeight: run([](T x, T y) { return x > y ? T(1) : (x == y ? T(0.5) : T(0)); }); break;
     case BinaryOp::MinWeight: run([](T x, T y) { return x < y ? T(1) : (x == y ? T(0.5) : T(0)); }); break;
     TG_SPEC_DERIV_CASES
+  }
+}
+
+template <class T>
+inline void pow_base_run(T* o, int64_t so, const T* a, int64_t sa, const T* b, int64_t sb, int64_t n) {
+  T bb[kFixupBlock], bm1[kFixupBlock];
+  for (int64_t i0 = 0; i0 < n; i0 += kFixupBlock) {
+    const int64_t m = n - i0 < kFixupBlock ? n - i0 : kFixupBlock;
+    T* ob = o + i0 * so;
+    for (int64_t i = 0; i < m; ++i) {
+      bb[i] = b[(i0 + i) * sb];
+      bm1[i] = bb[i] - T(1);
+    }
+    binary<T>(BinaryOp::Pow, ob, so, a + i0 * sa, sa, bm1, sb == 0 ? 0 : 1, m);
+    for (int64_t i = 0; i < m; ++i) {  // (a NaN power's own NaN, as the Mul kernel gives, not b's)
+      const T p = ob[i * so];
+      ob[i * so] = bb[i] == T(0) ? T(0) : (p != p ? p : bb[i] * p);
+    }
   }
 }
 
