@@ -1248,6 +1248,28 @@ def test_power_gradient_fused_kernels_match_the_composite(dtype, restore_isa):
     assert hit.any() and np.isnan(ga[hit]).all()
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_arctan2_gradient_first_order_matches_the_composite(dtype, restore_isa):
+    # The first-order sweep's a^2 + b^2 (1 at the origin) is one kernel (Atan2R2) and d x / r is divided in the
+    # product's buffer; create_graph runs the composite ops. Same bits, every build and thread count.
+    sp = [0.0, -0.0, 1.0, -1.0, 2.0, np.inf, -np.inf, np.nan, 5e-324, 1e300, 1e-300, 1e-30]
+    a, b = (m.ravel() for m in np.meshgrid(sp, sp))
+    rng = np.random.default_rng(2)
+    with np.errstate(over="ignore", under="ignore"):
+        a = np.concatenate([a, rng.uniform(-3, 3, 5000)]).astype(dtype)
+        b = np.concatenate([b, rng.uniform(-3, 3, 5000)]).astype(dtype)
+    seed = tg.Variable(rng.standard_normal(a.size).astype(dtype))
+
+    def grads(create):
+        va, vb = tg.Variable(a, requires_grad=True), tg.Variable(b, requires_grad=True)
+        with np.errstate(all="ignore"):
+            tg.arctan2(va, vb).backward(seed, create_graph=create)
+        return np.concatenate([np.asarray(g.numpy() if hasattr(g, "numpy") else g) for g in (va.grad, vb.grad)])
+
+    fused = _run_every_isa_and_thread_count(lambda v: grads(False), a)
+    np.testing.assert_array_equal(fused.view(np.uint8), grads(True).view(np.uint8))
+
+
 def test_float32_power_exhaustive_over_one_binade_and_a_grid_of_exponents():
     # Every float32 in [1, 2) (2^23 values: the log reduction's whole range; other binades only add an integer
     # to log2 x) against a grid of exponents (small, fractional, negative, and large enough to reach float32's

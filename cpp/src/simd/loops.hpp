@@ -641,6 +641,7 @@ void binary(BinaryOp op, T* o, int64_t so, const T* a, int64_t sa, const T* b, i
     case BinaryOp::Mul: run([](T x, T y) { return x * y; }); break;
     case BinaryOp::Div: run([](T x, T y) { return x / y; }); break;
     case BinaryOp::Pow: case BinaryOp::PowBase: case BinaryOp::PowExp: break;  // above
+    case BinaryOp::Atan2R2: run([](T x, T y) { return (x == T(0)) & (y == T(0)) ? T(1) : x * x + y * y; }); break;
     // NaN-propagating like np.maximum / np.minimum.
     case BinaryOp::Maximum: run([](T x, T y) { return (x > y || x != x) ? x : y; }); break;
     case BinaryOp::Minimum: run([](T x, T y) { return (x < y || x != x) ? x : y; }); break;
