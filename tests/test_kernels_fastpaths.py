@@ -1149,6 +1149,7 @@ def test_float64_power_within_two_ulp_c99_special_cases_same_bits_everywhere(res
     np.testing.assert_array_equal(got[ints], want[ints].astype(np.float64))
 
 
+@needs_long_double
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("c", [2.0, 0.5, -1.0, 1.0, 0.0, 1.5, 3.0, -0.5])
 def test_power_by_a_number_matches_the_elementwise_kernel_and_c99(c, dtype, restore_isa):
@@ -1169,7 +1170,7 @@ def test_power_by_a_number_matches_the_elementwise_kernel_and_c99(c, dtype, rest
         exact = {2.0: lambda: xd * xd, 0.5: lambda: np.sqrt(xd), -1.0: lambda: 1.0 / xd, 1.0: lambda: xd,
                  0.0: lambda: np.ones_like(xd)}
         want = exact[c]().astype(dtype) if c in exact else None
-    if c not in (0.5, -1.0):
+    if c not in (0.5, -1.0, 1.5):
         np.testing.assert_array_equal(got.view(np.uint8), full.view(np.uint8))
     # zeros, infinities and NaN take libm's pow in the array path: C99's values (NumPy's own `a ** 0.5` is
     # sqrt's -0 and NaN for -0 and -inf)
@@ -1177,6 +1178,12 @@ def test_power_by_a_number_matches_the_elementwise_kernel_and_c99(c, dtype, rest
     np.testing.assert_array_equal(got[special].view(np.uint8), full[special].view(np.uint8))
     if c in (2.0, 0.5, -1.0, 1.0, 0.0):
         np.testing.assert_array_equal(got[~special].view(np.uint8), want[~special].view(np.uint8))
+    if c == 1.5:  # x sqrt(x) with its fma correction: 0.5 ulp where the result is normal
+        with np.errstate(all="ignore"):
+            xl = x[~special].astype(np.longdouble)
+            err, rest = _ulp_error(got[~special], xl * np.sqrt(xl), dtype)
+        normal = np.abs(got[~special][rest]) >= np.finfo(dtype).tiny
+        assert err[normal].max() <= 0.501 and err.max() <= 0.75, float(err.max())
     # and the gradient's a ** (c - 1)
     v = tg.Variable(np.abs(x[:1000]) + 1)
     v.requires_grad = True
@@ -1184,6 +1191,86 @@ def test_power_by_a_number_matches_the_elementwise_kernel_and_c99(c, dtype, rest
     with np.errstate(all="ignore"):
         np.testing.assert_allclose(np.asarray(v.grad), c * np.power(np.abs(x[:1000]).astype(np.float64) + 1, c - 1),
                                    rtol=1e-6 if dtype == np.float32 else 1e-14)
+
+
+@needs_long_double
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_power_one_and_a_half_rounds_once_over_every_binade(dtype, restore_isa):
+    # `a ** 1.5` is x sqrt(x) plus the fma correction s e / 2 (loops.hpp k_pow15), small x scaled first: within
+    # 0.5 ulp (+ 2^-50) wherever the result is normal, 0.75 where it is subnormal (a second rounding), the same bits
+    # in every build. (Without the scaling the correction underflows: 0.96 ulp at float64 x ~ 2^-681.)
+    rng = np.random.default_rng(81)
+    e = np.finfo(dtype)
+    lo, hi = np.log2(float(e.smallest_subnormal)), np.log2(float(e.max))
+    edge = 2.0 / 3 * np.log2(float(e.tiny))  # x whose x ** 1.5 is the smallest normal
+    x = np.concatenate([np.exp2(rng.uniform(lo, hi, 200_000)), np.exp2(rng.uniform(edge - 2, edge + 60, 100_000)),
+                        np.exp2(rng.uniform(2.0 / 3 * hi - 1, 2.0 / 3 * hi + 1, 10_000)),
+                        [0.0, -0.0, np.inf, -np.inf, np.nan, -1.0, 1.0, 4.0, float(e.max)]]).astype(dtype)
+    got = _run_every_isa_and_thread_count(lambda v: v ** 1.5, x)
+    with np.errstate(all="ignore"):
+        xl = x.astype(np.longdouble)
+        want = np.where(x == -np.inf, np.longdouble(np.inf), xl * np.sqrt(xl))
+        err, rest = _ulp_error(got, want, dtype)
+        libm = np.power(x, dtype(1.5))
+    normal = np.abs(got[rest]) >= e.tiny
+    assert err[normal].max() <= 0.501, float(err[normal].max())
+    assert err.max() <= 0.75, float(err.max())
+    sp = ~np.isfinite(x) | (x <= 0)  # C99's values: +0 for +-0, +inf for +-inf, NaN for negative x
+    np.testing.assert_array_equal(got[sp], libm[sp])
+    assert not np.signbit(got[x == 0]).any()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_power_gradient_fused_kernels_match_the_composite(dtype, restore_isa):
+    # The first-order sweep takes power's factors from one kernel each (PowBase: b a^(b-1), 0 where b == 0;
+    # PowExp: y log a, 0 where a == 0 and b >= 0, told from |y| <= 1); under create_graph the composite ops run.
+    # Same bits (NaN's sign too), in every build and thread count, over a grid of special values, and both mask
+    # the factor before the seed multiplies it, as PyTorch and the reference engine: an inf seed where b == 0
+    # gives NaN (it gave 0).
+    sp = [0.0, -0.0, 1.0, -1.0, 2.0, -2.0, 0.5, 1.5, 3.0, -3.0, np.inf, -np.inf, np.nan, 5e-324, 1e300, -0.5, 2.0**-140]
+    a, b = (m.ravel() for m in np.meshgrid(sp, sp))
+    rng = np.random.default_rng(17)
+    with np.errstate(over="ignore"):  # (1e300 is inf in float32)
+        a = np.concatenate([a, rng.uniform(0.1, 3, 3000), rng.uniform(-3, 3, 1000)]).astype(dtype)
+        b = np.concatenate([b, rng.uniform(-3, 3, 3000), np.round(rng.uniform(-5, 5, 1000))]).astype(dtype)
+    seed = np.where(rng.random(a.size) < 0.1, np.inf, rng.standard_normal(a.size)).astype(dtype)
+
+    def grads(exponent, create):
+        va = tg.Variable(a, requires_grad=True)
+        vb = tg.Variable(exponent, requires_grad=True) if np.ndim(exponent) else exponent
+        with np.errstate(all="ignore"):
+            (va ** vb).backward(tg.Variable(seed), create_graph=create)
+        out = [va.grad] + ([vb.grad] if np.ndim(exponent) else [])
+        return np.concatenate([np.asarray(g.numpy() if hasattr(g, "numpy") else g).ravel() for g in out])
+
+    for exponent in (b, 1.5, 2.5, 0.5, 2.0, 0.0, -1.0):
+        fused = _run_every_isa_and_thread_count(lambda v: grads(exponent, False), a)
+        np.testing.assert_array_equal(fused.view(np.uint8), grads(exponent, True).view(np.uint8), err_msg=str(exponent))
+    ga = grads(b, False)[: a.size]
+    hit = (b == 0) & np.isinf(seed)
+    assert hit.any() and np.isnan(ga[hit]).all()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_arctan2_gradient_first_order_matches_the_composite(dtype, restore_isa):
+    # The first-order sweep's a^2 + b^2 (1 at the origin) is one kernel (Atan2R2) and d x / r is divided in the
+    # product's buffer; create_graph runs the composite ops. Same bits, every build and thread count.
+    sp = [0.0, -0.0, 1.0, -1.0, 2.0, np.inf, -np.inf, np.nan, 5e-324, 1e300, 1e-300, 1e-30]
+    a, b = (m.ravel() for m in np.meshgrid(sp, sp))
+    rng = np.random.default_rng(2)
+    with np.errstate(over="ignore", under="ignore"):
+        a = np.concatenate([a, rng.uniform(-3, 3, 5000)]).astype(dtype)
+        b = np.concatenate([b, rng.uniform(-3, 3, 5000)]).astype(dtype)
+    seed = tg.Variable(rng.standard_normal(a.size).astype(dtype))
+
+    def grads(create):
+        va, vb = tg.Variable(a, requires_grad=True), tg.Variable(b, requires_grad=True)
+        with np.errstate(all="ignore"):
+            tg.arctan2(va, vb).backward(seed, create_graph=create)
+        return np.concatenate([np.asarray(g.numpy() if hasattr(g, "numpy") else g) for g in (va.grad, vb.grad)])
+
+    fused = _run_every_isa_and_thread_count(lambda v: grads(False), a)
+    np.testing.assert_array_equal(fused.view(np.uint8), grads(True).view(np.uint8))
 
 
 def test_float32_power_exhaustive_over_one_binade_and_a_grid_of_exponents():

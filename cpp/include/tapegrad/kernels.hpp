@@ -24,10 +24,14 @@ enum class UnaryOp { TG_SPEC_UNARY_OPS Sign, ReluMask };
 Tensor unary(UnaryOp op, const Tensor& x);
 
 // MaxWeight(a, b) is d max(a,b)/da with ties split: 1 if a > b, 0.5 if a == b, else 0.
+// PowBase(a, b) = b a^(b-1) (0 where b == 0) and PowExp(a, y = a^b) = y log(a) (0 where a == 0 and
+// b >= 0): power's partial derivatives, its first-order VJP and JVP factors. Atan2R2(a, b) = a a + b b
+// (1 where both are 0): arctan2's.
 // <Op>Deriv(g, s) = g * f'(s), generated from the spec's `deriv` for each
 // non-linear elementwise op: its fused first-order VJP and JVP from the saved
 // input or output s (TanhDeriv(g, y) = g (1 - y^2)).
-enum class BinaryOp { Add, Sub, Mul, Div, Pow, Maximum, Minimum, MaxWeight, MinWeight, TG_SPEC_DERIV_OPS };
+enum class BinaryOp { Add, Sub, Mul, Div, Pow, Maximum, Minimum, MaxWeight, MinWeight, PowBase, PowExp, Atan2R2,
+                      TG_SPEC_DERIV_OPS };
 Tensor binary(BinaryOp op, const Tensor& a, const Tensor& b, const char* opname);
 // x op c (c_left: c op x) for a number c, converted to x's float dtype
 // first: the same values as binary() with a 0-d c, without a tensor for c.

@@ -77,6 +77,8 @@ static inline void bin_run(BinaryOp op, double* o, int64_t so, const double* a, 
 static inline int64_t bin_grain(BinaryOp op) {
   switch (op) {
     case BinaryOp::Pow:
+    case BinaryOp::PowBase:
+    case BinaryOp::PowExp:
     TG_SPEC_DERIV_COSTLY_CASES
       return kGrainElements / 8;
     default:

@@ -547,6 +547,28 @@ template <class T> inline bool pow_slow(T x, T y) {
 }
 template <class T> inline T pow_libm(T x, T y) { return y == T(2) ? x * x : m_pow(x, y); }
 
+// x ** 1.5 = x sqrt(x) rounded once: s = sqrt(x), e = x - s^2 exactly (fma),
+// sqrt(x) = s + e / (2s) + O(s 2^-106) and x / s = s + e / s, so x sqrt(x) =
+// x s + s e / 2 + O(x^1.5 2^-104); one fma adds the correction to the exact
+// x s: within 0.5 ulp + 2^-50 ulp (x * sqrt(x) alone, two roundings, ~1 ulp).
+// Small x is scaled by 2^(2j) first (sqrt exact: 2^j) and the result by
+// 2^-3j: s e / 2 ~ x^1.5 2^-53 underflows where x^1.5 is still normal (x near
+// 2^-681: 0.96 ulp without it); for a subnormal result the second rounding
+// adds < 2^-50 ulp. Beyond 2^(2/3 128) (float; 2^(2/3 1024) double) the result
+// is inf and s e may overflow with e's sign; -inf ** 1.5 = +inf (sqrt gives
+// NaN); negative x is NaN (sqrt's), -0 gives +0 (fma(-0, -0, +0)).
+template <class T> TG_MATH_INLINE T k_pow15(T x) {
+  const bool f32 = sizeof(T) == 4;
+  const T inf = T(__builtin_inf());
+  const T big = f32 ? T(0x1p90f) : T(0x1p700);
+  const bool tiny = x < (f32 ? T(0x1p-60f) : T(0x1p-600));
+  const T xs = tiny ? x * (f32 ? T(0x1p60f) : T(0x1p600)) : x;
+  const T s = m_sqrt(xs);
+  const T e = tg_fma(-s, s, xs);
+  const T r = tg_fma(xs, s, (T(0.5) * s) * e);
+  return (x > big) | (x == -inf) ? inf : (tiny ? r * (f32 ? T(0x1p-90f) : T(0x1p-900)) : r);
+}
+
 // x ** c for one exponent c (`a ** 2`, `a ** 0.5`, the derivative's
 // a ** (c - 1)): the exponents whose power is one correctly rounded IEEE
 // operation take it, as NumPy does (libm's pow is correctly rounded there
@@ -561,6 +583,7 @@ inline bool pow_by_scalar(T* o, int64_t so, const T* a, int64_t sa, T c, int64_t
   else if (c == T(0)) run([](T) { return T(1); });  // also for NaN x (C99)
   // pow(-0, 0.5) = +0 and pow(-inf, 0.5) = +inf, where sqrt gives -0, NaN.
   else if (c == T(0.5)) run([inf](T x) { return x == -inf ? inf : m_sqrt(x) + T(0); });
+  else if (c == T(1.5)) run([](T x) TG_INLINE_LAMBDA { return k_pow15(x); });
   else return false;
   return true;
 }
@@ -583,6 +606,23 @@ inline void pow_by_block(T* o, int64_t so, const T* a, int64_t sa, T c, int64_t 
     pow_run(o + i0 * so, so, a + i0 * sa, sa, cb, 1, n - i0 < kFixupBlock ? n - i0 : kFixupBlock);
 }
 
+// power's derivative factors (the first-order sweep; ops/elementwise.cpp PowRule):
+// PowBase(a, b) = b == 0 ? 0 : b a^(b-1), a^(b-1) by the Pow case's own dispatch
+// on the exponent b - 1, so the bits are those of the composite where(b == 0,
+// 0, b * pow(a, b - 1)); in blocks, b saved first (o may alias it).
+template <class T>
+inline void pow_base_run(T* o, int64_t so, const T* a, int64_t sa, const T* b, int64_t sb, int64_t n);
+// PowExp(a, y = a^b) = a == 0 && |y| <= 1 ? 0 : y log(a): where a is +-0,
+// |y| <= 1 exactly when b >= 0 (0^b is 0 or 1; inf for b < 0, NaN for NaN b),
+// the composite's where(a == 0 & b >= 0, 0, y * log(a)) without b.
+// (Where both are NaN the product's NaN would be either operand's, by the
+// compiler's operand order: log's is taken, the Mul kernel's choice.)
+template <class T> TG_MATH_INLINE T k_pow_exp(T x, T y) {
+  const T l = k_log(x);
+  const T v = l != l ? l : y * l;
+  return (x == T(0)) & (m_fabs(y) <= T(1)) ? T(0) : v;
+}
+
 template <class T>
 void binary(BinaryOp op, T* o, int64_t so, const T* a, int64_t sa, const T* b, int64_t sb, int64_t n) {
   auto run = [&](auto f) { bin_run<T>(o, so, a, sa, b, sb, n, f); };
@@ -594,9 +634,12 @@ void binary(BinaryOp op, T* o, int64_t so, const T* a, int64_t sa, const T* b, i
     case BinaryOp::CosDeriv:
       return deriv_fixup(o, so, a, sa, b, sb, n, [](T x) { return -k_sin(x); }, [](T x) { return -sin_libm(x); });
     case BinaryOp::Pow:
-      if (sb != 0 || n == 1) return pow_run(o, so, a, sa, b, sb, n);
-      if (pow_by_scalar(o, so, a, sa, *b, n)) return;
+      if (sb != 0) return pow_run(o, so, a, sa, b, sb, n);
+      if (pow_by_scalar(o, so, a, sa, *b, n)) return;  // (also at n = 1: the same bits as any other run)
+      if (n == 1) return pow_run(o, so, a, sa, b, sb, n);
       return pow_by_block(o, so, a, sa, *b, n);
+    case BinaryOp::PowBase: return pow_base_run(o, so, a, sa, b, sb, n);
+    case BinaryOp::PowExp: return bin_run<T>(o, so, a, sa, b, sb, n, [](T x, T y) TG_INLINE_LAMBDA { return k_pow_exp(x, y); });
     default: break;
   }
   switch (op) {
@@ -604,13 +647,32 @@ void binary(BinaryOp op, T* o, int64_t so, const T* a, int64_t sa, const T* b, i
     case BinaryOp::Sub: run([](T x, T y) { return x - y; }); break;
     case BinaryOp::Mul: run([](T x, T y) { return x * y; }); break;
     case BinaryOp::Div: run([](T x, T y) { return x / y; }); break;
-    case BinaryOp::Pow: break;  // above
+    case BinaryOp::Pow: case BinaryOp::PowBase: case BinaryOp::PowExp: break;  // above
+    case BinaryOp::Atan2R2: run([](T x, T y) { return (x == T(0)) & (y == T(0)) ? T(1) : x * x + y * y; }); break;
     // NaN-propagating like np.maximum / np.minimum.
     case BinaryOp::Maximum: run([](T x, T y) { return (x > y || x != x) ? x : y; }); break;
     case BinaryOp::Minimum: run([](T x, T y) { return (x < y || x != x) ? x : y; }); break;
     case BinaryOp::MaxWeight: run([](T x, T y) { return x > y ? T(1) : (x == y ? T(0.5) : T(0)); }); break;
     case BinaryOp::MinWeight: run([](T x, T y) { return x < y ? T(1) : (x == y ? T(0.5) : T(0)); }); break;
     TG_SPEC_DERIV_CASES
+  }
+}
+
+template <class T>
+inline void pow_base_run(T* o, int64_t so, const T* a, int64_t sa, const T* b, int64_t sb, int64_t n) {
+  T bb[kFixupBlock], bm1[kFixupBlock];
+  for (int64_t i0 = 0; i0 < n; i0 += kFixupBlock) {
+    const int64_t m = n - i0 < kFixupBlock ? n - i0 : kFixupBlock;
+    T* ob = o + i0 * so;
+    for (int64_t i = 0; i < m; ++i) {
+      bb[i] = b[(i0 + i) * sb];
+      bm1[i] = bb[i] - T(1);
+    }
+    binary<T>(BinaryOp::Pow, ob, so, a + i0 * sa, sa, bm1, sb == 0 ? 0 : 1, m);
+    for (int64_t i = 0; i < m; ++i) {  // (a NaN power's own NaN, as the Mul kernel gives, not b's)
+      const T p = ob[i * so];
+      ob[i * so] = bb[i] == T(0) ? T(0) : (p != p ? p : bb[i] * p);
+    }
   }
 }
 
