@@ -340,8 +340,12 @@ def _join(name, e):
 
 
 def _matmul(name, e):
-    return [Case("matmul(A, B)", name, "op", lambda n, rng: [rng.standard_normal(square(n)),
-                                                            rng.standard_normal(square(n))], _calls(name, e))]
+    # A matrix times a vector and a vector times a matrix (the square matrix of n elements, a vector of its side):
+    # matrix-vector products run tapegrad's own loops, not BLAS (kernels/linalg.cpp), so held to PyTorch.
+    mat, side = (lambda n, rng: rng.standard_normal(square(n))), (lambda n, rng: rng.standard_normal(square(n)[:1]))
+    return [Case("matmul(A, B)", name, "op", lambda n, rng: [mat(n, rng), mat(n, rng)], _calls(name, e)),
+            Case("matmul(A, v)", name, "op", lambda n, rng: [mat(n, rng), side(n, rng)], _calls(name, e)),
+            Case("matmul(v, A)", name, "op", lambda n, rng: [side(n, rng), mat(n, rng)], _calls(name, e))]
 
 
 def _linear(name, e):

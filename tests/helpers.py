@@ -400,3 +400,20 @@ def check_op(fn, np_fn, arrays, rng, fd=True, value_rtol=VALUE_RTOL):
 # buffer cache off, so tests that measure memory or the cache's reuse skip there.
 measures_memory = pytest.mark.skipif(os.environ.get("TAPEGRAD_SANITIZED") == "1",
                                      reason="measures memory or the buffer cache, which the sanitizer build turns off")
+
+
+# ---------------------------------------------------------------------------
+# Instruction sets
+# ---------------------------------------------------------------------------
+def supported_isas():
+    """The loop builds this CPU can run ("baseline", "avx2", "avx512"), for tests comparing their bits."""
+    from tapegrad import _core
+    before, names = _core._isa(), []
+    for name in ("baseline", "avx2", "avx512"):
+        try:
+            _core._set_isa(name)
+            names.append(name)
+        except ValueError:
+            pass
+    _core._set_isa(before)
+    return names

@@ -13,21 +13,9 @@ import pytest
 import op_cases
 import tapegrad as tg
 from tapegrad import _core
-from helpers import assert_close, reference_engine, measures_memory
+from helpers import assert_close, reference_engine, measures_memory, supported_isas
 
-def _supported_isas():
-    before, names = _core._isa(), []
-    for name in ("baseline", "avx2", "avx512"):
-        try:
-            _core._set_isa(name)
-            names.append(name)
-        except ValueError:
-            pass
-    _core._set_isa(before)
-    return names
-
-
-ISAS = _supported_isas()
+ISAS = supported_isas()
 SIZES = [1, 3, 7, 8, 9, 15, 16, 17, 31, 33, 63, 65, 127, 1000, 4097]
 UNARY = op_cases.ELEMENTWISE
 BINARY = op_cases.BINARY

@@ -43,7 +43,72 @@ static void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const double
                     blasint(N), blasint(K), 1.0, A, blasint(lda), B, blasint(ldb), beta, C, blasint(N));
 }
 
+// A vector times a vector: isa's dot_run (float32 accumulated in double) over
+// fixed chunks combined in order, so the same bits at any thread count.
+constexpr int64_t kDotChunk = 65536;
+static double isa_dot(const float* a, const float* b, int64_t n) { return isa().dot_f32(a, b, n); }
+static double isa_dot(const double* a, const double* b, int64_t n) { return isa().dot_f64(a, b, n); }
+static float isa_dot_rows(const float* a, const float* b, int64_t n) { return isa().dot_f32f(a, b, n); }
+static double isa_dot_rows(const double* a, const double* b, int64_t n) { return isa().dot_f64(a, b, n); }
+template <class T>
+static double dot_chunked(const T* a, const T* b, int64_t n) {
+  if (n < 2 * kDotChunk) return isa_dot(a, b, n);
+  const int64_t chunks = (n + kDotChunk - 1) / kDotChunk;
+  std::vector<double> partial(chunks);
+  parallel_for(chunks, 1, [&](int64_t c0, int64_t c1) {
+    for (int64_t c = c0; c < c1; ++c)
+      partial[c] = isa_dot(a + c * kDotChunk, b + c * kDotChunk, std::min(kDotChunk, n - c * kDotChunk));
+  });
+  double acc = 0;
+  for (double p : partial) acc += p;
+  return acc;
+}
+
+// y (n) = X v, X n x K row-major with leading dimension ldx: a dot product per row (accumulated in T,
+// as GEMM), threaded over rows; a strided v is packed first.
+template <class T>
+static void matvec_rows(const T* X, int64_t ldx, const T* v, int64_t incv, T* y, int64_t n, int64_t K, bool acc) {
+  std::vector<T> packed;
+  if (incv != 1) {
+    packed.resize(K);
+    for (int64_t k = 0; k < K; ++k) packed[k] = v[k * incv];
+    v = packed.data();
+  }
+  parallel_for(n, std::max<int64_t>(1, kGrainElements / K), [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const T d = isa_dot_rows(X + r * ldx, v, K);
+      y[r] = acc ? d + y[r] : d;
+    }
+  });
+}
+// y (N) = sum_k v_k X[k, :]: isa's vecmat_run over blocks of columns, threaded over the blocks.
+static void isa_vecmat(const float* v, int64_t incv, const float* X, int64_t ldx, float* y, int64_t K, int64_t N,
+                       bool acc) {
+  isa().vecmat_f32(v, incv, X, ldx, y, K, N, acc);
+}
+static void isa_vecmat(const double* v, int64_t incv, const double* X, int64_t ldx, double* y, int64_t K, int64_t N,
+                       bool acc) {
+  isa().vecmat_f64(v, incv, X, ldx, y, K, N, acc);
+}
+template <class T>
+static void vecmat_cols(const T* v, int64_t incv, const T* X, int64_t ldx, T* y, int64_t K, int64_t N, bool acc) {
+  constexpr int64_t kBlock = 256;  // columns per task (a multiple of vecmat_run's blocks)
+  const int64_t blocks = (N + kBlock - 1) / kBlock;
+  parallel_for(blocks, std::max<int64_t>(1, kGrainElements / (K * kBlock)), [&](int64_t b0, int64_t b1) {
+    const int64_t j0 = b0 * kBlock, j1 = std::min(N, b1 * kBlock);
+    isa_vecmat(v, incv, X + j0, ldx, y + j0, K, j1 - j0, acc);
+  });
+}
+
 // beta is 0 (C is overwritten) or 1 (the product accumulates onto C). lda/ldb 0: the packed row length.
+// A product with one row or one column is a matrix-vector product and one
+// with both a dot product: OpenBLAS's GEMM packs its operands even then (a
+// 1024 x 1024 matrix times a vector took 2.8x NumPy's GEMV; two vectors of
+// 2^20 floats, 15x). They run as tapegrad's own dot_run / vecmat_run, not
+// OpenBLAS's GEMV: its x A form splits the sum between threads (other bits
+// at 2 threads than at 1). A dot product of two vectors sums float32 in
+// double, as sum does (memory-bound: no slower); matrix-vector rows in
+// float, as GEMM (in double they took 1.4x NumPy's sgemv).
 template <class T>
 static void gemm_checked(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const T* A, const T* B, T* C,
                          T beta = T(0), int64_t lda = 0, int64_t ldb = 0) {
@@ -58,7 +123,42 @@ static void gemm_checked(bool ta, bool tb, int64_t M, int64_t N, int64_t K, cons
   if (M > kMax || N > kMax || K > kMax || lda > kMax || ldb > kMax)
     throw value_error("matmul: a dimension exceeds the BLAS's 32-bit index range (" + std::to_string(M) + ", " +
                       std::to_string(N) + ", " + std::to_string(K) + ")");
-  gemm(ta, tb, M, N, K, A, lda, B, ldb, beta, C);
+  // The vectors' element strides: A's row (its column when ta), B's column (its row when tb).
+  const int64_t inca = ta ? lda : 1, incb = tb ? 1 : ldb;
+  if (M == 1 && N == 1 && inca == 1 && incb == 1) {
+    const double d = dot_chunked(A, B, K);
+    C[0] = T(beta == T(0) ? d : d + double(C[0]));
+  } else if (N == 1 && K > 1) {  // C (M) = op(A) b
+    if (ta) vecmat_cols(B, incb, A, lda, C, K, M, beta != T(0));
+    else matvec_rows(A, lda, B, incb, C, M, K, beta != T(0));
+  } else if (M == 1 && K > 1) {  // C (N) = a op(B)
+    if (tb) matvec_rows(B, ldb, A, inca, C, N, K, beta != T(0));
+    else vecmat_cols(A, inca, B, ldb, C, K, N, beta != T(0));
+  } else if (K == 1) {  // an outer product (a dot product's VJP): one rounding per element, as GEMM
+    const int64_t sa = ta ? 1 : lda, sb = tb ? ldb : 1;
+    if (N == 1) {  // a column times a number: one loop over the column
+      const T b0 = B[0];
+      parallel_for(M, kGrainElements, [&](int64_t r0, int64_t r1) {
+        if (beta == T(0))
+          for (int64_t i = r0; i < r1; ++i) C[i] = A[i * sa] * b0;
+        else
+          for (int64_t i = r0; i < r1; ++i) C[i] += A[i * sa] * b0;
+      });
+      return;
+    }
+    parallel_for(M, std::max<int64_t>(1, kGrainElements / N), [&](int64_t r0, int64_t r1) {
+      for (int64_t i = r0; i < r1; ++i) {
+        const T ai = A[i * sa];
+        T* c = C + i * N;
+        if (beta == T(0))
+          for (int64_t j = 0; j < N; ++j) c[j] = ai * B[j * sb];
+        else
+          for (int64_t j = 0; j < N; ++j) c[j] += ai * B[j * sb];
+      }
+    });
+  } else {
+    gemm(ta, tb, M, N, K, A, lda, B, ldb, beta, C);
+  }
 }
 
 // How GEMM reads the last two axes of a view without copying it: row-major

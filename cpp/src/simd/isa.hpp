@@ -15,6 +15,12 @@ struct IsaKernels {
   void (*binary_f64)(BinaryOp, double*, int64_t, const double*, int64_t, const double*, int64_t, int64_t);
   double (*sum_f32)(const float*, int64_t);   // accumulated in double
   double (*sum_f64)(const double*, int64_t);
+  double (*dot_f32)(const float*, const float*, int64_t);  // accumulated in double
+  float (*dot_f32f)(const float*, const float*, int64_t);  // accumulated in float (a matrix-vector row, as GEMM)
+  double (*dot_f64)(const double*, const double*, int64_t);
+  // y = sum_k v[k incv] X[k ldx + (0, N)] (+ y when accumulate); float32 accumulated in float, as GEMM
+  void (*vecmat_f32)(const float*, int64_t, const float*, int64_t, float*, int64_t, int64_t, bool);
+  void (*vecmat_f64)(const double*, int64_t, const double*, int64_t, double*, int64_t, int64_t, bool);
   float (*max_f32)(const float*, int64_t);  // NaN if the run holds one
   double (*max_f64)(const double*, int64_t);
   float (*min_f32)(const float*, int64_t);
@@ -55,6 +61,11 @@ extern const IsaKernels kAvx512Kernels;
                           &TG_ISA::binary<double>,                                             \
                           &TG_ISA::sum_run<float, double>,                                     \
                           &TG_ISA::sum_run<double, double>,                                    \
+                          &TG_ISA::dot_run<float, float, double>,                              \
+                          &TG_ISA::dot_run<float, float, float>,                               \
+                          &TG_ISA::dot_run<double, double, double>,                            \
+                          &TG_ISA::vecmat_run<float, float>,                                   \
+                          &TG_ISA::vecmat_run<double, double>,                                 \
                           &TG_ISA::extremum_run<true, float>,                                  \
                           &TG_ISA::extremum_run<true, double>,                                 \
                           &TG_ISA::extremum_run<false, float>,                                 \

@@ -15,6 +15,7 @@
 // simd/math.hpp's and simd/pow.hpp's vectorizable ones; libm is left for the
 // lanes they cannot do (the fix-up passes below).
 #include <cstdint>
+#include <type_traits>
 
 #include "tapegrad/kernels.hpp"
 #include "tapegrad_gen/loop_cases.inc"  // generated from opspec/ops.py
@@ -676,7 +677,7 @@ inline void pow_base_run(T* o, int64_t so, const T* a, int64_t sa, const T* b, i
   }
 }
 
-#include "simd/reduce.hpp"  // sum_run, extremum_run
+#include "simd/reduce.hpp"  // sum_run, extremum_run, dot_run, vecmat_run
 
 // ----- clip with bounds that are numbers (kernels/select.cpp's one-pass case) -----
 // x <= lo ? lo : x, then >= hi ? hi : x: a NaN x compares false and stays, a

@@ -189,3 +189,76 @@ T extremum_run(const T* a, int64_t n) {
   return extremum_finish<Max>(m, t[0], u[0] != 0, a, i, n);
 #endif
 }
+
+// Dot product of two contiguous runs (matmul of a vector by a vector),
+// in sum_run's 32 lanes and combine order, so the same bits on every ISA
+// and at any thread split (BLAS's dot accumulates float32 in float and
+// splits the run by thread count). float32 accumulates in double, where
+// the product of two floats is exact: fma(a, b, s) and the plain loop's
+// s + a * b round once at the same place, so the AVX2 build's FMA gives
+// the baseline's bits. float64 is the plain loop (a product and an add,
+// no contraction) in every build. With Acc = float (a matrix-vector
+// product's rows, which accumulate in float as GEMM does), the plain loop
+// everywhere too.
+template <class T, class U, class Acc>
+Acc dot_run(const T* a, const U* b, int64_t n) {
+  constexpr int L = 32;
+  int64_t i = 0;
+#if defined(__AVX2__) && defined(__FMA__)
+  if constexpr (sizeof(T) == 4 && sizeof(Acc) == 8) {
+    if (n >= L) {
+      sum_d4 v[L / 4];
+      for (int k = 0; k < L / 4; ++k) v[k] = sum_d4{0, 0, 0, 0};
+      for (; i + L <= n; i += L)
+#pragma GCC unroll 8
+        for (int k = 0; k < L / 4; ++k)
+          v[k] = __builtin_ia32_vfmaddpd256(sum_load4(a + i + 4 * k), sum_load4(b + i + 4 * k), v[k]);
+      Acc s[L];
+      __builtin_memcpy(s, v, sizeof s);
+      for (; i < n; ++i) s[0] += Acc(a[i]) * Acc(b[i]);
+      for (int w = L / 2; w >= 1; w /= 2)
+        for (int k = 0; k < w; ++k) s[k] += s[k + w];
+      return s[0];
+    }
+  }
+#endif
+  if (n < L) {
+    Acc r = 0;
+    for (; i < n; ++i) r += Acc(a[i]) * Acc(b[i]);
+    return r;
+  }
+  Acc s[L];
+  for (int k = 0; k < L; ++k) s[k] = 0;
+  for (; i + L <= n; i += L)
+    for (int k = 0; k < L; ++k) s[k] += Acc(a[i + k]) * Acc(b[i + k]);
+  for (; i < n; ++i) s[0] += Acc(a[i]) * Acc(b[i]);
+  for (int w = L / 2; w >= 1; w /= 2)
+    for (int k = 0; k < w; ++k) s[k] += s[k + w];
+  return s[0];
+}
+
+// y[0, N) = sum over k of v[k * incv] X[k * ldx + (0, N)], plus y when
+// accumulate: a vector times a matrix read row by row (each row once, in
+// order), the outputs kept in blocks of J accumulators. Every y[j] is
+// summed over k in the same order whatever the block or thread split and
+// ISA (a product and an add, no contraction; float32 in float, as GEMM).
+// OpenBLAS's GEMV of this form splits the sum between threads (other bits
+// at 2 threads).
+template <class T, class Acc>
+void vecmat_run(const T* v, int64_t incv, const T* X, int64_t ldx, T* y, int64_t K, int64_t N, bool accumulate) {
+  constexpr int J = 256 / sizeof(T) * 2;
+  // One block of nj columns; a whole block passes nj as a constant, so its loops have a fixed trip count.
+  auto block = [&](int64_t j0, auto nj) {
+    Acc acc[J];
+    for (int64_t j = 0; j < nj; ++j) acc[j] = accumulate ? Acc(y[j0 + j]) : Acc(0);
+    for (int64_t k = 0; k < K; ++k) {
+      const Acc vk = Acc(v[k * incv]);
+      const T* x = X + k * ldx + j0;
+      for (int64_t j = 0; j < nj; ++j) acc[j] += vk * Acc(x[j]);
+    }
+    for (int64_t j = 0; j < nj; ++j) y[j0 + j] = T(acc[j]);
+  };
+  int64_t j0 = 0;
+  for (; j0 + J <= N; j0 += J) block(j0, std::integral_constant<int64_t, J>{});
+  if (j0 < N) block(j0, N - j0);
+}
