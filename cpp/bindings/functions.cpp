@@ -227,6 +227,61 @@ PyObject* stack_body(PyObject* const* a) {
   return cast_out(stack(var_list(a[0], "stack"), ax));
 }
 
+// The predicates' kernels (tapegrad.less, ..., isnan: opspec COMPOSITIONS, whose Python bodies call
+// these): NumPy bool results, outside the graph; a 0-d result is a NumPy bool, as NumPy's. Arguments
+// without a Variable go to NumPy itself (its integer comparisons are exact; converting to float is not).
+// `name` is the private name ("_less"); name + 1 the public and NumPy's.
+PyObject* bool_result(const Tensor& t) {
+  py::object r = to_numpy(t);
+  if (t.ndim() == 0) r = r[py::tuple()];
+  return r.release().ptr();
+}
+template <class... A>
+PyObject* numpy_predicate(const char* pub, A... args) {
+  try {
+    return numpy().attr(pub)(py::handle(args)...).release().ptr();
+  } catch (py::error_already_set& e) {  // NumPy's message, naming the function as the project's errors do
+    const std::string msg = std::string(pub) + ": " + py::str(e.value()).cast<std::string>();
+    if (e.matches(PyExc_ValueError)) throw value_error(msg);
+    if (e.matches(PyExc_TypeError)) throw type_error(msg);
+    throw;
+  }
+}
+// Large Variables go to NumPy too, on views of their data (kPredicateNumpyFrom).
+py::object numpy_view(PyObject* h) {
+  return is_var(h) ? py::object(to_numpy(holder_of(h)->data)) : py::reinterpret_borrow<py::object>(h);
+}
+bool large_var(PyObject* h) { return is_var(h) && holder_of(h)->data.numel() >= kPredicateNumpyFrom; }
+template <kern::CompareOp K>
+PyObject* compare_body(const char* name, PyObject* const* a) {
+  if (!is_var(a[0]) && !is_var(a[1])) return numpy_predicate(name + 1, a[0], a[1]);
+  if (large_var(a[0]) || large_var(a[1]))
+    return numpy_predicate(name + 1, numpy_view(a[0]).ptr(), numpy_view(a[1]).ptr());
+  auto [x, y] = operands(a[0], a[1], name + 1);
+  Tensor p = x->data, q = y->data;
+  if (p.dtype != q.dtype) {  // float32 with float64: compared in float64, as NumPy
+    p = kern::astype(p, DType::F64);
+    q = kern::astype(q, DType::F64);
+  }
+  return bool_result(kern::compare(K, p, q, name + 1));
+}
+template <kern::ClassifyOp K>
+PyObject* classify_body(const char* name, PyObject* const* a) {
+  if (!is_var(a[0])) return numpy_predicate(name + 1, a[0]);
+  if (large_var(a[0])) return numpy_predicate(name + 1, numpy_view(a[0]).ptr());
+  return bool_result(kern::classify(K, holder_of(a[0])->data));
+}
+#define TG_COMPARE_BODY(NAME, K) \
+  PyObject* NAME##_body(PyObject* const* a) { return compare_body<kern::CompareOp::K>(#NAME, a); }
+#define TG_CLASSIFY_BODY(NAME, K) \
+  PyObject* NAME##_body(PyObject* const* a) { return classify_body<kern::ClassifyOp::K>(#NAME, a); }
+TG_COMPARE_BODY(_less, Lt) TG_COMPARE_BODY(_less_equal, Le) TG_COMPARE_BODY(_greater, Gt)
+TG_COMPARE_BODY(_greater_equal, Ge) TG_COMPARE_BODY(_equal, Eq) TG_COMPARE_BODY(_not_equal, Ne)
+TG_CLASSIFY_BODY(_isnan, IsNan) TG_CLASSIFY_BODY(_isinf, IsInf) TG_CLASSIFY_BODY(_isfinite, IsFinite)
+TG_CLASSIFY_BODY(_signbit, SignBit)
+#undef TG_COMPARE_BODY
+#undef TG_CLASSIFY_BODY
+
 #define TG_FASTCALL_FN_REQ(NAME, REQ, ...)                                                     \
   PyObject* NAME##_fn(PyObject*, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) { \
     static const char* const names[] = {__VA_ARGS__};                                          \
@@ -276,6 +331,9 @@ TG_BINARY_FN(maximum) TG_BINARY_FN(minimum) TG_BINARY_FN(arctan2) TG_BINARY_FN(m
 #define TG_REDUCE_FN(NAME) TG_FASTCALL_FN_REQ(NAME, 1, "x", "axis", "keepdims")
 TG_REDUCE_FN(sum) TG_REDUCE_FN(mean) TG_REDUCE_FN(max) TG_REDUCE_FN(min) TG_REDUCE_FN(logsumexp)
 #undef TG_REDUCE_FN
+TG_FASTCALL_FN(_less, "a", "b") TG_FASTCALL_FN(_less_equal, "a", "b") TG_FASTCALL_FN(_greater, "a", "b")
+TG_FASTCALL_FN(_greater_equal, "a", "b") TG_FASTCALL_FN(_equal, "a", "b") TG_FASTCALL_FN(_not_equal, "a", "b")
+TG_FASTCALL_FN(_isnan, "x") TG_FASTCALL_FN(_isinf, "x") TG_FASTCALL_FN(_isfinite, "x") TG_FASTCALL_FN(_signbit, "x")
 TG_FASTCALL_FN_REQ(softmax, 1, "x", "axis")
 TG_FASTCALL_FN_REQ(log_softmax, 1, "x", "axis")
 #undef TG_FASTCALL_FN
@@ -291,6 +349,13 @@ PyMethodDef kFastcallDefs[] = {
     TG_FASTCALL_DEF(mean), TG_FASTCALL_DEF(max), TG_FASTCALL_DEF(min), TG_FASTCALL_DEF(logsumexp),
     TG_FASTCALL_DEF(softmax), TG_FASTCALL_DEF(log_softmax), TG_FASTCALL_DEF(transpose),
     TG_FASTCALL_DEF(concatenate), TG_FASTCALL_DEF(stack),
+#define TG_PREDICATE_DEF(NAME) \
+  {#NAME, reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(&NAME##_fn)), METH_FASTCALL | METH_KEYWORDS, \
+   "The kernel of a predicate composition (opspec/ops.py COMPOSITIONS)."}
+    TG_PREDICATE_DEF(_less), TG_PREDICATE_DEF(_less_equal), TG_PREDICATE_DEF(_greater),
+    TG_PREDICATE_DEF(_greater_equal), TG_PREDICATE_DEF(_equal), TG_PREDICATE_DEF(_not_equal),
+    TG_PREDICATE_DEF(_isnan), TG_PREDICATE_DEF(_isinf), TG_PREDICATE_DEF(_isfinite), TG_PREDICATE_DEF(_signbit),
+#undef TG_PREDICATE_DEF
     {"from_numpy", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(&from_numpy_fn)),
      METH_FASTCALL | METH_KEYWORDS, "from_numpy(array)\n--\n\nA Variable sharing the NumPy array's buffer (no copy)."},
     {nullptr, nullptr, 0, nullptr}};

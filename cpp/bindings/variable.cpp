@@ -93,6 +93,10 @@ py::object compare_op(const Var& self, py::handle other) {
   Var o = try_to_var(other, self->dtype());
   if (!o) return not_implemented();
   Tensor a = self->data, b = o->data;
+  if (a.numel() >= kPredicateNumpyFrom || b.numel() >= kPredicateNumpyFrom) {
+    static const char* const kNumpyName[] = {"equal", "not_equal", "less", "less_equal", "greater", "greater_equal"};
+    return numpy().attr(kNumpyName[static_cast<int>(K)])(to_numpy(a), to_numpy(b));
+  }
   if (a.dtype != b.dtype) {
     a = kern::astype(a, DType::F64);
     b = kern::astype(b, DType::F64);

@@ -267,8 +267,15 @@ def build(ns):
 
     # ----- predicates ------------------------------------------------------------------
     def predicate(np_fn, name=None):
+        name = name or np_fn.__name__
+        kernel = getattr(ns, "_" + name, None)  # the engine's own (tapegrad: C++, ~5x faster than via NumPy)
+        if kernel is not None:  # (its errors name the function already: no composition wrapper around it)
+            f = (lambda a, b: kernel(a, b)) if np_fn.nin == 2 else (lambda x: kernel(x))
+            f.__name__ = f.__qualname__ = name
+            out[name] = f
+            return f
         f = (lambda a, b: np_fn(values(a), values(b))) if np_fn.nin == 2 else (lambda x: np_fn(values(x)))
-        f.__name__ = name or np_fn.__name__
+        f.__name__ = name
         return composition(f)
 
     for _f in (np.less, np.less_equal, np.greater, np.greater_equal, np.equal, np.not_equal,

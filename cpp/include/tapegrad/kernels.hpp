@@ -44,6 +44,9 @@ void binary_inplace(BinaryOp op, const Tensor& a, const Tensor& b, const char* o
 // Boolean masks used by VJP rules (Bool tensors).
 enum class CompareOp { Eq, Ne, Lt, Le, Gt, Ge };
 Tensor compare(CompareOp op, const Tensor& a, const Tensor& b, const char* opname);
+// NumPy's isnan, isinf, isfinite, signbit: a Bool tensor of x's shape.
+enum class ClassifyOp { IsNan, IsInf, IsFinite, SignBit };
+Tensor classify(ClassifyOp op, const Tensor& x);
 Tensor logical_and(const Tensor& a, const Tensor& b);
 
 // out = cond ? a : b, all three broadcast together. cond is Bool.

@@ -249,21 +249,46 @@ Tensor compare(CompareOp op, const Tensor& a0, const Tensor& b0, const char* opn
     const T* pa = a.ptr<T>();
     const T* pb = b.ptr<T>();
     std::array<std::vector<int64_t>, 3> st{contiguous_strides(s), broadcast_strides(a.shape, s), broadcast_strides(b.shape, s)};
-    nd_loop<3>(s, st, [&](const std::array<int64_t, 3>& off, int64_t n, const std::array<int64_t, 3>& in) {
-      for (int64_t i = 0; i < n; ++i) {
-        T x = pa[off[1] + i * in[1]], y = pb[off[2] + i * in[2]];
-        bool r = false;
-        switch (op) {
-          case CompareOp::Eq: r = x == y; break;
-          case CompareOp::Ne: r = x != y; break;
-          case CompareOp::Lt: r = x < y; break;
-          case CompareOp::Le: r = x <= y; break;
-          case CompareOp::Gt: r = x > y; break;
-          case CompareOp::Ge: r = x >= y; break;
-        }
-        po[off[0] + i * in[0]] = r;
-      }
-    });
+    // (the op chosen outside the loop: a switch per element kept it scalar, 1.13x PyTorch's time at 1M)
+    auto run = [&](auto f) {
+      nd_loop<3>(s, st, [&](const std::array<int64_t, 3>& off, int64_t n, const std::array<int64_t, 3>& in) {
+        uint8_t* o = po + off[0];
+        const T* x = pa + off[1];
+        const T* y = pb + off[2];
+        if (in[0] == 1 && in[1] == 1 && in[2] == 1)
+          for (int64_t i = 0; i < n; ++i) o[i] = f(x[i], y[i]);
+        else if (in[0] == 1 && in[1] == 1 && in[2] == 0)
+          for (int64_t i = 0; i < n; ++i) o[i] = f(x[i], *y);
+        else
+          for (int64_t i = 0; i < n; ++i) o[i * in[0]] = f(x[i * in[1]], y[i * in[2]]);
+      });
+    };
+    switch (op) {
+      case CompareOp::Eq: run([](T x, T y) -> uint8_t { return x == y; }); break;
+      case CompareOp::Ne: run([](T x, T y) -> uint8_t { return x != y; }); break;
+      case CompareOp::Lt: run([](T x, T y) -> uint8_t { return x < y; }); break;
+      case CompareOp::Le: run([](T x, T y) -> uint8_t { return x <= y; }); break;
+      case CompareOp::Gt: run([](T x, T y) -> uint8_t { return x > y; }); break;
+      case CompareOp::Ge: run([](T x, T y) -> uint8_t { return x >= y; }); break;
+    }
+  });
+  return out;
+}
+
+Tensor classify(ClassifyOp op, const Tensor& x0) {
+  TG_CONTIGUOUS(x, x0);
+  Tensor out = Tensor::empty(x.shape, DType::Bool);
+  uint8_t* o = out.ptr<uint8_t>();
+  const int64_t n = x.numel();
+  TG_DISPATCH_FLOAT(x.dtype, "classify", {
+    const T* p = x.ptr<T>();
+    constexpr T inf = std::numeric_limits<T>::infinity();
+    switch (op) {
+      case ClassifyOp::IsNan: for (int64_t i = 0; i < n; ++i) o[i] = p[i] != p[i]; break;
+      case ClassifyOp::IsInf: for (int64_t i = 0; i < n; ++i) o[i] = std::fabs(p[i]) == inf; break;
+      case ClassifyOp::IsFinite: for (int64_t i = 0; i < n; ++i) o[i] = std::fabs(p[i]) < inf; break;
+      case ClassifyOp::SignBit: for (int64_t i = 0; i < n; ++i) o[i] = std::signbit(p[i]); break;
+    }
   });
   return out;
 }
