@@ -698,9 +698,10 @@ def _add(spec):
 
 # functions of the module (tapegrad.X / tapegrad.reference.X)
 # The spec's elementwise ops (tapegrad._core.__ops__): a new one is drawn with no edit here.
-# Its test domain maps onto DOMAINS; exp overflows past |x| ~ 700, so it stays bounded.
+# Its test domain maps onto DOMAINS; exp overflows past |x| ~ 700, so it stays bounded (and so do
+# expm1, sinh, cosh and exp2, h85).
 def _spec_domain(name, domain):
-    if name == "exp":
+    if name in ("exp", "expm1", "sinh", "cosh", "exp2"):
         return "bounded"
     if domain in ("real", "positive", "nonzero"):
         return {"real": "finite"}.get(domain, domain)

@@ -634,6 +634,21 @@ def _ld_softplus(x):
 LD_ORACLE = {"exp": np.exp, "log": np.log, "log1p": np.log1p, "sin": np.sin, "cos": np.cos, "tan": np.tan,
              "tanh": np.tanh, "sigmoid": _ld_sigmoid, "softplus": _ld_softplus, "arcsin": np.arcsin,
              "arccos": np.arccos, "arctan": np.arctan, "sqrt": np.sqrt}
+# ----- h85-expfam: expm1, sinh, cosh, exp2 (long double libm; their own tests at the end of the file) -----
+LD_ORACLE.update({"expm1": np.expm1, "sinh": np.sinh, "cosh": np.cosh, "exp2": np.exp2})
+_H85_MAIN = {"expm1": (-50, 710), "sinh": (-711, 711), "cosh": (-711, 711), "exp2": (-1080, 1030)}
+# where the kernels switch (k = 0 <-> +-1 at ln2/2; sinh/cosh's e^a / 2 at 20 (float: 10); expm1's -1 clamp
+# (-45, float -20) and k = 1024 (709.43)), the overflow thresholds (exp's 709.78, sinh/cosh's 710.476; float
+# 88.72, 89.416), exp2's range ends and binade edges, and 0
+_H85_CENTERS = {
+    "expm1": [0.0, 0.34657359, -0.34657359, -45.0, -38.0, -20.0, -17.3, 709.43613930310391, 709.782712893384,
+              88.3762626647949, 88.7228391, 1e-8, -1e-8],
+    "sinh": [0.0, 0.34657359, 20.0, -20.0, 10.0, -10.0, 710.4758600739439, -710.4758600739439, 89.4159851,
+             -89.4159851, 709.782712893384, 1e-8, -1e-8],
+    "cosh": [0.0, 0.34657359, 20.0, -20.0, 10.0, -10.0, 710.4758600739439, -710.4758600739439, 89.4159851,
+             -89.4159851, 709.782712893384],
+    "exp2": [0.0, 0.5, -0.5, 1024.0, -1022.0, -1074.0, -1075.0, 128.0, -126.0, -149.0, -150.0, 1e-8, -1e-8],
+}
 
 SPECIALS = [0.0, -0.0, np.inf, -np.inf, np.nan, 5e-324, -5e-324, 2.2250738585072014e-308, -2.2250738585072014e-308,
             1.0, -1.0, 0.5, 2.0, 1e-300, -1e-300, 1e300, -1e300, 1.7976931348623157e308, -1.7976931348623157e308]
@@ -648,7 +663,7 @@ def _f64_points(name, n=1_000_000, seed=5):
     every_binade = np.exp2(rng.uniform(-1074, 1024, k)) * rng.choice([-1.0, 1.0], k)
     main = {"exp": (-746, 710), "log": (0, 4), "log1p": (-1, 3), "sin": (-20, 20), "cos": (-20, 20),
             "tan": (-20, 20), "tanh": (-25, 25), "sigmoid": (-746, 746), "softplus": (-746, 746),
-            "arcsin": (-1, 1), "arccos": (-1, 1), "arctan": (-10, 10), "sqrt": (0, 4)}[name]
+            "arcsin": (-1, 1), "arccos": (-1, 1), "arctan": (-10, 10), "sqrt": (0, 4), **_H85_MAIN}[name]
     uniform = rng.uniform(*main, k)
     moderate = np.exp2(rng.uniform(-60, 12, k)) * rng.choice([-1.0, 1.0], k)
     m = n - 3 * k
@@ -673,6 +688,8 @@ def _f64_points(name, n=1_000_000, seed=5):
         centers = [0.4375, 0.6875, 1.1875, 2.4375, -0.4375, -0.6875, -1.1875, -2.4375, 2.0**66, 0.0]
     elif name == "sqrt":
         centers = [0.0, 1.0, 2.2250738585072014e-308]
+    elif name in _H85_CENTERS:
+        centers = _H85_CENTERS[name]
     else:  # sigmoid, softplus
         centers = [0.0, -745.1332191019411, -708.4, 36.7, 709.78]
     c = np.array(centers)[rng.integers(0, len(centers), m)]
@@ -1273,3 +1290,67 @@ def test_float32_power_exhaustive_over_one_binade_and_a_grid_of_exponents():
             want = np.power(x.astype(np.float64), np.float64(np.float32(c)))
         err, _ = _ulp_error(got, want, np.float32)
         assert err.max() <= 1.0, (c, float(err.max()))
+
+
+# ----- h85-expfam: expm1, sinh, cosh, exp2 as primitives (simd/math.hpp, loops.hpp) -----
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("name", ["expm1", "sinh", "cosh", "exp2"])
+def test_expfam_special_values_and_signed_zeros_as_numpy(name, dtype, restore_isa):
+    # -0.0 (expm1 and sinh keep its sign), inf, nan, the smallest subnormals, and past the overflow thresholds
+    fi = np.finfo(dtype)
+    x = np.array([0.0, -0.0, np.inf, -np.inf, np.nan, fi.smallest_subnormal, -fi.smallest_subnormal, fi.tiny,
+                  -fi.tiny, fi.max, -fi.max, 1e-30, -1e-30, 100.0, -100.0, 1000.0, -1000.0, 2000.0, -2000.0],
+                 dtype=np.float64).astype(dtype)
+    got = _run_every_isa_and_thread_count(getattr(tg, name), x)
+    with np.errstate(all="ignore"):
+        want = getattr(np, name)(x)
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(np.signbit(got), np.signbit(want))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_exp2_exact_at_every_integer_as_numpy(dtype, restore_isa):
+    # exp2(3) == 8.0: f = x - round(x) = 0 leaves e^0 = 1 exactly, then 2^k (also subnormal, and the ends)
+    lo, hi = (-160, 140) if dtype == np.float32 else (-1090, 1040)
+    x = np.arange(lo, hi).astype(dtype)
+    got = _run_every_isa_and_thread_count(tg.exp2, x)
+    with np.errstate(over="ignore", under="ignore"):
+        want = np.ldexp(np.ones_like(x), np.arange(lo, hi))
+        if dtype == np.float64:  # (NumPy's own float32 exp2 is not exact at 127: 1.7014120e38)
+            np.testing.assert_array_equal(got, np.exp2(x))
+    np.testing.assert_array_equal(got, want)
+
+
+@needs_long_double
+@pytest.mark.parametrize("name", ["expm1", "sinh", "cosh"])
+def test_float32_expfam_every_float_near_the_switches(name, restore_isa):
+    # Every float within 4096 ulps of where the kernels switch (reduction k = 0 <-> 1, the e^a / 2 branch at
+    # 10, expm1's k = 128 and -20 clamp) and of the overflow thresholds, both signs.
+    centers = {"expm1": [0.34657359, 88.3762626647949, 88.7228391, 20.0, 17.3, 1e-4],
+               "sinh": [0.34657359, 10.0, 89.4159851, 1e-4], "cosh": [0.34657359, 10.0, 89.4159851]}[name]
+    x = _floats_around(centers, 4096)
+    got = _run_every_isa_and_thread_count(getattr(tg, name), x)
+    with np.errstate(all="ignore"):
+        want = LD_ORACLE[name](x.astype(np.longdouble))
+    err, rest = _ulp_error(got, want, np.float32)
+    assert err.max() <= 1.0, (name, float(err.max()), float(x[rest][int(np.argmax(err))]))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_expfam_gradients_against_numpy_and_second_order(dtype, restore_isa):
+    # expm1' = exp(x) (not y + 1, which cancels where y ~ -1: relative accuracy kept at x = -30), sinh' = cosh,
+    # cosh' = sinh, exp2' = y ln2; second derivatives through create_graph: expm1'' = exp, sinh'' = sinh,
+    # cosh'' = cosh, exp2'' = y ln2^2.
+    x = np.array([-30.0, -3.0, -0.5, -1e-6, 0.0, 1e-6, 0.7, 2.5, 30.0]).astype(dtype)
+    ln2 = np.log(2.0)
+    first = {"expm1": np.exp, "sinh": np.cosh, "cosh": np.sinh, "exp2": lambda v: np.exp2(v) * ln2}
+    second = {"expm1": np.exp, "sinh": np.sinh, "cosh": np.cosh, "exp2": lambda v: np.exp2(v) * ln2 * ln2}
+    tol = 2e-6 if dtype == np.float32 else 1e-14
+    for name in first:
+        v = tg.Variable(x, requires_grad=True)
+        getattr(tg, name)(v).sum().backward(create_graph=True)
+        g = v.grad
+        np.testing.assert_allclose(g.numpy(), first[name](x.astype(np.float64)), rtol=tol, atol=0, err_msg=name)
+        v.grad = None
+        g.sum().backward()
+        np.testing.assert_allclose(v.grad, second[name](x.astype(np.float64)), rtol=tol, atol=0, err_msg=name)

@@ -472,9 +472,10 @@ def test_compositions_that_need_numbers_raise_naming_the_op(name):
 
 
 def test_masks_become_piecewise_and_the_norm_of_zero_keeps_its_subgradient():
-    x0 = sympy.Symbol("x_0", real=True)
-    sf = symbolic.to_sympy(lambda engine, x: engine.expm1(x), (1,))
-    assert sf.output[0].has(sympy.Piecewise) and sf.output[0].subs(x0, 2) == sympy.exp(2) - 1
+    x0, x1 = sympy.symbols("x_0 x_1", real=True)
+    sf = symbolic.to_sympy(lambda engine, x: engine.norm(x), (2,))  # (expm1's mask was the example: a primitive now)
+    out = sympy.sympify(sf.output[()])
+    assert out.has(sympy.Piecewise) and out.subs({x0: 3, x1: -4}) == 5 and out.subs({x0: 0, x1: 0}) == 0
     g = symbolic.symbolic_gradient(lambda engine, x: engine.norm(x), (3,))
     np.testing.assert_array_equal(g(np.zeros(3)), tg.grad(tg.norm)(np.zeros(3)))  # 0, not NaN
     np.testing.assert_allclose(g(np.array([3.0, 0.0, -4.0])), [0.6, 0.0, -0.8], rtol=1e-15)

@@ -86,6 +86,11 @@ static const Function kFunctions[] = {
     {"arcsin", UnaryOp::Arcsin, [](double x) { return std::asin(x); }},
     {"arccos", UnaryOp::Arccos, [](double x) { return std::acos(x); }},
     {"arctan2", UnaryOp::Arctan, nullptr, BinaryOp::Arctan2, [](double y, double x) { return std::atan2(y, x); }},
+    // h85-expfam
+    {"expm1", UnaryOp::Expm1, [](double x) { return std::expm1(x); }},
+    {"sinh", UnaryOp::Sinh, [](double x) { return std::sinh(x); }},
+    {"cosh", UnaryOp::Cosh, [](double x) { return std::cosh(x); }},
+    {"exp2", UnaryOp::Exp2, [](double x) { return std::exp2(x); }},
 };
 
 struct Result {

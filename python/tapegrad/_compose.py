@@ -154,19 +154,6 @@ def build(ns):
         return ns.power(ns.astype(V(a), np.float64), ns.astype(V(b), np.float64))
 
     @composition
-    def exp2(x):
-        return ns.exp(ns.multiply(V(x), LN2))
-
-    @composition
-    def expm1(x):
-        # exp(x) - 1 cancels for small |x|; 2t / (1 - t) with t = tanh(x/2) does not, and
-        # stays finite where it is used (x < 1); the masked input keeps its gradient finite.
-        x = V(x)
-        small = values(x) < 1
-        t = ns.tanh(ns.multiply(where_(small, x, 0.0), 0.5))
-        return where_(small, ns.divide(ns.multiply(t, 2.0), ns.subtract(1.0, t)), ns.subtract(ns.exp(x), 1.0))
-
-    @composition
     def log2(x):
         return ns.multiply(ns.log(V(x)), 1 / LN2)
 
@@ -180,20 +167,6 @@ def build(ns):
         pos = values(x) >= 0
         root = lambda u: ns.power(u, 1.0 / 3.0)  # noqa: E731
         return where_(pos, root(where_(pos, x, 1.0)), ns.negative(root(where_(pos, 1.0, ns.negative(x)))))
-
-    @composition
-    def sinh(x):
-        # (e^x - e^-x)/2 cancels near 0: there 2t / (1 - t^2), t = tanh(x/2).
-        x = V(x)
-        small = np.abs(values(x)) < 1
-        t = ns.tanh(ns.multiply(where_(small, x, 0.0), 0.5))
-        near0 = ns.divide(ns.multiply(t, 2.0), ns.subtract(1.0, ns.multiply(t, t)))
-        return where_(small, near0, ns.multiply(ns.subtract(ns.exp(x), ns.exp(ns.negative(x))), 0.5))
-
-    @composition
-    def cosh(x):
-        x = V(x)
-        return ns.multiply(ns.add(ns.exp(x), ns.exp(ns.negative(x))), 0.5)
 
     @composition
     def arcsinh(x):
@@ -745,7 +718,7 @@ def build(ns):
     def elu(x, alpha=1.0):
         x = V(x)
         pos = values(x) > 0
-        return where_(pos, x, ns.multiply(expm1(where_(pos, 0.0, x)), float(alpha)))
+        return where_(pos, x, ns.multiply(ns.expm1(where_(pos, 0.0, x)), float(alpha)))
 
     @composition
     def leaky_relu(x, negative_slope=0.01):

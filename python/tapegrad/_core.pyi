@@ -138,6 +138,14 @@ class Variable:
         """Inverse tangent."""
     def abs(self) -> Variable:
         """|x|; abs'(0) = 0."""
+    def expm1(self) -> Variable:
+        """e**x - 1, accurate for small x."""
+    def sinh(self) -> Variable:
+        """Hyperbolic sine."""
+    def cosh(self) -> Variable:
+        """Hyperbolic cosine."""
+    def exp2(self) -> Variable:
+        """2**x (exact at integers)."""
     def clip(self, a_min: Variable | ArrayLike | None = None, a_max: Variable | ArrayLike | None = None) -> Variable:
         """Clip to [a_min, a_max]; the gradient passes where a_min <= x <= a_max."""
     def astype(self, dtype: DTypeLike) -> Variable:
@@ -291,6 +299,14 @@ def arctan(x: Variable | ArrayLike, /) -> Variable:
     """Inverse tangent."""
 def abs(x: Variable | ArrayLike, /) -> Variable:
     """|x|; abs'(0) = 0."""
+def expm1(x: Variable | ArrayLike, /) -> Variable:
+    """e**x - 1, accurate for small x."""
+def sinh(x: Variable | ArrayLike, /) -> Variable:
+    """Hyperbolic sine."""
+def cosh(x: Variable | ArrayLike, /) -> Variable:
+    """Hyperbolic cosine."""
+def exp2(x: Variable | ArrayLike, /) -> Variable:
+    """2**x (exact at integers)."""
 def add(a: Variable | ArrayLike, b: Variable | ArrayLike) -> Variable:
     """a + b"""
 def subtract(a: Variable | ArrayLike, b: Variable | ArrayLike) -> Variable:

@@ -68,6 +68,10 @@ UNARY_OPS = {
     "arcsin": lambda sp, u: sp.asin(u),
     "arccos": lambda sp, u: sp.acos(u),
     "arctan": lambda sp, u: sp.atan(u),
+    "expm1": lambda sp, u: sp.exp(u) - 1,  # (h85-expfam)
+    "sinh": lambda sp, u: sp.sinh(u),
+    "cosh": lambda sp, u: sp.cosh(u),
+    "exp2": lambda sp, u: 2 ** u,
 }
 BINARY_OPS = {
     "add": lambda sp, u, v: u + v,
@@ -807,7 +811,7 @@ def swell_report(f: Union[str, Callable[..., Any]], depth: int, *, shape: Option
 # ---------------------------------------------------------------------------
 # _compose.build writes each composition once over an engine's primitives; here the engine is
 # this module (SymArray as its Variable class). Where a body reads values to build a mask
-# (expm1's x < 1, the 2-norm's s > 0), the mask becomes a condition and where() a Piecewise,
+# (the 2-norm's s > 0), the mask becomes a condition and where() a Piecewise,
 # so the expressions hold at every point, as the engines' results do. A body that needs numbers
 # (NaN tests, counting, argmax, bool results) raises NotImplementedError naming it:
 # SYMBOLIC_UNSUPPORTED lists those, with the reason.

@@ -62,6 +62,17 @@ TG_MATH_INLINE float tg_pow2f(float k) {
   return s;
 }
 
+// e^r - 1 - r + re = re + r^2 P(r) for |r| <= ln2/2 (expf_reduce's polynomial; exp2 shares it).
+TG_MATH_INLINE float expf_poly(float rr, float re) {
+  float p = 1.98527617612853646278381e-4f;
+  p = tg_fmaf(p, rr, 1.39304355252534151077271e-3f);
+  p = tg_fmaf(p, rr, 8.33336077630519866943359e-3f);
+  p = tg_fmaf(p, rr, 4.16664853692054748535156e-2f);
+  p = tg_fmaf(p, rr, 1.66666671633720397949219e-1f);
+  p = tg_fmaf(p, rr, 0.5f);
+  return tg_fmaf(p, rr * rr, re);
+}
+
 // e^c = 2^k (1 + (r + X)) for c in [-104, 89], in float arithmetic with FMA at
 // the full float vector width (SLEEF's xexpf u10 reduction and polynomial):
 // c = k ln2 + r, ln2 in two parts (c - k ln2_hi exact: k ln2_hi has <= 17
@@ -79,15 +90,9 @@ TG_MATH_INLINE void expf_reduce(float c, float* k, float* r, float* X, float* ks
   float rh = tg_fmaf(kk, -ln2_hi, c);  // exact
   float rr = tg_fmaf(kk, -ln2_lo, rh);
   float re = tg_fmaf(kk, -ln2_lo, rh - rr);  // rr's rounding error (rh - rr exact)
-  float p = 1.98527617612853646278381e-4f;
-  p = tg_fmaf(p, rr, 1.39304355252534151077271e-3f);
-  p = tg_fmaf(p, rr, 8.33336077630519866943359e-3f);
-  p = tg_fmaf(p, rr, 4.16664853692054748535156e-2f);
-  p = tg_fmaf(p, rr, 1.66666671633720397949219e-1f);
-  p = tg_fmaf(p, rr, 0.5f);
   *k = kk;
   *r = rr;
-  *X = tg_fmaf(p, rr * rr, re);
+  *X = expf_poly(rr, re);
 }
 
 // 2^k u for k in [-150, 128], applied in two steps so that a subnormal result
@@ -327,6 +332,67 @@ template <class T> TG_MATH_INLINE T k_arctan2(T a, T b) {  // (two operands: not
   if constexpr (sizeof(T) == 4) return atan2_f32(a, b);
   else return atan2_f64(a, b);
 }
+// ----- h85-expfam: expm1, sinh, cosh, exp2 -------------------------------------
+// float32 in float at the full vector width: simd/math.hpp's pair finishes
+// (expm1_pair, sinh_small, cosh_small) on expf_reduce's r + X, as tanhf_fast.
+
+// expm1 in float: below -20 it rounds to -1 (clamped there: 2^k normal); k =
+// 128 (x in (88.38, 89]): 2^127 and the result doubled; 89 caps x (inf).
+TG_MATH_INLINE float expm1f_fast(float x) {
+  float xc = x < -20.0f ? -20.0f : x;
+  xc = xc > 89.0f ? 89.0f : xc;
+  float k, r, X, ml;
+  expf_reduce(xc, &k, &r, &X);
+  float u = r + X;
+  float mh = expm1_pair(tg_pow2f(k > 127.0f ? 127.0f : k), u, X - (u - r), &ml);  // (Fast2Sum: |r| >= |X|)
+  float res = (mh + ml) * (k > 127.0f ? 2.0f : 1.0f);
+  res = x == 0.0f ? x : res;  // keeps -0
+  return x != x ? x : res;
+}
+
+// sinh and cosh in float: sinh_cosh_f64's scheme, the switch to e^a / 2 at
+// a > 10 (e^-2a < 2^-28), a capped at 89.5 (both overflow from 89.42; k - 1
+// stays <= 128 for scale_pow2f).
+template <bool kSinh> TG_MATH_INLINE float sinh_coshf_fast(float x) {
+  float a = __builtin_fabsf(x);
+  a = a > 89.5f ? 89.5f : a;
+  float k, r, X;
+  expf_reduce(a, &k, &r, &X);
+  float u = r + X;
+  float ue = X - (u - r);
+  float y = 1.0f + u;
+  float yl = ((1.0f - y) + u) + ue;
+  float big = scale_pow2f(y, k - 1.0f);
+  float sc = tg_pow2f(a > 10.0f ? 0.0f : k);
+  float res;
+  if constexpr (kSinh) {
+    float ml;
+    float mh = expm1_pair(sc, u, ue, &ml);
+    res = a > 10.0f ? big : sinh_small(sc, y, yl, mh, ml);
+    res = __builtin_copysignf(res, x);  // (keeps -0)
+  } else {
+    res = a > 10.0f ? big : cosh_small(sc, y, yl);
+  }
+  return x != x ? x : res;
+}
+
+// 2^x in float: k = round(x), f = x - k exact, e^(f ln2) by expf_poly on r +
+// re = f ln2 (fma for the product's error), then expf_fast's finish; integers
+// give r = 0 and 2^k exactly. 0 below -150, inf from 128.
+TG_MATH_INLINE float exp2f_fast(float x) {
+  const float ln2_hi = 0x1.62e43p-1f, ln2_lo = -0x1.05c610p-29f;
+  float k = (x + 12582912.0f) - 12582912.0f;  // (|x| >= 2^22: garbage, selected below)
+  float f = x - k;
+  float r = f * ln2_hi;
+  float re = tg_fmaf(f, ln2_lo, tg_fmaf(f, ln2_hi, -r));
+  float res = scale_pow2f((r + expf_poly(r, re)) + 1.0f, k);
+  res = x >= -150.0f ? res : 0.0f;
+  return x < 128.0f ? res : x + __builtin_inff();
+}
+TG_BY_WIDTH(k_expm1, expm1f_fast, expm1_f64)
+TG_BY_WIDTH(k_sinh, sinh_coshf_fast<true>, sinh_f64)
+TG_BY_WIDTH(k_cosh, sinh_coshf_fast<false>, cosh_f64)
+TG_BY_WIDTH(k_exp2, exp2f_fast, exp2_f64)
 // The piecewise-constant helpers a spec derivative may use (derivative 0).
 template <class T> TG_MATH_INLINE T k_step(T v) { return v > T(0) ? T(1) : T(0); }  // relu'(0) = 0
 template <class T> TG_MATH_INLINE T k_sign(T v) { return v > T(0) ? T(1) : (v < T(0) ? T(-1) : (v != v ? v : T(0))); }

@@ -84,13 +84,8 @@ TG_MATH_INLINE double exp_poly(double s, double s_err) {
   return tg_fma(s2, p, s_err);
 }
 
-TG_MATH_INLINE double exp_dd(double x, double* lo) {
-  const double inv_ln2 = 1.442695040888963407359924681001892137426645954152985934135449406931;
-  const double ln2_hi = .69314718055966295651160180568695068359375, ln2_lo = .28235290563031577122588448175013436025525412068e-12;
-  double kd = tg_fma(x, inv_ln2, kTgShifter) - kTgShifter;  // round to nearest
-  double sh = tg_fma(kd, -ln2_hi, x);                          // exact: k ln2_hi has 43 bits, Sterbenz
-  double s = tg_fma(kd, -ln2_lo, sh);
-  double s_err = tg_fma(kd, -ln2_lo, sh - s);  // (sh - s exact)
+// 2^k e^(s + s_err), |s| <= ln2/2, k = kd in [-1075, 1024]: exp_dd's second half (exp2 shares it).
+TG_MATH_INLINE double exp_dd_from(double kd, double s, double s_err, double* lo) {
   double q = exp_poly(s, s_err);  // e^s - 1 - s, |q| < 0.07
   double h = 1.0 + s;
   double l = ((1.0 - h) + s) + q;  // Fast2Sum (1 >= |s|) plus q
@@ -100,6 +95,16 @@ TG_MATH_INLINE double exp_dd(double x, double* lo) {
   double s1 = tg_pow2i(k1), s2k = tg_pow2i(kd - k1);
   *lo = y_lo * s1 * s2k;
   return y * s1 * s2k;
+}
+
+TG_MATH_INLINE double exp_dd(double x, double* lo) {
+  const double inv_ln2 = 1.442695040888963407359924681001892137426645954152985934135449406931;
+  const double ln2_hi = .69314718055966295651160180568695068359375, ln2_lo = .28235290563031577122588448175013436025525412068e-12;
+  double kd = tg_fma(x, inv_ln2, kTgShifter) - kTgShifter;  // round to nearest
+  double sh = tg_fma(kd, -ln2_hi, x);                          // exact: k ln2_hi has 43 bits, Sterbenz
+  double s = tg_fma(kd, -ln2_lo, sh);
+  double s_err = tg_fma(kd, -ln2_lo, sh - s);  // (sh - s exact)
+  return exp_dd_from(kd, s, s_err, lo);
 }
 
 TG_MATH_INLINE double exp_f64(double x) {
@@ -697,4 +702,118 @@ TG_MATH_INLINE float atan2_f32(float y, float x) {
   float r = S + (err + tg_fmaf(k, kPio2LoF, zl));
   r = __builtin_copysignf(r, y);
   return x != x ? x + y : (y != y ? x + y : r);
+}
+
+// ----- h85-expfam: expm1, sinh, cosh, exp2 (float64; float32's in loops.hpp) -----
+// exp_dd's reduction and polynomial (exp2: its own exact reduction, then
+// exp_dd_from), finished in pairs so that the result rounds about once.
+
+// e^x = 2^k (1 + u + ue): exp_dd's reduction and exp_poly, with e^s - 1 kept
+// as the pair u + ue (Fast2Sum: |s| >= |q|), as tanh_f64; returns k.
+TG_MATH_INLINE double expm1_reduce(double x, double* u, double* ue) {
+  const double inv_ln2 = 1.442695040888963407359924681001892137426645954152985934135449406931;
+  const double ln2_hi = .69314718055966295651160180568695068359375, ln2_lo = .28235290563031577122588448175013436025525412068e-12;
+  double kd = tg_fma(x, inv_ln2, kTgShifter) - kTgShifter;
+  double sh = tg_fma(kd, -ln2_hi, x);  // exact (exp_dd)
+  double s = tg_fma(kd, -ln2_lo, sh);
+  double q = exp_poly(s, tg_fma(kd, -ln2_lo, sh - s));  // e^s - 1 - s
+  *u = s + q;
+  *ue = (s - *u) + q;
+  return kd;
+}
+
+// e^x - 1 = (2^k - 1) + 2^k (u + ue) as a pair mh + ml (tanh_finish's m, for
+// k of either sign): 2^k - 1 is 0 or at least 1/2 in magnitude and above
+// |2^k u| (|u| < 0.42), so Fast2Sum holds; 2^k - 1's own rounding error (k >
+// 53 or k < -53) in the tail, by Fast2Sum from the larger operand.
+template <class T> TG_MATH_INLINE T expm1_pair(T sc, T u, T ue, T* ml) {
+  T sm1 = sc - T(1), su = sc * u;
+  T sm1e = sc > T(1) ? (sc - sm1) - T(1) : (T(-1) - sm1) + sc;
+  T mh = sm1 + su;
+  *ml = ((sm1 - mh) + su) + (sc * ue + sm1e);
+  return mh;
+}
+
+// sinh a and cosh a, a >= 0 with k <= 52 (2^k exact in T), from E = e^a =
+// 2^k (y + yl) and, for sinh, m = e^a - 1 = mh + ml: sinh a = (m + m / E) / 2
+// (both terms >= 0: no cancellation, also near 0), cosh a = (E + 1 / E) / 2
+// (E >= 1 / E: Fast2Sum); each quotient by one reciprocal corrected by the
+// exact fma residual, the sum by TwoSum, one rounding at the end (halving is
+// exact: the results are >= a).
+template <class T> TG_MATH_INLINE T sinh_small(T sc, T y, T yl, T mh, T ml) {
+  T E = sc * y, El = sc * yl;
+  T inv = T(1) / E;
+  T w = mh * inv;
+  T wl = ((tg_fma(-w, E, mh) + ml) - w * El) * inv;
+  T S = mh + w;
+  T bb = S - mh;
+  T err = (mh - (S - bb)) + (w - bb);
+  return T(0.5) * (S + (err + (ml + wl)));
+}
+template <class T> TG_MATH_INLINE T cosh_small(T sc, T y, T yl) {
+  T E = sc * y, El = sc * yl;
+  T inv = T(1) / E;
+  T il = ((tg_fma(-inv, E, T(1))) - inv * El) * inv;
+  T c = E + inv;
+  return T(0.5) * (c + (((E - c) + inv) + (El + il)));
+}
+
+// expm1: below -45 it rounds to -1 (x clamped there, so 2^k stays normal);
+// k = 1024 (x in (709.43, 710]): 2^1023 and the result doubled (exact, and
+// it overflows just where the true value does); above 710, inf. -0 kept.
+TG_MATH_INLINE double expm1_f64(double x) {
+  double xc = x < -45.0 ? -45.0 : x;
+  xc = xc > 710.0 ? 710.0 : xc;
+  double u, ue, ml;
+  double kd = expm1_reduce(xc, &u, &ue);
+  double mh = expm1_pair(tg_pow2i(kd > 1023.0 ? 1023.0 : kd), u, ue, &ml);
+  double r = (mh + ml) * (kd > 1023.0 ? 2.0 : 1.0);
+  r = x == 0.0 ? x : r;  // keeps -0
+  return x != x ? x : r;
+}
+
+// sinh and cosh: a = |x| <= 20 by sinh_small / cosh_small; beyond, e^-2a <
+// 2^-57 and both are e^a / 2 = 2^(k - 1) (y + yl), scaled in two steps as
+// exp_dd (k - 1 up to 1024: sinh and cosh overflow at 710.48, after e^a
+// does), so the result rounds once and overflows where the true value does.
+// a capped at 711 (inf there; NaN lanes are selected at the end).
+template <bool kSinh> TG_MATH_INLINE double sinh_cosh_f64(double x) {
+  double a = __builtin_fabs(x);
+  a = a > 711.0 ? 711.0 : a;
+  double u, ue;
+  double kd = expm1_reduce(a, &u, &ue);
+  double y = 1.0 + u;
+  double yl = ((1.0 - y) + u) + ue;  // Fast2Sum: 1 > |u|
+  double kb = kd - 1.0;
+  double k1 = (kb * 0.5 + kTgShifter) - kTgShifter;
+  double big = y * tg_pow2i(k1) * tg_pow2i(kb - k1);
+  double sc = tg_pow2i(a > 20.0 ? 0.0 : kd);
+  double r;
+  if constexpr (kSinh) {
+    double ml;
+    double mh = expm1_pair(sc, u, ue, &ml);
+    r = a > 20.0 ? big : sinh_small(sc, y, yl, mh, ml);
+    r = __builtin_copysign(r, x);  // (keeps -0)
+  } else {
+    r = a > 20.0 ? big : cosh_small(sc, y, yl);
+  }
+  return x != x ? x : r;
+}
+TG_MATH_INLINE double sinh_f64(double x) { return sinh_cosh_f64<true>(x); }
+TG_MATH_INLINE double cosh_f64(double x) { return sinh_cosh_f64<false>(x); }
+
+// 2^x = 2^k 2^f, k = round(x), f = x - k exact (|f| <= 1/2), e^(f ln2) by
+// exp_dd_from on s + s_err = f ln2 to ~2^-105 (ln2 in two parts, the product's
+// rounding error by fma): integers give s = 0 and 2^k exactly. Below -1075
+// 0, at or above 1024 inf.
+TG_MATH_INLINE double exp2_f64(double x) {
+  const double ln2_hi = 0x1.62e42fefa39efp-1, ln2_lo = 0x1.abc9e3b39803fp-56;
+  double kd = (x + kTgShifter) - kTgShifter;  // (|x| >= 2^51: garbage, selected below)
+  double f = x - kd;
+  double s = f * ln2_hi;
+  double s_err = tg_fma(f, ln2_lo, tg_fma(f, ln2_hi, -s));
+  double lo;
+  double res = exp_dd_from(kd, s, s_err, &lo);
+  res = x > -1075.0 ? res : 0.0;
+  return x < 1024.0 ? res : x + kTgInf;  // (NaN: x + inf)
 }

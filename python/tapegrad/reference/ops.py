@@ -159,6 +159,11 @@ UNARY = {
     "arcsin":   (np.arcsin,   lambda x: 1 / sqrt(1 - x * x)),
     "arccos":   (np.arccos,   lambda x: -1 / sqrt(1 - x * x)),
     "arctan":   (np.arctan,   lambda x: 1 / (1 + x * x)),
+    # h85-expfam
+    "expm1":    (np.expm1,    lambda x: exp(x)),
+    "sinh":     (np.sinh,     lambda x: cosh(x)),
+    "cosh":     (np.cosh,     lambda x: sinh(x)),
+    "exp2":     (np.exp2,     lambda y: y * np.log(2.0)),
 }
 
 #: name: (f(a, b) on arrays, df/da, df/db from a, b and/or y = f(a, b))
