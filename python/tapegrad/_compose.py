@@ -688,6 +688,8 @@ def build(ns):
         a, b = pair(a, b)
         if a.ndim == 0 or b.ndim == 0:
             return ns.multiply(a, b)
+        if b.ndim == 1:  # the last axes contracted with a vector: a matrix-vector product, one primitive
+            return ns.matmul(a, b)
         return tensordot(a, b, ([a.ndim - 1], [b.ndim - 1]))
 
     @composition
