@@ -534,8 +534,7 @@ def compose_cases():
             (lambda f: lambda x: f(x, axis=-1))(getattr(np, name)))
     # Square-matrix ops.
     row("det(A)", "det", lambda n, rng: [_det_matrix(n, rng)], tg.det, torch.linalg.det, np.linalg.det)
-    for name, th, nf in (("tril", torch.tril, np.tril), ("triu", torch.triu, np.triu),
-                         ("ravel", torch.ravel, np.ravel), ("flatten", torch.flatten, lambda x: x.flatten()),
+    for name, th, nf in (("ravel", torch.ravel, np.ravel), ("flatten", torch.flatten, lambda x: x.flatten()),
                          ("flip", lambda x: torch.flip(x, tuple(range(x.dim()))), np.flip)):
         row(f"{name}(X)", name, _x(shape=square), getattr(tg, name), th, nf)
     # Shape ops on vectors, with their extra arguments.
@@ -662,6 +661,8 @@ def _views(name, e):
                              rows("v.diagonal()", X, m("diagonal()"), m("diagonal()"), m("diagonal()"), "method")],
         "trace": lambda: [rows("trace(X)", X, tapegrad.trace, torch.trace, np.trace),
                           rows("v.trace()", X, m("trace()"), m("trace()"), m("trace()"), "method")],
+        "tril": lambda: [rows("tril(X)", X, tapegrad.tril, torch.tril, np.tril)],
+        "triu": lambda: [rows("triu(X)", X, tapegrad.triu, torch.triu, np.triu)],
         "diag": lambda: [rows("diag(X)", X, tapegrad.diag, torch.diag, np.diag),
                          rows("diag(u)", _x(shape=lambda n: square(n)[:1]), tapegrad.diag, torch.diag, np.diag)],
         "swapaxes": lambda: [
@@ -684,7 +685,8 @@ BUILDERS = {
     **{k: _reduction for k in ("sum", "mean", "max", "min", "logsumexp", "softmax", "log_softmax")},
     "reshape": _reshape, "transpose": _transpose, "broadcast_to": _broadcast_to,
     "concatenate": _join, "stack": _join, "matmul": _matmul, "linear": _linear,
-    **{k: _views for k in ("diagonal", "diag", "trace", "squeeze", "expand_dims", "swapaxes", "moveaxis")},
+    **{k: _views for k in ("diagonal", "diag", "trace", "squeeze", "expand_dims", "swapaxes", "moveaxis", "tril",
+                           "triu")},
 }
 
 

@@ -147,6 +147,10 @@ OPS = [
        doc="Exchange two axes (a view)."),
     Op("moveaxis", "(x, source, destination)", family="shape", saves="nothing", numpy=["moveaxis"],
        doc="Move axes to new positions (a view)."),
+    Op("tril", "(x, k=0)", family="shape", saves="nothing", numpy=["tril"],
+       doc="Lower triangle of the last two axes (zeros above the k-th diagonal): one masked copy."),
+    Op("triu", "(x, k=0)", family="shape", saves="nothing", numpy=["triu"],
+       doc="Upper triangle of the last two axes (zeros below the k-th diagonal): one masked copy."),
 
     # ----- linear algebra (linalg.cpp) --------------------------------------------------------
     Op("matmul", "(a, b)", family="linalg", saves="input", numpy=["matmul"], operator="@",
@@ -247,8 +251,6 @@ COMPOSITIONS = [
     C("take", "(x, indices, axis=None)", "shape", "Elements at integer indices.", numpy=["take"], method=True),
     C("take_along_axis", "(x, indices, axis)", "shape", "Elements at indices along an axis.",
       numpy=["take_along_axis"]),
-    C("tril", "(x, k=0)", "shape", "Lower triangle (zeros above the k-th diagonal).", numpy=["tril"]),
-    C("triu", "(x, k=0)", "shape", "Upper triangle (zeros below the k-th diagonal).", numpy=["triu"]),
     C("shape", "(x)", "shape", "The shape (a tuple; no derivative).", numpy=["shape"], deriv="none"),
     C("ndim", "(x)", "shape", "The number of axes (no derivative).", numpy=["ndim"], deriv="none"),
     C("size", "(x, axis=None)", "shape", "The number of elements (no derivative).", numpy=["size"], deriv="none"),

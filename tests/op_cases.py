@@ -239,6 +239,8 @@ CASES = {
     "expand_dims": ([(3, 4)], ["real"], lambda m, x: m.expand_dims(x, (0, -1))),
     "swapaxes": ([(2, 3, 4)], ["real"], lambda m, x: m.swapaxes(x, 0, -1)),
     "moveaxis": ([(2, 3, 4)], ["real"], lambda m, x: m.moveaxis(x, (0, 1), (-1, 0))),
+    "tril": ([(2, 3, 4)], ["real"], lambda m, x: m.tril(x, 1)),
+    "triu": ([(4, 3)], ["real"], lambda m, x: m.triu(x, -1)),
 }
 
 

@@ -200,3 +200,39 @@ def test_diagonal_of_a_huge_offset_is_empty():
     x = tg.Variable(np.ones((3, 3)))
     for k in (2 ** 63 - 1, -2 ** 63):
         assert tg.diagonal(x, k).shape == (0,) and tg.trace(x, k).item() == 0.0
+
+
+@pytest.mark.parametrize("k", [-2 ** 63, -5, -1, 0, 2, 6, 2 ** 63 - 1])
+@pytest.mark.parametrize("name", ["tril", "triu"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_tril_triu_are_one_masked_copy_with_the_mask_on_the_seed(name, k, dtype):
+    f = getattr(tg, name)
+    kk = min(max(k, -50), 50)  # (NumPy's own tri overflows at k = -2**63; beyond the shape k changes nothing)
+    npf = lambda u, _k: getattr(np, name)(u, kk)  # noqa: E731
+    for a in (RNG.standard_normal((3, 5)), RNG.standard_normal((2, 4, 3)), RNG.standard_normal((5, 4)).T,
+              np.array([[np.nan, -0.0, np.inf], [-np.inf, 5e-324, np.nan]])):
+        a = a.astype(dtype)
+        x = tg.Variable(a, requires_grad=True)
+        y = f(x, k)
+        assert y.numpy().tobytes() == npf(a, k).tobytes() and y.grad_fn.name == name
+        seed = RNG.standard_normal(a.shape).astype(dtype)
+        y.backward(seed)
+        assert x.grad.tobytes() == npf(seed, k).tobytes()
+        np.testing.assert_array_equal(npf(tg.Variable(a), k).numpy(), npf(a, k))  # np.<name> dispatches
+    tg.testing.crosscheck(lambda eng, u: eng.tanh(getattr(eng, name)(u, kk)) * 2.0,
+                          RNG.standard_normal((2, 3, 4)), raise_on_mismatch=True)
+
+
+def test_tril_triu_jvp_second_order_and_errors():
+    a = RNG.standard_normal((4, 4))
+    t = RNG.standard_normal((4, 4))
+    _, tan = tg.jvp(lambda x: tg.triu(x, 1), (a,), (t,))
+    np.testing.assert_array_equal(np.asarray(tan), np.triu(t, 1))
+    h = tg.hessian(lambda x: (tg.tril(x, -1) ** 3).sum(), a)
+    np.testing.assert_allclose(np.asarray(h).reshape(16, 16), np.diag((6 * np.tril(a, -1)).reshape(-1)), rtol=1e-14)
+    for name in ("tril", "triu"):
+        with pytest.raises(ValueError, match=f"{name}: needs at least 2 axes"):
+            getattr(tg, name)(tg.Variable(np.ones(3)))
+        with pytest.raises(TypeError, match=name):
+            getattr(tg, name)(tg.Variable(np.ones((3, 3))), 0.5)
+    assert tg.tril(tg.Variable(np.ones((0, 3)))).shape == (0, 3)

@@ -67,7 +67,7 @@ Var clip_any(py::handle x, py::handle lo, py::handle hi) {
 }
 
 // ----- h89-views: the bodies of diagonal, diag, trace, squeeze, expand_dims,
-// swapaxes, moveaxis; a[i] is the spec's i-th argument, null when not given.
+// swapaxes, moveaxis, tril, triu; a[i] is the spec's i-th argument, null when not given.
 // The Variable methods (variable.cpp) call the same bodies with self as a[0].
 namespace {
 int64_t int_or(PyObject* o, int64_t dflt, const char* op, const char* arg) { return o ? int_arg(o, op, arg) : dflt; }
@@ -102,6 +102,14 @@ PyObject* expand_dims_body(PyObject* const* a) {
 PyObject* swapaxes_body(PyObject* const* a) {
   Var v = unary_arg(a[0], "swapaxes");
   return cast_out(swapaxes(v, int_arg(a[1], "swapaxes", "axis1"), int_arg(a[2], "swapaxes", "axis2")));
+}
+PyObject* tril_body(PyObject* const* a) {
+  Var v = unary_arg(a[0], "tril");
+  return cast_out(tril(v, int_or(a[1], 0, "tril", "k")));
+}
+PyObject* triu_body(PyObject* const* a) {
+  Var v = unary_arg(a[0], "triu");
+  return cast_out(triu(v, int_or(a[1], 0, "triu", "k")));
 }
 PyObject* moveaxis_body(PyObject* const* a) {
   Var v = unary_arg(a[0], "moveaxis");
@@ -291,6 +299,8 @@ TG_FASTCALL_FN_REQ(squeeze, 1, "x", "axis")
 TG_FASTCALL_FN(expand_dims, "x", "axis")
 TG_FASTCALL_FN(swapaxes, "x", "axis1", "axis2")
 TG_FASTCALL_FN(moveaxis, "x", "source", "destination")
+TG_FASTCALL_FN_REQ(tril, 1, "x", "k")
+TG_FASTCALL_FN_REQ(triu, 1, "x", "k")
 
 // The families: one body template, the op's function and name as arguments.
 #define TG_BINARY_BODY(NAME, FN) \
@@ -341,7 +351,8 @@ PyMethodDef kFastcallDefs[] = {
     TG_FASTCALL_DEF(softmax), TG_FASTCALL_DEF(log_softmax), TG_FASTCALL_DEF(transpose),
     TG_FASTCALL_DEF(concatenate), TG_FASTCALL_DEF(stack),
     TG_FASTCALL_DEF(diagonal), TG_FASTCALL_DEF(trace), TG_FASTCALL_DEF(diag), TG_FASTCALL_DEF(squeeze),
-    TG_FASTCALL_DEF(expand_dims), TG_FASTCALL_DEF(swapaxes), TG_FASTCALL_DEF(moveaxis),
+    TG_FASTCALL_DEF(expand_dims), TG_FASTCALL_DEF(swapaxes), TG_FASTCALL_DEF(moveaxis), TG_FASTCALL_DEF(tril),
+    TG_FASTCALL_DEF(triu),
     {"from_numpy", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(&from_numpy_fn)),
      METH_FASTCALL | METH_KEYWORDS, "from_numpy(array)\n--\n\nA Variable sharing the NumPy array's buffer (no copy)."},
     {nullptr, nullptr, 0, nullptr}};

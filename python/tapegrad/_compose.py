@@ -561,22 +561,6 @@ def build(ns):
                     for a, n in enumerate(x.shape))
         return x[key]
 
-    def triangle(x, k, lower, name):
-        x = V(x)
-        if x.ndim < 2:
-            raise ValueError(f"{name}: needs at least 2 axes, got shape {x.shape}")
-        n, m = x.shape[-2:]
-        mask = np.tri(n, m, k, dtype=bool) if lower else ~np.tri(n, m, k - 1, dtype=bool)
-        return where_(mask, x, 0.0)
-
-    @composition
-    def tril(x, k=0):
-        return triangle(x, k, True, "tril")
-
-    @composition
-    def triu(x, k=0):
-        return triangle(x, k, False, "triu")
-
     @composition
     def shape(x):
         return tuple(V(x).shape) if isinstance(x, Variable) else np.shape(x)

@@ -351,6 +351,10 @@ def swapaxes(x: Variable | ArrayLike, axis1: int, axis2: int) -> Variable:
     """Exchange two axes (a view)."""
 def moveaxis(x: Variable | ArrayLike, source: int | Sequence[int], destination: int | Sequence[int]) -> Variable:
     """Move axes to new positions (a view)."""
+def tril(x: Variable | ArrayLike, k: int = 0) -> Variable:
+    """Lower triangle of the last two axes (zeros above the k-th diagonal): one masked copy."""
+def triu(x: Variable | ArrayLike, k: int = 0) -> Variable:
+    """Upper triangle of the last two axes (zeros below the k-th diagonal): one masked copy."""
 def matmul(a: Variable | ArrayLike, b: Variable | ArrayLike) -> Variable:
     """Matrix product with NumPy semantics."""
 def linear(x: Variable | ArrayLike, weight: Variable | ArrayLike, bias: Variable | ArrayLike | None = None) -> Variable:

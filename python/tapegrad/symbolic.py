@@ -93,7 +93,7 @@ __all__ = [
     "reshape", "transpose", "broadcast_to", "concatenate", "stack",
     "matmul", "linear", "softmax", "log_softmax", "logsumexp", "astype",
     "inv", "solve", "slogdet", "cholesky",
-    "diagonal", "diag", "trace", "squeeze", "expand_dims", "swapaxes", "moveaxis",
+    "diagonal", "diag", "trace", "squeeze", "expand_dims", "swapaxes", "moveaxis", "tril", "triu",
 ]
 
 
@@ -433,6 +433,18 @@ def swapaxes(x, axis1, axis2):
 
 def moveaxis(x, source, destination):
     return SymArray(np.moveaxis(_objects(x), source, destination))
+
+
+def tril(x, k=0):
+    d = _objects(x)
+    n, m = d.shape[-2:]
+    return SymArray(np.where(np.tri(n, m, k, dtype=bool), d, _number(0)))
+
+
+def triu(x, k=0):
+    d = _objects(x)
+    n, m = d.shape[-2:]
+    return SymArray(np.where(np.tri(n, m, k - 1, dtype=bool), _number(0), d))
 
 
 def matmul(a, b):

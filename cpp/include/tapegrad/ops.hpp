@@ -108,6 +108,10 @@ Var squeeze(const Var& x, const std::optional<Axes>& axis);
 Var expand_dims(const Var& x, const Axes& axis);
 Var swapaxes(const Var& x, int64_t axis1, int64_t axis2);
 Var moveaxis(const Var& x, const Axes& source, const Axes& destination);
+// zeros above (tril) / below (triu) the k-th diagonal of the last two axes: one masked copy.
+Var triangle(const Var& x, int64_t k, bool lower);
+Var tril(const Var& x, int64_t k);
+Var triu(const Var& x, int64_t k);
 
 // ----- linear algebra -------------------------------------------------------------
 // NumPy matmul semantics (1-D operands, broadcast batch dimensions).

@@ -584,4 +584,29 @@ Var moveaxis(const Var& x, const Axes& source, const Axes& destination) {
   return transpose(x, perm);
 }
 
+namespace {
+// tril and triu: a masked copy, linear, so the same mask on the seed (VJP) and tangent (JVP).
+template <bool Lower>
+struct TriangleRule {
+  static constexpr const char* name = Lower ? "tril" : "triu";
+  struct Attrs { int64_t k = 0; };
+  static Grads vjp(OpNode<TriangleRule>& n, const Var& g) { return {triangle(g, n.attrs.k, Lower)}; }
+  static Var jvp(OpNode<TriangleRule>& n, const Grads& t, int) { return triangle(t[0], n.attrs.k, Lower); }
+};
+template <bool Lower>
+Var record_triangle(const Var& x, int64_t k) {
+  Recorder<TriangleRule<Lower>> r(kern::triangle(x->data, k, Lower), {&x});
+  if (r) r.attrs().k = k;
+  return std::move(r.out);
+}
+}  // namespace
+
+Var triangle(const Var& x, int64_t k, bool lower) {
+  if (x->data.ndim() < 2)
+    throw value_error(std::string(lower ? "tril" : "triu") + ": needs at least 2 axes, got shape " + shape_str(x->shape()));
+  return lower ? record_triangle<true>(x, k) : record_triangle<false>(x, k);
+}
+Var tril(const Var& x, int64_t k) { return triangle(x, k, true); }
+Var triu(const Var& x, int64_t k) { return triangle(x, k, false); }
+
 }  // namespace tg

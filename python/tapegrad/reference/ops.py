@@ -616,6 +616,25 @@ def swapaxes(x, axis1, axis2):
     return transpose(x, tuple(perm))
 
 
+def _triangle(name, x, k, lower):
+    x = as_variable(x)
+    if x.ndim < 2:
+        raise ValueError(f"{name}: needs at least 2 axes, got shape {x.shape}")
+    if not _is_int(k):
+        raise TypeError(f"{name}: k must be an int, got {k!r}")
+    n, m = x.shape[-2:]
+    i, j = np.arange(n)[:, None], np.arange(m)[None, :]
+    return where(j - i <= k if lower else j - i >= k, x, 0.0)
+
+
+def tril(x, k=0):
+    return _triangle("tril", x, k, True)
+
+
+def triu(x, k=0):
+    return _triangle("triu", x, k, False)
+
+
 def moveaxis(x, source, destination):
     x = as_variable(x)
     src = [_axis("moveaxis", a, x.ndim) for a in _int_tuple("moveaxis", "source", source)]
@@ -993,5 +1012,5 @@ OPS = tuple(UNARY) + tuple(BINARY) + (
     "clip", "where", "sum", "mean", "max", "min", "reshape", "transpose", "broadcast_to",
     "concatenate", "stack", "matmul", "linear", "softmax", "log_softmax", "logsumexp", "astype",
     "inv", "solve", "slogdet", "cholesky",
-    "diagonal", "diag", "trace", "squeeze", "expand_dims", "swapaxes", "moveaxis")
+    "diagonal", "diag", "trace", "squeeze", "expand_dims", "swapaxes", "moveaxis", "tril", "triu")
 __all__ = [*OPS, "unbroadcast", "getitem", "identity", "OPS", "UNARY", "BINARY"]
