@@ -538,21 +538,12 @@ def compose_cases():
             (lambda f: lambda x: f(x, axis=-1))(getattr(np, name)))
     # Square-matrix ops.
     row("det(A)", "det", lambda n, rng: [_det_matrix(n, rng)], tg.det, torch.linalg.det, np.linalg.det)
-    for name, th, nf in (("trace", torch.trace, np.trace), ("diagonal", torch.diagonal, np.diagonal),
-                         ("diag", torch.diag, np.diag), ("tril", torch.tril, np.tril), ("triu", torch.triu, np.triu),
-                         ("ravel", torch.ravel, np.ravel), ("flatten", torch.flatten, lambda x: x.flatten()),
+    for name, th, nf in (("ravel", torch.ravel, np.ravel), ("flatten", torch.flatten, lambda x: x.flatten()),
                          ("flip", lambda x: torch.flip(x, tuple(range(x.dim()))), np.flip)):
         row(f"{name}(X)", name, _x(shape=square), getattr(tg, name), th, nf)
-    row("swapaxes(X, 0, 1)", "swapaxes", _x(shape=square), lambda x: tg.swapaxes(x, 0, 1),
-        lambda x: torch.swapaxes(x, 0, 1), lambda x: np.swapaxes(x, 0, 1))
-    row("moveaxis(X, 0, 1)", "moveaxis", _x(shape=square), lambda x: tg.moveaxis(x, 0, 1),
-        lambda x: torch.movedim(x, 0, 1), lambda x: np.moveaxis(x, 0, 1))
     # Shape ops on vectors, with their extra arguments.
     for name in ("atleast_1d", "atleast_2d", "atleast_3d"):
         row(f"{name}(x)", name, _x(), getattr(tg, name), getattr(torch, name), getattr(np, name))
-    row("expand_dims(x, 0)", "expand_dims", _x(), lambda x: tg.expand_dims(x, 0), lambda x: torch.unsqueeze(x, 0),
-        lambda x: np.expand_dims(x, 0))
-    row("squeeze(x[None])", "squeeze", _squeezable, tg.squeeze, torch.squeeze, np.squeeze)
     row("split(x, 2)[1]", "split", _x(shape=lambda n: vec(n) or (2,)), lambda x: tg.split(x, 2)[1],
         lambda x: torch.chunk(x, 2)[1], lambda x: np.split(x, 2)[1])
     row("array_split(x, 3)[1]", "array_split", _x(shape=lambda n: vec(n) or (3,)), lambda x: tg.array_split(x, 3)[1],
@@ -585,10 +576,7 @@ def compose_cases():
         "cumprod": ("", _near_one(vec1), "x.cumprod(0)", None), "prod": ("", _near_one(vec), "x.prod()", None),
         "std": ("", _x(), "x.std(correction=0)", None), "var": ("", _x(), "x.var(correction=0)", None),
         "round": ("", _x(), "x.round()", None), "ravel": ("", _x(shape=square), "x.ravel()", None),
-        "flatten": ("", _x(shape=square), "x.flatten()", None), "trace": ("", _x(shape=square), "x.trace()", None),
-        "diagonal": ("", _x(shape=square), "x.diagonal()", None),
-        "swapaxes": ("0, 1", _x(shape=square), "x.swapaxes(0, 1)", None),
-        "squeeze": ("", _squeezable, "x.squeeze()", None),
+        "flatten": ("", _x(shape=square), "x.flatten()", None),
         "repeat": ("2", _x(shape=vec1), "x.repeat_interleave(2)", None),
         "dot": ("b", _xy(shape=vec1), "x.dot(b)", None), "take": ("i", _take_inputs, "x.take(i)", None),
         # Conversions: out of the graph (recorded input, no backward in `grad` mode) or to NumPy.
@@ -663,6 +651,37 @@ HELD_TO_NUMPY = {"matmul(A, B)", "a @ b", "linear(X, W, b)"}
 HELD_TO_NUMPY_EVAL = {"solve(A, b)", "slogdet(A)[1]", "cholesky(A)"}  # (inv: getrf + getri, NumPy gesv on I)
 
 
+# h89-views: the diagonal views and axis ops (compositions until then: the same rows and shapes).
+def _views(name, e):
+    import tapegrad
+    import torch
+
+    def rows(label, inp, tg_f, th, nf, kind="op"):
+        return Case(label, name, kind, inp, {"tapegrad": tg_f, "torch": th, "numpy": nf})
+    X = _x(shape=square)
+    m = lambda call: eval(f"lambda x: x.{call}")  # noqa: E731
+    return {
+        "diagonal": lambda: [rows("diagonal(X)", X, tapegrad.diagonal, torch.diagonal, np.diagonal),
+                             rows("v.diagonal()", X, m("diagonal()"), m("diagonal()"), m("diagonal()"), "method")],
+        "trace": lambda: [rows("trace(X)", X, tapegrad.trace, torch.trace, np.trace),
+                          rows("v.trace()", X, m("trace()"), m("trace()"), m("trace()"), "method")],
+        "tril": lambda: [rows("tril(X)", X, tapegrad.tril, torch.tril, np.tril)],
+        "triu": lambda: [rows("triu(X)", X, tapegrad.triu, torch.triu, np.triu)],
+        "diag": lambda: [rows("diag(X)", X, tapegrad.diag, torch.diag, np.diag),
+                         rows("diag(u)", _x(shape=lambda n: square(n)[:1]), tapegrad.diag, torch.diag, np.diag)],
+        "swapaxes": lambda: [
+            rows("swapaxes(X, 0, 1)", X, lambda x: tapegrad.swapaxes(x, 0, 1), lambda x: torch.swapaxes(x, 0, 1),
+                 lambda x: np.swapaxes(x, 0, 1)),
+            rows("v.swapaxes(0, 1)", X, m("swapaxes(0, 1)"), m("swapaxes(0, 1)"), m("swapaxes(0, 1)"), "method")],
+        "moveaxis": lambda: [rows("moveaxis(X, 0, 1)", X, lambda x: tapegrad.moveaxis(x, 0, 1),
+                                  lambda x: torch.movedim(x, 0, 1), lambda x: np.moveaxis(x, 0, 1))],
+        "expand_dims": lambda: [rows("expand_dims(x, 0)", _x(), lambda x: tapegrad.expand_dims(x, 0),
+                                     lambda x: torch.unsqueeze(x, 0), lambda x: np.expand_dims(x, 0))],
+        "squeeze": lambda: [rows("squeeze(x[None])", _squeezable, tapegrad.squeeze, torch.squeeze, np.squeeze),
+                            rows("v.squeeze()", _squeezable, m("squeeze()"), m("squeeze()"), m("squeeze()"), "method")],
+    }[name]()
+
+
 BUILDERS = {
     **{k: _binary for k in ("add", "subtract", "multiply", "divide", "power", "maximum", "minimum", "arctan2")},
     **{k: _linalg for k in ("inv", "solve", "slogdet", "cholesky")},
@@ -670,6 +689,8 @@ BUILDERS = {
     **{k: _reduction for k in ("sum", "mean", "max", "min", "logsumexp", "softmax", "log_softmax")},
     "reshape": _reshape, "transpose": _transpose, "broadcast_to": _broadcast_to,
     "concatenate": _join, "stack": _join, "matmul": _matmul, "linear": _linear,
+    **{k: _views for k in ("diagonal", "diag", "trace", "squeeze", "expand_dims", "swapaxes", "moveaxis", "tril",
+                           "triu")},
 }
 
 

@@ -39,10 +39,12 @@ ARG_TYPES = {
     "arrays": f"Sequence[{OPERAND}]", "dtype": "DTypeLike",
     "decimals": "int", "ddof": "float", "axis1": "int", "axis2": "int", "offset": "int",
     "repeats": "int | Sequence[int]", "indices": "ArrayLike",
+    "k": "int", "source": "int | Sequence[int]", "destination": "int | Sequence[int]",  # (h89-views)
 }
 OP_ARG_TYPES = {
     ("softmax", "axis"): "int", ("log_softmax", "axis"): "int",
     ("stack", "axis"): "int", ("concatenate", "axis"): "int | None",
+    ("expand_dims", "axis"): "int | Sequence[int]",  # (h89-views)
 }
 # A method's *args (v.reshape(2, 3)): the type of one element.
 VARARG_TYPES = {"shape": "int", "axes": "int"}

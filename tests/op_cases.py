@@ -231,6 +231,16 @@ CASES = {
     "slogdet": ([(2, 3, 3)], ["real"], _slogdet_case),
     "cholesky": ([(2, 3, 3)], ["real"], lambda m, a: m.cholesky(_spd(m, a))),
     "arctan2": ([(3, 4), (4,)], ["real", "nonzero"], lambda m, a, b: m.arctan2(a, b)),
+    # h89-views
+    "diagonal": ([(2, 3, 4)], ["real"], lambda m, x: m.diagonal(x, -1, 2, 1)),
+    "diag": ([(4,)], ["real"], lambda m, x: m.diag(m.diag(x, 1), -1) * 2.0),
+    "trace": ([(3, 4, 2)], ["real"], lambda m, x: m.trace(x, 1, 0, 1)),
+    "squeeze": ([(3, 1, 4, 1)], ["real"], lambda m, x: m.squeeze(x, (1, -1))),
+    "expand_dims": ([(3, 4)], ["real"], lambda m, x: m.expand_dims(x, (0, -1))),
+    "swapaxes": ([(2, 3, 4)], ["real"], lambda m, x: m.swapaxes(x, 0, -1)),
+    "moveaxis": ([(2, 3, 4)], ["real"], lambda m, x: m.moveaxis(x, (0, 1), (-1, 0))),
+    "tril": ([(2, 3, 4)], ["real"], lambda m, x: m.tril(x, 1)),
+    "triu": ([(4, 3)], ["real"], lambda m, x: m.triu(x, -1)),
 }
 
 

@@ -663,6 +663,55 @@ def b_bce(G, x):
     return (Ref(x), t), ({"reduction": str(G.rng.choice(["mean", "sum", "none"]))} if G.rng.random() < 0.7 else {})
 
 
+# h89-views: diagonals, triangles and the axis ops
+def _axes(G, nd, k):
+    return [int(a) - (nd if G.rng.random() < 0.4 else 0) for a in G.rng.choice(nd, k, replace=False)]
+
+
+def b_diagonal(G, x):
+    nd = len(G.shape(x))
+    if nd < 2:
+        return None
+    a1, a2 = _axes(G, nd, 2)
+    return (Ref(x), int(G.rng.integers(-2, 3)), a1, a2), {}
+
+
+def b_diag(G, x):
+    shape = G.shape(x)
+    if len(shape) not in (1, 2) or (len(shape) == 1 and shape[0] > 12):
+        return None
+    return (Ref(x), int(G.rng.integers(-2, 3))), {}
+
+
+def b_triangle(G, x):
+    return None if len(G.shape(x)) < 2 else ((Ref(x), int(G.rng.integers(-2, 3))), {})
+
+
+def b_squeeze(G, x):
+    ones = [a for a, n in enumerate(G.shape(x)) if n == 1]
+    if not ones or G.rng.random() < 0.4:
+        return (Ref(x),), {}
+    return (Ref(x), int(G.rng.choice(ones))), {}
+
+
+def b_expand_dims(G, x):
+    nd = len(G.shape(x)) + 1
+    return (Ref(x), _axes(G, nd, 1)[0]), {}
+
+
+def b_swapaxes(G, x):
+    nd = len(G.shape(x))
+    return None if nd < 1 else ((Ref(x), *_axes(G, nd, 1), *_axes(G, nd, 1)), {})
+
+
+def b_moveaxis(G, x):
+    nd = len(G.shape(x))
+    if nd < 1:
+        return None
+    k = int(G.rng.integers(1, nd + 1))
+    return (Ref(x), tuple(_axes(G, nd, k)), tuple(_axes(G, nd, k))), {}
+
+
 def _fn(name):
     return lambda E, *a, **k: getattr(E, name)(*a, **k)
 
@@ -742,6 +791,10 @@ _add(OpSpec("stack", _fn("stack"), b_stack))
 _add(OpSpec("matmul", _fn("matmul"), b_matmul, weight=1.5))
 _add(OpSpec("linear", _fn("linear"), b_linear))
 _add(OpSpec("astype", _fn("astype"), b_astype, weight=0.5))
+for _name, _b in [("diagonal", b_diagonal), ("diag", b_diag), ("trace", b_diagonal), ("tril", b_triangle),
+                 ("triu", b_triangle), ("squeeze", b_squeeze), ("expand_dims", b_expand_dims),
+                 ("swapaxes", b_swapaxes), ("moveaxis", b_moveaxis)]:  # (h89-views)
+    _add(OpSpec(_name, _fn(_name), _b, weight=0.5))
 _add(OpSpec("arctan2", _fn("arctan2"), b_binary, "finite", _origin))
 _add(OpSpec("inv", lambda E, x: E.inv(_conditioned(E, x)), b_square, "bounded",
             form="E.inv(_conditioned(E, {a}))"))
@@ -758,7 +811,9 @@ for _name, _b, _dom, _kink in [("sum", b_reduce, "finite", None), ("mean", b_red
                                ("reshape", b_method_reshape, "finite", None),
                                ("transpose", b_method_transpose, "finite", None),
                                ("clip", b_clip, "finite", _clip_sig),
-                               ("astype", b_astype, "finite", None)]:
+                               ("astype", b_astype, "finite", None),
+                               ("diagonal", b_diagonal, "finite", None), ("trace", b_diagonal, "finite", None),
+                               ("squeeze", b_squeeze, "finite", None), ("swapaxes", b_swapaxes, "finite", None)]:
     _add(OpSpec("Variable." + _name, _method(_name), _b, _dom, _kink, form="{a}.{name}({rest})",
                 weight=0.5))
 for _name, _entry in ELEMENTWISE_SPEC.items():

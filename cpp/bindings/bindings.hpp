@@ -34,6 +34,12 @@ Var matmul_nogil(const Var& a, const Var& b);  // releases the GIL for large pro
 Var clip_any(py::handle x, py::handle lo, py::handle hi);
 // mean, plus NumPy's RuntimeWarning "Mean of empty slice." when no element is averaged.
 Var mean_warn(const Var& x, const std::optional<Axes>& axes, bool keepdims);
+// h89-views: the argument handling of diagonal, trace, squeeze, swapaxes (a[0] the
+// Variable, a[i] the spec's i-th argument or null), shared with their methods.
+PyObject* diagonal_body(PyObject* const* a);
+PyObject* trace_body(PyObject* const* a);
+PyObject* squeeze_body(PyObject* const* a);
+PyObject* swapaxes_body(PyObject* const* a);
 
 // sweeps.cpp
 // share: use a given gradient's buffer as is instead of a private copy

@@ -66,6 +66,56 @@ Var clip_any(py::handle x, py::handle lo, py::handle hi) {
   return clip(v, clip_bound(lo, v), clip_bound(hi, v));
 }
 
+// ----- h89-views: the bodies of diagonal, diag, trace, squeeze, expand_dims,
+// swapaxes, moveaxis, tril, triu; a[i] is the spec's i-th argument, null when not given.
+// The Variable methods (variable.cpp) call the same bodies with self as a[0].
+namespace {
+int64_t int_or(PyObject* o, int64_t dflt, const char* op, const char* arg) { return o ? int_arg(o, op, arg) : dflt; }
+Axes axes_arg(PyObject* o, const char* op, const char* arg) {
+  if (o && is_integer(o)) return Axes{int_arg(o, op, arg)};
+  if (!o || o == Py_None) throw type_error(std::string(op) + ": " + arg + " must be an int or a tuple of ints, got None");
+  return int_sequence(o, op, arg);
+}
+}  // namespace
+PyObject* diagonal_body(PyObject* const* a) {
+  Var v = unary_arg(a[0], "diagonal");
+  return cast_out(diagonal(v, int_or(a[1], 0, "diagonal", "offset"), int_or(a[2], 0, "diagonal", "axis1"),
+                           int_or(a[3], 1, "diagonal", "axis2")));
+}
+PyObject* trace_body(PyObject* const* a) {
+  Var v = unary_arg(a[0], "trace");
+  return cast_out(trace(v, int_or(a[1], 0, "trace", "offset"), int_or(a[2], 0, "trace", "axis1"),
+                        int_or(a[3], 1, "trace", "axis2")));
+}
+PyObject* diag_body(PyObject* const* a) {
+  Var v = unary_arg(a[0], "diag");
+  return cast_out(diag(v, int_or(a[1], 0, "diag", "k")));
+}
+PyObject* squeeze_body(PyObject* const* a) {
+  Var v = unary_arg(a[0], "squeeze");
+  return cast_out(squeeze(v, a[1] ? parse_axes(a[1], "squeeze") : std::nullopt));
+}
+PyObject* expand_dims_body(PyObject* const* a) {
+  Var v = unary_arg(a[0], "expand_dims");
+  return cast_out(expand_dims(v, axes_arg(a[1], "expand_dims", "axis")));
+}
+PyObject* swapaxes_body(PyObject* const* a) {
+  Var v = unary_arg(a[0], "swapaxes");
+  return cast_out(swapaxes(v, int_arg(a[1], "swapaxes", "axis1"), int_arg(a[2], "swapaxes", "axis2")));
+}
+PyObject* tril_body(PyObject* const* a) {
+  Var v = unary_arg(a[0], "tril");
+  return cast_out(tril(v, int_or(a[1], 0, "tril", "k")));
+}
+PyObject* triu_body(PyObject* const* a) {
+  Var v = unary_arg(a[0], "triu");
+  return cast_out(triu(v, int_or(a[1], 0, "triu", "k")));
+}
+PyObject* moveaxis_body(PyObject* const* a) {
+  Var v = unary_arg(a[0], "moveaxis");
+  return cast_out(moveaxis(v, axes_arg(a[1], "moveaxis", "source"), axes_arg(a[2], "moveaxis", "destination")));
+}
+
 namespace {
 
 void decref_numpy(void*, void* ctx) {
@@ -297,6 +347,15 @@ TG_FASTCALL_FN(from_numpy, "array")
 TG_FASTCALL_FN_REQ(transpose, 1, "x", "axes")
 TG_FASTCALL_FN_REQ(concatenate, 1, "arrays", "axis")
 TG_FASTCALL_FN_REQ(stack, 1, "arrays", "axis")
+TG_FASTCALL_FN_REQ(diagonal, 1, "x", "offset", "axis1", "axis2")
+TG_FASTCALL_FN_REQ(trace, 1, "x", "offset", "axis1", "axis2")
+TG_FASTCALL_FN_REQ(diag, 1, "x", "k")
+TG_FASTCALL_FN_REQ(squeeze, 1, "x", "axis")
+TG_FASTCALL_FN(expand_dims, "x", "axis")
+TG_FASTCALL_FN(swapaxes, "x", "axis1", "axis2")
+TG_FASTCALL_FN(moveaxis, "x", "source", "destination")
+TG_FASTCALL_FN_REQ(tril, 1, "x", "k")
+TG_FASTCALL_FN_REQ(triu, 1, "x", "k")
 
 // The families: one body template, the op's function and name as arguments.
 #define TG_BINARY_BODY(NAME, FN) \
@@ -349,6 +408,9 @@ PyMethodDef kFastcallDefs[] = {
     TG_FASTCALL_DEF(mean), TG_FASTCALL_DEF(max), TG_FASTCALL_DEF(min), TG_FASTCALL_DEF(logsumexp),
     TG_FASTCALL_DEF(softmax), TG_FASTCALL_DEF(log_softmax), TG_FASTCALL_DEF(transpose),
     TG_FASTCALL_DEF(concatenate), TG_FASTCALL_DEF(stack),
+    TG_FASTCALL_DEF(diagonal), TG_FASTCALL_DEF(trace), TG_FASTCALL_DEF(diag), TG_FASTCALL_DEF(squeeze),
+    TG_FASTCALL_DEF(expand_dims), TG_FASTCALL_DEF(swapaxes), TG_FASTCALL_DEF(moveaxis), TG_FASTCALL_DEF(tril),
+    TG_FASTCALL_DEF(triu),
 #define TG_PREDICATE_DEF(NAME) \
   {#NAME, reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(&NAME##_fn)), METH_FASTCALL | METH_KEYWORDS, \
    "The kernel of a predicate composition (opspec/ops.py COMPOSITIONS)."}

@@ -661,6 +661,27 @@ PyObject* transpose_method(PyObject* self, PyObject* const* args, Py_ssize_t nar
   }, "transpose");
 }
 
+// h89-views: v.diagonal/trace/squeeze/swapaxes, the functions' bodies with self first.
+template <size_t N>
+PyObject* spec_method(PyObject* (*body)(PyObject* const*), const char* name, const char* const (&names)[N], int required,
+                      PyObject* self, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) {
+  return guarded([&] {
+    PyObject* a[N + 1] = {self};
+    fastcall_args(name, names, static_cast<int>(N), required, args, nargs, kwnames, a + 1);
+    return body(a);
+  }, name);
+}
+#define TG_SPEC_METHOD(NAME, REQ, ...)                                                                   \
+  PyObject* NAME##_method(PyObject* self, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) { \
+    static const char* const names[] = {__VA_ARGS__};                                                    \
+    return spec_method(&NAME##_body, #NAME, names, REQ, self, args, nargs, kwnames);                     \
+  }
+TG_SPEC_METHOD(diagonal, 0, "offset", "axis1", "axis2")
+TG_SPEC_METHOD(trace, 0, "offset", "axis1", "axis2")
+TG_SPEC_METHOD(squeeze, 0, "axis")
+TG_SPEC_METHOD(swapaxes, 2, "axis1", "axis2")
+#undef TG_SPEC_METHOD
+
 PyMethodDef g_fastcall_methods[] = {
     {"clip", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(&clip_method)), METH_FASTCALL | METH_KEYWORDS, nullptr},
     {"astype", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(&astype_method)), METH_FASTCALL | METH_KEYWORDS, nullptr},
@@ -670,6 +691,10 @@ PyMethodDef g_fastcall_methods[] = {
     {"max", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(&max_method)), METH_FASTCALL | METH_KEYWORDS, nullptr},
     {"min", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(&min_method)), METH_FASTCALL | METH_KEYWORDS, nullptr},
     {"transpose", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(&transpose_method)), METH_FASTCALL | METH_KEYWORDS, nullptr},
+    {"diagonal", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(&diagonal_method)), METH_FASTCALL | METH_KEYWORDS, nullptr},
+    {"trace", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(&trace_method)), METH_FASTCALL | METH_KEYWORDS, nullptr},
+    {"squeeze", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(&squeeze_method)), METH_FASTCALL | METH_KEYWORDS, nullptr},
+    {"swapaxes", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(&swapaxes_method)), METH_FASTCALL | METH_KEYWORDS, nullptr},
 };
 
 }  // namespace
@@ -832,6 +857,23 @@ tapegrad.from_numpy(arr) to share a NumPy array's buffer instead.
   V.def("clip", named("clip", +[](py::handle v, py::handle lo, py::handle hi) { return clip_any(v, lo, hi); }), TG_METHOD_SIG(clip));
   V.def("astype", named("astype", +[](const Var& v, py::handle dt) { return astype(v, parse_float_dtype(dt, "astype")); }),
         TG_METHOD_SIG(astype));
+  // (h89-views: replaced by raw methods in install_fast_paths; these give their docs)
+  V.def("diagonal", named("diagonal", +[](py::handle v, py::handle o, py::handle a1, py::handle a2) {
+    PyObject* a[4] = {v.ptr(), o.ptr(), a1.ptr(), a2.ptr()};
+    return py::reinterpret_steal<py::object>(diagonal_body(a));
+  }), TG_METHOD_SIG(diagonal));
+  V.def("trace", named("trace", +[](py::handle v, py::handle o, py::handle a1, py::handle a2) {
+    PyObject* a[4] = {v.ptr(), o.ptr(), a1.ptr(), a2.ptr()};
+    return py::reinterpret_steal<py::object>(trace_body(a));
+  }), TG_METHOD_SIG(trace));
+  V.def("squeeze", named("squeeze", +[](py::handle v, py::handle axis) {
+    PyObject* a[2] = {v.ptr(), axis.ptr()};
+    return py::reinterpret_steal<py::object>(squeeze_body(a));
+  }), TG_METHOD_SIG(squeeze));
+  V.def("swapaxes", named("swapaxes", +[](py::handle v, py::handle a1, py::handle a2) {
+    PyObject* a[3] = {v.ptr(), a1.ptr(), a2.ptr()};
+    return py::reinterpret_steal<py::object>(swapaxes_body(a));
+  }), TG_METHOD_SIG(swapaxes));
 }
 
 void install_fast_paths() {

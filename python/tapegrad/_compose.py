@@ -392,45 +392,6 @@ def build(ns):
     def copy(x):
         return ns.multiply(V(x), 1.0)
 
-    @composition
-    def swapaxes(x, axis1, axis2):
-        x = V(x)
-        perm = list(range(x.ndim))
-        i, j = _norm_axis(axis1, x.ndim, "swapaxes"), _norm_axis(axis2, x.ndim, "swapaxes")
-        perm[i], perm[j] = perm[j], perm[i]
-        return ns.transpose(x, tuple(perm))
-
-    @composition
-    def moveaxis(x, source, destination):
-        x = V(x)
-        src = _norm_axes(source, x.ndim, "moveaxis")
-        dst = _norm_axes(destination, x.ndim, "moveaxis")
-        if len(src) != len(dst):
-            raise ValueError("moveaxis: source and destination must have the same number of elements")
-        order = [n for n in range(x.ndim) if n not in src]
-        for d, s in sorted(zip(dst, src)):
-            order.insert(d, s)
-        return ns.transpose(x, tuple(order))
-
-    @composition
-    def squeeze(x, axis=None):
-        x = V(x)
-        axes = tuple(a for a, n in enumerate(x.shape) if n == 1) if axis is None else \
-            _norm_axes(axis, x.ndim, "squeeze")
-        for a in axes:
-            if x.shape[a] != 1:
-                raise ValueError(f"squeeze: cannot select an axis to squeeze out which has size not equal to "
-                                 f"one (axis {a} of shape {x.shape})")
-        return ns.reshape(x, tuple(n for a, n in enumerate(x.shape) if a not in axes))
-
-    @composition
-    def expand_dims(x, axis):
-        x = V(x)
-        nd = x.ndim + (len(axis) if isinstance(axis, (tuple, list)) else 1)
-        axes = _norm_axes(axis, nd, "expand_dims")
-        it = iter(x.shape)
-        return ns.reshape(x, tuple(1 if a in axes else next(it) for a in range(nd)))
-
     def atleast(n, arys, name):
         res = []
         for a in arys:
@@ -581,55 +542,6 @@ def build(ns):
         return x[key]
 
     @composition
-    def diagonal(x, offset=0, axis1=0, axis2=1):
-        x = V(x)
-        if x.ndim < 2:
-            raise ValueError(f"diagonal: needs at least 2 axes, got shape {x.shape}")
-        a1, a2 = _norm_axis(axis1, x.ndim, "diagonal"), _norm_axis(axis2, x.ndim, "diagonal")
-        if a1 == a2:
-            raise ValueError("diagonal: axis1 and axis2 cannot be the same")
-        xt = moveaxis(x, (a1, a2), (-2, -1))
-        n1, n2 = xt.shape[-2:]
-        k = max(0, min(n1, n2 - offset) if offset >= 0 else min(n1 + offset, n2))
-        i = np.arange(k)
-        rows, cols = (i, i + offset) if offset >= 0 else (i - offset, i)
-        return xt[(Ellipsis, rows, cols)]
-
-    @composition
-    def diag(x, k=0):
-        x = V(x)
-        if x.ndim == 2:
-            return diagonal(x, k)
-        if x.ndim != 1:
-            raise ValueError(f"diag: input must be 1-d or 2-d, got shape {x.shape}")
-        n = x.shape[0]
-        m = n + abs(k)
-        idx = np.full((m, m), n)  # position n is the appended zero
-        i = np.arange(n)
-        idx[(i, i + k) if k >= 0 else (i - k, i)] = i
-        return ns.concatenate([x, np.zeros(1, x.dtype)], axis=0)[idx]
-
-    @composition
-    def trace(x, offset=0, axis1=0, axis2=1):
-        return ns.sum(diagonal(x, offset, axis1, axis2), axis=-1)
-
-    def triangle(x, k, lower, name):
-        x = V(x)
-        if x.ndim < 2:
-            raise ValueError(f"{name}: needs at least 2 axes, got shape {x.shape}")
-        n, m = x.shape[-2:]
-        mask = np.tri(n, m, k, dtype=bool) if lower else ~np.tri(n, m, k - 1, dtype=bool)
-        return where_(mask, x, 0.0)
-
-    @composition
-    def tril(x, k=0):
-        return triangle(x, k, True, "tril")
-
-    @composition
-    def triu(x, k=0):
-        return triangle(x, k, False, "triu")
-
-    @composition
     def shape(x):
         return tuple(V(x).shape) if isinstance(x, Variable) else np.shape(x)
 
@@ -702,7 +614,7 @@ def build(ns):
         sign, logdet = ns.slogdet(V(a))  # a singular matrix: 0 * exp(-inf) = 0, as NumPy
         return ns.multiply(sign, ns.exp(logdet))
 
-    out["einsum"] = composition(_einsum_over(ns, V, diagonal))
+    out["einsum"] = composition(_einsum_over(ns, V, ns.diagonal))
 
     # ----- activations ---------------------------------------------------------------------
     @composition

@@ -168,6 +168,14 @@ class Variable:
     @overload
     def transpose(self, *axes: int) -> Variable:
         """Permute the axes (reversed when axes is None)."""
+    def diagonal(self, offset: int = 0, axis1: int = 0, axis2: int = 1) -> Variable:
+        """The diagonal over axis1 and axis2 as a last axis: a view (writes reach x, as PyTorch's); the gradient goes onto that diagonal of zeros."""
+    def trace(self, offset: int = 0, axis1: int = 0, axis2: int = 1) -> Variable:
+        """Sum of a diagonal (of the diagonal view: no copy of x)."""
+    def squeeze(self, axis: int | Sequence[int] | None = None) -> Variable:
+        """Remove axes of length 1 (a view)."""
+    def swapaxes(self, axis1: int, axis2: int) -> Variable:
+        """Exchange two axes (a view)."""
     def __neg__(self) -> Variable: ...  # negative
     def __abs__(self) -> Variable: ...  # abs
     def __add__(self, other: Variable | ArrayLike, /) -> Variable: ...  # add
@@ -205,18 +213,10 @@ class Variable:
         """The elements as 1-d (a Variable method in NumPy only)."""
     def copy(x) -> Variable:
         """A copy on the graph."""
-    def swapaxes(x, axis1: int, axis2: int) -> Variable:
-        """Exchange two axes."""
-    def squeeze(x, axis: int | Sequence[int] | None = None) -> Variable:
-        """Remove axes of length 1."""
     def repeat(x, repeats: int | Sequence[int], axis: int | Sequence[int] | None = None) -> Variable:
         """Repeat each element."""
     def take(x, indices: ArrayLike, axis: int | Sequence[int] | None = None) -> Variable:
         """Elements at integer indices."""
-    def diagonal(x, offset: int = 0, axis1: int = 0, axis2: int = 1) -> Variable:
-        """A diagonal."""
-    def trace(x, offset: int = 0, axis1: int = 0, axis2: int = 1) -> Variable:
-        """Sum of a diagonal."""
     def dot(a, b: Variable | ArrayLike) -> Variable:
         """NumPy's dot: matmul, scalars multiply, N-d x M-d over the last / second-to-last axes."""
 
@@ -353,6 +353,24 @@ def concatenate(arrays: Sequence[Variable | ArrayLike], axis: int | None = 0) ->
     """Join a sequence of arrays along an existing axis."""
 def stack(arrays: Sequence[Variable | ArrayLike], axis: int = 0) -> Variable:
     """Join a sequence of arrays along a new axis."""
+def diagonal(x: Variable | ArrayLike, offset: int = 0, axis1: int = 0, axis2: int = 1) -> Variable:
+    """The diagonal over axis1 and axis2 as a last axis: a view (writes reach x, as PyTorch's); the gradient goes onto that diagonal of zeros."""
+def diag(x: Variable | ArrayLike, k: int = 0) -> Variable:
+    """The k-th diagonal of a matrix (a view), or the square matrix with a vector on its k-th diagonal."""
+def trace(x: Variable | ArrayLike, offset: int = 0, axis1: int = 0, axis2: int = 1) -> Variable:
+    """Sum of a diagonal (of the diagonal view: no copy of x)."""
+def squeeze(x: Variable | ArrayLike, axis: int | Sequence[int] | None = None) -> Variable:
+    """Remove axes of length 1 (a view)."""
+def expand_dims(x: Variable | ArrayLike, axis: int | Sequence[int]) -> Variable:
+    """Insert axes of length 1 (a view)."""
+def swapaxes(x: Variable | ArrayLike, axis1: int, axis2: int) -> Variable:
+    """Exchange two axes (a view)."""
+def moveaxis(x: Variable | ArrayLike, source: int | Sequence[int], destination: int | Sequence[int]) -> Variable:
+    """Move axes to new positions (a view)."""
+def tril(x: Variable | ArrayLike, k: int = 0) -> Variable:
+    """Lower triangle of the last two axes (zeros above the k-th diagonal): one masked copy."""
+def triu(x: Variable | ArrayLike, k: int = 0) -> Variable:
+    """Upper triangle of the last two axes (zeros below the k-th diagonal): one masked copy."""
 def matmul(a: Variable | ArrayLike, b: Variable | ArrayLike) -> Variable:
     """Matrix product with NumPy semantics."""
 def linear(x: Variable | ArrayLike, weight: Variable | ArrayLike, bias: Variable | ArrayLike | None = None) -> Variable:

@@ -97,6 +97,7 @@ __all__ = [
     "reshape", "transpose", "broadcast_to", "concatenate", "stack",
     "matmul", "linear", "softmax", "log_softmax", "logsumexp", "astype",
     "inv", "solve", "slogdet", "cholesky",
+    "diagonal", "diag", "trace", "squeeze", "expand_dims", "swapaxes", "moveaxis", "tril", "triu",
 ]
 
 
@@ -241,6 +242,11 @@ class SymArray:
 
     def transpose(self, *axes):
         return transpose(self, axes[0] if len(axes) == 1 and isinstance(axes[0], (tuple, list)) else (axes or None))
+
+    def diagonal(self, offset=0, axis1=0, axis2=1): return diagonal(self, offset, axis1, axis2)
+    def trace(self, offset=0, axis1=0, axis2=1): return trace(self, offset, axis1, axis2)
+    def squeeze(self, axis=None): return squeeze(self, axis)
+    def swapaxes(self, axis1, axis2): return swapaxes(self, axis1, axis2)
 
 
 # ---------------------------------------------------------------------------
@@ -395,6 +401,54 @@ def concatenate(seq, axis=0):
 
 def stack(seq, axis=0):
     return SymArray(np.stack([_objects(s) for s in seq], axis=axis))
+
+
+# h89-views: NumPy's own functions on the object arrays (copies: symbols are values)
+def diagonal(x, offset=0, axis1=0, axis2=1):
+    return SymArray(np.array(np.diagonal(_objects(x), offset, axis1, axis2)))
+
+
+def diag(x, k=0):
+    d = _objects(x)
+    if d.ndim != 1:
+        return SymArray(np.array(np.diag(d, k)))
+    m = len(d) + builtins.abs(k)              # the vector on the k-th diagonal of zeros (m, m)
+    out = np.full((m, m), _number(0), dtype=object)
+    i = np.arange(len(d))
+    out[(i, i + k) if k >= 0 else (i - k, i)] = d
+    return SymArray(out)
+
+
+def trace(x, offset=0, axis1=0, axis2=1):
+    return sum(diagonal(x, offset, axis1, axis2), axis=-1)
+
+
+def squeeze(x, axis=None):
+    return SymArray(np.squeeze(_objects(x), axis))
+
+
+def expand_dims(x, axis):
+    return SymArray(np.expand_dims(_objects(x), axis))
+
+
+def swapaxes(x, axis1, axis2):
+    return SymArray(np.swapaxes(_objects(x), axis1, axis2))
+
+
+def moveaxis(x, source, destination):
+    return SymArray(np.moveaxis(_objects(x), source, destination))
+
+
+def tril(x, k=0):
+    d = _objects(x)
+    n, m = d.shape[-2:]
+    return SymArray(np.where(np.tri(n, m, k, dtype=bool), d, _number(0)))
+
+
+def triu(x, k=0):
+    d = _objects(x)
+    n, m = d.shape[-2:]
+    return SymArray(np.where(np.tri(n, m, k - 1, dtype=bool), _number(0), d))
 
 
 def matmul(a, b):

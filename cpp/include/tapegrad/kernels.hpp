@@ -69,6 +69,8 @@ Tensor reduce(ReduceOp op, const Tensor& x, const std::vector<bool>& axes, const
 // Views (no copy): stride 0 on broadcast axes; permuted strides.
 Tensor broadcast_to(const Tensor& x, const Shape& shape, const char* opname);
 Tensor transpose(const Tensor& x, const std::vector<int64_t>& perm);
+// x with zeros above (lower) or below (upper) the k-th diagonal of its last two axes (h89-views).
+Tensor triangle(const Tensor& x, int64_t k, bool lower);
 // dst = src elementwise, both any strides (same shape and dtype): memcpy
 // when both are contiguous, else tiled (Tensor::contiguous() and writes
 // through views use it).

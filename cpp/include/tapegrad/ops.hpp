@@ -97,6 +97,21 @@ Var basic_index_embed(const Var& g, const BasicIndex& ix, const Shape& shape);
 // backward scatter-adds. scatter_add is its adjoint, into zeros of `shape`.
 Var gather(const Var& x, const Tensor& index, int64_t lead = -1);
 Var scatter_add(const Var& src, const Tensor& index, const Shape& shape, int64_t lead = -1);
+// ----- h89-views: NumPy's diagonal as a view (its adjoint diag_embed writes g
+// onto that diagonal of zeros(shape)); diag, trace; squeeze, expand_dims,
+// swapaxes, moveaxis (views through reshape / transpose). NumPy's arguments.
+Var diagonal(const Var& x, int64_t offset, int64_t axis1, int64_t axis2);
+Var diag_embed(const Var& g, int64_t offset, int64_t axis1, int64_t axis2, const Shape& shape);
+Var diag(const Var& x, int64_t k);
+Var trace(const Var& x, int64_t offset, int64_t axis1, int64_t axis2);
+Var squeeze(const Var& x, const std::optional<Axes>& axis);
+Var expand_dims(const Var& x, const Axes& axis);
+Var swapaxes(const Var& x, int64_t axis1, int64_t axis2);
+Var moveaxis(const Var& x, const Axes& source, const Axes& destination);
+// zeros above (tril) / below (triu) the k-th diagonal of the last two axes: one masked copy.
+Var triangle(const Var& x, int64_t k, bool lower);
+Var tril(const Var& x, int64_t k);
+Var triu(const Var& x, int64_t k);
 
 // ----- linear algebra -------------------------------------------------------------
 // NumPy matmul semantics (1-D operands, broadcast batch dimensions).

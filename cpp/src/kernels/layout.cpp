@@ -530,4 +530,34 @@ Tensor pad_axis(const Tensor& x0, int64_t axis, int64_t start, int64_t total) {
   return out;
 }
 
+// ----- h89-views: tril / triu as one masked copy (a memcpy and a zero fill per
+// row of each matrix of the last two axes); their VJPs run it on the seed.
+Tensor triangle(const Tensor& x0, int64_t k, bool lower) {
+  TG_CONTIGUOUS(x, x0);
+  Tensor out = Tensor::empty(x.shape, x.dtype);
+  const int64_t nd = x.ndim(), n = x.shape[nd - 2], m = x.shape[nd - 1];
+  if (out.numel() == 0) return out;
+  const int64_t mats = x.numel() / (n * m);
+  k = std::clamp<int64_t>(k, -n - 1, m + 1);  // (beyond those the mask is all or nothing: no overflow below)
+  const size_t isz = itemsize(x.dtype);
+  const char* px = static_cast<const char*>(x.raw());
+  char* po = static_cast<char*>(out.raw());
+  for (int64_t b = 0; b < mats; ++b) {
+    for (int64_t i = 0; i < n; ++i) {
+      // lower keeps columns j <= i + k; upper keeps j >= i + k
+      const int64_t edge = std::clamp<int64_t>(lower ? i + k + 1 : i + k, 0, m);
+      const size_t row = static_cast<size_t>((b * n + i) * m) * isz, cut = static_cast<size_t>(edge) * isz,
+                   all = static_cast<size_t>(m) * isz;
+      if (lower) {
+        std::memcpy(po + row, px + row, cut);
+        std::memset(po + row + cut, 0, all - cut);
+      } else {
+        std::memset(po + row, 0, cut);
+        std::memcpy(po + row + cut, px + row + cut, all - cut);
+      }
+    }
+  }
+  return out;
+}
+
 }  // namespace tg::kern

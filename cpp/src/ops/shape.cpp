@@ -2,6 +2,8 @@
 // reshape, transpose, broadcast_to, concatenate / stack, narrow / pad, and
 // gather / scatter_add (indexing); and the axis helpers. Each rule struct
 // sits beside its public forward function.
+#include <limits>
+
 #include "ops/common.hpp"
 
 namespace tg {
@@ -429,5 +431,182 @@ Var scatter_add(const Var& src, const Tensor& index, const Shape& shape, int64_t
   if (r) r.attrs() = ScatterAddRule::Attrs{index, lead};
   return std::move(r.out);
 }
+
+// ----- h89-views: diagonal as a strided view and its adjoint (diag, trace);
+// squeeze / expand_dims / swapaxes / moveaxis over reshape / transpose -----
+namespace {
+int64_t diagonal_length(int64_t n1, int64_t n2, int64_t offset) {  // (no overflow for any int64 offset)
+  if (offset >= 0) return offset >= n2 ? 0 : std::min(n1, n2 - offset);
+  return offset <= -n1 ? 0 : std::min(n1 + offset, n2);
+}
+// NumPy's diagonal of x over axes a1, a2 as a view (no copy): those axes
+// removed and a last axis walking both at once, stride st[a1] + st[a2].
+Tensor diagonal_view(const Tensor& x, int64_t offset, int64_t a1, int64_t a2) {
+  const Shape st = x.strides();
+  const int64_t k = diagonal_length(x.shape[a1], x.shape[a2], offset);
+  int64_t off = x.offset;
+  if (k > 0) off += offset >= 0 ? offset * st[a2] : -offset * st[a1];
+  Shape shape, strides;
+  for (int64_t d = 0; d < x.ndim(); ++d) {
+    if (d == a1 || d == a2) continue;
+    shape.push_back(x.shape[d]);
+    strides.push_back(st[d]);
+  }
+  shape.push_back(k);
+  strides.push_back(st[a1] + st[a2]);
+  return Tensor::strided(x.storage, shape, strides, off, x.dtype);
+}
+std::pair<int64_t, int64_t> diagonal_axes(const Var& x, int64_t axis1, int64_t axis2, const char* op) {
+  const int64_t nd = x->data.ndim();
+  if (nd < 2) throw value_error(std::string(op) + ": needs at least 2 axes, got shape " + shape_str(x->shape()));
+  const int64_t a1 = normalize_axis(axis1, nd, op), a2 = normalize_axis(axis2, nd, op);
+  if (a1 == a2) throw value_error(std::string(op) + ": axis1 and axis2 cannot be the same");
+  return {a1, a2};
+}
+
+// diagonal and diag_embed are each other's VJP (as basic_index and its embed).
+struct DiagonalRule {
+  static constexpr const char* name = "diagonal";
+  struct Attrs { int64_t offset = 0, a1 = 0, a2 = 1; Shape in_shape; };
+  static Grads vjp(OpNode<DiagonalRule>& n, const Var& g) {
+    const int nb = n.batch_dims(g);
+    return {diag_embed(g, n.attrs.offset, n.attrs.a1 + nb, n.attrs.a2 + nb, with_batch(g, nb, n.attrs.in_shape))};
+  }
+  static Var jvp(OpNode<DiagonalRule>& n, const Grads& t, int nb) {
+    return diagonal(t[0], n.attrs.offset, n.attrs.a1 + nb, n.attrs.a2 + nb);
+  }
+};
+struct DiagEmbedRule {
+  static constexpr const char* name = "diag_embed";
+  struct Attrs { int64_t offset = 0, a1 = 0, a2 = 1; };
+  static Grads vjp(OpNode<DiagEmbedRule>& n, const Var& g) {
+    const int nb = n.batch_dims(g);
+    return {diagonal(g, n.attrs.offset, n.attrs.a1 + nb, n.attrs.a2 + nb)};
+  }
+  static Var jvp(OpNode<DiagEmbedRule>& n, const Grads& t, int nb) {
+    return diag_embed(t[0], n.attrs.offset, n.attrs.a1 + nb, n.attrs.a2 + nb, with_batch(t[0], nb, n.out_shape));
+  }
+};
+}  // namespace
+
+Var diagonal(const Var& x, int64_t offset, int64_t axis1, int64_t axis2) {
+  const auto [a1, a2] = diagonal_axes(x, axis1, axis2, "diagonal");
+  // A view sharing x's storage and version counter: writes through it reach x, as PyTorch's.
+  Recorder<DiagonalRule> r(diagonal_view(x->data, offset, a1, a2), {&x});
+  if (r) r.attrs() = DiagonalRule::Attrs{offset, a1, a2, x->shape()};
+  return std::move(r.out);
+}
+
+Var diag_embed(const Var& g, int64_t offset, int64_t a1, int64_t a2, const Shape& shape) {
+  Tensor out = Tensor::zeros(shape, g->dtype());
+  kern::copy_strided(diagonal_view(out, offset, a1, a2), g->data);
+  Recorder<DiagEmbedRule> r(std::move(out), {&g});
+  if (r) r.attrs() = DiagEmbedRule::Attrs{offset, a1, a2};
+  return std::move(r.out);
+}
+
+Var diag(const Var& x, int64_t k) {
+  if (x->data.ndim() == 2) return diagonal(x, k, 0, 1);
+  if (x->data.ndim() != 1) throw value_error("diag: input must be 1-d or 2-d, got shape " + shape_str(x->shape()));
+  const int64_t n = x->shape()[0];
+  if (k > std::numeric_limits<int64_t>::max() - n || k < n - std::numeric_limits<int64_t>::max())
+    throw value_error("diag: k " + std::to_string(k) + " is out of range for a vector of length " + std::to_string(n));
+  const int64_t m = n + (k < 0 ? -k : k);
+  const Shape shape{m, m};
+  check_shape(shape, "diag");  // (m * m must fit)
+  return diag_embed(x, k, 0, 1, shape);
+}
+
+Var trace(const Var& x, int64_t offset, int64_t axis1, int64_t axis2) {
+  const auto [a1, a2] = diagonal_axes(x, axis1, axis2, "trace");
+  const Var d = diagonal(x, offset, a1, a2);
+  return sum(d, Axes{d->data.ndim() - 1}, false);
+}
+
+Var squeeze(const Var& x, const std::optional<Axes>& axis) {
+  const Shape& s = x->shape();
+  std::vector<bool> drop(s.size());
+  if (!axis) {
+    for (size_t d = 0; d < s.size(); ++d) drop[d] = s[d] == 1;
+  } else {
+    for (int64_t a : normalize_axes(*axis, static_cast<int64_t>(s.size()), "squeeze")) {
+      if (s[a] != 1)
+        throw value_error("squeeze: cannot select an axis to squeeze out which has size not equal to one (axis " +
+                          std::to_string(a) + " of shape " + shape_str(s) + ")");
+      drop[a] = true;
+    }
+  }
+  Shape out;
+  for (size_t d = 0; d < s.size(); ++d)
+    if (!drop[d]) out.push_back(s[d]);
+  return reshape(x, out);
+}
+
+Var expand_dims(const Var& x, const Axes& axis) {
+  const Shape& s = x->shape();
+  const int64_t nd = static_cast<int64_t>(s.size() + axis.size());
+  std::vector<bool> fresh(nd);
+  for (int64_t a : normalize_axes(axis, nd, "expand_dims")) fresh[a] = true;
+  Shape out;
+  size_t i = 0;
+  for (int64_t d = 0; d < nd; ++d) out.push_back(fresh[d] ? 1 : s[i++]);
+  check_shape(out, "expand_dims");  // (no more axes than NumPy allows)
+  return reshape(x, out);
+}
+
+Var swapaxes(const Var& x, int64_t axis1, int64_t axis2) {
+  const int64_t nd = x->data.ndim();
+  const int64_t i = normalize_axis(axis1, nd, "swapaxes"), j = normalize_axis(axis2, nd, "swapaxes");
+  Axes perm(nd);
+  for (int64_t d = 0; d < nd; ++d) perm[d] = d;
+  std::swap(perm[i], perm[j]);
+  return transpose(x, perm);
+}
+
+Var moveaxis(const Var& x, const Axes& source, const Axes& destination) {
+  const int64_t nd = x->data.ndim();
+  const Axes src = normalize_axes(source, nd, "moveaxis"), dst = normalize_axes(destination, nd, "moveaxis");
+  if (src.size() != dst.size())
+    throw value_error("moveaxis: source and destination must have the same number of elements, got " +
+                      std::to_string(src.size()) + " and " + std::to_string(dst.size()));
+  Axes perm(nd, -1);
+  std::vector<bool> moved(nd);
+  for (size_t i = 0; i < src.size(); ++i) {
+    perm[dst[i]] = src[i];
+    moved[src[i]] = true;
+  }
+  int64_t next = 0;  // the other axes fill the free places in their order
+  for (int64_t& p : perm) {
+    if (p >= 0) continue;
+    while (moved[next]) ++next;
+    p = next++;
+  }
+  return transpose(x, perm);
+}
+
+namespace {
+// tril and triu: a masked copy, linear, so the same mask on the seed (VJP) and tangent (JVP).
+template <bool Lower>
+struct TriangleRule {
+  static constexpr const char* name = Lower ? "tril" : "triu";
+  struct Attrs { int64_t k = 0; };
+  static Grads vjp(OpNode<TriangleRule>& n, const Var& g) { return {triangle(g, n.attrs.k, Lower)}; }
+  static Var jvp(OpNode<TriangleRule>& n, const Grads& t, int) { return triangle(t[0], n.attrs.k, Lower); }
+};
+template <bool Lower>
+Var record_triangle(const Var& x, int64_t k) {
+  Recorder<TriangleRule<Lower>> r(kern::triangle(x->data, k, Lower), {&x});
+  if (r) r.attrs().k = k;
+  return std::move(r.out);
+}
+}  // namespace
+
+Var triangle(const Var& x, int64_t k, bool lower) {
+  if (x->data.ndim() < 2)
+    throw value_error(std::string(lower ? "tril" : "triu") + ": needs at least 2 axes, got shape " + shape_str(x->shape()));
+  return lower ? record_triangle<true>(x, k) : record_triangle<false>(x, k);
+}
+Var tril(const Var& x, int64_t k) { return triangle(x, k, true); }
+Var triu(const Var& x, int64_t k) { return triangle(x, k, false); }
 
 }  // namespace tg

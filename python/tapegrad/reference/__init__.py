@@ -23,7 +23,7 @@ COMPOSITIONS = _build(ops)
 globals().update(COMPOSITIONS)
 for _name, _fn in COMPOSITIONS.items():
     if _name in ("prod", "var", "std", "cumsum", "cumprod", "argmax", "argmin", "ravel", "flatten", "copy",
-                 "swapaxes", "squeeze", "repeat", "take", "diagonal", "trace", "dot", "round"):
+                 "repeat", "take", "dot", "round"):
         setattr(Variable, _name, _fn)
 from . import linalg  # noqa: E402,F401  (tapegrad.linalg's names, as in the C++ engine)
 _numpy_protocol.install({**{name: getattr(ops, name) for name in OPS}, **COMPOSITIONS})

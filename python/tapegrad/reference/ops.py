@@ -546,6 +546,114 @@ def getitem(x, key):
     return GetItem.apply(x, positions=positions)
 
 
+# -- h89-views: diagonals (a gather of the diagonal's flat positions, its transpose a
+# scatter), squeeze / expand_dims (reshapes), swapaxes / moveaxis (transposes) ----------
+
+
+def _axis(name, axis, ndim):
+    if not _is_int(axis):
+        raise TypeError(f"{name}: axis must be an int, got {axis!r}")
+    if not -ndim <= axis < ndim:
+        raise ValueError(f"{name}: axis {axis} is out of bounds for an array of dimension {ndim}")
+    return int(axis) % ndim
+
+
+def _diagonal_positions(name, shape, offset, axis1, axis2):
+    """The flat positions, in an array of ``shape``, of its offset diagonal over axis1 and axis2."""
+    if len(shape) < 2:
+        raise ValueError(f"{name}: needs at least 2 axes, got shape {tuple(shape)}")
+    a1, a2 = _axis(name, axis1, len(shape)), _axis(name, axis2, len(shape))
+    if a1 == a2:
+        raise ValueError(f"{name}: axis1 and axis2 cannot be the same")
+    if not _is_int(offset):
+        raise TypeError(f"{name}: offset must be an int, got {offset!r}")
+    return np.array(np.arange(math.prod(shape)).reshape(shape).diagonal(int(offset), a1, a2))
+
+
+def diagonal(x, offset=0, axis1=0, axis2=1):
+    x = as_variable(x)
+    return GetItem.apply(x, positions=_diagonal_positions("diagonal", x.shape, offset, axis1, axis2))
+
+
+def trace(x, offset=0, axis1=0, axis2=1):
+    x = as_variable(x)
+    d = GetItem.apply(x, positions=_diagonal_positions("trace", x.shape, offset, axis1, axis2))
+    return sum(d, axis=-1)
+
+
+def diag(x, k=0):
+    x = as_variable(x)
+    if x.ndim == 2:
+        return GetItem.apply(x, positions=_diagonal_positions("diag", x.shape, k, 0, 1))
+    if x.ndim != 1:
+        raise ValueError(f"diag: input must be 1-d or 2-d, got shape {x.shape}")
+    m = x.shape[0] + builtins.abs(int(k))     # the vector on the k-th diagonal of zeros (m, m)
+    return IndexAdd.apply(x, positions=_diagonal_positions("diag", (m, m), k, 0, 1), shape=(m, m), ndim=1)
+
+
+def squeeze(x, axis=None):
+    x = as_variable(x)
+    axes = tuple(a for a, n in enumerate(x.shape) if n == 1) if axis is None else \
+        tuple(a % x.ndim for a in _normalize_axes("squeeze", axis, x.shape))
+    for a in axes:
+        if x.shape[a] != 1:
+            raise ValueError(f"squeeze: cannot select an axis to squeeze out which has size not equal to one "
+                             f"(axis {a} of shape {x.shape})")
+    return reshape(x, tuple(n for a, n in enumerate(x.shape) if a not in axes))
+
+
+def expand_dims(x, axis):
+    x = as_variable(x)
+    axes = _int_tuple("expand_dims", "axis", axis)
+    nd = x.ndim + len(axes)
+    new = {_axis("expand_dims", a, nd) for a in axes}
+    if len(new) != len(axes):
+        raise ValueError(f"expand_dims: repeated axis in {axis!r}")
+    rest = iter(x.shape)
+    return reshape(x, tuple(1 if a in new else next(rest) for a in range(nd)))
+
+
+def swapaxes(x, axis1, axis2):
+    x = as_variable(x)
+    perm = list(range(x.ndim))
+    i, j = _axis("swapaxes", axis1, x.ndim), _axis("swapaxes", axis2, x.ndim)
+    perm[i], perm[j] = perm[j], perm[i]
+    return transpose(x, tuple(perm))
+
+
+def _triangle(name, x, k, lower):
+    x = as_variable(x)
+    if x.ndim < 2:
+        raise ValueError(f"{name}: needs at least 2 axes, got shape {x.shape}")
+    if not _is_int(k):
+        raise TypeError(f"{name}: k must be an int, got {k!r}")
+    n, m = x.shape[-2:]
+    i, j = np.arange(n)[:, None], np.arange(m)[None, :]
+    return where(j - i <= k if lower else j - i >= k, x, 0.0)
+
+
+def tril(x, k=0):
+    return _triangle("tril", x, k, True)
+
+
+def triu(x, k=0):
+    return _triangle("triu", x, k, False)
+
+
+def moveaxis(x, source, destination):
+    x = as_variable(x)
+    src = [_axis("moveaxis", a, x.ndim) for a in _int_tuple("moveaxis", "source", source)]
+    dst = [_axis("moveaxis", a, x.ndim) for a in _int_tuple("moveaxis", "destination", destination)]
+    if len(set(src)) != len(src) or len(set(dst)) != len(dst):
+        raise ValueError("moveaxis: repeated axis in source or destination")
+    if len(src) != len(dst):
+        raise ValueError("moveaxis: source and destination must have the same number of elements")
+    order = [n for n in range(x.ndim) if n not in src]
+    for d, s in sorted(zip(dst, src)):
+        order.insert(d, s)
+    return transpose(x, tuple(order))
+
+
 # -- matmul (bilinear: d(a @ b) = da @ b + a @ db) ----------------------------------------
 
 
@@ -902,10 +1010,12 @@ Variable.reshape = lambda self, *shape: reshape(
     self, shape[0] if len(shape) == 1 and not isinstance(shape[0], (int, np.integer)) else shape)
 Variable.transpose = lambda self, *axes: transpose(
     self, axes[0] if len(axes) == 1 and not _is_int(axes[0]) else axes or None)
+Variable.diagonal, Variable.trace, Variable.squeeze, Variable.swapaxes = diagonal, trace, squeeze, swapaxes
 
 #: The public op names of the reference engine (for a parity check against the spec).
 OPS = tuple(UNARY) + tuple(BINARY) + (
     "clip", "where", "sum", "mean", "max", "min", "reshape", "transpose", "broadcast_to",
     "concatenate", "stack", "matmul", "linear", "softmax", "log_softmax", "logsumexp", "astype",
-    "inv", "solve", "slogdet", "cholesky")
+    "inv", "solve", "slogdet", "cholesky",
+    "diagonal", "diag", "trace", "squeeze", "expand_dims", "swapaxes", "moveaxis", "tril", "triu")
 __all__ = [*OPS, "unbroadcast", "getitem", "identity", "OPS", "UNARY", "BINARY"]
