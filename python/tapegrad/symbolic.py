@@ -68,6 +68,10 @@ UNARY_OPS = {
     "arcsin": lambda sp, u: sp.asin(u),
     "arccos": lambda sp, u: sp.acos(u),
     "arctan": lambda sp, u: sp.atan(u),
+    # h87-act
+    "silu": lambda sp, u: u / (1 + sp.exp(-u)),
+    "gelu": lambda sp, u: u / (1 + sp.exp(-2 * sp.sqrt(2 / sp.pi) * (u + sp.Rational(44715, 10**6) * u**3))),
+    "log_sigmoid": lambda sp, u: -sp.log(1 + sp.exp(-u)),
 }
 BINARY_OPS = {
     "add": lambda sp, u, v: u + v,
