@@ -166,6 +166,9 @@ def torch_fn(name):
         "stack": lambda xs, axis=0: torch.stack(xs, dim=axis),
         "astype": lambda x, dt: x.to(dt),
         "linear": lambda x, w, b: torch.addmm(b, x, w),
+        # h87-act: (tapegrad's gelu is the tanh form)
+        "silu": torch.nn.functional.silu, "gelu": lambda x: torch.nn.functional.gelu(x, approximate="tanh"),
+        "log_sigmoid": torch.nn.functional.logsigmoid,
     }
     return special.get(name) or getattr(torch, name, None)
 
@@ -176,6 +179,9 @@ def numpy_fn(name, entry):
         "softplus": lambda x: np.logaddexp(0, x), "logsumexp": _np_logsumexp, "softmax": _np_softmax,
         "log_softmax": _np_log_softmax, "astype": lambda x, dt: x.astype(dt),
         "linear": lambda x, w, b: x @ w + b,
+        # h87-act
+        "silu": lambda x: x / (1 + np.exp(-x)), "log_sigmoid": lambda x: -np.logaddexp(0, -x),
+        "gelu": lambda x: 0.5 * x * (1 + np.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x ** 3))),
     }
     if name in special:
         return special[name]
@@ -484,13 +490,8 @@ def compose_cases():
         "reciprocal": ("nonzero", torch.reciprocal, np.reciprocal), "positive": ("real", torch.positive, np.positive),
         "log10": ("positive", torch.log10, np.log10), "log2": ("positive", torch.log2, np.log2),
         "copy": ("real", torch.clone, np.copy),
-        # (tapegrad's gelu is the tanh form)
-        "gelu": ("real", lambda x: F.gelu(x, approximate="tanh"),
-                 lambda x: 0.5 * x * (1 + np.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x ** 3)))),
         "elu": ("real", F.elu, lambda x: np.where(x > 0, x, np.expm1(np.minimum(x, 0)))),
         "leaky_relu": ("real", lambda x: F.leaky_relu(x, 0.01), lambda x: np.where(x > 0, x, 0.01 * x)),
-        "silu": ("real", F.silu, lambda x: x / (1 + np.exp(-x))),
-        "log_sigmoid": ("real", F.logsigmoid, lambda x: -np.logaddexp(0, -x)),
     }
     for name, (dom, th, nf) in unary.items():
         row(name, name, _x(dom), getattr(tg, name), th, nf)

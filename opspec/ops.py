@@ -88,6 +88,22 @@ OPS = [
     Op("exp2", "(x, /)", family="elementwise", deriv="y * 0.6931471805599453", saves="output", numpy=["exp2"],
        doc="2**x (exact at integers).", method=True, cost="transcendental"),
 
+    # ----- h87-act: activations (silu, gelu, log_sigmoid) ---
+    Op("silu", "(x, /)", family="elementwise", deriv="sigmoid(x) * (1 + x * sigmoid(-x))", saves="input",
+       numpy=[], doc="x * sigmoid(x), rounded once.", cost="transcendental"),
+    # (|x| clamped at 30 in the derivative, where it is 0 or 1: x^3 would overflow to inf * 0)
+    Op("gelu", "(x, /)", family="elementwise",
+       deriv="sigmoid(1.5957691216057308 * ((x - relu(x - 30) + relu(-30 - x)) + 0.044715 * (x - relu(x - 30) "
+             "+ relu(-30 - x)) * (x - relu(x - 30) + relu(-30 - x)) * (x - relu(x - 30) + relu(-30 - x)))) * "
+             "(1 + (x - relu(x - 30) + relu(-30 - x)) * sigmoid(-1.5957691216057308 * ((x - relu(x - 30) "
+             "+ relu(-30 - x)) + 0.044715 * (x - relu(x - 30) + relu(-30 - x)) * (x - relu(x - 30) "
+             "+ relu(-30 - x)) * (x - relu(x - 30) + relu(-30 - x)))) * 1.5957691216057308 * (1 + 3 * 0.044715 "
+             "* (x - relu(x - 30) + relu(-30 - x)) * (x - relu(x - 30) + relu(-30 - x))))",
+       saves="input", numpy=[], doc="x * sigmoid(1.5957691216057308 * (x + 0.044715 x^3)) (the tanh form).",
+       cost="transcendental"),
+    Op("log_sigmoid", "(x, /)", family="elementwise", deriv="sigmoid(-x)", saves="input", numpy=[],
+       doc="log(sigmoid(x)) = -softplus(-x), stable.", cost="transcendental"),
+
     # ----- elementwise with several operands: hand-written rules (elementwise.cpp) -----
     Op("add", "(a, b)", family="binary", saves="nothing", numpy=["add"], doc="a + b", operator="+"),
     Op("subtract", "(a, b)", family="binary", saves="nothing", numpy=["subtract"], doc="a - b", operator="-"),
@@ -273,9 +289,6 @@ COMPOSITIONS = [
     C("det", "(a)", "linalg", "Determinant of each matrix: sign * exp(logabsdet) from slogdet.",
       numpy=["linalg.det"]),
     # ----- activations (no NumPy names) -------------------------------------------------
-    C("silu", "(x, /)", "activation", "x * sigmoid(x).", method=False),
-    C("gelu", "(x, /)", "activation", "x * sigmoid(1.5957691216057308 * (x + 0.044715 x^3)) (the tanh form)."),
     C("elu", "(x, alpha=1.0)", "activation", "x if x > 0 else alpha * expm1(x); elu'(0) = alpha."),
     C("leaky_relu", "(x, negative_slope=0.01)", "activation", "x if x > 0 else slope * x; the slope at 0."),
-    C("log_sigmoid", "(x, /)", "activation", "log(sigmoid(x)) = -softplus(-x), stable."),
 ]

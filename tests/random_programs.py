@@ -893,7 +893,7 @@ def _show(self, step):
     for a in step.args:
         if isinstance(a, list):
             args.append("[" + ", ".join(_lit(e) for e in a) + "]")
-        elif isinstance(a, tuple) and a and a[0] == "cmp":
+        elif isinstance(a, tuple) and a and isinstance(a[0], str) and a[0] == "cmp":  # (a[0] may be an index array)
             args.append(f"({_lit(a[1])}.data > {a[2]!r})")
         elif isinstance(a, tuple):
             args.append(_tuple_lit(a))

@@ -650,6 +650,58 @@ _H85_CENTERS = {
     "exp2": [0.0, 0.5, -0.5, 1024.0, -1022.0, -1074.0, -1075.0, 128.0, -126.0, -149.0, -150.0, 1e-8, -1e-8],
 }
 
+
+# ----- h87-act: silu, gelu, log_sigmoid oracles -----
+def _ld_two_prod(a, b):
+    """a * b = p + e exactly in long double (Dekker: 64-bit significands split at 32 bits)."""
+    p = a * b
+    sp = _LD(2**32 + 1)
+    t = sp * a
+    ah = t - (t - a)
+    t = sp * b
+    bh = t - (t - b)
+    al, bl = a - ah, b - bh
+    return p, ((ah * bh - p) + ah * bl + al * bh) + al * bl
+
+
+def _ld_sig(u):
+    with np.errstate(over="ignore"):
+        e = np.exp(-np.abs(u))
+    return np.where(u >= 0, _LD(1) / (_LD(1) + e), e / (_LD(1) + e))
+
+
+def _ld_silu(x):
+    return x * _ld_sig(x)
+
+
+def _ld_gelu(x):
+    # x sigmoid(u), u = C x (1 + A x^2) with tapegrad's two doubles: u as a long double pair (|u| up to ~760
+    # before gelu underflows, and sigmoid's relative error is |u| times u's: u in long double alone is ~1 ulp
+    # of float64 off there); sigmoid(u + ue) = sigmoid(u) (1 + sigmoid(-u) ue). Beyond |x| = 30: x or -0.
+    C, A = _LD(1.5957691216057308), _LD(0.044715)
+    xc = np.clip(x, -30, 30)
+    x2, x2e = _ld_two_prod(xc, xc)
+    p, pe = _ld_two_prod(A, x2)
+    pe = pe + A * x2e
+    t = 1 + p
+    tb = t - 1
+    te = ((1 - (t - tb)) + (p - tb)) + pe
+    cx, cxe = _ld_two_prod(C, xc)
+    u, ue = _ld_two_prod(cx, t)
+    ue = ue + cx * te + cxe * t
+    r = x * _ld_sig(u) * (1 + _ld_sig(-u) * ue)
+    return np.where(x > 30, x, np.where(x < -30, x * 0, r))
+
+
+def _ld_log_sigmoid(x):
+    return -_ld_softplus(-x)
+
+
+LD_ORACLE.update({"silu": _ld_silu, "gelu": _ld_gelu, "log_sigmoid": _ld_log_sigmoid})
+_H87_MAIN = {"silu": (-760, 760), "gelu": (-25, 25), "log_sigmoid": (-746, 746)}
+_H87_CENTERS = {"silu": [0.0, -708.4, -745.13, -751.8, -760.0, 36.7], "gelu": [0.0, -5.0, -10.5, -19.9, -21.4, 5.5, 30.0],
+                "log_sigmoid": [0.0, 745.13, 708.4, -36.7, -709.78]}
+
 SPECIALS = [0.0, -0.0, np.inf, -np.inf, np.nan, 5e-324, -5e-324, 2.2250738585072014e-308, -2.2250738585072014e-308,
             1.0, -1.0, 0.5, 2.0, 1e-300, -1e-300, 1e300, -1e300, 1.7976931348623157e308, -1.7976931348623157e308]
 
@@ -663,7 +715,8 @@ def _f64_points(name, n=1_000_000, seed=5):
     every_binade = np.exp2(rng.uniform(-1074, 1024, k)) * rng.choice([-1.0, 1.0], k)
     main = {"exp": (-746, 710), "log": (0, 4), "log1p": (-1, 3), "sin": (-20, 20), "cos": (-20, 20),
             "tan": (-20, 20), "tanh": (-25, 25), "sigmoid": (-746, 746), "softplus": (-746, 746),
-            "arcsin": (-1, 1), "arccos": (-1, 1), "arctan": (-10, 10), "sqrt": (0, 4), **_H85_MAIN}[name]
+            "arcsin": (-1, 1), "arccos": (-1, 1), "arctan": (-10, 10), "sqrt": (0, 4), **_H85_MAIN,
+            **_H87_MAIN}[name]
     uniform = rng.uniform(*main, k)
     moderate = np.exp2(rng.uniform(-60, 12, k)) * rng.choice([-1.0, 1.0], k)
     m = n - 3 * k
@@ -690,6 +743,8 @@ def _f64_points(name, n=1_000_000, seed=5):
         centers = [0.0, 1.0, 2.2250738585072014e-308]
     elif name in _H85_CENTERS:
         centers = _H85_CENTERS[name]
+    elif name in _H87_CENTERS:
+        centers = _H87_CENTERS[name]
     else:  # sigmoid, softplus
         centers = [0.0, -745.1332191019411, -708.4, 36.7, 709.78]
     c = np.array(centers)[rng.integers(0, len(centers), m)]

@@ -64,6 +64,11 @@ using tg::kern::UnaryOp;
 // Oracles: float64 functions whose error is far below a float ulp.
 static double sigmoid_ref(double x) { return x >= 0 ? 1.0 / (1.0 + std::exp(-x)) : std::exp(x) / (1.0 + std::exp(x)); }
 static double softplus_ref(double x) { return (x > 0 ? x : 0.0) + std::log1p(std::exp(-std::fabs(x))); }
+// h87-act: silu, gelu (tapegrad's tanh form, its two doubles; u's double rounding error, |u| * 2^-52 with
+// |u| < 110 where a float result is nonzero, costs float ~2^-20 ulp), log_sigmoid.
+static double silu_ref(double x) { return x * sigmoid_ref(x); }
+static double gelu_ref(double x) { return x * sigmoid_ref(1.5957691216057308 * (x + 0.044715 * x * x * x)); }
+static double log_sigmoid_ref(double x) { return -softplus_ref(-x); }
 
 struct Function {
   const char* name;  // the command-line name (the op's name in the spec)
@@ -91,6 +96,11 @@ static const Function kFunctions[] = {
     {"sinh", UnaryOp::Sinh, [](double x) { return std::sinh(x); }},
     {"cosh", UnaryOp::Cosh, [](double x) { return std::cosh(x); }},
     {"exp2", UnaryOp::Exp2, [](double x) { return std::exp2(x); }},
+
+    // h87-act
+    {"silu", UnaryOp::Silu, silu_ref},
+    {"gelu", UnaryOp::Gelu, gelu_ref},
+    {"log_sigmoid", UnaryOp::LogSigmoid, log_sigmoid_ref},
 };
 
 struct Result {

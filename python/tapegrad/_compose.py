@@ -618,17 +618,6 @@ def build(ns):
 
     # ----- activations ---------------------------------------------------------------------
     @composition
-    def silu(x):
-        x = V(x)
-        return ns.multiply(x, ns.sigmoid(x))
-
-    @composition
-    def gelu(x):
-        x = V(x)
-        inner_ = ns.add(x, ns.multiply(ns.multiply(ns.multiply(x, x), x), 0.044715))
-        return ns.multiply(x, ns.sigmoid(ns.multiply(inner_, 2 * math.sqrt(2 / math.pi))))
-
-    @composition
     def elu(x, alpha=1.0):
         x = V(x)
         pos = values(x) > 0
@@ -638,10 +627,6 @@ def build(ns):
     def leaky_relu(x, negative_slope=0.01):
         x = V(x)
         return where_(values(x) > 0, x, ns.multiply(x, float(negative_slope)))
-
-    @composition
-    def log_sigmoid(x):
-        return ns.negative(ns.softplus(ns.negative(V(x))))
 
     # Each function's docstring is its spec entry's (opspec/ops.py COMPOSITIONS: declared once)
     from ._core import __compositions__ as spec

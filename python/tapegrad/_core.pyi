@@ -307,6 +307,12 @@ def cosh(x: Variable | ArrayLike, /) -> Variable:
     """Hyperbolic cosine."""
 def exp2(x: Variable | ArrayLike, /) -> Variable:
     """2**x (exact at integers)."""
+def silu(x: Variable | ArrayLike, /) -> Variable:
+    """x * sigmoid(x), rounded once."""
+def gelu(x: Variable | ArrayLike, /) -> Variable:
+    """x * sigmoid(1.5957691216057308 * (x + 0.044715 x^3)) (the tanh form)."""
+def log_sigmoid(x: Variable | ArrayLike, /) -> Variable:
+    """log(sigmoid(x)) = -softplus(-x), stable."""
 def add(a: Variable | ArrayLike, b: Variable | ArrayLike) -> Variable:
     """a + b"""
 def subtract(a: Variable | ArrayLike, b: Variable | ArrayLike) -> Variable:

@@ -72,6 +72,11 @@ UNARY_OPS = {
     "sinh": lambda sp, u: sp.sinh(u),
     "cosh": lambda sp, u: sp.cosh(u),
     "exp2": lambda sp, u: 2 ** u,
+
+    # h87-act
+    "silu": lambda sp, u: u / (1 + sp.exp(-u)),
+    "gelu": lambda sp, u: u / (1 + sp.exp(-2 * sp.sqrt(2 / sp.pi) * (u + sp.Rational(44715, 10**6) * u**3))),
+    "log_sigmoid": lambda sp, u: -sp.log(1 + sp.exp(-u)),
 }
 BINARY_OPS = {
     "add": lambda sp, u, v: u + v,

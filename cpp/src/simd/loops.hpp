@@ -233,16 +233,22 @@ TG_MATH_INLINE float tanhf_fast(float x) {
 // exact, then 2^-64, rounding once: the bits of scale_pow2f, with 2^(k + 64)
 // made from the reduction's shifted k in two integer operations (scale_pow2f
 // takes seven per call, and was called twice; -5% kernel time, same bits).
-TG_MATH_INLINE float sigmoidf_fast(float x) {
+// (expf_neg_abs_p64: e^-|x| 2^64 = vh p + vl p, p = 2^(k + 64) exact, |x|
+// capped at cap <= 125; silu multiplies by x before the last scaling.)
+TG_MATH_INLINE void expf_neg_abs_p64(float x, float cap, float* vh, float* vl, float* p) {
   float a = __builtin_fabsf(x);
-  a = a < 104.0f ? a : 104.0f;  // (vminps; a NaN lane gets 104 and x below)
+  a = a < cap ? a : cap;  // (vminps; a NaN lane gets cap and x below)
   float k, r, X, ks;
   expf_reduce(-a, &k, &r, &X, &ks);
   float t = r + X;
   float te = X - (t - r);  // exact: |r| >= |X|
-  float vh = 1.0f + t;
-  float vl = ((1.0f - vh) + t) + te;
-  float p = tg_bits_to_f32((tg_f32_to_bits(ks) + (127u + 64u)) << 23);  // 2^(k + 64), k in [-150, 0]
+  *vh = 1.0f + t;
+  *vl = ((1.0f - *vh) + t) + te;
+  *p = tg_bits_to_f32((tg_f32_to_bits(ks) + (127u + 64u)) << 23);  // 2^(k + 64), k in [-150, 0] (cap 104)
+}
+TG_MATH_INLINE float sigmoidf_fast(float x) {
+  float vh, vl, p;
+  expf_neg_abs_p64(x, 104.0f, &vh, &vl, &p);
   float eh = vh * p * 0x1p-64f, el = vl * p * 0x1p-64f;
   float res = exp_sigmoid_finish(eh, el, x < 0.0f);
   return x != x ? x : res;
@@ -393,6 +399,27 @@ TG_BY_WIDTH(k_expm1, expm1f_fast, expm1_f64)
 TG_BY_WIDTH(k_sinh, sinh_coshf_fast<true>, sinh_f64)
 TG_BY_WIDTH(k_cosh, sinh_coshf_fast<false>, cosh_f64)
 TG_BY_WIDTH(k_exp2, exp2f_fast, exp2_f64)
+
+// ----- h87-act: activations (simd/math.hpp's h87-act block; log_sigmoid x =
+// -softplus(-x), exactly: a negation either side)
+// silu in float: simd/math.hpp's x_sigmoid_f64 with sigmoidf_fast's e^-|x|
+// (float pairs, ~2^-28 relative before the one rounding); below -80 (e^x
+// near float's subnormals) from the 2^64-scaled e^x; -0 below -112.
+TG_MATH_INLINE float siluf_fast(float x) {
+  float vh, vl, p;
+  expf_neg_abs_p64(x, 112.0f, &vh, &vl, &p);
+  float res, inv;
+  float q = exp_sigmoid_parts(vh * p * 0x1p-64f, vl * p * 0x1p-64f, x < 0.0f, &res, &inv);
+  float r = tg_fmaf(x, q, x * (res * inv));
+  float t = tg_fmaf(x, vh * p, x * (vl * p)) * 0x1p-64f;
+  r = x < -80.0f ? t : r;
+  r = x < -112.0f ? x * 0.0f : r;
+  r = x == __builtin_inff() ? x : r;
+  return x != x ? x : r;
+}
+TG_BY_WIDTH(k_silu, siluf_fast, silu_f64)
+TG_BY_WIDTH(k_gelu, gelu_f32, gelu_f64)
+template <class T> TG_MATH_INLINE T k_log_sigmoid(T v) { return -k_softplus(-v); }
 // The piecewise-constant helpers a spec derivative may use (derivative 0).
 template <class T> TG_MATH_INLINE T k_step(T v) { return v > T(0) ? T(1) : T(0); }  // relu'(0) = 0
 template <class T> TG_MATH_INLINE T k_sign(T v) { return v > T(0) ? T(1) : (v < T(0) ? T(-1) : (v != v ? v : T(0))); }

@@ -403,13 +403,21 @@ TG_MATH_INLINE double tanh_f64(double x) {
 // sigmoid from e = e^-|x| as the pair e + e_lo (float or double): 1 / (1 + e),
 // or e / (1 + e) where neg; 1 + e as a pair (Fast2Sum: 1 >= e), one
 // reciprocal, its error removed by the exact fma residual.
-template <class T> TG_MATH_INLINE T exp_sigmoid_finish(T e, T e_lo, bool neg) {
+// (exp_sigmoid_parts: the quotient q unrounded, q + *res * *inv; silu and
+// gelu multiply that by x with one rounding.)
+template <class T> TG_MATH_INLINE T exp_sigmoid_parts(T e, T e_lo, bool neg, T* res, T* inv) {
   T s = T(1) + e;
   T s_lo = ((T(1) - s) + e) + e_lo;
   T num = neg ? e : T(1), num_lo = neg ? e_lo : T(0);
-  T inv = T(1) / s;
-  T q = num * inv;
-  return tg_fma((tg_fma(-q, s, num) + num_lo) - q * s_lo, inv, q);
+  *inv = T(1) / s;
+  T q = num * *inv;
+  *res = (tg_fma(-q, s, num) + num_lo) - q * s_lo;
+  return q;
+}
+template <class T> TG_MATH_INLINE T exp_sigmoid_finish(T e, T e_lo, bool neg) {
+  T res, inv;
+  T q = exp_sigmoid_parts(e, e_lo, neg, &res, &inv);
+  return tg_fma(res, inv, q);
 }
 
 // 1 / (1 + e^-x), stable on both sides (e = e^-|x| <= 1): e as hi + lo and
@@ -419,22 +427,39 @@ template <class T> TG_MATH_INLINE T exp_sigmoid_finish(T e, T e_lo, bool neg) {
 // exact, then 2^-600, rounding once: exp_dd's bits, 2^(k + 600) from the
 // shifted k's low bits in two integer operations (exp_dd's two-step scaling
 // takes ten; -4% kernel time).
-TG_MATH_INLINE double sigmoid_f64(double x) {
+// (exp_neg_abs_p600: e^-|x| 2^600 as *hi + *lo, exact scaling, |x| capped at
+// cap <= 1100 (sigmoid: 746); with kWithLo, x_lo is a low part of the
+// argument, |x_lo| <= ulp(x): e^-|x + x_lo|, added to the reduced argument.)
+template <bool kWithLo = false>
+TG_MATH_INLINE void exp_neg_abs_p600(double x, double x_lo, double cap, double* hi, double* lo) {
   const double inv_ln2 = 1.442695040888963407359924681001892137426645954152985934135449406931;
   const double ln2_hi = .69314718055966295651160180568695068359375, ln2_lo = .28235290563031577122588448175013436025525412068e-12;
   double a = __builtin_fabs(x);
-  a = a < 746.0 ? a : 746.0;  // (a NaN lane: 746, and x below)
+  a = a < cap ? a : cap;  // (a NaN lane: cap, and x below)
   double ks = tg_fma(a, -inv_ln2, kTgShifter);  // k + 1.5 * 2^52, k = round(-a / ln2)
   double kd = ks - kTgShifter;
   double sh = tg_fma(kd, -ln2_hi, -a);  // exact (exp_dd)
   double s = tg_fma(kd, -ln2_lo, sh);
-  double q = exp_poly(s, tg_fma(kd, -ln2_lo, sh - s));  // e^s - 1 - s
+  double s_err = tg_fma(kd, -ln2_lo, sh - s);
+  if constexpr (kWithLo) {  // s + s_err += the low part, TwoSum (exp_poly takes s_err only to first order)
+    double xl = x < 0 ? x_lo : -x_lo;
+    double s2 = s + xl, sb = s2 - s;
+    s_err += (s - (s2 - sb)) + (xl - sb);
+    s = s2;
+  }
+  double q = exp_poly(s, s_err);  // e^s - 1 - s
   double h = 1.0 + s;
   double l = ((1.0 - h) + s) + q;  // (exp_dd's sums)
   double y = h + l;
   double y_lo = (h - y) + l;
-  double p = tg_bits_to_f64((tg_f64_to_bits(ks) + (1023 + 600)) << 52);  // 2^(k + 600), k in [-1077, 0]
-  double r = exp_sigmoid_finish(y * p * 0x1p-600, y_lo * p * 0x1p-600, x < 0);
+  double p = tg_bits_to_f64((tg_f64_to_bits(ks) + (1023 + 600)) << 52);  // 2^(k + 600), k in [-1077, 0] (cap 746)
+  *hi = y * p;
+  *lo = y_lo * p;
+}
+TG_MATH_INLINE double sigmoid_f64(double x) {
+  double hi, lo;
+  exp_neg_abs_p600(x, 0.0, 746.0, &hi, &lo);
+  double r = exp_sigmoid_finish(hi * 0x1p-600, lo * 0x1p-600, x < 0);
   return x != x ? x : r;
 }
 
@@ -817,3 +842,55 @@ TG_MATH_INLINE double exp2_f64(double x) {
   res = x > -1075.0 ? res : 0.0;
   return x < 1024.0 ? res : x + kTgInf;  // (NaN: x + inf)
 }
+
+// ----- h87-act: silu, gelu: x times a sigmoid, rounded once -----------------
+// x sigmoid(u + u_lo) = x (q + res inv) from exp_sigmoid_parts, one rounding
+// (fma); x sigmoid(u) rounded twice would be ~1.3 ulp. Where u < -700 (1 + e
+// is 1, sigmoid(u) is e^u to 2^-1000 relative) from the 2^600-scaled e^u, so
+// a subnormal result rounds once (at its scale) instead of losing bits with
+// a subnormal e^u. |u| capped at 760: x e^-760 rounds to 0 for |x| < 2^20.
+TG_MATH_INLINE double x_sigmoid_f64(double x, double u, double u_lo) {
+  double hi, lo;
+  exp_neg_abs_p600<true>(u, u_lo, 760.0, &hi, &lo);
+  double res, inv;
+  double q = exp_sigmoid_parts(hi * 0x1p-600, lo * 0x1p-600, u < 0, &res, &inv);
+  double r = tg_fma(x, q, x * (res * inv));
+  double t = tg_fma(x, hi, x * lo) * 0x1p-600;
+  return u < -700.0 ? t : r;
+}
+
+// silu x = x sigmoid(x) (measured: tests/test_kernels_fastpaths.py). Below
+// -760 the result is -0 (-inf: NaN, as x * sigmoid(x)); inf stays inf.
+TG_MATH_INLINE double silu_f64(double x) {
+  double r = x_sigmoid_f64(x, x, 0.0);
+  r = x < -760.0 ? x * 0.0 : r;
+  r = x == kTgInf ? x : r;
+  return x != x ? x : r;
+}
+
+// gelu (the tanh form, tapegrad's definition with these two doubles) x
+// sigmoid(u), u = C x (1 + A x^2) as a double-double: sigmoid(u)'s relative
+// error is |u| times u's (|u| up to 760 before gelu underflows), so u
+// rounded in double alone was up to ~2^9 ulp off. Beyond |x| = 30 the result
+// is x or -0 (x^3 would overflow; -inf: NaN, as the composition gave).
+TG_MATH_INLINE double gelu_f64(double x) {
+  const double C = 1.5957691216057308, A = 0.044715;
+  double xc = x < -30.0 ? -30.0 : (x > 30.0 ? 30.0 : x);
+  double x2 = xc * xc, x2l = tg_fma(xc, xc, -x2);
+  double p = A * x2, pl = tg_fma(A, x2, -p) + A * x2l;
+  double t = 1.0 + p;  // TwoSum (p may exceed 1)
+  double tb = t - 1.0;
+  double tl = ((1.0 - (t - tb)) + (p - tb)) + pl;
+  double cx = C * xc, cxl = tg_fma(C, xc, -cx);
+  double u = cx * t;
+  double ul = tg_fma(cx, t, -u) + (cx * tl + cxl * t);
+  double r = x_sigmoid_f64(x, u, ul);
+  r = x > 30.0 ? x : r;
+  r = x < -30.0 ? x * 0.0 : r;
+  return x != x ? x : r;
+}
+
+// gelu in float32: the float64 kernel, rounded to float once more (its ~0.6
+// ulp of double is far below float's half ulp; a subnormal float result
+// rounds once). (silu's float32 kernel is in simd/loops.hpp, in float.)
+TG_MATH_INLINE float gelu_f32(float x) { return float(gelu_f64(double(x))); }

@@ -126,6 +126,9 @@ def _zeros(shape, dtype):
 # -- elementwise ops: one table line each ---------------------------------------------
 
 
+_GELU_C, _GELU_A = float(2 * np.sqrt(2 / np.pi)), 0.044715  # gelu's tanh form: x sigmoid(2 sqrt(2/pi) (x + 0.044715 x^3))
+
+
 def _sigmoid(x):
     e = np.exp(-np.abs(x))                    # in (0, 1]: never overflows
     return np.where(x >= 0, 1 / (1 + e), e / (1 + e))
@@ -164,6 +167,14 @@ UNARY = {
     "sinh":     (np.sinh,     lambda x: cosh(x)),
     "cosh":     (np.cosh,     lambda x: sinh(x)),
     "exp2":     (np.exp2,     lambda y: y * np.log(2.0)),
+
+    # h87-act: silu = x s(x), s' = s (1 - s) = s(x) s(-x); gelu = x s(u), u = C (x + A x^3) (the tanh form);
+    # log_sigmoid = log s(x)
+    "silu":     (lambda x: x * _sigmoid(x), lambda x: sigmoid(x) * (1 + x * sigmoid(-x))),
+    "gelu":     (lambda x: x * _sigmoid(_GELU_C * (x + _GELU_A * x ** 3)),
+                 lambda x: sigmoid(_GELU_C * (x + _GELU_A * x * x * x))
+                 * (1 + x * sigmoid(-_GELU_C * (x + _GELU_A * x * x * x)) * _GELU_C * (1 + 3 * _GELU_A * x * x))),
+    "log_sigmoid": (lambda x: -np.logaddexp(0, -x), lambda x: sigmoid(-x)),
 }
 
 #: name: (f(a, b) on arrays, df/da, df/db from a, b and/or y = f(a, b))
