@@ -86,6 +86,14 @@ static const Function kFunctions[] = {
     {"arcsin", UnaryOp::Arcsin, [](double x) { return std::asin(x); }},
     {"arccos", UnaryOp::Arccos, [](double x) { return std::acos(x); }},
     {"arctan2", UnaryOp::Arctan, nullptr, BinaryOp::Arctan2, [](double y, double x) { return std::atan2(y, x); }},
+    // h84-round: exact (0 ulp, -0.0 kept, the same bits on every ISA)
+    {"floor", UnaryOp::Floor, [](double x) { return std::floor(x); }},
+    {"ceil", UnaryOp::Ceil, [](double x) { return std::ceil(x); }},
+    {"rint", UnaryOp::Rint, [](double x) { return std::rint(x); }},
+    {"trunc", UnaryOp::Trunc, [](double x) { return std::trunc(x); }},
+    {"sign", UnaryOp::Sign, [](double x) { return x > 0 ? 1.0 : (x < 0 ? -1.0 : (x != x ? x : 0.0)); }},
+    {"square", UnaryOp::Square, [](double x) { return x * x; }},
+    {"reciprocal", UnaryOp::Reciprocal, [](double x) { return 1.0 / x; }},
 };
 
 struct Result {

@@ -68,6 +68,15 @@ UNARY_OPS = {
     "arcsin": lambda sp, u: sp.asin(u),
     "arccos": lambda sp, u: sp.acos(u),
     "arctan": lambda sp, u: sp.atan(u),
+    # h84-round: the piecewise-constant ones as functions of derivative 0 (SymPy's sign' is a
+    # DiracDelta, floor's unevaluated), as in the engines
+    "floor": lambda sp, u: _zero_derivative("floor_")(u),
+    "ceil": lambda sp, u: _zero_derivative("ceil_")(u),
+    "rint": lambda sp, u: _zero_derivative("rint_")(u),
+    "trunc": lambda sp, u: _zero_derivative("trunc_")(u),
+    "sign": lambda sp, u: _zero_derivative("sign_")(u),
+    "square": lambda sp, u: u ** 2,
+    "reciprocal": lambda sp, u: 1 / u,
 }
 BINARY_OPS = {
     "add": lambda sp, u, v: u + v,
