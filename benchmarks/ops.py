@@ -475,7 +475,7 @@ def compose_cases():
         "sinh": ("real", torch.sinh, np.sinh), "deg2rad": ("real", torch.deg2rad, np.deg2rad),
         "rad2deg": ("real", torch.rad2deg, np.rad2deg), "exp2": ("real", torch.exp2, np.exp2),
         "expm1": ("real", torch.expm1, np.expm1),
-        "round": ("real", torch.round, np.round), "positive": ("real", torch.positive, np.positive),
+        "round": ("real", torch.round, np.round),
         "log10": ("positive", torch.log10, np.log10), "log2": ("positive", torch.log2, np.log2),
         "copy": ("real", torch.clone, np.copy),
         # (tapegrad's gelu is the tanh form)

@@ -24,7 +24,9 @@ ELEMENTWISE = [op for op in OPS if op.family == "elementwise"]
 # deriv "0" (floor, sign, ...): piecewise constant; the rule returns zeros (no g * 0: an inf seed
 # would give NaN where PyTorch gives 0), saves nothing and has no derivative kernel.
 ZERO = {op.name for op in ELEMENTWISE if op.deriv == "0"}
-NONLINEAR = [op for op in ELEMENTWISE if op.deriv != "linear" and op.name not in ZERO]
+# deriv "1" (positive): the rule passes the direction through (no pass over it).
+IDENTITY = {op.name for op in ELEMENTWISE if op.deriv == "1"}
+NONLINEAR = [op for op in ELEMENTWISE if op.deriv != "linear" and op.name not in ZERO | IDENTITY]
 BY_NAME = {op.name: op for op in OPS}
 BINARY_KERNELS = [op for op in OPS if op.kernel]  # binary ops whose forward is k_<name>(a, b)
 
@@ -41,8 +43,8 @@ def check_spec():
 
 
     for op in ELEMENTWISE:
-        if op.name in ZERO and op.saves != "nothing":
-            raise SystemExit(f"opspec: {op.name!r} has deriv '0' and must save nothing")
+        if op.name in ZERO | IDENTITY and op.saves != "nothing":
+            raise SystemExit(f"opspec: {op.name!r} has deriv {op.deriv!r} and must save nothing")
 
 
 def cstr(s):
@@ -141,6 +143,8 @@ def gen_rules():
         rules.append(f"\n// d {op.name}(x) = ({op.deriv}) dx\n")
         if op.name in ZERO:
             rules.append(f"struct {op.camel}Rule {{ TG_ZERO_UNARY_RULE(\"{op.name}\", UnaryOp::{op.camel}) }};\n")
+        elif op.name in IDENTITY:
+            rules.append(f"struct {op.camel}Rule {{ TG_IDENTITY_UNARY_RULE(\"{op.name}\", UnaryOp::{op.camel}) }};\n")
         elif op.deriv == "linear":
             rules.append(f"struct {op.camel}Rule {{ TG_LINEAR_UNARY_RULE(\"{op.name}\", UnaryOp::{op.camel})\n"
                          f"  template <class N> static Var composite(N&, const Var& d) {{ return {op.cpp}(d); }} }};\n")

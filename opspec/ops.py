@@ -22,6 +22,7 @@ Fields of an entry (see `Op` in opspec/schema.py):
            and `sign(x)` (both constants: derivative 0). "linear": the op is
            its own derivative map (JVP = op(t), VJP = op(g)). "0": piecewise
            constant (floor, sign): the VJP and JVP are zeros, saves nothing.
+           "1": the identity map (positive): the VJP and JVP pass d through.
   saves    what the rule keeps for the sweep: input | output | nothing
            (for elementwise ops the generator checks it against `deriv`)
   numpy    the NumPy names the op implements
@@ -94,6 +95,9 @@ OPS = [
        doc="x * x.", method=True),
     Op("reciprocal", "(x, /)", family="elementwise", deriv="-y * y", saves="output", numpy=["reciprocal"],
        doc="1 / x.", method=True, domain="nonzero"),
+    Op("positive", "(x, /)", family="elementwise", deriv="1", saves="nothing", numpy=["positive"],
+       doc="+x, a copy (as NumPy's np.positive; PyTorch's returns its input); the gradient passes through.",
+       method=True),
 
     # ----- elementwise with several operands: hand-written rules (elementwise.cpp) -----
     Op("add", "(a, b)", family="binary", saves="nothing", numpy=["add"], doc="a + b", operator="+"),
@@ -165,7 +169,6 @@ OPS = [
 
 COMPOSITIONS = [
     # ----- ufuncs: aliases and elementwise helpers --------------------------------------
-    C("positive", "(x, /)", "ufunc", "+x (a copy on the graph).", numpy=["positive"]),
     C("float_power", "(a, b)", "ufunc", "a ** b in float64.", numpy=["float_power"], domain="positive"),
     C("exp2", "(x, /)", "ufunc", "2 ** x.", numpy=["exp2"]),
     C("expm1", "(x, /)", "ufunc", "exp(x) - 1, accurate for small x (from tanh(x/2)).", numpy=["expm1"]),

@@ -70,7 +70,7 @@ def piecewise_constant(name):
 
 def linear(name):
     """An elementwise op that is its own derivative map (negative): second derivative 0."""
-    return SPEC[name]["deriv"] == "linear"
+    return SPEC[name]["deriv"] in ("linear", "1")
 
 
 def smooth(name):

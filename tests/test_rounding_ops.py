@@ -129,3 +129,10 @@ def test_fabs_is_abs_and_positive_a_copy():
     assert p.numpy().tobytes() == x.numpy().tobytes()
     assert not np.shares_memory(p.numpy(), x.numpy())  # NumPy's np.positive copies
     assert tg.positive(tg.Variable(np.float32(1.5))).dtype == np.float32
+    # the primitive: -0.0 and NaN kept, the gradient passes through (inf seeds too), the JVP is the tangent
+    z = np.array([-0.0, np.nan, np.inf, -1e-310])
+    assert tg.positive(tg.Variable(z)).numpy().tobytes() == np.positive(z).tobytes()
+    v = tg.Variable(np.array([1.0, -2.0]), requires_grad=True)
+    v.positive().backward(np.array([np.inf, 3.0]))
+    np.testing.assert_array_equal(v.grad, [np.inf, 3.0])
+    np.testing.assert_array_equal(np.asarray(tg.jvp(tg.positive, (np.array([1.0]),), (np.array([5.0]),))[1]), [5.0])

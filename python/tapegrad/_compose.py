@@ -133,12 +133,6 @@ def build(ns):
 
     # ----- ufuncs ----------------------------------------------------------------
     @composition
-    def positive(x):
-        # a copy, as NumPy's (not PyTorch's alias): astype to its own dtype is one memcpy pass
-        x = V(x)
-        return ns.astype(x, x.dtype)
-
-    @composition
     def float_power(a, b):
         return ns.power(ns.astype(V(a), np.float64), ns.astype(V(b), np.float64))
 

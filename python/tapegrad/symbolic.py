@@ -77,6 +77,7 @@ UNARY_OPS = {
     "sign": lambda sp, u: _zero_derivative("sign_")(u),
     "square": lambda sp, u: u ** 2,
     "reciprocal": lambda sp, u: 1 / u,
+    "positive": lambda sp, u: u,
 }
 BINARY_OPS = {
     "add": lambda sp, u, v: u + v,

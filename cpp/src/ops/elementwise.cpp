@@ -76,6 +76,17 @@ Var fused_deriv(N& n, BinaryOp op, const Var& d, const char* name) {
   }                                                                                                \
   template <class N> static Grads vjp(N&, const Var& g) { return Grads::of(zeros_of(g)); }         \
   template <class N> static Var jvp(N&, const Grads& t, int) { return zeros_of(t[0]); }
+
+// The identity map (spec deriv "1": positive, a copy): the direction passes through, as
+// x - c's does (ScalarRule), with no pass over it.
+#define TG_IDENTITY_UNARY_RULE(NAME, KERNEL)                                                         \
+  static constexpr const char* name = NAME;                                                        \
+  static constexpr UnaryOp kernel = KERNEL;                                                        \
+  static constexpr SaveWhat save = SaveWhat::Nothing;                                              \
+  static constexpr bool pointwise = true;                                                          \
+  struct Attrs {};                                                                                 \
+  template <class N> static Grads vjp(N&, const Var& g) { return Grads::of(Var(g)); }              \
+  template <class N> static Var jvp(N&, const Grads& t, int) { return t[0]; }
 }  // namespace
 
 // The rules and public functions of the spec's elementwise ops (exp, tanh, ...).

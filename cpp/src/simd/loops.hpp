@@ -333,6 +333,7 @@ template <class T> TG_MATH_INLINE T k_rint(T v) { return rint_exact(v); }
 template <class T> TG_MATH_INLINE T k_trunc(T v) { return trunc_exact(v); }
 template <class T> TG_MATH_INLINE T k_square(T v) { return v * v; }
 template <class T> TG_MATH_INLINE T k_reciprocal(T v) { return T(1) / v; }
+template <class T> TG_MATH_INLINE T k_positive(T v) { return v; }  // (the loop is a vectorized copy)
 // (k_sign, the spec's sign op, is below with the derivatives' piecewise-constant helpers.)
 // The piecewise-constant helpers a spec derivative may use (derivative 0).
 template <class T> TG_MATH_INLINE T k_step(T v) { return v > T(0) ? T(1) : T(0); }  // relu'(0) = 0

@@ -167,6 +167,7 @@ UNARY = {
     "sign":     (np.sign,     lambda: 0),
     "square":   (np.square,   lambda x: 2 * x),
     "reciprocal": (np.reciprocal, lambda x: -1 / (x * x)),
+    "positive": (np.positive, lambda: 1),
 }
 
 #: name: (f(a, b) on arrays, df/da, df/db from a, b and/or y = f(a, b))
