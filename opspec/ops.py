@@ -20,7 +20,9 @@ Fields of an entry (see `Op` in opspec/schema.py):
            create_graph, so second order works) and a fused first-order
            kernel. Names: the elementwise ops below, `step(x)` = [x > 0]
            and `sign(x)` (both constants: derivative 0). "linear": the op is
-           its own derivative map (JVP = op(t), VJP = op(g)).
+           its own derivative map (JVP = op(t), VJP = op(g)). "0": piecewise
+           constant (floor, sign): the VJP and JVP are zeros, saves nothing.
+           "1": the identity map (positive): the VJP and JVP pass d through.
   saves    what the rule keeps for the sweep: input | output | nothing
            (for elementwise ops the generator checks it against `deriv`)
   numpy    the NumPy names the op implements
@@ -76,7 +78,7 @@ OPS = [
        doc="Inverse cosine; arccos'(+-1) = -inf.", method=True, domain=(-0.9, 0.9), cost="transcendental"),
     Op("arctan", "(x, /)", family="elementwise", deriv="1 / (1 + x * x)", saves="input", numpy=["arctan"],
        doc="Inverse tangent.", method=True, cost="transcendental"),
-    Op("abs", "(x, /)", family="elementwise", deriv="sign(x)", saves="input", numpy=["absolute", "abs"],
+    Op("abs", "(x, /)", family="elementwise", deriv="sign(x)", saves="input", numpy=["absolute", "abs", "fabs"],
        doc="|x|; abs'(0) = 0.", method=True, operator="abs(x)"),
     # ----- h85-expfam: expm1, sinh, cosh, exp2 ---
     Op("expm1", "(x, /)", family="elementwise", deriv="exp(x)", saves="input", numpy=["expm1"],
@@ -103,6 +105,25 @@ OPS = [
        cost="transcendental"),
     Op("log_sigmoid", "(x, /)", family="elementwise", deriv="sigmoid(-x)", saves="input", numpy=[],
        doc="log(sigmoid(x)) = -softplus(-x), stable.", cost="transcendental"),
+
+    # ----- h84-round: rounding (derivative 0), square, reciprocal ---------------------------
+    Op("floor", "(x, /)", family="elementwise", deriv="0", saves="nothing", numpy=["floor"],
+       doc="Round down; derivative 0.", method=True),
+    Op("ceil", "(x, /)", family="elementwise", deriv="0", saves="nothing", numpy=["ceil"],
+       doc="Round up; derivative 0.", method=True),
+    Op("rint", "(x, /)", family="elementwise", deriv="0", saves="nothing", numpy=["rint"],
+       doc="Round to the nearest integer, ties to even; derivative 0.", method=True),
+    Op("trunc", "(x, /)", family="elementwise", deriv="0", saves="nothing", numpy=["trunc", "fix"],
+       doc="Round toward 0; derivative 0.", method=True),
+    Op("sign", "(x, /)", family="elementwise", deriv="0", saves="nothing", numpy=["sign"],
+       doc="-1, 0 or 1 (sign(-0.0) = 0.0, sign(nan) = nan, as NumPy's); derivative 0.", method=True),
+    Op("square", "(x, /)", family="elementwise", deriv="2 * x", saves="input", numpy=["square"],
+       doc="x * x.", method=True),
+    Op("reciprocal", "(x, /)", family="elementwise", deriv="-y * y", saves="output", numpy=["reciprocal"],
+       doc="1 / x.", method=True, domain="nonzero"),
+    Op("positive", "(x, /)", family="elementwise", deriv="1", saves="nothing", numpy=["positive"],
+       doc="+x, a copy (as NumPy's np.positive; PyTorch's returns its input); the gradient passes through.",
+       method=True),
 
     # ----- elementwise with several operands: hand-written rules (elementwise.cpp) -----
     Op("add", "(a, b)", family="binary", saves="nothing", numpy=["add"], doc="a + b", operator="+"),
@@ -194,10 +215,6 @@ OPS = [
 
 COMPOSITIONS = [
     # ----- ufuncs: aliases and elementwise helpers --------------------------------------
-    C("positive", "(x, /)", "ufunc", "+x (a copy on the graph).", numpy=["positive"]),
-    C("fabs", "(x, /)", "ufunc", "|x| (abs).", numpy=["fabs"]),
-    C("square", "(x, /)", "ufunc", "x * x.", numpy=["square"]),
-    C("reciprocal", "(x, /)", "ufunc", "1 / x.", numpy=["reciprocal"], domain="nonzero"),
     C("float_power", "(a, b)", "ufunc", "a ** b in float64.", numpy=["float_power"], domain="positive"),
     C("log2", "(x, /)", "ufunc", "Base-2 logarithm.", numpy=["log2"], domain="positive"),
     C("log10", "(x, /)", "ufunc", "Base-10 logarithm.", numpy=["log10"], domain="positive"),
@@ -212,11 +229,6 @@ COMPOSITIONS = [
     C("fmin", "(a, b)", "ufunc", "minimum, ignoring NaN.", numpy=["fmin"]),
     C("deg2rad", "(x, /)", "ufunc", "Degrees to radians.", numpy=["deg2rad", "radians"]),
     C("rad2deg", "(x, /)", "ufunc", "Radians to degrees.", numpy=["rad2deg", "degrees"]),
-    C("sign", "(x, /)", "ufunc", "-1, 0 or 1; derivative 0.", numpy=["sign"], deriv="zero"),
-    C("floor", "(x, /)", "ufunc", "Round down; derivative 0.", numpy=["floor"], deriv="zero"),
-    C("ceil", "(x, /)", "ufunc", "Round up; derivative 0.", numpy=["ceil"], deriv="zero"),
-    C("rint", "(x, /)", "ufunc", "Round to the nearest even integer; derivative 0.", numpy=["rint"], deriv="zero"),
-    C("trunc", "(x, /)", "ufunc", "Round toward 0; derivative 0.", numpy=["trunc", "fix"], deriv="zero"),
     C("round", "(x, decimals=0)", "ufunc", "Round to decimals (half to even); derivative 0.",
       numpy=["round", "around"], deriv="zero", method=True),
     # ----- predicates: NumPy bool arrays, outside the graph ------------------------------

@@ -63,14 +63,20 @@ def kinked(name):
     return "step(" in deriv or "sign(" in deriv
 
 
+def piecewise_constant(name):
+    """An elementwise op of derivative 0 (spec deriv "0": floor, sign): its rules give zeros."""
+    return name in SPEC and SPEC[name]["deriv"] == "0"
+
+
 def linear(name):
     """An elementwise op that is its own derivative map (negative): second derivative 0."""
-    return SPEC[name]["deriv"] == "linear"
+    return SPEC[name]["deriv"] in ("linear", "1")
 
 
 def smooth(name):
     """An elementwise op with a non-trivial, continuous second derivative."""
-    return SPEC[name]["family"] == "elementwise" and not linear(name) and not kinked(name)
+    return (SPEC[name]["family"] == "elementwise" and not linear(name) and not kinked(name)
+            and not piecewise_constant(name))
 
 
 # elementwise ops with a non-trivial second derivative
@@ -165,7 +171,8 @@ def spec_derivative(name):
 
     def df(x):
         x = np.asarray(x, dtype=np.float64)
-        return np.asarray(eval(expr, {"__builtins__": {}}, dict(env, x=x, y=f(x))), dtype=np.float64)  # noqa: S307
+        d = eval(expr, {"__builtins__": {}}, dict(env, x=x, y=f(x)))  # noqa: S307
+        return np.asarray(d, dtype=np.float64) + np.zeros_like(x)  # (deriv "0": a number)
     return df
 
 

@@ -218,6 +218,9 @@ def test_unary_op_values_and_derivatives(name):
             with engine.no_grad():
                 np.testing.assert_allclose(value, np.asarray(fn(engine.Variable(x)).data), rtol=1e-14, atol=1e-15)
             np.testing.assert_allclose(J, engine.jacobian(fn, x), rtol=1e-13, atol=1e-15)
+        if op_cases.piecewise_constant(name):  # (floor, rint: Richardson's steps straddle the jumps)
+            assert not np.any(J)
+            continue
         fd = tg.numeric.jacobian(lambda a: ref_fn(tg.reference.Variable(a)).data, x, richardson=2)
         np.testing.assert_allclose(J, fd, rtol=1e-8, atol=1e-10)
 

@@ -101,6 +101,15 @@ static const Function kFunctions[] = {
     {"silu", UnaryOp::Silu, silu_ref},
     {"gelu", UnaryOp::Gelu, gelu_ref},
     {"log_sigmoid", UnaryOp::LogSigmoid, log_sigmoid_ref},
+
+    // h84-round: exact (0 ulp, -0.0 kept, the same bits on every ISA)
+    {"floor", UnaryOp::Floor, [](double x) { return std::floor(x); }},
+    {"ceil", UnaryOp::Ceil, [](double x) { return std::ceil(x); }},
+    {"rint", UnaryOp::Rint, [](double x) { return std::rint(x); }},
+    {"trunc", UnaryOp::Trunc, [](double x) { return std::trunc(x); }},
+    {"sign", UnaryOp::Sign, [](double x) { return x > 0 ? 1.0 : (x < 0 ? -1.0 : (x != x ? x : 0.0)); }},
+    {"square", UnaryOp::Square, [](double x) { return x * x; }},
+    {"reciprocal", UnaryOp::Reciprocal, [](double x) { return 1.0 / x; }},
 };
 
 struct Result {

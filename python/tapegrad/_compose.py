@@ -133,23 +133,6 @@ def build(ns):
 
     # ----- ufuncs ----------------------------------------------------------------
     @composition
-    def positive(x):
-        return ns.multiply(V(x), 1.0)
-
-    @composition
-    def fabs(x):
-        return ns.abs(V(x))
-
-    @composition
-    def square(x):
-        x = V(x)
-        return ns.multiply(x, x)
-
-    @composition
-    def reciprocal(x):
-        return ns.divide(1.0, V(x))
-
-    @composition
     def float_power(a, b):
         return ns.power(ns.astype(V(a), np.float64), ns.astype(V(b), np.float64))
 
@@ -223,19 +206,11 @@ def build(ns):
     def rad2deg(x):
         return ns.multiply(V(x), 180 / math.pi)
 
-    def piecewise_constant(np_fn):
-        def f(x):
-            x = V(x)
-            return constant(x, np_fn(values(x)))
-        f.__name__ = np_fn.__name__
-        return composition(f)
-
-    for _f in (np.sign, np.floor, np.ceil, np.rint, np.trunc):
-        piecewise_constant(_f)
-
     @composition
     def round_(x, decimals=0):
         x = V(x)
+        if isinstance(decimals, (int, np.integer)) and not isinstance(decimals, (bool, np.bool_)) and decimals == 0:
+            return ns.rint(x)  # NumPy's round at 0 decimals is rint; the primitive (one pass, zero rule)
         return constant(x, np.round(values(x), decimals))
 
     # ----- predicates ------------------------------------------------------------------

@@ -146,6 +146,22 @@ class Variable:
         """Hyperbolic cosine."""
     def exp2(self) -> Variable:
         """2**x (exact at integers)."""
+    def floor(self) -> Variable:
+        """Round down; derivative 0."""
+    def ceil(self) -> Variable:
+        """Round up; derivative 0."""
+    def rint(self) -> Variable:
+        """Round to the nearest integer, ties to even; derivative 0."""
+    def trunc(self) -> Variable:
+        """Round toward 0; derivative 0."""
+    def sign(self) -> Variable:
+        """-1, 0 or 1 (sign(-0.0) = 0.0, sign(nan) = nan, as NumPy's); derivative 0."""
+    def square(self) -> Variable:
+        """x * x."""
+    def reciprocal(self) -> Variable:
+        """1 / x."""
+    def positive(self) -> Variable:
+        """+x, a copy (as NumPy's np.positive; PyTorch's returns its input); the gradient passes through."""
     def clip(self, a_min: Variable | ArrayLike | None = None, a_max: Variable | ArrayLike | None = None) -> Variable:
         """Clip to [a_min, a_max]; the gradient passes where a_min <= x <= a_max."""
     def astype(self, dtype: DTypeLike) -> Variable:
@@ -313,6 +329,22 @@ def gelu(x: Variable | ArrayLike, /) -> Variable:
     """x * sigmoid(1.5957691216057308 * (x + 0.044715 x^3)) (the tanh form)."""
 def log_sigmoid(x: Variable | ArrayLike, /) -> Variable:
     """log(sigmoid(x)) = -softplus(-x), stable."""
+def floor(x: Variable | ArrayLike, /) -> Variable:
+    """Round down; derivative 0."""
+def ceil(x: Variable | ArrayLike, /) -> Variable:
+    """Round up; derivative 0."""
+def rint(x: Variable | ArrayLike, /) -> Variable:
+    """Round to the nearest integer, ties to even; derivative 0."""
+def trunc(x: Variable | ArrayLike, /) -> Variable:
+    """Round toward 0; derivative 0."""
+def sign(x: Variable | ArrayLike, /) -> Variable:
+    """-1, 0 or 1 (sign(-0.0) = 0.0, sign(nan) = nan, as NumPy's); derivative 0."""
+def square(x: Variable | ArrayLike, /) -> Variable:
+    """x * x."""
+def reciprocal(x: Variable | ArrayLike, /) -> Variable:
+    """1 / x."""
+def positive(x: Variable | ArrayLike, /) -> Variable:
+    """+x, a copy (as NumPy's np.positive; PyTorch's returns its input); the gradient passes through."""
 def add(a: Variable | ArrayLike, b: Variable | ArrayLike) -> Variable:
     """a + b"""
 def subtract(a: Variable | ArrayLike, b: Variable | ArrayLike) -> Variable:

@@ -77,6 +77,17 @@ UNARY_OPS = {
     "silu": lambda sp, u: u / (1 + sp.exp(-u)),
     "gelu": lambda sp, u: u / (1 + sp.exp(-2 * sp.sqrt(2 / sp.pi) * (u + sp.Rational(44715, 10**6) * u**3))),
     "log_sigmoid": lambda sp, u: -sp.log(1 + sp.exp(-u)),
+
+    # h84-round: the piecewise-constant ones as functions of derivative 0 (SymPy's sign' is a
+    # DiracDelta, floor's unevaluated), as in the engines
+    "floor": lambda sp, u: _zero_derivative("floor_")(u),
+    "ceil": lambda sp, u: _zero_derivative("ceil_")(u),
+    "rint": lambda sp, u: _zero_derivative("rint_")(u),
+    "trunc": lambda sp, u: _zero_derivative("trunc_")(u),
+    "sign": lambda sp, u: _zero_derivative("sign_")(u),
+    "square": lambda sp, u: u ** 2,
+    "reciprocal": lambda sp, u: 1 / u,
+    "positive": lambda sp, u: u,
 }
 BINARY_OPS = {
     "add": lambda sp, u, v: u + v,

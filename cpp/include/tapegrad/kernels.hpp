@@ -18,9 +18,9 @@ namespace tg::kern {
 // The NumPy broadcast of two shapes; throws value_error naming `op`.
 Shape broadcast_shapes(const Shape& a, const Shape& b, const char* op);
 
-// The spec's elementwise ops (UnaryOp::Exp, ...), then kernel-only helpers:
-// Sign(x) and ReluMask(x) = [x > 0], the spec's piecewise-constant sign/step.
-enum class UnaryOp { TG_SPEC_UNARY_OPS Sign, ReluMask };
+// The spec's elementwise ops (UnaryOp::Exp, ..., Sign: the spec's sign(x) too), then the
+// kernel-only helper ReluMask(x) = [x > 0], the spec's piecewise-constant step.
+enum class UnaryOp { TG_SPEC_UNARY_OPS ReluMask };
 Tensor unary(UnaryOp op, const Tensor& x);
 
 // MaxWeight(a, b) is d max(a,b)/da with ties split: 1 if a > b, 0.5 if a == b, else 0.

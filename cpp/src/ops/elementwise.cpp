@@ -59,6 +59,34 @@ Var fused_deriv(N& n, BinaryOp op, const Var& d, const char* name) {
   struct Attrs {};                                                                                 \
   template <class N> static Grads vjp(N& n, const Var& g) { return Grads::of(composite(n, g)); }  \
   template <class N> static Var jvp(N& n, const Grads& t, int) { return composite(n, t[0]); }
+
+// A piecewise-constant op (spec deriv "0": floor, sign, ...): the VJP and JVP are zeros of
+// the direction's shape, not d * 0 (NaN where d is inf; PyTorch's floor gives 0 there).
+// Recorded (create_graph), where(false, d, 0): zeros still on d's graph, so x.grad is a
+// Variable as every other op's, with derivative 0.
+#define TG_ZERO_UNARY_RULE(NAME, KERNEL)                                                            \
+  static constexpr const char* name = NAME;                                                        \
+  static constexpr UnaryOp kernel = KERNEL;                                                        \
+  static constexpr SaveWhat save = SaveWhat::Nothing;                                              \
+  static constexpr bool pointwise = true;                                                          \
+  struct Attrs {};                                                                                 \
+  static Var zeros_of(const Var& d) {                                                              \
+    if (grad_enabled()) return where(Tensor::zeros(d->shape(), DType::Bool), d, scalar(0, d));     \
+    return constant(Tensor::zeros(d->shape(), d->dtype()));                                        \
+  }                                                                                                \
+  template <class N> static Grads vjp(N&, const Var& g) { return Grads::of(zeros_of(g)); }         \
+  template <class N> static Var jvp(N&, const Grads& t, int) { return zeros_of(t[0]); }
+
+// The identity map (spec deriv "1": positive, a copy): the direction passes through, as
+// x - c's does (ScalarRule), with no pass over it.
+#define TG_IDENTITY_UNARY_RULE(NAME, KERNEL)                                                         \
+  static constexpr const char* name = NAME;                                                        \
+  static constexpr UnaryOp kernel = KERNEL;                                                        \
+  static constexpr SaveWhat save = SaveWhat::Nothing;                                              \
+  static constexpr bool pointwise = true;                                                          \
+  struct Attrs {};                                                                                 \
+  template <class N> static Grads vjp(N&, const Var& g) { return Grads::of(Var(g)); }              \
+  template <class N> static Var jvp(N&, const Grads& t, int) { return t[0]; }
 }  // namespace
 
 // The rules and public functions of the spec's elementwise ops (exp, tanh, ...).

@@ -420,6 +420,16 @@ TG_MATH_INLINE float siluf_fast(float x) {
 TG_BY_WIDTH(k_silu, siluf_fast, silu_f64)
 TG_BY_WIDTH(k_gelu, gelu_f32, gelu_f64)
 template <class T> TG_MATH_INLINE T k_log_sigmoid(T v) { return -k_softplus(-v); }
+
+// ----- h84-round: rounding (math.hpp's *_exact), square, reciprocal ---------------------------------
+template <class T> TG_MATH_INLINE T k_floor(T v) { return floor_exact(v); }
+template <class T> TG_MATH_INLINE T k_ceil(T v) { return ceil_exact(v); }
+template <class T> TG_MATH_INLINE T k_rint(T v) { return rint_exact(v); }
+template <class T> TG_MATH_INLINE T k_trunc(T v) { return trunc_exact(v); }
+template <class T> TG_MATH_INLINE T k_square(T v) { return v * v; }
+template <class T> TG_MATH_INLINE T k_reciprocal(T v) { return T(1) / v; }
+template <class T> TG_MATH_INLINE T k_positive(T v) { return v; }  // (the loop is a vectorized copy)
+// (k_sign, the spec's sign op, is below with the derivatives' piecewise-constant helpers.)
 // The piecewise-constant helpers a spec derivative may use (derivative 0).
 template <class T> TG_MATH_INLINE T k_step(T v) { return v > T(0) ? T(1) : T(0); }  // relu'(0) = 0
 template <class T> TG_MATH_INLINE T k_sign(T v) { return v > T(0) ? T(1) : (v < T(0) ? T(-1) : (v != v ? v : T(0))); }
@@ -498,7 +508,6 @@ void unary(UnaryOp op, const T* a, T* o, int64_t n) {
   }
   switch (op) {
     TG_SPEC_UNARY_CASES
-    case UnaryOp::Sign: run([](T v) { return k_sign(v); }); break;
     case UnaryOp::ReluMask: run([](T v) { return k_step(v); }); break;
   }
 }

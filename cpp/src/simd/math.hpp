@@ -894,3 +894,62 @@ TG_MATH_INLINE double gelu_f64(double x) {
 // ulp of double is far below float's half ulp; a subnormal float result
 // rounds once). (silu's float32 kernel is in simd/loops.hpp, in float.)
 TG_MATH_INLINE float gelu_f32(float x) { return float(gelu_f64(double(x))); }
+
+// ----- h84-round: floor, ceil, rint, trunc (exact: the same bits on every ISA) -----------------------
+// With SSE4.1 (the AVX2 and AVX-512 builds) GCC turns the builtins into (v)roundps/pd, vectorized. The
+// baseline SSE2 build has no round instruction (GCC emits a scalar cvttsd2si sequence there), so it
+// rounds by adding and subtracting 2^52 (float: 2^23), which vectorizes: below that bound the sum's
+// ulp is 1, so the default rounding mode rounds to the nearest integer, ties to even; |x| >= the bound
+// (already an integer), inf and NaN (quieted, as roundpd does) return x. copysign keeps -0.0 (floor(-0.0),
+// ceil(-0.5), trunc(-0.3): NumPy's -0.0).
+template <class T> TG_MATH_INLINE T round_copysign(T v, T s) {
+  if constexpr (sizeof(T) == 4) return __builtin_copysignf(v, s);
+  else return __builtin_copysign(v, s);
+}
+template <class T> TG_MATH_INLINE T round_abs(T v) {
+  if constexpr (sizeof(T) == 4) return __builtin_fabsf(v);
+  else return __builtin_fabs(v);
+}
+template <class T> TG_MATH_INLINE T round_even_sse2(T x) {
+  const T big = sizeof(T) == 4 ? T(0x1p23f) : T(0x1p52);
+  T a = round_abs(x);
+  T r = round_copysign((a + big) - big, x);
+  return a < big ? r : (x != x ? x + x : x);
+}
+// The SSE4.1 builtin of each width (rint -> __builtin_rintf / __builtin_rint).
+#define TG_ROUND_BUILTIN(fn, x)                              \
+  if constexpr (sizeof(T) == 4) return __builtin_##fn##f(x); \
+  else return __builtin_##fn(x)
+template <class T> TG_MATH_INLINE T rint_exact(T x) {
+#ifdef __SSE4_1__
+  TG_ROUND_BUILTIN(rint, x);
+#else
+  return round_even_sse2(x);
+#endif
+}
+template <class T> TG_MATH_INLINE T floor_exact(T x) {
+#ifdef __SSE4_1__
+  TG_ROUND_BUILTIN(floor, x);
+#else
+  T r = round_even_sse2(x);
+  return round_copysign(r > x ? r - T(1) : r, x);
+#endif
+}
+template <class T> TG_MATH_INLINE T ceil_exact(T x) {
+#ifdef __SSE4_1__
+  TG_ROUND_BUILTIN(ceil, x);
+#else
+  T r = round_even_sse2(x);
+  return round_copysign(r < x ? r + T(1) : r, x);
+#endif
+}
+template <class T> TG_MATH_INLINE T trunc_exact(T x) {
+#ifdef __SSE4_1__
+  TG_ROUND_BUILTIN(trunc, x);
+#else
+  T a = round_abs(x);
+  T r = round_even_sse2(a);
+  return round_copysign(r > a ? r - T(1) : r, x);
+#endif
+}
+#undef TG_ROUND_BUILTIN

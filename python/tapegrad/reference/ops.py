@@ -175,6 +175,16 @@ UNARY = {
                  lambda x: sigmoid(_GELU_C * (x + _GELU_A * x * x * x))
                  * (1 + x * sigmoid(-_GELU_C * (x + _GELU_A * x * x * x)) * _GELU_C * (1 + 3 * _GELU_A * x * x))),
     "log_sigmoid": (lambda x: -np.logaddexp(0, -x), lambda x: sigmoid(-x)),
+
+    # h84-round: piecewise constant (`lambda: 0`: zeros, see _times), square, reciprocal
+    "floor":    (np.floor,    lambda: 0),
+    "ceil":     (np.ceil,     lambda: 0),
+    "rint":     (np.rint,     lambda: 0),
+    "trunc":    (np.trunc,    lambda: 0),
+    "sign":     (np.sign,     lambda: 0),
+    "square":   (np.square,   lambda x: 2 * x),
+    "reciprocal": (np.reciprocal, lambda x: -1 / (x * x)),
+    "positive": (np.positive, lambda: 1),
 }
 
 #: name: (f(a, b) on arrays, df/da, df/db from a, b and/or y = f(a, b))
@@ -218,6 +228,8 @@ class Elementwise(Function):
 
 
 def _times(g, d):
+    if isinstance(d, int) and d == 0:  # derivative 0 (floor, sign): zeros, not g * 0 (NaN where g is inf)
+        return _zeros(g.shape, g.dtype)
     return g if isinstance(d, int) and d == 1 else g * d
 
 
