@@ -468,8 +468,6 @@ def compose_cases():
 
     # Unary elementwise: name -> (domain of its inputs, PyTorch twin, NumPy twin).
     unary = {
-        "arccosh": ((1.1, 3.0), torch.arccosh, np.arccosh), "arcsinh": ("real", torch.arcsinh, np.arcsinh),
-        "arctanh": ((-0.9, 0.9), torch.arctanh, np.arctanh), "cbrt": ("real", None, np.cbrt),
         "ceil": ("real", torch.ceil, np.ceil), "cosh": ("real", torch.cosh, np.cosh),
         "sinh": ("real", torch.sinh, np.sinh), "deg2rad": ("real", torch.deg2rad, np.deg2rad),
         "rad2deg": ("real", torch.rad2deg, np.rad2deg), "exp2": ("real", torch.exp2, np.exp2),
@@ -478,7 +476,6 @@ def compose_cases():
         "rint": ("real", torch.round, np.rint), "round": ("real", torch.round, np.round),
         "sign": ("nonzero", torch.sign, np.sign), "square": ("real", torch.square, np.square),
         "reciprocal": ("nonzero", torch.reciprocal, np.reciprocal), "positive": ("real", torch.positive, np.positive),
-        "log10": ("positive", torch.log10, np.log10), "log2": ("positive", torch.log2, np.log2),
         "copy": ("real", torch.clone, np.copy),
         # (tapegrad's gelu is the tanh form)
         "gelu": ("real", lambda x: F.gelu(x, approximate="tanh"),

@@ -68,6 +68,12 @@ UNARY_OPS = {
     "arcsin": lambda sp, u: sp.asin(u),
     "arccos": lambda sp, u: sp.acos(u),
     "arctan": lambda sp, u: sp.atan(u),
+    "log2": lambda sp, u: sp.log(u, 2),
+    "log10": lambda sp, u: sp.log(u, 10),
+    "cbrt": lambda sp, u: sp.real_root(u, 3),
+    "arcsinh": lambda sp, u: sp.asinh(u),
+    "arccosh": lambda sp, u: sp.acosh(u),
+    "arctanh": lambda sp, u: sp.atanh(u),
 }
 BINARY_OPS = {
     "add": lambda sp, u, v: u + v,

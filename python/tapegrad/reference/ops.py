@@ -159,6 +159,12 @@ UNARY = {
     "arcsin":   (np.arcsin,   lambda x: 1 / sqrt(1 - x * x)),
     "arccos":   (np.arccos,   lambda x: -1 / sqrt(1 - x * x)),
     "arctan":   (np.arctan,   lambda x: 1 / (1 + x * x)),
+    "log2":     (np.log2,     lambda x: 1 / (x * np.log(2.0))),
+    "log10":    (np.log10,    lambda x: 1 / (x * np.log(10.0))),
+    "cbrt":     (np.cbrt,     lambda y: 1 / (3 * y * y)),
+    "arcsinh":  (np.arcsinh,  lambda x: 1 / sqrt(x * x + 1)),
+    "arccosh":  (np.arccosh,  lambda x: 1 / sqrt(x * x - 1)),
+    "arctanh":  (np.arctanh,  lambda x: 1 / (1 - x * x)),
 }
 
 #: name: (f(a, b) on arrays, df/da, df/db from a, b and/or y = f(a, b))
