@@ -70,7 +70,7 @@ UNARY_OPS = {
     "arctan": lambda sp, u: sp.atan(u),
     "log2": lambda sp, u: sp.log(u, 2),
     "log10": lambda sp, u: sp.log(u, 10),
-    "cbrt": lambda sp, u: sp.real_root(u, 3),
+    "cbrt": lambda sp, u: sp.Piecewise((u ** sp.Rational(1, 3), u >= 0), (-(-u) ** sp.Rational(1, 3), True)),
     "arcsinh": lambda sp, u: sp.asinh(u),
     "arccosh": lambda sp, u: sp.acosh(u),
     "arctanh": lambda sp, u: sp.atanh(u),
