@@ -125,6 +125,21 @@ OPS = [
        doc="+x, a copy (as NumPy's np.positive; PyTorch's returns its input); the gradient passes through.",
        method=True),
 
+    # ----- h86-logfam: log2, log10, cbrt, arcsinh, arccosh, arctanh (were compositions) ---
+    Op("log2", "(x, /)", family="elementwise", deriv="1.4426950408889634 / x", saves="input", numpy=["log2"],
+       doc="Base-2 logarithm; log2(2**k) = k exactly.", domain="positive", cost="transcendental"),
+    Op("log10", "(x, /)", family="elementwise", deriv="0.4342944819032518 / x", saves="input", numpy=["log10"],
+       doc="Base-10 logarithm; log10(10**k) = k exactly.", domain="positive", cost="transcendental"),
+    Op("cbrt", "(x, /)", family="elementwise", deriv="1 / (3 * y * y)", saves="output", numpy=["cbrt"],
+       doc="Real cube root; cbrt'(0) = inf.", domain="nonzero", cost="transcendental"),
+    Op("arcsinh", "(x, /)", family="elementwise", deriv="1 / sqrt(1 + x * x)", saves="input", numpy=["arcsinh"],
+       doc="Inverse hyperbolic sine.", cost="transcendental"),
+    Op("arccosh", "(x, /)", family="elementwise", deriv="1 / sqrt((x - 1) * (x + 1))", saves="input",
+       numpy=["arccosh"], doc="Inverse hyperbolic cosine (x >= 1); arccosh'(1) = inf.", domain=(1.1, 4.0),
+       cost="transcendental"),
+    Op("arctanh", "(x, /)", family="elementwise", deriv="1 / ((1 - x) * (1 + x))", saves="input",
+       numpy=["arctanh"], doc="Inverse hyperbolic tangent (|x| < 1).", domain=(-0.9, 0.9), cost="transcendental"),
+
     # ----- elementwise with several operands: hand-written rules (elementwise.cpp) -----
     Op("add", "(a, b)", family="binary", saves="nothing", numpy=["add"], doc="a + b", operator="+"),
     Op("subtract", "(a, b)", family="binary", saves="nothing", numpy=["subtract"], doc="a - b", operator="-"),
@@ -216,12 +231,6 @@ OPS = [
 COMPOSITIONS = [
     # ----- ufuncs: aliases and elementwise helpers --------------------------------------
     C("float_power", "(a, b)", "ufunc", "a ** b in float64.", numpy=["float_power"], domain="positive"),
-    C("log2", "(x, /)", "ufunc", "Base-2 logarithm.", numpy=["log2"], domain="positive"),
-    C("log10", "(x, /)", "ufunc", "Base-10 logarithm.", numpy=["log10"], domain="positive"),
-    C("cbrt", "(x, /)", "ufunc", "Real cube root; cbrt'(0) = inf.", numpy=["cbrt"], domain="nonzero"),
-    C("arcsinh", "(x, /)", "ufunc", "Inverse hyperbolic sine.", numpy=["arcsinh"]),
-    C("arccosh", "(x, /)", "ufunc", "Inverse hyperbolic cosine (x >= 1).", numpy=["arccosh"], domain=(1.1, 4.0)),
-    C("arctanh", "(x, /)", "ufunc", "Inverse hyperbolic tangent (|x| < 1).", numpy=["arctanh"], domain=(-0.9, 0.9)),
     C("hypot", "(a, b)", "ufunc", "sqrt(a**2 + b**2).", numpy=["hypot"], domain="nonzero"),
     C("logaddexp", "(a, b)", "ufunc", "log(exp(a) + exp(b)), stable (logsumexp).", numpy=["logaddexp"]),
     C("logaddexp2", "(a, b)", "ufunc", "log2(2**a + 2**b), stable.", numpy=["logaddexp2"]),

@@ -222,6 +222,9 @@ DOMAINS = {
     "nonzero": (lambda v: np.all(np.isfinite(v)) and (v.size == 0 or (np.min(np.abs(v)) >= 0.05
                                                                        and np.max(np.abs(v)) <= 1e4)),
                 [("sigmoid", ()), ("Variable.__add__", (0.5,))]),
+    # arccosh (h86): x >= 1.05, away from 1 where the derivative is infinite
+    "gt_1": (lambda v: np.all(np.isfinite(v)) and (v.size == 0 or (np.min(v) >= 1.05 and np.max(v) <= 1e4)),
+             [("sigmoid", ()), ("Variable.__add__", (1.1,))]),
 }
 
 MAX_SIZE = 48        # elements of any value
@@ -761,6 +764,8 @@ def _spec_domain(name, domain):
         return "inside_unit"         # arcsin, arccos: away from +-1, where the derivative is infinite
     if lo < 0 and hi >= 1:
         return "gt_m1" if lo <= -0.9 else "unit"
+    if lo >= 1.05:
+        return "gt_1"                # arccosh
     raise ValueError(f"random_programs: no DOMAINS entry for {name}'s test domain {domain}")
 
 
@@ -1177,7 +1182,7 @@ class Generator:
     def constant(self, shape, domain, array=False):
         """A Python scalar, NumPy scalar or NumPy array operand (not differentiated)."""
         rng = self.rng
-        lo = {"positive": 0.5, "nonzero": 0.5, "gt_m1": 0.0}.get(domain)
+        lo = {"positive": 0.5, "nonzero": 0.5, "gt_m1": 0.0, "gt_1": 1.05}.get(domain)
         def val():
             v = float(rng.choice([0.0, 1.0, -1.0, 0.5, 2.0, -2.5, 3.0]))
             if lo is not None and v < lo:

@@ -783,6 +783,131 @@ def _run_every_isa_and_thread_count(fn, x):
     return results[0]
 
 
+# ----- h86-logfam: log2, log10, cbrt, arcsinh, arccosh, arctanh (simd/math.hpp's last block) -----
+# Oracles and points for the whole-domain tests below (float64 <= 2 ulp, float32 <= 1 ulp, same bits
+# everywhere); the kernels measure 0.501 ulp (float64) and 0.5 ulp (float32) on these points.
+LD_ORACLE.update({"log2": np.log2, "log10": np.log10, "cbrt": np.cbrt, "arcsinh": np.arcsinh,
+                  "arccosh": np.arccosh, "arctanh": np.arctanh})
+# name: (the uniform range, edge centers: pow_log2's reduction switches, log10's powers, cbrt's exponent
+# classes, the 2^28 switch to log(2x), the tiny-argument cut-offs, the poles and 1)
+_LOGFAM_POINTS = {
+    "log2": ((0, 4), [1.0, 0.7071067811865476, 1.4142135623730951, 1.224744871391589, 1.7320508075688772]),
+    "log10": ((0, 4), [1.0, 0.7071067811865476, 1.4142135623730951, 10.0, 0.1, 1e22]),
+    "cbrt": ((-10, 10), [1.0, 2.0, 4.0, 8.0, -8.0, 2.2250738585072014e-308]),
+    "arcsinh": ((-10, 10), [2.0**-26, -(2.0**-26), 2.0**28, -(2.0**28), 1.0, 0.0]),
+    "arccosh": ((1, 10), [1.0, 2.0, 2.0**28]),
+    "arctanh": ((-1, 1), [1.0, -1.0, 0.5, 2.0**-27, -(2.0**-27), 0.0]),
+}
+_f64_points_without_logfam = _f64_points
+
+
+def _f64_points(name, n=1_000_000, seed=5):  # noqa: F811 (the points above, for this block's names)
+    if name not in _LOGFAM_POINTS:
+        return _f64_points_without_logfam(name, n, seed)
+    (lo, hi), centers = _LOGFAM_POINTS[name]
+    x = _f64_points_without_logfam("sqrt", n, seed)  # every binade, moderate values, the special values
+    rng = np.random.default_rng(seed + 1)
+    k = n // 4
+    c = np.array(centers)[rng.integers(0, len(centers), k)]
+    edges = c + np.abs(c + 1e-300) * rng.uniform(-1e-3, 1e-3, k) * rng.choice([1.0, 1e-10], k)
+    return np.concatenate([x, rng.uniform(lo, hi, k), edges])
+
+
+@needs_long_double
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_log2_log10_exact_at_powers_cbrt_exact_at_cubes(dtype, restore_isa):
+    # NumPy's (libm's) answers users test: log2(2^k) = k for every power of two (subnormal too),
+    # log10(10^k) = k for every normal power of ten (the nearest float where it is not exact),
+    # cbrt(n^3) = n for the integer cubes the dtype holds exactly, with either sign.
+    fi = np.finfo(dtype)
+    k2 = np.arange(int(np.log2(fi.smallest_subnormal)), fi.maxexp)
+    got = _run_every_isa_and_thread_count(tg.log2, np.ldexp(np.ones(k2.size), k2).astype(dtype))
+    np.testing.assert_array_equal(got, k2.astype(dtype))
+    k10 = np.arange(int(np.ceil(np.log10(fi.tiny))), int(np.log10(fi.max)) + 1)  # (subnormal: too coarse)
+    with np.errstate(all="ignore"):
+        p10 = np.array([float(f"1e{k}") for k in k10]).astype(dtype)
+    got = _run_every_isa_and_thread_count(tg.log10, p10)
+    np.testing.assert_array_equal(got, k10.astype(dtype))
+    n = np.arange(1, 2**17 + 1 if dtype == np.float64 else 256, dtype=np.int64)
+    n = np.concatenate([n, -n])
+    got = _run_every_isa_and_thread_count(tg.cbrt, (n**3).astype(dtype))
+    np.testing.assert_array_equal(got, n.astype(dtype))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("name", ["log2", "log10", "cbrt", "arcsinh", "arccosh", "arctanh"])
+def test_logfam_special_values_as_numpy(name, dtype, restore_isa):
+    # -0.0, +-inf, NaN, the domain's edges and beyond (NaN, not an error), the extremes of the range
+    # (arcsinh and arccosh of the largest floats: no overflow), signed zeros kept (odd functions).
+    fi = np.finfo(dtype)
+    x = np.array([0.0, -0.0, np.inf, -np.inf, np.nan, 1.0, -1.0, 2.0, -2.0, 0.5, -0.5, fi.max, -fi.max,
+                  fi.tiny, -fi.tiny, fi.smallest_subnormal, -fi.smallest_subnormal, 1 + fi.eps, 1 - fi.epsneg,
+                  -(1 - fi.epsneg)], dtype=dtype)
+    got = _run_every_isa_and_thread_count(getattr(tg, name), x)
+    with np.errstate(all="ignore"):
+        want = getattr(np, name)(x)
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+    ok = ~np.isnan(want)
+    np.testing.assert_array_equal(np.signbit(got[ok]), np.signbit(want[ok]))
+    inf = ok & np.isinf(want)
+    np.testing.assert_array_equal(got[inf], want[inf])
+    assert np.isfinite(got[ok & ~inf]).all()
+
+
+@needs_long_double
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("name, deriv, lo, hi", [
+    ("log2", lambda v: 1 / (v * np.log(_LD(2))), 0.01, 100), ("log10", lambda v: 1 / (v * np.log(_LD(10))), 0.01, 100),
+    ("cbrt", lambda v: 1 / (3 * np.cbrt(v) ** 2), -100, 100), ("arcsinh", lambda v: 1 / np.sqrt(1 + v * v), -100, 100),
+    ("arccosh", lambda v: 1 / np.sqrt((v - 1) * (v + 1)), 1, 100),
+    ("arctanh", lambda v: 1 / ((1 - v) * (1 + v)), -1, 1)])
+def test_logfam_gradients_near_the_poles_every_isa(name, deriv, lo, hi, dtype, restore_isa):
+    # The fused derivative kernels: (x - 1)(x + 1) and (1 - x)(1 + x), not x x - 1 and 1 - x x, which
+    # cancel near 1 (x x rounds: 2^-14 relative error at x = 1 + 2^-40); the same bits everywhere. The
+    # points crowd the poles (arccosh at 1, arctanh at +-1) from within ~1 ulp.
+    rng = np.random.default_rng(31)
+    near = np.exp2(-rng.uniform(1, 52 if dtype == np.float64 else 23, 100_000))
+    x = np.concatenate([rng.uniform(lo, hi, 100_000), 1 + near, 1 - near, -1 + near]).astype(dtype)
+    x = x[(x > lo) & (x < hi) & (x != 0)]
+
+    def grad(v):
+        v.requires_grad = True
+        getattr(tg, name)(v).sum().backward()
+        return v.grad
+
+    got = _run_every_isa_and_thread_count(grad, x)
+    with np.errstate(all="ignore"):
+        want = deriv(x.astype(np.longdouble))
+    np.testing.assert_allclose(got, want.astype(dtype), rtol=5e-7 if dtype == np.float32 else 1e-15)
+
+
+@pytest.mark.parametrize("name", ["log2", "log10", "cbrt", "arcsinh", "arccosh", "arctanh"])
+def test_logfam_second_derivative_and_jvp_match_the_formulas(name):
+    # The composite rule (create_graph) and the JVP, against f'' and f' written out in float64.
+    x = {"arccosh": np.array([1.01, 1.5, 3.0, 1e5]), "arctanh": np.array([-0.99, -0.3, 1e-8, 0.5, 0.999]),
+         "log2": np.array([1e-3, 0.5, 2.0, 1e10]), "log10": np.array([1e-3, 0.5, 2.0, 1e10])}.get(
+        name, np.array([-50.0, -0.7, 1e-5, 0.3, 2.0, 1e4]))
+    d1 = {"log2": lambda v: 1 / (v * np.log(2)), "log10": lambda v: 1 / (v * np.log(10)),
+          "cbrt": lambda v: 1 / (3 * np.cbrt(v) ** 2), "arcsinh": lambda v: 1 / np.sqrt(1 + v * v),
+          "arccosh": lambda v: 1 / np.sqrt((v - 1) * (v + 1)), "arctanh": lambda v: 1 / ((1 - v) * (1 + v))}[name]
+    d2 = {"log2": lambda v: -1 / (v * v * np.log(2)), "log10": lambda v: -1 / (v * v * np.log(10)),
+          "cbrt": lambda v: -2 / (9 * np.cbrt(v) ** 5), "arcsinh": lambda v: -v / (1 + v * v) ** 1.5,
+          "arccosh": lambda v: -v / ((v - 1) * (v + 1)) ** 1.5,
+          "arctanh": lambda v: 2 * v / ((1 - v) * (1 + v)) ** 2}[name]
+    v = tg.Variable(x, requires_grad=True)
+    getattr(tg, name)(v).sum().backward(create_graph=True)
+    g = v.grad
+    np.testing.assert_allclose(g.data, d1(x), rtol=1e-13)
+    v.grad = None
+    g.sum().backward()
+    # (arctanh'' near 0: d[(1 - x)(1 + x)] = (1 - x) - (1 + x) cancels, ~1e-16 absolute; the price of
+    # the product form, exact-er than 1 - x x near +-1 in first order)
+    np.testing.assert_allclose(v.grad, d2(x), rtol=1e-12, atol=1e-15)
+    t = np.linspace(0.5, 1.5, x.size)
+    _, tangent = tg.jvp(getattr(tg, name), (x,), (t,))
+    np.testing.assert_allclose(tangent, d1(x) * t, rtol=1e-13)
+
+
 @needs_long_double
 @pytest.mark.parametrize("name", list(LD_ORACLE))
 def test_float64_transcendentals_within_two_ulp_same_bits_everywhere(name, restore_isa):

@@ -90,6 +90,13 @@ static const Function kFunctions[] = {
     {"arctan", UnaryOp::Arctan, [](double x) { return std::atan(x); }},
     {"arcsin", UnaryOp::Arcsin, [](double x) { return std::asin(x); }},
     {"arccos", UnaryOp::Arccos, [](double x) { return std::acos(x); }},
+    // h86-logfam
+    {"log2", UnaryOp::Log2, [](double x) { return std::log2(x); }},
+    {"log10", UnaryOp::Log10, [](double x) { return std::log10(x); }},
+    {"cbrt", UnaryOp::Cbrt, [](double x) { return std::cbrt(x); }},
+    {"arcsinh", UnaryOp::Arcsinh, [](double x) { return std::asinh(x); }},
+    {"arccosh", UnaryOp::Arccosh, [](double x) { return std::acosh(x); }},
+    {"arctanh", UnaryOp::Arctanh, [](double x) { return std::atanh(x); }},
     {"arctan2", UnaryOp::Arctan, nullptr, BinaryOp::Arctan2, [](double y, double x) { return std::atan2(y, x); }},
     // h85-expfam
     {"expm1", UnaryOp::Expm1, [](double x) { return std::expm1(x); }},

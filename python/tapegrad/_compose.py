@@ -20,7 +20,6 @@ import math
 import numpy as np
 
 LN2 = math.log(2.0)
-LN10 = math.log(10.0)
 
 
 def _norm_axis(axis, ndim, name):
@@ -137,40 +136,6 @@ def build(ns):
         return ns.power(ns.astype(V(a), np.float64), ns.astype(V(b), np.float64))
 
     @composition
-    def log2(x):
-        return ns.multiply(ns.log(V(x)), 1 / LN2)
-
-    @composition
-    def log10(x):
-        return ns.multiply(ns.log(V(x)), 1 / LN10)
-
-    @composition
-    def cbrt(x):
-        x = V(x)
-        pos = values(x) >= 0
-        root = lambda u: ns.power(u, 1.0 / 3.0)  # noqa: E731
-        return where_(pos, root(where_(pos, x, 1.0)), ns.negative(root(where_(pos, 1.0, ns.negative(x)))))
-
-    @composition
-    def arcsinh(x):
-        # log1p(u + u^2 / (1 + sqrt(1 + u^2))) for u >= 0 is accurate; odd symmetry for u < 0.
-        x = V(x)
-        pos = values(x) >= 0
-
-        def g(u):
-            uu = ns.multiply(u, u)
-            return ns.log1p(ns.add(u, ns.divide(uu, ns.add(1.0, ns.sqrt(ns.add(1.0, uu))))))
-        return where_(pos, g(where_(pos, x, 0.0)), ns.negative(g(where_(pos, 0.0, ns.negative(x)))))
-
-    @composition
-    def arccosh(x):
-        t = ns.subtract(V(x), 1.0)  # log1p(t + sqrt(t (t + 2))): accurate near x = 1
-        return ns.log1p(ns.add(t, ns.sqrt(ns.multiply(t, ns.add(t, 2.0)))))
-
-    @composition
-    def arctanh(x):
-        x = V(x)
-        return ns.multiply(ns.log1p(ns.divide(ns.multiply(x, 2.0), ns.subtract(1.0, x))), 0.5)
 
     @composition
     def hypot(a, b):

@@ -345,6 +345,18 @@ def reciprocal(x: Variable | ArrayLike, /) -> Variable:
     """1 / x."""
 def positive(x: Variable | ArrayLike, /) -> Variable:
     """+x, a copy (as NumPy's np.positive; PyTorch's returns its input); the gradient passes through."""
+def log2(x: Variable | ArrayLike, /) -> Variable:
+    """Base-2 logarithm; log2(2**k) = k exactly."""
+def log10(x: Variable | ArrayLike, /) -> Variable:
+    """Base-10 logarithm; log10(10**k) = k exactly."""
+def cbrt(x: Variable | ArrayLike, /) -> Variable:
+    """Real cube root; cbrt'(0) = inf."""
+def arcsinh(x: Variable | ArrayLike, /) -> Variable:
+    """Inverse hyperbolic sine."""
+def arccosh(x: Variable | ArrayLike, /) -> Variable:
+    """Inverse hyperbolic cosine (x >= 1); arccosh'(1) = inf."""
+def arctanh(x: Variable | ArrayLike, /) -> Variable:
+    """Inverse hyperbolic tangent (|x| < 1)."""
 def add(a: Variable | ArrayLike, b: Variable | ArrayLike) -> Variable:
     """a + b"""
 def subtract(a: Variable | ArrayLike, b: Variable | ArrayLike) -> Variable:

@@ -88,6 +88,13 @@ UNARY_OPS = {
     "square": lambda sp, u: u ** 2,
     "reciprocal": lambda sp, u: 1 / u,
     "positive": lambda sp, u: u,
+
+    "log2": lambda sp, u: sp.log(u, 2),
+    "log10": lambda sp, u: sp.log(u, 10),
+    "cbrt": lambda sp, u: sp.Piecewise((u ** sp.Rational(1, 3), u >= 0), (-(-u) ** sp.Rational(1, 3), True)),
+    "arcsinh": lambda sp, u: sp.asinh(u),
+    "arccosh": lambda sp, u: sp.acosh(u),
+    "arctanh": lambda sp, u: sp.atanh(u),
 }
 BINARY_OPS = {
     "add": lambda sp, u, v: u + v,

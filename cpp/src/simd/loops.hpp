@@ -430,6 +430,14 @@ template <class T> TG_MATH_INLINE T k_square(T v) { return v * v; }
 template <class T> TG_MATH_INLINE T k_reciprocal(T v) { return T(1) / v; }
 template <class T> TG_MATH_INLINE T k_positive(T v) { return v; }  // (the loop is a vectorized copy)
 // (k_sign, the spec's sign op, is below with the derivatives' piecewise-constant helpers.)
+
+// ----- h86-logfam: log2, log10, cbrt, arcsinh, arccosh, arctanh (simd/math.hpp's last block)
+TG_BY_WIDTH(k_log2, log2_f32, log2_f64)
+TG_BY_WIDTH(k_log10, log10_f32, log10_f64)
+TG_BY_WIDTH(k_cbrt, cbrt_f32, cbrt_f64)
+TG_BY_WIDTH(k_arcsinh, asinh_f32, asinh_f64)
+TG_BY_WIDTH(k_arccosh, acosh_f32, acosh_f64)
+TG_BY_WIDTH(k_arctanh, atanh_f32, atanh_f64)
 // The piecewise-constant helpers a spec derivative may use (derivative 0).
 template <class T> TG_MATH_INLINE T k_step(T v) { return v > T(0) ? T(1) : T(0); }  // relu'(0) = 0
 template <class T> TG_MATH_INLINE T k_sign(T v) { return v > T(0) ? T(1) : (v < T(0) ? T(-1) : (v != v ? v : T(0))); }

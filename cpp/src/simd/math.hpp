@@ -953,3 +953,174 @@ template <class T> TG_MATH_INLINE T trunc_exact(T x) {
 #endif
 }
 #undef TG_ROUND_BUILTIN
+
+// ----- h86-logfam: log2, log10, cbrt, arcsinh, arccosh, arctanh ----------------------
+// float64: log2 is pow's log2 as a double-double (pow_log2, simd/pow.hpp: ~2^-68
+// relative) rounded once, so log2(2^k) = k exactly; log10 and the natural logs
+// of arcsinh, arccosh and arctanh take that pair times log10(2) or ln2 as
+// double-doubles (ln_dd), their arguments built as double-doubles too, so each
+// rounds once at the end (0.5 ulp plus ~2^-60 relative). cbrt has no division:
+// a polynomial seed, one Newton step, and one correction from the exact residual
+// y^3 - x. float32: log2 and log10 from log_kernel in double; the others are
+// the float64 kernels rounded to float (0.5 ulp plus ~2^-28).
+// (pow_log2 and split_exponentf are defined after this file.)
+TG_MATH_INLINE void pow_log2(double ax, double* t1, double* t2);
+TG_MATH_INLINE float split_exponentf(float x, float* k);
+
+TG_MATH_INLINE double log2_f64(double x) {
+  double t1, t2;
+  pow_log2(x, &t1, &t2);
+  double res = x == kTgInf ? x : t1;
+  res = x == 0.0 ? -kTgInf : res;
+  res = x < 0.0 ? kTgNaN : res;
+  return x != x ? x : res;
+}
+
+TG_MATH_INLINE double log10_f64(double x) {
+  const double c_h = 0x1.34413509f79ffp-2, c_l = -0x1.9dc1da994fd21p-59;  // log10(2)
+  double t1, t2;
+  pow_log2(x, &t1, &t2);
+  double h = t1 * c_h;
+  double res = h + (tg_fma(t1, c_h, -h) + (t1 * c_l + t2 * c_h));
+  res = x == kTgInf ? x : res;
+  res = x == 0.0 ? -kTgInf : res;
+  res = x < 0.0 ? kTgNaN : res;
+  return x != x ? x : res;
+}
+
+// ln(2^e (xh + xl)) = h + *lo for finite positive xh, |xl| <= ulp(xh), e a small
+// integer: log2(xh) = t1 + t2 (pow_log2), e added by TwoSum, times ln2 as a
+// double-double, xl / xh (ln's first-order term) in the tail.
+TG_MATH_INLINE double ln_dd(double xh, double xl, double e, double* lo) {
+  const double ln2_h = 0x1.62e42fefa39efp-1, ln2_l = 0x1.abc9e3b39803fp-56;
+  double t1, t2;
+  pow_log2(xh, &t1, &t2);
+  double n = t1 + e, bb = n - t1;
+  double ne = ((t1 - (n - bb)) + (e - bb)) + t2;
+  double h = n * ln2_h;
+  *lo = (tg_fma(n, ln2_h, -h) + (n * ln2_l + ne * ln2_h)) + xl / xh;
+  return h;
+}
+
+// asinh |x| = ln(w), w = |x| + sqrt(x^2 + 1) as a double-double (x^2 + 1 exact
+// as a pair, its square root corrected by the exact residual), accurate where w
+// is near 1 (small |x|: ln's argument carries x to ~2^-106); ln(2|x|) beyond
+// 2^28 (no x^2, no overflow); |x| below 2^-26: x itself (x^3/6 is below half an
+// ulp). Odd: the sign copied from x (keeps -0).
+TG_MATH_INLINE double asinh_f64(double x) {
+  double a = __builtin_fabs(x);
+  double p = a * a, pe = tg_fma(a, a, -p);
+  double S = 1.0 + p, bb = S - p;
+  double Se = ((p - (S - bb)) + (1.0 - bb)) + pe;  // TwoSum
+  double r = __builtin_sqrt(S);
+  double r_lo = (tg_fma(-r, r, S) + Se) / (r + r);
+  double wh = r + a;
+  double wl = ((r - wh) + a) + r_lo;  // Fast2Sum: r >= a
+  double lo;
+  double h = ln_dd(a > 0x1p28 ? a : wh, a > 0x1p28 ? 0.0 : wl, a > 0x1p28 ? 1.0 : 0.0, &lo);
+  double res = h + lo;
+  res = a < 0x1p-26 ? a : res;
+  res = a == kTgInf ? a : res;
+  res = __builtin_copysign(res, x);
+  return x != x ? x : res;
+}
+
+// acosh x = ln(x + sqrt(x^2 - 1)): x^2 - 1 = (p - 1) + pe exactly (p = x^2
+// rounded, pe its error by fma; p - 1 by Fast2Sum), so no cancellation near 1;
+// the square root corrected as in asinh; ln(2x) beyond 2^28.
+TG_MATH_INLINE double acosh_f64(double x) {
+  double p = x * x, pe = tg_fma(x, x, -p);
+  double vh = p - 1.0;
+  double vl = ((p - vh) - 1.0) + pe;
+  double r = __builtin_sqrt(vh);
+  double r_lo = vh > 0.0 ? (tg_fma(-r, r, vh) + vl) / (r + r) : 0.0;  // (x = 1: 0, not 0/0)
+  double wh = x + r;
+  double wl = ((x - wh) + r) + r_lo;  // Fast2Sum: x >= r
+  double lo;
+  double h = ln_dd(x > 0x1p28 ? x : wh, x > 0x1p28 ? 0.0 : wl, x > 0x1p28 ? 1.0 : 0.0, &lo);
+  double res = h + lo;
+  res = x == kTgInf ? x : res;
+  res = x < 1.0 ? kTgNaN : res;
+  return x != x ? x : res;
+}
+
+// atanh |x| = ln(w) / 2, w = (1 + |x|) / (1 - |x|) as a double-double (both sums
+// exact as pairs by Fast2Sum; the quotient corrected by its exact fma residual),
+// so ln's argument is exact to ~2^-106 near 1 (small x) and the pole costs
+// nothing; |x| below 2^-27: x itself (x^3/3 is below half an ulp).
+TG_MATH_INLINE double atanh_f64(double x) {
+  double a = __builtin_fabs(x);
+  double d = 1.0 - a, de = (1.0 - d) - a;
+  double nh = 1.0 + a, nl = (1.0 - nh) + a;
+  double wh = nh / d;
+  double wl = ((tg_fma(-wh, d, nh) + nl) - wh * de) / d;
+  double lo;
+  double h = ln_dd(wh, wl, 0.0, &lo);
+  double res = 0.5 * (h + lo);
+  res = a < 0x1p-27 ? a : res;
+  res = a == 1.0 ? kTgInf : res;
+  res = a > 1.0 ? kTgNaN : res;
+  res = __builtin_copysign(res, x);
+  return x != x ? x : res;
+}
+
+// cbrt, no division: |x| = 2^(3q + r) m, m in [1, 2), r in {0, 1, 2}; z ~ mm^(-1/3)
+// for mm = 2^r m (a degree-5 fit of m^(-1/3), 2^-17.2 relative, times 2^(-r/3)),
+// one Newton step (z += z (1 - mm z^3) / 3: ~2^-33), y = mm z^2, then y -= (y^3 -
+// mm) z^2 / 3 with y^3 - mm exact to ~2^-100 (fma products; y^3 - mm by
+// Sterbenz): error ~2^-64 relative before the one rounding, so exact cubes come
+// out exact. Subnormal |x| scaled by 2^54 first; 2^q is exact (the result is
+// normal).
+TG_MATH_INLINE double cbrt_f64(double x) {
+  double a = __builtin_fabs(x);
+  double as = a < 0x1p-1022 ? a * 0x1p54 : a;
+  uint64_t b = tg_f64_to_bits(as);
+  double e = tg_bits_to_f64(0x4330000000000000ULL | (b >> 52)) - (4503599627370496.0 + 1023.0);
+  e = a < 0x1p-1022 ? e - 54.0 : e;
+  double q = tg_fma(e - 1.0, 1.0 / 3.0, kTgShifter) - kTgShifter;  // (e - 1) / 3 is within 1/3 of q
+  double r = e - 3.0 * q;
+  double m = tg_bits_to_f64((b & 0x000fffffffffffffULL) | 0x3ff0000000000000ULL);
+  double mm = m * (r == 0.0 ? 1.0 : (r == 1.0 ? 2.0 : 4.0));
+  double z = tg_fma(m, -0x1.103d54c9939c4p-6, 0x1.396c97dea5c17p-3);
+  z = tg_fma(z, m, -0x1.2d80192b401ddp-1);
+  z = tg_fma(z, m, 0x1.3b091ccbb40fep+0);
+  z = tg_fma(z, m, -0x1.8e78c2286e3b1p+0);
+  z = tg_fma(z, m, 0x1.c742a51a07563p+0);
+  z = z * (r == 0.0 ? 1.0 : (r == 1.0 ? 0x1.965fea53d6e3dp-1 : 0x1.428a2f98d728bp-1));  // 2^(-r/3)
+  z = tg_fma(z * (1.0 / 3.0), tg_fma(-mm * z, z * z, 1.0), z);
+  double zz = z * z;
+  double y = mm * zz;
+  double y2 = y * y, y2e = tg_fma(y, y, -y2);
+  double y3 = y2 * y, y3e = tg_fma(y2, y, -y3) + y2e * y;
+  double res3 = (y3 - mm) + y3e;
+  y = tg_fma(res3 * (-1.0 / 3.0), zz, y);
+  double res = y * tg_pow2i(q);
+  res = a == 0.0 ? a : res;
+  res = a == kTgInf ? a : res;
+  res = __builtin_copysign(res, x);
+  return x != x ? x : res;
+}
+
+// log2 and log10 in float: x = 2^k m split in float, log(m) by the float64
+// log_kernel (k = 0: ~1 ulp of double), k (log10: k log10(2)) + log(m) / ln(base)
+// in double, rounded to float once: 0.5 ulp + ~2^-28, and exact at 2^k, 10^k.
+// (Float's logf_kernel2 pair measured 1.06 ulp for log2 here: its tail's float
+// roundings, scaled by 1/ln2, add up near m = sqrt(2).)
+TG_MATH_INLINE float logf_base(float x, double c, double g) {
+  bool sub = x < 0x1p-126f;
+  float k;
+  float m = split_exponentf(sub ? x * 0x1p23f : x, &k);
+  k = sub ? k - 23.0f : k;
+  double l = log_kernel(double(m) - 1.0, 0.0, 0.0);
+  float res = float(tg_fma(l, c, double(k) * g));
+  res = x == __builtin_inff() ? x : res;
+  res = x == 0.0f ? -__builtin_inff() : res;
+  res = x < 0.0f ? __builtin_nanf("") : res;
+  return x != x ? x : res;
+}
+TG_MATH_INLINE float log2_f32(float x) { return logf_base(x, 0x1.71547652b82fep+0, 1.0); }
+TG_MATH_INLINE float log10_f32(float x) { return logf_base(x, 0x1.bcb7b1526e50ep-2, 0x1.34413509f79ffp-2); }
+TG_MATH_INLINE float cbrt_f32(float x) { return float(cbrt_f64(double(x))); }
+TG_MATH_INLINE float asinh_f32(float x) { return float(asinh_f64(double(x))); }
+TG_MATH_INLINE float acosh_f32(float x) { return float(acosh_f64(double(x))); }
+TG_MATH_INLINE float atanh_f32(float x) { return float(atanh_f64(double(x))); }

@@ -185,6 +185,13 @@ UNARY = {
     "square":   (np.square,   lambda x: 2 * x),
     "reciprocal": (np.reciprocal, lambda x: -1 / (x * x)),
     "positive": (np.positive, lambda: 1),
+
+    "log2":     (np.log2,     lambda x: 1 / (x * np.log(2.0))),
+    "log10":    (np.log10,    lambda x: 1 / (x * np.log(10.0))),
+    "cbrt":     (np.cbrt,     lambda y: 1 / (3 * y * y)),
+    "arcsinh":  (np.arcsinh,  lambda x: 1 / sqrt(x * x + 1)),
+    "arccosh":  (np.arccosh,  lambda x: 1 / sqrt(x * x - 1)),
+    "arctanh":  (np.arctanh,  lambda x: 1 / (1 - x * x)),
 }
 
 #: name: (f(a, b) on arrays, df/da, df/db from a, b and/or y = f(a, b))
