@@ -179,6 +179,7 @@ struct Node {
   bool sweep_may_overwrite = false;
   bool accumulator = false;      // an AccumulateGrad (a leaf's)
   bool has_attr_release = true;  // release_attrs() frees something (OpNode knows statically)
+  bool has_vjp_into = false;     // vjp_into() may apply (OpNode knows statically)
 
   // always_inline: each op's recording path constructs one; GCC outlined it
   // (+22 instructions per op) as soon as the node grew by one member.
@@ -218,6 +219,13 @@ struct Node {
   // Dense output tangent when input `i` alone carries the diagonal tangent d
   // (its shape); null when the rule has no form cheaper than densifying.
   virtual Var jvp_diag(size_t i, const Var& d, int64_t start, int64_t stop) { return nullptr; }
+
+  // First-order sweeps only: adds this node's gradient for input 0 straight
+  // into `slot` (that input's accumulated cotangent so far, null when none),
+  // with the bits accumulate(slot, vjp(g)[0]) would give, and returns true;
+  // false (nothing done) when it cannot. Lets a single-element getitem add
+  // one element instead of a zero vector of its input's size.
+  virtual bool vjp_into(const Var& g, Var& slot) { return false; }
 
   // Frees what a rule keeps in its attributes beyond the saved values
   // (release() calls it; the node cannot be swept again afterwards).
@@ -272,6 +280,8 @@ template <class R, class = void> struct rule_is_pointwise : std::false_type {};
 template <class R> struct rule_is_pointwise<R, std::void_t<decltype(R::pointwise)>> : std::bool_constant<R::pointwise> {};
 template <class R, class = void> struct rule_has_release : std::false_type {};
 template <class R> struct rule_has_release<R, std::void_t<decltype(&R::release)>> : std::true_type {};
+template <class R, class = void> struct rule_has_vjp_into : std::false_type {};
+template <class R> struct rule_has_vjp_into<R, std::void_t<decltype(&R::vjp_into)>> : std::true_type {};
 template <class R, class = void> struct rule_has_vjp_diag : std::false_type {};
 template <class R> struct rule_has_vjp_diag<R, std::void_t<decltype(&R::vjp_diag)>> : std::true_type {};
 template <class R, class = void> struct rule_has_jvp_diag : std::false_type {};
@@ -309,13 +319,20 @@ struct OpNode final : Node {
   // User-provided: make_ref's value-initialization (new T()) would otherwise
   // zero the whole node before constructing it.
   // (always_inline: Recorder::record makes it at two sites.)
-  __attribute__((always_inline)) OpNode() { has_attr_release = rule_has_release<Rule>::value; }
+  __attribute__((always_inline)) OpNode() {
+    has_attr_release = rule_has_release<Rule>::value;
+    has_vjp_into = rule_has_vjp_into<Rule>::value;
+  }
   const char* name() const override { return Rule::name; }
   Grads vjp(const Var& grad) override { return Rule::vjp(*this, grad); }
   Var jvp(const Grads& tangents, int nb) override { return Rule::jvp(*this, tangents, nb); }
   bool pointwise() const override { return rule_is_pointwise<Rule>::value; }
   void release_attrs() override {
     if constexpr (rule_has_release<Rule>::value) Rule::release(attrs);
+  }
+  bool vjp_into(const Var& g, Var& slot) override {
+    if constexpr (rule_has_vjp_into<Rule>::value) return Rule::vjp_into(*this, g, slot);
+    return false;
   }
   Grads vjp_diag(const Var& d, int64_t start, int64_t stop) override {
     if constexpr (has_diag) return Rule::vjp_diag(*this, d, start, stop);

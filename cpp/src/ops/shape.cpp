@@ -277,6 +277,16 @@ Var pad_axis(const Var& x, int64_t axis, int64_t start, int64_t total) {
 }
 
 Tensor BasicIndex::apply(const Tensor& x) const {
+  if (out_shape.empty() && x.is_contiguous()) {  // one element of dense data (v[i]): no strides built
+    int64_t off = x.offset, stride = 1;
+    for (size_t d = start.size(); d-- > 0;) {
+      off += start[d] * stride;
+      stride *= x.shape[d];
+    }
+    Tensor t(x.storage, x.dtype);
+    t.offset = off;
+    return t;
+  }
   const Shape st = x.strides();
   int64_t off = x.offset;
   for (size_t d = 0; d < start.size(); ++d) off += start[d] * st[d];
@@ -341,6 +351,30 @@ struct BasicIndexRule {
   }
   static Var jvp(OpNode<BasicIndexRule>& n, const Grads& t, int nb) {
     return basic_index(t[0], n.attrs.ix.with_batch(batch_shape(t[0], nb)));
+  }
+  // (Node::vjp_into) A selection that is one contiguous block of the input
+  // (v[i], M[i], v[a:b]) adds g into that block of an exclusive dense slot
+  // and 0 to the rest: slot + embed(g) bit for bit (x + 0 turns -0 into +0).
+  // The first gradient (no slot yet) and everything else take the dense path.
+  static bool vjp_into(OpNode<BasicIndexRule>& n, const Var& g, Var& slot) {
+    if (!slot || !exclusive(slot)) return false;
+    const Tensor& gt = g->data;
+    Tensor& st = slot->data;
+    if (st.dtype != gt.dtype || !gt.is_contiguous() || g->shape() != n.out_shape || st.shape != n.attrs.in_shape)
+      return false;
+    const Tensor at = n.attrs.ix.apply(st);
+    if (!at.is_contiguous()) return false;
+    const int64_t lo = at.offset - st.offset, len = at.numel(), total = st.numel();
+    auto add = [&](auto* p, const auto* q) {
+      using T = std::remove_const_t<std::remove_pointer_t<decltype(q)>>;
+      for (int64_t j = 0; j < lo; ++j) p[j] += T(0);
+      for (int64_t j = 0; j < len; ++j) p[lo + j] += q[j];
+      for (int64_t j = lo + len; j < total; ++j) p[j] += T(0);
+    };
+    if (st.dtype == DType::F64) add(st.ptr<double>(), gt.ptr<double>());
+    else if (st.dtype == DType::F32) add(st.ptr<float>(), gt.ptr<float>());
+    else return false;
+    return true;
   }
 };
 struct BasicEmbedRule {
