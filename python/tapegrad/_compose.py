@@ -136,8 +136,6 @@ def build(ns):
         return ns.power(ns.astype(V(a), np.float64), ns.astype(V(b), np.float64))
 
     @composition
-
-    @composition
     def hypot(a, b):
         a, b = pair(a, b)
         return ns.sqrt(ns.add(ns.multiply(a, a), ns.multiply(b, b)))
