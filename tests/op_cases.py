@@ -231,6 +231,12 @@ CASES = {
     "slogdet": ([(2, 3, 3)], ["real"], _slogdet_case),
     "cholesky": ([(2, 3, 3)], ["real"], lambda m, a: m.cholesky(_spd(m, a))),
     "arctan2": ([(3, 4), (4,)], ["real", "nonzero"], lambda m, a, b: m.arctan2(a, b)),
+    # h90-binary
+    "logaddexp": ([(3, 4), (4,)], ["real", "real"], lambda m, a, b: m.logaddexp(a, b)),
+    "logaddexp2": ([(3, 4), (4,)], ["real", "real"], lambda m, a, b: m.logaddexp2(a, b)),
+    "hypot": ([(3, 4), (4,)], ["nonzero", "nonzero"], lambda m, a, b: m.hypot(a, b)),
+    "fmax": ([(3, 4), (4,)], ["real", "real"], lambda m, a, b: m.fmax(a, b)),
+    "fmin": ([(3, 4), (4,)], ["real", "real"], lambda m, a, b: m.fmin(a, b)),
 }
 
 

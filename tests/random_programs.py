@@ -742,6 +742,10 @@ _add(OpSpec("matmul", _fn("matmul"), b_matmul, weight=1.5))
 _add(OpSpec("linear", _fn("linear"), b_linear))
 _add(OpSpec("astype", _fn("astype"), b_astype, weight=0.5))
 _add(OpSpec("arctan2", _fn("arctan2"), b_binary, "finite", _origin))
+# h90-binary (fmax and logaddexp also run below as before; hypot's gradient at the origin is 0/0)
+_add(OpSpec("logaddexp2", _fn("logaddexp2"), b_binary, "finite"))
+_add(OpSpec("hypot", _fn("hypot"), b_binary, "finite", _origin))
+_add(OpSpec("fmin", _fn("fmin"), b_binary, "finite", _ties))
 _add(OpSpec("inv", lambda E, x: E.inv(_conditioned(E, x)), b_square, "bounded",
             form="E.inv(_conditioned(E, {a}))"))
 _add(OpSpec("solve", lambda E, x, b: E.solve(_conditioned(E, x), b), b_solve, "bounded",

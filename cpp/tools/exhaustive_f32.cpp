@@ -86,6 +86,12 @@ static const Function kFunctions[] = {
     {"arcsin", UnaryOp::Arcsin, [](double x) { return std::asin(x); }},
     {"arccos", UnaryOp::Arccos, [](double x) { return std::acos(x); }},
     {"arctan2", UnaryOp::Arctan, nullptr, BinaryOp::Arctan2, [](double y, double x) { return std::atan2(y, x); }},
+    // h90-binary (sampled pairs; a == b: a + log(2), so inf, inf is inf as NumPy's)
+    {"logaddexp", UnaryOp::Exp, nullptr, BinaryOp::Logaddexp,
+     [](double a, double b) { return a == b ? a + std::log(2.0) : std::fmax(a, b) + std::log1p(std::exp(-std::fabs(a - b))); }},
+    {"logaddexp2", UnaryOp::Exp, nullptr, BinaryOp::Logaddexp2,
+     [](double a, double b) { return a == b ? a + 1.0 : std::fmax(a, b) + std::log1p(std::exp2(-std::fabs(a - b))) / std::log(2.0); }},
+    {"hypot", UnaryOp::Exp, nullptr, BinaryOp::Hypot, [](double a, double b) { return std::hypot(a, b); }},
 };
 
 struct Result {
