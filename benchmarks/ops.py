@@ -490,9 +490,7 @@ def compose_cases():
     for name in ("isfinite", "isinf", "isnan", "signbit"):
         row(name, name, _x(), getattr(tg, name), getattr(torch, name), getattr(np, name), modes=("eval",))
     # Binary elementwise on two vectors.
-    binary = {"hypot": ("real", torch.hypot, np.hypot), "logaddexp": ("real", torch.logaddexp, np.logaddexp),
-              "logaddexp2": ("real", torch.logaddexp2, np.logaddexp2), "fmax": ("real", torch.fmax, np.fmax),
-              "fmin": ("real", torch.fmin, np.fmin), "float_power": ("positive", torch.float_power, np.float_power)}
+    binary = {"float_power": ("positive", torch.float_power, np.float_power)}
     for name, (dom, th, nf) in binary.items():
         row(name, name, _xy(dom), getattr(tg, name), th, nf)
     for name, th in (("equal", torch.eq), ("not_equal", torch.ne), ("greater", torch.gt),
@@ -677,6 +675,7 @@ def _views(name, e):
 
 BUILDERS = {
     **{k: _binary for k in ("add", "subtract", "multiply", "divide", "power", "maximum", "minimum", "arctan2")},
+    **{k: _binary for k in ("logaddexp", "logaddexp2", "hypot", "fmax", "fmin")},  # h90-binary
     **{k: _linalg for k in ("inv", "solve", "slogdet", "cholesky")},
     "clip": _clip, "where": _where, "astype": _astype,
     **{k: _reduction for k in ("sum", "mean", "max", "min", "logsumexp", "softmax", "log_softmax")},

@@ -162,6 +162,18 @@ OPS = [
        doc="condition ? x : y, broadcast together."),
     Op("astype", "(x, dtype)", family="binary", saves="nothing", numpy=[], method=True,
        doc="x converted to float32 or float64 (differentiable)."),
+    # ----- h90-binary: logaddexp, logaddexp2, hypot, fmax, fmin (fused kernels; rules in elementwise.cpp) ---
+    Op("logaddexp", "(a, b)", family="binary", saves="input", numpy=["logaddexp"], kernel=True,
+       doc="log(exp(a) + exp(b)), stable: max(a, b) + log1p(exp(-|a - b|)); d/da = sigmoid(a - b).",
+       cost="transcendental"),
+    Op("logaddexp2", "(a, b)", family="binary", saves="input", numpy=["logaddexp2"], kernel=True,
+       doc="log2(2**a + 2**b), stable; d/da = sigmoid((a - b) ln 2).", cost="transcendental"),
+    Op("hypot", "(a, b)", family="binary", saves="input", numpy=["hypot"], kernel=True, domain="nonzero",
+       doc="sqrt(a**2 + b**2) without overflow or underflow; d/da = a / hypot (NaN at (0, 0), as PyTorch's)."),
+    Op("fmax", "(a, b)", family="binary", saves="input", numpy=["fmax"], kernel=True,
+       doc="Elementwise max ignoring NaN (NumPy's); the gradient goes to the chosen operand, ties split evenly."),
+    Op("fmin", "(a, b)", family="binary", saves="input", numpy=["fmin"], kernel=True,
+       doc="Elementwise min ignoring NaN (NumPy's); the gradient goes to the chosen operand, ties split evenly."),
 
     # ----- reductions and normalizers (reductions.cpp) -----------------------------------
     Op("sum", "(x, axis=None, keepdims=False)", family="reduction", saves="nothing", numpy=["sum"],
@@ -231,11 +243,6 @@ OPS = [
 COMPOSITIONS = [
     # ----- ufuncs: aliases and elementwise helpers --------------------------------------
     C("float_power", "(a, b)", "ufunc", "a ** b in float64.", numpy=["float_power"], domain="positive"),
-    C("hypot", "(a, b)", "ufunc", "sqrt(a**2 + b**2).", numpy=["hypot"], domain="nonzero"),
-    C("logaddexp", "(a, b)", "ufunc", "log(exp(a) + exp(b)), stable (logsumexp).", numpy=["logaddexp"]),
-    C("logaddexp2", "(a, b)", "ufunc", "log2(2**a + 2**b), stable.", numpy=["logaddexp2"]),
-    C("fmax", "(a, b)", "ufunc", "maximum, ignoring NaN.", numpy=["fmax"]),
-    C("fmin", "(a, b)", "ufunc", "minimum, ignoring NaN.", numpy=["fmin"]),
     C("deg2rad", "(x, /)", "ufunc", "Degrees to radians.", numpy=["deg2rad", "radians"]),
     C("rad2deg", "(x, /)", "ufunc", "Radians to degrees.", numpy=["rad2deg", "degrees"]),
     C("round", "(x, decimals=0)", "ufunc", "Round to decimals (half to even); derivative 0.",

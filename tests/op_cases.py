@@ -248,6 +248,13 @@ CASES = {
     "moveaxis": ([(2, 3, 4)], ["real"], lambda m, x: m.moveaxis(x, (0, 1), (-1, 0))),
     "tril": ([(2, 3, 4)], ["real"], lambda m, x: m.tril(x, 1)),
     "triu": ([(4, 3)], ["real"], lambda m, x: m.triu(x, -1)),
+
+    # h90-binary
+    "logaddexp": ([(3, 4), (4,)], ["real", "real"], lambda m, a, b: m.logaddexp(a, b)),
+    "logaddexp2": ([(3, 4), (4,)], ["real", "real"], lambda m, a, b: m.logaddexp2(a, b)),
+    "hypot": ([(3, 4), (4,)], ["nonzero", "nonzero"], lambda m, a, b: m.hypot(a, b)),
+    "fmax": ([(3, 4), (4,)], ["real", "real"], lambda m, a, b: m.fmax(a, b)),
+    "fmin": ([(3, 4), (4,)], ["real", "real"], lambda m, a, b: m.fmin(a, b)),
 }
 
 

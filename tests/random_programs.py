@@ -801,6 +801,14 @@ for _name, _b in [("diagonal", b_diagonal), ("diag", b_diag), ("trace", b_diagon
                  ("swapaxes", b_swapaxes), ("moveaxis", b_moveaxis)]:  # (h89-views)
     _add(OpSpec(_name, _fn(_name), _b, weight=0.5))
 _add(OpSpec("arctan2", _fn("arctan2"), b_binary, "finite", _origin))
+# h90-binary (fmax and logaddexp also as np.fmax / np.logaddexp below). hypot's gradient at the origin is 0/0 = NaN
+# (PyTorch's), which later ops' masks (clip's where vs the reference's product) treat differently: its
+# second operand is drawn nonzero, as divide's.
+_add(OpSpec("logaddexp2", _fn("logaddexp2"), b_binary, "finite"))
+_add(OpSpec("hypot", _fn("hypot"), b_divide, "finite"))
+_add(OpSpec("fmin", _fn("fmin"), b_binary, "finite", _ties))
+_add(OpSpec("fmax", _fn("fmax"), b_binary, "finite", _ties))
+_add(OpSpec("logaddexp", _fn("logaddexp"), b_binary, "finite"))
 _add(OpSpec("inv", lambda E, x: E.inv(_conditioned(E, x)), b_square, "bounded",
             form="E.inv(_conditioned(E, {a}))"))
 _add(OpSpec("solve", lambda E, x, b: E.solve(_conditioned(E, x), b), b_solve, "bounded",

@@ -409,8 +409,7 @@ def test_every_composition_has_a_case_and_the_unsupported_ones_are_compositions(
     for name in SPEC_COMPOSITIONS:
         composition_case(name)
     assert set(symbolic.SYMBOLIC_UNSUPPORTED) < set(SPEC_COMPOSITIONS)
-    assert all(SPEC_COMPOSITIONS[n]["deriv"] == "none" or n in ("fmax", "fmin")
-               for n in symbolic.SYMBOLIC_UNSUPPORTED)
+    assert all(SPEC_COMPOSITIONS[n]["deriv"] == "none" for n in symbolic.SYMBOLIC_UNSUPPORTED)
 
 
 RUNS = sorted(set(SPEC_COMPOSITIONS) - set(symbolic.SYMBOLIC_UNSUPPORTED))

@@ -372,6 +372,11 @@ TG_BINARY_BODY(power, pow)
 TG_BINARY_BODY(maximum, maximum)
 TG_BINARY_BODY(minimum, minimum)
 TG_BINARY_BODY(arctan2, arctan2)
+TG_BINARY_BODY(logaddexp, logaddexp)
+TG_BINARY_BODY(logaddexp2, logaddexp2)
+TG_BINARY_BODY(hypot, hypot)
+TG_BINARY_BODY(fmax, fmax)
+TG_BINARY_BODY(fmin, fmin)
 TG_BINARY_BODY(matmul, matmul_nogil)
 TG_REDUCE_BODY(sum, sum)
 TG_REDUCE_BODY(mean, mean_warn)
@@ -386,6 +391,7 @@ TG_SOFTMAX_BODY(log_softmax, log_softmax)
 #define TG_BINARY_FN(NAME) TG_FASTCALL_FN(NAME, "a", "b")
 TG_BINARY_FN(add) TG_BINARY_FN(subtract) TG_BINARY_FN(multiply) TG_BINARY_FN(divide) TG_BINARY_FN(power)
 TG_BINARY_FN(maximum) TG_BINARY_FN(minimum) TG_BINARY_FN(arctan2) TG_BINARY_FN(matmul)
+TG_BINARY_FN(logaddexp) TG_BINARY_FN(logaddexp2) TG_BINARY_FN(hypot) TG_BINARY_FN(fmax) TG_BINARY_FN(fmin)
 #undef TG_BINARY_FN
 #define TG_REDUCE_FN(NAME) TG_FASTCALL_FN_REQ(NAME, 1, "x", "axis", "keepdims")
 TG_REDUCE_FN(sum) TG_REDUCE_FN(mean) TG_REDUCE_FN(max) TG_REDUCE_FN(min) TG_REDUCE_FN(logsumexp)
@@ -418,6 +424,9 @@ PyMethodDef kFastcallDefs[] = {
     TG_PREDICATE_DEF(_greater_equal), TG_PREDICATE_DEF(_equal), TG_PREDICATE_DEF(_not_equal),
     TG_PREDICATE_DEF(_isnan), TG_PREDICATE_DEF(_isinf), TG_PREDICATE_DEF(_isfinite), TG_PREDICATE_DEF(_signbit),
 #undef TG_PREDICATE_DEF
+
+    TG_FASTCALL_DEF(logaddexp), TG_FASTCALL_DEF(logaddexp2), TG_FASTCALL_DEF(hypot), TG_FASTCALL_DEF(fmax),
+    TG_FASTCALL_DEF(fmin),
     {"from_numpy", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(&from_numpy_fn)),
      METH_FASTCALL | METH_KEYWORDS, "from_numpy(array)\n--\n\nA Variable sharing the NumPy array's buffer (no copy)."},
     {nullptr, nullptr, 0, nullptr}};

@@ -117,6 +117,13 @@ static const Function kFunctions[] = {
     {"sign", UnaryOp::Sign, [](double x) { return x > 0 ? 1.0 : (x < 0 ? -1.0 : (x != x ? x : 0.0)); }},
     {"square", UnaryOp::Square, [](double x) { return x * x; }},
     {"reciprocal", UnaryOp::Reciprocal, [](double x) { return 1.0 / x; }},
+
+    // h90-binary (sampled pairs; a == b: a + log(2), so inf, inf is inf as NumPy's)
+    {"logaddexp", UnaryOp::Exp, nullptr, BinaryOp::Logaddexp,
+     [](double a, double b) { return a == b ? a + std::log(2.0) : std::fmax(a, b) + std::log1p(std::exp(-std::fabs(a - b))); }},
+    {"logaddexp2", UnaryOp::Exp, nullptr, BinaryOp::Logaddexp2,
+     [](double a, double b) { return a == b ? a + 1.0 : std::fmax(a, b) + std::log1p(std::exp2(-std::fabs(a - b))) / std::log(2.0); }},
+    {"hypot", UnaryOp::Exp, nullptr, BinaryOp::Hypot, [](double a, double b) { return std::hypot(a, b); }},
 };
 
 struct Result {

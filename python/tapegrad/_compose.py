@@ -136,32 +136,6 @@ def build(ns):
         return ns.power(ns.astype(V(a), np.float64), ns.astype(V(b), np.float64))
 
     @composition
-    def hypot(a, b):
-        a, b = pair(a, b)
-        return ns.sqrt(ns.add(ns.multiply(a, a), ns.multiply(b, b)))
-
-    @composition
-    def logaddexp(a, b):
-        a, b = pair(a, b)
-        shape = np.broadcast_shapes(a.shape, b.shape)
-        return ns.logsumexp(ns.stack([ns.broadcast_to(a, shape), ns.broadcast_to(b, shape)]), axis=0)
-
-    @composition
-    def logaddexp2(a, b):
-        a, b = pair(a, b)
-        return ns.multiply(logaddexp(ns.multiply(a, LN2), ns.multiply(b, LN2)), 1 / LN2)
-
-    @composition
-    def fmax(a, b):
-        a, b = pair(a, b)
-        return where_(np.isnan(values(b)), a, where_(np.isnan(values(a)), b, ns.maximum(a, b)))
-
-    @composition
-    def fmin(a, b):
-        a, b = pair(a, b)
-        return where_(np.isnan(values(b)), a, where_(np.isnan(values(a)), b, ns.minimum(a, b)))
-
-    @composition
     def deg2rad(x):
         return ns.multiply(V(x), math.pi / 180)
 

@@ -379,6 +379,16 @@ def where(condition: Variable | ArrayLike, x: Variable | ArrayLike, y: Variable 
     """condition ? x : y, broadcast together."""
 def astype(x: Variable | ArrayLike, dtype: DTypeLike) -> Variable:
     """x converted to float32 or float64 (differentiable)."""
+def logaddexp(a: Variable | ArrayLike, b: Variable | ArrayLike) -> Variable:
+    """log(exp(a) + exp(b)), stable: max(a, b) + log1p(exp(-|a - b|)); d/da = sigmoid(a - b)."""
+def logaddexp2(a: Variable | ArrayLike, b: Variable | ArrayLike) -> Variable:
+    """log2(2**a + 2**b), stable; d/da = sigmoid((a - b) ln 2)."""
+def hypot(a: Variable | ArrayLike, b: Variable | ArrayLike) -> Variable:
+    """sqrt(a**2 + b**2) without overflow or underflow; d/da = a / hypot (NaN at (0, 0), as PyTorch's)."""
+def fmax(a: Variable | ArrayLike, b: Variable | ArrayLike) -> Variable:
+    """Elementwise max ignoring NaN (NumPy's); the gradient goes to the chosen operand, ties split evenly."""
+def fmin(a: Variable | ArrayLike, b: Variable | ArrayLike) -> Variable:
+    """Elementwise min ignoring NaN (NumPy's); the gradient goes to the chosen operand, ties split evenly."""
 def sum(x: Variable | ArrayLike, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Variable:
     """Sum over axes (an int, a tuple of ints, or None for all)."""
 def mean(x: Variable | ArrayLike, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Variable:

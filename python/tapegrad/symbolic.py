@@ -105,6 +105,12 @@ BINARY_OPS = {
     "arctan2": lambda sp, u, v: sp.atan2(u, v),
     "maximum": lambda sp, u, v: sp.Max(u, v),
     "minimum": lambda sp, u, v: sp.Min(u, v),
+    # h90-binary (symbols are real, never NaN: fmax/fmin are Max/Min)
+    "logaddexp": lambda sp, u, v: sp.log(sp.exp(u) + sp.exp(v)),
+    "logaddexp2": lambda sp, u, v: sp.log(2 ** u + 2 ** v) / sp.log(2),
+    "hypot": lambda sp, u, v: sp.sqrt(u ** 2 + v ** 2),
+    "fmax": lambda sp, u, v: sp.Max(u, v),
+    "fmin": lambda sp, u, v: sp.Min(u, v),
 }
 _NOT_METHODS = {"negative"}  # the engines' Variable spells it -x
 _OPERATORS = {"negative": "neg", "abs": "abs",  # __neg__, __abs__
@@ -896,8 +902,6 @@ SYMBOLIC_UNSUPPORTED = {
     **{name: "a bool array of values: symbols have no truth value"
        for name in ("less", "less_equal", "greater", "greater_equal", "equal", "not_equal",
                     "isnan", "isfinite", "isinf", "signbit")},
-    "fmax": "NaN is ignored where a value is NaN: symbols are real, never NaN (use maximum)",
-    "fmin": "NaN is ignored where a value is NaN: symbols are real, never NaN (use minimum)",
     "argmax": "an integer index that depends on the values",
     "argmin": "an integer index that depends on the values",
 }

@@ -30,7 +30,10 @@ Tensor unary(UnaryOp op, const Tensor& x);
 // <Op>Deriv(g, s) = g * f'(s), generated from the spec's `deriv` for each
 // non-linear elementwise op: its fused first-order VJP and JVP from the saved
 // input or output s (TanhDeriv(g, y) = g (1 - y^2)).
+// LogaddexpWeight(a, b) = sigmoid(a - b), Logaddexp2Weight(a, b) = sigmoid((a - b) ln 2): d/da of
+// logaddexp(a, b), logaddexp2(a, b); FmaxWeight, FminWeight: d/da of fmax, fmin (1 - it is d/db).
 enum class BinaryOp { Add, Sub, Mul, Div, Pow, Maximum, Minimum, MaxWeight, MinWeight, PowBase, PowExp, Atan2R2,
+                      LogaddexpWeight, Logaddexp2Weight, FmaxWeight, FminWeight,
                       TG_SPEC_DERIV_OPS };
 Tensor binary(BinaryOp op, const Tensor& a, const Tensor& b, const char* opname);
 // x op c (c_left: c op x) for a number c, converted to x's float dtype

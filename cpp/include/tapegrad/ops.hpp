@@ -27,6 +27,12 @@ Var pow(const Var& a, const Var& b);
 Var maximum(const Var& a, const Var& b);
 Var minimum(const Var& a, const Var& b);
 Var arctan2(const Var& a, const Var& b);
+// h90-binary: logaddexp, logaddexp2, hypot, fmax, fmin (fused forward kernels; rules in elementwise.cpp)
+Var logaddexp(const Var& a, const Var& b);
+Var logaddexp2(const Var& a, const Var& b);
+Var hypot(const Var& a, const Var& b);
+Var fmax(const Var& a, const Var& b);
+Var fmin(const Var& a, const Var& b);
 // x op c for a Python number c, which NumPy (NEP 50) treats as "weak": it
 // takes x's float dtype. One node holding c, no constant Variable and no
 // unbroadcast: what `y * 2.0` or `y - 1` costs. Same values and derivatives

@@ -79,6 +79,8 @@ static inline int64_t bin_grain(BinaryOp op) {
     case BinaryOp::Pow:
     case BinaryOp::PowBase:
     case BinaryOp::PowExp:
+    case BinaryOp::LogaddexpWeight:
+    case BinaryOp::Logaddexp2Weight:
     TG_SPEC_DERIV_COSTLY_CASES
       return kGrainElements / 8;
     default:

@@ -444,6 +444,68 @@ struct Arctan2Rule { using Rule = Arctan2Rule; TG_BINARY_RULE("arctan2")
 Var arctan2(const Var& a, const Var& b) { return binary_op<Arctan2Rule>(a, b, BinaryOp::Arctan2); }
 
 namespace {
+// ----- h90-binary: logaddexp, logaddexp2, hypot, fmax, fmin -----
+// Each partial derivative is a weight w(a, b) times d: w for a, w with the operands swapped (or 1 - w)
+// for b. First order: w in one kernel (the composite's bits) and d multiplied into its fresh buffer.
+template <class Rule>
+struct WeightedPair {
+  static Var times(const Var& d, const Var& w) { return grad_enabled() ? mul(d, w) : PowRule::times(d, w->data); }
+  static VarPair grads(OpNode<Rule>& n, const Var& g) {
+    return {n.needs(0) ? times(g, Rule::weight(n, 0)) : nullptr, n.needs(1) ? times(g, Rule::weight(n, 1)) : nullptr};
+  }
+  static Var tangent(OpNode<Rule>& n, const Var& ta, const Var& tb) {
+    return add_opt(ta ? times(ta, Rule::weight(n, 0)) : nullptr, tb ? times(tb, Rule::weight(n, 1)) : nullptr);
+  }
+  static bool fused(const Var& a, const Var& b) { return !grad_enabled() && a->dtype() == b->dtype(); }
+  static void save(Recorder<Rule>& r, const Var& a, const Var& b) { r.save_input(a, 0); r.save_input(b, 1); }
+};
+
+// d logaddexp(a, b) = sigmoid(a - b) da + sigmoid(b - a) db (PyTorch's exp(a - out), without its
+// cancellation); logaddexp2 the same with (a - b) ln 2. (a = b = +-inf: NaN, as PyTorch's.)
+template <BinaryOp W>
+struct LogaddexpRule : WeightedPair<LogaddexpRule<W>> {
+  using Rule = LogaddexpRule; TG_BINARY_RULE(W == BinaryOp::LogaddexpWeight ? "logaddexp" : "logaddexp2")
+  static Var weight(OpNode<Rule>& n, int i) {
+    Var a = n.get(i), b = n.get(1 - i);
+    if (WeightedPair<Rule>::fused(a, b)) return constant(kern::binary(W, a->data, b->data, name));
+    Var d = sub(a, b);
+    return sigmoid(W == BinaryOp::LogaddexpWeight ? d : scalar_op(d, 0.6931471805599453094, ScalarOp::Mul));
+  } };
+
+// d hypot(a, b) = (a da + b db) / hypot (0/0 = NaN at the origin, as PyTorch's grad * a / result).
+struct HypotRule { using Rule = HypotRule; TG_BINARY_RULE("hypot")
+  static void save(Recorder<Rule>& r, const Var& a, const Var& b) { r.save_input(a, 0); r.save_input(b, 1); r.save_output(); }
+  static VarPair grads(OpNode<Rule>& n, const Var& g) {
+    Var y = n.get(2);
+    return {n.needs(0) ? Arctan2Rule::quot(g, n.get(0), y) : nullptr, n.needs(1) ? Arctan2Rule::quot(g, n.get(1), y) : nullptr};
+  }
+  static Var tangent(OpNode<Rule>& n, const Var& ta, const Var& tb) {
+    Var y = n.get(2);
+    return add_opt(ta ? Arctan2Rule::quot(ta, n.get(0), y) : nullptr, tb ? Arctan2Rule::quot(tb, n.get(1), y) : nullptr);
+  } };
+
+// d fmax(a, b): to the operand chosen (a NaN loses; both NaN: to a), ties split evenly as maximum's.
+// The weights are constants (0, 1/2, 1): b's is 1 - a's, exactly.
+template <BinaryOp W>
+struct FextremumRule : WeightedPair<FextremumRule<W>> {
+  using Rule = FextremumRule; TG_BINARY_RULE(W == BinaryOp::FmaxWeight ? "fmax" : "fmin")
+  static Var weight(OpNode<Rule>& n, int i) {
+    Tensor w = kern::binary(W, n.tensor(0), n.tensor(1), name);
+    return constant(i == 0 ? w : kern::binary_scalar(BinaryOp::Sub, w, 1.0, true, name));
+  } };
+}  // namespace
+
+Var logaddexp(const Var& a, const Var& b) {
+  return binary_op<LogaddexpRule<BinaryOp::LogaddexpWeight>>(a, b, BinaryOp::Logaddexp);
+}
+Var logaddexp2(const Var& a, const Var& b) {
+  return binary_op<LogaddexpRule<BinaryOp::Logaddexp2Weight>>(a, b, BinaryOp::Logaddexp2);
+}
+Var hypot(const Var& a, const Var& b) { return binary_op<HypotRule>(a, b, BinaryOp::Hypot); }
+Var fmax(const Var& a, const Var& b) { return binary_op<FextremumRule<BinaryOp::FmaxWeight>>(a, b, BinaryOp::Fmax); }
+Var fmin(const Var& a, const Var& b) { return binary_op<FextremumRule<BinaryOp::FminWeight>>(a, b, BinaryOp::Fmin); }
+
+namespace {
 // where(cond, a, b): linear in (a, b); the gradient goes to the selected operand.
 struct WhereRule {
   static constexpr const char* name = "where";

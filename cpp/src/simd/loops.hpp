@@ -438,6 +438,32 @@ TG_BY_WIDTH(k_cbrt, cbrt_f32, cbrt_f64)
 TG_BY_WIDTH(k_arcsinh, asinh_f32, asinh_f64)
 TG_BY_WIDTH(k_arccosh, acosh_f32, acosh_f64)
 TG_BY_WIDTH(k_arctanh, atanh_f32, atanh_f64)
+
+// ----- h90-binary: logaddexp, logaddexp2, hypot (simd/math.hpp), fmax, fmin -----
+template <class T> TG_MATH_INLINE T k_logaddexp(T a, T b) {
+  if constexpr (sizeof(T) == 4) return logaddexp_f32(a, b);
+  else return logaddexp_f64(a, b);
+}
+template <class T> TG_MATH_INLINE T k_logaddexp2(T a, T b) {
+  if constexpr (sizeof(T) == 4) return logaddexp2_f32(a, b);
+  else return logaddexp2_f64(a, b);
+}
+template <class T> TG_MATH_INLINE T k_hypot(T a, T b) {
+  if constexpr (sizeof(T) == 4) return hypot_f32(a, b);
+  else return hypot_f64(a, b);
+}
+// NumPy's fmax/fmin on arrays: a NaN operand loses to a number; on a tie the second operand, as
+// maximum's (np.fmax(-0., 0.) on arrays is 0.; NumPy's scalar path gives -0.).
+template <class T> TG_MATH_INLINE T k_fmax(T a, T b) { return (a > b) | (b != b) ? a : b; }
+template <class T> TG_MATH_INLINE T k_fmin(T a, T b) { return (a < b) | (b != b) ? a : b; }
+// Their derivative weights for the first operand (the second's is 1 - it): 1 where a is chosen over
+// a NaN b (both NaN: a), 0 where a is NaN, else maximum's MaxWeight (ties 1/2).
+template <class T> TG_MATH_INLINE T k_fmax_weight(T a, T b) {
+  return b != b ? T(1) : (a > b ? T(1) : (a == b ? T(0.5) : T(0)));
+}
+template <class T> TG_MATH_INLINE T k_fmin_weight(T a, T b) {
+  return b != b ? T(1) : (a < b ? T(1) : (a == b ? T(0.5) : T(0)));
+}
 // The piecewise-constant helpers a spec derivative may use (derivative 0).
 template <class T> TG_MATH_INLINE T k_step(T v) { return v > T(0) ? T(1) : T(0); }  // relu'(0) = 0
 template <class T> TG_MATH_INLINE T k_sign(T v) { return v > T(0) ? T(1) : (v < T(0) ? T(-1) : (v != v ? v : T(0))); }
@@ -765,6 +791,13 @@ void binary(BinaryOp op, T* o, int64_t so, const T* a, int64_t sa, const T* b, i
     case BinaryOp::Minimum: run([](T x, T y) { return (x < y || x != x) ? x : y; }); break;
     case BinaryOp::MaxWeight: run([](T x, T y) { return x > y ? T(1) : (x == y ? T(0.5) : T(0)); }); break;
     case BinaryOp::MinWeight: run([](T x, T y) { return x < y ? T(1) : (x == y ? T(0.5) : T(0)); }); break;
+    // h90-binary: logaddexp's and logaddexp2's weights sigmoid(a - b), sigmoid((a - b) ln 2) (the
+    // composites' bits), fmax's and fmin's.
+    case BinaryOp::LogaddexpWeight: run([](T x, T y) TG_INLINE_LAMBDA { return k_sigmoid(x - y); }); break;
+    case BinaryOp::Logaddexp2Weight:
+      run([](T x, T y) TG_INLINE_LAMBDA { return k_sigmoid((x - y) * T(0.6931471805599453094)); }); break;
+    case BinaryOp::FmaxWeight: run([](T x, T y) { return k_fmax_weight(x, y); }); break;
+    case BinaryOp::FminWeight: run([](T x, T y) { return k_fmin_weight(x, y); }); break;
     TG_SPEC_DERIV_CASES
   }
 }

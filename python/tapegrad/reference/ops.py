@@ -139,6 +139,12 @@ def _tie_weight(wins, a, b):
     return _mask(wins(a.data, b.data), a) + 0.5 * _mask(a.data == b.data, a)
 
 
+def _nan_aware_weight(wins, a, b):
+    """d fmax(a, b) / da (wins=np.greater; fmin: np.less): 1 where b is NaN, 0 where only a is, else _tie_weight."""
+    w = np.where(np.isnan(b.data), 1.0, np.where(np.isnan(a.data), 0.0, _tie_weight(wins, a, b)))
+    return w.astype(a.dtype)
+
+
 def _radius2(a, b):
     """a^2 + b^2, or 1 at the origin: atan2's gradient there is 0 (PyTorch's backward)."""
     return where((a.data == 0) & (b.data == 0), 1.0, a * a + b * b)
@@ -207,6 +213,17 @@ BINARY = {
                  lambda a, b: _tie_weight(np.greater, b, a)),
     "minimum":  (np.minimum,  lambda a, b: _tie_weight(np.less, a, b),
                  lambda a, b: _tie_weight(np.less, b, a)),
+    # h90-binary: d/da log(e^a + e^b) = e^a / (e^a + e^b) = 1 / (1 + e^(b - a)); base 2 alike with ln 2;
+    # d/da sqrt(a^2 + b^2) = a / y; fmax/fmin: to the chosen operand (a NaN is never chosen over a number;
+    # both NaN: the first), ties split as maximum's.
+    "logaddexp":  (np.logaddexp,  lambda a, b: 1 / (1 + exp(b - a)), lambda a, b: 1 / (1 + exp(a - b))),
+    "logaddexp2": (np.logaddexp2, lambda a, b: 1 / (1 + exp((b - a) * math.log(2))),
+                   lambda a, b: 1 / (1 + exp((a - b) * math.log(2)))),
+    "hypot":      (np.hypot,      lambda a, y: a / y, lambda b, y: b / y),
+    "fmax":       (np.fmax,       lambda a, b: _nan_aware_weight(np.greater, a, b),
+                   lambda a, b: 1 - _nan_aware_weight(np.greater, a, b)),
+    "fmin":       (np.fmin,       lambda a, b: _nan_aware_weight(np.less, a, b),
+                   lambda a, b: 1 - _nan_aware_weight(np.less, a, b)),
 }
 
 
