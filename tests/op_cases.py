@@ -231,6 +231,12 @@ CASES = {
     "slogdet": ([(2, 3, 3)], ["real"], _slogdet_case),
     "cholesky": ([(2, 3, 3)], ["real"], lambda m, a: m.cholesky(_spd(m, a))),
     "arctan2": ([(3, 4), (4,)], ["real", "nonzero"], lambda m, a, b: m.arctan2(a, b)),
+    # h88-scan
+    "cumsum": ([(3, 4)], ["real"], lambda m, x: m.cumsum(x, axis=1)),
+    "cumprod": ([(3, 4)], ["real"], lambda m, x: m.cumprod(x, axis=0)),
+    "prod": ([(3, 4)], ["real"], lambda m, x: m.prod(x, axis=1)),
+    "var": ([(3, 4)], ["real"], lambda m, x: m.var(x, axis=0, ddof=1)),
+    "std": ([(3, 4)], ["real"], lambda m, x: m.std(x, axis=1, keepdims=True)),
 }
 
 

@@ -34,6 +34,8 @@ Var matmul_nogil(const Var& a, const Var& b);  // releases the GIL for large pro
 Var clip_any(py::handle x, py::handle lo, py::handle hi);
 // mean, plus NumPy's RuntimeWarning "Mean of empty slice." when no element is averaged.
 Var mean_warn(const Var& x, const std::optional<Axes>& axes, bool keepdims);
+// var/std's ddof: an int or a float (null: 0); TypeError naming `name` otherwise.
+double ddof_arg(PyObject* h, const char* name);
 
 // sweeps.cpp
 // share: use a given gradient's buffer as is instead of a private copy

@@ -204,6 +204,28 @@ PyObject* softmax_body(const char* name, PyObject* const* a) {
   return cast_out(F(v, a[1] ? int_arg(a[1], name, "axis") : -1));
 }
 
+// h88-scan: cumsum/cumprod(x, axis=None); prod(x, axis=None, keepdims=False);
+// var/std(x, axis=None, ddof=0, keepdims=False) (ddof an int or a float, as NumPy's).
+template <Var (*F)(const Var&, std::optional<int64_t>)>
+PyObject* scan_body(const char* name, PyObject* const* a) {
+  Var v = unary_arg(a[0], name);
+  std::optional<int64_t> axis;
+  if (a[1] && a[1] != Py_None) axis = int_arg(a[1], name, "axis");
+  return cast_out(F(v, axis));
+}
+template <Var (*F)(const Var&, const std::optional<Axes>&, double, bool)>
+PyObject* moments_body(const char* name, PyObject* const* a) {
+  Var v = unary_arg(a[0], name);
+  std::optional<Axes> axes;
+  if (a[1] && a[1] != Py_None) axes = normalized_axes(v, a[1], name);
+  const double ddof = ddof_arg(a[2], name);
+  return cast_out(F(v, axes, ddof, a[3] && bool_arg(a[3], name, "keepdims")));
+}
+PyObject* cumsum_body(PyObject* const* a) { return scan_body<cumsum>("cumsum", a); }
+PyObject* cumprod_body(PyObject* const* a) { return scan_body<cumprod>("cumprod", a); }
+PyObject* var_body(PyObject* const* a) { return moments_body<variance>("var", a); }
+PyObject* std_body(PyObject* const* a) { return moments_body<stddev>("std", a); }
+
 PyObject* transpose_body(PyObject* const* a) {
   Var v = unary_arg(a[0], "transpose");
   if (!a[1] || a[1] == Py_None) return cast_out(transpose(v, std::nullopt));
@@ -264,6 +286,7 @@ TG_REDUCE_BODY(mean, mean_warn)
 TG_REDUCE_BODY(max, max)
 TG_REDUCE_BODY(min, min)
 TG_REDUCE_BODY(logsumexp, logsumexp)
+TG_REDUCE_BODY(prod, prod)
 TG_SOFTMAX_BODY(softmax, softmax)
 TG_SOFTMAX_BODY(log_softmax, log_softmax)
 #undef TG_BINARY_BODY
@@ -275,9 +298,14 @@ TG_BINARY_FN(maximum) TG_BINARY_FN(minimum) TG_BINARY_FN(arctan2) TG_BINARY_FN(m
 #undef TG_BINARY_FN
 #define TG_REDUCE_FN(NAME) TG_FASTCALL_FN_REQ(NAME, 1, "x", "axis", "keepdims")
 TG_REDUCE_FN(sum) TG_REDUCE_FN(mean) TG_REDUCE_FN(max) TG_REDUCE_FN(min) TG_REDUCE_FN(logsumexp)
+TG_REDUCE_FN(prod)
 #undef TG_REDUCE_FN
 TG_FASTCALL_FN_REQ(softmax, 1, "x", "axis")
 TG_FASTCALL_FN_REQ(log_softmax, 1, "x", "axis")
+TG_FASTCALL_FN_REQ(cumsum, 1, "x", "axis")
+TG_FASTCALL_FN_REQ(cumprod, 1, "x", "axis")
+TG_FASTCALL_FN_REQ(var, 1, "x", "axis", "ddof", "keepdims")
+TG_FASTCALL_FN_REQ(std, 1, "x", "axis", "ddof", "keepdims")
 #undef TG_FASTCALL_FN
 #undef TG_FASTCALL_FN_REQ
 
@@ -291,12 +319,20 @@ PyMethodDef kFastcallDefs[] = {
     TG_FASTCALL_DEF(mean), TG_FASTCALL_DEF(max), TG_FASTCALL_DEF(min), TG_FASTCALL_DEF(logsumexp),
     TG_FASTCALL_DEF(softmax), TG_FASTCALL_DEF(log_softmax), TG_FASTCALL_DEF(transpose),
     TG_FASTCALL_DEF(concatenate), TG_FASTCALL_DEF(stack),
+    TG_FASTCALL_DEF(cumsum), TG_FASTCALL_DEF(cumprod), TG_FASTCALL_DEF(prod), TG_FASTCALL_DEF(var), TG_FASTCALL_DEF(std),
     {"from_numpy", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(&from_numpy_fn)),
      METH_FASTCALL | METH_KEYWORDS, "from_numpy(array)\n--\n\nA Variable sharing the NumPy array's buffer (no copy)."},
     {nullptr, nullptr, 0, nullptr}};
 #undef TG_FASTCALL_DEF
 
 }  // namespace
+
+double ddof_arg(PyObject* h, const char* name) {
+  if (!h) return 0;
+  if (is_integer(h)) return double(int_arg(h, name, "ddof"));
+  if (PyFloat_Check(h)) return PyFloat_AS_DOUBLE(h);
+  throw type_error(std::string(name) + ": ddof must be an int or a float, got " + type_name(h));
+}
 
 // The op gives NumPy's nan; the binding adds NumPy's warning (the reference engine's np.mean warns).
 Var mean_warn(const Var& x, const std::optional<Axes>& axes, bool keepdims) {
