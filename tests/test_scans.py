@@ -92,6 +92,13 @@ def test_empty_axes():
         assert np.isnan(tg.var(x, axis=1).data).all()
 
 
+def test_var_of_no_element_warns_as_the_composition_did():
+    for f in (lambda v: tg.var(v, axis=1), lambda v: v.std(axis=1), lambda v: tg.std(v)):
+        with pytest.warns(RuntimeWarning, match="Mean of empty slice"):
+            y = f(tg.Variable(np.ones((2, 0))))
+        assert np.isnan(np.asarray(y.data)).all()
+
+
 def test_axis_errors():
     with pytest.raises((ValueError, IndexError)):
         tg.cumsum(np.ones(3), axis=1)

@@ -36,6 +36,8 @@ Var clip_any(py::handle x, py::handle lo, py::handle hi);
 Var mean_warn(const Var& x, const std::optional<Axes>& axes, bool keepdims);
 // var/std's ddof: an int or a float (null: 0); TypeError naming `name` otherwise.
 double ddof_arg(PyObject* h, const char* name);
+// RuntimeWarning "Mean of empty slice." when var/std reduce no element (as the composition did).
+void warn_empty_moments(const Var& x, const std::optional<Axes>& axes);
 
 // sweeps.cpp
 // share: use a given gradient's buffer as is instead of a private copy

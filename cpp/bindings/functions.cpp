@@ -219,7 +219,9 @@ PyObject* moments_body(const char* name, PyObject* const* a) {
   std::optional<Axes> axes;
   if (a[1] && a[1] != Py_None) axes = normalized_axes(v, a[1], name);
   const double ddof = ddof_arg(a[2], name);
-  return cast_out(F(v, axes, ddof, a[3] && bool_arg(a[3], name, "keepdims")));
+  const bool keepdims = a[3] && bool_arg(a[3], name, "keepdims");
+  warn_empty_moments(v, axes);
+  return cast_out(F(v, axes, ddof, keepdims));
 }
 PyObject* cumsum_body(PyObject* const* a) { return scan_body<cumsum>("cumsum", a); }
 PyObject* cumprod_body(PyObject* const* a) { return scan_body<cumprod>("cumprod", a); }
@@ -334,8 +336,8 @@ double ddof_arg(PyObject* h, const char* name) {
   throw type_error(std::string(name) + ": ddof must be an int or a float, got " + type_name(h));
 }
 
-// The op gives NumPy's nan; the binding adds NumPy's warning (the reference engine's np.mean warns).
-Var mean_warn(const Var& x, const std::optional<Axes>& axes, bool keepdims) {
+// var/std (and mean) of no element: nan, with NumPy's mean warning (var/std's composition gave it through mean).
+void warn_empty_moments(const Var& x, const std::optional<Axes>& axes) {
   int64_t count = 1;
   if (axes) {
     for (int64_t a : *axes) count *= x->shape()[a];
@@ -343,6 +345,11 @@ Var mean_warn(const Var& x, const std::optional<Axes>& axes, bool keepdims) {
     count = x->data.numel();
   }
   if (count == 0 && PyErr_WarnEx(PyExc_RuntimeWarning, "Mean of empty slice.", 1) < 0) throw py::error_already_set();
+}
+
+// The op gives NumPy's nan; the binding adds NumPy's warning (the reference engine's np.mean warns).
+Var mean_warn(const Var& x, const std::optional<Axes>& axes, bool keepdims) {
+  warn_empty_moments(x, axes);  // (the same count and message)
   return mean(x, axes, keepdims);
 }
 

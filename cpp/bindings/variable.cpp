@@ -672,7 +672,9 @@ PyObject* moments_method(const char* name, PyObject* self, PyObject* const* args
     std::optional<Axes> axes;
     if (a[0] && a[0] != Py_None) axes = normalized_axes(v, a[0], name);
     const double ddof = ddof_arg(a[1], name);
-    return cast_out(F(v, axes, ddof, a[2] && bool_arg(a[2], name, "keepdims")));
+    const bool keepdims = a[2] && bool_arg(a[2], name, "keepdims");
+    warn_empty_moments(v, axes);
+    return cast_out(F(v, axes, ddof, keepdims));
   }, name);
 }
 PyObject* cumsum_method(PyObject* self, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) {
@@ -872,10 +874,18 @@ tapegrad.from_numpy(arr) to share a NumPy array's buffer instead.
     return cumprod(v, axis.is_none() ? std::nullopt : std::optional<int64_t>(int_arg(axis, "cumprod", "axis")));
   }), TG_METHOD_SIG(cumprod));
   V.def("var", named("var", +[](const Var& v, py::handle axis, py::handle ddof, py::handle keepdims) {
-    return variance(v, normalized_axes(v, axis, "var"), ddof_arg(ddof.ptr(), "var"), bool_arg(keepdims, "var", "keepdims"));
+    std::optional<Axes> axes = normalized_axes(v, axis, "var");
+    const double d = ddof_arg(ddof.ptr(), "var");
+    const bool kd = bool_arg(keepdims, "var", "keepdims");
+    warn_empty_moments(v, axes);
+    return variance(v, axes, d, kd);
   }), TG_METHOD_SIG(var));
   V.def("std", named("std", +[](const Var& v, py::handle axis, py::handle ddof, py::handle keepdims) {
-    return stddev(v, normalized_axes(v, axis, "std"), ddof_arg(ddof.ptr(), "std"), bool_arg(keepdims, "std", "keepdims"));
+    std::optional<Axes> axes = normalized_axes(v, axis, "std");
+    const double d = ddof_arg(ddof.ptr(), "std");
+    const bool kd = bool_arg(keepdims, "std", "keepdims");
+    warn_empty_moments(v, axes);
+    return stddev(v, axes, d, kd);
   }), TG_METHOD_SIG(std));
   V.def("reshape", named("reshape", +[](const Var& v, py::args shape) { return reshape(v, shape_from_args(shape, "reshape")); }),
         TG_METHOD_SIG(reshape));

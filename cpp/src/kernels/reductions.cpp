@@ -745,27 +745,19 @@ static Tensor runs_of(const Tensor& x0, const std::vector<bool>& axes, int64_t& 
   return x.permuted(perm).contiguous_copy();
 }
 
-// Product of one run in 32 lanes (fixed order: the same bits everywhere),
-// in double for float32.
-template <class T>
-static SumAcc<T> prod_run(const T* a, int64_t n) {
-  using Acc = SumAcc<T>;
-  constexpr int L = 32;
-  if (n < L) {
-    Acc r = 1;
-    for (int64_t i = 0; i < n; ++i) r *= Acc(a[i]);
-    return r;
-  }
-  Acc s[L];
-  for (int k = 0; k < L; ++k) s[k] = 1;
-  int64_t i = 0;
-  for (; i + L <= n; i += L)
-    for (int k = 0; k < L; ++k) s[k] *= Acc(a[i + k]);
-  for (; i < n; ++i) s[0] *= Acc(a[i]);
-  for (int w = L / 2; w >= 1; w /= 2)
-    for (int k = 0; k < w; ++k) s[k] *= s[k + w];
-  return s[0];
+// out, laid out as runs_of's copy, back in x's layout (shape `shape`).
+static Tensor unpermute(const Tensor& out, const Shape& shape, const std::vector<int64_t>& perm) {
+  if (perm.empty()) return out;
+  std::vector<int64_t> inv(perm.size());
+  for (size_t i = 0; i < perm.size(); ++i) inv[perm[i]] = int64_t(i);
+  Shape ps;
+  for (int64_t p : perm) ps.push_back(shape[p]);
+  return out.view(ps).permuted(inv).contiguous_copy();
 }
+
+// Product of one run (simd/reduce.hpp prod_run: 32 lanes in a fixed order, in double for float32).
+static inline double prod_run(const float* a, int64_t n) { return isa().prod_f32(a, n); }
+static inline double prod_run(const double* a, int64_t n) { return isa().prod_f64(a, n); }
 
 Tensor prod(const Tensor& x0, const std::vector<bool>& axes) {
   Shape keep = x0.shape;
@@ -813,30 +805,82 @@ Tensor prod_vjp(const Tensor& x0, const Tensor& g0, const std::vector<bool>& axe
     const T* pg = g.ptr<T>();
     T* po = out.ptr<T>();
     using Acc = SumAcc<T>;
+    // A long run in sub-blocks of L, B of them at a time with their prefix
+    // (then suffix) chains interleaved: B independent multiplies in flight,
+    // not one chain of `run` dependent ones (1M float64: 2.5 ms -> see
+    // benchmarks/README.md h88-scan); each sub-block's part then scaled by
+    // the product of the sub-blocks before (after) it. L = 136, not a power
+    // of 2: the B streams fall in different cache sets (with 2^16-element
+    // blocks they thrashed one set: 10 ms). Fixed by the run's length: the
+    // same bits at any thread count.
+    constexpr int64_t L = 136, B = 16;
     parallel_for(rows, std::max<int64_t>(1, kGrainElements / std::max<int64_t>(1, run)), [&](int64_t r0, int64_t r1) {
-      std::vector<Acc> pre(run);
+      std::vector<Acc> sp, before, after;
       for (int64_t r = r0; r < r1; ++r) {
         const T* ar = a + r * run;
         T* o = po + r * run;
-        Acc p = 1;
-        for (int64_t i = 0; i < run; ++i) {
-          pre[i] = p;
-          p *= Acc(ar[i]);
+        if (run < L * B) {
+          Acc p = 1;
+          for (int64_t i = 0; i < run; ++i) {
+            o[i] = T(p);
+            p *= Acc(ar[i]);
+          }
+          Acc q = Acc(pg[r]);
+          for (int64_t i = run; i-- > 0;) {
+            o[i] = T(Acc(o[i]) * q);
+            q *= Acc(ar[i]);
+          }
+          continue;
         }
-        Acc s = Acc(pg[r]);
-        for (int64_t i = run; i-- > 0;) {
-          o[i] = T(pre[i] * s);
-          s *= Acc(ar[i]);
+        const int64_t ns = (run + L - 1) / L;
+        sp.resize(ns);
+        before.resize(ns);
+        after.resize(ns);
+        Acc p[B], q[B], f[B], buf[B][L];
+        // Each sub-block's product (x read once, nothing written), B chains interleaved.
+        for (int64_t s0 = 0; s0 < ns; s0 += B) {
+          const int64_t nb = std::min(B, ns - s0);
+          for (int64_t b = 0; b < nb; ++b) p[b] = 1;
+          for (int64_t i = 0; i < L; ++i)
+            for (int64_t b = 0; b < nb; ++b) {
+              const int64_t k = (s0 + b) * L + i;
+              if (k < run) p[b] *= Acc(ar[k]);
+            }
+          for (int64_t b = 0; b < nb; ++b) sp[s0 + b] = p[b];
+        }
+        before[0] = 1;
+        for (int64_t t = 1; t < ns; ++t) before[t] = before[t - 1] * sp[t - 1];
+        after[ns - 1] = Acc(pg[r]);
+        for (int64_t t = ns - 1; t-- > 0;) after[t] = after[t + 1] * sp[t + 1];
+        // Then per B sub-blocks: the prefixes into buf (L1), the suffixes back, o written once.
+        for (int64_t s0 = 0; s0 < ns; s0 += B) {
+          const int64_t nb = std::min(B, ns - s0);
+          for (int64_t b = 0; b < nb; ++b) {
+            p[b] = 1;
+            q[b] = after[s0 + b];
+            f[b] = before[s0 + b];
+          }
+          for (int64_t i = 0; i < L; ++i)
+            for (int64_t b = 0; b < nb; ++b) {
+              const int64_t k = (s0 + b) * L + i;
+              if (k < run) {
+                buf[b][i] = p[b];
+                p[b] *= Acc(ar[k]);
+              }
+            }
+          for (int64_t i = L; i-- > 0;)
+            for (int64_t b = 0; b < nb; ++b) {
+              const int64_t k = (s0 + b) * L + i;
+              if (k < run) {
+                o[k] = T((f[b] * buf[b][i]) * q[b]);
+                q[b] *= Acc(ar[k]);
+              }
+            }
         }
       }
     });
   });
-  if (perm.empty()) return out;
-  std::vector<int64_t> inv(perm.size());
-  for (size_t i = 0; i < perm.size(); ++i) inv[perm[i]] = int64_t(i);
-  Shape ps;
-  for (int64_t p : perm) ps.push_back(x0.shape[p]);
-  return out.view(ps).permuted(inv).contiguous_copy();
+  return unpermute(out, x0.shape, perm);
 }
 
 // var (or std) over the axes, keepdims form: the mean in double, then the
@@ -939,12 +983,7 @@ Tensor moments_vjp(const Tensor& x0, const Tensor& mean, const Tensor& y, const 
       }
     });
   });
-  if (perm.empty()) return out;
-  std::vector<int64_t> inv(perm.size());
-  for (size_t i = 0; i < perm.size(); ++i) inv[perm[i]] = int64_t(i);
-  Shape ps;
-  for (int64_t p : perm) ps.push_back(x0.shape[p]);
-  return out.view(ps).permuted(inv).contiguous_copy();
+  return unpermute(out, x0.shape, perm);
 }
 
 }  // namespace tg::kern

@@ -950,11 +950,15 @@ def var(x, axis=None, ddof=0, keepdims=False):
 
 
 def std(x, axis=None, ddof=0, keepdims=False):
-    """sqrt(var); of no element, var's nan (a constant)."""
+    """sqrt(var); of no element, var's nan (a constant). Where var is 0 the derivative is 0 (PyTorch's
+    convention; sqrt'(0) is inf): sqrt of 1 there, then 0 in its place, so no 0 * inf reaches any order."""
     x = as_variable(x)
     axes = _normalize_axes("std", axis, x.shape) if x.ndim else ()
     y = var(x, axis=axis, ddof=ddof, keepdims=keepdims)
-    return y if math.prod(x.shape[a] for a in axes) == 0 else sqrt(y)
+    if math.prod(x.shape[a] for a in axes) == 0:
+        return y
+    zero = y.data == 0
+    return where(zero, 0.0, sqrt(where(zero, 1.0, y)))
 
 
 # -- Variable's operators and methods; the op list -----------------------------------------
