@@ -384,6 +384,33 @@ def _linalg(name, e):
                   "numpy": getattr(np.linalg, name)})]
 
 
+def _scan_family(name, e):
+    """h88-scan: cumsum, cumprod, prod, var, std (the rows they had as compositions, same labels and
+    inputs): the whole vector, along the last axis of a square matrix, and the method."""
+    import tapegrad
+    import torch
+
+    tg_f, near = getattr(tapegrad, name), name in ("prod", "cumprod")
+    vec_in = _near_one(vec1 if name.startswith("cum") else vec) if near else _x(shape=vec1 if name.startswith("cum") else vec)
+    sq_in = _near_one(square) if near else _x(shape=square)
+    if name.startswith("cum"):
+        th = getattr(torch, name)
+        whole = {"tapegrad": tg_f, "torch": lambda x: th(x.reshape(-1), 0), "numpy": getattr(np, name)}
+        last = {"tapegrad": lambda x: tg_f(x, axis=-1), "torch": lambda x: th(x, -1),
+                "numpy": lambda x: getattr(np, name)(x, axis=-1)}
+        meth = {"tapegrad": _method(name), "torch": eval(f"lambda x: x.{name}(0)"), "numpy": _method(name)}
+    else:
+        th = {"prod": lambda x, **k: torch.prod(x, dim=k["axis"]) if k else torch.prod(x),
+              "std": lambda x, **k: torch.std(x, dim=k.get("axis"), correction=0),
+              "var": lambda x, **k: torch.var(x, dim=k.get("axis"), correction=0)}[name]
+        whole = {"tapegrad": tg_f, "torch": th, "numpy": getattr(np, name)}
+        last = {k: (lambda f: lambda x: f(x, axis=-1))(f) for k, f in whole.items()}
+        meth = {"tapegrad": _method(name), "numpy": _method(name),
+                "torch": _method(name) if name == "prod" else eval(f"lambda x: x.{name}(correction=0)")}
+    return [Case(f"{name}(x)", name, "op", vec_in, whole), Case(f"{name}(X, axis=-1)", name, "op", sq_in, last),
+            Case(f"v.{name}()", name, "method", vec_in, meth)]
+
+
 # --------------------------------------------------------------------------- public functions and methods outside the spec
 
 # Public callables of the tapegrad namespace that are not array ops: transforms, checks, state
@@ -506,9 +533,6 @@ def compose_cases():
     # Reductions: the whole vector, and along the last axis of a square matrix.
     reductions = {
         "average": (_x(), lambda x, **k: torch.mean(x, dim=k["axis"]) if k else torch.mean(x), np.average),
-        "prod": (_near_one(vec), lambda x, **k: torch.prod(x, dim=k["axis"]) if k else torch.prod(x), np.prod),
-        "std": (_x(), lambda x, **k: torch.std(x, dim=k.get("axis"), correction=0), np.std),
-        "var": (_x(), lambda x, **k: torch.var(x, dim=k.get("axis"), correction=0), np.var),
         "norm": (_x(), lambda x, **k: torch.linalg.vector_norm(x, dim=k.get("axis")), np.linalg.norm),
         "argmax": (_x(), lambda x, **k: torch.argmax(x, dim=k.get("axis")), np.argmax),
         "argmin": (_x(), lambda x, **k: torch.argmin(x, dim=k.get("axis")), np.argmin),
@@ -516,17 +540,9 @@ def compose_cases():
     for name, (inp, th, nf) in reductions.items():
         modes = ("eval",) if name.startswith("arg") else ("eval", "grad")
         row(f"{name}(x)", name, inp, getattr(tg, name), th, nf, modes=modes)
-        inp2 = _near_one(square) if name == "prod" else _x(shape=square)
+        inp2 = _x(shape=square)
         row(f"{name}(X, axis=-1)", name, inp2, (lambda f: lambda x: f(x, axis=-1))(getattr(tg, name)),
             (lambda f: lambda x: f(x, axis=-1))(th), (lambda f: lambda x: f(x, axis=-1))(nf), modes=modes)
-    for name in ("cumsum", "cumprod"):
-        th = getattr(torch, name)
-        near = name == "cumprod"
-        row(f"{name}(x)", name, _near_one(vec1) if near else _x(shape=vec1), getattr(tg, name),
-            (lambda f: lambda x: f(x.reshape(-1), 0))(th), getattr(np, name))
-        row(f"{name}(X, axis=-1)", name, _near_one(square) if near else _x(shape=square),
-            (lambda f: lambda x: f(x, axis=-1))(getattr(tg, name)), (lambda f: lambda x: f(x, -1))(th),
-            (lambda f: lambda x: f(x, axis=-1))(getattr(np, name)))
     # Square-matrix ops.
     row("det(A)", "det", lambda n, rng: [_det_matrix(n, rng)], tg.det, torch.linalg.det, np.linalg.det)
     for name, th, nf in (("ravel", torch.ravel, np.ravel), ("flatten", torch.flatten, lambda x: x.flatten()),
@@ -563,9 +579,7 @@ def compose_cases():
     # modes). NumPy's twin is the same method call unless given.
     methods = {
         "argmax": ("", _x(), "x.argmax()", ("eval",)), "argmin": ("", _x(), "x.argmin()", ("eval",)),
-        "copy": ("", _x(), "x.clone()", None), "cumsum": ("", _x(shape=vec1), "x.cumsum(0)", None),
-        "cumprod": ("", _near_one(vec1), "x.cumprod(0)", None), "prod": ("", _near_one(vec), "x.prod()", None),
-        "std": ("", _x(), "x.std(correction=0)", None), "var": ("", _x(), "x.var(correction=0)", None),
+        "copy": ("", _x(), "x.clone()", None),
         "round": ("", _x(), "x.round()", None), "ravel": ("", _x(shape=square), "x.ravel()", None),
         "flatten": ("", _x(shape=square), "x.flatten()", None),
         "repeat": ("2", _x(shape=vec1), "x.repeat_interleave(2)", None),
@@ -683,6 +697,8 @@ BUILDERS = {
     "concatenate": _join, "stack": _join, "matmul": _matmul, "linear": _linear,
     **{k: _views for k in ("diagonal", "diag", "trace", "squeeze", "expand_dims", "swapaxes", "moveaxis", "tril",
                            "triu")},
+
+    **{k: _scan_family for k in ("cumsum", "cumprod", "prod", "var", "std")},
 }
 
 

@@ -255,6 +255,13 @@ CASES = {
     "hypot": ([(3, 4), (4,)], ["nonzero", "nonzero"], lambda m, a, b: m.hypot(a, b)),
     "fmax": ([(3, 4), (4,)], ["real", "real"], lambda m, a, b: m.fmax(a, b)),
     "fmin": ([(3, 4), (4,)], ["real", "real"], lambda m, a, b: m.fmin(a, b)),
+
+    # h88-scan
+    "cumsum": ([(3, 4)], ["real"], lambda m, x: m.cumsum(x, axis=1)),
+    "cumprod": ([(3, 4)], ["real"], lambda m, x: m.cumprod(x, axis=0)),
+    "prod": ([(3, 4)], ["real"], lambda m, x: m.prod(x, axis=1)),
+    "var": ([(3, 4)], ["real"], lambda m, x: m.var(x, axis=0, ddof=1)),
+    "std": ([(3, 4)], ["real"], lambda m, x: m.std(x, axis=1, keepdims=True)),
 }
 
 

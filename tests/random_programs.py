@@ -833,6 +833,30 @@ for _name, _entry in ELEMENTWISE_SPEC.items():
     if _entry["method"]:
         _add(OpSpec("Variable." + _name, _method(_name), b_unary, OPS[_name].domain, OPS[_name].kink,
                     form="{a}.{name}({rest})", weight=0.5))
+# h88-scan: scans (axis None flattens), prod, var/std (a reduction's axes; ddof 0 or 1)
+def b_scan(G, x):
+    nd = len(G.shape(x))
+    if nd == 0 or G.rng.random() < 0.3:
+        return (Ref(x),), {}
+    return (Ref(x),), {"axis": int(G.rng.integers(-nd, nd))}
+
+
+def b_moments(G, x):
+    # Not over no element: there the forward Jacobian downstream (tanh(nan) ...) differs, C++ 0 and
+    # the reference nan (h88-scan: var/std of no element; see benchmarks/README.md).
+    shape = G.shape(x)
+    args, kw = b_reduce(G, x)
+    axis = kw.get("axis")
+    axes = range(len(shape)) if axis is None else ((axis,) if isinstance(axis, int) else axis)
+    if any(shape[a] == 0 for a in axes):
+        return None
+    return args, dict(kw, ddof=int(G.rng.integers(0, 2))) if G.rng.random() < 0.3 else kw
+
+
+for _name, _b, _dom in [("cumsum", b_scan, "finite"), ("cumprod", b_scan, "bounded"),
+                        ("prod", b_reduce, "bounded"), ("var", b_moments, "finite"), ("std", b_moments, "finite")]:
+    _add(OpSpec(_name, _fn(_name), _b, _dom))
+    _add(OpSpec("Variable." + _name, _method(_name), _b, _dom, form="{a}.{name}({rest})", weight=0.5))
 _add(OpSpec("Variable.T", _T, b_unary, form="{a}.T", weight=0.5))
 # operators
 for _name, _sym, _b, _dom, _kink in [

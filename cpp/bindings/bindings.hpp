@@ -41,6 +41,11 @@ PyObject* trace_body(PyObject* const* a);
 PyObject* squeeze_body(PyObject* const* a);
 PyObject* swapaxes_body(PyObject* const* a);
 
+// var/std's ddof: an int or a float (null: 0); TypeError naming `name` otherwise.
+double ddof_arg(PyObject* h, const char* name);
+// RuntimeWarning "Mean of empty slice." when var/std reduce no element (as the composition did).
+void warn_empty_moments(const Var& x, const std::optional<Axes>& axes);
+
 // sweeps.cpp
 // share: use a given gradient's buffer as is instead of a private copy
 // (share_seed: when no hook could write into it and no graph keep it).

@@ -254,6 +254,30 @@ PyObject* softmax_body(const char* name, PyObject* const* a) {
   return cast_out(F(v, a[1] ? int_arg(a[1], name, "axis") : -1));
 }
 
+// h88-scan: cumsum/cumprod(x, axis=None); prod(x, axis=None, keepdims=False);
+// var/std(x, axis=None, ddof=0, keepdims=False) (ddof an int or a float, as NumPy's).
+template <Var (*F)(const Var&, std::optional<int64_t>)>
+PyObject* scan_body(const char* name, PyObject* const* a) {
+  Var v = unary_arg(a[0], name);
+  std::optional<int64_t> axis;
+  if (a[1] && a[1] != Py_None) axis = int_arg(a[1], name, "axis");
+  return cast_out(F(v, axis));
+}
+template <Var (*F)(const Var&, const std::optional<Axes>&, double, bool)>
+PyObject* moments_body(const char* name, PyObject* const* a) {
+  Var v = unary_arg(a[0], name);
+  std::optional<Axes> axes;
+  if (a[1] && a[1] != Py_None) axes = normalized_axes(v, a[1], name);
+  const double ddof = ddof_arg(a[2], name);
+  const bool keepdims = a[3] && bool_arg(a[3], name, "keepdims");
+  warn_empty_moments(v, axes);
+  return cast_out(F(v, axes, ddof, keepdims));
+}
+PyObject* cumsum_body(PyObject* const* a) { return scan_body<cumsum>("cumsum", a); }
+PyObject* cumprod_body(PyObject* const* a) { return scan_body<cumprod>("cumprod", a); }
+PyObject* var_body(PyObject* const* a) { return moments_body<variance>("var", a); }
+PyObject* std_body(PyObject* const* a) { return moments_body<stddev>("std", a); }
+
 PyObject* transpose_body(PyObject* const* a) {
   Var v = unary_arg(a[0], "transpose");
   if (!a[1] || a[1] == Py_None) return cast_out(transpose(v, std::nullopt));
@@ -383,6 +407,7 @@ TG_REDUCE_BODY(mean, mean_warn)
 TG_REDUCE_BODY(max, max)
 TG_REDUCE_BODY(min, min)
 TG_REDUCE_BODY(logsumexp, logsumexp)
+TG_REDUCE_BODY(prod, prod)
 TG_SOFTMAX_BODY(softmax, softmax)
 TG_SOFTMAX_BODY(log_softmax, log_softmax)
 #undef TG_BINARY_BODY
@@ -395,12 +420,17 @@ TG_BINARY_FN(logaddexp) TG_BINARY_FN(logaddexp2) TG_BINARY_FN(hypot) TG_BINARY_F
 #undef TG_BINARY_FN
 #define TG_REDUCE_FN(NAME) TG_FASTCALL_FN_REQ(NAME, 1, "x", "axis", "keepdims")
 TG_REDUCE_FN(sum) TG_REDUCE_FN(mean) TG_REDUCE_FN(max) TG_REDUCE_FN(min) TG_REDUCE_FN(logsumexp)
+TG_REDUCE_FN(prod)
 #undef TG_REDUCE_FN
 TG_FASTCALL_FN(_less, "a", "b") TG_FASTCALL_FN(_less_equal, "a", "b") TG_FASTCALL_FN(_greater, "a", "b")
 TG_FASTCALL_FN(_greater_equal, "a", "b") TG_FASTCALL_FN(_equal, "a", "b") TG_FASTCALL_FN(_not_equal, "a", "b")
 TG_FASTCALL_FN(_isnan, "x") TG_FASTCALL_FN(_isinf, "x") TG_FASTCALL_FN(_isfinite, "x") TG_FASTCALL_FN(_signbit, "x")
 TG_FASTCALL_FN_REQ(softmax, 1, "x", "axis")
 TG_FASTCALL_FN_REQ(log_softmax, 1, "x", "axis")
+TG_FASTCALL_FN_REQ(cumsum, 1, "x", "axis")
+TG_FASTCALL_FN_REQ(cumprod, 1, "x", "axis")
+TG_FASTCALL_FN_REQ(var, 1, "x", "axis", "ddof", "keepdims")
+TG_FASTCALL_FN_REQ(std, 1, "x", "axis", "ddof", "keepdims")
 #undef TG_FASTCALL_FN
 #undef TG_FASTCALL_FN_REQ
 
@@ -427,6 +457,8 @@ PyMethodDef kFastcallDefs[] = {
 
     TG_FASTCALL_DEF(logaddexp), TG_FASTCALL_DEF(logaddexp2), TG_FASTCALL_DEF(hypot), TG_FASTCALL_DEF(fmax),
     TG_FASTCALL_DEF(fmin),
+
+    TG_FASTCALL_DEF(cumsum), TG_FASTCALL_DEF(cumprod), TG_FASTCALL_DEF(prod), TG_FASTCALL_DEF(var), TG_FASTCALL_DEF(std),
     {"from_numpy", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(&from_numpy_fn)),
      METH_FASTCALL | METH_KEYWORDS, "from_numpy(array)\n--\n\nA Variable sharing the NumPy array's buffer (no copy)."},
     {nullptr, nullptr, 0, nullptr}};
@@ -434,8 +466,15 @@ PyMethodDef kFastcallDefs[] = {
 
 }  // namespace
 
-// The op gives NumPy's nan; the binding adds NumPy's warning (the reference engine's np.mean warns).
-Var mean_warn(const Var& x, const std::optional<Axes>& axes, bool keepdims) {
+double ddof_arg(PyObject* h, const char* name) {
+  if (!h) return 0;
+  if (is_integer(h)) return double(int_arg(h, name, "ddof"));
+  if (PyFloat_Check(h)) return PyFloat_AS_DOUBLE(h);
+  throw type_error(std::string(name) + ": ddof must be an int or a float, got " + type_name(h));
+}
+
+// var/std (and mean) of no element: nan, with NumPy's mean warning (var/std's composition gave it through mean).
+void warn_empty_moments(const Var& x, const std::optional<Axes>& axes) {
   int64_t count = 1;
   if (axes) {
     for (int64_t a : *axes) count *= x->shape()[a];
@@ -443,6 +482,11 @@ Var mean_warn(const Var& x, const std::optional<Axes>& axes, bool keepdims) {
     count = x->data.numel();
   }
   if (count == 0 && PyErr_WarnEx(PyExc_RuntimeWarning, "Mean of empty slice.", 1) < 0) throw py::error_already_set();
+}
+
+// The op gives NumPy's nan; the binding adds NumPy's warning (the reference engine's np.mean warns).
+Var mean_warn(const Var& x, const std::optional<Axes>& axes, bool keepdims) {
+  warn_empty_moments(x, axes);  // (the same count and message)
   return mean(x, axes, keepdims);
 }
 

@@ -650,7 +650,49 @@ TG_REDUCE_METHOD(sum, sum)
 TG_REDUCE_METHOD(mean, mean_warn)
 TG_REDUCE_METHOD(max, max)
 TG_REDUCE_METHOD(min, min)
+
+TG_REDUCE_METHOD(prod, prod)
 #undef TG_REDUCE_METHOD
+
+// h88-scan: v.cumsum/cumprod(axis=None), v.var/std(axis=None, ddof=0, keepdims=False).
+template <Var (*F)(const Var&, std::optional<int64_t>)>
+PyObject* scan_method(const char* name, PyObject* self, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) {
+  return guarded([&] {
+    static const char* const kNames[1] = {"axis"};
+    PyObject* a[1] = {nullptr};
+    fastcall_args(name, kNames, 1, 0, args, nargs, kwnames, a);
+    std::optional<int64_t> axis;
+    if (a[0] && a[0] != Py_None) axis = int_arg(a[0], name, "axis");
+    return cast_out(F(holder_of(self), axis));
+  }, name);
+}
+template <Var (*F)(const Var&, const std::optional<Axes>&, double, bool)>
+PyObject* moments_method(const char* name, PyObject* self, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) {
+  return guarded([&] {
+    static const char* const kNames[3] = {"axis", "ddof", "keepdims"};
+    PyObject* a[3] = {nullptr, nullptr, nullptr};
+    fastcall_args(name, kNames, 3, 0, args, nargs, kwnames, a);
+    const Var& v = holder_of(self);
+    std::optional<Axes> axes;
+    if (a[0] && a[0] != Py_None) axes = normalized_axes(v, a[0], name);
+    const double ddof = ddof_arg(a[1], name);
+    const bool keepdims = a[2] && bool_arg(a[2], name, "keepdims");
+    warn_empty_moments(v, axes);
+    return cast_out(F(v, axes, ddof, keepdims));
+  }, name);
+}
+PyObject* cumsum_method(PyObject* self, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) {
+  return scan_method<cumsum>("cumsum", self, args, nargs, kwnames);
+}
+PyObject* cumprod_method(PyObject* self, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) {
+  return scan_method<cumprod>("cumprod", self, args, nargs, kwnames);
+}
+PyObject* var_method(PyObject* self, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) {
+  return moments_method<variance>("var", self, args, nargs, kwnames);
+}
+PyObject* std_method(PyObject* self, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) {
+  return moments_method<stddev>("std", self, args, nargs, kwnames);
+}
 
 PyObject* transpose_method(PyObject* self, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) {
   return guarded([&] {
@@ -695,6 +737,12 @@ PyMethodDef g_fastcall_methods[] = {
     {"trace", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(&trace_method)), METH_FASTCALL | METH_KEYWORDS, nullptr},
     {"squeeze", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(&squeeze_method)), METH_FASTCALL | METH_KEYWORDS, nullptr},
     {"swapaxes", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(&swapaxes_method)), METH_FASTCALL | METH_KEYWORDS, nullptr},
+
+    {"prod", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(&prod_method)), METH_FASTCALL | METH_KEYWORDS, nullptr},
+    {"cumsum", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(&cumsum_method)), METH_FASTCALL | METH_KEYWORDS, nullptr},
+    {"cumprod", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(&cumprod_method)), METH_FASTCALL | METH_KEYWORDS, nullptr},
+    {"var", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(&var_method)), METH_FASTCALL | METH_KEYWORDS, nullptr},
+    {"std", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(&std_method)), METH_FASTCALL | METH_KEYWORDS, nullptr},
 };
 
 }  // namespace
@@ -847,7 +895,28 @@ tapegrad.from_numpy(arr) to share a NumPy array's buffer instead.
   TG_REDUCE_METHOD(mean, mean_warn);
   TG_REDUCE_METHOD(max, max);
   TG_REDUCE_METHOD(min, min);
+  TG_REDUCE_METHOD(prod, prod);
 #undef TG_REDUCE_METHOD
+  V.def("cumsum", named("cumsum", +[](const Var& v, py::handle axis) {
+    return cumsum(v, axis.is_none() ? std::nullopt : std::optional<int64_t>(int_arg(axis, "cumsum", "axis")));
+  }), TG_METHOD_SIG(cumsum));
+  V.def("cumprod", named("cumprod", +[](const Var& v, py::handle axis) {
+    return cumprod(v, axis.is_none() ? std::nullopt : std::optional<int64_t>(int_arg(axis, "cumprod", "axis")));
+  }), TG_METHOD_SIG(cumprod));
+  V.def("var", named("var", +[](const Var& v, py::handle axis, py::handle ddof, py::handle keepdims) {
+    std::optional<Axes> axes = normalized_axes(v, axis, "var");
+    const double d = ddof_arg(ddof.ptr(), "var");
+    const bool kd = bool_arg(keepdims, "var", "keepdims");
+    warn_empty_moments(v, axes);
+    return variance(v, axes, d, kd);
+  }), TG_METHOD_SIG(var));
+  V.def("std", named("std", +[](const Var& v, py::handle axis, py::handle ddof, py::handle keepdims) {
+    std::optional<Axes> axes = normalized_axes(v, axis, "std");
+    const double d = ddof_arg(ddof.ptr(), "std");
+    const bool kd = bool_arg(keepdims, "std", "keepdims");
+    warn_empty_moments(v, axes);
+    return stddev(v, axes, d, kd);
+  }), TG_METHOD_SIG(std));
   V.def("reshape", named("reshape", +[](const Var& v, py::args shape) { return reshape(v, shape_from_args(shape, "reshape")); }),
         TG_METHOD_SIG(reshape));
   V.def("transpose", named("transpose", +[](const Var& v, py::args axes) {

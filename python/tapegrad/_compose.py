@@ -168,68 +168,6 @@ def build(ns):
         predicate(_f)
 
     # ----- reductions --------------------------------------------------------------------
-    def to_front(x, axes):
-        """x with `axes` flattened into one leading axis: (n, *rest)."""
-        rest = [a for a in range(x.ndim) if a not in axes]
-        xt = ns.transpose(x, tuple(axes) + tuple(rest))
-        n = int(np.prod([x.shape[a] for a in axes], dtype=np.int64))
-        return ns.reshape(xt, (n,) + tuple(x.shape[a] for a in rest))
-
-    def keep(y, x, axes, keepdims):
-        return ns.reshape(y, tuple(1 if a in axes else n for a, n in enumerate(x.shape))) if keepdims else y
-
-    @composition
-    def prod(x, axis=None, keepdims=False):
-        x = V(x)
-        axes = _norm_axes(axis, x.ndim, "prod")
-        y = to_front(x, axes)
-        if y.shape[0] == 0:  # the empty product: 1, on the graph
-            y = ns.add(ns.multiply(ns.sum(y, axis=0), 0.0), 1.0)
-        else:
-            while y.shape[0] > 1:  # pairwise: log2(n) multiplies, exact derivatives at zeros
-                h = y.shape[0] // 2
-                prod2 = ns.multiply(y[:h], y[h:2 * h])
-                y = ns.concatenate([prod2, y[2 * h:]], axis=0) if y.shape[0] % 2 else prod2
-            y = y[0]
-        return keep(y, x, axes, keepdims)
-
-    def count(x, axes):
-        return int(np.prod([x.shape[a] for a in axes], dtype=np.int64))
-
-    @composition
-    def var(x, axis=None, ddof=0, keepdims=False):
-        x = V(x)
-        axes = _norm_axes(axis, x.ndim, "var")
-        d = ns.subtract(x, ns.mean(x, axis=axes, keepdims=True))
-        return ns.divide(ns.sum(ns.multiply(d, d), axis=axes, keepdims=bool(keepdims)),
-                         float(max(count(x, axes) - ddof, 0)))
-
-    @composition
-    def std(x, axis=None, ddof=0, keepdims=False):
-        return ns.sqrt(var(x, axis=axis, ddof=ddof, keepdims=keepdims))
-
-    def scan(x, axis, op, fill, name):
-        """Inclusive scan along `axis` in log2(n) steps (Hillis-Steele)."""
-        x = V(x)
-        if axis is None:
-            x, axis = ns.reshape(x, (-1,)), 0
-        axis = _norm_axis(axis, x.ndim, name)
-        n, k = x.shape[axis], 1
-        lead = (slice(None),) * axis
-        while k < n:
-            pad = np.full(x.shape[:axis] + (k,) + x.shape[axis + 1:], fill, dtype=x.dtype)
-            x = op(x, ns.concatenate([pad, x[lead + (slice(0, n - k),)]], axis=axis))
-            k *= 2
-        return x
-
-    @composition
-    def cumsum(x, axis=None):
-        return scan(x, axis, ns.add, 0, "cumsum")
-
-    @composition
-    def cumprod(x, axis=None):
-        return scan(x, axis, ns.multiply, 1, "cumprod")
-
     @composition
     def argmax(x, axis=None, keepdims=False):
         return np.argmax(values(x), axis=axis, keepdims=bool(keepdims))

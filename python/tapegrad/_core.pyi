@@ -174,6 +174,16 @@ class Variable:
         """Maximum over axes; tied elements share the gradient evenly."""
     def min(self, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Variable:
         """Minimum over axes; tied elements share the gradient evenly."""
+    def cumsum(self, axis: int | Sequence[int] | None = None) -> Variable:
+        """Cumulative sum along axis (the flattened array when axis is None); float32 adds up in double."""
+    def cumprod(self, axis: int | Sequence[int] | None = None) -> Variable:
+        """Cumulative product along axis (the flattened array when axis is None); exact derivatives at zeros."""
+    def prod(self, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Variable:
+        """Product over axes; the gradient is the product of the other elements (exact at zeros)."""
+    def var(self, axis: int | Sequence[int] | None = None, ddof: float = 0, keepdims: bool = False) -> Variable:
+        """Variance over axes, divided by N - ddof (inf or nan when N - ddof <= 0)."""
+    def std(self, axis: int | Sequence[int] | None = None, ddof: float = 0, keepdims: bool = False) -> Variable:
+        """Standard deviation, sqrt(var); its gradient is 0 where it is 0 (a constant input), as PyTorch's."""
     @overload
     def reshape(self, shape: int | Sequence[int], /) -> Variable: ...
     @overload
@@ -209,16 +219,6 @@ class Variable:
     # ----- the spec's compositions that are methods (opspec/ops.py COMPOSITIONS)
     def round(x, decimals: int = 0) -> Variable:
         """Round to decimals (half to even); derivative 0."""
-    def prod(x, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Variable:
-        """Product over axes (a chain of multiplies: exact derivatives at zeros)."""
-    def var(x, axis: int | Sequence[int] | None = None, ddof: float = 0, keepdims: bool = False) -> Variable:
-        """Variance, divided by N - ddof."""
-    def std(x, axis: int | Sequence[int] | None = None, ddof: float = 0, keepdims: bool = False) -> Variable:
-        """Standard deviation, sqrt(var)."""
-    def cumsum(x, axis: int | Sequence[int] | None = None) -> Variable:
-        """Cumulative sum (flattened when axis is None)."""
-    def cumprod(x, axis: int | Sequence[int] | None = None) -> Variable:
-        """Cumulative product (flattened when axis is None)."""
     def argmax(x, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> NDArray[Any]:
         """Index of the maximum (int64, no derivative)."""
     def argmin(x, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> NDArray[Any]:
@@ -403,6 +403,16 @@ def softmax(x: Variable | ArrayLike, axis: int = -1) -> Variable:
     """exp(x) / sum(exp(x)) along axis, computed stably."""
 def log_softmax(x: Variable | ArrayLike, axis: int = -1) -> Variable:
     """x - logsumexp(x) along axis, computed stably."""
+def cumsum(x: Variable | ArrayLike, axis: int | Sequence[int] | None = None) -> Variable:
+    """Cumulative sum along axis (the flattened array when axis is None); float32 adds up in double."""
+def cumprod(x: Variable | ArrayLike, axis: int | Sequence[int] | None = None) -> Variable:
+    """Cumulative product along axis (the flattened array when axis is None); exact derivatives at zeros."""
+def prod(x: Variable | ArrayLike, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Variable:
+    """Product over axes; the gradient is the product of the other elements (exact at zeros)."""
+def var(x: Variable | ArrayLike, axis: int | Sequence[int] | None = None, ddof: float = 0, keepdims: bool = False) -> Variable:
+    """Variance over axes, divided by N - ddof (inf or nan when N - ddof <= 0)."""
+def std(x: Variable | ArrayLike, axis: int | Sequence[int] | None = None, ddof: float = 0, keepdims: bool = False) -> Variable:
+    """Standard deviation, sqrt(var); its gradient is 0 where it is 0 (a constant input), as PyTorch's."""
 def reshape(x: Variable | ArrayLike, shape: int | Sequence[int]) -> Variable:
     """The same elements in a new shape (one axis may be -1)."""
 def transpose(x: Variable | ArrayLike, axes: Sequence[int] | None = None) -> Variable:

@@ -125,7 +125,7 @@ __all__ = [
     *UNARY_OPS, *BINARY_OPS, "clip", "where", "sum", "mean", "max", "min",
     "reshape", "transpose", "broadcast_to", "concatenate", "stack",
     "matmul", "linear", "softmax", "log_softmax", "logsumexp", "astype",
-    "inv", "solve", "slogdet", "cholesky",
+    "inv", "solve", "slogdet", "cholesky", "cumsum", "cumprod", "prod", "var", "std",
     "diagonal", "diag", "trace", "squeeze", "expand_dims", "swapaxes", "moveaxis", "tril", "triu",
 ]
 
@@ -262,6 +262,11 @@ class SymArray:
     def mean(self, axis=None, keepdims=False): return mean(self, axis, keepdims)
     def max(self, axis=None, keepdims=False): return max(self, axis, keepdims)
     def min(self, axis=None, keepdims=False): return min(self, axis, keepdims)
+    def cumsum(self, axis=None): return cumsum(self, axis)
+    def cumprod(self, axis=None): return cumprod(self, axis)
+    def prod(self, axis=None, keepdims=False): return prod(self, axis, keepdims)
+    def var(self, axis=None, ddof=0, keepdims=False): return var(self, axis, ddof, keepdims)
+    def std(self, axis=None, ddof=0, keepdims=False): return std(self, axis, ddof, keepdims)
     # exp, log, … are generated from UNARY_OPS (UNARY_METHODS)
     def clip(self, a_min, a_max): return clip(self, a_min, a_max)
     def astype(self, dtype): return self
@@ -397,6 +402,44 @@ def max(x, axis=None, keepdims=False):
 
 def min(x, axis=None, keepdims=False):
     return _reduce(x, axis, keepdims, lambda items: _sympy().Min(*items))
+
+
+def _scan(x, axis, combine):
+    """Running combine(a, b) along axis (the flattened array when None)."""
+    data = _objects(x)
+    if axis is None:
+        data, axis = data.reshape(-1), 0
+    axis = _axes(axis, data.ndim)[0]
+    out = np.moveaxis(data, axis, 0).copy()
+    for k in range(1, out.shape[0]):
+        out[k] = np.frompyfunc(combine, 2, 1)(out[k - 1], out[k])
+    return SymArray(np.moveaxis(out, 0, axis))
+
+
+def cumsum(x, axis=None):
+    return _scan(x, axis, lambda a, b: a + b)
+
+
+def cumprod(x, axis=None):
+    return _scan(x, axis, lambda a, b: a * b)
+
+
+def prod(x, axis=None, keepdims=False):
+    return _reduce(x, axis, keepdims, lambda items: _sympy().Mul(*items))
+
+
+def _var(items, ddof):
+    sp = _sympy()
+    m = sp.Add(*items) / len(items)
+    return sp.Add(*[(i - m) ** 2 for i in items]) / (len(items) - ddof)
+
+
+def var(x, axis=None, ddof=0, keepdims=False):
+    return _reduce(x, axis, keepdims, lambda items: _var(items, ddof))
+
+
+def std(x, axis=None, ddof=0, keepdims=False):
+    return _reduce(x, axis, keepdims, lambda items: _sympy().sqrt(_var(items, ddof)))
 
 
 def logsumexp(x, axis=None, keepdims=False):

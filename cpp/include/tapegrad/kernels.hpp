@@ -156,6 +156,16 @@ Tensor log_softmax(const Tensor& x, int64_t axis, Tensor* probs = nullptr);
 Tensor extremum_vjp(const Tensor& x, const Tensor& best, const Tensor& g, const std::vector<bool>& axes);
 // softmax / log_softmax from their output y and a cotangent g of y's shape.
 Tensor normaliser_vjp(const Tensor& y, const Tensor& g, int64_t axis, bool log);
+// ----- h88-scan: scans along one axis, prod, var / std (keepdims forms)
+Tensor scan(bool prod, const Tensor& x, int64_t axis, bool reverse);  // cumprod / cumsum, reversed from the end
+// cumprod's first-order VJP (vjp) or JVP of g along axis, exact at zeros; g may carry leading batch axes.
+Tensor cumprod_deriv(const Tensor& x, const Tensor& y, const Tensor& g, int64_t axis, bool vjp);
+Tensor prod(const Tensor& x, const std::vector<bool>& axes);
+Tensor prod_vjp(const Tensor& x, const Tensor& g, const std::vector<bool>& axes);  // g * the others' product
+// var (std when root) divided by max(N - ddof, 0); `mean` gets the mean when not null.
+Tensor moments(const Tensor& x, const std::vector<bool>& axes, double ddof, bool root, Tensor* mean);
+Tensor moments_vjp(const Tensor& x, const Tensor& mean, const Tensor& y, const Tensor& g,
+                   const std::vector<bool>& axes, double den, bool root);  // den = max(N - ddof, 0)
 
 // Per-step constants of an Adam update, bias corrections folded in (optim.cpp).
 template <class T>

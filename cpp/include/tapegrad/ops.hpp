@@ -60,6 +60,12 @@ Var min(const Var& x, const std::optional<Axes>& axes, bool keepdims);
 Var logsumexp(const Var& x, const std::optional<Axes>& axes, bool keepdims);
 Var softmax(const Var& x, int64_t axis);
 Var log_softmax(const Var& x, int64_t axis);
+// h88-scan: axis None scans the flattened array; var/std divide by max(N - ddof, 0).
+Var cumsum(const Var& x, std::optional<int64_t> axis);
+Var cumprod(const Var& x, std::optional<int64_t> axis);
+Var prod(const Var& x, const std::optional<Axes>& axes, bool keepdims);
+Var variance(const Var& x, const std::optional<Axes>& axes, double ddof, bool keepdims);
+Var stddev(const Var& x, const std::optional<Axes>& axes, double ddof, bool keepdims);
 // Softmax cross-entropy of logits (N, C) against int64 labels (N,): per row
 // (None) or reduced to their mean or sum, in one primitive.
 enum class CrossEntropyReduction { None, Mean, Sum };

@@ -591,4 +591,399 @@ Tensor normaliser_vjp(const Tensor& y0, const Tensor& g0, int64_t axis, bool log
   return out;
 }
 
+
+// ---------------------------------------------------------------------------
+// h88-scan: cumsum / cumprod (sequential per lane), prod, var / std
+// ---------------------------------------------------------------------------
+//
+// x seen as (outer, n, inner) around `axis`. A scan runs each of the
+// outer * inner lanes from one end to the other, in order; threads take
+// whole lanes (never a piece of a scan): the same bits at any thread count.
+// Plain C++ compiled once (not per ISA), no FMA contraction: the same bits
+// on every ISA. float32 sums accumulate in double (more accurate than
+// NumPy's float32 chain); products accumulate in T as NumPy and PyTorch do
+// (inf * 0 stays NaN there).
+static void axis_split(const Shape& s, int64_t axis, int64_t& outer, int64_t& n, int64_t& inner) {
+  outer = inner = 1;
+  for (int64_t d = 0; d < axis; ++d) outer *= s[d];
+  n = s[axis];
+  for (size_t d = axis + 1; d < s.size(); ++d) inner *= s[d];
+}
+
+// Runs f(o, j0, j1) over lanes: outer rows o, inner columns [j0, j1); the
+// thread split by outer rows, or by column blocks when outer is small.
+template <class F>
+static void over_lanes(int64_t outer, int64_t n, int64_t inner, F&& f) {
+  const int64_t per = std::max<int64_t>(1, n * inner);
+  if (outer > 1 || inner < 64) {
+    parallel_for(outer, std::max<int64_t>(1, kGrainElements / per), [&](int64_t o0, int64_t o1) {
+      for (int64_t o = o0; o < o1; ++o) f(o, int64_t(0), inner);
+    });
+  } else {
+    parallel_for(inner, std::max<int64_t>(64, kGrainElements / std::max<int64_t>(1, n)),
+                 [&](int64_t j0, int64_t j1) { f(int64_t(0), j0, j1); });
+  }
+}
+
+template <class T>
+using SumAcc = std::conditional_t<std::is_same_v<T, float>, double, T>;
+
+Tensor scan(bool prod, const Tensor& x0, int64_t axis, bool reverse) {
+  TG_CONTIGUOUS(x, x0);
+  Tensor out = Tensor::empty(x.shape, x.dtype);
+  if (x.numel() == 0) return out;
+  int64_t outer, n, inner;
+  axis_split(x.shape, axis, outer, n, inner);
+  TG_DISPATCH_FLOAT(x.dtype, prod ? "cumprod" : "cumsum", {
+    const T* px = x.ptr<T>();
+    T* po = out.ptr<T>();
+    using Acc = SumAcc<T>;
+    over_lanes(outer, n, inner, [&](int64_t o, int64_t j0, int64_t j1) {
+      const T* a = px + o * n * inner;
+      T* y = po + o * n * inner;
+      const int64_t w = j1 - j0;
+      if (inner == 1) {  // one lane: a chain along the run
+        if (prod) {
+          T p = 1;
+          if (!reverse) for (int64_t k = 0; k < n; ++k) y[k] = p = p * a[k];
+          else for (int64_t k = n; k-- > 0;) y[k] = p = p * a[k];
+        } else {
+          Acc s = 0;
+          if (!reverse) for (int64_t k = 0; k < n; ++k) y[k] = T(s += Acc(a[k]));
+          else for (int64_t k = n; k-- > 0;) y[k] = T(s += Acc(a[k]));
+        }
+        return;
+      }
+      // Many lanes: a row of running values across the inner axis (vector loops).
+      Acc accs[256];
+      for (int64_t c0 = j0; c0 < j1; c0 += 256) {
+        const int64_t m = std::min<int64_t>(256, j1 - c0);
+        for (int64_t j = 0; j < m; ++j) accs[j] = prod ? Acc(1) : Acc(0);
+        for (int64_t s = 0; s < n; ++s) {
+          const int64_t k = reverse ? n - 1 - s : s;
+          const T* ak = a + k * inner + c0;
+          T* yk = y + k * inner + c0;
+          if (prod)
+            for (int64_t j = 0; j < m; ++j) yk[j] = T(accs[j] = Acc(T(accs[j]) * ak[j]));
+          else
+            for (int64_t j = 0; j < m; ++j) yk[j] = T(accs[j] += Acc(ak[j]));
+        }
+      }
+      (void)w;
+    });
+  });
+  return out;
+}
+
+// cumprod's first-order derivatives along `axis`, exact at zeros (no
+// division by x). y = cumprod(x), e_k = y_{k-1} (e_0 = 1):
+//   VJP  dx_k = e_k S_k,  S_k = g_k + x_{k+1} S_{k+1}   (S_{n-1} = g_{n-1})
+//   JVP  dy_j = x_j dy_{j-1} + e_j t_j
+// g / t may carry leading batch axes (x and y broadcast over them).
+// float32 runs its chains in double.
+Tensor cumprod_deriv(const Tensor& x0, const Tensor& y0, const Tensor& g0, int64_t axis, bool vjp) {
+  TG_CONTIGUOUS(x, x0);
+  TG_CONTIGUOUS(y, y0);
+  Tensor gc = g0.dtype == x.dtype ? g0 : astype(g0, x.dtype);
+  TG_CONTIGUOUS(g, gc);
+  Tensor out = Tensor::empty(g.shape, x.dtype);
+  if (g.numel() == 0) return out;
+  int64_t outer, n, inner;
+  axis_split(x.shape, axis, outer, n, inner);
+  const int64_t batch = g.numel() / x.numel();
+  TG_DISPATCH_FLOAT(x.dtype, "cumprod", {
+    const T* px = x.ptr<T>();
+    const T* py = y.ptr<T>();
+    const T* pg = g.ptr<T>();
+    T* po = out.ptr<T>();
+    using Acc = SumAcc<T>;
+    const int64_t N = x.numel();
+    over_lanes(batch * outer, n, inner, [&](int64_t bo, int64_t j0, int64_t j1) {
+      const int64_t o = bo % outer;
+      const T* a = px + o * n * inner;
+      const T* yy = py + o * n * inner;
+      const T* gg = pg + (bo / outer) * N + o * n * inner;
+      T* r = po + (bo / outer) * N + o * n * inner;
+      for (int64_t j = j0; j < j1; ++j) {
+        if (vjp) {
+          Acc s = 0;
+          for (int64_t k = n; k-- > 0;) {
+            s = k == n - 1 ? Acc(gg[k * inner + j]) : Acc(gg[k * inner + j]) + Acc(a[(k + 1) * inner + j]) * s;
+            r[k * inner + j] = T((k ? Acc(yy[(k - 1) * inner + j]) : Acc(1)) * s);
+          }
+        } else {
+          Acc d = 0;
+          for (int64_t k = 0; k < n; ++k) {
+            const Acc e = k ? Acc(yy[(k - 1) * inner + j]) : Acc(1);
+            d = k ? Acc(a[k * inner + j]) * d + e * Acc(gg[k * inner + j]) : Acc(gg[k * inner + j]);
+            r[k * inner + j] = T(d);
+          }
+        }
+      }
+    });
+  });
+  return out;
+}
+
+// x with the reduced axes moved last (a contiguous copy when they are not
+// already trailing): `rows` runs of `run` elements; perm the permutation.
+static Tensor runs_of(const Tensor& x0, const std::vector<bool>& axes, int64_t& rows, int64_t& run,
+                      std::vector<int64_t>& perm) {
+  perm.clear();
+  for (size_t d = 0; d < axes.size(); ++d)
+    if (!axes[d]) perm.push_back(int64_t(d));
+  for (size_t d = 0; d < axes.size(); ++d)
+    if (axes[d]) perm.push_back(int64_t(d));
+  TG_CONTIGUOUS(x, x0);
+  const bool trailing = trailing_runs(x, axes, rows, run);
+  rows = run = 1;  // (trailing_runs leaves them partial when it fails)
+  for (size_t d = 0; d < axes.size(); ++d) (axes[d] ? run : rows) *= x0.shape[d];
+  if (trailing) {
+    perm.clear();
+    return x;
+  }
+  return x.permuted(perm).contiguous_copy();
+}
+
+// out, laid out as runs_of's copy, back in x's layout (shape `shape`).
+static Tensor unpermute(const Tensor& out, const Shape& shape, const std::vector<int64_t>& perm) {
+  if (perm.empty()) return out;
+  std::vector<int64_t> inv(perm.size());
+  for (size_t i = 0; i < perm.size(); ++i) inv[perm[i]] = int64_t(i);
+  Shape ps;
+  for (int64_t p : perm) ps.push_back(shape[p]);
+  return out.view(ps).permuted(inv).contiguous_copy();
+}
+
+// Product of one run (simd/reduce.hpp prod_run: 32 lanes in a fixed order, in double for float32).
+static inline double prod_run(const float* a, int64_t n) { return isa().prod_f32(a, n); }
+static inline double prod_run(const double* a, int64_t n) { return isa().prod_f64(a, n); }
+
+Tensor prod(const Tensor& x0, const std::vector<bool>& axes) {
+  Shape keep = x0.shape;
+  for (size_t d = 0; d < axes.size(); ++d)
+    if (axes[d]) keep[d] = 1;
+  Tensor out = Tensor::empty(keep, x0.dtype);
+  int64_t rows, run;
+  std::vector<int64_t> perm;
+  Tensor x = runs_of(x0, axes, rows, run, perm);
+  if (rows == 0) return out;
+  TG_DISPATCH_FLOAT(x.dtype, "prod", {
+    const T* a = x.ptr<T>();
+    T* o = out.ptr<T>();
+    if (rows == 1 && run >= 2 * kSumChunk) {  // fixed chunks, combined in order
+      const int64_t chunks = (run + kSumChunk - 1) / kSumChunk;
+      std::vector<SumAcc<T>> part(chunks);
+      parallel_for(chunks, 1, [&](int64_t c0, int64_t c1) {
+        for (int64_t c = c0; c < c1; ++c) part[c] = prod_run(a + c * kSumChunk, std::min(kSumChunk, run - c * kSumChunk));
+      });
+      SumAcc<T> p = 1;
+      for (auto q : part) p *= q;
+      *o = T(p);
+    } else {
+      parallel_for(rows, std::max<int64_t>(1, kGrainElements / std::max<int64_t>(1, run)), [&](int64_t r0, int64_t r1) {
+        for (int64_t r = r0; r < r1; ++r) o[r] = T(prod_run(a + r * run, run));
+      });
+    }
+  });
+  return out;
+}
+
+// d prod / dx_i = the product of the other elements of its run: the
+// exclusive prefix times the exclusive suffix product (no division: exact
+// at one zero, two zeros, all zeros), times g (keepdims form, x's dtype).
+Tensor prod_vjp(const Tensor& x0, const Tensor& g0, const std::vector<bool>& axes) {
+  int64_t rows, run;
+  std::vector<int64_t> perm;
+  Tensor x = runs_of(x0, axes, rows, run, perm);
+  Tensor gc = g0.dtype == x.dtype ? g0 : astype(g0, x.dtype);
+  TG_CONTIGUOUS(g, gc);
+  Tensor out = Tensor::empty(x.shape, x.dtype);
+  if (x.numel() == 0) return perm.empty() ? out : Tensor::empty(x0.shape, x0.dtype);
+  TG_DISPATCH_FLOAT(x.dtype, "prod", {
+    const T* a = x.ptr<T>();
+    const T* pg = g.ptr<T>();
+    T* po = out.ptr<T>();
+    using Acc = SumAcc<T>;
+    // A long run in sub-blocks of L, B of them at a time with their prefix
+    // (then suffix) chains interleaved: B independent multiplies in flight,
+    // not one chain of `run` dependent ones (1M float64: 2.5 ms -> see
+    // benchmarks/README.md h88-scan); each sub-block's part then scaled by
+    // the product of the sub-blocks before (after) it. L = 136, not a power
+    // of 2: the B streams fall in different cache sets (with 2^16-element
+    // blocks they thrashed one set: 10 ms). Fixed by the run's length: the
+    // same bits at any thread count.
+    constexpr int64_t L = 136, B = 16;
+    parallel_for(rows, std::max<int64_t>(1, kGrainElements / std::max<int64_t>(1, run)), [&](int64_t r0, int64_t r1) {
+      std::vector<Acc> sp, before, after;
+      for (int64_t r = r0; r < r1; ++r) {
+        const T* ar = a + r * run;
+        T* o = po + r * run;
+        if (run < L * B) {
+          Acc p = 1;
+          for (int64_t i = 0; i < run; ++i) {
+            o[i] = T(p);
+            p *= Acc(ar[i]);
+          }
+          Acc q = Acc(pg[r]);
+          for (int64_t i = run; i-- > 0;) {
+            o[i] = T(Acc(o[i]) * q);
+            q *= Acc(ar[i]);
+          }
+          continue;
+        }
+        const int64_t ns = (run + L - 1) / L;
+        sp.resize(ns);
+        before.resize(ns);
+        after.resize(ns);
+        Acc p[B], q[B], f[B], buf[B][L];
+        // Each sub-block's product (x read once, nothing written), B chains interleaved.
+        for (int64_t s0 = 0; s0 < ns; s0 += B) {
+          const int64_t nb = std::min(B, ns - s0);
+          for (int64_t b = 0; b < nb; ++b) p[b] = 1;
+          for (int64_t i = 0; i < L; ++i)
+            for (int64_t b = 0; b < nb; ++b) {
+              const int64_t k = (s0 + b) * L + i;
+              if (k < run) p[b] *= Acc(ar[k]);
+            }
+          for (int64_t b = 0; b < nb; ++b) sp[s0 + b] = p[b];
+        }
+        before[0] = 1;
+        for (int64_t t = 1; t < ns; ++t) before[t] = before[t - 1] * sp[t - 1];
+        after[ns - 1] = Acc(pg[r]);
+        for (int64_t t = ns - 1; t-- > 0;) after[t] = after[t + 1] * sp[t + 1];
+        // Then per B sub-blocks: the prefixes into buf (L1), the suffixes back, o written once.
+        for (int64_t s0 = 0; s0 < ns; s0 += B) {
+          const int64_t nb = std::min(B, ns - s0);
+          for (int64_t b = 0; b < nb; ++b) {
+            p[b] = 1;
+            q[b] = after[s0 + b];
+            f[b] = before[s0 + b];
+          }
+          for (int64_t i = 0; i < L; ++i)
+            for (int64_t b = 0; b < nb; ++b) {
+              const int64_t k = (s0 + b) * L + i;
+              if (k < run) {
+                buf[b][i] = p[b];
+                p[b] *= Acc(ar[k]);
+              }
+            }
+          for (int64_t i = L; i-- > 0;)
+            for (int64_t b = 0; b < nb; ++b) {
+              const int64_t k = (s0 + b) * L + i;
+              if (k < run) {
+                o[k] = T((f[b] * buf[b][i]) * q[b]);
+                q[b] *= Acc(ar[k]);
+              }
+            }
+        }
+      }
+    });
+  });
+  return unpermute(out, x0.shape, perm);
+}
+
+// var (or std) over the axes, keepdims form: the mean in double, then the
+// sum of squared deviations in double (32 lanes, fixed order), divided by
+// max(N - ddof, 0) (0 gives inf or NaN, as NumPy). `mean` (if not null)
+// gets the mean, keepdims, in x's dtype.
+Tensor moments(const Tensor& x0, const std::vector<bool>& axes, double ddof, bool root, Tensor* mean) {
+  Shape keep = x0.shape;
+  for (size_t d = 0; d < axes.size(); ++d)
+    if (axes[d]) keep[d] = 1;
+  Tensor out = Tensor::empty(keep, x0.dtype);
+  if (mean) *mean = Tensor::empty(keep, x0.dtype);
+  int64_t rows, run;
+  std::vector<int64_t> perm;
+  Tensor x = runs_of(x0, axes, rows, run, perm);
+  if (rows == 0) return out;
+  const double den = std::max(double(run) - ddof, 0.0);
+  TG_DISPATCH_FLOAT(x.dtype, root ? "std" : "var", {
+    const T* a = x.ptr<T>();
+    T* o = out.ptr<T>();
+    T* pm = mean ? mean->ptr<T>() : nullptr;
+    auto ssd = [](const T* p, int64_t k, double m) {  // sum of (p - m)^2 in 32 lanes
+      constexpr int L = 32;
+      double s[L] = {};
+      int64_t i = 0;
+      for (; i + L <= k; i += L)
+        for (int l = 0; l < L; ++l) {
+          const double d = double(p[i + l]) - m;
+          s[l] += d * d;
+        }
+      for (; i < k; ++i) {
+        const double d = double(p[i]) - m;
+        s[0] += d * d;
+      }
+      for (int w = L / 2; w >= 1; w /= 2)
+        for (int l = 0; l < w; ++l) s[l] += s[l + w];
+      return s[0];
+    };
+    auto finish = [&](int64_t r, double m, double ss) {
+      const double v = ss / den;
+      o[r] = T(root ? std::sqrt(v) : v);
+      if (pm) pm[r] = T(m);
+    };
+    if (rows == 1 && run >= 2 * kSumChunk) {  // fixed chunks, combined in order
+      const int64_t chunks = (run + kSumChunk - 1) / kSumChunk;
+      std::vector<double> part(chunks);
+      auto each = [&](auto f) {
+        parallel_for(chunks, 1, [&](int64_t c0, int64_t c1) {
+          for (int64_t c = c0; c < c1; ++c) part[c] = f(a + c * kSumChunk, std::min(kSumChunk, run - c * kSumChunk));
+        });
+      };
+      each([&](const T* p, int64_t k) { return isa_sum(p, k); });
+      double s = 0;
+      for (double q : part) s += q;
+      const double m = s / double(run);
+      each([&](const T* p, int64_t k) { return ssd(p, k, m); });
+      double ss = 0;
+      for (double q : part) ss += q;
+      finish(0, m, ss);
+    } else {
+      parallel_for(rows, std::max<int64_t>(1, kGrainElements / std::max<int64_t>(1, run)), [&](int64_t r0, int64_t r1) {
+        for (int64_t r = r0; r < r1; ++r) {
+          const T* p = a + r * run;
+          const double m = run_sum(p, run) / double(run);
+          finish(r, m, ssd(p, run, m));
+        }
+      });
+    }
+  });
+  return out;
+}
+
+// var's / std's first-order VJP: g * (x - mean) * c, c = 2 / (N - ddof)
+// (var) or 1 / ((N - ddof) std) (std; 0 where std is 0), den = max(N - ddof, 0); g, mean and y keepdims.
+Tensor moments_vjp(const Tensor& x0, const Tensor& mean, const Tensor& y, const Tensor& g0,
+                   const std::vector<bool>& axes, double den, bool root) {
+  int64_t rows, run;
+  std::vector<int64_t> perm;
+  Tensor x = runs_of(x0, axes, rows, run, perm);
+  Tensor gc = g0.dtype == x.dtype ? g0 : astype(g0, x.dtype);
+  TG_CONTIGUOUS(g, gc);
+  TG_CONTIGUOUS(m, mean);
+  TG_CONTIGUOUS(yy, y);
+  Tensor out = Tensor::empty(x.shape, x.dtype);
+  if (x.numel() == 0) return perm.empty() ? out : Tensor::empty(x0.shape, x0.dtype);
+  TG_DISPATCH_FLOAT(x.dtype, root ? "std" : "var", {
+    const T* a = x.ptr<T>();
+    const T* pg = g.ptr<T>();
+    const T* pm = m.ptr<T>();
+    const T* py = yy.ptr<T>();
+    T* po = out.ptr<T>();
+    parallel_for(rows, std::max<int64_t>(1, kGrainElements / std::max<int64_t>(1, run)), [&](int64_t r0, int64_t r1) {
+      for (int64_t r = r0; r < r1; ++r) {
+        // (std: 0 where std is 0, as PyTorch's std_backward masks it)
+        const T c = root ? (py[r] == T(0) ? T(0) : T(pg[r] / (T(den) * py[r]))) : T(pg[r] * (T(2) / T(den)));
+        const T mr = pm[r];
+        const T* p = a + r * run;
+        T* o = po + r * run;
+        for (int64_t i = 0; i < run; ++i) o[i] = (p[i] - mr) * c;
+      }
+    });
+  });
+  return unpermute(out, x0.shape, perm);
+}
+
 }  // namespace tg::kern

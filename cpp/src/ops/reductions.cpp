@@ -211,4 +211,237 @@ Var sum_to(const Var& g, const Shape& shape, int nb) {
   return reshape(sum(g, axes, true), shape);
 }
 
+
+// ---------------------------------------------------------------------------
+// h88-scan: cumsum, cumprod, prod, var, std
+// ---------------------------------------------------------------------------
+namespace {
+// axis None flattens x first (flat): the output is 1-d, its cotangent reshaped back.
+struct ScanAttrs { int64_t axis = 0; bool reverse = false, flat = false; Shape in_shape; };
+
+Tensor flat_tensor(const Tensor& x) { return x.contiguous().view(Shape{x.numel()}); }
+
+// v shifted by d along axis (fwd: out_k = v_{k-d}; else out_k = v_{k+d}), the
+// d vacated places `fill` (0 or 1). Differentiable (narrow, pad, concatenate).
+Var shifted(const Var& v, int64_t axis, int64_t d, bool fwd, double fill) {
+  const int64_t n = v->shape()[axis];
+  Shape s = v->shape();
+  if (d >= n) return constant(Tensor::full(s, v->dtype(), fill));
+  Var kept = narrow(v, axis, fwd ? 0 : d, n - d);
+  if (fill == 0) return pad_axis(kept, axis, fwd ? d : 0, n);
+  s[axis] = d;
+  Var ones = constant(Tensor::full(s, v->dtype(), fill));
+  return fwd ? concatenate({ones, kept}, axis) : concatenate({kept, ones}, axis);
+}
+
+// z_k = b_k + a_k z_{k-1} (fwd; else z_k = b_k + a_k z_{k+1}) along the axis,
+// by recursive doubling: log2(n) differentiable steps, no division (exact
+// at zeros). a has x's shape, b `nb` more leading (batch) axes.
+Var linrec(Var a, Var b, int64_t axis, int nb, bool fwd) {
+  const int64_t n = a->shape()[axis];
+  for (int64_t d = 1; d < n; d *= 2) {
+    b = add(b, mul(a, shifted(b, axis + nb, d, fwd, 0)));
+    if (2 * d < n) a = mul(a, shifted(a, axis, d, fwd, 1));
+  }
+  return b;
+}
+
+Var cumsum_dir(const Var& x, int64_t axis, bool reverse);
+
+// d cumsum = cumsum(dx); its VJP the reversed cumsum of the cotangent.
+struct CumsumRule {
+  static constexpr const char* name = "cumsum";
+  using Attrs = ScanAttrs;
+  static Grads vjp(OpNode<CumsumRule>& n, const Var& g) {
+    const int nb = n.batch_dims(g);
+    Var r = cumsum_dir(g, n.attrs.axis + nb, !n.attrs.reverse);
+    return {n.attrs.flat ? reshape(r, with_batch(g, nb, n.attrs.in_shape)) : r};
+  }
+  static Var jvp(OpNode<CumsumRule>& n, const Grads& t, int nb) {
+    Var v = n.attrs.flat ? reshape(t[0], with_batch(t[0], nb, Shape{numel(n.attrs.in_shape)})) : t[0];
+    return cumsum_dir(v, n.attrs.axis + nb, n.attrs.reverse);
+  }
+};
+
+template <class Rule>
+Var scan_op(const Var& x, int64_t axis, bool reverse, bool flat, bool prod) {
+  Recorder<Rule> r(kern::scan(prod, flat ? flat_tensor(x->data) : x->data, axis, reverse), {&x});
+  if (r) {
+    r.attrs() = ScanAttrs{axis, reverse, flat, x->shape()};
+    if (prod) {
+      r.save_input(x, 0);
+      r.save_output();
+    }
+  }
+  return std::move(r.out);
+}
+
+Var cumsum_dir(const Var& x, int64_t axis, bool reverse) { return scan_op<CumsumRule>(x, axis, reverse, false, false); }
+
+// The axis of a scan: None flattens (axis 0 of the 1-d view).
+int64_t scan_axis(const Var& x, std::optional<int64_t> axis, const char* op) {
+  return axis ? normalize_axis(*axis, x->data.ndim(), op) : 0;
+}
+
+// d cumprod, exact at zeros (no division by x), e_k = y_{k-1} (e_0 = 1):
+//   VJP dx_k = e_k S_k with S_k = g_k + x_{k+1} S_{k+1};  JVP dy_j = x_j dy_{j-1} + e_j t_j.
+// First order: one kernel (sequential per lane); under create_graph the same
+// recurrences by doubling (linrec), differentiable.        (reads x and y)
+struct CumprodRule {
+  static constexpr const char* name = "cumprod";
+  using Attrs = ScanAttrs;
+  static Tensor xt(OpNode<CumprodRule>& n) { return n.attrs.flat ? flat_tensor(n.tensor(0)) : n.tensor(0); }
+  static Var xv(OpNode<CumprodRule>& n) {
+    Var x = n.get(0);
+    return n.attrs.flat ? reshape(x, Shape{numel(n.attrs.in_shape)}) : x;
+  }
+  static Var deriv(OpNode<CumprodRule>& n, const Var& g, int nb, bool vjp) {
+    const int64_t ax = n.attrs.axis;
+    if (!grad_enabled()) return constant(kern::cumprod_deriv(xt(n), n.tensor(1), g->data, ax, vjp));
+    Var x = xv(n), e = shifted(n.get(1), ax, 1, true, 1);
+    if (vjp) return mul(e, linrec(shifted(x, ax, 1, false, 1), g, ax, nb, false));
+    return linrec(x, mul(e, g), ax, nb, true);
+  }
+  static Grads vjp(OpNode<CumprodRule>& n, const Var& g) {
+    const int nb = n.batch_dims(g);
+    Var r = deriv(n, g, nb, true);
+    return {n.attrs.flat ? reshape(r, with_batch(g, nb, n.attrs.in_shape)) : r};
+  }
+  static Var jvp(OpNode<CumprodRule>& n, const Grads& t, int nb) {
+    Var v = n.attrs.flat ? reshape(t[0], with_batch(t[0], nb, Shape{numel(n.attrs.in_shape)})) : t[0];
+    return deriv(n, v, nb, false);
+  }
+};
+}  // namespace
+
+Var cumsum(const Var& x, std::optional<int64_t> axis) {
+  return scan_op<CumsumRule>(x, scan_axis(x, axis, "cumsum"), false, !axis, false);
+}
+Var cumprod(const Var& x, std::optional<int64_t> axis) {
+  return scan_op<CumprodRule>(x, scan_axis(x, axis, "cumprod"), false, !axis, true);
+}
+
+namespace {
+// d prod(x) / dx_i = the product of the other elements of x_i's run: the
+// exclusive prefix times the exclusive suffix product (no division: exact
+// at one, two or all zeros, as PyTorch's prod_backward).   (reads x)
+struct ProdRule {
+  static constexpr const char* name = "prod";
+  using Attrs = ReduceAttrs;
+  // That product in x's shape. First order: one kernel; under create_graph,
+  // the prefix and suffix products by doubling (differentiable).
+  static Var others(OpNode<ProdRule>& n, const Tensor* g) {
+    const ReduceAttrs& a = n.attrs;
+    if (!grad_enabled()) {
+      Tensor gk = g ? g->contiguous().view(a.keep_shape) : Tensor::full(a.keep_shape, n.tensor(0).dtype, 1.0);
+      return constant(kern::prod_vjp(n.tensor(0), gk, a.mask));
+    }
+    Axes perm, inv(a.mask.size());
+    Shape ps;
+    int64_t rows = 1, run = 1;
+    for (int pass = 0; pass < 2; ++pass)
+      for (size_t d = 0; d < a.mask.size(); ++d)
+        if (a.mask[d] == (pass == 1)) {
+          inv[d] = int64_t(perm.size());
+          perm.push_back(int64_t(d));
+          ps.push_back(a.in_shape[d]);
+          (pass ? run : rows) *= a.in_shape[d];
+        }
+    Var xr = reshape(transpose(n.get(0), perm), Shape{rows, run});
+    Var pre = shifted(xr, 1, 1, true, 1), suf = shifted(xr, 1, 1, false, 1);
+    for (int64_t d = 1; d < run; d *= 2) {
+      pre = mul(pre, shifted(pre, 1, d, true, 1));
+      suf = mul(suf, shifted(suf, 1, d, false, 1));
+    }
+    return transpose(reshape(mul(pre, suf), ps), inv);
+  }
+  static Grads vjp(OpNode<ProdRule>& n, const Var& g) {
+    const int nb = n.batch_dims(g);
+    if (!grad_enabled() && nb == 0) return {others(n, &g->data)};
+    return {mul(spread(g, nb, n.attrs), others(n, nullptr))};
+  }
+  static Var jvp(OpNode<ProdRule>& n, const Grads& t, int nb) { return reduce_tangent(n, mul(t[0], others(n, nullptr)), nb); }
+};
+
+// var and std: d var = 2 (x - mean) . dx / (N - ddof); d std = d var / (2 std).
+// Where std is 0 (a constant input) its gradient is 0, as PyTorch's
+// std_backward masks it (the old sqrt(var) composition gave 0 * inf = NaN). (reads x and y)
+struct MomentAttrs : ReduceAttrs { double den = 0; Tensor mean; };
+template <bool Root>
+struct MomentsRule {
+  static constexpr const char* name = Root ? "std" : "var";
+  using Attrs = MomentAttrs;
+  // d out / dx in x's shape: (x - mean) * 2 / den (var), / (den * std) (std).
+  static Var weight(OpNode<MomentsRule>& n, const Tensor* g) {
+    const MomentAttrs& a = n.attrs;
+    if (!grad_enabled()) {
+      const Tensor& x = n.tensor(0);
+      Tensor gk = g ? g->contiguous().view(a.keep_shape) : Tensor::full(a.keep_shape, x.dtype, 1.0);
+      Tensor m = a.mean;
+      if (!m.defined()) kern::moments(x, a.mask, 0, false, &m);
+      return constant(kern::moments_vjp(x, m, n.tensor(1).contiguous().view(a.keep_shape), gk, a.mask, a.den, Root));
+    }
+    Var x = n.get(0);
+    Var d = sub(x, mean(x, shift_axes(a.mask, 0), true));
+    if (!Root) return mul(d, scalar(2.0 / a.den, x));
+    // 0 where std is 0; the denominator made 1 there first, so that no 0 / 0 reaches a higher order.
+    Var y = reshape(n.get(1), a.keep_shape);
+    Tensor zero = kern::compare(CompareOp::Eq, y->data, Tensor::scalar(0, y->dtype()), "std");
+    Var w = div(d, mul(where(zero, scalar(1, y), y), scalar(a.den, x)));
+    return where(zero, scalar(0, w), w);
+  }
+  static Grads vjp(OpNode<MomentsRule>& n, const Var& g) {
+    const int nb = n.batch_dims(g);
+    if (!grad_enabled() && nb == 0) return {weight(n, &g->data)};
+    return {mul(spread(g, nb, n.attrs), weight(n, nullptr))};
+  }
+  static Var jvp(OpNode<MomentsRule>& n, const Grads& t, int nb) { return reduce_tangent(n, mul(t[0], weight(n, nullptr)), nb); }
+};
+
+template <bool Root>
+Var moments_op(const Var& x, const std::optional<Axes>& axes, double ddof, bool keepdims) {
+  std::vector<bool> mask = axes_mask(axes, x->data.ndim());
+  Shape keep = keep_shape_of(x->shape(), mask);
+  double count = 1;
+  for (size_t d = 0; d < mask.size(); ++d)
+    if (mask[d]) count *= double(x->shape()[d]);
+  Tensor m;
+  const bool want_mean = grad_enabled() && x->requires_grad;
+  Tensor out = kern::moments(x->data, mask, ddof, Root, want_mean ? &m : nullptr);
+  if (!keepdims) out = out.view(squeeze_shape(x->shape(), mask));
+  Recorder<MomentsRule<Root>> r(std::move(out), {&x});
+  if (r) {
+    MomentAttrs& a = r.attrs();
+    a.in_shape = x->shape();
+    a.keep_shape = keep;
+    a.mask = mask;
+    a.den = std::max(count - ddof, 0.0);
+    a.mean = m;
+    r.save_input(x, 0);
+    r.save_output();
+  }
+  return std::move(r.out);
+}
+
+}  // namespace
+
+Var prod(const Var& x, const std::optional<Axes>& axes, bool keepdims) {
+  std::vector<bool> mask = axes_mask(axes, x->data.ndim());
+  Shape keep = keep_shape_of(x->shape(), mask);
+  Tensor out = kern::prod(x->data, mask);
+  if (!keepdims) out = out.view(squeeze_shape(x->shape(), mask));
+  Recorder<ProdRule> r(std::move(out), {&x});
+  if (r) {
+    r.attrs() = ReduceAttrs{x->shape(), keep, mask};
+    r.save_input(x, 0);
+  }
+  return std::move(r.out);
+}
+Var variance(const Var& x, const std::optional<Axes>& axes, double ddof, bool keepdims) {
+  return moments_op<false>(x, axes, ddof, keepdims);
+}
+Var stddev(const Var& x, const std::optional<Axes>& axes, double ddof, bool keepdims) {
+  return moments_op<true>(x, axes, ddof, keepdims);
+}
+
 }  // namespace tg

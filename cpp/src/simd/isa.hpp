@@ -33,6 +33,8 @@ struct IsaKernels {
   void (*clip_f64)(double*, const double*, int64_t, double, double);
   void (*fill_u32)(uint32_t*, int64_t, uint32_t);  // o[i] = c: float32 bits
   void (*fill_u64)(uint64_t*, int64_t, uint64_t);  // float64 bits
+  double (*prod_f32)(const float*, int64_t);  // h88-scan: accumulated in double
+  double (*prod_f64)(const double*, int64_t);
 };
 
 // The table in use: AVX-512 (F/DQ/VL/BW) when the CPU has it, else AVX2+FMA,
@@ -77,5 +79,7 @@ extern const IsaKernels kAvx512Kernels;
                           &TG_ISA::clip_run<float>,                                            \
                           &TG_ISA::clip_run<double>,                                           \
                           &TG_ISA::fill_run<uint32_t>,                                         \
-                          &TG_ISA::fill_run<uint64_t>};                                        \
+                          &TG_ISA::fill_run<uint64_t>,                                         \
+                          &TG_ISA::prod_run<float, double>,                                    \
+                          &TG_ISA::prod_run<double, double>};                                  \
   }

@@ -22,8 +22,7 @@ from . import numpy_protocol as _numpy_protocol  # noqa: E402
 COMPOSITIONS = _build(ops)
 globals().update(COMPOSITIONS)
 for _name, _fn in COMPOSITIONS.items():
-    if _name in ("prod", "var", "std", "cumsum", "cumprod", "argmax", "argmin", "ravel", "flatten", "copy",
-                 "repeat", "take", "dot", "round"):
+    if _name in ("argmax", "argmin", "ravel", "flatten", "copy", "repeat", "take", "dot", "round"):
         setattr(Variable, _name, _fn)
 from . import linalg  # noqa: E402,F401  (tapegrad.linalg's names, as in the C++ engine)
 _numpy_protocol.install({**{name: getattr(ops, name) for name in OPS}, **COMPOSITIONS})

@@ -1042,6 +1042,85 @@ def log_softmax(x, axis=-1):
     return LogSoftmax.apply(x, axes=_normaliser_axes("log_softmax", axis, x.shape))
 
 
+# -- h88-scan: cumsum, cumprod, prod, var, std, from their definitions ------------------------
+# Built from this engine's primitives (their derivatives follow), by other algorithms than the
+# C++ kernels: a scan as a product with the triangle of ones, a product as a tree of multiplies.
+
+def _scan_axis(name, x, axis):
+    x = as_variable(x)
+    if axis is None:
+        return reshape(x, (-1,)), 0
+    if not _is_int(axis):
+        raise TypeError(f"{name}: axis must be None or an int, got {axis!r}")
+    return x, _normalize_axes(name, axis, x.shape)[0] % x.ndim
+
+
+def _last(x, axis):          # the permutation moving axis last (its own inverse is argsort)
+    return tuple(a for a in range(x.ndim) if a != axis) + (axis,)
+
+
+def cumsum(x, axis=None):
+    """y_j = sum_{i <= j} x_i = x @ U along the axis, U[i, j] = [i <= j]."""
+    x, axis = _scan_axis("cumsum", x, axis)
+    n, perm = x.shape[axis], _last(x, axis)
+    upper = np.triu(np.ones((n, n), dtype=x.dtype))
+    y = matmul(transpose(x, perm), as_variable(upper, x.dtype)) if n else transpose(x, perm)
+    return transpose(y, tuple(int(i) for i in np.argsort(perm)))
+
+
+def prod(x, axis=None, keepdims=False):
+    """x_0 * x_1 * ... over the axes, as a tree of multiplies (exact derivatives at zeros)."""
+    x = as_variable(x)
+    axes = sorted(a % x.ndim for a in _normalize_axes("prod", axis, x.shape)) if x.ndim else []
+    rest = [a for a in range(x.ndim) if a not in axes]
+    n = math.prod(x.shape[a] for a in axes)
+    y = reshape(transpose(x, tuple(axes) + tuple(rest)), (n,) + tuple(x.shape[a] for a in rest))
+    if n == 0:
+        y = sum(y, axis=0) * 0.0 + 1.0
+    else:
+        while y.shape[0] > 1:
+            h = y.shape[0] // 2
+            pair = y[:h] * y[h:2 * h]
+            y = concatenate([pair, y[2 * h:]], axis=0) if y.shape[0] % 2 else pair
+        y = y[0]
+    return reshape(y, _keepdims_shape(x.shape, tuple(a - x.ndim for a in axes))) if keepdims else y
+
+
+def cumprod(x, axis=None):
+    """y_j = prod_i (x_i if i <= j else 1): the product over a masked copy per output."""
+    x, axis = _scan_axis("cumprod", x, axis)
+    n, perm = x.shape[axis], _last(x, axis)
+    xt = transpose(x, perm)
+    lead = xt.shape[:-1]
+    rows = broadcast_to(reshape(xt, lead + (1, n)), lead + (n, n))       # [..., j, i] = x_i
+    y = prod(where(np.tril(np.ones((n, n), dtype=bool)), rows, 1.0), axis=-1) if n else xt
+    return transpose(y, tuple(int(i) for i in np.argsort(perm)))
+
+
+def var(x, axis=None, ddof=0, keepdims=False):
+    """sum((x - mean(x))^2) / (N - ddof); N - ddof <= 0 divides by 0."""
+    x = as_variable(x)
+    axes = _normalize_axes("var", axis, x.shape) if x.ndim else ()
+    count = math.prod(x.shape[a] for a in axes)
+    if count == 0:       # nan, a constant (derivative 0 in every mode), as mean of no element
+        return mean(x, axis=axes, keepdims=bool(keepdims))
+    d = x - mean(x, axis=axes, keepdims=True)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return sum(d * d, axis=axes, keepdims=bool(keepdims)) / float(builtins.max(count - ddof, 0))
+
+
+def std(x, axis=None, ddof=0, keepdims=False):
+    """sqrt(var); of no element, var's nan (a constant). Where var is 0 the derivative is 0 (PyTorch's
+    convention; sqrt'(0) is inf): sqrt of 1 there, then 0 in its place, so no 0 * inf reaches any order."""
+    x = as_variable(x)
+    axes = _normalize_axes("std", axis, x.shape) if x.ndim else ()
+    y = var(x, axis=axis, ddof=ddof, keepdims=keepdims)
+    if math.prod(x.shape[a] for a in axes) == 0:
+        return y
+    zero = y.data == 0
+    return where(zero, 0.0, sqrt(where(zero, 1.0, y)))
+
+
 # -- Variable's operators and methods; the op list -----------------------------------------
 
 for _sym, _op in dict(add=add, sub=subtract, mul=multiply, truediv=divide, pow=power,
@@ -1053,6 +1132,7 @@ for _name in UNARY.keys() - {"negative"}:      # -v is __neg__
 Variable.__neg__, Variable.__abs__, Variable.__getitem__ = negative, abs, getitem
 Variable.astype, Variable.clip, Variable.T = astype, clip, property(transpose)
 Variable.sum, Variable.mean, Variable.max, Variable.min = sum, mean, max, min
+Variable.cumsum, Variable.cumprod, Variable.prod, Variable.var, Variable.std = cumsum, cumprod, prod, var, std
 Variable.reshape = lambda self, *shape: reshape(
     self, shape[0] if len(shape) == 1 and not isinstance(shape[0], (int, np.integer)) else shape)
 Variable.transpose = lambda self, *axes: transpose(
@@ -1063,6 +1143,6 @@ Variable.diagonal, Variable.trace, Variable.squeeze, Variable.swapaxes = diagona
 OPS = tuple(UNARY) + tuple(BINARY) + (
     "clip", "where", "sum", "mean", "max", "min", "reshape", "transpose", "broadcast_to",
     "concatenate", "stack", "matmul", "linear", "softmax", "log_softmax", "logsumexp", "astype",
-    "inv", "solve", "slogdet", "cholesky",
+    "inv", "solve", "slogdet", "cholesky", "cumsum", "cumprod", "prod", "var", "std",
     "diagonal", "diag", "trace", "squeeze", "expand_dims", "swapaxes", "moveaxis", "tril", "triu")
 __all__ = [*OPS, "unbroadcast", "getitem", "identity", "OPS", "UNARY", "BINARY"]
