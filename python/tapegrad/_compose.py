@@ -19,8 +19,6 @@ import math
 
 import numpy as np
 
-LN2 = math.log(2.0)
-
 
 def _norm_axis(axis, ndim, name):
     a = int(axis)
