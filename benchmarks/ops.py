@@ -506,6 +506,7 @@ def compose_cases():
 
     # Unary elementwise: name -> (domain of its inputs, PyTorch twin, NumPy twin).
     unary = {
+        "fabs": ("nonzero", torch.abs, np.fabs),
         "deg2rad": ("real", torch.deg2rad, np.deg2rad), "rad2deg": ("real", torch.rad2deg, np.rad2deg),
         "round": ("real", torch.round, np.round),
         "copy": ("real", torch.clone, np.copy),

@@ -78,7 +78,7 @@ OPS = [
        doc="Inverse cosine; arccos'(+-1) = -inf.", method=True, domain=(-0.9, 0.9), cost="transcendental"),
     Op("arctan", "(x, /)", family="elementwise", deriv="1 / (1 + x * x)", saves="input", numpy=["arctan"],
        doc="Inverse tangent.", method=True, cost="transcendental"),
-    Op("abs", "(x, /)", family="elementwise", deriv="sign(x)", saves="input", numpy=["absolute", "abs", "fabs"],
+    Op("abs", "(x, /)", family="elementwise", deriv="sign(x)", saves="input", numpy=["absolute", "abs"],
        doc="|x|; abs'(0) = 0.", method=True, operator="abs(x)"),
     # ----- h85-expfam: expm1, sinh, cosh, exp2 ---
     Op("expm1", "(x, /)", family="elementwise", deriv="exp(x)", saves="input", numpy=["expm1"],
@@ -255,6 +255,7 @@ OPS = [
 
 COMPOSITIONS = [
     # ----- ufuncs: aliases and elementwise helpers --------------------------------------
+    C("fabs", "(x, /)", "ufunc", "|x| (abs).", numpy=["fabs"]),
     C("float_power", "(a, b)", "ufunc", "a ** b in float64.", numpy=["float_power"], domain="positive"),
     C("deg2rad", "(x, /)", "ufunc", "Degrees to radians.", numpy=["deg2rad", "radians"]),
     C("rad2deg", "(x, /)", "ufunc", "Radians to degrees.", numpy=["rad2deg", "degrees"]),

@@ -122,6 +122,7 @@ def test_round_matches_numpy_exactly(decimals, dtype):
 def test_fabs_is_abs_and_positive_a_copy():
     x = tg.Variable(np.array([-2.0, -0.0, 3.0]), requires_grad=True)
     np.testing.assert_array_equal(np.fabs(x).numpy(), [2.0, 0.0, 3.0])
+    np.testing.assert_array_equal(tg.fabs(x).numpy(), [2.0, 0.0, 3.0])  # (public since the op spec: kept)
     np.fabs(x).sum().backward()
     np.testing.assert_array_equal(x.grad, [-1.0, 0.0, 1.0])
     p = np.positive(x)

@@ -130,6 +130,10 @@ def build(ns):
 
     # ----- ufuncs ----------------------------------------------------------------
     @composition
+    def fabs(x):
+        return ns.abs(V(x))
+
+    @composition
     def float_power(a, b):
         return ns.power(ns.astype(V(a), np.float64), ns.astype(V(b), np.float64))
 

@@ -17,7 +17,7 @@ from .engine import Variable
 NUMPY_NAMES = """
 negative exp log log1p sqrt sin cos tanh tan absolute:abs abs add subtract multiply divide
 true_divide:divide power maximum minimum clip where sum mean max amax:max min amin:min reshape
-transpose broadcast_to concatenate stack matmul positive fabs:abs square reciprocal float_power exp2
+transpose broadcast_to concatenate stack matmul positive fabs square reciprocal float_power exp2
 expm1 log2 log10 cbrt sinh cosh arcsinh arccosh arctanh hypot logaddexp logaddexp2 fmax fmin
 deg2rad radians:deg2rad rad2deg degrees:rad2deg sign floor ceil rint trunc fix:trunc round
 around:round less less_equal greater greater_equal equal not_equal isnan isfinite isinf signbit
