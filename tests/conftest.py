@@ -1,6 +1,9 @@
 """Fixtures shared by several test modules (plain helper functions are in helpers.py)."""
 import pytest
 
+import tapegrad as tg
+from tapegrad import _core
+
 from helpers import ENGINE_NAMES, engine_by_name, force_grad_enabled
 
 
@@ -18,3 +21,12 @@ def restore_grad_mode():
     """
     yield
     force_grad_enabled()
+
+
+@pytest.fixture
+def restore_isa_and_threads():
+    """Tests that switch the kernels' ISA build or the thread count leave both as they found them."""
+    isa, threads = _core._isa(), tg.get_num_threads()
+    yield
+    _core._set_isa(isa)
+    tg.set_num_threads(threads)

@@ -21,12 +21,6 @@ UNARY = op_cases.ELEMENTWISE
 BINARY = op_cases.BINARY
 
 
-@pytest.fixture
-def restore_isa():
-    before = _core._isa()
-    yield
-    _core._set_isa(before)
-
 
 def _value(name, shape, dtype, rng):
     """Standard normal; |x| + 0.1 for an op whose spec domain is positive; the spec's (lo, hi) else."""
@@ -69,7 +63,7 @@ def _check_every_isa_and_reference(name, arrays, dtype):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("n", SIZES)
 @pytest.mark.parametrize("name", UNARY)
-def test_unary_every_isa_same_bits_and_matches_reference(name, n, dtype, restore_isa):
+def test_unary_every_isa_same_bits_and_matches_reference(name, n, dtype, restore_isa_and_threads):
     rng = np.random.default_rng(n)
     arrays = [_value(name, (n,), dtype, rng)]
     _check_every_isa_and_reference(name, arrays, dtype)
@@ -84,7 +78,7 @@ LAYOUTS = [((17,), (17,)), ((33,), ()), ((), (65,)), ((7, 1), (1, 15)), ((3, 17)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("shapes", LAYOUTS, ids=str)
 @pytest.mark.parametrize("name", BINARY)
-def test_binary_every_isa_same_bits_and_matches_reference(name, shapes, dtype, restore_isa):
+def test_binary_every_isa_same_bits_and_matches_reference(name, shapes, dtype, restore_isa_and_threads):
     rng = np.random.default_rng(len(shapes[0]) * 100 + len(shapes[1]))
     arrays = [_value(name, s, dtype, rng) for s in shapes]
     _check_every_isa_and_reference(name, arrays, dtype)
@@ -94,7 +88,7 @@ def test_binary_every_isa_same_bits_and_matches_reference(name, shapes, dtype, r
 @pytest.mark.parametrize("n", SIZES)
 @pytest.mark.parametrize("bounds", [(-0.5, 0.5), (None, 0.25), (-0.25, None), (0.0, 0.0), (-np.inf, np.inf)],
                          ids=str)
-def test_clip_every_isa_and_thread_count_equals_numpy(n, dtype, bounds, restore_isa):
+def test_clip_every_isa_and_thread_count_equals_numpy(n, dtype, bounds, restore_isa_and_threads):
     # the one-pass clip runs in the ISA loops (simd/loops.hpp clip_run): NumPy's values on each, NaN kept,
     # infinities as np.clip gives them; the same bits on every ISA and thread count (where x == bound == +-0,
     # the bound's zero, as the maximum/minimum kernels give, where NumPy keeps x's)
@@ -117,7 +111,7 @@ def test_clip_every_isa_and_thread_count_equals_numpy(n, dtype, bounds, restore_
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("n", SIZES)
-def test_sum_every_isa_same_bits_and_close_to_numpy(n, dtype, restore_isa):
+def test_sum_every_isa_same_bits_and_close_to_numpy(n, dtype, restore_isa_and_threads):
     x = np.random.default_rng(n).standard_normal((3, n)).astype(dtype)
     sums = {}
     for isa in ISAS:
@@ -133,7 +127,7 @@ def test_sum_every_isa_same_bits_and_close_to_numpy(n, dtype, restore_isa):
         np.testing.assert_allclose(got, want, rtol=tol, atol=tol)
 
 
-def test_set_isa_rejects_unknown_name(restore_isa):
+def test_set_isa_rejects_unknown_name(restore_isa_and_threads):
     with pytest.raises(ValueError, match="unknown instruction set"):
         _core._set_isa("sse9")
 
@@ -342,7 +336,7 @@ def _numpy_optimizer_steps(name, w, g, steps):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("n", [1, 7, 9, 17, 1000, 4097])
 @pytest.mark.parametrize("name", list(OPTIMIZERS))
-def test_optimizer_loops_every_isa_same_bits_and_match_numpy(name, n, dtype, restore_isa):
+def test_optimizer_loops_every_isa_same_bits_and_match_numpy(name, n, dtype, restore_isa_and_threads):
     rng = np.random.default_rng(n)
     w0, g0 = (rng.standard_normal(n).astype(dtype) for _ in range(2))
     results = {}
@@ -378,7 +372,7 @@ def _child_tanh_sum(x):
 
 
 @pytest.mark.parametrize("name", UNARY)
-def test_float32_transcendentals_are_within_one_ulp_of_float64_libm(name, restore_isa):
+def test_float32_transcendentals_are_within_one_ulp_of_float64_libm(name, restore_isa_and_threads):
     """Every elementwise op on float32 against float64 NumPy (or the reference engine): within
     op_cases.f32_ulp(name) ulps; exp/log/log1p/tanh/sigmoid, the vectorized float32 kernels
     (cpp/src/simd/loops.hpp), within one."""
@@ -507,7 +501,7 @@ def test_small_buffers_are_reused_too():
 @pytest.mark.parametrize("shape,axis", [((32, 16), 0), ((7, 1, 5), 0), ((3, 4, 5), (0, 1)), ((2, 1, 3, 9), (0, 2)),
                                         ((33, 1), 1), ((3, 4, 5), (1, 2)), ((3, 4, 5), 2), ((6, 1, 7), (1, 2))])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_row_and_column_sums_fast_path(shape, axis, dtype, restore_isa):
+def test_row_and_column_sums_fast_path(shape, axis, dtype, restore_isa_and_threads):
     """Sums over leading axes (bias gradients) add rows in order in the input dtype; sums over
     trailing axes add each row in double: exactly what the general path does for these layouts,
     in every instruction set, with gradients to match."""
@@ -541,7 +535,7 @@ def test_row_and_column_sums_fast_path(shape, axis, dtype, restore_isa):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("shape", [(1, 1), (5, 3), (257, 7), (3, 4, 9), (300, 17), (2100, 33)])
-def test_softmax_rows_fast_path_every_isa_threads_and_reference(shape, dtype, restore_isa):
+def test_softmax_rows_fast_path_every_isa_threads_and_reference(shape, dtype, restore_isa_and_threads):
     """softmax / log_softmax over the last axis run row by row in blocks of 2048 elements (exp over a
     block at once), split over threads above 32K elements: same bits in every instruction set and
     at any thread count, equal to the reference (general path), including -inf / inf / NaN rows."""
@@ -815,7 +809,7 @@ def _f64_points(name, n=1_000_000, seed=5):  # noqa: F811 (the points above, for
 
 @needs_long_double
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_log2_log10_exact_at_powers_cbrt_exact_at_cubes(dtype, restore_isa):
+def test_log2_log10_exact_at_powers_cbrt_exact_at_cubes(dtype, restore_isa_and_threads):
     # NumPy's (libm's) answers users test: log2(2^k) = k for every power of two (subnormal too),
     # log10(10^k) = k for every normal power of ten (the nearest float where it is not exact),
     # cbrt(n^3) = n for the integer cubes the dtype holds exactly, with either sign.
@@ -836,7 +830,7 @@ def test_log2_log10_exact_at_powers_cbrt_exact_at_cubes(dtype, restore_isa):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("name", ["log2", "log10", "cbrt", "arcsinh", "arccosh", "arctanh"])
-def test_logfam_special_values_as_numpy(name, dtype, restore_isa):
+def test_logfam_special_values_as_numpy(name, dtype, restore_isa_and_threads):
     # -0.0, +-inf, NaN, the domain's edges and beyond (NaN, not an error), the extremes of the range
     # (arcsinh and arccosh of the largest floats: no overflow), signed zeros kept (odd functions).
     fi = np.finfo(dtype)
@@ -861,7 +855,7 @@ def test_logfam_special_values_as_numpy(name, dtype, restore_isa):
     ("cbrt", lambda v: 1 / (3 * np.cbrt(v) ** 2), -100, 100), ("arcsinh", lambda v: 1 / np.sqrt(1 + v * v), -100, 100),
     ("arccosh", lambda v: 1 / np.sqrt((v - 1) * (v + 1)), 1, 100),
     ("arctanh", lambda v: 1 / ((1 - v) * (1 + v)), -1, 1)])
-def test_logfam_gradients_near_the_poles_every_isa(name, deriv, lo, hi, dtype, restore_isa):
+def test_logfam_gradients_near_the_poles_every_isa(name, deriv, lo, hi, dtype, restore_isa_and_threads):
     # The fused derivative kernels: (x - 1)(x + 1) and (1 - x)(1 + x), not x x - 1 and 1 - x x, which
     # cancel near 1 (x x rounds: 2^-14 relative error at x = 1 + 2^-40); the same bits everywhere. The
     # points crowd the poles (arccosh at 1, arctanh at +-1) from within ~1 ulp.
@@ -910,7 +904,7 @@ def test_logfam_second_derivative_and_jvp_match_the_formulas(name):
 
 @needs_long_double
 @pytest.mark.parametrize("name", list(LD_ORACLE))
-def test_float64_transcendentals_within_two_ulp_same_bits_everywhere(name, restore_isa):
+def test_float64_transcendentals_within_two_ulp_same_bits_everywhere(name, restore_isa_and_threads):
     x = _f64_points(name)
     assert x.size >= 1_000_000
     got = _run_every_isa_and_thread_count(getattr(tg, name), x)
@@ -928,7 +922,7 @@ def test_float64_transcendentals_within_two_ulp_same_bits_everywhere(name, resto
 
 @needs_long_double
 @pytest.mark.parametrize("name", list(LD_ORACLE))
-def test_float32_transcendentals_within_one_ulp_same_bits_everywhere(name, restore_isa):
+def test_float32_transcendentals_within_one_ulp_same_bits_everywhere(name, restore_isa_and_threads):
     x64 = _f64_points(name, seed=6)
     with np.errstate(all="ignore"):
         x = x64.astype(np.float32)
@@ -941,7 +935,7 @@ def test_float32_transcendentals_within_one_ulp_same_bits_everywhere(name, resto
 
 
 @needs_long_double
-def test_float32_tanh_every_float_where_the_exp_scale_minus_one_rounds(restore_isa):
+def test_float32_tanh_every_float_where_the_exp_scale_minus_one_rounds(restore_isa_and_threads):
     # tanhf_fast's m = 2^k (1 + r + X) - 1: 2^k - 1 is inexact in float for k < -24 (|x| > ~8.3), where tanh
     # is still below 1 until ~9.01; its rounding error must go into the pair's tail (it did not at first: 1.41
     # ulp). Every float in [8, 9.5] of both signs, and around the first reduction switch (|x| ~ ln2 / 4).
@@ -959,7 +953,7 @@ def test_float32_tanh_every_float_where_the_exp_scale_minus_one_rounds(restore_i
 @needs_long_double
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("name", ["sin", "cos", "tan"])
-def test_trig_beyond_the_reduction_bound_takes_libm_at_every_block_position(name, dtype, restore_isa):
+def test_trig_beyond_the_reduction_bound_takes_libm_at_every_block_position(name, dtype, restore_isa_and_threads):
     # Lanes beyond kTrigBound (and inf, NaN) are redone with libm after the vector pass, per block of 256:
     # put them at block edges, in runs and alone, in place of the fast lanes around them.
     rng = np.random.default_rng(8)
@@ -981,7 +975,7 @@ def test_trig_beyond_the_reduction_bound_takes_libm_at_every_block_position(name
 
 @needs_long_double
 @pytest.mark.parametrize("name", ["sin", "cos", "tan"])
-def test_float32_trig_near_multiples_of_half_pi_and_the_float_bound(name, restore_isa):
+def test_float32_trig_near_multiples_of_half_pi_and_the_float_bound(name, restore_isa_and_threads):
     # The float32 kernels reduce in float (pi/2 in four parts, exact products for |n| <= 1023): every float
     # within 200 ulps of each n pi/2 up to the float bound (1600, where the reduction cancels most), the
     # floats either side of the bound (beyond it: libm's lanes), and tiny and subnormal x.
@@ -1009,7 +1003,7 @@ def test_float32_trig_near_multiples_of_half_pi_and_the_float_bound(name, restor
 
 @needs_long_double
 @pytest.mark.parametrize("name", ["sin", "cos", "tan"])
-def test_float64_trig_at_the_doubles_nearest_multiples_of_half_pi(name, restore_isa):
+def test_float64_trig_at_the_doubles_nearest_multiples_of_half_pi(name, restore_isa_and_threads):
     # Where x - n pi/2 cancels most: the 41 doubles around the one nearest n pi/2, for every n up to 2,000 and
     # 2,000 random n up to the bound 2^20 (a reduction with pi/2 in too few parts fails here first: the
     # random points of _f64_points are rarely this close).
@@ -1028,7 +1022,7 @@ def test_float64_trig_at_the_doubles_nearest_multiples_of_half_pi(name, restore_
 
 
 @needs_long_double
-def test_float64_sin_within_0_8_ulp_where_its_one_polynomial_runs_widest(restore_isa):
+def test_float64_sin_within_0_8_ulp_where_its_one_polynomial_runs_widest(restore_isa_and_threads):
     # sin reduces by pi (x = n pi + r) and evaluates one polynomial on |r| up to pi/2, where the
     # polynomial term is 0.57 of the result and its tail terms count most: around the odd multiples of
     # pi/2 up to 1.6e6, and where sin is near 1 for small x. Measured 0.74 ulp at worst on 5x10^6 points;
@@ -1045,7 +1039,7 @@ def test_float64_sin_within_0_8_ulp_where_its_one_polynomial_runs_widest(restore
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("name", ["sin", "cos", "tan"])
-def test_trig_zero_d_gives_the_bits_of_the_same_element_in_an_array(name, dtype, restore_isa):
+def test_trig_zero_d_gives_the_bits_of_the_same_element_in_an_array(name, dtype, restore_isa_and_threads):
     # A 0-d value skips the vector loop (map1_fixup's n == 1 case): its bits must be those of the vector
     # lanes, in every ISA, for fast lanes, libm lanes (beyond the bound, inf, NaN) and signed zeros.
     rng = np.random.default_rng(11)
@@ -1063,7 +1057,7 @@ def test_trig_zero_d_gives_the_bits_of_the_same_element_in_an_array(name, dtype,
 @needs_long_double
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("name, deriv", [("sin", np.cos), ("cos", lambda v: -np.sin(v))])
-def test_sin_cos_gradients_use_the_fast_kernels_and_the_fixup(name, deriv, dtype, restore_isa):
+def test_sin_cos_gradients_use_the_fast_kernels_and_the_fixup(name, deriv, dtype, restore_isa_and_threads):
     # The backward kernels g * cos(x) and g * -sin(x) (TG_SPEC_DERIV_CASES): the same kernels and fix-up as the
     # forward, so the gradient of sum(sin(x)) is cos(x) to within the same bars, huge lanes included.
     rng = np.random.default_rng(9)
@@ -1083,7 +1077,7 @@ def test_sin_cos_gradients_use_the_fast_kernels_and_the_fixup(name, deriv, dtype
 
 
 @needs_long_double
-def test_float32_power_within_one_ulp_and_libm_special_cases(restore_isa):
+def test_float32_power_within_one_ulp_and_libm_special_cases(restore_isa_and_threads):
     # float32 x ** y runs as e^(y log x) in float64 where x > 0 and both are finite; libm's powf elsewhere.
     rng = np.random.default_rng(10)
     n = 1_000_000
@@ -1127,7 +1121,7 @@ def _atan2_points(dtype, n=1_000_000, seed=11):
 
 @needs_long_double
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_arctan2_within_bars_c99_special_cases_same_bits_everywhere(dtype, restore_isa):
+def test_arctan2_within_bars_c99_special_cases_same_bits_everywhere(dtype, restore_isa_and_threads):
     # e_atan2.c made branch-free: atan(|y/x|) by quadrant, and C99's special cases (signed zeros, infinities,
     # NaN) against long double atan2l, whose special cases are C99's.
     y, x = _atan2_points(dtype)
@@ -1143,7 +1137,7 @@ def test_arctan2_within_bars_c99_special_cases_same_bits_everywhere(dtype, resto
 
 @needs_long_double
 @pytest.mark.parametrize("name", ["arcsin", "arccos", "arctan"])
-def test_float64_inverse_trig_within_one_ulp(name, restore_isa):
+def test_float64_inverse_trig_within_one_ulp(name, restore_isa_and_threads):
     # The fma kernels (h65) are held to 1 ulp, tighter than the 2 ulp bar: SLEEF's asin/acos with sqrt's
     # rounding error carried (z - s^2 by fma over 2s, 1/s from a bit-trick seed), fdlibm's atan reduction.
     # Besides the whole-domain points: |x| in [0.5, 1) densely, where asin(x) = pi/2 - 2 asin(sqrt((1-|x|)/2))
@@ -1172,7 +1166,7 @@ def _floats_around(centers, k):
     ("arcsin", [0.5, 0.975, 1.0, 2.0**-12, 2.0**-126]),  # the float kernel's branch switches, +-1, tiny
     ("arccos", [0.5, 0.975, 1.0, 2.0**-12, 2.0**-126]),
     ("arctan", [0.4375, 0.6875, 1.1875, 2.4375, 2.0**12, 2.0**24, 2.0**-12, 2.0**-126])])
-def test_float32_inverse_trig_every_float_near_the_branch_switches(name, edges, restore_isa):
+def test_float32_inverse_trig_every_float_near_the_branch_switches(name, edges, restore_isa_and_threads):
     # The float32 kernels compute in float (h54): every float within 20,000 ulps of each reduction edge,
     # both signs, within 1 ulp of long double, the same bits in every ISA and at 1 and 2 threads; beyond
     # +-1 arcsin and arccos give NaN.
@@ -1187,7 +1181,7 @@ def test_float32_inverse_trig_every_float_near_the_branch_switches(name, edges, 
 
 
 @needs_long_double
-def test_float32_arctan2_near_the_fold_and_the_residual_scaling(restore_isa):
+def test_float32_arctan2_near_the_fold_and_the_residual_scaling(restore_isa_and_threads):
     # float32 arctan2 folds y/x to q = min/max in [0, 1] and adds q's division error back from the exact
     # residual on operands scaled by 2^-64 (max > 2^64) or 2^100 (max < 2^-20), dropped below q = 2^-30:
     # |y| ~ |x| in every quadrant, the interval edges of q, and the larger operand either side of the
@@ -1219,7 +1213,7 @@ def test_float32_arctan2_near_the_fold_and_the_residual_scaling(restore_isa):
 @pytest.mark.parametrize("name, deriv", [("arcsin", lambda v: 1 / np.sqrt(1 - v * v)),
                                          ("arccos", lambda v: -1 / np.sqrt(1 - v * v)),
                                          ("arctan", lambda v: 1 / (1 + v * v))])
-def test_inverse_trig_gradients_every_isa_and_thread_count(name, deriv, dtype, restore_isa):
+def test_inverse_trig_gradients_every_isa_and_thread_count(name, deriv, dtype, restore_isa_and_threads):
     # The fused derivative kernels (g / sqrt(1 - x x) vectorizes only without errno: CMakeLists.txt's
     # -fno-math-errno): same bits everywhere and close to the long double derivative; +-1 give +-inf.
     rng = np.random.default_rng(12)
@@ -1281,7 +1275,7 @@ def _pow_points(n=1_000_000, seed=13):
 
 
 @needs_long_double
-def test_float64_power_rounds_from_a_double_double_log(restore_isa):
+def test_float64_power_rounds_from_a_double_double_log(restore_isa_and_threads):
     # simd/pow.hpp's log2|x| and y log2|x| are double-doubles with FMA (~2^-68 relative), and e^r keeps its
     # tail: half-integer powers of 2 and 1.5 ** (1 + 2^-52) round correctly (fdlibm's form, before FMA, gave
     # 0x1.6a09e667f3bccp+0 for 2 ** 0.5, 1 ulp low, and 1.5 for the last), and under 0.8 ulp overall.
@@ -1303,7 +1297,7 @@ def test_float64_power_rounds_from_a_double_double_log(restore_isa):
 
 
 @needs_long_double
-def test_float64_power_within_two_ulp_c99_special_cases_same_bits_everywhere(restore_isa):
+def test_float64_power_within_two_ulp_c99_special_cases_same_bits_everywhere(restore_isa_and_threads):
     # simd/pow.hpp (fdlibm's e_pow.c, branch-free) where x is finite and nonzero and |y| < 2^31; libm's pow on
     # the other lanes. Special cases as C99 (against NumPy's pow, which is libm's).
     x, y, n_special = _pow_points()
@@ -1337,7 +1331,7 @@ def test_float64_power_within_two_ulp_c99_special_cases_same_bits_everywhere(res
 @needs_long_double
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("c", [2.0, 0.5, -1.0, 1.0, 0.0, 1.5, 3.0, -0.5])
-def test_power_by_a_number_matches_the_elementwise_kernel_and_c99(c, dtype, restore_isa):
+def test_power_by_a_number_matches_the_elementwise_kernel_and_c99(c, dtype, restore_isa_and_threads):
     # `a ** 2`, `a ** 0.5`, `a ** -1`, `a ** 1`, `a ** 0` take one IEEE operation (x * x, sqrt, 1 / x); those are
     # correctly rounded, so they give libm's pow's bits (C99's -0 ** 0.5 = +0, -inf ** 0.5 = +inf, NaN ** 0 = 1);
     # the other exponents the elementwise kernel. (An array of 0.5 or -1 takes the kernel, within the ulp bars
@@ -1380,7 +1374,7 @@ def test_power_by_a_number_matches_the_elementwise_kernel_and_c99(c, dtype, rest
 
 @needs_long_double
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_power_one_and_a_half_rounds_once_over_every_binade(dtype, restore_isa):
+def test_power_one_and_a_half_rounds_once_over_every_binade(dtype, restore_isa_and_threads):
     # `a ** 1.5` is x sqrt(x) plus the fma correction s e / 2 (loops.hpp k_pow15), small x scaled first: within
     # 0.5 ulp (+ 2^-50) wherever the result is normal, 0.75 where it is subnormal (a second rounding), the same bits
     # in every build. (Without the scaling the correction underflows: 0.96 ulp at float64 x ~ 2^-681.)
@@ -1406,7 +1400,7 @@ def test_power_one_and_a_half_rounds_once_over_every_binade(dtype, restore_isa):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_power_gradient_fused_kernels_match_the_composite(dtype, restore_isa):
+def test_power_gradient_fused_kernels_match_the_composite(dtype, restore_isa_and_threads):
     # The first-order sweep takes power's factors from one kernel each (PowBase: b a^(b-1), 0 where b == 0;
     # PowExp: y log a, 0 where a == 0 and b >= 0, told from |y| <= 1); under create_graph the composite ops run.
     # Same bits (NaN's sign too), in every build and thread count, over a grid of special values, and both mask
@@ -1437,7 +1431,7 @@ def test_power_gradient_fused_kernels_match_the_composite(dtype, restore_isa):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_arctan2_gradient_first_order_matches_the_composite(dtype, restore_isa):
+def test_arctan2_gradient_first_order_matches_the_composite(dtype, restore_isa_and_threads):
     # The first-order sweep's a^2 + b^2 (1 at the origin) is one kernel (Atan2R2) and d x / r is divided in the
     # product's buffer; create_graph runs the composite ops. Same bits, every build and thread count.
     sp = [0.0, -0.0, 1.0, -1.0, 2.0, np.inf, -np.inf, np.nan, 5e-324, 1e300, 1e-300, 1e-30]
@@ -1475,7 +1469,7 @@ def test_float32_power_exhaustive_over_one_binade_and_a_grid_of_exponents():
 # ----- h85-expfam: expm1, sinh, cosh, exp2 as primitives (simd/math.hpp, loops.hpp) -----
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("name", ["expm1", "sinh", "cosh", "exp2"])
-def test_expfam_special_values_and_signed_zeros_as_numpy(name, dtype, restore_isa):
+def test_expfam_special_values_and_signed_zeros_as_numpy(name, dtype, restore_isa_and_threads):
     # -0.0 (expm1 and sinh keep its sign), inf, nan, the smallest subnormals, and past the overflow thresholds
     fi = np.finfo(dtype)
     x = np.array([0.0, -0.0, np.inf, -np.inf, np.nan, fi.smallest_subnormal, -fi.smallest_subnormal, fi.tiny,
@@ -1489,7 +1483,7 @@ def test_expfam_special_values_and_signed_zeros_as_numpy(name, dtype, restore_is
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_exp2_exact_at_every_integer_as_numpy(dtype, restore_isa):
+def test_exp2_exact_at_every_integer_as_numpy(dtype, restore_isa_and_threads):
     # exp2(3) == 8.0: f = x - round(x) = 0 leaves e^0 = 1 exactly, then 2^k (also subnormal, and the ends)
     lo, hi = (-160, 140) if dtype == np.float32 else (-1090, 1040)
     x = np.arange(lo, hi).astype(dtype)
@@ -1503,7 +1497,7 @@ def test_exp2_exact_at_every_integer_as_numpy(dtype, restore_isa):
 
 @needs_long_double
 @pytest.mark.parametrize("name", ["expm1", "sinh", "cosh"])
-def test_float32_expfam_every_float_near_the_switches(name, restore_isa):
+def test_float32_expfam_every_float_near_the_switches(name, restore_isa_and_threads):
     # Every float within 4096 ulps of where the kernels switch (reduction k = 0 <-> 1, the e^a / 2 branch at
     # 10, expm1's k = 128 and -20 clamp) and of the overflow thresholds, both signs.
     centers = {"expm1": [0.34657359, 88.3762626647949, 88.7228391, 20.0, 17.3, 1e-4],
@@ -1517,7 +1511,7 @@ def test_float32_expfam_every_float_near_the_switches(name, restore_isa):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_expfam_gradients_against_numpy_and_second_order(dtype, restore_isa):
+def test_expfam_gradients_against_numpy_and_second_order(dtype, restore_isa_and_threads):
     # expm1' = exp(x) (not y + 1, which cancels where y ~ -1: relative accuracy kept at x = -30), sinh' = cosh,
     # cosh' = sinh, exp2' = y ln2; second derivatives through create_graph: expm1'' = exp, sinh'' = sinh,
     # cosh'' = cosh, exp2'' = y ln2^2.

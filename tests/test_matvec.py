@@ -19,13 +19,6 @@ LONG_DOUBLE_OK = np.finfo(np.longdouble).nmant >= 63
 ISAS = supported_isas()
 
 
-@pytest.fixture
-def restore_isa_and_threads():
-    isa, threads = _core._isa(), tg.get_num_threads()
-    yield
-    _core._set_isa(isa)
-    tg.set_num_threads(threads)
-
 
 def _everywhere(fn):
     """fn() in every ISA build at 1 and 2 threads; asserts identical bits and returns the result."""

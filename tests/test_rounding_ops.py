@@ -16,13 +16,6 @@ EXACT = ROUNDING + ["square", "reciprocal", "abs"]
 
 
 
-@pytest.fixture
-def restore_isa_and_threads():
-    isa, threads = _core._isa(), tg.get_num_threads()
-    yield
-    _core._set_isa(isa)
-    tg.set_num_threads(threads)
-
 
 def special_values(dtype):
     """The hard cases: signed zeros, ties, both sides of each integer, the bound where the float's
