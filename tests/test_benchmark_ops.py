@@ -238,3 +238,29 @@ def test_record_mode_records_without_backward():
     assert bench.prepare(case, "numpy", 1024, "float64", grad=True, backward=False) is None
     (row,) = bench.run([case], (16,), ["float64"], ["record"], [1], 1e-4, 1, progress=False)
     assert row["mode"] == "record" and row["target"].startswith("<= 0.5 µs")
+
+
+def test_every_explained_row_exists_and_cites_a_measured_readme_section():
+    """A bound in the op table's last column names rows that exist (a renamed row would lose it
+    silently) and a benchmarks/README.md section (its `### <name>:` heading) where it is measured."""
+    names = {c.name for c in CASES}
+    with open(os.path.join(ROOT, "benchmarks", "README.md")) as f:
+        headings = [line for line in f if line.startswith("#")]
+    for rows, modes, min_n, why in bench.EXPLAINED:
+        assert rows <= names, (rows - names, why)
+        assert modes <= {"eval", "grad", "record"} and min_n in (0, *bench.SIZES), (modes, min_n)
+        section = why.rsplit("(", 1)[1].rstrip(")")
+        assert any(h.lstrip("# ").startswith(section + ":") for h in headings), section
+
+
+def test_a_miss_shows_its_bound_or_says_it_is_not_explained():
+    base = {"shapes": "(4,)", "dtype": "float64", "threads": 1, "tapegrad": 2e-6, "torch": 1e-6, "numpy": None,
+            "ratio": 2.0, "ratio_np": None, "target": "<= 1x torch", "pass": False}
+    rows = [dict(base, name="v.reshape(*square)", op="reshape", n=1 << 20, mode="grad"),
+            dict(base, name="v.reshape(*square)", op="reshape", n=1024, mode="grad"),
+            dict(base, name="exp", op="exp", n=16, mode="eval", ratio=0.1, tapegrad=1e-7, **{"pass": True})]
+    lines = bench.table(rows).splitlines()[2:]
+    big, small, met = (next(line for line in lines if f"| {size} |" in line) for size in ("1,048,576", "1,024", "16"))
+    assert big.endswith("(h77-seedcopy) |") and small.endswith("| not explained |") and met.endswith("| yes |  |")
+    assert bench.misses_summary(rows) == ("2 timings miss their target: 1 with a measured bound (last column), "
+                                          "1 not explained.")
