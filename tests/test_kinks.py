@@ -92,6 +92,19 @@ def test_kink_clip_inclusive_bounds():
     np.testing.assert_array_equal(_grad(lambda v: tg.clip(v, 0.0, 0.0), x), [0, 0, 1, 0, 0])
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_clip_outside_its_bounds_gives_zero_for_a_nan_or_inf_direction(m, dtype):
+    """A select, as PyTorch's clamp: not direction * 0 (NaN). Both engines, reverse and forward mode."""
+    x = np.array([-1.0, 0.5, 2.0, 1.0], dtype=dtype)
+    d = np.array([np.nan, np.inf, -np.inf, np.nan], dtype=dtype)
+    v = m.Variable(x, requires_grad=True)
+    m.clip(v, -0.5, 1.0).backward(m.Variable(d))
+    want = np.array([0.0, np.inf, 0.0, np.nan], dtype=dtype)  # inside (bounds inclusive): the direction itself
+    np.testing.assert_array_equal(np.asarray(v.grad), want)
+    assert np.asarray(v.grad).dtype == dtype
+    np.testing.assert_array_equal(np.asarray(m.jvp(lambda a: m.clip(a, -0.5, 1.0), (x,), (d,))[1]), want)
+
+
 def test_kink_clip_inclusive_bounds_with_array_bounds():
     # Same convention when the bounds are arrays: the gradient passes where
     # a_min <= x <= a_max, fully (not split like maximum/minimum ties).

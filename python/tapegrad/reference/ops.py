@@ -290,14 +290,25 @@ class Clip(Elementwise):
         return np.broadcast_to(out if self.a_max is None else np.minimum(out, self.a_max),
                                self.out_shape)
 
-    def partial(self, i):
+    def inside(self):
         (x,) = self.saved_values()
         inside = np.ones(self.out_shape, dtype=bool)
         if self.a_min is not None:
             inside &= x.data >= self.a_min
         if self.a_max is not None:
             inside &= x.data <= self.a_max
-        return _mask(inside, x)
+        return inside
+
+    def partial(self, i):
+        return _mask(self.inside(), self.inputs[0])
+
+    # A select, not g * mask: outside the bounds a NaN or inf direction gives 0 (PyTorch's clamp and the
+    # C++ engine's clip_mask), where a product would give NaN.
+    def vjp(self, g):
+        return [unbroadcast(where(self.inside(), g, 0.0), self.inputs[0].shape)]
+
+    def jvp(self, t):
+        return where(self.inside(), _lift(t, self.output_shape), 0.0)
 
 
 def clip(x, a_min, a_max):
