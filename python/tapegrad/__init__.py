@@ -58,8 +58,8 @@ from . import _compose as _compose_mod  # noqa: E402
 _compositions = _compose_mod.build(_core)
 globals().update(_compositions)
 for _name, _entry in _core.__compositions__.items():
-    if _entry["method"]:
-        setattr(Variable, _name, _compositions[_name])
+    if _entry["method"]:  # (a composition with a C++ body has its C++ method: h95-shape)
+        setattr(Variable, _name, getattr(_core, f"_{_name}_method", _compositions[_name]))
 from . import linalg  # noqa: E402,F401
 from . import _numpy_dispatch  # noqa: E402
 _numpy_dispatch.install({**{_n: getattr(_core, _n) for _n in _core.__ops__}, **_compositions})

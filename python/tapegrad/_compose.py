@@ -300,7 +300,7 @@ def build(ns):
             points = np.cumsum([0] + extra * [each + 1] + (k - extra) * [each]).tolist()
         else:
             points = [0] + [operator.index(i) for i in indices_or_sections] + [n]  # (int() of an array row warns on NumPy < 2.1)
-        return [along(x, axis, slice(a, max(a, b))) for a, b in zip(points[:-1], points[1:])]
+        return [along(x, axis, slice(a, b)) for a, b in zip(points[:-1], points[1:])]  # NumPy's x[a:b]
 
     @composition
     def split(x, indices_or_sections, axis=0):
@@ -321,12 +321,15 @@ def build(ns):
         x = V(x)
         if axis is None:
             return ns.reshape(roll(ns.reshape(x, (-1,)), shift, 0), x.shape)
-        axes = _norm_axes(axis, x.ndim, "roll")
-        shifts = np.broadcast_to(np.asarray(shift, dtype=np.int64), (len(axes),)) if not isinstance(
-            shift, (tuple, list)) or len(shift) == len(axes) else None
-        if shifts is None:
-            raise ValueError(f"roll: shift {shift!r} and axis {axis!r} differ in length")
-        for s, a in zip(shifts.tolist(), axes):
+        try:  # NumPy's: shift and axis broadcast together; the shifts of a repeated axis add up
+            shifts, axes = np.broadcast_arrays(np.asarray(shift, dtype=np.int64), np.asarray(axis, dtype=np.int64))
+        except ValueError:
+            raise ValueError(f"roll: shift {shift!r} and axis {axis!r} differ in length") from None
+        total = {}
+        for s, a in zip(shifts.ravel().tolist(), axes.ravel().tolist()):
+            a = _norm_axis(a, x.ndim, "roll")
+            total[a] = total.get(a, 0) + s
+        for a, s in total.items():
             n = x.shape[a]
             if n and s % n:
                 s = s % n
@@ -405,6 +408,12 @@ def build(ns):
     def size(x, axis=None):
         s = x.shape if isinstance(x, Variable) else np.shape(x)
         return int(np.prod(s, dtype=np.int64)) if axis is None else s[_norm_axis(axis, len(s), "size")]
+
+    # h95-shape: the C++ engine's bodies of these (cpp/bindings/shape_fast.cpp): one call, no Python frame
+    for _name in ("ravel", "flatten", "copy", "atleast_1d", "atleast_2d", "atleast_3d", "hstack", "vstack", "split",
+                  "array_split", "flip", "roll", "pad"):
+        if getattr(ns, "_" + _name, None) is not None:
+            out[_name] = getattr(ns, "_" + _name)
 
     # ----- linear algebra ----------------------------------------------------------------
     @composition

@@ -124,6 +124,16 @@ Var moveaxis(const Var& x, const Axes& source, const Axes& destination);
 Var triangle(const Var& x, int64_t k, bool lower);
 Var tril(const Var& x, int64_t k);
 Var triu(const Var& x, int64_t k);
+// ----- h95-shape: NumPy's split parts, flip, atleast_*, pad, roll (shape_fast.cpp) -----
+// The parts x[..., a:b] between the points (NumPy's slice bounds), views.
+std::vector<Var> split_at(const Var& x, const std::vector<int64_t>& points, int64_t axis);
+Var flip(const Var& x, const std::optional<Axes>& axes);  // a view; nullopt: every axis
+Var atleast(const Var& x, int n);                         // x itself when it has n axes or more
+// widths[d] = (before, after) per axis, filled with value (rounded to x's dtype).
+Var pad_constant(const Var& x, const std::vector<std::pair<int64_t, int64_t>>& widths, double value);
+// NumPy's roll (shift and axis broadcast; nullopt: the flattened array); roll_axes: shifts in [0, n).
+Var roll(const Var& x, const Axes& shift, const std::optional<Axes>& axis);
+Var roll_axes(const Var& x, const Axes& shifts, const Axes& axes);
 
 // ----- linear algebra -------------------------------------------------------------
 // NumPy matmul semantics (1-D operands, broadcast batch dimensions).
