@@ -890,10 +890,7 @@ TG_MATH_INLINE double gelu_f64(double x) {
   return x != x ? x : r;
 }
 
-// gelu in float32: the float64 kernel, rounded to float once more (its ~0.6
-// ulp of double is far below float's half ulp; a subnormal float result
-// rounds once). (silu's float32 kernel is in simd/loops.hpp, in float.)
-TG_MATH_INLINE float gelu_f32(float x) { return float(gelu_f64(double(x))); }
+// (gelu's float32 kernel: h97-f32's block at the end; silu's is in simd/loops.hpp, in float.)
 
 // ----- h84-round: floor, ceil, rint, trunc (exact: the same bits on every ISA) -----------------------
 // With SSE4.1 (the AVX2 and AVX-512 builds) GCC turns the builtins into (v)roundps/pd, vectorized. The
@@ -955,38 +952,19 @@ template <class T> TG_MATH_INLINE T trunc_exact(T x) {
 #undef TG_ROUND_BUILTIN
 
 // ----- h86-logfam: log2, log10, cbrt, arcsinh, arccosh, arctanh ----------------------
-// float64: log2 is pow's log2 as a double-double (pow_log2, simd/pow.hpp: ~2^-68
-// relative) rounded once, so log2(2^k) = k exactly; log10 and the natural logs
-// of arcsinh, arccosh and arctanh take that pair times log10(2) or ln2 as
+// float64: (log2 and log10: h97-f32's block, log1p_hilo) pow's log2 as a double-double
+// (pow_log2, simd/pow.hpp: ~2^-68 relative): the natural logs
+// of arcsinh, arccosh and arctanh take that pair times ln2 as
 // double-doubles (ln_dd), their arguments built as double-doubles too, so each
 // rounds once at the end (0.5 ulp plus ~2^-60 relative). cbrt has no division:
 // a polynomial seed, one Newton step, and one correction from the exact residual
 // y^3 - x. float32: log2 and log10 from log_kernel in double; the others are
-// the float64 kernels rounded to float (0.5 ulp plus ~2^-28).
+// the float64 kernels rounded to float (0.5 ulp plus ~2^-28), arctanh in h97-f32's block.
 // (pow_log2 and split_exponentf are defined after this file.)
 TG_MATH_INLINE void pow_log2(double ax, double* t1, double* t2);
 TG_MATH_INLINE float split_exponentf(float x, float* k);
 
-TG_MATH_INLINE double log2_f64(double x) {
-  double t1, t2;
-  pow_log2(x, &t1, &t2);
-  double res = x == kTgInf ? x : t1;
-  res = x == 0.0 ? -kTgInf : res;
-  res = x < 0.0 ? kTgNaN : res;
-  return x != x ? x : res;
-}
-
-TG_MATH_INLINE double log10_f64(double x) {
-  const double c_h = 0x1.34413509f79ffp-2, c_l = -0x1.9dc1da994fd21p-59;  // log10(2)
-  double t1, t2;
-  pow_log2(x, &t1, &t2);
-  double h = t1 * c_h;
-  double res = h + (tg_fma(t1, c_h, -h) + (t1 * c_l + t2 * c_h));
-  res = x == kTgInf ? x : res;
-  res = x == 0.0 ? -kTgInf : res;
-  res = x < 0.0 ? kTgNaN : res;
-  return x != x ? x : res;
-}
+// (log2_f64, log10_f64: h97-f32's block at the end, on log1p_hilo; pow_log2 was ~45% slower.)
 
 // ln(2^e (xh + xl)) = h + *lo for finite positive xh, |xl| <= ulp(xh), e a small
 // integer: log2(xh) = t1 + t2 (pow_log2), e added by TwoSum, times ln2 as a
@@ -1123,7 +1101,7 @@ TG_MATH_INLINE float log10_f32(float x) { return logf_base(x, 0x1.bcb7b1526e50ep
 TG_MATH_INLINE float cbrt_f32(float x) { return float(cbrt_f64(double(x))); }
 TG_MATH_INLINE float asinh_f32(float x) { return float(asinh_f64(double(x))); }
 TG_MATH_INLINE float acosh_f32(float x) { return float(acosh_f64(double(x))); }
-TG_MATH_INLINE float atanh_f32(float x) { return float(atanh_f64(double(x))); }
+// (atanh_f32: h97-f32's block at the end)
 
 // ----- h90-binary: logaddexp, logaddexp2, hypot (float64; float32 evaluated in double) -----
 // logaddexp(a, b) = max(a, b) + log1p(e^-|a - b|), softplus_f64's log1p(e + e_lo) of exp_dd's pair.
@@ -1227,11 +1205,164 @@ TG_MATH_INLINE double hypot_f64(double a, double b) {
 
 // float32 in double: the double results are within ~2 double ulps, so one rounding to float
 // stays within 1 float ulp; hypot's squares are exact in double and cannot overflow there.
-TG_MATH_INLINE float logaddexp_f32(float a, float b) { return float(logaddexp_f64(a, b)); }
-TG_MATH_INLINE float logaddexp2_f32(float a, float b) { return float(logaddexp2_f64(a, b)); }
+// (logaddexp_f32, logaddexp2_f32: h97-f32's block at the end)
 TG_MATH_INLINE float hypot_f32(float a, float b) {
   double x = a, y = b;
   float r = float(__builtin_sqrt(x * x + y * y));
   r = a != a ? a + a : (b != b ? b + b : r);  // (x x + y y's NaN would be either's, by operand order)
   return (__builtin_fabsf(a) == __builtin_inff()) | (__builtin_fabsf(b) == __builtin_inff()) ? __builtin_inff() : r;
+}
+
+// ----- h97-f32: float32 gelu, arctanh, logaddexp, logaddexp2 in plain double -----
+// These ran the float64 kernels (double-doubles throughout, for float64's 0.5-1.5 ulp) and rounded
+// to float. A float result needs far less: a double value within a few double ulps (2^-50
+// relative) rounds to within 0.5 + 2^-26 float ulps. So: exp_dd's reduction and polynomial summed
+// plainly (exp_lite), log1p without u's rounding correction c / u (log1p_lite: c / u <= 2^-53 where
+// k != 0, the result >= 0.34 there; k = 0 takes w itself, exact), gelu's u in plain double (|u| <=
+// 320 here: sigmoid's relative error |u| 2^-52 < 2^-43), one division per sigmoid. Still half the
+// vector width of float, but about half the operations and divisions of the float64 kernels.
+
+// e^x for x in [-700, 0] within ~1 ulp of double: exp_dd's reduction and polynomial, 2^k from
+// the shifted k's bits (k >= -1010: normal).
+TG_MATH_INLINE double exp_lite(double x) {
+  const double inv_ln2 = 1.442695040888963407359924681001892137426645954152985934135449406931;
+  const double ln2_hi = .69314718055966295651160180568695068359375, ln2_lo = .28235290563031577122588448175013436025525412068e-12;
+  double ks = tg_fma(x, inv_ln2, kTgShifter);
+  double kd = ks - kTgShifter;
+  double sh = tg_fma(kd, -ln2_hi, x);  // exact (exp_dd)
+  double s = tg_fma(kd, -ln2_lo, sh);
+  double q = exp_poly(s, tg_fma(kd, -ln2_lo, sh - s));  // e^s - 1 - s
+  return (1.0 + (s + q)) * tg_bits_to_f64((tg_f64_to_bits(ks) + 1023) << 52);
+}
+
+// log(1 + w) for finite w >= 0 within ~1 ulp of double (log1p_f64 less its c / u term, above).
+// Where k = 0, m - 1 = u - 1 and c = w - (u - 1) are exact and sum to w; a select between w and
+// m - 1 instead had GCC divide in both arms (and in a caller's select arms: 3 divisions, not 1).
+TG_MATH_INLINE double log1p_lite(double w) {
+  double kd;
+  double u = 1.0 + w;
+  double m = split_exponent(u, &kd);
+  double c = w - (u - 1.0);
+  return log_kernel((m - 1.0) + (kd == 0.0 ? c : 0.0), kd, 0.0);
+}
+
+// Compares in these four are on values computed in double (u, 1 - |x|, a - b, the bits): GCC
+// narrows a compare of a float converted to double back to a float compare, and the float masks'
+// conversion to double lanes cost ~15 more instructions per 8 lanes (gelu, atanh, logaddexp).
+
+// gelu x sigmoid(u), u = C x (1 + A x^2): x e / (1 + e) or x / (1 + e), e = e^-|u|, in double
+// (a float's x^3 cannot overflow there), rounded to float once (a subnormal float result too).
+// Beyond |u| = 700 (|x| > 21), e is 0: x, -0, or NaN for -inf (as gelu_f64).
+TG_MATH_INLINE float gelu_f32(float xf) {
+  const double C = 1.5957691216057308, A = 0.044715;
+  double x = xf;
+  double u = (C * x) * (1.0 + A * (x * x));
+  double au = __builtin_fabs(u);
+  double e = exp_lite(au < 700.0 ? -au : -700.0);
+  e = au < 700.0 ? e : 0.0;  // (NaN: 0, and x's NaN below)
+  return float(x * (u < 0.0 ? e : 1.0) / (1.0 + e));
+}
+
+// atanh |x| = log1p(w) / 2, w = 2|x| / (1 - |x|): 2|x| and 1 - |x| are exact in double for a float
+// |x| >= 2^-29 (below, 1 - |x| rounds by <= 2^-53 relative), w rounds once, and log1p(w)'s
+// relative condition number w / ((1 + w) log1p(w)) is <= 1.
+TG_MATH_INLINE float atanh_f32(float xf) {
+  double a = __builtin_fabs(double(xf));
+  double d = 1.0 - a;
+  double r = 0.5 * log1p_lite((a + a) / d);  // (|x| >= 1: w is inf or negative, selected below)
+  r = d == 0.0 ? kTgInf : r;
+  r = d < 0.0 ? kTgNaN : r;
+  r = d != d ? a + a : r;  // (a + a: a signaling NaN quieted in every build; the baseline build
+                           // folded float(double(x)) back to x, keeping it signaling)
+  return float(__builtin_copysign(r, double(xf)));
+}
+
+// a NaN operand's NaN, a's where both are (as tg_nan_of); a + b is also the result for (inf, inf)
+// and (-inf, -inf), whose a - b is NaN.
+TG_MATH_INLINE double nan_or_sum(double a, double b) {
+  bool a_nan = (tg_f64_to_bits(a) & 0x7fffffffffffffffULL) > 0x7ff0000000000000ULL;
+  return a_nan ? a + a : a + b;
+}
+
+// logaddexp(a, b) = max(a, b) + log1p(e^-|a - b|) in double: a - b of two floats is exact in double
+// unless their exponents differ by more than 29 (then |a - b| rounds by 2^-53 relative and
+// e^-|a - b|'s error is |a - b| 2^-53, <= 2^-45 where e matters); its sign is exact either way, so
+// it picks max(a, b). |a - b| capped at 600 (e^-600 is far below any float sum's ulp). Where
+// max(a, b) < 0 cancels against the log1p term, the error is log1p's absolute ~2^-53, as
+// logaddexp_f64's.
+TG_MATH_INLINE float logaddexp_f32(float af, float bf) {
+  double a = af, b = bf;
+  double d = a - b;
+  double m = d > 0.0 ? a : b;
+  double ad = __builtin_fabs(d);
+  double e = exp_lite(ad < 600.0 ? -ad : -600.0);
+  double r = m + log1p_lite(e);
+  return float(d != d ? nan_or_sum(a, b) : r);
+}
+
+// logaddexp2(a, b) = max(a, b) + log2(1 + 2^-|a - b|): 2^-|d| = 2^k e^(r ln 2), r = -|d| - k exact,
+// (r ln 2) as s + s_err, exp_lite's polynomial; the log1p term times log2(e). logaddexp2(a, a) is
+// a + 1 exactly (log1p(1) log2(e) rounds below 1).
+TG_MATH_INLINE float logaddexp2_f32(float af, float bf) {
+  const double ln2 = 0x1.62e42fefa39efp-1, ln2_lo = 0x1.abc9e3b39803fp-56, log2e = 1.4426950408889634074;
+  double a = af, b = bf;
+  double d = a - b;
+  double m = d > 0.0 ? a : b;
+  double ad = __builtin_fabs(d);
+  double x = ad < 600.0 ? -ad : -600.0;
+  double ks = x + kTgShifter;  // k + 1.5 * 2^52, k = round(x)
+  double kd = ks - kTgShifter;
+  double rr = x - kd;  // exact, |rr| <= 1/2
+  double s = rr * ln2;
+  double q = exp_poly(s, tg_fma(rr, ln2, -s) + rr * ln2_lo);  // e^s - 1 - s
+  double e = (1.0 + (s + q)) * tg_bits_to_f64((tg_f64_to_bits(ks) + 1023) << 52);
+  double r = ad == 0.0 ? m + 1.0 : m + log1p_lite(e) * log2e;
+  return float(d != d ? nan_or_sum(a, b) : r);
+}
+
+// float64 log2 and log10 (h86's next step, /work/scratch/s16/h86-logfam/newlog.hpp): log(m) as a head
+// and tail (log1p_hilo) instead of pow's log2 double-double, one rounding at the end.
+// log(1 + f) = hi + *lo for f = m - 1, m in [sqrt(2)/2, sqrt(2)) (fdlibm e_log2.c's split, with fma):
+// hi = f - f^2/2 rounded; the tail holds f^2/2's rounding error (fma), hi's (Fast2Sum: |f| > f^2/2)
+// and s (f^2/2 + R), s = f / (2 + f) (log_kernel's R: fdlibm's Lg1-Lg7, ~4% of the sum at most, so
+// its roundings count that much). ~2^-60 relative before the caller's one rounding.
+TG_MATH_INLINE double log1p_hilo(double f, double* lo) {
+  const double Lg1 = 6.666666666666735130e-01, Lg2 = 3.999999999940941908e-01, Lg3 = 2.857142874366239149e-01,
+               Lg4 = 2.222219843214978396e-01, Lg5 = 1.818357216161805012e-01, Lg6 = 1.531383769920937332e-01,
+               Lg7 = 1.479819860511658591e-01;
+  double hfsq = 0.5 * f * f;
+  double hfsq_e = tg_fma(0.5 * f, f, -hfsq);
+  double s = f / (2.0 + f);
+  double z = s * s, w = z * z;
+  double t1 = w * tg_fma(w, tg_fma(w, Lg6, Lg4), Lg2);
+  double R = tg_fma(z, tg_fma(w, tg_fma(w, tg_fma(w, Lg7, Lg5), Lg3), Lg1), t1);
+  double hi = f - hfsq;
+  *lo = (((f - hi) - hfsq) - hfsq_e) + s * (hfsq + R);
+  return hi;
+}
+
+// k g + log(m) c for x = 2^k m (log_f64's split), log(m) = hi + lo (log1p_hilo), c = 1/ln(base) and
+// g = log_base(2) as head + tail (g's head short enough that k g_h is exact); k g_h + hi c_h summed by
+// Fast2Sum (|k g_h| >= 0.3 > |hi c_h| unless k = 0), one rounding at the end: log2(2^k) = k,
+// log10(10^k) = k.
+TG_MATH_INLINE double log_base_f64(double x, double c_h, double c_l, double g_h, double g_l) {
+  bool sub = x < 0x1p-1022;
+  double kd;
+  double m = split_exponent(sub ? x * 0x1p54 : x, &kd);
+  kd = sub ? kd - 54.0 : kd;
+  double lo;
+  double hi = log1p_hilo(m - 1.0, &lo);
+  double y2 = kd * g_h;
+  double yh = hi * c_h;
+  double yl = tg_fma(hi, c_h, -yh) + ((hi * c_l + lo * c_h) + kd * g_l);
+  double w = y2 + yh;
+  double res = w + (((y2 - w) + yh) + yl);
+  res = x == kTgInf ? x : res;
+  res = x == 0.0 ? -kTgInf : res;
+  res = x < 0.0 ? kTgNaN : res;
+  return x != x ? x : res;
+}
+TG_MATH_INLINE double log2_f64(double x) { return log_base_f64(x, 0x1.71547652b82fep+0, 0x1.777d0ffda0d24p-56, 1.0, 0.0); }
+TG_MATH_INLINE double log10_f64(double x) {
+  return log_base_f64(x, 0x1.bcb7b1526e50ep-2, 0x1.95355baaafad3p-57, 0x1.34413509f6000p-2, 0x1.9fef311f12b36p-42);
 }
