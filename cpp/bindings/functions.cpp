@@ -490,6 +490,99 @@ Var mean_warn(const Var& x, const std::optional<Axes>& axes, bool keepdims) {
   return mean(x, axes, keepdims);
 }
 
+// ----- h93-contract: _dot, _vdot, _inner, _outer, _tensordot, _einsum_run (cpp/src/ops/contract.cpp): the
+// kernels of the compositions dot, vdot, inner, outer, tensordot, einsum (python/tapegrad/_compose.py calls them;
+// their errors name the public function), raw METH_FASTCALL functions as the spec's.
+namespace {
+// o as a list or tuple (PySequence_Fast), owned; TypeError `msg` + o's type when o is not a sequence.
+py::object fast_sequence(PyObject* o, const std::string& msg) {
+  PyObject* seq = PySequence_Fast(o, "");
+  if (!seq) {
+    PyErr_Clear();
+    throw type_error(msg + type_name(o));
+  }
+  return py::reinterpret_steal<py::object>(seq);
+}
+// A sequence of ints (any sequence: tuple, list, range, array), or one int.
+Axes contract_ints(PyObject* o, const char* op, const char* what) {
+  if (is_integer(o)) return Axes{int_arg(o, op, what)};
+  py::object hold = fast_sequence(o, std::string(op) + ": " + what + " must be an int or a sequence of ints, got ");
+  PyObject* seq = hold.ptr();
+  Axes out;
+  for (Py_ssize_t i = 0, n = PySequence_Fast_GET_SIZE(seq); i < n; ++i)
+    out.push_back(int_arg(PySequence_Fast_GET_ITEM(seq, i), op, what));
+  return out;
+}
+PyObject* contract_dot_body(PyObject* const* a) { return binary_body<dot>("dot", a); }
+PyObject* contract_vdot_body(PyObject* const* a) { return binary_body<vdot>("vdot", a); }
+PyObject* contract_inner_body(PyObject* const* a) { return binary_body<inner>("inner", a); }
+PyObject* contract_outer_body(PyObject* const* a) { return binary_body<outer>("outer", a); }
+PyObject* contract_tensordot_body(PyObject* const* a) {
+  auto [x, y] = operands(a[0], a[1], "tensordot");
+  if (!a[2]) return cast_out(tensordot(x, y, int64_t(2)));
+  if (is_integer(a[2])) return cast_out(tensordot(x, y, int_arg(a[2], "tensordot", "axes")));
+  const std::string msg = "tensordot: axes must be an int or a pair (axes of a, axes of b), got ";
+  py::object hold = fast_sequence(a[2], msg);
+  PyObject* pair = hold.ptr();
+  if (PySequence_Fast_GET_SIZE(pair) != 2) throw type_error(msg + "a sequence of " +
+                                                           std::to_string(PySequence_Fast_GET_SIZE(pair)));
+  return cast_out(tensordot(x, y, contract_ints(PySequence_Fast_GET_ITEM(pair, 0), "tensordot", "axes"),
+                            contract_ints(PySequence_Fast_GET_ITEM(pair, 1), "tensordot", "axes")));
+}
+// _einsum_run(plan, operands, result): plan a sequence of steps (kind, dst, src, *args) of ints, operands Variables.
+PyObject* contract_einsum_run_body(PyObject* const* a) {
+  py::object hold_ops = fast_sequence(a[1], "einsum: operands must be a sequence of Variables, got ");
+  PyObject* ops = hold_ops.ptr();
+  std::vector<Var> regs;
+  for (Py_ssize_t i = 0, n = PySequence_Fast_GET_SIZE(ops); i < n; ++i) {
+    PyObject* o = PySequence_Fast_GET_ITEM(ops, i);
+    if (!is_var(o)) throw type_error("einsum: the plan's operands must be Variables, got " + type_name(o));
+    regs.push_back(holder_of(o));
+  }
+  py::object hold_steps = fast_sequence(a[0], "einsum: the plan must be a sequence of steps, got ");
+  PyObject* steps = hold_steps.ptr();
+  std::vector<EinsumStep> plan;
+  for (Py_ssize_t i = 0, n = PySequence_Fast_GET_SIZE(steps); i < n; ++i) {
+    Axes v = contract_ints(PySequence_Fast_GET_ITEM(steps, i), "einsum", "a plan step");
+    if (v.size() < 3 || v[0] < EinsumStep::Diagonal || v[0] > EinsumStep::Matmul)
+      throw value_error("einsum: a plan step is (kind, dst, src, *args) with kind in [0, 5], got " +
+                        std::to_string(v.size()) + " ints");
+    plan.push_back(EinsumStep{static_cast<EinsumStep::Kind>(v[0]), v[1], v[2], Axes(v.begin() + 3, v.end())});
+  }
+  return cast_out(einsum_run(std::move(regs), plan, int_arg(a[2], "einsum", "result")));
+}
+template <size_t N, PyObject* (*F)(PyObject* const*)>
+PyObject* contract_fn(const char* name, const char* const (&names)[N], int required, PyObject* const* args,
+                      Py_ssize_t nargs, PyObject* kwnames) {
+  return guarded([&]() -> PyObject* {
+    PyObject* a[N] = {};
+    fastcall_args(name + 1, names, static_cast<int>(N), required, args, nargs, kwnames, a);
+    return F(a);
+  }, name + 1);
+}
+const char* const kContractAB[] = {"a", "b"};
+const char* const kContractAxes[] = {"a", "b", "axes"};
+const char* const kContractRun[] = {"plan", "operands", "result"};
+#define TG_CONTRACT_FN(NAME, NAMES, REQ)                                                           \
+  PyObject* contract##NAME##_fn(PyObject*, PyObject* const* args, Py_ssize_t nargs, PyObject* kw) { \
+    return contract_fn<sizeof(NAMES) / sizeof(NAMES[0]), &contract##NAME##_body>(#NAME, NAMES, REQ, args, nargs, kw);  \
+  }
+TG_CONTRACT_FN(_dot, kContractAB, 2)
+TG_CONTRACT_FN(_vdot, kContractAB, 2)
+TG_CONTRACT_FN(_inner, kContractAB, 2)
+TG_CONTRACT_FN(_outer, kContractAB, 2)
+TG_CONTRACT_FN(_tensordot, kContractAxes, 2)
+TG_CONTRACT_FN(_einsum_run, kContractRun, 3)
+#undef TG_CONTRACT_FN
+#define TG_CONTRACT_DEF(NAME)                                                                             \
+  {#NAME, reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(&contract##NAME##_fn)),              \
+   METH_FASTCALL | METH_KEYWORDS, "The kernel of the composition " #NAME "[1:] (opspec/ops.py COMPOSITIONS)."}
+PyMethodDef kContractDefs[] = {TG_CONTRACT_DEF(_dot),   TG_CONTRACT_DEF(_vdot),      TG_CONTRACT_DEF(_inner),
+                               TG_CONTRACT_DEF(_outer), TG_CONTRACT_DEF(_tensordot), TG_CONTRACT_DEF(_einsum_run),
+                               {nullptr, nullptr, 0, nullptr}};
+#undef TG_CONTRACT_DEF
+}  // namespace
+
 void bind_functions(py::module_& m) {
   // The op spec (opspec/ops.py) as data: tapegrad re-exports its ops from it.
   m.attr("__ops__") = py::module_::import("json").attr("loads")(kOpsJson);
@@ -536,6 +629,7 @@ void bind_functions(py::module_& m) {
   if (PyModule_AddFunctions(m.ptr(), unary_method_table(std::make_index_sequence<kNumUnary>())) != 0)
     throw py::error_already_set();
   if (PyModule_AddFunctions(m.ptr(), kFastcallDefs) != 0) throw py::error_already_set();
+  if (PyModule_AddFunctions(m.ptr(), kContractDefs) != 0) throw py::error_already_set();  // h93-contract
 
   m.def("inv", named("inv", +[](py::handle a) { return inv(unary_arg(a, "inv")); }), TG_SIG(inv));
   m.def("solve", named("solve", +[](py::handle a, py::handle b) {
