@@ -500,8 +500,8 @@ def build(ns):
     return out
 
 
-# einsum's plan: steps (kind, dst, src, *args) over registers that start as the operands; the core runs it in
-# C++ (_einsum_run, cpp/src/ops/contract.cpp), the other engines with _run_einsum_plan. Kinds:
+# einsum's plan: steps (kind, dst, src, *args) over registers that start as the operands; the core keeps it and
+# runs it in C++ (_einsum_run, cpp/src/ops/contract.cpp), the other engines with _run_einsum_plan. Kinds:
 _DIAGONAL, _SUM, _TRANSPOSE, _RESHAPE, _BROADCAST_TO, _MATMUL = range(6)
 
 
@@ -641,8 +641,12 @@ def _run_einsum_plan(ns, steps, regs, result):
     return regs[result]
 
 
+_shape_of = operator.attrgetter("shape")
+
+
 def _einsum_over(ns, V):
     run = getattr(ns, "_einsum_run", None)
+    Variable = ns.Variable
 
     def einsum(subscripts, *operands):
         if not isinstance(subscripts, str):
@@ -650,9 +654,12 @@ def _einsum_over(ns, V):
                             "(the sublist form is not implemented)")
         if not operands:
             raise ValueError("einsum: no operands")
-        ops = [V(o) for o in operands]
-        steps, result = _einsum_plan(subscripts, tuple(tuple(o.shape) for o in ops))
-        if run is not None:
-            return run(steps, ops, result)
+        ops = list(operands)  # (no comprehension: each made a function object per call)
+        for i, o in enumerate(ops):
+            if not isinstance(o, Variable):
+                ops[i] = V(o)
+        if run is not None:  # the core keeps the plans too: one C++ call
+            return run(subscripts, ops, _einsum_plan)
+        steps, result = _einsum_plan(subscripts, tuple(map(_shape_of, ops)))
         return _run_einsum_plan(ns, steps, ops, result)
     return einsum
