@@ -475,7 +475,19 @@ def build(ns):
         sign, logdet = ns.slogdet(V(a))  # a singular matrix: 0 * exp(-inf) = 0, as NumPy
         return ns.multiply(sign, ns.exp(logdet))
 
-    out["einsum"] = composition(_einsum_over(ns, V, ns.diagonal))
+    out["einsum"] = composition(_einsum_over(ns, V))
+
+    # h93-contract: the core's C++ kernels of these (cpp/src/ops/contract.cpp) replace the bodies above: the same
+    # primitives in the same order, without a Python body on the path (their errors name the function already).
+    kernels = {name: getattr(ns, "_" + name, None) for name in ("dot", "vdot", "inner", "outer", "tensordot")}
+    if all(kernels.values()):
+        k_dot, k_vdot, k_inner, k_outer, k_tensordot = kernels.values()
+        fast = {"dot": lambda a, b: k_dot(a, b), "vdot": lambda a, b: k_vdot(a, b),
+                "inner": lambda a, b: k_inner(a, b), "outer": lambda a, b: k_outer(a, b),
+                "tensordot": lambda a, b, axes=2: k_tensordot(a, b, axes)}
+        for name, f in fast.items():
+            f.__name__ = f.__qualname__ = name
+            out[name] = f
 
     # ----- activations ---------------------------------------------------------------------
     @composition
@@ -497,95 +509,166 @@ def build(ns):
     return out
 
 
-def _einsum_over(ns, V, diagonal):
+# einsum's plan: steps (kind, dst, src, *args) over registers that start as the operands; the core keeps it and
+# runs it in C++ (_einsum_run, cpp/src/ops/contract.cpp), the other engines with _run_einsum_plan. Kinds:
+_DIAGONAL, _SUM, _TRANSPOSE, _RESHAPE, _BROADCAST_TO, _MATMUL = range(6)
+
+
+@functools.lru_cache(maxsize=512)
+def _einsum_plan(subscripts, shapes):
+    """(steps, result register) contracting operands of these shapes pairwise left to right, parsed once per
+    (subscripts, shapes): the transposes, reshapes and matmuls the composition called, minus identity transposes
+    and same-shape reshapes (views)."""
+    spec = subscripts.replace(" ", "")
+    ins, arrow, outs = spec.partition("->")
+    ins = ins.split(",")
+    if len(ins) != len(shapes):
+        raise ValueError(f"einsum: {len(ins)} subscripts for {len(shapes)} operands")
+    steps = []
+    n_ell = 0
+    for s, shape in zip(ins, shapes):
+        if "..." in s:
+            n_ell = max(n_ell, len(shape) - (len(s) - 3))
+    ell = [chr(0x10000 + i) for i in range(n_ell)]  # labels of the broadcast axes, right-aligned
+    terms = []  # (register, labels, shape)
+    for r, (s, shape) in enumerate(zip(ins, shapes)):
+        if "..." in s:
+            head, tail = s.split("...")
+            k = len(shape) - len(head) - len(tail)
+            if k < 0:
+                raise ValueError(f"einsum: operand of shape {shape} has too few axes for {s!r}")
+            labels = list(head) + ell[n_ell - k:] + list(tail)
+        else:
+            labels = list(s)
+        if len(labels) != len(shape) or not all(c.isalpha() or c in ell for c in labels):
+            raise ValueError(f"einsum: subscripts {s!r} do not match an operand of shape {shape}")
+        shape = list(shape)
+        while len(set(labels)) < len(labels):  # a repeated label: its diagonal
+            c = next(c for c in labels if labels.count(c) > 1)
+            i = labels.index(c)
+            j = labels.index(c, i + 1)
+            if shape[i] != shape[j]:
+                raise ValueError(f"einsum: label {c!r} repeated in {s!r} over axes of sizes {shape[i]} and "
+                                 f"{shape[j]} (operand of shape {tuple(shapes[r])})")
+            steps.append((_DIAGONAL, r, r, i, j))
+            keep = [t for t in range(len(labels)) if t not in (i, j)]
+            labels = [labels[t] for t in keep] + [c]
+            shape = [shape[t] for t in keep] + [shape[i]]
+        terms.append((r, labels, shape))
+    if arrow:
+        out = list(outs.replace("...", "\0"))
+        out = [x for c in out for x in (ell if c == "\0" else [c])]
+    else:
+        counts = {}  # NumPy's implicit output: the labels written once, in order
+        for c in "".join(ins).replace(".", ""):
+            counts[c] = counts.get(c, 0) + 1
+        out = ell + sorted(c for c, n in counts.items() if n == 1 and c not in ell)
+    seen = {c for _, labels, _ in terms for c in labels}
+    if any(c not in seen for c in out) or len(set(out)) != len(out):
+        raise ValueError(f"einsum: output subscripts {outs!r} name an unknown or repeated label")
+    sizes = {}
+    for _, labels, shape in terms:
+        for c, n in zip(labels, shape):
+            if sizes.setdefault(c, n) != n and 1 not in (sizes[c], n):
+                raise ValueError(f"einsum: label {c!r} has sizes {sizes[c]} and {n} in operands of shapes "
+                                 f"{', '.join(str(tuple(s)) for s in shapes)}")
+            sizes[c] = max(sizes[c], n)
+
+    def sum_unneeded(r, labels, shape, later):
+        drop = [i for i, c in enumerate(labels) if c not in out and c not in later]
+        if drop:
+            steps.append((_SUM, r, r, *drop))
+            labels = [c for i, c in enumerate(labels) if i not in drop]
+            shape = [n for i, n in enumerate(shape) if i not in drop]
+        return r, labels, shape
+
+    def transpose(r, labels, shape, order):
+        perm = [labels.index(c) for c in order]
+        if perm != list(range(len(perm))):
+            steps.append((_TRANSPOSE, r, r, *perm))
+        return [shape[i] for i in perm]
+
+    def reshape(r, shape, new):
+        if list(shape) != list(new):
+            steps.append((_RESHAPE, r, r, *new))
+        return list(new)
+
+    r, labels, shape = terms[0]
+    for t in range(1, len(terms)):
+        later = {c for _, lab, _ in terms[t + 1:] for c in lab}
+        r, labels, shape = sum_unneeded(r, labels, shape, later | set(terms[t][1]))
+        q, plabels, pshape = sum_unneeded(*terms[t], later | set(labels))
+        keep = out + sorted(later)
+        batch = [c for c in labels if c in plabels and c in keep]
+        contract = [c for c in labels if c in plabels and c not in keep]
+        fa = [c for c in labels if c not in plabels]
+        fb = [c for c in plabels if c not in labels]
+        k = math.prod(sizes[c] for c in contract)
+        for c in contract:  # a broadcast (size-1) contracted axis: expand it first
+            if shape[labels.index(c)] != pshape[plabels.index(c)]:
+                full = [sizes[d] if d == c else n for d, n in zip(labels, shape)]
+                if full != shape:
+                    steps.append((_BROADCAST_TO, r, r, *full))
+                pfull = [sizes[d] if d == c else n for d, n in zip(plabels, pshape)]
+                if pfull != pshape:
+                    steps.append((_BROADCAST_TO, q, q, *pfull))
+                shape, pshape = full, pfull
+        free = [shape[labels.index(c)] for c in fa] + [pshape[plabels.index(c)] for c in fb]
+        sa, sb = math.prod(free[:len(fa)]), math.prod(free[len(fa):])
+        shape = transpose(r, labels, shape, batch + fa + contract)
+        shape = reshape(r, shape, shape[:len(batch)] + [sa, k])
+        pshape = transpose(q, plabels, pshape, batch + contract + fb)
+        pshape = reshape(q, pshape, pshape[:len(batch)] + [k, sb])
+        steps.append((_MATMUL, r, r, q))
+        mshape = list(np.broadcast_shapes(tuple(shape[:-2]), tuple(pshape[:-2]))) + [sa, sb]
+        shape = reshape(r, mshape, mshape[:len(batch)] + free)
+        labels = batch + fa + fb
+    r, labels, shape = sum_unneeded(r, labels, shape, set())
+    if labels != out:
+        transpose(r, labels, shape, out)
+    return tuple(steps), r
+
+
+def _run_einsum_plan(ns, steps, regs, result):
+    """The plan over an engine's primitives (the core runs it in C++: _einsum_run)."""
+    regs = list(regs)
+    for kind, dst, src, *args in steps:
+        x = regs[src]
+        if kind == _DIAGONAL:
+            x = ns.diagonal(x, 0, *args)
+        elif kind == _SUM:
+            x = ns.sum(x, axis=tuple(args))
+        elif kind == _TRANSPOSE:
+            x = ns.transpose(x, tuple(args))
+        elif kind == _RESHAPE:
+            x = ns.reshape(x, tuple(args))
+        elif kind == _BROADCAST_TO:
+            x = ns.broadcast_to(x, tuple(args))
+        else:
+            x = ns.matmul(x, regs[args[0]])
+        regs[dst] = x
+    return regs[result]
+
+
+_shape_of = operator.attrgetter("shape")
+
+
+def _einsum_over(ns, V):
+    run = getattr(ns, "_einsum_run", None)
+    Variable = ns.Variable
+
     def einsum(subscripts, *operands):
         if not isinstance(subscripts, str):
             raise TypeError(f"einsum: subscripts must be a string, got {type(subscripts).__name__} "
                             "(the sublist form is not implemented)")
         if not operands:
             raise ValueError("einsum: no operands")
-        ops = [V(o) for o in operands]
-        spec = subscripts.replace(" ", "")
-        ins, arrow, outs = spec.partition("->")
-        ins = ins.split(",")
-        if len(ins) != len(ops):
-            raise ValueError(f"einsum: {len(ins)} subscripts for {len(ops)} operands")
-        n_ell = 0
-        for s, o in zip(ins, ops):
-            if "..." in s:
-                n_ell = max(n_ell, o.ndim - (len(s) - 3))
-        ell = [chr(0x10000 + i) for i in range(n_ell)]  # labels of the broadcast axes, right-aligned
-        terms = []
-        for s, o in zip(ins, ops):
-            if "..." in s:
-                head, tail = s.split("...")
-                k = o.ndim - len(head) - len(tail)
-                if k < 0:
-                    raise ValueError(f"einsum: operand of shape {o.shape} has too few axes for {s!r}")
-                labels = list(head) + ell[n_ell - k:] + list(tail)
-            else:
-                labels = list(s)
-            if len(labels) != o.ndim or not all(c.isalpha() or c in ell for c in labels):
-                raise ValueError(f"einsum: subscripts {s!r} do not match an operand of shape {o.shape}")
-            while len(set(labels)) < len(labels):  # a repeated label: its diagonal
-                c = next(c for c in labels if labels.count(c) > 1)
-                i = labels.index(c)
-                j = labels.index(c, i + 1)
-                o = diagonal(o, 0, i, j)
-                labels = [lab for t, lab in enumerate(labels) if t not in (i, j)] + [c]
-            terms.append((o, labels))
-        if arrow:
-            out = list(outs.replace("...", "\0"))
-            out = [x for c in out for x in (ell if c == "\0" else [c])]
-        else:
-            counts = {}  # NumPy's implicit output: the labels written once, in order
-            for c in "".join(ins).replace(".", ""):
-                counts[c] = counts.get(c, 0) + 1
-            out = ell + sorted(c for c, n in counts.items() if n == 1 and c not in ell)
-        seen = {c for _, labels in terms for c in labels}
-        if any(c not in seen for c in out) or len(set(out)) != len(out):
-            raise ValueError(f"einsum: output subscripts {outs!r} name an unknown or repeated label")
-
-        def sum_unneeded(o, labels, later):
-            drop = [i for i, c in enumerate(labels) if c not in out and c not in later]
-            if drop:
-                o = ns.sum(o, axis=tuple(drop))
-                labels = [c for i, c in enumerate(labels) if i not in drop]
-            return o, labels
-
-        def size_of(c):
-            return max(o.shape[labels.index(c)] for o, labels in terms if c in labels)
-
-        o, labels = terms[0]
-        for t in range(1, len(terms)):
-            later = {c for _, lab in terms[t + 1:] for c in lab}
-            o, labels = sum_unneeded(o, labels, later | set(terms[t][1]))
-            p, plabels = sum_unneeded(*terms[t], later | set(labels))
-            keep = out + sorted(later)
-            batch = [c for c in labels if c in plabels and c in keep]
-            contract = [c for c in labels if c in plabels and c not in keep]
-            fa = [c for c in labels if c not in plabels]
-            fb = [c for c in plabels if c not in labels]
-
-            def arrange(x, xl, order, shape_tail):
-                x = ns.transpose(x, tuple(xl.index(c) for c in order)) if order else x
-                sizes = [x.shape[i] for i in range(len(batch))]
-                return ns.reshape(x, tuple(sizes) + shape_tail)
-            k = int(np.prod([size_of(c) for c in contract], dtype=np.int64))
-            for c in contract:  # a broadcast (size-1) contracted axis: expand it first
-                if o.shape[labels.index(c)] != p.shape[plabels.index(c)]:
-                    o = ns.broadcast_to(o, tuple(size_of(d) if d == c else n for d, n in zip(labels, o.shape)))
-                    p = ns.broadcast_to(p, tuple(size_of(d) if d == c else n for d, n in zip(plabels, p.shape)))
-            sa = int(np.prod([o.shape[labels.index(c)] for c in fa], dtype=np.int64))
-            sb = int(np.prod([p.shape[plabels.index(c)] for c in fb], dtype=np.int64))
-            am = arrange(o, labels, batch + fa + contract, (sa, k))
-            bm = arrange(p, plabels, batch + contract + fb, (k, sb))
-            r = ns.matmul(am, bm)
-            shape = r.shape[:len(batch)] + tuple(o.shape[labels.index(c)] for c in fa) + \
-                tuple(p.shape[plabels.index(c)] for c in fb)
-            o, labels = ns.reshape(r, shape), batch + fa + fb
-        o, labels = sum_unneeded(o, labels, set())
-        if labels != out:
-            o = ns.transpose(o, tuple(labels.index(c) for c in out))
-        return o
+        ops = list(operands)  # (no comprehension: each made a function object per call)
+        for i, o in enumerate(ops):
+            if not isinstance(o, Variable):
+                ops[i] = V(o)
+        if run is not None:  # the core keeps the plans too: one C++ call
+            return run(subscripts, ops, _einsum_plan)
+        steps, result = _einsum_plan(subscripts, tuple(map(_shape_of, ops)))
+        return _run_einsum_plan(ns, steps, ops, result)
     return einsum

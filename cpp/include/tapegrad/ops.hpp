@@ -151,6 +151,23 @@ Var solve(const Var& a, const Var& b);
 std::pair<Var, Var> slogdet(const Var& a);
 Var cholesky(const Var& a);  // the lower factor
 
+// ----- h93-contract: NumPy's dot, vdot, inner, outer, tensordot, and einsum's pairwise plan (contract.cpp):
+// recorded as the matmul / multiply / reshape / transpose / sum / diagonal / broadcast_to they call, so every
+// derivative is those primitives'. Errors name the function and the shapes.
+Var dot(const Var& a, const Var& b);
+Var vdot(const Var& a, const Var& b);
+Var inner(const Var& a, const Var& b);
+Var outer(const Var& a, const Var& b);
+Var tensordot(const Var& a, const Var& b, const Axes& axes_a, const Axes& axes_b);
+Var tensordot(const Var& a, const Var& b, int64_t n);  // a's last n axes with b's first n
+// One step of einsum's plan (python/tapegrad/_compose.py _einsum_plan): register dst = op(register src, args).
+struct EinsumStep {
+  enum Kind : int64_t { Diagonal, Sum, Transpose, Reshape, BroadcastTo, Matmul } kind;
+  int64_t dst, src;
+  Axes args;  // Diagonal: (axis1, axis2); Sum: axes; Transpose: perm; Reshape/BroadcastTo: shape; Matmul: (register)
+};
+Var einsum_run(std::vector<Var> regs, const std::vector<EinsumStep>& plan, int64_t result);
+
 // Axis helpers shared with the bindings (throw value_error naming `op`).
 int64_t normalize_axis(int64_t axis, int64_t ndim, const char* op);
 Axes normalize_axes(const Axes& axes, int64_t ndim, const char* op);
