@@ -56,9 +56,10 @@ from ._interop import from_dlpack  # noqa: F401,E402
 from . import _compose as _compose_mod  # noqa: E402
 # The spec's compositions (opspec/ops.py COMPOSITIONS) over the C++ primitives.
 _compositions = _compose_mod.build(_core)
+import types as _types  # noqa: E402
 globals().update(_compositions)
 for _name, _entry in _core.__compositions__.items():
-    if _entry["method"]:
+    if _entry["method"] and not isinstance(vars(Variable).get(_name), _types.MethodDescriptorType):  # (C++ ones stay)
         setattr(Variable, _name, _compositions[_name])
 from . import linalg  # noqa: E402,F401
 from . import _numpy_dispatch  # noqa: E402
