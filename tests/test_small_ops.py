@@ -117,6 +117,10 @@ def test_argmax_argmin_nan_ties_and_errors(name):
         assert type(fast.value) is type(slow.value) and str(fast.value) == str(slow.value)
         assert str(fast.value).startswith(name + ":")
     assert f([3.0, 1.0, 2.0]) == getattr(np, name)([3.0, 1.0, 2.0])  # a list: the composition's path
+    big = np.random.default_rng(4).standard_normal((5000, 3))  # (NumPy's loop from 4,096 elements)
+    big[7, 1] = np.nan
+    for ax in (None, 0, 1):
+        np.testing.assert_array_equal(f(V(big), ax), getattr(np, name)(big, ax))
 
 
 NORM_CALLS = [

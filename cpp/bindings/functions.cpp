@@ -604,7 +604,8 @@ PyObject* arg_extreme_fast(PyObject* const* a) {
   if (!is_var(a[0])) return nullptr;
   const Tensor& t = holder_of(a[0])->data;
   const int keep = plain_flag(a[2]);
-  if (!t.is_contiguous() || t.numel() == 0 || keep < 0) return nullptr;
+  // From 4,096 elements NumPy's SIMD argmax (through the composition) wins: 1M float32 68 vs 762 us here.
+  if (!t.is_contiguous() || t.numel() == 0 || t.numel() >= 4096 || keep < 0) return nullptr;
   const int64_t nd = t.ndim();
   int64_t ax = -2;  // -2: all axes
   if (a[1] && a[1] != Py_None) {
