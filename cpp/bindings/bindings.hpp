@@ -42,6 +42,10 @@ PyObject* trace_body(PyObject* const* a);
 PyObject* squeeze_body(PyObject* const* a);
 PyObject* swapaxes_body(PyObject* const* a);
 
+// ----- h96-small: argmax/argmin(x, axis=None, keepdims=False) (v.argmax()'s args with self first).
+PyObject* small_arg_extreme(bool max, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames);
+py::object small_compositions();  // _core.__compositions__ (set in bind_functions)
+
 // var/std's ddof: an int or a float (null: 0); TypeError naming `name` otherwise.
 double ddof_arg(PyObject* h, const char* name);
 // RuntimeWarning "Mean of empty slice." when var/std reduce no element (as the composition did).

@@ -945,6 +945,74 @@ tapegrad.from_numpy(arr) to share a NumPy array's buffer instead.
   }), TG_METHOD_SIG(swapaxes));
 }
 
+// ----- h96-small: v.argmax(), v.argmin(), v.tolist(), v.detach() as raw methods (pybind11's dispatcher or
+// a Python body was most of their time at 0-d and 16 elements). __init__ leaves the compositions' Python
+// methods off where these are (_core._fast_methods).
+template <bool Max>
+PyObject* small_arg_method(PyObject* self, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) {
+  const Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
+  PyObject* all[8];
+  if (nargs + nkw + 1 > 8) {  // (more arguments than argmax has: the function's fallback words the error)
+    py::object f = py::module_::import("tapegrad").attr(Max ? "argmax" : "argmin");
+    py::list l;
+    l.append(py::handle(self));
+    for (Py_ssize_t i = 0; i < nargs + nkw; ++i) l.append(py::handle(args[i]));
+    std::vector<PyObject*> v(l.size());
+    for (size_t i = 0; i < v.size(); ++i) v[i] = l[i].ptr();
+    return PyObject_Vectorcall(f.ptr(), v.data(), static_cast<size_t>(nargs + 1), kwnames);
+  }
+  all[0] = self;
+  for (Py_ssize_t i = 0; i < nargs + nkw; ++i) all[i + 1] = args[i];
+  return small_arg_extreme(Max, all, nargs + 1, kwnames);
+}
+
+// NumPy's tolist: nested lists of Python floats (a float for 0-d), walking the strides.
+PyObject* small_tolist_walk(const char* p, const Shape& shape, const Shape& strides, size_t d, bool f32) {
+  if (d == shape.size()) return PyFloat_FromDouble(f32 ? double(*reinterpret_cast<const float*>(p))
+                                                       : *reinterpret_cast<const double*>(p));
+  const int64_t step = strides[d] * (f32 ? 4 : 8);
+  PyObject* l = PyList_New(static_cast<Py_ssize_t>(shape[d]));
+  if (!l) return nullptr;
+  for (int64_t i = 0; i < shape[d]; ++i) {
+    PyObject* e = small_tolist_walk(p + i * step, shape, strides, d + 1, f32);
+    if (!e) {
+      Py_DECREF(l);
+      return nullptr;
+    }
+    PyList_SET_ITEM(l, static_cast<Py_ssize_t>(i), e);
+  }
+  return l;
+}
+PyObject* small_tolist(PyObject* self, PyObject*) {
+  return guarded([&] {
+    const Tensor& t = holder_of(self)->data;
+    return small_tolist_walk(static_cast<const char*>(t.data_ptr()), t.shape, t.strides(), 0, t.dtype == DType::F32);
+  }, "tolist");
+}
+PyObject* small_detach(PyObject* self, PyObject*) {
+  return guarded([&] { return cast_out(make_var(holder_of(self)->data)); }, "detach");
+}
+PyMethodDef g_small_methods[] = {
+    {"argmax", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(&small_arg_method<true>)),
+     METH_FASTCALL | METH_KEYWORDS, nullptr},
+    {"argmin", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(&small_arg_method<false>)),
+     METH_FASTCALL | METH_KEYWORDS, nullptr},
+    {"tolist", &small_tolist, METH_NOARGS, "tolist($self)\n--\n\nThe values as nested Python lists (a number for a 0-d Variable)."},
+    {"detach", &small_detach, METH_NOARGS, "detach($self)\n--\n\nA Variable sharing this one's buffer, outside the graph."}};
+void install_small_methods() {
+  py::dict spec = small_compositions();
+  for (PyMethodDef& d : g_small_methods) {
+    if (!d.ml_doc) {  // argmax/argmin: the spec's signature and doc, as the methods the compositions made
+      py::dict e = spec[d.ml_name];
+      std::string sig = py::str(e["signature"]).cast<std::string>();  // "(x, axis=None, ...)"
+      sig = "($self" + sig.substr(sig.find(','));
+      d.ml_doc = strdup((std::string(d.ml_name) + sig + "\n--\n\n" + py::str(e["doc"]).cast<std::string>()).c_str());
+    }
+    py::object m = py::reinterpret_steal<py::object>(PyDescr_NewMethod(g_var_type, &d));
+    if (!m || PyDict_SetItemString(g_var_type->tp_dict, d.ml_name, m.ptr()) != 0) throw py::error_already_set();
+  }
+}
+
 void install_fast_paths() {
   install_object_hooks();  // dealloc and the __init__ guard (object.cpp)
   // Number slots straight to C++ (the pybind11 __add__ etc. above stay for
@@ -982,6 +1050,7 @@ void install_fast_paths() {
   g_var_type->tp_as_mapping->mp_ass_subscript = &mp_ass_subscript;
   if (PyType_Ready(&g_var_iter_type) < 0) throw py::error_already_set();
   g_var_type->tp_iter = &tp_iter;
+  install_small_methods();  // h96-small
   PyType_Modified(g_var_type);
 }
 

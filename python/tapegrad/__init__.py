@@ -56,9 +56,12 @@ from ._interop import from_dlpack  # noqa: F401,E402
 from . import _compose as _compose_mod  # noqa: E402
 # The spec's compositions (opspec/ops.py COMPOSITIONS) over the C++ primitives.
 _compositions = _compose_mod.build(_core)
+import types as _types  # noqa: E402
 globals().update(_compositions)
 for _name, _entry in _core.__compositions__.items():
-    if _entry["method"]:  # (a composition with a C++ body has its C++ method: h95-shape)
+    # C++ methods stay (h96-small installs argmax, tolist, ... on the type); h95-shape's C++ bodies come as
+    # _core._<name>_method; else the composition.
+    if _entry["method"] and not isinstance(vars(Variable).get(_name), _types.MethodDescriptorType):
         setattr(Variable, _name, getattr(_core, f"_{_name}_method", _compositions[_name]))
 from . import linalg  # noqa: E402,F401
 from . import _numpy_dispatch  # noqa: E402

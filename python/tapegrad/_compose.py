@@ -501,6 +501,12 @@ def build(ns):
         x = V(x)
         return where_(values(x) > 0, x, ns.multiply(x, float(negative_slope)))
 
+    # h96-small: C++ functions over some of these (shape, ndim, size, argmax, argmin, norm, the comparisons):
+    # they run the common calls (a Variable, plain arguments) and hand every other one to the body above.
+    for name, fast in getattr(ns, "_fast", {}).items():
+        ns._set_fallback(name, out[name])
+        out[name] = fast
+
     # Each function's docstring is its spec entry's (opspec/ops.py COMPOSITIONS: declared once)
     from ._core import __compositions__ as spec
     for name, fn in out.items():

@@ -40,13 +40,6 @@ def _round(self, ndigits=None):
     return round_(self, ndigits)
 
 
-def _tolist(self):
-    """The values as nested Python lists (a number for a 0-d Variable)."""
-    if not isinstance(self, _core.Variable):
-        raise TypeError(f"tolist: expected a tapegrad.Variable, got {type(self).__name__}")
-    return self.data.tolist()
-
-
 def _reduce(self):
     # copy, deepcopy and pickle: (class, (a copy of the data, requires_grad)); never the graph,
     # the gradient or a shared buffer. For in-process use: pickle is unsafe on untrusted
@@ -55,8 +48,8 @@ def _reduce(self):
 
 
 for _name, _fn in {"__reduce__": _reduce, "__format__": _format, "__int__": _int, "__round__": _round,
-                  "tolist": _tolist, "__repr__": _repr, "__str__": _repr}.items():
-    setattr(_core.Variable, _name, _fn)  # (_core.pyi declares them on Variable)
+                  "__repr__": _repr, "__str__": _repr}.items():
+    setattr(_core.Variable, _name, _fn)  # (_core.pyi declares them on Variable; tolist is C++: variable.cpp)
 
 
 # ----- DLPack: zero-copy exchange with NumPy, PyTorch, JAX ... through NumPy's own exporter and importer
