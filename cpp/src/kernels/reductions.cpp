@@ -242,6 +242,15 @@ static inline void by_scalar(BinaryOp op, T* o, const T* a, T b, int64_t n) {
   }
 }
 
+// o = a / s, s softmax's sum: the ISA's div_by_run (the division's bits, by
+// a reciprocal and one fma correction) for a long run, else divided inline.
+template <class T>
+static inline void div_by(T* o, const T* a, T s, int64_t n) {
+  if (n < 64) return by_scalar(BinaryOp::Div, o, a, s, n);
+  if constexpr (std::is_same_v<T, float>) isa().div_by_f32(o, a, s, n);
+  else isa().div_by_f64(o, a, s, n);
+}
+
 // Runs shorter than the ISA loops' 32 lanes (logits rows of a few classes)
 // are added up and maxed inline: the loops' own order for such a run (one
 // chain from the start, simd/reduce.hpp), so the same bits, without a call
@@ -329,7 +338,7 @@ static void normalise_runs(Norm kind, const T* x, T* out, T* probs, int64_t rows
         by_scalar(BinaryOp::Sub, o, xr, m, C);
         by_scalar(BinaryOp::Sub, o, o, std::log(s), C);
       }
-      if (eb) by_scalar(BinaryOp::Div, eb + r * C, eb + r * C, s, C);
+      if (eb) div_by(eb + r * C, eb + r * C, s, C);
     }
   }
 }
@@ -425,7 +434,7 @@ static void normalise_long(Norm kind, const T* x, T* out, T* probs, int64_t C) {
       by_scalar(BinaryOp::Sub, out + j, x + j, m, k);
       by_scalar(BinaryOp::Sub, out + j, out + j, std::log(s), k);
     }
-    if (e) by_scalar(BinaryOp::Div, e + j, e + j, s, k);
+    if (e) div_by(e + j, e + j, s, k);
   });
 }
 

@@ -35,6 +35,9 @@ struct IsaKernels {
   void (*fill_u64)(uint64_t*, int64_t, uint64_t);  // float64 bits
   double (*prod_f32)(const float*, int64_t);  // h88-scan: accumulated in double
   double (*prod_f64)(const double*, int64_t);
+  // ----- h98-membound: o = a / s, s one number (o may be a); the bits of the division
+  void (*div_by_f32)(float*, const float*, float, int64_t);
+  void (*div_by_f64)(double*, const double*, double, int64_t);
 };
 
 // The table in use: AVX-512 (F/DQ/VL/BW) when the CPU has it, else AVX2+FMA,
@@ -81,5 +84,7 @@ extern const IsaKernels kAvx512Kernels;
                           &TG_ISA::fill_run<uint32_t>,                                         \
                           &TG_ISA::fill_run<uint64_t>,                                         \
                           &TG_ISA::prod_run<float, double>,                                    \
-                          &TG_ISA::prod_run<double, double>};                                  \
+                          &TG_ISA::prod_run<double, double>,                                   \
+                          &TG_ISA::div_by_run<float>,                                          \
+                          &TG_ISA::div_by_run<double>};                                        \
   }

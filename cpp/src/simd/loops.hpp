@@ -878,5 +878,46 @@ void adam_run(T* w, const T* g, T* m, T* v, int64_t n, const AdamScalars<T>& c) 
   }
 }
 
+// ----- h98-membound: o = a / s for one divisor s (softmax's e / sum) -----
+// A division per element bounded softmax's float64 rows (vdivpd's throughput);
+// instead q = a * (1/s) and one correction q + (a - q s) (1/s), the remainder
+// exact by fma: Markstein's theorem makes that the correctly rounded a / s
+// (1/s rounded to nearest, q faithful), so the bits of the division, in
+// every build. It needs no underflow or overflow on the way, so s in [1,
+// 2^64] (2^32 for float32) and, per block, every |a| in [2^-896, max]
+// (float32 [2^-64, max]); other blocks (zeros, tiny e, inf, NaN), and the
+// build without FMA, divide.
+template <class T>
+void div_by_run(T* o, const T* a, T s, int64_t n) {
+#if defined(__FMA__)
+  constexpr bool kF64 = sizeof(T) == 8;
+  if (s >= T(1) && s <= (kF64 ? T(0x1p64) : T(0x1p32))) {
+    const T r = T(1) / s;
+    for (int64_t i0 = 0; i0 < n; i0 += kFixupBlock) {
+      const int64_t m = n - i0 < kFixupBlock ? n - i0 : kFixupBlock;
+      const T* x = a + i0;
+      T* y = o + i0;
+      // (trig_block_slow's OR of differences: negative iff a lane is out of range)
+      using I = std::conditional_t<kF64, int64_t, int32_t>;
+      const auto mag = [](T v) { I u; __builtin_memcpy(&u, &v, sizeof u); return I(u & (kF64 ? I(0x7fffffffffffffffLL) : I(0x7fffffff))); };
+      const I lo = mag(kF64 ? T(0x1p-896) : T(0x1p-64)), hi = mag(kF64 ? T(__DBL_MAX__) : T(__FLT_MAX__));
+      I acc = 0;
+      for (int64_t i = 0; i < m; ++i) acc |= (mag(x[i]) - lo) | (hi - mag(x[i]));
+      const bool fast = acc >= 0;
+      if (fast) {
+        for (int64_t i = 0; i < m; ++i) {
+          const T q = x[i] * r;
+          y[i] = tg_fma(tg_fma(-q, s, x[i]), r, q);
+        }
+      } else {
+        for (int64_t i = 0; i < m; ++i) y[i] = x[i] / s;
+      }
+    }
+    return;
+  }
+#endif
+  for (int64_t i = 0; i < n; ++i) o[i] = a[i] / s;
+}
+
 }  // namespace tg::kern::TG_ISA
 
