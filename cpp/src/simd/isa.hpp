@@ -35,6 +35,11 @@ struct IsaKernels {
   void (*fill_u64)(uint64_t*, int64_t, uint64_t);  // float64 bits
   double (*prod_f32)(const float*, int64_t);  // h88-scan: accumulated in double
   double (*prod_f64)(const double*, int64_t);
+  // h92-param: y = f(x; p) (unary_p) and o = g * f'(s; p) (deriv_p, o may be g) of a parametrized UnaryOp
+  void (*unary_p_f32)(UnaryOp, const float*, float*, int64_t, const double*);
+  void (*unary_p_f64)(UnaryOp, const double*, double*, int64_t, const double*);
+  void (*deriv_p_f32)(UnaryOp, float*, const float*, const float*, int64_t, const double*);
+  void (*deriv_p_f64)(UnaryOp, double*, const double*, const double*, int64_t, const double*);
 };
 
 // The table in use: AVX-512 (F/DQ/VL/BW) when the CPU has it, else AVX2+FMA,
@@ -81,5 +86,9 @@ extern const IsaKernels kAvx512Kernels;
                           &TG_ISA::fill_run<uint32_t>,                                         \
                           &TG_ISA::fill_run<uint64_t>,                                         \
                           &TG_ISA::prod_run<float, double>,                                    \
-                          &TG_ISA::prod_run<double, double>};                                  \
+                          &TG_ISA::prod_run<double, double>,                                   \
+                          &TG_ISA::unary_p<float>,  /* h92-param */                            \
+                          &TG_ISA::unary_p<double>,                                            \
+                          &TG_ISA::deriv_p<float>,                                             \
+                          &TG_ISA::deriv_p<double>};                                           \
   }
