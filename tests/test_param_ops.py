@@ -64,6 +64,7 @@ def test_signatures_and_defaults():
     (lambda: tg.leaky_relu(np.ones(3), 2**2000), ValueError,
      r"leaky_relu: negative_slope 114813069527\.\.\. \(603 digits\) is out of range"),
     (lambda: tg.elu(np.array(["a"])), TypeError, "elu"),
+    (lambda: tg.elu(np.ones(3), tg.Variable(np.ones(3))), ValueError, "elu: alpha: "),
 ])
 def test_bad_arguments_name_the_op(call, err, msg):
     with pytest.raises(err, match=msg):
@@ -290,3 +291,31 @@ def test_against_pytorch(dtype):
     for name in ("deg2rad", "rad2deg"):  # (PyTorch's float32 constants are not NumPy's: an ulp apart)
         np.testing.assert_allclose(getattr(tg, name)(x).numpy(), getattr(torch, name)(torch.tensor(x)).numpy(),
                                    rtol=np.finfo(dtype).eps * 2)
+
+
+# ----- float_power: the composition's astype + power as one C++ call ---------------------------
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_float_power_is_numpys_in_float64(dtype):
+    rng = np.random.default_rng(6)
+    a, b = rng.uniform(0.2, 3, 50).astype(dtype), rng.uniform(-2, 2, 50).astype(dtype)
+    for x, y in ((a, b), (a, 0.1), (2.5, b), (a[0], b[0])):  # a Python number is float64 itself (as NumPy)
+        got = tg.float_power(x, y)
+        assert got.dtype == np.float64
+        np.testing.assert_allclose(got.numpy(), np.float_power(x, y), rtol=4e-16)  # (power's kernel: < 1 ulp)
+        np.testing.assert_allclose(tg.reference.float_power(x, y).numpy(), got.numpy(), rtol=4e-16)
+    assert str(inspect.signature(tg.float_power)) == "(a, b)" and tg.float_power.__name__ == "float_power"
+    np.testing.assert_allclose(np.float_power(tg.Variable(a), 2).numpy(), np.float_power(a, 2), rtol=4e-16)
+    va, vb = tg.Variable(a, requires_grad=True), tg.Variable(b, requires_grad=True)
+    tg.float_power(va, vb).sum().backward()
+    a64, b64 = a.astype(np.float64), b.astype(np.float64)
+    assert va.grad.dtype == dtype and vb.grad.dtype == dtype
+    np.testing.assert_allclose(va.grad, (b64 * a64 ** (b64 - 1)).astype(dtype), rtol=2 * np.finfo(dtype).eps)
+    np.testing.assert_allclose(vb.grad, (a64 ** b64 * np.log(a64)).astype(dtype), rtol=2 * np.finfo(dtype).eps,
+                               atol=1e-30)
+    with pytest.raises(ValueError, match=r"float_power: operands could not be broadcast"):
+        tg.float_power(np.ones(3), np.ones(2))
+    with pytest.raises(TypeError, match="float_power"):
+        tg.float_power("a", 1.0)
+    with pytest.raises(TypeError, match="float_power"):
+        tg.float_power(a)

@@ -195,7 +195,10 @@ double param_arg(PyObject* o, const char* op, const char* arg) {
         digits = digits.substr(0, 12) + "... (" + std::to_string(digits.size() - (digits[0] == '-')) + " digits)";
       throw value_error(std::string(op) + ": " + arg + " " + digits + " is out of range (it does not fit a float64)");
     }
-    if (!PyErr_ExceptionMatches(PyExc_TypeError)) throw py::error_already_set();
+    if (!PyErr_ExceptionMatches(PyExc_TypeError)) {  // (__float__'s own error: a Variable of 3 elements)
+      py::error_already_set e;
+      reraise_prefixed(e, std::string(op) + ": " + arg);
+    }
     PyErr_Clear();
   }
   throw type_error(std::string(op) + ": " + arg + " must be a real number, got " + type_name(o));
