@@ -339,7 +339,7 @@ class Elu(_ParamElementwise):
 
     def f(self, x):
         with np.errstate(over="ignore"):
-            return np.where(x > 0, x, self.p * np.expm1(np.minimum(x, 0)))
+            return np.where(x > 0, x, self.p * np.expm1(np.where(x > 0, 0, x)))  # (keeps -0: expm1(-0) = -0)
 
     @staticmethod
     def deriv(x, p):
