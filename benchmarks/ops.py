@@ -170,6 +170,8 @@ def torch_fn(name):
         "silu": torch.nn.functional.silu, "gelu": lambda x: torch.nn.functional.gelu(x, approximate="tanh"),
         "log_sigmoid": torch.nn.functional.logsigmoid,
         "rint": torch.round,  # (half to even; torch has no rint)
+        # h92-param (at the spec's default parameters)
+        "elu": torch.nn.functional.elu, "leaky_relu": lambda x: torch.nn.functional.leaky_relu(x, 0.01),
     }
     return special.get(name) or getattr(torch, name, None)
 
@@ -183,6 +185,9 @@ def numpy_fn(name, entry):
         # h87-act
         "silu": lambda x: x / (1 + np.exp(-x)), "log_sigmoid": lambda x: -np.logaddexp(0, -x),
         "gelu": lambda x: 0.5 * x * (1 + np.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x ** 3))),
+        # h92-param
+        "elu": lambda x: np.where(x > 0, x, np.expm1(np.minimum(x, 0))),
+        "leaky_relu": lambda x: np.where(x > 0, x, 0.01 * x),
     }
     if name in special:
         return special[name]
@@ -507,11 +512,8 @@ def compose_cases():
     # Unary elementwise: name -> (domain of its inputs, PyTorch twin, NumPy twin).
     unary = {
         "fabs": ("nonzero", torch.abs, np.fabs),
-        "deg2rad": ("real", torch.deg2rad, np.deg2rad), "rad2deg": ("real", torch.rad2deg, np.rad2deg),
         "round": ("real", torch.round, np.round),
         "copy": ("real", torch.clone, np.copy),
-        "elu": ("real", F.elu, lambda x: np.where(x > 0, x, np.expm1(np.minimum(x, 0)))),
-        "leaky_relu": ("real", lambda x: F.leaky_relu(x, 0.01), lambda x: np.where(x > 0, x, 0.01 * x)),
     }
     for name, (dom, th, nf) in unary.items():
         row(name, name, _x(dom), getattr(tg, name), th, nf)

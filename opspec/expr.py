@@ -39,8 +39,11 @@ def parse(op, unary_names):
         if id(node) in callees:
             continue
         if isinstance(node, ast.Name):
+            if node.id in op.params:  # h92-param: a float parameter (a number in the composite)
+                continue
             if node.id not in ("x", "y"):
-                raise DerivError(f"op {op.name!r}: deriv {op.deriv!r} names {node.id!r}; only x and y exist")
+                raise DerivError(f"op {op.name!r}: deriv {op.deriv!r} names {node.id!r}; only x, y and the "
+                                 f"parameters {op.params} exist")
             reads.add(node.id)
         elif isinstance(node, ast.Call):
             fn = node.func.id if isinstance(node.func, ast.Name) else None
@@ -76,13 +79,14 @@ def _split_reciprocal(tree):
     return None
 
 
-def fused(tree, cpp_of):
-    """d * f' over scalars of type T; the direction is `g`, the saved value `x` or `y`."""
+def fused(tree, cpp_of, params=()):
+    """d * f' over scalars of type T; the direction is `g`, the saved value `x` or `y`, the
+    parameters p0, p1 (values of T)."""
     def emit(n):
         if isinstance(n, ast.Constant):
             return f"T({_num(n.value)})"
         if isinstance(n, ast.Name):
-            return n.id
+            return f"p{params.index(n.id)}" if n.id in params else n.id
         if isinstance(n, ast.UnaryOp):
             return f"(-{emit(n.operand)})"
         if isinstance(n, ast.BinOp):
@@ -94,13 +98,14 @@ def fused(tree, cpp_of):
     return f"g / {emit(recip)}" if recip is not None else f"g * {emit(tree)}"
 
 
-def composite(tree, cpp_of, saved):
-    """d * f' as differentiable Var ops on the direction `d` and the saved Var `saved`."""
+def composite(tree, cpp_of, saved, params=()):
+    """d * f' as differentiable Var ops on the direction `d` and the saved Var `saved`; the
+    parameters are the doubles p0, p1 (numbers)."""
     def emit(n):  # -> (code, is_number)
         if isinstance(n, ast.Constant):
             return _num(n.value), True
         if isinstance(n, ast.Name):
-            return saved, False
+            return (f"p{params.index(n.id)}", True) if n.id in params else (saved, False)
         if isinstance(n, ast.UnaryOp):
             code, num = emit(n.operand)
             return (f"(-{code})", True) if num else (f"neg({code})", False)

@@ -26,7 +26,10 @@ ELEMENTWISE = [op for op in OPS if op.family == "elementwise"]
 ZERO = {op.name for op in ELEMENTWISE if op.deriv == "0"}
 # deriv "1" (positive): the rule passes the direction through (no pass over it).
 IDENTITY = {op.name for op in ELEMENTWISE if op.deriv == "1"}
-NONLINEAR = [op for op in ELEMENTWISE if op.deriv != "linear" and op.name not in ZERO | IDENTITY]
+NONLINEAR = [op for op in ELEMENTWISE if op.deriv != "linear" and op.name not in ZERO | IDENTITY and not op.params]
+# h92-param: elementwise ops with float parameters (elu's alpha): the forward k_<name>(v, p0, ...) in
+# simd/loops.hpp's unary_p loop, the fused derivative in its deriv_p loop (same shapes; else the composite).
+PARAM = [op for op in ELEMENTWISE if op.params]
 BY_NAME = {op.name: op for op in OPS}
 BINARY_KERNELS = [op for op in OPS if op.kernel]  # binary ops whose forward is k_<name>(a, b)
 
@@ -120,6 +123,9 @@ def gen_kernels_enum():
 def gen_loop_cases():
     out = [HEADER, "// Forward: y = k_<name>(x), the scalar functions in simd/loops.hpp.\n#define TG_SPEC_UNARY_CASES \\\n"]
     for op in ELEMENTWISE:
+        if op.params:  # (unary_p's: TG_SPEC_UNARY_P_CASES)
+            out.append(f"  case UnaryOp::{op.camel}: break; \\\n")
+            continue
         out.append(f"  case UnaryOp::{op.camel}: run([](T v) TG_INLINE_LAMBDA {{ return k_{op.name}(v); }}); break; \\\n")
     out.append("\n// The spec's binary kernels o = k_<name>(a, b), then the fused first-order derivatives\n"
                "// g * f' from the spec's `deriv`.\n#define TG_SPEC_DERIV_CASES \\\n")
@@ -131,7 +137,25 @@ def gen_loop_cases():
         body = expr.fused(tree, None)
         out.append(f"  case BinaryOp::{op.camel}Deriv: run([](T g, T {saved}) TG_INLINE_LAMBDA {{ return {body}; }}); break; \\\n")
     out.append("\n")
-    return "".join(out)
+    return "".join(out) + gen_param_cases()
+
+
+def gen_param_cases():
+    """h92-param: unary_p's forward cases k_<name>(v, p0, ...) and deriv_p's g * f'(saved; p), the
+    parameters p0, p1 values of T (simd/loops.hpp's h92-param block declares them)."""
+    caps = lambda op: ", ".join(f"p{i}" for i in range(len(op.params)))
+    out = ["// h92-param: the parametrized elementwise ops: y = k_<name>(v, p0, ...), then g * f'(saved; p).\n"
+           "#define TG_SPEC_UNARY_P_CASES \\\n"]
+    for op in PARAM:
+        out.append(f"  case UnaryOp::{op.camel}: run([{caps(op)}](T v) TG_INLINE_LAMBDA {{ return k_{op.name}(v, "
+                   f"{caps(op)}); }}); break; \\\n")
+    out.append("\n#define TG_SPEC_DERIV_P_CASES \\\n")
+    for op in PARAM:
+        saved = "x" if op.saves == "input" else "y"
+        body = expr.fused(expr.parse(op, BY_NAME), None, op.params)
+        out.append(f"  case UnaryOp::{op.camel}: run([{caps(op)}](T g, T {saved}) TG_INLINE_LAMBDA {{ return {body}; }}); "
+                   f"break; \\\n")
+    return "".join(out) + "\n"
 
 
 def gen_rules():
@@ -141,6 +165,18 @@ def gen_rules():
     for op in ELEMENTWISE:
         save = {"input": "Input", "output": "Output", "nothing": "Nothing"}[op.saves]
         rules.append(f"\n// d {op.name}(x) = ({op.deriv}) dx\n")
+        if op.params:  # h92-param: TG_PARAM_UNARY_RULE (ops/elementwise.cpp); the parameters in Attrs
+            body = expr.composite(expr.parse(op, BY_NAME), cpp_of, "s", op.params)
+            getter = "    Var s = n.get(0);\n" if op.saves != "nothing" else ""
+            unpack = "".join(f"    const double p{i} = n.attrs.p[{i}];\n" for i in range(len(op.params)))
+            rules.append(f"struct {op.camel}Rule {{ TG_PARAM_UNARY_RULE(\"{op.name}\", UnaryOp::{op.camel}, "
+                         f"SaveWhat::{save})\n"
+                         f"  template <class N> static Var composite(N& n, const Var& d) {{\n{getter}{unpack}"
+                         f"    return {body};\n  }} }};\n")
+            params = ", ".join(f"double {p}" for p in op.params)
+            fns.append(f"Var {op.cpp}(const Var& x, {params}) {{ return param_unary_op<{op.camel}Rule>(x, "
+                       f"{{{{{', '.join(op.params)}}}}}); }}\n")
+            continue
         if op.name in ZERO:
             rules.append(f"struct {op.camel}Rule {{ TG_ZERO_UNARY_RULE(\"{op.name}\", UnaryOp::{op.camel}) }};\n")
         elif op.name in IDENTITY:
@@ -161,18 +197,31 @@ def gen_rules():
 
 
 def gen_decls():
-    return HEADER + "".join(f"Var {op.cpp}(const Var& x);  // {op.doc}\n" for op in ELEMENTWISE)
+    def params(op):  # h92-param
+        return "".join(f", double {p}" for p in op.params)
+    return HEADER + "".join(f"Var {op.cpp}(const Var& x{params(op)});  // {op.doc}\n" for op in ELEMENTWISE)
 
 
 def gen_bindings():
     out = [HEADER, "// Module functions for the elementwise ops: {name, function, doc with text signature}.\n"
                    "#define TG_SPEC_UNARY_FUNCTIONS \\\n"]
     for op in ELEMENTWISE:
+        if op.params:
+            continue  # (TG_SPEC_PARAM_FUNCTIONS)
         out.append(f"  {{\"{op.name}\", &tg::{op.cpp}, {cstr(doc_of(op))}}}, \\\n")
     out.append("\n// Variable methods for the elementwise ops with `method`.\n#define TG_SPEC_UNARY_METHODS \\\n")
     for op in ELEMENTWISE:
         if op.method:
             out.append(f"  {{\"{op.name}\", &tg::{op.cpp}, {cstr(doc_of(op, method=True))}}}, \\\n")
+    # h92-param: {name, function, number of parameters, argument names, defaults, doc}
+    out.append("\n// The parametrized elementwise ops (elu(x, alpha=1.0)): raw METH_FASTCALL functions.\n"
+               "#define TG_SPEC_PARAM_FUNCTIONS \\\n")
+    for op in PARAM:
+        fn = f"+[](const Var& x, const double* p) {{ return tg::{op.cpp}(x, " + \
+             ", ".join(f"p[{i}]" for i in range(len(op.params))) + "); }"
+        names = ", ".join(f'"{a.name}"' for a in op.args)
+        defaults = ", ".join(repr(a.default) for a in op.args[1:])
+        out.append(f"  {{\"{op.name}\", {fn}, {len(op.params)}, {{{names}}}, {{{defaults}}}, {cstr(doc_of(op))}}}, \\\n")
     out.append("\n// The other ops' argument names, defaults and docs: m.def(\"sum\", fn, TG_SIG(sum)).\n"
                "#define TG_SIG(name) TG_SIG_##name\n#define TG_METHOD_SIG(name) TG_METHOD_SIG_##name\n"
                "#define TG_DOC(name) TG_DOC_##name\n")

@@ -139,6 +139,19 @@ OPS = [
        cost="transcendental"),
     Op("arctanh", "(x, /)", family="elementwise", deriv="1 / ((1 - x) * (1 + x))", saves="input",
        numpy=["arctanh"], doc="Inverse hyperbolic tangent (|x| < 1).", domain=(-0.9, 0.9), cost="transcendental"),
+    # ----- h92-param: elu, leaky_relu (float parameters), deg2rad, rad2deg (were compositions) ---
+    # (elu's derivative for x <= 0 is alpha exp(min(x, 0)): exp of x itself overflows for x > 709, where
+    # step(x) = 1 and the other term must be 0, not inf * 0)
+    Op("elu", "(x, alpha=1.0)", family="elementwise", deriv="step(x) + alpha * (1 - step(x)) * exp(-relu(-x))",
+       saves="input", numpy=[], doc="x if x > 0 else alpha * expm1(x); elu'(0) = alpha, as PyTorch's.",
+       cost="transcendental"),
+    Op("leaky_relu", "(x, negative_slope=0.01)", family="elementwise",
+       deriv="step(x) + negative_slope * (1 - step(x))", saves="input", numpy=[],
+       doc="x if x > 0 else negative_slope * x; the slope at 0 is negative_slope, as PyTorch's."),
+    Op("deg2rad", "(x, /)", family="elementwise", deriv="linear", saves="nothing", numpy=["deg2rad", "radians"],
+       doc="Degrees to radians: x times pi/180 rounded once (NumPy's bits)."),
+    Op("rad2deg", "(x, /)", family="elementwise", deriv="linear", saves="nothing", numpy=["rad2deg", "degrees"],
+       doc="Radians to degrees: x times 180/pi rounded once (float32: 180f / pi_f, NumPy's bits)."),
 
     # ----- elementwise with several operands: hand-written rules (elementwise.cpp) -----
     Op("add", "(a, b)", family="binary", saves="nothing", numpy=["add"], doc="a + b", operator="+"),
@@ -257,8 +270,6 @@ COMPOSITIONS = [
     # ----- ufuncs: aliases and elementwise helpers --------------------------------------
     C("fabs", "(x, /)", "ufunc", "|x| (abs).", numpy=["fabs"]),
     C("float_power", "(a, b)", "ufunc", "a ** b in float64.", numpy=["float_power"], domain="positive"),
-    C("deg2rad", "(x, /)", "ufunc", "Degrees to radians.", numpy=["deg2rad", "radians"]),
-    C("rad2deg", "(x, /)", "ufunc", "Radians to degrees.", numpy=["rad2deg", "degrees"]),
     C("round", "(x, decimals=0)", "ufunc", "Round to decimals (half to even); derivative 0.",
       numpy=["round", "around"], deriv="zero", method=True),
     # ----- predicates: NumPy bool arrays, outside the graph ------------------------------
@@ -320,7 +331,4 @@ COMPOSITIONS = [
       numpy=["einsum"]),
     C("det", "(a)", "linalg", "Determinant of each matrix: sign * exp(logabsdet) from slogdet.",
       numpy=["linalg.det"]),
-    # ----- activations (no NumPy names) -------------------------------------------------
-    C("elu", "(x, alpha=1.0)", "activation", "x if x > 0 else alpha * expm1(x); elu'(0) = alpha."),
-    C("leaky_relu", "(x, negative_slope=0.01)", "activation", "x if x > 0 else slope * x; the slope at 0."),
 ]

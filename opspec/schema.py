@@ -6,6 +6,8 @@ FAMILIES = ("elementwise", "binary", "reduction", "shape", "linalg", "loss")
 SAVES = ("input", "output", "nothing")
 COSTS = ("cheap", "transcendental")
 NAMED_DOMAINS = ("real", "positive", "nonzero")
+MAX_PARAMS = 2  # h92-param: float parameters of an elementwise op (elu's alpha)
+RESERVED_PARAM_NAMES = ("x", "y", "g", "d", "s", "n", "v", "p", "T")  # names the generated C++ uses
 
 
 @dataclass
@@ -52,6 +54,17 @@ class Op:
         if self.cpp is None:
             self.cpp = self.name
         self.args = parse_signature(self.sig, where)
+        # h92-param: an elementwise op's arguments after x are float parameters (elu's alpha), which
+        # `deriv` may name; the generator passes them to k_<name>(v, p...) and keeps them in the rule.
+        self.params = [a.name for a in self.args[1:]] if self.family == "elementwise" else []
+        if len(self.params) > MAX_PARAMS:
+            raise ValueError(f"{where}: at most {MAX_PARAMS} float parameters (UnaryParams in kernels.hpp)")
+        for a in self.args[1:] if self.family == "elementwise" else []:
+            if a.required or type(a.default) is not float or a.positional_only or a.name in RESERVED_PARAM_NAMES:
+                raise ValueError(f"{where}: parameter {a.name!r} of an elementwise op must have a float default, "
+                                 f"not be positional-only, and not be one of {RESERVED_PARAM_NAMES}")
+        if self.params and (self.deriv in ("linear", "0", "1") or self.method or self.operator):
+            raise ValueError(f"{where}: a parametrized elementwise op has a `deriv` expression and no method")
         if self.method and self.method_sig is None:
             first = self.args[0].name
             inner = self.sig.strip()[1:-1].split(",", 1)

@@ -40,6 +40,7 @@ ARG_TYPES = {
     "decimals": "int", "ddof": "float", "axis1": "int", "axis2": "int", "offset": "int",
     "repeats": "int | Sequence[int]", "indices": "ArrayLike",
     "k": "int", "source": "int | Sequence[int]", "destination": "int | Sequence[int]",  # (h89-views)
+    "alpha": "float", "negative_slope": "float",  # (h92-param: elementwise parameters)
 }
 OP_ARG_TYPES = {
     ("softmax", "axis"): "int", ("log_softmax", "axis"): "int",

@@ -168,6 +168,7 @@ def spec_derivative(name):
         return lambda x: np.full(np.shape(x), float(f(np.ones(1))[0]))
     env = {n: oracle(n) for n in ELEMENTWISE}
     env.update(step=lambda v: (np.asarray(v) > 0).astype(np.float64), sign=np.sign)
+    env.update({a["name"]: a["default"] for a in SPEC[name]["args"][1:]})  # (h92-param: at the defaults)
 
     def df(x):
         x = np.asarray(x, dtype=np.float64)

@@ -770,9 +770,26 @@ def _spec_domain(name, domain):
 
 
 ELEMENTWISE_SPEC = {n: op for n, op in tg._core.__ops__.items() if op["family"] == "elementwise"}
+
+
+def _b_params(names):
+    """h92-param: an op with float parameters after x (elu's alpha): each drawn or left at its
+    default, given by position or by name."""
+    def build(G, x):
+        vals = [float(pick(G.rng, [0.0, 0.01, 0.5, 1.0, 1.7, -0.3])) for _ in names]
+        if G.rng.random() < 0.3:
+            return (Ref(x),), {}
+        if G.rng.random() < 0.5:
+            return (Ref(x), *vals), {}
+        return (Ref(x),), dict(zip(names, vals))
+    return build
+
+
 for _name, _entry in ELEMENTWISE_SPEC.items():
     _kink = _sign if ("step(" in _entry["deriv"] or "sign(" in _entry["deriv"]) else None
-    _add(OpSpec(_name, _fn(_name), b_unary, _spec_domain(_name, _entry["domain"]), _kink))
+    _params = [a["name"] for a in _entry["args"][1:]]
+    _add(OpSpec(_name, _fn(_name), _b_params(_params) if _params else b_unary,
+                _spec_domain(_name, _entry["domain"]), _kink))
 for _name in ["add", "subtract", "multiply"]:
     _add(OpSpec(_name, _fn(_name), b_binary))
 _add(OpSpec("divide", _fn("divide"), b_divide))

@@ -232,7 +232,7 @@ def test_unary_op_method_and_operator_give_the_function(name):
     spellings = [lambda v: getattr(v, name)()] if name in symbolic.UNARY_METHODS else []
     spelled = op_cases.operator(name) if name in op_cases.SPEC else None  # the spec's "-x", "abs(x)"
     spellings += [spelled] if spelled else []
-    assert spellings
+    assert spellings or len(op_cases.SPEC[name]["args"]) > 1  # (h92-param: elu(x, alpha) is a function only)
     for spell in spellings:
         got = spell(x)
         assert isinstance(got, symbolic.SymArray) and got.data.tolist() == expected
@@ -375,8 +375,6 @@ SPEC_COMPOSITIONS = tg._core.__compositions__
 # compositions without a NumPy name: call, input shapes
 OWN_CASES = {
     "flatten": numpy_cases.U,
-    "elu": (lambda f, x: f(x, 0.7), [(2, 3)]),
-    "leaky_relu": (lambda f, x: f(x, 0.1), [(2, 3)]),
 }
 
 

@@ -42,7 +42,15 @@
 namespace tg::kern {
 #define TG_TOOL_NAME2(a) unary_f32_##a
 #define TG_TOOL_NAME(a) TG_TOOL_NAME2(a)
-void TG_TOOL_NAME(TG_ISA)(UnaryOp op, const float* x, float* y, int64_t n) { TG_ISA::unary<float>(op, x, y, n); }
+void TG_TOOL_NAME(TG_ISA)(UnaryOp op, const float* x, float* y, int64_t n) {
+  // h92-param: the parametrized ops at the parameters of their kFunctions lines (elu: alpha = 1,
+  // leaky_relu: the default 0.01)
+  if (op == UnaryOp::Elu || op == UnaryOp::LeakyRelu) {
+    const double p[2] = {op == UnaryOp::Elu ? 1.0 : 0.01, 0.0};
+    return TG_ISA::unary_p<float>(op, x, y, n, p);
+  }
+  TG_ISA::unary<float>(op, x, y, n);
+}
 #define TG_TOOL_BNAME2(a) binary_f32_##a
 #define TG_TOOL_BNAME(a) TG_TOOL_BNAME2(a)
 void TG_TOOL_BNAME(TG_ISA)(BinaryOp op, const float* a, const float* b, float* o, int64_t n) {
@@ -108,6 +116,9 @@ static const Function kFunctions[] = {
     {"silu", UnaryOp::Silu, silu_ref},
     {"gelu", UnaryOp::Gelu, gelu_ref},
     {"log_sigmoid", UnaryOp::LogSigmoid, log_sigmoid_ref},
+    // h92-param: elu at alpha = 1 (expm1's kernel), leaky_relu at 0.01 (x * 0.01f: exact in double)
+    {"elu", UnaryOp::Elu, [](double x) { return x > 0 ? x : std::expm1(x); }},
+    {"leaky_relu", UnaryOp::LeakyRelu, [](double x) { return x > 0 ? x : x * double(0.01f); }},
 
     // h84-round: exact (0 ulp, -0.0 kept, the same bits on every ISA)
     {"floor", UnaryOp::Floor, [](double x) { return std::floor(x); }},

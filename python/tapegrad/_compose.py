@@ -15,7 +15,6 @@ argmax return NumPy arrays, outside the graph.
 """
 import functools
 import operator
-import math
 
 import numpy as np
 
@@ -66,6 +65,10 @@ def _oversized_int_argument(fn, args, kwargs, to_float):
             text = str(v) if len(str(v)) <= 40 else f"{str(v)[:12]}... ({len(str(abs(v)))} digits)"
             return f"{arg} {text} is out of range (it does not fit a {'float64' if to_float else '64-bit integer'})"
     return None
+
+
+class _F64:  # V(x, _F64): a Python number as float64, not as the other operand's float32 (NumPy's)
+    dtype = np.float64
 
 
 def build(ns):
@@ -135,15 +138,9 @@ def build(ns):
 
     @composition
     def float_power(a, b):
-        return ns.power(ns.astype(V(a), np.float64), ns.astype(V(b), np.float64))
-
-    @composition
-    def deg2rad(x):
-        return ns.multiply(V(x), math.pi / 180)
-
-    @composition
-    def rad2deg(x):
-        return ns.multiply(V(x), 180 / math.pi)
+        return ns.power(ns.astype(V(a, _F64), np.float64), ns.astype(V(b, _F64), np.float64))
+    if getattr(ns, "_float_power", None) is not None:  # (h92-param: the same body in C++, one call)
+        out["float_power"] = ns._float_power
 
     @composition
     def round_(x, decimals=0):
@@ -488,18 +485,6 @@ def build(ns):
         for name, f in fast.items():
             f.__name__ = f.__qualname__ = name
             out[name] = f
-
-    # ----- activations ---------------------------------------------------------------------
-    @composition
-    def elu(x, alpha=1.0):
-        x = V(x)
-        pos = values(x) > 0
-        return where_(pos, x, ns.multiply(ns.expm1(where_(pos, 0.0, x)), float(alpha)))
-
-    @composition
-    def leaky_relu(x, negative_slope=0.01):
-        x = V(x)
-        return where_(values(x) > 0, x, ns.multiply(x, float(negative_slope)))
 
     # h96-small: C++ functions over some of these (shape, ndim, size, argmax, argmin, norm, the comparisons):
     # they run the common calls (a Variable, plain arguments) and hand every other one to the body above.

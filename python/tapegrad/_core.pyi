@@ -357,6 +357,14 @@ def arccosh(x: Variable | ArrayLike, /) -> Variable:
     """Inverse hyperbolic cosine (x >= 1); arccosh'(1) = inf."""
 def arctanh(x: Variable | ArrayLike, /) -> Variable:
     """Inverse hyperbolic tangent (|x| < 1)."""
+def elu(x: Variable | ArrayLike, alpha: float = 1.0) -> Variable:
+    """x if x > 0 else alpha * expm1(x); elu'(0) = alpha, as PyTorch's."""
+def leaky_relu(x: Variable | ArrayLike, negative_slope: float = 0.01) -> Variable:
+    """x if x > 0 else negative_slope * x; the slope at 0 is negative_slope, as PyTorch's."""
+def deg2rad(x: Variable | ArrayLike, /) -> Variable:
+    """Degrees to radians: x times pi/180 rounded once (NumPy's bits)."""
+def rad2deg(x: Variable | ArrayLike, /) -> Variable:
+    """Radians to degrees: x times 180/pi rounded once (float32: 180f / pi_f, NumPy's bits)."""
 def add(a: Variable | ArrayLike, b: Variable | ArrayLike) -> Variable:
     """a + b"""
 def subtract(a: Variable | ArrayLike, b: Variable | ArrayLike) -> Variable:

@@ -95,6 +95,11 @@ UNARY_OPS = {
     "arcsinh": lambda sp, u: sp.asinh(u),
     "arccosh": lambda sp, u: sp.acosh(u),
     "arctanh": lambda sp, u: sp.atanh(u),
+    "deg2rad": lambda sp, u: u * sp.pi / 180,  # (h92-param)
+    "rad2deg": lambda sp, u: u * 180 / sp.pi,
+    # h92-param: float parameters after u (numbers in the expression), by position or name
+    "elu": lambda sp, u, alpha=1.0: sp.Piecewise((u, u > 0), (alpha * (sp.exp(u) - 1), True)),
+    "leaky_relu": lambda sp, u, negative_slope=0.01: sp.Piecewise((u, u > 0), (negative_slope * u, True)),
 }
 BINARY_OPS = {
     "add": lambda sp, u, v: u + v,
@@ -112,7 +117,7 @@ BINARY_OPS = {
     "fmax": lambda sp, u, v: sp.Max(u, v),
     "fmin": lambda sp, u, v: sp.Min(u, v),
 }
-_NOT_METHODS = {"negative"}  # the engines' Variable spells it -x
+_NOT_METHODS = {"negative", "elu", "leaky_relu"}  # the engines' Variable spells it -x; elu: functions only
 _OPERATORS = {"negative": "neg", "abs": "abs",  # __neg__, __abs__
               "add": "add", "subtract": "sub", "multiply": "mul", "divide": "truediv", "power": "pow"}
 UNARY_METHODS = tuple(n for n in UNARY_OPS if n not in _NOT_METHODS)
@@ -312,9 +317,9 @@ def astype(x, dtype): return Variable(x)
 
 def _elementwise(name, rule, arity):
     """The engine function of one line of UNARY_OPS (arity 1) or BINARY_OPS (arity 2)."""
-    def unary(x):
+    def unary(x, *params, **named):  # (params: h92-param's elu(x, alpha))
         sp = _sympy()
-        return _map(lambda u: rule(sp, u), x)
+        return _map(lambda u: rule(sp, u, *params, **named), x)
 
     def binary(a, b):
         sp = _sympy()

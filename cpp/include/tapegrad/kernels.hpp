@@ -167,6 +167,17 @@ Tensor moments(const Tensor& x, const std::vector<bool>& axes, double ddof, bool
 Tensor moments_vjp(const Tensor& x, const Tensor& mean, const Tensor& y, const Tensor& g,
                    const std::vector<bool>& axes, double den, bool root);  // den = max(N - ddof, 0)
 
+// ----- h92-param: parametrized elementwise ops (elu's alpha; opspec entries with float parameters)
+// The parameters of one op (its rule's Attrs too), unused ones 0.
+struct UnaryParams {
+  double p[2] = {0, 0};
+};
+// y = f(x; p) for a parametrized UnaryOp (Elu, LeakyRelu); `name` for errors.
+Tensor unary_p(UnaryOp op, const Tensor& x, const UnaryParams& p, const char* name);
+// out = g * f'(s; p) in one pass where g and s have one shape and dtype and out is contiguous of that
+// shape (it may be g's own buffer); false otherwise (the rule's composite runs instead).
+bool deriv_p(UnaryOp op, const Tensor& out, const Tensor& g, const Tensor& s, const UnaryParams& p);
+
 // Per-step constants of an Adam update, bias corrections folded in (optim.cpp).
 template <class T>
 struct AdamScalars {

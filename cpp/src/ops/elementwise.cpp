@@ -87,6 +87,43 @@ Var fused_deriv(N& n, BinaryOp op, const Var& d, const char* name) {
   struct Attrs {};                                                                                 \
   template <class N> static Grads vjp(N&, const Var& g) { return Grads::of(Var(g)); }              \
   template <class N> static Var jvp(N&, const Grads& t, int) { return t[0]; }
+
+// ----- h92-param: elementwise ops with float parameters (elu's alpha): Attrs keep the parameters;
+// the first-order sweep runs kern::deriv_p's fused g * f'(s; p) where the direction has the saved
+// value's shape (into its buffer when the sweep allows), else (batch axes, create_graph) the composite.
+template <class N>
+Var fused_deriv_p(N& n, UnaryOp op, const Var& d) {
+  const Tensor& s = n.tensor(0);
+  if (n.may_overwrite(d) && d->data.is_contiguous() && kern::deriv_p(op, d->data, d->data, s, n.attrs)) return d;
+  if (d->data.shape != s.shape || d->dtype() != s.dtype) return nullptr;
+  Tensor out = Tensor::empty(s.shape, s.dtype);
+  return kern::deriv_p(op, out, d->data, s, n.attrs) ? constant(out) : nullptr;
+}
+
+template <class Rule>
+Var param_unary_op(const Var& x, const kern::UnaryParams& p) {
+  Recorder<Rule> r(kern::unary_p(Rule::kernel, x->data, p, Rule::name), {&x});
+  if (r) {
+    r.attrs() = p;
+    if (Rule::save == SaveWhat::Input) r.save_input(x, 0);
+    if (Rule::save == SaveWhat::Output) r.save_output();
+  }
+  return std::move(r.out);
+}
+
+#define TG_PARAM_UNARY_RULE(NAME, KERNEL, SAVE)                                               \
+  static constexpr const char* name = NAME;                                                  \
+  static constexpr UnaryOp kernel = KERNEL;                                                  \
+  static constexpr SaveWhat save = SAVE;                                                     \
+  static constexpr bool pointwise = true;                                                    \
+  using Attrs = kern::UnaryParams;                                                           \
+  template <class N> static Var deriv(N& n, const Var& d) {                                  \
+    if (!grad_enabled())                                                                     \
+      if (Var f = fused_deriv_p(n, KERNEL, d)) return f;                                     \
+    return composite(n, d);                                                                  \
+  }                                                                                          \
+  template <class N> static Grads vjp(N& n, const Var& g) { return Grads::of(deriv(n, g)); } \
+  template <class N> static Var jvp(N& n, const Grads& t, int) { return deriv(n, t[0]); }
 }  // namespace
 
 // The rules and public functions of the spec's elementwise ops (exp, tanh, ...).

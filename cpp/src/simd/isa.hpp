@@ -38,6 +38,11 @@ struct IsaKernels {
   // ----- h98-membound: o = a / s, s one number (o may be a); the bits of the division
   void (*div_by_f32)(float*, const float*, float, int64_t);
   void (*div_by_f64)(double*, const double*, double, int64_t);
+  // h92-param: y = f(x; p) (unary_p) and o = g * f'(s; p) (deriv_p, o may be g) of a parametrized UnaryOp
+  void (*unary_p_f32)(UnaryOp, const float*, float*, int64_t, const double*);
+  void (*unary_p_f64)(UnaryOp, const double*, double*, int64_t, const double*);
+  void (*deriv_p_f32)(UnaryOp, float*, const float*, const float*, int64_t, const double*);
+  void (*deriv_p_f64)(UnaryOp, double*, const double*, const double*, int64_t, const double*);
 };
 
 // The table in use: AVX-512 (F/DQ/VL/BW) when the CPU has it, else AVX2+FMA,
@@ -86,5 +91,9 @@ extern const IsaKernels kAvx512Kernels;
                           &TG_ISA::prod_run<float, double>,                                    \
                           &TG_ISA::prod_run<double, double>,                                   \
                           &TG_ISA::div_by_run<float>,                                          \
-                          &TG_ISA::div_by_run<double>};                                        \
+                          &TG_ISA::div_by_run<double>,                                         \
+                          &TG_ISA::unary_p<float>,  /* h92-param */                            \
+                          &TG_ISA::unary_p<double>,                                            \
+                          &TG_ISA::deriv_p<float>,                                             \
+                          &TG_ISA::deriv_p<double>};                                           \
   }

@@ -468,6 +468,48 @@ template <class T> TG_MATH_INLINE T k_fmin_weight(T a, T b) {
 template <class T> TG_MATH_INLINE T k_step(T v) { return v > T(0) ? T(1) : T(0); }  // relu'(0) = 0
 template <class T> TG_MATH_INLINE T k_sign(T v) { return v > T(0) ? T(1) : (v < T(0) ? T(-1) : (v != v ? v : T(0))); }
 
+// ----- h92-param: elu, leaky_relu (a float parameter p, converted to T as the compositions'
+// `x * float(p)` did), deg2rad, rad2deg; the parametrized loops unary_p and deriv_p ------------
+// elu: p expm1(x) rounded twice (expm1's <= 1 ulp, then the product; exact for p = 1); -0 stays -0.
+template <class T> TG_MATH_INLINE T k_elu(T v, T p) { return v > T(0) ? v : p * k_expm1(v); }
+template <class T> TG_MATH_INLINE T k_leaky_relu(T v, T p) { return v > T(0) ? v : v * p; }
+// One multiply by the constant NumPy uses: float64 pi/180 and 180/pi rounded once; float32 NumPy's
+// NPY_PIf / 180.0f (= float(pi/180)) and 180.0f / NPY_PIf (one ulp below float(180/pi)).
+template <class T> TG_MATH_INLINE T k_deg2rad(T v) {
+  return v * (sizeof(T) == 4 ? T(0x1.1df46ap-6f) : T(0x1.1df46a2529d39p-6));
+}
+template <class T> TG_MATH_INLINE T k_rad2deg(T v) {
+  return v * (sizeof(T) == 4 ? T(0x1.ca5dcp+5f) : T(0x1.ca5dc1a63c1f8p+5));
+}
+// The generated cases (TG_SPEC_UNARY_P_CASES, TG_SPEC_DERIV_P_CASES) read the parameters as p0, p1.
+template <class T>
+void unary_p(UnaryOp op, const T* a, T* o, int64_t n, const double* p) {
+  const T p0 = T(p[0]), p1 = T(p[1]);
+  (void)p1;
+  auto run = [&](auto f) {
+    if (n == 1) *o = f(*a);
+    else if (a == o) map1_alias(a, o, n, f);
+    else map1(a, o, n, f);
+  };
+  switch (op) {
+    TG_SPEC_UNARY_P_CASES
+    default: break;
+  }
+}
+// o = g * f'(s; p), all three of length n; o may be g.
+template <class T>
+void deriv_p(UnaryOp op, T* o, const T* g, const T* s, int64_t n, const double* p) {
+  const T p0 = T(p[0]), p1 = T(p[1]);
+  (void)p1;
+  auto run = [&](auto f) {
+    for (int64_t i = 0; i < n; ++i) o[i] = f(g[i], s[i]);
+  };
+  switch (op) {
+    TG_SPEC_DERIV_P_CASES
+    default: break;
+  }
+}
+
 // ----- Scalar fix-up passes ------------------------------------------------------
 // The lanes a vector kernel cannot do (sin/cos/tan beyond kTrigBound, inf and
 // NaN there; pow outside x > 0 with finite operands) are redone with scalar

@@ -521,9 +521,10 @@ class LeakyReLU(Layer):
         super().__init__()
         self.negative_slope = float(negative_slope)
 
-    def forward(self, x):
-        x = _as_variable(x)
-        return engine_of(x).where(x.data > 0, x, x * self.negative_slope)
+    def forward(self, x):  # (h92-param: the primitive)
+        if type(x) is _Variable:
+            return _tg.leaky_relu(x, self.negative_slope)
+        return engine_of(x).leaky_relu(_as_variable(x), self.negative_slope)
 
     def extra_repr(self):
         return f"negative_slope={self.negative_slope}"

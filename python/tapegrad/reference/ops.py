@@ -198,6 +198,9 @@ UNARY = {
     "arcsinh":  (np.arcsinh,  lambda x: 1 / sqrt(x * x + 1)),
     "arccosh":  (np.arccosh,  lambda x: 1 / sqrt(x * x - 1)),
     "arctanh":  (np.arctanh,  lambda x: 1 / (1 - x * x)),
+    # h92-param: multiplies by a constant (NumPy's functions: its float32 constant is 180f / pi_f)
+    "deg2rad":  (np.deg2rad,  lambda: math.pi / 180),
+    "rad2deg":  (np.rad2deg,  lambda: 180 / math.pi),
 }
 
 #: name: (f(a, b) on arrays, df/da, df/db from a, b and/or y = f(a, b))
@@ -328,6 +331,59 @@ def clip(x, a_min, a_max):
     a_min, a_max = bound(a_min), bound(a_max)
     shapes = [x.shape] + [b.shape for b in (a_min, a_max) if b is not None]
     return Clip.apply(x, a_min=a_min, a_max=a_max, out_shape=_broadcast_shapes("clip", *shapes))
+
+
+# h92-param: elementwise ops with a float parameter p (a Python float: float32 stays float32).
+# elu = x for x > 0, p (e^x - 1) else; elu'(x) = 1 for x > 0, p e^x for x <= 0 (so elu'(0) = p, as
+# PyTorch's). leaky_relu = x for x > 0, p x else; its derivative p at 0.
+class _ParamElementwise(Elementwise):
+    uses, arg_names = ("x",), ("x",)
+
+    def partial(self, i):
+        (x,) = self.saved_values()
+        with np.errstate(over="ignore", invalid="ignore"):
+            return self.deriv(x, self.p)
+
+
+class Elu(_ParamElementwise):
+    name = "elu"
+
+    def f(self, x):
+        with np.errstate(over="ignore"):
+            return np.where(x > 0, x, self.p * np.expm1(np.where(x > 0, 0, x)))  # (keeps -0: expm1(-0) = -0)
+
+    @staticmethod
+    def deriv(x, p):
+        pos = x.data > 0
+        return where(pos, 1.0, exp(where(pos, 0.0, x)) * p)   # (e^x of x <= 0 only: no inf * 0)
+
+
+class LeakyRelu(_ParamElementwise):
+    name = "leaky_relu"
+
+    def f(self, x):
+        return np.where(x > 0, x, x * self.p)
+
+    @staticmethod
+    def deriv(x, p):
+        return _mask(x.data > 0, x) + p * _mask(x.data <= 0, x)
+
+
+def _real_parameter(op, name, p):
+    if isinstance(p, (str, bytes)) or p is None:
+        raise TypeError(f"{op}: {name} must be a real number, got {type(p).__name__}")
+    try:
+        return float(p)
+    except OverflowError:
+        raise ValueError(f"{op}: {name} {p} is out of range (it does not fit a float64)") from None
+
+
+def elu(x, alpha=1.0):
+    return Elu.apply(as_variable(x), p=_real_parameter("elu", "alpha", alpha))
+
+
+def leaky_relu(x, negative_slope=0.01):
+    return LeakyRelu.apply(as_variable(x), p=_real_parameter("leaky_relu", "negative_slope", negative_slope))
 
 
 # -- linear ops: JVP = the op applied to the tangents; VJP = its transpose ----------------
@@ -1151,7 +1207,7 @@ Variable.transpose = lambda self, *axes: transpose(
 Variable.diagonal, Variable.trace, Variable.squeeze, Variable.swapaxes = diagonal, trace, squeeze, swapaxes
 
 #: The public op names of the reference engine (for a parity check against the spec).
-OPS = tuple(UNARY) + tuple(BINARY) + (
+OPS = tuple(UNARY) + tuple(BINARY) + ("elu", "leaky_relu") + (
     "clip", "where", "sum", "mean", "max", "min", "reshape", "transpose", "broadcast_to",
     "concatenate", "stack", "matmul", "linear", "softmax", "log_softmax", "logsumexp", "astype",
     "inv", "solve", "slogdet", "cholesky", "cumsum", "cumprod", "prod", "var", "std",
