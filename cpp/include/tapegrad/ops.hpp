@@ -124,6 +124,15 @@ Var moveaxis(const Var& x, const Axes& source, const Axes& destination);
 Var triangle(const Var& x, int64_t k, bool lower);
 Var tril(const Var& x, int64_t k);
 Var triu(const Var& x, int64_t k);
+// ----- h94-gather: NumPy's take, take_along_axis, repeat, tile (gather.cpp),
+// over the gather primitive (its VJP scatter-adds: repeated indices
+// accumulate) or a broadcast copy. Indices and repeats int64 (negative
+// indices wrap; out of range: IndexError naming the op, index and axis size);
+// axis nullopt: the flattened array. Results are copies.
+Var take(const Var& x, const Tensor& indices, std::optional<int64_t> axis);
+Var take_along_axis(const Var& x, const Tensor& indices, std::optional<int64_t> axis);
+Var repeat(const Var& x, const Tensor& repeats, std::optional<int64_t> axis);  // repeats 0-d or 1-d
+Var tile(const Var& x, const Shape& reps);
 
 // ----- linear algebra -------------------------------------------------------------
 // NumPy matmul semantics (1-D operands, broadcast batch dimensions).
