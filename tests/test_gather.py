@@ -265,3 +265,20 @@ def test_results_at_two_threads_are_the_same_bits():
     finally:
         tg.set_num_threads(before)
     assert outs[0] == outs[1]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape,axis", [((5,), None), ((3, 4), 0), ((3, 4), 1), ((2, 3, 4), 1), ((2, 0, 3), 2)])
+def test_repeat_by_one_count_is_the_same_recorded_or_not(shape, axis, dtype):
+    # not recording, repeat(x, r) copies in one loop; recording, it is the broadcast view's copy (its VJP a sum)
+    a = RNG.standard_normal(shape).astype(dtype)
+    for r in (0, 1, 2, 3):
+        plain = tg.repeat(a, r, axis=axis)
+        x = _var(a)
+        recorded = tg.repeat(x, r, axis=axis)
+        assert recorded.grad_fn is not None and plain.grad_fn is None
+        assert plain.numpy().tobytes() == recorded.numpy().tobytes() == np.repeat(a, r, axis=axis).tobytes()
+        with tg.no_grad():
+            assert tg.repeat(x, r, axis=axis).numpy().tobytes() == plain.numpy().tobytes()
+    v = tg.Variable(np.arange(12.0).reshape(3, 4))[:, ::2]  # a strided view
+    np.testing.assert_array_equal(tg.repeat(v, 2, axis=1).numpy(), np.repeat(v.numpy(), 2, axis=1))

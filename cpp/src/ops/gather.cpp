@@ -4,7 +4,10 @@
 // repeated indices and whose JVP gathers the tangent), or, where every
 // element is read the same number of times (tile, repeat by one count), a
 // broadcast copy whose VJP is broadcast_to's exact sum. No rule of their own.
+#include <cstring>
+
 #include "ops/common.hpp"
+#include "tapegrad/parallel.hpp"
 
 namespace tg {
 
@@ -51,7 +54,40 @@ Var gather_axis(const Var& x, const int64_t* rows, const Shape& rshape, int64_t 
 // x repeated r times along a new axis after `axis` and merged into it:
 // element i of that axis becomes r consecutive ones. A broadcast view copied
 // once (reshape of a non-contiguous view); the VJP sums the broadcast axis.
+// Not recording: the same copy as one loop. The broadcast view's copy walks
+// runs of r equal elements, a call and an odometer step per run: at r = 2
+// that was ~2 ns per element (1M float32: 4.1 vs 1.3 ms, thread CPU).
+template <class E>
+void repeat_rows(const E* px, E* po, int64_t rows, int64_t r, int64_t inner) {
+  parallel_for(rows, std::max<int64_t>(1, kGrainElements / std::max<int64_t>(1, r * inner)), [&](int64_t b, int64_t e) {
+    if (inner == 1) {
+      for (int64_t i = b; i < e; ++i) {
+        const E v = px[i];
+        for (int64_t c = 0; c < r; ++c) po[i * r + c] = v;
+      }
+      return;
+    }
+    for (int64_t i = b; i < e; ++i)
+      for (int64_t c = 0; c < r; ++c)
+        std::memcpy(po + (i * r + c) * inner, px + i * inner, static_cast<size_t>(inner) * sizeof(E));
+  });
+}
+
 Var repeat_broadcast(const Var& x, int64_t axis, int64_t r) {
+  if (!(grad_enabled() && x->requires_grad)) {  // no node: the loop above, bit for bit the same copy
+    const Shape& s = x->shape();
+    Shape out = s;
+    out[axis] *= r;
+    Tensor y = Tensor::empty(out, x->dtype());
+    if (y.numel() == 0) return make_var(std::move(y));
+    const Tensor xc = x->data.contiguous();
+    const int64_t rows = numel(Shape(s.begin(), s.begin() + axis + 1)), inner = numel(Shape(s.begin() + axis + 1, s.end()));
+    if (itemsize(x->dtype()) == 8)
+      repeat_rows(static_cast<const uint64_t*>(xc.raw()), static_cast<uint64_t*>(y.raw()), rows, r, inner);
+    else
+      repeat_rows(static_cast<const uint32_t*>(xc.raw()), static_cast<uint32_t*>(y.raw()), rows, r, inner);
+    return make_var(std::move(y));
+  }
   Shape s = x->shape(), b = s;
   s.insert(s.begin() + axis + 1, 1);
   b.insert(b.begin() + axis + 1, r);
