@@ -270,7 +270,7 @@ def test_results_at_two_threads_are_the_same_bits():
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("shape,axis", [((5,), None), ((3, 4), 0), ((3, 4), 1), ((2, 3, 4), 1), ((2, 0, 3), 2)])
 def test_repeat_by_one_count_is_the_same_recorded_or_not(shape, axis, dtype):
-    # not recording, repeat(x, r) copies in one loop; recording, it is the broadcast view's copy (its VJP a sum)
+    # repeat by one count: one copy loop, its own rule (the VJP sums the r copies); recorded or not, the same bits
     a = RNG.standard_normal(shape).astype(dtype)
     for r in (0, 1, 2, 3):
         plain = tg.repeat(a, r, axis=axis)
@@ -282,3 +282,16 @@ def test_repeat_by_one_count_is_the_same_recorded_or_not(shape, axis, dtype):
             assert tg.repeat(x, r, axis=axis).numpy().tobytes() == plain.numpy().tobytes()
     v = tg.Variable(np.arange(12.0).reshape(3, 4))[:, ::2]  # a strided view
     np.testing.assert_array_equal(tg.repeat(v, 2, axis=1).numpy(), np.repeat(v.numpy(), 2, axis=1))
+
+
+@pytest.mark.parametrize("r,axis", [(2, 1), (3, 0), (0, 1), (2, None)])
+def test_repeat_by_one_count_jacobians_both_modes(r, axis):
+    # the full Jacobian (batched VJPs / JVPs through the rule) is the 0/1 matrix of the positions read
+    a = RNG.standard_normal((2, 3))
+    f = lambda v: tg.repeat(v, r, axis=axis)  # noqa: E731
+    pos = np.repeat(np.arange(6).reshape(2, 3), r, axis=axis).ravel()
+    want = np.zeros((pos.size, 6))
+    want[np.arange(pos.size), pos] = 1.0
+    for mode in ("reverse", "forward"):
+        J = np.asarray(tg.jacobian(f, a, mode=mode))
+        np.testing.assert_array_equal(J.reshape(pos.size, 6), want)

@@ -1,9 +1,9 @@
 // h94-gather: NumPy's take, take_along_axis, repeat and tile in C++. Each builds
 // the flat positions it reads and calls the one gather primitive (shape.cpp:
 // GatherRule, whose VJP scatter-adds with np.add.at's accumulation of
-// repeated indices and whose JVP gathers the tangent), or, where every
-// element is read the same number of times (tile, repeat by one count), a
-// broadcast copy whose VJP is broadcast_to's exact sum. No rule of their own.
+// repeated indices and whose JVP gathers the tangent). tile is a broadcast
+// view copied once (VJP: broadcast_to's exact sum); repeat by one count is
+// one copy loop with its rule beside it (RepeatRule: the same sum).
 #include <cstring>
 
 #include "ops/common.hpp"
@@ -51,12 +51,6 @@ Var gather_axis(const Var& x, const int64_t* rows, const Shape& rshape, int64_t 
   return gather(x, index, axis + 1);
 }
 
-// x repeated r times along a new axis after `axis` and merged into it:
-// element i of that axis becomes r consecutive ones. A broadcast view copied
-// once (reshape of a non-contiguous view); the VJP sums the broadcast axis.
-// Not recording: the same copy as one loop. The broadcast view's copy walks
-// runs of r equal elements, a call and an odometer step per run: at r = 2
-// that was ~2 ns per element (1M float32: 4.1 vs 1.3 ms, thread CPU).
 template <class E>
 void repeat_rows(const E* px, E* po, int64_t rows, int64_t r, int64_t inner) {
   parallel_for(rows, std::max<int64_t>(1, kGrainElements / std::max<int64_t>(1, r * inner)), [&](int64_t b, int64_t e) {
@@ -73,29 +67,42 @@ void repeat_rows(const E* px, E* po, int64_t rows, int64_t r, int64_t inner) {
   });
 }
 
-Var repeat_broadcast(const Var& x, int64_t axis, int64_t r) {
-  if (!(grad_enabled() && x->requires_grad)) {  // no node: the loop above, bit for bit the same copy
-    const Shape& s = x->shape();
-    Shape out = s;
-    out[axis] *= r;
-    Tensor y = Tensor::empty(out, x->dtype());
-    if (y.numel() == 0) return make_var(std::move(y));
+Var repeat_count(const Var& x, int64_t axis, int64_t r);
+
+// repeat by one count r along `axis`: element i becomes r consecutive ones.
+// The VJP sums the r copies (a reshape that splits the axis, then a sum
+// over the new one: broadcast_to's rule, exact); the JVP repeats the tangent.
+struct RepeatRule {
+  static constexpr const char* name = "repeat";
+  struct Attrs { int64_t axis = 0, r = 1; Shape in_shape; };
+  static Grads vjp(OpNode<RepeatRule>& n, const Var& g) {
+    const int nb = n.batch_dims(g);
+    Shape split = n.attrs.in_shape;
+    split.insert(split.begin() + n.attrs.axis + 1, n.attrs.r);
+    return {sum(reshape(g, with_batch(g, nb, split)), Axes{nb + n.attrs.axis + 1}, false)};
+  }
+  static Var jvp(OpNode<RepeatRule>& n, const Grads& t, int nb) { return repeat_count(t[0], nb + n.attrs.axis, n.attrs.r); }
+};
+
+// One copy loop (repeat_rows): the broadcast view's strided copy walked runs
+// of r equal elements, a fill call and an odometer step per run, ~2 ns per
+// element at r = 2 (1M float32: 4.1 vs 0.9 ms, thread CPU).
+Var repeat_count(const Var& x, int64_t axis, int64_t r) {
+  const Shape& s = x->shape();
+  Shape out = s;
+  out[axis] *= r;
+  Tensor y = Tensor::empty(out, x->dtype());
+  if (y.numel()) {
     const Tensor xc = x->data.contiguous();
     const int64_t rows = numel(Shape(s.begin(), s.begin() + axis + 1)), inner = numel(Shape(s.begin() + axis + 1, s.end()));
     if (itemsize(x->dtype()) == 8)
       repeat_rows(static_cast<const uint64_t*>(xc.raw()), static_cast<uint64_t*>(y.raw()), rows, r, inner);
     else
       repeat_rows(static_cast<const uint32_t*>(xc.raw()), static_cast<uint32_t*>(y.raw()), rows, r, inner);
-    return make_var(std::move(y));
   }
-  Shape s = x->shape(), b = s;
-  s.insert(s.begin() + axis + 1, 1);
-  b.insert(b.begin() + axis + 1, r);
-  Shape out = x->shape();
-  out[axis] *= r;
-  Var y = reshape(broadcast_to(reshape(x, s), b), out);
-  // r == 1 (or no element): the reshapes were views of x, and NumPy's repeat returns a copy
-  return y->data.storage.get() == x->data.storage.get() ? positive(y) : y;
+  Recorder<RepeatRule> rec(std::move(y), {&x});
+  if (rec) rec.attrs() = RepeatRule::Attrs{axis, r, s};
+  return std::move(rec.out);
 }
 
 Shape row_major_strides(const Shape& s) {
@@ -210,7 +217,7 @@ Var repeat(const Var& x, const Tensor& repeats, std::optional<int64_t> axis) {
   if (k == 1) {
     if (n != 0 && r[0] > std::numeric_limits<int64_t>::max() / n)
       throw value_error("repeat: the repeated length overflows int64");
-    return repeat_broadcast(v, a, r[0]);
+    return repeat_count(v, a, r[0]);
   }
   Tensor rows = Tensor::empty(Shape{total}, DType::I64);  // element i, r[i] times
   int64_t* o = rows.ptr<int64_t>();
