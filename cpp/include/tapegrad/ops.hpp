@@ -126,7 +126,8 @@ Var tril(const Var& x, int64_t k);
 Var triu(const Var& x, int64_t k);
 // ----- h94-gather: NumPy's take, take_along_axis, repeat, tile (gather.cpp),
 // over the gather primitive (its VJP scatter-adds: repeated indices
-// accumulate) or a broadcast copy. Indices and repeats int64 (negative
+// accumulate), a broadcast copy (tile) or a copy loop with its rule (repeat
+// by one count). Indices and repeats int64 (negative
 // indices wrap; out of range: IndexError naming the op, index and axis size);
 // axis nullopt: the flattened array. Results are copies.
 Var take(const Var& x, const Tensor& indices, std::optional<int64_t> axis);
