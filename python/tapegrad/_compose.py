@@ -369,12 +369,18 @@ def build(ns):
                 x = ns.concatenate([fill(before), x, fill(after)], axis=a)
         return x
 
+    def int_indices(indices):
+        idx = np.asarray(indices)
+        if idx.dtype.kind not in "iu" and idx.size == 0 and not isinstance(indices, np.ndarray):
+            idx = idx.astype(np.int64)  # an empty list (float64 to np.asarray), which NumPy's take accepts
+        return idx
+
     @composition
     def take(x, indices, axis=None):
         x = V(x)
         if axis is None:
             x, axis = ns.reshape(x, (-1,)), 0
-        idx = np.asarray(indices)
+        idx = int_indices(indices)
         if idx.dtype.kind not in "iu":
             raise TypeError(f"take: indices must be integers, got dtype {idx.dtype}")
         return along(x, _norm_axis(axis, x.ndim, "take"), idx if idx.ndim else int(idx))
@@ -382,7 +388,7 @@ def build(ns):
     @composition
     def take_along_axis(x, indices, axis):
         x = V(x)
-        idx = np.asarray(indices)
+        idx = int_indices(indices)
         if axis is None:
             x, axis = ns.reshape(x, (-1,)), 0
         axis = _norm_axis(axis, x.ndim, "take_along_axis")
@@ -392,6 +398,29 @@ def build(ns):
         key = tuple(idx if a == axis else np.arange(n).reshape((-1,) + (1,) * (x.ndim - a - 1))
                     for a, n in enumerate(x.shape))
         return x[key]
+
+    # ----- h94-gather: on the C++ engine take, take_along_axis, repeat and tile are one C++ call each
+    # (ns._take, ...: the gather primitive, whose VJP scatter-adds, or a broadcast copy), their errors
+    # naming the function (no composition wrapper: a Python frame is most of a 16-element call); the
+    # bodies above are the reference and symbolic engines'.
+    if getattr(ns, "_take", None) is not None:
+        _take, _take_along, _repeat, _tile = ns._take, ns._take_along_axis, ns._repeat, ns._tile
+
+        def take(x, indices, axis=None):  # noqa: F811
+            return _take(x, indices, axis)
+
+        def take_along_axis(x, indices, axis):  # noqa: F811
+            return _take_along(x, indices, axis)
+
+        def repeat(x, repeats, axis=None):  # noqa: F811
+            return _repeat(x, repeats, axis)
+
+        def tile(x, reps):  # noqa: F811
+            return _tile(x, reps)
+
+        for f in (take, take_along_axis, repeat, tile):
+            f.__doc__ = out[f.__name__].__doc__
+            out[f.__name__] = f
 
     @composition
     def shape(x):

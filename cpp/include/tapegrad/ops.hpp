@@ -135,6 +135,17 @@ Var pad_constant(const Var& x, const std::vector<std::pair<int64_t, int64_t>>& w
 Var roll(const Var& x, const Axes& shift, const std::optional<Axes>& axis);
 Var roll_axes(const Var& x, const Axes& shifts, const Axes& axes);
 
+// ----- h94-gather: NumPy's take, take_along_axis, repeat, tile (gather.cpp),
+// over the gather primitive (its VJP scatter-adds: repeated indices
+// accumulate), a broadcast copy (tile) or a copy loop with its rule (repeat
+// by one count). Indices and repeats int64 (negative
+// indices wrap; out of range: IndexError naming the op, index and axis size);
+// axis nullopt: the flattened array. Results are copies.
+Var take(const Var& x, const Tensor& indices, std::optional<int64_t> axis);
+Var take_along_axis(const Var& x, const Tensor& indices, std::optional<int64_t> axis);
+Var repeat(const Var& x, const Tensor& repeats, std::optional<int64_t> axis);  // repeats 0-d or 1-d
+Var tile(const Var& x, const Shape& reps);
+
 // ----- linear algebra -------------------------------------------------------------
 // NumPy matmul semantics (1-D operands, broadcast batch dimensions).
 Var matmul(const Var& a, const Var& b);
