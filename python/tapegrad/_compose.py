@@ -15,6 +15,7 @@ argmax return NumPy arrays, outside the graph.
 """
 import functools
 import operator
+import math
 
 import numpy as np
 
