@@ -9,8 +9,7 @@ import numpy as np
 import pytest
 
 import tapegrad as tg
-from test_kernels_fastpaths import (LD_ORACLE, _run_every_isa_and_thread_count, _ulp_error,  # noqa: F401
-                                    needs_long_double, restore_isa)
+from test_kernels_fastpaths import LD_ORACLE, _run_every_isa_and_thread_count, _ulp_error, needs_long_double
 
 LD = np.longdouble
 
@@ -22,7 +21,7 @@ def _band(lo, hi, step=1):
 
 
 @needs_long_double
-def test_gelu_every_float_around_the_cut_within_one_ulp(restore_isa):
+def test_gelu_every_float_around_the_cut_within_one_ulp(restore_isa_and_threads):
     # |u| = 700 (e^-|u| taken as 0 beyond) is at |x| ~ 21.4; gelu(x) underflows float below x ~ -14.
     x = np.concatenate([_band(8.0, 24.0, 7), _band(0.5, 1.5, 97), _band(1e-30, 1e-20, 9973)])
     got = _run_every_isa_and_thread_count(tg.gelu, x)
@@ -33,7 +32,7 @@ def test_gelu_every_float_around_the_cut_within_one_ulp(restore_isa):
 
 
 @needs_long_double
-def test_arctanh_every_float_near_the_pole_and_tiny_within_one_ulp(restore_isa):
+def test_arctanh_every_float_near_the_pole_and_tiny_within_one_ulp(restore_isa_and_threads):
     x = np.concatenate([_band(0.999, 1.0), _band(2.0**-31, 2.0**-27, 3), _band(0.49, 0.51, 5)])
     got = _run_every_isa_and_thread_count(tg.arctanh, x)
     err, _ = _ulp_error(got, np.arctanh(x.astype(LD)), np.float32)
@@ -42,7 +41,7 @@ def test_arctanh_every_float_near_the_pole_and_tiny_within_one_ulp(restore_isa):
 
 @needs_long_double
 @pytest.mark.parametrize("name", ["logaddexp", "logaddexp2"])
-def test_float32_logaddexp_where_the_log1p_term_cancels(name, restore_isa):
+def test_float32_logaddexp_where_the_log1p_term_cancels(name, restore_isa_and_threads):
     # max(a, b) < 0 near -ln 2 (logaddexp) / -1 (logaddexp2): the result is far below |max(a, b)|;
     # its error is log1p's absolute ~2^-53, far below a float ulp of max(|a|, |b|).
     rng = np.random.default_rng(97)
@@ -61,7 +60,7 @@ def test_float32_logaddexp_where_the_log1p_term_cancels(name, restore_isa):
         np.testing.assert_array_equal(tg.logaddexp2(tg.Variable(a), tg.Variable(a)).numpy(), a + np.float32(1))
 
 
-def test_signaling_nans_quieted_alike_in_every_isa(restore_isa):
+def test_signaling_nans_quieted_alike_in_every_isa(restore_isa_and_threads):
     snan = np.array([0x7F800001, 0xFF800005, 0x7FA00000, 0x7FC00003], np.uint32).view(np.float32)
     x = np.concatenate([snan, np.float32([0.5, -0.25, 1.0, -1.0, 2.0, np.inf, -np.inf, 0.0, -0.0])])
     quiet = snan.view(np.uint32) | np.uint32(0x00400000)
