@@ -10,7 +10,7 @@ import pytest
 import tapegrad as tg
 from tapegrad import _core
 from helpers import numeric_grad, reference_engine
-from test_kernels_fastpaths import ISAS, _with_threads, restore_isa  # noqa: F401 (a fixture)
+from test_kernels_fastpaths import ISAS, _with_threads
 
 DTYPES = [np.float32, np.float64]
 # Run lengths around the vector loop's step (16 floats, 8 doubles) and the chunk sizes
@@ -134,7 +134,7 @@ BIG_CASES = [((1024, 1024), -1), ((300001,), None), ((2, 140000), -1), ((600, 10
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("shape,axis", BIG_CASES)
-def test_same_bits_every_isa_and_thread_count(shape, axis, dtype, restore_isa):
+def test_same_bits_every_isa_and_thread_count(shape, axis, dtype, restore_isa_and_threads):
     rng = np.random.default_rng(sum(shape))
     x = (rng.standard_normal(shape) * 4).astype(dtype)
     flat = x.reshape(-1)
@@ -289,7 +289,7 @@ def test_softmax_of_one_long_run_is_threaded_over_chunks(dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_max_min_zero_ties_keep_the_first_lane(dtype, restore_isa):
+def test_max_min_zero_ties_keep_the_first_lane(dtype, restore_isa_and_threads):
     """A tie of +0 and -0 gives the zero of the first of extremum_run's 32 lanes holding it (the lanes were
     folded from lane 0; they are now combined pairwise, which alone would give lane 2's zero here), on
     every ISA, as a row of softmax's shift and as a whole-array max/min."""
@@ -343,7 +343,7 @@ SUM_LENGTHS = [31, 32, 33, 63, 64, 65, 95, 1023, 1024, 1025, 1055, 131071, 13107
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("n", SUM_LENGTHS)
-def test_sum_is_the_lane_order_on_every_isa_and_thread_count(n, dtype, restore_isa):
+def test_sum_is_the_lane_order_on_every_isa_and_thread_count(n, dtype, restore_isa_and_threads):
     # Zero-mean data with a large offset on some elements, so that any other order of the adds
     # (other lanes, a float32 partial sum, chunks split otherwise) changes the bits.
     rng = np.random.default_rng(n)
@@ -366,7 +366,7 @@ def test_sum_is_the_lane_order_on_every_isa_and_thread_count(n, dtype, restore_i
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_sum_of_exact_values_is_exact_on_every_isa_and_thread_count(dtype, restore_isa):
+def test_sum_of_exact_values_is_exact_on_every_isa_and_thread_count(dtype, restore_isa_and_threads):
     # Multiples of 1/8 below 2**10, with a tail after the lanes and chunks: every partial sum is
     # exact in double, so the sum is the exact one (rounded once to float32) in any order.
     n = 3 * 65536 + 37
@@ -382,7 +382,7 @@ def test_sum_of_exact_values_is_exact_on_every_isa_and_thread_count(dtype, resto
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_max_min_lanes_in_registers_keep_nan_and_the_first_lanes_zero(dtype, restore_isa):
+def test_max_min_lanes_in_registers_keep_nan_and_the_first_lanes_zero(dtype, restore_isa_and_threads):
     """extremum_run's lanes combined in registers (AVX2 / AVX-512 builds) as the plain loop does:
     a NaN at any position of the vector body or the tail gives NaN; a tie of +0 and -0 at any two
     positions gives the zero of the lower lane (position mod 32; the same lane: the earlier one)."""
