@@ -1024,6 +1024,8 @@ VIEW_GRAD_ROWS = {"reshape(x, square)", "v.reshape(*square)", "squeeze(x[None])"
 EXPLAINED = [
     ({"positive", "v.positive()"}, {"eval"}, 0,
      "a copy, as np.positive; PyTorch returns its input (h84-round)"),
+    ({"flatten(X)", "v.flatten()"}, {"eval"}, 1 << 20,
+     "a copy, as ndarray.flatten; PyTorch's flatten is a view (h95-shape)"),
     (VIEW_GRAD_ROWS, {"grad"}, 1 << 20,
      "the one copy of the caller's seed into .grad; PyTorch adopts the seed itself (h77-seedcopy)"),
 ]

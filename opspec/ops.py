@@ -295,7 +295,8 @@ COMPOSITIONS = [
       numpy=["linalg.norm"]),
     # ----- shape ------------------------------------------------------------------------
     C("ravel", "(x)", "shape", "The elements as 1-d.", numpy=["ravel"], method=True),
-    C("flatten", "(x)", "shape", "The elements as 1-d (a Variable method in NumPy only).", method=True),
+    C("flatten", "(x)", "shape", "The elements as 1-d, a copy (ravel is the view; a Variable method in NumPy only).",
+      method=True),
     C("copy", "(x)", "shape", "A copy on the graph.", numpy=["copy"], method=True),
     C("atleast_1d", "(*arys)", "shape", "Views with at least 1 axis.", numpy=["atleast_1d"]),
     C("atleast_2d", "(*arys)", "shape", "Views with at least 2 axes.", numpy=["atleast_2d"]),

@@ -28,7 +28,8 @@ auto renamed(const char* name, F&& f) {
 }
 
 PyObject* ravel_body(PyObject* const* a) { return cast_out(reshape(unary_arg(a[0], "ravel"), Shape{-1})); }
-PyObject* flatten_body(PyObject* const* a) { return cast_out(reshape(unary_arg(a[0], "flatten"), Shape{-1})); }
+// flatten copies, as ndarray.flatten (ravel is the view): writes into the result never reach x.
+PyObject* flatten_body(PyObject* const* a) { return cast_out(reshape(positive(unary_arg(a[0], "flatten")), Shape{-1})); }
 PyObject* copy_body(PyObject* const* a) { return cast_out(positive(unary_arg(a[0], "copy"))); }
 
 // atleast_*(*arys): one result, or a tuple of them.

@@ -235,8 +235,8 @@ def build(ns):
         return ns.reshape(V(x), (-1,))
 
     @composition
-    def flatten(x):
-        return ns.reshape(V(x), (-1,))
+    def flatten(x):  # a copy, as ndarray.flatten (ravel is the view)
+        return ns.reshape(ns.multiply(V(x), 1.0), (-1,))
 
     @composition
     def copy(x):

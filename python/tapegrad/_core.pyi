@@ -226,7 +226,7 @@ class Variable:
     def ravel(x) -> Variable:
         """The elements as 1-d."""
     def flatten(x) -> Variable:
-        """The elements as 1-d (a Variable method in NumPy only)."""
+        """The elements as 1-d, a copy (ravel is the view; a Variable method in NumPy only)."""
     def copy(x) -> Variable:
         """A copy on the graph."""
     def repeat(x, repeats: int | Sequence[int], axis: int | Sequence[int] | None = None) -> Variable:
