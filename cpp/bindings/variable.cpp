@@ -305,6 +305,18 @@ bool parse_row_key(const Shape& shape, PyObject* key, RowKey* out) {
 Var getitem(const Var& self, py::handle key) {
   const Shape& s = self->shape();
   BasicIndex bix;
+  // (h99-scalar) v[i], a Python int in range on a 1-d Variable (scalar
+  // programs read every element so): the BasicIndex parse_basic_index makes,
+  // start {i} and nothing else, without its general walk over the key.
+  if (s.size() == 1 && PyLong_CheckExact(key.ptr())) {
+    int overflow = 0;
+    const long long i = PyLong_AsLongLongAndOverflow(key.ptr(), &overflow);
+    if (!overflow && !(i == -1 && PyErr_Occurred()) && i >= -s[0] && i < s[0]) {
+      bix.start = Shape(size_t{1}, i < 0 ? i + s[0] : i);
+      return with_op("getitem", [&] { return basic_index(self, bix); });
+    }
+    PyErr_Clear();  // (the general path below makes the error)
+  }
   if (parse_basic_index(s, key.ptr(), &bix)) return with_op("getitem", [&] { return basic_index(self, bix); });
   RowKey rk;
   if (parse_row_key(s, key.ptr(), &rk))

@@ -223,8 +223,13 @@ Node::~Node() {
   }
   auto& pending = tl_delete_queue->pending;
   bool& draining = tl_delete_queue->draining;
+  // (An edge to a node that others also own only drops a count: queued,
+  // it cost a push and a pop; h99-scalar.)
   for (auto& e : next)
-    if (e) pending.push_back(std::move(e));
+    if (e) {
+      if (e.use_count() > 1) e.reset();
+      else pending.push_back(std::move(e));
+    }
   next.clear();
   if (draining) return;
   draining = true;
@@ -387,6 +392,33 @@ static void check_grad_shape(const Var& g, const Shape& want, DType dt, const ch
                       dtype_name(dt));
 }
 
+// (h99-scalar) slot + g for 0-d float operands of one dtype (scalar
+// programs: rk4's c, k and y[i] each feed several ops), the sum
+// kern::binary's Add gives, without its dispatch: in place when the slot is
+// exclusive, else into a new 0-d. False (nothing done) otherwise.
+// (noinline: inlined, it grew accumulate's frame, +6 instructions a node on
+// the callgrind chain, whose slots never accumulate.)
+__attribute__((noinline)) static bool accumulate_0d(Var& slot, const Var& g) {
+  const Tensor &s = slot->data, &d = g->data;
+  if (!s.shape.empty() || !d.shape.empty() || s.dtype != d.dtype || !s.is_contiguous() || !d.is_contiguous())
+    return false;
+  auto sum = [&](auto zero) {  // (contiguous: data_ptr, not raw()'s outlined check)
+    using T = decltype(zero);
+    const T v = *static_cast<const T*>(s.data_ptr()) + *static_cast<const T*>(d.data_ptr());
+    if (exclusive(slot)) {
+      *static_cast<T*>(s.data_ptr()) = v;
+    } else {
+      Tensor r = Tensor::empty(Shape(), s.dtype);
+      *static_cast<T*>(r.data_ptr()) = v;
+      slot = make_var(std::move(r));
+    }
+  };
+  if (s.dtype == DType::F64) sum(0.0);
+  else if (s.dtype == DType::F32) sum(0.0f);
+  else return false;
+  return true;
+}
+
 // Adds g into a sweep's value for a node.
 static void accumulate(Var& slot, Var&& g) {
   if (!slot) {
@@ -395,6 +427,7 @@ static void accumulate(Var& slot, Var&& g) {
   }
   if (grad_enabled()) {  // create_graph: the sum is recorded too
     slot = add(slot, g);
+  } else if (accumulate_0d(slot, g)) {
   } else if (exclusive(slot) && slot->shape() == g->shape()) {
     kern::binary_inplace(kern::BinaryOp::Add, slot->data, g->data, "backward");
   } else {
