@@ -195,7 +195,7 @@ def build(ns):
 
     def l2(x, axes, keepdims):
         s = ns.sum(ns.multiply(x, x), axis=axes, keepdims=keepdims)
-        pos = values(s) > 0  # sqrt'(0) is inf: the subgradient 0 there instead of NaN
+        pos = values(s) != 0  # sqrt'(0) is inf: the subgradient 0 there instead of NaN (a NaN sum stays NaN)
         return where_(pos, ns.sqrt(where_(pos, s, 1.0)), 0.0)
 
     @composition
