@@ -1000,21 +1000,21 @@ TG_SMALL_FN(norm) {
       return guarded([&] {
         return with_op("norm", [&] {
           const Var s = sum(mul(x, x), axes, keep == 1);
-          // Every sum nonzero (the usual case; a NaN sum counts, so NaN stays NaN as NumPy's): both masks
-          // select everything, so the wheres are identities in value and in every derivative; sqrt(s) alone
-          // gives the same bits at a third of the ops.
-          bool all_nonzero = true;
+          // Every sum positive (the usual case): both masks select everything, so the wheres are identities
+          // in value and in every derivative; sqrt(s) alone gives the same bits at a third of the ops. Else
+          // s * 0 where s <= 0 or NaN: a NaN sum stays NaN (NumPy's), 0 and its derivatives stay 0.
+          bool all_pos = true;
           const int64_t m = s->data.numel();
           if (s->dtype() == DType::F32) {
             const float* p = s->data.ptr<float>();
-            for (int64_t i = 0; i < m && all_nonzero; ++i) all_nonzero = p[i] != 0;
+            for (int64_t i = 0; i < m && all_pos; ++i) all_pos = p[i] > 0;
           } else {
             const double* p = s->data.ptr<double>();
-            for (int64_t i = 0; i < m && all_nonzero; ++i) all_nonzero = p[i] != 0;
+            for (int64_t i = 0; i < m && all_pos; ++i) all_pos = p[i] > 0;
           }
-          if (all_nonzero) return cast_out(sqrt(s));
-          const Tensor pos = kern::compare(kern::CompareOp::Ne, s->data, Tensor::scalar(0.0, s->dtype()), "norm");
-          return cast_out(where(pos, sqrt(where(pos, s, scalar_like(1.0, s))), scalar_like(0.0, s)));
+          if (all_pos) return cast_out(sqrt(s));
+          const Tensor pos = kern::compare(kern::CompareOp::Gt, s->data, Tensor::scalar(0.0, s->dtype()), "norm");
+          return cast_out(where(pos, sqrt(where(pos, s, scalar_like(1.0, s))), mul(where(pos, scalar_like(0.0, s), s), scalar_like(0.0, s))));
         });
       }, "norm");
     }

@@ -195,8 +195,9 @@ def build(ns):
 
     def l2(x, axes, keepdims):
         s = ns.sum(ns.multiply(x, x), axis=axes, keepdims=keepdims)
-        pos = values(s) != 0  # sqrt'(0) is inf: the subgradient 0 there instead of NaN (a NaN sum stays NaN)
-        return where_(pos, ns.sqrt(where_(pos, s, 1.0)), 0.0)
+        pos = values(s) > 0  # sqrt'(0) is inf: the subgradient 0 there instead of NaN
+        # (where s <= 0 or is NaN: s * 0, so a NaN sum stays NaN, as NumPy's; computed there only, no inf * 0)
+        return where_(pos, ns.sqrt(where_(pos, s, 1.0)), ns.multiply(where_(pos, 0.0, s), 0.0))
 
     @composition
     def norm(x, ord=None, axis=None, keepdims=False):
