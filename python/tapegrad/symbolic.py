@@ -51,7 +51,7 @@ Shape = Union[int, Sequence[int]]
 # rule gets the sympy module (imported lazily) and then its operands'
 # expressions.  Kinks are SymPy's: d Max(u, v) = Heaviside(u - v) with
 # Heaviside(0) = 1/2 (relu'(0) is 1/2 here, 0 in the engines), d Abs = sign.
-UNARY_OPS = {
+UNARY_OPS: dict[str, Callable[..., Any]] = {  # (elu, leaky_relu take parameters after u)
     "negative": lambda sp, u: -u,
     "exp": lambda sp, u: sp.exp(u),
     "log": lambda sp, u: sp.log(u),
