@@ -37,9 +37,10 @@ COMPOSITIONS (below OPS) are public functions built in Python from these
 primitives (python/tapegrad/_compose.py, one body for both engines): NumPy's
 aliases and helpers. Each declares its signature, the NumPy names it
 implements (`np.<name>` dispatches to it through `__array_ufunc__` /
-`__array_function__`), whether it is a Variable method, and `deriv`: smooth,
-zero (piecewise constant: derivative 0 everywhere it exists) or none (a bool
-or integer result, outside the graph). The NumPy-name -> tapegrad table of
+`__array_function__`), whether it is a Variable method (`c_method`: a C method
+on the type, its self positional-only, rather than the function attached), and
+`deriv`: smooth, zero (piecewise constant: derivative 0 everywhere it exists) or
+none (a bool or integer result, outside the graph). The NumPy-name -> tapegrad table of
 python/tapegrad/_numpy_dispatch.py, docs/API.md's NumPy coverage table and
 the tests' lists come from both lists.
 """
@@ -285,19 +286,19 @@ COMPOSITIONS = [
     C("signbit", "(x, /)", "predicate", "The sign bit is set.", numpy=["signbit"], deriv="none"),
     # ----- reductions -------------------------------------------------------------------
     C("argmax", "(x, axis=None, keepdims=False)", "reduction", "Index of the maximum (int64, no derivative).",
-      numpy=["argmax"], method=True, deriv="none"),
+      numpy=["argmax"], method=True, deriv="none", c_method=True),
     C("argmin", "(x, axis=None, keepdims=False)", "reduction", "Index of the minimum (int64, no derivative).",
-      numpy=["argmin"], method=True, deriv="none"),
+      numpy=["argmin"], method=True, deriv="none", c_method=True),
     C("average", "(x, axis=None, weights=None, keepdims=False)", "reduction",
       "Weighted mean: sum(x * w) / sum(w) (weights may be Variables).", numpy=["average"]),
     C("norm", "(x, ord=None, axis=None, keepdims=False)", "reduction",
       "Vector 1, 2, inf, -inf norms and the matrix Frobenius norm; the 2-norm's subgradient at 0 is 0.",
       numpy=["linalg.norm"]),
     # ----- shape ------------------------------------------------------------------------
-    C("ravel", "(x)", "shape", "The elements as 1-d.", numpy=["ravel"], method=True),
+    C("ravel", "(x)", "shape", "The elements as 1-d.", numpy=["ravel"], method=True, c_method=True),
     C("flatten", "(x)", "shape", "The elements as 1-d, a copy (ravel is the view; a Variable method in NumPy only).",
-      method=True),
-    C("copy", "(x)", "shape", "A copy on the graph.", numpy=["copy"], method=True),
+      method=True, c_method=True),
+    C("copy", "(x)", "shape", "A copy on the graph.", numpy=["copy"], method=True, c_method=True),
     C("atleast_1d", "(*arys)", "shape", "Views with at least 1 axis.", numpy=["atleast_1d"]),
     C("atleast_2d", "(*arys)", "shape", "Views with at least 2 axes.", numpy=["atleast_2d"]),
     C("atleast_3d", "(*arys)", "shape", "Views with at least 3 axes.", numpy=["atleast_3d"]),

@@ -144,6 +144,9 @@ class Composition:
     method: bool = False
     deriv: str = "smooth"  # smooth | zero (piecewise constant) | none (bool or int result)
     domain: object = "real"
+    # The Variable method is a C method on the type (its self positional-only: the stub says `self, /`),
+    # not the Python function attached with x as self.
+    c_method: bool = False
 
     def __post_init__(self):
         where = f"op spec composition {self.name!r}"
@@ -154,3 +157,5 @@ class Composition:
         if not (self.domain in NAMED_DOMAINS or (isinstance(self.domain, tuple) and len(self.domain) == 2)):
             raise ValueError(f"{where}: domain {self.domain!r} is neither one of {NAMED_DOMAINS} nor (lo, hi)")
         self.args = parse_signature(self.sig, where, allow_varargs=True)
+        if self.c_method and not self.method:
+            raise ValueError(f"{where}: c_method without method")

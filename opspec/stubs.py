@@ -273,10 +273,12 @@ def operators(op):
 
 
 def composition_method(c):
-    """A composition's Variable method: the function itself, attached by tapegrad/_compose.py, so its
-    first parameter (the Variable) keeps the function's name (x), as stubtest checks."""
+    """A composition's Variable method: either the function itself, attached by tapegrad/__init__.py, so its
+    first parameter (the Variable) keeps the function's name (x), or a C method (c.c_method: the C++ body
+    with a positional-only self), as stubtest checks."""
     result = "NDArray[Any]" if c.deriv == "none" else "Variable"  # argmax: indices, not a Variable
-    return f"    def {c.name}({params(c, c.args[1:], [c.args[0].name])}) -> {result}:\n{docstring(c.doc, '    ')}\n"
+    first = ["self", "/"] if c.c_method else [c.args[0].name]
+    return f"    def {c.name}({params(c, c.args[1:], first)}) -> {result}:\n{docstring(c.doc, '    ')}\n"
 
 
 def stub_text():

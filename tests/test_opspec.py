@@ -7,6 +7,7 @@ import inspect
 import os
 import subprocess
 import sys
+import types
 
 import numpy as np
 import pytest
@@ -143,6 +144,26 @@ def test_method_signature_matches_spec(name):
     want = [("*" + p.name if p.kind == p.VAR_POSITIONAL else p.name, p.default)
             for p in list(want.parameters.values())[1:]]
     assert got == want
+
+
+def _spec_compositions():
+    """opspec/ops.py's COMPOSITIONS (the fields the core's __compositions__ does not carry)."""
+    if ROOT not in sys.path:
+        sys.path.append(ROOT)
+    from opspec.ops import COMPOSITIONS
+    return {c.name: c for c in COMPOSITIONS}
+
+
+def test_composition_c_methods_are_declared():
+    # A composition method implemented in C (positional-only self) declares c_method, so that the stub
+    # (opspec/stubs.py) says `self, /` and stubtest passes; the others are the function with x as self.
+    spec = _spec_compositions()
+    for name, c in spec.items():
+        if c.method:
+            is_c = isinstance(vars(tg.Variable)[name], types.MethodDescriptorType)
+            assert is_c == c.c_method, (name, is_c)
+            first = next(iter(inspect.signature(vars(tg.Variable)[name]).parameters.values()))
+            assert (first.name, first.kind == first.POSITIONAL_ONLY) == (("self", True) if is_c else (c.args[0].name, False))
 
 
 # ----- every op: C++ engine vs reference vs finite differences -----------------------------

@@ -219,15 +219,15 @@ class Variable:
     # ----- the spec's compositions that are methods (opspec/ops.py COMPOSITIONS)
     def round(x, decimals: int = 0) -> Variable:
         """Round to decimals (half to even); derivative 0."""
-    def argmax(x, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> NDArray[Any]:
+    def argmax(self, /, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> NDArray[Any]:
         """Index of the maximum (int64, no derivative)."""
-    def argmin(x, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> NDArray[Any]:
+    def argmin(self, /, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> NDArray[Any]:
         """Index of the minimum (int64, no derivative)."""
-    def ravel(x) -> Variable:
+    def ravel(self, /) -> Variable:
         """The elements as 1-d."""
-    def flatten(x) -> Variable:
+    def flatten(self, /) -> Variable:
         """The elements as 1-d, a copy (ravel is the view; a Variable method in NumPy only)."""
-    def copy(x) -> Variable:
+    def copy(self, /) -> Variable:
         """A copy on the graph."""
     def repeat(x, repeats: int | Sequence[int], axis: int | Sequence[int] | None = None) -> Variable:
         """Repeat each element."""
