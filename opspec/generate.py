@@ -316,11 +316,14 @@ def numpy_table():
         deriv = {"smooth": "its primitives'", "zero": "0", "none": "none (not a float)"}[c.deriv]
         rows += [(n, c.name, f"composition ({c.family})", deriv) for n in c.numpy]
     lines = ["### Compositions (built from the primitives in Python: no rule of their own)", "",
-             "| function | Variable method | NumPy | derivative | doc |", "|---|---|---|---|---|"]
+             "The body is Python (python/tapegrad/_compose.py, both engines); where the C++ engine runs a C++",
+             "function over the same primitives instead, the C++ column names its file.", "",
+             "| function | Variable method | NumPy | derivative | C++ | doc |", "|---|---|---|---|---|---|"]
     for c in COMPOSITIONS:
         deriv = {"smooth": "its primitives'", "zero": "0", "none": "none (not a float)"}[c.deriv]
+        cpp = f"`{c.cpp}`" if c.cpp else ""
         lines.append(f"| `{c.name}{c.sig}` | {'yes' if c.method else ''} | "
-                     f"{', '.join(f'`np.{n}`' for n in c.numpy)} | {deriv} | {c.doc} |")
+                     f"{', '.join(f'`np.{n}`' for n in c.numpy)} | {deriv} | {cpp} | {c.doc} |")
     lines += ["", "### NumPy coverage", "",
              "`np.<name>(v, ...)` on a Variable runs the tapegrad function (through `__array_ufunc__` or",
              "`__array_function__`); every other NumPy function or ufunc raises `TypeError`.", "",

@@ -131,11 +131,12 @@ DERIVS = ("smooth", "zero", "none")
 
 @dataclass
 class Composition:
-    """A public function built in Python from the primitives above (no C++ kernel, no rule
-    of its own: its derivatives are those of the primitives it calls). NumPy's aliases and
-    helpers (`fabs`, `hstack`, `var`, `linalg.norm`) are compositions, so the primitive set
-    stays small. The body lives in python/tapegrad/_compose.py, written once over an
-    engine's primitives and instantiated for both engines."""
+    """A public function built in Python from the primitives above (no rule of its own: its
+    derivatives are those of the primitives it calls). NumPy's aliases and helpers (`fabs`,
+    `hstack`, `var`, `linalg.norm`) are compositions, so the primitive set stays small. The
+    body lives in python/tapegrad/_compose.py, written once over an engine's primitives and
+    instantiated for both engines; where the C++ engine runs a C++ function in its place
+    (the same primitives, without a Python frame), `cpp` names its file."""
     name: str
     sig: str
     family: str
@@ -147,6 +148,10 @@ class Composition:
     # The Variable method is a C method on the type (its self positional-only: the stub says `self, /`),
     # not the Python function attached with x as self.
     c_method: bool = False
+    # The file (from the repository's root) of the C++ function that runs instead of the Python body on the
+    # C++ engine (the reference and symbolic engines run the body). tests/test_opspec.py checks that the file
+    # defines it and that every composition whose body the core bypasses declares it.
+    cpp: str = None
 
     def __post_init__(self):
         where = f"op spec composition {self.name!r}"

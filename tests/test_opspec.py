@@ -5,6 +5,7 @@ differences, and the parity test fails when any place that must know an op
 tests' cases) is missing one."""
 import inspect
 import os
+import re
 import subprocess
 import sys
 import types
@@ -164,6 +165,34 @@ def test_composition_c_methods_are_declared():
             assert is_c == c.c_method, (name, is_c)
             first = next(iter(inspect.signature(vars(tg.Variable)[name]).parameters.values()))
             assert (first.name, first.kind == first.POSITIONAL_ONLY) == (("self", True) if is_c else (c.args[0].name, False))
+
+
+def _bypassed_compositions():
+    """The compositions whose Python body the C++ engine does not run: python/tapegrad/_compose.py takes a
+    core function _<name> instead, h96-small's _core._fast table, or (einsum) _core._einsum_run."""
+    core = tg._core
+    names = {n for n in core.__compositions__ if hasattr(core, "_" + n)} | set(core._fast)
+    return names | ({"einsum"} if hasattr(core, "_einsum_run") else set())
+
+
+def _defines(text, name):
+    """A definition (a line from column 0, not a comment) of a C++ function named after the composition:
+    `Var dot(`, `pad_body(`, `atleast_1d_fn(`, `TG_SMALL_FN(norm)`, `TG_CLASSIFY_BODY(_isnan, ...)`."""
+    return re.search(rf"(?m)^[A-Za-z][^\n]*\b_?{name}(?:_[a-z]+)?\s*[(),]", text) is not None
+
+
+def test_compositions_with_a_cpp_body_say_where():
+    spec = _spec_compositions()
+    declared = {n for n, c in spec.items() if c.cpp}
+    assert sorted(_bypassed_compositions() - declared) == [], "bypassed by C++ but no cpp= in opspec/ops.py"
+    assert sorted(declared - _bypassed_compositions()) == [], "cpp= declared but the Python body runs"
+    for name in sorted(declared):
+        path = os.path.join(ROOT, spec[name].cpp)
+        assert os.path.isfile(path), (name, spec[name].cpp)
+        with open(path, encoding="utf-8") as f:
+            assert _defines(f.read(), name), f"{spec[name].cpp} defines no function {name}"
+    assert not _defines("// Var dot(a, b) in a comment\n  dot(a, b);  // a call\n", "dot")
+    assert not _defines("Var vdot(const Var& a);\n", "dot")
 
 
 # ----- every op: C++ engine vs reference vs finite differences -----------------------------
