@@ -17,6 +17,18 @@
 
 namespace tg::kern {
 
+// Elements per thread task of a unary op (elementwise.cpp, param.cpp): transcendental functions cost ~10x
+// an add per element, so they split sooner. (The spec's `cost` field; the thresholds are tested at their
+// edges in tests/test_kernels_fastpaths.py.)
+inline int64_t unary_grain(UnaryOp op) {
+  switch (op) {
+    TG_SPEC_UNARY_COSTLY_CASES
+      return kGrainElements / 8;
+    default:
+      return kGrainElements;
+  }
+}
+
 // ---------------------------------------------------------------------------
 // Broadcasting iteration
 // ---------------------------------------------------------------------------

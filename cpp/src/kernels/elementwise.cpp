@@ -24,18 +24,6 @@ Shape broadcast_shapes(const Shape& a, const Shape& b, const char* op) {
 // Unary elementwise
 // ---------------------------------------------------------------------------
 
-// Transcendental functions cost ~10x an add per element: split them sooner.
-// (The spec's `cost` field; the thresholds are tested at their edges in
-// tests/test_kernels_fastpaths.py.)
-static int64_t unary_grain(UnaryOp op) {
-  switch (op) {
-    TG_SPEC_UNARY_COSTLY_CASES
-      return kGrainElements / 8;
-    default:
-      return kGrainElements;
-  }
-}
-
 // (noinline: the thread split's frame stays out of the 0-d path below)
 __attribute__((noinline)) static void unary_loops(UnaryOp op, const Tensor& y, const Tensor& x) {
   const IsaKernels& k = isa();

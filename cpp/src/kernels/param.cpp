@@ -4,16 +4,6 @@
 
 namespace tg::kern {
 
-// (the spec's `cost`, as unary_grain)
-static int64_t param_grain(UnaryOp op) {
-  switch (op) {
-    TG_SPEC_UNARY_COSTLY_CASES
-      return kGrainElements / 8;
-    default:
-      return kGrainElements;
-  }
-}
-
 Tensor unary_p(UnaryOp op, const Tensor& x0, const UnaryParams& p, const char* name) {
   TG_CONTIGUOUS(x, x0);
   if (!is_float(x.dtype)) throw type_error(std::string(name) + ": expected a float dtype, got " + dtype_name(x.dtype));
@@ -24,7 +14,7 @@ Tensor unary_p(UnaryOp op, const Tensor& x0, const UnaryParams& p, const char* n
     else k.unary_p_f32(op, x.ptr<float>(), y.ptr<float>(), 1, p.p);
     return y;
   }
-  parallel_for(x.numel(), param_grain(op), [&](int64_t b, int64_t e) {
+  parallel_for(x.numel(), unary_grain(op), [&](int64_t b, int64_t e) {
     if (x.dtype == DType::F32) k.unary_p_f32(op, x.ptr<float>() + b, y.ptr<float>() + b, e - b, p.p);
     else k.unary_p_f64(op, x.ptr<double>() + b, y.ptr<double>() + b, e - b, p.p);
   });
@@ -38,7 +28,7 @@ bool deriv_p(UnaryOp op, const Tensor& out, const Tensor& g0, const Tensor& s0, 
   TG_CONTIGUOUS(g, g0);
   TG_CONTIGUOUS(s, s0);
   const IsaKernels& k = isa();
-  parallel_for(out.numel(), param_grain(op), [&](int64_t b, int64_t e) {
+  parallel_for(out.numel(), unary_grain(op), [&](int64_t b, int64_t e) {
     if (out.dtype == DType::F32)
       k.deriv_p_f32(op, out.ptr<float>() + b, g.ptr<float>() + b, s.ptr<float>() + b, e - b, p.p);
     else k.deriv_p_f64(op, out.ptr<double>() + b, g.ptr<double>() + b, s.ptr<double>() + b, e - b, p.p);

@@ -5,6 +5,7 @@
 #include <limits>
 
 #include "ops/common.hpp"
+#include "ops/embed_rule.hpp"
 
 namespace tg {
 
@@ -394,16 +395,8 @@ struct BasicIndexRule {
     return true;
   }
 };
-struct BasicEmbedRule {
-  static constexpr const char* name = "getitem backward";
-  struct Attrs { BasicIndex ix; };
-  static Grads vjp(OpNode<BasicEmbedRule>& n, const Var& g) {
-    return {basic_index(g, n.attrs.ix.with_batch(batch_shape(g, n.batch_dims(g))))};
-  }
-  static Var jvp(OpNode<BasicEmbedRule>& n, const Grads& t, int nb) {
-    return basic_index_embed(t[0], n.attrs.ix.with_batch(batch_shape(t[0], nb)), with_batch(t[0], nb, n.out_shape));
-  }
-};
+struct GetitemBackward { static constexpr const char* name = "getitem backward"; };
+using BasicEmbedRule = EmbedRule<GetitemBackward>;  // (embed_rule.hpp: pad's rule too)
 }  // namespace
 
 Var basic_index(const Var& x, const BasicIndex& ix) {

@@ -9,6 +9,7 @@
 #include <limits>
 
 #include "ops/common.hpp"
+#include "ops/embed_rule.hpp"
 
 namespace tg {
 
@@ -64,18 +65,9 @@ Var atleast(const Var& x, int n) {
 }
 
 namespace {
-// pad: `value` around x (the interior is ix of the result); linear in x, so its VJP is the strided view
-// of g at the interior and its JVP the tangent embedded in zeros.
-struct PadConstRule {
-  static constexpr const char* name = "pad";
-  struct Attrs { BasicIndex ix; };
-  static Grads vjp(OpNode<PadConstRule>& n, const Var& g) {
-    return {basic_index(g, n.attrs.ix.with_batch(batch_shape(g, n.batch_dims(g))))};
-  }
-  static Var jvp(OpNode<PadConstRule>& n, const Grads& t, int nb) {
-    return basic_index_embed(t[0], n.attrs.ix.with_batch(batch_shape(t[0], nb)), with_batch(t[0], nb, n.out_shape));
-  }
-};
+// pad: `value` around x (the interior is ix of the result): getitem's backward's rule (embed_rule.hpp).
+struct PadName { static constexpr const char* name = "pad"; };
+using PadConstRule = EmbedRule<PadName>;
 
 template <class T>
 void fill_range(char* base, int64_t from, int64_t to, double value) {
