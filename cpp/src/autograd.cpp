@@ -9,6 +9,7 @@
 #include <cstring>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <tuple>
 #include <type_traits>
 #include <unordered_map>
@@ -72,13 +73,24 @@ static std::string describe(const std::vector<const VariableImpl*>& inputs) {
   return r.empty() ? "none" : r;
 }
 
+// The node whose VJP (or JVP) rule a sweep runs in anomaly mode, else null: an op the rule calls (subtract's
+// VJP calls negative, sqrt's divide) is the user's op's backward, and its check names that op.
+static thread_local const Node* t_anomaly_rule = nullptr;
+static thread_local bool t_anomaly_rule_reverse = true;
+static std::string rule_context(const Node& n);
+
 void anomaly_check_forward(const char* op, const VariableImpl& out, const std::vector<const VariableImpl*>& inputs,
                            const std::string& where) {
   const std::string bad = non_finite(out.data);
   if (bad.empty()) return;
-  throw graph_error(std::string("detect_anomaly: the forward of '") + op + "' produced " + bad + " (output " +
-                      shape_str(out.shape()) + " " + dtype_name(out.dtype()) + "; inputs: " + describe(inputs) +
-                      ")" + (where.empty() ? "" : ", recorded at " + where));
+  const std::string what = "output " + shape_str(out.shape()) + " " + dtype_name(out.dtype()) +
+                           "; inputs: " + describe(inputs);
+  if (const Node* n = t_anomaly_rule)
+    throw graph_error(std::string("detect_anomaly: the ") + (t_anomaly_rule_reverse ? "backward" : "forward-mode JVP") +
+                      " of '" + n->name() + "' produced " + bad + " (in its '" + op + "': " + what + ")" +
+                      rule_context(*n));
+  throw graph_error(std::string("detect_anomaly: the forward of '") + op + "' produced " + bad + " (" + what + ")" +
+                    (where.empty() ? "" : ", recorded at " + where));
 }
 
 // ----- the side table of Extra -------------------------------------------------
@@ -159,6 +171,15 @@ void anomaly_recorded(const char* op, const VariableImpl& out, Node* node, const
   anomaly_recorded_impl(op, out, node, inputs, n);
 }
 
+static std::string recorded_at(const Extra* extra) {
+  if (extra && !extra->recorded_at.empty()) return "; recorded at " + extra->recorded_at;
+  return "; recorded before detect_anomaly() was entered (no location kept)";
+}
+static std::string rule_context(const Node& n) {
+  const Extra* extra = extra_of(n);
+  return (extra && !extra->inputs.empty() ? "; the op's inputs: " + extra->inputs : std::string()) + recorded_at(extra);
+}
+
 // The sweeps' check: the gradients a VJP rule returned (reverse) or the
 // tangent a JVP rule returned (forward), each given the incoming ones.
 static void anomaly_check_rule(const Node& n, const Grads& incoming, const Grads& results, bool reverse) {
@@ -177,10 +198,28 @@ static void anomaly_check_rule(const Node& n, const Grads& incoming, const Grads
         msg += std::string("; the incoming ") + (reverse ? "gradient" : "tangent") + " already had " + non_finite(g->data);
         break;
       }
-    if (extra && !extra->recorded_at.empty()) msg += "; recorded at " + extra->recorded_at;
-    else msg += "; recorded before detect_anomaly() was entered (no location kept)";
-    throw graph_error(msg);
+    throw graph_error(msg + recorded_at(extra));
   }
+}
+
+// A rule run with t_anomaly_rule set (the sweeps call these only in anomaly mode).
+namespace {
+struct AnomalyRuleScope {
+  const Node* prev;
+  bool prev_reverse;
+  AnomalyRuleScope(const Node& n, bool reverse) : prev(t_anomaly_rule), prev_reverse(t_anomaly_rule_reverse) {
+    t_anomaly_rule = &n;
+    t_anomaly_rule_reverse = reverse;
+  }
+  ~AnomalyRuleScope() {
+    t_anomaly_rule = prev;
+    t_anomaly_rule_reverse = prev_reverse;
+  }
+};
+}  // namespace
+__attribute__((noinline)) static Grads anomaly_vjp(Node& n, const Var& g) {
+  AnomalyRuleScope scope(n, true);
+  return n.vjp(g);
 }
 
 // ----- nodes ----------------------------------------------------------------
@@ -911,7 +950,7 @@ static std::vector<Var> backward_sweep(const std::vector<Var>& roots, std::vecto
           ~Overwrite() { n->sweep_may_overwrite = false; }
         } scope{n};
         n->sweep_may_overwrite = may_overwrite;
-        return n->vjp(g);
+        return anomaly ? anomaly_vjp(*n, g) : n->vjp(g);
       }();
       if (anomaly) anomaly_check_rule(*n, Grads::of(Var(g)), grads, true);
       for (size_t k = 0; k < n->next.size() && k < grads.size(); ++k) {
@@ -1002,8 +1041,11 @@ std::vector<Var> forward(const std::vector<Var>& outputs, const std::vector<Var>
     if (!any) continue;  // no tangent reaches this node: zero, skipped
     Var t;
     bool structured = false;
+    std::optional<AnomalyRuleScope> scope;
+    if (anomaly) scope.emplace(*n, false);
     if (any_structured) std::tie(t, structured) = tan.jvp_structured(*n, ts, nb);
     else t = n->jvp(ts, nb);
+    scope.reset();
     if (anomaly && t) anomaly_check_rule(*n, ts, Grads::of(Var(t)), false);
     if (!structured && t) {
       Shape want = batched(n->out_shape);

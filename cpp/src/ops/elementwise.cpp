@@ -375,7 +375,9 @@ namespace {
 struct MulRule { using Rule = MulRule; TG_BINARY_RULE("multiply")
   static void save(Recorder<Rule>& r, const Var& a, const Var& b) { r.save_input(a, 0); r.save_input(b, 1); }
   static VarPair grads(OpNode<Rule>& n, const Var& g) {
-    if (!grad_enabled() && g->data.shape.empty()) {  // first order, 0-d (scalar programs): mul()'s bits, 1/3 the work
+    // First order, 0-d (scalar programs): mul()'s bits, 1/3 the work. Not in anomaly mode, where mul() checks
+    // each product as the user's op's backward (tests/test_anomaly.py).
+    if (!(t_modes & (kGradMode | kAnomalyMode)) && g->data.shape.empty()) {
       const Tensor &a = n.tensor(0), &b = n.tensor(1), &d = g->data;
       if (a.shape.empty() && b.shape.empty() && a.dtype == d.dtype && b.dtype == d.dtype && a.is_contiguous() &&
           b.is_contiguous() && d.is_contiguous()) {
