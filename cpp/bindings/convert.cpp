@@ -202,9 +202,27 @@ py::array to_numpy(const Tensor& t) {
   return arr;
 }
 
+// numpy.integer and numpy.bool_, looked up once: strong references leaked as numpy()'s module is (they
+// outlive finalization; NumPy's scalar types are static types, never freed while it is loaded).
+static PyTypeObject* np_type(const char* name) {
+  py::object t = numpy().attr(name);
+  if (!PyType_Check(t.ptr())) throw type_error(std::string("numpy.") + name + " is not a type");
+  return reinterpret_cast<PyTypeObject*>(t.release().ptr());
+}
+static PyTypeObject* np_integer_type() {
+  static PyTypeObject* t = np_type("integer");
+  return t;
+}
+static PyTypeObject* np_bool_type() {
+  static PyTypeObject* t = np_type("bool_");
+  return t;
+}
+
 bool is_integer(py::handle h) {
-  if (PyBool_Check(h.ptr())) return false;
-  return PyLong_Check(h.ptr()) || py::isinstance(h, numpy().attr("integer"));
+  PyObject* o = h.ptr();
+  if (PyLong_Check(o)) return !PyBool_Check(o);
+  // (a type check, as isinstance: numpy.integer defines no __instancecheck__)
+  return !PyFloat_CheckExact(o) && PyObject_TypeCheck(o, np_integer_type());
 }
 
 std::string type_name(py::handle h) { return py::str(py::type::of(h).attr("__name__")).cast<std::string>(); }
@@ -226,7 +244,7 @@ int64_t int_arg(py::handle h, const char* op, const char* arg) {
 bool bool_arg(py::handle h, const char* op, const char* arg) {
   if (h.ptr() == Py_True) return true;
   if (h.ptr() == Py_False) return false;
-  if (PyLong_Check(h.ptr()) || py::isinstance(h, numpy().attr("bool_")) || py::isinstance(h, numpy().attr("integer"))) {
+  if (PyLong_Check(h.ptr()) || PyObject_TypeCheck(h.ptr(), np_bool_type()) || PyObject_TypeCheck(h.ptr(), np_integer_type())) {
     int r = PyObject_IsTrue(h.ptr());
     if (r < 0) throw py::error_already_set();
     return r != 0;
