@@ -134,6 +134,42 @@ inline void fill_elems(E* o, int64_t n, E c) {
 // contiguous; a run whose source is strided (a transpose) is copied in
 // square tiles so that both the rows read and the rows written stay in L1,
 // instead of one cache line per element read.
+// Rows this short ((N, 1) broadcast to (N, 2); x[:, :2]) are copied by copy_short_rows.
+constexpr int64_t kShortRow = 4;
+// The last two axes as one loop nest: copy_elems' odometer step and its memcpy or fill call per row cost
+// ~35 instructions, more than a row of 2 elements (h107: (1000, 1) -> (1000, 2) float64 took 78,481).
+template <class E>
+void copy_short_rows(const Shape& sh, const Shape& ds, const Shape& ss, E* dst, const E* src) {
+  const size_t p = sh.size() - 2;  // the odometer runs over the axes before p
+  const int64_t n = sh[p + 1], dl = ds[p + 1], sl = ss[p + 1], m = sh[p], dp = ds[p], sp = ss[p];
+  Shape idx(p, 0);
+  for (;;) {
+    int64_t od = 0, os = 0;
+    for (size_t d = 0; d < p; ++d) {
+      od += idx[d] * ds[d];
+      os += idx[d] * ss[d];
+    }
+    E* o = dst + od;
+    const E* a = src + os;
+    if (sl == 0) {  // a broadcast last axis: each source element fills a row
+      for (int64_t i = 0; i < m; ++i) {
+        const E c = a[i * sp];
+        for (int64_t j = 0; j < n; ++j) o[i * dp + j * dl] = c;
+      }
+    } else {
+      for (int64_t i = 0; i < m; ++i)
+        for (int64_t j = 0; j < n; ++j) o[i * dp + j * dl] = a[i * sp + j * sl];
+    }
+    size_t d = p;
+    for (;;) {
+      if (d == 0) return;
+      --d;
+      if (++idx[d] < sh[d]) break;
+      idx[d] = 0;
+    }
+  }
+}
+
 template <class E>
 void copy_elems(const Shape& shape0, const Shape& dst_st0, const Shape& src_st0, E* dst, const E* src, bool stream) {
   // Drop size-1 axes, merge axis d into d-1 when contiguous for both.
@@ -166,6 +202,7 @@ void copy_elems(const Shape& shape0, const Shape& dst_st0, const Shape& src_st0,
         k = d;
       }
   }
+  if (k == last && nd >= 2 && sh[last] <= kShortRow) return copy_short_rows(sh, ds, ss, dst, src);
   // Odometer over every axis except `last` (and `k` when tiling). The
   // strides the inner loops use are locals: E may be uint64_t, which may
   // alias the Shapes' int64_t, and the compiler would reload them per element.
