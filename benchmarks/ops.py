@@ -1052,18 +1052,22 @@ def interleaved_best(fns, first, min_seconds, rounds):
             one[lib] = min(one[lib], time.perf_counter() - t0)
     plan = {lib: (*plan[lib], max(1, int(min_seconds / max(one[lib], 1e-8)))) for lib in libs}
     best = dict.fromkeys(libs, math.inf)
+    cpu = dict.fromkeys(libs, math.inf)  # (the calling thread's CPU time: beside the wall time, not deciding)
     for r in range(rounds):
         for lib in libs if r % 2 == 0 else libs[::-1]:
             loop, rest, k = plan[lib]
-            t0 = time.perf_counter()
+            c0, t0 = time.thread_time(), time.perf_counter()
             loop(k, *rest)
             best[lib] = min(best[lib], (time.perf_counter() - t0) / k)
-    return best
+            cpu[lib] = min(cpu[lib], (time.thread_time() - c0) / k)
+    return best, cpu
 
 
 def confirm(rows, case_list, min_seconds, rounds=CONFIRM_ROUNDS, progress=True):
     """Re-time the missed rows interleaved (above); each gets `tapegrad_confirm`, `<ref>_confirm`,
-    `ratio_confirm` (tapegrad over the target's system), `confirm_ref`, `pass_first` (the main pass's
+    `ratio_confirm` (tapegrad over the target's system), `confirm_ref`, `<lib>_confirm_cpu` (the best
+    loop's calling-thread CPU time per call: at 1 thread the whole work of either system, a
+    cross-check under load; at 2 threads it misses the workers), `pass_first` (the main pass's
     verdict) and `pass` (on the confirmed times). The first pass's times stay in `tapegrad`/`torch`/
     `numpy`/`ratio`."""
     import _workloads as W
@@ -1079,10 +1083,11 @@ def confirm(rows, case_list, min_seconds, rounds=CONFIRM_ROUNDS, progress=True):
             libs = ["tapegrad"] + ([ref] if ref and row[ref] is not None else [])
             fns = {lib: prepare(case, lib, row["n"], row["dtype"], row["mode"] != "eval",
                                 backward=row["mode"] != "record") for lib in libs}
-            best = interleaved_best(fns, row, min_seconds, rounds)
+            best, cpu = interleaved_best(fns, row, min_seconds, rounds)
             row["confirm_ref"] = libs[1] if len(libs) > 1 else None
             for lib in libs:
                 row[f"{lib}_confirm"] = best[lib]
+                row[f"{lib}_confirm_cpu"] = cpu[lib]
             row["ratio_confirm"] = best["tapegrad"] / best[libs[1]] if len(libs) > 1 else None
             row["pass_first"] = row["pass"]
             row["pass"] = passes(dict(row, **best))

@@ -302,6 +302,7 @@ def test_the_confirmation_pass_re_times_misses_interleaved(monkeypatch, tmp_path
     assert f["pass_first"] is False and f["pass"] is True and f["ratio"] > 1 and f["ratio_confirm"] < 1
     assert f["confirm_ref"] == "torch" and f["tapegrad_confirm"] < 1e-3 <= f["torch_confirm"]
     assert f["ratio_confirm"] == f["tapegrad_confirm"] / f["torch_confirm"]
+    assert 0 <= f["tapegrad_confirm_cpu"] and 0 <= f["torch_confirm_cpu"] < 1e-3  # (a sleep costs no CPU)
     assert s["pass_first"] is False and s["pass"] is False and s["ratio_confirm"] > 1 and s["tapegrad_confirm"] >= 2e-3
     assert m["pass"] is True and "pass_first" not in m and "ratio_confirm" not in m
     assert "3 timings (2 meet their target)" in saved["header"]
