@@ -5,8 +5,8 @@ float64 kernels keep L as a head + tail and sum m + L once (simd/math.hpp, h102-
 the error relative to r is bounded where |r| is not far below L: checked here against mpmath at 80
 digits, on pairs over the whole negative region and pairs drawn around the curve r = 0, the same bits
 in every ISA build and at 1 and 2 threads. Below |r| = L/4 the absolute error is bounded (2^-54 L:
-exp_dd's own error); within 2 ulp of r there would need a double-double exp (benchmarks/README.md,
-h102-logaddexp). Gradients (sigmoid weights) against PyTorch's exp(a - out) at the infinities.
+the log1p head + tail's own error); within 2 ulp of r there would need a more accurate log1p tail
+(benchmarks/README.md, h102-logaddexp). Gradients (sigmoid weights) against PyTorch's exp(a - out) at the infinities.
 """
 import math
 
@@ -75,7 +75,7 @@ def test_float64_within_2_ulp_where_the_result_is_not_far_below_the_log1p_term(n
     assert near.sum() > 2_000 and (ratio < 0.5).sum() > 500
     # h90's kernels (L rounded to a double, then m + L): 2.7 ulp where |r| >= L, 4.5-8.8 where L/4 <= |r| < L.
     assert ulps[near].max() <= 2.0, (a[near][np.argmax(ulps[near])], b[near][np.argmax(ulps[near])])
-    # Below L/4: exp_dd's 2^-56 relative error of e^-|a - b| (h90's: L's own 2^-53).
+    # Below L/4: the log1p head + tail's ~2^-55.5 L (h90's: L rounded, ~2^-53 L).
     assert np.all((ulps <= 2.0) | (rel_l <= 2.0 ** -54))
 
 
