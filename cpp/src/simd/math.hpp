@@ -1107,8 +1107,8 @@ TG_MATH_INLINE float acosh_f32(float x) { return float(acosh_f64(double(x))); }
 // logaddexp(a, b) = max(a, b) + log1p(e^-|a - b|), softplus_f64's log1p(e + e_lo) of exp_dd's pair.
 // a - b is rounded (0.5 ulp of |a - b|, ~4 ulp of a small result: NumPy's error); its exact error
 // (TwoSum) goes into e_lo. a == b gives d = 0 (so inf, inf is inf and -inf, -inf is -inf, NumPy's
-// answers, not inf - inf's NaN); a NaN operand gives NaN. Where max(a, b) < 0 cancels against the
-// log1p term (a result far below |max(a, b)|) the error is that term's absolute error, as NumPy's.
+// answers, not inf - inf's NaN); a NaN operand gives NaN. (Where max(a, b) < 0 cancels against the
+// log1p term: h102-logaddexp's block at the end.)
 // *ad_err gets |a - b|'s rounding error (d_abs + *ad_err = |a - b| exactly; 0 where not finite).
 // The NaN of a NaN operand, a's where both are: a + b would leave the choice to the compiler's
 // operand order, which differs between the ISA builds.
@@ -1127,18 +1127,7 @@ TG_MATH_INLINE double absdiff_f64(double a, double b, double* ad_err) {
   return d != d ? d : ad;
 }
 
-TG_MATH_INLINE double logaddexp_f64(double a, double b) {
-  double m = a > b ? a : b;
-  double ad_err;
-  double ad = absdiff_f64(a, b, &ad_err);
-  double e_lo;
-  double e = exp_dd(-ad, &e_lo);
-  e_lo = tg_fma(-e, ad_err, e_lo);  // e^-(ad + ad_err) ~ e (1 - ad_err)
-  e = ad > 746.0 ? 0.0 : e;
-  e_lo = ad > 746.0 ? 0.0 : e_lo;
-  double r = m + (log1p_f64(e) + e_lo / (1.0 + e));
-  return ad != ad ? tg_nan_of(a, b) : r;
-}
+// (logaddexp_f64, logaddexp2_f64: h102-logaddexp's block at the end)
 
 // 2^x for x <= 0 as hi + *lo (to ~2^-56 relative): k = round(x), x - k exact, s = (x - k) ln 2 as
 // s + s_err (ln 2 in two parts), exp_dd's polynomial and sums, then 2^k applied as 2^(k + 600)
@@ -1159,30 +1148,6 @@ TG_MATH_INLINE double exp2_neg_dd(double x, double* lo) {
   double p = tg_bits_to_f64((tg_f64_to_bits(ks) + (1023 + 600)) << 52);  // 2^(k + 600), k in [-1100, 0]
   *lo = y_lo * p * 0x1p-600;
   return y * p * 0x1p-600;
-}
-
-// logaddexp2(a, b) = max(a, b) + log2(1 + 2^-|a - b|) (NumPy's definition), the log1p of the pair
-// 2^-|d| = e + e_lo as softplus_f64's; special values as logaddexp_f64.
-TG_MATH_INLINE double logaddexp2_f64(double a, double b) {
-  const double log2e = 1.4426950408889634074, log2e_lo = 2.0355273740931033e-17;
-  const double ln2 = 0.6931471805599453094;
-  double m = a > b ? a : b;
-  double ad_err;
-  double ad = absdiff_f64(a, b, &ad_err);
-  double e_lo;
-  double e = exp2_neg_dd(-ad, &e_lo);
-  e_lo = tg_fma(-e, ad_err * ln2, e_lo);  // 2^-(ad + ad_err) ~ e (1 - ad_err ln 2)
-  // log1p(e) log2 e as p + p_err (the product's rounding kept by an fma) and m + p by TwoSum: only
-  // log1p's own error and the last rounding remain (max 2.10 -> 1.37 ulp over tests' 200,000 pairs).
-  double L = log1p_f64(e);
-  double p = L * log2e;
-  double p_err = tg_fma(L, log2e, -p) + (L * log2e_lo + (e_lo / (1.0 + e)) * log2e);
-  double s = m + p;
-  double bb = s - m;
-  double r = s + (((m - (s - bb)) + (p - bb)) + p_err);
-  r = ad == 0.0 ? m + 1.0 : r;  // (log1p(1) log2 e rounds below 1: logaddexp2(-1, -1) must be 0)
-  r = (m == kTgInf) | (m == -kTgInf) ? m : r;  // (TwoSum's inf - inf)
-  return ad != ad ? tg_nan_of(a, b) : r;
 }
 
 // hypot with no overflow or underflow: |a|, |b| sorted to hi >= lo and both scaled by a power of 2
@@ -1365,4 +1330,68 @@ TG_MATH_INLINE double log_base_f64(double x, double c_h, double c_l, double g_h,
 TG_MATH_INLINE double log2_f64(double x) { return log_base_f64(x, 0x1.71547652b82fep+0, 0x1.777d0ffda0d24p-56, 1.0, 0.0); }
 TG_MATH_INLINE double log10_f64(double x) {
   return log_base_f64(x, 0x1.bcb7b1526e50ep-2, 0x1.95355baaafad3p-57, 0x1.34413509f6000p-2, 0x1.9fef311f12b36p-42);
+}
+
+// ----- h102-logaddexp: float64 logaddexp, logaddexp2 with the log1p term as head + tail -----
+// max(a, b) + L, L = log1p(e^-|a - b|) (or its log2). Where max(a, b) < 0, L cancels against it: L
+// rounded to a double (h90's kernels) put L's ~1 ulp error on a smaller result, 2.7-4.5 ulp where
+// |r| is L/2 to L (e.g. (-0.5, -0.6)), 2^k ulp where it is L 2^-k. Here L stays a head + tail to
+// ~2^-56 relative (exp_dd's pair, then log1p_hilo's split) and m + L is summed by TwoSum, one
+// rounding at the end: measured max 0.68-0.77 ulp where |r| >= L/2, 1.0 (logaddexp) / 1.5
+// (logaddexp2) ulp where |r| >= L/4, then doubling per halving of |r| / L (exp_dd's 2^-56 is
+// the floor: a result L 2^-k is within ~2^(k-2) ulp; 8x less than h90's kernels, not the 2 ulp bar).
+// log(1 + e + e_lo), e in [0, 1]: u = 1 + e (Fast2Sum: c = e - (u - 1) exact), u = 2^k mm
+// (k in {0, 1}), log(mm) = hi + lo (log1p_hilo); c + e_lo added as (c + e_lo) / u. Returns k.
+TG_MATH_INLINE double lae_log1p_parts(double e, double e_lo, double* hi, double* lo) {
+  double u = 1.0 + e;
+  double c = e - (u - 1.0);
+  double kd;
+  double mm = split_exponent(u, &kd);
+  double l;
+  *hi = log1p_hilo(mm - 1.0, &l);
+  *lo = l + (c + e_lo) / u;
+  return kd;
+}
+
+TG_MATH_INLINE double logaddexp_f64(double a, double b) {
+  const double ln2_hi = 0x1.62e42fefa39efp-1, ln2_lo = 0x1.abc9e3b39803fp-56;
+  double m = a > b ? a : b;
+  double ad_err;
+  double ad = absdiff_f64(a, b, &ad_err);
+  double e_lo;
+  double e = exp_dd(-ad, &e_lo);
+  e_lo = tg_fma(-e, ad_err, e_lo);
+  e = ad > 746.0 ? 0.0 : e;
+  e_lo = ad > 746.0 ? 0.0 : e_lo;
+  double hi, lo;
+  double kd = lae_log1p_parts(e, e_lo, &hi, &lo);
+  double t = kd * ln2_hi + hi;  // Fast2Sum: |hi| <= 0.35 < ln2 where k = 1; t = hi where k = 0
+  double t_lo = ((kd * ln2_hi - t) + hi) + (lo + kd * ln2_lo);
+  double s = m + t;
+  double bb = s - m;
+  double r = s + (((m - (s - bb)) + (t - bb)) + t_lo);
+  r = (m == kTgInf) | (m == -kTgInf) ? m : r;
+  return ad != ad ? tg_nan_of(a, b) : r;
+}
+
+TG_MATH_INLINE double logaddexp2_f64(double a, double b) {
+  const double log2e = 1.4426950408889634074, log2e_lo = 2.0355273740931033e-17;
+  const double ln2 = 0.6931471805599453094;
+  double m = a > b ? a : b;
+  double ad_err;
+  double ad = absdiff_f64(a, b, &ad_err);
+  double e_lo;
+  double e = exp2_neg_dd(-ad, &e_lo);
+  e_lo = tg_fma(-e, ad_err * ln2, e_lo);
+  double hi, lo;
+  double kd = lae_log1p_parts(e, e_lo, &hi, &lo);
+  double p = hi * log2e;
+  double p_lo = tg_fma(hi, log2e, -p) + (hi * log2e_lo + lo * log2e);
+  double t = kd + p;  // Fast2Sum: |p| <= 1/2 where k = 1
+  double t_lo = ((kd - t) + p) + p_lo;
+  double s = m + t;
+  double bb = s - m;
+  double r = s + (((m - (s - bb)) + (t - bb)) + t_lo);
+  r = (m == kTgInf) | (m == -kTgInf) ? m : r;
+  return ad != ad ? tg_nan_of(a, b) : r;
 }
