@@ -1053,11 +1053,20 @@ EXPLAINED = [
          "float32 multiplied in double (PyTorch's float product: 927 ulp off on 1M values near 1); the VJP not "
          "attempted (h97-f32)", min_n=1 << 20),
     Miss("open", frozenset({"power", "a ** b", "float_power"}),
-         "float64 pow: 1.31x SLEEF's time by perf samples, GCC spills its constants (h98-membound)",
+         "float64 pow kernel: 1.27x SLEEF's thread CPU at AVX-512 with as many instructions (211 vs 247 per 8 "
+         "lanes, 10 stack operands: not the spills); a table-driven log/exp not done (h104-pow)",
          dtypes=frozenset({"float64"}), min_n=1024),
     Miss("open", frozenset({"flip(X)"}),
          "a backward from a NumPy seed costs ~250-450 µs more than from a Variable seed; not found yet "
          "(h95-shape)", modes=frozenset({"grad"}), min_n=1 << 20),
+    # h104-pow
+    Miss("open", frozenset({"float_power"}),
+         "float32 inputs computed in float64 (as NumPy): the float64 pow kernel's 1.27x plus two converts "
+         "(h104-pow)", dtypes=frozenset({"float32"}), min_n=1 << 20),
+    Miss("open", frozenset({"cbrt"}),
+         "NumPy's cbrt is SVML's AVX-512 kernel: float64 ours 1.69x its thread CPU (20 AVX2 instructions per "
+         "element); float32 now in float lanes, 2x faster, still above SVML's (h104-pow)",
+         modes=frozenset({"eval"}), min_n=1024),
 ]
 
 
