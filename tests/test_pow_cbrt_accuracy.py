@@ -88,13 +88,8 @@ def test_float64_pow_against_mpmath_every_isa():
     assert err.max() <= 1.0, (err.max(), x[fin][err.argmax()], y[fin][err.argmax()])
 
 
-def test_float64_pow_special_values_as_numpy():
-    # zeros, signed zeros, subnormals, 1, -1, infinities, NaN, integers and half-integers, huge |y|
-    v = np.array([0.0, -0.0, 5e-324, -5e-324, 2.2250738585072014e-308, 0.5, 1.0, -1.0, 2.0, -2.0, 3.0, -3.0,
-                  0.5 + 2**-53, 1 - 2**-53, 1 + 2**-52, 1.5, 2.0**31, 2.0**53, -(2.0**53) - 2, 1e308,
-                  np.inf, -np.inf, np.nan])
-    x, y = np.meshgrid(v, v)
-    x, y = x.ravel(), y.ravel()
+def _pow_as_numpy(x, y):
+    """x ** y in every ISA and thread count, and np.power's: NaN, sign and inf where NumPy has them."""
     got = _every_isa_and_thread_count(lambda a, b: a ** b, x, y)
     with np.errstate(all="ignore"):
         want = np.power(x, y)
@@ -102,6 +97,17 @@ def test_float64_pow_special_values_as_numpy():
     ok = ~np.isnan(want)
     np.testing.assert_array_equal(np.signbit(got[ok]), np.signbit(want[ok]))
     np.testing.assert_array_equal(np.isinf(got[ok]), np.isinf(want[ok]))
+    return got, want, ok
+
+
+def test_float64_pow_special_values_as_numpy():
+    # zeros, signed zeros, subnormals, 1, -1, infinities, NaN, integers and half-integers, huge |y|
+    v = np.array([0.0, -0.0, 5e-324, -5e-324, 2.2250738585072014e-308, 0.5, 1.0, -1.0, 2.0, -2.0, 3.0, -3.0,
+                  0.5 + 2**-53, 1 - 2**-53, 1 + 2**-52, 1.5, 2.0**31, 2.0**53, -(2.0**53) - 2, 1e308,
+                  np.inf, -np.inf, np.nan])
+    x, y = np.meshgrid(v, v)
+    x, y = x.ravel(), y.ravel()
+    got, want, ok = _pow_as_numpy(x, y)
     np.testing.assert_array_equal(got[ok] == 0, want[ok] == 0)
     fin = ok & np.isfinite(want) & (want != 0)
     np.testing.assert_allclose(got[fin], want[fin], rtol=3e-16)
@@ -166,3 +172,22 @@ def test_float32_cbrt_dense_every_isa():
     keep = c.astype(np.float32).astype(np.float64) == c
     got = _every_isa_and_thread_count(tg.cbrt, c[keep].astype(np.float32))
     np.testing.assert_array_equal(got, r[keep].astype(np.float32))
+
+
+def test_float64_pow_overflow_underflow_edges_and_huge_exponents():
+    # y log2|x| near 1024 (overflow), -1022..-1075 (subnormal results, underflow to 0) and far beyond
+    # (|y| up to 2^31 - 1: the kernel takes z = y log2|x| unclamped, the result selected past |z| > 1100)
+    rng = np.random.default_rng(17)
+    z = np.concatenate([rng.uniform(1020, 1026, 3000), rng.uniform(-1080, -1018, 3000),
+                        rng.uniform(1090, 1110, 500), -rng.uniform(1090, 1110, 500)])
+    x = rng.uniform(1.001, 20, z.size) ** rng.choice([-1.0, 1.0], z.size)
+    y = z / np.log2(x)
+    big_y = np.array([2.0**31 - 1, -(2.0**31 - 1), 1e9, -1e9, 2.0**30, -(2.0**30)])
+    big_x = np.array([10.0, 0.1, 1 + 2.0**-52, 1 - 2.0**-53, 2.0, -3.0])
+    x = np.concatenate([x, np.repeat(big_x, big_y.size), -x[:500]])
+    y = np.concatenate([y, np.tile(big_y, big_x.size), np.round(y[:500])])
+    got, want, ok = _pow_as_numpy(x, y)
+    fin = ok & np.isfinite(want)
+    # libm's pow is correctly rounded or nearly: within 1 ulp of it (subnormal results: ulp 2^-1074)
+    ulp = np.spacing(np.maximum(np.abs(want[fin]), 2.0**-1022))
+    assert (np.abs(got[fin] - want[fin]) <= ulp).all()
