@@ -893,7 +893,7 @@ TG_MATH_INLINE double gelu_f64(double x) {
   return x != x ? x : r;
 }
 
-// (gelu's float32 kernel: h97-f32's block at the end; silu's is in simd/loops.hpp, in float.)
+// (gelu's float32 kernel: h97-f32's block at the end; silu's: h101-sigmoid's block, in double lanes.)
 
 // ----- h84-round: floor, ceil, rint, trunc (exact: the same bits on every ISA) -----------------------
 // With SSE4.1 (the AVX2 and AVX-512 builds) GCC turns the builtins into (v)roundps/pd, vectorized. The
