@@ -234,7 +234,7 @@ TG_MATH_INLINE float tanhf_fast(float x) {
 // made from the reduction's shifted k in two integer operations (scale_pow2f
 // takes seven per call, and was called twice; -5% kernel time, same bits).
 // (expf_neg_abs_p64: e^-|x| 2^64 = vh p + vl p, p = 2^(k + 64) exact, |x|
-// capped at cap <= 125; silu multiplies by x before the last scaling.)
+// capped at cap <= 125.)
 TG_MATH_INLINE void expf_neg_abs_p64(float x, float cap, float* vh, float* vl, float* p) {
   float a = __builtin_fabsf(x);
   a = a < cap ? a : cap;  // (vminps; a NaN lane gets cap and x below)
@@ -402,22 +402,8 @@ TG_BY_WIDTH(k_exp2, exp2f_fast, exp2_f64)
 
 // ----- h87-act: activations (simd/math.hpp's h87-act block; log_sigmoid x =
 // -softplus(-x), exactly: a negation either side)
-// silu in float: simd/math.hpp's x_sigmoid_f64 with sigmoidf_fast's e^-|x|
-// (float pairs, ~2^-28 relative before the one rounding); below -80 (e^x
-// near float's subnormals) from the 2^64-scaled e^x; -0 below -112.
-TG_MATH_INLINE float siluf_fast(float x) {
-  float vh, vl, p;
-  expf_neg_abs_p64(x, 112.0f, &vh, &vl, &p);
-  float res, inv;
-  float q = exp_sigmoid_parts(vh * p * 0x1p-64f, vl * p * 0x1p-64f, x < 0.0f, &res, &inv);
-  float r = tg_fmaf(x, q, x * (res * inv));
-  float t = tg_fmaf(x, vh * p, x * (vl * p)) * 0x1p-64f;
-  r = x < -80.0f ? t : r;
-  r = x < -112.0f ? x * 0.0f : r;
-  r = x == __builtin_inff() ? x : r;
-  return x != x ? x : r;
-}
-TG_BY_WIDTH(k_silu, siluf_fast, silu_f64)
+// silu: float32 in double lanes (simd/math.hpp's h101-sigmoid block, silu_f32).
+TG_BY_WIDTH(k_silu, silu_f32, silu_f64)
 TG_BY_WIDTH(k_gelu, gelu_f32, gelu_f64)
 template <class T> TG_MATH_INLINE T k_log_sigmoid(T v) { return -k_softplus(-v); }
 
