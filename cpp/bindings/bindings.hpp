@@ -27,6 +27,7 @@ void bind_custom(py::module_& m);     // custom.cpp: tapegrad.custom_op's record
 void bind_hooks(py::module_& m);      // hooks.cpp: Variable.register_hook and friends
 void bind_numpy_protocol(py::module_& m);  // numpy_protocol.cpp: Variable.__array_ufunc__ / __array_function__
 void bind_shape_fast(py::module_& m);  // shape_fast.cpp (h95-shape): the shape compositions' C++ bodies
+void bind_round(py::module_& m);  // round.cpp (h100-small): round(x, decimals) and v.round
 void install_fast_paths();            // variable.cpp: raw number slots, dealloc, __init__ guard (last)
 void install_call_errors(py::module_& m);  // object.cpp: a readable TypeError for calls no overload takes
 

@@ -13,6 +13,7 @@ PYBIND11_MODULE(_core, m) {
   tgpy::bind_variable(m);  // first: the other signatures name Variable
   tgpy::bind_functions(m);
   tgpy::bind_shape_fast(m);  // (after bind_functions: reads __compositions__)
+  tgpy::bind_round(m);  // h100-small (reads __compositions__ too)
   tgpy::bind_sweeps(m);
   tgpy::bind_runtime(m);
   tgpy::bind_optim(m);

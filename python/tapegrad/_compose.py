@@ -38,6 +38,14 @@ def _norm_axes(axis, ndim, name):
     return (_norm_axis(axis, ndim, name),)
 
 
+def _keepdims_flag(keepdims, name):
+    """keepdims as the reductions take it (the core's bool_arg): a bool or an int, else TypeError. (np.argmax
+    takes any object's truth value; np.sum and the other ufunc reductions refuse a str, None or a float.)"""
+    if isinstance(keepdims, (bool, np.bool_, int, np.integer)):
+        return bool(keepdims)
+    raise TypeError(f"{name}: keepdims must be a bool, got {type(keepdims).__name__}")
+
+
 # What Python and NumPy say when an int does not fit (a C long, an index, a float); _compose names the argument.
 _INT_CONVERSION = ("too large to convert", "too big to convert", "cannot fit 'int'", "Maximum allowed dimension",
                    "does not fit", "out of range")
@@ -149,6 +157,8 @@ def build(ns):
         if isinstance(decimals, (int, np.integer)) and not isinstance(decimals, (bool, np.bool_)) and decimals == 0:
             return ns.rint(x)  # NumPy's round at 0 decimals is rint; the primitive (one pass, zero rule)
         return constant(x, np.round(values(x), decimals))
+    if getattr(ns, "_round", None) is not None:  # (h100-small: the core's primitive, one call at every decimals)
+        out["round"] = ns._round
 
     # ----- predicates ------------------------------------------------------------------
     def predicate(np_fn, name=None):
@@ -170,11 +180,11 @@ def build(ns):
     # ----- reductions --------------------------------------------------------------------
     @composition
     def argmax(x, axis=None, keepdims=False):
-        return np.argmax(values(x), axis=axis, keepdims=bool(keepdims))
+        return np.argmax(values(x), axis=axis, keepdims=_keepdims_flag(keepdims, "argmax"))
 
     @composition
     def argmin(x, axis=None, keepdims=False):
-        return np.argmin(values(x), axis=axis, keepdims=bool(keepdims))
+        return np.argmin(values(x), axis=axis, keepdims=_keepdims_flag(keepdims, "argmin"))
 
     @composition
     def average(x, axis=None, weights=None, keepdims=False):
@@ -213,7 +223,7 @@ def build(ns):
             if ord != "fro":
                 raise ValueError(f"norm: matrix ord={ord!r} is not implemented (only None and 'fro')")
             return l2(x, axes, keepdims)
-        if len(axes) > 2 or (len(axes) == 2 and axis is not None and ord is not None):
+        if (len(axes) > 2 and axis is not None) or (len(axes) == 2 and axis is not None and ord is not None):
             raise ValueError(f"norm: improper axis {axis!r} for ord={ord!r}")
         if ord is None or ord == 2 or (ord == "fro" and len(axes) == 2):
             return l2(x, axes, keepdims)

@@ -183,4 +183,11 @@ Var einsum_run(std::vector<Var> regs, const std::vector<EinsumStep>& plan, int64
 int64_t normalize_axis(int64_t axis, int64_t ndim, const char* op);
 Axes normalize_axes(const Axes& axes, int64_t ndim, const char* op);
 
+// ----- h100-small: round(x, decimals): NumPy's rint(x * 10^d) / 10^d (d >= 0), rint(x / 10^-d) * 10^-d (d < 0),
+// one pass (simd/round.cpp), derivative 0 (ops/round.cpp); decimals 0 is rint.
+namespace kern {
+Tensor round_decimals(const Tensor& x, int64_t decimals);
+}
+Var round_decimals(const Var& x, int64_t decimals);
+
 }  // namespace tg
