@@ -1055,9 +1055,11 @@ EXPLAINED = [
     Miss("open", frozenset({"power", "a ** b", "float_power"}),
          "float64 pow: 1.31x SLEEF's time by perf samples, GCC spills its constants (h98-membound)",
          dtypes=frozenset({"float64"}), min_n=1024),
-    Miss("open", frozenset({"flip(X)"}),
-         "a backward from a NumPy seed costs ~250-450 µs more than from a Variable seed; not found yet "
-         "(h95-shape)", modes=frozenset({"grad"}), min_n=1 << 20),
+    # h105-gather
+    Miss("open", frozenset({"take(x, ints)", "v.take(i)", "take_along_axis(X, ints, -1)"}),
+         "three passes over the int64 index (the binding's copy, the wrap or position build, the kernel's range "
+         "check) besides the gather, PyTorch's kernel one; all split among the threads now, one fused pass not "
+         "done (h105-gather)", min_n=1 << 20),
 ]
 
 
