@@ -1221,6 +1221,14 @@ EXPLAINED = [
          "the backward's derivative kernel runs sigmoid twice in float pairs (1,185 us per 1M); one in double "
          "lanes measured 988 but needs a spec hook for a fused derivative kernel (h101-sigmoid)",
          modes=frozenset({"grad"}), min_n=1 << 20),
+
+         "float64 pow: 1.31x SLEEF's time by perf samples, GCC spills its constants (h98-membound)",
+         dtypes=frozenset({"float64"}), min_n=1024),
+    # h105-gather
+    Miss("open", frozenset({"take(x, ints)", "v.take(i)", "take_along_axis(X, ints, -1)"}),
+         "three passes over the int64 index (the binding's copy, the wrap or position build, the kernel's range "
+         "check) besides the gather, PyTorch's kernel one; all split among the threads now, one fused pass not "
+         "done (h105-gather)", min_n=1 << 20),
 ]
 
 

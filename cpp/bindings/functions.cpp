@@ -567,7 +567,7 @@ Tensor h94_int64_array(PyObject* o, const char* op, const char* what, bool cast_
       const int32_t* q = static_cast<const int32_t*>(f.data);
       for (int64_t i = 0; i < k; ++i) p[i] = q[i];
     } else if (k) {
-      std::memcpy(p, f.data, static_cast<size_t>(k) * sizeof(int64_t));
+      kern::copy_bytes(p, f.data, static_cast<size_t>(k) * sizeof(int64_t));  // (threads split a large index)
     }
     return t;
   }

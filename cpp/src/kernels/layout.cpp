@@ -224,6 +224,14 @@ void copy_elems(const Shape& shape0, const Shape& dst_st0, const Shape& src_st0,
         } else {
           for (int64_t j = 0; j < n; ++j) dst[od + j * dl] = c;
         }
+      } else if (dl == -1 && sl == 1) {  // a reversed copy (flip's gradient): constant strides vectorize
+        E* d = dst + od;
+        const E* q = src + os;
+        for (int64_t j = 0; j < n; ++j) d[-j] = q[j];
+      } else if (dl == 1 && sl == -1) {
+        E* d = dst + od;
+        const E* q = src + os;
+        for (int64_t j = 0; j < n; ++j) d[j] = q[-j];
       } else {
         for (int64_t j = 0; j < n; ++j) dst[od + j * dl] = src[os + j * sl];
       }
@@ -344,18 +352,52 @@ void copy_strided(const Tensor& dst, const Tensor& src) {
 // ---------------------------------------------------------------------------
 
 // Index values must lie in [0, limit): one min/max pass (vectorizable),
-// then a search for the first bad one only when there is one.
-static void check_index(const Tensor& index, int64_t limit, const char* opname) {
+// then a search for the first bad one only when there is one. A large index
+// is cut into blocks of kIndexBlock entries whose bounds are taken in
+// parallel and kept (`lo`/`hi`, one entry per block): scatter_add skips the
+// blocks that cannot reach a task's rows.
+constexpr int64_t kIndexBlock = 16384;
+
+static void index_block_bounds(const int64_t* ix, int64_t n, int64_t* lo, int64_t* hi) {
+  const int64_t blocks = (n + kIndexBlock - 1) / kIndexBlock;
+  parallel_for(blocks, std::max<int64_t>(1, kGrainElements / kIndexBlock), [&](int64_t b, int64_t e) {
+    for (int64_t c = b; c < e; ++c) {
+      const int64_t i0 = c * kIndexBlock, i1 = std::min(n, i0 + kIndexBlock);
+      int64_t l = ix[i0], h = ix[i0];
+      for (int64_t i = i0; i < i1; ++i) {
+        l = std::min(l, ix[i]);
+        h = std::max(h, ix[i]);
+      }
+      lo[c] = l;
+      hi[c] = h;
+    }
+  });
+}
+
+// Returns the index's (min, max); with `lo_hi`, an index of more than one
+// block leaves its blocks' bounds there (left empty for one block).
+static std::pair<int64_t, int64_t> check_index(const Tensor& index, int64_t limit, const char* opname,
+                                               std::vector<int64_t>* lo_hi = nullptr) {
   if (index.dtype != DType::I64) throw type_error(std::string(opname) + ": index must be int64");
   const int64_t* ix = index.ptr<int64_t>();
   const int64_t n = index.numel();
   int64_t lo = 0, hi = 0;
-  if (n) lo = hi = ix[0];
-  for (int64_t i = 0; i < n; ++i) {
-    lo = std::min(lo, ix[i]);
-    hi = std::max(hi, ix[i]);
+  if (n <= kIndexBlock) {  // (small: no block vector allocated)
+    if (n) lo = hi = ix[0];
+    for (int64_t i = 0; i < n; ++i) {
+      lo = std::min(lo, ix[i]);
+      hi = std::max(hi, ix[i]);
+    }
+  } else if (n) {
+    const int64_t blocks = (n + kIndexBlock - 1) / kIndexBlock;
+    std::vector<int64_t> local;
+    std::vector<int64_t>& b = lo_hi ? *lo_hi : local;
+    b.resize(static_cast<size_t>(2 * blocks));
+    index_block_bounds(ix, n, b.data(), b.data() + blocks);
+    lo = *std::min_element(b.begin(), b.begin() + blocks);
+    hi = *std::max_element(b.begin() + blocks, b.end());
   }
-  if (n == 0 || (lo >= 0 && hi < limit)) return;
+  if (n == 0 || (lo >= 0 && hi < limit)) return {lo, hi};
   const int64_t bad = lo < 0 ? lo : hi;
   throw index_error(std::string(opname) + ": flat index " + std::to_string(bad) + " out of range for size " +
                     std::to_string(limit));
@@ -400,25 +442,56 @@ Tensor scatter_add(const Tensor& src0, const Tensor& index, int64_t rows, int64_
   TG_CONTIGUOUS(src, src0);
   if (src.numel() != index.numel() * inner || numel(out_shape) != rows * inner)
     throw value_error("scatter_add: index size does not match the source size");
-  check_index(index, rows, "getitem backward");
+  std::vector<int64_t> bounds;  // per index block: lo[0..blocks), then hi[0..blocks)
+  const auto [lo, hi] = check_index(index, rows, "getitem backward", &bounds);
   Tensor out = Tensor::zeros(out_shape, src.dtype);
   const int64_t* ix = index.ptr<int64_t>();
   const int64_t n = index.numel();
   if (out.numel() == 0 || n == 0) return out;
+  const int64_t one[2] = {lo, hi};  // (an index of one block)
+  const int64_t blocks = bounds.empty() ? 1 : static_cast<int64_t>(bounds.size() / 2);
+  const int64_t* blo = bounds.empty() ? one : bounds.data();
+  const int64_t* bhi = bounds.empty() ? one + 1 : bounds.data() + blocks;
   TG_DISPATCH_FLOAT(src.dtype, "scatter_add", {
     const T* ps = src.ptr<T>();
     T* po = out.ptr<T>();
-    // Each task owns a range of output rows and walks the whole index in
-    // order, adding the entries that land in its range: a repeated index
-    // accumulates in index order at any thread count (the same bits).
+    // Each task owns a range of output rows and walks the index in order,
+    // adding the entries that land in its range: a repeated index
+    // accumulates in index order at any thread count (the same bits). A
+    // block of the index whose bounds miss the range is skipped (take_along_axis's
+    // rows, a sorted index: each task reads its part only); a block inside
+    // the range is added without a test; in a block that straddles it, the
+    // entries in range are first listed branch-free (a random index's test
+    // mispredicted every other entry at 2 threads).
     parallel_for(rows, row_grain(inner), [&](int64_t rb, int64_t re) {
-      const bool all = rb == 0 && re == rows;
-      for (int64_t i = 0; i < n; ++i) {
-        const int64_t r = ix[i];
-        if (!all && (r < rb || r >= re)) continue;
-        T* o = po + r * inner;
-        const T* s = ps + i * inner;
-        for (int64_t j = 0; j < inner; ++j) o[j] += s[j];
+      std::vector<int64_t> sel;
+      for (int64_t c = 0; c < blocks; ++c) {
+        if (bhi[c] < rb || blo[c] >= re) continue;
+        const int64_t i0 = c * kIndexBlock, i1 = std::min(n, i0 + kIndexBlock);
+        if (blo[c] >= rb && bhi[c] < re) {
+          if (inner == 1) {
+            for (int64_t i = i0; i < i1; ++i) po[ix[i]] += ps[i];
+          } else {
+            for (int64_t i = i0; i < i1; ++i) {
+              T* o = po + ix[i] * inner;
+              const T* s = ps + i * inner;
+              for (int64_t j = 0; j < inner; ++j) o[j] += s[j];
+            }
+          }
+          continue;
+        }
+        if (sel.empty()) sel.resize(static_cast<size_t>(kIndexBlock) + 1);
+        int64_t k = 0;
+        for (int64_t i = i0; i < i1; ++i) {
+          sel[static_cast<size_t>(k)] = i;
+          k += ix[i] >= rb && ix[i] < re;
+        }
+        for (int64_t q = 0; q < k; ++q) {
+          const int64_t i = sel[static_cast<size_t>(q)];
+          T* o = po + ix[i] * inner;
+          const T* s = ps + i * inner;
+          for (int64_t j = 0; j < inner; ++j) o[j] += s[j];
+        }
       }
     });
   });

@@ -4,6 +4,7 @@
 // repeated indices and whose JVP gathers the tangent). tile is a broadcast
 // view copied once (VJP: broadcast_to's exact sum); repeat by one count is
 // one copy loop with its rule beside it (RepeatRule: the same sum).
+#include <atomic>
 #include <cstring>
 
 #include "ops/common.hpp"
@@ -20,16 +21,22 @@ namespace gather_detail {
 }
 
 // idx (int64, any shape) wrapped into [0, n) (negative ones count from the end), into `out`.
+// Split among the threads above the grain; a bad index is searched for in
+// index order afterwards, so the message names the first one at any thread count.
 void wrap_into(const char* op, const Tensor& idx, int64_t axis, int64_t n, int64_t* out) {
   const int64_t* p = idx.ptr<int64_t>();
   const int64_t k = idx.numel();
-  bool ok = true;
-  for (int64_t i = 0; i < k; ++i) {  // branch-free: one pass, the first bad one searched only on failure
-    const int64_t v = p[i] + (p[i] < 0 ? n : 0);
-    ok &= v >= 0 && v < n;
-    out[i] = v;
-  }
-  if (ok) return;
+  std::atomic<bool> bad{false};
+  parallel_for(k, kGrainElements, [&](int64_t b, int64_t e) {
+    bool ok = true;
+    for (int64_t i = b; i < e; ++i) {  // branch-free: one pass, the first bad one searched only on failure
+      const int64_t v = p[i] + (p[i] < 0 ? n : 0);
+      ok &= v >= 0 && v < n;
+      out[i] = v;
+    }
+    if (!ok) bad.store(true, std::memory_order_relaxed);
+  });
+  if (!bad.load(std::memory_order_relaxed)) return;
   for (int64_t i = 0; i < k; ++i)
     if (p[i] < -n || p[i] >= n) out_of_bounds(op, p[i], axis, n);
 }
@@ -167,26 +174,39 @@ Var take_along_axis(const Var& x, const Tensor& indices, std::optional<int64_t> 
   int64_t* o = index.ptr<int64_t>();
   const int64_t* p = indices.ptr<int64_t>();
   if (total > 0) {
-    const int64_t last = out[nd - 1], lx = sx[nd - 1], li = si[nd - 1];
-    Shape pos(nd, 0);
-    int64_t bx = 0, bi = 0;
-    bool ok = true;
-    for (int64_t done = 0; done < total; done += last) {
-      for (int64_t j = 0; j < last; ++j) {
-        const int64_t v0 = p[bi + j * li], v = v0 + (v0 < 0 ? n : 0);
-        ok &= v >= 0 && v < n;
-        o[done + j] = bx + j * lx + v * step;
+    const int64_t last = out[nd - 1], lx = sx[nd - 1], li = si[nd - 1], nrows = total / std::max<int64_t>(1, last);
+    std::atomic<bool> bad{false};
+    // Rows of the last axis split among the threads: each range finds its
+    // first row's offsets, then steps the odometer over the leading axes.
+    parallel_for(last ? nrows : 0, std::max<int64_t>(1, kGrainElements / std::max<int64_t>(1, last)), [&](int64_t rb, int64_t re) {
+      Shape pos(nd, 0);
+      int64_t bx = 0, bi = 0;
+      for (int64_t d = nd - 2, r = rb; d >= 0; --d) {
+        pos[d] = r % out[d];
+        r /= out[d];
+        bx += pos[d] * sx[d];
+        bi += pos[d] * si[d];
       }
-      for (int64_t d = nd - 2; d >= 0; --d) {  // the odometer over the leading axes
-        bx += sx[d];
-        bi += si[d];
-        if (++pos[d] < out[d]) break;
-        bx -= sx[d] * out[d];
-        bi -= si[d] * out[d];
-        pos[d] = 0;
+      bool ok = true;
+      for (int64_t row = rb; row < re; ++row) {
+        int64_t* orow = o + row * last;
+        for (int64_t j = 0; j < last; ++j) {
+          const int64_t v0 = p[bi + j * li], v = v0 + (v0 < 0 ? n : 0);
+          ok &= v >= 0 && v < n;
+          orow[j] = bx + j * lx + v * step;
+        }
+        for (int64_t d = nd - 2; d >= 0; --d) {  // the odometer over the leading axes
+          bx += sx[d];
+          bi += si[d];
+          if (++pos[d] < out[d]) break;
+          bx -= sx[d] * out[d];
+          bi -= si[d] * out[d];
+          pos[d] = 0;
+        }
       }
-    }
-    if (!ok)
+      if (!ok) bad.store(true, std::memory_order_relaxed);
+    });
+    if (bad.load(std::memory_order_relaxed))
       for (int64_t i = 0; i < indices.numel(); ++i)
         if (p[i] < -n || p[i] >= n) out_of_bounds("take_along_axis", p[i], a, n);
   }
