@@ -1438,6 +1438,7 @@ TG_MATH_INLINE double logaddexp2_f64(double a, double b) {
   double r = s + (((m - (s - bb)) + (t - bb)) + t_lo);
   r = (m == kTgInf) | (m == -kTgInf) ? m : r;
   return ad != ad ? tg_nan_of(a, b) : r;
+}
 
 // ----- h101-sigmoid: float32 silu in double lanes ---------------------------------------------------
 // e^-a for a float a in [0, 162 ln 2], in double to ~2^-28.5 relative (a float result needs ~2^-29:
