@@ -1164,13 +1164,6 @@ EXPLAINED = [
          modes=frozenset({"grad"}), min_n=1 << 20),
     Miss("bound", frozenset({"v.tolist()"}),
          "16 Python floats and a list: NumPy's own tolist (0.20 µs) is above 0.3x PyTorch's (h96-small)", min_n=16),
-    Miss("open", frozenset({"sigmoid", "v.sigmoid()", "silu"}),
-         "PyTorch's float32 kernels are 2.3 ulp off, ours 0.5-0.65; the float64 ones not reached (h97-f32)",
-         min_n=1 << 20),
-
-    Miss("open", frozenset({"logaddexp", "logaddexp2"}),
-         "float32 evaluated in double at half the vector width (PyTorch's: 3.5-3.8 ulp); a float-pair kernel "
-         "not done (h97-f32)", dtypes=frozenset({"float32"}), min_n=1024),
     Miss("open", frozenset({"prod(x)", "v.prod()", "prod(X, axis=-1)"}),
          "float32 multiplied in double (PyTorch's float product: 927 ulp off on 1M values near 1); the VJP not "
          "attempted (h97-f32)", min_n=1 << 20),
@@ -1178,9 +1171,6 @@ EXPLAINED = [
          "float64 pow kernel: 1.09x SLEEF's thread CPU at 1M (AVX-512, after dropping z's clamp; 1,024: 0.83x), "
          "fewer instructions than SLEEF (181 vs 247 per 8 lanes); a table-driven log/exp not done (h104-pow)",
          dtypes=frozenset({"float64"}), min_n=1 << 20),
-    Miss("open", frozenset({"flip(X)"}),
-         "a backward from a NumPy seed costs ~250-450 µs more than from a Variable seed; not found yet "
-         "(h95-shape)", modes=frozenset({"grad"}), min_n=1 << 20),
     # h106-confirm
     Miss("open", frozenset({"greater", "less", "less_equal"}),
          "from 4,096 elements the predicates run NumPy's one-thread loop (kPredicateNumpyFrom): 1M float64 265 µs "
@@ -1222,8 +1212,6 @@ EXPLAINED = [
          "lanes measured 988 but needs a spec hook for a fused derivative kernel (h101-sigmoid)",
          modes=frozenset({"grad"}), min_n=1 << 20),
 
-         "float64 pow: 1.31x SLEEF's time by perf samples, GCC spills its constants (h98-membound)",
-         dtypes=frozenset({"float64"}), min_n=1024),
     # h105-gather
     Miss("open", frozenset({"take(x, ints)", "v.take(i)", "take_along_axis(X, ints, -1)"}),
          "three passes over the int64 index (the binding's copy, the wrap or position build, the kernel's range "

@@ -275,7 +275,8 @@ COMPOSITIONS = [
     C("float_power", "(a, b)", "ufunc", "a ** b in float64.", numpy=["float_power"], domain="positive",
       cpp="cpp/bindings/functions.cpp"),
     C("round", "(x, decimals=0)", "ufunc", "Round to decimals (half to even); derivative 0.",
-      numpy=["round", "around"], deriv="zero", method=True),
+      numpy=["round", "around"], deriv="zero", method=True, c_method=True,
+      cpp="cpp/bindings/round.cpp"),
     # ----- predicates: NumPy bool arrays, outside the graph ------------------------------
     C("less", "(a, b)", "predicate", "a < b", numpy=["less"], deriv="none", cpp="cpp/bindings/functions.cpp"),
     C("less_equal", "(a, b)", "predicate", "a <= b", numpy=["less_equal"], deriv="none",

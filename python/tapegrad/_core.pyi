@@ -217,7 +217,7 @@ class Variable:
     def __matmul__(self, other: Variable | ArrayLike, /) -> Variable: ...  # matmul
     def __rmatmul__(self, other: Variable | ArrayLike, /) -> Variable: ...  # matmul
     # ----- the spec's compositions that are methods (opspec/ops.py COMPOSITIONS)
-    def round(x, decimals: int = 0) -> Variable:
+    def round(self, /, decimals: int = 0) -> Variable:
         """Round to decimals (half to even); derivative 0."""
     def argmax(self, /, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> NDArray[Any]:
         """Index of the maximum (int64, no derivative)."""
