@@ -1380,10 +1380,11 @@ TG_MATH_INLINE double log10_f64(double x) {
 // max(a, b) + L, L = log1p(e^-|a - b|) (or its log2). Where max(a, b) < 0, L cancels against it: L
 // rounded to a double (h90's kernels) put L's ~1 ulp error on a smaller result, 2.7-4.5 ulp where
 // |r| is L/2 to L (e.g. (-0.5, -0.6)), 2^k ulp where it is L 2^-k. Here L stays a head + tail to
-// ~2^-56 relative (exp_dd's pair, then log1p_hilo's split) and m + L is summed by TwoSum, one
+// ~2^-55 relative (exp_dd's pair, then log1p_hilo's split) and m + L is summed by TwoSum, one
 // rounding at the end: measured max 0.68-0.77 ulp where |r| >= L/2, 1.0 (logaddexp) / 1.5
-// (logaddexp2) ulp where |r| >= L/4, then doubling per halving of |r| / L (exp_dd's 2^-56 is
-// the floor: a result L 2^-k is within ~2^(k-2) ulp; 8x less than h90's kernels, not the 2 ulp bar).
+// (logaddexp2) ulp where |r| >= L/4, then doubling per halving of |r| / L (a result L 2^-k is within
+// ~2^(k-2) ulp: 8x less than h90's kernels, not the 2 ulp bar). The floor is log1p_hilo's tail
+// (~2^-55.5 L; with e^-|a - b| exact instead of exp_dd's pair the error is the same).
 // log(1 + e + e_lo), e in [0, 1]: u = 1 + e (Fast2Sum: c = e - (u - 1) exact), u = 2^k mm
 // (k in {0, 1}), log(mm) = hi + lo (log1p_hilo); c + e_lo added as (c + e_lo) / u. Returns k.
 TG_MATH_INLINE double lae_log1p_parts(double e, double e_lo, double* hi, double* lo) {
