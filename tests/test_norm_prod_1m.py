@@ -158,3 +158,12 @@ def test_prod_float32_in_double_lanes_matches_the_exact_product(n):
     got = _arr(tg.prod(tg.Variable(X), axis=-1)).astype(np.float64)
     want = np.prod(X.astype(np.float64), axis=-1)
     assert np.all(np.abs(got - want) <= 0.5 * np.spacing(got.astype(np.float32)) * (1 + 1e-6))
+
+
+@pytest.mark.parametrize("keepdims", [False, True])
+def test_norm_of_a_strided_view_and_keepdims(keepdims):
+    base = np.random.default_rng(9).standard_normal((300, 400)).astype(np.float32)
+    for x in (base.T, base[::2, ::3]):
+        got = tg.norm(tg.Variable(x), axis=-1, keepdims=keepdims)
+        want = _two_op_norm(tg.Variable(x), axis=-1, keepdims=keepdims)
+        assert got.shape == want.shape and _arr(got).tobytes() == _arr(want).tobytes()
