@@ -857,11 +857,17 @@ Tensor prod_vjp(const Tensor& x0, const Tensor& g0, const std::vector<bool>& axe
           for (int64_t s0 = g0 * B; s0 < std::min(ns, g1 * B); s0 += B) {
             const int64_t nb = std::min(B, ns - s0);
             for (int64_t b = 0; b < nb; ++b) p[b] = 1;
-            for (int64_t i = 0; i < L; ++i)
-              for (int64_t b = 0; b < nb; ++b) {
-                const int64_t k = (s0 + b) * L + i;
-                if (k < run) p[b] *= Acc(ar[k]);
-              }
+            if (nb == B && (s0 + B) * L <= run) {  // a whole group: no bounds test per step (same products)
+              const T* x = ar + s0 * L;
+              for (int64_t i = 0; i < L; ++i)
+                for (int64_t b = 0; b < B; ++b) p[b] *= Acc(x[b * L + i]);
+            } else {
+              for (int64_t i = 0; i < L; ++i)
+                for (int64_t b = 0; b < nb; ++b) {
+                  const int64_t k = (s0 + b) * L + i;
+                  if (k < run) p[b] *= Acc(ar[k]);
+                }
+            }
             for (int64_t b = 0; b < nb; ++b) sp[s0 + b] = p[b];
           }
         });
@@ -878,6 +884,21 @@ Tensor prod_vjp(const Tensor& x0, const Tensor& g0, const std::vector<bool>& axe
               p[b] = 1;
               q[b] = after[s0 + b];
               f[b] = before[s0 + b];
+            }
+            if (nb == B && (s0 + B) * L <= run) {  // a whole group (as above; ~25% of the float32 VJP's time)
+              const T* x = ar + s0 * L;
+              T* y = o + s0 * L;
+              for (int64_t i = 0; i < L; ++i)
+                for (int64_t b = 0; b < B; ++b) {
+                  buf[b][i] = p[b];
+                  p[b] *= Acc(x[b * L + i]);
+                }
+              for (int64_t i = L; i-- > 0;)
+                for (int64_t b = 0; b < B; ++b) {
+                  y[b * L + i] = T((f[b] * buf[b][i]) * q[b]);
+                  q[b] *= Acc(x[b * L + i]);
+                }
+              continue;
             }
             for (int64_t i = 0; i < L; ++i)
               for (int64_t b = 0; b < nb; ++b) {
