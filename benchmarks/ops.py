@@ -1217,6 +1217,27 @@ EXPLAINED = [
          "three passes over the int64 index (the binding's copy, the wrap or position build, the kernel's range "
          "check) besides the gather, PyTorch's kernel one; all split among the threads now, one fused pass not "
          "done (h105-gather)", min_n=1 << 20),
+
+    Miss("open", frozenset({"sigmoid", "v.sigmoid()", "silu"}),
+         "PyTorch's float32 kernels are 2.3 ulp off, ours 0.5-0.65; the float64 ones not reached (h97-f32)",
+         min_n=1 << 20),
+    Miss("open", frozenset({"logaddexp", "logaddexp2"}),
+         "float32 evaluated in double at half the vector width (PyTorch's: 3.5-3.8 ulp); a float-pair kernel "
+         "not done (h97-f32)", dtypes=frozenset({"float32"}), min_n=1024),
+    Miss("open", frozenset({"power", "a ** b", "float_power"}),
+         "float64 pow: 1.31x SLEEF's time by perf samples, GCC spills its constants (h98-membound)",
+         dtypes=frozenset({"float64"}), min_n=1024),
+    Miss("open", frozenset({"flip(X)"}),
+         "a backward from a NumPy seed costs ~250-450 µs more than from a Variable seed; not found yet "
+         "(h95-shape)", modes=frozenset({"grad"}), min_n=1 << 20),
+    # h103-reduce
+    Miss("open", frozenset({"prod(x)", "v.prod()", "prod(X, axis=-1)"}),
+         "the VJP's 16 strided scalar prefix/suffix chains, 2.7-3.2 ms per 1M float32 under load (threaded now); a "
+         "vector lane-interleaved layout not done (h103-reduce)", modes=frozenset({"grad"}), min_n=1 << 20),
+    Miss("open", frozenset({"prod(X, axis=-1)"}),
+         "float32 multiplied in double lanes (PyTorch's float product: 927 ulp off); 1,024 row ends over a "
+         "43.6 us whole-run loop (h103-reduce)", modes=frozenset({"eval"}), dtypes=frozenset({"float32"}),
+         min_n=1 << 20),
 ]
 
 

@@ -1033,7 +1033,7 @@ TG_SMALL_FN(norm) {
     if (axes && keep >= 0) {
       return guarded([&] {
         return with_op("norm", [&] {
-          const Var s = sum(mul(x, x), axes, keep == 1);
+          const Var s = sum_squares(x, axes, keep == 1);
           // Every sum positive (the usual case): both masks select everything, so the wheres are identities
           // in value and in every derivative; sqrt(s) alone gives the same bits at a third of the ops. Else
           // s * 0 where s <= 0 or NaN: a NaN sum stays NaN (NumPy's), 0 and its derivatives stay 0.

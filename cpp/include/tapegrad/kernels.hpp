@@ -166,6 +166,9 @@ Tensor prod_vjp(const Tensor& x, const Tensor& g, const std::vector<bool>& axes)
 Tensor moments(const Tensor& x, const std::vector<bool>& axes, double ddof, bool root, Tensor* mean);
 Tensor moments_vjp(const Tensor& x, const Tensor& mean, const Tensor& y, const Tensor& g,
                    const std::vector<bool>& axes, double den, bool root);  // den = max(N - ddof, 0)
+// ----- h103-reduce: sum(x * x) over trailing axes in one pass (keepdims; the bits of the two ops);
+// undefined for other axes
+Tensor sum_squares(const Tensor& x, const std::vector<bool>& axes);
 
 // ----- h92-param: parametrized elementwise ops (elu's alpha; opspec entries with float parameters)
 // The parameters of one op (its rule's Attrs too), unused ones 0.

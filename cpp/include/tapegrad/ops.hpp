@@ -64,6 +64,8 @@ Var log_softmax(const Var& x, int64_t axis);
 Var cumsum(const Var& x, std::optional<int64_t> axis);
 Var cumprod(const Var& x, std::optional<int64_t> axis);
 Var prod(const Var& x, const std::optional<Axes>& axes, bool keepdims);
+// ----- h103-reduce: sum(x * x) over the axes in one pass (norm's), the bits and derivatives of the two ops
+Var sum_squares(const Var& x, const std::optional<Axes>& axes, bool keepdims);
 Var variance(const Var& x, const std::optional<Axes>& axes, double ddof, bool keepdims);
 Var stddev(const Var& x, const std::optional<Axes>& axes, double ddof, bool keepdims);
 // Softmax cross-entropy of logits (N, C) against int64 labels (N,): per row

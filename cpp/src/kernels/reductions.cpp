@@ -12,6 +12,8 @@ namespace tg::kern {
 constexpr int64_t kSumChunk = 65536;
 static inline double isa_sum(const float* a, int64_t n) { return isa().sum_f32(a, n); }
 static inline double isa_sum(const double* a, int64_t n) { return isa().sum_f64(a, n); }
+static inline double isa_sumsq(const float* a, int64_t n) { return isa().sumsq_f32(a, n); }
+static inline double isa_sumsq(const double* a, int64_t n) { return isa().sumsq_f64(a, n); }
 
 // max/min of one contiguous run, NaN if the run holds one (NumPy's rule):
 // simd/reduce.hpp, compiled per ISA (exact, so the same at every ISA).
@@ -62,9 +64,10 @@ static bool trailing_runs(const Tensor& x, const std::vector<bool>& axes, int64_
 // Reduces `rows` runs of `run` elements, threaded over rows when the size
 // pays. A single run of 2 * kSumChunk elements or more is cut into chunks
 // of kSumChunk (fixed by the size, so the same bits at any thread count),
-// whose partial results are combined in order.
+// whose partial results are combined in order. sq: the sum of the squares
+// (each rounded in T: the bits of the sum of multiply(x, x); h103-reduce).
 template <class T>
-static void reduce_runs(ReduceOp op, const T* a, T* o, int64_t rows, int64_t run) {
+static void reduce_runs(ReduceOp op, const T* a, T* o, int64_t rows, int64_t run, bool sq = false) {
   if (rows == 1 && run >= 2 * kSumChunk) {
     const int64_t chunks = (run + kSumChunk - 1) / kSumChunk;
     std::vector<double> partial(chunks);
@@ -72,7 +75,7 @@ static void reduce_runs(ReduceOp op, const T* a, T* o, int64_t rows, int64_t run
       for (int64_t c = c0; c < c1; ++c) {
         const T* p = a + c * kSumChunk;
         const int64_t n = std::min(kSumChunk, run - c * kSumChunk);
-        partial[c] = op == ReduceOp::Sum ? isa_sum(p, n) : double(reduce_run(op, p, n));
+        partial[c] = sq ? isa_sumsq(p, n) : op == ReduceOp::Sum ? isa_sum(p, n) : double(reduce_run(op, p, n));
       }
     });
     if (op == ReduceOp::Sum) {
@@ -95,10 +98,10 @@ static void reduce_runs(ReduceOp op, const T* a, T* o, int64_t rows, int64_t run
   };
   const IsaKernels& k = isa();
   if constexpr (std::is_same_v<T, float>) {
-    if (op == ReduceOp::Sum) per_row(k.sum_f32);
+    if (op == ReduceOp::Sum) per_row(sq ? k.sumsq_f32 : k.sum_f32);
     else per_row(op == ReduceOp::Max ? k.max_f32 : k.min_f32);
   } else {
-    per_row(op == ReduceOp::Sum ? k.sum_f64 : op == ReduceOp::Max ? k.max_f64 : k.min_f64);
+    per_row(op == ReduceOp::Sum ? (sq ? k.sumsq_f64 : k.sum_f64) : op == ReduceOp::Max ? k.max_f64 : k.min_f64);
   }
 }
 
@@ -841,51 +844,80 @@ Tensor prod_vjp(const Tensor& x0, const Tensor& g0, const std::vector<bool>& axe
           }
           continue;
         }
-        const int64_t ns = (run + L - 1) / L;
+        const int64_t ns = (run + L - 1) / L, ng = (ns + B - 1) / B;
         sp.resize(ns);
         before.resize(ns);
         after.resize(ns);
-        Acc p[B], q[B], f[B], buf[B][L];
-        // Each sub-block's product (x read once, nothing written), B chains interleaved.
-        for (int64_t s0 = 0; s0 < ns; s0 += B) {
-          const int64_t nb = std::min(B, ns - s0);
-          for (int64_t b = 0; b < nb; ++b) p[b] = 1;
-          for (int64_t i = 0; i < L; ++i)
-            for (int64_t b = 0; b < nb; ++b) {
-              const int64_t k = (s0 + b) * L + i;
-              if (k < run) p[b] *= Acc(ar[k]);
+        // Each sub-block's product (x read once, nothing written), B chains interleaved. The
+        // groups of B sub-blocks are split between threads (h103-reduce: a whole-array prod's
+        // one run ran on one thread, 3x PyTorch's time at 2 threads); each group's work is the
+        // same at any split (inside the row loop's own split the nested call runs inline).
+        parallel_for(ng, std::max<int64_t>(1, kGrainElements / (L * B)), [&](int64_t g0, int64_t g1) {
+          Acc p[B];
+          for (int64_t s0 = g0 * B; s0 < std::min(ns, g1 * B); s0 += B) {
+            const int64_t nb = std::min(B, ns - s0);
+            for (int64_t b = 0; b < nb; ++b) p[b] = 1;
+            if (nb == B && (s0 + B) * L <= run) {  // a whole group: no bounds test per step (same products)
+              const T* x = ar + s0 * L;
+              for (int64_t i = 0; i < L; ++i)
+                for (int64_t b = 0; b < B; ++b) p[b] *= Acc(x[b * L + i]);
+            } else {
+              for (int64_t i = 0; i < L; ++i)
+                for (int64_t b = 0; b < nb; ++b) {
+                  const int64_t k = (s0 + b) * L + i;
+                  if (k < run) p[b] *= Acc(ar[k]);
+                }
             }
-          for (int64_t b = 0; b < nb; ++b) sp[s0 + b] = p[b];
-        }
+            for (int64_t b = 0; b < nb; ++b) sp[s0 + b] = p[b];
+          }
+        });
         before[0] = 1;
         for (int64_t t = 1; t < ns; ++t) before[t] = before[t - 1] * sp[t - 1];
         after[ns - 1] = Acc(pg[r]);
         for (int64_t t = ns - 1; t-- > 0;) after[t] = after[t + 1] * sp[t + 1];
         // Then per B sub-blocks: the prefixes into buf (L1), the suffixes back, o written once.
-        for (int64_t s0 = 0; s0 < ns; s0 += B) {
-          const int64_t nb = std::min(B, ns - s0);
-          for (int64_t b = 0; b < nb; ++b) {
-            p[b] = 1;
-            q[b] = after[s0 + b];
-            f[b] = before[s0 + b];
+        parallel_for(ng, std::max<int64_t>(1, kGrainElements / (L * B)), [&](int64_t g0, int64_t g1) {
+          Acc p[B], q[B], f[B], buf[B][L];
+          for (int64_t s0 = g0 * B; s0 < std::min(ns, g1 * B); s0 += B) {
+            const int64_t nb = std::min(B, ns - s0);
+            for (int64_t b = 0; b < nb; ++b) {
+              p[b] = 1;
+              q[b] = after[s0 + b];
+              f[b] = before[s0 + b];
+            }
+            if (nb == B && (s0 + B) * L <= run) {  // a whole group (as above; ~25% of the float32 VJP's time)
+              const T* x = ar + s0 * L;
+              T* y = o + s0 * L;
+              for (int64_t i = 0; i < L; ++i)
+                for (int64_t b = 0; b < B; ++b) {
+                  buf[b][i] = p[b];
+                  p[b] *= Acc(x[b * L + i]);
+                }
+              for (int64_t i = L; i-- > 0;)
+                for (int64_t b = 0; b < B; ++b) {
+                  y[b * L + i] = T((f[b] * buf[b][i]) * q[b]);
+                  q[b] *= Acc(x[b * L + i]);
+                }
+              continue;
+            }
+            for (int64_t i = 0; i < L; ++i)
+              for (int64_t b = 0; b < nb; ++b) {
+                const int64_t k = (s0 + b) * L + i;
+                if (k < run) {
+                  buf[b][i] = p[b];
+                  p[b] *= Acc(ar[k]);
+                }
+              }
+            for (int64_t i = L; i-- > 0;)
+              for (int64_t b = 0; b < nb; ++b) {
+                const int64_t k = (s0 + b) * L + i;
+                if (k < run) {
+                  o[k] = T((f[b] * buf[b][i]) * q[b]);
+                  q[b] *= Acc(ar[k]);
+                }
+              }
           }
-          for (int64_t i = 0; i < L; ++i)
-            for (int64_t b = 0; b < nb; ++b) {
-              const int64_t k = (s0 + b) * L + i;
-              if (k < run) {
-                buf[b][i] = p[b];
-                p[b] *= Acc(ar[k]);
-              }
-            }
-          for (int64_t i = L; i-- > 0;)
-            for (int64_t b = 0; b < nb; ++b) {
-              const int64_t k = (s0 + b) * L + i;
-              if (k < run) {
-                o[k] = T((f[b] * buf[b][i]) * q[b]);
-                q[b] *= Acc(ar[k]);
-              }
-            }
-        }
+        });
       }
     });
   });
@@ -993,6 +1025,23 @@ Tensor moments_vjp(const Tensor& x0, const Tensor& mean, const Tensor& y, const 
     });
   });
   return unpermute(out, x0.shape, perm);
+}
+
+// ----- h103-reduce: norm's sum of squares in one pass
+// The sum of x * x over trailing axes (keepdims form), with the bits of
+// reduce(Sum, multiply(x, x)): each square rounded in T, then sum's lanes and
+// chunks. Undefined when the axes are not trailing (sum's other paths: the
+// caller multiplies and sums instead).
+Tensor sum_squares(const Tensor& x0, const std::vector<bool>& axes) {
+  TG_CONTIGUOUS(x, x0);
+  int64_t rows, run;
+  if (x.numel() == 0 || !trailing_runs(x, axes, rows, run)) return Tensor();
+  Shape out_shape = x.shape;
+  for (size_t d = 0; d < axes.size(); ++d)
+    if (axes[d]) out_shape[d] = 1;
+  Tensor out = Tensor::empty(out_shape, x.dtype);
+  TG_DISPATCH_FLOAT(x.dtype, "norm", { reduce_runs<T>(ReduceOp::Sum, x.ptr<T>(), out.ptr<T>(), rows, run, true); });
+  return out;
 }
 
 }  // namespace tg::kern

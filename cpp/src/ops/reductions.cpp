@@ -444,4 +444,33 @@ Var stddev(const Var& x, const std::optional<Axes>& axes, double ddof, bool keep
   return moments_op<true>(x, axes, ddof, keepdims);
 }
 
+// ----- h103-reduce: norm's sum of squares in one pass -----
+namespace {
+// d sum(x * x) = sum(2 x dx). The VJP as multiply(x, x)'s two VJPs add up: (g x) + (g x), that is
+// (g x) * 2 exactly (not g (2 x): 2 x may overflow where g x does not).   (reads x)
+struct SumSquaresRule {
+  static constexpr const char* name = "norm";
+  using Attrs = ReduceAttrs;
+  static Grads vjp(OpNode<SumSquaresRule>& n, const Var& g) {
+    return {mul(mul(spread(g, n.batch_dims(g), n.attrs), n.get(0)), scalar(2.0, g))};
+  }
+  static Var jvp(OpNode<SumSquaresRule>& n, const Grads& t, int nb) {
+    return reduce_tangent(n, mul(mul(t[0], n.get(0)), scalar(2.0, t[0])), nb);
+  }
+};
+}  // namespace
+
+Var sum_squares(const Var& x, const std::optional<Axes>& axes, bool keepdims) {
+  std::vector<bool> mask = axes_mask(axes, x->data.ndim());
+  Tensor out = kern::sum_squares(x->data, mask);
+  if (!out.defined()) return sum(mul(x, x), axes, keepdims);  // (leading axes: sum's own paths)
+  if (!keepdims) out = out.view(squeeze_shape(x->shape(), mask));
+  Recorder<SumSquaresRule> r(std::move(out), {&x});
+  if (r) {
+    r.attrs() = ReduceAttrs{x->shape(), keep_shape_of(x->shape(), mask), mask};
+    r.save_input(x, 0);
+  }
+  return std::move(r.out);
+}
+
 }  // namespace tg

@@ -43,6 +43,9 @@ struct IsaKernels {
   void (*unary_p_f64)(UnaryOp, const double*, double*, int64_t, const double*);
   void (*deriv_p_f32)(UnaryOp, float*, const float*, const float*, int64_t, const double*);
   void (*deriv_p_f64)(UnaryOp, double*, const double*, const double*, int64_t, const double*);
+  // ----- h103-reduce: the sum of x * x (each square rounded in T), norm's one pass; sum_f32's lanes
+  double (*sumsq_f32)(const float*, int64_t);
+  double (*sumsq_f64)(const double*, int64_t);
 };
 
 // The table in use: AVX-512 (F/DQ/VL/BW) when the CPU has it, else AVX2+FMA,
@@ -95,5 +98,7 @@ extern const IsaKernels kAvx512Kernels;
                           &TG_ISA::unary_p<float>,  /* h92-param */                            \
                           &TG_ISA::unary_p<double>,                                            \
                           &TG_ISA::deriv_p<float>,                                             \
-                          &TG_ISA::deriv_p<double>};                                           \
+                          &TG_ISA::deriv_p<double>,                                            \
+                          &TG_ISA::sum_run<float, double, true>, /* h103-reduce */             \
+                          &TG_ISA::sum_run<double, double, true>};                             \
   }
