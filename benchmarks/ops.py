@@ -1164,9 +1164,6 @@ EXPLAINED = [
          modes=frozenset({"grad"}), min_n=1 << 20),
     Miss("bound", frozenset({"v.tolist()"}),
          "16 Python floats and a list: NumPy's own tolist (0.20 µs) is above 0.3x PyTorch's (h96-small)", min_n=16),
-    Miss("open", frozenset({"prod(x)", "v.prod()", "prod(X, axis=-1)"}),
-         "float32 multiplied in double (PyTorch's float product: 927 ulp off on 1M values near 1); the VJP not "
-         "attempted (h97-f32)", min_n=1 << 20),
     Miss("open", frozenset({"power", "a ** b", "float_power"}),
          "float64 pow kernel: 1.09x SLEEF's thread CPU at 1M (AVX-512, after dropping z's clamp; 1,024: 0.83x), "
          "fewer instructions than SLEEF (181 vs 247 per 8 lanes); a table-driven log/exp not done (h104-pow)",
@@ -1218,18 +1215,6 @@ EXPLAINED = [
          "check) besides the gather, PyTorch's kernel one; all split among the threads now, one fused pass not "
          "done (h105-gather)", min_n=1 << 20),
 
-    Miss("open", frozenset({"sigmoid", "v.sigmoid()", "silu"}),
-         "PyTorch's float32 kernels are 2.3 ulp off, ours 0.5-0.65; the float64 ones not reached (h97-f32)",
-         min_n=1 << 20),
-    Miss("open", frozenset({"logaddexp", "logaddexp2"}),
-         "float32 evaluated in double at half the vector width (PyTorch's: 3.5-3.8 ulp); a float-pair kernel "
-         "not done (h97-f32)", dtypes=frozenset({"float32"}), min_n=1024),
-    Miss("open", frozenset({"power", "a ** b", "float_power"}),
-         "float64 pow: 1.31x SLEEF's time by perf samples, GCC spills its constants (h98-membound)",
-         dtypes=frozenset({"float64"}), min_n=1024),
-    Miss("open", frozenset({"flip(X)"}),
-         "a backward from a NumPy seed costs ~250-450 µs more than from a Variable seed; not found yet "
-         "(h95-shape)", modes=frozenset({"grad"}), min_n=1 << 20),
     # h103-reduce
     Miss("open", frozenset({"prod(x)", "v.prod()", "prod(X, axis=-1)"}),
          "the VJP's 16 strided scalar prefix/suffix chains, 2.7-3.2 ms per 1M float32 under load (threaded now); a "
