@@ -273,7 +273,7 @@ COMPOSITIONS = [
     # ----- ufuncs: aliases and elementwise helpers --------------------------------------
     C("fabs", "(x, /)", "ufunc", "|x| (abs).", numpy=["fabs"]),
     C("float_power", "(a, b)", "ufunc", "a ** b in float64.", numpy=["float_power"], domain="positive",
-      cpp="cpp/bindings/functions.cpp"),
+      cpp="cpp/bindings/param.cpp"),
     C("round", "(x, decimals=0)", "ufunc", "Round to decimals (half to even); derivative 0.",
       numpy=["round", "around"], deriv="zero", method=True, c_method=True,
       cpp="cpp/bindings/round.cpp"),

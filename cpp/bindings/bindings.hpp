@@ -12,6 +12,8 @@
 #include "tapegrad/autograd.hpp"
 #include "tapegrad/ops.hpp"
 
+#include "convert.hpp"  // (fastcall_fn and binary_body below)
+
 namespace tgpy {
 using namespace tg;
 namespace py = pybind11;
@@ -28,10 +30,43 @@ void bind_hooks(py::module_& m);      // hooks.cpp: Variable.register_hook and f
 void bind_numpy_protocol(py::module_& m);  // numpy_protocol.cpp: Variable.__array_ufunc__ / __array_function__
 void bind_shape_fast(py::module_& m);  // shape_fast.cpp (h95-shape): the shape compositions' C++ bodies
 void bind_round(py::module_& m);  // round.cpp (h100-small): round(x, decimals) and v.round
+// called by bind_functions, in its order (__compositions__ and the fast paths depend on it):
+void bind_contract(py::module_& m);  // contract.cpp: _dot, _vdot, _inner, _outer, _tensordot, _einsum_run
+void bind_param(py::module_& m);     // param.cpp: elu, leaky_relu, _float_power
+void bind_gather(py::module_& m);    // gather.cpp: _take, _take_along_axis, _repeat, _tile
 void install_fast_paths();            // variable.cpp: raw number slots, dealloc, __init__ guard (last)
 void install_call_errors(py::module_& m);  // object.cpp: a readable TypeError for calls no overload takes
 
-// functions.cpp
+// functions.cpp (here, as gather.cpp and contract.cpp use them too)
+// The other spec functions (and from_numpy) as raw METH_FASTCALL functions
+// too: pybind11's dispatcher (overload matching, kwargs re-parsed into a
+// dict, a function record walk) was a third to a half of their time on small
+// arrays. F(a) gets the arguments by the spec's parameter names; an optional
+// one not given is null and F supplies the spec's default.
+template <size_t N, int Required, PyObject* (*F)(PyObject* const*)>
+PyObject* fastcall_fn(const char* name, const char* const (&names)[N], PyObject* const* args, Py_ssize_t nargs,
+                      PyObject* kwnames) {
+  return guarded([&]() -> PyObject* {
+    PyObject* a[N] = {};
+    fastcall_args(name, names, static_cast<int>(N), Required < 0 ? static_cast<int>(N) : Required, args, nargs,
+                  kwnames, a);
+    return F(a);
+  }, name);
+}
+#define TG_FASTCALL_FN_REQ(NAME, REQ, ...)                                                     \
+  PyObject* NAME##_fn(PyObject*, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) { \
+    static const char* const names[] = {__VA_ARGS__};                                          \
+    return fastcall_fn<sizeof(names) / sizeof(names[0]), REQ, &NAME##_body>(#NAME, names, args, nargs, kwnames); \
+  }
+#define TG_FASTCALL_FN(NAME, ...) TG_FASTCALL_FN_REQ(NAME, -1, __VA_ARGS__)  // every argument required
+
+// The binary functions (add(a, b), ..., matmul(a, b)).
+template <Var (*F)(const Var&, const Var&)>
+PyObject* binary_body(const char* name, PyObject* const* a) {
+  auto [x, y] = operands(a[0], a[1], name);
+  return cast_out(F(x, y));
+}
+
 Var matmul_nogil(const Var& a, const Var& b);  // releases the GIL for large products
 Var clip_any(py::handle x, py::handle lo, py::handle hi);
 // mean, plus NumPy's RuntimeWarning "Mean of empty slice." when no element is averaged.

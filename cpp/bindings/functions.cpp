@@ -188,83 +188,6 @@ PyMethodDef* unary_method_table(std::index_sequence<I...>) {
   return defs;
 }
 
-// ----- h92-param: the parametrized elementwise ops (elu(x, alpha=1.0), leaky_relu(x, negative_slope=0.01)):
-// raw METH_FASTCALL functions, the parameters by position or name with the spec's defaults.
-struct ParamEntry {
-  const char* name;
-  Var (*fn)(const Var&, const double*);
-  int nparams;
-  const char* names[3];
-  double defaults[2];
-  const char* doc;
-};
-const ParamEntry kParam[] = {TG_SPEC_PARAM_FUNCTIONS};
-constexpr size_t kNumParam = sizeof(kParam) / sizeof(kParam[0]);
-
-// A real number (a Python or NumPy float or int, anything with __float__); not a string.
-double param_arg(PyObject* o, const char* op, const char* arg) {
-  if (PyFloat_Check(o)) return PyFloat_AS_DOUBLE(o);
-  if (!PyUnicode_Check(o) && !PyBytes_Check(o) && o != Py_None) {
-    const double v = PyFloat_AsDouble(o);
-    if (!(v == -1.0 && PyErr_Occurred())) return v;
-    if (PyErr_ExceptionMatches(PyExc_OverflowError) && PyLong_Check(o)) {  // (as _compose's message)
-      PyErr_Clear();
-      std::string digits = py::str(o).cast<std::string>();
-      if (digits.size() > 40)
-        digits = digits.substr(0, 12) + "... (" + std::to_string(digits.size() - (digits[0] == '-')) + " digits)";
-      throw value_error(std::string(op) + ": " + arg + " " + digits + " is out of range (it does not fit a float64)");
-    }
-    if (!PyErr_ExceptionMatches(PyExc_TypeError)) {  // (__float__'s own error: a Variable of 3 elements)
-      py::error_already_set e;
-      reraise_prefixed(e, std::string(op) + ": " + arg);
-    }
-    PyErr_Clear();
-  }
-  throw type_error(std::string(op) + ": " + arg + " must be a real number, got " + type_name(o));
-}
-
-template <size_t I>
-PyObject* param_fn(PyObject*, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) {
-  return guarded([&]() -> PyObject* {
-    const ParamEntry& e = kParam[I];
-    PyObject* a[3] = {};
-    fastcall_args(e.name, e.names, 1 + e.nparams, 1, args, nargs, kwnames, a);
-    double p[2] = {e.defaults[0], e.defaults[1]};
-    for (int i = 0; i < e.nparams; ++i)
-      if (a[1 + i]) p[i] = param_arg(a[1 + i], e.name, e.names[1 + i]);
-    return cast_out(e.fn(is_var(a[0]) ? holder_of(a[0]) : to_var(a[0], std::nullopt, e.name), p));
-  }, kParam[I].name);
-}
-
-template <size_t... I>
-PyMethodDef* param_method_table(std::index_sequence<I...>) {
-  static PyMethodDef defs[] = {{kParam[I].name, reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(&param_fn<I>)),
-                                METH_FASTCALL | METH_KEYWORDS, kParam[I].doc}...,
-                               {nullptr, nullptr, 0, nullptr}};
-  return defs;
-}
-
-// float_power(a, b): the composition's body (power in float64) as one call: the operands converted to
-// float64 (a Python number directly, not through the other operand's float32), then power; its
-// derivatives are astype's and power's. _compose.py's float_power is this function for tapegrad.
-PyObject* float_power_fn(PyObject*, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) {
-  return guarded([&]() -> PyObject* {
-    static const char* const kNames[2] = {"a", "b"};
-    PyObject* a[2] = {};
-    fastcall_args("float_power", kNames, 2, 2, args, nargs, kwnames, a);
-    auto f64 = [](PyObject* o) {
-      Var v = is_var(o) ? holder_of(o) : to_var(o, DType::F64, "float_power");
-      return v->dtype() == DType::F64 ? v : astype(v, DType::F64);
-    };
-    Var x = f64(a[0]), y = f64(a[1]);
-    kern::broadcast_shapes(x->shape(), y->shape(), "float_power");  // (the error names this function)
-    return cast_out(pow(x, y));
-  }, "float_power");
-}
-// (named float_power, so that its text signature is found; the module holds it as _float_power)
-PyMethodDef kFloatPowerDef = {"float_power", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(&float_power_fn)),
-                              METH_FASTCALL | METH_KEYWORDS, "float_power(a, b)\n--\n\na ** b in float64."};
-
 // linear(x, weight, bias=None): Linear's forward, called once per layer per
 // step, so it is a raw METH_FASTCALL function (no pybind11 dispatcher).
 // Array operands are converted to weight's dtype like the operators do.
@@ -290,22 +213,6 @@ PyObject* linear_fn(PyObject*, PyObject* const* args, Py_ssize_t nargs, PyObject
   }, "linear");
 }
 
-// The other spec functions (and from_numpy) as raw METH_FASTCALL functions
-// too: pybind11's dispatcher (overload matching, kwargs re-parsed into a
-// dict, a function record walk) was a third to a half of their time on small
-// arrays. F(a) gets the arguments by the spec's parameter names; an optional
-// one not given is null and F supplies the spec's default.
-template <size_t N, int Required, PyObject* (*F)(PyObject* const*)>
-PyObject* fastcall_fn(const char* name, const char* const (&names)[N], PyObject* const* args, Py_ssize_t nargs,
-                      PyObject* kwnames) {
-  return guarded([&]() -> PyObject* {
-    PyObject* a[N] = {};
-    fastcall_args(name, names, static_cast<int>(N), Required < 0 ? static_cast<int>(N) : Required, args, nargs,
-                  kwnames, a);
-    return F(a);
-  }, name);
-}
-
 PyObject* where_body(PyObject* const* a) {
   Tensor c = condition_arg(a[0]);
   auto [x, y] = operands(a[1], a[2], "where");
@@ -325,13 +232,6 @@ PyObject* broadcast_to_body(PyObject* const* a) {
   return cast_out(broadcast_to(v, parse_shape(a[1], "broadcast_to")));
 }
 PyObject* from_numpy_body(PyObject* const* a) { return cast_out(from_numpy(a[0])); }
-
-// The binary functions (add(a, b), ..., matmul(a, b)).
-template <Var (*F)(const Var&, const Var&)>
-PyObject* binary_body(const char* name, PyObject* const* a) {
-  auto [x, y] = operands(a[0], a[1], name);
-  return cast_out(F(x, y));
-}
 
 // sum/mean/max/min/logsumexp(x, axis=None, keepdims=False).
 template <Var (*F)(const Var&, const std::optional<Axes>&, bool)>
@@ -467,12 +367,6 @@ TG_CLASSIFY_BODY(_signbit, SignBit)
 #undef TG_COMPARE_BODY
 #undef TG_CLASSIFY_BODY
 
-#define TG_FASTCALL_FN_REQ(NAME, REQ, ...)                                                     \
-  PyObject* NAME##_fn(PyObject*, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) { \
-    static const char* const names[] = {__VA_ARGS__};                                          \
-    return fastcall_fn<sizeof(names) / sizeof(names[0]), REQ, &NAME##_body>(#NAME, names, args, nargs, kwnames); \
-  }
-#define TG_FASTCALL_FN(NAME, ...) TG_FASTCALL_FN_REQ(NAME, -1, __VA_ARGS__)  // every argument required
 TG_FASTCALL_FN(where, "condition", "x", "y")
 TG_FASTCALL_FN(clip, "x", "a_min", "a_max")
 TG_FASTCALL_FN(astype, "x", "dtype")
@@ -543,104 +437,6 @@ TG_FASTCALL_FN_REQ(cumprod, 1, "x", "axis")
 TG_FASTCALL_FN_REQ(var, 1, "x", "axis", "ddof", "keepdims")
 TG_FASTCALL_FN_REQ(std, 1, "x", "axis", "ddof", "keepdims")
 
-// ----- h94-gather: _take, _take_along_axis, _repeat, _tile: the C++ bodies of
-// those compositions (python/tapegrad/_compose.py calls them on this engine).
-// An index / repeats argument becomes a contiguous int64 Tensor: a Python int,
-// a NumPy integer array of any width (native int32/int64 read directly), or
-// whatever np.asarray makes an integer array of (lists, NumPy ints).
-Tensor h94_int64_array(PyObject* o, const char* op, const char* what, bool cast_reals) {
-  if (PyLong_CheckExact(o)) {
-    Tensor t = Tensor::empty(Shape{}, DType::I64);
-    *t.ptr<int64_t>() = int_arg(o, op, what);
-    return t;
-  }
-  if (is_var(o))
-    throw type_error(std::string(op) + ": " + what + " must be integers, got a Variable of dtype " +
-                     dtype_name(holder_of(o)->dtype()));
-  ArrayFields f;
-  static_assert(sizeof(int) == 4 && sizeof(long) == 8, "NumPy's type numbers 5 (int), 7 (long), 9 (longlong)");
-  if (array_fields(o, &f) && f.native && f.c_contiguous && (f.type_num == 5 || f.type_num == 7 || f.type_num == 9)) {
-    Tensor t = Tensor::empty(f.shape, DType::I64);
-    const int64_t k = t.numel();
-    int64_t* p = t.ptr<int64_t>();
-    if (f.type_num == 5) {
-      const int32_t* q = static_cast<const int32_t*>(f.data);
-      for (int64_t i = 0; i < k; ++i) p[i] = q[i];
-    } else if (k) {
-      kern::copy_bytes(p, f.data, static_cast<size_t>(k) * sizeof(int64_t));  // (threads split a large index)
-    }
-    return t;
-  }
-  const bool given_array = py::isinstance<py::array>(py::handle(o));
-  py::array arr;
-  try {
-    arr = py::reinterpret_steal<py::array>(numpy().attr("asarray")(py::handle(o)).release());
-  } catch (py::error_already_set& e) {
-    reraise_prefixed(e, op);
-  }
-  const char kind = arr.dtype().kind();
-  if (kind == 'u' && arr.itemsize() == 8 && arr.size() > 0 &&
-      py::int_(arr.attr("max")()).cast<uint64_t>() > uint64_t(std::numeric_limits<int64_t>::max()))
-    throw index_error(std::string(op) + ": " + what + " " + py::str(arr.attr("max")()).cast<std::string>() +
-                      " is out of range (it does not fit a 64-bit integer)");
-  if (kind != 'i' && kind != 'u') {
-    if (!((cast_reals && (kind == 'f' || kind == 'b')) || (!given_array && arr.size() == 0)))
-      throw type_error(std::string(op) + ": " + what + " must be integers, got dtype " +
-                       py::str(arr.dtype()).cast<std::string>());
-    if (kind == 'f' && !numpy().attr("all")(numpy().attr("less")(numpy().attr("abs")(arr), 9223372036854775808.0)).cast<bool>())
-      throw value_error(std::string(op) + ": " + what + " " + py::repr(py::handle(o)).cast<std::string>() +
-                        " is out of range (it must be finite and fit a 64-bit integer)");
-    arr = arr.attr("astype")("int64");  // (repeats: NumPy's repeat truncates reals; an empty list is float64)
-  }
-  py::array_t<int64_t, py::array::c_style | py::array::forcecast> ix(arr);
-  Tensor t = Tensor::empty(Shape(ix.shape(), ix.shape() + ix.ndim()), DType::I64);
-  if (t.nbytes()) std::memcpy(t.raw(), ix.data(), t.nbytes());
-  return t;
-}
-std::optional<int64_t> h94_axis(PyObject* o, const char* op) {
-  if (!o || o == Py_None) return std::nullopt;
-  return int_arg(o, op, "axis");
-}
-PyObject* _take_body(PyObject* const* a) {
-  Var v = unary_arg(a[0], "take");
-  return cast_out(with_op("take", [&] { return take(v, h94_int64_array(a[1], "take", "indices", false), h94_axis(a[2], "take")); }));
-}
-PyObject* _take_along_axis_body(PyObject* const* a) {
-  Var v = unary_arg(a[0], "take_along_axis");
-  Tensor ix = h94_int64_array(a[1], "take_along_axis", "indices", false);
-  return cast_out(with_op("take_along_axis", [&] { return take_along_axis(v, ix, h94_axis(a[2], "take_along_axis")); }));
-}
-PyObject* _repeat_body(PyObject* const* a) {
-  Var v = unary_arg(a[0], "repeat");
-  Tensor r = h94_int64_array(a[1], "repeat", "repeats", true);
-  return cast_out(with_op("repeat", [&] { return repeat(v, r, h94_axis(a[2], "repeat")); }));
-}
-PyObject* _tile_body(PyObject* const* a) {
-  Var v = unary_arg(a[0], "tile");
-  Shape reps;
-  if (PyTuple_Check(a[1]) || PyList_Check(a[1])) {
-    reps = int_sequence(a[1], "tile", "reps");
-  } else if (py::isinstance<py::array>(py::handle(a[1])) && py::array(py::reinterpret_borrow<py::array>(a[1])).ndim() == 1) {
-    reps = int_sequence(py::handle(a[1]).attr("tolist")(), "tile", "reps");
-  } else {
-    reps = Shape{int_arg(a[1], "tile", "reps")};
-  }
-  return cast_out(with_op("tile", [&] { return tile(v, reps); }));
-}
-TG_FASTCALL_FN_REQ(_take, 2, "x", "indices", "axis")
-TG_FASTCALL_FN(_take_along_axis, "x", "indices", "axis")
-TG_FASTCALL_FN_REQ(_repeat, 2, "x", "repeats", "axis")
-TG_FASTCALL_FN(_tile, "x", "reps")
-#define TG_H94_DEF(NAME) \
-  {#NAME, reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(&NAME##_fn)), METH_FASTCALL | METH_KEYWORDS, \
-   "The C++ body of a composition (opspec/ops.py COMPOSITIONS; h94-gather)."}
-PyMethodDef kGatherDefs[] = {TG_H94_DEF(_take), TG_H94_DEF(_take_along_axis), TG_H94_DEF(_repeat), TG_H94_DEF(_tile),
-                             {nullptr, nullptr, 0, nullptr}};
-#undef TG_H94_DEF
-// ----- (end h94-gather)
-#undef TG_FASTCALL_FN
-#undef TG_FASTCALL_FN_REQ
-
 #define TG_FASTCALL_DEF(NAME) \
   {#NAME, reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(&NAME##_fn)), METH_FASTCALL | METH_KEYWORDS, TG_DOC(NAME)}
 PyMethodDef kFastcallDefs[] = {
@@ -696,151 +492,6 @@ Var mean_warn(const Var& x, const std::optional<Axes>& axes, bool keepdims) {
   warn_empty_moments(x, axes);  // (the same count and message)
   return mean(x, axes, keepdims);
 }
-
-// ----- h93-contract: _dot, _vdot, _inner, _outer, _tensordot, _einsum_run (cpp/src/ops/contract.cpp): the
-// kernels of the compositions dot, vdot, inner, outer, tensordot, einsum (python/tapegrad/_compose.py calls them;
-// their errors name the public function), raw METH_FASTCALL functions as the spec's.
-namespace {
-// o as a list or tuple (PySequence_Fast), owned; TypeError "<op>: <what> must be <kind>, got <o's type>" when
-// o is not a sequence (the message built only then: einsum's plan passes here per step).
-py::object fast_sequence(PyObject* o, const char* op, const char* what, const char* kind) {
-  PyObject* seq = PySequence_Fast(o, "");
-  if (!seq) {
-    PyErr_Clear();
-    throw type_error(std::string(op) + ": " + what + " must be " + kind + ", got " + type_name(o));
-  }
-  return py::reinterpret_steal<py::object>(seq);
-}
-// A sequence of ints (any sequence: tuple, list, range, array), or one int.
-Axes contract_ints(PyObject* o, const char* op, const char* what) {
-  if (!PyTuple_Check(o) && !PyList_Check(o) && is_integer(o)) return Axes{int_arg(o, op, what)};
-  py::object hold = fast_sequence(o, op, what, "an int or a sequence of ints");
-  PyObject* seq = hold.ptr();
-  Axes out;
-  out.reserve(PySequence_Fast_GET_SIZE(seq));
-  for (Py_ssize_t i = 0, n = PySequence_Fast_GET_SIZE(seq); i < n; ++i) {
-    PyObject* item = PySequence_Fast_GET_ITEM(seq, i);
-    int overflow = 0;  // a small Python int (einsum's plan is made of them) without is_integer's NumPy check
-    const long long v = PyLong_CheckExact(item) ? PyLong_AsLongLongAndOverflow(item, &overflow) : 0;
-    out.push_back(PyLong_CheckExact(item) && !overflow ? int64_t(v) : int_arg(item, op, what));
-  }
-  return out;
-}
-PyObject* contract_dot_body(PyObject* const* a) { return binary_body<dot>("dot", a); }
-PyObject* contract_vdot_body(PyObject* const* a) { return binary_body<vdot>("vdot", a); }
-PyObject* contract_inner_body(PyObject* const* a) { return binary_body<inner>("inner", a); }
-PyObject* contract_outer_body(PyObject* const* a) { return binary_body<outer>("outer", a); }
-PyObject* contract_tensordot_body(PyObject* const* a) {
-  auto [x, y] = operands(a[0], a[1], "tensordot");
-  if (!a[2]) return cast_out(tensordot(x, y, int64_t(2)));
-  if (is_integer(a[2])) return cast_out(tensordot(x, y, int_arg(a[2], "tensordot", "axes")));
-  const char* kind = "an int or a pair (axes of a, axes of b)";
-  py::object hold = fast_sequence(a[2], "tensordot", "axes", kind);
-  PyObject* pair = hold.ptr();
-  if (PySequence_Fast_GET_SIZE(pair) != 2)
-    throw type_error(std::string("tensordot: axes must be ") + kind + ", got a sequence of " +
-                     std::to_string(PySequence_Fast_GET_SIZE(pair)));
-  return cast_out(tensordot(x, y, contract_ints(PySequence_Fast_GET_ITEM(pair, 0), "tensordot", "axes"),
-                            contract_ints(PySequence_Fast_GET_ITEM(pair, 1), "tensordot", "axes")));
-}
-// _einsum_run(subscripts, operands, planner): operands Variables; planner(subscripts, shapes) -> (steps, result)
-// (python/tapegrad/_compose.py _einsum_plan), steps (kind, dst, src, *args) of ints. Its plans are kept here by
-// (subscripts, shapes) with the planner: a repeated call builds that key from the Variables' shapes and runs the plan,
-// no Python call in between (the shapes as Python tuples, the lru_cache's lookup and the steps' conversion cost
-// 2/3 of a 4-element einsum's instructions).
-std::vector<EinsumStep> einsum_steps(PyObject* steps_obj) {
-  py::object hold_steps = fast_sequence(steps_obj, "einsum", "the plan", "a sequence of steps");
-  PyObject* steps = hold_steps.ptr();
-  std::vector<EinsumStep> plan;
-  plan.reserve(PySequence_Fast_GET_SIZE(steps));
-  for (Py_ssize_t i = 0, n = PySequence_Fast_GET_SIZE(steps); i < n; ++i) {
-    Axes v = contract_ints(PySequence_Fast_GET_ITEM(steps, i), "einsum", "a plan step");
-    if (v.size() < 3 || v[0] < EinsumStep::Diagonal || v[0] > EinsumStep::Matmul)
-      throw value_error("einsum: a plan step is (kind, dst, src, *args) with kind in [0, 5], got " +
-                        std::to_string(v.size()) + " ints");
-    plan.push_back(EinsumStep{static_cast<EinsumStep::Kind>(v[0]), v[1], v[2], Axes(v.begin() + 3, v.end())});
-  }
-  return plan;
-}
-struct EinsumPlan {
-  py::object planner;  // (held: its id cannot pass to another planner)
-  std::vector<EinsumStep> steps;
-  int64_t result;
-};
-PyObject* contract_einsum_run_body(PyObject* const* a) {
-  if (!PyUnicode_Check(a[0])) throw type_error("einsum: subscripts must be a string, got " + type_name(a[0]));
-  py::object hold_ops = fast_sequence(a[1], "einsum", "operands", "a sequence of Variables");
-  PyObject* ops = hold_ops.ptr();
-  const Py_ssize_t n_ops = PySequence_Fast_GET_SIZE(ops);
-  std::vector<Var> regs;
-  regs.reserve(n_ops);
-  Py_ssize_t len = 0;
-  const char* sub = PyUnicode_AsUTF8AndSize(a[0], &len);
-  if (!sub) throw py::error_already_set();
-  std::string key(reinterpret_cast<const char*>(&len), sizeof len);  // (lengths first: no two keys alike)
-  key.append(sub, len);
-  for (Py_ssize_t i = 0; i < n_ops; ++i) {
-    PyObject* o = PySequence_Fast_GET_ITEM(ops, i);
-    if (!is_var(o)) throw type_error("einsum: the plan's operands must be Variables, got " + type_name(o));
-    regs.push_back(holder_of(o));
-    const Shape& s = regs.back()->shape();
-    const int64_t nd = static_cast<int64_t>(s.size());
-    key.append(reinterpret_cast<const char*>(&nd), sizeof nd);
-    key.append(reinterpret_cast<const char*>(s.data()), s.size() * sizeof(int64_t));
-  }
-  // (the GIL is held: no other thread here; never destroyed, as it holds Python objects)
-  static auto& plans = *new std::unordered_map<std::string, EinsumPlan>();
-  auto it = plans.find(key);
-  if (it == plans.end() || it->second.planner.ptr() != a[2]) {
-    py::tuple shapes(n_ops);
-    for (Py_ssize_t i = 0; i < n_ops; ++i) {
-      const Shape& s = regs[i]->shape();
-      py::tuple t(s.size());
-      for (size_t d = 0; d < s.size(); ++d) t[d] = py::int_(s[d]);
-      shapes[i] = t;
-    }
-    py::object planned = py::reinterpret_borrow<py::object>(a[2])(py::reinterpret_borrow<py::object>(a[0]), shapes);
-    py::object hold = fast_sequence(planned.ptr(), "einsum", "the planner's result", "a pair (steps, result)");
-    if (PySequence_Fast_GET_SIZE(hold.ptr()) != 2)
-      throw type_error("einsum: the planner's result must be a pair (steps, result)");
-    EinsumPlan plan{py::reinterpret_borrow<py::object>(a[2]), einsum_steps(PySequence_Fast_GET_ITEM(hold.ptr(), 0)),
-                    int_arg(PySequence_Fast_GET_ITEM(hold.ptr(), 1), "einsum", "result")};
-    if (plans.size() >= 1024) plans.clear();  // a bound, as the planner's lru_cache
-    it = plans.insert_or_assign(std::move(key), std::move(plan)).first;
-  }
-  return cast_out(einsum_run(std::move(regs), it->second.steps, it->second.result));
-}
-template <size_t N, PyObject* (*F)(PyObject* const*)>
-PyObject* contract_fn(const char* name, const char* const (&names)[N], int required, PyObject* const* args,
-                      Py_ssize_t nargs, PyObject* kwnames) {
-  return guarded([&]() -> PyObject* {
-    PyObject* a[N] = {};
-    fastcall_args(name + 1, names, static_cast<int>(N), required, args, nargs, kwnames, a);
-    return F(a);
-  }, name + 1);
-}
-const char* const kContractAB[] = {"a", "b"};
-const char* const kContractAxes[] = {"a", "b", "axes"};
-const char* const kContractRun[] = {"subscripts", "operands", "planner"};
-#define TG_CONTRACT_FN(NAME, NAMES, REQ)                                                           \
-  PyObject* contract##NAME##_fn(PyObject*, PyObject* const* args, Py_ssize_t nargs, PyObject* kw) { \
-    return contract_fn<sizeof(NAMES) / sizeof(NAMES[0]), &contract##NAME##_body>(#NAME, NAMES, REQ, args, nargs, kw);  \
-  }
-TG_CONTRACT_FN(_dot, kContractAB, 2)
-TG_CONTRACT_FN(_vdot, kContractAB, 2)
-TG_CONTRACT_FN(_inner, kContractAB, 2)
-TG_CONTRACT_FN(_outer, kContractAB, 2)
-TG_CONTRACT_FN(_tensordot, kContractAxes, 2)
-TG_CONTRACT_FN(_einsum_run, kContractRun, 3)
-#undef TG_CONTRACT_FN
-#define TG_CONTRACT_DEF(NAME)                                                                             \
-  {#NAME, reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(&contract##NAME##_fn)),              \
-   METH_FASTCALL | METH_KEYWORDS, "The kernel of the composition " #NAME "[1:] (opspec/ops.py COMPOSITIONS)."}
-PyMethodDef kContractDefs[] = {TG_CONTRACT_DEF(_dot),   TG_CONTRACT_DEF(_vdot),      TG_CONTRACT_DEF(_inner),
-                               TG_CONTRACT_DEF(_outer), TG_CONTRACT_DEF(_tensordot), TG_CONTRACT_DEF(_einsum_run),
-                               {nullptr, nullptr, 0, nullptr}};
-#undef TG_CONTRACT_DEF
-}  // namespace
 
 // ----- h96-small: shape, ndim, size, argmax, argmin, norm's 2-norm, average without weights and the six comparisons as raw
 // METH_FASTCALL functions over their compositions (opspec COMPOSITIONS): their Python bodies (the wrapper,
@@ -1174,19 +825,13 @@ void bind_functions(py::module_& m) {
   if (PyModule_AddFunctions(m.ptr(), unary_method_table(std::make_index_sequence<kNumUnary>())) != 0)
     throw py::error_already_set();
   if (PyModule_AddFunctions(m.ptr(), kFastcallDefs) != 0) throw py::error_already_set();
-  if (PyModule_AddFunctions(m.ptr(), kContractDefs) != 0) throw py::error_already_set();  // h93-contract
+  bind_contract(m);
 
   bind_small(m);  // h96-small
 
-  if (PyModule_AddFunctions(m.ptr(), param_method_table(std::make_index_sequence<kNumParam>())) != 0)  // h92-param
-    throw py::error_already_set();
-  {
-    PyObject* fp = PyCFunction_NewEx(&kFloatPowerDef, nullptr, py::str("tapegrad._core").ptr());
-    if (!fp) throw py::error_already_set();
-    m.attr("_float_power") = py::reinterpret_steal<py::object>(fp);
-  }
+  bind_param(m);
 
-  if (PyModule_AddFunctions(m.ptr(), kGatherDefs) != 0) throw py::error_already_set();  // h94-gather
+  bind_gather(m);
 
   m.def("inv", named("inv", +[](py::handle a) { return inv(unary_arg(a, "inv")); }), TG_SIG(inv));
   m.def("solve", named("solve", +[](py::handle a, py::handle b) {
