@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import tapegrad as tg
-from test_h97_f32_kernels import _band
+from test_f32_kernel_edges import _band
 from test_kernels_fastpaths import LD_ORACLE, _run_every_isa_and_thread_count, _ulp_error, needs_long_double
 
 LD = np.longdouble
