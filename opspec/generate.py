@@ -135,6 +135,8 @@ def gen_loop_cases():
         tree = expr.parse(op, BY_NAME)
         saved = "x" if op.saves == "input" else "y"
         body = expr.fused(tree, None)
+        if op.deriv_kernel:  # h109-siluderiv: a hand-written kernel; `deriv` stays the definition
+            body = f"g * k_{op.deriv_kernel}({saved})"
         out.append(f"  case BinaryOp::{op.camel}Deriv: run([](T g, T {saved}) TG_INLINE_LAMBDA {{ return {body}; }}); break; \\\n")
     out.append("\n")
     return "".join(out) + gen_param_cases()

@@ -95,7 +95,7 @@ OPS = [
 
     # ----- h87-act: activations (silu, gelu, log_sigmoid) ---
     Op("silu", "(x, /)", family="elementwise", deriv="sigmoid(x) * (1 + x * sigmoid(-x))", saves="input",
-       numpy=[], doc="x * sigmoid(x), rounded once.", cost="transcendental"),
+       numpy=[], doc="x * sigmoid(x), rounded once.", cost="transcendental", deriv_kernel="silu_deriv"),
     # (|x| clamped at 30 in the derivative, where it is 0 or 1: x^3 would overflow to inf * 0)
     Op("gelu", "(x, /)", family="elementwise",
        deriv="sigmoid(1.5957691216057308 * ((x - relu(x - 30) + relu(-30 - x)) + 0.044715 * (x - relu(x - 30) "

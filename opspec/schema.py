@@ -36,6 +36,10 @@ class Op:
     # binary only: the forward is k_<name>(a, b) in simd/loops.hpp, its BinaryOp case generated
     # (the rules stay hand-written in elementwise.cpp)
     kernel: bool = False
+    # elementwise only (h109-siluderiv): the first-order derivative kernel's C++ k_<deriv_kernel>(saved) in
+    # simd/loops.hpp instead of the loop generated from `deriv`, which stays the definition (create_graph
+    # rules, the reference engine, docs, and what tests check the kernel against).
+    deriv_kernel: str = None
 
     def __post_init__(self):
         where = f"op spec entry {self.name!r}"
@@ -63,6 +67,9 @@ class Op:
             if a.required or type(a.default) is not float or a.positional_only or a.name in RESERVED_PARAM_NAMES:
                 raise ValueError(f"{where}: parameter {a.name!r} of an elementwise op must have a float default, "
                                  f"not be positional-only, and not be one of {RESERVED_PARAM_NAMES}")
+        if self.deriv_kernel is not None and (self.family != "elementwise" or self.params
+                                              or self.deriv in ("linear", "0", "1")):
+            raise ValueError(f"{where}: only a non-linear elementwise op without parameters declares `deriv_kernel`")
         if self.params and (self.deriv in ("linear", "0", "1") or self.method or self.operator):
             raise ValueError(f"{where}: a parametrized elementwise op has a `deriv` expression and no method")
         if self.method and self.method_sig is None:

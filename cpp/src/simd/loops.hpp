@@ -404,6 +404,8 @@ TG_BY_WIDTH(k_exp2, exp2f_fast, exp2_f64)
 // -softplus(-x), exactly: a negation either side)
 // silu: float32 in double lanes (simd/math.hpp's h101-sigmoid block, silu_f32).
 TG_BY_WIDTH(k_silu, silu_f32, silu_f64)
+// h109-siluderiv: silu's derivative (spec field deriv_kernel; math.hpp's h109 block).
+TG_BY_WIDTH(k_silu_deriv, silu_deriv_f32, silu_deriv_f64)
 TG_BY_WIDTH(k_gelu, gelu_f32, gelu_f64)
 template <class T> TG_MATH_INLINE T k_log_sigmoid(T v) { return -k_softplus(-v); }
 
