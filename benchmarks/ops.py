@@ -1211,12 +1211,6 @@ EXPLAINED = [
          "exp is 290,632 ulp off (988 us); float64: still the expression, sigmoid twice (h109-siluderiv)",
          modes=frozenset({"grad"}), min_n=1 << 20),
 
-    # h105-gather
-    Miss("open", frozenset({"take(x, ints)", "v.take(i)", "take_along_axis(X, ints, -1)"}),
-         "three passes over the int64 index (the binding's copy, the wrap or position build, the kernel's range "
-         "check) besides the gather, PyTorch's kernel one; all split among the threads now, one fused pass not "
-         "done (h105-gather)", min_n=1 << 20),
-
     # h103-reduce
     Miss("open", frozenset({"prod(x)", "v.prod()", "prod(X, axis=-1)"}),
          "the VJP's 16 strided scalar prefix/suffix chains, 2.7-3.2 ms per 1M float32 under load (threaded now); a "

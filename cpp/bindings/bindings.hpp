@@ -37,6 +37,8 @@ void bind_gather(py::module_& m);    // gather.cpp: _take, _take_along_axis, _re
 void install_fast_paths();            // variable.cpp: raw number slots, dealloc, __init__ guard (last)
 void install_call_errors(py::module_& m);  // object.cpp: a readable TypeError for calls no overload takes
 
+// Storage::borrow's release for a NumPy array's buffer: drops the array's reference (under the GIL).
+void decref_numpy(void*, void* ctx);
 // functions.cpp (here, as gather.cpp and contract.cpp use them too)
 // The other spec functions (and from_numpy) as raw METH_FASTCALL functions
 // too: pybind11's dispatcher (overload matching, kwargs re-parsed into a

@@ -135,13 +135,13 @@ PyObject* moveaxis_body(PyObject* const* a) {
   return cast_out(moveaxis(v, axes_arg(a[1], "moveaxis", "source"), axes_arg(a[2], "moveaxis", "destination")));
 }
 
-namespace {
-
 void decref_numpy(void*, void* ctx) {
   if (!Py_IsInitialized()) return;
   py::gil_scoped_acquire gil;  // a sweep may drop the last reference without the GIL
   Py_DECREF(static_cast<PyObject*>(ctx));
 }
+
+namespace {
 
 Var from_numpy(py::handle obj) {
   ArrayFields f;

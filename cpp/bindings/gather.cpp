@@ -28,6 +28,13 @@ Tensor h94_int64_array(PyObject* o, const char* op, const char* what, bool cast_
   ArrayFields f;
   static_assert(sizeof(int) == 4 && sizeof(long) == 8, "NumPy's type numbers 5 (int), 7 (long), 9 (longlong)");
   if (array_fields(o, &f) && f.native && f.c_contiguous && (f.type_num == 5 || f.type_num == 7 || f.type_num == 9)) {
+    if (f.type_num != 5 && reinterpret_cast<uintptr_t>(f.data) % alignof(int64_t) == 0 && numel(f.shape) > 0) {
+      // Read in place, no copy: take, take_along_axis and repeat keep only what they make of it (h111-takefused)
+      Py_INCREF(o);
+      StorageRef s = Storage::borrow(f.data, static_cast<size_t>(numel(f.shape)) * sizeof(int64_t), &decref_numpy, o,
+                                     !f.writeable);
+      return Tensor(std::move(s), std::move(f.shape), DType::I64);
+    }
     Tensor t = Tensor::empty(f.shape, DType::I64);
     const int64_t k = t.numel();
     int64_t* p = t.ptr<int64_t>();

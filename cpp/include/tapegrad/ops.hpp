@@ -148,6 +148,16 @@ Var take_along_axis(const Var& x, const Tensor& indices, std::optional<int64_t> 
 Var repeat(const Var& x, const Tensor& repeats, std::optional<int64_t> axis);  // repeats 0-d or 1-d
 Var tile(const Var& x, const Shape& reps);
 
+// ----- h111-takefused: take / take_along_axis in one pass over the index (take_fused.cpp).
+// out = x viewed as (rows, n) gathered by `indices` (int64, rows * m entries, read
+// once, never kept: it may be a NumPy array's memory), negative ones wrapped; the
+// first index outside [-n, n) in index order raises (`axis` names it).
+Var take_rows_fused(const char* op, const Var& x, const Tensor& indices, int64_t rows, int64_t n, int64_t axis,
+                    const Shape& out_shape);
+// gather(x, positions, -1)'s result and node, from a value the caller gathered
+// (positions: x's flat positions, needed when the node is recorded).
+Var gather_made(const Var& x, Tensor&& y, const Tensor& positions);
+
 // ----- linear algebra -------------------------------------------------------------
 // NumPy matmul semantics (1-D operands, broadcast batch dimensions).
 Var matmul(const Var& a, const Var& b);

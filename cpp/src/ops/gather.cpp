@@ -125,11 +125,10 @@ Var take(const Var& x, const Tensor& indices, std::optional<int64_t> axis) {
   if (indices.dtype != DType::I64) throw type_error("take: internal error: indices must be int64");
   if (!axis || x->data.ndim() == 0) {  // the flattened array (a 0-d x has one axis to NumPy's take)
     if (axis && *axis != 0 && *axis != -1) normalize_axis(*axis, 1, "take");
-    Tensor index = Tensor::empty(indices.shape, DType::I64);
-    wrap_into("take", indices, 0, x->data.numel(), index.ptr<int64_t>());
-    return gather(x, index, -1);
+    return take_rows_fused("take", x, indices, 1, x->data.numel(), 0, indices.shape);
   }
   const int64_t a = normalize_axis(*axis, x->data.ndim(), "take");
+  if (x->data.ndim() == 1) return take_rows_fused("take", x, indices, 1, x->shape()[0], 0, indices.shape);
   Tensor rows = Tensor::empty(indices.shape, DType::I64);
   wrap_into("take", indices, a, x->shape()[a], rows.ptr<int64_t>());
   if (a == 0) return gather(x, rows, 1);
@@ -152,6 +151,8 @@ Var take_along_axis(const Var& x, const Tensor& indices, std::optional<int64_t> 
   const int64_t a = normalize_axis(*axis, nd, "take_along_axis");
   const Shape& xs = x->shape();
   const Shape& is = indices.shape;
+  if (a == nd - 1 && std::equal(is.begin(), is.end() - 1, xs.begin()))  // rows of the last axis, no broadcast
+    return take_rows_fused("take_along_axis", x, indices, numel(Shape(xs.begin(), xs.end() - 1)), xs[a], a, is);
   // The result's shape: x's and the indices' broadcast outside `axis`, the indices' along it.
   Shape out(nd);
   for (int64_t d = 0; d < nd; ++d) {

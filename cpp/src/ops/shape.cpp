@@ -525,6 +525,16 @@ Var gather(const Var& x, const Tensor& index, int64_t lead) {
   return std::move(r.out);
 }
 
+// h111-takefused: take_rows_fused's node (the rule above, lead = ndim).
+Var gather_made(const Var& x, Tensor&& y, const Tensor& positions) {
+  Recorder<GatherRule> r(std::move(y), {&x});
+  if (r) {
+    if (!positions.storage) throw std::logic_error("gather: internal error: recorded without positions");
+    r.attrs() = GatherRule::Attrs{positions, x->shape(), x->data.ndim()};
+  }
+  return std::move(r.out);
+}
+
 namespace {
 struct ScatterAddRule {
   static constexpr const char* name = "scatter_add";
