@@ -801,6 +801,92 @@ Tensor prod(const Tensor& x0, const std::vector<bool>& axes) {
   return out;
 }
 
+// prod_vjp's long run by h103's layout: B chains of L contiguous elements,
+// interleaved (~3 ns/element: each chain reads x with a stride of L). Kept
+// for the rows whose partial products leave the safe range of the lane layout
+// below (zeros, infinities, NaN, magnitudes that a lane's products take out
+// of range): its bits are those of every earlier version.
+template <class T>
+static void prod_vjp_chains(const T* ar, T g, T* o, int64_t run) {
+  using Acc = SumAcc<T>;
+  constexpr int64_t L = 136, B = 16;
+  std::vector<Acc> sp, before, after;
+  const int64_t ns = (run + L - 1) / L, ng = (ns + B - 1) / B;
+  sp.resize(ns);
+  before.resize(ns);
+  after.resize(ns);
+  // Each sub-block's product (x read once, nothing written), B chains interleaved. The
+  // groups of B sub-blocks are split between threads (h103-reduce: a whole-array prod's
+  // one run ran on one thread, 3x PyTorch's time at 2 threads); each group's work is the
+  // same at any split (inside the row loop's own split the nested call runs inline).
+  parallel_for(ng, std::max<int64_t>(1, kGrainElements / (L * B)), [&](int64_t g0, int64_t g1) {
+    Acc p[B];
+    for (int64_t s0 = g0 * B; s0 < std::min(ns, g1 * B); s0 += B) {
+      const int64_t nb = std::min(B, ns - s0);
+      for (int64_t b = 0; b < nb; ++b) p[b] = 1;
+      if (nb == B && (s0 + B) * L <= run) {  // a whole group: no bounds test per step (same products)
+        const T* x = ar + s0 * L;
+        for (int64_t i = 0; i < L; ++i)
+          for (int64_t b = 0; b < B; ++b) p[b] *= Acc(x[b * L + i]);
+      } else {
+        for (int64_t i = 0; i < L; ++i)
+          for (int64_t b = 0; b < nb; ++b) {
+            const int64_t k = (s0 + b) * L + i;
+            if (k < run) p[b] *= Acc(ar[k]);
+          }
+      }
+      for (int64_t b = 0; b < nb; ++b) sp[s0 + b] = p[b];
+    }
+  });
+  before[0] = 1;
+  for (int64_t t = 1; t < ns; ++t) before[t] = before[t - 1] * sp[t - 1];
+  after[ns - 1] = Acc(g);
+  for (int64_t t = ns - 1; t-- > 0;) after[t] = after[t + 1] * sp[t + 1];
+  // Then per B sub-blocks: the prefixes into buf (L1), the suffixes back, o written once.
+  parallel_for(ng, std::max<int64_t>(1, kGrainElements / (L * B)), [&](int64_t g0, int64_t g1) {
+    Acc p[B], q[B], f[B], buf[B][L];
+    for (int64_t s0 = g0 * B; s0 < std::min(ns, g1 * B); s0 += B) {
+      const int64_t nb = std::min(B, ns - s0);
+      for (int64_t b = 0; b < nb; ++b) {
+        p[b] = 1;
+        q[b] = after[s0 + b];
+        f[b] = before[s0 + b];
+      }
+      if (nb == B && (s0 + B) * L <= run) {  // a whole group (as above; ~25% of the float32 VJP's time)
+        const T* x = ar + s0 * L;
+        T* y = o + s0 * L;
+        for (int64_t i = 0; i < L; ++i)
+          for (int64_t b = 0; b < B; ++b) {
+            buf[b][i] = p[b];
+            p[b] *= Acc(x[b * L + i]);
+          }
+        for (int64_t i = L; i-- > 0;)
+          for (int64_t b = 0; b < B; ++b) {
+            y[b * L + i] = T((f[b] * buf[b][i]) * q[b]);
+            q[b] *= Acc(x[b * L + i]);
+          }
+        continue;
+      }
+      for (int64_t i = 0; i < L; ++i)
+        for (int64_t b = 0; b < nb; ++b) {
+          const int64_t k = (s0 + b) * L + i;
+          if (k < run) {
+            buf[b][i] = p[b];
+            p[b] *= Acc(ar[k]);
+          }
+        }
+      for (int64_t i = L; i-- > 0;)
+        for (int64_t b = 0; b < nb; ++b) {
+          const int64_t k = (s0 + b) * L + i;
+          if (k < run) {
+            o[k] = T((f[b] * buf[b][i]) * q[b]);
+            q[b] *= Acc(ar[k]);
+          }
+        }
+    }
+  });
+}
+
 // d prod / dx_i = the product of the other elements of its run: the
 // exclusive prefix times the exclusive suffix product (no division: exact
 // at one zero, two zeros, all zeros), times g (keepdims form, x's dtype).
@@ -817,21 +903,24 @@ Tensor prod_vjp(const Tensor& x0, const Tensor& g0, const std::vector<bool>& axe
     const T* pg = g.ptr<T>();
     T* po = out.ptr<T>();
     using Acc = SumAcc<T>;
-    // A long run in sub-blocks of L, B of them at a time with their prefix
-    // (then suffix) chains interleaved: B independent multiplies in flight,
-    // not one chain of `run` dependent ones (1M float64: 2.5 ms -> see
-    // benchmarks/README.md h88-scan); each sub-block's part then scaled by
-    // the product of the sub-blocks before (after) it. L = 136, not a power
-    // of 2: the B streams fall in different cache sets (with 2^16-element
-    // blocks they thrashed one set: 10 ms). Fixed by the run's length: the
-    // same bits at any thread count.
-    constexpr int64_t L = 136, B = 16;
+    // A long run in blocks of B x L elements; in a block, lane b's chain takes
+    // elements b, b + B, b + 2B, ...: each step multiplies B contiguous
+    // elements into B lanes (vectorised, where h103's chains read x with a
+    // stride of 136 scalars: ~3 ns/element). d/dx_k = (the other lanes'
+    // products in the block) x (the other blocks') x (lane b's prefix and
+    // suffix before/after k): the product of every other element, no
+    // division, so exact at zeros as before. The order of the roundings differs
+    // from the sequential chain (the same bound, n - 1 multiplies; measured:
+    // benchmarks/README.md h112-prodgrad). Fixed by the run's length: the
+    // same bits at any thread count; this file has one build for every ISA.
+    constexpr int64_t L = 128, B = 16, BL = B * L;
     parallel_for(rows, std::max<int64_t>(1, kGrainElements / std::max<int64_t>(1, run)), [&](int64_t r0, int64_t r1) {
       std::vector<Acc> sp, before, after;
+      std::vector<Acc> lanes;  // per full block: B lane products
       for (int64_t r = r0; r < r1; ++r) {
         const T* ar = a + r * run;
         T* o = po + r * run;
-        if (run < L * B) {
+        if (run < BL) {
           Acc p = 1;
           for (int64_t i = 0; i < run; ++i) {
             o[i] = T(p);
@@ -844,77 +933,125 @@ Tensor prod_vjp(const Tensor& x0, const Tensor& g0, const std::vector<bool>& axe
           }
           continue;
         }
-        const int64_t ns = (run + L - 1) / L, ng = (ns + B - 1) / B;
+        const int64_t nf = run / BL, ns = nf + (run % BL != 0);  // full blocks; blocks with the tail
         sp.resize(ns);
         before.resize(ns);
         after.resize(ns);
-        // Each sub-block's product (x read once, nothing written), B chains interleaved. The
-        // groups of B sub-blocks are split between threads (h103-reduce: a whole-array prod's
-        // one run ran on one thread, 3x PyTorch's time at 2 threads); each group's work is the
-        // same at any split (inside the row loop's own split the nested call runs inline).
-        parallel_for(ng, std::max<int64_t>(1, kGrainElements / (L * B)), [&](int64_t g0, int64_t g1) {
-          Acc p[B];
-          for (int64_t s0 = g0 * B; s0 < std::min(ns, g1 * B); s0 += B) {
-            const int64_t nb = std::min(B, ns - s0);
-            for (int64_t b = 0; b < nb; ++b) p[b] = 1;
-            if (nb == B && (s0 + B) * L <= run) {  // a whole group: no bounds test per step (same products)
-              const T* x = ar + s0 * L;
-              for (int64_t i = 0; i < L; ++i)
-                for (int64_t b = 0; b < B; ++b) p[b] *= Acc(x[b * L + i]);
-            } else {
-              for (int64_t i = 0; i < L; ++i)
-                for (int64_t b = 0; b < nb; ++b) {
-                  const int64_t k = (s0 + b) * L + i;
-                  if (k < run) p[b] *= Acc(ar[k]);
-                }
-            }
-            for (int64_t b = 0; b < nb; ++b) sp[s0 + b] = p[b];
-          }
-        });
-        before[0] = 1;
-        for (int64_t t = 1; t < ns; ++t) before[t] = before[t - 1] * sp[t - 1];
-        after[ns - 1] = Acc(pg[r]);
-        for (int64_t t = ns - 1; t-- > 0;) after[t] = after[t + 1] * sp[t + 1];
-        // Then per B sub-blocks: the prefixes into buf (L1), the suffixes back, o written once.
-        parallel_for(ng, std::max<int64_t>(1, kGrainElements / (L * B)), [&](int64_t g0, int64_t g1) {
-          Acc p[B], q[B], f[B], buf[B][L];
-          for (int64_t s0 = g0 * B; s0 < std::min(ns, g1 * B); s0 += B) {
-            const int64_t nb = std::min(B, ns - s0);
-            for (int64_t b = 0; b < nb; ++b) {
-              p[b] = 1;
-              q[b] = after[s0 + b];
-              f[b] = before[s0 + b];
-            }
-            if (nb == B && (s0 + B) * L <= run) {  // a whole group (as above; ~25% of the float32 VJP's time)
-              const T* x = ar + s0 * L;
-              T* y = o + s0 * L;
-              for (int64_t i = 0; i < L; ++i)
-                for (int64_t b = 0; b < B; ++b) {
-                  buf[b][i] = p[b];
-                  p[b] *= Acc(x[b * L + i]);
-                }
-              for (int64_t i = L; i-- > 0;)
-                for (int64_t b = 0; b < B; ++b) {
-                  y[b * L + i] = T((f[b] * buf[b][i]) * q[b]);
-                  q[b] *= Acc(x[b * L + i]);
-                }
+        lanes.resize(nf * B);
+        // The lane order multiplies other subsets than the chains do: a row with a
+        // period dividing B (1e15, 1e-15, ...) overflows a lane where the chains
+        // do not. So the lane layout is used only when every running lane product
+        // stays in [2^-200, 2^200] and every block factor (f, q below) in
+        // [2^-600, 2^600]: then no intermediate leaves [2^-1000, 2^1000] (a lane's
+        // suffix is its total over a prefix), no overflow, no subnormal, and each
+        // gradient is n - 1 rounded multiplies like the chains'. Otherwise (zeros,
+        // inf, NaN, g = 0, wide magnitudes) the row takes the chains: their bits.
+        const Acc lo = std::ldexp(Acc(1), -200), hi = std::ldexp(Acc(1), 200);
+        const Acc flo = std::ldexp(Acc(1), -600), fhi = std::ldexp(Acc(1), 600);
+        std::vector<char> ok(ns);
+        // Pass 1: each block's lane products (x read once), and the block's product (lanes in order).
+        parallel_for(ns, std::max<int64_t>(1, kGrainElements / BL), [&](int64_t t0, int64_t t1) {
+          for (int64_t t = t0; t < t1; ++t) {
+            const T* x = ar + t * BL;
+            if (t == nf) {  // the tail: one sequential chain
+              Acc p = 1, mn = 1, mx = 1;
+              for (int64_t k = 0; k < run - nf * BL; ++k) {
+                p *= Acc(x[k]);
+                const Acc m = std::fabs(p);
+                mn = m < mn ? m : mn;
+                mx = m > mx ? m : mx;
+              }
+              sp[t] = p;
+              ok[t] = mn >= lo && mx <= hi && std::fabs(p) >= lo && std::fabs(p) <= hi;  // (NaN fails)
               continue;
             }
+            Acc p[B], mn[B], mx[B];
+            for (int64_t b = 0; b < B; ++b) p[b] = mn[b] = mx[b] = 1;
             for (int64_t i = 0; i < L; ++i)
-              for (int64_t b = 0; b < nb; ++b) {
-                const int64_t k = (s0 + b) * L + i;
-                if (k < run) {
-                  buf[b][i] = p[b];
-                  p[b] *= Acc(ar[k]);
-                }
+              for (int64_t b = 0; b < B; ++b) {
+                p[b] *= Acc(x[i * B + b]);
+                const Acc m = std::fabs(p[b]);
+                mn[b] = m < mn[b] ? m : mn[b];
+                mx[b] = m > mx[b] ? m : mx[b];
+              }
+            Acc s = 1;
+            bool in = true;
+            for (int64_t b = 0; b < B; ++b) {
+              lanes[t * B + b] = p[b];
+              s *= p[b];
+              in = in && mn[b] >= lo && mx[b] <= hi && std::fabs(p[b]) >= lo && std::fabs(p[b]) <= hi;
+            }
+            sp[t] = s;
+            ok[t] = in;
+          }
+        });
+        bool use_lanes = true;
+        for (int64_t t = 0; t < ns; ++t) use_lanes = use_lanes && ok[t];
+        if (use_lanes) {
+          before[0] = 1;
+          for (int64_t t = 1; t < ns; ++t) before[t] = before[t - 1] * sp[t - 1];
+          after[ns - 1] = Acc(pg[r]);
+          for (int64_t t = ns - 1; t-- > 0;) after[t] = after[t + 1] * sp[t + 1];
+          // the block factors: before x the lanes before b, the lanes after b x after
+          for (int64_t t = 0; t < ns && use_lanes; ++t) {
+            Acc e = before[t], q = after[t];
+            auto in = [&](Acc v) { return std::fabs(v) >= flo && std::fabs(v) <= fhi; };
+            use_lanes = in(e) && in(q);
+            for (int64_t b = 0; t < nf && b < B; ++b) {
+              e *= lanes[t * B + b];
+              q *= lanes[t * B + B - 1 - b];
+              use_lanes = use_lanes && in(e) && in(q);
+            }
+          }
+        }
+        if (!use_lanes) {
+          prod_vjp_chains<T>(ar, pg[r], o, run);
+          continue;
+        }
+        // Pass 2 per block: lane prefixes into buf (L1), then suffixes back, o written once.
+        parallel_for(ns, std::max<int64_t>(1, kGrainElements / BL), [&](int64_t t0, int64_t t1) {
+          Acc f[B], q[B], buf[L][B];
+          for (int64_t t = t0; t < t1; ++t) {
+            const T* x = ar + t * BL;
+            T* y = o + t * BL;
+            if (t == nf) {  // the tail: prefix into buf's storage, then the suffix
+              const int64_t m = run - nf * BL;
+              Acc* pb = &buf[0][0];
+              Acc p = 1;
+              for (int64_t k = 0; k < m; ++k) {
+                pb[k] = p;
+                p *= Acc(x[k]);
+              }
+              Acc qq = after[t];
+              for (int64_t k = m; k-- > 0;) {
+                y[k] = T((before[t] * pb[k]) * qq);
+                qq *= Acc(x[k]);
+              }
+              continue;
+            }
+            // f[b] = before x the lanes before b; q[b] = the lanes after b x after.
+            const Acc* lp = &lanes[t * B];
+            Acc e = before[t];
+            for (int64_t b = 0; b < B; ++b) {
+              f[b] = e;
+              e *= lp[b];
+            }
+            e = after[t];
+            for (int64_t b = B; b-- > 0;) {
+              q[b] = e;
+              e *= lp[b];
+            }
+            Acc p[B];
+            for (int64_t b = 0; b < B; ++b) p[b] = 1;
+            for (int64_t i = 0; i < L; ++i)
+              for (int64_t b = 0; b < B; ++b) {
+                buf[i][b] = p[b];
+                p[b] *= Acc(x[i * B + b]);
               }
             for (int64_t i = L; i-- > 0;)
-              for (int64_t b = 0; b < nb; ++b) {
-                const int64_t k = (s0 + b) * L + i;
-                if (k < run) {
-                  o[k] = T((f[b] * buf[b][i]) * q[b]);
-                  q[b] *= Acc(ar[k]);
-                }
+              for (int64_t b = 0; b < B; ++b) {
+                y[i * B + b] = T((f[b] * buf[i][b]) * q[b]);
+                q[b] *= Acc(x[i * B + b]);
               }
           }
         });
