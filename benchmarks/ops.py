@@ -1169,10 +1169,6 @@ EXPLAINED = [
          "fewer instructions than SLEEF (181 vs 247 per 8 lanes); a table-driven log/exp not done (h104-pow)",
          dtypes=frozenset({"float64"}), min_n=1 << 20),
     # h106-confirm
-    Miss("open", frozenset({"greater", "less", "less_equal"}),
-         "from 4,096 elements the predicates run NumPy's one-thread loop (kPredicateNumpyFrom): 1M float64 265 µs "
-         "at 2t, 260 at 1t; PyTorch splits its loop (469 -> 238 µs) (h106-confirm)", modes=frozenset({"eval"}),
-         min_n=1 << 20, dtypes=frozenset({"float64"})),
     Miss("open", frozenset({"det(A)", "solve(A, b)"}),
          "OpenBLAS's dgetrf (80% of the samples) gains 1.26-1.33x from a second thread, PyTorch's MKL 1.76-2.06x; "
          "at 1 thread 0.74-0.83x (h106-confirm)", min_n=1 << 20, dtypes=frozenset({"float64"})),

@@ -54,6 +54,7 @@ py::array to_numpy(const Tensor& t);
 // From this many elements a comparison or classification (isnan, ...) runs NumPy's own loop on views of
 // the data: its SIMD loops write bools ~4x faster than tapegrad's kernel, built for the baseline (1M
 // float64: 135 vs 600 us); below, the kernel saves NumPy's ~0.5 us of call and conversion.
+// (Two contiguous Variables of one shape and dtype take kern::compare_same_shape instead: h110-predicates.)
 constexpr int64_t kPredicateNumpyFrom = 4096;
 
 bool is_integer(py::handle h);

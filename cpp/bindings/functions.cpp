@@ -332,8 +332,12 @@ void same_shape_compare(const T* x, const T* y, uint8_t* o, int64_t n) {
 template <kern::CompareOp K>
 PyObject* compare_body(const char* name, PyObject* const* a) {
   if (!is_var(a[0]) && !is_var(a[1])) return numpy_predicate(name + 1, a[0], a[1]);
-  if (large_var(a[0]) || large_var(a[1]))
+  if (large_var(a[0]) || large_var(a[1])) {
+    Tensor out;  // h110-predicates: two Variables of one shape and dtype, contiguous: SSE2, split over the pool
+    if (is_var(a[0]) && is_var(a[1]) && kern::compare_same_shape(K, holder_of(a[0])->data, holder_of(a[1])->data, out))
+      return bool_result(out);
     return numpy_predicate(name + 1, numpy_view(a[0]).ptr(), numpy_view(a[1]).ptr());
+  }
   auto [x, y] = operands(a[0], a[1], name + 1);
   Tensor p = x->data, q = y->data;
   if (p.dtype != q.dtype) {  // float32 with float64: compared in float64, as NumPy

@@ -94,6 +94,8 @@ py::object compare_op(const Var& self, py::handle other) {
   if (!o) return not_implemented();
   Tensor a = self->data, b = o->data;
   if (a.numel() >= kPredicateNumpyFrom || b.numel() >= kPredicateNumpyFrom) {
+    Tensor out;  // h110-predicates: one shape and dtype, contiguous: SSE2, split over the pool
+    if (kern::compare_same_shape(K, a, b, out)) return to_numpy(out);
     static const char* const kNumpyName[] = {"equal", "not_equal", "less", "less_equal", "greater", "greater_equal"};
     return numpy().attr(kNumpyName[static_cast<int>(K)])(to_numpy(a), to_numpy(b));
   }

@@ -202,4 +202,11 @@ Tensor round_decimals(const Tensor& x, int64_t decimals);
 }
 Var round_decimals(const Var& x, int64_t decimals);
 
+// ----- h110-predicates: a comparison of two contiguous float operands of one shape and dtype, SSE2 and split over
+// the pool (compare_split.cpp); false (out untouched) for any other operands.
+namespace kern {
+enum class CompareOp;
+bool compare_same_shape(CompareOp op, const Tensor& a, const Tensor& b, Tensor& out);
+}
+
 }  // namespace tg
