@@ -7,6 +7,7 @@
 #include <mutex>
 #include <new>
 #include <pthread.h>
+#include <sys/mman.h>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -83,6 +84,8 @@ namespace {
 // allocations, and glibc's aligned_alloc was ~20K instructions per training
 // step of a 2-16-16-1 MLP (memalign splits and frees a chunk every call).
 constexpr size_t kSmallMaxBytes = 4096;
+constexpr size_t kHugeMinBytes = size_t(4) << 20;
+constexpr size_t kHugePage = size_t(2) << 20;
 
 // The size class of n bytes: n rounded up to a quarter of its power of two
 // (at most 25% waste), and to 64 bytes (aligned_alloc needs a multiple).
@@ -92,6 +95,19 @@ size_t size_class(size_t n) {
   size_t p = size_t(1) << (63 - __builtin_clzll(r - 1));  // p < r <= 2p
   size_t step = p / 4;
   return (r + step - 1) / step * step;
+}
+
+// Buffers of 4 MB and more (1M float32 elements) are 2 MB-aligned and asked to
+// be backed by transparent huge pages, as NumPy does for its arrays: with 4 KB
+// pages for the output a 1M-element float64 multiply ran 1.25x PyTorch's time
+// at 1 thread (NumPy, whose outputs are huge-page backed, 0.9x); now 0.82x.
+// The alignment wastes address space only; madvise fails harmlessly where THP
+// is off.
+void* system_alloc(size_t cls) {
+  if (cls < kHugeMinBytes) return std::aligned_alloc(64, cls);
+  void* p = std::aligned_alloc(kHugePage, (cls + kHugePage - 1) / kHugePage * kHugePage);
+  if (p) madvise(p, cls, MADV_HUGEPAGE);
+  return p;
 }
 
 // The cache's lock guards a few loads and stores (a free-list push or pop
@@ -142,11 +158,11 @@ struct BufferCache {
       }
       ++stats.system_allocs;
     }
-    void* p = std::aligned_alloc(64, cls);
+    void* p = system_alloc(cls);
     if (!p) {
       // Out of memory: give the cached buffers back and try once more.
       empty();
-      p = std::aligned_alloc(64, cls);
+      p = system_alloc(cls);
       if (!p) {
         std::lock_guard<SpinLock> lock(mu);
         stats.in_use_bytes -= cls;
