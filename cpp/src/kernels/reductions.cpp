@@ -801,6 +801,54 @@ Tensor prod(const Tensor& x0, const std::vector<bool>& axes) {
   return out;
 }
 
+// ----- prod's VJP (h103-reduce, h112-prodgrad, h117-prodgrad) -----
+// d prod / dx_k = the product of the other elements of its run: an exclusive
+// prefix times an exclusive suffix product, no division (exact at one zero,
+// two zeros, all zeros), times g. The pieces below are shared by the short
+// rows, h103's chains and the lane layout.
+
+// The product of x[0, m) in order; with `in`, whether every running product
+// lies in [2^-200, 2^200] (a NaN fails: it stays to the end and compares false).
+template <class T, class Acc = SumAcc<T>>
+static Acc prod_seq(const T* x, int64_t m, bool* in = nullptr) {
+  const Acc lo = std::ldexp(Acc(1), -200), hi = std::ldexp(Acc(1), 200);
+  Acc p = 1;
+  bool ok = true;
+  for (int64_t k = 0; k < m; ++k) {
+    p *= Acc(x[k]);
+    ok = ok && std::fabs(p) >= lo && std::fabs(p) <= hi;
+  }
+  if (in) *in = ok && std::fabs(p) >= lo && std::fabs(p) <= hi;
+  return p;
+}
+
+// The exclusive scans of n partial products s: before[t] = s_0 ... s_{t-1}
+// (1 for t = 0), after[t] = s_{t+1} ... s_{n-1} g (g for t = n - 1).
+template <class Acc>
+static void prod_scans(const Acc* s, int64_t n, Acc g, Acc* before, Acc* after) {
+  before[0] = 1;
+  for (int64_t t = 1; t < n; ++t) before[t] = before[t - 1] * s[t - 1];
+  after[n - 1] = g;
+  for (int64_t t = n - 1; t-- > 0;) after[t] = after[t + 1] * s[t + 1];
+}
+
+// One sequential chain over x[0, m): y_k = (f x_0 ... x_{k-1}) (x_{k+1} ... x_{m-1} q),
+// in Acc, rounded to T once (pre: m prefixes of scratch). A short row is one chain
+// with f = 1: float32 used to store the prefix as float and round again after
+// the suffix (up to 1.93 x 2^-24 relative, h112-prodgrad); float64 bits unchanged.
+template <class T, class Acc>
+static void prod_chain_vjp(const T* x, int64_t m, Acc f, Acc q, T* y, Acc* pre) {
+  Acc p = 1;
+  for (int64_t k = 0; k < m; ++k) {
+    pre[k] = p;
+    p *= Acc(x[k]);
+  }
+  for (int64_t k = m; k-- > 0;) {
+    y[k] = T((f * pre[k]) * q);
+    q *= Acc(x[k]);
+  }
+}
+
 // prod_vjp's long run by h103's layout: B chains of L contiguous elements,
 // interleaved (~3 ns/element: each chain reads x with a stride of L). Kept
 // for the rows whose partial products leave the safe range of the lane layout
@@ -810,11 +858,8 @@ template <class T>
 static void prod_vjp_chains(const T* ar, T g, T* o, int64_t run) {
   using Acc = SumAcc<T>;
   constexpr int64_t L = 136, B = 16;
-  std::vector<Acc> sp, before, after;
   const int64_t ns = (run + L - 1) / L, ng = (ns + B - 1) / B;
-  sp.resize(ns);
-  before.resize(ns);
-  after.resize(ns);
+  std::vector<Acc> sp(ns), before(ns), after(ns);
   // Each sub-block's product (x read once, nothing written), B chains interleaved. The
   // groups of B sub-blocks are split between threads (h103-reduce: a whole-array prod's
   // one run ran on one thread, 3x PyTorch's time at 2 threads); each group's work is the
@@ -823,36 +868,30 @@ static void prod_vjp_chains(const T* ar, T g, T* o, int64_t run) {
     Acc p[B];
     for (int64_t s0 = g0 * B; s0 < std::min(ns, g1 * B); s0 += B) {
       const int64_t nb = std::min(B, ns - s0);
-      for (int64_t b = 0; b < nb; ++b) p[b] = 1;
-      if (nb == B && (s0 + B) * L <= run) {  // a whole group: no bounds test per step (same products)
+      if (nb == B && (s0 + B) * L <= run) {  // a whole group, interleaved
         const T* x = ar + s0 * L;
+        for (int64_t b = 0; b < B; ++b) p[b] = 1;
         for (int64_t i = 0; i < L; ++i)
           for (int64_t b = 0; b < B; ++b) p[b] *= Acc(x[b * L + i]);
-      } else {
-        for (int64_t i = 0; i < L; ++i)
-          for (int64_t b = 0; b < nb; ++b) {
-            const int64_t k = (s0 + b) * L + i;
-            if (k < run) p[b] *= Acc(ar[k]);
-          }
+        for (int64_t b = 0; b < B; ++b) sp[s0 + b] = p[b];
+      } else {  // the last group: each chain alone (the same products)
+        for (int64_t b = 0; b < nb; ++b)
+          sp[s0 + b] = prod_seq<T>(ar + (s0 + b) * L, std::min(L, run - (s0 + b) * L));
       }
-      for (int64_t b = 0; b < nb; ++b) sp[s0 + b] = p[b];
     }
   });
-  before[0] = 1;
-  for (int64_t t = 1; t < ns; ++t) before[t] = before[t - 1] * sp[t - 1];
-  after[ns - 1] = Acc(g);
-  for (int64_t t = ns - 1; t-- > 0;) after[t] = after[t + 1] * sp[t + 1];
+  prod_scans<Acc>(sp.data(), ns, Acc(g), before.data(), after.data());
   // Then per B sub-blocks: the prefixes into buf (L1), the suffixes back, o written once.
   parallel_for(ng, std::max<int64_t>(1, kGrainElements / (L * B)), [&](int64_t g0, int64_t g1) {
     Acc p[B], q[B], f[B], buf[B][L];
     for (int64_t s0 = g0 * B; s0 < std::min(ns, g1 * B); s0 += B) {
       const int64_t nb = std::min(B, ns - s0);
-      for (int64_t b = 0; b < nb; ++b) {
-        p[b] = 1;
-        q[b] = after[s0 + b];
-        f[b] = before[s0 + b];
-      }
-      if (nb == B && (s0 + B) * L <= run) {  // a whole group (as above; ~25% of the float32 VJP's time)
+      if (nb == B && (s0 + B) * L <= run) {  // a whole group (~25% of the float32 VJP's time)
+        for (int64_t b = 0; b < B; ++b) {
+          p[b] = 1;
+          q[b] = after[s0 + b];
+          f[b] = before[s0 + b];
+        }
         const T* x = ar + s0 * L;
         T* y = o + s0 * L;
         for (int64_t i = 0; i < L; ++i)
@@ -867,29 +906,25 @@ static void prod_vjp_chains(const T* ar, T g, T* o, int64_t run) {
           }
         continue;
       }
-      for (int64_t i = 0; i < L; ++i)
-        for (int64_t b = 0; b < nb; ++b) {
-          const int64_t k = (s0 + b) * L + i;
-          if (k < run) {
-            buf[b][i] = p[b];
-            p[b] *= Acc(ar[k]);
-          }
-        }
-      for (int64_t i = L; i-- > 0;)
-        for (int64_t b = 0; b < nb; ++b) {
-          const int64_t k = (s0 + b) * L + i;
-          if (k < run) {
-            o[k] = T((f[b] * buf[b][i]) * q[b]);
-            q[b] *= Acc(ar[k]);
-          }
-        }
+      for (int64_t b = 0; b < nb; ++b) {
+        const int64_t k0 = (s0 + b) * L;
+        prod_chain_vjp<T, Acc>(ar + k0, std::min(L, run - k0), before[s0 + b], after[s0 + b], o + k0, buf[b]);
+      }
     }
   });
 }
 
-// d prod / dx_i = the product of the other elements of its run: the
-// exclusive prefix times the exclusive suffix product (no division: exact
-// at one zero, two zeros, all zeros), times g (keepdims form, x's dtype).
+// The lane layout's per-block loops, compiled per ISA (simd/prodvjp.hpp: multiplies,
+// min and max only, in a fixed order: the same bits in every build).
+static inline bool prod_lanes(const float* x, double* l) { return isa().prod_lanes_f32(x, l); }
+static inline bool prod_lanes(const double* x, double* l) { return isa().prod_lanes_f64(x, l); }
+static inline void prod_grad(const float* x, float* y, const double* f, const double* q) {
+  isa().prod_grad_f32(x, y, f, q);
+}
+static inline void prod_grad(const double* x, double* y, const double* f, const double* q) {
+  isa().prod_grad_f64(x, y, f, q);
+}
+
 Tensor prod_vjp(const Tensor& x0, const Tensor& g0, const std::vector<bool>& axes) {
   int64_t rows, run;
   std::vector<int64_t> perm;
@@ -903,34 +938,26 @@ Tensor prod_vjp(const Tensor& x0, const Tensor& g0, const std::vector<bool>& axe
     const T* pg = g.ptr<T>();
     T* po = out.ptr<T>();
     using Acc = SumAcc<T>;
-    // A long run in blocks of B x L elements; in a block, lane b's chain takes
-    // elements b, b + B, b + 2B, ...: each step multiplies B contiguous
-    // elements into B lanes (vectorised, where h103's chains read x with a
-    // stride of 136 scalars: ~3 ns/element). d/dx_k = (the other lanes'
-    // products in the block) x (the other blocks') x (lane b's prefix and
-    // suffix before/after k): the product of every other element, no
-    // division, so exact at zeros as before. The order of the roundings differs
-    // from the sequential chain (the same bound, n - 1 multiplies; measured:
-    // benchmarks/README.md h112-prodgrad). Fixed by the run's length: the
-    // same bits at any thread count; this file has one build for every ISA.
+    static_assert(std::is_same_v<Acc, double>, "simd/prodvjp.hpp's lanes are double");
+    // A long run in blocks of B x L elements (simd/prodvjp.hpp's kProdLanes x
+    // kProdSteps); in a block, lane b's chain takes elements b, b + B, b + 2B, ...:
+    // each step multiplies B contiguous elements into B lanes (vectors, where
+    // h103's chains read x with a stride of 136 scalars: ~3 ns/element). d/dx_k =
+    // (the other blocks' products before, and the lanes before b in the block) x
+    // (lane b's prefix and suffix around k) x (the lanes after b, the blocks
+    // after, g): the product of every other element, no division, so exact at
+    // zeros as before. The order of the roundings differs from the sequential
+    // chain (the same bound, n - 1 multiplies; measured: benchmarks/README.md
+    // h112-prodgrad). Fixed by the run's length: the same bits at any thread count.
     constexpr int64_t L = 128, B = 16, BL = B * L;
     parallel_for(rows, std::max<int64_t>(1, kGrainElements / std::max<int64_t>(1, run)), [&](int64_t r0, int64_t r1) {
-      std::vector<Acc> sp, before, after;
-      std::vector<Acc> lanes;  // per full block: B lane products
+      std::vector<Acc> sp, before, after, lanes, pre;  // lanes: B per full block
       for (int64_t r = r0; r < r1; ++r) {
         const T* ar = a + r * run;
         T* o = po + r * run;
         if (run < BL) {
-          Acc p = 1;
-          for (int64_t i = 0; i < run; ++i) {
-            o[i] = T(p);
-            p *= Acc(ar[i]);
-          }
-          Acc q = Acc(pg[r]);
-          for (int64_t i = run; i-- > 0;) {
-            o[i] = T(Acc(o[i]) * q);
-            q *= Acc(ar[i]);
-          }
+          pre.resize(run);
+          prod_chain_vjp<T, Acc>(ar, run, Acc(1), Acc(pg[r]), o, pre.data());
           continue;
         }
         const int64_t nf = run / BL, ns = nf + (run % BL != 0);  // full blocks; blocks with the tail
@@ -938,15 +965,19 @@ Tensor prod_vjp(const Tensor& x0, const Tensor& g0, const std::vector<bool>& axe
         before.resize(ns);
         after.resize(ns);
         lanes.resize(nf * B);
-        // The lane order multiplies other subsets than the chains do: a row with a
-        // period dividing B (1e15, 1e-15, ...) overflows a lane where the chains
-        // do not. So the lane layout is used only when every running lane product
-        // stays in [2^-200, 2^200] and every block factor (f, q below) in
-        // [2^-600, 2^600]: then no intermediate leaves [2^-1000, 2^1000] (a lane's
-        // suffix is its total over a prefix), no overflow, no subnormal, and each
-        // gradient is n - 1 rounded multiplies like the chains'. Otherwise (zeros,
-        // inf, NaN, g = 0, wide magnitudes) the row takes the chains: their bits.
-        const Acc lo = std::ldexp(Acc(1), -200), hi = std::ldexp(Acc(1), 200);
+        // The range proof. The lane order multiplies other subsets than the chains
+        // do: a row with a period dividing B (1e15, 1e-15, ...) overflows a lane
+        // where the chains do not. So the lane layout is used only when every
+        // running lane product stays in [2^-200, 2^200] (pass 1 checks each one)
+        // and every block factor (f, q below) in [2^-600, 2^600]. Then f x a lane
+        // prefix lies in [2^-800, 2^800] and a lane's running suffix x q in
+        // [2^-1000, 2^1000] (a suffix is the lane's total over a prefix: within
+        // 2^+-400), so no intermediate overflows or goes subnormal and each
+        // gradient is n - 1 multiplies each within half an ulp, the chains' bound
+        // (the last one, the gradient itself, rounds as the chains' last does).
+        // Otherwise (zeros, inf, NaN, g = 0, wide magnitudes) the row takes the
+        // chains: their bits. Pass 1 checks every running product (not a cheaper
+        // per-block range of |x|: h117-prodgrad in benchmarks/README.md).
         const Acc flo = std::ldexp(Acc(1), -600), fhi = std::ldexp(Acc(1), 600);
         std::vector<char> ok(ns);
         // Pass 1: each block's lane products (x read once), and the block's product (lanes in order).
@@ -954,44 +985,21 @@ Tensor prod_vjp(const Tensor& x0, const Tensor& g0, const std::vector<bool>& axe
           for (int64_t t = t0; t < t1; ++t) {
             const T* x = ar + t * BL;
             if (t == nf) {  // the tail: one sequential chain
-              Acc p = 1, mn = 1, mx = 1;
-              for (int64_t k = 0; k < run - nf * BL; ++k) {
-                p *= Acc(x[k]);
-                const Acc m = std::fabs(p);
-                mn = m < mn ? m : mn;
-                mx = m > mx ? m : mx;
-              }
-              sp[t] = p;
-              ok[t] = mn >= lo && mx <= hi && std::fabs(p) >= lo && std::fabs(p) <= hi;  // (NaN fails)
+              bool in;
+              sp[t] = prod_seq<T>(x, run - nf * BL, &in);
+              ok[t] = in;
               continue;
             }
-            Acc p[B], mn[B], mx[B];
-            for (int64_t b = 0; b < B; ++b) p[b] = mn[b] = mx[b] = 1;
-            for (int64_t i = 0; i < L; ++i)
-              for (int64_t b = 0; b < B; ++b) {
-                p[b] *= Acc(x[i * B + b]);
-                const Acc m = std::fabs(p[b]);
-                mn[b] = m < mn[b] ? m : mn[b];
-                mx[b] = m > mx[b] ? m : mx[b];
-              }
+            ok[t] = prod_lanes(x, &lanes[t * B]);
             Acc s = 1;
-            bool in = true;
-            for (int64_t b = 0; b < B; ++b) {
-              lanes[t * B + b] = p[b];
-              s *= p[b];
-              in = in && mn[b] >= lo && mx[b] <= hi && std::fabs(p[b]) >= lo && std::fabs(p[b]) <= hi;
-            }
+            for (int64_t b = 0; b < B; ++b) s *= lanes[t * B + b];
             sp[t] = s;
-            ok[t] = in;
           }
         });
         bool use_lanes = true;
         for (int64_t t = 0; t < ns; ++t) use_lanes = use_lanes && ok[t];
         if (use_lanes) {
-          before[0] = 1;
-          for (int64_t t = 1; t < ns; ++t) before[t] = before[t - 1] * sp[t - 1];
-          after[ns - 1] = Acc(pg[r]);
-          for (int64_t t = ns - 1; t-- > 0;) after[t] = after[t + 1] * sp[t + 1];
+          prod_scans<Acc>(sp.data(), ns, Acc(pg[r]), before.data(), after.data());
           // the block factors: before x the lanes before b, the lanes after b x after
           for (int64_t t = 0; t < ns && use_lanes; ++t) {
             Acc e = before[t], q = after[t];
@@ -1008,25 +1016,14 @@ Tensor prod_vjp(const Tensor& x0, const Tensor& g0, const std::vector<bool>& axe
           prod_vjp_chains<T>(ar, pg[r], o, run);
           continue;
         }
-        // Pass 2 per block: lane prefixes into buf (L1), then suffixes back, o written once.
+        // Pass 2 per block: lane prefixes into a buffer (L1), then suffixes back, o written once.
         parallel_for(ns, std::max<int64_t>(1, kGrainElements / BL), [&](int64_t t0, int64_t t1) {
-          Acc f[B], q[B], buf[L][B];
+          Acc f[B], q[B], tail[BL];
           for (int64_t t = t0; t < t1; ++t) {
             const T* x = ar + t * BL;
             T* y = o + t * BL;
-            if (t == nf) {  // the tail: prefix into buf's storage, then the suffix
-              const int64_t m = run - nf * BL;
-              Acc* pb = &buf[0][0];
-              Acc p = 1;
-              for (int64_t k = 0; k < m; ++k) {
-                pb[k] = p;
-                p *= Acc(x[k]);
-              }
-              Acc qq = after[t];
-              for (int64_t k = m; k-- > 0;) {
-                y[k] = T((before[t] * pb[k]) * qq);
-                qq *= Acc(x[k]);
-              }
+            if (t == nf) {  // the tail
+              prod_chain_vjp<T, Acc>(x, run - nf * BL, before[t], after[t], y, tail);
               continue;
             }
             // f[b] = before x the lanes before b; q[b] = the lanes after b x after.
@@ -1041,18 +1038,7 @@ Tensor prod_vjp(const Tensor& x0, const Tensor& g0, const std::vector<bool>& axe
               q[b] = e;
               e *= lp[b];
             }
-            Acc p[B];
-            for (int64_t b = 0; b < B; ++b) p[b] = 1;
-            for (int64_t i = 0; i < L; ++i)
-              for (int64_t b = 0; b < B; ++b) {
-                buf[i][b] = p[b];
-                p[b] *= Acc(x[i * B + b]);
-              }
-            for (int64_t i = L; i-- > 0;)
-              for (int64_t b = 0; b < B; ++b) {
-                y[i * B + b] = T((f[b] * buf[i][b]) * q[b]);
-                q[b] *= Acc(x[i * B + b]);
-              }
+            prod_grad(x, y, f, q);
           }
         });
       }

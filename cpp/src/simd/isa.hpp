@@ -46,6 +46,11 @@ struct IsaKernels {
   // ----- h103-reduce: the sum of x * x (each square rounded in T), norm's one pass; sum_f32's lanes
   double (*sumsq_f32)(const float*, int64_t);
   double (*sumsq_f64)(const double*, int64_t);
+  // ----- h117-prodgrad: prod's VJP per block of 16 x 128 (simd/prodvjp.hpp)
+  bool (*prod_lanes_f32)(const float*, double*);
+  bool (*prod_lanes_f64)(const double*, double*);
+  void (*prod_grad_f32)(const float*, float*, const double*, const double*);
+  void (*prod_grad_f64)(const double*, double*, const double*, const double*);
 };
 
 // The table in use: AVX-512 (F/DQ/VL/BW) when the CPU has it, else AVX2+FMA,
@@ -100,5 +105,9 @@ extern const IsaKernels kAvx512Kernels;
                           &TG_ISA::deriv_p<float>,                                             \
                           &TG_ISA::deriv_p<double>,                                            \
                           &TG_ISA::sum_run<float, double, true>, /* h103-reduce */             \
-                          &TG_ISA::sum_run<double, double, true>};                             \
+                          &TG_ISA::sum_run<double, double, true>,                              \
+                          &TG_ISA::prod_lanes_block<float>, /* h117-prodgrad */                \
+                          &TG_ISA::prod_lanes_block<double>,                                   \
+                          &TG_ISA::prod_grad_block<float>,                                     \
+                          &TG_ISA::prod_grad_block<double>};                                   \
   }
