@@ -1208,10 +1208,6 @@ EXPLAINED = [
          modes=frozenset({"grad"}), min_n=1 << 20),
 
     # h103-reduce
-    Miss("open", frozenset({"prod(x)", "v.prod()", "prod(X, axis=-1)"}),
-         "the VJP: 16 contiguous lanes now (h112-prodgrad), 1.02-1.09x PyTorch's thread CPU at 1M 1t under load "
-         "(was 2-3x); the lanes' range guard (running min/max) costs part of it; rows of 1,024 keep one scalar "
-         "chain each (h103-reduce)", modes=frozenset({"grad"}), min_n=1 << 20),
     Miss("open", frozenset({"prod(X, axis=-1)"}),
          "float32 multiplied in double lanes (PyTorch's float product: 927 ulp off); 1,024 row ends over a "
          "43.6 us whole-run loop (h103-reduce)", modes=frozenset({"eval"}), dtypes=frozenset({"float32"}),
