@@ -1059,8 +1059,9 @@ def paired_times(a, b, c, d, pairs, clock=time.perf_counter, cpu_clock=time.thre
     and second when odd, then the A/A pair (c, d) the same way (c in a's slot). Each is called once a
     round: a callable called twice (the peer in both pairs) had its data warmer in the cache, which made
     the A/A 1.2-1.8 on 8 MB rows. Returns {"a", "b", "c", "d": wall times per call, "a_cpu", "b_cpu":
-    the calling thread's CPU time per call, "ab", "aa": the per-pair ratios a/b and c/d}."""
-    out = {k: [] for k in ("a", "b", "c", "d", "a_cpu", "b_cpu", "ab", "aa")}
+    the calling thread's CPU time per call, "ab", "aa": the per-pair ratios a/b and c/d, "ab_cpu",
+    "aa_cpu": the same of the CPU times}."""
+    out = {k: [] for k in ("a", "b", "c", "d", "a_cpu", "b_cpu", "ab", "aa", "ab_cpu", "aa_cpu")}
 
     def timed(call):
         c0, t0 = cpu_clock(), clock()
@@ -1069,12 +1070,13 @@ def paired_times(a, b, c, d, pairs, clock=time.perf_counter, cpu_clock=time.thre
     for i in range(pairs):
         if i % 2 == 0:
             (ta, ca), (tb, cb) = timed(a), timed(b)
-            (tc, _), (td, _) = timed(c), timed(d)
+            (tc, cc), (td, cd) = timed(c), timed(d)
         else:
             (tb, cb), (ta, ca) = timed(b), timed(a)
-            (td, _), (tc, _) = timed(d), timed(c)
+            (td, cd), (tc, cc) = timed(d), timed(c)
         for k, v in (("a", ta), ("b", tb), ("c", tc), ("d", td), ("a_cpu", ca), ("b_cpu", cb),
-                     ("ab", ta / max(tb, 1e-12)), ("aa", tc / max(td, 1e-12))):
+                     ("ab", ta / max(tb, 1e-12)), ("aa", tc / max(td, 1e-12)),
+                     ("ab_cpu", ca / max(cb, 1e-12)), ("aa_cpu", cc / max(cd, 1e-12))):
             out[k].append(v)
     return out
 
@@ -1110,7 +1112,8 @@ def paired_confirm(fns, first, clock=time.perf_counter, cpu_clock=time.thread_ti
            "tapegrad": statistics.median(t["a"]) / k, "tapegrad_best": min(t["a"]) / k,
            "tapegrad_cpu": statistics.median(t["a_cpu"]) / k,
            "ratio": q_ab[1] if ref else None, "ratio_iqr": [q_ab[0], q_ab[2]] if ref else None,
-           "ratio_aa": q_aa[1], "ratio_aa_iqr": [q_aa[0], q_aa[2]]}
+           "ratio_aa": q_aa[1], "ratio_aa_iqr": [q_aa[0], q_aa[2]],
+           "ratio_cpu": statistics.median(t["ab_cpu"]) if ref else None, "ratio_aa_cpu": statistics.median(t["aa_cpu"])}
     if ref:
         res.update({ref: statistics.median(t["b"]) / k, f"{ref}_best": min(t["b"]) / k,
                     f"{ref}_cpu": statistics.median(t["b_cpu"]) / k})
@@ -1121,7 +1124,9 @@ def confirm(rows, case_list, progress=True):
     """Re-time the missed rows paired (above); each gets `ratio_confirm` (the median per-pair ratio of
     tapegrad over the target's system), `ratio_confirm_iqr` ([q1, q3] of the per-pair ratios), `ratio_aa`
     and `ratio_aa_iqr` (the same for the peer against itself: ~1 and narrow when the method resolves the
-    row), `confirm_ref`, `confirm_k` (row calls per timed call), `confirm_pairs`, `confirm_seconds`,
+    row), `ratio_confirm_cpu` and `ratio_aa_cpu` (the medians of the per-pair ratios of the calling thread's
+    CPU times: at 1 thread all the work of either system and blind to preemption, the cross-check under
+    load; at 2 threads they miss the workers; not deciding), `confirm_ref`, `confirm_k` (row calls per timed call), `confirm_pairs`, `confirm_seconds`,
     `<lib>_confirm` (median per-call time), `<lib>_confirm_best` (fastest), `<lib>_confirm_cpu` (median
     calling-thread CPU per call: at 1 thread all of either system's work; at 2 it misses the workers),
     `pass_first` (the main pass's verdict) and `pass`: the ratio limit on the paired median, an absolute
@@ -1151,6 +1156,7 @@ def confirm(rows, case_list, progress=True):
                     row[f"{lib}_confirm{suffix}"] = res[lib + suffix]
             row["ratio_confirm"], row["ratio_confirm_iqr"] = res["ratio"], res["ratio_iqr"]
             row["ratio_aa"], row["ratio_aa_iqr"] = res["ratio_aa"], res["ratio_aa_iqr"]
+            row["ratio_confirm_cpu"], row["ratio_aa_cpu"] = res["ratio_cpu"], res["ratio_aa_cpu"]
             for key in ("confirm_k", "confirm_pairs", "confirm_seconds"):
                 row[key] = res[key]
             row["pass_first"] = row["pass"]
@@ -1191,7 +1197,8 @@ def fmt_line(r):
         line += f"  {confirm_cell(r)} {'met' if r['pass'] else 'MISSED'}"
         if "ratio_aa" in r:
             iqr = "" if r["ratio_confirm_iqr"] is None else "IQR {:.2f}-{:.2f}, ".format(*r["ratio_confirm_iqr"])
-            line += (f" ({iqr}A/A {r['ratio_aa']:.2f} IQR {r['ratio_aa_iqr'][0]:.2f}-{r['ratio_aa_iqr'][1]:.2f}; "
+            cpu = "" if r.get("ratio_confirm_cpu") is None else f"thread CPU {r['ratio_confirm_cpu']:.2f}, "
+            line += (f" ({iqr}A/A {r['ratio_aa']:.2f} IQR {r['ratio_aa_iqr'][0]:.2f}-{r['ratio_aa_iqr'][1]:.2f}; {cpu}"
                      f"{r['confirm_pairs']} pairs of {r['confirm_k']} calls)")
     return line
 

@@ -309,6 +309,7 @@ def test_the_confirmation_pass_re_times_misses_paired(monkeypatch, tmp_path):
         q1, q3 = r["ratio_confirm_iqr"]
         assert q1 <= r["ratio_confirm"] <= q3 and r["ratio_aa_iqr"][0] <= r["ratio_aa"] <= r["ratio_aa_iqr"][1]
         assert 41 <= r["confirm_pairs"] <= 61 and r["confirm_k"] >= 1 and r["confirm_seconds"] > 0
+        assert r["ratio_confirm_cpu"] is not None and r["ratio_aa_cpu"] is not None  # (sleeps: ~no CPU)
     # (a no-op sets k, cut by the row's budget: the rounds' sleeps, 3 ms and 2 ms, fit in it)
     assert f["confirm_k"] * 3e-3 * f["confirm_pairs"] <= 0.3 and s["confirm_k"] * 2e-3 * s["confirm_pairs"] <= 0.3
     assert m["pass"] is True and "pass_first" not in m and "ratio_confirm" not in m and "ratio_aa" not in m
@@ -414,6 +415,7 @@ def test_paired_confirm_calibrates_calls_and_bounds_the_row(monkeypatch):
     assert k in (8, 9) and res["confirm_pairs"] == 61  # (9: the fake clock's sums round 2.5e-5 down)
     assert res["ratio"] == pytest.approx(1.2) and res["ratio_iqr"] == pytest.approx([1.2, 1.2])
     assert res["ratio_aa"] == pytest.approx(1.0) and res["ratio_aa_iqr"] == pytest.approx([1.0, 1.0])
+    assert res["ratio_cpu"] == pytest.approx(1.2) and res["ratio_aa_cpu"] == pytest.approx(1.0)  # (the fake clock's)
     assert res["tapegrad"] == pytest.approx(3e-5) and res["torch"] == pytest.approx(2.5e-5)
     assert res["tapegrad_best"] == pytest.approx(3e-5) and res["torch_best"] == pytest.approx(2.5e-5)
     assert res["confirm_seconds"] == pytest.approx(61 * k * (3e-5 + 3 * 2.5e-5))
