@@ -1083,9 +1083,9 @@ def paired_times(a, b, c, d, pairs, clock=time.perf_counter, cpu_clock=time.thre
 
 def paired_confirm(fns, first, clock=time.perf_counter, cpu_clock=time.thread_time):
     """The paired estimate for one row. fns: {"tapegrad": f, ref: g, "aa": g, "aa2": g}, each a prepared
-    row with its own inputs (ref absent for a bar-only target: the A/A copies are then tapegrad's and it is
-    paired with "aa"); first: the main pass's per-call times. k (row calls per timed call) makes a timed call of the
-    faster side last >= CONFIRM_CALL_SECONDS at its fastest call (first-pass best or the best of 3 single
+    row with its own inputs (ref absent for a bar-only target: the A/A copies are then tapegrad's and it
+    is paired with "aa"); first: the main pass's per-call times. k (row calls per timed call) makes a timed
+    call of the faster side last >= CONFIRM_CALL_SECONDS at its fastest call (first-pass best or the best of 3 single
     calls here, interleaved), lowered (to 1 at the least) where CONFIRM_MIN_PAIRS rounds would overrun
     CONFIRM_ROW_SECONDS: only when one side is >= ~10x the other at 1M, where the verdict is not close."""
     libs = [lib for lib in fns if lib not in ("aa", "aa2")]
@@ -1113,7 +1113,8 @@ def paired_confirm(fns, first, clock=time.perf_counter, cpu_clock=time.thread_ti
            "tapegrad_cpu": statistics.median(t["a_cpu"]) / k,
            "ratio": q_ab[1] if ref else None, "ratio_iqr": [q_ab[0], q_ab[2]] if ref else None,
            "ratio_aa": q_aa[1], "ratio_aa_iqr": [q_aa[0], q_aa[2]],
-           "ratio_cpu": statistics.median(t["ab_cpu"]) if ref else None, "ratio_aa_cpu": statistics.median(t["aa_cpu"])}
+           "ratio_cpu": statistics.median(t["ab_cpu"]) if ref else None,
+           "ratio_aa_cpu": statistics.median(t["aa_cpu"])}
     if ref:
         res.update({ref: statistics.median(t["b"]) / k, f"{ref}_best": min(t["b"]) / k,
                     f"{ref}_cpu": statistics.median(t["b_cpu"]) / k})
@@ -1126,7 +1127,8 @@ def confirm(rows, case_list, progress=True):
     and `ratio_aa_iqr` (the same for the peer against itself: ~1 and narrow when the method resolves the
     row), `ratio_confirm_cpu` and `ratio_aa_cpu` (the medians of the per-pair ratios of the calling thread's
     CPU times: at 1 thread all the work of either system and blind to preemption, the cross-check under
-    load; at 2 threads they miss the workers; not deciding), `confirm_ref`, `confirm_k` (row calls per timed call), `confirm_pairs`, `confirm_seconds`,
+    load; at 2 threads they miss the workers; not deciding), `confirm_ref`, `confirm_k` (row calls per
+    timed call), `confirm_pairs`, `confirm_seconds`,
     `<lib>_confirm` (median per-call time), `<lib>_confirm_best` (fastest), `<lib>_confirm_cpu` (median
     calling-thread CPU per call: at 1 thread all of either system's work; at 2 it misses the workers),
     `pass_first` (the main pass's verdict) and `pass`: the ratio limit on the paired median, an absolute
@@ -1382,7 +1384,7 @@ def recheck_rows(saved_rows, only=None, sizes=None, dtypes=None, modes=None, thr
                 (modes and r["mode"] not in modes) or (threads and r["threads"] not in threads) or \
                 (unexplained and explanation(r["name"], r["mode"], r["n"], r["dtype"])):
             continue
-        row = {k: v for k, v in r.items() if "confirm" not in k and k not in ("pass_first", "ratio_aa", "ratio_aa_iqr")}
+        row = {k: v for k, v in r.items() if "confirm" not in k and k != "pass_first" and not k.startswith("ratio_aa")}
         if r.get("ratio_confirm") is not None:
             row["ratio_confirm_earlier"] = r["ratio_confirm"]
         keep.append(row)
@@ -1470,8 +1472,8 @@ def main(argv=None):
     floors = {r["threads"]: r["floor"] for r in rows}
     print(f"\n{met} of {len(rows)} rows meet their target; {elapsed:.0f} s.{confirm_summary(rows)}")
     header = (f"{len(rows)} timings ({met} meet their target) from {run_info(argv)}. Times in µs, best of {repeats} "
-              f"loops of >= {min_seconds * 1e3:.0f} ms, each row's call written in the loop (no wrapper; nothing subtracted); "
-              f"the loop around an identity Python function: "
+              f"loops of >= {min_seconds * 1e3:.0f} ms, each row's call written in the loop (no wrapper; nothing "
+              f"subtracted); the loop around an identity Python function: "
               f"{', '.join(f'{us(f)} µs at {t}t' for t, f in sorted(floors.items()))}.{confirm_summary(rows)}")
     save_json(args.json, header, rows)
     if args.write_readme:
