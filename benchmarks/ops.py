@@ -52,18 +52,24 @@ libraries' times.
 
 Confirmation pass (default; `--no-confirm` skips it): the main pass times
 tapegrad's loops, then PyTorch's, then NumPy's, so a load change between
-them moves a 1M row by 10-40% on a shared machine. Every row the main
-pass misses is then timed again with tapegrad and the system its target
-names (PyTorch; NumPy for the BLAS rows and rows without a PyTorch twin)
-interleaved: 7 rounds of (tapegrad's loop, the peer's loop), the order
-alternating between rounds, the best loop of each kept (each side's loop
-count from its fastest call, so both loops last >= the loop time). The row's `pass`
-is decided on those times; the JSON keeps the first pass's times and ratio
-(`tapegrad`, `torch`, `ratio`, `pass_first`) beside the confirmed ones
-(`tapegrad_confirm`, `torch_confirm` or `numpy_confirm`, `ratio_confirm`,
-`confirm_ref`), and the table shows both ratios ("1.18 -> 0.97 confirmed").
-A row the main pass meets is not re-timed (noise that made a slow row look
-fast is not caught: the lead's idle run is the check for that).
+them moves a 1M row by 10-40% on a shared machine (and best-of-N loops flip
+by +-20% between runs even interleaved). Every row the main pass misses is
+then timed again, paired: single timed calls of tapegrad and the system its
+target names (PyTorch; NumPy for the BLAS rows and rows without a PyTorch
+twin), a call being the row repeated k times (k the same on both sides, so a
+call lasts >= 0.2 ms), the order swapped every pair, 41-61 pairs; the ratio
+is the median of the per-pair ratios, and each round also times an A/A pair
+(two more copies of the peer, each with its own inputs) whose median (~1) and
+interquartile range say what the method resolves on that row. The row's
+`pass` is decided on the paired median; the JSON keeps the first pass's
+times and ratio (`tapegrad`, `torch`, `ratio`, `pass_first`) beside the
+paired fields (`ratio_confirm`, `ratio_confirm_iqr`, `ratio_aa`,
+`ratio_aa_iqr`, `tapegrad_confirm`, ...: see confirm()), and the table
+shows both ratios ("1.18 -> 0.97 paired"). A row the main pass meets is not
+re-timed (noise that made a slow row look fast is not caught: the lead's
+idle run is the check for that). `--recheck FILE` runs the paired pass
+alone on the missed rows of an earlier --json run (with --only, --sizes,
+... as filters), e.g. to re-time a table's misses on today's build.
 
 NumPy has no `grad` mode,
 except on the BLAS/LAPACK-bound rows (BLAS_BOUND below): there its column
@@ -81,6 +87,7 @@ import json
 import math
 import os
 import re
+import statistics
 import sys
 import time
 import typing
@@ -960,8 +967,9 @@ def target_for(case, n, mode):
     return label
 
 
-def passes(row):
-    """Every limit in the row's target label holds (a missing PyTorch column passes, as before)."""
+def passes(row, ratio=None):
+    """Every limit in the row's target label holds (a missing PyTorch column passes, as before); `ratio`
+    (tapegrad over the target's system), when given, replaces the ratio of the row's times."""
     t = row["target"]
     ok = True
     m = re.search(r"<= ([\d.]+) µs", t)
@@ -973,10 +981,12 @@ def passes(row):
     ref = row["torch"] if m.group(2) == "torch" else row["numpy"]
     if ref is None:
         return ok and m.group(2) == "torch"
-    return ok and row["tapegrad"] <= float(m.group(1)) * ref
+    if ratio is None:
+        return ok and row["tapegrad"] <= float(m.group(1)) * ref
+    return ok and ratio <= float(m.group(1))
 
 
-def run(case_list, sizes, dtypes, modes, thread_counts, min_seconds, repeats, progress=True, confirm_rounds=0):
+def run(case_list, sizes, dtypes, modes, thread_counts, min_seconds, repeats, progress=True, confirm_missed=True):
     import tapegrad  # noqa: F401
     import torch  # noqa: F401
 
@@ -1012,18 +1022,25 @@ def run(case_list, sizes, dtypes, modes, thread_counts, min_seconds, repeats, pr
                         rows.append(row)
                         if progress:
                             print(fmt_line(row), flush=True)
-    if confirm_rounds:
-        confirm(rows, case_list, min_seconds, confirm_rounds, progress)
+    if confirm_missed:
+        confirm(rows, case_list, progress)
     return rows
 
 
 # The confirmation pass. The main pass times tapegrad's loops, then PyTorch's, then NumPy's: on a
-# shared machine a load change between them moved a 1M row by 10-40% (h98-membound's interleaved
-# medians 0.6-0.98x for rows one run showed at 1.1-1.4x). So every row the main pass finds missed is
-# timed again with tapegrad and the system its target names (PyTorch, or NumPy for the BLAS rows and
-# those without a PyTorch twin) interleaved: `rounds` rounds of (one loop each), the order alternating,
-# the best loop of each system kept; `pass` is decided on those times.
-CONFIRM_ROUNDS = 7
+# shared machine a load change between them moved a 1M row by 10-40%, and even best-of-N loops of both
+# systems interleaved flip a 1M memory-bound row by +-20% between runs (PyTorch's own best 492-667 µs for
+# one call in one process). A paired estimate is stable to ~5%: so every row the main pass finds missed
+# is timed again as pairs of single timed calls of tapegrad and the system its target names (PyTorch,
+# or NumPy for the BLAS rows and those without a PyTorch twin), the order swapped every pair, and its
+# ratio is the median of the per-pair ratios: a slow spell hits both calls of a pair, and the pairs it
+# hits land at the tails. Each round also times an A/A pair (two more copies of the peer, each with its
+# own inputs, in the same slots), whose median says what the method resolves on that row; `pass` is
+# decided on the paired median.
+CONFIRM_PAIRS = 61
+CONFIRM_MIN_PAIRS = 41
+CONFIRM_CALL_SECONDS = 2e-4  # a timed call repeats the row k times, k the same on both sides, so it lasts >= this
+CONFIRM_ROW_SECONDS = 6.0  # a row's budget: its pairs drop from 61 towards 41 above it (the slow BLAS rows)
 
 
 def reference_lib(target):
@@ -1032,44 +1049,92 @@ def reference_lib(target):
     return None if m is None else "torch" if m.group(1) == "torch" else "numpy"
 
 
-def interleaved_best(fns, first, min_seconds, rounds):
-    """{lib: best per-call time} over `rounds` rounds, each a loop of every lib in turn (order reversed
-    every other round). A loop's count gives >= min_seconds at the lib's fastest call seen (its first-pass
-    best or the best of 3 single calls here, interleaved): counts from a first pass slowed by load made
-    that side's loops a few calls long, short enough to fit between the scheduler's preemptions, and
-    under load 25 it then measured 0.06-0.15x PyTorch on rows that meet at ~0.8x."""
-    libs = list(fns)
-    plan, one = {}, {}
-    for lib in libs:
-        plan[lib] = timing_loop(fns[lib])
-        plan[lib][0](1, *plan[lib][1])
-        one[lib] = first[lib]
+def quartiles(xs):
+    """(q1, median, q3) of a list (NumPy's linear interpolation)."""
+    return tuple(float(q) for q in np.percentile(xs, [25, 50, 75]))
+
+
+def paired_times(a, b, c, d, pairs, clock=time.perf_counter, cpu_clock=time.thread_time):
+    """Time `pairs` rounds of zero-argument calls: round i times the pair (a, b), a first when i is even
+    and second when odd, then the A/A pair (c, d) the same way (c in a's slot). Each is called once a
+    round: a callable called twice (the peer in both pairs) had its data warmer in the cache, which made
+    the A/A 1.2-1.8 on 8 MB rows. Returns {"a", "b", "c", "d": wall times per call, "a_cpu", "b_cpu":
+    the calling thread's CPU time per call, "ab", "aa": the per-pair ratios a/b and c/d, "ab_cpu",
+    "aa_cpu": the same of the CPU times}."""
+    out = {k: [] for k in ("a", "b", "c", "d", "a_cpu", "b_cpu", "ab", "aa", "ab_cpu", "aa_cpu")}
+
+    def timed(call):
+        c0, t0 = cpu_clock(), clock()
+        call()
+        return clock() - t0, cpu_clock() - c0
+    for i in range(pairs):
+        if i % 2 == 0:
+            (ta, ca), (tb, cb) = timed(a), timed(b)
+            (tc, cc), (td, cd) = timed(c), timed(d)
+        else:
+            (tb, cb), (ta, ca) = timed(b), timed(a)
+            (td, cd), (tc, cc) = timed(d), timed(c)
+        for k, v in (("a", ta), ("b", tb), ("c", tc), ("d", td), ("a_cpu", ca), ("b_cpu", cb),
+                     ("ab", ta / max(tb, 1e-12)), ("aa", tc / max(td, 1e-12)),
+                     ("ab_cpu", ca / max(cb, 1e-12)), ("aa_cpu", cc / max(cd, 1e-12))):
+            out[k].append(v)
+    return out
+
+
+def paired_confirm(fns, first, clock=time.perf_counter, cpu_clock=time.thread_time):
+    """The paired estimate for one row. fns: {"tapegrad": f, ref: g, "aa": g, "aa2": g}, each a prepared
+    row with its own inputs (ref absent for a bar-only target: the A/A copies are then tapegrad's and it
+    is paired with "aa"); first: the main pass's per-call times. k (row calls per timed call) makes a timed
+    call of the faster side last >= CONFIRM_CALL_SECONDS at its fastest call (first-pass best or the best of 3 single
+    calls here, interleaved), lowered (to 1 at the least) where CONFIRM_MIN_PAIRS rounds would overrun
+    CONFIRM_ROW_SECONDS: only when one side is >= ~10x the other at 1M, where the verdict is not close."""
+    libs = [lib for lib in fns if lib not in ("aa", "aa2")]
+    ref = libs[1] if len(libs) > 1 else None
+    peer = ref or "aa"
+    plan = {lib: timing_loop(f) for lib, f in fns.items()}
+    one = {lib: first.get(lib) or math.inf for lib in fns}
+    one["aa"] = one["aa2"] = one[ref or "tapegrad"]
+    for loop, rest in plan.values():
+        loop(1, *rest)
     for _ in range(3):
-        for lib in libs:
-            loop, rest = plan[lib]
-            t0 = time.perf_counter()
+        for lib, (loop, rest) in plan.items():
+            t0 = clock()
             loop(1, *rest)
-            one[lib] = min(one[lib], time.perf_counter() - t0)
-    plan = {lib: (*plan[lib], max(1, int(min_seconds / max(one[lib], 1e-8)))) for lib in libs}
-    best = dict.fromkeys(libs, math.inf)
-    cpu = dict.fromkeys(libs, math.inf)  # (the calling thread's CPU time: beside the wall time, not deciding)
-    for r in range(rounds):
-        for lib in libs if r % 2 == 0 else libs[::-1]:
-            loop, rest, k = plan[lib]
-            c0, t0 = time.thread_time(), time.perf_counter()
-            loop(k, *rest)
-            best[lib] = min(best[lib], (time.perf_counter() - t0) / k)
-            cpu[lib] = min(cpu[lib], (time.thread_time() - c0) / k)
-    return best, cpu
+            one[lib] = min(one[lib], clock() - t0)
+    per_row = one["tapegrad"] + one[peer] + one["aa"] + one["aa2"]  # (a round: each called once)
+    k = max(1, math.ceil(CONFIRM_CALL_SECONDS / max(min(one.values()), 1e-9)))
+    k = max(1, min(k, int(CONFIRM_ROW_SECONDS / (CONFIRM_MIN_PAIRS * per_row))))
+    n_pairs = max(CONFIRM_MIN_PAIRS, min(CONFIRM_PAIRS, int(CONFIRM_ROW_SECONDS / (k * per_row))))
+    calls = {lib: functools.partial(loop, k, *rest) for lib, (loop, rest) in plan.items()}
+    t = paired_times(calls["tapegrad"], calls[peer], calls["aa"], calls["aa2"], n_pairs, clock, cpu_clock)
+    q_ab, q_aa = quartiles(t["ab"]), quartiles(t["aa"])
+    res = {"confirm_k": k, "confirm_pairs": n_pairs, "confirm_seconds": sum(t["a"] + t["b"] + t["c"] + t["d"]),
+           "tapegrad": statistics.median(t["a"]) / k, "tapegrad_best": min(t["a"]) / k,
+           "tapegrad_cpu": statistics.median(t["a_cpu"]) / k,
+           "ratio": q_ab[1] if ref else None, "ratio_iqr": [q_ab[0], q_ab[2]] if ref else None,
+           "ratio_aa": q_aa[1], "ratio_aa_iqr": [q_aa[0], q_aa[2]],
+           "ratio_cpu": statistics.median(t["ab_cpu"]) if ref else None,
+           "ratio_aa_cpu": statistics.median(t["aa_cpu"])}
+    if ref:
+        res.update({ref: statistics.median(t["b"]) / k, f"{ref}_best": min(t["b"]) / k,
+                    f"{ref}_cpu": statistics.median(t["b_cpu"]) / k})
+    return res
 
 
-def confirm(rows, case_list, min_seconds, rounds=CONFIRM_ROUNDS, progress=True):
-    """Re-time the missed rows interleaved (above); each gets `tapegrad_confirm`, `<ref>_confirm`,
-    `ratio_confirm` (tapegrad over the target's system), `confirm_ref`, `<lib>_confirm_cpu` (the best
-    loop's calling-thread CPU time per call: at 1 thread the whole work of either system, a
-    cross-check under load; at 2 threads it misses the workers), `pass_first` (the main pass's
-    verdict) and `pass` (on the confirmed times). The first pass's times stay in `tapegrad`/`torch`/
-    `numpy`/`ratio`."""
+def confirm(rows, case_list, progress=True):
+    """Re-time the missed rows paired (above); each gets `ratio_confirm` (the median per-pair ratio of
+    tapegrad over the target's system), `ratio_confirm_iqr` ([q1, q3] of the per-pair ratios), `ratio_aa`
+    and `ratio_aa_iqr` (the same for the peer against itself: ~1 and narrow when the method resolves the
+    row), `ratio_confirm_cpu` and `ratio_aa_cpu` (the medians of the per-pair ratios of the calling thread's
+    CPU times: at 1 thread all the work of either system and blind to preemption, the cross-check under
+    load; at 2 threads they miss the workers; not deciding), `confirm_ref`, `confirm_k` (row calls per
+    timed call), `confirm_pairs`, `confirm_seconds`,
+    `<lib>_confirm` (median per-call time), `<lib>_confirm_best` (fastest), `<lib>_confirm_cpu` (median
+    calling-thread CPU per call: at 1 thread all of either system's work; at 2 it misses the workers),
+    `pass_first` (the main pass's verdict) and `pass`: the ratio limit on the paired median, an absolute
+    bar on tapegrad's fastest call. The first pass's times stay in `tapegrad`/`torch`/`numpy`/`ratio`."""
+    if HERE not in sys.path:
+        sys.path.insert(0, HERE)
     import _workloads as W
 
     by_key = {(c.name, c.kind): c for c in case_list}
@@ -1080,17 +1145,24 @@ def confirm(rows, case_list, min_seconds, rounds=CONFIRM_ROUNDS, progress=True):
             gc.collect()
             case = by_key[(row["name"], row["kind"])]
             ref = reference_lib(row["target"])
-            libs = ["tapegrad"] + ([ref] if ref and row[ref] is not None else [])
+            libs = ["tapegrad"] + ([ref] if ref and row.get(ref) is not None else [])
             fns = {lib: prepare(case, lib, row["n"], row["dtype"], row["mode"] != "eval",
                                 backward=row["mode"] != "record") for lib in libs}
-            best, cpu = interleaved_best(fns, row, min_seconds, rounds)
+            for copy in ("aa", "aa2"):  # (the A/A pair: two more copies of the peer, each with its own inputs)
+                fns[copy] = prepare(case, libs[-1], row["n"], row["dtype"], row["mode"] != "eval",
+                                    backward=row["mode"] != "record")
+            res = paired_confirm(fns, row)
             row["confirm_ref"] = libs[1] if len(libs) > 1 else None
             for lib in libs:
-                row[f"{lib}_confirm"] = best[lib]
-                row[f"{lib}_confirm_cpu"] = cpu[lib]
-            row["ratio_confirm"] = best["tapegrad"] / best[libs[1]] if len(libs) > 1 else None
+                for suffix in ("", "_best", "_cpu"):
+                    row[f"{lib}_confirm{suffix}"] = res[lib + suffix]
+            row["ratio_confirm"], row["ratio_confirm_iqr"] = res["ratio"], res["ratio_iqr"]
+            row["ratio_aa"], row["ratio_aa_iqr"] = res["ratio_aa"], res["ratio_aa_iqr"]
+            row["ratio_confirm_cpu"], row["ratio_aa_cpu"] = res["ratio_cpu"], res["ratio_aa_cpu"]
+            for key in ("confirm_k", "confirm_pairs", "confirm_seconds"):
+                row[key] = res[key]
             row["pass_first"] = row["pass"]
-            row["pass"] = passes(dict(row, **best))
+            row["pass"] = passes(dict(row, tapegrad=res["tapegrad_best"]), ratio=res["ratio"])
             if progress:
                 print(fmt_line(row), flush=True)
     return rows
@@ -1102,9 +1174,12 @@ def confirm_summary(rows):
     if not done:
         return ""
     met = sum(r["pass"] for r in done)
-    return (f" Confirmation pass: the {len(done)} timings the first pass missed were re-timed with tapegrad and "
-            f"the target's system interleaved ({CONFIRM_ROUNDS} rounds of one loop each, the order alternating, "
-            f"best of each; `pass` decided on those): {met} met, {len(done) - met} stayed missed.")
+    secs = sum(r.get("confirm_seconds", 0) for r in done)
+    return (f" Confirmation pass: the {len(done)} timings the first pass missed were re-timed paired with the "
+            f"target's system ({CONFIRM_MIN_PAIRS}-{CONFIRM_PAIRS} pairs of single timed calls of >= "
+            f"{CONFIRM_CALL_SECONDS * 1e3:g} ms, the order swapped every pair, the median per-pair ratio; an A/A "
+            f"pair of two more copies of the peer each round; {secs:.0f} s of timed calls; `pass` decided on the "
+            f"paired median): {met} met, {len(done) - met} stayed missed.")
 
 
 def us(t):
@@ -1121,18 +1196,24 @@ def fmt_line(r):
     if (r["name"] in BLAS_BOUND or r["torch"] is None) and r["ratio_np"] is not None:
         line += f"  tg/np {r['ratio_np']:.2f}"
     if "pass_first" in r:
-        line += f"  confirmed: {confirm_cell(r)} {'met' if r['pass'] else 'MISSED'}"
+        line += f"  {confirm_cell(r)} {'met' if r['pass'] else 'MISSED'}"
+        if "ratio_aa" in r:
+            iqr = "" if r["ratio_confirm_iqr"] is None else "IQR {:.2f}-{:.2f}, ".format(*r["ratio_confirm_iqr"])
+            cpu = "" if r.get("ratio_confirm_cpu") is None else f"thread CPU {r['ratio_confirm_cpu']:.2f}, "
+            line += (f" ({iqr}A/A {r['ratio_aa']:.2f} IQR {r['ratio_aa_iqr'][0]:.2f}-{r['ratio_aa_iqr'][1]:.2f}; {cpu}"
+                     f"{r['confirm_pairs']} pairs of {r['confirm_k']} calls)")
     return line
 
 
 def confirm_cell(r):
-    """'1.18 -> 0.97 confirmed' (tg/torch; 'tg/np ...' where NumPy is the target), first pass then
-    the interleaved re-timing."""
+    """'1.18 -> 0.97 paired' (tg/torch; 'tg/np ...' where NumPy is the target), first pass then the
+    paired median; a bar-only target shows tapegrad's fastest call. Rows of an earlier JSON, re-timed by
+    the best-of-7 interleaved loops this pass replaced (no `ratio_aa`), keep the word 'confirmed'."""
+    word = "paired" if "ratio_aa" in r else "confirmed"
     if r.get("ratio_confirm") is None:
-        return f"tg {us(r['tapegrad'])} -> {us(r['tapegrad_confirm'])} µs confirmed"
+        return f"tg {us(r['tapegrad'])} -> {us(r.get('tapegrad_confirm_best', r['tapegrad_confirm']))} µs {word}"
     first = r["ratio"] if r["confirm_ref"] == "torch" else r["ratio_np"]
-    return (f"{'' if r['confirm_ref'] == 'torch' else 'tg/np '}{first:.2f} -> {r['ratio_confirm']:.2f} "
-            f"confirmed")
+    return f"{'' if r['confirm_ref'] == 'torch' else 'tg/np '}{first:.2f} -> {r['ratio_confirm']:.2f} {word}"
 
 
 # Why a row misses its target, measured (issue 17: "benchmarks/README.md says what bounds it"). A
@@ -1289,6 +1370,54 @@ def write_readme(rows, header):
     write_block(BEGIN, END, header + " " + misses_summary(rows) + "\n\n" + table(rows))
 
 
+def recheck_rows(saved_rows, only=None, sizes=None, dtypes=None, modes=None, threads=None, unexplained=False):
+    """The missed rows of an earlier run, filtered, ready for confirm(): its confirmation fields dropped
+    (an earlier pass's ratio kept as `ratio_confirm_earlier`), its first-pass times and ratio kept."""
+    keep = []
+    for r in saved_rows:
+        if r["pass"] or (only and r["name"] not in only and r["op"] not in only) or \
+                (sizes and r["n"] not in sizes) or (dtypes and r["dtype"] not in dtypes) or \
+                (modes and r["mode"] not in modes) or (threads and r["threads"] not in threads) or \
+                (unexplained and explanation(r["name"], r["mode"], r["n"], r["dtype"])):
+            continue
+        row = {k: v for k, v in r.items() if "confirm" not in k and k != "pass_first" and not k.startswith("ratio_aa")}
+        if r.get("ratio_confirm") is not None:
+            row["ratio_confirm_earlier"] = r["ratio_confirm"]
+        keep.append(row)
+    return keep
+
+
+def recheck(args, argv):
+    with open(args.recheck) as f:
+        rows = recheck_rows(json.load(f)["rows"], args.only, args.sizes, args.dtypes, args.modes, args.threads,
+                            args.unexplained)
+    started = time.perf_counter()
+    confirm(rows, cases())
+    elapsed = time.perf_counter() - started
+    summary = confirm_summary(rows)
+    print(f"\n{elapsed:.0f} s.{summary}")
+    header = (f"{len(rows)} missed timings of {args.recheck} re-timed ({elapsed:.0f} s) by {run_info(argv)}; the "
+              f"first-pass figures are the file's.{summary}")
+    save_json(args.json, header, rows)
+    return rows
+
+
+def run_info(argv):
+    """'`python benchmarks/ops.py ARGS`, date, load average at the end; versions' for a header."""
+    import tapegrad
+    import torch
+
+    return (f"`python benchmarks/ops.py{' ' + ' '.join(argv if argv is not None else sys.argv[1:])}`, "
+            f"{time.strftime('%Y-%m-%d %H:%M')}, load average at the end {os.getloadavg()[0]:.1f}; tapegrad "
+            f"{tapegrad.__version__}, PyTorch {torch.__version__}, NumPy {np.__version__}")
+
+
+def save_json(path, header, rows):
+    if path:
+        with open(path, "w") as f:
+            json.dump({"header": header, "rows": rows}, f, indent=1)
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="0-d/16/1024, float64, 1 thread, short timing")
@@ -1303,7 +1432,11 @@ def main(argv=None):
     p.add_argument("--write-readme", action="store_true", help="rewrite benchmarks/README.md's op table")
     p.add_argument("--from-json", metavar="FILE", help="with --write-readme: the table of an earlier --json run")
     p.add_argument("--no-confirm", action="store_true",
-                   help=f"skip the confirmation pass (missed rows re-timed interleaved, {CONFIRM_ROUNDS} rounds)")
+                   help="skip the confirmation pass (missed rows re-timed as tapegrad/peer pairs)")
+    p.add_argument("--recheck", metavar="FILE",
+                   help="only the confirmation pass, on the missed rows of an earlier --json run (--only, --sizes, "
+                        "--dtypes, --modes, --threads filter them); the first-pass figures stay FILE's")
+    p.add_argument("--unexplained", action="store_true", help="with --recheck: only the rows EXPLAINED does not cover")
     args = p.parse_args(argv)
     if args.from_json:
         with open(args.from_json) as f:
@@ -1311,8 +1444,11 @@ def main(argv=None):
         write_readme(saved["rows"], saved["header"])
         return
 
-    import tapegrad
-    import torch
+    import tapegrad  # noqa: F401  (imported before the timing: its first import may rebuild the C++)
+    import torch  # noqa: F401
+
+    if args.recheck:
+        return recheck(args, argv)
 
     sizes = args.sizes or (QUICK_SIZES if args.quick else SIZES)
     sizes = tuple(sizes) + tuple(s for s in (25,) if s not in sizes and not args.sizes)
@@ -1326,21 +1462,16 @@ def main(argv=None):
         case_list = [c for c in case_list if c.name in args.only or c.op in args.only]
     started = time.perf_counter()
     rows = run(case_list, sizes, dtypes, modes, thread_counts, min_seconds, repeats,
-               confirm_rounds=0 if args.no_confirm else CONFIRM_ROUNDS)
+               confirm_missed=not args.no_confirm)
     elapsed = time.perf_counter() - started
     met = sum(r["pass"] for r in rows)
     floors = {r["threads"]: r["floor"] for r in rows}
     print(f"\n{met} of {len(rows)} rows meet their target; {elapsed:.0f} s.{confirm_summary(rows)}")
-    header = (f"{len(rows)} timings ({met} meet their target) from `python benchmarks/ops.py"
-              f"{' ' + ' '.join(argv if argv is not None else sys.argv[1:])}`, {time.strftime('%Y-%m-%d %H:%M')}, "
-              f"load average at the end {os.getloadavg()[0]:.1f}; tapegrad {tapegrad.__version__}, PyTorch "
-              f"{torch.__version__}, NumPy {np.__version__}. Times in µs, best of {repeats} loops of "
-              f">= {min_seconds * 1e3:.0f} ms, each row's call written in the loop (no wrapper; nothing subtracted); "
-              f"the loop around an identity Python function: "
+    header = (f"{len(rows)} timings ({met} meet their target) from {run_info(argv)}. Times in µs, best of {repeats} "
+              f"loops of >= {min_seconds * 1e3:.0f} ms, each row's call written in the loop (no wrapper; nothing "
+              f"subtracted); the loop around an identity Python function: "
               f"{', '.join(f'{us(f)} µs at {t}t' for t, f in sorted(floors.items()))}.{confirm_summary(rows)}")
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"header": header, "rows": rows}, f, indent=1)
+    save_json(args.json, header, rows)
     if args.write_readme:
         write_readme(rows, header)
 
