@@ -1442,16 +1442,26 @@ TG_MATH_INLINE double logaddexp2_f64(double a, double b) {
 }
 
 // ----- h101-sigmoid: float32 silu in double lanes ---------------------------------------------------
+// exp_neg_short's and exp_neg_deriv's (h109) shared reduction (h116-silugrad): s = -a - k ln 2,
+// k = round(-a / ln 2), and the shifted k (k + 1.5 * 2^52), whose bits give 2^k (exp_neg_scale).
+TG_MATH_INLINE double exp_neg_reduce(double a, double* ks) {
+  const double inv_ln2 = 1.4426950408889634, ln2 = 0.6931471805599453;
+  *ks = tg_fma(a, -inv_ln2, kTgShifter);  // k + 1.5 * 2^52
+  double kd = *ks - kTgShifter;
+  return tg_fma(kd, -ln2, -a);
+}
+// e^s * 2^k: 2^k from the shifted k's low bits (k >= -162 here: a normal double).
+TG_MATH_INLINE double exp_neg_scale(double p, double ks) {
+  return p * tg_bits_to_f64((tg_f64_to_bits(ks) + 1023) << 52);
+}
 // e^-a for a float a in [0, 162 ln 2], in double to ~2^-28.5 relative (a float result needs ~2^-29:
 // it rounds to within 0.5 + 2^-4.5 float ulps): k = round(-a / ln 2), s = -a - k ln 2 in one fma
 // (k ln 2's error <= 2^-46 absolute), e^s by a degree-6 polynomial (Chebyshev fit on [-ln2/2, ln2/2],
 // relative error 2^-28.56 with these double coefficients; /work/scratch/s18/h101/remez.py), 2^k from
 // the shifted k's bits (k >= -162: a normal double, so a subnormal float result rounds once).
 TG_MATH_INLINE double exp_neg_short(double a) {
-  const double inv_ln2 = 1.4426950408889634, ln2 = 0.6931471805599453;
-  double ks = tg_fma(a, -inv_ln2, kTgShifter);  // k + 1.5 * 2^52
-  double kd = ks - kTgShifter;
-  double s = tg_fma(kd, -ln2, -a);
+  double ks;
+  double s = exp_neg_reduce(a, &ks);
   double p = 0.0013941118895837;
   p = tg_fma(p, s, 0.008375134774624326);
   p = tg_fma(p, s, 0.04166635277111221);
@@ -1459,7 +1469,7 @@ TG_MATH_INLINE double exp_neg_short(double a) {
   p = tg_fma(p, s, 0.5000000047146057);
   p = tg_fma(p, s, 1.0000000377388714);
   p = tg_fma(p, s, 1.0);
-  return p * tg_bits_to_f64((tg_f64_to_bits(ks) + 1023) << 52);
+  return exp_neg_scale(p, ks);
 }
 
 // silu x = x / (1 + e) or x e / (1 + e), e = e^-|x|, in double (x e exact to 2^-53, no subnormal
@@ -1482,10 +1492,8 @@ TG_MATH_INLINE float silu_f32(float xf) {
 // e^-a as exp_neg_short, but e^s by its Taylor polynomial of degree 9: relative error <= 2^-37 on
 // |s| <= ln2/2 and ~2^-54 at s ~ 0.108, where silu' has its zero (a = 1.278, k = -2; see below).
 TG_MATH_INLINE double exp_neg_deriv(double a) {
-  const double inv_ln2 = 1.4426950408889634, ln2 = 0.6931471805599453;
-  double ks = tg_fma(a, -inv_ln2, kTgShifter);  // k + 1.5 * 2^52
-  double kd = ks - kTgShifter;
-  double s = tg_fma(kd, -ln2, -a);
+  double ks;
+  double s = exp_neg_reduce(a, &ks);
   double p = 2.7557319223985893e-06;
   p = tg_fma(p, s, 2.48015873015873e-05);
   p = tg_fma(p, s, 0.0001984126984126984);
@@ -1496,7 +1504,7 @@ TG_MATH_INLINE double exp_neg_deriv(double a) {
   p = tg_fma(p, s, 0.5);
   p = tg_fma(p, s, 1.0);
   p = tg_fma(p, s, 1.0);
-  return p * tg_bits_to_f64((tg_f64_to_bits(ks) + 1023) << 52);
+  return exp_neg_scale(p, ks);
 }
 
 // silu'(x) = s (1 + x (1 - s)), s = sigmoid(x). With e = e^-|x| and d = 1 / (1 + e), sigmoid(|x|) = d
