@@ -790,6 +790,8 @@ template <class T> TG_MATH_INLINE T k_pow_exp(T x, T y) {
   return (x == T(0)) & (m_fabs(y) <= T(1)) ? T(0) : v;
 }
 
+#include "simd/lae_fixup.hpp"  // h114-logaddexp: float64 logaddexp/logaddexp2 cancelling lanes
+
 template <class T>
 void binary(BinaryOp op, T* o, int64_t so, const T* a, int64_t sa, const T* b, int64_t sb, int64_t n) {
   auto run = [&](auto f) { bin_run<T>(o, so, a, sa, b, sb, n, f); };
@@ -806,6 +808,8 @@ void binary(BinaryOp op, T* o, int64_t so, const T* a, int64_t sa, const T* b, i
       if (n == 1) return pow_run(o, so, a, sa, b, sb, n);
       return pow_by_block(o, so, a, sa, *b, n);
     case BinaryOp::PowBase: return pow_base_run(o, so, a, sa, b, sb, n);
+    case BinaryOp::Logaddexp: if constexpr (sizeof(T) == 8) return lae_run<false>(o, so, a, sa, b, sb, n); break;
+    case BinaryOp::Logaddexp2: if constexpr (sizeof(T) == 8) return lae_run<true>(o, so, a, sa, b, sb, n); break;
     case BinaryOp::PowExp: return bin_run<T>(o, so, a, sa, b, sb, n, [](T x, T y) TG_INLINE_LAMBDA { return k_pow_exp(x, y); });
     default: break;
   }
