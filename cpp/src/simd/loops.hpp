@@ -533,10 +533,16 @@ template <class T> inline bool trig_block_slow(const T* x, int64_t m) {
   }
 }
 
-template <class T, class F, class Slow>
+// Which lanes map1_fixup redoes: the trig kernels' (cbrt's: CbrtLanes, simd/cbrt.hpp).
+struct TrigLanes {
+  template <class T> static bool lane(T v) { return trig_slow(v); }
+  template <class T> static bool block(const T* x, int64_t m) { return trig_block_slow(x, m); }
+};
+
+template <class Lanes = TrigLanes, class T, class F, class Slow>
 inline void map1_fixup(const T* a, T* o, int64_t n, F f, Slow slow) {
   if (n == 1) {
-    *o = trig_slow(*a) ? slow(*a) : f(*a);
+    *o = Lanes::lane(*a) ? slow(*a) : f(*a);
     return;
   }
   for (int64_t i0 = 0; i0 < n; i0 += kFixupBlock) {
@@ -545,9 +551,9 @@ inline void map1_fixup(const T* a, T* o, int64_t n, F f, Slow slow) {
     int32_t idx[kFixupBlock];
     T saved[kFixupBlock];
     int32_t cnt = 0;
-    if (trig_block_slow(x, m))
+    if (Lanes::block(x, m))
       for (int64_t i = 0; i < m; ++i)
-        if (trig_slow(x[i])) {
+        if (Lanes::lane(x[i])) {
           idx[cnt] = int32_t(i);
           saved[cnt++] = x[i];
         }
@@ -568,6 +574,9 @@ void unary(UnaryOp op, const T* a, T* o, int64_t n) {
     case UnaryOp::Sin: return map1_fixup(a, o, n, [](T v) { return k_sin(v); }, [](T v) { return sin_libm(v); });
     case UnaryOp::Cos: return map1_fixup(a, o, n, [](T v) { return k_cos(v); }, [](T v) { return cos_libm(v); });
     case UnaryOp::Tan: return map1_fixup(a, o, n, [](T v) { return k_tan(v); }, [](T v) { return tan_libm(v); });
+    case UnaryOp::Cbrt:  // normal lanes in the vector pass, the others redone (simd/cbrt.hpp)
+      if constexpr (sizeof(T) == 4) return map1_fixup<CbrtLanes>(a, o, n, [](T v) TG_INLINE_LAMBDA { return cbrt_f32_normal(v); }, [](T v) { return cbrt_f32(v); });
+      else return map1_fixup<CbrtLanes>(a, o, n, [](T v) TG_INLINE_LAMBDA { return cbrt_f64_normal(v); }, [](T v) { return cbrt_f64(v); });
     default: break;
   }
   switch (op) {

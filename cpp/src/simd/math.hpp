@@ -1045,42 +1045,7 @@ TG_MATH_INLINE double atanh_f64(double x) {
   return x != x ? x : res;
 }
 
-// cbrt, no division: |x| = 2^(3q + r) m, m in [1, 2), r in {0, 1, 2}; z ~ mm^(-1/3)
-// for mm = 2^r m (a degree-5 fit of m^(-1/3), 2^-17.2 relative, times 2^(-r/3)),
-// one Newton step (z += z (1 - mm z^3) / 3: ~2^-33), y = mm z^2, then y -= (y^3 -
-// mm) z^2 / 3 with y^3 - mm exact to ~2^-100 (fma products; y^3 - mm by
-// Sterbenz): error ~2^-64 relative before the one rounding, so exact cubes come
-// out exact. Subnormal |x| scaled by 2^54 first; 2^q is exact (the result is
-// normal).
-TG_MATH_INLINE double cbrt_f64(double x) {
-  double a = __builtin_fabs(x);
-  double as = a < 0x1p-1022 ? a * 0x1p54 : a;
-  uint64_t b = tg_f64_to_bits(as);
-  double e = tg_bits_to_f64(0x4330000000000000ULL | (b >> 52)) - (4503599627370496.0 + 1023.0);
-  e = a < 0x1p-1022 ? e - 54.0 : e;
-  double q = tg_fma(e - 1.0, 1.0 / 3.0, kTgShifter) - kTgShifter;  // (e - 1) / 3 is within 1/3 of q
-  double r = e - 3.0 * q;
-  double m = tg_bits_to_f64((b & 0x000fffffffffffffULL) | 0x3ff0000000000000ULL);
-  double mm = m * (r == 0.0 ? 1.0 : (r == 1.0 ? 2.0 : 4.0));
-  double z = tg_fma(m, -0x1.103d54c9939c4p-6, 0x1.396c97dea5c17p-3);
-  z = tg_fma(z, m, -0x1.2d80192b401ddp-1);
-  z = tg_fma(z, m, 0x1.3b091ccbb40fep+0);
-  z = tg_fma(z, m, -0x1.8e78c2286e3b1p+0);
-  z = tg_fma(z, m, 0x1.c742a51a07563p+0);
-  z = z * (r == 0.0 ? 1.0 : (r == 1.0 ? 0x1.965fea53d6e3dp-1 : 0x1.428a2f98d728bp-1));  // 2^(-r/3)
-  z = tg_fma(z * (1.0 / 3.0), tg_fma(-mm * z, z * z, 1.0), z);
-  double zz = z * z;
-  double y = mm * zz;
-  double y2 = y * y, y2e = tg_fma(y, y, -y2);
-  double y3 = y2 * y, y3e = tg_fma(y2, y, -y3) + y2e * y;
-  double res3 = (y3 - mm) + y3e;
-  y = tg_fma(res3 * (-1.0 / 3.0), zz, y);
-  double res = y * tg_pow2i(q);
-  res = a == 0.0 ? a : res;
-  res = a == kTgInf ? a : res;
-  res = __builtin_copysign(res, x);
-  return x != x ? x : res;
-}
+#include "simd/cbrt.hpp"  // cbrt_f32, cbrt_f64 and the normal-lane kernels of the vector pass
 
 // log2 and log10 in float: x = 2^k m split in float, log(m) by the float64
 // log_kernel (k = 0: ~1 ulp of double), k (log10: k log10(2)) + log(m) / ln(base)
@@ -1101,48 +1066,7 @@ TG_MATH_INLINE float logf_base(float x, double c, double g) {
 }
 TG_MATH_INLINE float log2_f32(float x) { return logf_base(x, 0x1.71547652b82fep+0, 1.0); }
 TG_MATH_INLINE float log10_f32(float x) { return logf_base(x, 0x1.bcb7b1526e50ep-2, 0x1.34413509f79ffp-2); }
-// cbrt in float at full vector width (twice cbrt_f64's lanes per vector, which
-// it went through before): cbrt_f64's steps in float. z from the same fit
-// (~2^-17), the Newton step (~2^-23 after float roundings), y = mm z^2
-// (~2^-21), then y -= (y^3 - mm) z^2 / 3 with y^3 - mm exact to ~2^-44 (fma
-// products, Sterbenz): ~2^-41 relative before the one rounding, so <= 0.5 +
-// 2^-18 ulp and exact cubes exact. Subnormal |x| scaled by 2^24 first; 2^q
-// exact (the result is normal).
-TG_MATH_INLINE float cbrt_f32(float x) {
-  const float a = __builtin_fabsf(x);
-  const bool sub = a < 0x1p-126f;
-  uint32_t b;
-  const float as = sub ? a * 0x1p24f : a;
-  __builtin_memcpy(&b, &as, 4);
-  float e = tg_bits_to_f32(0x4b000000u | (b >> 23)) - (8388608.0f + 127.0f);
-  e = sub ? e - 24.0f : e;
-  const float shf = 12582912.0f;  // 1.5 * 2^23
-  const float q = tg_fmaf(e - 1.0f, 1.0f / 3.0f, shf) - shf;  // (e - 1) / 3 is within 1/3 of q
-  const float r = e - 3.0f * q;
-  const float m = tg_bits_to_f32((b & 0x007fffffu) | 0x3f800000u);
-  const float mm = m * (r == 0.0f ? 1.0f : (r == 1.0f ? 2.0f : 4.0f));
-  float z = tg_fmaf(m, float(-0x1.103d54c9939c4p-6), float(0x1.396c97dea5c17p-3));
-  z = tg_fmaf(z, m, float(-0x1.2d80192b401ddp-1));
-  z = tg_fmaf(z, m, float(0x1.3b091ccbb40fep+0));
-  z = tg_fmaf(z, m, float(-0x1.8e78c2286e3b1p+0));
-  z = tg_fmaf(z, m, float(0x1.c742a51a07563p+0));
-  z = z * (r == 0.0f ? 1.0f : (r == 1.0f ? float(0x1.965fea53d6e3dp-1) : float(0x1.428a2f98d728bp-1)));
-  z = tg_fmaf(z * (1.0f / 3.0f), tg_fmaf(-mm * z, z * z, 1.0f), z);
-  const float zz = z * z;
-  float y = mm * zz;
-  const float y2 = y * y, y2e = tg_fmaf(y, y, -y2);
-  const float y3 = y2 * y, y3e = tg_fmaf(y2, y, -y3) + y2e * y;
-  const float res3 = (y3 - mm) + y3e;
-  y = tg_fmaf(res3 * (-1.0f / 3.0f), zz, y);
-  uint32_t qb;
-  const float qs = q + shf;  // q's two's complement bits are the low bits
-  __builtin_memcpy(&qb, &qs, 4);
-  float res = y * tg_bits_to_f32((qb + 127u) << 23);
-  res = a == 0.0f ? a : res;
-  res = a == __builtin_inff() ? a : res;
-  res = __builtin_copysignf(res, x);
-  return x != x ? x : res;
-}
+// (cbrt_f32: simd/cbrt.hpp)
 TG_MATH_INLINE float asinh_f32(float x) { return float(asinh_f64(double(x))); }
 TG_MATH_INLINE float acosh_f32(float x) { return float(acosh_f64(double(x))); }
 // (atanh_f32: h97-f32's block at the end)
