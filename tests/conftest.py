@@ -30,3 +30,11 @@ def restore_isa_and_threads():
     yield
     _core._set_isa(isa)
     tg.set_num_threads(threads)
+
+
+@pytest.fixture
+def restore_threads():
+    """Tests that set the thread count freely (tg.set_num_threads) leave it as they found it."""
+    before = tg.get_num_threads()
+    yield
+    tg.set_num_threads(before)

@@ -14,8 +14,10 @@
   reference engine) and ``fd_hessian``: the derivative-mode test files.
 * ``check_op`` (value vs NumPy, gradient vs finite differences and the
   reference) and NumPy normalisers: test_ops, test_indexing and others.
+* ``supported_isas``, ``with_threads``, ``every_isa_and_thread_count``: the
+  same-bits checks across ISA builds and thread counts.
 
-Fixtures (the engine fixture ``m``, ``restore_grad_mode``) are in conftest.py.
+Fixtures (the engine fixture ``m``, ``restore_grad_mode``, ``restore_threads``, ...) are in conftest.py.
 """
 import importlib
 import importlib.util
@@ -417,3 +419,34 @@ def supported_isas():
             pass
     _core._set_isa(before)
     return names
+
+
+def with_threads(n, fn):
+    """fn() with tapegrad's kernels at n threads; the thread count restored after."""
+    before = tapegrad.get_num_threads()
+    try:
+        tapegrad.set_num_threads(n)
+        return fn()
+    finally:
+        tapegrad.set_num_threads(before)
+
+
+def every_isa_and_thread_count(fn, *arrays):
+    """fn(*[Variable(a) for a in arrays]) in every ISA build this CPU runs, at 1 and 2 threads (the ISA and
+    the thread count restored after): asserts the results have the same dtype, shape and bits, and returns
+    the first as an array (a Variable's .numpy())."""
+    from tapegrad import _core
+    results, before = [], _core._isa()
+    try:
+        for isa in supported_isas():
+            _core._set_isa(isa)
+            for threads in (1, 2):
+                r = with_threads(threads, lambda: fn(*[tapegrad.Variable(a) for a in arrays]))
+                results.append((isa, threads, np.asarray(r.numpy() if hasattr(r, "numpy") else r)))
+    finally:
+        _core._set_isa(before)
+    first = results[0][2]
+    for isa, threads, r in results[1:]:
+        assert r.dtype == first.dtype and r.shape == first.shape, (isa, threads, r.dtype, r.shape)
+        assert r.tobytes() == first.tobytes(), f"{isa} at {threads} threads: other bits than {results[0][:2]}"
+    return first

@@ -9,7 +9,7 @@ import pytest
 
 import tapegrad as tg
 import tapegrad.reference as R
-from test_kernels_fastpaths import _run_every_isa_and_thread_count
+from helpers import every_isa_and_thread_count
 
 LD = np.longdouble
 SMOOTH = ["logaddexp", "logaddexp2", "hypot"]
@@ -55,7 +55,7 @@ def _ulps(got, want, dtype):
 def test_special_values_match_numpy_bit_for_bit_in_every_isa(name, dtype, restore_isa_and_threads):
     with np.errstate(all="ignore"):
         a, b = (v.astype(dtype) for v in _pairs(SPECIAL))
-    got = _run_every_isa_and_thread_count(lambda v: getattr(tg, name)(v, tg.Variable(b)).numpy(), a)
+    got = every_isa_and_thread_count(lambda v: getattr(tg, name)(v, tg.Variable(b)).numpy(), a)
     with np.errstate(all="ignore"):
         want = getattr(np, name)(a, b)
     assert got.dtype == dtype
@@ -99,7 +99,7 @@ def _draw(rng, dtype, n):
 @pytest.mark.parametrize("name", SMOOTH)
 def test_within_the_ulp_bars_of_a_long_double_oracle_same_bits_everywhere(name, dtype, restore_isa_and_threads):
     a, b = _draw(np.random.default_rng(17), dtype, 200_000)
-    got = _run_every_isa_and_thread_count(lambda v: getattr(tg, name)(v, tg.Variable(b)).numpy(), a)
+    got = every_isa_and_thread_count(lambda v: getattr(tg, name)(v, tg.Variable(b)).numpy(), a)
     want = _oracle(name, a, b)
     err = _ulps(got, want, dtype)
     if dtype == np.float32:

@@ -18,13 +18,6 @@ pytestmark = pytest.mark.usefixtures("restore_grad_mode")
 BIG = 1 << 20  # above the thread split (2 x 262,144 elements)
 
 
-@pytest.fixture
-def threads():
-    before = tg.get_num_threads()
-    yield
-    tg.set_num_threads(before)
-
-
 def _bits(a):
     a = np.ascontiguousarray(a)
     return a.view(np.uint32 if a.dtype == np.float32 else np.uint64)
@@ -48,7 +41,7 @@ def _special(n, dtype, rng):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("n", [0, 1, 16, 1023, BIG + 3])
 @pytest.mark.parametrize("nthreads", [1, 2])
-def test_where_bits_match_numpy(threads, dtype, n, nthreads):
+def test_where_bits_match_numpy(restore_threads, dtype, n, nthreads):
     tg.set_num_threads(nthreads)
     rng = np.random.default_rng(n)
     a, b = _special(max(n, 1), dtype, rng)[:n], _special(max(n, 1), dtype, rng)[:n]
@@ -95,7 +88,7 @@ def test_where_condition_errors():
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_where_gradients_large_against_reference(threads, dtype):
+def test_where_gradients_large_against_reference(restore_threads, dtype):
     tg.set_num_threads(2)
     rng = np.random.default_rng(1)
     n = BIG + 5
@@ -122,7 +115,7 @@ BOUNDS = [(-0.5, 0.5), (-0.5, None), (None, 0.5), (0.5, -0.5), (np.nan, 0.5), (-
 @pytest.mark.parametrize("n", [0, 1, 16, BIG + 7])
 @pytest.mark.parametrize("lo,hi", BOUNDS, ids=[str(b) for b in BOUNDS])
 @pytest.mark.parametrize("nthreads", [1, 2])
-def test_clip_bits_match_maximum_then_minimum(threads, dtype, n, lo, hi, nthreads):
+def test_clip_bits_match_maximum_then_minimum(restore_threads, dtype, n, lo, hi, nthreads):
     tg.set_num_threads(nthreads)
     x = _special(max(n, 1), dtype, np.random.default_rng(n))[:n]
     want = x
@@ -161,7 +154,7 @@ def test_clip_result_is_a_new_buffer():
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("lo,hi", [(-0.5, 0.5), (-0.5, None), (None, 0.5), (np.nan, 0.5), (-0.5, np.nan),
                                    (-np.inf, np.inf), (0.0, -0.0), (0.5, -0.5)])
-def test_clip_gradient_fused_matches_reference_and_composite(threads, dtype, lo, hi):
+def test_clip_gradient_fused_matches_reference_and_composite(restore_threads, dtype, lo, hi):
     """The one-pass gradient (first order), the recorded composite (create_graph) and the
     reference engine agree, at the bounds too (inclusive), above the thread split."""
     tg.set_num_threads(2)
@@ -218,7 +211,7 @@ def test_clip_second_order_against_finite_differences():
 @pytest.mark.parametrize("src,dst", [(np.float64, np.float32), (np.float32, np.float64)])
 @pytest.mark.parametrize("n", [0, 5, BIG + 9])
 @pytest.mark.parametrize("nthreads", [1, 2])
-def test_astype_bits_and_gradient(threads, src, dst, n, nthreads):
+def test_astype_bits_and_gradient(restore_threads, src, dst, n, nthreads):
     tg.set_num_threads(nthreads)
     rng = np.random.default_rng(n)
     x0 = _special(max(n, 1), src, rng)[:n]
@@ -283,7 +276,7 @@ def test_constructor_subclass_and_second_init():
 
 
 @pytest.mark.parametrize("nthreads", [1, 2])
-def test_constructor_large_copy(threads, nthreads):
+def test_constructor_large_copy(restore_threads, nthreads):
     tg.set_num_threads(nthreads)
     a = np.random.default_rng(0).standard_normal(BIG + 11)
     v = tg.Variable(a)

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 import tapegrad as tg
-from test_kernels_fastpaths import LD_ORACLE, _run_every_isa_and_thread_count, _ulp_error, needs_long_double
+from helpers import every_isa_and_thread_count
+from test_kernels_fastpaths import LD_ORACLE, _ulp_error, needs_long_double
 
 LD = np.longdouble
 
@@ -24,7 +25,7 @@ def _band(lo, hi, step=1):
 def test_gelu_every_float_around_the_cut_within_one_ulp(restore_isa_and_threads):
     # |u| = 700 (e^-|u| taken as 0 beyond) is at |x| ~ 21.4; gelu(x) underflows float below x ~ -14.
     x = np.concatenate([_band(8.0, 24.0, 7), _band(0.5, 1.5, 97), _band(1e-30, 1e-20, 9973)])
-    got = _run_every_isa_and_thread_count(tg.gelu, x)
+    got = every_isa_and_thread_count(tg.gelu, x)
     err, _ = _ulp_error(got, LD_ORACLE["gelu"](x.astype(LD)), np.float32)
     assert err.max() <= 1.0
     neg = x < -16
@@ -34,7 +35,7 @@ def test_gelu_every_float_around_the_cut_within_one_ulp(restore_isa_and_threads)
 @needs_long_double
 def test_arctanh_every_float_near_the_pole_and_tiny_within_one_ulp(restore_isa_and_threads):
     x = np.concatenate([_band(0.999, 1.0), _band(2.0**-31, 2.0**-27, 3), _band(0.49, 0.51, 5)])
-    got = _run_every_isa_and_thread_count(tg.arctanh, x)
+    got = every_isa_and_thread_count(tg.arctanh, x)
     err, _ = _ulp_error(got, np.arctanh(x.astype(LD)), np.float32)
     assert err.max() <= 1.0
 
@@ -48,7 +49,7 @@ def test_float32_logaddexp_where_the_log1p_term_cancels(name, restore_isa_and_th
     c = np.log(2.0) if name == "logaddexp" else 1.0
     a = (-c + rng.uniform(-1e-3, 1e-3, 200_000)).astype(np.float32)
     b = (a - np.abs(rng.normal(0, 1e-3, a.size))).astype(np.float32)
-    got = _run_every_isa_and_thread_count(lambda v: getattr(tg, name)(v, tg.Variable(b)).numpy(), a)
+    got = every_isa_and_thread_count(lambda v: getattr(tg, name)(v, tg.Variable(b)).numpy(), a)
     al, bl = a.astype(LD), b.astype(LD)
     m = np.maximum(al, bl)
     d = np.abs(al - bl)
@@ -65,11 +66,11 @@ def test_signaling_nans_quieted_alike_in_every_isa(restore_isa_and_threads):
     x = np.concatenate([snan, np.float32([0.5, -0.25, 1.0, -1.0, 2.0, np.inf, -np.inf, 0.0, -0.0])])
     quiet = snan.view(np.uint32) | np.uint32(0x00400000)
     for name in ("gelu", "arctanh"):
-        got = _run_every_isa_and_thread_count(getattr(tg, name), x)
+        got = every_isa_and_thread_count(getattr(tg, name), x)
         np.testing.assert_array_equal(got[:4].view(np.uint32), quiet)
     one = np.ones(x.size, np.float32)
     for name in ("logaddexp", "logaddexp2"):
-        got = _run_every_isa_and_thread_count(lambda v: getattr(tg, name)(v, tg.Variable(one)).numpy(), x)
+        got = every_isa_and_thread_count(lambda v: getattr(tg, name)(v, tg.Variable(one)).numpy(), x)
         np.testing.assert_array_equal(got[:4].view(np.uint32), quiet)
-        got = _run_every_isa_and_thread_count(lambda v: getattr(tg, name)(tg.Variable(one), v).numpy(), x)
+        got = every_isa_and_thread_count(lambda v: getattr(tg, name)(tg.Variable(one), v).numpy(), x)
         np.testing.assert_array_equal(got[:4].view(np.uint32), quiet)

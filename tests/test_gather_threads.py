@@ -13,13 +13,6 @@ N = 1 << 20
 DTYPES = [np.float32, np.float64]
 
 
-@pytest.fixture
-def threads():
-    before = tg.get_num_threads()
-    yield
-    tg.set_num_threads(before)
-
-
 def _at_threads(fn):
     """fn() at 1 and 2 threads: both results (lists of arrays)."""
     out = []
@@ -45,7 +38,7 @@ def _add_at(shape, dtype, pos, w):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("spread", [50, N])  # 50: every position ~10,000 times; N: random over x
-def test_take_repeated_negative_indices(threads, dtype, spread):
+def test_take_repeated_negative_indices(restore_threads, dtype, spread):
     rng = np.random.default_rng(105)
     a = rng.standard_normal(N).astype(dtype)
     idx = rng.integers(-spread, spread, N)
@@ -69,7 +62,7 @@ def test_take_repeated_negative_indices(threads, dtype, spread):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("axis", [-1, 0])
-def test_take_along_axis_rows(threads, dtype, axis):
+def test_take_along_axis_rows(restore_threads, dtype, axis):
     rng = np.random.default_rng(7)
     k = 1024
     a = rng.standard_normal((k, k)).astype(dtype)
@@ -91,7 +84,7 @@ def test_take_along_axis_rows(threads, dtype, axis):
     assert g.tobytes() == _add_at(a.shape, dtype, pos, w).tobytes()
 
 
-def test_take_along_axis_broadcast_and_3d(threads):
+def test_take_along_axis_broadcast_and_3d(restore_threads):
     rng = np.random.default_rng(3)
     a = rng.standard_normal((64, 1, 256)).astype(np.float32)
     idx = rng.integers(-256, 256, (64, 128, 300))  # x broadcasts along axis 1: 2.4M gathered
@@ -108,7 +101,7 @@ def test_take_along_axis_broadcast_and_3d(threads):
 
 
 @pytest.mark.parametrize("t", [1, 2])
-def test_out_of_range_names_the_first_bad_index(threads, t):
+def test_out_of_range_names_the_first_bad_index(restore_threads, t):
     tg.set_num_threads(t)
     x = tg.Variable(np.zeros(N, np.float32), requires_grad=True)
     idx = np.zeros(N, np.int64)
@@ -133,7 +126,7 @@ def test_out_of_range_names_the_first_bad_index(threads, t):
 
 
 @pytest.mark.parametrize("t", [1, 2])
-def test_empty(threads, t):
+def test_empty(restore_threads, t):
     tg.set_num_threads(t)
     x = tg.Variable(np.ones(N), requires_grad=True)
     y = tg.take(x, np.zeros(0, np.int64))
@@ -160,7 +153,7 @@ def _slice_grad_cases():
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("case", range(len(_slice_grad_cases())))
-def test_strided_slice_grad(threads, dtype, case):
+def test_strided_slice_grad(restore_threads, dtype, case):
     shape, f = _slice_grad_cases()[case]
     rng = np.random.default_rng(case)
     a = rng.standard_normal(shape).astype(dtype)
@@ -180,7 +173,7 @@ def test_strided_slice_grad(threads, dtype, case):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_flip_grad(threads, dtype):
+def test_flip_grad(restore_threads, dtype):
     a = np.random.default_rng(1).standard_normal((1024, 1024)).astype(dtype)
     for seed in (np.ones(a.shape, dtype), tg.Variable(np.arange(a.size, dtype=dtype).reshape(a.shape))):
         for axis in (None, 0, 1):

@@ -177,19 +177,12 @@ def test_saved_index_survives_changes_to_the_key_array():
 BIG = 1 << 20
 
 
-@pytest.fixture
-def threads():
-    old = tg.get_num_threads()
-    yield
-    tg.set_num_threads(old)
-
-
 def run_at(n_threads, fn):
     tg.set_num_threads(n_threads)
     return fn()
 
 
-def test_threaded_kernels_give_the_same_bits_at_any_thread_count(threads):
+def test_threaded_kernels_give_the_same_bits_at_any_thread_count(restore_threads):
     rng = np.random.default_rng(3)
     a = rng.standard_normal(BIG)
     m = rng.standard_normal((1024, 1024))

@@ -14,6 +14,8 @@ import op_cases
 import tapegrad as tg
 from tapegrad import _core
 from helpers import assert_close, reference_engine, measures_memory, supported_isas
+# (under these names test_silu_*.py, test_logaddexp_accuracy.py and others import them from here)
+from helpers import every_isa_and_thread_count as _run_every_isa_and_thread_count, with_threads as _with_threads
 
 ISAS = supported_isas()
 SIZES = [1, 3, 7, 8, 9, 15, 16, 17, 31, 33, 63, 65, 127, 1000, 4097]
@@ -211,15 +213,6 @@ def test_empty_buffer_cache_releases_cached_bytes():
 # 2 x 262144 elements for cheap ops, 2 x 32768 for transcendental ones, 2 x 65536
 # for a total sum's partial chunks), with odd remainders.
 THREAD_SIZES = [65535, 65537, 131071, 131073, 524287, 524289, 600001]
-
-
-def _with_threads(n, fn):
-    before = tg.get_num_threads()
-    try:
-        tg.set_num_threads(n)
-        return fn()
-    finally:
-        tg.set_num_threads(before)
 
 
 @pytest.mark.parametrize("size", THREAD_SIZES)
@@ -761,20 +754,6 @@ def _ulp_error(got, want_ld, dtype):
     ulp = np.where(np.isinf(ulp), np.spacing(np.nextafter(w, 0)), ulp)  # the largest finite value
     err = np.abs(got[rest].astype(np.longdouble) - want_ld[rest]) / ulp.astype(np.longdouble)
     return err.astype(np.float64), rest
-
-
-def _run_every_isa_and_thread_count(fn, x):
-    """fn(Variable(x)) (a Variable or an array) in every ISA at 1 and 2 threads: asserts identical bits,
-    returns the result."""
-    results = []
-    for isa in ISAS:
-        _core._set_isa(isa)
-        for threads in (1, 2):
-            r = _with_threads(threads, lambda: fn(tg.Variable(x)))
-            results.append(np.asarray(r.numpy() if hasattr(r, "numpy") else r))
-    for r in results[1:]:
-        np.testing.assert_array_equal(r.view(np.uint8), results[0].view(np.uint8))
-    return results[0]
 
 
 # ----- h86-logfam: log2, log10, cbrt, arcsinh, arccosh, arctanh (simd/math.hpp's last block) -----

@@ -8,29 +8,11 @@ import numpy as np
 import pytest
 
 import tapegrad as tg
-from tapegrad import _core
 from tapegrad.testing import crosscheck
-from helpers import supported_isas
+from helpers import every_isa_and_thread_count
 
 RNG = np.random.default_rng(11)
 LONG_DOUBLE_OK = np.finfo(np.longdouble).nmant >= 63
-
-
-ISAS = supported_isas()
-
-
-
-def _everywhere(fn):
-    """fn() in every ISA build at 1 and 2 threads; asserts identical bits and returns the result."""
-    out = []
-    for isa in ISAS:
-        _core._set_isa(isa)
-        for threads in (1, 2):
-            tg.set_num_threads(threads)
-            out.append(np.atleast_1d(np.asarray(fn())))
-    for r in out[1:]:
-        np.testing.assert_array_equal(r.view(np.uint8), out[0].view(np.uint8))
-    return out[0].reshape(np.shape(fn()))
 
 
 # (a's shape, b's shape): sizes past the thread split (65,536-element chunks; 256-column blocks) and odd
@@ -48,7 +30,7 @@ SHAPES = [
 @pytest.mark.parametrize("sa,sb", SHAPES)
 def test_vector_products_same_bits_everywhere_and_accurate(sa, sb, dtype, restore_isa_and_threads):
     a, b = RNG.standard_normal(sa).astype(dtype), RNG.standard_normal(sb).astype(dtype)
-    got = _everywhere(lambda: tg.matmul(tg.Variable(a), tg.Variable(b)).numpy())
+    got = every_isa_and_thread_count(lambda: tg.matmul(tg.Variable(a), tg.Variable(b)).numpy())
     want = np.matmul(a.astype(np.longdouble), b.astype(np.longdouble))
     scale = np.matmul(np.abs(a).astype(np.longdouble), np.abs(b).astype(np.longdouble))
     k = sa[-1]
@@ -85,7 +67,8 @@ def test_vector_products_of_views(case, dtype, restore_isa_and_threads):
     _, left, right = case
     cast = lambda x: x.astype(dtype)  # noqa: E731
     want = left(lambda x: cast(x)) @ right(lambda x: cast(x))
-    got = _everywhere(lambda: (left(lambda x: tg.Variable(cast(x))) @ right(lambda x: tg.Variable(cast(x)))).numpy())
+    got = every_isa_and_thread_count(
+        lambda: (left(lambda x: tg.Variable(cast(x))) @ right(lambda x: tg.Variable(cast(x)))).numpy())
     np.testing.assert_allclose(got, want, rtol=1e-4 if dtype == np.float32 else 1e-12, atol=1e-4)
 
 
@@ -93,7 +76,7 @@ def test_vector_products_of_views(case, dtype, restore_isa_and_threads):
 def test_linear_of_one_row_accumulates_onto_the_bias(dtype, restore_isa_and_threads):
     # linear's GEMM with one row is a vector-matrix product with beta = 1 (the bias copied in first)
     x, w, b = (RNG.standard_normal(s).astype(dtype) for s in ((1, 700), (700, 600), (600,)))
-    got = _everywhere(lambda: tg.linear(tg.Variable(x), tg.Variable(w), tg.Variable(b)).numpy())
+    got = every_isa_and_thread_count(lambda: tg.linear(tg.Variable(x), tg.Variable(w), tg.Variable(b)).numpy())
     np.testing.assert_allclose(got, x @ w + b, rtol=1e-4 if dtype == np.float32 else 1e-12, atol=1e-4)
     got1 = tg.linear(tg.Variable(x[0]), tg.Variable(w), tg.Variable(b)).numpy()
     np.testing.assert_array_equal(got1, got[0])

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 import tapegrad as tg
-from test_kernels_fastpaths import _with_threads
+from helpers import with_threads
 
 
 def test_set_and_get_num_threads_round_trip_and_results_do_not_change():
@@ -45,9 +45,9 @@ def test_ranges_claimed_by_any_thread_give_one_threads_bits(threads, size):
         tg.logsumexp(mv).backward()
         return [o.numpy() for o in out] + [xv.grad, mv.grad]
 
-    one = _with_threads(1, run)
+    one = with_threads(1, run)
     for _ in range(3):  # workers spinning from the last job, and woken from sleep
-        many = _with_threads(threads, run)
+        many = with_threads(threads, run)
         for a, b in zip(one, many):
             np.testing.assert_array_equal(a, b)
 

@@ -8,30 +8,9 @@ import numpy as np
 import pytest
 
 import tapegrad as tg
-from tapegrad import _core
-from helpers import supported_isas
+from helpers import every_isa_and_thread_count
 
 mpmath = pytest.importorskip("mpmath")
-
-ISAS = supported_isas()
-
-
-def _every_isa_and_thread_count(fn, *arrays):
-    """fn(*Variables) in every ISA at 1 and 2 threads: asserts identical bits, returns the result."""
-    results = []
-    before_isa, before_threads = _core._isa(), tg.get_num_threads()
-    try:
-        for isa in ISAS:
-            _core._set_isa(isa)
-            for threads in (1, 2):
-                tg.set_num_threads(threads)
-                results.append(np.asarray(fn(*[tg.Variable(a) for a in arrays]).numpy()))
-    finally:
-        _core._set_isa(before_isa)
-        tg.set_num_threads(before_threads)
-    for r in results[1:]:
-        np.testing.assert_array_equal(r.view(np.uint8), results[0].view(np.uint8))
-    return results[0]
 
 
 def _ulp_err_f64(got, exact):
@@ -73,8 +52,8 @@ def _pow_pairs(seed=7, n=1500):
 
 def test_float64_pow_against_mpmath_every_isa():
     x, y = _pow_pairs()
-    got = _every_isa_and_thread_count(lambda a, b: a ** b, x, y)
-    np.testing.assert_array_equal(got, _every_isa_and_thread_count(tg.power, x, y))
+    got = every_isa_and_thread_count(lambda a, b: a ** b, x, y)
+    np.testing.assert_array_equal(got, every_isa_and_thread_count(tg.power, x, y))
     mpmath.mp.prec = 160
     exact = [mpmath.power(mpmath.mpf(a), mpmath.mpf(b)) if a >= 0 or b == int(b)
              else mpmath.mpf("nan") for a, b in zip(x.tolist(), y.tolist())]
@@ -90,7 +69,7 @@ def test_float64_pow_against_mpmath_every_isa():
 
 def _pow_as_numpy(x, y):
     """x ** y in every ISA and thread count, and np.power's: NaN, sign and inf where NumPy has them."""
-    got = _every_isa_and_thread_count(lambda a, b: a ** b, x, y)
+    got = every_isa_and_thread_count(lambda a, b: a ** b, x, y)
     with np.errstate(all="ignore"):
         want = np.power(x, y)
     np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
@@ -119,7 +98,7 @@ def test_float_power_of_float32_inputs_against_mpmath():
     n = 2000
     a = np.concatenate([rng.uniform(0, 100, n), -rng.uniform(0, 10, n // 4)]).astype(np.float32)
     b = np.concatenate([rng.uniform(-20, 20, n), rng.integers(-20, 20, n // 4)]).astype(np.float32)
-    got = _every_isa_and_thread_count(tg.float_power, a, b)
+    got = every_isa_and_thread_count(tg.float_power, a, b)
     assert got.dtype == np.float64
     with np.errstate(all="ignore"):
         np.testing.assert_array_equal(np.isnan(got), np.isnan(np.float_power(a, b)))
@@ -135,7 +114,7 @@ def test_float64_cbrt_against_mpmath_every_isa():
     n = 4000
     x = np.ldexp(rng.uniform(1, 2, n), rng.integers(-1074, 1024, n)) * rng.choice([-1.0, 1.0], n)
     x = np.concatenate([x, rng.uniform(-10, 10, n), np.ldexp(1.0, np.arange(-1074, 1024))])
-    got = _every_isa_and_thread_count(tg.cbrt, x)
+    got = every_isa_and_thread_count(tg.cbrt, x)
     mpmath.mp.prec = 160
     exact = [mpmath.cbrt(mpmath.mpf(v)) if v >= 0 else -mpmath.cbrt(mpmath.mpf(-v)) for v in x.tolist()]
     err = _ulp_err_f64(got, exact)
@@ -158,7 +137,7 @@ def test_float32_cbrt_dense_every_isa():
             np.arange(0x00700000, 0x00900000, dtype=np.uint32), np.arange(0x7e000000, 0x7f800000, 97, dtype=np.uint32)]
     x = np.concatenate(bits).view(np.float32)
     x = np.concatenate([x, -x])
-    got = _every_isa_and_thread_count(tg.cbrt, x)
+    got = every_isa_and_thread_count(tg.cbrt, x)
     ref = np.cbrt(x.astype(np.float64))
     err = _f32_ulp_err(got, ref)
     assert err.max() < 0.51, (err.max(), x[err.argmax()])
@@ -170,7 +149,7 @@ def test_float32_cbrt_dense_every_isa():
     inr = (c > 1e-37) & (c < 3e38)
     c, r = c[inr], r[inr]
     keep = c.astype(np.float32).astype(np.float64) == c
-    got = _every_isa_and_thread_count(tg.cbrt, c[keep].astype(np.float32))
+    got = every_isa_and_thread_count(tg.cbrt, c[keep].astype(np.float32))
     np.testing.assert_array_equal(got, r[keep].astype(np.float32))
 
 

@@ -9,8 +9,8 @@ import pytest
 
 import tapegrad as tg
 from tapegrad import _core
-from helpers import numeric_grad, reference_engine
-from test_kernels_fastpaths import ISAS, _with_threads
+from helpers import numeric_grad, reference_engine, with_threads
+from test_kernels_fastpaths import ISAS
 
 DTYPES = [np.float32, np.float64]
 # Run lengths around the vector loop's step (16 floats, 8 doubles) and the chunk sizes
@@ -163,7 +163,7 @@ def test_same_bits_every_isa_and_thread_count(shape, axis, dtype, restore_isa_an
     for isa in ISAS:
         _core._set_isa(isa)
         for threads in (1, 2):
-            results[(isa, threads)] = _with_threads(threads, run)
+            results[(isa, threads)] = with_threads(threads, run)
     first = results[(ISAS[0], 1)]
     for key, got in results.items():
         for i, (a, b) in enumerate(zip(first, got)):
@@ -262,7 +262,7 @@ def test_logsumexp_of_a_long_run_combines_its_chunks(dtype):
     x[-5:] += 80                             # the largest max sits in the last, partial chunk
     cases.append(x)
     for x in cases + _long_runs(rng, n, dtype):
-        got = [_with_threads(t, lambda: tg.logsumexp(tg.Variable(x)).item()) for t in (1, 2)]
+        got = [with_threads(t, lambda: tg.logsumexp(tg.Variable(x)).item()) for t in (1, 2)]
         assert got[0] == got[1] or (np.isnan(got[0]) and np.isnan(got[1]))
         with np.errstate(all="ignore"):
             want = _np_logsumexp(x, None)
@@ -274,7 +274,7 @@ def test_softmax_of_one_long_run_is_threaded_over_chunks(dtype):
     """softmax / log_softmax of a 1-d array of >= 2 x 65536 elements run over fixed 65536-element chunks
     on the pool: the same bits at 1 and 2 threads, the two-pass answer, including NaN, +inf and all -inf."""
     for x in _long_runs(np.random.default_rng(6), 300001, dtype):
-        got = [_with_threads(t, lambda: (tg.softmax(tg.Variable(x)).numpy(), tg.log_softmax(tg.Variable(x)).numpy()))
+        got = [with_threads(t, lambda: (tg.softmax(tg.Variable(x)).numpy(), tg.log_softmax(tg.Variable(x)).numpy()))
                for t in (1, 2)]
         for a, b in zip(got[0], got[1]):
             np.testing.assert_array_equal(a, b)
@@ -355,7 +355,7 @@ def test_sum_is_the_lane_order_on_every_isa_and_thread_count(n, dtype, restore_i
     for isa in ISAS:
         _core._set_isa(isa)
         for threads in (1, 2):
-            got = _with_threads(threads, lambda: (tg.sum(tg.Variable(x)).numpy(),
+            got = with_threads(threads, lambda: (tg.sum(tg.Variable(x)).numpy(),
                                                   tg.sum(tg.Variable(rows), axis=-1).numpy(),
                                                   tg.mean(tg.Variable(x)).numpy()))
             key = f"{isa}, {threads} threads"
@@ -377,7 +377,7 @@ def test_sum_of_exact_values_is_exact_on_every_isa_and_thread_count(dtype, resto
     for isa in ISAS:
         _core._set_isa(isa)
         for threads in (1, 2):
-            got = _with_threads(threads, lambda: tg.sum(tg.Variable(x)).numpy())
+            got = with_threads(threads, lambda: tg.sum(tg.Variable(x)).numpy())
             assert got == dtype(exact), f"{isa}, {threads} threads"
 
 

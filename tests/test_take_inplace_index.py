@@ -15,13 +15,6 @@ import tapegrad as tg
 N = 1 << 20
 
 
-@pytest.fixture
-def threads():
-    before = tg.get_num_threads()
-    yield
-    tg.set_num_threads(before)
-
-
 def _add_at(shape, dtype, pos, w):
     want = np.zeros(int(np.prod(shape)), dtype)
     np.add.at(want, pos.ravel(), w.ravel())
@@ -67,7 +60,7 @@ def test_read_only_index_not_written():
 
 
 @pytest.mark.parametrize("how", ["take", "along"])
-def test_first_bad_index_in_order_at_any_thread_count(threads, how):
+def test_first_bad_index_in_order_at_any_thread_count(restore_threads, how):
     rng = np.random.default_rng(7)
     k = 1024
     a = rng.standard_normal(N if how == "take" else (k, k))
@@ -86,7 +79,7 @@ def test_first_bad_index_in_order_at_any_thread_count(threads, how):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_fused_eval_same_bits_at_two_threads(threads, dtype):
+def test_fused_eval_same_bits_at_two_threads(restore_threads, dtype):
     rng = np.random.default_rng(3)
     a = rng.standard_normal(N).astype(dtype)
     idx = rng.integers(-N, N, N // 2)

@@ -34,6 +34,7 @@ void bind_round(py::module_& m);  // round.cpp (h100-small): round(x, decimals) 
 void bind_contract(py::module_& m);  // contract.cpp: _dot, _vdot, _inner, _outer, _tensordot, _einsum_run
 void bind_param(py::module_& m);     // param.cpp: elu, leaky_relu, _float_power
 void bind_gather(py::module_& m);    // gather.cpp: _take, _take_along_axis, _repeat, _tile
+void bind_fast_compositions(py::module_& m);  // fast_compositions.cpp: _fast, _set_fallback
 void install_fast_paths();            // variable.cpp: raw number slots, dealloc, __init__ guard (last)
 void install_call_errors(py::module_& m);  // object.cpp: a readable TypeError for calls no overload takes
 
@@ -80,9 +81,17 @@ PyObject* trace_body(PyObject* const* a);
 PyObject* squeeze_body(PyObject* const* a);
 PyObject* swapaxes_body(PyObject* const* a);
 
-// ----- h96-small: argmax/argmin(x, axis=None, keepdims=False) (v.argmax()'s args with self first).
+// The comparisons' bodies (_less, ...) under their public names (fast_compositions.cpp's less, ...).
+PyObject* less_compare_body(PyObject* const* a);
+PyObject* less_equal_compare_body(PyObject* const* a);
+PyObject* greater_compare_body(PyObject* const* a);
+PyObject* greater_equal_compare_body(PyObject* const* a);
+PyObject* equal_compare_body(PyObject* const* a);
+PyObject* not_equal_compare_body(PyObject* const* a);
+
+// fast_compositions.cpp: argmax/argmin(x, axis=None, keepdims=False) (v.argmax()'s args with self first).
 PyObject* small_arg_extreme(bool max, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames);
-py::object small_compositions();  // _core.__compositions__ (set in bind_functions)
+py::object small_compositions();  // _core.__compositions__ (set in bind_fast_compositions)
 
 // var/std's ddof: an int or a float (null: 0); TypeError naming `name` otherwise.
 double ddof_arg(PyObject* h, const char* name);

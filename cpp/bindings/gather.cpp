@@ -16,7 +16,7 @@ namespace {
 // An index / repeats argument becomes a contiguous int64 Tensor: a Python int,
 // a NumPy integer array of any width (native int32/int64 read directly), or
 // whatever np.asarray makes an integer array of (lists, NumPy ints).
-Tensor h94_int64_array(PyObject* o, const char* op, const char* what, bool cast_reals) {
+Tensor int64_array_arg(PyObject* o, const char* op, const char* what, bool cast_reals) {
   if (PyLong_CheckExact(o)) {
     Tensor t = Tensor::empty(Shape{}, DType::I64);
     *t.ptr<int64_t>() = int_arg(o, op, what);
@@ -29,7 +29,8 @@ Tensor h94_int64_array(PyObject* o, const char* op, const char* what, bool cast_
   static_assert(sizeof(int) == 4 && sizeof(long) == 8, "NumPy's type numbers 5 (int), 7 (long), 9 (longlong)");
   if (array_fields(o, &f) && f.native && f.c_contiguous && (f.type_num == 5 || f.type_num == 7 || f.type_num == 9)) {
     if (f.type_num != 5 && reinterpret_cast<uintptr_t>(f.data) % alignof(int64_t) == 0 && numel(f.shape) > 0) {
-      // Read in place, no copy: take, take_along_axis and repeat keep only what they make of it (h111-takefused)
+      // Read in place, no copy: take, take_along_axis and repeat keep only what they make of it
+      // (benchmarks/README.md, h111-takefused)
       Py_INCREF(o);
       StorageRef s = Storage::borrow(f.data, static_cast<size_t>(numel(f.shape)) * sizeof(int64_t), &decref_numpy, o,
                                      !f.writeable);
@@ -72,23 +73,23 @@ Tensor h94_int64_array(PyObject* o, const char* op, const char* what, bool cast_
   if (t.nbytes()) std::memcpy(t.raw(), ix.data(), t.nbytes());
   return t;
 }
-std::optional<int64_t> h94_axis(PyObject* o, const char* op) {
+std::optional<int64_t> optional_axis_arg(PyObject* o, const char* op) {
   if (!o || o == Py_None) return std::nullopt;
   return int_arg(o, op, "axis");
 }
 PyObject* _take_body(PyObject* const* a) {
   Var v = unary_arg(a[0], "take");
-  return cast_out(with_op("take", [&] { return take(v, h94_int64_array(a[1], "take", "indices", false), h94_axis(a[2], "take")); }));
+  return cast_out(with_op("take", [&] { return take(v, int64_array_arg(a[1], "take", "indices", false), optional_axis_arg(a[2], "take")); }));
 }
 PyObject* _take_along_axis_body(PyObject* const* a) {
   Var v = unary_arg(a[0], "take_along_axis");
-  Tensor ix = h94_int64_array(a[1], "take_along_axis", "indices", false);
-  return cast_out(with_op("take_along_axis", [&] { return take_along_axis(v, ix, h94_axis(a[2], "take_along_axis")); }));
+  Tensor ix = int64_array_arg(a[1], "take_along_axis", "indices", false);
+  return cast_out(with_op("take_along_axis", [&] { return take_along_axis(v, ix, optional_axis_arg(a[2], "take_along_axis")); }));
 }
 PyObject* _repeat_body(PyObject* const* a) {
   Var v = unary_arg(a[0], "repeat");
-  Tensor r = h94_int64_array(a[1], "repeat", "repeats", true);
-  return cast_out(with_op("repeat", [&] { return repeat(v, r, h94_axis(a[2], "repeat")); }));
+  Tensor r = int64_array_arg(a[1], "repeat", "repeats", true);
+  return cast_out(with_op("repeat", [&] { return repeat(v, r, optional_axis_arg(a[2], "repeat")); }));
 }
 PyObject* _tile_body(PyObject* const* a) {
   Var v = unary_arg(a[0], "tile");
@@ -106,12 +107,12 @@ TG_FASTCALL_FN_REQ(_take, 2, "x", "indices", "axis")
 TG_FASTCALL_FN(_take_along_axis, "x", "indices", "axis")
 TG_FASTCALL_FN_REQ(_repeat, 2, "x", "repeats", "axis")
 TG_FASTCALL_FN(_tile, "x", "reps")
-#define TG_H94_DEF(NAME) \
+#define TG_GATHER_DEF(NAME) \
   {#NAME, reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(&NAME##_fn)), METH_FASTCALL | METH_KEYWORDS, \
-   "The C++ body of a composition (opspec/ops.py COMPOSITIONS; h94-gather)."}
-PyMethodDef kGatherDefs[] = {TG_H94_DEF(_take), TG_H94_DEF(_take_along_axis), TG_H94_DEF(_repeat), TG_H94_DEF(_tile),
-                             {nullptr, nullptr, 0, nullptr}};
-#undef TG_H94_DEF
+   "The C++ body of a composition (opspec/ops.py COMPOSITIONS)."}
+PyMethodDef kGatherDefs[] = {TG_GATHER_DEF(_take), TG_GATHER_DEF(_take_along_axis), TG_GATHER_DEF(_repeat),
+                             TG_GATHER_DEF(_tile), {nullptr, nullptr, 0, nullptr}};
+#undef TG_GATHER_DEF
 }  // namespace
 
 void bind_gather(py::module_& m) {

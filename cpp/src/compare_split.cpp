@@ -56,28 +56,25 @@ inline __m128i low_halves(__m128d lo, __m128d hi) {
 }
 #endif
 
-template <CompareOp K>
-void run(const double* x, const double* y, uint8_t* o, int64_t n) {
-  int64_t i = 0;
 #if defined(__SSE2__)
-  for (; i + 16 <= n; i += 16) {
-    __m128d c[8];
-    for (int j = 0; j < 8; ++j) c[j] = cmp2<K>(_mm_loadu_pd(x + i + 2 * j), _mm_loadu_pd(y + i + 2 * j));
-    store16(o + i, low_halves(c[0], c[1]), low_halves(c[2], c[3]), low_halves(c[4], c[5]), low_halves(c[6], c[7]));
-  }
-#endif
-  for (; i < n; ++i) o[i] = cmp1<K>(x[i], y[i]);
+// Four elements' masks as four int32 lanes: one float compare, or two double compares narrowed.
+template <CompareOp K>
+inline __m128i masks4(const float* x, const float* y) {
+  return _mm_castps_si128(cmp4<K>(_mm_loadu_ps(x), _mm_loadu_ps(y)));
 }
 template <CompareOp K>
-void run(const float* x, const float* y, uint8_t* o, int64_t n) {
+inline __m128i masks4(const double* x, const double* y) {
+  return low_halves(cmp2<K>(_mm_loadu_pd(x), _mm_loadu_pd(y)), cmp2<K>(_mm_loadu_pd(x + 2), _mm_loadu_pd(y + 2)));
+}
+#endif
+
+template <CompareOp K, class T>
+void run(const T* x, const T* y, uint8_t* o, int64_t n) {
   int64_t i = 0;
 #if defined(__SSE2__)
-  for (; i + 16 <= n; i += 16) {
-    __m128i c[4];
-    for (int j = 0; j < 4; ++j)
-      c[j] = _mm_castps_si128(cmp4<K>(_mm_loadu_ps(x + i + 4 * j), _mm_loadu_ps(y + i + 4 * j)));
-    store16(o + i, c[0], c[1], c[2], c[3]);
-  }
+  for (; i + 16 <= n; i += 16)
+    store16(o + i, masks4<K>(x + i, y + i), masks4<K>(x + i + 4, y + i + 4), masks4<K>(x + i + 8, y + i + 8),
+            masks4<K>(x + i + 12, y + i + 12));
 #endif
   for (; i < n; ++i) o[i] = cmp1<K>(x[i], y[i]);
 }
