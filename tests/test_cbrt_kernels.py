@@ -13,7 +13,7 @@ import tapegrad as tg
 
 mpmath = pytest.importorskip("mpmath")
 
-from test_pow_cbrt_accuracy import _every_isa_and_thread_count  # noqa: E402 (asserts identical bits)
+from helpers import every_isa_and_thread_count  # noqa: E402 (asserts identical bits)
 
 
 def _specials(dt):
@@ -44,7 +44,7 @@ def _mixed(dt, n, seed):
 @pytest.mark.parametrize("n", [2, 17, 256, 257, 1031, 4099])
 def test_cbrt_special_and_subnormal_lanes_mixed_with_normal_ones(dt, n):
     x = _mixed(dt, n, seed=n)
-    got = _every_isa_and_thread_count(tg.cbrt, x)
+    got = every_isa_and_thread_count(tg.cbrt, x)
     assert got.dtype == dt
     # each element as computed alone (0-d: the full scalar kernel): the same bits
     alone = np.array([np.asarray(tg.cbrt(tg.Variable(np.array(v, dtype=dt))).numpy()) for v in x], dtype=dt)
@@ -76,11 +76,11 @@ def test_cbrt_all_special_block_and_exact_cubes(dt):
     # a block of nothing but special lanes (every lane redone), and exact cubes in the vector pass
     sp = _specials(dt)
     x = np.resize(sp, 300)
-    got = _every_isa_and_thread_count(tg.cbrt, x)
+    got = every_isa_and_thread_count(tg.cbrt, x)
     np.testing.assert_array_equal(got[~np.isfinite(x) | (x == 0)], np.cbrt(x)[~np.isfinite(x) | (x == 0)])
     k = np.arange(1, 2000, dtype=np.float64)
     c = np.concatenate([k ** 3, -(k ** 3)]).astype(dt)
-    got = _every_isa_and_thread_count(tg.cbrt, c)
+    got = every_isa_and_thread_count(tg.cbrt, c)
     np.testing.assert_array_equal(got, np.concatenate([k, -k]).astype(dt))
 
 
