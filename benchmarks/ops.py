@@ -1299,6 +1299,12 @@ EXPLAINED = [
          "float64: the 2-ulp bar where max(a, b) < 0 cancels: 2.6% / 5.2% of standard-normal lanes redone in "
          "double-double (~21 ns each) after the vector kernel (4.6 ms per 1M): 1.31x / 1.48x its time by thread "
          "CPU (h114-logaddexp)", dtypes=frozenset({"float64"}), modes=frozenset({"eval"}), min_n=1024),
+    # s19-lead
+    Miss("bound", frozenset({"logaddexp", "logaddexp2"}),
+         "float64 at 16 elements: a lane in the cancelling band is redone in double-double, ~290 ns per pair of "
+         "such lanes at this size (the vector loop's 8 lanes cost about one lane's time), 0.22 us for a call with "
+         "none, 0.52 with 1-2 (timeit, 16 elements) (s19-lead)", dtypes=frozenset({"float64"}),
+         modes=frozenset({"eval"}), min_n=16),
 
     # h115-cbrt
     Miss("open", frozenset({"cbrt"}),
