@@ -1041,6 +1041,11 @@ CONFIRM_PAIRS = 61
 CONFIRM_MIN_PAIRS = 41
 CONFIRM_CALL_SECONDS = 2e-4  # a timed call repeats the row k times, k the same on both sides, so it lasts >= this
 CONFIRM_ROW_SECONDS = 6.0  # a row's budget: its pairs drop from 61 towards 41 above it (the slow BLAS rows)
+# At 2+ threads a timed call lasts >= this instead: right after a PyTorch call its OpenMP worker spins on
+# the second core that tapegrad's worker then needs (~1 ms lost per call: benchmarks/README.md, s19-lead),
+# a start-up cost the first pass's 20 ms loops amortise and single 0.2 ms calls did not (paired 1.5-2.7x
+# where thread CPU said 0.9-1.3).
+CONFIRM_CALL_SECONDS_THREADED = 20e-3
 
 
 def reference_lib(target):
@@ -1081,11 +1086,11 @@ def paired_times(a, b, c, d, pairs, clock=time.perf_counter, cpu_clock=time.thre
     return out
 
 
-def paired_confirm(fns, first, clock=time.perf_counter, cpu_clock=time.thread_time):
+def paired_confirm(fns, first, clock=time.perf_counter, cpu_clock=time.thread_time, call_seconds=CONFIRM_CALL_SECONDS):
     """The paired estimate for one row. fns: {"tapegrad": f, ref: g, "aa": g, "aa2": g}, each a prepared
     row with its own inputs (ref absent for a bar-only target: the A/A copies are then tapegrad's and it
     is paired with "aa"); first: the main pass's per-call times. k (row calls per timed call) makes a timed
-    call of the faster side last >= CONFIRM_CALL_SECONDS at its fastest call (first-pass best or the best of 3 single
+    call of the faster side last >= call_seconds at its fastest call (first-pass best or the best of 3 single
     calls here, interleaved), lowered (to 1 at the least) where CONFIRM_MIN_PAIRS rounds would overrun
     CONFIRM_ROW_SECONDS: only when one side is >= ~10x the other at 1M, where the verdict is not close."""
     libs = [lib for lib in fns if lib not in ("aa", "aa2")]
@@ -1102,7 +1107,7 @@ def paired_confirm(fns, first, clock=time.perf_counter, cpu_clock=time.thread_ti
             loop(1, *rest)
             one[lib] = min(one[lib], clock() - t0)
     per_row = one["tapegrad"] + one[peer] + one["aa"] + one["aa2"]  # (a round: each called once)
-    k = max(1, math.ceil(CONFIRM_CALL_SECONDS / max(min(one.values()), 1e-9)))
+    k = max(1, math.ceil(call_seconds / max(min(one.values()), 1e-9)))
     k = max(1, min(k, int(CONFIRM_ROW_SECONDS / (CONFIRM_MIN_PAIRS * per_row))))
     n_pairs = max(CONFIRM_MIN_PAIRS, min(CONFIRM_PAIRS, int(CONFIRM_ROW_SECONDS / (k * per_row))))
     calls = {lib: functools.partial(loop, k, *rest) for lib, (loop, rest) in plan.items()}
@@ -1151,7 +1156,8 @@ def confirm(rows, case_list, progress=True):
             for copy in ("aa", "aa2"):  # (the A/A pair: two more copies of the peer, each with its own inputs)
                 fns[copy] = prepare(case, libs[-1], row["n"], row["dtype"], row["mode"] != "eval",
                                     backward=row["mode"] != "record")
-            res = paired_confirm(fns, row)
+            call = CONFIRM_CALL_SECONDS_THREADED if threads > 1 else CONFIRM_CALL_SECONDS
+            res = paired_confirm(fns, row, call_seconds=call)
             row["confirm_ref"] = libs[1] if len(libs) > 1 else None
             for lib in libs:
                 for suffix in ("", "_best", "_cpu"):
@@ -1177,7 +1183,8 @@ def confirm_summary(rows):
     secs = sum(r.get("confirm_seconds", 0) for r in done)
     return (f" Confirmation pass: the {len(done)} timings the first pass missed were re-timed paired with the "
             f"target's system ({CONFIRM_MIN_PAIRS}-{CONFIRM_PAIRS} pairs of single timed calls of >= "
-            f"{CONFIRM_CALL_SECONDS * 1e3:g} ms, the order swapped every pair, the median per-pair ratio; an A/A "
+            f"{CONFIRM_CALL_SECONDS * 1e3:g} ms, {CONFIRM_CALL_SECONDS_THREADED * 1e3:g} ms at 2+ threads, the order "
+            f"swapped every pair, the median per-pair ratio; an A/A "
             f"pair of two more copies of the peer each round; {secs:.0f} s of timed calls; `pass` decided on the "
             f"paired median): {met} met, {len(done) - met} stayed missed.")
 

@@ -434,6 +434,17 @@ def test_paired_confirm_calibrates_calls_and_bounds_the_row(monkeypatch):
     assert res["ratio"] is None and res["tapegrad_best"] == pytest.approx(3e-7) and res["confirm_k"] in (667, 668)
 
 
+def test_paired_confirm_takes_longer_calls_at_two_threads():
+    """call_seconds (the threaded rows' 20 ms) sets k: k calls of the faster side last >= it."""
+    clk = FakeClock({"tapegrad": 3e-4, "torch": 2.5e-4, "aa": 2.5e-4, "aa2": 2.5e-4})
+    fns = {lib: clk.row(lib) for lib in ("tapegrad", "torch", "aa", "aa2")}
+    short = bench.paired_confirm(fns, {"tapegrad": 3e-4, "torch": 2.5e-4}, clk, clk)
+    long = bench.paired_confirm(fns, {"tapegrad": 3e-4, "torch": 2.5e-4}, clk, clk,
+                                call_seconds=bench.CONFIRM_CALL_SECONDS_THREADED)
+    assert short["confirm_k"] == 1 and long["confirm_k"] in (80, 81)  # 20 ms / 0.25 ms
+    assert long["ratio"] == pytest.approx(1.2) and long["confirm_seconds"] <= bench.CONFIRM_ROW_SECONDS
+
+
 def test_recheck_re_times_an_earlier_runs_misses(monkeypatch, tmp_path):
     """--recheck FILE: only the confirmation pass, on FILE's missed rows (filtered; --unexplained drops
     those EXPLAINED covers), the first-pass figures FILE's."""
