@@ -1039,7 +1039,11 @@ def run(case_list, sizes, dtypes, modes, thread_counts, min_seconds, repeats, pr
 # decided on the paired median.
 CONFIRM_PAIRS = 61
 CONFIRM_MIN_PAIRS = 41
-CONFIRM_CALL_SECONDS = 2e-4  # a timed call repeats the row k times, k the same on both sides, so it lasts >= this
+# A timed call repeats the row k times, k the same on both sides, so it lasts >= this. Not shorter: the
+# peer's three calls between two of tapegrad's shared one allocator block (hot in L3) and evicted
+# tapegrad's own output buffer, so a 0.2 ms call of an L3-sized row started cold on tapegrad's side only
+# (outer(u, w) float64 1M: 1.72x paired, 0.21-0.72x in loops of 10 calls each; benchmarks/README.md, s19-lead).
+CONFIRM_CALL_SECONDS = 10e-3
 CONFIRM_ROW_SECONDS = 6.0  # a row's budget: its pairs drop from 61 towards 41 above it (the slow BLAS rows)
 # At 2+ threads a timed call lasts >= this instead: right after a PyTorch call its OpenMP worker spins on
 # the second core that tapegrad's worker then needs (~1 ms lost per call: benchmarks/README.md, s19-lead),
