@@ -579,9 +579,18 @@ def test_zero_d_variables_work_where_python_wants_a_number(engine):
     v = m.Variable([1.0, 2.0])
     with pytest.raises(TypeError):
         f"{v:.2f}"
-    with pytest.raises(TypeError):
+    with pytest.raises(TypeError, match=r"int\(\): only 0-d Variables .*\(2,\)"):
         int(v)
     assert [x.item() for x in v] == [1.0, 2.0] and len(v) == 2
+    # int() truncates toward zero and raises on NaN / inf, as int(float) does
+    for dtype in ("float32", "float64"):
+        assert int(m.Variable(-2.7, dtype=dtype)) == -2 and type(int(m.Variable(2.0, dtype=dtype))) is int
+        assert int(m.Variable(1e20, dtype=dtype)) == int(np.array(1e20, dtype=dtype).item())
+        with pytest.raises(ValueError):
+            int(m.Variable(float("nan"), dtype=dtype))
+        with pytest.raises(OverflowError):
+            int(m.Variable(float("-inf"), dtype=dtype))
+    assert int(m.Variable(3.5, requires_grad=True) * 2) == 7
 
 
 @pytest.mark.parametrize("engine", list(ENGINES))

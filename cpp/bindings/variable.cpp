@@ -498,6 +498,17 @@ PyObject* nb_float(PyObject* self) {
   return guarded([&] { return PyFloat_FromDouble(item_of(holder_of(self)->data)); }, "float");
 }
 
+// int(v) of a 0-d Variable: int(v.item()) (truncation; NaN and inf raise as
+// int(float) does) as the slot, not a Python __int__ (211 ns, 5x this).
+PyObject* nb_int(PyObject* self) {
+  return guarded([&]() -> PyObject* {
+    const Tensor& t = holder_of(self)->data;
+    if (t.ndim() != 0)
+      throw type_error("int(): only 0-d Variables convert to Python ints, got shape " + shape_str(t.shape));
+    return PyLong_FromDouble(item_of(t));
+  }, "int");
+}
+
 // v.item() as a METH_NOARGS method (pybind11's dispatcher was most of its cost).
 PyObject* item_method(PyObject* self, PyObject*) {
   return guarded([&] { return PyFloat_FromDouble(item_of(holder_of(self)->data)); }, "item");
@@ -816,6 +827,7 @@ tapegrad.from_numpy(arr) to share a NumPy array's buffer instead.
       .def("numpy", [](const Var& v) { return to_numpy(v->data); }, "The values as a NumPy array sharing this Variable's buffer.")
       .def("item", [](const Var& v) { return v->data.item(); }, "The value of a one-element Variable as a Python float.")
       .def("__float__", [](const Var& v) { return v->data.item(); })
+      .def("__int__", [](py::handle self) { return py::reinterpret_steal<py::object>(nb_int(self.ptr())); })
       .def("__bool__", [](const Var& v) {
         if (v->data.numel() != 1)
           throw value_error("The truth value of a Variable with more than one element is ambiguous (shape " +
@@ -1041,6 +1053,7 @@ void install_fast_paths() {
   nb->nb_negative = &nb_negative;
   nb->nb_absolute = &nb_absolute;
   nb->nb_float = &nb_float;
+  nb->nb_int = &nb_int;
   py::object item = py::reinterpret_steal<py::object>(PyDescr_NewMethod(g_var_type, &g_item_def));
   if (!item || PyDict_SetItemString(g_var_type->tp_dict, "item", item.ptr()) != 0) throw py::error_already_set();
   for (PyMethodDef& d : g_fastcall_methods) {

@@ -27,15 +27,9 @@ def _format(self, spec):
     return format(self.item(), spec)
 
 
-def _int(self):
-    if self.ndim != 0:
-        raise TypeError(f"int(): only 0-d Variables convert to Python ints, got shape {self.shape}")
-    return int(self.item())
-
-
 def _round(self, ndigits=None):
     if ndigits is None:  # round(v): a Python int, as round(np.float64(x))
-        return round(_core.Variable.__float__(self)) if self.ndim == 0 else _int(self)
+        return round(_core.Variable.__float__(self)) if self.ndim == 0 else int(self)
     from . import round as round_
     return round_(self, ndigits)
 
@@ -47,7 +41,7 @@ def _reduce(self):
     return _core.Variable, (self.data.copy(), self.requires_grad)
 
 
-for _name, _fn in {"__reduce__": _reduce, "__format__": _format, "__int__": _int, "__round__": _round,
+for _name, _fn in {"__reduce__": _reduce, "__format__": _format, "__round__": _round,
                   "__repr__": _repr, "__str__": _repr}.items():
     setattr(_core.Variable, _name, _fn)  # (_core.pyi declares them on Variable; tolist is C++: variable.cpp)
 
