@@ -793,6 +793,7 @@ def conversion_cases():
         Case("next(iter(v))", "", "convert", v1, {k: lambda x: next(iter(x)) for k in ident}, sizes=small,
              backward=False),
         Case("float(v)", "", "convert", one, {k: float for k in ident}, sizes=(0,), modes=("eval",)),
+        Case("int(v)", "", "convert", one, {k: int for k in ident}, sizes=(0,), modes=("eval",)),
         Case("v.item()", "item", "convert", one, {k: _method("item") for k in ident}, sizes=(0,), modes=("eval",)),
         Case("np.asarray(v)", "", "convert", v1, {k: np.asarray for k in ident}, sizes=(0, 16, 1024, 1 << 20),
              modes=("eval",)),
@@ -1050,6 +1051,11 @@ CONFIRM_ROW_SECONDS = 6.0  # a row's budget: its pairs drop from 61 towards 41 a
 # a start-up cost the first pass's 20 ms loops amortise and single 0.2 ms calls did not (paired 1.5-2.7x
 # where thread CPU said 0.9-1.3).
 CONFIRM_CALL_SECONDS_THREADED = 20e-3
+# ... and at 2+ threads each timed call follows an untimed call of the same row lasting >= this: 20 ms
+# calls alone still left paired 1.02-1.62 with caller CPU 0.96-1.4 (s19's re-check), the peer's spin
+# lasting several ms (libgomp spins ~300,000 pause loops before sleeping). With the warm-up each side is
+# timed in its own steady state, as in its own loop (the first pass; a user's loop).
+CONFIRM_WARM_SECONDS_THREADED = 20e-3
 
 
 def reference_lib(target):
@@ -1063,26 +1069,30 @@ def quartiles(xs):
     return tuple(float(q) for q in np.percentile(xs, [25, 50, 75]))
 
 
-def paired_times(a, b, c, d, pairs, clock=time.perf_counter, cpu_clock=time.thread_time):
+def paired_times(a, b, c, d, pairs, clock=time.perf_counter, cpu_clock=time.thread_time, warm=None):
     """Time `pairs` rounds of zero-argument calls: round i times the pair (a, b), a first when i is even
     and second when odd, then the A/A pair (c, d) the same way (c in a's slot). Each is called once a
     round: a callable called twice (the peer in both pairs) had its data warmer in the cache, which made
-    the A/A 1.2-1.8 on 8 MB rows. Returns {"a", "b", "c", "d": wall times per call, "a_cpu", "b_cpu":
-    the calling thread's CPU time per call, "ab", "aa": the per-pair ratios a/b and c/d, "ab_cpu",
-    "aa_cpu": the same of the CPU times}."""
+    the A/A 1.2-1.8 on 8 MB rows. warm: None, or {slot: zero-argument call} run untimed right before each
+    timed call of that slot ("a" ... "d"). Returns {"a", "b", "c", "d": wall times per call, "a_cpu",
+    "b_cpu": the calling thread's CPU time per call, "ab", "aa": the per-pair ratios a/b and c/d,
+    "ab_cpu", "aa_cpu": the same of the CPU times}."""
     out = {k: [] for k in ("a", "b", "c", "d", "a_cpu", "b_cpu", "ab", "aa", "ab_cpu", "aa_cpu")}
+    calls = {"a": a, "b": b, "c": c, "d": d}
 
-    def timed(call):
+    def timed(slot):
+        if warm is not None:
+            warm[slot]()
         c0, t0 = cpu_clock(), clock()
-        call()
+        calls[slot]()
         return clock() - t0, cpu_clock() - c0
     for i in range(pairs):
         if i % 2 == 0:
-            (ta, ca), (tb, cb) = timed(a), timed(b)
-            (tc, cc), (td, cd) = timed(c), timed(d)
+            (ta, ca), (tb, cb) = timed("a"), timed("b")
+            (tc, cc), (td, cd) = timed("c"), timed("d")
         else:
-            (tb, cb), (ta, ca) = timed(b), timed(a)
-            (td, cd), (tc, cc) = timed(d), timed(c)
+            (tb, cb), (ta, ca) = timed("b"), timed("a")
+            (td, cd), (tc, cc) = timed("d"), timed("c")
         for k, v in (("a", ta), ("b", tb), ("c", tc), ("d", td), ("a_cpu", ca), ("b_cpu", cb),
                      ("ab", ta / max(tb, 1e-12)), ("aa", tc / max(td, 1e-12)),
                      ("ab_cpu", ca / max(cb, 1e-12)), ("aa_cpu", cc / max(cd, 1e-12))):
@@ -1090,13 +1100,15 @@ def paired_times(a, b, c, d, pairs, clock=time.perf_counter, cpu_clock=time.thre
     return out
 
 
-def paired_confirm(fns, first, clock=time.perf_counter, cpu_clock=time.thread_time, call_seconds=CONFIRM_CALL_SECONDS):
+def paired_confirm(fns, first, clock=time.perf_counter, cpu_clock=time.thread_time, call_seconds=CONFIRM_CALL_SECONDS,
+                   warm_seconds=0.0):
     """The paired estimate for one row. fns: {"tapegrad": f, ref: g, "aa": g, "aa2": g}, each a prepared
     row with its own inputs (ref absent for a bar-only target: the A/A copies are then tapegrad's and it
     is paired with "aa"); first: the main pass's per-call times. k (row calls per timed call) makes a timed
     call of the faster side last >= call_seconds at its fastest call (first-pass best or the best of 3 single
     calls here, interleaved), lowered (to 1 at the least) where CONFIRM_MIN_PAIRS rounds would overrun
-    CONFIRM_ROW_SECONDS: only when one side is >= ~10x the other at 1M, where the verdict is not close."""
+    CONFIRM_ROW_SECONDS: only when one side is >= ~10x the other at 1M, where the verdict is not close.
+    warm_seconds > 0: each timed call follows an untimed one of the same slot lasting >= that (its own k)."""
     libs = [lib for lib in fns if lib not in ("aa", "aa2")]
     ref = libs[1] if len(libs) > 1 else None
     peer = ref or "aa"
@@ -1115,7 +1127,12 @@ def paired_confirm(fns, first, clock=time.perf_counter, cpu_clock=time.thread_ti
     k = max(1, min(k, int(CONFIRM_ROW_SECONDS / (CONFIRM_MIN_PAIRS * per_row))))
     n_pairs = max(CONFIRM_MIN_PAIRS, min(CONFIRM_PAIRS, int(CONFIRM_ROW_SECONDS / (k * per_row))))
     calls = {lib: functools.partial(loop, k, *rest) for lib, (loop, rest) in plan.items()}
-    t = paired_times(calls["tapegrad"], calls[peer], calls["aa"], calls["aa2"], n_pairs, clock, cpu_clock)
+    warm = None
+    if warm_seconds > 0:
+        warm_calls = {lib: functools.partial(loop, max(1, math.ceil(warm_seconds / max(one[lib], 1e-9))), *rest)
+                      for lib, (loop, rest) in plan.items()}
+        warm = dict(zip("abcd", (warm_calls["tapegrad"], warm_calls[peer], warm_calls["aa"], warm_calls["aa2"])))
+    t = paired_times(calls["tapegrad"], calls[peer], calls["aa"], calls["aa2"], n_pairs, clock, cpu_clock, warm)
     q_ab, q_aa = quartiles(t["ab"]), quartiles(t["aa"])
     res = {"confirm_k": k, "confirm_pairs": n_pairs, "confirm_seconds": sum(t["a"] + t["b"] + t["c"] + t["d"]),
            "tapegrad": statistics.median(t["a"]) / k, "tapegrad_best": min(t["a"]) / k,
@@ -1161,7 +1178,8 @@ def confirm(rows, case_list, progress=True):
                 fns[copy] = prepare(case, libs[-1], row["n"], row["dtype"], row["mode"] != "eval",
                                     backward=row["mode"] != "record")
             call = CONFIRM_CALL_SECONDS_THREADED if threads > 1 else CONFIRM_CALL_SECONDS
-            res = paired_confirm(fns, row, call_seconds=call)
+            res = paired_confirm(fns, row, call_seconds=call,
+                                 warm_seconds=CONFIRM_WARM_SECONDS_THREADED if threads > 1 else 0.0)
             row["confirm_ref"] = libs[1] if len(libs) > 1 else None
             for lib in libs:
                 for suffix in ("", "_best", "_cpu"):

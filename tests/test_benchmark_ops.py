@@ -446,6 +446,31 @@ def test_paired_confirm_takes_longer_calls_at_two_threads():
     assert long["ratio"] == pytest.approx(1.2) and long["confirm_seconds"] <= bench.CONFIRM_ROW_SECONDS
 
 
+def test_paired_confirm_warms_each_side_up_at_two_threads():
+    """A call right after the other library's runs 1.5x slower (its neighbour's spinning worker, a cold
+    cache): without a warm-up the pairs charge that to whichever side is slower to recover; with
+    warm_seconds each timed call follows an untimed call of its own row and the ratio is the cost ratio."""
+    class ColdAfterOther(FakeClock):
+        def row(self, name):
+            lib = name.rstrip("2") if name.startswith("aa") else name
+            def run():
+                cold = self.log and self.log[-1] != lib and lib == "tapegrad"
+                self.now += self.cost[name] * (1.5 if cold else 1.0)
+                self.log.append(lib)
+            return run
+    clk = ColdAfterOther({"tapegrad": 3e-4, "torch": 3.3e-4, "aa": 3.3e-4, "aa2": 3.3e-4})
+    fns = {lib: clk.row(lib) for lib in ("tapegrad", "torch", "aa", "aa2")}
+    cold = bench.paired_confirm(fns, {"tapegrad": 3e-4, "torch": 3.3e-4}, clk, clk, call_seconds=3e-4)
+    assert cold["confirm_k"] == 1 and cold["ratio"] == pytest.approx(1.5 * 3 / 3.3)
+    clk.log.clear()
+    warm = bench.paired_confirm(fns, {"tapegrad": 3e-4, "torch": 3.3e-4}, clk, clk, call_seconds=3e-4,
+                                warm_seconds=bench.CONFIRM_WARM_SECONDS_THREADED)
+    assert warm["ratio"] == pytest.approx(3 / 3.3) and warm["ratio_aa"] == pytest.approx(1.0)
+    # (the warm-up calls are untimed: the per-call medians are the row's own costs)
+    assert warm["tapegrad"] == pytest.approx(3e-4) and warm["torch"] == pytest.approx(3.3e-4)
+    assert warm["confirm_seconds"] == pytest.approx(warm["confirm_pairs"] * (3e-4 + 3 * 3.3e-4))
+
+
 def test_recheck_re_times_an_earlier_runs_misses(monkeypatch, tmp_path):
     """--recheck FILE: only the confirmation pass, on FILE's missed rows (filtered; --unexplained drops
     those EXPLAINED covers), the first-pass figures FILE's."""
