@@ -85,15 +85,16 @@ def test_cumsum_minus_zero_start_kept():
     assert not np.signbit(got).any()
 
 
+@pytest.mark.parametrize("shape", [(600, 1000), (512, 1024)])  # 8-row and 4-row groups
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("name", ["cumsum", "cumprod"])
-def test_rows_same_bits_every_isa_and_thread_count(name, dtype):
-    # 600 x 1000: enough rows for the two threads to split them
-    x = _rows(600, 1000, dtype, prod=name == "cumprod")
+def test_rows_same_bits_every_isa_and_thread_count(name, dtype, shape):
+    # enough rows for the two threads to split them
+    x = _rows(*shape, dtype, prod=name == "cumprod")
     got = every_isa_and_thread_count(lambda v: getattr(tg, name)(v, axis=-1), x)
     want = _seq_cumsum(x) if name == "cumsum" else _seq_cumprod(x)
     assert np.array_equal(got, want)
-    g = _rows(600, 1000, dtype, prod=False, seed=2)
+    g = _rows(*shape, dtype, prod=False, seed=2)
     gx = every_isa_and_thread_count(
         lambda v: tg.grad(lambda w: tg.sum(getattr(tg, name)(w, axis=-1) * tg.Variable(g)))(v), x)
     if name == "cumsum":
