@@ -1341,6 +1341,13 @@ EXPLAINED = [
          "instructions per vector, no correction step); ours keeps 0.5 ulp and exact cubes by a Newton step and "
          "an exact-residual step: 9.1 (float64 17.8) AVX2 instructions per element; 1M thread CPU 2.15x (float64 "
          "1.34x) NumPy's after this change's 0.82x kernel time (h115-cbrt)", modes=frozenset({"eval"}), min_n=1024),
+
+    # h122-scans
+    Miss("bound", frozenset({"cumsum(x)", "v.cumsum()", "cumprod(x)", "v.cumprod()"}),
+         "one lane is one chain of dependent adds (multiplies) in the sequential order (NumPy's float64 bits, the "
+         "same bits at any thread count): 3.0 cycles per element (3.45 float32 cumsum), the add/multiply latency; "
+         "PyTorch's loop is the same chain, 3.0-3.45 by thread CPU (h122-scans)",
+         modes=frozenset({"eval", "record"}), min_n=1 << 20),
 ]
 
 

@@ -640,6 +640,8 @@ static void over_lanes(int64_t outer, int64_t n, int64_t inner, F&& f) {
 template <class T>
 using SumAcc = std::conditional_t<std::is_same_v<T, float>, double, T>;
 
+#include "simd/scan.hpp"
+
 Tensor scan(bool prod, const Tensor& x0, int64_t axis, bool reverse) {
   TG_CONTIGUOUS(x, x0);
   Tensor out = Tensor::empty(x.shape, x.dtype);
@@ -650,22 +652,16 @@ Tensor scan(bool prod, const Tensor& x0, int64_t axis, bool reverse) {
     const T* px = x.ptr<T>();
     T* po = out.ptr<T>();
     using Acc = SumAcc<T>;
+    if (inner == 1) {  // the lanes are rows: 8 chains at a time (h122-scans, simd/scan.hpp)
+      parallel_for(outer, std::max<int64_t>(1, kGrainElements / n), [&](int64_t o0, int64_t o1) {
+        if (prod) scan_rows<T, true>(px + o0 * n, po + o0 * n, o1 - o0, n, reverse);
+        else scan_rows<T, false>(px + o0 * n, po + o0 * n, o1 - o0, n, reverse);
+      });
+      break;
+    }
     over_lanes(outer, n, inner, [&](int64_t o, int64_t j0, int64_t j1) {
       const T* a = px + o * n * inner;
       T* y = po + o * n * inner;
-      const int64_t w = j1 - j0;
-      if (inner == 1) {  // one lane: a chain along the run
-        if (prod) {
-          T p = 1;
-          if (!reverse) for (int64_t k = 0; k < n; ++k) y[k] = p = p * a[k];
-          else for (int64_t k = n; k-- > 0;) y[k] = p = p * a[k];
-        } else {
-          Acc s = 0;
-          if (!reverse) for (int64_t k = 0; k < n; ++k) y[k] = T(s += Acc(a[k]));
-          else for (int64_t k = n; k-- > 0;) y[k] = T(s += Acc(a[k]));
-        }
-        return;
-      }
       // Many lanes: a row of running values across the inner axis (vector loops).
       Acc accs[256];
       for (int64_t c0 = j0; c0 < j1; c0 += 256) {
@@ -681,7 +677,6 @@ Tensor scan(bool prod, const Tensor& x0, int64_t axis, bool reverse) {
             for (int64_t j = 0; j < m; ++j) yk[j] = T(accs[j] += Acc(ak[j]));
         }
       }
-      (void)w;
     });
   });
   return out;
