@@ -957,11 +957,11 @@ template <class T> TG_MATH_INLINE T trunc_exact(T x) {
 // ----- h86-logfam: log2, log10, cbrt, arcsinh, arccosh, arctanh ----------------------
 // float64: (log2 and log10: h97-f32's block, log1p_hilo) pow's log2 as a double-double
 // (pow_log2, simd/pow.hpp: ~2^-68 relative): the natural logs
-// of arcsinh, arccosh and arctanh take that pair times ln2 as
-// double-doubles (ln_dd), their arguments built as double-doubles too, so each
+// of arcsinh and arccosh take that pair times ln2 as
+// double-doubles (ln_dd; arctanh: simd/atanh_log.hpp), their arguments built as double-doubles too, so each
 // rounds once at the end (0.5 ulp plus ~2^-60 relative). cbrt has no division:
 // a polynomial seed, one Newton step, and one correction from the exact residual
-// y^3 - x. float32: log2 and log10 from log_kernel in double; the others are
+// y^3 - x. float32: log2 and log10 in float (simd/atanh_log.hpp); the others are
 // the float64 kernels rounded to float (0.5 ulp plus ~2^-28), arctanh in h97-f32's block.
 // (pow_log2 and split_exponentf are defined after this file.)
 TG_MATH_INLINE void pow_log2(double ax, double* t1, double* t2);
@@ -1025,47 +1025,17 @@ TG_MATH_INLINE double acosh_f64(double x) {
   return x != x ? x : res;
 }
 
-// atanh |x| = ln(w) / 2, w = (1 + |x|) / (1 - |x|) as a double-double (both sums
-// exact as pairs by Fast2Sum; the quotient corrected by its exact fma residual),
-// so ln's argument is exact to ~2^-106 near 1 (small x) and the pole costs
-// nothing; |x| below 2^-27: x itself (x^3/3 is below half an ulp).
-TG_MATH_INLINE double atanh_f64(double x) {
-  double a = __builtin_fabs(x);
-  double d = 1.0 - a, de = (1.0 - d) - a;
-  double nh = 1.0 + a, nl = (1.0 - nh) + a;
-  double wh = nh / d;
-  double wl = ((tg_fma(-wh, d, nh) + nl) - wh * de) / d;
-  double lo;
-  double h = ln_dd(wh, wl, 0.0, &lo);
-  double res = 0.5 * (h + lo);
-  res = a < 0x1p-27 ? a : res;
-  res = a == 1.0 ? kTgInf : res;
-  res = a > 1.0 ? kTgNaN : res;
-  res = __builtin_copysign(res, x);
-  return x != x ? x : res;
-}
+#include "simd/atanh_log.hpp"  // h124-atanh-log: atanh_f64_1div, atanh_f32_1div, logf_base_h124
+
+// atanh: one division (simd/atanh_log.hpp; was w = (1 + |x|) / (1 - |x|) as a double-double and
+// ln_dd, three divisions).
+TG_MATH_INLINE double atanh_f64(double x) { return atanh_f64_1div(x); }
 
 #include "simd/cbrt.hpp"  // cbrt_f32, cbrt_f64 and the normal-lane kernels of the vector pass
 
-// log2 and log10 in float: x = 2^k m split in float, log(m) by the float64
-// log_kernel (k = 0: ~1 ulp of double), k (log10: k log10(2)) + log(m) / ln(base)
-// in double, rounded to float once: 0.5 ulp + ~2^-28, and exact at 2^k, 10^k.
-// (Float's logf_kernel2 pair measured 1.06 ulp for log2 here: its tail's float
-// roundings, scaled by 1/ln2, add up near m = sqrt(2).)
-TG_MATH_INLINE float logf_base(float x, double c, double g) {
-  bool sub = x < 0x1p-126f;
-  float k;
-  float m = split_exponentf(sub ? x * 0x1p23f : x, &k);
-  k = sub ? k - 23.0f : k;
-  double l = log_kernel(double(m) - 1.0, 0.0, 0.0);
-  float res = float(tg_fma(l, c, double(k) * g));
-  res = x == __builtin_inff() ? x : res;
-  res = x == 0.0f ? -__builtin_inff() : res;
-  res = x < 0.0f ? __builtin_nanf("") : res;
-  return x != x ? x : res;
-}
-TG_MATH_INLINE float log2_f32(float x) { return logf_base(x, 0x1.71547652b82fep+0, 1.0); }
-TG_MATH_INLINE float log10_f32(float x) { return logf_base(x, 0x1.bcb7b1526e50ep-2, 0x1.34413509f79ffp-2); }
+// log2 and log10 in float lanes (simd/atanh_log.hpp; was log_kernel in double lanes, with a division).
+TG_MATH_INLINE float log2_f32(float x) { return logf_base_h124<false>(x); }
+TG_MATH_INLINE float log10_f32(float x) { return logf_base_h124<true>(x); }
 // (cbrt_f32: simd/cbrt.hpp)
 TG_MATH_INLINE float asinh_f32(float x) { return float(asinh_f64(double(x))); }
 TG_MATH_INLINE float acosh_f32(float x) { return float(acosh_f64(double(x))); }
@@ -1196,19 +1166,8 @@ TG_MATH_INLINE float gelu_f32(float xf) {
   return float(x * (u < 0.0 ? e : 1.0) / (1.0 + e));
 }
 
-// atanh |x| = log1p(w) / 2, w = 2|x| / (1 - |x|): 2|x| and 1 - |x| are exact in double for a float
-// |x| >= 2^-29 (below, 1 - |x| rounds by <= 2^-53 relative), w rounds once, and log1p(w)'s
-// relative condition number w / ((1 + w) log1p(w)) is <= 1.
-TG_MATH_INLINE float atanh_f32(float xf) {
-  double a = __builtin_fabs(double(xf));
-  double d = 1.0 - a;
-  double r = 0.5 * log1p_lite((a + a) / d);  // (|x| >= 1: w is inf or negative, selected below)
-  r = d == 0.0 ? kTgInf : r;
-  r = d < 0.0 ? kTgNaN : r;
-  r = d != d ? a + a : r;  // (a + a: a signaling NaN quieted in every build; the baseline build
-                           // folded float(double(x)) back to x, keeping it signaling)
-  return float(__builtin_copysign(r, double(xf)));
-}
+// atanh: simd/atanh_log.hpp's atanh_f32_1div (one division; was log1p(2|x| / (1 - |x|)) / 2, two).
+TG_MATH_INLINE float atanh_f32(float xf) { return atanh_f32_1div(xf); }
 
 // a NaN operand's NaN, a's where both are (as tg_nan_of); a + b is also the result for (inf, inf)
 // and (-inf, -inf), whose a - b is NaN.
