@@ -617,7 +617,6 @@ template <bool kPooled = false, class T, class F, class IsSlow, class Slow>
 inline void bin_run_fixup(T* o, int64_t so, const T* a, int64_t sa, const T* b, int64_t sb, int64_t n, F f,
                           IsSlow is_slow, Slow slow) {
   if constexpr (kPooled) {
-    using I = std::conditional_t<sizeof(T) == 8, int64_t, int32_t>;
     T xs[kFixupBlock], ys[kFixupBlock];
     constexpr int32_t kPend = 2 * kFixupBlock + 16;
     T cx[kPend], cy[kPend], cr[kPend];
@@ -648,23 +647,21 @@ inline void bin_run_fixup(T* o, int64_t so, const T* a, int64_t sa, const T* b, 
         xv = xs, yv = ys, sxv = 1, syv = 1;
       }
       bin_run<T>(ob, so, x, sa, y, sb, m, f);
-      // flags as masks of T's width (a vectorized loop; bytes cost a pack per vector), then the lanes
-      // found 8 flags at a time: a branch per 8 lanes and per flagged lane, not one per lane (the branchy
-      // scan cost ~1.5 ns per element at 2.6% flagged, h114-logaddexp)
-      alignas(64) I fl[kFixupBlock];
+      // flags as bytes (a vectorized loop), then the lanes found 8 at a time from one 64-bit word: a branch
+      // per 8 lanes and per flagged lane (a branch per lane cost ~1.5 ns per element at 2.6% flagged,
+      // h114-logaddexp; OR-ing 8 flags of T's width ~0.4 ns, h127-lae32)
+      alignas(64) uint8_t fl[kFixupBlock];
       if (sxv == 1 && syv == 1 && so == 1) {
-        for (int64_t i = 0; i < m; ++i) fl[i] = -I(is_slow(xv[i], yv[i], ob[i]));
+        for (int64_t i = 0; i < m; ++i) fl[i] = uint8_t(is_slow(xv[i], yv[i], ob[i]));
       } else {
-        for (int64_t i = 0; i < m; ++i) fl[i] = -I(is_slow(xv[i * sxv], yv[i * syv], ob[i * so]));
+        for (int64_t i = 0; i < m; ++i) fl[i] = uint8_t(is_slow(xv[i * sxv], yv[i * syv], ob[i * so]));
       }
       for (int64_t i = m; i < ((m + 7) & ~int64_t(7)); ++i) fl[i] = 0;
       for (int64_t w = 0; w < m; w += 8) {
-        I acc = 0;
-        for (int k = 0; k < 8; ++k) acc |= fl[w + k];
-        if (!acc) continue;
-        for (int k = 0; k < 8; ++k) {
-          if (!fl[w + k]) continue;
-          int64_t i = w + k;
+        uint64_t bits;
+        __builtin_memcpy(&bits, fl + w, 8);
+        for (; bits; bits &= bits - 1) {
+          int64_t i = w + (__builtin_ctzll(bits) >> 3);
           idx[cnt] = i0 + i;
           cx[cnt] = xv[i * sxv];
           cy[cnt++] = yv[i * syv];
