@@ -6,7 +6,7 @@
 // expm1 on |t| <= ln2/64 (first terms in double-double), e^max - 1 kept as expm1 so that a small max
 // loses nothing; then r = log1p(y), y being small, by log1p_hilo (~2^-55 relative) and one rounding.
 // y's error is ~2^-103 L, so r is within 2 ulp wherever |r| >= 2^-48 L (below, ~2^-50 L / |r| ulp).
-// Included by loops.hpp after math.hpp (uses log1p_hilo, kTgShifter, bin_run, kFixupBlock).
+// Included by loops.hpp after math.hpp (uses log1p_hilo, kTgShifter, bin_run_fixup).
 #pragma once
 
 namespace tg_lae {
@@ -188,87 +188,39 @@ template <bool Base2> TG_MATH_INLINE bool lae_cancels(double mx, double r) {
   return (mx < 0.0) & (((Base2 ? 4.0 : 8.0) * ar < l) | ((l < 0x1p-45) & (ar < 2.0 * l)));
 }
 
-// The vector kernel over a block, then the cancelling lanes (found from the inputs, saved first where
-// o may alias them, and the vector result) gathered and redone by tg_lae::slow in a vectorized loop,
-// lo < -600 by slow_tiny. Each lane's answer depends on its inputs only: the same bits at any block or
-// thread split; the same double arithmetic with fma in every ISA build.
-// Redoes the pending lanes (padded to a multiple of 16 so that the vectorized loop has no scalar tail).
-template <bool Base2>
-inline void lae_flush(double* o, int64_t so, const int64_t* idx, double* cm, double* cl, double* cr, int32_t cnt) {
-  int32_t padded = (cnt + 15) & ~15, half = padded / 2;
-  for (int32_t c = cnt; c < padded; ++c) cm[c] = -0.5, cl[c] = -1.0;
-  // two independent lanes per iteration: the kernel is a long dependency chain (double-double Horner),
-  // so interleaving two vectors' chains hides latency
-  for (int32_t c = 0; c < half; ++c) {
-    cr[c] = tg_lae::slow<Base2>(cm[c], cl[c]);
-    cr[c + half] = tg_lae::slow<Base2>(cm[c + half], cl[c + half]);
+// The vector kernel, then the cancelling lanes (found from the inputs and the vector result) pooled and
+// redone by tg_lae::slow in a vectorized loop, lo < -600 by slow_tiny: bin_run_fixup's pooled option
+// (simd/loops.hpp). Each lane's answer depends on its inputs only: the same bits at any block or thread
+// split; the same double arithmetic with fma in every ISA build.
+template <bool Base2> struct LaeRedo {
+  // cr[0, cnt) for the pending pairs, padded to a multiple of 16 so that the vectorized loop has no scalar tail
+  void operator()(double* cx, double* cy, double* cr, int32_t cnt) const {
+    int32_t padded = (cnt + 15) & ~15, half = padded / 2;
+    for (int32_t c = cnt; c < padded; ++c) cx[c] = -0.5, cy[c] = -1.0;
+    // two independent lanes per iteration: the kernel is a long dependency chain (double-double Horner),
+    // so interleaving two vectors' chains hides latency
+    for (int32_t c = 0; c < half; ++c) {
+      double u = cx[c], v = cy[c], u2 = cx[c + half], v2 = cy[c + half];
+      cr[c] = tg_lae::slow<Base2>(u > v ? u : v, u > v ? v : u);
+      cr[c + half] = tg_lae::slow<Base2>(u2 > v2 ? u2 : v2, u2 > v2 ? v2 : u2);
+    }
+    for (int32_t c = 0; c < cnt; ++c) {
+      double u = cx[c], v = cy[c], lo = u > v ? v : u;
+      if (lo < -600.0) cr[c] = tg_lae::slow_tiny<Base2>(u > v ? u : v, lo);
+    }
   }
-  for (int32_t c = 0; c < cnt; ++c) o[idx[c] * so] = cl[c] < -600.0 ? tg_lae::slow_tiny<Base2>(cm[c], cl[c]) : cr[c];
-}
+};
 
 template <bool Base2>
 inline void lae_run(double* o, int64_t so, const double* a, int64_t sa, const double* b, int64_t sb, int64_t n) {
-  double xs[kFixupBlock], ys[kFixupBlock];
-  // pending lanes across blocks (a block has ~7 at 2.6% of lanes: too few for the vector loop)
-  constexpr int32_t kPend = 2 * kFixupBlock + 16;
-  double cm[kPend], cl[kPend], cr[kPend];
-  int64_t idx[kPend];
-  int32_t cnt = 0;
-  for (int64_t i0 = 0; i0 < n; i0 += kFixupBlock) {
-    const int64_t m = n - i0 < kFixupBlock ? n - i0 : kFixupBlock;
-    const double* x = a + i0 * sa;
-    const double* y = b + i0 * sb;
-    double* ob = o + i0 * so;
-    // (copies only where o's block may overlap an input's: out= and in-place forms; a lane's inputs are
-    // read before any fix-up writes it)
-    const char *olo = reinterpret_cast<const char*>(ob), *ohi = reinterpret_cast<const char*>(ob + (m - 1) * so + 1);
-    auto overlaps = [&](const double* p, int64_t sp) {
-      const char *lo = reinterpret_cast<const char*>(p), *hi = reinterpret_cast<const char*>(p + (m - 1) * sp + 1);
-      return lo < ohi && olo < hi;
-    };
-    const double *xv = x, *yv = y;
-    int64_t sxv = sa, syv = sb;
-    if (overlaps(x, sa) || overlaps(y, sb)) {
-      for (int64_t i = 0; i < m; ++i) {
-        xs[i] = x[i * sa];
-        ys[i] = y[i * sb];
-      }
-      xv = xs, yv = ys, sxv = 1, syv = 1;
-    }
-    if constexpr (Base2)
-      bin_run<double>(ob, so, x, sa, y, sb, m, [](double u, double v) TG_INLINE_LAMBDA { return logaddexp2_f64(u, v); });
-    else
-      bin_run<double>(ob, so, x, sa, y, sb, m, [](double u, double v) TG_INLINE_LAMBDA { return logaddexp_f64(u, v); });
-    // flags as 64-bit masks (a vectorized loop; bytes cost a pack per vector), then the lanes found 8
-    // flags at a time: a branch per 8 lanes and per flagged lane, not one per lane (the branchy scan
-    // cost ~1.5 ns per element at 2.6% flagged)
-    alignas(64) int64_t fl[kFixupBlock];
-    if (sxv == 1 && syv == 1 && so == 1) {
-      for (int64_t i = 0; i < m; ++i) fl[i] = -int64_t(lae_cancels<Base2>(xv[i] > yv[i] ? xv[i] : yv[i], ob[i]));
-    } else {
-      for (int64_t i = 0; i < m; ++i) {
-        double u = xv[i * sxv], v = yv[i * syv];
-        fl[i] = -int64_t(lae_cancels<Base2>(u > v ? u : v, ob[i * so]));
-      }
-    }
-    for (int64_t i = m; i < ((m + 7) & ~int64_t(7)); ++i) fl[i] = 0;
-    for (int64_t w = 0; w < m; w += 8) {
-      int64_t acc = 0;
-      for (int k = 0; k < 8; ++k) acc |= fl[w + k];
-      if (!acc) continue;
-      for (int k = 0; k < 8; ++k) {
-        if (!fl[w + k]) continue;
-        int64_t i = w + k;
-        double u = xv[i * sxv], v = yv[i * syv];
-        idx[cnt] = i0 + i;
-        cm[cnt] = u > v ? u : v;
-        cl[cnt++] = u > v ? v : u;
-      }
-    }
-    if (cnt >= kFixupBlock) {
-      lae_flush<Base2>(o, so, idx, cm, cl, cr, cnt);
-      cnt = 0;
-    }
-  }
-  if (cnt) lae_flush<Base2>(o, so, idx, cm, cl, cr, cnt);
+  if constexpr (Base2)
+    bin_run_fixup<true>(
+        o, so, a, sa, b, sb, n, [](double u, double v) TG_INLINE_LAMBDA { return logaddexp2_f64(u, v); },
+        [](double u, double v, double r) TG_INLINE_LAMBDA { return lae_cancels<true>(u > v ? u : v, r); },
+        LaeRedo<true>{});
+  else
+    bin_run_fixup<true>(
+        o, so, a, sa, b, sb, n, [](double u, double v) TG_INLINE_LAMBDA { return logaddexp_f64(u, v); },
+        [](double u, double v, double r) TG_INLINE_LAMBDA { return lae_cancels<false>(u > v ? u : v, r); },
+        LaeRedo<false>{});
 }

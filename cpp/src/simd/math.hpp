@@ -1181,7 +1181,8 @@ TG_MATH_INLINE double nan_or_sum(double a, double b) {
 // e^-|a - b|'s error is |a - b| 2^-53, <= 2^-45 where e matters); its sign is exact either way, so
 // it picks max(a, b). |a - b| capped at 600 (e^-600 is far below any float sum's ulp). Where
 // max(a, b) < 0 cancels against the log1p term, the error is log1p's absolute ~2^-53, as
-// logaddexp_f64's.
+// logaddexp_f64's. (Since h127-lae32 these two redo the lanes where the result cancels, NaN inputs and
+// (inf, inf) after simd/lae32.hpp's vector pass, whose short polynomials are ~2^-38 relative.)
 TG_MATH_INLINE float logaddexp_f32(float af, float bf) {
   double a = af, b = bf;
   double d = a - b;
