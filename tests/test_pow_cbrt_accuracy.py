@@ -131,7 +131,7 @@ def _f32_ulp_err(got, ref64):
 def test_float32_cbrt_dense_every_isa():
     # cbrt_f32 works in float (16 lanes per AVX-512 vector): every 3rd float of [1, 8) (its three exponent
     # classes r = 0, 1, 2 and the polynomial's whole range), both signs, every 61st subnormal bit pattern,
-    # the normal/subnormal edge and the top binades; <= 1 ulp is the bar, it measures 0.5000.
+    # the normal/subnormal edge and the top binades; <= 1 ulp is the bar, it measures 0.505 (h126-cbrt).
     one, eight = np.array([1.0, 8.0], dtype=np.float32).view(np.uint32)
     bits = [np.arange(one, eight, 3, dtype=np.uint32), np.arange(1, 0x00800000, 61, dtype=np.uint32),
             np.arange(0x00700000, 0x00900000, dtype=np.uint32), np.arange(0x7e000000, 0x7f800000, 97, dtype=np.uint32)]
