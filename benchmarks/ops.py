@@ -1331,9 +1331,10 @@ EXPLAINED = [
     # h115-cbrt, narrowed by h126-cbrt (1,024 rows: thread CPU 0.75x / 0.80x NumPy's, paired 0.85 / 0.92)
     Miss("open", frozenset({"cbrt"}),
          "NumPy's cbrt is SVML's AVX-512 kernel (getmant/getexp, a table by vpermt2ps, one polynomial: ~20 "
-         "instructions per vector, no correction step); ours keeps 0.5 ulp and exact cubes by a Newton step and "
-         "an exact-residual step: 9.1 (float64 17.8) AVX2 instructions per element; 1M thread CPU 2.15x (float64 "
-         "1.34x) NumPy's after this change's 0.82x kernel time (h115-cbrt)", modes=frozenset({"eval"}), min_n=1024),
+         "instructions per vector, no correction step); ours keeps <= 0.51 ulp and exact cubes by an "
+         "exact-residual step (float64 also a Newton step): 43 AVX-512 instructions per 16 floats, 49 per 8 "
+         "doubles (AVX2 callgrind 6.5 / 14.3 per element); 1M thread CPU 1.37x (float64 1.06x) NumPy's after "
+         "this change's 0.65x / 0.80x kernel time (h126-cbrt)", modes=frozenset({"eval"}), min_n=1 << 20),
 
     # h122-scans
     Miss("bound", frozenset({"cumsum(x)", "v.cumsum()", "cumprod(x)", "v.cumprod()"}),
@@ -1349,10 +1350,6 @@ EXPLAINED = [
          "thread CPU, whose results are 8-10 ulp off where max(a, b) >= 0 (h127-lae32)",
          dtypes=frozenset({"float32"}), modes=frozenset({"eval", "record"}), min_n=1 << 20),
 
-         "instructions per vector, no correction step); ours keeps <= 0.51 ulp and exact cubes by an "
-         "exact-residual step (float64 also a Newton step): 43 AVX-512 instructions per 16 floats, 49 per 8 "
-         "doubles (AVX2 callgrind 6.5 / 14.3 per element); 1M thread CPU 1.37x (float64 1.06x) NumPy's after "
-         "this change's 0.65x / 0.80x kernel time (h126-cbrt)", modes=frozenset({"eval"}), min_n=1 << 20),
 ]
 
 
