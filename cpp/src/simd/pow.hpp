@@ -79,8 +79,8 @@ TG_MATH_INLINE void pow_log2(double ax, double* t1, double* t2) {
 }
 
 // x ** y for the kernel's lanes (h125-pow): ARM optimized-routines' pow (math/pow.c, HAVE_FAST_FMA;
-// 0.54 ulp worst case by its analysis) made branch-free on its tables (simd/pow_tables.hpp: GCC
-// gathers them at AVX2/AVX-512, loads them one by one at SSE2; the same operations and bits in
+// 0.54 ulp worst case by its analysis) made branch-free on its tables (simd/pow_tables.hpp: GCC 12
+// loads them lane by lane, emulated gathers, at AVX2/AVX-512 too; the same operations and bits in
 // every build). log|x| = hi + lo to ~2^-68 relative: |x| = 2^k z, z/c - 1 = r exact by one fma
 // (1/c from the table), log|x| = k ln2 + log(c) + log1p(r), log1p(r) = r - r^2/2 + r^3 P(r) with
 // -r^2/2's rounding error kept by an fma. y log|x| = ehi + elo (fma products). e^(ehi + elo) =
