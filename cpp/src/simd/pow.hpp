@@ -1,20 +1,16 @@
 // Vectorizable float64 x ** y (included by simd/loops.hpp after simd/math.hpp,
 // inside its per-ISA namespace; no namespace of its own).
 //
-// With FMA (tg_fma: one rounding, the same bits in every build): log2|x| as
-// a double-double t1 + t2 (fdlibm e_pow.c's reduction around 1 or 1.5, the
-// atanh series with its leading terms as exact fma products), y log2|x| =
-// p_h + p_l (the exact fma product), and 2^(p_h + p_l) = 2^n e^r with
-// exp_dd's polynomial, r's tail carried in (SLEEF's xpow u10 structure).
-// Max 0.75 ulp on 1.2e7 pairs (long double powl; subnormal results, which
-// round twice), 0.84 for fdlibm's truncation splits before. Scaling by 2^n is
-// done in two steps (as exp_dd) so that overflow gives inf.
+// With FMA (tg_fma: one rounding, the same bits in every build). pow_f64_fast
+// (h125-pow) is ARM optimized-routines' table-driven pow, below; pow_log2 is
+// the earlier kernel's log2|x| as a double-double (fdlibm e_pow.c's reduction
+// around 1 or 1.5, the atanh series with its leading terms as exact fma
+// products), kept for math.hpp's ln_dd.
 //
 // pow_f64_fast is valid for finite nonzero x and finite y with |y| < 2^31
-// (pow_f64_slow names the other lanes: zeros, infinities, NaN and huge y,
-// where fdlibm switches to a series for x near 1); loops.hpp redoes those
-// lanes with libm's pow. Negative x with an integer y gets the sign of
-// (-1)^y; with a non-integer y, NaN (C99).
+// (pow_f64_slow names the other lanes: zeros, infinities, NaN and huge y);
+// loops.hpp redoes those lanes with libm's pow. Negative x with an integer y
+// gets the sign of (-1)^y; with a non-integer y, NaN (C99).
 // tests/test_kernels_fastpaths.py measures the error against a long double
 // oracle (bar: 2 ulp).
 
@@ -82,37 +78,86 @@ TG_MATH_INLINE void pow_log2(double ax, double* t1, double* t2) {
   *t2 = (h - *t1) + tl;
 }
 
+// x ** y for the kernel's lanes (h125-pow): ARM optimized-routines' pow (math/pow.c, HAVE_FAST_FMA;
+// 0.54 ulp worst case by its analysis) made branch-free on its tables (simd/pow_tables.hpp: GCC 12
+// loads them lane by lane, emulated gathers, at AVX2/AVX-512 too; the same operations and bits in
+// every build). log|x| = hi + lo to ~2^-68 relative: |x| = 2^k z, z/c - 1 = r exact by one fma
+// (1/c from the table), log|x| = k ln2 + log(c) + log1p(r), log1p(r) = r - r^2/2 + r^3 P(r) with
+// -r^2/2's rounding error kept by an fma. y log|x| = ehi + elo (fma products). e^(ehi + elo) =
+// 2^(m/128) e^s: m = round(ehi 128/ln2), s = ehi - m ln2/128 + elo (|s| <= ln2/256 + tiny), 2^(j/128)
+// = H_j (1 + T_j) from the table (j = m mod 128), e^s - 1 + T_j by a degree-5 polynomial, q = H_j +
+// H_j (...) rounded once; then 2^((m - j)/128) in two exact steps (as before), so a subnormal
+// result rounds twice (<= 0.77 ulp of the subnormal) and an overflow gives inf.
+// pow_log2 above stays: math.hpp's ln_dd (arcsinh, arccosh) takes it.
+#include "simd/pow_tables.hpp"
+
 TG_MATH_INLINE double pow_f64_fast(double x, double y) {
-  const double ln2_h = 6.93147180559945286227e-01, ln2_l = 2.319046813846299558e-17;
+  const double ln2_hi = 0x1.62e42fefa3800p-1, ln2_lo = 0x1.ef35793c76730p-45;
+  // log1p(r) - r + r^2/2 = r^3 (A1 + A2 r + A3 r^2 + ...) scaled as pow_log_data.c evaluates it
+  // (ar = -r/2: the coefficients times -2, 4, -8); relative error 2^-69.9 on |r| < 0x1.6bp-8.
+  const double A1 = 0x1.555555555556p-2 * -2, A2 = -0x1.0000000000006p-2 * -2, A3 = 0x1.999999959554ep-3 * 4,
+               A4 = -0x1.555555529a47ap-3 * 4, A5 = 0x1.2495b9b4845e9p-3 * -8, A6 = -0x1.0002b8b263fc3p-3 * -8;
+  const double inv_ln2_n = 0x1.71547652b82fep0 * 128, neg_ln2_hi_n = -0x1.62e42fefa0000p-8,
+               neg_ln2_lo_n = -0x1.cf79abc9e3b3ap-47;
+  // e^s - 1 - s (exp_data.c, N = 128, order 5): absolute error 2^-65.4 on |s| < ln2/256
+  const double C2 = 0x1.ffffffffffdbdp-2, C3 = 0x1.555555555543cp-3, C4 = 0x1.55555cf172b91p-5,
+               C5 = 0x1.1111167a4d017p-7;
   const double ax = m_fabs(x), ay = m_fabs(y);
   // y an integer (|y| < 2^31 here): y + 2^52 rounds to one; the sign of
   // (-1)^y is its last bit (moved to the sign bit).
   const double yr = ay + 4503599627370496.0;
   const bool y_int = yr - 4503599627370496.0 == ay;
   const uint64_t odd_sign = tg_f64_to_bits(yr) << 63;
-  double t1, t2;
-  pow_log2(ax, &t1, &t2);
-  // y * log2|x| = p_h + p_l (the exact fma product, plus y t2)
-  double p_h = y * t1;
-  double p_l = tg_fma(y, t1, -p_h) + y * t2;
-  const double z = p_h + p_l;
-  // 2^z = 2^nd * e^((p_h - nd + p_l) ln2), |p_h - nd + p_l| <= 0.5 (p_h - nd is exact). No clamp of z
-  // and no NaN test: here |z| < 2^31 * 1075 < 2^51 (so nd is z rounded) and z is not NaN; where |z| >
-  // 1100 the result is selected below (inf or 0). (Both sat on the critical path.)
-  const double nd = (z + kTgShifter) - kTgShifter;
-  p_h = p_h - nd;
-  const double f_h = p_h + p_l;  // Fast2Sum: p_h is 0 or at least p_l's ulp above it
-  const double f_l = (p_h - f_h) + p_l;
-  const double e_h = f_h * ln2_h;  // (f_h + f_l) ln2 = e_h + e_l
-  const double e_l = tg_fma(f_h, ln2_h, -e_h) + (f_h * ln2_l + f_l * ln2_h);
-  // e^(e_h + e_l), |e_h| <= ln2/2: exp_dd's polynomial without its reduction;
-  // 1 + e_h + that, rounded once (in [0.7, 1.42]); e_l (1 + e_h) as its tail.
-  const double eq = exp_poly(e_h, tg_fma(e_h, e_l, e_l));
-  const double one_h = 1.0 + e_h;
-  const double q = one_h + (((1.0 - one_h) + e_h) + eq);  // Fast2Sum's error added before the rounding
+  // ---- log|x|: ix = |x|'s bits, a subnormal's from |x| 2^52 with the exponent field lowered by 52
+  // (wrapping: only ix - off's arithmetic matters, mod 2^64).
+  const bool sub = ax < 0x1p-1022;
+  const uint64_t ix = sub ? tg_f64_to_bits(ax * 0x1p52) - (52ULL << 52) : tg_f64_to_bits(ax);
+  const uint64_t tmp = ix - 0x3fe6955500000000ULL;
+  const uint64_t i = (tmp >> 45) & 127;
+  // k = tmp's top 12 bits as a signed number (tmp >> 52, arithmetic), made a double through the
+  // 2^52 shifter with the sign bit flipped (k + 2048 is then the logical shift: no 64-bit
+  // arithmetic shift nor int-to-double conversion at AVX2).
+  const double kd =
+      tg_bits_to_f64(0x4330000000000000ULL | ((tmp ^ 0x8000000000000000ULL) >> 52)) - (4503599627370496.0 + 2048.0);
+  const double z = tg_bits_to_f64(ix - (tmp & (0xfffULL << 52)));
+  const double invc = kPowLogTab[i][0], logc = kPowLogTab[i][1], logctail = kPowLogTab[i][2];
+  const double r = tg_fma(z, invc, -1.0);      // exact
+  const double t1 = tg_fma(kd, ln2_hi, logc);  // exact (logc's last bits are zero)
+  const double t2 = t1 + r;
+  const double lo1 = tg_fma(kd, ln2_lo, logctail);
+  const double lo2 = (t1 - t2) + r;
+  const double ar = -0.5 * r;
+  const double ar2 = r * ar;
+  const double ar3 = r * ar2;
+  const double hi0 = t2 + ar2;
+  const double lo3 = tg_fma(ar, r, -ar2);
+  const double lo4 = (t2 - hi0) + ar2;
+  const double p = ar3 * tg_fma(ar2, tg_fma(ar2, tg_fma(r, A6, A5), tg_fma(r, A4, A3)), tg_fma(r, A2, A1));
+  const double lo = (((lo1 + lo2) + lo3) + lo4) + p;
+  const double hi = hi0 + lo;
+  const double lt = (hi0 - hi) + lo;
+  // ---- y log|x| = ehi + elo
+  const double ehi = y * hi;
+  const double elo = tg_fma(y, lt, tg_fma(y, hi, -ehi));
+  // ---- e^(ehi + elo). |ehi| < 2^31 * 745 here, so ehi 128/ln2 < 2^51 (the shifter rounds it); lanes
+  // with |ehi| > 1000 are inf or 0, selected below (the scaling's garbage there is discarded).
+  const double ms = tg_fma(ehi, inv_ln2_n, kTgShifter);
+  const double md = ms - kTgShifter;
+  const uint64_t j = tg_f64_to_bits(ms) & 127;  // m mod 128 (the shifter's low bits are m's)
+  double s = tg_fma(md, neg_ln2_hi_n, ehi);
+  s = tg_fma(md, neg_ln2_lo_n, s);
+  s = s + elo;
+  const double tail = kPowExpTab[j][0], H = kPowExpTab[j][1];
+  const double s2 = s * s;
+  const double e1 = tg_fma(s2, tg_fma(s, C3, C2), tail + s);
+  const double em = tg_fma(s2 * s2, tg_fma(s, C5, C4), e1);
+  const double q = tg_fma(H, em, H);  // in (0.99, 2)
+  // 2^((m - j)/128), (m - j)/128 in [-1444, 1444] for the kept lanes: two factors in [-722, 722]
+  const double jd = tg_bits_to_f64(0x4330000000000000ULL | j) - 4503599627370496.0;
+  const double nd = (md - jd) * 0x1p-7;
   const double n1 = (nd * 0.5 + kTgShifter) - kTgShifter;
   double res = q * tg_pow2i(n1) * tg_pow2i(nd - n1);
-  res = z > 1100.0 ? kTgInf : (z < -1100.0 ? 0.0 : res);
+  res = ehi > 1000.0 ? kTgInf : (ehi < -1000.0 ? 0.0 : res);
   res = y == 1.0 ? ax : res;  // exact, as libm's (correctly rounded) pow
   res = y == 2.0 ? ax * ax : res;
   res = tg_bits_to_f64(tg_f64_to_bits(res) ^ (x < 0.0 ? odd_sign : 0));
