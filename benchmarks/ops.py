@@ -1279,18 +1279,6 @@ EXPLAINED = [
          "OpenBLAS's dgetrf (80% of the samples) gains 1.26-1.33x from a second thread, PyTorch's MKL 1.76-2.06x; "
          "at 1 thread 0.74-0.83x (h106-confirm)", min_n=1 << 20, dtypes=frozenset({"float64"})),
 
-    # h104-pow
-    Miss("open", frozenset({"float_power"}),
-         "float32 inputs computed in float64 (as NumPy): the float64 pow kernel's 1.09x plus two converts "
-         "(1.07x thread CPU at 1M) (h104-pow)", dtypes=frozenset({"float32"}), min_n=1 << 20),
-
-    # h102-logaddexp
-    Miss("open", frozenset({"logaddexp", "logaddexp2"}),
-         "float32 in double at half the vector width (2.60 ms per 1M; PyTorch's float kernel ~1.77, 3.5-3.8 ulp); "
-         "a float-lane kernel measured 1.99 ms before any repair pass, its log1p term ~2^-25 relative: 1.04 ulp "
-         "where |r| >= L/2, 4.6 at L/16, so <= 1 ulp needs double (h113-lae32)",
-         dtypes=frozenset({"float32"}), min_n=1024),
-
     # h101-sigmoid
     Miss("bound", frozenset({"sigmoid", "v.sigmoid()"}),
          "the 1-ulp (float32) and 2-ulp (float64) bars: PyTorch's are 2.3 ulp off; a plain 1 / (1 + exp) float64 "
