@@ -1288,12 +1288,6 @@ EXPLAINED = [
          "the 1-ulp bar: float32 in double lanes 775 us per 1M (exp alone 320), PyTorch's 2.36 ulp off; float64 "
          "sigmoid's pair and residual, as sigmoid (h101-sigmoid)", modes=frozenset({"eval", "record"}), min_n=1 << 20),
 
-    # h103-reduce
-    Miss("open", frozenset({"prod(X, axis=-1)"}),
-         "float32 multiplied in double lanes (PyTorch's float product: 927 ulp off); 1,024 row ends over a "
-         "43.6 us whole-run loop (h103-reduce)", modes=frozenset({"eval"}), dtypes=frozenset({"float32"}),
-         min_n=1 << 20),
-
     # h116-silugrad
     Miss("bound", frozenset({"silu"}),
          "the 1-ulp bar twice: the row is the forward kernel (790 us per 1M) plus the derivative kernel g * "

@@ -98,8 +98,13 @@ static void reduce_runs(ReduceOp op, const T* a, T* o, int64_t rows, int64_t run
   };
   const IsaKernels& k = isa();
   if constexpr (std::is_same_v<T, float>) {
-    if (op == ReduceOp::Sum) per_row(sq ? k.sumsq_f32 : k.sum_f32);
-    else per_row(op == ReduceOp::Max ? k.max_f32 : k.min_f32);
+    if (op == ReduceOp::Sum) {  // (h123-lastaxis: all the rows of a range in one call, the same bits)
+      auto rows_f = sq ? k.sumsq_rows_f32 : k.sum_rows_f32;
+      parallel_for(rows, std::max<int64_t>(1, kGrainElements / run),
+                   [&](int64_t r0, int64_t r1) { rows_f(a + r0 * run, o + r0, r1 - r0, run); });
+    } else {
+      per_row(op == ReduceOp::Max ? k.max_f32 : k.min_f32);
+    }
   } else {
     per_row(op == ReduceOp::Sum ? (sq ? k.sumsq_f64 : k.sum_f64) : op == ReduceOp::Max ? k.max_f64 : k.min_f64);
   }
@@ -244,6 +249,38 @@ static inline void by_scalar(BinaryOp op, T* o, const T* a, T b, int64_t n) {
     for (int64_t i = 0; i < n; ++i) o[i] = a[i] / b;
   }
 }
+// o = a * b elementwise, as by_scalar (h123-lastaxis: softmax's VJP).
+template <class T>
+static inline void mul_vector(T* o, const T* a, const T* b, int64_t n) {
+  if (n >= 64) {
+    if constexpr (std::is_same_v<T, float>) isa().binary_f32(BinaryOp::Mul, o, 1, a, 1, b, 1, n);
+    else isa().binary_f64(BinaryOp::Mul, o, 1, a, 1, b, 1, n);
+  } else {
+    for (int64_t i = 0; i < n; ++i) o[i] = a[i] * b[i];
+  }
+}
+
+// h123-lastaxis: the normalisers' first-order VJP ends in the ISA's loops (simd/lastaxis.hpp).
+static inline void lsm_vjp(float* o, const float* g, const float* y, float s, int64_t n) { isa().lsm_vjp_f32(o, g, y, s, n); }
+static inline void lsm_vjp(double* o, const double* g, const double* y, double s, int64_t n) { isa().lsm_vjp_f64(o, g, y, s, n); }
+static inline void sm_vjp(float* o, const float* g, const float* y, float s, int64_t n) { isa().sm_vjp_f32(o, g, y, s, n); }
+static inline void sm_vjp(double* o, const double* g, const double* y, double s, int64_t n) { isa().sm_vjp_f64(o, g, y, s, n); }
+
+// h123-lastaxis: e = exp(x - m) in one pass (the ISA's exp_shift_run: x - m
+// rounded, then exp, as the two passes were), and log_softmax's o = (x - m) - c
+// in one (a short run inline: the same two subtractions).
+static inline void exp_shift(float* e, const float* x, float m, int64_t n) { isa().exp_shift_f32(e, x, m, n); }
+static inline void exp_shift(double* e, const double* x, double m, int64_t n) { isa().exp_shift_f64(e, x, m, n); }
+template <class T>
+static inline void sub2(T* o, const T* x, T m, T c, int64_t n) {
+  if (n < 64) {
+    for (int64_t i = 0; i < n; ++i) o[i] = (x[i] - m) - c;
+  } else if constexpr (std::is_same_v<T, float>) {
+    isa().sub2_f32(o, x, m, c, n);
+  } else {
+    isa().sub2_f64(o, x, m, c, n);
+  }
+}
 
 // o = a / s, s softmax's sum: the ISA's div_by_run (the division's bits, by
 // a reciprocal and one fma correction) for a long run, else divided inline.
@@ -288,8 +325,7 @@ static double exp_sum(const T* x, int64_t n, T m, T* e, bool scratch) {
   for (int64_t j = 0; j < n; j += kExpChunk) {
     const int64_t k = std::min(kExpChunk, n - j);
     T* ej = scratch ? e : e + j;
-    by_scalar(BinaryOp::Sub, ej, x + j, m, k);
-    isa_exp(ej, ej, k);
+    exp_shift(ej, x + j, m, k);
     s += isa_sum(ej, k);
   }
   return s;
@@ -321,9 +357,10 @@ static void normalise_runs(Norm kind, const T* x, T* out, T* probs, int64_t rows
       for (int64_t r = 0; r < nr; ++r) {
         const T* xr = xb + r * C;
         shift[r] = safe_shift(xr, C);
-        by_scalar(BinaryOp::Sub, e + r * C, xr, shift[r], C);
+        if (C >= 64) exp_shift(e + r * C, xr, shift[r], C);
+        else by_scalar(BinaryOp::Sub, e + r * C, xr, shift[r], C);
       }
-      isa_exp(e, e, nr * C);
+      if (C < 64) isa_exp(e, e, nr * C);  // (short rows: one call for the block)
       for (int64_t r = 0; r < nr; ++r) sums[r] = run_sum(e + r * C, C);
     } else {
       shift[0] = safe_shift(xb, C);
@@ -336,11 +373,7 @@ static void normalise_runs(Norm kind, const T* x, T* out, T* probs, int64_t rows
         out[r0 + r] = std::log(s) + m;
         continue;
       }
-      if (kind == Norm::LogSoftmax) {
-        T* o = out + (r0 + r) * C;
-        by_scalar(BinaryOp::Sub, o, xr, m, C);
-        by_scalar(BinaryOp::Sub, o, o, std::log(s), C);
-      }
+      if (kind == Norm::LogSoftmax) sub2(out + (r0 + r) * C, xr, m, std::log(s), C);
       if (eb) div_by(eb + r * C, eb + r * C, s, C);
     }
   }
@@ -433,10 +466,7 @@ static void normalise_long(Norm kind, const T* x, T* out, T* probs, int64_t C) {
   for (double p : part) sum += p;
   const T s = T(sum);
   each_chunk([&](int64_t, int64_t j, int64_t k) {
-    if (kind == Norm::LogSoftmax) {
-      by_scalar(BinaryOp::Sub, out + j, x + j, m, k);
-      by_scalar(BinaryOp::Sub, out + j, out + j, std::log(s), k);
-    }
+    if (kind == Norm::LogSoftmax) sub2(out + j, x + j, m, std::log(s), k);
     if (e) div_by(e + j, e + j, s, k);
   });
 }
@@ -588,14 +618,15 @@ Tensor normaliser_vjp(const Tensor& y0, const Tensor& g0, int64_t axis, bool log
         const T* yr = py + r * C;
         const T* gr = pg + r * C;
         T* o = po + r * C;
+        // (h123-lastaxis: the elementwise steps in the ISA's loops, the same
+        // IEEE operations: this file is built for SSE2.)
         if (log) {  // g - exp(y) * sum(g)
           const T s = T(sum_as_reduce(gr, C));
-          isa_exp(yr, t, C);
-          for (int64_t j = 0; j < C; ++j) o[j] = gr[j] - t[j] * s;
+          lsm_vjp(o, gr, yr, s, C);
         } else {  // y * (g - sum(g * y))
-          for (int64_t j = 0; j < C; ++j) t[j] = gr[j] * yr[j];
+          mul_vector(t, gr, yr, C);
           const T s = T(sum_as_reduce(t, C));
-          for (int64_t j = 0; j < C; ++j) o[j] = yr[j] * (gr[j] - s);
+          sm_vjp(o, gr, yr, s, C);
         }
       }
     });
@@ -765,6 +796,11 @@ static Tensor unpermute(const Tensor& out, const Shape& shape, const std::vector
 // Product of one run (simd/reduce.hpp prod_run: 32 lanes in a fixed order, in double for float32).
 static inline double prod_run(const float* a, int64_t n) { return isa().prod_f32(a, n); }
 static inline double prod_run(const double* a, int64_t n) { return isa().prod_f64(a, n); }
+// Products of `rows` runs (h123-lastaxis: float32 in one call per range, the same bits).
+static inline void prod_rows(const float* a, float* o, int64_t rows, int64_t run) { isa().prod_rows_f32(a, o, rows, run); }
+static inline void prod_rows(const double* a, double* o, int64_t rows, int64_t run) {
+  for (int64_t r = 0; r < rows; ++r) o[r] = prod_run(a + r * run, run);
+}
 
 Tensor prod(const Tensor& x0, const std::vector<bool>& axes) {
   Shape keep = x0.shape;
@@ -789,7 +825,7 @@ Tensor prod(const Tensor& x0, const std::vector<bool>& axes) {
       *o = T(p);
     } else {
       parallel_for(rows, std::max<int64_t>(1, kGrainElements / std::max<int64_t>(1, run)), [&](int64_t r0, int64_t r1) {
-        for (int64_t r = r0; r < r1; ++r) o[r] = T(prod_run(a + r * run, run));
+        prod_rows(a + r0 * run, o + r0, r1 - r0, run);
       });
     }
   });

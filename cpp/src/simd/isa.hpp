@@ -51,6 +51,20 @@ struct IsaKernels {
   bool (*prod_lanes_f64)(const double*, double*);
   void (*prod_grad_f32)(const float*, float*, const double*, const double*);
   void (*prod_grad_f64)(const double*, double*, const double*, const double*);
+  // ----- h123-lastaxis: the softmax family in fewer passes (simd/lastaxis.hpp): e = exp(x - m), o = (x - m) - c,
+  // the first-order VJP ends; and the float32 last-axis reductions' rows in one call (simd/reduce.hpp rows_run)
+  void (*exp_shift_f32)(float*, const float*, float, int64_t);
+  void (*exp_shift_f64)(double*, const double*, double, int64_t);
+  void (*sub2_f32)(float*, const float*, float, float, int64_t);
+  void (*sub2_f64)(double*, const double*, double, double, int64_t);
+  void (*lsm_vjp_f32)(float*, const float*, const float*, float, int64_t);  // o = g - exp(y) s
+  void (*lsm_vjp_f64)(double*, const double*, const double*, double, int64_t);
+  void (*sm_vjp_f32)(float*, const float*, const float*, float, int64_t);  // o = y (g - s)
+  void (*sm_vjp_f64)(double*, const double*, const double*, double, int64_t);
+  // float32 last-axis sum / sum of squares / product of `rows` runs of `run`, o[r] per run (simd/reduce.hpp rows_run)
+  void (*sum_rows_f32)(const float*, float*, int64_t, int64_t);
+  void (*sumsq_rows_f32)(const float*, float*, int64_t, int64_t);
+  void (*prod_rows_f32)(const float*, float*, int64_t, int64_t);
 };
 
 // The table in use: AVX-512 (F/DQ/VL/BW) when the CPU has it, else AVX2+FMA,
@@ -109,5 +123,16 @@ extern const IsaKernels kAvx512Kernels;
                           &TG_ISA::prod_lanes_block<float>, /* h117-prodgrad */                \
                           &TG_ISA::prod_lanes_block<double>,                                   \
                           &TG_ISA::prod_grad_block<float>,                                     \
-                          &TG_ISA::prod_grad_block<double>};                                   \
+                          &TG_ISA::prod_grad_block<double>,                                    \
+                          &TG_ISA::exp_shift_run<float>, /* h123-lastaxis */                   \
+                          &TG_ISA::exp_shift_run<double>,                                      \
+                          &TG_ISA::sub2_run<float>,                                            \
+                          &TG_ISA::sub2_run<double>,                                           \
+                          &TG_ISA::lsm_vjp_run<float>,                                         \
+                          &TG_ISA::lsm_vjp_run<double>,                                        \
+                          &TG_ISA::sm_vjp_run<float>,                                          \
+                          &TG_ISA::sm_vjp_run<double>,                                         \
+                          &TG_ISA::rows_run<0, float>,                                         \
+                          &TG_ISA::rows_run<1, float>,                                         \
+                          &TG_ISA::rows_run<2, float>};                                        \
   }

@@ -934,6 +934,7 @@ inline void pow_base_run(T* o, int64_t so, const T* a, int64_t sa, const T* b, i
 
 #include "simd/reduce.hpp"  // sum_run, extremum_run, dot_run, vecmat_run
 #include "simd/prodvjp.hpp"  // h117-prodgrad: prod_vjp's per-block loops
+#include "simd/lastaxis.hpp"  // h123-lastaxis: exp(x - m) and (x - m) - c in one pass
 
 // ----- clip with bounds that are numbers (kernels/select.cpp's one-pass case) -----
 // x <= lo ? lo : x, then >= hi ? hi : x: a NaN x compares false and stays, a
