@@ -96,6 +96,8 @@ __attribute__((always_inline)) static inline void bin_dispatch(BinaryOp op, cons
   bin_broadcast<T>(op, out, a, b);
 }
 
+#include "kernels/rowbcast.hpp"  // h121-outer: col_by_row
+
 template <class T>
 static void bin_broadcast(BinaryOp op, const Tensor& out, const Tensor& a, const Tensor& b) {
   T* po = out.ptr<T>();
@@ -124,6 +126,8 @@ static void bin_broadcast(BinaryOp op, const Tensor& out, const Tensor& a, const
     }
     return;
   }
+  // A column against a row (outer): the rows as below, the row operand kept out of 4K aliasing.
+  if (col_by_row<T>(op, out, a, b, grain)) return;
   std::array<std::vector<int64_t>, 3> st{contiguous_strides(out.shape), broadcast_strides(a.shape, out.shape),
                                          broadcast_strides(b.shape, out.shape)};
   // Large broadcasts split along the first axis (each part is a smaller
