@@ -77,6 +77,21 @@ TG_MATH_INLINE double atanh_f64_1div(double x) {
   return x != x ? x : res;
 }
 
+// Cephes logf's P: log(1 + f) = f - f^2/2 + f^3 P(f) for f in [sqrt(1/2) - 1, sqrt(2) - 1), by
+// Horner in fused steps (shared by logf_base_h124 below and loops.hpp's logf_kernel2).
+TG_MATH_INLINE float logf_poly(float f) {
+  float p = 7.0376836292e-2f;
+  p = tg_fmaf(p, f, -1.1514610310e-1f);
+  p = tg_fmaf(p, f, 1.1676998740e-1f);
+  p = tg_fmaf(p, f, -1.2420140846e-1f);
+  p = tg_fmaf(p, f, 1.4249322787e-1f);
+  p = tg_fmaf(p, f, -1.6668057665e-1f);
+  p = tg_fmaf(p, f, 2.0000714765e-1f);
+  p = tg_fmaf(p, f, -2.4999993993e-1f);
+  p = tg_fmaf(p, f, 3.3333331174e-1f);
+  return p;
+}
+
 // float32 log2 and log10 in float lanes (16 per AVX-512 vector; the old kernel ran log_kernel in
 // double, with a division, at 8). x = 2^k m (split_exponentf), f = m - 1 exact, ln(1 + f) =
 // f - f^2/2 + f^3 P(f) (Cephes' P, logf_kernel2's) held as t + tail: f^2/2 = h + he exactly (fma),
@@ -94,15 +109,7 @@ template <bool kTen> TG_MATH_INLINE float logf_base_h124(float x) {
   k = sub ? k - 23.0f : k;
   float f = m - 1.0f;
   float z = f * f;
-  float p = 7.0376836292e-2f;
-  p = tg_fmaf(p, f, -1.1514610310e-1f);
-  p = tg_fmaf(p, f, 1.1676998740e-1f);
-  p = tg_fmaf(p, f, -1.2420140846e-1f);
-  p = tg_fmaf(p, f, 1.4249322787e-1f);
-  p = tg_fmaf(p, f, -1.6668057665e-1f);
-  p = tg_fmaf(p, f, 2.0000714765e-1f);
-  p = tg_fmaf(p, f, -2.4999993993e-1f);
-  p = tg_fmaf(p, f, 3.3333331174e-1f);
+  float p = logf_poly(f);
   float hf = 0.5f * f;
   float h = hf * f;
   float he = tg_fmaf(hf, f, -h);  // f^2/2 = h + he exactly

@@ -95,6 +95,12 @@ template <bool Base2> struct Redo {
   }
 };
 
+// One element with lae32_run's bits: the vector pass, a flagged lane redone as Redo does.
+template <bool Base2> TG_MATH_INLINE float one(float a, float b) {
+  float r = fast<Base2>(a, b);
+  return r != r ? deep_cancel<Base2>(a, b, accurate<Base2>(a, b)) : r;
+}
+
 }  // namespace tg_lae32
 
 template <bool Base2>

@@ -211,6 +211,14 @@ template <bool Base2> struct LaeRedo {
   }
 };
 
+// One element with lae_run's bits: the vector kernel, a cancelling lane redone as LaeRedo does.
+template <bool Base2> TG_MATH_INLINE double lae_one(double u, double v) {
+  double mx = u > v ? u : v, lo = u > v ? v : u;
+  double r = Base2 ? logaddexp2_f64(u, v) : logaddexp_f64(u, v);
+  if (!lae_cancels<Base2>(mx, r)) return r;
+  return lo < -600.0 ? tg_lae::slow_tiny<Base2>(mx, lo) : tg_lae::slow<Base2>(mx, lo);
+}
+
 template <bool Base2>
 inline void lae_run(double* o, int64_t so, const double* a, int64_t sa, const double* b, int64_t sb, int64_t n) {
   if constexpr (Base2)

@@ -135,15 +135,7 @@ TG_MATH_INLINE float expf_fast(float x) {
 TG_MATH_INLINE float logf_kernel2(float f, float k, float tail, float* lo) {
   const float ln2_hi = 0.693359375f, ln2_lo = -2.12194440e-4f;
   float z = f * f;
-  float p = 7.0376836292e-2f;
-  p = tg_fmaf(p, f, -1.1514610310e-1f);
-  p = tg_fmaf(p, f, 1.1676998740e-1f);
-  p = tg_fmaf(p, f, -1.2420140846e-1f);
-  p = tg_fmaf(p, f, 1.4249322787e-1f);
-  p = tg_fmaf(p, f, -1.6668057665e-1f);
-  p = tg_fmaf(p, f, 2.0000714765e-1f);
-  p = tg_fmaf(p, f, -2.4999993993e-1f);
-  p = tg_fmaf(p, f, 3.3333331174e-1f);
+  float p = logf_poly(f);  // simd/atanh_log.hpp
   float small = tg_fmaf(-0.5f * f, f, tg_fmaf(p * f, z, tg_fmaf(k, ln2_lo, tail)));
   float hi = k * ln2_hi;  // exact: ln2_hi has 9 significant bits
   float s = hi + f;
@@ -428,14 +420,7 @@ TG_BY_WIDTH(k_arccosh, acosh_f32, acosh_f64)
 TG_BY_WIDTH(k_arctanh, atanh_f32, atanh_f64)
 
 // ----- h90-binary: logaddexp, logaddexp2, hypot (simd/math.hpp), fmax, fmin -----
-template <class T> TG_MATH_INLINE T k_logaddexp(T a, T b) {
-  if constexpr (sizeof(T) == 4) return logaddexp_f32(a, b);
-  else return logaddexp_f64(a, b);
-}
-template <class T> TG_MATH_INLINE T k_logaddexp2(T a, T b) {
-  if constexpr (sizeof(T) == 4) return logaddexp2_f32(a, b);
-  else return logaddexp2_f64(a, b);
-}
+// (k_logaddexp, k_logaddexp2: after simd/lae32.hpp below)
 template <class T> TG_MATH_INLINE T k_hypot(T a, T b) {
   if constexpr (sizeof(T) == 4) return hypot_f32(a, b);
   else return hypot_f64(a, b);
@@ -865,6 +850,16 @@ template <class T> TG_MATH_INLINE T k_pow_exp(T x, T y) {
 
 #include "simd/lae_fixup.hpp"  // h114-logaddexp: float64 logaddexp/logaddexp2 cancelling lanes
 #include "simd/lae32.hpp"  // h127-lae32: float32 logaddexp/logaddexp2, short polynomials
+// binary() runs logaddexp through lae_run / lae32_run; these are the spec's generated scalar cases (not
+// reached), kept to the same bits: their one-element paths.
+template <class T> TG_MATH_INLINE T k_logaddexp(T a, T b) {
+  if constexpr (sizeof(T) == 4) return tg_lae32::one<false>(a, b);
+  else return lae_one<false>(a, b);
+}
+template <class T> TG_MATH_INLINE T k_logaddexp2(T a, T b) {
+  if constexpr (sizeof(T) == 4) return tg_lae32::one<true>(a, b);
+  else return lae_one<true>(a, b);
+}
 
 template <class T>
 void binary(BinaryOp op, T* o, int64_t so, const T* a, int64_t sa, const T* b, int64_t sb, int64_t n) {
