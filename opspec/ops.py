@@ -210,7 +210,7 @@ OPS = [
     Op("cumsum", "(x, axis=None)", family="reduction", saves="nothing", numpy=["cumsum"], method=True,
        doc="Cumulative sum along axis (the flattened array when axis is None); float32 adds up in double."),
     Op("cumprod", "(x, axis=None)", family="reduction", saves="input", numpy=["cumprod"], method=True,
-       doc="Cumulative product along axis (the flattened array when axis is None); exact derivatives at zeros."),
+       doc="Cumulative product along axis (the flattened array when axis is None); float32 multiplies in double; exact derivatives at zeros."),
     Op("prod", "(x, axis=None, keepdims=False)", family="reduction", saves="input", numpy=["prod"], method=True,
        doc="Product over axes; the gradient is the product of the other elements (exact at zeros)."),
     Op("var", "(x, axis=None, ddof=0, keepdims=False)", family="reduction", saves="input", numpy=["var"],

@@ -177,7 +177,7 @@ class Variable:
     def cumsum(self, axis: int | Sequence[int] | None = None) -> Variable:
         """Cumulative sum along axis (the flattened array when axis is None); float32 adds up in double."""
     def cumprod(self, axis: int | Sequence[int] | None = None) -> Variable:
-        """Cumulative product along axis (the flattened array when axis is None); exact derivatives at zeros."""
+        """Cumulative product along axis (the flattened array when axis is None); float32 multiplies in double; exact derivatives at zeros."""
     def prod(self, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Variable:
         """Product over axes; the gradient is the product of the other elements (exact at zeros)."""
     def var(self, axis: int | Sequence[int] | None = None, ddof: float = 0, keepdims: bool = False) -> Variable:
@@ -414,7 +414,7 @@ def log_softmax(x: Variable | ArrayLike, axis: int = -1) -> Variable:
 def cumsum(x: Variable | ArrayLike, axis: int | Sequence[int] | None = None) -> Variable:
     """Cumulative sum along axis (the flattened array when axis is None); float32 adds up in double."""
 def cumprod(x: Variable | ArrayLike, axis: int | Sequence[int] | None = None) -> Variable:
-    """Cumulative product along axis (the flattened array when axis is None); exact derivatives at zeros."""
+    """Cumulative product along axis (the flattened array when axis is None); float32 multiplies in double; exact derivatives at zeros."""
 def prod(x: Variable | ArrayLike, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Variable:
     """Product over axes; the gradient is the product of the other elements (exact at zeros)."""
 def var(x: Variable | ArrayLike, axis: int | Sequence[int] | None = None, ddof: float = 0, keepdims: bool = False) -> Variable:

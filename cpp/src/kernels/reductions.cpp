@@ -643,9 +643,9 @@ Tensor normaliser_vjp(const Tensor& y0, const Tensor& g0, int64_t axis, bool log
 // outer * inner lanes from one end to the other, in order; threads take
 // whole lanes (never a piece of a scan): the same bits at any thread count.
 // Plain C++ compiled once (not per ISA), no FMA contraction: the same bits
-// on every ISA. float32 sums accumulate in double (more accurate than
-// NumPy's float32 chain); products accumulate in T as NumPy and PyTorch do
-// (inf * 0 stays NaN there).
+// on every ISA. float32 sums and products accumulate in double, as PyTorch's
+// (more accurate than NumPy's float32 chains; a float32 output is the double
+// running value rounded once).
 static void axis_split(const Shape& s, int64_t axis, int64_t& outer, int64_t& n, int64_t& inner) {
   outer = inner = 1;
   for (int64_t d = 0; d < axis; ++d) outer *= s[d];
@@ -703,7 +703,7 @@ Tensor scan(bool prod, const Tensor& x0, int64_t axis, bool reverse) {
           const T* ak = a + k * inner + c0;
           T* yk = y + k * inner + c0;
           if (prod)
-            for (int64_t j = 0; j < m; ++j) yk[j] = T(accs[j] = Acc(T(accs[j]) * ak[j]));
+            for (int64_t j = 0; j < m; ++j) yk[j] = T(accs[j] *= Acc(ak[j]));
           else
             for (int64_t j = 0; j < m; ++j) yk[j] = T(accs[j] += Acc(ak[j]));
         }

@@ -14,16 +14,15 @@
 // and 8 in + 8 out lines in an 8-way set evict each other (4.4 ms instead of
 // 1.0 for 1,024 x 1,024 float32); 4 rows (8 lines) do not.
 
-// Running value of a scan: float32 sums in double (as the one-row loop),
-// products in T.
-template <class T, bool Prod>
-using ScanAcc = std::conditional_t<!Prod && std::is_same_v<T, float>, double, T>;
+// The running value is SumAcc<T> (kernels/reductions.cpp): float32 sums and products in
+// double, as PyTorch: each output rounded once (a float32 product chain drifts by up to
+// ~500 ulp over 1M factors near 1).
 
 // Rows r = 0..R-1 of n elements (row r at a + r * n, y likewise); Reverse
 // scans each row from its last element.
 template <class T, bool Prod, bool Reverse, int R>
 static inline void scan_rows_lockstep(const T* a, T* y, int64_t n) {
-  using Acc = ScanAcc<T, Prod>;
+  using Acc = SumAcc<T>;
   Acc s[R];
 #pragma GCC unroll 16
   for (int r = 0; r < R; ++r) s[r] = Prod ? Acc(1) : Acc(0);
@@ -34,8 +33,8 @@ static inline void scan_rows_lockstep(const T* a, T* y, int64_t n) {
     for (int r = 0; r < R; ++r) {
       const int64_t off = r * n + (Reverse ? -i : i);
       if constexpr (Prod) {
-        s[r] = s[r] * p[off];
-        q[off] = s[r];
+        s[r] = s[r] * Acc(p[off]);
+        q[off] = T(s[r]);
       } else {
         s[r] += Acc(p[off]);
         q[off] = T(s[r]);
