@@ -98,6 +98,46 @@ def test_many_rows_and_strided_every_isa(dtype, rows, n):
         _check_sum_norm_prod(M, Q)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_max_min_rows_nan_inf_overflow_every_isa(dtype):
+    """h132-rows64: max/min find a NaN from each lane's sum (a run is scanned for NaN only where a lane's
+    sum is not finite), so rows with an inf but no NaN, both infinities, sums that overflow with no inf or
+    NaN, and a NaN next to an inf of either sign at every lane position of the body and the tail give
+    NumPy's values, the same bits on every ISA at 1 and 2 threads, through the rows kernel (many rows)."""
+    rng = np.random.default_rng(11)
+    big = np.finfo(dtype).max
+    for n in (31, 32, 33, 64, 69, 1024, 1027):
+        rows = []
+        for p in range(0, n, max(1, n // 40)):
+            for kind in range(6):
+                x = rng.standard_normal(n).astype(dtype)
+                q = (p * 7 + 3) % n
+                if kind == 0:
+                    x[p] = np.inf
+                elif kind == 1:
+                    x[p], x[q] = -np.inf, np.inf
+                elif kind == 2:
+                    x[:] = big * np.where(rng.random(n) < 0.5, -1, 1).astype(dtype)  # lane sums overflow
+                    x[p] = big / 2
+                elif kind == 3:
+                    x[p], x[q] = np.nan, np.inf
+                elif kind == 4:
+                    x[p], x[q] = np.nan, -np.inf
+                else:
+                    x[p] = np.nan
+                rows.append(x)
+        X = np.stack(rows)
+        for name in ("max", "min"):
+            got = every_isa_and_thread_count(lambda v: getattr(tg, name)(v, axis=-1), X)
+            want = getattr(np, name)(X, axis=-1)
+            assert np.array_equal(np.isnan(got), np.isnan(want)), (n, name)
+            assert np.array_equal(got[~np.isnan(want)], want[~np.isnan(want)]), (n, name)
+            # one run (v.max()) and a row of softmax's shift take the same kernel
+            for r in range(0, len(X), 17):
+                one = getattr(tg, name)(tg.Variable(X[r])).numpy()
+                assert np.array_equal(one, want[r], equal_nan=True), (n, name, r)
+
+
 def test_sum_rows_specials():
     """inf, NaN, -0 and huge values in rows of every lane position: the replay's IEEE results."""
     rng = np.random.default_rng(5)

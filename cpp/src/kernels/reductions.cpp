@@ -96,17 +96,18 @@ static void reduce_runs(ReduceOp op, const T* a, T* o, int64_t rows, int64_t run
       for (int64_t r = r0; r < r1; ++r) o[r] = T(f(a + r * run, run));
     });
   };
+  // All the rows of a thread's range in one call (h123-lastaxis, h132-rows64: the same bits).
+  auto in_one_call = [&](auto rows_f) {
+    parallel_for(rows, std::max<int64_t>(1, kGrainElements / run),
+                 [&](int64_t r0, int64_t r1) { rows_f(a + r0 * run, o + r0, r1 - r0, run); });
+  };
   const IsaKernels& k = isa();
   if constexpr (std::is_same_v<T, float>) {
-    if (op == ReduceOp::Sum) {  // (h123-lastaxis: all the rows of a range in one call, the same bits)
-      auto rows_f = sq ? k.sumsq_rows_f32 : k.sum_rows_f32;
-      parallel_for(rows, std::max<int64_t>(1, kGrainElements / run),
-                   [&](int64_t r0, int64_t r1) { rows_f(a + r0 * run, o + r0, r1 - r0, run); });
-    } else {
-      per_row(op == ReduceOp::Max ? k.max_f32 : k.min_f32);
-    }
+    if (op == ReduceOp::Sum) in_one_call(sq ? k.sumsq_rows_f32 : k.sum_rows_f32);
+    else in_one_call(op == ReduceOp::Max ? k.max_rows_f32 : k.min_rows_f32);
   } else {
-    per_row(op == ReduceOp::Sum ? (sq ? k.sumsq_f64 : k.sum_f64) : op == ReduceOp::Max ? k.max_f64 : k.min_f64);
+    if (op == ReduceOp::Sum) per_row(sq ? k.sumsq_f64 : k.sum_f64);
+    else in_one_call(op == ReduceOp::Max ? k.max_rows_f64 : k.min_rows_f64);
   }
 }
 

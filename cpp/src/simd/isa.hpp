@@ -65,6 +65,11 @@ struct IsaKernels {
   void (*sum_rows_f32)(const float*, float*, int64_t, int64_t);
   void (*sumsq_rows_f32)(const float*, float*, int64_t, int64_t);
   void (*prod_rows_f32)(const float*, float*, int64_t, int64_t);
+  // ----- h132-rows64: last-axis max / min of `rows` runs of `run`, o[r] per run (simd/reduce.hpp extremum_rows_run)
+  void (*max_rows_f32)(const float*, float*, int64_t, int64_t);
+  void (*max_rows_f64)(const double*, double*, int64_t, int64_t);
+  void (*min_rows_f32)(const float*, float*, int64_t, int64_t);
+  void (*min_rows_f64)(const double*, double*, int64_t, int64_t);
 };
 
 // The table in use: AVX-512 (F/DQ/VL/BW) when the CPU has it, else AVX2+FMA,
@@ -134,5 +139,9 @@ extern const IsaKernels kAvx512Kernels;
                           &TG_ISA::sm_vjp_run<double>,                                         \
                           &TG_ISA::rows_run<0, float>,                                         \
                           &TG_ISA::rows_run<1, float>,                                         \
-                          &TG_ISA::rows_run<2, float>};                                        \
+                          &TG_ISA::rows_run<2, float>,                                         \
+                          &TG_ISA::extremum_rows_run<true, float>, /* h132-rows64 */           \
+                          &TG_ISA::extremum_rows_run<true, double>,                            \
+                          &TG_ISA::extremum_rows_run<false, float>,                            \
+                          &TG_ISA::extremum_rows_run<false, double>};                          \
   }

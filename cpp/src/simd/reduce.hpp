@@ -94,49 +94,94 @@ Acc sum_run(const T* a, int64_t n) {
 }
 
 // max (Max) or min of a contiguous run; NaN if the run holds one (NumPy's
-// rule), -inf / +inf for an empty run. NaN is tracked apart (a per-lane
-// flag set where x != x), so the compare loop stays a branch-free select
-// the compiler turns into vector max/min. Exact: any lane order gives the
-// same value (the sign of a zero tie follows the fixed lanes).
+// rule), -inf / +inf for an empty run. 32 lanes, lane k the extremum of
+// elements k, k + 32, ... (strict compares: a lane keeps its first of equal
+// values), the tail after them. Exact: any combine order gives the same
+// value; only a tie of +0 and -0 can differ in bits, and then the first of
+// the 32 lanes holding the extremum gives it (the lanes were once folded
+// from lane 0; tests/test_reductions.py pins it), so every ISA and vector
+// width gives the same bits.
 //
-// With AVX2 the same 32 lanes are 256-bit vectors, the NaN flags an OR of
-// the x != x masks, and the lanes are combined in registers in the same
-// pairwise order (the generic code combined them through memory: about a
-// third of the time of a 1,024-element row; benchmarks/README.md h78-reduce).
-#if defined(__AVX2__)
-template <class T>
-using ext_vec __attribute__((vector_size(32))) = T;
-// Lane j of the result is lane j + W of t (mod the lane count).
-template <int W, class V>
-static inline V ext_lanes_from(V t) {
-  using U = decltype(t != t);
-  if constexpr (sizeof(V) / sizeof(t[0]) == 8)
-    return __builtin_shuffle(t, U{W, W + 1, W + 2, W + 3, (W + 4) % 8, (W + 5) % 8, (W + 6) % 8, (W + 7) % 8});
-  else
-    return __builtin_shuffle(t, U{W, W + 1, (W + 2) % 4, (W + 3) % 4});
+// The lanes are GCC vectors of VB bytes: 16 (SSE2), 32 (AVX2; float32 in
+// the AVX-512 build too: four chains of 8), 64 (float64 in the AVX-512
+// build: four chains of 8). h132-rows64: NaN is found from a sum, not a
+// per-lane flag: each lane also adds its elements up (one add per vector
+// on the add pipes beside the max/min), and only where a lane's sum is not
+// finite (the run holds a NaN or an inf, or the sum overflowed) is the run
+// scanned for NaN. The per-lane flag (x != x ? 1 : u) cost a compare and a
+// blend per vector (AVX2's vblendvpd: the AVX2 build's float64 rows 1.6x
+// slower); 1,024-element float64 rows in L2, AVX-512 build: 0.84x main's
+// time (benchmarks/README.md h132-rows64).
+template <bool Max, class V>
+static inline V ext_sel(V a, V b) {
+  return (Max ? a > b : a < b) ? a : b;  // (max/min(a, b) with b kept for a NaN a or a zero tie: vmaxpd's rule)
 }
-// The pairwise steps w = W, W / 2, ..., 1 inside one vector: lane 0 ends with them all.
-template <bool Max, int W, class V>
-static inline V ext_fold_lanes(V t) {
-  if constexpr (W == 0) {
-    return t;
-  } else {
-    const V s = ext_lanes_from<W>(t);
-    return ext_fold_lanes<Max, W / 2>((Max ? s > t : s < t) ? s : t);
+// The value of t's extremum (the order is free: only the value is used).
+template <bool Max, class V>
+static inline auto ext_fold_lanes(V t) {
+  constexpr int N = sizeof(V) / sizeof(t[0]);
+  if constexpr (N == 8) {
+    t = ext_sel<Max>(__builtin_shufflevector(t, t, 4, 5, 6, 7, 0, 1, 2, 3), t);
+    t = ext_sel<Max>(__builtin_shufflevector(t, t, 2, 3, 0, 1, 6, 7, 4, 5), t);
+  } else if constexpr (N == 4) {
+    t = ext_sel<Max>(__builtin_shufflevector(t, t, 2, 3, 0, 1), t);
   }
+  return ext_sel<Max>(t[1], t[0]);
 }
-#endif
-// The end of a run after its 32 lanes: r their combined value, a tie of
-// +0 and -0 resolved to the fold's answer (the first lane holding it), then
-// the tail; NaN if a lane or the tail saw one.
 template <bool Max, class T>
-static inline T extremum_finish(const T* lanes, T r, bool nan, const T* a, int64_t i, int64_t n) {
-  if (r == 0)
-    for (int k = 0; k < 32; ++k)
-      if (lanes[k] == r) {
-        r = lanes[k];
-        break;
-      }
+static inline __attribute__((always_inline)) T extremum_row(const T* a, int64_t n) {
+  constexpr int L = 32;
+  constexpr T init = Max ? -__builtin_inf() : __builtin_inf();
+#if defined(__AVX512F__)
+  constexpr int VB = sizeof(T) == 8 ? 64 : 32;
+#elif defined(__AVX2__)
+  constexpr int VB = 32;
+#else
+  constexpr int VB = 16;
+#endif
+  typedef T V __attribute__((vector_size(VB)));
+  typedef T V_load __attribute__((vector_size(VB), aligned(sizeof(T)), may_alias));
+  constexpr int N = VB / sizeof(T), NV = L / N;  // lane k is m[k / N][k % N]
+  // 4 sums at most (any sum will do: a NaN or an inf makes it NaN or inf): with 8 or 16 lane vectors in
+  // 16 registers (AVX2, SSE2 float64) a sum per vector spilled one, whose chain then ran through memory
+  // (AVX2 float64 rows: 0.90x main's time with 8 sums, 0.64-0.79x with 4).
+  constexpr int NS = NV < 4 ? NV : 4;
+  V m[NV], s[NS];
+  for (int k = 0; k < NV; ++k) m[k] = V{} + init;
+  for (int k = 0; k < NS; ++k) s[k] = V{};
+  int64_t i = 0;
+  for (; i + L <= n; i += L)
+#pragma GCC unroll 16
+    for (int k = 0; k < NV; ++k) {
+      const V x = *(const V_load*)(a + i + N * k);
+      m[k] = ext_sel<Max>(x, m[k]);
+      s[k % NS] += x;
+    }
+  T r = init;
+  bool nan = false;
+  if (i > 0) {
+    V t[NV];
+    for (int k = 0; k < NV; ++k) t[k] = m[k];
+    for (int w = NV / 2; w >= 1; w /= 2)  // (pairwise: a short dependent chain)
+      for (int k = 0; k < w; ++k) t[k] = ext_sel<Max>(t[k + w], t[k]);
+    for (int w = NS / 2; w >= 1; w /= 2)
+      for (int k = 0; k < w; ++k) s[k] += s[k + w];
+    r = ext_fold_lanes<Max>(t[0]);
+    const V z = s[0] - s[0];  // 0 where the sum is finite
+    bool finite = true;
+    for (int j = 0; j < N; ++j) finite = finite && z[j] == 0;
+    if (__builtin_expect(!finite, 0))
+      for (int64_t j = 0; j < i; ++j) nan |= a[j] != a[j];
+    if (r == 0) {  // a zero tie: the first lane's zero
+      T lanes[L];
+      __builtin_memcpy(lanes, m, sizeof lanes);
+      for (int k = 0; k < L; ++k)
+        if (lanes[k] == 0) {
+          r = lanes[k];
+          break;
+        }
+    }
+  }
   for (; i < n; ++i) {
     const T x = a[i];
     r = (Max ? x > r : x < r) ? x : r;
@@ -146,66 +191,13 @@ static inline T extremum_finish(const T* lanes, T r, bool nan, const T* a, int64
 }
 template <bool Max, class T>
 T extremum_run(const T* a, int64_t n) {
-  constexpr int L = 32;
-  constexpr T init = Max ? -__builtin_inf() : __builtin_inf();
-#if defined(__AVX2__)
-  {
-    using V = ext_vec<T>;
-    typedef T V_load __attribute__((vector_size(32), aligned(sizeof(T)), may_alias));
-    constexpr int N = 32 / sizeof(T), NV = L / N;
-    V m[NV], u[NV];
-    for (int k = 0; k < NV; ++k) {
-      m[k] = V{} + init;
-      u[k] = V{};
-    }
-    int64_t i = 0;
-    for (; i + L <= n; i += L)
-      for (int k = 0; k < NV; ++k) {
-        const V x = *(const V_load*)(a + i + N * k);
-        m[k] = (Max ? x > m[k] : x < m[k]) ? x : m[k];
-        u[k] = x != x ? V{} + 1 : u[k];
-      }
-    V t[NV];
-    for (int k = 0; k < NV; ++k) t[k] = m[k];
-    for (int w = NV / 2; w >= 1; w /= 2)
-      for (int k = 0; k < w; ++k) {
-        t[k] = (Max ? t[k + w] > t[k] : t[k + w] < t[k]) ? t[k + w] : t[k];
-        u[k] += u[k + w];
-      }
-    bool nan = false;
-    for (int j = 0; j < N; ++j) nan = nan || u[0][j] != 0;
-    T lanes[L];
-    __builtin_memcpy(lanes, m, sizeof lanes);
-    return extremum_finish<Max>(lanes, ext_fold_lanes<Max, N / 2>(t[0])[0], nan, a, i, n);
-  }
-#endif
-#if !defined(__AVX2__)
-  T m[L], u[L];
-  for (int k = 0; k < L; ++k) {
-    m[k] = init;
-    u[k] = 0;
-  }
-  int64_t i = 0;
-  for (; i + L <= n; i += L)
-    for (int k = 0; k < L; ++k) {
-      const T x = a[i + k];
-      m[k] = (Max ? x > m[k] : x < m[k]) ? x : m[k];
-      u[k] = x != x ? T(1) : u[k];
-    }
-  // The lanes combined pairwise (a fold from lane 0 was a chain of 32
-  // dependent selects and adds: most of the time of a 32-element row, as
-  // in softmax over 32 classes). The value is order-free; only a tie of
-  // +0 and -0 can differ in bits, and then the fold's answer, the first
-  // lane holding the extremum, is looked up.
-  T t[L];
-  for (int k = 0; k < L; ++k) t[k] = m[k];
-  for (int w = L / 2; w >= 1; w /= 2)
-    for (int k = 0; k < w; ++k) {
-      t[k] = (Max ? t[k + w] > t[k] : t[k + w] < t[k]) ? t[k + w] : t[k];
-      u[k] += u[k + w];
-    }
-  return extremum_finish<Max>(m, t[0], u[0] != 0, a, i, n);
-#endif
+  return extremum_row<Max>(a, n);
+}
+// h132-rows64: a last-axis max/min's rows in one call (as rows_run below: the
+// per-row call through the ISA table and its set-up, ~2% of a float64 row).
+template <bool Max, class T>
+void extremum_rows_run(const T* a, T* o, int64_t rows, int64_t run) {
+  for (int64_t r = 0; r < rows; ++r) o[r] = extremum_row<Max>(a + r * run, run);
 }
 
 // Dot product of two contiguous runs (matmul of a vector by a vector),
