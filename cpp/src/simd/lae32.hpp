@@ -118,5 +118,5 @@ template <bool Base2>
 inline void lae32_run(float* o, int64_t so, const float* a, int64_t sa, const float* b, int64_t sb, int64_t n) {
   bin_run_fixup<true>(
       o, so, a, sa, b, sb, n, [](float u, float v) TG_INLINE_LAMBDA { return tg_lae32::fast<Base2>(u, v); },
-      [](float, float, float r) TG_INLINE_LAMBDA { return r != r; }, tg_lae32::Redo<Base2>{});
+      NanLanes{}, tg_lae32::Redo<Base2>{});
 }
