@@ -1335,13 +1335,6 @@ EXPLAINED = [
          "PyTorch's loop is the same chain, 3.0-3.45 by thread CPU (h122-scans)",
          modes=frozenset({"eval", "record"}), min_n=1 << 20),
 
-    # h127-lae32
-    Miss("open", frozenset({"logaddexp", "logaddexp2"}),
-         "float32 at 1M: double lanes at half the float vector width, short polynomials (1.86 / 1.74 ms per 1M "
-         "kernel, was 2.67 / 2.91), 0.65% of lanes redone; 1.05x / 1.10x PyTorch's float kernel by paired "
-         "thread CPU, whose results are 8-10 ulp off where max(a, b) >= 0 (h127-lae32)",
-         dtypes=frozenset({"float32"}), modes=frozenset({"eval", "record"}), min_n=1 << 20),
-
 ]
 
 

@@ -39,14 +39,27 @@ template <int I, int N> TG_MATH_INLINE double horner(double x, const double (&c)
   else return tg_fma(horner<I + 1>(x, c), x, c[I]);
 }
 
+// kExpC halved (exact): horner gives p(t) / 2 with the same bits but the exponent
+template <int B> struct HalfExpC {
+  double c[9];
+  constexpr HalfExpC() : c{} {
+    for (int i = 0; i < 9; ++i) c[i] = kExpC[B][i] * 0.5;
+  }
+};
+inline constexpr HalfExpC<0> kExpHalf0{};
+inline constexpr HalfExpC<1> kExpHalf1{};
+
 // e^y (Base2: 2^y) for y in [-600, 0] (or NaN: NaN), ~2^-40 relative: y = k ln 2 + t (Base2: k + t,
-// t exact), 2^k from the shifted k's bits (k >= -866: a normal double).
+// t exact), 2^k from the shifted k's bits (k >= -866: a normal double). The shifter carries 1024 (even:
+// ties, y + shifter in Base2 at half-integers, round k as before), so the shifted bits hold k + 1024, the
+// exponent field of 2^(k+1), and p(t) / 2 from the halved coefficients (both scalings exact: the same
+// bits) makes up for it: no integer add for the exponent bias (h128-lae32fold).
 template <bool Base2> TG_MATH_INLINE double exp_unit(double y) {
-  const double inv_ln2 = 0x1.71547652b82fep+0, ln2 = 0x1.62e42fefa39efp-1;
-  double ks = Base2 ? y + kTgShifter : tg_fma(y, inv_ln2, kTgShifter);  // k + 1.5 * 2^52, k = round
+  const double inv_ln2 = 0x1.71547652b82fep+0, ln2 = 0x1.62e42fefa39efp-1, sh = kTgShifter + 1024.0;
+  double ks = Base2 ? y + sh : tg_fma(y, inv_ln2, sh);  // k + 1024 + 1.5 * 2^52, k = round
   // Base2: exact (Sterbenz where k != 0); else |t| <= ln2/2 + 2^-43, k ln2's rounding <= 2^-45.5
-  double t = Base2 ? y - (ks - kTgShifter) : tg_fma(ks - kTgShifter, -ln2, y);
-  return horner<0>(t, kExpC[Base2]) * tg_bits_to_f64((tg_f64_to_bits(ks) + 1023) << 52);
+  double t = Base2 ? y - (ks - sh) : tg_fma(ks - sh, -ln2, y);
+  return horner<0>(t, Base2 ? kExpHalf1.c : kExpHalf0.c) * tg_bits_to_f64(tg_f64_to_bits(ks) << 52);
 }
 
 // The vector pass: the result, or NaN for a lane to redo (m < 0 and |r| < L/32; NaN inputs; a - b NaN).
@@ -55,17 +68,15 @@ template <bool Base2> TG_MATH_INLINE double exp_unit(double y) {
 // any float sum's ulp) takes 600; NaN stays NaN (the compare's order), so r is NaN.
 template <bool Base2> TG_MATH_INLINE float fast(float af, float bf) {
   double a = af, b = bf;
-  double d = a - b;
-  double m = d > 0.0 ? a : b;
-  double ad = __builtin_fabs(d);
-  double e = exp_unit<Base2>(ad > 600.0 ? -600.0 : -ad);
+  // (each written as the form GCC turns into one max instruction: NaN takes the second operand)
+  double m = a > b ? a : b;  // a > b as a - b > 0 (the difference of two floats has their sign)
+  double y = -__builtin_fabs(a - b);
+  y = -600.0 > y ? -600.0 : y;  // NaN stays NaN
+  double e = exp_unit<Base2>(y);
   double L = e * horner<0>(e, kLogC[Base2]);  // log1p(e): no division, no exponent split
   double r = m + L;
-  // m < 0 as r < L (the same wherever it matters; a compare on m, a select of two converted floats, may be
-  // narrowed by GCC to a float compare, whose mask costs conversions: h97-f32); two selects, not two
-  // compares and-ed (no vector mask conversion for that in GCC 12: h90-binary)
-  double g = r < L ? 32.0 * __builtin_fabs(r) : kTgInf;
-  return float(g < L ? kTgNaN : r);
+  // 32 |r| < L holds only where m < 0 (m >= 0: r >= L > 0): one compare, no m < 0 test (h128-lae32fold)
+  return float(32.0 * __builtin_fabs(r) < L ? kTgNaN : r);
 }
 
 // h97-f32's kernels for the redone lanes (their bits: NaN-input lanes included).
@@ -107,5 +118,5 @@ template <bool Base2>
 inline void lae32_run(float* o, int64_t so, const float* a, int64_t sa, const float* b, int64_t sb, int64_t n) {
   bin_run_fixup<true>(
       o, so, a, sa, b, sb, n, [](float u, float v) TG_INLINE_LAMBDA { return tg_lae32::fast<Base2>(u, v); },
-      [](float, float, float r) TG_INLINE_LAMBDA { return r != r; }, tg_lae32::Redo<Base2>{});
+      NanLanes{}, tg_lae32::Redo<Base2>{});
 }
