@@ -78,3 +78,37 @@ def test_scatter_of_a_number_1m(dtype, threads):
     with pytest.raises(IndexError):
         v[np.array([-(1 << 20) - 1])] = 0.5
     assert np.array_equal(v.numpy(), want)  # a refused key writes nothing
+
+
+# h134-scatter: `v[ints] = c` with an int64 array reads the key in place and
+# splits the stores among threads (two threads may store the same element:
+# the same bits). Every key form NumPy takes gives NumPy's bits: in-place
+# int64 keys (also with many repeats and with negative entries), strided and
+# byte-swapped int64 keys, int32 keys and lists (the copying path), over a
+# destination above and below the split's size.
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n", [1000, 1 << 20], ids=str)
+def test_scatter_of_a_number_keys_bits(n, dtype, threads):
+    rng = np.random.default_rng(134)
+    a = rng.standard_normal(n).astype(dtype)
+    ints = rng.integers(-n, n, n // 2 + 70001)
+    keys = [ints, rng.integers(0, 5, n), ints[::3], ints.astype(">i8"), ints.astype(np.int32), ints[:40].tolist(),
+            np.arange(n - 20, n)]
+    for key in keys:
+        for c in VALUES:
+            v = tg.Variable(a)
+            v[key] = c
+            want = a.copy()
+            want[key] = c
+            assert np.array_equal(bits(v.numpy()), bits(want)), (type(key), getattr(key, "dtype", None), c)
+
+
+def test_scatter_of_a_number_refuses_bad_keys_whole(threads):
+    a = np.arange(float(1 << 20))
+    for bad in (1 << 20, -(1 << 20) - 1):
+        key = np.arange(1 << 19)
+        key[-1] = bad  # (the last entry, in the second thread's half)
+        v = tg.Variable(a)
+        with pytest.raises(IndexError):
+            v[key] = -1.0
+        assert np.array_equal(v.numpy(), a)

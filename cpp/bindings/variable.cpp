@@ -304,6 +304,28 @@ bool parse_row_key(const Shape& shape, PyObject* key, RowKey* out) {
   return true;
 }
 
+// The entries of a 1-d C-contiguous int64 ndarray in the machine's byte
+// order that does not overlap x (v[ints] = c reads them while writing x);
+// p null for any other key.
+struct IntsKey {
+  const int64_t* p = nullptr;
+  int64_t k = 0;
+};
+
+IntsKey int64_key(PyObject* key, const Tensor& x) {
+  if (Py_TYPE(key) != py::detail::npy_api::get().PyArray_Type_) return {};
+  auto arr = py::reinterpret_borrow<py::array>(py::handle(key));
+  if (arr.ndim() != 1 || arr.dtype().kind() != 'i' || arr.itemsize() != 8) return {};
+  const char order = arr.dtype().byteorder(), native = __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__ ? '<' : '>';
+  if (order != '=' && order != native) return {};
+  const int64_t k = arr.shape(0);
+  if (k > 1 && arr.strides(0) != 8) return {};
+  const char* a = static_cast<const char*>(arr.data());
+  const char* xb = static_cast<const char*>(x.raw());
+  if (a < xb + x.nbytes() && xb < a + k * 8) return {};
+  return {reinterpret_cast<const int64_t*>(a), k};
+}
+
 Var getitem(const Var& self, py::handle key) {
   const Shape& s = self->shape();
   BasicIndex bix;
@@ -403,6 +425,12 @@ void setitem(const Var& self, py::handle key, py::handle value) {
     // The common `v[i] = 0.5`, `v[2:5] = 0`: no NumPy call.
     Tensor view = ix.apply(self->data);
     kern::write_through(view, kern::broadcast_to(Tensor::scalar(c, self->dtype()), view.shape, "setitem"), "setitem");
+  } else if (IntsKey ik; python_number(value.ptr(), &c) && is_float(self->dtype()) && self->shape().size() == 1 &&
+                        self->data.is_contiguous() && (ik = int64_key(key.ptr(), self->data)).p &&
+                        kern::fill_ints(self->data, ik.p, ik.k, c)) {
+    // `v[ints] = c` with an int64 array: the key read where it is (no
+    // copy), its bounds checked and the stores split among threads. A key
+    // out of range falls through: the paths below raise NumPy's error.
   } else if (RowKey rk; python_number(value.ptr(), &c) && is_float(self->dtype()) && self->data.is_contiguous() &&
                         parse_row_key(self->shape(), key.ptr(), &rk)) {
     // `v[mask] = 0`, `v[ints] = c`: one pass over the selected rows.

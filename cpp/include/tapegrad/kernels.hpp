@@ -134,6 +134,10 @@ Tensor mask_rows(const uint8_t* mask, int64_t n);
 // Sets to c the rows (of `inner` elements) of contiguous x that index[0..n)
 // names, or (index null) those where mask[0..n) is non-zero.
 void fill_rows(const Tensor& x, const Tensor* index, const uint8_t* mask, int64_t n, int64_t inner, double c);
+// v[ints] = c on a contiguous vector x, ints[0..k) int64 as the caller gave
+// them (read in place, negative ones wrapped): false, having written
+// nothing, when one is outside [-n, n).
+bool fill_ints(const Tensor& x, const int64_t* ints, int64_t k, double c);
 
 // Rows start..stop of diag(d) over d's flat positions: shape
 // (stop - start,) + d.shape, element b holding d[start+b] at position start+b.
