@@ -105,7 +105,7 @@ OPS = [
              "+ relu(-30 - x)) * (x - relu(x - 30) + relu(-30 - x)))) * 1.5957691216057308 * (1 + 3 * 0.044715 "
              "* (x - relu(x - 30) + relu(-30 - x)) * (x - relu(x - 30) + relu(-30 - x))))",
        saves="input", numpy=[], doc="x * sigmoid(1.5957691216057308 * (x + 0.044715 x^3)) (the tanh form).",
-       cost="transcendental"),
+       cost="transcendental", deriv_kernel="gelu_deriv"),
     Op("log_sigmoid", "(x, /)", family="elementwise", deriv="sigmoid(-x)", saves="input", numpy=[],
        doc="log(sigmoid(x)) = -softplus(-x), stable.", cost="transcendental"),
 

@@ -1415,3 +1415,29 @@ TG_MATH_INLINE float silu_deriv_f32(float xf) {
 }
 // float64 keeps the spec's expression (generated before h109; same bits).
 TG_MATH_INLINE double silu_deriv_f64(double x) { return sigmoid_f64(x) * (1.0 + (x * sigmoid_f64((-x)))); }
+
+// ----- h131-actgrad: gelu's derivative, float32 in double lanes -------------------------------------
+// gelu'(x) = s(u) (1 + x s(-u) u'), u = C x (1 + A x^2), u' = C (1 + 3 A x^2): with e = e^-|u| and
+// d = 1 / (1 + e), s(|u|) = d and s(-|u|) = e d: one exp, one division, rounded to float once (the spec's
+// expression runs two float sigmoids and rounds every factor; near gelu''s zero x0 = -0.75179 its bracket
+// cancels and it was off by up to 5e7 ulps). e is exp_lite's (~2^-52): the bracket's error is ~e's
+// relative error there (0.500 ulp on every float of [0.5, 1] of both signs, x0's band). Beyond |u| = 112 e is 0:
+// the result is 1, or -0 below (|x u'| <= 3 |u|: it is under 3 |u| e^-|u| < 2^-150); +-inf give NaN,
+// as the spec's expression (its clamp, inf - inf) and PyTorch do.
+TG_MATH_INLINE float gelu_deriv_f32(float xf) {
+  const double C = 1.5957691216057308, A = 0.044715;
+  double x = xf;
+  double x2 = x * x;
+  double u = (C * x) * (1.0 + A * x2);
+  double du = C * (1.0 + (3.0 * A) * x2);
+  double a = __builtin_fabs(u);
+  bool big = !(a < 112.0);  // (NaN too: x's NaN through the fma)
+  double e = exp_lite(big ? -112.0 : -a);
+  e = big ? 0.0 : e;
+  double d = 1.0 / (1.0 + e);
+  double ed = e * d;
+  bool neg = u < 0.0;
+  double sp = neg ? ed : d, sn = neg ? d : ed;
+  float r = float(sp * tg_fma(x * du, sn, 1.0));
+  return __builtin_fabsf(xf) == __builtin_inff() ? __builtin_nanf("") : r;
+}
