@@ -65,6 +65,9 @@ struct IsaKernels {
   void (*sum_rows_f32)(const float*, float*, int64_t, int64_t);
   void (*sumsq_rows_f32)(const float*, float*, int64_t, int64_t);
   void (*prod_rows_f32)(const float*, float*, int64_t, int64_t);
+  // ----- h133-outer: o[r C + j] = col[r] op row[j] (a_col) or row[j] op col[r], rows [0, R) (kernels/rowbcast.hpp)
+  void (*col_row_f32)(BinaryOp, float*, const float*, const float*, int64_t, int64_t, bool);
+  void (*col_row_f64)(BinaryOp, double*, const double*, const double*, int64_t, int64_t, bool);
 };
 
 // The table in use: AVX-512 (F/DQ/VL/BW) when the CPU has it, else AVX2+FMA,
@@ -134,5 +137,7 @@ extern const IsaKernels kAvx512Kernels;
                           &TG_ISA::sm_vjp_run<double>,                                         \
                           &TG_ISA::rows_run<0, float>,                                         \
                           &TG_ISA::rows_run<1, float>,                                         \
-                          &TG_ISA::rows_run<2, float>};                                        \
+                          &TG_ISA::rows_run<2, float>,                                         \
+                          &TG_ISA::col_row_run<float>, /* h133-outer */                        \
+                          &TG_ISA::col_row_run<double>};                                       \
   }
