@@ -70,6 +70,9 @@ struct IsaKernels {
   void (*max_rows_f64)(const double*, double*, int64_t, int64_t);
   void (*min_rows_f32)(const float*, float*, int64_t, int64_t);
   void (*min_rows_f64)(const double*, double*, int64_t, int64_t);
+  // ----- h133-outer: o[r C + j] = col[r] op row[j] (a_col) or row[j] op col[r], rows [0, R) (kernels/rowbcast.hpp)
+  void (*col_row_f32)(BinaryOp, float*, const float*, const float*, int64_t, int64_t, bool);
+  void (*col_row_f64)(BinaryOp, double*, const double*, const double*, int64_t, int64_t, bool);
 };
 
 // The table in use: AVX-512 (F/DQ/VL/BW) when the CPU has it, else AVX2+FMA,
@@ -143,5 +146,7 @@ extern const IsaKernels kAvx512Kernels;
                           &TG_ISA::extremum_rows_run<true, float>, /* h132-rows64 */           \
                           &TG_ISA::extremum_rows_run<true, double>,                            \
                           &TG_ISA::extremum_rows_run<false, float>,                            \
-                          &TG_ISA::extremum_rows_run<false, double>};                          \
+                          &TG_ISA::extremum_rows_run<false, double>,                           \
+                          &TG_ISA::col_row_run<float>, /* h133-outer */                        \
+                          &TG_ISA::col_row_run<double>};                                       \
   }
