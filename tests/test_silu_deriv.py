@@ -1,8 +1,8 @@
 """silu's first-order derivative kernel (h109-siluderiv): the spec's `deriv_kernel="silu_deriv"`, k_silu_deriv in
 simd/loops.hpp (float32: simd/math.hpp's h109 block, one exp and one division in double lanes, rounded once;
-float64: the spec's expression). The spec's `deriv` string stays the definition: these tests hold the kernel to it
-(a long double and an mpmath oracle), to finite differences and to PyTorch; create_graph still differentiates the
-expression.
+float64: one exp pair and one division, in pairs, h130-silu64). The spec's `deriv` string stays the definition:
+these tests hold the kernel to it (a long double and an mpmath oracle), to finite differences and to PyTorch;
+create_graph still differentiates the expression.
 """
 import mpmath
 import numpy as np
@@ -148,3 +148,50 @@ def test_spec_field_deriv_kernel():
         kw = dict(sig="(x, /)", doc="d", deriv_kernel="k") | bad
         with pytest.raises(ValueError, match="deriv_kernel"):
             Op("bad", **kw)
+
+
+# ----- h130-silu64: the float64 kernel (math.hpp's silu_deriv_f64: one exp pair, one division) -----
+WINDOW = 2.0 ** -6  # |x - x0| below it: an absolute bound (the relative error grows as 2^-60 / |x - x0|)
+
+
+def _doubles_around(x, count):
+    """count consecutive doubles either side of x."""
+    k = np.float64(x).view(np.int64)
+    return np.arange(k - count, k + count + 1, dtype=np.int64).view(np.float64)
+
+
+@needs_long_double
+def test_float64_derivative_within_one_ulp_away_from_the_zero(restore_isa_and_threads):
+    # the spec's expression was 2.96 ulp off at |x - x0| >= 1 and 21.8 at >= 1/16 (h116-silugrad)
+    rng = np.random.default_rng(130)
+    tiny = np.ldexp(rng.uniform(0.5, 1, 10_000), rng.integers(-1074, -1, 10_000))
+    x = np.concatenate([rng.uniform(-40, 40, 200_000), rng.uniform(-3, 3, 200_000), rng.uniform(-1.6, -0.95, 200_000),
+                        rng.uniform(-760, 760, 50_000), rng.uniform(-750, -690, 50_000),  # subnormal below ~-715
+                        tiny, -tiny,
+                        _doubles_around(ROOT - WINDOW, 500), _doubles_around(ROOT + WINDOW, 500)])
+    x = x[np.abs(x - ROOT) >= WINDOW]
+    got = _run_every_isa_and_thread_count(_grad, x)
+    err, rest = _ulp_error(got, _ld_deriv(x), np.float64)
+    assert rest.all() and err.max() <= 1.0, x[np.argmax(err)]
+    sub = (x < -720.0) & (x > -745.0)
+    assert (got[sub] != 0).all() and (np.abs(got[sub]) < np.finfo(np.float64).tiny).all()  # subnormal, not flushed
+
+
+def test_float64_derivative_next_to_the_zero_against_mpmath(restore_isa_and_threads):
+    # inside the window the bracket 1 + x sigmoid(-x) cancels: the error is absolute, e^-|x|'s (2^-58 relative)
+    rng = np.random.default_rng(131)
+    x = np.concatenate([_doubles_around(ROOT, 100), ROOT + rng.uniform(-WINDOW, WINDOW, 300),
+                        ROOT + rng.uniform(-1e-9, 1e-9, 100)])
+    got = _run_every_isa_and_thread_count(_grad, x)
+    mpmath.mp.prec = 200
+    err = [abs(mpmath.mpf(gi) - _mp_deriv(xi)) for xi, gi in zip(x.tolist(), got.tolist())]
+    assert max(err) <= 2.0 ** -60, x[int(np.argmax(err))]  # the spec's expression: up to ~1e-16 (2^-53)
+
+
+def test_float64_derivative_special_values_in_every_isa(restore_isa_and_threads):
+    x = np.array([0.0, -0.0, np.inf, -np.inf, np.nan, -760.5, -1e300, 1e300, 760.5, 5e-324, -5e-324])
+    got = _run_every_isa_and_thread_count(_grad, x)
+    assert (got[[0, 1, 9, 10]] == 0.5).all()
+    assert np.isnan(got[2:5]).all()  # +-inf: NaN, as the spec's expression (inf * 0) and PyTorch give
+    assert (got[[5, 6]].view(np.uint64) == 0x8000000000000000).all()  # -0: (1 + x) e^x rounds to -0
+    assert (got[[7, 8]] == 1.0).all()
