@@ -1321,13 +1321,15 @@ EXPLAINED = [
          "none, 0.52 with 1-2 (timeit, 16 elements) (s19-lead)", dtypes=frozenset({"float64"}),
          modes=frozenset({"eval"}), min_n=16),
 
-    # h115-cbrt, narrowed by h126-cbrt (1,024 rows: thread CPU 0.75x / 0.80x NumPy's, paired 0.85 / 0.92)
+    # h115-cbrt, narrowed by h126-cbrt (1,024 rows) and h129-cbrt (float64: kernel 0.69-0.77x, paired 0.60-0.77
+    # NumPy's under load)
     Miss("open", frozenset({"cbrt"}),
          "NumPy's cbrt is SVML's AVX-512 kernel (getmant/getexp, a table by vpermt2ps, one polynomial: ~20 "
          "instructions per vector, no correction step); ours keeps <= 0.51 ulp and exact cubes by an "
-         "exact-residual step (float64 also a Newton step): 43 AVX-512 instructions per 16 floats, 49 per 8 "
-         "doubles (AVX2 callgrind 6.5 / 14.3 per element); 1M thread CPU 1.37x (float64 1.06x) NumPy's after "
-         "this change's 0.65x / 0.80x kernel time (h126-cbrt)", modes=frozenset({"eval"}), min_n=1 << 20),
+         "exact-residual step: 25 arithmetic instructions per 16 floats (41 in the loop) after h129's own AVX-512 "
+         "loop (vgetexp/vgetmant/vscalef, no pre-scan: kernel 0.75-0.91x h126's at 1M, 0.78x in L2); under load "
+         "1M 1t paired 0.84-0.91 (thread CPU 0.93), the idle table decides (h129-cbrt)",
+         dtypes=frozenset({"float32"}), modes=frozenset({"eval"}), min_n=1 << 20),
 
     # h122-scans
     Miss("bound", frozenset({"cumsum(x)", "v.cumsum()", "cumprod(x)", "v.cumprod()"}),

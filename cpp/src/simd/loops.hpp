@@ -16,6 +16,9 @@
 // lanes they cannot do (the fix-up passes below).
 #include <cstdint>
 #include <type_traits>
+#if defined(__AVX512F__)
+#include <immintrin.h>  // cbrt_avx512 (simd/cbrt.hpp)
+#endif
 
 #include "tapegrad/kernels.hpp"
 #include "tapegrad_gen/loop_cases.inc"  // generated from opspec/ops.py
@@ -566,6 +569,9 @@ void unary(UnaryOp op, const T* a, T* o, int64_t n) {
     case UnaryOp::Cos: return map1_fixup(a, o, n, [](T v) { return k_cos(v); }, [](T v) { return cos_libm(v); });
     case UnaryOp::Tan: return map1_fixup(a, o, n, [](T v) { return k_tan(v); }, [](T v) { return tan_libm(v); });
     case UnaryOp::Cbrt:  // normal lanes in the vector pass, the others redone (simd/cbrt.hpp)
+#if defined(__AVX512F__)
+      if (n > 1) return cbrt_avx512(a, o, n);  // the same bits, its own loop (simd/cbrt.hpp)
+#endif
       if constexpr (sizeof(T) == 4) return map1_fixup<CbrtLanes>(a, o, n, [](T v) TG_INLINE_LAMBDA { return cbrt_f32_normal(v); }, [](T v) { return cbrt_f32(v); });
       else return map1_fixup<CbrtLanes>(a, o, n, [](T v) TG_INLINE_LAMBDA { return cbrt_f64_normal(v); }, [](T v) { return cbrt_f64(v); });
     default: break;
