@@ -450,3 +450,16 @@ def every_isa_and_thread_count(fn, *arrays):
         assert r.dtype == first.dtype and r.shape == first.shape, (isa, threads, r.dtype, r.shape)
         assert r.tobytes() == first.tobytes(), f"{isa} at {threads} threads: other bits than {results[0][:2]}"
     return first
+
+
+def assert_float32_within_ulps_of_mpmath(x, got, exact, ulps=1.0, prec=120):
+    """float32 results `got` at the points `x` within `ulps` of mpmath's `exact(xi)` (at `prec` bits), the ulp
+    of the float32 nearest the exact value (of the smallest subnormal where that rounds to 0)."""
+    import mpmath
+
+    mpmath.mp.prec = prec
+    for xi, gi in zip(np.asarray(x).tolist(), np.asarray(got).tolist()):
+        want = exact(xi)
+        w32 = np.float32(float(want))
+        ulp = float(np.spacing(np.abs(w32))) if w32 != 0 else float(np.float32(1.4e-45))
+        assert abs(mpmath.mpf(gi) - want) <= ulps * ulp, (xi, gi, want)

@@ -9,6 +9,7 @@ import pytest
 
 import tapegrad as tg
 from test_f32_kernel_edges import _band
+from helpers import assert_float32_within_ulps_of_mpmath
 from test_kernels_fastpaths import _run_every_isa_and_thread_count, _ulp_error, needs_long_double
 
 LD = np.longdouble
@@ -64,12 +65,7 @@ def test_float32_derivative_against_mpmath(restore_isa_and_threads):
     x = np.concatenate([rng.uniform(-12, 12, 300), rng.uniform(-3, 3, 300)]).astype(np.float32)
     x = np.concatenate([x, near.view(np.float32)])
     got = _run_every_isa_and_thread_count(_grad, x)
-    mpmath.mp.prec = 120
-    for xi, gi in zip(x.tolist(), got.tolist()):
-        want = _mp_deriv(xi)
-        w32 = np.float32(float(want))
-        ulp = float(np.spacing(np.abs(w32))) if w32 != 0 else float(np.float32(1.4e-45))
-        assert abs(mpmath.mpf(gi) - want) <= 1.0 * ulp, (xi, gi, want)
+    assert_float32_within_ulps_of_mpmath(x, got, _mp_deriv)
 
 
 def test_float32_derivative_special_values_in_every_isa(restore_isa_and_threads):
