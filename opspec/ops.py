@@ -48,6 +48,14 @@ the tests' lists come from both lists.
 """
 from opspec.schema import Composition as C, Op
 
+# gelu's derivative with x clamped to [-30, 30] (beyond it gelu' is 1 or 0 to double precision, and x^3 would
+# overflow float32): by steps, exact at every magnitude (x - relu(x - 30) cancelled to 0 once x - 30 rounds to x:
+# gelu'(1e30) was 0.5); +-inf stay NaN (inf * 0), as PyTorch's.
+_GELU_X = "(x * (1 - step(x - 30) - step(-30 - x)) + 30 * (step(x - 30) - step(-30 - x)))"
+_GELU_U = f"({_GELU_X} + 0.044715 * {_GELU_X} * {_GELU_X} * {_GELU_X})"
+_GELU_DERIV = (f"sigmoid(1.5957691216057308 * {_GELU_U}) * (1 + {_GELU_X} * sigmoid(-1.5957691216057308 * {_GELU_U}) "
+               f"* 1.5957691216057308 * (1 + 3 * 0.044715 * {_GELU_X} * {_GELU_X}))")
+
 OPS = [
     # ----- elementwise unary: rules generated from `deriv` -----------------------------
     Op("negative", "(x, /)", family="elementwise", deriv="linear", saves="nothing", numpy=["negative"],
@@ -98,12 +106,7 @@ OPS = [
        numpy=[], doc="x * sigmoid(x), rounded once.", cost="transcendental", deriv_kernel="silu_deriv"),
     # (|x| clamped at 30 in the derivative, where it is 0 or 1: x^3 would overflow to inf * 0)
     Op("gelu", "(x, /)", family="elementwise",
-       deriv="sigmoid(1.5957691216057308 * ((x - relu(x - 30) + relu(-30 - x)) + 0.044715 * (x - relu(x - 30) "
-             "+ relu(-30 - x)) * (x - relu(x - 30) + relu(-30 - x)) * (x - relu(x - 30) + relu(-30 - x)))) * "
-             "(1 + (x - relu(x - 30) + relu(-30 - x)) * sigmoid(-1.5957691216057308 * ((x - relu(x - 30) "
-             "+ relu(-30 - x)) + 0.044715 * (x - relu(x - 30) + relu(-30 - x)) * (x - relu(x - 30) "
-             "+ relu(-30 - x)) * (x - relu(x - 30) + relu(-30 - x)))) * 1.5957691216057308 * (1 + 3 * 0.044715 "
-             "* (x - relu(x - 30) + relu(-30 - x)) * (x - relu(x - 30) + relu(-30 - x))))",
+       deriv=_GELU_DERIV,
        saves="input", numpy=[], doc="x * sigmoid(1.5957691216057308 * (x + 0.044715 x^3)) (the tanh form).",
        cost="transcendental", deriv_kernel="gelu_deriv"),
     Op("log_sigmoid", "(x, /)", family="elementwise", deriv="sigmoid(-x)", saves="input", numpy=[],

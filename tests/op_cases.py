@@ -15,6 +15,8 @@ and optional for every op: an elementwise op without a NumPy function and
 without an EXTRA entry is compared with the reference engine instead, so a
 new elementwise op in opspec/ops.py is tested everywhere with no edit here.
 """
+import re
+
 import numpy as np
 
 import tapegrad as tg
@@ -58,9 +60,9 @@ def domain(name):
 
 
 def kinked(name):
-    """An elementwise op whose derivative jumps at 0 (relu, abs): draw inputs away from 0."""
-    deriv = SPEC[name]["deriv"] or ""
-    return "step(" in deriv or "sign(" in deriv
+    """An elementwise op whose derivative jumps at 0 (relu, abs): step(x) or sign(x) of x itself (gelu's
+    steps clamp x at +-30): draw inputs away from 0."""
+    return re.search(r"\b(step|sign)\(-?x\)", SPEC[name]["deriv"] or "") is not None
 
 
 def piecewise_constant(name):

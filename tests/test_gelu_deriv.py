@@ -119,6 +119,30 @@ def test_spec_field_deriv_kernel():
     from opspec import generate
     from opspec.ops import OPS
     gelu = next(op for op in OPS if op.name == "gelu")
-    assert gelu.deriv_kernel == "gelu_deriv" and gelu.deriv.startswith("sigmoid(1.5957691216057308 * ((x - relu(")
+    assert gelu.deriv_kernel == "gelu_deriv" and gelu.deriv.startswith("sigmoid(1.5957691216057308 * ((x * (1 - step(x - 30)")
     assert "case BinaryOp::GeluDeriv: run([](T g, T x) TG_INLINE_LAMBDA { return g * k_gelu_deriv(x); })" \
         in generate.gen_loop_cases()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_derivative_at_huge_magnitudes_saturates(dtype):
+    # gelu'(x) is 1 above ~30 and 0 below -30: the spec's old clamp x - relu(x - 30) cancelled to 0 once x - 30
+    # rounded to x (float64 gave 0.5 at 1e30), and the reference's x^3 overflowed float32 (0 * inf: NaN)
+    import tapegrad.reference as ref
+    x = np.array([31.0, 1e10, 1e18, 1e30, -31.0, -1e10, -1e18, -1e30], dtype)
+    want = np.array([1, 1, 1, 1, 0, 0, 0, 0], dtype)
+    for engine in (tg, ref):
+        with np.errstate(over="ignore"):
+            got = np.asarray(tg.grad(lambda v: engine.gelu(v).sum())(engine.Variable(x)) if engine is tg
+                             else _ref_grad(engine, x))
+        np.testing.assert_array_equal(got, want, err_msg=engine.__name__)
+    # second order through the spec's composite (create_graph): 0 out there
+    h = tg.grad(lambda v: tg.grad(lambda w: tg.gelu(w).sum())(v).sum())(tg.Variable(x))
+    np.testing.assert_array_equal(np.asarray(h), np.zeros_like(x))
+
+
+def _ref_grad(ref, x):
+    v = ref.Variable(x, requires_grad=True)
+    with np.errstate(over="ignore"):
+        ref.gelu(v).sum().backward()
+    return v.grad

@@ -403,9 +403,12 @@ TG_BY_WIDTH(k_silu, silu_f32, silu_f64)
 TG_BY_WIDTH(k_silu_deriv, silu_deriv_f32, silu_deriv_f64)
 TG_BY_WIDTH(k_gelu, gelu_f32, gelu_f64)
 // h131-actgrad: gelu's derivative (spec field deriv_kernel): float32 math.hpp's h131 block; float64 the
-// spec's expression as generated before (same bits).
+// spec's expression as generated before (same bits for |x| <= 2^53), its clamp by compares.
 TG_MATH_INLINE double gelu_deriv_f64(double x) {
-  return (k_sigmoid((double(1.5957691216057308) * (((x - k_relu((x - double(30)))) + k_relu(((-double(30)) - x))) + (((double(0.044715) * ((x - k_relu((x - double(30)))) + k_relu(((-double(30)) - x)))) * ((x - k_relu((x - double(30)))) + k_relu(((-double(30)) - x)))) * ((x - k_relu((x - double(30)))) + k_relu(((-double(30)) - x))))))) * (double(1) + (((((x - k_relu((x - double(30)))) + k_relu(((-double(30)) - x))) * k_sigmoid(((-double(1.5957691216057308)) * (((x - k_relu((x - double(30)))) + k_relu(((-double(30)) - x))) + (((double(0.044715) * ((x - k_relu((x - double(30)))) + k_relu(((-double(30)) - x)))) * ((x - k_relu((x - double(30)))) + k_relu(((-double(30)) - x)))) * ((x - k_relu((x - double(30)))) + k_relu(((-double(30)) - x)))))))) * double(1.5957691216057308)) * (double(1) + (((double(3) * double(0.044715)) * ((x - k_relu((x - double(30)))) + k_relu(((-double(30)) - x)))) * ((x - k_relu((x - double(30)))) + k_relu(((-double(30)) - x))))))));
+  // x clamped to [-30, 30] as the spec's deriv (by compares: exact at every magnitude; +-inf NaN as before)
+  double c = x > 30.0 ? 30.0 : (x < -30.0 ? -30.0 : x);
+  c = __builtin_fabs(x) == __builtin_inf() ? x - x : c;
+  return (k_sigmoid((double(1.5957691216057308) * (c + (((double(0.044715) * c) * c) * c)))) * (double(1) + (((c * k_sigmoid(((-double(1.5957691216057308)) * (c + (((double(0.044715) * c) * c) * c))))) * double(1.5957691216057308)) * (double(1) + (((double(3) * double(0.044715)) * c) * c)))));
 }
 TG_BY_WIDTH(k_gelu_deriv, gelu_deriv_f32, gelu_deriv_f64)
 template <class T> TG_MATH_INLINE T k_log_sigmoid(T v) { return -k_softplus(-v); }

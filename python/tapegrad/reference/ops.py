@@ -129,6 +129,11 @@ def _zeros(shape, dtype):
 _GELU_C, _GELU_A = float(2 * np.sqrt(2 / np.pi)), 0.044715  # gelu's tanh form: x sigmoid(2 sqrt(2/pi) (x + 0.044715 x^3))
 
 
+def _gelu_deriv(x):
+    return sigmoid(_GELU_C * (x + _GELU_A * x * x * x)) * (1 + x * sigmoid(-_GELU_C * (x + _GELU_A * x * x * x))
+                                                            * _GELU_C * (1 + 3 * _GELU_A * x * x))
+
+
 def _sigmoid(x):
     e = np.exp(-np.abs(x))                    # in (0, 1]: never overflows
     return np.where(x >= 0, 1 / (1 + e), e / (1 + e))
@@ -177,9 +182,9 @@ UNARY = {
     # h87-act: silu = x s(x), s' = s (1 - s) = s(x) s(-x); gelu = x s(u), u = C (x + A x^3) (the tanh form);
     # log_sigmoid = log s(x)
     "silu":     (lambda x: x * _sigmoid(x), lambda x: sigmoid(x) * (1 + x * sigmoid(-x))),
-    "gelu":     (lambda x: x * _sigmoid(_GELU_C * (x + _GELU_A * x ** 3)),
-                 lambda x: sigmoid(_GELU_C * (x + _GELU_A * x * x * x))
-                 * (1 + x * sigmoid(-_GELU_C * (x + _GELU_A * x * x * x)) * _GELU_C * (1 + 3 * _GELU_A * x * x))),
+    # (gelu's derivative with x clipped to [-30, 30], where it is 1 or 0 to double precision: x^3 overflows
+    # float32 at |x| ~ 7e12, and 0 * inf was NaN)
+    "gelu":     (lambda x: x * _sigmoid(_GELU_C * (x + _GELU_A * x ** 3)), lambda x: _gelu_deriv(clip(x, -30, 30))),
     "log_sigmoid": (lambda x: -np.logaddexp(0, -x), lambda x: sigmoid(-x)),
 
     # h84-round: piecewise constant (`lambda: 0`: zeros, see _times), square, reciprocal
